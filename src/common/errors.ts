@@ -1,0 +1,88 @@
+/**
+ * Domain errors carry a code; the one exception filter (observability/http-exception.filter.ts)
+ * maps each code to an HTTP status with an exhaustive switch, so a new code without a mapping
+ * does not compile.
+ */
+export enum ErrorCode {
+  // 400
+  VALIDATION_ERROR = 'VALIDATION_ERROR',
+  INVALID_BASE64 = 'INVALID_BASE64',
+  INVALID_DIGEST_LENGTH = 'INVALID_DIGEST_LENGTH',
+  UNSUPPORTED_ALGORITHM = 'UNSUPPORTED_ALGORITHM',
+  INVALID_SUBJECT = 'INVALID_SUBJECT',
+  INVALID_CERTIFICATE = 'INVALID_CERTIFICATE',
+  ARTIFACT_REQUIRED = 'ARTIFACT_REQUIRED',
+  BAD_REQUEST = 'BAD_REQUEST',
+  // 401 / 403 / 404
+  UNAUTHENTICATED = 'UNAUTHENTICATED',
+  FORBIDDEN = 'FORBIDDEN',
+  NOT_FOUND = 'NOT_FOUND',
+  ROUTE_NOT_FOUND = 'ROUTE_NOT_FOUND',
+  // 409
+  CONFLICT = 'CONFLICT',
+  ALREADY_EXISTS = 'ALREADY_EXISTS',
+  NO_ACTIVE_VERSION = 'NO_ACTIVE_VERSION',
+  PROMOTION_REQUIRED = 'PROMOTION_REQUIRED',
+  // 413 / 415 / 429
+  PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE = 'UNSUPPORTED_MEDIA_TYPE',
+  RATE_LIMITED = 'RATE_LIMITED',
+  // 500 / 503
+  INTERNAL = 'INTERNAL',
+  DATABASE_UNAVAILABLE = 'DATABASE_UNAVAILABLE',
+  HSM_UNAVAILABLE = 'HSM_UNAVAILABLE',
+  SERVICE_UNAVAILABLE = 'SERVICE_UNAVAILABLE',
+}
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
+
+export function httpStatusFor(code: ErrorCode): number {
+  switch (code) {
+    case ErrorCode.VALIDATION_ERROR:
+    case ErrorCode.INVALID_BASE64:
+    case ErrorCode.INVALID_DIGEST_LENGTH:
+    case ErrorCode.UNSUPPORTED_ALGORITHM:
+    case ErrorCode.INVALID_SUBJECT:
+    case ErrorCode.INVALID_CERTIFICATE:
+    case ErrorCode.ARTIFACT_REQUIRED:
+    case ErrorCode.BAD_REQUEST:
+      return 400;
+    case ErrorCode.UNAUTHENTICATED:
+      return 401;
+    case ErrorCode.FORBIDDEN:
+      return 403;
+    case ErrorCode.NOT_FOUND:
+    case ErrorCode.ROUTE_NOT_FOUND:
+      return 404;
+    case ErrorCode.CONFLICT:
+    case ErrorCode.ALREADY_EXISTS:
+    case ErrorCode.NO_ACTIVE_VERSION:
+    case ErrorCode.PROMOTION_REQUIRED:
+      return 409;
+    case ErrorCode.PAYLOAD_TOO_LARGE:
+      return 413;
+    case ErrorCode.UNSUPPORTED_MEDIA_TYPE:
+      return 415;
+    case ErrorCode.RATE_LIMITED:
+      return 429;
+    case ErrorCode.INTERNAL:
+      return 500;
+    case ErrorCode.DATABASE_UNAVAILABLE:
+    case ErrorCode.HSM_UNAVAILABLE:
+    case ErrorCode.SERVICE_UNAVAILABLE:
+      return 503;
+    default: {
+      const unmapped: never = code;
+      throw new Error(`no HTTP status for error code ${String(unmapped)}`);
+    }
+  }
+}
