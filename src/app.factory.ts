@@ -1,0 +1,73 @@
+import { Logger, ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger as PinoLogger } from 'pino';
+import { AppModule, RuntimeContext } from './app.module';
+import { DatabaseHealth } from './database/database.health';
+import { HealthService } from './observability/health.service';
+import { HttpExceptionFilter, mapError } from './observability/http-exception.filter';
+import { PinoNestLogger } from './observability/logger';
+import { MetricsService } from './observability/metrics.service';
+
+/**
+ * Builds the Nest application on Fastify with Signet's HTTP conventions: one error shape for
+ * every failure (including Fastify's own body-limit and parser errors and unknown routes), request
+ * metrics, OpenAPI at /openapi.json and /docs. Used by main.ts and by the e2e tests.
+ */
+export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Promise<NestFastifyApplication> {
+  const { config } = runtime;
+  const adapter = new FastifyAdapter({
+    loggerInstance: logger,
+    disableRequestLogging: !config.logRequests,
+    bodyLimit: config.bodyLimitBytes,
+    // Slow or half-open clients must not tie up the server.
+    connectionTimeout: 30_000,
+    requestTimeout: 30_000,
+    keepAliveTimeout: 65_000,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(runtime), adapter, {
+    logger: new PinoNestLogger(logger),
+    bufferLogs: false,
+    abortOnError: false,
+  });
+
+  const errorLogger = new Logger('http');
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.setErrorHandler((error: unknown, _request: FastifyRequest, reply: FastifyReply) => {
+    const { status, body, headers } = mapError(error, errorLogger);
+    if (headers) void reply.headers(headers);
+    void reply.status(status).type('application/json; charset=utf-8').send(body);
+  });
+  app.useGlobalFilters(new HttpExceptionFilter());
+  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));
+
+  const metrics = app.get(MetricsService);
+  fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    // The route template, not the raw URL, keeps label cardinality bounded.
+    const route = request.routeOptions?.url ?? 'unmatched';
+    metrics.observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
+
+  const health = app.get(HealthService);
+  const database = app.get(DatabaseHealth);
+  health.register('database', () => database.check());
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Signet')
+      .setDescription('Key and certificate lifecycle service for container-image signing')
+      .setVersion(process.env.npm_package_version ?? '0.1.0')
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
+
+  await app.init();
+  return app;
+}

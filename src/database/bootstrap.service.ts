@@ -1,0 +1,51 @@
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { hostname } from 'node:os';
+import { DataSource } from 'typeorm';
+import { ADVISORY_LOCKS, withSessionAdvisoryLock } from './advisory-lock';
+
+export interface BootstrapStep {
+  /** Stable name; a step recorded as done is never run again on this database. */
+  name: string;
+  /** Lower runs first (e.g. CA hierarchy before the admin token). */
+  order: number;
+  run: () => Promise<void>;
+}
+
+/**
+ * First-start bootstrap: modules register idempotent steps (dev CA hierarchy, admin token, …) and
+ * they run once per database, after every module is initialised, under the same advisory lock as
+ * migrations — so replicas starting together do the work once.
+ */
+@Injectable()
+export class BootstrapService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(BootstrapService.name);
+  private readonly steps: BootstrapStep[] = [];
+  private readonly ran: string[] = [];
+
+  constructor(private readonly dataSource: DataSource) {}
+
+  register(step: BootstrapStep): void {
+    if (this.steps.some((s) => s.name === step.name)) throw new Error(`bootstrap step ${step.name} registered twice`);
+    this.steps.push(step);
+  }
+
+  /** Steps this process ran (not those another replica or an earlier start already did). */
+  get stepsRunHere(): readonly string[] {
+    return this.ran;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.steps.length === 0) return;
+    await withSessionAdvisoryLock(this.dataSource, ADVISORY_LOCKS.migrationsAndBootstrap, async () => {
+      const rows: Array<{ name: string }> = await this.dataSource.query('SELECT name FROM bootstrap_steps');
+      const done = new Set(rows.map((row) => row.name));
+      for (const step of [...this.steps].sort((a, b) => a.order - b.order)) {
+        if (done.has(step.name)) continue;
+        this.logger.log(`first-start bootstrap: ${step.name}`);
+        await step.run();
+        await this.dataSource.query('INSERT INTO bootstrap_steps (name, completed_by) VALUES ($1, $2)', [step.name, `${hostname()}:${process.pid}`]);
+        this.ran.push(step.name);
+      }
+    });
+  }
+}

@@ -1,0 +1,30 @@
+import { DynamicModule, Global, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { BootstrapService } from './bootstrap.service';
+import { dataSourceOptions } from './data-source-options';
+import { DatabaseHealth } from './database.health';
+
+export interface DatabaseModuleOptions {
+  url: string;
+  poolSize: number;
+}
+
+@Global()
+@Module({})
+export class DatabaseModule {
+  static forRoot(options: DatabaseModuleOptions): DynamicModule {
+    return {
+      module: DatabaseModule,
+      imports: [
+        TypeOrmModule.forRoot({
+          ...dataSourceOptions(options.url, options.poolSize),
+          // Keep starting when the database is briefly away; requests get 503 until it is back.
+          retryAttempts: 10,
+          retryDelay: 1000,
+        }),
+      ],
+      providers: [BootstrapService, DatabaseHealth],
+      exports: [BootstrapService, DatabaseHealth],
+    };
+  }
+}

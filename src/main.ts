@@ -1,0 +1,72 @@
+import 'reflect-metadata';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { createApp } from './app.factory';
+import { ConfigError, loadConfig, SignetConfig } from './config/config';
+import { createLogger, scrubText } from './observability/logger';
+import { Platform, startPlatform } from './platform';
+
+/**
+ * `signet` server entry point. Exit codes: 0 after a graceful stop, 2 for bad configuration
+ * (one line naming the variable), 1 for any other start failure.
+ */
+async function main(): Promise<void> {
+  let config: SignetConfig;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`signet: configuration error: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+
+  let platform: Platform | undefined;
+  let app: NestFastifyApplication | undefined;
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      logger.warn(`second ${signal}: exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info(`${signal} received: draining in-flight requests and stopping`);
+    const force = setTimeout(() => {
+      logger.error(`graceful stop took longer than ${config.shutdownTimeoutMs} ms; exiting`);
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 35_000);
+    force.unref();
+    try {
+      // Fastify stops accepting, finishes in-flight requests; Nest then runs module destroy hooks
+      // (HSM sessions closed, database pool closed); the embedded PostgreSQL goes last.
+      await app?.close();
+      await platform?.stop();
+      logger.info('stopped');
+      logger.flush();
+      process.exitCode = 0;
+      setTimeout(() => process.exit(0), 50).unref();
+    } catch (error) {
+      logger.error(`error while stopping: ${scrubText(String(error))}`);
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    platform = await startPlatform(config, logger);
+    app = await createApp({ config, databaseUrl: platform.databaseUrl }, logger);
+    await app.listen({ port: config.port, host: config.host });
+    logger.info({ port: config.port, publicUrl: config.publicUrl }, `Signet listening on ${config.host}:${config.port}`);
+  } catch (error) {
+    logger.fatal(`start failed: ${scrubText(error instanceof Error ? error.message : String(error))}`);
+    logger.flush();
+    process.stderr.write(`signet: start failed: ${scrubText(error instanceof Error ? error.message : String(error))}\n`);
+    await app?.close().catch(() => undefined);
+    await platform?.stop().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+void main();
