@@ -18,9 +18,11 @@ module.exports = {
     '^.+\\.m?js$': ['babel-jest', {
       babelrc: false,
       configFile: false,
-      plugins: ['babel-plugin-transform-import-meta', '@babel/plugin-transform-modules-commonjs'],
+      plugins: [require.resolve('./test/support/babel-drop-create-require.js'), 'babel-plugin-transform-import-meta', '@babel/plugin-transform-dynamic-import', '@babel/plugin-transform-modules-commonjs'],
     }],
   },
   transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)`],
   testTimeout: 120000,
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
 };

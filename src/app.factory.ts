@@ -1,26 +1,28 @@
-import { Logger, ValidationPipe } from '@nestjs/common';
+import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { LogController } from 'fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, RuntimeContext } from './app.module';
 import { DatabaseHealth } from './database/database.health';
 import { HealthService } from './observability/health.service';
-import { HttpExceptionFilter, mapError } from './observability/http-exception.filter';
+import { HttpExceptionFilter } from './observability/http-exception.filter';
 import { PinoNestLogger } from './observability/logger';
 import { MetricsService } from './observability/metrics.service';
 
 /**
  * Builds the Nest application on Fastify with Signet's HTTP conventions: one error shape for
- * every failure (including Fastify's own body-limit and parser errors and unknown routes), request
+ * every failure (Nest's filter also receives Fastify's body-limit and parser errors and unknown
+ * routes), request
  * metrics, OpenAPI at /openapi.json and /docs. Used by main.ts and by the e2e tests.
  */
 export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Promise<NestFastifyApplication> {
   const { config } = runtime;
   const adapter = new FastifyAdapter({
     loggerInstance: logger,
-    disableRequestLogging: !config.logRequests,
+    logController: new LogController({ disableRequestLogging: !config.logRequests }),
     bodyLimit: config.bodyLimitBytes,
     // Slow or half-open clients must not tie up the server.
     connectionTimeout: 30_000,
@@ -35,13 +37,7 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
     abortOnError: false,
   });
 
-  const errorLogger = new Logger('http');
   const fastify = app.getHttpAdapter().getInstance();
-  fastify.setErrorHandler((error: unknown, _request: FastifyRequest, reply: FastifyReply) => {
-    const { status, body, headers } = mapError(error, errorLogger);
-    if (headers) void reply.headers(headers);
-    void reply.status(status).type('application/json; charset=utf-8').send(body);
-  });
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));
 

@@ -1,0 +1,71 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Writable } from 'node:stream';
+import { createApp } from '../../src/app.factory';
+import { loadConfig } from '../../src/config/config';
+import { createLogger } from '../../src/observability/logger';
+import { createTestDatabase, TestDatabase } from '../support/database';
+
+describe('HTTP conventions (in-process app on a real PostgreSQL)', () => {
+  let database: TestDatabase;
+  let app: NestFastifyApplication;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const config = loadConfig({ DATABASE_URL: database.url, SIGNET_BODY_LIMIT_BYTES: '4096', SIGNET_LOG_LEVEL: 'debug' });
+    const sink = new Writable({ write: (chunk, _e, done) => (logs.push(chunk.toString()), done()) });
+    app = await createApp({ config, databaseUrl: database.url }, createLogger('debug', sink));
+  });
+  afterAll(async () => {
+    await app.close();
+    await database.drop();
+  });
+
+  it('answers an unknown route with 404 in the error shape', async () => {
+    const response = await app.inject({ method: 'GET', url: '/v1/does-not-exist' });
+    expect(response.statusCode).toBe(404);
+    expect(response.json()).toEqual({ error: { code: 'ROUTE_NOT_FOUND', message: expect.any(String) } });
+  });
+
+  it('answers a body over the configured limit with 413 in the error shape', async () => {
+    const response = await app.inject({ method: 'POST', url: '/healthz', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ x: 'a'.repeat(10_000) }) });
+    expect(response.statusCode).toBe(413);
+    expect(response.json().error.code).toBe('PAYLOAD_TOO_LARGE');
+  });
+
+  it('answers malformed JSON with 400 in the error shape', async () => {
+    const response = await app.inject({ method: 'POST', url: '/healthz', headers: { 'content-type': 'application/json' }, payload: '{nope' });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toEqual({ code: 'VALIDATION_ERROR', message: expect.any(String) });
+  });
+
+  it('reports readiness with the database check', async () => {
+    const response = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json().checks.database).toEqual({ ok: true });
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
+  });
+
+  it('serves Prometheus metrics with request counts and latency histograms', async () => {
+    await app.inject({ method: 'GET', url: '/healthz' });
+    const response = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toContain('text/plain');
+    expect(response.body).toMatch(/signet_http_requests_total\{method="GET",route="\/healthz",status="200"/);
+    expect(response.body).toContain('signet_http_request_duration_seconds_bucket');
+  });
+
+  it('serves the OpenAPI document and its UI', async () => {
+    const doc = await app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(doc.statusCode).toBe(200);
+    expect(doc.json().paths['/readyz']).toBeDefined();
+    const ui = await app.inject({ method: 'GET', url: '/docs' });
+    expect(ui.statusCode).toBe(200);
+    expect(ui.body).toContain('swagger');
+  });
+
+  it('never logs the Authorization header of a request', async () => {
+    await app.inject({ method: 'GET', url: '/healthz', headers: { authorization: 'Bearer sgt_supersecret' } });
+    expect(logs.join('')).not.toContain('sgt_supersecret');
+  });
+});
