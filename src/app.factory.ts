@@ -6,8 +6,6 @@ import { LogController } from 'fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, RuntimeContext } from './app.module';
-import { DatabaseHealth } from './database/database.health';
-import { HealthService } from './observability/health.service';
 import { HttpExceptionFilter } from './observability/http-exception.filter';
 import { PinoNestLogger } from './observability/logger';
 import { MetricsService } from './observability/metrics.service';
@@ -48,10 +46,6 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
     metrics.observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
-
-  const health = app.get(HealthService);
-  const database = app.get(DatabaseHealth);
-  health.register('database', () => database.check());
 
   const document = SwaggerModule.createDocument(
     app,

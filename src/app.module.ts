@@ -8,7 +8,11 @@ import { ObservabilityModule } from './observability/observability.module';
 export interface RuntimeContext {
   config: SignetConfig;
   databaseUrl: string;
+  /** 'server' runs schedulers and HTTP; 'cli' is a one-shot application context. */
+  role?: 'server' | 'cli';
 }
+
+export const RUNTIME_CONTEXT = Symbol('RUNTIME_CONTEXT');
 
 @Module({})
 export class AppModule {
@@ -17,12 +21,16 @@ export class AppModule {
       module: AppModule,
       global: true,
       imports: [
-        ScheduleModule.forRoot(),
+        // Scheduled work (rotation, CRL refresh, distribution) runs in servers, never in a CLI call.
+        ...(runtime.role === 'cli' ? [] : [ScheduleModule.forRoot()]),
         ObservabilityModule,
         DatabaseModule.forRoot({ url: runtime.databaseUrl, poolSize: runtime.config.database.poolSize }),
       ],
-      providers: [{ provide: SIGNET_CONFIG, useValue: runtime.config }],
-      exports: [SIGNET_CONFIG],
+      providers: [
+        { provide: SIGNET_CONFIG, useValue: runtime.config },
+        { provide: RUNTIME_CONTEXT, useValue: runtime },
+      ],
+      exports: [SIGNET_CONFIG, RUNTIME_CONTEXT],
     };
   }
 }

@@ -16,7 +16,12 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-export async function startPlatform(config: SignetConfig, logger: Logger): Promise<Platform> {
+export interface PlatformOptions {
+  /** CLI use: attach to the embedded PostgreSQL of a running Signet instead of refusing. */
+  attach?: boolean;
+}
+
+export async function startPlatform(config: SignetConfig, logger: Logger, options: PlatformOptions = {}): Promise<Platform> {
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   let embeddedPostgres: EmbeddedPostgres | undefined;
   let databaseUrl = config.database.url;
@@ -26,7 +31,7 @@ export async function startPlatform(config: SignetConfig, logger: Logger): Promi
       port: config.database.embeddedPort,
       log: (level, message) => logger[level]({ component: 'embedded-postgres' }, message),
     });
-    databaseUrl = await embeddedPostgres.start();
+    databaseUrl = await embeddedPostgres.start({ attach: options.attach });
     logger.info({ component: 'embedded-postgres', pid: embeddedPostgres.pid }, `embedded PostgreSQL running with data in ${path.join(config.dataDir, 'postgres')}`);
   }
   const stop = async () => {

@@ -1,9 +1,17 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, OnModuleInit } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { HealthService } from '../observability/health.service';
 
 @Injectable()
-export class DatabaseHealth {
-  constructor(private readonly dataSource: DataSource) {}
+export class DatabaseHealth implements OnModuleInit {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly health: HealthService,
+  ) {}
+
+  onModuleInit(): void {
+    this.health.register('database', () => this.check());
+  }
 
   async check(timeoutMs = 2000): Promise<{ ok: boolean; error?: string }> {
     let timer: NodeJS.Timeout | undefined;

@@ -49,6 +49,7 @@ export class EmbeddedPostgres {
   private readonly log: NonNullable<EmbeddedPostgresOptions['log']>;
   private exited?: Promise<void>;
   private stderrTail: string[] = [];
+  private attached = false;
 
   constructor(private readonly options: EmbeddedPostgresOptions) {
     this.dataDir = path.join(options.baseDir, 'data');
@@ -57,12 +58,25 @@ export class EmbeddedPostgres {
     this.log = options.log ?? (() => undefined);
   }
 
-  /** Starts the server (initialising the cluster on first use) and returns a connection URL. */
-  async start(): Promise<string> {
+  /**
+   * Starts the server (initialising the cluster on first use) and returns a connection URL. With
+   * `attach`, a server already run by a live Signet process on this data dir (the CLI next to a
+   * running server) is used as it is instead.
+   */
+  async start(options: { attach?: boolean } = {}): Promise<string> {
     const binaries = this.resolveBinaries();
     const runAs = ensureRunAsUser();
     fs.mkdirSync(this.options.baseDir, { recursive: true, mode: 0o700 });
     const password = this.ensurePassword();
+    const owner = this.liveOwner();
+    if (owner) {
+      if (!options.attach) {
+        throw new Error(`the embedded PostgreSQL in ${this.options.baseDir} belongs to a running Signet (pid ${owner.pid}); stop it first or set DATABASE_URL`);
+      }
+      this.attached = true;
+      this.port = owner.port;
+      return this.connectionUrl(password);
+    }
     if (runAs) this.grantAccess(runAs, binaries);
 
     if (!fs.existsSync(path.join(this.dataDir, 'PG_VERSION'))) {
@@ -74,10 +88,29 @@ export class EmbeddedPostgres {
     await this.launch(binaries, runAs);
     await this.waitUntilReady(password);
     await this.ensureDatabase(password);
+    fs.writeFileSync(this.ownerFile, JSON.stringify({ pid: process.pid, port: this.port, postmaster: this.child?.pid }), { mode: 0o600 });
     return this.connectionUrl(password);
   }
 
+  private get ownerFile(): string {
+    return path.join(this.options.baseDir, 'owner.json');
+  }
+
+  /** The Signet process currently running this cluster, if it is alive and its server too. */
+  private liveOwner(): { pid: number; port: number } | undefined {
+    let owner: { pid?: number; port?: number; postmaster?: number };
+    try {
+      owner = JSON.parse(fs.readFileSync(this.ownerFile, 'utf8'));
+    } catch {
+      return undefined;
+    }
+    if (!owner.pid || !owner.port || owner.pid === process.pid || !isAlive(owner.pid)) return undefined;
+    if (!owner.postmaster || !isPostgresFor(owner.postmaster, this.dataDir)) return undefined;
+    return { pid: owner.pid, port: owner.port };
+  }
+
   async stop(): Promise<void> {
+    if (this.attached) return;
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     // SIGINT = PostgreSQL's "fast" shutdown: abort transactions, checkpoint, exit cleanly.
@@ -94,6 +127,7 @@ export class EmbeddedPostgres {
       await this.exited;
     }
     this.child = undefined;
+    fs.rmSync(this.ownerFile, { force: true });
   }
 
   get pid(): number | undefined {

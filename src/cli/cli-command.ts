@@ -1,0 +1,36 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import type { ParseArgsConfig } from 'node:util';
+import type { SignetConfig } from '../config/config';
+
+export interface CliContext {
+  app: INestApplicationContext;
+  config: SignetConfig;
+  /** Writes one line to stdout. */
+  out(line: string): void;
+}
+
+export interface CliArgs {
+  values: Record<string, string | boolean | string[] | boolean[] | undefined>;
+  positionals: string[];
+}
+
+/**
+ * One `signet <name>` command. A command either needs the application (database + HSM, via
+ * `run`) or runs before/without it (`runStandalone`, e.g. `init --offline-root` importing files).
+ */
+export interface CliCommand {
+  /** Words after `signet`, e.g. "token create". */
+  name: string;
+  summary: string;
+  usage: string;
+  options?: ParseArgsConfig['options'];
+  run(context: CliContext, args: CliArgs): Promise<void>;
+}
+
+/** A failure the CLI reports as one line and exit code 1 (no stack trace). */
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
