@@ -64,7 +64,7 @@ export class EmbeddedPostgres {
    * running server) is used as it is instead.
    */
   async start(options: { attach?: boolean } = {}): Promise<string> {
-    const binaries = this.resolveBinaries();
+    let binaries = this.resolveBinaries();
     const runAs = ensureRunAsUser();
     fs.mkdirSync(this.options.baseDir, { recursive: true, mode: 0o700 });
     const password = this.ensurePassword();
@@ -77,7 +77,7 @@ export class EmbeddedPostgres {
       this.port = owner.port;
       return this.connectionUrl(password);
     }
-    if (runAs) this.grantAccess(runAs, binaries);
+    if (runAs) binaries = this.grantAccess(runAs, binaries);
 
     if (!fs.existsSync(path.join(this.dataDir, 'PG_VERSION'))) {
       this.initdb(binaries, password, runAs);
@@ -164,18 +164,32 @@ export class EmbeddedPostgres {
    * PostgreSQL refuses to run as root, so as root it runs as the `postgres` user, which must
    * reach the binaries and own PGDATA. The base dir gets o+x (traverse only, no listing).
    */
-  private grantAccess(runAs: RunAs, binaries: Binaries): void {
+  private grantAccess(runAs: RunAs, binaries: Binaries): Binaries {
     for (let dir = this.options.baseDir; ; dir = path.dirname(dir)) {
       const mode = fs.statSync(dir).mode & 0o777;
-      if ((mode & 0o001) === 0) fs.chmodSync(dir, mode | 0o001);
+      if ((mode & 0o001) === 0) {
+        this.log('warn', `allowing the postgres user to traverse ${dir} (chmod o+x) so it can reach the data dir`);
+        fs.chmodSync(dir, mode | 0o001);
+      }
       if (path.dirname(dir) === dir) break;
-    }
-    const probe = spawnSync(binaries.postgres, ['--version'], { uid: runAs.uid, gid: runAs.gid });
-    if (probe.error || probe.status !== 0) {
-      throw new Error(`the postgres user cannot run ${binaries.postgres}: make the directories above it world-traversable (chmod o+x) or set DATABASE_URL`);
     }
     fs.mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     fs.chownSync(this.dataDir, runAs.uid, runAs.gid);
+    if (canRun(binaries.postgres, runAs)) return binaries;
+    // The npm package sits somewhere the postgres user cannot reach (e.g. under /root): run a copy
+    // of the binaries from inside the base dir instead of opening up the project's directories.
+    const nativeDir = path.dirname(path.dirname(binaries.postgres));
+    const copy = path.join(this.options.baseDir, 'native');
+    if (!fs.existsSync(path.join(copy, 'bin', 'postgres'))) {
+      this.log('info', `copying PostgreSQL binaries to ${copy}: the postgres user cannot reach ${nativeDir}`);
+      fs.cpSync(nativeDir, copy, { recursive: true, dereference: false, verbatimSymlinks: true });
+      fs.chmodSync(copy, 0o755);
+    }
+    const copied = { postgres: path.join(copy, 'bin', 'postgres'), initdb: path.join(copy, 'bin', 'initdb') };
+    if (!canRun(copied.postgres, runAs)) {
+      throw new Error(`the postgres user cannot run ${copied.postgres}; set DATABASE_URL to use an external PostgreSQL`);
+    }
+    return copied;
   }
 
   private initdb(binaries: Binaries, password: string, runAs?: RunAs): void {
@@ -305,6 +319,11 @@ function ensureRunAsUser(): RunAs | undefined {
   const user = lookup();
   if (!user) throw new Error(`running as root, PostgreSQL needs a 'postgres' system user and creating it failed: ${created.stderr.trim()}`);
   return user;
+}
+
+function canRun(binary: string, runAs: RunAs): boolean {
+  const probe = spawnSync(binary, ['--version'], { uid: runAs.uid, gid: runAs.gid });
+  return !probe.error && probe.status === 0;
 }
 
 function isAlive(pid: number): boolean {

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// `npm start`: runs Signet on embedded defaults (or whatever SIGNET_*/DATABASE_URL say).
+// 1. Without SIGNET_PKCS11_MODULE, Signet uses SoftHSM2: install it when missing and we can
+//    (Debian/Ubuntu, apt, as root), otherwise stop with the exact install command.
+// 2. UV_THREADPOOL_SIZE is fixed when Node first uses its thread pool (HSM signing runs there),
+//    so the server runs in a child Node started with it set.
+'use strict';
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const { findSoftHsmLibrary } = require(path.join(root, 'dist', 'src', 'hsm', 'softhsm-dev-token.js'));
+
+function installCommand() {
+  if (process.platform === 'darwin') return 'brew install softhsm';
+  if (fs.existsSync('/etc/debian_version')) return 'sudo apt-get install -y softhsm2';
+  if (fs.existsSync('/etc/fedora-release') || fs.existsSync('/etc/redhat-release')) return 'sudo dnf install -y softhsm';
+  if (fs.existsSync('/etc/alpine-release')) return 'sudo apk add softhsm';
+  return 'install SoftHSM2 (https://www.opendnssec.org/softhsm/) or set SIGNET_PKCS11_MODULE';
+}
+
+function ensureSoftHsm() {
+  if (process.env.SIGNET_PKCS11_MODULE || findSoftHsmLibrary()) return;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
+  if (isRoot && hasApt) {
+    console.error('signet: SoftHSM2 is not installed; installing it with apt-get (softhsm2)');
+    const update = spawnSync('apt-get', ['update'], { stdio: 'inherit' });
+    const install = update.status === 0 && spawnSync('apt-get', ['install', '-y', 'softhsm2'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    if (install && install.status === 0 && findSoftHsmLibrary()) return;
+    console.error('signet: installing SoftHSM2 failed; run: apt-get install -y softhsm2');
+    process.exit(1);
+  }
+  console.error(`signet: SoftHSM2 is required on embedded defaults and is not installed. Install it with: ${installCommand()}`);
+  console.error('        (or point SIGNET_PKCS11_MODULE and SIGNET_PKCS11_PIN_FILE at your HSM\'s PKCS#11 module)');
+  process.exit(1);
+}
+
+ensureSoftHsm();
+const child = spawn(process.execPath, [path.join(root, 'dist', 'src', 'main.js')], {
+  stdio: 'inherit',
+  env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE || '16' },
+});
+// Forward stop signals; Signet drains and exits 0, and so do we.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.on(signal, () => child.kill(signal));
+}
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
