@@ -1,4 +1,12 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { ConfigError, loadConfig } from './config';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-config-'));
+const pinFile = path.join(dir, 'pin');
+fs.writeFileSync(pinFile, '123456\n', { mode: 0o600 });
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('loadConfig', () => {
   it('applies the documented defaults on an empty environment', () => {
@@ -47,8 +55,25 @@ describe('loadConfig', () => {
 
   it('requires a PIN file when a vendor PKCS#11 module is configured', () => {
     expect(() => loadConfig({ SIGNET_PKCS11_MODULE: '/opt/hsm/lib.so' })).toThrow(/^SIGNET_PKCS11_PIN_FILE: /);
-    const config = loadConfig({ SIGNET_PKCS11_MODULE: '/opt/hsm/lib.so', SIGNET_PKCS11_PIN_FILE: '/run/secrets/pin' });
+    const config = loadConfig({ SIGNET_PKCS11_MODULE: '/opt/hsm/lib.so', SIGNET_PKCS11_PIN_FILE: pinFile });
     expect(config.devBootstrap).toBe(false);
+    expect(config.hsm.pinFile).toBe(pinFile);
+    expect(JSON.stringify(config)).not.toContain('123456');
+  });
+
+  it('stops on an unreadable or empty PIN file, naming the variable but not the PIN', () => {
+    expect(() => loadConfig({ SIGNET_PKCS11_MODULE: '/opt/hsm/lib.so', SIGNET_PKCS11_PIN_FILE: path.join(dir, 'missing') })).toThrow(/^SIGNET_PKCS11_PIN_FILE: cannot read .*missing \(ENOENT\)$/);
+    const empty = path.join(dir, 'empty');
+    fs.writeFileSync(empty, '');
+    expect(() => loadConfig({ SIGNET_PKCS11_MODULE: '/opt/hsm/lib.so', SIGNET_PKCS11_PIN_FILE: empty })).toThrow(/^SIGNET_PKCS11_PIN_FILE: .* is empty$/);
+  });
+
+  it('reads DATABASE_URL from DATABASE_URL_FILE (docker secrets)', () => {
+    const file = path.join(dir, 'database_url');
+    fs.writeFileSync(file, 'postgres://signet:pw@postgres:5432/signet\n');
+    expect(loadConfig({ DATABASE_URL_FILE: file }).database.url).toBe('postgres://signet:pw@postgres:5432/signet');
+    fs.writeFileSync(file, 'mysql://x');
+    expect(() => loadConfig({ DATABASE_URL_FILE: file })).toThrow(/^DATABASE_URL_FILE: must be a postgres/);
   });
 
   it('turns the development bootstrap off when an external database is configured', () => {

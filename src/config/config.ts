@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /**
@@ -112,6 +113,21 @@ function postgresUrl(env: Env, name: string): string | undefined {
   return raw;
 }
 
+/** A secret file must exist, be readable and non-empty; its content is not kept in the config. */
+function secretFile(env: Env, name: string, cwd: string): string | undefined {
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  const file = path.resolve(cwd, raw);
+  let content: string;
+  try {
+    content = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(name, `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (content.trim() === '') throw new ConfigError(name, `${file} is empty`);
+  return file;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): SignetConfig {
@@ -126,14 +142,17 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   const logLevel = (read(env, 'SIGNET_LOG_LEVEL') ?? 'info') as SignetConfig['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('SIGNET_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
 
-  const databaseUrl = postgresUrl(env, 'DATABASE_URL');
+  const databaseUrlFile = secretFile(env, 'DATABASE_URL_FILE', cwd);
+  const databaseUrl = databaseUrlFile
+    ? postgresUrl({ DATABASE_URL_FILE: fs.readFileSync(databaseUrlFile, 'utf8') }, 'DATABASE_URL_FILE')
+    : postgresUrl(env, 'DATABASE_URL');
   const modulePath = read(env, 'SIGNET_PKCS11_MODULE');
-  const pinFile = read(env, 'SIGNET_PKCS11_PIN_FILE');
+  const pinFile = secretFile(env, 'SIGNET_PKCS11_PIN_FILE', cwd);
   if (modulePath && !pinFile) {
     throw new ConfigError('SIGNET_PKCS11_PIN_FILE', 'is required when SIGNET_PKCS11_MODULE is set');
   }
   const caTokenLabel = read(env, 'SIGNET_PKCS11_CA_TOKEN_LABEL');
-  const caPinFile = read(env, 'SIGNET_PKCS11_CA_PIN_FILE');
+  const caPinFile = secretFile(env, 'SIGNET_PKCS11_CA_PIN_FILE', cwd);
   if (caTokenLabel && !caPinFile && modulePath) {
     throw new ConfigError('SIGNET_PKCS11_CA_PIN_FILE', 'is required when SIGNET_PKCS11_CA_TOKEN_LABEL is set');
   }

@@ -71,11 +71,12 @@ describe('Signet process lifecycle', () => {
   });
 
   it.each([
-    ['SIGNET_PORT', 'eighty'],
-    ['SIGNET_PORT', '99999'],
-    ['DATABASE_URL', 'not-a-url'],
-  ])('exits non-zero with one line naming %s when it is malformed (%s)', async (variable, value) => {
-    const server = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: tempDir('badcfg-'), [variable]: value });
+    ['SIGNET_PORT', 'eighty', {}],
+    ['SIGNET_PORT', '99999', {}],
+    ['DATABASE_URL', 'not-a-url', {}],
+    ['SIGNET_PKCS11_PIN_FILE', '/nonexistent/user.pin', { SIGNET_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so' }],
+  ])('exits non-zero with one line naming %s when it is malformed or unreadable (%s)', async (variable, value, extra) => {
+    const server = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: tempDir('badcfg-'), [variable]: value, ...extra });
     const { code } = await server.exited;
     expect(code).not.toBe(0);
     const lines = server.text().trim().split('\n');
