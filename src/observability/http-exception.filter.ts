@@ -57,6 +57,11 @@ export function mapError(error: unknown, logger?: Logger): Mapped {
       (fastify.message ?? 'invalid request');
     return { status, body: { error: { code: STATUS_CODES[status] ?? ErrorCode.BAD_REQUEST, message } } };
   }
+  // A unique violation that slipped past a service's own check (two requests racing).
+  const driverCode = (error as { code?: string; driverError?: { code?: string } }).driverError?.code ?? fastify.code;
+  if (driverCode === '23505') {
+    return { status: 409, body: { error: { code: ErrorCode.ALREADY_EXISTS, message: 'a resource with that identity already exists' } } };
+  }
   if (isDatabaseUnavailable(error)) {
     return { status: 503, body: { error: { code: ErrorCode.DATABASE_UNAVAILABLE, message: 'the database is unavailable; retry later' } }, headers: { 'retry-after': '1' } };
   }

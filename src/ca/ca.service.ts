@@ -1,0 +1,301 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+import { DomainError, ErrorCode } from '../common/errors';
+import { isKeySpec, KeySpec } from '../common/key-spec';
+import { SIGNET_CONFIG, SignetConfig } from '../config/config';
+import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { CaEntity, CaKind } from './ca.entity';
+import { CaGenerationEntity } from './ca-generation.entity';
+import { CaEndpointUrls, caGenerationUrls } from './ca-urls';
+import {
+  CaIssuer,
+  IssuedCertificate,
+  issueIssuingCaCertificate,
+  issueRootCaCertificate,
+  issueTimestampingCertificate,
+  issueTsaRootCertificate,
+  loadCaIssuer,
+} from './certificate-issuer';
+import { CertificateEntity } from './certificate.entity';
+import { CertificateProfile } from './certificate-profiles';
+import { derToPem } from './pem-codec';
+import { CertificateSubject, subjectToDn, validateSubject } from './subject-name';
+
+export interface CreateCaInput {
+  name: string;
+  kind: CaKind;
+  parent?: string;
+  keySpec?: KeySpec;
+  subject: unknown;
+  validityDays?: number;
+}
+
+export interface CaGenerationView {
+  generation: number;
+  name: string;
+  state: string;
+  serial: string | null;
+  notBefore: string | null;
+  notAfter: string | null;
+  urls: CaEndpointUrls;
+  certificate: string | null;
+}
+
+export interface CaView {
+  name: string;
+  kind: CaKind;
+  parent: string | null;
+  keySpec: KeySpec;
+  subject: CertificateSubject;
+  validityDays: number;
+  external: boolean;
+  createdAt: string;
+  generations: CaGenerationView[];
+}
+
+/** Observers of CA events (audit, CRL publication, truststores) without a dependency cycle. */
+export interface CaEventSink {
+  caCreated?(ca: CaEntity, generation: CaGenerationEntity, manager: EntityManager): Promise<void>;
+  certificateIssued?(certificate: CertificateEntity, manager: EntityManager): Promise<void>;
+}
+
+const CA_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const DEFAULT_VALIDITY_DAYS: Record<CaKind, number> = { root: 3650, issuing: 1825, 'tsa-root': 3650, tsa: 1825 };
+const PROFILE_OF: Record<CaKind, CertificateProfile> = { root: 'root-ca', issuing: 'issuing-ca', 'tsa-root': 'tsa-root', tsa: 'timestamping' };
+
+/**
+ * The CA hierarchy with keys in the HSM: roots, issuing CAs under them, and their key generations.
+ * It hands out `CaIssuer`s (certificate + HSM-backed signer + URLs) to whoever issues; the pure
+ * X.509 code never sees PKCS#11.
+ */
+@Injectable()
+export class CaService {
+  private readonly logger = new Logger(CaService.name);
+  /** Per generation id; a generation's certificate and key never change, so this never goes stale. */
+  private readonly issuers = new Map<string, Promise<CaIssuer>>();
+  private readonly sinks: CaEventSink[] = [];
+
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+  ) {}
+
+  addEventSink(sink: CaEventSink): void {
+    this.sinks.push(sink);
+  }
+
+  urlsFor(generationName: string): CaEndpointUrls {
+    return caGenerationUrls(this.config.publicUrl, generationName);
+  }
+
+  async create(input: CreateCaInput): Promise<CaView> {
+    const operation = 'createCa';
+    if (typeof input.name !== 'string' || !CA_NAME.test(input.name)) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'name' must match ${CA_NAME.source}`, { field: 'name' });
+    }
+    if (!(['root', 'issuing', 'tsa-root', 'tsa'] as const).includes(input.kind)) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'kind' must be root, issuing, tsa-root or tsa`, { field: 'kind' });
+    }
+    const keySpec = input.keySpec ?? 'EC-384';
+    if (!isKeySpec(keySpec)) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'keySpec' is not a supported key spec`, { field: 'keySpec' });
+    const subject = validateSubject(input.subject, operation);
+    const validityDays = input.validityDays ?? DEFAULT_VALIDITY_DAYS[input.kind];
+    if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > 36500) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'validityDays' must be a whole number of days (1..36500)`, { field: 'validityDays' });
+    }
+    if (await this.dataSource.getRepository(CaEntity).existsBy({ name: input.name })) {
+      throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a CA named '${input.name}' already exists`, { field: 'name' });
+    }
+
+    const selfSigned = input.kind === 'root' || input.kind === 'tsa-root';
+    let parent: { ca: CaEntity; generation: CaGenerationEntity; issuer: CaIssuer } | undefined;
+    if (selfSigned) {
+      if (input.parent) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: a ${input.kind} CA has no 'parent'`, { field: 'parent' });
+    } else {
+      if (!input.parent) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'parent' is required for a ${input.kind} CA`, { field: 'parent' });
+      const parentCa = await this.dataSource.getRepository(CaEntity).findOneBy({ name: input.parent });
+      if (!parentCa) throw new DomainError(ErrorCode.NOT_FOUND, `${operation}: no CA named '${input.parent}'`, { field: 'parent' });
+      const expectedParent = input.kind === 'issuing' ? 'root' : 'tsa-root';
+      if (parentCa.kind !== expectedParent) {
+        throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: the parent of a ${input.kind} CA must be a ${expectedParent} CA`, { field: 'parent' });
+      }
+      const generation = await this.activeGeneration(parentCa.id);
+      parent = { ca: parentCa, generation, issuer: await this.issuerFor(generation) };
+    }
+
+    const generationName = `${input.name}-g1`;
+    const key = await this.keyStore.createKey({ spec: keySpec, label: `ca:${generationName}`, role: 'ca' });
+    try {
+      const signer = await this.keyStore.getSigner(key.uri);
+      const issued = await this.issueCaCertificate(input.kind, { signer, subject, validityDays, parent: parent?.issuer });
+      return await this.dataSource.transaction(async (manager) => {
+        const ca = await manager.getRepository(CaEntity).save(
+          manager.getRepository(CaEntity).create({ name: input.name, kind: input.kind, parentId: parent?.ca.id ?? null, keySpec, subject, validityDays, external: false }),
+        );
+        const generation = await manager.getRepository(CaGenerationEntity).save(
+          manager.getRepository(CaGenerationEntity).create({
+            caId: ca.id,
+            generation: 1,
+            name: generationName,
+            state: 'active',
+            keyUri: key.uri,
+            certificate: issued.der,
+            csr: null,
+            chain: parent ? [parent.issuer.certificate, ...parent.generation.chain] : [],
+            serial: issued.serialHex,
+            parentGenerationId: parent?.generation.id ?? null,
+            notBefore: issued.notBefore,
+            notAfter: issued.notAfter,
+            crlNumber: '0',
+          }),
+        );
+        const certificate = await this.recordCertificate(manager, issued, { issuerGenerationId: parent?.generation.id ?? null, caGenerationId: generation.id });
+        for (const sink of this.sinks) {
+          await sink.caCreated?.(ca, generation, manager);
+          await sink.certificateIssued?.(certificate, manager);
+        }
+        this.logger.log(`created ${input.kind} CA ${input.name} (${keySpec}, generation ${generationName})`);
+        return this.view(ca, [generation]);
+      });
+    } catch (error) {
+      // Nothing half-written: the HSM key of a CA that was not stored is destroyed again.
+      await this.keyStore.destroyKey(key.uri).catch((e) => this.logger.error(`could not destroy orphan CA key ${key.uri}: ${(e as Error).message}`));
+      throw error;
+    }
+  }
+
+  private issueCaCertificate(
+    kind: CaKind,
+    params: { signer: Awaited<ReturnType<KeyStore['getSigner']>>; subject: CertificateSubject; validityDays: number; parent?: CaIssuer },
+  ): Promise<IssuedCertificate> {
+    switch (kind) {
+      case 'root':
+        return issueRootCaCertificate({ signer: params.signer, subject: params.subject, validityDays: params.validityDays });
+      case 'tsa-root':
+        return issueTsaRootCertificate({ signer: params.signer, subject: params.subject, validityDays: params.validityDays });
+      case 'issuing':
+        return issueIssuingCaCertificate({ issuer: params.parent!, subject: params.subject, publicKeySpki: params.signer.publicKeySpki, validityDays: params.validityDays });
+      case 'tsa':
+        return issueTimestampingCertificate({ issuer: params.parent!, subject: params.subject, publicKeySpki: params.signer.publicKeySpki, validityDays: params.validityDays });
+    }
+  }
+
+  /** Stores an issued certificate; its status drives CRLs and OCSP. */
+  async recordCertificate(
+    manager: EntityManager,
+    issued: IssuedCertificate,
+    links: { issuerGenerationId: string | null; caGenerationId?: string | null; keyVersionId?: string | null },
+  ): Promise<CertificateEntity> {
+    const repository = manager.getRepository(CertificateEntity);
+    return repository.save(
+      repository.create({
+        serial: issued.serialHex,
+        kind: issued.profile,
+        issuerGenerationId: links.issuerGenerationId,
+        caGenerationId: links.caGenerationId ?? null,
+        keyVersionId: links.keyVersionId ?? null,
+        subjectDn: issued.subjectDn,
+        notBefore: issued.notBefore,
+        notAfter: issued.notAfter,
+        der: issued.der,
+        revokedAt: null,
+        revocationReason: null,
+        invalidityDate: null,
+      }),
+    );
+  }
+
+  async notifyCertificateIssued(certificate: CertificateEntity, manager: EntityManager): Promise<void> {
+    for (const sink of this.sinks) await sink.certificateIssued?.(certificate, manager);
+  }
+
+  async list(): Promise<CaView[]> {
+    const cas = await this.dataSource.getRepository(CaEntity).find({ order: { createdAt: 'ASC' } });
+    const generations = await this.dataSource.getRepository(CaGenerationEntity).find({ order: { generation: 'ASC' } });
+    return Promise.all(cas.map((ca) => this.view(ca, generations.filter((g) => g.caId === ca.id))));
+  }
+
+  async get(name: string): Promise<CaView> {
+    const ca = await this.byName(name);
+    const generations = await this.dataSource.getRepository(CaGenerationEntity).find({ where: { caId: ca.id }, order: { generation: 'ASC' } });
+    return this.view(ca, generations);
+  }
+
+  async byName(name: string): Promise<CaEntity> {
+    const ca = typeof name === 'string' ? await this.dataSource.getRepository(CaEntity).findOneBy({ name }) : null;
+    if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `no CA named '${name}'`);
+    return ca;
+  }
+
+  async byId(id: string): Promise<CaEntity> {
+    const ca = await this.dataSource.getRepository(CaEntity).findOneBy({ id });
+    if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `no CA with id ${id}`);
+    return ca;
+  }
+
+  /** The generation that issues now. 409 when the CA has none (e.g. offline root not imported). */
+  async activeGeneration(caId: string): Promise<CaGenerationEntity> {
+    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOneBy({ caId, state: 'active' });
+    if (!generation || !generation.certificate) throw new DomainError(ErrorCode.CONFLICT, 'the CA has no active key generation with a certificate');
+    return generation;
+  }
+
+  async generationByName(name: string): Promise<CaGenerationEntity> {
+    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOneBy({ name });
+    if (!generation) throw new DomainError(ErrorCode.NOT_FOUND, `no CA key generation named '${name}'`);
+    return generation;
+  }
+
+  async generationById(id: string): Promise<CaGenerationEntity> {
+    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOneBy({ id });
+    if (!generation) throw new DomainError(ErrorCode.NOT_FOUND, `no CA key generation with id ${id}`);
+    return generation;
+  }
+
+  /** Certificate + HSM signer + URLs of a generation, cached per generation. */
+  issuerFor(generation: CaGenerationEntity): Promise<CaIssuer> {
+    let issuer = this.issuers.get(generation.id);
+    if (!issuer) {
+      if (!generation.certificate) throw new DomainError(ErrorCode.CONFLICT, `CA key generation ${generation.name} has no certificate yet`);
+      const certificate = generation.certificate;
+      issuer = this.keyStore.getSigner(generation.keyUri).then((signer) => loadCaIssuer({ certificate, signer, urls: this.urlsFor(generation.name) }));
+      issuer.catch(() => this.issuers.delete(generation.id));
+      this.issuers.set(generation.id, issuer);
+    }
+    return issuer;
+  }
+
+  private async view(ca: CaEntity, generations: CaGenerationEntity[]): Promise<CaView> {
+    const parent = ca.parentId ? (await this.byId(ca.parentId)).name : null;
+    return {
+      name: ca.name,
+      kind: ca.kind,
+      parent,
+      keySpec: ca.keySpec,
+      subject: ca.subject,
+      validityDays: ca.validityDays,
+      external: ca.external,
+      createdAt: ca.createdAt.toISOString(),
+      generations: generations.map((g) => ({
+        generation: g.generation,
+        name: g.name,
+        state: g.state,
+        serial: g.serial,
+        notBefore: g.notBefore?.toISOString() ?? null,
+        notAfter: g.notAfter?.toISOString() ?? null,
+        urls: this.urlsFor(g.name),
+        certificate: g.certificate ? derToPem(g.certificate, 'CERTIFICATE') : null,
+      })),
+    };
+  }
+
+  /** Profile of certificates a CA of this kind holds. */
+  static profileOf(kind: CaKind): CertificateProfile {
+    return PROFILE_OF[kind];
+  }
+
+  static subjectDn(subject: CertificateSubject): string {
+    return subjectToDn(subject);
+  }
+}

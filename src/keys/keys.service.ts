@@ -1,0 +1,332 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { CronExpressionParser } from 'cron-parser';
+import { DataSource, EntityManager, In } from 'typeorm';
+import { CaEntity } from '../ca/ca.entity';
+import { CaService } from '../ca/ca.service';
+import { issueCodeSigningCertificate, MAX_LEAF_VALIDITY_DAYS } from '../ca/certificate-issuer';
+import { CertificateEntity } from '../ca/certificate.entity';
+import { createCertificationRequest } from '../ca/certification-request';
+import { derToPem } from '../ca/pem-codec';
+import { CertificateSubject, validateSubject } from '../ca/subject-name';
+import { DomainError, ErrorCode } from '../common/errors';
+import { isKeySpec, KEY_SPEC_INFO, KeySpec } from '../common/key-spec';
+import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { KeyVersionEntity, KeyVersionState } from './key-version.entity';
+import { RotationPolicy, SigningKeyEntity } from './signing-key.entity';
+
+export interface CreateKeyInput {
+  name: string;
+  keySpec: KeySpec;
+  subject: unknown;
+  issuer?: string;
+  external?: boolean;
+  certificateValidityDays?: number;
+  rotation?: { schedule?: string; overlapDays?: number; retentionDays?: number };
+  requires?: string[];
+}
+
+export interface KeyVersionView {
+  version: number;
+  state: KeyVersionState;
+  keySpec: KeySpec;
+  serial: string | null;
+  notBefore: string | null;
+  notAfter: string | null;
+  issuerGeneration: string | null;
+  createdAt: string;
+  activatedAt: string | null;
+  retiredAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface KeyView {
+  name: string;
+  keySpec: KeySpec;
+  signingAlgorithm: string;
+  subject: CertificateSubject;
+  issuer: string | null;
+  external: boolean;
+  certificateValidityDays: number;
+  rotation: RotationPolicy;
+  requires: string[];
+  createdAt: string;
+  activeVersion: number | null;
+  versions: KeyVersionView[];
+}
+
+/** Observers of key events (audit, rotation scheduling) without a dependency cycle. */
+export interface KeyEventSink {
+  keyCreated?(key: SigningKeyEntity, version: KeyVersionEntity, manager: EntityManager): Promise<void>;
+  versionCreated?(key: SigningKeyEntity, version: KeyVersionEntity, manager: EntityManager): Promise<void>;
+}
+
+const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const DEFAULT_CERTIFICATE_VALIDITY_DAYS = 400;
+export const DEFAULT_ROTATION: RotationPolicy = { schedule: 'quarterly', overlapDays: 14, retentionDays: 90 };
+const DAY_MS = 86_400_000;
+
+/**
+ * Signing keys and their versions: each version is an HSM key pair plus its code-signing
+ * certificate from an issuing CA (or, in external-CA mode, a CSR until the chain is imported).
+ */
+@Injectable()
+export class KeysService {
+  private readonly logger = new Logger(KeysService.name);
+  private readonly sinks: KeyEventSink[] = [];
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly cas: CaService,
+    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+  ) {}
+
+  addEventSink(sink: KeyEventSink): void {
+    this.sinks.push(sink);
+  }
+
+  async create(input: CreateKeyInput): Promise<KeyView> {
+    const operation = 'createKey';
+    if (typeof input.name !== 'string' || !KEY_NAME.test(input.name)) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'name' must match ${KEY_NAME.source}`, { field: 'name' });
+    }
+    if (!isKeySpec(input.keySpec)) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'keySpec' must be one of EC-256, EC-384, EC-521, RSA-2048, RSA-3072, RSA-4096`, { field: 'keySpec' });
+    }
+    const subject = validateSubject(input.subject, operation);
+    const validityDays = input.certificateValidityDays ?? DEFAULT_CERTIFICATE_VALIDITY_DAYS;
+    if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > MAX_LEAF_VALIDITY_DAYS) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'certificateValidityDays' must be 1..${MAX_LEAF_VALIDITY_DAYS}`, { field: 'certificateValidityDays' });
+    }
+    const rotation = validateRotation(input.rotation, operation);
+    const requires = [...new Set(input.requires ?? [])];
+    if (requires.includes(input.name)) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: a key cannot require itself`, { field: 'requires' });
+    if (requires.length > 0) {
+      const found = await this.dataSource.getRepository(SigningKeyEntity).findBy({ name: In(requires) });
+      const missing = requires.filter((name) => !found.some((key) => key.name === name));
+      if (missing.length > 0) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'requires' names unknown keys: ${missing.join(', ')}`, { field: 'requires', missing });
+    }
+    const external = input.external === true;
+    const issuerCa = external && !input.issuer ? null : await this.resolveIssuer(input.issuer, operation);
+    if (await this.dataSource.getRepository(SigningKeyEntity).existsBy({ name: input.name })) {
+      throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a key named '${input.name}' already exists`, { field: 'name' });
+    }
+
+    const key = this.dataSource.getRepository(SigningKeyEntity).create({
+      name: input.name,
+      keySpec: input.keySpec,
+      subject,
+      issuerCaId: issuerCa?.id ?? null,
+      external,
+      certificateValidityDays: validityDays,
+      rotation,
+      requires,
+    });
+    const created = await this.createVersion(key, 1, { isNewKey: true });
+    return this.view(created.key, [created.version]);
+  }
+
+  /**
+   * A new version: HSM key pair, then (Signet's CA) its certificate or (external CA) a CSR, stored
+   * in one transaction. `activate` makes it the active version at once (first version, or the
+   * caller swaps states itself, e.g. rotation). A failure destroys the new HSM key again.
+   */
+  async createVersion(
+    key: SigningKeyEntity,
+    versionNumber: number,
+    options: { isNewKey?: boolean; state?: KeyVersionState; now?: Date; manager?: EntityManager } = {},
+  ): Promise<{ key: SigningKeyEntity; version: KeyVersionEntity }> {
+    const hsmKey = await this.keyStore.createKey({ spec: key.keySpec, label: `${key.name}-v${versionNumber}`, role: 'signing' });
+    try {
+      const now = options.now ?? new Date();
+      let certificate: Awaited<ReturnType<typeof issueCodeSigningCertificate>> | undefined;
+      let csr: Buffer | null = null;
+      let chain: Buffer[] = [];
+      let issuerGenerationId: string | null = null;
+      if (key.external) {
+        const signer = await this.keyStore.getSigner(hsmKey.uri);
+        csr = (await createCertificationRequest({ signer, subject: key.subject, profile: 'code-signing' })).der;
+      } else {
+        const generation = await this.cas.activeGeneration(key.issuerCaId!);
+        const issuer = await this.cas.issuerFor(generation);
+        // Never outlive the issuer: an expiring CA breaks every untimestamped signature below it.
+        const remainingDays = Math.floor((issuer.notAfter.getTime() - now.getTime()) / DAY_MS);
+        const validityDays = Math.min(key.certificateValidityDays, remainingDays);
+        if (validityDays < 1) throw new DomainError(ErrorCode.CONFLICT, `the issuing CA generation ${generation.name} expires too soon to issue`, { issuerGeneration: generation.name });
+        certificate = await issueCodeSigningCertificate({ issuer, subject: key.subject, publicKeySpki: hsmKey.publicKeySpki, validityDays, now });
+        chain = [issuer.certificate, ...generation.chain];
+        issuerGenerationId = generation.id;
+      }
+      const state: KeyVersionState = options.state ?? (key.external ? 'pending' : 'active');
+      const work = async (manager: EntityManager) => {
+        const savedKey = options.isNewKey ? await manager.getRepository(SigningKeyEntity).save(key) : key;
+        const version = await manager.getRepository(KeyVersionEntity).save(
+          manager.getRepository(KeyVersionEntity).create({
+            keyId: savedKey.id,
+            version: versionNumber,
+            state,
+            keyUri: hsmKey.uri,
+            publicKey: hsmKey.publicKeySpki,
+            certificate: certificate?.der ?? null,
+            csr,
+            chain,
+            serial: certificate?.serialHex ?? null,
+            issuerGenerationId,
+            notBefore: certificate?.notBefore ?? null,
+            notAfter: certificate?.notAfter ?? null,
+            activatedAt: state === 'active' ? now : null,
+            retiredAt: null,
+            destroyedAt: null,
+            revokedAt: null,
+          }),
+        );
+        if (certificate) {
+          const row = await this.cas.recordCertificate(manager, certificate, { issuerGenerationId, keyVersionId: version.id });
+          await this.cas.notifyCertificateIssued(row, manager);
+        }
+        for (const sink of this.sinks) {
+          if (options.isNewKey) await sink.keyCreated?.(savedKey, version, manager);
+          else await sink.versionCreated?.(savedKey, version, manager);
+        }
+        return { key: savedKey, version };
+      };
+      const result = options.manager ? await work(options.manager) : await this.dataSource.transaction(work);
+      this.logger.log(`key ${key.name}: version ${versionNumber} created (${state})`);
+      return result;
+    } catch (error) {
+      await this.keyStore.destroyKey(hsmKey.uri).catch((e) => this.logger.error(`could not destroy orphan key ${hsmKey.uri}: ${(e as Error).message}`));
+      throw error;
+    }
+  }
+
+  private async resolveIssuer(name: string | undefined, operation: string): Promise<CaEntity> {
+    const repository = this.dataSource.getRepository(CaEntity);
+    if (name !== undefined) {
+      const ca = await repository.findOneBy({ name });
+      if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `${operation}: no CA named '${name}'`, { field: 'issuer' });
+      if (ca.kind !== 'issuing') throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${name}' is not an issuing CA`, { field: 'issuer' });
+      return ca;
+    }
+    const issuing = await repository.find({ where: { kind: 'issuing' }, order: { createdAt: 'ASC' } });
+    if (issuing.length === 1) return issuing[0];
+    throw new DomainError(
+      ErrorCode.VALIDATION_ERROR,
+      issuing.length === 0 ? `${operation}: there is no issuing CA yet (POST /v1/cas)` : `${operation}: 'issuer' is required when several issuing CAs exist`,
+      { field: 'issuer' },
+    );
+  }
+
+  async list(): Promise<KeyView[]> {
+    const keys = await this.dataSource.getRepository(SigningKeyEntity).find({ order: { name: 'ASC' } });
+    const versions = await this.dataSource.getRepository(KeyVersionEntity).find({ order: { version: 'ASC' } });
+    return Promise.all(keys.map((key) => this.view(key, versions.filter((v) => v.keyId === key.id))));
+  }
+
+  async get(name: string): Promise<KeyView> {
+    const key = await this.byName(name);
+    return this.view(key, await this.versionsOf(key.id));
+  }
+
+  async byName(name: string): Promise<SigningKeyEntity> {
+    const key = typeof name === 'string' ? await this.dataSource.getRepository(SigningKeyEntity).findOneBy({ name }) : null;
+    if (!key) throw new DomainError(ErrorCode.NOT_FOUND, `no key named '${name}'`);
+    return key;
+  }
+
+  versionsOf(keyId: string): Promise<KeyVersionEntity[]> {
+    return this.dataSource.getRepository(KeyVersionEntity).find({ where: { keyId }, order: { version: 'ASC' } });
+  }
+
+  async version(name: string, versionNumber?: number): Promise<{ key: SigningKeyEntity; version: KeyVersionEntity }> {
+    const key = await this.byName(name);
+    const repository = this.dataSource.getRepository(KeyVersionEntity);
+    const version =
+      versionNumber === undefined
+        ? ((await repository.findOneBy({ keyId: key.id, state: 'active' })) ??
+          (await repository.findOne({ where: { keyId: key.id }, order: { version: 'DESC' } })))
+        : await repository.findOneBy({ keyId: key.id, version: versionNumber });
+    if (!version) throw new DomainError(ErrorCode.NOT_FOUND, `key '${name}' has no version ${versionNumber ?? ''}`.trim());
+    return { key, version };
+  }
+
+  /** PEM chain, leaf first, root last. */
+  async certificateChainPem(name: string, versionNumber?: number): Promise<string> {
+    const { version } = await this.version(name, versionNumber);
+    if (!version.certificate) throw new DomainError(ErrorCode.CONFLICT, `key '${name}' version ${version.version} has no certificate yet (external CA: import its chain)`);
+    return [version.certificate, ...version.chain].map((der) => derToPem(der, 'CERTIFICATE')).join('');
+  }
+
+  async view(key: SigningKeyEntity, versions: KeyVersionEntity[]): Promise<KeyView> {
+    const issuer = key.issuerCaId ? (await this.cas.byId(key.issuerCaId)).name : null;
+    const generationNames = new Map<string, string>();
+    for (const id of new Set(versions.map((v) => v.issuerGenerationId).filter((x): x is string => !!x))) {
+      generationNames.set(id, (await this.cas.generationById(id)).name);
+    }
+    return {
+      name: key.name,
+      keySpec: key.keySpec,
+      signingAlgorithm: KEY_SPEC_INFO[key.keySpec].signingAlgorithm,
+      subject: key.subject,
+      issuer,
+      external: key.external,
+      certificateValidityDays: key.certificateValidityDays,
+      rotation: key.rotation,
+      requires: key.requires,
+      createdAt: key.createdAt.toISOString(),
+      activeVersion: versions.find((v) => v.state === 'active')?.version ?? null,
+      versions: versions.map((v) => ({
+        version: v.version,
+        state: v.state,
+        keySpec: key.keySpec,
+        serial: v.serial,
+        notBefore: v.notBefore?.toISOString() ?? null,
+        notAfter: v.notAfter?.toISOString() ?? null,
+        issuerGeneration: v.issuerGenerationId ? (generationNames.get(v.issuerGenerationId) ?? null) : null,
+        createdAt: v.createdAt.toISOString(),
+        activatedAt: v.activatedAt?.toISOString() ?? null,
+        retiredAt: v.retiredAt?.toISOString() ?? null,
+        revokedAt: v.revokedAt?.toISOString() ?? null,
+      })),
+    };
+  }
+
+  /** Certificates of a key (GET /v1/certificates?key=). */
+  async certificatesOf(name: string): Promise<CertificateEntity[]> {
+    const key = await this.byName(name);
+    const versions = await this.versionsOf(key.id);
+    if (versions.length === 0) return [];
+    return this.dataSource.getRepository(CertificateEntity).find({ where: { keyVersionId: In(versions.map((v) => v.id)) }, order: { notBefore: 'ASC' } });
+  }
+}
+
+function validateRotation(input: CreateKeyInput['rotation'], operation: string): RotationPolicy {
+  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
+    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'rotation' must be an object`, { field: 'rotation' });
+  }
+  const unknown = Object.keys(input ?? {}).filter((k) => !['schedule', 'overlapDays', 'retentionDays'].includes(k));
+  if (unknown.length > 0) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'rotation' has unknown fields: ${unknown.join(', ')}`, { field: 'rotation' });
+  const policy: RotationPolicy = {
+    schedule: input?.schedule ?? DEFAULT_ROTATION.schedule,
+    overlapDays: input?.overlapDays ?? DEFAULT_ROTATION.overlapDays,
+    retentionDays: input?.retentionDays ?? DEFAULT_ROTATION.retentionDays,
+  };
+  if (typeof policy.schedule !== 'string' || (policy.schedule !== 'quarterly' && !isCron(policy.schedule))) {
+    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'rotation.schedule' must be "quarterly" or a cron expression`, { field: 'rotation.schedule' });
+  }
+  for (const field of ['overlapDays', 'retentionDays'] as const) {
+    const value = policy[field];
+    if (!Number.isInteger(value) || value < 0 || value > 3650) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'rotation.${field}' must be a whole number of days (0..3650)`, { field: `rotation.${field}` });
+    }
+  }
+  return policy;
+}
+
+function isCron(expression: string): boolean {
+  if (expression.trim().split(/\s+/).length < 5) return false;
+  try {
+    CronExpressionParser.parse(expression, { tz: 'UTC' });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,174 @@
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Interval } from '@nestjs/schedule';
+import { DataSource, EntityManager } from 'typeorm';
+import { CaGenerationEntity } from '../ca/ca-generation.entity';
+import { CaService } from '../ca/ca.service';
+import { buildCrl, CrlEntry } from '../ca/crl-builder';
+import { RevocationReason } from '../ca/revocation-reasons';
+import { SIGNET_CONFIG, SignetConfig } from '../config/config';
+
+const HOUR_MS = 3_600_000;
+/**
+ * SQL over `ca_generations g`: the CRL is missing, half its validity has passed, the configured
+ * validity changed, or a certificate was revoked after it was built.
+ */
+function duePredicate(now: string, hours: string): string {
+  return `(g.crl IS NULL
+    OR g.crl_this_update + (g.crl_next_update - g.crl_this_update) / 2 <= ${now}::timestamptz
+    OR g.crl_next_update - g.crl_this_update <> make_interval(hours => ${hours}::int)
+    OR EXISTS (SELECT 1 FROM certificates c WHERE c.issuer_generation_id = g.id AND c.revoked_at >= g.crl_this_update))`;
+}
+const PAGE = 5000;
+/** A burst of revocations within this window becomes one CRL rebuild. */
+export const CRL_COALESCE_MS = 1000;
+
+export interface CrlPublishedEvent {
+  generation: CaGenerationEntity;
+  crlNumber: bigint;
+  entryCount: number;
+}
+
+/**
+ * CRLs per CA key generation: signed by that generation's HSM key, monotonic cRLNumber, rebuilt
+ * on revocation (coalesced) and on a schedule before half their validity has passed, so they never
+ * lapse. Entries are read in pages and encoded as they arrive (100,000 entries fit).
+ */
+@Injectable()
+export class CrlService implements OnModuleDestroy {
+  private readonly logger = new Logger(CrlService.name);
+  private readonly pending = new Map<string, { timer: NodeJS.Timeout; done: Promise<void>; resolve: () => void }>();
+  private readonly listeners: Array<(event: CrlPublishedEvent) => Promise<void> | void> = [];
+  private readonly cache = new Map<string, { der: Buffer; until: number }>();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly cas: CaService,
+    @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+  ) {}
+
+  onCrlPublished(listener: (event: CrlPublishedEvent) => Promise<void> | void): void {
+    this.listeners.push(listener);
+  }
+
+  private get validityMs(): number {
+    return this.config.pki.crlValidityHours * HOUR_MS;
+  }
+
+  /** Coalesces rebuild requests for a generation; resolves when the CRL that includes them is stored. */
+  scheduleRebuild(generationId: string): Promise<void> {
+    const existing = this.pending.get(generationId);
+    if (existing) return existing.done;
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => (resolve = r));
+    const timer = setTimeout(() => {
+      this.pending.delete(generationId);
+      this.rebuild(generationId)
+        .catch((error) => this.logger.error(`CRL rebuild for generation ${generationId} failed: ${(error as Error).message}`))
+        .finally(resolve);
+    }, CRL_COALESCE_MS);
+    this.pending.set(generationId, { timer, done, resolve });
+    return done;
+  }
+
+  /** Builds, signs and stores the next CRL of a generation. Replicas serialise on the row lock. */
+  async rebuild(generationId: string, options: { onlyIfDue?: boolean; now?: Date } = {}): Promise<CrlPublishedEvent | undefined> {
+    const event = await this.dataSource.transaction(async (manager) => {
+      const generation = await manager.getRepository(CaGenerationEntity).findOne({ where: { id: generationId }, lock: { mode: 'pessimistic_write' } });
+      if (!generation?.certificate) return undefined;
+      const now = options.now ?? new Date();
+      if (options.onlyIfDue && !(await this.isDue(manager, generation.id, now))) return undefined;
+      const issuer = await this.cas.issuerFor(generation);
+      const crlNumber = BigInt(generation.crlNumber) + 1n;
+      const built = await buildCrl({
+        issuer,
+        crlNumber,
+        thisUpdate: now,
+        nextUpdate: new Date(now.getTime() + this.validityMs),
+        entries: this.revokedEntries(manager, generation.id),
+      });
+      await manager.update(CaGenerationEntity, { id: generation.id }, {
+        crlNumber: crlNumber.toString(),
+        crl: built.der,
+        crlThisUpdate: built.thisUpdate,
+        crlNextUpdate: built.nextUpdate,
+      });
+      generation.crl = built.der;
+      generation.crlNumber = crlNumber.toString();
+      return { generation, crlNumber, entryCount: built.entryCount };
+    });
+    if (event) {
+      this.cache.delete(event.generation.name);
+      this.logger.log(`published CRL #${event.crlNumber} of ${event.generation.name} (${event.entryCount} entries)`);
+      for (const listener of this.listeners) await listener(event);
+    }
+    return event;
+  }
+
+  private async isDue(manager: EntityManager, generationId: string, now: Date): Promise<boolean> {
+    const [row] = await manager.query(`SELECT ${duePredicate('$2', '$3')} AS due FROM ca_generations g WHERE g.id = $1`, [generationId, now, this.config.pki.crlValidityHours]);
+    return row?.due === true;
+  }
+
+  private async *revokedEntries(manager: EntityManager, generationId: string): AsyncGenerator<CrlEntry> {
+    let after = '';
+    for (;;) {
+      const rows: Array<{ serial: string; revoked_at: Date; revocation_reason: RevocationReason | null; invalidity_date: Date | null }> = await manager.query(
+        `SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates
+          WHERE issuer_generation_id = $1 AND revoked_at IS NOT NULL AND serial > $2
+          ORDER BY serial LIMIT ${PAGE}`,
+        [generationId, after],
+      );
+      for (const row of rows) {
+        yield { serialHex: row.serial, revokedAt: row.revoked_at, reason: row.revocation_reason ?? undefined, invalidityDate: row.invalidity_date ?? undefined };
+      }
+      if (rows.length < PAGE) return;
+      after = rows[rows.length - 1].serial;
+    }
+  }
+
+  /** The current CRL (DER) of a generation, built on first request. */
+  async current(generationName: string): Promise<Buffer> {
+    const cached = this.cache.get(generationName);
+    if (cached && cached.until > Date.now()) return cached.der;
+    let generation = await this.cas.generationByName(generationName);
+    if (!generation.crl || (generation.crlNextUpdate && generation.crlNextUpdate.getTime() <= Date.now())) {
+      await this.rebuild(generation.id, { onlyIfDue: true });
+      generation = await this.cas.generationByName(generationName);
+    }
+    if (!generation.crl) throw new Error(`no CRL for ${generationName}`);
+    this.cache.set(generationName, { der: generation.crl, until: Date.now() + 2000 });
+    return generation.crl;
+  }
+
+  /** Every generation that still has unexpired certificates below it keeps a fresh CRL. */
+  @Interval('crl-refresh', 60_000)
+  async refreshDue(now = new Date()): Promise<number> {
+    const generations: Array<{ id: string }> = await this.dataSource.query(
+      `SELECT g.id FROM ca_generations g
+        WHERE g.certificate IS NOT NULL AND g.not_after > $1::timestamptz - interval '1 day' AND ${duePredicate('$1', '$2')}`,
+      [now, this.config.pki.crlValidityHours],
+    );
+    let rebuilt = 0;
+    for (const { id } of generations) {
+      try {
+        if (await this.rebuild(id, { onlyIfDue: true, now })) rebuilt++;
+      } catch (error) {
+        this.logger.error(`scheduled CRL refresh of ${id} failed: ${(error as Error).message}`);
+      }
+    }
+    return rebuilt;
+  }
+
+  /** Pending (coalesced) rebuilds run now rather than being lost with the process. */
+  async onModuleDestroy(): Promise<void> {
+    const pending = [...this.pending.entries()];
+    this.pending.clear();
+    await Promise.all(
+      pending.map(async ([generationId, { timer, resolve }]) => {
+        clearTimeout(timer);
+        await this.rebuild(generationId).catch((error) => this.logger.error(`CRL rebuild at shutdown failed: ${(error as Error).message}`));
+        resolve();
+      }),
+    );
+  }
+}

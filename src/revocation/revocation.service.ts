@@ -1,0 +1,127 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+import { CaGenerationEntity } from '../ca/ca-generation.entity';
+import { CertificateEntity } from '../ca/certificate.entity';
+import { isRevocationReason, REVOCATION_REASONS, RevocationReason } from '../ca/revocation-reasons';
+import { normalizeSerialHex } from '../ca/serial-number';
+import { DomainError, ErrorCode } from '../common/errors';
+import { KeyVersionEntity } from '../keys/key-version.entity';
+import { CrlService } from './crl.service';
+
+export interface RevokeInput {
+  reason?: string;
+  invalidityDate?: string;
+}
+
+export interface RevocationView {
+  serial: string;
+  kind: string;
+  subject: string;
+  revokedAt: string;
+  reason: RevocationReason;
+  invalidityDate: string | null;
+  /** False when the certificate was already revoked (the call is idempotent). */
+  changed: boolean;
+}
+
+/** Observers of revocations (audit, OCSP cache, emergency rotation, truststores). */
+export interface RevocationSink {
+  /** Inside the revoking transaction (audit: the revocation is durable only with its record). */
+  revoking?(certificate: CertificateEntity, manager: EntityManager): Promise<void>;
+  /** After commit. */
+  revoked?(certificate: CertificateEntity): Promise<void> | void;
+}
+
+/**
+ * Revokes a certificate: the key version behind it stops signing at once (same transaction), the
+ * issuing generation's CRL is rebuilt (bursts coalesced), OCSP answers change. Revoking twice is
+ * idempotent. Retirement never comes through here (NOTARY.md).
+ */
+@Injectable()
+export class RevocationService {
+  private readonly logger = new Logger(RevocationService.name);
+  private readonly sinks: RevocationSink[] = [];
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly crls: CrlService,
+  ) {}
+
+  addSink(sink: RevocationSink): void {
+    this.sinks.push(sink);
+  }
+
+  async revoke(serialInput: string, input: RevokeInput, now = new Date()): Promise<RevocationView> {
+    const operation = 'revoke';
+    const serial = normalizeSerialHex(serialInput);
+    const reason = input.reason ?? 'unspecified';
+    if (!isRevocationReason(reason)) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'reason' must be one of ${REVOCATION_REASONS.join(', ')}`, { field: 'reason' });
+    }
+    let invalidityDate: Date | null = null;
+    if (input.invalidityDate !== undefined) {
+      invalidityDate = new Date(input.invalidityDate);
+      if (typeof input.invalidityDate !== 'string' || Number.isNaN(invalidityDate.getTime())) {
+        throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'invalidityDate' must be an ISO-8601 date-time`, { field: 'invalidityDate' });
+      }
+      if (invalidityDate.getTime() > now.getTime() + 60_000) {
+        throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'invalidityDate' is in the future`, { field: 'invalidityDate' });
+      }
+    }
+
+    const { certificate, changed } = await this.dataSource.transaction(async (manager) => {
+      const certificate = await manager.getRepository(CertificateEntity).findOne({ where: { serial }, lock: { mode: 'pessimistic_write' } });
+      if (!certificate) throw new DomainError(ErrorCode.NOT_FOUND, `${operation}: no certificate with serial ${serial}`, { field: 'serial' });
+      if (certificate.revokedAt) return { certificate, changed: false };
+      // Serialise with a concurrent CRL build of the issuer (it takes the row FOR UPDATE), so a
+      // revocation can never fall between a CRL's read and its thisUpdate.
+      if (certificate.issuerGenerationId) {
+        await manager.getRepository(CaGenerationEntity).findOne({ where: { id: certificate.issuerGenerationId }, lock: { mode: 'pessimistic_read' } });
+      }
+      certificate.revokedAt = now;
+      certificate.revocationReason = reason;
+      certificate.invalidityDate = invalidityDate;
+      await manager.update(CertificateEntity, { serial }, { revokedAt: now, revocationReason: reason, invalidityDate });
+      if (certificate.keyVersionId) {
+        await manager.update(KeyVersionEntity, { id: certificate.keyVersionId }, { state: 'revoked', revokedAt: now });
+      }
+      for (const sink of this.sinks) await sink.revoking?.(certificate, manager);
+      return { certificate, changed: true };
+    });
+
+    if (changed) {
+      this.logger.log(`revoked certificate ${serial} (${certificate.kind}, ${reason})`);
+      if (certificate.issuerGenerationId) void this.crls.scheduleRebuild(certificate.issuerGenerationId);
+      for (const sink of this.sinks) {
+        try {
+          await sink.revoked?.(certificate);
+        } catch (error) {
+          this.logger.error(`after-revocation step failed for ${serial}: ${(error as Error).message}`);
+        }
+      }
+    }
+    return {
+      serial,
+      kind: certificate.kind,
+      subject: certificate.subjectDn,
+      revokedAt: certificate.revokedAt!.toISOString(),
+      reason: certificate.revocationReason ?? 'unspecified',
+      invalidityDate: certificate.invalidityDate?.toISOString() ?? null,
+      changed,
+    };
+  }
+
+  /** Status for OCSP: by issuer generation and serial. */
+  async status(
+    issuerGenerationId: string,
+    serialHex: string,
+  ): Promise<{ status: 'good' } | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason } | { status: 'unknown' }> {
+    const certificate = await this.dataSource.getRepository(CertificateEntity).findOne({
+      where: { serial: serialHex, issuerGenerationId },
+      select: { serial: true, revokedAt: true, revocationReason: true },
+    });
+    if (!certificate) return { status: 'unknown' };
+    if (!certificate.revokedAt) return { status: 'good' };
+    return { status: 'revoked', revokedAt: certificate.revokedAt, reason: certificate.revocationReason ?? undefined };
+  }
+}
