@@ -1,0 +1,31 @@
+import { DomainError, ErrorCode } from '../common/errors';
+import { caGenerationUrls } from './ca-urls';
+
+describe(caGenerationUrls.name, () => {
+  it('builds /pki/{gen}.crt, /pki/{gen}.crl and /ocsp/{gen} under the base URL', () => {
+    expect(caGenerationUrls('http://pki.example.com:8080/', 'issuing-2025q1')).toEqual({
+      caIssuers: 'http://pki.example.com:8080/pki/issuing-2025q1.crt',
+      crl: 'http://pki.example.com:8080/pki/issuing-2025q1.crl',
+      ocsp: 'http://pki.example.com:8080/ocsp/issuing-2025q1',
+    });
+    expect(caGenerationUrls('http://pki.example.com/signet', 'root.g2').ocsp).toBe('http://pki.example.com/signet/ocsp/root.g2');
+  });
+
+  it.each([
+    ['https://pki.example.com', 'g1', 'baseUrl'],
+    ['ldap://pki.example.com', 'g1', 'baseUrl'],
+    ['not a url', 'g1', 'baseUrl'],
+    ['http://user:pw@pki.example.com', 'g1', 'baseUrl'],
+    ['http://pki.example.com', '../g1', 'generationName'],
+    ['http://pki.example.com', 'g 1', 'generationName'],
+  ])('rejects %s / %s naming %s', (base, generation, field) => {
+    try {
+      caGenerationUrls(base, generation);
+      throw new Error('expected a DomainError');
+    } catch (error) {
+      expect(error).toBeInstanceOf(DomainError);
+      expect((error as DomainError).code).toBe(ErrorCode.VALIDATION_ERROR);
+      expect((error as DomainError).details?.field).toBe(field);
+    }
+  });
+});
