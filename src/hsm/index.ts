@@ -1,0 +1,13 @@
+export * from './key-store';
+export * from './hsm-options';
+export * from './hsm-logger';
+export * from './hsm.module';
+export * from './pkcs11-key-store';
+export * from './pkcs11-uri';
+export * from './pkcs11-errors';
+export * from './ecdsa-signature';
+export * from './key-reconciliation';
+export * from './softhsm-dev-token';
+export { Pkcs11Library } from './pkcs11-library';
+export { Pkcs11FaultInjector } from './pkcs11-fault-injector';
+export type { ArmOptions, Pkcs11Interceptor } from './pkcs11-fault-injector';

@@ -1,0 +1,137 @@
+import type { DigestSigner, HashAlgorithm, KeySpec } from '../common/key-spec';
+
+/**
+ * The key-store contract every other module uses. Keys are generated inside the HSM and never
+ * leave it; callers hold PKCS#11 URIs (RFC 7512), never object handles.
+ */
+export interface KeyStore {
+  /** Generates a key pair in the token for `role`; refuses an id that already exists (ALREADY_EXISTS). */
+  createKey(request: CreateKeyRequest): Promise<KeyInfo>;
+  /** The key pair's public key as SubjectPublicKeyInfo DER. NOT_FOUND for an unknown reference. */
+  getPublicKey(keyUri: string): Promise<Buffer>;
+  /** Spec, label and public key of an existing key pair. */
+  describeKey(keyUri: string): Promise<KeyInfo>;
+  /**
+   * Signs a digest computed with `options.hash`. ECDSA → raw r‖s (IEEE P1363); RSA → RSASSA-PSS
+   * with salt = hash length, or PKCS#1 v1.5 when `rsaPadding: 'pkcs1'`.
+   * The digest length is checked before the HSM is touched.
+   */
+  sign(keyUri: string, digest: Buffer, options: SignOptions): Promise<Buffer>;
+  /** What the CA receives: a signer for one key that knows nothing of PKCS#11. */
+  getSigner(keyUri: string): Promise<DigestSigner>;
+  /** Destroys the private and public key objects. NOT_FOUND when neither exists. */
+  destroyKey(keyUri: string): Promise<void>;
+  /** Key pairs held by the configured tokens (both roles unless one is given). */
+  listKeys(role?: KeyRole): Promise<KeyListing[]>;
+  /** AES-256-GCM under the token's sealing key; `recordId` is bound as additional authenticated data. */
+  seal(recordId: string, plaintext: Buffer): Promise<Buffer>;
+  unseal(recordId: string, sealed: Buffer): Promise<Buffer>;
+  /** New sealing key for new writes; older ones stay in the token to decrypt what they sealed. */
+  rotateSealingKey(): Promise<SealingKeyInfo>;
+  /** Token objects no referenced URI names, and referenced URIs whose private key is missing. */
+  reconcile(referencedKeyUris: Iterable<string>): Promise<ReconciliationReport>;
+  /** For /readyz. Synchronous and cheap: reads counters, never calls the HSM. */
+  health(): HsmHealth;
+  counters(): HsmCounters;
+}
+
+/** Injection token for the KeyStore contract (the Pkcs11KeyStore class is also injectable by itself). */
+export const KEY_STORE = Symbol('KEY_STORE');
+
+/** Signing keys live on the signing token; CA keys may live on a separate token with its own PIN. */
+export type KeyRole = 'signing' | 'ca';
+
+export interface CreateKeyRequest {
+  spec: KeySpec;
+  /** CKA_LABEL of both objects, e.g. `release-v3`. */
+  label: string;
+  role?: KeyRole;
+  /** CKA_ID (1..64 bytes); random 16 bytes when absent. */
+  id?: Buffer;
+}
+
+export interface KeyInfo {
+  uri: string;
+  spec: KeySpec;
+  role: KeyRole;
+  tokenLabel: string;
+  /** CKA_ID, lowercase hex. */
+  id: string;
+  label: string;
+  publicKeySpki: Buffer;
+}
+
+export interface SignOptions {
+  hash: HashAlgorithm;
+  /** RSA only; ECDSA keys refuse it (UNSUPPORTED_ALGORITHM). */
+  rsaPadding?: 'pss' | 'pkcs1';
+}
+
+export interface KeyListing {
+  uri: string;
+  role: KeyRole;
+  tokenLabel: string;
+  id: string;
+  label: string;
+  /** Undefined when the objects do not describe one of our specs. */
+  spec?: KeySpec;
+  hasPrivateKey: boolean;
+  hasPublicKey: boolean;
+}
+
+export interface SealingKeyInfo {
+  /** CKA_ID, lowercase hex; travels in every sealed envelope. */
+  keyId: string;
+  label: string;
+  generation: number;
+}
+
+export interface ReconciliationReport {
+  /** Key pairs in a token that no referenced URI names (candidates for destruction after review). */
+  orphanObjects: KeyListing[];
+  /** Referenced URIs whose private key is not in its token. */
+  missingObjects: string[];
+}
+
+export type HsmState = 'ready' | 'recovering' | 'down';
+
+export interface TokenHealth {
+  role: KeyRole | 'signing+ca';
+  tokenLabel: string;
+  state: HsmState | 'closed';
+  sessions: number;
+  configuredSessions: number;
+  inFlight: number;
+  waiting: number;
+  lastError?: string;
+}
+
+export interface HsmHealth {
+  /** Worst state over the configured tokens. */
+  state: HsmState;
+  sessions: number;
+  configuredSessions: number;
+  inFlight: number;
+  /** Requests queued for a session. */
+  waiting: number;
+  recoveries: number;
+  lastError?: string;
+  lastRecoveryAt?: string;
+  tokens: TokenHealth[];
+}
+
+export interface HsmCounters {
+  /** C_Sign calls that returned a signature. */
+  signOperations: number;
+  /** C_Sign calls made (successful or not): input rejected before the HSM never counts. */
+  signAttempts: number;
+  signFailures: number;
+  keysGenerated: number;
+  keysDestroyed: number;
+  sealOperations: number;
+  unsealOperations: number;
+  /** Completed pool recoveries (relogin, reopen, re-initialisation). */
+  recoveries: number;
+  /** Operations re-run after a recovery. */
+  operationRetries: number;
+}

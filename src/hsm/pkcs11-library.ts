@@ -1,0 +1,217 @@
+import { realpathSync } from 'node:fs';
+import * as pkcs11js from 'pkcs11js';
+import type { HsmLogger } from './hsm-logger';
+import { silentLogger } from './hsm-logger';
+import { type Handle, type Pkcs11Api, trimPkcs11Label } from './pkcs11-api';
+import { toPkcs11Error } from './pkcs11-errors';
+
+/** Something holding sessions that must be drained before the library is finalised. */
+export interface LibraryClient {
+  prepareForLibraryReset(): Promise<void>;
+}
+
+export interface TokenSlot {
+  slot: Handle;
+  label: string;
+  serialNumber: string;
+}
+
+/**
+ * A loaded PKCS#11 module, shared by everything in the process that uses the same module file.
+ *
+ * C_Initialize is process-global per module (a second call returns CKR_CRYPTOKI_ALREADY_INITIALIZED),
+ * so all stores go through one instance: reference-counted acquire/release, one C_Initialize with
+ * CKF_OS_LOCKING_OK (concurrent calls from libuv threads crash SoftHSM2 without it), and one
+ * coordinated re-initialisation that first drains every client.
+ *
+ * The registry lives on `globalThis`: process-wide in Node, but per test file under jest (each test
+ * file has its own global). Jest runs test files of one worker one after another, so a test file
+ * that closes its stores leaves the library finalised for the next one; a file that leaks a store
+ * leaves it initialised, and the next file joins that initialisation (see `locateToken`).
+ * The native addon itself is loaded once per process either way (jest requires `.node` files
+ * through Node's own require cache).
+ */
+export class Pkcs11Library {
+  private static readonly registryKey = Symbol.for('signet.hsm.pkcs11-libraries');
+
+  private readonly binding: pkcs11js.PKCS11;
+  private references = 0;
+  private initialized = false;
+  /** False when C_Initialize found the module already initialised by someone else in this process. */
+  private ownsInitialization = false;
+  private generationValue = 0;
+  private resetting?: Promise<void>;
+  private readonly clients = new Set<LibraryClient>();
+
+  private constructor(
+    readonly modulePath: string,
+    private readonly logger: HsmLogger,
+  ) {
+    this.binding = new pkcs11js.PKCS11();
+    try {
+      this.binding.load(modulePath);
+    } catch (err) {
+      throw new Error(`hsm: cannot load PKCS#11 module ${modulePath}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private static registry(): Map<string, Pkcs11Library> {
+    const holder = globalThis as unknown as Record<symbol, Map<string, Pkcs11Library> | undefined>;
+    return (holder[Pkcs11Library.registryKey] ??= new Map());
+  }
+
+  /** Loads (once) and initialises the module; pair every call with `release()`. */
+  static acquire(modulePath: string, logger: HsmLogger = silentLogger): Pkcs11Library {
+    let resolved: string;
+    try {
+      resolved = realpathSync(modulePath);
+    } catch {
+      throw new Error(`hsm: PKCS#11 module not found: ${modulePath}`);
+    }
+    const registry = Pkcs11Library.registry();
+    let library = registry.get(resolved);
+    if (!library) {
+      library = new Pkcs11Library(resolved, logger);
+      registry.set(resolved, library);
+    }
+    library.references++;
+    try {
+      library.ensureInitialized();
+    } catch (err) {
+      library.release();
+      throw err;
+    }
+    return library;
+  }
+
+  /** Users of the module in this process (this realm under jest); 0 when it is not initialised by us. */
+  static referenceCount(modulePath: string): number {
+    try {
+      return Pkcs11Library.registry().get(realpathSync(modulePath))?.references ?? 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Finalises the module when the last user releases it. The shared object stays mapped: unloading
+   * a module whose threads or atexit handlers may still run is a classic source of crashes.
+   */
+  release(): void {
+    if (this.references === 0) return;
+    this.references--;
+    if (this.references > 0) return;
+    if (this.initialized && this.ownsInitialization) {
+      try {
+        this.binding.C_Finalize();
+      } catch {
+        // already finalised by someone else: nothing left to release
+      }
+    }
+    this.initialized = false;
+    this.ownsInitialization = false;
+  }
+
+  get api(): Pkcs11Api {
+    return this.binding;
+  }
+
+  /** Incremented by every re-initialisation: sessions and object handles from an older generation are gone. */
+  get generation(): number {
+    return this.generationValue;
+  }
+
+  get referenceCount(): number {
+    return this.references;
+  }
+
+  register(client: LibraryClient): () => void {
+    this.clients.add(client);
+    return () => this.clients.delete(client);
+  }
+
+  /** Resolves when no re-initialisation is in progress. */
+  whenStable(): Promise<void> {
+    return this.resetting ?? Promise.resolve();
+  }
+
+  /**
+   * Finalises and initialises the module again, after every client has drained its in-flight
+   * operations (finalising under a running C_Sign is undefined behaviour). Single-flight: callers
+   * that observed the same generation share one re-initialisation.
+   */
+  reinitialize(observedGeneration: number): Promise<void> {
+    if (this.resetting) return this.resetting;
+    if (observedGeneration !== this.generationValue) return Promise.resolve();
+    this.resetting = (async () => {
+      await Promise.all([...this.clients].map((client) => client.prepareForLibraryReset()));
+      try {
+        this.binding.C_Finalize();
+      } catch {
+        // CKR_CRYPTOKI_NOT_INITIALIZED: someone finalised it for us
+      }
+      this.initialized = false;
+      this.ensureInitialized();
+      this.generationValue++;
+      this.logger.warn(`hsm: PKCS#11 module re-initialised (generation ${this.generationValue})`);
+    })().finally(() => {
+      this.resetting = undefined;
+    });
+    return this.resetting;
+  }
+
+  /** Initialised tokens, labels trimmed. */
+  listTokens(): TokenSlot[] {
+    const tokens: TokenSlot[] = [];
+    for (const slot of this.binding.C_GetSlotList(true)) {
+      const info = this.binding.C_GetTokenInfo(slot);
+      if ((info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0) continue;
+      tokens.push({ slot, label: trimPkcs11Label(info.label), serialNumber: trimPkcs11Label(info.serialNumber) });
+    }
+    return tokens;
+  }
+
+  /**
+   * Finds the slot of the token labelled `label`. If it is absent and the module was initialised by
+   * somebody else in this process with nobody of ours holding sessions (under jest: a test file that
+   * leaked a store, with another SOFTHSM2_CONF), initialise it again once so this process's
+   * configuration is read.
+   */
+  locateToken(label: string, api: Pkcs11Api = this.binding): TokenSlot | undefined {
+    const find = (): TokenSlot | undefined => {
+      for (const slot of api.C_GetSlotList(true)) {
+        const info = api.C_GetTokenInfo(slot);
+        if ((info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) !== 0 && trimPkcs11Label(info.label) === label) {
+          return { slot, label, serialNumber: trimPkcs11Label(info.serialNumber) };
+        }
+      }
+      return undefined;
+    };
+    const found = find();
+    if (found || this.ownsInitialization || this.clients.size > 0 || this.resetting) return found;
+    this.logger.warn(`hsm: token '${label}' not visible in a module initialised elsewhere in this process; re-initialising it`);
+    try {
+      this.binding.C_Finalize();
+    } catch {
+      // not initialised after all
+    }
+    this.initialized = false;
+    this.ensureInitialized();
+    this.generationValue++;
+    return find();
+  }
+
+  private ensureInitialized(): void {
+    if (this.initialized) return;
+    try {
+      this.binding.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+      this.ownsInitialization = true;
+    } catch (err) {
+      const p11 = toPkcs11Error(err, 'C_Initialize');
+      if (p11?.ckr !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw p11 ?? err;
+      // Someone else in this process initialised it (hopefully with OS locking): share it, never finalise it.
+      this.ownsInitialization = false;
+    }
+    this.initialized = true;
+  }
+}

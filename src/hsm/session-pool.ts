@@ -1,0 +1,455 @@
+import * as pkcs11js from 'pkcs11js';
+import type { KeyRole, HsmState, TokenHealth } from './key-store';
+import type { HsmLogger } from './hsm-logger';
+import type { RecoveryOptions } from './hsm-options';
+import { CKS_RO_PUBLIC_SESSION, CKS_RW_PUBLIC_SESSION, type Handle, type Pkcs11Api } from './pkcs11-api';
+import {
+  Pkcs11Error,
+  type PoolRecoveryAction,
+  hsmUnavailable,
+  isFatalLoginError,
+  isPoolRecoveryAction,
+  recoveryActionFor,
+  strongerAction,
+  toPkcs11Error,
+} from './pkcs11-errors';
+import type { LibraryClient, Pkcs11Library } from './pkcs11-library';
+
+/** One PKCS#11 session; the pool hands it to one operation at a time. */
+export interface PooledSession {
+  readonly handle: Handle;
+  /** Pool epoch the session was opened in; object handles are only valid within one epoch. */
+  readonly epoch: number;
+  /** Output buffer reused by the session's operations (one in flight per session). */
+  readonly out: Buffer;
+  /**
+   * Whatever a native async call reads or writes: pkcs11js hands raw pointers to a libuv thread
+   * without keeping the Buffers alive, so they stay referenced here until the callback settles.
+   */
+  pinned: unknown;
+}
+
+export interface SessionPoolOptions {
+  role: KeyRole | 'signing+ca';
+  tokenLabel: string;
+  pin: string;
+  size: number;
+  acquireTimeoutMs: number;
+  recovery: RecoveryOptions;
+  logger: HsmLogger;
+  /** Largest output any operation needs (RSA-4096 signature, sealed secret…). */
+  outputBufferSize: number;
+}
+
+type PoolState = HsmState | 'closed' | 'opening';
+
+interface Waiter {
+  resolve: (session: PooledSession) => void;
+  reject: (error: Error) => void;
+  operation: string;
+  since: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A bounded pool of logged-in sessions on one token, and the recovery state machine for it.
+ *
+ * One operation per session at a time (PKCS#11 sessions are not re-entrant); requests beyond the
+ * pool size wait in FIFO order. When an operation fails with a code that means the sessions, the
+ * login or the library are gone, the pool stops handing out sessions, waits for the operations in
+ * flight to settle (drain), then re-logs in, reopens its sessions or has the library re-initialised,
+ * with bounded retries and backoff, and finally restores the configured session count. Requests
+ * that cannot be served fail with HSM_UNAVAILABLE (retryable, 503).
+ */
+export class SessionPool implements LibraryClient {
+  private state: PoolState = 'opening';
+  private slot?: Handle;
+  private readonly sessions = new Set<PooledSession>();
+  private idle: PooledSession[] = [];
+  private waiters: Waiter[] = [];
+  private inFlightCount = 0;
+  private drainWaiters: Array<() => void> = [];
+  private epochValue = 0;
+  private libraryGeneration: number;
+  private recovering?: Promise<void>;
+  private pendingAction: PoolRecoveryAction = 'relogin';
+  private downTimer?: NodeJS.Timeout;
+  private waiterSweep?: NodeJS.Timeout;
+  private unregister?: () => void;
+  private lastErrorText?: string;
+  recoveries = 0;
+  operationRetries = 0;
+  lastRecoveryAt?: Date;
+
+  constructor(
+    private readonly library: Pkcs11Library,
+    private readonly api: () => Pkcs11Api,
+    readonly options: SessionPoolOptions,
+  ) {
+    this.libraryGeneration = library.generation;
+  }
+
+  get epoch(): number {
+    return this.epochValue;
+  }
+
+  get tokenLabel(): string {
+    return this.options.tokenLabel;
+  }
+
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  /** Finds the token, opens the configured sessions and logs in. Throws on failure (boot stops). */
+  open(): void {
+    const token = this.library.locateToken(this.options.tokenLabel, this.api());
+    if (!token) throw new Error(`hsm: token '${this.options.tokenLabel}' not found in ${this.library.modulePath}`);
+    this.slot = token.slot;
+    try {
+      this.openSessions();
+    } catch (err) {
+      this.closeOwnSessions();
+      const p11 = toPkcs11Error(err, 'open');
+      throw new Error(`hsm: cannot open sessions on token '${this.options.tokenLabel}': ${p11?.ckr ?? (err as Error).message}`);
+    }
+    this.libraryGeneration = this.library.generation;
+    this.unregister = this.library.register(this);
+    this.state = 'ready';
+  }
+
+  /**
+   * Runs `fn` on a session of its own. PKCS#11 failures that call for a pool recovery trigger one;
+   * with `retry`, the operation runs again once the pool is back (bounded), else it fails with
+   * HSM_UNAVAILABLE. Other PKCS#11 errors are rethrown as Pkcs11Error for the caller to map.
+   */
+  async run<T>(operation: string, fn: (session: PooledSession) => T | Promise<T>, retry = true): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const acquired = this.acquire(operation);
+      const session = acquired instanceof Promise ? await acquired : acquired;
+      let result: T;
+      try {
+        result = await fn(session);
+      } catch (err) {
+        const p11 = toPkcs11Error(err, operation);
+        if (!p11) {
+          this.release(session, false);
+          throw err;
+        }
+        let action = recoveryActionFor(p11.ckr);
+        // SoftHSM2 reports a logout as CKR_OBJECT_HANDLE_INVALID on private objects: ask the session.
+        if (action === 'refresh-handle' && this.isLoggedOut(session)) action = 'relogin';
+        // Any PKCS#11 failure may leave an operation active on the session (C_Sign with
+        // CKR_ARGUMENTS_BAD does): replace the session rather than reason about which codes end it.
+        this.release(session, true);
+        if (isPoolRecoveryAction(action)) {
+          const recovery = this.recover(action, p11);
+          if (retry && attempt < this.options.recovery.maxOperationRetries) {
+            this.operationRetries++;
+            await recovery;
+            continue;
+          }
+          throw hsmUnavailable(operation, p11);
+        }
+        if ((action === 'refresh-handle' || action === 'discard-session') && retry && attempt < this.options.recovery.maxOperationRetries) {
+          this.operationRetries++;
+          continue;
+        }
+        throw p11;
+      }
+      this.release(session, false);
+      return result;
+    }
+  }
+
+  health(): TokenHealth {
+    const state: TokenHealth['state'] = this.state === 'opening' ? 'recovering' : this.state;
+    return {
+      role: this.options.role,
+      tokenLabel: this.options.tokenLabel,
+      state,
+      sessions: this.sessions.size,
+      configuredSessions: this.options.size,
+      inFlight: this.inFlightCount,
+      waiting: this.waiters.length,
+      ...(this.lastErrorText ? { lastError: this.lastErrorText } : {}),
+    };
+  }
+
+  get lastError(): string | undefined {
+    return this.lastErrorText;
+  }
+
+  /** Resolves when no operation holds a session. */
+  drained(): Promise<void> {
+    if (this.inFlightCount === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Library client hook: stop handing out sessions and let the in-flight operations settle. */
+  prepareForLibraryReset(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    void this.recover('reopen', new Error('library re-initialisation'));
+    return this.drained();
+  }
+
+  /**
+   * Starts (or joins, escalating its remedy) the recovery of this pool. Never rejects: the outcome
+   * is the pool state ('ready' or 'down').
+   */
+  recover(action: PoolRecoveryAction, cause: unknown): Promise<void> {
+    this.noteError(cause);
+    if (this.state === 'closed') return Promise.resolve();
+    this.pendingAction = this.recovering ? strongerAction(this.pendingAction, action) : action;
+    if (this.recovering) return this.recovering;
+    if (this.downTimer) clearTimeout(this.downTimer);
+    this.downTimer = undefined;
+    this.state = 'recovering';
+    this.options.logger.warn(`hsm: token '${this.options.tokenLabel}': ${this.lastErrorText ?? 'fault'}; recovering (${action})`);
+    this.recovering = this.runRecovery().finally(() => {
+      this.recovering = undefined;
+    });
+    return this.recovering;
+  }
+
+  /** Waits for in-flight operations, closes this pool's sessions (never other clients'), rejects waiters. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.downTimer) clearTimeout(this.downTimer);
+    this.stopWaiterSweep();
+    this.rejectWaiters('key store closed');
+    await this.drained();
+    this.closeOwnSessions();
+    this.unregister?.();
+  }
+
+  private acquire(operation: string): PooledSession | Promise<PooledSession> {
+    if (this.state === 'ready' && this.idle.length > 0 && this.waiters.length === 0) {
+      const session = this.idle.pop() as PooledSession;
+      this.inFlightCount++;
+      return session;
+    }
+    if (this.state === 'closed') throw hsmUnavailable(operation, undefined, 'key store closed');
+    if (this.state === 'down') throw hsmUnavailable(operation, undefined, this.lastErrorText ?? 'token down');
+    return new Promise<PooledSession>((resolve, reject) => {
+      this.waiters.push({ resolve, reject, operation, since: Date.now() });
+      this.startWaiterSweep();
+    });
+  }
+
+  private release(session: PooledSession, discard: boolean): void {
+    this.inFlightCount--;
+    session.pinned = undefined;
+    if (!this.sessions.has(session) || session.epoch !== this.epochValue) {
+      // Opened before the last rebuild: already closed (or invalidated) by the recovery.
+    } else if (discard) {
+      this.replaceSession(session);
+    } else {
+      this.idle.push(session);
+    }
+    if (this.inFlightCount === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+    if (this.state === 'ready') this.dispatch();
+  }
+
+  private dispatch(): void {
+    while (this.state === 'ready' && this.idle.length > 0 && this.waiters.length > 0) {
+      const waiter = this.waiters.shift() as Waiter;
+      const session = this.idle.pop() as PooledSession;
+      this.inFlightCount++;
+      waiter.resolve(session);
+    }
+    if (this.waiters.length === 0) this.stopWaiterSweep();
+  }
+
+  /** One timer for all waiters (FIFO, so the oldest is first) instead of one timer per request. */
+  private startWaiterSweep(): void {
+    if (this.waiterSweep) return;
+    const period = Math.max(10, Math.min(1000, Math.floor(this.options.acquireTimeoutMs / 4)));
+    this.waiterSweep = setInterval(() => {
+      const deadline = Date.now() - this.options.acquireTimeoutMs;
+      while (this.waiters.length > 0 && this.waiters[0].since <= deadline) {
+        const waiter = this.waiters.shift() as Waiter;
+        waiter.reject(hsmUnavailable(waiter.operation, undefined, `no session within ${this.options.acquireTimeoutMs} ms`));
+      }
+      if (this.waiters.length === 0) this.stopWaiterSweep();
+    }, period);
+    this.waiterSweep.unref();
+  }
+
+  private stopWaiterSweep(): void {
+    if (this.waiterSweep) clearInterval(this.waiterSweep);
+    this.waiterSweep = undefined;
+  }
+
+  private rejectWaiters(reason: string): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter.reject(hsmUnavailable(waiter.operation, undefined, reason));
+    this.stopWaiterSweep();
+  }
+
+  private isLoggedOut(session: PooledSession): boolean {
+    try {
+      const { state } = this.api().C_GetSessionInfo(session.handle);
+      return state === CKS_RO_PUBLIC_SESSION || state === CKS_RW_PUBLIC_SESSION;
+    } catch {
+      return false;
+    }
+  }
+
+  private newSession(): PooledSession {
+    const handle = this.api().C_OpenSession(this.slot as Handle, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    const session: PooledSession = { handle, epoch: this.epochValue, out: Buffer.alloc(this.options.outputBufferSize), pinned: undefined };
+    this.sessions.add(session);
+    return session;
+  }
+
+  private openSessions(): void {
+    const sessions: PooledSession[] = [];
+    for (let i = 0; i < this.options.size; i++) sessions.push(this.newSession());
+    this.login(sessions[0]);
+    this.idle = sessions;
+  }
+
+  /** Login is per application and token: one C_Login covers every session of the pool. */
+  private login(session: PooledSession): void {
+    try {
+      this.api().C_Login(session.handle, pkcs11js.CKU_USER, this.options.pin);
+    } catch (err) {
+      const p11 = toPkcs11Error(err, 'C_Login');
+      if (p11?.ckr === 'CKR_USER_ALREADY_LOGGED_IN') return;
+      throw p11 ?? err;
+    }
+  }
+
+  private replaceSession(session: PooledSession): void {
+    this.sessions.delete(session);
+    this.closeQuietly(session.handle);
+    if (this.state !== 'ready') return; // the running recovery reopens the full pool
+    try {
+      this.idle.push(this.newSession());
+    } catch (err) {
+      const p11 = toPkcs11Error(err, 'C_OpenSession');
+      const action = p11 ? recoveryActionFor(p11.ckr) : 'none';
+      void this.recover(isPoolRecoveryAction(action) ? action : 'reopen', p11 ?? err);
+    }
+  }
+
+  private closeQuietly(handle: Handle): void {
+    try {
+      this.api().C_CloseSession(handle);
+    } catch {
+      // already closed (CKR_SESSION_HANDLE_INVALID) or the device is gone: nothing to release
+    }
+  }
+
+  /**
+   * Closes only this pool's sessions (C_CloseAllSessions would take other clients' sessions on the
+   * same token with it). Handles from an older library generation are skipped: after
+   * re-initialisation the numbers may already belong to someone else's new sessions.
+   */
+  private closeOwnSessions(): void {
+    if (this.libraryGeneration === this.library.generation) {
+      for (const session of this.sessions) this.closeQuietly(session.handle);
+    }
+    this.sessions.clear();
+    this.idle = [];
+  }
+
+  private async runRecovery(): Promise<void> {
+    await this.drained();
+    const { maxAttempts, initialBackoffMs, maxBackoffMs } = this.options.recovery;
+    let delay = initialBackoffMs;
+    for (let attempt = 1; ; attempt++) {
+      if (this.state === 'closed') return;
+      const action = this.pendingAction;
+      try {
+        await this.restore(action);
+        if (this.state !== 'recovering') return; // closed meanwhile
+        this.epochValue++;
+        for (const session of this.sessions) (session as { epoch: number }).epoch = this.epochValue;
+        this.state = 'ready';
+        this.recoveries++;
+        this.lastRecoveryAt = new Date();
+        this.options.logger.log(`hsm: token '${this.options.tokenLabel}' recovered (${action}, attempt ${attempt}); ${this.sessions.size} sessions`);
+        this.dispatch();
+        return;
+      } catch (err) {
+        this.noteError(err);
+        const p11 = toPkcs11Error(err, 'recover');
+        if (p11 && isFatalLoginError(p11.ckr)) {
+          this.goDown(false);
+          return;
+        }
+        this.pendingAction = strongerAction(this.pendingAction, this.escalate(action, p11, attempt));
+        if (attempt >= maxAttempts) {
+          this.goDown(true);
+          return;
+        }
+        await sleep(delay);
+        delay = Math.min(delay * 2, maxBackoffMs);
+      }
+    }
+  }
+
+  private escalate(action: PoolRecoveryAction, p11: Pkcs11Error | undefined, attempt: number): PoolRecoveryAction {
+    const indicated = p11 ? recoveryActionFor(p11.ckr) : 'none';
+    let next: PoolRecoveryAction = isPoolRecoveryAction(indicated) ? strongerAction(indicated, 'reopen') : 'reopen';
+    // Some modules enumerate slots only in C_Initialize: a token that stays away through two
+    // reopen attempts gets a re-initialisation.
+    if (action === 'reopen' && attempt >= 2) next = 'reinitialize';
+    return next;
+  }
+
+  private async restore(action: PoolRecoveryAction): Promise<void> {
+    await this.library.whenStable();
+    if (action === 'reinitialize') {
+      await this.library.reinitialize(this.libraryGeneration);
+    }
+    if (action === 'relogin' && this.libraryGeneration === this.library.generation && this.sessions.size === this.options.size) {
+      const session = this.idle[0] ?? [...this.sessions][0];
+      this.login(session);
+      return;
+    }
+    this.closeOwnSessions();
+    this.libraryGeneration = this.library.generation;
+    const token = this.library.locateToken(this.options.tokenLabel, this.api());
+    if (!token) throw new Pkcs11Error('CKR_TOKEN_NOT_PRESENT', pkcs11js.CKR_TOKEN_NOT_PRESENT, 'C_GetTokenInfo');
+    this.slot = token.slot;
+    try {
+      this.openSessions();
+    } catch (err) {
+      this.closeOwnSessions();
+      throw err;
+    }
+  }
+
+  private goDown(retry: boolean): void {
+    if (this.state === 'closed') return;
+    this.state = 'down';
+    this.closeOwnSessions();
+    this.rejectWaiters(this.lastErrorText ?? 'token down');
+    this.options.logger.error(
+      `hsm: token '${this.options.tokenLabel}' is down (${this.lastErrorText ?? 'unknown error'})` +
+        (retry ? `; retrying every ${this.options.recovery.downRetryMs} ms` : '; not retrying (login failure would lock the token)'),
+    );
+    if (!retry) return;
+    this.downTimer = setTimeout(() => {
+      this.downTimer = undefined;
+      if (this.state === 'down') void this.recover(strongerAction(this.pendingAction, 'reopen'), new Error(this.lastErrorText ?? 'token down'));
+    }, this.options.recovery.downRetryMs);
+    this.downTimer.unref();
+  }
+
+  private noteError(cause: unknown): void {
+    if (cause === undefined) return;
+    const p11 = toPkcs11Error(cause, 'hsm');
+    this.lastErrorText = p11 ? `${p11.operation}: ${p11.ckr}` : cause instanceof Error ? cause.message : String(cause);
+  }
+}

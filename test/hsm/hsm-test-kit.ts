@@ -1,0 +1,73 @@
+import { execFileSync } from 'node:child_process';
+import { constants, createHash, verify } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HASH_LENGTH, KEY_SPEC_INFO, type HashAlgorithm, type KeySpec, nodeHashName } from '../../src/common/key-spec';
+import { ecdsaRawToDer } from '../../src/hsm/ecdsa-signature';
+import type { HsmOptions } from '../../src/hsm/hsm-options';
+import { type Pkcs11KeyStoreDeps, Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
+import type { TestToken } from '../support/softhsm';
+
+/** Recovery tuned for tests: fast backoff, quick retry while down. */
+export const FAST_RECOVERY = { initialBackoffMs: 5, maxBackoffMs: 50, downRetryMs: 100, maxAttempts: 4 } as const;
+
+export async function openStore(token: TestToken, options: Partial<HsmOptions> = {}, deps: Pkcs11KeyStoreDeps = {}): Promise<Pkcs11KeyStore> {
+  const store = new Pkcs11KeyStore(
+    { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4, recovery: FAST_RECOVERY, ...options },
+    deps,
+  );
+  await store.open();
+  return store;
+}
+
+export interface SignedSample {
+  message: Buffer;
+  digest: Buffer;
+  hash: HashAlgorithm;
+}
+
+export function sample(spec: KeySpec, text = `payload for ${spec}`): SignedSample {
+  const hash = KEY_SPEC_INFO[spec].hash;
+  const message = Buffer.from(text);
+  const digest = createHash(nodeHashName(hash)).update(message).digest();
+  if (digest.length !== HASH_LENGTH[hash]) throw new Error('digest length mismatch');
+  return { message, digest, hash };
+}
+
+/** Verifies with Node's crypto over the original message. */
+export function verifyWithNode(spec: KeySpec, spki: Buffer, s: SignedSample, signature: Buffer, rsaPadding: 'pss' | 'pkcs1' = 'pss'): boolean {
+  const key = { key: spki, format: 'der' as const, type: 'spki' as const };
+  if (KEY_SPEC_INFO[spec].kind === 'EC') return verify(nodeHashName(s.hash), s.message, { ...key, dsaEncoding: 'ieee-p1363' }, signature);
+  if (rsaPadding === 'pkcs1') return verify(nodeHashName(s.hash), s.message, { ...key, padding: constants.RSA_PKCS1_PADDING }, signature);
+  return verify(nodeHashName(s.hash), s.message, { ...key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: HASH_LENGTH[s.hash] }, signature);
+}
+
+function spkiPem(spki: Buffer): string {
+  const lines = spki.toString('base64').match(/.{1,64}/g) ?? [];
+  return `-----BEGIN PUBLIC KEY-----\n${lines.join('\n')}\n-----END PUBLIC KEY-----\n`;
+}
+
+/**
+ * Verifies with the OpenSSL command line: `openssl dgst` hashes the original message itself, so a
+ * pass proves the HSM signed the right digest with the right padding. Returns OpenSSL's output.
+ */
+export function verifyWithOpenSsl(spec: KeySpec, spki: Buffer, s: SignedSample, signature: Buffer, rsaPadding: 'pss' | 'pkcs1' = 'pss'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'signet-openssl-'));
+  try {
+    const files = { pub: join(dir, 'pub.pem'), msg: join(dir, 'msg.bin'), sig: join(dir, 'sig.bin') };
+    writeFileSync(files.pub, spkiPem(spki));
+    writeFileSync(files.msg, s.message);
+    const ec = KEY_SPEC_INFO[spec].kind === 'EC';
+    // OpenSSL wants ECDSA signatures DER-encoded.
+    writeFileSync(files.sig, ec ? ecdsaRawToDer(signature) : signature);
+    const args = ['dgst', `-${nodeHashName(s.hash)}`];
+    if (!ec && rsaPadding === 'pss') {
+      args.push('-sigopt', 'rsa_padding_mode:pss', '-sigopt', `rsa_pss_saltlen:${HASH_LENGTH[s.hash]}`, '-sigopt', `rsa_mgf1_md:${nodeHashName(s.hash)}`);
+    }
+    args.push('-verify', files.pub, '-signature', files.sig, files.msg);
+    return execFileSync('openssl', args, { encoding: 'utf8' }).trim();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

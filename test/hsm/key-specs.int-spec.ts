@@ -1,0 +1,80 @@
+import { KEY_SPECS, KEY_SPEC_INFO, type KeySpec } from '../../src/common/key-spec';
+import type { KeyInfo } from '../../src/hsm/key-store';
+import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
+import { parsePkcs11Uri } from '../../src/hsm/pkcs11-uri';
+import { createTestToken } from '../support/softhsm';
+import { openStore, sample, verifyWithNode, verifyWithOpenSsl } from './hsm-test-kit';
+
+describe(`${Pkcs11KeyStore.name} key specs (SoftHSM2)`, () => {
+  let store: Pkcs11KeyStore;
+  const keys = new Map<KeySpec, KeyInfo>();
+
+  beforeAll(async () => {
+    const token = await createTestToken('specs');
+    store = await openStore(token);
+    // Generated concurrently: key generation runs on the libuv pool, RSA-4096 takes a while.
+    await Promise.all(KEY_SPECS.map(async (spec) => keys.set(spec, await store.createKey({ spec, label: `spec-${spec}` }))));
+  });
+
+  afterAll(() => store?.close());
+
+  describe.each(KEY_SPECS.map((spec) => [spec]))('%s', (spec) => {
+    it('is generated in the token and named by a PKCS#11 URI with token, id and label', () => {
+      const key = keys.get(spec) as KeyInfo;
+      const ref = parsePkcs11Uri(key.uri);
+      expect(ref.token).toBe(key.tokenLabel);
+      expect(ref.id.toString('hex')).toBe(key.id);
+      expect(ref.object).toBe(`spec-${spec}`);
+      expect(key.spec).toBe(spec);
+    });
+
+    it("signs a digest that OpenSSL's CLI and Node's crypto verify with the exported public key", async () => {
+      const key = keys.get(spec) as KeyInfo;
+      const s = sample(spec);
+      const signature = await store.sign(key.uri, s.digest, { hash: s.hash });
+      if (KEY_SPEC_INFO[spec].kind === 'EC') expect(signature).toHaveLength(KEY_SPEC_INFO[spec].rawSignatureLength as number);
+      expect(verifyWithNode(spec, key.publicKeySpki, s, signature)).toBe(true);
+      expect(verifyWithOpenSsl(spec, key.publicKeySpki, s, signature)).toBe('Verified OK');
+    });
+
+    it('exports the same SubjectPublicKeyInfo through getPublicKey and describeKey', async () => {
+      const key = keys.get(spec) as KeyInfo;
+      expect((await store.getPublicKey(key.uri)).equals(key.publicKeySpki)).toBe(true);
+      const described = await store.describeKey(key.uri);
+      expect(described).toMatchObject({ spec, label: `spec-${spec}`, id: key.id, role: 'signing' });
+    });
+  });
+
+  it.each(['RSA-2048', 'RSA-3072'] as const)('%s signs PKCS#1 v1.5 when a caller asks for it explicitly', async (spec) => {
+    const key = keys.get(spec) as KeyInfo;
+    const s = sample(spec, 'pkcs1 payload');
+    const signature = await store.sign(key.uri, s.digest, { hash: s.hash, rsaPadding: 'pkcs1' });
+    expect(verifyWithNode(spec, key.publicKeySpki, s, signature, 'pkcs1')).toBe(true);
+    expect(verifyWithOpenSsl(spec, key.publicKeySpki, s, signature, 'pkcs1')).toBe('Verified OK');
+  });
+
+  it('signs with a hash other than the spec pairing when the caller says so (P-384 over SHA-256)', async () => {
+    const key = keys.get('EC-384') as KeyInfo;
+    const s = { ...sample('EC-256', 'other hash'), hash: 'SHA-256' as const };
+    const signature = await store.sign(key.uri, s.digest, { hash: 'SHA-256' });
+    expect(verifyWithNode('EC-384', key.publicKeySpki, s, signature)).toBe(true);
+  });
+
+  it('hands out a DigestSigner that knows nothing of PKCS#11', async () => {
+    const key = keys.get('EC-256') as KeyInfo;
+    const signer = await store.getSigner(key.uri);
+    expect(signer.spec).toBe('EC-256');
+    expect(signer.publicKeySpki.equals(key.publicKeySpki)).toBe(true);
+    const s = sample('EC-256', 'via signer');
+    expect(verifyWithNode('EC-256', signer.publicKeySpki, s, await signer.signDigest(s.digest, 'SHA-256'))).toBe(true);
+  });
+
+  it('lists every generated pair with its spec, and counts signatures', async () => {
+    const listing = await store.listKeys();
+    for (const [spec, key] of keys) {
+      expect(listing).toContainEqual(expect.objectContaining({ id: key.id, spec, hasPrivateKey: true, hasPublicKey: true, tokenLabel: key.tokenLabel }));
+    }
+    expect(store.counters().signOperations).toBeGreaterThanOrEqual(KEY_SPECS.length);
+    expect(store.counters().keysGenerated).toBe(KEY_SPECS.length);
+  });
+});
