@@ -1,13 +1,21 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { CaModule } from './ca/ca.module';
 import { SIGNET_CONFIG, SignetConfig } from './config/config';
 import { DatabaseModule } from './database/database.module';
+import { HsmModule } from './hsm/hsm.module';
+import { HsmOptions } from './hsm/hsm-options';
+import { KeysModule } from './keys/keys.module';
+import { HsmHealthIndicator } from './observability/hsm.health';
 import { ObservabilityModule } from './observability/observability.module';
+import { RevocationModule } from './revocation/revocation.module';
 
 /** What the platform phase (main.ts / tests) resolved before Nest starts. */
 export interface RuntimeContext {
   config: SignetConfig;
   databaseUrl: string;
+  /** PKCS#11 module, token and PINs (never log this object). */
+  hsm: HsmOptions;
   /** 'server' runs schedulers and HTTP; 'cli' is a one-shot application context. */
   role?: 'server' | 'cli';
 }
@@ -25,10 +33,15 @@ export class AppModule {
         ...(runtime.role === 'cli' ? [] : [ScheduleModule.forRoot()]),
         ObservabilityModule,
         DatabaseModule.forRoot({ url: runtime.databaseUrl, poolSize: runtime.config.database.poolSize }),
+        HsmModule.forRoot(runtime.hsm),
+        CaModule,
+        KeysModule,
+        RevocationModule,
       ],
       providers: [
         { provide: SIGNET_CONFIG, useValue: runtime.config },
         { provide: RUNTIME_CONTEXT, useValue: runtime },
+        HsmHealthIndicator,
       ],
       exports: [SIGNET_CONFIG, RUNTIME_CONTEXT],
     };

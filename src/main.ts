@@ -56,7 +56,7 @@ async function main(): Promise<void> {
 
   try {
     platform = await startPlatform(config, logger);
-    app = await createApp({ config, databaseUrl: platform.databaseUrl }, logger);
+    app = await createApp({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm }, logger);
     await app.listen({ port: config.port, host: config.host });
     logger.info({ port: config.port, publicUrl: config.publicUrl }, `Signet listening on ${config.host}:${config.port}`);
   } catch (error) {

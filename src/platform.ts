@@ -4,13 +4,18 @@ import type { Logger } from 'pino';
 import { SignetConfig } from './config/config';
 import { EmbeddedPostgres } from './database/embedded-postgres';
 import { migrateUnderLock } from './database/platform-database';
+import { HsmOptions } from './hsm/hsm-options';
+import { ensureSoftHsmDevToken, findSoftHsmLibrary, readPinFile } from './hsm/softhsm-dev-token';
 
 /**
- * The platform phase, before Nest starts: the data dir, the database (embedded PostgreSQL when no
+ * The platform phase, before Nest starts: the data dir, the HSM (a SoftHSM2 token under the data
+ * dir when no PKCS#11 module is configured), the database (embedded PostgreSQL when no
  * DATABASE_URL is set) and its migrations. Nothing here serves requests yet.
  */
 export interface Platform {
   databaseUrl: string;
+  /** Holds PINs: never log it. */
+  hsm: HsmOptions;
   embeddedPostgres?: EmbeddedPostgres;
   migrationsApplied: string[];
   stop(): Promise<void>;
@@ -23,6 +28,7 @@ export interface PlatformOptions {
 
 export async function startPlatform(config: SignetConfig, logger: Logger, options: PlatformOptions = {}): Promise<Platform> {
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const hsm = await resolveHsm(config, logger);
   let embeddedPostgres: EmbeddedPostgres | undefined;
   let databaseUrl = config.database.url;
   if (!databaseUrl) {
@@ -40,9 +46,32 @@ export async function startPlatform(config: SignetConfig, logger: Logger, option
   try {
     const migrationsApplied = config.database.runMigrations ? await migrateUnderLock(databaseUrl) : [];
     if (migrationsApplied.length > 0) logger.info({ migrations: migrationsApplied }, `applied ${migrationsApplied.length} migration(s)`);
-    return { databaseUrl, embeddedPostgres, migrationsApplied, stop };
+    return { databaseUrl, hsm, embeddedPostgres, migrationsApplied, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** PKCS#11 options: the configured vendor module, or SoftHSM2 with a token Signet creates. */
+async function resolveHsm(config: SignetConfig, logger: Logger): Promise<HsmOptions> {
+  const common = { tokenLabel: config.hsm.tokenLabel, poolSize: config.hsm.poolSize, caTokenLabel: config.hsm.caTokenLabel };
+  if (config.hsm.modulePath) {
+    return {
+      ...common,
+      modulePath: config.hsm.modulePath,
+      pin: readPinFile(config.hsm.pinFile!),
+      caPin: config.hsm.caPinFile ? readPinFile(config.hsm.caPinFile) : undefined,
+    };
+  }
+  if (!findSoftHsmLibrary()) {
+    throw new Error('SoftHSM2 is not installed and no SIGNET_PKCS11_MODULE is set: install it (Debian/Ubuntu: apt-get install -y softhsm2; macOS: brew install softhsm) or configure your HSM');
+  }
+  const token = await ensureSoftHsmDevToken({
+    dataDir: config.dataDir,
+    label: config.hsm.tokenLabel,
+    logger: { log: (m: string) => logger.info({ component: 'hsm' }, m), warn: (m: string) => logger.warn({ component: 'hsm' }, m), error: (m: string) => logger.error({ component: 'hsm' }, m) },
+  });
+  logger.info({ component: 'hsm', pinFile: token.pinFile }, `SoftHSM2 development token '${token.tokenLabel}' in ${path.dirname(token.softhsmConf)}`);
+  return { ...common, modulePath: token.modulePath, pin: readPinFile(token.pinFile) };
 }

@@ -136,7 +136,9 @@ export async function signTbs(signer: DigestSigner, scheme: SignatureScheme, dat
     throw new Error(`signTbs: scheme for ${scheme.keySpec} used with a ${signer.spec} signer`);
   }
   const digest = hashData(scheme.hash, data);
-  const signature = await signer.signDigest(digest, scheme.hash, scheme.kind === 'rsa-pkcs1' ? 'pkcs1' : 'pss');
+  // Padding is an RSA notion; EC signers (the HSM's) refuse it.
+  const padding = scheme.kind === 'ecdsa' ? undefined : scheme.kind === 'rsa-pkcs1' ? 'pkcs1' : 'pss';
+  const signature = await signer.signDigest(digest, scheme.hash, padding);
   return scheme.kind === 'ecdsa' ? ecdsaRawToDer(signature, scheme.ecFieldBytes!) : signature;
 }
 

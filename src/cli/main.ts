@@ -66,7 +66,7 @@ export async function runCli(argv: string[]): Promise<number> {
   let platform: Platform | undefined;
   try {
     platform = await startPlatform(config, logger, { attach: true });
-    const app = await NestFactory.createApplicationContext(AppModule.forRoot({ config, databaseUrl: platform.databaseUrl, role: 'cli' }), {
+    const app = await NestFactory.createApplicationContext(AppModule.forRoot({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm, role: 'cli' }), {
       logger: new PinoNestLogger(logger),
       abortOnError: false,
     });
