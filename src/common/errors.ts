@@ -29,6 +29,8 @@ export enum ErrorCode {
   RATE_LIMITED = 'RATE_LIMITED',
   // 500 / 503
   INTERNAL = 'INTERNAL',
+  // 502: a distribution target (registry, cluster) failed or refused; details say whether to retry
+  TARGET_FAILED = 'TARGET_FAILED',
   DATABASE_UNAVAILABLE = 'DATABASE_UNAVAILABLE',
   HSM_UNAVAILABLE = 'HSM_UNAVAILABLE',
   SERVICE_UNAVAILABLE = 'SERVICE_UNAVAILABLE',
@@ -76,6 +78,8 @@ export function httpStatusFor(code: ErrorCode): number {
       return 429;
     case ErrorCode.INTERNAL:
       return 500;
+    case ErrorCode.TARGET_FAILED:
+      return 502;
     case ErrorCode.DATABASE_UNAVAILABLE:
     case ErrorCode.HSM_UNAVAILABLE:
     case ErrorCode.SERVICE_UNAVAILABLE:
