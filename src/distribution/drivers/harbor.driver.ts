@@ -1,0 +1,148 @@
+import { BasicCredentials, PushResult, TargetState, TrustTarget, TruststoreBundle } from './trust-target';
+import { describeUrl, HttpAnswer, OutboundHttp } from './outbound-http';
+import { OciRegistryDriver } from './oci-registry.driver';
+
+/**
+ * Harbor: the OCI push into `<harbor>/<project>/<repository>` (Harbor speaks the distribution API,
+ * with bearer tokens from `/service/token`), then — when asked — the project's content-trust
+ * metadata through Harbor's REST API v2.0:
+ *
+ *   GET  /api/v2.0/projects/{name}/metadatas/             → {"enable_content_trust":"true", …}
+ *   POST /api/v2.0/projects/{name}/metadatas/             {"enable_content_trust":"true"}  (key absent)
+ *   PUT  /api/v2.0/projects/{name}/metadatas/{meta_name}  {"enable_content_trust":"true"}  (key present)
+ *
+ * with `X-Is-Resource-Name: true` so a numeric project name is not taken for an id. Harbor's PUT
+ * updates existing rows only — on a key the project does not have yet it answers 200 and changes
+ * nothing — so the driver reads first, POSTs absent keys, PUTs present ones and reads again to verify.
+ * Basic auth (user or robot account `robot$project+name`); the REST API does not challenge.
+ *
+ * Caveat (NOTARY.md): content trust makes Harbor refuse pulls of unsigned artifacts in the project,
+ * the unsigned truststore artifact included — keep it in a project without enforcement, or sign it.
+ */
+export const HARBOR_CONTENT_TRUST_KEYS = { notation: 'enable_content_trust', cosign: 'enable_content_trust_cosign' } as const;
+const MAX_METADATA_BYTES = 64 * 1024;
+
+export interface HarborDriverConfig {
+  endpoint: URL;
+  project: string;
+  repository: string;
+  credentials?: BasicCredentials;
+  contentTrust?: { notation?: boolean; cosign?: boolean };
+  http: OutboundHttp;
+  now?: () => Date;
+}
+
+export class HarborDriver implements TrustTarget {
+  readonly kind = 'harbor' as const;
+  readonly description: string;
+  private readonly oci: OciRegistryDriver;
+
+  constructor(private readonly config: HarborDriverConfig) {
+    this.description = config.http.target;
+    this.oci = new OciRegistryDriver({
+      endpoint: config.endpoint,
+      repository: `${config.project}/${config.repository}`,
+      credentials: config.credentials,
+      http: config.http,
+      kind: 'harbor',
+      now: config.now,
+    });
+  }
+
+  async push(bundle: TruststoreBundle, signal: AbortSignal): Promise<PushResult> {
+    const result = await this.oci.push(bundle, signal);
+    const desired = this.desiredMetadata();
+    if (Object.keys(desired).length === 0) return result;
+    const projectMetadata = await this.ensureMetadata(desired, signal);
+    return { ...result, details: { ...result.details, projectMetadata } };
+  }
+
+  /** The OCI read-back; without the digest when the project's content-trust metadata has drifted, so the reconciler pushes again. */
+  async readBack(signal: AbortSignal): Promise<TargetState> {
+    const state = await this.oci.readBack(signal);
+    const desired = this.desiredMetadata();
+    if (Object.keys(desired).length === 0) return state;
+    const actual = await this.getMetadata(signal);
+    const drift = Object.entries(desired).filter(([key, value]) => actual[key] !== value).map(([key]) => key);
+    if (drift.length === 0) return { ...state, details: { ...state.details, projectMetadata: pick(actual, Object.keys(desired)) } };
+    return { ...(state.version !== undefined ? { version: state.version } : {}), details: { ...state.details, heldDigest: state.digest, projectMetadataDrift: drift } };
+  }
+
+  async close(): Promise<void> {
+    await this.oci.close();
+  }
+
+  private desiredMetadata(): Record<string, string> {
+    const desired: Record<string, string> = {};
+    const trust = this.config.contentTrust ?? {};
+    if (trust.notation !== undefined) desired[HARBOR_CONTENT_TRUST_KEYS.notation] = String(trust.notation);
+    if (trust.cosign !== undefined) desired[HARBOR_CONTENT_TRUST_KEYS.cosign] = String(trust.cosign);
+    return desired;
+  }
+
+  private async ensureMetadata(desired: Record<string, string>, signal: AbortSignal): Promise<Record<string, string>> {
+    const actual = await this.getMetadata(signal);
+    for (const [key, value] of Object.entries(desired)) {
+      if (actual[key] === value) continue;
+      if (key in actual) {
+        await this.write('PUT', `metadatas/${key}`, { [key]: value }, signal);
+      } else {
+        const added = await this.write('POST', 'metadatas/', { [key]: value }, signal, [409]);
+        // 409: someone added it meanwhile; now it exists, so PUT works
+        if (added.status === 409) await this.write('PUT', `metadatas/${key}`, { [key]: value }, signal);
+      }
+    }
+    const after = await this.getMetadata(signal);
+    const wrong = Object.entries(desired).filter(([key, value]) => after[key] !== value).map(([key]) => key);
+    if (wrong.length) throw this.config.http.error('protocol', `project metadata ${wrong.join(', ')} did not take the written value`, 'project metadata', { keys: wrong });
+    return pick(after, Object.keys(desired));
+  }
+
+  private async getMetadata(signal: AbortSignal): Promise<Record<string, string>> {
+    const answer = await this.api('GET', 'metadatas/', undefined, signal);
+    if (answer.status !== 200) throw this.failure(answer, 'GET project metadata');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(answer.body.toString('utf8'));
+    } catch {
+      throw this.config.http.error('protocol', 'project metadata is not JSON', 'GET project metadata', { status: answer.status });
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw this.config.http.error('protocol', 'project metadata is not an object', 'GET project metadata', { status: answer.status });
+    }
+    return Object.fromEntries(Object.entries(parsed as Record<string, unknown>).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+  }
+
+  private async write(method: 'PUT' | 'POST', suffix: string, body: Record<string, string>, signal: AbortSignal, tolerated: number[] = []): Promise<HttpAnswer> {
+    const answer = await this.api(method, suffix, Buffer.from(JSON.stringify(body)), signal);
+    if (answer.status !== 200 && answer.status !== 201 && !tolerated.includes(answer.status)) throw this.failure(answer, `${method} project metadata`);
+    return answer;
+  }
+
+  private api(method: string, suffix: string, body: Buffer | undefined, signal: AbortSignal): Promise<HttpAnswer> {
+    const url = new URL(`/api/v2.0/projects/${encodeURIComponent(this.config.project)}/${suffix}`, this.config.endpoint);
+    const headers: Record<string, string> = { accept: 'application/json', 'x-is-resource-name': 'true' };
+    if (body) headers['content-type'] = 'application/json';
+    if (this.config.credentials) {
+      const { username, password } = this.config.credentials;
+      headers.authorization = `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
+    }
+    // Harbor's API does not redirect; a redirect here would carry credentials elsewhere, so none are followed.
+    return this.config.http.send({ method, url, headers, body, operation: 'project metadata', maxResponseBytes: MAX_METADATA_BYTES }, signal);
+  }
+
+  private failure(answer: HttpAnswer, operation: string) {
+    const where = describeUrl(answer.url);
+    const extra = { status: answer.status };
+    if (answer.status === 401) return this.config.http.error('auth', `Harbor rejected the credentials for ${where}`, operation, extra);
+    if (answer.status === 403) return this.config.http.error('auth', `Harbor denied ${operation} on ${where}`, operation, extra);
+    if (answer.status === 404) return this.config.http.error('not-found', `Harbor project '${this.config.project}' not found`, operation, extra);
+    if (answer.status === 429 || answer.status >= 500) return this.config.http.error('server', `Harbor answered ${answer.status} for ${where}`, operation, extra);
+    if (answer.status >= 400) return this.config.http.error('rejected', `Harbor answered ${answer.status} for ${where}`, operation, extra);
+    return this.config.http.error('protocol', `Harbor answered ${answer.status} for ${where}`, operation, extra);
+  }
+}
+
+function pick(record: Record<string, string>, keys: string[]): Record<string, string> {
+  return Object.fromEntries(keys.filter((k) => k in record).map((k) => [k, record[k]]));
+}
