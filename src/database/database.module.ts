@@ -1,6 +1,7 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { BootstrapService } from './bootstrap.service';
+import { ChangeNotifier, DATABASE_URL } from './change-notifier';
 import { dataSourceOptions } from './data-source-options';
 import { DatabaseHealth } from './database.health';
 
@@ -23,8 +24,8 @@ export class DatabaseModule {
           retryDelay: 1000,
         }),
       ],
-      providers: [BootstrapService, DatabaseHealth],
-      exports: [BootstrapService, DatabaseHealth],
+      providers: [BootstrapService, DatabaseHealth, ChangeNotifier, { provide: DATABASE_URL, useValue: options.url }],
+      exports: [BootstrapService, DatabaseHealth, ChangeNotifier, DATABASE_URL],
     };
   }
 }

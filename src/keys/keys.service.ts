@@ -6,6 +6,7 @@ import { CaService } from '../ca/ca.service';
 import { issueCodeSigningCertificate, MAX_LEAF_VALIDITY_DAYS } from '../ca/certificate-issuer';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { createCertificationRequest } from '../ca/certification-request';
+import { validateCertificateChain } from '../ca/certificate-chain-validator';
 import { derToPem } from '../ca/pem-codec';
 import { CertificateSubject, validateSubject } from '../ca/subject-name';
 import { DomainError, ErrorCode } from '../common/errors';
@@ -287,6 +288,63 @@ export class KeysService {
         revokedAt: v.revokedAt?.toISOString() ?? null,
       })),
     };
+  }
+
+  /** External-CA mode: the CSR of a pending version (PEM). */
+  async csrPem(name: string, versionNumber: number): Promise<string> {
+    const { version } = await this.version(name, versionNumber);
+    if (!version.csr) throw new DomainError(ErrorCode.CONFLICT, `key '${name}' version ${versionNumber} has no CSR (its certificate comes from Signet's CA)`);
+    return derToPem(version.csr, 'CERTIFICATE REQUEST');
+  }
+
+  /**
+   * External-CA mode: accepts the chain issued elsewhere for a pending version after validating it
+   * (leaf certifies our HSM key, NOTARY.md profile, same subject as the key, chain verifies to a
+   * self-signed root). The version becomes active when the key has none, else published.
+   */
+  async importCertificate(name: string, versionNumber: number, chain: unknown): Promise<KeyView> {
+    const operation = 'importCertificate';
+    if (!Array.isArray(chain) || chain.length < 2 || chain.length > 8 || !chain.every((pem) => typeof pem === 'string' && pem.length < 65536)) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'chain' must be 2..8 PEM certificates, leaf first, root last`, { field: 'chain' });
+    }
+    const { key, version } = await this.version(name, versionNumber);
+    if (version.state !== 'pending') throw new DomainError(ErrorCode.CONFLICT, `${operation}: version ${versionNumber} of '${name}' is ${version.state}, not pending`);
+    const validated = validateCertificateChain({ chain: chain as string[], expectedPublicKeySpki: version.publicKey, leafProfile: 'code-signing' });
+    const expected = key.subject as unknown as Record<string, string | undefined>;
+    const mismatch = (['C', 'ST', 'O', 'OU', 'CN'] as const).filter((field) => (validated.leaf.subject[field] ?? undefined) !== (expected[field] ?? undefined));
+    if (mismatch.length > 0) {
+      throw new DomainError(ErrorCode.INVALID_CERTIFICATE, `${operation}: the leaf subject differs from the key's subject in ${mismatch.join(', ')}`, { field: 'chain', mismatch });
+    }
+    await this.dataSource.transaction(async (manager) => {
+      const active = await manager.getRepository(KeyVersionEntity).findOneBy({ keyId: key.id, state: 'active' });
+      const now = new Date();
+      const state: KeyVersionState = active ? 'published' : 'active';
+      const [leaf, ...above] = validated.certificates;
+      await manager.update(KeyVersionEntity, { id: version.id }, {
+        state,
+        certificate: leaf,
+        chain: above,
+        serial: validated.leaf.serialHex,
+        notBefore: validated.leaf.notBefore,
+        notAfter: validated.leaf.notAfter,
+        activatedAt: state === 'active' ? now : null,
+      });
+      const row = await this.cas.recordCertificate(
+        manager,
+        {
+          der: leaf,
+          pem: derToPem(leaf, 'CERTIFICATE'),
+          serialHex: validated.leaf.serialHex,
+          notBefore: validated.leaf.notBefore,
+          notAfter: validated.leaf.notAfter,
+          subjectDn: Object.entries(validated.leaf.subject).map(([k, v]) => `${k}=${v}`).join(', '),
+          profile: 'code-signing',
+        },
+        { issuerGenerationId: null, keyVersionId: version.id },
+      );
+      await this.cas.notifyCertificateIssued(row, manager);
+    });
+    return this.get(name);
   }
 
   /** Certificates of a key (GET /v1/certificates?key=). */

@@ -1,11 +1,17 @@
 import { Module } from '@nestjs/common';
 import { CaModule } from '../ca/ca.module';
+import { KeysModule } from '../keys/keys.module';
+import { CertificatesController } from './certificates.controller';
 import { CrlService } from './crl.service';
+import { OcspService } from './ocsp.service';
+import { PkiController } from './pki.controller';
+import { PkiContentTypes } from './pki-content-types';
 import { RevocationService } from './revocation.service';
 
 @Module({
-  imports: [CaModule],
-  providers: [CrlService, RevocationService],
-  exports: [CrlService, RevocationService],
+  imports: [CaModule, KeysModule],
+  controllers: [CertificatesController, PkiController],
+  providers: [CrlService, RevocationService, OcspService, PkiContentTypes],
+  exports: [CrlService, RevocationService, OcspService],
 })
 export class RevocationModule {}

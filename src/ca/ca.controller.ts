@@ -1,0 +1,31 @@
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Roles } from '../auth/access.decorators';
+import { CaService, CaView } from './ca.service';
+import { CreateCaDto } from './dto/create-ca.dto';
+
+@ApiTags('certificate authorities')
+@ApiBearerAuth()
+@Controller('v1/cas')
+export class CaController {
+  constructor(private readonly cas: CaService) {}
+
+  @Post()
+  @HttpCode(201)
+  @Roles('admin')
+  create(@Body() body: CreateCaDto): Promise<CaView> {
+    return this.cas.create(body);
+  }
+
+  @Get()
+  @Roles('admin', 'security-officer', 'auditor')
+  async list(): Promise<{ cas: CaView[] }> {
+    return { cas: await this.cas.list() };
+  }
+
+  @Get(':name')
+  @Roles('admin', 'security-officer', 'auditor')
+  get(@Param('name') name: string): Promise<CaView> {
+    return this.cas.get(name);
+  }
+}

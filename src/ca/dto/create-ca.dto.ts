@@ -1,0 +1,34 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsIn, IsInt, IsObject, IsOptional, IsString, Max, Min } from 'class-validator';
+import { KEY_SPECS, KeySpec } from '../../common/key-spec';
+
+export class CreateCaDto {
+  @ApiProperty({ example: 'prod-issuing' })
+  @IsString()
+  name!: string;
+
+  @ApiProperty({ enum: ['root', 'issuing'] })
+  @IsIn(['root', 'issuing'])
+  kind!: 'root' | 'issuing';
+
+  @ApiPropertyOptional({ description: 'root CA name, for an issuing CA' })
+  @IsOptional()
+  @IsString()
+  parent?: string;
+
+  @ApiPropertyOptional({ enum: KEY_SPECS, default: 'EC-384' })
+  @IsOptional()
+  @IsIn(KEY_SPECS as unknown as string[])
+  keySpec?: KeySpec;
+
+  @ApiProperty({ example: { C: 'US', ST: 'WA', O: 'Example', CN: 'Example Issuing CA' } })
+  @IsObject()
+  subject!: Record<string, unknown>;
+
+  @ApiPropertyOptional({ description: 'root default 3650, issuing default 1825' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(36500)
+  validityDays?: number;
+}
