@@ -74,6 +74,7 @@ interface SealingKey {
 
 interface SealingKeys {
   epoch: number;
+  loadedAt: number;
   byId: Map<string, SealingKey>;
   current?: SealingKey;
 }
@@ -81,6 +82,8 @@ interface SealingKeys {
 const MAX_CACHE_ENTRIES = 10_000;
 const MAX_SEALED_PLAINTEXT = 64 * 1024;
 const GCM_IV_LENGTH = 12;
+/** Another replica may rotate the sealing key: look for a newer generation this often. */
+const SEALING_KEYS_REFRESH_MS = 60_000;
 /** Largest signature the pool's per-session output buffer must hold (RSA-4096). */
 const MAX_SIGNATURE_LENGTH = 512;
 const LITTLE_ENDIAN = endianness() === 'LE';
@@ -101,7 +104,8 @@ function notFound(operation: string, uri: string): DomainError {
  * recovery from token faults (see SessionPool).
  */
 export class Pkcs11KeyStore implements KeyStore {
-  readonly options: ResolvedHsmOptions;
+  /** Holds the PINs: an ECMAScript private field, so util.inspect and JSON never show it. */
+  readonly #options: ResolvedHsmOptions;
   private readonly logger: HsmLogger;
   private readonly faults?: Pkcs11FaultInjector;
   private library?: Pkcs11Library;
@@ -127,43 +131,43 @@ export class Pkcs11KeyStore implements KeyStore {
   };
 
   constructor(options: HsmOptions, deps: Pkcs11KeyStoreDeps = {}) {
-    this.options = resolveHsmOptions(options);
+    this.#options = resolveHsmOptions(options);
     this.logger = deps.logger ?? silentLogger;
     this.faults = deps.faults;
-    for (const warning of this.options.warnings) this.logger.warn(`hsm: ${warning}`);
+    for (const warning of this.#options.warnings) this.logger.warn(`hsm: ${warning}`);
   }
 
   /** Loads the module, opens and logs in the session pools. Throws (boot stops) when it cannot. */
   async open(): Promise<void> {
     if (this.library) return;
-    const library = Pkcs11Library.acquire(this.options.modulePath, this.logger);
+    const library = Pkcs11Library.acquire(this.#options.modulePath, this.logger);
     this.library = library;
     this.faultApi = this.faults?.wrap(() => library.api);
     const pools: SessionPool[] = [];
     try {
       const common = {
-        acquireTimeoutMs: this.options.acquireTimeoutMs,
-        recovery: this.options.recovery,
+        acquireTimeoutMs: this.#options.acquireTimeoutMs,
+        recovery: this.#options.recovery,
         logger: this.logger,
         outputBufferSize: MAX_SIGNATURE_LENGTH,
       };
-      const signing = this.options.signing;
+      const signing = this.#options.signing;
       this.signingPool = new SessionPool(library, () => this.api, {
         ...common,
-        role: this.options.ca ? 'signing' : 'signing+ca',
+        role: this.#options.ca ? 'signing' : 'signing+ca',
         tokenLabel: signing.tokenLabel,
         pin: signing.pin,
         size: signing.poolSize,
       });
       this.signingPool.open();
       pools.push(this.signingPool);
-      if (this.options.ca) {
+      if (this.#options.ca) {
         this.caPool = new SessionPool(library, () => this.api, {
           ...common,
           role: 'ca',
-          tokenLabel: this.options.ca.tokenLabel,
-          pin: this.options.ca.pin,
-          size: this.options.ca.poolSize,
+          tokenLabel: this.#options.ca.tokenLabel,
+          pin: this.#options.ca.pin,
+          size: this.#options.ca.poolSize,
         });
         this.caPool.open();
         pools.push(this.caPool);
@@ -176,9 +180,9 @@ export class Pkcs11KeyStore implements KeyStore {
       throw err;
     }
     this.logger.log(
-      `hsm: ready (${this.options.modulePath}; signing token '${this.options.signing.tokenLabel}' × ${this.options.signing.poolSize} sessions` +
-        (this.options.ca ? `; CA token '${this.options.ca.tokenLabel}' × ${this.options.ca.poolSize}` : '') +
-        `; UV_THREADPOOL_SIZE ${this.options.uvThreadpoolSize})`,
+      `hsm: ready (${this.#options.modulePath}; signing token '${this.#options.signing.tokenLabel}' × ${this.#options.signing.poolSize} sessions` +
+        (this.#options.ca ? `; CA token '${this.#options.ca.tokenLabel}' × ${this.#options.ca.poolSize}` : '') +
+        `; UV_THREADPOOL_SIZE ${this.#options.uvThreadpoolSize})`,
     );
   }
 
@@ -473,7 +477,7 @@ export class Pkcs11KeyStore implements KeyStore {
     }
     const pool = this.poolFor('signing');
     try {
-      if (!this.sealingKeys?.current || this.sealingKeys.epoch !== pool.epoch) {
+      if (!this.sealingKeys?.current) {
         await this.withLock('sealing', () => pool.run('seal', (session) => this.ensureSealingKey(session, pool)));
       }
       return await pool.run('seal', (session) => this.sealOnSession(session, pool, recordId, plaintext));
@@ -571,7 +575,7 @@ export class Pkcs11KeyStore implements KeyStore {
 
   private createSealingKey(session: PooledSession, pool: SessionPool, generation: number): SealingKey {
     const id = randomBytes(16);
-    const label = `${this.options.sealingKeyLabelPrefix}-${generation}`;
+    const label = `${this.#options.sealingKeyLabelPrefix}-${generation}`;
     const generate = (withCopyable: boolean): Handle =>
       this.api.C_GenerateKey(session.handle, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, sealingKeyTemplate(id, label, withCopyable));
     let handle: Handle;
@@ -597,9 +601,10 @@ export class Pkcs11KeyStore implements KeyStore {
    */
   private loadSealingKeys(session: PooledSession, pool: SessionPool, wantedId?: string, reload = false): SealingKeys {
     const cached = this.sealingKeys;
-    if (cached && cached.epoch === pool.epoch && !reload && (wantedId === undefined || cached.byId.has(wantedId))) return cached;
-    const prefix = `${this.options.sealingKeyLabelPrefix}-`;
-    const keys: SealingKeys = { epoch: pool.epoch, byId: new Map() };
+    const fresh = cached && cached.epoch === pool.epoch && Date.now() - cached.loadedAt < SEALING_KEYS_REFRESH_MS;
+    if (fresh && !reload && (wantedId === undefined || cached.byId.has(wantedId))) return cached;
+    const prefix = `${this.#options.sealingKeyLabelPrefix}-`;
+    const keys: SealingKeys = { epoch: pool.epoch, loadedAt: Date.now(), byId: new Map() };
     const handles = this.findObjects(
       session,
       [{ type: pkcs11js.CKA_TOKEN, value: true }, { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }, { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES }],
@@ -686,8 +691,8 @@ export class Pkcs11KeyStore implements KeyStore {
     if (target) return target;
     const ref = parsePkcs11Uri(keyUri);
     let pool: SessionPool | undefined;
-    if (ref.token === this.options.signing.tokenLabel) pool = this.signingPool;
-    else if (ref.token === this.options.ca?.tokenLabel) pool = this.caPool;
+    if (ref.token === this.#options.signing.tokenLabel) pool = this.signingPool;
+    else if (ref.token === this.#options.ca?.tokenLabel) pool = this.caPool;
     if (!pool) {
       if (this.closed || !this.signingPool) throw new DomainError(ErrorCode.HSM_UNAVAILABLE, `${operation}: key store is not open`, { retryable: true });
       throw notFound(operation, keyUri);

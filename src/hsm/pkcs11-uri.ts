@@ -22,8 +22,9 @@ const PATH_ATTRIBUTES = new Set([
 const OBJECT_TYPES = new Set(['private', 'public', 'secret-key', 'cert', 'data']);
 
 function invalid(uri: string, why: string): DomainError {
-  // The URI may come from a request body: echo only a bounded prefix of it.
-  const shown = uri.length > 200 ? `${uri.slice(0, 200)}…` : uri;
+  // Echo a bounded prefix of the path only: the query may hold a PIN (pin-value), which never goes into a message.
+  const path = uri.split('?', 1)[0];
+  const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
   return new DomainError(ErrorCode.VALIDATION_ERROR, `pkcs11 uri '${shown}': ${why}`);
 }
 

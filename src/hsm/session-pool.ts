@@ -82,11 +82,18 @@ export class SessionPool implements LibraryClient {
   operationRetries = 0;
   lastRecoveryAt?: Date;
 
+  readonly options: Omit<SessionPoolOptions, 'pin'>;
+  /** ECMAScript private: never shown by util.inspect or JSON. */
+  readonly #pin: string;
+
   constructor(
     private readonly library: Pkcs11Library,
     private readonly api: () => Pkcs11Api,
-    readonly options: SessionPoolOptions,
+    options: SessionPoolOptions,
   ) {
+    const { pin, ...rest } = options;
+    this.options = rest;
+    this.#pin = pin;
     this.libraryGeneration = library.generation;
   }
 
@@ -320,7 +327,7 @@ export class SessionPool implements LibraryClient {
   /** Login is per application and token: one C_Login covers every session of the pool. */
   private login(session: PooledSession): void {
     try {
-      this.api().C_Login(session.handle, pkcs11js.CKU_USER, this.options.pin);
+      this.api().C_Login(session.handle, pkcs11js.CKU_USER, this.#pin);
     } catch (err) {
       const p11 = toPkcs11Error(err, 'C_Login');
       if (p11?.ckr === 'CKR_USER_ALREADY_LOGGED_IN') return;

@@ -1,16 +1,18 @@
+import { inspect } from 'node:util';
 import { KEY_SPECS, KEY_SPEC_INFO, type KeySpec } from '../../src/common/key-spec';
 import type { KeyInfo } from '../../src/hsm/key-store';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { parsePkcs11Uri } from '../../src/hsm/pkcs11-uri';
-import { createTestToken } from '../support/softhsm';
+import { createTestToken, type TestToken } from '../support/softhsm';
 import { openStore, sample, verifyWithNode, verifyWithOpenSsl } from './hsm-test-kit';
 
 describe(`${Pkcs11KeyStore.name} key specs (SoftHSM2)`, () => {
+  let token: TestToken;
   let store: Pkcs11KeyStore;
   const keys = new Map<KeySpec, KeyInfo>();
 
   beforeAll(async () => {
-    const token = await createTestToken('specs');
+    token = await createTestToken('specs');
     store = await openStore(token);
     // Generated concurrently: key generation runs on the libuv pool, RSA-4096 takes a while.
     await Promise.all(KEY_SPECS.map(async (spec) => keys.set(spec, await store.createKey({ spec, label: `spec-${spec}` }))));
@@ -76,5 +78,12 @@ describe(`${Pkcs11KeyStore.name} key specs (SoftHSM2)`, () => {
     }
     expect(store.counters().signOperations).toBeGreaterThanOrEqual(KEY_SPECS.length);
     expect(store.counters().keysGenerated).toBe(KEY_SPECS.length);
+  });
+
+  it('never shows the PIN when the store is inspected, logged or serialised', () => {
+    const inspected = inspect(store, { depth: 10, showHidden: true });
+    expect(inspected).toContain(token.tokenLabel); // deep enough to reach the session pools
+    expect(inspected).not.toContain(token.pin);
+    expect(JSON.stringify(store.health())).not.toContain(token.pin);
   });
 });

@@ -1,0 +1,287 @@
+/**
+ * HSM signing benchmark: the key store (pooled sessions, async C_Sign on libuv's pool) against raw
+ * synchronous pkcs11js signing in two worker threads, OpenSSL's CLI and Node's crypto, for EC-256
+ * and RSA-3072, on a throw-away SoftHSM2 token.
+ *
+ *   UV_THREADPOOL_SIZE=16 npx ts-node --transpile-only bench/hsm.bench.ts
+ *
+ * Prints a Markdown section and writes it to .bench-out/hsm.md. Bounded: about two minutes on two cores.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { KEY_SPEC_INFO, nodeHashName } from '../src/common/key-spec';
+import type { KeyInfo } from '../src/hsm/key-store';
+import { Pkcs11KeyStore } from '../src/hsm/pkcs11-key-store';
+import { ensureSoftHsmDevToken, readPinFile } from '../src/hsm/softhsm-dev-token';
+
+type BenchSpec = 'EC-256' | 'RSA-3072';
+const SPECS: BenchSpec[] = ['EC-256', 'RSA-3072'];
+const POOL_SIZES = [1, 2, 4, 8, 16];
+const RAW_THREADS = 2;
+const RAW_RUNS = 3;
+/** Measurement window per row; RSA needs longer windows for a stable p99 at ~1k ops/s. */
+const WINDOW_MS: Record<BenchSpec, number> = { 'EC-256': 2000, 'RSA-3072': 3000 };
+const WARMUP_MS = 300;
+
+interface Row {
+  spec: BenchSpec;
+  path: string;
+  concurrency: string;
+  opsPerSecond: number;
+  p50Ms?: number;
+  p99Ms?: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function digestFor(spec: BenchSpec): Buffer {
+  return createHash(nodeHashName(KEY_SPEC_INFO[spec].hash)).update(`bench ${spec}`).digest();
+}
+
+/** Closed loop: `concurrency` callers sign back to back for `windowMs`; latency per call. */
+async function benchKeyStore(store: Pkcs11KeyStore, key: KeyInfo, concurrency: number, windowMs: number): Promise<Omit<Row, 'spec' | 'path' | 'concurrency'>> {
+  const digest = digestFor(key.spec as BenchSpec);
+  const hash = KEY_SPEC_INFO[key.spec].hash;
+  const run = async (ms: number, latencies?: number[]): Promise<number> => {
+    const deadline = performance.now() + ms;
+    let ops = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < deadline) {
+          const start = performance.now();
+          await store.sign(key.uri, digest, { hash });
+          latencies?.push(performance.now() - start);
+          ops++;
+        }
+      }),
+    );
+    return ops;
+  };
+  await run(WARMUP_MS);
+  const latencies: number[] = [];
+  const start = performance.now();
+  const ops = await run(windowMs, latencies);
+  const elapsed = (performance.now() - start) / 1000;
+  const sorted = Float64Array.from(latencies).sort();
+  return { opsPerSecond: ops / elapsed, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) };
+}
+
+/**
+ * Worker body for the comparisons, plain JavaScript (eval'd). Raw pkcs11js: each thread loads the
+ * module and calls C_Initialize, which the main thread already did (CKR_CRYPTOKI_ALREADY_INITIALIZED:
+ * threads share the process's library, and its login), opens its own session and signs
+ * synchronously. It never finalises: that would pull the library from under the other threads.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+const crypto = require('node:crypto');
+let signOnce;
+let cleanup = () => {};
+if (w.mode === 'pkcs11') {
+  const pkcs11js = require(w.pkcs11jsPath);
+  const p = new pkcs11js.PKCS11();
+  p.load(w.modulePath);
+  try { p.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK }); } catch (e) { if (!/ALREADY_INITIALIZED/.test(e.message)) throw e; }
+  const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.replace(/[\\s\\u0000]+$/, '') === w.tokenLabel);
+  const session = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+  try { p.C_Login(session, pkcs11js.CKU_USER, w.pin); } catch (e) { if (!/ALREADY_LOGGED_IN/.test(e.message)) throw e; }
+  p.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_ID, value: Buffer.from(w.keyId, 'hex') }]);
+  const key = p.C_FindObjects(session, 1)[0];
+  p.C_FindObjectsFinal(session);
+  const mechanism = w.ec
+    ? { mechanism: pkcs11js.CKM_ECDSA }
+    : { mechanism: pkcs11js.CKM_RSA_PKCS_PSS, parameter: { type: pkcs11js.CK_PARAMS_RSA_PSS, hashAlg: pkcs11js.CKM_SHA384, mgf: pkcs11js.CKG_MGF1_SHA384, saltLen: 48 } };
+  const digest = Buffer.from(w.digest, 'hex');
+  const out = Buffer.alloc(512);
+  signOnce = () => { p.C_SignInit(session, mechanism, key); p.C_Sign(session, digest, out); };
+  cleanup = () => p.C_CloseSession(session);
+} else {
+  const key = crypto.createPrivateKey(w.pem);
+  const message = Buffer.from('bench message');
+  const options = w.ec ? { key } : { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 };
+  signOnce = () => crypto.sign(w.hash, message, options);
+}
+parentPort.once('message', (windowMs) => {
+  const warmupEnd = performance.now() + w.warmupMs;
+  while (performance.now() < warmupEnd) signOnce();
+  const latencies = [];
+  const start = performance.now();
+  const deadline = start + windowMs;
+  let ops = 0;
+  while (performance.now() < deadline) {
+    const t = performance.now();
+    signOnce();
+    latencies.push(performance.now() - t);
+    ops++;
+  }
+  const elapsed = performance.now() - start;
+  cleanup();
+  parentPort.postMessage({ ops, elapsed, latencies: Float64Array.from(latencies) });
+});
+parentPort.postMessage('ready');
+`;
+
+/** Runs `threads` workers in parallel (started together) and sums their throughput. */
+async function benchThreads(threads: number, workerData: Record<string, unknown>, windowMs: number): Promise<Omit<Row, 'spec' | 'path' | 'concurrency'>> {
+  const workers = Array.from({ length: threads }, () => new Worker(WORKER_SOURCE, { eval: true, workerData: { ...workerData, warmupMs: WARMUP_MS } }));
+  await Promise.all(workers.map((worker) => new Promise<void>((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('message', () => resolve());
+  })));
+  const results = await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise<{ ops: number; elapsed: number; latencies: Float64Array }>((resolve, reject) => {
+          worker.once('error', reject);
+          worker.once('message', resolve);
+          worker.postMessage(windowMs);
+        }),
+    ),
+  );
+  await Promise.all(workers.map((worker) => worker.terminate()));
+  const opsPerSecond = results.reduce((sum, r) => sum + r.ops / (r.elapsed / 1000), 0);
+  const all = Float64Array.from(results.flatMap((r) => Array.from(r.latencies))).sort();
+  return { opsPerSecond, p50Ms: percentile(all, 50), p99Ms: percentile(all, 99) };
+}
+
+/** `openssl speed -multi N -mr`: sign/s summed over N processes (OpenSSL's own timing, no latency). */
+function benchOpenSsl(spec: BenchSpec, processes: number): number {
+  const algorithm = spec === 'EC-256' ? 'ecdsap256' : 'rsa3072';
+  const output = execFileSync('openssl', ['speed', '-seconds', '2', '-multi', String(processes), '-mr', algorithm], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  // Summary lines: "+F2:<n>:<bits>:<sign/s>:<verify/s>" (RSA), "+F4:..." (ECDSA), the last one summed over processes.
+  const tag = spec === 'EC-256' ? '+F4:' : '+F2:';
+  const line = output
+    .split('\n')
+    .filter((l) => l.startsWith(tag))
+    .pop();
+  if (!line) throw new Error(`unexpected openssl speed output for ${algorithm}`);
+  return Number(line.split(':')[3]);
+}
+
+function sh(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function fmt(value: number | undefined, digits: number): string {
+  return value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits);
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const uvThreads = process.env.UV_THREADPOOL_SIZE ?? '(unset: 4)';
+  const dataDir = mkdtempSync(join(tmpdir(), 'signet-bench-'));
+  const rows: Row[] = [];
+  try {
+    const dev = await ensureSoftHsmDevToken({ dataDir, label: 'signet-bench' });
+    const pin = readPinFile(dev.pinFile);
+    const base = { modulePath: dev.modulePath, tokenLabel: dev.tokenLabel, pin };
+    // This store keeps the token logged in for the whole run and owns the keys.
+    const owner = new Pkcs11KeyStore({ ...base, poolSize: 1 });
+    await owner.open();
+    const keys = {} as Record<BenchSpec, KeyInfo>;
+    for (const spec of SPECS) keys[spec] = await owner.createKey({ spec, label: `bench-${spec}` });
+
+    for (const spec of SPECS) {
+      for (const poolSize of POOL_SIZES) {
+        const store = new Pkcs11KeyStore({ ...base, poolSize });
+        await store.open();
+        // As many callers as sessions: latency is service time, not queueing behind the pool.
+        const result = await benchKeyStore(store, keys[spec], poolSize, WINDOW_MS[spec]);
+        await store.close();
+        rows.push({ spec, path: 'key store (async C_Sign, pooled sessions)', concurrency: `${poolSize} session${poolSize > 1 ? 's' : ''}`, ...result });
+        process.stderr.write(`${spec} key store pool ${poolSize}: ${result.opsPerSecond.toFixed(0)} ops/s\n`);
+      }
+
+      const rawRuns: Array<Omit<Row, 'spec' | 'path' | 'concurrency'>> = [];
+      for (let run = 0; run < RAW_RUNS; run++) {
+        rawRuns.push(
+          await benchThreads(
+            RAW_THREADS,
+            {
+              mode: 'pkcs11',
+              pkcs11jsPath: require.resolve('pkcs11js'),
+              modulePath: dev.modulePath,
+              tokenLabel: dev.tokenLabel,
+              pin,
+              keyId: keys[spec].id,
+              ec: spec === 'EC-256',
+              digest: digestFor(spec).toString('hex'),
+            },
+            WINDOW_MS[spec],
+          ),
+        );
+        process.stderr.write(`${spec} raw run ${run + 1}: ${rawRuns[run].opsPerSecond.toFixed(0)} ops/s\n`);
+      }
+      const rawMedian = rawRuns.find((r) => r.opsPerSecond === median(rawRuns.map((x) => x.opsPerSecond))) as (typeof rawRuns)[number];
+      rows.push({ spec, path: `raw pkcs11js, synchronous (median of ${RAW_RUNS} runs: ${rawRuns.map((r) => r.opsPerSecond.toFixed(0)).join(' / ')})`, concurrency: `${RAW_THREADS} worker threads`, ...rawMedian });
+
+      const pem = (
+        spec === 'EC-256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 3072 })
+      ).privateKey.export({ type: 'pkcs8', format: 'pem' });
+      const nodeResult = await benchThreads(RAW_THREADS, { mode: 'node', pem, ec: spec === 'EC-256', hash: nodeHashName(KEY_SPEC_INFO[spec].hash) }, WINDOW_MS[spec]);
+      rows.push({ spec, path: 'Node crypto.sign, synchronous (key in memory)', concurrency: `${RAW_THREADS} worker threads`, ...nodeResult });
+      rows.push({ spec, path: 'OpenSSL CLI `openssl speed -multi 2` (key in memory)', concurrency: `${RAW_THREADS} processes`, opsPerSecond: benchOpenSsl(spec, RAW_THREADS) });
+    }
+    await owner.close();
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+
+  const lines: string[] = [];
+  lines.push('## HSM signing (`bench/hsm.bench.ts`)', '');
+  lines.push(
+    `Machine: ${sh('sh', ['-c', "lscpu | sed -n 's/^Model name: *//p'"])}, ${availableParallelism()} cores, Node ${process.version}, ` +
+      `${sh('softhsm2-util', ['--version']).replace(/^/, 'SoftHSM2 ')}, ${sh('openssl', ['version'])}; UV_THREADPOOL_SIZE=${uvThreads}; ` +
+      `${new Date().toISOString().slice(0, 10)}.`,
+    '',
+  );
+  lines.push(
+    'Key store rows: as many concurrent callers as sessions, each `sign()` timed end to end (URI lookup, session, C_SignInit, async C_Sign). ' +
+      'Raw rows: `C_SignInit` + `C_Sign` back to back in worker threads sharing the process\'s initialised module. Keys in SoftHSM2 for all but the last two rows of each key.',
+    '',
+  );
+  lines.push('| key | path | parallelism | sign ops/s | p50 ms | p99 ms |', '|---|---|---|---:|---:|---:|');
+  for (const row of rows) {
+    lines.push(`| ${row.spec} | ${row.path} | ${row.concurrency} | ${row.opsPerSecond.toFixed(0)} | ${fmt(row.p50Ms, 3)} | ${fmt(row.p99Ms, 3)} |`);
+  }
+  lines.push('');
+  for (const [spec, target] of [['EC-256', 0.75], ['RSA-3072', 0.9]] as const) {
+    const best = rows.filter((r) => r.spec === spec && r.path.startsWith('key store')).sort((a, b) => b.opsPerSecond - a.opsPerSecond)[0];
+    const raw = rows.find((r) => r.spec === spec && r.path.startsWith('raw')) as Row;
+    const ratio = best.opsPerSecond / raw.opsPerSecond;
+    lines.push(
+      `- ${spec}: key store best ${best.opsPerSecond.toFixed(0)} ops/s (${best.concurrency}) = **${ratio.toFixed(2)}** × raw pkcs11js median ` +
+        `${raw.opsPerSecond.toFixed(0)} ops/s (target ≥ ${target.toFixed(2)}: ${ratio >= target ? 'met' : 'NOT met'}).`,
+    );
+  }
+  lines.push('', `Run time ${((Date.now() - started) / 1000).toFixed(0)} s.`, '');
+  const markdown = lines.join('\n');
+  process.stdout.write(markdown);
+  mkdirSync('.bench-out', { recursive: true });
+  writeFileSync(join('.bench-out', 'hsm.md'), markdown);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
+

@@ -1,0 +1,57 @@
+import { DEFAULT_RECOVERY, derivePoolSize, resolveHsmOptions, uvThreadpoolSize } from './hsm-options';
+
+const base = { modulePath: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'signet', pin: '1234' };
+
+describe('hsm-options', () => {
+  it('reads UV_THREADPOOL_SIZE as libuv does (default 4, at most 1024)', () => {
+    expect(uvThreadpoolSize({})).toBe(4);
+    expect(uvThreadpoolSize({ UV_THREADPOOL_SIZE: '16' })).toBe(16);
+    expect(uvThreadpoolSize({ UV_THREADPOOL_SIZE: 'lots' })).toBe(4);
+    expect(uvThreadpoolSize({ UV_THREADPOOL_SIZE: '0' })).toBe(4);
+    expect(uvThreadpoolSize({ UV_THREADPOOL_SIZE: '5000' })).toBe(1024);
+  });
+
+  it('leaves libuv threads for fs, dns and zlib when deriving the pool size', () => {
+    expect([1, 2, 3, 4, 16, 64].map(derivePoolSize)).toEqual([1, 1, 1, 2, 14, 62]);
+  });
+
+  it('derives the signing pool from UV_THREADPOOL_SIZE, minus the CA pool when CA keys have their own token', () => {
+    expect(resolveHsmOptions(base, { UV_THREADPOOL_SIZE: '16' })).toMatchObject({ signing: { poolSize: 14 }, ca: undefined, uvThreadpoolSize: 16, warnings: [] });
+    const withCa = resolveHsmOptions({ ...base, caTokenLabel: 'signet-ca', caPin: '5678' }, { UV_THREADPOOL_SIZE: '16' });
+    expect(withCa.signing.poolSize).toBe(12);
+    expect(withCa.ca).toEqual({ tokenLabel: 'signet-ca', pin: '5678', poolSize: 2 });
+  });
+
+  it('shares the signing token when the CA token label is absent or the same', () => {
+    expect(resolveHsmOptions({ ...base, caTokenLabel: 'signet' }, { UV_THREADPOOL_SIZE: '8' }).ca).toBeUndefined();
+  });
+
+  it('caps sessions at the libuv thread count and warns when UV_THREADPOOL_SIZE is unset', () => {
+    const resolved = resolveHsmOptions({ ...base, poolSize: 32 }, {});
+    expect(resolved.signing.poolSize).toBe(4);
+    expect(resolved.warnings).toEqual([expect.stringContaining('UV_THREADPOOL_SIZE is not set'), expect.stringContaining('exceed UV_THREADPOOL_SIZE (4)')]);
+    expect(resolveHsmOptions({ ...base, poolSize: 8 }, { UV_THREADPOOL_SIZE: '16' }).signing.poolSize).toBe(8);
+  });
+
+  it('fills recovery defaults and lets tests shorten them', () => {
+    expect(resolveHsmOptions(base, {}).recovery).toEqual(DEFAULT_RECOVERY);
+    expect(resolveHsmOptions({ ...base, recovery: { downRetryMs: 10 } }, {}).recovery.downRetryMs).toBe(10);
+  });
+
+  it.each([
+    [{ modulePath: '' }, "hsm: 'modulePath' cannot be empty"],
+    [{ tokenLabel: ' ' }, "hsm: 'tokenLabel' cannot be empty"],
+    [{ tokenLabel: 'x'.repeat(33) }, "hsm: 'tokenLabel' must be at most 32 bytes"],
+    [{ pin: '' }, "hsm: 'pin' cannot be empty"],
+    [{ caTokenLabel: 'ca' }, "hsm: 'caPin' cannot be empty"],
+    [{ poolSize: 0 }, "hsm: 'poolSize' must be a positive integer"],
+    [{ poolSize: 1.5 }, "hsm: 'poolSize' must be a positive integer"],
+    [{ recovery: { maxAttempts: 0 } }, "hsm: 'recovery.maxAttempts' must be at least 1"],
+  ])('refuses %j with a message naming the field', (override, message) => {
+    expect(() => resolveHsmOptions({ ...base, ...override } as never, {})).toThrow(message);
+  });
+
+  it('never puts a PIN in an error message', () => {
+    expect(() => resolveHsmOptions({ ...base, pin: 'secret-pin', poolSize: -1 }, {})).toThrow(expect.objectContaining({ message: expect.not.stringContaining('secret-pin') }));
+  });
+});
