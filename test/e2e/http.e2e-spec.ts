@@ -4,6 +4,7 @@ import { createApp } from '../../src/app.factory';
 import { loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/observability/logger';
 import { createTestDatabase, TestDatabase } from '../support/database';
+import { createTestToken } from '../support/softhsm';
 
 describe('HTTP conventions (in-process app on a real PostgreSQL)', () => {
   let database: TestDatabase;
@@ -12,9 +13,13 @@ describe('HTTP conventions (in-process app on a real PostgreSQL)', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    const config = loadConfig({ DATABASE_URL: database.url, SIGNET_BODY_LIMIT_BYTES: '4096', SIGNET_LOG_LEVEL: 'debug' });
+    const config = loadConfig({ DATABASE_URL: database.url, SIGNET_BODY_LIMIT_BYTES: '4096', SIGNET_LOG_LEVEL: 'debug', SIGNET_METRICS_PUBLIC: 'true' });
     const sink = new Writable({ write: (chunk, _e, done) => (logs.push(chunk.toString()), done()) });
-    app = await createApp({ config, databaseUrl: database.url }, createLogger('debug', sink));
+    const token = await createTestToken('http');
+    app = await createApp(
+      { config, databaseUrl: database.url, hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 2 } },
+      createLogger('debug', sink),
+    );
   });
   afterAll(async () => {
     await app.close();
@@ -43,10 +48,11 @@ describe('HTTP conventions (in-process app on a real PostgreSQL)', () => {
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(200);
     expect(response.json().checks.database).toEqual({ ok: true });
+    expect(response.json().checks.hsm).toMatchObject({ ok: true, state: 'ready' });
     expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
   });
 
-  it('serves Prometheus metrics with request counts and latency histograms', async () => {
+  it('serves Prometheus metrics (anonymously when SIGNET_METRICS_PUBLIC) with request counts and latency histograms', async () => {
     await app.inject({ method: 'GET', url: '/healthz' });
     const response = await app.inject({ method: 'GET', url: '/metrics' });
     expect(response.statusCode).toBe(200);
