@@ -30,6 +30,11 @@ describe('loadConfig', () => {
     ['SIGNET_MIGRATIONS_RUN', 'maybe'],
     ['SIGNET_LOG_LEVEL', 'loud'],
     ['SIGNET_BODY_LIMIT_BYTES', '12kb'],
+    ['SIGNET_AUDIT_RETENTION_DAYS', '0'],
+    ['SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS', '5m'],
+    ['SIGNET_TOKEN_CACHE_SECONDS', '3600'],
+    ['SIGNET_RATE_LIMIT_PER_SECOND', '-5'],
+    ['SIGNET_RATE_LIMIT_BURST', '0'],
   ])('rejects a malformed %s naming the variable', (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     try {
@@ -79,5 +84,22 @@ describe('loadConfig', () => {
   it('turns the development bootstrap off when an external database is configured', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://signet@db:5432/signet' }).devBootstrap).toBe(false);
     expect(loadConfig({ DATABASE_URL: 'postgres://signet@db:5432/signet', SIGNET_DEV_BOOTSTRAP: 'true' }).devBootstrap).toBe(true);
+  });
+
+  it('reads the audit and auth settings with their defaults', () => {
+    const defaults = loadConfig({});
+    expect(defaults.audit).toEqual({ checkpointIntervalSeconds: 300, retentionDays: undefined, trustedKeysFile: undefined });
+    expect(defaults.auth).toEqual({ tokenCacheSeconds: 5, rateLimitPerSecond: 10000, rateLimitBurst: 20000 });
+    const set = loadConfig({
+      SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
+      SIGNET_AUDIT_RETENTION_DAYS: '400',
+      SIGNET_AUDIT_TRUSTED_KEYS_FILE: '/etc/signet/audit-keys.pem',
+      SIGNET_TOKEN_CACHE_SECONDS: '0',
+      SIGNET_RATE_LIMIT_PER_SECOND: '50',
+    });
+    expect(set.audit).toEqual({ checkpointIntervalSeconds: 0, retentionDays: 400, trustedKeysFile: '/etc/signet/audit-keys.pem' });
+    // The burst follows the rate unless set.
+    expect(set.auth).toEqual({ tokenCacheSeconds: 0, rateLimitPerSecond: 50, rateLimitBurst: 100 });
+    expect(loadConfig({ SIGNET_RATE_LIMIT_PER_SECOND: '50', SIGNET_RATE_LIMIT_BURST: '7' }).auth.rateLimitBurst).toBe(7);
   });
 });

@@ -34,6 +34,21 @@ export interface SignetConfig {
   metricsPublic: boolean;
   /** Create a development CA hierarchy and admin token on first start (embedded defaults). */
   devBootstrap: boolean;
+  audit: {
+    /** Seconds between periodic HSM-signed checkpoints of the chain head (0 = only on demand). */
+    checkpointIntervalSeconds: number;
+    /** Drop monthly partitions older than this many days once exported and checkpointed (unset = keep all). */
+    retentionDays?: number;
+    /** PEM file of extra public keys trusted for checkpoints (e.g. a retired checkpoint key). */
+    trustedKeysFile?: string;
+  };
+  auth: {
+    /** How long a verified token is trusted from memory; a revocation reaches other replicas within it. */
+    tokenCacheSeconds: number;
+    /** Token-bucket refill per token and replica (0 = no rate limit). */
+    rateLimitPerSecond: number;
+    rateLimitBurst: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -158,6 +173,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   }
 
   const embedded = databaseUrl === undefined && modulePath === undefined;
+  const rateLimitPerSecond = integer(env, 'SIGNET_RATE_LIMIT_PER_SECOND', 10000, 0, 1_000_000);
   return {
     port,
     host,
@@ -183,6 +199,16 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     },
     metricsPublic: boolean(env, 'SIGNET_METRICS_PUBLIC', false),
     devBootstrap: boolean(env, 'SIGNET_DEV_BOOTSTRAP', embedded),
+    audit: {
+      checkpointIntervalSeconds: integer(env, 'SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS', 300, 0, 86400),
+      retentionDays: optionalInteger(env, 'SIGNET_AUDIT_RETENTION_DAYS', 1, 36500),
+      trustedKeysFile: read(env, 'SIGNET_AUDIT_TRUSTED_KEYS_FILE'),
+    },
+    auth: {
+      tokenCacheSeconds: integer(env, 'SIGNET_TOKEN_CACHE_SECONDS', 5, 0, 300),
+      rateLimitPerSecond,
+      rateLimitBurst: integer(env, 'SIGNET_RATE_LIMIT_BURST', Math.max(1, rateLimitPerSecond * 2), 1, 10_000_000),
+    },
   };
 }
 

@@ -3,6 +3,9 @@ import { DataSource, EntityManager } from 'typeorm';
 /** Advisory-lock keys, one per kind of exclusive work (int8 space, arbitrary but fixed). */
 export const ADVISORY_LOCKS = {
   migrationsAndBootstrap: 0x5349474e4554_01n, // "SIGNET" + 01
+  auditPartitions: 0x5349474e4554_a1n, // creating audit_events partitions
+  auditCheckpoint: 0x5349474e4554_a2n, // one checkpoint at a time across replicas
+  auditRetention: 0x5349474e4554_a3n, // dropping expired audit partitions
 } as const;
 
 /**

@@ -1,0 +1,95 @@
+import { Injectable } from '@nestjs/common';
+import { Readable } from 'node:stream';
+import { DataSource } from 'typeorm';
+import { canonicalTime } from './audit-canonical';
+import { asAuditError, pgPool } from './audit-pg';
+import { AuditEventView } from './audit.types';
+import { ROW_COLUMNS, StoredRow, toRow } from './audit-verifier';
+
+export interface AuditExportQuery {
+  after?: string;
+  type?: string;
+  limit?: number;
+}
+
+const STREAM_PAGE = 1000;
+
+/**
+ * Reads the log for people and SIEMs. Unfiltered reads that continue from the export watermark
+ * (everything up to it already served) move the watermark, which retention consults: a partition
+ * is dropped only when all of its rows have been served by such an export.
+ */
+@Injectable()
+export class AuditExportService {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async page(query: AuditExportQuery): Promise<{ events: AuditEventView[]; next: string | null }> {
+    const limit = query.limit ?? 100;
+    try {
+      const rows = await this.read(query.after ?? '0', undefined, query.type, limit);
+      const events = rows.map(eventView);
+      if (!query.type && events.length > 0) await this.markExported(query.after ?? '0', events[events.length - 1].seq);
+      return { events, next: events.length === limit ? events[events.length - 1].seq : null };
+    } catch (error) {
+      throw asAuditError(error);
+    }
+  }
+
+  /**
+   * NDJSON, one event per line, from `after` up to the last row when the export started (or
+   * `limit` events). The watermark moves only when the stream ran to its end.
+   */
+  async stream(query: AuditExportQuery): Promise<Readable> {
+    const pool = pgPool(this.dataSource);
+    const { rows } = await pool.query<{ max: string | null }>('SELECT max(seq)::text AS max FROM audit_events').catch((error) => Promise.reject(asAuditError(error)));
+    const until = rows[0].max ?? '0';
+    const start = query.after ?? '0';
+    const self = this;
+    async function* lines(): AsyncGenerator<string> {
+      let after = start;
+      let remaining = query.limit ?? Number.MAX_SAFE_INTEGER;
+      while (remaining > 0) {
+        const page = await self.read(after, until, query.type, Math.min(STREAM_PAGE, remaining));
+        if (page.length === 0) break;
+        let chunk = '';
+        for (const row of page) chunk += JSON.stringify(eventView(row)) + '\n';
+        yield chunk;
+        after = page[page.length - 1].seq;
+        remaining -= page.length;
+        if (page.length < STREAM_PAGE) break;
+      }
+      if (!query.type && after !== start) await self.markExported(start, after);
+    }
+    return Readable.from(lines(), { objectMode: false });
+  }
+
+  private async read(after: string, until: string | undefined, type: string | undefined, limit: number): Promise<StoredRow[]> {
+    const params: unknown[] = [after, limit];
+    let where = 'seq > $1';
+    if (until !== undefined) where += ` AND seq <= $${params.push(until)}`;
+    if (type !== undefined) where += ` AND type = $${params.push(type)}`;
+    const { rows } = await pgPool(this.dataSource).query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE ${where} ORDER BY audit_events.seq LIMIT $2`, params);
+    return rows.map(toRow);
+  }
+
+  /** Served (after, through] without a filter: extend the watermark if that run joins it. */
+  private async markExported(after: string, through: string): Promise<void> {
+    await pgPool(this.dataSource).query(
+      'UPDATE audit_export_watermark SET exported_through_seq = $2, updated_at = now() WHERE exported_through_seq >= $1 AND exported_through_seq < $2',
+      [after, through],
+    );
+  }
+}
+
+export function eventView(row: StoredRow): AuditEventView {
+  return {
+    seq: row.seq,
+    time: canonicalTime(row.timeMs),
+    type: row.type,
+    actor: row.actor,
+    subject: row.subject,
+    data: row.data,
+    prevHash: row.prevHash.toString('hex'),
+    hash: row.hash.toString('hex'),
+  };
+}

@@ -1,0 +1,223 @@
+import type { Pool, PoolClient } from 'pg';
+import { DomainError, ErrorCode } from '../common/errors';
+import { canonicalTime, eventHash } from './audit-canonical';
+import { ensurePartitions, isMissingPartition, partitionFor, partitionsCovering } from './audit-partitions';
+import { asAuditError, withClient } from './audit-pg';
+import { AuditActor, JsonValue } from './audit.types';
+
+/** An event ready to be chained: normalised, with its canonical actor/data text precomputed. */
+export interface PreparedEvent {
+  type: string;
+  actor: AuditActor | null;
+  actorJson: string;
+  subject: string | null;
+  data: { [key: string]: JsonValue };
+  dataJson: string;
+  /** When the event happened (epoch ms); the row's time is this, kept non-decreasing along seq. */
+  at: number;
+}
+
+interface Pending extends PreparedEvent {
+  resolve(seq: string): void;
+  reject(error: unknown): void;
+}
+
+export interface AuditWriterOptions {
+  /** Most events per transaction. */
+  maxBatch: number;
+  /** Events waiting beyond this are refused at once (503) instead of queueing without bound. */
+  maxPending: number;
+  statementTimeoutMs: number;
+  now: () => number;
+  onBatch?: (size: number, seconds: number) => void;
+  onFailure?: (size: number) => void;
+}
+
+const INSERT = `
+  WITH inserted AS (
+    INSERT INTO audit_events (seq, time, type, actor, subject, data, prev_hash, hash)
+    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[], $6::jsonb[], $7::bytea[], $8::bytea[])
+  )
+  UPDATE audit_chain_head SET seq = $9, hash = $10, time = $11`;
+
+/**
+ * Group commit for the audit chain. Callers enqueue; one flush at a time per process takes
+ * everything waiting (up to maxBatch) and, in ONE transaction: locks the chain head row (the
+ * per-batch lock that keeps replicas on one unbroken chain), assigns seq / prev_hash / hash,
+ * inserts all rows with one unnest() INSERT that also moves the head, and commits. Only then are
+ * the callers resolved. While a flush is in flight the next batch accumulates, so batches grow with
+ * load and a commit's fsync is shared by many events. Three round trips per batch.
+ */
+export class AuditWriter {
+  private queue: Pending[] = [];
+  private draining = false;
+  private idleWaiters: Array<() => void> = [];
+  /** Months whose partition is known to exist, so the steady state never checks. */
+  private readonly knownPartitions = new Set<string>();
+
+  constructor(
+    private readonly pool: () => Pool,
+    private readonly options: AuditWriterOptions,
+  ) {}
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  submit(events: PreparedEvent[]): Promise<string[]> {
+    if (this.queue.length + events.length > this.options.maxPending) {
+      this.options.onFailure?.(events.length);
+      return Promise.reject(new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'the audit log is falling behind; retry later', { retryAfterSeconds: 1 }));
+    }
+    const settled = events.map((event) => new Promise<string>((resolve, reject) => this.queue.push({ ...event, resolve, reject })));
+    this.kick();
+    return Promise.all(settled);
+  }
+
+  /** Resolves when nothing is queued or being written (used at shutdown and by tests). */
+  idle(): Promise<void> {
+    if (!this.draining && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private kick(): void {
+    if (this.draining) return;
+    this.draining = true;
+    // setImmediate lets events submitted in the same turn of the event loop share the first batch.
+    setImmediate(() => {
+      void this.drain().finally(() => {
+        this.draining = false;
+        if (this.queue.length > 0) this.kick();
+        else for (const resolve of this.idleWaiters.splice(0)) resolve();
+      });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      let taken = false;
+      try {
+        await withClient(this.pool(), async (client) => {
+          // Taken once the connection is ready: whatever arrived meanwhile joins this batch.
+          const batch = this.queue.splice(0, this.options.maxBatch);
+          taken = true;
+          await this.writeWithRetries(client, batch);
+        });
+      } catch (error) {
+        // No connection at all: refuse what waits rather than let it queue behind a dead database.
+        // (A failure after the batch was taken has already been reported to its callers.)
+        if (!taken) this.fail(this.queue.splice(0, this.options.maxBatch), error);
+      }
+    }
+  }
+
+  /** Writes the batch; on a missing partition creates it and retries; isolates a poisoned event. */
+  private async writeWithRetries(client: PoolClient, batch: Pending[]): Promise<void> {
+    try {
+      await this.ensureKnownPartitions(client, batch);
+      await this.writeBatch(client, batch);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (isMissingPartition(error)) {
+        // The head's time (another replica's clock) may have pushed rows into a month not yet created.
+        this.knownPartitions.clear();
+        try {
+          await ensurePartitions(client, partitionsCovering(Math.min(...batch.map((e) => e.at)), this.options.now() + 40 * 86400_000));
+          await this.writeBatch(client, batch);
+          return;
+        } catch (retryError) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          return this.settleFailure(client, batch, retryError);
+        }
+      }
+      return this.settleFailure(client, batch, error);
+    }
+  }
+
+  private async settleFailure(client: PoolClient, batch: Pending[], error: unknown): Promise<void> {
+    const unavailable = asAuditError(error) !== error;
+    if (!unavailable && batch.length > 1) {
+      // Not an outage: one event the database refused must not take its batch-mates down with it.
+      for (let i = 0; i < batch.length; i++) {
+        try {
+          await this.writeWithRetries(client, [batch[i]]);
+        } catch (outage) {
+          this.fail(batch.slice(i + 1), outage);
+          throw outage;
+        }
+      }
+      return;
+    }
+    this.fail(batch, error);
+    if (unavailable) throw error;
+  }
+
+  private fail(batch: Pending[], error: unknown): void {
+    if (batch.length === 0) return;
+    this.options.onFailure?.(batch.length);
+    const reported = asAuditError(error);
+    for (const event of batch) event.reject(reported);
+  }
+
+  private async ensureKnownPartitions(client: PoolClient, batch: Pending[]): Promise<void> {
+    const months = new Map(batch.map((e) => partitionFor(e.at)).map((p) => [p.name, p]));
+    const unknown = [...months.values()].filter((p) => !this.knownPartitions.has(p.name));
+    if (unknown.length === 0) return;
+    await ensurePartitions(client, unknown);
+    for (const p of unknown) this.knownPartitions.add(p.name);
+  }
+
+  private async writeBatch(client: PoolClient, batch: Pending[]): Promise<void> {
+    const started = process.hrtime.bigint();
+    // One simple-protocol round trip: begin, bound the statements, lock and read the head.
+    const results = (await client.query(
+      `BEGIN; SET LOCAL statement_timeout = ${Math.floor(this.options.statementTimeoutMs)}; ` +
+        'SELECT seq::text AS seq, hash, (extract(epoch FROM time) * 1000)::bigint::text AS time_ms FROM audit_chain_head FOR UPDATE',
+    )) as unknown as Array<{ rows: Array<{ seq: string; hash: Buffer; time_ms: string }> }>;
+    const head = results[2].rows[0];
+    if (!head) throw new Error('audit_chain_head has no row (migration not applied?)');
+
+    let seq = BigInt(head.seq);
+    let prevHash = head.hash;
+    let lastTime = Number(head.time_ms);
+    const n = batch.length;
+    const seqs: string[] = new Array(n);
+    const times: string[] = new Array(n);
+    const types: string[] = new Array(n);
+    const actors: Array<string | null> = new Array(n);
+    const subjects: Array<string | null> = new Array(n);
+    const datas: string[] = new Array(n);
+    const prevHashes: Buffer[] = new Array(n);
+    const hashes: Buffer[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const event = batch[i];
+      seq += 1n;
+      // Time never goes backwards along the chain, even across replicas with skewed clocks, so
+      // monthly partitions hold contiguous seq ranges (retention drops a prefix of the chain).
+      lastTime = Math.max(lastTime, event.at);
+      const seqText = seq.toString();
+      const time = canonicalTime(lastTime);
+      const hash = eventHash(
+        { seq: seqText, time, type: event.type, actor: event.actor, subject: event.subject, data: event.data, prevHash },
+        { actorJson: event.actorJson, dataJson: event.dataJson },
+      );
+      seqs[i] = seqText;
+      times[i] = time;
+      types[i] = event.type;
+      actors[i] = event.actor === null ? null : event.actorJson;
+      subjects[i] = event.subject;
+      datas[i] = event.dataJson;
+      prevHashes[i] = prevHash;
+      hashes[i] = hash;
+      prevHash = hash;
+    }
+    await client.query({
+      name: 'signet_audit_insert_batch',
+      text: INSERT,
+      values: [seqs, times, types, actors, subjects, datas, prevHashes, hashes, seq.toString(), prevHash, canonicalTime(lastTime)],
+    });
+    await client.query('COMMIT');
+    this.options.onBatch?.(n, Number(process.hrtime.bigint() - started) / 1e9);
+    for (let i = 0; i < n; i++) batch[i].resolve(seqs[i]);
+  }
+}

@@ -1,0 +1,22 @@
+import { Global, Module } from '@nestjs/common';
+import { AuditCheckpointSigners } from './audit-checkpoint-signer';
+import { AuditCheckpointService } from './audit-checkpoint.service';
+import { AuditExportService } from './audit-export.service';
+import { AuditRetentionService } from './audit-retention.service';
+import { AuditScheduler } from './audit-scheduler';
+import { AuditVerifier } from './audit-verifier';
+import { AuditController } from './audit.controller';
+import { AuditService } from './audit.service';
+
+/**
+ * The hash-chained audit log. Global so that every module records through AuditService without
+ * importing this one. The checkpoint signer comes from whoever provides AUDIT_CHECKPOINT_SIGNER
+ * (the HSM module), or later through AuditCheckpointSigners.bind().
+ */
+@Global()
+@Module({
+  controllers: [AuditController],
+  providers: [AuditService, AuditCheckpointSigners, AuditVerifier, AuditCheckpointService, AuditExportService, AuditRetentionService, AuditScheduler],
+  exports: [AuditService, AuditCheckpointSigners, AuditVerifier, AuditCheckpointService, AuditExportService, AuditRetentionService],
+})
+export class AuditModule {}

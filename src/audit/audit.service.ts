@@ -1,0 +1,114 @@
+import { BeforeApplicationShutdown, Inject, Injectable, OnApplicationShutdown, Optional } from '@nestjs/common';
+import { Counter, Histogram } from 'prom-client';
+import { DataSource } from 'typeorm';
+import { MetricsService } from '../observability/metrics.service';
+import { canonicalJson, normaliseActor, normaliseJson, storableString } from './audit-canonical';
+import { ensurePartitionsOnPool, partitionsCovering } from './audit-partitions';
+import { pgPool } from './audit-pg';
+import { AuditWriter, PreparedEvent } from './audit-writer';
+import { AuditEventInput, JsonValue } from './audit.types';
+
+/** Injection token for the audit clock (epoch ms); tests bind a fixed or stepping clock. */
+export const AUDIT_CLOCK = Symbol('AUDIT_CLOCK');
+export type AuditClock = () => number;
+
+const EVENT_TYPE = /^[a-z][a-z0-9]*(?:[._-][a-z0-9]+)*$/;
+
+/**
+ * The audit log's write side. `record` resolves only after the event's row is committed in the
+ * hash chain; it rejects with 503 DATABASE_UNAVAILABLE when the database cannot be written, so a
+ * caller that awaits it before answering fails closed (no signature without its audit row).
+ */
+@Injectable()
+export class AuditService implements BeforeApplicationShutdown, OnApplicationShutdown {
+  private readonly writer: AuditWriter;
+  private readonly clock: AuditClock;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    @Optional() metrics?: MetricsService,
+    @Optional() @Inject(AUDIT_CLOCK) clock?: AuditClock,
+  ) {
+    this.clock = clock ?? Date.now;
+    const m = metrics ? auditMetrics(metrics) : undefined;
+    this.writer = new AuditWriter(() => pgPool(this.dataSource), {
+      maxBatch: 2000,
+      maxPending: 100_000,
+      statementTimeoutMs: 10_000,
+      now: () => this.clock(),
+      onBatch: (size, seconds) => {
+        m?.events.inc(size);
+        m?.batchSize.observe(size);
+        m?.flushSeconds.observe(seconds);
+      },
+      onFailure: (size) => m?.failures.inc(size),
+    });
+  }
+
+  /** Appends one event; resolves with its seq once committed. */
+  async record(event: AuditEventInput): Promise<{ seq: string }> {
+    const [seq] = await this.writer.submit([this.prepare(event)]);
+    return { seq };
+  }
+
+  /** Appends several events in one batch: they get contiguous seqs, in order. */
+  async recordMany(events: AuditEventInput[]): Promise<Array<{ seq: string }>> {
+    if (events.length === 0) return [];
+    const seqs = await this.writer.submit(events.map((event) => this.prepare(event)));
+    return seqs.map((seq) => ({ seq }));
+  }
+
+  /** Resolves once everything recorded so far has been written or refused. */
+  flushed(): Promise<void> {
+    return this.writer.idle();
+  }
+
+  /** Creates this month's and next month's partitions, so writes rarely create one themselves. */
+  async ensureUpcomingPartitions(): Promise<string[]> {
+    const now = this.clock();
+    return ensurePartitionsOnPool(pgPool(this.dataSource), partitionsCovering(now, now + 40 * 86400_000));
+  }
+
+  now(): number {
+    return this.clock();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.writer.idle();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.writer.idle();
+  }
+
+  private prepare(event: AuditEventInput): PreparedEvent {
+    if (typeof event?.type !== 'string' || event.type.length > 100 || !EVENT_TYPE.test(event.type)) {
+      throw new TypeError(`AuditService.record: 'type' must be a dotted lower-case name, got ${JSON.stringify(event?.type)}`);
+    }
+    if (event.data === null || typeof event.data !== 'object' || Array.isArray(event.data)) {
+      throw new TypeError(`AuditService.record: 'data' must be an object (event ${event.type})`);
+    }
+    const actor = normaliseActor(event.actor);
+    const data = normaliseJson(event.data) as { [key: string]: JsonValue };
+    return {
+      type: event.type,
+      actor,
+      actorJson: actor === null ? 'null' : canonicalJson(actor as { [key: string]: JsonValue }),
+      subject: event.subject === undefined || event.subject === null ? null : storableString(String(event.subject)),
+      data,
+      dataJson: canonicalJson(data),
+      at: this.clock(),
+    };
+  }
+}
+
+function auditMetrics(metrics: MetricsService) {
+  const registry = metrics.registry;
+  const get = <T>(name: string, create: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? create();
+  return {
+    events: get('signet_audit_events_total', () => new Counter({ name: 'signet_audit_events_total', help: 'Audit events committed', registers: [registry] })),
+    failures: get('signet_audit_write_failures_total', () => new Counter({ name: 'signet_audit_write_failures_total', help: 'Audit events refused or not written (callers failed closed)', registers: [registry] })),
+    batchSize: get('signet_audit_batch_size', () => new Histogram({ name: 'signet_audit_batch_size', help: 'Events per group-commit transaction', buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000], registers: [registry] })),
+    flushSeconds: get('signet_audit_flush_seconds', () => new Histogram({ name: 'signet_audit_flush_seconds', help: 'Duration of one group-commit transaction', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] })),
+  };
+}

@@ -1,0 +1,107 @@
+import { Logger } from '@nestjs/common';
+import * as net from 'node:net';
+import { DataSource } from 'typeorm';
+import { AuditCheckpointSigner, AuditCheckpointSigners } from '../../src/audit/audit-checkpoint-signer';
+import { AuditCheckpointService } from '../../src/audit/audit-checkpoint.service';
+import { AuditExportService } from '../../src/audit/audit-export.service';
+import { AuditRetentionService } from '../../src/audit/audit-retention.service';
+import { AuditVerifier } from '../../src/audit/audit-verifier';
+import { AuditService } from '../../src/audit/audit.service';
+import { loadConfig } from '../../src/config/config';
+import { dataSourceOptions } from '../../src/database/data-source-options';
+
+/** The audit services wired by hand on one DataSource: one "replica". */
+export interface AuditHarness {
+  dataSource: DataSource;
+  audit: AuditService;
+  signers: AuditCheckpointSigners;
+  verifier: AuditVerifier;
+  checkpoints: AuditCheckpointService;
+  exports: AuditExportService;
+  retention: AuditRetentionService;
+  close(): Promise<void>;
+}
+
+export async function createAuditHarness(
+  url: string,
+  options: { signer?: AuditCheckpointSigner; clock?: () => number; env?: Record<string, string>; poolSize?: number } = {},
+): Promise<AuditHarness> {
+  // Services built outside an app log through Nest's console logger; keep test output readable.
+  Logger.overrideLogger(['error']);
+  const dataSource = new DataSource(dataSourceOptions(url, options.poolSize ?? 4));
+  await dataSource.initialize();
+  const config = loadConfig({ DATABASE_URL: url, ...options.env });
+  const audit = new AuditService(dataSource, undefined, options.clock);
+  const signers = new AuditCheckpointSigners(config, options.signer ? async () => options.signer! : undefined);
+  const verifier = new AuditVerifier(dataSource, signers);
+  const checkpoints = new AuditCheckpointService(dataSource, verifier, signers, audit, config);
+  const exports = new AuditExportService(dataSource);
+  const retention = new AuditRetentionService(dataSource, audit, config);
+  return {
+    dataSource,
+    audit,
+    signers,
+    verifier,
+    checkpoints,
+    exports,
+    retention,
+    close: async () => {
+      await audit.flushed();
+      await dataSource.destroy();
+    },
+  };
+}
+
+/** Appends `n` simple events and returns their seqs. */
+export async function appendEvents(audit: AuditService, n: number, type = 'test.event'): Promise<string[]> {
+  const results = await Promise.all(Array.from({ length: n }, (_, i) => audit.record({ type, subject: `s${i}`, data: { i } })));
+  return results.map((r) => r.seq);
+}
+
+/**
+ * A TCP relay in front of PostgreSQL that a test can cut: `stop()` closes the listener and every
+ * relayed connection, which is what a stopped database looks like to the pool (refused, reset);
+ * `start()` brings it back on the same port. The shared test server itself keeps running.
+ */
+export class TcpRelay {
+  private server?: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  port = 0;
+
+  constructor(private readonly targetPort: number) {}
+
+  async start(): Promise<void> {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on('close', () => this.sockets.delete(socket));
+        socket.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server = undefined;
+  }
+}
+
+/** Runs SQL with the append-only triggers off, as an attacker with table rights would. */
+export async function tamper(dataSource: DataSource, sql: string, params: unknown[] = []): Promise<void> {
+  await dataSource.transaction(async (manager) => {
+    await manager.query('ALTER TABLE audit_events DISABLE TRIGGER USER');
+    await manager.query('ALTER TABLE audit_chain_head DISABLE TRIGGER USER');
+    await manager.query('ALTER TABLE audit_checkpoints DISABLE TRIGGER USER');
+    await manager.query(sql, params);
+    await manager.query('ALTER TABLE audit_events ENABLE TRIGGER USER');
+    await manager.query('ALTER TABLE audit_chain_head ENABLE TRIGGER USER');
+    await manager.query('ALTER TABLE audit_checkpoints ENABLE TRIGGER USER');
+  });
+}
