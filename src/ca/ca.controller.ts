@@ -1,6 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../auth/access.decorators';
+import { Principal } from '../auth/principal';
 import { CaService, CaView } from './ca.service';
 import { CreateCaDto } from './dto/create-ca.dto';
 
@@ -13,8 +14,8 @@ export class CaController {
   @Post()
   @HttpCode(201)
   @Roles('admin')
-  create(@Body() body: CreateCaDto): Promise<CaView> {
-    return this.cas.create(body);
+  create(@Body() body: CreateCaDto, @Principal() principal: Principal): Promise<CaView> {
+    return this.cas.create(body, principal.auditActor);
   }
 
   @Get()

@@ -1,5 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
+import type { AuditActor } from '../audit/audit.types';
 import { DomainError, ErrorCode } from '../common/errors';
 import { isKeySpec, KeySpec } from '../common/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
@@ -79,6 +81,7 @@ export class CaService {
     private readonly dataSource: DataSource,
     @Inject(KEY_STORE) private readonly keyStore: KeyStore,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    private readonly audit: AuditService,
   ) {}
 
   addEventSink(sink: CaEventSink): void {
@@ -89,7 +92,7 @@ export class CaService {
     return caGenerationUrls(this.config.publicUrl, generationName);
   }
 
-  async create(input: CreateCaInput): Promise<CaView> {
+  async create(input: CreateCaInput, actor?: AuditActor): Promise<CaView> {
     const operation = 'createCa';
     if (typeof input.name !== 'string' || !CA_NAME.test(input.name)) {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'name' must match ${CA_NAME.source}`, { field: 'name' });
@@ -151,6 +154,14 @@ export class CaService {
           }),
         );
         const certificate = await this.recordCertificate(manager, issued, { issuerGenerationId: parent?.generation.id ?? null, caGenerationId: generation.id });
+        // Recorded before the CA's own commit: the log may name a CA whose commit then failed,
+        // never the other way round.
+        await this.audit.record({
+          type: 'ca.created',
+          actor,
+          subject: input.name,
+          data: { kind: input.kind, keySpec, parent: input.parent ?? null, generation: generationName, serial: issued.serialHex, subject: issued.subjectDn, notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString(), keyUri: key.uri },
+        });
         for (const sink of this.sinks) {
           await sink.caCreated?.(ca, generation, manager);
           await sink.certificateIssued?.(certificate, manager);

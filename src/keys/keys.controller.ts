@@ -15,8 +15,8 @@ export class KeysController {
   @Post()
   @HttpCode(201)
   @Roles('admin')
-  create(@Body() body: CreateKeyDto): Promise<KeyView> {
-    return this.keys.create(body);
+  create(@Body() body: CreateKeyDto, @Principal() principal: Principal): Promise<KeyView> {
+    return this.keys.create(body, principal.auditActor);
   }
 
   @Get()
@@ -50,8 +50,13 @@ export class KeysController {
   @Post(':name/versions/:version/certificate')
   @HttpCode(200)
   @Roles('admin')
-  importCertificate(@Param('name') name: string, @Param('version', ParseIntPipe) version: number, @Body() body: ImportCertificateDto): Promise<KeyView> {
-    return this.keys.importCertificate(name, version, body.chain);
+  importCertificate(
+    @Param('name') name: string,
+    @Param('version', ParseIntPipe) version: number,
+    @Body() body: ImportCertificateDto,
+    @Principal() principal: Principal,
+  ): Promise<KeyView> {
+    return this.keys.importCertificate(name, version, body.chain, principal.auditActor);
   }
 }
 

@@ -1,6 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CronExpressionParser } from 'cron-parser';
 import { DataSource, EntityManager, In } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
+import type { AuditActor } from '../audit/audit.types';
 import { CaEntity } from '../ca/ca.entity';
 import { CaService } from '../ca/ca.service';
 import { issueCodeSigningCertificate, MAX_LEAF_VALIDITY_DAYS } from '../ca/certificate-issuer';
@@ -79,13 +81,14 @@ export class KeysService {
     private readonly dataSource: DataSource,
     private readonly cas: CaService,
     @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    private readonly audit: AuditService,
   ) {}
 
   addEventSink(sink: KeyEventSink): void {
     this.sinks.push(sink);
   }
 
-  async create(input: CreateKeyInput): Promise<KeyView> {
+  async create(input: CreateKeyInput, actor?: AuditActor): Promise<KeyView> {
     const operation = 'createKey';
     if (typeof input.name !== 'string' || !KEY_NAME.test(input.name)) {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'name' must match ${KEY_NAME.source}`, { field: 'name' });
@@ -122,7 +125,7 @@ export class KeysService {
       rotation,
       requires,
     });
-    const created = await this.createVersion(key, 1, { isNewKey: true });
+    const created = await this.createVersion(key, 1, { isNewKey: true, actor });
     return this.view(created.key, [created.version]);
   }
 
@@ -134,7 +137,7 @@ export class KeysService {
   async createVersion(
     key: SigningKeyEntity,
     versionNumber: number,
-    options: { isNewKey?: boolean; state?: KeyVersionState; now?: Date; manager?: EntityManager } = {},
+    options: { isNewKey?: boolean; state?: KeyVersionState; now?: Date; manager?: EntityManager; actor?: AuditActor; reason?: string } = {},
   ): Promise<{ key: SigningKeyEntity; version: KeyVersionEntity }> {
     const hsmKey = await this.keyStore.createKey({ spec: key.keySpec, label: `${key.name}-v${versionNumber}`, role: 'signing' });
     try {
@@ -184,6 +187,23 @@ export class KeysService {
           const row = await this.cas.recordCertificate(manager, certificate, { issuerGenerationId, keyVersionId: version.id });
           await this.cas.notifyCertificateIssued(row, manager);
         }
+        await this.audit.record({
+          type: options.isNewKey ? 'key.created' : 'key.version.created',
+          actor: options.actor,
+          subject: key.name,
+          data: {
+            version: versionNumber,
+            state,
+            keySpec: key.keySpec,
+            keyUri: hsmKey.uri,
+            serial: certificate?.serialHex ?? null,
+            subject: certificate?.subjectDn ?? null,
+            notAfter: certificate?.notAfter.toISOString() ?? null,
+            external: key.external,
+            ...(options.isNewKey ? { requires: key.requires, rotation: key.rotation } : {}),
+            ...(options.reason ? { reason: options.reason } : {}),
+          },
+        });
         for (const sink of this.sinks) {
           if (options.isNewKey) await sink.keyCreated?.(savedKey, version, manager);
           else await sink.versionCreated?.(savedKey, version, manager);
@@ -302,7 +322,7 @@ export class KeysService {
    * (leaf certifies our HSM key, NOTARY.md profile, same subject as the key, chain verifies to a
    * self-signed root). The version becomes active when the key has none, else published.
    */
-  async importCertificate(name: string, versionNumber: number, chain: unknown): Promise<KeyView> {
+  async importCertificate(name: string, versionNumber: number, chain: unknown, actor?: AuditActor): Promise<KeyView> {
     const operation = 'importCertificate';
     if (!Array.isArray(chain) || chain.length < 2 || chain.length > 8 || !chain.every((pem) => typeof pem === 'string' && pem.length < 65536)) {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'chain' must be 2..8 PEM certificates, leaf first, root last`, { field: 'chain' });
@@ -343,6 +363,12 @@ export class KeysService {
         { issuerGenerationId: null, keyVersionId: version.id },
       );
       await this.cas.notifyCertificateIssued(row, manager);
+      await this.audit.record({
+        type: 'key.certificate.imported',
+        actor,
+        subject: name,
+        data: { version: versionNumber, state, serial: validated.leaf.serialHex, notAfter: validated.leaf.notAfter.toISOString(), rootSha256: validated.root.sha256Fingerprint },
+      });
     });
     return this.get(name);
   }

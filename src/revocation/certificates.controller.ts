@@ -2,6 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/com
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
 import { Roles } from '../auth/access.decorators';
+import { Principal } from '../auth/principal';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { derToPem } from '../ca/pem-codec';
 import { normalizeSerialHex } from '../ca/serial-number';
@@ -68,7 +69,7 @@ export class CertificatesController {
   @Post(':serial/revoke')
   @HttpCode(200)
   @Roles('admin', 'security-officer')
-  revoke(@Param('serial') serial: string, @Body() body: RevokeDto): Promise<RevocationView> {
-    return this.revocations.revoke(serial, body);
+  revoke(@Param('serial') serial: string, @Body() body: RevokeDto, @Principal() principal: Principal): Promise<RevocationView> {
+    return this.revocations.revoke(serial, body, principal.auditActor);
   }
 }

@@ -1,5 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
+import type { AuditActor } from '../audit/audit.types';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { isRevocationReason, REVOCATION_REASONS, RevocationReason } from '../ca/revocation-reasons';
@@ -45,13 +47,14 @@ export class RevocationService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly crls: CrlService,
+    private readonly audit: AuditService,
   ) {}
 
   addSink(sink: RevocationSink): void {
     this.sinks.push(sink);
   }
 
-  async revoke(serialInput: string, input: RevokeInput, now = new Date()): Promise<RevocationView> {
+  async revoke(serialInput: string, input: RevokeInput, actor?: AuditActor, now = new Date()): Promise<RevocationView> {
     const operation = 'revoke';
     const serial = normalizeSerialHex(serialInput);
     const reason = input.reason ?? 'unspecified';
@@ -72,7 +75,10 @@ export class RevocationService {
     const { certificate, changed } = await this.dataSource.transaction(async (manager) => {
       const certificate = await manager.getRepository(CertificateEntity).findOne({ where: { serial }, lock: { mode: 'pessimistic_write' } });
       if (!certificate) throw new DomainError(ErrorCode.NOT_FOUND, `${operation}: no certificate with serial ${serial}`, { field: 'serial' });
-      if (certificate.revokedAt) return { certificate, changed: false };
+      if (certificate.revokedAt) {
+        await this.audit.record({ type: 'certificate.revoked', actor, subject: serial, data: { changed: false, requestedReason: reason, reason: certificate.revocationReason } });
+        return { certificate, changed: false };
+      }
       // Serialise with a concurrent CRL build of the issuer (it takes the row FOR UPDATE), so a
       // revocation can never fall between a CRL's read and its thisUpdate.
       if (certificate.issuerGenerationId) {
@@ -86,6 +92,13 @@ export class RevocationService {
         await manager.update(KeyVersionEntity, { id: certificate.keyVersionId }, { state: 'revoked', revokedAt: now });
       }
       for (const sink of this.sinks) await sink.revoking?.(certificate, manager);
+      // Recorded before the revocation commits (an audited attempt, never an unaudited revocation).
+      await this.audit.record({
+        type: 'certificate.revoked',
+        actor,
+        subject: serial,
+        data: { changed: true, kind: certificate.kind, certificateSubject: certificate.subjectDn, reason, invalidityDate: invalidityDate?.toISOString() ?? null, keyVersionId: certificate.keyVersionId },
+      });
       return { certificate, changed: true };
     });
 

@@ -9,6 +9,7 @@ import { KeysService } from '../../src/keys/keys.service';
 import { CrlService } from '../../src/revocation/crl.service';
 import { RevocationService } from '../../src/revocation/revocation.service';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
+import { AuditVerifier } from '../../src/audit/audit-verifier';
 import { tempDir } from '../support/server-process';
 import { startTestApp, TestApp } from '../support/test-app';
 
@@ -255,5 +256,19 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
     const imported = await keys.importCertificate('vendor-signed', 1, chain);
     expect(imported.activeVersion).toBe(1);
     expect(await keys.certificateChainPem('vendor-signed')).toBe(chain.join(''));
+  });
+
+  it('audits every CA, key, certificate and revocation event in the hash chain, which verifies', async () => {
+    const rows: Array<{ type: string; subject: string; data: Record<string, unknown> }> = await t.app.get(DataSource).query('SELECT type, subject, data FROM audit_events ORDER BY seq');
+    const of = (type: string) => rows.filter((row) => row.type === type);
+    expect(of('ca.created').map((row) => row.subject)).toEqual(expect.arrayContaining([DEV_ROOT_CA, DEV_ISSUING_CA]));
+    expect(of('key.created').map((row) => row.subject)).toEqual(expect.arrayContaining(['release', 'vendor-signed']));
+    expect(of('key.certificate.imported').map((row) => row.subject)).toEqual(['vendor-signed']);
+    const revoked = of('certificate.revoked');
+    expect(revoked.map((row) => row.data.changed)).toEqual([true, false]);
+    expect(revoked[0].data.reason).toBe('keyCompromise');
+    const verified = await t.app.get(AuditVerifier).verify('full');
+    expect(verified).toMatchObject({ ok: true });
+    expect(verified.checked).toBeGreaterThanOrEqual(rows.length);
   });
 });
