@@ -9,6 +9,7 @@ import { KeysModule } from './keys/keys.module';
 import { HsmHealthIndicator } from './observability/hsm.health';
 import { ObservabilityModule } from './observability/observability.module';
 import { RevocationModule } from './revocation/revocation.module';
+import { TsaModule } from './tsa/tsa.module';
 
 /** What the platform phase (main.ts / tests) resolved before Nest starts. */
 export interface RuntimeContext {
@@ -37,6 +38,7 @@ export class AppModule {
         CaModule,
         KeysModule,
         RevocationModule,
+        TsaModule,
       ],
       providers: [
         { provide: SIGNET_CONFIG, useValue: runtime.config },

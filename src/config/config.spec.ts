@@ -102,4 +102,21 @@ describe('loadConfig', () => {
     expect(set.auth).toEqual({ tokenCacheSeconds: 0, rateLimitPerSecond: 50, rateLimitBurst: 100 });
     expect(loadConfig({ SIGNET_RATE_LIMIT_PER_SECOND: '50', SIGNET_RATE_LIMIT_BURST: '7' }).auth.rateLimitBurst).toBe(7);
   });
+
+  it('reads the TSA settings with their defaults and refuses malformed ones, naming the variable', () => {
+    expect(loadConfig({}).tsa).toEqual({ caName: 'signet-dev-tsa', policyOid: '1.3.6.1.4.1.32473.3161.1', accuracyMs: 1000, maxQueryBytes: 4096 });
+    const set = loadConfig({ SIGNET_TSA_CA: 'corp-tsa', SIGNET_TSA_POLICY_OID: '1.3.6.1.4.1.99999.1.2', SIGNET_TSA_ACCURACY_MS: '250', SIGNET_TSA_MAX_QUERY_BYTES: '1024' });
+    expect(set.tsa).toEqual({ caName: 'corp-tsa', policyOid: '1.3.6.1.4.1.99999.1.2', accuracyMs: 250, maxQueryBytes: 1024 });
+    for (const [variable, value] of [
+      ['SIGNET_TSA_POLICY_OID', 'not-an-oid'],
+      ['SIGNET_TSA_POLICY_OID', '1.40.1'],
+      ['SIGNET_TSA_POLICY_OID', '1.3.6.01'],
+      // A UUID OID: valid ASN.1, but Go's encoding/asn1 (Notation) cannot parse arcs beyond 31 bits.
+      ['SIGNET_TSA_POLICY_OID', '2.25.111991463241431621314025464643630244026'],
+      ['SIGNET_TSA_ACCURACY_MS', '0'],
+      ['SIGNET_TSA_MAX_QUERY_BYTES', '100'],
+    ]) {
+      expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: `));
+    }
+  });
 });

@@ -49,6 +49,16 @@ export interface SignetConfig {
     rateLimitPerSecond: number;
     rateLimitBurst: number;
   };
+  tsa: {
+    /** The `tsa`-kind CA whose active key generation signs timestamps. */
+    caName: string;
+    /** TSAPolicyId written into every TSTInfo. */
+    policyOid: string;
+    /** TSTInfo accuracy, milliseconds. */
+    accuracyMs: number;
+    /** Larger queries are answered with a rejection (badDataFormat), not parsed. */
+    maxQueryBytes: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -87,6 +97,19 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
 
 function optionalInteger(env: Env, name: string, min: number, max: number): number | undefined {
   return read(env, name) === undefined ? undefined : integer(env, name, min, min, max);
+}
+
+/**
+ * A dotted OID whose arcs all fit 31 bits: Go's encoding/asn1 (Notation) refuses larger arcs,
+ * which rules out 2.25.<UUID> policy OIDs.
+ */
+function objectIdentifier(env: Env, name: string, fallback: string): string {
+  const raw = read(env, name) ?? fallback;
+  const arcs = raw.split('.');
+  const valid =
+    /^[0-2](\.(0|[1-9]\d{0,9}))+$/.test(raw) && arcs.every((arc) => Number(arc) <= 0x7fffffff) && (arcs[0] === '2' || Number(arcs[1]) < 40);
+  if (!valid) throw new ConfigError(name, 'must be a dotted OBJECT IDENTIFIER (e.g. 1.3.6.1.4.1.<your PEN>.…) whose arcs fit 31 bits');
+  return raw;
 }
 
 function boolean(env: Env, name: string, fallback: boolean): boolean {
@@ -208,6 +231,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       tokenCacheSeconds: integer(env, 'SIGNET_TOKEN_CACHE_SECONDS', 5, 0, 300),
       rateLimitPerSecond,
       rateLimitBurst: integer(env, 'SIGNET_RATE_LIMIT_BURST', Math.max(1, rateLimitPerSecond * 2), 1, 10_000_000),
+    },
+    tsa: {
+      caName: read(env, 'SIGNET_TSA_CA') ?? 'signet-dev-tsa',
+      // Default under IANA's documentation enterprise number (RFC 5612); set your own arc in production.
+      policyOid: objectIdentifier(env, 'SIGNET_TSA_POLICY_OID', '1.3.6.1.4.1.32473.3161.1'),
+      accuracyMs: integer(env, 'SIGNET_TSA_ACCURACY_MS', 1000, 1, 60_000),
+      maxQueryBytes: integer(env, 'SIGNET_TSA_MAX_QUERY_BYTES', 4096, 256, 65_536),
     },
   };
 }
