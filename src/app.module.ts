@@ -1,5 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { AuditModule } from './audit/audit.module';
+import { AuthModule } from './auth/auth.module';
 import { CaModule } from './ca/ca.module';
 import { SIGNET_CONFIG, SignetConfig } from './config/config';
 import { DatabaseModule } from './database/database.module';
@@ -34,6 +36,8 @@ export class AppModule {
         ...(runtime.role === 'cli' ? [] : [ScheduleModule.forRoot()]),
         ObservabilityModule,
         DatabaseModule.forRoot({ url: runtime.databaseUrl, poolSize: runtime.config.database.poolSize }),
+        AuditModule,
+        AuthModule,
         HsmModule.forRoot(runtime.hsm),
         CaModule,
         KeysModule,

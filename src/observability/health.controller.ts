@@ -1,6 +1,7 @@
 import { Controller, Get, Header, HttpCode, Res } from '@nestjs/common';
 import { ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
+import { Public, Roles } from '../auth/access.decorators';
 import { DomainError, ErrorCode } from '../common/errors';
 import { HealthService } from './health.service';
 import { MetricsService } from './metrics.service';
@@ -15,6 +16,7 @@ export class HealthController {
 
   /** Liveness: the process answers. */
   @Get('healthz')
+  @Public()
   @HttpCode(200)
   healthz(): { status: 'ok' } {
     return { status: 'ok' };
@@ -22,6 +24,7 @@ export class HealthController {
 
   /** Readiness: database and HSM usable; 503 in the error shape otherwise. */
   @Get('readyz')
+  @Public()
   async readyz(): Promise<{ status: 'ready'; checks: Record<string, unknown> }> {
     const { ready, checks } = await this.health.readiness();
     if (!ready) {
@@ -31,6 +34,8 @@ export class HealthController {
   }
 
   @Get('metrics')
+  @Public((config) => config.metricsPublic)
+  @Roles('admin', 'security-officer', 'auditor')
   @ApiExcludeEndpoint()
   @Header('Cache-Control', 'no-store')
   async metricsText(@Res() reply: FastifyReply): Promise<void> {

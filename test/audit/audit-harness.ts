@@ -71,6 +71,7 @@ export class TcpRelay {
   constructor(private readonly targetPort: number) {}
 
   async start(): Promise<void> {
+    if (this.server) return;
     this.server = net.createServer((client) => {
       const upstream = net.connect(this.targetPort, '127.0.0.1');
       for (const socket of [client, upstream]) {

@@ -1,0 +1,85 @@
+import { CanActivate, ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError, ErrorCode } from '../common/errors';
+import { SIGNET_CONFIG, SignetConfig } from '../config/config';
+import { PUBLIC_METADATA, ROLES_METADATA } from './access.decorators';
+import { Principal } from './principal';
+import { RateLimiter } from './rate-limiter';
+import { Role } from './roles';
+import { TokenService } from './token.service';
+
+/**
+ * The one global guard (APP_GUARD). Order: public routes pass; otherwise 401 without a valid
+ * token, 429 over the token's rate, 403 for a role the route does not list. A route that declares
+ * neither @Public nor @Roles is refused to everyone (fail closed).
+ */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  private readonly logger = new Logger('AuthGuard');
+  private readonly warnedUndeclared = new Set<string>();
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly tokens: TokenService,
+    private readonly limiter: RateLimiter,
+    @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+  ) {}
+
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
+    if (context.getType() !== 'http') return true;
+    const targets = [context.getHandler(), context.getClass()];
+    const isPublic = this.reflector.getAllAndOverride<true | ((config: SignetConfig) => boolean) | undefined>(PUBLIC_METADATA, targets);
+    if (isPublic === true || (typeof isPublic === 'function' && isPublic(this.config))) return true;
+
+    const http = context.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const roles = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_METADATA, targets);
+    let principal: Principal | Promise<Principal>;
+    try {
+      principal = this.tokens.authenticate(bearerToken(request.headers.authorization), request.ip);
+    } catch (error) {
+      throw this.challenge(http.getResponse<FastifyReply>(), error);
+    }
+    if (principal instanceof Promise) {
+      return principal.then(
+        (resolved) => this.authorise(context, request, resolved, roles),
+        (error) => Promise.reject(this.challenge(http.getResponse<FastifyReply>(), error)),
+      );
+    }
+    return this.authorise(context, request, principal, roles);
+  }
+
+  private authorise(context: ExecutionContext, request: FastifyRequest, principal: Principal, roles: Role[] | undefined): boolean {
+    const retryAfterSeconds = this.limiter.take(principal.tokenId, this.tokens.rateLimitFor(principal.tokenId));
+    if (retryAfterSeconds > 0) {
+      throw new DomainError(ErrorCode.RATE_LIMITED, 'too many requests for this token; retry later', { retryAfterSeconds });
+    }
+    if (!roles) {
+      const route = `${context.getClass().name}.${context.getHandler().name}`;
+      if (!this.warnedUndeclared.has(route)) {
+        this.warnedUndeclared.add(route);
+        this.logger.error(`${route} declares neither @Roles nor @Public; refusing every caller`);
+      }
+      throw new DomainError(ErrorCode.FORBIDDEN, 'this route is not open to any role');
+    }
+    if (!roles.includes(principal.role)) {
+      throw new DomainError(ErrorCode.FORBIDDEN, `the ${principal.role} role may not call this route`);
+    }
+    request.signetPrincipal = principal;
+    return true;
+  }
+
+  /** 401s carry the RFC 6750 challenge. */
+  private challenge(reply: FastifyReply, error: unknown): unknown {
+    if (error instanceof DomainError && error.code === ErrorCode.UNAUTHENTICATED) reply.header('www-authenticate', 'Bearer realm="signet"');
+    return error;
+  }
+}
+
+function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw new DomainError(ErrorCode.UNAUTHENTICATED, 'the Authorization header must be "Bearer <token>"');
+  return match[1];
+}

@@ -1,0 +1,127 @@
+import { ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { DataSource } from 'typeorm';
+import { AuditService } from '../../src/audit/audit.service';
+import { Public, Roles } from '../../src/auth/access.decorators';
+import { AuthGuard } from '../../src/auth/auth.guard';
+import { TokenPrincipal } from '../../src/auth/principal';
+import { RateLimiter } from '../../src/auth/rate-limiter';
+import { TokenService } from '../../src/auth/token.service';
+import { DomainError, ErrorCode } from '../../src/common/errors';
+import { loadConfig } from '../../src/config/config';
+import { dataSourceOptions } from '../../src/database/data-source-options';
+import { createTestDatabase, query, TestDatabase } from '../support/database';
+
+describe(TokenService.name, () => {
+  let database: TestDatabase;
+  let dataSource: DataSource;
+  let audit: AuditService;
+
+  const service = (env: Record<string, string> = {}, auditService: AuditService = audit) =>
+    new TokenService(dataSource, auditService, loadConfig({ DATABASE_URL: database.url, ...env }));
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    dataSource = new DataSource(dataSourceOptions(database.url, 4));
+    await dataSource.initialize();
+    audit = new AuditService(dataSource);
+  });
+  afterAll(async () => {
+    await audit.flushed();
+    await dataSource.destroy();
+    await database.drop();
+  });
+
+  it('reaches another replica within the token cache time, and at once where it was revoked', async () => {
+    const a = service({ SIGNET_TOKEN_CACHE_SECONDS: '1' });
+    const b = service({ SIGNET_TOKEN_CACHE_SECONDS: '1' });
+    const created = await a.create({ name: 'replicated', role: 'auditor' }, undefined);
+    expect((await b.authenticate(created.token, '10.0.0.1')).tokenId).toBe(created.id);
+    await a.create({ name: 'keeps-an-admin', role: 'admin' }, undefined);
+    await a.revoke(created.id, undefined);
+    await expect(Promise.resolve().then(() => a.authenticate(created.token, '10.0.0.2'))).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED });
+    // Replica b answers from its cache until the entry is older than SIGNET_TOKEN_CACHE_SECONDS.
+    expect((b.authenticate(created.token, '10.0.0.1') as TokenPrincipal).tokenId).toBe(created.id);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await expect(Promise.resolve().then(() => b.authenticate(created.token, '10.0.0.1'))).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED, message: 'the token was revoked' });
+  });
+
+  it('does not create, change or revoke a token whose audit record cannot be written', async () => {
+    const failingAudit = { record: () => Promise.reject(new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'down')) } as unknown as AuditService;
+    const tokens = service({}, failingAudit);
+    await expect(tokens.create({ name: 'unaudited', role: 'auditor' }, undefined)).rejects.toMatchObject({ code: ErrorCode.DATABASE_UNAVAILABLE });
+    expect(await query(database.url, `SELECT 1 FROM api_tokens WHERE name = 'unaudited'`)).toEqual([]);
+
+    const created = await service().create({ name: 'audited', role: 'signer', keys: ['a'] }, undefined);
+    await expect(tokens.update(created.id, { keys: ['b'] }, undefined)).rejects.toMatchObject({ code: ErrorCode.DATABASE_UNAVAILABLE });
+    await expect(tokens.revoke(created.id, undefined)).rejects.toMatchObject({ code: ErrorCode.DATABASE_UNAVAILABLE });
+    expect((await service().get(created.id)).keys).toEqual(['a']);
+    expect((await service().get(created.id)).state).toBe('active');
+  });
+
+  it('records use coarsely, not on every request', async () => {
+    const tokens = service({ SIGNET_TOKEN_CACHE_SECONDS: '0' });
+    const created = await tokens.create({ name: 'used', role: 'auditor' }, undefined);
+    await tokens.authenticate(created.token, '::1');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const [first] = await query<{ last_used_at: Date }>(database.url, 'SELECT last_used_at FROM api_tokens WHERE id = $1', [created.id]);
+    expect(first.last_used_at).toBeInstanceOf(Date);
+    for (let i = 0; i < 5; i++) await tokens.authenticate(created.token, '::1');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const [second] = await query<{ last_used_at: Date }>(database.url, 'SELECT last_used_at FROM api_tokens WHERE id = $1', [created.id]);
+    expect(second.last_used_at.getTime()).toBe(first.last_used_at.getTime());
+  });
+});
+
+describe(TokenPrincipal.name, () => {
+  it('lets admins use every key, signers their granted keys, and other roles none, answering 404 otherwise', () => {
+    const admin = new TokenPrincipal('1', 'admin', 'admin', [], '::1');
+    const signer = new TokenPrincipal('2', 'ci', 'signer', ['release'], '::1');
+    const auditor = new TokenPrincipal('3', 'audit', 'auditor', ['release'], '::1');
+    expect(admin.canUseKey('anything')).toBe(true);
+    expect(signer.canUseKey('release')).toBe(true);
+    expect(signer.canUseKey('staging')).toBe(false);
+    expect(auditor.canUseKey('release')).toBe(false);
+    expect(() => signer.assertCanUseKey('staging')).toThrow(expect.objectContaining({ code: ErrorCode.NOT_FOUND, message: 'no key named "staging"' }));
+    expect(signer.auditActor).toEqual({ tokenId: '2', tokenName: 'ci', role: 'signer', address: '::1' });
+  });
+});
+
+describe(RateLimiter.name, () => {
+  it('allows the burst, then refuses with the seconds until the next request is allowed', () => {
+    const limiter = new RateLimiter(loadConfig({ SIGNET_RATE_LIMIT_PER_SECOND: '1', SIGNET_RATE_LIMIT_BURST: '2' }));
+    expect(limiter.take('t')).toBe(0);
+    expect(limiter.take('t')).toBe(0);
+    const wait = limiter.take('t');
+    expect(wait).toBeGreaterThan(0.5);
+    expect(wait).toBeLessThanOrEqual(1);
+    expect(limiter.take('other')).toBe(0);
+    expect(new RateLimiter(loadConfig({ SIGNET_RATE_LIMIT_PER_SECOND: '0' })).take('t')).toBe(0);
+  });
+});
+
+describe(AuthGuard.name, () => {
+  class Routes {
+    undeclared(): void {}
+    @Roles('auditor')
+    auditorsOnly(): void {}
+    @Public()
+    open(): void {}
+  }
+  const config = loadConfig({});
+  const tokens = { authenticate: () => new TokenPrincipal('1', 'admin', 'admin', [], '::1'), rateLimitFor: () => null } as unknown as TokenService;
+  const guard = new AuthGuard(new Reflector(), tokens, new RateLimiter(config), config);
+  const context = (handler: keyof Routes, authorization?: string) =>
+    ({
+      getType: () => 'http',
+      getHandler: () => Routes.prototype[handler],
+      getClass: () => Routes,
+      switchToHttp: () => ({ getRequest: () => ({ headers: { authorization }, ip: '::1' }), getResponse: () => ({ header: () => undefined }) }),
+    }) as unknown as ExecutionContext;
+
+  it('refuses every caller, even an admin, on a route that declares no access rule (fail closed)', () => {
+    expect(() => guard.canActivate(context('undeclared', 'Bearer sgt_x'))).toThrow(expect.objectContaining({ code: ErrorCode.FORBIDDEN }));
+    expect(() => guard.canActivate(context('auditorsOnly', 'Bearer sgt_x'))).toThrow(expect.objectContaining({ code: ErrorCode.FORBIDDEN }));
+    expect(guard.canActivate(context('open'))).toBe(true);
+  });
+});
