@@ -5,7 +5,9 @@ import * as x509 from '@peculiar/x509';
 import { DomainError, ErrorCode } from '../common/errors';
 import { TestHierarchy, createHierarchy } from '../../test/ca/ca-fixtures';
 import { CrlEntry, buildCrl } from './crl-builder';
-import { generateSerialNumber } from './serial-number';
+import { enumerated, extension, generalizedTime, sequence, unsignedInteger, x509Time } from './der-writer';
+import { REASON_CODES } from './revocation-reasons';
+import { generateSerialNumber, normalizeSerialHex } from './serial-number';
 
 const REASON_CODE = '2.5.29.21';
 const INVALIDITY_DATE = '2.5.29.24';
@@ -73,6 +75,34 @@ describe(buildCrl.name, () => {
     expect(fourth.reason).toBe(x509.X509CrlReason.cessationOfOperation);
     expect(fourth.extensions.map((e) => e.type)).toEqual([REASON_CODE]);
     expect(first.extensions.map((e) => e.type)).toEqual([REASON_CODE, INVALIDITY_DATE]);
+  });
+
+  it('writes entries byte-for-byte as the generic DER encoder would (serial padding, UTC/Generalized time, extensions)', async () => {
+    const reasons = ['keyCompromise', 'caCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'unspecified', undefined] as const;
+    const dates = [new Date('2049-12-31T23:59:59Z'), new Date('2050-01-01T00:00:00Z'), new Date('1949-06-01T12:00:00Z'), new Date('2031-02-03T04:05:06.789Z')];
+    const entries: CrlEntry[] = [];
+    for (let i = 0; i < 300; i++) {
+      const serial = crypto.randomBytes(1 + (i % 20));
+      entries.push({
+        serialHex: (i % 3 === 0 ? '00' : '') + serial.toString('hex').slice(i % 2), // odd lengths, leading zeros, high bits
+        revokedAt: dates[i % dates.length],
+        reason: reasons[i % reasons.length],
+        invalidityDate: i % 4 === 0 ? dates[(i + 1) % dates.length] : undefined,
+      });
+    }
+    const unique = entries.filter((e, i) => entries.findIndex((o) => normalizeSerialHex(o.serialHex) === normalizeSerialHex(e.serialHex)) === i);
+    const built = await buildCrl({ issuer: h.issuingIssuer, crlNumber: 9, nextUpdate: new Date('2099-01-01'), thisUpdate: new Date('2030-01-01'), entries: unique });
+    const expected = sequence(
+      ...unique.map((e) => {
+        const extensions = [];
+        if (e.reason && e.reason !== 'unspecified') extensions.push(extension('2.5.29.21', false, enumerated(REASON_CODES[e.reason])));
+        if (e.invalidityDate) extensions.push(extension('2.5.29.24', false, generalizedTime(e.invalidityDate)));
+        const magnitude = Buffer.from(normalizeSerialHex(e.serialHex).padStart(normalizeSerialHex(e.serialHex).length + (normalizeSerialHex(e.serialHex).length % 2), '0'), 'hex');
+        return sequence(unsignedInteger(magnitude), x509Time(e.revokedAt), ...(extensions.length ? [sequence(...extensions)] : []));
+      }),
+    );
+    const tbs = asn1js.fromBER(rawTbs(built.der)).result as asn1js.Sequence;
+    expect(Buffer.from(tbs.valueBlock.value[5].valueBeforeDecodeView)).toEqual(expected);
   });
 
   it('omits revokedCertificates when nothing is revoked', async () => {

@@ -6,7 +6,6 @@ import {
   enumerated,
   explicit,
   extension,
-  generalizedTime,
   implicitPrimitive,
   sequence,
   smallInteger,
@@ -15,7 +14,7 @@ import {
   x509Time,
 } from './der-writer';
 import { REASON_CODES, RevocationReason, isRevocationReason } from './revocation-reasons';
-import { serialHexToIntegerContent } from './serial-number';
+import { normalizeSerialHex } from './serial-number';
 import { describeSignatureAlgorithm, signTbs, verifySignature } from './signature-algorithms';
 
 export interface CrlEntry {
@@ -62,8 +61,8 @@ function reasonCodeExtension(code: number): Buffer {
 }
 
 /**
- * Builds and signs a v2 CRL by assembling DER directly: each revoked entry is encoded to bytes as
- * soon as it is read, so 100,000 entries cost one small buffer each plus one hash pass.
+ * Builds and signs a v2 CRL by assembling DER directly: each revoked entry is written as bytes as
+ * soon as it is read (entries may come from a database cursor and are never held as objects).
  */
 export async function buildCrl(params: BuildCrlParams): Promise<BuiltCrl> {
   const operation = 'buildCrl';
@@ -80,13 +79,14 @@ export async function buildCrl(params: BuildCrlParams): Promise<BuiltCrl> {
     });
   }
 
-  const encodedEntries: Buffer[] = [];
+  const writer = new EntryWriter();
   const seen = new Set<string>();
-  let index = 0;
+  let entryCount = 0;
   for await (const entry of params.entries) {
-    encodedEntries.push(encodeEntry(entry, index, seen, operation));
-    index++;
+    writeEntry(writer, entry, entryCount, seen, operation);
+    entryCount++;
   }
+  const encodedEntries = writer.finish();
 
   const crlExtensions = explicit(
     0,
@@ -102,7 +102,7 @@ export async function buildCrl(params: BuildCrlParams): Promise<BuiltCrl> {
     x509Time(thisUpdate),
     x509Time(nextUpdate),
     // revokedCertificates is omitted entirely when empty (RFC 5280 §5.1.2.6).
-    ...(encodedEntries.length ? [tlvOf(0x30, encodedEntries)] : []),
+    ...(entryCount ? [tlvOf(0x30, encodedEntries)] : []),
     crlExtensions,
   ];
   const tbs = tlvOf(0x30, tbsParts);
@@ -116,43 +116,124 @@ export async function buildCrl(params: BuildCrlParams): Promise<BuiltCrl> {
   if (der.length > MAX_CRL_BYTES) {
     throw new DomainError(ErrorCode.INTERNAL, `${operation}: CRL is ${der.length} bytes, above Notation's 32 MiB limit`, { field: 'entries' });
   }
-  return { der, entryCount: encodedEntries.length, crlNumber, thisUpdate, nextUpdate };
+  return { der, entryCount, crlNumber, thisUpdate, nextUpdate };
 }
 
-function encodeEntry(entry: CrlEntry, index: number, seen: Set<string>, operation: string): Buffer {
+/**
+ * Appends encoded entries to large chunks, so 100,000 entries make a few dozen allocations rather
+ * than several per entry. Each entry is at most 2 + 23 (serial) + 17 (time) + 2 + 12 (reasonCode)
+ * + 26 (invalidityDate) = 82 octets, so every length inside it is a single octet.
+ */
+class EntryWriter {
+  private static readonly CHUNK = 256 * 1024;
+  private readonly chunks: Buffer[] = [];
+  private buffer = Buffer.allocUnsafe(EntryWriter.CHUNK);
+  offset = 0;
+
+  get current(): Buffer {
+    return this.buffer;
+  }
+
+  reserve(bytes: number): void {
+    if (this.offset + bytes <= this.buffer.length) return;
+    this.chunks.push(this.buffer.subarray(0, this.offset));
+    this.buffer = Buffer.allocUnsafe(EntryWriter.CHUNK);
+    this.offset = 0;
+  }
+
+  byte(value: number): void {
+    this.buffer[this.offset++] = value;
+  }
+
+  bytes(value: Buffer): void {
+    this.offset += value.copy(this.buffer, this.offset);
+  }
+
+  /** Two ASCII digits. */
+  digits2(value: number): void {
+    this.buffer[this.offset++] = 0x30 + Math.floor(value / 10);
+    this.buffer[this.offset++] = 0x30 + (value % 10);
+  }
+
+  /** UTCTime (before 2050) or GeneralizedTime, whole seconds, like x509Time/generalizedTime. */
+  time(date: Date, generalized: boolean): void {
+    const year = date.getUTCFullYear();
+    if (generalized || year < 1950 || year >= 2050) {
+      this.byte(0x18);
+      this.byte(15);
+      this.digits2(Math.floor(year / 100));
+    } else {
+      this.byte(0x17);
+      this.byte(13);
+    }
+    this.digits2(year % 100);
+    this.digits2(date.getUTCMonth() + 1);
+    this.digits2(date.getUTCDate());
+    this.digits2(date.getUTCHours());
+    this.digits2(date.getUTCMinutes());
+    this.digits2(date.getUTCSeconds());
+    this.byte(0x5a); // Z
+  }
+
+  finish(): Buffer[] {
+    if (this.offset > 0) this.chunks.push(this.buffer.subarray(0, this.offset));
+    return this.chunks;
+  }
+}
+
+const MAX_ENTRY_OCTETS = 96;
+/** SEQUENCE { OID invalidityDate, OCTET STRING { GeneralizedTime } } up to the time itself. */
+const INVALIDITY_DATE_PREFIX = Buffer.from('30180603551d180411', 'hex');
+
+function writeEntry(writer: EntryWriter, entry: CrlEntry, index: number, seen: Set<string>, operation: string): void {
   const field = (name: string): string => `entries[${index}].${name}`;
-  let serialContent: Buffer;
+  let serial: string;
   try {
-    serialContent = serialHexToIntegerContent(entry.serialHex);
+    serial = normalizeSerialHex(entry.serialHex);
   } catch {
     throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${field('serialHex')}' is not a hex serial`, { field: field('serialHex') });
   }
-  const key = serialContent.toString('hex');
-  if (seen.has(key)) {
+  if (seen.has(serial)) {
     throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: serial ${entry.serialHex} is listed twice`, { field: field('serialHex') });
   }
-  seen.add(key);
+  seen.add(serial);
   if (!(entry.revokedAt instanceof Date) || Number.isNaN(entry.revokedAt.getTime())) {
     throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${field('revokedAt')}' must be a date`, { field: field('revokedAt') });
   }
-  const extensions: Buffer[] = [];
+  let reasonExtension: Buffer | undefined;
   if (entry.reason !== undefined && entry.reason !== 'unspecified') {
     if (!isRevocationReason(entry.reason)) {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${field('reason')}' is not a revocation reason`, { field: field('reason') });
     }
-    extensions.push(reasonCodeExtension(REASON_CODES[entry.reason]));
+    reasonExtension = reasonCodeExtension(REASON_CODES[entry.reason]);
   }
-  if (entry.invalidityDate !== undefined) {
-    if (!(entry.invalidityDate instanceof Date) || Number.isNaN(entry.invalidityDate.getTime())) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${field('invalidityDate')}' must be a date`, {
-        field: field('invalidityDate'),
-      });
+  const invalidityDate = entry.invalidityDate;
+  if (invalidityDate !== undefined && (!(invalidityDate instanceof Date) || Number.isNaN(invalidityDate.getTime()))) {
+    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${field('invalidityDate')}' must be a date`, { field: field('invalidityDate') });
+  }
+
+  writer.reserve(MAX_ENTRY_OCTETS);
+  const start = writer.offset;
+  writer.byte(0x30);
+  writer.byte(0); // entry length, patched below
+  // userCertificate INTEGER: magnitude octets, with a 00 octet when the top bit is set.
+  const even = serial.length % 2 ? '0' + serial : serial;
+  const padded = even.charCodeAt(0) >= 0x38; // first hex digit 8..f
+  writer.byte(0x02);
+  writer.byte(even.length / 2 + (padded ? 1 : 0));
+  if (padded) writer.byte(0);
+  writer.offset += writer.current.write(even, writer.offset, 'hex');
+  writer.time(entry.revokedAt, false);
+  if (reasonExtension || invalidityDate) {
+    writer.byte(0x30);
+    writer.byte((reasonExtension?.length ?? 0) + (invalidityDate ? INVALIDITY_DATE_PREFIX.length + 17 : 0));
+    if (reasonExtension) writer.bytes(reasonExtension);
+    if (invalidityDate) {
+      writer.bytes(INVALIDITY_DATE_PREFIX);
+      writer.time(invalidityDate, true); // invalidityDate is always GeneralizedTime (RFC 5280 §5.3.2)
     }
-    extensions.push(extension(EXTENSION_OIDS.invalidityDate, false, generalizedTime(entry.invalidityDate)));
   }
-  const parts = [tlv(0x02, serialContent), x509Time(entry.revokedAt)];
-  if (extensions.length) parts.push(tlv(0x30, ...extensions));
-  return tlv(0x30, ...parts);
+  writer.current[start + 1] = writer.offset - start - 2;
 }
 
 function wholeSeconds(date: Date): Date {

@@ -198,6 +198,16 @@ describe(respondToOcspRequest.name, () => {
     );
   });
 
+  it('refuses to publish an RSA response whose signature does not verify (fault protection)', async () => {
+    const rsa = await createHierarchy('RSA-2048');
+    const { leaf: rsaLeaf } = await issueLeaf(rsa.issuingIssuer, 'EC-256');
+    const request = await buildRequest([{ cert: rsaLeaf.der, issuer: rsa.issuing.der }]);
+    const faulty = { ...rsa.issuingIssuer, signer: { ...rsa.issuingSigner, spec: rsa.issuingSigner.spec, publicKeySpki: rsa.issuingSigner.publicKeySpki, signDigest: async () => Buffer.alloc(256, 7) } };
+    const error = await respondToOcspRequest(createOcspResponder(faulty), request, () => ({ status: 'good' })).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'INTERNAL', details: { field: 'signature' } });
+    expect(ocspResponseForError(error).toString('hex')).toBe('30030a0102');
+  });
+
   it('honours a custom validity', async () => {
     const request = await buildRequest([{ cert: leaf, issuer: h.issuing.der }]);
     const der = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => ({ status: 'good' }), { validitySeconds: 600 });
@@ -214,6 +224,20 @@ describe(parseOcspRequest.name, () => {
     ['an empty request list', Buffer.from('30043002' + '3000', 'hex')],
   ])('throws OcspMalformedRequestError for %s', (_label, der) => {
     expect(() => parseOcspRequest(der)).toThrow(OcspMalformedRequestError);
+  });
+
+  it('accepts BER (indefinite length) through the pkijs fallback and echoes the CertID as DER', async () => {
+    const h = await createHierarchy('EC-256');
+    const { leaf } = await issueLeaf(h.issuingIssuer);
+    const der = await buildRequest([{ cert: leaf.der, issuer: h.issuing.der }], { nonce: crypto.randomBytes(16) });
+    const outer = asn1js.fromBER(der).result as asn1js.Sequence;
+    const content = Buffer.concat(outer.valueBlock.value.map((element) => Buffer.from(element.toBER())));
+    const ber = Buffer.concat([Buffer.from([0x30, 0x80]), content, Buffer.from([0, 0])]);
+    const fromDer = parseOcspRequest(der);
+    const fromBer = parseOcspRequest(ber);
+    expect(fromBer).toEqual(fromDer);
+    const response = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), ber, () => ({ status: 'good' }));
+    expect(decodeResponse(response).status).toBe(0);
   });
 
   it('rejects trailing bytes after a valid request', async () => {

@@ -16,10 +16,19 @@ import {
   sequence,
   tlvOf,
 } from './der-writer';
+import { DerParseError, decodeOid, readChildren, readSingle } from './der-reader';
 import { subjectPublicKeyBits } from './key-identifiers';
 import { REASON_CODES, RevocationReason } from './revocation-reasons';
 import { serialHexFromIntegerContent } from './serial-number';
-import { RsaPadding, SignatureScheme, describeSignatureAlgorithm, signTbs, signatureSchemeFor, verifySignature } from './signature-algorithms';
+import {
+  AcceptedSignatureAlgorithm,
+  RsaPadding,
+  SignatureScheme,
+  describeSignatureAlgorithm,
+  signTbs,
+  signatureSchemeFor,
+  verifySignature,
+} from './signature-algorithms';
 
 /**
  * RFC 6960 responder core for one CA key generation. The CA key signs its own responses
@@ -93,9 +102,97 @@ export interface ParsedOcspRequest {
   nonce?: Buffer;
 }
 
+/**
+ * Parses a request. DER requests (what OpenSSL, Go, Java and NSS send) are walked directly, which
+ * also yields each CertID's exact bytes for the echo; anything that is not strict DER is handed to
+ * pkijs/asn1js, which accept BER. Either way the result is checked the same way.
+ */
 export function parseOcspRequest(der: Buffer): ParsedOcspRequest {
   if (!Buffer.isBuffer(der) || der.length === 0) throw new OcspMalformedRequestError('empty request');
   if (der.length > MAX_OCSP_REQUEST_BYTES) throw new OcspMalformedRequestError(`request larger than ${MAX_OCSP_REQUEST_BYTES} bytes`);
+  let raw: RawRequest;
+  try {
+    raw = readDerRequest(der);
+  } catch (error) {
+    if (!(error instanceof DerParseError)) throw error;
+    raw = readBerRequest(der);
+  }
+  if (raw.certIds.length === 0) throw new OcspMalformedRequestError('requestList is empty');
+  if (raw.certIds.length > MAX_CERT_IDS_PER_REQUEST) {
+    throw new OcspMalformedRequestError(`more than ${MAX_CERT_IDS_PER_REQUEST} certificates in one request`);
+  }
+  const certIds = raw.certIds.map((certId) => ({
+    ...certId,
+    hashAlgorithm: CERT_ID_HASHES[certId.hashAlgorithmOid]?.name ?? null,
+    serialHex: serialHexFromIntegerContent(certId.serialContent),
+  }));
+  const nonce = raw.nonce;
+  if (nonce && (nonce.length === 0 || nonce.length > MAX_NONCE_OCTETS + 2)) throw new OcspMalformedRequestError('nonce length out of range');
+  return { certIds: certIds.map(({ serialContent: _serial, ...rest }) => rest), nonce };
+}
+
+interface RawCertId {
+  hashAlgorithmOid: string;
+  issuerNameHash: Buffer;
+  issuerKeyHash: Buffer;
+  serialContent: Buffer;
+  der: Buffer;
+}
+
+interface RawRequest {
+  certIds: RawCertId[];
+  nonce?: Buffer;
+}
+
+/** Strict DER walk of OCSPRequest → TBSRequest → requestList / requestExtensions (RFC 6960 §4.1.1). */
+function readDerRequest(der: Buffer): RawRequest {
+  const check = (condition: boolean, what: string): void => {
+    if (!condition) throw new OcspMalformedRequestError(what);
+  };
+  const [tbsRequest, signature, ...rest] = readChildren(readSingle(der, 0x30));
+  check(!!tbsRequest && tbsRequest.tag === 0x30 && (!signature || signature.tag === 0xa0) && rest.length === 0, 'not an OCSPRequest');
+  let fields = readChildren(tbsRequest);
+  if (fields[0]?.tag === 0xa0) {
+    const version = readSingle(fields[0].content, 0x02);
+    check(version.content.length === 1 && version.content[0] === 0, 'unsupported request version');
+    fields = fields.slice(1);
+  }
+  if (fields[0]?.tag === 0xa1) fields = fields.slice(1); // requestorName: not used
+  const [requestList, extensions, ...extra] = fields;
+  check(!!requestList && requestList.tag === 0x30 && (!extensions || extensions.tag === 0xa2) && extra.length === 0, 'malformed TBSRequest');
+  const certIds = readChildren(requestList).map((request) => {
+    check(request.tag === 0x30, 'malformed Request');
+    const [certId, singleExtensions, ...more] = readChildren(request);
+    check(!!certId && certId.tag === 0x30 && (!singleExtensions || singleExtensions.tag === 0xa0) && more.length === 0, 'malformed Request');
+    const [algorithm, nameHash, keyHash, serial, ...tail] = readChildren(certId);
+    check(
+      !!serial && tail.length === 0 && algorithm.tag === 0x30 && nameHash.tag === 0x04 && keyHash.tag === 0x04 && serial.tag === 0x02,
+      'malformed CertID',
+    );
+    const [algorithmOid] = readChildren(algorithm);
+    check(!!algorithmOid && algorithmOid.tag === 0x06, 'malformed CertID hashAlgorithm');
+    return {
+      hashAlgorithmOid: decodeOid(algorithmOid.content),
+      issuerNameHash: Buffer.from(nameHash.content),
+      issuerKeyHash: Buffer.from(keyHash.content),
+      serialContent: Buffer.from(serial.content),
+      der: Buffer.from(certId.raw),
+    };
+  });
+  let nonce: Buffer | undefined;
+  if (extensions) {
+    for (const ext of readChildren(readSingle(extensions.content, 0x30))) {
+      const parts = readChildren(ext);
+      const [id, value] = [parts[0], parts[parts.length - 1]];
+      check(ext.tag === 0x30 && parts.length >= 2 && parts.length <= 3 && id.tag === 0x06 && value.tag === 0x04, 'malformed request extension');
+      if (decodeOid(id.content) === OCSP_OIDS.nonce) nonce = Buffer.from(value.content);
+    }
+  }
+  return { certIds, nonce };
+}
+
+/** BER fallback through pkijs/asn1js for requests that are not strict DER. */
+function readBerRequest(der: Buffer): RawRequest {
   let request: pkijs.OCSPRequest;
   try {
     const decoded = asn1js.fromBER(new Uint8Array(der));
@@ -104,30 +201,15 @@ export function parseOcspRequest(der: Buffer): ParsedOcspRequest {
   } catch (error) {
     throw new OcspMalformedRequestError(`not an OCSPRequest (${(error as Error).message})`);
   }
-  const requestList = request.tbsRequest.requestList ?? [];
-  if (requestList.length === 0) throw new OcspMalformedRequestError('requestList is empty');
-  if (requestList.length > MAX_CERT_IDS_PER_REQUEST) {
-    throw new OcspMalformedRequestError(`more than ${MAX_CERT_IDS_PER_REQUEST} certificates in one request`);
-  }
-  const certIds = requestList.map((item) => {
-    const certId = item.reqCert;
-    const hashOid = certId.hashAlgorithm.algorithmId;
-    return {
-      hashAlgorithm: CERT_ID_HASHES[hashOid]?.name ?? null,
-      hashAlgorithmOid: hashOid,
-      issuerNameHash: Buffer.from(certId.issuerNameHash.valueBlock.valueHexView),
-      issuerKeyHash: Buffer.from(certId.issuerKeyHash.valueBlock.valueHexView),
-      serialHex: serialHexFromIntegerContent(Buffer.from(certId.serialNumber.valueBlock.valueHexView)),
-      der: Buffer.from(certId.toSchema().toBER(false)),
-    };
-  });
-  let nonce: Buffer | undefined;
-  for (const ext of request.tbsRequest.requestExtensions ?? []) {
-    if (ext.extnID !== OCSP_OIDS.nonce) continue;
-    nonce = Buffer.from(ext.extnValue.valueBlock.valueHexView);
-    if (nonce.length === 0 || nonce.length > MAX_NONCE_OCTETS + 2) throw new OcspMalformedRequestError('nonce length out of range');
-  }
-  return { certIds, nonce };
+  const certIds = (request.tbsRequest.requestList ?? []).map(({ reqCert }) => ({
+    hashAlgorithmOid: reqCert.hashAlgorithm.algorithmId,
+    issuerNameHash: Buffer.from(reqCert.issuerNameHash.valueBlock.valueHexView),
+    issuerKeyHash: Buffer.from(reqCert.issuerKeyHash.valueBlock.valueHexView),
+    serialContent: Buffer.from(reqCert.serialNumber.valueBlock.valueHexView),
+    der: Buffer.from(reqCert.toSchema().toBER(false)), // re-encoded as DER
+  }));
+  const nonceExtension = (request.tbsRequest.requestExtensions ?? []).find((ext) => ext.extnID === OCSP_OIDS.nonce);
+  return { certIds, nonce: nonceExtension ? Buffer.from(nonceExtension.extnValue.valueBlock.valueHexView) : undefined };
 }
 
 /** One CA generation as an OCSP responder: identifiers precomputed once, reused for every response. */
@@ -135,6 +217,7 @@ export interface OcspResponder {
   readonly issuer: CaIssuer;
   /** Signature algorithm of responses. */
   readonly scheme: SignatureScheme;
+  readonly verification: AcceptedSignatureAlgorithm;
   /** SHA-1 of the CA public key bits (RFC 6960 ResponderID byKey). */
   readonly responderKeyHash: Buffer;
   readonly issuerHashes: ReadonlyMap<CertIdHash, { nameHash: Buffer; keyHash: Buffer }>;
@@ -153,9 +236,11 @@ export function createOcspResponder(issuer: CaIssuer, rsaPadding: RsaPadding = '
       keyHash: crypto.createHash(node).update(keyBits).digest(),
     });
   }
+  const scheme = signatureSchemeFor(issuer.signer.spec, rsaPadding);
   return {
     issuer,
-    scheme: signatureSchemeFor(issuer.signer.spec, rsaPadding),
+    scheme,
+    verification: describeSignatureAlgorithm(scheme.algorithmIdentifier)!,
     responderKeyHash: issuerHashes.get('SHA-1')!.keyHash,
     issuerHashes,
   };
@@ -212,7 +297,10 @@ export async function respondToOcspRequest(
   const tbs = tlvOf(0x30, tbsParts);
 
   const signature = await signTbs(responder.issuer.signer, responder.scheme, tbs);
-  if (!verifySignature(responder.issuer.publicKeySpki, describeSignatureAlgorithm(responder.scheme.algorithmIdentifier)!, tbs, signature)) {
+  // RSA only: one faulty RSA-CRT signature published on a public endpoint can give the key away
+  // (Bellcore attack). A faulty ECDSA signature leaks nothing, and loadCaIssuer already matched the
+  // signer's key to the certificate, so the check (as costly as signing) is skipped there.
+  if (responder.scheme.kind !== 'ecdsa' && !verifySignature(responder.issuer.publicKeySpki, responder.verification, tbs, signature)) {
     throw new DomainError(ErrorCode.INTERNAL, 'respondToOcspRequest: response signature does not verify with the CA key', { field: 'signature' });
   }
   // No `certs`: the CA signs for itself, and Go's x/crypto/ocsp treats an embedded certificate
