@@ -1,9 +1,10 @@
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, Header, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../auth/access.decorators';
 import { Principal } from '../auth/principal';
 import { CaService, CaView } from './ca.service';
-import { CreateCaDto } from './dto/create-ca.dto';
+import { DomainError, ErrorCode } from '../common/errors';
+import { CreateCaDto, ImportCaChainDto } from './dto/create-ca.dto';
 
 @ApiTags('certificate authorities')
 @ApiBearerAuth()
@@ -14,8 +15,26 @@ export class CaController {
   @Post()
   @HttpCode(201)
   @Roles('admin')
-  create(@Body() body: CreateCaDto, @Principal() principal: Principal): Promise<CaView> {
+  async create(@Body() body: CreateCaDto, @Principal() principal: Principal): Promise<CaView | { ca: CaView; csr: string }> {
+    if (body.external) {
+      if (body.kind !== 'issuing') throw new DomainError(ErrorCode.VALIDATION_ERROR, "only an issuing CA can be 'external' (signed by an offline root)", { field: 'external' });
+      return this.cas.createExternalIssuing(body, principal.auditActor);
+    }
     return this.cas.create(body, principal.auditActor);
+  }
+
+  @Get(':name/csr')
+  @Roles('admin')
+  @Header('content-type', 'application/pkcs10')
+  csr(@Param('name') name: string): Promise<string> {
+    return this.cas.csrPem(name);
+  }
+
+  @Post(':name/certificate')
+  @HttpCode(200)
+  @Roles('admin')
+  importChain(@Param('name') name: string, @Body() body: ImportCaChainDto, @Principal() principal: Principal): Promise<CaView> {
+    return this.cas.importChain(name, body.chain, principal.auditActor);
   }
 
   @Get()

@@ -18,7 +18,9 @@ import {
   issueTsaRootCertificate,
   loadCaIssuer,
 } from './certificate-issuer';
+import { validateCertificateChain } from './certificate-chain-validator';
 import { CertificateEntity } from './certificate.entity';
+import { createCertificationRequest } from './certification-request';
 import { CertificateProfile } from './certificate-profiles';
 import { derToPem } from './pem-codec';
 import { CertificateSubject, subjectToDn, validateSubject } from './subject-name';
@@ -62,6 +64,8 @@ export interface CaEventSink {
 }
 
 const CA_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** key_uri of a generation whose key is not in our HSM (an offline root). */
+export const EXTERNAL_KEY_URI = 'external:';
 const DEFAULT_VALIDITY_DAYS: Record<CaKind, number> = { root: 3650, issuing: 1825, 'tsa-root': 3650, tsa: 1825 };
 const PROFILE_OF: Record<CaKind, CertificateProfile> = { root: 'root-ca', issuing: 'issuing-ca', 'tsa-root': 'tsa-root', tsa: 'timestamping' };
 
@@ -174,6 +178,97 @@ export class CaService {
       await this.keyStore.destroyKey(key.uri).catch((e) => this.logger.error(`could not destroy orphan CA key ${key.uri}: ${(e as Error).message}`));
       throw error;
     }
+  }
+
+  /**
+   * Offline-root mode (`signet init --offline-root`): only the issuing CA's HSM key and a CSR are
+   * created here; the root that signs it lives elsewhere. The generation stays pending (issues
+   * nothing) until `importChain` accepts the chain signed by that root.
+   */
+  async createExternalIssuing(input: { name: string; keySpec?: KeySpec; subject: unknown; validityDays?: number }, actor?: AuditActor): Promise<{ ca: CaView; csr: string }> {
+    const operation = 'createExternalIssuingCa';
+    if (typeof input.name !== 'string' || !CA_NAME.test(input.name)) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'name' must match ${CA_NAME.source}`, { field: 'name' });
+    }
+    const keySpec = input.keySpec ?? 'EC-384';
+    if (!isKeySpec(keySpec)) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'keySpec' is not a supported key spec`, { field: 'keySpec' });
+    const subject = validateSubject(input.subject, operation);
+    if (await this.dataSource.getRepository(CaEntity).existsBy({ name: input.name })) {
+      throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a CA named '${input.name}' already exists`, { field: 'name' });
+    }
+    const generationName = `${input.name}-g1`;
+    const key = await this.keyStore.createKey({ spec: keySpec, label: `ca:${generationName}`, role: 'ca' });
+    try {
+      const signer = await this.keyStore.getSigner(key.uri);
+      const csr = await createCertificationRequest({ signer, subject, profile: 'issuing-ca' });
+      return await this.dataSource.transaction(async (manager) => {
+        const ca = await manager.getRepository(CaEntity).save(
+          manager.getRepository(CaEntity).create({ name: input.name, kind: 'issuing', parentId: null, keySpec, subject, validityDays: input.validityDays ?? DEFAULT_VALIDITY_DAYS.issuing, external: true }),
+        );
+        const generation = await manager.getRepository(CaGenerationEntity).save(
+          manager.getRepository(CaGenerationEntity).create({
+            caId: ca.id, generation: 1, name: generationName, state: 'pending', keyUri: key.uri, certificate: null, csr: csr.der, chain: [],
+            serial: null, parentGenerationId: null, notBefore: null, notAfter: null, crlNumber: '0',
+          }),
+        );
+        await this.audit.record({ type: 'ca.csr.created', actor, subject: input.name, data: { kind: 'issuing', keySpec, generation: generationName, keyUri: key.uri, offlineRoot: true } });
+        return { ca: await this.view(ca, [generation]), csr: csr.pem };
+      });
+    } catch (error) {
+      await this.keyStore.destroyKey(key.uri).catch((e) => this.logger.error(`could not destroy orphan CA key ${key.uri}: ${(e as Error).message}`));
+      throw error;
+    }
+  }
+
+  async csrPem(name: string): Promise<string> {
+    const ca = await this.byName(name);
+    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOne({ where: { caId: ca.id }, order: { generation: 'DESC' } });
+    if (!generation?.csr) throw new DomainError(ErrorCode.CONFLICT, `CA '${name}' has no CSR (its certificate was issued by Signet)`);
+    return derToPem(generation.csr, 'CERTIFICATE REQUEST');
+  }
+
+  /**
+   * Accepts the chain an offline root signed for a pending issuing CA generation: it must certify
+   * our HSM key with the issuing-CA profile and verify up to a self-signed root. The root is kept
+   * as an external root CA (no key here: its CRL comes from its operator) so truststores carry it.
+   */
+  async importChain(name: string, chain: unknown, actor?: AuditActor, now = new Date()): Promise<CaView> {
+    const operation = 'importCaChain';
+    if (!Array.isArray(chain) || chain.length < 2 || chain.length > 8 || !chain.every((pem) => typeof pem === 'string' && pem.length < 65536)) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'chain' must be 2..8 PEM certificates, issuing CA first, root last`, { field: 'chain' });
+    }
+    const ca = await this.byName(name);
+    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOne({ where: { caId: ca.id, state: 'pending' }, order: { generation: 'DESC' } });
+    if (!ca.external || !generation) throw new DomainError(ErrorCode.CONFLICT, `${operation}: CA '${name}' has no pending generation awaiting a chain`);
+    const publicKey = await this.keyStore.getPublicKey(generation.keyUri);
+    const validated = validateCertificateChain({ chain: chain as string[], expectedPublicKeySpki: publicKey, leafProfile: 'issuing-ca', now });
+    const [certificate, ...above] = validated.certificates;
+    const rootDer = above[above.length - 1];
+    await this.dataSource.transaction(async (manager) => {
+      const roots = manager.getRepository(CaEntity);
+      const rootName = `${name}-root`;
+      let root = await roots.findOneBy({ name: rootName });
+      let rootGeneration: CaGenerationEntity | null = null;
+      if (!root) {
+        root = await roots.save(roots.create({ name: rootName, kind: 'root', parentId: null, keySpec: ca.keySpec, subject: ca.subject, validityDays: Math.ceil((validated.root.notAfter.getTime() - validated.root.notBefore.getTime()) / 86_400_000), external: true }));
+        rootGeneration = await manager.getRepository(CaGenerationEntity).save(
+          manager.getRepository(CaGenerationEntity).create({
+            caId: root.id, generation: 1, name: `${rootName}-g1`, state: 'active', keyUri: EXTERNAL_KEY_URI, certificate: rootDer, csr: null, chain: [],
+            serial: validated.root.serialHex, parentGenerationId: null, notBefore: validated.root.notBefore, notAfter: validated.root.notAfter, crlNumber: '0',
+          }),
+        );
+      } else {
+        rootGeneration = await manager.getRepository(CaGenerationEntity).findOneBy({ caId: root.id, state: 'active' });
+      }
+      await manager.update(CaEntity, { id: ca.id }, { parentId: root.id });
+      await manager.update(CaGenerationEntity, { id: generation.id }, {
+        state: 'active', certificate, chain: above, serial: validated.leaf.serialHex, parentGenerationId: rootGeneration?.id ?? null,
+        notBefore: validated.leaf.notBefore, notAfter: validated.leaf.notAfter,
+      });
+      await this.audit.record({ type: 'ca.chain.imported', actor, subject: name, data: { generation: generation.name, serial: validated.leaf.serialHex, notAfter: validated.leaf.notAfter.toISOString(), rootSha256: validated.root.sha256Fingerprint } });
+    });
+    this.logger.log(`CA ${name}: chain from an offline root imported; generation ${generation.name} active`);
+    return this.get(name);
   }
 
   private issueCaCertificate(

@@ -5,6 +5,8 @@ import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CaService } from '../ca/ca.service';
 import { buildCrl, CrlEntry } from '../ca/crl-builder';
 import { RevocationReason } from '../ca/revocation-reasons';
+import { EXTERNAL_KEY_URI } from '../ca/ca.service';
+import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 
 const HOUR_MS = 3_600_000;
@@ -74,7 +76,8 @@ export class CrlService implements OnModuleDestroy {
   async rebuild(generationId: string, options: { onlyIfDue?: boolean; now?: Date } = {}): Promise<CrlPublishedEvent | undefined> {
     const event = await this.dataSource.transaction(async (manager) => {
       const generation = await manager.getRepository(CaGenerationEntity).findOne({ where: { id: generationId }, lock: { mode: 'pessimistic_write' } });
-      if (!generation?.certificate) return undefined;
+      // A generation without a key here (an offline root) publishes its CRL elsewhere.
+      if (!generation?.certificate || generation.keyUri === EXTERNAL_KEY_URI) return undefined;
       const now = options.now ?? new Date();
       if (options.onlyIfDue && !(await this.isDue(manager, generation.id, now))) return undefined;
       const issuer = await this.cas.issuerFor(generation);
@@ -135,7 +138,7 @@ export class CrlService implements OnModuleDestroy {
       await this.rebuild(generation.id, { onlyIfDue: true });
       generation = await this.cas.generationByName(generationName);
     }
-    if (!generation.crl) throw new Error(`no CRL for ${generationName}`);
+    if (!generation.crl) throw new DomainError(ErrorCode.NOT_FOUND, `no CRL is published here for ${generationName}`);
     this.cache.set(generationName, { der: generation.crl, until: Date.now() + 2000 });
     return generation.crl;
   }
@@ -145,7 +148,7 @@ export class CrlService implements OnModuleDestroy {
   async refreshDue(now = new Date()): Promise<number> {
     const generations: Array<{ id: string }> = await this.dataSource.query(
       `SELECT g.id FROM ca_generations g
-        WHERE g.certificate IS NOT NULL AND g.not_after > $1::timestamptz - interval '1 day' AND ${duePredicate('$1', '$2')}`,
+        WHERE g.certificate IS NOT NULL AND g.key_uri <> '${EXTERNAL_KEY_URI}' AND g.not_after > $1::timestamptz - interval '1 day' AND ${duePredicate('$1', '$2')}`,
       [now, this.config.pki.crlValidityHours],
     );
     let rebuilt = 0;

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsInt, IsObject, IsOptional, IsString, Max, Min } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Max, Min } from 'class-validator';
 import { KEY_SPECS, KeySpec } from '../../common/key-spec';
 
 export class CreateCaDto {
@@ -25,10 +25,23 @@ export class CreateCaDto {
   @IsObject()
   subject!: Record<string, unknown>;
 
+  @ApiPropertyOptional({ description: 'issuing CA under an offline root: create the key and a CSR; import the chain later' })
+  @IsOptional()
+  @IsBoolean()
+  external?: boolean;
+
   @ApiPropertyOptional({ description: 'root default 3650, issuing default 1825' })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(36500)
   validityDays?: number;
+}
+
+export class ImportCaChainDto {
+  @ApiProperty({ type: [String], description: 'PEM certificates: this issuing CA first, the offline root last' })
+  @IsArray()
+  @ArrayMaxSize(8)
+  @IsString({ each: true })
+  chain!: string[];
 }

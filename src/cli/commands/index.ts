@@ -1,7 +1,10 @@
 import { CliCommand } from '../cli-command';
 import { auditVerifyCommand } from './audit-verify.command';
+import { initCommand } from './init.command';
+import { keyCreateCommand } from './key-create.command';
+import { revokeCommand } from './revoke.command';
 import { statusCommand } from './status.command';
 import { tokenCreateCommand } from './token-create.command';
 
 /** Every `signet` command. Feature modules add theirs here. */
-export const COMMANDS: CliCommand[] = [statusCommand, tokenCreateCommand, auditVerifyCommand];
+export const COMMANDS: CliCommand[] = [statusCommand, initCommand, tokenCreateCommand, keyCreateCommand, revokeCommand, auditVerifyCommand];
