@@ -64,7 +64,7 @@ export function validateSubject(input: unknown, operation = 'validateSubject'): 
     if (typeof value !== 'string') throw invalid(operation, field, 'must be a string');
     if (value.length === 0) throw invalid(operation, field, 'must not be empty');
     if (value.trim() !== value) throw invalid(operation, field, 'must not start or end with whitespace');
-    if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) throw invalid(operation, field, 'must not contain control characters');
+    if (hasControlCharacter(value)) throw invalid(operation, field, 'must not contain control characters');
     if (field === 'C' && !/^[A-Z]{2}$/.test(value)) {
       throw invalid(operation, field, 'must be a two-letter upper-case ISO 3166 country code');
     }
@@ -72,6 +72,15 @@ export function validateSubject(input: unknown, operation = 'validateSubject'): 
     subject[field] = value;
   }
   return subject as CertificateSubject;
+}
+
+/** C0 and C1 control characters (and DEL). */
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return true;
+  }
+  return false;
 }
 
 /** DER Name: one single-valued RDN per attribute; C as PrintableString, the rest UTF8String (RFC 5280). */

@@ -39,7 +39,7 @@ const DIGEST_INFO_PREFIX: Record<HashAlgorithm, Buffer> = {
 
 export function createNodeSigner(spec: KeySpec): NodeDigestSigner {
   const info = KEY_SPEC_INFO[spec];
-  const { privateKey, publicKey } =
+  const { privateKey } =
     info.kind === 'EC'
       ? crypto.generateKeyPairSync('ec', { namedCurve: info.curve! })
       : crypto.generateKeyPairSync('rsa', { modulusLength: info.modulusBits!, publicExponent: 0x10001 });
