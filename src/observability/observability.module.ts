@@ -1,4 +1,5 @@
 import { Global, Module } from '@nestjs/common';
+import { ClientRateLimiter } from './client-rate-limiter';
 import { HealthController } from './health.controller';
 import { HealthService } from './health.service';
 import { MetricsService } from './metrics.service';
@@ -6,7 +7,7 @@ import { MetricsService } from './metrics.service';
 @Global()
 @Module({
   controllers: [HealthController],
-  providers: [HealthService, MetricsService],
-  exports: [HealthService, MetricsService],
+  providers: [HealthService, MetricsService, ClientRateLimiter],
+  exports: [HealthService, MetricsService, ClientRateLimiter],
 })
 export class ObservabilityModule {}

@@ -3,8 +3,9 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Public } from '../auth/access.decorators';
 import { CaService } from '../ca/ca.service';
-import { decodeOcspGetRequest, ocspResponseForError } from '../ca/ocsp-responder';
+import { decodeOcspGetRequest, ocspErrorResponse, ocspResponseForError } from '../ca/ocsp-responder';
 import { DomainError, ErrorCode } from '../common/errors';
+import { ClientRateLimiter } from '../observability/client-rate-limiter';
 import { CrlService } from './crl.service';
 import { OcspService } from './ocsp.service';
 
@@ -19,11 +20,19 @@ export class PkiController {
     private readonly cas: CaService,
     private readonly crls: CrlService,
     private readonly ocsp: OcspService,
+    private readonly limiter: ClientRateLimiter,
   ) {}
+
+  /** 429 for /pki; OCSP clients get the protocol's own tryLater instead (see callers). */
+  private limited(request: FastifyRequest): number {
+    return this.limiter.take(request.ip);
+  }
 
   @Get('pki/:file')
   @Public()
-  async file(@Param('file') file: string, @Res() reply: FastifyReply): Promise<void> {
+  async file(@Param('file') file: string, @Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const wait = this.limited(request);
+    if (wait > 0) throw new DomainError(ErrorCode.RATE_LIMITED, 'too many requests from this address', { retryAfterSeconds: wait });
     const match = /^([A-Za-z0-9][A-Za-z0-9._-]{0,127})\.(crt|crl)$/.exec(file);
     if (!match) throw new DomainError(ErrorCode.NOT_FOUND, `no such file ${file}`);
     const [, generationName, kind] = match;
@@ -42,7 +51,8 @@ export class PkiController {
   @HttpCode(200)
   @Header('content-type', 'application/ocsp-response')
   @Header('cache-control', 'no-store')
-  async ocspPost(@Param('ca') ca: string, @Body() body: unknown): Promise<Buffer> {
+  async ocspPost(@Param('ca') ca: string, @Body() body: unknown, @Req() request: FastifyRequest): Promise<Buffer> {
+    if (this.limited(request) > 0) return ocspErrorResponse('tryLater');
     if (!Buffer.isBuffer(body)) return ocspResponseForError(new Error('request body is not application/ocsp-request'));
     return this.ocsp.respond(ca, body);
   }
@@ -50,6 +60,10 @@ export class PkiController {
   @Get('ocsp/:ca/*')
   @Public()
   async ocspGet(@Param('ca') ca: string, @Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    if (this.limited(request) > 0) {
+      await reply.header('content-type', 'application/ocsp-response').send(ocspErrorResponse('tryLater'));
+      return;
+    }
     // The base64 request may contain '/', so it is everything after /ocsp/{ca}/ in the raw URL.
     const prefix = `/ocsp/${ca}/`;
     const rawPath = request.url.split('?')[0];
