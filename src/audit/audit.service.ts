@@ -1,4 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable, OnApplicationShutdown, Optional } from '@nestjs/common';
+import { Pool } from 'pg';
 import { Counter, Histogram } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { MetricsService } from '../observability/metrics.service';
@@ -23,6 +24,8 @@ const EVENT_TYPE = /^[a-z][a-z0-9]*(?:[._-][a-z0-9]+)*$/;
 export class AuditService implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly writer: AuditWriter;
   private readonly clock: AuditClock;
+  private writerPool?: Pool;
+  private closed = false;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -31,7 +34,7 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
   ) {
     this.clock = clock ?? Date.now;
     const m = metrics ? auditMetrics(metrics) : undefined;
-    this.writer = new AuditWriter(() => pgPool(this.dataSource), {
+    this.writer = new AuditWriter(() => this.pool(), {
       maxBatch: 2000,
       maxPending: 100_000,
       statementTimeoutMs: 10_000,
@@ -78,7 +81,41 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  /** Writes what is queued, then closes the writer's connections. */
+  async close(): Promise<void> {
     await this.writer.idle();
+    this.closed = true;
+    const pool = this.writerPool;
+    this.writerPool = undefined;
+    await pool?.end();
+  }
+
+  /**
+   * The writer's own connections. Callers often record while holding a pooled connection in a
+   * transaction of their own; with a shared pool, enough of them at once would leave the writer
+   * no connection and every one of them would time out. Two connections suffice: one batch at a
+   * time. Falls back to the shared pool when the DataSource was not configured by URL.
+   */
+  private pool(): Pool {
+    if (this.writerPool) return this.writerPool;
+    // After close(), late events go to the shared pool: written while it lives, refused after.
+    if (this.closed) return pgPool(this.dataSource);
+    const options = this.dataSource.options as { url?: string; extra?: { connectionTimeoutMillis?: number } };
+    if (!options.url) return pgPool(this.dataSource);
+    this.writerPool = new Pool({
+      connectionString: options.url,
+      max: 2,
+      connectionTimeoutMillis: options.extra?.connectionTimeoutMillis ?? 3000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'signet-audit-writer',
+      allowExitOnIdle: true,
+    });
+    // An idle connection dropped by the server is replaced on next use; it must not crash the process.
+    this.writerPool.on('error', () => undefined);
+    return this.writerPool;
   }
 
   private prepare(event: AuditEventInput): PreparedEvent {

@@ -46,7 +46,7 @@ export async function createAuditHarness(
     exports,
     retention,
     close: async () => {
-      await audit.flushed();
+      await audit.close();
       await dataSource.destroy();
     },
   };

@@ -105,9 +105,26 @@ describe(AuditService.name, () => {
       expect(resumed).toEqual({ seq: '2' });
       expect(await harness.verifier.verify('full')).toMatchObject({ ok: true, checked: 2 });
     } finally {
-      await audit.flushed();
+      await audit.close();
       await dataSource.destroy();
       await relay.stop();
+    }
+  });
+
+  it('writes while its callers hold every shared pool connection in transactions of their own', async () => {
+    const small = new DataSource(dataSourceOptions(database.url, 2));
+    await small.initialize();
+    const audit = new AuditService(small);
+    try {
+      // Both connections of the shared pool wait, inside transactions, for their audit rows.
+      const seqs = await Promise.all([0, 1].map((i) => small.transaction(async (manager) => {
+        await manager.query('SELECT 1');
+        return (await audit.record({ type: 'in.transaction', data: { i } })).seq;
+      })));
+      expect(seqs.sort()).toEqual(['1', '2']);
+    } finally {
+      await audit.close();
+      await small.destroy();
     }
   });
 

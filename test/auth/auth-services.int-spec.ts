@@ -27,7 +27,7 @@ describe(TokenService.name, () => {
     audit = new AuditService(dataSource);
   });
   afterAll(async () => {
-    await audit.flushed();
+    await audit.close();
     await dataSource.destroy();
     await database.drop();
   });
