@@ -26,7 +26,7 @@ export interface Principal {
  * this for both cases so the answers cannot be told apart.
  */
 export function keyNotFound(name: string): DomainError {
-  return new DomainError(ErrorCode.NOT_FOUND, `no key named "${name}"`);
+  return new DomainError(ErrorCode.NOT_FOUND, `no key named '${name}'`);
 }
 
 export class TokenPrincipal implements Principal {

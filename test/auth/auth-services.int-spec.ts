@@ -82,7 +82,7 @@ describe(TokenPrincipal.name, () => {
     expect(signer.canUseKey('release')).toBe(true);
     expect(signer.canUseKey('staging')).toBe(false);
     expect(auditor.canUseKey('release')).toBe(false);
-    expect(() => signer.assertCanUseKey('staging')).toThrow(expect.objectContaining({ code: ErrorCode.NOT_FOUND, message: 'no key named "staging"' }));
+    expect(() => signer.assertCanUseKey('staging')).toThrow(expect.objectContaining({ code: ErrorCode.NOT_FOUND, message: "no key named 'staging'" }));
     expect(signer.auditActor).toEqual({ tokenId: '2', tokenName: 'ci', role: 'signer', address: '::1' });
   });
 });

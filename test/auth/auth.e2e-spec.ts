@@ -115,6 +115,8 @@ describe('authentication and authorisation (HTTP)', () => {
     expect(ungranted.statusCode).toBe(404);
     expect(ungranted.json().error.code).toBe('NOT_FOUND');
     expect(missingForAdmin.statusCode).toBe(404);
+    // Word for word the same answer: a signer cannot tell an ungranted key from a missing one.
+    expect(ungranted.json()).toEqual(missingForAdmin.json());
   });
 
   it('shows a token once, stores only its SHA-256, and never returns or audits it', async () => {
