@@ -1,7 +1,7 @@
 import { TsaService } from '../../src/tsa/tsa.service';
 import { query } from '../support/database';
 import { startTestApp, TestApp } from '../support/test-app';
-import { OpenSslWorkspace } from './tsa-fixtures';
+import { OpenSslWorkspace, buildQuery } from './tsa-fixtures';
 
 /** /tsa in the whole application: public (no token), audited, on the first-start dev TSA. */
 describe('POST /tsa in the whole app', () => {
@@ -62,5 +62,22 @@ describe('POST /tsa in the whole app', () => {
     expect(checks.clock).toMatchObject({ ok: expect.any(Boolean) });
     const doc = (await testApp.app.inject({ method: 'GET', url: '/openapi.json' })).json();
     expect(doc.paths['/tsa'].post.requestBody.content['application/timestamp-query']).toBeDefined();
+  });
+});
+
+describe('POST /tsa without a TSA', () => {
+  let testApp: TestApp;
+
+  beforeAll(async () => {
+    testApp = await startTestApp({ SIGNET_TSA_CA: 'no-such-tsa' });
+  });
+  afterAll(() => testApp?.close());
+
+  it('answers 503 in the JSON error shape (not a timestamp-reply), and the dev TSA is not created for a foreign SIGNET_TSA_CA', async () => {
+    const response = await testApp.app.inject({ method: 'POST', url: '/tsa', headers: { 'content-type': 'application/timestamp-query' }, payload: buildQuery() });
+    expect(response.statusCode).toBe(503);
+    expect(response.headers['content-type']).toMatch(/^application\/json/);
+    expect(response.json().error).toMatchObject({ code: 'SERVICE_UNAVAILABLE', message: expect.stringContaining("'no-such-tsa'") });
+    expect(await testApp.app.get(TsaService).tsaRootCertificates()).toEqual([]);
   });
 });

@@ -8,7 +8,7 @@ import { DataSource } from 'typeorm';
 import { AuditService } from '../../src/audit/audit.service';
 import { CaService } from '../../src/ca/ca.service';
 import { readChildren, readSingle } from '../../src/ca/der-reader';
-import { DomainError } from '../../src/common/errors';
+import { DomainError, ErrorCode } from '../../src/common/errors';
 import { SIGNET_CONFIG, SignetConfig, loadConfig } from '../../src/config/config';
 import { DatabaseModule } from '../../src/database/database.module';
 import { HsmModule } from '../../src/hsm/hsm.module';
@@ -291,7 +291,7 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
       config,
       app.get(TsaSerialAllocator),
       app.get(ClockSyncProbe),
-      { timestampIssued: () => Promise.reject(new DomainError('DATABASE_UNAVAILABLE' as never, 'audit down')) },
+      { timestampIssued: () => Promise.reject(new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'audit down')) },
     );
     await expect(failing.respond(buildQuery())).rejects.toThrow('audit down');
   });
