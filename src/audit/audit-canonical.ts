@@ -90,6 +90,7 @@ export function checkpointStatement(checkpoint: { seq: string; hash: Buffer; tim
 
 // Lone UTF-16 surrogates cannot be stored (PostgreSQL's UTF-8 text and jsonb refuse them) and NUL
 // cannot be stored in text/jsonb either, so both become U+FFFD before anything is hashed.
+// eslint-disable-next-line no-control-regex -- NUL is precisely what must be matched
 const UNSTORABLE = /[\u0000]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 export function storableString(value: string): string {

@@ -44,12 +44,13 @@ export class AuditExportService {
     const { rows } = await pool.query<{ max: string | null }>('SELECT max(seq)::text AS max FROM audit_events').catch((error) => Promise.reject(asAuditError(error)));
     const until = rows[0].max ?? '0';
     const start = query.after ?? '0';
-    const self = this;
+    const read = (after: string, limit: number) => this.read(after, until, query.type, limit);
+    const markExported = (through: string) => this.markExported(start, through);
     async function* lines(): AsyncGenerator<string> {
       let after = start;
       let remaining = query.limit ?? Number.MAX_SAFE_INTEGER;
       while (remaining > 0) {
-        const page = await self.read(after, until, query.type, Math.min(STREAM_PAGE, remaining));
+        const page = await read(after, Math.min(STREAM_PAGE, remaining));
         if (page.length === 0) break;
         let chunk = '';
         for (const row of page) chunk += JSON.stringify(eventView(row)) + '\n';
@@ -58,7 +59,7 @@ export class AuditExportService {
         remaining -= page.length;
         if (page.length < STREAM_PAGE) break;
       }
-      if (!query.type && after !== start) await self.markExported(start, after);
+      if (!query.type && after !== start) await markExported(after);
     }
     return Readable.from(lines(), { objectMode: false });
   }
