@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { AuditModule } from './audit/audit.module';
+import { hsmCheckpointSignerProvider } from './audit/hsm-checkpoint-signer';
 import { AuthModule } from './auth/auth.module';
 import { CaModule } from './ca/ca.module';
 import { SIGNET_CONFIG, SignetConfig } from './config/config';
@@ -11,6 +12,8 @@ import { KeysModule } from './keys/keys.module';
 import { HsmHealthIndicator } from './observability/hsm.health';
 import { ObservabilityModule } from './observability/observability.module';
 import { RevocationModule } from './revocation/revocation.module';
+import { RotationModule } from './rotation/rotation.module';
+import { SigningModule } from './signing/signing.module';
 import { TsaModule } from './tsa/tsa.module';
 
 /** What the platform phase (main.ts / tests) resolved before Nest starts. */
@@ -42,14 +45,17 @@ export class AppModule {
         CaModule,
         KeysModule,
         RevocationModule,
+        RotationModule.forRoot(runtime.config),
+        SigningModule,
         TsaModule,
       ],
       providers: [
         { provide: SIGNET_CONFIG, useValue: runtime.config },
         { provide: RUNTIME_CONTEXT, useValue: runtime },
         HsmHealthIndicator,
+        hsmCheckpointSignerProvider,
       ],
-      exports: [SIGNET_CONFIG, RUNTIME_CONTEXT],
+      exports: [SIGNET_CONFIG, RUNTIME_CONTEXT, hsmCheckpointSignerProvider],
     };
   }
 }

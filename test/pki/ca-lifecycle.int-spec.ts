@@ -10,6 +10,9 @@ import { CrlService } from '../../src/revocation/crl.service';
 import { RevocationService } from '../../src/revocation/revocation.service';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
 import { AuditVerifier } from '../../src/audit/audit-verifier';
+import { AuditCheckpointService } from '../../src/audit/audit-checkpoint.service';
+import { AUDIT_CHECKPOINT_KEY_ID } from '../../src/audit/hsm-checkpoint-signer';
+import { ecdsaRawToDer } from '../../src/ca/signature-algorithms';
 import { tempDir } from '../support/server-process';
 import { startTestApp, TestApp } from '../support/test-app';
 
@@ -270,5 +273,24 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
     const verified = await t.app.get(AuditVerifier).verify('full');
     expect(verified).toMatchObject({ ok: true });
     expect(verified.checked).toBeGreaterThanOrEqual(rows.length);
+  });
+
+  it('signs audit checkpoints with an HSM key (created once) that OpenSSL verifies, and verification starts from them', async () => {
+    const checkpoints = t.app.get(AuditCheckpointService);
+    const first = await checkpoints.create();
+    expect(first.keyRef).toContain(`id=${[...AUDIT_CHECKPOINT_KEY_ID].map((b) => '%' + b.toString(16).padStart(2, '0')).join('')}`);
+    fs.writeFileSync(path.join(dir, 'cp.pub.der'), Buffer.from(first.publicKey, 'base64'));
+    fs.writeFileSync(path.join(dir, 'cp.stmt'), Buffer.from(first.statement, 'base64'));
+    // The signature is raw r||s; OpenSSL wants it DER-encoded.
+    fs.writeFileSync(path.join(dir, 'cp.sig'), ecdsaRawToDer(Buffer.from(first.signature, 'base64')));
+    expect(openssl(['pkey', '-pubin', '-inform', 'DER', '-in', 'cp.pub.der', '-out', 'cp.pub.pem'], dir).ok).toBe(true);
+    expect(openssl(['dgst', '-sha256', '-verify', 'cp.pub.pem', '-signature', 'cp.sig', 'cp.stmt'], dir).out).toContain('Verified OK');
+
+    const second = await checkpoints.create();
+    expect(second.keyRef).toBe(first.keyRef);
+    const keyStore = t.app.get<KeyStore>(KEY_STORE);
+    expect((await keyStore.listKeys()).filter((k) => k.id === AUDIT_CHECKPOINT_KEY_ID.toString('hex'))).toHaveLength(1);
+    const verified = await t.app.get(AuditVerifier).verify('incremental');
+    expect(verified).toMatchObject({ ok: true, lastCheckpoint: { seq: second.seq } });
   });
 });

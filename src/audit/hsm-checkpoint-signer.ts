@@ -1,0 +1,44 @@
+import { Logger, Provider } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { DomainError, ErrorCode } from '../common/errors';
+import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { AUDIT_CHECKPOINT_SIGNER, AuditCheckpointSigner, AuditCheckpointSignerFactory } from './audit-checkpoint-signer';
+
+export const AUDIT_CHECKPOINT_KEY_LABEL = 'signet-audit-checkpoint';
+/**
+ * A fixed CKA_ID: PKCS#11 never overwrites, and the key store refuses a duplicate id, so replicas
+ * racing to create the checkpoint key end up with exactly one.
+ */
+export const AUDIT_CHECKPOINT_KEY_ID = createHash('sha256').update('signet audit checkpoint key v1').digest().subarray(0, 16);
+
+/** Binds audit checkpoints to an EC-256 key in the HSM (created on first use). */
+export const hsmCheckpointSignerProvider: Provider = {
+  provide: AUDIT_CHECKPOINT_SIGNER,
+  inject: [KEY_STORE],
+  useFactory: (keyStore: KeyStore): AuditCheckpointSignerFactory => {
+    const logger = new Logger('AuditCheckpointKey');
+    let uri: Promise<string> | undefined;
+    const locate = async (): Promise<string> => {
+      const existing = (await keyStore.listKeys('signing')).find((key) => key.id === AUDIT_CHECKPOINT_KEY_ID.toString('hex') && key.hasPrivateKey);
+      if (existing) return existing.uri;
+      try {
+        const created = await keyStore.createKey({ spec: 'EC-256', label: AUDIT_CHECKPOINT_KEY_LABEL, role: 'signing', id: AUDIT_CHECKPOINT_KEY_ID });
+        logger.log(`created the audit checkpoint key ${created.uri}`);
+        return created.uri;
+      } catch (error) {
+        if (error instanceof DomainError && error.code === ErrorCode.ALREADY_EXISTS) {
+          const raced = (await keyStore.listKeys('signing')).find((key) => key.id === AUDIT_CHECKPOINT_KEY_ID.toString('hex'));
+          if (raced) return raced.uri;
+        }
+        throw error;
+      }
+    };
+    return async (): Promise<AuditCheckpointSigner> => {
+      uri ??= locate();
+      uri.catch(() => (uri = undefined));
+      const keyUri = await uri;
+      const signer = await keyStore.getSigner(keyUri);
+      return { ...signer, keyRef: keyUri };
+    };
+  },
+};
