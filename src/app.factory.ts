@@ -1,4 +1,5 @@
 import { ValidationPipe } from '@nestjs/common';
+import * as fs from 'node:fs';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -8,6 +9,7 @@ import type { Logger as PinoLogger } from 'pino';
 import { AppModule, RuntimeContext } from './app.module';
 import { HttpExceptionFilter } from './observability/http-exception.filter';
 import { PinoNestLogger } from './observability/logger';
+import { registerSecurityHeaders } from './observability/security-headers';
 import { MetricsService } from './observability/metrics.service';
 
 /**
@@ -19,6 +21,7 @@ import { MetricsService } from './observability/metrics.service';
 export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Promise<NestFastifyApplication> {
   const { config } = runtime;
   const adapter = new FastifyAdapter({
+    ...(config.tls ? { https: { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) } } : {}),
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: !config.logRequests }),
     bodyLimit: config.bodyLimitBytes,
@@ -38,6 +41,8 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
   const fastify = app.getHttpAdapter().getInstance();
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));
+
+  registerSecurityHeaders(fastify, { tls: !!config.tls });
 
   const metrics = app.get(MetricsService);
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {

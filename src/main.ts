@@ -4,6 +4,8 @@ import { createApp } from './app.factory';
 import { ConfigError, loadConfig, SignetConfig } from './config/config';
 import { createLogger, scrubText } from './observability/logger';
 import { Platform, startPlatform } from './platform';
+import { closeServer, startPublicListener } from './public-listener';
+import type { Server } from 'node:http';
 
 /**
  * `signet` server entry point. Exit codes: 0 after a graceful stop, 2 for bad configuration
@@ -24,6 +26,7 @@ async function main(): Promise<void> {
 
   let platform: Platform | undefined;
   let app: NestFastifyApplication | undefined;
+  let publicListener: Server | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) {
@@ -40,6 +43,7 @@ async function main(): Promise<void> {
     try {
       // Fastify stops accepting, finishes in-flight requests; Nest then runs module destroy hooks
       // (HSM sessions closed, database pool closed); the embedded PostgreSQL goes last.
+      await closeServer(publicListener);
       await app?.close();
       await platform?.stop();
       logger.info('stopped');
@@ -58,7 +62,11 @@ async function main(): Promise<void> {
     platform = await startPlatform(config, logger);
     app = await createApp({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm }, logger);
     await app.listen({ port: config.port, host: config.host });
-    logger.info({ port: config.port, publicUrl: config.publicUrl }, `Signet listening on ${config.host}:${config.port}`);
+    if (config.tls && config.publicPort) {
+      publicListener = await startPublicListener(app.getHttpAdapter().getInstance(), config.publicPort, config.host);
+      logger.info(`plain-HTTP listener for /pki, /ocsp and /tsa on ${config.host}:${config.publicPort}`);
+    }
+    logger.info({ port: config.port, tls: !!config.tls, publicUrl: config.publicUrl }, `Signet listening on ${config.host}:${config.port}${config.tls ? ' (TLS)' : ''}`);
   } catch (error) {
     logger.fatal(`start failed: ${scrubText(error instanceof Error ? error.message : String(error))}`);
     logger.flush();

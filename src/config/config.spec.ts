@@ -25,6 +25,7 @@ describe('loadConfig', () => {
     ['SIGNET_PORT', '70000'],
     ['SIGNET_PORT', '-1'],
     ['SIGNET_PUBLIC_URL', 'ftp://example.test'],
+    ['SIGNET_PUBLIC_URL', 'https://signet.example.test'],
     ['SIGNET_PUBLIC_URL', 'not a url'],
     ['DATABASE_URL', 'mysql://u:p@h/db'],
     ['SIGNET_MIGRATIONS_RUN', 'maybe'],
@@ -118,5 +119,80 @@ describe('loadConfig', () => {
     ]) {
       expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: `));
     }
+  });
+
+  it('reads the signing settings with their defaults and refuses malformed ones, naming the variable', () => {
+    expect(loadConfig({}).signing).toEqual({ keyCacheSeconds: 10, idempotencyWindowSeconds: 86400 });
+    expect(loadConfig({ SIGNET_SIGN_KEY_CACHE_SECONDS: '2', SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS: '3600' }).signing).toEqual({ keyCacheSeconds: 2, idempotencyWindowSeconds: 3600 });
+    for (const [variable, value] of [
+      ['SIGNET_SIGN_KEY_CACHE_SECONDS', '0'],
+      ['SIGNET_SIGN_KEY_CACHE_SECONDS', '10s'],
+      ['SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS', '59'],
+      ['SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS', '99999999'],
+    ]) {
+      expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: `));
+    }
+  });
+});
+
+describe('loadConfig: distribution settings', () => {
+  it('reads the distribution settings with their defaults; loopback targets only on embedded defaults', () => {
+    expect(loadConfig({}).distribution).toEqual({
+      concurrency: 16,
+      attemptTimeoutMs: 30_000,
+      backoffBaseMs: 1000,
+      backoffMaxMs: 300_000,
+      leaseSeconds: 120,
+      intervalSeconds: 30,
+      verifySeconds: 900,
+      allowedHosts: [],
+      allowLoopback: true,
+    });
+    expect(loadConfig({ DATABASE_URL: 'postgres://db/signet' }).distribution.allowLoopback).toBe(false);
+    const set = loadConfig({
+      SIGNET_DISTRIBUTION_CONCURRENCY: '4',
+      SIGNET_DISTRIBUTION_ATTEMPT_TIMEOUT_MS: '5000',
+      SIGNET_DISTRIBUTION_BACKOFF_BASE_MS: '200',
+      SIGNET_DISTRIBUTION_BACKOFF_MAX_MS: '10000',
+      SIGNET_DISTRIBUTION_LEASE_SECONDS: '30',
+      SIGNET_DISTRIBUTION_INTERVAL_SECONDS: '5',
+      SIGNET_DISTRIBUTION_VERIFY_SECONDS: '0',
+      SIGNET_DISTRIBUTION_ALLOWED_HOSTS: 'auth.example.com, *.blob.core.windows.net ,registry.example.com:5000,[::1]:8443',
+      SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'false',
+    });
+    expect(set.distribution).toEqual({
+      concurrency: 4,
+      attemptTimeoutMs: 5000,
+      backoffBaseMs: 200,
+      backoffMaxMs: 10_000,
+      leaseSeconds: 30,
+      intervalSeconds: 5,
+      verifySeconds: 0,
+      allowedHosts: ['auth.example.com', '*.blob.core.windows.net', 'registry.example.com:5000', '[::1]:8443'],
+      allowLoopback: false,
+    });
+  });
+
+  it.each([
+    ['SIGNET_DISTRIBUTION_CONCURRENCY', '0'],
+    ['SIGNET_DISTRIBUTION_ATTEMPT_TIMEOUT_MS', '30s'],
+    ['SIGNET_DISTRIBUTION_BACKOFF_MAX_MS', '5', { SIGNET_DISTRIBUTION_BACKOFF_BASE_MS: '100' }],
+    ['SIGNET_DISTRIBUTION_LEASE_SECONDS', '30', { SIGNET_DISTRIBUTION_ATTEMPT_TIMEOUT_MS: '30000' }],
+    ['SIGNET_DISTRIBUTION_INTERVAL_SECONDS', '0'],
+    ['SIGNET_DISTRIBUTION_ALLOWED_HOSTS', 'https://auth.example.com/token'],
+    ['SIGNET_DISTRIBUTION_ALLOWED_HOSTS', 'a.example.com, bad host'],
+    ['SIGNET_DISTRIBUTION_ALLOW_LOOPBACK', 'sometimes'],
+  ] as Array<[string, string, Record<string, string>?]>)('rejects %s=%s naming the variable', (variable, value, extra = {}) => {
+    expect(() => loadConfig({ ...extra, [variable]: value })).toThrow(new RegExp(`^${variable}: `));
+  });
+
+  it('takes TLS files only as a pair and then serves /pki, /ocsp and /tsa on a separate plain-HTTP port', () => {
+    expect(() => loadConfig({ SIGNET_TLS_CERT_FILE: pinFile })).toThrow(/^SIGNET_TLS_KEY_FILE: is required/);
+    const config = loadConfig({ SIGNET_TLS_CERT_FILE: pinFile, SIGNET_TLS_KEY_FILE: pinFile, SIGNET_PORT: '8443' });
+    expect(config.tls).toEqual({ certFile: pinFile, keyFile: pinFile });
+    expect(config.publicPort).toBe(8081);
+    expect(config.publicUrl).toBe('http://localhost:8081');
+    expect(() => loadConfig({ SIGNET_TLS_CERT_FILE: pinFile, SIGNET_TLS_KEY_FILE: pinFile, SIGNET_PUBLIC_HTTP_PORT: '8080' })).toThrow(/^SIGNET_PUBLIC_HTTP_PORT: /);
+    expect(loadConfig({}).tls).toBeUndefined();
   });
 });

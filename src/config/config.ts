@@ -8,8 +8,12 @@ import * as path from 'node:path';
 export interface SignetConfig {
   port: number;
   host: string;
-  /** Plain-HTTP listener for /pki, /ocsp and /tsa when the API listener uses TLS (0 = same listener). */
+  /** Base URL verifiers use for /pki and /ocsp; written into the certificates Signet issues. */
   publicUrl: string;
+  /** TLS for the API listener (the one private key outside the HSM; it signs nothing Signet issues). */
+  tls?: { certFile: string; keyFile: string };
+  /** With TLS: plain-HTTP listener serving only /pki, /ocsp and /tsa, as verifiers require. */
+  publicPort?: number;
   dataDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logRequests: boolean;
@@ -32,6 +36,14 @@ export interface SignetConfig {
     poolSize?: number;
   };
   metricsPublic: boolean;
+  pki: {
+    /** CRL validity; CRLs are rebuilt before half of it has passed. */
+    crlValidityHours: number;
+    /** OCSP response validity (nextUpdate); cached responses are reused for half of it. */
+    ocspValidityMinutes: number;
+    /** Requests per second per client address on the public /pki, /ocsp and /tsa endpoints. */
+    publicRateLimitPerSecond: number;
+  };
   /** Create a development CA hierarchy and admin token on first start (embedded defaults). */
   devBootstrap: boolean;
   audit: {
@@ -48,6 +60,52 @@ export interface SignetConfig {
     /** Token-bucket refill per token and replica (0 = no rate limit). */
     rateLimitPerSecond: number;
     rateLimitBurst: number;
+  };
+  signing: {
+    /** How long a key's active version is served from memory; change notifications invalidate it sooner. */
+    keyCacheSeconds: number;
+    /** How long a (token, idempotencyKey) pair returns its first response. */
+    idempotencyWindowSeconds: number;
+  };
+  rotation: {
+    /** Seconds between scheduler ticks in this process (0 = this process runs no rotation scheduler). */
+    tickSeconds: number;
+    /** A scheduled rotation not active this many hours after its due time counts as overdue (metric, status, alert). */
+    overdueHours: number;
+    /** An issuing CA is renewed this many days before its remaining lifetime would cut leaf lifetimes short. */
+    caRenewalMarginDays: number;
+    /** Root rollover: hours to wait for required distribution targets before raising an alert (the old hierarchy stays in use). */
+    rootGateTimeoutHours: number;
+    /** First retry delay after a failed rotation step (doubles per attempt, at most one hour). */
+    retrySeconds: number;
+    /** `signet status` and metrics flag leaf certificates expiring within this many days. */
+    expiryWarningDays: number;
+  };
+  /** Test-only hooks; refused unless NODE_ENV=test (see loadConfig). */
+  testHooks: {
+    /** Test endpoints under /v1/test-hooks (inject a rotation tick at a given instant, HSM reconciliation). */
+    enabled: boolean;
+    /** SIGKILL this process right after the named rotation step commits (crash-safety tests). */
+    crashAfterStep?: string;
+  };
+  distribution: {
+    /** Pushes in flight per replica. */
+    concurrency: number;
+    /** One attempt (read-back, push, read-back) on one target, connect to last byte. */
+    attemptTimeoutMs: number;
+    /** Exponential backoff per failing target: base, doubled per consecutive failure, capped; with jitter. */
+    backoffBaseMs: number;
+    backoffMaxMs: number;
+    /** How long a claimed target stays leased to one replica (longer than an attempt). */
+    leaseSeconds: number;
+    /** Schedule: rebuild truststores (expiry, missed events) and reconcile every this many seconds. */
+    intervalSeconds: number;
+    /** Re-read delivered targets this often to detect drift (0 = never). */
+    verifySeconds: number;
+    /** Hosts redirects and token realms may lead to, for every target (each target may add its own). */
+    allowedHosts: string[];
+    /** Targets on loopback addresses (development and tests). */
+    allowLoopback: boolean;
   };
   tsa: {
     /** The `tsa`-kind CA whose active key generation signs timestamps. */
@@ -120,16 +178,17 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, 'must be true or false');
 }
 
-function httpUrl(env: Env, name: string, fallback: string): string {
+/** Verifiers fetch CRLs and OCSP over plain HTTP only (Notation refuses https for revocation). */
+function plainHttpUrl(env: Env, name: string, fallback: string): string {
   const raw = read(env, name) ?? fallback;
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(name, 'must be an absolute http:// or https:// URL');
+    throw new ConfigError(name, 'must be an absolute http:// URL');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(name, 'must be an absolute http:// or https:// URL');
+  if (url.protocol !== 'http:') {
+    throw new ConfigError(name, 'must be an http:// URL: verifiers fetch CRLs and OCSP over plain HTTP (Notation refuses https for revocation)');
   }
   if (url.search || url.hash) throw new ConfigError(name, 'must not contain a query or fragment');
   return raw.replace(/\/+$/, '');
@@ -166,6 +225,33 @@ function secretFile(env: Env, name: string, cwd: string): string | undefined {
   return file;
 }
 
+/**
+ * Hooks that let tests crash the process after a rotation step or inject a scheduler tick. They are
+ * refused (the process does not start) unless NODE_ENV=test, so a stray variable in production
+ * cannot turn them on.
+ */
+function readTestHooks(env: Env): SignetConfig['testHooks'] {
+  const enabled = boolean(env, 'SIGNET_TEST_HOOKS', false);
+  const crashAfterStep = read(env, 'SIGNET_TEST_CRASH_AFTER_STEP');
+  for (const [name, set] of [['SIGNET_TEST_HOOKS', enabled], ['SIGNET_TEST_CRASH_AFTER_STEP', crashAfterStep !== undefined]] as const) {
+    if (set && env.NODE_ENV !== 'test') throw new ConfigError(name, 'is a test-only hook and is refused unless NODE_ENV=test; remove it');
+  }
+  if (crashAfterStep !== undefined && !/^[a-z][a-z-]{1,40}$/.test(crashAfterStep)) {
+    throw new ConfigError('SIGNET_TEST_CRASH_AFTER_STEP', 'must name a rotation step (e.g. activate)');
+  }
+  return { enabled, crashAfterStep };
+}
+
+/** Comma-separated `host`, `host:port`, `*.domain` or `[v6]:port` entries (checked again by the outbound policy). */
+function hostList(env: Env, name: string): string[] {
+  const raw = read(env, name);
+  if (raw === undefined) return [];
+  const entries = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
+  const valid = /^(?:(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+  for (const entry of entries) if (!valid.test(entry)) throw new ConfigError(name, 'must be a comma-separated list of host, host:port or *.domain entries');
+  return entries;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): SignetConfig {
@@ -176,6 +262,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   }
 
   const port = integer(env, 'SIGNET_PORT', 8080, 1, 65535);
+  const tlsCertFile = secretFile(env, 'SIGNET_TLS_CERT_FILE', cwd);
+  const tlsKeyFile = secretFile(env, 'SIGNET_TLS_KEY_FILE', cwd);
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+    throw new ConfigError(tlsCertFile ? 'SIGNET_TLS_KEY_FILE' : 'SIGNET_TLS_CERT_FILE', 'is required when the other TLS file is set');
+  }
+  const tls = tlsCertFile && tlsKeyFile ? { certFile: tlsCertFile, keyFile: tlsKeyFile } : undefined;
+  const publicPort = integer(env, 'SIGNET_PUBLIC_HTTP_PORT', 8081, 1, 65535);
+  if (tls && publicPort === port) throw new ConfigError('SIGNET_PUBLIC_HTTP_PORT', 'must differ from SIGNET_PORT when TLS is on');
   const host = read(env, 'SIGNET_HOST') ?? '0.0.0.0';
   const logLevel = (read(env, 'SIGNET_LOG_LEVEL') ?? 'info') as SignetConfig['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('SIGNET_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
@@ -196,11 +290,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   }
 
   const embedded = databaseUrl === undefined && modulePath === undefined;
+  const testHooks = readTestHooks(env);
   const rateLimitPerSecond = integer(env, 'SIGNET_RATE_LIMIT_PER_SECOND', 10000, 0, 1_000_000);
   return {
     port,
     host,
-    publicUrl: httpUrl(env, 'SIGNET_PUBLIC_URL', `http://localhost:${port}`),
+    publicUrl: plainHttpUrl(env, 'SIGNET_PUBLIC_URL', `http://localhost:${tls ? publicPort : port}`),
+    tls,
+    publicPort: tls ? publicPort : undefined,
     dataDir: path.resolve(cwd, read(env, 'SIGNET_DATA_DIR') ?? './data'),
     logLevel,
     logRequests: boolean(env, 'SIGNET_LOG_REQUESTS', true),
@@ -221,6 +318,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       poolSize: optionalInteger(env, 'SIGNET_HSM_POOL_SIZE', 1, 1024),
     },
     metricsPublic: boolean(env, 'SIGNET_METRICS_PUBLIC', false),
+    pki: {
+      crlValidityHours: integer(env, 'SIGNET_CRL_VALIDITY_HOURS', 24, 1, 24 * 30),
+      ocspValidityMinutes: integer(env, 'SIGNET_OCSP_VALIDITY_MINUTES', 60, 1, 7 * 24 * 60),
+      publicRateLimitPerSecond: integer(env, 'SIGNET_PUBLIC_RATE_LIMIT_PER_SECOND', 500, 1, 1_000_000),
+    },
     devBootstrap: boolean(env, 'SIGNET_DEV_BOOTSTRAP', embedded),
     audit: {
       checkpointIntervalSeconds: integer(env, 'SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS', 300, 0, 86400),
@@ -232,6 +334,20 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       rateLimitPerSecond,
       rateLimitBurst: integer(env, 'SIGNET_RATE_LIMIT_BURST', Math.max(1, rateLimitPerSecond * 2), 1, 10_000_000),
     },
+    signing: {
+      keyCacheSeconds: integer(env, 'SIGNET_SIGN_KEY_CACHE_SECONDS', 10, 1, 300),
+      idempotencyWindowSeconds: integer(env, 'SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS', 86400, 60, 30 * 86400),
+    },
+    rotation: {
+      tickSeconds: integer(env, 'SIGNET_ROTATION_TICK_SECONDS', 60, 0, 86400),
+      overdueHours: integer(env, 'SIGNET_ROTATION_OVERDUE_HOURS', 24, 1, 24 * 365),
+      caRenewalMarginDays: integer(env, 'SIGNET_CA_RENEWAL_MARGIN_DAYS', 30, 0, 3650),
+      rootGateTimeoutHours: integer(env, 'SIGNET_ROOT_GATE_TIMEOUT_HOURS', 72, 1, 24 * 365),
+      retrySeconds: integer(env, 'SIGNET_ROTATION_RETRY_SECONDS', 60, 1, 86400),
+      expiryWarningDays: integer(env, 'SIGNET_EXPIRY_WARNING_DAYS', 30, 1, 3650),
+    },
+    testHooks,
+    distribution: distributionConfig(env, embedded),
     tsa: {
       caName: read(env, 'SIGNET_TSA_CA') ?? 'signet-dev-tsa',
       // Default under IANA's documentation enterprise number (RFC 5612); set your own arc in production.
@@ -239,6 +355,27 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       accuracyMs: integer(env, 'SIGNET_TSA_ACCURACY_MS', 1000, 1, 60_000),
       maxQueryBytes: integer(env, 'SIGNET_TSA_MAX_QUERY_BYTES', 4096, 256, 65_536),
     },
+  };
+}
+
+function distributionConfig(env: Env, embedded: boolean): SignetConfig['distribution'] {
+  const attemptTimeoutMs = integer(env, 'SIGNET_DISTRIBUTION_ATTEMPT_TIMEOUT_MS', 30_000, 100, 600_000);
+  const backoffBaseMs = integer(env, 'SIGNET_DISTRIBUTION_BACKOFF_BASE_MS', 1000, 10, 3_600_000);
+  const backoffMaxMs = integer(env, 'SIGNET_DISTRIBUTION_BACKOFF_MAX_MS', 300_000, 10, 86_400_000);
+  if (backoffMaxMs < backoffBaseMs) throw new ConfigError('SIGNET_DISTRIBUTION_BACKOFF_MAX_MS', 'must not be less than SIGNET_DISTRIBUTION_BACKOFF_BASE_MS');
+  const leaseSeconds = integer(env, 'SIGNET_DISTRIBUTION_LEASE_SECONDS', 120, 1, 3600);
+  // A lease that ends while its attempt still runs would let a second replica push concurrently.
+  if (leaseSeconds * 1000 <= attemptTimeoutMs) throw new ConfigError('SIGNET_DISTRIBUTION_LEASE_SECONDS', 'must be longer than SIGNET_DISTRIBUTION_ATTEMPT_TIMEOUT_MS');
+  return {
+    concurrency: integer(env, 'SIGNET_DISTRIBUTION_CONCURRENCY', 16, 1, 256),
+    attemptTimeoutMs,
+    backoffBaseMs,
+    backoffMaxMs,
+    leaseSeconds,
+    intervalSeconds: integer(env, 'SIGNET_DISTRIBUTION_INTERVAL_SECONDS', 30, 1, 3600),
+    verifySeconds: integer(env, 'SIGNET_DISTRIBUTION_VERIFY_SECONDS', 900, 0, 604_800),
+    allowedHosts: hostList(env, 'SIGNET_DISTRIBUTION_ALLOWED_HOSTS'),
+    allowLoopback: boolean(env, 'SIGNET_DISTRIBUTION_ALLOW_LOOPBACK', embedded),
   };
 }
 

@@ -74,4 +74,14 @@ describe('HTTP conventions (in-process app on a real PostgreSQL)', () => {
     await app.inject({ method: 'GET', url: '/healthz', headers: { authorization: 'Bearer sgt_supersecret' } });
     expect(logs.join('')).not.toContain('sgt_supersecret');
   });
+
+  it('sends security headers on every response, errors included', async () => {
+    for (const url of ['/healthz', '/v1/does-not-exist', '/v1/keys']) {
+      const response = await app.inject({ method: 'GET', url });
+      expect(response.headers['x-content-type-options']).toBe('nosniff');
+      expect(response.headers['x-frame-options']).toBe('DENY');
+      expect(response.headers['content-security-policy']).toContain("default-src 'none'");
+      expect(response.headers['referrer-policy']).toBe('no-referrer');
+    }
+  });
 });
