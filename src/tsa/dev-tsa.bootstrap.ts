@@ -14,8 +14,8 @@ const DEV_SUBJECT = { C: 'US', ST: 'Development', O: 'Signet Development' };
  * On embedded defaults the first start creates a development TSA hierarchy: a self-signed TSA
  * root (EC-384, 10 years — Notation's `tsa` stores accept only self-signed roots) and under it the
  * TSA signing certificate (EC-256, the longest validity the profile allows). EC-256 for the key
- * that signs every timestamp: SoftHSM2 (OpenSSL) signs P-256 several times faster than P-384
- * (docs/benchmarks.md), and one P-256 signature per token is what sets the TSA's throughput.
+ * that signs every timestamp: SoftHSM2 (OpenSSL) signs P-256 several times faster than P-384, and
+ * an EC-384 TSA key costs more than half the TSA's throughput (docs/benchmarks.md).
  * Runs once per database, and only while SIGNET_TSA_CA still names the development TSA.
  */
 @Injectable()
