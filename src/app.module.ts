@@ -14,6 +14,7 @@ import { ObservabilityModule } from './observability/observability.module';
 import { RevocationModule } from './revocation/revocation.module';
 import { RotationModule } from './rotation/rotation.module';
 import { SigningModule } from './signing/signing.module';
+import { TruststoreModule } from './truststore/truststore.module';
 import { TsaModule } from './tsa/tsa.module';
 
 /** What the platform phase (main.ts / tests) resolved before Nest starts. */
@@ -48,6 +49,7 @@ export class AppModule {
         RotationModule.forRoot(runtime.config),
         SigningModule,
         TsaModule,
+        TruststoreModule,
       ],
       providers: [
         { provide: SIGNET_CONFIG, useValue: runtime.config },

@@ -1,0 +1,213 @@
+import { dump } from 'js-yaml';
+import * as tar from 'tar-stream';
+import { DomainError, ErrorCode } from '../common/errors';
+import { buildPkcs12Truststore } from './pkcs12-truststore';
+import { buildTrustPolicy, trustPolicyProblems } from './trust-policy';
+import { CertificateEntry, TruststoreContent } from './truststore-content';
+
+/**
+ * The bundle formats of one truststore version (API.md: `GET /v1/truststores/{name}/bundle?format=…`),
+ * each rendered from the version's canonical content. Pure and deterministic: the same version
+ * always yields the same bytes (the tar's times are the version's creation time), so replicas
+ * pushing one version produce identical OCI blobs.
+ *
+ * Cluster-side formats carry root CA certificates only (NOTARY.md, "Cluster-side formats"):
+ * verifiers there reach revocation through the certificates' OCSP/CRL URLs. CRLs travel in the PEM
+ * bundle for offline and air-gapped consumers.
+ */
+export const BUNDLE_FORMATS = ['pem', 'notation', 'pkcs12', 'ratify', 'kyverno', 'trust-manager'] as const;
+export type BundleFormat = (typeof BUNDLE_FORMATS)[number];
+
+/** The layer names of a pushed bundle: every format plus `roots` (CERTIFICATE blocks only, for Ratify through the kubernetes driver). */
+export const LAYER_KINDS = [...BUNDLE_FORMATS, 'roots'] as const;
+export type LayerKind = (typeof LAYER_KINDS)[number];
+
+export interface LayerSpec {
+  title: string;
+  /** OCI layer media type. */
+  mediaType: string;
+  /** HTTP Content-Type of the bundle download. */
+  contentType: string;
+}
+
+export const LAYERS: Record<LayerKind, LayerSpec> = {
+  pem: { title: 'truststore.pem', mediaType: 'application/x-pem-file', contentType: 'application/x-pem-file' },
+  roots: { title: 'roots.pem', mediaType: 'application/pem-certificate-chain', contentType: 'application/pem-certificate-chain' },
+  notation: { title: 'notation-truststore.tar', mediaType: 'application/vnd.signet.truststore.notation.v1.tar', contentType: 'application/x-tar' },
+  pkcs12: { title: 'truststore.p12', mediaType: 'application/x-pkcs12', contentType: 'application/x-pkcs12' },
+  ratify: { title: 'ratify-kmp.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
+  kyverno: { title: 'kyverno-notary-attestor.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
+  'trust-manager': { title: 'trust-manager-bundle.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
+};
+
+/** Namespace trust-manager reads Bundle sources from (its default trust namespace). */
+export const TRUST_MANAGER_NAMESPACE = 'cert-manager';
+export const RATIFY_API_VERSION = 'config.ratify.deislabs.io/v1beta1';
+export const TRUST_MANAGER_API_VERSION = 'trust.cert-manager.io/v1alpha1';
+
+export interface VersionInfo {
+  version: number;
+  digest: string;
+  /** RFC 3339; tar entry times. */
+  createdAt: string;
+}
+
+export function isBundleFormat(value: unknown): value is BundleFormat {
+  return typeof value === 'string' && (BUNDLE_FORMATS as readonly string[]).includes(value);
+}
+
+export async function renderLayer(kind: LayerKind, content: TruststoreContent, info: VersionInfo): Promise<Buffer> {
+  switch (kind) {
+    case 'pem':
+      return Buffer.from(pemBundle(content, info), 'utf8');
+    case 'roots':
+      return Buffer.from(certificatesPem(content.roots), 'utf8');
+    case 'notation':
+      return notationTar(content, info);
+    case 'pkcs12':
+      return buildPkcs12Truststore([...content.roots, ...content.tsaRoots].map((entry) => ({ alias: entry.generation, der: Buffer.from(entry.der, 'base64') })));
+    case 'ratify':
+      return Buffer.from(ratifyYaml(content, info), 'utf8');
+    case 'kyverno':
+      return Buffer.from(kyvernoYaml(content, info), 'utf8');
+    case 'trust-manager':
+      return Buffer.from(trustManagerYaml(content, info), 'utf8');
+    default: {
+      const unknownKind: never = kind;
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `unknown bundle format ${String(unknownKind)}`);
+    }
+  }
+}
+
+function pem(der: string, label: 'CERTIFICATE' | 'X509 CRL'): string {
+  return `-----BEGIN ${label}-----\n${der.replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
+}
+
+/** CERTIFICATE blocks only, nothing before the first or after the last (Ratify, Kyverno, trust-manager). */
+export function certificatesPem(entries: CertificateEntry[]): string {
+  return entries.map((entry) => pem(entry.der, 'CERTIFICATE')).join('');
+}
+
+/**
+ * Root certificates, then TSA roots, then CRLs, each section and block preceded by `#` comment
+ * lines (text outside PEM blocks, which OpenSSL and Go's pem package skip).
+ */
+function pemBundle(content: TruststoreContent, info: VersionInfo): string {
+  const lines: string[] = [
+    `# Signet truststore "${content.name}", version ${info.version}`,
+    `# content digest ${info.digest}, built ${info.createdAt}`,
+    '',
+    '# Root CA certificates (trust anchors for code signing)',
+  ];
+  const certificate = (entry: CertificateEntry) =>
+    `# ${entry.generation}: ${entry.subject}\n# SHA-256 ${entry.sha256}, valid ${entry.notBefore} to ${entry.notAfter}\n${pem(entry.der, 'CERTIFICATE')}`;
+  for (const root of content.roots) lines.push(certificate(root));
+  if (content.tsaRoots.length) {
+    lines.push('', '# TSA root certificates (RFC 3161 timestamps; a Notation "tsa" trust store)');
+    for (const root of content.tsaRoots) lines.push(certificate(root));
+  }
+  lines.push('', '# Certificate revocation lists of these roots and the CA generations beneath them (for offline verifiers)');
+  for (const crl of content.crls) {
+    lines.push(`# ${crl.generation}: CRL number ${crl.crlNumber}, this update ${crl.thisUpdate}, next update ${crl.nextUpdate}\n${pem(crl.der, 'X509 CRL')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * `trustpolicy.oci.json` and `truststore/x509/{ca,tsa}/<name>/<generation>.pem` (one certificate per
+ * file), directories included; the layout Notation reads from its configuration directory.
+ */
+export async function notationTar(content: TruststoreContent, info: VersionInfo): Promise<Buffer> {
+  const policy = buildTrustPolicy(content);
+  const problems = trustPolicyProblems(policy);
+  if (problems.length) throw new DomainError(ErrorCode.INTERNAL, `generated trust policy is invalid: ${problems.join('; ')}`);
+  const mtime = new Date(info.createdAt);
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (chunk: unknown) => {
+    chunks.push(chunk as Buffer);
+  });
+  const finished = new Promise<void>((resolve, reject) => {
+    pack.on('end', resolve);
+    pack.on('error', reject);
+  });
+  const directory = (name: string) => pack.entry({ name, type: 'directory', mode: 0o755, mtime, uid: 0, gid: 0, uname: '', gname: '' });
+  const file = (name: string, body: string) => pack.entry({ name, mode: 0o644, mtime, uid: 0, gid: 0, uname: '', gname: '' }, body);
+  file('trustpolicy.oci.json', `${JSON.stringify(policy, null, 2)}\n`);
+  directory('truststore/');
+  directory('truststore/x509/');
+  const store = (type: 'ca' | 'tsa', entries: CertificateEntry[]) => {
+    if (!entries.length) return;
+    directory(`truststore/x509/${type}/`);
+    directory(`truststore/x509/${type}/${content.name}/`);
+    for (const entry of entries) file(`truststore/x509/${type}/${content.name}/${entry.generation}.pem`, pem(entry.der, 'CERTIFICATE'));
+  };
+  store('ca', content.roots);
+  store('tsa', content.tsaRoots);
+  pack.finalize();
+  await finished;
+  return Buffer.concat(chunks);
+}
+
+function header(kind: string, content: TruststoreContent, info: VersionInfo): string {
+  return `# ${kind} from Signet truststore "${content.name}", version ${info.version} (${info.digest})\n`;
+}
+
+function yamlDocument(value: unknown): string {
+  return dump(value, { lineWidth: -1, noRefs: true, sortKeys: false });
+}
+
+/** No trailing newline after the last block: Ratify's inline value takes nothing after it (NOTARY.md). */
+function rootsValue(content: TruststoreContent): string {
+  return certificatesPem(content.roots).replace(/\n+$/, '');
+}
+
+function ratifyYaml(content: TruststoreContent, info: VersionInfo): string {
+  return (
+    header('Ratify KeyManagementProvider', content, info) +
+    yamlDocument({
+      apiVersion: RATIFY_API_VERSION,
+      kind: 'KeyManagementProvider',
+      metadata: { name: `signet-${content.name}`, labels: { 'app.kubernetes.io/managed-by': 'signet' } },
+      spec: { type: 'inline', parameters: { contentType: 'certificate', value: rootsValue(content) } },
+    })
+  );
+}
+
+/** A `verifyImages` entry for a Kyverno (Cluster)Policy rule: one attestor entry per root, any of which may verify (rollover). */
+function kyvernoYaml(content: TruststoreContent, info: VersionInfo): string {
+  const scopes = content.trustPolicy.registryScopes;
+  const imageReferences = scopes.includes('*') ? ['*'] : scopes.flatMap((scope) => [`${scope}:*`, `${scope}@*`]);
+  return (
+    header('Kyverno verifyImages entry (merge into a ClusterPolicy rule)', content, info) +
+    yamlDocument({
+      verifyImages: [
+        {
+          type: 'Notary',
+          imageReferences,
+          attestors: [{ count: 1, entries: content.roots.map((root) => ({ certificates: { cert: pem(root.der, 'CERTIFICATE').replace(/\n+$/, '') } })) }],
+        },
+      ],
+    })
+  );
+}
+
+function trustManagerYaml(content: TruststoreContent, info: VersionInfo): string {
+  const sourceName = `signet-${content.name}-roots`;
+  const source = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: sourceName, namespace: TRUST_MANAGER_NAMESPACE, labels: { 'app.kubernetes.io/managed-by': 'signet' } },
+    data: { 'roots.pem': certificatesPem(content.roots) },
+  };
+  const bundle = {
+    apiVersion: TRUST_MANAGER_API_VERSION,
+    kind: 'Bundle',
+    metadata: { name: `signet-${content.name}`, labels: { 'app.kubernetes.io/managed-by': 'signet' } },
+    spec: {
+      sources: [{ configMap: { name: sourceName, key: 'roots.pem' } }],
+      target: { configMap: { key: `signet-${content.name}.pem` } },
+    },
+  };
+  return `${header('cert-manager trust-manager Bundle and its source ConfigMap', content, info)}${yamlDocument(source)}---\n${yamlDocument(bundle)}`;
+}
