@@ -61,12 +61,20 @@ export interface CaView {
 export interface CaEventSink {
   caCreated?(ca: CaEntity, generation: CaGenerationEntity, manager: EntityManager): Promise<void>;
   certificateIssued?(certificate: CertificateEntity, manager: EntityManager): Promise<void>;
+  /**
+   * A renewal (rollover) stored a new key generation of an existing CA with its certificate, still
+   * `pending`: for a root, truststores add it now, before it or anything under it issues.
+   */
+  caGenerationCreated?(ca: CaEntity, generation: CaGenerationEntity, manager: EntityManager): Promise<void>;
+  /** A renewed generation became the one that issues; the previous one is `retired` (still serving CRL/OCSP). */
+  caGenerationActivated?(ca: CaEntity, generation: CaGenerationEntity, previous: CaGenerationEntity | null, manager: EntityManager): Promise<void>;
 }
 
 const CA_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** key_uri of a generation whose key is not in our HSM (an offline root). */
 export const EXTERNAL_KEY_URI = 'external:';
-const DEFAULT_VALIDITY_DAYS: Record<CaKind, number> = { root: 3650, issuing: 1825, 'tsa-root': 3650, tsa: 1825 };
+// A TSA signing certificate is a leaf: 460 days at most (NOTARY.md), like code-signing leaves.
+const DEFAULT_VALIDITY_DAYS: Record<CaKind, number> = { root: 3650, issuing: 1825, 'tsa-root': 3650, tsa: 460 };
 const PROFILE_OF: Record<CaKind, CertificateProfile> = { root: 'root-ca', issuing: 'issuing-ca', 'tsa-root': 'tsa-root', tsa: 'timestamping' };
 
 /**
@@ -314,6 +322,14 @@ export class CaService {
 
   async notifyCertificateIssued(certificate: CertificateEntity, manager: EntityManager): Promise<void> {
     for (const sink of this.sinks) await sink.certificateIssued?.(certificate, manager);
+  }
+
+  async notifyGenerationCreated(ca: CaEntity, generation: CaGenerationEntity, manager: EntityManager): Promise<void> {
+    for (const sink of this.sinks) await sink.caGenerationCreated?.(ca, generation, manager);
+  }
+
+  async notifyGenerationActivated(ca: CaEntity, generation: CaGenerationEntity, previous: CaGenerationEntity | null, manager: EntityManager): Promise<void> {
+    for (const sink of this.sinks) await sink.caGenerationActivated?.(ca, generation, previous, manager);
   }
 
   async list(): Promise<CaView[]> {
