@@ -5,7 +5,7 @@ import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
 import { CaEntity } from '../ca/ca.entity';
 import { CaService } from '../ca/ca.service';
-import { issueCodeSigningCertificate, MAX_LEAF_VALIDITY_DAYS } from '../ca/certificate-issuer';
+import { IssuedCertificate, issueCodeSigningCertificate, MAX_LEAF_VALIDITY_DAYS } from '../ca/certificate-issuer';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { createCertificationRequest } from '../ca/certification-request';
 import { validateCertificateChain } from '../ca/certificate-chain-validator';
@@ -39,6 +39,7 @@ export interface KeyVersionView {
   createdAt: string;
   activatedAt: string | null;
   retiredAt: string | null;
+  destroyedAt: string | null;
   revokedAt: string | null;
 }
 
@@ -142,7 +143,7 @@ export class KeysService {
     const hsmKey = await this.keyStore.createKey({ spec: key.keySpec, label: `${key.name}-v${versionNumber}`, role: 'signing' });
     try {
       const now = options.now ?? new Date();
-      let certificate: Awaited<ReturnType<typeof issueCodeSigningCertificate>> | undefined;
+      let certificate: IssuedCertificate | undefined;
       let csr: Buffer | null = null;
       let chain: Buffer[] = [];
       let issuerGenerationId: string | null = null;
@@ -150,15 +151,7 @@ export class KeysService {
         const signer = await this.keyStore.getSigner(hsmKey.uri);
         csr = (await createCertificationRequest({ signer, subject: key.subject, profile: 'code-signing' })).der;
       } else {
-        const generation = await this.cas.activeGeneration(key.issuerCaId!);
-        const issuer = await this.cas.issuerFor(generation);
-        // Never outlive the issuer: an expiring CA breaks every untimestamped signature below it.
-        const remainingDays = Math.floor((issuer.notAfter.getTime() - now.getTime()) / DAY_MS);
-        const validityDays = Math.min(key.certificateValidityDays, remainingDays);
-        if (validityDays < 1) throw new DomainError(ErrorCode.CONFLICT, `the issuing CA generation ${generation.name} expires too soon to issue`, { issuerGeneration: generation.name });
-        certificate = await issueCodeSigningCertificate({ issuer, subject: key.subject, publicKeySpki: hsmKey.publicKeySpki, validityDays, now });
-        chain = [issuer.certificate, ...generation.chain];
-        issuerGenerationId = generation.id;
+        ({ certificate, chain, issuerGenerationId } = await this.issueVersionCertificate(key, hsmKey.publicKeySpki, now));
       }
       const state: KeyVersionState = options.state ?? (key.external ? 'pending' : 'active');
       const work = async (manager: EntityManager) => {
@@ -183,10 +176,7 @@ export class KeysService {
             revokedAt: null,
           }),
         );
-        if (certificate) {
-          const row = await this.cas.recordCertificate(manager, certificate, { issuerGenerationId, keyVersionId: version.id });
-          await this.cas.notifyCertificateIssued(row, manager);
-        }
+        if (certificate) await this.recordVersionCertificate(manager, certificate, { issuerGenerationId, keyVersionId: version.id });
         await this.audit.record({
           type: options.isNewKey ? 'key.created' : 'key.version.created',
           actor: options.actor,
@@ -217,6 +207,38 @@ export class KeysService {
       await this.keyStore.destroyKey(hsmKey.uri).catch((e) => this.logger.error(`could not destroy orphan key ${hsmKey.uri}: ${(e as Error).message}`));
       throw error;
     }
+  }
+
+  /**
+   * The code-signing certificate for a version's public key from the key's issuing CA's active
+   * generation, never outliving that generation. Pure issuance: nothing is stored (a caller that
+   * crashes before storing it simply issues again).
+   */
+  async issueVersionCertificate(
+    key: SigningKeyEntity,
+    publicKeySpki: Buffer,
+    now: Date,
+  ): Promise<{ certificate: IssuedCertificate; chain: Buffer[]; issuerGenerationId: string; issuerGenerationName: string }> {
+    if (!key.issuerCaId) throw new DomainError(ErrorCode.CONFLICT, `key '${key.name}' has no issuing CA in Signet (external-CA mode)`);
+    const generation = await this.cas.activeGeneration(key.issuerCaId);
+    const issuer = await this.cas.issuerFor(generation);
+    // Never outlive the issuer: an expiring CA breaks every untimestamped signature below it.
+    const remainingDays = Math.floor((issuer.notAfter.getTime() - now.getTime()) / DAY_MS);
+    const validityDays = Math.min(key.certificateValidityDays, remainingDays);
+    if (validityDays < 1) throw new DomainError(ErrorCode.CONFLICT, `the issuing CA generation ${generation.name} expires too soon to issue`, { issuerGeneration: generation.name });
+    const certificate = await issueCodeSigningCertificate({ issuer, subject: key.subject, publicKeySpki, validityDays, now });
+    return { certificate, chain: [issuer.certificate, ...generation.chain], issuerGenerationId: generation.id, issuerGenerationName: generation.name };
+  }
+
+  /** Stores a version's certificate row (the source of CRL and OCSP answers) and tells the CA's observers. */
+  async recordVersionCertificate(
+    manager: EntityManager,
+    certificate: IssuedCertificate,
+    links: { issuerGenerationId: string | null; keyVersionId: string },
+  ): Promise<CertificateEntity> {
+    const row = await this.cas.recordCertificate(manager, certificate, links);
+    await this.cas.notifyCertificateIssued(row, manager);
+    return row;
   }
 
   private async resolveIssuer(name: string | undefined, operation: string): Promise<CaEntity> {
@@ -305,6 +327,7 @@ export class KeysService {
         createdAt: v.createdAt.toISOString(),
         activatedAt: v.activatedAt?.toISOString() ?? null,
         retiredAt: v.retiredAt?.toISOString() ?? null,
+        destroyedAt: v.destroyedAt?.toISOString() ?? null,
         revokedAt: v.revokedAt?.toISOString() ?? null,
       })),
     };
