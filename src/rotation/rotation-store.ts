@@ -1,0 +1,42 @@
+import { EntityManager } from 'typeorm';
+import type { RotationPlan, RotationState, StepRecord } from './rotation-steps';
+
+/** Advisory-lock names: one per key, one for all CA rollovers (rare, and they touch whole hierarchies). */
+export function rotationLockName(rotation: { kind: string; keyId?: string | null; key_id?: string | null }): string {
+  return rotation.kind === 'key' ? `signet-rotation:key:${rotation.keyId ?? rotation.key_id}` : 'signet-rotation:ca';
+}
+
+/**
+ * Takes a transaction-scoped advisory lock (never a session lock through a pooled connection):
+ * held until this transaction ends, released by PostgreSQL when the process dies. With `wait`
+ * false, answers false at once when another transaction holds it.
+ */
+export async function tryRotationLock(manager: EntityManager, name: string, wait = false): Promise<boolean> {
+  if (wait) {
+    await manager.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [name]);
+    return true;
+  }
+  const [{ locked }] = await manager.query('SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked', [name]);
+  return locked === true;
+}
+
+/** Writes a rotation's progress (jsonb columns as JSON) in the caller's transaction. */
+export async function writeRotation(
+  manager: EntityManager,
+  id: string,
+  fields: { state?: RotationState; steps?: StepRecord[]; plan?: RotationPlan; nextRunAt?: Date; completedAt?: Date | null; alert?: string | null },
+): Promise<void> {
+  const params: unknown[] = [id];
+  const sets: string[] = ['updated_at = now()'];
+  const set = (column: string, value: unknown, cast = '') => {
+    params.push(value);
+    sets.push(`${column} = $${params.length}${cast}`);
+  };
+  if (fields.state !== undefined) set('state', fields.state);
+  if (fields.steps !== undefined) set('steps', JSON.stringify(fields.steps), '::jsonb');
+  if (fields.plan !== undefined) set('plan', JSON.stringify(fields.plan), '::jsonb');
+  if (fields.nextRunAt !== undefined) set('next_run_at', fields.nextRunAt);
+  if (fields.completedAt !== undefined) set('completed_at', fields.completedAt);
+  if (fields.alert !== undefined) set('alert', fields.alert);
+  await manager.query(`UPDATE rotations SET ${sets.join(', ')} WHERE id = $1`, params);
+}

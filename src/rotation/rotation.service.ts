@@ -1,0 +1,475 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { DataSource, EntityManager } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
+import type { AuditActor } from '../audit/audit.types';
+import { CaEntity } from '../ca/ca.entity';
+import { CaGenerationEntity } from '../ca/ca-generation.entity';
+import { EXTERNAL_KEY_URI } from '../ca/ca.service';
+import { DomainError, ErrorCode } from '../common/errors';
+import { SIGNET_CONFIG, SignetConfig } from '../config/config';
+import { SigningKeyEntity } from '../keys/signing-key.entity';
+import { RotationEntity } from './rotation.entity';
+import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
+import { rotationLockName, tryRotationLock, writeRotation } from './rotation-store';
+import { dueOccurrence } from './rotation-schedule';
+import {
+  CaRolloverPlan,
+  currentStep,
+  hsmIdFor,
+  KeyRotationPlan,
+  newSteps,
+  RotationPlan,
+  RotationState,
+  RotationTrigger,
+  stepsFor,
+  StepRecord,
+} from './rotation-steps';
+
+const DAY_MS = 86_400_000;
+
+export interface RotationView {
+  id: string;
+  kind: 'key' | 'ca';
+  /** Key or CA name. */
+  subject: string;
+  trigger: RotationTrigger;
+  state: RotationState;
+  /** The step running or waiting now (null once finished). */
+  step: string | null;
+  dueAt: string | null;
+  startedAt: string;
+  completedAt: string | null;
+  nextRunAt: string | null;
+  alert: string | null;
+  reason: string | null;
+  from: string | null;
+  to: string;
+  steps: StepRecord[];
+}
+
+export interface ListRotationsQuery {
+  key?: string;
+  ca?: string;
+  state?: string;
+  limit?: number;
+}
+
+/**
+ * Which rotations exist and which should: scheduled key rotations whose occurrence has passed,
+ * emergency rotations of keys left without an active version, issuing CAs whose remaining lifetime
+ * would cut leaf lifetimes short, and what operators ask for. Creating a rotation only writes its
+ * row (under the subject's advisory lock, with unique indexes as the last word); RotationRunner
+ * does the work.
+ */
+@Injectable()
+export class RotationService {
+  private readonly logger = new Logger(RotationService.name);
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly audit: AuditService,
+    @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    @Inject(ROTATION_CLOCK) private readonly clock: RotationClock,
+  ) {}
+
+  now(): Date {
+    return this.clock.now();
+  }
+
+  // ------------------------------------------------------------------ key rotations
+
+  /** POST /v1/keys/{name}/rotate: the running rotation of the key, or a new one. */
+  async requestKeyRotation(keyName: string, options: { actor?: AuditActor; reason?: string } = {}): Promise<{ rotation: RotationView; created: boolean }> {
+    const key = typeof keyName === 'string' ? await this.dataSource.getRepository(SigningKeyEntity).findOneBy({ name: keyName }) : null;
+    if (!key) throw new DomainError(ErrorCode.NOT_FOUND, `no key named '${keyName}'`);
+    const now = this.clock.now();
+    const result = await this.dataSource.transaction(async (manager) => {
+      await tryRotationLock(manager, rotationLockName({ kind: 'key', keyId: key.id }), true);
+      return this.startKeyRotation(manager, key, { trigger: 'manual', now, actor: options.actor, reason: options.reason });
+    });
+    if (!result) throw new DomainError(ErrorCode.CONFLICT, `key '${keyName}' could not be rotated now`);
+    return { rotation: toView(result.rotation), created: result.created };
+  }
+
+  /** After the active version's certificate was revoked: a rotation at once (or the running one). */
+  async requestEmergencyRotation(keyId: string, revokedVersion: number): Promise<RotationEntity | undefined> {
+    const key = await this.dataSource.getRepository(SigningKeyEntity).findOneBy({ id: keyId });
+    if (!key) return undefined;
+    const now = this.clock.now();
+    const result = await this.dataSource.transaction(async (manager) => {
+      await tryRotationLock(manager, rotationLockName({ kind: 'key', keyId }), true);
+      const [{ active }] = await manager.query(`SELECT count(*)::int AS active FROM key_versions WHERE key_id = $1 AND state = 'active'`, [keyId]);
+      if (active > 0) return undefined;
+      return this.startKeyRotation(manager, key, { trigger: 'revocation', now, fromVersion: revokedVersion, reason: `the certificate of version ${revokedVersion} was revoked` });
+    });
+    return result?.rotation;
+  }
+
+  /**
+   * Inserts a key rotation unless one is running (returned instead). Call holding the key's lock.
+   * Returns undefined when a unique index refused it (this schedule occurrence was already rotated).
+   */
+  private async startKeyRotation(
+    manager: EntityManager,
+    key: SigningKeyEntity,
+    options: { trigger: RotationTrigger; now: Date; dueAt?: Date; fromVersion?: number; actor?: AuditActor; reason?: string },
+  ): Promise<{ rotation: RotationEntity; created: boolean } | undefined> {
+    const repository = manager.getRepository(RotationEntity);
+    const running = await repository.findOneBy({ kind: 'key', keyId: key.id, state: 'running' });
+    if (running) return { rotation: running, created: false };
+    const [versions] = await manager.query(
+      `SELECT coalesce(max(version), 0)::int AS latest, max(version) FILTER (WHERE state = 'active')::int AS active FROM key_versions WHERE key_id = $1`,
+      [key.id],
+    );
+    const id = randomUUID();
+    const toVersion = versions.latest + 1;
+    const plan: KeyRotationPlan = {
+      kind: 'key',
+      keyName: key.name,
+      fromVersion: versions.active ?? options.fromVersion ?? null,
+      toVersion,
+      hsmId: hsmIdFor(id),
+      label: `${key.name}-v${toVersion}`,
+    };
+    const inserted = await this.insertRotation(manager, {
+      id,
+      kind: 'key',
+      keyId: key.id,
+      caId: null,
+      subject: key.name,
+      trigger: options.trigger,
+      dueAt: options.dueAt ?? null,
+      steps: newSteps(stepsFor('key')),
+      plan,
+      now: options.now,
+      actor: options.actor,
+      reason: options.reason,
+    });
+    if (!inserted) return undefined;
+    this.logger.log(`key ${key.name}: rotation ${id} started (${options.trigger}) → version ${toVersion}`);
+    return { rotation: inserted, created: true };
+  }
+
+  private async insertRotation(
+    manager: EntityManager,
+    row: {
+      id: string;
+      kind: 'key' | 'ca';
+      keyId: string | null;
+      caId: string | null;
+      subject: string;
+      trigger: RotationTrigger;
+      dueAt: Date | null;
+      steps: StepRecord[];
+      plan: RotationPlan;
+      now: Date;
+      actor?: AuditActor;
+      reason?: string;
+    },
+  ): Promise<RotationEntity | undefined> {
+    // ON CONFLICT DO NOTHING: a unique index (one running per key/CA, one per schedule occurrence)
+    // says another replica got there first; that is an answer, not an error.
+    const inserted: Array<{ id: string }> = await manager.query(
+      `INSERT INTO rotations (id, kind, key_id, ca_id, subject, trigger, due_at, state, steps, plan, next_run_at, reason, requested_by, started_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12, $10)
+       ON CONFLICT DO NOTHING RETURNING id`,
+      [row.id, row.kind, row.keyId, row.caId, row.subject, row.trigger, row.dueAt, JSON.stringify(row.steps), JSON.stringify(row.plan), row.now, row.reason ?? null, row.actor ? JSON.stringify(row.actor) : null],
+    );
+    if (inserted.length === 0) return undefined;
+    const rotation = (await manager.getRepository(RotationEntity).findOneBy({ id: row.id }))!;
+    // Recorded before the rotation commits: the log may name a rotation that then failed to commit, never the reverse.
+    await this.audit.record({
+      type: 'rotation.started',
+      actor: row.actor,
+      subject: row.subject,
+      data: { rotationId: row.id, kind: row.kind, trigger: row.trigger, dueAt: row.dueAt?.toISOString() ?? null, at: row.now.toISOString(), reason: row.reason ?? null, plan: row.plan as unknown as Record<string, unknown> },
+    });
+    return rotation;
+  }
+
+  // ------------------------------------------------------------------ CA rollovers
+
+  /** POST /v1/cas/{name}/renew: a new key generation (root: with new subordinate generations and the distribution gate). */
+  async requestCaRenewal(caName: string, options: { actor?: AuditActor; reason?: string; trigger?: RotationTrigger } = {}): Promise<{ rotation: RotationView; created: boolean }> {
+    const ca = typeof caName === 'string' ? await this.dataSource.getRepository(CaEntity).findOneBy({ name: caName }) : null;
+    if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `no CA named '${caName}'`);
+    const now = this.clock.now();
+    const result = await this.dataSource.transaction(async (manager) => {
+      await tryRotationLock(manager, rotationLockName({ kind: 'ca' }), true);
+      return this.startCaRollover(manager, ca, { trigger: options.trigger ?? 'manual', now, actor: options.actor, reason: options.reason });
+    });
+    return { rotation: toView(result.rotation), created: result.created };
+  }
+
+  private async startCaRollover(
+    manager: EntityManager,
+    ca: CaEntity,
+    options: { trigger: RotationTrigger; now: Date; actor?: AuditActor; reason?: string },
+  ): Promise<{ rotation: RotationEntity; created: boolean }> {
+    const operation = 'renewCa';
+    if (ca.kind !== 'root' && ca.kind !== 'issuing') {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: renewing a ${ca.kind} CA is not supported (root and issuing CAs only)`, { field: 'name' });
+    }
+    const repository = manager.getRepository(RotationEntity);
+    const running = await repository.findOneBy({ kind: 'ca', caId: ca.id, state: 'running' });
+    if (running) return { rotation: running, created: false };
+    const generations = manager.getRepository(CaGenerationEntity);
+    const active = await generations.findOneBy({ caId: ca.id, state: 'active' });
+    if (ca.external || !active?.certificate || active.keyUri === EXTERNAL_KEY_URI) {
+      throw new DomainError(ErrorCode.CONFLICT, `${operation}: CA '${ca.name}' has no active generation with a key in this HSM (an offline or external CA is renewed where its key lives)`);
+    }
+    // One rollover per hierarchy at a time: a root rollover re-certifies the issuing CAs below it.
+    const related = [ca.id, ...(ca.parentId ? [ca.parentId] : [])];
+    const children = await manager.getRepository(CaEntity).findBy({ parentId: ca.id, kind: 'issuing', external: false });
+    const busy: Array<{ subject: string }> = await manager.query(
+      `SELECT subject FROM rotations WHERE kind = 'ca' AND state = 'running' AND ca_id = ANY($1::uuid[])`,
+      [[...related, ...children.map((c) => c.id)]],
+    );
+    if (busy.length > 0) throw new DomainError(ErrorCode.CONFLICT, `${operation}: a rollover of ${busy.map((b) => b.subject).join(', ')} is in progress in this hierarchy`);
+
+    const id = randomUUID();
+    const nextGeneration = async (caId: string) => {
+      const [{ latest }] = await manager.query('SELECT coalesce(max(generation), 0)::int AS latest FROM ca_generations WHERE ca_id = $1', [caId]);
+      return (latest as number) + 1;
+    };
+    const generation = await nextGeneration(ca.id);
+    const subordinates = [];
+    if (ca.kind === 'root') {
+      for (const child of children) {
+        const childActive = await generations.findOneBy({ caId: child.id, state: 'active' });
+        if (!childActive?.certificate || childActive.keyUri === EXTERNAL_KEY_URI) continue;
+        const childGeneration = await nextGeneration(child.id);
+        const name = `${child.name}-g${childGeneration}`;
+        subordinates.push({ caId: child.id, caName: child.name, generation: childGeneration, generationName: name, hsmId: hsmIdFor(id, child.id), label: `ca:${name}` });
+      }
+    }
+    const generationName = `${ca.name}-g${generation}`;
+    const plan: CaRolloverPlan = {
+      kind: 'ca',
+      caName: ca.name,
+      caKind: ca.kind,
+      fromGeneration: active.name,
+      generation,
+      generationName,
+      hsmId: hsmIdFor(id),
+      label: `ca:${generationName}`,
+      subordinates,
+    };
+    const rotation = await this.insertRotation(manager, {
+      id,
+      kind: 'ca',
+      keyId: null,
+      caId: ca.id,
+      subject: ca.name,
+      trigger: options.trigger,
+      dueAt: null,
+      steps: newSteps(stepsFor('ca', ca.kind)),
+      plan,
+      now: options.now,
+      actor: options.actor,
+      reason: options.reason,
+    });
+    if (!rotation) throw new DomainError(ErrorCode.CONFLICT, `${operation}: a rollover of '${ca.name}' is already in progress`);
+    this.logger.log(`CA ${ca.name}: rollover ${id} started (${options.trigger}) → ${generationName}${subordinates.length ? ` with ${subordinates.map((s) => s.generationName).join(', ')}` : ''}`);
+    return { rotation, created: true };
+  }
+
+  /** An admin lets a root rollover's new hierarchy issue before every required target acknowledged. */
+  async forceDistributionGate(rotationId: string, reason: unknown, actor?: AuditActor): Promise<RotationView> {
+    const operation = 'forceRotation';
+    if (typeof reason !== 'string' || reason.trim().length < 3 || reason.length > 500) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'reason' is required (3..500 characters) and is audited`, { field: 'reason' });
+    }
+    const now = this.clock.now();
+    const rotation = await this.dataSource.transaction(async (manager) => {
+      await tryRotationLock(manager, rotationLockName({ kind: 'ca' }), true);
+      const rotation = await this.findForUpdate(manager, rotationId);
+      const plan = rotation.plan as CaRolloverPlan;
+      const gate = rotation.steps.find((s) => s.name === 'distribution-gate');
+      if (rotation.kind !== 'ca' || plan.caKind !== 'root' || !gate) {
+        throw new DomainError(ErrorCode.CONFLICT, `${operation}: only a root rollover has a distribution gate to force`);
+      }
+      if (rotation.state !== 'running' || gate.state === 'done') throw new DomainError(ErrorCode.CONFLICT, `${operation}: the distribution gate of rotation ${rotationId} is no longer closed`);
+      plan.forced = { reason: reason.trim(), at: now.toISOString(), actor: actor ? { ...actor } : null };
+      await this.audit.record({
+        type: 'rotation.gate.forced',
+        actor,
+        subject: rotation.subject,
+        data: { rotationId, generation: plan.generationName, reason: reason.trim(), pending: (gate.detail?.pending as string[] | undefined) ?? [], at: now.toISOString() },
+      });
+      await writeRotation(manager, rotationId, { plan, nextRunAt: now });
+      rotation.plan = plan;
+      return rotation;
+    });
+    this.logger.warn(`rotation ${rotationId}: distribution gate forced by ${actor?.tokenName ?? 'an admin'}: ${reason.trim()}`);
+    return toView(rotation);
+  }
+
+  private async findForUpdate(manager: EntityManager, id: string): Promise<RotationEntity> {
+    const rotation = isUuid(id) ? await manager.getRepository(RotationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } }) : null;
+    if (!rotation) throw new DomainError(ErrorCode.NOT_FOUND, `no rotation with id '${id}'`);
+    return rotation;
+  }
+
+  // ------------------------------------------------------------------ the scheduler's question
+
+  /**
+   * What the scheduler tick enqueues at `now`. Candidates are read without locks; each is then
+   * re-checked and inserted under its advisory lock (skipped when another replica holds it).
+   */
+  async enqueueDue(now: Date): Promise<RotationEntity[]> {
+    const started: RotationEntity[] = [];
+    const keys: Array<{ id: string; name: string; external: boolean; rotation: SigningKeyEntity['rotation']; activated_at: Date | null; has_active: boolean; has_pending: boolean; rotating: boolean }> =
+      await this.dataSource.query(`
+        SELECT k.id, k.name, k.external, k.rotation,
+               a.activated_at, (a.id IS NOT NULL) AS has_active,
+               EXISTS (SELECT 1 FROM key_versions p WHERE p.key_id = k.id AND p.state IN ('pending', 'published')) AS has_pending,
+               EXISTS (SELECT 1 FROM rotations r WHERE r.key_id = k.id AND r.kind = 'key' AND r.state = 'running') AS rotating
+          FROM signing_keys k
+          LEFT JOIN key_versions a ON a.key_id = k.id AND a.state = 'active'
+         ORDER BY k.name`);
+    for (const key of keys) {
+      if (key.rotating) continue;
+      if (!key.has_active) {
+        // External CA: a first version waits for its chain; that is not a missing version.
+        if (key.external && key.has_pending) continue;
+      } else if (!dueOccurrence(key.rotation.schedule, key.activated_at ?? new Date(0), now)) {
+        continue;
+      }
+      try {
+        const result = await this.dataSource.transaction(async (manager) => {
+          if (!(await tryRotationLock(manager, rotationLockName({ kind: 'key', keyId: key.id })))) return undefined;
+          // Re-read under the lock: another replica may have rotated it since the query above.
+          const entity = await manager.getRepository(SigningKeyEntity).findOneBy({ id: key.id });
+          if (!entity) return undefined;
+          const [state] = await manager.query(
+            `SELECT (SELECT activated_at FROM key_versions WHERE key_id = $1 AND state = 'active') AS activated_at,
+                    EXISTS (SELECT 1 FROM key_versions WHERE key_id = $1 AND state = 'active') AS has_active`,
+            [key.id],
+          );
+          if (state.has_active) {
+            const dueAt = dueOccurrence(entity.rotation.schedule, state.activated_at ?? new Date(0), now);
+            if (!dueAt) return undefined;
+            return this.startKeyRotation(manager, entity, { trigger: 'schedule', now, dueAt });
+          }
+          return this.startKeyRotation(manager, entity, { trigger: 'no-active-version', now, reason: 'the key has no active version' });
+        });
+        if (result?.created) started.push(result.rotation);
+      } catch (error) {
+        this.logger.error(`could not enqueue the rotation of key ${key.name}: ${(error as Error).message}`);
+      }
+    }
+    for (const ca of await this.issuingCasDueForRenewal(now)) {
+      try {
+        const result = await this.dataSource.transaction(async (manager) => {
+          if (!(await tryRotationLock(manager, rotationLockName({ kind: 'ca' })))) return undefined;
+          const due = (await this.issuingCasDueForRenewal(now, manager)).find((c) => c.id === ca.id);
+          if (!due) return undefined;
+          const entity = (await manager.getRepository(CaEntity).findOneBy({ id: ca.id }))!;
+          return this.startCaRollover(manager, entity, { trigger: 'ca-lifetime', now, reason: due.reason });
+        });
+        if (result?.created) started.push(result.rotation);
+      } catch (error) {
+        this.logger.error(`could not enqueue the renewal of CA ${ca.name}: ${(error as Error).message}`);
+      }
+    }
+    return started;
+  }
+
+  /**
+   * Issuing CAs whose active generation's remaining lifetime is within the margin of the longest
+   * leaf validity of their keys (leaves would be cut short), and whose parent can certify a new
+   * generation that would not be due at once (caLifetimes marks the others `blocked`: that is an
+   * alert, the root needs a rollover first).
+   */
+  async issuingCasDueForRenewal(now: Date, manager: EntityManager = this.dataSource.manager): Promise<Array<{ id: string; name: string; reason: string }>> {
+    return (await this.caLifetimes(now, manager)).filter((ca) => ca.due && !ca.blocked && !ca.renewing);
+  }
+
+  async caLifetimes(
+    now: Date,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<Array<{ id: string; name: string; generation: string; notAfter: Date; thresholdDays: number; due: boolean; blocked: boolean; renewing: boolean; reason: string }>> {
+    const rows: Array<{ id: string; name: string; generation: string; not_after: Date; max_leaf_days: number | null; parent_not_after: Date | null; busy: boolean }> = await manager.query(
+      `SELECT c.id, c.name, g.name AS generation, g.not_after,
+              (SELECT max(k.certificate_validity_days) FROM signing_keys k WHERE k.issuer_ca_id = c.id) AS max_leaf_days,
+              pg.not_after AS parent_not_after,
+              EXISTS (SELECT 1 FROM rotations r WHERE r.kind = 'ca' AND r.state = 'running' AND r.ca_id IN (c.id, c.parent_id)) AS busy
+         FROM cas c
+         JOIN ca_generations g ON g.ca_id = c.id AND g.state = 'active' AND g.certificate IS NOT NULL AND g.key_uri <> $1
+         LEFT JOIN ca_generations pg ON pg.ca_id = c.parent_id AND pg.state = 'active'
+        WHERE c.kind = 'issuing' AND NOT c.external
+        ORDER BY c.name`,
+      [EXTERNAL_KEY_URI],
+    );
+    return rows
+      .filter((row) => row.max_leaf_days !== null)
+      .map((row) => {
+        const thresholdDays = row.max_leaf_days! + this.config.rotation.caRenewalMarginDays;
+        const remainingDays = (row.not_after.getTime() - now.getTime()) / DAY_MS;
+        const parentRemainingDays = row.parent_not_after ? (row.parent_not_after.getTime() - now.getTime()) / DAY_MS : 0;
+        const due = remainingDays < thresholdDays;
+        return {
+          id: row.id,
+          name: row.name,
+          generation: row.generation,
+          notAfter: row.not_after,
+          thresholdDays,
+          due,
+          // Renewing would not help: the parent cannot certify a generation that lasts past the threshold.
+          blocked: due && parentRemainingDays < thresholdDays + 1,
+          renewing: row.busy,
+          reason: `${row.generation} has ${Math.floor(remainingDays)} day(s) left, less than the longest leaf validity (${row.max_leaf_days}) + ${this.config.rotation.caRenewalMarginDays} days margin`,
+        };
+      });
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  async list(query: ListRotationsQuery = {}): Promise<RotationView[]> {
+    const limit = query.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new DomainError(ErrorCode.VALIDATION_ERROR, "'limit' must be 1..1000", { field: 'limit' });
+    const states: RotationState[] = ['running', 'activated', 'completed', 'failed'];
+    if (query.state !== undefined && !states.includes(query.state as RotationState)) {
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `'state' must be one of ${states.join(', ')}`, { field: 'state' });
+    }
+    const builder = this.dataSource.getRepository(RotationEntity).createQueryBuilder('r').orderBy('r.started_at', 'DESC').addOrderBy('r.created_at', 'DESC').take(limit);
+    if (query.key !== undefined) builder.andWhere(`r.kind = 'key' AND r.subject = :key`, { key: query.key });
+    if (query.ca !== undefined) builder.andWhere(`r.kind = 'ca' AND r.subject = :ca`, { ca: query.ca });
+    if (query.state !== undefined) builder.andWhere('r.state = :state', { state: query.state });
+    return (await builder.getMany()).map(toView);
+  }
+
+  async get(id: string): Promise<RotationView> {
+    const rotation = isUuid(id) ? await this.dataSource.getRepository(RotationEntity).findOneBy({ id }) : null;
+    if (!rotation) throw new DomainError(ErrorCode.NOT_FOUND, `no rotation with id '${id}'`);
+    return toView(rotation);
+  }
+}
+
+function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}
+
+export function toView(rotation: RotationEntity): RotationView {
+  const plan = rotation.plan;
+  const step = currentStep(rotation.steps);
+  return {
+    id: rotation.id,
+    kind: rotation.kind,
+    subject: rotation.subject,
+    trigger: rotation.trigger,
+    state: rotation.state,
+    step: rotation.state === 'completed' || rotation.state === 'failed' ? null : (step?.name ?? null),
+    dueAt: rotation.dueAt?.toISOString() ?? null,
+    startedAt: rotation.startedAt.toISOString(),
+    completedAt: rotation.completedAt?.toISOString() ?? null,
+    nextRunAt: rotation.state === 'completed' || rotation.state === 'failed' ? null : rotation.nextRunAt.toISOString(),
+    alert: rotation.alert,
+    reason: rotation.reason,
+    from: plan.kind === 'key' ? (plan.fromVersion === null ? null : `v${plan.fromVersion}`) : plan.fromGeneration,
+    to: plan.kind === 'key' ? `v${plan.toVersion}` : plan.generationName,
+    steps: rotation.steps,
+  };
+}
