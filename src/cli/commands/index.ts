@@ -3,6 +3,7 @@ import { auditVerifyCommand } from './audit-verify.command';
 import { initCommand } from './init.command';
 import { keyCreateCommand } from './key-create.command';
 import { revokeCommand } from './revoke.command';
+import './rotation-status.lines';
 import { statusCommand } from './status.command';
 import { tokenCreateCommand } from './token-create.command';
 
