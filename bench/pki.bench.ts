@@ -21,7 +21,6 @@ import { AuditService } from '../src/audit/audit.service';
 import { CaService } from '../src/ca/ca.service';
 import { issueCodeSigningCertificate } from '../src/ca/certificate-issuer';
 import { DEV_ISSUING_CA } from '../src/ca/dev-hierarchy.bootstrap';
-import { generateSerialNumber } from '../src/ca/serial-number';
 import { loadConfig } from '../src/config/config';
 import { KEY_STORE, KeyStore } from '../src/hsm/key-store';
 import { CrlService } from '../src/revocation/crl.service';
