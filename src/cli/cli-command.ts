@@ -24,6 +24,11 @@ export interface CliCommand {
   summary: string;
   usage: string;
   options?: ParseArgsConfig['options'];
+  /**
+   * Runs before the database and HSM are opened (e.g. `restore` puts the token in place first);
+   * may adjust the configuration for this run.
+   */
+  prepare?(config: SignetConfig, args: CliArgs): Promise<void>;
   run(context: CliContext, args: CliArgs): Promise<void>;
 }
 

@@ -65,6 +65,7 @@ export async function runCli(argv: string[]): Promise<number> {
   const logger = createLogger(process.env.SIGNET_LOG_LEVEL ?? 'warn', (await import('pino')).default.destination(2));
   let platform: Platform | undefined;
   try {
+    await command.prepare?.(config, args as never);
     platform = await startPlatform(config, logger, { attach: true });
     const app = await NestFactory.createApplicationContext(AppModule.forRoot({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm, role: 'cli' }), {
       logger: new PinoNestLogger(logger),

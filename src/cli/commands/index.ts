@@ -1,5 +1,7 @@
 import { CliCommand } from '../cli-command';
 import { auditVerifyCommand } from './audit-verify.command';
+import { backupCommand, restoreCommand } from './backup.command';
+import './distribution-status.lines';
 import { initCommand } from './init.command';
 import { keyCreateCommand } from './key-create.command';
 import { revokeCommand } from './revoke.command';
@@ -8,4 +10,4 @@ import { statusCommand } from './status.command';
 import { tokenCreateCommand } from './token-create.command';
 
 /** Every `signet` command. Feature modules add theirs here. */
-export const COMMANDS: CliCommand[] = [statusCommand, initCommand, tokenCreateCommand, keyCreateCommand, revokeCommand, auditVerifyCommand];
+export const COMMANDS: CliCommand[] = [statusCommand, initCommand, tokenCreateCommand, keyCreateCommand, revokeCommand, auditVerifyCommand, backupCommand, restoreCommand];

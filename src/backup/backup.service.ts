@@ -1,0 +1,183 @@
+import { Injectable, Logger } from '@nestjs/common';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { DataSource, EntityManager } from 'typeorm';
+import { ensurePartitionsOnPool, partitionsCovering } from '../audit/audit-partitions';
+import { pgPool } from '../audit/audit-pg';
+
+export const BACKUP_FORMAT = 'signet-backup/1';
+const PAGE = 2000;
+
+export interface BackupManifest {
+  format: typeof BACKUP_FORMAT;
+  createdAt: string;
+  /** Migrations applied to the source; a restore target must have exactly these. */
+  migrations: string[];
+  /** Restore order (parents before children), with row counts. */
+  tables: Array<{ name: string; rows: number }>;
+  sequences: Record<string, { lastValue: string; isCalled: boolean }>;
+  /** 'softhsm': the token directory is in softhsm/; 'external': keys stay in the vendor HSM. */
+  hsm: 'softhsm' | 'external';
+}
+
+/**
+ * Logical backup of Signet's database (every table as NDJSON, read in one REPEATABLE READ
+ * snapshot, plus sequence values) and, for a SoftHSM2 development/test token, the token
+ * directory with its PIN files. A network HSM keeps its keys: back it up with the vendor's tools
+ * (key cloning / HA partner); Signet's rows refer to keys by PKCS#11 URI, which stay valid.
+ *
+ * No pg_dump is needed (the embedded server ships none, and a client must match the server's
+ * major version): PostgreSQL itself serialises rows with row_to_json and reads them back with
+ * json_populate_recordset.
+ */
+@Injectable()
+export class BackupService {
+  private readonly logger = new Logger(BackupService.name);
+
+  constructor(private readonly dataSource: DataSource) {}
+
+  async backup(outDir: string, options: { softhsmDir?: string } = {}): Promise<BackupManifest> {
+    if (fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0) throw new Error(`backup directory ${outDir} is not empty`);
+    fs.mkdirSync(path.join(outDir, 'db'), { recursive: true, mode: 0o700 });
+    fs.chmodSync(outDir, 0o700);
+    const manifest = await this.dataSource.transaction('REPEATABLE READ', async (manager) => {
+      await manager.query('SET TRANSACTION READ ONLY');
+      const tables = await restoreOrder(manager);
+      const out: BackupManifest['tables'] = [];
+      for (const table of tables) {
+        const file = fs.openSync(path.join(outDir, 'db', `${table}.ndjson`), 'w', 0o600);
+        let rows = 0;
+        try {
+          for (let offset = 0; ; offset += PAGE) {
+            // (tableoid, ctid) is unique and stable inside one snapshot, partitions included.
+            const page: Array<{ row: unknown }> = await manager.query(`SELECT row_to_json(t) AS row FROM ${quote(table)} t ORDER BY t.tableoid, t.ctid LIMIT ${PAGE} OFFSET ${offset}`);
+            for (const { row } of page) fs.writeSync(file, `${JSON.stringify(row)}\n`);
+            rows += page.length;
+            if (page.length < PAGE) break;
+          }
+        } finally {
+          fs.closeSync(file);
+        }
+        out.push({ name: table, rows });
+      }
+      const sequences: BackupManifest['sequences'] = {};
+      for (const { name } of await manager.query(`SELECT sequencename AS name FROM pg_sequences WHERE schemaname = 'public'`)) {
+        const [{ last_value, is_called }] = await manager.query(`SELECT last_value::text, is_called FROM ${quote(name)}`);
+        sequences[name] = { lastValue: last_value, isCalled: is_called };
+      }
+      const migrations = (await manager.query('SELECT name FROM typeorm_migrations ORDER BY id')).map((m: { name: string }) => m.name);
+      return { format: BACKUP_FORMAT, createdAt: new Date().toISOString(), migrations, tables: out, sequences, hsm: options.softhsmDir ? 'softhsm' : 'external' } satisfies BackupManifest;
+    });
+    if (options.softhsmDir) {
+      // After the snapshot: a key created in between is an orphan in the copy (HSM reconciliation
+      // reports it), never a row without its key.
+      fs.cpSync(options.softhsmDir, path.join(outDir, 'softhsm'), { recursive: true, filter: (src) => !src.endsWith('softhsm2.conf') });
+    }
+    fs.writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600 });
+    this.logger.log(`backup written to ${outDir}: ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows in ${manifest.tables.length} tables`);
+    return manifest;
+  }
+
+  /**
+   * Loads a backup into this (freshly migrated, otherwise empty) database in one transaction with
+   * triggers off (the audit log's append-only triggers, FK checks: rows arrive parents first).
+   */
+  async restore(fromDir: string): Promise<BackupManifest> {
+    const manifest = readManifest(fromDir);
+    const migrations: string[] = (await this.dataSource.query('SELECT name FROM typeorm_migrations ORDER BY id')).map((m: { name: string }) => m.name);
+    if (JSON.stringify(migrations) !== JSON.stringify(manifest.migrations)) {
+      throw new Error(`the backup was taken at migrations [${manifest.migrations.join(', ')}] but this database is at [${migrations.join(', ')}]; restore with the same Signet version`);
+    }
+    const populated: Array<{ name: string }> = await this.dataSource.query(`SELECT 'signing_keys' AS name WHERE EXISTS (SELECT 1 FROM signing_keys) UNION ALL SELECT 'cas' WHERE EXISTS (SELECT 1 FROM cas)`);
+    if (populated.length > 0) throw new Error('the target database already holds CAs or keys; restore into a fresh data dir or database');
+
+    const auditTimes = await timeRange(path.join(fromDir, 'db', 'audit_events.ndjson'));
+    if (auditTimes) await ensurePartitionsOnPool(pgPool(this.dataSource), partitionsCovering(auditTimes.min, auditTimes.max));
+
+    await this.dataSource.transaction(async (manager) => {
+      await manager.query('SET LOCAL session_replication_role = replica');
+      for (const { name } of [...manifest.tables].reverse()) await manager.query(`DELETE FROM ${quote(name)}`);
+      for (const { name, rows } of manifest.tables) {
+        let loaded = 0;
+        let batch: string[] = [];
+        const flush = async () => {
+          if (batch.length === 0) return;
+          await manager.query(`INSERT INTO ${quote(name)} SELECT * FROM json_populate_recordset(NULL::${quote(name)}, $1::json)`, [`[${batch.join(',')}]`]);
+          loaded += batch.length;
+          batch = [];
+        };
+        const lines = readline.createInterface({ input: fs.createReadStream(path.join(fromDir, 'db', `${name}.ndjson`)), crlfDelay: Infinity });
+        for await (const line of lines) {
+          if (line.trim() === '') continue;
+          batch.push(line);
+          if (batch.length >= PAGE) await flush();
+        }
+        await flush();
+        if (loaded !== rows) throw new Error(`table ${name}: the backup lists ${rows} rows but ${loaded} were read`);
+      }
+      for (const [name, { lastValue, isCalled }] of Object.entries(manifest.sequences)) {
+        await manager.query('SELECT setval($1::regclass, $2::bigint, $3)', [quote(name), lastValue, isCalled]);
+      }
+    });
+    this.logger.log(`restored ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows from ${fromDir}`);
+    return manifest;
+  }
+}
+
+export function readManifest(dir: string): BackupManifest {
+  let manifest: BackupManifest;
+  try {
+    manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  } catch (error) {
+    throw new Error(`${dir} is not a Signet backup (manifest.json: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  if (manifest.format !== BACKUP_FORMAT) throw new Error(`${dir}: unknown backup format ${String(manifest.format)}`);
+  return manifest;
+}
+
+/** Ordinary and partitioned tables of the public schema (not partitions), parents before children. */
+async function restoreOrder(manager: EntityManager): Promise<string[]> {
+  const tables: string[] = (
+    await manager.query(
+      `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> 'typeorm_migrations'
+        ORDER BY c.relname`,
+    )
+  ).map((row: { name: string }) => row.name);
+  const edges: Array<{ child: string; parent: string }> = await manager.query(
+    `SELECT c.relname AS child, p.relname AS parent FROM pg_constraint k
+       JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE k.contype = 'f' AND n.nspname = 'public' AND c.relname <> p.relname`,
+  );
+  const ordered: string[] = [];
+  const visiting = new Set<string>();
+  const visit = (table: string) => {
+    if (ordered.includes(table) || visiting.has(table)) return;
+    visiting.add(table);
+    for (const { parent } of edges.filter((e) => e.child === table)) visit(parent);
+    visiting.delete(table);
+    ordered.push(table);
+  };
+  tables.forEach(visit);
+  return ordered;
+}
+
+async function timeRange(file: string): Promise<{ min: number; max: number } | undefined> {
+  if (!fs.existsSync(file)) return undefined;
+  let min = Infinity;
+  let max = -Infinity;
+  const lines = readline.createInterface({ input: fs.createReadStream(file), crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    const time = Date.parse((JSON.parse(line) as { time: string }).time);
+    if (time < min) min = time;
+    if (time > max) max = time;
+  }
+  return Number.isFinite(min) ? { min, max } : undefined;
+}
+
+function quote(identifier: string): string {
+  return `"${identifier.replace(/"/g, '""')}"`;
+}
