@@ -3,6 +3,7 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { AuditModule } from './audit/audit.module';
 import { hsmCheckpointSignerProvider } from './audit/hsm-checkpoint-signer';
 import { AuthModule } from './auth/auth.module';
+import { BackupModule } from './backup/backup.module';
 import { CaModule } from './ca/ca.module';
 import { SIGNET_CONFIG, SignetConfig } from './config/config';
 import { DatabaseModule } from './database/database.module';
@@ -44,6 +45,7 @@ export class AppModule {
         AuthModule,
         HsmModule.forRoot(runtime.hsm),
         CaModule,
+        BackupModule,
         KeysModule,
         RevocationModule,
         RotationModule.forRoot(runtime.config),
