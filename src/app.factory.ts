@@ -9,6 +9,7 @@ import type { Logger as PinoLogger } from 'pino';
 import { AppModule, RuntimeContext } from './app.module';
 import { HttpExceptionFilter } from './observability/http-exception.filter';
 import { PinoNestLogger } from './observability/logger';
+import { recordRoutes } from './observability/route-registry';
 import { registerSecurityHeaders } from './observability/security-headers';
 import { MetricsService } from './observability/metrics.service';
 
@@ -39,6 +40,7 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
   });
 
   const fastify = app.getHttpAdapter().getInstance();
+  recordRoutes(fastify);
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));
 

@@ -1,0 +1,214 @@
+import type { FastifyInstance } from 'fastify';
+import { DataSource } from 'typeorm';
+import { TokenService } from '../../src/auth/token.service';
+import { KeysService } from '../../src/keys/keys.service';
+import { registeredRoutes } from '../../src/observability/route-registry';
+import { startTestApp, TestApp } from '../support/test-app';
+
+/**
+ * API.md's role table, checked against every route the running application registers. A route
+ * that the table below does not cover fails the test, so a new endpoint cannot slip in without a
+ * decision about who may call it.
+ */
+type Caller = 'admin' | 'signer' | 'security-officer' | 'auditor';
+const EVERYONE: Caller[] = ['admin', 'signer', 'security-officer', 'auditor'];
+const READERS: Caller[] = ['admin', 'security-officer', 'auditor'];
+const SECURITY: Caller[] = ['admin', 'security-officer'];
+const ADMIN: Caller[] = ['admin'];
+
+interface Rule {
+  method: string;
+  /** Fastify route template as registered. */
+  url: string;
+  /** 'public' = anyone, no token needed. */
+  allowed: Caller[] | 'public';
+  /** Signers pass only for granted keys; others get the same 404 as a missing key. */
+  keyScoped?: boolean;
+}
+
+const TABLE: Rule[] = [
+  // Service and public endpoints (API.md: everyone, anonymous included).
+  { method: 'GET', url: '/healthz', allowed: 'public' },
+  { method: 'GET', url: '/readyz', allowed: 'public' },
+  { method: 'GET', url: '/pki/:file', allowed: 'public' },
+  { method: 'POST', url: '/ocsp/:ca', allowed: 'public' },
+  { method: 'GET', url: '/ocsp/:ca/*', allowed: 'public' },
+  { method: 'POST', url: '/tsa', allowed: 'public' },
+  { method: 'GET', url: '/openapi.json', allowed: 'public' },
+  { method: 'GET', url: '/openapi.yaml', allowed: 'public' },
+  { method: 'GET', url: '/docs', allowed: 'public' },
+  { method: 'GET', url: '/docs/', allowed: 'public' },
+  { method: 'GET', url: '/docs/*', allowed: 'public' },
+  { method: 'GET', url: '/docs/swagger-ui-init.js', allowed: 'public' },
+  { method: 'GET', url: '/docs/static/*', allowed: 'public' },
+  { method: 'GET', url: '/docs/docs/swagger-ui-init.js', allowed: 'public' },
+  { method: 'GET', url: '/docs/index.html', allowed: 'public' },
+  { method: 'GET', url: '/docs/LICENSE', allowed: 'public' },
+  // Metrics: admin, security-officer, auditor (anonymous only when configured).
+  { method: 'GET', url: '/metrics', allowed: READERS },
+  // Use of a key: admin and signers granted the key.
+  { method: 'POST', url: '/v1/keys/:name/sign', allowed: ['admin', 'signer'], keyScoped: true },
+  { method: 'GET', url: '/v1/keys/:name', allowed: ['admin', 'signer'], keyScoped: true },
+  { method: 'GET', url: '/v1/keys/:name/certificate-chain', allowed: ['admin', 'signer'], keyScoped: true },
+  // Reads for the security team and auditors.
+  { method: 'GET', url: '/v1/keys', allowed: READERS },
+  { method: 'GET', url: '/v1/certificates', allowed: READERS },
+  { method: 'GET', url: '/v1/certificates/:serial', allowed: READERS },
+  { method: 'GET', url: '/v1/rotations', allowed: READERS },
+  { method: 'GET', url: '/v1/rotations/:id', allowed: READERS },
+  { method: 'GET', url: '/v1/distribution', allowed: READERS },
+  { method: 'GET', url: '/v1/truststores', allowed: READERS },
+  { method: 'GET', url: '/v1/truststores/:name', allowed: READERS },
+  { method: 'GET', url: '/v1/truststores/:name/bundle', allowed: READERS },
+  // Not named in API.md's table; read access like the other operational reads.
+  { method: 'GET', url: '/v1/cas', allowed: READERS },
+  { method: 'GET', url: '/v1/cas/:name', allowed: READERS },
+  { method: 'GET', url: '/v1/regions', allowed: READERS },
+  { method: 'GET', url: '/v1/regions/:region', allowed: READERS },
+  { method: 'GET', url: '/v1/regions/:region/targets/:name', allowed: READERS },
+  // Revoke, force a rotation, sync distribution: admin and security-officer.
+  { method: 'POST', url: '/v1/certificates/:serial/revoke', allowed: SECURITY },
+  { method: 'POST', url: '/v1/keys/:name/rotate', allowed: SECURITY },
+  { method: 'POST', url: '/v1/distribution/sync', allowed: SECURITY },
+  // Audit: admin, security-officer, auditor; an on-demand checkpoint writes, so not auditors.
+  { method: 'GET', url: '/v1/audit', allowed: READERS },
+  { method: 'GET', url: '/v1/audit/verify', allowed: READERS },
+  { method: 'GET', url: '/v1/audit/checkpoints', allowed: READERS },
+  { method: 'POST', url: '/v1/audit/checkpoints', allowed: SECURITY },
+  // Create/alter keys, CAs, tokens, truststores, regions, targets: admin.
+  { method: 'POST', url: '/v1/keys', allowed: ADMIN },
+  { method: 'GET', url: '/v1/keys/:name/versions/:version/csr', allowed: ADMIN },
+  { method: 'POST', url: '/v1/keys/:name/versions/:version/certificate', allowed: ADMIN },
+  { method: 'POST', url: '/v1/cas', allowed: ADMIN },
+  { method: 'GET', url: '/v1/cas/:name/csr', allowed: ADMIN },
+  { method: 'POST', url: '/v1/cas/:name/certificate', allowed: ADMIN },
+  { method: 'POST', url: '/v1/cas/:name/renew', allowed: ADMIN },
+  { method: 'POST', url: '/v1/rotations/:id/force', allowed: ADMIN },
+  { method: 'POST', url: '/v1/tokens', allowed: ADMIN },
+  { method: 'GET', url: '/v1/tokens', allowed: ADMIN },
+  { method: 'GET', url: '/v1/tokens/:id', allowed: ADMIN },
+  { method: 'PATCH', url: '/v1/tokens/:id', allowed: ADMIN },
+  { method: 'DELETE', url: '/v1/tokens/:id', allowed: ADMIN },
+  { method: 'POST', url: '/v1/truststores', allowed: ADMIN },
+  { method: 'PATCH', url: '/v1/truststores/:name', allowed: ADMIN },
+  { method: 'POST', url: '/v1/regions', allowed: ADMIN },
+  { method: 'DELETE', url: '/v1/regions/:region', allowed: ADMIN },
+  { method: 'POST', url: '/v1/regions/:region/targets', allowed: ADMIN },
+  { method: 'PATCH', url: '/v1/regions/:region/targets/:name', allowed: ADMIN },
+  { method: 'DELETE', url: '/v1/regions/:region/targets/:name', allowed: ADMIN },
+];
+
+const KEY = 'matrix-key';
+const OTHER_KEY = 'matrix-other';
+/** Granted to a signer but never created: its 404 must equal an ungranted key's. */
+const GHOST_KEY = 'matrix-ghost';
+const SIGN_BODY = JSON.stringify({ digest: Buffer.alloc(32, 7).toString('base64'), hashAlgorithm: 'SHA-256' });
+
+function concrete(url: string): string {
+  return url
+    .replace(':name/versions/:version', `${KEY}/versions/1`)
+    .replace('/v1/keys/:name', `/v1/keys/${KEY}`)
+    .replace(':name', 'nonexistent')
+    .replace(':serial', '01')
+    .replace(':id', '00000000-0000-0000-0000-000000000000')
+    .replace(':region', 'nowhere')
+    .replace(':file', 'nonexistent.crt')
+    .replace(':ca', 'nonexistent')
+    .replace(/\*$/, 'AA');
+}
+
+describe('authorisation matrix over the live router (API.md role table)', () => {
+  let t: TestApp;
+  const tokens: Record<string, string> = {};
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    const keys = t.app.get(KeysService);
+    await keys.create({ name: KEY, keySpec: 'EC-256', subject: { C: 'US', ST: 'Matrix', O: 'Signet', CN: KEY } });
+    await keys.create({ name: OTHER_KEY, keySpec: 'EC-256', subject: { C: 'US', ST: 'Matrix', O: 'Signet', CN: OTHER_KEY } });
+    const service = t.app.get(TokenService);
+    const make = async (name: string, role: Caller, keyGrants: string[] = []) => (await service.create({ name, role, keys: keyGrants }, undefined)).token;
+    tokens.admin = await make('m-admin', 'admin');
+    tokens.signer = await make('m-signer', 'signer', [KEY]);
+    tokens['signer-ungranted'] = await make('m-signer-2', 'signer', [OTHER_KEY]);
+    tokens['signer-ghost'] = await make('m-signer-3', 'signer', [GHOST_KEY]);
+    tokens['security-officer'] = await make('m-so', 'security-officer');
+    tokens.auditor = await make('m-auditor', 'auditor');
+    const revoked = await service.create({ name: 'm-revoked', role: 'admin', keys: [] }, undefined);
+    await service.revoke(revoked.id, undefined);
+    tokens.revoked = revoked.token;
+    const expired = await service.create({ name: 'm-expired', role: 'admin', keys: [], expiresInDays: 1 }, undefined);
+    await t.app.get(DataSource).query(`UPDATE api_tokens SET expires_at = now() - interval '1 minute' WHERE id = $1`, [expired.id]);
+    tokens.expired = expired.token;
+  });
+  afterAll(() => t.close());
+
+  function call(rule: Rule, token?: string, key = KEY) {
+    const hasBody = rule.method === 'POST' || rule.method === 'PATCH';
+    return t.app.inject({
+      method: rule.method as 'GET',
+      url: concrete(rule.url).replace(KEY, key),
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(hasBody ? { 'content-type': 'application/json' } : {}) },
+      ...(hasBody ? { payload: rule.url.endsWith('/sign') ? SIGN_BODY : '{}' } : {}),
+    });
+  }
+
+  it('covers every registered route, and every rule names a registered route', () => {
+    const live = registeredRoutes(t.app.getHttpAdapter().getInstance() as FastifyInstance).map((r) => `${r.method} ${r.url}`);
+    const uncovered = live.filter((route) => !TABLE.some((rule) => `${rule.method} ${rule.url}` === route));
+    expect(uncovered).toEqual([]);
+    const stale = TABLE.filter((rule) => !live.includes(`${rule.method} ${rule.url}`)).map((rule) => `${rule.method} ${rule.url}`);
+    // Swagger's asset routes vary by version; everything else must exist.
+    expect(stale.filter((route) => !route.includes('/docs'))).toEqual([]);
+  });
+
+  it('answers 401 without a token, with a revoked and with an expired token, on every non-public route', async () => {
+    const failures: string[] = [];
+    for (const rule of TABLE.filter((r) => r.allowed !== 'public')) {
+      for (const [label, token] of [['no token', undefined], ['revoked', tokens.revoked], ['expired', tokens.expired]] as const) {
+        const response = await call(rule, token);
+        if (response.statusCode !== 401) failures.push(`${rule.method} ${rule.url} (${label}): ${response.statusCode}`);
+        else if (response.json().error?.code !== 'UNAUTHENTICATED') failures.push(`${rule.method} ${rule.url} (${label}): code ${response.json().error?.code}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('lets each role through exactly where the table allows it (403 elsewhere; 404 for ungranted keys)', async () => {
+    const failures: string[] = [];
+    for (const rule of TABLE) {
+      for (const caller of [...EVERYONE, 'signer-ungranted' as const]) {
+        const role: Caller = caller === 'signer-ungranted' ? 'signer' : caller;
+        const response = await call(rule, tokens[caller]);
+        const status = response.statusCode;
+        const where = `${rule.method} ${rule.url} as ${caller}: ${status}`;
+        if (rule.allowed === 'public') {
+          if (status === 401 || status === 403) failures.push(where);
+          continue;
+        }
+        if (!rule.allowed.includes(role)) {
+          if (status !== 403) failures.push(`${where} (expected 403)`);
+          continue;
+        }
+        if (rule.keyScoped && caller === 'signer-ungranted') {
+          // Not granted: indistinguishable from a key that does not exist.
+          const missing = await call(rule, tokens['signer-ghost'], GHOST_KEY);
+          if (status !== 404 || response.body !== missing.body.replace(GHOST_KEY, KEY)) failures.push(`${where} (expected the 404 of a missing key: ${response.body} vs ${missing.body})`);
+          continue;
+        }
+        if (status === 401 || status === 403) failures.push(`${where} (expected access)`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('serves /metrics anonymously only when SIGNET_METRICS_PUBLIC is set', async () => {
+    expect((await t.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+    const open = await startTestApp({ SIGNET_METRICS_PUBLIC: 'true' });
+    try {
+      expect((await open.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
+    } finally {
+      await open.close();
+    }
+  });
+});
