@@ -1,0 +1,64 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { asAuditError, pgPool } from '../audit/audit-pg';
+import { DomainError, ErrorCode } from '../common/errors';
+import type { ActiveKey } from './active-key-cache';
+import type { ArtifactRef } from './sign-request';
+
+const SIGNED_BY = `
+  SELECT DISTINCT s.key_name
+  FROM artifact_signings s
+  JOIN key_versions v ON v.id = s.key_version_id
+  WHERE s.artifact_digest = $1 AND s.key_name = ANY($2::text[]) AND v.state <> 'revoked'`;
+
+const RECORD = `
+  INSERT INTO artifact_signings (artifact_digest, key_name, key_version_id, key_version, audit_seq)
+  VALUES ($1, $2, $3, $4, $5)
+  ON CONFLICT DO NOTHING`;
+
+/**
+ * Promotion (dev → test → prod signing): a key with `requires` signs only for an identified
+ * artifact, and only once every required key has signed that same artifact. The evidence is
+ * `artifact_signings`, one row per (artifact, key, key version) first signing, written after the
+ * signature's audit row committed and before the signature is returned; signatures by a version
+ * revoked since then do not count.
+ */
+@Injectable()
+export class PromotionPolicy {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /** 400 ARTIFACT_REQUIRED / 409 PROMOTION_REQUIRED unless `key` may sign `artifact`. One indexed query. */
+  async check(key: ActiveKey, artifact: ArtifactRef | undefined): Promise<void> {
+    if (key.requires.length === 0) return;
+    if (!artifact) {
+      throw new DomainError(
+        ErrorCode.ARTIFACT_REQUIRED,
+        `sign: key "${key.keyName}" signs only for an identified artifact (it requires ${key.requires.join(', ')} to have signed it first): send 'artifact' or a Notary JWS payload`,
+        { key: key.keyName, requires: [...key.requires] },
+      );
+    }
+    const rows = await this.query(SIGNED_BY, [artifact.digest, key.requires]);
+    const signed = new Set(rows.map((row) => row.key_name as string));
+    const missing = key.requires.filter((name) => !signed.has(name));
+    if (missing.length > 0) {
+      throw new DomainError(
+        ErrorCode.PROMOTION_REQUIRED,
+        `sign: key "${key.keyName}" may sign ${artifact.digest} only after ${missing.map((name) => `"${name}"`).join(' and ')} signed it`,
+        { key: key.keyName, artifact: artifact.digest, missing },
+      );
+    }
+  }
+
+  /** Records that `key` signed `artifact` (first signing per version kept). */
+  async record(key: ActiveKey, artifact: ArtifactRef, auditSeq: string): Promise<void> {
+    await this.query(RECORD, [artifact.digest, key.keyName, key.versionId, key.version, auditSeq]);
+  }
+
+  private async query(text: string, values: unknown[]): Promise<Array<Record<string, unknown>>> {
+    try {
+      return (await pgPool(this.dataSource).query(text, values)).rows;
+    } catch (error) {
+      throw asAuditError(error);
+    }
+  }
+}

@@ -1,0 +1,162 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { AuditService } from '../audit/audit.service';
+import type { Principal } from '../auth/principal';
+import { DomainError, ErrorCode } from '../common/errors';
+import { HashAlgorithm, nodeHashName } from '../common/key-spec';
+import { ecdsaRawToDer } from '../hsm/ecdsa-signature';
+import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { ActiveKey, ActiveKeyCache } from './active-key-cache';
+import { IdempotencyStore, requestFingerprint } from './idempotency.store';
+import { readJwsSigningInput } from './jws-signing-input';
+import { PromotionPolicy } from './promotion.policy';
+import { ArtifactRef, checkAgainstKey, parseSignRequest, SignRequest } from './sign-request';
+import { SigningMetrics } from './signing.metrics';
+
+/** A request checked against its key: nothing left to refuse but promotion. */
+interface PreparedSign {
+  key: ActiveKey;
+  hash: HashAlgorithm;
+  digest: Buffer;
+  artifact?: ArtifactRef;
+}
+
+/** Per request: what the metrics need to know however the request ends. */
+interface SignContext {
+  key?: ActiveKey;
+  replayed?: boolean;
+}
+
+/**
+ * `POST /v1/keys/{name}/sign` (API.md): checks the request completely before the HSM is touched,
+ * signs with the key's single active version, and returns the signature only after its audit row
+ * is committed — a database that cannot take the row means 503 and no signature (fail closed).
+ *
+ * Per request, beyond the audit write, the database is asked only for what the request uses:
+ * promotion (keys with `requires`), the artifact record (requests naming an artifact) and
+ * idempotency (requests with an `idempotencyKey`). The active version comes from ActiveKeyCache.
+ */
+@Injectable()
+export class SigningService {
+  private readonly logger = new Logger(SigningService.name);
+
+  constructor(
+    private readonly keys: ActiveKeyCache,
+    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    private readonly audit: AuditService,
+    private readonly promotion: PromotionPolicy,
+    private readonly idempotency: IdempotencyStore,
+    private readonly metrics: SigningMetrics,
+  ) {}
+
+  /** Returns the response body as JSON text (precomputed parts; replays return the stored text). */
+  async sign(keyName: string, body: unknown, principal: Principal): Promise<string> {
+    const started = performance.now();
+    const context: SignContext = {};
+    try {
+      const request = parseSignRequest(body);
+      const json = request.idempotencyKey === undefined ? await this.signOnce(keyName, request, principal, context) : await this.signIdempotent(keyName, request, principal, context);
+      this.metrics.signed(context.key?.keyName ?? keyName, (performance.now() - started) / 1000, context.replayed);
+      return json;
+    } catch (error) {
+      this.metrics.failed(context.key?.keyName, error, (performance.now() - started) / 1000);
+      throw error;
+    }
+  }
+
+  private async signIdempotent(keyName: string, request: SignRequest, principal: Principal, context: SignContext): Promise<string> {
+    const idempotencyKey = request.idempotencyKey!;
+    // Invalid input is refused before the idempotency table is touched.
+    context.key = (await this.prepare(keyName, request)).key;
+    const claim = await this.idempotency.claim(principal.tokenId, idempotencyKey, requestFingerprint(keyName, request));
+    if (claim.kind === 'replay') {
+      context.replayed = true;
+      return claim.response;
+    }
+    let json: string;
+    try {
+      json = await this.signOnce(keyName, request, principal, context);
+    } catch (error) {
+      await this.idempotency.release(principal.tokenId, idempotencyKey).catch(() => undefined);
+      throw error;
+    }
+    // Stored before it is sent: a retry after a lost answer gets this same signature.
+    await this.idempotency.complete(principal.tokenId, idempotencyKey, json);
+    return json;
+  }
+
+  private async signOnce(keyName: string, request: SignRequest, principal: Principal, context: SignContext, attempt = 1): Promise<string> {
+    const prepared = await this.prepare(keyName, request);
+    const { key, hash, digest, artifact } = prepared;
+    context.key = key;
+    await this.promotion.check(key, artifact);
+
+    let signature = await this.keyStore.sign(key.keyUri, digest, { hash });
+    if (request.signatureFormat === 'der') signature = ecdsaRawToDer(signature);
+    const signatureB64 = signature.toString('base64');
+
+    const { seq } = await this.audit.record({
+      type: 'sign',
+      actor: principal.auditActor,
+      subject: key.keyName,
+      data: {
+        version: key.version,
+        keySpec: key.spec,
+        algorithm: key.info.signingAlgorithm,
+        digest: `${nodeHashName(hash)}:${digest.toString('hex')}`,
+        mode: request.mode,
+        signatureFormat: request.signatureFormat,
+        signature: signatureB64,
+        artifact: artifact ?? null,
+        ...(request.idempotencyKey === undefined ? {} : { idempotencyKey: request.idempotencyKey }),
+      },
+    });
+    if (artifact) await this.promotion.record(key, artifact, seq);
+
+    if (key.stale) {
+      // The key changed (rotation, retirement, revocation) while this request was signing: return
+      // the signature only if the version that made it is still the active one.
+      const current = await this.keys.get(keyName);
+      if (current.versionId !== key.versionId) {
+        await this.audit
+          .record({ type: 'sign.withheld', actor: principal.auditActor, subject: key.keyName, data: { version: key.version, seq, reason: 'the key version stopped being active while signing' } })
+          .catch(() => undefined);
+        this.logger.warn(`key ${key.keyName}: version ${key.version} stopped being active during a sign request; signature withheld`);
+        if (attempt > 1) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'sign: the key is changing; retry', { retryAfterSeconds: 1 });
+        return this.signOnce(keyName, request, principal, context, attempt + 1);
+      }
+    }
+
+    let json = key.responseHead + signatureB64 + key.responseChain;
+    if (artifact) json += `,"artifact":${JSON.stringify(artifact)}`;
+    return `${json}}`;
+  }
+
+  /** Every check that needs the key, in order; none touches the HSM. */
+  private async prepare(keyName: string, request: SignRequest): Promise<PreparedSign> {
+    const key = await this.keys.get(keyName);
+    const hash = checkAgainstKey(request, key.info);
+    if (key.notAfterMs !== null && key.notAfterMs <= Date.now()) {
+      throw new DomainError(ErrorCode.NO_ACTIVE_VERSION, `sign: the certificate of key "${key.keyName}" version ${key.version} has expired; rotate the key`, {
+        key: key.keyName,
+        version: key.version,
+      });
+    }
+    let artifact = request.artifact;
+    let digest: Buffer;
+    if (request.mode === 'payload') {
+      const jws = readJwsSigningInput(request.bytes, key.info);
+      if (jws?.artifact) {
+        if (artifact && artifact.digest !== jws.artifact.digest) {
+          throw new DomainError(ErrorCode.VALIDATION_ERROR, "sign: 'artifact.digest' differs from the targetArtifact of the JWS payload", { field: 'artifact.digest' });
+        }
+        artifact = jws.artifact;
+      }
+      digest = createHash(nodeHashName(hash)).update(request.bytes).digest();
+    } else {
+      digest = request.bytes;
+    }
+    return { key, hash, digest, artifact };
+  }
+}
