@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { KEY_SPEC_INFO, nodeHashName } from '../src/common/key-spec';
@@ -22,7 +22,6 @@ type BenchSpec = 'EC-256' | 'RSA-3072';
 const SPECS: BenchSpec[] = ['EC-256', 'RSA-3072'];
 const POOL_SIZES = [1, 2, 4, 8, 16];
 const RAW_THREADS = 2;
-const RAW_RUNS = 3;
 /** Measurement window per row; RSA needs longer windows for a stable p99 at ~1k ops/s. */
 const WINDOW_MS: Record<BenchSpec, number> = { 'EC-256': 2000, 'RSA-3072': 3000 };
 const WARMUP_MS = 300;
@@ -34,11 +33,19 @@ interface Row {
   opsPerSecond: number;
   p50Ms?: number;
   p99Ms?: number;
+  /** Process CPU time (all threads: main, libuv pool, workers) per signature; robust to other load on the machine. */
+  cpuUsPerOp?: number;
 }
+
+type Measurement = Omit<Row, 'spec' | 'path' | 'concurrency'>;
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function cpuMicros(usage: NodeJS.CpuUsage): number {
+  return usage.user + usage.system;
 }
 
 function median(values: number[]): number {
@@ -51,7 +58,7 @@ function digestFor(spec: BenchSpec): Buffer {
 }
 
 /** Closed loop: `concurrency` callers sign back to back for `windowMs`; latency per call. */
-async function benchKeyStore(store: Pkcs11KeyStore, key: KeyInfo, concurrency: number, windowMs: number): Promise<Omit<Row, 'spec' | 'path' | 'concurrency'>> {
+async function benchKeyStore(store: Pkcs11KeyStore, key: KeyInfo, concurrency: number, windowMs: number): Promise<Measurement> {
   const digest = digestFor(key.spec as BenchSpec);
   const hash = KEY_SPEC_INFO[key.spec].hash;
   const run = async (ms: number, latencies?: number[]): Promise<number> => {
@@ -71,11 +78,13 @@ async function benchKeyStore(store: Pkcs11KeyStore, key: KeyInfo, concurrency: n
   };
   await run(WARMUP_MS);
   const latencies: number[] = [];
+  const cpu = process.cpuUsage();
   const start = performance.now();
   const ops = await run(windowMs, latencies);
   const elapsed = (performance.now() - start) / 1000;
+  const cpuUsPerOp = cpuMicros(process.cpuUsage(cpu)) / ops;
   const sorted = Float64Array.from(latencies).sort();
-  return { opsPerSecond: ops / elapsed, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) };
+  return { opsPerSecond: ops / elapsed, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), cpuUsPerOp };
 }
 
 /**
@@ -113,47 +122,52 @@ if (w.mode === 'pkcs11') {
   const options = w.ec ? { key } : { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 };
   signOnce = () => crypto.sign(w.hash, message, options);
 }
-parentPort.once('message', (windowMs) => {
+parentPort.once('message', () => {
   const warmupEnd = performance.now() + w.warmupMs;
   while (performance.now() < warmupEnd) signOnce();
-  const latencies = [];
-  const start = performance.now();
-  const deadline = start + windowMs;
-  let ops = 0;
-  while (performance.now() < deadline) {
-    const t = performance.now();
-    signOnce();
-    latencies.push(performance.now() - t);
-    ops++;
-  }
-  const elapsed = performance.now() - start;
-  cleanup();
-  parentPort.postMessage({ ops, elapsed, latencies: Float64Array.from(latencies) });
+  parentPort.postMessage('warm');
+  parentPort.once('message', (windowMs) => {
+    const latencies = [];
+    const start = performance.now();
+    const deadline = start + windowMs;
+    let ops = 0;
+    while (performance.now() < deadline) {
+      const t = performance.now();
+      signOnce();
+      latencies.push(performance.now() - t);
+      ops++;
+    }
+    const elapsed = performance.now() - start;
+    cleanup();
+    parentPort.postMessage({ ops, elapsed, latencies: Float64Array.from(latencies) });
+  });
 });
 parentPort.postMessage('ready');
 `;
 
 /** Runs `threads` workers in parallel (started together) and sums their throughput. */
-async function benchThreads(threads: number, workerData: Record<string, unknown>, windowMs: number): Promise<Omit<Row, 'spec' | 'path' | 'concurrency'>> {
+async function benchThreads(threads: number, workerData: Record<string, unknown>, windowMs: number): Promise<Measurement> {
   const workers = Array.from({ length: threads }, () => new Worker(WORKER_SOURCE, { eval: true, workerData: { ...workerData, warmupMs: WARMUP_MS } }));
-  await Promise.all(workers.map((worker) => new Promise<void>((resolve, reject) => {
-    worker.once('error', reject);
-    worker.once('message', () => resolve());
-  })));
-  const results = await Promise.all(
-    workers.map(
-      (worker) =>
-        new Promise<{ ops: number; elapsed: number; latencies: Float64Array }>((resolve, reject) => {
-          worker.once('error', reject);
-          worker.once('message', resolve);
-          worker.postMessage(windowMs);
-        }),
-    ),
-  );
+  const next = <T>(worker: Worker, send?: unknown): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('message', (message: T) => {
+        worker.off('error', reject);
+        resolve(message);
+      });
+      if (send !== undefined) worker.postMessage(send);
+    });
+  await Promise.all(workers.map((worker) => next(worker)));
+  await Promise.all(workers.map((worker) => next(worker, 'warm up')));
+  // Everything is warm: the CPU measured from here on is the measured window's.
+  const cpu = process.cpuUsage();
+  const results = await Promise.all(workers.map((worker) => next<{ ops: number; elapsed: number; latencies: Float64Array }>(worker, windowMs)));
+  const cpuUsed = cpuMicros(process.cpuUsage(cpu));
   await Promise.all(workers.map((worker) => worker.terminate()));
   const opsPerSecond = results.reduce((sum, r) => sum + r.ops / (r.elapsed / 1000), 0);
+  const ops = results.reduce((sum, r) => sum + r.ops, 0);
   const all = Float64Array.from(results.flatMap((r) => Array.from(r.latencies))).sort();
-  return { opsPerSecond, p50Ms: percentile(all, 50), p99Ms: percentile(all, 99) };
+  return { opsPerSecond, p50Ms: percentile(all, 50), p99Ms: percentile(all, 99), cpuUsPerOp: cpuUsed / ops };
 }
 
 /** `openssl speed -multi N -mr`: sign/s summed over N processes (OpenSSL's own timing, no latency). */
@@ -187,6 +201,7 @@ function fmt(value: number | undefined, digits: number): string {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  const loadBefore = loadavg()[0];
   const uvThreads = process.env.UV_THREADPOOL_SIZE ?? '(unset: 4)';
   const dataDir = mkdtempSync(join(tmpdir(), 'signet-bench-'));
   const rows: Row[] = [];
@@ -201,7 +216,25 @@ async function main(): Promise<void> {
     for (const spec of SPECS) keys[spec] = await owner.createKey({ spec, label: `bench-${spec}` });
 
     for (const spec of SPECS) {
-      for (const poolSize of POOL_SIZES) {
+      const rawData = {
+        mode: 'pkcs11',
+        pkcs11jsPath: require.resolve('pkcs11js'),
+        modulePath: dev.modulePath,
+        tokenLabel: dev.tokenLabel,
+        pin,
+        keyId: keys[spec].id,
+        ec: spec === 'EC-256',
+        digest: digestFor(spec).toString('hex'),
+      };
+      // Raw runs interleaved with the pool sweep, so load from elsewhere on the machine hits both alike.
+      const rawRuns: Measurement[] = [];
+      const rawRun = async (): Promise<void> => {
+        const result = await benchThreads(RAW_THREADS, rawData, WINDOW_MS[spec]);
+        rawRuns.push(result);
+        process.stderr.write(`${spec} raw run ${rawRuns.length}: ${result.opsPerSecond.toFixed(0)} ops/s\n`);
+      };
+      await rawRun();
+      for (const [index, poolSize] of POOL_SIZES.entries()) {
         const store = new Pkcs11KeyStore({ ...base, poolSize });
         await store.open();
         // As many callers as sessions: latency is service time, not queueing behind the pool.
@@ -209,30 +242,15 @@ async function main(): Promise<void> {
         await store.close();
         rows.push({ spec, path: 'key store (async C_Sign, pooled sessions)', concurrency: `${poolSize} session${poolSize > 1 ? 's' : ''}`, ...result });
         process.stderr.write(`${spec} key store pool ${poolSize}: ${result.opsPerSecond.toFixed(0)} ops/s\n`);
+        if (index === 1 || index === POOL_SIZES.length - 1) await rawRun();
       }
-
-      const rawRuns: Array<Omit<Row, 'spec' | 'path' | 'concurrency'>> = [];
-      for (let run = 0; run < RAW_RUNS; run++) {
-        rawRuns.push(
-          await benchThreads(
-            RAW_THREADS,
-            {
-              mode: 'pkcs11',
-              pkcs11jsPath: require.resolve('pkcs11js'),
-              modulePath: dev.modulePath,
-              tokenLabel: dev.tokenLabel,
-              pin,
-              keyId: keys[spec].id,
-              ec: spec === 'EC-256',
-              digest: digestFor(spec).toString('hex'),
-            },
-            WINDOW_MS[spec],
-          ),
-        );
-        process.stderr.write(`${spec} raw run ${run + 1}: ${rawRuns[run].opsPerSecond.toFixed(0)} ops/s\n`);
-      }
-      const rawMedian = rawRuns.find((r) => r.opsPerSecond === median(rawRuns.map((x) => x.opsPerSecond))) as (typeof rawRuns)[number];
-      rows.push({ spec, path: `raw pkcs11js, synchronous (median of ${RAW_RUNS} runs: ${rawRuns.map((r) => r.opsPerSecond.toFixed(0)).join(' / ')})`, concurrency: `${RAW_THREADS} worker threads`, ...rawMedian });
+      const rawMedian = rawRuns.find((r) => r.opsPerSecond === median(rawRuns.map((x) => x.opsPerSecond))) as Measurement;
+      rows.push({
+        spec,
+        path: `raw pkcs11js, synchronous (median of ${rawRuns.length} runs: ${rawRuns.map((r) => r.opsPerSecond.toFixed(0)).join(' / ')})`,
+        concurrency: `${RAW_THREADS} worker threads`,
+        ...rawMedian,
+      });
 
       const pem = (
         spec === 'EC-256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 3072 })
@@ -251,17 +269,19 @@ async function main(): Promise<void> {
   lines.push(
     `Machine: ${sh('sh', ['-c', "lscpu | sed -n 's/^Model name: *//p'"])}, ${availableParallelism()} cores, Node ${process.version}, ` +
       `${sh('softhsm2-util', ['--version']).replace(/^/, 'SoftHSM2 ')}, ${sh('openssl', ['version'])}; UV_THREADPOOL_SIZE=${uvThreads}; ` +
-      `${new Date().toISOString().slice(0, 10)}.`,
+      `${new Date().toISOString().slice(0, 10)}. Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end` +
+      (Math.max(loadBefore, loadavg()[0]) > availableParallelism() / 2 ? ' — **the machine was busy with other work: treat absolute figures with care; CPU µs per op is less sensitive**.' : '.'),
     '',
   );
   lines.push(
     'Key store rows: as many concurrent callers as sessions, each `sign()` timed end to end (URI lookup, session, C_SignInit, async C_Sign). ' +
-      'Raw rows: `C_SignInit` + `C_Sign` back to back in worker threads sharing the process\'s initialised module. Keys in SoftHSM2 for all but the last two rows of each key.',
+      'Raw rows: `C_SignInit` + `C_Sign` back to back in worker threads sharing the process\'s initialised module, three runs interleaved with the key-store sweep. ' +
+      'Keys in SoftHSM2 for all but the last two rows of each key. CPU µs/op: process CPU time (all threads) per signature.',
     '',
   );
-  lines.push('| key | path | parallelism | sign ops/s | p50 ms | p99 ms |', '|---|---|---|---:|---:|---:|');
+  lines.push('| key | path | parallelism | sign ops/s | p50 ms | p99 ms | CPU µs/op |', '|---|---|---|---:|---:|---:|---:|');
   for (const row of rows) {
-    lines.push(`| ${row.spec} | ${row.path} | ${row.concurrency} | ${row.opsPerSecond.toFixed(0)} | ${fmt(row.p50Ms, 3)} | ${fmt(row.p99Ms, 3)} |`);
+    lines.push(`| ${row.spec} | ${row.path} | ${row.concurrency} | ${row.opsPerSecond.toFixed(0)} | ${fmt(row.p50Ms, 3)} | ${fmt(row.p99Ms, 3)} | ${fmt(row.cpuUsPerOp, 0)} |`);
   }
   lines.push('');
   for (const [spec, target] of [['EC-256', 0.75], ['RSA-3072', 0.9]] as const) {

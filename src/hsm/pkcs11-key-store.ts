@@ -399,8 +399,9 @@ export class Pkcs11KeyStore implements KeyStore {
         const handles = [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].flatMap((cls) =>
           this.findObjects(session, [...template, { type: pkcs11js.CKA_CLASS, value: cls }], 16),
         );
-        this.keys.delete(keyUri);
-        this.publicKeys.delete(keyUri);
+        // Other spellings of this URI may be cached too; destroying is rare, so forget everything.
+        this.keys.clear();
+        this.publicKeys.clear();
         if (handles.length === 0) {
           this.throwIfLoggedOut(session);
           throw notFound('destroyKey', keyUri);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +36,9 @@ describe(ensureSoftHsmDevToken.name, () => {
       softhsmConf: join(dataDir, 'softhsm', 'softhsm2.conf'),
     });
     expect(process.env.SOFTHSM2_CONF).toBe(dev.softhsmConf);
+    // jest hands each test file a copy of process.env; the module's getenv() reads the real one,
+    // which a child process without an explicit env inherits.
+    expect(execFileSync(process.execPath, ['-e', 'process.stdout.write(process.env.SOFTHSM2_CONF ?? "")'], { encoding: 'utf8' })).toBe(dev.softhsmConf);
     for (const file of [dev.pinFile, dev.soPinFile]) {
       expect(statSync(file).mode & 0o777).toBe(0o600);
       expect(readPinFile(file).length).toBeGreaterThanOrEqual(20);
