@@ -187,6 +187,7 @@ export class KeyRotationSteps {
     let alreadyGone = false;
     try {
       await this.keyStore.destroyKey(version.keyUri);
+      this.hooks.crashPoint('destroy-hsm');
     } catch (error) {
       if (!(error instanceof DomainError && error.code === ErrorCode.NOT_FOUND)) throw error;
       alreadyGone = true;
