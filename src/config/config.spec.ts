@@ -104,6 +104,39 @@ describe('loadConfig', () => {
     expect(loadConfig({ SIGNET_RATE_LIMIT_PER_SECOND: '50', SIGNET_RATE_LIMIT_BURST: '7' }).auth.rateLimitBurst).toBe(7);
   });
 
+  it('reads the rotation settings with their defaults and refuses malformed ones, naming the variable', () => {
+    expect(loadConfig({}).rotation).toEqual({ tickSeconds: 60, overdueHours: 24, caRenewalMarginDays: 30, rootGateTimeoutHours: 72, retrySeconds: 60, expiryWarningDays: 30 });
+    const set = loadConfig({
+      SIGNET_ROTATION_TICK_SECONDS: '0',
+      SIGNET_ROTATION_OVERDUE_HOURS: '6',
+      SIGNET_CA_RENEWAL_MARGIN_DAYS: '60',
+      SIGNET_ROOT_GATE_TIMEOUT_HOURS: '168',
+      SIGNET_ROTATION_RETRY_SECONDS: '30',
+      SIGNET_EXPIRY_WARNING_DAYS: '45',
+    });
+    expect(set.rotation).toEqual({ tickSeconds: 0, overdueHours: 6, caRenewalMarginDays: 60, rootGateTimeoutHours: 168, retrySeconds: 30, expiryWarningDays: 45 });
+    for (const [variable, value] of [
+      ['SIGNET_ROTATION_TICK_SECONDS', '1m'],
+      ['SIGNET_ROTATION_OVERDUE_HOURS', '0'],
+      ['SIGNET_ROOT_GATE_TIMEOUT_HOURS', '-1'],
+      ['SIGNET_ROTATION_RETRY_SECONDS', '0'],
+      ['SIGNET_EXPIRY_WARNING_DAYS', 'soon'],
+    ]) {
+      expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: `));
+    }
+  });
+
+  it('refuses the rotation test hooks unless NODE_ENV=test, so production cannot turn them on', () => {
+    expect(loadConfig({}).testHooks).toEqual({ enabled: false, crashAfterStep: undefined });
+    expect(() => loadConfig({ SIGNET_TEST_HOOKS: 'true' })).toThrow(/^SIGNET_TEST_HOOKS: is a test-only hook and is refused unless NODE_ENV=test/);
+    expect(() => loadConfig({ SIGNET_TEST_HOOKS: 'true', NODE_ENV: 'production' })).toThrow(/^SIGNET_TEST_HOOKS: /);
+    expect(() => loadConfig({ SIGNET_TEST_CRASH_AFTER_STEP: 'activate', NODE_ENV: 'production' })).toThrow(/^SIGNET_TEST_CRASH_AFTER_STEP: /);
+    expect(() => loadConfig({ SIGNET_TEST_CRASH_AFTER_STEP: 'rm -rf', NODE_ENV: 'test' })).toThrow(/^SIGNET_TEST_CRASH_AFTER_STEP: must name a rotation step/);
+    // Off is fine anywhere.
+    expect(loadConfig({ SIGNET_TEST_HOOKS: 'false', NODE_ENV: 'production' }).testHooks.enabled).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'test', SIGNET_TEST_HOOKS: 'true', SIGNET_TEST_CRASH_AFTER_STEP: 'activate' }).testHooks).toEqual({ enabled: true, crashAfterStep: 'activate' });
+  });
+
   it('reads the TSA settings with their defaults and refuses malformed ones, naming the variable', () => {
     expect(loadConfig({}).tsa).toEqual({ caName: 'signet-dev-tsa', policyOid: '1.3.6.1.4.1.32473.3161.1', accuracyMs: 1000, maxQueryBytes: 4096 });
     const set = loadConfig({ SIGNET_TSA_CA: 'corp-tsa', SIGNET_TSA_POLICY_OID: '1.3.6.1.4.1.99999.1.2', SIGNET_TSA_ACCURACY_MS: '250', SIGNET_TSA_MAX_QUERY_BYTES: '1024' });
