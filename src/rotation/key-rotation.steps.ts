@@ -9,16 +9,11 @@ import { parsePkcs11Uri } from '../hsm/pkcs11-uri';
 import { KeyVersionEntity } from '../keys/key-version.entity';
 import { KeysService } from '../keys/keys.service';
 import { SigningKeyEntity } from '../keys/signing-key.entity';
+import { KEYS_CHANNEL } from '../signing/active-key-cache';
 import { createOrAdoptKey } from './hsm-objects';
 import { RotationEntity } from './rotation.entity';
 import { KeyRotationPlan, StepName, StepRecord, StepResult } from './rotation-steps';
 import { RotationTestHooks } from './test-hooks';
-
-/**
- * The signing code's LISTEN/NOTIFY channel (src/signing: KEYS_CHANNEL): announcing a key name on it
- * inside the transaction that changes which version signs drops every replica's cached version.
- */
-export const KEYS_CHANNEL = 'signet_keys';
 
 const DAY_MS = 86_400_000;
 
@@ -144,6 +139,7 @@ export class KeyRotationSteps {
     const current = await versions.findOne({ where: { keyId: key.id, state: 'active' }, lock: { mode: 'pessimistic_write' } });
     if (current) await manager.update(KeyVersionEntity, { id: current.id }, { state: 'retiring' });
     await manager.update(KeyVersionEntity, { id: next.id }, { state: 'active', activatedAt: now });
+    // Every replica's signing cache drops the key when this commits (src/signing: KEYS_CHANNEL).
     await this.notifier.notify(manager, KEYS_CHANNEL, key.name);
     return { outcome: 'done', detail: { activeVersion: next.version, retiringVersion: current?.version ?? null } };
   }

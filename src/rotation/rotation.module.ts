@@ -3,6 +3,7 @@ import { CaModule } from '../ca/ca.module';
 import type { SignetConfig } from '../config/config';
 import { KeysModule } from '../keys/keys.module';
 import { RevocationModule } from '../revocation/revocation.module';
+import { SigningModule } from '../signing/signing.module';
 import { CaRolloverSteps } from './ca-rollover.steps';
 import { KeyRotationSteps } from './key-rotation.steps';
 import { RotationController } from './rotation.controller';
@@ -25,7 +26,7 @@ export class RotationModule {
   static forRoot(config: Pick<SignetConfig, 'testHooks'>): DynamicModule {
     return {
       module: RotationModule,
-      imports: [CaModule, KeysModule, RevocationModule],
+      imports: [CaModule, KeysModule, RevocationModule, SigningModule],
       // The test hooks' routes exist only in a test process (loadConfig refuses them unless NODE_ENV=test).
       controllers: [RotationController, ...(config.testHooks.enabled ? [RotationTestHooksController] : [])],
       providers: [

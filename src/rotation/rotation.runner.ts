@@ -1,8 +1,9 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { scrubText } from '../observability/logger';
+import { ActiveKeyCache } from '../signing/active-key-cache';
 import { CaRolloverSteps } from './ca-rollover.steps';
 import { KeyRotationSteps } from './key-rotation.steps';
 import { RotationEntity } from './rotation.entity';
@@ -20,6 +21,8 @@ interface StepPass {
   continue: boolean;
   /** The step whose outcome this pass committed. */
   committed?: StepName;
+  /** Key rotations: the key's name. */
+  keyName?: string;
 }
 
 /**
@@ -44,6 +47,7 @@ export class RotationRunner implements BeforeApplicationShutdown {
     private readonly hooks: RotationTestHooks,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(ROTATION_CLOCK) private readonly clock: RotationClock,
+    @Optional() private readonly activeKeys?: ActiveKeyCache,
   ) {}
 
   /** Runs `job` after every pass queued before it (one pass at a time per process). */
@@ -81,6 +85,8 @@ export class RotationRunner implements BeforeApplicationShutdown {
       if (pass.committed) {
         committed++;
         this.hooks.crashPoint(pass.committed);
+        // This replica's signing cache at once; the others hear of it through KEYS_CHANNEL on commit.
+        if (pass.committed === 'activate' && pass.keyName) this.activeKeys?.invalidate(pass.keyName);
       }
       if (!pass.continue) break;
     }
@@ -148,7 +154,7 @@ export class RotationRunner implements BeforeApplicationShutdown {
         } else {
           this.logger.log(`rotation ${id} (${rotation.subject}): ${step.name} ${result.outcome}${rotation.state === 'completed' ? ' — rotation completed' : ''}`);
         }
-        return { continue: result.outcome !== 'fail', committed: step.name };
+        return { continue: result.outcome !== 'fail', committed: step.name, keyName: rotation.kind === 'key' ? rotation.subject : undefined };
       });
     } catch (error) {
       const message = scrubText((error as Error).message ?? String(error));

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ChangeNotifier } from '../../src/database/change-notifier';
-import { KEYS_CHANNEL } from '../../src/rotation/key-rotation.steps';
+import { KEYS_CHANNEL } from '../../src/signing/active-key-cache';
 
 export const SUBJECT = { C: 'US', ST: 'Washington', O: 'Example Corp' };
 export const DAY = 86_400_000;
