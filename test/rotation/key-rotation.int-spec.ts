@@ -8,10 +8,12 @@ import { RotationScheduler } from '../../src/rotation/rotation.scheduler';
 import { RotationService } from '../../src/rotation/rotation.service';
 import { RotationStatusService } from '../../src/rotation/rotation-status.service';
 import { DataSource } from 'typeorm';
+import { COMMANDS } from '../../src/cli/commands';
 import { DAY, http, keyChangeAnnounced, signatureVerifies, signWith, SUBJECT } from './rotation-helpers';
 import { RotationTestApp, startRotationTestApp, TestClock } from './rotation-test-app';
 
 const HOUR = 3_600_000;
+const statusCommand = COMMANDS.find((c) => c.name === 'status')!;
 
 /**
  * A signing key's rotation on the whole application (SoftHSM2 + PostgreSQL), driven by a test
@@ -201,6 +203,12 @@ describe('signing-key rotation', () => {
     expect(text).toMatch(/signet_rotations_overdue\{service="signet"\} 0/);
     expect(text).toMatch(/signet_rotation_steps_total\{kind="key",step="activate",outcome="done",service="signet"\} [1-9]/);
     expect(text).toMatch(/signet_crl_next_update_seconds\{generation="signet-dev-issuing-g1",service="signet"\}/);
+
+    // `signet status` prints them (the CLI registers the rotation lines).
+    const printed: string[] = [];
+    await statusCommand.run({ app: t.app, config: t.config, out: (line) => printed.push(line) }, { values: {}, positionals: [] });
+    process.exitCode = undefined;
+    expect(printed).toEqual(expect.arrayContaining([expect.stringMatching(/^rotation: \d+ running/), expect.stringMatching(/^expiry: key release v\d+ certificate expires in/)]));
 
     // The next quarter after every key's activation passes without a tick for two days: all three are overdue.
     const [{ latest }] = await query<{ latest: Date }>(t.database.url, `SELECT max(activated_at) AS latest FROM key_versions WHERE state = 'active'`);

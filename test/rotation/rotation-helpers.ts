@@ -30,6 +30,7 @@ export interface SignatureRecord {
 export function http(app: NestFastifyApplication, token: string) {
   return async (method: 'GET' | 'POST', url: string, payload?: unknown) => {
     const response = await app.inject({ method, url, payload: payload as object, headers: { authorization: `Bearer ${token}` } });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are read loosely in tests
     return { status: response.statusCode, body: response.body ? (JSON.parse(response.body) as any) : undefined };
   };
 }

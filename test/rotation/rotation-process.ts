@@ -39,6 +39,7 @@ export class SignetProcess {
     return fs.readFileSync(path.join(this.dataDir, 'admin.token'), 'utf8').trim();
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are read loosely in tests
   async api(method: 'GET' | 'POST', url: string, body?: unknown): Promise<{ status: number; body: any }> {
     const response = await fetch(`${this.server.url}${url}`, {
       method,
