@@ -53,6 +53,7 @@ export interface CreateKeyRequest {
 export interface KeyInfo {
   uri: string;
   spec: KeySpec;
+  /** As requested at creation; describeKey reports 'signing' for keys on a token that serves both roles. */
   role: KeyRole;
   tokenLabel: string;
   /** CKA_ID, lowercase hex. */
@@ -69,7 +70,8 @@ export interface SignOptions {
 
 export interface KeyListing {
   uri: string;
-  role: KeyRole;
+  /** The role of the token the pair is on; 'signing+ca' when one token serves both. */
+  role: KeyRole | 'signing+ca';
   tokenLabel: string;
   id: string;
   label: string;

@@ -139,10 +139,8 @@ export function rsaPkcs1Mechanism(): Mechanism {
 /** Which spec a token object describes; undefined for keys Signet would not have generated. */
 export function specFromAttributes(keyType: number, ecParams?: Buffer, modulusBits?: number): KeySpec | undefined {
   if (keyType === pkcs11js.CKK_EC && ecParams) {
-    for (const [curve, der] of Object.entries(EC_PARAMS)) {
-      if (der.equals(ecParams)) return (Object.values(KEY_SPEC_INFO).find((i) => i.curve === curve) as { spec: KeySpec }).spec;
-    }
-    return undefined;
+    const curve = (Object.keys(EC_PARAMS) as Array<keyof typeof EC_PARAMS>).find((name) => EC_PARAMS[name].equals(ecParams));
+    return curve && Object.values(KEY_SPEC_INFO).find((info) => info.curve === curve)?.spec;
   }
   if (keyType === pkcs11js.CKK_RSA && modulusBits !== undefined) {
     return Object.values(KEY_SPEC_INFO).find((i) => i.modulusBits === modulusBits)?.spec;

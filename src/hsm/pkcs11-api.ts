@@ -33,7 +33,9 @@ export const CKS_RW_SO_FUNCTIONS = 4;
 
 /** Token and object labels are 32 bytes, blank padded; pkcs11js hands them back with NULs too. */
 export function trimPkcs11Label(label: string): string {
-  return label.replace(/[\s\u0000]+$/u, '');
+  let end = label.length;
+  while (end > 0 && (label[end - 1] === ' ' || label[end - 1] === '\0')) end--;
+  return label.slice(0, end);
 }
 
 /** CK_UTF8CHAR[32] for C_InitToken: pkcs11js passes the JS string as is, so pad it ourselves. */

@@ -453,7 +453,7 @@ export class Pkcs11KeyStore implements KeyStore {
             label,
             hasPrivateKey: false,
             hasPublicKey: false,
-          } as KeyListing;
+          };
           byId.set(id, listing);
         }
         if (cls === pkcs11js.CKO_PRIVATE_KEY) listing.hasPrivateKey = true;

@@ -160,17 +160,6 @@ export class Pkcs11Library {
     return this.resetting;
   }
 
-  /** Initialised tokens, labels trimmed. */
-  listTokens(): TokenSlot[] {
-    const tokens: TokenSlot[] = [];
-    for (const slot of this.binding.C_GetSlotList(true)) {
-      const info = this.binding.C_GetTokenInfo(slot);
-      if ((info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0) continue;
-      tokens.push({ slot, label: trimPkcs11Label(info.label), serialNumber: trimPkcs11Label(info.serialNumber) });
-    }
-    return tokens;
-  }
-
   /**
    * Finds the slot of the token labelled `label`. If it is absent and the module was initialised by
    * somebody else in this process with nobody of ours holding sessions (under jest: a test file that

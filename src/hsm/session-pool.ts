@@ -147,11 +147,13 @@ export class SessionPool implements LibraryClient {
         let action = recoveryActionFor(p11.ckr);
         // SoftHSM2 reports a logout as CKR_OBJECT_HANDLE_INVALID on private objects: ask the session.
         if (action === 'refresh-handle' && this.isLoggedOut(session)) action = 'relogin';
+        // Start the recovery first: it waits for this session's release, and a pool that is
+        // recovering closes the failed session instead of opening a replacement next to it.
+        const recovery = isPoolRecoveryAction(action) ? this.recover(action, p11) : undefined;
         // Any PKCS#11 failure may leave an operation active on the session (C_Sign with
         // CKR_ARGUMENTS_BAD does): replace the session rather than reason about which codes end it.
         this.release(session, true);
-        if (isPoolRecoveryAction(action)) {
-          const recovery = this.recover(action, p11);
+        if (recovery) {
           if (retry && attempt < this.options.recovery.maxOperationRetries) {
             this.operationRetries++;
             await recovery;
