@@ -57,15 +57,15 @@ export class CaRolloverSteps {
 
   /** HSM key pair with the planned CKA_ID and the new generation's row (pending, no certificate yet). */
   private async createKey(manager: EntityManager, ca: CaEntity, target: SubordinatePlan): Promise<StepResult> {
-    const generation = await this.pendingGeneration(manager, ca, target);
-    return { outcome: 'done', detail: { generation: generation.name, keyUri: generation.keyUri } };
+    const { generation, adopted } = await this.pendingGeneration(manager, ca, target);
+    return { outcome: 'done', detail: { generation: generation.name, keyUri: generation.keyUri, ...(adopted ? { adoptedExistingObject: true } : {}) } };
   }
 
-  private async pendingGeneration(manager: EntityManager, ca: CaEntity, target: SubordinatePlan): Promise<CaGenerationEntity> {
+  private async pendingGeneration(manager: EntityManager, ca: CaEntity, target: SubordinatePlan): Promise<{ generation: CaGenerationEntity; adopted: boolean }> {
     const generations = manager.getRepository(CaGenerationEntity);
     const existing = await generations.findOne({ where: { caId: ca.id, generation: target.generation }, lock: { mode: 'pessimistic_write' } });
-    if (existing) return existing;
-    const { info } = await createOrAdoptKey(this.keyStore, { spec: ca.keySpec, label: target.label, role: 'ca', hsmId: target.hsmId });
+    if (existing) return { generation: existing, adopted: false };
+    const { info, adopted } = await createOrAdoptKey(this.keyStore, { spec: ca.keySpec, label: target.label, role: 'ca', hsmId: target.hsmId });
     this.hooks.crashPoint('create-key-hsm');
     await generations.insert({
       caId: ca.id,
@@ -82,7 +82,7 @@ export class CaRolloverSteps {
       notAfter: null,
       crlNumber: '0',
     });
-    return (await generations.findOneBy({ caId: ca.id, generation: target.generation }))!;
+    return { generation: (await generations.findOneBy({ caId: ca.id, generation: target.generation }))!, adopted };
   }
 
   /** Root: a new self-signed root. Issuing CA: certified by the parent's active generation, never outliving it. */
@@ -148,14 +148,16 @@ export class CaRolloverSteps {
     if (!root?.certificate) return { outcome: 'fail', error: `generation ${plan.generationName} has no certificate` };
     const rootIssuer = await this.cas.issuerFor(root);
     const issued: string[] = [];
+    const adoptedObjects: string[] = [];
     for (const target of plan.subordinates) {
       const child = await manager.getRepository(CaEntity).findOneBy({ id: target.caId });
       if (!child) continue;
-      const generation = await this.pendingGeneration(manager, child, target);
+      const { generation, adopted } = await this.pendingGeneration(manager, child, target);
       if (!generation.certificate) await this.certify(manager, child, generation, { generation: root, issuer: rootIssuer }, now);
       issued.push(generation.name);
+      if (adopted) adoptedObjects.push(generation.name);
     }
-    return { outcome: 'done', detail: { subordinates: issued } };
+    return { outcome: 'done', detail: { subordinates: issued, ...(adoptedObjects.length ? { adoptedExistingObjects: adoptedObjects } : {}) } };
   }
 
   /**

@@ -4,7 +4,12 @@ import * as path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { DEV_ISSUING_CA, DEV_ROOT_CA } from '../../src/ca/dev-hierarchy.bootstrap';
 import { CrlService } from '../../src/revocation/crl.service';
+import { DataSource } from 'typeorm';
+import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
+import { reconcileHsm } from '../../src/rotation/hsm-objects';
 import { RotationScheduler } from '../../src/rotation/rotation.scheduler';
+import { RotationService } from '../../src/rotation/rotation.service';
+import { CaRolloverPlan } from '../../src/rotation/rotation-steps';
 import { query } from '../support/database';
 import { tempDir } from '../support/server-process';
 import { http, openssl, signatureVerifies, signWith, SUBJECT, writePem } from './rotation-helpers';
@@ -216,5 +221,30 @@ describe('CA rollover', () => {
     expect(event).toMatchObject({ actor: { role: 'admin' }, data: { reason: 'the eu registry is decommissioned' } });
     // Forcing a finished rotation, or a key rotation, is a conflict.
     expect((await api('POST', `/v1/rotations/${started.id}/force`, { reason: 'again please' })).status).toBe(409);
+  });
+
+  it('a root rollover resumes after a crash: key pairs created before it (root and subordinate) are adopted by their planned CKA_IDs, nothing orphaned', async () => {
+    const { rotation } = await t.app.get(RotationService).requestCaRenewal(DEV_ROOT_CA);
+    const plan = (await query<{ plan: CaRolloverPlan }>(t.database.url, 'SELECT plan FROM rotations WHERE id = $1', [rotation.id]))[0].plan;
+    expect(plan.subordinates.map((s) => s.caName)).toEqual([DEV_ISSUING_CA]);
+    // What a process killed between the HSM calls and their commits leaves behind.
+    const keyStore = t.app.get<KeyStore>(KEY_STORE);
+    for (const target of [plan, ...plan.subordinates]) {
+      await keyStore.createKey({ spec: 'EC-384', label: target.label, role: 'ca', id: Buffer.from(target.hsmId, 'hex') });
+    }
+    const planned = await reconcileHsm(t.app.get(DataSource), keyStore);
+    expect(planned.orphanObjects).toEqual([]);
+    expect(planned.plannedObjects).toHaveLength(2);
+    await tick();
+    await api('POST', `/v1/rotations/${rotation.id}/force`, { reason: 'resumed after a crash in a test' });
+    await tick();
+    const view = (await api('GET', `/v1/rotations/${rotation.id}`)).body;
+    expect(view.state).toBe('completed');
+    expect(view.steps[0].detail).toMatchObject({ adoptedExistingObject: true });
+    expect(view.steps[2].detail).toMatchObject({ adoptedExistingObjects: [plan.subordinates[0].generationName] });
+    const listed = await keyStore.listKeys();
+    for (const target of [plan, ...plan.subordinates]) expect(listed.filter((k) => k.id === target.hsmId)).toHaveLength(1);
+    const report = await reconcileHsm(t.app.get(DataSource), keyStore);
+    expect(report).toEqual({ orphanObjects: [], missingObjects: [], plannedObjects: [] });
   });
 });
