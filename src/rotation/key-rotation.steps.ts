@@ -58,6 +58,26 @@ export class KeyRotationSteps {
     }
   }
 
+  /**
+   * After a permanent failure before activation: the new version never signed, so its private key
+   * is destroyed rather than left in the HSM (its row and certificate stay, as history).
+   */
+  async abandon({ manager, rotation, now }: StepContext): Promise<Record<string, unknown>> {
+    const plan = rotation.plan as KeyRotationPlan;
+    if (rotation.steps.find((s) => s.name === 'activate')?.state === 'done') return {};
+    const version = await manager.getRepository(KeyVersionEntity).findOne({ where: { keyId: rotation.keyId!, version: plan.toVersion }, lock: { mode: 'pessimistic_write' } });
+    if (version && (version.state === 'active' || version.destroyedAt || !sameHsmId(version.keyUri, plan.hsmId))) return {};
+    const uri = version?.keyUri ?? (await this.keyStore.listKeys()).find((k) => k.id === plan.hsmId)?.uri;
+    if (!uri) return {};
+    try {
+      await this.keyStore.destroyKey(uri);
+    } catch (error) {
+      if (!(error instanceof DomainError && error.code === ErrorCode.NOT_FOUND)) throw error;
+    }
+    if (version) await manager.update(KeyVersionEntity, { id: version.id }, { state: version.state === 'revoked' ? 'revoked' : 'destroyed', destroyedAt: now });
+    return { abandonedVersion: plan.toVersion, destroyedKeyUri: uri };
+  }
+
   /** HSM key pair with the planned CKA_ID, and the new version row (pending, no certificate yet). */
   private async createKey({ manager }: StepContext, key: SigningKeyEntity, plan: KeyRotationPlan): Promise<StepResult> {
     const versions = manager.getRepository(KeyVersionEntity);

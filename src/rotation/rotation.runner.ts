@@ -77,10 +77,10 @@ export class RotationRunner implements BeforeApplicationShutdown {
     return { rotations: due.length, steps };
   }
 
-  /** Runs a rotation's steps until one waits, fails, or another replica holds the lock. */
-  async runRotation(id: string, now: Date): Promise<number> {
+  /** Runs a rotation's steps (at most `maxSteps`) until one waits, fails, or another replica holds the lock. */
+  async runRotation(id: string, now: Date, maxSteps = MAX_STEPS_PER_PASS): Promise<number> {
     let committed = 0;
-    for (let i = 0; i < MAX_STEPS_PER_PASS; i++) {
+    for (let i = 0; i < maxSteps; i++) {
       const pass = await this.runStep(id, now);
       if (pass.committed) {
         committed++;
@@ -114,8 +114,12 @@ export class RotationRunner implements BeforeApplicationShutdown {
           return { continue: false };
         }
         stepName = step.name;
-        const executor = rotation.kind === 'key' ? this.keySteps : this.caSteps;
-        const result = await executor.run(step.name, { manager, rotation, step, now });
+        const context = { manager, rotation, step, now };
+        let result = rotation.kind === 'key' ? await this.keySteps.run(step.name, context) : await this.caSteps.run(step.name, context);
+        if (result.outcome === 'fail' && rotation.kind === 'key') {
+          // Nothing of a rotation that failed before activation stays in the HSM.
+          result = { ...result, detail: { ...(result.detail ?? {}), ...(await this.keySteps.abandon(context)) } };
+        }
         applyStepResult(rotation, step.name, result, now);
         let alert = rotation.alert;
         if (result.outcome === 'wait' && result.alert && !rotation.alert) {

@@ -4,6 +4,7 @@ import { query } from '../support/database';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
 import { reconcileHsm } from '../../src/rotation/hsm-objects';
 import { nextOccurrence } from '../../src/rotation/rotation-schedule';
+import { RotationRunner } from '../../src/rotation/rotation.runner';
 import { RotationScheduler } from '../../src/rotation/rotation.scheduler';
 import { RotationService } from '../../src/rotation/rotation.service';
 import { RotationStatusService } from '../../src/rotation/rotation-status.service';
@@ -221,5 +222,34 @@ describe('signing-key rotation', () => {
     expect(text).toMatch(/signet_rotations_overdue\{service="signet"\} 3/);
     await scheduler.tick(late);
     expect((await status.report(late)).overdue).toEqual([]);
+  });
+  it('a scheduled rotation whose new version is revoked before activation fails and destroys that key pair; the next tick answers the same occurrence again', async () => {
+    t.clock.set(new Date());
+    await api('POST', '/v1/keys', { name: 'fragile', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'fragile' } });
+    const due = new Date(nextOccurrence('quarterly', new Date()).getTime() + HOUR);
+    t.clock.set(due);
+    const [rotation] = (await t.app.get(RotationService).enqueueDue(due)).filter((r) => r.subject === 'fragile');
+    const runner = t.app.get(RotationRunner);
+    // Stop after the certificate is issued, and revoke it before it is activated.
+    expect(await runner.serial(() => runner.runRotation(rotation.id, due, 2))).toBe(2);
+    const [v2] = await query<{ serial: string; key_uri: string }>(t.database.url, `SELECT v.serial, v.key_uri FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE k.name = 'fragile' AND v.version = 2`);
+    expect((await api('POST', `/v1/certificates/${v2.serial}/revoke`, { reason: 'keyCompromise' })).status).toBe(200);
+    await scheduler.tick(due);
+    const failed = (await api('GET', `/v1/rotations/${rotation.id}`)).body;
+    expect(failed).toMatchObject({ state: 'failed', step: null });
+    expect(failed.steps[2]).toMatchObject({ name: 'activate', state: 'failed', error: 'version 2 is revoked; it cannot be activated', detail: { abandonedVersion: 2, destroyedKeyUri: v2.key_uri } });
+    await expect(t.app.get<KeyStore>(KEY_STORE).describeKey(v2.key_uri)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await versions('fragile')).toEqual([{ version: 1, state: 'active' }, { version: 2, state: 'revoked' }]);
+
+    const retry = await scheduler.tick(new Date(due.getTime() + 60_000));
+    expect(retry.started).toEqual([expect.objectContaining({ subject: 'fragile', trigger: 'schedule' })]);
+    expect(await versions('fragile')).toEqual([{ version: 1, state: 'retiring' }, { version: 2, state: 'revoked' }, { version: 3, state: 'active' }]);
+    const all = (await api('GET', '/v1/rotations?key=fragile')).body.rotations;
+    expect(all.map((r: { state: string; to: string; dueAt: string }) => [r.state, r.to, r.dueAt])).toEqual([
+      ['activated', 'v3', failed.dueAt],
+      ['failed', 'v2', failed.dueAt],
+    ]);
+    const report = await reconcileHsm(t.app.get(DataSource), t.app.get<KeyStore>(KEY_STORE));
+    expect(report).toEqual({ orphanObjects: [], missingObjects: [], plannedObjects: [] });
   });
 });
