@@ -63,7 +63,7 @@ export class RotationScheduler implements OnModuleInit, OnApplicationBootstrap, 
     }
   }
 
-  /** One tick at `now` (the clock's time unless a test injects one). */
+  /** One tick at `now` (the clock's time unless a test injects one): enqueue, then run what is runnable, awaited. */
   tick(now: Date = this.clock.now()): Promise<TickReport> {
     return this.runner.serial(async () => {
       const started = await this.rotations.enqueueDue(now);
@@ -72,11 +72,14 @@ export class RotationScheduler implements OnModuleInit, OnApplicationBootstrap, 
     });
   }
 
+  /** The timer's tick only enqueues; the runner drains the runnable work after it, in the background. */
   private async scheduledTick(): Promise<void> {
     if (this.ticking) return;
     this.ticking = true;
     try {
-      await this.tick();
+      const now = this.clock.now();
+      await this.runner.serial(() => this.rotations.enqueueDue(now));
+      this.runner.kick();
     } catch (error) {
       this.logger.warn(`rotation tick failed: ${scrubText((error as Error).message ?? String(error))}`);
     } finally {
