@@ -7,6 +7,7 @@ import { BackupModule } from './backup/backup.module';
 import { CaModule } from './ca/ca.module';
 import { SIGNET_CONFIG, SignetConfig } from './config/config';
 import { DatabaseModule } from './database/database.module';
+import { DistributionModule } from './distribution/distribution.module';
 import { HsmModule } from './hsm/hsm.module';
 import { HsmOptions } from './hsm/hsm-options';
 import { KeysModule } from './keys/keys.module';
@@ -52,6 +53,7 @@ export class AppModule {
         SigningModule,
         TsaModule,
         TruststoreModule,
+        DistributionModule,
       ],
       providers: [
         { provide: SIGNET_CONFIG, useValue: runtime.config },

@@ -318,7 +318,7 @@ export class TruststoreService {
         reason: { trigger, changes },
         revokedAt,
         convergedAt: null,
-        createdAt: new Date(Math.floor(now.getTime() / 1000) * 1000),
+        createdAt: now,
       }),
     );
     await manager.update(TruststoreEntity, { id: truststore.id }, { currentVersion: version, currentDigest: digest });

@@ -1,0 +1,153 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { DataSource } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
+import type { AuditActor } from '../audit/audit.types';
+import { CaGenerationEntity } from '../ca/ca-generation.entity';
+import { CaService } from '../ca/ca.service';
+import { SIGNET_CONFIG, SignetConfig } from '../config/config';
+import { ChangeNotifier } from '../database/change-notifier';
+import { KeysService } from '../keys/keys.service';
+import { CrlService } from '../revocation/crl.service';
+import { TruststoreService } from '../truststore/truststore.service';
+import { DistributionStatusService } from './distribution-status.service';
+import { ReconcilerService } from './reconciler.service';
+import { DISTRIBUTION_CHANNEL } from './regions.service';
+import { returnedRows } from './sql-rows';
+
+/** Cross-replica "truststore content may have changed" (a CA or key was created somewhere). */
+export const TRUSTSTORE_CHANNEL = 'signet_truststore';
+const INTERVAL_NAME = 'distribution';
+
+export interface SyncResult {
+  /** Truststore versions the sync created (content had changed without an event reaching us). */
+  versions: Array<{ truststore: string; version: number; digest: string }>;
+  /** Targets queued for an immediate read-back (and push where needed). */
+  queued: number;
+}
+
+/**
+ * What makes truststores change and distribution run:
+ *   - a CA or CA key generation created or activated (a root added or retired, a generation
+ *     appearing) or a signing key created (a trusted identity): announced in the changing
+ *     transaction, every replica rebuilds on commit;
+ *   - a CRL published (revocation, scheduled refresh): the publishing replica rebuilds at once;
+ *   - the schedule (expired roots dropping out, anything missed), which only rebuilds what changed
+ *     and wakes the reconciler; `POST /v1/distribution/sync` does the same now and re-reads every target.
+ * A new version is announced to every replica's reconciler in the transaction that stores it.
+ * Rebuilds are idempotent and serialised per truststore row, so replicas doing the same one do no harm.
+ */
+@Injectable()
+export class DistributionScheduler implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('Distribution');
+  private rebuilding?: Promise<void>;
+  private pendingTrigger?: string;
+  private started = false;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly cas: CaService,
+    private readonly keys: KeysService,
+    private readonly crls: CrlService,
+    private readonly truststores: TruststoreService,
+    private readonly reconciler: ReconcilerService,
+    private readonly status: DistributionStatusService,
+    private readonly notifier: ChangeNotifier,
+    private readonly audit: AuditService,
+    @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    @Optional() private readonly scheduler?: SchedulerRegistry,
+  ) {}
+
+  /** Announcements happen in every context (a CLI call creating a CA must reach the servers). */
+  onModuleInit(): void {
+    this.cas.addEventSink({
+      caCreated: (ca, _generation, manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, `ca:${ca.name}`),
+      // A root rollover's new generation enters truststores while still pending; the old one may leave once retired.
+      caGenerationCreated: (ca, _generation, manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, `ca:${ca.name}`),
+      caGenerationActivated: (ca, _generation, _previous, manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, `ca:${ca.name}`),
+    });
+    this.keys.addEventSink({ keyCreated: (key, _version, manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, `key:${key.name}`) });
+    this.truststores.addSink({ versionCreated: (truststore, _version, manager) => this.notifier.notify(manager, DISTRIBUTION_CHANNEL, truststore.name) });
+    this.truststores.addPreparer((generations) => this.ensureCrls(generations));
+  }
+
+  onApplicationBootstrap(): void {
+    if (!this.scheduler) return;
+    this.started = true;
+    this.crls.onCrlPublished(() => {
+      void this.requestRebuild('crl');
+    });
+    this.notifier.on(TRUSTSTORE_CHANNEL, (payload) => {
+      void this.requestRebuild(payload === '*' ? 'resync' : (payload.split(':')[0] ?? 'change'));
+    });
+    const interval = setInterval(() => void this.scheduled(), this.config.distribution.intervalSeconds * 1000);
+    interval.unref();
+    this.scheduler.addInterval(INTERVAL_NAME, interval);
+    void this.scheduled();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.started = false;
+    if (this.scheduler?.doesExist('interval', INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
+    await this.rebuilding?.catch(() => undefined);
+  }
+
+  /** The schedule: rebuild what changed, wake the reconciler, refresh the fleet gauges. */
+  async scheduled(): Promise<void> {
+    if (!this.started) return;
+    try {
+      await this.requestRebuild('schedule');
+      this.reconciler.wake();
+      await this.status.refreshMetrics();
+    } catch (error) {
+      this.logger.error(`scheduled distribution pass failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Coalesces rebuild requests: one runs at a time, and a request arriving meanwhile runs once more after it. */
+  requestRebuild(trigger: string): Promise<void> {
+    if (this.rebuilding) {
+      this.pendingTrigger ??= trigger;
+      return this.rebuilding;
+    }
+    this.rebuilding = (async () => {
+      let next: string | undefined = trigger;
+      while (next) {
+        this.pendingTrigger = undefined;
+        await this.truststores.rebuildAll(next);
+        next = this.pendingTrigger;
+      }
+    })().finally(() => {
+      this.rebuilding = undefined;
+    });
+    return this.rebuilding;
+  }
+
+  /** `POST /v1/distribution/sync`: rebuild now, and read back (push where needed) every target at once. */
+  async sync(actor?: AuditActor): Promise<SyncResult> {
+    await this.rebuilding?.catch(() => undefined);
+    const created = await this.truststores.rebuildAll('sync');
+    const queued = await this.dataSource.transaction(async (manager) => {
+      const rows = returnedRows<{ id: string }>(await manager.query(
+        `UPDATE distribution_targets SET next_attempt_at = now(), verified_at = NULL
+          WHERE lease_until IS NULL OR lease_until < now() RETURNING id`,
+      ));
+      await this.notifier.notify(manager, DISTRIBUTION_CHANNEL, 'sync');
+      return rows.length;
+    });
+    const versions = await Promise.all(
+      created.map(async (v) => ({ truststore: (await this.truststores.byId(v.truststoreId)).name, version: v.version, digest: v.digest })),
+    );
+    await this.audit.record({ type: 'distribution.sync', actor, subject: 'distribution', data: { queued, versions } });
+    this.reconciler.wake();
+    return { versions, queued };
+  }
+
+  /** CRLs are built lazily; a truststore version should carry them from the start. */
+  private async ensureCrls(generations: CaGenerationEntity[]): Promise<void> {
+    for (const generation of generations) {
+      if (generation.crl) continue;
+      await this.crls.rebuild(generation.id, { onlyIfDue: true }).catch((error) => this.logger.warn(`building the first CRL of ${generation.name} failed: ${(error as Error).message}`));
+    }
+  }
+}

@@ -1,0 +1,38 @@
+import { Global, Module } from '@nestjs/common';
+import { CaModule } from '../ca/ca.module';
+import { DISTRIBUTION_GATE } from '../common/distribution-gate';
+import { KeysModule } from '../keys/keys.module';
+import { RevocationModule } from '../revocation/revocation.module';
+import { TruststoreModule } from '../truststore/truststore.module';
+import { DistributionController } from './distribution.controller';
+import { DistributionGateService } from './distribution-gate.service';
+import { DistributionMetrics } from './distribution-metrics';
+import { DistributionScheduler } from './distribution-scheduler.service';
+import { DistributionStatusService } from './distribution-status.service';
+import { ReconcilerService } from './reconciler.service';
+import { RegionsController } from './regions.controller';
+import { RegionsService } from './regions.service';
+import { TargetCredentials } from './target-credentials';
+
+/**
+ * Truststore distribution: regions and targets, the reconcile loop pushing each truststore version
+ * to them through the drivers, status, and the rotation gate. Global so that DISTRIBUTION_GATE reaches
+ * the rotation module, which injects it when present.
+ */
+@Global()
+@Module({
+  imports: [CaModule, KeysModule, RevocationModule, TruststoreModule],
+  controllers: [RegionsController, DistributionController],
+  providers: [
+    RegionsService,
+    TargetCredentials,
+    ReconcilerService,
+    DistributionScheduler,
+    DistributionStatusService,
+    DistributionMetrics,
+    DistributionGateService,
+    { provide: DISTRIBUTION_GATE, useExisting: DistributionGateService },
+  ],
+  exports: [DISTRIBUTION_GATE, DistributionStatusService, DistributionScheduler, RegionsService],
+})
+export class DistributionModule {}

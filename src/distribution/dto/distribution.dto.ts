@@ -1,0 +1,115 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsObject, IsOptional, IsString, ValidateIf } from 'class-validator';
+import { TRUST_TARGET_KINDS } from '../drivers/trust-target';
+import { LAYER_KINDS } from '../../truststore/bundle-formats';
+
+export class CreateRegionDto {
+  @ApiProperty({ example: 'eu-west' })
+  @IsString()
+  name!: string;
+
+  @ApiPropertyOptional({ description: "its verifiers cannot reach Signet's OCSP/CRL URLs and rely on the bundle's CRLs" })
+  @IsOptional()
+  @IsBoolean()
+  offline?: boolean;
+}
+
+/** Target fields shared by create and PATCH; contents of nested objects are checked by the service and the driver factory. */
+class TargetFieldsDto {
+  @ApiPropertyOptional({ example: 'https://registry.example.com' })
+  @IsOptional()
+  @IsString()
+  endpoint?: string;
+
+  @ApiPropertyOptional({ example: 'production' })
+  @IsOptional()
+  @IsString()
+  truststore?: string;
+
+  @ApiPropertyOptional({ default: true, description: 'counts for the rotation gate' })
+  @IsOptional()
+  @IsBoolean()
+  required?: boolean;
+
+  @ApiPropertyOptional({ description: 'write-only: {username, password} | {token} | {kubeconfig}; null removes them', example: { username: 'robot$signet', password: '…' } })
+  @IsOptional()
+  @ValidateIf((_o, v) => v !== null)
+  @IsObject()
+  credentials?: Record<string, unknown> | null;
+
+  @ApiPropertyOptional({ example: 'signet/truststore', description: 'oci-registry: repository; harbor: repository in the project (or "project/repository")' })
+  @IsOptional()
+  @IsString()
+  repository?: string;
+
+  @ApiPropertyOptional({ description: 'harbor: project' })
+  @IsOptional()
+  @IsString()
+  project?: string;
+
+  @ApiPropertyOptional({ description: 'kubernetes: namespace of the ConfigMap' })
+  @IsOptional()
+  @IsString()
+  namespace?: string;
+
+  @ApiPropertyOptional({ default: 'signet-truststore' })
+  @IsOptional()
+  @IsString()
+  configMapName?: string;
+
+  @ApiPropertyOptional({ example: { keyManagementProviderName: 'signet-roots' }, description: 'kubernetes: also apply a Ratify KeyManagementProvider' })
+  @IsOptional()
+  @ValidateIf((_o, v) => v !== null)
+  @IsObject()
+  ratify?: { keyManagementProviderName: string } | null;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsBoolean()
+  forceConflicts?: boolean;
+
+  @ApiPropertyOptional({ example: { notation: true }, description: 'harbor: project content-trust metadata to enforce' })
+  @IsOptional()
+  @ValidateIf((_o, v) => v !== null)
+  @IsObject()
+  contentTrust?: { notation?: boolean; cosign?: boolean } | null;
+
+  @ApiPropertyOptional({ example: { caPem: '-----BEGIN CERTIFICATE-----…' } })
+  @IsOptional()
+  @ValidateIf((_o, v) => v !== null)
+  @IsObject()
+  tls?: { caPem?: string; insecure?: boolean } | null;
+
+  @ApiPropertyOptional({ type: [String], description: 'hosts redirects and token realms of this target may lead to' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(32)
+  @IsString({ each: true })
+  allowedHosts?: string[];
+
+  @ApiPropertyOptional({ enum: LAYER_KINDS, isArray: true, description: 'bundle layers pushed (default: all)' })
+  @IsOptional()
+  @IsArray()
+  @IsIn(LAYER_KINDS as unknown as string[], { each: true })
+  formats?: string[];
+}
+
+export class CreateTargetDto extends TargetFieldsDto {
+  @ApiProperty({ example: 'registry-1' })
+  @IsString()
+  name!: string;
+
+  @ApiProperty({ enum: TRUST_TARGET_KINDS })
+  @IsIn(TRUST_TARGET_KINDS as unknown as string[])
+  kind!: string;
+
+  @ApiProperty({ example: 'https://registry.example.com' })
+  @IsString()
+  declare endpoint: string;
+
+  @ApiProperty({ example: 'production' })
+  @IsString()
+  declare truststore: string;
+}
+
+export class UpdateTargetDto extends TargetFieldsDto {}
