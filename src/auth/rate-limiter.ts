@@ -1,11 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
+import { takeToken, TokenBucket } from '../common/token-bucket';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 
-interface Bucket {
-  tokens: number;
-  updatedMs: number;
-}
 
 /**
  * A token bucket per API token, in this process's memory: limits are per replica (N replicas
@@ -15,7 +12,7 @@ interface Bucket {
  */
 @Injectable()
 export class RateLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(@Inject(SIGNET_CONFIG) private readonly config: SignetConfig) {}
 
@@ -28,20 +25,10 @@ export class RateLimiter {
     if (rate <= 0) return 0;
     // A per-token rate keeps the configured burst-to-rate ratio.
     const burst = perSecond ? Math.max(1, Math.round((perSecond * this.config.auth.rateLimitBurst) / Math.max(1, this.config.auth.rateLimitPerSecond))) : this.config.auth.rateLimitBurst;
-    const now = performance.now();
-    let bucket = this.buckets.get(key);
-    if (!bucket) {
-      bucket = { tokens: burst, updatedMs: now };
-      this.buckets.set(key, bucket);
-    } else {
-      bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.updatedMs) / 1000) * rate);
-      bucket.updatedMs = now;
-    }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return 0;
-    }
-    return (1 - bucket.tokens) / rate;
+    const existing = this.buckets.get(key);
+    const { bucket, waitSeconds } = takeToken(existing, rate, burst, performance.now());
+    if (!existing) this.buckets.set(key, bucket);
+    return waitSeconds;
   }
 
   /** Forgets a key's bucket (its token was revoked). */

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
+import { isFull, takeToken, TokenBucket } from '../common/token-bucket';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 
 const MAX_CLIENTS = 50_000;
@@ -11,7 +12,7 @@ const MAX_CLIENTS = 50_000;
  */
 @Injectable()
 export class ClientRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; updatedMs: number }>();
+  private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(@Inject(SIGNET_CONFIG) private readonly config: SignetConfig) {}
 
@@ -19,25 +20,16 @@ export class ClientRateLimiter {
   take(address: string, now = performance.now()): number {
     const rate = this.config.pki.publicRateLimitPerSecond;
     const burst = rate * 2;
-    let bucket = this.buckets.get(address);
-    if (!bucket) {
-      if (this.buckets.size >= MAX_CLIENTS) this.evict(now, rate, burst);
-      bucket = { tokens: burst, updatedMs: now };
-      this.buckets.set(address, bucket);
-    } else {
-      bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.updatedMs) / 1000) * rate);
-      bucket.updatedMs = now;
-    }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return 0;
-    }
-    return (1 - bucket.tokens) / rate;
+    const existing = this.buckets.get(address);
+    if (!existing && this.buckets.size >= MAX_CLIENTS) this.evict(now, rate, burst);
+    const { bucket, waitSeconds } = takeToken(existing, rate, burst, now);
+    if (!existing) this.buckets.set(address, bucket);
+    return waitSeconds;
   }
 
   private evict(now: number, rate: number, burst: number): void {
     for (const [address, bucket] of this.buckets) {
-      if (bucket.tokens + ((now - bucket.updatedMs) / 1000) * rate >= burst) this.buckets.delete(address);
+      if (isFull(bucket, rate, burst, now)) this.buckets.delete(address);
     }
     // Everyone is busy: forget the oldest half rather than grow without bound.
     if (this.buckets.size >= MAX_CLIENTS) {
