@@ -117,12 +117,15 @@ export class SigningService {
     if (key.stale) {
       // The key changed (rotation, retirement, revocation) while this request was signing: return
       // the signature only if the version that made it is still the active one.
-      const current = await this.keys.get(keyName);
+      let current: ActiveKey;
+      try {
+        current = await this.keys.get(keyName);
+      } catch (error) {
+        await this.withhold(key, seq, principal);
+        throw error;
+      }
       if (current.versionId !== key.versionId) {
-        await this.audit
-          .record({ type: 'sign.withheld', actor: principal.auditActor, subject: key.keyName, data: { version: key.version, seq, reason: 'the key version stopped being active while signing' } })
-          .catch(() => undefined);
-        this.logger.warn(`key ${key.keyName}: version ${key.version} stopped being active during a sign request; signature withheld`);
+        await this.withhold(key, seq, principal);
         if (attempt > 1) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'sign: the key is changing; retry', { retryAfterSeconds: 1 });
         return this.signOnce(keyName, request, principal, context, attempt + 1);
       }
@@ -131,6 +134,14 @@ export class SigningService {
     let json = key.responseHead + signatureB64 + key.responseChain;
     if (artifact) json += `,"artifact":${JSON.stringify(artifact)}`;
     return `${json}}`;
+  }
+
+  /** A signature made and audited but not returned: say so in the log (best effort; the sign row stands). */
+  private async withhold(key: ActiveKey, seq: string, principal: Principal): Promise<void> {
+    this.logger.warn(`key ${key.keyName}: version ${key.version} stopped being active during a sign request; signature withheld`);
+    await this.audit
+      .record({ type: 'sign.withheld', actor: principal.auditActor, subject: key.keyName, data: { version: key.version, seq, reason: 'the key version stopped being active while signing' } })
+      .catch(() => undefined);
   }
 
   /** Every check that needs the key, in order; none touches the HSM. */
