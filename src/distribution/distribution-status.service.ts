@@ -187,7 +187,8 @@ export class DistributionStatusService {
 }
 
 function targetStatus(row: TargetRow, now: Date): TargetStatus {
-  const converged = row.delivered_digest === row.desired_digest && !row.force_push;
+  // The last attempt must have succeeded too: a failed read-back or push leaves state retrying/blocked.
+  const converged = row.delivered_digest === row.desired_digest && !row.force_push && row.state === 'delivered';
   const state: TargetStatusState = converged ? 'converged' : row.leased ? 'pushing' : row.state === 'blocked' ? 'blocked' : row.state === 'retrying' ? 'retrying' : 'pending';
   const desiredSince = new Date(row.desired_since);
   const deliveredAt = row.delivered_at ? new Date(row.delivered_at) : null;

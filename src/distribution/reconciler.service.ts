@@ -165,7 +165,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
             AND (
                   ((t.delivered_digest IS DISTINCT FROM s.current_digest OR t.force_push)
                     AND (t.attempt_digest IS DISTINCT FROM s.current_digest OR t.next_attempt_at <= now()))
-               OR (t.delivered_digest = s.current_digest AND NOT t.force_push
+               OR (t.delivered_digest = s.current_digest AND NOT t.force_push AND t.next_attempt_at <= now()
                     AND (t.verified_at IS NULL OR ($3::int > 0 AND t.verified_at < now() - make_interval(secs => $3::int))))
                 )
           ORDER BY (t.attempt_digest IS DISTINCT FROM s.current_digest) DESC, t.next_attempt_at
@@ -218,6 +218,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
       credentials = target.credentialsSealed ? await this.credentials.unseal(target.id, target.credentialsSealed) : undefined;
       driver = createTrustTarget(driverOptions(target, credentials, this.regions.driverContext), this.driverHooks ?? {});
       let held = await driver.readBack(signal);
+      if (held.digest !== target.deliveredDigest) await this.recordObserved(target, held);
       let pushed: PushDetails | undefined;
       if (held.digest !== target.desiredDigest || target.forcePush) {
         const bundle = await this.bundle(target);
@@ -363,6 +364,27 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     this.logger.warn(
       `${target.region}/${target.name}: attempt ${attempts} for ${target.truststore} v${target.desiredVersion} failed (${kind}${retryable ? '' : ', not retryable'}): ${message}; next in ${(delayMs / 1000).toFixed(1)} s`,
     );
+  }
+
+  /**
+   * What a read-back found when it differs from the record (drift: someone changed or deleted it,
+   * or a push of ours that was not recorded): the record follows the target, so status and the
+   * rotation gate never count a bundle the target no longer holds.
+   */
+  private async recordObserved(target: ClaimedTarget, held: TargetState): Promise<void> {
+    const version = held.digest ? (held.version ?? null) : null;
+    await this.dataSource.query(
+      `UPDATE distribution_targets
+          SET delivered_digest = $3, delivered_version = $4,
+              delivered_at = CASE WHEN delivered_digest IS DISTINCT FROM $3 THEN NULL ELSE delivered_at END
+        WHERE id = $1 AND lease_token = $2`,
+      [target.id, target.leaseToken, held.digest ?? null, version],
+    );
+    if (target.deliveredDigest) {
+      this.logger.warn(`${target.region}/${target.name}: read back ${held.digest ?? 'no truststore of ours'} where ${target.deliveredDigest} was delivered (changed outside Signet)`);
+    }
+    target.deliveredDigest = held.digest ?? null;
+    target.deliveredVersion = version;
   }
 
   /** Shutdown: hand the target back at once, without counting the attempt. */
