@@ -125,12 +125,6 @@ export class ActiveKeyCache implements OnModuleInit {
     return this.load(keyName);
   }
 
-  /** Re-reads `keyName` from the database, bypassing (and refreshing) the cache. */
-  refresh(keyName: string): Promise<ActiveKey> {
-    this.invalidate(keyName);
-    return this.load(keyName);
-  }
-
   /** Forgets `keyName` on this replica at once (e.g. right after committing a change to it). */
   invalidate(keyName: string): void {
     this.epoch++;
