@@ -29,7 +29,9 @@ export interface CliCommand {
    * may adjust the configuration for this run.
    */
   prepare?(config: SignetConfig, args: CliArgs): Promise<void>;
-  run(context: CliContext, args: CliArgs): Promise<void>;
+  /** Commands that need neither database nor application (e.g. `hsm init-token`) run here instead. */
+  standalone?(config: SignetConfig, args: CliArgs, out: (line: string) => void): Promise<void>;
+  run?(context: CliContext, args: CliArgs): Promise<void>;
 }
 
 /** A failure the CLI reports as one line and exit code 1 (no stack trace). */

@@ -61,6 +61,15 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     throw error;
   }
+  if (command.standalone) {
+    try {
+      await command.standalone(config, args as never, (line) => process.stdout.write(line + '\n'));
+      return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    } catch (error) {
+      process.stderr.write(`signet ${command.name}: ${scrubText(error instanceof Error ? error.message : String(error))}\n`);
+      return error instanceof CliError ? error.exitCode : 1;
+    }
+  }
   // Operator output goes to stdout; logs only at warn and above, to stderr.
   const logger = createLogger(process.env.SIGNET_LOG_LEVEL ?? 'warn', (await import('pino')).default.destination(2));
   let platform: Platform | undefined;
@@ -72,7 +81,7 @@ export async function runCli(argv: string[]): Promise<number> {
       abortOnError: false,
     });
     try {
-      await command.run({ app, config, out: (line) => process.stdout.write(line + '\n') }, args as never);
+      await command.run!({ app, config, out: (line) => process.stdout.write(line + '\n') }, args as never);
     } finally {
       await app.close();
     }

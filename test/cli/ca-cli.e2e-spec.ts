@@ -72,6 +72,32 @@ describe('signet CLI: offline root, key create, revoke', () => {
     expect(state.state).toBe('revoked');
   });
 
+  it('reports a reconciled HSM (every key pair referenced by a row), then an orphan once a key pair has no row', async () => {
+    const clean = signet('hsm', 'reconcile');
+    expect(clean.stdout).toMatch(/0 orphan\(s\), 0 missing/);
+    expect(clean.code).toBe(0);
+    // A key version row removed behind Signet's back leaves its key pair orphaned.
+    await query(database.url, `UPDATE key_versions SET destroyed_at = now() WHERE serial IS NOT NULL`);
+    const orphaned = signet('hsm', 'reconcile');
+    expect(orphaned.stdout).toMatch(/orphan: pkcs11:token=signet;id=/);
+    expect(orphaned.code).toBe(1);
+  });
+
+  it('initialises a SoftHSM2 token from a PIN file once (docker-compose hsm-init) without printing the PIN', () => {
+    const dir = tempDir('hsm-init-');
+    const pinFile = path.join(dir, 'pin');
+    fs.writeFileSync(pinFile, 'compose-pin-4711\n', { mode: 0o600 });
+    const env = { PATH: process.env.PATH ?? '', SIGNET_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so', SIGNET_PKCS11_PIN_FILE: pinFile, SIGNET_PKCS11_TOKEN_LABEL: 'compose', SOFTHSM2_CONF: path.join(dir, 'softhsm', 'softhsm2.conf') };
+    const run = () => spawnSync(path.join(PROJECT_ROOT, 'bin', 'signet'), ['hsm', 'init-token'], { encoding: 'utf8', env });
+    const first = run();
+    expect(first.status).toBe(0);
+    expect(first.stdout).toContain("initialised token 'compose'");
+    expect(run().stdout).toContain("token 'compose' already exists");
+    expect(first.stdout + first.stderr).not.toContain('compose-pin-4711');
+    const slots = spawnSync('softhsm2-util', ['--show-slots'], { encoding: 'utf8', env });
+    expect(slots.stdout).toMatch(/Label:\s+compose/);
+  });
+
   it('fails with one line and a non-zero exit for bad input', () => {
     const badSerial = signet('revoke', 'zz-not-hex');
     expect(badSerial.code).not.toBe(0);

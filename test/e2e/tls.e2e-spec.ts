@@ -73,6 +73,6 @@ describe('TLS on the API listener, plain HTTP for /pki and /ocsp only (real serv
     expect(crl.status).toBe(200);
     const api = await fetch(`http://127.0.0.1:${publicPort}/v1/cas`);
     expect(api.status).toBe(404);
-    expect((await api.json()).error.code).toBe('ROUTE_NOT_FOUND');
+    expect(((await api.json()) as { error: { code: string } }).error.code).toBe('ROUTE_NOT_FOUND');
   });
 });
