@@ -22,7 +22,8 @@ module.exports = {
     }],
   },
   transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)`],
-  testTimeout: 120000,
+  // Generous bounds: tests wait for states on real parts (PostgreSQL, SoftHSM2, registries) on a 2-core box.
+  testTimeout: 300000,
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
 };

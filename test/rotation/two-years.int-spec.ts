@@ -176,7 +176,8 @@ describe('two simulated years of rotations', () => {
     const errors = await query(t.database.url, `SELECT subject FROM rotations r, jsonb_array_elements(r.steps) s WHERE s->>'error' IS NOT NULL OR s->'detail' ? 'lastError'`);
     expect(errors).toEqual([]);
     fs.rmSync(path.join(dir), { recursive: true, force: true });
-  });
+    // Two simulated years take ~1.5 min on an idle 2-core box; bounded generously for a busy one.
+  }, 900_000);
 });
 
 /**
