@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as pkcs11js from 'pkcs11js';
 import { type HsmLogger, silentLogger } from './hsm-logger';
@@ -165,20 +165,70 @@ export async function ensureSoftHsmDevToken(options: SoftHsmDevTokenOptions): Pr
 
   const pinFile = join(root, 'user.pin');
   const soPinFile = join(root, 'so.pin');
+  // Several processes may start on one data dir at once (replicas, a CLI next to the server): one
+  // creates the token and its PINs while the others wait, then find it.
+  await withInitLock(join(root, '.init.lock'), () => initializeDevToken(modulePath, options.label, tokenDir, pinFile, soPinFile, logger));
+  return { modulePath, tokenLabel: options.label, pinFile, soPinFile, softhsmConf };
+}
+
+function initializeDevToken(modulePath: string, label: string, tokenDir: string, pinFile: string, soPinFile: string, logger: HsmLogger): void {
   const library = Pkcs11Library.acquire(modulePath, logger);
   try {
-    if (library.locateToken(options.label)) {
-      if (!existsSync(pinFile)) throw new Error(`token '${options.label}' exists in ${tokenDir} but its PIN file ${pinFile} is missing`);
+    if (library.locateToken(label)) {
+      if (!existsSync(pinFile)) throw new Error(`token '${label}' exists in ${tokenDir} but its PIN file ${pinFile} is missing`);
       readPinFile(pinFile);
     } else {
       // PINs are written before the token exists, so a crash in between never loses them.
       if (!existsSync(pinFile)) writeSecretFile(pinFile, `${generatePin()}\n`);
       if (!existsSync(soPinFile)) writeSecretFile(soPinFile, `${generatePin()}\n`);
-      initializeToken(library, options.label, readPinFile(soPinFile), readPinFile(pinFile));
-      logger.log(`hsm: SoftHSM2 token '${options.label}' initialised in ${dirname(tokenDir)}`);
+      initializeToken(library, label, readPinFile(soPinFile), readPinFile(pinFile));
+      logger.log(`hsm: SoftHSM2 token '${label}' initialised in ${dirname(tokenDir)}`);
     }
   } finally {
     library.release();
   }
-  return { modulePath, tokenLabel: options.label, pinFile, soPinFile, softhsmConf };
+}
+
+const LOCK_WAIT_MS = 60_000;
+
+/** An exclusive lock file holding the owner's pid; a lock left by a dead process is taken over. */
+async function withInitLock<T>(lockFile: string, work: () => T): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      writeFileSync(lockFile, String(process.pid), { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(readFileSyncSafe(lockFile));
+      if (!owner || !processAlive(owner)) {
+        rmSync(lockFile, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`hsm: another process (pid ${owner}) has been creating the SoftHSM2 token for over ${LOCK_WAIT_MS / 1000}s (${lockFile})`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  try {
+    return work();
+  } finally {
+    rmSync(lockFile, { force: true });
+  }
+}
+
+function readFileSyncSafe(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
