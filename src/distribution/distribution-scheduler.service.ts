@@ -74,12 +74,11 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
   onApplicationBootstrap(): void {
     if (!this.scheduler) return;
     this.started = true;
-    this.crls.onCrlPublished(() => {
-      void this.requestRebuild('crl');
-    });
-    this.notifier.on(TRUSTSTORE_CHANNEL, (payload) => {
-      void this.requestRebuild(payload === '*' ? 'resync' : (payload.split(':')[0] ?? 'change'));
-    });
+    // Fire-and-forget triggers: a failure (database away) is logged and the schedule retries.
+    const rebuildSoon = (trigger: string) =>
+      void this.requestRebuild(trigger).catch((error) => this.logger.warn(`truststore rebuild (${trigger}) failed: ${(error as Error).message}`));
+    this.crls.onCrlPublished(() => rebuildSoon('crl'));
+    this.notifier.on(TRUSTSTORE_CHANNEL, (payload) => rebuildSoon(payload === '*' ? 'resync' : (payload.split(':')[0] ?? 'change')));
     const interval = setInterval(() => void this.scheduled(), this.config.distribution.intervalSeconds * 1000);
     interval.unref();
     this.scheduler.addInterval(INTERVAL_NAME, interval);
