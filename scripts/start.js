@@ -1,15 +1,23 @@
 #!/usr/bin/env node
 // `npm start`: runs Signet on embedded defaults (or whatever SIGNET_*/DATABASE_URL say).
-// 1. Without SIGNET_PKCS11_MODULE, Signet uses SoftHSM2: install it when missing and we can
+// 1. Builds dist/ (incremental) unless --no-build.
+// 2. Without SIGNET_PKCS11_MODULE, Signet uses SoftHSM2: install it when missing and we can
 //    (Debian/Ubuntu, apt, as root), otherwise stop with the exact install command.
-// 2. UV_THREADPOOL_SIZE is fixed when Node first uses its thread pool (HSM signing runs there),
-//    so the server runs in a child Node started with it set.
+// 3. UV_THREADPOOL_SIZE is fixed when Node first uses its thread pool (HSM signing runs there),
+//    so the server runs in a child Node started with it set. SIGTERM/SIGINT/SIGHUP reaching this
+//    process (npm forwards them) are passed on; Signet drains and exits, and so do we.
+// One Node process from npm's point of view, so no shell sits between npm and us swallowing signals.
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
+
+if (!process.argv.includes('--no-build')) {
+  const build = spawnSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+}
 const { findSoftHsmLibrary } = require(path.join(root, 'dist', 'src', 'hsm', 'softhsm-dev-token.js'));
 
 function installCommand() {
@@ -42,8 +50,9 @@ const child = spawn(process.execPath, [path.join(root, 'dist', 'src', 'main.js')
   stdio: 'inherit',
   env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE || '16' },
 });
-// Forward stop signals; Signet drains and exits 0, and so do we.
+// Forward stop signals; Signet drains and exits 0, and so do we. (A terminal's Ctrl-C reaches both
+// processes; Signet treats a repeat within a moment as the same request.)
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
-  process.on(signal, () => child.kill(signal));
+  process.on(signal, () => child.kill(signal === 'SIGHUP' ? 'SIGTERM' : signal));
 }
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

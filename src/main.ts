@@ -27,13 +27,16 @@ async function main(): Promise<void> {
   let platform: Platform | undefined;
   let app: NestFastifyApplication | undefined;
   let publicListener: Server | undefined;
-  let stopping = false;
+  let stoppingSince = 0;
   const shutdown = async (signal: string) => {
-    if (stopping) {
+    if (stoppingSince) {
+      // The same stop request delivered twice (terminal Ctrl-C to the process group, a supervisor
+      // signalling every process) is not an impatient second request.
+      if (Date.now() - stoppingSince < 2000) return;
       logger.warn(`second ${signal}: exiting now`);
       process.exit(1);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     logger.info(`${signal} received: draining in-flight requests and stopping`);
     const force = setTimeout(() => {
       logger.error(`graceful stop took longer than ${config.shutdownTimeoutMs} ms; exiting`);
