@@ -55,4 +55,14 @@ const child = spawn(process.execPath, [path.join(root, 'dist', 'src', 'main.js')
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
   process.on(signal, () => child.kill(signal === 'SIGHUP' ? 'SIGTERM' : signal));
 }
+// npm exits on SIGTERM without waiting for its script: when our parent goes away, stop Signet
+// the graceful way rather than leaving it running without anyone to stop it.
+const parent = process.ppid;
+const watchParent = setInterval(() => {
+  if (process.ppid !== parent) {
+    clearInterval(watchParent);
+    child.kill('SIGTERM');
+  }
+}, 500);
+watchParent.unref();
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
