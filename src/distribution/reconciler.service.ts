@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { DataSource, EntityManager } from 'typeorm';
+import { createHash } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { DomainError } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
@@ -27,6 +28,9 @@ interface ClaimedTarget {
   truststoreId: string;
   truststore: string;
   credentialsSealed: Buffer | null;
+  configRevision: number;
+  /** Its last attempt failed. */
+  suspect: boolean;
   deliveredDigest: string | null;
   deliveredVersion: number | null;
   attempts: number;
@@ -38,7 +42,17 @@ interface ClaimedTarget {
   desiredSince: Date;
 }
 
+interface CachedDriver {
+  /** Config revision and sealed-credentials hash it was built from. */
+  key: string;
+  target: TrustTarget;
+  /** For redacting error messages; never logged or stored. */
+  credentials: unknown;
+  usedAt: number;
+}
+
 export const DRIVER_HOOKS = Symbol('DISTRIBUTION_DRIVER_HOOKS');
+const DRIVER_IDLE_MS = 10 * 60_000;
 const MIN_TIMER_MS = 20;
 const MAX_ERROR_LENGTH = 1000;
 
@@ -48,8 +62,10 @@ const MAX_ERROR_LENGTH = 1000;
  *
  *   claim   one short statement (SELECT … FOR UPDATE SKIP LOCKED → lease) that commits before any
  *           network traffic, so replicas share the work and a crashed replica's lease simply ends;
- *   attempt read back first and skip a target that already holds the digest; otherwise push, then
- *           read back again, all under a per-attempt timeout; at most `concurrency` in flight;
+ *   attempt read back first and skip a target that already holds the digest; otherwise push (the
+ *           driver reads back what it wrote; only that read-back showing the desired digest counts),
+ *           all under a per-attempt timeout; at most `concurrency` in flight, of which targets whose
+ *           last attempt failed (down, hanging) take at most a quarter, and only after the others;
  *   record  delivered (with a delivery row, metrics and an audit event) or failed (exponential
  *           backoff with jitter per target; a non-retryable failure — credentials, conflict,
  *           refused host — waits the maximum backoff and shows as blocked).
@@ -68,6 +84,8 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
   private again = false;
   private timer?: NodeJS.Timeout;
   private wakeQueued = false;
+  private suspectsInFlight = 0;
+  private readonly drivers = new Map<string, CachedDriver>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -99,6 +117,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     clearTimeout(this.timer);
     this.stopping.abort();
     await Promise.allSettled([...this.running]);
+    await Promise.all([...this.drivers.keys()].map((id) => this.dropDriver(id)));
   }
 
   /** Runs a reconcile pass soon (coalesced). */
@@ -126,9 +145,13 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
           full = true;
           break;
         }
-        const claimed = await this.claim(capacity);
-        for (const target of claimed) this.start(target);
-        if (claimed.length === capacity) this.again = true;
+        // Targets whose last attempt succeeded go first; those that failed (down, hanging) share
+        // at most a quarter of the slots, so a few dead targets cannot hold up a fleet's rollout.
+        const healthy = await this.claim(capacity, false);
+        const suspectRoom = Math.min(capacity - healthy.length, this.suspectCap - this.suspectsInFlight);
+        const suspects = suspectRoom > 0 ? await this.claim(suspectRoom, true) : [];
+        for (const target of [...healthy, ...suspects]) this.start(target);
+        if (healthy.length + suspects.length === capacity) this.again = true;
       } while (this.again && this.started);
       // At capacity, the next finished attempt wakes the loop.
       if (!full) await this.scheduleNext();
@@ -142,18 +165,27 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     }
   }
 
+  private get suspectCap(): number {
+    return Math.max(1, Math.floor(this.config.distribution.concurrency / 4));
+  }
+
   private start(target: ClaimedTarget): void {
+    if (target.suspect) this.suspectsInFlight++;
     const run = this.attempt(target)
       .catch((error) => this.logger.error(`recording the attempt on ${target.region}/${target.name} failed: ${(error as Error).message}`))
       .finally(() => {
+        if (target.suspect) this.suspectsInFlight--;
         this.running.delete(run);
         this.wake();
       });
     this.running.add(run);
   }
 
-  /** Claims up to `limit` due targets in one statement; the lease commits before any push. */
-  private async claim(limit: number): Promise<ClaimedTarget[]> {
+  /**
+   * Claims up to `limit` due targets in one statement; the lease commits before any push.
+   * `suspects`: targets whose last attempt failed (false: the others).
+   */
+  private async claim(limit: number, suspects: boolean): Promise<ClaimedTarget[]> {
     const { leaseSeconds, verifySeconds } = this.config.distribution;
     const result: unknown = await this.dataSource.query(
       `WITH due AS (
@@ -162,6 +194,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
            JOIN truststores s ON s.id = t.truststore_id
           WHERE s.current_digest IS NOT NULL
             AND (t.lease_until IS NULL OR t.lease_until < now())
+            AND (t.last_error_kind IS NOT NULL) = $4
             AND (
                   ((t.delivered_digest IS DISTINCT FROM s.current_digest OR t.force_push)
                     AND (t.attempt_digest IS DISTINCT FROM s.current_digest OR t.next_attempt_at <= now()))
@@ -182,10 +215,10 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
         WHERE t.id = due.id AND s.id = t.truststore_id AND r.id = t.region_id
           AND v.truststore_id = s.id AND v.version = s.current_version
       RETURNING t.id, r.name AS region, t.name, t.kind, t.endpoint, t.settings, t.truststore_id, s.name AS truststore,
-                t.credentials_sealed, t.delivered_digest, t.delivered_version, t.attempts, t.force_push, t.lease_token,
+                t.credentials_sealed, t.config_revision, t.delivered_digest, t.delivered_version, t.attempts, t.force_push, t.lease_token,
                 s.current_version AS desired_version, s.current_digest AS desired_digest,
                 GREATEST(v.created_at, t.created_at) AS desired_since`,
-      [leaseSeconds, limit, verifySeconds],
+      [leaseSeconds, limit, verifySeconds, suspects],
     );
     return returnedRows<Record<string, unknown>>(result).map((row) => ({
       id: row.id as string,
@@ -197,6 +230,8 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
       truststoreId: row.truststore_id as string,
       truststore: row.truststore as string,
       credentialsSealed: (row.credentials_sealed as Buffer | null) ?? null,
+      configRevision: row.config_revision as number,
+      suspect: suspects,
       deliveredDigest: (row.delivered_digest as string | null) ?? null,
       deliveredVersion: (row.delivered_version as number | null) ?? null,
       attempts: row.attempts as number,
@@ -212,36 +247,69 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     const { attemptTimeoutMs } = this.config.distribution;
     const timeout = AbortSignal.timeout(attemptTimeoutMs);
     const signal = AbortSignal.any([timeout, this.stopping.signal]);
-    let credentials: Record<string, unknown> | undefined;
-    let driver: TrustTarget | undefined;
+    let credentials: unknown;
     try {
-      credentials = target.credentialsSealed ? await this.credentials.unseal(target.id, target.credentialsSealed) : undefined;
-      driver = createTrustTarget(driverOptions(target, credentials, this.regions.driverContext), this.driverHooks ?? {});
-      let held = await driver.readBack(signal);
+      const driver = await this.driverFor(target);
+      credentials = driver.credentials;
+      let held = await driver.target.readBack(signal);
       if (held.digest !== target.deliveredDigest) await this.recordObserved(target, held);
       let pushed: PushDetails | undefined;
       if (held.digest !== target.desiredDigest || target.forcePush) {
         const bundle = await this.bundle(target);
-        pushed = (await driver.push(bundle, signal)).details ?? {};
-        // Confirmed by a read-back of our own before it counts as delivered.
-        held = await driver.readBack(signal);
-        if (held.digest !== target.desiredDigest) {
-          throw new TargetError('protocol', `${driver.description}: read-back after the push shows ${held.digest ?? 'no truststore'} instead of ${target.desiredDigest}`, {
-            target: driver.description,
+        const result = await driver.target.push(bundle, signal);
+        // Drivers read back what they wrote before a push returns (TrustTarget contract): that
+        // read-back is what counts as delivered, and only if it shows the desired digest.
+        if (result.deliveredDigest !== target.desiredDigest) {
+          throw new TargetError('protocol', `${driver.target.description}: read-back after the push shows ${result.deliveredDigest || 'no truststore'} instead of ${target.desiredDigest}`, {
+            target: driver.target.description,
             operation: 'readBack',
           });
         }
+        pushed = result.details ?? {};
+        held = { digest: result.deliveredDigest, version: target.desiredVersion, details: pushed.manifestDigest ? { manifestDigest: pushed.manifestDigest } : {} };
       }
       await this.recordDelivered(target, held, pushed);
     } catch (error) {
+      // A failed target gets fresh sockets, tokens and credentials next time.
+      await this.dropDriver(target.id);
       if (this.stopping.signal.aborted) {
         await this.release(target);
         return;
       }
       await this.recordFailure(target, error, timeout.aborted, credentials);
-    } finally {
-      await driver?.close().catch(() => undefined);
     }
+  }
+
+  /**
+   * Drivers are kept per target between attempts (keep-alive sockets, registry tokens, unsealed
+   * credentials in memory only), replaced when the target's definition or credentials change, and
+   * dropped after a failure or an idle period.
+   */
+  private async driverFor(target: ClaimedTarget): Promise<CachedDriver> {
+    const key = `${target.configRevision}:${target.credentialsSealed ? createHash('sha256').update(target.credentialsSealed).digest('hex') : '-'}`;
+    const cached = this.drivers.get(target.id);
+    if (cached && cached.key === key) {
+      cached.usedAt = Date.now();
+      return cached;
+    }
+    await this.dropDriver(target.id);
+    const credentials = target.credentialsSealed ? await this.credentials.unseal(target.id, target.credentialsSealed) : undefined;
+    const made: CachedDriver = { key, target: createTrustTarget(driverOptions(target, credentials, this.regions.driverContext), this.driverHooks ?? {}), credentials, usedAt: Date.now() };
+    this.drivers.set(target.id, made);
+    this.sweepDrivers();
+    return made;
+  }
+
+  private async dropDriver(targetId: string): Promise<void> {
+    const cached = this.drivers.get(targetId);
+    if (!cached) return;
+    this.drivers.delete(targetId);
+    await cached.target.close().catch(() => undefined);
+  }
+
+  private sweepDrivers(): void {
+    const idleBefore = Date.now() - DRIVER_IDLE_MS;
+    for (const [id, cached] of this.drivers) if (cached.usedAt < idleBefore) void this.dropDriver(id);
   }
 
   private async bundle(target: ClaimedTarget): Promise<TruststoreBundle> {
@@ -260,9 +328,12 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     const delivery = changed || pushed !== undefined;
     const now = new Date();
     const convergeMs = Math.max(0, now.getTime() - target.desiredSince.getTime());
-    const converged = await this.dataSource.transaction(async (manager) => {
-      // Deliveries of one truststore are recorded one at a time, so the last one sees all others.
-      await manager.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`signet-distribution:${target.truststoreId}`]);
+    const details = {
+      ...(pushed ? { pushed: true, ...pick(pushed, ['manifestDigest', 'locations', 'blobsUploaded', 'blobsPresent']) } : { pushed: false }),
+      ...(held.details?.manifestDigest ? { heldManifestDigest: held.details.manifestDigest } : {}),
+    };
+    // Short: no network, no audit wait while holding a pooled connection.
+    const attempts = await this.dataSource.transaction(async (manager) => {
       const updated = returnedRows<{ attempts: number }>(await manager.query(
         `UPDATE distribution_targets
             SET delivered_version = $3, delivered_digest = $4,
@@ -275,25 +346,28 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
       RETURNING attempts`,
         [target.id, target.leaseToken, held.version ?? target.desiredVersion, target.desiredDigest, delivery],
       ));
-      const attempts = updated[0]?.attempts ?? target.attempts + 1;
+      const count = updated[0]?.attempts ?? target.attempts + 1;
       if (delivery) {
-        const details = {
-          ...(pushed ? { pushed: true, ...pick(pushed, ['manifestDigest', 'locations', 'blobsUploaded', 'blobsPresent']) } : { pushed: false }),
-          ...(held.details?.manifestDigest ? { heldManifestDigest: held.details.manifestDigest } : {}),
-        };
         await manager.query(
           `INSERT INTO distribution_deliveries (target_id, truststore_id, version, digest, delivered_at, attempts, converge_ms, skipped, details)
            VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8)`,
-          [target.id, target.truststoreId, target.desiredVersion, target.desiredDigest, attempts, convergeMs, pushed === undefined, details],
+          [target.id, target.truststoreId, target.desiredVersion, target.desiredDigest, count, convergeMs, pushed === undefined, details],
         );
-        await this.audit.record({
+      }
+      return count;
+    });
+    // After the commit: whichever delivery commits last sees every other one, so a version is
+    // marked converged exactly once without serialising the deliveries.
+    const converged = await this.markConverged(target);
+    if (delivery) {
+      await this.audit
+        .record({
           type: 'distribution.delivered',
           subject: `${target.region}/${target.name}`,
           data: { kind: target.kind, truststore: target.truststore, version: target.desiredVersion, digest: target.desiredDigest, attempts, convergeSeconds: convergeMs / 1000, ...details },
-        });
-      }
-      return this.markConverged(manager, target);
-    });
+        })
+        .catch((error) => this.logger.error(`auditing the delivery to ${target.region}/${target.name} failed: ${(error as Error).message}`));
+    }
     this.metrics.attempts?.inc({ region: target.region, kind: target.kind, result: pushed ? 'pushed' : 'held' });
     if (delivery) {
       this.metrics.convergence?.observe({ region: target.region, kind: target.kind }, convergeMs / 1000);
@@ -313,8 +387,8 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
   }
 
   /** Versions of the truststore that every one of its targets now holds (or has moved past). */
-  private async markConverged(manager: EntityManager, target: ClaimedTarget): Promise<Array<{ version: number; revokedAt: Date | null; convergedAt: Date }>> {
-    const rows = returnedRows<{ version: number; revoked_at: Date | null; converged_at: Date }>(await manager.query(
+  private async markConverged(target: ClaimedTarget): Promise<Array<{ version: number; revokedAt: Date | null; convergedAt: Date }>> {
+    const rows = returnedRows<{ version: number; revoked_at: Date | null; converged_at: Date }>(await this.dataSource.query(
       `UPDATE truststore_versions v SET converged_at = now()
         WHERE v.truststore_id = $1 AND v.converged_at IS NULL AND v.version <= $2
           AND NOT EXISTS (SELECT 1 FROM distribution_targets t

@@ -7,9 +7,11 @@ import { CertificateEntry, TruststoreContent } from './truststore-content';
 
 /**
  * The bundle formats of one truststore version (API.md: `GET /v1/truststores/{name}/bundle?format=…`),
- * each rendered from the version's canonical content. Pure and deterministic: the same version
- * always yields the same bytes (the tar's times are the version's creation time), so replicas
- * pushing one version produce identical OCI blobs.
+ * each rendered from the version's canonical content. Pure and deterministic, and each format
+ * depends only on the content it carries — not on the version number, digest or build time, which
+ * travel in OCI and Kubernetes annotations and in the download's headers — so replicas pushing one
+ * version produce identical blobs, and a version that changes only a CRL changes only the PEM
+ * bundle: targets receive one new blob, not seven.
  *
  * Cluster-side formats carry root CA certificates only (NOTARY.md, "Cluster-side formats"):
  * verifiers there reach revocation through the certificates' OCSP/CRL URLs. CRLs travel in the PEM
@@ -56,22 +58,22 @@ export function isBundleFormat(value: unknown): value is BundleFormat {
   return typeof value === 'string' && (BUNDLE_FORMATS as readonly string[]).includes(value);
 }
 
-export async function renderLayer(kind: LayerKind, content: TruststoreContent, info: VersionInfo): Promise<Buffer> {
+export async function renderLayer(kind: LayerKind, content: TruststoreContent): Promise<Buffer> {
   switch (kind) {
     case 'pem':
-      return Buffer.from(pemBundle(content, info), 'utf8');
+      return Buffer.from(pemBundle(content), 'utf8');
     case 'roots':
       return Buffer.from(certificatesPem(content.roots), 'utf8');
     case 'notation':
-      return notationTar(content, info);
+      return notationTar(content);
     case 'pkcs12':
       return buildPkcs12Truststore([...content.roots, ...content.tsaRoots].map((entry) => ({ alias: entry.generation, der: Buffer.from(entry.der, 'base64') })));
     case 'ratify':
-      return Buffer.from(ratifyYaml(content, info), 'utf8');
+      return Buffer.from(ratifyYaml(content), 'utf8');
     case 'kyverno':
-      return Buffer.from(kyvernoYaml(content, info), 'utf8');
+      return Buffer.from(kyvernoYaml(content), 'utf8');
     case 'trust-manager':
-      return Buffer.from(trustManagerYaml(content, info), 'utf8');
+      return Buffer.from(trustManagerYaml(content), 'utf8');
     default: {
       const unknownKind: never = kind;
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `unknown bundle format ${String(unknownKind)}`);
@@ -92,10 +94,9 @@ export function certificatesPem(entries: CertificateEntry[]): string {
  * Root certificates, then TSA roots, then CRLs, each section and block preceded by `#` comment
  * lines (text outside PEM blocks, which OpenSSL and Go's pem package skip).
  */
-function pemBundle(content: TruststoreContent, info: VersionInfo): string {
+function pemBundle(content: TruststoreContent): string {
   const lines: string[] = [
-    `# Signet truststore "${content.name}", version ${info.version}`,
-    `# content digest ${info.digest}, built ${info.createdAt}`,
+    `# Signet truststore "${content.name}" (its version and digest: the artifact's annotations or the download's headers)`,
     '',
     '# Root CA certificates (trust anchors for code signing)',
   ];
@@ -117,11 +118,12 @@ function pemBundle(content: TruststoreContent, info: VersionInfo): string {
  * `trustpolicy.oci.json` and `truststore/x509/{ca,tsa}/<name>/<generation>.pem` (one certificate per
  * file), directories included; the layout Notation reads from its configuration directory.
  */
-export async function notationTar(content: TruststoreContent, info: VersionInfo): Promise<Buffer> {
+export async function notationTar(content: TruststoreContent): Promise<Buffer> {
   const policy = buildTrustPolicy(content);
   const problems = trustPolicyProblems(policy);
   if (problems.length) throw new DomainError(ErrorCode.INTERNAL, `generated trust policy is invalid: ${problems.join('; ')}`);
-  const mtime = new Date(info.createdAt);
+  // Entry times from the content (the newest certificate), not the build time: same roots, same tar.
+  const mtime = new Date(Math.max(0, ...[...content.roots, ...content.tsaRoots].map((entry) => Date.parse(entry.notBefore))));
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   pack.on('data', (chunk: unknown) => {
@@ -149,8 +151,8 @@ export async function notationTar(content: TruststoreContent, info: VersionInfo)
   return Buffer.concat(chunks);
 }
 
-function header(kind: string, content: TruststoreContent, info: VersionInfo): string {
-  return `# ${kind} from Signet truststore "${content.name}", version ${info.version} (${info.digest})\n`;
+function header(kind: string, content: TruststoreContent): string {
+  return `# ${kind} from Signet truststore "${content.name}"\n`;
 }
 
 function yamlDocument(value: unknown): string {
@@ -162,9 +164,9 @@ function rootsValue(content: TruststoreContent): string {
   return certificatesPem(content.roots).replace(/\n+$/, '');
 }
 
-function ratifyYaml(content: TruststoreContent, info: VersionInfo): string {
+function ratifyYaml(content: TruststoreContent): string {
   return (
-    header('Ratify KeyManagementProvider', content, info) +
+    header('Ratify KeyManagementProvider', content) +
     yamlDocument({
       apiVersion: RATIFY_API_VERSION,
       kind: 'KeyManagementProvider',
@@ -175,11 +177,11 @@ function ratifyYaml(content: TruststoreContent, info: VersionInfo): string {
 }
 
 /** A `verifyImages` entry for a Kyverno (Cluster)Policy rule: one attestor entry per root, any of which may verify (rollover). */
-function kyvernoYaml(content: TruststoreContent, info: VersionInfo): string {
+function kyvernoYaml(content: TruststoreContent): string {
   const scopes = content.trustPolicy.registryScopes;
   const imageReferences = scopes.includes('*') ? ['*'] : scopes.flatMap((scope) => [`${scope}:*`, `${scope}@*`]);
   return (
-    header('Kyverno verifyImages entry (merge into a ClusterPolicy rule)', content, info) +
+    header('Kyverno verifyImages entry (merge into a ClusterPolicy rule)', content) +
     yamlDocument({
       verifyImages: [
         {
@@ -192,7 +194,7 @@ function kyvernoYaml(content: TruststoreContent, info: VersionInfo): string {
   );
 }
 
-function trustManagerYaml(content: TruststoreContent, info: VersionInfo): string {
+function trustManagerYaml(content: TruststoreContent): string {
   const sourceName = `signet-${content.name}-roots`;
   const source = {
     apiVersion: 'v1',
@@ -209,5 +211,5 @@ function trustManagerYaml(content: TruststoreContent, info: VersionInfo): string
       target: { configMap: { key: `signet-${content.name}.pem` } },
     },
   };
-  return `${header('cert-manager trust-manager Bundle and its source ConfigMap', content, info)}${yamlDocument(source)}---\n${yamlDocument(bundle)}`;
+  return `${header('cert-manager trust-manager Bundle and its source ConfigMap', content)}${yamlDocument(source)}---\n${yamlDocument(bundle)}`;
 }

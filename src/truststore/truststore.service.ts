@@ -233,7 +233,7 @@ export class TruststoreService {
     const content = parseCanonical(row.canonical, row.digest);
     const info: VersionInfo = { version: row.version, digest: row.digest, createdAt: row.createdAt.toISOString() };
     const kinds = Object.keys(LAYERS) as LayerKind[];
-    const layers = await Promise.all(kinds.map(async (kind) => ({ kind, spec: LAYERS[kind], content: await renderLayer(kind, content, info) })));
+    const layers = await Promise.all(kinds.map(async (kind) => ({ kind, spec: LAYERS[kind], content: await renderLayer(kind, content) })));
     return { truststore: truststore.name, version: row.version, digest: row.digest, createdAt: info.createdAt, layers };
   }
 

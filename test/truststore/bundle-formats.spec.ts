@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { loadAll } from 'js-yaml';
 import { buildCrl } from '../../src/ca/crl-builder';
 import { issueTsaRootCertificate } from '../../src/ca/certificate-issuer';
-import { LAYERS, notationTar, renderLayer, VersionInfo } from '../../src/truststore/bundle-formats';
+import { LAYER_KINDS, LAYERS, notationTar, renderLayer } from '../../src/truststore/bundle-formats';
 import { PKCS12_TRUSTSTORE_PASSWORD } from '../../src/truststore/pkcs12-truststore';
 import { buildTrustPolicy, trustPolicyProblems } from '../../src/truststore/trust-policy';
 import {
@@ -28,7 +28,6 @@ describe('truststore bundle formats', () => {
   let old: TestHierarchy;
   let next: TestHierarchy;
   let content: TruststoreContent;
-  const info: VersionInfo = { version: 7, digest: `sha256:${'ab'.repeat(32)}`, createdAt: '2026-03-04T05:06:07.000Z' };
   const work = tempDir('signet-truststore-');
 
   beforeAll(async () => {
@@ -123,7 +122,7 @@ describe('truststore bundle formats', () => {
   });
 
   it('notation: unpacks to a layout that passes every NOTARY.md rule, one root per file, with a valid trust policy', async () => {
-    const tarball = await renderLayer('notation', content, info);
+    const tarball = await renderLayer('notation', content);
     const dir = path.join(work.dir, 'notation');
     unpackTar(tarball, dir);
     expect(notationLayoutProblems(dir)).toEqual([]);
@@ -136,13 +135,15 @@ describe('truststore bundle formats', () => {
     expect(trustPolicyRuleProblems(policy, storesIn(dir))).toEqual([]);
     expect(trustPolicyProblems(policy)).toEqual([]);
     // deterministic: one version, one tar
-    expect((await notationTar(content, info)).equals(tarball)).toBe(true);
-    const listing = execFileSync('tar', ['-tvf', path.join(work.dir, 'notation.tar')], { encoding: 'utf8' });
-    expect(listing).toContain('2026-03-04');
+    expect((await notationTar(content)).equals(tarball)).toBe(true);
+    // Entry times come from the content (the newest root's notBefore), never from the build time.
+    const listing = execFileSync('tar', ['--full-time', '-tvf', path.join(work.dir, 'notation.tar')], { encoding: 'utf8' });
+    const newest = [...content.roots, ...content.tsaRoots].map((r) => r.notBefore).sort().at(-1)!;
+    expect(listing).toContain(newest.slice(0, 10));
   });
 
   it('pem: root certificates, then the labelled TSA section, then CRLs, each readable by OpenSSL', async () => {
-    const pem = (await renderLayer('pem', content, info)).toString('utf8');
+    const pem = (await renderLayer('pem', content)).toString('utf8');
     const labels = [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1]);
     expect(labels).toEqual(['CERTIFICATE', 'CERTIFICATE', 'CERTIFICATE', 'X509 CRL', 'X509 CRL']);
     const tsaHeading = pem.indexOf('# TSA root certificates');
@@ -154,14 +155,14 @@ describe('truststore bundle formats', () => {
     const crl = spawnSync('openssl', ['crl', '-in', file, '-noout', '-crlnumber'], { encoding: 'utf8' });
     expect(crl.stdout).toMatch(/crlNumber=0x0*1\s/);
     // roots.pem: CERTIFICATE blocks of the roots only, nothing before or after
-    const roots = (await renderLayer('roots', content, info)).toString('utf8');
+    const roots = (await renderLayer('roots', content)).toString('utf8');
     expect(roots).toMatch(/^-----BEGIN CERTIFICATE-----/);
     expect(roots.trimEnd()).toMatch(/-----END CERTIFICATE-----$/);
     expect(roots.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
   });
 
   it('pkcs12: a truststore OpenSSL and Java keytool read, every root and TSA root a trusted entry, deterministic', async () => {
-    const p12 = await renderLayer('pkcs12', content, info);
+    const p12 = await renderLayer('pkcs12', content);
     const file = work.file('truststore.p12', p12);
     const info12 = spawnSync('openssl', ['pkcs12', '-in', file, '-nokeys', '-passin', `pass:${PKCS12_TRUSTSTORE_PASSWORD}`], { encoding: 'utf8' });
     expect(info12.stderr).not.toMatch(/error/i);
@@ -173,11 +174,11 @@ describe('truststore bundle formats', () => {
     const keytool = spawnSync('keytool', ['-list', '-keystore', file, '-storetype', 'PKCS12', '-storepass', PKCS12_TRUSTSTORE_PASSWORD], { encoding: 'utf8' });
     expect(keytool.stdout).toMatch(/contains 3 entries/);
     expect(keytool.stdout.match(/trustedCertEntry/g)).toHaveLength(3);
-    expect((await renderLayer('pkcs12', content, info)).equals(p12)).toBe(true);
+    expect((await renderLayer('pkcs12', content)).equals(p12)).toBe(true);
   });
 
   it('ratify: a KeyManagementProvider whose inline value holds CERTIFICATE blocks only, nothing after the last', async () => {
-    const yaml = (await renderLayer('ratify', content, info)).toString('utf8');
+    const yaml = (await renderLayer('ratify', content)).toString('utf8');
     const [kmp] = loadAll(yaml) as Array<Record<string, any>>;
     expect(kmp).toMatchObject({ apiVersion: 'config.ratify.deislabs.io/v1beta1', kind: 'KeyManagementProvider', metadata: { name: 'signet-production' }, spec: { type: 'inline', parameters: { contentType: 'certificate' } } });
     const value: string = kmp.spec.parameters.value;
@@ -188,7 +189,7 @@ describe('truststore bundle formats', () => {
   });
 
   it('kyverno: a Notary verifyImages entry with one attestor entry per root', async () => {
-    const [doc] = loadAll((await renderLayer('kyverno', content, info)).toString('utf8')) as Array<Record<string, any>>;
+    const [doc] = loadAll((await renderLayer('kyverno', content)).toString('utf8')) as Array<Record<string, any>>;
     const entry = doc.verifyImages[0];
     expect(entry.type).toBe('Notary');
     expect(entry.imageReferences).toEqual(['registry.example.com/app:*', 'registry.example.com/app@*', 'registry.example.com:5000/team/tool:*', 'registry.example.com:5000/team/tool@*']);
@@ -198,13 +199,20 @@ describe('truststore bundle formats', () => {
   });
 
   it('trust-manager: a Bundle and the source ConfigMap in the trust namespace', async () => {
-    const docs = loadAll((await renderLayer('trust-manager', content, info)).toString('utf8')) as Array<Record<string, any>>;
+    const docs = loadAll((await renderLayer('trust-manager', content)).toString('utf8')) as Array<Record<string, any>>;
     expect(docs.map((d) => `${d.apiVersion} ${d.kind}`)).toEqual(['v1 ConfigMap', 'trust.cert-manager.io/v1alpha1 Bundle']);
     const [configMap, bundle] = docs;
     expect(configMap.metadata).toMatchObject({ name: 'signet-production-roots', namespace: 'cert-manager' });
     expect(bundle.spec.sources).toEqual([{ configMap: { name: 'signet-production-roots', key: 'roots.pem' } }]);
     expect(bundle.spec.target).toEqual({ configMap: { key: 'signet-production.pem' } });
     expect(configMap.data['roots.pem'].match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+  });
+
+  it('a CRL-only change alters the PEM bundle alone: every other layer keeps its bytes (targets upload one blob)', async () => {
+    const changed: TruststoreContent = { ...content, crls: [{ ...content.crls[0], crlNumber: '5', der: content.crls[1].der }, content.crls[1]] };
+    const differing: string[] = [];
+    for (const kind of LAYER_KINDS) if (!(await renderLayer(kind, content)).equals(await renderLayer(kind, changed))) differing.push(kind);
+    expect(differing).toEqual(['pem']);
   });
 
   it('every layer has a title the OCI artifact and a ConfigMap key accept', () => {
