@@ -62,6 +62,7 @@ export async function waitConverged(status: () => Promise<DistributionStatus>, n
 }
 
 export interface PulledArtifact {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the manifest is read loosely
   manifest: Record<string, any>;
   manifestRaw: Buffer;
   /** Layer content by title. */

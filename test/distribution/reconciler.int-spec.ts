@@ -263,6 +263,18 @@ describe('distribution reconciler (whole app, real registries)', () => {
     expect(sealed.credentials_sealed.includes(Buffer.from(us.password))).toBe(false);
   });
 
+  it('exports convergence, revocation propagation, failure and lag metrics', async () => {
+    const metrics = await waitFor('the lag gauges to be refreshed', async () => {
+      const text = (await api.ok('GET', '/metrics')).body;
+      return text.includes('signet_distribution_lag_seconds{') ? text : false;
+    });
+    expect(metrics).toMatch(/signet_distribution_convergence_seconds_count\{[^}]*region="us"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/signet_distribution_revocation_propagation_seconds_count\{[^}]*truststore="fleet"[^}]*\} 1/);
+    expect(metrics).toMatch(/signet_distribution_failures_total\{[^}]*region="eu"[^}]*error="unreachable"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/signet_distribution_lag_seconds\{[^}]*region="us"[^}]*target="registry"[^}]*\} 0/);
+    expect(metrics).toMatch(/signet_distribution_targets\{[^}]*state="converged"[^}]*\} 3/);
+  });
+
   it('roles: auditors read distribution; security officers may sync; only admins declare regions and targets', async () => {
     const auditor = (await api.ok('POST', '/v1/tokens', { name: 'auditor', role: 'auditor' })).json().token;
     const officer = (await api.ok('POST', '/v1/tokens', { name: 'officer-2', role: 'security-officer' })).json().token;

@@ -20,6 +20,9 @@ import { createHierarchy, subject, TestHierarchy, tempDir } from '../ca/ca-fixtu
 import { createNodeSigner } from '../support/node-signer';
 import { notationLayoutProblems, storesIn, trustPolicyRuleProblems, unpackTar } from './notary-rules';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed YAML documents are read loosely
+type Loose = any;
+
 /**
  * The truststore's canonical form and every bundle format, built from real certificates and CRLs
  * (Node-crypto signers, no HSM) and checked with independent tools: tar, OpenSSL, keytool, js-yaml.
@@ -179,7 +182,7 @@ describe('truststore bundle formats', () => {
 
   it('ratify: a KeyManagementProvider whose inline value holds CERTIFICATE blocks only, nothing after the last', async () => {
     const yaml = (await renderLayer('ratify', content)).toString('utf8');
-    const [kmp] = loadAll(yaml) as Array<Record<string, any>>;
+    const [kmp] = loadAll(yaml) as Array<Loose>;
     expect(kmp).toMatchObject({ apiVersion: 'config.ratify.deislabs.io/v1beta1', kind: 'KeyManagementProvider', metadata: { name: 'signet-production' }, spec: { type: 'inline', parameters: { contentType: 'certificate' } } });
     const value: string = kmp.spec.parameters.value;
     expect([...value.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1])).toEqual(['CERTIFICATE', 'CERTIFICATE']);
@@ -189,17 +192,17 @@ describe('truststore bundle formats', () => {
   });
 
   it('kyverno: a Notary verifyImages entry with one attestor entry per root', async () => {
-    const [doc] = loadAll((await renderLayer('kyverno', content)).toString('utf8')) as Array<Record<string, any>>;
+    const [doc] = loadAll((await renderLayer('kyverno', content)).toString('utf8')) as Array<Loose>;
     const entry = doc.verifyImages[0];
     expect(entry.type).toBe('Notary');
     expect(entry.imageReferences).toEqual(['registry.example.com/app:*', 'registry.example.com/app@*', 'registry.example.com:5000/team/tool:*', 'registry.example.com:5000/team/tool@*']);
     expect(entry.attestors[0].count).toBe(1);
-    const certs = entry.attestors[0].entries.map((e: any) => new X509Certificate(e.certificates.cert).raw);
+    const certs = entry.attestors[0].entries.map((e: Loose) => new X509Certificate(e.certificates.cert).raw);
     expect(certs.map((c: Buffer) => c.equals(old.root.der) || c.equals(next.root.der))).toEqual([true, true]);
   });
 
   it('trust-manager: a Bundle and the source ConfigMap in the trust namespace', async () => {
-    const docs = loadAll((await renderLayer('trust-manager', content)).toString('utf8')) as Array<Record<string, any>>;
+    const docs = loadAll((await renderLayer('trust-manager', content)).toString('utf8')) as Array<Loose>;
     expect(docs.map((d) => `${d.apiVersion} ${d.kind}`)).toEqual(['v1 ConfigMap', 'trust.cert-manager.io/v1alpha1 Bundle']);
     const [configMap, bundle] = docs;
     expect(configMap.metadata).toMatchObject({ name: 'signet-production-roots', namespace: 'cert-manager' });

@@ -1,0 +1,40 @@
+import { DataSource } from 'typeorm';
+import { dataSourceOptions } from '../../src/database/data-source-options';
+import { Truststores1795000600000 } from '../../migrations/1795000600000-Truststores';
+import { Distribution1795000610000 } from '../../migrations/1795000610000-Distribution';
+import { createTestDatabase, query, TestDatabase } from '../support/database';
+
+/** The truststore and distribution migrations go down and up again cleanly on a migrated database. */
+describe('truststore and distribution migrations', () => {
+  let database: TestDatabase;
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    dataSource = await new DataSource(dataSourceOptions(database.url, 2)).initialize();
+  });
+  afterAll(async () => {
+    await dataSource?.destroy();
+    await database?.drop();
+  });
+
+  const tables = async () =>
+    (await query<{ tablename: string }>(database.url, `SELECT tablename FROM pg_tables WHERE tablename LIKE 'truststore%' OR tablename LIKE 'distribution%' ORDER BY tablename`)).map((r) => r.tablename);
+
+  it('down removes exactly their tables, up restores them', async () => {
+    const all = ['distribution_deliveries', 'distribution_regions', 'distribution_targets', 'truststore_versions', 'truststores'];
+    expect(await tables()).toEqual(all);
+    const runner = dataSource.createQueryRunner();
+    try {
+      await new Distribution1795000610000().down(runner);
+      expect(await tables()).toEqual(['truststore_versions', 'truststores']);
+      await new Truststores1795000600000().down(runner);
+      expect(await tables()).toEqual([]);
+      await new Truststores1795000600000().up(runner);
+      await new Distribution1795000610000().up(runner);
+      expect(await tables()).toEqual(all);
+    } finally {
+      await runner.release();
+    }
+  });
+});
