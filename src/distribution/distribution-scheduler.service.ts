@@ -31,7 +31,8 @@ export interface SyncResult {
  *   - a CA or CA key generation created or activated (a root added or retired, a generation
  *     appearing) or a signing key created (a trusted identity): announced in the changing
  *     transaction, every replica rebuilds on commit;
- *   - a CRL published (revocation, scheduled refresh): the publishing replica rebuilds at once;
+ *   - a CRL published (revocation, scheduled refresh): the publishing replica rebuilds at once (a
+ *     CLI process announces it to the servers instead);
  *   - the schedule (expired roots dropping out, anything missed), which only rebuilds what changed
  *     and wakes the reconciler; `POST /v1/distribution/sync` does the same now and re-reads every target.
  * A new version is announced to every replica's reconciler in the transaction that stores it.
@@ -69,6 +70,15 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
     this.keys.addEventSink({ keyCreated: (key, _version, manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, `key:${key.name}`) });
     this.truststores.addSink({ versionCreated: (truststore, _version, manager) => this.notifier.notify(manager, DISTRIBUTION_CHANNEL, truststore.name) });
     this.truststores.addPreparer((generations) => this.ensureCrls(generations));
+    // A CLI call (`signet revoke`) has no rebuild loop: it tells the servers that a CRL changed.
+    if (!this.scheduler) {
+      // Awaited by the publisher, so a CLI process announces it before it closes the database.
+      this.crls.onCrlPublished(() =>
+        this.dataSource
+          .transaction((manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, 'crl:published'))
+          .catch((error) => this.logger.warn(`announcing a new CRL failed: ${(error as Error).message}`)),
+      );
+    }
   }
 
   onApplicationBootstrap(): void {
