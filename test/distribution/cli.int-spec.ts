@@ -65,7 +65,7 @@ describe('signet revoke / signet status with distribution', () => {
     expect(after.reason.trigger).toBe('crl');
   });
 
-  it('signet status prints the distribution summary and the truststore line', async () => {
+  it('signet status prints the distribution summary', async () => {
     const { code, stdout } = await cli('status');
     expect(code).toBe(0);
     expect(stdout).toMatch(/^distribution: no targets \(1 truststore\(s\)\)$/m);
