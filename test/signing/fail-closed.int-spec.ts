@@ -55,12 +55,7 @@ describe('signing while PostgreSQL stops and comes back (fail closed)', () => {
       SIGNET_LOG_LEVEL: 'fatal',
     });
     const sink = new Writable({ write: (_chunk, _e, done) => done() });
-    // role 'cli': without the scheduled jobs (CRL refresh, distribution, rotation), which have outage
-    // behaviour of their own; this test is about the sign path.
-    app = await createApp(
-      { config, databaseUrl, role: 'cli', hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4 } },
-      createLogger('fatal', sink),
-    );
+    app = await createApp({ config, databaseUrl, hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4 } }, createLogger('fatal', sink));
     keyStore = app.get<KeyStore>(KEY_STORE);
     const admin = fs.readFileSync(path.join(config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
     const headers = { authorization: `Bearer ${admin}` };
