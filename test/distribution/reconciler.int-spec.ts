@@ -264,15 +264,15 @@ describe('distribution reconciler (whole app, real registries)', () => {
   });
 
   it('exports convergence, revocation propagation, failure and lag metrics', async () => {
-    const metrics = await waitFor('the lag gauges to be refreshed', async () => {
+    // The fleet gauges are refreshed on the schedule (every 2 s here): wait for one taken while all three were converged.
+    const metrics = await waitFor('the fleet gauges to show the converged fleet', async () => {
       const text = (await api.ok('GET', '/metrics')).body;
-      return text.includes('signet_distribution_lag_seconds{') ? text : false;
+      return /signet_distribution_targets\{[^}]*state="converged"[^}]*\} 3/.test(text) ? text : false;
     });
     expect(metrics).toMatch(/signet_distribution_convergence_seconds_count\{[^}]*region="us"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/signet_distribution_revocation_propagation_seconds_count\{[^}]*truststore="fleet"[^}]*\} 1/);
     expect(metrics).toMatch(/signet_distribution_failures_total\{[^}]*region="eu"[^}]*error="unreachable"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/signet_distribution_lag_seconds\{[^}]*region="us"[^}]*target="registry"[^}]*\} 0/);
-    expect(metrics).toMatch(/signet_distribution_targets\{[^}]*state="converged"[^}]*\} 3/);
   });
 
   it('roles: auditors read distribution; security officers may sync; only admins declare regions and targets', async () => {
