@@ -78,6 +78,8 @@ export class CrlService implements OnModuleDestroy {
       const generation = await manager.getRepository(CaGenerationEntity).findOne({ where: { id: generationId }, lock: { mode: 'pessimistic_write' } });
       // A generation without a key here (an offline root) publishes its CRL elsewhere.
       if (!generation?.certificate || generation.keyUri === EXTERNAL_KEY_URI) return undefined;
+      const [{ kind }] = await manager.query('SELECT kind FROM cas WHERE id = $1', [generation.caId]);
+      if (kind === 'tsa') return undefined;
       const now = options.now ?? new Date();
       if (options.onlyIfDue && !(await this.isDue(manager, generation.id, now))) return undefined;
       const issuer = await this.cas.issuerFor(generation);
@@ -148,7 +150,9 @@ export class CrlService implements OnModuleDestroy {
   async refreshDue(now = new Date()): Promise<number> {
     const generations: Array<{ id: string }> = await this.dataSource.query(
       `SELECT g.id FROM ca_generations g
-        WHERE g.certificate IS NOT NULL AND g.key_uri <> '${EXTERNAL_KEY_URI}' AND g.not_after > $1::timestamptz - interval '1 day' AND ${duePredicate('$1', '$2')}`,
+        WHERE g.certificate IS NOT NULL AND g.key_uri <> '${EXTERNAL_KEY_URI}'
+          -- a TSA signing certificate is a leaf: it issues nothing, so it publishes no CRL
+          AND g.ca_id IN (SELECT id FROM cas WHERE kind <> 'tsa') AND g.not_after > $1::timestamptz - interval '1 day' AND ${duePredicate('$1', '$2')}`,
       [now, this.config.pki.crlValidityHours],
     );
     let rebuilt = 0;
