@@ -17,7 +17,7 @@ export interface TrustPolicyDocument {
 export interface TrustPolicyStatement {
   name: string;
   registryScopes: string[];
-  signatureVerification: { level: string; override?: Record<string, string> };
+  signatureVerification: { level: string; override?: Record<string, string>; verifyTimestamp?: 'always' | 'afterCertExpiry' };
   trustStores?: string[];
   trustedIdentities?: string[];
 }
@@ -38,7 +38,9 @@ export function buildTrustPolicy(content: TruststoreContent): TrustPolicyDocumen
       {
         name: trustPolicyName(content.name),
         registryScopes: [...content.trustPolicy.registryScopes],
-        signatureVerification: { level: content.trustPolicy.level },
+        // With Signet's TSA roots in a tsa store, a timestamp taken while the leaf was valid keeps
+        // the signature valid after the leaf expires or is rotated away (docs/timestamping.md).
+        signatureVerification: content.tsaRoots.length ? { level: content.trustPolicy.level, verifyTimestamp: 'afterCertExpiry' } : { level: content.trustPolicy.level },
         trustStores: stores,
         trustedIdentities: identities,
       },
@@ -89,6 +91,9 @@ export function trustPolicyProblems(document: unknown): string[] {
     }
     if (verification.override !== undefined && (typeof verification.override !== 'object' || verification.override === null)) {
       problems.push(`${where}.signatureVerification.override must be an object`);
+    }
+    if (verification.verifyTimestamp !== undefined && verification.verifyTimestamp !== 'always' && verification.verifyTimestamp !== 'afterCertExpiry') {
+      problems.push(`${where}.signatureVerification.verifyTimestamp must be "always" or "afterCertExpiry"`);
     }
     const stores = policy.trustStores;
     const identities = policy.trustedIdentities;

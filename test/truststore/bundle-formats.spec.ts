@@ -97,12 +97,15 @@ describe('truststore bundle formats', () => {
       expect(policy.trustPolicies[0]).toEqual({
         name: 'signet-production',
         registryScopes: content.trustPolicy.registryScopes,
-        signatureVerification: { level: 'strict' },
+        signatureVerification: { level: 'strict', verifyTimestamp: 'afterCertExpiry' },
         trustStores: ['ca:production', 'tsa:production'],
         trustedIdentities: content.trustedIdentities,
       });
       const base = policy.trustPolicies[0];
       const broken = (change: Record<string, unknown>, extra: Record<string, unknown>[] = []) => ({ version: '1.0', trustPolicies: [{ ...base, ...change }, ...extra] });
+      expect(trustPolicyProblems(broken({ signatureVerification: { level: 'strict', verifyTimestamp: 'sometimes' } }))).toEqual(
+        expect.arrayContaining([expect.stringMatching(/verifyTimestamp must be/)]),
+      );
       expect(trustPolicyProblems({ ...policy, version: '2.0' })).not.toEqual([]);
       expect(trustPolicyProblems(broken({}, [{ ...base }]))).toEqual(expect.arrayContaining([expect.stringMatching(/not unique/)]));
       expect(trustPolicyProblems(broken({}, [{ ...base, name: 'other' }]))).toEqual(expect.arrayContaining([expect.stringMatching(/already appears/)]));
