@@ -181,7 +181,11 @@ describe('distribution reconciler (whole app, real registries)', () => {
     const fleet = status.truststores.find((x) => x.name === 'fleet')!;
     expect(fleet.lastRevocation!.seconds).toBeGreaterThan(0);
     expect(targetsOf(status).every((x) => x.state === 'converged')).toBe(true);
-    const events = (await api.ok('GET', '/v1/audit?type=distribution.revocation.converged')).json().events;
+    // The audit event follows the convergence mark (written after that commit): wait for it.
+    const events = await waitFor('the revocation convergence audit event', async () => {
+      const found = (await api.ok('GET', '/v1/audit?type=distribution.revocation.converged')).json().events;
+      return found.length > 0 ? found : false;
+    });
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ subject: 'fleet', data: { version: fleet.lastRevocation!.version } });
     // The pushed PEM bundle carries the CRL listing the serial (offline consumers).
