@@ -51,7 +51,9 @@ const doc = `# Benchmarks
 
 Produced by \`npm run bench\` (bench/run.ts), which runs each \`bench/*.bench.ts\` and collects the
 sections below. Every comparison (raw PKCS#11, raw OpenSSL / Node crypto) was measured in the same
-run on the same machine. Tests never assert these figures; this page records them.
+run on the same machine. Tests never assert these figures; this page records them. The soak
+(\`npm run soak\`, 30 minutes by default) adds its own section when it has been run before this page
+was assembled.
 
 Machine of the last full run (${new Date().toISOString().slice(0, 10)}):
 ${machine()}
