@@ -7,6 +7,7 @@ import { LogController } from 'fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, RuntimeContext } from './app.module';
+import { serverTimeoutOptions, tlsHandshakeTimeout } from './http-timeouts';
 import { HttpExceptionFilter } from './observability/http-exception.filter';
 import { PinoNestLogger } from './observability/logger';
 import { recordRoutes } from './observability/route-registry';
@@ -22,13 +23,16 @@ import { MetricsService } from './observability/metrics.service';
 export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Promise<NestFastifyApplication> {
   const { config } = runtime;
   const adapter = new FastifyAdapter({
-    ...(config.tls ? { https: { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) } } : {}),
+    // Slow or half-open clients must not tie up the server (header, body and handshake timeouts).
+    ...(config.tls
+      ? { https: { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile), handshakeTimeout: tlsHandshakeTimeout(config.http), ...serverTimeoutOptions(config.http) } }
+      : { http: serverTimeoutOptions(config.http) }),
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: !config.logRequests }),
     bodyLimit: config.bodyLimitBytes,
-    // Slow or half-open clients must not tie up the server.
-    connectionTimeout: 30_000,
-    requestTimeout: 30_000,
+    // A socket silent this long mid-request is closed.
+    connectionTimeout: config.http.requestTimeoutMs,
+    requestTimeout: config.http.requestTimeoutMs,
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     app = await createApp({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm }, logger);
     await app.listen({ port: config.port, host: config.host });
     if (config.tls && config.publicPort) {
-      publicListener = await startPublicListener(app.getHttpAdapter().getInstance(), config.publicPort, config.host);
+      publicListener = await startPublicListener(app.getHttpAdapter().getInstance(), config.publicPort, config.host, config.http);
       logger.info(`plain-HTTP listener for /pki, /ocsp and /tsa on ${config.host}:${config.publicPort}`);
     }
     logger.info({ port: config.port, tls: !!config.tls, publicUrl: config.publicUrl }, `Signet listening on ${config.host}:${config.port}${config.tls ? ' (TLS)' : ''}`);

@@ -1,5 +1,7 @@
 import * as http from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import type { SignetConfig } from './config/config';
+import { serverTimeoutOptions } from './http-timeouts';
 
 /** What verifiers and Notation fetch without credentials, over plain HTTP. */
 const PUBLIC_PATHS = [/^\/pki\/[^/]+$/, /^\/ocsp\/.+/, /^\/tsa$/, /^\/healthz$/];
@@ -9,9 +11,9 @@ const PUBLIC_PATHS = [/^\/pki\/[^/]+$/, /^\/ocsp\/.+/, /^\/tsa$/, /^\/healthz$/]
  * second listener hands only those paths to the same Fastify router (same handlers, limits and
  * hooks); everything else gets 404 there, so no credentialed route is reachable without TLS.
  */
-export async function startPublicListener(fastify: FastifyInstance, port: number, host: string): Promise<http.Server> {
+export async function startPublicListener(fastify: FastifyInstance, port: number, host: string, timeouts: SignetConfig['http']): Promise<http.Server> {
   const router = (fastify as unknown as { routing: (req: http.IncomingMessage, res: http.ServerResponse) => void }).routing;
-  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => {
+  const server = http.createServer(serverTimeoutOptions(timeouts), (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (PUBLIC_PATHS.some((pattern) => pattern.test(path))) {
       router(req, res);
@@ -21,6 +23,8 @@ export async function startPublicListener(fastify: FastifyInstance, port: number
     res.end(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: 'only /pki, /ocsp and /tsa are served over plain HTTP' } }));
   });
   server.keepAliveTimeout = 65_000;
+  // Same as the API listener's connectionTimeout: a socket silent this long mid-request is closed.
+  server.setTimeout(timeouts.requestTimeoutMs);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

@@ -219,6 +219,14 @@ describe('loadConfig: distribution settings', () => {
     expect(() => loadConfig({ ...extra, [variable]: value })).toThrow(new RegExp(`^${variable}: `));
   });
 
+  it('reads the HTTP header and request timeouts (15 s and 30 s by default) and refuses a request timeout shorter than the header timeout', () => {
+    expect(loadConfig({}).http).toEqual({ headersTimeoutMs: 15_000, requestTimeoutMs: 30_000 });
+    expect(loadConfig({ SIGNET_HTTP_HEADERS_TIMEOUT_MS: '1000', SIGNET_HTTP_REQUEST_TIMEOUT_MS: '2000' }).http).toEqual({ headersTimeoutMs: 1000, requestTimeoutMs: 2000 });
+    expect(() => loadConfig({ SIGNET_HTTP_HEADERS_TIMEOUT_MS: '20000', SIGNET_HTTP_REQUEST_TIMEOUT_MS: '10000' })).toThrow(/^SIGNET_HTTP_REQUEST_TIMEOUT_MS: must not be less than SIGNET_HTTP_HEADERS_TIMEOUT_MS/);
+    expect(() => loadConfig({ SIGNET_HTTP_HEADERS_TIMEOUT_MS: '10' })).toThrow(/^SIGNET_HTTP_HEADERS_TIMEOUT_MS: /);
+    expect(() => loadConfig({ SIGNET_HTTP_REQUEST_TIMEOUT_MS: '30s' })).toThrow(/^SIGNET_HTTP_REQUEST_TIMEOUT_MS: /);
+  });
+
   it('takes TLS files only as a pair and then serves /pki, /ocsp and /tsa on a separate plain-HTTP port', () => {
     expect(() => loadConfig({ SIGNET_TLS_CERT_FILE: pinFile })).toThrow(/^SIGNET_TLS_KEY_FILE: is required/);
     const config = loadConfig({ SIGNET_TLS_CERT_FILE: pinFile, SIGNET_TLS_KEY_FILE: pinFile, SIGNET_PORT: '8443' });

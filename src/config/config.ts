@@ -18,6 +18,13 @@ export interface SignetConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logRequests: boolean;
   bodyLimitBytes: number;
+  /** Slow or half-open clients are cut off on both listeners (see src/http-timeouts.ts). */
+  http: {
+    /** Connect (TLS handshake included) to the end of the request headers. */
+    headersTimeoutMs: number;
+    /** Connect to the end of the request body; also the idle limit of a socket mid-request. */
+    requestTimeoutMs: number;
+  };
   shutdownTimeoutMs: number;
   database: {
     /** Set when an external PostgreSQL is used; unset means "start the embedded one". */
@@ -34,6 +41,8 @@ export interface SignetConfig {
     caTokenLabel?: string;
     caPinFile?: string;
     poolSize?: number;
+    /** Signing worker threads (0 = async C_Sign on libuv's pool); 'auto' picks by module. */
+    signWorkers: number | 'auto';
   };
   metricsPublic: boolean;
   pki: {
@@ -302,6 +311,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel,
     logRequests: boolean(env, 'SIGNET_LOG_REQUESTS', true),
     bodyLimitBytes: integer(env, 'SIGNET_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    http: httpTimeouts(env),
     shutdownTimeoutMs: integer(env, 'SIGNET_SHUTDOWN_TIMEOUT_MS', 15000, 0, 600000),
     database: {
       url: databaseUrl,
@@ -316,6 +326,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       caTokenLabel,
       caPinFile,
       poolSize: optionalInteger(env, 'SIGNET_HSM_POOL_SIZE', 1, 1024),
+      signWorkers: [undefined, 'auto'].includes(read(env, 'SIGNET_HSM_SIGN_WORKERS')) ? 'auto' : integer(env, 'SIGNET_HSM_SIGN_WORKERS', 0, 0, 64),
     },
     metricsPublic: boolean(env, 'SIGNET_METRICS_PUBLIC', false),
     pki: {
@@ -356,6 +367,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       maxQueryBytes: integer(env, 'SIGNET_TSA_MAX_QUERY_BYTES', 4096, 256, 65_536),
     },
   };
+}
+
+function httpTimeouts(env: Env): SignetConfig['http'] {
+  const headersTimeoutMs = integer(env, 'SIGNET_HTTP_HEADERS_TIMEOUT_MS', 15_000, 500, 600_000);
+  const requestTimeoutMs = integer(env, 'SIGNET_HTTP_REQUEST_TIMEOUT_MS', 30_000, 500, 3_600_000);
+  // Node refuses a header timeout longer than the request's (the headers are part of the request).
+  if (requestTimeoutMs < headersTimeoutMs) throw new ConfigError('SIGNET_HTTP_REQUEST_TIMEOUT_MS', 'must not be less than SIGNET_HTTP_HEADERS_TIMEOUT_MS');
+  return { headersTimeoutMs, requestTimeoutMs };
 }
 
 function distributionConfig(env: Env, embedded: boolean): SignetConfig['distribution'] {
