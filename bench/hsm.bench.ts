@@ -199,6 +199,12 @@ function fmt(value: number | undefined, digits: number): string {
   return value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits);
 }
 
+/** The key store's two signing paths (SIGNET_HSM_SIGN_WORKERS): its default for SoftHSM2 first. */
+const SIGNING_MODES = [
+  { path: `key store, ${RAW_THREADS} signing threads (sync C_SignInit + C_Sign; default for SoftHSM2)`, signWorkers: RAW_THREADS },
+  { path: "key store, pkcs11js's async C_Sign on libuv's pool (SIGNET_HSM_SIGN_WORKERS=0)", signWorkers: 0 },
+] as const;
+
 async function main(): Promise<void> {
   const started = Date.now();
   const loadBefore = loadavg()[0];
@@ -234,15 +240,17 @@ async function main(): Promise<void> {
         process.stderr.write(`${spec} raw run ${rawRuns.length}: ${result.opsPerSecond.toFixed(0)} ops/s\n`);
       };
       await rawRun();
-      for (const [index, poolSize] of POOL_SIZES.entries()) {
-        const store = new Pkcs11KeyStore({ ...base, poolSize });
-        await store.open();
-        // As many callers as sessions: latency is service time, not queueing behind the pool.
-        const result = await benchKeyStore(store, keys[spec], poolSize, WINDOW_MS[spec]);
-        await store.close();
-        rows.push({ spec, path: 'key store (async C_Sign, pooled sessions)', concurrency: `${poolSize} session${poolSize > 1 ? 's' : ''}`, ...result });
-        process.stderr.write(`${spec} key store pool ${poolSize}: ${result.opsPerSecond.toFixed(0)} ops/s\n`);
-        if (index === 1 || index === POOL_SIZES.length - 1) await rawRun();
+      for (const mode of SIGNING_MODES) {
+        for (const [index, poolSize] of POOL_SIZES.entries()) {
+          const store = new Pkcs11KeyStore({ ...base, poolSize, signWorkers: mode.signWorkers });
+          await store.open();
+          // As many callers as sessions: latency is service time, not queueing behind the pool.
+          const result = await benchKeyStore(store, keys[spec], poolSize, WINDOW_MS[spec]);
+          await store.close();
+          rows.push({ spec, path: mode.path, concurrency: `${poolSize} session${poolSize > 1 ? 's' : ''}`, ...result });
+          process.stderr.write(`${spec} ${mode.path}, pool ${poolSize}: ${result.opsPerSecond.toFixed(0)} ops/s\n`);
+          if (index === POOL_SIZES.length - 1) await rawRun();
+        }
       }
       const rawMedian = rawRuns.find((r) => r.opsPerSecond === median(rawRuns.map((x) => x.opsPerSecond))) as Measurement;
       rows.push({
@@ -274,7 +282,8 @@ async function main(): Promise<void> {
     '',
   );
   lines.push(
-    'Key store rows: as many concurrent callers as sessions, each `sign()` timed end to end (URI lookup, session, C_SignInit, async C_Sign). ' +
+    'Key store rows: as many concurrent callers as sessions, each `sign()` timed end to end (URI lookup, session, then either a job to a signing thread ' +
+      'doing C_SignInit + C_Sign synchronously, gathered into batches while the thread is busy, or C_SignInit on the event loop and the async C_Sign). ' +
       'Raw rows: `C_SignInit` + `C_Sign` back to back in worker threads sharing the process\'s initialised module, three runs interleaved with the key-store sweep. ' +
       'Keys in SoftHSM2 for all but the last two rows of each key. CPU µs/op: process CPU time (all threads) per signature.',
     '',

@@ -55,7 +55,12 @@ export async function startPlatform(config: SignetConfig, logger: Logger, option
 
 /** PKCS#11 options: the configured vendor module, or SoftHSM2 with a token Signet creates. */
 async function resolveHsm(config: SignetConfig, logger: Logger): Promise<HsmOptions> {
-  const common = { tokenLabel: config.hsm.tokenLabel, poolSize: config.hsm.poolSize, caTokenLabel: config.hsm.caTokenLabel };
+  const common = {
+    tokenLabel: config.hsm.tokenLabel,
+    poolSize: config.hsm.poolSize,
+    caTokenLabel: config.hsm.caTokenLabel,
+    signWorkers: config.hsm.signWorkers,
+  };
   if (config.hsm.modulePath) {
     return {
       ...common,

@@ -154,6 +154,16 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads SIGNET_HSM_SIGN_WORKERS: auto by default, a thread count, or 0 for libuv; refuses anything else', () => {
+    expect(loadConfig({}).hsm.signWorkers).toBe('auto');
+    expect(loadConfig({ SIGNET_HSM_SIGN_WORKERS: 'auto' }).hsm.signWorkers).toBe('auto');
+    expect(loadConfig({ SIGNET_HSM_SIGN_WORKERS: '0' }).hsm.signWorkers).toBe(0);
+    expect(loadConfig({ SIGNET_HSM_SIGN_WORKERS: '3' }).hsm.signWorkers).toBe(3);
+    for (const value of ['-1', '65', 'two']) {
+      expect(() => loadConfig({ SIGNET_HSM_SIGN_WORKERS: value })).toThrow(/^SIGNET_HSM_SIGN_WORKERS: /);
+    }
+  });
+
   it('reads the signing settings with their defaults and refuses malformed ones, naming the variable', () => {
     expect(loadConfig({}).signing).toEqual({ keyCacheSeconds: 10, idempotencyWindowSeconds: 86400 });
     expect(loadConfig({ SIGNET_SIGN_KEY_CACHE_SECONDS: '2', SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS: '3600' }).signing).toEqual({ keyCacheSeconds: 2, idempotencyWindowSeconds: 3600 });

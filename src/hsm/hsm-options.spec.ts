@@ -1,4 +1,5 @@
-import { DEFAULT_RECOVERY, derivePoolSize, resolveHsmOptions, uvThreadpoolSize } from './hsm-options';
+import * as os from 'node:os';
+import { DEFAULT_RECOVERY, derivePoolSize, resolveHsmOptions, resolveSignWorkers, uvThreadpoolSize } from './hsm-options';
 
 const base = { modulePath: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'signet', pin: '1234' };
 
@@ -31,6 +32,17 @@ describe('hsm-options', () => {
     expect(resolved.signing.poolSize).toBe(4);
     expect(resolved.warnings).toEqual([expect.stringContaining('UV_THREADPOOL_SIZE is not set'), expect.stringContaining('exceed UV_THREADPOOL_SIZE (4)')]);
     expect(resolveHsmOptions({ ...base, poolSize: 8 }, { UV_THREADPOOL_SIZE: '16' }).signing.poolSize).toBe(8);
+  });
+
+  it('signs on worker threads for SoftHSM2 and on the libuv pool for other modules unless told otherwise', () => {
+    const cpus = Math.min(4, os.availableParallelism());
+    expect(resolveSignWorkers(undefined, '/usr/lib/softhsm/libsofthsm2.so')).toBe(cpus);
+    expect(resolveSignWorkers('auto', '/opt/vendor/libcloudhsm_pkcs11.so')).toBe(0);
+    expect(resolveSignWorkers(0, '/usr/lib/softhsm/libsofthsm2.so')).toBe(0);
+    expect(resolveSignWorkers(3, '/opt/vendor/libcloudhsm_pkcs11.so')).toBe(3);
+    for (const bad of [-1, 1.5, 65, 'many']) {
+      expect(() => resolveSignWorkers(bad as number, '/usr/lib/softhsm/libsofthsm2.so')).toThrow("'signWorkers' must be 'auto' or an integer 0..64");
+    }
   });
 
   it('fills recovery defaults and lets tests shorten them', () => {

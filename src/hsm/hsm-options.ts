@@ -1,3 +1,5 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
 /**
  * Options of the hsm module. The foundation's config module builds this plain object from the
  * environment (SIGNET_PKCS11_MODULE, …); the hsm module validates it once at boot.
@@ -21,6 +23,14 @@ export interface HsmOptions {
   recovery?: Partial<RecoveryOptions>;
   /** CKA_LABEL prefix of sealing keys; generation n is `<prefix>-<n>` (default `signet-seal`). */
   sealingKeyLabelPrefix?: string;
+  /**
+   * Where signatures are computed. A number n ≥ 1: n worker threads doing synchronous
+   * C_SignInit + C_Sign (best for a local software token, where signing is CPU work). 0: the async
+   * C_Sign of pkcs11js on libuv's thread pool (best for network and hardware HSMs, where latency
+   * dominates and many operations should be in flight). 'auto' (default): worker threads, one per
+   * CPU up to 4, for SoftHSM2; libuv otherwise.
+   */
+  signWorkers?: number | 'auto';
 }
 
 export interface RecoveryOptions {
@@ -44,6 +54,8 @@ export interface ResolvedHsmOptions {
   sealingKeyLabelPrefix: string;
   /** UV_THREADPOOL_SIZE as libuv will use it. */
   uvThreadpoolSize: number;
+  /** Signing worker threads; 0 = async C_Sign on libuv's pool. */
+  signWorkers: number;
   warnings: string[];
 }
 
@@ -89,6 +101,17 @@ function requireLabel(field: string, value: unknown): string {
   const label = requireText(field, value);
   if (Buffer.byteLength(label, 'utf8') > 32) throw new Error(`hsm: '${field}' must be at most 32 bytes`);
   return label;
+}
+
+const MAX_AUTO_SIGN_WORKERS = 4;
+
+/** 'auto': worker threads for SoftHSM2 (CPU-bound, local), libuv's pool for anything else. */
+export function resolveSignWorkers(value: HsmOptions['signWorkers'], modulePath: string): number {
+  if (value === undefined || value === 'auto') {
+    return /softhsm/i.test(path.basename(modulePath)) ? Math.min(MAX_AUTO_SIGN_WORKERS, Math.max(1, os.availableParallelism())) : 0;
+  }
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 64) throw new Error("hsm: 'signWorkers' must be 'auto' or an integer 0..64");
+  return value;
 }
 
 function optionalPositiveInt(field: string, value: unknown): number | undefined {
@@ -138,6 +161,7 @@ export function resolveHsmOptions(options: HsmOptions, env: NodeJS.ProcessEnv = 
     recovery,
     sealingKeyLabelPrefix: options.sealingKeyLabelPrefix ?? 'signet-seal',
     uvThreadpoolSize: uvThreads,
+    signWorkers: resolveSignWorkers(options.signWorkers, modulePath),
     warnings,
   };
 }

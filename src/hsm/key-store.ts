@@ -120,6 +120,8 @@ export interface HsmHealth {
   lastError?: string;
   lastRecoveryAt?: string;
   tokens: TokenHealth[];
+  /** Signing worker threads, when signing runs on them rather than on libuv's pool. */
+  signThreads?: { configured: number; running: number };
 }
 
 export interface HsmCounters {

@@ -71,15 +71,29 @@ export class Pkcs11FaultInjector {
     });
   }
 
-  private invoke(method: string, real: (...args: unknown[]) => unknown, args: unknown[]): unknown {
+  /**
+   * For calls made off the main thread (the signing worker threads): throws the armed fault for
+   * `method`, as the wrapped binding would. Interceptors do not apply there.
+   */
+  check(method: Pkcs11Method): void {
+    const error = this.take(method);
+    if (error) throw error;
+  }
+
+  private take(method: string): Error | undefined {
     const fault = this.faults.find(
       (f) => f.remaining > 0 && (f.methods ? f.methods.has(method) : !NOT_FAULTED_BY_DEFAULT.has(method)),
     );
-    if (fault) {
-      fault.remaining--;
-      this.fired.set(fault.ckr, (this.fired.get(fault.ckr) ?? 0) + 1);
-      // Same shape as pkcs11js's errors: the CKR_ name as message, the numeric code alongside.
-      const error = Object.assign(new Error(fault.ckr), { code: fault.code, method });
+    if (!fault) return undefined;
+    fault.remaining--;
+    this.fired.set(fault.ckr, (this.fired.get(fault.ckr) ?? 0) + 1);
+    // Same shape as pkcs11js's errors: the CKR_ name as message, the numeric code alongside.
+    return Object.assign(new Error(fault.ckr), { code: fault.code, method });
+  }
+
+  private invoke(method: string, real: (...args: unknown[]) => unknown, args: unknown[]): unknown {
+    const error = this.take(method);
+    if (error) {
       const callback = args[args.length - 1];
       if (typeof callback === 'function') {
         setImmediate(() => (callback as (e: Error | null, r: unknown) => void)(error, null));

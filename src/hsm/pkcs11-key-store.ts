@@ -45,6 +45,7 @@ import { type Pkcs11KeyRef, formatPkcs11Uri, parsePkcs11Uri } from './pkcs11-uri
 import { spkiFromEcPoint, spkiFromRsa } from './public-key';
 import { GCM_TAG_LENGTH, decodeSealedEnvelope, encodeSealedEnvelope, sealingAad } from './sealed-envelope';
 import { type PooledSession, SessionPool } from './session-pool';
+import { SignWorkerPool } from './sign-workers';
 
 export interface Pkcs11KeyStoreDeps {
   logger?: HsmLogger;
@@ -110,6 +111,8 @@ export class Pkcs11KeyStore implements KeyStore {
   private readonly faults?: Pkcs11FaultInjector;
   private library?: Pkcs11Library;
   private faultApi?: Pkcs11Api;
+  /** Signing threads (synchronous C_Sign off the event loop); undefined when signing uses libuv's pool. */
+  private signWorkers?: SignWorkerPool;
   private signingPool?: SessionPool;
   private caPool?: SessionPool;
   private readonly targets = new Map<string, KeyTarget>();
@@ -172,7 +175,13 @@ export class Pkcs11KeyStore implements KeyStore {
         this.caPool.open();
         pools.push(this.caPool);
       }
+      if (this.#options.signWorkers > 0) {
+        this.signWorkers = new SignWorkerPool(library.modulePath, this.#options.signWorkers, MAX_SIGNATURE_LENGTH, this.logger);
+        await this.signWorkers.start();
+      }
     } catch (err) {
+      await this.signWorkers?.close();
+      this.signWorkers = undefined;
       await Promise.all(pools.map((pool) => pool.close()));
       this.signingPool = this.caPool = undefined;
       this.library = undefined;
@@ -182,7 +191,8 @@ export class Pkcs11KeyStore implements KeyStore {
     this.logger.log(
       `hsm: ready (${this.#options.modulePath}; signing token '${this.#options.signing.tokenLabel}' × ${this.#options.signing.poolSize} sessions` +
         (this.#options.ca ? `; CA token '${this.#options.ca.tokenLabel}' × ${this.#options.ca.poolSize}` : '') +
-        `; UV_THREADPOOL_SIZE ${this.#options.uvThreadpoolSize})`,
+        `; UV_THREADPOOL_SIZE ${this.#options.uvThreadpoolSize}; ` +
+        (this.signWorkers ? `signing on ${this.#options.signWorkers} worker threads)` : 'signing on the libuv pool)'),
     );
   }
 
@@ -191,6 +201,8 @@ export class Pkcs11KeyStore implements KeyStore {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([this.signingPool, this.caPool].map((pool) => pool?.close()));
+    // After the drain: no job is left on the threads, and they never touch the library again.
+    await this.signWorkers?.close();
     this.library?.release();
   }
 
@@ -367,6 +379,7 @@ export class Pkcs11KeyStore implements KeyStore {
     } else {
       mechanism = rsaPssMechanism(hash);
     }
+    if (this.signWorkers) return this.signOnWorker(session, key.handle, mechanism, data, keyUri);
     const api = this.api;
     try {
       // C_SignInit is cheap and synchronous; the signature itself runs on a libuv thread.
@@ -388,6 +401,30 @@ export class Pkcs11KeyStore implements KeyStore {
         resolve(Buffer.from(signature));
       });
     });
+  }
+
+  /** C_SignInit + C_Sign on a signing thread; the session stays held (and `data` referenced) until it settles. */
+  private async signOnWorker(session: PooledSession, key: Handle, mechanism: Mechanism, data: Buffer, keyUri: string): Promise<Buffer> {
+    let fn = 'C_SignInit';
+    try {
+      if (this.faults) {
+        this.faults.check('C_SignInit');
+        fn = 'C_Sign';
+        this.faults.check('C_Sign');
+      }
+      const signature = await (this.signWorkers as SignWorkerPool).sign(session.handle, key, mechanism, data);
+      this.stats.signAttempts++;
+      this.stats.signOperations++;
+      return signature;
+    } catch (err) {
+      const method = (err as { method?: unknown }).method;
+      if (typeof method === 'string') fn = method;
+      if (fn === 'C_Sign') {
+        this.stats.signAttempts++;
+        this.stats.signFailures++;
+      }
+      throw this.onKeyError(err, fn, keyUri);
+    }
   }
 
   async destroyKey(keyUri: string): Promise<void> {
@@ -663,6 +700,9 @@ export class Pkcs11KeyStore implements KeyStore {
       .filter((d): d is Date => d !== undefined)
       .sort((a, b) => b.getTime() - a.getTime())[0];
     const lastError = tokens.find((t) => t.state !== 'ready' && t.lastError)?.lastError ?? tokens.find((t) => t.lastError)?.lastError;
+    const signThreads = this.signWorkers ? { configured: this.#options.signWorkers, running: this.signWorkers.threadCount } : undefined;
+    // No signing thread left (one is restarted a second after it dies): signing fails until then.
+    if (signThreads && signThreads.running === 0 && state === 'ready') state = 'recovering';
     return {
       state,
       sessions: tokens.reduce((n, t) => n + t.sessions, 0),
@@ -673,6 +713,7 @@ export class Pkcs11KeyStore implements KeyStore {
       ...(lastError ? { lastError } : {}),
       ...(lastRecovery ? { lastRecoveryAt: lastRecovery.toISOString() } : {}),
       tokens,
+      ...(signThreads ? { signThreads } : {}),
     };
   }
 

@@ -15,6 +15,21 @@ import {
 } from './pkcs11-errors';
 import type { LibraryClient, Pkcs11Library } from './pkcs11-library';
 
+const SESSION_SUSPECT = Symbol('signet.sessionSuspect');
+
+/**
+ * Marks an error after which the session's state is unknown though PKCS#11 returned no code (a
+ * signing thread stopped between C_SignInit and C_Sign): the pool replaces the session.
+ */
+export function markSessionSuspect<E extends Error>(error: E): E {
+  Object.defineProperty(error, SESSION_SUSPECT, { value: true, enumerable: false });
+  return error;
+}
+
+function isSessionSuspect(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[SESSION_SUSPECT] === true;
+}
+
 /** One PKCS#11 session; the pool hands it to one operation at a time. */
 export interface PooledSession {
   readonly handle: Handle;
@@ -141,7 +156,7 @@ export class SessionPool implements LibraryClient {
       } catch (err) {
         const p11 = toPkcs11Error(err, operation);
         if (!p11) {
-          this.release(session, false);
+          this.release(session, isSessionSuspect(err));
           throw err;
         }
         let action = recoveryActionFor(p11.ckr);

@@ -2,19 +2,19 @@ import { createHash, createPublicKey, verify } from 'node:crypto';
 import type { KeyInfo } from '../../src/hsm/key-store';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { createTestToken } from '../support/softhsm';
-import { openStore } from './hsm-test-kit';
+import { SIGNING_MODES, openStore } from './hsm-test-kit';
 
 const POOL_SIZE = 8;
 const SIGNERS = 64;
 const SIGNATURES = 64_000;
 
-describe(`${Pkcs11KeyStore.name} under concurrent signing`, () => {
+describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} under concurrent signing, $mode`, ({ signWorkers }) => {
   let store: Pkcs11KeyStore;
   let key: KeyInfo;
 
   beforeAll(async () => {
     const token = await createTestToken('concurrency');
-    store = await openStore(token, { poolSize: POOL_SIZE });
+    store = await openStore(token, { poolSize: POOL_SIZE, signWorkers });
     key = await store.createKey({ spec: 'EC-256', label: 'busy-key' });
   });
 

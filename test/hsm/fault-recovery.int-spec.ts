@@ -6,7 +6,7 @@ import { Pkcs11FaultInjector } from '../../src/hsm/pkcs11-fault-injector';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { Pkcs11Library } from '../../src/hsm/pkcs11-library';
 import { createTestToken, type TestToken } from '../support/softhsm';
-import { openStore, sample, verifyWithNode } from './hsm-test-kit';
+import { SIGNING_MODES, openStore, sample, verifyWithNode } from './hsm-test-kit';
 
 const SIGNING_SESSIONS = 4;
 const CA_SESSIONS = 2;
@@ -15,7 +15,7 @@ const CA_SESSIONS = 2;
  * Each fault is injected in a named way against a live store with a signing token and a separate
  * CA token; afterwards both pools must be back to their configured size and signatures must verify.
  */
-describe(`${Pkcs11KeyStore.name} recovers from token faults`, () => {
+describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults, signing $mode`, ({ signWorkers }) => {
   let signingToken: TestToken;
   let caToken: TestToken;
   let store: Pkcs11KeyStore;
@@ -60,7 +60,7 @@ describe(`${Pkcs11KeyStore.name} recovers from token faults`, () => {
     caToken = await createTestToken('faults-ca');
     store = await openStore(
       signingToken,
-      { poolSize: SIGNING_SESSIONS, caTokenLabel: caToken.tokenLabel, caPin: caToken.pin, caPoolSize: CA_SESSIONS },
+      { poolSize: SIGNING_SESSIONS, caTokenLabel: caToken.tokenLabel, caPin: caToken.pin, caPoolSize: CA_SESSIONS, signWorkers },
       { faults },
     );
     signingKey = await store.createKey({ spec: 'EC-256', label: 'leaf' });

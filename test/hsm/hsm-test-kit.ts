@@ -12,6 +12,12 @@ import type { TestToken } from '../support/softhsm';
 /** Recovery tuned for tests: fast backoff, quick retry while down. */
 export const FAST_RECOVERY = { initialBackoffMs: 5, maxBackoffMs: 50, downRetryMs: 100, maxAttempts: 4 } as const;
 
+/** Both places a signature can be computed: worker threads (synchronous C_Sign) and libuv's pool (async C_Sign). */
+export const SIGNING_MODES = [
+  { mode: 'on 2 worker threads', signWorkers: 2 },
+  { mode: "with pkcs11js's async C_Sign on libuv's pool", signWorkers: 0 },
+] as const;
+
 export async function openStore(token: TestToken, options: Partial<HsmOptions> = {}, deps: Pkcs11KeyStoreDeps = {}): Promise<Pkcs11KeyStore> {
   const store = new Pkcs11KeyStore(
     { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4, recovery: FAST_RECOVERY, ...options },

@@ -4,16 +4,16 @@ import type { KeyInfo } from '../../src/hsm/key-store';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { parsePkcs11Uri } from '../../src/hsm/pkcs11-uri';
 import { createTestToken, type TestToken } from '../support/softhsm';
-import { openStore, sample, verifyWithNode, verifyWithOpenSsl } from './hsm-test-kit';
+import { SIGNING_MODES, openStore, sample, verifyWithNode, verifyWithOpenSsl } from './hsm-test-kit';
 
-describe(`${Pkcs11KeyStore.name} key specs (SoftHSM2)`, () => {
+describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} key specs (SoftHSM2), signing $mode`, ({ signWorkers }) => {
   let token: TestToken;
   let store: Pkcs11KeyStore;
   const keys = new Map<KeySpec, KeyInfo>();
 
   beforeAll(async () => {
     token = await createTestToken('specs');
-    store = await openStore(token);
+    store = await openStore(token, { signWorkers });
     // Generated concurrently: key generation runs on the libuv pool, RSA-4096 takes a while.
     await Promise.all(KEY_SPECS.map(async (spec) => keys.set(spec, await store.createKey({ spec, label: `spec-${spec}` }))));
   });
