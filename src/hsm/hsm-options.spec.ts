@@ -1,7 +1,8 @@
 import * as os from 'node:os';
 import { DEFAULT_RECOVERY, derivePoolSize, resolveHsmOptions, resolveSignWorkers, uvThreadpoolSize } from './hsm-options';
 
-const base = { modulePath: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'signet', pin: '1234' };
+/** Signing on libuv's pool, where sessions are bounded by its threads. */
+const base = { modulePath: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'signet', pin: '1234', signWorkers: 0 };
 
 describe('hsm-options', () => {
   it('reads UV_THREADPOOL_SIZE as libuv does (default 4, at most 1024)', () => {
@@ -32,6 +33,12 @@ describe('hsm-options', () => {
     expect(resolved.signing.poolSize).toBe(4);
     expect(resolved.warnings).toEqual([expect.stringContaining('UV_THREADPOOL_SIZE is not set'), expect.stringContaining('exceed UV_THREADPOOL_SIZE (4)')]);
     expect(resolveHsmOptions({ ...base, poolSize: 8 }, { UV_THREADPOOL_SIZE: '16' }).signing.poolSize).toBe(8);
+  });
+
+  it('gives each signing thread 8 sessions by default, not bounded by the libuv pool', () => {
+    expect(resolveHsmOptions({ ...base, signWorkers: 2 }, { UV_THREADPOOL_SIZE: '6' })).toMatchObject({ signing: { poolSize: 16 }, signWorkers: 2, warnings: [] });
+    expect(resolveHsmOptions({ ...base, signWorkers: 2 }, { UV_THREADPOOL_SIZE: '64' }).signing.poolSize).toBe(62);
+    expect(resolveHsmOptions({ ...base, signWorkers: 2, poolSize: 40 }, { UV_THREADPOOL_SIZE: '4' })).toMatchObject({ signing: { poolSize: 40 }, warnings: [] });
   });
 
   it('signs on worker threads for SoftHSM2 and on the libuv pool for other modules unless told otherwise', () => {

@@ -104,6 +104,7 @@ function requireLabel(field: string, value: unknown): string {
 }
 
 const MAX_AUTO_SIGN_WORKERS = 4;
+const SESSIONS_PER_SIGN_WORKER = 8;
 
 /** 'auto': worker threads for SoftHSM2 (CPU-bound, local), libuv's pool for anything else. */
 export function resolveSignWorkers(value: HsmOptions['signWorkers'], modulePath: string): number {
@@ -138,10 +139,13 @@ export function resolveHsmOptions(options: HsmOptions, env: NodeJS.ProcessEnv = 
     ca = { tokenLabel: caTokenLabel, pin: caPin, poolSize: optionalPositiveInt('caPoolSize', options.caPoolSize) ?? DEFAULT_CA_POOL_SIZE };
   }
 
+  const signWorkers = resolveSignWorkers(options.signWorkers, modulePath);
   const budget = derivePoolSize(uvThreads);
-  let poolSize = optionalPositiveInt('poolSize', options.poolSize) ?? Math.max(1, budget - (ca?.poolSize ?? 0));
+  // On signing threads a session is only a handle while its job waits in a batch: several per thread.
+  const derived = Math.max(1, budget - (ca?.poolSize ?? 0), signWorkers * SESSIONS_PER_SIGN_WORKER);
+  let poolSize = optionalPositiveInt('poolSize', options.poolSize) ?? derived;
   const total = poolSize + (ca?.poolSize ?? 0);
-  if (total > uvThreads) {
+  if (signWorkers === 0 && total > uvThreads) {
     // More sessions than threads buys no parallelism: the extra C_Sign calls queue inside libuv while holding a session.
     warnings.push(`HSM sessions (${total}) exceed UV_THREADPOOL_SIZE (${uvThreads}); signing pool capped`);
     poolSize = Math.max(1, uvThreads - (ca?.poolSize ?? 0));
@@ -161,7 +165,7 @@ export function resolveHsmOptions(options: HsmOptions, env: NodeJS.ProcessEnv = 
     recovery,
     sealingKeyLabelPrefix: options.sealingKeyLabelPrefix ?? 'signet-seal',
     uvThreadpoolSize: uvThreads,
-    signWorkers: resolveSignWorkers(options.signWorkers, modulePath),
+    signWorkers,
     warnings,
   };
 }
