@@ -18,23 +18,41 @@ const pkcs11js = require(workerData.pkcs11jsPath);
 const p11 = new pkcs11js.PKCS11();
 p11.load(workerData.modulePath);
 const out = Buffer.alloc(workerData.outputBufferSize);
-const asBuffer = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
-parentPort.on('message', (jobs) => {
-  const results = new Array(jobs.length);
-  for (let i = 0; i < jobs.length; i++) {
-    const job = jobs[i];
-    const session = asBuffer(job.session);
+const mechanisms = [];
+parentPort.on('message', ({ newMechanisms, jobs, count }) => {
+  if (newMechanisms) mechanisms.push(...newMechanisms);
+  const input = Buffer.from(jobs);
+  const results = Buffer.allocUnsafeSlow(count * (6 + out.length));
+  const errors = [];
+  let r = 0;
+  let o = 0;
+  for (let i = 0; i < count; i++) {
+    const id = input.readUInt32LE(o);
+    const mechanism = mechanisms[input[o + 4]];
+    const sessionLength = input[o + 5];
+    const session = input.subarray(o + 6, o + 6 + sessionLength);
+    o += 6 + sessionLength;
+    const key = input.subarray(o + 1, o + 1 + input[o]);
+    o += 1 + input[o];
+    const data = input.subarray(o + 2, o + 2 + input.readUInt16LE(o));
+    o += 2 + data.length;
+    results.writeUInt32LE(id, r);
     let method = 'C_SignInit';
     try {
-      p11.C_SignInit(session, job.mechanism, asBuffer(job.key));
+      p11.C_SignInit(session, mechanism, key);
       method = 'C_Sign';
-      const signature = p11.C_Sign(session, asBuffer(job.data), out);
-      results[i] = { id: job.id, signature: Uint8Array.prototype.slice.call(signature) };
+      const signature = p11.C_Sign(session, data, out);
+      results.writeUInt16LE(signature.length, r + 4);
+      signature.copy(results, r + 6);
+      r += 6 + signature.length;
     } catch (e) {
-      results[i] = { id: job.id, error: { message: String(e && e.message), code: e && e.code, method: (e && e.method) || method } };
+      results.writeUInt16LE(0, r + 4);
+      r += 6;
+      errors.push({ id, message: String(e && e.message), code: e && e.code, method: (e && e.method) || method });
     }
   }
-  parentPort.postMessage(results);
+  const buffer = results.buffer.slice(0, r);
+  parentPort.postMessage({ results: buffer, count, errors }, [buffer]);
 });
 parentPort.postMessage('ready');
 `;
@@ -47,10 +65,11 @@ interface Job {
   data: Buffer;
 }
 
-interface WorkerResult {
-  id: number;
-  signature?: Uint8Array;
-  error?: { message: string; code?: number; method: string };
+/** A batch's results: per job id (u32), signature length (u16, 0 on error), signature; errors beside. */
+interface BatchResult {
+  results: ArrayBuffer;
+  count: number;
+  errors: Array<{ id: number; message: string; code?: number; method: string }>;
 }
 
 interface Pending {
@@ -66,6 +85,8 @@ class SignThread {
   readonly pending = new Map<number, Pending>();
   queued: Job[] = [];
   batchesInFlight = 0;
+  /** Mechanisms this thread has been sent (it keeps the list; jobs carry an index). */
+  knownMechanisms = 0;
   private readonly ready: Promise<void>;
 
   constructor(
@@ -102,6 +123,9 @@ export class SignWorkerPool {
   private nextId = 1;
   private flushScheduled = false;
   private closed = false;
+  /** Mechanism objects are the key store's constants: interned by identity, sent once per thread. */
+  private readonly mechanisms: Mechanism[] = [];
+  private readonly mechanismIndexes = new Map<Mechanism, number>();
 
   constructor(
     private readonly modulePath: string,
@@ -151,8 +175,55 @@ export class SignWorkerPool {
     const batch = thread.queued;
     thread.queued = [];
     thread.batchesInFlight++;
-    // Structured clone copies the handles and data: nothing here is shared with the thread.
-    thread.worker.postMessage(batch);
+    // One buffer per batch, transferred, not cloned: structured clone of a Buffer copies the whole
+    // (pooled, 8 KiB) ArrayBuffer under it. Per job: id u32, mechanism index u8, session handle
+    // (u8 length + bytes), key handle (same), data (u16 length + bytes).
+    let size = 0;
+    for (const job of batch) size += 4 + 1 + 1 + job.session.length + 1 + job.key.length + 2 + job.data.length;
+    const packed = Buffer.allocUnsafeSlow(size);
+    let o = 0;
+    for (const job of batch) {
+      o = packed.writeUInt32LE(job.id, o);
+      o = packed.writeUInt8(this.mechanismIndex(job.mechanism), o);
+      o = packed.writeUInt8(job.session.length, o);
+      o += job.session.copy(packed, o);
+      o = packed.writeUInt8(job.key.length, o);
+      o += job.key.copy(packed, o);
+      o = packed.writeUInt16LE(job.data.length, o);
+      o += job.data.copy(packed, o);
+    }
+    const newMechanisms = this.mechanisms.length > thread.knownMechanisms ? this.mechanisms.slice(thread.knownMechanisms) : undefined;
+    thread.knownMechanisms = this.mechanisms.length;
+    thread.worker.postMessage({ newMechanisms, jobs: packed.buffer, count: batch.length }, [packed.buffer]);
+  }
+
+  private mechanismIndex(mechanism: Mechanism): number {
+    let index = this.mechanismIndexes.get(mechanism);
+    if (index === undefined) {
+      index = this.mechanisms.push(mechanism) - 1;
+      this.mechanismIndexes.set(mechanism, index);
+    }
+    return index;
+  }
+
+  private settle(thread: SignThread, batch: BatchResult): void {
+    thread.batchesInFlight--;
+    const failures = new Map(batch.errors.map((e) => [e.id, e]));
+    const results = Buffer.from(batch.results);
+    let o = 0;
+    for (let i = 0; i < batch.count; i++) {
+      const id = results.readUInt32LE(o);
+      const length = results.readUInt16LE(o + 4);
+      const signature = results.subarray(o + 6, o + 6 + length);
+      o += 6 + length;
+      const pending = thread.pending.get(id);
+      if (!pending) continue;
+      thread.pending.delete(id);
+      const failure = failures.get(id);
+      if (failure) pending.reject(Object.assign(new Error(failure.message), { code: failure.code, method: failure.method }));
+      else pending.resolve(signature);
+    }
+    this.send(thread);
   }
 
   private spawn(): SignThread {
@@ -164,21 +235,8 @@ export class SignWorkerPool {
     });
     worker.unref();
     const thread = new SignThread(worker, (t, reason) => this.onThreadExit(t, reason));
-    worker.on('message', (message: WorkerResult[] | 'ready') => {
-      if (message === 'ready') return;
-      thread.batchesInFlight--;
-      for (const result of message) {
-        const pending = thread.pending.get(result.id);
-        if (!pending) continue;
-        thread.pending.delete(result.id);
-        if (result.signature) {
-          pending.resolve(Buffer.from(result.signature.buffer, result.signature.byteOffset, result.signature.byteLength));
-        } else {
-          const { message: text, code, method } = result.error ?? { message: 'unknown error', method: 'C_Sign' };
-          pending.reject(Object.assign(new Error(text), { code, method }));
-        }
-      }
-      this.send(thread);
+    worker.on('message', (message: BatchResult | 'ready') => {
+      if (message !== 'ready') this.settle(thread, message);
     });
     this.threads.push(thread);
     return thread;
