@@ -8,7 +8,9 @@ import {
   ecdsaRawToDer,
   signTbs,
   signatureSchemeFor,
+  verificationAlgorithm,
   verifySignature,
+  verifySignatureInBackground,
 } from './signature-algorithms';
 
 describe(signatureSchemeFor.name, () => {
@@ -83,6 +85,23 @@ describe(signTbs.name, () => {
       const algorithm = describeSignatureAlgorithm(scheme.algorithmIdentifier)!;
       expect(verifySignature(signer.publicKeySpki, algorithm, data, signature)).toBe(true);
       expect(verifySignature(signer.publicKeySpki, algorithm, Buffer.concat([data, Buffer.from([0])]), signature)).toBe(false);
+    }
+  });
+
+  it.each(KEY_SPECS)('verifies %s signatures on the thread pool with the algorithm derived from the scheme', async (spec) => {
+    const signer = createNodeSigner(spec);
+    const other = createNodeSigner(spec);
+    const data = crypto.randomBytes(300);
+    for (const padding of ['pss', 'pkcs1'] as const) {
+      const scheme = signatureSchemeFor(spec, padding);
+      const algorithm = verificationAlgorithm(scheme);
+      expect(algorithm).toEqual(describeSignatureAlgorithm(scheme.algorithmIdentifier));
+      const signature = await signTbs(signer, scheme, data);
+      expect(await verifySignatureInBackground(signer.publicKey, algorithm, data, signature)).toBe(true);
+      expect(await verifySignatureInBackground(signer.publicKey, algorithm, Buffer.concat([data, Buffer.from([0])]), signature)).toBe(false);
+      expect(await verifySignatureInBackground(other.publicKey, algorithm, data, signature)).toBe(false);
+      // Garbage instead of a signature is a failed verification, not an exception.
+      expect(await verifySignatureInBackground(signer.publicKey, algorithm, data, Buffer.from([0x30, 0x01]))).toBe(false);
     }
   });
 

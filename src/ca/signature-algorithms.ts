@@ -216,6 +216,25 @@ export function describeSignatureAlgorithm(algorithmIdentifier: Buffer): Accepte
   }
 }
 
+/** How to verify what `scheme` signs, without parsing its AlgorithmIdentifier again. */
+export function verificationAlgorithm(scheme: SignatureScheme): AcceptedSignatureAlgorithm {
+  return scheme.kind === 'rsa-pss'
+    ? { kind: scheme.kind, hash: scheme.hash, name: scheme.name, saltLength: HASH_LENGTH[scheme.hash] }
+    : { kind: scheme.kind, hash: scheme.hash, name: scheme.name };
+}
+
+/** Node's verify key input for an accepted algorithm (ECDSA value in DER, PSS salt as encoded). */
+function verifyKeyInput(key: crypto.KeyObject, algorithm: AcceptedSignatureAlgorithm): crypto.VerifyKeyObjectInput {
+  switch (algorithm.kind) {
+    case 'ecdsa':
+      return { key, dsaEncoding: 'der' };
+    case 'rsa-pkcs1':
+      return { key, padding: crypto.constants.RSA_PKCS1_PADDING };
+    case 'rsa-pss':
+      return { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: algorithm.saltLength };
+  }
+}
+
 /** Verifies an X.509-style signature (ECDSA value in DER) with Node crypto. */
 export function verifySignature(
   subjectPublicKeyInfo: Buffer,
@@ -224,22 +243,28 @@ export function verifySignature(
   signature: Buffer,
 ): boolean {
   try {
-    const key = publicKeyObject(subjectPublicKeyInfo);
-    const hash = nodeHashName(algorithm.hash);
-    switch (algorithm.kind) {
-      case 'ecdsa':
-        return crypto.verify(hash, data, { key, dsaEncoding: 'der' }, signature);
-      case 'rsa-pkcs1':
-        return crypto.verify(hash, data, { key, padding: crypto.constants.RSA_PKCS1_PADDING }, signature);
-      case 'rsa-pss':
-        return crypto.verify(
-          hash,
-          data,
-          { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: algorithm.saltLength },
-          signature,
-        );
-    }
+    return crypto.verify(nodeHashName(algorithm.hash), data, verifyKeyInput(publicKeyObject(subjectPublicKeyInfo), algorithm), signature);
   } catch {
     return false;
   }
+}
+
+/**
+ * `verifySignature` with a KeyObject, on the libuv thread pool: for per-request paths, where the
+ * event loop should not wait while OpenSSL verifies (about 0.6 ms for a P-384 signature on the
+ * 2-core benchmark machine, more than assembling the certificate it covers).
+ */
+export function verifySignatureInBackground(
+  publicKey: crypto.KeyObject,
+  algorithm: AcceptedSignatureAlgorithm,
+  data: Buffer,
+  signature: Buffer,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      crypto.verify(nodeHashName(algorithm.hash), data, verifyKeyInput(publicKey, algorithm), signature, (error, valid) => resolve(!error && valid));
+    } catch {
+      resolve(false);
+    }
+  });
 }
