@@ -6,6 +6,11 @@ import { DigestSigner, KeySpec } from '../common/key-spec';
 import { BASE_URL, createHierarchy, issueLeaf, subject } from '../../test/ca/ca-fixtures';
 import { createNodeSigner } from '../../test/support/node-signer';
 import { caGenerationUrls } from './ca-urls';
+import { CertificateProfile } from './certificate-profiles';
+import { readCertificateParts } from './der-reader';
+import { SignatureScheme, signatureSchemeFor } from './signature-algorithms';
+import { CertificateSubject, encodeSubjectName } from './subject-name';
+import { digestSignerCrypto, signerCryptoKey } from './x509-signer-provider';
 import {
   CaIssuer,
   IssuedCertificate,
@@ -239,6 +244,11 @@ describe(issueCodeSigningCertificate.name, () => {
     },
   );
 
+  it('refuses to hand out a leaf when the issuing CA signer returns a bad signature', async () => {
+    const faulty: DigestSigner = { spec: h.issuingSigner.spec, publicKeySpki: h.issuingSigner.publicKeySpki, signDigest: async () => Buffer.alloc(96, 1) };
+    await expectDomainError(issueLeaf({ ...h.issuingIssuer, signer: faulty }), ErrorCode.INTERNAL, 'signature');
+  });
+
   it('accepts 460 days and refuses 461', async () => {
     const { leaf } = await issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 460 });
     expect(leaf.notAfter.getTime() - leaf.notBefore.getTime()).toBe(460 * 86_400_000);
@@ -368,5 +378,170 @@ describe(loadCaIssuer.name, () => {
     expect(issuer.keyIdentifier.toString('hex')).toBe(peculiar.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId);
     expect(h.issuing.der.includes(issuer.subjectName)).toBe(true);
     expect(issuer.pathLength).toBe(0);
+  });
+});
+
+/**
+ * Certificates are assembled in DER by hand. This is how they were built before, with
+ * @peculiar/x509's generator and the profile restated with its extension classes: the same inputs
+ * (serial, times, names, key, signer) must give the same TBSCertificate byte for byte, and with a
+ * deterministic signature (RSA PKCS#1 v1.5) the same certificate.
+ */
+describe('direct DER certificate assembly', () => {
+  const NOW = new Date('2030-01-15T12:00:00.400Z');
+  const CA_KU = KU.keyCertSign | KU.cRLSign | KU.digitalSignature;
+  const PROFILE: Record<CertificateProfile, () => x509.Extension[]> = {
+    'root-ca': () => [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(CA_KU, true)],
+    'tsa-root': () => [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(CA_KU, true)],
+    'issuing-ca': () => [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(CA_KU, true)],
+    'code-signing': () => [new x509.KeyUsagesExtension(KU.digitalSignature, true), new x509.ExtendedKeyUsageExtension([OID.codeSigning], false)],
+    timestamping: () => [new x509.KeyUsagesExtension(KU.digitalSignature, true), new x509.ExtendedKeyUsageExtension([OID.timeStamping], true)],
+  };
+
+  interface Inputs {
+    profile: CertificateProfile;
+    subject: CertificateSubject;
+    publicKeySpki: Buffer;
+    /** The CA's signer (the key's own for self-signed certificates). */
+    signer: DigestSigner;
+    scheme: SignatureScheme;
+    /** Absent for self-signed certificates. */
+    issuer?: CaIssuer;
+  }
+
+  async function generatorReference(issued: IssuedCertificate, inputs: Inputs): Promise<Buffer> {
+    const extensions = [...PROFILE[inputs.profile](), await x509.SubjectKeyIdentifierExtension.create(inputs.publicKeySpki)];
+    const { issuer } = inputs;
+    if (issuer) {
+      const issuerSki = new x509.X509Certificate(issuer.certificate).getExtension(x509.SubjectKeyIdentifierExtension)!.keyId;
+      extensions.push(new x509.AuthorityKeyIdentifierExtension(issuerSki, false));
+      if (issuer.urls) {
+        extensions.push(new x509.CRLDistributionPointsExtension([issuer.urls.crl], false));
+        extensions.push(new x509.AuthorityInfoAccessExtension({ ocsp: [issuer.urls.ocsp], caIssuers: [issuer.urls.caIssuers] }, false));
+      }
+    }
+    const subjectName = encodeSubjectName(inputs.subject);
+    const generated = await x509.X509CertificateGenerator.create(
+      {
+        serialNumber: issued.serialHex,
+        subject: new x509.Name(subjectName),
+        issuer: new x509.Name(issuer ? issuer.subjectName : subjectName),
+        notBefore: issued.notBefore,
+        notAfter: issued.notAfter,
+        publicKey: inputs.publicKeySpki,
+        signingKey: signerCryptoKey(inputs.signer, inputs.scheme),
+        extensions,
+      },
+      digestSignerCrypto,
+    );
+    return Buffer.from(generated.rawData);
+  }
+
+  async function expectSameAsGenerator(issued: IssuedCertificate, inputs: Inputs): Promise<void> {
+    const reference = await generatorReference(issued, inputs);
+    const ours = readCertificateParts(issued.der);
+    const theirs = readCertificateParts(reference);
+    expect(ours.tbs.toString('hex')).toBe(theirs.tbs.toString('hex'));
+    expect(ours.signatureAlgorithm.toString('hex')).toBe(theirs.signatureAlgorithm.toString('hex'));
+    if (inputs.scheme.kind === 'rsa-pkcs1') expect(issued.der.toString('hex')).toBe(reference.toString('hex'));
+  }
+
+  it.each<[KeySpec, 'pss' | 'pkcs1']>([
+    ['EC-384', 'pss'],
+    ['RSA-2048', 'pkcs1'],
+    ['RSA-3072', 'pss'],
+  ])('builds a %s (%s) root and issuing CA exactly as the generator did', async (spec, rsaPadding) => {
+    const h = await createHierarchy(spec, { rsaPadding, now: NOW });
+    const scheme = signatureSchemeFor(spec, rsaPadding);
+    await expectSameAsGenerator(h.root, { profile: 'root-ca', subject: subject(`Test Root ${spec}`), publicKeySpki: h.rootSigner.publicKeySpki, signer: h.rootSigner, scheme });
+    await expectSameAsGenerator(h.issuing, {
+      profile: 'issuing-ca',
+      subject: subject(`Test Issuing CA ${spec}`),
+      publicKeySpki: h.issuingSigner.publicKeySpki,
+      signer: h.rootSigner,
+      scheme,
+      issuer: h.rootIssuer,
+    });
+  });
+
+  it('encodes a notAfter from 2050 on as GeneralizedTime, as the generator did', async () => {
+    const signer = createNodeSigner('RSA-2048');
+    const root = await issueRootCaCertificate({ signer, subject: subject('Long Root'), validityDays: 36_500, now: NOW, rsaPadding: 'pkcs1' });
+    expect(root.notAfter.getUTCFullYear()).toBe(2129);
+    expect(new x509.X509Certificate(root.der).notAfter.getTime()).toBe(root.notAfter.getTime());
+    // GeneralizedTime (tag 0x18, 15 octets) "2129…Z"; notBefore stays UTCTime.
+    expect(root.der.includes(Buffer.concat([Buffer.from([0x18, 0x0f]), Buffer.from('2129', 'ascii')]))).toBe(true);
+    expect(root.der.includes(Buffer.concat([Buffer.from([0x17, 0x0d]), Buffer.from('300115115500Z', 'ascii')]))).toBe(true);
+    await expectSameAsGenerator(root, { profile: 'root-ca', subject: subject('Long Root'), publicKeySpki: signer.publicKeySpki, signer, scheme: signatureSchemeFor('RSA-2048', 'pkcs1') });
+  });
+
+  it.each<[KeySpec, KeySpec, 'pss' | 'pkcs1']>([
+    ['EC-384', 'EC-256', 'pss'],
+    ['EC-384', 'RSA-3072', 'pss'],
+    ['RSA-2048', 'EC-521', 'pkcs1'],
+    ['RSA-2048', 'RSA-4096', 'pkcs1'],
+    ['RSA-3072', 'EC-384', 'pss'],
+  ])('builds a code-signing leaf under a %s issuing CA for a %s key (%s) exactly as the generator did', async (caSpec, leafSpec, rsaPadding) => {
+    const h = await createHierarchy(caSpec, { rsaPadding, now: NOW });
+    const { signer, leaf } = await issueLeaf(h.issuingIssuer, leafSpec, { now: NOW, validityDays: 90 });
+    await expectSameAsGenerator(leaf, {
+      profile: 'code-signing',
+      subject: subject(`release-${leafSpec}`),
+      publicKeySpki: signer.publicKeySpki,
+      signer: h.issuingSigner,
+      scheme: signatureSchemeFor(caSpec, rsaPadding),
+      issuer: h.issuingIssuer,
+    });
+  });
+
+  it.each([true, false])('builds a TSA root and a timestamping certificate (issuer URLs: %s) exactly as the generator did', async (withUrls) => {
+    const rootSigner = createNodeSigner('RSA-2048');
+    const scheme = signatureSchemeFor('RSA-2048', 'pkcs1');
+    const root = await issueTsaRootCertificate({ signer: rootSigner, subject: subject('TSA Root'), validityDays: 3650, now: NOW, rsaPadding: 'pkcs1' });
+    await expectSameAsGenerator(root, { profile: 'tsa-root', subject: subject('TSA Root'), publicKeySpki: rootSigner.publicKeySpki, signer: rootSigner, scheme });
+    const issuer = loadCaIssuer({ certificate: root.der, signer: rootSigner, rsaPadding: 'pkcs1', urls: withUrls ? caGenerationUrls(BASE_URL, 'tsa-root-g1') : undefined });
+    const tsaSigner = createNodeSigner('EC-256');
+    const tsa = await issueTimestampingCertificate({ issuer, subject: subject('Signet TSA'), publicKeySpki: tsaSigner.publicKeySpki, validityDays: 365, now: NOW });
+    await expectSameAsGenerator(tsa, { profile: 'timestamping', subject: subject('Signet TSA'), publicKeySpki: tsaSigner.publicKeySpki, signer: rootSigner, scheme, issuer });
+  });
+
+  it('gives a code-signing leaf exactly the profile as @peculiar/x509 parses it: v3, extensions in order with their criticality and values', async () => {
+    const h = await createHierarchy('EC-384', { now: NOW });
+    const { signer, leaf } = await issueLeaf(h.issuingIssuer, 'EC-256', { now: NOW, validityDays: 90 });
+    const cert = new x509.X509Certificate(leaf.der);
+    const issuingCert = new x509.X509Certificate(h.issuing.der);
+
+    expect(cert.serialNumber).toBe(leaf.serialHex);
+    expect(cert.issuer).toBe(issuingCert.subject);
+    expect(cert.subject).toBe('C=DE, ST=Berlin, O=Signet Test, CN=release-EC-256');
+    expect(cert.notBefore.toISOString()).toBe('2030-01-15T11:55:00.000Z');
+    expect(cert.notAfter.toISOString()).toBe('2030-04-15T11:55:00.000Z');
+    expect(cert.signatureAlgorithm).toMatchObject({ name: 'ECDSA', hash: { name: 'SHA-384' } });
+    expect(Buffer.from(cert.publicKey.rawData).equals(signer.publicKeySpki)).toBe(true);
+    expect(await cert.verify({ publicKey: issuingCert.publicKey, signatureOnly: true })).toBe(true);
+    expect(readCertificateParts(leaf.der).version).toBe(2);
+
+    expect(cert.extensions.map((ext) => [ext.type, ext.critical])).toEqual([
+      [OID.keyUsage, true],
+      [OID.extKeyUsage, false],
+      [OID.ski, false],
+      [OID.aki, false],
+      [OID.crlDp, false],
+      [OID.aia, false],
+    ]);
+    expect(cert.getExtension(x509.KeyUsagesExtension)!.usages).toBe(KU.digitalSignature);
+    expect(cert.getExtension(x509.ExtendedKeyUsageExtension)!.usages).toEqual([OID.codeSigning]);
+    expect(cert.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId).toBe(expectedKeyId(signer.publicKey));
+    const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension)!;
+    expect(aki.keyId).toBe(expectedKeyId(h.issuingSigner.publicKey));
+    expect(aki.certId).toBeUndefined();
+    expect(urls(cert)).toEqual({
+      crl: [`${BASE_URL}/pki/issuing-g1.crl`],
+      ocsp: [`${BASE_URL}/ocsp/issuing-g1`],
+      caIssuers: [`${BASE_URL}/pki/issuing-g1.crt`],
+    });
+    // Nothing after the signature, and the issuer name bytes are the issuing CA's subject bytes.
+    expect(leaf.der.length).toBe(cert.rawData.byteLength);
+    expect(readCertificateParts(leaf.der).issuer.equals(readCertificateParts(h.issuing.der).subject)).toBe(true);
   });
 });

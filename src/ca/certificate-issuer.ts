@@ -1,22 +1,24 @@
 import 'reflect-metadata';
+import { KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { DomainError, ErrorCode } from '../common/errors';
 import { DigestSigner } from '../common/key-spec';
 import { CaEndpointUrls, assertEndpointUrls } from './ca-urls';
 import { CertificateProfile, PROFILES_REQUIRING_URLS, profileExtensions } from './certificate-profiles';
-import { DerParseError, readCertificateParts } from './der-reader';
-import { keySpecOfPublicKey, samePublicKey, subjectKeyIdentifier } from './key-identifiers';
+import { readCertificateParts } from './der-reader';
+import { bitString, explicit, sequence, tlvOf, unsignedInteger, x509Time } from './der-writer';
+import { keySpecOfPublicKey, publicKeyObject, samePublicKey, subjectKeyIdentifier } from './key-identifiers';
 import { derToPem, pemOrDerToDer } from './pem-codec';
 import { generateSerialNumber } from './serial-number';
 import {
   RsaPadding,
   SignatureScheme,
-  describeSignatureAlgorithm,
+  signTbs,
   signatureSchemeFor,
-  verifySignature,
+  verificationAlgorithm,
+  verifySignatureInBackground,
 } from './signature-algorithms';
 import { CertificateSubject, encodeSubjectName, subjectToDn, validateSubject } from './subject-name';
-import { digestSignerCrypto, signerCryptoKey } from './x509-signer-provider';
 
 const DAY_MS = 86_400_000;
 export const DEFAULT_BACKDATE_SECONDS = 300;
@@ -34,6 +36,8 @@ export interface CaIssuer {
   /** The exact DER of the CA's subject, copied into children's issuer field. */
   readonly subjectName: Buffer;
   readonly publicKeySpki: Buffer;
+  /** The same key as a Node KeyObject, imported once: every issued signature is checked against it. */
+  readonly publicKey: KeyObject;
   /** The CA's SKI (from its certificate), used as children's AKI and the CRL's AKI. */
   readonly keyIdentifier: Buffer;
   readonly notBefore: Date;
@@ -90,6 +94,7 @@ export function loadCaIssuer(params: LoadCaIssuerParams): CaIssuer {
     certificate: der,
     subjectName: Buffer.from(parts.subject),
     publicKeySpki: Buffer.from(parts.subjectPublicKeyInfo),
+    publicKey: publicKeyObject(parts.subjectPublicKeyInfo),
     keyIdentifier: ski ? Buffer.from(ski.keyId, 'hex') : subjectKeyIdentifier(parts.subjectPublicKeyInfo),
     notBefore: certificate.notBefore,
     notAfter: certificate.notAfter,
@@ -178,7 +183,7 @@ async function issueSelfSigned(profile: CertificateProfile, params: IssueRootPar
     extensions: profileExtensions(profile, { subjectKeyIdentifier: keyId }),
     signer: params.signer,
     scheme: signatureSchemeFor(params.signer.spec, params.rsaPadding ?? 'pss'),
-    issuerSpki: spki,
+    issuerPublicKey: publicKeyObject(spki),
   });
 }
 
@@ -227,7 +232,7 @@ async function issueFromCa(profile: CertificateProfile, params: IssueFromCaParam
     }),
     signer: issuer.signer,
     scheme: issuer.scheme,
-    issuerSpki: issuer.publicKeySpki,
+    issuerPublicKey: issuer.publicKey,
   });
 }
 
@@ -235,34 +240,47 @@ interface SignRequest {
   profile: CertificateProfile;
   operation: string;
   subject: CertificateSubject;
+  /** Exact DER of the subject Name. */
   subjectName: Buffer;
+  /** Exact DER of the issuer's subject Name, copied byte for byte. */
   issuerName: Buffer;
   publicKeySpki: Buffer;
   notBefore: Date;
   notAfter: Date;
-  extensions: x509.Extension[];
+  /** DER `Extension` elements, in certificate order (profileExtensions). */
+  extensions: Buffer[];
   signer: DigestSigner;
   scheme: SignatureScheme;
-  issuerSpki: Buffer;
+  issuerPublicKey: KeyObject;
 }
 
+/** version [0] EXPLICIT Version DEFAULT v1: always v3 (extensions). */
+const VERSION_V3 = explicit(0, unsignedInteger(Buffer.from([2])));
+
+/**
+ * Assembles the TBSCertificate directly in DER (RFC 5280 §4.1): every byte is ours, names and the
+ * SubjectPublicKeyInfo are copied verbatim, and no ASN.1 object model is built per certificate.
+ * The signer signs the TBS; a signature that does not verify with the issuer key (a faulty signer)
+ * never gets a certificate out.
+ */
 async function sign(request: SignRequest): Promise<IssuedCertificate> {
   const serialHex = generateSerialNumber();
-  const generated = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: serialHex,
-      subject: new x509.Name(request.subjectName),
-      issuer: new x509.Name(request.issuerName),
-      notBefore: request.notBefore,
-      notAfter: request.notAfter,
-      publicKey: request.publicKeySpki,
-      signingKey: signerCryptoKey(request.signer, request.scheme),
-      extensions: request.extensions,
-    },
-    digestSignerCrypto,
+  const { scheme } = request;
+  const tbs = sequence(
+    VERSION_V3,
+    unsignedInteger(Buffer.from(serialHex, 'hex')),
+    scheme.algorithmIdentifier,
+    request.issuerName,
+    sequence(x509Time(request.notBefore), x509Time(request.notAfter)),
+    request.subjectName,
+    request.publicKeySpki,
+    explicit(3, tlvOf(0x30, request.extensions)),
   );
-  const der = Buffer.from(generated.rawData);
-  assertIssuedAsIntended(der, request);
+  const signature = await signTbs(request.signer, scheme, tbs);
+  if (!(await verifySignatureInBackground(request.issuerPublicKey, verificationAlgorithm(scheme), tbs, signature))) {
+    throw new DomainError(ErrorCode.INTERNAL, `${request.operation}: issued certificate signature does not verify with the issuer key`, { field: 'signature' });
+  }
+  const der = sequence(tbs, scheme.algorithmIdentifier, bitString(signature));
   return {
     der,
     pem: derToPem(der, 'CERTIFICATE'),
@@ -272,34 +290,6 @@ async function sign(request: SignRequest): Promise<IssuedCertificate> {
     subjectDn: subjectToDn(request.subject),
     profile: request.profile,
   };
-}
-
-/**
- * The generator re-encodes names and computes the algorithm identifier itself; check the bytes
- * that matter came out as intended, and verify the signature (a faulty signer must never get a
- * certificate out).
- */
-function assertIssuedAsIntended(der: Buffer, request: SignRequest): void {
-  const fail = (field: string, problem: string): never => {
-    throw new DomainError(ErrorCode.INTERNAL, `${request.operation}: issued certificate ${problem}`, { field });
-  };
-  let parts;
-  try {
-    parts = readCertificateParts(der);
-  } catch (error) {
-    if (error instanceof DerParseError) fail('certificate', 'is not valid DER');
-    throw error;
-  }
-  if (!parts.issuer.equals(request.issuerName)) fail('issuer', 'issuer name differs from the issuer subject');
-  if (!parts.subject.equals(request.subjectName)) fail('subject', 'subject name differs from the requested subject');
-  if (!parts.subjectPublicKeyInfo.equals(request.publicKeySpki)) fail('subjectPublicKeyInfo', 'public key differs from the requested key');
-  if (!parts.signatureAlgorithm.equals(request.scheme.algorithmIdentifier) || !parts.tbsSignatureAlgorithm.equals(request.scheme.algorithmIdentifier)) {
-    fail('signatureAlgorithm', `signature algorithm is not ${request.scheme.name}`);
-  }
-  const algorithm = describeSignatureAlgorithm(parts.signatureAlgorithm);
-  if (!algorithm || !verifySignature(request.issuerSpki, algorithm, parts.tbs, parts.signature)) {
-    fail('signature', 'signature does not verify with the issuer key');
-  }
 }
 
 function assertSupportedKey(spki: Buffer, operation: string, field: string): void {

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { CaEndpointUrls } from './ca-urls';
+import { extension, octetString } from './der-writer';
 
 /**
  * Certificate profiles from NOTARY.md. Each profile is the complete extension set; nothing else
@@ -48,68 +49,77 @@ export interface ProfileInputs {
 export const PROFILES_REQUIRING_URLS: readonly CertificateProfile[] = ['issuing-ca', 'code-signing'];
 
 /**
- * Extension objects are immutable once built; the constant ones and the per-issuer ones (AKI,
- * CRL DP, AIA) are reused so each certificate only builds its own SKI.
+ * The profiles are defined with @peculiar/x509's extension classes; certificates are assembled
+ * from their DER (`rawData`). The constant extensions and the per-issuer ones (AKI, CRL DP, AIA)
+ * are encoded once and reused, so each certificate only encodes its own SKI.
  */
-const constantExtensions = new Map<CertificateProfile, x509.Extension[]>();
-const issuerExtensionCache = new Map<string, x509.Extension[]>();
+const constantExtensions = new Map<CertificateProfile, Buffer[]>();
+const issuerExtensionCache = new Map<string, Buffer[]>();
 const ISSUER_CACHE_LIMIT = 64;
 
-function constantsFor(profile: CertificateProfile): x509.Extension[] {
+const derOf = (extensions: x509.Extension[]): Buffer[] => extensions.map((ext) => Buffer.from(ext.rawData));
+
+function constantsFor(profile: CertificateProfile): Buffer[] {
   let extensions = constantExtensions.get(profile);
   if (extensions) return extensions;
   switch (profile) {
     case 'root-ca':
-      extensions = [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(CA_KEY_USAGE, true)];
+      extensions = derOf([new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(CA_KEY_USAGE, true)]);
       break;
     case 'tsa-root':
       // Issues TSA signing certificates directly, so no intermediate is ever needed below it.
-      extensions = [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(CA_KEY_USAGE, true)];
+      extensions = derOf([new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(CA_KEY_USAGE, true)]);
       break;
     case 'issuing-ca':
-      extensions = [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(CA_KEY_USAGE, true)];
+      extensions = derOf([new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(CA_KEY_USAGE, true)]);
       break;
     case 'code-signing':
       // basicConstraints left out (allowed: "absent or CA=FALSE").
-      extensions = [
+      extensions = derOf([
         new x509.KeyUsagesExtension(KU.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([EKU_OIDS.codeSigning], false),
-      ];
+      ]);
       break;
     case 'timestamping':
       // RFC 3161 §2.3: EKU timeStamping only, critical.
-      extensions = [
+      extensions = derOf([
         new x509.KeyUsagesExtension(KU.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([EKU_OIDS.timeStamping], true),
-      ];
+      ]);
       break;
   }
   constantExtensions.set(profile, extensions);
   return extensions;
 }
 
-function issuerExtensions(authorityKeyIdentifier: Buffer | undefined, urls: CaEndpointUrls | undefined): x509.Extension[] {
+function issuerExtensions(authorityKeyIdentifier: Buffer | undefined, urls: CaEndpointUrls | undefined): Buffer[] {
   const cacheKey = `${authorityKeyIdentifier?.toString('hex') ?? ''}|${urls?.crl ?? ''}|${urls?.ocsp ?? ''}|${urls?.caIssuers ?? ''}`;
   let extensions = issuerExtensionCache.get(cacheKey);
   if (extensions) return extensions;
-  extensions = [];
+  const objects: x509.Extension[] = [];
   if (authorityKeyIdentifier) {
-    extensions.push(new x509.AuthorityKeyIdentifierExtension(authorityKeyIdentifier.toString('hex'), false));
+    objects.push(new x509.AuthorityKeyIdentifierExtension(authorityKeyIdentifier.toString('hex'), false));
   }
   if (urls) {
-    extensions.push(new x509.CRLDistributionPointsExtension([urls.crl], false));
-    extensions.push(new x509.AuthorityInfoAccessExtension({ ocsp: [urls.ocsp], caIssuers: [urls.caIssuers] }, false));
+    objects.push(new x509.CRLDistributionPointsExtension([urls.crl], false));
+    objects.push(new x509.AuthorityInfoAccessExtension({ ocsp: [urls.ocsp], caIssuers: [urls.caIssuers] }, false));
   }
+  extensions = derOf(objects);
   if (issuerExtensionCache.size >= ISSUER_CACHE_LIMIT) issuerExtensionCache.delete(issuerExtensionCache.keys().next().value!);
   issuerExtensionCache.set(cacheKey, extensions);
   return extensions;
 }
 
-export function profileExtensions(profile: CertificateProfile, inputs: ProfileInputs): x509.Extension[] {
+/**
+ * The profile's complete extension list, in certificate order, as DER `Extension` elements:
+ * the profile's constant extensions, SKI (non-critical), then AKI, CRL DP and AIA for issued CAs and leaves.
+ */
+export function profileExtensions(profile: CertificateProfile, inputs: ProfileInputs): Buffer[] {
   const selfSigned = profile === 'root-ca' || profile === 'tsa-root';
   return [
     ...constantsFor(profile),
-    new x509.SubjectKeyIdentifierExtension(inputs.subjectKeyIdentifier.toString('hex'), false),
+    // SubjectKeyIdentifier ::= KeyIdentifier (OCTET STRING), wrapped in extnValue.
+    extension(EXTENSION_OIDS.subjectKeyIdentifier, false, octetString(inputs.subjectKeyIdentifier)),
     ...(selfSigned ? [] : issuerExtensions(inputs.authorityKeyIdentifier, inputs.issuerUrls)),
   ];
 }
