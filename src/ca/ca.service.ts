@@ -295,29 +295,34 @@ export class CaService {
     }
   }
 
-  /** Stores an issued certificate; its status drives CRLs and OCSP. */
+  /**
+   * Stores an issued certificate; its status drives CRLs and OCSP. A plain INSERT (one round trip;
+   * `save` would first SELECT by serial and upsert): a serial that is already stored is refused
+   * (unique violation), never overwritten.
+   */
   async recordCertificate(
     manager: EntityManager,
     issued: IssuedCertificate,
     links: { issuerGenerationId: string | null; caGenerationId?: string | null; keyVersionId?: string | null },
   ): Promise<CertificateEntity> {
     const repository = manager.getRepository(CertificateEntity);
-    return repository.save(
-      repository.create({
-        serial: issued.serialHex,
-        kind: issued.profile,
-        issuerGenerationId: links.issuerGenerationId,
-        caGenerationId: links.caGenerationId ?? null,
-        keyVersionId: links.keyVersionId ?? null,
-        subjectDn: issued.subjectDn,
-        notBefore: issued.notBefore,
-        notAfter: issued.notAfter,
-        der: issued.der,
-        revokedAt: null,
-        revocationReason: null,
-        invalidityDate: null,
-      }),
-    );
+    const row = repository.create({
+      serial: issued.serialHex,
+      kind: issued.profile,
+      issuerGenerationId: links.issuerGenerationId,
+      caGenerationId: links.caGenerationId ?? null,
+      keyVersionId: links.keyVersionId ?? null,
+      subjectDn: issued.subjectDn,
+      notBefore: issued.notBefore,
+      notAfter: issued.notAfter,
+      der: issued.der,
+      revokedAt: null,
+      revocationReason: null,
+      invalidityDate: null,
+    });
+    // INSERT … RETURNING created_at, merged into `row`.
+    await repository.insert(row);
+    return row;
   }
 
   async notifyCertificateIssued(certificate: CertificateEntity, manager: EntityManager): Promise<void> {

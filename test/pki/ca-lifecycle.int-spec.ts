@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import { DataSource } from 'typeorm';
 import { DEV_ISSUING_CA, DEV_ROOT_CA } from '../../src/ca/dev-hierarchy.bootstrap';
 import { CaService } from '../../src/ca/ca.service';
+import { issueCodeSigningCertificate } from '../../src/ca/certificate-issuer';
+import { CertificateEntity } from '../../src/ca/certificate.entity';
 import { derToPem } from '../../src/ca/pem-codec';
 import { KeysService } from '../../src/keys/keys.service';
 import { CrlService } from '../../src/revocation/crl.service';
@@ -122,6 +124,25 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
     expect(crt.statusCode).toBe(200);
     expect(crt.headers['content-type']).toBe('application/pkix-cert');
     expect(derToPem(crt.rawPayload, 'CERTIFICATE')).toBe(fs.readFileSync(path.join(dir, 'issuing.pem'), 'utf8'));
+  });
+
+  it('stores an issued certificate row with its created_at, and refuses a second one with the same serial instead of overwriting it', async () => {
+    const dataSource = t.app.get(DataSource);
+    const generation = await cas.generationByName(issuingGeneration);
+    const issuer = await cas.issuerFor(generation);
+    const key = await t.app.get<KeyStore>(KEY_STORE).createKey({ spec: 'EC-256', label: 'record-once', role: 'signing' });
+    const issued = await issueCodeSigningCertificate({ issuer, subject: { ...subject, CN: 'record-once' }, publicKeySpki: key.publicKeySpki, validityDays: 30 });
+
+    const row = await cas.recordCertificate(dataSource.manager, issued, { issuerGenerationId: generation.id });
+    expect(row.createdAt).toBeInstanceOf(Date);
+    const stored = await dataSource.getRepository(CertificateEntity).findOneByOrFail({ serial: issued.serialHex });
+    expect(stored).toMatchObject({ kind: 'code-signing', issuerGenerationId: generation.id, keyVersionId: null, subjectDn: issued.subjectDn, revokedAt: null });
+    expect(stored.der.equals(issued.der)).toBe(true);
+    expect(stored.createdAt.getTime()).toBe(row.createdAt.getTime());
+
+    await expect(cas.recordCertificate(dataSource.manager, { ...issued, subjectDn: 'CN=overwritten' }, { issuerGenerationId: null })).rejects.toMatchObject({ driverError: { code: '23505' } });
+    const after = await dataSource.getRepository(CertificateEntity).findOneByOrFail({ serial: issued.serialHex });
+    expect(after).toMatchObject({ subjectDn: issued.subjectDn, issuerGenerationId: generation.id });
   });
 
   it('answers OCSP good (SHA-1 and SHA-256 CertIDs, POST and GET) with the nonce echoed, signed by the issuing generation', async () => {
