@@ -4,47 +4,41 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { createApp } from '../../src/app.factory';
 import { AuditService } from '../../src/audit/audit.service';
-import { AuditVerifier } from '../../src/audit/audit-verifier';
 import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
 import { loadConfig } from '../../src/config/config';
 import { EmbeddedPostgres } from '../../src/database/embedded-postgres';
 import { migrateUnderLock } from '../../src/database/platform-database';
-import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
 import { createLogger } from '../../src/observability/logger';
-import { query } from '../support/database';
+import { http } from '../rotation/rotation-helpers';
 import { freePort, tempDir } from '../support/server-process';
 import { createTestToken } from '../support/softhsm';
-import { opensslVerifiesChain, opensslVerifiesMessage, sha, SUBJECT } from './support/signing-kit';
+import { opensslVerifiesChain, opensslVerifiesMessage, SUBJECT } from '../signing/support/signing-kit';
+import { expectDrillInvariants, faultTimes, injectTransport, inProcessSubject, loadTotals, ReadyzProbe, reportDrill, SignLoad, waitFor } from './drill-kit';
+
+const CLIENTS = 8;
 
 /**
- * Fail closed: PostgreSQL (a server this test owns, never the shared test server) is stopped in
- * the middle of a stream of sign requests and started again on the same port. Every answer while
- * it is down is a 503 without a signature; afterwards every signature a client received has its
- * audit row, every audit sign row matches a real HSM signature (delivered ≤ audit rows ≤ HSM
- * signatures), and signing resumes without restarting Signet.
+ * Drill: PostgreSQL (a server this test owns, never the shared test server) is stopped under a
+ * steady sign load of 8 clients, left down, and started again on the same port. Fail closed: every
+ * answer while it is down is a 503 without a signature and /readyz turns 503; signing and
+ * readiness come back without restarting Signet. Afterwards the drill invariants hold (every
+ * delivered signature audited, every audit sign row an HSM signature, chain and checkpoints
+ * verify, HSM reconciliation clean) — delivered ≤ audit rows ≤ HSM signatures.
  */
-describe('signing while PostgreSQL stops and comes back (fail closed)', () => {
+describe('drill: PostgreSQL stopped and restarted under sign load', () => {
   let postgres: EmbeddedPostgres;
   let databaseUrl: string;
   let app: NestFastifyApplication;
-  let keyStore: KeyStore;
   let signer: string;
+  let admin: string;
   let dir: string;
 
-  async function waitUntil(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-
   beforeAll(async () => {
-    dir = tempDir('sign-fail-closed-');
+    dir = tempDir('drill-database-');
     postgres = new EmbeddedPostgres({ baseDir: path.join(dir, 'postgres'), port: await freePort() });
     databaseUrl = await postgres.start();
     await migrateUnderLock(databaseUrl);
-    const token = await createTestToken('signfc');
+    const token = await createTestToken('drilldb');
     const config = loadConfig({
       DATABASE_URL: databaseUrl,
       SIGNET_DATA_DIR: path.join(dir, 'data'),
@@ -56,13 +50,10 @@ describe('signing while PostgreSQL stops and comes back (fail closed)', () => {
     });
     const sink = new Writable({ write: (_chunk, _e, done) => done() });
     app = await createApp({ config, databaseUrl, hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4 } }, createLogger('fatal', sink));
-    keyStore = app.get<KeyStore>(KEY_STORE);
-    const admin = fs.readFileSync(path.join(config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
-    const headers = { authorization: `Bearer ${admin}` };
-    const key = await app.inject({ method: 'POST', url: '/v1/keys', headers, payload: { name: 'fail-closed', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'fail-closed' } } });
-    expect(key.statusCode).toBe(201);
-    const created = await app.inject({ method: 'POST', url: '/v1/tokens', headers, payload: { name: 'fc-signer', role: 'signer', keys: ['fail-closed'] } });
-    signer = created.json().token;
+    admin = fs.readFileSync(path.join(config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
+    const api = http(app, admin);
+    expect((await api('POST', '/v1/keys', { name: 'drill-db', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drill-db' } })).status).toBe(201);
+    signer = (await api('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['drill-db'] })).body.token;
   }, 180_000);
 
   afterAll(async () => {
@@ -70,78 +61,54 @@ describe('signing while PostgreSQL stops and comes back (fail closed)', () => {
     await postgres?.stop();
   });
 
-  it('answers 503 without a signature while the database is down, loses no audit row, and resumes by itself', async () => {
-    const message = Buffer.from('image manifest under test');
-    const body = JSON.stringify({ digest: sha('EC-256', message).toString('base64'), hashAlgorithm: 'SHA-256' });
-    const delivered: Array<{ signature: string; chain: string[] }> = [];
-    const refused: Array<{ status: number; body: string }> = [];
-    let phase: 'before' | 'stopping' | 'down' | 'starting' | 'after' = 'before';
-    const deliveredIn = { before: 0, stopping: 0, down: 0, starting: 0, after: 0 };
-    let running = true;
-
-    const hsmBefore = keyStore.counters().signOperations;
-    const client = async () => {
-      while (running) {
-        const response = await app.inject({ method: 'POST', url: '/v1/keys/fail-closed/sign', headers: { authorization: `Bearer ${signer}`, 'content-type': 'application/json' }, payload: body });
-        if (response.statusCode === 200) {
-          const json = response.json();
-          delivered.push({ signature: json.signature, chain: json.certificateChain });
-          deliveredIn[phase]++;
-        } else {
-          refused.push({ status: response.statusCode, body: response.body });
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-      }
-    };
-    const clients = Array.from({ length: 8 }, () => client());
+  it('answers 503 without a signature and turns /readyz 503 while the database is down, resumes by itself, and loses no audit row', async () => {
+    const subject = inProcessSubject(app, admin, databaseUrl);
+    const load = new SignLoad(injectTransport(app, signer, 'drill-db'), { clients: CLIENTS }).start();
+    const readyz = new ReadyzProbe(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode);
+    let faultAt = 0;
+    let downAt = 0;
+    let restartAt = 0;
+    let recoveredAt = 0;
     try {
-      await waitUntil('signatures before the outage', () => delivered.length >= 100);
-      phase = 'stopping';
+      await load.deliveredSince(0, 100);
+      faultAt = Date.now();
       await postgres.stop();
-      phase = 'down';
-      const downSince = Date.now();
-      // Long enough for the change listener to notice and for many requests to be refused.
-      await waitUntil('503s during the outage', () => refused.filter((r) => r.status === 503).length >= 50 && Date.now() - downSince > 1500);
-      phase = 'starting';
+      downAt = Date.now();
+      // Down long enough for the change listener to notice, /readyz to turn and many requests to be refused.
+      await waitFor('503s and /readyz 503 during the outage', () => load.records.filter((r) => r.at > faultAt && r.status === 503).length >= 50 && readyz.firstAfter(faultAt, (s) => s === 503) !== undefined && Date.now() - faultAt > 1500);
+      restartAt = Date.now();
       await postgres.start();
-      phase = 'after';
-      await waitUntil('signing to resume after the database came back', () => deliveredIn.after >= 100);
+      recoveredAt = Date.now();
+      await load.deliveredSince(recoveredAt, 100);
+      await waitFor('/readyz 200 after the database came back', () => readyz.firstAfter(recoveredAt, (s) => s === 200));
     } finally {
-      running = false;
-      await Promise.all(clients);
+      await load.stop();
+      await readyz.stop();
     }
     await app.get(AuditService).flushed();
+    reportDrill('database-outage', { ...faultTimes(load, { faultAt, recoveredAt }, readyz), ...loadTotals(load), clients: CLIENTS });
 
-    // During the outage: 503 only, each in the error shape, none with a signature.
+    // While it is down: 503 only, in the error shape with Retry-After, none with a signature.
+    const refused = load.failed;
     expect(refused.length).toBeGreaterThanOrEqual(50);
     for (const r of refused) {
       expect(r.status).toBe(503);
-      const error = JSON.parse(r.body).error;
-      expect(['DATABASE_UNAVAILABLE', 'SERVICE_UNAVAILABLE']).toContain(error.code);
-      expect(r.body).not.toContain('signature');
+      expect(['DATABASE_UNAVAILABLE', 'SERVICE_UNAVAILABLE']).toContain(r.error?.code);
+      expect(r.retryAfter).toBeDefined();
+      expect(r.signature).toBeUndefined();
     }
     // Nothing is delivered while the database is down, except answers whose audit commit landed
     // just before the stop and were processed after the server's exit was noticed (≤ one per client).
-    expect(deliveredIn.down).toBeLessThanOrEqual(8);
+    expect(load.delivered.filter((d) => d.at > downAt && d.at < restartAt).length).toBeLessThanOrEqual(CLIENTS);
+    expect(readyz.samples.filter((s) => s.at > downAt && s.at < restartAt).map((s) => s.status)).toContain(503);
 
-    const rows = await query<{ signature: string }>(databaseUrl, `SELECT data->>'signature' AS signature FROM audit_events WHERE type = 'sign' AND subject = 'fail-closed'`);
-    const audited = new Set(rows.map((row) => row.signature));
-    const hsmSignatures = keyStore.counters().signOperations - hsmBefore;
-    const unaudited = delivered.filter((d) => !audited.has(d.signature));
-    expect(unaudited).toEqual([]);
-    expect(delivered.length).toBeLessThanOrEqual(rows.length);
-    expect(rows.length).toBeLessThanOrEqual(hsmSignatures);
-    expect(audited.size).toBe(rows.length); // each row one distinct signature
+    await expectDrillInvariants(subject, load, 'drill-db');
 
-    // What was delivered is real: OpenSSL verifies signatures from before and after, and the chain.
-    const first = delivered[0];
-    const last = delivered[delivered.length - 1];
-    expect(opensslVerifiesMessage(path.join(dir, 'first'), 'EC-256', message, first.signature, first.chain)).toBe(true);
-    expect(opensslVerifiesMessage(path.join(dir, 'last'), 'EC-256', message, last.signature, last.chain)).toBe(true);
-    expect(opensslVerifiesChain(path.join(dir, 'chain'), last.chain).ok).toBe(true);
-
-    // The hash chain survived the outage intact.
-    const verified = await app.get(AuditVerifier).verify('full');
-    expect(verified.ok).toBe(true);
+    // What was delivered is real to OpenSSL too: the first and last signatures, and the chain.
+    const first = load.delivered[0];
+    const last = load.delivered.at(-1)!;
+    expect(opensslVerifiesMessage(path.join(dir, 'first'), 'EC-256', first.message, first.signature!, first.chain!)).toBe(true);
+    expect(opensslVerifiesMessage(path.join(dir, 'last'), 'EC-256', last.message, last.signature!, last.chain!)).toBe(true);
+    expect(opensslVerifiesChain(path.join(dir, 'chain'), last.chain!).ok).toBe(true);
   });
 });
