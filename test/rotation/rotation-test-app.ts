@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Global, Module, ValidationPipe } from '@nestjs/common';
+import { Global, Logger, Module, ValidationPipe } from '@nestjs/common';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import * as fs from 'node:fs';
@@ -10,6 +10,10 @@ import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
 import { DISTRIBUTION_GATE, DistributionGate, RootAcknowledgement } from '../../src/common/distribution-gate';
 import { loadConfig, SignetConfig } from '../../src/config/config';
 import { HttpExceptionFilter } from '../../src/observability/http-exception.filter';
+import { HSM_OPTIONS } from '../../src/hsm/hsm.module';
+import type { HsmOptions } from '../../src/hsm/hsm-options';
+import type { Pkcs11FaultInjector } from '../../src/hsm/pkcs11-fault-injector';
+import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { createLogger, PinoNestLogger } from '../../src/observability/logger';
 import { ROTATION_CLOCK, RotationClock } from '../../src/rotation/rotation-clock';
 import { createTestDatabase, TestDatabase } from '../support/database';
@@ -67,8 +71,10 @@ export interface RotationTestApp {
  * with the rotation clock replaced by a TestClock and, optionally, a distribution gate double
  * provided the way the distribution module will provide the real one (a global provider).
  * The scheduler's own timer is off (SIGNET_ROTATION_TICK_SECONDS=0): the test ticks.
+ * With `hsmFaults`, the key store is built with that PKCS#11 fault-injection seam in front of
+ * pkcs11js (a double: for faults SoftHSM2 cannot produce, and for holding calls during a drill).
  */
-export async function startRotationTestApp(options: { clock?: TestClock; gate?: GateDouble; env?: Record<string, string> } = {}): Promise<RotationTestApp> {
+export async function startRotationTestApp(options: { clock?: TestClock; gate?: GateDouble; env?: Record<string, string>; hsmFaults?: Pkcs11FaultInjector } = {}): Promise<RotationTestApp> {
   const database = await createTestDatabase();
   const token = await createTestToken('rotation');
   const config = loadConfig({
@@ -102,6 +108,17 @@ export async function startRotationTestApp(options: { clock?: TestClock; gate?: 
     .useValue(clock);
   // When the distribution module is in the app, its gate is replaced by the double as well.
   if (options.gate) builder.overrideProvider(DISTRIBUTION_GATE).useValue(options.gate);
+  const faults = options.hsmFaults;
+  if (faults) {
+    builder.overrideProvider(Pkcs11KeyStore).useFactory({
+      factory: async (hsm: HsmOptions) => {
+        const store = new Pkcs11KeyStore(hsm, { logger: new Logger('Hsm'), faults });
+        await store.open();
+        return store;
+      },
+      inject: [HSM_OPTIONS],
+    });
+  }
   const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter({ bodyLimit: config.bodyLimitBytes }), { logger: new PinoNestLogger(logger) });
   app.useGlobalFilters(new HttpExceptionFilter());
