@@ -6,6 +6,14 @@ import { sleep, skopeo, TestRegistry } from '../support/registry';
 import { tempDir } from '../support/server-process';
 import type { TestApp } from '../support/test-app';
 
+/** Distribution settings for tests on loopback registries: quick rounds and short backoff. */
+export const FAST_DISTRIBUTION_ENV = {
+  SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true',
+  SIGNET_DISTRIBUTION_BACKOFF_BASE_MS: '200',
+  SIGNET_DISTRIBUTION_BACKOFF_MAX_MS: '1000',
+  SIGNET_DISTRIBUTION_INTERVAL_SECONDS: '2',
+};
+
 /** HTTP calls against the in-process app with the first-start admin token (or another). */
 export function apiClient(t: TestApp) {
   const admin = fs.readFileSync(path.join(t.config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
