@@ -40,7 +40,7 @@ export class SignetProcess {
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are read loosely in tests
-  async api(method: 'GET' | 'POST', url: string, body?: unknown): Promise<{ status: number; body: any }> {
+  async api(method: 'GET' | 'POST' | 'PATCH', url: string, body?: unknown): Promise<{ status: number; body: any }> {
     const response = await fetch(`${this.server.url}${url}`, {
       method,
       headers: { authorization: `Bearer ${this.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
