@@ -80,7 +80,7 @@ function main(): void {
       'Each drill ends with the same invariants: audit chain and checkpoints verify, every delivered signature audited and verifying, ' +
       'every audit sign row an HSM signature, HSM reconciliation clean. "Recovery" is the end of the fault (database or registry started, ' +
       'fault disarmed, process restarted); the first success counts only requests started after it. Failed requests include answers that never came (status 0, dead process). ' +
-      `Machine: ${os.cpus()[0]?.model}, ${os.cpus().length} cores, Node ${process.version}, ${versions.join(', ')}; ${new Date().toISOString().slice(0, 10)}.`,
+      `Machine: ${os.cpus()[0]?.model}, ${os.cpus().length} cores, Node ${process.version}, SoftHSM2 ${versions[0] ?? '?'}, ${versions[1] ?? ''}; ${new Date().toISOString().slice(0, 10)}.`,
     '',
     `| drill | ${COMMON.map(([, label]) => label).join(' | ')} | failed / requests | other measures |`,
     `|---|${COMMON.map(() => '---:').join('|')}|---:|---|`,
