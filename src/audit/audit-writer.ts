@@ -31,14 +31,43 @@ export interface AuditWriterOptions {
   now: () => number;
   onBatch?: (size: number, seconds: number) => void;
   onFailure?: (size: number) => void;
+  /**
+   * True when the pool's connections carry their own statement_timeout: batches then go in one
+   * statement (audit_append_batch) onto the head this process last saw, falling back to the locked
+   * read-then-write transaction when another replica moved the head.
+   */
+  singleStatement?: () => boolean;
 }
 
-const INSERT = `
-  WITH inserted AS (
+/**
+ * Rows travel as one jsonb array of [seq, time, type, actor, subject, data, prev_hash hex, hash hex]
+ * (actor and data are the canonical JSON texts, embedded as they are): one parameter, no per-element
+ * array escaping in the driver.
+ */
+const INSERT_ROWS = `
     INSERT INTO audit_events (seq, time, type, actor, subject, data, prev_hash, hash)
-    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[], $6::jsonb[], $7::bytea[], $8::bytea[])
-  )
-  UPDATE audit_chain_head SET seq = $9, hash = $10, time = $11`;
+    SELECT (e->>0)::bigint, (e->>1)::timestamptz, e->>2, NULLIF(e->3, 'null'::jsonb), e->>4, e->5, decode(e->>6, 'hex'), decode(e->>7, 'hex')
+    FROM jsonb_array_elements($1::jsonb) AS e`;
+
+const INSERT_AND_MOVE_HEAD = `
+  WITH inserted AS (${INSERT_ROWS})
+  UPDATE audit_chain_head SET seq = $2, hash = $3, time = $4`;
+
+/** audit_append_batch (migration AuditAppendBatch): the whole batch in one statement, one round trip. */
+const APPEND = 'SELECT appended, head_seq, head_hash, head_time_ms FROM audit_append_batch($1, $2, $3::jsonb, $4, $5, $6)';
+
+interface ChainHead {
+  seq: bigint;
+  hash: Buffer;
+  timeMs: number;
+}
+
+/** A batch chained onto a head: the rows as jsonb text, their seqs, and the head after them. */
+interface ChainedBatch {
+  rowsJson: string;
+  seqs: string[];
+  last: ChainHead;
+}
 
 /**
  * Group commit for the audit chain. Callers enqueue; one flush at a time per process takes
@@ -46,7 +75,14 @@ const INSERT = `
  * per-batch lock that keeps replicas on one unbroken chain), assigns seq / prev_hash / hash,
  * inserts all rows with one unnest() INSERT that also moves the head, and commits. Only then are
  * the callers resolved. While a flush is in flight the next batch accumulates, so batches grow with
- * load and a commit's fsync is shared by many events. Three round trips per batch.
+ * load and a commit's fsync is shared by many events.
+ *
+ * Round trips: the locked path takes three (lock and read the head; insert and move it; commit).
+ * Once this process knows the head (its own last commit), a batch is chained onto it in Node and
+ * sent as ONE statement, audit_append_batch, which locks the head, checks it is still the one the
+ * batch was chained onto, inserts and moves it, and commits as it returns (autocommit). If another
+ * replica moved the head meanwhile nothing is written; the function returns the current head, the
+ * batch is chained again onto it (once), then the locked path takes over.
  */
 export class AuditWriter {
   private queue: Pending[] = [];
@@ -54,6 +90,8 @@ export class AuditWriter {
   private idleWaiters: Array<() => void> = [];
   /** Months whose partition is known to exist, so the steady state never checks. */
   private readonly knownPartitions = new Set<string>();
+  /** The chain head as of this process's last commit; unknown after any failure. */
+  private head?: ChainHead;
 
   constructor(
     private readonly pool: () => Pool,
@@ -117,6 +155,7 @@ export class AuditWriter {
       await this.ensureKnownPartitions(client, batch);
       await this.writeBatch(client, batch);
     } catch (error) {
+      this.head = undefined;
       await client.query('ROLLBACK').catch(() => undefined);
       if (isMissingPartition(error)) {
         // The head's time (another replica's clock) may have pushed rows into a month not yet created.
@@ -126,6 +165,7 @@ export class AuditWriter {
           await this.writeBatch(client, batch);
           return;
         } catch (retryError) {
+          this.head = undefined;
           await client.query('ROLLBACK').catch(() => undefined);
           return this.settleFailure(client, batch, retryError);
         }
@@ -169,55 +209,77 @@ export class AuditWriter {
 
   private async writeBatch(client: PoolClient, batch: Pending[]): Promise<void> {
     const started = process.hrtime.bigint();
+    const seqs = (this.head && this.options.singleStatement?.() && (await this.appendInOneStatement(client, batch, this.head))) || (await this.appendLocked(client, batch));
+    this.options.onBatch?.(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
+    for (let i = 0; i < batch.length; i++) batch[i].resolve(seqs[i]);
+  }
+
+  /** Chained onto `head` in one statement; undefined when the head moved twice under it (nothing written). */
+  private async appendInOneStatement(client: PoolClient, batch: Pending[], head: ChainHead): Promise<string[] | undefined> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const chained = chain(batch, head);
+      const result = await client.query<{ appended: boolean; head_seq: string; head_hash: Buffer; head_time_ms: string }>({
+        name: 'signet_audit_append_batch',
+        text: APPEND,
+        values: [head.seq.toString(), head.hash, chained.rowsJson, chained.last.seq.toString(), chained.last.hash, canonicalTime(chained.last.timeMs)],
+      });
+      const row = result.rows[0];
+      if (row.appended) {
+        this.head = chained.last;
+        return chained.seqs;
+      }
+      // Another replica appended since our last commit: chain onto the head it left.
+      head = { seq: BigInt(row.head_seq), hash: row.head_hash, timeMs: Number(row.head_time_ms) };
+    }
+    this.head = undefined;
+    return undefined;
+  }
+
+  /** Lock and read the head, insert and move it, commit: three round trips, always makes progress. */
+  private async appendLocked(client: PoolClient, batch: Pending[]): Promise<string[]> {
     // One simple-protocol round trip: begin, bound the statements, lock and read the head.
     const results = (await client.query(
       `BEGIN; SET LOCAL statement_timeout = ${Math.floor(this.options.statementTimeoutMs)}; ` +
         'SELECT seq::text AS seq, hash, (extract(epoch FROM time) * 1000)::bigint::text AS time_ms FROM audit_chain_head FOR UPDATE',
     )) as unknown as Array<{ rows: Array<{ seq: string; hash: Buffer; time_ms: string }> }>;
-    const head = results[2].rows[0];
-    if (!head) throw new Error('audit_chain_head has no row (migration not applied?)');
-
-    let seq = BigInt(head.seq);
-    let prevHash = head.hash;
-    let lastTime = Number(head.time_ms);
-    const n = batch.length;
-    const seqs: string[] = new Array(n);
-    const times: string[] = new Array(n);
-    const types: string[] = new Array(n);
-    const actors: Array<string | null> = new Array(n);
-    const subjects: Array<string | null> = new Array(n);
-    const datas: string[] = new Array(n);
-    const prevHashes: Buffer[] = new Array(n);
-    const hashes: Buffer[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      const event = batch[i];
-      seq += 1n;
-      // Time never goes backwards along the chain, even across replicas with skewed clocks, so
-      // monthly partitions hold contiguous seq ranges (retention drops a prefix of the chain).
-      lastTime = Math.max(lastTime, event.at);
-      const seqText = seq.toString();
-      const time = canonicalTime(lastTime);
-      const hash = eventHash(
-        { seq: seqText, time, type: event.type, actor: event.actor, subject: event.subject, data: event.data, prevHash },
-        { actorJson: event.actorJson, dataJson: event.dataJson },
-      );
-      seqs[i] = seqText;
-      times[i] = time;
-      types[i] = event.type;
-      actors[i] = event.actor === null ? null : event.actorJson;
-      subjects[i] = event.subject;
-      datas[i] = event.dataJson;
-      prevHashes[i] = prevHash;
-      hashes[i] = hash;
-      prevHash = hash;
-    }
+    const row = results[2].rows[0];
+    if (!row) throw new Error('audit_chain_head has no row (migration not applied?)');
+    const chained = chain(batch, { seq: BigInt(row.seq), hash: row.hash, timeMs: Number(row.time_ms) });
     await client.query({
       name: 'signet_audit_insert_batch',
-      text: INSERT,
-      values: [seqs, times, types, actors, subjects, datas, prevHashes, hashes, seq.toString(), prevHash, canonicalTime(lastTime)],
+      text: INSERT_AND_MOVE_HEAD,
+      values: [chained.rowsJson, chained.last.seq.toString(), chained.last.hash, canonicalTime(chained.last.timeMs)],
     });
     await client.query('COMMIT');
-    this.options.onBatch?.(n, Number(process.hrtime.bigint() - started) / 1e9);
-    for (let i = 0; i < n; i++) batch[i].resolve(seqs[i]);
+    this.head = chained.last;
+    return chained.seqs;
   }
+}
+
+/** Assigns seq, time, prev_hash and hash to each event after `head`, in order. */
+function chain(batch: PreparedEvent[], head: ChainHead): ChainedBatch {
+  let seq = head.seq;
+  let prevHash = head.hash;
+  let lastTime = head.timeMs;
+  const seqs: string[] = new Array(batch.length);
+  const rows: string[] = new Array(batch.length);
+  for (let i = 0; i < batch.length; i++) {
+    const event = batch[i];
+    seq += 1n;
+    // Time never goes backwards along the chain, even across replicas with skewed clocks, so
+    // monthly partitions hold contiguous seq ranges (retention drops a prefix of the chain).
+    lastTime = Math.max(lastTime, event.at);
+    const seqText = seq.toString();
+    const time = canonicalTime(lastTime);
+    const hash = eventHash(
+      { seq: seqText, time, type: event.type, actor: event.actor, subject: event.subject, data: event.data, prevHash },
+      { actorJson: event.actorJson, dataJson: event.dataJson },
+    );
+    seqs[i] = seqText;
+    rows[i] =
+      `[${seqText},"${time}",${JSON.stringify(event.type)},${event.actor === null ? 'null' : event.actorJson},` +
+      `${event.subject === null ? 'null' : JSON.stringify(event.subject)},${event.dataJson},"${prevHash.toString('hex')}","${hash.toString('hex')}"]`;
+    prevHash = hash;
+  }
+  return { rowsJson: `[${rows.join(',')}]`, seqs, last: { seq, hash: prevHash, timeMs: lastTime } };
 }

@@ -13,6 +13,8 @@ import { AuditEventInput, JsonValue } from './audit.types';
 export const AUDIT_CLOCK = Symbol('AUDIT_CLOCK');
 export type AuditClock = () => number;
 
+const WRITER_STATEMENT_TIMEOUT_MS = 10_000;
+
 const EVENT_TYPE = /^[a-z][a-z0-9]*(?:[._-][a-z0-9]+)*$/;
 
 /**
@@ -37,7 +39,7 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
     this.writer = new AuditWriter(() => this.pool(), {
       maxBatch: 2000,
       maxPending: 100_000,
-      statementTimeoutMs: 10_000,
+      statementTimeoutMs: WRITER_STATEMENT_TIMEOUT_MS,
       now: () => this.clock(),
       onBatch: (size, seconds) => {
         m?.events.inc(size);
@@ -45,6 +47,8 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
         m?.flushSeconds.observe(seconds);
       },
       onFailure: (size) => m?.failures.inc(size),
+      // Only the writer's own pool sets statement_timeout on its connections.
+      singleStatement: () => this.writerPool !== undefined,
     });
   }
 
@@ -111,6 +115,8 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
       connectionTimeoutMillis: options.extra?.connectionTimeoutMillis ?? 3000,
       idleTimeoutMillis: 30_000,
       application_name: 'signet-audit-writer',
+      // Bounds the one-statement appends (the locked path also sets it per transaction).
+      statement_timeout: WRITER_STATEMENT_TIMEOUT_MS,
       allowExitOnIdle: true,
     });
     // An idle connection dropped by the server is replaced on next use; it must not crash the process.

@@ -1,5 +1,8 @@
 import fc from 'fast-check';
+import { Client } from 'pg';
 import { DataSource } from 'typeorm';
+
+const originalQuery = Client.prototype.query;
 import { AuditService } from '../../src/audit/audit.service';
 import { DomainError, ErrorCode } from '../../src/common/errors';
 import { dataSourceOptions } from '../../src/database/data-source-options';
@@ -69,6 +72,47 @@ describe(AuditService.name, () => {
       // Both replicas really wrote into the same chain, batch after batch.
       expect(Number(interleaved)).toBeGreaterThan(1);
       expect(await harness.verifier.verify('full')).toMatchObject({ ok: true, checked: 2000 });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('after its first (locked) batch, appends each batch in one statement: one round trip per batch', async () => {
+    const texts: string[] = [];
+    const spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (this: Client, ...args: unknown[]) {
+      // Only the audit writer's own connections.
+      if ((this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters.application_name === 'signet-audit-writer') {
+        const config = args[0] as string | { text: string };
+        texts.push(typeof config === 'string' ? config : config.text);
+      }
+      return originalQuery.apply(this, args as never) as never;
+    });
+    try {
+      // One at a time: each record is its own batch.
+      for (let i = 0; i < 10; i++) await harness.audit.record({ type: 'round.trip', data: { i } });
+    } finally {
+      spy.mockRestore();
+    }
+    const first = texts.findIndex((text) => text.includes('audit_append_batch'));
+    // The first batch: partitions checked, head locked and read, rows inserted, commit.
+    expect(texts.slice(0, first).filter((text) => text.includes('FOR UPDATE'))).toHaveLength(1);
+    // Every later batch: exactly one statement.
+    expect(texts.slice(first)).toHaveLength(9);
+    expect(texts.slice(first).every((text) => text.includes('audit_append_batch'))).toBe(true);
+    expect(await harness.verifier.verify('full')).toMatchObject({ ok: true, checked: 10, head: '10' });
+  });
+
+  it('chains onto the head another replica left when its own view of the head is stale, writing nothing twice', async () => {
+    const other = await createAuditHarness(database.url);
+    try {
+      expect(await appendEvents(harness.audit, 3, 'replica.a')).toEqual(['1', '2', '3']);
+      expect(await appendEvents(other.audit, 2, 'replica.b')).toEqual(['4', '5']);
+      // harness last saw head 3: its one-statement append finds head 5 and chains onto it.
+      expect(await harness.audit.record({ type: 'replica.a', data: { after: 'b' } })).toEqual({ seq: '6' });
+      expect(await other.audit.record({ type: 'replica.b', data: { after: 'a' } })).toEqual({ seq: '7' });
+      const rows = await query<{ seq: string; type: string }>(database.url, 'SELECT seq::text AS seq, type FROM audit_events ORDER BY seq');
+      expect(rows.map((r) => `${r.seq}:${r.type}`)).toEqual(['1:replica.a', '2:replica.a', '3:replica.a', '4:replica.b', '5:replica.b', '6:replica.a', '7:replica.b']);
+      expect(await harness.verifier.verify('full')).toMatchObject({ ok: true, checked: 7, head: '7' });
     } finally {
       await other.close();
     }
