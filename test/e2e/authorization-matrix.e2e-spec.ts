@@ -3,101 +3,14 @@ import { DataSource } from 'typeorm';
 import { TokenService } from '../../src/auth/token.service';
 import { KeysService } from '../../src/keys/keys.service';
 import { registeredRoutes } from '../../src/observability/route-registry';
+import { Caller, EVERYONE, Rule, TABLE } from '../support/route-roles';
 import { startTestApp, TestApp } from '../support/test-app';
 
 /**
- * API.md's role table, checked against every route the running application registers. A route
- * that the table below does not cover fails the test, so a new endpoint cannot slip in without a
- * decision about who may call it.
+ * API.md's role table (test/support/route-roles.ts), checked against every route the running
+ * application registers. A route that the table does not cover fails the test, so a new endpoint
+ * cannot slip in without a decision about who may call it.
  */
-type Caller = 'admin' | 'signer' | 'security-officer' | 'auditor';
-const EVERYONE: Caller[] = ['admin', 'signer', 'security-officer', 'auditor'];
-const READERS: Caller[] = ['admin', 'security-officer', 'auditor'];
-const SECURITY: Caller[] = ['admin', 'security-officer'];
-const ADMIN: Caller[] = ['admin'];
-
-interface Rule {
-  method: string;
-  /** Fastify route template as registered. */
-  url: string;
-  /** 'public' = anyone, no token needed. */
-  allowed: Caller[] | 'public';
-  /** Signers pass only for granted keys; others get the same 404 as a missing key. */
-  keyScoped?: boolean;
-}
-
-const TABLE: Rule[] = [
-  // Service and public endpoints (API.md: everyone, anonymous included).
-  { method: 'GET', url: '/healthz', allowed: 'public' },
-  { method: 'GET', url: '/readyz', allowed: 'public' },
-  { method: 'GET', url: '/pki/:file', allowed: 'public' },
-  { method: 'POST', url: '/ocsp/:ca', allowed: 'public' },
-  { method: 'GET', url: '/ocsp/:ca/*', allowed: 'public' },
-  { method: 'POST', url: '/tsa', allowed: 'public' },
-  { method: 'GET', url: '/openapi.json', allowed: 'public' },
-  { method: 'GET', url: '/openapi.yaml', allowed: 'public' },
-  { method: 'GET', url: '/docs', allowed: 'public' },
-  { method: 'GET', url: '/docs/', allowed: 'public' },
-  { method: 'GET', url: '/docs/*', allowed: 'public' },
-  { method: 'GET', url: '/docs/swagger-ui-init.js', allowed: 'public' },
-  { method: 'GET', url: '/docs/static/*', allowed: 'public' },
-  { method: 'GET', url: '/docs/docs/swagger-ui-init.js', allowed: 'public' },
-  { method: 'GET', url: '/docs/index.html', allowed: 'public' },
-  { method: 'GET', url: '/docs/LICENSE', allowed: 'public' },
-  // Metrics: admin, security-officer, auditor (anonymous only when configured).
-  { method: 'GET', url: '/metrics', allowed: READERS },
-  // Use of a key: admin and signers granted the key.
-  { method: 'POST', url: '/v1/keys/:name/sign', allowed: ['admin', 'signer'], keyScoped: true },
-  { method: 'GET', url: '/v1/keys/:name', allowed: ['admin', 'signer'], keyScoped: true },
-  { method: 'GET', url: '/v1/keys/:name/certificate-chain', allowed: ['admin', 'signer'], keyScoped: true },
-  // Reads for the security team and auditors.
-  { method: 'GET', url: '/v1/keys', allowed: READERS },
-  { method: 'GET', url: '/v1/certificates', allowed: READERS },
-  { method: 'GET', url: '/v1/certificates/:serial', allowed: READERS },
-  { method: 'GET', url: '/v1/rotations', allowed: READERS },
-  { method: 'GET', url: '/v1/rotations/:id', allowed: READERS },
-  { method: 'GET', url: '/v1/distribution', allowed: READERS },
-  { method: 'GET', url: '/v1/truststores', allowed: READERS },
-  { method: 'GET', url: '/v1/truststores/:name', allowed: READERS },
-  { method: 'GET', url: '/v1/truststores/:name/bundle', allowed: READERS },
-  // Not named in API.md's table; read access like the other operational reads.
-  { method: 'GET', url: '/v1/cas', allowed: READERS },
-  { method: 'GET', url: '/v1/cas/:name', allowed: READERS },
-  { method: 'GET', url: '/v1/regions', allowed: READERS },
-  { method: 'GET', url: '/v1/regions/:region', allowed: READERS },
-  { method: 'GET', url: '/v1/regions/:region/targets/:name', allowed: READERS },
-  // Revoke, force a rotation, sync distribution: admin and security-officer.
-  { method: 'POST', url: '/v1/certificates/:serial/revoke', allowed: SECURITY },
-  { method: 'POST', url: '/v1/keys/:name/rotate', allowed: SECURITY },
-  { method: 'POST', url: '/v1/distribution/sync', allowed: SECURITY },
-  // Audit: admin, security-officer, auditor; an on-demand checkpoint writes, so not auditors.
-  { method: 'GET', url: '/v1/audit', allowed: READERS },
-  { method: 'GET', url: '/v1/audit/verify', allowed: READERS },
-  { method: 'GET', url: '/v1/audit/checkpoints', allowed: READERS },
-  { method: 'POST', url: '/v1/audit/checkpoints', allowed: SECURITY },
-  // Create/alter keys, CAs, tokens, truststores, regions, targets: admin.
-  { method: 'POST', url: '/v1/keys', allowed: ADMIN },
-  { method: 'GET', url: '/v1/keys/:name/versions/:version/csr', allowed: ADMIN },
-  { method: 'POST', url: '/v1/keys/:name/versions/:version/certificate', allowed: ADMIN },
-  { method: 'POST', url: '/v1/cas', allowed: ADMIN },
-  { method: 'GET', url: '/v1/cas/:name/csr', allowed: ADMIN },
-  { method: 'POST', url: '/v1/cas/:name/certificate', allowed: ADMIN },
-  { method: 'POST', url: '/v1/cas/:name/renew', allowed: ADMIN },
-  { method: 'POST', url: '/v1/rotations/:id/force', allowed: ADMIN },
-  { method: 'POST', url: '/v1/tokens', allowed: ADMIN },
-  { method: 'GET', url: '/v1/tokens', allowed: ADMIN },
-  { method: 'GET', url: '/v1/tokens/:id', allowed: ADMIN },
-  { method: 'PATCH', url: '/v1/tokens/:id', allowed: ADMIN },
-  { method: 'DELETE', url: '/v1/tokens/:id', allowed: ADMIN },
-  { method: 'POST', url: '/v1/truststores', allowed: ADMIN },
-  { method: 'PATCH', url: '/v1/truststores/:name', allowed: ADMIN },
-  { method: 'POST', url: '/v1/regions', allowed: ADMIN },
-  { method: 'DELETE', url: '/v1/regions/:region', allowed: ADMIN },
-  { method: 'POST', url: '/v1/regions/:region/targets', allowed: ADMIN },
-  { method: 'PATCH', url: '/v1/regions/:region/targets/:name', allowed: ADMIN },
-  { method: 'DELETE', url: '/v1/regions/:region/targets/:name', allowed: ADMIN },
-];
-
 const KEY = 'matrix-key';
 const OTHER_KEY = 'matrix-other';
 /** Granted to a signer but never created: its 404 must equal an ungranted key's. */
