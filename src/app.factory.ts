@@ -7,8 +7,10 @@ import { LogController } from 'fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, RuntimeContext } from './app.module';
+import { ocspErrorResponse } from './ca/ocsp-responder';
 import { serverTimeoutOptions, tlsHandshakeTimeout } from './http-timeouts';
-import { HttpExceptionFilter } from './observability/http-exception.filter';
+import { HttpExceptionFilter, mapError } from './observability/http-exception.filter';
+import { depthLimitedJsonParser } from './observability/json-body';
 import { PinoNestLogger } from './observability/logger';
 import { recordRoutes } from './observability/route-registry';
 import { registerSecurityHeaders } from './observability/security-headers';
@@ -36,6 +38,16 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Bad percent-encoding and over-long path parameters are refused by the router itself, before
+    // any hook or filter: answer them in the error shape too, and OCSP clients in OCSP's own terms.
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
+      if (request.url.startsWith('/ocsp/')) {
+        void reply.status(200).type('application/ocsp-response').header('cache-control', 'no-store').send(ocspErrorResponse('malformedRequest'));
+        return;
+      }
+      const { status, body } = mapError(error);
+      void reply.status(status).type('application/json; charset=utf-8').send(body);
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(runtime), adapter, {
     logger: new PinoNestLogger(logger),
@@ -45,6 +57,7 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
 
   const fastify = app.getHttpAdapter().getInstance();
   recordRoutes(fastify);
+  app.useBodyParser('application/json', { bodyLimit: config.bodyLimitBytes }, depthLimitedJsonParser(fastify));
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));
 

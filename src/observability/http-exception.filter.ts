@@ -25,6 +25,9 @@ const STATUS_CODES: Record<number, ErrorCode> = {
   503: ErrorCode.SERVICE_UNAVAILABLE,
 };
 
+/** PostgreSQL data exceptions caused by a value the client sent (character_not_in_repertoire, untranslatable_character, invalid_text_representation, numeric_value_out_of_range). */
+const INPUT_DATA_EXCEPTIONS = new Set(['22021', '22P05', '22P02', '22003']);
+
 /**
  * Maps anything thrown — domain errors, Nest HTTP exceptions, Fastify's own errors (body too
  * large, bad JSON, wrong content type), database outages — to API.md's error shape. Used both as
@@ -54,6 +57,9 @@ export function mapError(error: unknown, logger?: Logger): Mapped {
     const message =
       fastify.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'request body is larger than the configured limit' :
       fastify.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported content type' :
+      // These two echo the whole path; a very long one would come back in full.
+      fastify.code === 'FST_ERR_BAD_URL' ? 'the request path is not valid percent-encoded UTF-8' :
+      fastify.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is longer than the router accepts' :
       (fastify.message ?? 'invalid request');
     return { status, body: { error: { code: STATUS_CODES[status] ?? ErrorCode.BAD_REQUEST, message } } };
   }
@@ -61,6 +67,11 @@ export function mapError(error: unknown, logger?: Logger): Mapped {
   const driverCode = (error as { code?: string; driverError?: { code?: string } }).driverError?.code ?? fastify.code;
   if (driverCode === '23505') {
     return { status: 409, body: { error: { code: ErrorCode.ALREADY_EXISTS, message: 'a resource with that identity already exists' } } };
+  }
+  // PostgreSQL refused a value from the request (a NUL character, bytes that are not UTF-8, a
+  // malformed uuid, a number out of range): the input is at fault, and the driver's text stays here.
+  if (typeof driverCode === 'string' && INPUT_DATA_EXCEPTIONS.has(driverCode)) {
+    return { status: 400, body: { error: { code: ErrorCode.VALIDATION_ERROR, message: 'a value in the request cannot be stored or compared (e.g. it contains a NUL character or is out of range)' } } };
   }
   if (isDatabaseUnavailable(error)) {
     return { status: 503, body: { error: { code: ErrorCode.DATABASE_UNAVAILABLE, message: 'the database is unavailable; retry later' } }, headers: { 'retry-after': '1' } };

@@ -53,7 +53,8 @@ export class PkiController {
   @Header('cache-control', 'no-store')
   async ocspPost(@Param('ca') ca: string, @Body() body: unknown, @Req() request: FastifyRequest): Promise<Buffer> {
     if (this.limited(request) > 0) return ocspErrorResponse('tryLater');
-    if (!Buffer.isBuffer(body)) return ocspResponseForError(new Error('request body is not application/ocsp-request'));
+    // Another content type, or no body: the client's mistake (malformedRequest), not ours (internalError).
+    if (!Buffer.isBuffer(body)) return ocspErrorResponse('malformedRequest');
     return this.ocsp.respond(ca, body);
   }
 
