@@ -134,7 +134,6 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
     let checked = 0;
     for (const route of routes.filter(applies)) {
       for (const caller of callers(route)) {
-        if (process.env.FUZZ_DEBUG) process.stderr.write(`${new Date().toISOString()} ${route.method} ${route.url} ${caller}\n`);
         const details = await fc.check(property(route, caller), { ...fuzzParameters(), endOnFailure: true });
         checked++;
         if (details.failed) failures.push(`${route.method} ${route.url} as ${caller}: ${details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)} (seed ${details.seed}, path ${details.counterexamplePath})`);
