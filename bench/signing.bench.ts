@@ -1,6 +1,6 @@
 /**
  * Signing API benchmark: a real Signet server process (built dist/, embedded PostgreSQL, SoftHSM2
- * token, auth and the durable audit log on) driven by autocannon on the same machine with
+ * token, auth and the durable audit log on) driven by wrk (autocannon when wrk is not installed) on the same machine with
  * `POST /v1/keys/{name}/sign` (EC-256 digests) at 32 and 64 connections; beside it, in the same
  * run, raw synchronous pkcs11js C_Sign in two worker threads on an EC-256 key (median of 3 runs).
  *
@@ -12,7 +12,7 @@
  * run, and checks afterwards that audit sign rows ≥ 2xx responses. Prints a Markdown section and
  * writes it to .bench-out/signing.md. Bounded to about three minutes.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -24,6 +24,7 @@ import { createApp } from '../src/app.factory';
 import { AuditService } from '../src/audit/audit.service';
 import { TokenPrincipal } from '../src/auth/principal';
 import { loadConfig } from '../src/config/config';
+import { resolveHsmOptions, resolveSignWorkers } from '../src/hsm/hsm-options';
 import { KEY_STORE, KeyStore } from '../src/hsm/key-store';
 import { createLogger } from '../src/observability/logger';
 import { startPlatform } from '../src/platform';
@@ -52,6 +53,99 @@ interface AutocannonResult {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon = require('autocannon') as (options: Record<string, unknown>) => Promise<AutocannonResult>;
 
+/** One load window, whichever generator ran it. */
+interface LoadResult {
+  duration: number;
+  ok: number;
+  p50: number;
+  p99: number;
+  /** Non-2xx answers and transport errors, as text for the table. */
+  other: string[];
+}
+
+interface LoadRequest {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+function haveWrk(): boolean {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch (error) {
+    // wrk --version exits 1 after printing its version.
+    return (error as { status?: number }).status === 1;
+  }
+}
+
+/** The load generator: wrk (C, cheap per request) when installed, else autocannon in this process. */
+const LOAD_GENERATOR = haveWrk() ? 'wrk' : 'autocannon';
+
+/**
+ * wrk with a Lua script for the POST and a done() hook printing one JSON line (latency
+ * percentiles in µs, requests, errors). Runs as a child of this process: its CPU shows up in
+ * this process's children time.
+ */
+async function wrkLoad(request: LoadRequest, connections: number, durationS: number): Promise<LoadResult> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-wrk-'));
+  const script = path.join(dir, 'sign.lua');
+  const headerLines = Object.entries(request.headers).map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`);
+  fs.writeFileSync(
+    script,
+    [
+      `wrk.method = ${JSON.stringify(request.method)}`,
+      `wrk.body = ${JSON.stringify(request.body)}`,
+      ...headerLines,
+      'done = function(summary, latency, requests)',
+      '  io.write(string.format([[WRKJSON {"requests":%d,"duration_us":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"p50":%d,"p99":%d}]],',
+      '    summary.requests, summary.duration, summary.errors.status, summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout,',
+      '    latency:percentile(50), latency:percentile(99)) .. string.char(10))',
+      'end',
+      '',
+    ].join('\n'),
+  );
+  try {
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn('wrk', ['-t', '2', '-c', String(connections), '-d', `${durationS}s`, '--timeout', '10s', '-s', script, request.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      child.on('error', reject);
+      child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}: ${text}`))));
+    });
+    const line = output.split('\n').find((l) => l.startsWith('WRKJSON '));
+    if (!line) throw new Error(`wrk printed no summary: ${output}`);
+    const r = JSON.parse(line.slice('WRKJSON '.length)) as Record<string, number>;
+    const other = [
+      ...(r.status ? [`${r.status} non-2xx`] : []),
+      ...(r.connect + r.read + r.write ? [`${r.connect + r.read + r.write} socket errors`] : []),
+      ...(r.timeout ? [`${r.timeout} timeouts`] : []),
+    ];
+    return { duration: r.duration_us / 1e6, ok: r.requests - r.status, p50: r.p50 / 1000, p99: r.p99 / 1000, other };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function autocannonLoad(request: LoadRequest, connections: number, durationS: number): Promise<LoadResult> {
+  const result = await autocannon({ ...request, connections, duration: durationS });
+  const statuses = Object.entries(result.statusCodeStats ?? {})
+    .filter(([code]) => !code.startsWith('2'))
+    .map(([code, { count }]) => `${count}×${code}`);
+  return {
+    duration: result.duration,
+    ok: result['2xx'],
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    other: [...statuses, ...(result.errors ? [`${result.errors} errors`] : []), ...(result.timeouts ? [`${result.timeouts} timeouts`] : [])],
+  };
+}
+
+function runLoad(request: LoadRequest, connections: number, durationS: number): Promise<LoadResult> {
+  return LOAD_GENERATOR === 'wrk' ? wrkLoad(request, connections, durationS) : autocannonLoad(request, connections, durationS);
+}
+
 const CONNECTIONS = [32, 64];
 const WINDOW_S = Number(process.env.SIGNET_BENCH_WINDOW_S ?? 15);
 const WARMUP_S = 4;
@@ -60,6 +154,8 @@ const RAW_RUNS = 3;
 const RAW_WINDOW_MS = 3000;
 /** libuv threads of the server: HSM sessions = threads − 2 (src/hsm/hsm-options.ts). */
 const SERVER_UV_THREADS = process.env.SIGNET_BENCH_UV_THREADS ?? '6';
+const SIGN_THREADS = resolveSignWorkers('auto', 'libsofthsm2.so');
+const SIGN_SESSIONS = resolveHsmOptions({ modulePath: 'libsofthsm2.so', tokenLabel: 'x', pin: 'x' }, { UV_THREADPOOL_SIZE: SERVER_UV_THREADS }).signing.poolSize;
 const TARGETS = { throughput: 5000, ratio: 0.3, p99Ms: 20, rssMb: 300 };
 
 interface CpuSnapshot {
@@ -104,12 +200,15 @@ function cpuSnapshot(signetPid: number, dataDir: string): CpuSnapshot {
   const idle = line[3] + line[4];
   const total = line.reduce((a, b) => a + b, 0);
   const usage = process.cpuUsage();
+  // This process and its waited-for children (wrk): cutime and cstime are fields 16 and 17.
+  const self = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  const children = (Number(self[13]) + Number(self[14])) / CLK_TCK;
   return {
     totalBusy: (total - idle) / CLK_TCK,
     signet: processCpuSeconds(signetPid),
     signetMain: processCpuSeconds(signetPid, signetPid),
     postgres: postgresTree(dataDir).reduce((sum, pid) => sum + processCpuSeconds(pid), 0),
-    bench: (usage.user + usage.system) / 1e6,
+    bench: (usage.user + usage.system) / 1e6 + children,
   };
 }
 
@@ -235,16 +334,16 @@ interface Breakdown {
 
 /**
  * Where a signature's main-thread time goes, measured in this process on a fresh Signet (same
- * HSM session count, 32 callers, no HTTP): the key store alone, the audit log alone, and the
+ * HSM settings, 32 callers, no HTTP): the key store alone, the audit log alone, and the
  * signing service (validation + key store + audit + response text). The HTTP rows above add
  * Fastify/Nest, authentication, the rate limiter and request metrics on top.
  */
-async function inProcessBreakdown(hsmSessions: number): Promise<{ breakdown: Breakdown[]; raw: number[] }> {
+async function inProcessBreakdown(): Promise<{ breakdown: Breakdown[]; raw: number[] }> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-bench-inproc-'));
   const config = loadConfig({ SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'warn', SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0' });
   const logger = createLogger('warn', new Writable({ write: (_chunk, _encoding, done) => done() }));
   const platform = await startPlatform(config, logger);
-  const app = await createApp({ config, databaseUrl: platform.databaseUrl, hsm: { ...platform.hsm, poolSize: hsmSessions }, role: 'cli' }, logger);
+  const app = await createApp({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm, role: 'cli' }, logger);
   try {
     const admin = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
     const created = await app.inject({ method: 'POST', url: '/v1/keys', headers: { authorization: `Bearer ${admin}` }, payload: { name: 'inproc', keySpec: 'EC-256', subject: { C: 'US', ST: 'Washington', O: 'Bench', CN: 'inproc' } } });
@@ -275,7 +374,7 @@ async function inProcessBreakdown(hsmSessions: number): Promise<{ breakdown: Bre
       return result;
     };
     const breakdown = [
-      await measure('key store `sign()` (C_SignInit on the main thread, C_Sign on a libuv thread)', () => keyStore.sign(key.keyUri, digest, { hash: 'SHA-256' })),
+      await measure('key store `sign()` (a job to a signing thread)', () => keyStore.sign(key.keyUri, digest, { hash: 'SHA-256' })),
       await measure('audit `record()` of a sign event (group commit)', () => audit.record({ type: 'sign', actor: principal.auditActor, subject: 'inproc', data })),
       await measure('`SigningService.sign()` (checks + key store + audit + response text)', () => signing.sign('inproc', body, principal)),
     ];
@@ -315,6 +414,8 @@ interface Row {
   cpu: { signet: number; postgres: number; bench: number; others: number; wall: number };
   /** Signet main-thread CPU per 2xx response, µs. */
   mainUsPerSign: number;
+  /** CPU of the whole machine (every process) per 2xx response, µs. */
+  totalUsPerSign: number;
 }
 
 async function main(): Promise<void> {
@@ -363,20 +464,20 @@ async function main(): Promise<void> {
     for (const name of ['fsync', 'synchronous_commit', 'wal_sync_method', 'shared_buffers']) settings[name] = (await pg.query(`SHOW ${name}`)).rows[0][name];
 
     const request = { url: `${base}/v1/keys/bench-ec256/sign`, method: 'POST', headers: { authorization: `Bearer ${signer}`, 'content-type': 'application/json' }, body };
-    const warm = await autocannon({ ...request, connections: 32, duration: WARMUP_S });
-    totalOk += warm['2xx'];
-    process.stderr.write(`warm-up: ${(warm['2xx'] / warm.duration).toFixed(0)} signatures/s\n`);
+    const warm = await runLoad(request, 32, WARMUP_S);
+    totalOk += warm.ok;
+    process.stderr.write(`warm-up (${LOAD_GENERATOR}): ${(warm.ok / warm.duration).toFixed(0)} signatures/s\n`);
 
     for (const connections of CONNECTIONS) {
       let peakRssKb = 0;
       const sampler = setInterval(() => (peakRssKb = Math.max(peakRssKb, procKb(`/proc/${server.pid}/status`, 'VmRSS'))), 250);
       const before = cpuSnapshot(server.pid, dataDir);
       const wallStart = performance.now();
-      const result = await autocannon({ ...request, connections, duration: WINDOW_S });
+      const result = await runLoad(request, connections, WINDOW_S);
       const wall = (performance.now() - wallStart) / 1000;
       const after = cpuSnapshot(server.pid, dataDir);
       clearInterval(sampler);
-      totalOk += result['2xx'];
+      totalOk += result.ok;
       const cpu = {
         signet: (after.signet - before.signet) / wall,
         postgres: (after.postgres - before.postgres) / wall,
@@ -385,21 +486,19 @@ async function main(): Promise<void> {
         wall,
       };
       cpu.others = Math.max(0, (after.totalBusy - before.totalBusy) / wall - cpu.signet - cpu.postgres - cpu.bench);
-      const statuses = Object.entries(result.statusCodeStats ?? {})
-        .filter(([code]) => !code.startsWith('2'))
-        .map(([code, { count }]) => `${count}×${code}`);
       rows.push({
         connections,
-        throughput: result['2xx'] / result.duration,
-        p50: result.latency.p50,
-        p99: result.latency.p99,
-        ok: result['2xx'],
-        other: [...statuses, ...(result.errors ? [`${result.errors} errors`] : []), ...(result.timeouts ? [`${result.timeouts} timeouts`] : [])].join(', ') || 'none',
+        throughput: result.ok / result.duration,
+        p50: result.p50,
+        p99: result.p99,
+        ok: result.ok,
+        other: result.other.join(', ') || 'none',
         peakRssMb: peakRssKb / 1024,
         cpu,
-        mainUsPerSign: ((after.signetMain - before.signetMain) * 1e6) / Math.max(1, result['2xx']),
+        mainUsPerSign: ((after.signetMain - before.signetMain) * 1e6) / Math.max(1, result.ok),
+        totalUsPerSign: ((after.totalBusy - before.totalBusy) * 1e6) / Math.max(1, result.ok),
       });
-      process.stderr.write(`${connections} connections: ${(result['2xx'] / result.duration).toFixed(0)} signatures/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms\n`);
+      process.stderr.write(`${connections} connections: ${(result.ok / result.duration).toFixed(0)} signatures/s, p50 ${result.p50} ms, p99 ${result.p99} ms\n`);
     }
 
     const pgPids = postgresTree(dataDir);
@@ -421,7 +520,7 @@ async function main(): Promise<void> {
 
   // The server is stopped: in-process breakdown, then raw pkcs11js, on one SoftHSM2 token (SoftHSM2
   // reads its configuration once per process, so both use the same one).
-  const { breakdown, raw } = await inProcessBreakdown(Math.max(1, Number(SERVER_UV_THREADS) - 2));
+  const { breakdown, raw } = await inProcessBreakdown();
   const rawMedian = median(raw);
 
   const at32 = rows.find((r) => r.connections === 32)!;
@@ -430,23 +529,23 @@ async function main(): Promise<void> {
   lines.push('## Signing API (`bench/signing.bench.ts`)', '');
   lines.push(
     `${os.cpus()[0]?.model ?? 'CPU'}, ${os.availableParallelism()} cores, Node ${process.version}; ${new Date().toISOString().slice(0, 10)}. ` +
-      `A real Signet process (dist/, embedded PostgreSQL, SoftHSM2 token, UV_THREADPOOL_SIZE=${SERVER_UV_THREADS} → ${Math.max(1, Number(SERVER_UV_THREADS) - 2)} HSM sessions, ` +
+      `A real Signet process (dist/, embedded PostgreSQL, SoftHSM2 token, UV_THREADPOOL_SIZE=${SERVER_UV_THREADS}, signatures on ${SIGN_THREADS} signing threads (SIGNET_HSM_SIGN_WORKERS=auto) with ${SIGN_SESSIONS} HSM sessions, ` +
       'log level warn, request logging off) with bearer-token auth, the per-token rate limiter and the hash-chained audit log (each signature returned only after its row committed). ' +
-      `autocannon (same machine, same process as this script) sends \`POST /v1/keys/bench-ec256/sign\` with an EC-256 digest; ${WARMUP_S} s warm-up, then ${WINDOW_S} s per row. ` +
+      `${LOAD_GENERATOR === 'wrk' ? 'wrk (2 threads, same machine, a child of this script)' : 'autocannon (same machine, same process as this script)'} sends \`POST /v1/keys/bench-ec256/sign\` with an EC-256 digest; ${WARMUP_S} s warm-up, then ${WINDOW_S} s per row. ` +
       `Load average before the run: ${loadBefore}.`,
     '',
   );
   lines.push(
-    '| connections | signatures/s (2xx) | p50 ms | p99 ms | non-2xx / errors | Signet peak RSS MB | CPU cores used: Signet / PostgreSQL / autocannon / other processes | Signet main-thread CPU per signature |',
-    '|---:|---:|---:|---:|---|---:|---|---:|',
+    `| connections | signatures/s (2xx) | p50 ms | p99 ms | non-2xx / errors | Signet peak RSS MB | CPU cores used: Signet / PostgreSQL / ${LOAD_GENERATOR} / other processes | Signet main-thread CPU per signature | whole-machine CPU per signature |`,
+    '|---:|---:|---:|---:|---|---:|---|---:|---:|',
   );
   for (const row of rows) {
     lines.push(
       `| ${row.connections} | ${row.throughput.toFixed(0)} | ${row.p50} | ${row.p99} | ${row.other} | ${row.peakRssMb.toFixed(0)} | ` +
-        `${row.cpu.signet.toFixed(2)} / ${row.cpu.postgres.toFixed(2)} / ${row.cpu.bench.toFixed(2)} / ${row.cpu.others.toFixed(2)} | ${row.mainUsPerSign.toFixed(0)} µs |`,
+        `${row.cpu.signet.toFixed(2)} / ${row.cpu.postgres.toFixed(2)} / ${row.cpu.bench.toFixed(2)} / ${row.cpu.others.toFixed(2)} | ${row.mainUsPerSign.toFixed(0)} µs | ${row.totalUsPerSign.toFixed(0)} µs |`,
     );
   }
-  lines.push(`| raw pkcs11js, synchronous C_SignInit + C_Sign, ${RAW_THREADS} worker threads, Signet server stopped (median of ${RAW_RUNS}: ${raw.map((r) => r.toFixed(0)).join(' / ')}) | ${rawMedian.toFixed(0)} | – | – | – | – | – | – |`, '');
+  lines.push(`| raw pkcs11js, synchronous C_SignInit + C_Sign, ${RAW_THREADS} worker threads, Signet server stopped (median of ${RAW_RUNS}: ${raw.map((r) => r.toFixed(0)).join(' / ')}) | ${rawMedian.toFixed(0)} | – | – | – | – | – | – | – |`, '');
   const ratio = at32.throughput / rawMedian;
   const peakRss = Math.max(...rows.map((r) => r.peakRssMb));
   lines.push(
@@ -459,7 +558,8 @@ async function main(): Promise<void> {
     `- Where the main thread goes (in-process on a fresh Signet, 32 callers, no HTTP, same run): ` +
       breakdown.map((b) => `${b.name}: ${b.mainUs.toFixed(0)} µs per call (${b.perSecond.toFixed(0)}/s)`).join('; ') +
       `. The rest of the ${at32.mainUsPerSign.toFixed(0)} µs per HTTP signature is Fastify/Nest, bearer-token authentication, the rate limiter and the request metrics. ` +
-      'One JavaScript thread cannot go past ~1 s of CPU per second, so at ' + `${at32.mainUsPerSign.toFixed(0)} µs the ceiling is ~${(1e6 / at32.mainUsPerSign).toFixed(0)} signatures/s on an otherwise idle core.`,
+      'One JavaScript thread cannot go past ~1 s of CPU per second, so at ' + `${at32.mainUsPerSign.toFixed(0)} µs the ceiling is ~${(1e6 / at32.mainUsPerSign).toFixed(0)} signatures/s on an otherwise idle core; ` +
+      `the whole machine (${os.availableParallelism()} cores: Signet's threads, PostgreSQL, the load generator, the kernel's loopback TCP) spent ${at32.totalUsPerSign.toFixed(0)} µs of CPU per signature, a ceiling of ~${((os.availableParallelism() * 1e6) / at32.totalUsPerSign).toFixed(0)} signatures/s.`,
     `- Audit check afterwards: ${auditRows} \`sign\` rows ≥ ${totalOk} 2xx responses (warm-up and probe included): ${auditRows >= totalOk ? 'holds' : '**VIOLATED**'}.`,
     '',
     `Run time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
