@@ -18,13 +18,14 @@ const pkcs11js = require(workerData.pkcs11jsPath);
 const p11 = new pkcs11js.PKCS11();
 p11.load(workerData.modulePath);
 const out = Buffer.alloc(workerData.outputBufferSize);
+const EMPTY = Buffer.alloc(0);
 const mechanisms = [];
 parentPort.on('message', ({ newMechanisms, jobs, count }) => {
   if (newMechanisms) mechanisms.push(...newMechanisms);
   const input = Buffer.from(jobs);
-  const results = Buffer.allocUnsafeSlow(count * (6 + out.length));
+  const signatures = new Array(count);
   const errors = [];
-  let r = 0;
+  let size = 0;
   let o = 0;
   for (let i = 0; i < count; i++) {
     const id = input.readUInt32LE(o);
@@ -36,23 +37,27 @@ parentPort.on('message', ({ newMechanisms, jobs, count }) => {
     o += 1 + input[o];
     const data = input.subarray(o + 2, o + 2 + input.readUInt16LE(o));
     o += 2 + data.length;
-    results.writeUInt32LE(id, r);
     let method = 'C_SignInit';
+    let signature = EMPTY;
     try {
       p11.C_SignInit(session, mechanism, key);
       method = 'C_Sign';
-      const signature = p11.C_Sign(session, data, out);
-      results.writeUInt16LE(signature.length, r + 4);
-      signature.copy(results, r + 6);
-      r += 6 + signature.length;
+      signature = Buffer.from(p11.C_Sign(session, data, out));
     } catch (e) {
-      results.writeUInt16LE(0, r + 4);
-      r += 6;
       errors.push({ id, message: String(e && e.message), code: e && e.code, method: (e && e.method) || method });
     }
+    signatures[i] = { id, signature };
+    size += 6 + signature.length;
   }
-  const buffer = results.buffer.slice(0, r);
-  parentPort.postMessage({ results: buffer, count, errors }, [buffer]);
+  // Exactly sized, so the transferred buffer holds nothing but this batch's answers.
+  const results = Buffer.allocUnsafeSlow(size);
+  let r = 0;
+  for (const { id, signature } of signatures) {
+    r = results.writeUInt32LE(id, r);
+    r = results.writeUInt16LE(signature.length, r);
+    r += signature.copy(results, r);
+  }
+  parentPort.postMessage({ results: results.buffer, count, errors }, [results.buffer]);
 });
 parentPort.postMessage('ready');
 `;
@@ -221,7 +226,8 @@ export class SignWorkerPool {
       thread.pending.delete(id);
       const failure = failures.get(id);
       if (failure) pending.reject(Object.assign(new Error(failure.message), { code: failure.code, method: failure.method }));
-      else pending.resolve(signature);
+      // A copy: a view would keep the whole batch's buffer alive for as long as the caller keeps its signature.
+      else pending.resolve(Buffer.from(signature));
     }
     this.send(thread);
   }
@@ -230,6 +236,8 @@ export class SignWorkerPool {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { pkcs11jsPath: require.resolve('pkcs11js'), modulePath: this.modulePath, outputBufferSize: this.outputBufferSize },
+      // Nothing from the parent's command line (a -r preload such as ts-node would load into every thread).
+      execArgv: [],
       // The thread holds no JS state worth a large heap.
       resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 },
     });
