@@ -66,16 +66,29 @@ async function main(): Promise<void> {
   await db.connect();
 
   const counts = { ok: 0, unavailable: 0, other: 0 };
+  const otherAnswers = new Map<string, number>();
   const body = JSON.stringify({ digest: Buffer.alloc(32, 3).toString('base64'), hashAlgorithm: 'SHA-256' });
   const sign = async () => {
     try {
       const response = await fetch(`${server.url}/v1/keys/${KEY}/sign`, { method: 'POST', headers: { authorization: `Bearer ${signer}`, 'content-type': 'application/json' }, body });
-      await response.arrayBuffer();
+      const text = await response.text();
       if (response.status === 200) counts.ok++;
       else if (response.status === 503) counts.unavailable++;
-      else counts.other++;
-    } catch {
+      else {
+        counts.other++;
+        // Which answers, by status and error code: a revoked active version is refused until the emergency rotation lands.
+        let code = '';
+        try {
+          code = String((JSON.parse(text) as { error?: { code?: string } }).error?.code ?? '');
+        } catch {
+          code = 'unparsable body';
+        }
+        otherAnswers.set(`${response.status} ${code}`.trim(), (otherAnswers.get(`${response.status} ${code}`.trim()) ?? 0) + 1);
+      }
+    } catch (error) {
       counts.other++;
+      const name = `client error: ${(error as Error).name}${(error as { cause?: { code?: string } }).cause?.code ? ` (${(error as { cause?: { code?: string } }).cause?.code})` : ''}`;
+      otherAnswers.set(name, (otherAnswers.get(name) ?? 0) + 1);
     }
   };
 
@@ -85,6 +98,7 @@ async function main(): Promise<void> {
   const maxRate = counts.ok / 10;
   const rate = Number(process.env.SOAK_RATE ?? Math.round(maxRate * 0.7));
   counts.ok = counts.unavailable = counts.other = 0;
+  otherAnswers.clear();
   const baselineAudit = Number((await db.query(`SELECT count(*) FROM audit_events WHERE type = 'sign'`)).rows[0].count);
 
   const started = Date.now();
@@ -167,7 +181,9 @@ async function main(): Promise<void> {
     '',
     `${MINUTES} min on ${os.cpus()[0]?.model}, ${os.cpus().length} cores, Node ${process.version}: sign load at ${rate}/s (70 % of the ${maxRate.toFixed(0)}/s probe), rotation every minute, revocation of the active version every 5 min, database paused (SIGSTOP 5 s) every 3 min.`,
     '',
-    `- signatures: ${counts.ok} × 200, ${counts.unavailable} × 503, ${counts.other} other; audit sign rows ${auditRows} (${auditRows >= counts.ok ? '≥' : '<'} 2xx ✔︎ requirement: audit rows ≥ signatures delivered)`,
+    `- signatures: ${counts.ok} × 200, ${counts.unavailable} × 503, ${counts.other} other` +
+      (otherAnswers.size ? ` (${[...otherAnswers].sort((a, b) => b[1] - a[1]).map(([what, n]) => `${n} × ${what}`).join(', ')})` : '') +
+      `; audit sign rows ${auditRows} (${auditRows >= counts.ok ? '≥' : '<'} 2xx ✔︎ requirement: audit rows ≥ signatures delivered)`,
     `- RSS after warm-up (median of the first vs the last fifth): ${rssStart.toFixed(0)} MB → ${rssEnd.toFixed(0)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %; target ≤ +10 %), highest sample ${rssMax.toFixed(0)} MB; PostgreSQL ${afterWarmup.at(-1)?.postgresRssMb.toFixed(0) ?? '?'} MB`,
     `- server exit on SIGTERM: ${exit.code}`,
     '',
