@@ -101,8 +101,8 @@ function notFound(operation: string, uri: string): DomainError {
 
 /**
  * KeyStore over PKCS#11 (pkcs11js): keys generated and kept inside the token, signing through a
- * bounded session pool with the async C_Sign so the event loop never waits on the HSM, and
- * recovery from token faults (see SessionPool).
+ * bounded session pool off the event loop — on signing threads (SignWorkerPool) or with the async
+ * C_Sign on libuv's pool (SIGNET_HSM_SIGN_WORKERS) — and recovery from token faults (see SessionPool).
  */
 export class Pkcs11KeyStore implements KeyStore {
   /** Holds the PINs: an ECMAScript private field, so util.inspect and JSON never show it. */
