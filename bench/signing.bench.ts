@@ -154,6 +154,8 @@ const RAW_RUNS = 3;
 const RAW_WINDOW_MS = 3000;
 /** libuv threads of the server: HSM sessions = threads − 2 (src/hsm/hsm-options.ts). */
 const SERVER_UV_THREADS = process.env.SIGNET_BENCH_UV_THREADS ?? '6';
+/** The V8 heap cap `npm start` and the image give the server (SIGNET_MAX_HEAP_MB's default). */
+const SERVER_HEAP_MB = '256';
 const SIGN_THREADS = resolveSignWorkers('auto', 'libsofthsm2.so');
 const SIGN_SESSIONS = resolveHsmOptions({ modulePath: 'libsofthsm2.so', tokenLabel: 'x', pin: 'x' }, { UV_THREADPOOL_SIZE: SERVER_UV_THREADS }).signing.poolSize;
 const TARGETS = { throughput: 5000, ratio: 0.3, p99Ms: 20, rssMb: 300 };
@@ -426,7 +428,7 @@ async function main(): Promise<void> {
   const port = await freePort();
   const server = new ServerProcess(
     port,
-    { SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'warn', SIGNET_LOG_REQUESTS: 'false', UV_THREADPOOL_SIZE: SERVER_UV_THREADS },
+    { SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'warn', SIGNET_LOG_REQUESTS: 'false', UV_THREADPOOL_SIZE: SERVER_UV_THREADS, NODE_OPTIONS: `--max-old-space-size=${SERVER_HEAP_MB}` },
     process.env.SIGNET_BENCH_CPU_PROF ? profilingLauncher(dataDir, process.env.SIGNET_BENCH_CPU_PROF) : undefined,
   );
   const rows: Row[] = [];
@@ -529,7 +531,7 @@ async function main(): Promise<void> {
   lines.push('## Signing API (`bench/signing.bench.ts`)', '');
   lines.push(
     `${os.cpus()[0]?.model ?? 'CPU'}, ${os.availableParallelism()} cores, Node ${process.version}; ${new Date().toISOString().slice(0, 10)}. ` +
-      `A real Signet process (dist/, embedded PostgreSQL, SoftHSM2 token, UV_THREADPOOL_SIZE=${SERVER_UV_THREADS}, signatures on ${SIGN_THREADS} signing threads (SIGNET_HSM_SIGN_WORKERS=auto) with ${SIGN_SESSIONS} HSM sessions, ` +
+      `A real Signet process (dist/, embedded PostgreSQL, SoftHSM2 token, UV_THREADPOOL_SIZE=${SERVER_UV_THREADS}, V8 old space capped at ${SERVER_HEAP_MB} MB as \`npm start\` does, signatures on ${SIGN_THREADS} signing threads (SIGNET_HSM_SIGN_WORKERS=auto) with ${SIGN_SESSIONS} HSM sessions, ` +
       'log level warn, request logging off) with bearer-token auth, the per-token rate limiter and the hash-chained audit log (each signature returned only after its row committed). ' +
       `${LOAD_GENERATOR === 'wrk' ? 'wrk (2 threads, same machine, a child of this script)' : 'autocannon (same machine, same process as this script)'} sends \`POST /v1/keys/bench-ec256/sign\` with an EC-256 digest; ${WARMUP_S} s warm-up, then ${WINDOW_S} s per row. ` +
       `Load average before the run: ${loadBefore}.`,

@@ -52,7 +52,14 @@ function postgresPids(dataDir: string): number[] {
 async function main(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-soak-'));
   fs.chmodSync(dataDir, 0o711);
-  const server = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'warn', SIGNET_LOG_REQUESTS: 'false', UV_THREADPOOL_SIZE: '16' });
+  const server = new ServerProcess(await freePort(), {
+    SIGNET_DATA_DIR: dataDir,
+    SIGNET_LOG_LEVEL: 'warn',
+    SIGNET_LOG_REQUESTS: 'false',
+    UV_THREADPOOL_SIZE: '16',
+    // The V8 heap cap `npm start` and the image give the server (SIGNET_MAX_HEAP_MB's default).
+    NODE_OPTIONS: '--max-old-space-size=256',
+  });
   await server.waitReady();
   const admin = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
   const api = async (method: string, url: string, token: string, body?: unknown) => {

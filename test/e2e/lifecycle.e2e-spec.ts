@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
-import { ensureBuilt, freePort, postgresProcessesFor, ServerProcess, tempDir } from '../support/server-process';
+import { ensureBuilt, freePort, postgresProcessesFor, PROJECT_ROOT, ServerProcess, tempDir } from '../support/server-process';
 
 /**
  * The real server binary (node dist/src/main.js) started the way the README's first command
@@ -82,6 +82,37 @@ describe('Signet process lifecycle', () => {
     const lines = server.text().trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^signet: configuration error: ${variable}: `));
+  });
+
+  describe('scripts/start.js (npm start) caps the V8 heap of the server it starts', () => {
+    const startScript = path.join(PROJECT_ROOT, 'scripts', 'start.js');
+
+    /** The command line of the one child process of `pid` (the server start.js spawned). */
+    function childCommandLine(pid: number): string[] {
+      const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+      expect(children).toHaveLength(1);
+      return fs.readFileSync(`/proc/${children[0]}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    }
+
+    it('passes --max-old-space-size from SIGNET_MAX_HEAP_MB to the server, which comes up and stops with it', async () => {
+      const server = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: tempDir('heapcap-'), SIGNET_MAX_HEAP_MB: '200' }, startScript, ['--no-build']);
+      await server.waitReady();
+      const commandLine = childCommandLine(server.pid);
+      expect(commandLine).toContain('--max-old-space-size=200');
+      expect(commandLine[commandLine.length - 1]).toBe(path.join(PROJECT_ROOT, 'dist', 'src', 'main.js'));
+      server.kill('SIGTERM');
+      expect(await server.exited).toEqual({ code: 0, signal: null });
+    });
+
+    it.each(['lots', '32', '-1'])('refuses SIGNET_MAX_HEAP_MB=%s with exit 2 and one line naming it, starting nothing', async (value) => {
+      const dataDir = tempDir('heapcap-bad-');
+      const server = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: dataDir, SIGNET_MAX_HEAP_MB: value }, startScript, ['--no-build']);
+      expect(await server.exited).toEqual({ code: 2, signal: null });
+      const lines = server.text().trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^signet: configuration error: SIGNET_MAX_HEAP_MB: /);
+      expect(fs.readdirSync(dataDir)).toEqual([]);
+    });
   });
 
   describe('two processes started at once on one fresh database', () => {

@@ -29,7 +29,7 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(process.env.SIGNET_TEST_RUN_DIR ?? os.tmpdir(), prefix));
 }
 
-/** A real `node dist/src/main.js` process with its output captured. */
+/** A real `node dist/src/main.js` process (or another launcher script, such as scripts/start.js) with its output captured. */
 export class ServerProcess {
   readonly output: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -39,8 +39,9 @@ export class ServerProcess {
     readonly port: number,
     env: Record<string, string>,
     script = path.join(PROJECT_ROOT, 'dist', 'src', 'main.js'),
+    args: string[] = [],
   ) {
-    this.child = spawn(process.execPath, [script], {
+    this.child = spawn(process.execPath, [script, ...args], {
       cwd: PROJECT_ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', UV_THREADPOOL_SIZE: '8', SIGNET_PORT: String(port), SIGNET_HOST: '127.0.0.1', SIGNET_LOG_REQUESTS: 'false', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
