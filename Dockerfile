@@ -24,7 +24,7 @@ USER signet
 # V8's old space capped as `npm start` does (SIGNET_MAX_HEAP_MB there); raise it with NODE_OPTIONS.
 ENV NODE_ENV=production \
     UV_THREADPOOL_SIZE=16 \
-    NODE_OPTIONS=--max-old-space-size=256 \
+    NODE_OPTIONS=--max-old-space-size=512 \
     SIGNET_DATA_DIR=/var/lib/signet \
     SIGNET_PORT=8080
 VOLUME ["/var/lib/signet"]

@@ -155,7 +155,7 @@ const RAW_WINDOW_MS = 3000;
 /** libuv threads of the server: HSM sessions = threads − 2 (src/hsm/hsm-options.ts). */
 const SERVER_UV_THREADS = process.env.SIGNET_BENCH_UV_THREADS ?? '6';
 /** The V8 heap cap `npm start` and the image give the server (SIGNET_MAX_HEAP_MB's default). */
-const SERVER_HEAP_MB = '256';
+const SERVER_HEAP_MB = '512';
 const SIGN_THREADS = resolveSignWorkers('auto', 'libsofthsm2.so');
 const SIGN_SESSIONS = resolveHsmOptions({ modulePath: 'libsofthsm2.so', tokenLabel: 'x', pin: 'x' }, { UV_THREADPOOL_SIZE: SERVER_UV_THREADS }).signing.poolSize;
 const TARGETS = { throughput: 5000, ratio: 0.3, p99Ms: 20, rssMb: 300 };

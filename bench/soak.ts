@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     SIGNET_LOG_REQUESTS: 'false',
     UV_THREADPOOL_SIZE: '16',
     // The V8 heap cap `npm start` and the image give the server (SIGNET_MAX_HEAP_MB's default).
-    NODE_OPTIONS: '--max-old-space-size=256',
+    NODE_OPTIONS: '--max-old-space-size=512',
   });
   await server.waitReady();
   const admin = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();

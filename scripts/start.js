@@ -6,9 +6,9 @@
 // 3. UV_THREADPOOL_SIZE is fixed when Node first uses its thread pool (HSM signing runs there),
 //    so the server runs in a child Node started with it set. SIGTERM/SIGINT/SIGHUP reaching this
 //    process (npm forwards them) are passed on; Signet drains and exits, and so do we.
-// 4. The child's V8 old-space limit is SIGNET_MAX_HEAP_MB (default 256). On a large machine V8
-//    otherwise lets garbage promoted under load pile up to a few hundred MB before a full GC;
-//    with a cap it collects sooner (peak RSS ~200 MB under the signing bench instead of ~300).
+// 4. The child's V8 old-space limit is SIGNET_MAX_HEAP_MB (default 512): a ceiling, so one replica's
+//    memory is bounded whatever the machine has. (How far the heap grows between full GCs is set in
+//    src/main.ts.)
 // One Node process from npm's point of view, so no shell sits between npm and us swallowing signals.
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
@@ -50,7 +50,7 @@ function ensureSoftHsm() {
 
 /** --max-old-space-size for the server: SIGNET_MAX_HEAP_MB, a whole number of MB (64 or more). */
 function heapLimitMb() {
-  const value = process.env.SIGNET_MAX_HEAP_MB ?? '256';
+  const value = process.env.SIGNET_MAX_HEAP_MB ?? '512';
   if (!/^[0-9]+$/.test(value) || Number(value) < 64) {
     console.error(`signet: configuration error: SIGNET_MAX_HEAP_MB: expected a whole number of MB, at least 64 (got "${value}")`);
     process.exit(2);

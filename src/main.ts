@@ -6,6 +6,13 @@ import { createLogger, scrubText } from './observability/logger';
 import { Platform, startPlatform } from './platform';
 import { closeServer, startPublicListener } from './public-listener';
 import type { Server } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
+
+// Old space may grow to twice what survived the last full GC before the next one. V8's own factor
+// (up to 4× on a machine with plenty of memory) let garbage promoted under signing load take RSS
+// to ~300 MB; a tight cap on the heap instead made full GCs so frequent that p99 latency rose by
+// half (docs/benchmarks.md). V8 reads the flag at every GC, so setting it here, at start, applies.
+setFlagsFromString('--heap-growing-percent=100');
 
 /**
  * `signet` server entry point. Exit codes: 0 after a graceful stop, 2 for bad configuration
