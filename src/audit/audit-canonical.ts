@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { AuditActor, JsonValue } from './audit.types';
 
 /**
@@ -69,7 +69,8 @@ export function canonicalEventText(fields: CanonicalEventFields, precomputed?: {
 }
 
 export function eventHash(fields: CanonicalEventFields, precomputed?: { actorJson: string; dataJson: string }): Buffer {
-  return createHash('sha256').update(canonicalEventText(fields, precomputed), 'utf8').digest();
+  // One-shot hash (the text is UTF-8 encoded): a fraction of createHash().update().digest()'s cost.
+  return hash('sha256', canonicalEventText(fields, precomputed), 'buffer');
 }
 
 /** ISO-8601 with milliseconds in UTC: the only time format the chain uses. */

@@ -9,6 +9,12 @@ import { RateLimiter } from './rate-limiter';
 import { Role } from './roles';
 import { TokenService } from './token.service';
 
+interface RouteAccess {
+  controller: object;
+  isPublic: true | ((config: SignetConfig) => boolean) | undefined;
+  roles: Role[] | undefined;
+}
+
 /**
  * The one global guard (APP_GUARD). Order: public routes pass; otherwise 401 without a valid
  * token, 429 over the token's rate, 403 for a role the route does not list. A route that declares
@@ -18,6 +24,7 @@ import { TokenService } from './token.service';
 export class AuthGuard implements CanActivate {
   private readonly logger = new Logger('AuthGuard');
   private readonly warnedUndeclared = new Set<string>();
+  private readonly accessByHandler = new WeakMap<object, RouteAccess>();
 
   constructor(
     private readonly reflector: Reflector,
@@ -28,13 +35,11 @@ export class AuthGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     if (context.getType() !== 'http') return true;
-    const targets = [context.getHandler(), context.getClass()];
-    const isPublic = this.reflector.getAllAndOverride<true | ((config: SignetConfig) => boolean) | undefined>(PUBLIC_METADATA, targets);
+    const { isPublic, roles } = this.access(context);
     if (isPublic === true || (typeof isPublic === 'function' && isPublic(this.config))) return true;
 
     const http = context.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
-    const roles = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_METADATA, targets);
     let principal: Principal | Promise<Principal>;
     try {
       principal = this.tokens.authenticate(bearerToken(request.headers.authorization), request.ip);
@@ -48,6 +53,22 @@ export class AuthGuard implements CanActivate {
       );
     }
     return this.authorise(context, request, principal, roles);
+  }
+
+  /** A route's @Public / @Roles, read once per handler (metadata is fixed after bootstrap). */
+  private access(context: ExecutionContext): RouteAccess {
+    const handler = context.getHandler();
+    const controller = context.getClass();
+    const cached = this.accessByHandler.get(handler);
+    if (cached && cached.controller === controller) return cached;
+    const targets = [handler, controller];
+    const access: RouteAccess = {
+      controller,
+      isPublic: this.reflector.getAllAndOverride<RouteAccess['isPublic']>(PUBLIC_METADATA, targets),
+      roles: this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_METADATA, targets),
+    };
+    this.accessByHandler.set(handler, access);
+    return access;
   }
 
   private authorise(context: ExecutionContext, request: FastifyRequest, principal: Principal, roles: Role[] | undefined): boolean {

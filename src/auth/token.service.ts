@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash as cryptoHash, randomBytes } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { AuditActor } from '../audit/audit.types';
@@ -99,7 +99,8 @@ export class TokenService {
   authenticate(token: string | undefined, address: string): Principal | Promise<Principal> {
     if (!token) throw unauthenticated('a bearer token is required');
     if (!TOKEN_FORMAT.test(token)) throw unauthenticated('invalid token');
-    const hash = createHash('sha256').update(token).digest('hex');
+    // One-shot hash: this runs on every authenticated request.
+    const hash = cryptoHash('sha256', token, 'hex');
     const cached = this.cache.get(hash);
     if (cached && performance.now() - cached.fetchedMs < this.config.auth.tokenCacheSeconds * 1000) {
       return this.principalFor(cached.record, address);

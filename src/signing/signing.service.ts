@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { createHash } from 'node:crypto';
+import { hash as cryptoHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
@@ -164,7 +164,7 @@ export class SigningService {
         }
         artifact = jws.artifact;
       }
-      digest = createHash(nodeHashName(hash)).update(request.bytes).digest();
+      digest = cryptoHash(nodeHashName(hash), request.bytes, 'buffer');
     } else {
       digest = request.bytes;
     }
