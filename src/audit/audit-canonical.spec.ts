@@ -19,6 +19,13 @@ describe('audit canonical bytes', () => {
     prevHash: Buffer.from('00'.repeat(31) + 'ff', 'hex'),
   };
 
+  it('writes times as ISO-8601 UTC with milliseconds, whatever order the same and different instants come in', () => {
+    const instants = [0, 1, 1, 1_780_000_000_123, 1_780_000_000_123, 1, 1_780_000_000_124];
+    for (const ms of instants) expect(canonicalTime(ms)).toBe(new Date(ms).toISOString());
+    expect(canonicalTime(1_780_000_000_123)).toBe('2026-05-28T20:26:40.123Z');
+    expect(() => canonicalTime(Number.NaN)).toThrow(RangeError);
+  });
+
   it('pins the canonical text and SHA-256 of an event (vector computed independently with Python hashlib)', () => {
     expect(canonicalEventText(fields)).toBe(
       '{"actor":{"address":"192.0.2.7","role":"signer","tokenId":"6f1c0b0e-2b7a-4d0e-9d1a-0c6f3f1d2a10","tokenName":"ci-release"},' +

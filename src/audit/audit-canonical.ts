@@ -73,9 +73,17 @@ export function eventHash(fields: CanonicalEventFields, precomputed?: { actorJso
   return hash('sha256', canonicalEventText(fields, precomputed), 'buffer');
 }
 
+let lastTimeMs = NaN;
+let lastTimeText = '';
+
 /** ISO-8601 with milliseconds in UTC: the only time format the chain uses. */
 export function canonicalTime(epochMs: number): string {
-  return new Date(epochMs).toISOString();
+  // Rows of one batch mostly share a millisecond: reuse the last text.
+  if (epochMs !== lastTimeMs) {
+    lastTimeText = new Date(epochMs).toISOString();
+    lastTimeMs = epochMs;
+  }
+  return lastTimeText;
 }
 
 /**

@@ -44,6 +44,14 @@ describe('HTTP conventions (in-process app on a real PostgreSQL)', () => {
     expect(response.json().error).toEqual({ code: 'VALIDATION_ERROR', message: expect.any(String) });
   });
 
+  it('logs each request with its request id when request logging is on (SIGNET_LOG_REQUESTS default)', async () => {
+    const response = await app.inject({ method: 'GET', url: '/healthz?request-log-probe' });
+    expect(response.statusCode).toBe(200);
+    const lines = logs.filter((line) => line.includes('request-log-probe')).map((line) => JSON.parse(line) as { reqId?: string; msg?: string });
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(line.reqId).toEqual(expect.any(String));
+  });
+
   it('reports readiness with the database check', async () => {
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(200);
