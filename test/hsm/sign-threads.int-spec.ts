@@ -1,7 +1,9 @@
+import * as fs from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { DomainError, ErrorCode } from '../../src/common/errors';
 import type { KeyInfo } from '../../src/hsm/key-store';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
+import { SIGN_THREAD_NICE } from '../../src/hsm/sign-workers';
 import { createTestToken } from '../support/softhsm';
 import { openStore, sample, verifyWithNode } from './hsm-test-kit';
 
@@ -33,6 +35,35 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
 
   it('reports its signing threads in health()', () => {
     expect(store.health()).toMatchObject({ state: 'ready', signThreads: { configured: 2, running: 2 } });
+  });
+
+  it(`runs its signing threads ${SIGN_THREAD_NICE} nice levels below the event loop, and they sign`, async () => {
+    /** Threads of this process by niceness (field 19 of /proc/<pid>/task/<tid>/stat). */
+    const niceThreads = (nice: number): number =>
+      fs.readdirSync('/proc/self/task').filter((tid) => {
+        try {
+          return Number(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[16]) === nice;
+        } catch {
+          return false; // exited meanwhile
+        }
+      }).length;
+    const mainNice = Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[16]);
+    const threadNice = Math.min(19, mainNice + SIGN_THREAD_NICE);
+    expect(threadNice).toBeGreaterThan(mainNice);
+    const before = niceThreads(threadNice);
+    const token = await createTestToken('threads-nice');
+    const extra = await openStore(token, { poolSize: 4, signWorkers: 3 });
+    try {
+      expect(niceThreads(threadNice)).toBe(before + 3);
+      const own = await extra.createKey({ spec: 'EC-256', label: 'nice-key' });
+      const s = sample('EC-256', 'nice threads');
+      expect(verifyWithNode(own.spec, own.publicKeySpki, s, await extra.sign(own.uri, s.digest, { hash: s.hash }))).toBe(true);
+      // The process itself is untouched.
+      expect(Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[16])).toBe(mainNice);
+    } finally {
+      await extra.close();
+    }
+    await waitFor(() => niceThreads(threadNice) === before, 'the closed store\'s threads to exit');
   });
 
   it('fails only the jobs of a thread that dies (503, retryable), replaces the thread, and later signatures verify', async () => {
