@@ -36,6 +36,9 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
     // (our errors go through Nest's logger), so requests share the server's logger.
     ...(config.logRequests ? {} : { childLoggerFactory: (parent: FastifyBaseLogger): FastifyBaseLogger => parent }),
     bodyLimit: config.bodyLimitBytes,
+    // request.ip (rate limits per client, the address in audit rows) is the peer unless the peer
+    // is a proxy named in SIGNET_TRUST_PROXY; then it is the client its X-Forwarded-For names.
+    ...(config.trustProxy.length > 0 ? { trustProxy: config.trustProxy } : {}),
     // A socket silent this long mid-request is closed.
     connectionTimeout: config.http.requestTimeoutMs,
     requestTimeout: config.http.requestTimeoutMs,

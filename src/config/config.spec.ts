@@ -154,6 +154,15 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads SIGNET_TRUST_PROXY: none by default or "false"; addresses, CIDR ranges and range names; refuses anything else, including "true"', () => {
+    expect(loadConfig({}).trustProxy).toEqual([]);
+    expect(loadConfig({ SIGNET_TRUST_PROXY: 'false' }).trustProxy).toEqual([]);
+    expect(loadConfig({ SIGNET_TRUST_PROXY: '10.0.0.0/8, 192.0.2.10,fd00::/8, ::1,uniquelocal' }).trustProxy).toEqual(['10.0.0.0/8', '192.0.2.10', 'fd00::/8', '::1', 'uniquelocal']);
+    for (const value of ['true', '*', '10.0.0.0/33', '::/129', '10.0.0.1/8/1', '300.1.1.1', 'nginx', '10.0.0.0/', '1']) {
+      expect(() => loadConfig({ SIGNET_TRUST_PROXY: value })).toThrow(/^SIGNET_TRUST_PROXY: /);
+    }
+  });
+
   it('reads SIGNET_HSM_SIGN_WORKERS: auto by default, a thread count, or 0 for libuv; refuses anything else', () => {
     expect(loadConfig({}).hsm.signWorkers).toBe('auto');
     expect(loadConfig({ SIGNET_HSM_SIGN_WORKERS: 'auto' }).hsm.signWorkers).toBe('auto');

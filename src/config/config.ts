@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { isIP } from 'node:net';
 import * as path from 'node:path';
 
 /**
@@ -18,6 +19,12 @@ export interface SignetConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logRequests: boolean;
   bodyLimitBytes: number;
+  /**
+   * Proxies whose X-Forwarded-For names the client (SIGNET_TRUST_PROXY): addresses, CIDR ranges
+   * or the names loopback / linklocal / uniquelocal. Empty: the peer address is the client, and
+   * X-Forwarded-For is ignored (anyone could write it).
+   */
+  trustProxy: string[];
   /** Slow or half-open clients are cut off on both listeners (see src/http-timeouts.ts). */
   http: {
     /** Connect (TLS handshake included) to the end of the request headers. */
@@ -179,6 +186,29 @@ function objectIdentifier(env: Env, name: string, fallback: string): string {
   return raw;
 }
 
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/** Comma-separated addresses, CIDR ranges (v4 /0-32, v6 /0-128) or range names; unset or 'false': none. */
+function trustedProxies(env: Env, name: string): string[] {
+  const raw = read(env, name);
+  if (raw === undefined || raw.toLowerCase() === 'false') return [];
+  const entries = raw.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    const [address, prefix, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const valid =
+      PROXY_RANGE_NAMES.includes(entry) ||
+      (family !== 0 && rest.length === 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))));
+    if (!valid) {
+      throw new ConfigError(
+        name,
+        `'${entry}' is not an IP address, CIDR range or one of ${PROXY_RANGE_NAMES.join(', ')} (name your proxies: trusting every hop would let any client choose its address)`,
+      );
+    }
+  }
+  return entries;
+}
+
 function boolean(env: Env, name: string, fallback: boolean): boolean {
   const raw = read(env, name)?.toLowerCase();
   if (raw === undefined) return fallback;
@@ -311,6 +341,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel,
     logRequests: boolean(env, 'SIGNET_LOG_REQUESTS', true),
     bodyLimitBytes: integer(env, 'SIGNET_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    trustProxy: trustedProxies(env, 'SIGNET_TRUST_PROXY'),
     http: httpTimeouts(env),
     shutdownTimeoutMs: integer(env, 'SIGNET_SHUTDOWN_TIMEOUT_MS', 15000, 0, 600000),
     database: {

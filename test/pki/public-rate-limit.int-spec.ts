@@ -32,4 +32,42 @@ describe('per-client rate limit on the public /pki and /ocsp endpoints', () => {
     // Another client is served.
     expect((await t.app.inject({ method: 'GET', url: `/pki/${generation}.crt`, remoteAddress: '198.51.100.8' })).statusCode).toBe(200);
   });
+
+  it('ignores X-Forwarded-For without SIGNET_TRUST_PROXY: a client cannot pick another address to escape its limit', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const forwarded = { 'x-forwarded-for': `203.0.113.${i + 1}` };
+      statuses.push((await t.app.inject({ method: 'GET', url: `/pki/${generation}.crt`, remoteAddress: '198.51.100.20', headers: forwarded })).statusCode);
+    }
+    expect(statuses).toContain(429);
+  });
+
+  describe('behind a proxy named in SIGNET_TRUST_PROXY', () => {
+    let proxied: TestApp;
+    beforeAll(async () => {
+      proxied = await startTestApp({ SIGNET_PUBLIC_RATE_LIMIT_PER_SECOND: '2', SIGNET_TRUST_PROXY: '10.0.0.0/8' });
+    });
+    afterAll(() => proxied.close());
+
+    const fetchVia = (remoteAddress: string, forwardedFor: string) =>
+      proxied.app.inject({ method: 'GET', url: `/pki/${generation}.crt`, remoteAddress, headers: { 'x-forwarded-for': forwardedFor } });
+
+    it('limits each client the proxy forwards for on its own, so one noisy client does not starve the others', async () => {
+      const noisy: number[] = [];
+      for (let i = 0; i < 8; i++) noisy.push((await fetchVia('10.1.2.3', '203.0.113.50')).statusCode);
+      expect(noisy).toContain(429);
+      // Same proxy, other clients: each still has its own burst.
+      for (const client of ['203.0.113.51', '203.0.113.52', '2001:db8::7']) expect((await fetchVia('10.1.2.3', client)).statusCode).toBe(200);
+    });
+
+    it('takes the client from the last untrusted hop, and ignores X-Forwarded-For from a peer that is not a named proxy', async () => {
+      // "spoofed, real": the proxy appended the real client; what the client wrote itself is not trusted.
+      const viaChain: number[] = [];
+      for (let i = 0; i < 8; i++) viaChain.push((await fetchVia('10.1.2.3', `198.18.0.${i + 1}, 203.0.113.60`)).statusCode);
+      expect(viaChain).toContain(429);
+      const direct: number[] = [];
+      for (let i = 0; i < 8; i++) direct.push((await fetchVia('198.51.100.30', `203.0.113.${100 + i}`)).statusCode);
+      expect(direct).toContain(429);
+    });
+  });
 });
