@@ -80,10 +80,11 @@ async function main(): Promise<void> {
       const response = await fetch(`${server.url}/v1/keys/${KEY}/sign`, { method: 'POST', headers: { authorization: `Bearer ${signer}`, 'content-type': 'application/json' }, body });
       const text = await response.text();
       if (response.status === 200) counts.ok++;
-      else if (response.status === 503) counts.unavailable++;
       else {
-        counts.other++;
-        // Which answers, by status and error code: a revoked active version is refused until the emergency rotation lands.
+        if (response.status === 503) counts.unavailable++;
+        else counts.other++;
+        // Which answers, by status and error code: a revoked active version is refused until the
+        // emergency rotation lands; a 503 says which dependency (database, HSM, audit, key change).
         let code = '';
         try {
           code = String((JSON.parse(text) as { error?: { code?: string } }).error?.code ?? '');
@@ -189,7 +190,7 @@ async function main(): Promise<void> {
     `${MINUTES} min on ${os.cpus()[0]?.model}, ${os.cpus().length} cores, Node ${process.version}: sign load at ${rate}/s (70 % of the ${maxRate.toFixed(0)}/s probe), rotation every minute, revocation of the active version every 5 min, database paused (SIGSTOP 5 s) every 3 min.`,
     '',
     `- signatures: ${counts.ok} × 200, ${counts.unavailable} × 503, ${counts.other} other` +
-      (otherAnswers.size ? ` (${[...otherAnswers].sort((a, b) => b[1] - a[1]).map(([what, n]) => `${n} × ${what}`).join(', ')})` : '') +
+      (otherAnswers.size ? ` (by status and code: ${[...otherAnswers].sort((a, b) => b[1] - a[1]).map(([what, n]) => `${n} × ${what}`).join(', ')})` : '') +
       `; audit sign rows ${auditRows} (${auditRows >= counts.ok ? '≥' : '<'} 2xx ✔︎ requirement: audit rows ≥ signatures delivered)`,
     `- RSS after warm-up (median of the first vs the last fifth): ${rssStart.toFixed(0)} MB → ${rssEnd.toFixed(0)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %; target ≤ +10 %), highest sample ${rssMax.toFixed(0)} MB; PostgreSQL ${afterWarmup.at(-1)?.postgresRssMb.toFixed(0) ?? '?'} MB`,
     `- server exit on SIGTERM: ${exit.code}`,
