@@ -44,13 +44,16 @@ describe('per-client rate limit on the public /pki and /ocsp endpoints', () => {
 
   describe('behind a proxy named in SIGNET_TRUST_PROXY', () => {
     let proxied: TestApp;
+    /** This app's own issuing-CA generation (its own database and dev hierarchy). */
+    let proxiedGeneration: string;
     beforeAll(async () => {
       proxied = await startTestApp({ SIGNET_PUBLIC_RATE_LIMIT_PER_SECOND: '2', SIGNET_TRUST_PROXY: '10.0.0.0/8' });
+      proxiedGeneration = (await proxied.app.get(CaService).get(DEV_ISSUING_CA)).generations[0].name;
     });
     afterAll(() => proxied.close());
 
     const fetchVia = (remoteAddress: string, forwardedFor: string) =>
-      proxied.app.inject({ method: 'GET', url: `/pki/${generation}.crt`, remoteAddress, headers: { 'x-forwarded-for': forwardedFor } });
+      proxied.app.inject({ method: 'GET', url: `/pki/${proxiedGeneration}.crt`, remoteAddress, headers: { 'x-forwarded-for': forwardedFor } });
 
     it('limits each client the proxy forwards for on its own, so one noisy client does not starve the others', async () => {
       const noisy: number[] = [];
