@@ -241,8 +241,12 @@ export class Pkcs11KeyStore implements KeyStore {
     const pool = this.poolFor(role);
     const uri = formatPkcs11Uri({ token: pool.tokenLabel, id, object: label });
     try {
-      // Serialises creations of one id in this process; the twin check below covers other replicas.
-      return await this.withLock(`key:${pool.tokenLabel}:${id.toString('hex')}`, () =>
+      // One key-pair creation at a time per token in this process. SoftHSM2's file object store
+      // fails concurrent C_GenerateKeyPair calls now and then with CKR_GENERAL_ERROR (SoftHSMv2
+      // issue #573; seen here on six concurrent generations); key creation is rare, so every module
+      // gets the same order. It also serialises creations of one id; the twin check below covers
+      // other replicas.
+      return await this.withLock(`create-key:${pool.tokenLabel}`, () =>
         // Not retried: a key pair may have been created before the fault was reported.
         pool.run('createKey', (session) => this.createKeyOnSession(session, pool, spec, id, label, role, uri), false),
       );
