@@ -112,6 +112,15 @@ describe(validateCertificateChain.name, () => {
     }
   });
 
+  it('refuses a certificate whose extension value does not decode (an AKI with an empty OCTET STRING: a fuzz finding, was a 500)', () => {
+    const issuing = Buffer.from(h.issuing.der);
+    // extnID authorityKeyIdentifier (06 03 55 1d 23), then the extnValue OCTET STRING's tag: its length becomes 0.
+    const at = issuing.indexOf(Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x23, 0x04]));
+    expect(at).toBeGreaterThan(0);
+    issuing[at + 6] = 0x00;
+    expectChainError(() => validate([leaf, issuing, h.root.der]), ErrorCode.INVALID_CERTIFICATE, { index: 1, field: 'certificate' });
+  });
+
   it('accepts an externally crafted leaf that follows the profile', async () => {
     const external = await craftLeaf(leafExtensions(leafSigner.publicKeySpki, h.issuingSigner.publicKeySpki));
     expect(validate(chainOf(external)).leaf.subject.O).toBe('External Corp');

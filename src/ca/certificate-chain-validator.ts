@@ -155,6 +155,10 @@ function parseItem(der: Buffer, index: number, role: string, operation: string):
   try {
     parts = readCertificateParts(der);
     cert = new x509.X509Certificate(der);
+    // @peculiar/x509 decodes extension values lazily, on first use: decode them here, so a
+    // malformed one (say an AKI whose OCTET STRING is empty) is refused as a bad certificate
+    // rather than throwing from a later check.
+    void cert.extensions;
   } catch (error) {
     throw new DomainError(ErrorCode.INVALID_CERTIFICATE, `${operation}: certificate[${index}] (${role}) is not a DER X.509 certificate (${(error as Error).message})`, {
       index,
