@@ -74,6 +74,7 @@ async function main(): Promise<void> {
 
   const counts = { ok: 0, unavailable: 0, other: 0 };
   const otherAnswers = new Map<string, number>();
+  const tally = (what: string) => otherAnswers.set(what, (otherAnswers.get(what) ?? 0) + 1);
   const body = JSON.stringify({ digest: Buffer.alloc(32, 3).toString('base64'), hashAlgorithm: 'SHA-256' });
   const sign = async () => {
     try {
@@ -91,12 +92,12 @@ async function main(): Promise<void> {
         } catch {
           code = 'unparsable body';
         }
-        otherAnswers.set(`${response.status} ${code}`.trim(), (otherAnswers.get(`${response.status} ${code}`.trim()) ?? 0) + 1);
+        tally(`${response.status} ${code}`.trim());
       }
     } catch (error) {
       counts.other++;
-      const name = `client error: ${(error as Error).name}${(error as { cause?: { code?: string } }).cause?.code ? ` (${(error as { cause?: { code?: string } }).cause?.code})` : ''}`;
-      otherAnswers.set(name, (otherAnswers.get(name) ?? 0) + 1);
+      const cause = (error as { cause?: { code?: string } }).cause?.code;
+      tally(`client error: ${(error as Error).name}${cause ? ` (${cause})` : ''}`);
     }
   };
 

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
+import { readChildren, readSingle } from '../../src/ca/der-reader';
 import { tempDir } from '../support/server-process';
 import { fuzzParameters, mutatedBytes } from './arbitraries';
 import { FuzzApp, startFuzzApp } from './fuzz-harness';
@@ -16,29 +17,15 @@ import { FuzzApp, startFuzzApp } from './fuzz-harness';
 
 const PKI_STATUS = { granted: 0, grantedWithMods: 1, rejection: 2 } as const;
 
-/** DER length at `at`: [value, bytes it took], or undefined when malformed. */
-function derLength(der: Buffer, at: number): [number, number] | undefined {
-  if (at >= der.length) return undefined;
-  const first = der[at];
-  if (first < 0x80) return [first, 1];
-  const count = first & 0x7f;
-  if (count === 0 || count > 3 || at + count >= der.length) return undefined;
-  let value = 0;
-  for (let i = 1; i <= count; i++) value = value * 256 + der[at + i];
-  return [value, 1 + count];
-}
-
 /** status of a DER TimeStampResp: SEQUENCE { PKIStatusInfo SEQUENCE { INTEGER status, … }, token? }. */
 function pkiStatus(der: Buffer): number | undefined {
-  if (der[0] !== 0x30) return undefined;
-  const outer = derLength(der, 1);
-  if (!outer || 1 + outer[1] + outer[0] !== der.length) return undefined;
-  const infoAt = 1 + outer[1];
-  if (der[infoAt] !== 0x30) return undefined;
-  const info = derLength(der, infoAt + 1);
-  if (!info) return undefined;
-  const statusAt = infoAt + 1 + info[1];
-  return der[statusAt] === 0x02 && der[statusAt + 1] === 0x01 ? der[statusAt + 2] : undefined;
+  try {
+    const [info] = readChildren(readSingle(der, 0x30));
+    const [status] = info?.tag === 0x30 ? readChildren(info) : [];
+    return status?.tag === 0x02 && status.content.length === 1 ? status.content[0] : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 describe('TSA under fuzzed DER queries over HTTP (in-process app, real PostgreSQL and SoftHSM2)', () => {
