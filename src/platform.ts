@@ -60,6 +60,8 @@ async function resolveHsm(config: SignetConfig, logger: Logger): Promise<HsmOpti
     poolSize: config.hsm.poolSize,
     caTokenLabel: config.hsm.caTokenLabel,
     signWorkers: config.hsm.signWorkers,
+    signThreadModule: config.hsm.signThreadModule,
+    moduleCopyDir: config.hsm.moduleCopyDir,
   };
   if (config.hsm.modulePath) {
     return {

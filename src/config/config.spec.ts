@@ -163,6 +163,17 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads SIGNET_HSM_SIGN_THREAD_MODULE (auto, own, shared) and SIGNET_HSM_MODULE_COPY_DIR (absolute); refuses anything else', () => {
+    expect(loadConfig({}).hsm).toMatchObject({ signThreadModule: 'auto', moduleCopyDir: undefined });
+    expect(loadConfig({ SIGNET_HSM_SIGN_THREAD_MODULE: 'shared' }).hsm.signThreadModule).toBe('shared');
+    expect(loadConfig({ SIGNET_HSM_SIGN_THREAD_MODULE: 'own', SIGNET_HSM_MODULE_COPY_DIR: '/var/lib/signet/module' }).hsm).toMatchObject({
+      signThreadModule: 'own',
+      moduleCopyDir: '/var/lib/signet/module',
+    });
+    expect(() => loadConfig({ SIGNET_HSM_SIGN_THREAD_MODULE: 'private' })).toThrow(/^SIGNET_HSM_SIGN_THREAD_MODULE: /);
+    expect(() => loadConfig({ SIGNET_HSM_MODULE_COPY_DIR: 'relative/dir' })).toThrow(/^SIGNET_HSM_MODULE_COPY_DIR: /);
+  });
+
   it('reads SIGNET_HSM_SIGN_WORKERS: auto by default, a thread count, or 0 for libuv; refuses anything else', () => {
     expect(loadConfig({}).hsm.signWorkers).toBe('auto');
     expect(loadConfig({ SIGNET_HSM_SIGN_WORKERS: 'auto' }).hsm.signWorkers).toBe('auto');

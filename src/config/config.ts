@@ -50,6 +50,10 @@ export interface SignetConfig {
     poolSize?: number;
     /** Signing worker threads (0 = async C_Sign on libuv's pool); 'auto' picks by module. */
     signWorkers: number | 'auto';
+    /** Each signing thread on its own instance of the module, sharing the process's, or 'auto' (own for SoftHSM2). */
+    signThreadModule: 'own' | 'shared' | 'auto';
+    /** Where signing threads write their private copy of the module (default: the OS temp directory). */
+    moduleCopyDir?: string;
   };
   metricsPublic: boolean;
   pki: {
@@ -152,6 +156,8 @@ const FORBIDDEN_SECRET_VARIABLES: Record<string, string> = {
   SIGNET_PKCS11_PIN: 'SIGNET_PKCS11_PIN_FILE',
   SIGNET_PKCS11_CA_PIN: 'SIGNET_PKCS11_CA_PIN_FILE',
 };
+
+const SIGN_THREAD_MODULES: ReadonlyArray<SignetConfig['hsm']['signThreadModule']> = ['own', 'shared', 'auto'];
 
 function read(env: Env, name: string): string | undefined {
   const value = env[name];
@@ -310,6 +316,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   const publicPort = integer(env, 'SIGNET_PUBLIC_HTTP_PORT', 8081, 1, 65535);
   if (tls && publicPort === port) throw new ConfigError('SIGNET_PUBLIC_HTTP_PORT', 'must differ from SIGNET_PORT when TLS is on');
   const host = read(env, 'SIGNET_HOST') ?? '0.0.0.0';
+  const signThreadModule = (read(env, 'SIGNET_HSM_SIGN_THREAD_MODULE') ?? 'auto') as SignetConfig['hsm']['signThreadModule'];
+  if (!SIGN_THREAD_MODULES.includes(signThreadModule)) {
+    throw new ConfigError('SIGNET_HSM_SIGN_THREAD_MODULE', `must be one of ${SIGN_THREAD_MODULES.join(', ')}`);
+  }
+  const moduleCopyDir = read(env, 'SIGNET_HSM_MODULE_COPY_DIR');
+  if (moduleCopyDir !== undefined && !path.isAbsolute(moduleCopyDir)) throw new ConfigError('SIGNET_HSM_MODULE_COPY_DIR', 'must be an absolute path');
   const logLevel = (read(env, 'SIGNET_LOG_LEVEL') ?? 'info') as SignetConfig['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('SIGNET_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
 
@@ -358,6 +370,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       caPinFile,
       poolSize: optionalInteger(env, 'SIGNET_HSM_POOL_SIZE', 1, 1024),
       signWorkers: [undefined, 'auto'].includes(read(env, 'SIGNET_HSM_SIGN_WORKERS')) ? 'auto' : integer(env, 'SIGNET_HSM_SIGN_WORKERS', 0, 0, 64),
+      signThreadModule,
+      moduleCopyDir,
     },
     metricsPublic: boolean(env, 'SIGNET_METRICS_PUBLIC', false),
     pki: {

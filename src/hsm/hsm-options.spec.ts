@@ -1,5 +1,5 @@
 import * as os from 'node:os';
-import { DEFAULT_RECOVERY, derivePoolSize, resolveHsmOptions, resolveSignWorkers, uvThreadpoolSize } from './hsm-options';
+import { DEFAULT_RECOVERY, derivePoolSize, resolveHsmOptions, resolveSignThreadModule, resolveSignWorkers, uvThreadpoolSize } from './hsm-options';
 
 /** Signing on libuv's pool, where sessions are bounded by its threads. */
 const base = { modulePath: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'signet', pin: '1234', signWorkers: 0 };
@@ -39,6 +39,14 @@ describe('hsm-options', () => {
     expect(resolveHsmOptions({ ...base, signWorkers: 2 }, { UV_THREADPOOL_SIZE: '6' })).toMatchObject({ signing: { poolSize: 16 }, signWorkers: 2, warnings: [] });
     expect(resolveHsmOptions({ ...base, signWorkers: 2 }, { UV_THREADPOOL_SIZE: '64' }).signing.poolSize).toBe(62);
     expect(resolveHsmOptions({ ...base, signWorkers: 2, poolSize: 40 }, { UV_THREADPOOL_SIZE: '4' })).toMatchObject({ signing: { poolSize: 40 }, warnings: [] });
+  });
+
+  it('gives each signing thread its own module instance for SoftHSM2 only, unless told otherwise', () => {
+    expect(resolveSignThreadModule(undefined, '/usr/lib/softhsm/libsofthsm2.so')).toBe(true);
+    expect(resolveSignThreadModule('auto', '/opt/vendor/libcloudhsm_pkcs11.so')).toBe(false);
+    expect(resolveSignThreadModule('shared', '/usr/lib/softhsm/libsofthsm2.so')).toBe(false);
+    expect(resolveSignThreadModule('own', '/opt/vendor/libcloudhsm_pkcs11.so')).toBe(true);
+    expect(() => resolveSignThreadModule('private' as 'own', '/usr/lib/softhsm/libsofthsm2.so')).toThrow("'signThreadModule' must be 'own', 'shared' or 'auto'");
   });
 
   it('signs on worker threads for SoftHSM2 and on the libuv pool for other modules unless told otherwise', () => {

@@ -31,6 +31,19 @@ export interface HsmOptions {
    * CPU up to 4, for SoftHSM2; libuv otherwise.
    */
   signWorkers?: number | 'auto';
+  /**
+   * Whether each signing thread maps its own instance of the module ('own') or shares the
+   * process's ('shared'). One SoftHSM2 instance serialises its threads on process-wide mutexes, so
+   * 'auto' (default) is 'own' for SoftHSM2 and 'shared' for anything else: vendor modules expect
+   * one instance per process. Ignored when signWorkers is 0.
+   */
+  signThreadModule?: 'own' | 'shared' | 'auto';
+  /**
+   * Directory where each signing thread writes its private copy of the module, deleted once
+   * mapped (default: the OS temporary directory). It must allow mapping executables: on a noexec
+   * /tmp, name another one, or the threads fall back to sharing the process's instance (logged).
+   */
+  moduleCopyDir?: string;
 }
 
 export interface RecoveryOptions {
@@ -56,6 +69,9 @@ export interface ResolvedHsmOptions {
   uvThreadpoolSize: number;
   /** Signing worker threads; 0 = async C_Sign on libuv's pool. */
   signWorkers: number;
+  /** Each signing thread on its own instance of the module. */
+  signThreadsOwnModule: boolean;
+  moduleCopyDir?: string;
   warnings: string[];
 }
 
@@ -115,6 +131,13 @@ export function resolveSignWorkers(value: HsmOptions['signWorkers'], modulePath:
   return value;
 }
 
+/** 'auto': an own module instance per signing thread for SoftHSM2 only. */
+export function resolveSignThreadModule(value: HsmOptions['signThreadModule'], modulePath: string): boolean {
+  if (value === undefined || value === 'auto') return /softhsm/i.test(path.basename(modulePath));
+  if (value !== 'own' && value !== 'shared') throw new Error("hsm: 'signThreadModule' must be 'own', 'shared' or 'auto'");
+  return value === 'own';
+}
+
 function optionalPositiveInt(field: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new Error(`hsm: '${field}' must be a positive integer`);
@@ -166,6 +189,8 @@ export function resolveHsmOptions(options: HsmOptions, env: NodeJS.ProcessEnv = 
     sealingKeyLabelPrefix: options.sealingKeyLabelPrefix ?? 'signet-seal',
     uvThreadpoolSize: uvThreads,
     signWorkers,
+    signThreadsOwnModule: resolveSignThreadModule(options.signThreadModule, modulePath),
+    moduleCopyDir: options.moduleCopyDir === undefined ? undefined : requireText('moduleCopyDir', options.moduleCopyDir),
     warnings,
   };
 }

@@ -120,8 +120,11 @@ export interface HsmHealth {
   lastError?: string;
   lastRecoveryAt?: string;
   tokens: TokenHealth[];
-  /** Signing worker threads, when signing runs on them rather than on libuv's pool. */
-  signThreads?: { configured: number; running: number };
+  /**
+   * Signing worker threads, when signing runs on them rather than on libuv's pool: configured,
+   * running, and how many of them run on their own instance of the module.
+   */
+  signThreads?: { configured: number; running: number; ownModule: number };
 }
 
 export interface HsmCounters {

@@ -59,6 +59,8 @@ interface ResolvedKey {
   handle: Handle;
   spec: KeySpec;
   label: string;
+  /** The signing threads' index for this key, once it was signed there. */
+  signKey?: number;
 }
 
 interface KeyTarget {
@@ -176,7 +178,15 @@ export class Pkcs11KeyStore implements KeyStore {
         pools.push(this.caPool);
       }
       if (this.#options.signWorkers > 0) {
-        this.signWorkers = new SignWorkerPool(library.modulePath, this.#options.signWorkers, MAX_SIGNATURE_LENGTH, this.logger);
+        this.signWorkers = new SignWorkerPool({
+          modulePath: library.modulePath,
+          threads: this.#options.signWorkers,
+          outputBufferSize: MAX_SIGNATURE_LENGTH,
+          tokens: [this.#options.signing, ...(this.#options.ca ? [this.#options.ca] : [])].map((t) => ({ label: t.tokenLabel, pin: t.pin })),
+          ownModule: this.#options.signThreadsOwnModule,
+          moduleCopyDir: this.#options.moduleCopyDir,
+          logger: this.logger,
+        });
         await this.signWorkers.start();
       }
     } catch (err) {
@@ -192,7 +202,9 @@ export class Pkcs11KeyStore implements KeyStore {
       `hsm: ready (${this.#options.modulePath}; signing token '${this.#options.signing.tokenLabel}' × ${this.#options.signing.poolSize} sessions` +
         (this.#options.ca ? `; CA token '${this.#options.ca.tokenLabel}' × ${this.#options.ca.poolSize}` : '') +
         `; UV_THREADPOOL_SIZE ${this.#options.uvThreadpoolSize}; ` +
-        (this.signWorkers ? `signing on ${this.#options.signWorkers} worker threads)` : 'signing on the libuv pool)'),
+        (this.signWorkers
+          ? `signing on ${this.#options.signWorkers} worker threads, ${this.signWorkers.ownModuleThreads} of them on their own instance of the module)`
+          : 'signing on the libuv pool)'),
     );
   }
 
@@ -383,7 +395,7 @@ export class Pkcs11KeyStore implements KeyStore {
     } else {
       mechanism = rsaPssMechanism(hash);
     }
-    if (this.signWorkers) return this.signOnWorker(session, key.handle, mechanism, data, keyUri);
+    if (this.signWorkers) return this.signOnWorker(target, key, mechanism, data, keyUri);
     const api = this.api;
     try {
       // C_SignInit is cheap and synchronous; the signature itself runs on a libuv thread.
@@ -407,8 +419,11 @@ export class Pkcs11KeyStore implements KeyStore {
     });
   }
 
-  /** C_SignInit + C_Sign on a signing thread; the session stays held (and `data` referenced) until it settles. */
-  private async signOnWorker(session: PooledSession, key: Handle, mechanism: Mechanism, data: Buffer, keyUri: string): Promise<Buffer> {
+  /**
+   * C_SignInit + C_Sign on a signing thread, which finds the key by id and label with its own
+   * session; the caller's pool session stays held (and `data` referenced) until it settles.
+   */
+  private async signOnWorker(target: KeyTarget, key: ResolvedKey, mechanism: Mechanism, data: Buffer, keyUri: string): Promise<Buffer> {
     let fn = 'C_SignInit';
     try {
       if (this.faults) {
@@ -416,7 +431,9 @@ export class Pkcs11KeyStore implements KeyStore {
         fn = 'C_Sign';
         this.faults.check('C_Sign');
       }
-      const signature = await (this.signWorkers as SignWorkerPool).sign(session.handle, key, mechanism, data);
+      const pool = this.signWorkers as SignWorkerPool;
+      key.signKey ??= pool.keyIndex({ token: target.ref.token, id: target.ref.id, label: target.ref.object });
+      const signature = await pool.sign(key.signKey, mechanism, data);
       this.stats.signAttempts++;
       this.stats.signOperations++;
       return signature;
@@ -704,7 +721,9 @@ export class Pkcs11KeyStore implements KeyStore {
       .filter((d): d is Date => d !== undefined)
       .sort((a, b) => b.getTime() - a.getTime())[0];
     const lastError = tokens.find((t) => t.state !== 'ready' && t.lastError)?.lastError ?? tokens.find((t) => t.lastError)?.lastError;
-    const signThreads = this.signWorkers ? { configured: this.#options.signWorkers, running: this.signWorkers.threadCount } : undefined;
+    const signThreads = this.signWorkers
+      ? { configured: this.#options.signWorkers, running: this.signWorkers.threadCount, ownModule: this.signWorkers.ownModuleThreads }
+      : undefined;
     // No signing thread left (one is restarted a second after it dies): signing fails until then.
     if (signThreads && signThreads.running === 0 && state === 'ready') state = 'recovering';
     return {

@@ -4,6 +4,7 @@ import type { HsmLogger } from './hsm-logger';
 import { silentLogger } from './hsm-logger';
 import { type Handle, type Pkcs11Api, trimPkcs11Label } from './pkcs11-api';
 import { toPkcs11Error } from './pkcs11-errors';
+import { withModuleInstanceLock } from './module-instance-lock';
 
 /** Something holding sessions that must be drained before the library is finalised. */
 export interface LibraryClient {
@@ -103,7 +104,7 @@ export class Pkcs11Library {
     if (this.references > 0) return;
     if (this.initialized && this.ownsInitialization) {
       try {
-        this.binding.C_Finalize();
+        withModuleInstanceLock(() => this.binding.C_Finalize());
       } catch {
         // already finalised by someone else: nothing left to release
       }
@@ -146,7 +147,7 @@ export class Pkcs11Library {
     this.resetting = (async () => {
       await Promise.all([...this.clients].map((client) => client.prepareForLibraryReset()));
       try {
-        this.binding.C_Finalize();
+        withModuleInstanceLock(() => this.binding.C_Finalize());
       } catch {
         // CKR_CRYPTOKI_NOT_INITIALIZED: someone finalised it for us
       }
@@ -180,7 +181,7 @@ export class Pkcs11Library {
     if (found || this.ownsInitialization || this.clients.size > 0 || this.resetting) return found;
     this.logger.warn(`hsm: token '${label}' not visible in a module initialised elsewhere in this process; re-initialising it`);
     try {
-      this.binding.C_Finalize();
+      withModuleInstanceLock(() => this.binding.C_Finalize());
     } catch {
       // not initialised after all
     }
@@ -193,7 +194,7 @@ export class Pkcs11Library {
   private ensureInitialized(): void {
     if (this.initialized) return;
     try {
-      this.binding.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+      withModuleInstanceLock(() => this.binding.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK }));
       this.ownsInitialization = true;
     } catch (err) {
       const p11 = toPkcs11Error(err, 'C_Initialize');

@@ -1,38 +1,197 @@
+import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { HsmLogger } from './hsm-logger';
-import type { Handle, Mechanism } from './pkcs11-api';
+import type { Mechanism } from './pkcs11-api';
+import { moduleInstanceLockBuffer } from './module-instance-lock';
 import { hsmUnavailable } from './pkcs11-errors';
 import { markSessionSuspect } from './session-pool';
 
 /**
- * Worker body, plain JavaScript (eval'd, so it runs the same from dist/ and under ts-jest). Each
- * thread loads the PKCS#11 module through its own pkcs11js object — dlopen and C_GetFunctionList
- * only: the library, its C_Initialize and the login belong to the process, which the main thread
- * manages. It never initialises or finalises the library and never opens or closes sessions: the
- * main thread's session pool hands it a session handle per job, one job per session at a time.
- * A job is C_SignInit + C_Sign, synchronously, back to back.
+ * Worker body, plain JavaScript (eval'd, so it runs the same from dist/ and under ts-jest). A job
+ * is C_SignInit + C_Sign, synchronously, on the thread's own session of the key's token, with the
+ * thread's own handle for the key (looked up by CKA_ID and label, then cached).
+ *
+ * With `ownModule`, the thread maps a private copy of the module file: dlopen of another path gives
+ * another instance of the library, with its own globals, locks and login, as another process would
+ * have. SoftHSM2 serialises all threads of one instance on process-wide mutexes (two threads sharing
+ * it measured ~23k EC-256 signatures/s here; two instances ~42k). The copy is deleted once mapped.
+ * Such a thread initialises, logs in to and finalises its own instance, and recovers it by itself.
+ * Without `ownModule` (vendor modules: one instance per process is what they expect) the thread
+ * shares the process's instance: it opens its own sessions, but the main thread owns C_Initialize,
+ * the login and the recovery, and the thread only reopens its sessions.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const pkcs11js = require(workerData.pkcs11jsPath);
 // Below the event loop (and PostgreSQL) in the scheduler: the event loop feeds these threads and
 // commits what they sign; when the CPU is short, it goes first. Linux only; elsewhere, or if the
 // kernel refuses, the thread keeps the process's priority.
 if (workerData.nice > 0) {
   try {
-    const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
-    const os = require('node:os');
+    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
     // Relative to what the thread inherited (the event loop's niceness).
     os.setPriority(tid, Math.min(19, os.getPriority(tid) + workerData.nice));
   } catch {}
 }
 const p11 = new pkcs11js.PKCS11();
-p11.load(workerData.modulePath);
+let own = false;
+let moduleNote;
+if (workerData.ownModule) {
+  let dir;
+  try {
+    // A private directory (mode 0700): nobody else can swap the file between copy and load.
+    dir = fs.mkdtempSync(path.join(workerData.tmpdir, 'signet-pkcs11-'));
+    const copy = path.join(dir, path.basename(workerData.modulePath));
+    fs.copyFileSync(workerData.modulePath, copy);
+    p11.load(copy);
+    own = true;
+  } catch (e) {
+    moduleNote = 'could not map a private copy of the module (' + String(e && e.message) + '); sharing the process instance';
+  } finally {
+    if (dir) try { fs.rmSync(dir, { recursive: true, force: true }); } catch {}
+  }
+}
+if (!own) p11.load(workerData.modulePath);
+
+// The process-wide module lock (module-instance-lock.ts, same algorithm on the same memory).
+const LOCK = new Int32Array(workerData.lock);
+function locked(fn) {
+  while (Atomics.compareExchange(LOCK, 0, 0, 1) !== 0) Atomics.wait(LOCK, 0, 1, 50);
+  try {
+    return fn();
+  } finally {
+    Atomics.store(LOCK, 0, 0);
+    Atomics.notify(LOCK, 0, 1);
+  }
+}
+
 const out = Buffer.alloc(workerData.outputBufferSize);
 const EMPTY = Buffer.alloc(0);
+const tokens = workerData.tokens;
+const slots = new Array(tokens.length);
+const sessions = new Array(tokens.length);
 const mechanisms = [];
-parentPort.on('message', ({ newMechanisms, jobs, count }) => {
+const keys = [];
+const handles = [];
+let initialized = false;
+// Codes after which the thread starts its sessions (own: its whole instance) afresh; on its own instance, it tries once more.
+const RETRY = new Set(
+  ['CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED', 'CKR_USER_NOT_LOGGED_IN', 'CKR_DEVICE_REMOVED', 'CKR_TOKEN_NOT_PRESENT',
+   'CKR_CRYPTOKI_NOT_INITIALIZED', 'CKR_DEVICE_ERROR', 'CKR_GENERAL_ERROR', 'CKR_OBJECT_HANDLE_INVALID', 'CKR_KEY_HANDLE_INVALID',
+   'CKR_OPERATION_ACTIVE', 'CKR_OPERATION_NOT_INITIALIZED'].map((name) => pkcs11js[name]),
+);
+
+function pkcs11Error(name, method, text) {
+  return Object.assign(new Error(name + ': ' + text), { code: pkcs11js[name], method });
+}
+
+function connect(t) {
+  if (sessions[t] !== undefined) return sessions[t];
+  if (own && !initialized) {
+    try {
+      locked(() => p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK }));
+    } catch (e) {
+      if (e.code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw e;
+    }
+    initialized = true;
+  }
+  const label = tokens[t].label;
+  const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.replace(/[\\s\\u0000]+$/, '') === label);
+  if (slot === undefined) throw pkcs11Error('CKR_TOKEN_NOT_PRESENT', 'C_GetSlotList', 'no token labelled ' + JSON.stringify(label));
+  const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+  if (own) {
+    try {
+      locked(() => p11.C_Login(session, pkcs11js.CKU_USER, tokens[t].pin));
+    } catch (e) {
+      if (e.code !== pkcs11js.CKR_USER_ALREADY_LOGGED_IN) {
+        try { p11.C_CloseSession(session); } catch {}
+        throw e;
+      }
+    }
+  }
+  slots[t] = slot;
+  sessions[t] = session;
+  return session;
+}
+
+/** Forgets sessions and handles; an own instance is finalised, to be initialised again on next use. */
+function reset() {
+  for (let t = 0; t < sessions.length; t++) {
+    if (sessions[t] !== undefined) try { p11.C_CloseSession(sessions[t]); } catch {}
+    sessions[t] = undefined;
+  }
+  handles.length = 0;
+  if (own && initialized) {
+    try { locked(() => p11.C_Finalize()); } catch {}
+    initialized = false;
+  }
+}
+
+function keyHandle(k, session) {
+  const cached = handles[k];
+  if (cached !== undefined) return cached;
+  const key = keys[k];
+  const template = [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_ID, value: key.id },
+  ];
+  if (key.label !== undefined) template.push({ type: pkcs11js.CKA_LABEL, value: key.label });
+  p11.C_FindObjectsInit(session, template);
+  let found;
+  try {
+    found = p11.C_FindObjects(session, 2);
+  } finally {
+    p11.C_FindObjectsFinal(session);
+  }
+  if (found.length !== 1) throw pkcs11Error('CKR_KEY_HANDLE_INVALID', 'C_FindObjects', 'the signing thread finds ' + found.length + ' private keys for this reference');
+  handles[k] = found[0];
+  return found[0];
+}
+
+function signOnce(k, mechanism, data) {
+  const session = connect(keys[k].token);
+  const key = keyHandle(k, session);
+  let method = 'C_SignInit';
+  try {
+    p11.C_SignInit(session, mechanism, key);
+    method = 'C_Sign';
+    return Buffer.from(p11.C_Sign(session, data, out));
+  } catch (e) {
+    if (e && !e.method) e.method = method;
+    throw e;
+  }
+}
+
+/** Test seam: real faults on this thread's own instance (never on a shared one, which the main thread owns). */
+function applyFault(fault) {
+  if (!own) throw new Error('faults apply to an own module instance only');
+  for (let t = 0; t < tokens.length; t++) connect(t);
+  if (fault === 'close-all-sessions') for (const slot of slots) p11.C_CloseAllSessions(slot);
+  else if (fault === 'logout') p11.C_Logout(sessions[0]);
+  else if (fault === 'finalize') locked(() => p11.C_Finalize());
+  else throw new Error('unknown fault ' + fault);
+}
+
+parentPort.on('message', (message) => {
+  if (message.close) {
+    // An own instance is finalised before the thread goes (its sessions close, its login ends).
+    reset();
+    parentPort.postMessage({ closed: true });
+    return;
+  }
+  if (message.fault) {
+    let error;
+    try { applyFault(message.fault); } catch (e) { error = String(e && e.message); }
+    parentPort.postMessage({ faultApplied: message.fault, error });
+    return;
+  }
+  const { newMechanisms, newKeys, jobs, count } = message;
   if (newMechanisms) mechanisms.push(...newMechanisms);
+  if (newKeys) keys.push(...newKeys.map((k) => ({ token: k.token, id: Buffer.from(k.id), label: k.label })));
   const input = Buffer.from(jobs);
   const signatures = new Array(count);
   const errors = [];
@@ -41,21 +200,25 @@ parentPort.on('message', ({ newMechanisms, jobs, count }) => {
   for (let i = 0; i < count; i++) {
     const id = input.readUInt32LE(o);
     const mechanism = mechanisms[input[o + 4]];
-    const sessionLength = input[o + 5];
-    const session = input.subarray(o + 6, o + 6 + sessionLength);
-    o += 6 + sessionLength;
-    const key = input.subarray(o + 1, o + 1 + input[o]);
-    o += 1 + input[o];
-    const data = input.subarray(o + 2, o + 2 + input.readUInt16LE(o));
-    o += 2 + data.length;
-    let method = 'C_SignInit';
+    const k = input.readUInt32LE(o + 5);
+    const length = input.readUInt16LE(o + 9);
+    const data = input.subarray(o + 11, o + 11 + length);
+    o += 11 + length;
     let signature = EMPTY;
-    try {
-      p11.C_SignInit(session, mechanism, key);
-      method = 'C_Sign';
-      signature = Buffer.from(p11.C_Sign(session, data, out));
-    } catch (e) {
-      errors.push({ id, message: String(e && e.message), code: e && e.code, method: (e && e.method) || method });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        signature = signOnce(k, mechanism, data);
+        break;
+      } catch (e) {
+        if (e && RETRY.has(e.code)) {
+          reset();
+          // An own instance is this thread's to recover: once more, afresh. A shared one is the
+          // main thread's: it hears the code, recovers its pool and runs the job again.
+          if (own && attempt === 0) continue;
+        }
+        errors.push({ id, message: String(e && e.message), code: e && e.code, method: (e && e.method) || 'C_Sign' });
+        break;
+      }
     }
     signatures[i] = { id, signature };
     size += 6 + signature.length;
@@ -70,15 +233,46 @@ parentPort.on('message', ({ newMechanisms, jobs, count }) => {
   }
   parentPort.postMessage({ results: results.buffer, count, errors }, [results.buffer]);
 });
-parentPort.postMessage('ready');
+
+// Sessions (and an own instance's login) before the first job; a token that is not there now is
+// tried again by the first job that needs it.
+let connectNote;
+for (let t = 0; t < tokens.length; t++) {
+  try { connect(t); } catch (e) { connectNote = 'token ' + JSON.stringify(tokens[t].label) + ': ' + String(e && e.message); }
+}
+parentPort.postMessage({ ready: true, ownModule: own, note: moduleNote || connectNote });
 `;
 
 interface Job {
   id: number;
-  session: Handle;
-  key: Handle;
+  key: number;
   mechanism: Mechanism;
   data: Buffer;
+}
+
+/** A token the threads sign on; the PIN goes only to threads with their own module instance. */
+export interface SignThreadToken {
+  label: string;
+  pin: string;
+}
+
+/** A private key as the threads find it: token (index into the pool's tokens), CKA_ID, CKA_LABEL. */
+export interface SignKeyRef {
+  token: string;
+  id: Buffer;
+  label?: string;
+}
+
+export interface SignWorkerPoolOptions {
+  modulePath: string;
+  threads: number;
+  outputBufferSize: number;
+  tokens: SignThreadToken[];
+  /** Each thread maps its own instance of the module (see WORKER_SOURCE). */
+  ownModule: boolean;
+  /** Where a thread puts its private copy of the module (default: the OS temp directory). */
+  moduleCopyDir?: string;
+  logger: HsmLogger;
 }
 
 /** A batch's results: per job id (u32), signature length (u16, 0 on error), signature; errors beside. */
@@ -86,6 +280,17 @@ interface BatchResult {
   results: ArrayBuffer;
   count: number;
   errors: Array<{ id: number; message: string; code?: number; method: string }>;
+}
+
+interface ReadyMessage {
+  ready: true;
+  ownModule: boolean;
+  note?: string;
+}
+
+interface FaultReply {
+  faultApplied: string;
+  error?: string;
 }
 
 interface Pending {
@@ -96,6 +301,7 @@ interface Pending {
 /** Batches one thread may have in flight: two keeps it busy while the next batch is on its way. */
 const MAX_BATCHES_IN_FLIGHT = 2;
 const RESPAWN_DELAY_MS = 1000;
+const CLOSE_TIMEOUT_MS = 5000;
 /**
  * Niceness the signing threads add to the event loop's (capped at 19). Under the signing
  * bench on 2 cores this gave 6-8 % more signatures/s at 32 connections: the audit commits and the
@@ -107,23 +313,29 @@ class SignThread {
   readonly pending = new Map<number, Pending>();
   queued: Job[] = [];
   batchesInFlight = 0;
-  /** Mechanisms this thread has been sent (it keeps the list; jobs carry an index). */
+  /** Mechanisms and keys this thread has been sent (it keeps the lists; jobs carry indexes). */
   knownMechanisms = 0;
-  private readonly ready: Promise<void>;
+  knownKeys = 0;
+  /** Whether the thread runs on its own instance of the module (known once it is ready). */
+  ownModule = false;
+  faultReply?: (reply: FaultReply) => void;
+  private readonly ready: Promise<ReadyMessage>;
 
   constructor(
     readonly worker: Worker,
     private readonly onExit: (thread: SignThread, reason: Error) => void,
   ) {
     this.ready = new Promise((resolve, reject) => {
-      worker.once('message', (message) => (message === 'ready' ? resolve() : reject(new Error(`unexpected first message ${String(message)}`))));
+      worker.once('message', (message: ReadyMessage) =>
+        message && message.ready === true ? resolve(message) : reject(new Error(`unexpected first message ${String(message)}`)),
+      );
       worker.once('error', reject);
     });
     worker.on('error', (err) => this.onExit(this, err));
     worker.on('exit', (code) => this.onExit(this, new Error(`signing thread exited (${code})`)));
   }
 
-  started(): Promise<void> {
+  started(): Promise<ReadyMessage> {
     return this.ready;
   }
 
@@ -137,8 +349,10 @@ class SignThread {
  * token (SoftHSM2) signing is CPU work, and the async C_Sign of pkcs11js costs the event loop a
  * synchronous C_SignInit plus two libuv hand-offs per signature; here the event loop only posts
  * batches of jobs (gathered while the thread is busy, like group commit) and takes results back.
+ * The caller still holds one of the key store's sessions per job: the session pool stays the
+ * bound on signatures in flight and the place where faults are counted and recovered.
  * Errors come back with the pkcs11js shape (CKR_ name in the message, code, C_ function), so the
- * key store maps them and the session pool recovers exactly as with the async path.
+ * key store maps them exactly as with the async path.
  */
 export class SignWorkerPool {
   private readonly threads: SignThread[] = [];
@@ -148,32 +362,57 @@ export class SignWorkerPool {
   /** Mechanism objects are the key store's constants: interned by identity, sent once per thread. */
   private readonly mechanisms: Mechanism[] = [];
   private readonly mechanismIndexes = new Map<Mechanism, number>();
+  /** Keys by token, id and label: interned, sent once per thread. */
+  private readonly keys: Array<{ token: number; id: Uint8Array; label?: string }> = [];
+  private readonly keyIndexes = new Map<string, number>();
+  private readonly tokenIndexes: Map<string, number>;
+  /** Private (#): holds the PINs, which must not show when the pool is inspected or logged. */
+  readonly #options: SignWorkerPoolOptions;
 
-  constructor(
-    private readonly modulePath: string,
-    private readonly size: number,
-    private readonly outputBufferSize: number,
-    private readonly logger: HsmLogger,
-  ) {}
+  constructor(options: SignWorkerPoolOptions) {
+    this.#options = options;
+    this.tokenIndexes = new Map(options.tokens.map((token, index) => [token.label, index]));
+  }
 
   get threadCount(): number {
     return this.threads.length;
   }
 
-  async start(): Promise<void> {
-    const threads = Array.from({ length: this.size }, () => this.spawn());
-    await Promise.all(threads.map((thread) => thread.started()));
+  /** Threads running on their own instance of the module. */
+  get ownModuleThreads(): number {
+    return this.threads.filter((thread) => thread.ownModule).length;
   }
 
-  /** Signs `data` with `key` on `session`; the caller holds the session until this settles. */
-  sign(session: Handle, key: Handle, mechanism: Mechanism, data: Buffer): Promise<Buffer> {
+  /**
+   * One thread after the other: a thread with its own instance logs in, and SoftHSM2 writes the
+   * token file on a login; POSIX file locks do not order two instances of one process.
+   */
+  async start(): Promise<void> {
+    for (let i = 0; i < this.#options.threads; i++) await this.started(this.spawn());
+  }
+
+  /** The index jobs use for a key; the caller keeps it with its cached handle. */
+  keyIndex(ref: SignKeyRef): number {
+    const token = this.tokenIndexes.get(ref.token);
+    if (token === undefined) throw new Error(`signing threads: unknown token '${ref.token}'`);
+    const name = `${token}/${ref.id.toString('hex')}/${ref.label ?? ''}`;
+    let index = this.keyIndexes.get(name);
+    if (index === undefined) {
+      index = this.keys.push({ token, id: new Uint8Array(ref.id), label: ref.label }) - 1;
+      this.keyIndexes.set(name, index);
+    }
+    return index;
+  }
+
+  /** Signs `data` with the key at `keyIndex`; the caller holds its pool session until this settles. */
+  sign(keyIndex: number, mechanism: Mechanism, data: Buffer): Promise<Buffer> {
     if (this.closed || this.threads.length === 0) return Promise.reject(hsmUnavailable('sign', undefined, 'signing threads stopped'));
     const id = this.nextId++;
     let thread = this.threads[0];
     for (let i = 1; i < this.threads.length; i++) if (this.threads[i].load < thread.load) thread = this.threads[i];
     return new Promise<Buffer>((resolve, reject) => {
       thread.pending.set(id, { resolve, reject });
-      thread.queued.push({ id, session, key, mechanism, data });
+      thread.queued.push({ id, key: keyIndex, mechanism, data });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         queueMicrotask(() => this.flush());
@@ -181,10 +420,50 @@ export class SignWorkerPool {
     });
   }
 
+  /**
+   * Test seam: a real fault on every thread's own module instance ('close-all-sessions', 'logout',
+   * 'finalize'), as another application of the token or an operator could cause. Threads sharing
+   * the process's instance refuse: the key store's pool owns that one.
+   */
+  async injectFault(fault: 'close-all-sessions' | 'logout' | 'finalize'): Promise<void> {
+    const replies = await Promise.all(
+      this.threads.map(
+        (thread) =>
+          new Promise<FaultReply>((resolve) => {
+            thread.faultReply = resolve;
+            thread.worker.postMessage({ fault });
+          }),
+      ),
+    );
+    const failed = replies.find((reply) => reply.error);
+    if (failed) throw new Error(`signing thread fault '${fault}': ${failed.error}`);
+  }
+
+  /** Lets each thread finalise its own instance (bounded wait), then stops it. */
   async close(): Promise<void> {
     this.closed = true;
     const threads = this.threads.splice(0);
-    await Promise.all(threads.map((thread) => thread.worker.terminate()));
+    await Promise.all(
+      threads.map(async (thread) => {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+          const done = (message: { closed?: boolean }): void => {
+            if (message && message.closed) {
+              clearTimeout(timer);
+              thread.worker.off('message', done);
+              resolve();
+            }
+          };
+          thread.worker.on('message', done);
+          thread.worker.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          thread.worker.postMessage({ close: true });
+        });
+        await thread.worker.terminate();
+      }),
+    );
   }
 
   private flush(): void {
@@ -198,25 +477,24 @@ export class SignWorkerPool {
     thread.queued = [];
     thread.batchesInFlight++;
     // One buffer per batch, transferred, not cloned: structured clone of a Buffer copies the whole
-    // (pooled, 8 KiB) ArrayBuffer under it. Per job: id u32, mechanism index u8, session handle
-    // (u8 length + bytes), key handle (same), data (u16 length + bytes).
+    // (pooled, 8 KiB) ArrayBuffer under it. Per job: id u32, mechanism index u8, key index u32,
+    // data (u16 length + bytes).
     let size = 0;
-    for (const job of batch) size += 4 + 1 + 1 + job.session.length + 1 + job.key.length + 2 + job.data.length;
+    for (const job of batch) size += 11 + job.data.length;
     const packed = Buffer.allocUnsafeSlow(size);
     let o = 0;
     for (const job of batch) {
       o = packed.writeUInt32LE(job.id, o);
       o = packed.writeUInt8(this.mechanismIndex(job.mechanism), o);
-      o = packed.writeUInt8(job.session.length, o);
-      o += job.session.copy(packed, o);
-      o = packed.writeUInt8(job.key.length, o);
-      o += job.key.copy(packed, o);
+      o = packed.writeUInt32LE(job.key, o);
       o = packed.writeUInt16LE(job.data.length, o);
       o += job.data.copy(packed, o);
     }
     const newMechanisms = this.mechanisms.length > thread.knownMechanisms ? this.mechanisms.slice(thread.knownMechanisms) : undefined;
     thread.knownMechanisms = this.mechanisms.length;
-    thread.worker.postMessage({ newMechanisms, jobs: packed.buffer, count: batch.length }, [packed.buffer]);
+    const newKeys = this.keys.length > thread.knownKeys ? this.keys.slice(thread.knownKeys) : undefined;
+    thread.knownKeys = this.keys.length;
+    thread.worker.postMessage({ newMechanisms, newKeys, jobs: packed.buffer, count: batch.length }, [packed.buffer]);
   }
 
   private mechanismIndex(mechanism: Mechanism): number {
@@ -250,9 +528,12 @@ export class SignWorkerPool {
   }
 
   private spawn(): SignThread {
+    const { modulePath, outputBufferSize, ownModule } = this.#options;
+    // PINs only where the thread logs in itself.
+    const tokens = this.#options.tokens.map((token) => (ownModule ? { label: token.label, pin: token.pin } : { label: token.label }));
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { pkcs11jsPath: require.resolve('pkcs11js'), modulePath: this.modulePath, outputBufferSize: this.outputBufferSize, nice: SIGN_THREAD_NICE },
+      workerData: { pkcs11jsPath: require.resolve('pkcs11js'), modulePath, outputBufferSize, nice: SIGN_THREAD_NICE, ownModule, tokens, tmpdir: this.#options.moduleCopyDir ?? os.tmpdir(), lock: moduleInstanceLockBuffer() },
       // Nothing from the parent's command line (a -r preload such as ts-node would load into every thread).
       execArgv: [],
       // The thread holds no JS state worth a large heap.
@@ -260,11 +541,22 @@ export class SignWorkerPool {
     });
     worker.unref();
     const thread = new SignThread(worker, (t, reason) => this.onThreadExit(t, reason));
-    worker.on('message', (message: BatchResult | 'ready') => {
-      if (message !== 'ready') this.settle(thread, message);
+    worker.on('message', (message: BatchResult | ReadyMessage | FaultReply) => {
+      if ('results' in message) this.settle(thread, message);
+      else if ('faultApplied' in message) {
+        const reply = thread.faultReply;
+        thread.faultReply = undefined;
+        reply?.(message);
+      }
     });
     this.threads.push(thread);
     return thread;
+  }
+
+  private async started(thread: SignThread): Promise<void> {
+    const ready = await thread.started();
+    thread.ownModule = ready.ownModule;
+    if (ready.note) this.#options.logger.warn(`hsm: signing thread: ${ready.note}`);
   }
 
   /** A thread that dies fails its jobs as retryable (503) and is replaced. */
@@ -275,14 +567,13 @@ export class SignWorkerPool {
     // Each job gets its own error: the session pool replaces every session the thread was using.
     for (const pending of thread.pending.values()) pending.reject(markSessionSuspect(hsmUnavailable('sign', undefined, 'signing thread stopped')));
     thread.pending.clear();
+    thread.faultReply?.({ faultApplied: 'none', error: 'signing thread stopped' });
     if (this.closed) return;
-    this.logger.error(`hsm: a signing thread stopped (${reason.message}); starting another in ${RESPAWN_DELAY_MS} ms`);
+    this.#options.logger.error(`hsm: a signing thread stopped (${reason.message}); starting another in ${RESPAWN_DELAY_MS} ms`);
     // Delayed, so a thread that cannot start does not spin; meanwhile the others sign (or none: 503).
     setTimeout(() => {
       if (this.closed) return;
-      this.spawn()
-        .started()
-        .catch((err: Error) => this.logger.error(`hsm: could not start a signing thread: ${err.message}`));
+      this.started(this.spawn()).catch((err: Error) => this.#options.logger.error(`hsm: could not start a signing thread: ${err.message}`));
     }, RESPAWN_DELAY_MS).unref();
   }
 }

@@ -8,13 +8,13 @@ const POOL_SIZE = 8;
 const SIGNERS = 64;
 const SIGNATURES = 64_000;
 
-describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} under concurrent signing, $mode`, ({ signWorkers }) => {
+describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} under concurrent signing, $mode`, ({ signWorkers, signThreadModule }) => {
   let store: Pkcs11KeyStore;
   let key: KeyInfo;
 
   beforeAll(async () => {
     const token = await createTestToken('concurrency');
-    store = await openStore(token, { poolSize: POOL_SIZE, signWorkers });
+    store = await openStore(token, { poolSize: POOL_SIZE, signWorkers, signThreadModule });
     key = await store.createKey({ spec: 'EC-256', label: 'busy-key' });
   });
 

@@ -14,8 +14,12 @@ const CA_SESSIONS = 2;
 /**
  * Each fault is injected in a named way against a live store with a signing token and a separate
  * CA token; afterwards both pools must be back to their configured size and signatures must verify.
+ * The faults made with SoftHSM2 itself hit the process's instance of the module. Signing threads
+ * on their own instances sign on through them; the key store's pools then recover when they are
+ * next used (here: a key created on each token). Faults on the threads' own instances are in
+ * sign-threads.int-spec.ts.
  */
-describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults, signing $mode`, ({ signWorkers }) => {
+describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults, signing $mode`, ({ signWorkers, signThreadModule }) => {
   let signingToken: TestToken;
   let caToken: TestToken;
   let store: Pkcs11KeyStore;
@@ -30,6 +34,34 @@ describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults,
     for (const key of [signingKey, caKey]) {
       const s = sample(key.spec, `after fault ${store.counters().recoveries}`);
       expect(verifyWithNode(key.spec, key.publicKeySpki, s, await store.sign(key.uri, s.digest, { hash: s.hash }))).toBe(true);
+    }
+  }
+
+  /**
+   * Uses a session of each pool for something that needs the login: that is when a pool whose
+   * sessions died while idle notices. A key creation is not retried (not idempotent): the first
+   * may fail with a retryable 503 while the pool recovers; the next one works.
+   */
+  let probes = 0;
+  async function exercisePools(): Promise<void> {
+    for (const role of ['signing', 'ca'] as const) {
+      const create = (): Promise<KeyInfo> => store.createKey({ spec: 'EC-256', label: `probe-${role}-${probes++}`, role });
+      const first = await create().catch((err: unknown) => err);
+      if (first instanceof Error) {
+        expect(first).toMatchObject({ code: ErrorCode.HSM_UNAVAILABLE, details: { retryable: true } });
+        await waitFor(() => store.health().state === 'ready');
+        await create();
+      }
+    }
+  }
+
+  /** Recoveries the fault caused: exact when signing uses the pools' sessions; threads' own sessions may spare a pool one. */
+  function expectRecoveries(before: number, expected: number): void {
+    const made = store.counters().recoveries - before;
+    if (signWorkers === 0) expect(made).toBe(expected);
+    else {
+      expect(made).toBeGreaterThanOrEqual(1);
+      expect(made).toBeLessThanOrEqual(expected);
     }
   }
 
@@ -60,7 +92,7 @@ describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults,
     caToken = await createTestToken('faults-ca');
     store = await openStore(
       signingToken,
-      { poolSize: SIGNING_SESSIONS, caTokenLabel: caToken.tokenLabel, caPin: caToken.pin, caPoolSize: CA_SESSIONS, signWorkers },
+      { poolSize: SIGNING_SESSIONS, caTokenLabel: caToken.tokenLabel, caPin: caToken.pin, caPoolSize: CA_SESSIONS, signWorkers, signThreadModule },
       { faults },
     );
     signingKey = await store.createKey({ spec: 'EC-256', label: 'leaf' });
@@ -88,7 +120,8 @@ describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults,
     library.api.C_CloseAllSessions(slotOf(signingToken));
     library.api.C_CloseAllSessions(slotOf(caToken));
     await expectSignaturesVerify();
-    expect(store.counters().recoveries).toBe(recoveries + 2);
+    await exercisePools();
+    expectRecoveries(recoveries, 2);
     expectPoolsRestored();
   });
 
@@ -98,7 +131,8 @@ describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults,
     library.api.C_Logout(outsider);
     library.api.C_CloseSession(outsider);
     await expectSignaturesVerify();
-    expect(store.counters().recoveries).toBe(recoveries + 1);
+    await exercisePools();
+    expectRecoveries(recoveries, 1);
     expectPoolsRestored();
   });
 
@@ -106,6 +140,7 @@ describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults,
     const generation = library.generation;
     library.api.C_Finalize();
     await expectSignaturesVerify();
+    await exercisePools();
     expect(library.generation).toBe(generation + 1);
     expectPoolsRestored();
   });
@@ -117,7 +152,8 @@ describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults,
     other.C_Finalize();
     other.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
     await expectSignaturesVerify();
-    expect(store.counters().recoveries).toBe(recoveries + 2);
+    await exercisePools();
+    expectRecoveries(recoveries, 2);
     expectPoolsRestored();
   });
 

@@ -12,10 +12,14 @@ import type { TestToken } from '../support/softhsm';
 /** Recovery tuned for tests: fast backoff, quick retry while down. */
 export const FAST_RECOVERY = { initialBackoffMs: 5, maxBackoffMs: 50, downRetryMs: 100, maxAttempts: 4 } as const;
 
-/** Both places a signature can be computed: worker threads (synchronous C_Sign) and libuv's pool (async C_Sign). */
+/**
+ * Every place a signature can be computed: worker threads (synchronous C_Sign), each on its own
+ * instance of the module or sharing the process's, and libuv's pool (async C_Sign).
+ */
 export const SIGNING_MODES = [
-  { mode: 'on 2 worker threads', signWorkers: 2 },
-  { mode: "with pkcs11js's async C_Sign on libuv's pool", signWorkers: 0 },
+  { mode: 'on 2 worker threads, each on its own instance of the module', signWorkers: 2, signThreadModule: 'own' },
+  { mode: "on 2 worker threads sharing the process's instance of the module", signWorkers: 2, signThreadModule: 'shared' },
+  { mode: "with pkcs11js's async C_Sign on libuv's pool", signWorkers: 0, signThreadModule: 'auto' },
 ] as const;
 
 export async function openStore(token: TestToken, options: Partial<HsmOptions> = {}, deps: Pkcs11KeyStoreDeps = {}): Promise<Pkcs11KeyStore> {

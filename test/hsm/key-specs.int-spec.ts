@@ -6,14 +6,14 @@ import { parsePkcs11Uri } from '../../src/hsm/pkcs11-uri';
 import { createTestToken, type TestToken } from '../support/softhsm';
 import { SIGNING_MODES, openStore, sample, verifyWithNode, verifyWithOpenSsl } from './hsm-test-kit';
 
-describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} key specs (SoftHSM2), signing $mode`, ({ signWorkers }) => {
+describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} key specs (SoftHSM2), signing $mode`, ({ signWorkers, signThreadModule }) => {
   let token: TestToken;
   let store: Pkcs11KeyStore;
   const keys = new Map<KeySpec, KeyInfo>();
 
   beforeAll(async () => {
     token = await createTestToken('specs');
-    store = await openStore(token, { signWorkers });
+    store = await openStore(token, { signWorkers, signThreadModule });
     // Generated concurrently: key generation runs on the libuv pool, RSA-4096 takes a while.
     await Promise.all(KEY_SPECS.map(async (spec) => keys.set(spec, await store.createKey({ spec, label: `spec-${spec}` }))));
   });

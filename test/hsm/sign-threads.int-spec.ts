@@ -1,4 +1,6 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { DomainError, ErrorCode } from '../../src/common/errors';
 import type { KeyInfo } from '../../src/hsm/key-store';
@@ -6,6 +8,13 @@ import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { SIGN_THREAD_NICE } from '../../src/hsm/sign-workers';
 import { createTestToken } from '../support/softhsm';
 import { openStore, sample, verifyWithNode } from './hsm-test-kit';
+
+type InstanceFault = 'close-all-sessions' | 'logout' | 'finalize';
+
+/** The store's signing-thread pool: its fault seam acts on the threads' own module instances. */
+function threadPool(store: Pkcs11KeyStore): { injectFault(fault: InstanceFault): Promise<void> } {
+  return (store as unknown as { signWorkers: { injectFault(fault: InstanceFault): Promise<void> } }).signWorkers;
+}
 
 /** Reaches the store's signing threads; the test kills one the way a crashing thread would go. */
 function signingThreads(store: Pkcs11KeyStore): Worker[] {
@@ -33,8 +42,73 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
 
   afterAll(() => store?.close());
 
-  it('reports its signing threads in health()', () => {
-    expect(store.health()).toMatchObject({ state: 'ready', signThreads: { configured: 2, running: 2 } });
+  it('reports its signing threads in health(), each on its own instance of the SoftHSM2 module by default', () => {
+    expect(store.health()).toMatchObject({ state: 'ready', signThreads: { configured: 2, running: 2, ownModule: 2 } });
+  });
+
+  it.each<InstanceFault>(['close-all-sessions', 'logout', 'finalize'])(
+    "recovers its own module instance after a real '%s' on it, without failing a signature",
+    async (fault) => {
+      const s = sample('EC-256', `after ${fault}`);
+      // Warm: every thread has a session, a login and the key's handle when the fault hits.
+      await Promise.all(Array.from({ length: 16 }, () => store.sign(key.uri, s.digest, { hash: s.hash })));
+      const before = store.counters();
+      await threadPool(store).injectFault(fault);
+      const signatures = await Promise.all(Array.from({ length: 64 }, () => store.sign(key.uri, s.digest, { hash: s.hash })));
+      for (const signature of signatures) expect(verifyWithNode('EC-256', key.publicKeySpki, s, signature)).toBe(true);
+      const after = store.counters();
+      expect(after.signOperations - before.signOperations).toBe(64);
+      expect(after.signFailures).toBe(before.signFailures);
+      // The key store's own pool never saw the fault: it is the process's instance, untouched.
+      expect(after.recoveries).toBe(before.recoveries);
+      expect(store.health()).toMatchObject({ state: 'ready', inFlight: 0, sessions: 8, signThreads: { running: 2, ownModule: 2 } });
+    },
+  );
+
+  it('leaves no copy of the module behind: each thread deletes its private copy once it is mapped', async () => {
+    const copies = (): string[] => fs.readdirSync(os.tmpdir()).filter((name) => name.startsWith('signet-pkcs11-'));
+    const before = copies();
+    const token = await createTestToken('threads-copies');
+    const extra = await openStore(token, { poolSize: 4, signWorkers: 3 });
+    try {
+      expect(extra.health().signThreads).toEqual({ configured: 3, running: 3, ownModule: 3 });
+      expect(copies()).toEqual(before);
+    } finally {
+      await extra.close();
+    }
+  });
+
+  it("shares the process's instance when told to, or when no private copy can be mapped (and says why)", async () => {
+    const token = await createTestToken('threads-shared');
+    const shared = await openStore(token, { poolSize: 4, signWorkers: 2, signThreadModule: 'shared' });
+    try {
+      expect(shared.health().signThreads).toEqual({ configured: 2, running: 2, ownModule: 0 });
+      const own = await shared.createKey({ spec: 'EC-256', label: 'shared-key' });
+      const s = sample('EC-256', 'shared instance');
+      expect(verifyWithNode(own.spec, own.publicKeySpki, s, await shared.sign(own.uri, s.digest, { hash: s.hash }))).toBe(true);
+      // The seam never touches the process's instance: the key store's pool owns it.
+      await expect(threadPool(shared).injectFault('finalize')).rejects.toThrow(/own module instance only/);
+    } finally {
+      await shared.close();
+    }
+
+    // A copy directory that does not exist stands in for a noexec or full one.
+    const warnings: string[] = [];
+    const logger = { log: () => undefined, warn: (m: string) => warnings.push(m), error: (m: string) => warnings.push(m) };
+    const fallback = await openStore(
+      token,
+      { poolSize: 4, signWorkers: 2, moduleCopyDir: path.join(os.tmpdir(), 'signet-no-such-dir', 'copies') },
+      { logger },
+    );
+    try {
+      expect(fallback.health().signThreads).toEqual({ configured: 2, running: 2, ownModule: 0 });
+      expect(warnings.filter((w) => /could not map a private copy of the module/.test(w))).toHaveLength(2);
+      const own = await fallback.createKey({ spec: 'EC-256', label: 'fallback-key' });
+      const s = sample('EC-256', 'fallback');
+      expect(verifyWithNode(own.spec, own.publicKeySpki, s, await fallback.sign(own.uri, s.digest, { hash: s.hash }))).toBe(true);
+    } finally {
+      await fallback.close();
+    }
   });
 
   it(`runs its signing threads ${SIGN_THREAD_NICE} nice levels below the event loop, and they sign`, async () => {

@@ -1,0 +1,31 @@
+/**
+ * One lock for every instance of a PKCS#11 module in this process: the key store's and each signing
+ * thread's private copy. SoftHSM2's C_Initialize and C_Finalize set up and tear down state in the
+ * OpenSSL library that all instances share, and its C_Login writes the token file, which POSIX
+ * locks cannot order between two instances of one process. Two threads doing either at once fail
+ * with CKR_GENERAL_ERROR now and then. The lock lives in a SharedArrayBuffer that every signing
+ * thread receives, so the main thread and the workers take the same one. These calls are rare
+ * (start, recovery, close), so a blocking wait is fine, even on the event loop.
+ */
+const LOCK = new Int32Array(new SharedArrayBuffer(4));
+
+/** The shared memory behind the lock, for a worker's workerData. */
+export function moduleInstanceLockBuffer(): SharedArrayBuffer {
+  return LOCK.buffer as SharedArrayBuffer;
+}
+
+/** Runs `fn` holding the process-wide module lock (see above). */
+export function withModuleInstanceLock<T>(fn: () => T): T {
+  return lockedWith(LOCK, fn);
+}
+
+/** The same algorithm as the workers run on the same buffer (WORKER_SOURCE in sign-workers.ts). */
+function lockedWith<T>(lock: Int32Array, fn: () => T): T {
+  while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1, 50);
+  try {
+    return fn();
+  } finally {
+    Atomics.store(lock, 0, 0);
+    Atomics.notify(lock, 0, 1);
+  }
+}
