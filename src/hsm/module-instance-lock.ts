@@ -3,9 +3,11 @@
  * thread's private copy. SoftHSM2's C_Initialize and C_Finalize set up and tear down state in the
  * OpenSSL library that all instances share, and its C_Login writes the token file, which POSIX
  * locks cannot order between two instances of one process. Two threads doing either at once fail
- * with CKR_GENERAL_ERROR now and then. The lock lives in a SharedArrayBuffer that every signing
- * thread receives, so the main thread and the workers take the same one. These calls are rare
- * (start, recovery, close), so a blocking wait is fine, even on the event loop.
+ * with CKR_GENERAL_ERROR now and then, and two C_Finalize calls at once crashed the process (seen
+ * with a raw benchmark that finalised two private copies together). The lock lives in a
+ * SharedArrayBuffer that every signing thread receives, so the main thread and the workers take
+ * the same one. These calls are rare (start, recovery, close), so a blocking wait is fine, even on
+ * the event loop.
  */
 const LOCK = new Int32Array(new SharedArrayBuffer(4));
 

@@ -439,12 +439,16 @@ export class SignWorkerPool {
     if (failed) throw new Error(`signing thread fault '${fault}': ${failed.error}`);
   }
 
-  /** Lets each thread finalise its own instance (bounded wait), then stops it. */
+  /**
+   * Lets each thread finalise its own instance (bounded wait), then stops it; one thread at a time,
+   * since a thread's exit unloads its copy of the module, and two SoftHSM2 instances must not set
+   * up or tear down at once (they share OpenSSL's state: concurrent C_Finalize calls crashed).
+   */
   async close(): Promise<void> {
     this.closed = true;
     const threads = this.threads.splice(0);
-    await Promise.all(
-      threads.map(async (thread) => {
+    for (const thread of threads) {
+      await (async () => {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
           const done = (message: { closed?: boolean }): void => {
@@ -462,8 +466,8 @@ export class SignWorkerPool {
           thread.worker.postMessage({ close: true });
         });
         await thread.worker.terminate();
-      }),
-    );
+      })();
+    }
   }
 
   private flush(): void {
