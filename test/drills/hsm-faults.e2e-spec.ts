@@ -12,6 +12,10 @@ const CLIENTS = 8;
 /**
  * Drill: the named HSM faults of the HSM issue, one after another, against the whole application
  * under a steady sign load of 8 clients over HTTP (app.inject), production recovery settings.
+ * Here the signing threads share the process's instance of the module
+ * (signThreadModule 'shared', as with a vendor module), so the faults made through a
+ * second handle on it reach signing. The second drill below runs the SoftHSM2 default, threads
+ * on their own instances.
  * Real faults through a second handle on the same SoftHSM2 module — C_CloseAllSessions, a logout
  * from outside the pool, C_Finalize + C_Initialize by another loader — and, through the fault
  * seam (a double: SoftHSM2 cannot remove a device), CKR_DEVICE_REMOVED and a CKR_TOKEN_NOT_PRESENT
@@ -19,7 +23,7 @@ const CLIENTS = 8;
  * each with a retryable 503; the pool returns to its configured size; every request started after
  * that succeeds. Afterwards every delivered signature verifies and the drill invariants hold.
  */
-describe('drill: HSM faults under sign load', () => {
+describe("drill: HSM faults under sign load, signing threads sharing the process's module instance", () => {
   const faults = new Pkcs11FaultInjector();
   /** Other loaders of the module stay referenced until the end (their finaliser must not run mid-drill). */
   const otherLoaders: pkcs11js.PKCS11[] = [];
@@ -33,8 +37,9 @@ describe('drill: HSM faults under sign load', () => {
   const slot = (): Handle => library.locateToken(t.token.tokenLabel)?.slot as Handle;
 
   beforeAll(async () => {
-    t = await startRotationTestApp({ hsmFaults: faults, env: { SIGNET_LOG_LEVEL: 'fatal' } });
+    t = await startRotationTestApp({ hsmFaults: faults, env: { SIGNET_LOG_LEVEL: 'fatal' }, hsm: { signThreadModule: 'shared' } });
     store = t.app.get(Pkcs11KeyStore);
+    expect(store.health().signThreads).toMatchObject({ ownModule: 0 });
     library = Pkcs11Library.acquire(t.token.modulePath);
     const api = http(t.app, t.adminToken);
     expect((await api('POST', '/v1/keys', { name: 'drill-hsm', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drill-hsm' } })).status).toBe(201);
@@ -152,5 +157,99 @@ describe('drill: HSM faults under sign load', () => {
     reportDrill('hsm: whole drill', { ...loadTotals(load), clients: CLIENTS });
     expect(load.delivered.length).toBeGreaterThan(500);
     await expectDrillInvariants(subject, load, 'drill-hsm');
+  });
+});
+
+type InstanceFault = 'close-all-sessions' | 'logout' | 'finalize';
+
+/**
+ * Drill: the SoftHSM2 default, each signing thread on its own instance of the module. Real faults
+ * on those instances (through the threads' fault seam: all sessions closed, logged out,
+ * finalised) under the same sign load: each thread recovers its instance by itself and not one
+ * request fails. Real faults on the process's instance (a second handle on it) do not reach
+ * signing at all; the key store's pool recovers when it next uses a session.
+ */
+describe('drill: HSM faults under sign load, signing threads on their own module instances', () => {
+  const otherLoaders: pkcs11js.PKCS11[] = [];
+  let t: RotationTestApp;
+  let store: Pkcs11KeyStore;
+  let library: Pkcs11Library;
+  let load: SignLoad;
+  let subject: DrillSubject;
+
+  const slot = (): Handle => library.locateToken(t.token.tokenLabel)?.slot as Handle;
+  const threads = (): { injectFault(fault: InstanceFault): Promise<void> } =>
+    (store as unknown as { signWorkers: { injectFault(fault: InstanceFault): Promise<void> } }).signWorkers;
+
+  beforeAll(async () => {
+    t = await startRotationTestApp({ env: { SIGNET_LOG_LEVEL: 'fatal' } });
+    store = t.app.get(Pkcs11KeyStore);
+    const configured = store.health().signThreads?.configured;
+    expect(store.health().signThreads).toEqual({ configured, running: configured, ownModule: configured });
+    library = Pkcs11Library.acquire(t.token.modulePath);
+    const api = http(t.app, t.adminToken);
+    expect((await api('POST', '/v1/keys', { name: 'drill-own', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drill-own' } })).status).toBe(201);
+    const signer = (await api('POST', '/v1/tokens', { name: 'drill-own-signer', role: 'signer', keys: ['drill-own'] })).body.token;
+    subject = inProcessSubject(t.app, t.adminToken, t.database.url);
+    load = new SignLoad(injectTransport(t.app, signer, 'drill-own'), { clients: CLIENTS }).start();
+    await load.deliveredSince(0, 100);
+  }, 180_000);
+
+  afterAll(async () => {
+    await load?.stop();
+    library?.release();
+    await t?.close();
+  });
+
+  /** Applies `fault` under the load, waits for 200 more signatures, and expects no request in that window to have failed. */
+  async function noRequestFails(name: string, fault: () => Promise<void> | void): Promise<void> {
+    await load.deliveredSince(Date.now(), 50);
+    const faultAt = Date.now();
+    await fault();
+    await load.deliveredSince(Date.now(), 200);
+    const until = Date.now();
+    expect(load.records.filter((r) => r.at >= faultAt && r.startedAt < until && r.status !== 200)).toEqual([]);
+    reportDrill(`hsm (own instances): ${name}`, { ...faultTimes(load, { faultAt, recoveredAt: faultAt, until }), clients: CLIENTS });
+  }
+
+  it.each<InstanceFault>(['close-all-sessions', 'logout', 'finalize'])(
+    "a real '%s' on every signing thread's own instance: each thread recovers it, no request fails",
+    async (fault) => {
+      await noRequestFails(`${fault} on the threads' instances`, () => threads().injectFault(fault));
+      expect(store.health()).toMatchObject({ state: 'ready', signThreads: { running: store.health().signThreads?.configured } });
+    },
+  );
+
+  it("C_CloseAllSessions and a logout on the process's instance do not reach signing; the pool recovers when next used", async () => {
+    const recoveries = store.counters().recoveries;
+    await noRequestFails("sessions closed and logout on the process's instance", () => {
+      library.api.C_CloseAllSessions(slot());
+      const outsider = library.api.C_OpenSession(slot(), pkcs11js.CKF_SERIAL_SESSION);
+      library.api.C_Logout(outsider);
+      library.api.C_CloseSession(outsider);
+    });
+    // Listing keys needs a session of the pool: the dead ones are found and replaced, and it retries.
+    await store.listKeys();
+    expect(store.counters().recoveries).toBeGreaterThan(recoveries);
+    expect(store.health()).toMatchObject({ state: 'ready', sessions: store.health().configuredSessions });
+  });
+
+  it('C_Finalize and C_Initialize of the process\'s instance by another loader do not reach signing either', async () => {
+    await noRequestFails("finalize + reload of the process's instance", () => {
+      const other = new pkcs11js.PKCS11();
+      otherLoaders.push(other);
+      other.load(t.token.modulePath);
+      other.C_Finalize();
+      other.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    });
+    await store.listKeys();
+    expect(store.health()).toMatchObject({ state: 'ready', sessions: store.health().configuredSessions });
+  });
+
+  it('afterwards: the audit chain and checkpoints verify, every delivered signature is audited and verifies, HSM reconciliation is clean', async () => {
+    await load.stop();
+    reportDrill('hsm (own instances): whole drill', { ...loadTotals(load), clients: CLIENTS });
+    expect(load.failed).toEqual([]);
+    await expectDrillInvariants(subject, load, 'drill-own');
   });
 });

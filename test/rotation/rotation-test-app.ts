@@ -74,7 +74,9 @@ export interface RotationTestApp {
  * With `hsmFaults`, the key store is built with that PKCS#11 fault-injection seam in front of
  * pkcs11js (a double: for faults SoftHSM2 cannot produce, and for holding calls during a drill).
  */
-export async function startRotationTestApp(options: { clock?: TestClock; gate?: GateDouble; env?: Record<string, string>; hsmFaults?: Pkcs11FaultInjector } = {}): Promise<RotationTestApp> {
+export async function startRotationTestApp(
+  options: { clock?: TestClock; gate?: GateDouble; env?: Record<string, string>; hsmFaults?: Pkcs11FaultInjector; hsm?: Partial<HsmOptions> } = {},
+): Promise<RotationTestApp> {
   const database = await createTestDatabase();
   const token = await createTestToken('rotation');
   const config = loadConfig({
@@ -100,7 +102,7 @@ export async function startRotationTestApp(options: { clock?: TestClock; gate?: 
 
   const builder = Test.createTestingModule({
     imports: [
-      AppModule.forRoot({ config, databaseUrl: database.url, hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4 } }),
+      AppModule.forRoot({ config, databaseUrl: database.url, hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4, ...options.hsm } }),
       GateDoubleModule,
     ],
   })
