@@ -256,7 +256,7 @@ export interface SignThreadToken {
   pin: string;
 }
 
-/** A private key as the threads find it: token (index into the pool's tokens), CKA_ID, CKA_LABEL. */
+/** A private key as the threads find it: token label, CKA_ID and, when the URI names one, CKA_LABEL. */
 export interface SignKeyRef {
   token: string;
   id: Buffer;
