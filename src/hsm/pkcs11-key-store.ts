@@ -97,6 +97,26 @@ function readUlong(value: Buffer): number {
   throw new Error(`unexpected CK_ULONG length ${value.length}`);
 }
 
+const TOKEN_LOOKUP_ATTEMPTS = 10;
+const TOKEN_LOOKUP_RETRY_MS = 200;
+
+/**
+ * Opens a pool. A token not listed is looked for again for two seconds before the boot fails:
+ * SoftHSM2 can miss a token whose file another process (or another module instance) is rewriting
+ * at that instant (a login rewrites it), and POSIX file locks do not order instances of one process.
+ */
+async function openPool(pool: SessionPool): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      pool.open();
+      return;
+    } catch (err) {
+      if (attempt >= TOKEN_LOOKUP_ATTEMPTS || !(err as { tokenNotFound?: boolean }).tokenNotFound) throw err;
+      await new Promise((resolve) => setTimeout(resolve, TOKEN_LOOKUP_RETRY_MS));
+    }
+  }
+}
+
 function notFound(operation: string, uri: string): DomainError {
   return new DomainError(ErrorCode.NOT_FOUND, `${operation}: key '${uri}' not found`);
 }
@@ -164,7 +184,7 @@ export class Pkcs11KeyStore implements KeyStore {
         pin: signing.pin,
         size: signing.poolSize,
       });
-      this.signingPool.open();
+      await openPool(this.signingPool);
       pools.push(this.signingPool);
       if (this.#options.ca) {
         this.caPool = new SessionPool(library, () => this.api, {
@@ -174,7 +194,7 @@ export class Pkcs11KeyStore implements KeyStore {
           pin: this.#options.ca.pin,
           size: this.#options.ca.poolSize,
         });
-        this.caPool.open();
+        await openPool(this.caPool);
         pools.push(this.caPool);
       }
       if (this.#options.signWorkers > 0) {

@@ -168,7 +168,10 @@ export class Pkcs11Library {
    * configuration is read.
    */
   locateToken(label: string, api: Pkcs11Api = this.binding): TokenSlot | undefined {
-    const find = (): TokenSlot | undefined => {
+    // Under the process-wide module lock: token info read while another instance of this process
+    // rewrites the token file (its C_Login) can come back half-written.
+    const find = (): TokenSlot | undefined => withModuleInstanceLock(() => findUnlocked());
+    const findUnlocked = (): TokenSlot | undefined => {
       for (const slot of api.C_GetSlotList(true)) {
         const info = api.C_GetTokenInfo(slot);
         if ((info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) !== 0 && trimPkcs11Label(info.label) === label) {

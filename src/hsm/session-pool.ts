@@ -14,6 +14,7 @@ import {
   toPkcs11Error,
 } from './pkcs11-errors';
 import type { LibraryClient, Pkcs11Library } from './pkcs11-library';
+import { withModuleInstanceLock } from './module-instance-lock';
 
 const SESSION_SUSPECT = Symbol('signet.sessionSuspect');
 
@@ -127,7 +128,7 @@ export class SessionPool implements LibraryClient {
   /** Finds the token, opens the configured sessions and logs in. Throws on failure (boot stops). */
   open(): void {
     const token = this.library.locateToken(this.options.tokenLabel, this.api());
-    if (!token) throw new Error(`hsm: token '${this.options.tokenLabel}' not found in ${this.library.modulePath}`);
+    if (!token) throw Object.assign(new Error(`hsm: token '${this.options.tokenLabel}' not found in ${this.library.modulePath}`), { tokenNotFound: true });
     this.slot = token.slot;
     try {
       this.openSessions();
@@ -344,7 +345,8 @@ export class SessionPool implements LibraryClient {
   /** Login is per application and token: one C_Login covers every session of the pool. */
   private login(session: PooledSession): void {
     try {
-      this.api().C_Login(session.handle, pkcs11js.CKU_USER, this.#pin);
+      // Under the process-wide module lock: SoftHSM2 rewrites the token file on a login (see module-instance-lock.ts).
+      withModuleInstanceLock(() => this.api().C_Login(session.handle, pkcs11js.CKU_USER, this.#pin));
     } catch (err) {
       const p11 = toPkcs11Error(err, 'C_Login');
       if (p11?.ckr === 'CKR_USER_ALREADY_LOGGED_IN') return;

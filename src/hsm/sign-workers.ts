@@ -90,9 +90,15 @@ function pkcs11Error(name, method, text) {
 
 function connect(t) {
   if (sessions[t] !== undefined) return sessions[t];
+  // All of it under the process-wide module lock: reading the token file (slot and token info)
+  // while another instance of this process rewrites it (its C_Login) can read it half-written.
+  return locked(() => connectLocked(t));
+}
+
+function connectLocked(t) {
   if (own && !initialized) {
     try {
-      locked(() => p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK }));
+      p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
     } catch (e) {
       if (e.code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw e;
     }
@@ -104,7 +110,7 @@ function connect(t) {
   const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
   if (own) {
     try {
-      locked(() => p11.C_Login(session, pkcs11js.CKU_USER, tokens[t].pin));
+      p11.C_Login(session, pkcs11js.CKU_USER, tokens[t].pin);
     } catch (e) {
       if (e.code !== pkcs11js.CKR_USER_ALREADY_LOGGED_IN) {
         try { p11.C_CloseSession(session); } catch {}

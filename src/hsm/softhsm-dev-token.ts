@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as pkcs11js from 'pkcs11js';
 import { type HsmLogger, silentLogger } from './hsm-logger';
@@ -174,7 +174,7 @@ export async function ensureSoftHsmDevToken(options: SoftHsmDevTokenOptions): Pr
 function initializeDevToken(modulePath: string, label: string, tokenDir: string, pinFile: string, soPinFile: string, logger: HsmLogger): void {
   const library = Pkcs11Library.acquire(modulePath, logger);
   try {
-    if (library.locateToken(label)) {
+    if (library.locateToken(label) || tokenOnDisk(tokenDir)) {
       if (!existsSync(pinFile)) throw new Error(`token '${label}' exists in ${tokenDir} but its PIN file ${pinFile} is missing`);
       readPinFile(pinFile);
     } else {
@@ -189,30 +189,68 @@ function initializeDevToken(modulePath: string, label: string, tokenDir: string,
   }
 }
 
+/**
+ * Whether the token directory already holds a token. Signet's data dir holds one token, so a
+ * token on disk is never created twice, even when PKCS#11 does not list it at this instant: another
+ * process may be rewriting its token file (a login does), which a reader can catch half-written —
+ * that happened in CI with four processes starting at once and made a second token.
+ */
+function tokenOnDisk(tokenDir: string): boolean {
+  try {
+    return readdirSync(tokenDir).some((entry) => existsSync(join(tokenDir, entry, 'token.object')));
+  } catch {
+    return false;
+  }
+}
+
 const LOCK_WAIT_MS = 60_000;
 
 /** An exclusive lock file holding the owner's pid; a lock left by a dead process is taken over. */
 async function withInitLock<T>(lockFile: string, work: () => T): Promise<T> {
   const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    try {
-      writeFileSync(lockFile, String(process.pid), { flag: 'wx', mode: 0o600 });
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const owner = Number(readFileSyncSafe(lockFile));
-      if (!owner || !processAlive(owner)) {
-        rmSync(lockFile, { force: true });
-        continue;
+  // The lock appears with its owner's pid already in it (written aside, then hard-linked into
+  // place, which fails if it exists): a lock file created empty and written afterwards looks
+  // ownerless to a process reading it in between, which then takes it over (two tokens, seen in CI).
+  const claim = `${lockFile}.${process.pid}`;
+  writeFileSync(claim, String(process.pid), { mode: 0o600 });
+  try {
+    for (;;) {
+      try {
+        linkSync(claim, lockFile);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const seen = readFileSyncSafe(lockFile);
+        const owner = Number(seen);
+        // (An empty lock can only be an older Signet's, caught between creating and writing it.)
+        const stale = seen === '' ? Date.now() - mtimeMs(lockFile) > EMPTY_LOCK_STALE_MS : !owner || !processAlive(owner);
+        if (stale) {
+          // Left by a dead process. Removed only if it still names that process (narrows the race
+          // with another process taking over the same stale lock).
+          if (readFileSyncSafe(lockFile) === seen) rmSync(lockFile, { force: true });
+          continue;
+        }
+        if (Date.now() > deadline) throw new Error(`hsm: another process (pid ${owner}) has been creating the SoftHSM2 token for over ${LOCK_WAIT_MS / 1000}s (${lockFile})`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      if (Date.now() > deadline) throw new Error(`hsm: another process (pid ${owner}) has been creating the SoftHSM2 token for over ${LOCK_WAIT_MS / 1000}s (${lockFile})`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  } finally {
+    rmSync(claim, { force: true });
   }
   try {
     return work();
   } finally {
     rmSync(lockFile, { force: true });
+  }
+}
+
+const EMPTY_LOCK_STALE_MS = 5_000;
+
+function mtimeMs(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return Date.now();
   }
 }
 

@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ensureSoftHsmDevToken } from '../../src/hsm/softhsm-dev-token';
 import { PROJECT_ROOT, tempDir } from '../support/server-process';
 
 /**
@@ -19,7 +20,7 @@ describe('SoftHSM2 dev token created by several processes at once', () => {
         await store.open();
         await store.close();
         process.stdout.write('opened');
-      })().catch((e) => { process.stderr.write(String(e && e.message)); process.exit(1); });`;
+      })().catch((e) => { process.stderr.write(String(e && (e.stack + ' ' + JSON.stringify(e.details || {})))); process.exit(1); });`;
     const runs = Array.from({ length: 4 }, () =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
         const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script, dataDir], { cwd: PROJECT_ROOT, env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true' } });
@@ -34,5 +35,52 @@ describe('SoftHSM2 dev token created by several processes at once', () => {
     const tokens = fs.readdirSync(path.join(dataDir, 'softhsm', 'tokens'));
     expect(tokens).toHaveLength(1);
     expect(fs.existsSync(path.join(dataDir, 'softhsm', '.init.lock'))).toBe(false);
+  });
+});
+
+describe('SoftHSM2 dev token init lock', () => {
+  const lockOf = (dataDir: string): string => path.join(dataDir, 'softhsm', '.init.lock');
+  const placeLock = (dataDir: string, content: string): string => {
+    fs.mkdirSync(path.join(dataDir, 'softhsm'), { recursive: true });
+    fs.writeFileSync(lockOf(dataDir), content);
+    return lockOf(dataDir);
+  };
+  const tokenCount = (dataDir: string): number => fs.readdirSync(path.join(dataDir, 'softhsm', 'tokens')).length;
+
+  it('takes over a lock whose owner died, creates the token and leaves no lock or claim file', async () => {
+    const dataDir = tempDir('token-lock-dead-');
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    placeLock(dataDir, dead);
+    await ensureSoftHsmDevToken({ dataDir, label: 'lock-dead' });
+    expect(tokenCount(dataDir)).toBe(1);
+    expect(fs.readdirSync(path.join(dataDir, 'softhsm')).filter((f) => f.startsWith('.init.lock'))).toEqual([]);
+  });
+
+  it('takes over an empty lock only once it is stale (an older Signet caught between creating and writing it)', async () => {
+    const dataDir = tempDir('token-lock-empty-');
+    const lock = placeLock(dataDir, '');
+    const past = new Date(Date.now() - 60_000);
+    fs.utimesSync(lock, past, past);
+    await ensureSoftHsmDevToken({ dataDir, label: 'lock-empty' });
+    expect(tokenCount(dataDir)).toBe(1);
+    expect(fs.existsSync(lock)).toBe(false);
+  });
+
+  it('waits while a live process holds the lock, then creates the token', async () => {
+    const dataDir = tempDir('token-lock-live-');
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    try {
+      const lock = placeLock(dataDir, String(holder.pid));
+      let done = false;
+      const ensuring = ensureSoftHsmDevToken({ dataDir, label: 'lock-live' }).then(() => (done = true));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(done).toBe(false);
+      expect(fs.existsSync(path.join(dataDir, 'softhsm', 'tokens')) ? tokenCount(dataDir) : 0).toBe(0);
+      fs.rmSync(lock);
+      await ensuring;
+      expect(tokenCount(dataDir)).toBe(1);
+    } finally {
+      holder.kill();
+    }
   });
 });
