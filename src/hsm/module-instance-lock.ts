@@ -16,18 +16,13 @@ export function moduleInstanceLockBuffer(): SharedArrayBuffer {
   return LOCK.buffer as SharedArrayBuffer;
 }
 
-/** Runs `fn` holding the process-wide module lock (see above). */
+/** Runs `fn` holding the process-wide module lock; the workers run the same algorithm on the same buffer (WORKER_SOURCE in sign-workers.ts). */
 export function withModuleInstanceLock<T>(fn: () => T): T {
-  return lockedWith(LOCK, fn);
-}
-
-/** The same algorithm as the workers run on the same buffer (WORKER_SOURCE in sign-workers.ts). */
-function lockedWith<T>(lock: Int32Array, fn: () => T): T {
-  while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1, 50);
+  while (Atomics.compareExchange(LOCK, 0, 0, 1) !== 0) Atomics.wait(LOCK, 0, 1, 50);
   try {
     return fn();
   } finally {
-    Atomics.store(lock, 0, 0);
-    Atomics.notify(lock, 0, 1);
+    Atomics.store(LOCK, 0, 0);
+    Atomics.notify(LOCK, 0, 1);
   }
 }

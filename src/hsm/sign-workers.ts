@@ -325,6 +325,7 @@ class SignThread {
   /** Whether the thread runs on its own instance of the module (known once it is ready). */
   ownModule = false;
   faultReply?: (reply: FaultReply) => void;
+  closeReply?: () => void;
   private readonly ready: Promise<ReadyMessage>;
 
   constructor(
@@ -454,26 +455,24 @@ export class SignWorkerPool {
     this.closed = true;
     const threads = this.threads.splice(0);
     for (const thread of threads) {
-      await (async () => {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
-          const done = (message: { closed?: boolean }): void => {
-            if (message && message.closed) {
-              clearTimeout(timer);
-              thread.worker.off('message', done);
-              resolve();
-            }
-          };
-          thread.worker.on('message', done);
-          thread.worker.once('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          thread.worker.postMessage({ close: true });
-        });
-        await thread.worker.terminate();
-      })();
+      await this.finalised(thread);
+      await thread.worker.terminate();
     }
+  }
+
+  /** Asks a thread to finalise its own instance; resolves when it says so, exits, or after CLOSE_TIMEOUT_MS. */
+  private finalised(thread: SignThread): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        thread.closeReply = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, CLOSE_TIMEOUT_MS);
+      thread.closeReply = done;
+      thread.worker.once('exit', done);
+      thread.worker.postMessage({ close: true });
+    });
   }
 
   private flush(): void {
@@ -551,8 +550,9 @@ export class SignWorkerPool {
     });
     worker.unref();
     const thread = new SignThread(worker, (t, reason) => this.onThreadExit(t, reason));
-    worker.on('message', (message: BatchResult | ReadyMessage | FaultReply) => {
+    worker.on('message', (message: BatchResult | ReadyMessage | FaultReply | { closed: true }) => {
       if ('results' in message) this.settle(thread, message);
+      else if ('closed' in message) thread.closeReply?.();
       else if ('faultApplied' in message) {
         const reply = thread.faultReply;
         thread.faultReply = undefined;
