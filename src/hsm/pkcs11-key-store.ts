@@ -101,11 +101,13 @@ const TOKEN_LOOKUP_ATTEMPTS = 10;
 const TOKEN_LOOKUP_RETRY_MS = 200;
 
 /**
- * Opens a pool. A token not listed is looked for again for two seconds before the boot fails:
- * SoftHSM2 can miss a token whose file another process (or another module instance) is rewriting
- * at that instant (a login rewrites it), and POSIX file locks do not order instances of one process.
+ * Opens a pool. A token not listed is looked for again for two seconds before the boot fails,
+ * initialising the module afresh before each look: SoftHSM2 reads its token files in C_Initialize,
+ * and a file it caught while another process (or another module instance of this one) was
+ * rewriting it (a login does) stays missing or unreadable to that initialisation. POSIX file locks
+ * do not order instances of one process. Seen in CI with four processes on one data dir.
  */
-async function openPool(pool: SessionPool): Promise<void> {
+async function openPool(pool: SessionPool, library: Pkcs11Library): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       pool.open();
@@ -113,6 +115,7 @@ async function openPool(pool: SessionPool): Promise<void> {
     } catch (err) {
       if (attempt >= TOKEN_LOOKUP_ATTEMPTS || !(err as { tokenNotFound?: boolean }).tokenNotFound) throw err;
       await new Promise((resolve) => setTimeout(resolve, TOKEN_LOOKUP_RETRY_MS));
+      await library.reinitialize(library.generation);
     }
   }
 }
@@ -184,7 +187,7 @@ export class Pkcs11KeyStore implements KeyStore {
         pin: signing.pin,
         size: signing.poolSize,
       });
-      await openPool(this.signingPool);
+      await openPool(this.signingPool, library);
       pools.push(this.signingPool);
       if (this.#options.ca) {
         this.caPool = new SessionPool(library, () => this.api, {
@@ -194,7 +197,7 @@ export class Pkcs11KeyStore implements KeyStore {
           pin: this.#options.ca.pin,
           size: this.#options.ca.poolSize,
         });
-        await openPool(this.caPool);
+        await openPool(this.caPool, library);
         pools.push(this.caPool);
       }
       if (this.#options.signWorkers > 0) {

@@ -173,7 +173,8 @@ export class Pkcs11Library {
     const find = (): TokenSlot | undefined => withModuleInstanceLock(() => findUnlocked());
     const findUnlocked = (): TokenSlot | undefined => {
       for (const slot of api.C_GetSlotList(true)) {
-        const info = api.C_GetTokenInfo(slot);
+        const info = readTokenInfo(api, slot);
+        if (!info) continue;
         if ((info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) !== 0 && trimPkcs11Label(info.label) === label) {
           return { slot, label, serialNumber: trimPkcs11Label(info.serialNumber) };
         }
@@ -206,5 +207,22 @@ export class Pkcs11Library {
       this.ownsInitialization = false;
     }
     this.initialized = true;
+  }
+}
+
+/**
+ * A slot's token info, or undefined when SoftHSM2 answers CKR_GENERAL_ERROR: it does so for a
+ * token file it read while another process was rewriting it (a login rewrites it; POSIX locks do not
+ * order several module instances of one process, so with per-thread instances such reads happen).
+ * The token then counts as not seen, and every caller handles that: the key store re-initialises
+ * the module and looks again, the dev-token setup checks the token directory, recovery escalates to
+ * a re-initialisation. (A file torn elsewhere makes the token vanish from the slot list instead.)
+ */
+function readTokenInfo(api: Pkcs11Api, slot: Handle): ReturnType<Pkcs11Api['C_GetTokenInfo']> | undefined {
+  try {
+    return api.C_GetTokenInfo(slot);
+  } catch (err) {
+    if (toPkcs11Error(err, 'C_GetTokenInfo')?.ckr === 'CKR_GENERAL_ERROR') return undefined;
+    throw err;
   }
 }

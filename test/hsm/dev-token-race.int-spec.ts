@@ -1,7 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Pkcs11FaultInjector } from '../../src/hsm/pkcs11-fault-injector';
 import { ensureSoftHsmDevToken } from '../../src/hsm/softhsm-dev-token';
+import { createTestToken, type TestToken } from '../support/softhsm';
+import { openStore, sample, verifyWithNode } from './hsm-test-kit';
 import { PROJECT_ROOT, tempDir } from '../support/server-process';
 
 /**
@@ -82,5 +85,53 @@ describe('SoftHSM2 dev token init lock', () => {
     } finally {
       holder.kill();
     }
+  });
+});
+
+/**
+ * SoftHSM2 answers C_GetTokenInfo with CKR_GENERAL_ERROR for a token whose file it read while
+ * another process was rewriting it (seen in CI with four processes starting on one data dir), and
+ * keeps doing so until the module is initialised again.
+ */
+describe('a token file caught half-written while the key store opens', () => {
+  /** The token directory SoftHSM2 made for `label` (its token.object holds the padded label). */
+  const tokenObjectOf = (token: TestToken): string => {
+    const dir = fs.readdirSync(token.tokenDir).find((d) => {
+      const file = path.join(token.tokenDir, d, 'token.object');
+      return fs.existsSync(file) && fs.readFileSync(file).includes(Buffer.from(token.tokenLabel));
+    });
+    if (!dir) throw new Error(`no token directory for ${token.tokenLabel}`);
+    return path.join(token.tokenDir, dir, 'token.object');
+  };
+
+  // Cut after 10 bytes SoftHSM2 answers CKR_GENERAL_ERROR for the slot; after 16 the token is not listed.
+  it.each([
+    { bytes: 10, seen: 'CKR_GENERAL_ERROR from C_GetTokenInfo' },
+    { bytes: 16, seen: 'the token missing from the slot list' },
+  ])('is read again once whole (real torn file on SoftHSM2, $seen): the store re-initialises the module, opens and signs', async ({ bytes }) => {
+    const token = await createTestToken('torn-read');
+    const file = tokenObjectOf(token);
+    const whole = fs.readFileSync(file);
+    fs.writeFileSync(file, whole.subarray(0, bytes)); // what a reader sees mid-rewrite
+    const restore = setTimeout(() => fs.writeFileSync(file, whole), 100);
+    const store = await openStore(token, { poolSize: 1 }).finally(() => {
+      clearTimeout(restore);
+      fs.writeFileSync(file, whole);
+    });
+    try {
+      expect(store.health().state).toBe('ready');
+      const key = await store.createKey({ spec: 'EC-256', label: 'after-torn-read' });
+      const s = sample('EC-256', 'after a torn read');
+      expect(verifyWithNode('EC-256', key.publicKeySpki, s, await store.sign(key.uri, s.digest, { hash: s.hash }))).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('still fails for other errors from C_GetTokenInfo, naming the code (injected through the fault seam)', async () => {
+    const token = await createTestToken('torn-read-other');
+    const faults = new Pkcs11FaultInjector();
+    faults.arm('CKR_DEVICE_ERROR', { count: 1, methods: ['C_GetTokenInfo'] });
+    await expect(openStore(token, { poolSize: 1 }, { faults })).rejects.toThrow(/CKR_DEVICE_ERROR/);
   });
 });
