@@ -55,6 +55,12 @@ export interface RecoveryOptions {
   downRetryMs: number;
   /** Times one request is re-run after a successful recovery. */
   maxOperationRetries: number;
+  /**
+   * How often each ready pool checks one idle session (C_GetSessionInfo; 0 = never). A session
+   * closed, logged out or finalised behind the store's back then starts a recovery at once, not
+   * when a request meets it — with signing on threads of their own, the pools sit idle for long.
+   */
+  probeIntervalMs: number;
 }
 
 export interface ResolvedHsmOptions {
@@ -81,6 +87,7 @@ export const DEFAULT_RECOVERY: RecoveryOptions = {
   maxBackoffMs: 2000,
   downRetryMs: 5000,
   maxOperationRetries: 2,
+  probeIntervalMs: 10_000,
 };
 
 /** libuv's default and ceiling for UV_THREADPOOL_SIZE. */

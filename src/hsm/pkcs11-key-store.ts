@@ -134,6 +134,7 @@ export class Pkcs11KeyStore implements KeyStore {
   readonly #options: ResolvedHsmOptions;
   private readonly logger: HsmLogger;
   private readonly faults?: Pkcs11FaultInjector;
+  private probeTimer?: NodeJS.Timeout;
   private library?: Pkcs11Library;
   private faultApi?: Pkcs11Api;
   /** Signing threads (synchronous C_Sign off the event loop); undefined when signing uses libuv's pool. */
@@ -221,6 +222,13 @@ export class Pkcs11KeyStore implements KeyStore {
       library.release();
       throw err;
     }
+    const probeMs = this.#options.recovery.probeIntervalMs;
+    if (probeMs > 0) {
+      this.probeTimer = setInterval(() => {
+        for (const pool of pools) void pool.probe();
+      }, probeMs);
+      this.probeTimer.unref();
+    }
     this.logger.log(
       `hsm: ready (${this.#options.modulePath}; signing token '${this.#options.signing.tokenLabel}' × ${this.#options.signing.poolSize} sessions` +
         (this.#options.ca ? `; CA token '${this.#options.ca.tokenLabel}' × ${this.#options.ca.poolSize}` : '') +
@@ -235,6 +243,7 @@ export class Pkcs11KeyStore implements KeyStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.probeTimer);
     await Promise.all([this.signingPool, this.caPool].map((pool) => pool?.close()));
     // After the drain: no job is left on the threads, and they never touch the library again.
     await this.signWorkers?.close();

@@ -188,6 +188,21 @@ export class SessionPool implements LibraryClient {
     }
   }
 
+  /**
+   * Checks one idle session while the pool is ready: a session that is gone, or no longer logged
+   * in, starts the recovery its error calls for (and the check runs again once it is done). Never
+   * rejects; waits for no session.
+   */
+  async probe(): Promise<void> {
+    if (this.state !== 'ready' || this.idle.length === 0) return;
+    await this.run('C_GetSessionInfo', (session) => {
+      const { state } = this.api().C_GetSessionInfo(session.handle);
+      if (state === CKS_RO_PUBLIC_SESSION || state === CKS_RW_PUBLIC_SESSION) {
+        throw new Pkcs11Error('CKR_USER_NOT_LOGGED_IN', pkcs11js.CKR_USER_NOT_LOGGED_IN, 'C_GetSessionInfo');
+      }
+    }).catch(() => undefined);
+  }
+
   health(): TokenHealth {
     const state: TokenHealth['state'] = this.state === 'opening' ? 'recovering' : this.state;
     return {

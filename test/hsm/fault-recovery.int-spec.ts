@@ -6,7 +6,7 @@ import { Pkcs11FaultInjector } from '../../src/hsm/pkcs11-fault-injector';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { Pkcs11Library } from '../../src/hsm/pkcs11-library';
 import { createTestToken, type TestToken } from '../support/softhsm';
-import { SIGNING_MODES, openStore, sample, verifyWithNode } from './hsm-test-kit';
+import { SIGNING_MODES, openStore, sample, verifyWithNode, waitFor } from './hsm-test-kit';
 
 const SIGNING_SESSIONS = 4;
 const CA_SESSIONS = 2;
@@ -49,7 +49,7 @@ describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults,
       const first = await create().catch((err: unknown) => err);
       if (first instanceof Error) {
         expect(first).toMatchObject({ code: ErrorCode.HSM_UNAVAILABLE, details: { retryable: true } });
-        await waitFor(() => store.health().state === 'ready');
+        await waitFor(() => store.health().state === 'ready', 'the store ready again');
         await create();
       }
     }
@@ -173,13 +173,13 @@ describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults,
     expect(failure).toBeInstanceOf(DomainError);
     expect(failure).toMatchObject({ code: ErrorCode.HSM_UNAVAILABLE, details: { retryable: true } });
     expect((failure as Error).message).toContain('CKR_TOKEN_NOT_PRESENT');
-    await waitFor(() => store.health().tokens[0].state === 'down');
+    await waitFor(() => store.health().tokens[0].state === 'down', 'the token reported down');
     expect(store.health()).toMatchObject({ state: 'down', lastError: expect.stringContaining('CKR_TOKEN_NOT_PRESENT') });
     // While down, requests fail fast with the retryable error instead of queueing.
     await expect(store.sign(signingKey.uri, s.digest, { hash: s.hash })).rejects.toMatchObject({ code: ErrorCode.HSM_UNAVAILABLE });
 
     faults.disarm();
-    await waitFor(() => store.health().state === 'ready');
+    await waitFor(() => store.health().state === 'ready', 'the store ready again');
     await expectSignaturesVerify();
     expectPoolsRestored();
   });
@@ -194,10 +194,3 @@ describe.each(SIGNING_MODES)(`${Pkcs11KeyStore.name} recovers from token faults,
   });
 });
 
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -9,8 +9,8 @@ import type { HsmOptions } from '../../src/hsm/hsm-options';
 import { type Pkcs11KeyStoreDeps, Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import type { TestToken } from '../support/softhsm';
 
-/** Recovery tuned for tests: fast backoff, quick retry while down. */
-export const FAST_RECOVERY = { initialBackoffMs: 5, maxBackoffMs: 50, downRetryMs: 100, maxAttempts: 4 } as const;
+/** Recovery tuned for tests: fast backoff, quick retry while down, no idle-session probe (faults armed by a test must meet that test's operations). */
+export const FAST_RECOVERY = { initialBackoffMs: 5, maxBackoffMs: 50, downRetryMs: 100, maxAttempts: 4, probeIntervalMs: 0 } as const;
 
 /**
  * Every place a signature can be computed: worker threads (synchronous C_Sign), each on its own
@@ -79,5 +79,14 @@ export function verifyWithOpenSsl(spec: KeySpec, spki: Buffer, s: SignedSample, 
     return execFileSync('openssl', args, { encoding: 'utf8' }).trim();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Waits, bounded and generously, for a state to be reached (never a wall-clock assertion). */
+export async function waitFor(condition: () => boolean, what = 'the condition', timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

@@ -7,7 +7,7 @@ import type { KeyInfo } from '../../src/hsm/key-store';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { SIGN_THREAD_NICE } from '../../src/hsm/sign-workers';
 import { createTestToken } from '../support/softhsm';
-import { openStore, sample, verifyWithNode } from './hsm-test-kit';
+import { openStore, sample, verifyWithNode, waitFor } from './hsm-test-kit';
 
 type InstanceFault = 'close-all-sessions' | 'logout' | 'finalize';
 
@@ -22,13 +22,6 @@ function signingThreads(store: Pkcs11KeyStore): Worker[] {
   return pool.threads.map((thread) => thread.worker);
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe(`${Pkcs11KeyStore.name} signing threads`, () => {
   let store: Pkcs11KeyStore;
