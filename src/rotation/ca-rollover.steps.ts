@@ -4,7 +4,7 @@ import { EntityManager } from 'typeorm';
 import { CaEntity } from '../ca/ca.entity';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CaService } from '../ca/ca.service';
-import { CaIssuer, issueIssuingCaCertificate, issueRootCaCertificate } from '../ca/certificate-issuer';
+import { CaIssuer, issueIssuingCaCertificate, issueRootCaCertificate, issueTimestampingCertificate } from '../ca/certificate-issuer';
 import { DISTRIBUTION_GATE, DistributionGate } from '../common/distribution-gate';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
@@ -85,13 +85,13 @@ export class CaRolloverSteps {
     return { generation: (await generations.findOneBy({ caId: ca.id, generation: target.generation }))!, adopted };
   }
 
-  /** Root: a new self-signed root. Issuing CA: certified by the parent's active generation, never outliving it. */
+  /** Root: a new self-signed root. Issuing or TSA CA: certified by the parent's active generation, never outliving it. */
   private async issueCertificate({ manager, now }: StepContext, ca: CaEntity, plan: CaRolloverPlan): Promise<StepResult> {
     const generation = await manager.getRepository(CaGenerationEntity).findOne({ where: { caId: ca.id, generation: plan.generation }, lock: { mode: 'pessimistic_write' } });
     if (!generation) return { outcome: 'fail', error: `generation ${plan.generationName} is missing` };
     if (!generation.certificate) {
       let parent: { generation: CaGenerationEntity; issuer: CaIssuer } | undefined;
-      if (plan.caKind === 'issuing') {
+      if (plan.caKind === 'issuing' || plan.caKind === 'tsa') {
         const parentGeneration = await this.cas.activeGeneration(ca.parentId!);
         parent = { generation: parentGeneration, issuer: await this.cas.issuerFor(parentGeneration) };
       }
@@ -124,8 +124,9 @@ export class CaRolloverSteps {
         throw new DomainError(ErrorCode.CONFLICT, `the parent generation ${parent.generation.name} expires too soon to certify ${generation.name}`);
       }
     }
+    const issue = ca.kind === 'tsa' ? issueTimestampingCertificate : issueIssuingCaCertificate;
     const issued = parent
-      ? await issueIssuingCaCertificate({ issuer: parent.issuer, subject: ca.subject, publicKeySpki: signer.publicKeySpki, validityDays, now })
+      ? await issue({ issuer: parent.issuer, subject: ca.subject, publicKeySpki: signer.publicKeySpki, validityDays, now })
       : await issueRootCaCertificate({ signer, subject: ca.subject, validityDays, now });
     const chain = parent ? [parent.issuer.certificate, ...parent.generation.chain] : [];
     await manager.update(CaGenerationEntity, { id: generation.id }, {

@@ -63,7 +63,8 @@ export interface SubordinatePlan {
 export interface CaRolloverPlan {
   kind: 'ca';
   caName: string;
-  caKind: 'root' | 'issuing';
+  /** `tsa`: a new TSA signing key and certificate under the active TSA root generation. */
+  caKind: RenewableCaKind;
   fromGeneration: string | null;
   generation: number;
   generationName: string;
@@ -76,6 +77,9 @@ export interface CaRolloverPlan {
 }
 
 export type RotationPlan = KeyRotationPlan | CaRolloverPlan;
+
+/** CAs a rollover can renew in place. A TSA root is replaced by a new `tsa-root` CA instead. */
+export type RenewableCaKind = 'root' | 'issuing' | 'tsa';
 
 export type StepResult =
   | { outcome: 'done'; detail?: Record<string, unknown> }
@@ -97,7 +101,7 @@ export function newSteps(names: readonly StepName[]): StepRecord[] {
   return names.map((name) => ({ name, state: 'pending', attempts: 0, startedAt: null, finishedAt: null, waitingUntil: null, waitingFor: null, error: null, detail: null }));
 }
 
-export function stepsFor(kind: RotationKind, caKind?: 'root' | 'issuing'): readonly StepName[] {
+export function stepsFor(kind: RotationKind, caKind?: RenewableCaKind): readonly StepName[] {
   if (kind === 'key') return KEY_ROTATION_STEPS;
   return caKind === 'root' ? ROOT_ROLLOVER_STEPS : ISSUING_CA_RENEWAL_STEPS;
 }

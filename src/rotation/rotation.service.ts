@@ -208,8 +208,12 @@ export class RotationService {
     options: { trigger: RotationTrigger; now: Date; actor?: AuditActor; reason?: string },
   ): Promise<{ rotation: RotationEntity; created: boolean }> {
     const operation = 'renewCa';
-    if (ca.kind !== 'root' && ca.kind !== 'issuing') {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: renewing a ${ca.kind} CA is not supported (root and issuing CAs only)`, { field: 'name' });
+    if (ca.kind !== 'root' && ca.kind !== 'issuing' && ca.kind !== 'tsa') {
+      throw new DomainError(
+        ErrorCode.VALIDATION_ERROR,
+        `${operation}: renewing a ${ca.kind} CA is not supported (root, issuing and tsa CAs; a TSA root is replaced by creating a new tsa-root CA)`,
+        { field: 'name' },
+      );
     }
     const repository = manager.getRepository(RotationEntity);
     const running = await repository.findOneBy({ kind: 'ca', caId: ca.id, state: 'running' });
@@ -379,9 +383,10 @@ export class RotationService {
 
   /**
    * Issuing CAs whose active generation's remaining lifetime is within the margin of the longest
-   * leaf validity of their keys (leaves would be cut short), and whose parent can certify a new
-   * generation that would not be due at once (caLifetimes marks the others `blocked`: that is an
-   * alert, the root needs a rollover first).
+   * leaf validity of their keys (leaves would be cut short), and TSA CAs within the margin of their
+   * expiry (after it, /tsa answers 503; timestamps already issued stay valid), whose parent can
+   * certify a new generation that would not be due at once (caLifetimes marks the others
+   * `blocked`: that is an alert, the root needs a rollover first).
    */
   async issuingCasDueForRenewal(now: Date, manager: EntityManager = this.dataSource.manager): Promise<Array<{ id: string; name: string; reason: string }>> {
     return (await this.caLifetimes(now, manager)).filter((ca) => ca.due && !ca.blocked && !ca.renewing);
@@ -393,13 +398,14 @@ export class RotationService {
   ): Promise<Array<{ id: string; name: string; generation: string; notAfter: Date; thresholdDays: number; due: boolean; blocked: boolean; renewing: boolean; reason: string }>> {
     const rows: Array<{ id: string; name: string; generation: string; not_after: Date; max_leaf_days: number | null; parent_not_after: Date | null; busy: boolean }> = await manager.query(
       `SELECT c.id, c.name, g.name AS generation, g.not_after,
-              (SELECT max(k.certificate_validity_days) FROM signing_keys k WHERE k.issuer_ca_id = c.id) AS max_leaf_days,
+              CASE WHEN c.kind = 'tsa' THEN 0
+                   ELSE (SELECT max(k.certificate_validity_days) FROM signing_keys k WHERE k.issuer_ca_id = c.id) END AS max_leaf_days,
               pg.not_after AS parent_not_after,
               EXISTS (SELECT 1 FROM rotations r WHERE r.kind = 'ca' AND r.state = 'running' AND r.ca_id IN (c.id, c.parent_id)) AS busy
          FROM cas c
          JOIN ca_generations g ON g.ca_id = c.id AND g.state = 'active' AND g.certificate IS NOT NULL AND g.key_uri <> $1
          LEFT JOIN ca_generations pg ON pg.ca_id = c.parent_id AND pg.state = 'active'
-        WHERE c.kind = 'issuing' AND NOT c.external
+        WHERE c.kind IN ('issuing', 'tsa') AND NOT c.external
         ORDER BY c.name`,
       [EXTERNAL_KEY_URI],
     );
@@ -420,7 +426,10 @@ export class RotationService {
           // Renewing would not help: the parent cannot certify a generation that lasts past the threshold.
           blocked: due && parentRemainingDays < thresholdDays + 1,
           renewing: row.busy,
-          reason: `${row.generation} has ${Math.floor(remainingDays)} day(s) left, less than the longest leaf validity (${row.max_leaf_days}) + ${this.config.rotation.caRenewalMarginDays} days margin`,
+          reason:
+            row.max_leaf_days === 0
+              ? `${row.generation} has ${Math.floor(remainingDays)} day(s) left, less than the ${this.config.rotation.caRenewalMarginDays} days margin`
+              : `${row.generation} has ${Math.floor(remainingDays)} day(s) left, less than the longest leaf validity (${row.max_leaf_days}) + ${this.config.rotation.caRenewalMarginDays} days margin`,
         };
       });
   }

@@ -56,6 +56,8 @@ export class TsaService {
   private context?: SigningContext;
   private contextCheckedAt = -Infinity;
   private loading?: Promise<SigningContext>;
+  /** A generation this process just activated: looked for on every request until it is seen. */
+  private expected?: { generationId: string; until: number };
   private readonly responses?: Counter<'status'>;
   private readonly now: TsaTime;
 
@@ -153,16 +155,27 @@ export class TsaService {
     return result;
   }
 
+  /**
+   * A renewal in this process activated `generationId` of the TSA CA (its transaction may not have
+   * committed yet): sign with it as soon as the database shows it, not after the refresh interval.
+   * Other replicas switch within CONTEXT_REFRESH_MS.
+   */
+  expectGeneration(generationId: string): void {
+    this.expected = { generationId, until: performance.now() + CONTEXT_REFRESH_MS };
+  }
+
   /** The signing context of the active TSA generation; a stale one is refreshed in the background. */
   private async signingContext(): Promise<SigningContext> {
-    const fresh = performance.now() - this.contextCheckedAt < CONTEXT_REFRESH_MS;
+    const awaited = this.expected && this.context?.generationId !== this.expected.generationId && performance.now() < this.expected.until;
+    const fresh = !awaited && performance.now() - this.contextCheckedAt < CONTEXT_REFRESH_MS;
     if (this.context && fresh) return this.context;
     if (!this.loading) {
       this.loading = this.loadContext().finally(() => (this.loading = undefined));
       if (this.context) this.loading.catch((error: Error) => this.logger.warn(`could not refresh the TSA generation: ${error.message}`));
     }
-    // Keep serving with the current generation while the database is asked for a newer one.
-    return this.context ?? this.loading;
+    // Keep serving with the current generation while the database is asked for a newer one, unless
+    // this process just activated the newer one.
+    return awaited ? this.loading : this.context ?? this.loading;
   }
 
   private async loadContext(): Promise<SigningContext> {
@@ -180,6 +193,7 @@ export class TsaService {
       this.context = { generationId: generation.id, generationName: generation.name, builder };
     }
     this.contextCheckedAt = performance.now();
+    if (this.expected?.generationId === this.context.generationId) this.expected = undefined;
     return this.context;
   }
 }

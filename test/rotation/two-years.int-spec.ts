@@ -124,6 +124,8 @@ describe('two simulated years of rotations', () => {
     expect(caRotations).toEqual([
       ['sim-issuing', 'ca-lifetime', 'completed'],
       ['sim-root', 'manual', 'completed'],
+      // The dev TSA's certificate (460 days) renewed itself 30 days before it expired.
+      ['signet-dev-tsa', 'ca-lifetime', 'completed'],
       ['sim-issuing', 'ca-lifetime', 'completed'],
     ]);
     const generations = await query<{ name: string; state: string; parent: string | null }>(
