@@ -22,8 +22,11 @@ export interface ExpiryReport {
   crls: Array<{ generation: string; nextUpdate: Date | null; secondsLeft: number | null; late: boolean }>;
   rotations: { running: number; activated: number };
   alerts: Array<{ rotationId: string; subject: string; alert: string }>;
-  /** Issuing CAs due for renewal whose parent cannot certify a long enough generation (a root rollover is needed). */
-  caRenewalBlocked: Array<{ ca: string; generation: string; reason: string }>;
+  /**
+   * Issuing or TSA CAs due for renewal whose parent cannot certify a long enough generation (the
+   * root needs a rollover; a TSA root is replaced by a new tsa-root CA).
+   */
+  caRenewalBlocked: Array<{ ca: string; kind: 'issuing' | 'tsa'; generation: string; reason: string }>;
 }
 
 /**
@@ -100,7 +103,9 @@ export class RotationStatusService {
       }),
       rotations: { running: counts.running, activated: counts.activated },
       alerts: alerts.map((a) => ({ rotationId: a.id, subject: a.subject, alert: a.alert })),
-      caRenewalBlocked: (await this.rotations.caLifetimes(now)).filter((c) => c.blocked && !c.renewing).map((c) => ({ ca: c.name, generation: c.generation, reason: c.reason })),
+      caRenewalBlocked: (await this.rotations.caLifetimes(now))
+        .filter((c) => c.blocked && !c.renewing)
+        .map((c) => ({ ca: c.name, kind: c.kind, generation: c.generation, reason: c.reason })),
     };
   }
 
@@ -113,7 +118,13 @@ export class RotationStatusService {
     for (const alert of report.alerts) lines.push(`rotation ALERT: ${alert.alert}`);
     for (const o of report.overdue) lines.push(`rotation OVERDUE: key ${o.key} was due ${o.dueAt.toISOString()} (${o.hoursLate} h late)`);
     for (const name of report.keysWithoutActiveVersion) lines.push(`rotation ALERT: key ${name} has no active version (signing fails until a rotation activates one)`);
-    for (const blocked of report.caRenewalBlocked) lines.push(`expiry ALERT: CA ${blocked.ca} cannot be renewed under its root (${blocked.reason}); roll the root over`);
+    for (const blocked of report.caRenewalBlocked) {
+      lines.push(
+        blocked.kind === 'tsa'
+          ? `expiry ALERT: TSA CA ${blocked.ca} cannot be renewed under its TSA root (${blocked.reason}); create a new tsa-root CA and a tsa CA under it, point SIGNET_TSA_CA at it and distribute the new root`
+          : `expiry ALERT: CA ${blocked.ca} cannot be renewed under its root (${blocked.reason}); roll the root over`,
+      );
+    }
     for (const g of report.caGenerations) lines.push(`expiry: CA generation ${g.generation} (${g.kind}, ${g.state}) expires in ${g.days} day(s) at ${g.notAfter.toISOString()}${g.warn ? ' WARNING' : ''}`);
     for (const l of report.leaves) lines.push(`expiry: key ${l.key} v${l.version} certificate expires in ${l.days} day(s) at ${l.notAfter.toISOString()}${l.warn ? ' WARNING' : ''}`);
     for (const c of report.crls) {

@@ -395,9 +395,9 @@ export class RotationService {
   async caLifetimes(
     now: Date,
     manager: EntityManager = this.dataSource.manager,
-  ): Promise<Array<{ id: string; name: string; generation: string; notAfter: Date; thresholdDays: number; due: boolean; blocked: boolean; renewing: boolean; reason: string }>> {
-    const rows: Array<{ id: string; name: string; generation: string; not_after: Date; max_leaf_days: number | null; parent_not_after: Date | null; busy: boolean }> = await manager.query(
-      `SELECT c.id, c.name, g.name AS generation, g.not_after,
+  ): Promise<Array<{ id: string; name: string; kind: 'issuing' | 'tsa'; generation: string; notAfter: Date; thresholdDays: number; due: boolean; blocked: boolean; renewing: boolean; reason: string }>> {
+    const rows: Array<{ id: string; name: string; kind: 'issuing' | 'tsa'; generation: string; not_after: Date; max_leaf_days: number | null; parent_not_after: Date | null; busy: boolean }> = await manager.query(
+      `SELECT c.id, c.name, c.kind, g.name AS generation, g.not_after,
               CASE WHEN c.kind = 'tsa' THEN 0
                    ELSE (SELECT max(k.certificate_validity_days) FROM signing_keys k WHERE k.issuer_ca_id = c.id) END AS max_leaf_days,
               pg.not_after AS parent_not_after,
@@ -419,6 +419,7 @@ export class RotationService {
         return {
           id: row.id,
           name: row.name,
+          kind: row.kind,
           generation: row.generation,
           notAfter: row.not_after,
           thresholdDays,

@@ -2,6 +2,8 @@ import 'reflect-metadata';
 import { DEV_TSA_CA, DEV_TSA_ROOT_CA } from '../../src/tsa/dev-tsa.bootstrap';
 import { TsaService } from '../../src/tsa/tsa.service';
 import { RotationScheduler } from '../../src/rotation/rotation.scheduler';
+import { RotationService } from '../../src/rotation/rotation.service';
+import { RotationStatusService } from '../../src/rotation/rotation-status.service';
 import { OpenSslWorkspace } from '../tsa/tsa-fixtures';
 import { http } from './rotation-helpers';
 import { RotationTestApp, startRotationTestApp, TestClock } from './rotation-test-app';
@@ -107,5 +109,15 @@ describe('TSA CA renewal', () => {
     await tick();
     expect(await tsaRotations()).toEqual([expect.objectContaining({ trigger: 'ca-lifetime', state: 'completed', to: `${DEV_TSA_CA}-g3` })]);
     expect((await generations(DEV_TSA_CA)).map((g) => g.state)).toEqual(['retired', 'retired', 'active']);
+  });
+
+  it('near the end of the TSA root, starts no renewal and tells the operator to replace the TSA root', async () => {
+    const [root] = await generations(DEV_TSA_ROOT_CA);
+    const at = new Date(new Date(root.notAfter!).getTime() - 20 * DAY);
+    expect((await t.app.get(RotationService).issuingCasDueForRenewal(at)).map((c) => c.name)).not.toContain(DEV_TSA_CA);
+    const lines = await t.app.get(RotationStatusService).statusLines(at);
+    expect(lines.filter((line) => line.includes(`TSA CA ${DEV_TSA_CA}`))).toEqual([
+      expect.stringMatching(new RegExp(`^expiry ALERT: TSA CA ${DEV_TSA_CA} cannot be renewed under its TSA root \\(.*\\); create a new tsa-root CA`)),
+    ]);
   });
 });
