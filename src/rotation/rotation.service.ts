@@ -364,11 +364,11 @@ export class RotationService {
         this.logger.error(`could not enqueue the rotation of key ${key.name}: ${(error as Error).message}`);
       }
     }
-    for (const ca of await this.issuingCasDueForRenewal(now)) {
+    for (const ca of await this.casDueForRenewal(now)) {
       try {
         const result = await this.dataSource.transaction(async (manager) => {
           if (!(await tryRotationLock(manager, rotationLockName({ kind: 'ca' })))) return undefined;
-          const due = (await this.issuingCasDueForRenewal(now, manager)).find((c) => c.id === ca.id);
+          const due = (await this.casDueForRenewal(now, manager)).find((c) => c.id === ca.id);
           if (!due) return undefined;
           const entity = (await manager.getRepository(CaEntity).findOneBy({ id: ca.id }))!;
           return this.startCaRollover(manager, entity, { trigger: 'ca-lifetime', now, reason: due.reason });
@@ -388,7 +388,7 @@ export class RotationService {
    * certify a new generation that would not be due at once (caLifetimes marks the others
    * `blocked`: that is an alert, the root needs a rollover first).
    */
-  async issuingCasDueForRenewal(now: Date, manager: EntityManager = this.dataSource.manager): Promise<Array<{ id: string; name: string; reason: string }>> {
+  async casDueForRenewal(now: Date, manager: EntityManager = this.dataSource.manager): Promise<Array<{ id: string; name: string; reason: string }>> {
     return (await this.caLifetimes(now, manager)).filter((ca) => ca.due && !ca.blocked && !ca.renewing);
   }
 
@@ -428,7 +428,7 @@ export class RotationService {
           blocked: due && parentRemainingDays < thresholdDays + 1,
           renewing: row.busy,
           reason:
-            row.max_leaf_days === 0
+            row.kind === 'tsa'
               ? `${row.generation} has ${Math.floor(remainingDays)} day(s) left, less than the ${this.config.rotation.caRenewalMarginDays} days margin`
               : `${row.generation} has ${Math.floor(remainingDays)} day(s) left, less than the longest leaf validity (${row.max_leaf_days}) + ${this.config.rotation.caRenewalMarginDays} days margin`,
         };

@@ -114,7 +114,7 @@ describe('TSA CA renewal', () => {
   it('near the end of the TSA root, starts no renewal and tells the operator to replace the TSA root', async () => {
     const [root] = await generations(DEV_TSA_ROOT_CA);
     const at = new Date(new Date(root.notAfter!).getTime() - 20 * DAY);
-    expect((await t.app.get(RotationService).issuingCasDueForRenewal(at)).map((c) => c.name)).not.toContain(DEV_TSA_CA);
+    expect((await t.app.get(RotationService).casDueForRenewal(at)).map((c) => c.name)).not.toContain(DEV_TSA_CA);
     const lines = await t.app.get(RotationStatusService).statusLines(at);
     expect(lines.filter((line) => line.includes(`TSA CA ${DEV_TSA_CA}`))).toEqual([
       expect.stringMatching(new RegExp(`^expiry ALERT: TSA CA ${DEV_TSA_CA} cannot be renewed under its TSA root \\(.*\\); create a new tsa-root CA`)),
