@@ -73,6 +73,46 @@ export function eventHash(fields: CanonicalEventFields, precomputed?: { actorJso
   return hash('sha256', canonicalEventText(fields, precomputed), 'buffer');
 }
 
+/**
+ * One row's parts as canonical JSON text (`actorJson` and `subjectJson` are `null` for none;
+ * `typeJson` and `subjectJson` are JSON strings), for the writer's hot path: the same bytes as
+ * canonicalEventText, with nothing re-serialised per row.
+ */
+export interface CanonicalRowText {
+  typeJson: string;
+  actorJson: string;
+  subjectJson: string;
+  dataJson: string;
+}
+
+/** eventHash of a row given as CanonicalRowText, in lower-case hex (the chain's own hot path). */
+export function eventHashHex(seq: string, time: string, row: CanonicalRowText, prevHashHex: string): string {
+  return hash(
+    'sha256',
+    `{"actor":${row.actorJson},"data":${row.dataJson},"prevHash":"${prevHashHex}","seq":"${seq}","subject":${row.subjectJson},"time":"${time}","type":${row.typeJson},"v":${CANONICAL_VERSION}}`,
+    'hex',
+  );
+}
+
+/** A string as canonical JSON text, after storableString: what canonicalJson(normaliseJson(s)) gives. */
+export function canonicalString(value: string): string {
+  return JSON.stringify(storableString(value));
+}
+
+/**
+ * canonicalJson(normaliseActor(actor)) written directly: the members in RFC 8785 order (address,
+ * role, tokenId, tokenName), each only when it is a string. Runs once per audited request.
+ */
+export function canonicalActorJson(actor: AuditActor | undefined): string {
+  if (!actor) return 'null';
+  let out = '';
+  if (typeof actor.address === 'string') out += `,"address":${canonicalString(actor.address)}`;
+  if (typeof actor.role === 'string') out += `,"role":${canonicalString(actor.role)}`;
+  if (typeof actor.tokenId === 'string') out += `,"tokenId":${canonicalString(actor.tokenId)}`;
+  if (typeof actor.tokenName === 'string') out += `,"tokenName":${canonicalString(actor.tokenName)}`;
+  return out === '' ? 'null' : `{${out.slice(1)}}`;
+}
+
 let lastTimeMs = NaN;
 let lastTimeText = '';
 

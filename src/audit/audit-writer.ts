@@ -1,23 +1,20 @@
 import type { Pool, PoolClient } from 'pg';
 import { DomainError, ErrorCode } from '../common/errors';
-import { canonicalTime, eventHash } from './audit-canonical';
+import { canonicalTime, CanonicalRowText, eventHashHex } from './audit-canonical';
 import { ensurePartitions, isMissingPartition, partitionFor, partitionsCovering } from './audit-partitions';
 import { asAuditError, withClient } from './audit-pg';
-import { AuditActor, JsonValue } from './audit.types';
 
-/** An event ready to be chained: normalised, with its canonical actor/data text precomputed. */
-export interface PreparedEvent {
-  type: string;
-  actor: AuditActor | null;
-  actorJson: string;
-  subject: string | null;
-  data: { [key: string]: JsonValue };
-  dataJson: string;
+/**
+ * An event ready to be chained: normalised, every part already canonical JSON text (see
+ * CanonicalRowText), so chaining it costs one template and one hash.
+ */
+export interface PreparedEvent extends CanonicalRowText {
   /** When the event happened (epoch ms); the row's time is this, kept non-decreasing along seq. */
   at: number;
 }
 
-interface Pending extends PreparedEvent {
+interface Pending {
+  event: PreparedEvent;
   resolve(seq: string): void;
   reject(error: unknown): void;
 }
@@ -90,6 +87,8 @@ export class AuditWriter {
   private idleWaiters: Array<() => void> = [];
   /** Months whose partition is known to exist, so the steady state never checks. */
   private readonly knownPartitions = new Set<string>();
+  /** [from, to) of the last month found in knownPartitions: the common case is one numeric test. */
+  private knownMonth = { fromMs: 0, toMs: 0 };
   /** The chain head as of this process's last commit; unknown after any failure. */
   private head?: ChainHead;
 
@@ -107,9 +106,20 @@ export class AuditWriter {
       this.options.onFailure?.(events.length);
       return Promise.reject(new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'the audit log is falling behind; retry later', { retryAfterSeconds: 1 }));
     }
-    const settled = events.map((event) => new Promise<string>((resolve, reject) => this.queue.push({ ...event, resolve, reject })));
+    const settled = events.map((event) => new Promise<string>((resolve, reject) => this.queue.push({ event, resolve, reject })));
     this.kick();
     return Promise.all(settled);
+  }
+
+  /** submit([event]) without the arrays: the path every signature takes. */
+  submitOne(event: PreparedEvent): Promise<string> {
+    if (this.queue.length + 1 > this.options.maxPending) {
+      this.options.onFailure?.(1);
+      return Promise.reject(new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'the audit log is falling behind; retry later', { retryAfterSeconds: 1 }));
+    }
+    const settled = new Promise<string>((resolve, reject) => this.queue.push({ event, resolve, reject }));
+    this.kick();
+    return settled;
   }
 
   /** Resolves when nothing is queued or being written (used at shutdown and by tests). */
@@ -161,7 +171,8 @@ export class AuditWriter {
         // The head's time (another replica's clock) may have pushed rows into a month not yet created.
         this.knownPartitions.clear();
         try {
-          await ensurePartitions(client, partitionsCovering(Math.min(...batch.map((e) => e.at)), this.options.now() + 40 * 86400_000));
+          this.knownMonth = { fromMs: 0, toMs: 0 };
+          await ensurePartitions(client, partitionsCovering(Math.min(...batch.map((p) => p.event.at)), this.options.now() + 40 * 86400_000));
           await this.writeBatch(client, batch);
           return;
         } catch (retryError) {
@@ -200,11 +211,18 @@ export class AuditWriter {
   }
 
   private async ensureKnownPartitions(client: PoolClient, batch: Pending[]): Promise<void> {
-    const months = new Map(batch.map((e) => partitionFor(e.at)).map((p) => [p.name, p]));
+    const { fromMs, toMs } = this.knownMonth;
+    let inKnownMonth = true;
+    for (let i = 0; i < batch.length && inKnownMonth; i++) inKnownMonth = batch[i].event.at >= fromMs && batch[i].event.at < toMs;
+    if (inKnownMonth) return;
+    const months = new Map(batch.map((p) => partitionFor(p.event.at)).map((p) => [p.name, p]));
     const unknown = [...months.values()].filter((p) => !this.knownPartitions.has(p.name));
-    if (unknown.length === 0) return;
-    await ensurePartitions(client, unknown);
-    for (const p of unknown) this.knownPartitions.add(p.name);
+    if (unknown.length > 0) {
+      await ensurePartitions(client, unknown);
+      for (const p of unknown) this.knownPartitions.add(p.name);
+    }
+    const last = partitionFor(batch[batch.length - 1].event.at);
+    this.knownMonth = { fromMs: last.from.getTime(), toMs: last.to.getTime() };
   }
 
   private async writeBatch(client: PoolClient, batch: Pending[]): Promise<void> {
@@ -257,29 +275,25 @@ export class AuditWriter {
 }
 
 /** Assigns seq, time, prev_hash and hash to each event after `head`, in order. */
-function chain(batch: PreparedEvent[], head: ChainHead): ChainedBatch {
+function chain(batch: Pending[], head: ChainHead): ChainedBatch {
   let seq = head.seq;
-  let prevHash = head.hash;
+  let prevHashHex = head.hash.toString('hex');
   let lastTime = head.timeMs;
   const seqs: string[] = new Array(batch.length);
-  const rows: string[] = new Array(batch.length);
+  let rowsJson = '[';
   for (let i = 0; i < batch.length; i++) {
-    const event = batch[i];
+    const event = batch[i].event;
     seq += 1n;
     // Time never goes backwards along the chain, even across replicas with skewed clocks, so
     // monthly partitions hold contiguous seq ranges (retention drops a prefix of the chain).
-    lastTime = Math.max(lastTime, event.at);
+    if (event.at > lastTime) lastTime = event.at;
     const seqText = seq.toString();
     const time = canonicalTime(lastTime);
-    const hash = eventHash(
-      { seq: seqText, time, type: event.type, actor: event.actor, subject: event.subject, data: event.data, prevHash },
-      { actorJson: event.actorJson, dataJson: event.dataJson },
-    );
+    const hashHex = eventHashHex(seqText, time, event, prevHashHex);
     seqs[i] = seqText;
-    rows[i] =
-      `[${seqText},"${time}",${JSON.stringify(event.type)},${event.actor === null ? 'null' : event.actorJson},` +
-      `${event.subject === null ? 'null' : JSON.stringify(event.subject)},${event.dataJson},"${prevHash.toString('hex')}","${hash.toString('hex')}"]`;
-    prevHash = hash;
+    rowsJson +=
+      `${i === 0 ? '' : ','}[${seqText},"${time}",${event.typeJson},${event.actorJson},${event.subjectJson},${event.dataJson},"${prevHashHex}","${hashHex}"]`;
+    prevHashHex = hashHex;
   }
-  return { rowsJson: `[${rows.join(',')}]`, seqs, last: { seq, hash: prevHash, timeMs: lastTime } };
+  return { rowsJson: `${rowsJson}]`, seqs, last: { seq, hash: Buffer.from(prevHashHex, 'hex'), timeMs: lastTime } };
 }

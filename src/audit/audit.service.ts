@@ -3,11 +3,12 @@ import { Pool } from 'pg';
 import { Counter, Histogram } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { MetricsService } from '../observability/metrics.service';
-import { canonicalJson, normaliseActor, normaliseJson, storableString } from './audit-canonical';
+import { canonicalActorJson, canonicalJson, canonicalString, normaliseJson } from './audit-canonical';
 import { ensurePartitionsOnPool, partitionsCovering } from './audit-partitions';
 import { pgPool } from './audit-pg';
 import { AuditWriter, PreparedEvent } from './audit-writer';
-import { AuditEventInput, JsonValue } from './audit.types';
+import { AuditActor, AuditEventInput, JsonValue } from './audit.types';
+import { SignEventData, signEventDataJson } from './sign-event';
 
 /** Injection token for the audit clock (epoch ms); tests bind a fixed or stepping clock. */
 export const AUDIT_CLOCK = Symbol('AUDIT_CLOCK');
@@ -54,8 +55,16 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
 
   /** Appends one event; resolves with its seq once committed. */
   async record(event: AuditEventInput): Promise<{ seq: string }> {
-    const [seq] = await this.writer.submit([this.prepare(event)]);
-    return { seq };
+    return { seq: await this.writer.submitOne(this.prepare(event)) };
+  }
+
+  /**
+   * Appends the `sign` event of one signature; resolves with its seq once committed. The same
+   * row record({type: 'sign', actor, subject, data}) would write, serialised without the generic
+   * walk (signing's hot path).
+   */
+  recordSign(actor: AuditActor | undefined, subject: string, data: SignEventData): Promise<string> {
+    return this.writer.submitOne({ typeJson: '"sign"', actorJson: canonicalActorJson(actor), subjectJson: canonicalString(subject), dataJson: signEventDataJson(data), at: this.clock() });
   }
 
   /** Appends several events in one batch: they get contiguous seqs, in order. */
@@ -131,15 +140,11 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
     if (event.data === null || typeof event.data !== 'object' || Array.isArray(event.data)) {
       throw new TypeError(`AuditService.record: 'data' must be an object (event ${event.type})`);
     }
-    const actor = normaliseActor(event.actor);
-    const data = normaliseJson(event.data) as { [key: string]: JsonValue };
     return {
-      type: event.type,
-      actor,
-      actorJson: actor === null ? 'null' : canonicalJson(actor as { [key: string]: JsonValue }),
-      subject: event.subject === undefined || event.subject === null ? null : storableString(String(event.subject)),
-      data,
-      dataJson: canonicalJson(data),
+      typeJson: JSON.stringify(event.type),
+      actorJson: canonicalActorJson(event.actor),
+      subjectJson: event.subject === undefined || event.subject === null ? 'null' : canonicalString(String(event.subject)),
+      dataJson: canonicalJson(normaliseJson(event.data) as { [key: string]: JsonValue }),
       at: this.clock(),
     };
   }

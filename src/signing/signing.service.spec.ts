@@ -60,12 +60,14 @@ describe(SigningService.name, () => {
         return nodeSign(null, data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
       },
     } as unknown as KeyStore;
+    const recordEvent = async (event: AuditEventInput) => {
+      if (auditFails) throw new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'the database is unavailable; retry later');
+      audited.push(event);
+      return { seq: String(audited.length) };
+    };
     const audit = {
-      record: async (event: AuditEventInput) => {
-        if (auditFails) throw new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'the database is unavailable; retry later');
-        audited.push(event);
-        return { seq: String(audited.length) };
-      },
+      record: recordEvent,
+      recordSign: async (actor: AuditEventInput['actor'], subject: string, data: Record<string, unknown>) => (await recordEvent({ type: 'sign', actor, subject, data })).seq,
     } as unknown as AuditService;
     const promotion = {
       check: async (key: { requires: readonly string[] }) => {

@@ -96,21 +96,16 @@ export class SigningService {
     if (request.signatureFormat === 'der') signature = ecdsaRawToDer(signature);
     const signatureB64 = signature.toString('base64');
 
-    const { seq } = await this.audit.record({
-      type: 'sign',
-      actor: principal.auditActor,
-      subject: key.keyName,
-      data: {
-        version: key.version,
-        keySpec: key.spec,
-        algorithm: key.info.signingAlgorithm,
-        digest: `${nodeHashName(hash)}:${digest.toString('hex')}`,
-        mode: request.mode,
-        signatureFormat: request.signatureFormat,
-        signature: signatureB64,
-        artifact: artifact ?? null,
-        ...(request.idempotencyKey === undefined ? {} : { idempotencyKey: request.idempotencyKey }),
-      },
+    const seq = await this.audit.recordSign(principal.auditActor, key.keyName, {
+      version: key.version,
+      keySpec: key.spec,
+      algorithm: key.info.signingAlgorithm,
+      digest: `${nodeHashName(hash)}:${digest.toString('hex')}`,
+      mode: request.mode,
+      signatureFormat: request.signatureFormat,
+      signature: signatureB64,
+      artifact: artifact ?? null,
+      idempotencyKey: request.idempotencyKey,
     });
     if (artifact) await this.promotion.record(key, artifact, seq);
 
