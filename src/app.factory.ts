@@ -14,6 +14,9 @@ import { depthLimitedJsonParser } from './observability/json-body';
 import { PinoNestLogger } from './observability/logger';
 import { recordRoutes } from './observability/route-registry';
 import { registerSecurityHeaders } from './observability/security-headers';
+import { AuthGuard } from './auth/auth.guard';
+import { installSignFastPath } from './signing/sign-fast-path';
+import { SigningService } from './signing/signing.service';
 import { MetricsService } from './observability/metrics.service';
 
 /**
@@ -64,6 +67,7 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
 
   const fastify = app.getHttpAdapter().getInstance();
   recordRoutes(fastify);
+  installSignFastPath(fastify, () => ({ guard: app.get(AuthGuard), signing: app.get(SigningService) }));
   app.useBodyParser('application/json', { bodyLimit: config.bodyLimitBytes }, depthLimitedJsonParser(fastify));
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));

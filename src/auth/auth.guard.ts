@@ -1,4 +1,4 @@
-import { CanActivate, ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, Logger, Type } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, ErrorCode } from '../common/errors';
@@ -39,20 +39,35 @@ export class AuthGuard implements CanActivate {
     if (isPublic === true || (typeof isPublic === 'function' && isPublic(this.config))) return true;
 
     const http = context.switchToHttp();
-    const request = http.getRequest<FastifyRequest>();
+    const admitted = this.admit(http.getRequest<FastifyRequest>(), http.getResponse<FastifyReply>(), roles, () => `${context.getClass().name}.${context.getHandler().name}`);
+    return admitted instanceof Promise ? admitted.then(() => true) : true;
+  }
+
+  /**
+   * Everything canActivate checks on a non-public route, for a request Nest does not route
+   * (src/signing/sign-fast-path.ts): 401 without a valid token (with the RFC 6750 challenge), 429
+   * over the token's rate, 403 for a role not in `roles` (undefined: refused to everyone). Sets
+   * request.signetPrincipal and returns the principal; synchronous on a token-cache hit.
+   */
+  admit(request: FastifyRequest, reply: FastifyReply, roles: Role[] | undefined, route: () => string): Principal | Promise<Principal> {
     let principal: Principal | Promise<Principal>;
     try {
       principal = this.tokens.authenticate(bearerToken(request.headers.authorization), request.ip);
     } catch (error) {
-      throw this.challenge(http.getResponse<FastifyReply>(), error);
+      throw this.challenge(reply, error);
     }
     if (principal instanceof Promise) {
       return principal.then(
-        (resolved) => this.authorise(context, request, resolved, roles),
-        (error) => Promise.reject(this.challenge(http.getResponse<FastifyReply>(), error)),
+        (resolved) => this.authorise(request, resolved, roles, route),
+        (error) => Promise.reject(this.challenge(reply, error)),
       );
     }
-    return this.authorise(context, request, principal, roles);
+    return this.authorise(request, principal, roles, route);
+  }
+
+  /** The @Roles of a handler (undefined when it declares none), as canActivate reads them. */
+  rolesOf(controller: Type, handler: (...args: never[]) => unknown): Role[] | undefined {
+    return this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_METADATA, [handler, controller]);
   }
 
   /** A route's @Public / @Roles, read once per handler (metadata is fixed after bootstrap). */
@@ -71,16 +86,16 @@ export class AuthGuard implements CanActivate {
     return access;
   }
 
-  private authorise(context: ExecutionContext, request: FastifyRequest, principal: Principal, roles: Role[] | undefined): boolean {
+  private authorise(request: FastifyRequest, principal: Principal, roles: Role[] | undefined, route: () => string): Principal {
     const retryAfterSeconds = this.limiter.take(principal.tokenId, this.tokens.rateLimitFor(principal.tokenId));
     if (retryAfterSeconds > 0) {
       throw new DomainError(ErrorCode.RATE_LIMITED, 'too many requests for this token; retry later', { retryAfterSeconds });
     }
     if (!roles) {
-      const route = `${context.getClass().name}.${context.getHandler().name}`;
-      if (!this.warnedUndeclared.has(route)) {
-        this.warnedUndeclared.add(route);
-        this.logger.error(`${route} declares neither @Roles nor @Public; refusing every caller`);
+      const name = route();
+      if (!this.warnedUndeclared.has(name)) {
+        this.warnedUndeclared.add(name);
+        this.logger.error(`${name} declares neither @Roles nor @Public; refusing every caller`);
       }
       throw new DomainError(ErrorCode.FORBIDDEN, 'this route is not open to any role');
     }
@@ -88,7 +103,7 @@ export class AuthGuard implements CanActivate {
       throw new DomainError(ErrorCode.FORBIDDEN, `the ${principal.role} role may not call this route`);
     }
     request.signetPrincipal = principal;
-    return true;
+    return principal;
   }
 
   /** 401s carry the RFC 6750 challenge. */

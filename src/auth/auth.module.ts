@@ -13,7 +13,7 @@ import { TokenService } from './token.service';
 @Global()
 @Module({
   controllers: [TokenController],
-  providers: [TokenService, RateLimiter, AdminTokenBootstrap, { provide: APP_GUARD, useClass: AuthGuard }],
-  exports: [TokenService, RateLimiter],
+  providers: [TokenService, RateLimiter, AdminTokenBootstrap, AuthGuard, { provide: APP_GUARD, useExisting: AuthGuard }],
+  exports: [TokenService, RateLimiter, AuthGuard],
 })
 export class AuthModule {}

@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { TokenService } from '../../src/auth/token.service';
 import { KeysService } from '../../src/keys/keys.service';
 import { registeredRoutes } from '../../src/observability/route-registry';
+import { signFastPathInstalled } from '../../src/signing/sign-fast-path';
 import { Caller, EVERYONE, Rule, TABLE } from '../support/route-roles';
 import { startTestApp, TestApp } from '../support/test-app';
 
@@ -113,6 +114,18 @@ describe('authorisation matrix over the live router (API.md role table)', () => 
       }
     }
     expect(failures).toEqual([]);
+  });
+
+  it("answers the sign route from its fast path (src/signing/sign-fast-path.ts), so the rows above hold for it, and keeps Nest's 404 for an empty key name", async () => {
+    expect(signFastPathInstalled(t.app.getHttpAdapter().getInstance() as FastifyInstance)).toBe(true);
+    const empty = await t.app.inject({ method: 'POST', url: '/v1/keys//sign', headers: { authorization: `Bearer ${tokens.admin}`, 'content-type': 'application/json' }, payload: SIGN_BODY });
+    expect(empty.statusCode).toBe(404);
+    expect(empty.json().error.code).toBe('ROUTE_NOT_FOUND');
+    const signed = await t.app.inject({ method: 'POST', url: `/v1/keys/${KEY}/sign`, headers: { authorization: `Bearer ${tokens.signer}`, 'content-type': 'application/json' }, payload: SIGN_BODY });
+    expect(signed.statusCode).toBe(200);
+    expect(signed.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(signed.headers['cache-control']).toBe('no-store');
+    expect(signed.json()).toMatchObject({ keyName: KEY, signingAlgorithm: 'ECDSA-SHA-256' });
   });
 
   it('serves /metrics anonymously only when SIGNET_METRICS_PUBLIC is set', async () => {
