@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
-const COMMON: Record<string, string> = {
+const COMMON: ReadonlyArray<readonly [string, string]> = Object.entries({
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
   'cross-origin-resource-policy': 'same-origin',
   'permissions-policy': 'interest-cohort=()',
-};
+});
 /** The API serves data, never pages; only the Swagger UI at /docs needs scripts and styles. */
 const API_CSP = "default-src 'none'; frame-ancestors 'none'";
 const DOCS_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
@@ -14,7 +14,7 @@ const DOCS_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-s
 /** Security headers on every response (errors and 404s included). */
 export function registerSecurityHeaders(fastify: FastifyInstance, options: { tls: boolean }): void {
   fastify.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => {
-    for (const [name, value] of Object.entries(COMMON)) reply.header(name, value);
+    for (const [name, value] of COMMON) reply.header(name, value);
     reply.header('content-security-policy', request.url.startsWith('/docs') ? DOCS_CSP : API_CSP);
     if (options.tls) reply.header('strict-transport-security', 'max-age=31536000');
     // Authenticated answers are never cached by intermediaries.
