@@ -7,7 +7,7 @@ import { PUBLIC_METADATA, ROLES_METADATA } from './access.decorators';
 import { Principal } from './principal';
 import { RateLimiter } from './rate-limiter';
 import { Role } from './roles';
-import { TokenService } from './token.service';
+import { ConnectionTokenMemo, TokenService } from './token.service';
 
 interface RouteAccess {
   controller: object;
@@ -52,7 +52,7 @@ export class AuthGuard implements CanActivate {
   admit(request: FastifyRequest, reply: FastifyReply, roles: Role[] | undefined, route: () => string): Principal | Promise<Principal> {
     let principal: Principal | Promise<Principal>;
     try {
-      principal = this.tokens.authenticate(bearerToken(request.headers.authorization), request.ip);
+      principal = this.tokens.authenticate(bearerToken(request.headers.authorization), request.ip, connectionMemo(request));
     } catch (error) {
       throw this.challenge(reply, error);
     }
@@ -111,6 +111,20 @@ export class AuthGuard implements CanActivate {
     if (error instanceof DomainError && error.code === ErrorCode.UNAUTHENTICATED) reply.header('www-authenticate', 'Bearer realm="signet"');
     return error;
   }
+}
+
+const memos = new WeakMap<object, ConnectionTokenMemo>();
+
+/** The token memo of the request's connection (dropped with the socket). */
+function connectionMemo(request: FastifyRequest): ConnectionTokenMemo | undefined {
+  const socket = request.raw?.socket as object | undefined;
+  if (!socket) return undefined;
+  let memo = memos.get(socket);
+  if (!memo) {
+    memo = { token: '', hash: '' };
+    memos.set(socket, memo);
+  }
+  return memo;
 }
 
 function bearerToken(header: string | undefined): string | undefined {

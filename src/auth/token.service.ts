@@ -46,6 +46,16 @@ export interface UpdateTokenInput {
   rateLimitPerSecond?: number | null;
 }
 
+/**
+ * The last bearer token seen on one client connection and its SHA-256, so a keep-alive client
+ * sending the same token on every request is hashed once. It lives as long as the connection (the
+ * request objects of that connection hold the same header text), never in a shared structure.
+ */
+export interface ConnectionTokenMemo {
+  token: string;
+  hash: string;
+}
+
 /** What authentication needs of a token row; cached for SIGNET_TOKEN_CACHE_SECONDS. */
 interface TokenRecord {
   id: string;
@@ -96,11 +106,20 @@ export class TokenService {
    * The principal for a bearer token, or 401 UNAUTHENTICATED. Synchronous on a cache hit (the
    * common case); a Promise when the database has to be asked.
    */
-  authenticate(token: string | undefined, address: string): Principal | Promise<Principal> {
+  authenticate(token: string | undefined, address: string, connection?: ConnectionTokenMemo): Principal | Promise<Principal> {
     if (!token) throw unauthenticated('a bearer token is required');
-    if (!TOKEN_FORMAT.test(token)) throw unauthenticated('invalid token');
-    // One-shot hash: this runs on every authenticated request.
-    const hash = cryptoHash('sha256', token, 'hex');
+    let hash: string;
+    if (connection !== undefined && connection.token === token) {
+      hash = connection.hash;
+    } else {
+      if (!TOKEN_FORMAT.test(token)) throw unauthenticated('invalid token');
+      // One-shot hash: this runs on every authenticated request (but once per keep-alive connection and token).
+      hash = cryptoHash('sha256', token, 'hex');
+      if (connection !== undefined) {
+        connection.token = token;
+        connection.hash = hash;
+      }
+    }
     const cached = this.cache.get(hash);
     if (cached && performance.now() - cached.fetchedMs < this.config.auth.tokenCacheSeconds * 1000) {
       return this.principalFor(cached.record, address);

@@ -87,10 +87,10 @@ export class SigningService {
   }
 
   private async signOnce(keyName: string, request: SignRequest, principal: Principal, context: SignContext, attempt = 1): Promise<string> {
-    const prepared = await this.prepare(keyName, request);
-    const { key, hash, digest, artifact } = prepared;
+    // No await on the hot path when the key is cached and has no promotion rule.
+    const { key, hash, digest, artifact } = this.prepareWith(this.keys.peek(keyName) ?? (await this.keys.get(keyName)), request);
     context.key = key;
-    await this.promotion.check(key, artifact);
+    if (key.requires.length > 0) await this.promotion.check(key, artifact);
 
     let signature = await this.keyStore.sign(key.keyUri, digest, { hash });
     if (request.signatureFormat === 'der') signature = ecdsaRawToDer(signature);
@@ -141,7 +141,10 @@ export class SigningService {
 
   /** Every check that needs the key, in order; none touches the HSM. */
   private async prepare(keyName: string, request: SignRequest): Promise<PreparedSign> {
-    const key = await this.keys.get(keyName);
+    return this.prepareWith(await this.keys.get(keyName), request);
+  }
+
+  private prepareWith(key: ActiveKey, request: SignRequest): PreparedSign {
     const hash = checkAgainstKey(request, key.info);
     if (key.notAfterMs !== null && key.notAfterMs <= Date.now()) {
       throw new DomainError(ErrorCode.NO_ACTIVE_VERSION, `sign: the certificate of key "${key.keyName}" version ${key.version} has expired; rotate the key`, {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { DataSource } from 'typeorm';
@@ -6,7 +7,7 @@ import { Public, Roles } from '../../src/auth/access.decorators';
 import { AuthGuard } from '../../src/auth/auth.guard';
 import { TokenPrincipal } from '../../src/auth/principal';
 import { RateLimiter } from '../../src/auth/rate-limiter';
-import { TokenService } from '../../src/auth/token.service';
+import { ConnectionTokenMemo, TokenService } from '../../src/auth/token.service';
 import { DomainError, ErrorCode } from '../../src/common/errors';
 import { loadConfig } from '../../src/config/config';
 import { dataSourceOptions } from '../../src/database/data-source-options';
@@ -57,6 +58,24 @@ describe(TokenService.name, () => {
     await expect(tokens.revoke(created.id, undefined)).rejects.toMatchObject({ code: ErrorCode.DATABASE_UNAVAILABLE });
     expect((await service().get(created.id)).keys).toEqual(['a']);
     expect((await service().get(created.id)).state).toBe('active');
+  });
+
+  it('authenticates each request by its own token when one connection switches tokens (the per-connection hash memo)', async () => {
+    const tokens = service({});
+    const a = await tokens.create({ name: 'conn-a', role: 'signer', keys: ['x'] }, undefined);
+    const b = await tokens.create({ name: 'conn-b', role: 'auditor' }, undefined);
+    const connection: ConnectionTokenMemo = { token: '', hash: '' };
+    for (const [token, expected] of [[a.token, a.id], [a.token, a.id], [b.token, b.id], [a.token, a.id]] as const) {
+      expect((await tokens.authenticate(token, '::1', connection)).tokenId).toBe(expected);
+      expect(connection).toEqual({ token, hash: createHash('sha256').update(token).digest('hex') });
+    }
+    // A malformed or unknown token after a good one is refused, and does not replace the memo.
+    expect(() => tokens.authenticate('sgt_short', '::1', connection)).toThrow(expect.objectContaining({ code: ErrorCode.UNAUTHENTICATED }));
+    expect(connection.token).toBe(a.token);
+    await expect(Promise.resolve().then(() => tokens.authenticate(`sgt_${'A'.repeat(43)}`, '::1', connection))).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED });
+    // Revocation still wins over the memo.
+    await tokens.revoke(a.id, undefined);
+    await expect(Promise.resolve().then(() => tokens.authenticate(a.token, '::1', connection))).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED });
   });
 
   it('records use coarsely, not on every request', async () => {
