@@ -22,6 +22,7 @@ import { Client } from 'pg';
 import { Writable } from 'node:stream';
 import { createApp } from '../src/app.factory';
 import { AuditService } from '../src/audit/audit.service';
+import { SignEventData } from '../src/audit/sign-event';
 import { TokenPrincipal } from '../src/auth/principal';
 import { loadConfig } from '../src/config/config';
 import { resolveHsmOptions, resolveSignWorkers } from '../src/hsm/hsm-options';
@@ -357,7 +358,7 @@ async function inProcessBreakdown(): Promise<{ breakdown: Breakdown[]; raw: numb
     const principal = new TokenPrincipal('00000000-0000-4000-8000-000000000001', 'bench', 'signer', ['inproc'], '127.0.0.1');
     const digest = createHash('sha256').update('in-process').digest();
     const body = { digest: digest.toString('base64'), hashAlgorithm: 'SHA-256' };
-    const data = { version: 1, keySpec: 'EC-256', algorithm: 'ECDSA-SHA-256', digest: `sha256:${digest.toString('hex')}`, mode: 'digest', signatureFormat: 'raw', signature: 'A'.repeat(86) + '==', artifact: null };
+    const data: SignEventData = { version: 1, keySpec: 'EC-256', algorithm: 'ECDSA-SHA-256', digest: `sha256:${digest.toString('hex')}`, mode: 'digest', signatureFormat: 'raw', signature: 'A'.repeat(86) + '==', artifact: null };
     const measure = async (name: string, operation: () => Promise<unknown>, count = 15_000): Promise<Breakdown> => {
       let started = 0;
       const loop = async () => {
@@ -377,7 +378,7 @@ async function inProcessBreakdown(): Promise<{ breakdown: Breakdown[]; raw: numb
     };
     const breakdown = [
       await measure('key store `sign()` (a job to a signing thread)', () => keyStore.sign(key.keyUri, digest, { hash: 'SHA-256' })),
-      await measure('audit `record()` of a sign event (group commit)', () => audit.record({ type: 'sign', actor: principal.auditActor, subject: 'inproc', data })),
+      await measure('audit `recordSign()` of a sign event (group commit; what SigningService calls)', () => audit.recordSign(principal.auditActor, 'inproc', data)),
       await measure('`SigningService.sign()` (checks + key store + audit + response text)', () => signing.sign('inproc', body, principal)),
     ];
 
@@ -559,7 +560,7 @@ async function main(): Promise<void> {
       `Disk under the WAL: write 8 KiB + fdatasync p50 ${fsync.p50Ms.toFixed(3)} ms, p99 ${fsync.p99Ms.toFixed(3)} ms (300 iterations).`,
     `- Where the main thread goes (in-process on a fresh Signet, 32 callers, no HTTP, same run): ` +
       breakdown.map((b) => `${b.name}: ${b.mainUs.toFixed(0)} µs per call (${b.perSecond.toFixed(0)}/s)`).join('; ') +
-      `. The rest of the ${at32.mainUsPerSign.toFixed(0)} µs per HTTP signature is Fastify/Nest, bearer-token authentication, the rate limiter and the request metrics. ` +
+      `. The rest of the ${at32.mainUsPerSign.toFixed(0)} µs per HTTP signature is the HTTP server (Node and Fastify; the sign route skips Nest's per-request pipeline, src/signing/sign-fast-path.ts), bearer-token authentication, the rate limiter, the request metrics and the kernel's loopback TCP (the response writev wakes the client). ` +
       'One JavaScript thread cannot go past ~1 s of CPU per second, so at ' + `${at32.mainUsPerSign.toFixed(0)} µs the ceiling is ~${(1e6 / at32.mainUsPerSign).toFixed(0)} signatures/s on an otherwise idle core; ` +
       `the whole machine (${os.availableParallelism()} cores: Signet's threads, PostgreSQL, the load generator, the kernel's loopback TCP) spent ${at32.totalUsPerSign.toFixed(0)} µs of CPU per signature, a ceiling of ~${((os.availableParallelism() * 1e6) / at32.totalUsPerSign).toFixed(0)} signatures/s.`,
     `- Audit check afterwards: ${auditRows} \`sign\` rows ≥ ${totalOk} 2xx responses (warm-up and probe included): ${auditRows >= totalOk ? 'holds' : '**VIOLATED**'}.`,
