@@ -209,6 +209,7 @@ export class Pkcs11KeyStore implements KeyStore {
           tokens: [this.#options.signing, ...(this.#options.ca ? [this.#options.ca] : [])].map((t) => ({ label: t.tokenLabel, pin: t.pin })),
           ownModule: this.#options.signThreadsOwnModule,
           moduleCopyDir: this.#options.moduleCopyDir,
+          generation: () => library.generation,
           logger: this.logger,
         });
         await this.signWorkers.start();

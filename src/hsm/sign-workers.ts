@@ -77,6 +77,8 @@ const mechanisms = [];
 const keys = [];
 const handles = [];
 let initialized = false;
+// Shared instance: the generation of the process's initialisation our sessions and handles belong to.
+let generation;
 // Codes after which the thread starts its sessions (own: its whole instance) afresh; on its own instance, it tries once more.
 const RETRY = new Set(
   ['CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED', 'CKR_USER_NOT_LOGGED_IN', 'CKR_DEVICE_REMOVED', 'CKR_TOKEN_NOT_PRESENT',
@@ -196,6 +198,16 @@ parentPort.on('message', (message) => {
     return;
   }
   const { newMechanisms, newKeys, jobs, count } = message;
+  if (!own && message.generation !== generation) {
+    // The process finalised and initialised the shared instance since our last job (its pool
+    // drained every job first): our session and object handles died with it, and their numbers may
+    // now name sessions the process opened since. Forget them without closing anything.
+    if (generation !== undefined) {
+      sessions.fill(undefined);
+      handles.length = 0;
+    }
+    generation = message.generation;
+  }
   if (newMechanisms) mechanisms.push(...newMechanisms);
   if (newKeys) keys.push(...newKeys.map((k) => ({ token: k.token, id: Buffer.from(k.id), label: k.label })));
   const input = Buffer.from(jobs);
@@ -278,6 +290,11 @@ export interface SignWorkerPoolOptions {
   ownModule: boolean;
   /** Where a thread puts its private copy of the module (default: the OS temp directory). */
   moduleCopyDir?: string;
+  /**
+   * Shared instance: the process's initialisation generation (Pkcs11Library.generation). Each batch
+   * carries it; a thread that sees it change forgets its sessions and handles.
+   */
+  generation?: () => number;
   logger: HsmLogger;
 }
 
@@ -503,7 +520,8 @@ export class SignWorkerPool {
     thread.knownMechanisms = this.mechanisms.length;
     const newKeys = this.keys.length > thread.knownKeys ? this.keys.slice(thread.knownKeys) : undefined;
     thread.knownKeys = this.keys.length;
-    thread.worker.postMessage({ newMechanisms, newKeys, jobs: packed.buffer, count: batch.length }, [packed.buffer]);
+    const generation = this.#options.generation?.();
+    thread.worker.postMessage({ newMechanisms, newKeys, jobs: packed.buffer, count: batch.length, generation }, [packed.buffer]);
   }
 
   private mechanismIndex(mechanism: Mechanism): number {

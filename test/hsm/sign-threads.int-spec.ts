@@ -5,6 +5,7 @@ import type { Worker } from 'node:worker_threads';
 import { DomainError, ErrorCode } from '../../src/common/errors';
 import type { KeyInfo } from '../../src/hsm/key-store';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
+import { Pkcs11Library } from '../../src/hsm/pkcs11-library';
 import { SIGN_THREAD_NICE } from '../../src/hsm/sign-workers';
 import { createTestToken } from '../support/softhsm';
 import { openStore, sample, verifyWithNode, waitFor } from './hsm-test-kit';
@@ -101,6 +102,42 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
       expect(verifyWithNode(own.spec, own.publicKeySpki, s, await fallback.sign(own.uri, s.digest, { hash: s.hash }))).toBe(true);
     } finally {
       await fallback.close();
+    }
+  });
+
+  it("makes shared-instance threads forget their sessions when the process re-initialises the module, so none signs on a session number the process has reopened", async () => {
+    const token = await createTestToken('threads-reinit');
+    const shared = await openStore(token, { poolSize: 4, signWorkers: 2, signThreadModule: 'shared' });
+    const library = Pkcs11Library.acquire(token.modulePath);
+    try {
+      const sharedKey = await shared.createKey({ spec: 'EC-256', label: 'reinit-key' });
+      const signMany = (round: string) =>
+        Promise.all(
+          Array.from({ length: 32 }, async (_, i) => {
+            const s = sample('EC-256', `${round} ${i}`);
+            return verifyWithNode(sharedKey.spec, sharedKey.publicKeySpki, s, await shared.sign(sharedKey.uri, s.digest, { hash: s.hash }));
+          }),
+        );
+      // Both threads hold sessions (and the key's handle) on the shared instance.
+      expect(await signMany('before')).not.toContain(false);
+      const generation = library.generation;
+      const before = shared.counters();
+      // The process finalises and initialises the instance (what a pool recovery does); its pools
+      // reopen sessions, which SoftHSM2 numbers afresh.
+      await library.reinitialize(generation);
+      expect(library.generation).toBe(generation + 1);
+      expect(await signMany('after')).not.toContain(false);
+      // No job met a dead or foreign session: nothing failed or was retried, and the one pool
+      // recovery is the re-initialisation's own reopen (before the fix: two more, with retries).
+      const after = shared.counters();
+      expect({ failures: after.signFailures - before.signFailures, retries: after.operationRetries - before.operationRetries, recoveries: after.recoveries - before.recoveries }).toEqual({
+        failures: 0,
+        retries: 0,
+        recoveries: 1,
+      });
+    } finally {
+      library.release();
+      await shared.close();
     }
   });
 
