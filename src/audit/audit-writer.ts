@@ -102,10 +102,7 @@ export class AuditWriter {
   }
 
   submit(events: PreparedEvent[]): Promise<string[]> {
-    if (this.queue.length + events.length > this.options.maxPending) {
-      this.options.onFailure?.(events.length);
-      return Promise.reject(new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'the audit log is falling behind; retry later', { retryAfterSeconds: 1 }));
-    }
+    if (this.queue.length + events.length > this.options.maxPending) return this.fallingBehind(events.length);
     const settled = events.map((event) => new Promise<string>((resolve, reject) => this.queue.push({ event, resolve, reject })));
     this.kick();
     return Promise.all(settled);
@@ -113,13 +110,16 @@ export class AuditWriter {
 
   /** submit([event]) without the arrays: the path every signature takes. */
   submitOne(event: PreparedEvent): Promise<string> {
-    if (this.queue.length + 1 > this.options.maxPending) {
-      this.options.onFailure?.(1);
-      return Promise.reject(new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'the audit log is falling behind; retry later', { retryAfterSeconds: 1 }));
-    }
+    if (this.queue.length + 1 > this.options.maxPending) return this.fallingBehind(1);
     const settled = new Promise<string>((resolve, reject) => this.queue.push({ event, resolve, reject }));
     this.kick();
     return settled;
+  }
+
+  /** Events refused at once (503) rather than queued without bound. */
+  private fallingBehind(count: number): Promise<never> {
+    this.options.onFailure?.(count);
+    return Promise.reject(new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'the audit log is falling behind; retry later', { retryAfterSeconds: 1 }));
   }
 
   /** Resolves when nothing is queued or being written (used at shutdown and by tests). */

@@ -80,7 +80,7 @@ export class AuthGuard implements CanActivate {
     const access: RouteAccess = {
       controller,
       isPublic: this.reflector.getAllAndOverride<RouteAccess['isPublic']>(PUBLIC_METADATA, targets),
-      roles: this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_METADATA, targets),
+      roles: this.rolesOf(controller, handler as (...args: never[]) => unknown),
     };
     this.accessByHandler.set(handler, access);
     return access;
