@@ -439,8 +439,7 @@ export class SignWorkerPool {
       thread.queued.push({ id, key: keyIndex, mechanism, data });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        // After this turn's I/O callbacks (the check phase): every request read in one poll joins one batch.
-        setImmediate(() => this.flush());
+        queueMicrotask(() => this.flush());
       }
     });
   }
