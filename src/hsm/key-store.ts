@@ -66,6 +66,12 @@ export interface SignOptions {
   hash: HashAlgorithm;
   /** RSA only; ECDSA keys refuse it (UNSUPPORTED_ALGORITHM). */
   rsaPadding?: 'pss' | 'pkcs1';
+  /**
+   * For callers that arrive one per I/O callback (the HTTP sign route): on signing threads, the job
+   * waits for the check phase of the event loop, so every request read in one poll shares one
+   * message to a thread. Callers that loop on awaits are gathered by the default (microtask) flush.
+   */
+  gatherTurn?: boolean;
 }
 
 export interface KeyListing {

@@ -396,7 +396,7 @@ export class Pkcs11KeyStore implements KeyStore {
     const known = this.keys.get(keyUri);
     if (known && known.epoch === target.pool.epoch) this.checkPadding(known.spec, rsaPadding);
     try {
-      return await target.pool.run('sign', (session) => this.signOnSession(session, target, keyUri, digest, hash, rsaPadding));
+      return await target.pool.run('sign', (session) => this.signOnSession(session, target, keyUri, digest, hash, rsaPadding, options.gatherTurn === true));
     } catch (err) {
       throw toDomainError('sign', err);
     }
@@ -415,6 +415,7 @@ export class Pkcs11KeyStore implements KeyStore {
     digest: Buffer,
     hash: HashAlgorithm,
     rsaPadding: SignOptions['rsaPadding'],
+    gatherTurn: boolean,
   ): Promise<Buffer> {
     const key = this.keyOnSession(session, target, keyUri, 'sign');
     this.checkPadding(key.spec, rsaPadding);
@@ -428,7 +429,7 @@ export class Pkcs11KeyStore implements KeyStore {
     } else {
       mechanism = rsaPssMechanism(hash);
     }
-    if (this.signWorkers) return this.signOnWorker(target, key, mechanism, data, keyUri);
+    if (this.signWorkers) return this.signOnWorker(target, key, mechanism, data, keyUri, gatherTurn);
     const api = this.api;
     try {
       // C_SignInit is cheap and synchronous; the signature itself runs on a libuv thread.
@@ -456,7 +457,7 @@ export class Pkcs11KeyStore implements KeyStore {
    * C_SignInit + C_Sign on a signing thread, which finds the key by id and label with its own
    * session; the caller's pool session stays held (and `data` referenced) until it settles.
    */
-  private async signOnWorker(target: KeyTarget, key: ResolvedKey, mechanism: Mechanism, data: Buffer, keyUri: string): Promise<Buffer> {
+  private async signOnWorker(target: KeyTarget, key: ResolvedKey, mechanism: Mechanism, data: Buffer, keyUri: string, gatherTurn: boolean): Promise<Buffer> {
     let fn = 'C_SignInit';
     try {
       if (this.faults) {
@@ -466,7 +467,7 @@ export class Pkcs11KeyStore implements KeyStore {
       }
       const pool = this.signWorkers as SignWorkerPool;
       key.signKey ??= pool.keyIndex({ token: target.ref.token, id: target.ref.id, label: target.ref.object });
-      const signature = await pool.sign(key.signKey, mechanism, data);
+      const signature = await pool.sign(key.signKey, mechanism, data, gatherTurn);
       this.stats.signAttempts++;
       this.stats.signOperations++;
       return signature;

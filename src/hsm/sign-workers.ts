@@ -372,7 +372,8 @@ class SignThread {
  * Signs on a few worker threads, each doing synchronous C_SignInit + C_Sign. With a local software
  * token (SoftHSM2) signing is CPU work, and the async C_Sign of pkcs11js costs the event loop a
  * synchronous C_SignInit plus two libuv hand-offs per signature; here the event loop only posts
- * batches of jobs (gathered while the thread is busy, like group commit) and takes results back.
+ * batches of jobs (gathered while the thread is busy, like group commit; for callers that ask,
+ * over a whole turn of the event loop) and takes results back.
  * The caller still holds one of the key store's sessions per job: the session pool stays the
  * bound on signatures in flight and the place where faults are counted and recovered.
  * Errors come back with the pkcs11js shape (CKR_ name in the message, code, C_ function), so the
@@ -382,6 +383,8 @@ export class SignWorkerPool {
   private readonly threads: SignThread[] = [];
   private nextId = 1;
   private flushScheduled = false;
+  private turnFlushScheduled = false;
+  private batchesSent = 0;
   private closed = false;
   /** Mechanism objects are the key store's constants: interned by identity, sent once per thread. */
   private readonly mechanisms: Mechanism[] = [];
@@ -400,6 +403,11 @@ export class SignWorkerPool {
 
   get threadCount(): number {
     return this.threads.length;
+  }
+
+  /** Batches sent to the threads so far (each a message and, for a sleeping thread, a wake-up). */
+  get batches(): number {
+    return this.batchesSent;
   }
 
   /** Threads running on their own instance of the module. */
@@ -428,8 +436,11 @@ export class SignWorkerPool {
     return index;
   }
 
-  /** Signs `data` with the key at `keyIndex`; the caller holds its pool session until this settles. */
-  sign(keyIndex: number, mechanism: Mechanism, data: Buffer): Promise<Buffer> {
+  /**
+   * Signs `data` with the key at `keyIndex`; the caller holds its pool session until this settles.
+   * The job is sent in a microtask, or with `gatherTurn` in the check phase (SignOptions.gatherTurn).
+   */
+  sign(keyIndex: number, mechanism: Mechanism, data: Buffer, gatherTurn = false): Promise<Buffer> {
     if (this.closed || this.threads.length === 0) return Promise.reject(hsmUnavailable('sign', undefined, 'signing threads stopped'));
     const id = this.nextId++;
     let thread = this.threads[0];
@@ -437,9 +448,20 @@ export class SignWorkerPool {
     return new Promise<Buffer>((resolve, reject) => {
       thread.pending.set(id, { resolve, reject });
       thread.queued.push({ id, key: keyIndex, mechanism, data });
-      if (!this.flushScheduled) {
+      if (gatherTurn) {
+        if (!this.turnFlushScheduled) {
+          this.turnFlushScheduled = true;
+          setImmediate(() => {
+            this.turnFlushScheduled = false;
+            this.flush();
+          });
+        }
+      } else if (!this.flushScheduled) {
         this.flushScheduled = true;
-        queueMicrotask(() => this.flush());
+        queueMicrotask(() => {
+          this.flushScheduled = false;
+          this.flush();
+        });
       }
     });
   }
@@ -493,7 +515,6 @@ export class SignWorkerPool {
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     for (const thread of this.threads) this.send(thread);
   }
 
@@ -502,6 +523,7 @@ export class SignWorkerPool {
     const batch = thread.queued;
     thread.queued = [];
     thread.batchesInFlight++;
+    this.batchesSent++;
     // One buffer per batch, transferred, not cloned: structured clone of a Buffer copies the whole
     // (pooled, 8 KiB) ArrayBuffer under it. Per job: id u32, mechanism index u8, key index u32,
     // data (u16 length + bytes).

@@ -92,7 +92,8 @@ export class SigningService {
     context.key = key;
     if (key.requires.length > 0) await this.promotion.check(key, artifact);
 
-    let signature = await this.keyStore.sign(key.keyUri, digest, { hash });
+    // One request per I/O callback: the signing threads get the whole poll's requests in one message.
+    let signature = await this.keyStore.sign(key.keyUri, digest, { hash, gatherTurn: true });
     if (request.signatureFormat === 'der') signature = ecdsaRawToDer(signature);
     const signatureB64 = signature.toString('base64');
 
