@@ -27,9 +27,15 @@ const RECORD = `
 export class PromotionPolicy {
   constructor(private readonly dataSource: DataSource) {}
 
-  /** 400 ARTIFACT_REQUIRED / 409 PROMOTION_REQUIRED unless `key` may sign `artifact`. One indexed query. */
-  async check(key: ActiveKey, artifact: ArtifactRef | undefined): Promise<void> {
-    if (key.requires.length === 0) return;
+  /**
+   * 400 ARTIFACT_REQUIRED / 409 PROMOTION_REQUIRED unless `key` may sign `artifact`. One indexed
+   * query; undefined (nothing to wait for) when the key has no promotion rule, the hot path's case.
+   */
+  check(key: ActiveKey, artifact: ArtifactRef | undefined): Promise<void> | undefined {
+    return key.requires.length === 0 ? undefined : this.checkRequired(key, artifact);
+  }
+
+  private async checkRequired(key: ActiveKey, artifact: ArtifactRef | undefined): Promise<void> {
     if (!artifact) {
       throw new DomainError(
         ErrorCode.ARTIFACT_REQUIRED,

@@ -90,7 +90,8 @@ export class SigningService {
     // No await on the hot path when the key is cached and has no promotion rule.
     const { key, hash, digest, artifact } = this.prepareWith(this.keys.peek(keyName) ?? (await this.keys.get(keyName)), request);
     context.key = key;
-    if (key.requires.length > 0) await this.promotion.check(key, artifact);
+    const promotion = this.promotion.check(key, artifact);
+    if (promotion) await promotion;
 
     // One request per I/O callback: the signing threads get the whole poll's requests in one message.
     let signature = await this.keyStore.sign(key.keyUri, digest, { hash, gatherTurn: true });
