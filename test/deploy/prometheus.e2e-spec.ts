@@ -114,7 +114,7 @@ describe('monitoring kit against a live Signet (real Prometheus, real docker-reg
     expect(used.size).toBeGreaterThanOrEqual(15);
   });
 
-  it('a target pointing at a stopped registry brings SignetDistributionTargetFailing to firing in Prometheus', async () => {
+  it('a target pointing at a stopped registry brings SignetDistributionTargetFailing to firing in Prometheus, and it resolves once the registry is back', async () => {
     const rulesDoc = load(fs.readFileSync(RULES_FILE, 'utf8')) as { groups: Array<{ rules: Array<{ for?: string }> }> };
     for (const group of rulesDoc.groups) for (const rule of group.rules) if (rule.for) rule.for = FOR_IN_TEST;
     const tokenFile = path.join(tempDir('prometheus-token-'), 'token');
@@ -154,5 +154,11 @@ describe('monitoring kit against a live Signet (real Prometheus, real docker-reg
       60_000,
     );
     expect(firing.labels).toMatchObject({ alertname: 'SignetDistributionTargetFailing', region: 'us', target: 'registry', state: 'retrying', severity: 'warning' });
+
+    // The registry back: the target converges and the alert resolves.
+    await registry.startProcess();
+    await api.ok('POST', '/v1/distribution/sync', undefined, 202);
+    await waitConverged(api.status);
+    await waitFor('SignetDistributionTargetFailing to resolve', async () => (await prometheus!.alerts('SignetDistributionTargetFailing')).length === 0, 60_000);
   });
 });
