@@ -80,6 +80,13 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     expect(() => new Deployment({ ...doc, spec: { ...doc.spec, replicas: 'three' } } as never).validate()).toThrow(/replicas/);
   });
 
+  it('configVariableNames() lists what loadConfig reads, defaults included, and not the refused PIN variables', () => {
+    const names = configVariableNames();
+    expect(names).toEqual(expect.arrayContaining(['SIGNET_PORT', 'DATABASE_URL', 'DATABASE_URL_FILE', 'SIGNET_PKCS11_PIN_FILE', 'SIGNET_TSA_POLICY_OID', 'SIGNET_DISTRIBUTION_LEASE_SECONDS']));
+    expect(names).not.toContain('SIGNET_PKCS11_PIN');
+    expect(names.every((name) => /^(SIGNET_|DATABASE_URL)/.test(name))).toBe(true);
+  });
+
   it('sets only environment variables Signet reads (config, or the process before Node starts)', () => {
     const read = new Set([...configVariableNames(), ...Object.keys(PROCESS_VARIABLES), ...PENDING_VARIABLES]);
     for (const [name, where] of Object.entries(PROCESS_VARIABLES)) expect(fs.readFileSync(path.join(PROJECT_ROOT, where), 'utf8')).toContain(name);

@@ -42,6 +42,10 @@ class PrometheusServer {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const server = new PrometheusServer(child, `http://127.0.0.1:${port}`);
+    // Never outlive the test process, even when afterAll does not run.
+    const kill = () => child.kill('SIGKILL');
+    process.once('exit', kill);
+    child.once('exit', () => process.removeListener('exit', kill));
     for (const stream of [child.stdout!, child.stderr!]) stream.setEncoding('utf8').on('data', (chunk: string) => server.output.push(chunk));
     await waitFor('prometheus to be ready', async () => child.exitCode === null && (await fetch(`${server.url}/-/ready`)).ok, 60_000).catch((error: Error) => {
       throw new Error(`${error.message}\n${server.output.join('').slice(-2000)}`);
