@@ -12,6 +12,7 @@ export enum ErrorCode {
   INVALID_SUBJECT = 'INVALID_SUBJECT',
   INVALID_CERTIFICATE = 'INVALID_CERTIFICATE',
   ARTIFACT_REQUIRED = 'ARTIFACT_REQUIRED',
+  ROTATION_TOO_FREQUENT = 'ROTATION_TOO_FREQUENT',
   BAD_REQUEST = 'BAD_REQUEST',
   // 401 / 403 / 404
   UNAUTHENTICATED = 'UNAUTHENTICATED',
@@ -56,6 +57,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.INVALID_SUBJECT:
     case ErrorCode.INVALID_CERTIFICATE:
     case ErrorCode.ARTIFACT_REQUIRED:
+    case ErrorCode.ROTATION_TOO_FREQUENT:
     case ErrorCode.BAD_REQUEST:
       return 400;
     case ErrorCode.UNAUTHENTICATED:

@@ -1,0 +1,55 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
+import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
+import { startTestApp, TestApp } from '../support/test-app';
+
+/**
+ * Issue #17, findings 5–9 (hostile clients and insiders), on the whole application in-process:
+ * real PostgreSQL, a real SoftHSM2 token, the dev CA, request logging on and its output captured.
+ * (TLS suites: test/e2e/tls.e2e-spec.ts, on a real server process. The last-admin race across
+ * replicas: test/auth/auth-services.int-spec.ts.)
+ */
+describe('hostile clients and insiders (issue #17, findings 5–9)', () => {
+  let t: TestApp;
+  let admin: string;
+  const subject = (cn: string) => ({ C: 'US', ST: 'Washington', O: 'Example Corp', CN: cn });
+
+  const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown, headers: Record<string, string> = {}, token = admin) =>
+    t.app.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      ...(body !== undefined ? { payload: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+
+  beforeAll(async () => {
+    t = await startTestApp({ SIGNET_LOG_REQUESTS: 'true', SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0' });
+    admin = fs.readFileSync(path.join(t.config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
+  }, 300_000);
+  afterAll(() => t?.close());
+
+  describe('5: rotation schedules have a floor (SIGNET_ROTATION_MIN_INTERVAL_HOURS, default 24)', () => {
+    it.each([
+      ['* * * * * *', 1],
+      ['* * * * *', 60],
+      ['0 */6 * * *', 6 * 3600],
+      ['0 1,23 * * *', 22 * 3600],
+    ])('refuses %s (400 ROTATION_TOO_FREQUENT), creating no key and no HSM key pair', async (schedule, shortestIntervalSeconds) => {
+      const name = `too-often-${shortestIntervalSeconds}`;
+      const keysBefore = (await t.app.get<KeyStore>(KEY_STORE).listKeys()).length;
+      const response = await call('POST', '/v1/keys', { name, keySpec: 'EC-256', subject: subject(name), rotation: { schedule } });
+      expect(response.statusCode).toBe(400);
+      expect(response.json().error).toMatchObject({ code: 'ROTATION_TOO_FREQUENT', details: { field: 'rotation.schedule', shortestIntervalSeconds, minIntervalHours: 24 } });
+      expect((await call('GET', `/v1/keys/${name}`)).statusCode).toBe(404);
+      expect((await t.app.get<KeyStore>(KEY_STORE).listKeys()).length).toBe(keysBefore);
+    });
+
+    it('accepts daily, weekly and quarterly schedules', async () => {
+      for (const [name, schedule] of [['daily-key', '0 3 * * *'], ['weekly-key', '30 2 * * 1'], ['quarterly-key', 'quarterly']]) {
+        const response = await call('POST', '/v1/keys', { name, keySpec: 'EC-256', subject: subject(name), rotation: { schedule } });
+        expect([name, response.statusCode]).toEqual([name, 201]);
+      }
+    });
+  });
+});
