@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
+import { query } from '../support/database';
 import { startTestApp, TestApp } from '../support/test-app';
 
 /**
@@ -50,6 +51,38 @@ describe('hostile clients and insiders (issue #17, findings 5–9)', () => {
         const response = await call('POST', '/v1/keys', { name, keySpec: 'EC-256', subject: subject(name), rotation: { schedule } });
         expect([name, response.statusCode]).toEqual([name, 201]);
       }
+    });
+  });
+
+  // Last: on code without the guard, these lock the bootstrap admin out, and every later call would answer 401.
+  describe('6: no change leaves the service without a usable admin token', () => {
+    const bootstrapAdminId = async () => (await call('GET', '/v1/tokens')).json().tokens.find((x: { name: string }) => x.name === 'bootstrap-admin').id as string;
+
+    it('refuses an expiry in the past or minutes away on the last admin token (409), and a role change (400); the admin keeps working', async () => {
+      const id = await bootstrapAdminId();
+      for (const expiresAt of [new Date(Date.now() - 60_000).toISOString(), new Date(Date.now() + 5 * 60_000).toISOString()]) {
+        const refused = await call('PATCH', `/v1/tokens/${id}`, { expiresAt });
+        expect([expiresAt, refused.statusCode, refused.json().error.code]).toEqual([expiresAt, 409, 'CONFLICT']);
+        expect(refused.json().error.details).toMatchObject({ reason: 'last-admin-token' });
+      }
+      const role = await call('PATCH', `/v1/tokens/${id}`, { role: 'auditor' });
+      expect(role.statusCode).toBe(400);
+      expect((await call('DELETE', `/v1/tokens/${id}`)).statusCode).toBe(409);
+      const [row] = await query<{ expires_at: Date | null; role: string; revoked_at: Date | null }>(t.database.url, 'SELECT expires_at, role, revoked_at FROM api_tokens WHERE id = $1', [id]);
+      expect(row).toEqual({ expires_at: null, role: 'admin', revoked_at: null });
+      expect((await call('GET', '/v1/tokens')).statusCode).toBe(200);
+      // Shortening that still leaves a usable admin is fine, and so is lengthening.
+      expect((await call('PATCH', `/v1/tokens/${id}`, { expiresInDays: 30 })).statusCode).toBe(200);
+      expect((await call('PATCH', `/v1/tokens/${id}`, { expiresAt: null })).statusCode).toBe(200);
+    });
+
+    it('lets an admin token expire or be revoked while another admin token stays usable', async () => {
+      const second = (await call('POST', '/v1/tokens', { name: 'second-admin', role: 'admin' })).json();
+      expect((await call('PATCH', `/v1/tokens/${second.id}`, { expiresAt: new Date(Date.now() - 1000).toISOString() })).statusCode).toBe(200);
+      expect((await call('GET', '/v1/tokens', undefined, {}, second.token)).statusCode).toBe(401);
+      // The second admin is expired now: the bootstrap admin is the last usable one again.
+      expect((await call('PATCH', `/v1/tokens/${await bootstrapAdminId()}`, { expiresInDays: 1 })).statusCode).toBe(200);
+      expect((await call('PATCH', `/v1/tokens/${await bootstrapAdminId()}`, { expiresAt: new Date(Date.now() + 30 * 60_000).toISOString() })).statusCode).toBe(409);
     });
   });
 });
