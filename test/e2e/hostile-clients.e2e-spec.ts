@@ -54,6 +54,28 @@ describe('hostile clients and insiders (issue #17, findings 5–9)', () => {
     });
   });
 
+  describe('7: secrets in query strings never reach the logs', () => {
+    it('scrubs token-shaped values and secret-named parameters from request log lines, and still logs the request', async () => {
+      const jwt = 'eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2lkcCIsInN1YiI6ImNpIn0.c2lnbmF0dXJlLWJ5dGVz';
+      const secrets = { access_token: admin, id_token: jwt, token: 'plain-token-value-1', code: 'oauth-code-value-2', password: 'hunter2-password-3', secret: 'shared-secret-value-4' };
+      const refused = await t.app.inject({ method: 'GET', url: `/v1/cas?access_token=${admin}` });
+      expect(refused.statusCode).toBe(401);
+      const queryString = Object.entries(secrets).map(([name, value]) => `${name}=${encodeURIComponent(value)}`).join('&');
+      await call('GET', `/v1/certificates?key=daily-key&${queryString}&marker=visible-parameter`);
+      await call('GET', `/v1/certificates?ACCESS%5FTOKEN=${admin}&other=${encodeURIComponent(jwt)}&marker=visible-2`);
+      await call('GET', `/v1/keys/${admin}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const logs = t.logs.join('');
+      // The requests were logged, with what is not secret.
+      expect(logs).toContain('marker=visible-parameter');
+      expect(logs).toContain('marker=visible-2');
+      const leaked = Object.entries(secrets).filter(([, value]) => logs.includes(value) || logs.includes(encodeURIComponent(value)));
+      expect(leaked.map(([name]) => name)).toEqual([]);
+      expect(logs).not.toContain(admin.slice(4));
+      expect(logs).not.toContain('eyJpc3Mi');
+    });
+  });
+
   // Last: on code without the guard, these lock the bootstrap admin out, and every later call would answer 401.
   describe('6: no change leaves the service without a usable admin token', () => {
     const bootstrapAdminId = async () => (await call('GET', '/v1/tokens')).json().tokens.find((x: { name: string }) => x.name === 'bootstrap-admin').id as string;
