@@ -24,6 +24,7 @@ export enum ErrorCode {
   ALREADY_EXISTS = 'ALREADY_EXISTS',
   NO_ACTIVE_VERSION = 'NO_ACTIVE_VERSION',
   PROMOTION_REQUIRED = 'PROMOTION_REQUIRED',
+  VERSION_CANNOT_SIGN = 'VERSION_CANNOT_SIGN',
   // 413 / 415 / 429
   PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_MEDIA_TYPE = 'UNSUPPORTED_MEDIA_TYPE',
@@ -71,6 +72,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.ALREADY_EXISTS:
     case ErrorCode.NO_ACTIVE_VERSION:
     case ErrorCode.PROMOTION_REQUIRED:
+    case ErrorCode.VERSION_CANNOT_SIGN:
       return 409;
     case ErrorCode.PAYLOAD_TOO_LARGE:
       return 413;

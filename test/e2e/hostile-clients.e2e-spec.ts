@@ -15,6 +15,11 @@ describe('hostile clients and insiders (issue #17, findings 5–9)', () => {
   let t: TestApp;
   let admin: string;
   const subject = (cn: string) => ({ C: 'US', ST: 'Washington', O: 'Example Corp', CN: cn });
+  const digestBody = (label: string, idempotencyKey?: string) => ({
+    digest: Buffer.alloc(32, label.length).toString('base64'),
+    hashAlgorithm: 'SHA-256',
+    ...(idempotencyKey ? { idempotencyKey } : {}),
+  });
 
   const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown, headers: Record<string, string> = {}, token = admin) =>
     t.app.inject({
@@ -73,6 +78,52 @@ describe('hostile clients and insiders (issue #17, findings 5–9)', () => {
       expect(leaked.map(([name]) => name)).toEqual([]);
       expect(logs).not.toContain(admin.slice(4));
       expect(logs).not.toContain('eyJpc3Mi');
+    });
+  });
+
+  describe('8: an idempotent replay never returns the answer of a version that may no longer sign', () => {
+    it('answers 409 VERSION_CANNOT_SIGN to a replay after the version was revoked and replaced, without the old signature', async () => {
+      expect((await call('POST', '/v1/keys', { name: 'replayed', keySpec: 'EC-256', subject: subject('replayed') })).statusCode).toBe(201);
+      const body = digestBody('replay-after-revocation', 'build-77/sign');
+      const first = await call('POST', '/v1/keys/replayed/sign', body);
+      expect(first.statusCode).toBe(200);
+      expect(first.json().keyVersion).toBe(1);
+      const again = await call('POST', '/v1/keys/replayed/sign', body);
+      expect(again.body).toBe(first.body); // an ordinary replay: the same answer
+
+      const serial = (await call('GET', '/v1/keys/replayed')).json().versions[0].serial;
+      expect((await call('POST', `/v1/certificates/${serial}/revoke`, { reason: 'keyCompromise' })).statusCode).toBe(200);
+      // The revocation starts an emergency rotation; wait for its new active version.
+      let active: number | null = null;
+      for (let i = 0; i < 300 && active !== 2; i++) {
+        active = (await call('GET', '/v1/keys/replayed')).json().activeVersion;
+        if (active !== 2) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(active).toBe(2);
+
+      const replay = await call('POST', '/v1/keys/replayed/sign', body);
+      expect(replay.statusCode).toBe(409);
+      expect(replay.json().error).toMatchObject({ code: 'VERSION_CANNOT_SIGN', details: { version: 1, activeVersion: 2 } });
+      expect(replay.body).not.toContain(first.json().signature);
+      // A new idempotencyKey signs with the new version.
+      const fresh = await call('POST', '/v1/keys/replayed/sign', digestBody('replay-after-revocation', 'build-77/sign-2'));
+      expect(fresh.statusCode).toBe(200);
+      expect(fresh.json().keyVersion).toBe(2);
+    });
+
+    it('answers 409 to a replay after a rotation retired the version that signed', async () => {
+      expect((await call('POST', '/v1/keys', { name: 'rotated', keySpec: 'EC-256', subject: subject('rotated') })).statusCode).toBe(201);
+      const body = digestBody('replay-after-rotation', 'deploy-5');
+      expect((await call('POST', '/v1/keys/rotated/sign', body)).statusCode).toBe(200);
+      expect((await call('POST', '/v1/keys/rotated/rotate', {})).statusCode).toBe(202);
+      let active: number | null = null;
+      for (let i = 0; i < 300 && active !== 2; i++) {
+        active = (await call('GET', '/v1/keys/rotated')).json().activeVersion;
+        if (active !== 2) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(active).toBe(2);
+      const replay = await call('POST', '/v1/keys/rotated/sign', body);
+      expect([replay.statusCode, replay.json().error?.code]).toEqual([409, 'VERSION_CANNOT_SIGN']);
     });
   });
 
