@@ -127,6 +127,64 @@ describe('hostile clients and insiders (issue #17, findings 5–9)', () => {
     });
   });
 
+  describe('9: only JSON on JSON routes; no bidi or format characters in subjects', () => {
+    it('refuses form, text and other non-JSON bodies on JSON routes with 415 UNSUPPORTED_MEDIA_TYPE, before anything is created', async () => {
+      const cases: Array<[string, string, string]> = [
+        ['POST', '/v1/tokens', 'application/x-www-form-urlencoded'],
+        ['POST', '/v1/tokens', 'text/plain'],
+        ['POST', '/v1/tokens', 'multipart/form-data; boundary=x'],
+        ['POST', '/v1/tokens', 'application/ocsp-request'],
+        ['POST', '/v1/tokens', 'application/timestamp-query'],
+        ['POST', '/v1/tokens', 'application/json; charset=iso-8859-1'],
+        ['POST', '/v1/keys/daily-key/sign', 'application/x-www-form-urlencoded'],
+      ];
+      for (const [method, url, type] of cases) {
+        const payload = type.startsWith('application/json') ? JSON.stringify({ name: 'form-token', role: 'admin' }) : 'name=form-token&role=admin';
+        const response = await call(method as 'POST', url, payload, { 'content-type': type });
+        expect([url, type, response.statusCode, response.json().error?.code]).toEqual([url, type, 415, 'UNSUPPORTED_MEDIA_TYPE']);
+      }
+      // A body without any content type is refused too.
+      const untyped = await t.app.inject({ method: 'POST', url: '/v1/tokens', headers: { authorization: `Bearer ${admin}` }, payload: Buffer.from('name=form-token&role=admin') });
+      expect(untyped.statusCode).toBe(415);
+      expect((await call('GET', '/v1/tokens')).json().tokens.map((x: { name: string }) => x.name)).not.toContain('form-token');
+    });
+
+    it('accepts application/json with or without charset=utf-8', async () => {
+      for (const [name, type] of [['json-plain', 'application/json'], ['json-utf8', 'application/json; charset=utf-8'], ['json-upper', 'Application/JSON; Charset="UTF-8"']]) {
+        const response = await call('POST', '/v1/tokens', JSON.stringify({ name, role: 'auditor' }), { 'content-type': type });
+        expect([type, response.statusCode]).toEqual([type, 201]);
+      }
+      const signed = await call('POST', '/v1/keys/daily-key/sign', JSON.stringify(digestBody('utf8')), { 'content-type': 'application/json; charset=utf-8' });
+      expect(signed.statusCode).toBe(200);
+    });
+
+    it('keeps /ocsp and /tsa answering other bodies in their own protocols', async () => {
+      const ocsp = await t.app.inject({ method: 'POST', url: '/ocsp/signet-dev-issuing-g1', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=b' });
+      expect(ocsp.statusCode).toBe(200);
+      expect(ocsp.headers['content-type']).toBe('application/ocsp-response');
+      const tsa = await t.app.inject({ method: 'POST', url: '/tsa', headers: { 'content-type': 'text/plain' }, payload: 'hello' });
+      expect(tsa.headers['content-type']).toBe('application/timestamp-reply');
+    });
+
+    it.each([
+      ['U+202E RIGHT-TO-LEFT OVERRIDE', 'CN', 'release\u202Egpj.exe'],
+      ['U+2066 LEFT-TO-RIGHT ISOLATE', 'O', 'Example\u2066 Corp'],
+      ['U+200B ZERO WIDTH SPACE', 'OU', 'Re\u200Blease'],
+      ['U+00AD SOFT HYPHEN', 'ST', 'Wash\u00ADington'],
+      ['U+0085 NEXT LINE (C1)', 'CN', 'a\u0085b'],
+    ])('refuses %s in a key subject (400 INVALID_SUBJECT) and in a CA subject', async (_label, field, value) => {
+      const key = await call('POST', '/v1/keys', { name: 'bidi-key', keySpec: 'EC-256', subject: { ...subject('bidi-key'), [field]: value } });
+      expect([key.statusCode, key.json().error.code, key.json().error.details?.field]).toEqual([400, 'INVALID_SUBJECT', field]);
+      const ca = await call('POST', '/v1/cas', { name: 'bidi-root', kind: 'root', keySpec: 'EC-256', subject: { ...subject('Bidi Root'), [field]: value }, validityDays: 365 });
+      expect([ca.statusCode, ca.json().error.code]).toEqual([400, 'INVALID_SUBJECT']);
+    });
+
+    it('refuses bidi characters in key, CA and token names (names are ASCII-only)', async () => {
+      expect((await call('POST', '/v1/keys', { name: 'release\u202Ekey', keySpec: 'EC-256', subject: subject('x') })).statusCode).toBe(400);
+      expect((await call('POST', '/v1/cas', { name: 'root\u202E', kind: 'root', keySpec: 'EC-256', subject: subject('Root'), validityDays: 365 })).statusCode).toBe(400);
+      expect((await call('POST', '/v1/tokens', { name: 'ci\u202Eadmin', role: 'auditor' })).statusCode).toBe(400);
+    });
+  });
   // Last: on code without the guard, these lock the bootstrap admin out, and every later call would answer 401.
   describe('6: no change leaves the service without a usable admin token', () => {
     const bootstrapAdminId = async () => (await call('GET', '/v1/tokens')).json().tokens.find((x: { name: string }) => x.name === 'bootstrap-admin').id as string;
