@@ -193,7 +193,7 @@ describe('hostile clients and insiders (issue #17, findings 5–9)', () => {
       const id = await bootstrapAdminId();
       for (const expiresAt of [new Date(Date.now() - 60_000).toISOString(), new Date(Date.now() + 5 * 60_000).toISOString()]) {
         const refused = await call('PATCH', `/v1/tokens/${id}`, { expiresAt });
-        expect([expiresAt, refused.statusCode, refused.json().error.code]).toEqual([expiresAt, 409, 'CONFLICT']);
+        expect([expiresAt, refused.statusCode, refused.json().error?.code]).toEqual([expiresAt, 409, 'CONFLICT']);
         expect(refused.json().error.details).toMatchObject({ reason: 'last-admin-token' });
       }
       const role = await call('PATCH', `/v1/tokens/${id}`, { role: 'auditor' });
