@@ -12,6 +12,7 @@ export enum ErrorCode {
   INVALID_SUBJECT = 'INVALID_SUBJECT',
   INVALID_CERTIFICATE = 'INVALID_CERTIFICATE',
   ARTIFACT_REQUIRED = 'ARTIFACT_REQUIRED',
+  ROTATION_TOO_FREQUENT = 'ROTATION_TOO_FREQUENT',
   BAD_REQUEST = 'BAD_REQUEST',
   // 401 / 403 / 404
   UNAUTHENTICATED = 'UNAUTHENTICATED',
@@ -23,6 +24,7 @@ export enum ErrorCode {
   ALREADY_EXISTS = 'ALREADY_EXISTS',
   NO_ACTIVE_VERSION = 'NO_ACTIVE_VERSION',
   PROMOTION_REQUIRED = 'PROMOTION_REQUIRED',
+  VERSION_CANNOT_SIGN = 'VERSION_CANNOT_SIGN',
   // 413 / 415 / 429
   PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_MEDIA_TYPE = 'UNSUPPORTED_MEDIA_TYPE',
@@ -56,6 +58,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.INVALID_SUBJECT:
     case ErrorCode.INVALID_CERTIFICATE:
     case ErrorCode.ARTIFACT_REQUIRED:
+    case ErrorCode.ROTATION_TOO_FREQUENT:
     case ErrorCode.BAD_REQUEST:
       return 400;
     case ErrorCode.UNAUTHENTICATED:
@@ -69,6 +72,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.ALREADY_EXISTS:
     case ErrorCode.NO_ACTIVE_VERSION:
     case ErrorCode.PROMOTION_REQUIRED:
+    case ErrorCode.VERSION_CANNOT_SIGN:
       return 409;
     case ErrorCode.PAYLOAD_TOO_LARGE:
       return 413;
