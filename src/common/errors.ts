@@ -13,6 +13,10 @@ export enum ErrorCode {
   INVALID_CERTIFICATE = 'INVALID_CERTIFICATE',
   ARTIFACT_REQUIRED = 'ARTIFACT_REQUIRED',
   BAD_REQUEST = 'BAD_REQUEST',
+  /** A target's endpoint moves to another origin without new credentials (API.md). */
+  CREDENTIALS_REQUIRED = 'CREDENTIALS_REQUIRED',
+  /** A target's endpoint host is outside the outbound allowlist, or an address never reached (link-local, metadata). */
+  ENDPOINT_NOT_ALLOWED = 'ENDPOINT_NOT_ALLOWED',
   // 401 / 403 / 404
   UNAUTHENTICATED = 'UNAUTHENTICATED',
   FORBIDDEN = 'FORBIDDEN',
@@ -57,6 +61,8 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.INVALID_CERTIFICATE:
     case ErrorCode.ARTIFACT_REQUIRED:
     case ErrorCode.BAD_REQUEST:
+    case ErrorCode.CREDENTIALS_REQUIRED:
+    case ErrorCode.ENDPOINT_NOT_ALLOWED:
       return 400;
     case ErrorCode.UNAUTHENTICATED:
       return 401;

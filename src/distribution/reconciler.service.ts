@@ -286,18 +286,41 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
    * dropped after a failure or an idle period.
    */
   private async driverFor(target: ClaimedTarget): Promise<CachedDriver> {
-    const key = `${target.configRevision}:${target.credentialsSealed ? createHash('sha256').update(target.credentialsSealed).digest('hex') : '-'}`;
+    // The endpoint is part of the key: one changed behind the API's back (no new revision) rebuilds
+    // the driver, and opening the credentials for it fails.
+    const cacheKey = (sealed: Buffer | null) => `${target.configRevision}:${target.endpoint}:${sealed ? createHash('sha256').update(sealed).digest('hex') : '-'}`;
+    let key = cacheKey(target.credentialsSealed);
     const cached = this.drivers.get(target.id);
     if (cached && cached.key === key) {
       cached.usedAt = Date.now();
       return cached;
     }
     await this.dropDriver(target.id);
-    const credentials = target.credentialsSealed ? await this.credentials.unseal(target.id, target.credentialsSealed) : undefined;
+    let credentials: Record<string, unknown> | undefined;
+    if (target.credentialsSealed) {
+      const opened = await this.credentials.open(target, target.credentialsSealed);
+      credentials = opened.credentials;
+      if (opened.resealed && (await this.storeResealed(target, opened.resealed))) key = cacheKey(opened.resealed);
+    }
     const made: CachedDriver = { key, target: createTrustTarget(driverOptions(target, credentials, this.regions.driverContext), this.driverHooks ?? {}), credentials, usedAt: Date.now() };
     this.drivers.set(target.id, made);
     this.sweepDrivers();
     return made;
+  }
+
+  /**
+   * Credentials sealed before origins were bound, now sealed for the endpoint they were opened for,
+   * replace the stored value unless it or the endpoint changed meanwhile.
+   */
+  private async storeResealed(target: ClaimedTarget, resealed: Buffer): Promise<boolean> {
+    const rows = returnedRows<{ id: string }>(
+      await this.dataSource.query(
+        `UPDATE distribution_targets SET credentials_sealed = $3 WHERE id = $1 AND credentials_sealed = $2 AND endpoint = $4 RETURNING id`,
+        [target.id, target.credentialsSealed, resealed, target.endpoint],
+      ),
+    );
+    if (rows.length > 0) this.logger.log(`${target.region}/${target.name}: stored credentials re-sealed for the endpoint's origin`);
+    return rows.length > 0;
   }
 
   private async dropDriver(targetId: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { DomainError } from '../common/errors';
-import { driverOptions, isLoopbackHost, LOOPBACK_HOSTS, settingsFromInput, targetLayers, validateEndpoint } from './target-definition';
+import { driverOptions, endpointOrigin, LOOPBACK_HOSTS, settingsFromInput, targetLayers, validateEndpoint } from './target-definition';
 import { redactSecrets } from './target-credentials';
 
 describe('target definitions', () => {
@@ -23,11 +23,35 @@ describe('target definitions', () => {
   });
 
   it('refuses loopback endpoints unless configuration allows them', () => {
-    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', 'api.localhost', '[::1]']) expect(isLoopbackHost(new URL(`http://${host}:5000`).hostname)).toBe(true);
-    for (const host of ['10.0.0.1', 'registry.example.com', '[fd00::1]']) expect(isLoopbackHost(new URL(`http://${host}`).hostname)).toBe(false);
-    expect(() => validateEndpoint('http://127.0.0.1:5000', false, 'op')).toThrow(/loopback/);
-    expect(validateEndpoint('http://127.0.0.1:5000', true, 'op')).toBe('http://127.0.0.1:5000');
-    expect(() => validateEndpoint('not a url', true, 'op')).toThrow(/'endpoint'/);
+    const off = { globalAllowedHosts: [], allowLoopback: false };
+    const on = { globalAllowedHosts: [], allowLoopback: true };
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', 'api.localhost', '[::1]', '2130706433', '[::ffff:127.0.0.1]']) {
+      expect(() => validateEndpoint(`http://${host}:5000`, off, 'op')).toThrow(expect.objectContaining({ code: 'ENDPOINT_NOT_ALLOWED' }));
+      expect(validateEndpoint(`http://${host}:5000`, on, 'op')).toBe(`http://${host}:5000`);
+    }
+    for (const host of ['10.0.0.1', 'registry.example.com', '[fd00::1]']) expect(validateEndpoint(`http://${host}`, off, 'op')).toBe(`http://${host}`);
+    expect(() => validateEndpoint('not a url', on, 'op')).toThrow(/'endpoint'/);
+    expect(() => validateEndpoint('ftp://registry.example.com', on, 'op')).toThrow(/'endpoint'/);
+  });
+
+  it('with an allowlist, accepts only endpoints it covers, loopback included', () => {
+    const context = { globalAllowedHosts: ['registry.example.com', '*.corp.example', 'harbor.example.com:8443', '127.0.0.1:5000'], allowLoopback: true };
+    for (const endpoint of ['https://registry.example.com', 'https://eu.corp.example:5000', 'https://harbor.example.com:8443', 'http://127.0.0.1:5000']) {
+      expect(validateEndpoint(endpoint, context, 'op')).toBe(endpoint);
+    }
+    for (const endpoint of ['https://attacker.example.net', 'https://corp.example', 'https://harbor.example.com', 'https://10.0.0.5', 'http://127.0.0.1:5001', 'http://localhost:5000']) {
+      expect(() => validateEndpoint(endpoint, context, 'op')).toThrow(expect.objectContaining({ code: 'ENDPOINT_NOT_ALLOWED', details: expect.objectContaining({ field: 'endpoint' }) }));
+    }
+    expect(() => validateEndpoint('http://127.0.0.1:5000', { ...context, allowLoopback: false }, 'op')).toThrow(/loopback/);
+  });
+
+  it('binds credentials to scheme, host and port, whatever the spelling', () => {
+    expect(endpointOrigin('https://Registry.Example.com/')).toBe('https://registry.example.com:443');
+    expect(endpointOrigin('https://registry.example.com:443')).toBe('https://registry.example.com:443');
+    expect(endpointOrigin('http://registry.example.com')).toBe('http://registry.example.com:80');
+    expect(endpointOrigin('https://api.cluster:6443/base/path')).toBe('https://api.cluster:6443');
+    expect(endpointOrigin('http://2130706433:5000')).toBe('http://127.0.0.1:5000');
+    expect(endpointOrigin('http://[0:0::1]:5000')).toBe('http://[::1]:5000');
   });
 
   it('builds driver options: global hosts, loopback in development, the target’s own hosts; Ratify reads roots.pem', () => {
@@ -42,6 +66,7 @@ describe('target definitions', () => {
       namespace: 'default',
       ratify: { keyManagementProviderName: 'signet', pemLayerTitle: 'roots.pem' },
       allowedHosts: ['blob.example.com', ...LOOPBACK_HOSTS, 'auth.cluster'],
+      allowLoopback: true,
       requestTimeoutMs: 1234,
       credentials: { token: 'abc' },
     });

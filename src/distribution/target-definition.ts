@@ -1,7 +1,8 @@
-import { isIP } from 'node:net';
 import { DomainError, ErrorCode } from '../common/errors';
 import { LAYER_KINDS, LayerKind, LAYERS } from '../truststore/bundle-formats';
+import { hostRefusal } from './address-classifier';
 import { TRUST_TARGET_KINDS, TrustTargetKind, TrustTargetOptions } from './drivers/trust-target';
+import { OutboundPolicy } from './outbound-policy';
 
 /**
  * A target as the API declares it, the non-secret settings stored for it, and the driver options
@@ -138,8 +139,15 @@ export function validateKind(kind: unknown, operation: string): TrustTargetKind 
   return kind as TrustTargetKind;
 }
 
-/** Refuses loopback endpoints unless configuration allows them (development and tests). */
-export function validateEndpoint(endpoint: unknown, allowLoopback: boolean, operation: string): string {
+/**
+ * The endpoint of a target being declared or changed: an http(s) URL whose host the address
+ * classifier does not refuse (link-local, metadata, unspecified in any spelling; loopback unless
+ * SIGNET_DISTRIBUTION_ALLOW_LOOPBACK) and, when SIGNET_DISTRIBUTION_ALLOWED_HOSTS is set, that an
+ * allowlist entry covers (loopback too: an allowlist names every endpoint). Without an allowlist any
+ * other host may be declared. Both refusals are 400 ENDPOINT_NOT_ALLOWED; the driver factory checks the rest
+ * of the URL's shape. The same classifier refuses what a name resolves to at connect time.
+ */
+export function validateEndpoint(endpoint: unknown, context: Pick<DriverContext, 'globalAllowedHosts' | 'allowLoopback'>, operation: string): string {
   if (typeof endpoint !== 'string' || endpoint.length > 2048) fail(operation, 'endpoint', 'must be an http(s) URL');
   let url: URL;
   try {
@@ -147,14 +155,28 @@ export function validateEndpoint(endpoint: unknown, allowLoopback: boolean, oper
   } catch {
     return fail(operation, 'endpoint', 'must be an http(s) URL');
   }
-  if (!allowLoopback && isLoopbackHost(url.hostname)) fail(operation, 'endpoint', 'is a loopback address; set SIGNET_DISTRIBUTION_ALLOW_LOOPBACK=true to allow it');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(operation, 'endpoint', 'must be an http(s) URL');
+  const refusal = hostRefusal(url.hostname, context.allowLoopback);
+  if (refusal) {
+    throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: 'endpoint' host ${url.hostname} ${refusal}`, { field: 'endpoint', host: url.host });
+  }
+  if (context.globalAllowedHosts.length > 0) {
+    if (!new OutboundPolicy(context.globalAllowedHosts).allowsHost(url)) {
+      throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: 'endpoint' host ${url.host} is not in SIGNET_DISTRIBUTION_ALLOWED_HOSTS`, { field: 'endpoint', host: url.host });
+    }
+  }
   return endpoint as string;
 }
 
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost') || host === '::1') return true;
-  return isIP(host) === 4 && host.startsWith('127.');
+/**
+ * Scheme, host and port of an endpoint, port always written: what stored credentials are bound
+ * to. Hosts come out of the WHATWG URL parser canonical (lower case, punycode, IPv4 in dotted
+ * decimal, IPv6 compressed), so two spellings of one origin compare equal.
+ */
+export function endpointOrigin(endpoint: string): string {
+  const url = new URL(endpoint);
+  const port = url.port || (url.protocol === 'https:' ? '443' : url.protocol === 'http:' ? '80' : '');
+  return `${url.protocol}//${url.hostname}:${port}`;
 }
 
 export const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '[::1]'];
@@ -163,7 +185,7 @@ export const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '[::1]'];
 export function driverOptions(target: { kind: TrustTargetKind; endpoint: string; settings: TargetSettings }, credentials: unknown, context: DriverContext): TrustTargetOptions {
   const s = target.settings;
   const allowedHosts = [...context.globalAllowedHosts, ...(context.allowLoopback ? LOOPBACK_HOSTS : []), ...(s.allowedHosts ?? [])];
-  const common = { endpoint: target.endpoint, allowedHosts, requestTimeoutMs: context.requestTimeoutMs, ...(s.tls ? { tls: s.tls } : {}) };
+  const common = { endpoint: target.endpoint, allowedHosts, allowLoopback: context.allowLoopback, requestTimeoutMs: context.requestTimeoutMs, ...(s.tls ? { tls: s.tls } : {}) };
   const creds = credentials === undefined || credentials === null ? {} : { credentials };
   switch (target.kind) {
     case 'oci-registry':
