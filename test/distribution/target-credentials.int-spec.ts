@@ -5,6 +5,7 @@ import { DISTRIBUTION_GATE, DistributionGate } from '../../src/common/distributi
 import { createTrustTarget, TrustTargetFactoryHooks } from '../../src/distribution/drivers/trust-target.factory';
 import { TargetError } from '../../src/distribution/drivers/target-error';
 import { TrustTarget } from '../../src/distribution/drivers/trust-target';
+import { ReconcilerService } from '../../src/distribution/reconciler.service';
 import { TargetCredentials } from '../../src/distribution/target-credentials';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
 import { query } from '../support/database';
@@ -222,27 +223,42 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
     expect(recorder.requests).toEqual([]);
   });
 
-  it('credentials sealed before origins were bound still open, and are re-sealed for the endpoint on first use', async () => {
+  it('credentials sealed before origins were bound still open, and are re-sealed for the endpoint at start and on first use', async () => {
     const row = await storedRow();
     // What the previous release stored: the key store envelope, AAD the target id only.
-    const legacy = await t.app.get<KeyStore>(KEY_STORE).seal(TargetCredentials.recordId(row.id), Buffer.from(JSON.stringify(credentialsOf(b)), 'utf8'));
+    const sealLegacy = () => t.app.get<KeyStore>(KEY_STORE).seal(TargetCredentials.recordId(row.id), Buffer.from(JSON.stringify(credentialsOf(b)), 'utf8'));
+    const origin = Buffer.from(`http://127.0.0.1:${b.port}`);
+    const readBackAfter = async (since: number) => {
+      await api.ok('POST', '/v1/distribution/sync');
+      return waitFor('a successful read-back with the re-sealed credentials', async () => {
+        const current = await target();
+        return current.state === 'converged' && current.delivered?.verifiedAt && new Date(current.delivered.verifiedAt).getTime() >= since - 1000 ? current : false;
+      });
+    };
+
+    // At start (the sweep a server runs on bootstrap, called here on the running app)
+    const legacy = await sealLegacy();
     expect(TargetCredentials.isLegacy(legacy)).toBe(true);
     await query(t.database.url, `UPDATE distribution_targets SET credentials_sealed = $1 WHERE name = 'reg'`, [legacy]);
+    expect(await t.app.get(ReconcilerService).resealLegacyCredentials()).toBe(1);
+    const swept = (await storedRow()).credentials_sealed;
+    expect(swept[0]).toBe(2);
+    expect(swept.subarray(3, 3 + origin.length).equals(origin)).toBe(true);
+    expect(await t.app.get(ReconcilerService).resealLegacyCredentials()).toBe(0);
+    // the re-sealed value is the one in use: a read-back with it succeeds against the htpasswd registry
+    expect((await readBackAfter(Date.now())).lastError).toBeNull();
+
+    // On first use (a legacy value written while an older replica still ran)
+    await query(t.database.url, `UPDATE distribution_targets SET credentials_sealed = $1 WHERE name = 'reg'`, [await sealLegacy()]);
     await api.ok('POST', '/v1/distribution/sync');
     const resealed = await waitFor('the legacy value to be re-sealed', async () => {
       const current = await storedRow();
       return current.credentials_sealed[0] === 2 ? current.credentials_sealed : false;
     });
-    expect(resealed.subarray(3).includes(Buffer.from(`http://127.0.0.1:${b.port}`))).toBe(true);
+    expect(resealed.subarray(3, 3 + origin.length).equals(origin)).toBe(true);
     expect(resealed.includes(Buffer.from(b.password))).toBe(false);
-    // the re-sealed value is the one in use: a read-back with it succeeds against the htpasswd registry
-    const since = Date.now();
-    await api.ok('POST', '/v1/distribution/sync');
-    await waitFor('a successful read-back with the re-sealed credentials', async () => {
-      const current = await target();
-      return current.state === 'converged' && current.delivered?.verifiedAt && new Date(current.delivered.verifiedAt).getTime() >= since - 1000 ? current : false;
-    });
-    expect((await target()).lastError).toBeNull();
+    expect((await readBackAfter(Date.now())).lastError).toBeNull();
+    expect(recorder.requests).toEqual([]);
   });
 });
 
