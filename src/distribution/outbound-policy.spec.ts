@@ -61,6 +61,26 @@ describe(OutboundPolicy.name, () => {
     expect(forEndpoint.allowsUrl(new URL('https://auth.example.com/token'))).toBe(true);
   });
 
+  it('forEndpoint with endpointListed: the endpoint is reachable only if the list names it', () => {
+    const listed = OutboundPolicy.forEndpoint(new URL('https://evil.example.net'), ['registry.example.com'], { endpointListed: true });
+    expect(listed.allowsUrl(new URL('https://evil.example.net/v2/'))).toBe(false);
+    expect(listed.allowsUrl(new URL('https://registry.example.com/v2/'))).toBe(true);
+  });
+
+  it('coversEntry: whether everything an entry admits is admitted', () => {
+    const global = new OutboundPolicy(['registry.example.com', '*.blob.example.net', 'auth.example.org:8443']);
+    expect(global.coversEntry('registry.example.com')).toBe(true);
+    expect(global.coversEntry('registry.example.com:5000')).toBe(true);
+    expect(global.coversEntry('eu.blob.example.net')).toBe(true);
+    expect(global.coversEntry('*.eu.blob.example.net')).toBe(true);
+    expect(global.coversEntry('*.blob.example.net')).toBe(true);
+    expect(global.coversEntry('auth.example.org:8443')).toBe(true);
+    expect(global.coversEntry('auth.example.org')).toBe(false); // any port, the list names one
+    expect(global.coversEntry('blob.example.net')).toBe(false);
+    expect(global.coversEntry('*.example.net')).toBe(false);
+    expect(global.coversEntry('*.registry.example.com')).toBe(false);
+  });
+
   it('rejects malformed entries naming the field', () => {
     expect(() => new OutboundPolicy(['ok.example.com', 'https://x.example.com/path'])).toThrow("'allowedHosts[1]'");
     expect(() => new OutboundPolicy(['*.10.0.0.1'])).toThrow("'allowedHosts[0]'");

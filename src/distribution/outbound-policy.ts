@@ -31,10 +31,26 @@ export class OutboundPolicy {
     this.allowLoopback = options.allowLoopback === true;
   }
 
-  /** A policy allowing `allowedHosts` plus the configured endpoint's host and port. */
-  static forEndpoint(endpoint: URL, allowedHosts: readonly string[] = [], options: { allowLoopback?: boolean } = {}): OutboundPolicy {
+  /**
+   * A policy allowing `allowedHosts` plus the configured endpoint's host and port — unless
+   * `endpointListed`: then the endpoint too must be in `allowedHosts` (a configured allowlist names
+   * every endpoint, including one changed behind the API).
+   */
+  static forEndpoint(endpoint: URL, allowedHosts: readonly string[] = [], options: { allowLoopback?: boolean; endpointListed?: boolean } = {}): OutboundPolicy {
     const port = endpoint.port || (endpoint.protocol === 'https:' ? '443' : '80');
-    return new OutboundPolicy(allowedHosts, [`${endpoint.hostname}:${port}`], options);
+    return new OutboundPolicy(allowedHosts, options.endpointListed ? [] : [`${endpoint.hostname}:${port}`], options);
+  }
+
+  /** Whether every host and port the allowlist entry `raw` admits is admitted here too. */
+  coversEntry(raw: string, field = 'allowedHosts'): boolean {
+    const wanted = parseEntry(raw, field);
+    return this.entries.some(
+      (entry) =>
+        (entry.port === undefined || entry.port === wanted.port) &&
+        (entry.wildcard
+          ? wanted.host.endsWith(`.${entry.host}`) || (wanted.wildcard && wanted.host === entry.host)
+          : !wanted.wildcard && wanted.host === entry.host),
+    );
   }
 
   allowsUrl(url: URL): boolean {
@@ -70,6 +86,12 @@ export class OutboundPolicy {
 
 function hostMatches(entry: { host: string; wildcard: boolean }, host: string): boolean {
   return entry.wildcard ? host.endsWith(`.${entry.host}`) : host === entry.host;
+}
+
+/** The host of an allowlist entry (`*.` removed), normalized; throws VALIDATION_ERROR naming `field` if malformed. */
+export function allowlistEntryHost(raw: string, field: string): { host: string; wildcard: boolean } {
+  const { host, wildcard } = parseEntry(raw, field);
+  return { host, wildcard };
 }
 
 function parseEntry(raw: string, field: string): { host: string; port?: string; wildcard: boolean } {

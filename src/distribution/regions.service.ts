@@ -11,7 +11,7 @@ import { TruststoreService } from '../truststore/truststore.service';
 import { DistributionTargetEntity } from './distribution-target.entity';
 import { createTrustTarget } from './drivers/trust-target.factory';
 import { RegionEntity } from './region.entity';
-import { DriverContext, driverOptions, endpointOrigin, REGION_NAME, settingsFromInput, TARGET_NAME, TargetInput, TargetSettings, validateEndpoint, validateKind } from './target-definition';
+import { DriverContext, driverOptions, endpointOrigin, REGION_NAME, settingsFromInput, TARGET_NAME, TargetInput, TargetSettings, validateEndpoint, validateKind, validateTargetHosts } from './target-definition';
 import { TargetCredentials } from './target-credentials';
 
 /** Cross-replica wake-up of the reconcilers (LISTEN/NOTIFY, delivered on commit). */
@@ -115,6 +115,7 @@ export class RegionsService {
     const truststore = await this.truststores.byName(input.truststore);
     if (input.required !== undefined && typeof input.required !== 'boolean') throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'required' must be a boolean`, { field: 'required' });
     const settings = settingsFromInput(kind, input, operation);
+    validateTargetHosts(settings.allowedHosts, this.driverContext, operation);
     const credentials = input.credentials === undefined || input.credentials === null ? undefined : TargetCredentials.validate(input.credentials, operation);
     await this.checkDefinition({ kind, endpoint, settings }, credentials);
 
@@ -190,6 +191,7 @@ export class RegionsService {
       if (patch[field] !== undefined) merged[field] = patch[field] ?? undefined;
     }
     const settings = settingsFromInput(target.kind, merged, operation);
+    validateTargetHosts(settings.allowedHosts, this.driverContext, operation);
     let credentials: Record<string, unknown> | undefined;
     let sealed: Buffer | null | undefined;
     if (patch.credentials === null) {

@@ -2,7 +2,7 @@ import { DomainError, ErrorCode } from '../common/errors';
 import { LAYER_KINDS, LayerKind, LAYERS } from '../truststore/bundle-formats';
 import { hostRefusal } from './address-classifier';
 import { TRUST_TARGET_KINDS, TrustTargetKind, TrustTargetOptions } from './drivers/trust-target';
-import { OutboundPolicy } from './outbound-policy';
+import { allowlistEntryHost, OutboundPolicy } from './outbound-policy';
 
 /**
  * A target as the API declares it, the non-secret settings stored for it, and the driver options
@@ -48,7 +48,7 @@ export const TARGET_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const REGION_NAME = TARGET_NAME;
 
 export interface DriverContext {
-  /** Hosts allowed for every target (configuration), loopback included in development. */
+  /** SIGNET_DISTRIBUTION_ALLOWED_HOSTS: when not empty, every host any target may reach (endpoints included). */
   globalAllowedHosts: string[];
   allowLoopback: boolean;
   requestTimeoutMs: number;
@@ -181,11 +181,36 @@ export function endpointOrigin(endpoint: string): string {
 
 export const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '[::1]'];
 
-/** The driver options for a stored target; credentials come unsealed from the caller. */
+/**
+ * A target's own `allowedHosts` (where its redirects and token realms may lead): no host the
+ * address classifier refuses, and with SIGNET_DISTRIBUTION_ALLOWED_HOSTS set, only what that list
+ * covers (it bounds every outbound host; the target's list adds nothing then). 400
+ * ENDPOINT_NOT_ALLOWED naming the entry.
+ */
+export function validateTargetHosts(allowedHosts: readonly string[] | undefined, context: Pick<DriverContext, 'globalAllowedHosts' | 'allowLoopback'>, operation: string): void {
+  const global = context.globalAllowedHosts.length > 0 ? new OutboundPolicy(context.globalAllowedHosts) : undefined;
+  (allowedHosts ?? []).forEach((entry, index) => {
+    const field = `allowedHosts[${index}]`;
+    const { host, wildcard } = allowlistEntryHost(entry, field);
+    const refusal = wildcard ? undefined : hostRefusal(host, context.allowLoopback);
+    if (refusal) throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: '${field}' host ${host} ${refusal}`, { field });
+    if (global && !global.coversEntry(entry, field)) {
+      throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: '${field}' (${entry}) is not covered by SIGNET_DISTRIBUTION_ALLOWED_HOSTS`, { field });
+    }
+  });
+}
+
+/**
+ * The driver options for a stored target; credentials come unsealed from the caller. With a
+ * configured allowlist, that list is all the driver may reach — the endpoint included, so an
+ * endpoint changed behind the API is refused at connect time, and loopback only where listed;
+ * without one, the endpoint, the target's own `allowedHosts` and, in development, loopback.
+ */
 export function driverOptions(target: { kind: TrustTargetKind; endpoint: string; settings: TargetSettings }, credentials: unknown, context: DriverContext): TrustTargetOptions {
   const s = target.settings;
-  const allowedHosts = [...context.globalAllowedHosts, ...(context.allowLoopback ? LOOPBACK_HOSTS : []), ...(s.allowedHosts ?? [])];
-  const common = { endpoint: target.endpoint, allowedHosts, allowLoopback: context.allowLoopback, requestTimeoutMs: context.requestTimeoutMs, ...(s.tls ? { tls: s.tls } : {}) };
+  const listed = context.globalAllowedHosts.length > 0;
+  const allowedHosts = listed ? [...context.globalAllowedHosts] : [...(context.allowLoopback ? LOOPBACK_HOSTS : []), ...(s.allowedHosts ?? [])];
+  const common = { endpoint: target.endpoint, allowedHosts, allowLoopback: context.allowLoopback, ...(listed ? { endpointListed: true } : {}), requestTimeoutMs: context.requestTimeoutMs, ...(s.tls ? { tls: s.tls } : {}) };
   const creds = credentials === undefined || credentials === null ? {} : { credentials };
   switch (target.kind) {
     case 'oci-registry':

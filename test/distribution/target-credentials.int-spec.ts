@@ -111,6 +111,11 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
       expect({ endpoint, status: refused.statusCode, code: refused.json().error.code }).toEqual({ endpoint, status: 400, code: 'ENDPOINT_NOT_ALLOWED' });
       expect(refused.json().error.details).toMatchObject({ field: 'endpoint' });
     }
+    // a target's own allowedHosts cannot widen the configured list, nor name a refused address
+    for (const [allowedHosts, field] of [[['elsewhere.example.com'], 'allowedHosts[0]'], [[a.host, `127.0.0.1:${unlistedPort}`], 'allowedHosts[1]'], [['169.254.169.254'], 'allowedHosts[0]']] as const) {
+      const refused = await api.call('POST', '/v1/regions/eu/targets', { ...body, allowedHosts });
+      expect({ allowedHosts, status: refused.statusCode, code: refused.json().error.code, field: refused.json().error.details?.field }).toEqual({ allowedHosts, status: 400, code: 'ENDPOINT_NOT_ALLOWED', field });
+    }
     expect((await api.ok('GET', '/v1/regions/eu')).json().targets).toEqual([]);
     await api.ok('POST', '/v1/regions/eu/targets', body, 201);
     await waitConverged(api.status, ['eu/reg']);
@@ -259,6 +264,18 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
     expect(resealed.includes(Buffer.from(b.password))).toBe(false);
     expect((await readBackAfter(Date.now())).lastError).toBeNull();
     expect(recorder.requests).toEqual([]);
+  });
+
+  it('an endpoint moved outside the allowlist in SQL is refused at connect time (the allowlist bounds the endpoint too)', async () => {
+    await api.ok('POST', '/v1/regions/eu/targets', { name: 'plain', kind: 'oci-registry', endpoint: a.url, repository: 'signet/plain', truststore: 'fleet', required: false }, 201);
+    await query(t.database.url, `UPDATE distribution_targets SET endpoint = $1 WHERE name = 'plain'`, [`http://127.0.0.1:${unlistedPort}`]);
+    await api.ok('POST', '/v1/distribution/sync');
+    const refused = await waitFor('plain to be refused at connect time', async () => {
+      const current = targetsOf(await api.status()).find((x) => x.name === 'plain')!;
+      return current.endpoint === `http://127.0.0.1:${unlistedPort}` && current.lastError?.kind === 'forbidden-host' ? current : false;
+    });
+    expect(refused.lastError!.message).toMatch(/not in the allowed hosts/);
+    await api.ok('DELETE', '/v1/regions/eu/targets/plain', undefined, 204);
   });
 });
 

@@ -111,7 +111,7 @@ function createKubernetes(options: KubernetesTargetOptions, hooks: TrustTargetFa
 }
 
 function outboundHttp(
-  options: { allowedHosts: string[]; allowLoopback?: boolean; requestTimeoutMs?: number },
+  options: { allowedHosts: string[]; allowLoopback?: boolean; endpointListed?: boolean; requestTimeoutMs?: number },
   endpoint: URL,
   target: string,
   tls: (TlsOptions & { certPem?: string; keyPem?: string }) | undefined,
@@ -121,7 +121,7 @@ function outboundHttp(
   const timeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   if (!Number.isSafeInteger(timeout) || timeout < 1 || timeout > 600_000) fail('requestTimeoutMs', 'must be an integer between 1 and 600000');
   validateTls(tls);
-  return new OutboundHttp({ policy: OutboundPolicy.forEndpoint(endpoint, options.allowedHosts, { allowLoopback: options.allowLoopback === true }), target, requestTimeoutMs: timeout, tls, ...(hooks.resolve ? { resolve: hooks.resolve } : {}) });
+  return new OutboundHttp({ policy: OutboundPolicy.forEndpoint(endpoint, options.allowedHosts, { allowLoopback: options.allowLoopback === true, endpointListed: options.endpointListed === true }), target, requestTimeoutMs: timeout, tls, ...(hooks.resolve ? { resolve: hooks.resolve } : {}) });
 }
 
 function parseEndpoint(raw: unknown): URL {
