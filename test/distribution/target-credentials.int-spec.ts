@@ -189,7 +189,9 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
   });
 
   it('an endpoint changed in SQL: the stored credentials do not open, nothing reaches the new host, the target is blocked with a clear error', async () => {
-    await query(t.database.url, `UPDATE distribution_targets SET endpoint = $1 WHERE name = 'reg'`, [recorder.url]);
+    // The revision bump stands for any later rebuild of the target's driver (a restart, an idle
+    // period, a failed attempt): older code then opened the credentials and sent them to the new host.
+    await query(t.database.url, `UPDATE distribution_targets SET endpoint = $1, config_revision = config_revision + 1 WHERE name = 'reg'`, [recorder.url]);
     await api.ok('POST', '/v1/distribution/sync');
     // Whichever comes first: the target blocked, or a credential arriving at the recorder.
     const blocked = await waitFor('reg to be blocked (or the recorder to get credentials)', async () => {
