@@ -124,7 +124,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     const rows: Array<{ id: string; region: string; name: string; endpoint: string; credentials_sealed: Buffer }> = await this.dataSource.query(
       `SELECT t.id, r.name AS region, t.name, t.endpoint, t.credentials_sealed
          FROM distribution_targets t JOIN distribution_regions r ON r.id = t.region_id
-        WHERE t.credentials_sealed IS NOT NULL AND get_byte(t.credentials_sealed, 0) <> 2`,
+        WHERE t.credentials_sealed IS NOT NULL AND get_byte(t.credentials_sealed, 0) = 1`,
     );
     let resealed = 0;
     for (const row of rows) {

@@ -5,8 +5,10 @@ import { scrubText } from '../observability/logger';
 import { endpointOrigin } from './target-definition';
 
 const MAX_CREDENTIALS_BYTES = 64 * 1024;
-/** First byte of a value sealed with the endpoint's origin; legacy values start with the key store's envelope version (1). */
+/** First byte of a value sealed with the endpoint's origin. */
 const ORIGIN_BOUND = 0x02;
+/** First byte of a legacy value: the bare key store envelope, version 1 (sealed-envelope.ts) when they were written. */
+const LEGACY = 0x01;
 
 export interface OpenedCredentials {
   credentials: Record<string, unknown>;
@@ -55,7 +57,7 @@ export class TargetCredentials {
 
   /** Whether a stored value predates origin binding. */
   static isLegacy(sealed: Buffer): boolean {
-    return sealed.length > 0 && sealed[0] !== ORIGIN_BOUND;
+    return sealed.length > 0 && sealed[0] === LEGACY;
   }
 
   /** Seals `credentials` for target `targetId` at `endpoint`'s origin. */
@@ -119,6 +121,7 @@ export class TargetCredentials {
 }
 
 function decodeBound(sealed: Buffer): { sealedFor: string; envelope: Buffer } {
+  if (sealed[0] !== ORIGIN_BOUND) throw new DomainError(ErrorCode.CREDENTIALS_REQUIRED, `the stored credentials have an unknown format (${sealed[0]}); set them again`);
   if (sealed.length < 3) throw new DomainError(ErrorCode.CREDENTIALS_REQUIRED, 'the stored credentials are truncated; set them again');
   const length = sealed.readUInt16BE(1);
   if (sealed.length < 3 + length + 1) throw new DomainError(ErrorCode.CREDENTIALS_REQUIRED, 'the stored credentials are truncated; set them again');

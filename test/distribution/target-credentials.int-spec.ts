@@ -252,6 +252,8 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
     expect(swept[0]).toBe(2);
     expect(swept.subarray(3, 3 + origin.length).equals(origin)).toBe(true);
     expect(await t.app.get(ReconcilerService).resealLegacyCredentials()).toBe(0);
+    // What a replica still on the previous release does with it: fails to open it, so sends nothing.
+    await expect(t.app.get<KeyStore>(KEY_STORE).unseal(TargetCredentials.recordId(row.id), swept)).rejects.toThrow(/unknown version 2/);
     // the re-sealed value is the one in use: a read-back with it succeeds against the htpasswd registry
     expect((await readBackAfter(Date.now())).lastError).toBeNull();
 
