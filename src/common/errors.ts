@@ -14,6 +14,10 @@ export enum ErrorCode {
   ARTIFACT_REQUIRED = 'ARTIFACT_REQUIRED',
   ROTATION_TOO_FREQUENT = 'ROTATION_TOO_FREQUENT',
   BAD_REQUEST = 'BAD_REQUEST',
+  /** A target's endpoint moves to another origin without new credentials (API.md). */
+  CREDENTIALS_REQUIRED = 'CREDENTIALS_REQUIRED',
+  /** A target's endpoint host is outside the outbound allowlist, or an address never reached (link-local, metadata). */
+  ENDPOINT_NOT_ALLOWED = 'ENDPOINT_NOT_ALLOWED',
   // 401 / 403 / 404
   UNAUTHENTICATED = 'UNAUTHENTICATED',
   FORBIDDEN = 'FORBIDDEN',
@@ -60,6 +64,8 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.ARTIFACT_REQUIRED:
     case ErrorCode.ROTATION_TOO_FREQUENT:
     case ErrorCode.BAD_REQUEST:
+    case ErrorCode.CREDENTIALS_REQUIRED:
+    case ErrorCode.ENDPOINT_NOT_ALLOWED:
       return 400;
     case ErrorCode.UNAUTHENTICATED:
       return 401;
