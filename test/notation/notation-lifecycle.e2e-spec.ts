@@ -6,13 +6,13 @@ import {
   buildServerAndPlugin,
   createKey,
   describeWithNotation,
+  expectSuccess,
   notationBundle,
   NotationHome,
   openssl,
   PublicEndpointProxy,
   pushImage,
   run,
-  RunResult,
   SignetApi,
   signerToken,
   sleep,
@@ -41,7 +41,7 @@ describeWithNotation('real Notation across rotation, root rollover and revocatio
 
   const KEYS = ['life-rotating', 'life-ocsp', 'life-crl', 'life-invalidity'];
   const notation = (args: string[]) => home.notation(args);
-  const ok = (result: RunResult) => expect({ code: result.code, output: result.output }).toEqual({ code: 0, output: expect.any(String) });
+  const ok = expectSuccess;
   const image = (name: string) => pushImage(registry, 'team/life', name, dir);
   const sign = async (key: string, ref: string, timestamp = false) => {
     const flags = timestamp ? ['--timestamp-url', `${server.url}/tsa`, '--timestamp-root-cert', tsaRoot] : [];

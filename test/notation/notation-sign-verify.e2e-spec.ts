@@ -7,12 +7,12 @@ import {
   buildServerAndPlugin,
   createKey,
   describeWithNotation,
+  expectSuccess,
   identityOf,
   InspectedSignature,
   notationBundle,
   NotationHome,
   pushImage,
-  RunResult,
   SignetApi,
   signerToken,
   startSignet,
@@ -46,7 +46,7 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
   ] as const;
 
   const notation = (args: string[], env: Record<string, string> = {}) => home.notation(args, env);
-  const ok = (result: RunResult) => expect({ code: result.code, output: result.output }).toEqual({ code: 0, output: expect.any(String) });
+  const ok = expectSuccess;
   const image = (name: string) => pushImage(registry, 'team/app', name, dir);
   const timestampFlags = () => ['--timestamp-url', `${server.url}/tsa`, '--timestamp-root-cert', tsaRoot];
 

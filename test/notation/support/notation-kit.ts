@@ -81,6 +81,11 @@ export interface RunResult {
   output: string;
 }
 
+/** Asserts exit 0; on failure the message carries what the command printed. */
+export function expectSuccess(result: RunResult): void {
+  expect(result.code === 0 ? 'exit 0' : `exit ${String(result.code)}\n${result.output}`).toBe('exit 0');
+}
+
 /** Runs a command (bounded), never throws on a non-zero exit. */
 export function run(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
