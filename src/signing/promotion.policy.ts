@@ -17,11 +17,12 @@ const RECORD = `
   ON CONFLICT DO NOTHING`;
 
 /**
- * Promotion (dev → test → prod signing): a key with `requires` signs only for an identified
- * artifact, and only once every required key has signed that same artifact. The evidence is
- * `artifact_signings`, one row per (artifact, key, key version) first signing, written after the
- * signature's audit row committed and before the signature is returned; signatures by a version
- * revoked since then do not count.
+ * Promotion (dev → test → prod signing): a key with `requires` signs only for an artifact Signet
+ * read from the bytes it signs (SigningService passes nothing for a client's claim), and only once
+ * every required key has signed that same artifact. The evidence is `artifact_signings`, one row
+ * per (artifact, key, key version) first signing of an artifact read from the payload, written
+ * after the signature's audit row committed and before the signature is returned; signatures by
+ * a version revoked since then do not count.
  */
 @Injectable()
 export class PromotionPolicy {
@@ -39,7 +40,7 @@ export class PromotionPolicy {
     if (!artifact) {
       throw new DomainError(
         ErrorCode.ARTIFACT_REQUIRED,
-        `sign: key "${key.keyName}" signs only for an identified artifact (it requires ${key.requires.join(', ')} to have signed it first): send 'artifact' or a Notary JWS payload`,
+        `sign: key "${key.keyName}" signs only for an artifact Signet reads from the payload (it requires ${key.requires.join(', ')} to have signed it first): send a Notary JWS signing input or COSE Sig_structure whose payload names the targetArtifact; a client-sent 'artifact' does not count`,
         { key: key.keyName, requires: [...key.requires] },
       );
     }
