@@ -9,11 +9,12 @@ const SIGNED_BY = `
   SELECT DISTINCT s.key_name
   FROM artifact_signings s
   JOIN key_versions v ON v.id = s.key_version_id
-  WHERE s.artifact_digest = $1 AND s.key_name = ANY($2::text[]) AND v.state <> 'revoked'`;
+  WHERE s.artifact_digest = $1 AND s.key_name = ANY($2::text[]) AND s.artifact_source = 'payload' AND v.state <> 'revoked'`;
 
+/** Rows from before issue #17 are `legacy` (they may be claims) and are not evidence. */
 const RECORD = `
-  INSERT INTO artifact_signings (artifact_digest, key_name, key_version_id, key_version, audit_seq)
-  VALUES ($1, $2, $3, $4, $5)
+  INSERT INTO artifact_signings (artifact_digest, key_name, key_version_id, key_version, audit_seq, artifact_source)
+  VALUES ($1, $2, $3, $4, $5, 'payload')
   ON CONFLICT DO NOTHING`;
 
 /**
@@ -56,7 +57,7 @@ export class PromotionPolicy {
     }
   }
 
-  /** Records that `key` signed `artifact` (first signing per version kept). */
+  /** Records that `key` signed `artifact`, read from the payload (first signing per version kept). */
   async record(key: ActiveKey, artifact: ArtifactRef, auditSeq: string): Promise<void> {
     await this.query(RECORD, [artifact.digest, key.keyName, key.versionId, key.version, auditSeq]);
   }
