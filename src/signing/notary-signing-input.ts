@@ -62,12 +62,11 @@ function readJws(bytes: Buffer, info: KeySpecInfo): NotarySigningInput | undefin
   if (!(header instanceof GoJsonObject)) return undefined;
   const alg = header.field('alg');
   if (typeof alg !== 'string') return undefined;
-  // Go's base64.RawURLEncoding and Node's decoder agree on canonical text only (Node accepts
-  // padding and the standard alphabet's characters too; neither checks the unused bits).
-  for (const segment of segments) {
-    if (segment.length % 4 === 1 || Buffer.from(segment, 'base64url').toString('base64url') !== segment) {
-      throw ambiguous('a segment of the JWS signing input is not canonical unpadded base64url');
-    }
+  const payloadBytes = Buffer.from(segments[1], 'base64url');
+  // The regex kept padding and the standard alphabet out (Node's decoder accepts both); what is
+  // left to differ from Go's base64.RawURLEncoding is a dangling character or set unused bits.
+  if (!canonicalBase64url(segments[0], headerBytes) || !canonicalBase64url(segments[1], payloadBytes)) {
+    throw ambiguous('a segment of the JWS signing input is not canonical unpadded base64url');
   }
   if (alg !== info.jwsAlg) {
     throw new DomainError(
@@ -77,8 +76,12 @@ function readJws(bytes: Buffer, info: KeySpecInfo): NotarySigningInput | undefin
     );
   }
   if (header.field('cty') !== NOTARY_PAYLOAD_TYPE) return { format: 'jws', alg };
-  const artifact = readNotaryPayload(Buffer.from(segments[1], 'base64url'));
+  const artifact = readNotaryPayload(payloadBytes);
   return artifact ? { format: 'jws', alg, artifact } : { format: 'jws', alg };
+}
+
+function canonicalBase64url(text: string, bytes: Buffer): boolean {
+  return text.length % 4 !== 1 && text.length === Math.ceil((bytes.length * 4) / 3) && bytes.toString('base64url') === text;
 }
 
 function readCose(bytes: Buffer, info: KeySpecInfo): NotarySigningInput | undefined {
