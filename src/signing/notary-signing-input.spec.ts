@@ -146,18 +146,31 @@ describe('readNotarySigningInput: COSE Sig_structure', () => {
   it('refuses CBOR that could be read two ways: trailing bytes, indefinite lengths, long forms, duplicate header keys', () => {
     const good = notaryCoseSigStructure('EC-256', 'img', time).sigStructure;
     expect(read(good)?.artifact).toBeDefined();
-    expect(refusal(() => read(Buffer.concat([good, Buffer.from([0x00])])))).toMatch(/^AMBIGUOUS_PAYLOAD: .*Extra data/);
+    expect(refusal(() => read(Buffer.concat([good, Buffer.from([0x00])])))).toMatch(/^AMBIGUOUS_PAYLOAD: .*data after its payload/);
     // The same structure with an indefinite-length payload byte string.
     const [, protectedBytes, , payload] = [0, ...decodeParts(good)];
     const indefinite = Buffer.concat([Buffer.from([0x84, 0x6a]), Buffer.from('Signature1'), Buffer.from(encodeCbor(protectedBytes)), Buffer.from([0x40, 0x5f]), Buffer.from(encodeCbor(payload)), Buffer.from([0xff])]);
-    expect(refusal(() => read(indefinite))).toMatch(/^AMBIGUOUS_PAYLOAD: .*Streaming/);
+    expect(refusal(() => read(indefinite))).toMatch(/^AMBIGUOUS_PAYLOAD: .*definite-length byte strings/);
     // An empty external_aad written in a two-byte length form.
     const long = Buffer.concat([Buffer.from([0x84, 0x6a]), Buffer.from('Signature1'), Buffer.from(encodeCbor(protectedBytes)), Buffer.from([0x58, 0x00]), Buffer.from(encodeCbor(payload))]);
-    expect(refusal(() => read(long))).toMatch(/^AMBIGUOUS_PAYLOAD: .*long/);
+    expect(refusal(() => read(long))).toMatch(/^AMBIGUOUS_PAYLOAD: .*shortest form/);
     // A protected header with content type twice (fxamacker/cbor's default keeps one of them).
     const header = Buffer.concat([Buffer.from([0xa3, 0x01, 0x26, 0x03]), Buffer.from(encodeCbor('text/plain')), Buffer.from([0x03]), Buffer.from(encodeCbor('application/vnd.cncf.notary.payload.v1+json'))]);
     const dup = Buffer.from(encodeCbor(['Signature1', Uint8Array.from(header), new Uint8Array(0), payload]));
     expect(refusal(() => read(dup))).toMatch(/^AMBIGUOUS_PAYLOAD: .*protected header.*Duplicate/);
+    // Inside the protected header (cbor2, strict): a label in a long form, an indefinite-length map, trailing bytes.
+    const cty = Buffer.from(encodeCbor('application/vnd.cncf.notary.payload.v1+json'));
+    const headers: Array<[Buffer, RegExp]> = [
+      [Buffer.concat([Buffer.from([0xa2, 0x18, 0x01, 0x26, 0x03]), cty]), /protected header.*long integer/],
+      [Buffer.concat([Buffer.from([0xbf, 0x01, 0x26, 0x03]), cty, Buffer.from([0xff])]), /protected header.*Streaming/],
+      [Buffer.concat([Buffer.from([0xa2, 0x01, 0x26, 0x03]), cty, Buffer.from([0x00])]), /protected header.*Extra data/],
+    ];
+    for (const [bad, reason] of headers) {
+      expect(refusal(() => read(Buffer.from(encodeCbor(['Signature1', Uint8Array.from(bad), new Uint8Array(0), payload]))))).toMatch(reason);
+    }
+    // The same header well-formed is read.
+    const fine = Buffer.concat([Buffer.from([0xa2, 0x01, 0x26, 0x03]), cty]);
+    expect(read(Buffer.from(encodeCbor(['Signature1', Uint8Array.from(fine), new Uint8Array(0), payload])))?.artifact).toBeDefined();
   });
 
   function decodeParts(sig: Buffer): [Uint8Array, Uint8Array, Uint8Array] {
