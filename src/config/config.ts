@@ -100,6 +100,8 @@ export interface SignetConfig {
     retrySeconds: number;
     /** `signet status` and metrics flag leaf certificates expiring within this many days. */
     expiryWarningDays: number;
+    /** Rotation schedules with two occurrences closer than this many hours are refused (each rotation is a new HSM key and certificate). */
+    minIntervalHours: number;
   };
   /** Test-only hooks; refused unless NODE_ENV=test (see loadConfig). */
   testHooks: {
@@ -401,6 +403,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       rootGateTimeoutHours: integer(env, 'SIGNET_ROOT_GATE_TIMEOUT_HOURS', 72, 1, 24 * 365),
       retrySeconds: integer(env, 'SIGNET_ROTATION_RETRY_SECONDS', 60, 1, 86400),
       expiryWarningDays: integer(env, 'SIGNET_EXPIRY_WARNING_DAYS', 30, 1, 3650),
+      minIntervalHours: integer(env, 'SIGNET_ROTATION_MIN_INTERVAL_HOURS', 24, 1, 24 * 366),
     },
     testHooks,
     distribution: distributionConfig(env, embedded),
@@ -444,3 +447,21 @@ function distributionConfig(env: Env, embedded: boolean): SignetConfig['distribu
 }
 
 export const SIGNET_CONFIG = Symbol('SIGNET_CONFIG');
+
+/**
+ * Names of every environment variable loadConfig reads, found by running it over an empty
+ * environment that records each name asked for (every variable is read there, defaults apply),
+ * so the list cannot drift from the code. The forbidden PIN variables are left out. For
+ * deployment checks (deploy/kubernetes sets only variables Signet reads).
+ */
+export function configVariableNames(): string[] {
+  const asked = new Set<string>();
+  const env = new Proxy({} as Env, {
+    get(_target, name) {
+      if (typeof name === 'string') asked.add(name);
+      return undefined;
+    },
+  });
+  loadConfig(env, '/');
+  return [...asked].filter((name) => !(name in FORBIDDEN_SECRET_VARIABLES)).sort();
+}

@@ -43,7 +43,12 @@ export class SigningController {
         hashAlgorithm: { type: 'string', enum: ['SHA-256', 'SHA-384', 'SHA-512'] },
         artifact: ARTIFACT_SCHEMA,
         signatureFormat: { type: 'string', enum: ['raw', 'der'], default: 'raw' },
-        idempotencyKey: { type: 'string', minLength: 1, maxLength: 255 },
+        idempotencyKey: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 255,
+          description: 'A repeat within SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS returns the first answer, unless the version that signed it may no longer sign (rotated, revoked): then 409 VERSION_CANNOT_SIGN.',
+        },
       },
     },
   })

@@ -70,9 +70,24 @@ export class SigningService {
   private async signIdempotent(keyName: string, request: SignRequest, principal: Principal, context: SignContext): Promise<string> {
     const idempotencyKey = request.idempotencyKey!;
     // Invalid input is refused before the idempotency table is touched.
-    context.key = (await this.prepare(keyName, request)).key;
+    const active = (await this.prepare(keyName, request)).key;
+    context.key = active;
     const claim = await this.idempotency.claim(principal.tokenId, idempotencyKey, requestFingerprint(keyName, request));
     if (claim.kind === 'replay') {
+      // The stored answer was made by the version active then. Once that version may no longer
+      // sign (rotated, retired, revoked), the old answer is refused too: a revoked version's
+      // signature must not come back. The active version is the one prepare() just read from the
+      // cache; read again only if a change to the key was announced while the claim was made.
+      const current = active.stale ? await this.keys.get(keyName) : active;
+      const storedVersion = keyVersionOf(claim.response);
+      if (storedVersion !== current.version) {
+        throw new DomainError(ErrorCode.VERSION_CANNOT_SIGN, `sign: the idempotencyKey's answer was signed by version ${storedVersion} of "${keyName}", which may no longer sign; use a new idempotencyKey`, {
+          field: 'idempotencyKey',
+          key: keyName,
+          version: storedVersion,
+          activeVersion: current.version,
+        });
+      }
       context.replayed = true;
       return claim.response;
     }
@@ -185,4 +200,11 @@ export class SigningService {
     }
     return { key, hash, digest, artifact, artifactSource };
   }
+}
+
+/** keyVersion of a stored sign response (Signet's own JSON: ActiveKey.responseHead). */
+function keyVersionOf(response: string): number {
+  const version = (JSON.parse(response) as { keyVersion?: unknown }).keyVersion;
+  if (typeof version !== 'number') throw new Error('stored sign response without keyVersion');
+  return version;
 }

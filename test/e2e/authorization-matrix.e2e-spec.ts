@@ -161,6 +161,24 @@ describe('authorisation matrix over the live router (API.md role table)', () => 
     expect((await sign(PROMOTED_KEY, tokens.signer, { payload: jws(`{"targetArtifact":${descriptor(x)}}`), hashAlgorithm: 'SHA-256' })).statusCode).toBe(404);
   });
 
+  it('refuses a form body with 415 UNSUPPORTED_MEDIA_TYPE on every route that takes a body, except the binary /ocsp and /tsa (issue #17)', async () => {
+    const failures: string[] = [];
+    const withBodies = TABLE.filter((rule) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(rule.method) && rule.url !== '/ocsp/:ca' && rule.url !== '/tsa');
+    expect(withBodies.length).toBeGreaterThan(10);
+    for (const rule of withBodies) {
+      for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+        const response = await t.app.inject({
+          method: rule.method as 'POST',
+          url: concrete(rule.url),
+          headers: { authorization: `Bearer ${tokens.admin}`, 'content-type': type },
+          payload: 'name=matrix-form&role=admin&reason=form',
+        });
+        if (response.statusCode !== 415 || response.json().error?.code !== 'UNSUPPORTED_MEDIA_TYPE') failures.push(`${rule.method} ${rule.url} (${type}): ${response.statusCode} ${response.body.slice(0, 120)}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
   it('serves /metrics anonymously only when SIGNET_METRICS_PUBLIC is set', async () => {
     expect((await t.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
     const open = await startTestApp({ SIGNET_METRICS_PUBLIC: 'true' });

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import type { InjectOptions } from 'light-my-request';
 import { registeredRoutes, RegisteredRoute } from '../../src/observability/route-registry';
+import { BINARY_BODY_ROUTES } from '../../src/observability/body-types';
 import { Caller, leastCaller, ruleFor } from '../support/route-roles';
 import { fuzzParameters, pathSegment, queryString, rawBody, RawBody } from './arbitraries';
 import { FUZZ_KEY, FUZZ_SUBJECT, FuzzApp, ISSUING_CA, ROOT_CA, responseProblem, startFuzzApp } from './fuzz-harness';
@@ -120,9 +121,19 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
     const signs = fuzz.signAttempts() - before;
     const problem = responseProblem(response);
     if (problem) return `${where}: ${problem}`;
+    if (body !== undefined && isNonJsonBody(route, body) && response.statusCode !== 415) return `${where}: a body that is not UTF-8 JSON answered ${response.statusCode}, not 415`;
     if (response.statusCode >= 400 && signs !== 0) return `${where}: rejected with ${response.statusCode} after ${signs} C_Sign call(s)`;
     if (response.statusCode < 300 && route.method !== 'GET') await fuzz.settle();
     return undefined;
+  }
+
+  /** Whether `body` is something other than UTF-8 JSON sent to a JSON route (issue #17: 415 before anything reads it). */
+  function isNonJsonBody(route: RegisteredRoute, body: RawBody): boolean {
+    if (BINARY_BODY_ROUTES.has(route.url)) return false;
+    if (body.contentType === undefined) return body.payload.length > 0;
+    const mediaType = body.contentType.split(';')[0].trim().toLowerCase();
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(body.contentType)?.[1]?.toLowerCase();
+    return mediaType !== 'application/json' || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8');
   }
 
   /** Runs one property per route and caller; collects every route's counterexample instead of stopping at the first. */
