@@ -12,6 +12,10 @@ export enum ErrorCode {
   INVALID_SUBJECT = 'INVALID_SUBJECT',
   INVALID_CERTIFICATE = 'INVALID_CERTIFICATE',
   ARTIFACT_REQUIRED = 'ARTIFACT_REQUIRED',
+  /** A key with `requires` signs payloads only: Signet must read the artifact from what it signs. */
+  PAYLOAD_REQUIRED = 'PAYLOAD_REQUIRED',
+  /** A payload a verifier could read otherwise than Signet (folded or duplicate JSON names, …). */
+  AMBIGUOUS_PAYLOAD = 'AMBIGUOUS_PAYLOAD',
   ROTATION_TOO_FREQUENT = 'ROTATION_TOO_FREQUENT',
   BAD_REQUEST = 'BAD_REQUEST',
   /** A target's endpoint moves to another origin without new credentials (API.md). */
@@ -62,6 +66,8 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.INVALID_SUBJECT:
     case ErrorCode.INVALID_CERTIFICATE:
     case ErrorCode.ARTIFACT_REQUIRED:
+    case ErrorCode.PAYLOAD_REQUIRED:
+    case ErrorCode.AMBIGUOUS_PAYLOAD:
     case ErrorCode.ROTATION_TOO_FREQUENT:
     case ErrorCode.BAD_REQUEST:
     case ErrorCode.CREDENTIALS_REQUIRED:

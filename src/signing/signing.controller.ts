@@ -29,8 +29,10 @@ export class SigningController {
   @Header('content-type', 'application/json; charset=utf-8')
   @ApiBody({
     description:
-      `Exactly one of digest (computed by the client) or payload (bytes Signet hashes, ≤ ${MAX_PAYLOAD_BYTES} bytes; a Notary JWS signing input's ` +
-      'targetArtifact is recorded). hashAlgorithm must be the one the key spec pairs with. signatureFormat der is ECDSA only. No other fields.',
+      `Exactly one of digest (computed by the client) or payload (bytes Signet hashes, ≤ ${MAX_PAYLOAD_BYTES} bytes; the targetArtifact of a Notary JWS ` +
+      'signing input or COSE Sig_structure is recorded, read as Go reads it; ambiguous payloads → 400 AMBIGUOUS_PAYLOAD). A key with requires signs ' +
+      'payloads only (digest → 400 PAYLOAD_REQUIRED); a client-sent artifact is recorded as claimed and never satisfies promotion. ' +
+      'hashAlgorithm must be the one the key spec pairs with. signatureFormat der is ECDSA only. No other fields.',
     schema: {
       type: 'object',
       additionalProperties: false,

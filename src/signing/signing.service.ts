@@ -9,9 +9,9 @@ import { ecdsaRawToDer } from '../hsm/ecdsa-signature';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { ActiveKey, ActiveKeyCache } from './active-key-cache';
 import { IdempotencyStore, requestFingerprint } from './idempotency.store';
-import { readJwsSigningInput } from './jws-signing-input';
+import { readNotarySigningInput } from './notary-signing-input';
 import { PromotionPolicy } from './promotion.policy';
-import { ArtifactRef, checkAgainstKey, parseSignRequest, SignRequest } from './sign-request';
+import { ArtifactRef, ArtifactSource, checkAgainstKey, parseSignRequest, SignRequest } from './sign-request';
 import { SigningMetrics } from './signing.metrics';
 
 /** A request checked against its key: nothing left to refuse but promotion. */
@@ -20,6 +20,8 @@ interface PreparedSign {
   hash: HashAlgorithm;
   digest: Buffer;
   artifact?: ArtifactRef;
+  /** `payload`: read from the signed bytes (the only kind promotion counts); `claimed`: the client's `artifact`. */
+  artifactSource?: ArtifactSource;
 }
 
 /** Per request: what the metrics need to know however the request ends. */
@@ -103,9 +105,10 @@ export class SigningService {
 
   private async signOnce(keyName: string, request: SignRequest, principal: Principal, context: SignContext, attempt = 1): Promise<string> {
     // No await on the hot path when the key is cached and has no promotion rule.
-    const { key, hash, digest, artifact } = this.prepareWith(this.keys.peek(keyName) ?? (await this.keys.get(keyName)), request);
+    const { key, hash, digest, artifact, artifactSource } = this.prepareWith(this.keys.peek(keyName) ?? (await this.keys.get(keyName)), request);
     context.key = key;
-    const promotion = this.promotion.check(key, artifact);
+    // A claimed artifact is the client's word: it never satisfies promotion.
+    const promotion = this.promotion.check(key, artifactSource === 'payload' ? artifact : undefined);
     if (promotion) await promotion;
 
     // One request per I/O callback: the signing threads get the whole poll's requests in one message.
@@ -122,9 +125,11 @@ export class SigningService {
       signatureFormat: request.signatureFormat,
       signature: signatureB64,
       artifact: artifact ?? null,
+      artifactSource,
       idempotencyKey: request.idempotencyKey,
     });
-    if (artifact) await this.promotion.record(key, artifact, seq);
+    // Only what Signet read from the bytes it signed is evidence for a later promotion.
+    if (artifact && artifactSource === 'payload') await this.promotion.record(key, artifact, seq);
 
     if (key.stale) {
       // The key changed (rotation, retirement, revocation) while this request was signing: return
@@ -170,20 +175,30 @@ export class SigningService {
       });
     }
     let artifact = request.artifact;
+    let artifactSource: ArtifactSource | undefined = artifact ? 'claimed' : undefined;
     let digest: Buffer;
     if (request.mode === 'payload') {
-      const jws = readJwsSigningInput(request.bytes, key.info);
-      if (jws?.artifact) {
-        if (artifact && artifact.digest !== jws.artifact.digest) {
-          throw new DomainError(ErrorCode.VALIDATION_ERROR, "sign: 'artifact.digest' differs from the targetArtifact of the JWS payload", { field: 'artifact.digest' });
+      const input = readNotarySigningInput(request.bytes, key.info);
+      if (input?.artifact) {
+        if (artifact && artifact.digest !== input.artifact.digest) {
+          throw new DomainError(ErrorCode.VALIDATION_ERROR, `sign: 'artifact.digest' differs from the targetArtifact of the ${input.format === 'jws' ? 'JWS' : 'COSE'} payload`, { field: 'artifact.digest' });
         }
-        artifact = jws.artifact;
+        artifact = input.artifact;
+        artifactSource = 'payload';
       }
       digest = cryptoHash(nodeHashName(hash), request.bytes, 'buffer');
     } else {
+      // A digest says nothing Signet can check about what was hashed.
+      if (key.requires.length > 0) {
+        throw new DomainError(
+          ErrorCode.PAYLOAD_REQUIRED,
+          `sign: key "${key.keyName}" signs only payloads Signet reads the artifact from (a Notary JWS signing input or COSE Sig_structure), not digests`,
+          { key: key.keyName, field: 'digest' },
+        );
+      }
       digest = request.bytes;
     }
-    return { key, hash, digest, artifact };
+    return { key, hash, digest, artifact, artifactSource };
   }
 }
 

@@ -17,6 +17,8 @@ const OTHER_KEY = 'matrix-other';
 /** Granted to a signer but never created: its 404 must equal an ungranted key's. */
 const GHOST_KEY = 'matrix-ghost';
 const SIGN_BODY = JSON.stringify({ digest: Buffer.alloc(32, 7).toString('base64'), hashAlgorithm: 'SHA-256' });
+/** Requires KEY: a grant of it lets a caller sign only artifacts KEY signed, read from the payload. */
+const PROMOTED_KEY = 'matrix-promoted';
 
 function concrete(url: string): string {
   return url
@@ -40,10 +42,12 @@ describe('authorisation matrix over the live router (API.md role table)', () => 
     const keys = t.app.get(KeysService);
     await keys.create({ name: KEY, keySpec: 'EC-256', subject: { C: 'US', ST: 'Matrix', O: 'Signet', CN: KEY } });
     await keys.create({ name: OTHER_KEY, keySpec: 'EC-256', subject: { C: 'US', ST: 'Matrix', O: 'Signet', CN: OTHER_KEY } });
+    await keys.create({ name: PROMOTED_KEY, keySpec: 'EC-256', subject: { C: 'US', ST: 'Matrix', O: 'Signet', CN: PROMOTED_KEY }, requires: [KEY] });
     const service = t.app.get(TokenService);
     const make = async (name: string, role: Caller, keyGrants: string[] = []) => (await service.create({ name, role, keys: keyGrants }, undefined)).token;
     tokens.admin = await make('m-admin', 'admin');
     tokens.signer = await make('m-signer', 'signer', [KEY]);
+    tokens['signer-promoted'] = await make('m-signer-promoted', 'signer', [PROMOTED_KEY]);
     tokens['signer-ungranted'] = await make('m-signer-2', 'signer', [OTHER_KEY]);
     tokens['signer-ghost'] = await make('m-signer-3', 'signer', [GHOST_KEY]);
     tokens['security-officer'] = await make('m-so', 'security-officer');
@@ -126,6 +130,35 @@ describe('authorisation matrix over the live router (API.md role table)', () => 
     expect(signed.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(signed.headers['cache-control']).toBe('no-store');
     expect(signed.json()).toMatchObject({ keyName: KEY, signingAlgorithm: 'ECDSA-SHA-256' });
+  });
+
+  it('a grant of a key with requires signs only artifacts read from the payload that the required key signed (issue #17), for every role allowed to sign', async () => {
+    const header = Buffer.from('{"alg":"ES256","cty":"application/vnd.cncf.notary.payload.v1+json"}').toString('base64url');
+    const descriptor = (digest: string) => `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"${digest}","size":1}`;
+    const jws = (payloadJson: string) => Buffer.from(`${header}.${Buffer.from(payloadJson).toString('base64url')}`).toString('base64');
+    const [x, y] = [`sha256:${'1'.repeat(64)}`, `sha256:${'2'.repeat(64)}`];
+    const sign = (key: string, token: string, body: unknown) =>
+      t.app.inject({ method: 'POST', url: `/v1/keys/${key}/sign`, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+    expect((await sign(KEY, tokens.admin, { payload: jws(`{"targetArtifact":${descriptor(x)}}`), hashAlgorithm: 'SHA-256' })).statusCode).toBe(200);
+    const answers: Record<string, string[]> = {};
+    for (const caller of ['admin', 'signer-promoted']) {
+      const attempts = [
+        { digest: Buffer.alloc(32, 9).toString('base64'), hashAlgorithm: 'SHA-256', artifact: { digest: x } },
+        { payload: jws(`{"targetArtifact":${descriptor(x)},"TargetArtifact":${descriptor(y)}}`), hashAlgorithm: 'SHA-256' },
+        { payload: jws(`{"targetArtifact":${descriptor(y)}}`), hashAlgorithm: 'SHA-256', artifact: { digest: y } },
+        { payload: Buffer.from('opaque').toString('base64'), hashAlgorithm: 'SHA-256', artifact: { digest: x } },
+        { payload: jws(`{"targetArtifact":${descriptor(x)}}`), hashAlgorithm: 'SHA-256' },
+      ];
+      answers[caller] = [];
+      for (const body of attempts) {
+        const response = await sign(PROMOTED_KEY, tokens[caller], body);
+        answers[caller].push(`${response.statusCode} ${response.json().error?.code ?? response.json().artifact?.digest}`);
+      }
+    }
+    const expected = ['400 PAYLOAD_REQUIRED', '400 AMBIGUOUS_PAYLOAD', '409 PROMOTION_REQUIRED', '400 ARTIFACT_REQUIRED', `200 ${x}`];
+    expect(answers).toEqual({ admin: expected, 'signer-promoted': expected });
+    // The grant still scopes the key: the signer of KEY alone does not reach PROMOTED_KEY.
+    expect((await sign(PROMOTED_KEY, tokens.signer, { payload: jws(`{"targetArtifact":${descriptor(x)}}`), hashAlgorithm: 'SHA-256' })).statusCode).toBe(404);
   });
 
   it('refuses a form body with 415 UNSUPPORTED_MEDIA_TYPE on every route that takes a body, except the binary /ocsp and /tsa (issue #17)', async () => {
