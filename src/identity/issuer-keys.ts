@@ -33,6 +33,8 @@ interface KeySetEntry {
 }
 
 const MAX_DOCUMENT_BYTES = 256 * 1024;
+/** After a failed fetch, the provider's tokens get that failure for this long (or the refetch interval, if shorter). */
+const FAILURE_FLOOR_MS = 5_000;
 /** Key types that can verify an asymmetric signature; anything else in a JWKS (`oct` above all) is dropped. */
 const ASYMMETRIC_KTY = new Set(['RSA', 'EC', 'OKP']);
 
@@ -47,6 +49,8 @@ export class IssuerKeys {
   private readonly entries = new Map<string, KeySetEntry>();
   private readonly lastAttemptMs = new Map<string, number>();
   private readonly inflight = new Map<string, Promise<KeySetEntry>>();
+  /** The last failed fetch per provider, answered again without a new fetch for a while. */
+  private readonly failures = new Map<string, { error: unknown; atMs: number }>();
   private readonly now: () => number;
 
   constructor(private readonly options: IssuerKeysOptions) {
@@ -77,11 +81,13 @@ export class IssuerKeys {
   forget(providerId: string): void {
     this.entries.delete(providerId);
     this.lastAttemptMs.delete(providerId);
+    this.failures.delete(providerId);
   }
 
   clear(): void {
     this.entries.clear();
     this.lastAttemptMs.clear();
+    this.failures.clear();
   }
 
   private async current(provider: IssuerEndpoint): Promise<KeySetEntry> {
@@ -91,14 +97,25 @@ export class IssuerKeys {
   }
 
   private refresh(provider: IssuerEndpoint): Promise<KeySetEntry> {
+    // Anyone can send a token naming a provider: while its issuer is failing, every such request
+    // gets the last failure instead of a new outbound fetch (a floor on the interval, THREATS.md).
+    const failure = this.failures.get(provider.id);
+    if (failure && this.now() - failure.atMs < Math.min(this.options.refetchMs, FAILURE_FLOOR_MS)) return Promise.reject(failure.error);
     let pending = this.inflight.get(provider.id);
     if (!pending) {
       this.lastAttemptMs.set(provider.id, this.now());
       pending = this.fetch(provider)
-        .then((entry) => {
-          this.entries.set(provider.id, entry);
-          return entry;
-        })
+        .then(
+          (entry) => {
+            this.entries.set(provider.id, entry);
+            this.failures.delete(provider.id);
+            return entry;
+          },
+          (error: unknown) => {
+            this.failures.set(provider.id, { error, atMs: this.now() });
+            throw error;
+          },
+        )
         .finally(() => this.inflight.delete(provider.id));
       this.inflight.set(provider.id, pending);
     }

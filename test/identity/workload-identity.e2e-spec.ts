@@ -303,10 +303,17 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     await gitlab.jwksOutage(true);
     try {
       expect((await api('PATCH', '/v1/identity-providers/gitlab', { clockSkewSeconds: 30 })).statusCode).toBe(200);
-      await expectRefused(await gitlab.mint(AUDIENCE, gitlabClaims()), 503, 'IDENTITY_PROVIDER_UNAVAILABLE', /identity provider 'gitlab'.*JWKS answered HTTP 503/);
+      const before = await gitlab.stats();
+      for (let i = 0; i < 5; i++) {
+        await expectRefused(await gitlab.mint(AUDIENCE, gitlabClaims()), 503, 'IDENTITY_PROVIDER_UNAVAILABLE', /identity provider 'gitlab'.*JWKS answered HTTP 503/);
+      }
+      // Not an amplifier: the failing JWKS was asked once for the five tokens, not once per token.
+      expect((await gitlab.stats()).jwks - before.jwks).toBe(1);
     } finally {
       await gitlab.jwksOutage(false);
     }
+    // Once the failure's floor has passed, the next token fetches again and is accepted.
+    await new Promise((resolve) => setTimeout(resolve, REFETCH_SECONDS * 1000 + 200));
     expect((await sign('release', await gitlab.mint(AUDIENCE, gitlabClaims()))).statusCode).toBe(200);
   });
 
