@@ -13,6 +13,7 @@ import { HsmModule } from './hsm/hsm.module';
 import { HsmOptions } from './hsm/hsm-options';
 import { KeysModule } from './keys/keys.module';
 import { HsmHealthIndicator } from './observability/hsm.health';
+import { HsmMetrics } from './observability/hsm.metrics';
 import { ObservabilityModule } from './observability/observability.module';
 import { RevocationModule } from './revocation/revocation.module';
 import { RotationModule } from './rotation/rotation.module';
@@ -61,6 +62,7 @@ export class AppModule {
         { provide: SIGNET_CONFIG, useValue: runtime.config },
         { provide: RUNTIME_CONTEXT, useValue: runtime },
         HsmHealthIndicator,
+        HsmMetrics,
         hsmCheckpointSignerProvider,
       ],
       exports: [SIGNET_CONFIG, RUNTIME_CONTEXT, hsmCheckpointSignerProvider],

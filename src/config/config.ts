@@ -454,3 +454,21 @@ function distributionConfig(env: Env, embedded: boolean): SignetConfig['distribu
 }
 
 export const SIGNET_CONFIG = Symbol('SIGNET_CONFIG');
+
+/**
+ * Names of every environment variable loadConfig reads, found by running it over an empty
+ * environment that records each name asked for (every variable is read there, defaults apply),
+ * so the list cannot drift from the code. The forbidden PIN variables are left out. For
+ * deployment checks (deploy/kubernetes sets only variables Signet reads).
+ */
+export function configVariableNames(): string[] {
+  const asked = new Set<string>();
+  const env = new Proxy({} as Env, {
+    get(_target, name) {
+      if (typeof name === 'string') asked.add(name);
+      return undefined;
+    },
+  });
+  loadConfig(env, '/');
+  return [...asked].filter((name) => !(name in FORBIDDEN_SECRET_VARIABLES)).sort();
+}
