@@ -371,6 +371,32 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     }
   });
 
+  it('scopes idempotency keys to the workload identity (provider and sub), and never writes an ID token to the log', async () => {
+    const body = { digest, hashAlgorithm: 'SHA-256', idempotencyKey: 'release-build-42' };
+    const first = await sign('release', await github.mint(AUDIENCE, githubClaims()), body);
+    expect(first.statusCode).toBe(200);
+    // A new token of the same pipeline (same sub) replays the first answer …
+    const replay = await sign('release', await github.mint(AUDIENCE, githubClaims()), body);
+    expect(replay.body).toBe(first.body);
+    // … a different workload (another sub) does not share the key.
+    const other = await gitlab.mint(AUDIENCE, gitlabClaims());
+    const separate = await sign('release', other, body);
+    expect(separate.statusCode).toBe(200);
+    expect(separate.json().signature).not.toBe(first.json().signature);
+    await sign('release', `${other}x`);
+    const logged = t.logs.join('');
+    for (const token of [other, `${other}x`]) expect(logged).not.toContain(token.split('.')[1]);
+  });
+
+  it('describes the new routes in the OpenAPI document', async () => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    for (const path of ['/v1/identity-providers', '/v1/identity-providers/{name}', '/v1/workload-rules', '/v1/workload-rules/{name}']) expect(doc.paths[path]).toBeDefined();
+    expect(Object.keys(doc.paths['/v1/identity-providers/{name}']).sort()).toEqual(['delete', 'get', 'patch']);
+    const schema = doc.components.schemas.CreateWorkloadRuleDto;
+    expect(schema.required).toEqual(expect.arrayContaining(['name', 'provider', 'claims', 'keys']));
+    expect(doc.components.schemas.CreateIdentityProviderDto.properties.allowedAlgorithms).toBeDefined();
+  });
+
   it('leaves sgt_ tokens on the same fast path as before', async () => {
     expect(signFastPathInstalled(t.app.getHttpAdapter().getInstance() as FastifyInstance)).toBe(true);
     const created = await api('POST', '/v1/tokens', { name: 'ci-release', role: 'signer', keys: ['release'] });
