@@ -11,6 +11,7 @@ import { freePort, tempDir } from '../support/server-process';
 import { IssuerKey, issuerKey, OidcIssuer, publicJwk } from '../support/oidc-issuer';
 import { startTestApp, TestApp } from '../support/test-app';
 import { opensslVerifiesMessage, SUBJECT } from '../signing/support/signing-kit';
+import { buildPlugin, generateSignatureRequest, jwsSigningInput, opensslVerifies, runPlugin } from '../notation-plugin/support/notation-driver';
 import type { FastifyInstance } from 'fastify';
 
 const AUDIENCE = 'https://signet.example.com';
@@ -395,6 +396,22 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     const schema = doc.components.schemas.CreateWorkloadRuleDto;
     expect(schema.required).toEqual(expect.arrayContaining(['name', 'provider', 'claims', 'keys']));
     expect(doc.components.schemas.CreateIdentityProviderDto.properties.allowedAlgorithms).toBeDefined();
+  });
+
+  it('notation-signet signs with an ID token handed over in token_env (the CI flow of docs/workload-identity.md), and the row names the pipeline', async () => {
+    buildPlugin();
+    await t.app.listen(0, '127.0.0.1');
+    const url = await t.app.getUrl();
+    const token = await github.mint(AUDIENCE, githubClaims({ run_id: '9001' }));
+    const { signingInput, digest: artifactDigest } = jwsSigningInput('EC-256');
+    const result = await runPlugin('generate-signature', generateSignatureRequest('EC-256', 'release', { url, token_env: 'SIGNET_TOKEN' }, signingInput), { env: { SIGNET_TOKEN: token } });
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    const chain = result.json.certificateChain as string[];
+    expect(opensslVerifies(path.join(dir, 'notation'), 'EC-256', Buffer.from(signingInput, 'latin1'), result.json.signature as string, chain[0])).toBe(true);
+    const rows = (await api('GET', `/v1/audit?type=sign&subject=${encodeURIComponent('repo:acme/app:environment:prod')}&limit=1000`)).json().events;
+    const row = rows.find((event: { data: { artifact?: { digest: string } } }) => event.data.artifact?.digest === artifactDigest);
+    expect(row.actor.workload).toMatchObject({ provider: 'github-actions', rule: 'app-release', claims: { repository: 'acme/app', environment: 'prod' } });
+    expect(result.stdout + result.stderr).not.toContain(token.split('.')[2]);
   });
 
   it('leaves sgt_ tokens on the same fast path as before', async () => {
