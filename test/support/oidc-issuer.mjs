@@ -90,6 +90,10 @@ const server = http.createServer(async (request, response) => {
   current.callback()(request, response);
 });
 
+// Longer than any client's idle keep-alive: a test that blocks its event loop for a while (a
+// synchronous build) must not find its pooled connection closed under it ("other side closed").
+server.keepAliveTimeout = 120_000;
+
 server.listen(port, '127.0.0.1', () => {
   issuer = `http://127.0.0.1:${server.address().port}`;
   current = build();
