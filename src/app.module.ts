@@ -8,6 +8,7 @@ import { CaModule } from './ca/ca.module';
 import { SIGNET_CONFIG, SignetConfig } from './config/config';
 import { DatabaseModule } from './database/database.module';
 import { DistributionModule } from './distribution/distribution.module';
+import { IdentityModule } from './identity/identity.module';
 import { HsmModule } from './hsm/hsm.module';
 import { HsmOptions } from './hsm/hsm-options';
 import { KeysModule } from './keys/keys.module';
@@ -45,6 +46,7 @@ export class AppModule {
         DatabaseModule.forRoot({ url: runtime.databaseUrl, poolSize: runtime.config.database.poolSize }),
         AuditModule,
         AuthModule,
+        IdentityModule,
         HsmModule.forRoot(runtime.hsm),
         CaModule,
         BackupModule,

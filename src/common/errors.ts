@@ -44,6 +44,8 @@ export enum ErrorCode {
   DATABASE_UNAVAILABLE = 'DATABASE_UNAVAILABLE',
   HSM_UNAVAILABLE = 'HSM_UNAVAILABLE',
   SERVICE_UNAVAILABLE = 'SERVICE_UNAVAILABLE',
+  // 503: an OIDC issuer's discovery document or JWKS could not be fetched (ID tokens are refused, fail closed)
+  IDENTITY_PROVIDER_UNAVAILABLE = 'IDENTITY_PROVIDER_UNAVAILABLE',
 }
 
 export class DomainError extends Error {
@@ -99,6 +101,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.DATABASE_UNAVAILABLE:
     case ErrorCode.HSM_UNAVAILABLE:
     case ErrorCode.SERVICE_UNAVAILABLE:
+    case ErrorCode.IDENTITY_PROVIDER_UNAVAILABLE:
       return 503;
     default: {
       const unmapped: never = code;

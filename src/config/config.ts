@@ -81,6 +81,12 @@ export interface SignetConfig {
     rateLimitPerSecond: number;
     rateLimitBurst: number;
   };
+  identity: {
+    /** On an ID token whose `kid` the cached JWKS lacks, refetch it at most this often per provider. */
+    jwksRefetchSeconds: number;
+    /** A fetched JWKS (and discovery document) is used this long, then fetched again: keys an issuer retired stop verifying. */
+    jwksMaxAgeSeconds: number;
+  };
   signing: {
     /** How long a key's active version is served from memory; change notifications invalidate it sooner. */
     keyCacheSeconds: number;
@@ -391,6 +397,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       tokenCacheSeconds: integer(env, 'SIGNET_TOKEN_CACHE_SECONDS', 5, 0, 300),
       rateLimitPerSecond,
       rateLimitBurst: integer(env, 'SIGNET_RATE_LIMIT_BURST', Math.max(1, rateLimitPerSecond * 2), 1, 10_000_000),
+    },
+    identity: {
+      jwksRefetchSeconds: integer(env, 'SIGNET_OIDC_JWKS_REFETCH_SECONDS', 60, 1, 3600),
+      jwksMaxAgeSeconds: integer(env, 'SIGNET_OIDC_JWKS_MAX_AGE_SECONDS', 600, 10, 86400),
     },
     signing: {
       keyCacheSeconds: integer(env, 'SIGNET_SIGN_KEY_CACHE_SECONDS', 10, 1, 300),

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { hash as cryptoHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { AuditService } from '../audit/audit.service';
+import type { AuditActor } from '../audit/audit.types';
 import type { Principal } from '../auth/principal';
 import { DomainError, ErrorCode } from '../common/errors';
 import { HashAlgorithm, nodeHashName } from '../common/key-spec';
@@ -116,7 +117,7 @@ export class SigningService {
     if (request.signatureFormat === 'der') signature = ecdsaRawToDer(signature);
     const signatureB64 = signature.toString('base64');
 
-    const seq = await this.audit.recordSign(principal.auditActor, key.keyName, {
+    const seq = await this.audit.recordSign(actorFor(principal, key.keyName), key.keyName, {
       version: key.version,
       keySpec: key.spec,
       algorithm: key.info.signingAlgorithm,
@@ -157,7 +158,7 @@ export class SigningService {
   private async withhold(key: ActiveKey, seq: string, principal: Principal): Promise<void> {
     this.logger.warn(`key ${key.keyName}: version ${key.version} stopped being active during a sign request; signature withheld`);
     await this.audit
-      .record({ type: 'sign.withheld', actor: principal.auditActor, subject: key.keyName, data: { version: key.version, seq, reason: 'the key version stopped being active while signing' } })
+      .record({ type: 'sign.withheld', actor: actorFor(principal, key.keyName), subject: key.keyName, data: { version: key.version, seq, reason: 'the key version stopped being active while signing' } })
       .catch(() => undefined);
   }
 
@@ -207,4 +208,9 @@ function keyVersionOf(response: string): number {
   const version = (JSON.parse(response) as { keyVersion?: unknown }).keyVersion;
   if (typeof version !== 'number') throw new Error('stored sign response without keyVersion');
   return version;
+}
+
+/** Who signed with `keyName`, as the audit row records it (a workload identity names its rule). */
+function actorFor(principal: Principal, keyName: string): AuditActor {
+  return principal.auditActorFor ? principal.auditActorFor(keyName) : principal.auditActor;
 }

@@ -6,6 +6,7 @@ import { registeredRoutes } from '../../src/observability/route-registry';
 import { signFastPathInstalled } from '../../src/signing/sign-fast-path';
 import { Caller, EVERYONE, Rule, TABLE } from '../support/route-roles';
 import { startTestApp, TestApp } from '../support/test-app';
+import { OidcIssuer } from '../support/oidc-issuer';
 
 /**
  * API.md's role table (test/support/route-roles.ts), checked against every route the running
@@ -35,10 +36,12 @@ function concrete(url: string): string {
 
 describe('authorisation matrix over the live router (API.md role table)', () => {
   let t: TestApp;
+  let issuer: OidcIssuer;
   const tokens: Record<string, string> = {};
 
   beforeAll(async () => {
-    t = await startTestApp();
+    issuer = await OidcIssuer.start([{ id: 'signet-matrix' }]);
+    t = await startTestApp({ SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true' });
     const keys = t.app.get(KeysService);
     await keys.create({ name: KEY, keySpec: 'EC-256', subject: { C: 'US', ST: 'Matrix', O: 'Signet', CN: KEY } });
     await keys.create({ name: OTHER_KEY, keySpec: 'EC-256', subject: { C: 'US', ST: 'Matrix', O: 'Signet', CN: OTHER_KEY } });
@@ -58,8 +61,21 @@ describe('authorisation matrix over the live router (API.md role table)', () => 
     const expired = await service.create({ name: 'm-expired', role: 'admin', keys: [], expiresInDays: 1 }, undefined);
     await t.app.get(DataSource).query(`UPDATE api_tokens SET expires_at = now() - interval '1 minute' WHERE id = $1`, [expired.id]);
     tokens.expired = expired.token;
+    // Workload identity: an OIDC ID token whose claims match a rule granting KEY (and one granting only OTHER_KEY / GHOST_KEY).
+    const headers = { authorization: `Bearer ${tokens.admin}` };
+    const setup = async (url: string, payload: object) => expect((await t.app.inject({ method: 'POST', url, headers, payload })).statusCode).toBe(201);
+    await setup('/v1/identity-providers', { name: 'matrix-idp', issuer: issuer.issuer, audiences: ['signet-matrix'] });
+    await setup('/v1/workload-rules', { name: 'matrix-rule', provider: 'matrix-idp', claims: { sub: 'pipeline-granted' }, keys: [KEY] });
+    await setup('/v1/workload-rules', { name: 'matrix-rule-other', provider: 'matrix-idp', claims: { sub: 'pipeline-ungranted' }, keys: [OTHER_KEY] });
+    await setup('/v1/workload-rules', { name: 'matrix-rule-ghost', provider: 'matrix-idp', claims: { sub: 'pipeline-ghost' }, keys: [GHOST_KEY] });
+    tokens.workload = await issuer.mint('signet-matrix', { sub: 'pipeline-granted' });
+    tokens['workload-ungranted'] = await issuer.mint('signet-matrix', { sub: 'pipeline-ungranted' });
+    tokens['workload-ghost'] = await issuer.mint('signet-matrix', { sub: 'pipeline-ghost' });
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t?.close();
+    await issuer?.stop();
+  });
 
   function call(rule: Rule, token?: string, key = KEY) {
     const hasBody = rule.method === 'POST' || rule.method === 'PATCH';
@@ -115,6 +131,26 @@ describe('authorisation matrix over the live router (API.md role table)', () => 
           continue;
         }
         if (status === 401 || status === 403) failures.push(`${where} (expected access)`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('gives an OIDC ID token matched by a workload rule exactly the signer row: its keys only, 403 elsewhere, and the 404 of a missing key for keys its rules do not name', async () => {
+    const failures: string[] = [];
+    for (const rule of TABLE.filter((r) => r.allowed !== 'public')) {
+      const response = await call(rule, tokens.workload);
+      const where = `${rule.method} ${rule.url} as workload: ${response.statusCode}`;
+      if (rule.allowed === 'public') continue;
+      if (!rule.allowed.includes('signer')) {
+        if (response.statusCode !== 403) failures.push(`${where} (expected 403)`);
+        continue;
+      }
+      if (response.statusCode === 401 || response.statusCode === 403) failures.push(`${where} (expected access)`);
+      if (rule.keyScoped) {
+        const ungranted = await call(rule, tokens['workload-ungranted']);
+        const missing = await call(rule, tokens['workload-ghost'], GHOST_KEY);
+        if (ungranted.statusCode !== 404 || ungranted.body !== missing.body.replace(GHOST_KEY, KEY)) failures.push(`${rule.method} ${rule.url} as workload-ungranted: ${ungranted.statusCode} ${ungranted.body} vs ${missing.body}`);
       }
     }
     expect(failures).toEqual([]);
