@@ -131,8 +131,9 @@ export async function serviceRoleProblem(client: Client): Promise<string | undef
        FROM pg_roles r WHERE r.rolname = current_user`,
   );
   const role = rows[0];
-  const attributes = [role.superuser && 'a superuser', role.bypassrls && 'BYPASSRLS', role.replication && 'REPLICATION'].filter(Boolean);
-  if (attributes.length > 0) return `the service role "${role.name}" has ${attributes.join(', ')}`;
+  // A superuser has the other two as well; name the one that matters.
+  const attributes = role.superuser ? ['is a superuser'] : [role.bypassrls && 'has BYPASSRLS', role.replication && 'has REPLICATION'].filter(Boolean);
+  if (attributes.length > 0) return `the service role "${role.name}" ${attributes.join(' and ')}`;
   if (role.owned) return `the service role "${role.name}" owns (or is a member of the owner of) ${role.owned}`;
   if (role.create) return `the service role "${role.name}" may create objects in schema ${await currentSchema(client)}`;
   return undefined;
