@@ -5,8 +5,9 @@ import { withClient } from './audit-pg';
 /**
  * audit_events is range-partitioned by month (UTC) on `time`. Partitions are named
  * audit_events_pYYYYMM; they are created ahead by a daily job and on demand when a write falls
- * outside every partition, always through audit_create_partition() (owned by the owner role) (there is deliberately no default partition: it would have to be
- * scanned whenever a month is added, and could never be dropped by retention).
+ * outside every partition (there is deliberately no default partition: it would have to be
+ * scanned whenever a month is added, and could never be dropped by retention), always through
+ * audit_create_partition(), which the owner role owns.
  */
 export interface AuditPartition {
   name: string;
