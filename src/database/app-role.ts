@@ -131,9 +131,15 @@ export async function serviceRoleProblem(client: Client): Promise<string | undef
        FROM pg_roles r WHERE r.rolname = current_user`,
   );
   const role = rows[0];
+  // PostgreSQL 15+ can grant a plain role SET on session_replication_role: the triggers' off switch.
+  // (The function does not exist before 15, so it is not even named there.)
+  const { rows: version } = await client.query<{ num: number }>(`SELECT current_setting('server_version_num')::int AS num`);
+  const setsReplicationRole =
+    version[0].num >= 150000 && (await client.query<{ granted: boolean }>(`SELECT has_parameter_privilege('session_replication_role', 'SET') AS granted`)).rows[0].granted;
   // A superuser has the other two as well; name the one that matters.
   const attributes = role.superuser ? ['is a superuser'] : [role.bypassrls && 'has BYPASSRLS', role.replication && 'has REPLICATION'].filter(Boolean);
   if (attributes.length > 0) return `the service role "${role.name}" ${attributes.join(' and ')}`;
+  if (setsReplicationRole) return `the service role "${role.name}" may SET session_replication_role (it switches the audit log's triggers off)`;
   if (role.owned) return `the service role "${role.name}" owns (or is a member of the owner of) ${role.owned}`;
   if (role.create) return `the service role "${role.name}" may create objects in schema ${await currentSchema(client)}`;
   return undefined;

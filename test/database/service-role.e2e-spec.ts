@@ -60,6 +60,18 @@ describe('the database role Signet runs as', () => {
     expect(lines.join('')).toMatch(/is a superuser: it could rewrite the audit log undetected until the next full verify/);
   });
 
+  it('so does a service role granted SET on session_replication_role (PostgreSQL 15+)', async () => {
+    await query(database.adminUrl, `GRANT SET ON PARAMETER session_replication_role TO ${TEST_APP_ROLE}`);
+    try {
+      const refused = startPlatform(loadConfig({ DATABASE_URL: database.url, SIGNET_DATA_DIR: tempDir('set-parameter-') }), capture().logger);
+      await expect(refused).rejects.toThrow(new RegExp(`^DATABASE_URL: the service role "${TEST_APP_ROLE}" may SET session_replication_role`));
+    } finally {
+      await query(database.adminUrl, `REVOKE SET ON PARAMETER session_replication_role FROM ${TEST_APP_ROLE}`);
+    }
+    const platform = await startPlatform(loadConfig({ DATABASE_URL: database.url, SIGNET_DATA_DIR: tempDir('set-parameter-') }), capture().logger);
+    await platform.stop();
+  });
+
   it('with SIGNET_MIGRATION_DATABASE_URL the owner migrates a fresh database and grants the service role', async () => {
     const fresh = await createTestDatabase({ migrate: false });
     try {
