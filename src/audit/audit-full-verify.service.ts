@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { hostname } from 'node:os';
+import { Client } from 'pg';
 import { Gauge } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
@@ -61,7 +62,7 @@ export class AuditFullVerifyService {
     const intervalHours = this.config.audit.fullVerifyIntervalHours;
     if (intervalHours <= 0) return undefined;
     try {
-      return await withClient(pgPool(this.dataSource), async (client) => {
+      return await this.onLockConnection(async (client) => {
         const key = ADVISORY_LOCKS.auditFullVerify.toString();
         const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [key]);
         if (!rows[0].locked) return undefined;
@@ -79,6 +80,24 @@ export class AuditFullVerifyService {
       });
     } catch (error) {
       throw asAuditError(error);
+    }
+  }
+
+  /**
+   * The lock is a session lock held for the whole verify (minutes on a large log): on a
+   * connection of its own, so the verify's pages never wait for the pool behind it (one pooled
+   * connection when the DataSource has no URL).
+   */
+  private async onLockConnection<T>(work: (client: Pick<Client, 'query'>) => Promise<T>): Promise<T> {
+    const url = (this.dataSource.options as { url?: string }).url;
+    if (!url) return withClient(pgPool(this.dataSource), work);
+    const client = new Client({ connectionString: url, application_name: 'signet-audit-verify' });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      return await work(client);
+    } finally {
+      await client.end().catch(() => undefined);
     }
   }
 
