@@ -36,6 +36,9 @@ export const APP_TABLE_PRIVILEGES: Readonly<Record<string, readonly TablePrivile
   distribution_targets: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
   distribution_deliveries: ['SELECT', 'INSERT'],
   rotations: ['SELECT', 'INSERT', 'UPDATE'],
+  identity_providers: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'], // admin CRUD; locked FOR UPDATE while its rules change
+  workload_rules: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+  oidc_used_tokens: ['SELECT', 'INSERT', 'DELETE'], // single-use jti records; expired ones purged
 };
 
 /** Sequences: SELECT lets backups read their position; USAGE (nextval) only where the code inserts. */

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataSource } from 'typeorm';
+import { dataSourceOptions } from '../../src/database/data-source-options';
 import { ArtifactSigningSource1795000910000 } from '../../migrations/1795000910000-ArtifactSigningSource';
 import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
 import { query } from '../support/database';
@@ -64,7 +65,9 @@ describe('artifact_signings.artifact_source (migration 1795000910000)', () => {
   });
 
   it('goes down to one row per (artifact, key, version) and up again', async () => {
-    const runner = t.app.get(DataSource).createQueryRunner();
+    // Migrations run as the owner role (the service role may not alter tables).
+    const owner = await new DataSource(dataSourceOptions(t.database.ownerUrl, 1)).initialize();
+    const runner = owner.createQueryRunner();
     const migration = new ArtifactSigningSource1795000910000();
     try {
       await migration.down(runner);
@@ -78,6 +81,7 @@ describe('artifact_signings.artifact_source (migration 1795000910000)', () => {
       ]);
     } finally {
       await runner.release();
+      await owner.destroy();
     }
   });
 });
