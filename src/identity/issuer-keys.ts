@@ -60,7 +60,7 @@ export class IssuerKeys {
   /** The policy a provider's fetches follow: its own issuer (and jwksUri) hosts plus the allowlist. */
   policyFor(provider: Pick<IssuerEndpoint, 'issuer' | 'jwksUri'>): OutboundPolicy {
     const implicit = [provider.issuer, provider.jwksUri].filter((u): u is string => !!u).map((u) => hostPort(new URL(u)));
-    return new OutboundPolicy([...this.options.allowedHosts, ...(this.options.allowLoopback ? LOOPBACK_HOSTS : [])], implicit);
+    return new OutboundPolicy([...this.options.allowedHosts, ...(this.options.allowLoopback ? LOOPBACK_HOSTS : [])], implicit, { allowLoopback: this.options.allowLoopback });
   }
 
   /** jwtVerify against the provider's keys, refetching them once if the token's `kid` is unknown. */
