@@ -18,7 +18,7 @@ describe('target definitions', () => {
   });
 
   it('pushes every layer unless formats narrow them', () => {
-    expect(targetLayers({})).toEqual(['pem', 'notation', 'pkcs12', 'ratify', 'kyverno', 'trust-manager', 'roots']);
+    expect(targetLayers({})).toEqual(['pem', 'notation', 'pkcs12', 'ratify', 'kyverno', 'kyverno-ivp', 'trust-manager', 'roots']);
     expect(targetLayers({ formats: ['roots'] })).toEqual(['roots']);
   });
 

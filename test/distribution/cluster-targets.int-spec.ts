@@ -62,7 +62,7 @@ describe('distribution to Kubernetes and Harbor targets (API doubles)', () => {
     const truststore = (await api.ok('GET', '/v1/truststores/clusters')).json();
     const cm = kube.get(configMap) as { data: Record<string, string>; binaryData: Record<string, string>; metadata: { annotations: Record<string, string> } };
     expect(cm.metadata.annotations).toMatchObject({ 'signet.io/truststore-digest': truststore.digest, 'signet.io/truststore-version': String(truststore.version) });
-    expect(Object.keys(cm.data).sort()).toEqual(['kyverno-notary-attestor.yaml', 'ratify-kmp.yaml', 'roots.pem', 'trust-manager-bundle.yaml', 'truststore.pem']);
+    expect(Object.keys(cm.data).sort()).toEqual(['kyverno-image-validating-policy.yaml', 'kyverno-notary-attestor.yaml', 'ratify-kmp.yaml', 'roots.pem', 'trust-manager-bundle.yaml', 'truststore.pem']);
     expect(Object.keys(cm.binaryData).sort()).toEqual(['notation-truststore.tar', 'truststore.p12']);
     expect(cm.data['truststore.pem']).toBe((await api.ok('GET', '/v1/truststores/clusters/bundle?format=pem')).body);
     const kmp = kube.get(provider) as { spec: { type: string; parameters: { contentType: string; value: string } } };
