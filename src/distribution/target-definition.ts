@@ -16,7 +16,7 @@ export interface TargetSettings {
   configMapName?: string;
   ratify?: { keyManagementProviderName: string };
   forceConflicts?: boolean;
-  contentTrust?: { notation?: boolean; cosign?: boolean };
+  contentTrust?: { notation?: boolean; cosign?: boolean; projects?: string[] };
   tls?: { caPem?: string; insecure?: boolean };
   /** Extra hosts redirects and token realms of this target may lead to. */
   allowedHosts?: string[];

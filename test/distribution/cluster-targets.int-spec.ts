@@ -25,7 +25,7 @@ describe('distribution to Kubernetes and Harbor targets (API doubles)', () => {
   beforeAll(async () => {
     kube = await KubeApiDouble.start();
     registry = await TestRegistry.start({ auth: 'htpasswd', username: 'robot$platform+signet' });
-    harbor = await HarborDouble.start({ upstream: registry.url, username: registry.username, password: registry.password, projects: { platform: { public: 'false' } } });
+    harbor = await HarborDouble.start({ upstream: registry.url, username: registry.username, password: registry.password, projects: { signet: { public: 'false' }, platform: { public: 'false' } } });
     t = await startTestApp({
       SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
       SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true',
@@ -98,23 +98,57 @@ describe('distribution to Kubernetes and Harbor targets (API doubles)', () => {
     expect((kube.get(configMap) as { data: Record<string, string> }).data['truststore.pem']).toContain('BEGIN CERTIFICATE');
   });
 
-  it('harbor: the artifact lands in <project>/<repository> and the project content-trust metadata is enforced', async () => {
-    await api.ok('POST', '/v1/regions/edge/targets', {
-      name: 'harbor',
+  it('harbor: content trust switched on in the truststore’s own project is refused (Harbor would answer 412 to its read-back and its consumers)', async () => {
+    const refused = await api.call('POST', '/v1/regions/edge/targets', {
+      name: 'harbor-self',
       kind: 'harbor',
       endpoint: harbor.url,
       repository: 'platform/truststore',
       truststore: 'clusters',
       credentials: { username: registry.username, password: registry.password },
       contentTrust: { notation: true },
+    });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error).toMatchObject({ code: 'VALIDATION_ERROR', details: { field: 'contentTrust.projects' } });
+    expect(refused.json().error.message).toMatch(/412/);
+  });
+
+  it('harbor: the artifact lands in <project>/<repository> and the consumers’ project content-trust metadata is enforced', async () => {
+    await api.ok('POST', '/v1/regions/edge/targets', {
+      name: 'harbor',
+      kind: 'harbor',
+      endpoint: harbor.url,
+      repository: 'signet/truststore',
+      truststore: 'clusters',
+      credentials: { username: registry.username, password: registry.password },
+      contentTrust: { notation: true, projects: ['platform'] },
       formats: ['pem', 'notation', 'roots'],
     }, 201);
     await waitConverged(api.status, ['edge/harbor']);
     expect(harbor.metadata('platform')).toMatchObject({ enable_content_trust: 'true' });
-    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', ...registry.skopeoCreds(), `docker://${registry.host}/platform/truststore:current`]);
+    expect(harbor.metadata('signet')).toEqual({ public: 'false' });
+    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', ...registry.skopeoCreds(), `docker://${registry.host}/signet/truststore:current`]);
     expect(raw.code).toBe(0);
     const manifest = JSON.parse(raw.stdout.toString('utf8'));
     expect(manifest.layers.map((l: { annotations: Record<string, string> }) => l.annotations['org.opencontainers.image.title'])).toEqual(['truststore.pem', 'notation-truststore.tar', 'roots.pem']);
+  });
+
+  it('harbor: with enforcement on, the target stays converged across a second round (its read-back is never refused)', async () => {
+    const before = targetsOf(await api.status()).find((x) => x.name === 'harbor')!;
+    expect(before.delivered?.verifiedAt).toBeTruthy();
+    const reads = harbor.manifestReads.length;
+    await api.ok('POST', '/v1/distribution/sync');
+    // The round is over once the target records a new verification (or a failure).
+    const target = await waitFor('the harbor target’s second round', async () => {
+      const found = targetsOf(await api.status()).find((x) => x.name === 'harbor')!;
+      return found.lastError || (found.delivered?.verifiedAt && found.delivered.verifiedAt !== before.delivered!.verifiedAt) ? found : false;
+    });
+    expect(harbor.manifestReads.slice(reads)).toContain('GET signet/truststore:current');
+    expect(target).toMatchObject({ state: 'converged', lastError: null });
+    expect(harbor.refusals).toEqual([]);
+    // Pulled through the Harbor double (its content-trust check on the way), as consumers pull it.
+    const pulled = await skopeo(['inspect', '--raw', '--tls-verify=false', ...registry.skopeoCreds(), `docker://${harbor.host}/signet/truststore:current`]);
+    expect(pulled.code).toBe(0);
   });
 
   it('harbor: metadata changed behind our back is drift; a sync restores it', async () => {

@@ -68,11 +68,16 @@ class TargetFieldsDto {
   @IsBoolean()
   forceConflicts?: boolean;
 
-  @ApiPropertyOptional({ example: { notation: true }, description: 'harbor: project content-trust metadata to enforce' })
+  @ApiPropertyOptional({
+    example: { notation: true, projects: ['apps'] },
+    description:
+      'harbor: project content-trust metadata to enforce on `projects` (default: the truststore\'s project). ' +
+      'Switching it on in the truststore\'s own project is refused (400): Harbor would answer 412 to pulls of the unsigned truststore artifact.',
+  })
   @IsOptional()
   @ValidateIf((_o, v) => v !== null)
   @IsObject()
-  contentTrust?: { notation?: boolean; cosign?: boolean } | null;
+  contentTrust?: { notation?: boolean; cosign?: boolean; projects?: string[] } | null;
 
   @ApiPropertyOptional({ example: { caPem: '-----BEGIN CERTIFICATE-----…' } })
   @IsOptional()
