@@ -70,6 +70,8 @@ describe('distribution to Kubernetes and Harbor targets (API doubles)', () => {
     expect([...kmp.spec.parameters.value.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1])).toEqual(['CERTIFICATE']);
     expect(new X509Certificate(kmp.spec.parameters.value).fingerprint256.replace(/:/g, '').toLowerCase()).toBe(truststore.roots[0].sha256);
     expect(t.logs.join('')).not.toContain(kube.token);
+    // the double validated both applies (Ratify's CRD, core ConfigMap rules) and refused none
+    expect(kube.rejected).toEqual([]);
   });
 
   it('kubernetes: another field manager owning the ConfigMap data blocks the target (conflict, not retried fast); forceConflicts takes it over', async () => {

@@ -130,4 +130,16 @@ describe(`${KubernetesDriver.name} (Kubernetes API double)`, () => {
     await expect(driver().push(big, noAbort())).rejects.toMatchObject({ kind: 'rejected', retryable: false });
     expect(api.requests.length).toBe(sent);
   });
+
+  it('everything the driver applied passed the validation the double runs: the Ratify CRD for the provider, core rules for the ConfigMap', async () => {
+    expect(api.rejected).toEqual([]);
+    // the double does refuse what the API server would: a field the CRD does not know, a bad ConfigMap key
+    const typo = api.apply(provider, { apiVersion: provider.apiVersion, kind: 'KeyManagementProvider', metadata: { name: provider.name }, spec: { type: 'inline', paramters: { value: 'x' } } }, 'kubectl', true);
+    expect(typo.status).toBe(422);
+    expect(JSON.stringify(typo.body)).toContain('(paramters)');
+    const badKey = api.apply(configMap, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: configMap.name, namespace: configMap.namespace }, data: { 'no/slash': 'x' } }, 'kubectl', true);
+    expect(badKey.status).toBe(422);
+    const held = (await driver().readBack(noAbort())).digest;
+    expect(held).toBeDefined(); // nothing was stored by the refused applies
+  });
 });

@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
+import { consumerValidators } from './consumer-rules';
+import { CrdValidator, objectMetaProblems } from './crd-schemas';
 import { freePort, tempDir } from './server-process';
 
 /**
@@ -20,6 +22,11 @@ import { freePort, tempDir } from './server-process';
  * applier owned before and no longer sends are removed unless someone else owns them.
  * `resourceVersion` changes only when the object does. Bearer-token auth; unknown namespace → 404;
  * Ratify CRD can be "not installed" (404 page not found, as a real API server answers).
+ *
+ * Like an API server, it validates the object an apply would store before storing it and answers
+ * 422 Invalid: custom resources against their CRD from ../shared/schemas (test/support/crd-schemas.ts:
+ * the OpenAPI schema, unknown fields included, and the CRD's CEL rules), ConfigMaps against the
+ * core rules the driver can break (ObjectMeta, data keys, data and binaryData disjoint, 1 MiB).
  */
 export interface KubeRef {
   apiVersion: string;
@@ -52,6 +59,8 @@ export class KubeApiDouble {
   readonly token = `kube-token-${Math.random().toString(36).slice(2)}`;
   readonly namespaces = new Set(['default', 'signet-system']);
   ratifyInstalled = true;
+  /** Applies refused with 422 and why. */
+  readonly rejected: Array<{ ref: KubeRef; problems: string[] }> = [];
   readonly requests: Array<{ method: string; path: string; query: Record<string, string>; contentType?: string }> = [];
   private readonly objects = new Map<string, StoredObject>();
   private nextResourceVersion = 1;
@@ -165,6 +174,18 @@ export class KubeApiDouble {
     }
 
     const stored: StoredObject = existing ?? { apiVersion: ref.apiVersion, kind: body.kind, fields: new Map(), resourceVersion: 0, uid: `uid-${Math.random().toString(36).slice(2)}` };
+    // What the apply would store, validated before anything changes.
+    const merged = new Map([...stored.fields].map(([path, field]) => [path, field.value]));
+    for (const [path, field] of stored.fields) if (!applied.has(path) && field.managers.size === 1 && field.managers.has(manager)) merged.delete(path);
+    for (const [path, value] of applied) merged.set(path, value);
+    const candidate: Record<string, unknown> = { apiVersion: ref.apiVersion, kind: body.kind };
+    for (const [path, value] of merged) setPath(candidate, JSON.parse(path) as string[], value);
+    candidate.metadata = { ...((candidate.metadata as Record<string, unknown>) ?? {}), name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) };
+    const invalid = validationProblems(ref, candidate);
+    if (invalid.length) {
+      this.rejected.push({ ref, problems: invalid });
+      return status(422, 'Invalid', `${String(body.kind)} "${ref.name}" is invalid: ${invalid.join('; ')}`, { name: ref.name, kind: body.kind, causes: invalid.map((message) => ({ reason: 'FieldValueInvalid', message })) });
+    }
     let changed = !existing;
     for (const [path, value] of applied) {
       const field = stored.fields.get(path);
@@ -255,6 +276,40 @@ export class KubeApiDouble {
       return reply(status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
     });
   }
+}
+
+/** The validator of each custom resource the double serves (their CRDs in ../shared/schemas). */
+function crdFor(ref: KubeRef): CrdValidator | undefined {
+  if (ref.apiVersion === 'config.ratify.deislabs.io/v1beta1' && ref.plural === 'keymanagementproviders') return consumerValidators().keyManagementProvider;
+  return undefined;
+}
+
+const CONFIGMAP_KEY = /^[-._a-zA-Z0-9]+$/;
+
+function validationProblems(ref: KubeRef, object: Record<string, unknown>): string[] {
+  const crd = crdFor(ref);
+  if (crd) return crd.problems(object);
+  if (ref.apiVersion === 'v1' && ref.plural === 'configmaps') {
+    const problems = objectMetaProblems(object, 'Namespaced');
+    const data = (object.data ?? {}) as Record<string, unknown>;
+    const binaryData = (object.binaryData ?? {}) as Record<string, unknown>;
+    let size = 0;
+    for (const [key, value] of Object.entries(data)) {
+      if (!CONFIGMAP_KEY.test(key) || key.length > 253) problems.push(`data[${key}]: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`);
+      if (typeof value !== 'string') problems.push(`data[${key}]: must be a string`);
+      else size += Buffer.byteLength(value);
+    }
+    for (const [key, value] of Object.entries(binaryData)) {
+      if (!CONFIGMAP_KEY.test(key) || key.length > 253) problems.push(`binaryData[${key}]: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`);
+      if (key in data) problems.push(`binaryData[${key}]: duplicate of key present in data`);
+      if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) problems.push(`binaryData[${key}]: must be base64`);
+      else size += Buffer.from(value, 'base64').length;
+    }
+    if (size > 1024 * 1024) problems.push('[]: Too long: must have at most 1048576 bytes');
+    for (const key of Object.keys(object)) if (!['apiVersion', 'kind', 'metadata', 'data', 'binaryData', 'immutable'].includes(key)) problems.push(`${key}: unknown field`);
+    return problems;
+  }
+  return [];
 }
 
 function parsePath(pathname: string): KubeRef | undefined {
