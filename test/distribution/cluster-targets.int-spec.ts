@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { DEV_ROOT_CA } from '../../src/ca/dev-hierarchy.bootstrap';
 import { DistributionStatusService } from '../../src/distribution/distribution-status.service';
+import { query } from '../support/database';
 import { HarborDouble } from '../support/harbor-double';
 import { KubeApiDouble, KubeRef } from '../support/kube-api-double';
 import { skopeo, TestRegistry } from '../support/registry';
@@ -158,6 +159,29 @@ describe('distribution to Kubernetes and Harbor targets (API doubles)', () => {
     await api.ok('POST', '/v1/distribution/sync');
     await waitFor('the harbor metadata to be restored', async () => harbor.metadata('platform').enable_content_trust === 'true');
     await waitConverged(api.status, ['edge/harbor']);
+  });
+
+  it('harbor: a target stored with content trust on its own project (before the rule) is blocked, naming the 412, not retried', async () => {
+    await api.ok('POST', '/v1/regions/edge/targets', {
+      name: 'harbor-legacy',
+      kind: 'harbor',
+      endpoint: harbor.url,
+      repository: 'legacy/truststore',
+      truststore: 'clusters',
+      credentials: { username: registry.username, password: registry.password },
+      formats: ['pem'],
+    }, 201);
+    await waitConverged(api.status, ['edge/harbor-legacy']);
+    // what an older release let through: enforcement on the project holding the truststore
+    await query(t.database.url, `UPDATE distribution_targets SET settings = jsonb_set(settings, '{contentTrust}', '{"notation": true}'), config_revision = config_revision + 1 WHERE name = 'harbor-legacy'`);
+    await api.ok('POST', '/v1/distribution/sync');
+    const blocked = await waitFor('the legacy target to be blocked', async () => {
+      const target = targetsOf(await api.status()).find((x) => x.name === 'harbor-legacy')!;
+      return target.state === 'blocked' ? target : false;
+    });
+    expect(blocked.lastError).toMatchObject({ kind: 'validation_error', message: expect.stringMatching(/contentTrust\.projects.*412/) });
+    expect(harbor.metadata('legacy')).toEqual({});
+    await api.ok('DELETE', '/v1/regions/edge/targets/harbor-legacy');
   });
 
   it('signet status lines name what is converged and what is behind', async () => {

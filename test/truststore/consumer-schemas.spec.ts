@@ -4,7 +4,7 @@ import { BUNDLE_FORMATS, renderLayer } from '../../src/truststore/bundle-formats
 import { trustPolicyProblems } from '../../src/truststore/trust-policy';
 import { certificateEntry, TruststoreContent, validateTrustManagerSettings } from '../../src/truststore/truststore-content';
 import { createHierarchy, subject, TestHierarchy } from '../ca/ca-fixtures';
-import { celRuleSites, loadCrd, objectMetaProblems } from '../support/crd-schemas';
+import { celRuleSites, crdValidator, loadCrd, objectMetaProblems } from '../support/crd-schemas';
 import { consumerValidators, kyvernoAdmissionProblems, ratifyInlineCertificates, ratifyVerifierProblems, TRUST_MANAGER_BUNDLE_RULES } from '../support/consumer-rules';
 import { createNodeSigner } from '../support/node-signer';
 
@@ -129,8 +129,9 @@ describe('bundle formats against the consumers’ CRDs', () => {
     expect(more).toEqual([]);
     const { imageValidatingPolicy } = validators();
     expect(imageValidatingPolicy.problems(policy)).toEqual([]);
-    // the stored version (v1beta1) takes the same object
+    // the stored version (v1beta1, the one older Kyverno releases serve) takes the same object
     expect(imageValidatingPolicy.crd.versions.find((v) => v.storage)!.name).toBe('v1beta1');
+    expect(crdValidator('kyverno.imagevalidatingpolicies.yaml', 'v1beta1').problems({ ...policy, apiVersion: 'policies.kyverno.io/v1beta1' })).toEqual([]);
     const [attestor] = policy.spec.attestors;
     expect(ratifyInlineCertificates(attestor.notary.certs.value).map((c) => c.raw)).toEqual([old.root.der, next.root.der]);
     expect(ratifyInlineCertificates(attestor.notary.tsaCerts.value).map((c) => c.raw.toString('base64'))).toEqual([content.tsaRoots[0].der]);
