@@ -47,7 +47,7 @@ export const LAYERS: Record<LayerKind, LayerSpec> = {
 export const TRUST_MANAGER_NAMESPACE = 'cert-manager';
 export const RATIFY_API_VERSION = 'config.ratify.deislabs.io/v1beta1';
 export const TRUST_MANAGER_API_VERSION = 'trust.cert-manager.io/v1alpha1';
-/** Served by Kyverno since 1.17 (v1beta1 is the stored version; the API server converts). */
+/** Served by the Kyverno whose CRD is in ../shared/schemas; v1beta1, the stored version, takes the same object. */
 export const KYVERNO_IVP_API_VERSION = 'policies.kyverno.io/v1';
 /** The artifact type of Notation signatures: what Ratify's notation verifier handles. */
 export const NOTATION_SIGNATURE_ARTIFACT_TYPE = 'application/vnd.cncf.notary.signature';
@@ -126,9 +126,7 @@ function pemBundle(content: TruststoreContent): string {
  * file), directories included; the layout Notation reads from its configuration directory.
  */
 export async function notationTar(content: TruststoreContent): Promise<Buffer> {
-  const policy = buildTrustPolicy(content);
-  const problems = trustPolicyProblems(policy);
-  if (problems.length) throw new DomainError(ErrorCode.INTERNAL, `generated trust policy is invalid: ${problems.join('; ')}`);
+  const policy = validTrustPolicy(content);
   // Entry times from the content (the newest certificate), not the build time: same roots, same tar.
   const mtime = new Date(Math.max(0, ...[...content.roots, ...content.tsaRoots].map((entry) => Date.parse(entry.notBefore))));
   const pack = tar.pack();
@@ -156,6 +154,14 @@ export async function notationTar(content: TruststoreContent): Promise<Buffer> {
   pack.finalize();
   await finished;
   return Buffer.concat(chunks);
+}
+
+/** The trust policy, refused if it breaks a NOTARY.md rule: never shipped to Notation or Ratify otherwise. */
+function validTrustPolicy(content: TruststoreContent) {
+  const policy = buildTrustPolicy(content);
+  const problems = trustPolicyProblems(policy);
+  if (problems.length) throw new DomainError(ErrorCode.INTERNAL, `generated trust policy is invalid: ${problems.join('; ')}`);
+  return policy;
 }
 
 function header(kind: string, content: TruststoreContent): string {
@@ -187,7 +193,7 @@ function ratifyYaml(content: TruststoreContent): string {
     metadata: { name, labels },
     spec: { type: 'inline', parameters: { contentType: 'certificate', value: pemValue(entries) } },
   });
-  const policy = buildTrustPolicy(content);
+  const policy = validTrustPolicy(content);
   const verifier = {
     apiVersion: RATIFY_API_VERSION,
     kind: 'Verifier',
