@@ -46,7 +46,7 @@ describe('distribution to Kubernetes and Harbor targets (API doubles)', () => {
     await registry?.dispose();
   });
 
-  it('kubernetes: the ConfigMap holds every layer, the Ratify provider the roots only; the token never shows', async () => {
+  it('kubernetes: the ConfigMap holds every layer, the Ratify providers the roots and TSA roots, the Verifier both; the token never shows', async () => {
     const created = await api.ok('POST', '/v1/regions/edge/targets', {
       name: 'cluster',
       kind: 'kubernetes',
@@ -55,7 +55,7 @@ describe('distribution to Kubernetes and Harbor targets (API doubles)', () => {
       truststore: 'clusters',
       tls: { caPem: kube.caPem },
       credentials: { token: kube.token },
-      ratify: { keyManagementProviderName: 'signet-roots' },
+      ratify: { keyManagementProviderName: 'signet-roots', verifier: true },
     }, 201);
     expect(created.body).not.toContain(kube.token);
     await waitConverged(api.status, ['edge/cluster']);
@@ -71,7 +71,13 @@ describe('distribution to Kubernetes and Harbor targets (API doubles)', () => {
     expect([...kmp.spec.parameters.value.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1])).toEqual(['CERTIFICATE']);
     expect(new X509Certificate(kmp.spec.parameters.value).fingerprint256.replace(/:/g, '').toLowerCase()).toBe(truststore.roots[0].sha256);
     expect(t.logs.join('')).not.toContain(kube.token);
-    // the double validated both applies (Ratify's CRD, core ConfigMap rules) and refused none
+    // with ratify.verifier, the TSA roots' provider and the Notation Verifier listing both
+    const verifier = kube.get({ apiVersion: provider.apiVersion, plural: 'verifiers', name: 'signet-roots' }) as { spec: { parameters: { verificationCertStores: unknown; trustPolicyDoc: { trustPolicies: Array<{ trustStores: string[] }> } } } };
+    expect(verifier.spec.parameters.verificationCertStores).toEqual({ ca: { clusters: ['signet-roots'] }, tsa: { clusters: ['signet-roots-tsa'] } });
+    expect(verifier.spec.parameters.trustPolicyDoc.trustPolicies[0].trustStores).toEqual(['ca:clusters', 'tsa:clusters']);
+    const tsa = kube.get({ apiVersion: provider.apiVersion, plural: 'keymanagementproviders', name: 'signet-roots-tsa' }) as { spec: { parameters: { value: string } } };
+    expect(new X509Certificate(tsa.spec.parameters.value).fingerprint256.replace(/:/g, '').toLowerCase()).toBe(truststore.tsaRoots[0].sha256);
+    // the double validated every apply (Ratify's CRD and Verifier shape, core ConfigMap rules) and refused none
     expect(kube.rejected).toEqual([]);
   });
 

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
-import { consumerValidators } from './consumer-rules';
+import { consumerValidators, ratifyVerifierProblems } from './consumer-rules';
 import { CrdValidator, objectMetaProblems } from './crd-schemas';
 import { freePort, tempDir } from './server-process';
 
@@ -14,6 +14,7 @@ import { freePort, tempDir } from './server-process';
  *   PATCH /api/v1/namespaces/{ns}/configmaps/{name}?fieldManager=…&force=…        (server-side apply)
  *   GET   /apis/config.ratify.deislabs.io/v1beta1/keymanagementproviders/{name}     (cluster-scoped)
  *   PATCH /apis/config.ratify.deislabs.io/v1beta1/keymanagementproviders/{name}?fieldManager=…
+ *   GET / PATCH /apis/config.ratify.deislabs.io/v1beta1/verifiers/{name}                (cluster-scoped)
  *
  * Server-side apply, simplified but with the semantics the driver relies on: every leaf field
  * (arrays count as leaves) has a set of owning field managers. An apply that sets a field to a value
@@ -181,7 +182,8 @@ export class KubeApiDouble {
     const candidate: Record<string, unknown> = { apiVersion: ref.apiVersion, kind: body.kind };
     for (const [path, value] of merged) setPath(candidate, JSON.parse(path) as string[], value);
     candidate.metadata = { ...((candidate.metadata as Record<string, unknown>) ?? {}), name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) };
-    const invalid = validationProblems(ref, candidate);
+    const providers = [...this.objects.keys()].filter((k) => k.startsWith('config.ratify.deislabs.io/v1beta1|keymanagementproviders|')).map((k) => k.split('|')[3]);
+    const invalid = validationProblems(ref, candidate, providers);
     if (invalid.length) {
       this.rejected.push({ ref, problems: invalid });
       return status(422, 'Invalid', `${String(body.kind)} "${ref.name}" is invalid: ${invalid.join('; ')}`, { name: ref.name, kind: body.kind, causes: invalid.map((message) => ({ reason: 'FieldValueInvalid', message })) });
@@ -254,7 +256,7 @@ export class KubeApiDouble {
 
       const ref = parsePath(url.pathname);
       if (!ref) return res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found');
-      if (ref.plural === 'keymanagementproviders' && !this.ratifyInstalled) return res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found');
+      if ((ref.plural === 'keymanagementproviders' || ref.plural === 'verifiers') && !this.ratifyInstalled) return res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found');
       const notFound = () => reply(status(404, 'NotFound', `${ref.plural} "${ref.name}" not found`, { name: ref.name, kind: ref.plural }));
 
       if (req.method === 'GET') {
@@ -286,9 +288,11 @@ function crdFor(ref: KubeRef): CrdValidator | undefined {
 
 const CONFIGMAP_KEY = /^[-._a-zA-Z0-9]+$/;
 
-function validationProblems(ref: KubeRef, object: Record<string, unknown>): string[] {
+function validationProblems(ref: KubeRef, object: Record<string, unknown>, providers: string[]): string[] {
   const crd = crdFor(ref);
   if (crd) return crd.problems(object);
+  // No Verifier CRD in ../shared/schemas: Ratify v1.4.0's shape (test/support/consumer-rules.ts), and the providers it lists must exist.
+  if (ref.plural === 'verifiers') return [...objectMetaProblems(object, 'Cluster'), ...ratifyVerifierProblems(object, providers)];
   if (ref.apiVersion === 'v1' && ref.plural === 'configmaps') {
     const problems = objectMetaProblems(object, 'Namespaced');
     const data = (object.data ?? {}) as Record<string, unknown>;
@@ -315,8 +319,8 @@ function validationProblems(ref: KubeRef, object: Record<string, unknown>): stri
 function parsePath(pathname: string): KubeRef | undefined {
   const core = /^\/api\/v1\/namespaces\/([^/]+)\/configmaps\/([^/]+)$/.exec(pathname);
   if (core) return { apiVersion: 'v1', plural: 'configmaps', namespace: decodeURIComponent(core[1]), name: decodeURIComponent(core[2]) };
-  const ratify = /^\/apis\/config\.ratify\.deislabs\.io\/v1beta1\/keymanagementproviders\/([^/]+)$/.exec(pathname);
-  if (ratify) return { apiVersion: 'config.ratify.deislabs.io/v1beta1', plural: 'keymanagementproviders', name: decodeURIComponent(ratify[1]) };
+  const ratify = /^\/apis\/config\.ratify\.deislabs\.io\/v1beta1\/(keymanagementproviders|verifiers)\/([^/]+)$/.exec(pathname);
+  if (ratify) return { apiVersion: 'config.ratify.deislabs.io/v1beta1', plural: ratify[1], name: decodeURIComponent(ratify[2]) };
   return undefined;
 }
 

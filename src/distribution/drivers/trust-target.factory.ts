@@ -110,6 +110,9 @@ function createKubernetes(options: KubernetesTargetOptions, hooks: TrustTargetFa
   if (options.ratify !== undefined) {
     if (!isDnsSubdomain(options.ratify.keyManagementProviderName ?? '')) fail('ratify.keyManagementProviderName', 'must be a DNS subdomain name');
     if (options.ratify.pemLayerTitle !== undefined && typeof options.ratify.pemLayerTitle !== 'string') fail('ratify.pemLayerTitle', 'must be a string');
+    if (options.ratify.verifierLayerTitle !== undefined && typeof options.ratify.verifierLayerTitle !== 'string') fail('ratify.verifierLayerTitle', 'must be a string');
+    // The TSA provider is named `<name>-tsa`: that must be a valid name too.
+    if (options.ratify.verifierLayerTitle !== undefined && !isDnsSubdomain(`${options.ratify.keyManagementProviderName}-tsa`)) fail('ratify.keyManagementProviderName', 'is too long for its -tsa provider');
   }
 
   let token: string | undefined;

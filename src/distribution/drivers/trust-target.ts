@@ -127,8 +127,11 @@ export interface KubernetesTargetOptions extends CommonTargetOptions {
   credentials?: TokenCredentials | KubeconfigCredentials;
   /** ConfigMap receiving every layer under its title. Default `signet-truststore`. */
   configMapName?: string;
-  /** Also apply a Ratify `KeyManagementProvider` (cluster-scoped) holding the PEM layer. */
-  ratify?: { keyManagementProviderName: string; pemLayerTitle?: string };
+  /**
+   * Also apply a Ratify `KeyManagementProvider` (cluster-scoped) holding the PEM layer; with
+   * `verifierLayerTitle` (the `ratify` layer) also its TSA-roots provider and Notation `Verifier`.
+   */
+  ratify?: { keyManagementProviderName: string; pemLayerTitle?: string; verifierLayerTitle?: string };
   /** Take over fields another field manager owns instead of failing with a conflict. Default false. */
   forceConflicts?: boolean;
 }

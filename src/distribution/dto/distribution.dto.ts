@@ -57,11 +57,14 @@ class TargetFieldsDto {
   @IsString()
   configMapName?: string;
 
-  @ApiPropertyOptional({ example: { keyManagementProviderName: 'signet-roots' }, description: 'kubernetes: also apply a Ratify KeyManagementProvider' })
+  @ApiPropertyOptional({
+    example: { keyManagementProviderName: 'signet-roots', verifier: true },
+    description: 'kubernetes: also apply a Ratify KeyManagementProvider (the roots); with verifier: true also <name>-tsa (the TSA roots) and the Notation Verifier <name> listing both',
+  })
   @IsOptional()
   @ValidateIf((_o, v) => v !== null)
   @IsObject()
-  ratify?: { keyManagementProviderName: string } | null;
+  ratify?: { keyManagementProviderName: string; verifier?: boolean } | null;
 
   @ApiPropertyOptional()
   @IsOptional()
