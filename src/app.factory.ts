@@ -9,7 +9,9 @@ import type { Logger as PinoLogger } from 'pino';
 import { AppModule, RuntimeContext } from './app.module';
 import { ocspErrorResponse } from './ca/ocsp-responder';
 import { serverTimeoutOptions, tlsHandshakeTimeout } from './http-timeouts';
+import { tlsPolicy } from './tls-policy';
 import { HttpExceptionFilter, mapError } from './observability/http-exception.filter';
+import { refuseNonJsonBodies } from './observability/body-types';
 import { depthLimitedJsonParser } from './observability/json-body';
 import { PinoNestLogger } from './observability/logger';
 import { recordRoutes } from './observability/route-registry';
@@ -30,7 +32,7 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
   const adapter = new FastifyAdapter({
     // Slow or half-open clients must not tie up the server (header, body and handshake timeouts).
     ...(config.tls
-      ? { https: { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile), handshakeTimeout: tlsHandshakeTimeout(config.http), ...serverTimeoutOptions(config.http) } }
+      ? { https: { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile), ...tlsPolicy(), handshakeTimeout: tlsHandshakeTimeout(config.http), ...serverTimeoutOptions(config.http) } }
       : { http: serverTimeoutOptions(config.http) }),
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: !config.logRequests }),
@@ -63,12 +65,15 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
     logger: new PinoNestLogger(logger),
     bufferLogs: false,
     abortOnError: false,
+    // Nest's adapter would parse HTML forms too; JSON is registered below, other types are refused.
+    bodyParser: false,
   });
 
   const fastify = app.getHttpAdapter().getInstance();
   recordRoutes(fastify);
   installSignFastPath(fastify, () => ({ guard: app.get(AuthGuard), signing: app.get(SigningService) }));
   app.useBodyParser('application/json', { bodyLimit: config.bodyLimitBytes }, depthLimitedJsonParser(fastify));
+  refuseNonJsonBodies(fastify);
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));
 
@@ -86,7 +91,10 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
     app,
     new DocumentBuilder()
       .setTitle('Signet')
-      .setDescription('Key and certificate lifecycle service for container-image signing')
+      .setDescription(
+        'Key and certificate lifecycle service for container-image signing. Request bodies are application/json (UTF-8), ' +
+        'except POST /ocsp/{ca} and POST /tsa; any other content type is 415 UNSUPPORTED_MEDIA_TYPE.',
+      )
       .setVersion(process.env.npm_package_version ?? '0.1.0')
       .addBearerAuth()
       .build(),

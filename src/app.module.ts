@@ -8,10 +8,12 @@ import { CaModule } from './ca/ca.module';
 import { SIGNET_CONFIG, SignetConfig } from './config/config';
 import { DatabaseModule } from './database/database.module';
 import { DistributionModule } from './distribution/distribution.module';
+import { IdentityModule } from './identity/identity.module';
 import { HsmModule } from './hsm/hsm.module';
 import { HsmOptions } from './hsm/hsm-options';
 import { KeysModule } from './keys/keys.module';
 import { HsmHealthIndicator } from './observability/hsm.health';
+import { HsmMetrics } from './observability/hsm.metrics';
 import { ObservabilityModule } from './observability/observability.module';
 import { RevocationModule } from './revocation/revocation.module';
 import { RotationModule } from './rotation/rotation.module';
@@ -44,6 +46,7 @@ export class AppModule {
         DatabaseModule.forRoot({ url: runtime.databaseUrl, poolSize: runtime.config.database.poolSize }),
         AuditModule,
         AuthModule,
+        IdentityModule,
         HsmModule.forRoot(runtime.hsm),
         CaModule,
         BackupModule,
@@ -59,6 +62,7 @@ export class AppModule {
         { provide: SIGNET_CONFIG, useValue: runtime.config },
         { provide: RUNTIME_CONTEXT, useValue: runtime },
         HsmHealthIndicator,
+        HsmMetrics,
         hsmCheckpointSignerProvider,
       ],
       exports: [SIGNET_CONFIG, RUNTIME_CONTEXT, hsmCheckpointSignerProvider],

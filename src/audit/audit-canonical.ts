@@ -101,7 +101,8 @@ export function canonicalString(value: string): string {
 
 /**
  * canonicalJson(normaliseActor(actor)) written directly: the members in RFC 8785 order (address,
- * role, tokenId, tokenName), each only when it is a string. Runs once per audited request.
+ * role, tokenId, tokenName, workload), each only when it is a string (workload: an object). Runs
+ * once per audited request.
  */
 export function canonicalActorJson(actor: AuditActor | undefined): string {
   if (!actor) return 'null';
@@ -110,6 +111,7 @@ export function canonicalActorJson(actor: AuditActor | undefined): string {
   if (typeof actor.role === 'string') out += `,"role":${canonicalString(actor.role)}`;
   if (typeof actor.tokenId === 'string') out += `,"tokenId":${canonicalString(actor.tokenId)}`;
   if (typeof actor.tokenName === 'string') out += `,"tokenName":${canonicalString(actor.tokenName)}`;
+  if (isPlainObject(actor.workload)) out += `,"workload":${canonicalJson(normaliseJson(actor.workload) as JsonValue)}`;
   return out === '' ? 'null' : `{${out.slice(1)}}`;
 }
 
@@ -191,5 +193,10 @@ export function normaliseActor(actor: AuditActor | undefined): AuditActor | null
     const value = actor[key];
     if (typeof value === 'string') out[key] = storableString(value);
   }
+  if (isPlainObject(actor.workload)) out.workload = normaliseJson(actor.workload) as unknown as AuditActor['workload'];
   return Object.keys(out).length === 0 ? null : out;
+}
+
+function isPlainObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -9,6 +9,8 @@ import { ROW_COLUMNS, StoredRow, toRow } from './audit-verifier';
 export interface AuditExportQuery {
   after?: string;
   type?: string;
+  /** The row's subject, or the `sub` of the workload identity that acted. */
+  subject?: string;
   limit?: number;
 }
 
@@ -26,9 +28,9 @@ export class AuditExportService {
   async page(query: AuditExportQuery): Promise<{ events: AuditEventView[]; next: string | null }> {
     const limit = query.limit ?? 100;
     try {
-      const rows = await this.read(query.after ?? '0', undefined, query.type, limit);
+      const rows = await this.read(query.after ?? '0', undefined, query, limit);
       const events = rows.map(eventView);
-      if (!query.type && events.length > 0) await this.markExported(query.after ?? '0', events[events.length - 1].seq);
+      if (!filtered(query) && events.length > 0) await this.markExported(query.after ?? '0', events[events.length - 1].seq);
       return { events, next: events.length === limit ? events[events.length - 1].seq : null };
     } catch (error) {
       throw asAuditError(error);
@@ -44,7 +46,7 @@ export class AuditExportService {
     const { rows } = await pool.query<{ max: string | null }>('SELECT max(seq)::text AS max FROM audit_events').catch((error) => Promise.reject(asAuditError(error)));
     const until = rows[0].max ?? '0';
     const start = query.after ?? '0';
-    const read = (after: string, limit: number) => this.read(after, until, query.type, limit);
+    const read = (after: string, limit: number) => this.read(after, until, query, limit);
     const markExported = (through: string) => this.markExported(start, through);
     async function* lines(): AsyncGenerator<string> {
       let after = start;
@@ -59,16 +61,20 @@ export class AuditExportService {
         remaining -= page.length;
         if (page.length < STREAM_PAGE) break;
       }
-      if (!query.type && after !== start) await markExported(after);
+      if (!filtered(query) && after !== start) await markExported(after);
     }
     return Readable.from(lines(), { objectMode: false });
   }
 
-  private async read(after: string, until: string | undefined, type: string | undefined, limit: number): Promise<StoredRow[]> {
+  private async read(after: string, until: string | undefined, filter: AuditExportQuery, limit: number): Promise<StoredRow[]> {
     const params: unknown[] = [after, limit];
     let where = 'seq > $1';
     if (until !== undefined) where += ` AND seq <= $${params.push(until)}`;
-    if (type !== undefined) where += ` AND type = $${params.push(type)}`;
+    if (filter.type !== undefined) where += ` AND type = $${params.push(filter.type)}`;
+    if (filter.subject !== undefined) {
+      const n = params.push(filter.subject);
+      where += ` AND (subject = $${n} OR (actor ? 'workload' AND actor #>> '{workload,sub}' = $${n}))`;
+    }
     const { rows } = await pgPool(this.dataSource).query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE ${where} ORDER BY audit_events.seq LIMIT $2`, params);
     return rows.map(toRow);
   }
@@ -93,4 +99,9 @@ export function eventView(row: StoredRow): AuditEventView {
     prevHash: row.prevHash.toString('hex'),
     hash: row.hash.toString('hex'),
   };
+}
+
+/** A filtered read serves only some rows: it never moves the export watermark. */
+function filtered(query: AuditExportQuery): boolean {
+  return query.type !== undefined || query.subject !== undefined;
 }

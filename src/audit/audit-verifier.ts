@@ -1,9 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { canonicalJson, canonicalTime, checkpointStatement, eventHash, GENESIS_HASH } from './audit-canonical';
 import { AuditCheckpointSigners, verifyCheckpointSignature } from './audit-checkpoint-signer';
+import { AuditMetrics } from './audit-metrics';
 import { pgPool } from './audit-pg';
 import { AuditActor, AuditVerifyResult, JsonValue } from './audit.types';
 
@@ -96,9 +97,21 @@ export class AuditVerifier {
   constructor(
     private readonly dataSource: DataSource,
     private readonly signers: AuditCheckpointSigners,
+    @Optional() private readonly metrics?: AuditMetrics,
   ) {}
 
   async verify(mode: VerifyMode = 'incremental'): Promise<AuditVerifyResult & { headHash?: Buffer }> {
+    try {
+      const result = await this.verifyChain(mode);
+      this.metrics?.verified(mode, result.ok ? 'ok' : 'broken');
+      return result;
+    } catch (error) {
+      this.metrics?.verified(mode, 'error');
+      throw error;
+    }
+  }
+
+  private async verifyChain(mode: VerifyMode): Promise<AuditVerifyResult & { headHash?: Buffer }> {
     const pool = pgPool(this.dataSource);
     const failures: Failure[] = [];
     const warnings: string[] = [];

@@ -2,6 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { AuditCheckpointSigners } from './audit-checkpoint-signer';
 import { AuditCheckpointService } from './audit-checkpoint.service';
 import { AuditExportService } from './audit-export.service';
+import { AuditMetrics } from './audit-metrics';
 import { AuditRetentionService } from './audit-retention.service';
 import { AuditScheduler } from './audit-scheduler';
 import { AuditVerifier } from './audit-verifier';
@@ -16,7 +17,7 @@ import { AuditService } from './audit.service';
 @Global()
 @Module({
   controllers: [AuditController],
-  providers: [AuditService, AuditCheckpointSigners, AuditVerifier, AuditCheckpointService, AuditExportService, AuditRetentionService, AuditScheduler],
+  providers: [AuditService, AuditCheckpointSigners, AuditMetrics, AuditVerifier, AuditCheckpointService, AuditExportService, AuditRetentionService, AuditScheduler],
   exports: [AuditService, AuditCheckpointSigners, AuditVerifier, AuditCheckpointService, AuditExportService, AuditRetentionService],
 })
 export class AuditModule {}

@@ -6,6 +6,23 @@ export interface AuditActor {
   tokenName?: string;
   role?: string;
   address?: string;
+  /** Set when the caller presented an OIDC ID token (workload identity) instead of an API token. */
+  workload?: WorkloadActor;
+}
+
+/** The pipeline behind an ID token: never the token itself. */
+export interface WorkloadActor {
+  /** The identity provider's name in Signet. */
+  provider: string;
+  /** The token's `sub`. */
+  sub: string;
+  /** The workload rule that granted the key used (sign rows). */
+  rule?: string;
+  /** Every rule the token matched (rows not tied to one key). */
+  rules?: string[];
+  jti?: string;
+  /** The token's values of the claims the rule(s) named. */
+  claims: Record<string, string>;
 }
 
 /**

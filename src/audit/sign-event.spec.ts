@@ -26,6 +26,7 @@ const signEventData: fc.Arbitrary<SignEventData> = fc.record(
     signatureFormat: awkwardString,
     signature: awkwardString,
     artifact: fc.option(fc.record({ digest: awkwardString, mediaType: awkwardString, size: number }, { requiredKeys: ['digest'] }), { nil: null }),
+    artifactSource: fc.oneof(awkwardString, fc.constantFrom('payload', 'claimed')),
     idempotencyKey: awkwardString,
   },
   { requiredKeys: ['version', 'keySpec', 'algorithm', 'digest', 'mode', 'signatureFormat', 'signature', 'artifact'] },
@@ -42,6 +43,7 @@ describe('sign event fast serialisation', () => {
       signatureFormat: 'raw',
       signature: Buffer.alloc(64, 7).toString('base64'),
       artifact: { digest: `sha256:${'cd'.repeat(32)}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1234 },
+      artifactSource: 'payload',
       idempotencyKey: 'build-"42"\\',
     };
     expect(signEventDataJson(data)).toBe(generic(data));
@@ -49,6 +51,8 @@ describe('sign event fast serialisation', () => {
     const { idempotencyKey: _omitted, ...withoutKey } = data;
     expect(signEventDataJson({ ...withoutKey, artifact: null })).toBe(generic({ ...withoutKey, artifact: null }));
     expect(signEventDataJson({ ...data, idempotencyKey: undefined })).not.toContain('idempotencyKey');
+    expect(signEventDataJson({ ...data, artifactSource: 'claimed' })).toBe(generic({ ...data, artifactSource: 'claimed' }));
+    expect(signEventDataJson({ ...data, artifactSource: undefined })).not.toContain('artifactSource');
   });
 
   it('equals the generic walk for any field values, optional members present or not', () => {

@@ -12,17 +12,25 @@ export interface SignEventData {
   /** Base64 of the signature as returned. */
   signature: string;
   artifact: { digest: string; mediaType?: string; size?: number } | null;
+  /**
+   * With an artifact: `payload` when Signet read it from the signed bytes (JWS / COSE), `claimed`
+   * when it is the client's `artifact` field, which Signet cannot check. Absent on rows written
+   * before it existed.
+   */
+  artifactSource?: string;
   idempotencyKey?: string;
 }
 
 /**
  * canonicalJson(normaliseJson(data)) for a sign event, written directly in RFC 8785 member order
- * (algorithm, artifact, digest, idempotencyKey, keySpec, mode, signature, signatureFormat, version;
+ * (algorithm, artifact, artifactSource, digest, idempotencyKey, keySpec, mode, signature, signatureFormat, version;
  * artifact: digest, mediaType, size). The generic walk sorts keys and allocates per member on every
  * signature; this is the signing hot path. `sign-event.spec.ts` holds it to the generic result.
  */
 export function signEventDataJson(data: SignEventData): string {
-  let json = `{"algorithm":${canonicalString(data.algorithm)},"artifact":${artifactJson(data.artifact)},"digest":${canonicalString(data.digest)}`;
+  let json = `{"algorithm":${canonicalString(data.algorithm)},"artifact":${artifactJson(data.artifact)}`;
+  if (data.artifactSource !== undefined) json += `,"artifactSource":${canonicalString(data.artifactSource)}`;
+  json += `,"digest":${canonicalString(data.digest)}`;
   if (data.idempotencyKey !== undefined) json += `,"idempotencyKey":${canonicalString(data.idempotencyKey)}`;
   return (
     json +

@@ -1,9 +1,10 @@
-import { CanActivate, ExecutionContext, Inject, Injectable, Logger, Type } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, Logger, Optional, Type } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { PUBLIC_METADATA, ROLES_METADATA } from './access.decorators';
+import { ID_TOKEN_AUTHENTICATOR, IdTokenAuthenticator, isIdTokenShaped } from './id-token-authenticator';
 import { Principal } from './principal';
 import { RateLimiter } from './rate-limiter';
 import { Role } from './roles';
@@ -31,6 +32,7 @@ export class AuthGuard implements CanActivate {
     private readonly tokens: TokenService,
     private readonly limiter: RateLimiter,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    @Optional() @Inject(ID_TOKEN_AUTHENTICATOR) private readonly idTokens?: IdTokenAuthenticator,
   ) {}
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
@@ -47,12 +49,18 @@ export class AuthGuard implements CanActivate {
    * Everything canActivate checks on a non-public route, for a request Nest does not route
    * (src/signing/sign-fast-path.ts): 401 without a valid token (with the RFC 6750 challenge), 429
    * over the token's rate, 403 for a role not in `roles` (undefined: refused to everyone). Sets
-   * request.signetPrincipal and returns the principal; synchronous on a token-cache hit.
+   * request.signetPrincipal and returns the principal; synchronous on a token-cache hit. A bearer
+   * value shaped like a JWS is an OIDC ID token (workload identity); `sgt_` tokens never take that
+   * branch (one prefix test).
    */
   admit(request: FastifyRequest, reply: FastifyReply, roles: Role[] | undefined, route: () => string): Principal | Promise<Principal> {
     let principal: Principal | Promise<Principal>;
     try {
-      principal = this.tokens.authenticate(bearerToken(request.headers.authorization), request.ip, connectionMemo(request));
+      const token = bearerToken(request.headers.authorization);
+      principal =
+        token !== undefined && this.idTokens !== undefined && isIdTokenShaped(token)
+          ? this.idTokens.authenticate(token, request.ip)
+          : this.tokens.authenticate(token, request.ip, connectionMemo(request));
     } catch (error) {
       throw this.challenge(reply, error);
     }

@@ -19,6 +19,11 @@ export interface Principal {
   assertCanUseKey(name: string): void;
   /** The actor to pass to AuditService.record. */
   readonly auditActor: AuditActor;
+  /**
+   * The actor of a use of key `name`, when it says more than auditActor (a workload identity names
+   * the rule that granted that key and the claims the rule matched).
+   */
+  auditActorFor?(name: string): AuditActor;
 }
 
 /**

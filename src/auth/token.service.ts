@@ -5,6 +5,7 @@ import { AuditService } from '../audit/audit.service';
 import { AuditActor } from '../audit/audit.types';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
+import { ADVISORY_LOCKS } from '../database/advisory-lock';
 import { Principal, TokenPrincipal } from './principal';
 import { Role } from './roles';
 
@@ -14,6 +15,11 @@ const TOKEN_FORMAT = /^sgt_[A-Za-z0-9_-]{43}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const CACHE_LIMIT = 10_000;
 const LAST_USED_GRANULARITY_MS = 60_000;
+/**
+ * An admin token counts as usable for the last-admin guard only if it stays valid at least this
+ * long: an expiry a minute away locks everyone out as surely as one in the past.
+ */
+export const LAST_ADMIN_MIN_LIFETIME_MINUTES = 60;
 
 export interface TokenView {
   id: string;
@@ -172,6 +178,7 @@ export class TokenService {
     }
     const changes: Record<string, unknown> = {};
     const view = await this.dataSource.transaction(async (manager) => {
+      await this.serialiseTokenChanges(manager);
       const current = await this.lockToken(manager, id);
       if (current.revoked_at) throw new DomainError(ErrorCode.CONFLICT, `token ${id} is revoked; create a new one`);
       if (patch.keys !== undefined) changes.keys = this.grantsFor(current.role, patch.keys);
@@ -191,6 +198,8 @@ export class TokenService {
         [id, 'keys' in changes, changes.keys ?? null, 'expiresAt' in changes, changes.expiresAt ?? null, 'rateLimitPerSecond' in changes, changes.rateLimitPerSecond ?? null],
       );
       const updated = toView(rows[0][0]);
+      const shortened = 'expiresAt' in changes && changes.expiresAt !== null && (current.expires_at === null || Date.parse(changes.expiresAt as string) < current.expires_at.getTime());
+      if (current.role === 'admin' && shortened) await this.assertAnAdminRemains(manager, 'this expiry would leave no usable admin token');
       await this.audit.record({ type: 'token.updated', actor, subject: id, data: { name: updated.name, changes } });
       return updated;
     });
@@ -201,23 +210,46 @@ export class TokenService {
   /** Revokes a token (idempotent). The last usable admin token cannot be revoked. */
   async revoke(id: string, actor: AuditActor | undefined): Promise<TokenView> {
     const view = await this.dataSource.transaction(async (manager) => {
+      await this.serialiseTokenChanges(manager);
       const current = await this.lockToken(manager, id);
       if (current.revoked_at) return toView(current);
-      if (current.role === 'admin') {
-        // Locking every active admin row serialises concurrent revocations of the last two admins.
-        const admins: Array<{ id: string; expires_at: Date | null }> = await manager.query(
-          `SELECT id, expires_at FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL ORDER BY id FOR UPDATE`,
-        );
-        const others = admins.filter((a) => a.id !== id && (a.expires_at === null || a.expires_at.getTime() > Date.now()));
-        if (others.length === 0) throw new DomainError(ErrorCode.CONFLICT, 'this is the last usable admin token; create another admin token before revoking it');
-      }
       const rows: [Row[], number] = await manager.query(`UPDATE api_tokens SET revoked_at = now() WHERE id = $1 RETURNING ${COLUMNS}`, [id]);
+      if (current.role === 'admin') await this.assertAnAdminRemains(manager, 'this is the last usable admin token; create another admin token before revoking it');
       const revoked = toView(rows[0][0]);
       await this.audit.record({ type: 'token.revoked', actor, subject: id, data: { name: revoked.name, role: revoked.role } });
       return revoked;
     });
     this.forget(id);
     return view;
+  }
+
+  /**
+   * Changes to existing tokens take one transaction-scoped lock, on every replica's database
+   * connection alike: two changes that each leave another admin token (revoke A here, shorten B's
+   * expiry there) cannot both pass the last-admin check on snapshots that do not see each other.
+   * Token changes are rare; signing never takes it.
+   */
+  private async serialiseTokenChanges(manager: EntityManager): Promise<void> {
+    await manager.query('SELECT pg_advisory_xact_lock($1::bigint)', [ADVISORY_LOCKS.tokenChanges.toString()]);
+  }
+
+  /**
+   * After a change to an admin token, inside its transaction: at least one admin token must remain
+   * unrevoked and valid for LAST_ADMIN_MIN_LIFETIME_MINUTES more, else the change is refused (409)
+   * and rolled back. Expiry in the past, a near expiry and revocation all go through here.
+   */
+  private async assertAnAdminRemains(manager: EntityManager, message: string): Promise<void> {
+    const [{ usable }]: Array<{ usable: number }> = await manager.query(
+      `SELECT count(*)::int AS usable FROM api_tokens
+        WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now() + make_interval(mins => $1))`,
+      [LAST_ADMIN_MIN_LIFETIME_MINUTES],
+    );
+    if (usable === 0) {
+      throw new DomainError(ErrorCode.CONFLICT, `${message} (an admin token must remain valid for at least ${LAST_ADMIN_MIN_LIFETIME_MINUTES} minutes)`, {
+        reason: 'last-admin-token',
+        minRemainingMinutes: LAST_ADMIN_MIN_LIFETIME_MINUTES,
+      });
+    }
   }
 
   private async lockToken(manager: EntityManager, id: string): Promise<Row> {

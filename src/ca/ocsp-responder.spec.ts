@@ -1,5 +1,9 @@
 import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import * as x509 from '@peculiar/x509';
@@ -133,6 +137,34 @@ describe(respondToOcspRequest.name, () => {
     expect(Buffer.from((time as asn1js.GeneralizedTime).valueBlock.valueHexView).toString()).toBe('20300102030405Z');
     if (reasonCode === undefined) expect(reason).toBeUndefined();
     else expect(((reason as asn1js.Constructed).valueBlock.value[0] as asn1js.Enumerated).valueBlock.valueDec).toBe(reasonCode);
+  });
+
+  it('puts a revocation\'s invalidityDate into the SingleResponse as a non-critical singleExtension (pkijs and the OpenSSL CLI read it)', async () => {
+    const request = await buildRequest([{ cert: leaf, issuer: h.issuing.der }]);
+    const answer: OcspCertStatus = { status: 'revoked', revokedAt: new Date('2030-01-02T03:04:05Z'), reason: 'keyCompromise', invalidityDate: new Date('2029-12-24T18:00:00Z') };
+    const der = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => answer);
+    const single = decodeResponse(der).basic!.tbsResponseData.responses[0];
+    expect(single.singleExtensions).toHaveLength(1);
+    const [ext] = single.singleExtensions!;
+    expect(ext.extnID).toBe('2.5.29.24');
+    expect(ext.critical).toBe(false);
+    const time = asn1js.fromBER(ext.extnValue.valueBlock.valueHexView).result as asn1js.GeneralizedTime;
+    expect(time).toBeInstanceOf(asn1js.GeneralizedTime); // always GeneralizedTime (RFC 5280 §5.3.2)
+    expect(Buffer.from(time.valueBlock.valueHexView).toString()).toBe('20291224180000Z');
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ocsp-invalidity-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'response.der'), der);
+      const text = execFileSync('openssl', ['ocsp', '-respin', path.join(dir, 'response.der'), '-resp_text', '-noverify'], { encoding: 'utf8' });
+      expect(text).toMatch(/Cert Status: revoked/);
+      expect(text).toMatch(/Response Single Extensions:\s+Invalidity Date:\s+Dec 24 18:00:00 2029 GMT/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+
+    // Without an invalidityDate there are no singleExtensions at all.
+    const plain = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => ({ status: 'revoked', revokedAt: new Date(), reason: 'keyCompromise' }));
+    expect(decodeResponse(plain).basic!.tbsResponseData.responses[0].singleExtensions ?? []).toHaveLength(0);
   });
 
   it('answers unknown when the lookup says so', async () => {

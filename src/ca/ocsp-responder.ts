@@ -38,7 +38,7 @@ import {
 
 export type OcspCertStatus =
   | { status: 'good' }
-  | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason }
+  | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason; invalidityDate?: Date }
   | { status: 'unknown' };
 
 /** Receives the canonical serial (lower-case hex, no leading zeros). */
@@ -58,6 +58,8 @@ const RESPONSE_STATUS: Record<OcspErrorStatus | 'successful', number> = {
 const OCSP_OIDS = {
   basic: '1.3.6.1.5.5.7.48.1.1',
   nonce: '1.3.6.1.5.5.7.48.1.2',
+  /** id-ce-invalidityDate (RFC 5280 §5.3.2), as a singleExtension of a revoked status. */
+  invalidityDate: '2.5.29.24',
 } as const;
 
 export type CertIdHash = 'SHA-1' | 'SHA-256' | 'SHA-384' | 'SHA-512';
@@ -284,9 +286,17 @@ export async function respondToOcspRequest(
   const singleResponses: Buffer[] = [];
   for (const certId of parsed.certIds) {
     const status = await lookup(certId.serialHex);
-    singleResponses.push(
-      sequence(certId.der, encodeCertStatus(status), generalizedTime(thisUpdate), explicit(0, generalizedTime(nextUpdate))),
-    );
+    const single = [certId.der, encodeCertStatus(status), generalizedTime(thisUpdate), explicit(0, generalizedTime(nextUpdate))];
+    // The same invalidityDate the CRL entry carries (non-critical singleExtension): verifiers that
+    // know when a signature was made (an authentic signing time) compare it with this date.
+    const invalidityDate = status.status === 'revoked' ? status.invalidityDate : undefined;
+    if (invalidityDate !== undefined) {
+      if (!(invalidityDate instanceof Date) || Number.isNaN(invalidityDate.getTime())) {
+        throw new DomainError(ErrorCode.INTERNAL, 'respondToOcspRequest: lookup returned an invalid invalidityDate', { field: 'invalidityDate' });
+      }
+      single.push(explicit(1, sequence(extension(OCSP_OIDS.invalidityDate, false, generalizedTime(invalidityDate)))));
+    }
+    singleResponses.push(sequence(...single));
   }
   const tbsParts = [
     explicit(2, octetString(responder.responderKeyHash)), // ResponderID byKey

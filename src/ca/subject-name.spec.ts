@@ -48,7 +48,13 @@ describe(validateSubject.name, () => {
     [{ ...valid, C: '12' }, 'C', /two-letter/],
     [{ ...valid, ST: '' }, 'ST', /must not be empty/],
     [{ ...valid, O: ' Acme' }, 'O', /whitespace/],
-    [{ ...valid, CN: 'a\nb' }, 'CN', /control characters/],
+    [{ ...valid, CN: 'a\nb' }, 'CN', /control or format characters/],
+    [{ ...valid, CN: 'a\u0085b' }, 'CN', /control or format characters/], // C1 (NEL)
+    [{ ...valid, CN: 'release\u202Eesaeler-dab' }, 'CN', /bidirectional/], // RIGHT-TO-LEFT OVERRIDE
+    [{ ...valid, O: 'Acme\u2066Corp\u2069' }, 'O', /control or format characters/], // isolates
+    [{ ...valid, OU: 'Bu\u200Dilds' }, 'OU', /control or format characters/], // zero-width joiner
+    [{ ...valid, ST: 'Wash\u00ADington' }, 'ST', /control or format characters/], // soft hyphen
+    [{ ...valid, CN: 'rel\uFEFFease' }, 'CN', /control or format characters/], // BOM
     [{ ...valid, CN: 'x'.repeat(65) }, 'CN', /at most 64/],
     [{ ...valid, ST: 42 }, 'ST', /must be a string/],
   ])('rejects %j naming %s', (input, field, message) => {
@@ -118,5 +124,16 @@ describe(checkSubjectName.name, () => {
     expect(subjectError(() => checkSubjectName(sequence(c, o), 'op')).details?.field).toBe('ST');
     expect(subjectError(() => checkSubjectName(sequence(st, o), 'op')).details?.field).toBe('C');
     expect(subjectError(() => checkSubjectName(Buffer.from('3003020100', 'hex'), 'op')).details?.field).toBe('subject');
+  });
+
+  it('refuses bidirectional overrides and other control or format characters in an imported certificate subject, whatever the string type', () => {
+    const c = rdn('2.5.4.6', printableString('US'));
+    const st = rdn('2.5.4.8', utf8String('WA'));
+    const o = rdn('2.5.4.10', utf8String('Acme'));
+    expect(subjectError(() => checkSubjectName(sequence(c, st, o, rdn('2.5.4.3', utf8String('release\u202Eexe.'))), 'op')).details?.field).toBe('CN');
+    // BMPString, big-endian UTF-16: U+202E hidden in another encoding than UTF-8.
+    const bmp = Buffer.from('evil\u202Ename', 'utf16le').swap16();
+    expect(subjectError(() => checkSubjectName(sequence(c, st, rdn('2.5.4.10', Buffer.concat([Buffer.from([0x1e, bmp.length]), bmp]))), 'op')).details?.field).toBe('O');
+    expect(subjectError(() => checkSubjectName(sequence(c, st, o, rdn('2.5.4.11', utf8String('a\u0000b'))), 'op')).details?.field).toBe('OU');
   });
 });

@@ -64,7 +64,7 @@ export function validateSubject(input: unknown, operation = 'validateSubject'): 
     if (typeof value !== 'string') throw invalid(operation, field, 'must be a string');
     if (value.length === 0) throw invalid(operation, field, 'must not be empty');
     if (value.trim() !== value) throw invalid(operation, field, 'must not start or end with whitespace');
-    if (hasControlCharacter(value)) throw invalid(operation, field, 'must not contain control characters');
+    if (hasControlCharacter(value)) throw invalid(operation, field, 'must not contain control or format characters (such as bidirectional overrides)');
     if (field === 'C' && !/^[A-Z]{2}$/.test(value)) {
       throw invalid(operation, field, 'must be a two-letter upper-case ISO 3166 country code');
     }
@@ -74,13 +74,15 @@ export function validateSubject(input: unknown, operation = 'validateSubject'): 
   return subject as CertificateSubject;
 }
 
-/** C0 and C1 control characters (and DEL). */
+/**
+ * C0 and C1 controls (Cc, DEL included) and format characters (Cf: bidirectional overrides and
+ * isolates such as U+202E, zero-width joiners, soft hyphens, the BOM). A subject is what people
+ * and trust policies compare; these make it display as something it is not ("CN=release\u202Eesaeler-dab").
+ */
+const CONTROL_OR_FORMAT = /[\p{Cc}\p{Cf}]/u;
+
 function hasControlCharacter(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const code = value.charCodeAt(i);
-    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return true;
-  }
-  return false;
+  return CONTROL_OR_FORMAT.test(value);
 }
 
 /** DER Name: one single-valued RDN per attribute; C as PrintableString, the rest UTF8String (RFC 5280). */
@@ -194,6 +196,12 @@ export function checkSubjectName(nameDer: Buffer, operation: string, details: Re
     }
     if (attribute.shortName in seen) {
       throw new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject '${attribute.shortName}' appears more than once`, {
+        ...details,
+        field: attribute.shortName,
+      });
+    }
+    if (hasControlCharacter(attribute.value)) {
+      throw new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject '${attribute.shortName}' contains control or format characters (such as bidirectional overrides)`, {
         ...details,
         field: attribute.shortName,
       });

@@ -12,7 +12,16 @@ export enum ErrorCode {
   INVALID_SUBJECT = 'INVALID_SUBJECT',
   INVALID_CERTIFICATE = 'INVALID_CERTIFICATE',
   ARTIFACT_REQUIRED = 'ARTIFACT_REQUIRED',
+  /** A key with `requires` signs payloads only: Signet must read the artifact from what it signs. */
+  PAYLOAD_REQUIRED = 'PAYLOAD_REQUIRED',
+  /** A payload a verifier could read otherwise than Signet (folded or duplicate JSON names, …). */
+  AMBIGUOUS_PAYLOAD = 'AMBIGUOUS_PAYLOAD',
+  ROTATION_TOO_FREQUENT = 'ROTATION_TOO_FREQUENT',
   BAD_REQUEST = 'BAD_REQUEST',
+  /** A target's endpoint moves to another origin without new credentials (API.md). */
+  CREDENTIALS_REQUIRED = 'CREDENTIALS_REQUIRED',
+  /** A target's endpoint host is outside the outbound allowlist, or an address never reached (link-local, metadata). */
+  ENDPOINT_NOT_ALLOWED = 'ENDPOINT_NOT_ALLOWED',
   // 401 / 403 / 404
   UNAUTHENTICATED = 'UNAUTHENTICATED',
   FORBIDDEN = 'FORBIDDEN',
@@ -23,6 +32,7 @@ export enum ErrorCode {
   ALREADY_EXISTS = 'ALREADY_EXISTS',
   NO_ACTIVE_VERSION = 'NO_ACTIVE_VERSION',
   PROMOTION_REQUIRED = 'PROMOTION_REQUIRED',
+  VERSION_CANNOT_SIGN = 'VERSION_CANNOT_SIGN',
   // 413 / 415 / 429
   PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_MEDIA_TYPE = 'UNSUPPORTED_MEDIA_TYPE',
@@ -34,6 +44,8 @@ export enum ErrorCode {
   DATABASE_UNAVAILABLE = 'DATABASE_UNAVAILABLE',
   HSM_UNAVAILABLE = 'HSM_UNAVAILABLE',
   SERVICE_UNAVAILABLE = 'SERVICE_UNAVAILABLE',
+  // 503: an OIDC issuer's discovery document or JWKS could not be fetched (ID tokens are refused, fail closed)
+  IDENTITY_PROVIDER_UNAVAILABLE = 'IDENTITY_PROVIDER_UNAVAILABLE',
 }
 
 export class DomainError extends Error {
@@ -56,7 +68,12 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.INVALID_SUBJECT:
     case ErrorCode.INVALID_CERTIFICATE:
     case ErrorCode.ARTIFACT_REQUIRED:
+    case ErrorCode.PAYLOAD_REQUIRED:
+    case ErrorCode.AMBIGUOUS_PAYLOAD:
+    case ErrorCode.ROTATION_TOO_FREQUENT:
     case ErrorCode.BAD_REQUEST:
+    case ErrorCode.CREDENTIALS_REQUIRED:
+    case ErrorCode.ENDPOINT_NOT_ALLOWED:
       return 400;
     case ErrorCode.UNAUTHENTICATED:
       return 401;
@@ -69,6 +86,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.ALREADY_EXISTS:
     case ErrorCode.NO_ACTIVE_VERSION:
     case ErrorCode.PROMOTION_REQUIRED:
+    case ErrorCode.VERSION_CANNOT_SIGN:
       return 409;
     case ErrorCode.PAYLOAD_TOO_LARGE:
       return 413;
@@ -83,6 +101,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.DATABASE_UNAVAILABLE:
     case ErrorCode.HSM_UNAVAILABLE:
     case ErrorCode.SERVICE_UNAVAILABLE:
+    case ErrorCode.IDENTITY_PROVIDER_UNAVAILABLE:
       return 503;
     default: {
       const unmapped: never = code;

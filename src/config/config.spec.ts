@@ -105,7 +105,7 @@ describe('loadConfig', () => {
   });
 
   it('reads the rotation settings with their defaults and refuses malformed ones, naming the variable', () => {
-    expect(loadConfig({}).rotation).toEqual({ tickSeconds: 60, overdueHours: 24, caRenewalMarginDays: 30, rootGateTimeoutHours: 72, retrySeconds: 60, expiryWarningDays: 30 });
+    expect(loadConfig({}).rotation).toEqual({ tickSeconds: 60, overdueHours: 24, caRenewalMarginDays: 30, rootGateTimeoutHours: 72, retrySeconds: 60, expiryWarningDays: 30, minIntervalHours: 24 });
     const set = loadConfig({
       SIGNET_ROTATION_TICK_SECONDS: '0',
       SIGNET_ROTATION_OVERDUE_HOURS: '6',
@@ -113,14 +113,17 @@ describe('loadConfig', () => {
       SIGNET_ROOT_GATE_TIMEOUT_HOURS: '168',
       SIGNET_ROTATION_RETRY_SECONDS: '30',
       SIGNET_EXPIRY_WARNING_DAYS: '45',
+      SIGNET_ROTATION_MIN_INTERVAL_HOURS: '168',
     });
-    expect(set.rotation).toEqual({ tickSeconds: 0, overdueHours: 6, caRenewalMarginDays: 60, rootGateTimeoutHours: 168, retrySeconds: 30, expiryWarningDays: 45 });
+    expect(set.rotation).toEqual({ tickSeconds: 0, overdueHours: 6, caRenewalMarginDays: 60, rootGateTimeoutHours: 168, retrySeconds: 30, expiryWarningDays: 45, minIntervalHours: 168 });
     for (const [variable, value] of [
       ['SIGNET_ROTATION_TICK_SECONDS', '1m'],
       ['SIGNET_ROTATION_OVERDUE_HOURS', '0'],
       ['SIGNET_ROOT_GATE_TIMEOUT_HOURS', '-1'],
       ['SIGNET_ROTATION_RETRY_SECONDS', '0'],
       ['SIGNET_EXPIRY_WARNING_DAYS', 'soon'],
+      ['SIGNET_ROTATION_MIN_INTERVAL_HOURS', '0'],
+      ['SIGNET_ROTATION_MIN_INTERVAL_HOURS', '1d'],
     ]) {
       expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: `));
     }

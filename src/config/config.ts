@@ -81,6 +81,12 @@ export interface SignetConfig {
     rateLimitPerSecond: number;
     rateLimitBurst: number;
   };
+  identity: {
+    /** On an ID token whose `kid` the cached JWKS lacks, refetch it at most this often per provider. */
+    jwksRefetchSeconds: number;
+    /** A fetched JWKS (and discovery document) is used this long, then fetched again: keys an issuer retired stop verifying. */
+    jwksMaxAgeSeconds: number;
+  };
   signing: {
     /** How long a key's active version is served from memory; change notifications invalidate it sooner. */
     keyCacheSeconds: number;
@@ -100,6 +106,8 @@ export interface SignetConfig {
     retrySeconds: number;
     /** `signet status` and metrics flag leaf certificates expiring within this many days. */
     expiryWarningDays: number;
+    /** Rotation schedules with two occurrences closer than this many hours are refused (each rotation is a new HSM key and certificate). */
+    minIntervalHours: number;
   };
   /** Test-only hooks; refused unless NODE_ENV=test (see loadConfig). */
   testHooks: {
@@ -390,6 +398,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       rateLimitPerSecond,
       rateLimitBurst: integer(env, 'SIGNET_RATE_LIMIT_BURST', Math.max(1, rateLimitPerSecond * 2), 1, 10_000_000),
     },
+    identity: {
+      jwksRefetchSeconds: integer(env, 'SIGNET_OIDC_JWKS_REFETCH_SECONDS', 60, 1, 3600),
+      jwksMaxAgeSeconds: integer(env, 'SIGNET_OIDC_JWKS_MAX_AGE_SECONDS', 600, 10, 86400),
+    },
     signing: {
       keyCacheSeconds: integer(env, 'SIGNET_SIGN_KEY_CACHE_SECONDS', 10, 1, 300),
       idempotencyWindowSeconds: integer(env, 'SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS', 86400, 60, 30 * 86400),
@@ -401,6 +413,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       rootGateTimeoutHours: integer(env, 'SIGNET_ROOT_GATE_TIMEOUT_HOURS', 72, 1, 24 * 365),
       retrySeconds: integer(env, 'SIGNET_ROTATION_RETRY_SECONDS', 60, 1, 86400),
       expiryWarningDays: integer(env, 'SIGNET_EXPIRY_WARNING_DAYS', 30, 1, 3650),
+      minIntervalHours: integer(env, 'SIGNET_ROTATION_MIN_INTERVAL_HOURS', 24, 1, 24 * 366),
     },
     testHooks,
     distribution: distributionConfig(env, embedded),
@@ -444,3 +457,21 @@ function distributionConfig(env: Env, embedded: boolean): SignetConfig['distribu
 }
 
 export const SIGNET_CONFIG = Symbol('SIGNET_CONFIG');
+
+/**
+ * Names of every environment variable loadConfig reads, found by running it over an empty
+ * environment that records each name asked for (every variable is read there, defaults apply),
+ * so the list cannot drift from the code. The forbidden PIN variables are left out. For
+ * deployment checks (deploy/kubernetes sets only variables Signet reads).
+ */
+export function configVariableNames(): string[] {
+  const asked = new Set<string>();
+  const env = new Proxy({} as Env, {
+    get(_target, name) {
+      if (typeof name === 'string') asked.add(name);
+      return undefined;
+    },
+  });
+  loadConfig(env, '/');
+  return [...asked].filter((name) => !(name in FORBIDDEN_SECRET_VARIABLES)).sort();
+}

@@ -16,6 +16,7 @@ export class DistributionMetrics {
   readonly lagSeconds?: Gauge<'region' | 'target'>;
   readonly lagVersions?: Gauge<'region' | 'target'>;
   readonly targets?: Gauge<'state'>;
+  readonly targetState?: Gauge<'region' | 'target' | 'state'>;
 
   constructor(@Optional() metrics?: MetricsService) {
     if (!metrics) return;
@@ -52,6 +53,15 @@ export class DistributionMetrics {
     );
     this.targets = metric(registry, 'signet_distribution_targets', () =>
       new Gauge({ name: 'signet_distribution_targets', help: 'Targets by reconcile state', labelNames: ['state'], registers: [registry] }),
+    );
+    // Per target, so an alert can name the failing one (the summary above cannot).
+    this.targetState = metric(registry, 'signet_distribution_target_state', () =>
+      new Gauge({
+        name: 'signet_distribution_target_state',
+        help: 'Reconcile state of each target (1 for its current state: converged, pending, pushing, retrying, blocked)',
+        labelNames: ['region', 'target', 'state'],
+        registers: [registry],
+      }),
     );
   }
 }

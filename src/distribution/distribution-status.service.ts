@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { DistributionMetrics } from './distribution-metrics';
 
 export type TargetStatusState = 'converged' | 'pending' | 'pushing' | 'retrying' | 'blocked';
+const TARGET_STATES: readonly TargetStatusState[] = ['converged', 'pending', 'pushing', 'retrying', 'blocked'];
 
 export interface TargetStatus {
   name: string;
@@ -150,13 +151,15 @@ export class DistributionStatusService {
     const status = await this.status(now);
     this.metrics.lagSeconds.reset();
     this.metrics.lagVersions?.reset();
+    this.metrics.targetState?.reset();
     for (const region of status.regions) {
       for (const target of region.targets) {
         this.metrics.lagSeconds.set({ region: region.name, target: target.name }, target.lagSeconds);
         this.metrics.lagVersions?.set({ region: region.name, target: target.name }, target.lagVersions);
+        for (const state of TARGET_STATES) this.metrics.targetState?.set({ region: region.name, target: target.name, state }, target.state === state ? 1 : 0);
       }
     }
-    for (const state of ['converged', 'pending', 'pushing', 'retrying', 'blocked'] as const) this.metrics.targets?.set({ state }, status.summary[state]);
+    for (const state of TARGET_STATES) this.metrics.targets?.set({ state }, status.summary[state]);
   }
 
   /** `signet status` lines: one summary line, then one per target that has not converged. */

@@ -37,7 +37,11 @@ export class DistributionTargetEntity {
   @Column('boolean')
   required!: boolean;
 
-  /** JSON credentials sealed with the HSM sealing key (AAD: `distribution-target:<id>`). Never returned. */
+  /**
+   * JSON credentials sealed with the HSM sealing key, bound to the target and its endpoint's origin
+   * (AAD `distribution-target:<id>@<origin>`; values from before that binding: `distribution-target:<id>`,
+   * re-sealed on first use). See target-credentials.ts. Never returned.
+   */
   @Column('bytea', { name: 'credentials_sealed', nullable: true, select: false })
   credentialsSealed!: Buffer | null;
 

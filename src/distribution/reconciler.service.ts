@@ -110,6 +110,33 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     this.started = true;
     this.notifier.on(DISTRIBUTION_CHANNEL, () => this.wake());
     this.wake();
+    // In the background: an unreachable HSM must not hold up the start; first use re-seals too.
+    void this.resealLegacyCredentials().catch((error) => this.logger.warn(`re-sealing stored target credentials failed: ${(error as Error).message}`));
+  }
+
+  /**
+   * Re-seals, for their endpoint's origin, the target credentials stored before that binding
+   * existed (target-credentials.ts), so they do not wait for their target's next attempt. Each row
+   * is replaced only if neither its value nor its endpoint changed meanwhile; a value that does not
+   * open is left for the reconciler to report on that target. Returns how many were re-sealed.
+   */
+  async resealLegacyCredentials(): Promise<number> {
+    const rows: Array<{ id: string; region: string; name: string; endpoint: string; credentials_sealed: Buffer }> = await this.dataSource.query(
+      `SELECT t.id, r.name AS region, t.name, t.endpoint, t.credentials_sealed
+         FROM distribution_targets t JOIN distribution_regions r ON r.id = t.region_id
+        WHERE t.credentials_sealed IS NOT NULL AND get_byte(t.credentials_sealed, 0) = 1`,
+    );
+    let resealed = 0;
+    for (const row of rows) {
+      const target = { id: row.id, region: row.region, name: row.name, endpoint: row.endpoint, credentialsSealed: row.credentials_sealed };
+      try {
+        const opened = await this.credentials.open(target, row.credentials_sealed);
+        if (opened.resealed && (await this.storeResealed(target, opened.resealed))) resealed++;
+      } catch (error) {
+        this.logger.warn(`${row.region}/${row.name}: stored credentials were not re-sealed: ${(error as Error).message}`);
+      }
+    }
+    return resealed;
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -286,18 +313,41 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
    * dropped after a failure or an idle period.
    */
   private async driverFor(target: ClaimedTarget): Promise<CachedDriver> {
-    const key = `${target.configRevision}:${target.credentialsSealed ? createHash('sha256').update(target.credentialsSealed).digest('hex') : '-'}`;
+    // The endpoint is part of the key: one changed behind the API's back (no new revision) rebuilds
+    // the driver, and opening the credentials for it fails.
+    const cacheKey = (sealed: Buffer | null) => `${target.configRevision}:${target.endpoint}:${sealed ? createHash('sha256').update(sealed).digest('hex') : '-'}`;
+    let key = cacheKey(target.credentialsSealed);
     const cached = this.drivers.get(target.id);
     if (cached && cached.key === key) {
       cached.usedAt = Date.now();
       return cached;
     }
     await this.dropDriver(target.id);
-    const credentials = target.credentialsSealed ? await this.credentials.unseal(target.id, target.credentialsSealed) : undefined;
+    let credentials: Record<string, unknown> | undefined;
+    if (target.credentialsSealed) {
+      const opened = await this.credentials.open(target, target.credentialsSealed);
+      credentials = opened.credentials;
+      if (opened.resealed && (await this.storeResealed(target, opened.resealed))) key = cacheKey(opened.resealed);
+    }
     const made: CachedDriver = { key, target: createTrustTarget(driverOptions(target, credentials, this.regions.driverContext), this.driverHooks ?? {}), credentials, usedAt: Date.now() };
     this.drivers.set(target.id, made);
     this.sweepDrivers();
     return made;
+  }
+
+  /**
+   * Credentials sealed before origins were bound, now sealed for the endpoint they were opened for,
+   * replace the stored value unless it or the endpoint changed meanwhile.
+   */
+  private async storeResealed(target: Pick<ClaimedTarget, 'id' | 'region' | 'name' | 'endpoint' | 'credentialsSealed'>, resealed: Buffer): Promise<boolean> {
+    const rows = returnedRows<{ id: string }>(
+      await this.dataSource.query(
+        `UPDATE distribution_targets SET credentials_sealed = $3 WHERE id = $1 AND credentials_sealed = $2 AND endpoint = $4 RETURNING id`,
+        [target.id, target.credentialsSealed, resealed, target.endpoint],
+      ),
+    );
+    if (rows.length > 0) this.logger.log(`${target.region}/${target.name}: stored credentials re-sealed for the endpoint's origin`);
+    return rows.length > 0;
   }
 
   private async dropDriver(targetId: string): Promise<void> {

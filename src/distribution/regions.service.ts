@@ -11,7 +11,7 @@ import { TruststoreService } from '../truststore/truststore.service';
 import { DistributionTargetEntity } from './distribution-target.entity';
 import { createTrustTarget } from './drivers/trust-target.factory';
 import { RegionEntity } from './region.entity';
-import { DriverContext, driverOptions, REGION_NAME, settingsFromInput, TARGET_NAME, TargetInput, TargetSettings, validateEndpoint, validateKind } from './target-definition';
+import { DriverContext, driverOptions, endpointOrigin, REGION_NAME, settingsFromInput, TARGET_NAME, TargetInput, TargetSettings, validateEndpoint, validateKind, validateTargetHosts } from './target-definition';
 import { TargetCredentials } from './target-credentials';
 
 /** Cross-replica wake-up of the reconcilers (LISTEN/NOTIFY, delivered on commit). */
@@ -38,6 +38,9 @@ export interface TargetView {
   createdAt: string;
   updatedAt: string;
 }
+
+/** Settings that name where on the endpoint the bundle goes. */
+const LOCATION_SETTINGS = ['repository', 'project', 'namespace', 'configMapName'] as const;
 
 const TARGET_FIELDS = new Set(['name', 'kind', 'endpoint', 'truststore', 'required', 'credentials', 'repository', 'project', 'namespace', 'configMapName', 'ratify', 'forceConflicts', 'contentTrust', 'tls', 'allowedHosts', 'formats']);
 
@@ -107,11 +110,12 @@ export class RegionsService {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'name' must be a DNS label (${TARGET_NAME.source})`, { field: 'name' });
     }
     const kind = validateKind(input.kind, operation);
-    const endpoint = validateEndpoint(input.endpoint, this.config.distribution.allowLoopback, operation);
+    const endpoint = validateEndpoint(input.endpoint, this.driverContext, operation);
     if (typeof input.truststore !== 'string') throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'truststore' must name a truststore`, { field: 'truststore' });
     const truststore = await this.truststores.byName(input.truststore);
     if (input.required !== undefined && typeof input.required !== 'boolean') throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'required' must be a boolean`, { field: 'required' });
     const settings = settingsFromInput(kind, input, operation);
+    validateTargetHosts(settings.allowedHosts, this.driverContext, operation);
     const credentials = input.credentials === undefined || input.credentials === null ? undefined : TargetCredentials.validate(input.credentials, operation);
     await this.checkDefinition({ kind, endpoint, settings }, credentials);
 
@@ -120,7 +124,7 @@ export class RegionsService {
       throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: region '${region.name}' already has a target named '${input.name}'`, { field: 'name' });
     }
     const id = randomUUID();
-    const sealed = credentials ? await this.credentials.seal(id, credentials) : null;
+    const sealed = credentials ? await this.credentials.seal(id, endpoint, credentials) : null;
     await this.dataSource.transaction(async (manager) => {
       await manager.getRepository(DistributionTargetEntity).insert({
         id,
@@ -153,7 +157,11 @@ export class RegionsService {
   /**
    * Changes a target. Fields left out keep their value; `credentials: null` removes stored ones.
    * The next reconcile pushes again even if the target already holds the digest (its layers or
-   * location may have changed).
+   * location may have changed). Stored credentials belong to the endpoint's origin: moving the
+   * endpoint to another scheme, host or port needs new ones in the same request (400
+   * CREDENTIALS_REQUIRED otherwise), so whoever may edit a target cannot redirect its password. A
+   * new location (endpoint, repository, project, namespace, ConfigMap) holds nothing we know of: its
+   * delivery record is cleared, so status and the rotation gate wait for the new read-back.
    */
   async updateTarget(regionName: string, name: string, patch: TargetInput & Record<string, unknown>, actor?: AuditActor): Promise<TargetView> {
     const operation = 'updateTarget';
@@ -162,7 +170,16 @@ export class RegionsService {
     if (patch.kind !== undefined && patch.kind !== null) validateKind(patch.kind, operation);
     const { region, target } = await this.targetRow(regionName, name, true);
     if (patch.kind !== undefined && patch.kind !== target.kind) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'kind' cannot change; create another target`, { field: 'kind' });
-    const endpoint = patch.endpoint === undefined ? target.endpoint : validateEndpoint(patch.endpoint, this.config.distribution.allowLoopback, operation);
+    const endpoint = patch.endpoint === undefined ? target.endpoint : validateEndpoint(patch.endpoint, this.driverContext, operation);
+    const originChanged = endpointOrigin(endpoint) !== endpointOrigin(target.endpoint);
+    // Leaving credentials out would carry them to the new origin; new ones, or null (remove), are fine.
+    if (originChanged && target.credentialsSealed && patch.credentials === undefined) {
+      throw new DomainError(
+        ErrorCode.CREDENTIALS_REQUIRED,
+        `${operation}: the endpoint moves from ${endpointOrigin(target.endpoint)} to ${endpointOrigin(endpoint)}; stored credentials stay with their origin: send 'credentials' (or null to remove them) in the same request`,
+        { field: 'credentials' },
+      );
+    }
     let truststore: TruststoreEntity | undefined;
     if (patch.truststore !== undefined) {
       if (typeof patch.truststore !== 'string') throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'truststore' must name a truststore`, { field: 'truststore' });
@@ -174,19 +191,24 @@ export class RegionsService {
       if (patch[field] !== undefined) merged[field] = patch[field] ?? undefined;
     }
     const settings = settingsFromInput(target.kind, merged, operation);
+    validateTargetHosts(settings.allowedHosts, this.driverContext, operation);
     let credentials: Record<string, unknown> | undefined;
     let sealed: Buffer | null | undefined;
     if (patch.credentials === null) {
       sealed = null;
     } else if (patch.credentials !== undefined) {
       credentials = TargetCredentials.validate(patch.credentials, operation);
-      sealed = await this.credentials.seal(target.id, credentials);
+      sealed = await this.credentials.seal(target.id, endpoint, credentials);
     } else if (target.credentialsSealed) {
-      credentials = await this.credentials.unseal(target.id, target.credentialsSealed);
+      // Same origin (checked above); a legacy value comes back re-sealed for it and is stored so.
+      const opened = await this.credentials.open(target, target.credentialsSealed);
+      credentials = opened.credentials;
+      if (opened.resealed) sealed = opened.resealed;
     }
     await this.checkDefinition({ kind: target.kind, endpoint, settings }, credentials);
 
     const changed = Object.keys(patch).filter((k) => k !== 'name');
+    const moved = endpoint !== target.endpoint || LOCATION_SETTINGS.some((field) => JSON.stringify(settings[field]) !== JSON.stringify(target.settings[field]));
     await this.dataSource.transaction(async (manager) => {
       await manager.update(
         DistributionTargetEntity,
@@ -197,6 +219,7 @@ export class RegionsService {
           ...(truststore ? { truststoreId: truststore.id } : {}),
           ...(patch.required !== undefined ? { required: patch.required as boolean } : {}),
           ...(sealed !== undefined ? { credentialsSealed: sealed } : {}),
+          ...(moved ? { deliveredVersion: null, deliveredDigest: null, deliveredAt: null, verifiedAt: null } : {}),
           configRevision: target.configRevision + 1,
           forcePush: true,
           attempts: 0,

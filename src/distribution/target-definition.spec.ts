@@ -1,5 +1,5 @@
 import { DomainError } from '../common/errors';
-import { driverOptions, isLoopbackHost, LOOPBACK_HOSTS, settingsFromInput, targetLayers, validateEndpoint } from './target-definition';
+import { driverOptions, endpointOrigin, LOOPBACK_HOSTS, settingsFromInput, targetLayers, validateEndpoint, validateTargetHosts } from './target-definition';
 import { redactSecrets } from './target-credentials';
 
 describe('target definitions', () => {
@@ -33,29 +33,77 @@ describe('target definitions', () => {
   });
 
   it('refuses loopback endpoints unless configuration allows them', () => {
-    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', 'api.localhost', '[::1]']) expect(isLoopbackHost(new URL(`http://${host}:5000`).hostname)).toBe(true);
-    for (const host of ['10.0.0.1', 'registry.example.com', '[fd00::1]']) expect(isLoopbackHost(new URL(`http://${host}`).hostname)).toBe(false);
-    expect(() => validateEndpoint('http://127.0.0.1:5000', false, 'op')).toThrow(/loopback/);
-    expect(validateEndpoint('http://127.0.0.1:5000', true, 'op')).toBe('http://127.0.0.1:5000');
-    expect(() => validateEndpoint('not a url', true, 'op')).toThrow(/'endpoint'/);
+    const off = { globalAllowedHosts: [], allowLoopback: false };
+    const on = { globalAllowedHosts: [], allowLoopback: true };
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', 'api.localhost', '[::1]', '2130706433', '[::ffff:127.0.0.1]']) {
+      expect(() => validateEndpoint(`http://${host}:5000`, off, 'op')).toThrow(expect.objectContaining({ code: 'ENDPOINT_NOT_ALLOWED' }));
+      expect(validateEndpoint(`http://${host}:5000`, on, 'op')).toBe(`http://${host}:5000`);
+    }
+    for (const host of ['10.0.0.1', 'registry.example.com', '[fd00::1]']) expect(validateEndpoint(`http://${host}`, off, 'op')).toBe(`http://${host}`);
+    expect(() => validateEndpoint('not a url', on, 'op')).toThrow(/'endpoint'/);
+    expect(() => validateEndpoint('ftp://registry.example.com', on, 'op')).toThrow(/'endpoint'/);
   });
 
-  it('builds driver options: global hosts, loopback in development, the target’s own hosts; Ratify reads roots.pem', () => {
+  it('with an allowlist, accepts only endpoints it covers, loopback included', () => {
+    const context = { globalAllowedHosts: ['registry.example.com', '*.corp.example', 'harbor.example.com:8443', '127.0.0.1:5000'], allowLoopback: true };
+    for (const endpoint of ['https://registry.example.com', 'https://eu.corp.example:5000', 'https://harbor.example.com:8443', 'http://127.0.0.1:5000']) {
+      expect(validateEndpoint(endpoint, context, 'op')).toBe(endpoint);
+    }
+    for (const endpoint of ['https://attacker.example.net', 'https://corp.example', 'https://harbor.example.com', 'https://10.0.0.5', 'http://127.0.0.1:5001', 'http://localhost:5000']) {
+      expect(() => validateEndpoint(endpoint, context, 'op')).toThrow(expect.objectContaining({ code: 'ENDPOINT_NOT_ALLOWED', details: expect.objectContaining({ field: 'endpoint' }) }));
+    }
+    expect(() => validateEndpoint('http://127.0.0.1:5000', { ...context, allowLoopback: false }, 'op')).toThrow(/loopback/);
+  });
+
+  it('binds credentials to scheme, host and port, whatever the spelling', () => {
+    expect(endpointOrigin('https://Registry.Example.com/')).toBe('https://registry.example.com:443');
+    expect(endpointOrigin('https://registry.example.com:443')).toBe('https://registry.example.com:443');
+    expect(endpointOrigin('http://registry.example.com')).toBe('http://registry.example.com:80');
+    expect(endpointOrigin('https://api.cluster:6443/base/path')).toBe('https://api.cluster:6443');
+    expect(endpointOrigin('http://2130706433:5000')).toBe('http://127.0.0.1:5000');
+    expect(endpointOrigin('http://[0:0::1]:5000')).toBe('http://[::1]:5000');
+  });
+
+  it('builds driver options: loopback in development, the target’s own hosts; Ratify reads roots.pem', () => {
     const options = driverOptions(
       { kind: 'kubernetes', endpoint: 'https://api.cluster:6443', settings: { namespace: 'default', ratify: { keyManagementProviderName: 'signet' }, allowedHosts: ['auth.cluster'] } },
       { token: 'abc' },
-      { globalAllowedHosts: ['blob.example.com'], allowLoopback: true, requestTimeoutMs: 1234 },
+      { globalAllowedHosts: [], allowLoopback: true, requestTimeoutMs: 1234 },
     );
     expect(options).toEqual({
       kind: 'kubernetes',
       endpoint: 'https://api.cluster:6443',
       namespace: 'default',
       ratify: { keyManagementProviderName: 'signet', pemLayerTitle: 'roots.pem' },
-      allowedHosts: ['blob.example.com', ...LOOPBACK_HOSTS, 'auth.cluster'],
+      allowedHosts: [...LOOPBACK_HOSTS, 'auth.cluster'],
+      allowLoopback: true,
       requestTimeoutMs: 1234,
       credentials: { token: 'abc' },
     });
     expect(driverOptions({ kind: 'oci-registry', endpoint: 'https://r', settings: { repository: 'a/b' } }, undefined, { globalAllowedHosts: [], allowLoopback: false, requestTimeoutMs: 1 }).allowedHosts).toEqual([]);
+  });
+
+  it('with a configured allowlist, the driver may reach that list only: the endpoint must be on it, the target’s own hosts add nothing', () => {
+    const options = driverOptions(
+      { kind: 'oci-registry', endpoint: 'https://registry.example.com', settings: { repository: 'a/b', allowedHosts: ['elsewhere.example.net'] } },
+      undefined,
+      { globalAllowedHosts: ['registry.example.com', '*.blob.example.com'], allowLoopback: false, requestTimeoutMs: 1 },
+    );
+    expect(options).toMatchObject({ allowedHosts: ['registry.example.com', '*.blob.example.com'], endpointListed: true, allowLoopback: false });
+  });
+
+  it("checks a target's own allowedHosts: no refused address, and within the configured allowlist when there is one", () => {
+    const open = { globalAllowedHosts: [], allowLoopback: false };
+    expect(() => validateTargetHosts(['auth.example.com', '*.blob.example.net', '10.0.0.5:5000'], open, 'op')).not.toThrow();
+    for (const entry of ['169.254.169.254', '[::ffff:a9fe:a9fe]', '2852039166:80', 'metadata.google.internal', '0.0.0.0', '127.0.0.1:5000']) {
+      expect(() => validateTargetHosts(['auth.example.com', entry], open, 'op')).toThrow(expect.objectContaining({ code: 'ENDPOINT_NOT_ALLOWED', details: { field: 'allowedHosts[1]' } }));
+    }
+    const listed = { globalAllowedHosts: ['auth.example.com', '*.blob.example.net', 'token.example.org:8443'], allowLoopback: false };
+    expect(() => validateTargetHosts(['auth.example.com', 'eu.blob.example.net', '*.eu.blob.example.net', '*.blob.example.net', 'token.example.org:8443'], listed, 'op')).not.toThrow();
+    for (const entry of ['evil.example.com', 'blob.example.net', 'token.example.org', 'token.example.org:443', '*.example.net']) {
+      expect(() => validateTargetHosts([entry], listed, 'op')).toThrow(expect.objectContaining({ code: 'ENDPOINT_NOT_ALLOWED', details: { field: 'allowedHosts[0]' } }));
+    }
+    expect(() => validateTargetHosts(['https://x/y'], open, 'op')).toThrow(expect.objectContaining({ code: 'VALIDATION_ERROR' }));
   });
 });
 

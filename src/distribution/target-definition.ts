@@ -1,7 +1,8 @@
-import { isIP } from 'node:net';
 import { DomainError, ErrorCode } from '../common/errors';
 import { LAYER_KINDS, LayerKind, LAYERS } from '../truststore/bundle-formats';
+import { hostRefusal } from './address-classifier';
 import { TRUST_TARGET_KINDS, TrustTargetKind, TrustTargetOptions } from './drivers/trust-target';
+import { allowlistEntryHost, OutboundPolicy } from './outbound-policy';
 
 /**
  * A target as the API declares it, the non-secret settings stored for it, and the driver options
@@ -48,7 +49,7 @@ export const TARGET_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const REGION_NAME = TARGET_NAME;
 
 export interface DriverContext {
-  /** Hosts allowed for every target (configuration), loopback included in development. */
+  /** SIGNET_DISTRIBUTION_ALLOWED_HOSTS: when not empty, every host any target may reach (endpoints included). */
   globalAllowedHosts: string[];
   allowLoopback: boolean;
   requestTimeoutMs: number;
@@ -145,8 +146,15 @@ export function validateKind(kind: unknown, operation: string): TrustTargetKind 
   return kind as TrustTargetKind;
 }
 
-/** Refuses loopback endpoints unless configuration allows them (development and tests). */
-export function validateEndpoint(endpoint: unknown, allowLoopback: boolean, operation: string): string {
+/**
+ * The endpoint of a target being declared or changed: an http(s) URL whose host the address
+ * classifier does not refuse (link-local, metadata, unspecified in any spelling; loopback unless
+ * SIGNET_DISTRIBUTION_ALLOW_LOOPBACK) and, when SIGNET_DISTRIBUTION_ALLOWED_HOSTS is set, that an
+ * allowlist entry covers (loopback too: an allowlist names every endpoint). Without an allowlist any
+ * other host may be declared. Both refusals are 400 ENDPOINT_NOT_ALLOWED; the driver factory checks the rest
+ * of the URL's shape. The same classifier refuses what a name resolves to at connect time.
+ */
+export function validateEndpoint(endpoint: unknown, context: Pick<DriverContext, 'globalAllowedHosts' | 'allowLoopback'>, operation: string): string {
   if (typeof endpoint !== 'string' || endpoint.length > 2048) fail(operation, 'endpoint', 'must be an http(s) URL');
   let url: URL;
   try {
@@ -154,23 +162,62 @@ export function validateEndpoint(endpoint: unknown, allowLoopback: boolean, oper
   } catch {
     return fail(operation, 'endpoint', 'must be an http(s) URL');
   }
-  if (!allowLoopback && isLoopbackHost(url.hostname)) fail(operation, 'endpoint', 'is a loopback address; set SIGNET_DISTRIBUTION_ALLOW_LOOPBACK=true to allow it');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(operation, 'endpoint', 'must be an http(s) URL');
+  const refusal = hostRefusal(url.hostname, context.allowLoopback);
+  if (refusal) {
+    throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: 'endpoint' host ${url.hostname} ${refusal}`, { field: 'endpoint', host: url.host });
+  }
+  if (context.globalAllowedHosts.length > 0) {
+    if (!new OutboundPolicy(context.globalAllowedHosts).allowsHost(url)) {
+      throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: 'endpoint' host ${url.host} is not in SIGNET_DISTRIBUTION_ALLOWED_HOSTS`, { field: 'endpoint', host: url.host });
+    }
+  }
   return endpoint as string;
 }
 
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost') || host === '::1') return true;
-  return isIP(host) === 4 && host.startsWith('127.');
+/**
+ * Scheme, host and port of an endpoint, port always written: what stored credentials are bound
+ * to. Hosts come out of the WHATWG URL parser canonical (lower case, punycode, IPv4 in dotted
+ * decimal, IPv6 compressed), so two spellings of one origin compare equal.
+ */
+export function endpointOrigin(endpoint: string): string {
+  const url = new URL(endpoint);
+  const port = url.port || (url.protocol === 'https:' ? '443' : url.protocol === 'http:' ? '80' : '');
+  return `${url.protocol}//${url.hostname}:${port}`;
 }
 
 export const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '[::1]'];
 
-/** The driver options for a stored target; credentials come unsealed from the caller. */
+/**
+ * A target's own `allowedHosts` (where its redirects and token realms may lead): no host the
+ * address classifier refuses, and with SIGNET_DISTRIBUTION_ALLOWED_HOSTS set, only what that list
+ * covers (it bounds every outbound host; the target's list adds nothing then). 400
+ * ENDPOINT_NOT_ALLOWED naming the entry.
+ */
+export function validateTargetHosts(allowedHosts: readonly string[] | undefined, context: Pick<DriverContext, 'globalAllowedHosts' | 'allowLoopback'>, operation: string): void {
+  const global = context.globalAllowedHosts.length > 0 ? new OutboundPolicy(context.globalAllowedHosts) : undefined;
+  (allowedHosts ?? []).forEach((entry, index) => {
+    const field = `allowedHosts[${index}]`;
+    const { host, wildcard } = allowlistEntryHost(entry, field);
+    const refusal = wildcard ? undefined : hostRefusal(host, context.allowLoopback);
+    if (refusal) throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: '${field}' host ${host} ${refusal}`, { field });
+    if (global && !global.coversEntry(entry, field)) {
+      throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: '${field}' (${entry}) is not covered by SIGNET_DISTRIBUTION_ALLOWED_HOSTS`, { field });
+    }
+  });
+}
+
+/**
+ * The driver options for a stored target; credentials come unsealed from the caller. With a
+ * configured allowlist, that list is all the driver may reach — the endpoint included, so an
+ * endpoint changed behind the API is refused at connect time, and loopback only where listed;
+ * without one, the endpoint, the target's own `allowedHosts` and, in development, loopback.
+ */
 export function driverOptions(target: { kind: TrustTargetKind; endpoint: string; settings: TargetSettings }, credentials: unknown, context: DriverContext): TrustTargetOptions {
   const s = target.settings;
-  const allowedHosts = [...context.globalAllowedHosts, ...(context.allowLoopback ? LOOPBACK_HOSTS : []), ...(s.allowedHosts ?? [])];
-  const common = { endpoint: target.endpoint, allowedHosts, requestTimeoutMs: context.requestTimeoutMs, ...(s.tls ? { tls: s.tls } : {}) };
+  const listed = context.globalAllowedHosts.length > 0;
+  const allowedHosts = listed ? [...context.globalAllowedHosts] : [...(context.allowLoopback ? LOOPBACK_HOSTS : []), ...(s.allowedHosts ?? [])];
+  const common = { endpoint: target.endpoint, allowedHosts, allowLoopback: context.allowLoopback, ...(listed ? { endpointListed: true } : {}), requestTimeoutMs: context.requestTimeoutMs, ...(s.tls ? { tls: s.tls } : {}) };
   const creds = credentials === undefined || credentials === null ? {} : { credentials };
   switch (target.kind) {
     case 'oci-registry':

@@ -1,27 +1,84 @@
+import { closeSync, openSync } from 'node:fs';
+import { unlock, waitForLockSync } from 'fs-native-extensions';
+
 /**
- * One lock for every instance of a PKCS#11 module in this process: the key store's and each signing
- * thread's private copy. SoftHSM2's C_Initialize and C_Finalize set up and tear down state in the
- * OpenSSL library that all instances share, and its C_Login writes the token file, which POSIX
- * locks cannot order between two instances of one process. Two threads doing either at once fail
- * with CKR_GENERAL_ERROR now and then, and two C_Finalize calls at once crashed the process (seen
- * with a raw benchmark that finalised two private copies together). The lock lives in a
- * SharedArrayBuffer that every signing thread receives, so the main thread and the workers take
- * the same one. These calls are rare (start, recovery, close), so a blocking wait is fine, even on
- * the event loop.
+ * The token lock: held around every call that reads or writes a token's own state
+ * (TOKEN_FILE_METHODS in pkcs11-api.ts), by every instance of a PKCS#11 module in this process —
+ * the key store's and each signing thread's private copy — and, when the token lives in files
+ * other processes share (SoftHSM2's token directory), by every such process.
+ *
+ * Why, within a process: SoftHSM2's C_Initialize and C_Finalize set up and tear down OpenSSL state
+ * that all instances share (two C_Finalize calls at once crashed the process), and the instances'
+ * reads and writes of the token file must not overlap (next paragraph).
+ *
+ * Why, between processes: SoftHSM2 (2.6.1) rewrites the token file in place on every login (it
+ * keeps the PIN-failure flags there) and reads it for slot and token info, session opening, login
+ * and logout. Its own file locks do not keep a reader from seeing that file half-written: with one
+ * single-threaded process logging in and out in a loop, two others reading token info failed about
+ * one read in four (CKR_GENERAL_ERROR, or the token gone from the slot list), and an instance that
+ * read it half-written keeps failing until it is initialised again. So every process sharing the
+ * directory takes an exclusive lock on one file in it (an open-file-description lock: released by
+ * the kernel when the process dies, and exclusive between threads too) for each such call. With
+ * that lock the same loop failed no read. These calls are rare (start, session repair, recovery,
+ * close): signing, key generation and object look-ups never take it.
+ *
+ * The in-process part lives in a SharedArrayBuffer every signing thread receives (WORKER_SOURCE in
+ * sign-workers.ts takes it with the same algorithm, then the file lock through its own descriptor).
+ * A blocking wait is fine, even on the event loop. The lock is re-entrant within a thread: a token
+ * look-up holds it across its whole scan and the calls inside take it again.
  */
 const LOCK = new Int32Array(new SharedArrayBuffer(4));
 
-/** The shared memory behind the lock, for a worker's workerData. */
+/** How deep this thread is inside the lock (module state is per thread: each worker has its own). */
+let depth = 0;
+
+/** This thread's descriptor of the file shared with other processes, when there is one. */
+let shared: { path: string; fd: number } | undefined;
+
+/** The shared memory behind the in-process lock, for a worker's workerData. */
 export function moduleInstanceLockBuffer(): SharedArrayBuffer {
   return LOCK.buffer as SharedArrayBuffer;
 }
 
-/** Runs `fn` holding the process-wide module lock; the workers run the same algorithm on the same buffer (WORKER_SOURCE in sign-workers.ts). */
+/**
+ * Makes every later token-level call of this thread also take the lock on `path`, a file that
+ * every process using the same token files names alike (undefined: this process's lock alone).
+ */
+export function shareTokenLockWith(path: string | undefined): void {
+  if (shared?.path === path) return;
+  withModuleInstanceLock(() => {
+    if (shared) closeSync(shared.fd);
+    shared = path === undefined ? undefined : { path, fd: openSync(path, 'a', 0o600) };
+  });
+}
+
+/** The file this thread's token lock is shared through, if any. */
+export function sharedTokenLockFile(): string | undefined {
+  return shared?.path;
+}
+
+/** Runs `fn` holding the token lock. */
 export function withModuleInstanceLock<T>(fn: () => T): T {
+  if (depth > 0) {
+    depth++;
+    try {
+      return fn();
+    } finally {
+      depth--;
+    }
+  }
   while (Atomics.compareExchange(LOCK, 0, 0, 1) !== 0) Atomics.wait(LOCK, 0, 1, 50);
+  depth = 1;
+  const fd = shared?.fd;
   try {
-    return fn();
+    if (fd !== undefined) waitForLockSync(fd);
+    try {
+      return fn();
+    } finally {
+      if (fd !== undefined) unlock(fd);
+    }
   } finally {
+    depth = 0;
     Atomics.store(LOCK, 0, 0);
     Atomics.notify(LOCK, 0, 1);
   }

@@ -1,25 +1,41 @@
 import type * as pkcs11js from 'pkcs11js';
 
+/** The functions of pkcs11js's PKCS11 object the hsm module calls. */
+export const PKCS11_METHODS = [
+  'C_Initialize', 'C_Finalize', 'C_GetInfo',
+  'C_GetSlotList', 'C_GetSlotInfo', 'C_GetTokenInfo', 'C_GetMechanismList',
+  'C_InitToken', 'C_InitPIN',
+  'C_OpenSession', 'C_CloseSession', 'C_CloseAllSessions', 'C_GetSessionInfo',
+  'C_Login', 'C_Logout',
+  'C_FindObjectsInit', 'C_FindObjects', 'C_FindObjectsFinal',
+  'C_GetAttributeValue', 'C_SetAttributeValue', 'C_DestroyObject', 'C_CopyObject',
+  'C_GenerateKeyPair', 'C_GenerateKey', 'C_GenerateRandom',
+  'C_SignInit', 'C_Sign',
+  'C_EncryptInit', 'C_Encrypt', 'C_DecryptInit', 'C_Decrypt',
+  'C_WrapKey',
+] as const satisfies readonly (keyof pkcs11js.PKCS11)[];
+
+export type Pkcs11Method = (typeof PKCS11_METHODS)[number];
+
 /**
  * The part of pkcs11js's PKCS11 object the hsm module calls. Typed as a Pick so the fault
  * injector (tests only) can stand in front of the real object with the same shape.
  */
-export type Pkcs11Api = Pick<
-  pkcs11js.PKCS11,
-  | 'C_Initialize' | 'C_Finalize' | 'C_GetInfo'
-  | 'C_GetSlotList' | 'C_GetSlotInfo' | 'C_GetTokenInfo' | 'C_GetMechanismList'
-  | 'C_InitToken' | 'C_InitPIN'
-  | 'C_OpenSession' | 'C_CloseSession' | 'C_CloseAllSessions' | 'C_GetSessionInfo'
-  | 'C_Login' | 'C_Logout'
-  | 'C_FindObjectsInit' | 'C_FindObjects' | 'C_FindObjectsFinal'
-  | 'C_GetAttributeValue' | 'C_SetAttributeValue' | 'C_DestroyObject' | 'C_CopyObject'
-  | 'C_GenerateKeyPair' | 'C_GenerateKey' | 'C_GenerateRandom'
-  | 'C_SignInit' | 'C_Sign'
-  | 'C_EncryptInit' | 'C_Encrypt' | 'C_DecryptInit' | 'C_Decrypt'
-  | 'C_WrapKey'
->;
+export type Pkcs11Api = Pick<pkcs11js.PKCS11, Pkcs11Method>;
 
-export type Pkcs11Method = keyof Pkcs11Api;
+/**
+ * Token-level functions: in SoftHSM2 they read or write the token's own file (a login rewrites it),
+ * so each process makes them one thread at a time (module-instance-lock.ts). They are rare (start,
+ * session repair, recovery, close); signing, key generation and object look-ups are not among them.
+ */
+export const TOKEN_FILE_METHODS: ReadonlySet<Pkcs11Method> = new Set<Pkcs11Method>([
+  'C_Initialize', 'C_Finalize',
+  'C_GetSlotList', 'C_GetSlotInfo', 'C_GetTokenInfo',
+  'C_InitToken', 'C_InitPIN',
+  'C_OpenSession', 'C_CloseSession', 'C_CloseAllSessions', 'C_GetSessionInfo',
+  'C_Login', 'C_Logout',
+]);
+
 export type Handle = pkcs11js.Handle;
 export type Template = pkcs11js.Template;
 export type Mechanism = pkcs11js.Mechanism;

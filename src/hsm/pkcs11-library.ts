@@ -2,9 +2,10 @@ import { realpathSync } from 'node:fs';
 import * as pkcs11js from 'pkcs11js';
 import type { HsmLogger } from './hsm-logger';
 import { silentLogger } from './hsm-logger';
-import { type Handle, type Pkcs11Api, trimPkcs11Label } from './pkcs11-api';
+import { type Handle, PKCS11_METHODS, type Pkcs11Api, TOKEN_FILE_METHODS, trimPkcs11Label } from './pkcs11-api';
 import { toPkcs11Error } from './pkcs11-errors';
-import { withModuleInstanceLock } from './module-instance-lock';
+import { shareTokenLockWith, withModuleInstanceLock } from './module-instance-lock';
+import { softHsmTokenLockFile } from './softhsm-token-lock';
 
 /** Something holding sessions that must be drained before the library is finalised. */
 export interface LibraryClient {
@@ -36,6 +37,8 @@ export class Pkcs11Library {
   private static readonly registryKey = Symbol.for('signet.hsm.pkcs11-libraries');
 
   private readonly binding: pkcs11js.PKCS11;
+  /** The binding with every token-level call made under the process-wide module lock. */
+  private readonly tokenOrderedApi: Pkcs11Api;
   private references = 0;
   private initialized = false;
   /** False when C_Initialize found the module already initialised by someone else in this process. */
@@ -54,6 +57,7 @@ export class Pkcs11Library {
     } catch (err) {
       throw new Error(`hsm: cannot load PKCS#11 module ${modulePath}: ${err instanceof Error ? err.message : String(err)}`);
     }
+    this.tokenOrderedApi = tokenOrdered(this.binding);
   }
 
   private static registry(): Map<string, Pkcs11Library> {
@@ -104,7 +108,7 @@ export class Pkcs11Library {
     if (this.references > 0) return;
     if (this.initialized && this.ownsInitialization) {
       try {
-        withModuleInstanceLock(() => this.binding.C_Finalize());
+        this.tokenOrderedApi.C_Finalize();
       } catch {
         // already finalised by someone else: nothing left to release
       }
@@ -113,8 +117,9 @@ export class Pkcs11Library {
     this.ownsInitialization = false;
   }
 
+  /** The module's functions; token-level ones wait for the process-wide module lock (module-instance-lock.ts). */
   get api(): Pkcs11Api {
-    return this.binding;
+    return this.tokenOrderedApi;
   }
 
   /** Incremented by every re-initialisation: sessions and object handles from an older generation are gone. */
@@ -147,7 +152,7 @@ export class Pkcs11Library {
     this.resetting = (async () => {
       await Promise.all([...this.clients].map((client) => client.prepareForLibraryReset()));
       try {
-        withModuleInstanceLock(() => this.binding.C_Finalize());
+        this.tokenOrderedApi.C_Finalize();
       } catch {
         // CKR_CRYPTOKI_NOT_INITIALIZED: someone finalised it for us
       }
@@ -167,9 +172,8 @@ export class Pkcs11Library {
    * leaked a store, with another SOFTHSM2_CONF), initialise it again once so this process's
    * configuration is read.
    */
-  locateToken(label: string, api: Pkcs11Api = this.binding): TokenSlot | undefined {
-    // Under the process-wide module lock: token info read while another instance of this process
-    // rewrites the token file (its C_Login) can come back half-written.
+  locateToken(label: string, api: Pkcs11Api = this.tokenOrderedApi): TokenSlot | undefined {
+    // The whole scan under the process-wide module lock (see module-instance-lock.ts).
     const find = (): TokenSlot | undefined => withModuleInstanceLock(() => findUnlocked());
     const findUnlocked = (): TokenSlot | undefined => {
       for (const slot of api.C_GetSlotList(true)) {
@@ -185,7 +189,7 @@ export class Pkcs11Library {
     if (found || this.ownsInitialization || this.clients.size > 0 || this.resetting) return found;
     this.logger.warn(`hsm: token '${label}' not visible in a module initialised elsewhere in this process; re-initialising it`);
     try {
-      withModuleInstanceLock(() => this.binding.C_Finalize());
+      this.tokenOrderedApi.C_Finalize();
     } catch {
       // not initialised after all
     }
@@ -197,8 +201,11 @@ export class Pkcs11Library {
 
   private ensureInitialized(): void {
     if (this.initialized) return;
+    // SoftHSM2 reads its token files in C_Initialize: from here on, token-level calls are ordered
+    // with every other process using the same token directory.
+    shareTokenLockWith(softHsmTokenLockFile(this.modulePath));
     try {
-      withModuleInstanceLock(() => this.binding.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK }));
+      this.tokenOrderedApi.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
       this.ownsInitialization = true;
     } catch (err) {
       const p11 = toPkcs11Error(err, 'C_Initialize');
@@ -208,6 +215,20 @@ export class Pkcs11Library {
     }
     this.initialized = true;
   }
+}
+
+/**
+ * The binding's functions, bound to it; the token-level ones (TOKEN_FILE_METHODS) run under the
+ * process-wide module lock. Signing and object calls are the binding's own functions, bound: the
+ * signing path pays nothing for the lock.
+ */
+function tokenOrdered(binding: pkcs11js.PKCS11): Pkcs11Api {
+  const api: Record<string, unknown> = {};
+  for (const method of PKCS11_METHODS) {
+    const real = (binding[method] as (...args: unknown[]) => unknown).bind(binding);
+    api[method] = TOKEN_FILE_METHODS.has(method) ? (...args: unknown[]) => withModuleInstanceLock(() => real(...args)) : real;
+  }
+  return api as unknown as Pkcs11Api;
 }
 
 /**

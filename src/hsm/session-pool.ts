@@ -14,7 +14,6 @@ import {
   toPkcs11Error,
 } from './pkcs11-errors';
 import type { LibraryClient, Pkcs11Library } from './pkcs11-library';
-import { withModuleInstanceLock } from './module-instance-lock';
 
 const SESSION_SUSPECT = Symbol('signet.sessionSuspect');
 
@@ -360,8 +359,7 @@ export class SessionPool implements LibraryClient {
   /** Login is per application and token: one C_Login covers every session of the pool. */
   private login(session: PooledSession): void {
     try {
-      // Under the process-wide module lock: SoftHSM2 rewrites the token file on a login (see module-instance-lock.ts).
-      withModuleInstanceLock(() => this.api().C_Login(session.handle, pkcs11js.CKU_USER, this.#pin));
+      this.api().C_Login(session.handle, pkcs11js.CKU_USER, this.#pin);
     } catch (err) {
       const p11 = toPkcs11Error(err, 'C_Login');
       if (p11?.ckr === 'CKR_USER_ALREADY_LOGGED_IN') return;

@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { HsmLogger } from './hsm-logger';
 import type { Mechanism } from './pkcs11-api';
-import { moduleInstanceLockBuffer } from './module-instance-lock';
+import { moduleInstanceLockBuffer, sharedTokenLockFile } from './module-instance-lock';
 import { hsmUnavailable } from './pkcs11-errors';
 import { markSessionSuspect } from './session-pool';
 
@@ -56,12 +56,20 @@ if (workerData.ownModule) {
 }
 if (!own) p11.load(workerData.modulePath);
 
-// The process-wide module lock (module-instance-lock.ts, same algorithm on the same memory).
+// The token lock (module-instance-lock.ts, same algorithm on the same memory), and the file lock
+// other processes sharing the token files take too, through this thread's own descriptor.
 const LOCK = new Int32Array(workerData.lock);
+const fileLock = workerData.tokenLockFile === undefined ? undefined : require(workerData.fileLockModulePath);
+const lockFd = fileLock && fs.openSync(workerData.tokenLockFile, 'a', 0o600);
 function locked(fn) {
   while (Atomics.compareExchange(LOCK, 0, 0, 1) !== 0) Atomics.wait(LOCK, 0, 1, 50);
   try {
-    return fn();
+    if (fileLock) fileLock.waitForLockSync(lockFd);
+    try {
+      return fn();
+    } finally {
+      if (fileLock) fileLock.unlock(lockFd);
+    }
   } finally {
     Atomics.store(LOCK, 0, 0);
     Atomics.notify(LOCK, 0, 1);
@@ -92,8 +100,8 @@ function pkcs11Error(name, method, text) {
 
 function connect(t) {
   if (sessions[t] !== undefined) return sessions[t];
-  // All of it under the process-wide module lock: reading the token file (slot and token info)
-  // while another instance of this process rewrites it (its C_Login) can read it half-written.
+  // All of it under the process-wide module lock: slot and token info, opening a session and a
+  // login read or write the token file, which one thread of a process at a time may touch.
   return locked(() => connectLocked(t));
 }
 
@@ -127,15 +135,18 @@ function connectLocked(t) {
 
 /** Forgets sessions and handles; an own instance is finalised, to be initialised again on next use. */
 function reset() {
-  for (let t = 0; t < sessions.length; t++) {
-    if (sessions[t] !== undefined) try { p11.C_CloseSession(sessions[t]); } catch {}
-    sessions[t] = undefined;
-  }
+  // Closing a session and finalising touch the token file too: under the module lock.
+  locked(() => {
+    for (let t = 0; t < sessions.length; t++) {
+      if (sessions[t] !== undefined) try { p11.C_CloseSession(sessions[t]); } catch {}
+      sessions[t] = undefined;
+    }
+    if (own && initialized) {
+      try { p11.C_Finalize(); } catch {}
+      initialized = false;
+    }
+  });
   handles.length = 0;
-  if (own && initialized) {
-    try { locked(() => p11.C_Finalize()); } catch {}
-    initialized = false;
-  }
 }
 
 function keyHandle(k, session) {
@@ -178,16 +189,20 @@ function signOnce(k, mechanism, data) {
 function applyFault(fault) {
   if (!own) throw new Error('faults apply to an own module instance only');
   for (let t = 0; t < tokens.length; t++) connect(t);
-  if (fault === 'close-all-sessions') for (const slot of slots) p11.C_CloseAllSessions(slot);
-  else if (fault === 'logout') p11.C_Logout(sessions[0]);
-  else if (fault === 'finalize') locked(() => p11.C_Finalize());
-  else throw new Error('unknown fault ' + fault);
+  locked(() => {
+    if (fault === 'close-all-sessions') for (const slot of slots) p11.C_CloseAllSessions(slot);
+    else if (fault === 'logout') p11.C_Logout(sessions[0]);
+    else if (fault === 'finalize') p11.C_Finalize();
+    else throw new Error('unknown fault ' + fault);
+  });
 }
 
 parentPort.on('message', (message) => {
   if (message.close) {
     // An own instance is finalised before the thread goes (its sessions close, its login ends).
     reset();
+    // Descriptors belong to the process, not the thread: close ours before the thread goes.
+    if (fileLock) try { fs.closeSync(lockFd); } catch {}
     parentPort.postMessage({ closed: true });
     return;
   }
@@ -582,7 +597,8 @@ export class SignWorkerPool {
     const tokens = this.#options.tokens.map((token) => (ownModule ? { label: token.label, pin: token.pin } : { label: token.label }));
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { pkcs11jsPath: require.resolve('pkcs11js'), modulePath, outputBufferSize, nice: SIGN_THREAD_NICE, ownModule, tokens, tmpdir: this.#options.moduleCopyDir ?? os.tmpdir(), lock: moduleInstanceLockBuffer() },
+      workerData: { pkcs11jsPath: require.resolve('pkcs11js'), modulePath, outputBufferSize, nice: SIGN_THREAD_NICE, ownModule, tokens, tmpdir: this.#options.moduleCopyDir ?? os.tmpdir(),
+        lock: moduleInstanceLockBuffer(), tokenLockFile: sharedTokenLockFile(), fileLockModulePath: require.resolve('fs-native-extensions') },
       // Nothing from the parent's command line (a -r preload such as ts-node would load into every thread).
       execArgv: [],
       // The thread holds no JS state worth a large heap.

@@ -13,7 +13,9 @@ import { derToPem } from '../ca/pem-codec';
 import { CertificateSubject, validateSubject } from '../ca/subject-name';
 import { DomainError, ErrorCode } from '../common/errors';
 import { isKeySpec, KEY_SPEC_INFO, KeySpec } from '../common/key-spec';
+import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { cronOf, shortestInterval } from '../rotation/rotation-schedule';
 import { KeyVersionEntity, KeyVersionState } from './key-version.entity';
 import { RotationPolicy, SigningKeyEntity } from './signing-key.entity';
 
@@ -83,6 +85,7 @@ export class KeysService {
     private readonly cas: CaService,
     @Inject(KEY_STORE) private readonly keyStore: KeyStore,
     private readonly audit: AuditService,
+    @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
   ) {}
 
   addEventSink(sink: KeyEventSink): void {
@@ -102,7 +105,7 @@ export class KeysService {
     if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > MAX_LEAF_VALIDITY_DAYS) {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'certificateValidityDays' must be 1..${MAX_LEAF_VALIDITY_DAYS}`, { field: 'certificateValidityDays' });
     }
-    const rotation = validateRotation(input.rotation, operation);
+    const rotation = validateRotation(input.rotation, operation, this.config.rotation.minIntervalHours);
     const requires = [...new Set(input.requires ?? [])];
     if (requires.includes(input.name)) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: a key cannot require itself`, { field: 'requires' });
     if (requires.length > 0) {
@@ -405,7 +408,13 @@ export class KeysService {
   }
 }
 
-function validateRotation(input: CreateKeyInput['rotation'], operation: string): RotationPolicy {
+/**
+ * A rotation policy from the API (key creation; any route that changes a policy must call this
+ * too). A schedule firing more often than SIGNET_ROTATION_MIN_INTERVAL_HOURS is refused: each
+ * rotation is a new HSM key pair and certificate, so a caller-chosen schedule must not become an
+ * amplifier (`* * * * * *` would mint one every second).
+ */
+export function validateRotation(input: CreateKeyInput['rotation'], operation: string, minIntervalHours: number, now = new Date()): RotationPolicy {
   if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
     throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'rotation' must be an object`, { field: 'rotation' });
   }
@@ -419,6 +428,15 @@ function validateRotation(input: CreateKeyInput['rotation'], operation: string):
   if (typeof policy.schedule !== 'string' || (policy.schedule !== 'quarterly' && !isCron(policy.schedule))) {
     throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'rotation.schedule' must be "quarterly" or a cron expression`, { field: 'rotation.schedule' });
   }
+  const floorMs = minIntervalHours * 3_600_000;
+  const shortestMs = shortestInterval(policy.schedule, now, floorMs);
+  if (shortestMs < floorMs) {
+    throw new DomainError(
+      ErrorCode.ROTATION_TOO_FREQUENT,
+      `${operation}: 'rotation.schedule' fires ${describeGap(shortestMs)} apart at its closest; rotations must be at least ${minIntervalHours} h apart (SIGNET_ROTATION_MIN_INTERVAL_HOURS)`,
+      { field: 'rotation.schedule', schedule: cronOf(policy.schedule), shortestIntervalSeconds: Math.round(shortestMs / 1000), minIntervalHours },
+    );
+  }
   for (const field of ['overlapDays', 'retentionDays'] as const) {
     const value = policy[field];
     if (!Number.isInteger(value) || value < 0 || value > 3650) {
@@ -426,6 +444,12 @@ function validateRotation(input: CreateKeyInput['rotation'], operation: string):
     }
   }
   return policy;
+}
+
+function describeGap(ms: number): string {
+  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1).replace(/\.0$/, '')} h`;
 }
 
 function isCron(expression: string): boolean {

@@ -17,6 +17,8 @@ export interface SignetConnection {
   /** Signet's base URL (may carry a path prefix when Signet sits behind a reverse proxy). */
   baseUrl: URL;
   token: string;
+  /** Where the token came from (`token_file '<path>'` or `token_env 'NAME'`), for error messages; never the token. */
+  tokenSource?: string;
   /** PEM of the CA(s) to trust for Signet's TLS certificate instead of the system roots. */
   ca?: Buffer;
   timeoutMs: number;
@@ -39,9 +41,11 @@ export function readConnection(config: PluginConfig | undefined, env: NodeJS.Pro
   if (cfg.ca_file !== undefined && baseUrl.protocol !== 'https:') {
     throw validationError(`pluginConfig: 'ca_file' only applies to an https:// url`);
   }
+  const { token, source } = readToken(cfg, env);
   return {
     baseUrl,
-    token: readToken(cfg, env),
+    token,
+    tokenSource: source,
     ca: cfg.ca_file === undefined ? undefined : readCa(cfg.ca_file, env),
     timeoutMs: readTimeout(cfg.timeout_ms),
   };
@@ -85,15 +89,17 @@ export function isLoopback(hostname: string): boolean {
   return false;
 }
 
-function readToken(cfg: PluginConfig, env: NodeJS.ProcessEnv): string {
+function readToken(cfg: PluginConfig, env: NodeJS.ProcessEnv): { token: string; source: string } {
   const file = cfg.token_file;
   const variable = cfg.token_env;
   if ((file === undefined) === (variable === undefined)) {
     throw validationError(`pluginConfig: set exactly one of 'token_file' (a file holding the Signet token) or 'token_env' (an environment variable holding it)`);
   }
   let token: string;
+  let source: string;
   if (file !== undefined) {
     const resolved = expandHome(file, env);
+    source = `token_file '${resolved}'`;
     try {
       token = fs.readFileSync(resolved, 'utf8');
     } catch (error) {
@@ -102,6 +108,7 @@ function readToken(cfg: PluginConfig, env: NodeJS.ProcessEnv): string {
     token = token.trim();
     if (token === '') throw validationError(`pluginConfig: token_file '${resolved}' is empty`);
   } else {
+    source = `token_env '${variable}'`;
     token = (env[variable!] ?? '').trim();
     if (token === '') throw validationError(`pluginConfig: environment variable '${variable}' (token_env) is not set or empty`);
   }
@@ -109,7 +116,7 @@ function readToken(cfg: PluginConfig, env: NodeJS.ProcessEnv): string {
   if (!/^[\x21-\x7e]+$/.test(token)) {
     throw validationError(`pluginConfig: the token from ${file !== undefined ? 'token_file' : 'token_env'} contains spaces or non-printable characters`);
   }
-  return token;
+  return { token, source };
 }
 
 function readCa(file: string, env: NodeJS.ProcessEnv): Buffer {

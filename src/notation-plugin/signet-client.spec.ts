@@ -51,6 +51,20 @@ describe(SignetClient.name, () => {
   });
 
   it.each([
+    [401, '{"error":{"code":"UNAUTHENTICATED","message":"invalid token"}}', "answered HTTP 401: UNAUTHENTICATED: invalid token (the token from token_file '/etc/signet/ci.token' was refused: it is unknown, expired or revoked"],
+    [403, '{"error":{"code":"FORBIDDEN","message":"role auditor may not sign"}}', "(the token from token_file '/etc/signet/ci.token' may not sign: a signer token granted the key is needed)"],
+    [404, '{"error":{"code":"NOT_FOUND","message":"no key named \'release\'"}}', "(no key 'release' that the token from token_file '/etc/signet/ci.token' may use: either it does not exist or the token is not granted it"],
+  ])('says what to do about HTTP %d, naming the token setting (never the token)', async (status, body, expected) => {
+    answer = (res) => res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    const withSource = new SignetClient({ baseUrl: new URL(origin), token: 'sgt_x', tokenSource: "token_file '/etc/signet/ci.token'", timeoutMs: 5000 }, 'notation-signet/test');
+    const error = (await withSource.getKey('release', 'describe-key').catch((e: unknown) => e)) as PluginError;
+    expect(error).toBeInstanceOf(PluginError);
+    expect(error.code).toBe('ACCESS_DENIED');
+    expect(error.message).toContain(expected);
+    expect(error.message).not.toContain('sgt_x');
+  });
+
+  it.each([
     [400, 'VALIDATION_ERROR'],
     [401, 'ACCESS_DENIED'],
     [403, 'ACCESS_DENIED'],

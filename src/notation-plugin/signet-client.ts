@@ -23,15 +23,15 @@ export class SignetClient {
 
   /** `GET /v1/keys/{name}`. */
   getKey(keyName: string, operation: string): Promise<SignetResponse> {
-    return this.send('GET', `/v1/keys/${encodeURIComponent(keyName)}`, undefined, operation);
+    return this.send('GET', `/v1/keys/${encodeURIComponent(keyName)}`, undefined, operation, keyName);
   }
 
   /** `POST /v1/keys/{name}/sign` in payload mode. */
   sign(keyName: string, body: Record<string, unknown>, operation: string): Promise<SignetResponse> {
-    return this.send('POST', `/v1/keys/${encodeURIComponent(keyName)}/sign`, body, operation);
+    return this.send('POST', `/v1/keys/${encodeURIComponent(keyName)}/sign`, body, operation, keyName);
   }
 
-  private send(method: 'GET' | 'POST', route: string, body: unknown, operation: string): Promise<SignetResponse> {
+  private send(method: 'GET' | 'POST', route: string, body: unknown, operation: string, keyName: string): Promise<SignetResponse> {
     const { baseUrl, token, ca, timeoutMs } = this.connection;
     const url = new URL(baseUrl.pathname.replace(/\/+$/, '') + route, baseUrl);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -83,7 +83,7 @@ export class SignetClient {
             if (parsed === undefined) finish(new PluginError('ERROR', `${operation}: ${where} answered ${status} without a JSON body`));
             else finish(undefined, { status, body: parsed });
           } else {
-            finish(httpError(status, parsed, response.headers['retry-after'], operation, where));
+            finish(httpError(status, parsed, response.headers['retry-after'], operation, where, { keyName, tokenSource: this.connection.tokenSource }));
           }
         });
       });
@@ -133,7 +133,32 @@ export function errorCodeForStatus(status: number): PluginErrorCode {
   }
 }
 
-function httpError(status: number, body: unknown, retryAfter: string | undefined, operation: string, where: string): PluginError {
+/**
+ * What a user does about the statuses that mean "this token, this key": Notation prints only the
+ * message, so it says which token setting was used and that a 404 may be a missing grant.
+ */
+function accessHint(status: number, context: { keyName: string; tokenSource?: string }): string {
+  const token = context.tokenSource ? `the token from ${context.tokenSource}` : 'the token';
+  switch (status) {
+    case 401:
+      return ` (${token} was refused: it is unknown, expired or revoked; put a current Signet signer token there)`;
+    case 403:
+      return ` (${token} may not sign: a signer token granted the key is needed)`;
+    case 404:
+      return ` (no key '${context.keyName}' that ${token} may use: either it does not exist or the token is not granted it; a Signet admin grants keys with PATCH /v1/tokens/{id})`;
+    default:
+      return '';
+  }
+}
+
+function httpError(
+  status: number,
+  body: unknown,
+  retryAfter: string | undefined,
+  operation: string,
+  where: string,
+  context: { keyName: string; tokenSource?: string },
+): PluginError {
   const signetError = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
   const signetCode = typeof signetError?.code === 'string' ? signetError.code : undefined;
   const signetMessage = typeof signetError?.message === 'string' ? clip(signetError.message) : undefined;
@@ -141,7 +166,7 @@ function httpError(status: number, body: unknown, retryAfter: string | undefined
   if (signetCode) metadata.signetErrorCode = signetCode;
   if (status === 429 && retryAfter) metadata.retryAfter = retryAfter;
   const detail = [signetCode, signetMessage].filter(Boolean).join(': ') || 'no error detail';
-  const hint = status === 429 && retryAfter ? ` (retry after ${/^\d+$/.test(retryAfter) ? `${retryAfter} s` : retryAfter})` : '';
+  const hint = status === 429 && retryAfter ? ` (retry after ${/^\d+$/.test(retryAfter) ? `${retryAfter} s` : retryAfter})` : accessHint(status, context);
   return new PluginError(errorCodeForStatus(status), `${operation}: ${where} answered HTTP ${status}: ${detail}${hint}`, metadata);
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DomainError, ErrorCode } from '../common/errors';
+import { assertJsonCharset } from './body-types';
 
 /** No request body Signet accepts nests deeper than a few levels; this leaves ample room. */
 export const MAX_JSON_DEPTH = 64;
@@ -35,6 +36,12 @@ export function jsonDepthExceeds(text: string, max: number): boolean {
 export function depthLimitedJsonParser(fastify: FastifyInstance, maxDepth = MAX_JSON_DEPTH) {
   const parse = fastify.getDefaultJsonParser('error', 'error');
   return (request: FastifyRequest, body: Buffer, done: (error: Error | null, value?: unknown) => void): void => {
+    try {
+      assertJsonCharset(request);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
     const text = body.toString('utf8');
     if (jsonDepthExceeds(text, maxDepth)) {
       done(new DomainError(ErrorCode.VALIDATION_ERROR, `JSON body nested deeper than ${maxDepth} levels`));

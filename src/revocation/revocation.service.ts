@@ -128,13 +128,13 @@ export class RevocationService {
   async status(
     issuerGenerationId: string,
     serialHex: string,
-  ): Promise<{ status: 'good' } | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason } | { status: 'unknown' }> {
+  ): Promise<{ status: 'good' } | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason; invalidityDate?: Date } | { status: 'unknown' }> {
     const certificate = await this.dataSource.getRepository(CertificateEntity).findOne({
       where: { serial: serialHex, issuerGenerationId },
-      select: { serial: true, revokedAt: true, revocationReason: true },
+      select: { serial: true, revokedAt: true, revocationReason: true, invalidityDate: true },
     });
     if (!certificate) return { status: 'unknown' };
     if (!certificate.revokedAt) return { status: 'good' };
-    return { status: 'revoked', revokedAt: certificate.revokedAt, reason: certificate.revocationReason ?? undefined };
+    return { status: 'revoked', revokedAt: certificate.revokedAt, reason: certificate.revocationReason ?? undefined, invalidityDate: certificate.invalidityDate ?? undefined };
   }
 }

@@ -60,8 +60,9 @@ export class RotationStatusService {
          FROM signing_keys k LEFT JOIN key_versions a ON a.key_id = k.id AND a.state = 'active' ORDER BY k.name`,
     );
     const crls: Array<{ generation: string; crl_this_update: Date | null; crl_next_update: Date | null }> = await this.dataSource.query(
-      `SELECT g.name AS generation, g.crl_this_update, g.crl_next_update FROM ca_generations g
-        WHERE g.certificate IS NOT NULL AND g.key_uri <> $2 AND g.not_after > $1 ORDER BY g.name`,
+      // TSA CAs issue no CRL (CrlService skips them): listing them would report a CRL missing forever.
+      `SELECT g.name AS generation, g.crl_this_update, g.crl_next_update FROM ca_generations g JOIN cas c ON c.id = g.ca_id
+        WHERE g.certificate IS NOT NULL AND g.key_uri <> $2 AND g.not_after > $1 AND c.kind <> 'tsa' ORDER BY g.name`,
       [now, EXTERNAL_KEY_URI],
     );
     const [counts] = await this.dataSource.query(

@@ -12,7 +12,7 @@ import { SigningKeyEntity } from '../keys/signing-key.entity';
 import { RotationEntity } from './rotation.entity';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
 import { rotationLockName, tryRotationLock, writeRotation } from './rotation-store';
-import { dueOccurrence } from './rotation-schedule';
+import { dueOccurrence, shortestInterval } from './rotation-schedule';
 import {
   CaRolloverPlan,
   currentStep,
@@ -65,6 +65,8 @@ export interface ListRotationsQuery {
 @Injectable()
 export class RotationService {
   private readonly logger = new Logger(RotationService.name);
+  /** Whether a stored schedule's occurrences stay at least the floor apart (computed once per schedule). */
+  private readonly scheduleMeetsFloor = new Map<string, boolean>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -319,6 +321,26 @@ export class RotationService {
   // ------------------------------------------------------------------ the scheduler's question
 
   /**
+   * The occurrence a scheduled rotation of a key answers now, if any. Key creation refuses
+   * schedules that fire more often than SIGNET_ROTATION_MIN_INTERVAL_HOURS; a schedule stored
+   * before that check (or under a lower floor) still rotates no more often than the floor: not
+   * before the active version is that old.
+   */
+  private scheduledDue(schedule: string, activatedAt: Date, now: Date): Date | undefined {
+    const dueAt = dueOccurrence(schedule, activatedAt, now);
+    if (!dueAt) return undefined;
+    const floorMs = this.config.rotation.minIntervalHours * 3_600_000;
+    if (now.getTime() - activatedAt.getTime() >= floorMs) return dueAt;
+    let meetsFloor = this.scheduleMeetsFloor.get(schedule);
+    if (meetsFloor === undefined) {
+      meetsFloor = shortestInterval(schedule, now, floorMs) >= floorMs;
+      if (!meetsFloor) this.logger.warn(`rotation schedule '${schedule}' fires more often than SIGNET_ROTATION_MIN_INTERVAL_HOURS; keys with it rotate at most every ${this.config.rotation.minIntervalHours} h`);
+      this.scheduleMeetsFloor.set(schedule, meetsFloor);
+    }
+    return meetsFloor ? dueAt : undefined;
+  }
+
+  /**
    * What the scheduler tick enqueues at `now`. Candidates are read without locks; each is then
    * re-checked and inserted under its advisory lock (skipped when another replica holds it).
    */
@@ -338,7 +360,7 @@ export class RotationService {
       if (!key.has_active) {
         // External CA: a first version waits for its chain; that is not a missing version.
         if (key.external && key.has_pending) continue;
-      } else if (!dueOccurrence(key.rotation.schedule, key.activated_at ?? new Date(0), now)) {
+      } else if (!this.scheduledDue(key.rotation.schedule, key.activated_at ?? new Date(0), now)) {
         continue;
       }
       try {
@@ -353,7 +375,7 @@ export class RotationService {
             [key.id],
           );
           if (state.has_active) {
-            const dueAt = dueOccurrence(entity.rotation.schedule, state.activated_at ?? new Date(0), now);
+            const dueAt = this.scheduledDue(entity.rotation.schedule, state.activated_at ?? new Date(0), now);
             if (!dueAt) return undefined;
             return this.startKeyRotation(manager, entity, { trigger: 'schedule', now, dueAt });
           }

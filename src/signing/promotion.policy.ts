@@ -9,19 +9,21 @@ const SIGNED_BY = `
   SELECT DISTINCT s.key_name
   FROM artifact_signings s
   JOIN key_versions v ON v.id = s.key_version_id
-  WHERE s.artifact_digest = $1 AND s.key_name = ANY($2::text[]) AND v.state <> 'revoked'`;
+  WHERE s.artifact_digest = $1 AND s.key_name = ANY($2::text[]) AND s.artifact_source = 'payload' AND v.state <> 'revoked'`;
 
+/** Rows from before issue #17 are `legacy` (they may be claims) and are not evidence. */
 const RECORD = `
-  INSERT INTO artifact_signings (artifact_digest, key_name, key_version_id, key_version, audit_seq)
-  VALUES ($1, $2, $3, $4, $5)
+  INSERT INTO artifact_signings (artifact_digest, key_name, key_version_id, key_version, audit_seq, artifact_source)
+  VALUES ($1, $2, $3, $4, $5, 'payload')
   ON CONFLICT DO NOTHING`;
 
 /**
- * Promotion (dev → test → prod signing): a key with `requires` signs only for an identified
- * artifact, and only once every required key has signed that same artifact. The evidence is
- * `artifact_signings`, one row per (artifact, key, key version) first signing, written after the
- * signature's audit row committed and before the signature is returned; signatures by a version
- * revoked since then do not count.
+ * Promotion (dev → test → prod signing): a key with `requires` signs only for an artifact Signet
+ * read from the bytes it signs (SigningService passes nothing for a client's claim), and only once
+ * every required key has signed that same artifact. The evidence is `artifact_signings`, one row
+ * per (artifact, key, key version) first signing of an artifact read from the payload, written
+ * after the signature's audit row committed and before the signature is returned; signatures by
+ * a version revoked since then do not count.
  */
 @Injectable()
 export class PromotionPolicy {
@@ -39,7 +41,7 @@ export class PromotionPolicy {
     if (!artifact) {
       throw new DomainError(
         ErrorCode.ARTIFACT_REQUIRED,
-        `sign: key "${key.keyName}" signs only for an identified artifact (it requires ${key.requires.join(', ')} to have signed it first): send 'artifact' or a Notary JWS payload`,
+        `sign: key "${key.keyName}" signs only for an artifact Signet reads from the payload (it requires ${key.requires.join(', ')} to have signed it first): send a Notary JWS signing input or COSE Sig_structure whose payload names the targetArtifact; a client-sent 'artifact' does not count`,
         { key: key.keyName, requires: [...key.requires] },
       );
     }
@@ -55,7 +57,7 @@ export class PromotionPolicy {
     }
   }
 
-  /** Records that `key` signed `artifact` (first signing per version kept). */
+  /** Records that `key` signed `artifact`, read from the payload (first signing per version kept). */
   async record(key: ActiveKey, artifact: ArtifactRef, auditSeq: string): Promise<void> {
     await this.query(RECORD, [artifact.digest, key.keyName, key.versionId, key.version, auditSeq]);
   }

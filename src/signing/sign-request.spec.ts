@@ -1,6 +1,5 @@
 import { DomainError, ErrorCode } from '../common/errors';
 import { KEY_SPEC_INFO } from '../common/key-spec';
-import { readJwsSigningInput } from './jws-signing-input';
 import { checkAgainstKey, decodeBase64Strict, parseSignRequest } from './sign-request';
 
 function codeOf(run: () => unknown): ErrorCode | undefined {
@@ -14,7 +13,6 @@ function codeOf(run: () => unknown): ErrorCode | undefined {
 }
 
 const b64 = (bytes: number, fill = 1) => Buffer.alloc(bytes, fill).toString('base64');
-const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 
 describe('parseSignRequest', () => {
@@ -107,39 +105,5 @@ describe('checkAgainstKey', () => {
   it('offers der for ECDSA keys only', () => {
     expect(checkAgainstKey(digest(32, 'SHA-256', { signatureFormat: 'der' }), KEY_SPEC_INFO['EC-256'])).toBe('SHA-256');
     expect(codeOf(() => checkAgainstKey(digest(32, 'SHA-256', { signatureFormat: 'der' }), KEY_SPEC_INFO['RSA-2048']))).toBe(ErrorCode.VALIDATION_ERROR);
-  });
-});
-
-describe('readJwsSigningInput', () => {
-  const header = (alg: string) => ({ alg, crit: ['io.cncf.notary.signingScheme'], cty: 'application/vnd.cncf.notary.payload.v1+json', 'io.cncf.notary.signingScheme': 'notary.x509' });
-  const target = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: DIGEST, size: 528, annotations: { a: 'b' } };
-  const input = (h: unknown, p: unknown) => Buffer.from(`${b64url(h)}.${b64url(p)}`);
-
-  it('reads targetArtifact from a Notary signing input whose alg is the key\'s', () => {
-    expect(readJwsSigningInput(input(header('ES256'), { targetArtifact: target }), KEY_SPEC_INFO['EC-256'])).toEqual({
-      alg: 'ES256',
-      artifact: { digest: DIGEST, mediaType: target.mediaType, size: 528 },
-    });
-    expect(readJwsSigningInput(input(header('PS384'), { targetArtifact: target }), KEY_SPEC_INFO['RSA-3072'])?.artifact?.digest).toBe(DIGEST);
-  });
-
-  it('refuses a JWS whose alg contradicts the key', () => {
-    expect(codeOf(() => readJwsSigningInput(input(header('ES384'), { targetArtifact: target }), KEY_SPEC_INFO['EC-256']))).toBe(ErrorCode.UNSUPPORTED_ALGORITHM);
-    expect(codeOf(() => readJwsSigningInput(input(header('none'), { targetArtifact: target }), KEY_SPEC_INFO['EC-256']))).toBe(ErrorCode.UNSUPPORTED_ALGORITHM);
-  });
-
-  it('refuses a malformed targetArtifact', () => {
-    expect(codeOf(() => readJwsSigningInput(input(header('ES256'), { targetArtifact: { ...target, digest: 'sha256:xyz' } }), KEY_SPEC_INFO['EC-256']))).toBe(ErrorCode.VALIDATION_ERROR);
-    expect(codeOf(() => readJwsSigningInput(input(header('ES256'), { targetArtifact: { digest: DIGEST } }), KEY_SPEC_INFO['EC-256']))).toBe(ErrorCode.VALIDATION_ERROR);
-  });
-
-  it('treats anything else as opaque bytes', () => {
-    const info = KEY_SPEC_INFO['EC-256'];
-    expect(readJwsSigningInput(Buffer.from('hello world'), info)).toBeUndefined();
-    expect(readJwsSigningInput(Buffer.from('abc.def'), info)).toBeUndefined();
-    expect(readJwsSigningInput(input({ typ: 'JWT' }, { targetArtifact: target }), info)).toBeUndefined();
-    expect(readJwsSigningInput(Buffer.from(`${b64url(header('ES256'))}.${b64url({ targetArtifact: target })}.sig`), info)).toBeUndefined();
-    // A JWS without targetArtifact is signed, with no artifact.
-    expect(readJwsSigningInput(input(header('ES256'), { iss: 'x' }), info)).toEqual({ alg: 'ES256' });
   });
 });

@@ -18,6 +18,9 @@ export interface ArtifactRef {
   size?: number;
 }
 
+/** Where a signature's artifact came from: read from the signed bytes, or the client's `artifact` field. */
+export type ArtifactSource = 'payload' | 'claimed';
+
 export interface SignRequest {
   mode: 'digest' | 'payload';
   /** Digest mode: the client's digest. Payload mode: the decoded bytes to hash. */

@@ -29,8 +29,10 @@ export class SigningController {
   @Header('content-type', 'application/json; charset=utf-8')
   @ApiBody({
     description:
-      `Exactly one of digest (computed by the client) or payload (bytes Signet hashes, ≤ ${MAX_PAYLOAD_BYTES} bytes; a Notary JWS signing input's ` +
-      'targetArtifact is recorded). hashAlgorithm must be the one the key spec pairs with. signatureFormat der is ECDSA only. No other fields.',
+      `Exactly one of digest (computed by the client) or payload (bytes Signet hashes, ≤ ${MAX_PAYLOAD_BYTES} bytes; the targetArtifact of a Notary JWS ` +
+      'signing input or COSE Sig_structure is recorded, read as Go reads it; ambiguous payloads → 400 AMBIGUOUS_PAYLOAD). A key with requires signs ' +
+      'payloads only (digest → 400 PAYLOAD_REQUIRED); a client-sent artifact is recorded as claimed and never satisfies promotion. ' +
+      'hashAlgorithm must be the one the key spec pairs with. signatureFormat der is ECDSA only. No other fields.',
     schema: {
       type: 'object',
       additionalProperties: false,
@@ -41,7 +43,12 @@ export class SigningController {
         hashAlgorithm: { type: 'string', enum: ['SHA-256', 'SHA-384', 'SHA-512'] },
         artifact: ARTIFACT_SCHEMA,
         signatureFormat: { type: 'string', enum: ['raw', 'der'], default: 'raw' },
-        idempotencyKey: { type: 'string', minLength: 1, maxLength: 255 },
+        idempotencyKey: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 255,
+          description: 'A repeat within SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS returns the first answer, unless the version that signed it may no longer sign (rotated, revoked): then 409 VERSION_CANNOT_SIGN.',
+        },
       },
     },
   })

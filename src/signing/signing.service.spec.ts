@@ -12,6 +12,7 @@ import type { IdempotencyStore } from './idempotency.store';
 import type { PromotionPolicy } from './promotion.policy';
 import { SigningMetrics } from './signing.metrics';
 import { SigningService } from './signing.service';
+import { notarySigningInput } from '../../test/signing/support/signing-kit';
 
 /**
  * The use case with its collaborators replaced by doubles (the database- and HSM-backed paths are
@@ -31,6 +32,8 @@ describe(SigningService.name, () => {
   let signed: string[];
   let duringSign: (() => void) | undefined;
   let promotionChecks: number;
+  let promotionSaw: unknown[];
+  let promotionRecorded: unknown[];
   let service: SigningService;
 
   const record = (version: number, requires: string[] = []): ActiveKeyRecord => ({
@@ -51,6 +54,8 @@ describe(SigningService.name, () => {
     signed = [];
     duringSign = undefined;
     promotionChecks = 0;
+    promotionSaw = [];
+    promotionRecorded = [];
     cache = new ActiveKeyCache(undefined as never, { on: () => undefined } as unknown as ChangeNotifier, loadConfig({}), { source: async () => active });
     const keyStore = {
       sign: async (uri: string, data: Buffer) => {
@@ -70,11 +75,14 @@ describe(SigningService.name, () => {
       recordSign: async (actor: AuditEventInput['actor'], subject: string, data: Record<string, unknown>) => (await recordEvent({ type: 'sign', actor, subject, data })).seq,
     } as unknown as AuditService;
     const promotion = {
-      check: async (key: { requires: readonly string[] }) => {
+      check: async (key: { requires: readonly string[] }, artifact: unknown) => {
         promotionChecks++;
+        promotionSaw.push(artifact);
         if (key.requires.length > 0) throw new DomainError(ErrorCode.PROMOTION_REQUIRED, 'not yet');
       },
-      record: async () => undefined,
+      record: async (_key: unknown, artifact: unknown) => {
+        promotionRecorded.push(artifact);
+      },
     } as unknown as PromotionPolicy;
     service = new SigningService(cache, keyStore, audit, promotion, {} as IdempotencyStore, new SigningMetrics());
   });
@@ -104,11 +112,40 @@ describe(SigningService.name, () => {
     expect(signed).toHaveLength(1);
   });
 
-  it('applies promotion before the HSM is asked', async () => {
+  it('applies promotion before the HSM is asked, to the artifact read from the payload', async () => {
     active = record(1, ['test-key']);
-    await expect(service.sign('release', { ...body, artifact: { digest: `sha256:${'a'.repeat(64)}` } }, principal)).rejects.toMatchObject({ code: ErrorCode.PROMOTION_REQUIRED });
+    const jws = notarySigningInput('EC-256', 'image', new Date());
+    const payload = Buffer.from(jws.signingInput).toString('base64');
+    await expect(service.sign('release', { payload, hashAlgorithm: 'SHA-256', artifact: { digest: jws.digest } }, principal)).rejects.toMatchObject({ code: ErrorCode.PROMOTION_REQUIRED });
     expect(promotionChecks).toBe(1);
+    expect(promotionSaw).toEqual([{ digest: jws.digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: jws.size }]);
     expect(signed).toEqual([]);
+  });
+
+  it('refuses digest mode for a key with requires (400 PAYLOAD_REQUIRED), whatever artifact the client claims', async () => {
+    active = record(1, ['test-key']);
+    await expect(service.sign('release', { ...body, artifact: { digest: `sha256:${'a'.repeat(64)}` } }, principal)).rejects.toMatchObject({ code: ErrorCode.PAYLOAD_REQUIRED });
+    expect(promotionChecks).toBe(0);
+    expect(signed).toEqual([]);
+  });
+
+  it('never hands a claimed artifact to promotion: an opaque payload with an artifact field counts as none', async () => {
+    active = record(1, ['test-key']);
+    const payload = Buffer.from('opaque bytes').toString('base64');
+    await expect(service.sign('release', { payload, hashAlgorithm: 'SHA-256', artifact: { digest: `sha256:${'a'.repeat(64)}` } }, principal)).rejects.toMatchObject({ code: ErrorCode.PROMOTION_REQUIRED });
+    expect(promotionSaw).toEqual([undefined]);
+  });
+
+  it('records a client-sent artifact as claimed, and not as promotion evidence', async () => {
+    const artifact = { digest: `sha256:${'b'.repeat(64)}` };
+    const json = JSON.parse(await service.sign('release', { ...body, artifact }, principal));
+    expect(json.artifact).toEqual(artifact);
+    expect(audited[0].data).toMatchObject({ artifact, artifactSource: 'claimed', mode: 'digest' });
+    expect(promotionRecorded).toEqual([]);
+    const jws = notarySigningInput('EC-256', 'image', new Date());
+    await service.sign('release', { payload: Buffer.from(jws.signingInput).toString('base64'), hashAlgorithm: 'SHA-256' }, principal);
+    expect(audited[1].data).toMatchObject({ artifact: { digest: jws.digest }, artifactSource: 'payload', mode: 'payload' });
+    expect(promotionRecorded).toEqual([{ digest: jws.digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: jws.size }]);
   });
 
   it('re-signs with the new active version when the key changed during signing, and records the withheld one', async () => {

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { hash as cryptoHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { AuditService } from '../audit/audit.service';
+import type { AuditActor } from '../audit/audit.types';
 import type { Principal } from '../auth/principal';
 import { DomainError, ErrorCode } from '../common/errors';
 import { HashAlgorithm, nodeHashName } from '../common/key-spec';
@@ -9,9 +10,9 @@ import { ecdsaRawToDer } from '../hsm/ecdsa-signature';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { ActiveKey, ActiveKeyCache } from './active-key-cache';
 import { IdempotencyStore, requestFingerprint } from './idempotency.store';
-import { readJwsSigningInput } from './jws-signing-input';
+import { readNotarySigningInput } from './notary-signing-input';
 import { PromotionPolicy } from './promotion.policy';
-import { ArtifactRef, checkAgainstKey, parseSignRequest, SignRequest } from './sign-request';
+import { ArtifactRef, ArtifactSource, checkAgainstKey, parseSignRequest, SignRequest } from './sign-request';
 import { SigningMetrics } from './signing.metrics';
 
 /** A request checked against its key: nothing left to refuse but promotion. */
@@ -20,6 +21,8 @@ interface PreparedSign {
   hash: HashAlgorithm;
   digest: Buffer;
   artifact?: ArtifactRef;
+  /** `payload`: read from the signed bytes (the only kind promotion counts); `claimed`: the client's `artifact`. */
+  artifactSource?: ArtifactSource;
 }
 
 /** Per request: what the metrics need to know however the request ends. */
@@ -68,9 +71,24 @@ export class SigningService {
   private async signIdempotent(keyName: string, request: SignRequest, principal: Principal, context: SignContext): Promise<string> {
     const idempotencyKey = request.idempotencyKey!;
     // Invalid input is refused before the idempotency table is touched.
-    context.key = (await this.prepare(keyName, request)).key;
+    const active = (await this.prepare(keyName, request)).key;
+    context.key = active;
     const claim = await this.idempotency.claim(principal.tokenId, idempotencyKey, requestFingerprint(keyName, request));
     if (claim.kind === 'replay') {
+      // The stored answer was made by the version active then. Once that version may no longer
+      // sign (rotated, retired, revoked), the old answer is refused too: a revoked version's
+      // signature must not come back. The active version is the one prepare() just read from the
+      // cache; read again only if a change to the key was announced while the claim was made.
+      const current = active.stale ? await this.keys.get(keyName) : active;
+      const storedVersion = keyVersionOf(claim.response);
+      if (storedVersion !== current.version) {
+        throw new DomainError(ErrorCode.VERSION_CANNOT_SIGN, `sign: the idempotencyKey's answer was signed by version ${storedVersion} of "${keyName}", which may no longer sign; use a new idempotencyKey`, {
+          field: 'idempotencyKey',
+          key: keyName,
+          version: storedVersion,
+          activeVersion: current.version,
+        });
+      }
       context.replayed = true;
       return claim.response;
     }
@@ -88,9 +106,10 @@ export class SigningService {
 
   private async signOnce(keyName: string, request: SignRequest, principal: Principal, context: SignContext, attempt = 1): Promise<string> {
     // No await on the hot path when the key is cached and has no promotion rule.
-    const { key, hash, digest, artifact } = this.prepareWith(this.keys.peek(keyName) ?? (await this.keys.get(keyName)), request);
+    const { key, hash, digest, artifact, artifactSource } = this.prepareWith(this.keys.peek(keyName) ?? (await this.keys.get(keyName)), request);
     context.key = key;
-    const promotion = this.promotion.check(key, artifact);
+    // A claimed artifact is the client's word: it never satisfies promotion.
+    const promotion = this.promotion.check(key, artifactSource === 'payload' ? artifact : undefined);
     if (promotion) await promotion;
 
     // One request per I/O callback: the signing threads get the whole poll's requests in one message.
@@ -98,7 +117,7 @@ export class SigningService {
     if (request.signatureFormat === 'der') signature = ecdsaRawToDer(signature);
     const signatureB64 = signature.toString('base64');
 
-    const seq = await this.audit.recordSign(principal.auditActor, key.keyName, {
+    const seq = await this.audit.recordSign(actorFor(principal, key.keyName), key.keyName, {
       version: key.version,
       keySpec: key.spec,
       algorithm: key.info.signingAlgorithm,
@@ -107,9 +126,11 @@ export class SigningService {
       signatureFormat: request.signatureFormat,
       signature: signatureB64,
       artifact: artifact ?? null,
+      artifactSource,
       idempotencyKey: request.idempotencyKey,
     });
-    if (artifact) await this.promotion.record(key, artifact, seq);
+    // Only what Signet read from the bytes it signed is evidence for a later promotion.
+    if (artifact && artifactSource === 'payload') await this.promotion.record(key, artifact, seq);
 
     if (key.stale) {
       // The key changed (rotation, retirement, revocation) while this request was signing: return
@@ -137,7 +158,7 @@ export class SigningService {
   private async withhold(key: ActiveKey, seq: string, principal: Principal): Promise<void> {
     this.logger.warn(`key ${key.keyName}: version ${key.version} stopped being active during a sign request; signature withheld`);
     await this.audit
-      .record({ type: 'sign.withheld', actor: principal.auditActor, subject: key.keyName, data: { version: key.version, seq, reason: 'the key version stopped being active while signing' } })
+      .record({ type: 'sign.withheld', actor: actorFor(principal, key.keyName), subject: key.keyName, data: { version: key.version, seq, reason: 'the key version stopped being active while signing' } })
       .catch(() => undefined);
   }
 
@@ -155,19 +176,41 @@ export class SigningService {
       });
     }
     let artifact = request.artifact;
+    let artifactSource: ArtifactSource | undefined = artifact ? 'claimed' : undefined;
     let digest: Buffer;
     if (request.mode === 'payload') {
-      const jws = readJwsSigningInput(request.bytes, key.info);
-      if (jws?.artifact) {
-        if (artifact && artifact.digest !== jws.artifact.digest) {
-          throw new DomainError(ErrorCode.VALIDATION_ERROR, "sign: 'artifact.digest' differs from the targetArtifact of the JWS payload", { field: 'artifact.digest' });
+      const input = readNotarySigningInput(request.bytes, key.info);
+      if (input?.artifact) {
+        if (artifact && artifact.digest !== input.artifact.digest) {
+          throw new DomainError(ErrorCode.VALIDATION_ERROR, `sign: 'artifact.digest' differs from the targetArtifact of the ${input.format === 'jws' ? 'JWS' : 'COSE'} payload`, { field: 'artifact.digest' });
         }
-        artifact = jws.artifact;
+        artifact = input.artifact;
+        artifactSource = 'payload';
       }
       digest = cryptoHash(nodeHashName(hash), request.bytes, 'buffer');
     } else {
+      // A digest says nothing Signet can check about what was hashed.
+      if (key.requires.length > 0) {
+        throw new DomainError(
+          ErrorCode.PAYLOAD_REQUIRED,
+          `sign: key "${key.keyName}" signs only payloads Signet reads the artifact from (a Notary JWS signing input or COSE Sig_structure), not digests`,
+          { key: key.keyName, field: 'digest' },
+        );
+      }
       digest = request.bytes;
     }
-    return { key, hash, digest, artifact };
+    return { key, hash, digest, artifact, artifactSource };
   }
+}
+
+/** keyVersion of a stored sign response (Signet's own JSON: ActiveKey.responseHead). */
+function keyVersionOf(response: string): number {
+  const version = (JSON.parse(response) as { keyVersion?: unknown }).keyVersion;
+  if (typeof version !== 'number') throw new Error('stored sign response without keyVersion');
+  return version;
+}
+
+/** Who signed with `keyName`, as the audit row records it (a workload identity names its rule). */
+function actorFor(principal: Principal, keyName: string): AuditActor {
+  return principal.auditActorFor ? principal.auditActorFor(keyName) : principal.auditActor;
 }

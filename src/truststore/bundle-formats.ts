@@ -2,7 +2,7 @@ import { dump } from 'js-yaml';
 import * as tar from 'tar-stream';
 import { DomainError, ErrorCode } from '../common/errors';
 import { buildPkcs12Truststore } from './pkcs12-truststore';
-import { buildTrustPolicy, trustPolicyProblems } from './trust-policy';
+import { buildTrustPolicy, TRUST_POLICY_FILE, TRUST_POLICY_OCI_FILE, trustPolicyProblems } from './trust-policy';
 import { CertificateEntry, DEFAULT_NAMESPACE_SELECTOR, TruststoreContent } from './truststore-content';
 
 /**
@@ -122,8 +122,11 @@ function pemBundle(content: TruststoreContent): string {
 }
 
 /**
- * `trustpolicy.oci.json` and `truststore/x509/{ca,tsa}/<name>/<generation>.pem` (one certificate per
+ * `trustpolicy.json` and `truststore/x509/{ca,tsa}/<name>/<generation>.pem` (one certificate per
  * file), directories included; the layout Notation reads from its configuration directory.
+ * Released Notation 1.x reads only `trustpolicy.json`; the 2.x line reads `trustpolicy.oci.json`
+ * first. The same policy goes under both names, so unpacking a new bundle over an older one never
+ * leaves a stale `trustpolicy.oci.json` that a 2.x verifier would prefer.
  */
 export async function notationTar(content: TruststoreContent): Promise<Buffer> {
   const policy = validTrustPolicy(content);
@@ -140,7 +143,9 @@ export async function notationTar(content: TruststoreContent): Promise<Buffer> {
   });
   const directory = (name: string) => pack.entry({ name, type: 'directory', mode: 0o755, mtime, uid: 0, gid: 0, uname: '', gname: '' });
   const file = (name: string, body: string) => pack.entry({ name, mode: 0o644, mtime, uid: 0, gid: 0, uname: '', gname: '' }, body);
-  file('trustpolicy.oci.json', `${JSON.stringify(policy, null, 2)}\n`);
+  const policyJson = `${JSON.stringify(policy, null, 2)}\n`;
+  file(TRUST_POLICY_FILE, policyJson);
+  file(TRUST_POLICY_OCI_FILE, policyJson);
   directory('truststore/');
   directory('truststore/x509/');
   const store = (type: 'ca' | 'tsa', entries: CertificateEntry[]) => {

@@ -1,7 +1,12 @@
 import { isRegistryScope, TruststoreContent } from './truststore-content';
 
+/** The file released Notation 1.x reads its trust policy from (2.x falls back to it). */
+export const TRUST_POLICY_FILE = 'trustpolicy.json';
+/** The name Notation 2.x reads first; bundles carry the same policy under it. */
+export const TRUST_POLICY_OCI_FILE = 'trustpolicy.oci.json';
+
 /**
- * Notation's `trustpolicy.oci.json` for a truststore, and a validator for the rules NOTARY.md
+ * Notation's trust policy (`trustpolicy.json`) for a truststore, and a validator for the rules NOTARY.md
  * collects ("Trust store and trust policy"). The builder runs the validator on what it produced, so
  * a bundle with a policy Notation would refuse is never stored.
  */

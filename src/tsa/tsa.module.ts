@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { CaModule } from '../ca/ca.module';
 import { CaService } from '../ca/ca.service';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
+import { binaryBodyFor } from '../observability/body-types';
 import { HealthService } from '../observability/health.service';
 import { ClockSyncProbe } from './clock-sync.probe';
 import { DevTsaBootstrap } from './dev-tsa.bootstrap';
@@ -58,7 +59,7 @@ export class TsaModule implements OnModuleInit {
   }
 
   /**
-   * Fastify parses only JSON and forms by default. Queries are read up to the server's body limit
+   * Fastify parses only JSON here (src/observability/body-types.ts). Queries are read up to the server's body limit
    * so that anything above SIGNET_TSA_MAX_QUERY_BYTES gets an RFC 3161 rejection instead of a 413;
    * bodies beyond the server limit are refused (413) before they are read.
    */
@@ -67,7 +68,7 @@ export class TsaModule implements OnModuleInit {
     if (!fastify?.addContentTypeParser) return; // no HTTP server (CLI application context)
     if (fastify.hasContentTypeParser(TIMESTAMP_QUERY_TYPE)) return;
     const bodyLimit = Math.max(this.config.bodyLimitBytes, this.config.tsa.maxQueryBytes);
-    fastify.addContentTypeParser(TIMESTAMP_QUERY_TYPE, { parseAs: 'buffer', bodyLimit }, (_request, body, done) => done(null, body));
+    fastify.addContentTypeParser(TIMESTAMP_QUERY_TYPE, { parseAs: 'buffer', bodyLimit }, binaryBodyFor('/tsa'));
     this.logger.debug?.(`registered the ${TIMESTAMP_QUERY_TYPE} parser (body limit ${bodyLimit} bytes)`);
   }
 }

@@ -51,6 +51,22 @@ describe(AuditExportService.name, () => {
     expect(await watermark(database.url)).toBe('10');
   });
 
+  it('filters by subject: the row subject or the sub of the workload identity that acted; never moves the watermark; the chain still verifies', async () => {
+    const workload = (sub: string) => ({ role: 'signer', tokenName: 'oidc:gha', workload: { provider: 'gha', sub, rule: 'app-release', jti: `j-${sub}`, claims: { repository: 'acme/app', ref: 'refs/heads/main' } } });
+    await harness.audit.record({ type: 'token.created', actor: { tokenId: 't' }, subject: 'repo:acme/app:ref:refs/heads/main', data: {} });
+    await harness.audit.recordSign(workload('repo:acme/app:ref:refs/heads/main'), 'release', { version: 1, keySpec: 'EC-256', algorithm: 'ECDSA-SHA-256', digest: `sha256:${'a'.repeat(64)}`, mode: 'digest', signatureFormat: 'raw', signature: 'AA==', artifact: null });
+    await harness.audit.record({ type: 'sign.withheld', actor: workload('repo:acme/other:ref:refs/heads/main'), subject: 'release', data: {} });
+    await harness.audit.record({ type: 'sign', actor: { tokenId: 't' }, subject: 'release', data: {} });
+    const bySub = await harness.exports.page({ subject: 'repo:acme/app:ref:refs/heads/main' });
+    expect(bySub.events.map((e) => [e.seq, e.type])).toEqual([['1', 'token.created'], ['2', 'sign']]);
+    expect(bySub.events[1].actor).toEqual(workload('repo:acme/app:ref:refs/heads/main'));
+    expect((await harness.exports.page({ subject: 'release', type: 'sign' })).events.map((e) => e.seq)).toEqual(['2', '4']);
+    const streamed = (await readAll(await harness.exports.stream({ subject: 'repo:acme/other:ref:refs/heads/main' }))).trimEnd().split('\n');
+    expect(streamed.map((line) => JSON.parse(line).seq)).toEqual(['3']);
+    expect(await watermark(database.url)).toBe('0');
+    expect(await harness.verifier.verify('full')).toMatchObject({ ok: true, checked: 4 });
+  });
+
   it('streams NDJSON up to the head and moves the export watermark only for complete, contiguous exports', async () => {
     for (let i = 0; i < 30; i++) await harness.audit.record({ type: 'sign', data: { i } });
     const lines = (await readAll(await harness.exports.stream({}))).trimEnd().split('\n');

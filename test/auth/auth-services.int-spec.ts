@@ -78,6 +78,32 @@ describe(TokenService.name, () => {
     await expect(Promise.resolve().then(() => tokens.authenticate(a.token, '::1', connection))).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED });
   });
 
+  it('keeps a usable admin token when two replicas at once revoke one admin and expire the other (one change wins, the other gets 409)', async () => {
+    // Two replicas: each its own TokenService on its own connection pool, one database.
+    const replicaPools = [new DataSource(dataSourceOptions(database.url, 2)), new DataSource(dataSourceOptions(database.url, 2))];
+    await Promise.all(replicaPools.map((pool) => pool.initialize()));
+    const replicaAudits = replicaPools.map((pool) => new AuditService(pool));
+    const [a, b] = replicaPools.map((pool, i) => new TokenService(pool, replicaAudits[i], loadConfig({ DATABASE_URL: database.url })));
+    const usableAdmins = async () =>
+      (await query<{ n: number }>(database.url, `SELECT count(*)::int AS n FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`))[0].n;
+    try {
+      for (let round = 0; round < 6; round++) {
+        // Only this round's two admin tokens are usable.
+        await query(database.url, `UPDATE api_tokens SET revoked_at = now() WHERE role = 'admin' AND revoked_at IS NULL`);
+        const first = await a.create({ name: `race-admin-a${round}`, role: 'admin' }, undefined);
+        const second = await a.create({ name: `race-admin-b${round}`, role: 'admin' }, undefined);
+        const changes = [() => a.revoke(first.id, undefined), () => b.update(second.id, { expiresAt: new Date(Date.now() - 1000).toISOString() }, undefined)];
+        const outcomes = await Promise.allSettled(round % 2 === 0 ? changes.map((change) => change()) : changes.reverse().map((change) => change()));
+        expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+        expect(outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason.code)).toEqual([ErrorCode.CONFLICT]);
+        expect(await usableAdmins()).toBe(1);
+      }
+    } finally {
+      await Promise.all(replicaAudits.map((service) => service.close()));
+      await Promise.all(replicaPools.map((pool) => pool.destroy()));
+    }
+  });
+
   it('records use coarsely, not on every request', async () => {
     const tokens = service({ SIGNET_TOKEN_CACHE_SECONDS: '0' });
     const created = await tokens.create({ name: 'used', role: 'auditor' }, undefined);

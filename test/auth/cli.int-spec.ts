@@ -79,4 +79,22 @@ describe('signet token create / audit verify', () => {
     expect(broken.code).toBe(1);
     expect(broken.stderr.trim()).toBe('signet audit verify: audit log BROKEN at seq 1: row 1 does not match its hash: its content was altered (edited or swapped)');
   });
+
+  it('says when a workload rule would make a long-lived signer token unnecessary', async () => {
+    const plain = await cli('token', 'create', '--name', 'ci-plain', '--role', 'signer', '--key', 'nightly');
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toMatch(/hint: CI pipelines with an OIDC issuer .* add a workload rule \(POST \/v1\/workload-rules\)/);
+    const [provider] = await query<{ id: string }>(
+      database.url,
+      `INSERT INTO identity_providers (name, issuer, audiences, allowed_algorithms, clock_skew_seconds) VALUES ('gha', 'https://token.actions.githubusercontent.com', '{signet}', '{RS256}', 60) RETURNING id`,
+    );
+    await query(database.url, `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('app-release', $1, '{"repository":"acme/app"}', '{release}')`, [provider.id]);
+    const covered = await cli('token', 'create', '--name', 'ci-covered', '--role', 'signer', '--key', 'release');
+    expect(covered.code).toBe(0);
+    expect(covered.stderr).toMatch(/hint: workload rule "app-release" already let CI pipelines sign with release using short-lived OIDC ID tokens/);
+    expect(covered.stdout.trim()).toMatch(/^sgt_/);
+    // Other roles get no hint.
+    const auditor = await cli('token', 'create', '--name', 'ci-auditor', '--role', 'auditor');
+    expect(auditor.stderr).not.toContain('hint:');
+  });
 });

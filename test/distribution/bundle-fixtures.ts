@@ -23,7 +23,7 @@ export async function dummyBundle(version: number, seed = randomBytes(8).toStrin
     version: '1.0',
     trustPolicies: [{ name: 'signet', registryScopes: ['*'], signatureVerification: { level: 'strict' }, trustStores: ['ca:signet'], trustedIdentities: ['*'] }],
   });
-  const notationTar = await tarOf({ 'trustpolicy.oci.json': trustPolicy, 'truststore/x509/ca/signet/root.pem': pem.toString('utf8') });
+  const notationTar = await tarOf({ 'trustpolicy.json': trustPolicy, 'truststore/x509/ca/signet/root.pem': pem.toString('utf8') });
   const ratify = Buffer.from(
     `apiVersion: config.ratify.deislabs.io/v1beta1\nkind: KeyManagementProvider\nmetadata:\n  name: signet\nspec:\n  type: inline\n  parameters:\n    contentType: certificate\n    value: |\n${pem.toString('utf8').trim().split('\n').map((l) => `      ${l}`).join('\n')}\n`,
   );

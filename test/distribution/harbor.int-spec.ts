@@ -26,6 +26,7 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
       repository: 'truststore',
       credentials: { username: registry.username, password: registry.password },
       allowedHosts: [],
+      allowLoopback: true, // the doubles run on 127.0.0.1
       requestTimeoutMs: 20_000,
       ...overrides,
     }) as HarborDriver;

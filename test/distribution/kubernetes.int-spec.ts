@@ -26,6 +26,7 @@ describe(`${KubernetesDriver.name} (Kubernetes API double)`, () => {
       credentials: { kubeconfig: api.kubeconfig('json') },
       ratify: { keyManagementProviderName: 'signet-roots' },
       allowedHosts: [],
+      allowLoopback: true, // the API server double runs on 127.0.0.1
       requestTimeoutMs: 20_000,
       ...overrides,
     }) as KubernetesDriver;

@@ -29,6 +29,7 @@ describe.each<RegistryAuthMode>(['none', 'htpasswd', 'token'])(`${OciRegistryDri
       repository,
       ...(auth === 'none' ? {} : { credentials: { username: registry.username, password: registry.password } }),
       allowedHosts: registry.tokenIssuer ? [registry.tokenIssuer.host] : [],
+      allowLoopback: true, // the registries run on 127.0.0.1
       requestTimeoutMs: 20_000,
       ...overrides,
     }) as OciRegistryDriver;

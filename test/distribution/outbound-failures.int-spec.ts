@@ -9,7 +9,7 @@ import { dummyBundle, noAbort } from './bundle-fixtures';
 describe('distribution transport failures', () => {
   const targets: TrustTarget[] = [];
   function target(endpoint: string, requestTimeoutMs: number): TrustTarget {
-    const made = createTrustTarget({ kind: 'oci-registry', endpoint, repository: 'signet/truststore', allowedHosts: [], requestTimeoutMs });
+    const made = createTrustTarget({ kind: 'oci-registry', endpoint, repository: 'signet/truststore', allowedHosts: [], allowLoopback: true, requestTimeoutMs });
     targets.push(made);
     return made;
   }

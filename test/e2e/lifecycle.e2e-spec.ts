@@ -74,6 +74,7 @@ describe('Signet process lifecycle', () => {
     ['SIGNET_PORT', 'eighty', {}],
     ['SIGNET_PORT', '99999', {}],
     ['DATABASE_URL', 'not-a-url', {}],
+    ['SIGNET_ROTATION_MIN_INTERVAL_HOURS', 'daily', {}],
     ['SIGNET_PKCS11_PIN_FILE', '/nonexistent/user.pin', { SIGNET_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so' }],
   ])('exits non-zero with one line naming %s when it is malformed or unreadable (%s)', async (variable, value, extra) => {
     const server = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: tempDir('badcfg-'), [variable]: value, ...extra });

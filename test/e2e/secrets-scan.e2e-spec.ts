@@ -41,6 +41,13 @@ describe('secrets never appear in logs or API responses', () => {
       await call('POST', '/v1/keys/leak-key/sign', `${signerToken}x`, { digest: 'bad' });
       await call('GET', '/v1/tokens', admin);
       await call('GET', '/v1/cas', `Basic ${Buffer.from('user:hunter2-basic').toString('base64')}`);
+      // Tokens in the wrong place (issue #17): refused, and not written to the request log either.
+      // (Only the answers go into the scanned responses: the URLs are this test's own secrets.)
+      const idToken = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJyZXBvOmFjbWUvYXBwIn0.query-jwt-signature';
+      for (const [url, token] of [[`/v1/cas?access_token=${admin}`, undefined], [`/v1/keys?id_token=${idToken}&password=query-password-9`, admin]] as const) {
+        const response = await fetch(`${server.url}${url}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+        responses.push(`GET (query with secrets) ${response.status} ${JSON.stringify(Object.fromEntries(response.headers))} ${await response.text()}`);
+      }
 
       const credentials = { username: 'robot$signet', password: 'registry-password-7d2f' };
       await call('POST', '/v1/truststores', admin, { name: 'leak-store', cas: ['signet-dev-root'] });
@@ -67,6 +74,8 @@ describe('secrets never appear in logs or API responses', () => {
         'admin token': admin,
         'signer token': signerToken,
         'basic credentials': 'hunter2-basic',
+        'ID token in a query': idToken,
+        'password in a query': 'query-password-9',
         'registry password': credentials.password,
         'second registry password': 'registry-password-second',
       };

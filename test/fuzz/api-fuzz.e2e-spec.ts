@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import type { InjectOptions } from 'light-my-request';
 import { registeredRoutes, RegisteredRoute } from '../../src/observability/route-registry';
+import { BINARY_BODY_ROUTES } from '../../src/observability/body-types';
 import { Caller, leastCaller, ruleFor } from '../support/route-roles';
 import { fuzzParameters, pathSegment, queryString, rawBody, RawBody } from './arbitraries';
 import { FUZZ_KEY, FUZZ_SUBJECT, FuzzApp, ISSUING_CA, ROOT_CA, responseProblem, startFuzzApp } from './fuzz-harness';
@@ -19,6 +20,9 @@ const TRUSTSTORE = 'fuzz-ts';
 const TARGET = 'fuzz-target';
 const REVOCABLE_KEY = 'fuzz-revocable';
 const ROTATION_ID = '00000000-0000-4000-8000-000000000000';
+const IDP = 'fuzz-idp';
+const IDP_ISSUER = 'https://idp.invalid';
+const RULE = 'fuzz-rule';
 
 /** A valid body per route, the seed of the near-valid mutations; other routes get random bodies only. */
 const SAMPLE_BODIES: Record<string, object> = {
@@ -36,10 +40,14 @@ const SAMPLE_BODIES: Record<string, object> = {
   'POST /v1/regions': { name: 'fuzz-region-2' },
   'POST /v1/regions/:region/targets': { name: 'fuzz-target-2', kind: 'oci-registry', endpoint: 'https://registry.invalid', repository: 'signet/trust', truststore: TRUSTSTORE, required: false },
   'PATCH /v1/regions/:region/targets/:name': { required: false, credentials: { username: 'u', password: 'p' } },
+  'POST /v1/identity-providers': { name: 'fuzz-idp-2', issuer: 'https://idp2.invalid', audiences: ['signet'], allowedAlgorithms: ['RS256', 'ES256'], clockSkewSeconds: 60, singleUse: false },
+  'PATCH /v1/identity-providers/:name': { audiences: ['signet', 'other'], jwksUri: 'https://idp.invalid/jwks', clockSkewSeconds: 30, singleUse: true },
+  'POST /v1/workload-rules': { name: 'fuzz-rule-2', provider: IDP, claims: { repository: 'acme/*', ref: 'refs/heads/main' }, keys: [FUZZ_KEY], expiresAt: '2030-01-01T00:00:00Z' },
+  'PATCH /v1/workload-rules/:name': { claims: { repository: 'acme/app' }, keys: [FUZZ_KEY], expiresAt: null },
 };
 
 /** Query parameter names the routes read (random names are mixed in). */
-const QUERY_NAMES = ['key', 'version', 'format', 'after', 'type', 'limit', 'full', 'ca', 'state'];
+const QUERY_NAMES = ['key', 'version', 'format', 'after', 'type', 'subject', 'limit', 'full', 'ca', 'state'];
 
 /** Generous: a request that takes this long is hanging. */
 const ANSWER_BOUND_MS = 30_000;
@@ -63,6 +71,8 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
     await created({ method: 'POST', url: '/v1/truststores', payload: { name: TRUSTSTORE, cas: [ROOT_CA] } });
     await created({ method: 'POST', url: '/v1/regions', payload: { name: REGION } });
     await created({ method: 'POST', url: `/v1/regions/${REGION}/targets`, payload: { name: TARGET, kind: 'oci-registry', endpoint: 'https://registry.invalid', repository: 'signet/trust', truststore: TRUSTSTORE } });
+    await created({ method: 'POST', url: '/v1/identity-providers', payload: { name: IDP, issuer: IDP_ISSUER, audiences: ['signet'] } });
+    await created({ method: 'POST', url: '/v1/workload-rules', payload: { name: RULE, provider: IDP, claims: { sub: '*' }, keys: [FUZZ_KEY] } });
     const victim = await created({ method: 'POST', url: '/v1/tokens', payload: { name: 'fuzz-victim', role: 'auditor' } });
     const certificates = await created({ method: 'GET', url: `/v1/certificates?key=${REVOCABLE_KEY}` });
     const issuing = await created({ method: 'GET', url: `/v1/cas/${ISSUING_CA}` });
@@ -81,6 +91,8 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
         if (route.url.startsWith('/v1/keys')) return FUZZ_KEY;
         if (route.url.startsWith('/v1/cas')) return ISSUING_CA;
         if (route.url.startsWith('/v1/truststores')) return TRUSTSTORE;
+        if (route.url.startsWith('/v1/identity-providers')) return IDP;
+        if (route.url.startsWith('/v1/workload-rules')) return RULE;
         return TARGET;
       }
       const fixed: Record<string, string> = { version: '1', serial: valid.serial, id: route.url.startsWith('/v1/tokens') ? valid.id : ROTATION_ID, region: REGION, file: `${valid.generation}.crt`, ca: valid.generation, '*': 'MAA%3D' };
@@ -120,9 +132,19 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
     const signs = fuzz.signAttempts() - before;
     const problem = responseProblem(response);
     if (problem) return `${where}: ${problem}`;
+    if (body !== undefined && isNonJsonBody(route, body) && response.statusCode !== 415) return `${where}: a body that is not UTF-8 JSON answered ${response.statusCode}, not 415`;
     if (response.statusCode >= 400 && signs !== 0) return `${where}: rejected with ${response.statusCode} after ${signs} C_Sign call(s)`;
     if (response.statusCode < 300 && route.method !== 'GET') await fuzz.settle();
     return undefined;
+  }
+
+  /** Whether `body` is something other than UTF-8 JSON sent to a JSON route (issue #17: 415 before anything reads it). */
+  function isNonJsonBody(route: RegisteredRoute, body: RawBody): boolean {
+    if (BINARY_BODY_ROUTES.has(route.url)) return false;
+    if (body.contentType === undefined) return body.payload.length > 0;
+    const mediaType = body.contentType.split(';')[0].trim().toLowerCase();
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(body.contentType)?.[1]?.toLowerCase();
+    return mediaType !== 'application/json' || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8');
   }
 
   /** Runs one property per route and caller; collects every route's counterexample instead of stopping at the first. */
@@ -199,6 +221,44 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
       const response = await fuzz.t.app.inject({ ...options, headers: admin });
       expect({ url: options.url?.toString().slice(0, 40), status: response.statusCode, problem: responseProblem(response), code: response.json().error?.code }).toEqual({ url: options.url?.toString().slice(0, 40), status, problem: undefined, code });
     }
+  });
+
+  it('answers fuzzed bearer ID tokens on the sign route (JWS-shaped: hostile headers, algorithms, claims of any type, a configured or unknown issuer) with 401 or 503 in the error shape, never calling C_Sign', async () => {
+    const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+    const header = fc.oneof(
+      fc.record({ alg: fc.constantFrom('none', 'None', 'HS256', 'RS256', 'ES256', 'PS256', 'EdDSA', ''), kid: fc.option(fc.string(), { nil: undefined }), typ: fc.option(fc.string(), { nil: undefined }) }, { requiredKeys: ['alg'] }),
+      fc.jsonValue(),
+      fc.string(),
+    );
+    const nowS = Math.floor(Date.now() / 1000);
+    const claims = fc.oneof(
+      fc.record({
+        iss: fc.oneof(fc.constant(IDP_ISSUER), fc.constant('https://unknown.invalid'), fc.jsonValue()),
+        aud: fc.oneof(fc.constant('signet'), fc.array(fc.string()), fc.jsonValue()),
+        sub: fc.oneof(fc.string(), fc.jsonValue()),
+        exp: fc.oneof(fc.constant(nowS + 300), fc.integer(), fc.jsonValue()),
+        iat: fc.oneof(fc.constant(nowS), fc.jsonValue()),
+        repository: fc.jsonValue(),
+      }, { requiredKeys: [] }),
+      fc.jsonValue(),
+      fc.string(),
+    );
+    const token = fc.tuple(header, claims, fc.oneof(fc.constant(''), fc.base64String(), fc.string({ unit: fc.constantFrom('A', 'b', '-', '_', '0') })))
+      .map(([h, c, sig]) => `${b64(h)}.${b64(c)}.${sig.replace(/[^A-Za-z0-9_-]/g, '')}`);
+    const body = JSON.stringify(SAMPLE_BODIES['POST /v1/keys/:name/sign']);
+    const details = await fc.check(
+      fc.asyncProperty(token, async (bearer) => {
+        const before = fuzz.signAttempts();
+        const response = await fuzz.t.app.inject({ method: 'POST', url: `/v1/keys/${FUZZ_KEY}/sign`, headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, payload: body });
+        // 503 is the one 5xx expected: the configured issuer (.invalid) cannot be fetched, and that fails closed.
+        const problem = response.statusCode === 503 ? (response.json().error?.code === 'IDENTITY_PROVIDER_UNAVAILABLE' ? undefined : response.body.slice(0, 200)) : responseProblem(response);
+        if (problem) throw new Error(`${bearer.slice(0, 200)}: ${problem}`);
+        if (response.statusCode !== 401 && response.statusCode !== 503) throw new Error(`${bearer.slice(0, 200)}: ${response.statusCode} ${response.body.slice(0, 200)}`);
+        if (fuzz.signAttempts() !== before) throw new Error(`${bearer.slice(0, 200)}: C_Sign called`);
+      }),
+      fuzzParameters(),
+    );
+    expect(details.failed ? String(details.errorInstance) : undefined).toBeUndefined();
   });
 
   it('answers a JSON body over the configured limit with 413 PAYLOAD_TOO_LARGE on every route that takes a body', async () => {

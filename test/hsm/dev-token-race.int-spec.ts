@@ -35,7 +35,8 @@ describe('SoftHSM2 dev token created by several processes at once', () => {
     );
     const results = await Promise.all(runs);
     expect(results).toEqual(Array(4).fill({ code: 0, out: 'opened' }));
-    const tokens = fs.readdirSync(path.join(dataDir, 'softhsm', 'tokens'));
+    // Tokens are directories (the token lock file sits beside them).
+    const tokens = fs.readdirSync(path.join(dataDir, 'softhsm', 'tokens'), { withFileTypes: true }).filter((entry) => entry.isDirectory());
     expect(tokens).toHaveLength(1);
     expect(fs.existsSync(path.join(dataDir, 'softhsm', '.init.lock'))).toBe(false);
   });
@@ -48,7 +49,8 @@ describe('SoftHSM2 dev token init lock', () => {
     fs.writeFileSync(lockOf(dataDir), content);
     return lockOf(dataDir);
   };
-  const tokenCount = (dataDir: string): number => fs.readdirSync(path.join(dataDir, 'softhsm', 'tokens')).length;
+  const tokenCount = (dataDir: string): number =>
+    fs.readdirSync(path.join(dataDir, 'softhsm', 'tokens'), { withFileTypes: true }).filter((entry) => entry.isDirectory()).length;
 
   it('takes over a lock whose owner died, creates the token and leaves no lock or claim file', async () => {
     const dataDir = tempDir('token-lock-dead-');

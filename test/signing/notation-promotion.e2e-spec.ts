@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { KEY_SPEC_INFO } from '../../src/common/key-spec';
 import { buildPlugin, generateSignatureRequest, runPlugin } from '../notation-plugin/support/notation-driver';
 import { ensureBuilt, freePort, ServerProcess, tempDir } from '../support/server-process';
-import { notarySigningInput, opensslVerifiesChain, opensslVerifiesMessage, SUBJECT } from './support/signing-kit';
+import { notaryCoseSigStructure, notarySigningInput, opensslVerifiesChain, opensslVerifiesMessage, SUBJECT } from './support/signing-kit';
 
 /**
  * The real notation-signet executable, driven as Notation drives it, against a real Signet server
@@ -103,5 +103,26 @@ describe('notation-signet → Signet: payload signing and promotion end to end',
 
     // The token never appears in what the plugin printed or the server logged.
     for (const output of [tested.stdout, tested.stderr, prodA.stdout, prodB.stderr, server.text()]) expect(output).not.toContain(signerToken);
+  });
+
+  it('COSE (notation sign --signature-format cose): the prod key signs the Sig_structure of image A, refuses image B and a payload Go would read as B', async () => {
+    const imageA = 'registry.example.com/team/app:1.0';
+    const when = new Date(Date.now() - 30_000);
+    // The plugin passes the bytes through: a COSE Sig_structure is binary, sent as latin1 text by the driver.
+    const coseA = notaryCoseSigStructure('EC-256', imageA, when);
+    const prodA = await generate('prod-release', coseA.sigStructure.toString('latin1'));
+    expect({ code: prodA.code, stderr: prodA.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(opensslVerifiesMessage(path.join(dir, 'cose-prod-a'), 'EC-256', coseA.sigStructure, prodA.json.signature as string, prodA.json.certificateChain as string[])).toBe(true);
+
+    const coseB = notaryCoseSigStructure('EC-256', 'registry.example.com/team/app:1.1', when);
+    const prodB = await generate('prod-release', coseB.sigStructure.toString('latin1'));
+    expect(prodB.code).toBe(1);
+    expect(prodB.json.errorMetadata).toMatchObject({ httpStatus: '409', signetErrorCode: 'PROMOTION_REQUIRED' });
+
+    const descriptor = (digest: string) => `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"${digest}","size":${coseA.size}}`;
+    const hostile = notaryCoseSigStructure('EC-256', imageA, when, { payloadJson: `{"targetArtifact":${descriptor(coseA.digest)},"TargetArtifact":${descriptor(coseB.digest)}}` });
+    const refused = await generate('prod-release', hostile.sigStructure.toString('latin1'));
+    expect(refused.code).toBe(1);
+    expect(refused.json.errorMetadata).toMatchObject({ httpStatus: '400', signetErrorCode: 'AMBIGUOUS_PAYLOAD' });
   });
 });

@@ -8,7 +8,7 @@ import { ActiveKeyCache, KEYS_CHANNEL } from '../../src/signing/active-key-cache
 import { query } from '../support/database';
 import { tempDir } from '../support/server-process';
 import { startTestApp, TestApp } from '../support/test-app';
-import { artifactDigest, notarySigningInput, opensslVerifiesChain, opensslVerifiesMessage, sha, SUBJECT } from './support/signing-kit';
+import { artifactDigest, notaryCoseSigStructure, notarySigningInput, opensslVerifiesChain, opensslVerifiesMessage, sha, SUBJECT } from './support/signing-kit';
 
 /**
  * POST /v1/keys/{name}/sign on the whole application in-process (real PostgreSQL, SoftHSM2 token,
@@ -103,7 +103,7 @@ describe('POST /v1/keys/{name}/sign', () => {
       expect(body.artifact).toEqual({ digest: jws.digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: jws.size });
       expect(opensslVerifiesMessage(path.join(dir, 'jws-ec384'), 'EC-384', Buffer.from(jws.signingInput), body.signature, body.certificateChain)).toBe(true);
       const [row] = await query<{ data: Record<string, unknown> }>(t.database.url, `SELECT data FROM audit_events WHERE type = 'sign' AND data->>'signature' = $1`, [body.signature]);
-      expect(row.data).toMatchObject({ mode: 'payload', artifact: body.artifact, algorithm: 'ECDSA-SHA-384', digest: `sha384:${sha('EC-384', jws.signingInput).toString('hex')}` });
+      expect(row.data).toMatchObject({ mode: 'payload', artifact: body.artifact, artifactSource: 'payload', algorithm: 'ECDSA-SHA-384', digest: `sha384:${sha('EC-384', jws.signingInput).toString('hex')}` });
     });
 
     it('signatureFormat der gives an ASN.1 ECDSA signature OpenSSL verifies as it is', async () => {
@@ -138,6 +138,8 @@ describe('POST /v1/keys/{name}/sign', () => {
         signatureFormat: 'raw',
         signature: response.json().signature,
         artifact,
+        // The client's word: Signet cannot check it against a digest.
+        artifactSource: 'claimed',
       });
       expect(JSON.stringify(rows)).not.toContain(tokens.signer.token);
     });
@@ -269,7 +271,8 @@ describe('POST /v1/keys/{name}/sign', () => {
     });
 
     it('frees the key when the request was refused, so a corrected retry signs', async () => {
-      const refused = await sign('stage-prod', { digest: sha('EC-256', 'idem-5').toString('base64'), hashAlgorithm: 'SHA-256', idempotencyKey: 'idem-5', artifact: { digest: artifactDigest('idem-5') } });
+      const jws = notarySigningInput('EC-256', 'idem-5', new Date());
+      const refused = await sign('stage-prod', { payload: Buffer.from(jws.signingInput).toString('base64'), hashAlgorithm: 'SHA-256', idempotencyKey: 'idem-5' });
       expect(refused.statusCode).toBe(409);
       expect(refused.json().error.code).toBe('PROMOTION_REQUIRED');
       const rows = await query(t.database.url, `SELECT 1 FROM sign_idempotency WHERE idempotency_key = 'idem-5'`);
@@ -279,29 +282,109 @@ describe('POST /v1/keys/{name}/sign', () => {
 
   describe('promotion (requires)', () => {
     const digestBody = (label: string, artifact?: string) => ({ digest: sha('EC-256', label).toString('base64'), hashAlgorithm: 'SHA-256', ...(artifact ? { artifact: { digest: artifact } } : {}) });
+    const payloadBody = (bytes: Buffer | string, extra: Record<string, unknown> = {}) => ({ payload: Buffer.from(bytes).toString('base64'), hashAlgorithm: 'SHA-256', ...extra });
+    /** A JWS signing input from header and payload JSON written by hand (hostile spellings). */
+    const handJws = (headerJson: string, payloadJson: string) => `${Buffer.from(headerJson).toString('base64url')}.${Buffer.from(payloadJson).toString('base64url')}`;
+    const HEADER = JSON.stringify({ alg: 'ES256', crit: ['io.cncf.notary.signingScheme'], cty: 'application/vnd.cncf.notary.payload.v1+json', 'io.cncf.notary.signingScheme': 'notary.x509', 'io.cncf.notary.signingTime': '2026-12-07T00:00:00Z' });
+    const descriptor = (digest: string) => `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"${digest}","size":528}`;
+    const signRows = (signature: string) => query<{ data: Record<string, unknown> }>(t.database.url, `SELECT data FROM audit_events WHERE type = 'sign' AND data->>'signature' = $1`, [signature]);
 
-    it('refuses a key with requires without an artifact (400 ARTIFACT_REQUIRED)', async () => {
+    it('refuses a key with requires an opaque payload (400 ARTIFACT_REQUIRED), even with a client-sent artifact', async () => {
       const before = hsmSigns();
-      const response = await sign('stage-prod', digestBody('no artifact'));
+      const response = await sign('stage-prod', payloadBody('no artifact', { artifact: { digest: artifactDigest('claimed') } }));
       expect(response.statusCode).toBe(400);
       expect(response.json().error.code).toBe('ARTIFACT_REQUIRED');
       expect(hsmSigns()).toBe(before);
     });
 
     it('refuses until the required key signed that artifact, naming the missing key; then signs', async () => {
-      const image = artifactDigest('image-promote');
-      const refused = await sign('stage-prod', digestBody('prod 1', image));
+      const prod = (label: string) => notarySigningInput('EC-256', 'image-promote', new Date(Date.parse('2026-12-01T00:00:00Z') + label.length * 1000));
+      const image = prod('x').digest;
+      const refused = await sign('stage-prod', payloadBody(prod('prod 1').signingInput));
       expect(refused.statusCode).toBe(409);
       expect(refused.json().error).toEqual({ code: 'PROMOTION_REQUIRED', message: expect.stringContaining('"stage-test"'), details: { key: 'stage-prod', artifact: image, missing: ['stage-test'] } });
 
       // A signature of another artifact by the required key does not count.
-      expect((await sign('stage-test', digestBody('test other', artifactDigest('other-image')))).statusCode).toBe(200);
-      expect((await sign('stage-prod', digestBody('prod 2', image))).statusCode).toBe(409);
+      expect((await sign('stage-test', payloadBody(notarySigningInput('EC-256', 'other-image', new Date()).signingInput))).statusCode).toBe(200);
+      expect((await sign('stage-prod', payloadBody(prod('prod 22').signingInput))).statusCode).toBe(409);
 
-      expect((await sign('stage-test', digestBody('test 1', image))).statusCode).toBe(200);
-      const allowed = await sign('stage-prod', digestBody('prod 3', image));
+      expect((await sign('stage-test', payloadBody(prod('test 1').signingInput))).statusCode).toBe(200);
+      const allowed = await sign('stage-prod', payloadBody(prod('prod 333').signingInput));
       expect(allowed.statusCode).toBe(200);
-      expect(allowed.json().artifact).toEqual({ digest: image });
+      expect(allowed.json().artifact).toEqual({ digest: image, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: prod('x').size });
+      expect((await signRows(allowed.json().signature))[0].data).toMatchObject({ artifact: { digest: image }, artifactSource: 'payload', mode: 'payload' });
+    });
+
+    describe('reads the artifact from the bytes it signs, never from the client (issue #17)', () => {
+      // The test key signed image X (from its payload). Every request below tries to get the prod
+      // key to sign something Notation's verifier reads as image Y, which the test key never signed.
+      const X = notarySigningInput('EC-256', 'issue-17-image-X', new Date('2026-12-01T00:00:00Z'));
+      const Y = notarySigningInput('EC-256', 'issue-17-image-Y', new Date('2026-12-01T00:00:00Z'));
+
+      beforeAll(async () => {
+        expect((await sign('stage-test', payloadBody(X.signingInput))).statusCode).toBe(200);
+      });
+
+      async function refusedWithoutSigning(body: unknown): Promise<{ status: number; code: string }> {
+        const before = hsmSigns();
+        const response = await sign('stage-prod', body);
+        expect(hsmSigns()).toBe(before);
+        return { status: response.statusCode, code: response.json().error?.code };
+      }
+
+      it('digest mode: the SHA-256 of the JWS for Y with a claimed artifact X → 400 PAYLOAD_REQUIRED (was 200)', async () => {
+        const body = { digest: sha('EC-256', Y.signingInput).toString('base64'), hashAlgorithm: 'SHA-256', artifact: { digest: X.digest } };
+        expect(await refusedWithoutSigning(body)).toEqual({ status: 400, code: 'PAYLOAD_REQUIRED' });
+      });
+
+      it('payload mode: a space before the protected header no longer makes the JWS opaque; Y is read and refused (was 200 on the claim X)', async () => {
+        const spaced = handJws(` ${HEADER}`, `{"targetArtifact":${descriptor(Y.digest)}}`);
+        expect(await refusedWithoutSigning(payloadBody(spaced, { artifact: { digest: X.digest } }))).toEqual({ status: 400, code: 'VALIDATION_ERROR' });
+        const response = await sign('stage-prod', payloadBody(spaced));
+        expect(response.statusCode).toBe(409);
+        expect(response.json().error.details).toEqual({ key: 'stage-prod', artifact: Y.digest, missing: ['stage-test'] });
+      });
+
+      it.each([
+        ['targetArtifact X then TargetArtifact Y (was 200: Signet read X, Go reads Y)', `{"targetArtifact":${descriptor(X.digest)},"TargetArtifact":${descriptor(Y.digest)}}`],
+        ['the same name twice (readers differ on first or last)', `{"targetArtifact":${descriptor(X.digest)},"targetArtifact":${descriptor(Y.digest)}}`],
+        ['digest X then Digest Y in the descriptor (was 200)', `{"targetArtifact":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"${X.digest}","Digest":"${Y.digest}","size":528}}`],
+        ['digest X then dige\u017ft Y (was 200: U+017F folds to s in Go)', `{"targetArtifact":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"${X.digest}","dige\u017ft":"${Y.digest}","size":528}}`],
+        ['an escaped name: target\\u0041rtifact Y after targetArtifact X', `{"targetArtifact":${descriptor(X.digest)},"target\\u0041rtifact":${descriptor(Y.digest)}}`],
+      ])('payload mode: %s → 400 AMBIGUOUS_PAYLOAD', async (_label, payloadJson) => {
+        expect(await refusedWithoutSigning(payloadBody(handJws(HEADER, payloadJson)))).toEqual({ status: 400, code: 'AMBIGUOUS_PAYLOAD' });
+      });
+
+      it('a client-sent artifact on a key without requires is recorded as claimed and is no evidence for promotion (was evidence)', async () => {
+        const Z = notarySigningInput('EC-256', 'issue-17-image-Z', new Date('2026-12-01T00:00:00Z'));
+        // The test key signs some digest, claiming it is image Z.
+        const claimed = await sign('stage-test', digestBody('not image Z at all', Z.digest));
+        expect(claimed.statusCode).toBe(200);
+        expect((await signRows(claimed.json().signature))[0].data).toMatchObject({ artifact: { digest: Z.digest }, artifactSource: 'claimed', mode: 'digest' });
+        const response = await sign('stage-prod', payloadBody(Z.signingInput));
+        expect(response.statusCode).toBe(409);
+        expect(response.json().error.code).toBe('PROMOTION_REQUIRED');
+      });
+
+      it('COSE Sig_structure (notation --signature-format cose): the artifact of its Notary payload is read and promoted like a JWS one', async () => {
+        const when = new Date('2026-12-02T00:00:00Z');
+        const coseX = notaryCoseSigStructure('EC-256', 'issue-17-image-X', when);
+        expect(coseX.digest).toBe(X.digest);
+        const allowed = await sign('stage-prod', payloadBody(coseX.sigStructure));
+        expect(allowed.statusCode).toBe(200);
+        expect(allowed.json().artifact).toEqual({ digest: X.digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: X.size });
+        expect(opensslVerifiesMessage(path.join(dir, 'cose-prod'), 'EC-256', coseX.sigStructure, allowed.json().signature, allowed.json().certificateChain)).toBe(true);
+        expect((await signRows(allowed.json().signature))[0].data).toMatchObject({ artifactSource: 'payload', mode: 'payload' });
+
+        const coseY = notaryCoseSigStructure('EC-256', 'issue-17-image-Y', when);
+        const refused = await sign('stage-prod', payloadBody(coseY.sigStructure));
+        expect(refused.statusCode).toBe(409);
+        expect(refused.json().error.details.artifact).toBe(Y.digest);
+        const ambiguous = notaryCoseSigStructure('EC-256', 'any', when, { payloadJson: `{"targetArtifact":${descriptor(X.digest)},"TargetArtifact":${descriptor(Y.digest)}}` });
+        expect(await refusedWithoutSigning(payloadBody(ambiguous.sigStructure))).toEqual({ status: 400, code: 'AMBIGUOUS_PAYLOAD' });
+        const trailing = Buffer.concat([coseX.sigStructure, Buffer.from([0])]);
+        expect(await refusedWithoutSigning(payloadBody(trailing))).toEqual({ status: 400, code: 'AMBIGUOUS_PAYLOAD' });
+      });
     });
   });
 

@@ -137,7 +137,12 @@ describe('truststore bundle formats', () => {
     const stored = new X509Certificate(fs.readFileSync(path.join(dir, 'truststore/x509/ca/production/root-g2.pem')));
     // byte-identical to the root (Notation matches trust anchors byte for byte)
     expect(stored.raw.equals(next.root.der)).toBe(true);
-    const policy = JSON.parse(fs.readFileSync(path.join(dir, 'trustpolicy.oci.json'), 'utf8'));
+    // trustpolicy.json is the name every released Notation 1.x reads; 2.x reads trustpolicy.oci.json
+    // first, so the same bytes go there too (an older bundle's copy is overwritten, never preferred).
+    expect(fs.readdirSync(dir).sort()).toEqual(['trustpolicy.json', 'trustpolicy.oci.json', 'truststore']);
+    const policyText = fs.readFileSync(path.join(dir, 'trustpolicy.json'), 'utf8');
+    expect(fs.readFileSync(path.join(dir, 'trustpolicy.oci.json'), 'utf8')).toBe(policyText);
+    const policy = JSON.parse(policyText);
     expect(trustPolicyRuleProblems(policy, storesIn(dir))).toEqual([]);
     expect(trustPolicyProblems(policy)).toEqual([]);
     // deterministic: one version, one tar

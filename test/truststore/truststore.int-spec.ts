@@ -93,7 +93,7 @@ describe('truststores (whole app)', () => {
     const dir = path.join(tempDir('notation-'), 'config');
     unpackTar(tar.rawPayload, dir);
     expect(notationLayoutProblems(dir)).toEqual([]);
-    expect(trustPolicyRuleProblems(JSON.parse(fs.readFileSync(path.join(dir, 'trustpolicy.oci.json'), 'utf8')), storesIn(dir))).toEqual([]);
+    expect(trustPolicyRuleProblems(JSON.parse(fs.readFileSync(path.join(dir, 'trustpolicy.json'), 'utf8')), storesIn(dir))).toEqual([]);
     expect((await call('GET', '/v1/truststores/production/bundle?format=jks', admin)).statusCode).toBe(400);
     // the OpenAPI document lists every format, the ImageValidatingPolicy one included
     const openapi = (await call('GET', '/openapi.json', undefined)).json();

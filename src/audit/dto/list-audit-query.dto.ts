@@ -14,6 +14,14 @@ export class ListAuditQueryDto {
   @MaxLength(100)
   type?: string;
 
+  @ApiPropertyOptional({
+    description: "Only events about this subject (a key name, a serial, a token id) or made by a workload identity with this OIDC `sub` (e.g. repo:acme/app:environment:prod)",
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
+  subject?: string;
+
   @ApiPropertyOptional({ description: 'Most events to return (JSON: default 100, at most 1000; NDJSON: default all)' })
   @IsOptional()
   @Type(() => Number)

@@ -2,7 +2,10 @@ import { ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, IsArray, IsInt, IsISO8601, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 import { KEY_NAME } from './create-token.dto';
 
-/** Absent fields stay as they are; `null` clears expiresAt / rateLimitPerSecond. */
+/**
+ * Absent fields stay as they are; `null` clears expiresAt / rateLimitPerSecond. The role cannot be
+ * changed (400). A change that would leave no admin token usable for another hour is 409 CONFLICT.
+ */
 export class UpdateTokenDto {
   @ApiPropertyOptional({ type: [String], description: "Replaces the signer's key grants" })
   @IsOptional()
@@ -19,7 +22,7 @@ export class UpdateTokenDto {
   @Max(3650)
   expiresInDays?: number;
 
-  @ApiPropertyOptional({ nullable: true, description: 'Expiry as an ISO 8601 date, or null for never' })
+  @ApiPropertyOptional({ nullable: true, description: 'Expiry as an ISO 8601 date, or null for never. On the last usable admin token, an expiry less than an hour away is refused (409).' })
   @IsOptional()
   @IsISO8601({ strict: true })
   expiresAt?: string | null;

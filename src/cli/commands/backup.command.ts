@@ -34,7 +34,8 @@ export const restoreCommand: CliCommand = {
     if (manifest.hsm === 'softhsm') {
       if (config.hsm.modulePath) throw new CliError('the backup holds a SoftHSM2 token but SIGNET_PKCS11_MODULE is set; restore it on embedded defaults');
       const target = path.join(config.dataDir, 'softhsm');
-      if (fs.existsSync(path.join(target, 'tokens')) && fs.readdirSync(path.join(target, 'tokens')).length > 0) {
+      // A token is a directory (a lock file beside them is not one).
+      if (fs.existsSync(path.join(target, 'tokens')) && fs.readdirSync(path.join(target, 'tokens'), { withFileTypes: true }).some((entry) => entry.isDirectory())) {
         throw new CliError(`${target} already holds a token; restore into a fresh SIGNET_DATA_DIR`);
       }
       fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });

@@ -39,6 +39,8 @@ export interface OutboundHttpOptions {
   target: string;
   requestTimeoutMs: number;
   tls?: { caPem?: string; insecure?: boolean; certPem?: string; keyPem?: string };
+  /** Name resolution; default the system resolver (dns.lookup). Tests put a name in front of an address no resolver here returns. */
+  resolve?: (hostname: string, options: dns.LookupOptions) => Promise<dns.LookupAddress[]>;
 }
 
 const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024;
@@ -67,7 +69,7 @@ export class OutboundHttp {
       rejectUnauthorized: !tls.insecure,
       ...(tls.certPem && tls.keyPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
     });
-    this.lookup = guardedLookup(options.policy);
+    this.lookup = guardedLookup(options.policy, options.resolve ?? ((hostname, lookupOptions) => dns.promises.lookup(hostname, { ...lookupOptions, all: true })));
   }
 
   get target(): string {
@@ -80,9 +82,8 @@ export class OutboundHttp {
 
   /** Throws `forbidden-host` unless the policy allows `url`. */
   checkUrl(url: URL, operation: string): void {
-    if (!this.options.policy.allowsUrl(url)) {
-      throw this.error('forbidden-host', `refusing to connect to ${describeUrl(url)}: host is not in the allowed hosts`, operation, { host: url.host });
-    }
+    const refusal = this.options.policy.refusal(url);
+    if (refusal) throw this.error('forbidden-host', `refusing to connect to ${describeUrl(url)}: ${refusal}`, operation, { host: url.host });
   }
 
   /** One request, one answer; 3xx answers are returned as they are. */
@@ -206,19 +207,24 @@ function deleteHeader(headers: Record<string, string>, name: string): void {
   for (const key of Object.keys(headers)) if (key.toLowerCase() === name) delete headers[key];
 }
 
-/** dns.lookup, refusing addresses the policy forbids (a public name resolving to 127.0.0.1 or 169.254.169.254). */
-function guardedLookup(policy: OutboundPolicy): LookupFunction {
+/**
+ * dns.lookup, refusing addresses the policy forbids (a public name resolving to 127.0.0.1 or
+ * 169.254.169.254): the connection goes only to an address that was checked, so a name that
+ * changes its answer between checks (DNS rebinding) gains nothing.
+ */
+function guardedLookup(policy: OutboundPolicy, resolve: NonNullable<OutboundHttpOptions['resolve']>): LookupFunction {
   return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
-    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
-      if (error) return callback(error);
-      const list = addresses as dns.LookupAddress[];
-      const allowed = list.filter((entry) => policy.allowsAddress(hostname, entry.address));
-      if (allowed.length === 0) {
-        const refused = Object.assign(new Error(`address of ${hostname} is not allowed`), { code: FORBIDDEN_ADDRESS });
-        return callback(refused);
-      }
-      if (options.all) return callback(null, allowed);
-      return callback(null, allowed[0].address, allowed[0].family);
-    });
+    resolve(hostname, options).then(
+      (list) => {
+        const allowed = list.filter((entry) => policy.allowsAddress(hostname, entry.address));
+        if (allowed.length === 0) {
+          const refused = Object.assign(new Error(`address of ${hostname} is not allowed`), { code: FORBIDDEN_ADDRESS });
+          return callback(refused);
+        }
+        if (options.all) return callback(null, allowed);
+        return callback(null, allowed[0].address, allowed[0].family);
+      },
+      (error: unknown) => callback(error),
+    );
   }) as LookupFunction;
 }

@@ -16,7 +16,7 @@ import { parseKubeconfig } from './kubeconfig';
 import { KubernetesDriver } from './kubernetes.driver';
 import { isValidRepository } from './oci-artifact';
 import { OciRegistryDriver } from './oci-registry.driver';
-import { OutboundHttp } from './outbound-http';
+import { OutboundHttp, OutboundHttpOptions } from './outbound-http';
 
 /**
  * Builds the driver for a target's kind, validating its definition first (messages name the field,
@@ -30,6 +30,8 @@ export interface TrustTargetFactoryHooks {
   now?: () => Date;
   /** Replaces the HTTP Kubernetes client (tests, or client-node later). */
   kubeApi?: KubeApi;
+  /** Name resolution for every connection (default the system resolver); its answers are checked like any other. */
+  resolve?: OutboundHttpOptions['resolve'];
 }
 
 export function createTrustTarget(options: TrustTargetOptions, hooks: TrustTargetFactoryHooks = {}): TrustTarget {
@@ -53,7 +55,7 @@ export function createTrustTarget(options: TrustTargetOptions, hooks: TrustTarge
 function createOciRegistry(options: OciRegistryTargetOptions, hooks: TrustTargetFactoryHooks): TrustTarget {
   const endpoint = registryEndpoint(options.endpoint);
   if (typeof options.repository !== 'string' || !isValidRepository(options.repository)) fail('repository', 'must be an OCI repository name (lower-case path, e.g. signet/truststore)');
-  const http = outboundHttp(options, endpoint, `oci-registry ${endpoint.host}/${options.repository}`, options.tls);
+  const http = outboundHttp(options, endpoint, `oci-registry ${endpoint.host}/${options.repository}`, options.tls, hooks);
   return new OciRegistryDriver({ endpoint, repository: options.repository, credentials: basicCredentials(options.credentials), http, now: hooks.now });
 }
 
@@ -62,7 +64,7 @@ function createHarbor(options: HarborTargetOptions, hooks: TrustTargetFactoryHoo
   if (!isHarborProject(options.project)) fail('project', 'must be a Harbor project name (lower-case letters, digits, ".", "_", "-")');
   if (typeof options.repository !== 'string' || !isValidRepository(`${options.project}/${options.repository}`)) fail('repository', 'must be an OCI repository name');
   const trust = validateContentTrust(options.contentTrust, options.project);
-  const http = outboundHttp(options, endpoint, `harbor ${endpoint.host}/${options.project}/${options.repository}`, options.tls);
+  const http = outboundHttp(options, endpoint, `harbor ${endpoint.host}/${options.project}/${options.repository}`, options.tls, hooks);
   return new HarborDriver({ endpoint, project: options.project, repository: options.repository, credentials: basicCredentials(options.credentials), contentTrust: trust, http, now: hooks.now });
 }
 
@@ -138,21 +140,22 @@ function createKubernetes(options: KubernetesTargetOptions, hooks: TrustTargetFa
   }
   validateTls(tls);
   const description = `kubernetes ${endpoint.host} ${options.namespace}/${configMapName}`;
-  const api = hooks.kubeApi ?? new HttpKubeApi(outboundHttp(options, endpoint, description, tls), endpoint, token);
+  const api = hooks.kubeApi ?? new HttpKubeApi(outboundHttp(options, endpoint, description, tls, hooks), endpoint, token);
   return new KubernetesDriver({ api, namespace: options.namespace, configMapName, ratify: options.ratify, forceConflicts: options.forceConflicts === true, description });
 }
 
 function outboundHttp(
-  options: { allowedHosts: string[]; requestTimeoutMs?: number },
+  options: { allowedHosts: string[]; allowLoopback?: boolean; endpointListed?: boolean; requestTimeoutMs?: number },
   endpoint: URL,
   target: string,
   tls: (TlsOptions & { certPem?: string; keyPem?: string }) | undefined,
+  hooks: TrustTargetFactoryHooks,
 ): OutboundHttp {
   if (!Array.isArray(options.allowedHosts) || options.allowedHosts.some((h) => typeof h !== 'string')) fail('allowedHosts', 'must be a list of host names');
   const timeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   if (!Number.isSafeInteger(timeout) || timeout < 1 || timeout > 600_000) fail('requestTimeoutMs', 'must be an integer between 1 and 600000');
   validateTls(tls);
-  return new OutboundHttp({ policy: OutboundPolicy.forEndpoint(endpoint, options.allowedHosts), target, requestTimeoutMs: timeout, tls });
+  return new OutboundHttp({ policy: OutboundPolicy.forEndpoint(endpoint, options.allowedHosts, { allowLoopback: options.allowLoopback === true, endpointListed: options.endpointListed === true }), target, requestTimeoutMs: timeout, tls, ...(hooks.resolve ? { resolve: hooks.resolve } : {}) });
 }
 
 function parseEndpoint(raw: unknown): URL {

@@ -95,6 +95,10 @@ interface CommonTargetOptions {
   tls?: TlsOptions;
   /** Hosts redirects and token realms may lead to, besides the endpoint itself (see OutboundPolicy). */
   allowedHosts: string[];
+  /** Whether loopback hosts may be reached at all (SIGNET_DISTRIBUTION_ALLOW_LOOPBACK). Default false. */
+  allowLoopback?: boolean;
+  /** The endpoint's own host must be in `allowedHosts` too (a configured allowlist). Default false: it is allowed implicitly. */
+  endpointListed?: boolean;
   /** Timeout of each HTTP exchange, connect to last byte. Default 30 s. */
   requestTimeoutMs?: number;
 }

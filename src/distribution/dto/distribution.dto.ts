@@ -16,7 +16,11 @@ export class CreateRegionDto {
 
 /** Target fields shared by create and PATCH; contents of nested objects are checked by the service and the driver factory. */
 class TargetFieldsDto {
-  @ApiPropertyOptional({ example: 'https://registry.example.com' })
+  @ApiPropertyOptional({
+    example: 'https://registry.example.com',
+    description:
+      'must be allowed by SIGNET_DISTRIBUTION_ALLOWED_HOSTS when set; link-local, cloud metadata and unspecified addresses (any spelling) are refused, loopback unless SIGNET_DISTRIBUTION_ALLOW_LOOPBACK (400 ENDPOINT_NOT_ALLOWED). PATCH: moving to another scheme, host or port needs `credentials` in the same request when some are stored (400 CREDENTIALS_REQUIRED)',
+  })
   @IsOptional()
   @IsString()
   endpoint?: string;
@@ -31,7 +35,7 @@ class TargetFieldsDto {
   @IsBoolean()
   required?: boolean;
 
-  @ApiPropertyOptional({ description: 'write-only: {username, password} | {token} | {kubeconfig}; null removes them', example: { username: 'robot$signet', password: '…' } })
+  @ApiPropertyOptional({ description: "write-only: {username, password} | {token} | {kubeconfig}; null removes them. Sealed for the endpoint's origin (scheme, host, port) and never sent anywhere else", example: { username: 'robot$signet', password: '…' } })
   @IsOptional()
   @ValidateIf((_o, v) => v !== null)
   @IsObject()
@@ -111,7 +115,7 @@ export class CreateTargetDto extends TargetFieldsDto {
   @IsIn(TRUST_TARGET_KINDS as unknown as string[])
   kind!: string;
 
-  @ApiProperty({ example: 'https://registry.example.com' })
+  @ApiProperty({ example: 'https://registry.example.com', description: 'must be allowed by SIGNET_DISTRIBUTION_ALLOWED_HOSTS when set; link-local, metadata and unspecified addresses are refused (400 ENDPOINT_NOT_ALLOWED)' })
   @IsString()
   declare endpoint: string;
 

@@ -32,7 +32,12 @@ export class CreateKeyDto {
   @Max(460)
   certificateValidityDays?: number;
 
-  @ApiPropertyOptional({ example: { schedule: 'quarterly', overlapDays: 14, retentionDays: 90 } })
+  @ApiPropertyOptional({
+    example: { schedule: 'quarterly', overlapDays: 14, retentionDays: 90 },
+    description:
+      'schedule: "quarterly" or a cron expression (5 or 6 fields, UTC). A schedule whose occurrences come closer than ' +
+      'SIGNET_ROTATION_MIN_INTERVAL_HOURS (default 24) is refused with 400 ROTATION_TOO_FREQUENT.',
+  })
   @IsOptional()
   @IsObject()
   rotation?: { schedule?: string; overlapDays?: number; retentionDays?: number };

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { encode as encodeCbor, Tag } from 'cbor2';
 import { KEY_SPEC_INFO, KeySpec, nodeHashName } from '../../../src/common/key-spec';
 import { ecdsaRawToDer } from '../../../src/hsm/ecdsa-signature';
 
@@ -75,6 +76,37 @@ export function notarySigningInput(spec: KeySpec, image: string, signingTime: Da
   const payload = { targetArtifact: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, annotations: { 'org.example.image': image } } };
   const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
   return { signingInput: `${b64url(header)}.${b64url(payload)}`, digest, size: manifest.length };
+}
+
+/** COSE algorithm identifiers (RFC 9053) by JWS name. */
+export const COSE_ALG: Record<string, number> = { ES256: -7, ES384: -35, ES512: -36, PS256: -37, PS384: -38, PS512: -39 };
+
+/**
+ * The COSE `Sig_structure` Notation hands a plugin with `--signature-format cose`
+ * (notation-core-go signature/cose: go-cose's ToBeSigned): CBOR
+ * `["Signature1", bstr(protected header map), bstr(external_aad, empty), bstr(Notary payload JSON)]`,
+ * the protected header holding alg (1), crit (2), content type (3) and the Notary labels.
+ * `payloadJson` replaces the payload (hostile variants); `header` adds or replaces header entries.
+ */
+export function notaryCoseSigStructure(
+  spec: KeySpec,
+  image: string,
+  signingTime: Date,
+  options: { payloadJson?: string; header?: Array<[number | string, unknown]>; alg?: number } = {},
+): { sigStructure: Buffer; digest: string; size: number } {
+  const jws = notarySigningInput(spec, image, signingTime);
+  const payload = options.payloadJson ?? Buffer.from(jws.signingInput.split('.')[1], 'base64url').toString('utf8');
+  const header = new Map<number | string, unknown>([
+    [1, options.alg ?? COSE_ALG[KEY_SPEC_INFO[spec].jwsAlg]],
+    [2, ['io.cncf.notary.signingScheme']],
+    [3, 'application/vnd.cncf.notary.payload.v1+json'],
+    ['io.cncf.notary.signingScheme', 'notary.x509'],
+    ['io.cncf.notary.signingTime', new Tag(1, Math.floor(signingTime.getTime() / 1000))],
+  ]);
+  for (const [label, value] of options.header ?? []) header.set(label, value);
+  // Uint8Array.from: cbor2 writes a byte string only for a Uint8Array of its own realm (Jest runs tests in another).
+  const sigStructure = encodeCbor(['Signature1', encodeCbor(header), new Uint8Array(0), Uint8Array.from(Buffer.from(payload, 'utf8'))]);
+  return { sigStructure: Buffer.from(sigStructure), digest: jws.digest, size: jws.size };
 }
 
 function hex(data: string | Buffer): string {
