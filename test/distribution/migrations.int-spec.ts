@@ -2,7 +2,7 @@ import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../../src/database/data-source-options';
 import { Truststores1795000600000 } from '../../migrations/1795000600000-Truststores';
 import { Distribution1795000610000 } from '../../migrations/1795000610000-Distribution';
-import { TruststoreTrustManager1795000900100 } from '../../migrations/1795000900100-TruststoreTrustManager';
+import { TruststoreTrustManager1795000930000 } from '../../migrations/1795000930000-TruststoreTrustManager';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
 
 /** The truststore and distribution migrations go down and up again cleanly on a migrated database. */
@@ -27,9 +27,9 @@ describe('truststore and distribution migrations', () => {
     expect(await columns()).toBe(1);
     const runner = dataSource.createQueryRunner();
     try {
-      await new TruststoreTrustManager1795000900100().down(runner);
+      await new TruststoreTrustManager1795000930000().down(runner);
       expect(await columns()).toBe(0);
-      await new TruststoreTrustManager1795000900100().up(runner);
+      await new TruststoreTrustManager1795000930000().up(runner);
       expect(await columns()).toBe(1);
       await expect(runner.query(`INSERT INTO truststores (name, ca_ids, trust_policy, current_version, trust_manager) VALUES ('m', '{}', '{}', 0, '[]')`)).rejects.toThrow(/check/i);
     } finally {
