@@ -79,6 +79,14 @@ async function main(): Promise<void> {
     }
     logger.info({ port: config.port, tls: !!config.tls, publicUrl: config.publicUrl }, `Signet listening on ${config.host}:${config.port}${config.tls ? ' (TLS)' : ''}`);
   } catch (error) {
+    if (error instanceof ConfigError) {
+      // Found while starting (e.g. a privileged database role): same one line and exit code as any bad setting.
+      logger.flush();
+      process.stderr.write(`signet: configuration error: ${scrubText(error.message)}\n`);
+      await app?.close().catch(() => undefined);
+      await platform?.stop().catch(() => undefined);
+      process.exit(2);
+    }
     logger.fatal(`start failed: ${scrubText(error instanceof Error ? error.message : String(error))}`);
     logger.flush();
     process.stderr.write(`signet: start failed: ${scrubText(error instanceof Error ? error.message : String(error))}\n`);

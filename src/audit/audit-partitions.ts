@@ -6,7 +6,8 @@ import { withClient } from './audit-pg';
  * audit_events is range-partitioned by month (UTC) on `time`. Partitions are named
  * audit_events_pYYYYMM; they are created ahead by a daily job and on demand when a write falls
  * outside every partition (there is deliberately no default partition: it would have to be
- * scanned whenever a month is added, and could never be dropped by retention).
+ * scanned whenever a month is added, and could never be dropped by retention), always through
+ * audit_create_partition(), which the owner role owns.
  */
 export interface AuditPartition {
   name: string;
@@ -64,11 +65,10 @@ export async function ensurePartitions(client: PoolClient, wanted: AuditPartitio
     for (const partition of wanted.filter((p) => missing.has(p.name))) {
       const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS exists', [partition.name]);
       if (exists.rows[0].exists) continue;
-      // Names and bounds are generated here from integers, never from input.
-      await client.query(
-        `CREATE TABLE ${partition.name} PARTITION OF audit_events FOR VALUES FROM ('${partition.from.toISOString()}') TO ('${partition.to.toISOString()}')`,
-      );
-      created.push(partition.name);
+      // The owner role's function creates it (migration AuditLeastPrivilege): the service role
+      // creates no tables, so it never owns a partition it could truncate or detach.
+      const { rows: made } = await client.query<{ created: boolean }>('SELECT audit_create_partition($1) AS created', [partition.from.toISOString()]);
+      if (made[0].created) created.push(partition.name);
     }
     await client.query('COMMIT');
     return created;

@@ -36,7 +36,7 @@ export class AuditRetentionService {
     const decisions: RetentionDecision[] = [];
     for (const partition of await listPartitions(pool)) {
       if (partition.to.getTime() > cutoff) break;
-      const decision = await this.tryDrop(partition);
+      const decision = await this.tryDrop(partition, retentionDays);
       decisions.push(decision);
       if (!decision.dropped) {
         this.logger.warn(`retention: keeping ${partition.name} although older than ${retentionDays} days: ${decision.reason}`);
@@ -47,14 +47,17 @@ export class AuditRetentionService {
     return decisions;
   }
 
-  private async tryDrop(partition: AuditPartition): Promise<RetentionDecision> {
+  private async tryDrop(partition: AuditPartition, retentionDays: number): Promise<RetentionDecision> {
     const pool = pgPool(this.dataSource);
     const refuse = (reason: string): RetentionDecision => ({ partition: partition.name, dropped: false, reason });
     // Names come from listPartitions (our own pattern), never from input.
+    // Through the parent table (the service role has no rights on a partition by name); the time
+    // range prunes the scan to that one partition.
     const stats = await pool.query<{ first: string | null; last: string | null; exported: string; checkpointed: string | null }>(
-      `SELECT (SELECT min(seq)::text FROM ${partition.name}) AS first, (SELECT max(seq)::text FROM ${partition.name}) AS last,
+      `SELECT (SELECT min(seq)::text FROM audit_events WHERE time >= $1 AND time < $2) AS first, (SELECT max(seq)::text FROM audit_events WHERE time >= $1 AND time < $2) AS last,
               (SELECT exported_through_seq::text FROM audit_export_watermark) AS exported,
               (SELECT max(seq)::text FROM audit_checkpoints) AS checkpointed`,
+      [partition.from, partition.to],
     );
     const { first, last, exported, checkpointed } = stats.rows[0];
     if (last !== null) {
@@ -66,16 +69,12 @@ export class AuditRetentionService {
     // Audited first: the drop must not happen without its record (the writer could not insert
     // while the DROP below holds its lock, so the event cannot be written in the same transaction).
     await this.audit.record({ type: 'audit.partition.dropped', subject: partition.name, data: { from: partition.from, to: partition.to, firstSeq: first, lastSeq: last, retentionDays: this.config.audit.retentionDays ?? null } });
+    // The owner role's function drops it (migration AuditLeastPrivilege) after checking again, in
+    // the database, that it is the oldest, expired, exported and checkpointed, and records the
+    // drop itself: the service role can neither drop a partition nor write audit_retention_drops.
     await inTransaction(pool, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [ADVISORY_LOCKS.auditRetention.toString()]);
-      const still = await client.query('SELECT to_regclass($1) IS NOT NULL AS exists', [partition.name]);
-      if (!still.rows[0].exists) return;
-      const lastRow = last === null ? undefined : (await client.query(`SELECT hash FROM ${partition.name} WHERE seq = $1`, [last])).rows[0];
-      await client.query(
-        'INSERT INTO audit_retention_drops (partition_name, range_from, range_to, first_seq, last_seq, last_hash) VALUES ($1, $2, $3, $4, $5, $6)',
-        [partition.name, partition.from, partition.to, first, last, lastRow?.hash ?? null],
-      );
-      await client.query(`DROP TABLE ${partition.name}`);
+      await client.query('SELECT audit_drop_partition($1, make_interval(days => $2)) AS outcome', [partition.name, retentionDays]);
     });
     return { partition: partition.name, dropped: true };
   }

@@ -3,10 +3,12 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { scrubText } from '../observability/logger';
 import { AuditCheckpointService } from './audit-checkpoint.service';
+import { AuditFullVerifyService } from './audit-full-verify.service';
 import { AuditRetentionService } from './audit-retention.service';
 import { AuditService } from './audit.service';
 
 const DAY_MS = 86400_000;
+const FULL_VERIFY_TICK_MS = 15 * 60_000;
 
 /**
  * Timers only enqueue: each tick starts its job unless the previous run is still going. The jobs
@@ -23,6 +25,7 @@ export class AuditScheduler implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly audit: AuditService,
     private readonly checkpoints: AuditCheckpointService,
     private readonly retention: AuditRetentionService,
+    private readonly fullVerify: AuditFullVerifyService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Optional() private readonly registry?: SchedulerRegistry,
   ) {}
@@ -35,6 +38,12 @@ export class AuditScheduler implements OnApplicationBootstrap, OnModuleDestroy {
     const interval = this.config.audit.checkpointIntervalSeconds;
     if (interval > 0) {
       this.every('audit-checkpoint', interval * 1000, () => this.checkpoints.createIfDue());
+    }
+    if (this.config.audit.fullVerifyIntervalHours > 0) {
+      // Metrics from the latest run (any replica's) at once; the check for "due" every quarter hour
+      // (or sooner for short intervals), so the run itself lands within that of its time.
+      await this.run('audit-full-verify', () => this.fullVerify.refreshMetrics());
+      this.every('audit-full-verify', Math.min(FULL_VERIFY_TICK_MS, this.config.audit.fullVerifyIntervalHours * 3_600_000), () => this.fullVerify.runIfDue());
     }
     this.every('audit-maintenance', DAY_MS / 4, async () => {
       await this.audit.ensureUpcomingPartitions();

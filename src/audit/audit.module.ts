@@ -2,6 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { AuditCheckpointSigners } from './audit-checkpoint-signer';
 import { AuditCheckpointService } from './audit-checkpoint.service';
 import { AuditExportService } from './audit-export.service';
+import { AuditFullVerifyService } from './audit-full-verify.service';
 import { AuditMetrics } from './audit-metrics';
 import { AuditRetentionService } from './audit-retention.service';
 import { AuditScheduler } from './audit-scheduler';
@@ -17,7 +18,7 @@ import { AuditService } from './audit.service';
 @Global()
 @Module({
   controllers: [AuditController],
-  providers: [AuditService, AuditCheckpointSigners, AuditMetrics, AuditVerifier, AuditCheckpointService, AuditExportService, AuditRetentionService, AuditScheduler],
-  exports: [AuditService, AuditCheckpointSigners, AuditVerifier, AuditCheckpointService, AuditExportService, AuditRetentionService],
+  providers: [AuditService, AuditCheckpointSigners, AuditMetrics, AuditVerifier, AuditCheckpointService, AuditExportService, AuditRetentionService, AuditFullVerifyService, AuditScheduler],
+  exports: [AuditService, AuditCheckpointSigners, AuditVerifier, AuditCheckpointService, AuditExportService, AuditRetentionService, AuditFullVerifyService],
 })
 export class AuditModule {}

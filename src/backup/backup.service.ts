@@ -5,6 +5,7 @@ import * as readline from 'node:readline';
 import { DataSource, EntityManager } from 'typeorm';
 import { ensurePartitionsOnPool, partitionsCovering } from '../audit/audit-partitions';
 import { pgPool } from '../audit/audit-pg';
+import { dataSourceOptions } from '../database/data-source-options';
 
 export const BACKUP_FORMAT = 'signet-backup/1';
 const PAGE = 2000;
@@ -81,48 +82,72 @@ export class BackupService {
 
   /**
    * Loads a backup into this (freshly migrated, otherwise empty) database in one transaction with
-   * triggers off (the audit log's append-only triggers, FK checks: rows arrive parents first).
+   * the audit log's append-only triggers off (FK checks stay on: rows arrive parents first).
    */
-  async restore(fromDir: string): Promise<BackupManifest> {
-    const manifest = readManifest(fromDir);
-    const migrations: string[] = (await this.dataSource.query('SELECT name FROM typeorm_migrations ORDER BY id')).map((m: { name: string }) => m.name);
-    if (JSON.stringify(migrations) !== JSON.stringify(manifest.migrations)) {
-      throw new Error(`the backup was taken at migrations [${manifest.migrations.join(', ')}] but this database is at [${migrations.join(', ')}]; restore with the same Signet version`);
+  async restore(fromDir: string, ownerUrl?: string): Promise<BackupManifest> {
+    // The service role may not delete audit rows nor switch their triggers off: a restore runs as
+    // the owner role (the CLI passes its URL), on a connection of its own.
+    if (ownerUrl) {
+      const owner = new DataSource({ ...(dataSourceOptions(ownerUrl, 2)), entities: [] });
+      await owner.initialize();
+      try {
+        return await restoreInto(owner, fromDir);
+      } finally {
+        await owner.destroy();
+      }
     }
-    const populated: Array<{ name: string }> = await this.dataSource.query(`SELECT 'signing_keys' AS name WHERE EXISTS (SELECT 1 FROM signing_keys) UNION ALL SELECT 'cas' WHERE EXISTS (SELECT 1 FROM cas)`);
-    if (populated.length > 0) throw new Error('the target database already holds CAs or keys; restore into a fresh data dir or database');
-
-    const auditTimes = await timeRange(path.join(fromDir, 'db', 'audit_events.ndjson'));
-    if (auditTimes) await ensurePartitionsOnPool(pgPool(this.dataSource), partitionsCovering(auditTimes.min, auditTimes.max));
-
-    await this.dataSource.transaction(async (manager) => {
-      await manager.query('SET LOCAL session_replication_role = replica');
-      for (const { name } of [...manifest.tables].reverse()) await manager.query(`DELETE FROM ${quote(name)}`);
-      for (const { name, rows } of manifest.tables) {
-        let loaded = 0;
-        let batch: string[] = [];
-        const flush = async () => {
-          if (batch.length === 0) return;
-          await manager.query(`INSERT INTO ${quote(name)} SELECT * FROM json_populate_recordset(NULL::${quote(name)}, $1::json)`, [`[${batch.join(',')}]`]);
-          loaded += batch.length;
-          batch = [];
-        };
-        const lines = readline.createInterface({ input: fs.createReadStream(path.join(fromDir, 'db', `${name}.ndjson`)), crlfDelay: Infinity });
-        for await (const line of lines) {
-          if (line.trim() === '') continue;
-          batch.push(line);
-          if (batch.length >= PAGE) await flush();
-        }
-        await flush();
-        if (loaded !== rows) throw new Error(`table ${name}: the backup lists ${rows} rows but ${loaded} were read`);
-      }
-      for (const [name, { lastValue, isCalled }] of Object.entries(manifest.sequences)) {
-        await manager.query('SELECT setval($1::regclass, $2::bigint, $3)', [quote(name), lastValue, isCalled]);
-      }
-    });
-    this.logger.log(`restored ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows from ${fromDir}`);
-    return manifest;
+    return restoreInto(this.dataSource, fromDir);
   }
+}
+
+/** See BackupService.restore; `dataSource` connects as the role that owns the tables. */
+async function restoreInto(dataSource: DataSource, fromDir: string): Promise<BackupManifest> {
+  const logger = new Logger(BackupService.name);
+  const manifest = readManifest(fromDir);
+  const migrations: string[] = (await dataSource.query('SELECT name FROM typeorm_migrations ORDER BY id')).map((m: { name: string }) => m.name);
+  if (JSON.stringify(migrations) !== JSON.stringify(manifest.migrations)) {
+    throw new Error(`the backup was taken at migrations [${manifest.migrations.join(', ')}] but this database is at [${migrations.join(', ')}]; restore with the same Signet version`);
+  }
+  const populated: Array<{ name: string }> = await dataSource.query(`SELECT 'signing_keys' AS name WHERE EXISTS (SELECT 1 FROM signing_keys) UNION ALL SELECT 'cas' WHERE EXISTS (SELECT 1 FROM cas)`);
+  if (populated.length > 0) throw new Error('the target database already holds CAs or keys; restore into a fresh data dir or database');
+
+  const auditTimes = await timeRange(path.join(fromDir, 'db', 'audit_events.ndjson'));
+  if (auditTimes) await ensurePartitionsOnPool(pgPool(dataSource), partitionsCovering(auditTimes.min, auditTimes.max));
+
+  await dataSource.transaction(async (manager) => {
+    // The audit log's append-only triggers (the owner's, so no superuser is needed), off for this
+    // transaction only: re-enabled before commit, and a rollback undoes the ALTERs anyway.
+    const guarded: Array<{ name: string }> = await manager.query(
+      `SELECT DISTINCT c.oid::regclass::text AS name FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace AND NOT c.relispartition`,
+    );
+    for (const { name } of guarded) await manager.query(`ALTER TABLE ${name} DISABLE TRIGGER USER`);
+    for (const { name } of [...manifest.tables].reverse()) await manager.query(`DELETE FROM ${quote(name)}`);
+    for (const { name, rows } of manifest.tables) {
+      let loaded = 0;
+      let batch: string[] = [];
+      const flush = async () => {
+        if (batch.length === 0) return;
+        await manager.query(`INSERT INTO ${quote(name)} SELECT * FROM json_populate_recordset(NULL::${quote(name)}, $1::json)`, [`[${batch.join(',')}]`]);
+        loaded += batch.length;
+        batch = [];
+      };
+      const lines = readline.createInterface({ input: fs.createReadStream(path.join(fromDir, 'db', `${name}.ndjson`)), crlfDelay: Infinity });
+      for await (const line of lines) {
+        if (line.trim() === '') continue;
+        batch.push(line);
+        if (batch.length >= PAGE) await flush();
+      }
+      await flush();
+      if (loaded !== rows) throw new Error(`table ${name}: the backup lists ${rows} rows but ${loaded} were read`);
+    }
+    for (const [name, { lastValue, isCalled }] of Object.entries(manifest.sequences)) {
+      await manager.query('SELECT setval($1::regclass, $2::bigint, $3)', [quote(name), lastValue, isCalled]);
+    }
+    for (const { name } of guarded) await manager.query(`ALTER TABLE ${name} ENABLE TRIGGER USER`);
+  });
+  logger.log(`restored ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows from ${fromDir}`);
+  return manifest;
 }
 
 export function readManifest(dir: string): BackupManifest {

@@ -5,6 +5,8 @@ import type { SignetConfig } from '../config/config';
 export interface CliContext {
   app: INestApplicationContext;
   config: SignetConfig;
+  /** The owner role's URL (migrations, restore); `app` itself runs as the service role. */
+  ownerDatabaseUrl: string;
   /** Writes one line to stdout. */
   out(line: string): void;
 }

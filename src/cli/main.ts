@@ -81,13 +81,17 @@ export async function runCli(argv: string[]): Promise<number> {
       abortOnError: false,
     });
     try {
-      await command.run!({ app, config, out: (line) => process.stdout.write(line + '\n') }, args as never);
+      await command.run!({ app, config, ownerDatabaseUrl: platform.ownerDatabaseUrl, out: (line) => process.stdout.write(line + '\n') }, args as never);
     } finally {
       await app.close();
     }
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof ConfigError) {
+      process.stderr.write(`signet: configuration error: ${scrubText(message)}\n`);
+      return 2;
+    }
     process.stderr.write(`signet ${command.name}: ${scrubText(message)}\n`);
     return error instanceof CliError ? error.exitCode : 1;
   } finally {

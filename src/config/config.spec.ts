@@ -82,6 +82,20 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_URL_FILE: file })).toThrow(/^DATABASE_URL_FILE: must be a postgres/);
   });
 
+  it('reads the owner role from SIGNET_MIGRATION_DATABASE_URL or its _FILE, and only next to DATABASE_URL', () => {
+    const defaults = loadConfig({ DATABASE_URL: 'postgres://signet_app@db:5432/signet' });
+    expect(defaults.database).toMatchObject({ url: 'postgres://signet_app@db:5432/signet', migrationUrl: undefined, allowPrivilegedRole: false });
+    const file = path.join(dir, 'migration_url');
+    fs.writeFileSync(file, 'postgres://signet_owner:pw@db:5432/signet\n', { mode: 0o600 });
+    expect(loadConfig({ DATABASE_URL: 'postgres://signet_app@db/signet', SIGNET_MIGRATION_DATABASE_URL_FILE: file }).database.migrationUrl).toBe('postgres://signet_owner:pw@db:5432/signet');
+    expect(loadConfig({ DATABASE_URL: 'postgres://signet_app@db/signet', SIGNET_MIGRATION_DATABASE_URL: 'postgres://o@db/signet', SIGNET_ALLOW_PRIVILEGED_DATABASE_ROLE: 'true' }).database).toMatchObject({
+      migrationUrl: 'postgres://o@db/signet',
+      allowPrivilegedRole: true,
+    });
+    expect(() => loadConfig({ SIGNET_MIGRATION_DATABASE_URL: 'postgres://o@db/signet' })).toThrow(/^SIGNET_MIGRATION_DATABASE_URL: needs DATABASE_URL/);
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://a@db/signet', SIGNET_MIGRATION_DATABASE_URL: 'mysql://o:hunter2@db/x' })).toThrow(/^SIGNET_MIGRATION_DATABASE_URL: must be a postgres:\/\/ connection URL$/);
+  });
+
   it('turns the development bootstrap off when an external database is configured', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://signet@db:5432/signet' }).devBootstrap).toBe(false);
     expect(loadConfig({ DATABASE_URL: 'postgres://signet@db:5432/signet', SIGNET_DEV_BOOTSTRAP: 'true' }).devBootstrap).toBe(true);
@@ -89,16 +103,17 @@ describe('loadConfig', () => {
 
   it('reads the audit and auth settings with their defaults', () => {
     const defaults = loadConfig({});
-    expect(defaults.audit).toEqual({ checkpointIntervalSeconds: 300, retentionDays: undefined, trustedKeysFile: undefined });
+    expect(defaults.audit).toEqual({ checkpointIntervalSeconds: 60, fullVerifyIntervalHours: 24, retentionDays: undefined, trustedKeysFile: undefined });
     expect(defaults.auth).toEqual({ tokenCacheSeconds: 5, rateLimitPerSecond: 10000, rateLimitBurst: 20000 });
     const set = loadConfig({
       SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
+      SIGNET_AUDIT_FULL_VERIFY_INTERVAL_HOURS: '0',
       SIGNET_AUDIT_RETENTION_DAYS: '400',
       SIGNET_AUDIT_TRUSTED_KEYS_FILE: '/etc/signet/audit-keys.pem',
       SIGNET_TOKEN_CACHE_SECONDS: '0',
       SIGNET_RATE_LIMIT_PER_SECOND: '50',
     });
-    expect(set.audit).toEqual({ checkpointIntervalSeconds: 0, retentionDays: 400, trustedKeysFile: '/etc/signet/audit-keys.pem' });
+    expect(set.audit).toEqual({ checkpointIntervalSeconds: 0, fullVerifyIntervalHours: 0, retentionDays: 400, trustedKeysFile: '/etc/signet/audit-keys.pem' });
     // The burst follows the rate unless set.
     expect(set.auth).toEqual({ tokenCacheSeconds: 0, rateLimitPerSecond: 50, rateLimitBurst: 100 });
     expect(loadConfig({ SIGNET_RATE_LIMIT_PER_SECOND: '50', SIGNET_RATE_LIMIT_BURST: '7' }).auth.rateLimitBurst).toBe(7);

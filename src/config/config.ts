@@ -34,8 +34,15 @@ export interface SignetConfig {
   };
   shutdownTimeoutMs: number;
   database: {
-    /** Set when an external PostgreSQL is used; unset means "start the embedded one". */
+    /** Set when an external PostgreSQL is used; unset means "start the embedded one". The role it names serves requests. */
     url?: string;
+    /**
+     * The owner role (SIGNET_MIGRATION_DATABASE_URL): runs migrations and grants the service role
+     * what it needs (src/database/app-role.ts). Unset: migrations run as the service role.
+     */
+    migrationUrl?: string;
+    /** Start even when the service role is a superuser, has BYPASSRLS/REPLICATION or owns the audit tables. */
+    allowPrivilegedRole: boolean;
     embeddedPort?: number;
     runMigrations: boolean;
     poolSize: number;
@@ -69,6 +76,8 @@ export interface SignetConfig {
   audit: {
     /** Seconds between periodic HSM-signed checkpoints of the chain head (0 = only on demand). */
     checkpointIntervalSeconds: number;
+    /** Hours between scheduled full verifies of the whole kept chain, one replica each time (0 = off). */
+    fullVerifyIntervalHours: number;
     /** Drop monthly partitions older than this many days once exported and checkpointed (unset = keep all). */
     retentionDays?: number;
     /** PEM file of extra public keys trusted for checkpoints (e.g. a retired checkpoint key). */
@@ -263,6 +272,12 @@ function postgresUrl(env: Env, name: string): string | undefined {
   return raw;
 }
 
+/** NAME or NAME_FILE (a file holding the URL, e.g. a container secret); never both read. */
+function postgresUrlOrFile(env: Env, name: string, cwd: string): string | undefined {
+  const file = secretFile(env, `${name}_FILE`, cwd);
+  return file ? postgresUrl({ [`${name}_FILE`]: fs.readFileSync(file, 'utf8') }, `${name}_FILE`) : postgresUrl(env, name);
+}
+
 /** A secret file must exist, be readable and non-empty; its content is not kept in the config. */
 function secretFile(env: Env, name: string, cwd: string): string | undefined {
   const raw = read(env, name);
@@ -333,10 +348,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   const logLevel = (read(env, 'SIGNET_LOG_LEVEL') ?? 'info') as SignetConfig['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('SIGNET_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
 
-  const databaseUrlFile = secretFile(env, 'DATABASE_URL_FILE', cwd);
-  const databaseUrl = databaseUrlFile
-    ? postgresUrl({ DATABASE_URL_FILE: fs.readFileSync(databaseUrlFile, 'utf8') }, 'DATABASE_URL_FILE')
-    : postgresUrl(env, 'DATABASE_URL');
+  const databaseUrl = postgresUrlOrFile(env, 'DATABASE_URL', cwd);
+  const migrationDatabaseUrl = postgresUrlOrFile(env, 'SIGNET_MIGRATION_DATABASE_URL', cwd);
+  if (migrationDatabaseUrl !== undefined && databaseUrl === undefined) {
+    throw new ConfigError('SIGNET_MIGRATION_DATABASE_URL', 'needs DATABASE_URL (the service role) as well; the embedded database makes both roles itself');
+  }
   const modulePath = read(env, 'SIGNET_PKCS11_MODULE');
   const pinFile = secretFile(env, 'SIGNET_PKCS11_PIN_FILE', cwd);
   if (modulePath && !pinFile) {
@@ -366,6 +382,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     shutdownTimeoutMs: integer(env, 'SIGNET_SHUTDOWN_TIMEOUT_MS', 15000, 0, 600000),
     database: {
       url: databaseUrl,
+      migrationUrl: migrationDatabaseUrl,
+      allowPrivilegedRole: boolean(env, 'SIGNET_ALLOW_PRIVILEGED_DATABASE_ROLE', false),
       embeddedPort: optionalInteger(env, 'SIGNET_EMBEDDED_PG_PORT', 1, 65535),
       runMigrations: boolean(env, 'SIGNET_MIGRATIONS_RUN', true),
       poolSize: integer(env, 'SIGNET_DB_POOL_SIZE', 10, 1, 200),
@@ -389,7 +407,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     },
     devBootstrap: boolean(env, 'SIGNET_DEV_BOOTSTRAP', embedded),
     audit: {
-      checkpointIntervalSeconds: integer(env, 'SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS', 300, 0, 86400),
+      checkpointIntervalSeconds: integer(env, 'SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS', 60, 0, 86400),
+      fullVerifyIntervalHours: integer(env, 'SIGNET_AUDIT_FULL_VERIFY_INTERVAL_HOURS', 24, 0, 24 * 365),
       retentionDays: optionalInteger(env, 'SIGNET_AUDIT_RETENTION_DAYS', 1, 36500),
       trustedKeysFile: read(env, 'SIGNET_AUDIT_TRUSTED_KEYS_FILE'),
     },

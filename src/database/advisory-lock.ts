@@ -6,6 +6,7 @@ export const ADVISORY_LOCKS = {
   auditPartitions: 0x5349474e4554_a1n, // creating audit_events partitions
   auditCheckpoint: 0x5349474e4554_a2n, // one checkpoint at a time across replicas
   auditRetention: 0x5349474e4554_a3n, // dropping expired audit partitions
+  auditFullVerify: 0x5349474e4554_a4n, // one scheduled full verify at a time across replicas
   tokenChanges: 0x5349474e4554_b1n, // changes to existing API tokens (the last-admin guard)
 } as const;
 

@@ -152,8 +152,8 @@ export class EmbeddedPostgres {
     return binaries;
   }
 
-  private ensurePassword(): string {
-    const file = path.join(this.options.baseDir, 'password');
+  private ensurePassword(name = 'password'): string {
+    const file = path.join(this.options.baseDir, name);
     if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
     const password = randomBytes(24).toString('base64url');
     fs.writeFileSync(file, `${password}\n`, { mode: 0o600 });
@@ -299,10 +299,65 @@ export class EmbeddedPostgres {
     }
   }
 
-  private connectionUrl(password: string): string {
-    return `postgres://${encodeURIComponent(this.user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${encodeURIComponent(this.database)}`;
+  private connectionUrl(password: string, user = this.user): string {
+    return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${encodeURIComponent(this.database)}`;
+  }
+
+  /**
+   * The two roles Signet runs as on the embedded server, made by its superuser (after start()):
+   * `signet_owner` owns the database and everything in it and runs migrations; `signet_app`
+   * serves requests with the grants the owner gives it (src/database/app-role.ts). Neither is a
+   * superuser. Idempotent: passwords live in 0600 files beside the superuser's; objects a data dir
+   * from before this split left owned by the superuser are handed to signet_owner.
+   */
+  async ensureServiceRoles(superuserUrl: string): Promise<{ ownerUrl: string; appUrl: string }> {
+    const ownerPassword = this.ensurePassword('owner-password');
+    const appPassword = this.ensurePassword('app-password');
+    const admin = new Client({ connectionString: superuserUrl });
+    await admin.connect();
+    try {
+      for (const [role, password] of [[EMBEDDED_OWNER_ROLE, ownerPassword], [EMBEDDED_APP_ROLE, appPassword]]) {
+        const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+        if (exists.rowCount === 0) {
+          await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS`).catch((error: { code?: string }) => {
+            if (error.code !== '42710') throw error; // created meanwhile
+          });
+        }
+        // A literal (ALTER ROLE takes no parameters); base64url passwords hold no quote.
+        await admin.query(`ALTER ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '${password.replace(/'/g, "''")}'`);
+      }
+      await admin.query(`ALTER DATABASE "${this.database.replace(/"/g, '""')}" OWNER TO ${EMBEDDED_OWNER_ROLE}`);
+      await admin.query(`ALTER SCHEMA public OWNER TO ${EMBEDDED_OWNER_ROLE}`);
+      // Hand over what the superuser (or anyone else) created in earlier versions, partitions included.
+      await admin.query(`DO $$ DECLARE o record; BEGIN
+          FOR o IN SELECT c.relname, c.relkind FROM pg_class c
+                    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'S', 'v', 'm')
+                      AND c.relowner <> '${EMBEDDED_OWNER_ROLE}'::regrole
+                      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND (d.deptype = 'e' OR (c.relkind = 'S' AND d.deptype IN ('a', 'i'))))
+          LOOP
+            IF o.relkind = 'S' THEN EXECUTE format('ALTER SEQUENCE public.%I OWNER TO ${EMBEDDED_OWNER_ROLE}', o.relname);
+            ELSIF o.relkind IN ('v') THEN EXECUTE format('ALTER VIEW public.%I OWNER TO ${EMBEDDED_OWNER_ROLE}', o.relname);
+            ELSIF o.relkind IN ('m') THEN EXECUTE format('ALTER MATERIALIZED VIEW public.%I OWNER TO ${EMBEDDED_OWNER_ROLE}', o.relname);
+            ELSE EXECUTE format('ALTER TABLE public.%I OWNER TO ${EMBEDDED_OWNER_ROLE}', o.relname);
+            END IF;
+          END LOOP;
+          FOR o IN SELECT p.oid::regprocedure AS signature FROM pg_proc p
+                    WHERE p.pronamespace = 'public'::regnamespace AND p.proowner <> '${EMBEDDED_OWNER_ROLE}'::regrole
+                      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+          LOOP
+            EXECUTE format('ALTER FUNCTION %s OWNER TO ${EMBEDDED_OWNER_ROLE}', o.signature);
+          END LOOP;
+        END $$`);
+    } finally {
+      await admin.end();
+    }
+    return { ownerUrl: this.connectionUrl(ownerPassword, EMBEDDED_OWNER_ROLE), appUrl: this.connectionUrl(appPassword, EMBEDDED_APP_ROLE) };
   }
 }
+
+/** The embedded server's owner and service roles (see EmbeddedPostgres.ensureServiceRoles). */
+export const EMBEDDED_OWNER_ROLE = 'signet_owner';
+export const EMBEDDED_APP_ROLE = 'signet_app';
 
 function ensureRunAsUser(): RunAs | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;

@@ -1,6 +1,8 @@
 import 'reflect-metadata';
+import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { ADVISORY_LOCKS, withSessionAdvisoryLock } from './advisory-lock';
+import { applyAppRoleGrants, connectedRole } from './app-role';
 import { dataSourceOptions } from './data-source-options';
 
 /**
@@ -9,12 +11,39 @@ import { dataSourceOptions } from './data-source-options';
  * Returns the names of the migrations this process applied.
  */
 export async function migrateUnderLock(url: string): Promise<string[]> {
-  const dataSource = new DataSource({ ...dataSourceOptions(url, 2), entities: [] });
+  return (await prepareDatabase({ ownerUrl: url, migrate: true })).migrationsApplied;
+}
+
+export interface PrepareDatabaseOptions {
+  /** The owner role: runs the migrations and grants. */
+  ownerUrl: string;
+  /** The service role, granted what src/database/app-role.ts lists (nothing when it is the owner itself). */
+  appUrl?: string;
+  migrate: boolean;
+}
+
+/**
+ * Migrations, then the service role's grants, both as the owner and under the same advisory lock
+ * (concurrent GRANTs on one object fail with "tuple concurrently updated").
+ */
+export async function prepareDatabase(options: PrepareDatabaseOptions): Promise<{ migrationsApplied: string[]; appRole?: string }> {
+  const dataSource = new DataSource({ ...dataSourceOptions(options.ownerUrl, 2), entities: [] });
   await dataSource.initialize();
   try {
     return await withSessionAdvisoryLock(dataSource, ADVISORY_LOCKS.migrationsAndBootstrap, async () => {
-      const applied = await dataSource.runMigrations({ transaction: 'each' });
-      return applied.map((migration) => migration.name);
+      const migrationsApplied = options.migrate ? (await dataSource.runMigrations({ transaction: 'each' })).map((migration) => migration.name) : [];
+      if (!options.appUrl || options.appUrl === options.ownerUrl) return { migrationsApplied };
+      const [owner, app] = [new Client({ connectionString: options.ownerUrl }), new Client({ connectionString: options.appUrl })];
+      try {
+        await owner.connect();
+        await app.connect();
+        const [ownerRole, appRole] = [await connectedRole(owner), await connectedRole(app)];
+        if (ownerRole !== appRole) await applyAppRoleGrants(owner, appRole);
+        return { migrationsApplied, appRole };
+      } finally {
+        await owner.end().catch(() => undefined);
+        await app.end().catch(() => undefined);
+      }
     });
   } finally {
     await dataSource.destroy();

@@ -72,6 +72,11 @@ export class CrlService implements OnModuleDestroy {
     return done;
   }
 
+  /** Resolves once no coalesced rebuild is waiting or running (rebuilds scheduled meanwhile included). */
+  async whenIdle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending.values()].map((rebuild) => rebuild.done));
+  }
+
   /** Builds, signs and stores the next CRL of a generation. Replicas serialise on the row lock. */
   async rebuild(generationId: string, options: { onlyIfDue?: boolean; now?: Date } = {}): Promise<CrlPublishedEvent | undefined> {
     const event = await this.dataSource.transaction(async (manager) => {

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import * as net from 'node:net';
+import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AuditCheckpointSigner, AuditCheckpointSigners } from '../../src/audit/audit-checkpoint-signer';
 import { AuditCheckpointService } from '../../src/audit/audit-checkpoint.service';
@@ -9,6 +10,7 @@ import { AuditVerifier } from '../../src/audit/audit-verifier';
 import { AuditService } from '../../src/audit/audit.service';
 import { loadConfig } from '../../src/config/config';
 import { dataSourceOptions } from '../../src/database/data-source-options';
+import { asSuperuser } from '../support/database';
 
 /** The audit services wired by hand on one DataSource: one "replica". */
 export interface AuditHarness {
@@ -94,15 +96,23 @@ export class TcpRelay {
   }
 }
 
-/** Runs SQL with the append-only triggers off, as an attacker with table rights would. */
+/**
+ * Runs SQL with the append-only triggers off, as an attacker with the database superuser (or the
+ * owner role) would: the service role the harness runs as cannot (test/database/least-privilege).
+ */
 export async function tamper(dataSource: DataSource, sql: string, params: unknown[] = []): Promise<void> {
-  await dataSource.transaction(async (manager) => {
-    await manager.query('ALTER TABLE audit_events DISABLE TRIGGER USER');
-    await manager.query('ALTER TABLE audit_chain_head DISABLE TRIGGER USER');
-    await manager.query('ALTER TABLE audit_checkpoints DISABLE TRIGGER USER');
-    await manager.query(sql, params);
-    await manager.query('ALTER TABLE audit_events ENABLE TRIGGER USER');
-    await manager.query('ALTER TABLE audit_chain_head ENABLE TRIGGER USER');
-    await manager.query('ALTER TABLE audit_checkpoints ENABLE TRIGGER USER');
-  });
+  const client = new Client({ connectionString: asSuperuser((dataSource.options as { url: string }).url) });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    for (const table of ['audit_events', 'audit_chain_head', 'audit_checkpoints']) await client.query(`ALTER TABLE ${table} DISABLE TRIGGER USER`);
+    await client.query(sql, params);
+    for (const table of ['audit_events', 'audit_chain_head', 'audit_checkpoints']) await client.query(`ALTER TABLE ${table} ENABLE TRIGGER USER`);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    await client.end();
+  }
 }

@@ -200,12 +200,13 @@ describe(AuditService.name, () => {
     expect(row.data.big).toBe('12345678901234567890');
   });
 
-  it('refuses updates, deletes and truncation of audit rows at the database level', async () => {
+  it('refuses updates, deletes and truncation of audit rows at the database level, even to the owner role', async () => {
+    // (The service role has no such privileges at all: test/database/least-privilege.int-spec.ts.)
     await appendEvents(harness.audit, 2);
-    await expect(query(database.url, "UPDATE audit_events SET type = 'x' WHERE seq = 1")).rejects.toThrow(/append-only/);
-    await expect(query(database.url, 'DELETE FROM audit_events WHERE seq = 2')).rejects.toThrow(/append-only/);
-    await expect(query(database.url, 'TRUNCATE audit_events')).rejects.toThrow(/append-only/);
-    await expect(query(database.url, 'DELETE FROM audit_checkpoints')).resolves.toEqual([]);
+    await expect(query(database.ownerUrl, "UPDATE audit_events SET type = 'x' WHERE seq = 1")).rejects.toThrow(/append-only/);
+    await expect(query(database.ownerUrl, 'DELETE FROM audit_events WHERE seq = 2')).rejects.toThrow(/append-only/);
+    await expect(query(database.ownerUrl, 'TRUNCATE audit_events')).rejects.toThrow(/append-only/);
+    await expect(query(database.ownerUrl, 'DELETE FROM audit_checkpoints')).resolves.toEqual([]);
     expect(await harness.verifier.verify('full')).toMatchObject({ ok: true, checked: 2 });
   });
 

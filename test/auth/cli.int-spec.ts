@@ -74,7 +74,7 @@ describe('signet token create / audit verify', () => {
     const json = await cli('audit', 'verify', '--json');
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, head: '1' });
 
-    await query(database.url, `ALTER TABLE audit_events DISABLE TRIGGER USER; UPDATE audit_events SET subject = 'forged' WHERE seq = 1; ALTER TABLE audit_events ENABLE TRIGGER USER`);
+    await query(database.adminUrl, `ALTER TABLE audit_events DISABLE TRIGGER USER; UPDATE audit_events SET subject = 'forged' WHERE seq = 1; ALTER TABLE audit_events ENABLE TRIGGER USER`);
     const broken = await cli('audit', 'verify');
     expect(broken.code).toBe(1);
     expect(broken.stderr.trim()).toBe('signet audit verify: audit log BROKEN at seq 1: row 1 does not match its hash: its content was altered (edited or swapped)');

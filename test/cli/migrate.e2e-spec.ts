@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createTestDatabase, query, TestDatabase } from '../support/database';
+import { createTestDatabase, query, TEST_APP_ROLE, TestDatabase } from '../support/database';
 import { ensureBuilt, PROJECT_ROOT, tempDir } from '../support/server-process';
 
 /**
@@ -23,7 +23,8 @@ describe('signet migrate', () => {
     const result = spawnSync(path.join(PROJECT_ROOT, 'bin', 'signet'), args, {
       encoding: 'utf8',
       // A PKCS#11 module that does not exist: the command must not open the HSM.
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', DATABASE_URL: database.url, SIGNET_DATA_DIR: dataDir, SIGNET_PKCS11_MODULE: '/nonexistent/libvendor-pkcs11.so', SIGNET_PKCS11_PIN_FILE: pinFile() },
+      // The owner role migrates; the service role (DATABASE_URL) is granted its privileges.
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', DATABASE_URL: database.url, SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl, SIGNET_DATA_DIR: dataDir, SIGNET_PKCS11_MODULE: '/nonexistent/libvendor-pkcs11.so', SIGNET_PKCS11_PIN_FILE: pinFile() },
     });
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   }
@@ -38,14 +39,20 @@ describe('signet migrate', () => {
     const first = signet('migrate');
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(new RegExp(`^migrations: applied ${expected}: `));
+    expect(first.stdout).toMatch(new RegExp(`^migrations: applied ${expected}: .*\ngrants: the service role "${TEST_APP_ROLE}" has its privileges\n$`));
+    const [granted] = await query<{ insert: boolean; update: boolean }>(
+      database.adminUrl,
+      `SELECT has_table_privilege($1, 'audit_events', 'INSERT') AS insert, has_table_privilege($1, 'audit_events', 'UPDATE') AS update`,
+      [TEST_APP_ROLE],
+    );
+    expect(granted).toEqual({ insert: true, update: false });
     const rows = await query<{ count: number }>(database.url, 'SELECT count(*)::int AS count FROM typeorm_migrations');
     expect(rows[0].count).toBe(expected);
     expect(await query(database.url, "SELECT to_regclass('audit_events') AS t")).toEqual([{ t: 'audit_events' }]);
 
     const second = signet('migrate');
     expect(second.code).toBe(0);
-    expect(second.stdout.trim()).toBe('migrations: the database is up to date');
+    expect(second.stdout.trim().split('\n')[0]).toBe('migrations: the database is up to date');
   });
 
   it('is listed in signet --help', () => {

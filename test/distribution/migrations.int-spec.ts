@@ -12,7 +12,8 @@ describe('truststore and distribution migrations', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    dataSource = await new DataSource(dataSourceOptions(database.url, 2)).initialize();
+    // Migrations run as the owner role, as in production.
+    dataSource = await new DataSource(dataSourceOptions(database.ownerUrl, 2)).initialize();
   });
   afterAll(async () => {
     await dataSource?.destroy();

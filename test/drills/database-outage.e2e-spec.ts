@@ -7,7 +7,7 @@ import { AuditService } from '../../src/audit/audit.service';
 import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
 import { loadConfig } from '../../src/config/config';
 import { EmbeddedPostgres } from '../../src/database/embedded-postgres';
-import { migrateUnderLock } from '../../src/database/platform-database';
+import { prepareDatabase } from '../../src/database/platform-database';
 import { createLogger } from '../../src/observability/logger';
 import { http } from '../rotation/rotation-helpers';
 import { freePort, tempDir } from '../support/server-process';
@@ -36,8 +36,10 @@ describe('drill: PostgreSQL stopped and restarted under sign load', () => {
   beforeAll(async () => {
     dir = tempDir('drill-database-');
     postgres = new EmbeddedPostgres({ baseDir: path.join(dir, 'postgres'), port: await freePort() });
-    databaseUrl = await postgres.start();
-    await migrateUnderLock(databaseUrl);
+    // As on embedded defaults: migrated by the owner role, served by the least-privileged one.
+    const roles = await postgres.ensureServiceRoles(await postgres.start());
+    databaseUrl = roles.appUrl;
+    await prepareDatabase({ ownerUrl: roles.ownerUrl, appUrl: roles.appUrl, migrate: true });
     const token = await createTestToken('drilldb');
     const config = loadConfig({
       DATABASE_URL: databaseUrl,

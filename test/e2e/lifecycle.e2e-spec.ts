@@ -125,7 +125,7 @@ describe('Signet process lifecycle', () => {
 
     it('apply migrations and first-start bootstrap exactly once', async () => {
       const dataDir = tempDir('replicas-');
-      const env = { SIGNET_DATA_DIR: dataDir, DATABASE_URL: database.url, SIGNET_DEV_BOOTSTRAP: 'true' };
+      const env = { SIGNET_DATA_DIR: dataDir, DATABASE_URL: database.url, SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl, SIGNET_DEV_BOOTSTRAP: 'true' };
       const [a, b] = [new ServerProcess(await freePort(), env), new ServerProcess(await freePort(), env)];
       await Promise.all([a.waitReady(), b.waitReady()]);
 

@@ -1,6 +1,7 @@
 import type { Response } from 'light-my-request';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
 import { KeysService } from '../../src/keys/keys.service';
+import { CrlService } from '../../src/revocation/crl.service';
 import { TokenService } from '../../src/auth/token.service';
 import { startTestApp, TestApp } from '../support/test-app';
 import type { Caller } from '../support/route-roles';
@@ -47,12 +48,16 @@ export async function startFuzzApp(): Promise<FuzzApp> {
   };
   const keyStore = t.app.get<KeyStore>(KEY_STORE);
   const signAttempts = () => keyStore.counters().signAttempts;
+  const crls = t.app.get(CrlService);
   return {
     t,
     tokens,
     signAttempts,
     settle: async () => {
-      // Stable for a quarter of a second, bounded generously.
+      // A revocation, a new CA or a renewal signs a CRL CRL_COALESCE_MS later: wait for it, or its
+      // C_Sign lands on the next request (seen as "rejected with 400 after 1 C_Sign call(s)").
+      await crls.whenIdle();
+      // Then stable for a quarter of a second, bounded generously.
       const deadline = Date.now() + 15_000;
       let last = signAttempts();
       let stableSince = Date.now();

@@ -207,7 +207,7 @@ describe('signing-key rotation', () => {
 
     // `signet status` prints them (the CLI registers the rotation lines).
     const printed: string[] = [];
-    await statusCommand.run!({ app: t.app, config: t.config, out: (line) => printed.push(line) }, { values: {}, positionals: [] });
+    await statusCommand.run!({ app: t.app, config: t.config, ownerDatabaseUrl: t.database.ownerUrl, out: (line) => printed.push(line) }, { values: {}, positionals: [] });
     process.exitCode = undefined;
     expect(printed).toEqual(expect.arrayContaining([expect.stringMatching(/^rotation: \d+ running/), expect.stringMatching(/^expiry: key release v\d+ certificate expires in/)]));
 

@@ -21,7 +21,7 @@ describe('rotation across replicas (two real processes, one database, one HSM to
   beforeAll(async () => {
     ensureBuilt();
     database = await createTestDatabase({ migrate: false });
-    env = { DATABASE_URL: database.url, SIGNET_DATA_DIR: tempDir('replicas-') };
+    env = { DATABASE_URL: database.url, SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl, SIGNET_DATA_DIR: tempDir('replicas-') };
     [a, b] = await Promise.all([startSignet(env), startSignet(env)]);
   });
   afterAll(async () => {

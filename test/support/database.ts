@@ -1,12 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { migrateUnderLock } from '../../src/database/platform-database';
+import { prepareDatabase } from '../../src/database/platform-database';
 
 export interface TestDatabase {
+  /** The service role (least privileged, as in production): what the application under test uses. */
   url: string;
+  /** The owner role: runs migrations and grants the service role (SIGNET_MIGRATION_DATABASE_URL). */
+  ownerUrl: string;
+  /** The cluster's superuser on this database: for tests playing an attacker or setting up the impossible. */
+  adminUrl: string;
   name: string;
   drop(): Promise<void>;
 }
+
+/** The run's two roles (made by global-setup.ts), like the two an operator creates. */
+export const TEST_OWNER_ROLE = 'signet_test_owner';
+export const TEST_APP_ROLE = 'signet_test_app';
 
 function serverUrl(): string {
   const url = process.env.SIGNET_TEST_DATABASE_URL;
@@ -14,19 +23,43 @@ function serverUrl(): string {
   return url;
 }
 
-/** A fresh database on the run's real PostgreSQL, optionally migrated. */
+/** `url` with another role's credentials, same server and database. */
+export function withRole(url: string, role: string, password: string): string {
+  const out = new URL(url);
+  out.username = encodeURIComponent(role);
+  out.password = encodeURIComponent(password);
+  return out.toString();
+}
+
+/** The superuser's URL for the database `url` points at (whatever role `url` names). */
+export function asSuperuser(url: string): string {
+  const base = new URL(serverUrl());
+  const out = new URL(url);
+  out.username = base.username;
+  out.password = base.password;
+  return out.toString();
+}
+
+/**
+ * A fresh database on the run's real PostgreSQL, owned by the owner role, optionally migrated; the
+ * service role gets the grants production gives it (src/database/app-role.ts).
+ */
 export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const base = new URL(serverUrl());
   const name = `t_${randomBytes(6).toString('hex')}`;
   const admin = new Client({ connectionString: base.toString() });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.query(`CREATE DATABASE ${name} OWNER ${TEST_OWNER_ROLE}`);
   await admin.end();
-  const url = new URL(base.toString());
-  url.pathname = `/${name}`;
-  if (options.migrate !== false) await migrateUnderLock(url.toString());
+  const adminUrl = new URL(base.toString());
+  adminUrl.pathname = `/${name}`;
+  const ownerUrl = withRole(adminUrl.toString(), TEST_OWNER_ROLE, process.env.SIGNET_TEST_OWNER_PASSWORD!);
+  const url = withRole(adminUrl.toString(), TEST_APP_ROLE, process.env.SIGNET_TEST_APP_PASSWORD!);
+  if (options.migrate !== false) await prepareDatabase({ ownerUrl, appUrl: url, migrate: true });
   return {
-    url: url.toString(),
+    url,
+    ownerUrl,
+    adminUrl: adminUrl.toString(),
     name,
     drop: async () => {
       const client = new Client({ connectionString: base.toString() });

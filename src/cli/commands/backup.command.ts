@@ -42,8 +42,9 @@ export const restoreCommand: CliCommand = {
       fs.cpSync(path.join(path.resolve(values.from), 'softhsm'), target, { recursive: true });
     }
   },
-  async run({ app, out }, { values }) {
-    const manifest = await app.get(BackupService).restore(path.resolve(String(values.from)));
+  async run({ app, ownerDatabaseUrl, out }, { values }) {
+    // As the owner role: loading audit rows wholesale is exactly what the service role may not do.
+    const manifest = await app.get(BackupService).restore(path.resolve(String(values.from)), ownerDatabaseUrl);
     out(`restored ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows from a backup of ${manifest.createdAt}`);
   },
 };
