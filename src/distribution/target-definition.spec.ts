@@ -17,8 +17,18 @@ describe('target definitions', () => {
     expect(() => settingsFromInput('oci-registry', { repository: 'a/b', tls: { ca: 'x' } }, 'op')).toThrow(DomainError);
   });
 
+  it('ratify.verifier: stored when true, needs the ratify layer, and hands the driver its title', () => {
+    const settings = settingsFromInput('kubernetes', { namespace: 'default', ratify: { keyManagementProviderName: 'signet', verifier: true } }, 'op');
+    expect(settings.ratify).toEqual({ keyManagementProviderName: 'signet', verifier: true });
+    expect(settingsFromInput('kubernetes', { namespace: 'default', ratify: { keyManagementProviderName: 'signet', verifier: false } }, 'op').ratify).toEqual({ keyManagementProviderName: 'signet' });
+    expect(() => settingsFromInput('kubernetes', { namespace: 'default', ratify: { keyManagementProviderName: 'x', verifier: 'yes' } }, 'op')).toThrow(/'ratify'/);
+    expect(() => settingsFromInput('kubernetes', { namespace: 'default', ratify: { keyManagementProviderName: 'x', verifier: true }, formats: ['roots'] }, 'op')).toThrow(/'ratify'/);
+    const options = driverOptions({ kind: 'kubernetes', endpoint: 'https://api.cluster:6443', settings }, undefined, { globalAllowedHosts: [], allowLoopback: false, requestTimeoutMs: 1 });
+    expect(options).toMatchObject({ ratify: { keyManagementProviderName: 'signet', pemLayerTitle: 'roots.pem', verifierLayerTitle: 'ratify-kmp.yaml' } });
+  });
+
   it('pushes every layer unless formats narrow them', () => {
-    expect(targetLayers({})).toEqual(['pem', 'notation', 'pkcs12', 'ratify', 'kyverno', 'trust-manager', 'roots']);
+    expect(targetLayers({})).toEqual(['pem', 'notation', 'pkcs12', 'ratify', 'kyverno', 'kyverno-ivp', 'trust-manager', 'roots']);
     expect(targetLayers({ formats: ['roots'] })).toEqual(['roots']);
   });
 

@@ -15,9 +15,10 @@ export interface TargetSettings {
   project?: string;
   namespace?: string;
   configMapName?: string;
-  ratify?: { keyManagementProviderName: string };
+  /** `verifier`: also the TSA-roots provider and the Notation Verifier from the `ratify` layer. */
+  ratify?: { keyManagementProviderName: string; verifier?: boolean };
   forceConflicts?: boolean;
-  contentTrust?: { notation?: boolean; cosign?: boolean };
+  contentTrust?: { notation?: boolean; cosign?: boolean; projects?: string[] };
   tls?: { caPem?: string; insecure?: boolean };
   /** Extra hosts redirects and token realms of this target may lead to. */
   allowedHosts?: string[];
@@ -97,10 +98,15 @@ export function settingsFromInput(kind: TrustTargetKind, input: TargetInput, ope
       if (configMapName) settings.configMapName = configMapName;
       if (input.ratify !== undefined && input.ratify !== null) {
         const ratify = input.ratify as Record<string, unknown>;
-        if (typeof ratify !== 'object' || typeof ratify.keyManagementProviderName !== 'string' || Object.keys(ratify).length !== 1) {
-          fail(operation, 'ratify', 'must be {keyManagementProviderName}');
+        if (
+          typeof ratify !== 'object' ||
+          typeof ratify.keyManagementProviderName !== 'string' ||
+          Object.keys(ratify).some((k) => k !== 'keyManagementProviderName' && k !== 'verifier') ||
+          (ratify.verifier !== undefined && typeof ratify.verifier !== 'boolean')
+        ) {
+          fail(operation, 'ratify', 'must be {keyManagementProviderName, verifier?: boolean}');
         }
-        settings.ratify = { keyManagementProviderName: ratify.keyManagementProviderName as string };
+        settings.ratify = { keyManagementProviderName: ratify.keyManagementProviderName as string, ...(ratify.verifier === true ? { verifier: true } : {}) };
       }
       if (input.forceConflicts !== undefined && input.forceConflicts !== null) {
         if (typeof input.forceConflicts !== 'boolean') fail(operation, 'forceConflicts', 'must be a boolean');
@@ -131,6 +137,7 @@ export function settingsFromInput(kind: TrustTargetKind, input: TargetInput, ope
     settings.formats = [...new Set(formats as LayerKind[])];
   }
   if (settings.ratify && settings.formats && !settings.formats.includes('roots')) fail(operation, 'formats', "must include 'roots' when ratify is set (the provider takes the roots' CERTIFICATE blocks)");
+  if (settings.ratify?.verifier && settings.formats && !settings.formats.includes('ratify')) fail(operation, 'formats', "must include 'ratify' when ratify.verifier is set (the Verifier and the TSA provider come from it)");
   return settings;
 }
 
@@ -223,7 +230,9 @@ export function driverOptions(target: { kind: TrustTargetKind; endpoint: string;
         ...common,
         namespace: s.namespace!,
         ...(s.configMapName ? { configMapName: s.configMapName } : {}),
-        ...(s.ratify ? { ratify: { keyManagementProviderName: s.ratify.keyManagementProviderName, pemLayerTitle: LAYERS.roots.title } } : {}),
+        ...(s.ratify
+          ? { ratify: { keyManagementProviderName: s.ratify.keyManagementProviderName, pemLayerTitle: LAYERS.roots.title, ...(s.ratify.verifier ? { verifierLayerTitle: LAYERS.ratify.title } : {}) } }
+          : {}),
         ...(s.forceConflicts !== undefined ? { forceConflicts: s.forceConflicts } : {}),
         ...creds,
       } as TrustTargetOptions;

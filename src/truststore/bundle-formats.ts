@@ -3,7 +3,7 @@ import * as tar from 'tar-stream';
 import { DomainError, ErrorCode } from '../common/errors';
 import { buildPkcs12Truststore } from './pkcs12-truststore';
 import { buildTrustPolicy, TRUST_POLICY_FILE, TRUST_POLICY_OCI_FILE, trustPolicyProblems } from './trust-policy';
-import { CertificateEntry, TruststoreContent } from './truststore-content';
+import { CertificateEntry, DEFAULT_NAMESPACE_SELECTOR, TruststoreContent } from './truststore-content';
 
 /**
  * The bundle formats of one truststore version (API.md: `GET /v1/truststores/{name}/bundle?format=…`),
@@ -17,7 +17,7 @@ import { CertificateEntry, TruststoreContent } from './truststore-content';
  * verifiers there reach revocation through the certificates' OCSP/CRL URLs. CRLs travel in the PEM
  * bundle for offline and air-gapped consumers.
  */
-export const BUNDLE_FORMATS = ['pem', 'notation', 'pkcs12', 'ratify', 'kyverno', 'trust-manager'] as const;
+export const BUNDLE_FORMATS = ['pem', 'notation', 'pkcs12', 'ratify', 'kyverno', 'kyverno-ivp', 'trust-manager'] as const;
 export type BundleFormat = (typeof BUNDLE_FORMATS)[number];
 
 /** The layer names of a pushed bundle: every format plus `roots` (CERTIFICATE blocks only, for Ratify through the kubernetes driver). */
@@ -39,6 +39,7 @@ export const LAYERS: Record<LayerKind, LayerSpec> = {
   pkcs12: { title: 'truststore.p12', mediaType: 'application/x-pkcs12', contentType: 'application/x-pkcs12' },
   ratify: { title: 'ratify-kmp.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
   kyverno: { title: 'kyverno-notary-attestor.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
+  'kyverno-ivp': { title: 'kyverno-image-validating-policy.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
   'trust-manager': { title: 'trust-manager-bundle.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
 };
 
@@ -46,6 +47,10 @@ export const LAYERS: Record<LayerKind, LayerSpec> = {
 export const TRUST_MANAGER_NAMESPACE = 'cert-manager';
 export const RATIFY_API_VERSION = 'config.ratify.deislabs.io/v1beta1';
 export const TRUST_MANAGER_API_VERSION = 'trust.cert-manager.io/v1alpha1';
+/** Served by the Kyverno whose CRD is in ../shared/schemas; v1beta1, the stored version, takes the same object. */
+export const KYVERNO_IVP_API_VERSION = 'policies.kyverno.io/v1';
+/** The artifact type of Notation signatures: what Ratify's notation verifier handles. */
+export const NOTATION_SIGNATURE_ARTIFACT_TYPE = 'application/vnd.cncf.notary.signature';
 
 export interface VersionInfo {
   version: number;
@@ -72,6 +77,8 @@ export async function renderLayer(kind: LayerKind, content: TruststoreContent): 
       return Buffer.from(ratifyYaml(content), 'utf8');
     case 'kyverno':
       return Buffer.from(kyvernoYaml(content), 'utf8');
+    case 'kyverno-ivp':
+      return Buffer.from(kyvernoIvpYaml(content), 'utf8');
     case 'trust-manager':
       return Buffer.from(trustManagerYaml(content), 'utf8');
     default: {
@@ -122,9 +129,7 @@ function pemBundle(content: TruststoreContent): string {
  * leaves a stale `trustpolicy.oci.json` that a 2.x verifier would prefer.
  */
 export async function notationTar(content: TruststoreContent): Promise<Buffer> {
-  const policy = buildTrustPolicy(content);
-  const problems = trustPolicyProblems(policy);
-  if (problems.length) throw new DomainError(ErrorCode.INTERNAL, `generated trust policy is invalid: ${problems.join('; ')}`);
+  const policy = validTrustPolicy(content);
   // Entry times from the content (the newest certificate), not the build time: same roots, same tar.
   const mtime = new Date(Math.max(0, ...[...content.roots, ...content.tsaRoots].map((entry) => Date.parse(entry.notBefore))));
   const pack = tar.pack();
@@ -156,6 +161,14 @@ export async function notationTar(content: TruststoreContent): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** The trust policy, refused if it breaks a NOTARY.md rule: never shipped to Notation or Ratify otherwise. */
+function validTrustPolicy(content: TruststoreContent) {
+  const policy = buildTrustPolicy(content);
+  const problems = trustPolicyProblems(policy);
+  if (problems.length) throw new DomainError(ErrorCode.INTERNAL, `generated trust policy is invalid: ${problems.join('; ')}`);
+  return policy;
+}
+
 function header(kind: string, content: TruststoreContent): string {
   return `# ${kind} from Signet truststore "${content.name}"\n`;
 }
@@ -164,37 +177,113 @@ function yamlDocument(value: unknown): string {
   return dump(value, { lineWidth: -1, noRefs: true, sortKeys: false });
 }
 
-/** No trailing newline after the last block: Ratify's inline value takes nothing after it (NOTARY.md). */
-function rootsValue(content: TruststoreContent): string {
-  return certificatesPem(content.roots).replace(/\n+$/, '');
+/** Names of the Ratify objects of a truststore (the Verifier refers to the providers by name). */
+export function ratifyNames(truststore: string): { roots: string; tsa: string; verifier: string } {
+  return { roots: `signet-${truststore}`, tsa: `signet-${truststore}-tsa`, verifier: `signet-${truststore}` };
 }
 
+/**
+ * Ratify: a `KeyManagementProvider` for the roots, a second one for the TSA roots, and the Notation
+ * `Verifier` that puts them in its `ca` and `tsa` trust stores (a provider does nothing until a
+ * Verifier lists it) with the truststore's identity-pinned trust policy — the one the `notation`
+ * format carries, so Ratify decides as Notation does: with a `tsa` store, a signature timestamped
+ * while its leaf was valid keeps verifying after the leaf expires.
+ */
 function ratifyYaml(content: TruststoreContent): string {
-  return (
-    header('Ratify KeyManagementProvider', content) +
-    yamlDocument({
-      apiVersion: RATIFY_API_VERSION,
-      kind: 'KeyManagementProvider',
-      metadata: { name: `signet-${content.name}`, labels: { 'app.kubernetes.io/managed-by': 'signet' } },
-      spec: { type: 'inline', parameters: { contentType: 'certificate', value: rootsValue(content) } },
-    })
-  );
+  const names = ratifyNames(content.name);
+  const labels = { 'app.kubernetes.io/managed-by': 'signet' };
+  const provider = (name: string, entries: CertificateEntry[]) => ({
+    apiVersion: RATIFY_API_VERSION,
+    kind: 'KeyManagementProvider',
+    metadata: { name, labels },
+    spec: { type: 'inline', parameters: { contentType: 'certificate', value: pemValue(entries) } },
+  });
+  const policy = validTrustPolicy(content);
+  const verifier = {
+    apiVersion: RATIFY_API_VERSION,
+    kind: 'Verifier',
+    metadata: { name: names.verifier, labels },
+    spec: {
+      name: 'notation',
+      artifactTypes: NOTATION_SIGNATURE_ARTIFACT_TYPE,
+      parameters: {
+        // The store names are the ones the trust policy's `trustStores` use (`ca:<name>`, `tsa:<name>`).
+        verificationCertStores: {
+          ca: { [content.name]: [names.roots] },
+          ...(content.tsaRoots.length ? { tsa: { [content.name]: [names.tsa] } } : {}),
+        },
+        trustPolicyDoc: policy,
+      },
+    },
+  };
+  const documents = [provider(names.roots, content.roots), ...(content.tsaRoots.length ? [provider(names.tsa, content.tsaRoots)] : []), verifier];
+  return header('Ratify KeyManagementProviders (roots, TSA roots) and the Notation Verifier using them', content) + documents.map(yamlDocument).join('---\n');
 }
 
-/** A `verifyImages` entry for a Kyverno (Cluster)Policy rule: one attestor entry per root, any of which may verify (rollover). */
-function kyvernoYaml(content: TruststoreContent): string {
+/** Root certificates as one PEM value, no newline after the last block (Ratify's inline value, Kyverno). */
+function pemValue(entries: CertificateEntry[]): string {
+  return certificatesPem(entries).replace(/\n+$/, '');
+}
+
+/** `host/repo:*` and `host/repo@*` for each scope, or `*`: the image references a Kyverno policy matches. */
+function imagePatterns(content: TruststoreContent): string[] {
   const scopes = content.trustPolicy.registryScopes;
-  const imageReferences = scopes.includes('*') ? ['*'] : scopes.flatMap((scope) => [`${scope}:*`, `${scope}@*`]);
+  return scopes.includes('*') ? ['*'] : scopes.flatMap((scope) => [`${scope}:*`, `${scope}@*`]);
+}
+
+/**
+ * A `verifyImages` entry for a Kyverno `ClusterPolicy` rule: one attestor entry per root, any of
+ * which may verify (rollover). `failureAction: Enforce` is set on the entry itself: a policy left at
+ * its defaults has `validationFailureAction: Audit` and `mutateDigest: true`, a pair Kyverno refuses
+ * ("mutateDigest must be set to false for 'Audit' failure action"). Kyverno's Notary verifier here
+ * trusts any identity under the roots and takes no TSA roots (docs/consumers.md).
+ */
+function kyvernoYaml(content: TruststoreContent): string {
   return (
     header('Kyverno verifyImages entry (merge into a ClusterPolicy rule)', content) +
     yamlDocument({
       verifyImages: [
         {
           type: 'Notary',
-          imageReferences,
-          attestors: [{ count: 1, entries: content.roots.map((root) => ({ certificates: { cert: pem(root.der, 'CERTIFICATE').replace(/\n+$/, '') } })) }],
+          imageReferences: imagePatterns(content),
+          failureAction: 'Enforce',
+          attestors: [{ count: 1, entries: content.roots.map((root) => ({ certificates: { cert: pemValue([root]) } })) }],
         },
       ],
+    })
+  );
+}
+
+/**
+ * A Kyverno `ImageValidatingPolicy` (the successor of `ClusterPolicy` verifyImages): one Notary
+ * attestor holding the roots and the TSA roots, so timestamps count, and a validation that denies a
+ * pod unless every container image matching the truststore's scopes has a signature it verifies.
+ */
+function kyvernoIvpYaml(content: TruststoreContent): string {
+  const attestor = `signet_${content.name.replace(/-/g, '_')}`; // a CEL identifier: attestors.<name>
+  return (
+    header('Kyverno ImageValidatingPolicy', content) +
+    yamlDocument({
+      apiVersion: KYVERNO_IVP_API_VERSION,
+      kind: 'ImageValidatingPolicy',
+      metadata: { name: `signet-${content.name}`, labels: { 'app.kubernetes.io/managed-by': 'signet' } },
+      spec: {
+        validationActions: ['Deny'],
+        matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'] }] },
+        matchImageReferences: imagePatterns(content).map((glob) => ({ glob })),
+        attestors: [
+          {
+            name: attestor,
+            notary: { certs: { value: pemValue(content.roots) }, ...(content.tsaRoots.length ? { tsaCerts: { value: pemValue(content.tsaRoots) } } : {}) },
+          },
+        ],
+        validations: [
+          {
+            expression: `images.containers.map(image, verifyImageSignatures(image, [attestors.${attestor}])).all(e, e > 0)`,
+            message: `image signature verification failed (Signet truststore ${content.name})`,
+          },
+        ],
+      },
     })
   );
 }
@@ -213,7 +302,8 @@ function trustManagerYaml(content: TruststoreContent): string {
     metadata: { name: `signet-${content.name}`, labels: { 'app.kubernetes.io/managed-by': 'signet' } },
     spec: {
       sources: [{ configMap: { name: sourceName, key: 'roots.pem' } }],
-      target: { configMap: { key: `signet-${content.name}.pem` } },
+      // Only into the namespaces the truststore selects (trust-manager writes into every one without a selector).
+      target: { configMap: { key: `signet-${content.name}.pem` }, namespaceSelector: content.trustManager?.namespaceSelector ?? DEFAULT_NAMESPACE_SELECTOR },
     },
   };
   return `${header('cert-manager trust-manager Bundle and its source ConfigMap', content)}${yamlDocument(source)}---\n${yamlDocument(bundle)}`;

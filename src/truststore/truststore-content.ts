@@ -21,6 +21,22 @@ export interface TrustPolicySettings {
   level: TrustPolicyLevel;
 }
 
+/** A Kubernetes label selector (`metav1.LabelSelector`), as trust-manager's `target.namespaceSelector` takes it. */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+}
+
+/** Settings of the trust-manager format; absent from the content when the truststore keeps the defaults. */
+export interface TrustManagerSettings {
+  /** Namespaces the Bundle writes its ConfigMap into; `{}` selects every namespace. */
+  namespaceSelector: LabelSelector;
+}
+
+/** The namespace label a truststore's trust-manager Bundle selects unless told otherwise (opt-in per namespace). */
+export const DEFAULT_NAMESPACE_LABEL = 'signet.io/trust';
+export const DEFAULT_NAMESPACE_SELECTOR: LabelSelector = { matchLabels: { [DEFAULT_NAMESPACE_LABEL]: 'true' } };
+
 export interface CertificateEntry {
   /** CA name and key generation (`signet-dev-root`, `signet-dev-root-g1`). */
   ca: string;
@@ -55,6 +71,11 @@ export interface TruststoreContent {
   crls: CrlEntry[];
   /** Notation trusted identities (`x509.subject: …`) of the signing keys issued under the roots. */
   trustedIdentities: string[];
+  /**
+   * Only when the truststore sets it: content without it canonicalizes to the same bytes as before
+   * the field existed, so replicas of older and newer code agree on the digest of such truststores.
+   */
+  trustManager?: TrustManagerSettings;
 }
 
 export function certificateEntry(ca: string, generation: string, der: Buffer): CertificateEntry {
@@ -91,6 +112,7 @@ export function normalizeContent(content: TruststoreContent): TruststoreContent 
     tsaRoots: [...content.tsaRoots].sort(byCaThenGeneration),
     crls: [...content.crls].sort(byCaThenGeneration),
     trustedIdentities: [...new Set(content.trustedIdentities)].sort(compare),
+    ...(content.trustManager ? { trustManager: content.trustManager } : {}),
   };
 }
 
@@ -156,4 +178,72 @@ export function isRegistryScope(scope: string): boolean {
   const slash = scope.indexOf('/');
   if (slash <= 0) return false;
   return SCOPE_HOST.test(scope.slice(0, slash)) && SCOPE_REPOSITORY.test(scope.slice(slash + 1)) && scope.length <= 512;
+}
+
+const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+// Kubernetes qualified name (label key): optional DNS-subdomain prefix ≤ 253, '/', name ≤ 63.
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_PREFIX = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_VALUE = /^(|[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$/;
+
+function isLabelKey(key: string): boolean {
+  const slash = key.lastIndexOf('/');
+  if (slash < 0) return LABEL_NAME.test(key);
+  const prefix = key.slice(0, slash);
+  return prefix.length <= 253 && LABEL_PREFIX.test(prefix) && LABEL_NAME.test(key.slice(slash + 1));
+}
+
+/**
+ * Validates `{namespaceSelector?}` from the API. `undefined`/`null` → no settings (the default
+ * selector, `signet.io/trust: "true"`); an explicit selector is checked the way the API server checks
+ * a `metav1.LabelSelector` and kept in a normal form (keys sorted, values sorted and unique).
+ */
+export function validateTrustManagerSettings(input: unknown, operation: string): TrustManagerSettings | undefined {
+  if (input === undefined || input === null) return undefined;
+  const fail = (field: string, problem: string): never => {
+    const path = `trustManager${field ? `.${field}` : ''}`;
+    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${path}' ${problem}`, { field: path });
+  };
+  const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (!isObject(input)) return fail('', 'must be an object {namespaceSelector?}');
+  for (const key of Object.keys(input)) if (key !== 'namespaceSelector') fail(key, 'is not a known field');
+  if (input.namespaceSelector === undefined || input.namespaceSelector === null) return undefined;
+  const selector = input.namespaceSelector;
+  if (!isObject(selector)) return fail('namespaceSelector', 'must be a label selector {matchLabels?, matchExpressions?}');
+  for (const key of Object.keys(selector)) if (key !== 'matchLabels' && key !== 'matchExpressions') fail(`namespaceSelector.${key}`, 'is not a known field');
+  const result: LabelSelector = {};
+  if (selector.matchLabels !== undefined) {
+    const labels = selector.matchLabels;
+    if (!isObject(labels) || Object.keys(labels).length > 32) return fail('namespaceSelector.matchLabels', 'must be an object of at most 32 labels');
+    const sorted: Record<string, string> = {};
+    for (const key of Object.keys(labels).sort(compare)) {
+      const value = labels[key];
+      if (!isLabelKey(key)) fail('namespaceSelector.matchLabels', `'${key}' is not a label key`);
+      if (typeof value !== 'string' || !LABEL_VALUE.test(value)) fail('namespaceSelector.matchLabels', `the value of '${key}' is not a label value (at most 63 characters)`);
+      sorted[key] = value as string;
+    }
+    result.matchLabels = sorted;
+  }
+  if (selector.matchExpressions !== undefined) {
+    const expressions = selector.matchExpressions;
+    if (!Array.isArray(expressions) || expressions.length > 32) return fail('namespaceSelector.matchExpressions', 'must be a list of at most 32 requirements');
+    result.matchExpressions = expressions.map((raw: unknown, index: number) => {
+      const where = `namespaceSelector.matchExpressions[${index}]`;
+      if (!isObject(raw)) return fail(where, 'must be {key, operator, values?}');
+      for (const key of Object.keys(raw)) if (!['key', 'operator', 'values'].includes(key)) fail(`${where}.${key}`, 'is not a known field');
+      if (typeof raw.key !== 'string' || !isLabelKey(raw.key)) fail(`${where}.key`, 'must be a label key');
+      if (!(SELECTOR_OPERATORS as readonly unknown[]).includes(raw.operator)) fail(`${where}.operator`, `must be one of ${SELECTOR_OPERATORS.join(', ')}`);
+      const operator = raw.operator as (typeof SELECTOR_OPERATORS)[number];
+      const values = raw.values;
+      if (operator === 'In' || operator === 'NotIn') {
+        if (!Array.isArray(values) || values.length === 0 || values.length > 64 || values.some((v) => typeof v !== 'string' || !LABEL_VALUE.test(v))) {
+          fail(`${where}.values`, `must be a non-empty list of label values for ${operator}`);
+        }
+        return { key: raw.key as string, operator, values: [...new Set(values as string[])].sort(compare) };
+      }
+      if (values !== undefined && !(Array.isArray(values) && values.length === 0)) fail(`${where}.values`, `must be empty for ${operator}`);
+      return { key: raw.key as string, operator };
+    });
+  }
+  return { namespaceSelector: result };
 }

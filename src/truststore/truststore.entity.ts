@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-import type { TrustPolicySettings } from './truststore-content';
+import type { TrustManagerSettings, TrustPolicySettings } from './truststore-content';
 
 /** A named set of root CAs (and what follows from them); its content lives in versions. */
 @Entity('truststores')
@@ -16,6 +16,10 @@ export class TruststoreEntity {
 
   @Column('jsonb', { name: 'trust_policy' })
   trustPolicy!: TrustPolicySettings;
+
+  /** trust-manager settings (the Bundle's namespace selector); null = the defaults. */
+  @Column('jsonb', { name: 'trust_manager', nullable: true })
+  trustManager!: TrustManagerSettings | null;
 
   /** 0 until the first version is stored (in the creating transaction). */
   @Column('integer', { name: 'current_version' })

@@ -18,9 +18,12 @@ import {
   contentDigest,
   CrlEntry,
   parseCanonical,
+  DEFAULT_NAMESPACE_SELECTOR,
   TRUSTSTORE_NAME,
+  TrustManagerSettings,
   TrustPolicySettings,
   TruststoreContent,
+  validateTrustManagerSettings,
   validateTrustPolicySettings,
 } from './truststore-content';
 
@@ -28,17 +31,22 @@ export interface CreateTruststoreInput {
   name: string;
   cas: unknown;
   trustPolicy?: unknown;
+  trustManager?: unknown;
 }
 
 export interface UpdateTruststoreInput {
   cas?: unknown;
   trustPolicy?: unknown;
+  /** null restores the defaults. */
+  trustManager?: unknown;
 }
 
 export interface TruststoreView {
   name: string;
   cas: string[];
   trustPolicy: TrustPolicySettings;
+  /** The trust-manager settings in effect (the defaults when none were set). */
+  trustManager: TrustManagerSettings;
   version: number;
   digest: string;
   /** When the current version was built. */
@@ -107,14 +115,15 @@ export class TruststoreService {
     }
     const cas = await this.resolveRoots(input.cas, operation);
     const trustPolicy = validateTrustPolicySettings(input.trustPolicy, operation);
+    const trustManager = validateTrustManagerSettings(input.trustManager, operation) ?? null;
     if (await this.dataSource.getRepository(TruststoreEntity).existsBy({ name: input.name })) {
       throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a truststore named '${input.name}' already exists`, { field: 'name' });
     }
     await this.prepare(cas.map((ca) => ca.id));
     await this.dataSource.transaction(async (manager) => {
       const repository = manager.getRepository(TruststoreEntity);
-      const truststore = await repository.save(repository.create({ name: input.name, caIds: cas.map((ca) => ca.id), trustPolicy, currentVersion: 0, currentDigest: null }));
-      await this.audit.record({ type: 'truststore.created', actor, subject: input.name, data: { cas: cas.map((ca) => ca.name), trustPolicy: { ...trustPolicy } } });
+      const truststore = await repository.save(repository.create({ name: input.name, caIds: cas.map((ca) => ca.id), trustPolicy, trustManager, currentVersion: 0, currentDigest: null }));
+      await this.audit.record({ type: 'truststore.created', actor, subject: input.name, data: { cas: cas.map((ca) => ca.name), trustPolicy: { ...trustPolicy }, ...(trustManager ? { trustManager: { ...trustManager } } : {}) } });
       await this.buildVersion(manager, truststore, 'created', now, actor);
     });
     return this.get(input.name);
@@ -125,18 +134,25 @@ export class TruststoreService {
     const existing = await this.byName(name);
     const cas = input.cas === undefined ? undefined : await this.resolveRoots(input.cas, operation);
     const trustPolicy = input.trustPolicy === undefined ? undefined : validateTrustPolicySettings(input.trustPolicy, operation);
+    // undefined: unchanged; null: back to the defaults.
+    const trustManager = input.trustManager === undefined ? undefined : (validateTrustManagerSettings(input.trustManager, operation) ?? null);
     await this.prepare(cas?.map((ca) => ca.id) ?? existing.caIds);
     await this.dataSource.transaction(async (manager) => {
       const truststore = await manager.getRepository(TruststoreEntity).findOne({ where: { id: existing.id }, lock: { mode: 'pessimistic_write' } });
       if (!truststore) throw new DomainError(ErrorCode.NOT_FOUND, `no truststore named '${name}'`);
       if (cas) truststore.caIds = cas.map((ca) => ca.id);
       if (trustPolicy) truststore.trustPolicy = trustPolicy;
-      await manager.update(TruststoreEntity, { id: truststore.id }, { caIds: truststore.caIds, trustPolicy: truststore.trustPolicy });
+      if (trustManager !== undefined) truststore.trustManager = trustManager;
+      await manager.update(TruststoreEntity, { id: truststore.id }, { caIds: truststore.caIds, trustPolicy: truststore.trustPolicy, trustManager: truststore.trustManager });
       await this.audit.record({
         type: 'truststore.updated',
         actor,
         subject: name,
-        data: { ...(cas ? { cas: cas.map((ca) => ca.name) } : {}), ...(trustPolicy ? { trustPolicy: { ...trustPolicy } } : {}) },
+        data: {
+          ...(cas ? { cas: cas.map((ca) => ca.name) } : {}),
+          ...(trustPolicy ? { trustPolicy: { ...trustPolicy } } : {}),
+          ...(trustManager !== undefined ? { trustManager: trustManager ? { ...trustManager } : null } : {}),
+        },
       });
       await this.buildVersion(manager, truststore, 'updated', now, actor);
     });
@@ -238,7 +254,7 @@ export class TruststoreService {
   }
 
   /** The content a truststore would have now, without storing anything. */
-  async collect(truststore: Pick<TruststoreEntity, 'name' | 'caIds' | 'trustPolicy'>, now = new Date(), manager: EntityManager = this.dataSource.manager): Promise<TruststoreContent> {
+  async collect(truststore: Pick<TruststoreEntity, 'name' | 'caIds' | 'trustPolicy'> & Partial<Pick<TruststoreEntity, 'trustManager'>>, now = new Date(), manager: EntityManager = this.dataSource.manager): Promise<TruststoreContent> {
     const cas = await manager.getRepository(CaEntity).findBy({ id: In(truststore.caIds) });
     const caName = new Map(cas.map((ca) => [ca.id, ca.name]));
     const rootGenerations: Array<CaGenerationEntity> = await manager
@@ -290,6 +306,7 @@ export class TruststoreService {
       tsaRoots: tsaRoots.map((r) => certificateEntry(r.caName, r.generation, r.der)),
       crls,
       trustedIdentities: keys.map((key) => notationTrustedIdentity(key.subject)),
+      ...(truststore.trustManager ? { trustManager: truststore.trustManager } : {}),
     };
   }
 
@@ -403,6 +420,7 @@ export class TruststoreService {
       name: truststore.name,
       cas: truststore.caIds.map((id) => cas.find((c) => c.id === id)?.name ?? id),
       trustPolicy: truststore.trustPolicy,
+      trustManager: truststore.trustManager ?? { namespaceSelector: DEFAULT_NAMESPACE_SELECTOR },
       version: row.version,
       digest: row.digest,
       versionCreatedAt: row.createdAt.toISOString(),
@@ -436,5 +454,6 @@ function describeChanges(previous: TruststoreContent | undefined, next: Truststo
   for (const crl of previous.crls) if (!next.crls.some((c) => c.generation === crl.generation)) changes.push(`CRL of ${crl.generation} removed`);
   diff('trusted identities', previous.trustedIdentities, next.trustedIdentities);
   if (JSON.stringify(previous.trustPolicy) !== JSON.stringify(next.trustPolicy)) changes.push('trust policy changed');
+  if (JSON.stringify(previous.trustManager ?? null) !== JSON.stringify(next.trustManager ?? null)) changes.push('trust-manager settings changed');
   return changes;
 }

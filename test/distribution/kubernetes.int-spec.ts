@@ -2,6 +2,8 @@ import { KubernetesDriver, K8S_ANNOTATION_DIGEST } from '../../src/distribution/
 import { createTrustTarget } from '../../src/distribution/drivers/trust-target.factory';
 import { TargetError } from '../../src/distribution/drivers/target-error';
 import { KubernetesTargetOptions, TruststoreBundle } from '../../src/distribution/drivers/trust-target';
+import { renderLayer } from '../../src/truststore/bundle-formats';
+import { TruststoreContent } from '../../src/truststore/truststore-content';
 import { KubeApiDouble, KubeRef } from '../support/kube-api-double';
 import { dummyBundle, noAbort } from './bundle-fixtures';
 
@@ -130,5 +132,82 @@ describe(`${KubernetesDriver.name} (Kubernetes API double)`, () => {
     const sent = api.requests.length;
     await expect(driver().push(big, noAbort())).rejects.toMatchObject({ kind: 'rejected', retryable: false });
     expect(api.requests.length).toBe(sent);
+  });
+
+  it('everything the driver applied passed the validation the double runs: the Ratify CRD for the provider, core rules for the ConfigMap', async () => {
+    expect(api.rejected).toEqual([]);
+    // the double does refuse what the API server would: a field the CRD does not know, a bad ConfigMap key
+    const typo = api.apply(provider, { apiVersion: provider.apiVersion, kind: 'KeyManagementProvider', metadata: { name: provider.name }, spec: { type: 'inline', paramters: { value: 'x' } } }, 'kubectl', true);
+    expect(typo.status).toBe(422);
+    expect(JSON.stringify(typo.body)).toContain('(paramters)');
+    const badKey = api.apply(configMap, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: configMap.name, namespace: configMap.namespace }, data: { 'no/slash': 'x' } }, 'kubectl', true);
+    expect(badKey.status).toBe(422);
+    const held = (await driver().readBack(noAbort())).digest;
+    expect(held).toBeDefined(); // nothing was stored by the refused applies
+  });
+
+  describe('with ratify.verifier: the TSA-roots provider and the Notation Verifier from the ratify layer', () => {
+    const fakeCert = (label: string) => ({ ca: label, generation: `${label}-g1`, sha256: '0'.repeat(64), subject: `CN=${label}`, notBefore: '2026-01-01T00:00:00.000Z', notAfter: '2036-01-01T00:00:00.000Z', der: Buffer.from(`certificate ${label}`).toString('base64') });
+    const content: TruststoreContent = {
+      format: 'signet-truststore/1',
+      name: 'production',
+      trustPolicy: { registryScopes: ['*'], level: 'strict' },
+      roots: [fakeCert('root')],
+      tsaRoots: [fakeCert('tsa-root')],
+      crls: [],
+      trustedIdentities: ['x509.subject: C=DE, ST=Berlin, O=Signet Test, CN=release'],
+    };
+    const ref = (plural: string, name: string): KubeRef => ({ apiVersion: 'config.ratify.deislabs.io/v1beta1', plural, name });
+    const withRatifyLayer = async (version: number, of: TruststoreContent = content) => {
+      const bundle = await dummyBundle(version);
+      const rendered = await renderLayer('ratify', of); // Signet's real rendering: two providers and the Verifier
+      return { ...bundle, layers: bundle.layers.map((l) => (l.title === 'ratify-kmp.yaml' ? { ...l, content: rendered } : l)) };
+    };
+    const verifierDriver = () =>
+      driver({ configMapName: 'verified-truststore', ratify: { keyManagementProviderName: 'signet-verify', pemLayerTitle: 'truststore.pem', verifierLayerTitle: 'ratify-kmp.yaml' } });
+
+    it('applies roots provider, TSA provider and a Verifier listing exactly those, each validated by the double', async () => {
+      const bundle = await withRatifyLayer(1);
+      const rejectedBefore = api.rejected.length;
+      const result = await verifierDriver().push(bundle, noAbort());
+      expect(result.details!.locations).toEqual([
+        'configmap signet-system/verified-truststore',
+        'keymanagementprovider signet-verify',
+        'keymanagementprovider signet-verify-tsa',
+        'verifier signet-verify',
+      ]);
+      expect(api.rejected.slice(rejectedBefore)).toEqual([]);
+      const verifier = api.get(ref('verifiers', 'signet-verify')) as { spec: { name: string; parameters: { verificationCertStores: unknown; trustPolicyDoc: { trustPolicies: Array<Record<string, unknown>> } } }; metadata: { annotations: Record<string, string> } };
+      expect(verifier.spec.name).toBe('notation');
+      expect(verifier.spec.parameters.verificationCertStores).toEqual({ ca: { production: ['signet-verify'] }, tsa: { production: ['signet-verify-tsa'] } });
+      expect(verifier.spec.parameters.trustPolicyDoc.trustPolicies[0]).toMatchObject({ trustStores: ['ca:production', 'tsa:production'], trustedIdentities: content.trustedIdentities });
+      expect(verifier.metadata.annotations['signet.io/truststore-digest']).toBe(bundle.digest);
+      const tsa = api.get(ref('keymanagementproviders', 'signet-verify-tsa')) as { spec: { parameters: { value: string } } };
+      expect(tsa.spec.parameters.value).toContain(content.tsaRoots[0].der);
+      await expect(verifierDriver().readBack(noAbort())).resolves.toMatchObject({ digest: bundle.digest });
+    });
+
+    it('read-back reports no digest while the Verifier lags; a Verifier naming a provider that does not exist is refused by the double', async () => {
+      api.apply(ref('verifiers', 'signet-verify'), { apiVersion: 'config.ratify.deislabs.io/v1beta1', kind: 'Verifier', metadata: { name: 'signet-verify', annotations: { [K8S_ANNOTATION_DIGEST]: `sha256:${'1'.repeat(64)}` } } }, 'kubectl', true);
+      const state = await verifierDriver().readBack(noAbort());
+      expect(state.digest).toBeUndefined();
+      expect(state.details).toMatchObject({ verifierDigest: `sha256:${'1'.repeat(64)}` });
+      const dangling = api.apply(
+        ref('verifiers', 'other'),
+        { apiVersion: 'config.ratify.deislabs.io/v1beta1', kind: 'Verifier', metadata: { name: 'other' }, spec: { name: 'notation', artifactTypes: 'application/vnd.cncf.notary.signature', parameters: { verificationCertStores: { ca: { s: ['nowhere'] } }, trustPolicyDoc: { version: '1.0', trustPolicies: [{ name: 'p', trustStores: ['ca:s'] }] } } } },
+        'kubectl',
+      );
+      expect(dangling.status).toBe(422);
+      // the next push puts it right (forced: kubectl took the annotation over)
+      const v2 = await withRatifyLayer(2);
+      await expect(driver({ configMapName: 'verified-truststore', forceConflicts: true, ratify: { keyManagementProviderName: 'signet-verify', pemLayerTitle: 'truststore.pem', verifierLayerTitle: 'ratify-kmp.yaml' } }).push(v2, noAbort())).resolves.toMatchObject({ deliveredDigest: v2.digest });
+    });
+
+    it('a ratify layer without a Verifier is refused before anything is written', async () => {
+      const bundle = await dummyBundle(3); // its ratify layer is a lone provider
+      const sent = api.requests.length;
+      await expect(verifierDriver().push(bundle, noAbort())).rejects.toMatchObject({ code: 'VALIDATION_ERROR' });
+      expect(api.requests.length).toBe(sent);
+    });
   });
 });

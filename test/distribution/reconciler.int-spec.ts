@@ -109,7 +109,7 @@ describe('distribution reconciler (whole app, real registries)', () => {
       expect(target.convergeSeconds).toEqual(expect.any(Number));
       expect(target.lastError).toBeNull();
     }
-    const formats: Record<string, string> = { 'truststore.pem': 'pem', 'notation-truststore.tar': 'notation', 'truststore.p12': 'pkcs12', 'ratify-kmp.yaml': 'ratify', 'kyverno-notary-attestor.yaml': 'kyverno', 'trust-manager-bundle.yaml': 'trust-manager' };
+    const formats: Record<string, string> = { 'truststore.pem': 'pem', 'notation-truststore.tar': 'notation', 'truststore.p12': 'pkcs12', 'ratify-kmp.yaml': 'ratify', 'kyverno-notary-attestor.yaml': 'kyverno', 'kyverno-image-validating-policy.yaml': 'kyverno-ivp', 'trust-manager-bundle.yaml': 'trust-manager' };
     const expected = new Map<string, Buffer>();
     for (const [title, format] of Object.entries(formats)) expected.set(title, (await api.ok('GET', `/v1/truststores/fleet/bundle?format=${format}`)).rawPayload);
     for (const target of targets) {

@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
+import { consumerValidators, ratifyVerifierProblems } from './consumer-rules';
+import { CrdValidator, objectMetaProblems } from './crd-schemas';
 import { freePort, tempDir } from './server-process';
 
 /**
@@ -12,6 +14,7 @@ import { freePort, tempDir } from './server-process';
  *   PATCH /api/v1/namespaces/{ns}/configmaps/{name}?fieldManager=…&force=…        (server-side apply)
  *   GET   /apis/config.ratify.deislabs.io/v1beta1/keymanagementproviders/{name}     (cluster-scoped)
  *   PATCH /apis/config.ratify.deislabs.io/v1beta1/keymanagementproviders/{name}?fieldManager=…
+ *   GET / PATCH /apis/config.ratify.deislabs.io/v1beta1/verifiers/{name}                (cluster-scoped)
  *
  * Server-side apply, simplified but with the semantics the driver relies on: every leaf field
  * (arrays count as leaves) has a set of owning field managers. An apply that sets a field to a value
@@ -20,6 +23,11 @@ import { freePort, tempDir } from './server-process';
  * applier owned before and no longer sends are removed unless someone else owns them.
  * `resourceVersion` changes only when the object does. Bearer-token auth; unknown namespace → 404;
  * Ratify CRD can be "not installed" (404 page not found, as a real API server answers).
+ *
+ * Like an API server, it validates the object an apply would store before storing it and answers
+ * 422 Invalid: custom resources against their CRD from ../shared/schemas (test/support/crd-schemas.ts:
+ * the OpenAPI schema, unknown fields included, and the CRD's CEL rules), ConfigMaps against the
+ * core rules the driver can break (ObjectMeta, data keys, data and binaryData disjoint, 1 MiB).
  */
 export interface KubeRef {
   apiVersion: string;
@@ -52,6 +60,8 @@ export class KubeApiDouble {
   readonly token = `kube-token-${Math.random().toString(36).slice(2)}`;
   readonly namespaces = new Set(['default', 'signet-system']);
   ratifyInstalled = true;
+  /** Applies refused with 422 and why. */
+  readonly rejected: Array<{ ref: KubeRef; problems: string[] }> = [];
   readonly requests: Array<{ method: string; path: string; query: Record<string, string>; contentType?: string }> = [];
   private readonly objects = new Map<string, StoredObject>();
   private nextResourceVersion = 1;
@@ -165,6 +175,19 @@ export class KubeApiDouble {
     }
 
     const stored: StoredObject = existing ?? { apiVersion: ref.apiVersion, kind: body.kind, fields: new Map(), resourceVersion: 0, uid: `uid-${Math.random().toString(36).slice(2)}` };
+    // What the apply would store, validated before anything changes.
+    const merged = new Map([...stored.fields].map(([path, field]) => [path, field.value]));
+    for (const [path, field] of stored.fields) if (!applied.has(path) && field.managers.size === 1 && field.managers.has(manager)) merged.delete(path);
+    for (const [path, value] of applied) merged.set(path, value);
+    const candidate: Record<string, unknown> = { apiVersion: ref.apiVersion, kind: body.kind };
+    for (const [path, value] of merged) setPath(candidate, JSON.parse(path) as string[], value);
+    candidate.metadata = { ...((candidate.metadata as Record<string, unknown>) ?? {}), name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) };
+    const providers = [...this.objects.keys()].filter((k) => k.startsWith('config.ratify.deislabs.io/v1beta1|keymanagementproviders|')).map((k) => k.split('|')[3]);
+    const invalid = validationProblems(ref, candidate, providers);
+    if (invalid.length) {
+      this.rejected.push({ ref, problems: invalid });
+      return status(422, 'Invalid', `${String(body.kind)} "${ref.name}" is invalid: ${invalid.join('; ')}`, { name: ref.name, kind: body.kind, causes: invalid.map((message) => ({ reason: 'FieldValueInvalid', message })) });
+    }
     let changed = !existing;
     for (const [path, value] of applied) {
       const field = stored.fields.get(path);
@@ -233,7 +256,7 @@ export class KubeApiDouble {
 
       const ref = parsePath(url.pathname);
       if (!ref) return res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found');
-      if (ref.plural === 'keymanagementproviders' && !this.ratifyInstalled) return res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found');
+      if ((ref.plural === 'keymanagementproviders' || ref.plural === 'verifiers') && !this.ratifyInstalled) return res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found');
       const notFound = () => reply(status(404, 'NotFound', `${ref.plural} "${ref.name}" not found`, { name: ref.name, kind: ref.plural }));
 
       if (req.method === 'GET') {
@@ -257,11 +280,47 @@ export class KubeApiDouble {
   }
 }
 
+/** The validator of each custom resource the double serves (their CRDs in ../shared/schemas). */
+function crdFor(ref: KubeRef): CrdValidator | undefined {
+  if (ref.apiVersion === 'config.ratify.deislabs.io/v1beta1' && ref.plural === 'keymanagementproviders') return consumerValidators().keyManagementProvider;
+  return undefined;
+}
+
+const CONFIGMAP_KEY = /^[-._a-zA-Z0-9]+$/;
+
+function validationProblems(ref: KubeRef, object: Record<string, unknown>, providers: string[]): string[] {
+  const crd = crdFor(ref);
+  if (crd) return crd.problems(object);
+  // No Verifier CRD in ../shared/schemas: Ratify v1.4.0's shape (test/support/consumer-rules.ts), and the providers it lists must exist.
+  if (ref.plural === 'verifiers') return [...objectMetaProblems(object, 'Cluster'), ...ratifyVerifierProblems(object, providers)];
+  if (ref.apiVersion === 'v1' && ref.plural === 'configmaps') {
+    const problems = objectMetaProblems(object, 'Namespaced');
+    const data = (object.data ?? {}) as Record<string, unknown>;
+    const binaryData = (object.binaryData ?? {}) as Record<string, unknown>;
+    let size = 0;
+    for (const [key, value] of Object.entries(data)) {
+      if (!CONFIGMAP_KEY.test(key) || key.length > 253) problems.push(`data[${key}]: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`);
+      if (typeof value !== 'string') problems.push(`data[${key}]: must be a string`);
+      else size += Buffer.byteLength(value);
+    }
+    for (const [key, value] of Object.entries(binaryData)) {
+      if (!CONFIGMAP_KEY.test(key) || key.length > 253) problems.push(`binaryData[${key}]: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`);
+      if (key in data) problems.push(`binaryData[${key}]: duplicate of key present in data`);
+      if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) problems.push(`binaryData[${key}]: must be base64`);
+      else size += Buffer.from(value, 'base64').length;
+    }
+    if (size > 1024 * 1024) problems.push('[]: Too long: must have at most 1048576 bytes');
+    for (const key of Object.keys(object)) if (!['apiVersion', 'kind', 'metadata', 'data', 'binaryData', 'immutable'].includes(key)) problems.push(`${key}: unknown field`);
+    return problems;
+  }
+  return [];
+}
+
 function parsePath(pathname: string): KubeRef | undefined {
   const core = /^\/api\/v1\/namespaces\/([^/]+)\/configmaps\/([^/]+)$/.exec(pathname);
   if (core) return { apiVersion: 'v1', plural: 'configmaps', namespace: decodeURIComponent(core[1]), name: decodeURIComponent(core[2]) };
-  const ratify = /^\/apis\/config\.ratify\.deislabs\.io\/v1beta1\/keymanagementproviders\/([^/]+)$/.exec(pathname);
-  if (ratify) return { apiVersion: 'config.ratify.deislabs.io/v1beta1', plural: 'keymanagementproviders', name: decodeURIComponent(ratify[1]) };
+  const ratify = /^\/apis\/config\.ratify\.deislabs\.io\/v1beta1\/(keymanagementproviders|verifiers)\/([^/]+)$/.exec(pathname);
+  if (ratify) return { apiVersion: 'config.ratify.deislabs.io/v1beta1', plural: ratify[1], name: decodeURIComponent(ratify[2]) };
   return undefined;
 }
 

@@ -190,7 +190,9 @@ describe('truststore bundle formats', () => {
 
   it('ratify: a KeyManagementProvider whose inline value holds CERTIFICATE blocks only, nothing after the last', async () => {
     const yaml = (await renderLayer('ratify', content)).toString('utf8');
-    const [kmp] = loadAll(yaml) as Array<Loose>;
+    const [kmp, tsa, verifier] = loadAll(yaml) as Array<Loose>;
+    // then the TSA roots' provider and the Verifier using both (consumer-schemas.spec.ts checks them against Ratify)
+    expect([tsa.kind, verifier.kind]).toEqual(['KeyManagementProvider', 'Verifier']);
     expect(kmp).toMatchObject({ apiVersion: 'config.ratify.deislabs.io/v1beta1', kind: 'KeyManagementProvider', metadata: { name: 'signet-production' }, spec: { type: 'inline', parameters: { contentType: 'certificate' } } });
     const value: string = kmp.spec.parameters.value;
     expect([...value.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1])).toEqual(['CERTIFICATE', 'CERTIFICATE']);
@@ -215,7 +217,7 @@ describe('truststore bundle formats', () => {
     const [configMap, bundle] = docs;
     expect(configMap.metadata).toMatchObject({ name: 'signet-production-roots', namespace: 'cert-manager' });
     expect(bundle.spec.sources).toEqual([{ configMap: { name: 'signet-production-roots', key: 'roots.pem' } }]);
-    expect(bundle.spec.target).toEqual({ configMap: { key: 'signet-production.pem' } });
+    expect(bundle.spec.target).toEqual({ configMap: { key: 'signet-production.pem' }, namespaceSelector: { matchLabels: { 'signet.io/trust': 'true' } } });
     expect(configMap.data['roots.pem'].match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
   });
 

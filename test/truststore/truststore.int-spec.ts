@@ -81,7 +81,7 @@ describe('truststores (whole app)', () => {
 
   it('serves every bundle format with version and digest headers; the notation tar passes the NOTARY.md rules', async () => {
     const view = await truststores.get('production');
-    const types: Record<string, string> = { pem: 'application/x-pem-file', notation: 'application/x-tar', pkcs12: 'application/x-pkcs12', ratify: 'application/yaml', kyverno: 'application/yaml', 'trust-manager': 'application/yaml' };
+    const types: Record<string, string> = { pem: 'application/x-pem-file', notation: 'application/x-tar', pkcs12: 'application/x-pkcs12', ratify: 'application/yaml', kyverno: 'application/yaml', 'kyverno-ivp': 'application/yaml', 'trust-manager': 'application/yaml' };
     for (const [format, type] of Object.entries(types)) {
       const response = await call('GET', `/v1/truststores/production/bundle?format=${format}`, admin);
       expect(response.statusCode).toBe(200);
@@ -95,6 +95,10 @@ describe('truststores (whole app)', () => {
     expect(notationLayoutProblems(dir)).toEqual([]);
     expect(trustPolicyRuleProblems(JSON.parse(fs.readFileSync(path.join(dir, 'trustpolicy.json'), 'utf8')), storesIn(dir))).toEqual([]);
     expect((await call('GET', '/v1/truststores/production/bundle?format=jks', admin)).statusCode).toBe(400);
+    // the OpenAPI document lists every format, the ImageValidatingPolicy one included
+    const openapi = (await call('GET', '/openapi.json', undefined)).json();
+    const format = openapi.paths['/v1/truststores/{name}/bundle'].get.parameters.find((p: { name: string }) => p.name === 'format');
+    expect(format.schema.enum).toEqual(['pem', 'notation', 'pkcs12', 'ratify', 'kyverno', 'kyverno-ivp', 'trust-manager']);
     expect((await call('GET', '/v1/truststores/production/bundle?format=pem&version=99', admin)).statusCode).toBe(404);
   });
 
@@ -143,6 +147,36 @@ describe('truststores (whole app)', () => {
     } finally {
       await query(t.database.url, `UPDATE ca_generations SET state = 'active' WHERE name = $1`, [`${DEV_ROOT_CA}-g1`]);
     }
+  });
+
+  it('trust-manager namespace selector: the default, one chosen at creation, changed (a new version) and reset; a bad one refused with nothing written', async () => {
+    const bundleOf = async (name: string) => (await call('GET', `/v1/truststores/${name}/bundle?format=trust-manager`, admin)).body;
+    const created = await call('POST', '/v1/truststores', admin, { name: 'scoped', cas: [DEV_ROOT_CA], trustManager: { namespaceSelector: { matchLabels: { team: 'payments' } } } });
+    expect(created.statusCode).toBe(201);
+    expect(created.json().trustManager).toEqual({ namespaceSelector: { matchLabels: { team: 'payments' } } });
+    expect(await bundleOf('scoped')).toContain('namespaceSelector:\n      matchLabels:\n        team: payments');
+    // the default for a truststore that sets none
+    expect((await truststores.get('production')).trustManager).toEqual({ namespaceSelector: { matchLabels: { 'signet.io/trust': 'true' } } });
+    expect(await bundleOf('production')).toContain("signet.io/trust: 'true'");
+
+    const changed = await call('PATCH', '/v1/truststores/scoped', admin, { trustManager: { namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'In', values: ['prod'] }] } } });
+    expect(changed.statusCode).toBe(200);
+    expect(changed.json()).toMatchObject({ version: 2, reason: { changes: ['trust-manager settings changed'] } });
+    const [row] = await query<{ trust_manager: unknown }>(t.database.url, `SELECT trust_manager FROM truststores WHERE name = 'scoped'`);
+    expect(row.trust_manager).toEqual({ namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'In', values: ['prod'] }] } });
+
+    const bad = await call('PATCH', '/v1/truststores/scoped', admin, { trustManager: { namespaceSelector: { matchLabels: { 'no spaces': 'x' } } } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toMatchObject({ code: 'VALIDATION_ERROR', details: { field: 'trustManager.namespaceSelector.matchLabels' } });
+    expect((await truststores.get('scoped')).version).toBe(2);
+
+    const reset = await call('PATCH', '/v1/truststores/scoped', admin, { trustManager: null });
+    expect(reset.json()).toMatchObject({ version: 3, trustManager: { namespaceSelector: { matchLabels: { 'signet.io/trust': 'true' } } } });
+    const audit = (await call('GET', '/v1/audit?type=truststore.updated', admin)).json().events as Array<{ subject: string; data: Record<string, unknown> }>;
+    expect(audit.filter((e) => e.subject === 'scoped').map((e) => e.data.trustManager)).toEqual([
+      { namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'In', values: ['prod'] }] } },
+      null,
+    ]);
   });
 
   it('roles: auditors and security officers read; only admins create and alter', async () => {

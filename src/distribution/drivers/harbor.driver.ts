@@ -16,8 +16,12 @@ import { OciRegistryDriver } from './oci-registry.driver';
  * nothing — so the driver reads first, POSTs absent keys, PUTs present ones and reads again to verify.
  * Basic auth (user or robot account `robot$project+name`); the REST API does not challenge.
  *
- * Caveat (NOTARY.md): content trust makes Harbor refuse pulls of unsigned artifacts in the project,
- * the unsigned truststore artifact included — keep it in a project without enforcement, or sign it.
+ * Content trust is enforced on the projects named in `contentTrust.projects`, never on the project
+ * holding the truststore artifact: Harbor's ContentTrust middleware answers 412
+ * PROJECTPOLICYVIOLATION to manifest GET/HEAD of an artifact without a signature accessory in an
+ * enforcing project, so the (unsigned) truststore would be unreadable — by this driver's read-back
+ * and by every consumer pulling it — and the target would never converge again. The factory refuses
+ * such a definition (docs/consumers.md, "Harbor").
  */
 export const HARBOR_CONTENT_TRUST_KEYS = { notation: 'enable_content_trust', cosign: 'enable_content_trust_cosign' } as const;
 const MAX_METADATA_BYTES = 64 * 1024;
@@ -27,7 +31,8 @@ export interface HarborDriverConfig {
   project: string;
   repository: string;
   credentials?: BasicCredentials;
-  contentTrust?: { notation?: boolean; cosign?: boolean };
+  /** `projects`: where the metadata is enforced (default: `project`, allowed only when nothing is switched on). */
+  contentTrust?: { notation?: boolean; cosign?: boolean; projects?: string[] };
   http: OutboundHttp;
   now?: () => Date;
 }
@@ -49,22 +54,33 @@ export class HarborDriver implements TrustTarget {
     });
   }
 
+  /** The projects whose content-trust metadata this target manages. */
+  get contentTrustProjects(): string[] {
+    return this.config.contentTrust?.projects ?? [this.config.project];
+  }
+
   async push(bundle: TruststoreBundle, signal: AbortSignal): Promise<PushResult> {
     const result = await this.oci.push(bundle, signal);
     const desired = this.desiredMetadata();
     if (Object.keys(desired).length === 0) return result;
-    const projectMetadata = await this.ensureMetadata(desired, signal);
+    const projectMetadata: Record<string, Record<string, string>> = {};
+    for (const project of this.contentTrustProjects) projectMetadata[project] = await this.ensureMetadata(project, desired, signal);
     return { ...result, details: { ...result.details, projectMetadata } };
   }
 
-  /** The OCI read-back; without the digest when the project's content-trust metadata has drifted, so the reconciler pushes again. */
+  /** The OCI read-back; without the digest when a project's content-trust metadata has drifted, so the reconciler pushes again. */
   async readBack(signal: AbortSignal): Promise<TargetState> {
     const state = await this.oci.readBack(signal);
     const desired = this.desiredMetadata();
     if (Object.keys(desired).length === 0) return state;
-    const actual = await this.getMetadata(signal);
-    const drift = Object.entries(desired).filter(([key, value]) => actual[key] !== value).map(([key]) => key);
-    if (drift.length === 0) return { ...state, details: { ...state.details, projectMetadata: pick(actual, Object.keys(desired)) } };
+    const projectMetadata: Record<string, Record<string, string>> = {};
+    const drift: string[] = [];
+    for (const project of this.contentTrustProjects) {
+      const actual = await this.getMetadata(project, signal);
+      projectMetadata[project] = pick(actual, Object.keys(desired));
+      for (const [key, value] of Object.entries(desired)) if (actual[key] !== value) drift.push(`${project}: ${key}`);
+    }
+    if (drift.length === 0) return { ...state, details: { ...state.details, projectMetadata } };
     return { ...(state.version !== undefined ? { version: state.version } : {}), details: { ...state.details, heldDigest: state.digest, projectMetadataDrift: drift } };
   }
 
@@ -80,27 +96,27 @@ export class HarborDriver implements TrustTarget {
     return desired;
   }
 
-  private async ensureMetadata(desired: Record<string, string>, signal: AbortSignal): Promise<Record<string, string>> {
-    const actual = await this.getMetadata(signal);
+  private async ensureMetadata(project: string, desired: Record<string, string>, signal: AbortSignal): Promise<Record<string, string>> {
+    const actual = await this.getMetadata(project, signal);
     for (const [key, value] of Object.entries(desired)) {
       if (actual[key] === value) continue;
       if (key in actual) {
-        await this.write('PUT', `metadatas/${key}`, { [key]: value }, signal);
+        await this.write(project, 'PUT', `metadatas/${key}`, { [key]: value }, signal);
       } else {
-        const added = await this.write('POST', 'metadatas/', { [key]: value }, signal, [409]);
+        const added = await this.write(project, 'POST', 'metadatas/', { [key]: value }, signal, [409]);
         // 409: someone added it meanwhile; now it exists, so PUT works
-        if (added.status === 409) await this.write('PUT', `metadatas/${key}`, { [key]: value }, signal);
+        if (added.status === 409) await this.write(project, 'PUT', `metadatas/${key}`, { [key]: value }, signal);
       }
     }
-    const after = await this.getMetadata(signal);
+    const after = await this.getMetadata(project, signal);
     const wrong = Object.entries(desired).filter(([key, value]) => after[key] !== value).map(([key]) => key);
-    if (wrong.length) throw this.config.http.error('protocol', `project metadata ${wrong.join(', ')} did not take the written value`, 'project metadata', { keys: wrong });
+    if (wrong.length) throw this.config.http.error('protocol', `project ${project}: metadata ${wrong.join(', ')} did not take the written value`, 'project metadata', { project, keys: wrong });
     return pick(after, Object.keys(desired));
   }
 
-  private async getMetadata(signal: AbortSignal): Promise<Record<string, string>> {
-    const answer = await this.api('GET', 'metadatas/', undefined, signal);
-    if (answer.status !== 200) throw this.failure(answer, 'GET project metadata');
+  private async getMetadata(project: string, signal: AbortSignal): Promise<Record<string, string>> {
+    const answer = await this.api(project, 'GET', 'metadatas/', undefined, signal);
+    if (answer.status !== 200) throw this.failure(project, answer, 'GET project metadata');
     let parsed: unknown;
     try {
       parsed = JSON.parse(answer.body.toString('utf8'));
@@ -113,14 +129,14 @@ export class HarborDriver implements TrustTarget {
     return Object.fromEntries(Object.entries(parsed as Record<string, unknown>).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
   }
 
-  private async write(method: 'PUT' | 'POST', suffix: string, body: Record<string, string>, signal: AbortSignal, tolerated: number[] = []): Promise<HttpAnswer> {
-    const answer = await this.api(method, suffix, Buffer.from(JSON.stringify(body)), signal);
-    if (answer.status !== 200 && answer.status !== 201 && !tolerated.includes(answer.status)) throw this.failure(answer, `${method} project metadata`);
+  private async write(project: string, method: 'PUT' | 'POST', suffix: string, body: Record<string, string>, signal: AbortSignal, tolerated: number[] = []): Promise<HttpAnswer> {
+    const answer = await this.api(project, method, suffix, Buffer.from(JSON.stringify(body)), signal);
+    if (answer.status !== 200 && answer.status !== 201 && !tolerated.includes(answer.status)) throw this.failure(project, answer, `${method} project metadata`);
     return answer;
   }
 
-  private api(method: string, suffix: string, body: Buffer | undefined, signal: AbortSignal): Promise<HttpAnswer> {
-    const url = new URL(`/api/v2.0/projects/${encodeURIComponent(this.config.project)}/${suffix}`, this.config.endpoint);
+  private api(project: string, method: string, suffix: string, body: Buffer | undefined, signal: AbortSignal): Promise<HttpAnswer> {
+    const url = new URL(`/api/v2.0/projects/${encodeURIComponent(project)}/${suffix}`, this.config.endpoint);
     const headers: Record<string, string> = { accept: 'application/json', 'x-is-resource-name': 'true' };
     if (body) headers['content-type'] = 'application/json';
     if (this.config.credentials) {
@@ -131,12 +147,12 @@ export class HarborDriver implements TrustTarget {
     return this.config.http.send({ method, url, headers, body, operation: 'project metadata', maxResponseBytes: MAX_METADATA_BYTES }, signal);
   }
 
-  private failure(answer: HttpAnswer, operation: string) {
+  private failure(project: string, answer: HttpAnswer, operation: string) {
     const where = describeUrl(answer.url);
     const extra = { status: answer.status };
     if (answer.status === 401) return this.config.http.error('auth', `Harbor rejected the credentials for ${where}`, operation, extra);
     if (answer.status === 403) return this.config.http.error('auth', `Harbor denied ${operation} on ${where}`, operation, extra);
-    if (answer.status === 404) return this.config.http.error('not-found', `Harbor project '${this.config.project}' not found`, operation, extra);
+    if (answer.status === 404) return this.config.http.error('not-found', `Harbor project '${project}' not found`, operation, extra);
     if (answer.status === 429 || answer.status >= 500) return this.config.http.error('server', `Harbor answered ${answer.status} for ${where}`, operation, extra);
     if (answer.status >= 400) return this.config.http.error('rejected', `Harbor answered ${answer.status} for ${where}`, operation, extra);
     return this.config.http.error('protocol', `Harbor answered ${answer.status} for ${where}`, operation, extra);

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { loadAll } from 'js-yaml';
 import { DomainError, ErrorCode } from '../../common/errors';
 import { PushResult, TargetState, TrustTarget, TruststoreBundle } from './trust-target';
 import { validateBundle } from './oci-artifact';
@@ -10,7 +11,10 @@ import { TargetError } from './target-error';
  *   - a ConfigMap in the target namespace holding every layer under its title (text in `data`,
  *     binary such as the Notation tar in `binaryData`), annotated with version and digest;
  *   - optionally a Ratify `KeyManagementProvider` (cluster-scoped, `type: inline`,
- *     `contentType: certificate`) holding the PEM layer's CERTIFICATE blocks (NOTARY.md).
+ *     `contentType: certificate`) holding the PEM layer's CERTIFICATE blocks (NOTARY.md), and with
+ *     `ratify.verifierLayerTitle` also the TSA-roots provider (`<name>-tsa`) and the Notation
+ *     `Verifier` (`<name>`) from the bundle's `ratify` layer, renamed to use these providers: a
+ *     provider does nothing until a Verifier lists it (docs/consumers.md).
  * Server-side apply is idempotent by construction; a field another manager owns is a conflict
  * (typed, not retried) unless `forceConflicts` is set. Versions only move forward: a ConfigMap
  * holding a newer version is a conflict.
@@ -29,7 +33,7 @@ export interface KubernetesDriverConfig {
   api: KubeApi;
   namespace: string;
   configMapName: string;
-  ratify?: { keyManagementProviderName: string; pemLayerTitle?: string };
+  ratify?: { keyManagementProviderName: string; pemLayerTitle?: string; verifierLayerTitle?: string };
   forceConflicts: boolean;
   description: string;
 }
@@ -51,6 +55,17 @@ export class KubernetesDriver implements TrustTarget {
     return ratify ? { apiVersion: RATIFY_API_VERSION, plural: 'keymanagementproviders', name: ratify.keyManagementProviderName } : undefined;
   }
 
+  /** The TSA provider and the Verifier, when the target applies them (the TSA one only while the bundle has TSA roots). */
+  private ratifyExtraRefs(withTsa: boolean): KubeObjectRef[] {
+    const ratify = this.config.ratify;
+    if (!ratify?.verifierLayerTitle) return [];
+    const name = ratify.keyManagementProviderName;
+    return [
+      ...(withTsa ? [{ apiVersion: RATIFY_API_VERSION, plural: 'keymanagementproviders', name: `${name}-tsa` }] : []),
+      { apiVersion: RATIFY_API_VERSION, plural: 'verifiers', name },
+    ];
+  }
+
   async push(bundle: TruststoreBundle, signal: AbortSignal): Promise<PushResult> {
     validateBundle(bundle);
     const metadata = {
@@ -63,6 +78,7 @@ export class KubernetesDriver implements TrustTarget {
     const providerRef = this.providerRef;
     // Build (and so validate) everything before the first write.
     const provider = providerRef ? this.buildProvider(bundle, metadata, providerRef) : undefined;
+    const extras = providerRef ? this.buildRatifyExtras(bundle, metadata) : [];
     // A late push of an older version (a replica whose lease ran out) must not overwrite a newer one.
     const held = await this.config.api.get(this.configMapRef, signal);
     const heldVersion = held ? identity(held).version : undefined;
@@ -78,6 +94,11 @@ export class KubernetesDriver implements TrustTarget {
     if (providerRef && provider) {
       await this.config.api.apply(providerRef, provider, options, signal);
       locations.push(describeRef(providerRef));
+    }
+    // Providers before the Verifier that lists them.
+    for (const extra of extras) {
+      await this.config.api.apply(extra.ref, extra.object, options, signal);
+      locations.push(describeRef(extra.ref));
     }
 
     const state = await this.readBack(signal);
@@ -103,6 +124,19 @@ export class KubernetesDriver implements TrustTarget {
       if (providerHeld.digest !== held.digest) {
         // The cluster holds this digest only when every object we manage does.
         return { ...(held.version !== undefined ? { version: held.version } : {}), details: { ...details, configMapDigest: held.digest, keyManagementProviderDigest: providerHeld.digest } };
+      }
+      // The Verifier always; the TSA provider when the Verifier has a tsa store (it names it).
+      const [verifierRef] = this.ratifyExtraRefs(false);
+      if (verifierRef) {
+        const verifier = await this.config.api.get(verifierRef, signal);
+        const tsaStores = ((verifier?.spec as { parameters?: { verificationCertStores?: { tsa?: unknown } } } | undefined)?.parameters?.verificationCertStores?.tsa) !== undefined;
+        for (const ref of this.ratifyExtraRefs(tsaStores)) {
+          const object = ref.plural === 'verifiers' ? verifier : await this.config.api.get(ref, signal);
+          const objectHeld = object ? identity(object) : {};
+          if (objectHeld.digest !== held.digest) {
+            return { ...(held.version !== undefined ? { version: held.version } : {}), details: { ...details, configMapDigest: held.digest, [`${ref.plural.replace(/s$/, '')}Digest`]: objectHeld.digest } };
+          }
+        }
       }
     }
     return { ...held, details };
@@ -134,6 +168,14 @@ export class KubernetesDriver implements TrustTarget {
     };
   }
 
+  private buildRatifyExtras(bundle: TruststoreBundle, metadata: Metadata): Array<{ ref: KubeObjectRef; object: KubeObject }> {
+    const title = this.config.ratify?.verifierLayerTitle;
+    if (!title) return [];
+    const layer = bundle.layers.find((l) => l.title === title);
+    if (!layer) throw new DomainError(ErrorCode.VALIDATION_ERROR, `push: the Ratify Verifier needs the '${title}' layer in 'layers'`, { field: 'layers' });
+    return ratifyExtras(layer.content, this.config.ratify!.keyManagementProviderName, metadata);
+  }
+
   private buildProvider(bundle: TruststoreBundle, metadata: { labels: Record<string, string>; annotations: Record<string, string> }, ref: KubeObjectRef): KubeObject {
     const wanted = this.config.ratify?.pemLayerTitle;
     const layer = wanted ? bundle.layers.find((l) => l.title === wanted) : bundle.layers.find((l) => PEM_MEDIA_TYPES.has(l.mediaType));
@@ -147,6 +189,56 @@ export class KubernetesDriver implements TrustTarget {
       spec: { type: 'inline', parameters: { contentType: 'certificate', value: certificateBlocks(layer.content.toString('utf8')) } },
     };
   }
+}
+
+type Metadata = { labels: Record<string, string>; annotations: Record<string, string> };
+
+/**
+ * The TSA-roots provider and the Notation Verifier from the bundle's `ratify` layer (Signet's own
+ * rendering: providers, then the Verifier), renamed after the configured provider name so the
+ * Verifier lists exactly the providers this target applies.
+ */
+function ratifyExtras(layer: Buffer, name: string, metadata: Metadata): Array<{ ref: KubeObjectRef; object: KubeObject }> {
+  const refuse = (problem: string): never => {
+    throw new DomainError(ErrorCode.VALIDATION_ERROR, `push: the ratify layer ${problem}`, { field: 'layers' });
+  };
+  let documents: unknown[];
+  try {
+    documents = loadAll(layer.toString('utf8'));
+  } catch {
+    return refuse('is not YAML');
+  }
+  type Doc = { kind?: string; metadata?: { name?: string }; spec?: Record<string, unknown> };
+  const docs = documents.filter((d): d is Doc => typeof d === 'object' && d !== null);
+  const verifiers = docs.filter((d) => d.kind === 'Verifier');
+  if (verifiers.length !== 1) refuse('must hold exactly one Verifier');
+  const verifier = verifiers[0];
+  const parameters = (verifier.spec?.parameters ?? {}) as { verificationCertStores?: Record<string, Record<string, string[]>>; trustPolicyDoc?: unknown };
+  const stores = parameters.verificationCertStores ?? {};
+  const providers = new Map(docs.filter((d) => d.kind === 'KeyManagementProvider').map((d) => [d.metadata?.name ?? '', d]));
+  const rename = new Map<string, string>();
+  for (const [type, named] of Object.entries(stores)) {
+    if (type !== 'ca' && type !== 'tsa') refuse(`has a ${type} store; only ca and tsa are applied`);
+    for (const list of Object.values(named ?? {})) {
+      if (!Array.isArray(list) || list.length !== 1 || !providers.has(list[0])) refuse(`'s Verifier must list one provider of the layer per store`);
+      rename.set(list[0], type === 'ca' ? name : `${name}-tsa`);
+    }
+  }
+  if (![...rename.values()].includes(name)) refuse('has no ca store');
+  const out: Array<{ ref: KubeObjectRef; object: KubeObject }> = [];
+  for (const [original, renamed] of rename) {
+    if (renamed === name) continue; // the roots provider is built from the PEM layer
+    const provider = providers.get(original)!;
+    const ref = { apiVersion: RATIFY_API_VERSION, plural: 'keymanagementproviders', name: renamed };
+    out.push({ ref, object: { apiVersion: RATIFY_API_VERSION, kind: 'KeyManagementProvider', metadata: { name: renamed, ...metadata }, spec: provider.spec ?? {} } });
+  }
+  const renamedStores = Object.fromEntries(Object.entries(stores).map(([type, named]) => [type, Object.fromEntries(Object.entries(named).map(([store, list]) => [store, list.map((p) => rename.get(p)!)]))]));
+  const ref = { apiVersion: RATIFY_API_VERSION, plural: 'verifiers', name };
+  out.push({
+    ref,
+    object: { apiVersion: RATIFY_API_VERSION, kind: 'Verifier', metadata: { name, ...metadata }, spec: { ...verifier.spec, parameters: { ...parameters, verificationCertStores: renamedStores } } },
+  });
+  return out;
 }
 
 /**

@@ -61,16 +61,47 @@ function createOciRegistry(options: OciRegistryTargetOptions, hooks: TrustTarget
 
 function createHarbor(options: HarborTargetOptions, hooks: TrustTargetFactoryHooks): TrustTarget {
   const endpoint = registryEndpoint(options.endpoint);
-  if (typeof options.project !== 'string' || !/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(options.project) || options.project.length > 255) {
-    fail('project', 'must be a Harbor project name (lower-case letters, digits, ".", "_", "-")');
-  }
+  if (!isHarborProject(options.project)) fail('project', 'must be a Harbor project name (lower-case letters, digits, ".", "_", "-")');
   if (typeof options.repository !== 'string' || !isValidRepository(`${options.project}/${options.repository}`)) fail('repository', 'must be an OCI repository name');
-  const trust = options.contentTrust;
-  if (trust !== undefined && (typeof trust !== 'object' || Object.values(trust).some((v) => v !== undefined && typeof v !== 'boolean'))) {
-    fail('contentTrust', 'must be {notation?: boolean, cosign?: boolean}');
-  }
+  const trust = validateContentTrust(options.contentTrust, options.project);
   const http = outboundHttp(options, endpoint, `harbor ${endpoint.host}/${options.project}/${options.repository}`, options.tls, hooks);
   return new HarborDriver({ endpoint, project: options.project, repository: options.repository, credentials: basicCredentials(options.credentials), contentTrust: trust, http, now: hooks.now });
+}
+
+function isHarborProject(name: unknown): boolean {
+  return typeof name === 'string' && /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(name) && name.length <= 255;
+}
+
+/**
+ * `{notation?, cosign?, projects?}`. Enforcement switched on where the truststore artifact lives
+ * would make Harbor refuse every pull of it (412 PROJECTPOLICYVIOLATION: the artifact carries no
+ * signature accessory), Signet's own read-back included, so the target could never converge: the
+ * truststore belongs in a project without enforcement, and `projects` names the enforced ones.
+ */
+function validateContentTrust(trust: HarborTargetOptions['contentTrust'], project: string): HarborTargetOptions['contentTrust'] {
+  if (trust === undefined) return undefined;
+  const shape = 'must be {notation?: boolean, cosign?: boolean, projects?: [project names]}';
+  if (typeof trust !== 'object' || trust === null || Array.isArray(trust)) return fail('contentTrust', shape);
+  for (const [key, value] of Object.entries(trust)) {
+    if (key === 'projects') continue;
+    if ((key !== 'notation' && key !== 'cosign') || (value !== undefined && typeof value !== 'boolean')) fail('contentTrust', shape);
+  }
+  const projects = trust.projects;
+  if (projects !== undefined) {
+    if (!Array.isArray(projects) || projects.length === 0 || projects.length > 32 || projects.some((p) => !isHarborProject(p))) {
+      fail('contentTrust.projects', 'must be a non-empty list of at most 32 Harbor project names');
+    }
+    if (new Set(projects).size !== projects.length) fail('contentTrust.projects', 'must not repeat a project');
+  }
+  const enforcing = trust.notation === true || trust.cosign === true;
+  if (enforcing && (projects ?? [project]).includes(project)) {
+    fail(
+      'contentTrust.projects',
+      `must not include '${project}', the project holding the truststore: with content trust on, Harbor answers 412 to pulls of its unsigned artifacts, ` +
+        'the truststore included (Signet could not read it back, consumers could not pull it); keep the truststore in a project without enforcement and name the enforced projects here',
+    );
+  }
+  return { ...(trust.notation !== undefined ? { notation: trust.notation } : {}), ...(trust.cosign !== undefined ? { cosign: trust.cosign } : {}), ...(projects ? { projects: [...projects] } : {}) };
 }
 
 function createKubernetes(options: KubernetesTargetOptions, hooks: TrustTargetFactoryHooks): TrustTarget {
@@ -81,6 +112,9 @@ function createKubernetes(options: KubernetesTargetOptions, hooks: TrustTargetFa
   if (options.ratify !== undefined) {
     if (!isDnsSubdomain(options.ratify.keyManagementProviderName ?? '')) fail('ratify.keyManagementProviderName', 'must be a DNS subdomain name');
     if (options.ratify.pemLayerTitle !== undefined && typeof options.ratify.pemLayerTitle !== 'string') fail('ratify.pemLayerTitle', 'must be a string');
+    if (options.ratify.verifierLayerTitle !== undefined && typeof options.ratify.verifierLayerTitle !== 'string') fail('ratify.verifierLayerTitle', 'must be a string');
+    // The TSA provider is named `<name>-tsa`: that must be a valid name too.
+    if (options.ratify.verifierLayerTitle !== undefined && !isDnsSubdomain(`${options.ratify.keyManagementProviderName}-tsa`)) fail('ratify.keyManagementProviderName', 'is too long for its -tsa provider');
   }
 
   let token: string | undefined;

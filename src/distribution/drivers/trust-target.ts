@@ -117,10 +117,12 @@ export interface HarborTargetOptions extends CommonTargetOptions {
   repository: string;
   credentials?: BasicCredentials;
   /**
-   * Project metadata to enforce after each push (`enable_content_trust`, `enable_content_trust_cosign`).
-   * Left alone when unset. Harbor only checks that *a* signature exists (NOTARY.md).
+   * Project metadata to enforce after each push (`enable_content_trust`, `enable_content_trust_cosign`)
+   * on `projects` (default: `project`). Left alone when unset. Harbor only checks that *a* signature
+   * exists (NOTARY.md). Switching either on in the truststore's own `project` is refused: Harbor would
+   * then answer 412 to every pull of the unsigned truststore artifact, Signet's read-back included.
    */
-  contentTrust?: { notation?: boolean; cosign?: boolean };
+  contentTrust?: { notation?: boolean; cosign?: boolean; projects?: string[] };
 }
 
 export interface KubernetesTargetOptions extends CommonTargetOptions {
@@ -129,8 +131,11 @@ export interface KubernetesTargetOptions extends CommonTargetOptions {
   credentials?: TokenCredentials | KubeconfigCredentials;
   /** ConfigMap receiving every layer under its title. Default `signet-truststore`. */
   configMapName?: string;
-  /** Also apply a Ratify `KeyManagementProvider` (cluster-scoped) holding the PEM layer. */
-  ratify?: { keyManagementProviderName: string; pemLayerTitle?: string };
+  /**
+   * Also apply a Ratify `KeyManagementProvider` (cluster-scoped) holding the PEM layer; with
+   * `verifierLayerTitle` (the `ratify` layer) also its TSA-roots provider and Notation `Verifier`.
+   */
+  ratify?: { keyManagementProviderName: string; pemLayerTitle?: string; verifierLayerTitle?: string };
   /** Take over fields another field manager owns instead of failing with a conflict. Default false. */
   forceConflicts?: boolean;
 }

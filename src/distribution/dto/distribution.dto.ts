@@ -61,22 +61,30 @@ class TargetFieldsDto {
   @IsString()
   configMapName?: string;
 
-  @ApiPropertyOptional({ example: { keyManagementProviderName: 'signet-roots' }, description: 'kubernetes: also apply a Ratify KeyManagementProvider' })
+  @ApiPropertyOptional({
+    example: { keyManagementProviderName: 'signet-roots', verifier: true },
+    description: 'kubernetes: also apply a Ratify KeyManagementProvider (the roots); with verifier: true also <name>-tsa (the TSA roots) and the Notation Verifier <name> listing both',
+  })
   @IsOptional()
   @ValidateIf((_o, v) => v !== null)
   @IsObject()
-  ratify?: { keyManagementProviderName: string } | null;
+  ratify?: { keyManagementProviderName: string; verifier?: boolean } | null;
 
   @ApiPropertyOptional()
   @IsOptional()
   @IsBoolean()
   forceConflicts?: boolean;
 
-  @ApiPropertyOptional({ example: { notation: true }, description: 'harbor: project content-trust metadata to enforce' })
+  @ApiPropertyOptional({
+    example: { notation: true, projects: ['apps'] },
+    description:
+      'harbor: project content-trust metadata to enforce on `projects` (default: the truststore\'s project). ' +
+      'Switching it on in the truststore\'s own project is refused (400): Harbor would answer 412 to pulls of the unsigned truststore artifact.',
+  })
   @IsOptional()
   @ValidateIf((_o, v) => v !== null)
   @IsObject()
-  contentTrust?: { notation?: boolean; cosign?: boolean } | null;
+  contentTrust?: { notation?: boolean; cosign?: boolean; projects?: string[] } | null;
 
   @ApiPropertyOptional({ example: { caPem: '-----BEGIN CERTIFICATE-----…' } })
   @IsOptional()

@@ -6,6 +6,15 @@ export class TrustPolicySettingsDto {
   level?: 'strict' | 'permissive' | 'audit';
 }
 
+export class TrustManagerSettingsDto {
+  namespaceSelector?: { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> };
+}
+
+const TRUST_MANAGER_EXAMPLE = { namespaceSelector: { matchLabels: { 'signet.io/trust': 'true' } } };
+const TRUST_MANAGER_DESCRIPTION =
+  'trust-manager Bundle settings: the namespaces its ConfigMap is written into (a Kubernetes label selector; {} = every namespace). ' +
+  'Default: namespaces labelled signet.io/trust=true. A change makes a new truststore version.';
+
 export class CreateTruststoreDto {
   @ApiProperty({ example: 'production', description: 'DNS label; also the Notation trust store name' })
   @IsString()
@@ -21,6 +30,11 @@ export class CreateTruststoreDto {
   @IsOptional()
   @IsObject()
   trustPolicy?: TrustPolicySettingsDto;
+
+  @ApiPropertyOptional({ example: TRUST_MANAGER_EXAMPLE, description: TRUST_MANAGER_DESCRIPTION })
+  @IsOptional()
+  @IsObject()
+  trustManager?: TrustManagerSettingsDto;
 }
 
 export class UpdateTruststoreDto {
@@ -35,4 +49,9 @@ export class UpdateTruststoreDto {
   @IsOptional()
   @IsObject()
   trustPolicy?: TrustPolicySettingsDto;
+
+  @ApiPropertyOptional({ example: TRUST_MANAGER_EXAMPLE, description: `${TRUST_MANAGER_DESCRIPTION} null restores the default.`, nullable: true })
+  @IsOptional()
+  @IsObject()
+  trustManager?: TrustManagerSettingsDto | null;
 }
