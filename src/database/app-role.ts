@@ -125,13 +125,19 @@ async function currentSchema(client: Client): Promise<string> {
  * the schema can own objects there.
  */
 export async function serviceRoleProblem(client: Client): Promise<string | undefined> {
-  const { rows } = await client.query<{ name: string; superuser: boolean; bypassrls: boolean; replication: boolean; owned: string | null; create: boolean }>(
-    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolbypassrls AS bypassrls, r.rolreplication AS replication,
+  // Attributes and ownership count for every role the service role can become (SET ROLE works for
+  // any membership, NOINHERIT included): superuser status is not inherited, but SET ROLE to a
+  // superuser or to the audit tables' owner gives all of it.
+  const { rows } = await client.query<{ name: string; superuser: boolean; bypassrls: boolean; replication: boolean; owned: string | null; create: boolean; via: string | null }>(
+    `SELECT r.rolname AS name,
+            bool_or(m.rolsuper) AS superuser, bool_or(m.rolbypassrls) AS bypassrls, bool_or(m.rolreplication) AS replication,
             (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c
               WHERE c.relnamespace = current_schema()::regnamespace AND (c.relname LIKE 'audit\\_%' OR c.relname = 'typeorm_migrations')
-                AND c.relkind IN ('r', 'p') AND pg_has_role(current_user, c.relowner, 'USAGE')) AS owned,
+                AND c.relkind IN ('r', 'p') AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS owned,
+            CASE WHEN r.rolsuper THEN NULL ELSE string_agg(m.rolname, ', ' ORDER BY m.rolname) FILTER (WHERE m.oid <> r.oid AND (m.rolsuper OR m.rolbypassrls OR m.rolreplication)) END AS via,
             has_schema_privilege(current_user, current_schema(), 'CREATE') AS create
-       FROM pg_roles r WHERE r.rolname = current_user`,
+       FROM pg_roles r JOIN pg_roles m ON pg_has_role(r.oid, m.oid, 'MEMBER')
+      WHERE r.rolname = current_user GROUP BY r.oid, r.rolname, r.rolsuper`,
   );
   const role = rows[0];
   // PostgreSQL 15+ can grant a plain role SET on session_replication_role: the triggers' off switch.
@@ -141,7 +147,11 @@ export async function serviceRoleProblem(client: Client): Promise<string | undef
     version[0].num >= 150000 && (await client.query<{ granted: boolean }>(`SELECT has_parameter_privilege('session_replication_role', 'SET') AS granted`)).rows[0].granted;
   // A superuser has the other two as well; name the one that matters.
   const attributes = role.superuser ? ['is a superuser'] : [role.bypassrls && 'has BYPASSRLS', role.replication && 'has REPLICATION'].filter(Boolean);
-  if (attributes.length > 0) return `the service role "${role.name}" ${attributes.join(' and ')}`;
+  if (attributes.length > 0) return `the service role "${role.name}" ${attributes.join(' and ')}${role.via ? ` (through membership in ${role.via})` : ''}`;
+  // Below PostgreSQL 16, CREATEROLE lets a role grant itself membership in any non-superuser role.
+  if (version[0].num < 160000 && (await client.query<{ yes: boolean }>('SELECT rolcreaterole AS yes FROM pg_roles WHERE rolname = current_user')).rows[0].yes) {
+    return `the service role "${role.name}" has CREATEROLE (before PostgreSQL 16 it can make itself a member of the audit tables' owner)`;
+  }
   if (setsReplicationRole) return `the service role "${role.name}" may SET session_replication_role (it switches the audit log's triggers off)`;
   if (role.owned) return `the service role "${role.name}" owns (or is a member of the owner of) ${role.owned}`;
   if (role.create) return `the service role "${role.name}" may create objects in schema ${await currentSchema(client)}`;
