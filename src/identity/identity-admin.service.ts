@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { classifyHost, hostRefusal } from '../distribution/address-classifier';
 import { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { AuditActor } from '../audit/audit.types';
@@ -17,7 +18,6 @@ export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
 export const PROVIDER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 export const RULE_NAME = PROVIDER_NAME;
 const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export interface ProviderView {
   name: string;
@@ -276,8 +276,11 @@ export class IdentityAdminService {
       throw invalid(op, field, 'must be an https URL');
     }
     if (url.username || url.password || url.search || url.hash) throw invalid(op, field, 'must not carry credentials, a query or a fragment');
-    const loopback = LOOPBACK.has(url.hostname);
-    if (loopback && !this.config.distribution.allowLoopback) throw invalid(op, field, 'names a loopback host, which the outbound policy refuses here (SIGNET_DISTRIBUTION_ALLOW_LOOPBACK)');
+    // The same judgement as distribution endpoints (address-classifier.ts): link-local, metadata and
+    // unspecified addresses in any spelling are refused here, not only when keys are fetched.
+    const refusal = hostRefusal(url.hostname, this.config.distribution.allowLoopback);
+    if (refusal) throw invalid(op, field, `names a host the outbound policy refuses: it ${refusal}`);
+    const loopback = classifyHost(url.hostname).category === 'loopback';
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw invalid(op, field, 'must be an https URL');
     // The issuer is compared with `iss` as a string: keep exactly what was given.
     return value;

@@ -36,7 +36,7 @@ describe(IssuerKeys.name, () => {
 
   const json = (body: unknown) => (response: http.ServerResponse) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   const redirect = (location: string) => (response: http.ServerResponse) => response.writeHead(302, { location }).end();
-  const keys = (allowedHosts: string[] = []) => new IssuerKeys({ allowedHosts, allowLoopback: false, requestTimeoutMs: 2000, refetchMs: 60_000, maxAgeMs: 600_000 });
+  const keys = (allowedHosts: string[] = []) => new IssuerKeys({ allowedHosts, allowLoopback: true, requestTimeoutMs: 2000, refetchMs: 60_000, maxAgeMs: 600_000 });
   const provider = (jwksUri: string | null = null): IssuerEndpoint => ({ id: 'p1', name: 'ci-issuer', issuer: base, jwksUri });
 
   async function token(): Promise<string> {
@@ -69,10 +69,12 @@ describe(IssuerKeys.name, () => {
 
   it('refuses a jwks_uri on a host outside the allowlist, or on the metadata address, without connecting there', async () => {
     routes['/.well-known/openid-configuration'] = json({ issuer: base, jwks_uri: 'http://169.254.169.254/latest/meta-data/keys' });
+    expect((await refusal(keys())).message).toMatch(/could not be fetched.*link-local/);
+    routes['/.well-known/openid-configuration'] = json({ issuer: base, jwks_uri: 'http://internal.example.com/keys' });
     expect((await refusal(keys())).message).toMatch(/could not be fetched.*not in the allowed hosts/);
     routes['/.well-known/openid-configuration'] = json({ issuer: base, jwks_uri: 'http://169.254.169.254/latest/meta-data/keys' });
     // Even listed, a link-local address is never reached.
-    expect((await refusal(keys(['169.254.169.254']))).message).toMatch(/could not be fetched.*not allowed/);
+    expect((await refusal(keys(['169.254.169.254']))).message).toMatch(/could not be fetched.*link-local/);
   });
 
   it('checks every redirect hop: a JWKS redirecting to the metadata address or an unlisted host fails closed', async () => {

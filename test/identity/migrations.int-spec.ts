@@ -10,7 +10,8 @@ describe('workload identity migration', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    dataSource = await new DataSource(dataSourceOptions(database.url, 2)).initialize();
+    // Migrations run as the owner role (the service role may not create or drop tables).
+    dataSource = await new DataSource(dataSourceOptions(database.ownerUrl, 2)).initialize();
   });
   afterAll(async () => {
     await dataSource?.destroy();
@@ -38,16 +39,17 @@ describe('workload identity migration', () => {
     }
   });
 
+  // As the owner: the tables were dropped and made again above, and grants come at the next start.
   it('deleting a provider takes its rules and ledger rows; a jti is recorded once per provider', async () => {
     const [provider] = await query<{ id: string }>(
-      database.url,
+      database.ownerUrl,
       `INSERT INTO identity_providers (name, issuer, audiences, allowed_algorithms, clock_skew_seconds) VALUES ('p', 'https://issuer.example.com', '{signet}', '{RS256}', 60) RETURNING id`,
     );
-    await query(database.url, `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('r', $1, '{"sub":"x"}', '{release}')`, [provider.id]);
-    await query(database.url, `INSERT INTO oidc_used_tokens (provider_id, jti, expires_at) VALUES ($1, 'j1', now() + interval '5 minutes')`, [provider.id]);
-    await expect(query(database.url, `INSERT INTO oidc_used_tokens (provider_id, jti, expires_at) VALUES ($1, 'j1', now() + interval '5 minutes')`, [provider.id])).rejects.toThrow(/duplicate key/);
-    await expect(query(database.url, `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('empty', $1, '{"sub":"x"}', '{}')`, [provider.id])).rejects.toThrow(/check constraint/);
-    await query(database.url, `DELETE FROM identity_providers WHERE id = $1`, [provider.id]);
-    expect(await query(database.url, 'SELECT 1 FROM workload_rules UNION ALL SELECT 1 FROM oidc_used_tokens')).toEqual([]);
+    await query(database.ownerUrl, `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('r', $1, '{"sub":"x"}', '{release}')`, [provider.id]);
+    await query(database.ownerUrl, `INSERT INTO oidc_used_tokens (provider_id, jti, expires_at) VALUES ($1, 'j1', now() + interval '5 minutes')`, [provider.id]);
+    await expect(query(database.ownerUrl, `INSERT INTO oidc_used_tokens (provider_id, jti, expires_at) VALUES ($1, 'j1', now() + interval '5 minutes')`, [provider.id])).rejects.toThrow(/duplicate key/);
+    await expect(query(database.ownerUrl, `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('empty', $1, '{"sub":"x"}', '{}')`, [provider.id])).rejects.toThrow(/check constraint/);
+    await query(database.ownerUrl, `DELETE FROM identity_providers WHERE id = $1`, [provider.id]);
+    expect(await query(database.ownerUrl, 'SELECT 1 FROM workload_rules UNION ALL SELECT 1 FROM oidc_used_tokens')).toEqual([]);
   });
 });

@@ -268,6 +268,16 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
       const refused = await api('POST', '/v1/identity-providers', { name: 'bad-algs', issuer: rogue.issuer, audiences: [AUDIENCE], allowedAlgorithms });
       expect({ status: refused.statusCode, code: refused.json().error.code }).toEqual({ status: 400, code: 'VALIDATION_ERROR' });
     }
+    // Nor pointed at a link-local, metadata or unspecified address, in any spelling (the classifier
+    // distribution endpoints use): refused when declared, not only when keys are fetched.
+    for (const host of ['169.254.169.254', '2852039166', '[::ffff:a9fe:a9fe]', 'metadata.google.internal', '0.0.0.0']) {
+      for (const field of ['issuer', 'jwksUri'] as const) {
+        const body = { name: 'metadata', issuer: rogue.issuer, audiences: [AUDIENCE], [field]: `https://${host}/x` };
+        const refused = await api('POST', '/v1/identity-providers', body);
+        expect({ host, field, status: refused.statusCode, code: refused.json().error.code }).toEqual({ host, field, status: 400, code: 'VALIDATION_ERROR' });
+        expect(refused.json().error.message).toMatch(/outbound policy refuses/);
+      }
+    }
   });
 
   it('refuses tokens whose matched claims are arrays, numbers, booleans or objects where strings are expected', async () => {
