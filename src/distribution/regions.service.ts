@@ -192,6 +192,16 @@ export class RegionsService {
     }
     const settings = settingsFromInput(target.kind, merged, operation);
     validateTargetHosts(settings.allowedHosts, this.driverContext, operation);
+    // The TLS settings decide who can answer for that origin (an extra CA, or none checked): a
+    // change there is a move of the credentials too.
+    const trustChanged = tlsTrust(settings.tls) !== tlsTrust((target.settings as TargetInput).tls as typeof settings.tls);
+    if (trustChanged && target.credentialsSealed && patch.credentials === undefined) {
+      throw new DomainError(
+        ErrorCode.CREDENTIALS_REQUIRED,
+        `${operation}: 'tls' changes which servers can answer for ${endpointOrigin(endpoint)}; stored credentials stay with the trust they were given under: send 'credentials' (or null to remove them) in the same request`,
+        { field: 'credentials' },
+      );
+    }
     let credentials: Record<string, unknown> | undefined;
     let sealed: Buffer | null | undefined;
     if (patch.credentials === null) {
@@ -306,4 +316,9 @@ function rejectUnknownFields(input: Record<string, unknown>, operation: string):
 function auditSettings(settings: TargetSettings): Record<string, unknown> {
   const { tls, ...rest } = settings;
   return { ...rest, ...(tls ? { tls: { caPem: tls.caPem ? 'set' : 'none', insecure: tls.insecure === true } } : {}) };
+}
+
+/** The TLS trust a target's settings give its origin, comparable across key orders. */
+function tlsTrust(tls: { caPem?: string; insecure?: boolean } | undefined): string {
+  return JSON.stringify({ caPem: tls?.caPem ?? null, insecure: tls?.insecure === true });
 }

@@ -156,6 +156,23 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
     expect(recorder.requests).toEqual([]);
   });
 
+  it('PATCH changing the TLS trust (insecure, or an extra CA) without credentials: 400 CREDENTIALS_REQUIRED, nothing changed', async () => {
+    const before = await view();
+    const row = await storedRow();
+    const caPem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    for (const tls of [{ insecure: true }, { caPem }]) {
+      const response = await api.call('PATCH', '/v1/regions/eu/targets/reg', { tls });
+      expect({ tls, status: response.statusCode, code: response.json().error?.code }).toEqual({ tls, status: 400, code: 'CREDENTIALS_REQUIRED' });
+      expect(response.json().error.details).toEqual({ field: 'credentials' });
+    }
+    expect(await view()).toEqual(before);
+    const after = await storedRow();
+    expect(after.config_revision).toBe(row.config_revision);
+    expect(after.credentials_sealed.equals(row.credentials_sealed)).toBe(true);
+    // The same trust written again (no change) needs nothing.
+    expect((await api.call('PATCH', '/v1/regions/eu/targets/reg', { tls: { insecure: false } })).statusCode).toBe(200);
+  });
+
   it('the same origin written differently keeps the credentials', async () => {
     const response = await api.ok('PATCH', '/v1/regions/eu/targets/reg', { endpoint: `HTTP://127.0.0.1:${a.port}/` });
     expect(response.json()).toMatchObject({ hasCredentials: true });
