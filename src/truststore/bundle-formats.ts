@@ -259,6 +259,9 @@ function kyvernoYaml(content: TruststoreContent): string {
  * attestor holding the roots and the TSA roots, so timestamps count, and a validation that denies a
  * pod unless every container image matching the truststore's scopes has a signature it verifies.
  */
+/** The container lists Kyverno's `images` variable holds for a pod. */
+export const IVP_CONTAINER_KINDS = ['containers', 'initContainers', 'ephemeralContainers'] as const;
+
 function kyvernoIvpYaml(content: TruststoreContent): string {
   const attestor = `signet_${content.name.replace(/-/g, '_')}`; // a CEL identifier: attestors.<name>
   return (
@@ -269,7 +272,8 @@ function kyvernoIvpYaml(content: TruststoreContent): string {
       metadata: { name: `signet-${content.name}`, labels: { 'app.kubernetes.io/managed-by': 'signet' } },
       spec: {
         validationActions: ['Deny'],
-        matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'] }] },
+        // Ephemeral containers arrive through their own subresource: matched too, or they skip the check.
+        matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods', 'pods/ephemeralcontainers'] }] },
         matchImageReferences: imagePatterns(content).map((glob) => ({ glob })),
         attestors: [
           {
@@ -279,7 +283,8 @@ function kyvernoIvpYaml(content: TruststoreContent): string {
         ],
         validations: [
           {
-            expression: `images.containers.map(image, verifyImageSignatures(image, [attestors.${attestor}])).all(e, e > 0)`,
+            // Every kind of container: an unsigned image as an init or ephemeral container runs too.
+            expression: IVP_CONTAINER_KINDS.map((kind) => `(!has(images.${kind}) || images.${kind}.all(image, verifyImageSignatures(image, [attestors.${attestor}]) > 0))`).join(' && '),
             message: `image signature verification failed (Signet truststore ${content.name})`,
           },
         ],

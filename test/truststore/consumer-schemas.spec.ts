@@ -136,6 +136,12 @@ describe('bundle formats against the consumers’ CRDs', () => {
     expect(ratifyInlineCertificates(attestor.notary.certs.value).map((c) => c.raw)).toEqual([old.root.der, next.root.der]);
     expect(ratifyInlineCertificates(attestor.notary.tsaCerts.value).map((c) => c.raw.toString('base64'))).toEqual([content.tsaRoots[0].der]);
     expect(policy.spec.validations[0].expression).toContain(`attestors.${attestor.name}`);
+    // Init and ephemeral containers run images too: each kind is checked, and the subresource that
+    // adds ephemeral containers is matched (an unsigned debug container would otherwise get in).
+    for (const kind of ['containers', 'initContainers', 'ephemeralContainers']) {
+      expect(policy.spec.validations[0].expression).toContain(`images.${kind}.all(image, verifyImageSignatures(image, [attestors.${attestor.name}]) > 0)`);
+    }
+    expect(policy.spec.matchConstraints.resourceRules[0].resources).toEqual(['pods', 'pods/ephemeralcontainers']);
     expect(attestor.name).toMatch(/^[A-Za-z_][A-Za-z0-9_]*$/); // a CEL identifier
     expect(policy.spec.matchImageReferences).toEqual([
       { glob: 'registry.example.com/app:*' },
