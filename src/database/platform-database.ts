@@ -27,6 +27,9 @@ export interface PrepareDatabaseOptions {
  * (concurrent GRANTs on one object fail with "tuple concurrently updated").
  */
 export async function prepareDatabase(options: PrepareDatabaseOptions): Promise<{ migrationsApplied: string[]; appRole?: string }> {
+  // Nothing to migrate and no separate service role to grant: no connection, no wait on the lock
+  // (replicas started with SIGNET_MIGRATIONS_RUN=false beside a running migration Job).
+  if (!options.migrate && (!options.appUrl || options.appUrl === options.ownerUrl)) return { migrationsApplied: [] };
   const dataSource = new DataSource({ ...dataSourceOptions(options.ownerUrl, 2), entities: [] });
   await dataSource.initialize();
   try {
