@@ -49,7 +49,7 @@ describe('workload identity across replicas (two real processes, one database)',
     ensureBuilt();
     issuer = await OidcIssuer.start([{ id: AUDIENCE }]);
     database = await createTestDatabase({ migrate: false });
-    const env = { DATABASE_URL: database.url, SIGNET_DATA_DIR: tempDir('wl-replicas-'), SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true', SIGNET_TOKEN_CACHE_SECONDS: String(TOKEN_CACHE_SECONDS) };
+    const env = { DATABASE_URL: database.url, SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl, SIGNET_DATA_DIR: tempDir('wl-replicas-'), SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true', SIGNET_TOKEN_CACHE_SECONDS: String(TOKEN_CACHE_SECONDS) };
     // The first process migrates and bootstraps; the second joins the same database.
     a = await startSignet(env);
     b = await startSignet(env);
