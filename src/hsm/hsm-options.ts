@@ -130,9 +130,14 @@ const MAX_AUTO_SIGN_WORKERS = 4;
 const SESSIONS_PER_SIGN_WORKER = 8;
 
 /** 'auto': worker threads for SoftHSM2 (CPU-bound, local), libuv's pool for anything else. */
+/** Whether a module file is SoftHSM2's: the one module whose defaults (signing threads, token lock) differ. */
+export function isSoftHsmModule(modulePath: string): boolean {
+  return /softhsm/i.test(path.basename(modulePath));
+}
+
 export function resolveSignWorkers(value: HsmOptions['signWorkers'], modulePath: string): number {
   if (value === undefined || value === 'auto') {
-    return /softhsm/i.test(path.basename(modulePath)) ? Math.min(MAX_AUTO_SIGN_WORKERS, Math.max(1, os.availableParallelism())) : 0;
+    return isSoftHsmModule(modulePath) ? Math.min(MAX_AUTO_SIGN_WORKERS, Math.max(1, os.availableParallelism())) : 0;
   }
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 64) throw new Error("hsm: 'signWorkers' must be 'auto' or an integer 0..64");
   return value;
@@ -140,7 +145,7 @@ export function resolveSignWorkers(value: HsmOptions['signWorkers'], modulePath:
 
 /** 'auto': an own module instance per signing thread for SoftHSM2 only. */
 export function resolveSignThreadModule(value: HsmOptions['signThreadModule'], modulePath: string): boolean {
-  if (value === undefined || value === 'auto') return /softhsm/i.test(path.basename(modulePath));
+  if (value === undefined || value === 'auto') return isSoftHsmModule(modulePath);
   if (value !== 'own' && value !== 'shared') throw new Error("hsm: 'signThreadModule' must be 'own', 'shared' or 'auto'");
   return value === 'own';
 }

@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
+import { isSoftHsmModule } from './hsm-options';
 
 /** SoftHSM2's configuration file when SOFTHSM2_CONF is unset (Debian, Ubuntu, Fedora). */
 const DEFAULT_SOFTHSM2_CONF = '/etc/softhsm/softhsm2.conf';
@@ -13,9 +14,8 @@ export const TOKEN_LOCK_FILE_NAME = '.signet-token.lock';
  * SoftHSM2's database backend (SQLite orders its readers and writers itself).
  */
 export function softHsmTokenLockFile(modulePath: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  // The same test the signing-thread defaults use (hsm-options.ts): SoftHSM2 is the one module
-  // whose token state is files that other processes may share.
-  if (!/softhsm/i.test(basename(modulePath))) return undefined;
+  // SoftHSM2 is the one module whose token state is files that other processes may share.
+  if (!isSoftHsmModule(modulePath)) return undefined;
   let text: string;
   try {
     text = readFileSync(env.SOFTHSM2_CONF ?? DEFAULT_SOFTHSM2_CONF, 'utf8');
