@@ -1,6 +1,6 @@
 # Signet server image. SoftHSM2 is included for development-like deployments; in production
 # point SIGNET_PKCS11_MODULE at your HSM vendor's PKCS#11 library (mounted or installed here).
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -10,7 +10,7 @@ COPY src ./src
 COPY migrations ./migrations
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends softhsm2 opensc ca-certificates tini \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --create-home --home-dir /var/lib/signet --shell /usr/sbin/nologin signet
