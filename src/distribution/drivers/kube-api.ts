@@ -3,8 +3,9 @@ import { HttpAnswer, OutboundHttp } from './outbound-http';
 /**
  * The little of the Kubernetes API the kubernetes driver needs: server-side apply and get. An
  * interface so `@kubernetes/client-node` could stand behind it later; today it is plain HTTP
- * (`HttpKubeApi`), because client-node 2.x needs Node ≥ 22 (undici 8) and brings a dozen
- * dependencies for three endpoints.
+ * (`HttpKubeApi`), because client-node 2.x does not load on Node 20 (undici 8), brings 68 packages
+ * for three endpoints, opens a TLS connection per request and bypasses the outbound policy
+ * (measured: docs/operations.md, "Node.js versions").
  */
 export interface KubeObjectRef {
   /** `v1` (core) or `group/version`. */
