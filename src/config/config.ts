@@ -90,6 +90,15 @@ export interface SignetConfig {
     rateLimitPerSecond: number;
     rateLimitBurst: number;
   };
+  /** Security console sessions (POST /v1/sessions). */
+  session: {
+    /** A session unused this long ends. */
+    idleTimeoutSeconds: number;
+    /** A session ends this long after sign-in however busy (and never outlives its token). */
+    absoluteTimeoutSeconds: number;
+    /** Sign-in attempts (POST /v1/sessions) allowed per client address and minute, per replica (a burst of as many). */
+    signInsPerMinute: number;
+  };
   identity: {
     /** On an ID token whose `kid` the cached JWKS lacks, refetch it at most this often per provider. */
     jwksRefetchSeconds: number;
@@ -416,6 +425,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       tokenCacheSeconds: integer(env, 'SIGNET_TOKEN_CACHE_SECONDS', 5, 0, 300),
       rateLimitPerSecond,
       rateLimitBurst: integer(env, 'SIGNET_RATE_LIMIT_BURST', Math.max(1, rateLimitPerSecond * 2), 1, 10_000_000),
+    },
+    session: {
+      idleTimeoutSeconds: integer(env, 'SIGNET_SESSION_IDLE_TIMEOUT_SECONDS', 900, 1, 86400),
+      absoluteTimeoutSeconds: integer(env, 'SIGNET_SESSION_ABSOLUTE_TIMEOUT_SECONDS', 28800, 1, 7 * 86400),
+      signInsPerMinute: integer(env, 'SIGNET_SESSION_SIGNINS_PER_MINUTE', 10, 1, 10_000),
     },
     identity: {
       jwksRefetchSeconds: integer(env, 'SIGNET_OIDC_JWKS_REFETCH_SECONDS', 60, 1, 3600),

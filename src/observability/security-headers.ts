@@ -17,8 +17,8 @@ export function registerSecurityHeaders(fastify: FastifyInstance, options: { tls
     for (const [name, value] of COMMON) reply.header(name, value);
     reply.header('content-security-policy', request.url.startsWith('/docs') ? DOCS_CSP : API_CSP);
     if (options.tls) reply.header('strict-transport-security', 'max-age=31536000');
-    // Authenticated answers are never cached by intermediaries.
-    if (request.headers.authorization && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    // Authenticated answers (a token or a console session cookie) are never cached by intermediaries.
+    if ((request.headers.authorization || request.signetPrincipal) && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     done(null, payload);
   });
 }
