@@ -18,6 +18,8 @@ export interface SignetConfig {
   dataDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logRequests: boolean;
+  /** The built security console (index.html, assets/); unset = dist/console of this installation. */
+  consoleDir?: string;
   bodyLimitBytes: number;
   /**
    * Proxies whose X-Forwarded-For names the client (SIGNET_TRUST_PROXY): addresses, CIDR ranges
@@ -385,6 +387,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     dataDir: path.resolve(cwd, read(env, 'SIGNET_DATA_DIR') ?? './data'),
     logLevel,
     logRequests: boolean(env, 'SIGNET_LOG_REQUESTS', true),
+    consoleDir: read(env, 'SIGNET_CONSOLE_DIR'),
     bodyLimitBytes: integer(env, 'SIGNET_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     trustProxy: trustedProxies(env, 'SIGNET_TRUST_PROXY'),
     http: httpTimeouts(env),

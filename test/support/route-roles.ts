@@ -36,6 +36,9 @@ export const TABLE: Rule[] = [
   { method: 'GET', url: '/docs/docs/swagger-ui-init.js', allowed: 'public' },
   { method: 'GET', url: '/docs/index.html', allowed: 'public' },
   { method: 'GET', url: '/docs/LICENSE', allowed: 'public' },
+  // The security console's static files (README "Security console"); its data comes from the API.
+  { method: 'GET', url: '/console', allowed: 'public' },
+  { method: 'GET', url: '/console/*', allowed: 'public' },
   // Metrics: admin, security-officer, auditor (anonymous only when configured).
   { method: 'GET', url: '/metrics', allowed: READERS },
   // Use of a key: admin and signers granted the key.
