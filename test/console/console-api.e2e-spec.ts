@@ -45,6 +45,29 @@ describe('security console API (HTTP)', () => {
     await registry?.dispose();
   });
 
+  it("answers GET /v1/status with signet status's items, each with the rule that makes it red", async () => {
+    // A CRL is built on its first request (or a revocation); one never built reads as missing, as in signet status.
+    const missing = (await api.ok('GET', '/v1/status')).json().crls.filter((c: { nextUpdate: string | null; red: boolean }) => c.nextUpdate === null);
+    for (const crl of missing) {
+      expect(crl.red).toBe(true);
+      expect((await api.call('GET', `/pki/${crl.generation}.crl`, undefined, null)).statusCode).toBe(200);
+    }
+    const status = (await api.ok('GET', '/v1/status')).json();
+    const red = Object.entries(status).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).filter((item) => item?.red === true).map((item) => `${name}: ${JSON.stringify(item)}`));
+    expect(red).toEqual([]);
+    expect(status.red).toBe(false);
+    expect(status.rotations.map((r: { key: string }) => r.key)).toEqual(['nightly', 'release']);
+    for (const rotation of status.rotations) {
+      expect(rotation).toMatchObject({ schedule: 'quarterly', red: false, overdueSince: null, rule: expect.stringContaining('SIGNET_ROTATION_OVERDUE_HOURS') });
+      expect(Date.parse(rotation.nextDueAt)).toBeGreaterThan(Date.now());
+    }
+    expect(status.leaves.map((l: { key: string; red: boolean }) => [l.key, l.red])).toEqual([['nightly', false], ['release', false]]);
+    expect(status.caGenerations.length).toBeGreaterThanOrEqual(2);
+    expect(status.crls.every((c: { red: boolean; rule: string }) => c.rule.length > 0)).toBe(true);
+    expect(status.distribution).toMatchObject({ targets: 2, converged: 2, red: false });
+    expect(status.auditCheckpoint).toMatchObject({ intervalSeconds: 0, red: false, headSeq: expect.stringMatching(/^\d+$/) });
+  });
+
   it('finds the certificate that signed an artifact, with the signatures from the audit log; and by serial, key and subject', async () => {
     const byArtifact = (await api.ok('GET', `/v1/certificates?artifact=${artifact}`)).json().certificates;
     expect(byArtifact).toHaveLength(1);

@@ -56,6 +56,7 @@ export const TABLE: Rule[] = [
   { method: 'GET', url: '/v1/rotations/:id', allowed: READERS },
   { method: 'GET', url: '/v1/distribution', allowed: READERS },
   { method: 'GET', url: '/v1/distribution/events', allowed: READERS, stream: true },
+  { method: 'GET', url: '/v1/status', allowed: READERS },
   { method: 'GET', url: '/v1/truststores', allowed: READERS },
   { method: 'GET', url: '/v1/truststores/:name', allowed: READERS },
   { method: 'GET', url: '/v1/truststores/:name/bundle', allowed: READERS },
