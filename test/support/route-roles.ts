@@ -16,6 +16,8 @@ export interface Rule {
   allowed: Caller[] | 'public';
   /** Signers pass only for granted keys; others get the same 404 as a missing key. */
   keyScoped?: boolean;
+  /** A server-sent event stream: a 200 never ends (test/support/inject-answer.ts). */
+  stream?: boolean;
 }
 
 export const TABLE: Rule[] = [
@@ -36,6 +38,9 @@ export const TABLE: Rule[] = [
   { method: 'GET', url: '/docs/docs/swagger-ui-init.js', allowed: 'public' },
   { method: 'GET', url: '/docs/index.html', allowed: 'public' },
   { method: 'GET', url: '/docs/LICENSE', allowed: 'public' },
+  // The security console's static files (README "Security console"); its data comes from the API.
+  { method: 'GET', url: '/console', allowed: 'public' },
+  { method: 'GET', url: '/console/*', allowed: 'public' },
   // Metrics: admin, security-officer, auditor (anonymous only when configured).
   { method: 'GET', url: '/metrics', allowed: READERS },
   // Use of a key: admin and signers granted the key.
@@ -46,9 +51,12 @@ export const TABLE: Rule[] = [
   { method: 'GET', url: '/v1/keys', allowed: READERS },
   { method: 'GET', url: '/v1/certificates', allowed: READERS },
   { method: 'GET', url: '/v1/certificates/:serial', allowed: READERS },
+  { method: 'GET', url: '/v1/certificates/:serial/revocation', allowed: READERS },
   { method: 'GET', url: '/v1/rotations', allowed: READERS },
   { method: 'GET', url: '/v1/rotations/:id', allowed: READERS },
   { method: 'GET', url: '/v1/distribution', allowed: READERS },
+  { method: 'GET', url: '/v1/distribution/events', allowed: READERS, stream: true },
+  { method: 'GET', url: '/v1/status', allowed: READERS },
   { method: 'GET', url: '/v1/truststores', allowed: READERS },
   { method: 'GET', url: '/v1/truststores/:name', allowed: READERS },
   { method: 'GET', url: '/v1/truststores/:name/bundle', allowed: READERS },
@@ -67,6 +75,11 @@ export const TABLE: Rule[] = [
   { method: 'GET', url: '/v1/audit/verify', allowed: READERS },
   { method: 'GET', url: '/v1/audit/checkpoints', allowed: READERS },
   { method: 'POST', url: '/v1/audit/checkpoints', allowed: SECURITY },
+  // Security console sessions (README "Security console"): signing in takes a token in the body;
+  // signers get no session, so the session routes are open to the console roles only.
+  { method: 'POST', url: '/v1/sessions', allowed: 'public' },
+  { method: 'GET', url: '/v1/sessions/current', allowed: READERS },
+  { method: 'DELETE', url: '/v1/sessions', allowed: READERS },
   // Create/alter keys, CAs, tokens, truststores, regions, targets: admin.
   { method: 'POST', url: '/v1/keys', allowed: ADMIN },
   { method: 'GET', url: '/v1/keys/:name/versions/:version/csr', allowed: ADMIN },
