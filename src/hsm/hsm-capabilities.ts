@@ -68,3 +68,17 @@ export function describeCapabilities(tokenLabel: string, capabilities: HsmCapabi
   const lacking = Object.entries(capabilities.missing).map(([feature, mechanisms]) => `${feature} (missing ${mechanisms.join(', ')})`);
   return `token '${tokenLabel}': key specs ${capabilities.keySpecs.join(', ') || 'none'}` + (lacking.length ? `; unavailable: ${lacking.join('; ')}` : '');
 }
+
+/** Where a token offers no EC (openCryptoki's soft token), Signet's own keys fall back to this. */
+export const FALLBACK_KEY_SPEC: KeySpec = 'RSA-3072';
+
+/**
+ * The key spec for a key Signet creates by itself (development CAs, the audit checkpoint key):
+ * `preferred` when the token of `role` offers it, else RSA-3072. Health without capabilities
+ * (a key store that probes nothing) keeps `preferred`.
+ */
+export function offeredKeySpec(health: { tokens: Array<{ role: string; capabilities?: HsmCapabilities }> }, preferred: KeySpec, role: 'signing' | 'ca'): KeySpec {
+  const token = health.tokens.find((t) => t.role === role || t.role === 'signing+ca');
+  if (!token?.capabilities || token.capabilities.keySpecs.includes(preferred)) return preferred;
+  return FALLBACK_KEY_SPEC;
+}

@@ -3,10 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as pkcs11js from 'pkcs11js';
-import { padTokenLabel } from '../../src/hsm/pkcs11-api';
-import { toPkcs11Error } from '../../src/hsm/pkcs11-errors';
-import { Pkcs11Library } from '../../src/hsm/pkcs11-library';
 import type { TestToken } from './softhsm';
 
 /**
@@ -37,6 +33,13 @@ const MODULE_CANDIDATES = [
   '/usr/lib64/opencryptoki/libopencryptoki.so',
   '/usr/lib64/pkcs11/libopencryptoki.so',
 ];
+
+interface DaemonState {
+  daemonPid: number;
+  /** The jest process whose global setup started it. */
+  ownerPid: number;
+  shmIds: string[];
+}
 
 /** Which PKCS#11 implementation the HSM suites run against (SIGNET_TEST_HSM; SoftHSM2 by default). */
 export function testHsm(env: NodeJS.ProcessEnv = process.env): 'softhsm' | 'opencryptoki' {
@@ -84,9 +87,21 @@ function waitUntil(condition: () => boolean, what: string, timeoutMs = 10_000): 
   }
 }
 
-function stopDaemon(pid: number): void {
+/**
+ * pkcsslotd ignores SIGTERM while a process it serves is still attached (a test file that leaked
+ * an initialised module keeps the jest process attached until it exits): then SIGKILL, and its
+ * shared memory is removed by id (freed once the last process detaches).
+ */
+function stopDaemon(pid: number, shmIds: string[] = []): void {
   process.kill(pid, 'SIGTERM');
-  waitUntil(() => !alive(pid), `pkcsslotd (pid ${pid}) to stop`);
+  try {
+    waitUntil(() => !alive(pid), `pkcsslotd (pid ${pid}) to stop`, 5_000);
+  } catch {
+    process.kill(pid, 'SIGKILL');
+    waitUntil(() => !alive(pid), `pkcsslotd (pid ${pid}) to die`);
+  }
+  for (const id of shmIds) spawnSync('ipcrm', ['-m', id]);
+  rmSync(DAEMON_SOCKET, { force: true });
 }
 
 /** Back to the factory state: no token label, no PINs, no objects (pkcsslotd must not be running). */
@@ -111,12 +126,12 @@ export function startOpenCryptoki(): void {
   if (!existsSync(OPENCRYPTOKI_SLOT_DAEMON)) throw new Error(`openCryptoki: ${OPENCRYPTOKI_SLOT_DAEMON} not found (apt install opencryptoki)`);
   const running = runningDaemonPid();
   if (running !== undefined) {
-    const state = existsSync(STATE_FILE) ? (JSON.parse(readFileSync(STATE_FILE, 'utf8')) as { daemonPid: number; ownerPid: number }) : undefined;
+    const state = existsSync(STATE_FILE) ? (JSON.parse(readFileSync(STATE_FILE, 'utf8')) as DaemonState) : undefined;
     if (state?.daemonPid !== running || alive(state.ownerPid)) {
       throw new Error(`openCryptoki: pkcsslotd already runs (pid ${running}) and this test run did not start it; stop it first`);
     }
     // Left by a test run that died before its teardown.
-    stopDaemon(running);
+    stopDaemon(running, state.shmIds);
   }
   // /var/lock is a tmpfs: after a reboot the package's lock directories are gone.
   for (const dir of LOCK_DIRS) {
@@ -130,15 +145,24 @@ export function startOpenCryptoki(): void {
   // pkcsslotd forks into the background and writes its pid file.
   execFileSync(OPENCRYPTOKI_SLOT_DAEMON, { stdio: 'pipe', timeout: 10_000 });
   waitUntil(() => runningDaemonPid() !== undefined && existsSync(DAEMON_SOCKET), 'pkcsslotd to start');
-  writeFileSync(STATE_FILE, JSON.stringify({ daemonPid: runningDaemonPid(), ownerPid: process.pid }));
+  const daemonPid = runningDaemonPid() as number;
+  writeFileSync(STATE_FILE, JSON.stringify({ daemonPid, ownerPid: process.pid, shmIds: daemonSharedMemory(daemonPid) }));
+  initializeRunToken();
+}
+
+/** System V shared memory segments the daemon created (its slot table), from /proc/sysvipc/shm. */
+function daemonSharedMemory(pid: number): string[] {
+  const rows = readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n').slice(1).map((row) => row.trim().split(/\s+/));
+  // Columns: key shmid perms size cpid lpid nattch …
+  return rows.filter((row) => Number(row[4]) === pid).map((row) => row[1]);
 }
 
 /** Global teardown: stops the daemon this run started and wipes the token. */
 export function stopOpenCryptoki(): void {
   if (!existsSync(STATE_FILE)) return;
-  const state = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as { daemonPid: number; ownerPid: number };
+  const state = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as DaemonState;
   if (state.ownerPid !== process.pid) return;
-  if (runningDaemonPid() === state.daemonPid) stopDaemon(state.daemonPid);
+  if (runningDaemonPid() === state.daemonPid) stopDaemon(state.daemonPid, state.shmIds);
   wipeSoftToken();
   rmSync(STATE_FILE, { force: true });
 }
@@ -148,39 +172,43 @@ export function openCryptokiPin(): string {
   return randomBytes(6).toString('base64url');
 }
 
+/** The soft token's slot, from `pkcsconf -t` (slot 3 in Debian's configuration). */
+function softTokenSlot(): string {
+  const listing = execFileSync('pkcsconf', ['-t'], { encoding: 'utf8' });
+  const match = /Token #(\d+) Info:(?:(?!Token #)[\s\S])*?Model: IBM SoftTok/.exec(listing);
+  if (!match) throw new Error(`openCryptoki: no soft token (IBM SoftTok) in pkcsconf -t:\n${listing}`);
+  return match[1];
+}
+
 /**
- * openCryptoki has one soft token, not a free slot per token: a test file gets a "fresh" token by
- * re-initialising it (C_InitToken destroys its objects) under a new label and a new user PIN. Test
- * files run one after another (--runInBand), each closing its key stores first.
+ * Initialises the wiped soft token once for the run with pkcsconf (no prompts: the label on stdin,
+ * PINs by flag), in a child process: the test process itself never holds the module from here,
+ * and openCryptoki refuses C_InitToken while any session of the process exists.
  */
-export function createOpenCryptokiToken(prefix = 'test'): TestToken {
-  const modulePath = openCryptokiModulePath();
-  const tokenLabel = `${prefix.slice(0, 22)}-${randomBytes(4).toString('hex')}`;
+function initializeRunToken(): void {
+  const slot = softTokenSlot();
+  const label = `signet-${randomBytes(4).toString('hex')}`;
   const pin = openCryptokiPin();
-  const soPin = OPENCRYPTOKI_FACTORY_SO_PIN;
-  const library = Pkcs11Library.acquire(modulePath);
-  const step = (name: string, body: () => void): void => {
-    try {
-      body();
-    } catch (err) {
-      throw new Error(`openCryptoki: initialising token '${tokenLabel}' failed at ${name}: ${toPkcs11Error(err, name)?.ckr ?? (err as Error).message}`);
-    }
+  const so = OPENCRYPTOKI_FACTORY_SO_PIN;
+  const pkcsconf = (args: string[], input?: string): void => {
+    const result = spawnSync('pkcsconf', args, { input, encoding: 'utf8', timeout: 30_000 });
+    if (result.status !== 0) throw new Error(`openCryptoki: pkcsconf ${args[0]} failed: ${(result.stdout + result.stderr).replace(/\d{8}/g, '***').trim()}`);
   };
-  try {
-    const api = library.api;
-    const slot = api.C_GetSlotList(true).find((s) => api.C_GetTokenInfo(s).model.trim() === 'IBM SoftTok');
-    if (slot === undefined) throw new Error('openCryptoki: no soft token slot (is pkcsslotd running, with slot 3 = libpkcs11_sw.so?)');
-    step('C_InitToken', () => api.C_InitToken(slot, soPin, padTokenLabel(tokenLabel)));
-    const session = api.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-    try {
-      step('C_Login', () => api.C_Login(session, pkcs11js.CKU_SO, soPin));
-      step('C_InitPIN', () => api.C_InitPIN(session, pin));
-      api.C_Logout(session);
-    } finally {
-      api.C_CloseSession(session);
-    }
-  } finally {
-    library.release();
-  }
-  return { modulePath, tokenLabel, pin, soPin, softhsmConf: '', tokenDir: SWTOK_DIR };
+  pkcsconf(['-I', '-c', slot, '-S', so], `${label}\n`);
+  pkcsconf(['-u', '-c', slot, '-S', so, '-n', pin]);
+  process.env.SIGNET_TEST_OCK_LABEL = label;
+  process.env.SIGNET_TEST_OCK_PIN = pin;
+}
+
+/**
+ * openCryptoki has one soft token, not a free slot per token, and C_InitToken fails with
+ * CKR_SESSION_EXISTS while the process holds any session: every test file of the run shares the
+ * token the global setup initialised (`prefix` is not used). Tests find their keys by id, never by
+ * counting what the token holds.
+ */
+export function createOpenCryptokiToken(): TestToken {
+  const tokenLabel = process.env.SIGNET_TEST_OCK_LABEL;
+  const pin = process.env.SIGNET_TEST_OCK_PIN;
+  if (!tokenLabel || !pin) throw new Error('openCryptoki: no run token (the global setup starts pkcsslotd and initialises it when SIGNET_TEST_HSM=opencryptoki)');
+  return { modulePath: openCryptokiModulePath(), tokenLabel, pin, soPin: OPENCRYPTOKI_FACTORY_SO_PIN, softhsmConf: '', tokenDir: SWTOK_DIR };
 }

@@ -64,7 +64,7 @@ async function processSoftHsmConf(): Promise<{ conf: string; tokenDir: string }>
  * openCryptoki's soft token when SIGNET_TEST_HSM=opencryptoki (test/support/opencryptoki.ts).
  */
 export async function createTestToken(prefix = 'test'): Promise<TestToken> {
-  if (testHsm() === 'opencryptoki') return createOpenCryptokiToken(prefix);
+  if (testHsm() === 'opencryptoki') return createOpenCryptokiToken();
   const modulePath = softHsmModulePath();
   const { conf, tokenDir } = await processSoftHsmConf();
   const tokenLabel = `${prefix.slice(0, 22)}-${randomBytes(4).toString('hex')}`;
