@@ -11,8 +11,8 @@ import type { TestToken } from './softhsm';
  * `pkcsslotd` reads /etc/opencryptoki/opencryptoki.conf, the soft token keeps its files in
  * /var/lib/opencryptoki/swtok and its locks in /var/lock/opencryptoki; no variable moves them. So
  * the run uses the system token: the global setup wipes it to its factory state (SO PIN 87654321),
- * starts the daemon and records that this run owns it; the teardown stops the daemon and wipes the
- * token again, leaving the machine as it found it. A daemon left by a run that died is recognised
+ * starts the daemon, records that this run owns it and initialises the token once for the run;
+ * the teardown stops the daemon and wipes the token again, leaving the machine as it found it. A daemon left by a run that died is recognised
  * by the state file and stopped; one this harness did not start is never touched (the run fails).
  */
 export const OPENCRYPTOKI_SLOT_DAEMON = '/usr/sbin/pkcsslotd';
