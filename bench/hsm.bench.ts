@@ -6,6 +6,8 @@
  *   UV_THREADPOOL_SIZE=16 npx ts-node --transpile-only bench/hsm.bench.ts
  *
  * Prints a Markdown section and writes it to .bench-out/hsm.md. Bounded: about two minutes on two cores.
+ * Then the same for RSA-3072 on openCryptoki's soft token (.bench-out/hsm-opencryptoki.md); one
+ * section alone: SIGNET_BENCH_HSM=softhsm or SIGNET_BENCH_HSM=opencryptoki.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
@@ -17,6 +19,7 @@ import { KEY_SPEC_INFO, nodeHashName } from '../src/common/key-spec';
 import type { KeyInfo } from '../src/hsm/key-store';
 import { Pkcs11KeyStore } from '../src/hsm/pkcs11-key-store';
 import { ensureSoftHsmDevToken, readPinFile } from '../src/hsm/softhsm-dev-token';
+import { createOpenCryptokiToken, startOpenCryptoki, stopOpenCryptoki } from '../test/support/opencryptoki';
 
 type BenchSpec = 'EC-256' | 'RSA-3072';
 const SPECS: BenchSpec[] = ['EC-256', 'RSA-3072'];
@@ -224,7 +227,110 @@ const SIGNING_MODES = [
   { path: "key store, pkcs11js's async C_Sign on libuv's pool (SIGNET_HSM_SIGN_WORKERS=0)", signWorkers: 0, signThreadModule: 'auto' },
 ] as const;
 
+/** Pool sizes of the openCryptoki sweep (its soft token signs RSA-3072 in a few ms: fewer rows than SoftHSM2's). */
+const OCK_POOL_SIZES = [1, 2, 4, 8];
+const OCK_SIGNING_MODES = SIGNING_MODES.filter((mode) => mode.signThreadModule !== 'own');
+
+/**
+ * openCryptoki's soft token, RSA-3072 only (it has no EC): the key store against raw synchronous
+ * pkcs11js in two worker threads, same run. pkcsslotd is started and stopped as in the tests
+ * (test/support/opencryptoki.ts: the system token is wiped before and after). No own-instance rows:
+ * copies of libopencryptoki share one token library (docs/hsm.md).
+ */
+async function benchOpenCryptoki(): Promise<string> {
+  const started = Date.now();
+  const loadBefore = loadavg()[0];
+  const spec: BenchSpec = 'RSA-3072';
+  const rows: Row[] = [];
+  startOpenCryptoki();
+  try {
+    const token = createOpenCryptokiToken();
+    const base = { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin };
+    const owner = new Pkcs11KeyStore({ ...base, poolSize: 1, signWorkers: 0 });
+    await owner.open();
+    const key = await owner.createKey({ spec, label: 'bench-ock-RSA-3072' });
+    const rawData = {
+      mode: 'pkcs11',
+      pkcs11jsPath: require.resolve('pkcs11js'),
+      modulePath: token.modulePath,
+      tokenLabel: token.tokenLabel,
+      pin: token.pin,
+      keyId: key.id,
+      ec: false,
+      digest: digestFor(spec).toString('hex'),
+    };
+    const rawRuns: Measurement[] = [];
+    const rawRun = async (): Promise<void> => {
+      rawRuns.push(await benchThreads(RAW_THREADS, rawData, WINDOW_MS[spec]));
+      process.stderr.write(`openCryptoki ${spec} raw run ${rawRuns.length}: ${rawRuns[rawRuns.length - 1].opsPerSecond.toFixed(0)} ops/s\n`);
+    };
+    await rawRun();
+    for (const mode of OCK_SIGNING_MODES) {
+      for (const poolSize of OCK_POOL_SIZES) {
+        const store = new Pkcs11KeyStore({ ...base, poolSize, signWorkers: mode.signWorkers, signThreadModule: mode.signThreadModule });
+        await store.open();
+        const result = await benchKeyStore(store, key, poolSize, WINDOW_MS[spec]);
+        await store.close();
+        rows.push({ spec, path: mode.path.replace(' (SIGNET_HSM_SIGN_WORKERS=0)', ' (SIGNET_HSM_SIGN_WORKERS=0; default for vendor modules)'), concurrency: `${poolSize} session${poolSize > 1 ? 's' : ''}`, ...result });
+        process.stderr.write(`openCryptoki ${spec} ${mode.path}, pool ${poolSize}: ${result.opsPerSecond.toFixed(0)} ops/s\n`);
+      }
+      await rawRun();
+    }
+    await owner.close();
+    const rawMedian = rawRuns.find((r) => r.opsPerSecond === median(rawRuns.map((x) => x.opsPerSecond))) as Measurement;
+    rows.push({
+      spec,
+      path: `raw pkcs11js, synchronous (median of ${rawRuns.length} runs: ${rawRuns.map((r) => r.opsPerSecond.toFixed(0)).join(' / ')})`,
+      concurrency: `${RAW_THREADS} worker threads`,
+      ...rawMedian,
+    });
+  } finally {
+    stopOpenCryptoki();
+  }
+  const best = rows.filter((r) => r.path.startsWith('key store')).sort((a, b) => b.opsPerSecond - a.opsPerSecond)[0];
+  const raw = rows[rows.length - 1];
+  const lines = ['## HSM signing on openCryptoki (`bench/hsm.bench.ts`, section `opencryptoki`)', ''];
+  lines.push(
+    `Machine: ${sh('sh', ['-c', "lscpu | sed -n 's/^Model name: *//p'"])}, ${availableParallelism()} cores, Node ${process.version}, ` +
+      `openCryptoki ${sh('sh', ['-c', "dpkg-query -W -f='${Version}' opencryptoki"])} soft token (libopencryptoki.so, pkcsslotd), RSA-3072 (the token has no EC); ` +
+      `UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '(unset: 4)'}; ${new Date().toISOString().slice(0, 10)}. Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end` +
+      (Math.max(loadBefore, loadavg()[0]) > availableParallelism() / 2 ? ' — **the machine was busy with other work: treat absolute figures with care; CPU µs per op is less sensitive**.' : '.'),
+    '',
+    'Same measurement as the SoftHSM2 section: key-store rows with as many callers as sessions, raw rows `C_SignInit` + `C_Sign` back to back in two worker threads sharing the process\'s instance, interleaved with the sweep (before it and after each mode).',
+    '',
+    '| key | path | parallelism | sign ops/s | p50 ms | p99 ms | CPU µs/op |',
+    '|---|---|---|---:|---:|---:|---:|',
+  );
+  for (const row of rows) {
+    lines.push(`| ${row.spec} | ${row.path} | ${row.concurrency} | ${row.opsPerSecond.toFixed(0)} | ${fmt(row.p50Ms, 3)} | ${fmt(row.p99Ms, 3)} | ${fmt(row.cpuUsPerOp, 0)} |`);
+  }
+  lines.push(
+    '',
+    `- RSA-3072 on openCryptoki: key store best ${best.opsPerSecond.toFixed(0)} ops/s (${best.path.replace(/^key store, /, '')}, ${best.concurrency}) = **${(best.opsPerSecond / raw.opsPerSecond).toFixed(2)}** × raw pkcs11js median ${raw.opsPerSecond.toFixed(0)} ops/s.`,
+    '',
+    `Run time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+    '',
+  );
+  return lines.join('\n');
+}
+
+/**
+ * Sections: SIGNET_BENCH_HSM=softhsm or opencryptoki runs one of them (default: both). Each writes
+ * its own file under .bench-out/, so bench/run.ts replaces only that section of docs/benchmarks.md.
+ */
 async function main(): Promise<void> {
+  const only = process.env.SIGNET_BENCH_HSM;
+  if (only !== undefined && only !== 'softhsm' && only !== 'opencryptoki') throw new Error("SIGNET_BENCH_HSM must be 'softhsm' or 'opencryptoki'");
+  if (only !== 'opencryptoki') await benchSoftHsm();
+  if (only !== 'softhsm') {
+    const markdown = await benchOpenCryptoki();
+    process.stdout.write(markdown);
+    mkdirSync('.bench-out', { recursive: true });
+    writeFileSync(join('.bench-out', 'hsm-opencryptoki.md'), markdown);
+  }
+}
+
+async function benchSoftHsm(): Promise<void> {
   const started = Date.now();
   const loadBefore = loadavg()[0];
   const uvThreads = process.env.UV_THREADPOOL_SIZE ?? '(unset: 4)';

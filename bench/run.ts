@@ -29,6 +29,7 @@ function machine(): string {
   ].join('\n');
 }
 
+const runStarted = Date.now();
 for (const name of benches) {
   console.log(`\n### bench: ${name}`);
   const started = Date.now();
@@ -41,24 +42,45 @@ for (const name of benches) {
   if (result.status !== 0) process.exitCode = 1;
 }
 
-const sections = fs
-  .readdirSync(outDir)
-  .filter((f) => f.endsWith('.md'))
-  .sort()
-  .map((f) => fs.readFileSync(path.join(outDir, f), 'utf8').trim());
+/** The Markdown sections (`## …`) of .bench-out/, each file one or more; only files written since `since`. */
+function benchSections(since: number): string[] {
+  return fs
+    .readdirSync(outDir)
+    .filter((f) => f.endsWith('.md') && fs.statSync(path.join(outDir, f)).mtimeMs >= since)
+    .sort()
+    .map((f) => fs.readFileSync(path.join(outDir, f), 'utf8').trim());
+}
 
-const doc = `# Benchmarks
+/** Splits a page into its preamble and its `## ` sections, keyed by heading line. */
+function splitSections(page: string): { preamble: string; sections: Map<string, string> } {
+  const [preamble, ...rest] = page.split(/^(?=## )/m);
+  return { preamble: preamble.trimEnd(), sections: new Map(rest.map((section) => [section.split('\n', 1)[0], section.trim()])) };
+}
+
+const docPath = path.join(root, 'docs', 'benchmarks.md');
+if (only.length > 0 && fs.existsSync(docPath)) {
+  // A subset run replaces only the sections it wrote (same heading) and appends new ones; the rest
+  // of the page, and the machine line of the last full run, stay as they were.
+  const page = splitSections(fs.readFileSync(docPath, 'utf8'));
+  const fresh = benchSections(runStarted);
+  for (const section of fresh) page.sections.set(section.split('\n', 1)[0], section);
+  fs.writeFileSync(docPath, `${page.preamble}\n\n${[...page.sections.values()].join('\n\n')}\n`);
+  console.log(`\nupdated docs/benchmarks.md (${fresh.length} of ${page.sections.size} sections)`);
+} else {
+  const sections = benchSections(0);
+  const doc = `# Benchmarks
 
 Produced by \`npm run bench\` (bench/run.ts), which runs each \`bench/*.bench.ts\` and collects the
 sections below. Every comparison (raw PKCS#11, raw OpenSSL / Node crypto) was measured in the same
 run on the same machine. Tests never assert these figures; this page records them. The soak
 (\`npm run soak\`, 30 minutes by default) adds its own section when it has been run before this page
-was assembled.
+was assembled. \`npm run bench -- <name>\` runs one bench and replaces only its sections here.
 
 Machine of the last full run (${new Date().toISOString().slice(0, 10)}):
 ${machine()}
 
 ${sections.join('\n\n')}
 `;
-fs.writeFileSync(path.join(root, 'docs', 'benchmarks.md'), doc);
-console.log(`\nwrote docs/benchmarks.md (${sections.length} sections)`);
+  fs.writeFileSync(docPath, doc);
+  console.log(`\nwrote docs/benchmarks.md (${sections.length} sections)`);
+}

@@ -1,6 +1,7 @@
 import { Logger, Provider } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { DomainError, ErrorCode } from '../common/errors';
+import { offeredKeySpec } from '../hsm/hsm-capabilities';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { AUDIT_CHECKPOINT_SIGNER, AuditCheckpointSigner, AuditCheckpointSignerFactory } from './audit-checkpoint-signer';
 
@@ -11,7 +12,7 @@ export const AUDIT_CHECKPOINT_KEY_LABEL = 'signet-audit-checkpoint';
  */
 export const AUDIT_CHECKPOINT_KEY_ID = createHash('sha256').update('signet audit checkpoint key v1').digest().subarray(0, 16);
 
-/** Binds audit checkpoints to an EC-256 key in the HSM (created on first use). */
+/** Binds audit checkpoints to an EC-256 key in the HSM (created on first use; RSA-3072 on a token without EC). */
 export const hsmCheckpointSignerProvider: Provider = {
   provide: AUDIT_CHECKPOINT_SIGNER,
   inject: [KEY_STORE],
@@ -22,7 +23,7 @@ export const hsmCheckpointSignerProvider: Provider = {
       const existing = (await keyStore.listKeys('signing')).find((key) => key.id === AUDIT_CHECKPOINT_KEY_ID.toString('hex') && key.hasPrivateKey);
       if (existing) return existing.uri;
       try {
-        const created = await keyStore.createKey({ spec: 'EC-256', label: AUDIT_CHECKPOINT_KEY_LABEL, role: 'signing', id: AUDIT_CHECKPOINT_KEY_ID });
+        const created = await keyStore.createKey({ spec: offeredKeySpec(keyStore.health(), 'EC-256', 'signing'), label: AUDIT_CHECKPOINT_KEY_LABEL, role: 'signing', id: AUDIT_CHECKPOINT_KEY_ID });
         logger.log(`created the audit checkpoint key ${created.uri}`);
         return created.uri;
       } catch (error) {

@@ -1,6 +1,9 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { BootstrapService } from '../database/bootstrap.service';
+import type { KeySpec } from '../common/key-spec';
+import { offeredKeySpec } from '../hsm/hsm-capabilities';
+import { KEY_STORE, type KeyStore } from '../hsm/key-store';
 import { CaService } from './ca.service';
 
 export const DEV_ROOT_CA = 'signet-dev-root';
@@ -10,7 +13,8 @@ const DEV_SUBJECT = { C: 'US', ST: 'Development', O: 'Signet Development' };
 
 /**
  * On embedded defaults the first start creates a development hierarchy (EC-384 root, 10 years;
- * EC-384 issuing CA, 5 years) so keys can be created at once. Runs once per database.
+ * EC-384 issuing CA, 5 years) so keys can be created at once. Runs once per database. On a token
+ * without EC (openCryptoki's soft token: the capability probe says so) both are RSA-3072.
  */
 @Injectable()
 export class DevHierarchyBootstrap implements OnModuleInit {
@@ -20,7 +24,12 @@ export class DevHierarchyBootstrap implements OnModuleInit {
     private readonly bootstrap: BootstrapService,
     private readonly cas: CaService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
   ) {}
+
+  private keySpec(): KeySpec {
+    return offeredKeySpec(this.keyStore.health(), 'EC-384', 'ca');
+  }
 
   onModuleInit(): void {
     if (!this.config.devBootstrap) return;
@@ -30,9 +39,10 @@ export class DevHierarchyBootstrap implements OnModuleInit {
       run: async () => {
         const existing = await this.cas.list();
         if (existing.some((ca) => ca.kind === 'issuing')) return;
-        await this.cas.create({ name: DEV_ROOT_CA, kind: 'root', keySpec: 'EC-384', validityDays: 3650, subject: { ...DEV_SUBJECT, CN: 'Signet Development Root CA' } });
-        await this.cas.create({ name: DEV_ISSUING_CA, kind: 'issuing', parent: DEV_ROOT_CA, keySpec: 'EC-384', validityDays: 1825, subject: { ...DEV_SUBJECT, CN: 'Signet Development Issuing CA' } });
-        this.logger.warn(`created a DEVELOPMENT CA hierarchy (${DEV_ROOT_CA} → ${DEV_ISSUING_CA}); use your own CAs in production (POST /v1/cas, signet init)`);
+        const keySpec = this.keySpec();
+        await this.cas.create({ name: DEV_ROOT_CA, kind: 'root', keySpec, validityDays: 3650, subject: { ...DEV_SUBJECT, CN: 'Signet Development Root CA' } });
+        await this.cas.create({ name: DEV_ISSUING_CA, kind: 'issuing', parent: DEV_ROOT_CA, keySpec, validityDays: 1825, subject: { ...DEV_SUBJECT, CN: 'Signet Development Issuing CA' } });
+        this.logger.warn(`created a DEVELOPMENT CA hierarchy (${DEV_ROOT_CA} → ${DEV_ISSUING_CA}, ${keySpec}); use your own CAs in production (POST /v1/cas, signet init)`);
       },
     });
   }

@@ -1,4 +1,5 @@
 import type { DigestSigner, HashAlgorithm, KeySpec } from '../common/key-spec';
+import type { HsmCapabilities } from './hsm-capabilities';
 
 /**
  * The key-store contract every other module uses. Keys are generated inside the HSM and never
@@ -112,6 +113,8 @@ export interface TokenHealth {
   inFlight: number;
   waiting: number;
   lastError?: string;
+  /** What the token can do, from its mechanism list at start (see hsm-capabilities.ts). */
+  capabilities?: HsmCapabilities;
 }
 
 export interface HsmHealth {

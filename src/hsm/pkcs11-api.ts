@@ -3,7 +3,7 @@ import type * as pkcs11js from 'pkcs11js';
 /** The functions of pkcs11js's PKCS11 object the hsm module calls. */
 export const PKCS11_METHODS = [
   'C_Initialize', 'C_Finalize', 'C_GetInfo',
-  'C_GetSlotList', 'C_GetSlotInfo', 'C_GetTokenInfo', 'C_GetMechanismList',
+  'C_GetSlotList', 'C_GetSlotInfo', 'C_GetTokenInfo', 'C_GetMechanismList', 'C_GetMechanismInfo',
   'C_InitToken', 'C_InitPIN',
   'C_OpenSession', 'C_CloseSession', 'C_CloseAllSessions', 'C_GetSessionInfo',
   'C_Login', 'C_Logout',

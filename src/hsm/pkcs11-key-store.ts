@@ -11,6 +11,7 @@ import {
   type HashAlgorithm,
   type KeySpec,
 } from '../common/key-spec';
+import { type HsmCapabilities, type HsmFeature, describeCapabilities, probeCapabilities } from './hsm-capabilities';
 import { type HsmLogger, silentLogger } from './hsm-logger';
 import { type HsmOptions, type ResolvedHsmOptions, resolveHsmOptions } from './hsm-options';
 import { reconcileKeyObjects } from './key-reconciliation';
@@ -146,6 +147,8 @@ export class Pkcs11KeyStore implements KeyStore {
   private readonly publicKeys = new Map<string, { spec: KeySpec; spki: Buffer }>();
   private sealingKeys?: SealingKeys;
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Per pool, read once at open: requests the token cannot serve fail before reaching it. */
+  private readonly capabilities = new Map<SessionPool, HsmCapabilities>();
   /** Cleared the first time a token refuses CKA_COPYABLE (PKCS#11 < 2.40 modules). */
   private copyableSupported = true;
   private closed = false;
@@ -190,6 +193,7 @@ export class Pkcs11KeyStore implements KeyStore {
       });
       await openPool(this.signingPool, library);
       pools.push(this.signingPool);
+      this.probe(this.signingPool);
       if (this.#options.ca) {
         this.caPool = new SessionPool(library, () => this.api, {
           ...common,
@@ -200,6 +204,7 @@ export class Pkcs11KeyStore implements KeyStore {
         });
         await openPool(this.caPool, library);
         pools.push(this.caPool);
+        this.probe(this.caPool);
       }
       if (this.#options.signWorkers > 0) {
         this.signWorkers = new SignWorkerPool({
@@ -237,6 +242,29 @@ export class Pkcs11KeyStore implements KeyStore {
         (this.signWorkers
           ? `signing on ${this.#options.signWorkers} worker threads, ${this.signWorkers.ownModuleThreads} of them on their own instance of the module)`
           : 'signing on the libuv pool)'),
+    );
+  }
+
+  private probe(pool: SessionPool): void {
+    const capabilities = this.call('C_GetMechanismList', () => probeCapabilities(this.api, pool.slotHandle as Handle));
+    this.capabilities.set(pool, capabilities);
+    const line = `hsm: ${describeCapabilities(pool.tokenLabel, capabilities)}`;
+    if (Object.keys(capabilities.missing).length > 0) this.logger.warn(line);
+    else this.logger.log(line);
+  }
+
+  /**
+   * Refuses a request the token's mechanism list cannot serve (UNSUPPORTED_ALGORITHM, a 4xx that
+   * names the missing mechanisms), instead of letting the token fail it with CKR_MECHANISM_INVALID.
+   */
+  private requireFeature(operation: string, pool: SessionPool, feature: HsmFeature): void {
+    const missing = this.capabilities.get(pool)?.missing[feature];
+    if (!missing) return;
+    const what = feature === 'sealing' ? 'sealing secrets' : feature === 'rsa-pkcs1' ? 'PKCS#1 v1.5 signatures' : `key spec '${feature}'`;
+    throw new DomainError(
+      ErrorCode.UNSUPPORTED_ALGORITHM,
+      `${operation}: ${what} needs ${missing.join(', ')}, which token '${pool.tokenLabel}' does not offer (see signet status)`,
+      { feature, missingMechanisms: missing, tokenLabel: pool.tokenLabel },
     );
   }
 
@@ -284,6 +312,7 @@ export class Pkcs11KeyStore implements KeyStore {
     }
     const id = request.id ? Buffer.from(request.id) : randomBytes(16);
     const pool = this.poolFor(role);
+    this.requireFeature('createKey', pool, spec);
     const uri = formatPkcs11Uri({ token: pool.tokenLabel, id, object: label });
     try {
       // One key-pair creation at a time per token in this process. SoftHSM2's file object store
@@ -393,6 +422,7 @@ export class Pkcs11KeyStore implements KeyStore {
       throw new DomainError(ErrorCode.UNSUPPORTED_ALGORITHM, `sign: unknown rsaPadding '${String(rsaPadding)}'`);
     }
     const target = this.target('sign', keyUri);
+    if (rsaPadding === 'pkcs1') this.requireFeature('sign', target.pool, 'rsa-pkcs1');
     const known = this.keys.get(keyUri);
     if (known && known.epoch === target.pool.epoch) this.checkPadding(known.spec, rsaPadding);
     try {
@@ -569,6 +599,7 @@ export class Pkcs11KeyStore implements KeyStore {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `seal: plaintext must be a Buffer of 1..${MAX_SEALED_PLAINTEXT} bytes`);
     }
     const pool = this.poolFor('signing');
+    this.requireFeature('seal', pool, 'sealing');
     try {
       if (!this.sealingKeys?.current) {
         await this.withLock('sealing', () => pool.run('seal', (session) => this.ensureSealingKey(session, pool)));
@@ -611,6 +642,7 @@ export class Pkcs11KeyStore implements KeyStore {
       throw new DomainError(ErrorCode.INTERNAL, `unseal: ${(err as Error).message}`);
     }
     const pool = this.poolFor('signing');
+    this.requireFeature('unseal', pool, 'sealing');
     const keyId = envelope.keyId.toString('hex');
     try {
       return await pool.run('unseal', async (session) => {
@@ -644,6 +676,7 @@ export class Pkcs11KeyStore implements KeyStore {
 
   async rotateSealingKey(): Promise<SealingKeyInfo> {
     const pool = this.poolFor('signing');
+    this.requireFeature('rotateSealingKey', pool, 'sealing');
     try {
       return await this.withLock('sealing', () =>
         pool.run(
@@ -743,7 +776,10 @@ export class Pkcs11KeyStore implements KeyStore {
   // ---------------------------------------------------------------- health
 
   health(): HsmHealth {
-    const tokens = this.pools.map((pool) => pool.health());
+    const tokens = this.pools.map((pool) => {
+      const capabilities = this.capabilities.get(pool);
+      return { ...pool.health(), ...(capabilities ? { capabilities } : {}) };
+    });
     const order: HsmState[] = ['ready', 'recovering', 'down'];
     let state: HsmState = this.closed || tokens.length === 0 ? 'down' : 'ready';
     for (const token of tokens) {

@@ -120,6 +120,11 @@ export class SessionPool implements LibraryClient {
     return this.options.tokenLabel;
   }
 
+  /** The token's slot, once opened (for the capability probe). */
+  get slotHandle(): Handle | undefined {
+    return this.slot;
+  }
+
   get inFlight(): number {
     return this.inFlightCount;
   }

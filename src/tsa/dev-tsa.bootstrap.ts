@@ -4,6 +4,8 @@ import { CaService } from '../ca/ca.service';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { BootstrapService } from '../database/bootstrap.service';
+import { offeredKeySpec } from '../hsm/hsm-capabilities';
+import { KEY_STORE, type KeyStore } from '../hsm/key-store';
 
 export const DEV_TSA_ROOT_CA = 'signet-dev-tsa-root';
 export const DEV_TSA_CA = 'signet-dev-tsa';
@@ -16,7 +18,8 @@ const DEV_SUBJECT = { C: 'US', ST: 'Development', O: 'Signet Development' };
  * TSA signing certificate (EC-256, the longest validity the profile allows). EC-256 for the key
  * that signs every timestamp: SoftHSM2 (OpenSSL) signs P-256 several times faster than P-384, and
  * an EC-384 TSA key costs more than half the TSA's throughput (docs/benchmarks.md).
- * Runs once per database, and only while SIGNET_TSA_CA still names the development TSA.
+ * Runs once per database, and only while SIGNET_TSA_CA still names the development TSA. On a token
+ * without EC (openCryptoki's soft token) both are RSA-3072.
  */
 @Injectable()
 export class DevTsaBootstrap implements OnModuleInit {
@@ -26,6 +29,7 @@ export class DevTsaBootstrap implements OnModuleInit {
     private readonly bootstrap: BootstrapService,
     private readonly cas: CaService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
   ) {}
 
   onModuleInit(): void {
@@ -35,14 +39,14 @@ export class DevTsaBootstrap implements OnModuleInit {
 
   async run(): Promise<void> {
     if (!(await this.exists(DEV_TSA_ROOT_CA))) {
-      await this.cas.create({ name: DEV_TSA_ROOT_CA, kind: 'tsa-root', keySpec: 'EC-384', validityDays: 3650, subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA Root' } });
+      await this.cas.create({ name: DEV_TSA_ROOT_CA, kind: 'tsa-root', keySpec: offeredKeySpec(this.keyStore.health(), 'EC-384', 'ca'), validityDays: 3650, subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA Root' } });
     }
     if (!(await this.exists(DEV_TSA_CA))) {
       await this.cas.create({
         name: DEV_TSA_CA,
         kind: 'tsa',
         parent: DEV_TSA_ROOT_CA,
-        keySpec: 'EC-256',
+        keySpec: offeredKeySpec(this.keyStore.health(), 'EC-256', 'ca'),
         validityDays: MAX_LEAF_VALIDITY_DAYS,
         subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA' },
       });

@@ -1,5 +1,5 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { createHash, createPublicKey, randomBytes, verify, X509Certificate } from 'node:crypto';
+import { constants, createHash, createPublicKey, type KeyObject, randomBytes, verify, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DataSource } from 'typeorm';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
@@ -10,7 +10,7 @@ import { query } from '../support/database';
 /**
  * Shared parts of the fault drills (test/drills/*): a steady sign load, a readiness probe, the
  * invariants every drill ends with, and the measurements written to SIGNET_DRILL_REPORT.
- * Every drill signs with an EC-256 key in digest mode over random messages the load keeps, so each
+ * Every drill signs with an EC-256 key (RSA-2048 on openCryptoki) in digest mode over random messages the load keeps, so each
  * answer — and each audit row — can be checked against the message it was made for.
  */
 
@@ -231,7 +231,13 @@ export function inProcessSubject(app: NestFastifyApplication, adminToken: string
 
 function leafVerifies(record: SignRecord): boolean {
   const leaf = new X509Certificate(Buffer.from(record.chain![0], 'base64'));
-  return verify('sha256', record.message, { key: leaf.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(record.signature!, 'base64'));
+  return verifiesSha256(record.message, leaf.publicKey, Buffer.from(record.signature!, 'base64'));
+}
+
+/** A SHA-256 signature as Signet makes it: ECDSA raw r‖s, or RSA-PSS with a 32-byte salt (RSA-3072 on openCryptoki). */
+function verifiesSha256(message: Buffer, key: KeyObject, signature: Buffer): boolean {
+  if (key.asymmetricKeyType === 'rsa') return verify('sha256', message, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signature);
+  return verify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, signature);
 }
 
 /**
@@ -274,7 +280,7 @@ export async function expectDrillInvariants(subject: DrillSubject, load: SignLoa
   const unmatched = rows.filter((row) => {
     const message = messages.get(row.digest);
     const publicKey = publicKeys.get(row.version);
-    return !message || !publicKey || !verify('sha256', message, { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(row.signature, 'base64'));
+    return !message || !publicKey || !verifiesSha256(message, publicKey, Buffer.from(row.signature, 'base64'));
   });
   expect(unmatched).toEqual([]);
   if (subject.hsmSignatures) expect(rows.length).toBeLessThanOrEqual(subject.hsmSignatures());

@@ -3,11 +3,14 @@ import type { Handle } from '../../src/hsm/pkcs11-api';
 import { Pkcs11FaultInjector } from '../../src/hsm/pkcs11-fault-injector';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { Pkcs11Library } from '../../src/hsm/pkcs11-library';
+import { TEST_HSM, TEST_HSM_NAME } from '../hsm/hsm-test-kit';
 import { http, SUBJECT } from '../rotation/rotation-helpers';
 import { RotationTestApp, startRotationTestApp } from '../rotation/rotation-test-app';
 import { DrillSubject, expectDrillInvariants, faultTimes, injectTransport, inProcessSubject, loadTotals, ReadyzProbe, reportDrill, SignLoad, waitFor } from './drill-kit';
 
 const CLIENTS = 8;
+/** The drill load signs SHA-256 digests: EC-256, or on openCryptoki (no EC) RSA-2048, the RSA spec paired with SHA-256. */
+const DRILL_KEY_SPEC = TEST_HSM === 'opencryptoki' ? 'RSA-2048' : 'EC-256';
 
 /**
  * Drill: the named HSM faults of the HSM issue, one after another, against the whole application
@@ -23,7 +26,7 @@ const CLIENTS = 8;
  * each with a retryable 503; the pool returns to its configured size; every request started after
  * that succeeds. Afterwards every delivered signature verifies and the drill invariants hold.
  */
-describe("drill: HSM faults under sign load, signing threads sharing the process's module instance", () => {
+describe(`drill: HSM faults under sign load (${TEST_HSM_NAME}), signing threads sharing the process's module instance`, () => {
   const faults = new Pkcs11FaultInjector();
   /** Other loaders of the module stay referenced until the end (their finaliser must not run mid-drill). */
   const otherLoaders: pkcs11js.PKCS11[] = [];
@@ -37,12 +40,14 @@ describe("drill: HSM faults under sign load, signing threads sharing the process
   const slot = (): Handle => library.locateToken(t.token.tokenLabel)?.slot as Handle;
 
   beforeAll(async () => {
-    t = await startRotationTestApp({ hsmFaults: faults, env: { SIGNET_LOG_LEVEL: 'fatal' }, hsm: { signThreadModule: 'shared' } });
+    // Vendor modules default to libuv's pool: on openCryptoki, ask for the threads this drill is about.
+    const hsm = { signThreadModule: 'shared' as const, ...(TEST_HSM === 'opencryptoki' ? { signWorkers: 2 } : {}) };
+    t = await startRotationTestApp({ hsmFaults: faults, env: { SIGNET_LOG_LEVEL: 'fatal' }, hsm });
     store = t.app.get(Pkcs11KeyStore);
     expect(store.health().signThreads).toMatchObject({ ownModule: 0 });
     library = Pkcs11Library.acquire(t.token.modulePath);
     const api = http(t.app, t.adminToken);
-    expect((await api('POST', '/v1/keys', { name: 'drill-hsm', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drill-hsm' } })).status).toBe(201);
+    expect((await api('POST', '/v1/keys', { name: 'drill-hsm', keySpec: DRILL_KEY_SPEC, subject: { ...SUBJECT, CN: 'drill-hsm' } })).status).toBe(201);
     const signer = (await api('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['drill-hsm'] })).body.token;
     subject = inProcessSubject(t.app, t.adminToken, t.database.url);
     load = new SignLoad(injectTransport(t.app, signer, 'drill-hsm'), { clients: CLIENTS }).start();
@@ -169,7 +174,9 @@ type InstanceFault = 'close-all-sessions' | 'logout' | 'finalize';
  * request fails. Real faults on the process's instance (a second handle on it) do not reach
  * signing at all; the key store's pool recovers when it next uses a session.
  */
-describe('drill: HSM faults under sign load, signing threads on their own module instances', () => {
+// Not on openCryptoki: a private copy of libopencryptoki still shares the one token library (STDLL)
+// of the process, so there are no own instances to fault (docs/hsm.md).
+if (TEST_HSM === 'softhsm') describe('drill: HSM faults under sign load, signing threads on their own module instances', () => {
   const otherLoaders: pkcs11js.PKCS11[] = [];
   let t: RotationTestApp;
   let store: Pkcs11KeyStore;

@@ -3,24 +3,37 @@ import { constants, createHash, verify } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HASH_LENGTH, KEY_SPEC_INFO, type HashAlgorithm, type KeySpec, nodeHashName } from '../../src/common/key-spec';
+import { HASH_LENGTH, KEY_SPECS, KEY_SPEC_INFO, type HashAlgorithm, type KeySpec, nodeHashName } from '../../src/common/key-spec';
 import { ecdsaRawToDer } from '../../src/hsm/ecdsa-signature';
 import type { HsmOptions } from '../../src/hsm/hsm-options';
 import { type Pkcs11KeyStoreDeps, Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
+import { testHsm } from '../support/opencryptoki';
 import type { TestToken } from '../support/softhsm';
 
 /** Recovery tuned for tests: fast backoff, quick retry while down, no idle-session probe (faults armed by a test must meet that test's operations). */
 export const FAST_RECOVERY = { initialBackoffMs: 5, maxBackoffMs: 50, downRetryMs: 100, maxAttempts: 4, probeIntervalMs: 0 } as const;
 
+/** The PKCS#11 implementation of this run: SoftHSM2, or openCryptoki's soft token (SIGNET_TEST_HSM=opencryptoki). */
+export const TEST_HSM = testHsm();
+export const TEST_HSM_NAME = TEST_HSM === 'opencryptoki' ? 'openCryptoki' : 'SoftHSM2';
+
+/** The key specs the run's module offers: openCryptoki's soft token lists no EC mechanism, so RSA only. */
+export const TEST_KEY_SPECS: readonly KeySpec[] = TEST_HSM === 'opencryptoki' ? KEY_SPECS.filter((spec) => KEY_SPEC_INFO[spec].kind === 'RSA') : KEY_SPECS;
+/** The spec of keys and CAs a test uses when the spec is not what it is about. */
+export const TEST_KEY_SPEC: KeySpec = TEST_HSM === 'opencryptoki' ? 'RSA-3072' : 'EC-256';
+
 /**
  * Every place a signature can be computed: worker threads (synchronous C_Sign), each on its own
- * instance of the module or sharing the process's, and libuv's pool (async C_Sign).
+ * instance of the module or sharing the process's, and libuv's pool (async C_Sign). Not on
+ * openCryptoki: a private copy of libopencryptoki still loads the one shared token library (the
+ * STDLL) that every copy shares, so an "own" instance is not one (docs/hsm.md).
  */
-export const SIGNING_MODES = [
+const ALL_SIGNING_MODES = [
   { mode: 'on 2 worker threads, each on its own instance of the module', signWorkers: 2, signThreadModule: 'own' },
   { mode: "on 2 worker threads sharing the process's instance of the module", signWorkers: 2, signThreadModule: 'shared' },
   { mode: "with pkcs11js's async C_Sign on libuv's pool", signWorkers: 0, signThreadModule: 'auto' },
 ] as const;
+export const SIGNING_MODES = TEST_HSM === 'opencryptoki' ? ALL_SIGNING_MODES.filter((m) => m.signThreadModule !== 'own') : ALL_SIGNING_MODES;
 
 export async function openStore(token: TestToken, options: Partial<HsmOptions> = {}, deps: Pkcs11KeyStoreDeps = {}): Promise<Pkcs11KeyStore> {
   const store = new Pkcs11KeyStore(

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { Client } from 'pg';
 import { EmbeddedPostgres } from '../../src/database/embedded-postgres';
 import { TEST_APP_ROLE, TEST_OWNER_ROLE } from './database';
+import { startOpenCryptoki, testHsm } from './opencryptoki';
 
 /**
  * Once per `npm test` run: start one real embedded PostgreSQL in a temporary directory. Tests create their own databases on it
@@ -13,6 +14,8 @@ import { TEST_APP_ROLE, TEST_OWNER_ROLE } from './database';
  * the application runs as, which is neither superuser nor owner.
  */
 export default async function globalSetup(): Promise<void> {
+  // The openCryptoki matrix entry (SIGNET_TEST_HSM=opencryptoki) needs its slot daemon running.
+  if (testHsm() === 'opencryptoki') startOpenCryptoki();
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-test-run-'));
   const postgres = new EmbeddedPostgres({ baseDir: path.join(runDir, 'postgres'), database: 'signet_test' });
   const url = await postgres.start();

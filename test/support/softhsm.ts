@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setNativeEnvironmentVariable } from '../../src/hsm/native-environment';
 import { Pkcs11Library } from '../../src/hsm/pkcs11-library';
 import { findSoftHsmLibrary, initializeToken } from '../../src/hsm/softhsm-dev-token';
+import { createOpenCryptokiToken, testHsm } from './opencryptoki';
 
 /** A throw-away SoftHSM2 token for one test file. */
 export interface TestToken {
@@ -58,8 +59,12 @@ async function processSoftHsmConf(): Promise<{ conf: string; tokenDir: string }>
   return { conf, tokenDir };
 }
 
-/** Creates a fresh token with random PINs; its label starts with `prefix`. */
+/**
+ * Creates a fresh token with random PINs; its label starts with `prefix`. SoftHSM2 by default;
+ * openCryptoki's soft token when SIGNET_TEST_HSM=opencryptoki (test/support/opencryptoki.ts).
+ */
 export async function createTestToken(prefix = 'test'): Promise<TestToken> {
+  if (testHsm() === 'opencryptoki') return createOpenCryptokiToken();
   const modulePath = softHsmModulePath();
   const { conf, tokenDir } = await processSoftHsmConf();
   const tokenLabel = `${prefix.slice(0, 22)}-${randomBytes(4).toString('hex')}`;

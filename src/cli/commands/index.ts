@@ -3,6 +3,7 @@ import { auditVerifyCommand } from './audit-verify.command';
 import { backupCommand, restoreCommand } from './backup.command';
 import { hsmInitTokenCommand, hsmReconcileCommand } from './hsm.command';
 import './distribution-status.lines';
+import './hsm-status.lines';
 import { initCommand } from './init.command';
 import { keyCreateCommand } from './key-create.command';
 import { migrateCommand } from './migrate.command';
