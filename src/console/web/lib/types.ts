@@ -1,4 +1,7 @@
-/** The API shapes the console reads (API.md; the server's views are the source of truth). */
+/**
+ * The API shapes the console reads: copies of the server's view types (API.md, OpenAPI). Importing
+ * those would drag the whole Nest server (decorators, TypeORM) into the browser build's type check.
+ */
 import type { Role } from './roles';
 
 export interface Session {
