@@ -32,7 +32,8 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   const json: unknown = text ? safeJson(text) : null;
   if (!response.ok) {
     const error = (json as { error?: { code?: string; message?: string } } | null)?.error;
-    if (response.status === 401 && path !== '/v1/sessions') {
+    // A 401 on sign-in or on the session probe is an answer, not a session that just ended.
+    if (response.status === 401 && !path.startsWith('/v1/sessions')) {
       csrfToken = null;
       onSignedOut();
     }

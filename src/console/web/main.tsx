@@ -32,7 +32,7 @@ function SignIn({ onSignedIn, notice }: { onSignedIn: (session: Session) => void
   useEffect(() => input.current?.focus(), []);
   const submit = async (event: Event) => {
     event.preventDefault();
-    const field = input.current!;
+    const field = (event.currentTarget as HTMLFormElement).elements.namedItem('token') as HTMLInputElement;
     setBusy(true);
     setError(null);
     try {
