@@ -80,7 +80,7 @@ describe('security console (Chromium)', () => {
   it('signs in with an admin token, keeps the token nowhere, and signs out', async () => {
     const page = await signIn(admin);
     await page.getByTestId('role').filter({ hasText: 'admin' }).waitFor();
-    const stored = await page.evaluate(() => JSON.stringify({ local: { ...localStorage }, session: { ...sessionStorage }, cookie: document.cookie }));
+    const stored = await page.evaluate<string>('JSON.stringify({ local: { ...localStorage }, session: { ...sessionStorage }, cookie: document.cookie })');
     expect(stored).not.toContain(admin);
     expect(stored).not.toContain('signet_session');
     // A reload keeps the session (the cookie), without asking for the token again.
@@ -103,10 +103,10 @@ describe('security console (Chromium)', () => {
     expect(cookie.expires).toBe(-1); // a session cookie: gone with the browser
     const answers = await page.evaluate(async () => {
       const noHeader = await fetch('/v1/audit/checkpoints', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-      const session = await (await fetch('/v1/sessions/current')).json();
+      const session = (await (await fetch('/v1/sessions/current')).json()) as { csrfToken: string };
       const withHeader = await fetch('/v1/audit/checkpoints', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken }, body: '{}' });
       const wrongHeader = await fetch('/v1/audit/checkpoints', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': 'x'.repeat(43) }, body: '{}' });
-      return { noHeader: noHeader.status, noHeaderBody: await noHeader.json(), withHeader: withHeader.status, wrongHeader: wrongHeader.status };
+      return { noHeader: noHeader.status, noHeaderBody: (await noHeader.json()) as { error: { code: string } }, withHeader: withHeader.status, wrongHeader: wrongHeader.status };
     });
     expect(answers).toMatchObject({ noHeader: 403, withHeader: 201, wrongHeader: 403 });
     expect(answers.noHeaderBody.error.code).toMatch(/CSRF/);
@@ -159,8 +159,8 @@ describe('security console (Chromium)', () => {
     expect(await auditor.getByRole('button', { name: 'Reconcile now' }).count()).toBe(0);
     // The server is the authority: the auditor's session cannot revoke even when the page is bypassed.
     const forbidden = await auditor.evaluate(async () => {
-      const session = await (await fetch('/v1/sessions/current')).json();
-      const serial = (await (await fetch('/v1/certificates?key=release')).json()).certificates[0].serial;
+      const session = (await (await fetch('/v1/sessions/current')).json()) as { csrfToken: string };
+      const serial = ((await (await fetch('/v1/certificates?key=release')).json()) as { certificates: Array<{ serial: string }> }).certificates[0].serial;
       const answer = await fetch(`/v1/certificates/${serial}/revoke`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken }, body: JSON.stringify({ reason: 'keyCompromise' }) });
       return answer.status;
     });
@@ -187,16 +187,16 @@ describe('security console (Chromium)', () => {
     let focused = '';
     for (let i = 0; i < 15 && focused !== 'Fleet'; i++) {
       await page.keyboard.press('Tab');
-      focused = await page.evaluate(() => document.activeElement?.textContent ?? '');
+      focused = await page.evaluate<string>("document.activeElement?.textContent ?? ''");
     }
     expect(focused).toBe('Fleet');
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { level: 1, name: 'Fleet' }).waitFor();
-    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('H1');
+    expect(await page.evaluate<string>('document.activeElement?.tagName')).toBe('H1');
     // 200 % zoom: the page reflows instead of needing a sideways scroll.
     await page.setViewportSize({ width: 640, height: 450 });
-    await page.evaluate(() => window.scrollTo(0, 0));
-    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
+    await page.evaluate('window.scrollTo(0, 0)');
+    expect(await page.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth + 1')).toBe(true);
     await screenshot(page, 'fleet-narrow');
     await page.setViewportSize({ width: 1280, height: 900 });
     await signOut(page);
@@ -215,7 +215,7 @@ describe('security console (Chromium)', () => {
       await created('POST', '/v1/cas', { name: 'console-root', kind: 'root', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'Console Root' } });
       await created('PATCH', '/v1/truststores/production', { cas: ['signet-dev-root', 'console-root'] });
       await row.and(page.locator('[data-state="retrying"], [data-state="blocked"]')).waitFor(WAIT);
-      expect(await row.evaluate((el) => getComputedStyle(el).backgroundColor)).toBe('rgb(253, 226, 225)');
+      expect(await row.evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { backgroundColor: string } }).getComputedStyle(el).backgroundColor)).toBe('rgb(253, 226, 225)');
       await screenshot(page, 'fleet-red');
     } finally {
       await registry.startProcess();
