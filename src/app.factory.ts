@@ -17,6 +17,7 @@ import { PinoNestLogger } from './observability/logger';
 import { recordRoutes } from './observability/route-registry';
 import { registerSecurityHeaders } from './observability/security-headers';
 import { AuthGuard } from './auth/auth.guard';
+import { defaultConsoleDir, registerConsole } from './console/console-assets';
 import { installSignFastPath } from './signing/sign-fast-path';
 import { SigningService } from './signing/signing.service';
 import { MetricsService } from './observability/metrics.service';
@@ -78,6 +79,7 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));
 
   registerSecurityHeaders(fastify, { tls: !!config.tls });
+  registerConsole(fastify, config.consoleDir ?? defaultConsoleDir());
 
   const metrics = app.get(MetricsService);
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {

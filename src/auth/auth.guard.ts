@@ -8,6 +8,7 @@ import { ID_TOKEN_AUTHENTICATOR, IdTokenAuthenticator, isIdTokenShaped } from '.
 import { Principal } from './principal';
 import { RateLimiter } from './rate-limiter';
 import { Role } from './roles';
+import { SessionService } from './session.service';
 import { ConnectionTokenMemo, TokenService } from './token.service';
 
 interface RouteAccess {
@@ -33,6 +34,7 @@ export class AuthGuard implements CanActivate {
     private readonly limiter: RateLimiter,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Optional() @Inject(ID_TOKEN_AUTHENTICATOR) private readonly idTokens?: IdTokenAuthenticator,
+    @Optional() private readonly sessions?: SessionService,
   ) {}
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
@@ -51,16 +53,21 @@ export class AuthGuard implements CanActivate {
    * over the token's rate, 403 for a role not in `roles` (undefined: refused to everyone). Sets
    * request.signetPrincipal and returns the principal; synchronous on a token-cache hit. A bearer
    * value shaped like a JWS is an OIDC ID token (workload identity); `sgt_` tokens never take that
-   * branch (one prefix test).
+   * branch (one prefix test). Without an Authorization header, a console session cookie
+   * authenticates as its token (same role, grants and rate limit); state-changing methods then need
+   * the session's X-CSRF-Token (src/auth/session.service.ts).
    */
   admit(request: FastifyRequest, reply: FastifyReply, roles: Role[] | undefined, route: () => string): Principal | Promise<Principal> {
     let principal: Principal | Promise<Principal>;
     try {
       const token = bearerToken(request.headers.authorization);
+      const session = token === undefined ? this.sessions?.secretOf(request) : undefined;
       principal =
-        token !== undefined && this.idTokens !== undefined && isIdTokenShaped(token)
-          ? this.idTokens.authenticate(token, request.ip)
-          : this.tokens.authenticate(token, request.ip, connectionMemo(request));
+        session !== undefined
+          ? this.sessions!.authenticate(session, request)
+          : token !== undefined && this.idTokens !== undefined && isIdTokenShaped(token)
+            ? this.idTokens.authenticate(token, request.ip)
+            : this.tokens.authenticate(token, request.ip, connectionMemo(request));
     } catch (error) {
       throw this.challenge(reply, error);
     }

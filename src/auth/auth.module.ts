@@ -3,6 +3,8 @@ import { APP_GUARD } from '@nestjs/core';
 import { AdminTokenBootstrap } from './admin-token.bootstrap';
 import { AuthGuard } from './auth.guard';
 import { RateLimiter } from './rate-limiter';
+import { SessionController } from './session.controller';
+import { SessionService } from './session.service';
 import { TokenController } from './token.controller';
 import { TokenService } from './token.service';
 
@@ -12,8 +14,8 @@ import { TokenService } from './token.service';
  */
 @Global()
 @Module({
-  controllers: [TokenController],
-  providers: [TokenService, RateLimiter, AdminTokenBootstrap, AuthGuard, { provide: APP_GUARD, useExisting: AuthGuard }],
-  exports: [TokenService, RateLimiter, AuthGuard],
+  controllers: [TokenController, SessionController],
+  providers: [TokenService, SessionService, RateLimiter, AdminTokenBootstrap, AuthGuard, { provide: APP_GUARD, useExisting: AuthGuard }],
+  exports: [TokenService, SessionService, RateLimiter, AuthGuard],
 })
 export class AuthModule {}

@@ -7,6 +7,7 @@ import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ADVISORY_LOCKS } from '../database/advisory-lock';
 import { Principal, TokenPrincipal } from './principal';
+import { endSessions } from './session-ending';
 import { Role } from './roles';
 
 export const TOKEN_PREFIX = 'sgt_';
@@ -217,6 +218,8 @@ export class TokenService {
       if (current.role === 'admin') await this.assertAnAdminRemains(manager, 'this is the last usable admin token; create another admin token before revoking it');
       const revoked = toView(rows[0][0]);
       await this.audit.record({ type: 'token.revoked', actor, subject: id, data: { name: revoked.name, role: revoked.role } });
+      // Sessions re-read their token on every request anyway; this records that they ended.
+      await endSessions(manager, this.audit, 'token_id = $1', [id], 'token-revoked', actor);
       return revoked;
     });
     this.forget(id);

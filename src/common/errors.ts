@@ -25,6 +25,8 @@ export enum ErrorCode {
   // 401 / 403 / 404
   UNAUTHENTICATED = 'UNAUTHENTICATED',
   FORBIDDEN = 'FORBIDDEN',
+  /** A state-changing request authenticated by a console session cookie without its X-CSRF-Token. */
+  CSRF_TOKEN_INVALID = 'CSRF_TOKEN_INVALID',
   NOT_FOUND = 'NOT_FOUND',
   ROUTE_NOT_FOUND = 'ROUTE_NOT_FOUND',
   // 409
@@ -78,6 +80,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case ErrorCode.UNAUTHENTICATED:
       return 401;
     case ErrorCode.FORBIDDEN:
+    case ErrorCode.CSRF_TOKEN_INVALID:
       return 403;
     case ErrorCode.NOT_FOUND:
     case ErrorCode.ROUTE_NOT_FOUND:

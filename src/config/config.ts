@@ -18,6 +18,8 @@ export interface SignetConfig {
   dataDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logRequests: boolean;
+  /** The built security console (index.html, assets/); unset = dist/console of this installation. */
+  consoleDir?: string;
   bodyLimitBytes: number;
   /**
    * Proxies whose X-Forwarded-For names the client (SIGNET_TRUST_PROXY): addresses, CIDR ranges
@@ -89,6 +91,15 @@ export interface SignetConfig {
     /** Token-bucket refill per token and replica (0 = no rate limit). */
     rateLimitPerSecond: number;
     rateLimitBurst: number;
+  };
+  /** Security console sessions (POST /v1/sessions). */
+  session: {
+    /** A session unused this long ends. */
+    idleTimeoutSeconds: number;
+    /** A session ends this long after sign-in however busy (and never outlives its token). */
+    absoluteTimeoutSeconds: number;
+    /** Sign-in attempts (POST /v1/sessions) allowed per client address and minute, per replica (a burst of as many). */
+    signInsPerMinute: number;
   };
   identity: {
     /** On an ID token whose `kid` the cached JWKS lacks, refetch it at most this often per provider. */
@@ -376,6 +387,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     dataDir: path.resolve(cwd, read(env, 'SIGNET_DATA_DIR') ?? './data'),
     logLevel,
     logRequests: boolean(env, 'SIGNET_LOG_REQUESTS', true),
+    consoleDir: read(env, 'SIGNET_CONSOLE_DIR'),
     bodyLimitBytes: integer(env, 'SIGNET_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     trustProxy: trustedProxies(env, 'SIGNET_TRUST_PROXY'),
     http: httpTimeouts(env),
@@ -416,6 +428,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       tokenCacheSeconds: integer(env, 'SIGNET_TOKEN_CACHE_SECONDS', 5, 0, 300),
       rateLimitPerSecond,
       rateLimitBurst: integer(env, 'SIGNET_RATE_LIMIT_BURST', Math.max(1, rateLimitPerSecond * 2), 1, 10_000_000),
+    },
+    session: {
+      idleTimeoutSeconds: integer(env, 'SIGNET_SESSION_IDLE_TIMEOUT_SECONDS', 900, 1, 86400),
+      absoluteTimeoutSeconds: integer(env, 'SIGNET_SESSION_ABSOLUTE_TIMEOUT_SECONDS', 28800, 1, 7 * 86400),
+      signInsPerMinute: integer(env, 'SIGNET_SESSION_SIGNINS_PER_MINUTE', 10, 1, 10_000),
     },
     identity: {
       jwksRefetchSeconds: integer(env, 'SIGNET_OIDC_JWKS_REFETCH_SECONDS', 60, 1, 3600),

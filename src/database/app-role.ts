@@ -39,6 +39,7 @@ export const APP_TABLE_PRIVILEGES: Readonly<Record<string, readonly TablePrivile
   identity_providers: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'], // admin CRUD; locked FOR UPDATE while its rules change
   workload_rules: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
   oidc_used_tokens: ['SELECT', 'INSERT', 'DELETE'], // single-use jti records; expired ones purged
+  console_sessions: ['SELECT', 'INSERT', 'UPDATE'], // last-seen and ending are updates; never deleted
 };
 
 /** Sequences: SELECT lets backups read their position; USAGE (nextval) only where the code inserts. */

@@ -16,10 +16,13 @@ export class ClientRateLimiter {
 
   constructor(@Inject(SIGNET_CONFIG) private readonly config: SignetConfig) {}
 
-  /** 0 when allowed, else seconds until the next request from `address` is allowed. */
-  take(address: string, now = performance.now()): number {
-    const rate = this.config.pki.publicRateLimitPerSecond;
-    const burst = rate * 2;
+  /**
+   * 0 when allowed, else seconds until the next request from `address` is allowed. `limit`
+   * replaces the public endpoints' rate (another use keys its buckets apart, e.g. `signin|<address>`).
+   */
+  take(address: string, now = performance.now(), limit?: { perSecond: number; burst: number }): number {
+    const rate = limit?.perSecond ?? this.config.pki.publicRateLimitPerSecond;
+    const burst = limit?.burst ?? rate * 2;
     const existing = this.buckets.get(address);
     if (!existing && this.buckets.size >= MAX_CLIENTS) this.evict(now, rate, burst);
     const { bucket, waitSeconds } = takeToken(existing, rate, burst, now);

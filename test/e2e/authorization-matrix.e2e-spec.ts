@@ -77,12 +77,16 @@ describe('authorisation matrix over the live router (API.md role table)', () => 
     await issuer?.stop();
   });
 
-  function call(rule: Rule, token?: string, key = KEY) {
+  function call(rule: Rule, token?: string, key = KEY, session?: { cookie: string; csrfToken: string }) {
     const hasBody = rule.method === 'POST' || rule.method === 'PATCH';
     return t.app.inject({
       method: rule.method as 'GET',
       url: concrete(rule.url).replace(KEY, key),
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(hasBody ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(session ? { cookie: session.cookie, 'x-csrf-token': session.csrfToken } : {}),
+        ...(hasBody ? { 'content-type': 'application/json' } : {}),
+      },
       ...(hasBody ? { payload: rule.url.endsWith('/sign') ? SIGN_BODY : '{}' } : {}),
     });
   }
@@ -131,6 +135,24 @@ describe('authorisation matrix over the live router (API.md role table)', () => 
           continue;
         }
         if (status === 401 || status === 403) failures.push(`${where} (expected access)`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('gives a console session cookie exactly the answers of its token on every route; signer tokens get no session', async () => {
+    const failures: string[] = [];
+    const signer = await t.app.inject({ method: 'POST', url: '/v1/sessions', payload: { token: tokens.signer } });
+    expect(signer.statusCode).toBe(403);
+    for (const caller of ['admin', 'security-officer', 'auditor'] as const) {
+      const signedIn = await t.app.inject({ method: 'POST', url: '/v1/sessions', payload: { token: tokens[caller] }, remoteAddress: `192.0.2.${caller.length}` });
+      expect(signedIn.statusCode).toBe(201);
+      const session = { cookie: String(signedIn.headers['set-cookie']).split(';')[0], csrfToken: signedIn.json().csrfToken as string };
+      // The session routes answer sessions, not tokens (a bearer caller has none): checked in test/auth/sessions.e2e-spec.ts.
+      for (const rule of TABLE.filter((r) => r.allowed !== 'public' && !r.url.startsWith('/v1/sessions'))) {
+        const bearer = await call(rule, tokens[caller]);
+        const cookie = await call(rule, undefined, KEY, session);
+        if (cookie.statusCode !== bearer.statusCode) failures.push(`${rule.method} ${rule.url} as ${caller}: cookie ${cookie.statusCode}, bearer ${bearer.statusCode}`);
       }
     }
     expect(failures).toEqual([]);

@@ -36,6 +36,9 @@ export const TABLE: Rule[] = [
   { method: 'GET', url: '/docs/docs/swagger-ui-init.js', allowed: 'public' },
   { method: 'GET', url: '/docs/index.html', allowed: 'public' },
   { method: 'GET', url: '/docs/LICENSE', allowed: 'public' },
+  // The security console's static files (README "Security console"); its data comes from the API.
+  { method: 'GET', url: '/console', allowed: 'public' },
+  { method: 'GET', url: '/console/*', allowed: 'public' },
   // Metrics: admin, security-officer, auditor (anonymous only when configured).
   { method: 'GET', url: '/metrics', allowed: READERS },
   // Use of a key: admin and signers granted the key.
@@ -67,6 +70,11 @@ export const TABLE: Rule[] = [
   { method: 'GET', url: '/v1/audit/verify', allowed: READERS },
   { method: 'GET', url: '/v1/audit/checkpoints', allowed: READERS },
   { method: 'POST', url: '/v1/audit/checkpoints', allowed: SECURITY },
+  // Security console sessions (README "Security console"): signing in takes a token in the body;
+  // signers get no session, so the session routes are open to the console roles only.
+  { method: 'POST', url: '/v1/sessions', allowed: 'public' },
+  { method: 'GET', url: '/v1/sessions/current', allowed: READERS },
+  { method: 'DELETE', url: '/v1/sessions', allowed: READERS },
   // Create/alter keys, CAs, tokens, truststores, regions, targets: admin.
   { method: 'POST', url: '/v1/keys', allowed: ADMIN },
   { method: 'GET', url: '/v1/keys/:name/versions/:version/csr', allowed: ADMIN },

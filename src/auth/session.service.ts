@@ -1,0 +1,229 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { hash as cryptoHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { DataSource } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
+import { DomainError, ErrorCode } from '../common/errors';
+import { SIGNET_CONFIG, SignetConfig } from '../config/config';
+import { ClientRateLimiter } from '../observability/client-rate-limiter';
+import { endSessions } from './session-ending';
+import { Principal, TokenPrincipal } from './principal';
+import { Role } from './roles';
+import { TokenService } from './token.service';
+
+/** Cookie names: under TLS the `__Host-` prefix makes browsers refuse it without Secure, with a Domain, or off Path=/. */
+export const SESSION_COOKIE = 'signet_session';
+export const SESSION_COOKIE_TLS = '__Host-signet_session';
+export const CSRF_HEADER = 'x-csrf-token';
+/** The console is for the people who read and act on the security state; signers are pipelines. */
+export const CONSOLE_ROLES: readonly Role[] = ['admin', 'security-officer', 'auditor'];
+/** 32 random bytes, base64url without padding. */
+const SESSION_SECRET_FORMAT = /^[A-Za-z0-9_-]{43}$/;
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** What POST /v1/sessions and GET /v1/sessions/current answer. */
+export interface SessionView {
+  role: Role;
+  tokenName: string;
+  /** Send it as X-CSRF-Token on every POST, PUT, PATCH and DELETE made with the cookie. */
+  csrfToken: string;
+  /** Absolute end (sign-in + SIGNET_SESSION_ABSOLUTE_TIMEOUT_SECONDS, never after the token's expiry). */
+  expiresAt: string;
+  /** End if unused until then; every authenticated request moves it. */
+  idleExpiresAt: string;
+}
+
+/** The caller of a request authenticated by a session cookie: exactly its token's role and grants. */
+export class SessionPrincipal extends TokenPrincipal {
+  constructor(
+    tokenId: string,
+    tokenName: string,
+    role: Role,
+    keys: readonly string[],
+    address: string,
+    readonly sessionId: string,
+    readonly view: SessionView,
+  ) {
+    super(tokenId, tokenName, role, keys, address);
+  }
+}
+
+interface LiveRow {
+  id: string;
+  expires_at: Date;
+  last_seen_at: Date;
+  token_id: string;
+  name: string;
+  role: Role;
+  key_grants: string[];
+}
+
+
+/**
+ * Console sessions: an API token exchanged once for an HttpOnly cookie holding a random secret.
+ * PostgreSQL keeps only its SHA-256, and every request re-reads the session joined with its token
+ * (no cache), so a revoked or expired token ends its sessions on every replica at once. The CSRF
+ * token is derived from the secret, so it is stored nowhere and a page that lost it (a reload)
+ * gets it again from GET /v1/sessions/current.
+ */
+@Injectable()
+export class SessionService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly audit: AuditService,
+    private readonly tokens: TokenService,
+    private readonly limiter: ClientRateLimiter,
+    @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+  ) {}
+
+  /**
+   * Exchanges an API token for a session: 401 for a bad token (as a bearer request would get), 403
+   * for a signer token, 429 past SIGNET_SESSION_SIGNINS_PER_MINUTE attempts from one address.
+   */
+  async create(token: string, request: FastifyRequest): Promise<{ secret: string; view: SessionView }> {
+    const perMinute = this.config.session.signInsPerMinute;
+    const retryAfterSeconds = this.limiter.take(`signin|${request.ip}`, undefined, { perSecond: perMinute / 60, burst: perMinute });
+    if (retryAfterSeconds > 0) throw new DomainError(ErrorCode.RATE_LIMITED, 'too many sign-in attempts from this address; retry later', { retryAfterSeconds });
+    const principal = await this.tokens.authenticate(token, request.ip);
+    if (!CONSOLE_ROLES.includes(principal.role)) {
+      throw new DomainError(ErrorCode.FORBIDDEN, `the console is for ${CONSOLE_ROLES.join(', ')} tokens; a ${principal.role} token gets no session`);
+    }
+    const secret = randomBytes(32).toString('base64url');
+    const view = await this.dataSource.transaction(async (manager) => {
+      // The token is read again here (not from the token cache): a token revoked a moment ago on another replica gets no session.
+      const rows: Array<{ id: string; expires_at: Date; last_seen_at: Date }> = await manager.query(
+        `INSERT INTO console_sessions (session_hash, token_id, expires_at, address)
+         SELECT $1, t.id, LEAST(now() + make_interval(secs => $3), COALESCE(t.expires_at, 'infinity')), $4
+           FROM api_tokens t WHERE t.id = $2 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+         RETURNING id, expires_at, last_seen_at`,
+        [secretHash(secret), principal.tokenId, this.config.session.absoluteTimeoutSeconds, request.ip],
+      );
+      if (!rows[0]) throw new DomainError(ErrorCode.UNAUTHENTICATED, 'invalid token');
+      const created = this.viewOf(principal.role, principal.tokenName, secret, rows[0]);
+      await this.audit.record({
+        type: 'session.created',
+        actor: principal.auditActor,
+        subject: rows[0].id,
+        data: { tokenId: principal.tokenId, tokenName: principal.tokenName, role: principal.role, expiresAt: created.expiresAt },
+      });
+      return created;
+    });
+    return { secret, view };
+  }
+
+  /** The session secret the request's cookie carries (only the `__Host-` cookie over HTTPS), if any. */
+  secretOf(request: FastifyRequest): string | undefined {
+    const header = request.headers.cookie;
+    if (!header) return undefined;
+    const name = isHttps(request) ? SESSION_COOKIE_TLS : SESSION_COOKIE;
+    for (const part of header.split(';')) {
+      const at = part.indexOf('=');
+      if (at > 0 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim();
+    }
+    return undefined;
+  }
+
+  /**
+   * The principal of a cookie-authenticated request. A state-changing method needs X-CSRF-Token
+   * equal to the session's (403 CSRF_TOKEN_INVALID, checked before the database is asked, so a
+   * forged request does not even keep the session alive). Then one statement checks the session,
+   * its timeouts and its token, and moves the idle deadline; a session found dead is ended and
+   * audited with the reason, and the caller gets 401.
+   */
+  async authenticate(secret: string, request: FastifyRequest): Promise<Principal> {
+    if (!SESSION_SECRET_FORMAT.test(secret)) throw unauthenticated('invalid session');
+    if (!SAFE_METHODS.has(request.method) && !csrfMatches(request.headers[CSRF_HEADER], secret)) {
+      throw new DomainError(ErrorCode.CSRF_TOKEN_INVALID, `a request made with the session cookie must carry the session's CSRF token in ${CSRF_HEADER}`);
+    }
+    const hash = secretHash(secret);
+    const [rows]: [LiveRow[], number] = await this.dataSource.query(
+      `UPDATE console_sessions s SET last_seen_at = now()
+         FROM api_tokens t
+        WHERE s.session_hash = $1 AND t.id = s.token_id AND s.ended_at IS NULL
+          AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2)
+          AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+       RETURNING s.id, s.expires_at, s.last_seen_at, t.id AS token_id, t.name, t.role, t.key_grants`,
+      [hash, this.config.session.idleTimeoutSeconds],
+    );
+    const row = rows[0];
+    if (!row) throw unauthenticated(await this.endDead(hash));
+    if (!CONSOLE_ROLES.includes(row.role)) throw unauthenticated('invalid session');
+    const view = this.viewOf(row.role, row.name, secret, row);
+    return new SessionPrincipal(row.token_id, row.name, row.role, row.key_grants, request.ip, row.id, view);
+  }
+
+  /** Signs out: the session ends at once everywhere. */
+  async end(principal: SessionPrincipal): Promise<void> {
+    await this.dataSource.transaction(async (manager) => {
+      await endSessions(manager, this.audit, 'id = $1', [principal.sessionId], 'signed-out', principal.auditActor);
+    });
+  }
+
+  /** Why a session the live check refused is dead; ends it (once, audited) when it still looked open. */
+  private async endDead(hash: Buffer): Promise<string> {
+    return this.dataSource.transaction(async (manager) => {
+      const rows: Array<{ id: string; reason: string }> = await manager.query(
+        `SELECT s.id,
+                CASE WHEN t.revoked_at IS NOT NULL THEN 'token-revoked'
+                     WHEN t.expires_at IS NOT NULL AND t.expires_at <= now() THEN 'token-expired'
+                     WHEN s.expires_at <= now() THEN 'absolute-timeout'
+                     ELSE 'idle-timeout' END AS reason
+           FROM console_sessions s JOIN api_tokens t ON t.id = s.token_id
+          WHERE s.session_hash = $1 AND s.ended_at IS NULL
+          FOR UPDATE OF s`,
+        [hash],
+      );
+      const dead = rows[0];
+      if (!dead) return 'invalid session';
+      await endSessions(manager, this.audit, 'id = $1', [dead.id], dead.reason);
+      return `the session ended (${dead.reason})`;
+    });
+  }
+
+  private viewOf(role: Role, tokenName: string, secret: string, row: { expires_at: Date; last_seen_at: Date }): SessionView {
+    const idleEnd = row.last_seen_at.getTime() + this.config.session.idleTimeoutSeconds * 1000;
+    return {
+      role,
+      tokenName,
+      csrfToken: csrfTokenFor(secret),
+      expiresAt: row.expires_at.toISOString(),
+      idleExpiresAt: new Date(Math.min(idleEnd, row.expires_at.getTime())).toISOString(),
+    };
+  }
+}
+
+/** The Set-Cookie value for a new session (HttpOnly, SameSite=Strict, Path=/; Secure and `__Host-` over HTTPS). */
+export function sessionCookie(request: FastifyRequest, secret: string): string {
+  const https = isHttps(request);
+  return `${https ? SESSION_COOKIE_TLS : SESSION_COOKIE}=${secret}; Path=/; HttpOnly; SameSite=Strict${https ? '; Secure' : ''}`;
+}
+
+/** The Set-Cookie value that makes the browser drop the session cookie. */
+export function clearedSessionCookie(request: FastifyRequest): string {
+  const https = isHttps(request);
+  return `${https ? SESSION_COOKIE_TLS : SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0${https ? '; Secure' : ''}`;
+}
+
+/** TLS on this listener, or a trusted proxy (SIGNET_TRUST_PROXY) saying the client used https. */
+function isHttps(request: FastifyRequest): boolean {
+  return request.protocol === 'https';
+}
+
+function secretHash(secret: string): Buffer {
+  return cryptoHash('sha256', secret, 'buffer');
+}
+
+/** Derived, domain-separated from the stored hash: knowing it tells nothing about the secret. */
+function csrfTokenFor(secret: string): string {
+  return cryptoHash('sha256', `signet-csrf\0${secret}`, 'base64url');
+}
+
+function csrfMatches(header: string | string[] | undefined, secret: string): boolean {
+  if (typeof header !== 'string' || header.length === 0 || header.length > 100) return false;
+  // Equal-length digests: the comparison takes the same time whatever the header holds.
+  return timingSafeEqual(cryptoHash('sha256', header, 'buffer'), cryptoHash('sha256', csrfTokenFor(secret), 'buffer'));
+}
+
+function unauthenticated(message: string): DomainError {
+  return new DomainError(ErrorCode.UNAUTHENTICATED, message);
+}

@@ -1,0 +1,45 @@
+import { DataSource } from 'typeorm';
+import { ConsoleSessions1795000940000 } from '../../migrations/1795000940000-ConsoleSessions';
+import { dataSourceOptions } from '../../src/database/data-source-options';
+import { createTestDatabase, query, TestDatabase } from '../support/database';
+
+/** The console sessions migration goes down and up again cleanly on a migrated database, and its constraints hold. */
+describe('console sessions migration', () => {
+  let database: TestDatabase;
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    // Migrations run as the owner role (the service role may not create or drop tables).
+    dataSource = await new DataSource(dataSourceOptions(database.ownerUrl, 2)).initialize();
+  });
+  afterAll(async () => {
+    await dataSource?.destroy();
+    await database?.drop();
+  });
+
+  const tables = async () => (await query(database.url, `SELECT 1 FROM pg_tables WHERE tablename = 'console_sessions'`)).length;
+
+  it('down removes its table, up restores it', async () => {
+    expect(await tables()).toBe(1);
+    const runner = dataSource.createQueryRunner();
+    try {
+      await new ConsoleSessions1795000940000().down(runner);
+      expect(await tables()).toBe(0);
+      await new ConsoleSessions1795000940000().up(runner);
+      expect(await tables()).toBe(1);
+    } finally {
+      await runner.release();
+    }
+  });
+
+  it('keeps one row per session hash, of 32 bytes, for an existing token', async () => {
+    const [token] = await query<{ id: string }>(database.ownerUrl, `INSERT INTO api_tokens (name, role, token_hash) VALUES ('s', 'auditor', '\\x01') RETURNING id`);
+    const insert = (hash: string, tokenId: string) =>
+      query(database.ownerUrl, `INSERT INTO console_sessions (session_hash, token_id, expires_at, address) VALUES (decode($1, 'hex'), $2, now() + interval '1 hour', '::1')`, [hash, tokenId]);
+    await insert('ab'.repeat(32), token.id);
+    await expect(insert('ab'.repeat(32), token.id)).rejects.toThrow(/duplicate key/);
+    await expect(insert('ab'.repeat(16), token.id)).rejects.toThrow(/check constraint/);
+    await expect(insert('cd'.repeat(32), '00000000-0000-0000-0000-000000000000')).rejects.toThrow(/foreign key/);
+  });
+});
