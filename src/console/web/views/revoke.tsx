@@ -208,11 +208,11 @@ export function RevokeView({ capabilities }: ViewProps) {
                     </td>
                     <td>
                       {c.status === 'revoked' ? (
-                        <button type="button" onClick={() => setFollowing(c.serial)}>
+                        <button type="button" aria-label={`Show revocation progress of ${c.serial}`} onClick={() => setFollowing(c.serial)}>
                           Show progress
                         </button>
                       ) : capabilities.revoke ? (
-                        <button type="button" onClick={() => setSelected(c)}>
+                        <button type="button" aria-label={`Revoke ${c.serial}…`} onClick={() => setSelected(c)}>
                           Revoke…
                         </button>
                       ) : (
