@@ -1,4 +1,4 @@
-import { filterAndSort, fleetRows, type FleetFilter } from './fleet';
+import { applyTargetEvent, filterAndSort, fleetRows, type FleetFilter } from './fleet';
 import type { DistributionStatus, TargetState, TargetStatus } from './types';
 
 function target(name: string, state: TargetState, extra: Partial<TargetStatus> = {}): TargetStatus {
@@ -67,5 +67,23 @@ describe('fleet grid rows', () => {
     const sorted = filterAndSort(rows, all, 'attempts', true);
     expect(new Set(sorted.map((r) => r.id)).size).toBe(1000);
     expect(filterAndSort(rows, { ...all, state: 'blocked' }, 'region')).toHaveLength(100);
+  });
+});
+
+describe('live fleet updates (server-sent `target` events)', () => {
+  it('replaces one target in place and recounts the summary', () => {
+    const eu = status.regions[0];
+    const next = applyTargetEvent(status, { region: 'eu', target: { ...eu.targets[1], state: 'converged', lastError: null } });
+    expect(fleetRows(next).find((r) => r.id === 'eu/eu-b')!.state).toBe('converged');
+    expect(next.summary).toMatchObject({ targets: 4, converged: 3, retrying: 0, blocked: 1 });
+    expect(status.regions[0].targets[1].state).toBe('retrying'); // the held status is not mutated
+  });
+
+  it('adds a new target or region, and removes a deleted one', () => {
+    const added = applyTargetEvent(status, { region: 'ap', target: { ...status.regions[0].targets[0], name: 'ap-a' } });
+    expect(fleetRows(added).map((r) => r.id)).toContain('ap/ap-a');
+    const removed = applyTargetEvent(added, { id: 'us/us-a', deleted: true });
+    expect(fleetRows(removed).map((r) => r.id)).not.toContain('us/us-a');
+    expect(removed.summary.targets).toBe(4);
   });
 });

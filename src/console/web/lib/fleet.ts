@@ -61,3 +61,31 @@ export function filterAndSort(rows: FleetRow[], filter: FleetFilter, sort: Fleet
     return order !== 0 ? order * direction : a.id.localeCompare(b.id);
   });
 }
+
+/** A `target` server-sent event: one target's new status, or a target gone. */
+export type TargetEvent = { region: string; target: TargetStatus } | { id: string; deleted: true };
+
+/** Applies a `target` event to the status the page holds (a new object; the summary recounted). */
+export function applyTargetEvent(status: DistributionStatus, event: TargetEvent): DistributionStatus {
+  let regions = status.regions;
+  if ('deleted' in event) {
+    regions = regions.map((r) => ({ ...r, targets: r.targets.filter((t) => `${r.name}/${t.name}` !== event.id) }));
+  } else {
+    const known = regions.some((r) => r.name === event.region);
+    regions = known
+      ? regions.map((r) => {
+          if (r.name !== event.region) return r;
+          const at = r.targets.findIndex((t) => t.name === event.target.name);
+          const targets = at < 0 ? [...r.targets, event.target].sort((a, b) => a.name.localeCompare(b.name)) : r.targets.map((t, i) => (i === at ? event.target : t));
+          return { ...r, targets };
+        })
+      : [...regions, { name: event.region, offline: false, targets: [event.target] }];
+  }
+  const summary = { targets: 0, converged: 0, pending: 0, pushing: 0, retrying: 0, blocked: 0 };
+  for (const region of regions)
+    for (const target of region.targets) {
+      summary.targets++;
+      summary[target.state]++;
+    }
+  return { ...status, regions, summary };
+}

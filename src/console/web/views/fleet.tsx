@@ -5,7 +5,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { get, post } from '../api';
 import { Empty, ErrorBox, Loading, StateBadge, TableScroll, Time, type ViewProps } from '../components';
-import { filterAndSort, fleetRows, type FleetFilter, type FleetSortKey } from '../lib/fleet';
+import { applyTargetEvent, filterAndSort, fleetRows, type FleetFilter, type FleetSortKey, type TargetEvent } from '../lib/fleet';
 import { duration } from '../lib/time';
 import type { DistributionStatus } from '../lib/types';
 
@@ -41,11 +41,23 @@ export function FleetView({ capabilities }: ViewProps) {
       if (pending.current === undefined) pending.current = setTimeout(() => ((pending.current = undefined), void refresh()), 250);
     };
     void refresh();
+    // GET /v1/distribution/events: `target` carries one target's new status (applied in place, so a
+    // busy fleet does not refetch 1,000 rows per change); anything else means "read the whole fleet again".
     const events = new EventSource('/v1/distribution/events');
-    events.onopen = () => (setLive('live'), soon());
-    events.onmessage = soon;
-    events.addEventListener('target', soon);
+    events.onopen = () => setLive('live');
+    events.addEventListener('ready', soon);
     events.addEventListener('distribution', soon);
+    events.addEventListener('resync', soon);
+    events.addEventListener('target', (message) => {
+      try {
+        const event = JSON.parse((message as MessageEvent<string>).data) as TargetEvent;
+        setStatus((current) => (current ? applyTargetEvent(current, event) : current));
+      } catch {
+        soon();
+      }
+    });
+    // The session ended (signed out elsewhere, expired, token revoked): the next request says so and the page shows sign-in.
+    events.addEventListener('session-ended', () => (events.close(), void refresh()));
     events.onerror = () => setLive('reconnecting');
     return () => {
       active = false;
