@@ -63,6 +63,8 @@ export interface Certificate {
   /** Present when the server knows which key (and version) the certificate belongs to. */
   key?: string | null;
   keyVersion?: number | null;
+  /** With `?artifact=`: that artifact's signatures by this certificate's key version (audit rows). */
+  signatures?: Array<{ seq: string; time: string; auditedAs: string | null }>;
 }
 
 export type TargetState = 'converged' | 'pending' | 'pushing' | 'retrying' | 'blocked';

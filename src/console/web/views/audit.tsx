@@ -39,7 +39,7 @@ function Events({ filter }: { filter: AuditFilter }) {
   const [load, reload] = useLoad(() => {
     const iso = (local: string) => (local ? new Date(local).toISOString() : undefined);
     return get<{ events: AuditEvent[]; next: string | null }>(
-      `/v1/audit${query({ actor: filter.actor, type: filter.type, key: filter.key, artifact: filter.artifact, since: iso(filter.since), until: iso(filter.until), limit: 200 })}`,
+      `/v1/audit${query({ actor: filter.actor, type: filter.type, key: filter.key, artifact: filter.artifact, since: iso(filter.since), until: iso(filter.until), limit: 200, order: 'desc' })}`,
     );
   }, [filter]);
   return (

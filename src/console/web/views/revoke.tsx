@@ -193,7 +193,14 @@ export function RevokeView({ capabilities }: ViewProps) {
                       <code>{c.serial}</code>
                     </td>
                     <td>{c.subject}</td>
-                    <td>{c.key ? `${c.key}${c.keyVersion ? ` v${c.keyVersion}` : ''}` : c.kind}</td>
+                    <td>
+                      {c.key ? `${c.key}${c.keyVersion ? ` v${c.keyVersion}` : ''}` : c.kind}
+                      {c.signatures && c.signatures.length > 0 && (
+                        <span class="rule">
+                          signed it {c.signatures.length}×, last <Time iso={c.signatures[c.signatures.length - 1].time} /> (audit seq {c.signatures.map((x) => x.seq).join(', ')})
+                        </span>
+                      )}
+                    </td>
                     <td>
                       <Time iso={c.notAfter} />
                     </td>
