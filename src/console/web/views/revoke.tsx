@@ -31,7 +31,7 @@ function Progress({ serial }: { serial: string }) {
         if (!live) return;
         setProgress(next);
         setError(null);
-        if (!progressSteps(next).every((s) => s.done)) timer = setTimeout(poll, 1000);
+        if (!(next.everywhere?.done ?? progressSteps(next).every((s) => s.done))) timer = setTimeout(poll, 1000);
       } catch (e) {
         if (!live) return;
         setError(e as Error);
@@ -47,12 +47,13 @@ function Progress({ serial }: { serial: string }) {
   if (error && !progress) return <ErrorBox error={error} />;
   if (!progress) return <Loading what="revocation progress" />;
   const steps = progressSteps(progress);
-  const done = steps.every((s) => s.done);
+  const done = progress.everywhere?.done ?? steps.every((s) => s.done);
   return (
     <section aria-labelledby="progress-h" class="progress">
       <h2 id="progress-h">Revocation of {serial}</h2>
       <p role="status" data-testid="revocation-summary">
         {done ? 'Revoked everywhere: signing stopped, OCSP and the CRL say revoked, every region holds the new bundle.' : 'Revocation in progress…'}
+        {done && progress.everywhere?.seconds != null && ` (${duration(progress.everywhere.seconds)} in all)`}
       </p>
       <ol class="steps">
         {steps.map((step) => (
