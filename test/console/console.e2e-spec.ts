@@ -58,6 +58,8 @@ describe('security console (Chromium)', () => {
   });
 
   async function signIn(token: string): Promise<Page> {
+    // Each test signs in afresh, whatever an earlier one left behind.
+    await browser.clearCookies();
     const page = await browser.newPage();
     await page.goto(`${server.url}/console`);
     await page.getByLabel('API token').fill(token);
@@ -248,7 +250,8 @@ describe('security console (Chromium)', () => {
 
     // openssl, independently: the issuer's OCSP responder says revoked, with the reason.
     const work = tempDir('console-ocsp-');
-    const chain = (await api('GET', '/v1/keys/compromised/certificate-chain')).raw.toString();
+    // Version 1's chain: revoking the active version started an emergency rotation to version 2.
+    const chain = (await api('GET', '/v1/keys/compromised/certificate-chain?version=1')).raw.toString();
     const pems = chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!;
     fs.writeFileSync(path.join(work, 'leaf.pem'), pems[0]);
     fs.writeFileSync(path.join(work, 'issuer.pem'), pems[1]);
