@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib';
@@ -51,20 +50,6 @@ export async function buildConsole(sourceDir: string, outDir: string): Promise<{
   fs.rmSync(outDir, { recursive: true, force: true });
   fs.renameSync(staging, outDir);
   return { files: files.map((f) => path.join(outDir, path.relative(staging, f))) };
-}
-
-/** SHA-256 of the sources, so callers can tell whether dist/console is older than src/console/web. */
-export function consoleSourceDigest(sourceDir: string): string {
-  const hash = createHash('sha256');
-  const walk = (dir: string) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const file = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(file);
-      else if (!entry.name.endsWith('.spec.ts')) hash.update(entry.name).update(fs.readFileSync(file));
-    }
-  };
-  walk(sourceDir);
-  return hash.digest('hex');
 }
 
 if (require.main === module) {
