@@ -99,6 +99,8 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
       )
       .setVersion(process.env.npm_package_version ?? '0.1.0')
       .addBearerAuth()
+      // The security console's session (POST /v1/sessions); state-changing calls add X-CSRF-Token.
+      .addCookieAuth('signet_session')
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });

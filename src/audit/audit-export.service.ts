@@ -11,6 +11,18 @@ export interface AuditExportQuery {
   type?: string;
   /** The row's subject, or the `sub` of the workload identity that acted. */
   subject?: string;
+  /** Who acted: a token's name or id, or a workload identity's `sub`. */
+  actor?: string;
+  /** Rows about a signing key: its own events (subject) and those naming it in data.key. */
+  key?: string;
+  /** `sign` rows of this artifact digest. */
+  artifact?: string;
+  /** ISO 8601 bounds on the row's time: since inclusive, until exclusive. */
+  since?: string;
+  until?: string;
+  /** `desc`: newest first, paging down with `before` (JSON pages only). */
+  order?: 'asc' | 'desc';
+  before?: string;
   limit?: number;
 }
 
@@ -28,9 +40,10 @@ export class AuditExportService {
   async page(query: AuditExportQuery): Promise<{ events: AuditEventView[]; next: string | null }> {
     const limit = query.limit ?? 100;
     try {
-      const rows = await this.read(query.after ?? '0', undefined, query, limit);
+      const rows = query.order === 'desc' ? await this.readNewestFirst(query, limit) : await this.read(query.after ?? '0', undefined, query, limit);
       const events = rows.map(eventView);
       if (!filtered(query) && events.length > 0) await this.markExported(query.after ?? '0', events[events.length - 1].seq);
+      // Newest first, `next` is the `before` of the following page; otherwise its `after`.
       return { events, next: events.length === limit ? events[events.length - 1].seq : null };
     } catch (error) {
       throw asAuditError(error);
@@ -70,12 +83,19 @@ export class AuditExportService {
     const params: unknown[] = [after, limit];
     let where = 'seq > $1';
     if (until !== undefined) where += ` AND seq <= $${params.push(until)}`;
-    if (filter.type !== undefined) where += ` AND type = $${params.push(filter.type)}`;
-    if (filter.subject !== undefined) {
-      const n = params.push(filter.subject);
-      where += ` AND (subject = $${n} OR (actor ? 'workload' AND actor #>> '{workload,sub}' = $${n}))`;
-    }
+    where += filterSql(filter, params);
     const { rows } = await pgPool(this.dataSource).query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE ${where} ORDER BY audit_events.seq LIMIT $2`, params);
+    return rows.map(toRow);
+  }
+
+  /** The console's view: the newest rows first, below `before` when paging. */
+  private async readNewestFirst(filter: AuditExportQuery, limit: number): Promise<StoredRow[]> {
+    const params: unknown[] = [limit];
+    let where = 'true';
+    if (filter.before !== undefined) where += ` AND seq < $${params.push(filter.before)}`;
+    if (filter.after !== undefined) where += ` AND seq > $${params.push(filter.after)}`;
+    where += filterSql(filter, params);
+    const { rows } = await pgPool(this.dataSource).query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE ${where} ORDER BY audit_events.seq DESC LIMIT $1`, params);
     return rows.map(toRow);
   }
 
@@ -101,7 +121,30 @@ export function eventView(row: StoredRow): AuditEventView {
   };
 }
 
-/** A filtered read serves only some rows: it never moves the export watermark. */
+/** A filtered read serves only some rows: it never moves the export watermark (nor does a newest-first page). */
 function filtered(query: AuditExportQuery): boolean {
-  return query.type !== undefined || query.subject !== undefined;
+  const { type, subject, actor, key, artifact, since, until, order } = query;
+  return [type, subject, actor, key, artifact, since, until].some((value) => value !== undefined) || order === 'desc';
+}
+
+/** The WHERE conditions (each starting with AND) of the filters given, their values appended to `params`. */
+function filterSql(filter: AuditExportQuery, params: unknown[]): string {
+  let where = '';
+  if (filter.type !== undefined) where += ` AND type = $${params.push(filter.type)}`;
+  if (filter.subject !== undefined) {
+    const n = params.push(filter.subject);
+    where += ` AND (subject = $${n} OR (actor ? 'workload' AND actor #>> '{workload,sub}' = $${n}))`;
+  }
+  if (filter.actor !== undefined) {
+    const n = params.push(filter.actor);
+    where += ` AND (actor->>'tokenName' = $${n} OR actor->>'tokenId' = $${n} OR (actor ? 'workload' AND actor #>> '{workload,sub}' = $${n}))`;
+  }
+  if (filter.key !== undefined) {
+    const n = params.push(filter.key);
+    where += ` AND (subject = $${n} OR data->>'key' = $${n} OR data->>'keyName' = $${n})`;
+  }
+  if (filter.artifact !== undefined) where += ` AND type = 'sign' AND data #>> '{artifact,digest}' = $${params.push(filter.artifact)}`;
+  if (filter.since !== undefined) where += ` AND time >= $${params.push(filter.since)}::timestamptz`;
+  if (filter.until !== undefined) where += ` AND time < $${params.push(filter.until)}::timestamptz`;
+  return where;
 }

@@ -27,6 +27,7 @@ export class AuditController {
   @Get()
   async list(@Query() query: ListAuditQueryDto, @Headers('accept') accept: string | undefined, @Res() reply: FastifyReply): Promise<void> {
     if (accept?.includes(NDJSON)) {
+      if (query.order === 'desc') throw new DomainError(ErrorCode.VALIDATION_ERROR, 'order=desc is for JSON pages; NDJSON exports run oldest first');
       const stream = await this.exports.stream(query);
       await reply.header('content-type', `${NDJSON}; charset=utf-8`).header('cache-control', 'no-store').send(stream);
       return;

@@ -152,6 +152,17 @@ export class SessionService {
     return new SessionPrincipal(row.token_id, row.name, row.role, row.key_grants, request.ip, row.id, view);
   }
 
+  /** Whether the session is still usable (timeouts, its token), without counting as use: for long-lived streams. */
+  async isOpen(sessionId: string): Promise<boolean> {
+    const rows: unknown[] = await this.dataSource.query(
+      `SELECT 1 FROM console_sessions s JOIN api_tokens t ON t.id = s.token_id
+        WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2)
+          AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())`,
+      [sessionId, this.config.session.idleTimeoutSeconds],
+    );
+    return rows.length > 0;
+  }
+
   /** Signs out: the session ends at once everywhere. */
   async end(principal: SessionPrincipal): Promise<void> {
     await this.dataSource.transaction(async (manager) => {

@@ -53,6 +53,7 @@ export interface DistributionStatus {
 }
 
 interface TargetRow {
+  id: string | null;
   region: string;
   offline: boolean;
   name: string | null;
@@ -88,20 +89,7 @@ export class DistributionStatusService {
   ) {}
 
   async status(now = new Date()): Promise<DistributionStatus> {
-    const rows: TargetRow[] = await this.dataSource.query(
-      `SELECT r.name AS region, r.offline, t.name, t.kind, t.endpoint, s.name AS truststore, t.required,
-              t.credentials_sealed IS NOT NULL AS has_credentials,
-              s.current_version AS desired_version, s.current_digest AS desired_digest, GREATEST(cv.created_at, t.created_at) AS desired_since,
-              t.delivered_version, t.delivered_digest, t.delivered_at, t.verified_at, GREATEST(dv.created_at, t.created_at) AS delivered_version_created_at,
-              t.attempts, t.last_attempt_at, t.next_attempt_at, t.state, t.last_error, t.last_error_kind, t.force_push,
-              (t.lease_until IS NOT NULL AND t.lease_until > now()) AS leased
-         FROM distribution_regions r
-         LEFT JOIN distribution_targets t ON t.region_id = r.id
-         LEFT JOIN truststores s ON s.id = t.truststore_id
-         LEFT JOIN truststore_versions cv ON cv.truststore_id = s.id AND cv.version = s.current_version
-         LEFT JOIN truststore_versions dv ON dv.truststore_id = t.truststore_id AND dv.version = t.delivered_version
-        ORDER BY r.name, t.name`,
-    );
+    const rows = await this.rows();
     const regions = new Map<string, RegionStatus>();
     const summary = { targets: 0, converged: 0, pending: 0, pushing: 0, retrying: 0, blocked: 0 };
     for (const row of rows) {
@@ -114,6 +102,34 @@ export class DistributionStatusService {
       summary[target.state]++;
     }
     return { generatedAt: now.toISOString(), summary, truststores: await this.truststores(), regions: [...regions.values()] };
+  }
+
+  /** The status of the targets with these ids, with their region (a target deleted since is absent). */
+  async targets(ids: readonly string[], now = new Date()): Promise<Array<{ id: string; region: string; target: TargetStatus }>> {
+    if (ids.length === 0) return [];
+    const rows = await this.rows([...ids]);
+    return rows.filter((row) => row.name !== null).map((row) => ({ id: row.id!, region: row.region, target: targetStatus(row, now) }));
+  }
+
+  /** Every region with its targets, or only the targets `ids` names. */
+  private rows(ids?: string[]): Promise<TargetRow[]> {
+    const where = ids ? 'WHERE t.id = ANY($1::uuid[])' : '';
+    return this.dataSource.query(
+      `SELECT r.name AS region, r.offline, t.id, t.name, t.kind, t.endpoint, s.name AS truststore, t.required,
+              t.credentials_sealed IS NOT NULL AS has_credentials,
+              s.current_version AS desired_version, s.current_digest AS desired_digest, GREATEST(cv.created_at, t.created_at) AS desired_since,
+              t.delivered_version, t.delivered_digest, t.delivered_at, t.verified_at, GREATEST(dv.created_at, t.created_at) AS delivered_version_created_at,
+              t.attempts, t.last_attempt_at, t.next_attempt_at, t.state, t.last_error, t.last_error_kind, t.force_push,
+              (t.lease_until IS NOT NULL AND t.lease_until > now()) AS leased
+         FROM distribution_regions r
+         LEFT JOIN distribution_targets t ON t.region_id = r.id
+         LEFT JOIN truststores s ON s.id = t.truststore_id
+         LEFT JOIN truststore_versions cv ON cv.truststore_id = s.id AND cv.version = s.current_version
+         LEFT JOIN truststore_versions dv ON dv.truststore_id = t.truststore_id AND dv.version = t.delivered_version
+        ${where}
+        ORDER BY r.name, t.name`,
+      ids ? [ids] : [],
+    );
   }
 
   private async truststores(): Promise<TruststoreDistributionStatus[]> {

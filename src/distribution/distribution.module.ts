@@ -5,12 +5,15 @@ import { KeysModule } from '../keys/keys.module';
 import { RevocationModule } from '../revocation/revocation.module';
 import { TruststoreModule } from '../truststore/truststore.module';
 import { DistributionController } from './distribution.controller';
+import { DistributionEventsService } from './distribution-events.service';
 import { DistributionGateService } from './distribution-gate.service';
 import { DistributionMetrics } from './distribution-metrics';
 import { DistributionScheduler } from './distribution-scheduler.service';
 import { DistributionStatusService } from './distribution-status.service';
 import { ReconcilerService } from './reconciler.service';
 import { RegionsController } from './regions.controller';
+import { RevocationProgressController } from './revocation-progress.controller';
+import { RevocationProgressService } from './revocation-progress.service';
 import { RegionsService } from './regions.service';
 import { TargetCredentials } from './target-credentials';
 
@@ -22,13 +25,15 @@ import { TargetCredentials } from './target-credentials';
 @Global()
 @Module({
   imports: [CaModule, KeysModule, RevocationModule, TruststoreModule],
-  controllers: [RegionsController, DistributionController],
+  controllers: [RegionsController, DistributionController, RevocationProgressController],
   providers: [
     RegionsService,
     TargetCredentials,
     ReconcilerService,
     DistributionScheduler,
     DistributionStatusService,
+    DistributionEventsService,
+    RevocationProgressService,
     DistributionMetrics,
     DistributionGateService,
     { provide: DISTRIBUTION_GATE, useExisting: DistributionGateService },

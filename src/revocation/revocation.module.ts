@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { CaModule } from '../ca/ca.module';
 import { KeysModule } from '../keys/keys.module';
+import { CertificateSearchService } from './certificate-search.service';
 import { CertificatesController } from './certificates.controller';
 import { CrlService } from './crl.service';
 import { OcspService } from './ocsp.service';
@@ -11,7 +12,7 @@ import { RevocationService } from './revocation.service';
 @Module({
   imports: [CaModule, KeysModule],
   controllers: [CertificatesController, PkiController],
-  providers: [CrlService, RevocationService, OcspService, PkiContentTypes],
+  providers: [CrlService, RevocationService, OcspService, PkiContentTypes, CertificateSearchService],
   exports: [CrlService, RevocationService, OcspService],
 })
 export class RevocationModule {}

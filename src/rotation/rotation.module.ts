@@ -14,6 +14,8 @@ import { RotationService } from './rotation.service';
 import { ROTATION_CLOCK, systemClock } from './rotation-clock';
 import { RotationStatusService } from './rotation-status.service';
 import { RotationTestHooksController } from './rotation-test-hooks.controller';
+import { SecurityStatusController } from './security-status.controller';
+import { SecurityStatusService } from './security-status.service';
 import { RotationTestHooks } from './test-hooks';
 
 /**
@@ -28,13 +30,14 @@ export class RotationModule {
       module: RotationModule,
       imports: [CaModule, KeysModule, RevocationModule, SigningModule],
       // The test hooks' routes exist only in a test process (loadConfig refuses them unless NODE_ENV=test).
-      controllers: [RotationController, ...(config.testHooks.enabled ? [RotationTestHooksController] : [])],
+      controllers: [RotationController, SecurityStatusController, ...(config.testHooks.enabled ? [RotationTestHooksController] : [])],
       providers: [
         { provide: ROTATION_CLOCK, useValue: systemClock },
         RotationService,
         RotationRunner,
         RotationScheduler,
         RotationStatusService,
+        SecurityStatusService,
         RotationMetrics,
         KeyRotationSteps,
         CaRolloverSteps,

@@ -4,6 +4,7 @@ import { TokenService } from '../../src/auth/token.service';
 import { KeysService } from '../../src/keys/keys.service';
 import { registeredRoutes } from '../../src/observability/route-registry';
 import { signFastPathInstalled } from '../../src/signing/sign-fast-path';
+import { injectAnswer } from '../support/inject-answer';
 import { Caller, EVERYONE, Rule, TABLE } from '../support/route-roles';
 import { startTestApp, TestApp } from '../support/test-app';
 import { OidcIssuer } from '../support/oidc-issuer';
@@ -79,7 +80,7 @@ describe('authorisation matrix over the live router (API.md role table)', () => 
 
   function call(rule: Rule, token?: string, key = KEY, session?: { cookie: string; csrfToken: string }) {
     const hasBody = rule.method === 'POST' || rule.method === 'PATCH';
-    return t.app.inject({
+    return injectAnswer(t.app, rule, {
       method: rule.method as 'GET',
       url: concrete(rule.url).replace(KEY, key),
       headers: {

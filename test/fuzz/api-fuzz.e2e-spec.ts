@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { InjectOptions } from 'light-my-request';
 import { registeredRoutes, RegisteredRoute } from '../../src/observability/route-registry';
 import { BINARY_BODY_ROUTES } from '../../src/observability/body-types';
+import { injectAnswer } from '../support/inject-answer';
 import { Caller, leastCaller, ruleFor } from '../support/route-roles';
 import { fuzzParameters, pathSegment, queryString, rawBody, RawBody } from './arbitraries';
 import { FUZZ_KEY, FUZZ_SUBJECT, FuzzApp, ISSUING_CA, ROOT_CA, responseProblem, startFuzzApp } from './fuzz-harness';
@@ -117,7 +118,7 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
    */
   async function send(route: RegisteredRoute, caller: Caller | 'anonymous', url: string, body?: RawBody): Promise<string | undefined> {
     const before = fuzz.signAttempts();
-    const answer = fuzz.t.app.inject({
+    const answer = injectAnswer(fuzz.t.app, route, {
       method: route.method as 'GET',
       url,
       headers: {

@@ -79,7 +79,7 @@ const INTERNALS = /\n\s+at |\(\/[^)]*:\d+:\d+\)|node_modules|\/work\/|\.ts:\d+|Q
  * (`{"error": {"code": "UPPER_SNAKE", "message": "…", "details"?: {…}}}` as JSON), or internal
  * text leaking out. Undefined when nothing is.
  */
-export function responseProblem(response: Response): string | undefined {
+export function responseProblem(response: Pick<Response, 'statusCode' | 'body' | 'headers'>): string | undefined {
   const status = response.statusCode;
   if (status >= 500) return `answered ${status}: ${response.body.slice(0, 300)}`;
   if (INTERNALS.test(response.body.slice(0, 100_000))) return `internal text in a ${status} body: ${response.body.slice(0, 300)}`;

@@ -16,6 +16,8 @@ export interface Rule {
   allowed: Caller[] | 'public';
   /** Signers pass only for granted keys; others get the same 404 as a missing key. */
   keyScoped?: boolean;
+  /** A server-sent event stream: a 200 never ends (test/support/inject-answer.ts). */
+  stream?: boolean;
 }
 
 export const TABLE: Rule[] = [
@@ -49,9 +51,12 @@ export const TABLE: Rule[] = [
   { method: 'GET', url: '/v1/keys', allowed: READERS },
   { method: 'GET', url: '/v1/certificates', allowed: READERS },
   { method: 'GET', url: '/v1/certificates/:serial', allowed: READERS },
+  { method: 'GET', url: '/v1/certificates/:serial/revocation', allowed: READERS },
   { method: 'GET', url: '/v1/rotations', allowed: READERS },
   { method: 'GET', url: '/v1/rotations/:id', allowed: READERS },
   { method: 'GET', url: '/v1/distribution', allowed: READERS },
+  { method: 'GET', url: '/v1/distribution/events', allowed: READERS, stream: true },
+  { method: 'GET', url: '/v1/status', allowed: READERS },
   { method: 'GET', url: '/v1/truststores', allowed: READERS },
   { method: 'GET', url: '/v1/truststores/:name', allowed: READERS },
   { method: 'GET', url: '/v1/truststores/:name/bundle', allowed: READERS },

@@ -1,10 +1,12 @@
 import { DataSource } from 'typeorm';
 import { ConsoleSessions1795000940000 } from '../../migrations/1795000940000-ConsoleSessions';
+import { DistributionTargetEvents1795000950000 } from '../../migrations/1795000950000-DistributionTargetEvents';
+import { ConsoleSearch1795000960000 } from '../../migrations/1795000960000-ConsoleSearch';
 import { dataSourceOptions } from '../../src/database/data-source-options';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
 
-/** The console sessions migration goes down and up again cleanly on a migrated database, and its constraints hold. */
-describe('console sessions migration', () => {
+/** The security console's migrations go down and up again cleanly on a migrated database, and their constraints hold. */
+describe('console migrations', () => {
   let database: TestDatabase;
   let dataSource: DataSource;
 
@@ -28,6 +30,26 @@ describe('console sessions migration', () => {
       expect(await tables()).toBe(0);
       await new ConsoleSessions1795000940000().up(runner);
       expect(await tables()).toBe(1);
+    } finally {
+      await runner.release();
+    }
+  });
+
+  it('the target-change trigger and the artifact index go down and up again', async () => {
+    const triggers = async () => (await query<{ tgname: string }>(database.url, `SELECT tgname FROM pg_trigger WHERE tgrelid = 'distribution_targets'::regclass AND NOT tgisinternal ORDER BY tgname`)).map((r) => r.tgname);
+    const index = async () => (await query(database.url, `SELECT 1 FROM pg_indexes WHERE indexname = 'audit_events_artifact_digest'`)).length;
+    expect(await triggers()).toEqual(['distribution_target_changed', 'distribution_target_updated']);
+    expect(await index()).toBe(1);
+    const runner = dataSource.createQueryRunner();
+    try {
+      await new ConsoleSearch1795000960000().down(runner);
+      await new DistributionTargetEvents1795000950000().down(runner);
+      expect(await triggers()).toEqual([]);
+      expect(await index()).toBe(0);
+      await new DistributionTargetEvents1795000950000().up(runner);
+      await new ConsoleSearch1795000960000().up(runner);
+      expect(await triggers()).toEqual(['distribution_target_changed', 'distribution_target_updated']);
+      expect(await index()).toBe(1);
     } finally {
       await runner.release();
     }
