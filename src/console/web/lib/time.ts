@@ -17,16 +17,3 @@ export function duration(seconds: number): string {
   if (s < 86_400 * 2) return `${sign}${(s / 3600).toFixed(1)} h`;
   return `${sign}${Math.floor(s / 86_400)} d`;
 }
-
-/** The next quarterly rotation (1 January/April/July/October, 00:00 UTC) strictly after `now`. */
-export function nextQuarter(now: Date): Date {
-  const month = now.getUTCMonth();
-  const next = new Date(Date.UTC(now.getUTCFullYear(), month - (month % 3) + 3, 1));
-  return next;
-}
-
-/** The latest quarterly occurrence at or before `now`. */
-export function lastQuarter(now: Date): Date {
-  const month = now.getUTCMonth();
-  return new Date(Date.UTC(now.getUTCFullYear(), month - (month % 3), 1));
-}

@@ -160,3 +160,24 @@ export interface AuditVerifyResult {
   lastCheckpoint: unknown;
   firstBrokenSeq?: string;
 }
+
+/** One item of GET /v1/status: red or not, and the `signet status` rule that makes it red. */
+export interface Flag {
+  red: boolean;
+  rule: string;
+}
+
+/** GET /v1/status (`signet status` as JSON), the Overview's source: the server applies its configured thresholds. */
+export interface SecurityStatus {
+  generatedAt: string;
+  red: boolean;
+  caGenerations: Array<{ ca: string; kind: string; generation: string; state: string; notAfter: string; days: number } & Flag>;
+  leaves: Array<{ key: string; version: number; notAfter: string; days: number } & Flag>;
+  rotations: Array<{ key: string; schedule: string; activatedAt: string | null; nextDueAt: string | null; overdueSince: string | null; hoursLate: number | null } & Flag>;
+  rotationAlerts: Array<{ rotationId: string; subject: string; alert: string } & Flag>;
+  caRenewalBlocked: Array<{ ca: string; kind: string; generation: string; reason: string } & Flag>;
+  keysWithoutActiveVersion: Array<{ key: string } & Flag>;
+  crls: Array<{ generation: string; nextUpdate: string | null; secondsLeft: number | null } & Flag>;
+  distribution: { targets: number; converged: number; pending: number; pushing: number; retrying: number; blocked: number } & Flag;
+  auditCheckpoint: { lastCheckpointAt: string | null; lastCheckpointSeq: string | null; headSeq: string; oldestUncheckpointedAt: string | null; uncheckpointedAgeSeconds: number; intervalSeconds: number } & Flag;
+}

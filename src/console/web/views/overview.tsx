@@ -1,107 +1,84 @@
-/** Overview: expiry timeline, rotation calendar, CRL freshness, distribution health, checkpoint age. */
-import { get, query } from '../api';
+/**
+ * Overview: GET /v1/status, which is `signet status` as JSON: expiry of CA generations and active
+ * leaves on a timeline, the rotation calendar, overdue rotations and alerts, CRL freshness,
+ * distribution health, audit checkpoint age. Each item carries the server's verdict and the rule
+ * behind it (the server knows the configured thresholds; the page does not guess them).
+ */
+import type { ComponentChildren } from 'preact';
+import { get } from '../api';
 import { Empty, Loaded, TableScroll, Time, useLoad, Verdict, type ViewProps } from '../components';
-import { crlDates } from '../lib/crl-dates';
-import { checkpointVerdict, crlVerdict, distributionVerdict, expiryItems, rotationCalendar, type CrlItem, type ExpiryItem } from '../lib/status-rules';
 import { duration } from '../lib/time';
-import type { AuditCheckpoint, AuditEvent, Ca, DistributionStatus, Rotation, SigningKey } from '../lib/types';
+import type { Flag, SecurityStatus } from '../lib/types';
 
-interface OverviewData {
-  now: Date;
-  cas: Ca[];
-  keys: SigningKey[];
-  rotations: Rotation[];
-  crls: CrlItem[];
-  distribution: DistributionStatus;
-  checkpoint: AuditCheckpoint | undefined;
-  rowsAfterCheckpoint: boolean;
+function Rule({ flag }: { flag: Flag }) {
+  return <span class="rule">{flag.rule}</span>;
 }
 
-async function fetchCrl(generation: string, now: Date): Promise<CrlItem> {
-  try {
-    const response = await fetch(`/pki/${encodeURIComponent(generation)}.crl`, { cache: 'no-store' });
-    if (!response.ok) return crlVerdict(generation, null, now, `GET /pki/${generation}.crl answered ${response.status}`);
-    return crlVerdict(generation, crlDates(new Uint8Array(await response.arrayBuffer())), now);
-  } catch (error) {
-    return crlVerdict(generation, null, now, (error as Error).message);
-  }
+interface TimelineItem extends Flag {
+  label: string;
+  notAfter: string;
+  days: number;
 }
 
-async function loadOverview(): Promise<OverviewData> {
-  const now = new Date();
-  const [{ cas }, { keys }, { rotations }, distribution, { checkpoints }] = await Promise.all([
-    get<{ cas: Ca[] }>('/v1/cas'),
-    get<{ keys: SigningKey[] }>('/v1/keys'),
-    get<{ rotations: Rotation[] }>('/v1/rotations?limit=200'),
-    get<DistributionStatus>('/v1/distribution'),
-    get<{ checkpoints: AuditCheckpoint[] }>('/v1/audit/checkpoints?limit=1000'),
-  ]);
-  const checkpoint = checkpoints.at(-1);
-  const after = await get<{ events: AuditEvent[] }>(`/v1/audit${query({ after: checkpoint?.seq ?? '0', limit: 1 })}`);
-  // TSA CAs issue no CRL, and generations whose key is elsewhere (an offline root) sign theirs elsewhere.
-  const crlGenerations = cas.filter((ca) => ca.kind !== 'tsa' && ca.kind !== 'tsa-root' && !(ca.kind === 'root' && ca.external)).flatMap((ca) => ca.generations.filter((g) => g.notAfter && new Date(g.notAfter) > now && g.state !== 'pending'));
-  const crls = await Promise.all(crlGenerations.map((g) => fetchCrl(g.name, now)));
-  return { now, cas, keys, rotations, crls, distribution, checkpoint, rowsAfterCheckpoint: after.events.length > 0 };
-}
-
-function Timeline({ items, now }: { items: ExpiryItem[]; now: Date }) {
+/** Remaining lifetime from now, on one axis for all items: the shortest bars expire first. */
+function Timeline({ items, now }: { items: TimelineItem[]; now: number }) {
   if (items.length === 0) return <Empty>No CA generation or active leaf certificate yet.</Empty>;
-  const start = Math.min(now.getTime(), ...items.map((i) => new Date(i.notBefore ?? now).getTime()));
   const end = Math.max(...items.map((i) => new Date(i.notAfter).getTime()));
-  const span = Math.max(1, end - start);
-  const pct = (t: number) => `${(((t - start) / span) * 100).toFixed(2)}%`;
+  const span = Math.max(1, end - now);
   return (
-    <ul class="timeline" aria-label="Validity of CA generations and active leaves">
-      {items.map((item) => {
-        const from = new Date(item.notBefore ?? now).getTime();
-        const to = new Date(item.notAfter).getTime();
-        return (
-          <li key={item.label} class={item.ok ? '' : 'is-bad'}>
-            <span class="label">
-              {item.kind === 'ca' ? 'CA ' : 'key '}
-              {item.label}
-            </span>
-            {/* Position set through the CSSOM (style object), which the CSP allows; no style attribute strings. */}
-            <span class="track" aria-hidden="true">
-              <span class="bar" style={{ left: pct(from), width: `calc(${pct(to)} - ${pct(from)})` }} />
-              <span class="now" style={{ left: pct(now.getTime()) }} />
-            </span>
-            <span class="detail">
-              expires <Time iso={item.notAfter} /> ({item.days} d) <Verdict ok={item.ok} badText="expiring" />
-              <span class="rule">{item.rule}</span>
-            </span>
-          </li>
-        );
-      })}
+    <ul class="timeline" aria-label="Remaining validity of CA generations and active leaves">
+      {items.map((item) => (
+        <li key={item.label} class={item.red ? 'is-bad' : ''}>
+          <span class="label">{item.label}</span>
+          {/* Width set through the CSSOM (a style object), which the CSP allows; no style attribute strings. */}
+          <span class="track" aria-hidden="true">
+            <span class="bar" style={{ left: '0%', width: `${Math.max(0.5, ((new Date(item.notAfter).getTime() - now) / span) * 100).toFixed(2)}%` }} />
+          </span>
+          <span class="detail">
+            expires <Time iso={item.notAfter} /> ({item.days} d) <Verdict ok={!item.red} badText="expiring" />
+            <Rule flag={item} />
+          </span>
+        </li>
+      ))}
     </ul>
   );
 }
 
+function Section({ id, title, children }: { id: string; title: string; children: ComponentChildren }) {
+  return (
+    <section aria-labelledby={id}>
+      <h2 id={id}>{title}</h2>
+      {children}
+    </section>
+  );
+}
+
 export function OverviewView(_: ViewProps) {
-  const [load, reload] = useLoad(loadOverview, []);
+  const [load, reload] = useLoad(() => get<SecurityStatus>('/v1/status'), []);
   return (
     <Loaded load={load} what="the overview" retry={reload}>
-      {(data) => {
-        const expiry = expiryItems(data.cas, data.keys, data.now);
-        const calendar = rotationCalendar(data.keys, data.now);
-        const distribution = distributionVerdict(data.distribution);
-        const checkpoint = checkpointVerdict(data.checkpoint, data.rowsAfterCheckpoint, data.now);
-        const running = data.rotations.filter((r) => r.state === 'running' || r.state === 'activated');
+      {(status) => {
+        const now = new Date(status.generatedAt).getTime();
+        const expiry: TimelineItem[] = [
+          ...status.caGenerations.map((g) => ({ ...g, label: `CA ${g.generation} (${g.kind}, ${g.state})` })),
+          ...status.leaves.map((l) => ({ ...l, label: `key ${l.key} v${l.version}` })),
+        ];
+        const problems = [...status.rotationAlerts.map((a) => ({ ...a, text: a.alert })), ...status.caRenewalBlocked.map((b) => ({ ...b, text: `${b.ca} (${b.kind}, ${b.generation}) cannot be renewed: ${b.reason}` })), ...status.keysWithoutActiveVersion.map((k) => ({ ...k, text: `key ${k.key} has no active version` }))];
+        const d = status.distribution;
+        const cp = status.auditCheckpoint;
         return (
           <div class="overview">
-            <p class="muted">
-              As of <Time iso={data.now.toISOString()} />.{' '}
+            <p>
+              <Verdict ok={!status.red} okText="all green" badText="needs attention" /> as of <Time iso={status.generatedAt} />.{' '}
               <button type="button" onClick={reload}>
                 Refresh
               </button>
             </p>
-            <section aria-labelledby="ov-expiry">
-              <h2 id="ov-expiry">Expiry: CA generations and leaf certificates</h2>
-              <Timeline items={expiry} now={data.now} />
-            </section>
-            <section aria-labelledby="ov-calendar">
-              <h2 id="ov-calendar">Rotation calendar</h2>
-              {calendar.length === 0 ? (
+            <Section id="ov-expiry" title="Expiry: CA generations and leaf certificates">
+              <Timeline items={expiry} now={now} />
+            </Section>
+            <Section id="ov-calendar" title="Rotation calendar">
+              {status.rotations.length === 0 ? (
                 <Empty>No signing keys yet.</Empty>
               ) : (
                 <TableScroll label="Rotation calendar">
@@ -116,78 +93,86 @@ export function OverviewView(_: ViewProps) {
                       </tr>
                     </thead>
                     <tbody>
-                      {calendar.map((c) => (
-                        <tr key={c.key}>
-                          <th scope="row">{c.key}</th>
-                          <td>{c.schedule}</td>
-                          <td>{c.next ? <Time iso={c.next.toISOString()} /> : <span class="muted">per cron (the server schedules it)</span>}</td>
+                      {status.rotations.map((r) => (
+                        <tr key={r.key}>
+                          <th scope="row">{r.key}</th>
+                          <td>{r.schedule}</td>
                           <td>
-                            <Verdict ok={c.ok} okText="on schedule" badText={c.hasActive ? 'overdue' : 'no active version'} />
-                            {c.overdueSince && (
+                            <Time iso={r.nextDueAt} />
+                          </td>
+                          <td>
+                            <Verdict ok={!r.red} okText="on schedule" badText="overdue" />
+                            {r.overdueSince && (
                               <>
                                 {' '}
-                                due <Time iso={c.overdueSince.toISOString()} />
+                                due <Time iso={r.overdueSince} /> ({r.hoursLate} h late)
                               </>
                             )}
                           </td>
-                          <td class="rule">{c.rule}</td>
+                          <td class="rule">{r.rule}</td>
                         </tr>
                       ))}
                     </tbody>
                   </table>
                 </TableScroll>
               )}
-              <p>
-                {running.length === 0 ? 'No rotation in progress.' : `${running.length} rotation(s) in progress: `}
-                {running.length > 0 && <a href="#/rotations">see Rotations</a>}
-                {data.rotations.filter((r) => r.alert && (r.state === 'running' || r.state === 'activated')).map((r) => (
-                  <span key={r.id} class="badge bad">
-                    alert: {r.alert}
-                  </span>
-                ))}
-              </p>
-            </section>
-            <section aria-labelledby="ov-crl">
-              <h2 id="ov-crl">CRL freshness</h2>
-              {data.crls.length === 0 ? (
-                <Empty>No CA generation publishes a CRL yet.</Empty>
+              {problems.length === 0 ? (
+                <p>No rotation alert. <a href="#/rotations">Rotations in progress</a></p>
               ) : (
                 <ul class="cards">
-                  {data.crls.map((c) => (
-                    <li key={c.generation} class={c.ok ? '' : 'is-bad'}>
-                      <strong>{c.generation}</strong> <Verdict ok={c.ok} okText="fresh" badText="stale" />
-                      <br />
-                      this update <Time iso={c.thisUpdate?.toISOString()} />, next update <Time iso={c.nextUpdate?.toISOString()} />
-                      {c.error && <span class="error"> {c.error}</span>}
-                      <span class="rule">{c.rule}</span>
+                  {problems.map((p, i) => (
+                    <li key={i} class="is-bad">
+                      <Verdict ok={false} badText="alert" /> {p.text}
+                      <Rule flag={p} />
                     </li>
                   ))}
                 </ul>
               )}
-            </section>
-            <section aria-labelledby="ov-dist">
-              <h2 id="ov-dist">Distribution health</h2>
+            </Section>
+            <Section id="ov-crl" title="CRL freshness">
+              {status.crls.length === 0 ? (
+                <Empty>No CA generation publishes a CRL yet.</Empty>
+              ) : (
+                <ul class="cards">
+                  {status.crls.map((c) => (
+                    <li key={c.generation} class={c.red ? 'is-bad' : ''}>
+                      <strong>{c.generation}</strong> <Verdict ok={!c.red} okText="fresh" badText="stale" />
+                      <br />
+                      {c.nextUpdate ? (
+                        <>
+                          next update <Time iso={c.nextUpdate} /> ({c.secondsLeft !== null && c.secondsLeft < 0 ? `expired ${duration(-c.secondsLeft)} ago` : `in ${duration(c.secondsLeft ?? 0)}`})
+                        </>
+                      ) : (
+                        'no CRL yet'
+                      )}
+                      <Rule flag={c} />
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </Section>
+            <Section id="ov-dist" title="Distribution health">
               <p data-testid="distribution-health">
-                <Verdict ok={distribution.ok} okText="converged" badText="behind" /> {distribution.converged} of {distribution.targets} target(s) hold their truststore's current version.{' '}
-                <a href="#/fleet">Fleet</a>
-                <span class="rule">{distribution.rule}</span>
+                <Verdict ok={!d.red} okText="converged" badText="behind" /> {d.converged} of {d.targets} target(s) converged
+                {d.targets > d.converged && ` (${d.pending} pending, ${d.pushing} pushing, ${d.retrying} retrying, ${d.blocked} blocked)`}. <a href="#/fleet">Fleet</a>
+                <Rule flag={d} />
               </p>
-            </section>
-            <section aria-labelledby="ov-audit">
-              <h2 id="ov-audit">Audit checkpoint</h2>
+            </Section>
+            <Section id="ov-audit" title="Audit checkpoint">
               <p>
-                <Verdict ok={checkpoint.ok} okText="recent" badText="stale" />{' '}
-                {data.checkpoint ? (
+                <Verdict ok={!cp.red} okText="recent" badText="stale" />{' '}
+                {cp.lastCheckpointAt ? (
                   <>
-                    newest checkpoint at seq {data.checkpoint.seq}, <Time iso={data.checkpoint.time} /> ({duration(checkpoint.ageSeconds ?? 0)} ago)
+                    newest checkpoint at seq {cp.lastCheckpointSeq}, <Time iso={cp.lastCheckpointAt} />
                   </>
                 ) : (
                   'no checkpoint yet'
                 )}
-                {data.rowsAfterCheckpoint ? '; newer rows are not checkpointed yet' : '; every row is checkpointed'}
-                <span class="rule">{checkpoint.rule}</span>
+                ; head seq {cp.headSeq}
+                {cp.oldestUncheckpointedAt ? `; rows waiting for a checkpoint for ${duration(cp.uncheckpointedAgeSeconds)}` : '; every row is checkpointed'} (interval {cp.intervalSeconds} s).
+                <Rule flag={cp} />
               </p>
-            </section>
+            </Section>
           </div>
         );
       }}
