@@ -59,7 +59,7 @@ export class AuthGuard implements CanActivate {
       const token = bearerToken(request.headers.authorization);
       principal =
         token !== undefined && this.idTokens !== undefined && isIdTokenShaped(token)
-          ? this.idTokens.authenticate(token, request.ip)
+          ? this.idTokens.authenticate(token, request.ip, connectionMemo(request))
           : this.tokens.authenticate(token, request.ip, connectionMemo(request));
     } catch (error) {
       throw this.challenge(reply, error);
