@@ -1,12 +1,14 @@
 /**
  * `npm run bench`: runs every bench/*.bench.ts in turn (each in its own Node process, with
  * UV_THREADPOOL_SIZE set before start) and assembles docs/benchmarks.md from the Markdown
- * sections they write to .bench-out/. Pass names to run a subset: `npm run bench -- hsm ca`.
+ * sections they write to .bench-out/. Pass names to run a subset: `npm run bench -- hsm ca`; then
+ * only the sections of the benches that ran (and passed) are replaced in docs/benchmarks.md.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { replaceSections } from './sections';
 
 const root = path.resolve(__dirname, '..');
 const outDir = path.join(root, '.bench-out');
@@ -29,6 +31,7 @@ function machine(): string {
   ].join('\n');
 }
 
+const passed: string[] = [];
 for (const name of benches) {
   console.log(`\n### bench: ${name}`);
   const started = Date.now();
@@ -39,6 +42,19 @@ for (const name of benches) {
   });
   console.log(`### bench ${name}: exit ${result.status} after ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (result.status !== 0) process.exitCode = 1;
+  else passed.push(name);
+}
+
+const docPath = path.join(root, 'docs', 'benchmarks.md');
+if (only.length > 0 && fs.existsSync(docPath)) {
+  // A subset run: the other sections (and the machine line of the last full run) stay as they are.
+  const ran = passed
+    .map((name) => ({ name, file: path.join(outDir, `${name}.md`) }))
+    .filter(({ file }) => fs.existsSync(file))
+    .map(({ name, file }) => ({ name, markdown: fs.readFileSync(file, 'utf8') }));
+  fs.writeFileSync(docPath, replaceSections(fs.readFileSync(docPath, 'utf8'), ran));
+  console.log(`\nreplaced ${ran.length} section(s) of docs/benchmarks.md: ${ran.map((r) => r.name).join(', ') || 'none'}`);
+  process.exit();
 }
 
 const sections = fs
@@ -60,5 +76,5 @@ ${machine()}
 
 ${sections.join('\n\n')}
 `;
-fs.writeFileSync(path.join(root, 'docs', 'benchmarks.md'), doc);
+fs.writeFileSync(docPath, doc);
 console.log(`\nwrote docs/benchmarks.md (${sections.length} sections)`);
