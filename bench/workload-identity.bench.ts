@@ -12,7 +12,11 @@
  *
  * `npm run bench -- workload-identity` (after `npm run build`). SIGNET_BENCH_WINDOW_S sets the
  * seconds per row (default 15), SIGNET_BENCH_ROUNDS the number of A B B A rounds (default 1); a
- * tiny window checks the harness without measuring anything. SIGNET_BENCH_CPU_PROF=<dir> runs the
+ * tiny window checks the harness without measuring anything. Before each row the audit tables are
+ * vacuumed and analysed and a checkpoint is taken (untimed; SIGNET_BENCH_SETTLE=0 skips it), so
+ * PostgreSQL's background work caused by earlier rows does not land on whichever row comes next
+ * (it did: the slowest row of a run was the one its autovacuum or checkpoint fell in).
+ * SIGNET_BENCH_CPU_PROF=<dir> runs the
  * server under the V8 CPU profiler (bench/cpu-profiled-server.js) and writes one profile per row
  * into <dir> (<dir>/rows.json names the file of each row).
  */
@@ -41,6 +45,7 @@ const WINDOW_S = Number(process.env.SIGNET_BENCH_WINDOW_S ?? 15);
 const WARMUP_S = Math.min(8, WINDOW_S);
 const ROUNDS = Number(process.env.SIGNET_BENCH_ROUNDS ?? 1);
 const CPU_PROF_DIR = process.env.SIGNET_BENCH_CPU_PROF;
+const SETTLE = process.env.SIGNET_BENCH_SETTLE !== '0';
 const AUDIENCE = 'https://signet.bench';
 const SERVER_UV_THREADS = process.env.SIGNET_BENCH_UV_THREADS ?? '6';
 
@@ -134,7 +139,11 @@ async function main(): Promise<void> {
   // Profile files: 0 is everything before the first row; row i is file 2i+1 (2i+2 is the gap after it).
   const profiledRows: Array<{ kind: Row['kind']; file: string }> = [];
   const rows: Row[] = [];
+  let pg: Client | undefined;
   let auditRows = 0;
+  /** Wall-clock span of each measured row, to place the database's own background work. */
+  const spans: Array<{ start: number; end: number }> = [];
+  const databaseWork: string[] = [];
   let workloadRows = 0;
   let totalOk = 0;
   try {
@@ -150,14 +159,29 @@ async function main(): Promise<void> {
     const url = `${base}/v1/keys/bench-ec256/sign`;
     const body = JSON.stringify({ digest: createHash('sha256').update('bench artifact').digest('base64'), hashAlgorithm: 'SHA-256' });
 
+    const postgresDir = path.join(dataDir, 'postgres');
+    const owner = JSON.parse(fs.readFileSync(path.join(postgresDir, 'owner.json'), 'utf8')) as { port: number };
+    const password = fs.readFileSync(path.join(postgresDir, 'password'), 'utf8').trim();
+    pg = new Client({ host: '127.0.0.1', port: owner.port, user: 'signet', password, database: 'signet' });
+    pg.on('error', () => undefined); // the server's shutdown ends it; errors of queries still throw
+    await pg.connect();
+
     for (const bearer of [sgt, idToken]) totalOk += (await load(url, bearer, body, WARMUP_S))['2xx'];
     const a = ['sgt_', sgt] as const;
     const b = ['ID token', idToken] as const;
     for (let round = 0; round < ROUNDS; round++) {
       for (const [kind, bearer] of [a, b, b, a]) {
+        // Every row starts from the same database state: what earlier rows left for autovacuum,
+        // autoanalyze and the checkpointer is done now, untimed, instead of landing in a later row.
+        if (SETTLE) {
+          await pg.query('VACUUM (ANALYZE) audit_events'); // alone: VACUUM refuses to run in a (multi-statement) transaction
+          await pg.query('CHECKPOINT');
+        }
         if (CPU_PROF_DIR) server.kill('SIGUSR2');
         const before = cpuTicks(server.pid);
+        const start = Date.now();
         const result = await load(url, bearer, body, WINDOW_S);
+        spans.push({ start, end: Date.now() });
         const after = cpuTicks(server.pid);
         if (CPU_PROF_DIR) server.kill('SIGUSR2');
         const measured = row(kind, result, { own: after.own - before.own, descendants: after.descendants - before.descendants });
@@ -177,15 +201,28 @@ async function main(): Promise<void> {
       for (let waited = 0; waited < 30_000 && !fs.existsSync(last); waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
     }
 
-    const postgresDir = path.join(dataDir, 'postgres');
-    const owner = JSON.parse(fs.readFileSync(path.join(postgresDir, 'owner.json'), 'utf8')) as { port: number };
-    const password = fs.readFileSync(path.join(postgresDir, 'password'), 'utf8').trim();
-    const pg = new Client({ host: '127.0.0.1', port: owner.port, user: 'signet', password, database: 'signet' });
-    await pg.connect();
     auditRows = Number((await pg.query(`SELECT count(*) AS n FROM audit_events WHERE type = 'sign'`)).rows[0].n);
     workloadRows = Number((await pg.query(`SELECT count(*) AS n FROM audit_events WHERE type = 'sign' AND actor #>> '{workload,rule}' = 'bench-release'`)).rows[0].n);
-    await pg.end();
+    // PostgreSQL's background work during the rows: autovacuum / autoanalyze of the audit tables
+    // (the last run of each, placed in its row) and checkpoints (counts only).
+    const rowAt = (at: Date | null) => {
+      const i = at ? spans.findIndex((span) => at.getTime() >= span.start && at.getTime() <= span.end) : -1;
+      return i < 0 ? 'outside the rows' : `during row ${i + 1} (${rows[i].kind})`;
+    };
+    const tables = await pg.query(
+      `SELECT relname, autovacuum_count AS vacuums, autoanalyze_count AS analyzes, last_autovacuum, last_autoanalyze FROM pg_stat_user_tables WHERE relname LIKE 'audit_events%' AND (autovacuum_count > 0 OR autoanalyze_count > 0) ORDER BY relname`,
+    );
+    for (const t of tables.rows as Array<{ relname: string; vacuums: string; analyzes: string; last_autovacuum: Date | null; last_autoanalyze: Date | null }>) {
+      databaseWork.push(`${t.relname}: ${t.vacuums} autovacuum(s), last ${rowAt(t.last_autovacuum)}; ${t.analyzes} autoanalyze(s), last ${rowAt(t.last_autoanalyze)}`);
+    }
+    // pg_stat_checkpointer from PostgreSQL 17, pg_stat_bgwriter before.
+    const checkpointer = (await pg.query(`SELECT to_regclass('pg_catalog.pg_stat_checkpointer') IS NOT NULL AS v17`)).rows[0].v17 as boolean;
+    const checkpoints = (
+      await pg.query(checkpointer ? 'SELECT num_timed AS timed, num_requested AS requested FROM pg_stat_checkpointer' : 'SELECT checkpoints_timed AS timed, checkpoints_req AS requested FROM pg_stat_bgwriter')
+    ).rows[0] as { timed: string; requested: string };
+    databaseWork.push(`checkpoints since start-up: ${checkpoints.timed} timed, ${checkpoints.requested} requested${SETTLE ? ` (${4 * ROUNDS} of them by the bench)` : ''}`);
   } finally {
+    await pg?.end().catch(() => undefined);
     server.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([server.exited, new Promise((resolve) => (timer = setTimeout(resolve, 30_000)))]);
@@ -207,7 +244,8 @@ async function main(): Promise<void> {
     `${os.cpus()[0]?.model ?? 'CPU'}, ${os.availableParallelism()} cores, Node ${process.version}; ${new Date().toISOString().slice(0, 10)}. ` +
       `A real Signet process (dist/, embedded PostgreSQL, SoftHSM2, UV_THREADPOOL_SIZE=${SERVER_UV_THREADS}) and a real OpenID Provider (\`oidc-provider\`) on loopback; ` +
       `autocannon, ${CONNECTIONS} connections, \`POST /v1/keys/bench-ec256/sign\` with an EC-256 digest; each connection reuses one bearer value (one \`sgt_\` token, or one RS256 ID token matched by a workload rule). ` +
-      `${WARMUP_S} s warm-up each, then ${ROUNDS} round(s) of four ${WINDOW_S} s rows in the order sgt_, ID token, ID token, sgt_. ` +
+      `${WARMUP_S} s warm-up each, then ${ROUNDS} round(s) of four ${WINDOW_S} s rows in the order sgt_, ID token, ID token, sgt_` +
+      `${SETTLE ? ', each after an untimed `VACUUM (ANALYZE) audit_events; CHECKPOINT`' : ' (no VACUUM / CHECKPOINT between rows)'}. ` +
       `CPU columns: CPU time per signature of the server process (all its threads) and of its PostgreSQL processes, from /proc. ` +
       `Load average before the run: ${loadBefore}; after: ${loadAfter}.`,
     '',
@@ -217,6 +255,7 @@ async function main(): Promise<void> {
     '',
     `- Mean: sgt_ ${mean('sgt_').toFixed(0)} signatures/s, ID token ${mean('ID token').toFixed(0)} signatures/s (ID token / sgt_ = ${(mean('ID token') / Math.max(1, mean('sgt_'))).toFixed(2)}); ` +
       `CPU per signature, server + database: sgt_ ${meanOf('sgt_', (r) => r.serverCpuUs + r.databaseCpuUs).toFixed(0)} µs, ID token ${meanOf('ID token', (r) => r.serverCpuUs + r.databaseCpuUs).toFixed(0)} µs.`,
+    `- Database background work (rows numbered from 1 in the order above): ${databaseWork.join('; ') || 'none'}.`,
     `- Audit check afterwards: ${auditRows} \`sign\` rows ≥ ${totalOk} 2xx responses: ${auditRows >= totalOk ? 'holds' : '**VIOLATED**'}; ${workloadRows} of them attributed to workload rule \`bench-release\` (≥ ${idOk} measured ID-token signatures).`,
     '',
     `Run time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
