@@ -12,10 +12,12 @@
  *
  * `npm run bench -- workload-identity` (after `npm run build`). SIGNET_BENCH_WINDOW_S sets the
  * seconds per row (default 15), SIGNET_BENCH_ROUNDS the number of A B B A rounds (default 1); a
- * tiny window checks the harness without measuring anything. Before each row the audit tables are
- * vacuumed and analysed and a checkpoint is taken (untimed; SIGNET_BENCH_SETTLE=0 skips it), so
- * PostgreSQL's background work caused by earlier rows does not land on whichever row comes next
- * (it did: the slowest row of a run was the one its autovacuum or checkpoint fell in).
+ * tiny window checks the harness without measuring anything. Before each row (untimed;
+ * SIGNET_BENCH_SETTLE=0 skips it) the bench takes an audit checkpoint, vacuums and analyses the
+ * audit tables and takes a PostgreSQL checkpoint, so background work caused by earlier rows does
+ * not land on whichever row comes next. It did: the audit checkpoint's chain verification (every
+ * 60 s, ~1.7 s of event loop per minute of rows) fell in the second ID-token row of the old
+ * A B A B order, and in rows 3 and 6 (both ID-token rows) of A B B A A B B A.
  * SIGNET_BENCH_CPU_PROF=<dir> runs the
  * server under the V8 CPU profiler (bench/cpu-profiled-server.js) and writes one profile per row
  * into <dir> (<dir>/rows.json names the file of each row).
@@ -59,6 +61,8 @@ interface Row {
   /** CPU µs per 2xx of the server process (all threads) and of its database processes. */
   serverCpuUs: number;
   databaseCpuUs: number;
+  /** The untimed audit checkpoint after the row: how long verifying and signing the row's audit rows took. */
+  checkpointMs?: number;
 }
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
@@ -174,6 +178,12 @@ async function main(): Promise<void> {
         // Every row starts from the same database state: what earlier rows left for autovacuum,
         // autoanalyze and the checkpointer is done now, untimed, instead of landing in a later row.
         if (SETTLE) {
+          // An audit checkpoint verifies every row since the last one on the event loop (about 1.7 s per
+          // minute of rows here): left to its 60 s timer it lands in whichever row is running. Taken
+          // here, it verifies exactly the previous row's audit rows; its time is reported per row.
+          const checkpointStarted = performance.now();
+          await api(base, admin, '/v1/audit/checkpoints', {});
+          if (rows.length > 0) rows[rows.length - 1].checkpointMs = performance.now() - checkpointStarted;
           await pg.query('VACUUM (ANALYZE) audit_events'); // alone: VACUUM refuses to run in a (multi-statement) transaction
           await pg.query('CHECKPOINT');
         }
@@ -193,6 +203,11 @@ async function main(): Promise<void> {
             `CPU per signature: server ${measured.serverCpuUs.toFixed(0)} µs, database ${measured.databaseCpuUs.toFixed(0)} µs\n`,
         );
       }
+    }
+    if (SETTLE) {
+      const checkpointStarted = performance.now();
+      await api(base, admin, '/v1/audit/checkpoints', {});
+      rows[rows.length - 1].checkpointMs = performance.now() - checkpointStarted;
     }
     if (CPU_PROF_DIR) {
       fs.writeFileSync(path.join(CPU_PROF_DIR, 'rows.json'), JSON.stringify(profiledRows));
@@ -245,13 +260,17 @@ async function main(): Promise<void> {
       `A real Signet process (dist/, embedded PostgreSQL, SoftHSM2, UV_THREADPOOL_SIZE=${SERVER_UV_THREADS}) and a real OpenID Provider (\`oidc-provider\`) on loopback; ` +
       `autocannon, ${CONNECTIONS} connections, \`POST /v1/keys/bench-ec256/sign\` with an EC-256 digest; each connection reuses one bearer value (one \`sgt_\` token, or one RS256 ID token matched by a workload rule). ` +
       `${WARMUP_S} s warm-up each, then ${ROUNDS} round(s) of four ${WINDOW_S} s rows in the order sgt_, ID token, ID token, sgt_` +
-      `${SETTLE ? ', each after an untimed `VACUUM (ANALYZE) audit_events; CHECKPOINT`' : ' (no VACUUM / CHECKPOINT between rows)'}. ` +
+      `${SETTLE ? ', each after an untimed audit checkpoint (`POST /v1/audit/checkpoints`, which verifies the previous row\'s audit rows), `VACUUM (ANALYZE) audit_events` and `CHECKPOINT`' : ' (no checkpoints, VACUUM or CHECKPOINT between rows)'}. ` +
       `CPU columns: CPU time per signature of the server process (all its threads) and of its PostgreSQL processes, from /proc. ` +
       `Load average before the run: ${loadBefore}; after: ${loadAfter}.`,
     '',
-    '| round | bearer | signatures/s (2xx) | p50 ms | p99 ms | server CPU µs/signature | database CPU µs/signature | non-2xx / errors |',
-    '|---:|---|---:|---:|---:|---:|---:|---|',
-    ...rows.map((r, i) => `| ${Math.floor(i / 4) + 1} | ${r.kind} | ${r.throughput.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.serverCpuUs.toFixed(0)} | ${r.databaseCpuUs.toFixed(0)} | ${r.other} |`),
+    '| round | bearer | signatures/s (2xx) | p50 ms | p99 ms | server CPU µs/signature | database CPU µs/signature | audit checkpoint after the row, µs/signature | non-2xx / errors |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---|',
+    ...rows.map(
+      (r, i) =>
+        `| ${Math.floor(i / 4) + 1} | ${r.kind} | ${r.throughput.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.serverCpuUs.toFixed(0)} | ${r.databaseCpuUs.toFixed(0)} | ` +
+        `${r.checkpointMs === undefined ? '-' : ((r.checkpointMs * 1000) / Math.max(1, r.ok)).toFixed(0)} | ${r.other} |`,
+    ),
     '',
     `- Mean: sgt_ ${mean('sgt_').toFixed(0)} signatures/s, ID token ${mean('ID token').toFixed(0)} signatures/s (ID token / sgt_ = ${(mean('ID token') / Math.max(1, mean('sgt_'))).toFixed(2)}); ` +
       `CPU per signature, server + database: sgt_ ${meanOf('sgt_', (r) => r.serverCpuUs + r.databaseCpuUs).toFixed(0)} µs, ID token ${meanOf('ID token', (r) => r.serverCpuUs + r.databaseCpuUs).toFixed(0)} µs.`,
