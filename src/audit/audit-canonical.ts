@@ -111,8 +111,30 @@ export function canonicalActorJson(actor: AuditActor | undefined): string {
   if (typeof actor.role === 'string') out += `,"role":${canonicalString(actor.role)}`;
   if (typeof actor.tokenId === 'string') out += `,"tokenId":${canonicalString(actor.tokenId)}`;
   if (typeof actor.tokenName === 'string') out += `,"tokenName":${canonicalString(actor.tokenName)}`;
-  if (isPlainObject(actor.workload)) out += `,"workload":${canonicalJson(normaliseJson(actor.workload) as JsonValue)}`;
+  if (isPlainObject(actor.workload)) out += `,"workload":${canonicalWorkloadJson(actor.workload)}`;
   return out === '' ? 'null' : `{${out.slice(1)}}`;
+}
+
+/**
+ * Canonical text of frozen workload parts, by object: a workload identity hands the same frozen
+ * object to every request with one cached token (src/identity/workload-principal.ts), so its text
+ * is built once. Only objects frozen all the way down are kept (they cannot change afterwards).
+ */
+const workloadTexts = new WeakMap<object, string>();
+
+function canonicalWorkloadJson(workload: object): string {
+  let text = workloadTexts.get(workload);
+  if (text === undefined) {
+    text = canonicalJson(normaliseJson(workload) as JsonValue);
+    if (deeplyFrozen(workload, 0)) workloadTexts.set(workload, text);
+  }
+  return text;
+}
+
+function deeplyFrozen(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (depth > 4 || !Object.isFrozen(value)) return false;
+  return Object.values(value).every((member) => deeplyFrozen(member, depth + 1));
 }
 
 let lastTimeMs = NaN;

@@ -74,6 +74,33 @@ describe('sign event fast serialisation', () => {
     );
   });
 
+  it('writes a workload actor as the generic walk, keeping the text of a deeply frozen workload part and never of one that can change', () => {
+    const workload = fc.record({ provider: awkwardString, sub: awkwardString, rule: awkwardString, jti: fc.option(awkwardString, { nil: undefined }), claims: fc.dictionary(awkwardString, awkwardString) });
+    fc.assert(
+      fc.property(workload, awkwardString, (part, address) => {
+        const generic = (actor: AuditActor) => canonicalJson(normaliseActor(actor) as JsonValue);
+        const mutable = { ...part, claims: { ...part.claims } };
+        const actor: AuditActor = { tokenId: 't', role: 'signer', address, workload: mutable };
+        if (canonicalActorJson(actor) !== generic(actor)) return false;
+        // Changed after being written once: the next row must say what it is now.
+        mutable.claims.added = 'later';
+        mutable.sub = `${mutable.sub}!`;
+        if (canonicalActorJson(actor) !== generic(actor)) return false;
+        const frozen = Object.freeze({ ...part, claims: Object.freeze({ ...part.claims }) });
+        const shared: AuditActor = { tokenId: 't', role: 'signer', address, workload: frozen };
+        return canonicalActorJson(shared) === generic(shared) && canonicalActorJson({ ...shared, address: `${address}x` }) === generic({ ...shared, address: `${address}x` });
+      }),
+      { numRuns: 500 },
+    );
+    // Frozen on the outside only: the claims can still change, so nothing is kept.
+    const claims: Record<string, string> = { repository: 'acme/app' };
+    const shallow = Object.freeze({ provider: 'ci', sub: 's', rule: 'r', claims });
+    const actor: AuditActor = { workload: shallow };
+    expect(canonicalActorJson(actor)).toContain('"acme/app"');
+    claims.repository = 'acme/other';
+    expect(canonicalActorJson(actor)).toContain('"acme/other"');
+  });
+
   it('hashes a row from its canonical parts to the same digest as eventHash over the fields', () => {
     fc.assert(
       fc.property(signEventData, awkwardString, fc.bigInt({ min: 1n, max: 2n ** 62n }), fc.uint8Array({ minLength: 32, maxLength: 32 }), (data, subject, seq, prev) => {

@@ -66,7 +66,7 @@ export class AuthGuard implements CanActivate {
         session !== undefined
           ? this.sessions!.authenticate(session, request)
           : token !== undefined && this.idTokens !== undefined && isIdTokenShaped(token)
-            ? this.idTokens.authenticate(token, request.ip)
+            ? this.idTokens.authenticate(token, request.ip, connectionMemo(request))
             : this.tokens.authenticate(token, request.ip, connectionMemo(request));
     } catch (error) {
       throw this.challenge(reply, error);

@@ -1,5 +1,5 @@
 import type { Principal } from './principal';
-import { TOKEN_PREFIX } from './token.service';
+import { type ConnectionTokenMemo, TOKEN_PREFIX } from './token.service';
 
 /**
  * Authenticates bearer OIDC ID tokens (src/identity, workload identity). AuthGuard asks it only
@@ -9,8 +9,11 @@ import { TOKEN_PREFIX } from './token.service';
 export const ID_TOKEN_AUTHENTICATOR = Symbol('ID_TOKEN_AUTHENTICATOR');
 
 export interface IdTokenAuthenticator {
-  /** The principal for a verified ID token, or 401/503. Synchronous when the token's verification is cached. */
-  authenticate(token: string, address: string): Principal | Promise<Principal>;
+  /**
+   * The principal for a verified ID token, or 401/503. Synchronous when the token's verification is
+   * cached. `connection`: the keep-alive connection's memo of its last bearer value and its hash.
+   */
+  authenticate(token: string, address: string, connection?: ConnectionTokenMemo): Principal | Promise<Principal>;
 }
 
 /** JWS compact serialisation: three base64url parts (the signature may be empty, as in `alg: none`). */

@@ -3,6 +3,7 @@ import { decodeJwt, decodeProtectedHeader, errors as joseErrors, JWTPayload } fr
 import { hash as cryptoHash } from 'node:crypto';
 import type { Principal } from '../auth/principal';
 import type { IdTokenAuthenticator } from '../auth/id-token-authenticator';
+import type { ConnectionTokenMemo } from '../auth/token.service';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
@@ -10,7 +11,7 @@ import { ClaimPatterns, claimsMatch, claimsOfWrongType } from './claim-rules';
 import { IDENTITY_CHANNEL } from './identity-channel';
 import { IdentityRepository, ProviderRow, RuleRow } from './identity.repository';
 import { IssuerKeys } from './issuer-keys';
-import { WorkloadGrant, workloadIdentityId, WorkloadPrincipal } from './workload-principal';
+import { PreparedGrant, prepareGrant, workloadIdentityId, WorkloadPrincipal } from './workload-principal';
 
 /**
  * Longest bearer ID token accepted. GitHub Actions, GitLab and Kubernetes tokens are 1-2 KiB;
@@ -61,7 +62,7 @@ interface VerifiedToken {
 interface CachedToken {
   verified: VerifiedToken;
   generation: number;
-  grant: WorkloadGrant;
+  grant: PreparedGrant;
   /** The earlier of the token's exp and the expiry of a rule it matched. */
   validUntilMs: number;
 }
@@ -113,9 +114,20 @@ export class WorkloadIdentityService implements IdTokenAuthenticator, OnModuleIn
     clearInterval(this.purgeTimer);
   }
 
-  authenticate(token: string, address: string): Principal | Promise<Principal> {
+  authenticate(token: string, address: string, connection?: ConnectionTokenMemo): Principal | Promise<Principal> {
     if (token.length > MAX_ID_TOKEN_CHARS) throw unauthenticated(`the ID token is longer than ${MAX_ID_TOKEN_CHARS} characters`);
-    const hash = cryptoHash('sha256', token, 'hex');
+    // A pipeline sends one token on every request of a keep-alive connection: hash it once per
+    // connection, as TokenService does for sgt_ tokens (the memo holds the token's own hash, nothing granted).
+    let hash: string;
+    if (connection !== undefined && connection.token === token) {
+      hash = connection.hash;
+    } else {
+      hash = cryptoHash('sha256', token, 'hex');
+      if (connection !== undefined) {
+        connection.token = token;
+        connection.hash = hash;
+      }
+    }
     const cached = this.tokens.get(hash);
     const snapshot = this.snapshot;
     if (cached && snapshot && cached.generation === snapshot.generation && this.fresh(snapshot)) {
@@ -219,7 +231,7 @@ export class WorkloadIdentityService implements IdTokenAuthenticator, OnModuleIn
     return { providerId: provider.id, providerVersion: provider.version, sub: payload.sub, jti: payload.jti, claims: payload, expMs, singleUse: provider.singleUse };
   }
 
-  private match(provider: ProviderRecord, verified: VerifiedToken): { grant: WorkloadGrant; validUntilMs: number } {
+  private match(provider: ProviderRecord, verified: VerifiedToken): { grant: PreparedGrant; validUntilMs: number } {
     const now = Date.now();
     let validUntilMs = verified.expMs;
     const rules: Array<{ name: string; claims: ClaimPatterns }> = [];
@@ -233,7 +245,7 @@ export class WorkloadIdentityService implements IdTokenAuthenticator, OnModuleIn
       for (const key of rule.keys) if (!ruleByKey.has(key)) ruleByKey.set(key, matched);
     }
     return {
-      grant: { providerName: provider.name, identityId: workloadIdentityId(provider.id, verified.sub), sub: verified.sub, jti: verified.jti, claims: verified.claims, rules, ruleByKey },
+      grant: prepareGrant({ providerName: provider.name, identityId: workloadIdentityId(provider.id, verified.sub), sub: verified.sub, jti: verified.jti, claims: verified.claims, rules, ruleByKey }),
       validUntilMs,
     };
   }

@@ -26,31 +26,72 @@ export function workloadIdentityId(providerId: string, sub: string): string {
 }
 
 /**
+ * What every request with one cached token would otherwise rebuild: the granted key names, sorted,
+ * and the audit `workload` part per key (and for rows not tied to a key), deep-frozen so the audit
+ * writer may keep their canonical text (canonicalActorJson). Built once per verified and matched
+ * token (WorkloadIdentityService caches it with the token).
+ */
+export interface PreparedGrant {
+  readonly grant: WorkloadGrant;
+  readonly keys: readonly string[];
+  readonly workload: Readonly<WorkloadActor>;
+  readonly workloadByKey: ReadonlyMap<string, Readonly<WorkloadActor>>;
+}
+
+export function prepareGrant(grant: WorkloadGrant): PreparedGrant {
+  const namedClaims = (patterns: ClaimPatterns): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const name of Object.keys(patterns)) {
+      const value = grant.claims[name];
+      if (typeof value === 'string') out[name] = value;
+    }
+    return out;
+  };
+  const workloadActor = (part: Pick<WorkloadActor, 'rule' | 'rules' | 'claims'>): Readonly<WorkloadActor> => {
+    const workload: WorkloadActor = { provider: grant.providerName, sub: grant.sub, ...part, ...(grant.jti !== undefined ? { jti: grant.jti } : {}) };
+    Object.freeze(workload.claims);
+    if (workload.rules) Object.freeze(workload.rules);
+    return Object.freeze(workload);
+  };
+  const all: Record<string, string> = {};
+  for (const rule of grant.rules) Object.assign(all, namedClaims(rule.claims));
+  const workloadByKey = new Map<string, Readonly<WorkloadActor>>();
+  for (const [key, rule] of grant.ruleByKey) workloadByKey.set(key, workloadActor({ rule: rule.name, claims: namedClaims(rule.claims) }));
+  return {
+    grant,
+    keys: Object.freeze([...grant.ruleByKey.keys()].sort()),
+    workload: workloadActor({ rules: grant.rules.map((rule) => rule.name), claims: all }),
+    workloadByKey,
+  };
+}
+
+/**
  * The caller behind a verified OIDC ID token: the signer role on the keys its matching workload
  * rules name, nothing else. Audit rows name the provider, `sub`, the rule, `jti` and the claims the
  * rule named — never the token.
  */
 export class WorkloadPrincipal implements Principal {
   readonly role: Role = 'signer';
-  readonly keys: readonly string[];
 
   constructor(
-    private readonly grant: WorkloadGrant,
+    private readonly prepared: PreparedGrant,
     readonly address: string,
-  ) {
-    this.keys = [...grant.ruleByKey.keys()].sort();
+  ) {}
+
+  get keys(): readonly string[] {
+    return this.prepared.keys;
   }
 
   get tokenId(): string {
-    return this.grant.identityId;
+    return this.prepared.grant.identityId;
   }
 
   get tokenName(): string {
-    return `oidc:${this.grant.providerName}`;
+    return `oidc:${this.prepared.grant.providerName}`;
   }
 
   canUseKey(name: string): boolean {
-    return this.grant.ruleByKey.has(name);
+    return this.prepared.grant.ruleByKey.has(name);
   }
 
   assertCanUseKey(name: string): void {
@@ -58,28 +99,14 @@ export class WorkloadPrincipal implements Principal {
   }
 
   get auditActor(): AuditActor {
-    const claims: Record<string, string> = {};
-    for (const rule of this.grant.rules) Object.assign(claims, this.namedClaims(rule.claims));
-    return this.actor({ rules: this.grant.rules.map((rule) => rule.name), claims });
+    return this.actor(this.prepared.workload);
   }
 
   auditActorFor(name: string): AuditActor {
-    const rule = this.grant.ruleByKey.get(name);
-    if (!rule) return this.auditActor;
-    return this.actor({ rule: rule.name, claims: this.namedClaims(rule.claims) });
+    return this.actor(this.prepared.workloadByKey.get(name) ?? this.prepared.workload);
   }
 
-  private actor(part: Pick<WorkloadActor, 'rule' | 'rules' | 'claims'>): AuditActor {
-    const workload: WorkloadActor = { provider: this.grant.providerName, sub: this.grant.sub, ...part, ...(this.grant.jti !== undefined ? { jti: this.grant.jti } : {}) };
+  private actor(workload: Readonly<WorkloadActor>): AuditActor {
     return { tokenId: this.tokenId, tokenName: this.tokenName, role: this.role, address: this.address, workload };
-  }
-
-  private namedClaims(patterns: ClaimPatterns): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const name of Object.keys(patterns)) {
-      const value = this.grant.claims[name];
-      if (typeof value === 'string') out[name] = value;
-    }
-    return out;
   }
 }

@@ -1,8 +1,11 @@
 import { importJWK, SignJWT } from 'jose';
-import { createPublicKey, randomUUID } from 'node:crypto';
+import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { canonicalActorJson, canonicalJson, normaliseActor } from '../../src/audit/audit-canonical';
+import type { JsonValue } from '../../src/audit/audit.types';
 import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
+import type { ConnectionTokenMemo } from '../../src/auth/token.service';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
 import { IssuerKeys } from '../../src/identity/issuer-keys';
 import { WorkloadIdentityService } from '../../src/identity/workload-identity.service';
@@ -103,6 +106,17 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(signingKey);
   }
 
+  /** The audit `workload` part of a githubClaims() token signing with key `release` (rule app-release). */
+  function appReleaseWorkload(jti: string): Record<string, unknown> {
+    return {
+      provider: 'github-actions',
+      sub: 'repo:acme/app:environment:prod',
+      rule: 'app-release',
+      jti,
+      claims: { repository: 'acme/app', ref: 'refs/heads/main', environment: 'prod', workflow_ref: 'acme/app/.github/workflows/release.yml@refs/heads/main' },
+    };
+  }
+
   function nowS(): number {
     return Math.floor(Date.now() / 1000);
   }
@@ -172,13 +186,7 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     expect(row.actor).toMatchObject({
       role: 'signer',
       tokenName: 'oidc:github-actions',
-      workload: {
-        provider: 'github-actions',
-        sub: 'repo:acme/app:environment:prod',
-        rule: 'app-release',
-        jti,
-        claims: { repository: 'acme/app', ref: 'refs/heads/main', environment: 'prod', workflow_ref: 'acme/app/.github/workflows/release.yml@refs/heads/main' },
-      },
+      workload: appReleaseWorkload(jti),
     });
     // The token itself is never recorded.
     expect(JSON.stringify(found.json())).not.toContain(token.split('.')[2]);
@@ -222,6 +230,52 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
       expect(verify).toHaveBeenCalledTimes(1);
     } finally {
       verify.mockRestore();
+    }
+  });
+
+  it('hashes an ID token once per keep-alive connection, and authenticates each request by its own token when the connection switches tokens', async () => {
+    const identities = t.app.get(WorkloadIdentityService);
+    const release = await github.mint(AUDIENCE, githubClaims());
+    const staging = await github.mint(AUDIENCE, githubClaims({ repository: 'acme/web', environment: 'staging' }));
+    const connection: ConnectionTokenMemo = { token: '', hash: '' };
+    for (const [token, key] of [[release, 'release'], [release, 'release'], [staging, 'staging'], [release, 'release']] as const) {
+      const principal = await identities.authenticate(token, '::1', connection);
+      expect(principal.keys).toEqual([key]);
+      expect(connection).toEqual({ token, hash: createHash('sha256').update(token).digest('hex') });
+    }
+    // The memo holds the connection's last token and its hash; a deleted rule still wins over it.
+    expect((await api('PATCH', '/v1/workload-rules/acme-staging', { keys: ['release'] })).statusCode).toBe(200);
+    try {
+      const moved = await identities.authenticate(staging, '::1', connection);
+      expect(moved.keys).toEqual(['release']);
+    } finally {
+      expect((await api('PATCH', '/v1/workload-rules/acme-staging', { keys: ['staging'] })).statusCode).toBe(200);
+    }
+  });
+
+  it('builds the audit actor\'s workload part once per cached token: one frozen object per key, written as the generic canonical walk would', async () => {
+    const identities = t.app.get(WorkloadIdentityService);
+    const jti = randomUUID();
+    const token = await github.mint(AUDIENCE, githubClaims({ jti }));
+    const first = await identities.authenticate(token, '10.0.0.1');
+    const second = await identities.authenticate(token, '10.0.0.2');
+    const actor = first.auditActorFor!('release');
+    expect(second.auditActorFor!('release').workload).toBe(actor.workload);
+    expect(Object.isFrozen(actor.workload) && Object.isFrozen(actor.workload!.claims)).toBe(true);
+    expect(actor).toEqual({
+      tokenId: first.tokenId,
+      tokenName: 'oidc:github-actions',
+      role: 'signer',
+      address: '10.0.0.1',
+      workload: appReleaseWorkload(jti),
+    });
+    expect(second.auditActorFor!('release').address).toBe('10.0.0.2');
+    // Every rule the token matched, for rows not tied to one key.
+    expect(first.auditActor.workload).toMatchObject({ rules: ['app-release'], jti });
+    for (const principal of [first, second]) {
+      for (const written of [principal.auditActorFor!('release'), principal.auditActor]) {
+        expect(canonicalActorJson(written)).toBe(canonicalJson(normaliseActor(written) as unknown as JsonValue));
+      }
     }
   });
 
