@@ -15,7 +15,7 @@ import { DomainError, ErrorCode } from '../common/errors';
 import { isKeySpec, KEY_SPEC_INFO, KeySpec } from '../common/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
-import { cronOf, shortestInterval } from '../rotation/rotation-schedule';
+import { cronOf, shortestInterval } from './rotation-schedule';
 import { KeyVersionEntity, KeyVersionState } from './key-version.entity';
 import { RotationPolicy, SigningKeyEntity } from './signing-key.entity';
 

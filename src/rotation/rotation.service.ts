@@ -12,7 +12,7 @@ import { SigningKeyEntity } from '../keys/signing-key.entity';
 import { RotationEntity } from './rotation.entity';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
 import { rotationLockName, tryRotationLock, writeRotation } from './rotation-store';
-import { dueOccurrence, shortestInterval } from './rotation-schedule';
+import { dueOccurrence, shortestInterval } from '../keys/rotation-schedule';
 import {
   CaRolloverPlan,
   currentStep,
