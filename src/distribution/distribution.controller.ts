@@ -1,6 +1,6 @@
 import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Roles } from '../auth/access.decorators';
+import { Roles } from '../common/access.decorators';
 import { Principal } from '../auth/principal';
 import { DistributionScheduler, SyncResult } from './distribution-scheduler.service';
 import { DistributionStatus, DistributionStatusService } from './distribution-status.service';

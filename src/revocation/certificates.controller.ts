@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
-import { Roles } from '../auth/access.decorators';
+import { Roles } from '../common/access.decorators';
 import { Principal } from '../auth/principal';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { derToPem } from '../ca/pem-codec';
