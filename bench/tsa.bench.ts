@@ -19,7 +19,7 @@ import { Global, INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../src/audit/audit.service';
-import { octetString, oid, sequence, smallInteger } from '../src/ca/der-writer';
+import { octetString, oid, sequence, smallInteger } from '../src/pki/der-writer';
 import { CaService } from '../src/ca/ca.service';
 import { CaRepository } from '../src/ca/ca.repository';
 import { SIGNET_CONFIG, loadConfig } from '../src/config/config';

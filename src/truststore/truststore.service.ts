@@ -5,7 +5,7 @@ import type { AuditActor } from '../audit/audit.types';
 import { CaEntity } from '../ca/ca.entity';
 import { CaRepository } from '../ca/ca.repository';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
-import { notationTrustedIdentity } from '../ca/subject-name';
+import { notationTrustedIdentity } from '../pki/subject-name';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SigningKeyEntity } from '../keys/signing-key.entity';
 import { BUNDLE_FORMATS, BundleFormat, isBundleFormat, LayerKind, LAYERS, LayerSpec, renderLayer, VersionInfo } from './bundle-formats';

@@ -8,7 +8,7 @@ import { DataSource } from 'typeorm';
 import { AuditService } from '../../src/audit/audit.service';
 import { CaService } from '../../src/ca/ca.service';
 import { CaRepository } from '../../src/ca/ca.repository';
-import { readChildren, readSingle } from '../../src/ca/der-reader';
+import { readChildren, readSingle } from '../../src/pki/der-reader';
 import { DomainError, ErrorCode } from '../../src/common/errors';
 import { SIGNET_CONFIG, SignetConfig, loadConfig } from '../../src/config/config';
 import { DatabaseModule } from '../../src/database/database.module';
