@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
+import type { RotationPlan, RotationState, StepRecord } from './rotation-steps';
+
+/** What a rotation lock guards: one key, or all CA rollovers (rare, and they touch whole hierarchies). */
+export type RotationLockSubject = { kind: string; keyId?: string | null; key_id?: string | null };
+
+/** Advisory-lock names: one per key, one for all CA rollovers. */
+export function rotationLockName(rotation: RotationLockSubject): string {
+  return rotation.kind === 'key' ? `signet-rotation:key:${rotation.keyId ?? rotation.key_id}` : 'signet-rotation:ca';
+}
+
+/**
+ * Data access of the rotation aggregate that the workflows share: its lock and its progress
+ * writes, always in the caller's transaction.
+ */
+@Injectable()
+export class RotationRepository {
+  /**
+   * The rotation lock of a key (or of CA rollovers): a transaction-scoped advisory lock (never a
+   * session lock through a pooled connection), held until this transaction ends and released by
+   * PostgreSQL when the process dies. With `wait` false, answers false at once when another
+   * transaction holds it.
+   */
+  tryLock(manager: EntityManager, subject: RotationLockSubject | string, wait = false): Promise<boolean> {
+    return tryRotationLock(manager, typeof subject === 'string' ? subject : rotationLockName(subject), wait);
+  }
+
+  /** Writes a rotation's progress (jsonb columns as JSON) in the caller's transaction. */
+  write(manager: EntityManager, id: string, fields: RotationProgress): Promise<void> {
+    return writeRotation(manager, id, fields);
+  }
+}
+
+async function tryRotationLock(manager: EntityManager, name: string, wait: boolean): Promise<boolean> {
+  if (wait) {
+    await manager.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [name]);
+    return true;
+  }
+  const [{ locked }] = await manager.query('SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked', [name]);
+  return locked === true;
+}
+
+export interface RotationProgress {
+  state?: RotationState;
+  steps?: StepRecord[];
+  plan?: RotationPlan;
+  nextRunAt?: Date;
+  completedAt?: Date | null;
+  alert?: string | null;
+}
+
+async function writeRotation(manager: EntityManager, id: string, fields: RotationProgress): Promise<void> {
+  const params: unknown[] = [id];
+  const sets: string[] = ['updated_at = now()'];
+  const set = (column: string, value: unknown, cast = '') => {
+    params.push(value);
+    sets.push(`${column} = $${params.length}${cast}`);
+  };
+  if (fields.state !== undefined) set('state', fields.state);
+  if (fields.steps !== undefined) set('steps', JSON.stringify(fields.steps), '::jsonb');
+  if (fields.plan !== undefined) set('plan', JSON.stringify(fields.plan), '::jsonb');
+  if (fields.nextRunAt !== undefined) set('next_run_at', fields.nextRunAt);
+  if (fields.completedAt !== undefined) set('completed_at', fields.completedAt);
+  if (fields.alert !== undefined) set('alert', fields.alert);
+  await manager.query(`UPDATE rotations SET ${sets.join(', ')} WHERE id = $1`, params);
+}
