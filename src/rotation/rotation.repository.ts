@@ -26,6 +26,21 @@ export class RotationRepository {
     return tryRotationLock(manager, typeof subject === 'string' ? subject : rotationLockName(subject), wait);
   }
 
+  /** Ids of the rotations whose next step may run at `now`, oldest first (at most 500 a pass). */
+  async runnableIds(manager: EntityManager, now: Date): Promise<string[]> {
+    const rows: Array<{ id: string }> = await manager.query(
+      `SELECT id FROM rotations WHERE state IN ('running', 'activated') AND next_run_at <= $1 ORDER BY started_at, created_at LIMIT 500`,
+      [now],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  /** What a rotation's lock is named after (read before the lock is taken), or undefined when it does not exist. */
+  async lockSubject(manager: EntityManager, id: string): Promise<RotationLockSubject | undefined> {
+    const [head]: Array<{ kind: string; key_id: string | null }> = await manager.query('SELECT kind, key_id FROM rotations WHERE id = $1', [id]);
+    return head;
+  }
+
   /** Writes a rotation's progress (jsonb columns as JSON) in the caller's transaction. */
   write(manager: EntityManager, id: string, fields: RotationProgress): Promise<void> {
     return writeRotation(manager, id, fields);

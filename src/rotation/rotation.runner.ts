@@ -66,12 +66,9 @@ export class RotationRunner implements BeforeApplicationShutdown {
 
   /** Every rotation whose next step may run at `now`. Call through `serial`. */
   async processDue(now: Date): Promise<{ rotations: number; steps: number }> {
-    const due: Array<{ id: string }> = await this.dataSource.query(
-      `SELECT id FROM rotations WHERE state IN ('running', 'activated') AND next_run_at <= $1 ORDER BY started_at, created_at LIMIT 500`,
-      [now],
-    );
+    const due = await this.rotations.runnableIds(this.dataSource.manager, now);
     let steps = 0;
-    for (const { id } of due) {
+    for (const id of due) {
       if (this.stopping) break;
       steps += await this.runRotation(id, now);
     }
@@ -101,7 +98,7 @@ export class RotationRunner implements BeforeApplicationShutdown {
     let subject = id;
     try {
       return await this.dataSource.transaction(async (manager) => {
-        const [head] = await manager.query('SELECT kind, key_id FROM rotations WHERE id = $1', [id]);
+        const head = await this.rotations.lockSubject(manager, id);
         if (!head) return { continue: false };
         lockName = rotationLockName(head);
         kind = head.kind;
