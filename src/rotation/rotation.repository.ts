@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
+import type { SigningKeyEntity } from '../keys/signing-key.entity';
 import type { RotationPlan, RotationState, StepRecord } from './rotation-steps';
 
 /** What a rotation lock guards: one key, or all CA rollovers (rare, and they touch whole hierarchies). */
@@ -41,6 +42,31 @@ export class RotationRepository {
     return head;
   }
 
+  /**
+   * Every key with what the scheduler needs to decide whether it is due, read without locks
+   * (each candidate is re-checked under its lock with activeVersionState).
+   */
+  keyRotationCandidates(manager: EntityManager): Promise<KeyRotationCandidate[]> {
+    return manager.query(`
+        SELECT k.id, k.name, k.external, k.rotation,
+               a.activated_at, (a.id IS NOT NULL) AS has_active,
+               EXISTS (SELECT 1 FROM key_versions p WHERE p.key_id = k.id AND p.state IN ('pending', 'published')) AS has_pending,
+               EXISTS (SELECT 1 FROM rotations r WHERE r.key_id = k.id AND r.kind = 'key' AND r.state = 'running') AS rotating
+          FROM signing_keys k
+          LEFT JOIN key_versions a ON a.key_id = k.id AND a.state = 'active'
+         ORDER BY k.name`);
+  }
+
+  /** Whether the key has an active version now, and since when (read under the key's lock). */
+  async activeVersionState(manager: EntityManager, keyId: string): Promise<{ activated_at: Date | null; has_active: boolean }> {
+    const [state] = await manager.query(
+      `SELECT (SELECT activated_at FROM key_versions WHERE key_id = $1 AND state = 'active') AS activated_at,
+              EXISTS (SELECT 1 FROM key_versions WHERE key_id = $1 AND state = 'active') AS has_active`,
+      [keyId],
+    );
+    return state;
+  }
+
   /** Writes a rotation's progress (jsonb columns as JSON) in the caller's transaction. */
   write(manager: EntityManager, id: string, fields: RotationProgress): Promise<void> {
     return writeRotation(manager, id, fields);
@@ -54,6 +80,17 @@ async function tryRotationLock(manager: EntityManager, name: string, wait: boole
   }
   const [{ locked }] = await manager.query('SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked', [name]);
   return locked === true;
+}
+
+export interface KeyRotationCandidate {
+  id: string;
+  name: string;
+  external: boolean;
+  rotation: SigningKeyEntity['rotation'];
+  activated_at: Date | null;
+  has_active: boolean;
+  has_pending: boolean;
+  rotating: boolean;
 }
 
 export interface RotationProgress {

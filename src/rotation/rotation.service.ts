@@ -347,15 +347,7 @@ export class RotationService {
    */
   async enqueueDue(now: Date): Promise<RotationEntity[]> {
     const started: RotationEntity[] = [];
-    const keys: Array<{ id: string; name: string; external: boolean; rotation: SigningKeyEntity['rotation']; activated_at: Date | null; has_active: boolean; has_pending: boolean; rotating: boolean }> =
-      await this.dataSource.query(`
-        SELECT k.id, k.name, k.external, k.rotation,
-               a.activated_at, (a.id IS NOT NULL) AS has_active,
-               EXISTS (SELECT 1 FROM key_versions p WHERE p.key_id = k.id AND p.state IN ('pending', 'published')) AS has_pending,
-               EXISTS (SELECT 1 FROM rotations r WHERE r.key_id = k.id AND r.kind = 'key' AND r.state = 'running') AS rotating
-          FROM signing_keys k
-          LEFT JOIN key_versions a ON a.key_id = k.id AND a.state = 'active'
-         ORDER BY k.name`);
+    const keys = await this.rotations.keyRotationCandidates(this.dataSource.manager);
     for (const key of keys) {
       if (key.rotating) continue;
       if (!key.has_active) {
@@ -370,11 +362,7 @@ export class RotationService {
           // Re-read under the lock: another replica may have rotated it since the query above.
           const entity = await manager.getRepository(SigningKeyEntity).findOneBy({ id: key.id });
           if (!entity) return undefined;
-          const [state] = await manager.query(
-            `SELECT (SELECT activated_at FROM key_versions WHERE key_id = $1 AND state = 'active') AS activated_at,
-                    EXISTS (SELECT 1 FROM key_versions WHERE key_id = $1 AND state = 'active') AS has_active`,
-            [key.id],
-          );
+          const state = await this.rotations.activeVersionState(manager, key.id);
           if (state.has_active) {
             const dueAt = this.scheduledDue(entity.rotation.schedule, state.activated_at ?? new Date(0), now);
             if (!dueAt) return undefined;
