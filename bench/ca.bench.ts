@@ -2,13 +2,15 @@
  * CA core benchmark (pure X.509 code over a DigestSigner backed by Node crypto keys; the
  * HSM-backed figures belong with the key store benchmarks):
  * - leaf certificates per second over an existing public key, EC-384 (and RSA-3072) issuer;
- * - a 100,000-entry CRL built and signed;
+ * - a 100,000-entry CRL built and signed, and a 10,000-entry one by the in-house DER writer,
+ *   @peculiar/x509 and pkijs in the same run (issue #19: keep hand-written code only where faster);
  * - OCSP responses per second, uncached (parse request, lookup, build, sign, self-verify).
  *
  *   npx ts-node --transpile-only bench/ca.bench.ts
  *
  * Prints a Markdown section and writes it to .bench-out/ca.md. Bounded: well under a minute.
  */
+import 'reflect-metadata';
 import { createHash, randomBytes, sign as nodeSign } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -16,10 +18,15 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { CaIssuer, issueCodeSigningCertificate } from '../src/ca/certificate-issuer';
-import { CrlEntry, buildCrl } from '../src/ca/crl-builder';
-import { OcspCertStatus, createOcspResponder, respondToOcspRequest } from '../src/ca/ocsp-responder';
-import { generateSerialNumber } from '../src/ca/serial-number';
+import * as x509 from '@peculiar/x509';
+import { CaIssuer, issueCodeSigningCertificate } from '../src/pki/certificate-issuer';
+import { CrlEntry, buildCrl } from '../src/pki/crl-builder';
+import { OcspCertStatus, createOcspResponder, respondToOcspRequest } from '../src/pki/ocsp-responder';
+import { generateSerialNumber } from '../src/pki/serial-number';
+import { readSignedParts } from '../src/pki/der-reader';
+import { REASON_CODES } from '../src/pki/revocation-reasons';
+import { describeSignatureAlgorithm, signTbs, verifySignature } from '../src/pki/signature-algorithms';
+import { digestSignerCrypto, signerCryptoKey, webCryptoAlgorithm } from '../src/pki/x509-signer-provider';
 import { KEY_SPEC_INFO, KeySpec, nodeHashName } from '../src/common/key-spec';
 import { createHierarchy, issueLeaf, subject } from '../test/ca/ca-fixtures';
 import { createNodeSigner } from '../test/support/node-signer';
@@ -28,6 +35,8 @@ const WINDOW_MS = 3000;
 const WARMUP_MS = 500;
 const CRL_ENTRIES = 100_000;
 const CRL_RUNS = 3;
+// The library writers take tens of seconds per 10,000 entries: they are compared on this many.
+const CRL_COMPARE_ENTRIES = 10_000;
 
 interface Timing {
   opsPerSecond: number;
@@ -78,11 +87,89 @@ async function benchSigner(spec: KeySpec): Promise<{ digest: Timing; nodeSign: T
   };
 }
 
-async function benchCrl(issuer: CaIssuer): Promise<{ medianMs: number; runsMs: number[]; bytes: number }> {
+type CrlWriter = (issuer: CaIssuer, crlNumber: number, entries: CrlEntry[]) => Promise<Buffer>;
+
+/** The in-house DER writer (src/pki/crl-builder.ts): what Signet ships. */
+const inHouseCrl: CrlWriter = async (issuer, crlNumber, entries) =>
+  (await buildCrl({ issuer, crlNumber, nextUpdate: new Date(Date.now() + 86_400_000), entries })).der;
+
+/** Self-verify with the issuer key, as buildCrl does, so the three writers do the same work. */
+function assertCrlVerifies(issuer: CaIssuer, tbs: Buffer, signature: Buffer, writer: string): void {
+  if (!verifySignature(issuer.publicKeySpki, describeSignatureAlgorithm(issuer.scheme.algorithmIdentifier)!, tbs, signature)) {
+    throw new Error(`${writer}: CRL signature does not verify`);
+  }
+}
+
+/** @peculiar/x509's X509CrlGenerator, signing through the same DigestSigner (src/pki/x509-signer-provider.ts). */
+const peculiarCrl: CrlWriter = async (issuer, crlNumber, entries) => {
+  const crl = await x509.X509CrlGenerator.create(
+    {
+      issuer: new x509.X509Certificate(issuer.certificate).subject,
+      thisUpdate: new Date(),
+      nextUpdate: new Date(Date.now() + 86_400_000),
+      signingAlgorithm: webCryptoAlgorithm(issuer.scheme) as x509.X509CrlCreateParams['signingAlgorithm'],
+      signingKey: signerCryptoKey(issuer.signer, issuer.scheme),
+      extensions: [
+        new x509.AuthorityKeyIdentifierExtension(issuer.keyIdentifier.toString('hex')),
+        new x509.Extension('2.5.29.20', false, new asn1js.Integer({ value: crlNumber }).toBER()),
+      ],
+      entries: entries.map((e) => ({
+        serialNumber: e.serialHex,
+        revocationDate: e.revokedAt,
+        reason: e.reason === undefined ? undefined : (REASON_CODES[e.reason] as x509.X509CrlReason),
+        invalidity: e.invalidityDate,
+      })),
+    },
+    digestSignerCrypto,
+  );
+  const der = Buffer.from(crl.rawData);
+  const { tbs, signature } = readSignedParts(der);
+  assertCrlVerifies(issuer, tbs, signature, 'x509');
+  return der;
+};
+
+/** pkijs's CertificateRevocationList: TBS encoded by pkijs, signed with the same signer. */
+const pkijsCrl: CrlWriter = async (issuer, crlNumber, entries) => {
+  const crl = new pkijs.CertificateRevocationList({
+    version: 1,
+    issuer: pkijs.Certificate.fromBER(issuer.certificate).subject,
+    thisUpdate: new pkijs.Time({ type: 0, value: new Date() }),
+    nextUpdate: new pkijs.Time({ type: 0, value: new Date(Date.now() + 86_400_000) }),
+    signature: pkijs.AlgorithmIdentifier.fromBER(issuer.scheme.algorithmIdentifier),
+    revokedCertificates: entries.map((e) => {
+      const extensions: pkijs.Extension[] = [];
+      if (e.reason !== undefined) {
+        extensions.push(new pkijs.Extension({ extnID: '2.5.29.21', extnValue: new asn1js.Enumerated({ value: REASON_CODES[e.reason] }).toBER() }));
+      }
+      if (e.invalidityDate) {
+        extensions.push(new pkijs.Extension({ extnID: '2.5.29.24', extnValue: new asn1js.GeneralizedTime({ valueDate: e.invalidityDate }).toBER() }));
+      }
+      return new pkijs.RevokedCertificate({
+        userCertificate: new asn1js.Integer({ valueHex: Buffer.from(e.serialHex, 'hex') }),
+        revocationDate: new pkijs.Time({ type: 0, value: e.revokedAt }),
+        ...(extensions.length ? { crlEntryExtensions: new pkijs.Extensions({ extensions }) } : {}),
+      });
+    }),
+    crlExtensions: new pkijs.Extensions({
+      extensions: [
+        new pkijs.Extension({ extnID: '2.5.29.35', extnValue: new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: issuer.keyIdentifier }) }).toSchema().toBER() }),
+        new pkijs.Extension({ extnID: '2.5.29.20', extnValue: new asn1js.Integer({ value: crlNumber }).toBER() }),
+      ],
+    }),
+  });
+  // encodeTBS is protected: toSchema(true) encodes the TBS once and wraps it with an empty signature.
+  const tbsSchema = (crl.toSchema(true) as asn1js.Sequence).valueBlock.value[0];
+  const tbs = Buffer.from(tbsSchema.toBER());
+  const signature = await signTbs(issuer.signer, issuer.scheme, tbs);
+  assertCrlVerifies(issuer, tbs, signature, 'pkijs');
+  return Buffer.from(new asn1js.Sequence({ value: [tbsSchema, crl.signature.toSchema(), new asn1js.BitString({ valueHex: signature })] }).toBER());
+};
+
+async function benchCrl(issuer: CaIssuer, writer: CrlWriter = inHouseCrl, count = CRL_ENTRIES): Promise<{ medianMs: number; runsMs: number[]; bytes: number }> {
   const reasons = ['keyCompromise', 'superseded', 'cessationOfOperation', 'unspecified', undefined] as const;
   const base = Date.now() - 90 * 86_400_000;
   // Serials prepared up front, as a database page would deliver them.
-  const entries: CrlEntry[] = Array.from({ length: CRL_ENTRIES }, (_, i) => ({
+  const entries: CrlEntry[] = Array.from({ length: count }, (_, i) => ({
     serialHex: generateSerialNumber(),
     revokedAt: new Date(base + i * 37_000),
     reason: reasons[i % reasons.length],
@@ -90,12 +177,11 @@ async function benchCrl(issuer: CaIssuer): Promise<{ medianMs: number; runsMs: n
   }));
   const runsMs: number[] = [];
   let bytes = 0;
-  await buildCrl({ issuer, crlNumber: 1, nextUpdate: new Date(Date.now() + 86_400_000), entries: entries.slice(0, 1000) }); // warm-up
+  await writer(issuer, 1, entries.slice(0, 1000)); // warm-up
   for (let run = 0; run < CRL_RUNS; run++) {
     const t0 = performance.now();
-    const built = await buildCrl({ issuer, crlNumber: run + 2, nextUpdate: new Date(Date.now() + 86_400_000), entries });
+    bytes = (await writer(issuer, run + 2, entries)).length;
     runsMs.push(performance.now() - t0);
-    bytes = built.der.length;
   }
   const sorted = [...runsMs].sort((a, b) => a - b);
   return { medianMs: sorted[Math.floor(sorted.length / 2)], runsMs, bytes };
@@ -140,6 +226,9 @@ async function main(): Promise<void> {
   const signerRsa = await benchSigner('RSA-3072');
   const crlEc = await benchCrl(ec.issuingIssuer);
   const crlRsa = await benchCrl(rsa.issuingIssuer);
+  const crlEcSmall = await benchCrl(ec.issuingIssuer, inHouseCrl, CRL_COMPARE_ENTRIES);
+  const crlEcPeculiar = await benchCrl(ec.issuingIssuer, peculiarCrl, CRL_COMPARE_ENTRIES);
+  const crlEcPkijs = await benchCrl(ec.issuingIssuer, pkijsCrl, CRL_COMPARE_ENTRIES);
   const ocspEc = await benchOcsp('EC-384');
   const ocspRsa = await benchOcsp('RSA-3072');
 
@@ -168,6 +257,12 @@ before it is returned, and that verification is included.
 |---|---|---:|---:|---|---:|
 | v2, reasonCode on 60 %, invalidityDate on 10 % | EC-384 | ${CRL_ENTRIES} | **${fmt(crlEc.medianMs)} ms** | ${crlEc.runsMs.map((ms) => fmt(ms)).join(' / ')} | ${fmt(crlEc.bytes / 2 ** 20, 2)} MiB |
 | v2, reasonCode on 60 %, invalidityDate on 10 % | RSA-3072 | ${CRL_ENTRIES} | **${fmt(crlRsa.medianMs)} ms** | ${crlRsa.runsMs.map((ms) => fmt(ms)).join(' / ')} | ${fmt(crlRsa.bytes / 2 ** 20, 2)} MiB |
+| in-house DER writer (\`src/pki/crl-builder.ts\`) | EC-384 | ${CRL_COMPARE_ENTRIES} | **${fmt(crlEcSmall.medianMs)} ms** | ${crlEcSmall.runsMs.map((ms) => fmt(ms)).join(' / ')} | ${fmt(crlEcSmall.bytes / 2 ** 20, 2)} MiB |
+| @peculiar/x509 \`X509CrlGenerator\` | EC-384 | ${CRL_COMPARE_ENTRIES} | **${fmt(crlEcPeculiar.medianMs)} ms** | ${crlEcPeculiar.runsMs.map((ms) => fmt(ms)).join(' / ')} | ${fmt(crlEcPeculiar.bytes / 2 ** 20, 2)} MiB |
+| pkijs \`CertificateRevocationList\` | EC-384 | ${CRL_COMPARE_ENTRIES} | **${fmt(crlEcPkijs.medianMs)} ms** | ${crlEcPkijs.runsMs.map((ms) => fmt(ms)).join(' / ')} | ${fmt(crlEcPkijs.bytes / 2 ** 20, 2)} MiB |
+
+The last three rows build the same ${CRL_COMPARE_ENTRIES} entries in the same run, sign with the same
+signer and verify the result with the issuer key: they compare the ASN.1 encoders (issue #19).
 
 OCSP response size: ${ocspEc.responseBytes} bytes (EC-384), ${ocspRsa.responseBytes} bytes (RSA-3072); limit 20 KiB.
 

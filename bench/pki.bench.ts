@@ -21,7 +21,7 @@ import { DataSource } from 'typeorm';
 import { createApp } from '../src/app.factory';
 import { AuditService } from '../src/audit/audit.service';
 import { CaService } from '../src/ca/ca.service';
-import { issueCodeSigningCertificate } from '../src/ca/certificate-issuer';
+import { issueCodeSigningCertificate } from '../src/pki/certificate-issuer';
 import { DEV_ISSUING_CA } from '../src/ca/dev-hierarchy.bootstrap';
 import { loadConfig } from '../src/config/config';
 import { KEY_STORE, KeyStore } from '../src/hsm/key-store';

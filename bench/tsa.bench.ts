@@ -19,8 +19,9 @@ import { Global, INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../src/audit/audit.service';
-import { octetString, oid, sequence, smallInteger } from '../src/ca/der-writer';
+import { octetString, oid, sequence, smallInteger } from '../src/pki/der-writer';
 import { CaService } from '../src/ca/ca.service';
+import { CaRepository } from '../src/ca/ca.repository';
 import { SIGNET_CONFIG, loadConfig } from '../src/config/config';
 import { DatabaseModule } from '../src/database/database.module';
 import { EmbeddedPostgres } from '../src/database/embedded-postgres';
@@ -179,7 +180,7 @@ async function main(): Promise<void> {
       const keyUri = (await cas.activeGeneration((await cas.byName(ca.name)).id)).keyUri;
       const variants: Array<[string, TsaEventSink]> = spec === 'EC-256' ? [['TsaService.respond, audited', audited], ['TsaService.respond, audit sink off', unaudited]] : [['TsaService.respond, audited', audited]];
       for (const [what, sink] of variants) {
-        const tsa = new TsaService(dataSource, keyStore, config, serials, probe, sink);
+        const tsa = new TsaService(dataSource, keyStore, config, serials, probe, sink, new CaRepository(dataSource));
         const queries = Array.from({ length: 1024 }, (_, i) => query(i));
         const result = await closedLoop(IN_FLIGHT, WINDOW_MS, async (i) => {
           const reply = await tsa.respond(queries[i % queries.length], '127.0.0.1');

@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { DataSource } from 'typeorm';
 import { DomainError, ErrorCode } from '../common/errors';
-import { isDatabaseUnavailable } from '../database/database.health';
+import { isDatabaseUnavailable } from '../common/database-errors';
 
 /**
  * The pg pool behind TypeORM's DataSource. The audit hot path talks to it directly: one

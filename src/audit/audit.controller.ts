@@ -2,7 +2,7 @@ import { Controller, Get, Headers, HttpCode, Post, Query, Res } from '@nestjs/co
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { DomainError, ErrorCode } from '../common/errors';
-import { Roles } from '../auth/access.decorators';
+import { Roles } from '../common/access.decorators';
 import { AuditCheckpointService } from './audit-checkpoint.service';
 import { AuditExportService } from './audit-export.service';
 import { AuditVerifier } from './audit-verifier';

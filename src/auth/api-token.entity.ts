@@ -1,5 +1,5 @@
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import { Role } from './roles';
+import { Role } from '../common/roles';
 
 /** An API bearer token. The token itself is never stored: `tokenHash` is SHA-256 of it. */
 @Entity('api_tokens')

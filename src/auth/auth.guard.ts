@@ -3,11 +3,11 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
-import { PUBLIC_METADATA, ROLES_METADATA } from './access.decorators';
+import { PUBLIC_METADATA, ROLES_METADATA } from '../common/access.decorators';
 import { ID_TOKEN_AUTHENTICATOR, IdTokenAuthenticator, isIdTokenShaped } from './id-token-authenticator';
 import { Principal } from './principal';
 import { RateLimiter } from './rate-limiter';
-import { Role } from './roles';
+import { Role } from '../common/roles';
 import { SessionService } from './session.service';
 import { ConnectionTokenMemo, TokenService } from './token.service';
 

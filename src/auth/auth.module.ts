@@ -10,7 +10,7 @@ import { TokenService } from './token.service';
 
 /**
  * Bearer tokens, roles and the global guard. Controllers declare access with @Roles(...) or
- * @Public() (src/auth/access.decorators.ts) and read the caller with @Principal().
+ * @Public() (src/common/access.decorators.ts) and read the caller with @Principal().
  */
 @Global()
 @Module({

@@ -2,7 +2,7 @@ import { createParamDecorator, ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { DomainError, ErrorCode } from '../common/errors';
 import type { AuditActor } from '../audit/audit.types';
-import { Role } from './roles';
+import { Role } from '../common/roles';
 
 /** The authenticated caller of a request: who (token id and name), what role, which keys. */
 export interface Principal {

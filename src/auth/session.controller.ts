@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Post, Req, Res } from '@nestjs
 import { ApiCookieAuth, ApiHeader, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, ErrorCode } from '../common/errors';
-import { Public, Roles } from './access.decorators';
+import { Public, Roles } from '../common/access.decorators';
 import { CreateSessionDto } from './dto/create-session.dto';
 import { Principal } from './principal';
 import { clearedSessionCookie, CONSOLE_ROLES, SESSION_COOKIE, sessionCookie, SessionPrincipal, SessionService, SessionView } from './session.service';

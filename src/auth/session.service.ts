@@ -8,7 +8,7 @@ import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ClientRateLimiter } from '../observability/client-rate-limiter';
 import { endSessions } from './session-ending';
 import { Principal, TokenPrincipal } from './principal';
-import { Role } from './roles';
+import { Role } from '../common/roles';
 import { TokenService } from './token.service';
 
 /** Cookie names: under TLS the `__Host-` prefix makes browsers refuse it without Secure, with a Domain, or off Path=/. */

@@ -8,7 +8,7 @@ import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ADVISORY_LOCKS } from '../database/advisory-lock';
 import { Principal, TokenPrincipal } from './principal';
 import { endSessions } from './session-ending';
-import { Role } from './roles';
+import { Role } from '../common/roles';
 
 export const TOKEN_PREFIX = 'sgt_';
 /** sgt_ + 32 random bytes, base64url without padding. */

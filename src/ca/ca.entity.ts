@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import type { KeySpec } from '../common/key-spec';
-import type { CertificateSubject } from './subject-name';
+import type { CertificateSubject } from '../pki/subject-name';
 
 export type CaKind = 'root' | 'issuing' | 'tsa-root' | 'tsa';
 

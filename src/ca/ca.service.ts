@@ -8,7 +8,7 @@ import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { CaEntity, CaKind } from './ca.entity';
 import { CaGenerationEntity } from './ca-generation.entity';
-import { CaEndpointUrls, caGenerationUrls } from './ca-urls';
+import { CaEndpointUrls, caGenerationUrls } from '../pki/ca-urls';
 import {
   CaIssuer,
   IssuedCertificate,
@@ -17,13 +17,13 @@ import {
   issueTimestampingCertificate,
   issueTsaRootCertificate,
   loadCaIssuer,
-} from './certificate-issuer';
-import { validateCertificateChain } from './certificate-chain-validator';
+} from '../pki/certificate-issuer';
+import { validateCertificateChain } from '../pki/certificate-chain-validator';
 import { CertificateEntity } from './certificate.entity';
-import { createCertificationRequest } from './certification-request';
-import { CertificateProfile } from './certificate-profiles';
-import { derToPem } from './pem-codec';
-import { CertificateSubject, subjectToDn, validateSubject } from './subject-name';
+import { createCertificationRequest } from '../pki/certification-request';
+import { CertificateProfile } from '../pki/certificate-profiles';
+import { derToPem } from '../pki/pem-codec';
+import { CertificateSubject, subjectToDn, validateSubject } from '../pki/subject-name';
 
 export interface CreateCaInput {
   name: string;

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
-import type { CertificateProfile } from './certificate-profiles';
-import type { RevocationReason } from './revocation-reasons';
+import type { CertificateProfile } from '../pki/certificate-profiles';
+import type { RevocationReason } from '../pki/revocation-reasons';
 
 /** Every certificate Signet issued or imported; the source of CRLs and OCSP answers. */
 @Entity('certificates')

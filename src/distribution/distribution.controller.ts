@@ -2,7 +2,7 @@ import { Controller, Get, HttpCode, Post, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { DomainError, ErrorCode } from '../common/errors';
-import { Roles } from '../auth/access.decorators';
+import { Roles } from '../common/access.decorators';
 import { Principal } from '../auth/principal';
 import { DistributionEventsService } from './distribution-events.service';
 import { DistributionScheduler, SyncResult } from './distribution-scheduler.service';

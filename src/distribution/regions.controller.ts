@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Roles } from '../auth/access.decorators';
+import { Roles } from '../common/access.decorators';
 import { Principal } from '../auth/principal';
 import { CreateRegionDto, CreateTargetDto, UpdateTargetDto } from './dto/distribution.dto';
 import { RegionsService, RegionView, TargetView } from './regions.service';

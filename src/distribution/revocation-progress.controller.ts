@@ -1,6 +1,6 @@
 import { Controller, Get, Param } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Roles } from '../auth/access.decorators';
+import { Roles } from '../common/access.decorators';
 import { RevocationProgress, RevocationProgressService } from './revocation-progress.service';
 
 /** Here, not beside the revoke route: it reads distribution, which depends on the revocation module. */

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { normalizeSerialHex } from '../ca/serial-number';
+import { normalizeSerialHex } from '../pki/serial-number';
 import { DomainError, ErrorCode } from '../common/errors';
 import { RevocationService } from '../revocation/revocation.service';
 

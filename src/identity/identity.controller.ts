@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Roles } from '../auth/access.decorators';
+import { Roles } from '../common/access.decorators';
 import { Principal } from '../auth/principal';
 import { CreateIdentityProviderDto, CreateWorkloadRuleDto, UpdateIdentityProviderDto, UpdateWorkloadRuleDto } from './dto/identity.dto';
 import { IdentityAdminService, ProviderView, RuleView } from './identity-admin.service';

@@ -1,7 +1,7 @@
 import { hash as cryptoHash } from 'node:crypto';
 import type { AuditActor, WorkloadActor } from '../audit/audit.types';
 import { keyNotFound, Principal } from '../auth/principal';
-import type { Role } from '../auth/roles';
+import type { Role } from '../common/roles';
 import type { ClaimPatterns } from './claim-rules';
 
 /** What a verified ID token was granted: per key, the rule that granted it. */

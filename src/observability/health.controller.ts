@@ -1,7 +1,7 @@
 import { Controller, Get, Header, HttpCode, Res } from '@nestjs/common';
 import { ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { Public, Roles } from '../auth/access.decorators';
+import { Public, Roles } from '../common/access.decorators';
 import { DomainError, ErrorCode } from '../common/errors';
 import { HealthService } from './health.service';
 import { MetricsService } from './metrics.service';

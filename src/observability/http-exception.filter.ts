@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
-import { isDatabaseUnavailable } from '../database/database.health';
+import { isDatabaseUnavailable } from '../common/database-errors';
 import { DomainError, ErrorCode, httpStatusFor } from '../common/errors';
 import { scrubText } from './logger';
 

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { derToPem } from '../ca/pem-codec';
-import { normalizeSerialHex } from '../ca/serial-number';
+import { derToPem } from '../pki/pem-codec';
+import { normalizeSerialHex } from '../pki/serial-number';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SearchCertificatesDto } from './dto/search-certificates.dto';
 

@@ -10,7 +10,7 @@ import {
   parseOcspRequest,
   ParsedOcspRequest,
   respondToOcspRequest,
-} from '../ca/ocsp-responder';
+} from '../pki/ocsp-responder';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';

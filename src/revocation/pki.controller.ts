@@ -1,9 +1,9 @@
 import { Body, Controller, Get, Header, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Public } from '../auth/access.decorators';
+import { Public } from '../common/access.decorators';
 import { CaService } from '../ca/ca.service';
-import { decodeOcspGetRequest, ocspErrorResponse, ocspResponseForError } from '../ca/ocsp-responder';
+import { decodeOcspGetRequest, ocspErrorResponse, ocspResponseForError } from '../pki/ocsp-responder';
 import { DomainError, ErrorCode } from '../common/errors';
 import { ClientRateLimiter } from '../observability/client-rate-limiter';
 import { CrlService } from './crl.service';

@@ -4,7 +4,7 @@ import { EXTERNAL_KEY_URI } from '../ca/ca.service';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { RotationService } from './rotation.service';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
-import { dueOccurrence } from './rotation-schedule';
+import { dueOccurrence } from '../keys/rotation-schedule';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Post } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
-import { Public } from '../auth/access.decorators';
+import { Public } from '../common/access.decorators';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { TestTickDto } from './dto/rotation.dto';
 import { reconcileHsm } from './hsm-objects';

@@ -8,6 +8,7 @@ import { CaRolloverSteps } from './ca-rollover.steps';
 import { KeyRotationSteps } from './key-rotation.steps';
 import { RotationController } from './rotation.controller';
 import { RotationMetrics } from './rotation.metrics';
+import { RotationRepository } from './rotation.repository';
 import { RotationRunner } from './rotation.runner';
 import { RotationScheduler } from './rotation.scheduler';
 import { RotationService } from './rotation.service';
@@ -34,6 +35,7 @@ export class RotationModule {
       providers: [
         { provide: ROTATION_CLOCK, useValue: systemClock },
         RotationService,
+        RotationRepository,
         RotationRunner,
         RotationScheduler,
         RotationStatusService,

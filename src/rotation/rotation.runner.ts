@@ -7,7 +7,7 @@ import { ActiveKeyCache } from '../signing/active-key-cache';
 import { CaRolloverSteps } from './ca-rollover.steps';
 import { KeyRotationSteps } from './key-rotation.steps';
 import { RotationEntity } from './rotation.entity';
-import { rotationLockName, tryRotationLock, writeRotation } from './rotation-store';
+import { RotationRepository, rotationLockName } from './rotation.repository';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
 import { RotationMetrics } from './rotation.metrics';
 import { applyStepError, applyStepResult, currentStep, isTerminal, StepName } from './rotation-steps';
@@ -47,6 +47,7 @@ export class RotationRunner implements BeforeApplicationShutdown {
     private readonly hooks: RotationTestHooks,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(ROTATION_CLOCK) private readonly clock: RotationClock,
+    private readonly rotations: RotationRepository,
     @Optional() private readonly activeKeys?: ActiveKeyCache,
   ) {}
 
@@ -65,12 +66,9 @@ export class RotationRunner implements BeforeApplicationShutdown {
 
   /** Every rotation whose next step may run at `now`. Call through `serial`. */
   async processDue(now: Date): Promise<{ rotations: number; steps: number }> {
-    const due: Array<{ id: string }> = await this.dataSource.query(
-      `SELECT id FROM rotations WHERE state IN ('running', 'activated') AND next_run_at <= $1 ORDER BY started_at, created_at LIMIT 500`,
-      [now],
-    );
+    const due = await this.rotations.runnableIds(this.dataSource.manager, now);
     let steps = 0;
-    for (const { id } of due) {
+    for (const id of due) {
       if (this.stopping) break;
       steps += await this.runRotation(id, now);
     }
@@ -100,17 +98,17 @@ export class RotationRunner implements BeforeApplicationShutdown {
     let subject = id;
     try {
       return await this.dataSource.transaction(async (manager) => {
-        const [head] = await manager.query('SELECT kind, key_id FROM rotations WHERE id = $1', [id]);
+        const head = await this.rotations.lockSubject(manager, id);
         if (!head) return { continue: false };
         lockName = rotationLockName(head);
         kind = head.kind;
-        if (!(await tryRotationLock(manager, lockName))) return { continue: false };
+        if (!(await this.rotations.tryLock(manager, lockName))) return { continue: false };
         const rotation = await manager.getRepository(RotationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
         if (!rotation || isTerminal(rotation.state) || rotation.nextRunAt.getTime() > now.getTime()) return { continue: false };
         subject = rotation.subject;
         const step = currentStep(rotation.steps);
         if (!step) {
-          await writeRotation(manager, id, { state: 'completed', completedAt: now });
+          await this.rotations.write(manager, id, { state: 'completed', completedAt: now });
           return { continue: false };
         }
         stepName = step.name;
@@ -128,7 +126,7 @@ export class RotationRunner implements BeforeApplicationShutdown {
         } else if (result.outcome !== 'wait') {
           alert = null;
         }
-        await writeRotation(manager, id, {
+        await this.rotations.write(manager, id, {
           state: rotation.state,
           steps: rotation.steps,
           nextRunAt: rotation.nextRunAt,
@@ -173,11 +171,11 @@ export class RotationRunner implements BeforeApplicationShutdown {
   private async recordError(id: string, lockName: string, stepName: StepName, message: string, now: Date): Promise<void> {
     try {
       await this.dataSource.transaction(async (manager) => {
-        if (!(await tryRotationLock(manager, lockName))) return;
+        if (!(await this.rotations.tryLock(manager, lockName))) return;
         const rotation = await manager.getRepository(RotationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
         if (!rotation || isTerminal(rotation.state) || currentStep(rotation.steps)?.name !== stepName) return;
         applyStepError(rotation, stepName, message, now, this.config.rotation.retrySeconds);
-        await writeRotation(manager, id, { steps: rotation.steps, nextRunAt: rotation.nextRunAt });
+        await this.rotations.write(manager, id, { steps: rotation.steps, nextRunAt: rotation.nextRunAt });
         await this.audit.record({ type: 'rotation.step', subject: rotation.subject, data: { rotationId: id, kind: rotation.kind, step: stepName, outcome: 'error', error: message, at: now.toISOString(), retryAt: rotation.nextRunAt.toISOString() } });
       });
     } catch (error) {

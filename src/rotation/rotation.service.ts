@@ -11,8 +11,8 @@ import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { SigningKeyEntity } from '../keys/signing-key.entity';
 import { RotationEntity } from './rotation.entity';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
-import { rotationLockName, tryRotationLock, writeRotation } from './rotation-store';
-import { dueOccurrence, shortestInterval } from './rotation-schedule';
+import { RotationRepository } from './rotation.repository';
+import { dueOccurrence, shortestInterval } from '../keys/rotation-schedule';
 import {
   CaRolloverPlan,
   currentStep,
@@ -73,6 +73,7 @@ export class RotationService {
     private readonly audit: AuditService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(ROTATION_CLOCK) private readonly clock: RotationClock,
+    private readonly rotations: RotationRepository,
   ) {}
 
   now(): Date {
@@ -87,7 +88,7 @@ export class RotationService {
     if (!key) throw new DomainError(ErrorCode.NOT_FOUND, `no key named '${keyName}'`);
     const now = this.clock.now();
     const result = await this.dataSource.transaction(async (manager) => {
-      await tryRotationLock(manager, rotationLockName({ kind: 'key', keyId: key.id }), true);
+      await this.rotations.tryLock(manager, { kind: 'key', keyId: key.id }, true);
       return this.startKeyRotation(manager, key, { trigger: 'manual', now, actor: options.actor, reason: options.reason });
     });
     if (!result) throw new DomainError(ErrorCode.CONFLICT, `key '${keyName}' could not be rotated now`);
@@ -100,7 +101,7 @@ export class RotationService {
     if (!key) return undefined;
     const now = this.clock.now();
     const result = await this.dataSource.transaction(async (manager) => {
-      await tryRotationLock(manager, rotationLockName({ kind: 'key', keyId }), true);
+      await this.rotations.tryLock(manager, { kind: 'key', keyId }, true);
       const [{ active }] = await manager.query(`SELECT count(*)::int AS active FROM key_versions WHERE key_id = $1 AND state = 'active'`, [keyId]);
       if (active > 0) return undefined;
       return this.startKeyRotation(manager, key, { trigger: 'revocation', now, fromVersion: revokedVersion, reason: `the certificate of version ${revokedVersion} was revoked` });
@@ -198,7 +199,7 @@ export class RotationService {
     if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `no CA named '${caName}'`);
     const now = this.clock.now();
     const result = await this.dataSource.transaction(async (manager) => {
-      await tryRotationLock(manager, rotationLockName({ kind: 'ca' }), true);
+      await this.rotations.tryLock(manager, { kind: 'ca' }, true);
       return this.startCaRollover(manager, ca, { trigger: options.trigger ?? 'manual', now, actor: options.actor, reason: options.reason });
     });
     return { rotation: toView(result.rotation), created: result.created };
@@ -289,7 +290,7 @@ export class RotationService {
     }
     const now = this.clock.now();
     const rotation = await this.dataSource.transaction(async (manager) => {
-      await tryRotationLock(manager, rotationLockName({ kind: 'ca' }), true);
+      await this.rotations.tryLock(manager, { kind: 'ca' }, true);
       const rotation = await this.findForUpdate(manager, rotationId);
       const plan = rotation.plan as CaRolloverPlan;
       const gate = rotation.steps.find((s) => s.name === 'distribution-gate');
@@ -304,7 +305,7 @@ export class RotationService {
         subject: rotation.subject,
         data: { rotationId, generation: plan.generationName, reason: reason.trim(), pending: (gate.detail?.pending as string[] | undefined) ?? [], at: now.toISOString() },
       });
-      await writeRotation(manager, rotationId, { plan, nextRunAt: now });
+      await this.rotations.write(manager, rotationId, { plan, nextRunAt: now });
       rotation.plan = plan;
       return rotation;
     });
@@ -346,15 +347,7 @@ export class RotationService {
    */
   async enqueueDue(now: Date): Promise<RotationEntity[]> {
     const started: RotationEntity[] = [];
-    const keys: Array<{ id: string; name: string; external: boolean; rotation: SigningKeyEntity['rotation']; activated_at: Date | null; has_active: boolean; has_pending: boolean; rotating: boolean }> =
-      await this.dataSource.query(`
-        SELECT k.id, k.name, k.external, k.rotation,
-               a.activated_at, (a.id IS NOT NULL) AS has_active,
-               EXISTS (SELECT 1 FROM key_versions p WHERE p.key_id = k.id AND p.state IN ('pending', 'published')) AS has_pending,
-               EXISTS (SELECT 1 FROM rotations r WHERE r.key_id = k.id AND r.kind = 'key' AND r.state = 'running') AS rotating
-          FROM signing_keys k
-          LEFT JOIN key_versions a ON a.key_id = k.id AND a.state = 'active'
-         ORDER BY k.name`);
+    const keys = await this.rotations.keyRotationCandidates(this.dataSource.manager);
     for (const key of keys) {
       if (key.rotating) continue;
       if (!key.has_active) {
@@ -365,15 +358,11 @@ export class RotationService {
       }
       try {
         const result = await this.dataSource.transaction(async (manager) => {
-          if (!(await tryRotationLock(manager, rotationLockName({ kind: 'key', keyId: key.id })))) return undefined;
+          if (!(await this.rotations.tryLock(manager, { kind: 'key', keyId: key.id }))) return undefined;
           // Re-read under the lock: another replica may have rotated it since the query above.
           const entity = await manager.getRepository(SigningKeyEntity).findOneBy({ id: key.id });
           if (!entity) return undefined;
-          const [state] = await manager.query(
-            `SELECT (SELECT activated_at FROM key_versions WHERE key_id = $1 AND state = 'active') AS activated_at,
-                    EXISTS (SELECT 1 FROM key_versions WHERE key_id = $1 AND state = 'active') AS has_active`,
-            [key.id],
-          );
+          const state = await this.rotations.activeVersionState(manager, key.id);
           if (state.has_active) {
             const dueAt = this.scheduledDue(entity.rotation.schedule, state.activated_at ?? new Date(0), now);
             if (!dueAt) return undefined;
@@ -389,7 +378,7 @@ export class RotationService {
     for (const ca of await this.casDueForRenewal(now)) {
       try {
         const result = await this.dataSource.transaction(async (manager) => {
-          if (!(await tryRotationLock(manager, rotationLockName({ kind: 'ca' })))) return undefined;
+          if (!(await this.rotations.tryLock(manager, { kind: 'ca' }))) return undefined;
           const due = (await this.casDueForRenewal(now, manager)).find((c) => c.id === ca.id);
           if (!due) return undefined;
           const entity = (await manager.getRepository(CaEntity).findOneBy({ id: ca.id }))!;

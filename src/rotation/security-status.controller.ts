@@ -1,6 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Roles } from '../auth/access.decorators';
+import { Roles } from '../common/access.decorators';
 import { SecurityStatus, SecurityStatusService } from './security-status.service';
 
 @ApiTags('status')

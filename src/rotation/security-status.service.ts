@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { DistributionStatusService } from '../distribution/distribution-status.service';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
-import { dueOccurrence, nextOccurrence } from './rotation-schedule';
+import { dueOccurrence, nextOccurrence } from '../keys/rotation-schedule';
 import { RotationStatusService } from './rotation-status.service';
 
 /** One thing the Overview shows, and whether `signet status` / the alerts would call it red, with the rule. */

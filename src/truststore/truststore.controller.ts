@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { Roles } from '../auth/access.decorators';
+import { Roles } from '../common/access.decorators';
 import { Principal } from '../auth/principal';
 import { DomainError, ErrorCode } from '../common/errors';
 import { BUNDLE_FORMATS } from './bundle-formats';

@@ -1,12 +1,11 @@
 import { Module } from '@nestjs/common';
 import { CaModule } from '../ca/ca.module';
-import { TsaModule } from '../tsa/tsa.module';
 import { TruststoreController } from './truststore.controller';
 import { TruststoreService } from './truststore.service';
 
 /** Truststores: versioned, content-addressed sets of root CAs and their bundle formats. */
 @Module({
-  imports: [CaModule, TsaModule],
+  imports: [CaModule],
   controllers: [TruststoreController],
   providers: [TruststoreService],
   exports: [TruststoreService],

@@ -1,13 +1,13 @@
-import { Injectable, Logger, Optional } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager, In } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
 import { CaEntity } from '../ca/ca.entity';
+import { CaRepository } from '../ca/ca.repository';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
-import { notationTrustedIdentity } from '../ca/subject-name';
+import { notationTrustedIdentity } from '../pki/subject-name';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SigningKeyEntity } from '../keys/signing-key.entity';
-import { TsaService } from '../tsa/tsa.service';
 import { BUNDLE_FORMATS, BundleFormat, isBundleFormat, LayerKind, LAYERS, LayerSpec, renderLayer, VersionInfo } from './bundle-formats';
 import { TruststoreEntity } from './truststore.entity';
 import { TruststoreVersionEntity, VersionReason } from './truststore-version.entity';
@@ -97,7 +97,7 @@ export class TruststoreService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
-    @Optional() private readonly tsa?: TsaService,
+    private readonly cas: CaRepository,
   ) {}
 
   addSink(sink: TruststoreSink): void {
@@ -297,13 +297,13 @@ export class TruststoreService {
     const issuingCaIds = await manager.getRepository(CaEntity).find({ select: { id: true }, where: { parentId: In(truststore.caIds) } });
     const keys = issuingCaIds.length ? await manager.getRepository(SigningKeyEntity).findBy({ issuerCaId: In(issuingCaIds.map((c) => c.id)) }) : [];
 
-    const tsaRoots = this.tsa ? await this.tsa.tsaRootCertificates() : [];
+    const tsaRoots = await this.cas.certifiedGenerationsOfKind('tsa-root');
     return {
       format: 'signet-truststore/1',
       name: truststore.name,
       trustPolicy: truststore.trustPolicy,
       roots: rootGenerations.map((g) => certificateEntry(caName.get(g.caId) ?? '?', g.name, g.certificate!)),
-      tsaRoots: tsaRoots.map((r) => certificateEntry(r.caName, r.generation, r.der)),
+      tsaRoots: tsaRoots.map((r) => certificateEntry(r.caName, r.generation.name, r.generation.certificate)),
       crls,
       trustedIdentities: keys.map((key) => notationTrustedIdentity(key.subject)),
       ...(truststore.trustManager ? { trustManager: truststore.trustManager } : {}),

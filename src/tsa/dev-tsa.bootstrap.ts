@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { MAX_LEAF_VALIDITY_DAYS } from '../ca/certificate-issuer';
+import { MAX_LEAF_VALIDITY_DAYS } from '../pki/certificate-issuer';
 import { CaService } from '../ca/ca.service';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';

@@ -1,4 +1,4 @@
-/** The RFC 3161 timestamp authority (POST /tsa) and what other modules use from it. */
+/** The RFC 3161 timestamp authority (POST /tsa) and what other modules use from it; the token encoding is in src/pki. */
 export { TsaModule } from './tsa.module';
 export { TSA_TIME, TsaService } from './tsa.service';
 export type { TsaReply, TsaRootCertificate, TsaTime } from './tsa.service';
@@ -7,8 +7,3 @@ export type { TimestampIssuedEvent, TsaEventSink } from './tsa-event-sink';
 export { DEV_TSA_CA, DEV_TSA_ROOT_CA } from './dev-tsa.bootstrap';
 export { ClockSyncProbe } from './clock-sync.probe';
 export type { ClockSyncSource, ClockSyncState } from './clock-sync.probe';
-export { TimestampTokenBuilder, assertTimestampingCertificate, encodeRejectionResponse } from './timestamp-token.builder';
-export { parseTimestampRequest } from './timestamp-request.parser';
-export type { TimestampRequest } from './timestamp-request.parser';
-export { TimestampRejection } from './timestamp-rejection';
-export type { PkiFailureInfo } from './timestamp-rejection';

@@ -1,7 +1,7 @@
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { Public } from '../auth/access.decorators';
+import { Public } from '../common/access.decorators';
 import { TsaService } from './tsa.service';
 
 export const TIMESTAMP_QUERY_TYPE = 'application/timestamp-query';

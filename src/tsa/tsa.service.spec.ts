@@ -21,7 +21,7 @@ describe(TsaService.name, () => {
   function service(synchronised: boolean | undefined): TsaService {
     const clock: ClockSyncSource = { name: 'test', read: async () => (synchronised === undefined ? undefined : { synchronised }) };
     const probe = new ClockSyncProbe([clock]);
-    return new TsaService(untouchable as never, untouchable as never, config, serials, probe, sink);
+    return new TsaService(untouchable as never, untouchable as never, config, serials, probe, sink, untouchable as never);
   }
 
   async function failInfoOf(svc: TsaService, query: Buffer): Promise<string> {

@@ -3,15 +3,16 @@ import { Counter } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { CaEntity } from '../ca/ca.entity';
 import { CaGenerationEntity, CaGenerationState } from '../ca/ca-generation.entity';
-import { derToPem } from '../ca/pem-codec';
+import { CaRepository } from '../ca/ca.repository';
+import { derToPem } from '../pki/pem-codec';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { MetricsService } from '../observability/metrics.service';
 import { ClockSyncProbe } from './clock-sync.probe';
-import { PkiFailureInfo, TimestampRejection } from './timestamp-rejection';
-import { TimestampRequest, parseTimestampRequest } from './timestamp-request.parser';
-import { TimestampTokenBuilder, encodeRejectionResponse } from './timestamp-token.builder';
+import { PkiFailureInfo, TimestampRejection } from '../pki/timestamp-rejection';
+import { TimestampRequest, parseTimestampRequest } from '../pki/timestamp-request.parser';
+import { TimestampTokenBuilder, encodeRejectionResponse } from '../pki/timestamp-token.builder';
 import { TsaSerialAllocator } from './tsa-serial.allocator';
 import { TSA_EVENT_SINK, TsaEventSink } from './tsa-event-sink';
 
@@ -68,6 +69,7 @@ export class TsaService {
     private readonly serials: TsaSerialAllocator,
     private readonly clockSync: ClockSyncProbe,
     @Inject(TSA_EVENT_SINK) private readonly events: TsaEventSink,
+    private readonly cas: CaRepository,
     @Optional() metrics?: MetricsService,
     @Optional() @Inject(TSA_TIME) now?: TsaTime,
   ) {
@@ -135,24 +137,15 @@ export class TsaService {
    * under it are verified. Callers filter if they want fewer.
    */
   async tsaRootCertificates(): Promise<TsaRootCertificate[]> {
-    const roots = await this.dataSource.getRepository(CaEntity).find({ where: { kind: 'tsa-root' }, order: { createdAt: 'ASC' } });
-    const result: TsaRootCertificate[] = [];
-    for (const ca of roots) {
-      const generations = await this.dataSource.getRepository(CaGenerationEntity).find({ where: { caId: ca.id }, order: { generation: 'ASC' } });
-      for (const generation of generations) {
-        if (!generation.certificate) continue;
-        result.push({
-          caName: ca.name,
-          generation: generation.name,
-          state: generation.state,
-          der: generation.certificate,
-          pem: derToPem(generation.certificate, 'CERTIFICATE'),
-          notBefore: generation.notBefore,
-          notAfter: generation.notAfter,
-        });
-      }
-    }
-    return result;
+    return (await this.cas.certifiedGenerationsOfKind('tsa-root')).map(({ caName, generation }) => ({
+      caName,
+      generation: generation.name,
+      state: generation.state,
+      der: generation.certificate,
+      pem: derToPem(generation.certificate, 'CERTIFICATE'),
+      notBefore: generation.notBefore,
+      notAfter: generation.notAfter,
+    }));
   }
 
   /**

@@ -3,7 +3,7 @@ import { ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../../src/audit/audit.service';
-import { Public, Roles } from '../../src/auth/access.decorators';
+import { Public, Roles } from '../../src/common/access.decorators';
 import { AuthGuard } from '../../src/auth/auth.guard';
 import { TokenPrincipal } from '../../src/auth/principal';
 import { RateLimiter } from '../../src/auth/rate-limiter';

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModulesContainer } from '@nestjs/core';
 import { AuditCheckpointSigners } from '../../src/audit/audit-checkpoint-signer';
-import { PUBLIC_METADATA, ROLES_METADATA } from '../../src/auth/access.decorators';
+import { PUBLIC_METADATA, ROLES_METADATA } from '../../src/common/access.decorators';
 import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
 import { createNodeSigner } from '../support/node-signer';
 import { query } from '../support/database';

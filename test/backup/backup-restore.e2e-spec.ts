@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ecdsaRawToDer } from '../../src/ca/signature-algorithms';
+import { ecdsaRawToDer } from '../../src/pki/signature-algorithms';
 import { ensureBuilt, freePort, PROJECT_ROOT, ServerProcess, tempDir } from '../support/server-process';
 
 /**

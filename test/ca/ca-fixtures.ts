@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { KeySpec } from '../../src/common/key-spec';
-import { caGenerationUrls } from '../../src/ca/ca-urls';
+import { caGenerationUrls } from '../../src/pki/ca-urls';
 import {
   CaIssuer,
   IssuedCertificate,
@@ -12,9 +12,9 @@ import {
   issueIssuingCaCertificate,
   issueRootCaCertificate,
   loadCaIssuer,
-} from '../../src/ca/certificate-issuer';
-import { RsaPadding } from '../../src/ca/signature-algorithms';
-import { CertificateSubject } from '../../src/ca/subject-name';
+} from '../../src/pki/certificate-issuer';
+import { RsaPadding } from '../../src/pki/signature-algorithms';
+import { CertificateSubject } from '../../src/pki/subject-name';
 import { NodeDigestSigner, createNodeSigner } from '../support/node-signer';
 
 /** Shared by the ca unit specs and the OpenSSL integration specs. */

@@ -1,10 +1,10 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { caGenerationUrls } from '../../src/ca/ca-urls';
-import { issueCodeSigningCertificate, loadCaIssuer } from '../../src/ca/certificate-issuer';
-import { validateCertificateChain } from '../../src/ca/certificate-chain-validator';
-import { createCertificationRequest } from '../../src/ca/certification-request';
-import { pemOrDerToDer } from '../../src/ca/pem-codec';
+import { caGenerationUrls } from '../../src/pki/ca-urls';
+import { issueCodeSigningCertificate, loadCaIssuer } from '../../src/pki/certificate-issuer';
+import { validateCertificateChain } from '../../src/pki/certificate-chain-validator';
+import { createCertificationRequest } from '../../src/pki/certification-request';
+import { pemOrDerToDer } from '../../src/pki/pem-codec';
 import { DomainError, ErrorCode } from '../../src/common/errors';
 import { createNodeSigner } from '../support/node-signer';
 import { BASE_URL, openssl, subject, tempDir } from './ca-fixtures';

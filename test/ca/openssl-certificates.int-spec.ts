@@ -1,5 +1,5 @@
 import { KeySpec } from '../../src/common/key-spec';
-import { issueTimestampingCertificate, issueTsaRootCertificate, loadCaIssuer } from '../../src/ca/certificate-issuer';
+import { issueTimestampingCertificate, issueTsaRootCertificate, loadCaIssuer } from '../../src/pki/certificate-issuer';
 import { createNodeSigner } from '../support/node-signer';
 import { BASE_URL, TestHierarchy, createHierarchy, issueLeaf, openssl, subject, tempDir } from './ca-fixtures';
 

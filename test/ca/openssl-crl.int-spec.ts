@@ -1,6 +1,6 @@
-import { CrlEntry, buildCrl } from '../../src/ca/crl-builder';
-import { derToPem } from '../../src/ca/pem-codec';
-import { generateSerialNumber } from '../../src/ca/serial-number';
+import { CrlEntry, buildCrl } from '../../src/pki/crl-builder';
+import { derToPem } from '../../src/pki/pem-codec';
+import { generateSerialNumber } from '../../src/pki/serial-number';
 import { KeySpec } from '../../src/common/key-spec';
 import { TestHierarchy, createHierarchy, issueLeaf, openssl, tempDir } from './ca-fixtures';
 

@@ -6,7 +6,7 @@ import {
   ocspResponseForError,
   parseOcspRequest,
   respondToOcspRequest,
-} from '../../src/ca/ocsp-responder';
+} from '../../src/pki/ocsp-responder';
 import { KeySpec } from '../../src/common/key-spec';
 import { TestHierarchy, createHierarchy, issueLeaf, openssl, tempDir } from './ca-fixtures';
 

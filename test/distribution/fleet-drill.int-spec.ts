@@ -2,7 +2,7 @@ import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import * as path from 'node:path';
 import { DEV_ISSUING_CA, DEV_ROOT_CA } from '../../src/ca/dev-hierarchy.bootstrap';
 import { CaService } from '../../src/ca/ca.service';
-import { issueCodeSigningCertificate } from '../../src/ca/certificate-issuer';
+import { issueCodeSigningCertificate } from '../../src/pki/certificate-issuer';
 import { createHierarchy, issueLeaf } from '../ca/ca-fixtures';
 import { createNodeSigner } from '../support/node-signer';
 import { TestRegistry } from '../support/registry';

@@ -1,6 +1,6 @@
 import { DEV_ROOT_CA } from '../../src/ca/dev-hierarchy.bootstrap';
 import type { DistributionStatus } from '../../src/distribution/distribution-status.service';
-import { nextOccurrence } from '../../src/rotation/rotation-schedule';
+import { nextOccurrence } from '../../src/keys/rotation-schedule';
 import { FAST_DISTRIBUTION_ENV, targetsOf, waitConverged } from '../distribution/distribution-helpers';
 import { SUBJECT } from '../rotation/rotation-helpers';
 import { SignetProcess, startSignet } from '../rotation/rotation-process';

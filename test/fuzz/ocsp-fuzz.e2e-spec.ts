@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { derToPem } from '../../src/ca/pem-codec';
+import { derToPem } from '../../src/pki/pem-codec';
 import { tempDir } from '../support/server-process';
 import { fuzzParameters, mutatedBytes } from './arbitraries';
 import { FUZZ_KEY, FuzzApp, ISSUING_CA, startFuzzApp } from './fuzz-harness';

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { readChildren, readSingle } from '../../src/ca/der-reader';
+import { readChildren, readSingle } from '../../src/pki/der-reader';
 import { tempDir } from '../support/server-process';
 import { fuzzParameters, mutatedBytes } from './arbitraries';
 import { FuzzApp, startFuzzApp } from './fuzz-harness';

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { DataSource } from 'typeorm';
-import { derToPem } from '../../src/ca/pem-codec';
+import { derToPem } from '../../src/pki/pem-codec';
 import { tempDir } from '../support/server-process';
 import { fuzzParameters, hostileJson, mutatedBytes } from './arbitraries';
 import { FUZZ_SUBJECT, FuzzApp, responseProblem, startFuzzApp } from './fuzz-harness';

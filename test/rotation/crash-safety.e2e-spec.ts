@@ -1,4 +1,4 @@
-import { nextOccurrence } from '../../src/rotation/rotation-schedule';
+import { nextOccurrence } from '../../src/keys/rotation-schedule';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
 import { ensureBuilt, tempDir } from '../support/server-process';
 import { SignetProcess, startSignet } from './rotation-process';

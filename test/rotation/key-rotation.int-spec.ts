@@ -3,7 +3,7 @@ import * as x509 from '@peculiar/x509';
 import { query } from '../support/database';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
 import { reconcileHsm } from '../../src/rotation/hsm-objects';
-import { nextOccurrence } from '../../src/rotation/rotation-schedule';
+import { nextOccurrence } from '../../src/keys/rotation-schedule';
 import { RotationRunner } from '../../src/rotation/rotation.runner';
 import { RotationScheduler } from '../../src/rotation/rotation.scheduler';
 import { RotationService } from '../../src/rotation/rotation.service';

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { nextOccurrence } from '../../src/rotation/rotation-schedule';
+import { nextOccurrence } from '../../src/keys/rotation-schedule';
 import { RotationRunner } from '../../src/rotation/rotation.runner';
 import { RotationScheduler } from '../../src/rotation/rotation.scheduler';
 import { http, SUBJECT } from './rotation-helpers';

@@ -7,7 +7,7 @@ import { ChangeNotifier } from '../../src/database/change-notifier';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
 import { reconcileHsm } from '../../src/rotation/hsm-objects';
 import { KEYS_CHANNEL } from '../../src/signing/active-key-cache';
-import { nextOccurrence } from '../../src/rotation/rotation-schedule';
+import { nextOccurrence } from '../../src/keys/rotation-schedule';
 import { RotationScheduler } from '../../src/rotation/rotation.scheduler';
 import { query } from '../support/database';
 import { tempDir } from '../support/server-process';

@@ -1,5 +1,5 @@
 import { loadAll } from 'js-yaml';
-import { issueTsaRootCertificate } from '../../src/ca/certificate-issuer';
+import { issueTsaRootCertificate } from '../../src/pki/certificate-issuer';
 import { BUNDLE_FORMATS, renderLayer } from '../../src/truststore/bundle-formats';
 import { trustPolicyProblems } from '../../src/truststore/trust-policy';
 import { certificateEntry, TruststoreContent, validateTrustManagerSettings } from '../../src/truststore/truststore-content';

@@ -4,10 +4,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { KeySpec } from '../../src/common/key-spec';
-import { caGenerationUrls } from '../../src/ca/ca-urls';
-import { IssuedCertificate, issueTimestampingCertificate, issueTsaRootCertificate, loadCaIssuer } from '../../src/ca/certificate-issuer';
-import { derToPem } from '../../src/ca/pem-codec';
-import { octetString, oid, sequence, smallInteger, tlv } from '../../src/ca/der-writer';
+import { caGenerationUrls } from '../../src/pki/ca-urls';
+import { IssuedCertificate, issueTimestampingCertificate, issueTsaRootCertificate, loadCaIssuer } from '../../src/pki/certificate-issuer';
+import { derToPem } from '../../src/pki/pem-codec';
+import { octetString, oid, sequence, smallInteger, tlv } from '../../src/pki/der-writer';
 import { NodeDigestSigner, createNodeSigner } from '../support/node-signer';
 
 const execFileAsync = promisify(execFile);

@@ -7,7 +7,8 @@ import * as pkijs from 'pkijs';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../../src/audit/audit.service';
 import { CaService } from '../../src/ca/ca.service';
-import { readChildren, readSingle } from '../../src/ca/der-reader';
+import { CaRepository } from '../../src/ca/ca.repository';
+import { readChildren, readSingle } from '../../src/pki/der-reader';
 import { DomainError, ErrorCode } from '../../src/common/errors';
 import { SIGNET_CONFIG, SignetConfig, loadConfig } from '../../src/config/config';
 import { DatabaseModule } from '../../src/database/database.module';
@@ -292,6 +293,7 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
       app.get(TsaSerialAllocator),
       app.get(ClockSyncProbe),
       { timestampIssued: () => Promise.reject(new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'audit down')) },
+      app.get(CaRepository),
     );
     await expect(failing.respond(buildQuery())).rejects.toThrow('audit down');
   });

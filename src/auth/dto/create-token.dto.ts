@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, IsArray, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
-import { Role, ROLES } from '../roles';
+import { Role, ROLES } from '../../common/roles';
 
 export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/;
 export const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;

@@ -1,5 +1,5 @@
 import * as os from 'node:os';
-import { isRole, ROLES } from '../../auth/roles';
+import { isRole, ROLES } from '../../common/roles';
 import { TokenService } from '../../auth/token.service';
 import { IdentityAdminService } from '../../identity/identity-admin.service';
 import { CliCommand, CliError } from '../cli-command';

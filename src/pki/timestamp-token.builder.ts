@@ -3,8 +3,8 @@ import * as crypto from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { DomainError, ErrorCode } from '../common/errors';
 import { DigestSigner, HASH_LENGTH, nodeHashName } from '../common/key-spec';
-import { EKU_OIDS, EXTENSION_OIDS } from '../ca/certificate-profiles';
-import { readCertificateParts } from '../ca/der-reader';
+import { EKU_OIDS, EXTENSION_OIDS } from './certificate-profiles';
+import { readCertificateParts } from './der-reader';
 import {
   bitString,
   explicit,
@@ -17,9 +17,9 @@ import {
   tlvOf,
   unsignedIntegerContent,
   utf8String,
-} from '../ca/der-writer';
-import { publicKeyObject, samePublicKey } from '../ca/key-identifiers';
-import { SignatureScheme, ecdsaRawToDer, hashData, signatureSchemeFor } from '../ca/signature-algorithms';
+} from './der-writer';
+import { publicKeyObject, samePublicKey } from './key-identifiers';
+import { SignatureScheme, ecdsaRawToDer, hashData, signatureSchemeFor } from './signature-algorithms';
 import { HASH_OIDS, TSA_OIDS } from './rfc3161-oids';
 import { PKI_FAILURE_BITS, PkiFailureInfo, TimestampRejection } from './timestamp-rejection';
 import { TimestampRequest } from './timestamp-request.parser';

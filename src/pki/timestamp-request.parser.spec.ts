@@ -1,6 +1,6 @@
 import * as crypto from 'node:crypto';
 import * as fc from 'fast-check';
-import { octetString, oid, sequence, smallInteger, tlv } from '../ca/der-writer';
+import { octetString, oid, sequence, smallInteger, tlv } from './der-writer';
 import { OpenSslWorkspace, buildQuery, nonceFromText } from '../../test/tsa/tsa-fixtures';
 import { PkiFailureInfo, TimestampRejection } from './timestamp-rejection';
 import { MAX_NONCE_BYTES, parseTimestampRequest } from './timestamp-request.parser';

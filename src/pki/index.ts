@@ -1,6 +1,9 @@
 /**
- * The pure X.509 core of the `ca` domain module: profiles, issuance over a DigestSigner, CSRs,
- * external chain validation, CRLs and OCSP responses. No database, HTTP or PKCS#11 here.
+ * The pure PKI core: X.509 profiles, issuance over a DigestSigner, CSRs, external chain
+ * validation, CRLs, OCSP responses, RFC 3161 timestamp requests and tokens, and the DER and PEM
+ * codecs under them. Bytes and a signer in, bytes out: no Nest, database or PKCS#11 here, and no
+ * import of the rest of Signet (.dependency-cruiser.cjs; the remaining imports of common/errors and
+ * common/key-spec are listed as known debts there).
  */
 export type { CaEndpointUrls } from './ca-urls';
 export { assertHttpUrl, caGenerationUrls } from './ca-urls';
@@ -67,3 +70,12 @@ export type { CertificateSubject } from './subject-name';
 export { checkSubjectName, encodeSubjectName, notationTrustedIdentity, subjectToDn, validateSubject } from './subject-name';
 
 export { DigestSignerCrypto, digestSignerCrypto, signerCryptoKey } from './x509-signer-provider';
+
+export { TimestampTokenBuilder, assertTimestampingCertificate, encodeRejectionResponse } from './timestamp-token.builder';
+export { parseTimestampRequest } from './timestamp-request.parser';
+export type { TimestampRequest } from './timestamp-request.parser';
+export { TimestampRejection } from './timestamp-rejection';
+export type { PkiFailureInfo } from './timestamp-rejection';
+
+export * as derWriter from './der-writer';
+export * as derReader from './der-reader';
