@@ -25,12 +25,17 @@ export interface SignRecord {
   keyVersion?: number;
   error?: { code?: string; retryable?: boolean };
   retryAfter?: string;
+  /** Status 0: the error's code (ECONNREFUSED, ECONNRESET…) and whether the request went out on a reused keep-alive connection. */
+  failure?: { code?: string; reusedSocket?: boolean };
+  /** The answer carried `Connection: close`. */
+  connectionClose?: boolean;
 }
 
 export interface SignAnswer {
   status: number;
   body: string;
   retryAfter?: string;
+  connectionClose?: boolean;
 }
 
 /** Sends one sign request body for the drill's key; throws when no HTTP answer came. */
@@ -116,12 +121,13 @@ export class SignLoad {
       let record: SignRecord;
       try {
         const answer = await this.transport(body);
-        record = { startedAt, at: Date.now(), status: answer.status, message, retryAfter: answer.retryAfter };
+        record = { startedAt, at: Date.now(), status: answer.status, message, retryAfter: answer.retryAfter, connectionClose: answer.connectionClose };
         const json = parseJson(answer.body);
         if (answer.status === 200) Object.assign(record, { signature: json.signature, chain: json.certificateChain, keyVersion: json.keyVersion });
         else record.error = { code: json?.error?.code, retryable: json?.error?.details?.retryable };
-      } catch {
-        record = { startedAt, at: Date.now(), status: 0, message };
+      } catch (error) {
+        const { code, reusedSocket } = error as { code?: string; reusedSocket?: boolean };
+        record = { startedAt, at: Date.now(), status: 0, message, failure: { code, reusedSocket } };
       }
       this.records.push(record);
       if (record.status !== 200) await sleep(record.status === 0 ? 50 : (this.options.pauseAfterFailureMs ?? 10));
