@@ -81,6 +81,8 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
  */
 export class SignLoad {
   readonly records: SignRecord[] = [];
+  /** Messages of requests sent and not answered yet (a drill checking audit rows while the load runs needs them). */
+  readonly inFlight = new Set<Buffer>();
   private running = false;
   private clients: Array<Promise<void>> = [];
 
@@ -119,6 +121,7 @@ export class SignLoad {
       const body = JSON.stringify({ digest: createHash('sha256').update(message).digest('base64'), hashAlgorithm: 'SHA-256' });
       const startedAt = Date.now();
       let record: SignRecord;
+      this.inFlight.add(message);
       try {
         const answer = await this.transport(body);
         record = { startedAt, at: Date.now(), status: answer.status, message, retryAfter: answer.retryAfter, connectionClose: answer.connectionClose };
@@ -130,6 +133,7 @@ export class SignLoad {
         record = { startedAt, at: Date.now(), status: 0, message, failure: { code, reusedSocket } };
       }
       this.records.push(record);
+      this.inFlight.delete(message);
       if (record.status !== 200) await sleep(record.status === 0 ? 50 : (this.options.pauseAfterFailureMs ?? 10));
     }
   }
@@ -255,7 +259,7 @@ function verifiesSha256(message: Buffer, key: KeyObject, signature: Buffer): boo
  *  - HSM reconciliation finds nothing orphaned, missing or left planned;
  *  - every 2xx signature verifies against the leaf certificate returned with it.
  */
-export async function expectDrillInvariants(subject: DrillSubject, load: SignLoad, key: string): Promise<void> {
+export async function expectDrillInvariants(subject: DrillSubject, load: Pick<SignLoad, 'records' | 'delivered'>, key: string): Promise<void> {
   const checkpoint = await subject.api('POST', '/v1/audit/checkpoints');
   expect(checkpoint.status).toBe(201);
   const verified = await subject.api('GET', '/v1/audit/verify?full=true');
