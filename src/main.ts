@@ -59,8 +59,10 @@ async function main(): Promise<void> {
       app?.get(HealthService).startDraining();
       if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
       // 2. Stop accepting: a balancer's new connection is refused (safe for it to retry elsewhere,
-      //    nothing was sent) and the requests in flight finish, with the HSM and database still up.
-      await Promise.all([closeServer(publicListener), closeServer(app?.getHttpServer() as Server | undefined)]);
+      //    nothing was sent) and the requests in flight finish, with the HSM and database still up,
+      //    for at most SIGNET_SHUTDOWN_TIMEOUT_MS (a stalled upload or a long-lived stream is cut then).
+      const grace = config.shutdownTimeoutMs;
+      await Promise.all([closeServer(publicListener, grace), closeServer(app?.getHttpServer() as Server | undefined, grace)]);
       // 3. Nest's module destroy hooks (HSM sessions closed, database pool closed); the embedded
       //    PostgreSQL goes last.
       await app?.close();

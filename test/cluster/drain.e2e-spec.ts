@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { SUBJECT } from '../rotation/rotation-helpers';
 import { startSignet } from '../rotation/rotation-process';
 import { createTestDatabase, TestDatabase } from '../support/database';
@@ -66,6 +67,25 @@ describe('graceful drain on SIGTERM (real process, keep-alive client)', () => {
       await load?.stop();
       await readyz?.stop();
       agent.destroy();
+      server.server.kill('SIGKILL');
+    }
+  });
+
+  it('stops within SIGNET_SHUTDOWN_TIMEOUT_MS even when a connection never finishes its request (a stalled upload)', async () => {
+    const server = await startSignet({ DATABASE_URL: database.url, SIGNET_DATA_DIR: tempDir('drain-stall-'), SIGNET_DRAIN_DELAY_MS: '200', SIGNET_SHUTDOWN_TIMEOUT_MS: '1000' });
+    const socket = net.connect(server.server.port, '127.0.0.1');
+    try {
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.on('error', () => undefined);
+      // Headers and half the body; the rest never comes (the server's request timeout is 30 s).
+      socket.write('POST /v1/keys/stalled/sign HTTP/1.1\r\nHost: signet\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"digest":');
+      await sleep(300);
+      const termAt = Date.now();
+      server.server.kill('SIGTERM');
+      expect(await server.server.exited).toEqual({ code: 0, signal: null });
+      expect(Date.now() - termAt).toBeLessThan(10_000);
+    } finally {
+      socket.destroy();
       server.server.kill('SIGKILL');
     }
   });
