@@ -21,6 +21,7 @@ import { defaultConsoleDir, registerConsole } from './console/console-assets';
 import { installSignFastPath } from './signing/sign-fast-path';
 import { SigningService } from './signing/signing.service';
 import { MetricsService } from './observability/metrics.service';
+import { HealthService } from './observability/health.service';
 
 /**
  * Builds the Nest application on Fastify with Signet's HTTP conventions: one error shape for
@@ -80,6 +81,15 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
 
   registerSecurityHeaders(fastify, { tls: !!config.tls });
   registerConsole(fastify, config.consoleDir ?? defaultConsoleDir());
+
+  // While draining for shutdown (main.ts), every answer closes its connection: a balancer's pooled
+  // keep-alive connections end right after a response instead of being cut, idle, when the
+  // listener closes (a request it sends on one at that moment would be lost).
+  const health = app.get(HealthService);
+  fastify.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => {
+    if (health.draining && request.raw.httpVersionMajor < 2) reply.header('connection', 'close');
+    done(null, payload);
+  });
 
   const metrics = app.get(MetricsService);
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {

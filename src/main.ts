@@ -3,6 +3,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createApp } from './app.factory';
 import { ConfigError, loadConfig, SignetConfig } from './config/config';
 import { createLogger, scrubText } from './observability/logger';
+import { HealthService } from './observability/health.service';
 import { Platform, startPlatform } from './platform';
 import { closeServer, startPublicListener } from './public-listener';
 import type { Server } from 'node:http';
@@ -45,16 +46,25 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stoppingSince = Date.now();
-    logger.info(`${signal} received: draining in-flight requests and stopping`);
+    const drainMs = app ? config.drainDelayMs : 0;
+    logger.info(`${signal} received: draining for ${drainMs} ms (/readyz 503, answers close their connections), then stopping`);
     const force = setTimeout(() => {
       logger.error(`graceful stop took longer than ${config.shutdownTimeoutMs} ms; exiting`);
       process.exit(1);
-    }, config.shutdownTimeoutMs + 35_000);
+    }, drainMs + config.shutdownTimeoutMs + 35_000);
     force.unref();
     try {
-      // Fastify stops accepting, finishes in-flight requests; Nest then runs module destroy hooks
-      // (HSM sessions closed, database pool closed); the embedded PostgreSQL goes last.
-      await closeServer(publicListener);
+      // 1. Drain: still serving everything, but /readyz says 503 so balancers and Kubernetes take
+      //    this replica out, and each answer closes its connection so none stays pooled.
+      app?.get(HealthService).startDraining();
+      if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
+      // 2. Stop accepting: a balancer's new connection is refused (safe for it to retry elsewhere,
+      //    nothing was sent) and the requests in flight finish, with the HSM and database still up,
+      //    for at most SIGNET_SHUTDOWN_TIMEOUT_MS (a stalled upload or a long-lived stream is cut then).
+      const grace = config.shutdownTimeoutMs;
+      await Promise.all([closeServer(publicListener, grace), closeServer(app?.getHttpServer() as Server | undefined, grace)]);
+      // 3. Nest's module destroy hooks (HSM sessions closed, database pool closed); the embedded
+      //    PostgreSQL goes last.
       await app?.close();
       await platform?.stop();
       logger.info('stopped');

@@ -32,10 +32,19 @@ export async function startPublicListener(fastify: FastifyInstance, port: number
   return server;
 }
 
-export function closeServer(server: http.Server | undefined): Promise<void> {
+/**
+ * Stops accepting and resolves once every connection has ended; connections still open after
+ * `graceMs` (a stalled upload, a long-lived stream) are closed then.
+ */
+export function closeServer(server: http.Server | undefined, graceMs = Infinity): Promise<void> {
   if (!server) return Promise.resolve();
   return new Promise((resolve) => {
-    server.close(() => resolve());
+    const timer = Number.isFinite(graceMs) ? setTimeout(() => server.closeAllConnections(), graceMs) : undefined;
+    timer?.unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
     server.closeIdleConnections();
   });
 }

@@ -18,6 +18,7 @@ describe('loadConfig', () => {
     expect(config.database.runMigrations).toBe(true);
     expect(config.hsm.modulePath).toBeUndefined();
     expect(config.devBootstrap).toBe(true);
+    expect(config.drainDelayMs).toBe(5000);
   });
 
   it.each([
@@ -36,6 +37,7 @@ describe('loadConfig', () => {
     ['SIGNET_TOKEN_CACHE_SECONDS', '3600'],
     ['SIGNET_RATE_LIMIT_PER_SECOND', '-5'],
     ['SIGNET_RATE_LIMIT_BURST', '0'],
+    ['SIGNET_DRAIN_DELAY_MS', '5s'],
   ])('rejects a malformed %s naming the variable', (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     try {

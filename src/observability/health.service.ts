@@ -9,6 +9,19 @@ export interface HealthCheckResult {
 @Injectable()
 export class HealthService {
   private readonly checks = new Map<string, () => Promise<HealthCheckResult>>();
+  private drainingSince?: number;
+
+  /**
+   * Shutdown has begun (main.ts, on SIGTERM): /readyz answers 503 from now on, so balancers and
+   * Kubernetes stop routing here while the replica still serves what reaches it.
+   */
+  startDraining(): void {
+    this.drainingSince ??= Date.now();
+  }
+
+  get draining(): boolean {
+    return this.drainingSince !== undefined;
+  }
 
   register(name: string, check: () => Promise<HealthCheckResult>): void {
     this.checks.set(name, check);
@@ -24,7 +37,8 @@ export class HealthService {
         }
       }),
     );
-    const checks = Object.fromEntries(entries);
-    return { ready: entries.every(([, result]) => result.ok), checks };
+    const checks: Record<string, HealthCheckResult> = Object.fromEntries(entries);
+    if (this.drainingSince !== undefined) checks.draining = { ok: false, since: new Date(this.drainingSince).toISOString() };
+    return { ready: Object.values(checks).every((result) => result.ok), checks };
   }
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { AuthGuard } from '../auth/auth.guard';
 import type { Principal } from '../auth/principal';
+import { checkIdempotencyHeader } from './sign-request';
 import { SigningController } from './signing.controller';
 import type { SigningService } from './signing.service';
 
@@ -19,6 +20,7 @@ const installed = new WeakSet<FastifyInstance>();
  * - an empty key name is a route not found, as in Nest's wrapper of routes with parameters;
  * - AuthGuard.admit with the roles SigningController.sign declares (@Roles): 401, 429, 403;
  * - the principal's key grant: 404 for a key the caller may not use;
+ * - an `Idempotency-Key` header must equal the body's idempotencyKey (400 otherwise);
  * - SigningService.sign;
  * - errors go to Fastify's error handler, which Nest set to the global HttpExceptionFilter.
  * Call before app.init().
@@ -42,6 +44,7 @@ export function installSignFastPath(fastify: FastifyInstance, resolve: () => { g
       const admitted = deps.guard.admit(request, reply, deps.roles, describe);
       const principal: Principal = admitted instanceof Promise ? await admitted : admitted;
       principal.assertCanUseKey(name);
+      checkIdempotencyHeader(request.headers['idempotency-key'], request.body);
       const json = await deps.signing.sign(name, request.body, principal);
       reply.code(200).header('content-type', 'application/json; charset=utf-8');
       return json;

@@ -121,6 +121,19 @@ export function parseSignRequest(body: unknown): SignRequest {
   };
 }
 
+/**
+ * A balancer retries a sign request carrying an `Idempotency-Key` header on another replica
+ * (deploy/nginx/signet.conf): the header must name the body's `idempotencyKey`, so that the retry
+ * returns the first answer instead of signing twice.
+ */
+export function checkIdempotencyHeader(header: string | string[] | undefined, body: unknown): void {
+  if (header === undefined) return;
+  const key = body !== null && typeof body === 'object' ? (body as Record<string, unknown>).idempotencyKey : undefined;
+  if (header !== key) {
+    throw invalid("the Idempotency-Key header must equal the body's 'idempotencyKey' (balancers retry requests that carry the header)", 'idempotencyKey');
+  }
+}
+
 /** `{digest, mediaType?, size?}` with nothing else; also used for a JWS payload's targetArtifact (extra fields allowed there). */
 export function parseArtifact(value: unknown, field: string, options: { allowExtraFields?: boolean } = {}): ArtifactRef {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid(`'${field}' must be an object with a 'digest'`, field);

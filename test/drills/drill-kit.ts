@@ -25,12 +25,17 @@ export interface SignRecord {
   keyVersion?: number;
   error?: { code?: string; retryable?: boolean };
   retryAfter?: string;
+  /** Status 0: the error's code (ECONNREFUSED, ECONNRESET…) and whether the request went out on a reused keep-alive connection. */
+  failure?: { code?: string; reusedSocket?: boolean };
+  /** The answer carried `Connection: close`. */
+  connectionClose?: boolean;
 }
 
 export interface SignAnswer {
   status: number;
   body: string;
   retryAfter?: string;
+  connectionClose?: boolean;
 }
 
 /** Sends one sign request body for the drill's key; throws when no HTTP answer came. */
@@ -76,6 +81,8 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
  */
 export class SignLoad {
   readonly records: SignRecord[] = [];
+  /** Messages of requests sent and not answered yet (a drill checking audit rows while the load runs needs them). */
+  readonly inFlight = new Set<Buffer>();
   private running = false;
   private clients: Array<Promise<void>> = [];
 
@@ -114,16 +121,19 @@ export class SignLoad {
       const body = JSON.stringify({ digest: createHash('sha256').update(message).digest('base64'), hashAlgorithm: 'SHA-256' });
       const startedAt = Date.now();
       let record: SignRecord;
+      this.inFlight.add(message);
       try {
         const answer = await this.transport(body);
-        record = { startedAt, at: Date.now(), status: answer.status, message, retryAfter: answer.retryAfter };
+        record = { startedAt, at: Date.now(), status: answer.status, message, retryAfter: answer.retryAfter, connectionClose: answer.connectionClose };
         const json = parseJson(answer.body);
         if (answer.status === 200) Object.assign(record, { signature: json.signature, chain: json.certificateChain, keyVersion: json.keyVersion });
         else record.error = { code: json?.error?.code, retryable: json?.error?.details?.retryable };
-      } catch {
-        record = { startedAt, at: Date.now(), status: 0, message };
+      } catch (error) {
+        const { code, reusedSocket } = error as { code?: string; reusedSocket?: boolean };
+        record = { startedAt, at: Date.now(), status: 0, message, failure: { code, reusedSocket } };
       }
       this.records.push(record);
+      this.inFlight.delete(message);
       if (record.status !== 200) await sleep(record.status === 0 ? 50 : (this.options.pauseAfterFailureMs ?? 10));
     }
   }
@@ -249,7 +259,7 @@ function verifiesSha256(message: Buffer, key: KeyObject, signature: Buffer): boo
  *  - HSM reconciliation finds nothing orphaned, missing or left planned;
  *  - every 2xx signature verifies against the leaf certificate returned with it.
  */
-export async function expectDrillInvariants(subject: DrillSubject, load: SignLoad, key: string): Promise<void> {
+export async function expectDrillInvariants(subject: DrillSubject, load: Pick<SignLoad, 'records' | 'delivered'>, key: string): Promise<void> {
   const checkpoint = await subject.api('POST', '/v1/audit/checkpoints');
   expect(checkpoint.status).toBe(201);
   const verified = await subject.api('GET', '/v1/audit/verify?full=true');

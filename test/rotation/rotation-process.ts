@@ -3,15 +3,15 @@ import * as path from 'node:path';
 import { freePort, ServerProcess } from '../support/server-process';
 
 /** A real `node dist/src/main.js` with the rotation test hooks on (NODE_ENV=test) and no scheduler timer. */
-export async function startSignet(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<SignetProcess> {
-  const server = new ServerProcess(await freePort(), {
+export async function startSignet(env: Record<string, string>, options: { waitReady?: boolean; port?: number; script?: string } = {}): Promise<SignetProcess> {
+  const server = new ServerProcess(options.port ?? (await freePort()), {
     NODE_ENV: 'test',
     SIGNET_TEST_HOOKS: 'true',
     SIGNET_ROTATION_TICK_SECONDS: '0',
     SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
     SIGNET_DEV_BOOTSTRAP: 'true',
     ...env,
-  });
+  }, options.script);
   const process = new SignetProcess(server, env.SIGNET_DATA_DIR);
   if (options.waitReady !== false) await server.waitReady();
   return process;

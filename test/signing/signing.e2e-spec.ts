@@ -280,6 +280,32 @@ describe('POST /v1/keys/{name}/sign', () => {
     });
   });
 
+  describe('Idempotency-Key header (what a balancer retries on: deploy/nginx/signet.conf)', () => {
+    const withHeader = (key: string, body: unknown, header: string) =>
+      t.app.inject({ method: 'POST', url: `/v1/keys/${key}/sign`, headers: { ...auth(tokens.signer.token), 'content-type': 'application/json', 'idempotency-key': header }, payload: JSON.stringify(body) });
+
+    it('signs when the header names the body\'s idempotencyKey, and a retry gets the same answer', async () => {
+      const request = { digest: sha('EC-256', 'idem-header-1').toString('base64'), hashAlgorithm: 'SHA-256', idempotencyKey: 'idem-header-1' };
+      const before = hsmSigns();
+      const first = await withHeader(keyNames['EC-256'], request, 'idem-header-1');
+      const retry = await withHeader(keyNames['EC-256'], request, 'idem-header-1');
+      expect(first.statusCode).toBe(200);
+      expect(retry.body).toBe(first.body);
+      expect(hsmSigns()).toBe(before + 1);
+    });
+
+    it.each([
+      ['a body without idempotencyKey', { digest: sha('EC-256', 'idem-header-2').toString('base64'), hashAlgorithm: 'SHA-256' }],
+      ['a different idempotencyKey', { digest: sha('EC-256', 'idem-header-3').toString('base64'), hashAlgorithm: 'SHA-256', idempotencyKey: 'other' }],
+    ])('refuses the header with %s (400 VALIDATION_ERROR), without signing: a retry would sign twice', async (_, request) => {
+      const before = hsmSigns();
+      const refused = await withHeader(keyNames['EC-256'], request, 'idem-header-x');
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().error).toMatchObject({ code: 'VALIDATION_ERROR', details: { field: 'idempotencyKey' } });
+      expect(hsmSigns()).toBe(before);
+    });
+  });
+
   describe('promotion (requires)', () => {
     const digestBody = (label: string, artifact?: string) => ({ digest: sha('EC-256', label).toString('base64'), hashAlgorithm: 'SHA-256', ...(artifact ? { artifact: { digest: artifact } } : {}) });
     const payloadBody = (bytes: Buffer | string, extra: Record<string, unknown> = {}) => ({ payload: Buffer.from(bytes).toString('base64'), hashAlgorithm: 'SHA-256', ...extra });

@@ -43,7 +43,7 @@ export class ServerProcess {
   ) {
     this.child = spawn(process.execPath, [script, ...args], {
       cwd: PROJECT_ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', UV_THREADPOOL_SIZE: '8', SIGNET_PORT: String(port), SIGNET_HOST: '127.0.0.1', SIGNET_LOG_REQUESTS: 'false', ...env },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', UV_THREADPOOL_SIZE: '8', SIGNET_PORT: String(port), SIGNET_HOST: '127.0.0.1', SIGNET_LOG_REQUESTS: 'false', SIGNET_DRAIN_DELAY_MS: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
