@@ -28,6 +28,11 @@ export interface AuditExportQuery {
 
 const STREAM_PAGE = 1000;
 
+/** Whether an unfiltered read counts as an export (moves the watermark): SIEM reads with a token do, console reads do not. */
+export interface ExportOptions {
+  markExported: boolean;
+}
+
 /**
  * Reads the log for people and SIEMs. Unfiltered reads that continue from the export watermark
  * (everything up to it already served) move the watermark, which retention consults: a partition
@@ -37,12 +42,12 @@ const STREAM_PAGE = 1000;
 export class AuditExportService {
   constructor(private readonly dataSource: DataSource) {}
 
-  async page(query: AuditExportQuery): Promise<{ events: AuditEventView[]; next: string | null }> {
+  async page(query: AuditExportQuery, options: ExportOptions = { markExported: true }): Promise<{ events: AuditEventView[]; next: string | null }> {
     const limit = query.limit ?? 100;
     try {
       const rows = query.order === 'desc' ? await this.readNewestFirst(query, limit) : await this.read(query.after ?? '0', undefined, query, limit);
       const events = rows.map(eventView);
-      if (!filtered(query) && events.length > 0) await this.markExported(query.after ?? '0', events[events.length - 1].seq);
+      if (options.markExported && !filtered(query) && events.length > 0) await this.markExported(query.after ?? '0', events[events.length - 1].seq);
       // Newest first, `next` is the `before` of the following page; otherwise its `after`.
       return { events, next: events.length === limit ? events[events.length - 1].seq : null };
     } catch (error) {
@@ -54,7 +59,7 @@ export class AuditExportService {
    * NDJSON, one event per line, from `after` up to the last row when the export started (or
    * `limit` events). The watermark moves only when the stream ran to its end.
    */
-  async stream(query: AuditExportQuery): Promise<Readable> {
+  async stream(query: AuditExportQuery, options: ExportOptions = { markExported: true }): Promise<Readable> {
     const pool = pgPool(this.dataSource);
     const { rows } = await pool.query<{ max: string | null }>('SELECT max(seq)::text AS max FROM audit_events').catch((error) => Promise.reject(asAuditError(error)));
     const until = rows[0].max ?? '0';
@@ -74,7 +79,7 @@ export class AuditExportService {
         remaining -= page.length;
         if (page.length < STREAM_PAGE) break;
       }
-      if (!filtered(query) && after !== start) await markExported(after);
+      if (options.markExported && !filtered(query) && after !== start) await markExported(after);
     }
     return Readable.from(lines(), { objectMode: false });
   }

@@ -25,17 +25,25 @@ export class AuditController {
 
   /** Events after a seq: JSON pages, or the whole tail as NDJSON with Accept: application/x-ndjson. */
   @Get()
-  async list(@Query() query: ListAuditQueryDto, @Headers('accept') accept: string | undefined, @Res() reply: FastifyReply): Promise<void> {
+  async list(
+    @Query() query: ListAuditQueryDto,
+    @Headers('accept') accept: string | undefined,
+    @Headers('authorization') authorization: string | undefined,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    // Only a SIEM's token (a bearer request) moves the export watermark that retention consults;
+    // a browser's read with the console cookie never counts as an export.
+    const markExported = authorization !== undefined;
     if (accept?.includes(NDJSON)) {
       if (query.order === 'desc') throw new DomainError(ErrorCode.VALIDATION_ERROR, 'order=desc is for JSON pages; NDJSON exports run oldest first');
-      const stream = await this.exports.stream(query);
+      const stream = await this.exports.stream(query, { markExported });
       await reply.header('content-type', `${NDJSON}; charset=utf-8`).header('cache-control', 'no-store').send(stream);
       return;
     }
     if (query.limit !== undefined && query.limit > 1000) {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, 'limit must not be greater than 1000 for JSON; use NDJSON for bulk export');
     }
-    const page: { events: AuditEventView[]; next: string | null } = await this.exports.page(query);
+    const page: { events: AuditEventView[]; next: string | null } = await this.exports.page(query, { markExported });
     await reply.header('cache-control', 'no-store').send(page);
   }
 

@@ -132,6 +132,13 @@ export class SessionService {
    */
   async authenticate(secret: string, request: FastifyRequest): Promise<Principal> {
     if (!SESSION_SECRET_FORMAT.test(secret)) throw unauthenticated('invalid session');
+    // SameSite=Strict is per site, not per origin: a page on a sibling subdomain still gets the
+    // cookie sent, reads included (an NDJSON audit read, say). Browsers say where a request came
+    // from in Sec-Fetch-Site; the console's own calls are same-origin, a typed URL is none.
+    const site = request.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+      throw new DomainError(ErrorCode.CSRF_TOKEN_INVALID, `the session cookie is accepted only on same-origin requests (Sec-Fetch-Site: ${String(site).slice(0, 20)})`);
+    }
     if (!SAFE_METHODS.has(request.method) && !csrfMatches(request.headers[CSRF_HEADER], secret)) {
       throw new DomainError(ErrorCode.CSRF_TOKEN_INVALID, `a request made with the session cookie must carry the session's CSRF token in ${CSRF_HEADER}`);
     }
@@ -173,19 +180,22 @@ export class SessionService {
   /** Why a session the live check refused is dead; ends it (once, audited) when it still looked open. */
   private async endDead(hash: Buffer): Promise<string> {
     return this.dataSource.transaction(async (manager) => {
-      const rows: Array<{ id: string; reason: string }> = await manager.query(
-        `SELECT s.id,
-                CASE WHEN t.revoked_at IS NOT NULL THEN 'token-revoked'
+      const rows: Array<{ id: string; reason: string; ended: boolean }> = await manager.query(
+        `SELECT s.id, s.ended_at IS NOT NULL AS ended,
+                CASE WHEN s.ended_at IS NOT NULL THEN s.end_reason
+                     WHEN t.revoked_at IS NOT NULL THEN 'token-revoked'
                      WHEN t.expires_at IS NOT NULL AND t.expires_at <= now() THEN 'token-expired'
                      WHEN s.expires_at <= now() THEN 'absolute-timeout'
                      ELSE 'idle-timeout' END AS reason
            FROM console_sessions s JOIN api_tokens t ON t.id = s.token_id
-          WHERE s.session_hash = $1 AND s.ended_at IS NULL
+          WHERE s.session_hash = $1
           FOR UPDATE OF s`,
         [hash],
       );
       const dead = rows[0];
       if (!dead) return 'invalid session';
+      // Already ended (signed out, its token revoked, or a timeout seen before): say why, again.
+      if (dead.ended) return `the session ended (${dead.reason})`;
       await endSessions(manager, this.audit, 'id = $1', [dead.id], dead.reason);
       return `the session ended (${dead.reason})`;
     });

@@ -15,7 +15,7 @@ describe('console sessions (HTTP)', () => {
   let t: TestApp;
   let admin: string;
 
-  const call = (method: Method, url: string, options: { bearer?: string; cookie?: string; csrf?: string; payload?: unknown; ip?: string } = {}) =>
+  const call = (method: Method, url: string, options: { bearer?: string; cookie?: string; csrf?: string; payload?: unknown; ip?: string; headers?: Record<string, string> } = {}) =>
     t.app.inject({
       method,
       url,
@@ -25,6 +25,7 @@ describe('console sessions (HTTP)', () => {
         ...(options.bearer ? { authorization: `Bearer ${options.bearer}` } : {}),
         ...(options.cookie ? { cookie: options.cookie } : {}),
         ...(options.csrf ? { 'x-csrf-token': options.csrf } : {}),
+        ...options.headers,
       },
     });
 
@@ -146,6 +147,49 @@ describe('console sessions (HTTP)', () => {
     const [ended] = await query<{ data: unknown }>(t.database.url, "SELECT data FROM audit_events WHERE type = 'session.ended' ORDER BY seq DESC LIMIT 1");
     expect(ended.data).toMatchObject({ reason: 'signed-out' });
     expect((await call('GET', '/v1/sessions/current', { bearer: admin })).statusCode).toBe(404);
+  });
+
+  it('refuses the cookie on requests a browser marks as from another origin (a sibling subdomain is same-site), reads included', async () => {
+    const { cookie } = await signIn(admin);
+    for (const site of ['same-site', 'cross-site']) {
+      const answer = await call('GET', '/v1/audit?limit=1', { cookie, headers: { 'sec-fetch-site': site } });
+      expect([site, answer.statusCode, answer.json().error.code]).toEqual([site, 403, 'CSRF_TOKEN_INVALID']);
+    }
+    // The console's own calls (same-origin), a typed URL (none) and clients that send no such header still work.
+    for (const headers of [{ 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }, {}] as Array<Record<string, string>>) {
+      expect((await call('GET', '/v1/audit?limit=1', { cookie, headers })).statusCode).toBe(200);
+    }
+    // A bearer request is not a browser's ambient credential: unaffected.
+    expect((await call('GET', '/v1/audit?limit=1', { bearer: admin, headers: { 'sec-fetch-site': 'cross-site' } })).statusCode).toBe(200);
+  });
+
+  it('never moves the audit export watermark (which retention consults) on a cookie read; a bearer export does', async () => {
+    const watermark = async () => (await query<{ through: string }>(t.database.url, 'SELECT exported_through_seq::text AS through FROM audit_export_watermark'))[0].through;
+    const { cookie } = await signIn(admin);
+    const before = await watermark();
+    for (const accept of ['application/x-ndjson', 'application/json']) {
+      const answer = await t.app.inject({ method: 'GET', url: `/v1/audit?after=${before}`, headers: { cookie, accept } });
+      expect(answer.statusCode).toBe(200);
+      expect(answer.body.length).toBeGreaterThan(10);
+    }
+    expect(await watermark()).toBe(before);
+    const exported = await t.app.inject({ method: 'GET', url: `/v1/audit?after=${before}`, headers: { authorization: `Bearer ${admin}`, accept: 'application/x-ndjson' } });
+    expect(exported.statusCode).toBe(200);
+    expect(BigInt(await watermark())).toBeGreaterThan(BigInt(before));
+  });
+
+  it('says why a session is dead on every later request too (signed-out, token-revoked), not just the first', async () => {
+    const out = await signIn(admin);
+    expect((await call('DELETE', '/v1/sessions', { cookie: out.cookie, csrf: out.body.csrfToken })).statusCode).toBe(204);
+    for (let i = 0; i < 2; i++) {
+      const answer = await call('GET', '/v1/sessions/current', { cookie: out.cookie });
+      expect([answer.statusCode, answer.json().error.message]).toEqual([401, expect.stringMatching(/signed-out/)]);
+    }
+    const officer = await createToken({ name: 'officer-reason', role: 'security-officer' });
+    const revoked = await signIn(officer.token);
+    expect((await call('DELETE', `/v1/tokens/${officer.id}`, { bearer: admin })).statusCode).toBe(200);
+    const answer = await call('GET', '/v1/sessions/current', { cookie: revoked.cookie });
+    expect([answer.statusCode, answer.json().error.message]).toEqual([401, expect.stringMatching(/token-revoked/)]);
   });
 
   it('ends a session unused for the idle timeout, and a busy one at the absolute timeout', async () => {
