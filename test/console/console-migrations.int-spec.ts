@@ -55,6 +55,27 @@ describe('console migrations', () => {
     }
   });
 
+  it('finds the artifact index in place when an operator built it beforehand without blocking inserts (docs/operations.md, upgrade order)', async () => {
+    const runner = dataSource.createQueryRunner();
+    try {
+      await new ConsoleSearch1795000960000().down(runner);
+      await query(database.ownerUrl, `SELECT audit_create_partition(date_trunc('month', now()))`);
+      // What docs/operations.md describes: the parent index ON ONLY, each partition's CONCURRENTLY, attached.
+      await query(database.ownerUrl, `CREATE INDEX audit_events_artifact_digest ON ONLY audit_events ((data #>> '{artifact,digest}')) WHERE type = 'sign'`);
+      const partitions = await query<{ name: string }>(database.ownerUrl, `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_events'::regclass`);
+      expect(partitions.length).toBeGreaterThan(0);
+      for (const { name } of partitions) {
+        await query(database.ownerUrl, `CREATE INDEX CONCURRENTLY ${name}_artifact_pre ON ${name} ((data #>> '{artifact,digest}')) WHERE type = 'sign'`);
+        await query(database.ownerUrl, `ALTER INDEX audit_events_artifact_digest ATTACH PARTITION ${name}_artifact_pre`);
+      }
+      await new ConsoleSearch1795000960000().up(runner);
+      const [state] = await query<{ indisvalid: boolean }>(database.url, `SELECT indisvalid FROM pg_index WHERE indexrelid = 'audit_events_artifact_digest'::regclass`);
+      expect(state.indisvalid).toBe(true);
+    } finally {
+      await runner.release();
+    }
+  });
+
   it('keeps one row per session hash, of 32 bytes, for an existing token', async () => {
     const [token] = await query<{ id: string }>(database.ownerUrl, `INSERT INTO api_tokens (name, role, token_hash) VALUES ('s', 'auditor', '\\x01') RETURNING id`);
     const insert = (hash: string, tokenId: string) =>
