@@ -55,9 +55,10 @@ export class AuditCheckpointService implements OnModuleInit {
     return this.checkpoint({ wait: false, onlyIfDue: true });
   }
 
-  async list(options: { after?: string; limit?: number } = {}): Promise<AuditCheckpointView[]> {
+  async list(options: { after?: string; limit?: number; order?: 'asc' | 'desc' } = {}): Promise<AuditCheckpointView[]> {
+    const direction = options.order === 'desc' ? 'DESC' : 'ASC';
     const { rows } = await pgPool(this.dataSource)
-      .query(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE seq > $1 ORDER BY audit_checkpoints.seq, audit_checkpoints.id LIMIT $2`, [options.after ?? '-1', options.limit ?? 100])
+      .query(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE seq > $1 ORDER BY audit_checkpoints.seq ${direction}, audit_checkpoints.id ${direction} LIMIT $2`, [options.after ?? '-1', options.limit ?? 100])
       .catch((error) => Promise.reject(asAuditError(error)));
     return rows.map((row) => view(toCheckpoint(row)));
   }

@@ -33,6 +33,9 @@ export interface SessionView {
   idleExpiresAt: string;
 }
 
+/** The console's live fleet stream (GET /v1/distribution/events): its reconnects do not count as use. */
+const EVENT_STREAM_PATH = '/v1/distribution/events';
+
 /** The caller of a request authenticated by a session cookie: exactly its token's role and grants. */
 export class SessionPrincipal extends TokenPrincipal {
   constructor(
@@ -143,14 +146,17 @@ export class SessionService {
       throw new DomainError(ErrorCode.CSRF_TOKEN_INVALID, `a request made with the session cookie must carry the session's CSRF token in ${CSRF_HEADER}`);
     }
     const hash = secretHash(secret);
+    // An event stream (re)connecting is the page keeping itself live, not someone using it: it
+    // must not hold an unattended console open past the idle timeout.
+    const use = !(request.method === 'GET' && request.url.split('?', 1)[0] === EVENT_STREAM_PATH);
     const [rows]: [LiveRow[], number] = await this.dataSource.query(
-      `UPDATE console_sessions s SET last_seen_at = now()
+      `UPDATE console_sessions s SET last_seen_at = CASE WHEN $3 THEN now() ELSE s.last_seen_at END
          FROM api_tokens t
         WHERE s.session_hash = $1 AND t.id = s.token_id AND s.ended_at IS NULL
           AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2)
           AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
        RETURNING s.id, s.expires_at, s.last_seen_at, t.id AS token_id, t.name, t.role, t.key_grants`,
-      [hash, this.config.session.idleTimeoutSeconds],
+      [hash, this.config.session.idleTimeoutSeconds, use],
     );
     const row = rows[0];
     if (!row) throw unauthenticated(await this.endDead(hash));

@@ -198,6 +198,16 @@ describe('authentication and authorisation (HTTP)', () => {
       expect(checkpoint.json()).toMatchObject({ seq: expect.stringMatching(/^\d+$/), hash: expect.stringMatching(/^[0-9a-f]{64}$/), signature: expect.any(String), keySpec: 'EC-256' });
       const listed = await call('GET', '/v1/audit/checkpoints', admin);
       expect(listed.json().checkpoints).toContainEqual(checkpoint.json());
+      // Newest first on request (the console shows the newest 20 however many there are); oldest first by default.
+      await createToken({ name: 'between-checkpoints', role: 'auditor' });
+      const newer = await call('POST', '/v1/audit/checkpoints', officer.token);
+      expect(newer.statusCode).toBe(201);
+      const newestFirst = (await call('GET', '/v1/audit/checkpoints?order=desc&limit=1', admin)).json().checkpoints;
+      expect(newestFirst).toEqual([newer.json()]);
+      const oldestFirst = (await call('GET', '/v1/audit/checkpoints?limit=1000', admin)).json().checkpoints;
+      expect(oldestFirst[oldestFirst.length - 1]).toEqual(newer.json());
+      expect(oldestFirst[0]).not.toEqual(newer.json());
+      expect((await call('GET', '/v1/audit/checkpoints?order=sideways', admin)).statusCode).toBe(400);
 
       const page = await call('GET', '/v1/audit?limit=2', admin);
       expect(page.statusCode).toBe(200);
@@ -213,7 +223,7 @@ describe('authentication and authorisation (HTTP)', () => {
       lines.slice(1).forEach((event, i) => expect(event.prevHash).toBe(lines[i].hash));
 
       const verify = await call('GET', '/v1/audit/verify', admin);
-      expect(verify.json()).toMatchObject({ ok: true, mode: 'incremental', lastCheckpoint: { seq: checkpoint.json().seq } });
+      expect(verify.json()).toMatchObject({ ok: true, mode: 'incremental', lastCheckpoint: { seq: newer.json().seq } });
       expect((await call('GET', '/v1/audit/verify?full=true', admin)).json()).toMatchObject({ ok: true, mode: 'full', from: '0' });
       const ready = (await call('GET', '/readyz')).json();
       expect(ready.checks.auditCheckpoints).toMatchObject({ ok: true, signer: 'bound' });

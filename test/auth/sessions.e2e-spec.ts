@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
 import { query } from '../support/database';
+import { injectAnswer } from '../support/inject-answer';
 import { startTestApp, TestApp } from '../support/test-app';
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -190,6 +191,22 @@ describe('console sessions (HTTP)', () => {
     expect((await call('DELETE', `/v1/tokens/${officer.id}`, { bearer: admin })).statusCode).toBe(200);
     const answer = await call('GET', '/v1/sessions/current', { cookie: revoked.cookie });
     expect([answer.statusCode, answer.json().error.message]).toEqual([401, expect.stringMatching(/token-revoked/)]);
+  });
+
+  it('does not count the live fleet stream reconnecting as use: an unattended page still reaches the idle timeout', async () => {
+    const { cookie } = await signIn(admin);
+    const route = { method: 'GET', url: '/v1/distribution/events' };
+    // The page's EventSource reconnecting every second, for longer than the idle timeout (3 s).
+    const statuses: number[] = [];
+    for (let second = 0; second < 5; second++) {
+      statuses.push((await injectAnswer(t.app, route, { method: 'GET', url: route.url, headers: { cookie, accept: 'text/event-stream' } })).statusCode);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    // Streams open while the session lives, and are refused once it has been idle for 3 s.
+    expect(statuses[0]).toBe(200);
+    expect(statuses[statuses.length - 1]).toBe(401);
+    const answer = await call('GET', '/v1/sessions/current', { cookie });
+    expect([answer.statusCode, answer.json().error.message]).toEqual([401, expect.stringMatching(/idle-timeout/)]);
   });
 
   it('ends a session unused for the idle timeout, and a busy one at the absolute timeout', async () => {

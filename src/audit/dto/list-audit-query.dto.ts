@@ -81,4 +81,9 @@ export class ListCheckpointsQueryDto {
   @Min(1)
   @Max(1000)
   limit?: number;
+
+  @ApiPropertyOptional({ description: 'desc: newest first (with `after`, still only seq greater than it)', enum: ['asc', 'desc'] })
+  @IsOptional()
+  @IsIn(['asc', 'desc'])
+  order?: 'asc' | 'desc';
 }

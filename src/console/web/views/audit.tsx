@@ -116,7 +116,7 @@ function Verify() {
 }
 
 function Checkpoints({ canCreate }: { canCreate: boolean }) {
-  const [load, reload] = useLoad(() => get<{ checkpoints: AuditCheckpoint[] }>('/v1/audit/checkpoints?limit=1000'), []);
+  const [load, reload] = useLoad(() => get<{ checkpoints: AuditCheckpoint[] }>('/v1/audit/checkpoints?order=desc&limit=20'), []);
   const [error, setError] = useState<Error | null>(null);
   return (
     <section aria-labelledby="cp-h">
@@ -142,20 +142,18 @@ function Checkpoints({ canCreate }: { canCreate: boolean }) {
                   </tr>
                 </thead>
                 <tbody>
-                  {checkpoints
-                    .slice(-20)
-                    .reverse()
-                    .map((c) => (
-                      <tr key={c.id}>
-                        <td>{c.seq}</td>
-                        <td>
-                          <Time iso={c.time} />
-                        </td>
-                        <td>
-                          <code class="digest">{c.hash}</code>
-                        </td>
-                      </tr>
-                    ))}
+                  {/* Newest first, as the API answers order=desc (the newest 20, however many there are). */}
+                  {checkpoints.map((c) => (
+                    <tr key={c.id}>
+                      <td>{c.seq}</td>
+                      <td>
+                        <Time iso={c.time} />
+                      </td>
+                      <td>
+                        <code class="digest">{c.hash}</code>
+                      </td>
+                    </tr>
+                  ))}
                 </tbody>
               </table>
             </TableScroll>
