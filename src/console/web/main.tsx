@@ -1,6 +1,6 @@
 /** The security console: sign-in, then five views chosen by the URL's hash (#/overview, …). */
 import { render } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, currentSession, setSignedOutHandler, signIn, signOut } from './api';
 import { ErrorBox, Loading, Time } from './components';
 import { capabilitiesOf } from './lib/roles';
@@ -77,8 +77,9 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
     addEventListener('hashchange', changed);
     return () => removeEventListener('hashchange', changed);
   }, []);
-  // Keyboard and screen-reader users land on the new view's heading.
-  useEffect(() => heading.current?.focus(), [route]);
+  // Keyboard and screen-reader users land on the new view's heading: in the same render that shows
+  // it (a layout effect), not a frame later, so the heading never appears without the focus.
+  useLayoutEffect(() => heading.current?.focus(), [route]);
   const capabilities = capabilitiesOf(session.role);
   const current = VIEWS.find((v) => v.id === route)!;
   return (
