@@ -216,8 +216,21 @@ describe('security console (Chromium)', () => {
       // A new truststore version (a new root) must be pushed while the registry is down.
       await created('POST', '/v1/cas', { name: 'console-root', kind: 'root', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'Console Root' } });
       await created('PATCH', '/v1/truststores/production', { cas: ['signet-dev-root', 'console-root'] });
-      await row.and(page.locator('[data-state="retrying"], [data-state="blocked"]')).waitFor(WAIT);
-      expect(await row.evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { backgroundColor: string } }).getComputedStyle(el).backgroundColor)).toBe('rgb(253, 226, 225)');
+      // While the registry is down the row moves between retrying and pending, so the state and
+      // its colour are read in one evaluation: two reads could straddle a change of state.
+      type Row = { getAttribute(name: string): string | null };
+      type Dom = { document: { querySelector(selector: string): Row | null }; getComputedStyle(el: Row): { backgroundColor: string } };
+      const red = await page.waitForFunction(
+        () => {
+          const dom = globalThis as unknown as Dom;
+          const el = dom.document.querySelector('tr[data-target="eu/registry"]');
+          const state = el?.getAttribute('data-state');
+          return el && (state === 'retrying' || state === 'blocked') ? { state, background: dom.getComputedStyle(el).backgroundColor } : undefined;
+        },
+        undefined,
+        WAIT,
+      );
+      expect(((await red.jsonValue()) as { background: string }).background).toBe('rgb(253, 226, 225)');
       await screenshot(page, 'fleet-red');
     } finally {
       await registry.startProcess();
