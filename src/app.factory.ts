@@ -82,12 +82,13 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
   registerSecurityHeaders(fastify, { tls: !!config.tls });
   registerConsole(fastify, config.consoleDir ?? defaultConsoleDir());
 
-  // While draining for shutdown (main.ts), every answer closes its connection: a balancer's pooled
-  // keep-alive connections end right after a response instead of being cut, idle, when the
-  // listener closes (a request it sends on one at that moment would be lost).
+  // Once the listeners are closed for shutdown (main.ts), every answer closes its connection: a
+  // balancer's pooled keep-alive connections end right after a response instead of being cut,
+  // idle, under a request it is writing. Not before: while the listener is open, a closed
+  // connection makes the balancer open a new one, and one opened as the listener closes is reset.
   const health = app.get(HealthService);
   fastify.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => {
-    if (health.draining && request.raw.httpVersionMajor < 2) reply.header('connection', 'close');
+    if (health.closingConnections && request.raw.httpVersionMajor < 2) reply.header('connection', 'close');
     done(null, payload);
   });
 

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, SignetConfig } from './config/config';
 import { createLogger, scrubText } from './observability/logger';
 import { HealthService } from './observability/health.service';
 import { Platform, startPlatform } from './platform';
-import { closeServer, startPublicListener } from './public-listener';
+import { startPublicListener, stopServer } from './public-listener';
 import type { Server } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 
@@ -47,22 +47,26 @@ async function main(): Promise<void> {
     }
     stoppingSince = Date.now();
     const drainMs = app ? config.drainDelayMs : 0;
-    logger.info(`${signal} received: draining for ${drainMs} ms (/readyz 503, answers close their connections), then stopping`);
+    logger.info(`${signal} received: draining for ${drainMs} ms (/readyz 503), then closing the listeners and the connections, then stopping`);
     const force = setTimeout(() => {
       logger.error(`graceful stop took longer than ${config.shutdownTimeoutMs} ms; exiting`);
       process.exit(1);
-    }, drainMs + config.shutdownTimeoutMs + 35_000);
+    }, 2 * drainMs + config.shutdownTimeoutMs + 35_000);
     force.unref();
     try {
-      // 1. Drain: still serving everything, but /readyz says 503 so balancers and Kubernetes take
-      //    this replica out, and each answer closes its connection so none stays pooled.
-      app?.get(HealthService).startDraining();
+      // 1. Drain: still serving everything, keep-alive as usual, but /readyz says 503 so Kubernetes
+      //    and balancers that watch it stop sending new connections here.
+      const health = app?.get(HealthService);
+      health?.startDraining();
       if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
-      // 2. Stop accepting: a balancer's new connection is refused (safe for it to retry elsewhere,
-      //    nothing was sent) and the requests in flight finish, with the HSM and database still up,
-      //    for at most SIGNET_SHUTDOWN_TIMEOUT_MS (a stalled upload or a long-lived stream is cut then).
+      // 2. Stop accepting, then close the connections: the listeners close at once (a balancer's new
+      //    connection is refused, safe for it to retry elsewhere since nothing was sent); every answer
+      //    from now on says `Connection: close`; the connections clients leave idle are closed after
+      //    another drain delay (a balancer's keep-alive timeout must be shorter), and the requests in
+      //    flight finish, with the HSM and database still up, within SIGNET_SHUTDOWN_TIMEOUT_MS.
+      health?.startClosingConnections();
       const grace = config.shutdownTimeoutMs;
-      await Promise.all([closeServer(publicListener, grace), closeServer(app?.getHttpServer() as Server | undefined, grace)]);
+      await Promise.all([stopServer(publicListener, drainMs, grace), stopServer(app?.getHttpServer() as Server | undefined, drainMs, grace)]);
       // 3. Nest's module destroy hooks (HSM sessions closed, database pool closed); the embedded
       //    PostgreSQL goes last.
       await app?.close();

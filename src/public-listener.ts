@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { SignetConfig } from './config/config';
 import { serverTimeoutOptions } from './http-timeouts';
@@ -33,18 +34,30 @@ export async function startPublicListener(fastify: FastifyInstance, port: number
 }
 
 /**
- * Stops accepting and resolves once every connection has ended; connections still open after
- * `graceMs` (a stalled upload, a long-lived stream) are closed then.
+ * Stops a server in the order that loses nothing behind a balancer (docs/operations.md, "Behind
+ * nginx"):
+ * 1. closes the listening socket only, at once: a balancer's next new connection is refused, which
+ *    it may retry elsewhere since nothing was sent. No open connection is touched (http.Server's
+ *    own close() would also close the idle ones, and a balancer may be writing a request on one);
+ * 2. waits up to `idleMs` for the clients to close their connections (the caller makes answers
+ *    carry `Connection: close` from now on; a balancer closes the pooled ones it leaves idle after
+ *    its own keep-alive timeout, which must be shorter than `idleMs`);
+ * 3. closes the connections still idle, waits up to `graceMs` for requests in flight (a stalled
+ *    upload, a long-lived stream), then cuts what is left.
  */
-export function closeServer(server: http.Server | undefined, graceMs = Infinity): Promise<void> {
-  if (!server) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = Number.isFinite(graceMs) ? setTimeout(() => server.closeAllConnections(), graceMs) : undefined;
-    timer?.unref();
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
+export async function stopServer(server: http.Server | undefined, idleMs: number, graceMs: number): Promise<void> {
+  if (!server) return;
+  const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+  net.Server.prototype.close.call(server);
+  const deadline = Date.now() + idleMs;
+  while (Date.now() < deadline && (await openConnections(server)) > 0) await new Promise((resolve) => setTimeout(resolve, 25));
+  server.closeIdleConnections();
+  const cut = Number.isFinite(graceMs) ? setTimeout(() => server.closeAllConnections(), graceMs) : undefined;
+  cut?.unref();
+  await closed;
+  clearTimeout(cut);
+}
+
+function openConnections(server: net.Server): Promise<number> {
+  return new Promise((resolve) => server.getConnections((error, count) => resolve(error ? 0 : count)));
 }

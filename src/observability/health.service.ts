@@ -10,6 +10,7 @@ export interface HealthCheckResult {
 export class HealthService {
   private readonly checks = new Map<string, () => Promise<HealthCheckResult>>();
   private drainingSince?: number;
+  private closingConnectionsSince?: number;
 
   /**
    * Shutdown has begun (main.ts, on SIGTERM): /readyz answers 503 from now on, so balancers and
@@ -21,6 +22,19 @@ export class HealthService {
 
   get draining(): boolean {
     return this.drainingSince !== undefined;
+  }
+
+  /**
+   * The listeners are closed (main.ts, after the drain delay): from now on every answer carries
+   * `Connection: close`, so a client's pooled connection ends after its answer instead of being
+   * cut while idle.
+   */
+  startClosingConnections(): void {
+    this.closingConnectionsSince ??= Date.now();
+  }
+
+  get closingConnections(): boolean {
+    return this.closingConnectionsSince !== undefined;
   }
 
   register(name: string, check: () => Promise<HealthCheckResult>): void {

@@ -197,10 +197,8 @@ describe('cluster drill: three replicas behind nginx on Debian PostgreSQL', () =
         const from = Date.now();
         const build = newerBuild(tempDir('cluster-newer-build-'));
         const steps: Array<Record<string, number>> = [];
-        const listenerClosedAt: number[] = [];
         for (const i of [0, 1, 2]) {
           const termAt = Date.now();
-          listenerClosedAt.push(termAt + DRAIN_MS);
           replicas[i].server.kill('SIGTERM');
           expect(await replicas[i].server.exited).toEqual({ code: 0, signal: null });
           const exitedAt = Date.now();
@@ -213,14 +211,14 @@ describe('cluster drill: three replicas behind nginx on Debian PostgreSQL', () =
         const inWindow = (records: SignRecord[]) => records.filter((r) => r.status !== 200 && r.at >= from && r.startedAt <= to);
         const [keyedFailed, plainFailed] = [inWindow(keyed.records), inWindow(plain.records)];
         measured.rollingRestart = { steps, failed: keyedFailed.length + plainFailed.length, keyedFailed: keyedFailed.length, plainFailed: plainFailed.length, requests: all().records.filter((r) => r.at >= from && r.startedAt <= to).length, durationMs: to - from };
-        // Requests with an idempotency key: none lost (nginx retries them on another replica).
+        // None lost, with or without an idempotency key: a replica keeps its keep-alive connections
+        // open while it drains, so nginx opens none to it as its listener closes; after that,
+        // nginx's new connections are refused (retried elsewhere, any method) and its pooled ones
+        // end after an answer with `Connection: close`. (Closing connections during the drain
+        // instead cost one unkeyed POST in ~4,000 in one run of five: a connection opened just as
+        // the listener closed, reset in the accept queue.)
         expect(describeFailures(keyedFailed)).toEqual([]);
-        // Without one, nginx cannot retry a POST once sent. The one loss left: a connection nginx opened
-        // just as the replica closed its listener (reset in the accept queue; seen once in five runs,
-        // 1 of ~4000 requests). Allowed only at that moment, at most one per replica, and reported.
-        expect(describeFailures(plainFailed.filter((r) => !listenerClosedAt.some((t) => r.at >= t - 1000 && r.startedAt <= t + 1000)))).toEqual([]);
-        expect(plainFailed.length).toBeLessThanOrEqual(3);
-        for (const t of listenerClosedAt) windows.push({ name: 'rolling restart: a listener closes (unkeyed POSTs only)', from: t - 1000, to: t + 1000, graceful: false });
+        expect(describeFailures(plainFailed)).toEqual([]);
         // Old and new code side by side: the new replica applied the expand migration; keys written by old replicas leave it null.
         expect((await query<{ name: string }>(ownerUrl, `SELECT name FROM typeorm_migrations WHERE name = $1`, [EXPAND_MIGRATION])).length).toBe(1);
         for (const i of [0, 1]) expect((await api('POST', '/v1/keys', { name: `after-expand-${i}`, keySpec: 'EC-256', subject: { ...SUBJECT, CN: `after-expand-${i}` } }, replicas[i].server.url)).status).toBe(201);
