@@ -71,7 +71,10 @@ export class TokensRepository {
 
   /**
    * The lock every change to an existing token takes first: one transaction-scoped advisory lock,
-   * the same on every replica's connection, held until the transaction ends.
+   * the same on every replica's connection, held until the transaction ends. Two changes that each
+   * leave another admin token (revoke A here, shorten B's expiry there) cannot both pass the
+   * last-admin check on snapshots that do not see each other. Token changes are rare; signing
+   * never takes it.
    */
   async lockTokenChanges(manager: EntityManager): Promise<void> {
     await manager.query('SELECT pg_advisory_xact_lock($1::bigint)', [ADVISORY_LOCKS.tokenChanges.toString()]);
