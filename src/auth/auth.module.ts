@@ -7,6 +7,7 @@ import { SessionController } from './session.controller';
 import { SessionService } from './session.service';
 import { TokenController } from './token.controller';
 import { TokenService } from './token.service';
+import { TokensRepository } from './tokens.repository';
 
 /**
  * Bearer tokens, roles and the global guard. Controllers declare access with @Roles(...) or
@@ -15,7 +16,7 @@ import { TokenService } from './token.service';
 @Global()
 @Module({
   controllers: [TokenController, SessionController],
-  providers: [TokenService, SessionService, RateLimiter, AdminTokenBootstrap, AuthGuard, { provide: APP_GUARD, useExisting: AuthGuard }],
+  providers: [TokenService, TokensRepository, SessionService, RateLimiter, AdminTokenBootstrap, AuthGuard, { provide: APP_GUARD, useExisting: AuthGuard }],
   exports: [TokenService, SessionService, RateLimiter, AuthGuard],
 })
 export class AuthModule {}

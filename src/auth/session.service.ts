@@ -10,6 +10,7 @@ import { endSessions } from './session-ending';
 import { Principal, TokenPrincipal } from './principal';
 import { Role } from '../common/roles';
 import { TokenService } from './token.service';
+import { TokensRepository } from './tokens.repository';
 
 /** Cookie names: under TLS the `__Host-` prefix makes browsers refuse it without Secure, with a Domain, or off Path=/. */
 export const SESSION_COOKIE = 'signet_session';
@@ -51,17 +52,6 @@ export class SessionPrincipal extends TokenPrincipal {
   }
 }
 
-interface LiveRow {
-  id: string;
-  expires_at: Date;
-  last_seen_at: Date;
-  token_id: string;
-  name: string;
-  role: Role;
-  key_grants: string[];
-}
-
-
 /**
  * Console sessions: an API token exchanged once for an HttpOnly cookie holding a random secret.
  * PostgreSQL keeps only its SHA-256, and every request re-reads the session joined with its token
@@ -73,6 +63,7 @@ interface LiveRow {
 export class SessionService {
   constructor(
     private readonly dataSource: DataSource,
+    private readonly repository: TokensRepository,
     private readonly audit: AuditService,
     private readonly tokens: TokenService,
     private readonly limiter: ClientRateLimiter,
@@ -94,19 +85,18 @@ export class SessionService {
     const secret = randomBytes(32).toString('base64url');
     const view = await this.dataSource.transaction(async (manager) => {
       // The token is read again here (not from the token cache): a token revoked a moment ago on another replica gets no session.
-      const rows: Array<{ id: string; expires_at: Date; last_seen_at: Date }> = await manager.query(
-        `INSERT INTO console_sessions (session_hash, token_id, expires_at, address)
-         SELECT $1, t.id, LEAST(now() + make_interval(secs => $3), COALESCE(t.expires_at, 'infinity')), $4
-           FROM api_tokens t WHERE t.id = $2 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-         RETURNING id, expires_at, last_seen_at`,
-        [secretHash(secret), principal.tokenId, this.config.session.absoluteTimeoutSeconds, request.ip],
-      );
-      if (!rows[0]) throw new DomainError(ErrorCode.UNAUTHENTICATED, 'invalid token');
-      const created = this.viewOf(principal.role, principal.tokenName, secret, rows[0]);
+      const session = await this.repository.openSession(manager, {
+        hash: secretHash(secret),
+        tokenId: principal.tokenId,
+        absoluteTimeoutSeconds: this.config.session.absoluteTimeoutSeconds,
+        address: request.ip,
+      });
+      if (!session) throw new DomainError(ErrorCode.UNAUTHENTICATED, 'invalid token');
+      const created = this.viewOf(principal.role, principal.tokenName, secret, session);
       await this.audit.record({
         type: 'session.created',
         actor: principal.auditActor,
-        subject: rows[0].id,
+        subject: session.id,
         data: { tokenId: principal.tokenId, tokenName: principal.tokenName, role: principal.role, expiresAt: created.expiresAt },
       });
       return created;
@@ -149,16 +139,7 @@ export class SessionService {
     // An event stream (re)connecting is the page keeping itself live, not someone using it: it
     // must not hold an unattended console open past the idle timeout.
     const use = !(request.method === 'GET' && request.url.split('?', 1)[0] === EVENT_STREAM_PATH);
-    const [rows]: [LiveRow[], number] = await this.dataSource.query(
-      `UPDATE console_sessions s SET last_seen_at = CASE WHEN $3 THEN now() ELSE s.last_seen_at END
-         FROM api_tokens t
-        WHERE s.session_hash = $1 AND t.id = s.token_id AND s.ended_at IS NULL
-          AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2)
-          AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-       RETURNING s.id, s.expires_at, s.last_seen_at, t.id AS token_id, t.name, t.role, t.key_grants`,
-      [hash, this.config.session.idleTimeoutSeconds, use],
-    );
-    const row = rows[0];
+    const row = await this.repository.touchLiveSession(hash, this.config.session.idleTimeoutSeconds, use);
     if (!row) throw unauthenticated(await this.endDead(hash));
     if (!CONSOLE_ROLES.includes(row.role)) throw unauthenticated('invalid session');
     const view = this.viewOf(row.role, row.name, secret, row);
@@ -166,43 +147,25 @@ export class SessionService {
   }
 
   /** Whether the session is still usable (timeouts, its token), without counting as use: for long-lived streams. */
-  async isOpen(sessionId: string): Promise<boolean> {
-    const rows: unknown[] = await this.dataSource.query(
-      `SELECT 1 FROM console_sessions s JOIN api_tokens t ON t.id = s.token_id
-        WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2)
-          AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())`,
-      [sessionId, this.config.session.idleTimeoutSeconds],
-    );
-    return rows.length > 0;
+  isOpen(sessionId: string): Promise<boolean> {
+    return this.repository.isSessionOpen(sessionId, this.config.session.idleTimeoutSeconds);
   }
 
   /** Signs out: the session ends at once everywhere. */
   async end(principal: SessionPrincipal): Promise<void> {
     await this.dataSource.transaction(async (manager) => {
-      await endSessions(manager, this.audit, 'id = $1', [principal.sessionId], 'signed-out', principal.auditActor);
+      await endSessions(manager, this.repository, this.audit, { sessionId: principal.sessionId }, 'signed-out', principal.auditActor);
     });
   }
 
   /** Why a session the live check refused is dead; ends it (once, audited) when it still looked open. */
   private async endDead(hash: Buffer): Promise<string> {
     return this.dataSource.transaction(async (manager) => {
-      const rows: Array<{ id: string; reason: string; ended: boolean }> = await manager.query(
-        `SELECT s.id, s.ended_at IS NOT NULL AS ended,
-                CASE WHEN s.ended_at IS NOT NULL THEN s.end_reason
-                     WHEN t.revoked_at IS NOT NULL THEN 'token-revoked'
-                     WHEN t.expires_at IS NOT NULL AND t.expires_at <= now() THEN 'token-expired'
-                     WHEN s.expires_at <= now() THEN 'absolute-timeout'
-                     ELSE 'idle-timeout' END AS reason
-           FROM console_sessions s JOIN api_tokens t ON t.id = s.token_id
-          WHERE s.session_hash = $1
-          FOR UPDATE OF s`,
-        [hash],
-      );
-      const dead = rows[0];
+      const dead = await this.repository.lockSessionWithEndReason(manager, hash);
       if (!dead) return 'invalid session';
       // Already ended (signed out, its token revoked, or a timeout seen before): say why, again.
       if (dead.ended) return `the session ended (${dead.reason})`;
-      await endSessions(manager, this.audit, 'id = $1', [dead.id], dead.reason);
+      await endSessions(manager, this.repository, this.audit, { sessionId: dead.id }, dead.reason);
       return `the session ended (${dead.reason})`;
     });
   }

@@ -5,10 +5,10 @@ import { AuditService } from '../audit/audit.service';
 import { AuditActor } from '../audit/audit.types';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
-import { ADVISORY_LOCKS } from '../database/advisory-lock';
 import { Principal, TokenPrincipal } from './principal';
 import { endSessions } from './session-ending';
 import { Role } from '../common/roles';
+import { TokenRow, TokensRepository } from './tokens.repository';
 
 export const TOKEN_PREFIX = 'sgt_';
 /** sgt_ + 32 random bytes, base64url without padding. */
@@ -74,20 +74,6 @@ interface TokenRecord {
   revoked: boolean;
 }
 
-interface Row {
-  id: string;
-  name: string;
-  role: Role;
-  key_grants: string[];
-  rate_limit_per_second: number | null;
-  expires_at: Date | null;
-  revoked_at: Date | null;
-  created_at: Date;
-  last_used_at: Date | null;
-}
-
-const COLUMNS = 'id, name, role, key_grants, rate_limit_per_second, expires_at, revoked_at, created_at, last_used_at';
-
 /**
  * API tokens: random, shown once, stored as SHA-256; expiring, revocable, with editable grants.
  * Every change is audited inside the change's transaction, so a change whose audit row cannot be
@@ -105,6 +91,7 @@ export class TokenService {
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly tokens: TokensRepository,
     private readonly audit: AuditService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
   ) {}
@@ -139,17 +126,21 @@ export class TokenService {
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
     const expiresAt = input.expiresInDays === undefined ? null : new Date(Date.now() + input.expiresInDays * 86400_000);
     const view = await this.dataSource.transaction(async (manager) => {
-      let rows: Row[];
+      let row: TokenRow;
       try {
-        rows = await manager.query(
-          `INSERT INTO api_tokens (name, role, key_grants, token_hash, expires_at, rate_limit_per_second) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-          [input.name, input.role, keys, createHash('sha256').update(token).digest(), expiresAt, input.rateLimitPerSecond ?? null],
-        );
+        row = await this.tokens.insert(manager, {
+          name: input.name,
+          role: input.role,
+          keyGrants: keys,
+          hash: createHash('sha256').update(token).digest(),
+          expiresAt,
+          rateLimitPerSecond: input.rateLimitPerSecond ?? null,
+        });
       } catch (error) {
         if (driverCode(error) === '23505') throw new DomainError(ErrorCode.ALREADY_EXISTS, `a token named "${input.name}" already exists`);
         throw error;
       }
-      const created = toView(rows[0]);
+      const created = toView(row);
       await this.audit.record({
         type: 'token.created',
         actor,
@@ -163,14 +154,13 @@ export class TokenService {
   }
 
   async list(): Promise<TokenView[]> {
-    const rows: Row[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM api_tokens ORDER BY created_at, name`);
-    return rows.map(toView);
+    return (await this.tokens.all()).map(toView);
   }
 
   async get(id: string): Promise<TokenView> {
-    const rows: Row[] = UUID.test(id) ? await this.dataSource.query(`SELECT ${COLUMNS} FROM api_tokens WHERE id = $1`, [id]) : [];
-    if (!rows[0]) throw tokenNotFound(id);
-    return toView(rows[0]);
+    const row = UUID.test(id) ? await this.tokens.byId(id) : undefined;
+    if (!row) throw tokenNotFound(id);
+    return toView(row);
   }
 
   async update(id: string, patch: UpdateTokenInput, actor: AuditActor | undefined): Promise<TokenView> {
@@ -179,7 +169,7 @@ export class TokenService {
     }
     const changes: Record<string, unknown> = {};
     const view = await this.dataSource.transaction(async (manager) => {
-      await this.serialiseTokenChanges(manager);
+      await this.tokens.lockTokenChanges(manager);
       const current = await this.lockToken(manager, id);
       if (current.revoked_at) throw new DomainError(ErrorCode.CONFLICT, `token ${id} is revoked; create a new one`);
       if (patch.keys !== undefined) changes.keys = this.grantsFor(current.role, patch.keys);
@@ -190,15 +180,7 @@ export class TokenService {
       }
       if (patch.rateLimitPerSecond !== undefined) changes.rateLimitPerSecond = patch.rateLimitPerSecond;
       if (Object.keys(changes).length === 0) throw new DomainError(ErrorCode.VALIDATION_ERROR, 'nothing to change: give keys, expiresInDays, expiresAt or rateLimitPerSecond');
-      const rows: [Row[], number] = await manager.query(
-        `UPDATE api_tokens SET
-           key_grants = CASE WHEN $2 THEN $3::text[] ELSE key_grants END,
-           expires_at = CASE WHEN $4 THEN $5::timestamptz ELSE expires_at END,
-           rate_limit_per_second = CASE WHEN $6 THEN $7::integer ELSE rate_limit_per_second END
-         WHERE id = $1 RETURNING ${COLUMNS}`,
-        [id, 'keys' in changes, changes.keys ?? null, 'expiresAt' in changes, changes.expiresAt ?? null, 'rateLimitPerSecond' in changes, changes.rateLimitPerSecond ?? null],
-      );
-      const updated = toView(rows[0][0]);
+      const updated = toView(await this.tokens.update(manager, id, changes));
       const shortened = 'expiresAt' in changes && changes.expiresAt !== null && (current.expires_at === null || Date.parse(changes.expiresAt as string) < current.expires_at.getTime());
       if (current.role === 'admin' && shortened) await this.assertAnAdminRemains(manager, 'this expiry would leave no usable admin token');
       await this.audit.record({ type: 'token.updated', actor, subject: id, data: { name: updated.name, changes } });
@@ -211,29 +193,18 @@ export class TokenService {
   /** Revokes a token (idempotent). The last usable admin token cannot be revoked. */
   async revoke(id: string, actor: AuditActor | undefined): Promise<TokenView> {
     const view = await this.dataSource.transaction(async (manager) => {
-      await this.serialiseTokenChanges(manager);
+      await this.tokens.lockTokenChanges(manager);
       const current = await this.lockToken(manager, id);
       if (current.revoked_at) return toView(current);
-      const rows: [Row[], number] = await manager.query(`UPDATE api_tokens SET revoked_at = now() WHERE id = $1 RETURNING ${COLUMNS}`, [id]);
+      const revoked = toView(await this.tokens.revoke(manager, id));
       if (current.role === 'admin') await this.assertAnAdminRemains(manager, 'this is the last usable admin token; create another admin token before revoking it');
-      const revoked = toView(rows[0][0]);
       await this.audit.record({ type: 'token.revoked', actor, subject: id, data: { name: revoked.name, role: revoked.role } });
       // Sessions re-read their token on every request anyway; this records that they ended.
-      await endSessions(manager, this.audit, 'token_id = $1', [id], 'token-revoked', actor);
+      await endSessions(manager, this.tokens, this.audit, { tokenId: id }, 'token-revoked', actor);
       return revoked;
     });
     this.forget(id);
     return view;
-  }
-
-  /**
-   * Changes to existing tokens take one transaction-scoped lock, on every replica's database
-   * connection alike: two changes that each leave another admin token (revoke A here, shorten B's
-   * expiry there) cannot both pass the last-admin check on snapshots that do not see each other.
-   * Token changes are rare; signing never takes it.
-   */
-  private async serialiseTokenChanges(manager: EntityManager): Promise<void> {
-    await manager.query('SELECT pg_advisory_xact_lock($1::bigint)', [ADVISORY_LOCKS.tokenChanges.toString()]);
   }
 
   /**
@@ -242,12 +213,7 @@ export class TokenService {
    * and rolled back. Expiry in the past, a near expiry and revocation all go through here.
    */
   private async assertAnAdminRemains(manager: EntityManager, message: string): Promise<void> {
-    const [{ usable }]: Array<{ usable: number }> = await manager.query(
-      `SELECT count(*)::int AS usable FROM api_tokens
-        WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now() + make_interval(mins => $1))`,
-      [LAST_ADMIN_MIN_LIFETIME_MINUTES],
-    );
-    if (usable === 0) {
+    if ((await this.tokens.usableAdminCount(manager, LAST_ADMIN_MIN_LIFETIME_MINUTES)) === 0) {
       throw new DomainError(ErrorCode.CONFLICT, `${message} (an admin token must remain valid for at least ${LAST_ADMIN_MIN_LIFETIME_MINUTES} minutes)`, {
         reason: 'last-admin-token',
         minRemainingMinutes: LAST_ADMIN_MIN_LIFETIME_MINUTES,
@@ -255,10 +221,10 @@ export class TokenService {
     }
   }
 
-  private async lockToken(manager: EntityManager, id: string): Promise<Row> {
-    const rows: Row[] = UUID.test(id) ? await manager.query(`SELECT ${COLUMNS} FROM api_tokens WHERE id = $1 FOR UPDATE`, [id]) : [];
-    if (!rows[0]) throw tokenNotFound(id);
-    return rows[0];
+  private async lockToken(manager: EntityManager, id: string): Promise<TokenRow> {
+    const row = UUID.test(id) ? await this.tokens.lockToken(manager, id) : undefined;
+    if (!row) throw tokenNotFound(id);
+    return row;
   }
 
   /** Key grants mean something only for signers; admins use every key, other roles none. */
@@ -291,8 +257,7 @@ export class TokenService {
   }
 
   private async fetch(hash: string): Promise<TokenRecord | null> {
-    const rows: Row[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM api_tokens WHERE token_hash = $1`, [Buffer.from(hash, 'hex')]);
-    const row = rows[0];
+    const row = await this.tokens.byHash(Buffer.from(hash, 'hex'));
     const record: TokenRecord | null = row
       ? {
           id: row.id,
@@ -319,7 +284,7 @@ export class TokenService {
     const written = Math.max(lastUsedAt?.getTime() ?? 0, this.lastUsedWritten.get(id) ?? 0);
     if (now - written < LAST_USED_GRANULARITY_MS) return;
     this.lastUsedWritten.set(id, now);
-    this.dataSource.query('UPDATE api_tokens SET last_used_at = now() WHERE id = $1', [id]).catch((error: Error) => {
+    this.tokens.recordUse(id).catch((error: Error) => {
       this.logger.debug(`could not record token use: ${error.message}`);
     });
   }
@@ -330,7 +295,7 @@ export class TokenService {
   }
 }
 
-function toView(row: Row): TokenView {
+function toView(row: TokenRow): TokenView {
   const expired = row.expires_at !== null && row.expires_at.getTime() <= Date.now();
   return {
     id: row.id,

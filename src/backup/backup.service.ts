@@ -2,10 +2,11 @@ import { Injectable, Logger } from '@nestjs/common';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { ensurePartitionsOnPool, partitionsCovering } from '../audit/audit-partitions';
 import { pgPool } from '../audit/audit-pg';
 import { dataSourceOptions } from '../database/data-source-options';
+import { BackupRepository } from './backup.repository';
 
 export const BACKUP_FORMAT = 'signet-backup/1';
 const PAGE = 2000;
@@ -36,24 +37,26 @@ export interface BackupManifest {
 export class BackupService {
   private readonly logger = new Logger(BackupService.name);
 
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly repository: BackupRepository,
+  ) {}
 
   async backup(outDir: string, options: { softhsmDir?: string } = {}): Promise<BackupManifest> {
     if (fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0) throw new Error(`backup directory ${outDir} is not empty`);
     fs.mkdirSync(path.join(outDir, 'db'), { recursive: true, mode: 0o700 });
     fs.chmodSync(outDir, 0o700);
     const manifest = await this.dataSource.transaction('REPEATABLE READ', async (manager) => {
-      await manager.query('SET TRANSACTION READ ONLY');
-      const tables = await restoreOrder(manager);
+      await this.repository.makeReadOnly(manager);
+      const tables = await this.repository.tablesInRestoreOrder(manager);
       const out: BackupManifest['tables'] = [];
       for (const table of tables) {
         const file = fs.openSync(path.join(outDir, 'db', `${table}.ndjson`), 'w', 0o600);
         let rows = 0;
         try {
           for (let offset = 0; ; offset += PAGE) {
-            // (tableoid, ctid) is unique and stable inside one snapshot, partitions included.
-            const page: Array<{ row: unknown }> = await manager.query(`SELECT row_to_json(t) AS row FROM ${quote(table)} t ORDER BY t.tableoid, t.ctid LIMIT ${PAGE} OFFSET ${offset}`);
-            for (const { row } of page) fs.writeSync(file, `${JSON.stringify(row)}\n`);
+            const page = await this.repository.rowPage(manager, table, offset, PAGE);
+            for (const row of page) fs.writeSync(file, `${JSON.stringify(row)}\n`);
             rows += page.length;
             if (page.length < PAGE) break;
           }
@@ -62,12 +65,8 @@ export class BackupService {
         }
         out.push({ name: table, rows });
       }
-      const sequences: BackupManifest['sequences'] = {};
-      for (const { name } of await manager.query(`SELECT sequencename AS name FROM pg_sequences WHERE schemaname = 'public'`)) {
-        const [{ last_value, is_called }] = await manager.query(`SELECT last_value::text, is_called FROM ${quote(name)}`);
-        sequences[name] = { lastValue: last_value, isCalled: is_called };
-      }
-      const migrations = (await manager.query('SELECT name FROM typeorm_migrations ORDER BY id')).map((m: { name: string }) => m.name);
+      const sequences = await this.repository.sequences(manager);
+      const migrations = await this.repository.appliedMigrations(manager);
       return { format: BACKUP_FORMAT, createdAt: new Date().toISOString(), migrations, tables: out, sequences, hsm: options.softhsmDir ? 'softhsm' : 'external' } satisfies BackupManifest;
     });
     if (options.softhsmDir) {
@@ -91,25 +90,24 @@ export class BackupService {
       const owner = new DataSource({ ...(dataSourceOptions(ownerUrl, 2)), entities: [] });
       await owner.initialize();
       try {
-        return await restoreInto(owner, fromDir);
+        return await restoreInto(owner, this.repository, fromDir);
       } finally {
         await owner.destroy();
       }
     }
-    return restoreInto(this.dataSource, fromDir);
+    return restoreInto(this.dataSource, this.repository, fromDir);
   }
 }
 
 /** See BackupService.restore; `dataSource` connects as the role that owns the tables. */
-async function restoreInto(dataSource: DataSource, fromDir: string): Promise<BackupManifest> {
+async function restoreInto(dataSource: DataSource, repository: BackupRepository, fromDir: string): Promise<BackupManifest> {
   const logger = new Logger(BackupService.name);
   const manifest = readManifest(fromDir);
-  const migrations: string[] = (await dataSource.query('SELECT name FROM typeorm_migrations ORDER BY id')).map((m: { name: string }) => m.name);
+  const migrations = await repository.appliedMigrations(dataSource.manager);
   if (JSON.stringify(migrations) !== JSON.stringify(manifest.migrations)) {
     throw new Error(`the backup was taken at migrations [${manifest.migrations.join(', ')}] but this database is at [${migrations.join(', ')}]; restore with the same Signet version`);
   }
-  const populated: Array<{ name: string }> = await dataSource.query(`SELECT 'signing_keys' AS name WHERE EXISTS (SELECT 1 FROM signing_keys) UNION ALL SELECT 'cas' WHERE EXISTS (SELECT 1 FROM cas)`);
-  if (populated.length > 0) throw new Error('the target database already holds CAs or keys; restore into a fresh data dir or database');
+  if (await repository.holdsCasOrKeys(dataSource.manager)) throw new Error('the target database already holds CAs or keys; restore into a fresh data dir or database');
 
   const auditTimes = await timeRange(path.join(fromDir, 'db', 'audit_events.ndjson'));
   if (auditTimes) await ensurePartitionsOnPool(pgPool(dataSource), partitionsCovering(auditTimes.min, auditTimes.max));
@@ -117,18 +115,14 @@ async function restoreInto(dataSource: DataSource, fromDir: string): Promise<Bac
   await dataSource.transaction(async (manager) => {
     // The audit log's append-only triggers (the owner's, so no superuser is needed), off for this
     // transaction only: re-enabled before commit, and a rollback undoes the ALTERs anyway.
-    const guarded: Array<{ name: string }> = await manager.query(
-      `SELECT DISTINCT c.oid::regclass::text AS name FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-        WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace AND NOT c.relispartition`,
-    );
-    for (const { name } of guarded) await manager.query(`ALTER TABLE ${name} DISABLE TRIGGER USER`);
-    for (const { name } of [...manifest.tables].reverse()) await manager.query(`DELETE FROM ${quote(name)}`);
+    const guarded = await repository.disableUserTriggers(manager);
+    for (const { name } of [...manifest.tables].reverse()) await repository.deleteAllRows(manager, name);
     for (const { name, rows } of manifest.tables) {
       let loaded = 0;
       let batch: string[] = [];
       const flush = async () => {
         if (batch.length === 0) return;
-        await manager.query(`INSERT INTO ${quote(name)} SELECT * FROM json_populate_recordset(NULL::${quote(name)}, $1::json)`, [`[${batch.join(',')}]`]);
+        await repository.insertJsonRows(manager, name, batch);
         loaded += batch.length;
         batch = [];
       };
@@ -142,9 +136,9 @@ async function restoreInto(dataSource: DataSource, fromDir: string): Promise<Bac
       if (loaded !== rows) throw new Error(`table ${name}: the backup lists ${rows} rows but ${loaded} were read`);
     }
     for (const [name, { lastValue, isCalled }] of Object.entries(manifest.sequences)) {
-      await manager.query('SELECT setval($1::regclass, $2::bigint, $3)', [quote(name), lastValue, isCalled]);
+      await repository.setSequence(manager, name, lastValue, isCalled);
     }
-    for (const { name } of guarded) await manager.query(`ALTER TABLE ${name} ENABLE TRIGGER USER`);
+    await repository.enableUserTriggers(manager, guarded);
   });
   logger.log(`restored ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows from ${fromDir}`);
   return manifest;
@@ -161,34 +155,6 @@ export function readManifest(dir: string): BackupManifest {
   return manifest;
 }
 
-/** Ordinary and partitioned tables of the public schema (not partitions), parents before children. */
-async function restoreOrder(manager: EntityManager): Promise<string[]> {
-  const tables: string[] = (
-    await manager.query(
-      `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> 'typeorm_migrations'
-        ORDER BY c.relname`,
-    )
-  ).map((row: { name: string }) => row.name);
-  const edges: Array<{ child: string; parent: string }> = await manager.query(
-    `SELECT c.relname AS child, p.relname AS parent FROM pg_constraint k
-       JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
-       JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE k.contype = 'f' AND n.nspname = 'public' AND c.relname <> p.relname`,
-  );
-  const ordered: string[] = [];
-  const visiting = new Set<string>();
-  const visit = (table: string) => {
-    if (ordered.includes(table) || visiting.has(table)) return;
-    visiting.add(table);
-    for (const { parent } of edges.filter((e) => e.child === table)) visit(parent);
-    visiting.delete(table);
-    ordered.push(table);
-  };
-  tables.forEach(visit);
-  return ordered;
-}
-
 async function timeRange(file: string): Promise<{ min: number; max: number } | undefined> {
   if (!fs.existsSync(file)) return undefined;
   let min = Infinity;
@@ -201,8 +167,4 @@ async function timeRange(file: string): Promise<{ min: number; max: number } | u
     if (time > max) max = time;
   }
   return Number.isFinite(min) ? { min, max } : undefined;
-}
-
-function quote(identifier: string): string {
-  return `"${identifier.replace(/"/g, '""')}"`;
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import { DistributionMetrics } from './distribution-metrics';
+import { TargetsRepository, TargetStatusRow } from './targets.repository';
 
 export type TargetStatusState = 'converged' | 'pending' | 'pushing' | 'retrying' | 'blocked';
 const TARGET_STATES: readonly TargetStatusState[] = ['converged', 'pending', 'pushing', 'retrying', 'blocked'];
@@ -52,39 +52,11 @@ export interface DistributionStatus {
   regions: RegionStatus[];
 }
 
-interface TargetRow {
-  id: string | null;
-  region: string;
-  offline: boolean;
-  name: string | null;
-  kind: string;
-  endpoint: string;
-  truststore: string;
-  required: boolean;
-  has_credentials: boolean;
-  desired_version: number;
-  desired_digest: string;
-  desired_since: Date;
-  delivered_version: number | null;
-  delivered_digest: string | null;
-  delivered_at: Date | null;
-  verified_at: Date | null;
-  delivered_version_created_at: Date | null;
-  attempts: number;
-  last_attempt_at: Date | null;
-  next_attempt_at: Date | null;
-  state: string;
-  last_error: string | null;
-  last_error_kind: string | null;
-  force_push: boolean;
-  leased: boolean;
-}
-
 /** `GET /v1/distribution`, `signet status` and the lag gauges, all from the database (every replica reports the fleet). */
 @Injectable()
 export class DistributionStatusService {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly targetsRepository: TargetsRepository,
     private readonly metrics: DistributionMetrics,
   ) {}
 
@@ -112,37 +84,12 @@ export class DistributionStatusService {
   }
 
   /** Every region with its targets, or only the targets `ids` names. */
-  private rows(ids?: string[]): Promise<TargetRow[]> {
-    const where = ids ? 'WHERE t.id = ANY($1::uuid[])' : '';
-    return this.dataSource.query(
-      `SELECT r.name AS region, r.offline, t.id, t.name, t.kind, t.endpoint, s.name AS truststore, t.required,
-              t.credentials_sealed IS NOT NULL AS has_credentials,
-              s.current_version AS desired_version, s.current_digest AS desired_digest, GREATEST(cv.created_at, t.created_at) AS desired_since,
-              t.delivered_version, t.delivered_digest, t.delivered_at, t.verified_at, GREATEST(dv.created_at, t.created_at) AS delivered_version_created_at,
-              t.attempts, t.last_attempt_at, t.next_attempt_at, t.state, t.last_error, t.last_error_kind, t.force_push,
-              (t.lease_until IS NOT NULL AND t.lease_until > now()) AS leased
-         FROM distribution_regions r
-         LEFT JOIN distribution_targets t ON t.region_id = r.id
-         LEFT JOIN truststores s ON s.id = t.truststore_id
-         LEFT JOIN truststore_versions cv ON cv.truststore_id = s.id AND cv.version = s.current_version
-         LEFT JOIN truststore_versions dv ON dv.truststore_id = t.truststore_id AND dv.version = t.delivered_version
-        ${where}
-        ORDER BY r.name, t.name`,
-      ids ? [ids] : [],
-    );
+  private rows(ids?: string[]): Promise<TargetStatusRow[]> {
+    return this.targetsRepository.statusRows(ids);
   }
 
   private async truststores(): Promise<TruststoreDistributionStatus[]> {
-    const rows: Array<{ name: string; version: number; digest: string; created_at: Date; converged_at: Date | null; rev_version: number | null; revoked_at: Date | null; rev_converged_at: Date | null }> =
-      await this.dataSource.query(
-        `SELECT s.name, s.current_version AS version, s.current_digest AS digest, v.created_at, v.converged_at,
-                rv.version AS rev_version, rv.revoked_at, rv.converged_at AS rev_converged_at
-           FROM truststores s
-           JOIN truststore_versions v ON v.truststore_id = s.id AND v.version = s.current_version
-           LEFT JOIN LATERAL (SELECT version, revoked_at, converged_at FROM truststore_versions
-                               WHERE truststore_id = s.id AND revoked_at IS NOT NULL ORDER BY version DESC LIMIT 1) rv ON true
-          ORDER BY s.name`,
-      );
+    const rows = await this.targetsRepository.truststoreConvergence();
     return rows.map((row) => ({
       name: row.name,
       version: row.version,
@@ -205,7 +152,7 @@ export class DistributionStatusService {
   }
 }
 
-function targetStatus(row: TargetRow, now: Date): TargetStatus {
+function targetStatus(row: TargetStatusRow, now: Date): TargetStatus {
   // The last attempt must have succeeded too: a failed read-back or push leaves state retrying/blocked.
   const converged = row.delivered_digest === row.desired_digest && !row.force_push && row.state === 'delivered';
   const state: TargetStatusState = converged ? 'converged' : row.leased ? 'pushing' : row.state === 'blocked' ? 'blocked' : row.state === 'retrying' ? 'retrying' : 'pending';

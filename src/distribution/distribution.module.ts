@@ -15,7 +15,9 @@ import { RegionsController } from './regions.controller';
 import { RevocationProgressController } from './revocation-progress.controller';
 import { RevocationProgressService } from './revocation-progress.service';
 import { RegionsService } from './regions.service';
+import { RevocationProgressRepository } from './revocation-progress.repository';
 import { TargetCredentials } from './target-credentials';
+import { TargetsRepository } from './targets.repository';
 
 /**
  * Truststore distribution: regions and targets, the reconcile loop pushing each truststore version
@@ -34,6 +36,8 @@ import { TargetCredentials } from './target-credentials';
     DistributionStatusService,
     DistributionEventsService,
     RevocationProgressService,
+    RevocationProgressRepository,
+    TargetsRepository,
     DistributionMetrics,
     DistributionGateService,
     { provide: DISTRIBUTION_GATE, useExisting: DistributionGateService },

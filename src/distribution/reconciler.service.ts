@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { createHash } from 'node:crypto';
-import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { DomainError } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
@@ -10,37 +9,12 @@ import { TruststoreService } from '../truststore/truststore.service';
 import { backoffDelayMs } from './backoff';
 import { DistributionMetrics } from './distribution-metrics';
 import { TargetError } from './drivers/target-error';
-import { PushDetails, TargetState, TrustTarget, TrustTargetKind, TruststoreBundle } from './drivers/trust-target';
+import { PushDetails, TargetState, TrustTarget, TruststoreBundle } from './drivers/trust-target';
 import { createTrustTarget, TrustTargetFactoryHooks } from './drivers/trust-target.factory';
 import { DISTRIBUTION_CHANNEL, RegionsService } from './regions.service';
-import { driverOptions, TargetSettings, targetLayers } from './target-definition';
-import { returnedRows } from './sql-rows';
+import { driverOptions, targetLayers } from './target-definition';
 import { redactSecrets, TargetCredentials } from './target-credentials';
-
-/** A target claimed for one attempt, with what it should hold. */
-interface ClaimedTarget {
-  id: string;
-  region: string;
-  name: string;
-  kind: TrustTargetKind;
-  endpoint: string;
-  settings: TargetSettings;
-  truststoreId: string;
-  truststore: string;
-  credentialsSealed: Buffer | null;
-  configRevision: number;
-  /** Its last attempt failed. */
-  suspect: boolean;
-  deliveredDigest: string | null;
-  deliveredVersion: number | null;
-  attempts: number;
-  forcePush: boolean;
-  leaseToken: string;
-  desiredVersion: number;
-  desiredDigest: string;
-  /** When the target started to need this version: the version's creation, or the target's if it came later. */
-  desiredSince: Date;
-}
+import { ClaimedTarget, SealedTarget, TargetsRepository } from './targets.repository';
 
 interface CachedDriver {
   /** Config revision and sealed-credentials hash it was built from. */
@@ -88,7 +62,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
   private readonly drivers = new Map<string, CachedDriver>();
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly targets: TargetsRepository,
     private readonly truststores: TruststoreService,
     private readonly regions: RegionsService,
     private readonly credentials: TargetCredentials,
@@ -121,11 +95,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
    * open is left for the reconciler to report on that target. Returns how many were re-sealed.
    */
   async resealLegacyCredentials(): Promise<number> {
-    const rows: Array<{ id: string; region: string; name: string; endpoint: string; credentials_sealed: Buffer }> = await this.dataSource.query(
-      `SELECT t.id, r.name AS region, t.name, t.endpoint, t.credentials_sealed
-         FROM distribution_targets t JOIN distribution_regions r ON r.id = t.region_id
-        WHERE t.credentials_sealed IS NOT NULL AND get_byte(t.credentials_sealed, 0) = 1`,
-    );
+    const rows = await this.targets.legacySealedCredentials();
     let resealed = 0;
     for (const row of rows) {
       const target = { id: row.id, region: row.region, name: row.name, endpoint: row.endpoint, credentialsSealed: row.credentials_sealed };
@@ -212,62 +182,9 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
    * Claims up to `limit` due targets in one statement; the lease commits before any push.
    * `suspects`: targets whose last attempt failed (false: the others).
    */
-  private async claim(limit: number, suspects: boolean): Promise<ClaimedTarget[]> {
+  private claim(limit: number, suspects: boolean): Promise<ClaimedTarget[]> {
     const { leaseSeconds, verifySeconds } = this.config.distribution;
-    const result: unknown = await this.dataSource.query(
-      `WITH due AS (
-         SELECT t.id
-           FROM distribution_targets t
-           JOIN truststores s ON s.id = t.truststore_id
-          WHERE s.current_digest IS NOT NULL
-            AND (t.lease_until IS NULL OR t.lease_until < now())
-            AND (t.last_error_kind IS NOT NULL) = $4
-            AND (
-                  ((t.delivered_digest IS DISTINCT FROM s.current_digest OR t.force_push)
-                    AND (t.attempt_digest IS DISTINCT FROM s.current_digest OR t.next_attempt_at <= now()))
-               OR (t.delivered_digest = s.current_digest AND NOT t.force_push AND t.next_attempt_at <= now()
-                    AND (t.verified_at IS NULL OR ($3::int > 0 AND t.verified_at < now() - make_interval(secs => $3::int))))
-                )
-          ORDER BY (t.attempt_digest IS DISTINCT FROM s.current_digest) DESC, t.next_attempt_at
-          LIMIT $2
-          FOR UPDATE OF t SKIP LOCKED
-       )
-       UPDATE distribution_targets t
-          SET lease_token = gen_random_uuid(),
-              lease_until = now() + make_interval(secs => $1::int),
-              last_attempt_at = now(),
-              attempts = CASE WHEN t.attempt_digest IS DISTINCT FROM s.current_digest THEN 0 ELSE t.attempts END,
-              attempt_digest = s.current_digest
-         FROM due, truststores s, distribution_regions r, truststore_versions v
-        WHERE t.id = due.id AND s.id = t.truststore_id AND r.id = t.region_id
-          AND v.truststore_id = s.id AND v.version = s.current_version
-      RETURNING t.id, r.name AS region, t.name, t.kind, t.endpoint, t.settings, t.truststore_id, s.name AS truststore,
-                t.credentials_sealed, t.config_revision, t.delivered_digest, t.delivered_version, t.attempts, t.force_push, t.lease_token,
-                s.current_version AS desired_version, s.current_digest AS desired_digest,
-                GREATEST(v.created_at, t.created_at) AS desired_since`,
-      [leaseSeconds, limit, verifySeconds, suspects],
-    );
-    return returnedRows<Record<string, unknown>>(result).map((row) => ({
-      id: row.id as string,
-      region: row.region as string,
-      name: row.name as string,
-      kind: row.kind as TrustTargetKind,
-      endpoint: row.endpoint as string,
-      settings: row.settings as TargetSettings,
-      truststoreId: row.truststore_id as string,
-      truststore: row.truststore as string,
-      credentialsSealed: (row.credentials_sealed as Buffer | null) ?? null,
-      configRevision: row.config_revision as number,
-      suspect: suspects,
-      deliveredDigest: (row.delivered_digest as string | null) ?? null,
-      deliveredVersion: (row.delivered_version as number | null) ?? null,
-      attempts: row.attempts as number,
-      forcePush: row.force_push as boolean,
-      leaseToken: row.lease_token as string,
-      desiredVersion: row.desired_version as number,
-      desiredDigest: row.desired_digest as string,
-      desiredSince: new Date(row.desired_since as string),
-    }));
+    return this.targets.claimDue({ limit, suspects, leaseSeconds, verifySeconds });
   }
 
   private async attempt(target: ClaimedTarget): Promise<void> {
@@ -339,15 +256,10 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
    * Credentials sealed before origins were bound, now sealed for the endpoint they were opened for,
    * replace the stored value unless it or the endpoint changed meanwhile.
    */
-  private async storeResealed(target: Pick<ClaimedTarget, 'id' | 'region' | 'name' | 'endpoint' | 'credentialsSealed'>, resealed: Buffer): Promise<boolean> {
-    const rows = returnedRows<{ id: string }>(
-      await this.dataSource.query(
-        `UPDATE distribution_targets SET credentials_sealed = $3 WHERE id = $1 AND credentials_sealed = $2 AND endpoint = $4 RETURNING id`,
-        [target.id, target.credentialsSealed, resealed, target.endpoint],
-      ),
-    );
-    if (rows.length > 0) this.logger.log(`${target.region}/${target.name}: stored credentials re-sealed for the endpoint's origin`);
-    return rows.length > 0;
+  private async storeResealed(target: SealedTarget, resealed: Buffer): Promise<boolean> {
+    const replaced = await this.targets.replaceSealedCredentials(target, resealed);
+    if (replaced) this.logger.log(`${target.region}/${target.name}: stored credentials re-sealed for the endpoint's origin`);
+    return replaced;
   }
 
   private async dropDriver(targetId: string): Promise<void> {
@@ -382,33 +294,10 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
       ...(pushed ? { pushed: true, ...pick(pushed, ['manifestDigest', 'locations', 'blobsUploaded', 'blobsPresent']) } : { pushed: false }),
       ...(held.details?.manifestDigest ? { heldManifestDigest: held.details.manifestDigest } : {}),
     };
-    // Short: no network, no audit wait while holding a pooled connection.
-    const attempts = await this.dataSource.transaction(async (manager) => {
-      const updated = returnedRows<{ attempts: number }>(await manager.query(
-        `UPDATE distribution_targets
-            SET delivered_version = $3, delivered_digest = $4,
-                delivered_at = CASE WHEN delivered_digest IS DISTINCT FROM $4 THEN now() ELSE delivered_at END,
-                verified_at = now(),
-                attempts = CASE WHEN $5 THEN attempts + 1 ELSE attempts END,
-                state = 'delivered', last_error = NULL, last_error_kind = NULL, force_push = false,
-                lease_token = NULL, lease_until = NULL, next_attempt_at = now()
-          WHERE id = $1 AND lease_token = $2
-      RETURNING attempts`,
-        [target.id, target.leaseToken, held.version ?? target.desiredVersion, target.desiredDigest, delivery],
-      ));
-      const count = updated[0]?.attempts ?? target.attempts + 1;
-      if (delivery) {
-        await manager.query(
-          `INSERT INTO distribution_deliveries (target_id, truststore_id, version, digest, delivered_at, attempts, converge_ms, skipped, details)
-           VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8)`,
-          [target.id, target.truststoreId, target.desiredVersion, target.desiredDigest, count, convergeMs, pushed === undefined, details],
-        );
-      }
-      return count;
-    });
+    const attempts = await this.targets.recordDelivered(target, { heldVersion: held.version ?? target.desiredVersion, delivery, convergeMs, skipped: pushed === undefined, details });
     // After the commit: whichever delivery commits last sees every other one, so a version is
     // marked converged exactly once without serialising the deliveries.
-    const converged = await this.markConverged(target);
+    const converged = await this.targets.markConverged(target.truststoreId, target.desiredVersion);
     if (delivery) {
       await this.audit
         .record({
@@ -434,19 +323,6 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
         data: { version: version.version, revokedAt: version.revokedAt.toISOString(), convergedAt: version.convergedAt.toISOString(), seconds },
       });
     }
-  }
-
-  /** Versions of the truststore that every one of its targets now holds (or has moved past). */
-  private async markConverged(target: ClaimedTarget): Promise<Array<{ version: number; revokedAt: Date | null; convergedAt: Date }>> {
-    const rows = returnedRows<{ version: number; revoked_at: Date | null; converged_at: Date }>(await this.dataSource.query(
-      `UPDATE truststore_versions v SET converged_at = now()
-        WHERE v.truststore_id = $1 AND v.converged_at IS NULL AND v.version <= $2
-          AND NOT EXISTS (SELECT 1 FROM distribution_targets t
-                           WHERE t.truststore_id = v.truststore_id AND (t.delivered_version IS NULL OR t.delivered_version < v.version))
-      RETURNING v.version, v.revoked_at, v.converged_at`,
-      [target.truststoreId, target.desiredVersion],
-    ));
-    return rows.map((r) => ({ version: r.version, revokedAt: r.revoked_at ? new Date(r.revoked_at) : null, convergedAt: new Date(r.converged_at) }));
   }
 
   private async recordFailure(target: ClaimedTarget, error: unknown, timedOut: boolean, credentials: unknown): Promise<void> {
@@ -475,14 +351,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     message = redactSecrets(message, credentials).slice(0, MAX_ERROR_LENGTH);
     const attempts = target.attempts + 1;
     const delayMs = retryable ? backoffDelayMs(attempts, backoffBaseMs, backoffMaxMs) : backoffMaxMs;
-    await this.dataSource.query(
-      `UPDATE distribution_targets
-          SET attempts = $3, state = $4, last_error = $5, last_error_kind = $6,
-              next_attempt_at = now() + make_interval(secs => $7::double precision / 1000),
-              lease_token = NULL, lease_until = NULL
-        WHERE id = $1 AND lease_token = $2`,
-      [target.id, target.leaseToken, attempts, retryable ? 'retrying' : 'blocked', message, kind, delayMs],
-    );
+    await this.targets.recordFailure(target, { attempts, state: retryable ? 'retrying' : 'blocked', message, kind, delayMs });
     this.metrics.attempts?.inc({ region: target.region, kind: target.kind, result: 'failed' });
     this.metrics.failures?.inc({ region: target.region, kind: target.kind, error: kind });
     this.logger.warn(
@@ -497,13 +366,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
    */
   private async recordObserved(target: ClaimedTarget, held: TargetState): Promise<void> {
     const version = held.digest ? (held.version ?? null) : null;
-    await this.dataSource.query(
-      `UPDATE distribution_targets
-          SET delivered_digest = $3, delivered_version = $4,
-              delivered_at = CASE WHEN delivered_digest IS DISTINCT FROM $3 THEN NULL ELSE delivered_at END
-        WHERE id = $1 AND lease_token = $2`,
-      [target.id, target.leaseToken, held.digest ?? null, version],
-    );
+    await this.targets.recordObserved(target, held.digest ?? null, version);
     if (target.deliveredDigest) {
       this.logger.warn(`${target.region}/${target.name}: read back ${held.digest ?? 'no truststore of ours'} where ${target.deliveredDigest} was delivered (changed outside Signet)`);
     }
@@ -513,19 +376,12 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
 
   /** Shutdown: hand the target back at once, without counting the attempt. */
   private async release(target: ClaimedTarget): Promise<void> {
-    await this.dataSource
-      .query(`UPDATE distribution_targets SET lease_token = NULL, lease_until = NULL, next_attempt_at = now() WHERE id = $1 AND lease_token = $2`, [target.id, target.leaseToken])
-      .catch(() => undefined);
+    await this.targets.releaseLease(target).catch(() => undefined);
   }
 
   /** Wakes again when the next backoff or lease ends (or at the schedule interval at the latest). */
   private async scheduleNext(): Promise<void> {
-    const [row] = await this.dataSource.query(
-      `SELECT extract(epoch FROM min(GREATEST(t.next_attempt_at, coalesce(t.lease_until, t.next_attempt_at))) - now()) * 1000 AS ms
-         FROM distribution_targets t JOIN truststores s ON s.id = t.truststore_id
-        WHERE s.current_digest IS NOT NULL AND (t.delivered_digest IS DISTINCT FROM s.current_digest OR t.force_push)`,
-    );
-    const ms = row?.ms === null || row?.ms === undefined ? undefined : Number(row.ms);
+    const ms = await this.targets.msUntilNextDue();
     this.armTimer(ms === undefined ? this.config.distribution.intervalSeconds * 1000 : ms);
   }
 

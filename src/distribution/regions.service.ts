@@ -13,6 +13,7 @@ import { createTrustTarget } from './drivers/trust-target.factory';
 import { RegionEntity } from './region.entity';
 import { DriverContext, driverOptions, endpointOrigin, REGION_NAME, settingsFromInput, TARGET_NAME, TargetInput, TargetSettings, validateEndpoint, validateKind, validateTargetHosts } from './target-definition';
 import { TargetCredentials } from './target-credentials';
+import { TargetsRepository } from './targets.repository';
 
 /** Cross-replica wake-up of the reconcilers (LISTEN/NOTIFY, delivered on commit). */
 export const DISTRIBUTION_CHANNEL = 'signet_distribution';
@@ -55,6 +56,7 @@ export class RegionsService {
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly targets: TargetsRepository,
     private readonly truststores: TruststoreService,
     private readonly credentials: TargetCredentials,
     private readonly audit: AuditService,
@@ -73,10 +75,9 @@ export class RegionsService {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'name' must be a DNS label (${REGION_NAME.source})`, { field: 'name' });
     }
     if (input.offline !== undefined && typeof input.offline !== 'boolean') throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'offline' must be a boolean`, { field: 'offline' });
-    const repository = this.dataSource.getRepository(RegionEntity);
-    if (await repository.existsBy({ name: input.name })) throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a region named '${input.name}' already exists`, { field: 'name' });
+    if (await this.targets.regionExists(input.name)) throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a region named '${input.name}' already exists`, { field: 'name' });
     const region = await this.dataSource.transaction(async (manager) => {
-      const saved = await manager.getRepository(RegionEntity).save(manager.getRepository(RegionEntity).create({ name: input.name as string, offline: input.offline === true }));
+      const saved = await this.targets.insertRegion(manager, { name: input.name as string, offline: input.offline === true });
       await this.audit.record({ type: 'distribution.region.created', actor, subject: saved.name, data: { offline: saved.offline } });
       return saved;
     });
@@ -84,7 +85,7 @@ export class RegionsService {
   }
 
   async listRegions(): Promise<RegionView[]> {
-    const regions = await this.dataSource.getRepository(RegionEntity).find({ order: { name: 'ASC' } });
+    const regions = await this.targets.regions();
     return Promise.all(regions.map((r) => this.regionView(r)));
   }
 
@@ -95,10 +96,10 @@ export class RegionsService {
   async deleteRegion(name: string, actor?: AuditActor): Promise<void> {
     const region = await this.regionByName(name);
     await this.dataSource.transaction(async (manager) => {
-      const targets = await manager.getRepository(DistributionTargetEntity).countBy({ regionId: region.id });
+      const targets = await this.targets.countTargetsIn(manager, region.id);
       if (targets > 0) throw new DomainError(ErrorCode.CONFLICT, `deleteRegion: region '${name}' still has ${targets} target(s); delete them first`);
       await this.audit.record({ type: 'distribution.region.deleted', actor, subject: name, data: {} });
-      await manager.delete(RegionEntity, { id: region.id });
+      await this.targets.deleteRegion(manager, region.id);
     });
   }
 
@@ -119,14 +120,13 @@ export class RegionsService {
     const credentials = input.credentials === undefined || input.credentials === null ? undefined : TargetCredentials.validate(input.credentials, operation);
     await this.checkDefinition({ kind, endpoint, settings }, credentials);
 
-    const repository = this.dataSource.getRepository(DistributionTargetEntity);
-    if (await repository.existsBy({ regionId: region.id, name: input.name })) {
+    if (await this.targets.targetExists(region.id, input.name)) {
       throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: region '${region.name}' already has a target named '${input.name}'`, { field: 'name' });
     }
     const id = randomUUID();
     const sealed = credentials ? await this.credentials.seal(id, endpoint, credentials) : null;
     await this.dataSource.transaction(async (manager) => {
-      await manager.getRepository(DistributionTargetEntity).insert({
+      await this.targets.insertTarget(manager, {
         id,
         regionId: region.id,
         name: input.name as string,
@@ -220,9 +220,9 @@ export class RegionsService {
     const changed = Object.keys(patch).filter((k) => k !== 'name');
     const moved = endpoint !== target.endpoint || LOCATION_SETTINGS.some((field) => JSON.stringify(settings[field]) !== JSON.stringify(target.settings[field]));
     await this.dataSource.transaction(async (manager) => {
-      await manager.update(
-        DistributionTargetEntity,
-        { id: target.id },
+      await this.targets.updateTarget(
+        manager,
+        target.id,
         {
           endpoint,
           settings,
@@ -253,7 +253,7 @@ export class RegionsService {
     const { region, target } = await this.targetRow(regionName, name);
     await this.dataSource.transaction(async (manager) => {
       await this.audit.record({ type: 'distribution.target.deleted', actor, subject: `${region.name}/${name}`, data: { kind: target.kind, endpoint: target.endpoint } });
-      await manager.delete(DistributionTargetEntity, { id: target.id });
+      await this.targets.deleteTarget(manager, target.id);
     });
   }
 
@@ -265,15 +265,13 @@ export class RegionsService {
 
   async targetRow(regionName: string, name: string, withCredentials = false, manager: EntityManager = this.dataSource.manager): Promise<{ region: RegionEntity; target: DistributionTargetEntity }> {
     const region = await this.regionByName(regionName);
-    const query = manager.getRepository(DistributionTargetEntity).createQueryBuilder('t').where('t.region_id = :region AND t.name = :name', { region: region.id, name });
-    if (withCredentials) query.addSelect('t.credentialsSealed');
-    const target = await query.getOne();
+    const target = await this.targets.targetIn(region.id, name, withCredentials, manager);
     if (!target) throw new DomainError(ErrorCode.NOT_FOUND, `region '${regionName}' has no target named '${name}'`);
     return { region, target };
   }
 
   async regionByName(name: string): Promise<RegionEntity> {
-    const region = typeof name === 'string' ? await this.dataSource.getRepository(RegionEntity).findOneBy({ name }) : null;
+    const region = typeof name === 'string' ? await this.targets.regionByName(name) : null;
     if (!region) throw new DomainError(ErrorCode.NOT_FOUND, `no region named '${name}'`);
     return region;
   }
@@ -285,8 +283,7 @@ export class RegionsService {
   }
 
   private async regionView(region: RegionEntity): Promise<RegionView> {
-    const targets = await this.dataSource.getRepository(DistributionTargetEntity).find({ select: { name: true }, where: { regionId: region.id }, order: { name: 'ASC' } });
-    return { name: region.name, offline: region.offline, targets: targets.map((t) => t.name), createdAt: region.createdAt.toISOString() };
+    return { name: region.name, offline: region.offline, targets: await this.targets.targetNamesIn(region.id), createdAt: region.createdAt.toISOString() };
   }
 }
 

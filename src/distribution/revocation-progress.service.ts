@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import { normalizeSerialHex } from '../pki/serial-number';
 import { DomainError, ErrorCode } from '../common/errors';
 import { RevocationService } from '../revocation/revocation.service';
+import { RevocationProgressRepository } from './revocation-progress.repository';
 
 /** One stage of a revocation's way out: done or not, when, and how long after the revocation. */
 export interface ProgressStage {
@@ -44,28 +44,6 @@ export interface RevocationProgress {
   everywhere: ProgressStage;
 }
 
-interface CertificateRow {
-  serial: string;
-  revoked_at: Date | null;
-  revocation_reason: string | null;
-  issuer_generation_id: string | null;
-  generation: string | null;
-  crl_number: string | null;
-  crl_this_update: Date | null;
-  key_name: string | null;
-  key_version: number | null;
-  key_revoked_at: Date | null;
-}
-
-interface TargetRow {
-  region: string;
-  name: string;
-  truststore: string;
-  version: number | null;
-  delivered_version: number | null;
-  first_delivered_at: Date | null;
-}
-
 /**
  * GET /v1/certificates/{serial}/revocation: how far a revocation has gone, read from the database
  * every replica shares: signing stopped → OCSP answers revoked → CRL published → each region's
@@ -74,22 +52,13 @@ interface TargetRow {
 @Injectable()
 export class RevocationProgressService {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly repository: RevocationProgressRepository,
     private readonly revocations: RevocationService,
   ) {}
 
   async progress(serialInput: string): Promise<RevocationProgress> {
     const serial = normalizeSerialHex(serialInput);
-    const [cert]: CertificateRow[] = await this.dataSource.query(
-      `SELECT c.serial, c.revoked_at, c.revocation_reason, c.issuer_generation_id, g.name AS generation, g.crl_number::text AS crl_number, g.crl_this_update,
-              k.name AS key_name, v.version AS key_version, v.revoked_at AS key_revoked_at
-         FROM certificates c
-         LEFT JOIN ca_generations g ON g.id = c.issuer_generation_id
-         LEFT JOIN key_versions v ON v.id = c.key_version_id
-         LEFT JOIN signing_keys k ON k.id = v.key_id
-        WHERE c.serial = $1`,
-      [serial],
-    );
+    const cert = await this.repository.certificate(serial);
     if (!cert) throw new DomainError(ErrorCode.NOT_FOUND, `no certificate with serial ${serial}`);
     const revokedAt = cert.revoked_at;
     const stage = (done: boolean, at: Date | null): ProgressStage => ({
@@ -120,24 +89,7 @@ export class RevocationProgressService {
    * Until that version exists, the truststore's targets are not done (version null).
    */
   private async regions(revokedAt: Date, generation: string, stage: (done: boolean, at: Date | null) => ProgressStage): Promise<RegionProgress[]> {
-    const rows: TargetRow[] = await this.dataSource.query(
-      `WITH relevant AS (
-         SELECT s.id, s.name FROM truststores s
-           JOIN truststore_versions cv ON cv.truststore_id = s.id AND cv.version = s.current_version
-          WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(convert_from(cv.canonical, 'UTF8')::jsonb -> 'crls') e WHERE e ->> 'generation' = $2)),
-       carrying AS (
-         SELECT r.id, r.name,
-                (SELECT min(v.version) FROM truststore_versions v, jsonb_array_elements(convert_from(v.canonical, 'UTF8')::jsonb -> 'crls') e
-                  WHERE v.truststore_id = r.id AND v.created_at >= $1 AND e ->> 'generation' = $2 AND (e ->> 'thisUpdate')::timestamptz >= $1) AS version
-           FROM relevant r)
-       SELECT rg.name AS region, t.name, c.name AS truststore, c.version, t.delivered_version,
-              (SELECT min(d.delivered_at) FROM distribution_deliveries d WHERE d.target_id = t.id AND d.version >= c.version) AS first_delivered_at
-         FROM carrying c
-         JOIN distribution_targets t ON t.truststore_id = c.id
-         JOIN distribution_regions rg ON rg.id = t.region_id
-        ORDER BY rg.name, t.name`,
-      [revokedAt, generation],
-    );
+    const rows = await this.repository.targetsCarrying(revokedAt, generation);
     const regions = new Map<string, RegionProgress>();
     for (const row of rows) {
       const done = row.version !== null && row.delivered_version !== null && row.delivered_version >= row.version;

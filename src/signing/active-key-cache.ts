@@ -1,11 +1,13 @@
 import { Inject, Injectable, OnModuleInit, Optional } from '@nestjs/common';
-import { DataSource, EntityManager } from 'typeorm';
-import { asAuditError, pgPool } from '../audit/audit-pg';
+import { EntityManager } from 'typeorm';
 import { keyNotFound } from '../auth/principal';
 import { DomainError, ErrorCode } from '../common/errors';
 import { isKeySpec, KEY_SPEC_INFO, KeySpec, KeySpecInfo } from '../common/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
+import { ActiveKeyRecord, SigningKeysRepository } from './signing-keys.repository';
+
+export type { ActiveKeyRecord } from './signing-keys.repository';
 
 /**
  * LISTEN/NOTIFY channel announcing that a signing key's versions changed (activated, retired,
@@ -42,15 +44,6 @@ export interface ActiveKey {
   stale: boolean;
 }
 
-/** Row shape the loader returns (null: no key of that name). */
-export interface ActiveKeyRecord {
-  keyId: string;
-  keyName: string;
-  keySpec: string;
-  requires: string[];
-  version: { id: string; version: number; keyUri: string; certificate: Buffer | null; chain: Buffer[]; notBefore: Date | null; notAfter: Date | null } | null;
-}
-
 export type ActiveKeySource = (keyName: string) => Promise<ActiveKeyRecord | null>;
 
 /** Optional injection token for ActiveKeyCacheOptions (tests). */
@@ -65,13 +58,6 @@ export interface ActiveKeyCacheOptions {
 /** After the change listener lost its connection, entries live this short a time (notifications may be missed). */
 const RESYNC_WINDOW_MS = 5_000;
 const RESYNC_TTL_MS = 1_000;
-
-const LOAD = `
-  SELECT k.id AS key_id, k.name, k.key_spec, k.requires,
-         v.id AS version_id, v.version, v.key_uri, v.certificate, v.chain, v.not_before, v.not_after
-  FROM signing_keys k
-  LEFT JOIN key_versions v ON v.key_id = k.id AND v.state = 'active'
-  WHERE k.name = $1`;
 
 /**
  * Which version of a key signs, per key name, from memory: the signing hot path never queries for
@@ -97,13 +83,13 @@ export class ActiveKeyCache implements OnModuleInit {
   private readonly now: () => number;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly keys: SigningKeysRepository,
     private readonly notifier: ChangeNotifier,
     @Inject(SIGNET_CONFIG) config: SignetConfig,
     @Optional() @Inject(ACTIVE_KEY_CACHE_OPTIONS) options?: ActiveKeyCacheOptions,
   ) {
     this.ttlMs = config.signing.keyCacheSeconds * 1000;
-    this.source = options?.source ?? ((name) => this.query(name));
+    this.source = options?.source ?? ((name) => this.keys.activeKey(name));
     this.now = options?.now ?? Date.now;
   }
 
@@ -172,35 +158,6 @@ export class ActiveKeyCache implements OnModuleInit {
     );
     this.loading.set(keyName, loaded);
     return loaded;
-  }
-
-  private async query(keyName: string): Promise<ActiveKeyRecord | null> {
-    let rows: Array<Record<string, unknown>>;
-    try {
-      rows = (await pgPool(this.dataSource).query({ name: 'signet_active_key', text: LOAD, values: [keyName] })).rows;
-    } catch (error) {
-      throw asAuditError(error);
-    }
-    const row = rows[0];
-    if (!row) return null;
-    return {
-      keyId: row.key_id as string,
-      keyName: row.name as string,
-      keySpec: row.key_spec as string,
-      requires: (row.requires as string[] | null) ?? [],
-      version:
-        row.version_id === null
-          ? null
-          : {
-              id: row.version_id as string,
-              version: row.version as number,
-              keyUri: row.key_uri as string,
-              certificate: row.certificate as Buffer | null,
-              chain: (row.chain as Buffer[] | null) ?? [],
-              notBefore: row.not_before as Date | null,
-              notAfter: row.not_after as Date | null,
-            },
-    };
   }
 }
 

@@ -1,21 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
-import { asAuditError, pgPool } from '../audit/audit-pg';
 import { DomainError, ErrorCode } from '../common/errors';
 import type { ActiveKey } from './active-key-cache';
+import { ArtifactSigningsRepository } from './artifact-signings.repository';
 import type { ArtifactRef } from './sign-request';
-
-const SIGNED_BY = `
-  SELECT DISTINCT s.key_name
-  FROM artifact_signings s
-  JOIN key_versions v ON v.id = s.key_version_id
-  WHERE s.artifact_digest = $1 AND s.key_name = ANY($2::text[]) AND s.artifact_source = 'payload' AND v.state <> 'revoked'`;
-
-/** Rows from before issue #17 are `legacy` (they may be claims) and are not evidence. */
-const RECORD = `
-  INSERT INTO artifact_signings (artifact_digest, key_name, key_version_id, key_version, audit_seq, artifact_source)
-  VALUES ($1, $2, $3, $4, $5, 'payload')
-  ON CONFLICT DO NOTHING`;
 
 /**
  * Promotion (dev → test → prod signing): a key with `requires` signs only for an artifact Signet
@@ -27,7 +14,7 @@ const RECORD = `
  */
 @Injectable()
 export class PromotionPolicy {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(private readonly signings: ArtifactSigningsRepository) {}
 
   /**
    * 400 ARTIFACT_REQUIRED / 409 PROMOTION_REQUIRED unless `key` may sign `artifact`. One indexed
@@ -45,8 +32,7 @@ export class PromotionPolicy {
         { key: key.keyName, requires: [...key.requires] },
       );
     }
-    const rows = await this.query(SIGNED_BY, [artifact.digest, key.requires]);
-    const signed = new Set(rows.map((row) => row.key_name as string));
+    const signed = await this.signings.keysThatSigned(artifact.digest, key.requires);
     const missing = key.requires.filter((name) => !signed.has(name));
     if (missing.length > 0) {
       throw new DomainError(
@@ -59,14 +45,6 @@ export class PromotionPolicy {
 
   /** Records that `key` signed `artifact`, read from the payload (first signing per version kept). */
   async record(key: ActiveKey, artifact: ArtifactRef, auditSeq: string): Promise<void> {
-    await this.query(RECORD, [artifact.digest, key.keyName, key.versionId, key.version, auditSeq]);
-  }
-
-  private async query(text: string, values: unknown[]): Promise<Array<Record<string, unknown>>> {
-    try {
-      return (await pgPool(this.dataSource).query(text, values)).rows;
-    } catch (error) {
-      throw asAuditError(error);
-    }
+    await this.signings.record({ artifactDigest: artifact.digest, keyName: key.keyName, versionId: key.versionId, version: key.version, auditSeq });
   }
 }

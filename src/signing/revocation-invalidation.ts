@@ -1,6 +1,7 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { RevocationService } from '../revocation/revocation.service';
 import { ActiveKeyCache } from './active-key-cache';
+import { SigningKeysRepository } from './signing-keys.repository';
 
 /**
  * A revoked key version stops signing at once: the revoking transaction announces the key on
@@ -12,6 +13,7 @@ export class RevocationInvalidation implements OnModuleInit {
   constructor(
     private readonly revocations: RevocationService,
     private readonly cache: ActiveKeyCache,
+    private readonly keys: SigningKeysRepository,
   ) {}
 
   onModuleInit(): void {
@@ -19,13 +21,10 @@ export class RevocationInvalidation implements OnModuleInit {
     this.revocations.addSink({
       revoking: async (certificate, manager) => {
         if (!certificate.keyVersionId) return;
-        const rows: Array<{ name: string }> = await manager.query(
-          'SELECT k.name FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE v.id = $1',
-          [certificate.keyVersionId],
-        );
-        if (!rows[0]) return;
-        keyNames.set(certificate.serial, rows[0].name);
-        await this.cache.announce(manager, rows[0].name);
+        const name = await this.keys.keyNameOfVersion(manager, certificate.keyVersionId);
+        if (!name) return;
+        keyNames.set(certificate.serial, name);
+        await this.cache.announce(manager, name);
       },
       revoked: (certificate) => {
         const name = keyNames.get(certificate.serial);

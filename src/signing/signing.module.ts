@@ -1,9 +1,12 @@
 import { Module } from '@nestjs/common';
 import { RevocationModule } from '../revocation/revocation.module';
 import { ActiveKeyCache } from './active-key-cache';
+import { ArtifactSigningsRepository } from './artifact-signings.repository';
+import { IdempotencyRepository } from './idempotency.repository';
 import { IdempotencyStore } from './idempotency.store';
 import { PromotionPolicy } from './promotion.policy';
 import { RevocationInvalidation } from './revocation-invalidation';
+import { SigningKeysRepository } from './signing-keys.repository';
 import { SigningController } from './signing.controller';
 import { SigningMetrics } from './signing.metrics';
 import { SigningService } from './signing.service';
@@ -16,7 +19,7 @@ import { SigningService } from './signing.service';
 @Module({
   imports: [RevocationModule],
   controllers: [SigningController],
-  providers: [ActiveKeyCache, SigningService, PromotionPolicy, IdempotencyStore, SigningMetrics, RevocationInvalidation],
+  providers: [ActiveKeyCache, SigningService, PromotionPolicy, IdempotencyStore, SigningMetrics, RevocationInvalidation, SigningKeysRepository, IdempotencyRepository, ArtifactSigningsRepository],
   exports: [ActiveKeyCache, SigningService],
 })
 export class SigningModule {}

@@ -8,6 +8,7 @@ import { AuthGuard } from '../../src/auth/auth.guard';
 import { TokenPrincipal } from '../../src/auth/principal';
 import { RateLimiter } from '../../src/auth/rate-limiter';
 import { ConnectionTokenMemo, TokenService } from '../../src/auth/token.service';
+import { TokensRepository } from '../../src/auth/tokens.repository';
 import { DomainError, ErrorCode } from '../../src/common/errors';
 import { loadConfig } from '../../src/config/config';
 import { dataSourceOptions } from '../../src/database/data-source-options';
@@ -19,7 +20,7 @@ describe(TokenService.name, () => {
   let audit: AuditService;
 
   const service = (env: Record<string, string> = {}, auditService: AuditService = audit) =>
-    new TokenService(dataSource, auditService, loadConfig({ DATABASE_URL: database.url, ...env }));
+    new TokenService(dataSource, new TokensRepository(dataSource), auditService, loadConfig({ DATABASE_URL: database.url, ...env }));
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -83,7 +84,7 @@ describe(TokenService.name, () => {
     const replicaPools = [new DataSource(dataSourceOptions(database.url, 2)), new DataSource(dataSourceOptions(database.url, 2))];
     await Promise.all(replicaPools.map((pool) => pool.initialize()));
     const replicaAudits = replicaPools.map((pool) => new AuditService(pool));
-    const [a, b] = replicaPools.map((pool, i) => new TokenService(pool, replicaAudits[i], loadConfig({ DATABASE_URL: database.url })));
+    const [a, b] = replicaPools.map((pool, i) => new TokenService(pool, new TokensRepository(pool), replicaAudits[i], loadConfig({ DATABASE_URL: database.url })));
     const usableAdmins = async () =>
       (await query<{ n: number }>(database.url, `SELECT count(*)::int AS n FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`))[0].n;
     try {

@@ -1,7 +1,6 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { DataSource } from 'typeorm';
 import { AuditService } from '../../src/audit/audit.service';
 import { DEV_ROOT_CA } from '../../src/ca/dev-hierarchy.bootstrap';
 import { CaService } from '../../src/ca/ca.service';
@@ -12,6 +11,7 @@ import { DistributionMetrics } from '../../src/distribution/distribution-metrics
 import { ReconcilerService } from '../../src/distribution/reconciler.service';
 import { RegionsService } from '../../src/distribution/regions.service';
 import { TargetCredentials } from '../../src/distribution/target-credentials';
+import { TargetsRepository } from '../../src/distribution/targets.repository';
 import { KeysService } from '../../src/keys/keys.service';
 import { RevocationService } from '../../src/revocation/revocation.service';
 import { TruststoreService } from '../../src/truststore/truststore.service';
@@ -217,7 +217,7 @@ describe('distribution reconciler (whole app, real registries)', () => {
     // A second reconciler on the same database (as another replica would run), one push at a time.
     const config = t.app.get<SignetConfig>(SIGNET_CONFIG);
     const replica = new ReconcilerService(
-      t.app.get(DataSource),
+      t.app.get(TargetsRepository),
       t.app.get(TruststoreService),
       t.app.get(RegionsService),
       t.app.get(TargetCredentials),
