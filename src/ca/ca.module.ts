@@ -2,11 +2,12 @@ import { Module } from '@nestjs/common';
 import { CaController } from './ca.controller';
 import { CaRepository } from './ca.repository';
 import { CaService } from './ca.service';
+import { CertificatesRepository } from './certificates.repository';
 import { DevHierarchyBootstrap } from './dev-hierarchy.bootstrap';
 
 @Module({
   controllers: [CaController],
-  providers: [CaService, CaRepository, DevHierarchyBootstrap],
-  exports: [CaService, CaRepository],
+  providers: [CaService, CaRepository, CertificatesRepository, DevHierarchyBootstrap],
+  exports: [CaService, CaRepository, CertificatesRepository],
 })
 export class CaModule {}

@@ -7,6 +7,7 @@ import { isKeySpec, KeySpec } from '../common/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { CaEntity, CaKind } from './ca.entity';
+import { CaRepository } from './ca.repository';
 import { CaGenerationEntity } from './ca-generation.entity';
 import { CaEndpointUrls, caGenerationUrls } from '../pki/ca-urls';
 import {
@@ -20,6 +21,7 @@ import {
 } from '../pki/certificate-issuer';
 import { validateCertificateChain } from '../pki/certificate-chain-validator';
 import { CertificateEntity } from './certificate.entity';
+import { CertificatesRepository } from './certificates.repository';
 import { createCertificationRequest } from '../pki/certification-request';
 import { CertificateProfile } from '../pki/certificate-profiles';
 import { derToPem } from '../pki/pem-codec';
@@ -93,6 +95,8 @@ export class CaService {
     private readonly dataSource: DataSource,
     @Inject(KEY_STORE) private readonly keyStore: KeyStore,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    private readonly repository: CaRepository,
+    private readonly certificates: CertificatesRepository,
     private readonly audit: AuditService,
   ) {}
 
@@ -119,7 +123,7 @@ export class CaService {
     if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > 36500) {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'validityDays' must be a whole number of days (1..36500)`, { field: 'validityDays' });
     }
-    if (await this.dataSource.getRepository(CaEntity).existsBy({ name: input.name })) {
+    if (await this.repository.nameTaken(input.name)) {
       throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a CA named '${input.name}' already exists`, { field: 'name' });
     }
 
@@ -129,7 +133,7 @@ export class CaService {
       if (input.parent) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: a ${input.kind} CA has no 'parent'`, { field: 'parent' });
     } else {
       if (!input.parent) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'parent' is required for a ${input.kind} CA`, { field: 'parent' });
-      const parentCa = await this.dataSource.getRepository(CaEntity).findOneBy({ name: input.parent });
+      const parentCa = await this.repository.byName(input.parent);
       if (!parentCa) throw new DomainError(ErrorCode.NOT_FOUND, `${operation}: no CA named '${input.parent}'`, { field: 'parent' });
       const expectedParent = input.kind === 'issuing' ? 'root' : 'tsa-root';
       if (parentCa.kind !== expectedParent) {
@@ -145,26 +149,22 @@ export class CaService {
       const signer = await this.keyStore.getSigner(key.uri);
       const issued = await this.issueCaCertificate(input.kind, { signer, subject, validityDays, parent: parent?.issuer });
       return await this.dataSource.transaction(async (manager) => {
-        const ca = await manager.getRepository(CaEntity).save(
-          manager.getRepository(CaEntity).create({ name: input.name, kind: input.kind, parentId: parent?.ca.id ?? null, keySpec, subject, validityDays, external: false }),
-        );
-        const generation = await manager.getRepository(CaGenerationEntity).save(
-          manager.getRepository(CaGenerationEntity).create({
-            caId: ca.id,
-            generation: 1,
-            name: generationName,
-            state: 'active',
-            keyUri: key.uri,
-            certificate: issued.der,
-            csr: null,
-            chain: parent ? [parent.issuer.certificate, ...parent.generation.chain] : [],
-            serial: issued.serialHex,
-            parentGenerationId: parent?.generation.id ?? null,
-            notBefore: issued.notBefore,
-            notAfter: issued.notAfter,
-            crlNumber: '0',
-          }),
-        );
+        const ca = await this.repository.insertCa(manager, { name: input.name, kind: input.kind, parentId: parent?.ca.id ?? null, keySpec, subject, validityDays, external: false });
+        const generation = await this.repository.insertGeneration(manager, {
+          caId: ca.id,
+          generation: 1,
+          name: generationName,
+          state: 'active',
+          keyUri: key.uri,
+          certificate: issued.der,
+          csr: null,
+          chain: parent ? [parent.issuer.certificate, ...parent.generation.chain] : [],
+          serial: issued.serialHex,
+          parentGenerationId: parent?.generation.id ?? null,
+          notBefore: issued.notBefore,
+          notAfter: issued.notAfter,
+          crlNumber: '0',
+        });
         const certificate = await this.recordCertificate(manager, issued, { issuerGenerationId: parent?.generation.id ?? null, caGenerationId: generation.id });
         // Recorded before the CA's own commit: the log may name a CA whose commit then failed,
         // never the other way round.
@@ -201,7 +201,7 @@ export class CaService {
     const keySpec = input.keySpec ?? 'EC-384';
     if (!isKeySpec(keySpec)) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'keySpec' is not a supported key spec`, { field: 'keySpec' });
     const subject = validateSubject(input.subject, operation);
-    if (await this.dataSource.getRepository(CaEntity).existsBy({ name: input.name })) {
+    if (await this.repository.nameTaken(input.name)) {
       throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a CA named '${input.name}' already exists`, { field: 'name' });
     }
     const generationName = `${input.name}-g1`;
@@ -210,15 +210,11 @@ export class CaService {
       const signer = await this.keyStore.getSigner(key.uri);
       const csr = await createCertificationRequest({ signer, subject, profile: 'issuing-ca' });
       return await this.dataSource.transaction(async (manager) => {
-        const ca = await manager.getRepository(CaEntity).save(
-          manager.getRepository(CaEntity).create({ name: input.name, kind: 'issuing', parentId: null, keySpec, subject, validityDays: input.validityDays ?? DEFAULT_VALIDITY_DAYS.issuing, external: true }),
-        );
-        const generation = await manager.getRepository(CaGenerationEntity).save(
-          manager.getRepository(CaGenerationEntity).create({
-            caId: ca.id, generation: 1, name: generationName, state: 'pending', keyUri: key.uri, certificate: null, csr: csr.der, chain: [],
-            serial: null, parentGenerationId: null, notBefore: null, notAfter: null, crlNumber: '0',
-          }),
-        );
+        const ca = await this.repository.insertCa(manager, { name: input.name, kind: 'issuing', parentId: null, keySpec, subject, validityDays: input.validityDays ?? DEFAULT_VALIDITY_DAYS.issuing, external: true });
+        const generation = await this.repository.insertGeneration(manager, {
+          caId: ca.id, generation: 1, name: generationName, state: 'pending', keyUri: key.uri, certificate: null, csr: csr.der, chain: [],
+          serial: null, parentGenerationId: null, notBefore: null, notAfter: null, crlNumber: '0',
+        });
         await this.audit.record({ type: 'ca.csr.created', actor, subject: input.name, data: { kind: 'issuing', keySpec, generation: generationName, keyUri: key.uri, offlineRoot: true } });
         return { ca: await this.view(ca, [generation]), csr: csr.pem };
       });
@@ -230,7 +226,7 @@ export class CaService {
 
   async csrPem(name: string): Promise<string> {
     const ca = await this.byName(name);
-    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOne({ where: { caId: ca.id }, order: { generation: 'DESC' } });
+    const generation = await this.repository.latestGeneration(ca.id);
     if (!generation?.csr) throw new DomainError(ErrorCode.CONFLICT, `CA '${name}' has no CSR (its certificate was issued by Signet)`);
     return derToPem(generation.csr, 'CERTIFICATE REQUEST');
   }
@@ -246,31 +242,28 @@ export class CaService {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'chain' must be 2..8 PEM certificates, issuing CA first, root last`, { field: 'chain' });
     }
     const ca = await this.byName(name);
-    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOne({ where: { caId: ca.id, state: 'pending' }, order: { generation: 'DESC' } });
+    const generation = await this.repository.latestGeneration(ca.id, { pending: true });
     if (!ca.external || !generation) throw new DomainError(ErrorCode.CONFLICT, `${operation}: CA '${name}' has no pending generation awaiting a chain`);
     const publicKey = await this.keyStore.getPublicKey(generation.keyUri);
     const validated = validateCertificateChain({ chain: chain as string[], expectedPublicKeySpki: publicKey, leafProfile: 'issuing-ca', now });
     const [certificate, ...above] = validated.certificates;
     const rootDer = above[above.length - 1];
     await this.dataSource.transaction(async (manager) => {
-      const roots = manager.getRepository(CaEntity);
       const rootName = `${name}-root`;
-      let root = await roots.findOneBy({ name: rootName });
+      let root = await this.repository.byName(rootName, manager);
       let rootGeneration: CaGenerationEntity | null = null;
       if (!root) {
-        root = await roots.save(roots.create({ name: rootName, kind: 'root', parentId: null, keySpec: ca.keySpec, subject: ca.subject, validityDays: Math.ceil((validated.root.notAfter.getTime() - validated.root.notBefore.getTime()) / 86_400_000), external: true }));
-        rootGeneration = await manager.getRepository(CaGenerationEntity).save(
-          manager.getRepository(CaGenerationEntity).create({
-            caId: root.id, generation: 1, name: `${rootName}-g1`, state: 'active', keyUri: EXTERNAL_KEY_URI, certificate: rootDer, csr: null, chain: [],
-            serial: validated.root.serialHex, parentGenerationId: null, notBefore: validated.root.notBefore, notAfter: validated.root.notAfter, crlNumber: '0',
-          }),
-        );
+        root = await this.repository.insertCa(manager, { name: rootName, kind: 'root', parentId: null, keySpec: ca.keySpec, subject: ca.subject, validityDays: Math.ceil((validated.root.notAfter.getTime() - validated.root.notBefore.getTime()) / 86_400_000), external: true });
+        rootGeneration = await this.repository.insertGeneration(manager, {
+          caId: root.id, generation: 1, name: `${rootName}-g1`, state: 'active', keyUri: EXTERNAL_KEY_URI, certificate: rootDer, csr: null, chain: [],
+          serial: validated.root.serialHex, parentGenerationId: null, notBefore: validated.root.notBefore, notAfter: validated.root.notAfter, crlNumber: '0',
+        });
       } else {
-        rootGeneration = await manager.getRepository(CaGenerationEntity).findOneBy({ caId: root.id, state: 'active' });
+        rootGeneration = await this.repository.activeGeneration(root.id, manager);
       }
-      await manager.update(CaEntity, { id: ca.id }, { parentId: root.id });
-      await manager.update(CaGenerationEntity, { id: generation.id }, {
-        state: 'active', certificate, chain: above, serial: validated.leaf.serialHex, parentGenerationId: rootGeneration?.id ?? null,
+      await this.repository.setParent(manager, ca.id, root.id);
+      await this.repository.activateImportedGeneration(manager, generation.id, {
+        certificate, chain: above, serial: validated.leaf.serialHex, parentGenerationId: rootGeneration?.id ?? null,
         notBefore: validated.leaf.notBefore, notAfter: validated.leaf.notAfter,
       });
       await this.audit.record({ type: 'ca.chain.imported', actor, subject: name, data: { generation: generation.name, serial: validated.leaf.serialHex, notAfter: validated.leaf.notAfter.toISOString(), rootSha256: validated.root.sha256Fingerprint } });
@@ -296,17 +289,15 @@ export class CaService {
   }
 
   /**
-   * Stores an issued certificate; its status drives CRLs and OCSP. A plain INSERT (one round trip;
-   * `save` would first SELECT by serial and upsert): a serial that is already stored is refused
-   * (unique violation), never overwritten.
+   * Stores an issued certificate; its status drives CRLs and OCSP. A serial that is already
+   * stored is refused (unique violation), never overwritten.
    */
   async recordCertificate(
     manager: EntityManager,
     issued: IssuedCertificate,
     links: { issuerGenerationId: string | null; caGenerationId?: string | null; keyVersionId?: string | null },
   ): Promise<CertificateEntity> {
-    const repository = manager.getRepository(CertificateEntity);
-    const row = repository.create({
+    return this.certificates.insert(manager, {
       serial: issued.serialHex,
       kind: issued.profile,
       issuerGenerationId: links.issuerGenerationId,
@@ -320,9 +311,6 @@ export class CaService {
       revocationReason: null,
       invalidityDate: null,
     });
-    // INSERT … RETURNING created_at, merged into `row`.
-    await repository.insert(row);
-    return row;
   }
 
   async notifyCertificateIssued(certificate: CertificateEntity, manager: EntityManager): Promise<void> {
@@ -338,44 +326,44 @@ export class CaService {
   }
 
   async list(): Promise<CaView[]> {
-    const cas = await this.dataSource.getRepository(CaEntity).find({ order: { createdAt: 'ASC' } });
-    const generations = await this.dataSource.getRepository(CaGenerationEntity).find({ order: { generation: 'ASC' } });
+    const cas = await this.repository.all();
+    const generations = await this.repository.allGenerations();
     return Promise.all(cas.map((ca) => this.view(ca, generations.filter((g) => g.caId === ca.id))));
   }
 
   async get(name: string): Promise<CaView> {
     const ca = await this.byName(name);
-    const generations = await this.dataSource.getRepository(CaGenerationEntity).find({ where: { caId: ca.id }, order: { generation: 'ASC' } });
+    const generations = await this.repository.generationsOf(ca.id);
     return this.view(ca, generations);
   }
 
   async byName(name: string): Promise<CaEntity> {
-    const ca = typeof name === 'string' ? await this.dataSource.getRepository(CaEntity).findOneBy({ name }) : null;
+    const ca = typeof name === 'string' ? await this.repository.byName(name) : null;
     if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `no CA named '${name}'`);
     return ca;
   }
 
   async byId(id: string): Promise<CaEntity> {
-    const ca = await this.dataSource.getRepository(CaEntity).findOneBy({ id });
+    const ca = await this.repository.byId(id);
     if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `no CA with id ${id}`);
     return ca;
   }
 
   /** The generation that issues now. 409 when the CA has none (e.g. offline root not imported). */
   async activeGeneration(caId: string): Promise<CaGenerationEntity> {
-    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOneBy({ caId, state: 'active' });
+    const generation = await this.repository.activeGeneration(caId);
     if (!generation || !generation.certificate) throw new DomainError(ErrorCode.CONFLICT, 'the CA has no active key generation with a certificate');
     return generation;
   }
 
   async generationByName(name: string): Promise<CaGenerationEntity> {
-    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOneBy({ name });
+    const generation = await this.repository.generationByName(name);
     if (!generation) throw new DomainError(ErrorCode.NOT_FOUND, `no CA key generation named '${name}'`);
     return generation;
   }
 
   async generationById(id: string): Promise<CaGenerationEntity> {
-    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOneBy({ id });
+    const generation = await this.repository.generationById(id);
     if (!generation) throw new DomainError(ErrorCode.NOT_FOUND, `no CA key generation with id ${id}`);
     return generation;
   }

@@ -1,12 +1,13 @@
 import { Module } from '@nestjs/common';
 import { CaModule } from '../ca/ca.module';
 import { KeysController } from './keys.controller';
+import { KeysRepository } from './keys.repository';
 import { KeysService } from './keys.service';
 
 @Module({
   imports: [CaModule],
   controllers: [KeysController],
-  providers: [KeysService],
-  exports: [KeysService],
+  providers: [KeysService, KeysRepository],
+  exports: [KeysService, KeysRepository],
 })
 export class KeysModule {}

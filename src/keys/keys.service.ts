@@ -1,12 +1,14 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CronExpressionParser } from 'cron-parser';
-import { DataSource, EntityManager, In } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
 import { CaEntity } from '../ca/ca.entity';
 import { CaService } from '../ca/ca.service';
 import { IssuedCertificate, issueCodeSigningCertificate, MAX_LEAF_VALIDITY_DAYS } from '../pki/certificate-issuer';
 import { CertificateEntity } from '../ca/certificate.entity';
+import { CertificatesRepository } from '../ca/certificates.repository';
+import { CaRepository } from '../ca/ca.repository';
 import { createCertificationRequest } from '../pki/certification-request';
 import { validateCertificateChain } from '../pki/certificate-chain-validator';
 import { derToPem } from '../pki/pem-codec';
@@ -17,6 +19,7 @@ import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { cronOf, shortestInterval } from './rotation-schedule';
 import { KeyVersionEntity, KeyVersionState } from './key-version.entity';
+import { KeysRepository } from './keys.repository';
 import { RotationPolicy, SigningKeyEntity } from './signing-key.entity';
 
 export interface CreateKeyInput {
@@ -85,6 +88,9 @@ export class KeysService {
     private readonly cas: CaService,
     @Inject(KEY_STORE) private readonly keyStore: KeyStore,
     private readonly audit: AuditService,
+    private readonly repository: KeysRepository,
+    private readonly caRepository: CaRepository,
+    private readonly certificates: CertificatesRepository,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
   ) {}
 
@@ -109,17 +115,17 @@ export class KeysService {
     const requires = [...new Set(input.requires ?? [])];
     if (requires.includes(input.name)) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: a key cannot require itself`, { field: 'requires' });
     if (requires.length > 0) {
-      const found = await this.dataSource.getRepository(SigningKeyEntity).findBy({ name: In(requires) });
+      const found = await this.repository.byNames(requires);
       const missing = requires.filter((name) => !found.some((key) => key.name === name));
       if (missing.length > 0) throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'requires' names unknown keys: ${missing.join(', ')}`, { field: 'requires', missing });
     }
     const external = input.external === true;
     const issuerCa = external && !input.issuer ? null : await this.resolveIssuer(input.issuer, operation);
-    if (await this.dataSource.getRepository(SigningKeyEntity).existsBy({ name: input.name })) {
+    if (await this.repository.nameTaken(input.name)) {
       throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a key named '${input.name}' already exists`, { field: 'name' });
     }
 
-    const key = this.dataSource.getRepository(SigningKeyEntity).create({
+    const key = this.repository.newKey({
       name: input.name,
       keySpec: input.keySpec,
       subject,
@@ -158,27 +164,25 @@ export class KeysService {
       }
       const state: KeyVersionState = options.state ?? (key.external ? 'pending' : 'active');
       const work = async (manager: EntityManager) => {
-        const savedKey = options.isNewKey ? await manager.getRepository(SigningKeyEntity).save(key) : key;
-        const version = await manager.getRepository(KeyVersionEntity).save(
-          manager.getRepository(KeyVersionEntity).create({
-            keyId: savedKey.id,
-            version: versionNumber,
-            state,
-            keyUri: hsmKey.uri,
-            publicKey: hsmKey.publicKeySpki,
-            certificate: certificate?.der ?? null,
-            csr,
-            chain,
-            serial: certificate?.serialHex ?? null,
-            issuerGenerationId,
-            notBefore: certificate?.notBefore ?? null,
-            notAfter: certificate?.notAfter ?? null,
-            activatedAt: state === 'active' ? now : null,
-            retiredAt: null,
-            destroyedAt: null,
-            revokedAt: null,
-          }),
-        );
+        const savedKey = options.isNewKey ? await this.repository.insertKey(manager, key) : key;
+        const version = await this.repository.insertVersion(manager, {
+          keyId: savedKey.id,
+          version: versionNumber,
+          state,
+          keyUri: hsmKey.uri,
+          publicKey: hsmKey.publicKeySpki,
+          certificate: certificate?.der ?? null,
+          csr,
+          chain,
+          serial: certificate?.serialHex ?? null,
+          issuerGenerationId,
+          notBefore: certificate?.notBefore ?? null,
+          notAfter: certificate?.notAfter ?? null,
+          activatedAt: state === 'active' ? now : null,
+          retiredAt: null,
+          destroyedAt: null,
+          revokedAt: null,
+        });
         if (certificate) await this.recordVersionCertificate(manager, certificate, { issuerGenerationId, keyVersionId: version.id });
         await this.audit.record({
           type: options.isNewKey ? 'key.created' : 'key.version.created',
@@ -245,14 +249,13 @@ export class KeysService {
   }
 
   private async resolveIssuer(name: string | undefined, operation: string): Promise<CaEntity> {
-    const repository = this.dataSource.getRepository(CaEntity);
     if (name !== undefined) {
-      const ca = await repository.findOneBy({ name });
+      const ca = await this.caRepository.byName(name);
       if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `${operation}: no CA named '${name}'`, { field: 'issuer' });
       if (ca.kind !== 'issuing') throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${name}' is not an issuing CA`, { field: 'issuer' });
       return ca;
     }
-    const issuing = await repository.find({ where: { kind: 'issuing' }, order: { createdAt: 'ASC' } });
+    const issuing = await this.caRepository.ofKind('issuing');
     if (issuing.length === 1) return issuing[0];
     throw new DomainError(
       ErrorCode.VALIDATION_ERROR,
@@ -262,8 +265,8 @@ export class KeysService {
   }
 
   async list(): Promise<KeyView[]> {
-    const keys = await this.dataSource.getRepository(SigningKeyEntity).find({ order: { name: 'ASC' } });
-    const versions = await this.dataSource.getRepository(KeyVersionEntity).find({ order: { version: 'ASC' } });
+    const keys = await this.repository.all();
+    const versions = await this.repository.allVersions();
     return Promise.all(keys.map((key) => this.view(key, versions.filter((v) => v.keyId === key.id))));
   }
 
@@ -273,23 +276,21 @@ export class KeysService {
   }
 
   async byName(name: string): Promise<SigningKeyEntity> {
-    const key = typeof name === 'string' ? await this.dataSource.getRepository(SigningKeyEntity).findOneBy({ name }) : null;
+    const key = typeof name === 'string' ? await this.repository.byName(name) : null;
     if (!key) throw new DomainError(ErrorCode.NOT_FOUND, `no key named '${name}'`);
     return key;
   }
 
   versionsOf(keyId: string): Promise<KeyVersionEntity[]> {
-    return this.dataSource.getRepository(KeyVersionEntity).find({ where: { keyId }, order: { version: 'ASC' } });
+    return this.repository.versionsOf(keyId);
   }
 
   async version(name: string, versionNumber?: number): Promise<{ key: SigningKeyEntity; version: KeyVersionEntity }> {
     const key = await this.byName(name);
-    const repository = this.dataSource.getRepository(KeyVersionEntity);
     const version =
       versionNumber === undefined
-        ? ((await repository.findOneBy({ keyId: key.id, state: 'active' })) ??
-          (await repository.findOne({ where: { keyId: key.id }, order: { version: 'DESC' } })))
-        : await repository.findOneBy({ keyId: key.id, version: versionNumber });
+        ? ((await this.repository.activeVersion(key.id)) ?? (await this.repository.latestVersion(key.id)))
+        : await this.repository.versionByNumber(key.id, versionNumber);
     if (!version) throw new DomainError(ErrorCode.NOT_FOUND, `key '${name}' has no version ${versionNumber ?? ''}`.trim());
     return { key, version };
   }
@@ -362,11 +363,11 @@ export class KeysService {
       throw new DomainError(ErrorCode.INVALID_CERTIFICATE, `${operation}: the leaf subject differs from the key's subject in ${mismatch.join(', ')}`, { field: 'chain', mismatch });
     }
     await this.dataSource.transaction(async (manager) => {
-      const active = await manager.getRepository(KeyVersionEntity).findOneBy({ keyId: key.id, state: 'active' });
+      const active = await this.repository.activeVersion(key.id, manager);
       const now = new Date();
       const state: KeyVersionState = active ? 'published' : 'active';
       const [leaf, ...above] = validated.certificates;
-      await manager.update(KeyVersionEntity, { id: version.id }, {
+      await this.repository.storeImportedCertificate(manager, version.id, {
         state,
         certificate: leaf,
         chain: above,
@@ -404,7 +405,7 @@ export class KeysService {
     const key = await this.byName(name);
     const versions = await this.versionsOf(key.id);
     if (versions.length === 0) return [];
-    return this.dataSource.getRepository(CertificateEntity).find({ where: { keyVersionId: In(versions.map((v) => v.id)) }, order: { notBefore: 'ASC' } });
+    return this.certificates.ofKeyVersions(versions.map((v) => v.id));
   }
 }
 

@@ -1,13 +1,15 @@
 import { Module } from '@nestjs/common';
 import { CaModule } from '../ca/ca.module';
+import { KeysModule } from '../keys/keys.module';
 import { TruststoreController } from './truststore.controller';
+import { TruststoreRepository } from './truststore.repository';
 import { TruststoreService } from './truststore.service';
 
 /** Truststores: versioned, content-addressed sets of root CAs and their bundle formats. */
 @Module({
-  imports: [CaModule],
+  imports: [CaModule, KeysModule],
   controllers: [TruststoreController],
-  providers: [TruststoreService],
-  exports: [TruststoreService],
+  providers: [TruststoreService, TruststoreRepository],
+  exports: [TruststoreService, TruststoreRepository],
 })
 export class TruststoreModule {}

@@ -1,15 +1,17 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { DataSource, EntityManager, In } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
 import { CaEntity } from '../ca/ca.entity';
 import { CaRepository } from '../ca/ca.repository';
+import { CertificatesRepository } from '../ca/certificates.repository';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { notationTrustedIdentity } from '../pki/subject-name';
 import { DomainError, ErrorCode } from '../common/errors';
-import { SigningKeyEntity } from '../keys/signing-key.entity';
+import { KeysRepository } from '../keys/keys.repository';
 import { BUNDLE_FORMATS, BundleFormat, isBundleFormat, LayerKind, LAYERS, LayerSpec, renderLayer, VersionInfo } from './bundle-formats';
 import { TruststoreEntity } from './truststore.entity';
+import { TruststoreRepository } from './truststore.repository';
 import { TruststoreVersionEntity, VersionReason } from './truststore-version.entity';
 import {
   canonicalize,
@@ -96,6 +98,9 @@ export class TruststoreService {
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly repository: TruststoreRepository,
+    private readonly keys: KeysRepository,
+    private readonly certificates: CertificatesRepository,
     private readonly audit: AuditService,
     private readonly cas: CaRepository,
   ) {}
@@ -116,13 +121,12 @@ export class TruststoreService {
     const cas = await this.resolveRoots(input.cas, operation);
     const trustPolicy = validateTrustPolicySettings(input.trustPolicy, operation);
     const trustManager = validateTrustManagerSettings(input.trustManager, operation) ?? null;
-    if (await this.dataSource.getRepository(TruststoreEntity).existsBy({ name: input.name })) {
+    if (await this.repository.nameTaken(input.name)) {
       throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a truststore named '${input.name}' already exists`, { field: 'name' });
     }
     await this.prepare(cas.map((ca) => ca.id));
     await this.dataSource.transaction(async (manager) => {
-      const repository = manager.getRepository(TruststoreEntity);
-      const truststore = await repository.save(repository.create({ name: input.name, caIds: cas.map((ca) => ca.id), trustPolicy, trustManager, currentVersion: 0, currentDigest: null }));
+      const truststore = await this.repository.insert(manager, { name: input.name, caIds: cas.map((ca) => ca.id), trustPolicy, trustManager, currentVersion: 0, currentDigest: null });
       await this.audit.record({ type: 'truststore.created', actor, subject: input.name, data: { cas: cas.map((ca) => ca.name), trustPolicy: { ...trustPolicy }, ...(trustManager ? { trustManager: { ...trustManager } } : {}) } });
       await this.buildVersion(manager, truststore, 'created', now, actor);
     });
@@ -138,12 +142,12 @@ export class TruststoreService {
     const trustManager = input.trustManager === undefined ? undefined : (validateTrustManagerSettings(input.trustManager, operation) ?? null);
     await this.prepare(cas?.map((ca) => ca.id) ?? existing.caIds);
     await this.dataSource.transaction(async (manager) => {
-      const truststore = await manager.getRepository(TruststoreEntity).findOne({ where: { id: existing.id }, lock: { mode: 'pessimistic_write' } });
+      const truststore = await this.repository.lockForNewVersion(manager, existing.id);
       if (!truststore) throw new DomainError(ErrorCode.NOT_FOUND, `no truststore named '${name}'`);
       if (cas) truststore.caIds = cas.map((ca) => ca.id);
       if (trustPolicy) truststore.trustPolicy = trustPolicy;
       if (trustManager !== undefined) truststore.trustManager = trustManager;
-      await manager.update(TruststoreEntity, { id: truststore.id }, { caIds: truststore.caIds, trustPolicy: truststore.trustPolicy, trustManager: truststore.trustManager });
+      await this.repository.updateSettings(manager, truststore.id, { caIds: truststore.caIds, trustPolicy: truststore.trustPolicy, trustManager: truststore.trustManager });
       await this.audit.record({
         type: 'truststore.updated',
         actor,
@@ -164,11 +168,11 @@ export class TruststoreService {
    * current one. Safe to call from any replica at any time.
    */
   async rebuild(truststoreId: string, trigger: string, now = new Date()): Promise<TruststoreVersionEntity | undefined> {
-    const current = await this.dataSource.getRepository(TruststoreEntity).findOneBy({ id: truststoreId });
+    const current = await this.repository.byId(truststoreId);
     if (!current) return undefined;
     await this.prepare(current.caIds);
     return this.dataSource.transaction(async (manager) => {
-      const truststore = await manager.getRepository(TruststoreEntity).findOne({ where: { id: truststoreId }, lock: { mode: 'pessimistic_write' } });
+      const truststore = await this.repository.lockForNewVersion(manager, truststoreId);
       if (!truststore) return undefined;
       return this.buildVersion(manager, truststore, trigger, now);
     });
@@ -176,7 +180,7 @@ export class TruststoreService {
 
   /** Rebuilds every truststore; returns the versions created. One failure does not stop the others. */
   async rebuildAll(trigger: string, now = new Date()): Promise<TruststoreVersionEntity[]> {
-    const truststores = await this.dataSource.getRepository(TruststoreEntity).find({ select: { id: true, name: true }, order: { name: 'ASC' } });
+    const truststores = await this.repository.allIdsAndNames();
     const created: TruststoreVersionEntity[] = [];
     for (const { id, name } of truststores) {
       try {
@@ -190,7 +194,7 @@ export class TruststoreService {
   }
 
   async list(): Promise<TruststoreView[]> {
-    const truststores = await this.dataSource.getRepository(TruststoreEntity).find({ order: { name: 'ASC' } });
+    const truststores = await this.repository.all();
     return Promise.all(truststores.map((t) => this.view(t)));
   }
 
@@ -199,13 +203,13 @@ export class TruststoreService {
   }
 
   async byName(name: string): Promise<TruststoreEntity> {
-    const truststore = typeof name === 'string' ? await this.dataSource.getRepository(TruststoreEntity).findOneBy({ name }) : null;
+    const truststore = typeof name === 'string' ? await this.repository.byName(name) : null;
     if (!truststore) throw new DomainError(ErrorCode.NOT_FOUND, `no truststore named '${name}'`);
     return truststore;
   }
 
   async byId(id: string): Promise<TruststoreEntity> {
-    const truststore = await this.dataSource.getRepository(TruststoreEntity).findOneBy({ id });
+    const truststore = await this.repository.byId(id);
     if (!truststore) throw new DomainError(ErrorCode.NOT_FOUND, `no truststore with id ${id}`);
     return truststore;
   }
@@ -213,7 +217,7 @@ export class TruststoreService {
   async versionOf(truststoreId: string, version?: number): Promise<TruststoreVersionEntity> {
     const truststore = await this.byId(truststoreId);
     const wanted = version ?? truststore.currentVersion;
-    const row = await this.dataSource.getRepository(TruststoreVersionEntity).findOneBy({ truststoreId, version: wanted });
+    const row = await this.repository.version(truststoreId, wanted);
     if (!row) throw new DomainError(ErrorCode.NOT_FOUND, `truststore '${truststore.name}' has no version ${wanted}`);
     return row;
   }
@@ -255,30 +259,13 @@ export class TruststoreService {
 
   /** The content a truststore would have now, without storing anything. */
   async collect(truststore: Pick<TruststoreEntity, 'name' | 'caIds' | 'trustPolicy'> & Partial<Pick<TruststoreEntity, 'trustManager'>>, now = new Date(), manager: EntityManager = this.dataSource.manager): Promise<TruststoreContent> {
-    const cas = await manager.getRepository(CaEntity).findBy({ id: In(truststore.caIds) });
+    const cas = await this.cas.byIds(truststore.caIds, manager);
     const caName = new Map(cas.map((ca) => [ca.id, ca.name]));
-    const rootGenerations: Array<CaGenerationEntity> = await manager
-      .getRepository(CaGenerationEntity)
-      .createQueryBuilder('g')
-      .where('g.ca_id = ANY(:caIds)', { caIds: truststore.caIds })
-      .andWhere('g.certificate IS NOT NULL AND g.not_after > :now', { now })
-      // A retired root stays while any unexpired leaf below it still needs it (NOTARY.md).
-      .andWhere(
-        `(g.state <> 'retired' OR EXISTS (
-            SELECT 1 FROM ca_generations i JOIN certificates c ON c.issuer_generation_id = i.id
-             WHERE i.parent_generation_id = g.id AND c.not_after > :now))`,
-      )
-      .getMany();
+    // A retired root stays while any unexpired leaf below it still needs it (NOTARY.md).
+    const rootGenerations = await this.cas.trustedRootGenerations(manager, truststore.caIds, now);
     const rootIds = rootGenerations.map((g) => g.id);
-    const beneath = rootIds.length
-      ? await manager
-          .getRepository(CaGenerationEntity)
-          .createQueryBuilder('g')
-          .where('g.parent_generation_id = ANY(:rootIds)', { rootIds })
-          .andWhere('g.certificate IS NOT NULL AND g.not_after > :now', { now })
-          .getMany()
-      : [];
-    const beneathCas = beneath.length ? await manager.getRepository(CaEntity).findBy({ id: In([...new Set(beneath.map((g) => g.caId))]) }) : [];
+    const beneath = rootIds.length ? await this.cas.certifiedGenerationsBeneath(manager, rootIds, now) : [];
+    const beneathCas = beneath.length ? await this.cas.byIds([...new Set(beneath.map((g) => g.caId))], manager) : [];
     for (const ca of beneathCas) caName.set(ca.id, ca.name);
 
     const crls: CrlEntry[] = [];
@@ -294,8 +281,8 @@ export class TruststoreService {
       });
     }
 
-    const issuingCaIds = await manager.getRepository(CaEntity).find({ select: { id: true }, where: { parentId: In(truststore.caIds) } });
-    const keys = issuingCaIds.length ? await manager.getRepository(SigningKeyEntity).findBy({ issuerCaId: In(issuingCaIds.map((c) => c.id)) }) : [];
+    const issuingCaIds = await this.cas.childIds(truststore.caIds, manager);
+    const keys = issuingCaIds.length ? await this.keys.issuedBy(issuingCaIds, manager) : [];
 
     const tsaRoots = await this.cas.certifiedGenerationsOfKind('tsa-root');
     return {
@@ -316,29 +303,23 @@ export class TruststoreService {
     const digest = contentDigest(canonical);
     if (digest === truststore.currentDigest) return undefined;
 
-    const previousRow = truststore.currentVersion
-      ? await manager.getRepository(TruststoreVersionEntity).findOneBy({ truststoreId: truststore.id, version: truststore.currentVersion })
-      : null;
+    const previousRow = truststore.currentVersion ? await this.repository.version(truststore.id, truststore.currentVersion, manager) : null;
     const previous = previousRow ? parseCanonical(previousRow.canonical) : undefined;
     const normalized = parseCanonical(canonical);
     const changes = describeChanges(previous, normalized);
     const revokedAt = await this.newlyRevokedAt(manager, previous, normalized);
     const version = truststore.currentVersion + 1;
-    const repository = manager.getRepository(TruststoreVersionEntity);
-    const row = await repository.save(
-      repository.create({
-        truststoreId: truststore.id,
-        version,
-        digest,
-        canonical,
-        rootSha256: normalized.roots.map((r) => r.sha256),
-        reason: { trigger, changes },
-        revokedAt,
-        convergedAt: null,
-        createdAt: now,
-      }),
-    );
-    await manager.update(TruststoreEntity, { id: truststore.id }, { currentVersion: version, currentDigest: digest });
+    const row = await this.repository.insertCurrentVersion(manager, {
+      truststoreId: truststore.id,
+      version,
+      digest,
+      canonical,
+      rootSha256: normalized.roots.map((r) => r.sha256),
+      reason: { trigger, changes },
+      revokedAt,
+      convergedAt: null,
+      createdAt: now,
+    });
     truststore.currentVersion = version;
     truststore.currentDigest = digest;
     // Recorded before the version commits: the log may name a version whose commit failed, never the reverse.
@@ -362,12 +343,7 @@ export class TruststoreService {
     for (const crl of next.crls) {
       const before = previous?.crls.find((c) => c.generation === crl.generation);
       if (before?.crlNumber === crl.crlNumber) continue;
-      const [row] = await manager.query(
-        `SELECT min(c.revoked_at) AS revoked_at FROM certificates c JOIN ca_generations g ON g.id = c.issuer_generation_id
-          WHERE g.name = $1 AND c.revoked_at IS NOT NULL AND c.revoked_at <= $2 AND ($3::timestamptz IS NULL OR c.revoked_at > $3::timestamptz)`,
-        [crl.generation, crl.thisUpdate, before?.thisUpdate ?? (previous ? null : crl.thisUpdate)],
-      );
-      const at = row?.revoked_at ? new Date(row.revoked_at) : null;
+      const at = await this.certificates.earliestRevocation(manager, crl.generation, { upTo: crl.thisUpdate, after: before?.thisUpdate ?? (previous ? null : crl.thisUpdate) });
       if (at && (!earliest || at < earliest)) earliest = at;
     }
     return earliest;
@@ -375,12 +351,7 @@ export class TruststoreService {
 
   private async prepare(caIds: string[]): Promise<void> {
     if (!this.preparers.length || !caIds.length) return;
-    const generations = await this.dataSource
-      .getRepository(CaGenerationEntity)
-      .createQueryBuilder('g')
-      .where('g.certificate IS NOT NULL AND g.not_after > now()')
-      .andWhere('(g.ca_id = ANY(:caIds) OR g.parent_generation_id IN (SELECT r.id FROM ca_generations r WHERE r.ca_id = ANY(:caIds)))', { caIds })
-      .getMany();
+    const generations = await this.cas.unexpiredGenerationsOfAndBeneath(caIds);
     for (const preparer of this.preparers) {
       try {
         await preparer(generations);
@@ -395,7 +366,7 @@ export class TruststoreService {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'cas' must be a non-empty list of root CA names`, { field: 'cas' });
     }
     const names = [...new Set(input as string[])];
-    const cas = await this.dataSource.getRepository(CaEntity).findBy({ name: In(names) });
+    const cas = await this.cas.byNames(names);
     for (const name of names) {
       const ca = cas.find((c) => c.name === name);
       if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `${operation}: no CA named '${name}'`, { field: 'cas' });
@@ -411,10 +382,10 @@ export class TruststoreService {
   }
 
   private async view(truststore: TruststoreEntity): Promise<TruststoreView> {
-    const row = await this.dataSource.getRepository(TruststoreVersionEntity).findOneBy({ truststoreId: truststore.id, version: truststore.currentVersion });
+    const row = await this.repository.version(truststore.id, truststore.currentVersion);
     if (!row) throw new DomainError(ErrorCode.CONFLICT, `truststore '${truststore.name}' has no version yet`);
     const content = parseCanonical(row.canonical, row.digest);
-    const cas = await this.dataSource.getRepository(CaEntity).findBy({ id: In(truststore.caIds) });
+    const cas = await this.cas.byIds(truststore.caIds);
     const strip = <T extends { der: string }>({ der: _der, ...rest }: T) => rest;
     return {
       name: truststore.name,
