@@ -1,4 +1,4 @@
-// Backup's restore creates partitions on the pool it restores through.
+// Backup's restore (src/backup) creates partitions on the pool it restores through; everything in src/audit uses AuditPartitionsRepository.
 export { ensurePartitionsOnPool } from './audit-partitions.repository';
 
 /**
