@@ -1,17 +1,17 @@
 import { Inject, Injectable, Logger, OnModuleInit, Optional } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { DataSource } from 'typeorm';
 import { DomainError, ErrorCode } from '../common/errors';
 import { nodeHashName } from '../common/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
-import { ADVISORY_LOCKS } from '../database/advisory-lock';
 import { HealthService } from '../observability/health.service';
 import { canonicalTime, checkpointStatement } from './audit-canonical';
 import { AuditCheckpointSigners, checkpointHash, verifyCheckpointSignature } from './audit-checkpoint-signer';
-import { asAuditError, inTransaction, pgPool } from './audit-pg';
+import { AuditCheckpointsRepository, StoredCheckpoint } from './audit-checkpoints.repository';
+import { asAuditError } from './audit-pg';
+import { AuditVerifier } from './audit-verifier';
+import { AuditRepository } from './audit.repository';
 import { AuditService } from './audit.service';
 import { AuditCheckpointView } from './audit.types';
-import { AuditVerifier, CHECKPOINT_COLUMNS, StoredCheckpoint, toCheckpoint } from './audit-verifier';
 
 /**
  * HSM-signed checkpoints of the chain head, periodic and on demand. Before signing, the chain
@@ -25,7 +25,8 @@ export class AuditCheckpointService implements OnModuleInit {
   private last?: { seq: string; time: string };
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly checkpoints: AuditCheckpointsRepository,
+    private readonly rows: AuditRepository,
     private readonly verifier: AuditVerifier,
     private readonly signers: AuditCheckpointSigners,
     private readonly audit: AuditService,
@@ -56,27 +57,21 @@ export class AuditCheckpointService implements OnModuleInit {
   }
 
   async list(options: { after?: string; limit?: number; order?: 'asc' | 'desc' } = {}): Promise<AuditCheckpointView[]> {
-    const direction = options.order === 'desc' ? 'DESC' : 'ASC';
-    const { rows } = await pgPool(this.dataSource)
-      .query(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE seq > $1 ORDER BY audit_checkpoints.seq ${direction}, audit_checkpoints.id ${direction} LIMIT $2`, [options.after ?? '-1', options.limit ?? 100])
-      .catch((error) => Promise.reject(asAuditError(error)));
-    return rows.map((row) => view(toCheckpoint(row)));
+    const checkpoints = await this.checkpoints.page(options.after ?? '-1', options.limit ?? 100, options.order ?? 'asc').catch((error) => Promise.reject(asAuditError(error)));
+    return checkpoints.map(view);
   }
 
   private async checkpoint(options: { wait: boolean; onlyIfDue: boolean }): Promise<AuditCheckpointView | undefined> {
     if (!this.signers.bound) {
       throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'no audit checkpoint signer is configured');
     }
-    const pool = pgPool(this.dataSource);
     try {
-      return await inTransaction(pool, async (client) => {
-        const lockSql = options.wait ? 'SELECT pg_advisory_xact_lock($1::bigint), true AS locked' : 'SELECT pg_try_advisory_xact_lock($1::bigint) AS locked';
-        const { rows } = await client.query(lockSql, [ADVISORY_LOCKS.auditCheckpoint.toString()]);
-        if (!rows[0].locked) return undefined;
+      return await this.checkpoints.transaction(async (client) => {
+        if (!(await this.checkpoints.lock(client, options.wait))) return undefined;
 
-        const latest = (await client.query(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY audit_checkpoints.seq DESC, audit_checkpoints.id DESC LIMIT 1`)).rows.map(toCheckpoint)[0];
+        const latest = await this.checkpoints.latest(client);
         if (options.onlyIfDue && latest) {
-          const headSeq = (await client.query('SELECT seq::text AS seq FROM audit_chain_head')).rows[0].seq as string;
+          const headSeq = await this.rows.headSeq(client);
           // 0.9: replicas' timers drift; a checkpoint a little early beats one skipped for a whole interval.
           const dueAt = latest.timeMs + this.config.audit.checkpointIntervalSeconds * 900;
           if (headSeq === latest.seq || this.audit.now() < dueAt) return undefined;
@@ -105,11 +100,15 @@ export class AuditCheckpointService implements OnModuleInit {
         if (!verifyCheckpointSignature(signer.spec, signer.publicKeySpki, statement, signature)) {
           throw new DomainError(ErrorCode.INTERNAL, 'the audit checkpoint signer produced a signature that does not verify');
         }
-        const inserted = await client.query(
-          `INSERT INTO audit_checkpoints (seq, hash, time, key_spec, public_key, key_ref, signature) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${CHECKPOINT_COLUMNS}`,
-          [verified.head, verified.headHash, time, signer.spec, signer.publicKeySpki, signer.keyRef ?? null, signature],
-        );
-        const checkpoint = toCheckpoint(inserted.rows[0]);
+        const checkpoint = await this.checkpoints.insert(client, {
+          seq: verified.head,
+          hash: verified.headHash,
+          time,
+          keySpec: signer.spec,
+          publicKey: signer.publicKeySpki,
+          keyRef: signer.keyRef ?? null,
+          signature,
+        });
         this.last = { seq: checkpoint.seq, time };
         this.logger.log(`audit checkpoint at seq ${checkpoint.seq}`);
         return view(checkpoint);

@@ -1,13 +1,11 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { hostname } from 'node:os';
-import { Client } from 'pg';
 import { Gauge } from 'prom-client';
-import { DataSource } from 'typeorm';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
-import { ADVISORY_LOCKS } from '../database/advisory-lock';
 import { MetricsService } from '../observability/metrics.service';
 import { canonicalTime } from './audit-canonical';
-import { asAuditError, pgPool, withClient } from './audit-pg';
+import { asAuditError } from './audit-pg';
+import { AuditVerificationsRepository } from './audit-verifications.repository';
 import { AuditVerifier } from './audit-verifier';
 import { AuditService } from './audit.service';
 
@@ -37,7 +35,7 @@ export class AuditFullVerifyService {
   private readonly gauges?: { ok: Gauge; lastRun: Gauge; checked: Gauge };
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly verifications: AuditVerificationsRepository,
     private readonly verifier: AuditVerifier,
     private readonly audit: AuditService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
@@ -62,42 +60,17 @@ export class AuditFullVerifyService {
     const intervalHours = this.config.audit.fullVerifyIntervalHours;
     if (intervalHours <= 0) return undefined;
     try {
-      return await this.onLockConnection(async (client) => {
-        const key = ADVISORY_LOCKS.auditFullVerify.toString();
-        const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [key]);
-        if (!rows[0].locked) return undefined;
-        try {
-          const latest = await this.latest();
-          // 0.9: replicas' timers drift; a run a little early beats one skipped for a whole interval.
-          if (latest && this.audit.now() - Date.parse(latest.startedAt) < intervalHours * 3_600_000 * 0.9) {
-            this.report(latest);
-            return undefined;
-          }
-          return await this.run();
-        } finally {
-          await client.query('SELECT pg_advisory_unlock($1::bigint)', [key]);
+      return await this.verifications.whileHoldingFullVerifyLock(async () => {
+        const latest = await this.latest();
+        // 0.9: replicas' timers drift; a run a little early beats one skipped for a whole interval.
+        if (latest && this.audit.now() - Date.parse(latest.startedAt) < intervalHours * 3_600_000 * 0.9) {
+          this.report(latest);
+          return undefined;
         }
+        return await this.run();
       });
     } catch (error) {
       throw asAuditError(error);
-    }
-  }
-
-  /**
-   * The lock is a session lock held for the whole verify (minutes on a large log): on a
-   * connection of its own, so the verify's pages never wait for the pool behind it (one pooled
-   * connection when the DataSource has no URL).
-   */
-  private async onLockConnection<T>(work: (client: Pick<Client, 'query'>) => Promise<T>): Promise<T> {
-    const url = (this.dataSource.options as { url?: string }).url;
-    if (!url) return withClient(pgPool(this.dataSource), work);
-    const client = new Client({ connectionString: url, application_name: 'signet-audit-verify' });
-    client.on('error', () => undefined);
-    await client.connect();
-    try {
-      return await work(client);
-    } finally {
-      await client.end().catch(() => undefined);
     }
   }
 
@@ -120,10 +93,7 @@ export class AuditFullVerifyService {
       ...(result.ok ? {} : { firstBrokenSeq: result.firstBrokenSeq, reason: result.reason }),
       runBy: `${hostname()}:${process.pid}`,
     };
-    await pgPool(this.dataSource).query(
-      `INSERT INTO audit_verifications (started_at, finished_at, mode, ok, checked, head_seq, first_broken_seq, reason, run_by) VALUES ($1, $2, 'full', $3, $4, $5, $6, $7, $8)`,
-      [run.startedAt, run.finishedAt, run.ok, run.checked, run.head, run.firstBrokenSeq ?? null, run.reason ?? null, run.runBy],
-    );
+    await this.verifications.recordFull({ ...run, firstBrokenSeq: run.firstBrokenSeq ?? null, reason: run.reason ?? null });
     if (run.ok) {
       this.logger.log(`scheduled full verify: audit chain intact, ${run.checked} row(s) checked up to seq ${run.head}`);
     } else {
@@ -140,21 +110,16 @@ export class AuditFullVerifyService {
   }
 
   private async latest(): Promise<AuditVerificationRun | undefined> {
-    const { rows } = await pgPool(this.dataSource).query(
-      `SELECT (extract(epoch FROM started_at) * 1000)::bigint::text AS started_ms, (extract(epoch FROM finished_at) * 1000)::bigint::text AS finished_ms,
-              ok, checked::text AS checked, head_seq::text AS head, first_broken_seq::text AS first_broken_seq, reason, run_by
-         FROM audit_verifications WHERE mode = 'full' ORDER BY audit_verifications.started_at DESC, audit_verifications.id DESC LIMIT 1`,
-    );
-    const row = rows[0];
+    const row = await this.verifications.latestFull();
     if (!row) return undefined;
     return {
-      startedAt: canonicalTime(Number(row.started_ms)),
-      finishedAt: canonicalTime(Number(row.finished_ms)),
+      startedAt: canonicalTime(row.startedMs),
+      finishedAt: canonicalTime(row.finishedMs),
       ok: row.ok,
-      checked: Number(row.checked),
+      checked: row.checked,
       head: row.head,
-      ...(row.ok ? {} : { firstBrokenSeq: row.first_broken_seq ?? undefined, reason: row.reason ?? undefined }),
-      runBy: row.run_by,
+      ...(row.ok ? {} : { firstBrokenSeq: row.firstBrokenSeq ?? undefined, reason: row.reason ?? undefined }),
+      runBy: row.runBy,
     };
   }
 }

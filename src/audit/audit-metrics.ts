@@ -1,10 +1,9 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
-import { DataSource } from 'typeorm';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { MetricsService } from '../observability/metrics.service';
 import { ScrapeGauge } from '../observability/scrape-gauge';
-import { pgPool } from './audit-pg';
+import { AuditCheckpointsRepository } from './audit-checkpoints.repository';
 
 interface CheckpointState {
   headSeq: number;
@@ -31,7 +30,7 @@ export class AuditMetrics {
   private cached?: Promise<CheckpointState | undefined>;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly checkpoints: AuditCheckpointsRepository,
     @Inject(SIGNET_CONFIG) config: SignetConfig,
     @Optional() metrics?: MetricsService,
   ) {
@@ -66,20 +65,12 @@ export class AuditMetrics {
   private state(): Promise<CheckpointState | undefined> {
     if (!this.cached) {
       const cached = Promise.resolve()
-        .then(() => pgPool(this.dataSource))
-        .then((pool) => pool.query(
-          `WITH c AS (SELECT seq, time FROM audit_checkpoints ORDER BY seq DESC, id DESC LIMIT 1)
-           SELECT (SELECT seq::text FROM audit_chain_head) AS head_seq,
-                  (SELECT seq::text FROM c) AS checkpoint_seq,
-                  (SELECT extract(epoch FROM time)::float8 FROM c) AS checkpoint_time,
-                  (SELECT extract(epoch FROM e.time)::float8 FROM audit_events e
-                    WHERE e.seq > COALESCE((SELECT seq FROM c), 0) ORDER BY e.seq LIMIT 1) AS oldest_uncheckpointed`,
-        ))
-        .then(({ rows: [r] }) => ({
-          headSeq: Number(r.head_seq),
-          checkpointSeq: r.checkpoint_seq === null ? null : Number(r.checkpoint_seq),
-          checkpointTime: r.checkpoint_time,
-          oldestUncheckpointed: r.oldest_uncheckpointed,
+        .then(() => this.checkpoints.coverage())
+        .then((c) => ({
+          headSeq: Number(c.headSeq),
+          checkpointSeq: c.checkpointSeq === null ? null : Number(c.checkpointSeq),
+          checkpointTime: c.checkpointTime,
+          oldestUncheckpointed: c.oldestUncheckpointedTime,
         }))
         .catch((error: Error) => {
           this.logger.warn(`audit metrics unavailable: ${error.message}`);

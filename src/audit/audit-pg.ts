@@ -35,21 +35,6 @@ export async function withClient<T>(pool: Pool, work: (client: PoolClient) => Pr
   }
 }
 
-/** Runs `work` in a transaction on one pooled connection (see withClient). */
-export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  return withClient(pool, async (client) => {
-    await client.query('BEGIN');
-    try {
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
-  });
-}
-
 export function databaseUnavailable(): DomainError {
   return new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'the database is unavailable; retry later', { retryAfterSeconds: 1 });
 }

@@ -1,9 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
-import { ADVISORY_LOCKS } from '../database/advisory-lock';
-import { AuditPartition, listPartitions } from './audit-partitions';
-import { inTransaction, pgPool } from './audit-pg';
+import { AuditPartition, partitionsNamed } from './audit-partitions';
+import { AuditPartitionsRepository } from './audit-partitions.repository';
 import { AuditService } from './audit.service';
 
 export interface RetentionDecision {
@@ -24,17 +22,16 @@ export class AuditRetentionService {
   private readonly logger = new Logger('AuditRetention');
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly partitions: AuditPartitionsRepository,
     private readonly audit: AuditService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
   ) {}
 
   async apply(retentionDays = this.config.audit.retentionDays): Promise<RetentionDecision[]> {
     if (!retentionDays) return [];
-    const pool = pgPool(this.dataSource);
     const cutoff = this.audit.now() - retentionDays * 86400_000;
     const decisions: RetentionDecision[] = [];
-    for (const partition of await listPartitions(pool)) {
+    for (const partition of partitionsNamed(await this.partitions.partitionNames())) {
       if (partition.to.getTime() > cutoff) break;
       const decision = await this.tryDrop(partition, retentionDays);
       decisions.push(decision);
@@ -48,18 +45,8 @@ export class AuditRetentionService {
   }
 
   private async tryDrop(partition: AuditPartition, retentionDays: number): Promise<RetentionDecision> {
-    const pool = pgPool(this.dataSource);
     const refuse = (reason: string): RetentionDecision => ({ partition: partition.name, dropped: false, reason });
-    // Names come from listPartitions (our own pattern), never from input.
-    // Through the parent table (the service role has no rights on a partition by name); the time
-    // range prunes the scan to that one partition.
-    const stats = await pool.query<{ first: string | null; last: string | null; exported: string; checkpointed: string | null }>(
-      `SELECT (SELECT min(seq)::text FROM audit_events WHERE time >= $1 AND time < $2) AS first, (SELECT max(seq)::text FROM audit_events WHERE time >= $1 AND time < $2) AS last,
-              (SELECT exported_through_seq::text FROM audit_export_watermark) AS exported,
-              (SELECT max(seq)::text FROM audit_checkpoints) AS checkpointed`,
-      [partition.from, partition.to],
-    );
-    const { first, last, exported, checkpointed } = stats.rows[0];
+    const { first, last, exportedThrough: exported, lastCheckpointSeq: checkpointed } = await this.partitions.retentionState(partition);
     if (last !== null) {
       if (BigInt(exported) < BigInt(last)) return refuse(`not exported: rows up to seq ${exported} were exported, the partition ends at seq ${last}`);
       if (checkpointed === null || BigInt(checkpointed) < BigInt(last)) {
@@ -72,10 +59,7 @@ export class AuditRetentionService {
     // The owner role's function drops it (migration AuditLeastPrivilege) after checking again, in
     // the database, that it is the oldest, expired, exported and checkpointed, and records the
     // drop itself: the service role can neither drop a partition nor write audit_retention_drops.
-    await inTransaction(pool, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [ADVISORY_LOCKS.auditRetention.toString()]);
-      await client.query('SELECT audit_drop_partition($1, make_interval(days => $2)) AS outcome', [partition.name, retentionDays]);
-    });
+    await this.partitions.drop(partition, retentionDays);
     return { partition: partition.name, dropped: true };
   }
 }

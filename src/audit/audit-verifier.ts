@@ -1,64 +1,11 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import type { Pool } from 'pg';
-import { DataSource } from 'typeorm';
 import { canonicalJson, canonicalTime, checkpointStatement, eventHash, GENESIS_HASH } from './audit-canonical';
 import { AuditCheckpointSigners, verifyCheckpointSignature } from './audit-checkpoint-signer';
+import { AuditCheckpointsRepository, StoredCheckpoint } from './audit-checkpoints.repository';
 import { AuditMetrics } from './audit-metrics';
-import { pgPool } from './audit-pg';
-import { AuditActor, AuditVerifyResult, JsonValue } from './audit.types';
-
-export interface StoredRow {
-  seq: string;
-  timeMs: number;
-  type: string;
-  actor: AuditActor | null;
-  subject: string | null;
-  data: { [key: string]: JsonValue };
-  prevHash: Buffer;
-  hash: Buffer;
-}
-
-export interface StoredCheckpoint {
-  id: string;
-  seq: string;
-  hash: Buffer;
-  timeMs: number;
-  keySpec: string;
-  publicKey: Buffer;
-  keyRef: string | null;
-  signature: Buffer;
-}
-
-// Aliases shadow column names in ORDER BY: always order by the qualified column (audit_events.seq).
-export const ROW_COLUMNS = `seq::text AS seq, (extract(epoch FROM time) * 1000)::bigint::text AS time_ms, type, actor, subject, data, prev_hash, hash`;
-export const CHECKPOINT_COLUMNS = `id::text AS id, seq::text AS seq, hash, (extract(epoch FROM time) * 1000)::bigint::text AS time_ms, key_spec, public_key, key_ref, signature`;
-
-export function toRow(r: Record<string, unknown>): StoredRow {
-  return {
-    seq: r.seq as string,
-    timeMs: Number(r.time_ms),
-    type: r.type as string,
-    actor: (r.actor as AuditActor | null) ?? null,
-    subject: (r.subject as string | null) ?? null,
-    data: r.data as { [key: string]: JsonValue },
-    prevHash: r.prev_hash as Buffer,
-    hash: r.hash as Buffer,
-  };
-}
-
-export function toCheckpoint(r: Record<string, unknown>): StoredCheckpoint {
-  return {
-    id: r.id as string,
-    seq: r.seq as string,
-    hash: r.hash as Buffer,
-    timeMs: Number(r.time_ms),
-    keySpec: r.key_spec as string,
-    publicKey: r.public_key as Buffer,
-    keyRef: (r.key_ref as string | null) ?? null,
-    signature: r.signature as Buffer,
-  };
-}
+import { AuditRepository, StoredRow } from './audit.repository';
+import { AuditVerifyResult, JsonValue } from './audit.types';
 
 /** The hash a row should have, recomputed from its stored fields with Signet's canonical bytes. */
 export function recomputeHash(row: StoredRow): Buffer {
@@ -95,7 +42,8 @@ export class AuditVerifier {
   private readonly verifiedSignatures = new Set<string>();
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly rows: AuditRepository,
+    private readonly checkpoints: AuditCheckpointsRepository,
     private readonly signers: AuditCheckpointSigners,
     @Optional() private readonly metrics?: AuditMetrics,
   ) {}
@@ -112,23 +60,17 @@ export class AuditVerifier {
   }
 
   private async verifyChain(mode: VerifyMode): Promise<AuditVerifyResult & { headHash?: Buffer }> {
-    const pool = pgPool(this.dataSource);
     const failures: Failure[] = [];
     const warnings: string[] = [];
     const fail = (seq: bigint, reason: string) => failures.push({ seq, reason });
 
     // Order matters: checkpoints first, then the head. A checkpoint never names a seq beyond the
     // head at the time it was written, so reading them first cannot report a false truncation.
-    const checkpoints = (await pool.query(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY audit_checkpoints.seq, audit_checkpoints.id`)).rows.map(toCheckpoint);
-    const state = (
-      await pool.query(
-        `SELECT (SELECT seq::text FROM audit_chain_head) AS head_seq, (SELECT hash FROM audit_chain_head) AS head_hash,
-                (SELECT max(seq)::text FROM audit_events) AS max_seq`,
-      )
-    ).rows[0] as { head_seq: string; head_hash: Buffer; max_seq: string | null };
-    const baseline = await this.baseline(pool);
-    const last = state.max_seq === null ? baseline.seq : BigInt(state.max_seq);
-    const headSeq = BigInt(state.head_seq);
+    const checkpoints = await this.checkpoints.all();
+    const state = await this.rows.headAndLastSeq();
+    const baseline = (await this.rows.lastDroppedRow()) ?? { seq: 0n, hash: GENESIS_HASH };
+    const last = state.maxSeq === null ? baseline.seq : BigInt(state.maxSeq);
+    const headSeq = BigInt(state.headSeq);
 
     // 1. Signatures.
     const { keys: trusted, warnings: keyWarnings } = await this.signers.trustedKeys();
@@ -161,7 +103,7 @@ export class AuditVerifier {
         fail(baseline.seq, `checkpoint at seq ${c.seq} does not match the hash recorded when its partition was dropped`);
       }
     }
-    const pointRows = await this.rowsAt(pool, inRange.map((c) => c.seq));
+    const pointRows = await this.rowsAt(inRange.map((c) => c.seq));
     let previousAnchor = baseline.seq;
     for (const c of inRange) {
       const seq = BigInt(c.seq);
@@ -179,9 +121,9 @@ export class AuditVerifier {
     }
 
     // 4. Walk from the start point to the last row.
-    const walk = await this.walk(pool, start, last, anchors);
+    const walk = await this.walk(start, last, anchors);
     if (walk.failure) fail(walk.failure.seq, walk.failure.reason);
-    if (!walk.failure && walk.lastHash && last === headSeq && !walk.lastHash.equals(state.head_hash)) {
+    if (!walk.failure && walk.lastHash && last === headSeq && !walk.lastHash.equals(state.headHash)) {
       fail(walk.lastAnchor + 1n, `the chain head hash does not match row ${last}: the chain was rewritten after seq ${walk.lastAnchor}`);
     }
 
@@ -210,25 +152,14 @@ export class AuditVerifier {
     return undefined;
   }
 
-  /** Where the kept chain starts: after the last row retention dropped, or at genesis. */
-  private async baseline(pool: Pool): Promise<{ seq: bigint; hash: Buffer }> {
-    const { rows } = await pool.query<{ last_seq: string; last_hash: Buffer }>(
-      'SELECT last_seq::text AS last_seq, last_hash FROM audit_retention_drops WHERE last_seq IS NOT NULL ORDER BY audit_retention_drops.last_seq DESC LIMIT 1',
-    );
-    return rows[0] ? { seq: BigInt(rows[0].last_seq), hash: rows[0].last_hash } : { seq: 0n, hash: GENESIS_HASH };
-  }
-
-  private async rowsAt(pool: Pool, seqs: string[]): Promise<Map<string, StoredRow[]>> {
+  /** The rows at `seqs`, by seq (more than one where a seq is duplicated). */
+  private async rowsAt(seqs: string[]): Promise<Map<string, StoredRow[]>> {
     const out = new Map<string, StoredRow[]>();
-    for (let i = 0; i < seqs.length; i += PAGE) {
-      const { rows } = await pool.query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq = ANY($1::bigint[])`, [seqs.slice(i, i + PAGE)]);
-      for (const row of rows.map(toRow)) out.set(row.seq, [...(out.get(row.seq) ?? []), row]);
-    }
+    for (const row of await this.rows.rowsAt(seqs, PAGE)) out.set(row.seq, [...(out.get(row.seq) ?? []), row]);
     return out;
   }
 
   private async walk(
-    pool: Pool,
     start: { seq: bigint; hash: Buffer },
     last: bigint,
     anchors: Map<bigint, Buffer>,
@@ -241,13 +172,10 @@ export class AuditVerifier {
     while (expected <= last) {
       // Keyset pagination on seq. `seq >= expected - 1` re-reads the previous row so that a
       // duplicated seq straddling a page boundary is still seen; that one re-read row is skipped.
-      const { rows } = await pool.query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq >= $1 AND seq <= $2 ORDER BY audit_events.seq, audit_events.time LIMIT ${PAGE}`, [
-        (expected - 1n).toString(),
-        last.toString(),
-      ]);
+      const rows = await this.rows.rowsBetween(expected - 1n, last, PAGE);
       let progressed = false;
       for (let index = 0; index < rows.length; index++) {
-        const row = toRow(rows[index]);
+        const row = rows[index];
         const seq = BigInt(row.seq);
         if (seq < expected) {
           if (index === 0) continue; // the re-read previous row

@@ -1,8 +1,10 @@
 import type { Pool, PoolClient } from 'pg';
 import { DomainError, ErrorCode } from '../common/errors';
 import { canonicalTime, CanonicalRowText, eventHashHex } from './audit-canonical';
-import { ensurePartitions, isMissingPartition, partitionFor, partitionsCovering } from './audit-partitions';
+import { isMissingPartition, partitionFor, partitionsCovering } from './audit-partitions';
+import { AuditPartitionsRepository } from './audit-partitions.repository';
 import { asAuditError, withClient } from './audit-pg';
+import { AuditRepository, ChainedRows, ChainHead } from './audit.repository';
 
 /**
  * An event ready to be chained: normalised, every part already canonical JSON text (see
@@ -36,43 +38,18 @@ export interface AuditWriterOptions {
   singleStatement?: () => boolean;
 }
 
-/**
- * Rows travel as one jsonb array of [seq, time, type, actor, subject, data, prev_hash hex, hash hex]
- * (actor and data are the canonical JSON texts, embedded as they are): one parameter, no per-element
- * array escaping in the driver.
- */
-const INSERT_ROWS = `
-    INSERT INTO audit_events (seq, time, type, actor, subject, data, prev_hash, hash)
-    SELECT (e->>0)::bigint, (e->>1)::timestamptz, e->>2, NULLIF(e->3, 'null'::jsonb), e->>4, e->5, decode(e->>6, 'hex'), decode(e->>7, 'hex')
-    FROM jsonb_array_elements($1::jsonb) AS e`;
-
-const INSERT_AND_MOVE_HEAD = `
-  WITH inserted AS (${INSERT_ROWS})
-  UPDATE audit_chain_head SET seq = $2, hash = $3, time = $4`;
-
-/** audit_append_batch (migration AuditAppendBatch): the whole batch in one statement, one round trip. */
-const APPEND = 'SELECT appended, head_seq, head_hash, head_time_ms FROM audit_append_batch($1, $2, $3::jsonb, $4, $5, $6)';
-
-interface ChainHead {
-  seq: bigint;
-  hash: Buffer;
-  timeMs: number;
-}
-
 /** A batch chained onto a head: the rows as jsonb text, their seqs, and the head after them. */
-interface ChainedBatch {
-  rowsJson: string;
+interface ChainedBatch extends ChainedRows {
   seqs: string[];
-  last: ChainHead;
 }
 
 /**
  * Group commit for the audit chain. Callers enqueue; one flush at a time per process takes
  * everything waiting (up to maxBatch) and, in ONE transaction: locks the chain head row (the
  * per-batch lock that keeps replicas on one unbroken chain), assigns seq / prev_hash / hash,
- * inserts all rows with one unnest() INSERT that also moves the head, and commits. Only then are
- * the callers resolved. While a flush is in flight the next batch accumulates, so batches grow with
- * load and a commit's fsync is shared by many events.
+ * inserts all rows with one INSERT that also moves the head, and commits (the statements are
+ * AuditRepository's). Only then are the callers resolved. While a flush is in flight the next
+ * batch accumulates, so batches grow with load and a commit's fsync is shared by many events.
  *
  * Round trips: the locked path takes three (lock and read the head; insert and move it; commit).
  * Once this process knows the head (its own last commit), a batch is chained onto it in Node and
@@ -94,6 +71,8 @@ export class AuditWriter {
 
   constructor(
     private readonly pool: () => Pool,
+    private readonly rows: AuditRepository,
+    private readonly partitions: AuditPartitionsRepository,
     private readonly options: AuditWriterOptions,
   ) {}
 
@@ -166,18 +145,18 @@ export class AuditWriter {
       await this.writeBatch(client, batch);
     } catch (error) {
       this.head = undefined;
-      await client.query('ROLLBACK').catch(() => undefined);
+      await this.rows.rollbackQuietly(client);
       if (isMissingPartition(error)) {
         // The head's time (another replica's clock) may have pushed rows into a month not yet created.
         this.knownPartitions.clear();
         try {
           this.knownMonth = { fromMs: 0, toMs: 0 };
-          await ensurePartitions(client, partitionsCovering(Math.min(...batch.map((p) => p.event.at)), this.options.now() + 40 * 86400_000));
+          await this.partitions.ensure(client, partitionsCovering(Math.min(...batch.map((p) => p.event.at)), this.options.now() + 40 * 86400_000));
           await this.writeBatch(client, batch);
           return;
         } catch (retryError) {
           this.head = undefined;
-          await client.query('ROLLBACK').catch(() => undefined);
+          await this.rows.rollbackQuietly(client);
           return this.settleFailure(client, batch, retryError);
         }
       }
@@ -218,7 +197,7 @@ export class AuditWriter {
     const months = new Map(batch.map((p) => partitionFor(p.event.at)).map((p) => [p.name, p]));
     const unknown = [...months.values()].filter((p) => !this.knownPartitions.has(p.name));
     if (unknown.length > 0) {
-      await ensurePartitions(client, unknown);
+      await this.partitions.ensure(client, unknown);
       for (const p of unknown) this.knownPartitions.add(p.name);
     }
     const last = partitionFor(batch[batch.length - 1].event.at);
@@ -236,18 +215,13 @@ export class AuditWriter {
   private async appendInOneStatement(client: PoolClient, batch: Pending[], head: ChainHead): Promise<string[] | undefined> {
     for (let attempt = 0; attempt < 2; attempt++) {
       const chained = chain(batch, head);
-      const result = await client.query<{ appended: boolean; head_seq: string; head_hash: Buffer; head_time_ms: string }>({
-        name: 'signet_audit_append_batch',
-        text: APPEND,
-        values: [head.seq.toString(), head.hash, chained.rowsJson, chained.last.seq.toString(), chained.last.hash, canonicalTime(chained.last.timeMs)],
-      });
-      const row = result.rows[0];
-      if (row.appended) {
+      const outcome = await this.rows.appendOnto(client, head, chained);
+      if (outcome.appended) {
         this.head = chained.last;
         return chained.seqs;
       }
       // Another replica appended since our last commit: chain onto the head it left.
-      head = { seq: BigInt(row.head_seq), hash: row.head_hash, timeMs: Number(row.head_time_ms) };
+      head = outcome.head;
     }
     this.head = undefined;
     return undefined;
@@ -255,20 +229,11 @@ export class AuditWriter {
 
   /** Lock and read the head, insert and move it, commit: three round trips, always makes progress. */
   private async appendLocked(client: PoolClient, batch: Pending[]): Promise<string[]> {
-    // One simple-protocol round trip: begin, bound the statements, lock and read the head.
-    const results = (await client.query(
-      `BEGIN; SET LOCAL statement_timeout = ${Math.floor(this.options.statementTimeoutMs)}; ` +
-        'SELECT seq::text AS seq, hash, (extract(epoch FROM time) * 1000)::bigint::text AS time_ms FROM audit_chain_head FOR UPDATE',
-    )) as unknown as Array<{ rows: Array<{ seq: string; hash: Buffer; time_ms: string }> }>;
-    const row = results[2].rows[0];
-    if (!row) throw new Error('audit_chain_head has no row (migration not applied?)');
-    const chained = chain(batch, { seq: BigInt(row.seq), hash: row.hash, timeMs: Number(row.time_ms) });
-    await client.query({
-      name: 'signet_audit_insert_batch',
-      text: INSERT_AND_MOVE_HEAD,
-      values: [chained.rowsJson, chained.last.seq.toString(), chained.last.hash, canonicalTime(chained.last.timeMs)],
-    });
-    await client.query('COMMIT');
+    // One round trip each: begin, bound the statements, lock and read the head; insert; commit.
+    const head = await this.rows.beginAndLockHead(client, this.options.statementTimeoutMs);
+    const chained = chain(batch, head);
+    await this.rows.insertAndMoveHead(client, chained);
+    await this.rows.commit(client);
     this.head = chained.last;
     return chained.seqs;
   }

@@ -5,9 +5,11 @@ import { FastHistogram } from '../observability/fast-metrics';
 import { DataSource } from 'typeorm';
 import { MetricsService } from '../observability/metrics.service';
 import { canonicalActorJson, canonicalJson, canonicalString, normaliseJson } from './audit-canonical';
-import { ensurePartitionsOnPool, partitionsCovering } from './audit-partitions';
+import { partitionsCovering } from './audit-partitions';
+import { AuditPartitionsRepository } from './audit-partitions.repository';
 import { pgPool } from './audit-pg';
 import { AuditWriter, PreparedEvent } from './audit-writer';
+import { AuditRepository } from './audit.repository';
 import { AuditActor, AuditEventInput, JsonValue } from './audit.types';
 import { SignEventData, signEventDataJson } from './sign-event';
 
@@ -28,6 +30,7 @@ const EVENT_TYPE = /^[a-z][a-z0-9]*(?:[._-][a-z0-9]+)*$/;
 export class AuditService implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly writer: AuditWriter;
   private readonly clock: AuditClock;
+  private readonly partitions: AuditPartitionsRepository;
   private writerPool?: Pool;
   private closed = false;
 
@@ -35,10 +38,15 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
     private readonly dataSource: DataSource,
     @Optional() metrics?: MetricsService,
     @Optional() @Inject(AUDIT_CLOCK) clock?: AuditClock,
+    @Optional() rows?: AuditRepository,
+    @Optional() partitions?: AuditPartitionsRepository,
   ) {
     this.clock = clock ?? Date.now;
+    // Built by hand or in a module without AuditModule's repositories (tests, tools): its own, on the same DataSource.
+    rows ??= new AuditRepository(dataSource);
+    this.partitions = partitions ?? new AuditPartitionsRepository(dataSource);
     const m = metrics ? auditMetrics(metrics) : undefined;
-    this.writer = new AuditWriter(() => this.pool(), {
+    this.writer = new AuditWriter(() => this.pool(), rows, this.partitions, {
       maxBatch: 2000,
       maxPending: 100_000,
       statementTimeoutMs: WRITER_STATEMENT_TIMEOUT_MS,
@@ -83,7 +91,7 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
   /** Creates this month's and next month's partitions, so writes rarely create one themselves. */
   async ensureUpcomingPartitions(): Promise<string[]> {
     const now = this.clock();
-    return ensurePartitionsOnPool(pgPool(this.dataSource), partitionsCovering(now, now + 40 * 86400_000));
+    return this.partitions.ensureOnOwnConnection(partitionsCovering(now, now + 40 * 86400_000));
   }
 
   now(): number {

@@ -1,5 +1,6 @@
 import { Logger, LoggerService } from '@nestjs/common';
 import { AuditFullVerifyService } from '../../src/audit/audit-full-verify.service';
+import { AuditVerificationsRepository } from '../../src/audit/audit-verifications.repository';
 import { loadConfig } from '../../src/config/config';
 import { MetricsService } from '../../src/observability/metrics.service';
 import { createNodeSigner } from '../support/node-signer';
@@ -29,7 +30,7 @@ describe(AuditFullVerifyService.name, () => {
       const harness = await createAuditHarness(database.url, { signer: createNodeSigner('EC-256'), clock: () => now });
       const metrics = new MetricsService();
       const config = loadConfig({ DATABASE_URL: database.url });
-      replicas.push({ harness, metrics, service: new AuditFullVerifyService(harness.dataSource, harness.verifier, harness.audit, config, metrics) });
+      replicas.push({ harness, metrics, service: new AuditFullVerifyService(new AuditVerificationsRepository(harness.dataSource), harness.verifier, harness.audit, config, metrics) });
     }
     errors.length = 0;
     const sink: LoggerService = { log: () => undefined, warn: () => undefined, error: (message: unknown) => errors.push(String(message)) };
@@ -78,7 +79,7 @@ describe(AuditFullVerifyService.name, () => {
 
   it('is off with SIGNET_AUDIT_FULL_VERIFY_INTERVAL_HOURS=0', async () => {
     const { harness } = replicas[0];
-    const off = new AuditFullVerifyService(harness.dataSource, harness.verifier, harness.audit, loadConfig({ DATABASE_URL: database.url, SIGNET_AUDIT_FULL_VERIFY_INTERVAL_HOURS: '0' }));
+    const off = new AuditFullVerifyService(new AuditVerificationsRepository(harness.dataSource), harness.verifier, harness.audit, loadConfig({ DATABASE_URL: database.url, SIGNET_AUDIT_FULL_VERIFY_INTERVAL_HOURS: '0' }));
     expect(await off.runIfDue()).toBeUndefined();
     expect(await query(database.url, 'SELECT * FROM audit_verifications')).toEqual([]);
   });

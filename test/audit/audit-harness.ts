@@ -4,9 +4,12 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AuditCheckpointSigner, AuditCheckpointSigners } from '../../src/audit/audit-checkpoint-signer';
 import { AuditCheckpointService } from '../../src/audit/audit-checkpoint.service';
+import { AuditCheckpointsRepository } from '../../src/audit/audit-checkpoints.repository';
 import { AuditExportService } from '../../src/audit/audit-export.service';
+import { AuditPartitionsRepository } from '../../src/audit/audit-partitions.repository';
 import { AuditRetentionService } from '../../src/audit/audit-retention.service';
 import { AuditVerifier } from '../../src/audit/audit-verifier';
+import { AuditRepository } from '../../src/audit/audit.repository';
 import { AuditService } from '../../src/audit/audit.service';
 import { loadConfig } from '../../src/config/config';
 import { dataSourceOptions } from '../../src/database/data-source-options';
@@ -34,11 +37,13 @@ export async function createAuditHarness(
   await dataSource.initialize();
   const config = loadConfig({ DATABASE_URL: url, ...options.env });
   const audit = new AuditService(dataSource, undefined, options.clock);
+  const rows = new AuditRepository(dataSource);
+  const checkpointRows = new AuditCheckpointsRepository(dataSource);
   const signers = new AuditCheckpointSigners(config, options.signer ? async () => options.signer! : undefined);
-  const verifier = new AuditVerifier(dataSource, signers);
-  const checkpoints = new AuditCheckpointService(dataSource, verifier, signers, audit, config);
-  const exports = new AuditExportService(dataSource);
-  const retention = new AuditRetentionService(dataSource, audit, config);
+  const verifier = new AuditVerifier(rows, checkpointRows, signers);
+  const checkpoints = new AuditCheckpointService(checkpointRows, rows, verifier, signers, audit, config);
+  const exports = new AuditExportService(rows);
+  const retention = new AuditRetentionService(new AuditPartitionsRepository(dataSource), audit, config);
   return {
     dataSource,
     audit,
