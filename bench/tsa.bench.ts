@@ -36,6 +36,7 @@ import { TsaAuditSink } from '../src/tsa/tsa-audit.sink';
 import { TsaEventSink } from '../src/tsa/tsa-event-sink';
 import { TsaSerialAllocator } from '../src/tsa/tsa-serial.allocator';
 import { TsaModule } from '../src/tsa/tsa.module';
+import { TsaRepository } from '../src/tsa/tsa.repository';
 import { TsaService } from '../src/tsa/tsa.service';
 
 const IN_FLIGHT = 32;
@@ -171,7 +172,8 @@ async function main(): Promise<void> {
     const unaudited: TsaEventSink = { timestampIssued: async () => undefined };
     const probe = new ClockSyncProbe();
     await probe.check();
-    const serials = new TsaSerialAllocator(dataSource);
+    const tsaRepository = new TsaRepository(dataSource);
+    const serials = new TsaSerialAllocator(tsaRepository);
 
     for (const spec of TSA_SPECS) {
       const caName = `bench-tsa-${spec.toLowerCase()}`;
@@ -180,7 +182,7 @@ async function main(): Promise<void> {
       const keyUri = (await cas.activeGeneration((await cas.byName(ca.name)).id)).keyUri;
       const variants: Array<[string, TsaEventSink]> = spec === 'EC-256' ? [['TsaService.respond, audited', audited], ['TsaService.respond, audit sink off', unaudited]] : [['TsaService.respond, audited', audited]];
       for (const [what, sink] of variants) {
-        const tsa = new TsaService(dataSource, keyStore, config, serials, probe, sink, new CaRepository(dataSource));
+        const tsa = new TsaService(tsaRepository, keyStore, config, serials, probe, sink, new CaRepository(dataSource));
         const queries = Array.from({ length: 1024 }, (_, i) => query(i));
         const result = await closedLoop(IN_FLIGHT, WINDOW_MS, async (i) => {
           const reply = await tsa.respond(queries[i % queries.length], '127.0.0.1');

@@ -4,23 +4,12 @@ import { DataSource, EntityManager } from 'typeorm';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CaService } from '../ca/ca.service';
 import { buildCrl, CrlEntry } from '../pki/crl-builder';
-import { RevocationReason } from '../pki/revocation-reasons';
 import { EXTERNAL_KEY_URI } from '../ca/ca.service';
+import { RevocationRepository } from './revocation.repository';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 
 const HOUR_MS = 3_600_000;
-/**
- * SQL over `ca_generations g`: the CRL is missing, half its validity has passed, the configured
- * validity changed, or a certificate was revoked after it was built.
- */
-function duePredicate(now: string, hours: string): string {
-  return `(g.crl IS NULL
-    OR g.crl_this_update + (g.crl_next_update - g.crl_this_update) / 2 <= ${now}::timestamptz
-    OR g.crl_next_update - g.crl_this_update <> make_interval(hours => ${hours}::int)
-    OR EXISTS (SELECT 1 FROM certificates c WHERE c.issuer_generation_id = g.id AND c.revoked_at >= g.crl_this_update))`;
-}
-const PAGE = 5000;
 /** A burst of revocations within this window becomes one CRL rebuild. */
 export const CRL_COALESCE_MS = 1000;
 
@@ -46,6 +35,7 @@ export class CrlService implements OnModuleDestroy {
     private readonly dataSource: DataSource,
     private readonly cas: CaService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    private readonly revocations: RevocationRepository,
   ) {}
 
   onCrlPublished(listener: (event: CrlPublishedEvent) => Promise<void> | void): void {
@@ -80,13 +70,12 @@ export class CrlService implements OnModuleDestroy {
   /** Builds, signs and stores the next CRL of a generation. Replicas serialise on the row lock. */
   async rebuild(generationId: string, options: { onlyIfDue?: boolean; now?: Date } = {}): Promise<CrlPublishedEvent | undefined> {
     const event = await this.dataSource.transaction(async (manager) => {
-      const generation = await manager.getRepository(CaGenerationEntity).findOne({ where: { id: generationId }, lock: { mode: 'pessimistic_write' } });
+      const generation = await this.revocations.lockGenerationForCrl(manager, generationId);
       // A generation without a key here (an offline root) publishes its CRL elsewhere.
       if (!generation?.certificate || generation.keyUri === EXTERNAL_KEY_URI) return undefined;
-      const [{ kind }] = await manager.query('SELECT kind FROM cas WHERE id = $1', [generation.caId]);
-      if (kind === 'tsa') return undefined;
+      if ((await this.revocations.caKind(manager, generation.caId)) === 'tsa') return undefined;
       const now = options.now ?? new Date();
-      if (options.onlyIfDue && !(await this.isDue(manager, generation.id, now))) return undefined;
+      if (options.onlyIfDue && !(await this.revocations.isCrlDue(manager, generation.id, now, this.config.pki.crlValidityHours))) return undefined;
       const issuer = await this.cas.issuerFor(generation);
       const crlNumber = BigInt(generation.crlNumber) + 1n;
       const built = await buildCrl({
@@ -96,12 +85,7 @@ export class CrlService implements OnModuleDestroy {
         nextUpdate: new Date(now.getTime() + this.validityMs),
         entries: this.revokedEntries(manager, generation.id),
       });
-      await manager.update(CaGenerationEntity, { id: generation.id }, {
-        crlNumber: crlNumber.toString(),
-        crl: built.der,
-        crlThisUpdate: built.thisUpdate,
-        crlNextUpdate: built.nextUpdate,
-      });
+      await this.revocations.storeCrl(manager, generation.id, { crlNumber: crlNumber.toString(), der: built.der, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate });
       generation.crl = built.der;
       generation.crlNumber = crlNumber.toString();
       return { generation, crlNumber, entryCount: built.entryCount };
@@ -114,25 +98,9 @@ export class CrlService implements OnModuleDestroy {
     return event;
   }
 
-  private async isDue(manager: EntityManager, generationId: string, now: Date): Promise<boolean> {
-    const [row] = await manager.query(`SELECT ${duePredicate('$2', '$3')} AS due FROM ca_generations g WHERE g.id = $1`, [generationId, now, this.config.pki.crlValidityHours]);
-    return row?.due === true;
-  }
-
   private async *revokedEntries(manager: EntityManager, generationId: string): AsyncGenerator<CrlEntry> {
-    let after = '';
-    for (;;) {
-      const rows: Array<{ serial: string; revoked_at: Date; revocation_reason: RevocationReason | null; invalidity_date: Date | null }> = await manager.query(
-        `SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates
-          WHERE issuer_generation_id = $1 AND revoked_at IS NOT NULL AND serial > $2
-          ORDER BY serial LIMIT ${PAGE}`,
-        [generationId, after],
-      );
-      for (const row of rows) {
-        yield { serialHex: row.serial, revokedAt: row.revoked_at, reason: row.revocation_reason ?? undefined, invalidityDate: row.invalidity_date ?? undefined };
-      }
-      if (rows.length < PAGE) return;
-      after = rows[rows.length - 1].serial;
+    for await (const row of this.revocations.revokedCertificates(manager, generationId)) {
+      yield { serialHex: row.serial, revokedAt: row.revoked_at, reason: row.revocation_reason ?? undefined, invalidityDate: row.invalidity_date ?? undefined };
     }
   }
 
@@ -153,15 +121,9 @@ export class CrlService implements OnModuleDestroy {
   /** Every generation that still has unexpired certificates below it keeps a fresh CRL. */
   @Interval('crl-refresh', 60_000)
   async refreshDue(now = new Date()): Promise<number> {
-    const generations: Array<{ id: string }> = await this.dataSource.query(
-      `SELECT g.id FROM ca_generations g
-        WHERE g.certificate IS NOT NULL AND g.key_uri <> '${EXTERNAL_KEY_URI}'
-          -- a TSA signing certificate is a leaf: it issues nothing, so it publishes no CRL
-          AND g.ca_id IN (SELECT id FROM cas WHERE kind <> 'tsa') AND g.not_after > $1::timestamptz - interval '1 day' AND ${duePredicate('$1', '$2')}`,
-      [now, this.config.pki.crlValidityHours],
-    );
+    const due = await this.revocations.generationIdsWithCrlDue(now, this.config.pki.crlValidityHours);
     let rebuilt = 0;
-    for (const { id } of generations) {
+    for (const id of due) {
       try {
         if (await this.rebuild(id, { onlyIfDue: true, now })) rebuilt++;
       } catch (error) {

@@ -7,12 +7,13 @@ import { CrlService } from './crl.service';
 import { OcspService } from './ocsp.service';
 import { PkiController } from './pki.controller';
 import { PkiContentTypes } from './pki-content-types';
+import { RevocationRepository } from './revocation.repository';
 import { RevocationService } from './revocation.service';
 
 @Module({
   imports: [CaModule, KeysModule],
   controllers: [CertificatesController, PkiController],
-  providers: [CrlService, RevocationService, OcspService, PkiContentTypes, CertificateSearchService],
+  providers: [RevocationRepository, CrlService, RevocationService, OcspService, PkiContentTypes, CertificateSearchService],
   exports: [CrlService, RevocationService, OcspService],
 })
 export class RevocationModule {}

@@ -2,13 +2,12 @@ import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
-import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { isRevocationReason, REVOCATION_REASONS, RevocationReason } from '../pki/revocation-reasons';
 import { normalizeSerialHex } from '../pki/serial-number';
 import { DomainError, ErrorCode } from '../common/errors';
-import { KeyVersionEntity } from '../keys/key-version.entity';
 import { CrlService } from './crl.service';
+import { RevocationRepository } from './revocation.repository';
 
 export interface RevokeInput {
   reason?: string;
@@ -48,6 +47,7 @@ export class RevocationService {
     private readonly dataSource: DataSource,
     private readonly crls: CrlService,
     private readonly audit: AuditService,
+    private readonly certificates: RevocationRepository,
   ) {}
 
   addSink(sink: RevocationSink): void {
@@ -73,24 +73,18 @@ export class RevocationService {
     }
 
     const { certificate, changed } = await this.dataSource.transaction(async (manager) => {
-      const certificate = await manager.getRepository(CertificateEntity).findOne({ where: { serial }, lock: { mode: 'pessimistic_write' } });
+      const certificate = await this.certificates.lockCertificate(manager, serial);
       if (!certificate) throw new DomainError(ErrorCode.NOT_FOUND, `${operation}: no certificate with serial ${serial}`, { field: 'serial' });
       if (certificate.revokedAt) {
         await this.audit.record({ type: 'certificate.revoked', actor, subject: serial, data: { changed: false, requestedReason: reason, reason: certificate.revocationReason } });
         return { certificate, changed: false };
       }
-      // Serialise with a concurrent CRL build of the issuer (it takes the row FOR UPDATE), so a
-      // revocation can never fall between a CRL's read and its thisUpdate.
-      if (certificate.issuerGenerationId) {
-        await manager.getRepository(CaGenerationEntity).findOne({ where: { id: certificate.issuerGenerationId }, lock: { mode: 'pessimistic_read' } });
-      }
+      if (certificate.issuerGenerationId) await this.certificates.holdIssuerAgainstCrlBuild(manager, certificate.issuerGenerationId);
       certificate.revokedAt = now;
       certificate.revocationReason = reason;
       certificate.invalidityDate = invalidityDate;
-      await manager.update(CertificateEntity, { serial }, { revokedAt: now, revocationReason: reason, invalidityDate });
-      if (certificate.keyVersionId) {
-        await manager.update(KeyVersionEntity, { id: certificate.keyVersionId }, { state: 'revoked', revokedAt: now });
-      }
+      await this.certificates.markCertificateRevoked(manager, serial, { revokedAt: now, reason, invalidityDate });
+      if (certificate.keyVersionId) await this.certificates.markKeyVersionRevoked(manager, certificate.keyVersionId, now);
       for (const sink of this.sinks) await sink.revoking?.(certificate, manager);
       // Recorded before the revocation commits (an audited attempt, never an unaudited revocation).
       await this.audit.record({
@@ -129,10 +123,7 @@ export class RevocationService {
     issuerGenerationId: string,
     serialHex: string,
   ): Promise<{ status: 'good' } | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason; invalidityDate?: Date } | { status: 'unknown' }> {
-    const certificate = await this.dataSource.getRepository(CertificateEntity).findOne({
-      where: { serial: serialHex, issuerGenerationId },
-      select: { serial: true, revokedAt: true, revocationReason: true, invalidityDate: true },
-    });
+    const certificate = await this.certificates.revocationStatus(issuerGenerationId, serialHex);
     if (!certificate) return { status: 'unknown' };
     if (!certificate.revokedAt) return { status: 'good' };
     return { status: 'revoked', revokedAt: certificate.revokedAt, reason: certificate.revocationReason ?? undefined, invalidityDate: certificate.invalidityDate ?? undefined };

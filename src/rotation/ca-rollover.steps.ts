@@ -12,6 +12,7 @@ import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { createOrAdoptKey } from './hsm-objects';
 import { StepContext } from './key-rotation.steps';
 import { CaRolloverPlan, StepName, StepResult, SubordinatePlan } from './rotation-steps';
+import { RotationSubjectsRepository } from './rotation-subjects.repository';
 import { RotationTestHooks } from './test-hooks';
 
 const DAY_MS = 86_400_000;
@@ -32,12 +33,13 @@ export class CaRolloverSteps {
     private readonly cas: CaService,
     private readonly hooks: RotationTestHooks,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    private readonly subjects: RotationSubjectsRepository,
     @Optional() @Inject(DISTRIBUTION_GATE) private readonly gate?: DistributionGate,
   ) {}
 
   async run(name: StepName, context: StepContext): Promise<StepResult> {
     const plan = context.rotation.plan as CaRolloverPlan;
-    const ca = await context.manager.getRepository(CaEntity).findOneBy({ id: context.rotation.caId! });
+    const ca = await this.subjects.caById(context.manager, context.rotation.caId!);
     if (!ca) return { outcome: 'fail', error: 'the CA no longer exists' };
     switch (name) {
       case 'create-key':
@@ -62,32 +64,17 @@ export class CaRolloverSteps {
   }
 
   private async pendingGeneration(manager: EntityManager, ca: CaEntity, target: SubordinatePlan): Promise<{ generation: CaGenerationEntity; adopted: boolean }> {
-    const generations = manager.getRepository(CaGenerationEntity);
-    const existing = await generations.findOne({ where: { caId: ca.id, generation: target.generation }, lock: { mode: 'pessimistic_write' } });
+    const existing = await this.subjects.lockGeneration(manager, ca.id, target.generation);
     if (existing) return { generation: existing, adopted: false };
     const { info, adopted } = await createOrAdoptKey(this.keyStore, { spec: ca.keySpec, label: target.label, role: 'ca', hsmId: target.hsmId });
     this.hooks.crashPoint('create-key-hsm');
-    await generations.insert({
-      caId: ca.id,
-      generation: target.generation,
-      name: target.generationName,
-      state: 'pending',
-      keyUri: info.uri,
-      certificate: null,
-      csr: null,
-      chain: [],
-      serial: null,
-      parentGenerationId: null,
-      notBefore: null,
-      notAfter: null,
-      crlNumber: '0',
-    });
-    return { generation: (await generations.findOneBy({ caId: ca.id, generation: target.generation }))!, adopted };
+    await this.subjects.insertPendingGeneration(manager, { caId: ca.id, generation: target.generation, name: target.generationName, keyUri: info.uri });
+    return { generation: (await this.subjects.findGeneration(manager, ca.id, target.generation))!, adopted };
   }
 
   /** Root: a new self-signed root. Issuing or TSA CA: certified by the parent's active generation, never outliving it. */
   private async issueCertificate({ manager, now }: StepContext, ca: CaEntity, plan: CaRolloverPlan): Promise<StepResult> {
-    const generation = await manager.getRepository(CaGenerationEntity).findOne({ where: { caId: ca.id, generation: plan.generation }, lock: { mode: 'pessimistic_write' } });
+    const generation = await this.subjects.lockGeneration(manager, ca.id, plan.generation);
     if (!generation) return { outcome: 'fail', error: `generation ${plan.generationName} is missing` };
     if (!generation.certificate) {
       let parent: { generation: CaGenerationEntity; issuer: CaIssuer } | undefined;
@@ -97,7 +84,7 @@ export class CaRolloverSteps {
       }
       await this.certify(manager, ca, generation, parent, now);
     }
-    const stored = (await manager.getRepository(CaGenerationEntity).findOneBy({ id: generation.id }))!;
+    const stored = (await this.subjects.generationById(manager, generation.id))!;
     return {
       outcome: 'done',
       detail: {
@@ -129,7 +116,7 @@ export class CaRolloverSteps {
       ? await issue({ issuer: parent.issuer, subject: ca.subject, publicKeySpki: signer.publicKeySpki, validityDays, now })
       : await issueRootCaCertificate({ signer, subject: ca.subject, validityDays, now });
     const chain = parent ? [parent.issuer.certificate, ...parent.generation.chain] : [];
-    await manager.update(CaGenerationEntity, { id: generation.id }, {
+    await this.subjects.updateGeneration(manager, generation.id, {
       certificate: issued.der,
       chain,
       serial: issued.serialHex,
@@ -139,19 +126,19 @@ export class CaRolloverSteps {
     });
     const row = await this.cas.recordCertificate(manager, issued, { issuerGenerationId: parent?.generation.id ?? null, caGenerationId: generation.id });
     await this.cas.notifyCertificateIssued(row, manager);
-    const stored = (await manager.getRepository(CaGenerationEntity).findOneBy({ id: generation.id }))!;
+    const stored = (await this.subjects.generationById(manager, generation.id))!;
     await this.cas.notifyGenerationCreated(ca, stored, manager);
   }
 
   /** Root rollover: a new generation of every issuing CA under the new root (pending, like the root). */
   private async issueSubordinates({ manager, now }: StepContext, ca: CaEntity, plan: CaRolloverPlan): Promise<StepResult> {
-    const root = await manager.getRepository(CaGenerationEntity).findOneBy({ caId: ca.id, generation: plan.generation });
+    const root = await this.subjects.findGeneration(manager, ca.id, plan.generation);
     if (!root?.certificate) return { outcome: 'fail', error: `generation ${plan.generationName} has no certificate` };
     const rootIssuer = await this.cas.issuerFor(root);
     const issued: string[] = [];
     const adoptedObjects: string[] = [];
     for (const target of plan.subordinates) {
-      const child = await manager.getRepository(CaEntity).findOneBy({ id: target.caId });
+      const child = await this.subjects.caById(manager, target.caId);
       if (!child) continue;
       const { generation, adopted } = await this.pendingGeneration(manager, child, target);
       if (!generation.certificate) await this.certify(manager, child, generation, { generation: root, issuer: rootIssuer }, now);
@@ -167,7 +154,7 @@ export class CaRolloverSteps {
    * old hierarchy simply stays in use; an admin may force the switch (audited, with a reason).
    */
   private async distributionGate({ manager, rotation, step, now }: StepContext, ca: CaEntity, plan: CaRolloverPlan): Promise<StepResult> {
-    const root = await manager.getRepository(CaGenerationEntity).findOneBy({ caId: ca.id, generation: plan.generation });
+    const root = await this.subjects.findGeneration(manager, ca.id, plan.generation);
     if (!root?.certificate) return { outcome: 'fail', error: `generation ${plan.generationName} has no certificate` };
     const rootSha256 = sha256Hex(root.certificate);
     if (plan.forced) return { outcome: 'done', detail: { rootSha256, forced: plan.forced } };
@@ -200,22 +187,21 @@ export class CaRolloverSteps {
       { caId: ca.id, generation: plan.generation },
       ...plan.subordinates.map((s) => ({ caId: s.caId, generation: s.generation })),
     ];
-    await manager.query('SELECT id FROM cas WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [targets.map((t) => t.caId)]);
-    const generations = manager.getRepository(CaGenerationEntity);
+    await this.subjects.lockCas(manager, targets.map((t) => t.caId));
     const activated: string[] = [];
     const retired: string[] = [];
     for (const target of targets) {
-      const next = await generations.findOneBy({ caId: target.caId, generation: target.generation });
+      const next = await this.subjects.findGeneration(manager, target.caId, target.generation);
       if (!next?.certificate) return { outcome: 'fail', error: `generation ${target.generation} of CA ${target.caId} has no certificate` };
       if (next.state === 'active') continue;
-      const previous = await generations.findOneBy({ caId: target.caId, state: 'active' });
+      const previous = await this.subjects.activeGeneration(manager, target.caId);
       if (previous) {
-        await manager.update(CaGenerationEntity, { id: previous.id }, { state: 'retired' });
+        await this.subjects.updateGeneration(manager, previous.id, { state: 'retired' });
         retired.push(previous.name);
       }
-      await manager.update(CaGenerationEntity, { id: next.id }, { state: 'active' });
+      await this.subjects.updateGeneration(manager, next.id, { state: 'active' });
       activated.push(next.name);
-      const owner = (await manager.getRepository(CaEntity).findOneBy({ id: target.caId }))!;
+      const owner = (await this.subjects.caById(manager, target.caId))!;
       await this.cas.notifyGenerationActivated(owner, { ...next, state: 'active' }, previous ? { ...previous, state: 'retired' } : null, manager);
     }
     return { outcome: 'done', detail: { activated, retired } };

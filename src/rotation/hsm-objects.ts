@@ -1,9 +1,9 @@
 import { DataSource } from 'typeorm';
 import { AUDIT_CHECKPOINT_KEY_ID } from '../audit/hsm-checkpoint-signer';
-import { EXTERNAL_KEY_URI } from '../ca/ca.service';
 import { KeySpec } from '../common/key-spec';
 import { DomainError, ErrorCode } from '../common/errors';
 import { KeyInfo, KeyRole, KeyStore, ReconciliationReport } from '../hsm/key-store';
+import { RotationStatusRepository } from './rotation-status.repository';
 
 /**
  * Creates the key pair a rotation planned, with the CKA_ID fixed in its plan; when an earlier
@@ -31,25 +31,13 @@ export async function createOrAdoptKey(
 }
 
 /**
- * Every HSM key the database still needs: CA generations (all of them: old generations keep
- * signing CRLs and OCSP answers), key versions whose private key was not destroyed, the audit
- * checkpoint key (a fixed CKA_ID), and the keys running rotations planned but have not recorded yet.
+ * Every HSM key the database still needs: CA generations, key versions whose private key was not
+ * destroyed, the audit checkpoint key (a fixed CKA_ID), and the keys running rotations planned but
+ * have not recorded yet.
  */
 export async function referencedKeyUris(dataSource: DataSource): Promise<{ uris: string[]; plannedIds: string[] }> {
-  const rows: Array<{ key_uri: string }> = await dataSource.query(
-    `SELECT key_uri FROM ca_generations WHERE key_uri <> $1
-     UNION SELECT key_uri FROM key_versions WHERE destroyed_at IS NULL AND state <> 'destroyed'`,
-    [EXTERNAL_KEY_URI],
-  );
-  const planned: Array<{ id: string }> = await dataSource.query(
-    `SELECT plan->>'hsmId' AS id FROM rotations WHERE state = 'running'
-     UNION SELECT s->>'hsmId' FROM rotations r, jsonb_array_elements(r.plan->'subordinates') s WHERE r.state = 'running'`,
-  );
-  const checkpoints: Array<{ key_ref: string }> = await dataSource.query(`SELECT DISTINCT key_ref FROM audit_checkpoints WHERE key_ref LIKE 'pkcs11:%'`);
-  return {
-    uris: [...rows.map((row) => row.key_uri), ...checkpoints.map((row) => row.key_ref)],
-    plannedIds: planned.map((row) => row.id).filter((id): id is string => !!id),
-  };
+  const status = new RotationStatusRepository(dataSource);
+  return { uris: await status.referencedKeyUris(), plannedIds: await status.plannedHsmIds() };
 }
 
 /**

@@ -6,12 +6,12 @@ import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { parsePkcs11Uri } from '../hsm/pkcs11-uri';
-import { KeyVersionEntity } from '../keys/key-version.entity';
 import { KeysService } from '../keys/keys.service';
 import { SigningKeyEntity } from '../keys/signing-key.entity';
 import { KEYS_CHANNEL } from '../signing/active-key-cache';
 import { createOrAdoptKey } from './hsm-objects';
 import { RotationEntity } from './rotation.entity';
+import { RotationSubjectsRepository } from './rotation-subjects.repository';
 import { KeyRotationPlan, StepName, StepRecord, StepResult } from './rotation-steps';
 import { RotationTestHooks } from './test-hooks';
 
@@ -36,11 +36,12 @@ export class KeyRotationSteps {
     private readonly notifier: ChangeNotifier,
     private readonly hooks: RotationTestHooks,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    private readonly subjects: RotationSubjectsRepository,
   ) {}
 
   async run(name: StepName, context: StepContext): Promise<StepResult> {
     const plan = context.rotation.plan as KeyRotationPlan;
-    const key = await context.manager.getRepository(SigningKeyEntity).findOneBy({ id: context.rotation.keyId! });
+    const key = await this.subjects.keyById(context.manager, context.rotation.keyId!);
     if (!key) return { outcome: 'fail', error: 'the key no longer exists' };
     switch (name) {
       case 'create-key':
@@ -65,7 +66,7 @@ export class KeyRotationSteps {
   async abandon({ manager, rotation, now }: StepContext): Promise<Record<string, unknown>> {
     const plan = rotation.plan as KeyRotationPlan;
     if (rotation.steps.find((s) => s.name === 'activate')?.state === 'done') return {};
-    const version = await manager.getRepository(KeyVersionEntity).findOne({ where: { keyId: rotation.keyId!, version: plan.toVersion }, lock: { mode: 'pessimistic_write' } });
+    const version = await this.subjects.lockVersion(manager, rotation.keyId!, plan.toVersion);
     if (version && (version.state === 'active' || version.destroyedAt || !sameHsmId(version.keyUri, plan.hsmId))) return {};
     const uri = version?.keyUri ?? (await this.keyStore.listKeys()).find((k) => k.id === plan.hsmId)?.uri;
     if (!uri) return {};
@@ -74,44 +75,26 @@ export class KeyRotationSteps {
     } catch (error) {
       if (!(error instanceof DomainError && error.code === ErrorCode.NOT_FOUND)) throw error;
     }
-    if (version) await manager.update(KeyVersionEntity, { id: version.id }, { state: version.state === 'revoked' ? 'revoked' : 'destroyed', destroyedAt: now });
+    if (version) await this.subjects.updateVersion(manager, version.id, { state: version.state === 'revoked' ? 'revoked' : 'destroyed', destroyedAt: now });
     return { abandonedVersion: plan.toVersion, destroyedKeyUri: uri };
   }
 
   /** HSM key pair with the planned CKA_ID, and the new version row (pending, no certificate yet). */
   private async createKey({ manager }: StepContext, key: SigningKeyEntity, plan: KeyRotationPlan): Promise<StepResult> {
-    const versions = manager.getRepository(KeyVersionEntity);
-    const existing = await versions.findOneBy({ keyId: key.id, version: plan.toVersion });
+    const existing = await this.subjects.findVersion(manager, key.id, plan.toVersion);
     if (existing) {
       if (!sameHsmId(existing.keyUri, plan.hsmId)) return { outcome: 'fail', error: `version ${plan.toVersion} of '${key.name}' exists and was not made by this rotation` };
       return { outcome: 'done', detail: { version: plan.toVersion, keyUri: existing.keyUri } };
     }
     const { info, adopted } = await createOrAdoptKey(this.keyStore, { spec: key.keySpec, label: plan.label, role: 'signing', hsmId: plan.hsmId });
     this.hooks.crashPoint('create-key-hsm');
-    await versions.insert({
-      keyId: key.id,
-      version: plan.toVersion,
-      state: 'pending',
-      keyUri: info.uri,
-      publicKey: info.publicKeySpki,
-      certificate: null,
-      csr: null,
-      chain: [],
-      serial: null,
-      issuerGenerationId: null,
-      notBefore: null,
-      notAfter: null,
-      activatedAt: null,
-      retiredAt: null,
-      destroyedAt: null,
-      revokedAt: null,
-    });
+    await this.subjects.insertPendingVersion(manager, { keyId: key.id, version: plan.toVersion, keyUri: info.uri, publicKey: info.publicKeySpki });
     return { outcome: 'done', detail: { version: plan.toVersion, keyUri: info.uri, ...(adopted ? { adoptedExistingObject: true } : {}) } };
   }
 
   /** The certificate from the issuing CA's active generation (or, external CA: a CSR, then wait for the chain). */
   private async issueCertificate({ manager, now }: StepContext, key: SigningKeyEntity, plan: KeyRotationPlan): Promise<StepResult> {
-    const version = await manager.getRepository(KeyVersionEntity).findOne({ where: { keyId: key.id, version: plan.toVersion }, lock: { mode: 'pessimistic_write' } });
+    const version = await this.subjects.lockVersion(manager, key.id, plan.toVersion);
     if (!version) return { outcome: 'fail', error: `version ${plan.toVersion} is missing` };
     if (version.state === 'revoked') return { outcome: 'fail', error: `version ${plan.toVersion} was revoked before it was activated` };
     if (version.certificate) return { outcome: 'done', detail: { serial: version.serial, notAfter: version.notAfter?.toISOString() ?? null } };
@@ -119,7 +102,7 @@ export class KeyRotationSteps {
       if (!version.csr) {
         const signer = await this.keyStore.getSigner(version.keyUri);
         const csr = await createCertificationRequest({ signer, subject: key.subject, profile: 'code-signing' });
-        await manager.update(KeyVersionEntity, { id: version.id }, { csr: csr.der });
+        await this.subjects.updateVersion(manager, version.id, { csr: csr.der });
       }
       return {
         outcome: 'wait',
@@ -129,7 +112,7 @@ export class KeyRotationSteps {
     }
     const issued = await this.keys.issueVersionCertificate(key, version.publicKey, now);
     const { certificate } = issued;
-    await manager.update(KeyVersionEntity, { id: version.id }, {
+    await this.subjects.updateVersion(manager, version.id, {
       certificate: certificate.der,
       chain: issued.chain,
       serial: certificate.serialHex,
@@ -147,18 +130,17 @@ export class KeyRotationSteps {
    * version at any instant. Every replica's signing cache hears of it on commit.
    */
   private async activate({ manager, now }: StepContext, key: SigningKeyEntity, plan: KeyRotationPlan): Promise<StepResult> {
-    await manager.query('SELECT id FROM signing_keys WHERE id = $1 FOR UPDATE', [key.id]);
-    const versions = manager.getRepository(KeyVersionEntity);
-    const next = await versions.findOne({ where: { keyId: key.id, version: plan.toVersion }, lock: { mode: 'pessimistic_write' } });
+    await this.subjects.lockKey(manager, key.id);
+    const next = await this.subjects.lockVersion(manager, key.id, plan.toVersion);
     if (!next) return { outcome: 'fail', error: `version ${plan.toVersion} is missing` };
     if (next.state === 'active') return { outcome: 'done', detail: { activeVersion: next.version, retiringVersion: null } };
     if ((next.state !== 'pending' && next.state !== 'published') || !next.certificate) {
       return { outcome: 'fail', error: `version ${plan.toVersion} is ${next.state}${next.certificate ? '' : ' without a certificate'}; it cannot be activated` };
     }
     if (next.notAfter && next.notAfter.getTime() <= now.getTime()) return { outcome: 'fail', error: `the certificate of version ${plan.toVersion} expired before activation` };
-    const current = await versions.findOne({ where: { keyId: key.id, state: 'active' }, lock: { mode: 'pessimistic_write' } });
-    if (current) await manager.update(KeyVersionEntity, { id: current.id }, { state: 'retiring' });
-    await manager.update(KeyVersionEntity, { id: next.id }, { state: 'active', activatedAt: now });
+    const current = await this.subjects.lockActiveVersion(manager, key.id);
+    if (current) await this.subjects.updateVersion(manager, current.id, { state: 'retiring' });
+    await this.subjects.updateVersion(manager, next.id, { state: 'active', activatedAt: now });
     // Every replica's signing cache drops the key when this commits (src/signing: KEYS_CHANNEL).
     await this.notifier.notify(manager, KEYS_CHANNEL, key.name);
     return { outcome: 'done', detail: { activeVersion: next.version, retiringVersion: current?.version ?? null } };
@@ -169,13 +151,13 @@ export class KeyRotationSteps {
     const activation = rotation.steps.find((s) => s.name === 'activate')!;
     const target = (activation.detail?.retiringVersion as number | null | undefined) ?? null;
     if (target === null) return { outcome: 'skipped', reason: 'no version was active when the new one was activated' };
-    const version = await manager.getRepository(KeyVersionEntity).findOne({ where: { keyId: key.id, version: target }, lock: { mode: 'pessimistic_write' } });
+    const version = await this.subjects.lockVersion(manager, key.id, target);
     if (!version || version.state !== 'retiring') return { outcome: 'skipped', reason: `version ${target} is ${version?.state ?? 'missing'}` };
     const due = new Date(new Date(activation.finishedAt!).getTime() + key.rotation.overlapDays * DAY_MS);
     if (now.getTime() < due.getTime()) {
       return { outcome: 'wait', until: due, waitingFor: `the ${key.rotation.overlapDays}-day overlap (version ${target} stays listed and verifiable)` };
     }
-    await manager.update(KeyVersionEntity, { id: version.id }, { state: 'retired', retiredAt: now });
+    await this.subjects.updateVersion(manager, version.id, { state: 'retired', retiredAt: now });
     await this.notifier.notify(manager, KEYS_CHANNEL, key.name);
     return { outcome: 'done', detail: { retiredVersion: target } };
   }
@@ -188,7 +170,7 @@ export class KeyRotationSteps {
     const activation = rotation.steps.find((s) => s.name === 'activate')!;
     const target = (activation.detail?.retiringVersion as number | null | undefined) ?? plan.fromVersion;
     if (target === null) return { outcome: 'skipped', reason: 'there is no previous version' };
-    const version = await manager.getRepository(KeyVersionEntity).findOne({ where: { keyId: key.id, version: target }, lock: { mode: 'pessimistic_write' } });
+    const version = await this.subjects.lockVersion(manager, key.id, target);
     if (!version) return { outcome: 'skipped', reason: `version ${target} is missing` };
     if (version.destroyedAt) return { outcome: 'done', detail: { destroyedVersion: target } };
     if (version.state === 'retiring') {
@@ -208,7 +190,7 @@ export class KeyRotationSteps {
       if (!(error instanceof DomainError && error.code === ErrorCode.NOT_FOUND)) throw error;
       alreadyGone = true;
     }
-    await manager.update(KeyVersionEntity, { id: version.id }, { state: version.state === 'retired' ? 'destroyed' : version.state, destroyedAt: now });
+    await this.subjects.updateVersion(manager, version.id, { state: version.state === 'retired' ? 'destroyed' : version.state, destroyedAt: now });
     return { outcome: 'done', detail: { destroyedVersion: target, keyUri: version.keyUri, ...(alreadyGone ? { alreadyGone: true } : {}) } };
   }
 }

@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
-import { EXTERNAL_KEY_URI } from '../ca/ca.service';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { RotationService } from './rotation.service';
+import { RotationStatusRepository } from './rotation-status.repository';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
 import { dueOccurrence } from '../keys/rotation-schedule';
 
@@ -36,41 +35,19 @@ export interface ExpiryReport {
 @Injectable()
 export class RotationStatusService {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly status: RotationStatusRepository,
     private readonly rotations: RotationService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(ROTATION_CLOCK) private readonly clock: RotationClock,
   ) {}
 
   async report(now: Date = this.clock.now()): Promise<ExpiryReport> {
-    const generations: Array<{ ca: string; kind: string; generation: string; state: string; not_after: Date; max_leaf_days: number | null }> = await this.dataSource.query(
-      `SELECT c.name AS ca, c.kind, g.name AS generation, g.state, g.not_after,
-              (SELECT max(k.certificate_validity_days) FROM signing_keys k WHERE k.issuer_ca_id = c.id) AS max_leaf_days
-         FROM ca_generations g JOIN cas c ON c.id = g.ca_id
-        WHERE g.certificate IS NOT NULL AND g.not_after > $1
-          AND (g.state <> 'retired' OR EXISTS (SELECT 1 FROM certificates x WHERE x.issuer_generation_id = g.id AND x.not_after > $1))
-        ORDER BY c.name, g.generation`,
-      [now],
-    );
-    const leaves: Array<{ key: string; version: number; not_after: Date | null }> = await this.dataSource.query(
-      `SELECT k.name AS key, v.version, v.not_after FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE v.state = 'active' ORDER BY k.name`,
-    );
-    const keys: Array<{ name: string; rotation: { schedule: string }; activated_at: Date | null; has_active: boolean; external: boolean }> = await this.dataSource.query(
-      `SELECT k.name, k.rotation, k.external, a.activated_at, (a.id IS NOT NULL) AS has_active
-         FROM signing_keys k LEFT JOIN key_versions a ON a.key_id = k.id AND a.state = 'active' ORDER BY k.name`,
-    );
-    const crls: Array<{ generation: string; crl_this_update: Date | null; crl_next_update: Date | null }> = await this.dataSource.query(
-      // TSA CAs issue no CRL (CrlService skips them): listing them would report a CRL missing forever.
-      `SELECT g.name AS generation, g.crl_this_update, g.crl_next_update FROM ca_generations g JOIN cas c ON c.id = g.ca_id
-        WHERE g.certificate IS NOT NULL AND g.key_uri <> $2 AND g.not_after > $1 AND c.kind <> 'tsa' ORDER BY g.name`,
-      [now, EXTERNAL_KEY_URI],
-    );
-    const [counts] = await this.dataSource.query(
-      `SELECT count(*) FILTER (WHERE state = 'running')::int AS running, count(*) FILTER (WHERE state = 'activated')::int AS activated FROM rotations`,
-    );
-    const alerts: Array<{ id: string; subject: string; alert: string }> = await this.dataSource.query(
-      `SELECT id, subject, alert FROM rotations WHERE alert IS NOT NULL AND state IN ('running', 'activated') ORDER BY started_at`,
-    );
+    const generations = await this.status.generationsInUse(now);
+    const leaves = await this.status.activeLeaves();
+    const keys = await this.status.keySchedules();
+    const crls = await this.status.crlStates(now);
+    const counts = await this.status.unfinishedRotationCounts();
+    const alerts = await this.status.openRotationAlerts();
     const days = (at: Date) => Math.floor((at.getTime() - now.getTime()) / DAY_MS);
     const overdue: ExpiryReport['overdue'] = [];
     for (const key of keys) {

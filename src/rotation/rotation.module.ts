@@ -13,7 +13,9 @@ import { RotationRunner } from './rotation.runner';
 import { RotationScheduler } from './rotation.scheduler';
 import { RotationService } from './rotation.service';
 import { ROTATION_CLOCK, systemClock } from './rotation-clock';
+import { RotationStatusRepository } from './rotation-status.repository';
 import { RotationStatusService } from './rotation-status.service';
+import { RotationSubjectsRepository } from './rotation-subjects.repository';
 import { RotationTestHooksController } from './rotation-test-hooks.controller';
 import { SecurityStatusController } from './security-status.controller';
 import { SecurityStatusService } from './security-status.service';
@@ -36,6 +38,8 @@ export class RotationModule {
         { provide: ROTATION_CLOCK, useValue: systemClock },
         RotationService,
         RotationRepository,
+        RotationSubjectsRepository,
+        RotationStatusRepository,
         RotationRunner,
         RotationScheduler,
         RotationStatusService,

@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
+import type { AuditActor } from '../audit/audit.types';
 import type { SigningKeyEntity } from '../keys/signing-key.entity';
-import type { RotationPlan, RotationState, StepRecord } from './rotation-steps';
+import { RotationEntity } from './rotation.entity';
+import type { RotationPlan, RotationState, RotationTrigger, StepRecord } from './rotation-steps';
 
 /** What a rotation lock guards: one key, or all CA rollovers (rare, and they touch whole hierarchies). */
 export type RotationLockSubject = { kind: string; keyId?: string | null; key_id?: string | null };
@@ -67,6 +69,51 @@ export class RotationRepository {
     return state;
   }
 
+  /** The rotation, locked FOR UPDATE until the caller's transaction ends (after its advisory lock). */
+  findForUpdate(manager: EntityManager, id: string): Promise<RotationEntity | null> {
+    return manager.getRepository(RotationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+  }
+
+  findById(manager: EntityManager, id: string): Promise<RotationEntity | null> {
+    return manager.getRepository(RotationEntity).findOneBy({ id });
+  }
+
+  /** The running rotation of a key or of a CA, if any (one at most: a unique index). */
+  findRunning(manager: EntityManager, subject: { kind: 'key'; keyId: string } | { kind: 'ca'; caId: string }): Promise<RotationEntity | null> {
+    return manager.getRepository(RotationEntity).findOneBy({ ...subject, state: 'running' });
+  }
+
+  /** Subjects of the running CA rollovers of any of these CAs. */
+  async runningCaRolloverSubjects(manager: EntityManager, caIds: string[]): Promise<string[]> {
+    const rows: Array<{ subject: string }> = await manager.query(`SELECT subject FROM rotations WHERE kind = 'ca' AND state = 'running' AND ca_id = ANY($1::uuid[])`, [caIds]);
+    return rows.map((row) => row.subject);
+  }
+
+  /**
+   * Inserts a running rotation, or nothing when a unique index (one running per key/CA, one per
+   * schedule occurrence) says another replica got there first: that is an answer (undefined), not
+   * an error. Returns the stored row.
+   */
+  async insertRunning(manager: EntityManager, row: NewRotation): Promise<RotationEntity | undefined> {
+    const inserted: Array<{ id: string }> = await manager.query(
+      `INSERT INTO rotations (id, kind, key_id, ca_id, subject, trigger, due_at, state, steps, plan, next_run_at, reason, requested_by, started_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12, $10)
+       ON CONFLICT DO NOTHING RETURNING id`,
+      [row.id, row.kind, row.keyId, row.caId, row.subject, row.trigger, row.dueAt, JSON.stringify(row.steps), JSON.stringify(row.plan), row.now, row.reason ?? null, row.actor ? JSON.stringify(row.actor) : null],
+    );
+    if (inserted.length === 0) return undefined;
+    return (await manager.getRepository(RotationEntity).findOneBy({ id: row.id }))!;
+  }
+
+  /** Rotations newest first, filtered by key or CA name and state. */
+  list(manager: EntityManager, filter: { key?: string; ca?: string; state?: RotationState; limit: number }): Promise<RotationEntity[]> {
+    const builder = manager.getRepository(RotationEntity).createQueryBuilder('r').orderBy('r.started_at', 'DESC').addOrderBy('r.created_at', 'DESC').take(filter.limit);
+    if (filter.key !== undefined) builder.andWhere(`r.kind = 'key' AND r.subject = :key`, { key: filter.key });
+    if (filter.ca !== undefined) builder.andWhere(`r.kind = 'ca' AND r.subject = :ca`, { ca: filter.ca });
+    if (filter.state !== undefined) builder.andWhere('r.state = :state', { state: filter.state });
+    return builder.getMany();
+  }
+
   /** Writes a rotation's progress (jsonb columns as JSON) in the caller's transaction. */
   write(manager: EntityManager, id: string, fields: RotationProgress): Promise<void> {
     return writeRotation(manager, id, fields);
@@ -91,6 +138,21 @@ export interface KeyRotationCandidate {
   has_active: boolean;
   has_pending: boolean;
   rotating: boolean;
+}
+
+export interface NewRotation {
+  id: string;
+  kind: 'key' | 'ca';
+  keyId: string | null;
+  caId: string | null;
+  subject: string;
+  trigger: RotationTrigger;
+  dueAt: Date | null;
+  steps: StepRecord[];
+  plan: RotationPlan;
+  now: Date;
+  actor?: AuditActor;
+  reason?: string;
 }
 
 export interface RotationProgress {

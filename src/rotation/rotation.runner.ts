@@ -103,7 +103,7 @@ export class RotationRunner implements BeforeApplicationShutdown {
         lockName = rotationLockName(head);
         kind = head.kind;
         if (!(await this.rotations.tryLock(manager, lockName))) return { continue: false };
-        const rotation = await manager.getRepository(RotationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+        const rotation = await this.rotations.findForUpdate(manager, id);
         if (!rotation || isTerminal(rotation.state) || rotation.nextRunAt.getTime() > now.getTime()) return { continue: false };
         subject = rotation.subject;
         const step = currentStep(rotation.steps);
@@ -172,7 +172,7 @@ export class RotationRunner implements BeforeApplicationShutdown {
     try {
       await this.dataSource.transaction(async (manager) => {
         if (!(await this.rotations.tryLock(manager, lockName))) return;
-        const rotation = await manager.getRepository(RotationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+        const rotation = await this.rotations.findForUpdate(manager, id);
         if (!rotation || isTerminal(rotation.state) || currentStep(rotation.steps)?.name !== stepName) return;
         applyStepError(rotation, stepName, message, now, this.config.rotation.retrySeconds);
         await this.rotations.write(manager, id, { steps: rotation.steps, nextRunAt: rotation.nextRunAt });

@@ -8,6 +8,7 @@ import { RevocationService } from '../revocation/revocation.service';
 import { RotationService } from './rotation.service';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
 import { RotationRunner } from './rotation.runner';
+import { RotationSubjectsRepository } from './rotation-subjects.repository';
 
 export interface TickReport {
   now: string;
@@ -38,6 +39,7 @@ export class RotationScheduler implements OnModuleInit, OnApplicationBootstrap, 
     private readonly revocations: RevocationService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(ROTATION_CLOCK) private readonly clock: RotationClock,
+    private readonly subjects: RotationSubjectsRepository,
     @Optional() private readonly registry?: SchedulerRegistry,
   ) {}
 
@@ -90,9 +92,9 @@ export class RotationScheduler implements OnModuleInit, OnApplicationBootstrap, 
   /** Revoking the active version leaves the key unable to sign: rotate now, not at the next tick. */
   private async onRevoked(certificate: CertificateEntity): Promise<void> {
     if (!certificate.keyVersionId) return;
-    const [version]: Array<{ key_id: string; version: number }> = await this.dataSource.query('SELECT key_id, version FROM key_versions WHERE id = $1', [certificate.keyVersionId]);
+    const version = await this.subjects.keyVersionNumber(this.dataSource.manager, certificate.keyVersionId);
     if (!version) return;
-    const rotation = await this.rotations.requestEmergencyRotation(version.key_id, version.version);
+    const rotation = await this.rotations.requestEmergencyRotation(version.keyId, version.version);
     if (!rotation) return;
     this.logger.warn(`key ${rotation.subject}: its active version ${version.version} was revoked; emergency rotation ${rotation.id} to version ${(rotation.plan as { toVersion: number }).toVersion}`);
     // Servers run it now; a CLI call (`signet revoke`) leaves it to the servers' next tick.

@@ -4,14 +4,14 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
 import { CaEntity } from '../ca/ca.entity';
-import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { EXTERNAL_KEY_URI } from '../ca/ca.service';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { SigningKeyEntity } from '../keys/signing-key.entity';
 import { RotationEntity } from './rotation.entity';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
-import { RotationRepository } from './rotation.repository';
+import { NewRotation, RotationRepository } from './rotation.repository';
+import { RotationSubjectsRepository } from './rotation-subjects.repository';
 import { dueOccurrence, shortestInterval } from '../keys/rotation-schedule';
 import {
   CaRolloverPlan,
@@ -19,7 +19,6 @@ import {
   hsmIdFor,
   KeyRotationPlan,
   newSteps,
-  RotationPlan,
   RotationState,
   RotationTrigger,
   stepsFor,
@@ -74,6 +73,7 @@ export class RotationService {
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(ROTATION_CLOCK) private readonly clock: RotationClock,
     private readonly rotations: RotationRepository,
+    private readonly subjects: RotationSubjectsRepository,
   ) {}
 
   now(): Date {
@@ -84,7 +84,7 @@ export class RotationService {
 
   /** POST /v1/keys/{name}/rotate: the running rotation of the key, or a new one. */
   async requestKeyRotation(keyName: string, options: { actor?: AuditActor; reason?: string } = {}): Promise<{ rotation: RotationView; created: boolean }> {
-    const key = typeof keyName === 'string' ? await this.dataSource.getRepository(SigningKeyEntity).findOneBy({ name: keyName }) : null;
+    const key = typeof keyName === 'string' ? await this.subjects.keyNamed(this.dataSource.manager, keyName) : null;
     if (!key) throw new DomainError(ErrorCode.NOT_FOUND, `no key named '${keyName}'`);
     const now = this.clock.now();
     const result = await this.dataSource.transaction(async (manager) => {
@@ -97,13 +97,12 @@ export class RotationService {
 
   /** After the active version's certificate was revoked: a rotation at once (or the running one). */
   async requestEmergencyRotation(keyId: string, revokedVersion: number): Promise<RotationEntity | undefined> {
-    const key = await this.dataSource.getRepository(SigningKeyEntity).findOneBy({ id: keyId });
+    const key = await this.subjects.keyById(this.dataSource.manager, keyId);
     if (!key) return undefined;
     const now = this.clock.now();
     const result = await this.dataSource.transaction(async (manager) => {
       await this.rotations.tryLock(manager, { kind: 'key', keyId }, true);
-      const [{ active }] = await manager.query(`SELECT count(*)::int AS active FROM key_versions WHERE key_id = $1 AND state = 'active'`, [keyId]);
-      if (active > 0) return undefined;
+      if (await this.subjects.hasActiveVersion(manager, keyId)) return undefined;
       return this.startKeyRotation(manager, key, { trigger: 'revocation', now, fromVersion: revokedVersion, reason: `the certificate of version ${revokedVersion} was revoked` });
     });
     return result?.rotation;
@@ -118,13 +117,9 @@ export class RotationService {
     key: SigningKeyEntity,
     options: { trigger: RotationTrigger; now: Date; dueAt?: Date; fromVersion?: number; actor?: AuditActor; reason?: string },
   ): Promise<{ rotation: RotationEntity; created: boolean } | undefined> {
-    const repository = manager.getRepository(RotationEntity);
-    const running = await repository.findOneBy({ kind: 'key', keyId: key.id, state: 'running' });
+    const running = await this.rotations.findRunning(manager, { kind: 'key', keyId: key.id });
     if (running) return { rotation: running, created: false };
-    const [versions] = await manager.query(
-      `SELECT coalesce(max(version), 0)::int AS latest, max(version) FILTER (WHERE state = 'active')::int AS active FROM key_versions WHERE key_id = $1`,
-      [key.id],
-    );
+    const versions = await this.subjects.versionNumbers(manager, key.id);
     const id = randomUUID();
     const toVersion = versions.latest + 1;
     const plan: KeyRotationPlan = {
@@ -154,33 +149,10 @@ export class RotationService {
     return { rotation: inserted, created: true };
   }
 
-  private async insertRotation(
-    manager: EntityManager,
-    row: {
-      id: string;
-      kind: 'key' | 'ca';
-      keyId: string | null;
-      caId: string | null;
-      subject: string;
-      trigger: RotationTrigger;
-      dueAt: Date | null;
-      steps: StepRecord[];
-      plan: RotationPlan;
-      now: Date;
-      actor?: AuditActor;
-      reason?: string;
-    },
-  ): Promise<RotationEntity | undefined> {
-    // ON CONFLICT DO NOTHING: a unique index (one running per key/CA, one per schedule occurrence)
-    // says another replica got there first; that is an answer, not an error.
-    const inserted: Array<{ id: string }> = await manager.query(
-      `INSERT INTO rotations (id, kind, key_id, ca_id, subject, trigger, due_at, state, steps, plan, next_run_at, reason, requested_by, started_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12, $10)
-       ON CONFLICT DO NOTHING RETURNING id`,
-      [row.id, row.kind, row.keyId, row.caId, row.subject, row.trigger, row.dueAt, JSON.stringify(row.steps), JSON.stringify(row.plan), row.now, row.reason ?? null, row.actor ? JSON.stringify(row.actor) : null],
-    );
-    if (inserted.length === 0) return undefined;
-    const rotation = (await manager.getRepository(RotationEntity).findOneBy({ id: row.id }))!;
+  /** Inserts the rotation and audits its start; undefined when a unique index refused it. */
+  private async insertRotation(manager: EntityManager, row: NewRotation): Promise<RotationEntity | undefined> {
+    const rotation = await this.rotations.insertRunning(manager, row);
+    if (!rotation) return undefined;
     // Recorded before the rotation commits: the log may name a rotation that then failed to commit, never the reverse.
     await this.audit.record({
       type: 'rotation.started',
@@ -195,7 +167,7 @@ export class RotationService {
 
   /** POST /v1/cas/{name}/renew: a new key generation (root: with new subordinate generations and the distribution gate). */
   async requestCaRenewal(caName: string, options: { actor?: AuditActor; reason?: string; trigger?: RotationTrigger } = {}): Promise<{ rotation: RotationView; created: boolean }> {
-    const ca = typeof caName === 'string' ? await this.dataSource.getRepository(CaEntity).findOneBy({ name: caName }) : null;
+    const ca = typeof caName === 'string' ? await this.subjects.caNamed(this.dataSource.manager, caName) : null;
     if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `no CA named '${caName}'`);
     const now = this.clock.now();
     const result = await this.dataSource.transaction(async (manager) => {
@@ -218,35 +190,26 @@ export class RotationService {
         { field: 'name' },
       );
     }
-    const repository = manager.getRepository(RotationEntity);
-    const running = await repository.findOneBy({ kind: 'ca', caId: ca.id, state: 'running' });
+    const running = await this.rotations.findRunning(manager, { kind: 'ca', caId: ca.id });
     if (running) return { rotation: running, created: false };
-    const generations = manager.getRepository(CaGenerationEntity);
-    const active = await generations.findOneBy({ caId: ca.id, state: 'active' });
+    const active = await this.subjects.activeGeneration(manager, ca.id);
     if (ca.external || !active?.certificate || active.keyUri === EXTERNAL_KEY_URI) {
       throw new DomainError(ErrorCode.CONFLICT, `${operation}: CA '${ca.name}' has no active generation with a key in this HSM (an offline or external CA is renewed where its key lives)`);
     }
     // One rollover per hierarchy at a time: a root rollover re-certifies the issuing CAs below it.
     const related = [ca.id, ...(ca.parentId ? [ca.parentId] : [])];
-    const children = await manager.getRepository(CaEntity).findBy({ parentId: ca.id, kind: 'issuing', external: false });
-    const busy: Array<{ subject: string }> = await manager.query(
-      `SELECT subject FROM rotations WHERE kind = 'ca' AND state = 'running' AND ca_id = ANY($1::uuid[])`,
-      [[...related, ...children.map((c) => c.id)]],
-    );
-    if (busy.length > 0) throw new DomainError(ErrorCode.CONFLICT, `${operation}: a rollover of ${busy.map((b) => b.subject).join(', ')} is in progress in this hierarchy`);
+    const children = await this.subjects.issuingChildren(manager, ca.id);
+    const busy = await this.rotations.runningCaRolloverSubjects(manager, [...related, ...children.map((c) => c.id)]);
+    if (busy.length > 0) throw new DomainError(ErrorCode.CONFLICT, `${operation}: a rollover of ${busy.join(', ')} is in progress in this hierarchy`);
 
     const id = randomUUID();
-    const nextGeneration = async (caId: string) => {
-      const [{ latest }] = await manager.query('SELECT coalesce(max(generation), 0)::int AS latest FROM ca_generations WHERE ca_id = $1', [caId]);
-      return (latest as number) + 1;
-    };
-    const generation = await nextGeneration(ca.id);
+    const generation = await this.subjects.nextGenerationNumber(manager, ca.id);
     const subordinates = [];
     if (ca.kind === 'root') {
       for (const child of children) {
-        const childActive = await generations.findOneBy({ caId: child.id, state: 'active' });
+        const childActive = await this.subjects.activeGeneration(manager, child.id);
         if (!childActive?.certificate || childActive.keyUri === EXTERNAL_KEY_URI) continue;
-        const childGeneration = await nextGeneration(child.id);
+        const childGeneration = await this.subjects.nextGenerationNumber(manager, child.id);
         const name = `${child.name}-g${childGeneration}`;
         subordinates.push({ caId: child.id, caName: child.name, generation: childGeneration, generationName: name, hsmId: hsmIdFor(id, child.id), label: `ca:${name}` });
       }
@@ -314,7 +277,7 @@ export class RotationService {
   }
 
   private async findForUpdate(manager: EntityManager, id: string): Promise<RotationEntity> {
-    const rotation = isUuid(id) ? await manager.getRepository(RotationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } }) : null;
+    const rotation = isUuid(id) ? await this.rotations.findForUpdate(manager, id) : null;
     if (!rotation) throw new DomainError(ErrorCode.NOT_FOUND, `no rotation with id '${id}'`);
     return rotation;
   }
@@ -360,7 +323,7 @@ export class RotationService {
         const result = await this.dataSource.transaction(async (manager) => {
           if (!(await this.rotations.tryLock(manager, { kind: 'key', keyId: key.id }))) return undefined;
           // Re-read under the lock: another replica may have rotated it since the query above.
-          const entity = await manager.getRepository(SigningKeyEntity).findOneBy({ id: key.id });
+          const entity = await this.subjects.keyById(manager, key.id);
           if (!entity) return undefined;
           const state = await this.rotations.activeVersionState(manager, key.id);
           if (state.has_active) {
@@ -381,7 +344,7 @@ export class RotationService {
           if (!(await this.rotations.tryLock(manager, { kind: 'ca' }))) return undefined;
           const due = (await this.casDueForRenewal(now, manager)).find((c) => c.id === ca.id);
           if (!due) return undefined;
-          const entity = (await manager.getRepository(CaEntity).findOneBy({ id: ca.id }))!;
+          const entity = (await this.subjects.caById(manager, ca.id))!;
           return this.startCaRollover(manager, entity, { trigger: 'ca-lifetime', now, reason: due.reason });
         });
         if (result?.created) started.push(result.rotation);
@@ -407,19 +370,7 @@ export class RotationService {
     now: Date,
     manager: EntityManager = this.dataSource.manager,
   ): Promise<Array<{ id: string; name: string; kind: 'issuing' | 'tsa'; generation: string; notAfter: Date; thresholdDays: number; due: boolean; blocked: boolean; renewing: boolean; reason: string }>> {
-    const rows: Array<{ id: string; name: string; kind: 'issuing' | 'tsa'; generation: string; not_after: Date; max_leaf_days: number | null; parent_not_after: Date | null; busy: boolean }> = await manager.query(
-      `SELECT c.id, c.name, c.kind, g.name AS generation, g.not_after,
-              CASE WHEN c.kind = 'tsa' THEN 0
-                   ELSE (SELECT max(k.certificate_validity_days) FROM signing_keys k WHERE k.issuer_ca_id = c.id) END AS max_leaf_days,
-              pg.not_after AS parent_not_after,
-              EXISTS (SELECT 1 FROM rotations r WHERE r.kind = 'ca' AND r.state = 'running' AND r.ca_id IN (c.id, c.parent_id)) AS busy
-         FROM cas c
-         JOIN ca_generations g ON g.ca_id = c.id AND g.state = 'active' AND g.certificate IS NOT NULL AND g.key_uri <> $1
-         LEFT JOIN ca_generations pg ON pg.ca_id = c.parent_id AND pg.state = 'active'
-        WHERE c.kind IN ('issuing', 'tsa') AND NOT c.external
-        ORDER BY c.name`,
-      [EXTERNAL_KEY_URI],
-    );
+    const rows = await this.subjects.caLifetimeRows(manager);
     return rows
       .filter((row) => row.max_leaf_days !== null)
       .map((row) => {
@@ -455,15 +406,12 @@ export class RotationService {
     if (query.state !== undefined && !states.includes(query.state as RotationState)) {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, `'state' must be one of ${states.join(', ')}`, { field: 'state' });
     }
-    const builder = this.dataSource.getRepository(RotationEntity).createQueryBuilder('r').orderBy('r.started_at', 'DESC').addOrderBy('r.created_at', 'DESC').take(limit);
-    if (query.key !== undefined) builder.andWhere(`r.kind = 'key' AND r.subject = :key`, { key: query.key });
-    if (query.ca !== undefined) builder.andWhere(`r.kind = 'ca' AND r.subject = :ca`, { ca: query.ca });
-    if (query.state !== undefined) builder.andWhere('r.state = :state', { state: query.state });
-    return (await builder.getMany()).map(toView);
+    const rotations = await this.rotations.list(this.dataSource.manager, { key: query.key, ca: query.ca, state: query.state as RotationState | undefined, limit });
+    return rotations.map(toView);
   }
 
   async get(id: string): Promise<RotationView> {
-    const rotation = isUuid(id) ? await this.dataSource.getRepository(RotationEntity).findOneBy({ id }) : null;
+    const rotation = isUuid(id) ? await this.rotations.findById(this.dataSource.manager, id) : null;
     if (!rotation) throw new DomainError(ErrorCode.NOT_FOUND, `no rotation with id '${id}'`);
     return toView(rotation);
   }

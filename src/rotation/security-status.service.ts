@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { DistributionStatusService } from '../distribution/distribution-status.service';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
 import { dueOccurrence, nextOccurrence } from '../keys/rotation-schedule';
 import { RotationStatusService } from './rotation-status.service';
+import { RotationStatusRepository } from './rotation-status.repository';
 
 /** One thing the Overview shows, and whether `signet status` / the alerts would call it red, with the rule. */
 interface Flag {
@@ -37,7 +37,7 @@ export interface SecurityStatus {
 @Injectable()
 export class SecurityStatusService {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly statusReads: RotationStatusRepository,
     private readonly expiry: RotationStatusService,
     private readonly distribution: DistributionStatusService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
@@ -49,15 +49,9 @@ export class SecurityStatusService {
     const report = await this.expiry.report(now);
     const warnDays = this.config.rotation.expiryWarningDays;
     const overdueHours = this.config.rotation.overdueHours;
-    const keys: Array<{ name: string; rotation: { schedule: string }; activated_at: Date | null }> = await this.dataSource.query(
-      `SELECT k.name, k.rotation, a.activated_at FROM signing_keys k JOIN key_versions a ON a.key_id = k.id AND a.state = 'active' ORDER BY k.name`,
-    );
+    const keys = await this.statusReads.activeKeySchedules();
     const fleet = (await this.distribution.status(now)).summary;
-    const [audit]: Array<{ head_seq: string; checkpoint_seq: string | null; checkpoint_time: Date | null; oldest: Date | null }> = await this.dataSource.query(
-      `WITH c AS (SELECT seq, time FROM audit_checkpoints ORDER BY seq DESC, id DESC LIMIT 1)
-       SELECT (SELECT seq::text FROM audit_chain_head) AS head_seq, (SELECT seq::text FROM c) AS checkpoint_seq, (SELECT time FROM c) AS checkpoint_time,
-              (SELECT e.time FROM audit_events e WHERE e.seq > COALESCE((SELECT seq FROM c), 0) ORDER BY e.seq LIMIT 1) AS oldest`,
-    );
+    const audit = await this.statusReads.auditCheckpointState();
     const interval = this.config.audit.checkpointIntervalSeconds;
     const uncheckpointedAge = audit.oldest ? Math.max(0, (now.getTime() - new Date(audit.oldest).getTime()) / 1000) : 0;
     const status: Omit<SecurityStatus, 'red'> = {

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { TsaRepository } from './tsa.repository';
 
 interface Waiter {
   resolve(serial: bigint): void;
@@ -20,7 +20,7 @@ export class TsaSerialAllocator {
   private readonly waiting: Waiter[] = [];
   private draining = false;
 
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(private readonly tsa: TsaRepository) {}
 
   next(): Promise<bigint> {
     return new Promise<bigint>((resolve, reject) => {
@@ -35,12 +35,9 @@ export class TsaSerialAllocator {
       while (this.waiting.length > 0) {
         const batch = this.waiting.splice(0, MAX_BATCH);
         try {
-          const rows: Array<{ serial: string }> = await this.dataSource.query(
-            `SELECT nextval('tsa_serial_seq')::text AS serial FROM generate_series(1, $1::int)`,
-            [batch.length],
-          );
-          if (rows.length !== batch.length) throw new Error(`tsa serial allocation returned ${rows.length} of ${batch.length} serials`);
-          const serials = rows.map((row) => BigInt(row.serial)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+          const allocated = await this.tsa.nextSerials(batch.length);
+          if (allocated.length !== batch.length) throw new Error(`tsa serial allocation returned ${allocated.length} of ${batch.length} serials`);
+          const serials = allocated.map((serial) => BigInt(serial)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
           batch.forEach((waiter, i) => waiter.resolve(serials[i]));
         } catch (error) {
           for (const waiter of batch) waiter.reject(error);

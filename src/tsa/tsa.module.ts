@@ -12,6 +12,7 @@ import { TIMESTAMP_QUERY_TYPE, TsaController } from './tsa.controller';
 import { TsaAuditSink } from './tsa-audit.sink';
 import { TSA_EVENT_SINK } from './tsa-event-sink';
 import { TsaSerialAllocator } from './tsa-serial.allocator';
+import { TsaRepository } from './tsa.repository';
 import { TsaService } from './tsa.service';
 
 /**
@@ -23,6 +24,7 @@ import { TsaService } from './tsa.service';
   controllers: [TsaController],
   providers: [
     TsaService,
+    TsaRepository,
     TsaSerialAllocator,
     DevTsaBootstrap,
     TsaAuditSink,

@@ -1,8 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
-import { DataSource } from 'typeorm';
-import { CaEntity } from '../ca/ca.entity';
-import { CaGenerationEntity, CaGenerationState } from '../ca/ca-generation.entity';
+import { CaGenerationState } from '../ca/ca-generation.entity';
 import { CaRepository } from '../ca/ca.repository';
 import { derToPem } from '../pki/pem-codec';
 import { DomainError, ErrorCode } from '../common/errors';
@@ -15,6 +13,7 @@ import { TimestampRequest, parseTimestampRequest } from '../pki/timestamp-reques
 import { TimestampTokenBuilder, encodeRejectionResponse } from '../pki/timestamp-token.builder';
 import { TsaSerialAllocator } from './tsa-serial.allocator';
 import { TSA_EVENT_SINK, TsaEventSink } from './tsa-event-sink';
+import { TsaRepository } from './tsa.repository';
 
 /** Injection token of the TSA's time source (epoch ms); tests bind a fixed clock. */
 export const TSA_TIME = Symbol('TSA_TIME');
@@ -63,7 +62,7 @@ export class TsaService {
   private readonly now: TsaTime;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly tsa: TsaRepository,
     @Inject(KEY_STORE) private readonly keyStore: KeyStore,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     private readonly serials: TsaSerialAllocator,
@@ -173,11 +172,11 @@ export class TsaService {
 
   private async loadContext(): Promise<SigningContext> {
     const name = this.config.tsa.caName;
-    const ca = await this.dataSource.getRepository(CaEntity).findOneBy({ name });
+    const ca = await this.tsa.caNamed(name);
     if (!ca || ca.kind !== 'tsa') {
       throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, `no TSA configured: SIGNET_TSA_CA names '${name}', which is not a CA of kind tsa`);
     }
-    const generation = await this.dataSource.getRepository(CaGenerationEntity).findOneBy({ caId: ca.id, state: 'active' });
+    const generation = await this.tsa.activeGeneration(ca.id);
     if (!generation?.certificate) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, `the TSA CA '${name}' has no active key generation with a certificate`);
     if (this.context?.generationId !== generation.id) {
       const signer = await this.keyStore.getSigner(generation.keyUri);

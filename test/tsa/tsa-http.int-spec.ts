@@ -4,7 +4,6 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { Test } from '@nestjs/testing';
 import * as x509 from '@peculiar/x509';
 import * as pkijs from 'pkijs';
-import { DataSource } from 'typeorm';
 import { AuditService } from '../../src/audit/audit.service';
 import { CaService } from '../../src/ca/ca.service';
 import { CaRepository } from '../../src/ca/ca.repository';
@@ -20,6 +19,7 @@ import { ClockSyncProbe } from '../../src/tsa/clock-sync.probe';
 import { DEV_TSA_CA, DEV_TSA_ROOT_CA, DevTsaBootstrap } from '../../src/tsa/dev-tsa.bootstrap';
 import { TsaSerialAllocator } from '../../src/tsa/tsa-serial.allocator';
 import { TsaModule } from '../../src/tsa/tsa.module';
+import { TsaRepository } from '../../src/tsa/tsa.repository';
 import { TsaService } from '../../src/tsa/tsa.service';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
 import { createTestToken } from '../support/softhsm';
@@ -287,7 +287,7 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
 
   it('withholds the token when the audit event cannot be written (fail closed)', async () => {
     const failing = new TsaService(
-      app.get(DataSource),
+      app.get(TsaRepository),
       app.get<KeyStore>(KEY_STORE),
       config,
       app.get(TsaSerialAllocator),
