@@ -381,4 +381,22 @@ export class TargetsRepository {
         ORDER BY s.name`,
     );
   }
+
+  /**
+   * Each required target and whether the truststore version it was last read back holding (digest
+   * and version both match a stored version) lists the root `rootSha256`; `has` is null when that
+   * version is unknown.
+   */
+  requiredTargetsHoldingRoot(rootSha256: string): Promise<Array<{ region: string; target: string; has: boolean | null }>> {
+    return this.dataSource.query(
+      `SELECT r.name AS region, t.name AS target, (v.root_sha256 @> ARRAY[$1]::text[]) AS has
+         FROM distribution_targets t
+         JOIN distribution_regions r ON r.id = t.region_id
+         LEFT JOIN truststore_versions v
+                ON v.truststore_id = t.truststore_id AND v.version = t.delivered_version AND v.digest = t.delivered_digest
+        WHERE t.required
+        ORDER BY r.name, t.name`,
+      [rootSha256],
+    );
+  }
 }

@@ -2,11 +2,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataSource } from 'typeorm';
-import { AUDIT_CHECKPOINT_KEY_ID } from '../../audit/hsm-checkpoint-signer';
-import { EXTERNAL_KEY_URI } from '../../ca/ca.service';
 import { KEY_STORE, KeyStore } from '../../hsm/key-store';
 import { Pkcs11Library } from '../../hsm/pkcs11-library';
 import { initializeToken, readPinFile } from '../../hsm/softhsm-dev-token';
+import { reconcileHsm, referencedKeyUris } from '../../rotation/hsm-objects';
 import { CliCommand, CliError } from '../cli-command';
 
 /**
@@ -50,20 +49,12 @@ export const hsmReconcileCommand: CliCommand = {
   summary: 'list HSM key pairs no row references and rows whose key is missing',
   usage: 'signet hsm reconcile',
   async run({ app, out }) {
-    const dataSource = app.get(DataSource);
-    const keyStore = app.get<KeyStore>(KEY_STORE);
-    const rows: Array<{ key_uri: string }> = await dataSource.query(
-      `SELECT key_uri FROM key_versions WHERE destroyed_at IS NULL AND state <> 'destroyed'
-       UNION SELECT key_uri FROM ca_generations WHERE key_uri <> $1`,
-      [EXTERNAL_KEY_URI],
-    );
-    const referenced = rows.map((r) => r.key_uri);
-    const checkpointKey = (await keyStore.listKeys()).find((k) => k.id === AUDIT_CHECKPOINT_KEY_ID.toString('hex'));
-    if (checkpointKey) referenced.push(checkpointKey.uri);
-    const report = await keyStore.reconcile(referenced);
+    const { uris } = await referencedKeyUris(app.get(DataSource));
+    const report = await reconcileHsm(app.get(DataSource), app.get<KeyStore>(KEY_STORE));
     for (const orphan of report.orphanObjects) out(`orphan: ${orphan.uri} (${orphan.label}, ${orphan.role})`);
     for (const missing of report.missingObjects) out(`missing: ${missing}`);
-    out(`${referenced.length} keys referenced; ${report.orphanObjects.length} orphan(s), ${report.missingObjects.length} missing`);
+    for (const planned of report.plannedObjects) out(`planned by a running rotation (not an orphan): ${planned}`);
+    out(`${uris.length} keys referenced; ${report.orphanObjects.length} orphan(s), ${report.missingObjects.length} missing`);
     if (report.orphanObjects.length + report.missingObjects.length > 0) process.exitCode = 1;
   },
 };
