@@ -1,10 +1,12 @@
 import { Module } from '@nestjs/common';
+import { DomainEventsModule } from '../common/domain-events.module';
 import { CaController } from './ca.controller';
 import { CaRepository } from './ca.repository';
 import { CaService } from './ca.service';
 import { DevHierarchyBootstrap } from './dev-hierarchy.bootstrap';
 
 @Module({
+  imports: [DomainEventsModule],
   controllers: [CaController],
   providers: [CaService, CaRepository, DevHierarchyBootstrap],
   exports: [CaService, CaRepository],

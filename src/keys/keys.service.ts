@@ -11,6 +11,7 @@ import { createCertificationRequest } from '../pki/certification-request';
 import { validateCertificateChain } from '../pki/certificate-chain-validator';
 import { derToPem } from '../pki/pem-codec';
 import { CertificateSubject, validateSubject } from '../pki/subject-name';
+import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
 import { isKeySpec, KEY_SPEC_INFO, KeySpec } from '../common/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
@@ -60,10 +61,12 @@ export interface KeyView {
   versions: KeyVersionView[];
 }
 
-/** Observers of key events (audit, rotation scheduling) without a dependency cycle. */
-export interface KeyEventSink {
-  keyCreated?(key: SigningKeyEntity, version: KeyVersionEntity, manager: EntityManager): Promise<void>;
-  versionCreated?(key: SigningKeyEntity, version: KeyVersionEntity, manager: EntityManager): Promise<void>;
+/** Key events, published inside the transaction that stores the version (a failing subscriber rolls it back). */
+declare module '../common/domain-events' {
+  interface DomainEvents {
+    'key.created': { key: SigningKeyEntity; version: KeyVersionEntity; manager: EntityManager };
+    'key.version.created': { key: SigningKeyEntity; version: KeyVersionEntity; manager: EntityManager };
+  }
 }
 
 const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -78,7 +81,6 @@ const DAY_MS = 86_400_000;
 @Injectable()
 export class KeysService {
   private readonly logger = new Logger(KeysService.name);
-  private readonly sinks: KeyEventSink[] = [];
 
   constructor(
     private readonly dataSource: DataSource,
@@ -86,11 +88,8 @@ export class KeysService {
     @Inject(KEY_STORE) private readonly keyStore: KeyStore,
     private readonly audit: AuditService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    private readonly events: DomainEventBus,
   ) {}
-
-  addEventSink(sink: KeyEventSink): void {
-    this.sinks.push(sink);
-  }
 
   async create(input: CreateKeyInput, actor?: AuditActor): Promise<KeyView> {
     const operation = 'createKey';
@@ -197,10 +196,8 @@ export class KeysService {
             ...(options.reason ? { reason: options.reason } : {}),
           },
         });
-        for (const sink of this.sinks) {
-          if (options.isNewKey) await sink.keyCreated?.(savedKey, version, manager);
-          else await sink.versionCreated?.(savedKey, version, manager);
-        }
+        if (options.isNewKey) await this.events.publish('key.created', { key: savedKey, version, manager });
+        else await this.events.publish('key.version.created', { key: savedKey, version, manager });
         return { key: savedKey, version };
       };
       const result = options.manager ? await work(options.manager) : await this.dataSource.transaction(work);

@@ -6,6 +6,7 @@ import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { isRevocationReason, REVOCATION_REASONS, RevocationReason } from '../pki/revocation-reasons';
 import { normalizeSerialHex } from '../pki/serial-number';
+import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
 import { KeyVersionEntity } from '../keys/key-version.entity';
 import { CrlService } from './crl.service';
@@ -26,12 +27,13 @@ export interface RevocationView {
   changed: boolean;
 }
 
-/** Observers of revocations (audit, OCSP cache, emergency rotation, truststores). */
-export interface RevocationSink {
-  /** Inside the revoking transaction (audit: the revocation is durable only with its record). */
-  revoking?(certificate: CertificateEntity, manager: EntityManager): Promise<void>;
-  /** After commit. */
-  revoked?(certificate: CertificateEntity): Promise<void> | void;
+declare module '../common/domain-events' {
+  interface DomainEvents {
+    /** Inside the revoking transaction, before its audit row: a failing subscriber rolls the revocation back. */
+    'certificate.revoking': { certificate: CertificateEntity; manager: EntityManager };
+    /** After commit (a failing subscriber is logged; the others still run). */
+    'certificate.revoked': { certificate: CertificateEntity };
+  }
 }
 
 /**
@@ -42,17 +44,13 @@ export interface RevocationSink {
 @Injectable()
 export class RevocationService {
   private readonly logger = new Logger(RevocationService.name);
-  private readonly sinks: RevocationSink[] = [];
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly crls: CrlService,
     private readonly audit: AuditService,
+    private readonly events: DomainEventBus,
   ) {}
-
-  addSink(sink: RevocationSink): void {
-    this.sinks.push(sink);
-  }
 
   async revoke(serialInput: string, input: RevokeInput, actor?: AuditActor, now = new Date()): Promise<RevocationView> {
     const operation = 'revoke';
@@ -91,7 +89,7 @@ export class RevocationService {
       if (certificate.keyVersionId) {
         await manager.update(KeyVersionEntity, { id: certificate.keyVersionId }, { state: 'revoked', revokedAt: now });
       }
-      for (const sink of this.sinks) await sink.revoking?.(certificate, manager);
+      await this.events.publish('certificate.revoking', { certificate, manager });
       // Recorded before the revocation commits (an audited attempt, never an unaudited revocation).
       await this.audit.record({
         type: 'certificate.revoked',
@@ -105,13 +103,9 @@ export class RevocationService {
     if (changed) {
       this.logger.log(`revoked certificate ${serial} (${certificate.kind}, ${reason})`);
       if (certificate.issuerGenerationId) void this.crls.scheduleRebuild(certificate.issuerGenerationId);
-      for (const sink of this.sinks) {
-        try {
-          await sink.revoked?.(certificate);
-        } catch (error) {
-          this.logger.error(`after-revocation step failed for ${serial}: ${(error as Error).message}`);
-        }
-      }
+      await this.events.publishEach('certificate.revoked', { certificate }, (error) =>
+        this.logger.error(`after-revocation step failed for ${serial}: ${(error as Error).message}`),
+      );
     }
     return {
       serial,

@@ -17,6 +17,6 @@ import { SigningService } from './signing.service';
   imports: [RevocationModule],
   controllers: [SigningController],
   providers: [ActiveKeyCache, SigningService, PromotionPolicy, IdempotencyStore, SigningMetrics, RevocationInvalidation],
-  exports: [ActiveKeyCache, SigningService],
+  exports: [ActiveKeyCache, SigningService, RevocationInvalidation],
 })
 export class SigningModule {}

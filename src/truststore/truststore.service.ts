@@ -6,6 +6,7 @@ import { CaEntity } from '../ca/ca.entity';
 import { CaRepository } from '../ca/ca.repository';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { notationTrustedIdentity } from '../pki/subject-name';
+import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SigningKeyEntity } from '../keys/signing-key.entity';
 import { BUNDLE_FORMATS, BundleFormat, isBundleFormat, LayerKind, LAYERS, LayerSpec, renderLayer, VersionInfo } from './bundle-formats';
@@ -68,10 +69,11 @@ export interface RenderedBundle {
   layers: Array<{ kind: LayerKind; spec: LayerSpec; content: Buffer }>;
 }
 
-/** Observers of new truststore versions (distribution) without a dependency cycle. */
-export interface TruststoreSink {
-  /** Inside the transaction that stores the version. */
-  versionCreated?(truststore: TruststoreEntity, version: TruststoreVersionEntity, manager: EntityManager): Promise<void>;
+declare module '../common/domain-events' {
+  interface DomainEvents {
+    /** Inside the transaction that stores the version (a failing subscriber rolls it back). */
+    'truststore.version.created': { truststore: TruststoreEntity; version: TruststoreVersionEntity; manager: EntityManager };
+  }
 }
 
 /** Runs before content is collected, for the CA generations it will draw on (e.g. build missing CRLs). */
@@ -90,7 +92,6 @@ const RENDER_CACHE_SIZE = 32;
 @Injectable()
 export class TruststoreService {
   private readonly logger = new Logger(TruststoreService.name);
-  private readonly sinks: TruststoreSink[] = [];
   private readonly preparers: ContentPreparer[] = [];
   private readonly rendered = new Map<string, Promise<RenderedBundle>>();
 
@@ -98,11 +99,8 @@ export class TruststoreService {
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
     private readonly cas: CaRepository,
+    private readonly events: DomainEventBus,
   ) {}
-
-  addSink(sink: TruststoreSink): void {
-    this.sinks.push(sink);
-  }
 
   addPreparer(preparer: ContentPreparer): void {
     this.preparers.push(preparer);
@@ -348,7 +346,7 @@ export class TruststoreService {
       subject: truststore.name,
       data: { version, digest, trigger, changes, roots: row.rootSha256, crls: normalized.crls.map((c) => `${c.generation}#${c.crlNumber}`), revokedAt: revokedAt?.toISOString() ?? null },
     });
-    for (const sink of this.sinks) await sink.versionCreated?.(truststore, row, manager);
+    await this.events.publish('truststore.version.created', { truststore, version: row, manager });
     this.logger.log(`truststore ${truststore.name}: version ${version} (${digest.slice(0, 19)}…, ${trigger}: ${changes.join('; ') || 'initial'})`);
     return row;
   }
