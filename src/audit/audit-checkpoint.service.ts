@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnModuleInit, Optional } from '@nestjs/comm
 import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { DomainError, ErrorCode } from '../common/errors';
-import { nodeHashName } from '../common/key-spec';
+import { nodeHashName } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ADVISORY_LOCKS } from '../database/advisory-lock';
 import { HealthService } from '../observability/health.service';

@@ -13,7 +13,7 @@ import { derToPem } from '../pki/pem-codec';
 import { CertificateSubject, validateSubject } from '../pki/subject-name';
 import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
-import { isKeySpec, KEY_SPEC_INFO, KeySpec } from '../common/key-spec';
+import { isKeySpec, KEY_SPEC_INFO, KeySpec } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { cronOf, shortestInterval } from './rotation-schedule';

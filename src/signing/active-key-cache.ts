@@ -3,7 +3,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { asAuditError, pgPool } from '../audit/audit-pg';
 import { keyNotFound } from '../auth/principal';
 import { DomainError, ErrorCode } from '../common/errors';
-import { isKeySpec, KEY_SPEC_INFO, KeySpec, KeySpecInfo } from '../common/key-spec';
+import { isKeySpec, KEY_SPEC_INFO, KeySpec, KeySpecInfo } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
 
