@@ -5,13 +5,13 @@ import { errorCodeForPki, withDomainCode } from './pki-errors';
 
 describe('PKI errors at the API boundary', () => {
   it('answers a PkiError with the API code, status, message and details it had as a DomainError', () => {
-    const mapped = mapError(new PkiError('INVALID_INPUT', "buildCrl: 'nextUpdate' must be after 'thisUpdate'", { field: 'nextUpdate' }));
+    const mapped = mapError(new PkiError('VALIDATION_ERROR', "buildCrl: 'nextUpdate' must be after 'thisUpdate'", { field: 'nextUpdate' }));
     expect(mapped.status).toBe(400);
     expect(mapped.body).toEqual({ error: { code: ErrorCode.VALIDATION_ERROR, message: "buildCrl: 'nextUpdate' must be after 'thisUpdate'", details: { field: 'nextUpdate' } } });
   });
 
   it.each([
-    ['INVALID_INPUT', ErrorCode.VALIDATION_ERROR, 400],
+    ['VALIDATION_ERROR', ErrorCode.VALIDATION_ERROR, 400],
     ['INVALID_BASE64', ErrorCode.INVALID_BASE64, 400],
     ['INVALID_CERTIFICATE', ErrorCode.INVALID_CERTIFICATE, 400],
     ['INVALID_SUBJECT', ErrorCode.INVALID_SUBJECT, 400],

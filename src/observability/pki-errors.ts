@@ -4,7 +4,7 @@ import { PkiError, PkiErrorCode } from '../pki/pki-error';
 /** The API error code of each PKI refusal; a new PkiErrorCode without one does not compile. */
 export function errorCodeForPki(code: PkiErrorCode): ErrorCode {
   switch (code) {
-    case 'INVALID_INPUT':
+    case 'VALIDATION_ERROR':
       return ErrorCode.VALIDATION_ERROR;
     case 'INVALID_BASE64':
       return ErrorCode.INVALID_BASE64;

@@ -24,7 +24,7 @@ describe(caGenerationUrls.name, () => {
       throw new Error('expected a PkiError');
     } catch (error) {
       expect(error).toBeInstanceOf(PkiError);
-      expect((error as PkiError).code).toBe('INVALID_INPUT');
+      expect((error as PkiError).code).toBe('VALIDATION_ERROR');
       expect((error as PkiError).details?.field).toBe(field);
     }
   });

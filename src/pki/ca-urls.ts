@@ -19,7 +19,7 @@ export function caGenerationUrls(baseUrl: string, generationName: string): CaEnd
   assertHttpUrl(baseUrl, 'baseUrl', 'caGenerationUrls');
   if (!GENERATION_NAME.test(generationName)) {
     throw new PkiError(
-      'INVALID_INPUT',
+      'VALIDATION_ERROR',
       `caGenerationUrls: 'generationName' must match ${GENERATION_NAME.source}`,
       { field: 'generationName' },
     );
@@ -37,17 +37,17 @@ export function assertHttpUrl(url: string, field: string, operation: string): vo
   try {
     parsed = new URL(url);
   } catch {
-    throw new PkiError('INVALID_INPUT', `${operation}: '${field}' is not a valid URL`, { field });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field}' is not a valid URL`, { field });
   }
   if (parsed.protocol !== 'http:') {
     throw new PkiError(
-      'INVALID_INPUT',
+      'VALIDATION_ERROR',
       `${operation}: '${field}' must be an http:// URL (Notation refuses https for revocation)`,
       { field },
     );
   }
   if (parsed.search || parsed.hash || parsed.username || parsed.password) {
-    throw new PkiError('INVALID_INPUT', `${operation}: '${field}' must not carry credentials, a query or a fragment`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field}' must not carry credentials, a query or a fragment`, {
       field,
     });
   }

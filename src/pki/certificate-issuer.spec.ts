@@ -133,7 +133,7 @@ describe(issueRootCaCertificate.name, () => {
     expect(root.notBefore.toISOString()).toBe('2030-01-15T12:00:00.000Z');
     await expectPkiError(
       issueRootCaCertificate({ signer, subject: subject('Root'), validityDays: 1, backdateSeconds: -1 }),
-      'INVALID_INPUT',
+      'VALIDATION_ERROR',
       'backdateSeconds',
     );
   });
@@ -190,7 +190,7 @@ describe(issueIssuingCaCertificate.name, () => {
     const other = createNodeSigner('EC-256');
     await expectPkiError(
       issueIssuingCaCertificate({ issuer: h.issuingIssuer, subject: subject('Sub'), publicKeySpki: other.publicKeySpki, validityDays: 30 }),
-      'INVALID_INPUT',
+      'VALIDATION_ERROR',
       'issuer',
     );
   });
@@ -200,7 +200,7 @@ describe(issueIssuingCaCertificate.name, () => {
     const other = createNodeSigner('EC-256');
     await expectPkiError(
       issueIssuingCaCertificate({ issuer: h.rootIssuer, subject: subject('Sub'), publicKeySpki: other.publicKeySpki, validityDays: 4000 }),
-      'INVALID_INPUT',
+      'VALIDATION_ERROR',
       'validityDays',
     );
   });
@@ -252,7 +252,7 @@ describe(issueCodeSigningCertificate.name, () => {
   it('accepts 460 days and refuses 461', async () => {
     const { leaf } = await issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 460 });
     expect(leaf.notAfter.getTime() - leaf.notBefore.getTime()).toBe(460 * 86_400_000);
-    await expectPkiError(issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 461 }), 'INVALID_INPUT', 'validityDays');
+    await expectPkiError(issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 461 }), 'VALIDATION_ERROR', 'validityDays');
   });
 
   it('refuses to issue from an expired issuer', async () => {
@@ -265,12 +265,12 @@ describe(issueCodeSigningCertificate.name, () => {
 
   it('refuses a leaf that would outlive its issuing CA', async () => {
     const soon = new Date(h.issuing.notAfter.getTime() - 10 * 86_400_000);
-    await expectPkiError(issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 30, now: soon }), 'INVALID_INPUT', 'validityDays');
+    await expectPkiError(issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 30, now: soon }), 'VALIDATION_ERROR', 'validityDays');
   });
 
   it('needs the issuer generation URLs', async () => {
     const withoutUrls = loadCaIssuer({ certificate: h.issuing.der, signer: h.issuingSigner });
-    await expectPkiError(issueLeaf(withoutUrls), 'INVALID_INPUT', 'issuer.urls');
+    await expectPkiError(issueLeaf(withoutUrls), 'VALIDATION_ERROR', 'issuer.urls');
   });
 
   it('refuses keys Notation does not accept, and the issuer own key', async () => {
@@ -282,7 +282,7 @@ describe(issueCodeSigningCertificate.name, () => {
     );
     await expectPkiError(
       issueCodeSigningCertificate({ issuer: h.issuingIssuer, subject: subject('x'), publicKeySpki: h.issuingSigner.publicKeySpki, validityDays: 1 }),
-      'INVALID_INPUT',
+      'VALIDATION_ERROR',
       'publicKeySpki',
     );
   });
@@ -357,7 +357,7 @@ describe(loadCaIssuer.name, () => {
     const h = await createHierarchy('EC-256');
     const { signer, leaf } = await issueLeaf(h.issuingIssuer);
     await expectPkiError(() => loadCaIssuer({ certificate: leaf.der, signer }), 'INVALID_CERTIFICATE', 'certificate');
-    await expectPkiError(() => loadCaIssuer({ certificate: h.issuing.der, signer: h.rootSigner }), 'INVALID_INPUT', 'signer');
+    await expectPkiError(() => loadCaIssuer({ certificate: h.issuing.der, signer: h.rootSigner }), 'VALIDATION_ERROR', 'signer');
     await expectPkiError(
       () =>
         loadCaIssuer({
@@ -365,7 +365,7 @@ describe(loadCaIssuer.name, () => {
           signer: h.issuingSigner,
           urls: { crl: 'https://x/pki/a.crl', ocsp: 'http://x/ocsp/a', caIssuers: 'http://x/pki/a.crt' },
         }),
-      'INVALID_INPUT',
+      'VALIDATION_ERROR',
       'urls.crl',
     );
     await expectPkiError(() => loadCaIssuer({ certificate: Buffer.from('garbage'), signer: h.issuingSigner }), 'INVALID_CERTIFICATE');

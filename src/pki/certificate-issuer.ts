@@ -81,10 +81,10 @@ export function loadCaIssuer(params: LoadCaIssuerParams): CaIssuer {
     });
   }
   if (!samePublicKey(parts.subjectPublicKeyInfo, params.signer.publicKeySpki)) {
-    throw new PkiError('INVALID_INPUT', `${operation}: 'signer' public key does not match the CA certificate`, { field: 'signer' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' public key does not match the CA certificate`, { field: 'signer' });
   }
   if (keySpecOfPublicKey(parts.subjectPublicKeyInfo) !== params.signer.spec) {
-    throw new PkiError('INVALID_INPUT', `${operation}: 'signer' key spec ${params.signer.spec} does not match the CA key`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' key spec ${params.signer.spec} does not match the CA key`, {
       field: 'signer',
     });
   }
@@ -192,13 +192,13 @@ async function issueFromCa(profile: CertificateProfile, params: IssueFromCaParam
   const subject = validateSubject(params.subject, operation);
   assertSupportedKey(params.publicKeySpki, operation, 'publicKeySpki');
   if (samePublicKey(params.publicKeySpki, issuer.publicKeySpki)) {
-    throw new PkiError('INVALID_INPUT', `${operation}: 'publicKeySpki' is the issuer's own key`, { field: 'publicKeySpki' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'publicKeySpki' is the issuer's own key`, { field: 'publicKeySpki' });
   }
   if (PROFILES_REQUIRING_URLS.includes(profile) && !issuer.urls) {
-    throw new PkiError('INVALID_INPUT', `${operation}: 'issuer.urls' is required (CRL DP and AIA)`, { field: 'issuer.urls' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'issuer.urls' is required (CRL DP and AIA)`, { field: 'issuer.urls' });
   }
   if (profile === 'issuing-ca' && issuer.pathLength !== undefined && issuer.pathLength < 1) {
-    throw new PkiError('INVALID_INPUT', `${operation}: issuer pathLen ${issuer.pathLength} does not allow a subordinate CA`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: issuer pathLen ${issuer.pathLength} does not allow a subordinate CA`, {
       field: 'issuer',
     });
   }
@@ -211,7 +211,7 @@ async function issueFromCa(profile: CertificateProfile, params: IssueFromCaParam
   // A child outliving its issuer breaks every untimestamped signature when the issuer expires.
   if (notAfter > issuer.notAfter) {
     throw new PkiError(
-      'INVALID_INPUT',
+      'VALIDATION_ERROR',
       `${operation}: 'validityDays' ends after the issuer expires (${issuer.notAfter.toISOString()})`,
       { field: 'validityDays', issuerNotAfter: issuer.notAfter.toISOString() },
     );
@@ -303,14 +303,14 @@ function assertSupportedKey(spki: Buffer, operation: string, field: string): voi
 function validityWindow(options: ValidityOptions, maxDays: number, operation: string): { notBefore: Date; notAfter: Date } {
   const { validityDays } = options;
   if (typeof validityDays !== 'number' || !Number.isFinite(validityDays) || validityDays <= 0 || validityDays > maxDays) {
-    throw new PkiError('INVALID_INPUT', `${operation}: 'validityDays' must be > 0 and ≤ ${maxDays}`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'validityDays' must be > 0 and ≤ ${maxDays}`, {
       field: 'validityDays',
       max: maxDays,
     });
   }
   const backdate = options.backdateSeconds ?? DEFAULT_BACKDATE_SECONDS;
   if (!Number.isInteger(backdate) || backdate < 0 || backdate > MAX_BACKDATE_SECONDS) {
-    throw new PkiError('INVALID_INPUT', `${operation}: 'backdateSeconds' must be an integer 0..${MAX_BACKDATE_SECONDS}`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'backdateSeconds' must be an integer 0..${MAX_BACKDATE_SECONDS}`, {
       field: 'backdateSeconds',
     });
   }

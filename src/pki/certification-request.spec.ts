@@ -88,7 +88,7 @@ describe(parseCertificationRequest.name, () => {
     expect(parseCertificationRequest(der).keySpec).toBe('EC-256');
     const tampered = Buffer.from(der);
     tampered[tampered.indexOf(Buffer.from('external')) + 1] ^= 0x01;
-    expectError(() => parseCertificationRequest(tampered), 'INVALID_INPUT', 'csr');
+    expectError(() => parseCertificationRequest(tampered), 'VALIDATION_ERROR', 'csr');
   });
 
   it('refuses SHA-1 signed requests and garbage', async () => {
@@ -102,7 +102,7 @@ describe(parseCertificationRequest.name, () => {
       crypto.webcrypto as never,
     );
     expectError(() => parseCertificationRequest(Buffer.from(sha1.rawData)), 'UNSUPPORTED_ALGORITHM', 'csr');
-    expectError(() => parseCertificationRequest(Buffer.from('30030201', 'hex')), 'INVALID_INPUT', 'csr');
-    expectError(() => parseCertificationRequest(derToPem(Buffer.from('3000', 'hex'), 'CERTIFICATE')), 'INVALID_INPUT');
+    expectError(() => parseCertificationRequest(Buffer.from('30030201', 'hex')), 'VALIDATION_ERROR', 'csr');
+    expectError(() => parseCertificationRequest(derToPem(Buffer.from('3000', 'hex'), 'CERTIFICATE')), 'VALIDATION_ERROR');
   });
 });

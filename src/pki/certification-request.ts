@@ -75,7 +75,7 @@ export interface ParsedCsr {
 /** Parses a PEM or DER PKCS#10 request and verifies its self-signature. */
 export function parseCertificationRequest(input: string | Buffer): ParsedCsr {
   const operation = 'parseCertificationRequest';
-  const invalid = (message: string, code: PkiErrorCode = 'INVALID_INPUT'): PkiError =>
+  const invalid = (message: string, code: PkiErrorCode = 'VALIDATION_ERROR'): PkiError =>
     new PkiError(code, `${operation}: ${message}`, { field: 'csr' });
   const der = pemOrDerToDer(input, 'CERTIFICATE REQUEST', operation);
   let parts: ReturnType<typeof readSignedParts>;

@@ -143,7 +143,7 @@ describe(buildCrl.name, () => {
     const params = { issuer: h.issuingIssuer, crlNumber: 1, nextUpdate: new Date(Date.now() + 3600_000), entries: [] as CrlEntry[], ...override };
     const error = await buildCrl(params).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(PkiError);
-    expect((error as PkiError).code).toBe('INVALID_INPUT');
+    expect((error as PkiError).code).toBe('VALIDATION_ERROR');
     expect((error as PkiError).details?.field).toBe(field);
   });
 });

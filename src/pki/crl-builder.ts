@@ -70,11 +70,11 @@ export async function buildCrl(params: BuildCrlParams): Promise<BuiltCrl> {
   const thisUpdate = wholeSeconds(params.thisUpdate ?? new Date());
   const nextUpdate = wholeSeconds(params.nextUpdate);
   if (!(nextUpdate > thisUpdate)) {
-    throw new PkiError('INVALID_INPUT', `${operation}: 'nextUpdate' must be after 'thisUpdate'`, { field: 'nextUpdate' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'nextUpdate' must be after 'thisUpdate'`, { field: 'nextUpdate' });
   }
   const crlNumber = BigInt(params.crlNumber);
   if (crlNumber < 0n || crlNumber > MAX_CRL_NUMBER) {
-    throw new PkiError('INVALID_INPUT', `${operation}: 'crlNumber' must be a non-negative integer of at most 20 octets`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'crlNumber' must be a non-negative integer of at most 20 octets`, {
       field: 'crlNumber',
     });
   }
@@ -191,25 +191,25 @@ function writeEntry(writer: EntryWriter, entry: CrlEntry, index: number, seen: S
   try {
     serial = normalizeSerialHex(entry.serialHex);
   } catch {
-    throw new PkiError('INVALID_INPUT', `${operation}: '${field('serialHex')}' is not a hex serial`, { field: field('serialHex') });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('serialHex')}' is not a hex serial`, { field: field('serialHex') });
   }
   if (seen.has(serial)) {
-    throw new PkiError('INVALID_INPUT', `${operation}: serial ${entry.serialHex} is listed twice`, { field: field('serialHex') });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: serial ${entry.serialHex} is listed twice`, { field: field('serialHex') });
   }
   seen.add(serial);
   if (!(entry.revokedAt instanceof Date) || Number.isNaN(entry.revokedAt.getTime())) {
-    throw new PkiError('INVALID_INPUT', `${operation}: '${field('revokedAt')}' must be a date`, { field: field('revokedAt') });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('revokedAt')}' must be a date`, { field: field('revokedAt') });
   }
   let reasonExtension: Buffer | undefined;
   if (entry.reason !== undefined && entry.reason !== 'unspecified') {
     if (!isRevocationReason(entry.reason)) {
-      throw new PkiError('INVALID_INPUT', `${operation}: '${field('reason')}' is not a revocation reason`, { field: field('reason') });
+      throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('reason')}' is not a revocation reason`, { field: field('reason') });
     }
     reasonExtension = reasonCodeExtension(REASON_CODES[entry.reason]);
   }
   const invalidityDate = entry.invalidityDate;
   if (invalidityDate !== undefined && (!(invalidityDate instanceof Date) || Number.isNaN(invalidityDate.getTime()))) {
-    throw new PkiError('INVALID_INPUT', `${operation}: '${field('invalidityDate')}' must be a date`, { field: field('invalidityDate') });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('invalidityDate')}' must be a date`, { field: field('invalidityDate') });
   }
 
   writer.reserve(MAX_ENTRY_OCTETS);
@@ -238,7 +238,7 @@ function writeEntry(writer: EntryWriter, entry: CrlEntry, index: number, seen: S
 
 function wholeSeconds(date: Date): Date {
   if (!(date instanceof Date) || Number.isNaN(date.getTime())) {
-    throw new PkiError('INVALID_INPUT', 'buildCrl: thisUpdate/nextUpdate must be dates', { field: 'nextUpdate' });
+    throw new PkiError('VALIDATION_ERROR', 'buildCrl: thisUpdate/nextUpdate must be dates', { field: 'nextUpdate' });
   }
   return new Date(Math.floor(date.getTime() / 1000) * 1000);
 }

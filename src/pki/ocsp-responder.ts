@@ -275,7 +275,7 @@ export async function respondToOcspRequest(
   }
   const validitySeconds = options.validitySeconds ?? DEFAULT_OCSP_VALIDITY_SECONDS;
   if (!Number.isInteger(validitySeconds) || validitySeconds <= 0) {
-    throw new PkiError('INVALID_INPUT', `respondToOcspRequest: 'validitySeconds' must be a positive integer`, {
+    throw new PkiError('VALIDATION_ERROR', `respondToOcspRequest: 'validitySeconds' must be a positive integer`, {
       field: 'validitySeconds',
     });
   }

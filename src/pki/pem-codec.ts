@@ -24,7 +24,7 @@ export function parsePemBlocks(text: string, operation = 'parsePem'): PemBlock[]
   let last = 0;
   for (const match of text.matchAll(PEM_BLOCK)) {
     if (text.slice(last, match.index).trim() !== '') {
-      throw new PkiError('INVALID_INPUT', `${operation}: unexpected text outside PEM blocks`, { field: 'pem' });
+      throw new PkiError('VALIDATION_ERROR', `${operation}: unexpected text outside PEM blocks`, { field: 'pem' });
     }
     const body = match[2];
     if (!BASE64_BODY.test(body)) {
@@ -34,7 +34,7 @@ export function parsePemBlocks(text: string, operation = 'parsePem'): PemBlock[]
     last = match.index + match[0].length;
   }
   if (text.slice(last).trim() !== '') {
-    throw new PkiError('INVALID_INPUT', `${operation}: unexpected text outside PEM blocks`, { field: 'pem' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: unexpected text outside PEM blocks`, { field: 'pem' });
   }
   return blocks;
 }
@@ -48,7 +48,7 @@ export function pemOrDerToDer(input: string | Buffer, label: PemLabel, operation
   }
   const blocks = parsePemBlocks(input, operation);
   if (blocks.length !== 1 || blocks[0].label !== label) {
-    throw new PkiError('INVALID_INPUT', `${operation}: expected exactly one ${label} PEM block`, { field: 'pem' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: expected exactly one ${label} PEM block`, { field: 'pem' });
   }
   return blocks[0].der;
 }

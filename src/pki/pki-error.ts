@@ -1,11 +1,13 @@
 /**
  * What the PKI core refuses, in its own words: Signet maps each code to an API error code and an
  * HTTP status at its boundary (observability/pki-errors.ts, used by the error filter), so this
- * folder names nothing of Signet's.
+ * folder names nothing of Signet's. Where a refusal means the same as an API code, it has the same
+ * spelling (VALIDATION_ERROR, INVALID_CERTIFICATE, …): a caller inside Signet that matches on the
+ * code (tests, the CLI) reads the same word either side of the boundary.
  */
 export const PKI_ERROR_CODES = [
   /** A parameter out of range or of the wrong shape (a caller's mistake or a request's). */
-  'INVALID_INPUT',
+  'VALIDATION_ERROR',
   /** Text that should be base64 (a PEM block's body) is not. */
   'INVALID_BASE64',
   /** A certificate that cannot be parsed or does not fit the profile asked for. */

@@ -91,10 +91,10 @@ export class TimestampTokenBuilder {
     const parts = readCertificateParts(certificate);
     assertTimestampingCertificate(certificate, operation);
     if (!samePublicKey(parts.subjectPublicKeyInfo, signer.publicKeySpki)) {
-      throw new PkiError('INVALID_INPUT', `${operation}: 'signer' key does not match the TSA certificate`, { field: 'signer' });
+      throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' key does not match the TSA certificate`, { field: 'signer' });
     }
     if (!Number.isInteger(options.accuracyMs) || options.accuracyMs < 1) {
-      throw new PkiError('INVALID_INPUT', `${operation}: 'accuracyMs' must be a positive whole number`, { field: 'accuracyMs' });
+      throw new PkiError('VALIDATION_ERROR', `${operation}: 'accuracyMs' must be a positive whole number`, { field: 'accuracyMs' });
     }
     const parsed = new x509.X509Certificate(certificate);
     this.certificate = certificate;
