@@ -102,6 +102,7 @@ export class TruststoreService {
     private readonly events: DomainEventBus,
   ) {}
 
+  /** Wired in src/domain-events.wiring.ts (distribution builds missing CRLs). */
   addPreparer(preparer: ContentPreparer): void {
     this.preparers.push(preparer);
   }
