@@ -27,7 +27,7 @@ import { readSignedParts } from '../src/pki/der-reader';
 import { REASON_CODES } from '../src/pki/revocation-reasons';
 import { describeSignatureAlgorithm, signTbs, verifySignature } from '../src/pki/signature-algorithms';
 import { digestSignerCrypto, signerCryptoKey, webCryptoAlgorithm } from '../src/pki/x509-signer-provider';
-import { KEY_SPEC_INFO, KeySpec, nodeHashName } from '../src/common/key-spec';
+import { KEY_SPEC_INFO, KeySpec, nodeHashName } from '../src/pki/key-spec';
 import { createHierarchy, issueLeaf, subject } from '../test/ca/ca-fixtures';
 import { createNodeSigner } from '../test/support/node-signer';
 

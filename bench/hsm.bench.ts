@@ -15,7 +15,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { KEY_SPEC_INFO, nodeHashName } from '../src/common/key-spec';
+import { KEY_SPEC_INFO, nodeHashName } from '../src/pki/key-spec';
 import type { KeyInfo } from '../src/hsm/key-store';
 import { Pkcs11KeyStore } from '../src/hsm/pkcs11-key-store';
 import { ensureSoftHsmDevToken, readPinFile } from '../src/hsm/softhsm-dev-token';

@@ -5,9 +5,11 @@ import { hsmCheckpointSignerProvider } from './audit/hsm-checkpoint-signer';
 import { AuthModule } from './auth/auth.module';
 import { BackupModule } from './backup/backup.module';
 import { CaModule } from './ca/ca.module';
+import { DomainEventsModule } from './common/domain-events.module';
 import { SIGNET_CONFIG, SignetConfig } from './config/config';
 import { DatabaseModule } from './database/database.module';
 import { DistributionModule } from './distribution/distribution.module';
+import { DomainEventsWiring } from './domain-events.wiring';
 import { IdentityModule } from './identity/identity.module';
 import { HsmModule } from './hsm/hsm.module';
 import { HsmOptions } from './hsm/hsm-options';
@@ -43,6 +45,7 @@ export class AppModule {
         // Scheduled work (rotation, CRL refresh, distribution) runs in servers, never in a CLI call.
         ...(runtime.role === 'cli' ? [] : [ScheduleModule.forRoot()]),
         ObservabilityModule,
+        DomainEventsModule,
         DatabaseModule.forRoot({ url: runtime.databaseUrl, poolSize: runtime.config.database.poolSize }),
         AuditModule,
         AuthModule,
@@ -64,6 +67,8 @@ export class AppModule {
         HsmHealthIndicator,
         HsmMetrics,
         hsmCheckpointSignerProvider,
+        // Every subscription to a domain event (src/domain-events.wiring.ts).
+        DomainEventsWiring,
       ],
       exports: [SIGNET_CONFIG, RUNTIME_CONTEXT, hsmCheckpointSignerProvider],
     };

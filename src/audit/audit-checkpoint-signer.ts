@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { createPublicKey, createVerify, KeyObject, constants as cryptoConstants } from 'node:crypto';
 import * as fs from 'node:fs';
-import { DigestSigner, HASH_LENGTH, HashAlgorithm, KEY_SPEC_INFO, KeySpec, nodeHashName } from '../common/key-spec';
+import { DigestSigner, HASH_LENGTH, HashAlgorithm, KEY_SPEC_INFO, KeySpec, nodeHashName } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 
 /** A signer for checkpoints, optionally naming its key (e.g. a PKCS#11 URI) for the record. */

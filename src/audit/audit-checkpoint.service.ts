@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleInit, Optional } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { DomainError, ErrorCode } from '../common/errors';
-import { nodeHashName } from '../common/key-spec';
+import { nodeHashName } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { HealthService } from '../observability/health.service';
 import { canonicalTime, checkpointStatement } from './audit-canonical';

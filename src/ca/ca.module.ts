@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { DomainEventsModule } from '../common/domain-events.module';
 import { CaController } from './ca.controller';
 import { CaRepository } from './ca.repository';
 import { CaService } from './ca.service';
@@ -6,6 +7,7 @@ import { CertificatesRepository } from './certificates.repository';
 import { DevHierarchyBootstrap } from './dev-hierarchy.bootstrap';
 
 @Module({
+  imports: [DomainEventsModule],
   controllers: [CaController],
   providers: [CaService, CaRepository, CertificatesRepository, DevHierarchyBootstrap],
   exports: [CaService, CaRepository, CertificatesRepository],

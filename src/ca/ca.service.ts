@@ -2,8 +2,9 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
+import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
-import { isKeySpec, KeySpec } from '../common/key-spec';
+import { isKeySpec, KeySpec } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { CaEntity, CaKind } from './ca.entity';
@@ -59,17 +60,19 @@ export interface CaView {
   generations: CaGenerationView[];
 }
 
-/** Observers of CA events (audit, CRL publication, truststores) without a dependency cycle. */
-export interface CaEventSink {
-  caCreated?(ca: CaEntity, generation: CaGenerationEntity, manager: EntityManager): Promise<void>;
-  certificateIssued?(certificate: CertificateEntity, manager: EntityManager): Promise<void>;
-  /**
-   * A renewal (rollover) stored a new key generation of an existing CA with its certificate, still
-   * `pending`: for a root, truststores add it now, before it or anything under it issues.
-   */
-  caGenerationCreated?(ca: CaEntity, generation: CaGenerationEntity, manager: EntityManager): Promise<void>;
-  /** A renewed generation became the one that issues; the previous one is `retired` (still serving CRL/OCSP). */
-  caGenerationActivated?(ca: CaEntity, generation: CaGenerationEntity, previous: CaGenerationEntity | null, manager: EntityManager): Promise<void>;
+/** CA events, all published inside the changing transaction (a failing subscriber rolls it back). */
+declare module '../common/domain-events' {
+  interface DomainEvents {
+    'ca.created': { ca: CaEntity; generation: CaGenerationEntity; manager: EntityManager };
+    'certificate.issued': { certificate: CertificateEntity; manager: EntityManager };
+    /**
+     * A renewal (rollover) stored a new key generation of an existing CA with its certificate, still
+     * `pending`: for a root, truststores add it now, before it or anything under it issues.
+     */
+    'ca.generation.created': { ca: CaEntity; generation: CaGenerationEntity; manager: EntityManager };
+    /** A renewed generation became the one that issues; the previous one is `retired` (still serving CRL/OCSP). */
+    'ca.generation.activated': { ca: CaEntity; generation: CaGenerationEntity; previous: CaGenerationEntity | null; manager: EntityManager };
+  }
 }
 
 const CA_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -89,7 +92,6 @@ export class CaService {
   private readonly logger = new Logger(CaService.name);
   /** Per generation id; a generation's certificate and key never change, so this never goes stale. */
   private readonly issuers = new Map<string, Promise<CaIssuer>>();
-  private readonly sinks: CaEventSink[] = [];
 
   constructor(
     private readonly dataSource: DataSource,
@@ -98,11 +100,8 @@ export class CaService {
     private readonly repository: CaRepository,
     private readonly certificates: CertificatesRepository,
     private readonly audit: AuditService,
+    private readonly events: DomainEventBus,
   ) {}
-
-  addEventSink(sink: CaEventSink): void {
-    this.sinks.push(sink);
-  }
 
   urlsFor(generationName: string): CaEndpointUrls {
     return caGenerationUrls(this.config.publicUrl, generationName);
@@ -174,10 +173,8 @@ export class CaService {
           subject: input.name,
           data: { kind: input.kind, keySpec, parent: input.parent ?? null, generation: generationName, serial: issued.serialHex, subject: issued.subjectDn, notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString(), keyUri: key.uri },
         });
-        for (const sink of this.sinks) {
-          await sink.caCreated?.(ca, generation, manager);
-          await sink.certificateIssued?.(certificate, manager);
-        }
+        await this.events.publish('ca.created', { ca, generation, manager });
+        await this.events.publish('certificate.issued', { certificate, manager });
         this.logger.log(`created ${input.kind} CA ${input.name} (${keySpec}, generation ${generationName})`);
         return this.view(ca, [generation]);
       });
@@ -314,15 +311,15 @@ export class CaService {
   }
 
   async notifyCertificateIssued(certificate: CertificateEntity, manager: EntityManager): Promise<void> {
-    for (const sink of this.sinks) await sink.certificateIssued?.(certificate, manager);
+    await this.events.publish('certificate.issued', { certificate, manager });
   }
 
   async notifyGenerationCreated(ca: CaEntity, generation: CaGenerationEntity, manager: EntityManager): Promise<void> {
-    for (const sink of this.sinks) await sink.caGenerationCreated?.(ca, generation, manager);
+    await this.events.publish('ca.generation.created', { ca, generation, manager });
   }
 
   async notifyGenerationActivated(ca: CaEntity, generation: CaGenerationEntity, previous: CaGenerationEntity | null, manager: EntityManager): Promise<void> {
-    for (const sink of this.sinks) await sink.caGenerationActivated?.(ca, generation, previous, manager);
+    await this.events.publish('ca.generation.activated', { ca, generation, previous, manager });
   }
 
   async list(): Promise<CaView[]> {

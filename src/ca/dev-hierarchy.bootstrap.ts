@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { BootstrapService } from '../database/bootstrap.service';
-import type { KeySpec } from '../common/key-spec';
+import type { KeySpec } from '../pki/key-spec';
 import { offeredKeySpec } from '../hsm/hsm-capabilities';
 import { KEY_STORE, type KeyStore } from '../hsm/key-store';
 import { CaService } from './ca.service';

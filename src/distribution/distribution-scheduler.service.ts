@@ -1,13 +1,11 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
-import { CaService } from '../ca/ca.service';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
-import { KeysService } from '../keys/keys.service';
 import { CrlService } from '../revocation/crl.service';
 import { TruststoreService } from '../truststore/truststore.service';
 import { DistributionStatusService } from './distribution-status.service';
@@ -47,8 +45,6 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly cas: CaService,
-    private readonly keys: KeysService,
     private readonly crls: CrlService,
     private readonly truststores: TruststoreService,
     private readonly reconciler: ReconcilerService,
@@ -59,17 +55,21 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
     @Optional() private readonly scheduler?: SchedulerRegistry,
   ) {}
 
-  /** Announcements happen in every context (a CLI call creating a CA must reach the servers). */
+  /**
+   * In the transaction that created or activated a CA (generation) or created a key: every replica
+   * rebuilds its truststores on commit. Subscribed in src/domain-events.wiring.ts, in every context
+   * (a CLI call creating a CA must reach the servers).
+   */
+  announceTruststoreChange(manager: EntityManager, what: `ca:${string}` | `key:${string}`): Promise<void> {
+    return this.notifier.notify(manager, TRUSTSTORE_CHANNEL, what);
+  }
+
+  /** In the transaction that stored a truststore version: every replica's reconciler pushes it on commit. */
+  announceTruststoreVersion(manager: EntityManager, truststoreName: string): Promise<void> {
+    return this.notifier.notify(manager, DISTRIBUTION_CHANNEL, truststoreName);
+  }
+
   onModuleInit(): void {
-    this.cas.addEventSink({
-      caCreated: (ca, _generation, manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, `ca:${ca.name}`),
-      // A root rollover's new generation enters truststores while still pending; the old one may leave once retired.
-      caGenerationCreated: (ca, _generation, manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, `ca:${ca.name}`),
-      caGenerationActivated: (ca, _generation, _previous, manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, `ca:${ca.name}`),
-    });
-    this.keys.addEventSink({ keyCreated: (key, _version, manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, `key:${key.name}`) });
-    this.truststores.addSink({ versionCreated: (truststore, _version, manager) => this.notifier.notify(manager, DISTRIBUTION_CHANNEL, truststore.name) });
-    this.truststores.addPreparer((generations) => this.ensureCrls(generations));
     // A CLI call (`signet revoke`) has no rebuild loop: it tells the servers that a CRL changed.
     if (!this.scheduler) {
       // Awaited by the publisher, so a CLI process announces it before it closes the database.
@@ -153,7 +153,8 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
   }
 
   /** CRLs are built lazily; a truststore version should carry them from the start. */
-  private async ensureCrls(generations: CaGenerationEntity[]): Promise<void> {
+  /** The truststores' content preparer: a generation without a CRL gets its first one before a bundle is built. */
+  async ensureCrls(generations: CaGenerationEntity[]): Promise<void> {
     for (const generation of generations) {
       if (generation.crl) continue;
       await this.crls.rebuild(generation.id, { onlyIfDue: true }).catch((error) => this.logger.warn(`building the first CRL of ${generation.name} failed: ${(error as Error).message}`));

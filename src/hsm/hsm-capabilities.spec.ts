@@ -1,4 +1,4 @@
-import { KEY_SPECS } from '../common/key-spec';
+import { KEY_SPECS } from '../pki/key-spec';
 import { type HsmCapabilities, describeCapabilities, offeredKeySpec } from './hsm-capabilities';
 
 const everything: HsmCapabilities = { keySpecs: [...KEY_SPECS], missing: {} };

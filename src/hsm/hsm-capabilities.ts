@@ -1,5 +1,5 @@
 import * as pkcs11js from 'pkcs11js';
-import { KEY_SPECS, KEY_SPEC_INFO, type KeySpec } from '../common/key-spec';
+import { KEY_SPECS, KEY_SPEC_INFO, type KeySpec } from '../pki/key-spec';
 import type { Handle, Pkcs11Api } from './pkcs11-api';
 
 /**

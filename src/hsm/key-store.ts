@@ -1,4 +1,4 @@
-import type { DigestSigner, HashAlgorithm, KeySpec } from '../common/key-spec';
+import type { DigestSigner, HashAlgorithm, KeySpec } from '../pki/key-spec';
 import type { HsmCapabilities } from './hsm-capabilities';
 
 /**

@@ -1,5 +1,5 @@
 import * as pkcs11js from 'pkcs11js';
-import { HASH_LENGTH, KEY_SPEC_INFO, type HashAlgorithm, type KeySpec } from '../common/key-spec';
+import { HASH_LENGTH, KEY_SPEC_INFO, type HashAlgorithm, type KeySpec } from '../pki/key-spec';
 import type { Mechanism, Template } from './pkcs11-api';
 
 /** DER-encoded named-curve OIDs for CKA_EC_PARAMS. */

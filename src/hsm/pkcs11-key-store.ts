@@ -10,7 +10,7 @@ import {
   type DigestSigner,
   type HashAlgorithm,
   type KeySpec,
-} from '../common/key-spec';
+} from '../pki/key-spec';
 import { type HsmCapabilities, type HsmFeature, describeCapabilities, probeCapabilities } from './hsm-capabilities';
 import { type HsmLogger, silentLogger } from './hsm-logger';
 import { type HsmOptions, type ResolvedHsmOptions, resolveHsmOptions } from './hsm-options';

@@ -1,5 +1,5 @@
 import { createPublicKey } from 'node:crypto';
-import { KEY_SPEC_INFO, type KeySpec } from '../common/key-spec';
+import { KEY_SPEC_INFO, type KeySpec } from '../pki/key-spec';
 import { EC_COORDINATE_LENGTH } from './key-templates';
 
 /**

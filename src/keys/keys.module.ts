@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { CaModule } from '../ca/ca.module';
+import { DomainEventsModule } from '../common/domain-events.module';
 import { KeysController } from './keys.controller';
 import { KeysRepository } from './keys.repository';
 import { KeysService } from './keys.service';
 
 @Module({
-  imports: [CaModule],
+  imports: [CaModule, DomainEventsModule],
   controllers: [KeysController],
   providers: [KeysService, KeysRepository],
   exports: [KeysService, KeysRepository],

@@ -13,8 +13,9 @@ import { createCertificationRequest } from '../pki/certification-request';
 import { validateCertificateChain } from '../pki/certificate-chain-validator';
 import { derToPem } from '../pki/pem-codec';
 import { CertificateSubject, validateSubject } from '../pki/subject-name';
+import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
-import { isKeySpec, KEY_SPEC_INFO, KeySpec } from '../common/key-spec';
+import { isKeySpec, KEY_SPEC_INFO, KeySpec } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { cronOf, shortestInterval } from './rotation-schedule';
@@ -63,10 +64,12 @@ export interface KeyView {
   versions: KeyVersionView[];
 }
 
-/** Observers of key events (audit, rotation scheduling) without a dependency cycle. */
-export interface KeyEventSink {
-  keyCreated?(key: SigningKeyEntity, version: KeyVersionEntity, manager: EntityManager): Promise<void>;
-  versionCreated?(key: SigningKeyEntity, version: KeyVersionEntity, manager: EntityManager): Promise<void>;
+/** Key events, published inside the transaction that stores the version (a failing subscriber rolls it back). */
+declare module '../common/domain-events' {
+  interface DomainEvents {
+    'key.created': { key: SigningKeyEntity; version: KeyVersionEntity; manager: EntityManager };
+    'key.version.created': { key: SigningKeyEntity; version: KeyVersionEntity; manager: EntityManager };
+  }
 }
 
 const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -81,7 +84,6 @@ const DAY_MS = 86_400_000;
 @Injectable()
 export class KeysService {
   private readonly logger = new Logger(KeysService.name);
-  private readonly sinks: KeyEventSink[] = [];
 
   constructor(
     private readonly dataSource: DataSource,
@@ -92,11 +94,8 @@ export class KeysService {
     private readonly caRepository: CaRepository,
     private readonly certificates: CertificatesRepository,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
+    private readonly events: DomainEventBus,
   ) {}
-
-  addEventSink(sink: KeyEventSink): void {
-    this.sinks.push(sink);
-  }
 
   async create(input: CreateKeyInput, actor?: AuditActor): Promise<KeyView> {
     const operation = 'createKey';
@@ -201,10 +200,8 @@ export class KeysService {
             ...(options.reason ? { reason: options.reason } : {}),
           },
         });
-        for (const sink of this.sinks) {
-          if (options.isNewKey) await sink.keyCreated?.(savedKey, version, manager);
-          else await sink.versionCreated?.(savedKey, version, manager);
-        }
+        if (options.isNewKey) await this.events.publish('key.created', { key: savedKey, version, manager });
+        else await this.events.publish('key.version.created', { key: savedKey, version, manager });
         return { key: savedKey, version };
       };
       const result = options.manager ? await work(options.manager) : await this.dataSource.transaction(work);

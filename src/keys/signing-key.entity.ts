@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import type { KeySpec } from '../common/key-spec';
+import type { KeySpec } from '../pki/key-spec';
 import type { CertificateSubject } from '../pki/subject-name';
 
 export interface RotationPolicy {

@@ -1,4 +1,4 @@
-import { KEY_SPEC_INFO, KEY_SPECS, KeySpec, isKeySpec } from '../common/key-spec';
+import { KEY_SPEC_INFO, KEY_SPECS, KeySpec, isKeySpec } from '../pki/key-spec';
 import { readConnection } from './plugin-config';
 import {
   CONTRACT_VERSION,

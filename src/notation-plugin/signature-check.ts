@@ -1,5 +1,5 @@
 import * as crypto from 'node:crypto';
-import { HASH_LENGTH, KEY_SPEC_INFO, KeySpec, nodeHashName } from '../common/key-spec';
+import { HASH_LENGTH, KEY_SPEC_INFO, KeySpec, nodeHashName } from '../pki/key-spec';
 import { PluginError } from './protocol';
 
 const CURVE_NAMES: Record<string, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1' };

@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import { isDatabaseUnavailable } from '../common/database-errors';
 import { DomainError, ErrorCode, httpStatusFor } from '../common/errors';
 import { scrubText } from './logger';
+import { withDomainCode } from './pki-errors';
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
@@ -33,7 +34,8 @@ const INPUT_DATA_EXCEPTIONS = new Set(['22021', '22P05', '22P02', '22003']);
  * large, bad JSON, wrong content type), database outages — to API.md's error shape. Used both as
  * Nest's global filter and as Fastify's error and not-found handlers, so no error escapes it.
  */
-export function mapError(error: unknown, logger?: Logger): Mapped {
+export function mapError(thrown: unknown, logger?: Logger): Mapped {
+  const error = withDomainCode(thrown);
   if (error instanceof DomainError) {
     const status = httpStatusFor(error.code);
     return { status, body: { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } }, headers: retryAfter(error.details) };

@@ -1,4 +1,4 @@
-import { DomainError, ErrorCode } from '../common/errors';
+import { PkiError } from './pki-error';
 import { caGenerationUrls } from './ca-urls';
 
 describe(caGenerationUrls.name, () => {
@@ -21,11 +21,11 @@ describe(caGenerationUrls.name, () => {
   ])('rejects %s / %s naming %s', (base, generation, field) => {
     try {
       caGenerationUrls(base, generation);
-      throw new Error('expected a DomainError');
+      throw new Error('expected a PkiError');
     } catch (error) {
-      expect(error).toBeInstanceOf(DomainError);
-      expect((error as DomainError).code).toBe(ErrorCode.VALIDATION_ERROR);
-      expect((error as DomainError).details?.field).toBe(field);
+      expect(error).toBeInstanceOf(PkiError);
+      expect((error as PkiError).code).toBe('VALIDATION_ERROR');
+      expect((error as PkiError).details?.field).toBe(field);
     }
   });
 });

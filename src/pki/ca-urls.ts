@@ -1,4 +1,4 @@
-import { DomainError, ErrorCode } from '../common/errors';
+import { PkiError } from './pki-error';
 
 /**
  * Public endpoints of one CA key generation. Certificates it issues point at these (CRL DP and
@@ -18,8 +18,8 @@ const GENERATION_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export function caGenerationUrls(baseUrl: string, generationName: string): CaEndpointUrls {
   assertHttpUrl(baseUrl, 'baseUrl', 'caGenerationUrls');
   if (!GENERATION_NAME.test(generationName)) {
-    throw new DomainError(
-      ErrorCode.VALIDATION_ERROR,
+    throw new PkiError(
+      'VALIDATION_ERROR',
       `caGenerationUrls: 'generationName' must match ${GENERATION_NAME.source}`,
       { field: 'generationName' },
     );
@@ -37,17 +37,17 @@ export function assertHttpUrl(url: string, field: string, operation: string): vo
   try {
     parsed = new URL(url);
   } catch {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${field}' is not a valid URL`, { field });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field}' is not a valid URL`, { field });
   }
   if (parsed.protocol !== 'http:') {
-    throw new DomainError(
-      ErrorCode.VALIDATION_ERROR,
+    throw new PkiError(
+      'VALIDATION_ERROR',
       `${operation}: '${field}' must be an http:// URL (Notation refuses https for revocation)`,
       { field },
     );
   }
   if (parsed.search || parsed.hash || parsed.username || parsed.password) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${field}' must not carry credentials, a query or a fragment`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field}' must not carry credentials, a query or a fragment`, {
       field,
     });
   }

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import * as crypto from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { DomainError, ErrorCode } from '../common/errors';
-import { DigestSigner } from '../common/key-spec';
+import { PkiError, PkiErrorCode } from './pki-error';
+import { DigestSigner } from './key-spec';
 import { BASE_URL, TestHierarchy, createHierarchy, issueLeaf } from '../../test/ca/ca-fixtures';
 import { NodeDigestSigner, createNodeSigner } from '../../test/support/node-signer';
 import { validateCertificateChain } from './certificate-chain-validator';
@@ -63,14 +63,14 @@ function leafExtensions(leafSpki: Buffer, issuerSpki: Buffer, overrides: { ku?: 
   return [...extensions, ...(overrides.extra ?? [])];
 }
 
-function expectChainError(fn: () => unknown, code: ErrorCode, details: { index?: number; field?: string }): DomainError {
+function expectChainError(fn: () => unknown, code: PkiErrorCode, details: { index?: number; field?: string }): PkiError {
   try {
     fn();
   } catch (error) {
-    expect(error).toBeInstanceOf(DomainError);
-    expect((error as DomainError).code).toBe(code);
-    expect((error as DomainError).details).toMatchObject(details);
-    return error as DomainError;
+    expect(error).toBeInstanceOf(PkiError);
+    expect((error as PkiError).code).toBe(code);
+    expect((error as PkiError).details).toMatchObject(details);
+    return error as PkiError;
   }
   throw new Error(`expected ${code}`);
 }
@@ -118,7 +118,7 @@ describe(validateCertificateChain.name, () => {
     const at = issuing.indexOf(Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x23, 0x04]));
     expect(at).toBeGreaterThan(0);
     issuing[at + 6] = 0x00;
-    expectChainError(() => validate([leaf, issuing, h.root.der]), ErrorCode.INVALID_CERTIFICATE, { index: 1, field: 'certificate' });
+    expectChainError(() => validate([leaf, issuing, h.root.der]), 'INVALID_CERTIFICATE', { index: 1, field: 'certificate' });
   });
 
   it('accepts an externally crafted leaf that follows the profile', async () => {
@@ -128,7 +128,7 @@ describe(validateCertificateChain.name, () => {
 
   it('refuses a leaf that certifies another key', async () => {
     const other = await issueLeaf(h.issuingIssuer, 'EC-256');
-    expectChainError(() => validate(chainOf(other.leaf.der)), ErrorCode.INVALID_CERTIFICATE, { index: 0, field: 'subjectPublicKeyInfo' });
+    expectChainError(() => validate(chainOf(other.leaf.der)), 'INVALID_CERTIFICATE', { index: 0, field: 'subjectPublicKeyInfo' });
   });
 
   it.each<[string, Parameters<typeof leafExtensions>[2], string]>([
@@ -146,7 +146,7 @@ describe(validateCertificateChain.name, () => {
     ['an unknown critical extension', { extra: [new x509.Extension('1.2.3.4.5', true, new Uint8Array([5, 0]).buffer)] }, '1.2.3.4.5'],
   ])('refuses a leaf with %s', async (_label, overrides, field) => {
     const bad = await craftLeaf(leafExtensions(leafSigner.publicKeySpki, h.issuingSigner.publicKeySpki, overrides));
-    expectChainError(() => validate(chainOf(bad)), ErrorCode.INVALID_CERTIFICATE, { index: 0, field });
+    expectChainError(() => validate(chainOf(bad)), 'INVALID_CERTIFICATE', { index: 0, field });
   });
 
   it.each([
@@ -158,24 +158,24 @@ describe(validateCertificateChain.name, () => {
     ['a duplicated O', 'C=DE, ST=Berlin, O=A, O=B, CN=release', 'O'],
   ])('refuses a leaf subject with %s (INVALID_SUBJECT)', async (_label, subjectDn, field) => {
     const bad = await craftLeaf(leafExtensions(leafSigner.publicKeySpki, h.issuingSigner.publicKeySpki), { subject: subjectDn });
-    expectChainError(() => validate(chainOf(bad)), ErrorCode.INVALID_SUBJECT, { index: 0, field });
+    expectChainError(() => validate(chainOf(bad)), 'INVALID_SUBJECT', { index: 0, field });
   });
 
   it('refuses a leaf valid for more than 460 days, and one that has expired', async () => {
     const long = await craftLeaf(leafExtensions(leafSigner.publicKeySpki, h.issuingSigner.publicKeySpki), {
       notAfter: new Date(Date.now() + 461 * 86_400_000),
     });
-    expectChainError(() => validate(chainOf(long)), ErrorCode.INVALID_CERTIFICATE, { index: 0, field: 'validity' });
-    expectChainError(() => validate(chainOf(leaf), { now: new Date(Date.now() + 400 * 86_400_000) }), ErrorCode.INVALID_CERTIFICATE, {
+    expectChainError(() => validate(chainOf(long)), 'INVALID_CERTIFICATE', { index: 0, field: 'validity' });
+    expectChainError(() => validate(chainOf(leaf), { now: new Date(Date.now() + 400 * 86_400_000) }), 'INVALID_CERTIFICATE', {
       index: 0,
       field: 'validity',
     });
   });
 
   it('refuses chains in the wrong order, without their root, or with a leaf signed by someone else', async () => {
-    expectChainError(() => validate([h.issuing.der, leaf, h.root.der]), ErrorCode.INVALID_CERTIFICATE, { index: 0 });
-    expectChainError(() => validate([leaf, h.issuing.der]), ErrorCode.INVALID_CERTIFICATE, { index: 1, field: 'issuer' });
-    expectChainError(() => validate([leaf]), ErrorCode.INVALID_CERTIFICATE, { field: 'chain' });
+    expectChainError(() => validate([h.issuing.der, leaf, h.root.der]), 'INVALID_CERTIFICATE', { index: 0 });
+    expectChainError(() => validate([leaf, h.issuing.der]), 'INVALID_CERTIFICATE', { index: 1, field: 'issuer' });
+    expectChainError(() => validate([leaf]), 'INVALID_CERTIFICATE', { field: 'chain' });
     // Same names, different issuing key: the signature link breaks.
     const impostor = createNodeSigner('EC-384');
     const forged = await craft({
@@ -184,7 +184,7 @@ describe(validateCertificateChain.name, () => {
       publicKeySpki: leafSigner.publicKeySpki,
       extensions: leafExtensions(leafSigner.publicKeySpki, h.issuingSigner.publicKeySpki),
     });
-    expectChainError(() => validate(chainOf(forged)), ErrorCode.INVALID_CERTIFICATE, { index: 0, field: 'signature' });
+    expectChainError(() => validate(chainOf(forged)), 'INVALID_CERTIFICATE', { index: 0, field: 'signature' });
   });
 
   it('refuses a SHA-1 signed certificate anywhere in the chain', async () => {
@@ -203,7 +203,7 @@ describe(validateCertificateChain.name, () => {
       },
       crypto.webcrypto as never,
     );
-    expectChainError(() => validate([leaf, h.issuing.der, Buffer.from(sha1Root.rawData)]), ErrorCode.INVALID_CERTIFICATE, {
+    expectChainError(() => validate([leaf, h.issuing.der, Buffer.from(sha1Root.rawData)]), 'INVALID_CERTIFICATE', {
       index: 2,
       field: 'signatureAlgorithm',
     });
@@ -240,18 +240,18 @@ describe(validateCertificateChain.name, () => {
       publicKeySpki: leafSigner.publicKeySpki,
       extensions: leafExtensions(leafSigner.publicKeySpki, h.issuingSigner.publicKeySpki),
     });
-    expectChainError(() => validate([leafUnder, issuing, policy, h.root.der]), ErrorCode.INVALID_CERTIFICATE, { index: 2, field: 'basicConstraints' });
+    expectChainError(() => validate([leafUnder, issuing, policy, h.root.der]), 'INVALID_CERTIFICATE', { index: 2, field: 'basicConstraints' });
     // In offline-root mode the same policy CA may not sit above our issuing CA either.
     expectChainError(
       () => validateCertificateChain({ chain: [issuing, policy, h.root.der], expectedPublicKeySpki: h.issuingSigner.publicKeySpki, leafProfile: 'issuing-ca' }),
-      ErrorCode.INVALID_CERTIFICATE,
+      'INVALID_CERTIFICATE',
       { index: 1, field: 'basicConstraints' },
     );
   });
 
   it('only lets CERTIFICATE blocks through', () => {
     const pem = derToPem(leaf, 'CERTIFICATE') + `-----BEGIN PRIVATE KEY-----\n${Buffer.from('secret').toString('base64')}\n-----END PRIVATE KEY-----\n`;
-    expectChainError(() => validate(pem), ErrorCode.INVALID_CERTIFICATE, { field: 'chain' });
+    expectChainError(() => validate(pem), 'INVALID_CERTIFICATE', { field: 'chain' });
   });
 
   describe('issuing-ca mode (offline root import)', () => {
@@ -278,7 +278,7 @@ describe(validateCertificateChain.name, () => {
           new x509.AuthorityKeyIdentifierExtension(keyId(h.rootSigner.publicKeySpki)),
         ],
       });
-      expectChainError(() => validateIssuing([bad, h.root.der]), ErrorCode.INVALID_CERTIFICATE, { index: 0, field });
+      expectChainError(() => validateIssuing([bad, h.root.der]), 'INVALID_CERTIFICATE', { index: 0, field });
     });
   });
 });

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import * as crypto from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { DomainError, ErrorCode } from '../common/errors';
+import { PkiError, PkiErrorCode } from './pki-error';
 import { MAX_LEAF_VALIDITY_DAYS } from './certificate-issuer';
 import { EKU_OIDS, EXTENSION_OIDS } from './certificate-profiles';
 import { CertificateParts, readCertificateParts } from './der-reader';
@@ -72,16 +72,16 @@ export function validateCertificateChain(params: ValidateChainParams): Validated
   const now = params.now ?? new Date();
   const ders = toDerList(params.chain, operation);
   if (ders.length < 2) {
-    throw new DomainError(ErrorCode.INVALID_CERTIFICATE, `${operation}: the chain needs the leaf and its root (leaf first, root last)`, {
+    throw new PkiError('INVALID_CERTIFICATE', `${operation}: the chain needs the leaf and its root (leaf first, root last)`, {
       field: 'chain',
     });
   }
   if (ders.length > MAX_CHAIN_LENGTH) {
-    throw new DomainError(ErrorCode.INVALID_CERTIFICATE, `${operation}: more than ${MAX_CHAIN_LENGTH} certificates`, { field: 'chain' });
+    throw new PkiError('INVALID_CERTIFICATE', `${operation}: more than ${MAX_CHAIN_LENGTH} certificates`, { field: 'chain' });
   }
   const items = ders.map((der, index) => parseItem(der, index, index === 0 ? 'leaf' : index === ders.length - 1 ? 'root' : 'intermediate CA', operation));
-  const fail = (item: ChainItem, field: string, message: string, code = ErrorCode.INVALID_CERTIFICATE): never => {
-    throw new DomainError(code, `${operation}: certificate[${item.index}] (${item.role}) ${message}`, { index: item.index, field });
+  const fail = (item: ChainItem, field: string, message: string, code: PkiErrorCode = 'INVALID_CERTIFICATE'): never => {
+    throw new PkiError(code, `${operation}: certificate[${item.index}] (${item.role}) ${message}`, { index: item.index, field });
   };
 
   const leaf = items[0];
@@ -127,7 +127,7 @@ export function validateCertificateChain(params: ValidateChainParams): Validated
   };
 }
 
-type Fail = (item: ChainItem, field: string, message: string, code?: ErrorCode) => never;
+type Fail = (item: ChainItem, field: string, message: string, code?: PkiErrorCode) => never;
 
 function toDerList(chain: ValidateChainParams['chain'], operation: string): Buffer[] {
   const inputs = typeof chain === 'string' ? [chain] : [...chain];
@@ -139,7 +139,7 @@ function toDerList(chain: ValidateChainParams['chain'], operation: string): Buff
     }
     for (const block of parsePemBlocks(input.toString(), operation)) {
       if (block.label !== 'CERTIFICATE') {
-        throw new DomainError(ErrorCode.INVALID_CERTIFICATE, `${operation}: only CERTIFICATE PEM blocks are allowed, found '${block.label}'`, {
+        throw new PkiError('INVALID_CERTIFICATE', `${operation}: only CERTIFICATE PEM blocks are allowed, found '${block.label}'`, {
           field: 'chain',
         });
       }
@@ -160,15 +160,15 @@ function parseItem(der: Buffer, index: number, role: string, operation: string):
     // rather than throwing from a later check.
     void cert.extensions;
   } catch (error) {
-    throw new DomainError(ErrorCode.INVALID_CERTIFICATE, `${operation}: certificate[${index}] (${role}) is not a DER X.509 certificate (${(error as Error).message})`, {
+    throw new PkiError('INVALID_CERTIFICATE', `${operation}: certificate[${index}] (${role}) is not a DER X.509 certificate (${(error as Error).message})`, {
       index,
       field: 'certificate',
     });
   }
   const algorithm = describeSignatureAlgorithm(parts.signatureAlgorithm);
   if (!algorithm) {
-    throw new DomainError(
-      ErrorCode.INVALID_CERTIFICATE,
+    throw new PkiError(
+      'INVALID_CERTIFICATE',
       `${operation}: certificate[${index}] (${role}) signature algorithm is not ECDSA/RSA with SHA-256/384/512 (SHA-1 and MD5 are refused)`,
       { index, field: 'signatureAlgorithm' },
     );
@@ -187,7 +187,7 @@ function checkCommon(item: ChainItem, now: Date, fail: Fail): void {
     fail(item, 'validity', `is not valid now (${cert.notBefore.toISOString()} – ${cert.notAfter.toISOString()})`);
   }
   if (!acceptableChainKey(parts.subjectPublicKeyInfo)) {
-    fail(item, 'subjectPublicKeyInfo', 'key is not EC P-256/P-384/P-521 or RSA ≥ 2048 bits', ErrorCode.UNSUPPORTED_ALGORITHM);
+    fail(item, 'subjectPublicKeyInfo', 'key is not EC P-256/P-384/P-521 or RSA ≥ 2048 bits', 'UNSUPPORTED_ALGORITHM');
   }
   for (const ext of cert.extensions) {
     if (ext.critical && !UNDERSTOOD_CRITICAL.has(ext.type)) fail(item, ext.type, `has an unsupported critical extension ${ext.type}`);
@@ -214,7 +214,7 @@ function checkCodeSigningLeaf(item: ChainItem, fail: Fail): void {
   if (cert.notAfter.getTime() - cert.notBefore.getTime() > MAX_LEAF_VALIDITY_DAYS * DAY_MS) {
     fail(item, 'validity', `validity exceeds ${MAX_LEAF_VALIDITY_DAYS} days`);
   }
-  if (!keySpecOfPublicKey(item.parts.subjectPublicKeyInfo)) fail(item, 'subjectPublicKeyInfo', 'key is not a Notation key spec', ErrorCode.UNSUPPORTED_ALGORITHM);
+  if (!keySpecOfPublicKey(item.parts.subjectPublicKeyInfo)) fail(item, 'subjectPublicKeyInfo', 'key is not a Notation key spec', 'UNSUPPORTED_ALGORITHM');
   checkRevocationUrls(item, fail, true);
 }
 

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import * as crypto from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { DomainError, ErrorCode } from '../common/errors';
-import { DigestSigner, KeySpec } from '../common/key-spec';
+import { PkiError, PkiErrorCode } from './pki-error';
+import { DigestSigner, KeySpec } from './key-spec';
 import { BASE_URL, createHierarchy, issueLeaf, subject } from '../../test/ca/ca-fixtures';
 import { createNodeSigner } from '../../test/support/node-signer';
 import { caGenerationUrls } from './ca-urls';
@@ -63,17 +63,17 @@ function urls(cert: x509.X509Certificate) {
   };
 }
 
-async function expectDomainError(promise: Promise<unknown> | (() => unknown), code: ErrorCode, field?: string): Promise<DomainError> {
+async function expectPkiError(promise: Promise<unknown> | (() => unknown), code: PkiErrorCode, field?: string): Promise<PkiError> {
   let error: unknown;
   try {
     await (typeof promise === 'function' ? promise() : promise);
   } catch (caught) {
     error = caught;
   }
-  expect(error).toBeInstanceOf(DomainError);
-  expect((error as DomainError).code).toBe(code);
-  if (field) expect((error as DomainError).details?.field).toBe(field);
-  return error as DomainError;
+  expect(error).toBeInstanceOf(PkiError);
+  expect((error as PkiError).code).toBe(code);
+  if (field) expect((error as PkiError).details?.field).toBe(field);
+  return error as PkiError;
 }
 
 describe(issueRootCaCertificate.name, () => {
@@ -131,18 +131,18 @@ describe(issueRootCaCertificate.name, () => {
     const now = new Date('2030-01-15T12:00:00Z');
     const root = await issueRootCaCertificate({ signer, subject: subject('Root'), validityDays: 1, now, backdateSeconds: 0 });
     expect(root.notBefore.toISOString()).toBe('2030-01-15T12:00:00.000Z');
-    await expectDomainError(
+    await expectPkiError(
       issueRootCaCertificate({ signer, subject: subject('Root'), validityDays: 1, backdateSeconds: -1 }),
-      ErrorCode.VALIDATION_ERROR,
+      'VALIDATION_ERROR',
       'backdateSeconds',
     );
   });
 
   it('rejects an invalid subject before signing anything', async () => {
     const signer = createNodeSigner('EC-256');
-    await expectDomainError(
+    await expectPkiError(
       issueRootCaCertificate({ signer, subject: { C: 'DE', O: 'x', CN: 'y' } as never, validityDays: 1 }),
-      ErrorCode.INVALID_SUBJECT,
+      'INVALID_SUBJECT',
       'ST',
     );
     expect(signer.signatureCount).toBe(0);
@@ -155,7 +155,7 @@ describe(issueRootCaCertificate.name, () => {
       publicKeySpki: good.publicKeySpki,
       signDigest: async () => Buffer.alloc(64, 1),
     };
-    await expectDomainError(issueRootCaCertificate({ signer: faulty, subject: subject('Root'), validityDays: 1 }), ErrorCode.INTERNAL, 'signature');
+    await expectPkiError(issueRootCaCertificate({ signer: faulty, subject: subject('Root'), validityDays: 1 }), 'INTERNAL', 'signature');
   });
 });
 
@@ -188,9 +188,9 @@ describe(issueIssuingCaCertificate.name, () => {
   it('refuses a subordinate CA under an issuing CA (pathLen 0)', async () => {
     const h = await createHierarchy('EC-256');
     const other = createNodeSigner('EC-256');
-    await expectDomainError(
+    await expectPkiError(
       issueIssuingCaCertificate({ issuer: h.issuingIssuer, subject: subject('Sub'), publicKeySpki: other.publicKeySpki, validityDays: 30 }),
-      ErrorCode.VALIDATION_ERROR,
+      'VALIDATION_ERROR',
       'issuer',
     );
   });
@@ -198,9 +198,9 @@ describe(issueIssuingCaCertificate.name, () => {
   it('refuses a CA that would outlive its root', async () => {
     const h = await createHierarchy('EC-256');
     const other = createNodeSigner('EC-256');
-    await expectDomainError(
+    await expectPkiError(
       issueIssuingCaCertificate({ issuer: h.rootIssuer, subject: subject('Sub'), publicKeySpki: other.publicKeySpki, validityDays: 4000 }),
-      ErrorCode.VALIDATION_ERROR,
+      'VALIDATION_ERROR',
       'validityDays',
     );
   });
@@ -246,43 +246,43 @@ describe(issueCodeSigningCertificate.name, () => {
 
   it('refuses to hand out a leaf when the issuing CA signer returns a bad signature', async () => {
     const faulty: DigestSigner = { spec: h.issuingSigner.spec, publicKeySpki: h.issuingSigner.publicKeySpki, signDigest: async () => Buffer.alloc(96, 1) };
-    await expectDomainError(issueLeaf({ ...h.issuingIssuer, signer: faulty }), ErrorCode.INTERNAL, 'signature');
+    await expectPkiError(issueLeaf({ ...h.issuingIssuer, signer: faulty }), 'INTERNAL', 'signature');
   });
 
   it('accepts 460 days and refuses 461', async () => {
     const { leaf } = await issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 460 });
     expect(leaf.notAfter.getTime() - leaf.notBefore.getTime()).toBe(460 * 86_400_000);
-    await expectDomainError(issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 461 }), ErrorCode.VALIDATION_ERROR, 'validityDays');
+    await expectPkiError(issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 461 }), 'VALIDATION_ERROR', 'validityDays');
   });
 
   it('refuses to issue from an expired issuer', async () => {
-    await expectDomainError(
+    await expectPkiError(
       issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 1, now: new Date(Date.now() + 6 * 365 * 86_400_000) }),
-      ErrorCode.CONFLICT,
+      'ISSUER_NOT_VALID_NOW',
       'issuer',
     );
   });
 
   it('refuses a leaf that would outlive its issuing CA', async () => {
     const soon = new Date(h.issuing.notAfter.getTime() - 10 * 86_400_000);
-    await expectDomainError(issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 30, now: soon }), ErrorCode.VALIDATION_ERROR, 'validityDays');
+    await expectPkiError(issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 30, now: soon }), 'VALIDATION_ERROR', 'validityDays');
   });
 
   it('needs the issuer generation URLs', async () => {
     const withoutUrls = loadCaIssuer({ certificate: h.issuing.der, signer: h.issuingSigner });
-    await expectDomainError(issueLeaf(withoutUrls), ErrorCode.VALIDATION_ERROR, 'issuer.urls');
+    await expectPkiError(issueLeaf(withoutUrls), 'VALIDATION_ERROR', 'issuer.urls');
   });
 
   it('refuses keys Notation does not accept, and the issuer own key', async () => {
     const ed = crypto.generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' });
-    await expectDomainError(
+    await expectPkiError(
       issueCodeSigningCertificate({ issuer: h.issuingIssuer, subject: subject('x'), publicKeySpki: ed, validityDays: 1 }),
-      ErrorCode.UNSUPPORTED_ALGORITHM,
+      'UNSUPPORTED_ALGORITHM',
       'publicKeySpki',
     );
-    await expectDomainError(
+    await expectPkiError(
       issueCodeSigningCertificate({ issuer: h.issuingIssuer, subject: subject('x'), publicKeySpki: h.issuingSigner.publicKeySpki, validityDays: 1 }),
-      ErrorCode.VALIDATION_ERROR,
+      'VALIDATION_ERROR',
       'publicKeySpki',
     );
   });
@@ -356,19 +356,19 @@ describe(loadCaIssuer.name, () => {
   it('refuses a non-CA certificate, a signer for another key, and https endpoints', async () => {
     const h = await createHierarchy('EC-256');
     const { signer, leaf } = await issueLeaf(h.issuingIssuer);
-    await expectDomainError(() => loadCaIssuer({ certificate: leaf.der, signer }), ErrorCode.INVALID_CERTIFICATE, 'certificate');
-    await expectDomainError(() => loadCaIssuer({ certificate: h.issuing.der, signer: h.rootSigner }), ErrorCode.VALIDATION_ERROR, 'signer');
-    await expectDomainError(
+    await expectPkiError(() => loadCaIssuer({ certificate: leaf.der, signer }), 'INVALID_CERTIFICATE', 'certificate');
+    await expectPkiError(() => loadCaIssuer({ certificate: h.issuing.der, signer: h.rootSigner }), 'VALIDATION_ERROR', 'signer');
+    await expectPkiError(
       () =>
         loadCaIssuer({
           certificate: h.issuing.der,
           signer: h.issuingSigner,
           urls: { crl: 'https://x/pki/a.crl', ocsp: 'http://x/ocsp/a', caIssuers: 'http://x/pki/a.crt' },
         }),
-      ErrorCode.VALIDATION_ERROR,
+      'VALIDATION_ERROR',
       'urls.crl',
     );
-    await expectDomainError(() => loadCaIssuer({ certificate: Buffer.from('garbage'), signer: h.issuingSigner }), ErrorCode.INVALID_CERTIFICATE);
+    await expectPkiError(() => loadCaIssuer({ certificate: Buffer.from('garbage'), signer: h.issuingSigner }), 'INVALID_CERTIFICATE');
   });
 
   it('takes the issuer key identifier and exact subject bytes from the certificate', async () => {

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { DomainError, ErrorCode } from '../common/errors';
-import { DigestSigner } from '../common/key-spec';
+import { PkiError } from './pki-error';
+import { DigestSigner } from './key-spec';
 import { CaEndpointUrls, assertEndpointUrls } from './ca-urls';
 import { CertificateProfile, PROFILES_REQUIRING_URLS, profileExtensions } from './certificate-profiles';
 import { readCertificateParts } from './der-reader';
@@ -69,22 +69,22 @@ export function loadCaIssuer(params: LoadCaIssuerParams): CaIssuer {
     parts = readCertificateParts(der);
     certificate = new x509.X509Certificate(der);
   } catch (error) {
-    throw new DomainError(ErrorCode.INVALID_CERTIFICATE, `${operation}: 'certificate' is not a DER X.509 certificate (${(error as Error).message})`, {
+    throw new PkiError('INVALID_CERTIFICATE', `${operation}: 'certificate' is not a DER X.509 certificate (${(error as Error).message})`, {
       field: 'certificate',
     });
   }
   const basicConstraints = certificate.getExtension(x509.BasicConstraintsExtension);
   const keyUsage = certificate.getExtension(x509.KeyUsagesExtension);
   if (!basicConstraints?.ca || !keyUsage || !(keyUsage.usages & x509.KeyUsageFlags.keyCertSign)) {
-    throw new DomainError(ErrorCode.INVALID_CERTIFICATE, `${operation}: 'certificate' is not a CA certificate (basicConstraints CA and keyCertSign)`, {
+    throw new PkiError('INVALID_CERTIFICATE', `${operation}: 'certificate' is not a CA certificate (basicConstraints CA and keyCertSign)`, {
       field: 'certificate',
     });
   }
   if (!samePublicKey(parts.subjectPublicKeyInfo, params.signer.publicKeySpki)) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'signer' public key does not match the CA certificate`, { field: 'signer' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' public key does not match the CA certificate`, { field: 'signer' });
   }
   if (keySpecOfPublicKey(parts.subjectPublicKeyInfo) !== params.signer.spec) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'signer' key spec ${params.signer.spec} does not match the CA key`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' key spec ${params.signer.spec} does not match the CA key`, {
       field: 'signer',
     });
   }
@@ -192,13 +192,13 @@ async function issueFromCa(profile: CertificateProfile, params: IssueFromCaParam
   const subject = validateSubject(params.subject, operation);
   assertSupportedKey(params.publicKeySpki, operation, 'publicKeySpki');
   if (samePublicKey(params.publicKeySpki, issuer.publicKeySpki)) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'publicKeySpki' is the issuer's own key`, { field: 'publicKeySpki' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'publicKeySpki' is the issuer's own key`, { field: 'publicKeySpki' });
   }
   if (PROFILES_REQUIRING_URLS.includes(profile) && !issuer.urls) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'issuer.urls' is required (CRL DP and AIA)`, { field: 'issuer.urls' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'issuer.urls' is required (CRL DP and AIA)`, { field: 'issuer.urls' });
   }
   if (profile === 'issuing-ca' && issuer.pathLength !== undefined && issuer.pathLength < 1) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: issuer pathLen ${issuer.pathLength} does not allow a subordinate CA`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: issuer pathLen ${issuer.pathLength} does not allow a subordinate CA`, {
       field: 'issuer',
     });
   }
@@ -206,12 +206,12 @@ async function issueFromCa(profile: CertificateProfile, params: IssueFromCaParam
   const { notBefore, notAfter } = validityWindow(params, maxDays, operation);
   const now = params.now ?? new Date();
   if (now < issuer.notBefore || now > issuer.notAfter) {
-    throw new DomainError(ErrorCode.CONFLICT, `${operation}: the issuer certificate is not valid now`, { field: 'issuer' });
+    throw new PkiError('ISSUER_NOT_VALID_NOW', `${operation}: the issuer certificate is not valid now`, { field: 'issuer' });
   }
   // A child outliving its issuer breaks every untimestamped signature when the issuer expires.
   if (notAfter > issuer.notAfter) {
-    throw new DomainError(
-      ErrorCode.VALIDATION_ERROR,
+    throw new PkiError(
+      'VALIDATION_ERROR',
       `${operation}: 'validityDays' ends after the issuer expires (${issuer.notAfter.toISOString()})`,
       { field: 'validityDays', issuerNotAfter: issuer.notAfter.toISOString() },
     );
@@ -278,7 +278,7 @@ async function sign(request: SignRequest): Promise<IssuedCertificate> {
   );
   const signature = await signTbs(request.signer, scheme, tbs);
   if (!(await verifySignatureInBackground(request.issuerPublicKey, verificationAlgorithm(scheme), tbs, signature))) {
-    throw new DomainError(ErrorCode.INTERNAL, `${request.operation}: issued certificate signature does not verify with the issuer key`, { field: 'signature' });
+    throw new PkiError('INTERNAL', `${request.operation}: issued certificate signature does not verify with the issuer key`, { field: 'signature' });
   }
   const der = sequence(tbs, scheme.algorithmIdentifier, bitString(signature));
   return {
@@ -294,7 +294,7 @@ async function sign(request: SignRequest): Promise<IssuedCertificate> {
 
 function assertSupportedKey(spki: Buffer, operation: string, field: string): void {
   if (!keySpecOfPublicKey(spki)) {
-    throw new DomainError(ErrorCode.UNSUPPORTED_ALGORITHM, `${operation}: '${field}' is not an EC P-256/P-384/P-521 or RSA 2048/3072/4096 key`, {
+    throw new PkiError('UNSUPPORTED_ALGORITHM', `${operation}: '${field}' is not an EC P-256/P-384/P-521 or RSA 2048/3072/4096 key`, {
       field,
     });
   }
@@ -303,14 +303,14 @@ function assertSupportedKey(spki: Buffer, operation: string, field: string): voi
 function validityWindow(options: ValidityOptions, maxDays: number, operation: string): { notBefore: Date; notAfter: Date } {
   const { validityDays } = options;
   if (typeof validityDays !== 'number' || !Number.isFinite(validityDays) || validityDays <= 0 || validityDays > maxDays) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'validityDays' must be > 0 and ≤ ${maxDays}`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'validityDays' must be > 0 and ≤ ${maxDays}`, {
       field: 'validityDays',
       max: maxDays,
     });
   }
   const backdate = options.backdateSeconds ?? DEFAULT_BACKDATE_SECONDS;
   if (!Number.isInteger(backdate) || backdate < 0 || backdate > MAX_BACKDATE_SECONDS) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'backdateSeconds' must be an integer 0..${MAX_BACKDATE_SECONDS}`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'backdateSeconds' must be an integer 0..${MAX_BACKDATE_SECONDS}`, {
       field: 'backdateSeconds',
     });
   }

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import * as crypto from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { DomainError, ErrorCode } from '../common/errors';
+import { PkiError, PkiErrorCode } from './pki-error';
 import { subject } from '../../test/ca/ca-fixtures';
 import { createNodeSigner } from '../../test/support/node-signer';
 import { createCertificationRequest, parseCertificationRequest } from './certification-request';
@@ -16,13 +16,13 @@ const BC = '2.5.29.19';
 const KU = '2.5.29.15';
 const EKU = '2.5.29.37';
 
-function expectError(fn: () => unknown, code: ErrorCode, field?: string): void {
+function expectError(fn: () => unknown, code: PkiErrorCode, field?: string): void {
   try {
     fn();
   } catch (error) {
-    expect(error).toBeInstanceOf(DomainError);
-    expect((error as DomainError).code).toBe(code);
-    if (field) expect((error as DomainError).details?.field).toBe(field);
+    expect(error).toBeInstanceOf(PkiError);
+    expect((error as PkiError).code).toBe(code);
+    if (field) expect((error as PkiError).details?.field).toBe(field);
     return;
   }
   throw new Error(`expected ${code}`);
@@ -59,8 +59,8 @@ describe(createCertificationRequest.name, () => {
     const error = await createCertificationRequest({ signer, subject: { C: 'DE', ST: 'Berlin', CN: 'x' } as never, profile: 'code-signing' }).catch(
       (caught: unknown) => caught,
     );
-    expect((error as DomainError).code).toBe(ErrorCode.INVALID_SUBJECT);
-    expect((error as DomainError).details?.field).toBe('O');
+    expect((error as PkiError).code).toBe('INVALID_SUBJECT');
+    expect((error as PkiError).details?.field).toBe('O');
     expect(signer.signatureCount).toBe(0);
   });
 });
@@ -88,7 +88,7 @@ describe(parseCertificationRequest.name, () => {
     expect(parseCertificationRequest(der).keySpec).toBe('EC-256');
     const tampered = Buffer.from(der);
     tampered[tampered.indexOf(Buffer.from('external')) + 1] ^= 0x01;
-    expectError(() => parseCertificationRequest(tampered), ErrorCode.VALIDATION_ERROR, 'csr');
+    expectError(() => parseCertificationRequest(tampered), 'VALIDATION_ERROR', 'csr');
   });
 
   it('refuses SHA-1 signed requests and garbage', async () => {
@@ -101,8 +101,8 @@ describe(parseCertificationRequest.name, () => {
       { name: 'CN=old', keys, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-1' } as never },
       crypto.webcrypto as never,
     );
-    expectError(() => parseCertificationRequest(Buffer.from(sha1.rawData)), ErrorCode.UNSUPPORTED_ALGORITHM, 'csr');
-    expectError(() => parseCertificationRequest(Buffer.from('30030201', 'hex')), ErrorCode.VALIDATION_ERROR, 'csr');
-    expectError(() => parseCertificationRequest(derToPem(Buffer.from('3000', 'hex'), 'CERTIFICATE')), ErrorCode.VALIDATION_ERROR);
+    expectError(() => parseCertificationRequest(Buffer.from(sha1.rawData)), 'UNSUPPORTED_ALGORITHM', 'csr');
+    expectError(() => parseCertificationRequest(Buffer.from('30030201', 'hex')), 'VALIDATION_ERROR', 'csr');
+    expectError(() => parseCertificationRequest(derToPem(Buffer.from('3000', 'hex'), 'CERTIFICATE')), 'VALIDATION_ERROR');
   });
 });

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { DomainError, ErrorCode } from '../common/errors';
-import { DigestSigner, KeySpec } from '../common/key-spec';
+import { PkiError, PkiErrorCode } from './pki-error';
+import { DigestSigner, KeySpec } from './key-spec';
 import { EKU_OIDS } from './certificate-profiles';
 import { DerParseError, readChildren, readSingle, readSignedParts } from './der-reader';
 import { keySpecOfPublicKey } from './key-identifiers';
@@ -56,7 +56,7 @@ export async function createCertificationRequest(params: CreateCsrParams): Promi
   const der = Buffer.from(csr.rawData);
   const parsed = parseCertificationRequest(der); // also proves the signature verifies
   if (!parsed.subjectName.equals(subjectName)) {
-    throw new DomainError(ErrorCode.INTERNAL, `${operation}: CSR subject differs from the requested subject`, { field: 'subject' });
+    throw new PkiError('INTERNAL', `${operation}: CSR subject differs from the requested subject`, { field: 'subject' });
   }
   return { der, pem: derToPem(der, 'CERTIFICATE REQUEST') };
 }
@@ -75,8 +75,8 @@ export interface ParsedCsr {
 /** Parses a PEM or DER PKCS#10 request and verifies its self-signature. */
 export function parseCertificationRequest(input: string | Buffer): ParsedCsr {
   const operation = 'parseCertificationRequest';
-  const invalid = (message: string, code = ErrorCode.VALIDATION_ERROR): DomainError =>
-    new DomainError(code, `${operation}: ${message}`, { field: 'csr' });
+  const invalid = (message: string, code: PkiErrorCode = 'VALIDATION_ERROR'): PkiError =>
+    new PkiError(code, `${operation}: ${message}`, { field: 'csr' });
   const der = pemOrDerToDer(input, 'CERTIFICATE REQUEST', operation);
   let parts: ReturnType<typeof readSignedParts>;
   let subjectName: Buffer;
@@ -96,7 +96,7 @@ export function parseCertificationRequest(input: string | Buffer): ParsedCsr {
     throw invalid(`not a PKCS#10 certification request (${(error as Error).message})`);
   }
   const algorithm = describeSignatureAlgorithm(parts.signatureAlgorithm);
-  if (!algorithm) throw invalid('signature algorithm is not ECDSA/RSA with SHA-256/384/512', ErrorCode.UNSUPPORTED_ALGORITHM);
+  if (!algorithm) throw invalid('signature algorithm is not ECDSA/RSA with SHA-256/384/512', 'UNSUPPORTED_ALGORITHM');
   if (!verifySignature(publicKeySpki, algorithm, parts.tbs, parts.signature)) {
     throw invalid('signature does not verify with the enclosed public key');
   }

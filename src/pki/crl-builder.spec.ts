@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import * as crypto from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as x509 from '@peculiar/x509';
-import { DomainError, ErrorCode } from '../common/errors';
+import { PkiError } from './pki-error';
 import { TestHierarchy, createHierarchy } from '../../test/ca/ca-fixtures';
 import { CrlEntry, buildCrl } from './crl-builder';
 import { enumerated, extension, generalizedTime, sequence, unsignedInteger, x509Time } from './der-writer';
@@ -142,8 +142,8 @@ describe(buildCrl.name, () => {
   ])('rejects %s', async (_label, override, field) => {
     const params = { issuer: h.issuingIssuer, crlNumber: 1, nextUpdate: new Date(Date.now() + 3600_000), entries: [] as CrlEntry[], ...override };
     const error = await buildCrl(params).catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(DomainError);
-    expect((error as DomainError).code).toBe(ErrorCode.VALIDATION_ERROR);
-    expect((error as DomainError).details?.field).toBe(field);
+    expect(error).toBeInstanceOf(PkiError);
+    expect((error as PkiError).code).toBe('VALIDATION_ERROR');
+    expect((error as PkiError).details?.field).toBe(field);
   });
 });

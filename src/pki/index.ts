@@ -2,9 +2,16 @@
  * The pure PKI core: X.509 profiles, issuance over a DigestSigner, CSRs, external chain
  * validation, CRLs, OCSP responses, RFC 3161 timestamp requests and tokens, and the DER and PEM
  * codecs under them. Bytes and a signer in, bytes out: no Nest, database or PKCS#11 here, and no
- * import of the rest of Signet (.dependency-cruiser.cjs; the remaining imports of common/errors and
- * common/key-spec are listed as known debts there).
+ * import of the rest of Signet (.dependency-cruiser.cjs). It refuses with a PkiError of its own,
+ * which Signet maps to its API codes (observability/pki-errors.ts); the key-spec vocabulary and the
+ * DigestSigner contract it builds on are defined here (key-spec.ts) and used by hsm, ca and signing.
  */
+export type { PkiErrorCode } from './pki-error';
+export { PKI_ERROR_CODES, PkiError } from './pki-error';
+
+export type { DigestSigner, HashAlgorithm, KeySpec, KeySpecInfo, SigningAlgorithm } from './key-spec';
+export { HASH_ALGORITHMS, HASH_LENGTH, KEY_SPECS, KEY_SPEC_INFO, isHashAlgorithm, isKeySpec, nodeHashName } from './key-spec';
+
 export type { CaEndpointUrls } from './ca-urls';
 export { assertHttpUrl, caGenerationUrls } from './ca-urls';
 

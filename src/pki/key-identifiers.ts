@@ -1,5 +1,5 @@
 import * as crypto from 'node:crypto';
-import { KeySpec } from '../common/key-spec';
+import { KeySpec } from './key-spec';
 import { DerParseError, readChildren, readSingle } from './der-reader';
 
 /** The subjectPublicKey BIT STRING value (without the unused-bits octet) of a SubjectPublicKeyInfo. */

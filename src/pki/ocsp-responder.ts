@@ -1,7 +1,7 @@
 import * as crypto from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { DomainError, ErrorCode } from '../common/errors';
+import { PkiError } from './pki-error';
 import { CaIssuer } from './certificate-issuer';
 import {
   bitString,
@@ -80,9 +80,9 @@ export const DEFAULT_OCSP_VALIDITY_SECONDS = 3600;
 const DEFAULT_THIS_UPDATE_BACKDATE_SECONDS = 60;
 
 /** A request we cannot parse; the HTTP layer answers `ocspErrorResponse('malformedRequest')`. */
-export class OcspMalformedRequestError extends DomainError {
+export class OcspMalformedRequestError extends PkiError {
   constructor(message: string) {
-    super(ErrorCode.BAD_REQUEST, `parseOcspRequest: ${message}`, { field: 'ocspRequest' });
+    super('MALFORMED_REQUEST', `parseOcspRequest: ${message}`, { field: 'ocspRequest' });
     this.name = 'OcspMalformedRequestError';
   }
 }
@@ -275,7 +275,7 @@ export async function respondToOcspRequest(
   }
   const validitySeconds = options.validitySeconds ?? DEFAULT_OCSP_VALIDITY_SECONDS;
   if (!Number.isInteger(validitySeconds) || validitySeconds <= 0) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `respondToOcspRequest: 'validitySeconds' must be a positive integer`, {
+    throw new PkiError('VALIDATION_ERROR', `respondToOcspRequest: 'validitySeconds' must be a positive integer`, {
       field: 'validitySeconds',
     });
   }
@@ -292,7 +292,7 @@ export async function respondToOcspRequest(
     const invalidityDate = status.status === 'revoked' ? status.invalidityDate : undefined;
     if (invalidityDate !== undefined) {
       if (!(invalidityDate instanceof Date) || Number.isNaN(invalidityDate.getTime())) {
-        throw new DomainError(ErrorCode.INTERNAL, 'respondToOcspRequest: lookup returned an invalid invalidityDate', { field: 'invalidityDate' });
+        throw new PkiError('INTERNAL', 'respondToOcspRequest: lookup returned an invalid invalidityDate', { field: 'invalidityDate' });
       }
       single.push(explicit(1, sequence(extension(OCSP_OIDS.invalidityDate, false, generalizedTime(invalidityDate)))));
     }
@@ -311,7 +311,7 @@ export async function respondToOcspRequest(
   // (Bellcore attack). A faulty ECDSA signature leaks nothing, and loadCaIssuer already matched the
   // signer's key to the certificate, so the check (as costly as signing) is skipped there.
   if (responder.scheme.kind !== 'ecdsa' && !verifySignature(responder.issuer.publicKeySpki, responder.verification, tbs, signature)) {
-    throw new DomainError(ErrorCode.INTERNAL, 'respondToOcspRequest: response signature does not verify with the CA key', { field: 'signature' });
+    throw new PkiError('INTERNAL', 'respondToOcspRequest: response signature does not verify with the CA key', { field: 'signature' });
   }
   // No `certs`: the CA signs for itself, and Go's x/crypto/ocsp treats an embedded certificate
   // as a delegated responder that the issuer must have signed — the CA's own certificate fails that.
@@ -327,21 +327,21 @@ function encodeCertStatus(status: OcspCertStatus): Buffer {
       return implicitPrimitive(2, Buffer.alloc(0));
     case 'revoked': {
       if (!(status.revokedAt instanceof Date) || Number.isNaN(status.revokedAt.getTime())) {
-        throw new DomainError(ErrorCode.INTERNAL, 'respondToOcspRequest: lookup returned revoked without a valid revokedAt', { field: 'revokedAt' });
+        throw new PkiError('INTERNAL', 'respondToOcspRequest: lookup returned revoked without a valid revokedAt', { field: 'revokedAt' });
       }
       const parts = [generalizedTime(status.revokedAt)];
       // Like the CRL, the reason is left out for 'unspecified'.
       if (status.reason && status.reason !== 'unspecified') {
         const code = REASON_CODES[status.reason];
         if (code === undefined) {
-          throw new DomainError(ErrorCode.INTERNAL, `respondToOcspRequest: unknown revocation reason '${status.reason}'`, { field: 'reason' });
+          throw new PkiError('INTERNAL', `respondToOcspRequest: unknown revocation reason '${status.reason}'`, { field: 'reason' });
         }
         parts.push(explicit(0, enumerated(code)));
       }
       return implicitConstructed(1, ...parts);
     }
     default:
-      throw new DomainError(ErrorCode.INTERNAL, 'respondToOcspRequest: lookup returned no status', { field: 'status' });
+      throw new PkiError('INTERNAL', 'respondToOcspRequest: lookup returned no status', { field: 'status' });
   }
 }
 

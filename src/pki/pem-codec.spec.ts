@@ -1,4 +1,4 @@
-import { DomainError } from '../common/errors';
+import { PkiError } from './pki-error';
 import { derToPem, parsePemBlocks, pemOrDerToDer } from './pem-codec';
 
 describe(derToPem.name, () => {
@@ -19,9 +19,9 @@ describe(derToPem.name, () => {
 describe(parsePemBlocks.name, () => {
   it('rejects text outside blocks and non-base64 bodies', () => {
     const pem = derToPem(Buffer.from('abc'), 'CERTIFICATE');
-    expect(() => parsePemBlocks(`junk\n${pem}`)).toThrow(DomainError);
-    expect(() => parsePemBlocks(`${pem}trailing`)).toThrow(DomainError);
-    expect(() => parsePemBlocks('-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n')).toThrow(DomainError);
+    expect(() => parsePemBlocks(`junk\n${pem}`)).toThrow(PkiError);
+    expect(() => parsePemBlocks(`${pem}trailing`)).toThrow(PkiError);
+    expect(() => parsePemBlocks('-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n')).toThrow(PkiError);
   });
 });
 
@@ -31,7 +31,7 @@ describe(pemOrDerToDer.name, () => {
     expect(pemOrDerToDer(der, 'CERTIFICATE')).toBe(der);
     expect(pemOrDerToDer(derToPem(der, 'CERTIFICATE'), 'CERTIFICATE')).toEqual(der);
     expect(pemOrDerToDer(Buffer.from(derToPem(der, 'CERTIFICATE')), 'CERTIFICATE')).toEqual(der);
-    expect(() => pemOrDerToDer(derToPem(der, 'X509 CRL'), 'CERTIFICATE')).toThrow(DomainError);
-    expect(() => pemOrDerToDer(derToPem(der, 'CERTIFICATE').repeat(2), 'CERTIFICATE')).toThrow(DomainError);
+    expect(() => pemOrDerToDer(derToPem(der, 'X509 CRL'), 'CERTIFICATE')).toThrow(PkiError);
+    expect(() => pemOrDerToDer(derToPem(der, 'CERTIFICATE').repeat(2), 'CERTIFICATE')).toThrow(PkiError);
   });
 });

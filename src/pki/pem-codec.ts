@@ -1,4 +1,4 @@
-import { DomainError, ErrorCode } from '../common/errors';
+import { PkiError } from './pki-error';
 
 export type PemLabel = 'CERTIFICATE' | 'CERTIFICATE REQUEST' | 'X509 CRL' | 'PUBLIC KEY';
 
@@ -24,17 +24,17 @@ export function parsePemBlocks(text: string, operation = 'parsePem'): PemBlock[]
   let last = 0;
   for (const match of text.matchAll(PEM_BLOCK)) {
     if (text.slice(last, match.index).trim() !== '') {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: unexpected text outside PEM blocks`, { field: 'pem' });
+      throw new PkiError('VALIDATION_ERROR', `${operation}: unexpected text outside PEM blocks`, { field: 'pem' });
     }
     const body = match[2];
     if (!BASE64_BODY.test(body)) {
-      throw new DomainError(ErrorCode.INVALID_BASE64, `${operation}: PEM block '${match[1]}' is not base64`, { field: 'pem' });
+      throw new PkiError('INVALID_BASE64', `${operation}: PEM block '${match[1]}' is not base64`, { field: 'pem' });
     }
     blocks.push({ label: match[1], der: Buffer.from(body.replace(/\s+/g, ''), 'base64') });
     last = match.index + match[0].length;
   }
   if (text.slice(last).trim() !== '') {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: unexpected text outside PEM blocks`, { field: 'pem' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: unexpected text outside PEM blocks`, { field: 'pem' });
   }
   return blocks;
 }
@@ -48,7 +48,7 @@ export function pemOrDerToDer(input: string | Buffer, label: PemLabel, operation
   }
   const blocks = parsePemBlocks(input, operation);
   if (blocks.length !== 1 || blocks[0].label !== label) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: expected exactly one ${label} PEM block`, { field: 'pem' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: expected exactly one ${label} PEM block`, { field: 'pem' });
   }
   return blocks[0].der;
 }

@@ -1,4 +1,4 @@
-import type { HashAlgorithm } from '../common/key-spec';
+import type { HashAlgorithm } from './key-spec';
 
 /** Object identifiers of RFC 3161 / RFC 5652 / RFC 5035 that the TSA reads or writes. */
 export const TSA_OIDS = {

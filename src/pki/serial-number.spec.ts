@@ -1,4 +1,4 @@
-import { DomainError, ErrorCode } from '../common/errors';
+import { PkiError } from './pki-error';
 import {
   generateSerialNumber,
   normalizeSerialHex,
@@ -20,11 +20,11 @@ describe(normalizeSerialHex.name, () => {
   it.each(['', 'xyz', '4a 3f', '-1', '0x4a', 'a'.repeat(41)])('rejects %j with VALIDATION_ERROR naming the field', (input) => {
     try {
       normalizeSerialHex(input, 'serial');
-      throw new Error('expected a DomainError');
+      throw new Error('expected a PkiError');
     } catch (error) {
-      expect(error).toBeInstanceOf(DomainError);
-      expect((error as DomainError).code).toBe(ErrorCode.VALIDATION_ERROR);
-      expect((error as DomainError).details).toEqual({ field: 'serial' });
+      expect(error).toBeInstanceOf(PkiError);
+      expect((error as PkiError).code).toBe('VALIDATION_ERROR');
+      expect((error as PkiError).details).toEqual({ field: 'serial' });
     }
   });
 

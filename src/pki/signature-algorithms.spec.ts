@@ -1,5 +1,5 @@
 import * as crypto from 'node:crypto';
-import { KEY_SPECS, KEY_SPEC_INFO, nodeHashName } from '../common/key-spec';
+import { KEY_SPECS, KEY_SPEC_INFO, nodeHashName } from './key-spec';
 import { createNodeSigner } from '../../test/support/node-signer';
 import { derNull, oid, sequence } from './der-writer';
 import {

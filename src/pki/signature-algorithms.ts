@@ -6,7 +6,7 @@ import {
   KEY_SPEC_INFO,
   KeySpec,
   nodeHashName,
-} from '../common/key-spec';
+} from './key-spec';
 import { DerParseError, decodeOid, readChildren, readElement, readSingle } from './der-reader';
 import { publicKeyObject } from './key-identifiers';
 import { derNull, explicit, oid, sequence, smallInteger, tlv, unsignedIntegerContent } from './der-writer';

@@ -1,5 +1,5 @@
 import * as asn1js from 'asn1js';
-import { DomainError, ErrorCode } from '../common/errors';
+import { PkiError } from './pki-error';
 import { oid, printableString, sequence, set, utf8String, ia5String } from './der-writer';
 import {
   checkSubjectName,
@@ -9,13 +9,13 @@ import {
   validateSubject,
 } from './subject-name';
 
-function subjectError(fn: () => unknown): DomainError {
+function subjectError(fn: () => unknown): PkiError {
   try {
     fn();
   } catch (error) {
-    expect(error).toBeInstanceOf(DomainError);
-    expect((error as DomainError).code).toBe(ErrorCode.INVALID_SUBJECT);
-    return error as DomainError;
+    expect(error).toBeInstanceOf(PkiError);
+    expect((error as PkiError).code).toBe('INVALID_SUBJECT');
+    return error as PkiError;
   }
   throw new Error('expected INVALID_SUBJECT');
 }

@@ -1,4 +1,4 @@
-import { DomainError, ErrorCode } from '../common/errors';
+import { PkiError } from './pki-error';
 import { DerParseError, decodeOid, readChildren, readSingle } from './der-reader';
 import { oid, printableString, sequence, set, utf8String } from './der-writer';
 
@@ -37,8 +37,8 @@ const REQUIRED: readonly SubjectField[] = ['C', 'ST', 'O', 'CN'];
 /** RFC 5280 Appendix A upper bounds. */
 const MAX_LENGTH: Record<SubjectField, number> = { C: 2, ST: 128, O: 64, OU: 64, CN: 64 };
 
-function invalid(operation: string, field: string, message: string): DomainError {
-  return new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject '${field}' ${message}`, { field });
+function invalid(operation: string, field: string, message: string): PkiError {
+  return new PkiError('INVALID_SUBJECT', `${operation}: subject '${field}' ${message}`, { field });
 }
 
 /** Validates the API's `{C, ST, O, OU?, CN}` subject. Throws 400 INVALID_SUBJECT naming the field. */
@@ -171,7 +171,7 @@ export function checkSubjectName(nameDer: Buffer, operation: string, details: Re
   try {
     rdns = decodeName(nameDer);
   } catch (error) {
-    throw new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject is not a valid Name (${(error as Error).message})`, {
+    throw new PkiError('INVALID_SUBJECT', `${operation}: subject is not a valid Name (${(error as Error).message})`, {
       ...details,
       field: 'subject',
     });
@@ -179,29 +179,29 @@ export function checkSubjectName(nameDer: Buffer, operation: string, details: Re
   const seen: Record<string, string> = {};
   for (const rdn of rdns) {
     if (rdn.length !== 1) {
-      throw new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject has a multi-valued RDN`, { ...details, field: 'subject' });
+      throw new PkiError('INVALID_SUBJECT', `${operation}: subject has a multi-valued RDN`, { ...details, field: 'subject' });
     }
     const [attribute] = rdn;
     if (attribute.oid === EMAIL_ADDRESS_OID) {
-      throw new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject must not contain emailAddress`, {
+      throw new PkiError('INVALID_SUBJECT', `${operation}: subject must not contain emailAddress`, {
         ...details,
         field: 'emailAddress',
       });
     }
     if (!attribute.shortName) {
-      throw new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject attribute ${attribute.oid} is not allowed`, {
+      throw new PkiError('INVALID_SUBJECT', `${operation}: subject attribute ${attribute.oid} is not allowed`, {
         ...details,
         field: attribute.oid,
       });
     }
     if (attribute.shortName in seen) {
-      throw new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject '${attribute.shortName}' appears more than once`, {
+      throw new PkiError('INVALID_SUBJECT', `${operation}: subject '${attribute.shortName}' appears more than once`, {
         ...details,
         field: attribute.shortName,
       });
     }
     if (hasControlCharacter(attribute.value)) {
-      throw new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject '${attribute.shortName}' contains control or format characters (such as bidirectional overrides)`, {
+      throw new PkiError('INVALID_SUBJECT', `${operation}: subject '${attribute.shortName}' contains control or format characters (such as bidirectional overrides)`, {
         ...details,
         field: attribute.shortName,
       });
@@ -210,11 +210,11 @@ export function checkSubjectName(nameDer: Buffer, operation: string, details: Re
   }
   for (const field of ['C', 'ST', 'O'] as const) {
     if (!seen[field]) {
-      throw new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject '${field}' is required`, { ...details, field });
+      throw new PkiError('INVALID_SUBJECT', `${operation}: subject '${field}' is required`, { ...details, field });
     }
   }
   if (!/^[A-Za-z]{2}$/.test(seen.C)) {
-    throw new DomainError(ErrorCode.INVALID_SUBJECT, `${operation}: subject 'C' must be a two-letter country code`, { ...details, field: 'C' });
+    throw new PkiError('INVALID_SUBJECT', `${operation}: subject 'C' must be a two-letter country code`, { ...details, field: 'C' });
   }
   return seen;
 }

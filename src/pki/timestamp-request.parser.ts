@@ -1,4 +1,4 @@
-import { HASH_LENGTH, HashAlgorithm } from '../common/key-spec';
+import { HASH_LENGTH, HashAlgorithm } from './key-spec';
 import { DerElement, DerParseError, decodeOid, readChildren, readSingle } from './der-reader';
 import { IMPRINT_HASH_BY_OID } from './rfc3161-oids';
 import { TimestampRejection } from './timestamp-rejection';

@@ -1,8 +1,8 @@
 import * as crypto from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { DomainError } from '../common/errors';
-import { KeySpec } from '../common/key-spec';
+import { PkiError } from './pki-error';
+import { KeySpec } from './key-spec';
 import { issueCodeSigningCertificate, loadCaIssuer } from './certificate-issuer';
 import { caGenerationUrls } from './ca-urls';
 import { createNodeSigner } from '../../test/support/node-signer';
@@ -145,7 +145,7 @@ describe(TimestampTokenBuilder.name, () => {
   });
 
   it('refuses a signer whose key is not the certificate key, and certificates outside the TSA profile', async () => {
-    expect(() => TimestampTokenBuilder.create({ certificate: tsa.tsa.der, signer: createNodeSigner('EC-256'), policyOid: TEST_POLICY, accuracyMs: 1000 })).toThrow(DomainError);
+    expect(() => TimestampTokenBuilder.create({ certificate: tsa.tsa.der, signer: createNodeSigner('EC-256'), policyOid: TEST_POLICY, accuracyMs: 1000 })).toThrow(PkiError);
     // A CA certificate (the TSA root) and a code-signing leaf are not TSA certificates.
     expect(() => assertTimestampingCertificate(tsa.root.der)).toThrow(/extendedKeyUsage/);
     const issuer = loadCaIssuer({ certificate: tsa.root.der, signer: tsa.rootSigner, urls: caGenerationUrls('http://signet.test', 'r-g1') });

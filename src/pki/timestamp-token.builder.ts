@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import * as crypto from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { DomainError, ErrorCode } from '../common/errors';
-import { DigestSigner, HASH_LENGTH, nodeHashName } from '../common/key-spec';
+import { PkiError } from './pki-error';
+import { DigestSigner, HASH_LENGTH, nodeHashName } from './key-spec';
 import { EKU_OIDS, EXTENSION_OIDS } from './certificate-profiles';
 import { readCertificateParts } from './der-reader';
 import {
@@ -91,10 +91,10 @@ export class TimestampTokenBuilder {
     const parts = readCertificateParts(certificate);
     assertTimestampingCertificate(certificate, operation);
     if (!samePublicKey(parts.subjectPublicKeyInfo, signer.publicKeySpki)) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'signer' key does not match the TSA certificate`, { field: 'signer' });
+      throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' key does not match the TSA certificate`, { field: 'signer' });
     }
     if (!Number.isInteger(options.accuracyMs) || options.accuracyMs < 1) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'accuracyMs' must be a positive whole number`, { field: 'accuracyMs' });
+      throw new PkiError('VALIDATION_ERROR', `${operation}: 'accuracyMs' must be a positive whole number`, { field: 'accuracyMs' });
     }
     const parsed = new x509.X509Certificate(certificate);
     this.certificate = certificate;
@@ -183,7 +183,7 @@ export class TimestampTokenBuilder {
     const raw = await this.signer.signDigest(digest, this.scheme.hash, this.scheme.kind === 'ecdsa' ? undefined : 'pkcs1');
     const signature = this.scheme.kind === 'ecdsa' ? ecdsaRawToDer(raw, this.scheme.ecFieldBytes!) : raw;
     if (this.verifyKey && !this.verifies(signedAttributesSet, signature)) {
-      throw new DomainError(ErrorCode.HSM_UNAVAILABLE, 'timestamp signature does not verify with the TSA certificate key');
+      throw new PkiError('SIGNER_FAILED', 'timestamp signature does not verify with the TSA certificate key');
     }
     return signature;
   }
@@ -253,7 +253,7 @@ export function generalizedTimeMs(date: Date): Buffer {
  */
 export function assertTimestampingCertificate(der: Buffer, operation = 'assertTimestampingCertificate'): void {
   const fail = (problem: string): never => {
-    throw new DomainError(ErrorCode.INVALID_CERTIFICATE, `${operation}: the TSA certificate ${problem}`, { field: 'certificate' });
+    throw new PkiError('INVALID_CERTIFICATE', `${operation}: the TSA certificate ${problem}`, { field: 'certificate' });
   };
   let certificate: x509.X509Certificate;
   try {

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import * as crypto from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { DigestSigner, HashAlgorithm } from '../common/key-spec';
+import { DigestSigner, HashAlgorithm } from './key-spec';
 import { createNodeSigner } from '../../test/support/node-signer';
 import { signatureSchemeFor } from './signature-algorithms';
 import { digestSignerCrypto, signerCryptoKey } from './x509-signer-provider';

@@ -1,7 +1,7 @@
 // @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the polyfill first.
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
-import { DigestSigner } from '../common/key-spec';
+import { DigestSigner } from './key-spec';
 import { SignatureScheme, signTbs } from './signature-algorithms';
 
 /**

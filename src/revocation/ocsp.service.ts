@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CaService } from '../ca/ca.service';
 import {
@@ -47,12 +48,16 @@ export class OcspService implements OnModuleInit {
 
   onModuleInit(): void {
     this.notifier.on(REVOCATION_CHANNEL, (serial) => this.invalidate(serial));
-    this.revocations.addSink({
-      // Announced in the revoking transaction: every replica drops its cached answer on commit.
-      revoking: (certificate, manager) => this.notifier.notify(manager, REVOCATION_CHANNEL, certificate.serial),
-      // And this replica at once, without waiting for the round trip.
-      revoked: (certificate) => this.invalidate(certificate.serial),
-    });
+  }
+
+  /** In the revoking transaction: every replica drops its cached answers for the serial on commit. */
+  announceRevoking(serial: string, manager: EntityManager): Promise<void> {
+    return this.notifier.notify(manager, REVOCATION_CHANNEL, serial);
+  }
+
+  /** After the commit, this replica at once, without waiting for the notification's round trip. */
+  dropRevoked(serial: string): void {
+    this.invalidate(serial);
   }
 
   get stats(): { cacheHits: number; signed: number; cached: number } {

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { CaModule } from '../ca/ca.module';
+import { DomainEventsModule } from '../common/domain-events.module';
 import { KeysModule } from '../keys/keys.module';
 import { CertificateSearchService } from './certificate-search.service';
 import { CertificatesController } from './certificates.controller';
@@ -11,7 +12,7 @@ import { RevocationRepository } from './revocation.repository';
 import { RevocationService } from './revocation.service';
 
 @Module({
-  imports: [CaModule, KeysModule],
+  imports: [CaModule, KeysModule, DomainEventsModule],
   controllers: [CertificatesController, PkiController],
   providers: [RevocationRepository, CrlService, RevocationService, OcspService, PkiContentTypes, CertificateSearchService],
   exports: [CrlService, RevocationService, OcspService],

@@ -5,6 +5,7 @@ import type { AuditActor } from '../audit/audit.types';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { isRevocationReason, REVOCATION_REASONS, RevocationReason } from '../pki/revocation-reasons';
 import { normalizeSerialHex } from '../pki/serial-number';
+import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
 import { CrlService } from './crl.service';
 import { RevocationRepository } from './revocation.repository';
@@ -25,12 +26,13 @@ export interface RevocationView {
   changed: boolean;
 }
 
-/** Observers of revocations (audit, OCSP cache, emergency rotation, truststores). */
-export interface RevocationSink {
-  /** Inside the revoking transaction (audit: the revocation is durable only with its record). */
-  revoking?(certificate: CertificateEntity, manager: EntityManager): Promise<void>;
-  /** After commit. */
-  revoked?(certificate: CertificateEntity): Promise<void> | void;
+declare module '../common/domain-events' {
+  interface DomainEvents {
+    /** Inside the revoking transaction, before its audit row: a failing subscriber rolls the revocation back. */
+    'certificate.revoking': { certificate: CertificateEntity; manager: EntityManager };
+    /** After commit (a failing subscriber is logged; the others still run). */
+    'certificate.revoked': { certificate: CertificateEntity };
+  }
 }
 
 /**
@@ -41,18 +43,14 @@ export interface RevocationSink {
 @Injectable()
 export class RevocationService {
   private readonly logger = new Logger(RevocationService.name);
-  private readonly sinks: RevocationSink[] = [];
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly crls: CrlService,
     private readonly audit: AuditService,
     private readonly certificates: RevocationRepository,
+    private readonly events: DomainEventBus,
   ) {}
-
-  addSink(sink: RevocationSink): void {
-    this.sinks.push(sink);
-  }
 
   async revoke(serialInput: string, input: RevokeInput, actor?: AuditActor, now = new Date()): Promise<RevocationView> {
     const operation = 'revoke';
@@ -85,7 +83,7 @@ export class RevocationService {
       certificate.invalidityDate = invalidityDate;
       await this.certificates.markCertificateRevoked(manager, serial, { revokedAt: now, reason, invalidityDate });
       if (certificate.keyVersionId) await this.certificates.markKeyVersionRevoked(manager, certificate.keyVersionId, now);
-      for (const sink of this.sinks) await sink.revoking?.(certificate, manager);
+      await this.events.publish('certificate.revoking', { certificate, manager });
       // Recorded before the revocation commits (an audited attempt, never an unaudited revocation).
       await this.audit.record({
         type: 'certificate.revoked',
@@ -99,13 +97,9 @@ export class RevocationService {
     if (changed) {
       this.logger.log(`revoked certificate ${serial} (${certificate.kind}, ${reason})`);
       if (certificate.issuerGenerationId) void this.crls.scheduleRebuild(certificate.issuerGenerationId);
-      for (const sink of this.sinks) {
-        try {
-          await sink.revoked?.(certificate);
-        } catch (error) {
-          this.logger.error(`after-revocation step failed for ${serial}: ${(error as Error).message}`);
-        }
-      }
+      await this.events.publishEach('certificate.revoked', { certificate }, (error) =>
+        this.logger.error(`after-revocation step failed for ${serial}: ${(error as Error).message}`),
+      );
     }
     return {
       serial,

@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 import { AUDIT_CHECKPOINT_KEY_ID } from '../audit/hsm-checkpoint-signer';
-import { KeySpec } from '../common/key-spec';
+import { KeySpec } from '../pki/key-spec';
 import { DomainError, ErrorCode } from '../common/errors';
 import { KeyInfo, KeyRole, KeyStore, ReconciliationReport } from '../hsm/key-store';
 import { RotationStatusRepository } from './rotation-status.repository';

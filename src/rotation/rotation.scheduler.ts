@@ -1,10 +1,9 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { scrubText } from '../observability/logger';
-import { RevocationService } from '../revocation/revocation.service';
 import { RotationService } from './rotation.service';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
 import { RotationRunner } from './rotation.runner';
@@ -28,7 +27,7 @@ const TICK = 'rotation-tick';
  * active version starts an emergency rotation at once.
  */
 @Injectable()
-export class RotationScheduler implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
+export class RotationScheduler implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('RotationScheduler');
   private ticking = false;
 
@@ -36,16 +35,11 @@ export class RotationScheduler implements OnModuleInit, OnApplicationBootstrap, 
     private readonly dataSource: DataSource,
     private readonly rotations: RotationService,
     private readonly runner: RotationRunner,
-    private readonly revocations: RevocationService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(ROTATION_CLOCK) private readonly clock: RotationClock,
     private readonly subjects: RotationSubjectsRepository,
     @Optional() private readonly registry?: SchedulerRegistry,
   ) {}
-
-  onModuleInit(): void {
-    this.revocations.addSink({ revoked: (certificate) => this.onRevoked(certificate) });
-  }
 
   onApplicationBootstrap(): void {
     // ScheduleModule (and its registry) is loaded in servers only, never for a CLI call.
@@ -90,7 +84,8 @@ export class RotationScheduler implements OnModuleInit, OnApplicationBootstrap, 
   }
 
   /** Revoking the active version leaves the key unable to sign: rotate now, not at the next tick. */
-  private async onRevoked(certificate: CertificateEntity): Promise<void> {
+  /** After a revocation commits (`certificate.revoked`, src/domain-events.wiring.ts). */
+  async onRevoked(certificate: CertificateEntity): Promise<void> {
     if (!certificate.keyVersionId) return;
     const version = await this.subjects.keyVersionNumber(this.dataSource.manager, certificate.keyVersionId);
     if (!version) return;

@@ -2,7 +2,7 @@ import { Inject, Injectable, OnModuleInit, Optional } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { keyNotFound } from '../auth/principal';
 import { DomainError, ErrorCode } from '../common/errors';
-import { isKeySpec, KEY_SPEC_INFO, KeySpec, KeySpecInfo } from '../common/key-spec';
+import { isKeySpec, KEY_SPEC_INFO, KeySpec, KeySpecInfo } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
 import { ActiveKeyRecord, SigningKeysRepository } from './signing-keys.repository';

@@ -1,7 +1,7 @@
 import { encode as encodeCbor } from 'cbor2';
 import { notaryCoseSigStructure } from '../../test/signing/support/signing-kit';
 import { DomainError, ErrorCode } from '../common/errors';
-import { KEY_SPEC_INFO } from '../common/key-spec';
+import { KEY_SPEC_INFO } from '../pki/key-spec';
 import { AmbiguousJson, GoJsonObject, JsonSyntaxError, parseGoJson } from './go-json';
 import { readNotaryPayload, readNotarySigningInput } from './notary-signing-input';
 

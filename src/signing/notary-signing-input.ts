@@ -1,6 +1,6 @@
 import { decode as decodeCbor, type DecodeOptions } from 'cbor2';
 import { DomainError, ErrorCode } from '../common/errors';
-import type { KeySpecInfo } from '../common/key-spec';
+import type { KeySpecInfo } from '../pki/key-spec';
 import { AmbiguousJson, GoJsonNumber, GoJsonObject, GoJsonValue, JsonSyntaxError, parseGoJson } from './go-json';
 import { ArtifactRef, parseArtifact } from './sign-request';
 

@@ -1,5 +1,5 @@
 import { DomainError, ErrorCode } from '../common/errors';
-import { KEY_SPEC_INFO } from '../common/key-spec';
+import { KEY_SPEC_INFO } from '../pki/key-spec';
 import { checkAgainstKey, decodeBase64Strict, parseSignRequest } from './sign-request';
 
 function codeOf(run: () => unknown): ErrorCode | undefined {

@@ -1,5 +1,5 @@
 import { DomainError, ErrorCode } from '../common/errors';
-import { HASH_LENGTH, HashAlgorithm, isHashAlgorithm, KeySpecInfo } from '../common/key-spec';
+import { HASH_LENGTH, HashAlgorithm, isHashAlgorithm, KeySpecInfo } from '../pki/key-spec';
 
 /**
  * The body of `POST /v1/keys/{name}/sign` (API.md), checked by hand: the route is the hot path and

@@ -20,6 +20,6 @@ import { SigningService } from './signing.service';
   imports: [RevocationModule],
   controllers: [SigningController],
   providers: [ActiveKeyCache, SigningService, PromotionPolicy, IdempotencyStore, SigningMetrics, RevocationInvalidation, SigningKeysRepository, IdempotencyRepository, ArtifactSigningsRepository],
-  exports: [ActiveKeyCache, SigningService],
+  exports: [ActiveKeyCache, SigningService, RevocationInvalidation],
 })
 export class SigningModule {}

@@ -5,7 +5,7 @@ import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
 import type { Principal } from '../auth/principal';
 import { DomainError, ErrorCode } from '../common/errors';
-import { HashAlgorithm, nodeHashName } from '../common/key-spec';
+import { HashAlgorithm, nodeHashName } from '../pki/key-spec';
 import { ecdsaRawToDer } from '../hsm/ecdsa-signature';
 import { KEY_STORE, KeyStore } from '../hsm/key-store';
 import { ActiveKey, ActiveKeyCache } from './active-key-cache';

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { CaModule } from '../ca/ca.module';
+import { DomainEventsModule } from '../common/domain-events.module';
 import { KeysModule } from '../keys/keys.module';
 import { TruststoreController } from './truststore.controller';
 import { TruststoreRepository } from './truststore.repository';
@@ -7,7 +8,7 @@ import { TruststoreService } from './truststore.service';
 
 /** Truststores: versioned, content-addressed sets of root CAs and their bundle formats. */
 @Module({
-  imports: [CaModule, KeysModule],
+  imports: [CaModule, KeysModule, DomainEventsModule],
   controllers: [TruststoreController],
   providers: [TruststoreService, TruststoreRepository],
   exports: [TruststoreService, TruststoreRepository],

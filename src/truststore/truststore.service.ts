@@ -7,6 +7,7 @@ import { CaRepository } from '../ca/ca.repository';
 import { CertificatesRepository } from '../ca/certificates.repository';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { notationTrustedIdentity } from '../pki/subject-name';
+import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
 import { KeysRepository } from '../keys/keys.repository';
 import { BUNDLE_FORMATS, BundleFormat, isBundleFormat, LayerKind, LAYERS, LayerSpec, renderLayer, VersionInfo } from './bundle-formats';
@@ -70,10 +71,11 @@ export interface RenderedBundle {
   layers: Array<{ kind: LayerKind; spec: LayerSpec; content: Buffer }>;
 }
 
-/** Observers of new truststore versions (distribution) without a dependency cycle. */
-export interface TruststoreSink {
-  /** Inside the transaction that stores the version. */
-  versionCreated?(truststore: TruststoreEntity, version: TruststoreVersionEntity, manager: EntityManager): Promise<void>;
+declare module '../common/domain-events' {
+  interface DomainEvents {
+    /** Inside the transaction that stores the version (a failing subscriber rolls it back). */
+    'truststore.version.created': { truststore: TruststoreEntity; version: TruststoreVersionEntity; manager: EntityManager };
+  }
 }
 
 /** Runs before content is collected, for the CA generations it will draw on (e.g. build missing CRLs). */
@@ -92,7 +94,6 @@ const RENDER_CACHE_SIZE = 32;
 @Injectable()
 export class TruststoreService {
   private readonly logger = new Logger(TruststoreService.name);
-  private readonly sinks: TruststoreSink[] = [];
   private readonly preparers: ContentPreparer[] = [];
   private readonly rendered = new Map<string, Promise<RenderedBundle>>();
 
@@ -103,12 +104,10 @@ export class TruststoreService {
     private readonly certificates: CertificatesRepository,
     private readonly audit: AuditService,
     private readonly cas: CaRepository,
+    private readonly events: DomainEventBus,
   ) {}
 
-  addSink(sink: TruststoreSink): void {
-    this.sinks.push(sink);
-  }
-
+  /** Wired in src/domain-events.wiring.ts (distribution builds missing CRLs). */
   addPreparer(preparer: ContentPreparer): void {
     this.preparers.push(preparer);
   }
@@ -329,7 +328,7 @@ export class TruststoreService {
       subject: truststore.name,
       data: { version, digest, trigger, changes, roots: row.rootSha256, crls: normalized.crls.map((c) => `${c.generation}#${c.crlNumber}`), revokedAt: revokedAt?.toISOString() ?? null },
     });
-    for (const sink of this.sinks) await sink.versionCreated?.(truststore, row, manager);
+    await this.events.publish('truststore.version.created', { truststore, version: row, manager });
     this.logger.log(`truststore ${truststore.name}: version ${version} (${digest.slice(0, 19)}…, ${trigger}: ${changes.join('; ') || 'initial'})`);
     return row;
   }

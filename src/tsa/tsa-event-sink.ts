@@ -1,4 +1,4 @@
-import type { HashAlgorithm } from '../common/key-spec';
+import type { HashAlgorithm } from '../pki/key-spec';
 
 /** What the audit trail records for every timestamp issued (never the token itself). */
 export interface TimestampIssuedEvent {

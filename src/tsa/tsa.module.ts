@@ -2,7 +2,6 @@ import { Inject, Logger, Module, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { CaModule } from '../ca/ca.module';
-import { CaService } from '../ca/ca.service';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { binaryBodyFor } from '../observability/body-types';
 import { HealthService } from '../observability/health.service';
@@ -41,8 +40,6 @@ export class TsaModule implements OnModuleInit {
     private readonly health: HealthService,
     private readonly clockSync: ClockSyncProbe,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
-    private readonly cas: CaService,
-    private readonly tsa: TsaService,
   ) {}
 
   onModuleInit(): void {
@@ -52,12 +49,6 @@ export class TsaModule implements OnModuleInit {
       return { ok: state.synchronised !== false, ...state };
     });
     this.registerQueryParser();
-    // A TSA renewal run by this process: /tsa signs with the new generation once it is committed.
-    this.cas.addEventSink({
-      caGenerationActivated: async (ca, generation) => {
-        if (ca.name === this.config.tsa.caName) this.tsa.expectGeneration(generation.id);
-      },
-    });
   }
 
   /**

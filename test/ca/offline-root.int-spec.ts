@@ -5,7 +5,7 @@ import { issueCodeSigningCertificate, loadCaIssuer } from '../../src/pki/certifi
 import { validateCertificateChain } from '../../src/pki/certificate-chain-validator';
 import { createCertificationRequest } from '../../src/pki/certification-request';
 import { pemOrDerToDer } from '../../src/pki/pem-codec';
-import { DomainError, ErrorCode } from '../../src/common/errors';
+import { PkiError } from '../../src/pki/pki-error';
 import { createNodeSigner } from '../support/node-signer';
 import { BASE_URL, openssl, subject, tempDir } from './ca-fixtures';
 
@@ -126,7 +126,7 @@ crlDistributionPoints = URI:http://offline.example/root.crl
         leafProfile: 'issuing-ca',
       }),
     );
-    expect(error.code).toBe(ErrorCode.INVALID_CERTIFICATE);
+    expect(error.code).toBe('INVALID_CERTIFICATE');
     expect(error.details).toMatchObject({ index: 0, field: 'subjectPublicKeyInfo' });
   });
 
@@ -148,7 +148,7 @@ crlDistributionPoints = URI:http://offline.example/root.crl
       const error = catchError(() =>
         validateCertificateChain({ chain: leafPem + fs.readFileSync(rootPem, 'utf8'), expectedPublicKeySpki: leafSigner.publicKeySpki, leafProfile: 'code-signing' }),
       );
-      expect(error.code).toBe(ErrorCode.INVALID_CERTIFICATE);
+      expect(error.code).toBe('INVALID_CERTIFICATE');
       expect(error.details).toMatchObject({ index: 0, field: 'extendedKeyUsage' });
     });
 
@@ -158,18 +158,18 @@ crlDistributionPoints = URI:http://offline.example/root.crl
       const error = catchError(() =>
         validateCertificateChain({ chain: leafPem + fs.readFileSync(rootPem, 'utf8'), expectedPublicKeySpki: leafSigner.publicKeySpki, leafProfile: 'code-signing' }),
       );
-      expect(error.code).toBe(ErrorCode.INVALID_SUBJECT);
+      expect(error.code).toBe('INVALID_SUBJECT');
       expect(error.details).toMatchObject({ index: 0, field: 'ST' });
     });
   });
 });
 
-function catchError(fn: () => unknown): DomainError {
+function catchError(fn: () => unknown): PkiError {
   try {
     fn();
   } catch (error) {
-    expect(error).toBeInstanceOf(DomainError);
-    return error as DomainError;
+    expect(error).toBeInstanceOf(PkiError);
+    return error as PkiError;
   }
-  throw new Error('expected a DomainError');
+  throw new Error('expected a PkiError');
 }

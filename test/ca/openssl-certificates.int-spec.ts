@@ -1,4 +1,4 @@
-import { KeySpec } from '../../src/common/key-spec';
+import { KeySpec } from '../../src/pki/key-spec';
 import { issueTimestampingCertificate, issueTsaRootCertificate, loadCaIssuer } from '../../src/pki/certificate-issuer';
 import { createNodeSigner } from '../support/node-signer';
 import { BASE_URL, TestHierarchy, createHierarchy, issueLeaf, openssl, subject, tempDir } from './ca-fixtures';

@@ -1,7 +1,7 @@
 import { CrlEntry, buildCrl } from '../../src/pki/crl-builder';
 import { derToPem } from '../../src/pki/pem-codec';
 import { generateSerialNumber } from '../../src/pki/serial-number';
-import { KeySpec } from '../../src/common/key-spec';
+import { KeySpec } from '../../src/pki/key-spec';
 import { TestHierarchy, createHierarchy, issueLeaf, openssl, tempDir } from './ca-fixtures';
 
 describe('CRLs checked by the OpenSSL CLI', () => {

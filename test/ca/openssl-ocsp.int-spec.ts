@@ -7,7 +7,7 @@ import {
   parseOcspRequest,
   respondToOcspRequest,
 } from '../../src/pki/ocsp-responder';
-import { KeySpec } from '../../src/common/key-spec';
+import { KeySpec } from '../../src/pki/key-spec';
 import { TestHierarchy, createHierarchy, issueLeaf, openssl, tempDir } from './ca-fixtures';
 
 /**

@@ -1,5 +1,5 @@
 import { ErrorCode } from '../../src/common/errors';
-import { KEY_SPECS } from '../../src/common/key-spec';
+import { KEY_SPECS } from '../../src/pki/key-spec';
 import type { HsmLogger } from '../../src/hsm/hsm-logger';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { createTestToken, type TestToken } from '../support/softhsm';

@@ -3,7 +3,7 @@ import { constants, createHash, verify } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HASH_LENGTH, KEY_SPECS, KEY_SPEC_INFO, type HashAlgorithm, type KeySpec, nodeHashName } from '../../src/common/key-spec';
+import { HASH_LENGTH, KEY_SPECS, KEY_SPEC_INFO, type HashAlgorithm, type KeySpec, nodeHashName } from '../../src/pki/key-spec';
 import { ecdsaRawToDer } from '../../src/hsm/ecdsa-signature';
 import type { HsmOptions } from '../../src/hsm/hsm-options';
 import { type Pkcs11KeyStoreDeps, Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';

@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { KEY_SPEC_INFO, type KeySpec } from '../../src/common/key-spec';
+import { KEY_SPEC_INFO, type KeySpec } from '../../src/pki/key-spec';
 import type { KeyInfo } from '../../src/hsm/key-store';
 import { Pkcs11KeyStore } from '../../src/hsm/pkcs11-key-store';
 import { parsePkcs11Uri } from '../../src/hsm/pkcs11-uri';

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as pkcs11js from 'pkcs11js';
-import { KEY_SPECS, KEY_SPEC_INFO, type KeySpec } from '../../src/common/key-spec';
+import { KEY_SPECS, KEY_SPEC_INFO, type KeySpec } from '../../src/pki/key-spec';
 import type { KeyInfo } from '../../src/hsm/key-store';
 import type { Handle } from '../../src/hsm/pkcs11-api';
 import { toPkcs11Error } from '../../src/hsm/pkcs11-errors';

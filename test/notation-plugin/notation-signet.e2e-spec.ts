@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { KEY_SPEC_INFO, KEY_SPECS, KeySpec } from '../../src/common/key-spec';
+import { KEY_SPEC_INFO, KEY_SPECS, KeySpec } from '../../src/pki/key-spec';
 import { PROJECT_ROOT, tempDir } from '../support/server-process';
 import {
   PluginResult,

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { KEY_SPEC_INFO } from '../../src/common/key-spec';
+import { KEY_SPEC_INFO } from '../../src/pki/key-spec';
 import { buildPlugin, generateSignatureRequest, runPlugin } from '../notation-plugin/support/notation-driver';
 import { ensureBuilt, freePort, ServerProcess, tempDir } from '../support/server-process';
 import { notaryCoseSigStructure, notarySigningInput, opensslVerifiesChain, opensslVerifiesMessage, SUBJECT } from './support/signing-kit';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
-import { KEY_SPEC_INFO, KEY_SPECS, KeySpec } from '../../src/common/key-spec';
+import { KEY_SPEC_INFO, KEY_SPECS, KeySpec } from '../../src/pki/key-spec';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
 import { ActiveKeyCache, KEYS_CHANNEL } from '../../src/signing/active-key-cache';
 import { query } from '../support/database';

@@ -1,5 +1,5 @@
 import * as crypto from 'node:crypto';
-import { DigestSigner, HASH_LENGTH, HashAlgorithm, KEY_SPEC_INFO, KeySpec, nodeHashName } from '../../src/common/key-spec';
+import { DigestSigner, HASH_LENGTH, HashAlgorithm, KEY_SPEC_INFO, KeySpec, nodeHashName } from '../../src/pki/key-spec';
 
 /**
  * A DigestSigner backed by a Node crypto key, for tests and benchmarks (real signers come from

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { KeySpec } from '../../src/common/key-spec';
+import { KeySpec } from '../../src/pki/key-spec';
 import { caGenerationUrls } from '../../src/pki/ca-urls';
 import { IssuedCertificate, issueTimestampingCertificate, issueTsaRootCertificate, loadCaIssuer } from '../../src/pki/certificate-issuer';
 import { derToPem } from '../../src/pki/pem-codec';

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Max, Min } from 'class-validator';
-import { KEY_SPECS, KeySpec } from '../../common/key-spec';
+import { KEY_SPECS, KeySpec } from '../../pki/key-spec';
 
 export class CreateCaDto {
   @ApiProperty({ example: 'prod-issuing' })

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { CaService } from '../../ca/ca.service';
-import { isKeySpec } from '../../common/key-spec';
+import { isKeySpec } from '../../pki/key-spec';
 import { cliActor, parseSubjectArgument } from '../cli-actor';
 import { CliCommand, CliError } from '../cli-command';
 

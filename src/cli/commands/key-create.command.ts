@@ -1,4 +1,4 @@
-import { isKeySpec } from '../../common/key-spec';
+import { isKeySpec } from '../../pki/key-spec';
 import { KeysService } from '../../keys/keys.service';
 import { cliActor, parseSubjectArgument } from '../cli-actor';
 import { CliCommand, CliError } from '../cli-command';

@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { KEY_SPEC_INFO, KeySpec } from '../../../src/common/key-spec';
+import { KEY_SPEC_INFO, KeySpec } from '../../../src/pki/key-spec';
 import { PROJECT_ROOT } from '../../support/server-process';
 
 export const PLUGIN_LAUNCHER = path.join(PROJECT_ROOT, 'bin', 'notation-signet');

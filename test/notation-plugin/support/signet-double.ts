@@ -2,7 +2,7 @@ import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
-import { HASH_LENGTH, KEY_SPEC_INFO, nodeHashName } from '../../../src/common/key-spec';
+import { HASH_LENGTH, KEY_SPEC_INFO, nodeHashName } from '../../../src/pki/key-spec';
 import { IssuedKey } from './openssl-pki';
 
 /**

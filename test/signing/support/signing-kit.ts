@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encode as encodeCbor, Tag } from 'cbor2';
-import { KEY_SPEC_INFO, KeySpec, nodeHashName } from '../../../src/common/key-spec';
+import { KEY_SPEC_INFO, KeySpec, nodeHashName } from '../../../src/pki/key-spec';
 import { ecdsaRawToDer } from '../../../src/hsm/ecdsa-signature';
 
 /** Helpers shared by the signing tests: OpenSSL's CLI as the verifier, Notary JWS signing inputs. */

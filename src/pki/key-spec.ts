@@ -1,6 +1,7 @@
 /**
- * Key specs and the algorithm pairs Notation accepts (NOTARY.md). Shared by hsm (which signs),
- * ca (which builds X.509 over a signer) and signing (which validates requests).
+ * Key specs and the algorithm pairs Notation accepts (NOTARY.md). Part of the PKI core (which builds
+ * X.509 over a DigestSigner); shared by hsm (which signs), ca and keys (which choose specs) and
+ * signing (which validates requests).
  */
 export const KEY_SPECS = ['EC-256', 'EC-384', 'EC-521', 'RSA-2048', 'RSA-3072', 'RSA-4096'] as const;
 export type KeySpec = (typeof KEY_SPECS)[number];
