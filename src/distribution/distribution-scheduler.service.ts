@@ -11,7 +11,7 @@ import { TruststoreService } from '../truststore/truststore.service';
 import { DistributionStatusService } from './distribution-status.service';
 import { ReconcilerService } from './reconciler.service';
 import { DISTRIBUTION_CHANNEL } from './regions.service';
-import { returnedRows } from './sql-rows';
+import { TargetsRepository } from './targets.repository';
 
 /** Cross-replica "truststore content may have changed" (a CA or key was created somewhere). */
 export const TRUSTSTORE_CHANNEL = 'signet_truststore';
@@ -51,6 +51,7 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
     private readonly status: DistributionStatusService,
     private readonly notifier: ChangeNotifier,
     private readonly audit: AuditService,
+    private readonly targets: TargetsRepository,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Optional() private readonly scheduler?: SchedulerRegistry,
   ) {}
@@ -137,12 +138,9 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
     await this.rebuilding?.catch(() => undefined);
     const created = await this.truststores.rebuildAll('sync');
     const queued = await this.dataSource.transaction(async (manager) => {
-      const rows = returnedRows<{ id: string }>(await manager.query(
-        `UPDATE distribution_targets SET next_attempt_at = now(), verified_at = NULL
-          WHERE lease_until IS NULL OR lease_until < now() RETURNING id`,
-      ));
+      const queued = await this.targets.makeAllDueNow(manager);
       await this.notifier.notify(manager, DISTRIBUTION_CHANNEL, 'sync');
-      return rows.length;
+      return queued;
     });
     const versions = await Promise.all(
       created.map(async (v) => ({ truststore: (await this.truststores.byId(v.truststoreId)).name, version: v.version, digest: v.digest })),

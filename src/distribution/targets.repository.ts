@@ -399,4 +399,15 @@ export class TargetsRepository {
       [rootSha256],
     );
   }
+
+  /** Makes every target not under a live lease due now and due for a read-back (`POST /v1/distribution/sync`); returns how many. */
+  async makeAllDueNow(manager: EntityManager): Promise<number> {
+    const rows = returnedRows<{ id: string }>(
+      await manager.query(
+        `UPDATE distribution_targets SET next_attempt_at = now(), verified_at = NULL
+          WHERE lease_until IS NULL OR lease_until < now() RETURNING id`,
+      ),
+    );
+    return rows.length;
+  }
 }
