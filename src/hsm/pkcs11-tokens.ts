@@ -5,7 +5,7 @@ import { KEY_SPEC_INFO, type KeySpec } from '../common/key-spec';
 import { type HsmCapabilities, type HsmFeature, describeCapabilities, probeCapabilities } from './hsm-capabilities';
 import { type HsmLogger, silentLogger } from './hsm-logger';
 import { type HsmOptions, type ResolvedHsmOptions, resolveHsmOptions } from './hsm-options';
-import type { KeyRole } from './key-store';
+import type { HsmCounters, KeyRole } from './key-store';
 import { specFromAttributes } from './key-templates';
 import { CKS_RO_PUBLIC_SESSION, CKS_RW_PUBLIC_SESSION, type Handle, type Pkcs11Api, type Template } from './pkcs11-api';
 import { Pkcs11Error, toPkcs11Error } from './pkcs11-errors';
@@ -38,15 +38,7 @@ export interface KeyTarget {
 }
 
 /** What the key store counts itself; the pools count recoveries and retries. */
-export interface Pkcs11Stats {
-  signOperations: number;
-  signAttempts: number;
-  signFailures: number;
-  keysGenerated: number;
-  keysDestroyed: number;
-  sealOperations: number;
-  unsealOperations: number;
-}
+export type Pkcs11Stats = Omit<HsmCounters, 'recoveries' | 'operationRetries'>;
 
 const MAX_CACHE_ENTRIES = 10_000;
 /** Largest signature the pool's per-session output buffer must hold (RSA-4096). */
