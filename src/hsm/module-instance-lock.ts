@@ -1,5 +1,16 @@
 import { closeSync, openSync } from 'node:fs';
-import { unlock, waitForLockSync } from 'fs-native-extensions';
+
+type FileLocks = Pick<typeof import('fs-native-extensions'), 'unlock' | 'waitForLockSync'>;
+let fileLocks: FileLocks | undefined;
+
+/**
+ * The native file-lock module, loaded on first use: a signing thread loads it only when its
+ * process shares the token files (SoftHSM2); other modules' threads never map it.
+ */
+function nativeFileLocks(): FileLocks {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (fileLocks ??= require('fs-native-extensions') as FileLocks);
+}
 
 /**
  * The token lock: held around every call that reads or writes a token's own state
@@ -82,11 +93,11 @@ export function withModuleInstanceLock<T>(fn: () => T): T {
   depth = 1;
   const fd = shared?.fd;
   try {
-    if (fd !== undefined) waitForLockSync(fd);
+    if (fd !== undefined) nativeFileLocks().waitForLockSync(fd);
     try {
       return fn();
     } finally {
-      if (fd !== undefined) unlock(fd);
+      if (fd !== undefined) nativeFileLocks().unlock(fd);
     }
   } finally {
     depth = 0;

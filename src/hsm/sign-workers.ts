@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -13,31 +13,38 @@ const THREAD_MODULE = 'sign-worker.thread';
 
 /**
  * How to start a signing thread running sign-worker.thread.ts. From dist/, its compiled sibling
- * file. From src/ (ts-jest, ts-node: no .js beside this file), the .ts bundled once with esbuild
- * into CommonJS (pkcs11js and the native file-lock module left to require), run as eval'd code
- * whose require resolves from src/hsm/.
+ * file. From src/ (ts-jest, ts-node: no .js beside this file), the thread module and the one module
+ * of ours it imports (module-instance-lock.ts) transpiled to CommonJS by TypeScript, in-process,
+ * and run as eval'd code whose other requires resolve from src/hsm/. Not esbuild: with its
+ * buildSync (which runs a helper process) `npm run test:opencryptoki` aborted (SIGABRT) in three
+ * runs of three, in the third suite; with the transpiler in-process it passes.
  */
 let threadScript: { filename: string } | { code: string } | undefined;
+
+/** The modules of ours the thread imports, by the specifier it uses. */
+const THREAD_IMPORTS = { './module-instance-lock': 'module-instance-lock' } as const;
 
 function signThreadScript(): { filename: string } | { code: string } {
   if (threadScript) return threadScript;
   const compiled = path.join(__dirname, `${THREAD_MODULE}.js`);
   if (existsSync(compiled)) return (threadScript = { filename: compiled });
-  const source = path.join(__dirname, `${THREAD_MODULE}.ts`);
   // A dev dependency, needed only where the TypeScript sources run directly.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const esbuild = require('esbuild') as typeof import('esbuild');
-  const bundle = esbuild.buildSync({
-    entryPoints: [source],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    write: false,
-    external: ['pkcs11js', 'fs-native-extensions'],
-    logLevel: 'silent',
-  });
-  const code = `(function (require) {\n${bundle.outputFiles[0].text}\n})(require('node:module').createRequire(${JSON.stringify(source)}));`;
+  const ts = require('typescript') as typeof import('typescript');
+  const transpile = (name: string): string =>
+    ts.transpileModule(readFileSync(path.join(__dirname, `${name}.ts`), 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    }).outputText;
+  const source = path.join(__dirname, `${THREAD_MODULE}.ts`);
+  const wrap = (body: string, into: string): string => `(function (exports, require, module) {\n${body}\n})(${into}.exports, load, ${into});`;
+  const ours = Object.entries(THREAD_IMPORTS)
+    .map(([specifier, name]) => `const m${name.replace(/\W/g, '_')} = { exports: {} };\nours.set(${JSON.stringify(specifier)}, m${name.replace(/\W/g, '_')});\n${wrap(transpile(name), `m${name.replace(/\W/g, '_')}`)}`)
+    .join('\n');
+  const code =
+    `const base = require('node:module').createRequire(${JSON.stringify(source)});\n` +
+    `const ours = new Map();\n` +
+    `const load = (id) => (ours.has(id) ? ours.get(id).exports : base(id));\n` +
+    `const thread = { exports: {} };\n${ours}\n${wrap(transpile(THREAD_MODULE), 'thread')}`;
   return (threadScript = { code });
 }
 
