@@ -14,8 +14,6 @@ import { IdentityModule } from './identity/identity.module';
 import { HsmModule } from './hsm/hsm.module';
 import { HsmOptions } from './hsm/hsm-options';
 import { KeysModule } from './keys/keys.module';
-import { HsmHealthIndicator } from './observability/hsm.health';
-import { HsmMetrics } from './observability/hsm.metrics';
 import { ObservabilityModule } from './observability/observability.module';
 import { RevocationModule } from './revocation/revocation.module';
 import { RotationModule } from './rotation/rotation.module';
@@ -64,8 +62,6 @@ export class AppModule {
       providers: [
         { provide: SIGNET_CONFIG, useValue: runtime.config },
         { provide: RUNTIME_CONTEXT, useValue: runtime },
-        HsmHealthIndicator,
-        HsmMetrics,
         hsmCheckpointSignerProvider,
         // Every subscription to a domain event (src/domain-events.wiring.ts).
         DomainEventsWiring,

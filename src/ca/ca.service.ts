@@ -6,7 +6,9 @@ import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
 import { isKeySpec, KeySpec } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
-import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { KEY_MANAGER, type KeyManager } from '../hsm/key-manager';
+import type { KeyStore } from '../hsm/key-store';
+import { SIGNER_FACTORY, type SignerFactory } from '../hsm/signer-factory';
 import { CaEntity, CaKind } from './ca.entity';
 import { CaRepository } from './ca.repository';
 import { CaGenerationEntity } from './ca-generation.entity';
@@ -95,7 +97,8 @@ export class CaService {
 
   constructor(
     private readonly dataSource: DataSource,
-    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    @Inject(KEY_MANAGER) private readonly hsmKeys: KeyManager,
+    @Inject(SIGNER_FACTORY) private readonly signers: SignerFactory,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     private readonly repository: CaRepository,
     private readonly certificates: CertificatesRepository,
@@ -143,9 +146,9 @@ export class CaService {
     }
 
     const generationName = `${input.name}-g1`;
-    const key = await this.keyStore.createKey({ spec: keySpec, label: `ca:${generationName}`, role: 'ca' });
+    const key = await this.hsmKeys.createKey({ spec: keySpec, label: `ca:${generationName}`, role: 'ca' });
     try {
-      const signer = await this.keyStore.getSigner(key.uri);
+      const signer = await this.signers.getSigner(key.uri);
       const issued = await this.issueCaCertificate(input.kind, { signer, subject, validityDays, parent: parent?.issuer });
       return await this.dataSource.transaction(async (manager) => {
         const ca = await this.repository.insertCa(manager, { name: input.name, kind: input.kind, parentId: parent?.ca.id ?? null, keySpec, subject, validityDays, external: false });
@@ -180,7 +183,7 @@ export class CaService {
       });
     } catch (error) {
       // Nothing half-written: the HSM key of a CA that was not stored is destroyed again.
-      await this.keyStore.destroyKey(key.uri).catch((e) => this.logger.error(`could not destroy orphan CA key ${key.uri}: ${(e as Error).message}`));
+      await this.hsmKeys.destroyKey(key.uri).catch((e) => this.logger.error(`could not destroy orphan CA key ${key.uri}: ${(e as Error).message}`));
       throw error;
     }
   }
@@ -202,9 +205,9 @@ export class CaService {
       throw new DomainError(ErrorCode.ALREADY_EXISTS, `${operation}: a CA named '${input.name}' already exists`, { field: 'name' });
     }
     const generationName = `${input.name}-g1`;
-    const key = await this.keyStore.createKey({ spec: keySpec, label: `ca:${generationName}`, role: 'ca' });
+    const key = await this.hsmKeys.createKey({ spec: keySpec, label: `ca:${generationName}`, role: 'ca' });
     try {
-      const signer = await this.keyStore.getSigner(key.uri);
+      const signer = await this.signers.getSigner(key.uri);
       const csr = await createCertificationRequest({ signer, subject, profile: 'issuing-ca' });
       return await this.dataSource.transaction(async (manager) => {
         const ca = await this.repository.insertCa(manager, { name: input.name, kind: 'issuing', parentId: null, keySpec, subject, validityDays: input.validityDays ?? DEFAULT_VALIDITY_DAYS.issuing, external: true });
@@ -216,7 +219,7 @@ export class CaService {
         return { ca: await this.view(ca, [generation]), csr: csr.pem };
       });
     } catch (error) {
-      await this.keyStore.destroyKey(key.uri).catch((e) => this.logger.error(`could not destroy orphan CA key ${key.uri}: ${(e as Error).message}`));
+      await this.hsmKeys.destroyKey(key.uri).catch((e) => this.logger.error(`could not destroy orphan CA key ${key.uri}: ${(e as Error).message}`));
       throw error;
     }
   }
@@ -241,7 +244,7 @@ export class CaService {
     const ca = await this.byName(name);
     const generation = await this.repository.latestGeneration(ca.id, { pending: true });
     if (!ca.external || !generation) throw new DomainError(ErrorCode.CONFLICT, `${operation}: CA '${name}' has no pending generation awaiting a chain`);
-    const publicKey = await this.keyStore.getPublicKey(generation.keyUri);
+    const publicKey = await this.hsmKeys.getPublicKey(generation.keyUri);
     const validated = validateCertificateChain({ chain: chain as string[], expectedPublicKeySpki: publicKey, leafProfile: 'issuing-ca', now });
     const [certificate, ...above] = validated.certificates;
     const rootDer = above[above.length - 1];
@@ -371,7 +374,7 @@ export class CaService {
     if (!issuer) {
       if (!generation.certificate) throw new DomainError(ErrorCode.CONFLICT, `CA key generation ${generation.name} has no certificate yet`);
       const certificate = generation.certificate;
-      issuer = this.keyStore.getSigner(generation.keyUri).then((signer) => loadCaIssuer({ certificate, signer, urls: this.urlsFor(generation.name) }));
+      issuer = this.signers.getSigner(generation.keyUri).then((signer) => loadCaIssuer({ certificate, signer, urls: this.urlsFor(generation.name) }));
       issuer.catch(() => this.issuers.delete(generation.id));
       this.issuers.set(generation.id, issuer);
     }

@@ -1,39 +1,20 @@
 import type { DigestSigner, HashAlgorithm, KeySpec } from '../pki/key-spec';
 import type { HsmCapabilities } from './hsm-capabilities';
+import type { HsmReconciler } from './hsm-reconciler';
+import type { KeyManager } from './key-manager';
+import type { Sealer } from './sealer';
 
 /**
- * The key-store contract every other module uses. Keys are generated inside the HSM and never
+ * The key-store contract every other module uses, composed of the four small ones a caller may
+ * depend on instead: KeyManager (key-manager.ts), SignerFactory (signer-factory.ts), Sealer
+ * (sealer.ts) and HsmReconciler (hsm-reconciler.ts). Keys are generated inside the HSM and never
  * leave it; callers hold PKCS#11 URIs (RFC 7512), never object handles.
  */
-export interface KeyStore {
-  /** Generates a key pair in the token for `role`; refuses an id that already exists (ALREADY_EXISTS). */
-  createKey(request: CreateKeyRequest): Promise<KeyInfo>;
-  /** The key pair's public key as SubjectPublicKeyInfo DER. NOT_FOUND for an unknown reference. */
-  getPublicKey(keyUri: string): Promise<Buffer>;
-  /** Spec, label and public key of an existing key pair. */
-  describeKey(keyUri: string): Promise<KeyInfo>;
-  /**
-   * Signs a digest computed with `options.hash`. ECDSA → raw r‖s (IEEE P1363); RSA → RSASSA-PSS
-   * with salt = hash length, or PKCS#1 v1.5 when `rsaPadding: 'pkcs1'`.
-   * The digest length is checked before the HSM is touched.
-   */
+export interface KeyStore extends KeyManager, Sealer, Pick<HsmReconciler, 'reconcile' | 'health' | 'counters'> {
+  /** As KeySigner.sign of a signer built with default options (signer-factory.ts). */
   sign(keyUri: string, digest: Buffer, options: SignOptions): Promise<Buffer>;
   /** What the CA receives: a signer for one key that knows nothing of PKCS#11. */
   getSigner(keyUri: string): Promise<DigestSigner>;
-  /** Destroys the private and public key objects. NOT_FOUND when neither exists. */
-  destroyKey(keyUri: string): Promise<void>;
-  /** Key pairs held by the configured tokens (both roles unless one is given). */
-  listKeys(role?: KeyRole): Promise<KeyListing[]>;
-  /** AES-256-GCM under the token's sealing key; `recordId` is bound as additional authenticated data. */
-  seal(recordId: string, plaintext: Buffer): Promise<Buffer>;
-  unseal(recordId: string, sealed: Buffer): Promise<Buffer>;
-  /** New sealing key for new writes; older ones stay in the token to decrypt what they sealed. */
-  rotateSealingKey(): Promise<SealingKeyInfo>;
-  /** Token objects no referenced URI names, and referenced URIs whose private key is missing. */
-  reconcile(referencedKeyUris: Iterable<string>): Promise<ReconciliationReport>;
-  /** For /readyz. Synchronous and cheap: reads counters, never calls the HSM. */
-  health(): HsmHealth;
-  counters(): HsmCounters;
 }
 
 /** Injection token for the KeyStore contract (the Pkcs11KeyStore class is also injectable by itself). */
@@ -67,12 +48,6 @@ export interface SignOptions {
   hash: HashAlgorithm;
   /** RSA only; ECDSA keys refuse it (UNSUPPORTED_ALGORITHM). */
   rsaPadding?: 'pss' | 'pkcs1';
-  /**
-   * For callers that arrive one per I/O callback (the HTTP sign route): on signing threads, the job
-   * waits for the check phase of the event loop, so every request read in one poll shares one
-   * message to a thread. Callers that loop on awaits are gathered by the default (microtask) flush.
-   */
-  gatherTurn?: boolean;
 }
 
 export interface KeyListing {

@@ -1,5 +1,16 @@
 import { closeSync, openSync } from 'node:fs';
-import { unlock, waitForLockSync } from 'fs-native-extensions';
+
+type FileLocks = Pick<typeof import('fs-native-extensions'), 'unlock' | 'waitForLockSync'>;
+let fileLocks: FileLocks | undefined;
+
+/**
+ * The native file-lock module, loaded on first use: a signing thread loads it only when its
+ * process shares the token files (SoftHSM2); other modules' threads never map it.
+ */
+function nativeFileLocks(): FileLocks {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (fileLocks ??= require('fs-native-extensions') as FileLocks);
+}
 
 /**
  * The token lock: held around every call that reads or writes a token's own state
@@ -22,12 +33,12 @@ import { unlock, waitForLockSync } from 'fs-native-extensions';
  * that lock the same loop failed no read. These calls are rare (start, session repair, recovery,
  * close): signing, key generation and object look-ups never take it.
  *
- * The in-process part lives in a SharedArrayBuffer every signing thread receives (WORKER_SOURCE in
- * sign-workers.ts takes it with the same algorithm, then the file lock through its own descriptor).
+ * The in-process part lives in a SharedArrayBuffer every signing thread receives and adopts
+ * (sign-worker.thread.ts: adoptModuleInstanceLock, then the file lock through its own descriptor).
  * A blocking wait is fine, even on the event loop. The lock is re-entrant within a thread: a token
  * look-up holds it across its whole scan and the calls inside take it again.
  */
-const LOCK = new Int32Array(new SharedArrayBuffer(4));
+let LOCK = new Int32Array(new SharedArrayBuffer(4));
 
 /** How deep this thread is inside the lock (module state is per thread: each worker has its own). */
 let depth = 0;
@@ -40,6 +51,11 @@ export function moduleInstanceLockBuffer(): SharedArrayBuffer {
   return LOCK.buffer as SharedArrayBuffer;
 }
 
+/** In a worker thread: take the lock in `buffer` (the main thread's) instead of this thread's own. */
+export function adoptModuleInstanceLock(buffer: SharedArrayBuffer): void {
+  LOCK = new Int32Array(buffer);
+}
+
 /**
  * Makes every later token-level call of this thread also take the lock on `path`, a file that
  * every process using the same token files names alike (undefined: this process's lock alone).
@@ -50,6 +66,12 @@ export function shareTokenLockWith(path: string | undefined): void {
     if (shared) closeSync(shared.fd);
     shared = path === undefined ? undefined : { path, fd: openSync(path, 'a', 0o600) };
   });
+}
+
+/** A thread about to end closes its descriptor of the shared file (descriptors belong to the process). */
+export function closeSharedTokenLock(): void {
+  if (shared) closeSync(shared.fd);
+  shared = undefined;
 }
 
 /** The file this thread's token lock is shared through, if any. */
@@ -71,11 +93,11 @@ export function withModuleInstanceLock<T>(fn: () => T): T {
   depth = 1;
   const fd = shared?.fd;
   try {
-    if (fd !== undefined) waitForLockSync(fd);
+    if (fd !== undefined) nativeFileLocks().waitForLockSync(fd);
     try {
       return fn();
     } finally {
-      if (fd !== undefined) unlock(fd);
+      if (fd !== undefined) nativeFileLocks().unlock(fd);
     }
   } finally {
     depth = 0;

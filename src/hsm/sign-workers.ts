@@ -1,280 +1,52 @@
+import { existsSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { HsmLogger } from './hsm-logger';
 import type { Mechanism } from './pkcs11-api';
 import { moduleInstanceLockBuffer, sharedTokenLockFile } from './module-instance-lock';
 import { hsmUnavailable } from './pkcs11-errors';
 import { markSessionSuspect } from './session-pool';
+import type { BatchMessage, BatchResult, FaultReply, FromSignThread, ReadyMessage, SignThreadKey, SignWorkerData, ThreadFault } from './sign-worker.protocol';
+
+const THREAD_MODULE = 'sign-worker.thread';
 
 /**
- * Worker body, plain JavaScript (eval'd, so it runs the same from dist/ and under ts-jest). A job
- * is C_SignInit + C_Sign, synchronously, on the thread's own session of the key's token, with the
- * thread's own handle for the key (looked up by CKA_ID and label, then cached).
- *
- * With `ownModule`, the thread maps a private copy of the module file: dlopen of another path gives
- * another instance of the library, with its own globals, locks and login, as another process would
- * have. SoftHSM2 serialises all threads of one instance on process-wide mutexes (two threads sharing
- * it measured ~23k EC-256 signatures/s here; two instances ~42k). The copy is deleted once mapped.
- * Such a thread initialises, logs in to and finalises its own instance, and recovers it by itself.
- * Without `ownModule` (vendor modules: one instance per process is what they expect) the thread
- * shares the process's instance: it opens its own sessions, but the main thread owns C_Initialize,
- * the login and the recovery, and the thread only reopens its sessions.
+ * How to start a signing thread running sign-worker.thread.ts. From dist/, its compiled sibling
+ * file. From src/ (ts-jest, ts-node: no .js beside this file), the thread module and the one module
+ * of ours it imports (module-instance-lock.ts) transpiled to CommonJS by TypeScript, in-process,
+ * and run as eval'd code whose other requires resolve from src/hsm/. Not esbuild: with its
+ * buildSync (which runs a helper process) `npm run test:opencryptoki` aborted (SIGABRT) in three
+ * runs of three, in the third suite; with the transpiler in-process it passes.
  */
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const pkcs11js = require(workerData.pkcs11jsPath);
-// Below the event loop (and PostgreSQL) in the scheduler: the event loop feeds these threads and
-// commits what they sign; when the CPU is short, it goes first. Linux only; elsewhere, or if the
-// kernel refuses, the thread keeps the process's priority.
-if (workerData.nice > 0) {
-  try {
-    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
-    // Relative to what the thread inherited (the event loop's niceness).
-    os.setPriority(tid, Math.min(19, os.getPriority(tid) + workerData.nice));
-  } catch {}
-}
-const p11 = new pkcs11js.PKCS11();
-let own = false;
-let moduleNote;
-if (workerData.ownModule) {
-  let dir;
-  try {
-    // A private directory (mode 0700): nobody else can swap the file between copy and load.
-    dir = fs.mkdtempSync(path.join(workerData.tmpdir, 'signet-pkcs11-'));
-    const copy = path.join(dir, path.basename(workerData.modulePath));
-    fs.copyFileSync(workerData.modulePath, copy);
-    p11.load(copy);
-    own = true;
-  } catch (e) {
-    moduleNote = 'could not map a private copy of the module (' + String(e && e.message) + '); sharing the process instance';
-  } finally {
-    if (dir) try { fs.rmSync(dir, { recursive: true, force: true }); } catch {}
-  }
-}
-if (!own) p11.load(workerData.modulePath);
+let threadScript: { filename: string } | { code: string } | undefined;
 
-// The token lock (module-instance-lock.ts, same algorithm on the same memory), and the file lock
-// other processes sharing the token files take too, through this thread's own descriptor.
-const LOCK = new Int32Array(workerData.lock);
-const fileLock = workerData.tokenLockFile === undefined ? undefined : require(workerData.fileLockModulePath);
-const lockFd = fileLock && fs.openSync(workerData.tokenLockFile, 'a', 0o600);
-function locked(fn) {
-  while (Atomics.compareExchange(LOCK, 0, 0, 1) !== 0) Atomics.wait(LOCK, 0, 1, 50);
-  try {
-    if (fileLock) fileLock.waitForLockSync(lockFd);
-    try {
-      return fn();
-    } finally {
-      if (fileLock) fileLock.unlock(lockFd);
-    }
-  } finally {
-    Atomics.store(LOCK, 0, 0);
-    Atomics.notify(LOCK, 0, 1);
-  }
+/** The modules of ours the thread imports, by the specifier it uses. */
+const THREAD_IMPORTS = { './module-instance-lock': 'module-instance-lock' } as const;
+
+function signThreadScript(): { filename: string } | { code: string } {
+  if (threadScript) return threadScript;
+  const compiled = path.join(__dirname, `${THREAD_MODULE}.js`);
+  if (existsSync(compiled)) return (threadScript = { filename: compiled });
+  // A dev dependency, needed only where the TypeScript sources run directly.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ts = require('typescript') as typeof import('typescript');
+  const transpile = (name: string): string =>
+    ts.transpileModule(readFileSync(path.join(__dirname, `${name}.ts`), 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    }).outputText;
+  const source = path.join(__dirname, `${THREAD_MODULE}.ts`);
+  const wrap = (body: string, into: string): string => `(function (exports, require, module) {\n${body}\n})(${into}.exports, load, ${into});`;
+  const ours = Object.entries(THREAD_IMPORTS)
+    .map(([specifier, name]) => `const m${name.replace(/\W/g, '_')} = { exports: {} };\nours.set(${JSON.stringify(specifier)}, m${name.replace(/\W/g, '_')});\n${wrap(transpile(name), `m${name.replace(/\W/g, '_')}`)}`)
+    .join('\n');
+  const code =
+    `const base = require('node:module').createRequire(${JSON.stringify(source)});\n` +
+    `const ours = new Map();\n` +
+    `const load = (id) => (ours.has(id) ? ours.get(id).exports : base(id));\n` +
+    `const thread = { exports: {} };\n${ours}\n${wrap(transpile(THREAD_MODULE), 'thread')}`;
+  return (threadScript = { code });
 }
-
-const out = Buffer.alloc(workerData.outputBufferSize);
-const EMPTY = Buffer.alloc(0);
-const tokens = workerData.tokens;
-const slots = new Array(tokens.length);
-const sessions = new Array(tokens.length);
-const mechanisms = [];
-const keys = [];
-const handles = [];
-let initialized = false;
-// Shared instance: the generation of the process's initialisation our sessions and handles belong to.
-let generation;
-// Codes after which the thread starts its sessions (own: its whole instance) afresh; on its own instance, it tries once more.
-const RETRY = new Set(
-  ['CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED', 'CKR_USER_NOT_LOGGED_IN', 'CKR_DEVICE_REMOVED', 'CKR_TOKEN_NOT_PRESENT',
-   'CKR_CRYPTOKI_NOT_INITIALIZED', 'CKR_DEVICE_ERROR', 'CKR_GENERAL_ERROR', 'CKR_OBJECT_HANDLE_INVALID', 'CKR_KEY_HANDLE_INVALID',
-   'CKR_OPERATION_ACTIVE', 'CKR_OPERATION_NOT_INITIALIZED'].map((name) => pkcs11js[name]),
-);
-
-function pkcs11Error(name, method, text) {
-  return Object.assign(new Error(name + ': ' + text), { code: pkcs11js[name], method });
-}
-
-function connect(t) {
-  if (sessions[t] !== undefined) return sessions[t];
-  // All of it under the process-wide module lock: slot and token info, opening a session and a
-  // login read or write the token file, which one thread of a process at a time may touch.
-  return locked(() => connectLocked(t));
-}
-
-function connectLocked(t) {
-  if (own && !initialized) {
-    try {
-      p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-    } catch (e) {
-      if (e.code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw e;
-    }
-    initialized = true;
-  }
-  const label = tokens[t].label;
-  const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.replace(/[\\s\\u0000]+$/, '') === label);
-  if (slot === undefined) throw pkcs11Error('CKR_TOKEN_NOT_PRESENT', 'C_GetSlotList', 'no token labelled ' + JSON.stringify(label));
-  const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
-  if (own) {
-    try {
-      p11.C_Login(session, pkcs11js.CKU_USER, tokens[t].pin);
-    } catch (e) {
-      if (e.code !== pkcs11js.CKR_USER_ALREADY_LOGGED_IN) {
-        try { p11.C_CloseSession(session); } catch {}
-        throw e;
-      }
-    }
-  }
-  slots[t] = slot;
-  sessions[t] = session;
-  return session;
-}
-
-/** Forgets sessions and handles; an own instance is finalised, to be initialised again on next use. */
-function reset() {
-  // Closing a session and finalising touch the token file too: under the module lock.
-  locked(() => {
-    for (let t = 0; t < sessions.length; t++) {
-      if (sessions[t] !== undefined) try { p11.C_CloseSession(sessions[t]); } catch {}
-      sessions[t] = undefined;
-    }
-    if (own && initialized) {
-      try { p11.C_Finalize(); } catch {}
-      initialized = false;
-    }
-  });
-  handles.length = 0;
-}
-
-function keyHandle(k, session) {
-  const cached = handles[k];
-  if (cached !== undefined) return cached;
-  const key = keys[k];
-  const template = [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-    { type: pkcs11js.CKA_TOKEN, value: true },
-    { type: pkcs11js.CKA_ID, value: key.id },
-  ];
-  if (key.label !== undefined) template.push({ type: pkcs11js.CKA_LABEL, value: key.label });
-  p11.C_FindObjectsInit(session, template);
-  let found;
-  try {
-    found = p11.C_FindObjects(session, 2);
-  } finally {
-    p11.C_FindObjectsFinal(session);
-  }
-  if (found.length !== 1) throw pkcs11Error('CKR_KEY_HANDLE_INVALID', 'C_FindObjects', 'the signing thread finds ' + found.length + ' private keys for this reference');
-  handles[k] = found[0];
-  return found[0];
-}
-
-function signOnce(k, mechanism, data) {
-  const session = connect(keys[k].token);
-  const key = keyHandle(k, session);
-  let method = 'C_SignInit';
-  try {
-    p11.C_SignInit(session, mechanism, key);
-    method = 'C_Sign';
-    return Buffer.from(p11.C_Sign(session, data, out));
-  } catch (e) {
-    if (e && !e.method) e.method = method;
-    throw e;
-  }
-}
-
-/** Test seam: real faults on this thread's own instance (never on a shared one, which the main thread owns). */
-function applyFault(fault) {
-  if (!own) throw new Error('faults apply to an own module instance only');
-  for (let t = 0; t < tokens.length; t++) connect(t);
-  locked(() => {
-    if (fault === 'close-all-sessions') for (const slot of slots) p11.C_CloseAllSessions(slot);
-    else if (fault === 'logout') p11.C_Logout(sessions[0]);
-    else if (fault === 'finalize') p11.C_Finalize();
-    else throw new Error('unknown fault ' + fault);
-  });
-}
-
-parentPort.on('message', (message) => {
-  if (message.close) {
-    // An own instance is finalised before the thread goes (its sessions close, its login ends).
-    reset();
-    // Descriptors belong to the process, not the thread: close ours before the thread goes.
-    if (fileLock) try { fs.closeSync(lockFd); } catch {}
-    parentPort.postMessage({ closed: true });
-    return;
-  }
-  if (message.fault) {
-    let error;
-    try { applyFault(message.fault); } catch (e) { error = String(e && e.message); }
-    parentPort.postMessage({ faultApplied: message.fault, error });
-    return;
-  }
-  const { newMechanisms, newKeys, jobs, count } = message;
-  if (!own && message.generation !== generation) {
-    // The process finalised and initialised the shared instance since our last job (its pool
-    // drained every job first): our session and object handles died with it, and their numbers may
-    // now name sessions the process opened since. Forget them without closing anything.
-    if (generation !== undefined) {
-      sessions.fill(undefined);
-      handles.length = 0;
-    }
-    generation = message.generation;
-  }
-  if (newMechanisms) mechanisms.push(...newMechanisms);
-  if (newKeys) keys.push(...newKeys.map((k) => ({ token: k.token, id: Buffer.from(k.id), label: k.label })));
-  const input = Buffer.from(jobs);
-  const signatures = new Array(count);
-  const errors = [];
-  let size = 0;
-  let o = 0;
-  for (let i = 0; i < count; i++) {
-    const id = input.readUInt32LE(o);
-    const mechanism = mechanisms[input[o + 4]];
-    const k = input.readUInt32LE(o + 5);
-    const length = input.readUInt16LE(o + 9);
-    const data = input.subarray(o + 11, o + 11 + length);
-    o += 11 + length;
-    let signature = EMPTY;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        signature = signOnce(k, mechanism, data);
-        break;
-      } catch (e) {
-        if (e && RETRY.has(e.code)) {
-          reset();
-          // An own instance is this thread's to recover: once more, afresh. A shared one is the
-          // main thread's: it hears the code, recovers its pool and runs the job again.
-          if (own && attempt === 0) continue;
-        }
-        errors.push({ id, message: String(e && e.message), code: e && e.code, method: (e && e.method) || 'C_Sign' });
-        break;
-      }
-    }
-    signatures[i] = { id, signature };
-    size += 6 + signature.length;
-  }
-  // Exactly sized, so the transferred buffer holds nothing but this batch's answers.
-  const results = Buffer.allocUnsafeSlow(size);
-  let r = 0;
-  for (const { id, signature } of signatures) {
-    r = results.writeUInt32LE(id, r);
-    r = results.writeUInt16LE(signature.length, r);
-    r += signature.copy(results, r);
-  }
-  parentPort.postMessage({ results: results.buffer, count, errors }, [results.buffer]);
-});
-
-// Sessions (and an own instance's login) before the first job; a token that is not there now is
-// tried again by the first job that needs it.
-let connectNote;
-for (let t = 0; t < tokens.length; t++) {
-  try { connect(t); } catch (e) { connectNote = 'token ' + JSON.stringify(tokens[t].label) + ': ' + String(e && e.message); }
-}
-parentPort.postMessage({ ready: true, ownModule: own, note: moduleNote || connectNote });
-`;
 
 interface Job {
   id: number;
@@ -301,7 +73,7 @@ export interface SignWorkerPoolOptions {
   threads: number;
   outputBufferSize: number;
   tokens: SignThreadToken[];
-  /** Each thread maps its own instance of the module (see WORKER_SOURCE). */
+  /** Each thread maps its own instance of the module (see sign-worker.thread.ts). */
   ownModule: boolean;
   /** Where a thread puts its private copy of the module (default: the OS temp directory). */
   moduleCopyDir?: string;
@@ -311,24 +83,6 @@ export interface SignWorkerPoolOptions {
    */
   generation?: () => number;
   logger: HsmLogger;
-}
-
-/** A batch's results: per job id (u32), signature length (u16, 0 on error), signature; errors beside. */
-interface BatchResult {
-  results: ArrayBuffer;
-  count: number;
-  errors: Array<{ id: number; message: string; code?: number; method: string }>;
-}
-
-interface ReadyMessage {
-  ready: true;
-  ownModule: boolean;
-  note?: string;
-}
-
-interface FaultReply {
-  faultApplied: string;
-  error?: string;
 }
 
 interface Pending {
@@ -398,14 +152,14 @@ export class SignWorkerPool {
   private readonly threads: SignThread[] = [];
   private nextId = 1;
   private flushScheduled = false;
-  private turnFlushScheduled = false;
+  private checkPhaseFlushScheduled = false;
   private batchesSent = 0;
   private closed = false;
   /** Mechanism objects are the key store's constants: interned by identity, sent once per thread. */
   private readonly mechanisms: Mechanism[] = [];
   private readonly mechanismIndexes = new Map<Mechanism, number>();
   /** Keys by token, id and label: interned, sent once per thread. */
-  private readonly keys: Array<{ token: number; id: Uint8Array; label?: string }> = [];
+  private readonly keys: SignThreadKey[] = [];
   private readonly keyIndexes = new Map<string, number>();
   private readonly tokenIndexes: Map<string, number>;
   /** Private (#): holds the PINs, which must not show when the pool is inspected or logged. */
@@ -453,9 +207,10 @@ export class SignWorkerPool {
 
   /**
    * Signs `data` with the key at `keyIndex`; the caller holds its pool session until this settles.
-   * The job is sent in a microtask, or with `gatherTurn` in the check phase (SignOptions.gatherTurn).
+   * The job is sent in a microtask, or with `flushAtCheckPhase` in the check phase of the event
+   * loop (SignerOptions.flushAtCheckPhase).
    */
-  sign(keyIndex: number, mechanism: Mechanism, data: Buffer, gatherTurn = false): Promise<Buffer> {
+  sign(keyIndex: number, mechanism: Mechanism, data: Buffer, flushAtCheckPhase = false): Promise<Buffer> {
     if (this.closed || this.threads.length === 0) return Promise.reject(hsmUnavailable('sign', undefined, 'signing threads stopped'));
     const id = this.nextId++;
     let thread = this.threads[0];
@@ -463,11 +218,11 @@ export class SignWorkerPool {
     return new Promise<Buffer>((resolve, reject) => {
       thread.pending.set(id, { resolve, reject });
       thread.queued.push({ id, key: keyIndex, mechanism, data });
-      if (gatherTurn) {
-        if (!this.turnFlushScheduled) {
-          this.turnFlushScheduled = true;
+      if (flushAtCheckPhase) {
+        if (!this.checkPhaseFlushScheduled) {
+          this.checkPhaseFlushScheduled = true;
           setImmediate(() => {
-            this.turnFlushScheduled = false;
+            this.checkPhaseFlushScheduled = false;
             this.flush();
           });
         }
@@ -486,7 +241,7 @@ export class SignWorkerPool {
    * 'finalize'), as another application of the token or an operator could cause. Threads sharing
    * the process's instance refuse: the key store's pool owns that one.
    */
-  async injectFault(fault: 'close-all-sessions' | 'logout' | 'finalize'): Promise<void> {
+  async injectFault(fault: ThreadFault): Promise<void> {
     const replies = await Promise.all(
       this.threads.map(
         (thread) =>
@@ -558,7 +313,8 @@ export class SignWorkerPool {
     const newKeys = this.keys.length > thread.knownKeys ? this.keys.slice(thread.knownKeys) : undefined;
     thread.knownKeys = this.keys.length;
     const generation = this.#options.generation?.();
-    thread.worker.postMessage({ newMechanisms, newKeys, jobs: packed.buffer, count: batch.length, generation }, [packed.buffer]);
+    const message: BatchMessage = { newMechanisms, newKeys, jobs: packed.buffer as ArrayBuffer, count: batch.length, generation };
+    thread.worker.postMessage(message, [packed.buffer]);
   }
 
   private mechanismIndex(mechanism: Mechanism): number {
@@ -595,10 +351,20 @@ export class SignWorkerPool {
     const { modulePath, outputBufferSize, ownModule } = this.#options;
     // PINs only where the thread logs in itself.
     const tokens = this.#options.tokens.map((token) => (ownModule ? { label: token.label, pin: token.pin } : { label: token.label }));
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { pkcs11jsPath: require.resolve('pkcs11js'), modulePath, outputBufferSize, nice: SIGN_THREAD_NICE, ownModule, tokens, tmpdir: this.#options.moduleCopyDir ?? os.tmpdir(),
-        lock: moduleInstanceLockBuffer(), tokenLockFile: sharedTokenLockFile(), fileLockModulePath: require.resolve('fs-native-extensions') },
+    const workerData: SignWorkerData = {
+      modulePath,
+      outputBufferSize,
+      nice: SIGN_THREAD_NICE,
+      ownModule,
+      tokens,
+      tmpdir: this.#options.moduleCopyDir ?? os.tmpdir(),
+      lock: moduleInstanceLockBuffer(),
+      tokenLockFile: sharedTokenLockFile(),
+    };
+    const script = signThreadScript();
+    const worker = new Worker('filename' in script ? script.filename : script.code, {
+      eval: !('filename' in script),
+      workerData,
       // Nothing from the parent's command line (a -r preload such as ts-node would load into every thread).
       execArgv: [],
       // The thread holds no JS state worth a large heap.
@@ -606,7 +372,7 @@ export class SignWorkerPool {
     });
     worker.unref();
     const thread = new SignThread(worker, (t, reason) => this.onThreadExit(t, reason));
-    worker.on('message', (message: BatchResult | ReadyMessage | FaultReply | { closed: true }) => {
+    worker.on('message', (message: FromSignThread) => {
       if ('results' in message) this.settle(thread, message);
       else if ('closed' in message) thread.closeReply?.();
       else if ('faultApplied' in message) {

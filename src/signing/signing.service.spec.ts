@@ -6,7 +6,7 @@ import { TokenPrincipal } from '../auth/principal';
 import { DomainError, ErrorCode } from '../common/errors';
 import { loadConfig } from '../config/config';
 import type { ChangeNotifier } from '../database/change-notifier';
-import type { KeyStore } from '../hsm/key-store';
+import type { SignerFactory } from '../hsm/signer-factory';
 import { ActiveKeyCache, ActiveKeyRecord } from './active-key-cache';
 import type { IdempotencyStore } from './idempotency.store';
 import type { PromotionPolicy } from './promotion.policy';
@@ -57,14 +57,16 @@ describe(SigningService.name, () => {
     promotionSaw = [];
     promotionRecorded = [];
     cache = new ActiveKeyCache(undefined as never, { on: () => undefined } as unknown as ChangeNotifier, loadConfig({}), { source: async () => active });
-    const keyStore = {
-      sign: async (uri: string, data: Buffer) => {
-        signed.push(uri);
-        duringSign?.();
-        // DER from Node; the key store contract returns raw r‖s for ECDSA.
-        return nodeSign(null, data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
-      },
-    } as unknown as KeyStore;
+    const signers = {
+      keySigner: () => ({
+        sign: async (uri: string, data: Buffer) => {
+          signed.push(uri);
+          duringSign?.();
+          // DER from Node; the key store contract returns raw r‖s for ECDSA.
+          return nodeSign(null, data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+        },
+      }),
+    } as unknown as SignerFactory;
     const recordEvent = async (event: AuditEventInput) => {
       if (auditFails) throw new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'the database is unavailable; retry later');
       audited.push(event);
@@ -84,7 +86,7 @@ describe(SigningService.name, () => {
         promotionRecorded.push(artifact);
       },
     } as unknown as PromotionPolicy;
-    service = new SigningService(cache, keyStore, audit, promotion, {} as IdempotencyStore, new SigningMetrics());
+    service = new SigningService(cache, signers, audit, promotion, {} as IdempotencyStore, new SigningMetrics());
   });
 
   it('answers with the precomputed response around the signature, after recording the sign event', async () => {

@@ -7,7 +7,7 @@ import type { Principal } from '../auth/principal';
 import { DomainError, ErrorCode } from '../common/errors';
 import { HashAlgorithm, nodeHashName } from '../pki/key-spec';
 import { ecdsaRawToDer } from '../hsm/ecdsa-signature';
-import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { type KeySigner, SIGNER_FACTORY, type SignerFactory } from '../hsm/signer-factory';
 import { ActiveKey, ActiveKeyCache } from './active-key-cache';
 import { IdempotencyStore, requestFingerprint } from './idempotency.store';
 import { readNotarySigningInput } from './notary-signing-input';
@@ -43,15 +43,19 @@ interface SignContext {
 @Injectable()
 export class SigningService {
   private readonly logger = new Logger(SigningService.name);
+  /** One request per I/O callback: the signing threads get the whole poll's requests in one message. */
+  private readonly signer: KeySigner;
 
   constructor(
     private readonly keys: ActiveKeyCache,
-    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    @Inject(SIGNER_FACTORY) signers: SignerFactory,
     private readonly audit: AuditService,
     private readonly promotion: PromotionPolicy,
     private readonly idempotency: IdempotencyStore,
     private readonly metrics: SigningMetrics,
-  ) {}
+  ) {
+    this.signer = signers.keySigner({ flushAtCheckPhase: true });
+  }
 
   /** Returns the response body as JSON text (precomputed parts; replays return the stored text). */
   async sign(keyName: string, body: unknown, principal: Principal): Promise<string> {
@@ -112,8 +116,7 @@ export class SigningService {
     const promotion = this.promotion.check(key, artifactSource === 'payload' ? artifact : undefined);
     if (promotion) await promotion;
 
-    // One request per I/O callback: the signing threads get the whole poll's requests in one message.
-    let signature = await this.keyStore.sign(key.keyUri, digest, { hash, gatherTurn: true });
+    let signature = await this.signer.sign(key.keyUri, digest, { hash });
     if (request.signatureFormat === 'der') signature = ecdsaRawToDer(signature);
     const signatureB64 = signature.toString('base64');
 

@@ -170,31 +170,31 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
     await waitFor(() => niceThreads(threadNice) === before, 'the closed store\'s threads to exit');
   });
 
-  it('with gatherTurn, sends the jobs of one turn\'s callbacks in one message per thread; by default, each callback sends its own while a thread has room', async () => {
+  it('with flushAtCheckPhase, a signer sends the jobs of one turn\'s callbacks in one message per thread; by default, each callback sends its own while a thread has room', async () => {
     const pool = (store as unknown as { signWorkers: { batches: number } }).signWorkers;
     // Eight callers, each in its own callback of one check phase (microtasks run between them),
     // as HTTP requests each arrive in their own I/O callback.
-    const signInSeparateCallbacks = (gatherTurn: boolean) =>
+    const signInSeparateCallbacks = (flushAtCheckPhase: boolean) =>
       Promise.all(
         Array.from(
           { length: 8 },
           (_, i) =>
             new Promise<{ s: ReturnType<typeof sample>; signature: Buffer }>((resolve, reject) =>
               setImmediate(() => {
-                const s = sample('EC-256', `turn ${String(gatherTurn)} ${i}`);
-                store.sign(key.uri, s.digest, { hash: s.hash, gatherTurn }).then((signature) => resolve({ s, signature }), reject);
+                const s = sample('EC-256', `turn ${String(flushAtCheckPhase)} ${i}`);
+                store.signers.keySigner({ flushAtCheckPhase }).sign(key.uri, s.digest, { hash: s.hash }).then((signature) => resolve({ s, signature }), reject);
               }),
             ),
         ),
       );
-    for (const gatherTurn of [false, true]) {
+    for (const flushAtCheckPhase of [false, true]) {
       const before = pool.batches;
-      const results = await signInSeparateCallbacks(gatherTurn);
+      const results = await signInSeparateCallbacks(flushAtCheckPhase);
       for (const { s, signature } of results) expect(verifyWithNode('EC-256', key.publicKeySpki, s, signature)).toBe(true);
       const sent = pool.batches - before;
       // Jobs go to the least loaded of the two threads. Gathered: one message to each thread.
       // Default: one message per callback until each thread has two batches in flight, then the rest.
-      if (gatherTurn) expect(sent).toBe(2);
+      if (flushAtCheckPhase) expect(sent).toBe(2);
       else expect(sent).toBeGreaterThanOrEqual(5);
     }
   });

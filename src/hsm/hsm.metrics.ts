@@ -1,13 +1,15 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
-import { HsmCounters, HsmHealth, KEY_STORE, KeyStore } from '../hsm/key-store';
-import { MetricsService } from './metrics.service';
+import { MetricsService } from '../observability/metrics.service';
+import { HSM_RECONCILER, type HsmReconciler } from './hsm-reconciler';
+import type { HsmCounters, HsmHealth } from './key-store';
 
 const TOKEN_STATES = ['ready', 'recovering', 'down', 'closed'] as const;
 
 /**
- * HSM pool metrics, read at scrape time from the key store's health() and counters() (plain
- * fields the pool keeps anyway), so the sign path does no extra work for them:
+ * HSM pool metrics, registered by the HSM with observability's registry (none without it), read at
+ * scrape time from the reconciler's health() and counters() (plain fields the pool keeps anyway),
+ * so the sign path does no extra work for them:
  * - `signet_hsm_token_state{token, role, state}`: 1 for each token's current state, 0 for the others;
  * - `signet_hsm_sessions{token, role}` / `signet_hsm_sessions_configured{token, role}`: open vs configured sessions;
  * - `signet_hsm_sessions_in_flight`, `signet_hsm_session_waiters`: operations holding / queued for a session;
@@ -16,13 +18,14 @@ const TOKEN_STATES = ['ready', 'recovering', 'down', 'closed'] as const;
  */
 @Injectable()
 export class HsmMetrics {
-  constructor(@Inject(KEY_STORE) keyStore: KeyStore, metrics: MetricsService) {
+  constructor(@Inject(HSM_RECONCILER) reconciler: HsmReconciler, @Optional() metrics?: MetricsService) {
+    if (!metrics) return;
     const registers = [metrics.registry];
     // One health() per scrape: prom-client collects every metric in one pass.
     let cached: { health: HsmHealth; counters: HsmCounters } | undefined;
     const read = () => {
       if (!cached) {
-        cached = { health: keyStore.health(), counters: keyStore.counters() };
+        cached = { health: reconciler.health(), counters: reconciler.counters() };
         setImmediate(() => (cached = undefined));
       }
       return cached;
@@ -44,7 +47,7 @@ export class HsmMetrics {
         help,
         registers,
         collect() {
-          // The key store owns the running total; the counter mirrors it.
+          // The HSM owns the running total; the counter mirrors it.
           this.reset();
           this.inc(value(read().counters));
         },
