@@ -89,12 +89,28 @@ async function ensurePartitions(client: PoolClient, wanted: AuditPartition[]): P
     await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [ADVISORY_LOCKS.auditPartitions.toString()]);
     const created: string[] = [];
     for (const partition of wanted.filter((p) => missing.has(p.name))) {
-      const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS exists', [partition.name]);
+      // pg_class read with this statement's snapshot (taken after the lock wait), rather than
+      // to_regclass's lookup through the catalog cache of a transaction begun before the wait.
+      const exists = await client.query(
+        `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.relname = $1 AND n.nspname = 'public') AS exists`,
+        [partition.name],
+      );
       if (exists.rows[0].exists) continue;
       // The owner role's function creates it (migration AuditLeastPrivilege): the service role
       // creates no tables, so it never owns a partition it could truncate or detach.
-      const { rows: made } = await client.query<{ created: boolean }>('SELECT audit_create_partition($1) AS created', [partition.from.toISOString()]);
-      if (made[0].created) created.push(partition.name);
+      // Two connections racing on one month once got "relation … already exists" here in CI
+      // (test/audit/audit-repositories.int-spec.ts) although both hold the lock in turn; the cause
+      // is not pinned down, so a month another connection created meanwhile counts as present.
+      await client.query('SAVEPOINT audit_partition');
+      try {
+        const { rows: made } = await client.query<{ created: boolean }>('SELECT audit_create_partition($1) AS created', [partition.from.toISOString()]);
+        if (made[0].created) created.push(partition.name);
+        await client.query('RELEASE SAVEPOINT audit_partition');
+      } catch (error) {
+        if ((error as { code?: string }).code !== '42P07') throw error;
+        await client.query('ROLLBACK TO SAVEPOINT audit_partition');
+      }
     }
     await client.query('COMMIT');
     return created;

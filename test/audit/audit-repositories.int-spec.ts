@@ -164,6 +164,23 @@ describe('audit repositories', () => {
     expect(await partitions.retentionState(wanted[0])).toEqual({ first: null, last: null, exportedThrough: '0', lastCheckpointSeq: null });
   });
 
+  it('creates a partition once when two connections both found it missing and queued on the partitions lock (the second sees the first one\'s table)', async () => {
+    // Both pass the optimistic check and wait on the lock the test holds; when it is released, the
+    // first creates the month, and the second, whose transaction began before that, must see it
+    // (two replicas on a month boundary). A future month: the retention test below drops the oldest.
+    const wanted = partitionsCovering(Date.UTC(2090, 5, 10), Date.UTC(2090, 5, 20));
+    expect(wanted.map((p) => p.name)).toEqual(['audit_events_p209006']);
+    const { both } = await whileHeld(
+      (client) => client.query('SELECT pg_advisory_xact_lock($1::bigint)', [ADVISORY_LOCKS.auditPartitions.toString()]),
+      async () => {
+        const both = Promise.all([onConnection((c) => partitions.ensure(c, wanted)), onConnection((c) => partitions.ensure(c, wanted))]);
+        await pause(300);
+        return { both };
+      },
+    );
+    expect((await both).flat()).toEqual(['audit_events_p209006']);
+  });
+
   it("drops the oldest expired partition under the retention lock, waiting for another holder's transaction", async () => {
     const [january, february] = partitionsCovering(Date.UTC(2020, 0, 15), Date.UTC(2020, 1, 15));
     await partitions.drop(january, 30);
