@@ -61,7 +61,6 @@ export class TestRegistry {
     const auth = options.auth ?? 'none';
     const credentials = { username: options.username ?? 'signet', password: options.password ?? `pw-${randomBytes(6).toString('hex')}` };
     const dir = tempDir(`registry-${auth}-`);
-    const port = await freePort();
     const authLines: string[] = [];
     let tokenIssuer: TokenIssuerDouble | undefined;
     if (auth === 'htpasswd') {
@@ -81,31 +80,40 @@ export class TestRegistry {
     }
     const storage = path.join(dir, 'storage');
     fs.mkdirSync(storage);
-    const config = [
-      'version: 0.1',
-      'log:',
-      '  level: info',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${storage}`,
-      '  delete:',
-      '    enabled: true',
-      '  maintenance:',
-      '    uploadpurging:',
-      '      enabled: false',
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      `  secret: ${randomBytes(16).toString('hex')}`,
-      ...authLines,
-      '',
-    ].join('\n');
-    const configPath = path.join(dir, 'config.yml');
-    fs.writeFileSync(configPath, config);
-    const registry = new TestRegistry(auth, port, dir, configPath, credentials, tokenIssuer);
-    await registry.startProcess();
-    return registry;
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const config = [
+        'version: 0.1',
+        'log:',
+        '  level: info',
+        '  accesslog:',
+        '    disabled: true',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${storage}`,
+        '  delete:',
+        '    enabled: true',
+        '  maintenance:',
+        '    uploadpurging:',
+        '      enabled: false',
+        'http:',
+        `  addr: 127.0.0.1:${port}`,
+        `  secret: ${randomBytes(16).toString('hex')}`,
+        ...authLines,
+        '',
+      ].join('\n');
+      const configPath = path.join(dir, 'config.yml');
+      fs.writeFileSync(configPath, config);
+      const registry = new TestRegistry(auth, port, dir, configPath, credentials, tokenIssuer);
+      try {
+        await registry.startProcess();
+      } catch (error) {
+        // freePort's port can be taken by another process before the registry binds it: try another.
+        if (attempt < 3 && registry.logs().includes('address already in use')) continue;
+        throw error;
+      }
+      return registry;
+    }
   }
 
   /** `127.0.0.1:port`, as in image references. */
