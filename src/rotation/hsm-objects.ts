@@ -45,7 +45,14 @@ export async function referencedKeyUris(dataSource: DataSource): Promise<{ uris:
  * CKA_ID) are not orphans: the rotation records or adopts them when it resumes.
  */
 export async function reconcileHsm(dataSource: DataSource, keyStore: KeyStore): Promise<ReconciliationReport & { plannedObjects: string[] }> {
-  const { uris, plannedIds } = await referencedKeyUris(dataSource);
+  return reconcileReferenced(keyStore, await referencedKeyUris(dataSource));
+}
+
+/** reconcileHsm over references already read (referencedKeyUris). */
+export async function reconcileReferenced(
+  keyStore: KeyStore,
+  { uris, plannedIds }: { uris: string[]; plannedIds: string[] },
+): Promise<ReconciliationReport & { plannedObjects: string[] }> {
   const report = await keyStore.reconcile(uris);
   const planned = new Set(plannedIds);
   // The checkpoint key is created on first use, possibly before any checkpoint row names it.

@@ -5,7 +5,7 @@ import { DataSource } from 'typeorm';
 import { KEY_STORE, KeyStore } from '../../hsm/key-store';
 import { Pkcs11Library } from '../../hsm/pkcs11-library';
 import { initializeToken, readPinFile } from '../../hsm/softhsm-dev-token';
-import { reconcileHsm, referencedKeyUris } from '../../rotation/hsm-objects';
+import { reconcileReferenced, referencedKeyUris } from '../../rotation/hsm-objects';
 import { CliCommand, CliError } from '../cli-command';
 
 /**
@@ -49,12 +49,12 @@ export const hsmReconcileCommand: CliCommand = {
   summary: 'list HSM key pairs no row references and rows whose key is missing',
   usage: 'signet hsm reconcile',
   async run({ app, out }) {
-    const { uris } = await referencedKeyUris(app.get(DataSource));
-    const report = await reconcileHsm(app.get(DataSource), app.get<KeyStore>(KEY_STORE));
+    const referenced = await referencedKeyUris(app.get(DataSource));
+    const report = await reconcileReferenced(app.get<KeyStore>(KEY_STORE), referenced);
     for (const orphan of report.orphanObjects) out(`orphan: ${orphan.uri} (${orphan.label}, ${orphan.role})`);
     for (const missing of report.missingObjects) out(`missing: ${missing}`);
     for (const planned of report.plannedObjects) out(`planned by a running rotation (not an orphan): ${planned}`);
-    out(`${uris.length} keys referenced; ${report.orphanObjects.length} orphan(s), ${report.missingObjects.length} missing`);
+    out(`${referenced.uris.length} keys referenced; ${report.orphanObjects.length} orphan(s), ${report.missingObjects.length} missing`);
     if (report.orphanObjects.length + report.missingObjects.length > 0) process.exitCode = 1;
   },
 };
