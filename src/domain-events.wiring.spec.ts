@@ -25,6 +25,7 @@ describe(DomainEventsWiring.name, () => {
     {
       announceTruststoreChange: async (_manager: EntityManager, what: string) => void calls.push(`distribution.truststore ${what}`),
       announceTruststoreVersion: async (_manager: EntityManager, name: string) => void calls.push(`distribution.version ${name}`),
+      onCrlPublished: record('distribution.crl'),
     } as unknown as DistributionScheduler,
     { addPreparer: (preparer: unknown) => preparers.push(preparer) } as unknown as TruststoreService,
     { expectGeneration: (id: string) => void calls.push(`tsa.expect ${id}`) } as unknown as TsaService,
@@ -56,5 +57,10 @@ describe(DomainEventsWiring.name, () => {
     await bus.publish('truststore.version.created', { truststore: { name: 'prod' }, version: {}, manager } as never);
     expect(calls).toEqual(['distribution.truststore ca:root', 'distribution.truststore ca:root', 'distribution.truststore key:release', 'distribution.version prod']);
     expect(preparers).toHaveLength(1);
+  });
+
+  it('hands a published CRL to distribution (truststores carry the CRLs)', async () => {
+    await bus.publish('crl.published', { generation: {} as CaGenerationEntity, crlNumber: 2n, entryCount: 1 });
+    expect(calls).toEqual(['distribution.crl']);
   });
 });

@@ -55,6 +55,10 @@ export class DomainEventsWiring implements OnModuleInit {
     // Keys (keys/keys.service.ts): a new key is a new trusted identity in Notation trust policies.
     events.subscribe('key.created', ({ key, manager }) => this.distribution.announceTruststoreChange(manager, `key:${key.name}`));
 
+    // CRLs (revocation/crl.service.ts), after the CRL's commit: a server rebuilds its truststores
+    // (they carry the CRLs); a CLI process announces the CRL to the servers.
+    events.subscribe('crl.published', () => this.distribution.onCrlPublished());
+
     // Truststores (truststore/truststore.service.ts): every replica's reconciler pushes the new version.
     events.subscribe('truststore.version.created', ({ truststore, manager }) => this.distribution.announceTruststoreVersion(manager, truststore.name));
 

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -37,7 +37,7 @@ export interface SyncResult {
  * Rebuilds are idempotent and serialised per truststore row, so replicas doing the same one do no harm.
  */
 @Injectable()
-export class DistributionScheduler implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
+export class DistributionScheduler implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('Distribution');
   private rebuilding?: Promise<void>;
   private pendingTrigger?: string;
@@ -70,30 +70,36 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
     return this.notifier.notify(manager, DISTRIBUTION_CHANNEL, truststoreName);
   }
 
-  onModuleInit(): void {
-    // A CLI call (`signet revoke`) has no rebuild loop: it tells the servers that a CRL changed.
+  /**
+   * A CRL was published by this process (subscribed in src/domain-events.wiring.ts). A server
+   * rebuilds its truststores soon (fire-and-forget: a failure is logged and the schedule retries);
+   * a CLI call (`signet revoke`) has no rebuild loop and tells the servers instead, awaited by the
+   * publisher so the NOTIFY goes out before the process closes the database.
+   */
+  async onCrlPublished(): Promise<void> {
     if (!this.scheduler) {
-      // Awaited by the publisher, so a CLI process announces it before it closes the database.
-      this.crls.onCrlPublished(() =>
-        this.dataSource
-          .transaction((manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, 'crl:published'))
-          .catch((error) => this.logger.warn(`announcing a new CRL failed: ${(error as Error).message}`)),
-      );
+      await this.dataSource
+        .transaction((manager) => this.notifier.notify(manager, TRUSTSTORE_CHANNEL, 'crl:published'))
+        .catch((error) => this.logger.warn(`announcing a new CRL failed: ${(error as Error).message}`));
+      return;
     }
+    if (this.started) this.rebuildSoon('crl');
   }
 
   onApplicationBootstrap(): void {
     if (!this.scheduler) return;
     this.started = true;
     // Fire-and-forget triggers: a failure (database away) is logged and the schedule retries.
-    const rebuildSoon = (trigger: string) =>
-      void this.requestRebuild(trigger).catch((error) => this.logger.warn(`truststore rebuild (${trigger}) failed: ${(error as Error).message}`));
-    this.crls.onCrlPublished(() => rebuildSoon('crl'));
-    this.notifier.on(TRUSTSTORE_CHANNEL, (payload) => rebuildSoon(payload === '*' ? 'resync' : (payload.split(':')[0] ?? 'change')));
+    this.notifier.on(TRUSTSTORE_CHANNEL, (payload) => this.rebuildSoon(payload === '*' ? 'resync' : (payload.split(':')[0] ?? 'change')));
     const interval = setInterval(() => void this.scheduled(), this.config.distribution.intervalSeconds * 1000);
     interval.unref();
     this.scheduler.addInterval(INTERVAL_NAME, interval);
     void this.scheduled();
+  }
+
+  /** Fire-and-forget: a failure (database away) is logged and the schedule retries. */
+  private rebuildSoon(trigger: string): void {
+    void this.requestRebuild(trigger).catch((error) => this.logger.warn(`truststore rebuild (${trigger}) failed: ${(error as Error).message}`));
   }
 
   async onModuleDestroy(): Promise<void> {

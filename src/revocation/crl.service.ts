@@ -6,6 +6,7 @@ import { CaService } from '../ca/ca.service';
 import { buildCrl, CrlEntry } from '../pki/crl-builder';
 import { EXTERNAL_KEY_URI } from '../ca/ca.service';
 import { RevocationRepository } from './revocation.repository';
+import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 
@@ -19,6 +20,13 @@ export interface CrlPublishedEvent {
   entryCount: number;
 }
 
+declare module '../common/domain-events' {
+  interface DomainEvents {
+    /** After the CRL's commit; `rebuild` awaits every subscriber, and a failing one rejects it. */
+    'crl.published': CrlPublishedEvent;
+  }
+}
+
 /**
  * CRLs per CA key generation: signed by that generation's HSM key, monotonic cRLNumber, rebuilt
  * on revocation (coalesced) and on a schedule before half their validity has passed, so they never
@@ -28,7 +36,6 @@ export interface CrlPublishedEvent {
 export class CrlService implements OnModuleDestroy {
   private readonly logger = new Logger(CrlService.name);
   private readonly pending = new Map<string, { timer: NodeJS.Timeout; done: Promise<void>; resolve: () => void }>();
-  private readonly listeners: Array<(event: CrlPublishedEvent) => Promise<void> | void> = [];
   private readonly cache = new Map<string, { der: Buffer; until: number }>();
 
   constructor(
@@ -36,11 +43,8 @@ export class CrlService implements OnModuleDestroy {
     private readonly cas: CaService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     private readonly revocations: RevocationRepository,
+    private readonly events: DomainEventBus,
   ) {}
-
-  onCrlPublished(listener: (event: CrlPublishedEvent) => Promise<void> | void): void {
-    this.listeners.push(listener);
-  }
 
   private get validityMs(): number {
     return this.config.pki.crlValidityHours * HOUR_MS;
@@ -93,7 +97,7 @@ export class CrlService implements OnModuleDestroy {
     if (event) {
       this.cache.delete(event.generation.name);
       this.logger.log(`published CRL #${event.crlNumber} of ${event.generation.name} (${event.entryCount} entries)`);
-      for (const listener of this.listeners) await listener(event);
+      await this.events.publish('crl.published', event);
     }
     return event;
   }
