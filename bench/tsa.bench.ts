@@ -28,6 +28,7 @@ import { EmbeddedPostgres } from '../src/database/embedded-postgres';
 import { migrateUnderLock } from '../src/database/platform-database';
 import { HsmModule } from '../src/hsm/hsm.module';
 import { KEY_STORE, KeyStore } from '../src/hsm/key-store';
+import { SIGNER_FACTORY, SignerFactory } from '../src/hsm/signer-factory';
 import { ObservabilityModule } from '../src/observability/observability.module';
 import { parsePkcs11Uri } from '../src/hsm/pkcs11-uri';
 import { ensureSoftHsmDevToken, readPinFile } from '../src/hsm/softhsm-dev-token';
@@ -182,7 +183,7 @@ async function main(): Promise<void> {
       const keyUri = (await cas.activeGeneration((await cas.byName(ca.name)).id)).keyUri;
       const variants: Array<[string, TsaEventSink]> = spec === 'EC-256' ? [['TsaService.respond, audited', audited], ['TsaService.respond, audit sink off', unaudited]] : [['TsaService.respond, audited', audited]];
       for (const [what, sink] of variants) {
-        const tsa = new TsaService(tsaRepository, keyStore, config, serials, probe, sink, new CaRepository(dataSource));
+        const tsa = new TsaService(tsaRepository, context.get<SignerFactory>(SIGNER_FACTORY), config, serials, probe, sink, new CaRepository(dataSource));
         const queries = Array.from({ length: 1024 }, (_, i) => query(i));
         const result = await closedLoop(IN_FLIGHT, WINDOW_MS, async (i) => {
           const reply = await tsa.respond(queries[i % queries.length], '127.0.0.1');

@@ -2,7 +2,9 @@ import { Logger, Provider } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { DomainError, ErrorCode } from '../common/errors';
 import { offeredKeySpec } from '../hsm/hsm-capabilities';
-import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { HSM_RECONCILER, HsmReconciler } from '../hsm/hsm-reconciler';
+import { KEY_MANAGER, KeyManager } from '../hsm/key-manager';
+import { SIGNER_FACTORY, SignerFactory } from '../hsm/signer-factory';
 import { AUDIT_CHECKPOINT_SIGNER, AuditCheckpointSigner, AuditCheckpointSignerFactory } from './audit-checkpoint-signer';
 
 export const AUDIT_CHECKPOINT_KEY_LABEL = 'signet-audit-checkpoint';
@@ -15,20 +17,20 @@ export const AUDIT_CHECKPOINT_KEY_ID = createHash('sha256').update('signet audit
 /** Binds audit checkpoints to an EC-256 key in the HSM (created on first use; RSA-3072 on a token without EC). */
 export const hsmCheckpointSignerProvider: Provider = {
   provide: AUDIT_CHECKPOINT_SIGNER,
-  inject: [KEY_STORE],
-  useFactory: (keyStore: KeyStore): AuditCheckpointSignerFactory => {
+  inject: [KEY_MANAGER, SIGNER_FACTORY, HSM_RECONCILER],
+  useFactory: (keys: KeyManager, signers: SignerFactory, hsm: HsmReconciler): AuditCheckpointSignerFactory => {
     const logger = new Logger('AuditCheckpointKey');
     let uri: Promise<string> | undefined;
     const locate = async (): Promise<string> => {
-      const existing = (await keyStore.listKeys('signing')).find((key) => key.id === AUDIT_CHECKPOINT_KEY_ID.toString('hex') && key.hasPrivateKey);
+      const existing = (await keys.listKeys('signing')).find((key) => key.id === AUDIT_CHECKPOINT_KEY_ID.toString('hex') && key.hasPrivateKey);
       if (existing) return existing.uri;
       try {
-        const created = await keyStore.createKey({ spec: offeredKeySpec(keyStore.health(), 'EC-256', 'signing'), label: AUDIT_CHECKPOINT_KEY_LABEL, role: 'signing', id: AUDIT_CHECKPOINT_KEY_ID });
+        const created = await keys.createKey({ spec: offeredKeySpec(hsm.health(), 'EC-256', 'signing'), label: AUDIT_CHECKPOINT_KEY_LABEL, role: 'signing', id: AUDIT_CHECKPOINT_KEY_ID });
         logger.log(`created the audit checkpoint key ${created.uri}`);
         return created.uri;
       } catch (error) {
         if (error instanceof DomainError && error.code === ErrorCode.ALREADY_EXISTS) {
-          const raced = (await keyStore.listKeys('signing')).find((key) => key.id === AUDIT_CHECKPOINT_KEY_ID.toString('hex'));
+          const raced = (await keys.listKeys('signing')).find((key) => key.id === AUDIT_CHECKPOINT_KEY_ID.toString('hex'));
           if (raced) return raced.uri;
         }
         throw error;
@@ -38,7 +40,7 @@ export const hsmCheckpointSignerProvider: Provider = {
       uri ??= locate();
       uri.catch(() => (uri = undefined));
       const keyUri = await uri;
-      const signer = await keyStore.getSigner(keyUri);
+      const signer = await signers.getSigner(keyUri);
       return { ...signer, keyRef: keyUri };
     };
   },

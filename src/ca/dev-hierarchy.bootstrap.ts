@@ -3,7 +3,7 @@ import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { BootstrapService } from '../database/bootstrap.service';
 import type { KeySpec } from '../pki/key-spec';
 import { offeredKeySpec } from '../hsm/hsm-capabilities';
-import { KEY_STORE, type KeyStore } from '../hsm/key-store';
+import { HSM_RECONCILER, type HsmReconciler } from '../hsm/hsm-reconciler';
 import { CaService } from './ca.service';
 
 export const DEV_ROOT_CA = 'signet-dev-root';
@@ -24,11 +24,11 @@ export class DevHierarchyBootstrap implements OnModuleInit {
     private readonly bootstrap: BootstrapService,
     private readonly cas: CaService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
-    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    @Inject(HSM_RECONCILER) private readonly hsm: HsmReconciler,
   ) {}
 
   private keySpec(): KeySpec {
-    return offeredKeySpec(this.keyStore.health(), 'EC-384', 'ca');
+    return offeredKeySpec(this.hsm.health(), 'EC-384', 'ca');
   }
 
   onModuleInit(): void {

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DomainError, ErrorCode } from '../common/errors';
-import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { SEALER, Sealer } from '../hsm/sealer';
 import { scrubText } from '../observability/logger';
 import { endpointOrigin } from './target-definition';
 
@@ -32,7 +32,7 @@ export interface OpenedCredentials {
  */
 @Injectable()
 export class TargetCredentials {
-  constructor(@Inject(KEY_STORE) private readonly keyStore: KeyStore) {}
+  constructor(@Inject(SEALER) private readonly sealer: Sealer) {}
 
   /** AAD of legacy values: the target only. */
   static recordId(targetId: string): string {
@@ -78,7 +78,7 @@ export class TargetCredentials {
   async open(target: { id: string; endpoint: string }, sealed: Buffer): Promise<OpenedCredentials> {
     const origin = endpointOrigin(target.endpoint);
     if (TargetCredentials.isLegacy(sealed)) {
-      const plaintext = await this.keyStore.unseal(TargetCredentials.recordId(target.id), sealed);
+      const plaintext = await this.sealer.unseal(TargetCredentials.recordId(target.id), sealed);
       try {
         return { credentials: parse(plaintext), resealed: await this.sealPlaintext(target.id, origin, plaintext) };
       } finally {
@@ -95,7 +95,7 @@ export class TargetCredentials {
     }
     let plaintext: Buffer;
     try {
-      plaintext = await this.keyStore.unseal(TargetCredentials.boundRecordId(target.id, origin), envelope);
+      plaintext = await this.sealer.unseal(TargetCredentials.boundRecordId(target.id, origin), envelope);
     } catch (error) {
       // A GCM tag mismatch: the value, its origin or the endpoint was altered.
       if (error instanceof DomainError && error.code === ErrorCode.INTERNAL && error.details?.ckr !== undefined) {
@@ -111,7 +111,7 @@ export class TargetCredentials {
   }
 
   private async sealPlaintext(targetId: string, origin: string, plaintext: Buffer): Promise<Buffer> {
-    const envelope = await this.keyStore.seal(TargetCredentials.boundRecordId(targetId, origin), plaintext);
+    const envelope = await this.sealer.seal(TargetCredentials.boundRecordId(targetId, origin), plaintext);
     const originBytes = Buffer.from(origin, 'utf8');
     const header = Buffer.alloc(3);
     header[0] = ORIGIN_BOUND;

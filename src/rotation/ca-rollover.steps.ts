@@ -8,7 +8,8 @@ import { CaIssuer, issueIssuingCaCertificate, issueRootCaCertificate, issueTimes
 import { DISTRIBUTION_GATE, DistributionGate } from '../common/distribution-gate';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
-import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { KEY_MANAGER, KeyManager } from '../hsm/key-manager';
+import { SIGNER_FACTORY, SignerFactory } from '../hsm/signer-factory';
 import { createOrAdoptKey } from './hsm-objects';
 import { StepContext } from './key-rotation.steps';
 import { CaRolloverPlan, StepName, StepResult, SubordinatePlan } from './rotation-steps';
@@ -29,7 +30,8 @@ const HOUR_MS = 3_600_000;
 @Injectable()
 export class CaRolloverSteps {
   constructor(
-    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    @Inject(KEY_MANAGER) private readonly hsmKeys: KeyManager,
+    @Inject(SIGNER_FACTORY) private readonly signers: SignerFactory,
     private readonly cas: CaService,
     private readonly hooks: RotationTestHooks,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
@@ -66,7 +68,7 @@ export class CaRolloverSteps {
   private async pendingGeneration(manager: EntityManager, ca: CaEntity, target: SubordinatePlan): Promise<{ generation: CaGenerationEntity; adopted: boolean }> {
     const existing = await this.subjects.lockGeneration(manager, ca.id, target.generation);
     if (existing) return { generation: existing, adopted: false };
-    const { info, adopted } = await createOrAdoptKey(this.keyStore, { spec: ca.keySpec, label: target.label, role: 'ca', hsmId: target.hsmId });
+    const { info, adopted } = await createOrAdoptKey(this.hsmKeys, { spec: ca.keySpec, label: target.label, role: 'ca', hsmId: target.hsmId });
     this.hooks.crashPoint('create-key-hsm');
     await this.subjects.insertPendingGeneration(manager, { caId: ca.id, generation: target.generation, name: target.generationName, keyUri: info.uri });
     return { generation: (await this.subjects.findGeneration(manager, ca.id, target.generation))!, adopted };
@@ -103,7 +105,7 @@ export class CaRolloverSteps {
     parent: { generation: CaGenerationEntity; issuer: CaIssuer } | undefined,
     now: Date,
   ): Promise<void> {
-    const signer = await this.keyStore.getSigner(generation.keyUri);
+    const signer = await this.signers.getSigner(generation.keyUri);
     let validityDays = ca.validityDays;
     if (parent) {
       validityDays = Math.min(validityDays, Math.floor((parent.issuer.notAfter.getTime() - now.getTime()) / DAY_MS));

@@ -4,7 +4,8 @@ import { createCertificationRequest } from '../pki/certification-request';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
-import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { KEY_MANAGER, KeyManager } from '../hsm/key-manager';
+import { SIGNER_FACTORY, SignerFactory } from '../hsm/signer-factory';
 import { parsePkcs11Uri } from '../hsm/pkcs11-uri';
 import { KeysService } from '../keys/keys.service';
 import { SigningKeyEntity } from '../keys/signing-key.entity';
@@ -31,7 +32,8 @@ export interface StepContext {
 @Injectable()
 export class KeyRotationSteps {
   constructor(
-    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    @Inject(KEY_MANAGER) private readonly hsmKeys: KeyManager,
+    @Inject(SIGNER_FACTORY) private readonly signers: SignerFactory,
     private readonly keys: KeysService,
     private readonly notifier: ChangeNotifier,
     private readonly hooks: RotationTestHooks,
@@ -68,10 +70,10 @@ export class KeyRotationSteps {
     if (rotation.steps.find((s) => s.name === 'activate')?.state === 'done') return {};
     const version = await this.subjects.lockVersion(manager, rotation.keyId!, plan.toVersion);
     if (version && (version.state === 'active' || version.destroyedAt || !sameHsmId(version.keyUri, plan.hsmId))) return {};
-    const uri = version?.keyUri ?? (await this.keyStore.listKeys()).find((k) => k.id === plan.hsmId)?.uri;
+    const uri = version?.keyUri ?? (await this.hsmKeys.listKeys()).find((k) => k.id === plan.hsmId)?.uri;
     if (!uri) return {};
     try {
-      await this.keyStore.destroyKey(uri);
+      await this.hsmKeys.destroyKey(uri);
     } catch (error) {
       if (!(error instanceof DomainError && error.code === ErrorCode.NOT_FOUND)) throw error;
     }
@@ -86,7 +88,7 @@ export class KeyRotationSteps {
       if (!sameHsmId(existing.keyUri, plan.hsmId)) return { outcome: 'fail', error: `version ${plan.toVersion} of '${key.name}' exists and was not made by this rotation` };
       return { outcome: 'done', detail: { version: plan.toVersion, keyUri: existing.keyUri } };
     }
-    const { info, adopted } = await createOrAdoptKey(this.keyStore, { spec: key.keySpec, label: plan.label, role: 'signing', hsmId: plan.hsmId });
+    const { info, adopted } = await createOrAdoptKey(this.hsmKeys, { spec: key.keySpec, label: plan.label, role: 'signing', hsmId: plan.hsmId });
     this.hooks.crashPoint('create-key-hsm');
     await this.subjects.insertPendingVersion(manager, { keyId: key.id, version: plan.toVersion, keyUri: info.uri, publicKey: info.publicKeySpki });
     return { outcome: 'done', detail: { version: plan.toVersion, keyUri: info.uri, ...(adopted ? { adoptedExistingObject: true } : {}) } };
@@ -100,7 +102,7 @@ export class KeyRotationSteps {
     if (version.certificate) return { outcome: 'done', detail: { serial: version.serial, notAfter: version.notAfter?.toISOString() ?? null } };
     if (key.external) {
       if (!version.csr) {
-        const signer = await this.keyStore.getSigner(version.keyUri);
+        const signer = await this.signers.getSigner(version.keyUri);
         const csr = await createCertificationRequest({ signer, subject: key.subject, profile: 'code-signing' });
         await this.subjects.updateVersion(manager, version.id, { csr: csr.der });
       }
@@ -184,7 +186,7 @@ export class KeyRotationSteps {
     }
     let alreadyGone = false;
     try {
-      await this.keyStore.destroyKey(version.keyUri);
+      await this.hsmKeys.destroyKey(version.keyUri);
       this.hooks.crashPoint('destroy-hsm');
     } catch (error) {
       if (!(error instanceof DomainError && error.code === ErrorCode.NOT_FOUND)) throw error;

@@ -2,7 +2,8 @@ import { Body, Controller, Get, HttpCode, Inject, Post } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
 import { Public } from '../common/access.decorators';
-import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { HSM_RECONCILER, HsmReconciler } from '../hsm/hsm-reconciler';
+import { KEY_MANAGER, KeyManager } from '../hsm/key-manager';
 import { TestTickDto } from './dto/rotation.dto';
 import { reconcileHsm } from './hsm-objects';
 import { RotationScheduler, TickReport } from './rotation.scheduler';
@@ -18,7 +19,8 @@ export class RotationTestHooksController {
   constructor(
     private readonly scheduler: RotationScheduler,
     private readonly dataSource: DataSource,
-    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    @Inject(KEY_MANAGER) private readonly keys: KeyManager,
+    @Inject(HSM_RECONCILER) private readonly reconciler: HsmReconciler,
   ) {}
 
   @Post('rotation/tick')
@@ -31,10 +33,10 @@ export class RotationTestHooksController {
   @Get('hsm')
   @Public()
   async hsm(): Promise<{ keys: Array<{ label: string; id: string; role: string; hasPrivateKey: boolean }>; reconciliation: Awaited<ReturnType<typeof reconcileHsm>> }> {
-    const keys = await this.keyStore.listKeys();
+    const keys = await this.keys.listKeys();
     return {
       keys: keys.map((k) => ({ label: k.label, id: k.id, role: k.role, hasPrivateKey: k.hasPrivateKey })),
-      reconciliation: await reconcileHsm(this.dataSource, this.keyStore),
+      reconciliation: await reconcileHsm(this.dataSource, this.reconciler),
     };
   }
 }

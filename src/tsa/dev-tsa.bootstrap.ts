@@ -5,7 +5,7 @@ import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { BootstrapService } from '../database/bootstrap.service';
 import { offeredKeySpec } from '../hsm/hsm-capabilities';
-import { KEY_STORE, type KeyStore } from '../hsm/key-store';
+import { HSM_RECONCILER, type HsmReconciler } from '../hsm/hsm-reconciler';
 
 export const DEV_TSA_ROOT_CA = 'signet-dev-tsa-root';
 export const DEV_TSA_CA = 'signet-dev-tsa';
@@ -29,7 +29,7 @@ export class DevTsaBootstrap implements OnModuleInit {
     private readonly bootstrap: BootstrapService,
     private readonly cas: CaService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
-    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    @Inject(HSM_RECONCILER) private readonly hsm: HsmReconciler,
   ) {}
 
   onModuleInit(): void {
@@ -39,14 +39,14 @@ export class DevTsaBootstrap implements OnModuleInit {
 
   async run(): Promise<void> {
     if (!(await this.exists(DEV_TSA_ROOT_CA))) {
-      await this.cas.create({ name: DEV_TSA_ROOT_CA, kind: 'tsa-root', keySpec: offeredKeySpec(this.keyStore.health(), 'EC-384', 'ca'), validityDays: 3650, subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA Root' } });
+      await this.cas.create({ name: DEV_TSA_ROOT_CA, kind: 'tsa-root', keySpec: offeredKeySpec(this.hsm.health(), 'EC-384', 'ca'), validityDays: 3650, subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA Root' } });
     }
     if (!(await this.exists(DEV_TSA_CA))) {
       await this.cas.create({
         name: DEV_TSA_CA,
         kind: 'tsa',
         parent: DEV_TSA_ROOT_CA,
-        keySpec: offeredKeySpec(this.keyStore.health(), 'EC-256', 'ca'),
+        keySpec: offeredKeySpec(this.hsm.health(), 'EC-256', 'ca'),
         validityDays: MAX_LEAF_VALIDITY_DAYS,
         subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA' },
       });

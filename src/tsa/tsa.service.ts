@@ -5,7 +5,7 @@ import { CaRepository } from '../ca/ca.repository';
 import { derToPem } from '../pki/pem-codec';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
-import { KEY_STORE, KeyStore } from '../hsm/key-store';
+import { SIGNER_FACTORY, SignerFactory } from '../hsm/signer-factory';
 import { MetricsService } from '../observability/metrics.service';
 import { ClockSyncProbe } from './clock-sync.probe';
 import { PkiFailureInfo, TimestampRejection } from '../pki/timestamp-rejection';
@@ -63,7 +63,7 @@ export class TsaService {
 
   constructor(
     private readonly tsa: TsaRepository,
-    @Inject(KEY_STORE) private readonly keyStore: KeyStore,
+    @Inject(SIGNER_FACTORY) private readonly signers: SignerFactory,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     private readonly serials: TsaSerialAllocator,
     private readonly clockSync: ClockSyncProbe,
@@ -179,7 +179,7 @@ export class TsaService {
     const generation = await this.tsa.activeGeneration(ca.id);
     if (!generation?.certificate) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, `the TSA CA '${name}' has no active key generation with a certificate`);
     if (this.context?.generationId !== generation.id) {
-      const signer = await this.keyStore.getSigner(generation.keyUri);
+      const signer = await this.signers.getSigner(generation.keyUri);
       const builder = TimestampTokenBuilder.create({ certificate: generation.certificate, signer, policyOid: this.config.tsa.policyOid, accuracyMs: this.config.tsa.accuracyMs });
       if (this.context) this.logger.log(`TSA now signs with ${generation.name} (was ${this.context.generationName})`);
       this.context = { generationId: generation.id, generationName: generation.name, builder };

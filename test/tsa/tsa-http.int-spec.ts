@@ -13,6 +13,7 @@ import { SIGNET_CONFIG, SignetConfig, loadConfig } from '../../src/config/config
 import { DatabaseModule } from '../../src/database/database.module';
 import { HsmModule } from '../../src/hsm/hsm.module';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
+import { SIGNER_FACTORY, SignerFactory } from '../../src/hsm/signer-factory';
 import { HttpExceptionFilter } from '../../src/observability/http-exception.filter';
 import { ObservabilityModule } from '../../src/observability/observability.module';
 import { ClockSyncProbe } from '../../src/tsa/clock-sync.probe';
@@ -288,7 +289,7 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
   it('withholds the token when the audit event cannot be written (fail closed)', async () => {
     const failing = new TsaService(
       app.get(TsaRepository),
-      app.get<KeyStore>(KEY_STORE),
+      app.get<SignerFactory>(SIGNER_FACTORY),
       config,
       app.get(TsaSerialAllocator),
       app.get(ClockSyncProbe),
