@@ -1,4 +1,12 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnModuleDestroy,
+  OnModuleInit,
+  Optional,
+} from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -8,6 +16,7 @@ import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
 import { CrlService } from '../revocation/crl.service';
 import { TruststoreService } from '../truststore/truststore.service';
+import { TruststoreVersionsService } from '../truststore/truststore-versions.service';
 import { DistributionStatusService } from './distribution-status.service';
 import { ReconcilerService } from './reconciler.service';
 import { DISTRIBUTION_CHANNEL } from './regions.service';
@@ -47,6 +56,7 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
     private readonly dataSource: DataSource,
     private readonly crls: CrlService,
     private readonly truststores: TruststoreService,
+    private readonly versions: TruststoreVersionsService,
     private readonly reconciler: ReconcilerService,
     private readonly status: DistributionStatusService,
     private readonly notifier: ChangeNotifier,
@@ -87,9 +97,13 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
     this.started = true;
     // Fire-and-forget triggers: a failure (database away) is logged and the schedule retries.
     const rebuildSoon = (trigger: string) =>
-      void this.requestRebuild(trigger).catch((error) => this.logger.warn(`truststore rebuild (${trigger}) failed: ${(error as Error).message}`));
+      void this.requestRebuild(trigger).catch((error) =>
+        this.logger.warn(`truststore rebuild (${trigger}) failed: ${(error as Error).message}`),
+      );
     this.crls.onCrlPublished(() => rebuildSoon('crl'));
-    this.notifier.on(TRUSTSTORE_CHANNEL, (payload) => rebuildSoon(payload === '*' ? 'resync' : (payload.split(':')[0] ?? 'change')));
+    this.notifier.on(TRUSTSTORE_CHANNEL, (payload) =>
+      rebuildSoon(payload === '*' ? 'resync' : (payload.split(':')[0] ?? 'change')),
+    );
     const interval = setInterval(() => void this.scheduled(), this.config.distribution.intervalSeconds * 1000);
     interval.unref();
     this.scheduler.addInterval(INTERVAL_NAME, interval);
@@ -124,7 +138,7 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
       let next: string | undefined = trigger;
       while (next) {
         this.pendingTrigger = undefined;
-        await this.truststores.rebuildAll(next);
+        await this.versions.rebuildAll(next);
         next = this.pendingTrigger;
       }
     })().finally(() => {
@@ -136,14 +150,18 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
   /** `POST /v1/distribution/sync`: rebuild now, and read back (push where needed) every target at once. */
   async sync(actor?: AuditActor): Promise<SyncResult> {
     await this.rebuilding?.catch(() => undefined);
-    const created = await this.truststores.rebuildAll('sync');
+    const created = await this.versions.rebuildAll('sync');
     const queued = await this.dataSource.transaction(async (manager) => {
       const queued = await this.targets.makeAllDueNow(manager);
       await this.notifier.notify(manager, DISTRIBUTION_CHANNEL, 'sync');
       return queued;
     });
     const versions = await Promise.all(
-      created.map(async (v) => ({ truststore: (await this.truststores.byId(v.truststoreId)).name, version: v.version, digest: v.digest })),
+      created.map(async (v) => ({
+        truststore: (await this.truststores.byId(v.truststoreId)).name,
+        version: v.version,
+        digest: v.digest,
+      })),
     );
     await this.audit.record({ type: 'distribution.sync', actor, subject: 'distribution', data: { queued, versions } });
     this.reconciler.wake();
@@ -155,7 +173,11 @@ export class DistributionScheduler implements OnModuleInit, OnApplicationBootstr
   async ensureCrls(generations: CaGenerationEntity[]): Promise<void> {
     for (const generation of generations) {
       if (generation.crl) continue;
-      await this.crls.rebuild(generation.id, { onlyIfDue: true }).catch((error) => this.logger.warn(`building the first CRL of ${generation.name} failed: ${(error as Error).message}`));
+      await this.crls
+        .rebuild(generation.id, { onlyIfDue: true })
+        .catch((error) =>
+          this.logger.warn(`building the first CRL of ${generation.name} failed: ${(error as Error).message}`),
+        );
     }
   }
 }
