@@ -9,7 +9,7 @@ import { DomainEventsWiring } from './domain-events.wiring';
 import type { OcspService } from './revocation/ocsp.service';
 import type { RotationScheduler } from './rotation/rotation.scheduler';
 import type { RevocationInvalidation } from './signing/revocation-invalidation';
-import type { TruststoreService } from './truststore/truststore.service';
+import type { TruststoreVersionsService } from './truststore/truststore-versions.service';
 import type { TsaService } from './tsa/tsa.service';
 
 describe(DomainEventsWiring.name, () => {
@@ -20,14 +20,19 @@ describe(DomainEventsWiring.name, () => {
   new DomainEventsWiring(
     bus,
     { announceRevoking: record('ocsp.announce'), dropRevoked: record('ocsp.drop') } as unknown as OcspService,
-    { announceRevoking: record('signing.announce'), dropRevoked: record('signing.drop') } as unknown as RevocationInvalidation,
+    {
+      announceRevoking: record('signing.announce'),
+      dropRevoked: record('signing.drop'),
+    } as unknown as RevocationInvalidation,
     { onRevoked: record('rotation.emergency') } as unknown as RotationScheduler,
     {
-      announceTruststoreChange: async (_manager: EntityManager, what: string) => void calls.push(`distribution.truststore ${what}`),
-      announceTruststoreVersion: async (_manager: EntityManager, name: string) => void calls.push(`distribution.version ${name}`),
+      announceTruststoreChange: async (_manager: EntityManager, what: string) =>
+        void calls.push(`distribution.truststore ${what}`),
+      announceTruststoreVersion: async (_manager: EntityManager, name: string) =>
+        void calls.push(`distribution.version ${name}`),
       onCrlPublished: record('distribution.crl'),
     } as unknown as DistributionScheduler,
-    { addPreparer: (preparer: unknown) => preparers.push(preparer) } as unknown as TruststoreService,
+    { addPreparer: (preparer: unknown) => preparers.push(preparer) } as unknown as TruststoreVersionsService,
     { expectGeneration: (id: string) => void calls.push(`tsa.expect ${id}`) } as unknown as TsaService,
     { tsa: { caName: 'tsa-ca' } } as SignetConfig,
   ).onModuleInit();
@@ -45,17 +50,40 @@ describe(DomainEventsWiring.name, () => {
 
   it('on a CA generation activated: distribution announces first, then the TSA switches if it is its CA', async () => {
     const generation = { id: 'g2' } as CaGenerationEntity;
-    await bus.publish('ca.generation.activated', { ca: { name: 'tsa-ca' } as CaEntity, generation, previous: null, manager });
-    await bus.publish('ca.generation.activated', { ca: { name: 'root' } as CaEntity, generation, previous: null, manager });
+    await bus.publish('ca.generation.activated', {
+      ca: { name: 'tsa-ca' } as CaEntity,
+      generation,
+      previous: null,
+      manager,
+    });
+    await bus.publish('ca.generation.activated', {
+      ca: { name: 'root' } as CaEntity,
+      generation,
+      previous: null,
+      manager,
+    });
     expect(calls).toEqual(['distribution.truststore ca:tsa-ca', 'tsa.expect g2', 'distribution.truststore ca:root']);
   });
 
   it('announces CA, key and truststore changes to distribution, and gives the truststore its CRL preparer', async () => {
-    await bus.publish('ca.created', { ca: { name: 'root' } as CaEntity, generation: {} as CaGenerationEntity, manager });
-    await bus.publish('ca.generation.created', { ca: { name: 'root' } as CaEntity, generation: {} as CaGenerationEntity, manager });
+    await bus.publish('ca.created', {
+      ca: { name: 'root' } as CaEntity,
+      generation: {} as CaGenerationEntity,
+      manager,
+    });
+    await bus.publish('ca.generation.created', {
+      ca: { name: 'root' } as CaEntity,
+      generation: {} as CaGenerationEntity,
+      manager,
+    });
     await bus.publish('key.created', { key: { name: 'release' }, version: {}, manager } as never);
     await bus.publish('truststore.version.created', { truststore: { name: 'prod' }, version: {}, manager } as never);
-    expect(calls).toEqual(['distribution.truststore ca:root', 'distribution.truststore ca:root', 'distribution.truststore key:release', 'distribution.version prod']);
+    expect(calls).toEqual([
+      'distribution.truststore ca:root',
+      'distribution.truststore ca:root',
+      'distribution.truststore key:release',
+      'distribution.version prod',
+    ]);
     expect(preparers).toHaveLength(1);
   });
 

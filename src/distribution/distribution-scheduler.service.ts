@@ -8,6 +8,7 @@ import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
 import { CrlService } from '../revocation/crl.service';
 import { TruststoreService } from '../truststore/truststore.service';
+import { TruststoreVersionsService } from '../truststore/truststore-versions.service';
 import { DistributionStatusService } from './distribution-status.service';
 import { ReconcilerService } from './reconciler.service';
 import { DISTRIBUTION_CHANNEL } from './regions.service';
@@ -47,6 +48,7 @@ export class DistributionScheduler implements OnApplicationBootstrap, OnModuleDe
     private readonly dataSource: DataSource,
     private readonly crls: CrlService,
     private readonly truststores: TruststoreService,
+    private readonly versions: TruststoreVersionsService,
     private readonly reconciler: ReconcilerService,
     private readonly status: DistributionStatusService,
     private readonly notifier: ChangeNotifier,
@@ -130,7 +132,7 @@ export class DistributionScheduler implements OnApplicationBootstrap, OnModuleDe
       let next: string | undefined = trigger;
       while (next) {
         this.pendingTrigger = undefined;
-        await this.truststores.rebuildAll(next);
+        await this.versions.rebuildAll(next);
         next = this.pendingTrigger;
       }
     })().finally(() => {
@@ -142,14 +144,18 @@ export class DistributionScheduler implements OnApplicationBootstrap, OnModuleDe
   /** `POST /v1/distribution/sync`: rebuild now, and read back (push where needed) every target at once. */
   async sync(actor?: AuditActor): Promise<SyncResult> {
     await this.rebuilding?.catch(() => undefined);
-    const created = await this.truststores.rebuildAll('sync');
+    const created = await this.versions.rebuildAll('sync');
     const queued = await this.dataSource.transaction(async (manager) => {
       const queued = await this.targets.makeAllDueNow(manager);
       await this.notifier.notify(manager, DISTRIBUTION_CHANNEL, 'sync');
       return queued;
     });
     const versions = await Promise.all(
-      created.map(async (v) => ({ truststore: (await this.truststores.byId(v.truststoreId)).name, version: v.version, digest: v.digest })),
+      created.map(async (v) => ({
+        truststore: (await this.truststores.byId(v.truststoreId)).name,
+        version: v.version,
+        digest: v.digest,
+      })),
     );
     await this.audit.record({ type: 'distribution.sync', actor, subject: 'distribution', data: { queued, versions } });
     this.reconciler.wake();
@@ -161,7 +167,11 @@ export class DistributionScheduler implements OnApplicationBootstrap, OnModuleDe
   async ensureCrls(generations: CaGenerationEntity[]): Promise<void> {
     for (const generation of generations) {
       if (generation.crl) continue;
-      await this.crls.rebuild(generation.id, { onlyIfDue: true }).catch((error) => this.logger.warn(`building the first CRL of ${generation.name} failed: ${(error as Error).message}`));
+      await this.crls
+        .rebuild(generation.id, { onlyIfDue: true })
+        .catch((error) =>
+          this.logger.warn(`building the first CRL of ${generation.name} failed: ${(error as Error).message}`),
+        );
     }
   }
 }

@@ -5,7 +5,7 @@ import { AuditService } from '../audit/audit.service';
 import { DomainError } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
-import { TruststoreService } from '../truststore/truststore.service';
+import { TruststoreBundlesService } from '../truststore/truststore-bundles.service';
 import { backoffDelayMs } from './backoff';
 import { DistributionMetrics } from './distribution-metrics';
 import { TargetError } from './drivers/target-error';
@@ -63,7 +63,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
 
   constructor(
     private readonly targets: TargetsRepository,
-    private readonly truststores: TruststoreService,
+    private readonly bundles: TruststoreBundlesService,
     private readonly regions: RegionsService,
     private readonly credentials: TargetCredentials,
     private readonly audit: AuditService,
@@ -85,7 +85,9 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     this.notifier.on(DISTRIBUTION_CHANNEL, () => this.wake());
     this.wake();
     // In the background: an unreachable HSM must not hold up the start; first use re-seals too.
-    void this.resealLegacyCredentials().catch((error) => this.logger.warn(`re-sealing stored target credentials failed: ${(error as Error).message}`));
+    void this.resealLegacyCredentials().catch((error) =>
+      this.logger.warn(`re-sealing stored target credentials failed: ${(error as Error).message}`),
+    );
   }
 
   /**
@@ -98,12 +100,20 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     const rows = await this.targets.legacySealedCredentials();
     let resealed = 0;
     for (const row of rows) {
-      const target = { id: row.id, region: row.region, name: row.name, endpoint: row.endpoint, credentialsSealed: row.credentials_sealed };
+      const target = {
+        id: row.id,
+        region: row.region,
+        name: row.name,
+        endpoint: row.endpoint,
+        credentialsSealed: row.credentials_sealed,
+      };
       try {
         const opened = await this.credentials.open(target, row.credentials_sealed);
         if (opened.resealed && (await this.storeResealed(target, opened.resealed))) resealed++;
       } catch (error) {
-        this.logger.warn(`${row.region}/${row.name}: stored credentials were not re-sealed: ${(error as Error).message}`);
+        this.logger.warn(
+          `${row.region}/${row.name}: stored credentials were not re-sealed: ${(error as Error).message}`,
+        );
       }
     }
     return resealed;
@@ -169,7 +179,11 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
   private start(target: ClaimedTarget): void {
     if (target.suspect) this.suspectsInFlight++;
     const run = this.attempt(target)
-      .catch((error) => this.logger.error(`recording the attempt on ${target.region}/${target.name} failed: ${(error as Error).message}`))
+      .catch((error) =>
+        this.logger.error(
+          `recording the attempt on ${target.region}/${target.name} failed: ${(error as Error).message}`,
+        ),
+      )
       .finally(() => {
         if (target.suspect) this.suspectsInFlight--;
         this.running.delete(run);
@@ -204,13 +218,21 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
         // Drivers read back what they wrote before a push returns (TrustTarget contract): that
         // read-back is what counts as delivered, and only if it shows the desired digest.
         if (result.deliveredDigest !== target.desiredDigest) {
-          throw new TargetError('protocol', `${driver.target.description}: read-back after the push shows ${result.deliveredDigest || 'no truststore'} instead of ${target.desiredDigest}`, {
-            target: driver.target.description,
-            operation: 'readBack',
-          });
+          throw new TargetError(
+            'protocol',
+            `${driver.target.description}: read-back after the push shows ${result.deliveredDigest || 'no truststore'} instead of ${target.desiredDigest}`,
+            {
+              target: driver.target.description,
+              operation: 'readBack',
+            },
+          );
         }
         pushed = result.details ?? {};
-        held = { digest: result.deliveredDigest, version: target.desiredVersion, details: pushed.manifestDigest ? { manifestDigest: pushed.manifestDigest } : {} };
+        held = {
+          digest: result.deliveredDigest,
+          version: target.desiredVersion,
+          details: pushed.manifestDigest ? { manifestDigest: pushed.manifestDigest } : {},
+        };
       }
       await this.recordDelivered(target, held, pushed);
     } catch (error) {
@@ -232,7 +254,8 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
   private async driverFor(target: ClaimedTarget): Promise<CachedDriver> {
     // The endpoint is part of the key: one changed behind the API's back (no new revision) rebuilds
     // the driver, and opening the credentials for it fails.
-    const cacheKey = (sealed: Buffer | null) => `${target.configRevision}:${target.endpoint}:${sealed ? createHash('sha256').update(sealed).digest('hex') : '-'}`;
+    const cacheKey = (sealed: Buffer | null) =>
+      `${target.configRevision}:${target.endpoint}:${sealed ? createHash('sha256').update(sealed).digest('hex') : '-'}`;
     let key = cacheKey(target.credentialsSealed);
     const cached = this.drivers.get(target.id);
     if (cached && cached.key === key) {
@@ -246,7 +269,12 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
       credentials = opened.credentials;
       if (opened.resealed && (await this.storeResealed(target, opened.resealed))) key = cacheKey(opened.resealed);
     }
-    const made: CachedDriver = { key, target: createTrustTarget(driverOptions(target, credentials, this.regions.driverContext), this.driverHooks ?? {}), credentials, usedAt: Date.now() };
+    const made: CachedDriver = {
+      key,
+      target: createTrustTarget(driverOptions(target, credentials, this.regions.driverContext), this.driverHooks ?? {}),
+      credentials,
+      usedAt: Date.now(),
+    };
     this.drivers.set(target.id, made);
     this.sweepDrivers();
     return made;
@@ -258,7 +286,8 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
    */
   private async storeResealed(target: SealedTarget, resealed: Buffer): Promise<boolean> {
     const replaced = await this.targets.replaceSealedCredentials(target, resealed);
-    if (replaced) this.logger.log(`${target.region}/${target.name}: stored credentials re-sealed for the endpoint's origin`);
+    if (replaced)
+      this.logger.log(`${target.region}/${target.name}: stored credentials re-sealed for the endpoint's origin`);
     return replaced;
   }
 
@@ -275,26 +304,46 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private async bundle(target: ClaimedTarget): Promise<TruststoreBundle> {
-    const rendered = await this.truststores.render(target.truststoreId, target.desiredVersion, targetLayers(target.settings));
+    const rendered = await this.bundles.render(
+      target.truststoreId,
+      target.desiredVersion,
+      targetLayers(target.settings),
+    );
     return {
       version: rendered.version,
       digest: rendered.digest,
       createdAt: rendered.createdAt,
-      layers: rendered.layers.map((layer) => ({ mediaType: layer.spec.mediaType, title: layer.spec.title, content: layer.content })),
+      layers: rendered.layers.map((layer) => ({
+        mediaType: layer.spec.mediaType,
+        title: layer.spec.title,
+        content: layer.content,
+      })),
       annotations: { 'io.signet.truststore.name': rendered.truststore },
     };
   }
 
-  private async recordDelivered(target: ClaimedTarget, held: TargetState, pushed: PushDetails | undefined): Promise<void> {
+  private async recordDelivered(
+    target: ClaimedTarget,
+    held: TargetState,
+    pushed: PushDetails | undefined,
+  ): Promise<void> {
     const changed = target.deliveredDigest !== target.desiredDigest;
     const delivery = changed || pushed !== undefined;
     const now = new Date();
     const convergeMs = Math.max(0, now.getTime() - target.desiredSince.getTime());
     const details = {
-      ...(pushed ? { pushed: true, ...pick(pushed, ['manifestDigest', 'locations', 'blobsUploaded', 'blobsPresent']) } : { pushed: false }),
+      ...(pushed
+        ? { pushed: true, ...pick(pushed, ['manifestDigest', 'locations', 'blobsUploaded', 'blobsPresent']) }
+        : { pushed: false }),
       ...(held.details?.manifestDigest ? { heldManifestDigest: held.details.manifestDigest } : {}),
     };
-    const attempts = await this.targets.recordDelivered(target, { heldVersion: held.version ?? target.desiredVersion, delivery, convergeMs, skipped: pushed === undefined, details });
+    const attempts = await this.targets.recordDelivered(target, {
+      heldVersion: held.version ?? target.desiredVersion,
+      delivery,
+      convergeMs,
+      skipped: pushed === undefined,
+      details,
+    });
     // After the commit: whichever delivery commits last sees every other one, so a version is
     // marked converged exactly once without serialising the deliveries.
     const converged = await this.targets.markConverged(target.truststoreId, target.desiredVersion);
@@ -303,29 +352,55 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
         .record({
           type: 'distribution.delivered',
           subject: `${target.region}/${target.name}`,
-          data: { kind: target.kind, truststore: target.truststore, version: target.desiredVersion, digest: target.desiredDigest, attempts, convergeSeconds: convergeMs / 1000, ...details },
+          data: {
+            kind: target.kind,
+            truststore: target.truststore,
+            version: target.desiredVersion,
+            digest: target.desiredDigest,
+            attempts,
+            convergeSeconds: convergeMs / 1000,
+            ...details,
+          },
         })
-        .catch((error) => this.logger.error(`auditing the delivery to ${target.region}/${target.name} failed: ${(error as Error).message}`));
+        .catch((error) =>
+          this.logger.error(
+            `auditing the delivery to ${target.region}/${target.name} failed: ${(error as Error).message}`,
+          ),
+        );
     }
     this.metrics.attempts?.inc({ region: target.region, kind: target.kind, result: pushed ? 'pushed' : 'held' });
     if (delivery) {
       this.metrics.convergence?.observe({ region: target.region, kind: target.kind }, convergeMs / 1000);
-      this.logger.log(`${target.region}/${target.name}: holds ${target.truststore} v${target.desiredVersion}${pushed ? '' : ' (already there)'} after ${(convergeMs / 1000).toFixed(2)} s`);
+      this.logger.log(
+        `${target.region}/${target.name}: holds ${target.truststore} v${target.desiredVersion}${pushed ? '' : ' (already there)'} after ${(convergeMs / 1000).toFixed(2)} s`,
+      );
     }
     for (const version of converged) {
       if (!version.revokedAt) continue;
       const seconds = (version.convergedAt.getTime() - version.revokedAt.getTime()) / 1000;
       this.metrics.revocationPropagation?.observe({ truststore: target.truststore }, seconds);
-      this.logger.log(`revocation reached every target of ${target.truststore} (v${version.version}) ${seconds.toFixed(2)} s after it was made`);
+      this.logger.log(
+        `revocation reached every target of ${target.truststore} (v${version.version}) ${seconds.toFixed(2)} s after it was made`,
+      );
       await this.audit.record({
         type: 'distribution.revocation.converged',
         subject: target.truststore,
-        data: { version: version.version, revokedAt: version.revokedAt.toISOString(), convergedAt: version.convergedAt.toISOString(), seconds },
+        data: {
+          version: version.version,
+          revokedAt: version.revokedAt.toISOString(),
+          convergedAt: version.convergedAt.toISOString(),
+          seconds,
+        },
       });
     }
   }
 
-  private async recordFailure(target: ClaimedTarget, error: unknown, timedOut: boolean, credentials: unknown): Promise<void> {
+  private async recordFailure(
+    target: ClaimedTarget,
+    error: unknown,
+    timedOut: boolean,
+    credentials: unknown,
+  ): Promise<void> {
     const { backoffBaseMs, backoffMaxMs, attemptTimeoutMs } = this.config.distribution;
     let kind: string;
     let retryable: boolean;
@@ -351,7 +426,13 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     message = redactSecrets(message, credentials).slice(0, MAX_ERROR_LENGTH);
     const attempts = target.attempts + 1;
     const delayMs = retryable ? backoffDelayMs(attempts, backoffBaseMs, backoffMaxMs) : backoffMaxMs;
-    await this.targets.recordFailure(target, { attempts, state: retryable ? 'retrying' : 'blocked', message, kind, delayMs });
+    await this.targets.recordFailure(target, {
+      attempts,
+      state: retryable ? 'retrying' : 'blocked',
+      message,
+      kind,
+      delayMs,
+    });
     this.metrics.attempts?.inc({ region: target.region, kind: target.kind, result: 'failed' });
     this.metrics.failures?.inc({ region: target.region, kind: target.kind, error: kind });
     this.logger.warn(
@@ -368,7 +449,9 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     const version = held.digest ? (held.version ?? null) : null;
     await this.targets.recordObserved(target, held.digest ?? null, version);
     if (target.deliveredDigest) {
-      this.logger.warn(`${target.region}/${target.name}: read back ${held.digest ?? 'no truststore of ours'} where ${target.deliveredDigest} was delivered (changed outside Signet)`);
+      this.logger.warn(
+        `${target.region}/${target.name}: read back ${held.digest ?? 'no truststore of ours'} where ${target.deliveredDigest} was delivered (changed outside Signet)`,
+      );
     }
     target.deliveredDigest = held.digest ?? null;
     target.deliveredVersion = version;

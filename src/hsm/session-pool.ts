@@ -1,8 +1,6 @@
 import * as pkcs11js from 'pkcs11js';
-import type { KeyRole, HsmState, TokenHealth } from './key-store';
-import type { HsmLogger } from './hsm-logger';
-import type { RecoveryOptions } from './hsm-options';
-import { CKS_RO_PUBLIC_SESSION, CKS_RW_PUBLIC_SESSION, type Handle, type Pkcs11Api } from './pkcs11-api';
+import type { HsmState, TokenHealth } from './key-store';
+import { CKS_RO_PUBLIC_SESSION, CKS_RW_PUBLIC_SESSION } from './pkcs11-api';
 import {
   Pkcs11Error,
   type PoolRecoveryAction,
@@ -13,7 +11,11 @@ import {
   strongerAction,
   toPkcs11Error,
 } from './pkcs11-errors';
-import type { LibraryClient, Pkcs11Library } from './pkcs11-library';
+import type { LibraryClient } from './pkcs11-library';
+import { type PooledSession, TokenSessions } from './token-sessions';
+
+// Callers take the session and option types from the pool they use.
+export type { PooledSession, SessionPoolOptions } from './token-sessions';
 
 const SESSION_SUSPECT = Symbol('signet.sessionSuspect');
 
@@ -28,32 +30,6 @@ export function markSessionSuspect<E extends Error>(error: E): E {
 
 function isSessionSuspect(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[SESSION_SUSPECT] === true;
-}
-
-/** One PKCS#11 session; the pool hands it to one operation at a time. */
-export interface PooledSession {
-  readonly handle: Handle;
-  /** Pool epoch the session was opened in; object handles are only valid within one epoch. */
-  readonly epoch: number;
-  /** Output buffer reused by the session's operations (one in flight per session). */
-  readonly out: Buffer;
-  /**
-   * Whatever a native async call reads or writes: pkcs11js hands raw pointers to a libuv thread
-   * without keeping the Buffers alive, so they stay referenced here until the callback settles.
-   */
-  pinned: unknown;
-}
-
-export interface SessionPoolOptions {
-  role: KeyRole | 'signing+ca';
-  tokenLabel: string;
-  pin: string;
-  size: number;
-  acquireTimeoutMs: number;
-  recovery: RecoveryOptions;
-  logger: HsmLogger;
-  /** Largest output any operation needs (RSA-4096 signature, sealed secret…). */
-  outputBufferSize: number;
 }
 
 type PoolState = HsmState | 'closed' | 'opening';
@@ -75,18 +51,15 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * login or the library are gone, the pool stops handing out sessions, waits for the operations in
  * flight to settle (drain), then re-logs in, reopens its sessions or has the library re-initialised,
  * with bounded retries and backoff, and finally restores the configured session count. Requests
- * that cannot be served fail with HSM_UNAVAILABLE (retryable, 503).
+ * that cannot be served fail with HSM_UNAVAILABLE (retryable, 503). Opening, closing and
+ * re-establishing the sessions themselves is TokenSessions' part; the hot path (run, acquire,
+ * release) stays in this class.
  */
-export class SessionPool implements LibraryClient {
+export class SessionPool extends TokenSessions implements LibraryClient {
   private state: PoolState = 'opening';
-  private slot?: Handle;
-  private readonly sessions = new Set<PooledSession>();
-  private idle: PooledSession[] = [];
   private waiters: Waiter[] = [];
   private inFlightCount = 0;
   private drainWaiters: Array<() => void> = [];
-  private epochValue = 0;
-  private libraryGeneration: number;
   private recovering?: Promise<void>;
   private pendingAction: PoolRecoveryAction = 'relogin';
   private downTimer?: NodeJS.Timeout;
@@ -97,34 +70,6 @@ export class SessionPool implements LibraryClient {
   operationRetries = 0;
   lastRecoveryAt?: Date;
 
-  readonly options: Omit<SessionPoolOptions, 'pin'>;
-  /** ECMAScript private: never shown by util.inspect or JSON. */
-  readonly #pin: string;
-
-  constructor(
-    private readonly library: Pkcs11Library,
-    private readonly api: () => Pkcs11Api,
-    options: SessionPoolOptions,
-  ) {
-    const { pin, ...rest } = options;
-    this.options = rest;
-    this.#pin = pin;
-    this.libraryGeneration = library.generation;
-  }
-
-  get epoch(): number {
-    return this.epochValue;
-  }
-
-  get tokenLabel(): string {
-    return this.options.tokenLabel;
-  }
-
-  /** The token's slot, once opened (for the capability probe). */
-  get slotHandle(): Handle | undefined {
-    return this.slot;
-  }
-
   get inFlight(): number {
     return this.inFlightCount;
   }
@@ -132,14 +77,20 @@ export class SessionPool implements LibraryClient {
   /** Finds the token, opens the configured sessions and logs in. Throws on failure (boot stops). */
   open(): void {
     const token = this.library.locateToken(this.options.tokenLabel, this.api());
-    if (!token) throw Object.assign(new Error(`hsm: token '${this.options.tokenLabel}' not found in ${this.library.modulePath}`), { tokenNotFound: true });
+    if (!token)
+      throw Object.assign(
+        new Error(`hsm: token '${this.options.tokenLabel}' not found in ${this.library.modulePath}`),
+        { tokenNotFound: true },
+      );
     this.slot = token.slot;
     try {
       this.openSessions();
     } catch (err) {
       this.closeOwnSessions();
       const p11 = toPkcs11Error(err, 'open');
-      throw new Error(`hsm: cannot open sessions on token '${this.options.tokenLabel}': ${p11?.ckr ?? (err as Error).message}`);
+      throw new Error(
+        `hsm: cannot open sessions on token '${this.options.tokenLabel}': ${p11?.ckr ?? (err as Error).message}`,
+      );
     }
     this.libraryGeneration = this.library.generation;
     this.unregister = this.library.register(this);
@@ -181,7 +132,11 @@ export class SessionPool implements LibraryClient {
           }
           throw hsmUnavailable(operation, p11);
         }
-        if ((action === 'refresh-handle' || action === 'discard-session') && retry && attempt < this.options.recovery.maxOperationRetries) {
+        if (
+          (action === 'refresh-handle' || action === 'discard-session') &&
+          retry &&
+          attempt < this.options.recovery.maxOperationRetries
+        ) {
           this.operationRetries++;
           continue;
         }
@@ -250,7 +205,9 @@ export class SessionPool implements LibraryClient {
     if (this.downTimer) clearTimeout(this.downTimer);
     this.downTimer = undefined;
     this.state = 'recovering';
-    this.options.logger.warn(`hsm: token '${this.options.tokenLabel}': ${this.lastErrorText ?? 'fault'}; recovering (${action})`);
+    this.options.logger.warn(
+      `hsm: token '${this.options.tokenLabel}': ${this.lastErrorText ?? 'fault'}; recovering (${action})`,
+    );
     this.recovering = this.runRecovery().finally(() => {
       this.recovering = undefined;
     });
@@ -319,7 +276,9 @@ export class SessionPool implements LibraryClient {
       const deadline = Date.now() - this.options.acquireTimeoutMs;
       while (this.waiters.length > 0 && this.waiters[0].since <= deadline) {
         const waiter = this.waiters.shift() as Waiter;
-        waiter.reject(hsmUnavailable(waiter.operation, undefined, `no session within ${this.options.acquireTimeoutMs} ms`));
+        waiter.reject(
+          hsmUnavailable(waiter.operation, undefined, `no session within ${this.options.acquireTimeoutMs} ms`),
+        );
       }
       if (this.waiters.length === 0) this.stopWaiterSweep();
     }, period);
@@ -338,40 +297,6 @@ export class SessionPool implements LibraryClient {
     this.stopWaiterSweep();
   }
 
-  private isLoggedOut(session: PooledSession): boolean {
-    try {
-      const { state } = this.api().C_GetSessionInfo(session.handle);
-      return state === CKS_RO_PUBLIC_SESSION || state === CKS_RW_PUBLIC_SESSION;
-    } catch {
-      return false;
-    }
-  }
-
-  private newSession(): PooledSession {
-    const handle = this.api().C_OpenSession(this.slot as Handle, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-    const session: PooledSession = { handle, epoch: this.epochValue, out: Buffer.alloc(this.options.outputBufferSize), pinned: undefined };
-    this.sessions.add(session);
-    return session;
-  }
-
-  private openSessions(): void {
-    const sessions: PooledSession[] = [];
-    for (let i = 0; i < this.options.size; i++) sessions.push(this.newSession());
-    this.login(sessions[0]);
-    this.idle = sessions;
-  }
-
-  /** Login is per application and token: one C_Login covers every session of the pool. */
-  private login(session: PooledSession): void {
-    try {
-      this.api().C_Login(session.handle, pkcs11js.CKU_USER, this.#pin);
-    } catch (err) {
-      const p11 = toPkcs11Error(err, 'C_Login');
-      if (p11?.ckr === 'CKR_USER_ALREADY_LOGGED_IN') return;
-      throw p11 ?? err;
-    }
-  }
-
   private replaceSession(session: PooledSession): void {
     this.sessions.delete(session);
     this.closeQuietly(session.handle);
@@ -383,27 +308,6 @@ export class SessionPool implements LibraryClient {
       const action = p11 ? recoveryActionFor(p11.ckr) : 'none';
       void this.recover(isPoolRecoveryAction(action) ? action : 'reopen', p11 ?? err);
     }
-  }
-
-  private closeQuietly(handle: Handle): void {
-    try {
-      this.api().C_CloseSession(handle);
-    } catch {
-      // already closed (CKR_SESSION_HANDLE_INVALID) or the device is gone: nothing to release
-    }
-  }
-
-  /**
-   * Closes only this pool's sessions (C_CloseAllSessions would take other clients' sessions on the
-   * same token with it). Handles from an older library generation are skipped: after
-   * re-initialisation the numbers may already belong to someone else's new sessions.
-   */
-  private closeOwnSessions(): void {
-    if (this.libraryGeneration === this.library.generation) {
-      for (const session of this.sessions) this.closeQuietly(session.handle);
-    }
-    this.sessions.clear();
-    this.idle = [];
   }
 
   private async runRecovery(): Promise<void> {
@@ -421,7 +325,9 @@ export class SessionPool implements LibraryClient {
         this.state = 'ready';
         this.recoveries++;
         this.lastRecoveryAt = new Date();
-        this.options.logger.log(`hsm: token '${this.options.tokenLabel}' recovered (${action}, attempt ${attempt}); ${this.sessions.size} sessions`);
+        this.options.logger.log(
+          `hsm: token '${this.options.tokenLabel}' recovered (${action}, attempt ${attempt}); ${this.sessions.size} sessions`,
+        );
         this.dispatch();
         return;
       } catch (err) {
@@ -451,29 +357,6 @@ export class SessionPool implements LibraryClient {
     return next;
   }
 
-  private async restore(action: PoolRecoveryAction): Promise<void> {
-    await this.library.whenStable();
-    if (action === 'reinitialize') {
-      await this.library.reinitialize(this.libraryGeneration);
-    }
-    if (action === 'relogin' && this.libraryGeneration === this.library.generation && this.sessions.size === this.options.size) {
-      const session = this.idle[0] ?? [...this.sessions][0];
-      this.login(session);
-      return;
-    }
-    this.closeOwnSessions();
-    this.libraryGeneration = this.library.generation;
-    const token = this.library.locateToken(this.options.tokenLabel, this.api());
-    if (!token) throw new Pkcs11Error('CKR_TOKEN_NOT_PRESENT', pkcs11js.CKR_TOKEN_NOT_PRESENT, 'C_GetTokenInfo');
-    this.slot = token.slot;
-    try {
-      this.openSessions();
-    } catch (err) {
-      this.closeOwnSessions();
-      throw err;
-    }
-  }
-
   private goDown(retry: boolean): void {
     if (this.state === 'closed') return;
     this.state = 'down';
@@ -481,12 +364,15 @@ export class SessionPool implements LibraryClient {
     this.rejectWaiters(this.lastErrorText ?? 'token down');
     this.options.logger.error(
       `hsm: token '${this.options.tokenLabel}' is down (${this.lastErrorText ?? 'unknown error'})` +
-        (retry ? `; retrying every ${this.options.recovery.downRetryMs} ms` : '; not retrying (login failure would lock the token)'),
+        (retry
+          ? `; retrying every ${this.options.recovery.downRetryMs} ms`
+          : '; not retrying (login failure would lock the token)'),
     );
     if (!retry) return;
     this.downTimer = setTimeout(() => {
       this.downTimer = undefined;
-      if (this.state === 'down') void this.recover(strongerAction(this.pendingAction, 'reopen'), new Error(this.lastErrorText ?? 'token down'));
+      if (this.state === 'down')
+        void this.recover(strongerAction(this.pendingAction, 'reopen'), new Error(this.lastErrorText ?? 'token down'));
     }, this.options.recovery.downRetryMs);
     this.downTimer.unref();
   }

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
-import { RotationService } from './rotation.service';
+import { RotationDueService } from './rotation-due.service';
 import { RotationStatusRepository } from './rotation-status.repository';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
 import { dueOccurrence } from '../keys/rotation-schedule';
@@ -11,7 +11,15 @@ const HOUR_MS = 3_600_000;
 export interface ExpiryReport {
   now: Date;
   /** CA generations still in use: active, pending, or retired with unexpired certificates under them. */
-  caGenerations: Array<{ ca: string; kind: string; generation: string; state: string; notAfter: Date; days: number; warn: boolean }>;
+  caGenerations: Array<{
+    ca: string;
+    kind: string;
+    generation: string;
+    state: string;
+    notAfter: Date;
+    days: number;
+    warn: boolean;
+  }>;
   /** The certificate of each key's active version. */
   leaves: Array<{ key: string; version: number; notAfter: Date; days: number; warn: boolean }>;
   /** Keys whose scheduled rotation is more than SIGNET_ROTATION_OVERDUE_HOURS late. */
@@ -36,7 +44,7 @@ export interface ExpiryReport {
 export class RotationStatusService {
   constructor(
     private readonly status: RotationStatusRepository,
-    private readonly rotations: RotationService,
+    private readonly due: RotationDueService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(ROTATION_CLOCK) private readonly clock: RotationClock,
   ) {}
@@ -55,7 +63,8 @@ export class RotationStatusService {
       const dueAt = dueOccurrence(key.rotation.schedule, key.activated_at ?? new Date(0), now);
       if (!dueAt) continue;
       const hoursLate = (now.getTime() - dueAt.getTime()) / HOUR_MS;
-      if (hoursLate > this.config.rotation.overdueHours) overdue.push({ key: key.name, dueAt, hoursLate: Math.floor(hoursLate) });
+      if (hoursLate > this.config.rotation.overdueHours)
+        overdue.push({ key: key.name, dueAt, hoursLate: Math.floor(hoursLate) });
     }
     const warnDays = this.config.rotation.expiryWarningDays;
     const margin = this.config.rotation.caRenewalMarginDays;
@@ -69,19 +78,37 @@ export class RotationStatusService {
         notAfter: g.not_after,
         days: days(g.not_after),
         // An active issuing generation warns once leaves would be cut short; others at the leaf threshold.
-        warn: g.state === 'active' && g.max_leaf_days !== null ? days(g.not_after) < g.max_leaf_days + margin : days(g.not_after) < warnDays,
+        warn:
+          g.state === 'active' && g.max_leaf_days !== null
+            ? days(g.not_after) < g.max_leaf_days + margin
+            : days(g.not_after) < warnDays,
       })),
-      leaves: leaves.filter((l) => l.not_after).map((l) => ({ key: l.key, version: l.version, notAfter: l.not_after!, days: days(l.not_after!), warn: days(l.not_after!) < warnDays })),
+      leaves: leaves
+        .filter((l) => l.not_after)
+        .map((l) => ({
+          key: l.key,
+          version: l.version,
+          notAfter: l.not_after!,
+          days: days(l.not_after!),
+          warn: days(l.not_after!) < warnDays,
+        })),
       overdue,
       keysWithoutActiveVersion: keys.filter((k) => !k.has_active && !k.external).map((k) => k.name),
       crls: crls.map((c) => {
         const late =
-          !c.crl_next_update || !c.crl_this_update || c.crl_this_update.getTime() + (c.crl_next_update.getTime() - c.crl_this_update.getTime()) / 2 < now.getTime();
-        return { generation: c.generation, nextUpdate: c.crl_next_update, secondsLeft: c.crl_next_update ? Math.floor((c.crl_next_update.getTime() - now.getTime()) / 1000) : null, late };
+          !c.crl_next_update ||
+          !c.crl_this_update ||
+          c.crl_this_update.getTime() + (c.crl_next_update.getTime() - c.crl_this_update.getTime()) / 2 < now.getTime();
+        return {
+          generation: c.generation,
+          nextUpdate: c.crl_next_update,
+          secondsLeft: c.crl_next_update ? Math.floor((c.crl_next_update.getTime() - now.getTime()) / 1000) : null,
+          late,
+        };
       }),
       rotations: { running: counts.running, activated: counts.activated },
       alerts: alerts.map((a) => ({ rotationId: a.id, subject: a.subject, alert: a.alert })),
-      caRenewalBlocked: (await this.rotations.caLifetimes(now))
+      caRenewalBlocked: (await this.due.caLifetimes(now))
         .filter((c) => c.blocked && !c.renewing)
         .map((c) => ({ ca: c.name, kind: c.kind, generation: c.generation, reason: c.reason })),
     };
@@ -94,8 +121,10 @@ export class RotationStatusService {
       `rotation: ${report.rotations.running} running, ${report.rotations.activated} waiting to retire/destroy, ${report.overdue.length} overdue, ${report.keysWithoutActiveVersion.length} key(s) without an active version`,
     ];
     for (const alert of report.alerts) lines.push(`rotation ALERT: ${alert.alert}`);
-    for (const o of report.overdue) lines.push(`rotation OVERDUE: key ${o.key} was due ${o.dueAt.toISOString()} (${o.hoursLate} h late)`);
-    for (const name of report.keysWithoutActiveVersion) lines.push(`rotation ALERT: key ${name} has no active version (signing fails until a rotation activates one)`);
+    for (const o of report.overdue)
+      lines.push(`rotation OVERDUE: key ${o.key} was due ${o.dueAt.toISOString()} (${o.hoursLate} h late)`);
+    for (const name of report.keysWithoutActiveVersion)
+      lines.push(`rotation ALERT: key ${name} has no active version (signing fails until a rotation activates one)`);
     for (const blocked of report.caRenewalBlocked) {
       lines.push(
         blocked.kind === 'tsa'
@@ -103,10 +132,21 @@ export class RotationStatusService {
           : `expiry ALERT: CA ${blocked.ca} cannot be renewed under its root (${blocked.reason}); roll the root over`,
       );
     }
-    for (const g of report.caGenerations) lines.push(`expiry: CA generation ${g.generation} (${g.kind}, ${g.state}) expires in ${g.days} day(s) at ${g.notAfter.toISOString()}${g.warn ? ' WARNING' : ''}`);
-    for (const l of report.leaves) lines.push(`expiry: key ${l.key} v${l.version} certificate expires in ${l.days} day(s) at ${l.notAfter.toISOString()}${l.warn ? ' WARNING' : ''}`);
+    for (const g of report.caGenerations)
+      lines.push(
+        `expiry: CA generation ${g.generation} (${g.kind}, ${g.state}) expires in ${g.days} day(s) at ${g.notAfter.toISOString()}${g.warn ? ' WARNING' : ''}`,
+      );
+    for (const l of report.leaves)
+      lines.push(
+        `expiry: key ${l.key} v${l.version} certificate expires in ${l.days} day(s) at ${l.notAfter.toISOString()}${l.warn ? ' WARNING' : ''}`,
+      );
     for (const c of report.crls) {
-      const left = c.secondsLeft === null ? 'no CRL yet' : c.secondsLeft < 0 ? `EXPIRED ${Math.ceil(-c.secondsLeft / 3600)} h ago` : `next update in ${(c.secondsLeft / 3600).toFixed(1)} h`;
+      const left =
+        c.secondsLeft === null
+          ? 'no CRL yet'
+          : c.secondsLeft < 0
+            ? `EXPIRED ${Math.ceil(-c.secondsLeft / 3600)} h ago`
+            : `next update in ${(c.secondsLeft / 3600).toFixed(1)} h`;
       lines.push(`crl: ${c.generation} ${left}${c.late ? ' WARNING (rebuild overdue)' : ''}`);
     }
     return lines;

@@ -5,7 +5,8 @@ import { Principal } from '../auth/principal';
 import { DomainError, ErrorCode } from '../common/errors';
 import { ForceRotationDto, RenewCaDto, RotateKeyDto } from './dto/rotation.dto';
 import { RotationRunner } from './rotation.runner';
-import { RotationService, RotationView } from './rotation.service';
+import { RotationService } from './rotation.service';
+import { RotationView } from './rotation-view';
 
 /** POST /v1/keys/{name}/rotate, POST /v1/cas/{name}/renew, GET /v1/rotations[/{id}], POST /v1/rotations/{id}/force. */
 @ApiTags('rotation')
@@ -21,8 +22,15 @@ export class RotationController {
   @Post('keys/:name/rotate')
   @HttpCode(202)
   @Roles('admin', 'security-officer')
-  async rotateKey(@Param('name') name: string, @Body() body: RotateKeyDto, @Principal() principal: Principal): Promise<RotationView> {
-    const { rotation } = await this.rotations.requestKeyRotation(name, { actor: principal.auditActor, reason: body?.reason });
+  async rotateKey(
+    @Param('name') name: string,
+    @Body() body: RotateKeyDto,
+    @Principal() principal: Principal,
+  ): Promise<RotationView> {
+    const { rotation } = await this.rotations.requestKeyRotation(name, {
+      actor: principal.auditActor,
+      reason: body?.reason,
+    });
     this.runner.kick();
     return rotation;
   }
@@ -31,17 +39,32 @@ export class RotationController {
   @Post('cas/:name/renew')
   @HttpCode(202)
   @Roles('admin')
-  async renewCa(@Param('name') name: string, @Body() body: RenewCaDto, @Principal() principal: Principal): Promise<RotationView> {
-    const { rotation } = await this.rotations.requestCaRenewal(name, { actor: principal.auditActor, reason: body?.reason });
+  async renewCa(
+    @Param('name') name: string,
+    @Body() body: RenewCaDto,
+    @Principal() principal: Principal,
+  ): Promise<RotationView> {
+    const { rotation } = await this.rotations.requestCaRenewal(name, {
+      actor: principal.auditActor,
+      reason: body?.reason,
+    });
     this.runner.kick();
     return rotation;
   }
 
   @Get('rotations')
   @Roles('admin', 'security-officer', 'auditor')
-  async list(@Query('key') key?: string, @Query('ca') ca?: string, @Query('state') state?: string, @Query('limit') limit?: string): Promise<{ rotations: RotationView[] }> {
-    if (limit !== undefined && !/^\d{1,4}$/.test(limit)) throw new DomainError(ErrorCode.VALIDATION_ERROR, "'limit' must be 1..1000", { field: 'limit' });
-    return { rotations: await this.rotations.list({ key, ca, state, limit: limit === undefined ? undefined : Number(limit) }) };
+  async list(
+    @Query('key') key?: string,
+    @Query('ca') ca?: string,
+    @Query('state') state?: string,
+    @Query('limit') limit?: string,
+  ): Promise<{ rotations: RotationView[] }> {
+    if (limit !== undefined && !/^\d{1,4}$/.test(limit))
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, "'limit' must be 1..1000", { field: 'limit' });
+    return {
+      rotations: await this.rotations.list({ key, ca, state, limit: limit === undefined ? undefined : Number(limit) }),
+    };
   }
 
   @Get('rotations/:id')
@@ -54,7 +77,11 @@ export class RotationController {
   @Post('rotations/:id/force')
   @HttpCode(200)
   @Roles('admin')
-  async force(@Param('id') id: string, @Body() body: ForceRotationDto, @Principal() principal: Principal): Promise<RotationView> {
+  async force(
+    @Param('id') id: string,
+    @Body() body: ForceRotationDto,
+    @Principal() principal: Principal,
+  ): Promise<RotationView> {
     const rotation = await this.rotations.forceDistributionGate(id, body.reason, principal.auditActor);
     this.runner.kick();
     return rotation;

@@ -7,6 +7,7 @@ import { SigningModule } from '../signing/signing.module';
 import { CaRolloverSteps } from './ca-rollover.steps';
 import { KeyRotationSteps } from './key-rotation.steps';
 import { RotationController } from './rotation.controller';
+import { RotationDueService } from './rotation-due.service';
 import { RotationMetrics } from './rotation.metrics';
 import { RotationRepository } from './rotation.repository';
 import { RotationRunner } from './rotation.runner';
@@ -33,10 +34,15 @@ export class RotationModule {
       module: RotationModule,
       imports: [CaModule, KeysModule, RevocationModule, SigningModule],
       // The test hooks' routes exist only in a test process (loadConfig refuses them unless NODE_ENV=test).
-      controllers: [RotationController, SecurityStatusController, ...(config.testHooks.enabled ? [RotationTestHooksController] : [])],
+      controllers: [
+        RotationController,
+        SecurityStatusController,
+        ...(config.testHooks.enabled ? [RotationTestHooksController] : []),
+      ],
       providers: [
         { provide: ROTATION_CLOCK, useValue: systemClock },
         RotationService,
+        RotationDueService,
         RotationRepository,
         RotationSubjectsRepository,
         RotationStatusRepository,

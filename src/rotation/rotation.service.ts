@@ -6,46 +6,22 @@ import type { AuditActor } from '../audit/audit.types';
 import { CaEntity } from '../ca/ca.entity';
 import { EXTERNAL_KEY_URI } from '../ca/ca.service';
 import { DomainError, ErrorCode } from '../common/errors';
-import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { SigningKeyEntity } from '../keys/signing-key.entity';
 import { RotationEntity } from './rotation.entity';
+import { RotationDueService } from './rotation-due.service';
 import { ROTATION_CLOCK, RotationClock } from './rotation-clock';
 import { NewRotation, RotationRepository } from './rotation.repository';
 import { RotationSubjectsRepository } from './rotation-subjects.repository';
-import { dueOccurrence, shortestInterval } from '../keys/rotation-schedule';
+import { RotationView, toView } from './rotation-view';
 import {
   CaRolloverPlan,
-  currentStep,
   hsmIdFor,
   KeyRotationPlan,
   newSteps,
   RotationState,
   RotationTrigger,
   stepsFor,
-  StepRecord,
 } from './rotation-steps';
-
-const DAY_MS = 86_400_000;
-
-export interface RotationView {
-  id: string;
-  kind: 'key' | 'ca';
-  /** Key or CA name. */
-  subject: string;
-  trigger: RotationTrigger;
-  state: RotationState;
-  /** The step running or waiting now (null once finished). */
-  step: string | null;
-  dueAt: string | null;
-  startedAt: string;
-  completedAt: string | null;
-  nextRunAt: string | null;
-  alert: string | null;
-  reason: string | null;
-  from: string | null;
-  to: string;
-  steps: StepRecord[];
-}
 
 export interface ListRotationsQuery {
   key?: string;
@@ -59,21 +35,19 @@ export interface ListRotationsQuery {
  * emergency rotations of keys left without an active version, issuing CAs whose remaining lifetime
  * would cut leaf lifetimes short, and what operators ask for. Creating a rotation only writes its
  * row (under the subject's advisory lock, with unique indexes as the last word); RotationRunner
- * does the work.
+ * does the work. What is due is RotationDueService's answer.
  */
 @Injectable()
 export class RotationService {
   private readonly logger = new Logger(RotationService.name);
-  /** Whether a stored schedule's occurrences stay at least the floor apart (computed once per schedule). */
-  private readonly scheduleMeetsFloor = new Map<string, boolean>();
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
-    @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(ROTATION_CLOCK) private readonly clock: RotationClock,
     private readonly rotations: RotationRepository,
     private readonly subjects: RotationSubjectsRepository,
+    private readonly due: RotationDueService,
   ) {}
 
   now(): Date {
@@ -83,13 +57,21 @@ export class RotationService {
   // ------------------------------------------------------------------ key rotations
 
   /** POST /v1/keys/{name}/rotate: the running rotation of the key, or a new one. */
-  async requestKeyRotation(keyName: string, options: { actor?: AuditActor; reason?: string } = {}): Promise<{ rotation: RotationView; created: boolean }> {
+  async requestKeyRotation(
+    keyName: string,
+    options: { actor?: AuditActor; reason?: string } = {},
+  ): Promise<{ rotation: RotationView; created: boolean }> {
     const key = typeof keyName === 'string' ? await this.subjects.keyNamed(this.dataSource.manager, keyName) : null;
     if (!key) throw new DomainError(ErrorCode.NOT_FOUND, `no key named '${keyName}'`);
     const now = this.clock.now();
     const result = await this.dataSource.transaction(async (manager) => {
       await this.rotations.tryLock(manager, { kind: 'key', keyId: key.id }, true);
-      return this.startKeyRotation(manager, key, { trigger: 'manual', now, actor: options.actor, reason: options.reason });
+      return this.startKeyRotation(manager, key, {
+        trigger: 'manual',
+        now,
+        actor: options.actor,
+        reason: options.reason,
+      });
     });
     if (!result) throw new DomainError(ErrorCode.CONFLICT, `key '${keyName}' could not be rotated now`);
     return { rotation: toView(result.rotation), created: result.created };
@@ -103,7 +85,12 @@ export class RotationService {
     const result = await this.dataSource.transaction(async (manager) => {
       await this.rotations.tryLock(manager, { kind: 'key', keyId }, true);
       if (await this.subjects.hasActiveVersion(manager, keyId)) return undefined;
-      return this.startKeyRotation(manager, key, { trigger: 'revocation', now, fromVersion: revokedVersion, reason: `the certificate of version ${revokedVersion} was revoked` });
+      return this.startKeyRotation(manager, key, {
+        trigger: 'revocation',
+        now,
+        fromVersion: revokedVersion,
+        reason: `the certificate of version ${revokedVersion} was revoked`,
+      });
     });
     return result?.rotation;
   }
@@ -115,7 +102,14 @@ export class RotationService {
   private async startKeyRotation(
     manager: EntityManager,
     key: SigningKeyEntity,
-    options: { trigger: RotationTrigger; now: Date; dueAt?: Date; fromVersion?: number; actor?: AuditActor; reason?: string },
+    options: {
+      trigger: RotationTrigger;
+      now: Date;
+      dueAt?: Date;
+      fromVersion?: number;
+      actor?: AuditActor;
+      reason?: string;
+    },
   ): Promise<{ rotation: RotationEntity; created: boolean } | undefined> {
     const running = await this.rotations.findRunning(manager, { kind: 'key', keyId: key.id });
     if (running) return { rotation: running, created: false };
@@ -158,7 +152,15 @@ export class RotationService {
       type: 'rotation.started',
       actor: row.actor,
       subject: row.subject,
-      data: { rotationId: row.id, kind: row.kind, trigger: row.trigger, dueAt: row.dueAt?.toISOString() ?? null, at: row.now.toISOString(), reason: row.reason ?? null, plan: row.plan as unknown as Record<string, unknown> },
+      data: {
+        rotationId: row.id,
+        kind: row.kind,
+        trigger: row.trigger,
+        dueAt: row.dueAt?.toISOString() ?? null,
+        at: row.now.toISOString(),
+        reason: row.reason ?? null,
+        plan: row.plan as unknown as Record<string, unknown>,
+      },
     });
     return rotation;
   }
@@ -166,13 +168,21 @@ export class RotationService {
   // ------------------------------------------------------------------ CA rollovers
 
   /** POST /v1/cas/{name}/renew: a new key generation (root: with new subordinate generations and the distribution gate). */
-  async requestCaRenewal(caName: string, options: { actor?: AuditActor; reason?: string; trigger?: RotationTrigger } = {}): Promise<{ rotation: RotationView; created: boolean }> {
+  async requestCaRenewal(
+    caName: string,
+    options: { actor?: AuditActor; reason?: string; trigger?: RotationTrigger } = {},
+  ): Promise<{ rotation: RotationView; created: boolean }> {
     const ca = typeof caName === 'string' ? await this.subjects.caNamed(this.dataSource.manager, caName) : null;
     if (!ca) throw new DomainError(ErrorCode.NOT_FOUND, `no CA named '${caName}'`);
     const now = this.clock.now();
     const result = await this.dataSource.transaction(async (manager) => {
       await this.rotations.tryLock(manager, { kind: 'ca' }, true);
-      return this.startCaRollover(manager, ca, { trigger: options.trigger ?? 'manual', now, actor: options.actor, reason: options.reason });
+      return this.startCaRollover(manager, ca, {
+        trigger: options.trigger ?? 'manual',
+        now,
+        actor: options.actor,
+        reason: options.reason,
+      });
     });
     return { rotation: toView(result.rotation), created: result.created };
   }
@@ -194,13 +204,20 @@ export class RotationService {
     if (running) return { rotation: running, created: false };
     const active = await this.subjects.activeGeneration(manager, ca.id);
     if (ca.external || !active?.certificate || active.keyUri === EXTERNAL_KEY_URI) {
-      throw new DomainError(ErrorCode.CONFLICT, `${operation}: CA '${ca.name}' has no active generation with a key in this HSM (an offline or external CA is renewed where its key lives)`);
+      throw new DomainError(
+        ErrorCode.CONFLICT,
+        `${operation}: CA '${ca.name}' has no active generation with a key in this HSM (an offline or external CA is renewed where its key lives)`,
+      );
     }
     // One rollover per hierarchy at a time: a root rollover re-certifies the issuing CAs below it.
     const related = [ca.id, ...(ca.parentId ? [ca.parentId] : [])];
     const children = await this.subjects.issuingChildren(manager, ca.id);
     const busy = await this.rotations.runningCaRolloverSubjects(manager, [...related, ...children.map((c) => c.id)]);
-    if (busy.length > 0) throw new DomainError(ErrorCode.CONFLICT, `${operation}: a rollover of ${busy.join(', ')} is in progress in this hierarchy`);
+    if (busy.length > 0)
+      throw new DomainError(
+        ErrorCode.CONFLICT,
+        `${operation}: a rollover of ${busy.join(', ')} is in progress in this hierarchy`,
+      );
 
     const id = randomUUID();
     const generation = await this.subjects.nextGenerationNumber(manager, ca.id);
@@ -211,7 +228,14 @@ export class RotationService {
         if (!childActive?.certificate || childActive.keyUri === EXTERNAL_KEY_URI) continue;
         const childGeneration = await this.subjects.nextGenerationNumber(manager, child.id);
         const name = `${child.name}-g${childGeneration}`;
-        subordinates.push({ caId: child.id, caName: child.name, generation: childGeneration, generationName: name, hsmId: hsmIdFor(id, child.id), label: `ca:${name}` });
+        subordinates.push({
+          caId: child.id,
+          caName: child.name,
+          generation: childGeneration,
+          generationName: name,
+          hsmId: hsmIdFor(id, child.id),
+          label: `ca:${name}`,
+        });
       }
     }
     const generationName = `${ca.name}-g${generation}`;
@@ -240,8 +264,11 @@ export class RotationService {
       actor: options.actor,
       reason: options.reason,
     });
-    if (!rotation) throw new DomainError(ErrorCode.CONFLICT, `${operation}: a rollover of '${ca.name}' is already in progress`);
-    this.logger.log(`CA ${ca.name}: rollover ${id} started (${options.trigger}) → ${generationName}${subordinates.length ? ` with ${subordinates.map((s) => s.generationName).join(', ')}` : ''}`);
+    if (!rotation)
+      throw new DomainError(ErrorCode.CONFLICT, `${operation}: a rollover of '${ca.name}' is already in progress`);
+    this.logger.log(
+      `CA ${ca.name}: rollover ${id} started (${options.trigger}) → ${generationName}${subordinates.length ? ` with ${subordinates.map((s) => s.generationName).join(', ')}` : ''}`,
+    );
     return { rotation, created: true };
   }
 
@@ -249,7 +276,11 @@ export class RotationService {
   async forceDistributionGate(rotationId: string, reason: unknown, actor?: AuditActor): Promise<RotationView> {
     const operation = 'forceRotation';
     if (typeof reason !== 'string' || reason.trim().length < 3 || reason.length > 500) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'reason' is required (3..500 characters) and is audited`, { field: 'reason' });
+      throw new DomainError(
+        ErrorCode.VALIDATION_ERROR,
+        `${operation}: 'reason' is required (3..500 characters) and is audited`,
+        { field: 'reason' },
+      );
     }
     const now = this.clock.now();
     const rotation = await this.dataSource.transaction(async (manager) => {
@@ -258,21 +289,36 @@ export class RotationService {
       const plan = rotation.plan as CaRolloverPlan;
       const gate = rotation.steps.find((s) => s.name === 'distribution-gate');
       if (rotation.kind !== 'ca' || plan.caKind !== 'root' || !gate) {
-        throw new DomainError(ErrorCode.CONFLICT, `${operation}: only a root rollover has a distribution gate to force`);
+        throw new DomainError(
+          ErrorCode.CONFLICT,
+          `${operation}: only a root rollover has a distribution gate to force`,
+        );
       }
-      if (rotation.state !== 'running' || gate.state === 'done') throw new DomainError(ErrorCode.CONFLICT, `${operation}: the distribution gate of rotation ${rotationId} is no longer closed`);
+      if (rotation.state !== 'running' || gate.state === 'done')
+        throw new DomainError(
+          ErrorCode.CONFLICT,
+          `${operation}: the distribution gate of rotation ${rotationId} is no longer closed`,
+        );
       plan.forced = { reason: reason.trim(), at: now.toISOString(), actor: actor ? { ...actor } : null };
       await this.audit.record({
         type: 'rotation.gate.forced',
         actor,
         subject: rotation.subject,
-        data: { rotationId, generation: plan.generationName, reason: reason.trim(), pending: (gate.detail?.pending as string[] | undefined) ?? [], at: now.toISOString() },
+        data: {
+          rotationId,
+          generation: plan.generationName,
+          reason: reason.trim(),
+          pending: (gate.detail?.pending as string[] | undefined) ?? [],
+          at: now.toISOString(),
+        },
       });
       await this.rotations.write(manager, rotationId, { plan, nextRunAt: now });
       rotation.plan = plan;
       return rotation;
     });
-    this.logger.warn(`rotation ${rotationId}: distribution gate forced by ${actor?.tokenName ?? 'an admin'}: ${reason.trim()}`);
+    this.logger.warn(
+      `rotation ${rotationId}: distribution gate forced by ${actor?.tokenName ?? 'an admin'}: ${reason.trim()}`,
+    );
     return toView(rotation);
   }
 
@@ -282,27 +328,7 @@ export class RotationService {
     return rotation;
   }
 
-  // ------------------------------------------------------------------ the scheduler's question
-
-  /**
-   * The occurrence a scheduled rotation of a key answers now, if any. Key creation refuses
-   * schedules that fire more often than SIGNET_ROTATION_MIN_INTERVAL_HOURS; a schedule stored
-   * before that check (or under a lower floor) still rotates no more often than the floor: not
-   * before the active version is that old.
-   */
-  private scheduledDue(schedule: string, activatedAt: Date, now: Date): Date | undefined {
-    const dueAt = dueOccurrence(schedule, activatedAt, now);
-    if (!dueAt) return undefined;
-    const floorMs = this.config.rotation.minIntervalHours * 3_600_000;
-    if (now.getTime() - activatedAt.getTime() >= floorMs) return dueAt;
-    let meetsFloor = this.scheduleMeetsFloor.get(schedule);
-    if (meetsFloor === undefined) {
-      meetsFloor = shortestInterval(schedule, now, floorMs) >= floorMs;
-      if (!meetsFloor) this.logger.warn(`rotation schedule '${schedule}' fires more often than SIGNET_ROTATION_MIN_INTERVAL_HOURS; keys with it rotate at most every ${this.config.rotation.minIntervalHours} h`);
-      this.scheduleMeetsFloor.set(schedule, meetsFloor);
-    }
-    return meetsFloor ? dueAt : undefined;
-  }
+  // ------------------------------------------------------------------ the scheduler's tick
 
   /**
    * What the scheduler tick enqueues at `now`. Candidates are read without locks; each is then
@@ -316,7 +342,7 @@ export class RotationService {
       if (!key.has_active) {
         // External CA: a first version waits for its chain; that is not a missing version.
         if (key.external && key.has_pending) continue;
-      } else if (!this.scheduledDue(key.rotation.schedule, key.activated_at ?? new Date(0), now)) {
+      } else if (!this.due.scheduledDue(key.rotation.schedule, key.activated_at ?? new Date(0), now)) {
         continue;
       }
       try {
@@ -327,22 +353,26 @@ export class RotationService {
           if (!entity) return undefined;
           const state = await this.rotations.activeVersionState(manager, key.id);
           if (state.has_active) {
-            const dueAt = this.scheduledDue(entity.rotation.schedule, state.activated_at ?? new Date(0), now);
+            const dueAt = this.due.scheduledDue(entity.rotation.schedule, state.activated_at ?? new Date(0), now);
             if (!dueAt) return undefined;
             return this.startKeyRotation(manager, entity, { trigger: 'schedule', now, dueAt });
           }
-          return this.startKeyRotation(manager, entity, { trigger: 'no-active-version', now, reason: 'the key has no active version' });
+          return this.startKeyRotation(manager, entity, {
+            trigger: 'no-active-version',
+            now,
+            reason: 'the key has no active version',
+          });
         });
         if (result?.created) started.push(result.rotation);
       } catch (error) {
         this.logger.error(`could not enqueue the rotation of key ${key.name}: ${(error as Error).message}`);
       }
     }
-    for (const ca of await this.casDueForRenewal(now)) {
+    for (const ca of await this.due.casDueForRenewal(now)) {
       try {
         const result = await this.dataSource.transaction(async (manager) => {
           if (!(await this.rotations.tryLock(manager, { kind: 'ca' }))) return undefined;
-          const due = (await this.casDueForRenewal(now, manager)).find((c) => c.id === ca.id);
+          const due = (await this.due.casDueForRenewal(now, manager)).find((c) => c.id === ca.id);
           if (!due) return undefined;
           const entity = (await this.subjects.caById(manager, ca.id))!;
           return this.startCaRollover(manager, entity, { trigger: 'ca-lifetime', now, reason: due.reason });
@@ -355,58 +385,24 @@ export class RotationService {
     return started;
   }
 
-  /**
-   * Issuing CAs whose active generation's remaining lifetime is within the margin of the longest
-   * leaf validity of their keys (leaves would be cut short), and TSA CAs within the margin of their
-   * expiry (after it, /tsa answers 503; timestamps already issued stay valid), whose parent can
-   * certify a new generation that would not be due at once (caLifetimes marks the others
-   * `blocked`: that is an alert, the root needs a rollover first).
-   */
-  async casDueForRenewal(now: Date, manager: EntityManager = this.dataSource.manager): Promise<Array<{ id: string; name: string; reason: string }>> {
-    return (await this.caLifetimes(now, manager)).filter((ca) => ca.due && !ca.blocked && !ca.renewing);
-  }
-
-  async caLifetimes(
-    now: Date,
-    manager: EntityManager = this.dataSource.manager,
-  ): Promise<Array<{ id: string; name: string; kind: 'issuing' | 'tsa'; generation: string; notAfter: Date; thresholdDays: number; due: boolean; blocked: boolean; renewing: boolean; reason: string }>> {
-    const rows = await this.subjects.caLifetimeRows(manager);
-    return rows
-      .filter((row) => row.max_leaf_days !== null)
-      .map((row) => {
-        const thresholdDays = row.max_leaf_days! + this.config.rotation.caRenewalMarginDays;
-        const remainingDays = (row.not_after.getTime() - now.getTime()) / DAY_MS;
-        const parentRemainingDays = row.parent_not_after ? (row.parent_not_after.getTime() - now.getTime()) / DAY_MS : 0;
-        const due = remainingDays < thresholdDays;
-        return {
-          id: row.id,
-          name: row.name,
-          kind: row.kind,
-          generation: row.generation,
-          notAfter: row.not_after,
-          thresholdDays,
-          due,
-          // Renewing would not help: the parent cannot certify a generation that lasts past the threshold.
-          blocked: due && parentRemainingDays < thresholdDays + 1,
-          renewing: row.busy,
-          reason:
-            row.kind === 'tsa'
-              ? `${row.generation} has ${Math.floor(remainingDays)} day(s) left, less than the ${this.config.rotation.caRenewalMarginDays} days margin`
-              : `${row.generation} has ${Math.floor(remainingDays)} day(s) left, less than the longest leaf validity (${row.max_leaf_days}) + ${this.config.rotation.caRenewalMarginDays} days margin`,
-        };
-      });
-  }
-
   // ------------------------------------------------------------------ reads
 
   async list(query: ListRotationsQuery = {}): Promise<RotationView[]> {
     const limit = query.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new DomainError(ErrorCode.VALIDATION_ERROR, "'limit' must be 1..1000", { field: 'limit' });
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, "'limit' must be 1..1000", { field: 'limit' });
     const states: RotationState[] = ['running', 'activated', 'completed', 'failed'];
     if (query.state !== undefined && !states.includes(query.state as RotationState)) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `'state' must be one of ${states.join(', ')}`, { field: 'state' });
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `'state' must be one of ${states.join(', ')}`, {
+        field: 'state',
+      });
     }
-    const rotations = await this.rotations.list(this.dataSource.manager, { key: query.key, ca: query.ca, state: query.state as RotationState | undefined, limit });
+    const rotations = await this.rotations.list(this.dataSource.manager, {
+      key: query.key,
+      ca: query.ca,
+      state: query.state as RotationState | undefined,
+      limit,
+    });
     return rotations.map(toView);
   }
 
@@ -419,26 +415,4 @@ export class RotationService {
 
 function isUuid(value: unknown): value is string {
   return typeof value === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
-}
-
-export function toView(rotation: RotationEntity): RotationView {
-  const plan = rotation.plan;
-  const step = currentStep(rotation.steps);
-  return {
-    id: rotation.id,
-    kind: rotation.kind,
-    subject: rotation.subject,
-    trigger: rotation.trigger,
-    state: rotation.state,
-    step: rotation.state === 'completed' || rotation.state === 'failed' ? null : (step?.name ?? null),
-    dueAt: rotation.dueAt?.toISOString() ?? null,
-    startedAt: rotation.startedAt.toISOString(),
-    completedAt: rotation.completedAt?.toISOString() ?? null,
-    nextRunAt: rotation.state === 'completed' || rotation.state === 'failed' ? null : rotation.nextRunAt.toISOString(),
-    alert: rotation.alert,
-    reason: rotation.reason,
-    from: plan.kind === 'key' ? (plan.fromVersion === null ? null : `v${plan.fromVersion}`) : plan.fromGeneration,
-    to: plan.kind === 'key' ? `v${plan.toVersion}` : plan.generationName,
-    steps: rotation.steps,
-  };
 }

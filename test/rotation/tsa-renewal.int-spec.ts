@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { DEV_TSA_CA, DEV_TSA_ROOT_CA } from '../../src/tsa/dev-tsa.bootstrap';
 import { TsaService } from '../../src/tsa/tsa.service';
 import { RotationScheduler } from '../../src/rotation/rotation.scheduler';
-import { RotationService } from '../../src/rotation/rotation.service';
+import { RotationDueService } from '../../src/rotation/rotation-due.service';
 import { RotationStatusService } from '../../src/rotation/rotation-status.service';
 import { OpenSslWorkspace } from '../tsa/tsa-fixtures';
 import { http } from './rotation-helpers';
@@ -40,13 +40,28 @@ describe('TSA CA renewal', () => {
   async function timestamp(name: string): Promise<string> {
     workspace.write(`${name}.bin`, `artifact ${name}`);
     await workspace.openssl(['ts', '-query', '-data', `${name}.bin`, '-sha256', '-cert', '-out', `${name}.tsq`]);
-    const response = await t.app.inject({ method: 'POST', url: '/tsa', headers: { 'content-type': 'application/timestamp-query' }, payload: workspace.read(`${name}.tsq`) });
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/tsa',
+      headers: { 'content-type': 'application/timestamp-query' },
+      payload: workspace.read(`${name}.tsq`),
+    });
     expect(response.statusCode).toBe(200);
     workspace.write(`${name}.tsr`, response.rawPayload);
     return `${name}.tsr`;
   }
 
-  const verify = (name: string) => workspace.tryOpenssl(['ts', '-verify', '-queryfile', `${name}.tsq`, '-in', `${name}.tsr`, '-CAfile', 'tsa-root.pem']);
+  const verify = (name: string) =>
+    workspace.tryOpenssl([
+      'ts',
+      '-verify',
+      '-queryfile',
+      `${name}.tsq`,
+      '-in',
+      `${name}.tsr`,
+      '-CAfile',
+      'tsa-root.pem',
+    ]);
 
   /** The certificate the token carries (the TSA's signing certificate), as PEM text. */
   async function signerOf(name: string): Promise<string> {
@@ -63,7 +78,13 @@ describe('TSA CA renewal', () => {
 
     const renewed = await api('POST', `/v1/cas/${DEV_TSA_CA}/renew`, { reason: 'yearly TSA renewal' });
     expect(renewed.status).toBe(202);
-    expect(renewed.body).toMatchObject({ kind: 'ca', subject: DEV_TSA_CA, trigger: 'manual', from: `${DEV_TSA_CA}-g1`, to: `${DEV_TSA_CA}-g2` });
+    expect(renewed.body).toMatchObject({
+      kind: 'ca',
+      subject: DEV_TSA_CA,
+      trigger: 'manual',
+      from: `${DEV_TSA_CA}-g1`,
+      to: `${DEV_TSA_CA}-g2`,
+    });
     await tick();
     expect((await api('GET', `/v1/rotations/${renewed.body.id}`)).body).toMatchObject({ state: 'completed' });
     const after = await generations(DEV_TSA_CA);
@@ -74,8 +95,20 @@ describe('TSA CA renewal', () => {
     const g2 = after[1];
     workspace.write('tsa-g2.pem', g2.certificate!);
     // The timestamping profile again: EKU timeStamping only, critical; chains to the same TSA root.
-    expect(await workspace.openssl(['x509', '-in', 'tsa-g2.pem', '-noout', '-ext', 'extendedKeyUsage'])).toMatch(/X509v3 Extended Key Usage: critical\s+Time Stamping\s*$/);
-    expect(await workspace.openssl(['verify', '-x509_strict', '-purpose', 'timestampsign', '-CAfile', 'tsa-root.pem', 'tsa-g2.pem'])).toContain('tsa-g2.pem: OK');
+    expect(await workspace.openssl(['x509', '-in', 'tsa-g2.pem', '-noout', '-ext', 'extendedKeyUsage'])).toMatch(
+      /X509v3 Extended Key Usage: critical\s+Time Stamping\s*$/,
+    );
+    expect(
+      await workspace.openssl([
+        'verify',
+        '-x509_strict',
+        '-purpose',
+        'timestampsign',
+        '-CAfile',
+        'tsa-root.pem',
+        'tsa-g2.pem',
+      ]),
+    ).toContain('tsa-g2.pem: OK');
 
     // No wait for the refresh interval: the next timestamp is signed by g2.
     await timestamp('after');
@@ -101,23 +134,35 @@ describe('TSA CA renewal', () => {
     t.clock.set(new Date(notAfter.getTime() - 31 * DAY));
     await tick();
     const tsaRotations = async () =>
-      ((await api('GET', `/v1/rotations?ca=${DEV_TSA_CA}`)).body.rotations as Array<{ trigger: string; state: string; to: string }>).filter((r) => r.trigger === 'ca-lifetime');
+      (
+        (await api('GET', `/v1/rotations?ca=${DEV_TSA_CA}`)).body.rotations as Array<{
+          trigger: string;
+          state: string;
+          to: string;
+        }>
+      ).filter((r) => r.trigger === 'ca-lifetime');
     expect(await tsaRotations()).toEqual([]);
     // Inside it: the scheduler starts the renewal and runs it to the end.
     t.clock.set(new Date(notAfter.getTime() - 29 * DAY));
     await tick();
     await tick();
-    expect(await tsaRotations()).toEqual([expect.objectContaining({ trigger: 'ca-lifetime', state: 'completed', to: `${DEV_TSA_CA}-g3` })]);
+    expect(await tsaRotations()).toEqual([
+      expect.objectContaining({ trigger: 'ca-lifetime', state: 'completed', to: `${DEV_TSA_CA}-g3` }),
+    ]);
     expect((await generations(DEV_TSA_CA)).map((g) => g.state)).toEqual(['retired', 'retired', 'active']);
   });
 
   it('near the end of the TSA root, starts no renewal and tells the operator to replace the TSA root', async () => {
     const [root] = await generations(DEV_TSA_ROOT_CA);
     const at = new Date(new Date(root.notAfter!).getTime() - 20 * DAY);
-    expect((await t.app.get(RotationService).casDueForRenewal(at)).map((c) => c.name)).not.toContain(DEV_TSA_CA);
+    expect((await t.app.get(RotationDueService).casDueForRenewal(at)).map((c) => c.name)).not.toContain(DEV_TSA_CA);
     const lines = await t.app.get(RotationStatusService).statusLines(at);
     expect(lines.filter((line) => line.includes(`TSA CA ${DEV_TSA_CA}`))).toEqual([
-      expect.stringMatching(new RegExp(`^expiry ALERT: TSA CA ${DEV_TSA_CA} cannot be renewed under its TSA root \\(.*\\); create a new tsa-root CA`)),
+      expect.stringMatching(
+        new RegExp(
+          `^expiry ALERT: TSA CA ${DEV_TSA_CA} cannot be renewed under its TSA root \\(.*\\); create a new tsa-root CA`,
+        ),
+      ),
     ]);
   });
 });
