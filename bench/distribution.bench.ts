@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { DataSource } from 'typeorm';
 import { createApp } from '../src/app.factory';
-import { CaService } from '../src/ca/ca.service';
+import { CaCreationService } from '../src/ca/ca-creation.service';
 import { DEV_ISSUING_CA, DEV_ROOT_CA } from '../src/ca/dev-hierarchy.bootstrap';
 import { loadConfig } from '../src/config/config';
 import { RegionsService } from '../src/distribution/regions.service';
@@ -54,7 +54,12 @@ async function main(): Promise<void> {
   const started = performance.now();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-bench-distribution-'));
   fs.chmodSync(dataDir, 0o711);
-  const config = loadConfig({ SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'error', SIGNET_LOG_REQUESTS: 'false', SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true' });
+  const config = loadConfig({
+    SIGNET_DATA_DIR: dataDir,
+    SIGNET_LOG_LEVEL: 'error',
+    SIGNET_LOG_REQUESTS: 'false',
+    SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true',
+  });
   const logger = pino({ level: 'error' });
   const registries = await Promise.all(REGISTRY_MODES.map((auth) => TestRegistry.start({ auth })));
   const silent = await Promise.all(Array.from({ length: 5 }, () => startSilentServer()));
@@ -66,20 +71,35 @@ async function main(): Promise<void> {
     const dataSource = app.get(DataSource);
     const truststores = app.get(TruststoreService);
     const regions = app.get(RegionsService);
-    const cas = app.get(CaService);
+    const cas = app.get(CaCreationService);
     const keys = app.get(KeysService);
     // Every measured change adds a root no target has seen, so every layer is new to every repository.
     const extraRoots: string[] = [];
     for (let i = 0; i < 2 * RUNS; i++) {
       extraRoots.push(`bench-root-${i}`);
-      await cas.create({ name: `bench-root-${i}`, kind: 'root', keySpec: 'EC-256', subject: { C: 'US', ST: 'Bench', O: 'Signet', CN: `Bench Root ${i}` } });
+      await cas.create({
+        name: `bench-root-${i}`,
+        kind: 'root',
+        keySpec: 'EC-256',
+        subject: { C: 'US', ST: 'Bench', O: 'Signet', CN: `Bench Root ${i}` },
+      });
     }
     for (let i = 0; i < 2 * REVOCATIONS; i++) {
-      await keys.create({ name: `bench-${i}`, keySpec: 'EC-256', subject: { C: 'US', ST: 'Bench', O: 'Signet', CN: `bench-${i}` }, issuer: DEV_ISSUING_CA });
+      await keys.create({
+        name: `bench-${i}`,
+        keySpec: 'EC-256',
+        subject: { C: 'US', ST: 'Bench', O: 'Signet', CN: `bench-${i}` },
+        issuer: DEV_ISSUING_CA,
+      });
     }
 
     /** Declares a truststore and its targets, waits for the first version everywhere reachable, then measures. */
-    const scenario = async (name: string, withUnreachable: boolean, newRoots: string[], revokeKeys: string[]): Promise<Measured> => {
+    const scenario = async (
+      name: string,
+      withUnreachable: boolean,
+      newRoots: string[],
+      revokeKeys: string[],
+    ): Promise<Measured> => {
       await truststores.create({ name, cas: [DEV_ROOT_CA] });
       await regions.createRegion({ name });
       let n = 0;
@@ -91,13 +111,29 @@ async function main(): Promise<void> {
             endpoint: registry.url,
             repository: `${name}/repo-${r}`,
             truststore: name,
-            ...(registry.auth === 'none' ? {} : { credentials: { username: registry.username, password: registry.password } }),
+            ...(registry.auth === 'none'
+              ? {}
+              : { credentials: { username: registry.username, password: registry.password } }),
           });
         }
       }
       if (withUnreachable) {
-        for (const [i, port] of refusing.entries()) await regions.createTarget(name, { name: `refusing-${i}`, kind: 'oci-registry', endpoint: `http://127.0.0.1:${port}`, repository: 'x/y', truststore: name });
-        for (const [i, server] of silent.entries()) await regions.createTarget(name, { name: `silent-${i}`, kind: 'oci-registry', endpoint: server.url, repository: 'x/y', truststore: name });
+        for (const [i, port] of refusing.entries())
+          await regions.createTarget(name, {
+            name: `refusing-${i}`,
+            kind: 'oci-registry',
+            endpoint: `http://127.0.0.1:${port}`,
+            repository: 'x/y',
+            truststore: name,
+          });
+        for (const [i, server] of silent.entries())
+          await regions.createTarget(name, {
+            name: `silent-${i}`,
+            kind: 'oci-registry',
+            endpoint: server.url,
+            repository: 'x/y',
+            truststore: name,
+          });
       }
       const truststoreId = (await truststores.byName(name)).id;
       /** Waits until every reachable target holds the current version; the time of the last delivery (database clock). */
@@ -112,7 +148,8 @@ async function main(): Promise<void> {
             [truststoreId],
           );
           if (Number(row.done) === Number(row.total)) return Number(row.last);
-          if (Date.now() > deadline) throw new Error(`${name}: ${row.done}/${row.total} reachable targets converged after ${RUN_TIMEOUT_MS} ms`);
+          if (Date.now() > deadline)
+            throw new Error(`${name}: ${row.done}/${row.total} reachable targets converged after ${RUN_TIMEOUT_MS} ms`);
           await new Promise((r) => setTimeout(r, POLL_MS));
         }
       };
@@ -139,10 +176,15 @@ async function main(): Promise<void> {
           `SELECT extract(epoch FROM converged_at - revoked_at) AS seconds FROM truststore_versions WHERE truststore_id = $1 AND revoked_at IS NOT NULL ORDER BY version DESC LIMIT 1`,
           [truststoreId],
         );
-        measured.signetRevokeSeconds.push(version?.seconds === null || version?.seconds === undefined ? null : Number(version.seconds));
+        measured.signetRevokeSeconds.push(
+          version?.seconds === null || version?.seconds === undefined ? null : Number(version.seconds),
+        );
       }
       // Leave the stage to the next scenario: its targets would otherwise push the next CRL too.
-      const names: Array<{ name: string }> = await dataSource.query(`SELECT name FROM distribution_targets WHERE truststore_id = $1`, [truststoreId]);
+      const names: Array<{ name: string }> = await dataSource.query(
+        `SELECT name FROM distribution_targets WHERE truststore_id = $1`,
+        [truststoreId],
+      );
       for (const { name: target } of names) await regions.deleteTarget(name, target);
       return measured;
     };
@@ -153,7 +195,8 @@ async function main(): Promise<void> {
     const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
     const runs = (values: number[]) => values.map(fmt).join(' / ');
     const ratio = median(mixed.changeMs) / median(baseline.changeMs);
-    const signet = (values: Array<number | null>) => values.map((v) => (v === null ? 'never (unreachable targets)' : `${v.toFixed(2)} s`)).join(' / ');
+    const signet = (values: Array<number | null>) =>
+      values.map((v) => (v === null ? 'never (unreachable targets)' : `${v.toFixed(2)} s`)).join(' / ');
     lines.push(
       '## Truststore distribution (`bench/distribution.bench.ts`)',
       '',

@@ -21,6 +21,7 @@ import { DataSource } from 'typeorm';
 import { AuditService } from '../src/audit/audit.service';
 import { octetString, oid, sequence, smallInteger } from '../src/pki/der-writer';
 import { CaService } from '../src/ca/ca.service';
+import { CaCreationService } from '../src/ca/ca-creation.service';
 import { CaRepository } from '../src/ca/ca.repository';
 import { SIGNET_CONFIG, loadConfig } from '../src/config/config';
 import { DatabaseModule } from '../src/database/database.module';
@@ -60,7 +61,11 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 /** Closed loop: `concurrency` callers back to back for the window, latency per call. */
-async function closedLoop(concurrency: number, windowMs: number, call: (i: number) => Promise<unknown>): Promise<Omit<Row, 'what' | 'spec' | 'concurrency'>> {
+async function closedLoop(
+  concurrency: number,
+  windowMs: number,
+  call: (i: number) => Promise<unknown>,
+): Promise<Omit<Row, 'what' | 'spec' | 'concurrency'>> {
   let counter = 0;
   const run = async (ms: number, latencies?: number[]): Promise<number> => {
     const deadline = performance.now() + ms;
@@ -87,7 +92,13 @@ async function closedLoop(concurrency: number, windowMs: number, call: (i: numbe
 }
 
 /** pkcs11js C_SignInit + C_Sign, synchronously on one session of the main thread: the token's own speed. */
-function rawPkcs11(modulePath: string, tokenLabel: string, pin: string, keyUri: string, digest: Buffer): Omit<Row, 'what' | 'spec' | 'concurrency'> {
+function rawPkcs11(
+  modulePath: string,
+  tokenLabel: string,
+  pin: string,
+  keyUri: string,
+  digest: Buffer,
+): Omit<Row, 'what' | 'spec' | 'concurrency'> {
   const p = new pkcs11js.PKCS11();
   p.load(modulePath);
   try {
@@ -103,7 +114,10 @@ function rawPkcs11(modulePath: string, tokenLabel: string, pin: string, keyUri: 
     if (!/ALREADY_LOGGED_IN/.test((error as Error).message)) throw error;
   }
   const ref = parsePkcs11Uri(keyUri);
-  p.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_ID, value: ref.id! }]);
+  p.C_FindObjectsInit(session, [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+    { type: pkcs11js.CKA_ID, value: ref.id! },
+  ]);
   const [key] = p.C_FindObjects(session, 1);
   p.C_FindObjectsFinal(session);
   const out = Buffer.alloc(256);
@@ -129,8 +143,16 @@ function rawPkcs11(modulePath: string, tokenLabel: string, pin: string, keyUri: 
 
 /** SHA-256 TimeStampReq with certReq and a 64-bit nonce, as Notation and `openssl ts -query -cert` send. */
 function query(i: number): Buffer {
-  const imprint = sequence(sequence(oid('2.16.840.1.101.3.4.2.1')), octetString(createHash('sha256').update(`artifact ${i}`).digest()));
-  return sequence(smallInteger(1), imprint, smallInteger(BigInt('0x' + randomBytes(8).toString('hex')) | 1n), Buffer.from([0x01, 0x01, 0xff]));
+  const imprint = sequence(
+    sequence(oid('2.16.840.1.101.3.4.2.1')),
+    octetString(createHash('sha256').update(`artifact ${i}`).digest()),
+  );
+  return sequence(
+    smallInteger(1),
+    imprint,
+    smallInteger(BigInt('0x' + randomBytes(8).toString('hex')) | 1n),
+    Buffer.from([0x01, 0x01, 0xff]),
+  );
 }
 
 function fmt(value: number | undefined, digits: number): string {
@@ -144,7 +166,9 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   let loadAverage = '';
   let sessions = 0;
-  const loadAtStart = loadavg().map((l) => l.toFixed(2)).join(' / ');
+  const loadAtStart = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' / ');
   let context: INestApplicationContext | undefined;
   try {
     const url = await postgres.start();
@@ -155,10 +179,19 @@ async function main(): Promise<void> {
 
     // The services as the app wires them (CaService's own dependencies are the container's business).
     @Global()
-    @Module({ providers: [{ provide: SIGNET_CONFIG, useValue: baseConfig }, AuditService], exports: [SIGNET_CONFIG, AuditService] })
+    @Module({
+      providers: [{ provide: SIGNET_CONFIG, useValue: baseConfig }, AuditService],
+      exports: [SIGNET_CONFIG, AuditService],
+    })
     class BenchRootModule {}
     @Module({
-      imports: [BenchRootModule, ObservabilityModule, DatabaseModule.forRoot({ url, poolSize: 10 }), HsmModule.forRoot({ modulePath: dev.modulePath, tokenLabel: dev.tokenLabel, pin }), TsaModule],
+      imports: [
+        BenchRootModule,
+        ObservabilityModule,
+        DatabaseModule.forRoot({ url, poolSize: 10 }),
+        HsmModule.forRoot({ modulePath: dev.modulePath, tokenLabel: dev.tokenLabel, pin }),
+        TsaModule,
+      ],
     })
     class BenchModule {}
     context = await NestFactory.createApplicationContext(BenchModule, { logger: ['error', 'warn'] });
@@ -166,8 +199,15 @@ async function main(): Promise<void> {
     sessions = keyStore.health().configuredSessions;
     const dataSource = context.get(DataSource);
     const cas = context.get(CaService);
+    const creation = context.get(CaCreationService);
     const subject = { C: 'US', ST: 'Bench', O: 'Signet Bench' };
-    await cas.create({ name: 'bench-tsa-root', kind: 'tsa-root', keySpec: 'EC-384', validityDays: 3650, subject: { ...subject, CN: 'Bench TSA Root' } });
+    await creation.create({
+      name: 'bench-tsa-root',
+      kind: 'tsa-root',
+      keySpec: 'EC-384',
+      validityDays: 3650,
+      subject: { ...subject, CN: 'Bench TSA Root' },
+    });
     const audit = context.get(AuditService);
     const audited = new TsaAuditSink(audit);
     const unaudited: TsaEventSink = { timestampIssued: async () => undefined };
@@ -178,10 +218,23 @@ async function main(): Promise<void> {
 
     for (const spec of TSA_SPECS) {
       const caName = `bench-tsa-${spec.toLowerCase()}`;
-      const ca = await cas.create({ name: caName, kind: 'tsa', parent: 'bench-tsa-root', keySpec: spec, validityDays: 365, subject: { ...subject, CN: `Bench TSA ${spec}` } });
+      const ca = await creation.create({
+        name: caName,
+        kind: 'tsa',
+        parent: 'bench-tsa-root',
+        keySpec: spec,
+        validityDays: 365,
+        subject: { ...subject, CN: `Bench TSA ${spec}` },
+      });
       const config = { ...baseConfig, tsa: { ...baseConfig.tsa, caName } };
       const keyUri = (await cas.activeGeneration((await cas.byName(ca.name)).id)).keyUri;
-      const variants: Array<[string, TsaEventSink]> = spec === 'EC-256' ? [['TsaService.respond, audited', audited], ['TsaService.respond, audit sink off', unaudited]] : [['TsaService.respond, audited', audited]];
+      const variants: Array<[string, TsaEventSink]> =
+        spec === 'EC-256'
+          ? [
+              ['TsaService.respond, audited', audited],
+              ['TsaService.respond, audit sink off', unaudited],
+            ]
+          : [['TsaService.respond, audited', audited]];
       for (const [what, sink] of variants) {
         const tsa = new TsaService(tsaRepository, context.get<SignerFactory>(SIGNER_FACTORY), config, serials, probe, sink, new CaRepository(dataSource));
         const queries = Array.from({ length: 1024 }, (_, i) => query(i));
@@ -194,13 +247,25 @@ async function main(): Promise<void> {
       }
       const hash = spec === 'EC-256' ? 'SHA-256' : 'SHA-384';
       const digest = createHash(hash.replace('-', '').toLowerCase()).update('bench').digest();
-      rows.push({ what: 'KeyStore.sign (pooled async C_Sign)', spec, concurrency: `${IN_FLIGHT} in flight`, ...(await closedLoop(IN_FLIGHT, RAW_WINDOW_MS, () => keyStore.sign(keyUri, digest, { hash }))) });
+      rows.push({
+        what: 'KeyStore.sign (pooled async C_Sign)',
+        spec,
+        concurrency: `${IN_FLIGHT} in flight`,
+        ...(await closedLoop(IN_FLIGHT, RAW_WINDOW_MS, () => keyStore.sign(keyUri, digest, { hash }))),
+      });
       console.log(rows[rows.length - 1]);
-      rows.push({ what: 'raw pkcs11js C_Sign (sync)', spec, concurrency: '1 thread', ...rawPkcs11(dev.modulePath, dev.tokenLabel, pin, keyUri, digest) });
+      rows.push({
+        what: 'raw pkcs11js C_Sign (sync)',
+        spec,
+        concurrency: '1 thread',
+        ...rawPkcs11(dev.modulePath, dev.tokenLabel, pin, keyUri, digest),
+      });
       console.log(rows[rows.length - 1]);
     }
     await audit.flushed();
-    loadAverage = loadavg().map((l) => l.toFixed(2)).join(' / ');
+    loadAverage = loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ');
   } finally {
     await context?.close().catch(() => undefined);
     await postgres.stop().catch(() => undefined);

@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../common/access.decorators';
 import { Principal } from '../auth/principal';
 import { CaService, CaView } from './ca.service';
+import { CaCreationService } from './ca-creation.service';
 import { DomainError, ErrorCode } from '../common/errors';
 import { CreateCaDto, ImportCaChainDto } from './dto/create-ca.dto';
 
@@ -10,17 +11,28 @@ import { CreateCaDto, ImportCaChainDto } from './dto/create-ca.dto';
 @ApiBearerAuth()
 @Controller('v1/cas')
 export class CaController {
-  constructor(private readonly cas: CaService) {}
+  constructor(
+    private readonly cas: CaService,
+    private readonly creation: CaCreationService,
+  ) {}
 
   @Post()
   @HttpCode(201)
   @Roles('admin')
-  async create(@Body() body: CreateCaDto, @Principal() principal: Principal): Promise<CaView | { ca: CaView; csr: string }> {
+  async create(
+    @Body() body: CreateCaDto,
+    @Principal() principal: Principal,
+  ): Promise<CaView | { ca: CaView; csr: string }> {
     if (body.external) {
-      if (body.kind !== 'issuing') throw new DomainError(ErrorCode.VALIDATION_ERROR, "only an issuing CA can be 'external' (signed by an offline root)", { field: 'external' });
-      return this.cas.createExternalIssuing(body, principal.auditActor);
+      if (body.kind !== 'issuing')
+        throw new DomainError(
+          ErrorCode.VALIDATION_ERROR,
+          "only an issuing CA can be 'external' (signed by an offline root)",
+          { field: 'external' },
+        );
+      return this.creation.createExternalIssuing(body, principal.auditActor);
     }
-    return this.cas.create(body, principal.auditActor);
+    return this.creation.create(body, principal.auditActor);
   }
 
   @Get(':name/csr')
@@ -33,8 +45,12 @@ export class CaController {
   @Post(':name/certificate')
   @HttpCode(200)
   @Roles('admin')
-  importChain(@Param('name') name: string, @Body() body: ImportCaChainDto, @Principal() principal: Principal): Promise<CaView> {
-    return this.cas.importChain(name, body.chain, principal.auditActor);
+  importChain(
+    @Param('name') name: string,
+    @Body() body: ImportCaChainDto,
+    @Principal() principal: Principal,
+  ): Promise<CaView> {
+    return this.creation.importChain(name, body.chain, principal.auditActor);
   }
 
   @Get()

@@ -3,13 +3,14 @@ import { DomainEventsModule } from '../common/domain-events.module';
 import { CaController } from './ca.controller';
 import { CaRepository } from './ca.repository';
 import { CaService } from './ca.service';
+import { CaCreationService } from './ca-creation.service';
 import { CertificatesRepository } from './certificates.repository';
 import { DevHierarchyBootstrap } from './dev-hierarchy.bootstrap';
 
 @Module({
   imports: [DomainEventsModule],
   controllers: [CaController],
-  providers: [CaService, CaRepository, CertificatesRepository, DevHierarchyBootstrap],
-  exports: [CaService, CaRepository, CertificatesRepository],
+  providers: [CaService, CaCreationService, CaRepository, CertificatesRepository, DevHierarchyBootstrap],
+  exports: [CaService, CaCreationService, CaRepository, CertificatesRepository],
 })
 export class CaModule {}

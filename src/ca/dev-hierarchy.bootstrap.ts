@@ -5,6 +5,7 @@ import type { KeySpec } from '../pki/key-spec';
 import { offeredKeySpec } from '../hsm/hsm-capabilities';
 import { HSM_RECONCILER, type HsmReconciler } from '../hsm/hsm-reconciler';
 import { CaService } from './ca.service';
+import { CaCreationService } from './ca-creation.service';
 
 export const DEV_ROOT_CA = 'signet-dev-root';
 export const DEV_ISSUING_CA = 'signet-dev-issuing';
@@ -23,6 +24,7 @@ export class DevHierarchyBootstrap implements OnModuleInit {
   constructor(
     private readonly bootstrap: BootstrapService,
     private readonly cas: CaService,
+    private readonly creation: CaCreationService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(HSM_RECONCILER) private readonly hsm: HsmReconciler,
   ) {}
@@ -40,9 +42,24 @@ export class DevHierarchyBootstrap implements OnModuleInit {
         const existing = await this.cas.list();
         if (existing.some((ca) => ca.kind === 'issuing')) return;
         const keySpec = this.keySpec();
-        await this.cas.create({ name: DEV_ROOT_CA, kind: 'root', keySpec, validityDays: 3650, subject: { ...DEV_SUBJECT, CN: 'Signet Development Root CA' } });
-        await this.cas.create({ name: DEV_ISSUING_CA, kind: 'issuing', parent: DEV_ROOT_CA, keySpec, validityDays: 1825, subject: { ...DEV_SUBJECT, CN: 'Signet Development Issuing CA' } });
-        this.logger.warn(`created a DEVELOPMENT CA hierarchy (${DEV_ROOT_CA} → ${DEV_ISSUING_CA}, ${keySpec}); use your own CAs in production (POST /v1/cas, signet init)`);
+        await this.creation.create({
+          name: DEV_ROOT_CA,
+          kind: 'root',
+          keySpec,
+          validityDays: 3650,
+          subject: { ...DEV_SUBJECT, CN: 'Signet Development Root CA' },
+        });
+        await this.creation.create({
+          name: DEV_ISSUING_CA,
+          kind: 'issuing',
+          parent: DEV_ROOT_CA,
+          keySpec,
+          validityDays: 1825,
+          subject: { ...DEV_SUBJECT, CN: 'Signet Development Issuing CA' },
+        });
+        this.logger.warn(
+          `created a DEVELOPMENT CA hierarchy (${DEV_ROOT_CA} → ${DEV_ISSUING_CA}, ${keySpec}); use your own CAs in production (POST /v1/cas, signet init)`,
+        );
       },
     });
   }

@@ -7,7 +7,7 @@ import { ChangeNotifier } from '../database/change-notifier';
 import { KEY_MANAGER, KeyManager } from '../hsm/key-manager';
 import { SIGNER_FACTORY, SignerFactory } from '../hsm/signer-factory';
 import { parsePkcs11Uri } from '../hsm/pkcs11-uri';
-import { KeysService } from '../keys/keys.service';
+import { KeyVersionsService } from '../keys/key-versions.service';
 import { SigningKeyEntity } from '../keys/signing-key.entity';
 import { KEYS_CHANNEL } from '../signing/active-key-cache';
 import { createOrAdoptKey } from './hsm-objects';
@@ -34,7 +34,7 @@ export class KeyRotationSteps {
   constructor(
     @Inject(KEY_MANAGER) private readonly hsmKeys: KeyManager,
     @Inject(SIGNER_FACTORY) private readonly signers: SignerFactory,
-    private readonly keys: KeysService,
+    private readonly keyVersions: KeyVersionsService,
     private readonly notifier: ChangeNotifier,
     private readonly hooks: RotationTestHooks,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
@@ -69,7 +69,8 @@ export class KeyRotationSteps {
     const plan = rotation.plan as KeyRotationPlan;
     if (rotation.steps.find((s) => s.name === 'activate')?.state === 'done') return {};
     const version = await this.subjects.lockVersion(manager, rotation.keyId!, plan.toVersion);
-    if (version && (version.state === 'active' || version.destroyedAt || !sameHsmId(version.keyUri, plan.hsmId))) return {};
+    if (version && (version.state === 'active' || version.destroyedAt || !sameHsmId(version.keyUri, plan.hsmId)))
+      return {};
     const uri = version?.keyUri ?? (await this.hsmKeys.listKeys()).find((k) => k.id === plan.hsmId)?.uri;
     if (!uri) return {};
     try {
@@ -77,7 +78,11 @@ export class KeyRotationSteps {
     } catch (error) {
       if (!(error instanceof DomainError && error.code === ErrorCode.NOT_FOUND)) throw error;
     }
-    if (version) await this.subjects.updateVersion(manager, version.id, { state: version.state === 'revoked' ? 'revoked' : 'destroyed', destroyedAt: now });
+    if (version)
+      await this.subjects.updateVersion(manager, version.id, {
+        state: version.state === 'revoked' ? 'revoked' : 'destroyed',
+        destroyedAt: now,
+      });
     return { abandonedVersion: plan.toVersion, destroyedKeyUri: uri };
   }
 
@@ -85,21 +90,44 @@ export class KeyRotationSteps {
   private async createKey({ manager }: StepContext, key: SigningKeyEntity, plan: KeyRotationPlan): Promise<StepResult> {
     const existing = await this.subjects.findVersion(manager, key.id, plan.toVersion);
     if (existing) {
-      if (!sameHsmId(existing.keyUri, plan.hsmId)) return { outcome: 'fail', error: `version ${plan.toVersion} of '${key.name}' exists and was not made by this rotation` };
+      if (!sameHsmId(existing.keyUri, plan.hsmId))
+        return {
+          outcome: 'fail',
+          error: `version ${plan.toVersion} of '${key.name}' exists and was not made by this rotation`,
+        };
       return { outcome: 'done', detail: { version: plan.toVersion, keyUri: existing.keyUri } };
     }
-    const { info, adopted } = await createOrAdoptKey(this.hsmKeys, { spec: key.keySpec, label: plan.label, role: 'signing', hsmId: plan.hsmId });
+    const { info, adopted } = await createOrAdoptKey(this.hsmKeys, {
+      spec: key.keySpec,
+      label: plan.label,
+      role: 'signing',
+      hsmId: plan.hsmId,
+    });
     this.hooks.crashPoint('create-key-hsm');
-    await this.subjects.insertPendingVersion(manager, { keyId: key.id, version: plan.toVersion, keyUri: info.uri, publicKey: info.publicKeySpki });
-    return { outcome: 'done', detail: { version: plan.toVersion, keyUri: info.uri, ...(adopted ? { adoptedExistingObject: true } : {}) } };
+    await this.subjects.insertPendingVersion(manager, {
+      keyId: key.id,
+      version: plan.toVersion,
+      keyUri: info.uri,
+      publicKey: info.publicKeySpki,
+    });
+    return {
+      outcome: 'done',
+      detail: { version: plan.toVersion, keyUri: info.uri, ...(adopted ? { adoptedExistingObject: true } : {}) },
+    };
   }
 
   /** The certificate from the issuing CA's active generation (or, external CA: a CSR, then wait for the chain). */
-  private async issueCertificate({ manager, now }: StepContext, key: SigningKeyEntity, plan: KeyRotationPlan): Promise<StepResult> {
+  private async issueCertificate(
+    { manager, now }: StepContext,
+    key: SigningKeyEntity,
+    plan: KeyRotationPlan,
+  ): Promise<StepResult> {
     const version = await this.subjects.lockVersion(manager, key.id, plan.toVersion);
     if (!version) return { outcome: 'fail', error: `version ${plan.toVersion} is missing` };
-    if (version.state === 'revoked') return { outcome: 'fail', error: `version ${plan.toVersion} was revoked before it was activated` };
-    if (version.certificate) return { outcome: 'done', detail: { serial: version.serial, notAfter: version.notAfter?.toISOString() ?? null } };
+    if (version.state === 'revoked')
+      return { outcome: 'fail', error: `version ${plan.toVersion} was revoked before it was activated` };
+    if (version.certificate)
+      return { outcome: 'done', detail: { serial: version.serial, notAfter: version.notAfter?.toISOString() ?? null } };
     if (key.external) {
       if (!version.csr) {
         const signer = await this.signers.getSigner(version.keyUri);
@@ -112,7 +140,7 @@ export class KeyRotationSteps {
         waitingFor: `the external CA's chain for version ${plan.toVersion} (GET /v1/keys/${key.name}/versions/${plan.toVersion}/csr, then POST …/certificate)`,
       };
     }
-    const issued = await this.keys.issueVersionCertificate(key, version.publicKey, now);
+    const issued = await this.keyVersions.issueVersionCertificate(key, version.publicKey, now);
     const { certificate } = issued;
     await this.subjects.updateVersion(manager, version.id, {
       certificate: certificate.der,
@@ -122,8 +150,18 @@ export class KeyRotationSteps {
       notBefore: certificate.notBefore,
       notAfter: certificate.notAfter,
     });
-    await this.keys.recordVersionCertificate(manager, certificate, { issuerGenerationId: issued.issuerGenerationId, keyVersionId: version.id });
-    return { outcome: 'done', detail: { serial: certificate.serialHex, issuerGeneration: issued.issuerGenerationName, notAfter: certificate.notAfter.toISOString() } };
+    await this.keyVersions.recordVersionCertificate(manager, certificate, {
+      issuerGenerationId: issued.issuerGenerationId,
+      keyVersionId: version.id,
+    });
+    return {
+      outcome: 'done',
+      detail: {
+        serial: certificate.serialHex,
+        issuerGeneration: issued.issuerGenerationName,
+        notAfter: certificate.notAfter.toISOString(),
+      },
+    };
   }
 
   /**
@@ -131,15 +169,24 @@ export class KeyRotationSteps {
    * never revoked for it), the new one active; the partial unique index allows no second active
    * version at any instant. Every replica's signing cache hears of it on commit.
    */
-  private async activate({ manager, now }: StepContext, key: SigningKeyEntity, plan: KeyRotationPlan): Promise<StepResult> {
+  private async activate(
+    { manager, now }: StepContext,
+    key: SigningKeyEntity,
+    plan: KeyRotationPlan,
+  ): Promise<StepResult> {
     await this.subjects.lockKey(manager, key.id);
     const next = await this.subjects.lockVersion(manager, key.id, plan.toVersion);
     if (!next) return { outcome: 'fail', error: `version ${plan.toVersion} is missing` };
-    if (next.state === 'active') return { outcome: 'done', detail: { activeVersion: next.version, retiringVersion: null } };
+    if (next.state === 'active')
+      return { outcome: 'done', detail: { activeVersion: next.version, retiringVersion: null } };
     if ((next.state !== 'pending' && next.state !== 'published') || !next.certificate) {
-      return { outcome: 'fail', error: `version ${plan.toVersion} is ${next.state}${next.certificate ? '' : ' without a certificate'}; it cannot be activated` };
+      return {
+        outcome: 'fail',
+        error: `version ${plan.toVersion} is ${next.state}${next.certificate ? '' : ' without a certificate'}; it cannot be activated`,
+      };
     }
-    if (next.notAfter && next.notAfter.getTime() <= now.getTime()) return { outcome: 'fail', error: `the certificate of version ${plan.toVersion} expired before activation` };
+    if (next.notAfter && next.notAfter.getTime() <= now.getTime())
+      return { outcome: 'fail', error: `the certificate of version ${plan.toVersion} expired before activation` };
     const current = await this.subjects.lockActiveVersion(manager, key.id);
     if (current) await this.subjects.updateVersion(manager, current.id, { state: 'retiring' });
     await this.subjects.updateVersion(manager, next.id, { state: 'active', activatedAt: now });
@@ -154,10 +201,15 @@ export class KeyRotationSteps {
     const target = (activation.detail?.retiringVersion as number | null | undefined) ?? null;
     if (target === null) return { outcome: 'skipped', reason: 'no version was active when the new one was activated' };
     const version = await this.subjects.lockVersion(manager, key.id, target);
-    if (!version || version.state !== 'retiring') return { outcome: 'skipped', reason: `version ${target} is ${version?.state ?? 'missing'}` };
+    if (!version || version.state !== 'retiring')
+      return { outcome: 'skipped', reason: `version ${target} is ${version?.state ?? 'missing'}` };
     const due = new Date(new Date(activation.finishedAt!).getTime() + key.rotation.overlapDays * DAY_MS);
     if (now.getTime() < due.getTime()) {
-      return { outcome: 'wait', until: due, waitingFor: `the ${key.rotation.overlapDays}-day overlap (version ${target} stays listed and verifiable)` };
+      return {
+        outcome: 'wait',
+        until: due,
+        waitingFor: `the ${key.rotation.overlapDays}-day overlap (version ${target} stays listed and verifiable)`,
+      };
     }
     await this.subjects.updateVersion(manager, version.id, { state: 'retired', retiredAt: now });
     await this.notifier.notify(manager, KEYS_CHANNEL, key.name);
@@ -168,7 +220,11 @@ export class KeyRotationSteps {
    * After the retention period the previous version's private key is destroyed in the HSM; its
    * certificate and chain stay. A key already gone (destroyed before a crash) counts as destroyed.
    */
-  private async destroy({ manager, rotation, now }: StepContext, key: SigningKeyEntity, plan: KeyRotationPlan): Promise<StepResult> {
+  private async destroy(
+    { manager, rotation, now }: StepContext,
+    key: SigningKeyEntity,
+    plan: KeyRotationPlan,
+  ): Promise<StepResult> {
     const activation = rotation.steps.find((s) => s.name === 'activate')!;
     const target = (activation.detail?.retiringVersion as number | null | undefined) ?? plan.fromVersion;
     if (target === null) return { outcome: 'skipped', reason: 'there is no previous version' };
@@ -176,13 +232,22 @@ export class KeyRotationSteps {
     if (!version) return { outcome: 'skipped', reason: `version ${target} is missing` };
     if (version.destroyedAt) return { outcome: 'done', detail: { destroyedVersion: target } };
     if (version.state === 'retiring') {
-      return { outcome: 'wait', until: new Date(now.getTime() + this.config.rotation.retrySeconds * 1000), waitingFor: `version ${target} to be retired` };
+      return {
+        outcome: 'wait',
+        until: new Date(now.getTime() + this.config.rotation.retrySeconds * 1000),
+        waitingFor: `version ${target} to be retired`,
+      };
     }
-    if (version.state !== 'retired' && version.state !== 'revoked') return { outcome: 'skipped', reason: `version ${target} is ${version.state}; its key is kept` };
+    if (version.state !== 'retired' && version.state !== 'revoked')
+      return { outcome: 'skipped', reason: `version ${target} is ${version.state}; its key is kept` };
     const since = (version.state === 'revoked' ? version.revokedAt : version.retiredAt) ?? now;
     const due = new Date(since.getTime() + key.rotation.retentionDays * DAY_MS);
     if (now.getTime() < due.getTime()) {
-      return { outcome: 'wait', until: due, waitingFor: `the ${key.rotation.retentionDays}-day retention before version ${target}'s private key is destroyed` };
+      return {
+        outcome: 'wait',
+        until: due,
+        waitingFor: `the ${key.rotation.retentionDays}-day retention before version ${target}'s private key is destroyed`,
+      };
     }
     let alreadyGone = false;
     try {
@@ -192,8 +257,14 @@ export class KeyRotationSteps {
       if (!(error instanceof DomainError && error.code === ErrorCode.NOT_FOUND)) throw error;
       alreadyGone = true;
     }
-    await this.subjects.updateVersion(manager, version.id, { state: version.state === 'retired' ? 'destroyed' : version.state, destroyedAt: now });
-    return { outcome: 'done', detail: { destroyedVersion: target, keyUri: version.keyUri, ...(alreadyGone ? { alreadyGone: true } : {}) } };
+    await this.subjects.updateVersion(manager, version.id, {
+      state: version.state === 'retired' ? 'destroyed' : version.state,
+      destroyedAt: now,
+    });
+    return {
+      outcome: 'done',
+      detail: { destroyedVersion: target, keyUri: version.keyUri, ...(alreadyGone ? { alreadyGone: true } : {}) },
+    };
   }
 }
 

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { MAX_LEAF_VALIDITY_DAYS } from '../pki/certificate-issuer';
 import { CaService } from '../ca/ca.service';
+import { CaCreationService } from '../ca/ca-creation.service';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { BootstrapService } from '../database/bootstrap.service';
@@ -28,6 +29,7 @@ export class DevTsaBootstrap implements OnModuleInit {
   constructor(
     private readonly bootstrap: BootstrapService,
     private readonly cas: CaService,
+    private readonly creation: CaCreationService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     @Inject(HSM_RECONCILER) private readonly hsm: HsmReconciler,
   ) {}
@@ -39,10 +41,16 @@ export class DevTsaBootstrap implements OnModuleInit {
 
   async run(): Promise<void> {
     if (!(await this.exists(DEV_TSA_ROOT_CA))) {
-      await this.cas.create({ name: DEV_TSA_ROOT_CA, kind: 'tsa-root', keySpec: offeredKeySpec(this.hsm.health(), 'EC-384', 'ca'), validityDays: 3650, subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA Root' } });
+      await this.creation.create({
+        name: DEV_TSA_ROOT_CA,
+        kind: 'tsa-root',
+        keySpec: offeredKeySpec(this.hsm.health(), 'EC-384', 'ca'),
+        validityDays: 3650,
+        subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA Root' },
+      });
     }
     if (!(await this.exists(DEV_TSA_CA))) {
-      await this.cas.create({
+      await this.creation.create({
         name: DEV_TSA_CA,
         kind: 'tsa',
         parent: DEV_TSA_ROOT_CA,
@@ -50,7 +58,9 @@ export class DevTsaBootstrap implements OnModuleInit {
         validityDays: MAX_LEAF_VALIDITY_DAYS,
         subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA' },
       });
-      this.logger.warn(`created a DEVELOPMENT TSA hierarchy (${DEV_TSA_ROOT_CA} → ${DEV_TSA_CA}); use your own TSA CAs in production (SIGNET_TSA_CA)`);
+      this.logger.warn(
+        `created a DEVELOPMENT TSA hierarchy (${DEV_TSA_ROOT_CA} → ${DEV_TSA_CA}); use your own TSA CAs in production (SIGNET_TSA_CA)`,
+      );
     }
   }
 

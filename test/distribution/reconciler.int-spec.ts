@@ -4,6 +4,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { AuditService } from '../../src/audit/audit.service';
 import { DEV_ROOT_CA } from '../../src/ca/dev-hierarchy.bootstrap';
 import { CaService } from '../../src/ca/ca.service';
+import { CaCreationService } from '../../src/ca/ca-creation.service';
 import { DISTRIBUTION_GATE, DistributionGate } from '../../src/common/distribution-gate';
 import { SIGNET_CONFIG, SignetConfig } from '../../src/config/config';
 import { ChangeNotifier } from '../../src/database/change-notifier';
@@ -45,13 +46,11 @@ describe('distribution reconciler (whole app, real registries)', () => {
       SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true',
     });
     api = apiClient(t);
-    await t.app
-      .get(KeysService)
-      .create({
-        name: 'release',
-        keySpec: 'EC-256',
-        subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: 'release' },
-      });
+    await t.app.get(KeysService).create({
+      name: 'release',
+      keySpec: 'EC-256',
+      subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: 'release' },
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -207,7 +206,7 @@ describe('distribution reconciler (whole app, real registries)', () => {
     let changed = { version: 0 };
     await eu.stop();
     try {
-      await cas.create({
+      await t.app.get(CaCreationService).create({
         name: 'second-root',
         kind: 'root',
         keySpec: 'EC-256',
@@ -336,14 +335,12 @@ describe('distribution reconciler (whole app, real registries)', () => {
     );
     replica.onApplicationBootstrap();
     try {
-      await t.app
-        .get(CaService)
-        .create({
-          name: 'third-root',
-          kind: 'root',
-          keySpec: 'EC-256',
-          subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: 'Third Root' },
-        });
+      await t.app.get(CaCreationService).create({
+        name: 'third-root',
+        kind: 'root',
+        keySpec: 'EC-256',
+        subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: 'Third Root' },
+      });
       const changed = (
         await api.ok('PATCH', '/v1/truststores/fleet', { cas: [DEV_ROOT_CA, 'second-root', 'third-root'] })
       ).json();

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { DataSource } from 'typeorm';
 import { DEV_ISSUING_CA, DEV_ROOT_CA } from '../../src/ca/dev-hierarchy.bootstrap';
 import { CaService } from '../../src/ca/ca.service';
+import { CaCreationService } from '../../src/ca/ca-creation.service';
 import { issueCodeSigningCertificate } from '../../src/pki/certificate-issuer';
 import { CertificateEntity } from '../../src/ca/certificate.entity';
 import { derToPem } from '../../src/pki/pem-codec';
@@ -65,7 +66,12 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
     const req = path.join(dir, `req-${Date.now()}-${Math.random()}.der`);
     const reqResult = openssl(['ocsp', '-issuer', 'issuing.pem', ...extra, '-cert', leafPem, '-reqout', req], dir);
     expect(reqResult.ok).toBe(true);
-    const response = await t.app.inject({ method: 'POST', url: `/ocsp/${issuingGeneration}`, headers: { 'content-type': 'application/ocsp-request' }, payload: fs.readFileSync(req) });
+    const response = await t.app.inject({
+      method: 'POST',
+      url: `/ocsp/${issuingGeneration}`,
+      headers: { 'content-type': 'application/ocsp-request' },
+      payload: fs.readFileSync(req),
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toBe('application/ocsp-response');
     expect(response.rawPayload.length).toBeLessThan(20 * 1024);
@@ -74,10 +80,30 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
     // With -cert, `openssl ocsp -respin` builds a new request with a fresh nonce, so its own nonce
     // check cannot apply: the echo is compared with the request's nonce explicitly instead.
     const digest = extra.filter((flag) => /^-sha\d+$/.test(flag));
-    const checked = openssl(['ocsp', '-respin', resp, '-CAfile', 'root.pem', '-verify_other', 'issuing.pem', '-issuer', 'issuing.pem', ...digest, '-cert', leafPem, '-resp_text', '-no_nonce'], dir);
+    const checked = openssl(
+      [
+        'ocsp',
+        '-respin',
+        resp,
+        '-CAfile',
+        'root.pem',
+        '-verify_other',
+        'issuing.pem',
+        '-issuer',
+        'issuing.pem',
+        ...digest,
+        '-cert',
+        leafPem,
+        '-resp_text',
+        '-no_nonce',
+      ],
+      dir,
+    );
     expect(checked.out).toContain('Response verify OK');
     if (!extra.includes('-no_nonce')) {
-      const requestNonce = /OCSP Nonce:\s*\n\s*([0-9A-F]+)/.exec(openssl(['ocsp', '-reqin', req, '-req_text'], dir).out)?.[1];
+      const requestNonce = /OCSP Nonce:\s*\n\s*([0-9A-F]+)/.exec(
+        openssl(['ocsp', '-reqin', req, '-req_text'], dir).out,
+      )?.[1];
       const responseNonce = /OCSP Nonce:\s*\n\s*([0-9A-F]+)/.exec(checked.out)?.[1];
       expect(requestNonce).toMatch(/^0410[0-9A-F]{32}$/);
       expect(responseNonce).toBe(requestNonce);
@@ -87,7 +113,9 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
 
   it('creates the development hierarchy on first start: EC-384 root and issuing CA with their own URLs', async () => {
     const list = await cas.list();
-    expect(list.filter((ca) => ca.kind === 'root' || ca.kind === 'issuing').map((ca) => [ca.name, ca.kind, ca.keySpec])).toEqual([
+    expect(
+      list.filter((ca) => ca.kind === 'root' || ca.kind === 'issuing').map((ca) => [ca.name, ca.kind, ca.keySpec]),
+    ).toEqual([
       [DEV_ROOT_CA, 'root', 'EC-384'],
       [DEV_ISSUING_CA, 'issuing', 'EC-384'],
     ]);
@@ -102,7 +130,9 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
     const issuingText = openssl(['x509', '-in', 'issuing.pem', '-noout', '-text'], dir).out;
     expect(issuingText).toContain('CA:TRUE, pathlen:0');
     // The issuing CA points at its parent's (the root generation's) endpoints.
-    expect(issuingText).toContain(`URI:http://signet.test:8080/pki/${list.find((ca) => ca.name === DEV_ROOT_CA)!.generations[0].name}.crl`);
+    expect(issuingText).toContain(
+      `URI:http://signet.test:8080/pki/${list.find((ca) => ca.name === DEV_ROOT_CA)!.generations[0].name}.crl`,
+    );
   });
 
   it('issues a code-signing leaf over an HSM key that OpenSSL verifies strictly up to the root, and serves the CA certificate', async () => {
@@ -113,7 +143,10 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
     const blocks = chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g)!;
     expect(blocks).toHaveLength(3);
     fs.writeFileSync(path.join(dir, 'leaf.pem'), blocks[0]);
-    const verified = openssl(['verify', '-x509_strict', '-CAfile', 'root.pem', '-untrusted', 'issuing.pem', 'leaf.pem'], dir);
+    const verified = openssl(
+      ['verify', '-x509_strict', '-CAfile', 'root.pem', '-untrusted', 'issuing.pem', 'leaf.pem'],
+      dir,
+    );
     expect(verified.out).toContain('leaf.pem: OK');
     const text = openssl(['x509', '-in', 'leaf.pem', '-noout', '-text'], dir).out;
     expect(text).toMatch(/X509v3 Key Usage: critical\s+Digital Signature\s/);
@@ -130,17 +163,36 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
     const dataSource = t.app.get(DataSource);
     const generation = await cas.generationByName(issuingGeneration);
     const issuer = await cas.issuerFor(generation);
-    const key = await t.app.get<KeyStore>(KEY_STORE).createKey({ spec: 'EC-256', label: 'record-once', role: 'signing' });
-    const issued = await issueCodeSigningCertificate({ issuer, subject: { ...subject, CN: 'record-once' }, publicKeySpki: key.publicKeySpki, validityDays: 30 });
+    const key = await t.app
+      .get<KeyStore>(KEY_STORE)
+      .createKey({ spec: 'EC-256', label: 'record-once', role: 'signing' });
+    const issued = await issueCodeSigningCertificate({
+      issuer,
+      subject: { ...subject, CN: 'record-once' },
+      publicKeySpki: key.publicKeySpki,
+      validityDays: 30,
+    });
 
     const row = await cas.recordCertificate(dataSource.manager, issued, { issuerGenerationId: generation.id });
     expect(row.createdAt).toBeInstanceOf(Date);
     const stored = await dataSource.getRepository(CertificateEntity).findOneByOrFail({ serial: issued.serialHex });
-    expect(stored).toMatchObject({ kind: 'code-signing', issuerGenerationId: generation.id, keyVersionId: null, subjectDn: issued.subjectDn, revokedAt: null });
+    expect(stored).toMatchObject({
+      kind: 'code-signing',
+      issuerGenerationId: generation.id,
+      keyVersionId: null,
+      subjectDn: issued.subjectDn,
+      revokedAt: null,
+    });
     expect(stored.der.equals(issued.der)).toBe(true);
     expect(stored.createdAt.getTime()).toBe(row.createdAt.getTime());
 
-    await expect(cas.recordCertificate(dataSource.manager, { ...issued, subjectDn: 'CN=overwritten' }, { issuerGenerationId: null })).rejects.toMatchObject({ driverError: { code: '23505' } });
+    await expect(
+      cas.recordCertificate(
+        dataSource.manager,
+        { ...issued, subjectDn: 'CN=overwritten' },
+        { issuerGenerationId: null },
+      ),
+    ).rejects.toMatchObject({ driverError: { code: '23505' } });
     const after = await dataSource.getRepository(CertificateEntity).findOneByOrFail({ serial: issued.serialHex });
     expect(after).toMatchObject({ subjectDn: issued.subjectDn, issuerGenerationId: generation.id });
   });
@@ -161,7 +213,24 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
       const response = await t.app.inject({ method: 'GET', url: `/ocsp/${issuingGeneration}/${encoded}` });
       expect(response.statusCode).toBe(200);
       fs.writeFileSync(`${req}.resp`, response.rawPayload);
-      const checked = openssl(['ocsp', '-respin', `${req}.resp`, '-no_nonce', '-CAfile', 'root.pem', '-verify_other', 'issuing.pem', '-issuer', 'issuing.pem', '-cert', 'leaf.pem', '-resp_text'], dir);
+      const checked = openssl(
+        [
+          'ocsp',
+          '-respin',
+          `${req}.resp`,
+          '-no_nonce',
+          '-CAfile',
+          'root.pem',
+          '-verify_other',
+          'issuing.pem',
+          '-issuer',
+          'issuing.pem',
+          '-cert',
+          'leaf.pem',
+          '-resp_text',
+        ],
+        dir,
+      );
       expect(checked.out).toContain('Response verify OK');
       expect(checked.out).toMatch(/leaf.pem: good/);
     }
@@ -179,7 +248,9 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
     fs.writeFileSync(bundle, fs.readFileSync(path.join(dir, 'root.pem'), 'utf8') + fs.readFileSync(crl, 'utf8'));
     const rootCrl = await fetchCrl((await cas.get(DEV_ROOT_CA)).generations[0].name);
     fs.appendFileSync(bundle, fs.readFileSync(rootCrl, 'utf8'));
-    expect(openssl(['verify', '-crl_check_all', '-CAfile', bundle, '-untrusted', 'issuing.pem', 'leaf.pem'], dir).out).toContain('leaf.pem: OK');
+    expect(
+      openssl(['verify', '-crl_check_all', '-CAfile', bundle, '-untrusted', 'issuing.pem', 'leaf.pem'], dir).out,
+    ).toContain('leaf.pem: OK');
   });
 
   it('revokes: the version stops signing at once, the CRL lists it with its reason, OCSP says revoked; revoking again changes nothing', async () => {
@@ -187,7 +258,10 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
     const serial = before.versions[0].serial!;
     const crlBefore = openssl(['crl', '-in', await fetchCrl(issuingGeneration), '-noout', '-crlnumber'], dir).out;
 
-    const revoked = await revocations.revoke(serial.toUpperCase(), { reason: 'keyCompromise', invalidityDate: new Date(Date.now() - 3600_000).toISOString() });
+    const revoked = await revocations.revoke(serial.toUpperCase(), {
+      reason: 'keyCompromise',
+      invalidityDate: new Date(Date.now() - 3600_000).toISOString(),
+    });
     expect(revoked).toMatchObject({ serial, reason: 'keyCompromise', changed: true });
     expect((await keys.get('release')).versions[0].state).toBe('revoked');
     expect((await keys.get('release')).activeVersion).toBeNull();
@@ -218,16 +292,29 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
   });
 
   it('answers garbage sent to the OCSP endpoint with malformedRequest, and an unknown CA generation with unauthorized', async () => {
-    const garbage = await t.app.inject({ method: 'POST', url: `/ocsp/${issuingGeneration}`, headers: { 'content-type': 'application/ocsp-request' }, payload: Buffer.from('definitely not DER') });
+    const garbage = await t.app.inject({
+      method: 'POST',
+      url: `/ocsp/${issuingGeneration}`,
+      headers: { 'content-type': 'application/ocsp-request' },
+      payload: Buffer.from('definitely not DER'),
+    });
     expect(garbage.statusCode).toBe(200);
     expect(garbage.rawPayload.equals(Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]))).toBe(true);
-    const badGet = await t.app.inject({ method: 'GET', url: `/ocsp/${issuingGeneration}/${Buffer.from('not an OCSP request').toString('base64')}` });
+    const badGet = await t.app.inject({
+      method: 'GET',
+      url: `/ocsp/${issuingGeneration}/${Buffer.from('not an OCSP request').toString('base64')}`,
+    });
     expect(badGet.rawPayload.equals(Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]))).toBe(true);
     // Not even a valid URL: answered before routing, but never with a 5xx.
     const badUrl = await t.app.inject({ method: 'GET', url: `/ocsp/${issuingGeneration}/%%%` });
     expect(badUrl.statusCode).toBeLessThan(500);
     const req = fs.readFileSync(path.join(dir, 'get-req.der'));
-    const unknown = await t.app.inject({ method: 'POST', url: '/ocsp/no-such-generation', headers: { 'content-type': 'application/ocsp-request' }, payload: req });
+    const unknown = await t.app.inject({
+      method: 'POST',
+      url: '/ocsp/no-such-generation',
+      headers: { 'content-type': 'application/ocsp-request' },
+      payload: req,
+    });
     expect(unknown.rawPayload.equals(Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x06]))).toBe(true);
   });
 
@@ -240,41 +327,176 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
       hsm: (await keyStore.listKeys()).length,
     });
     const before = await count();
-    await expect(keys.create({ name: 'nope', keySpec: 'EC-256', subject: { C: 'US', O: 'x', CN: 'y' } })).rejects.toMatchObject({ code: 'INVALID_SUBJECT', details: { field: 'ST' } });
-    await expect(keys.create({ name: 'nope', keySpec: 'EC-256', subject: { ...subject, emailAddress: 'a@b.c' } })).rejects.toMatchObject({ code: 'INVALID_SUBJECT' });
-    await expect(keys.create({ name: 'nope', keySpec: 'EC-256', subject, issuer: 'no-such-ca' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(keys.create({ name: 'release', keySpec: 'EC-256', subject })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
-    await expect(keys.create({ name: 'nope', keySpec: 'EC-256', subject, certificateValidityDays: 461 })).rejects.toMatchObject({ code: 'VALIDATION_ERROR' });
-    await expect(revocations.revoke('00ff00ff', { reason: 'keyCompromise' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      keys.create({ name: 'nope', keySpec: 'EC-256', subject: { C: 'US', O: 'x', CN: 'y' } }),
+    ).rejects.toMatchObject({ code: 'INVALID_SUBJECT', details: { field: 'ST' } });
+    await expect(
+      keys.create({ name: 'nope', keySpec: 'EC-256', subject: { ...subject, emailAddress: 'a@b.c' } }),
+    ).rejects.toMatchObject({ code: 'INVALID_SUBJECT' });
+    await expect(keys.create({ name: 'nope', keySpec: 'EC-256', subject, issuer: 'no-such-ca' })).rejects.toMatchObject(
+      { code: 'NOT_FOUND' },
+    );
+    await expect(keys.create({ name: 'release', keySpec: 'EC-256', subject })).rejects.toMatchObject({
+      code: 'ALREADY_EXISTS',
+    });
+    await expect(
+      keys.create({ name: 'nope', keySpec: 'EC-256', subject, certificateValidityDays: 461 }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_ERROR' });
+    await expect(revocations.revoke('00ff00ff', { reason: 'keyCompromise' })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
     await expect(revocations.revoke('not-hex', {})).rejects.toMatchObject({ code: 'VALIDATION_ERROR' });
     await expect(revocations.revoke('01', { reason: 'because' })).rejects.toMatchObject({ code: 'VALIDATION_ERROR' });
-    await expect(cas.create({ name: 'x', kind: 'issuing', subject, parent: 'no-such-root' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      t.app.get(CaCreationService).create({ name: 'x', kind: 'issuing', subject, parent: 'no-such-root' }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect(await count()).toEqual(before);
   });
 
   it('external-CA mode: a pending version hands out a CSR, and a chain signed elsewhere (OpenSSL) is validated before the version may sign', async () => {
-    const created = await keys.create({ name: 'vendor-signed', keySpec: 'EC-384', subject: { ...subject, CN: 'vendor-signed' }, external: true });
+    const created = await keys.create({
+      name: 'vendor-signed',
+      keySpec: 'EC-384',
+      subject: { ...subject, CN: 'vendor-signed' },
+      external: true,
+    });
     expect(created.versions[0].state).toBe('pending');
     expect(created.activeVersion).toBeNull();
     fs.writeFileSync(path.join(dir, 'ext.csr'), await keys.csrPem('vendor-signed', 1));
-    expect(openssl(['req', '-in', 'ext.csr', '-noout', '-verify'], dir).out).toMatch(/verify OK|Certificate request self-signature verify OK/);
+    expect(openssl(['req', '-in', 'ext.csr', '-noout', '-verify'], dir).out).toMatch(
+      /verify OK|Certificate request self-signature verify OK/,
+    );
 
     // An outside CA made with OpenSSL: root → intermediate → our leaf.
     const ext = (name: string, body: string) => fs.writeFileSync(path.join(dir, name), body);
-    ext('ca.ext', 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\n');
-    ext('int.ext', 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
-    ext('leaf.ext', 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\ncrlDistributionPoints=URI:http://outside.test/issuing.crl\nauthorityInfoAccess=OCSP;URI:http://outside.test/ocsp\n');
+    ext(
+      'ca.ext',
+      'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\n',
+    );
+    ext(
+      'int.ext',
+      'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n',
+    );
+    ext(
+      'leaf.ext',
+      'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\ncrlDistributionPoints=URI:http://outside.test/issuing.crl\nauthorityInfoAccess=OCSP;URI:http://outside.test/ocsp\n',
+    );
     const run = (args: string[]) => expect(openssl(args, dir).ok).toBe(true);
-    run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', 'xroot.key', '-out', 'xroot.pem', '-days', '3650', '-subj', '/C=US/ST=X/O=Outside/CN=Outside Root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-    run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', 'xint.key', '-out', 'xint.csr', '-subj', '/C=US/ST=X/O=Outside/CN=Outside Issuing']);
-    run(['x509', '-req', '-in', 'xint.csr', '-CA', 'xroot.pem', '-CAkey', 'xroot.key', '-CAcreateserial', '-out', 'xint.pem', '-days', '1800', '-sha384', '-extfile', 'int.ext']);
-    run(['x509', '-req', '-in', 'ext.csr', '-CA', 'xint.pem', '-CAkey', 'xint.key', '-CAcreateserial', '-out', 'xleaf.pem', '-days', '300', '-sha384', '-extfile', 'leaf.ext']);
+    run([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-384',
+      '-nodes',
+      '-keyout',
+      'xroot.key',
+      '-out',
+      'xroot.pem',
+      '-days',
+      '3650',
+      '-subj',
+      '/C=US/ST=X/O=Outside/CN=Outside Root',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
+    run([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-384',
+      '-nodes',
+      '-keyout',
+      'xint.key',
+      '-out',
+      'xint.csr',
+      '-subj',
+      '/C=US/ST=X/O=Outside/CN=Outside Issuing',
+    ]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      'xint.csr',
+      '-CA',
+      'xroot.pem',
+      '-CAkey',
+      'xroot.key',
+      '-CAcreateserial',
+      '-out',
+      'xint.pem',
+      '-days',
+      '1800',
+      '-sha384',
+      '-extfile',
+      'int.ext',
+    ]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      'ext.csr',
+      '-CA',
+      'xint.pem',
+      '-CAkey',
+      'xint.key',
+      '-CAcreateserial',
+      '-out',
+      'xleaf.pem',
+      '-days',
+      '300',
+      '-sha384',
+      '-extfile',
+      'leaf.ext',
+    ]);
     const chain = ['xleaf.pem', 'xint.pem', 'xroot.pem'].map((f) => fs.readFileSync(path.join(dir, f), 'utf8'));
 
     // A chain certifying some other key is refused, and the version stays pending.
-    run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', 'other.key', '-out', 'other.csr', '-subj', '/C=US/ST=Washington/O=Example Corp/CN=vendor-signed']);
-    run(['x509', '-req', '-in', 'other.csr', '-CA', 'xint.pem', '-CAkey', 'xint.key', '-CAcreateserial', '-out', 'other.pem', '-days', '300', '-sha384', '-extfile', 'leaf.ext']);
-    await expect(keys.importCertificate('vendor-signed', 1, [fs.readFileSync(path.join(dir, 'other.pem'), 'utf8'), chain[1], chain[2]])).rejects.toMatchObject({ code: expect.stringMatching(/INVALID_CERTIFICATE|VALIDATION_ERROR/) });
+    run([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-384',
+      '-nodes',
+      '-keyout',
+      'other.key',
+      '-out',
+      'other.csr',
+      '-subj',
+      '/C=US/ST=Washington/O=Example Corp/CN=vendor-signed',
+    ]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      'other.csr',
+      '-CA',
+      'xint.pem',
+      '-CAkey',
+      'xint.key',
+      '-CAcreateserial',
+      '-out',
+      'other.pem',
+      '-days',
+      '300',
+      '-sha384',
+      '-extfile',
+      'leaf.ext',
+    ]);
+    await expect(
+      keys.importCertificate('vendor-signed', 1, [
+        fs.readFileSync(path.join(dir, 'other.pem'), 'utf8'),
+        chain[1],
+        chain[2],
+      ]),
+    ).rejects.toMatchObject({ code: expect.stringMatching(/INVALID_CERTIFICATE|VALIDATION_ERROR/) });
     expect((await keys.get('vendor-signed')).versions[0].state).toBe('pending');
 
     const imported = await keys.importCertificate('vendor-signed', 1, chain);
@@ -283,7 +505,9 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
   });
 
   it('audits every CA, key, certificate and revocation event in the hash chain, which verifies', async () => {
-    const rows: Array<{ type: string; subject: string; data: Record<string, unknown> }> = await t.app.get(DataSource).query('SELECT type, subject, data FROM audit_events ORDER BY seq');
+    const rows: Array<{ type: string; subject: string; data: Record<string, unknown> }> = await t.app
+      .get(DataSource)
+      .query('SELECT type, subject, data FROM audit_events ORDER BY seq');
     const of = (type: string) => rows.filter((row) => row.type === type);
     expect(of('ca.created').map((row) => row.subject)).toEqual(expect.arrayContaining([DEV_ROOT_CA, DEV_ISSUING_CA]));
     expect(of('key.created').map((row) => row.subject)).toEqual(expect.arrayContaining(['release', 'vendor-signed']));
@@ -299,13 +523,17 @@ describe('CA hierarchy, leaf issuance and revocation (SoftHSM2 + PostgreSQL, ver
   it('signs audit checkpoints with an HSM key (created once) that OpenSSL verifies, and verification starts from them', async () => {
     const checkpoints = t.app.get(AuditCheckpointService);
     const first = await checkpoints.create();
-    expect(first.keyRef).toContain(`id=${[...AUDIT_CHECKPOINT_KEY_ID].map((b) => '%' + b.toString(16).padStart(2, '0')).join('')}`);
+    expect(first.keyRef).toContain(
+      `id=${[...AUDIT_CHECKPOINT_KEY_ID].map((b) => '%' + b.toString(16).padStart(2, '0')).join('')}`,
+    );
     fs.writeFileSync(path.join(dir, 'cp.pub.der'), Buffer.from(first.publicKey, 'base64'));
     fs.writeFileSync(path.join(dir, 'cp.stmt'), Buffer.from(first.statement, 'base64'));
     // The signature is raw r||s; OpenSSL wants it DER-encoded.
     fs.writeFileSync(path.join(dir, 'cp.sig'), ecdsaRawToDer(Buffer.from(first.signature, 'base64')));
     expect(openssl(['pkey', '-pubin', '-inform', 'DER', '-in', 'cp.pub.der', '-out', 'cp.pub.pem'], dir).ok).toBe(true);
-    expect(openssl(['dgst', '-sha256', '-verify', 'cp.pub.pem', '-signature', 'cp.sig', 'cp.stmt'], dir).out).toContain('Verified OK');
+    expect(openssl(['dgst', '-sha256', '-verify', 'cp.pub.pem', '-signature', 'cp.sig', 'cp.stmt'], dir).out).toContain(
+      'Verified OK',
+    );
 
     const second = await checkpoints.create();
     expect(second.keyRef).toBe(first.keyRef);

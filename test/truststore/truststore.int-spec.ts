@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../../src/auth/admin-token.bootstrap';
 import { DEV_ISSUING_CA, DEV_ROOT_CA } from '../../src/ca/dev-hierarchy.bootstrap';
 import { CaService } from '../../src/ca/ca.service';
+import { CaCreationService } from '../../src/ca/ca-creation.service';
 import { KeysService } from '../../src/keys/keys.service';
 import { RevocationService } from '../../src/revocation/revocation.service';
 import { TruststoreService } from '../../src/truststore/truststore.service';
@@ -157,7 +158,7 @@ describe('truststores (whole app)', () => {
   });
 
   it('a new root CA added to the truststore: a new version holding both roots (rollover)', async () => {
-    await cas.create({
+    await t.app.get(CaCreationService).create({
       name: 'next-root',
       kind: 'root',
       keySpec: 'EC-256',

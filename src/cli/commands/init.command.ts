@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { CaService } from '../../ca/ca.service';
+import { CaCreationService } from '../../ca/ca-creation.service';
 import { isKeySpec } from '../../pki/key-spec';
 import { cliActor, parseSubjectArgument } from '../cli-actor';
 import { CliCommand, CliError } from '../cli-command';
@@ -27,10 +28,12 @@ export const initCommand: CliCommand = {
   },
   async run({ app, out }, { values }) {
     const cas = app.get(CaService);
+    const creation = app.get(CaCreationService);
     const actor = cliActor();
     const issuingName = String(values.issuing ?? 'issuing');
     const keySpec = values['key-spec'] === undefined ? 'EC-384' : String(values['key-spec']);
-    if (!isKeySpec(keySpec)) throw new CliError(`--key-spec must be one of EC-256, EC-384, EC-521, RSA-2048, RSA-3072, RSA-4096`, 2);
+    if (!isKeySpec(keySpec))
+      throw new CliError(`--key-spec must be one of EC-256, EC-384, EC-521, RSA-2048, RSA-3072, RSA-4096`, 2);
 
     if (values['import-chain'] !== undefined) {
       const file = String(values['import-chain']);
@@ -41,12 +44,17 @@ export const initCommand: CliCommand = {
         throw new CliError(`cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
       }
       const chain = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-      const ca = await cas.importChain(issuingName, chain.map((pem) => `${pem}\n`), actor);
+      const ca = await creation.importChain(
+        issuingName,
+        chain.map((pem) => `${pem}\n`),
+        actor,
+      );
       out(`imported the chain for ${ca.name}; generation ${ca.generations.at(-1)?.name} is active (root ${ca.parent})`);
       return;
     }
 
-    if (typeof values.subject !== 'string') throw new CliError(`--subject is required (usage: ${initCommand.usage.split('\n')[0]})`, 2);
+    if (typeof values.subject !== 'string')
+      throw new CliError(`--subject is required (usage: ${initCommand.usage.split('\n')[0]})`, 2);
     let base: Record<string, string>;
     try {
       base = parseSubjectArgument(values.subject);
@@ -55,10 +63,15 @@ export const initCommand: CliCommand = {
     }
 
     if (values['offline-root']) {
-      const { ca, csr } = await cas.createExternalIssuing({ name: issuingName, keySpec, subject: { CN: `${base.O ?? 'Signet'} Issuing CA`, ...base } }, actor);
+      const { ca, csr } = await creation.createExternalIssuing(
+        { name: issuingName, keySpec, subject: { CN: `${base.O ?? 'Signet'} Issuing CA`, ...base } },
+        actor,
+      );
       if (values['csr-out'] !== undefined) {
         fs.writeFileSync(String(values['csr-out']), csr);
-        out(`created issuing CA ${ca.name} (key in the HSM); CSR written to ${values['csr-out']}: have the offline root sign it, then run signet init --import-chain <chain.pem> --issuing ${ca.name}`);
+        out(
+          `created issuing CA ${ca.name} (key in the HSM); CSR written to ${values['csr-out']}: have the offline root sign it, then run signet init --import-chain <chain.pem> --issuing ${ca.name}`,
+        );
       } else {
         out(csr.trimEnd());
       }
@@ -68,13 +81,25 @@ export const initCommand: CliCommand = {
     const rootName = String(values.root ?? 'root');
     const existing = await cas.list();
     if (!existing.some((ca) => ca.name === rootName)) {
-      await cas.create({ name: rootName, kind: 'root', keySpec, subject: { CN: `${base.O ?? 'Signet'} Root CA`, ...base } }, actor);
+      await creation.create(
+        { name: rootName, kind: 'root', keySpec, subject: { CN: `${base.O ?? 'Signet'} Root CA`, ...base } },
+        actor,
+      );
       out(`created root CA ${rootName}`);
     } else {
       out(`root CA ${rootName} exists`);
     }
     if (!existing.some((ca) => ca.name === issuingName)) {
-      await cas.create({ name: issuingName, kind: 'issuing', parent: rootName, keySpec, subject: { CN: `${base.O ?? 'Signet'} Issuing CA`, ...base } }, actor);
+      await creation.create(
+        {
+          name: issuingName,
+          kind: 'issuing',
+          parent: rootName,
+          keySpec,
+          subject: { CN: `${base.O ?? 'Signet'} Issuing CA`, ...base },
+        },
+        actor,
+      );
       out(`created issuing CA ${issuingName} under ${rootName}`);
     } else {
       out(`issuing CA ${issuingName} exists`);
