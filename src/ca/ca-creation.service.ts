@@ -12,17 +12,7 @@ import { CaEntity, CaKind } from './ca.entity';
 import { CaRepository } from './ca.repository';
 import { CaService, CaView, EXTERNAL_KEY_URI } from './ca.service';
 import { CaGenerationEntity } from './ca-generation.entity';
-import {
-  CaIssuer,
-  IssuedCertificate,
-  issueIssuingCaCertificate,
-  issueRootCaCertificate,
-  issueTimestampingCertificate,
-  issueTsaRootCertificate,
-} from '../pki/certificate-issuer';
-import { validateCertificateChain } from '../pki/certificate-chain-validator';
-import { createCertificationRequest } from '../pki/certification-request';
-import { CertificateSubject, validateSubject } from '../pki/subject-name';
+import { CaIssuer, CertificateSubject, createCertificationRequest, IssuedCertificate, issueIssuingCaCertificate, issueRootCaCertificate, issueTimestampingCertificate, issueTsaRootCertificate, validateCertificateChain, validateSubject } from '../pki';
 
 export interface CreateCaInput {
   name: string;

@@ -8,13 +8,9 @@ import { SIGNER_FACTORY, type SignerFactory } from '../hsm/signer-factory';
 import { CaEntity, CaKind } from './ca.entity';
 import { CaRepository } from './ca.repository';
 import { CaGenerationEntity } from './ca-generation.entity';
-import { CaEndpointUrls, caGenerationUrls } from '../pki/ca-urls';
-import { CaIssuer, IssuedCertificate, loadCaIssuer } from '../pki/certificate-issuer';
+import { CaEndpointUrls, caGenerationUrls, CaIssuer, CertificateProfile, CertificateSubject, derToPem, IssuedCertificate, loadCaIssuer, subjectToDn } from '../pki';
 import { CertificateEntity } from './certificate.entity';
 import { CertificatesRepository } from './certificates.repository';
-import { CertificateProfile } from '../pki/certificate-profiles';
-import { derToPem } from '../pki/pem-codec';
-import { CertificateSubject, subjectToDn } from '../pki/subject-name';
 
 export interface CaGenerationView {
   generation: number;

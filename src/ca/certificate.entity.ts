@@ -1,6 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
-import type { CertificateProfile } from '../pki/certificate-profiles';
-import type { RevocationReason } from '../pki/revocation-reasons';
+import type { CertificateProfile, RevocationReason } from '../pki';
 
 /** Every certificate Signet issued or imported; the source of CRLs and OCSP answers. */
 @Entity('certificates')

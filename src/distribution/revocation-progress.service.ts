@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { normalizeSerialHex } from '../pki/serial-number';
+import { normalizeSerialHex } from '../pki';
 import { DomainError, ErrorCode } from '../common/errors';
 import { RevocationService } from '../revocation/revocation.service';
 import { RevocationProgressRepository } from './revocation-progress.repository';

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import type { KeySpec } from '../pki/key-spec';
-import type { CertificateSubject } from '../pki/subject-name';
+import type { CertificateSubject } from '../pki';
 
 export interface RotationPolicy {
   /** 'quarterly' (1 Jan/Apr/Jul/Oct 00:00 UTC) or a cron expression. */

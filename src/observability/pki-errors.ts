@@ -1,5 +1,5 @@
 import { DomainError, ErrorCode } from '../common/errors';
-import { PkiError, PkiErrorCode } from '../pki/pki-error';
+import { PkiError, PkiErrorCode } from '../pki';
 
 /** The API error code of each PKI refusal; a new PkiErrorCode without one does not compile. */
 export function errorCodeForPki(code: PkiErrorCode): ErrorCode {

@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { derToPem } from '../pki/pem-codec';
-import { normalizeSerialHex } from '../pki/serial-number';
+import { derToPem, normalizeSerialHex } from '../pki';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SearchCertificatesDto } from './dto/search-certificates.dto';
 import { CertificateSearchRow, RevocationRepository } from './revocation.repository';

@@ -3,7 +3,7 @@ import { Interval } from '@nestjs/schedule';
 import { DataSource, EntityManager } from 'typeorm';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CaService } from '../ca/ca.service';
-import { buildCrl, CrlEntry } from '../pki/crl-builder';
+import { buildCrl, CrlEntry } from '../pki';
 import { EXTERNAL_KEY_URI } from '../ca/ca.service';
 import { RevocationRepository } from './revocation.repository';
 import { DomainEventBus } from '../common/domain-events';

@@ -2,16 +2,7 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CaService } from '../ca/ca.service';
-import {
-  createOcspResponder,
-  OcspMalformedRequestError,
-  OcspResponder,
-  ocspErrorResponse,
-  ocspResponseForError,
-  parseOcspRequest,
-  ParsedOcspRequest,
-  respondToOcspRequest,
-} from '../pki/ocsp-responder';
+import { createOcspResponder, ocspErrorResponse, OcspMalformedRequestError, OcspResponder, ocspResponseForError, ParsedOcspRequest, parseOcspRequest, respondToOcspRequest } from '../pki';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';

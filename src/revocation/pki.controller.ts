@@ -3,7 +3,7 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Public } from '../common/access.decorators';
 import { CaService } from '../ca/ca.service';
-import { decodeOcspGetRequest, ocspErrorResponse, ocspResponseForError } from '../pki/ocsp-responder';
+import { decodeOcspGetRequest, ocspErrorResponse, ocspResponseForError } from '../pki';
 import { DomainError, ErrorCode } from '../common/errors';
 import { ClientRateLimiter } from '../observability/client-rate-limiter';
 import { CrlService } from './crl.service';

@@ -4,7 +4,7 @@ import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { EXTERNAL_KEY_URI } from '../ca/ca.service';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { KeyVersionEntity } from '../keys/key-version.entity';
-import { RevocationReason } from '../pki/revocation-reasons';
+import { RevocationReason } from '../pki';
 
 /** A certificate as the search lists it, with the signing key and version it belongs to. */
 export interface CertificateSearchRow {

@@ -4,7 +4,7 @@ import { EntityManager } from 'typeorm';
 import { CaEntity } from '../ca/ca.entity';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CaService } from '../ca/ca.service';
-import { CaIssuer, issueIssuingCaCertificate, issueRootCaCertificate, issueTimestampingCertificate } from '../pki/certificate-issuer';
+import { CaIssuer, issueIssuingCaCertificate, issueRootCaCertificate, issueTimestampingCertificate } from '../pki';
 import { DISTRIBUTION_GATE, DistributionGate } from '../common/distribution-gate';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';

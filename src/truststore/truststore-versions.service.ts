@@ -5,7 +5,7 @@ import type { AuditActor } from '../audit/audit.types';
 import { CaRepository } from '../ca/ca.repository';
 import { CertificatesRepository } from '../ca/certificates.repository';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
-import { notationTrustedIdentity } from '../pki/subject-name';
+import { notationTrustedIdentity } from '../pki';
 import { DomainEventBus } from '../common/domain-events';
 import { KeysRepository } from '../keys/keys.repository';
 import { TruststoreEntity } from './truststore.entity';

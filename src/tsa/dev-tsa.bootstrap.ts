@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { MAX_LEAF_VALIDITY_DAYS } from '../pki/certificate-issuer';
+import { MAX_LEAF_VALIDITY_DAYS } from '../pki';
 import { CaService } from '../ca/ca.service';
 import { CaCreationService } from '../ca/ca-creation.service';
 import { DomainError, ErrorCode } from '../common/errors';

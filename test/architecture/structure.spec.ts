@@ -52,6 +52,15 @@ describe('architecture rules checked on the source tree', () => {
     expect(long).toEqual([]);
   });
 
+  it('injects the whole key store (KEY_STORE) only in the HSM adapter and the CLI; other callers take the part they use', () => {
+    // KeyManager, SignerFactory, Sealer or HsmReconciler (src/hsm/*.ts, provided by HsmModule).
+    const wholeStore = sourceFiles()
+      .map(relative)
+      .filter((file) => !/^(hsm|cli)\//.test(file))
+      .filter((file) => /\bKEY_STORE\b/.test(fs.readFileSync(path.join(SRC, file), 'utf8')));
+    expect(wholeStore).toEqual([]);
+  });
+
   it('recognises the data access it forbids and lets comments through (so the rule cannot pass vacuously)', () => {
     expect(dataAccessLines("  const rows = await this.dataSource.query('SELECT 1');")).toHaveLength(1);
     expect(dataAccessLines('  const keys = await manager.getRepository(KeyEntity).find();')).toHaveLength(1);

@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsISO8601, IsOptional } from 'class-validator';
-import { REVOCATION_REASONS, RevocationReason } from '../../pki/revocation-reasons';
+import { REVOCATION_REASONS, RevocationReason } from '../../pki';
 
 export class RevokeDto {
   @ApiPropertyOptional({ enum: REVOCATION_REASONS, default: 'unspecified' })
