@@ -8,7 +8,9 @@ import { dataSourceOptions } from './src/database/data-source-options';
 // service role's grants are applied by the next Signet start (src/database/app-role.ts).
 const url = process.env.SIGNET_MIGRATION_DATABASE_URL ?? process.env.DATABASE_URL;
 if (!url) {
-  throw new Error('SIGNET_MIGRATION_DATABASE_URL or DATABASE_URL: must be set for the TypeORM CLI (the embedded database prints its URL at debug level)');
+  throw new Error(
+    'SIGNET_MIGRATION_DATABASE_URL or DATABASE_URL: must be set for the TypeORM CLI (the embedded database prints its URL at debug level)',
+  );
 }
 
 export default new DataSource(dataSourceOptions(url));

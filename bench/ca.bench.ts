@@ -63,13 +63,20 @@ async function loop(call: () => Promise<unknown> | unknown): Promise<Timing> {
   }
   const elapsed = performance.now() - start;
   latencies.sort((a, b) => a - b);
-  return { opsPerSecond: (latencies.length * 1000) / elapsed, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), count: latencies.length };
+  return {
+    opsPerSecond: (latencies.length * 1000) / elapsed,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    count: latencies.length,
+  };
 }
 
 const fmt = (n: number, digits = 0): string => n.toFixed(digits);
 
 async function benchLeaves(issuer: CaIssuer, leafSpki: Buffer): Promise<Timing> {
-  return loop(() => issueCodeSigningCertificate({ issuer, subject: subject('bench-leaf'), publicKeySpki: leafSpki, validityDays: 90 }));
+  return loop(() =>
+    issueCodeSigningCertificate({ issuer, subject: subject('bench-leaf'), publicKeySpki: leafSpki, validityDays: 90 }),
+  );
 }
 
 async function benchSigner(spec: KeySpec): Promise<{ digest: Timing; nodeSign: Timing }> {
@@ -95,7 +102,14 @@ const inHouseCrl: CrlWriter = async (issuer, crlNumber, entries) =>
 
 /** Self-verify with the issuer key, as buildCrl does, so the three writers do the same work. */
 function assertCrlVerifies(issuer: CaIssuer, tbs: Buffer, signature: Buffer, writer: string): void {
-  if (!verifySignature(issuer.publicKeySpki, describeSignatureAlgorithm(issuer.scheme.algorithmIdentifier)!, tbs, signature)) {
+  if (
+    !verifySignature(
+      issuer.publicKeySpki,
+      describeSignatureAlgorithm(issuer.scheme.algorithmIdentifier)!,
+      tbs,
+      signature,
+    )
+  ) {
     throw new Error(`${writer}: CRL signature does not verify`);
   }
 }
@@ -139,10 +153,20 @@ const pkijsCrl: CrlWriter = async (issuer, crlNumber, entries) => {
     revokedCertificates: entries.map((e) => {
       const extensions: pkijs.Extension[] = [];
       if (e.reason !== undefined) {
-        extensions.push(new pkijs.Extension({ extnID: '2.5.29.21', extnValue: new asn1js.Enumerated({ value: REASON_CODES[e.reason] }).toBER() }));
+        extensions.push(
+          new pkijs.Extension({
+            extnID: '2.5.29.21',
+            extnValue: new asn1js.Enumerated({ value: REASON_CODES[e.reason] }).toBER(),
+          }),
+        );
       }
       if (e.invalidityDate) {
-        extensions.push(new pkijs.Extension({ extnID: '2.5.29.24', extnValue: new asn1js.GeneralizedTime({ valueDate: e.invalidityDate }).toBER() }));
+        extensions.push(
+          new pkijs.Extension({
+            extnID: '2.5.29.24',
+            extnValue: new asn1js.GeneralizedTime({ valueDate: e.invalidityDate }).toBER(),
+          }),
+        );
       }
       return new pkijs.RevokedCertificate({
         userCertificate: new asn1js.Integer({ valueHex: Buffer.from(e.serialHex, 'hex') }),
@@ -152,7 +176,14 @@ const pkijsCrl: CrlWriter = async (issuer, crlNumber, entries) => {
     }),
     crlExtensions: new pkijs.Extensions({
       extensions: [
-        new pkijs.Extension({ extnID: '2.5.29.35', extnValue: new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: issuer.keyIdentifier }) }).toSchema().toBER() }),
+        new pkijs.Extension({
+          extnID: '2.5.29.35',
+          extnValue: new pkijs.AuthorityKeyIdentifier({
+            keyIdentifier: new asn1js.OctetString({ valueHex: issuer.keyIdentifier }),
+          })
+            .toSchema()
+            .toBER(),
+        }),
         new pkijs.Extension({ extnID: '2.5.29.20', extnValue: new asn1js.Integer({ value: crlNumber }).toBER() }),
       ],
     }),
@@ -162,10 +193,18 @@ const pkijsCrl: CrlWriter = async (issuer, crlNumber, entries) => {
   const tbs = Buffer.from(tbsSchema.toBER());
   const signature = await signTbs(issuer.signer, issuer.scheme, tbs);
   assertCrlVerifies(issuer, tbs, signature, 'pkijs');
-  return Buffer.from(new asn1js.Sequence({ value: [tbsSchema, crl.signature.toSchema(), new asn1js.BitString({ valueHex: signature })] }).toBER());
+  return Buffer.from(
+    new asn1js.Sequence({
+      value: [tbsSchema, crl.signature.toSchema(), new asn1js.BitString({ valueHex: signature })],
+    }).toBER(),
+  );
 };
 
-async function benchCrl(issuer: CaIssuer, writer: CrlWriter = inHouseCrl, count = CRL_ENTRIES): Promise<{ medianMs: number; runsMs: number[]; bytes: number }> {
+async function benchCrl(
+  issuer: CaIssuer,
+  writer: CrlWriter = inHouseCrl,
+  count = CRL_ENTRIES,
+): Promise<{ medianMs: number; runsMs: number[]; bytes: number }> {
   const reasons = ['keyCompromise', 'superseded', 'cessationOfOperation', 'unspecified', undefined] as const;
   const base = Date.now() - 90 * 86_400_000;
   // Serials prepared up front, as a database page would deliver them.
@@ -189,11 +228,17 @@ async function benchCrl(issuer: CaIssuer, writer: CrlWriter = inHouseCrl, count 
 
 async function ocspRequest(leaf: Buffer, issuer: Buffer): Promise<Buffer> {
   const certId = new pkijs.CertID();
-  await certId.createForCertificate(pkijs.Certificate.fromBER(leaf), { hashAlgorithm: 'SHA-1', issuerCertificate: pkijs.Certificate.fromBER(issuer) });
+  await certId.createForCertificate(pkijs.Certificate.fromBER(leaf), {
+    hashAlgorithm: 'SHA-1',
+    issuerCertificate: pkijs.Certificate.fromBER(issuer),
+  });
   const request = new pkijs.OCSPRequest();
   request.tbsRequest.requestList = [new pkijs.Request({ reqCert: certId })];
   request.tbsRequest.requestExtensions = [
-    new pkijs.Extension({ extnID: '1.3.6.1.5.5.7.48.1.2', extnValue: new asn1js.OctetString({ valueHex: randomBytes(16) }).toBER() }),
+    new pkijs.Extension({
+      extnID: '1.3.6.1.5.5.7.48.1.2',
+      extnValue: new asn1js.OctetString({ valueHex: randomBytes(16) }).toBER(),
+    }),
   ];
   return Buffer.from(request.toSchema(true).toBER());
 }
@@ -204,7 +249,8 @@ async function benchOcsp(spec: KeySpec): Promise<Timing & { responseBytes: numbe
   const request = await ocspRequest(leaf.der, h.issuing.der);
   // Status table the size of a busy CA; the lookup itself is not what is measured.
   const revoked = new Map<string, OcspCertStatus>();
-  for (let i = 0; i < 10_000; i++) revoked.set(generateSerialNumber(), { status: 'revoked', revokedAt: new Date(), reason: 'superseded' });
+  for (let i = 0; i < 10_000; i++)
+    revoked.set(generateSerialNumber(), { status: 'revoked', revokedAt: new Date(), reason: 'superseded' });
   const lookup = (serial: string): OcspCertStatus => revoked.get(serial) ?? { status: 'good' };
   const responder = createOcspResponder(h.issuingIssuer);
   const responseBytes = (await respondToOcspRequest(responder, request, lookup)).length;

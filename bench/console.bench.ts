@@ -40,7 +40,12 @@ function fleet(version: number) {
         required: t % 10 === 0,
         hasCredentials: true,
         desired: { version, digest: `sha256:${'a'.repeat(64)}`, since: '2026-12-07T00:00:00.000Z' },
-        delivered: { version: bad ? version - 1 : version, digest: `sha256:${'b'.repeat(64)}`, at: '2026-12-07T00:00:04.000Z', verifiedAt: null },
+        delivered: {
+          version: bad ? version - 1 : version,
+          digest: `sha256:${'b'.repeat(64)}`,
+          at: '2026-12-07T00:00:04.000Z',
+          verifiedAt: null,
+        },
         state: bad ? 'retrying' : 'converged',
         attempts: bad ? 5 : 1,
         lastAttemptAt: '2026-12-07T00:00:04.000Z',
@@ -55,7 +60,12 @@ function fleet(version: number) {
   }));
   const targets = REGIONS * PER_REGION;
   const retrying = regions.flatMap((r) => r.targets).filter((t) => t.state === 'retrying').length;
-  return { generatedAt: new Date().toISOString(), summary: { targets, converged: targets - retrying, pending: 0, pushing: 0, retrying, blocked: 0 }, truststores: [], regions };
+  return {
+    generatedAt: new Date().toISOString(),
+    summary: { targets, converged: targets - retrying, pending: 0, pushing: 0, retrying, blocked: 0 },
+    truststores: [],
+    regions,
+  };
 }
 
 async function main(): Promise<void> {
@@ -80,7 +90,15 @@ async function main(): Promise<void> {
       response.end(fs.readFileSync(path.join(outDir, `${file}.br`)));
     } else if (url.pathname === '/v1/sessions/current') {
       response.writeHead(200, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ role: 'admin', tokenName: 'bench', csrfToken: 'x', expiresAt: '2099-01-01T00:00:00Z', idleExpiresAt: '2099-01-01T00:00:00Z' }));
+      response.end(
+        JSON.stringify({
+          role: 'admin',
+          tokenName: 'bench',
+          csrfToken: 'x',
+          expiresAt: '2099-01-01T00:00:00Z',
+          idleExpiresAt: '2099-01-01T00:00:00Z',
+        }),
+      );
     } else if (url.pathname === '/v1/distribution') {
       response.writeHead(200, { 'content-type': 'application/json' });
       response.end(JSON.stringify(fleet(version)));
@@ -96,7 +114,9 @@ async function main(): Promise<void> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const load = loadavg().map((l) => l.toFixed(2)).join(' / ');
+  const load = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' / ');
 
   const browser = await launchChromium();
   const runs: Array<{ firstRenderMs: number; filterMs: number; liveUpdateMs: number }> = [];
@@ -105,7 +125,11 @@ async function main(): Promise<void> {
       version = 7;
       const page = await browser.newPage();
       await page.goto(`${base}/console#/fleet`);
-      await page.waitForFunction(`document.querySelectorAll('table[data-testid=fleet] tbody tr').length === ${REGIONS * PER_REGION}`, undefined, { timeout: 60_000, polling: 'raf' });
+      await page.waitForFunction(
+        `document.querySelectorAll('table[data-testid=fleet] tbody tr').length === ${REGIONS * PER_REGION}`,
+        undefined,
+        { timeout: 60_000, polling: 'raf' },
+      );
       const firstRenderMs = await page.evaluate<number>('performance.now()');
       // Filter to the unhealthy targets and back, timed in the page from the input event to the redrawn rows.
       const filterMs = await page.evaluate<number>(`new Promise((resolve) => {
@@ -117,12 +141,20 @@ async function main(): Promise<void> {
         requestAnimationFrame(check);
       })`);
       await page.selectOption('#fleet-state', 'all');
-      await page.waitForFunction(`document.querySelectorAll('table[data-testid=fleet] tbody tr').length === ${REGIONS * PER_REGION}`, undefined, { polling: 'raf' });
+      await page.waitForFunction(
+        `document.querySelectorAll('table[data-testid=fleet] tbody tr').length === ${REGIONS * PER_REGION}`,
+        undefined,
+        { polling: 'raf' },
+      );
       // A live update of the whole fleet (a `resync` event: the page reads GET /v1/distribution again and redraws).
       version = 8;
       const sent = await page.evaluate<number>('performance.now()');
       for (const client of sseClients) client.write(`event: resync\ndata: {}\n\n`);
-      await page.waitForFunction(`[...document.querySelectorAll('table[data-testid=fleet] tbody tr td:nth-child(3)')].every((td) => td.textContent === 'v8')`, undefined, { timeout: 60_000, polling: 'raf' });
+      await page.waitForFunction(
+        `[...document.querySelectorAll('table[data-testid=fleet] tbody tr td:nth-child(3)')].every((td) => td.textContent === 'v8')`,
+        undefined,
+        { timeout: 60_000, polling: 'raf' },
+      );
       const liveUpdateMs = (await page.evaluate<number>('performance.now()')) - sent;
       runs.push({ firstRenderMs, filterMs, liveUpdateMs });
       await page.close();

@@ -58,15 +58,30 @@ function main(): void {
   const started = performance.now();
   const report = path.join(os.tmpdir(), `signet-drills-${process.pid}.jsonl`);
   fs.rmSync(report, { force: true });
-  const jest = spawnSync(process.execPath, [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '--runInBand', 'test/drills'], {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, SIGNET_DRILL_REPORT: report, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
-  });
-  const rows: Measured[] = fs.existsSync(report) ? fs.readFileSync(report, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line)) : [];
+  const jest = spawnSync(
+    process.execPath,
+    [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '--runInBand', 'test/drills'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, SIGNET_DRILL_REPORT: report, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+    },
+  );
+  const rows: Measured[] = fs.existsSync(report)
+    ? fs
+        .readFileSync(report, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line))
+    : [];
   fs.rmSync(report, { force: true });
 
-  const versions = spawnSync('sh', ['-c', 'softhsm2-util --version; /usr/bin/docker-registry --version'], { encoding: 'utf8' }).stdout.trim().split('\n');
+  const versions = spawnSync('sh', ['-c', 'softhsm2-util --version; /usr/bin/docker-registry --version'], {
+    encoding: 'utf8',
+  })
+    .stdout.trim()
+    .split('\n');
   const outages = rows.filter((r) => 'faultDurationMs' in r);
   const totals = rows.filter((r) => 'totalRequests' in r);
   const lines = [
@@ -84,9 +99,15 @@ function main(): void {
     '',
     `| drill | ${COMMON.map(([, label]) => label).join(' | ')} | failed / requests | other measures |`,
     `|---|${COMMON.map(() => '---:').join('|')}|---:|---|`,
-    ...outages.map((r) => `| ${r.drill} | ${COMMON.map(([key]) => ms(r[key])).join(' | ')} | ${r.failedRequests} / ${r.requests} | ${extras(r)} |`),
+    ...outages.map(
+      (r) =>
+        `| ${r.drill} | ${COMMON.map(([key]) => ms(r[key])).join(' | ')} | ${r.failedRequests} / ${r.requests} | ${extras(r)} |`,
+    ),
     '',
-    ...totals.map((r) => `- ${r.drill}: ${r.totalRequests} sign requests in ${r.loadSeconds} s, ${r.delivered} delivered, ${r.failed} failed.`),
+    ...totals.map(
+      (r) =>
+        `- ${r.drill}: ${r.totalRequests} sign requests in ${r.loadSeconds} s, ${r.delivered} delivered, ${r.failed} failed.`,
+    ),
     '',
     `Run time ${((performance.now() - started) / 1000).toFixed(0)} s (jest ${jest.status === 0 ? 'passed' : `FAILED with exit ${jest.status}: the drills above are those that reported`}).`,
   ];

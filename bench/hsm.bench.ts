@@ -61,7 +61,12 @@ function digestFor(spec: BenchSpec): Buffer {
 }
 
 /** Closed loop: `concurrency` callers sign back to back for `windowMs`; latency per call. */
-async function benchKeyStore(store: Pkcs11KeyStore, key: KeyInfo, concurrency: number, windowMs: number): Promise<Measurement> {
+async function benchKeyStore(
+  store: Pkcs11KeyStore,
+  key: KeyInfo,
+  concurrency: number,
+  windowMs: number,
+): Promise<Measurement> {
   const digest = digestFor(key.spec as BenchSpec);
   const hash = KEY_SPEC_INFO[key.spec].hash;
   const run = async (ms: number, latencies?: number[]): Promise<number> => {
@@ -149,7 +154,11 @@ parentPort.postMessage('ready');
 `;
 
 /** Runs `threads` workers in parallel (started together) and sums their throughput. */
-async function benchThreads(threads: number, workerData: Record<string, unknown>, windowMs: number): Promise<Measurement> {
+async function benchThreads(
+  threads: number,
+  workerData: Record<string, unknown>,
+  windowMs: number,
+): Promise<Measurement> {
   const workers: Worker[] = [];
   // One after the other: a thread with its own module instance initialises it and logs in.
   for (let i = 0; i < threads; i++) {
@@ -172,7 +181,9 @@ async function benchThreads(threads: number, workerData: Record<string, unknown>
   await Promise.all(workers.map((worker) => next(worker, 'warm up')));
   // Everything is warm: the CPU measured from here on is the measured window's.
   const cpu = process.cpuUsage();
-  const results = await Promise.all(workers.map((worker) => next<{ ops: number; elapsed: number; latencies: Float64Array }>(worker, windowMs)));
+  const results = await Promise.all(
+    workers.map((worker) => next<{ ops: number; elapsed: number; latencies: Float64Array }>(worker, windowMs)),
+  );
   const cpuUsed = cpuMicros(process.cpuUsage(cpu));
   // One at a time: a thread's exit unloads its own module instance, and two SoftHSM2 instances must
   // not tear down at once (they share OpenSSL's state; the key store serialises the same way).
@@ -224,7 +235,11 @@ const SIGNING_MODES = [
     signWorkers: RAW_THREADS,
     signThreadModule: 'shared',
   },
-  { path: "key store, pkcs11js's async C_Sign on libuv's pool (SIGNET_HSM_SIGN_WORKERS=0)", signWorkers: 0, signThreadModule: 'auto' },
+  {
+    path: "key store, pkcs11js's async C_Sign on libuv's pool (SIGNET_HSM_SIGN_WORKERS=0)",
+    signWorkers: 0,
+    signThreadModule: 'auto',
+  },
 ] as const;
 
 /** Pool sizes of the openCryptoki sweep (its soft token signs RSA-3072 in a few ms: fewer rows than SoftHSM2's). */
@@ -262,17 +277,34 @@ async function benchOpenCryptoki(): Promise<string> {
     const rawRuns: Measurement[] = [];
     const rawRun = async (): Promise<void> => {
       rawRuns.push(await benchThreads(RAW_THREADS, rawData, WINDOW_MS[spec]));
-      process.stderr.write(`openCryptoki ${spec} raw run ${rawRuns.length}: ${rawRuns[rawRuns.length - 1].opsPerSecond.toFixed(0)} ops/s\n`);
+      process.stderr.write(
+        `openCryptoki ${spec} raw run ${rawRuns.length}: ${rawRuns[rawRuns.length - 1].opsPerSecond.toFixed(0)} ops/s\n`,
+      );
     };
     await rawRun();
     for (const mode of OCK_SIGNING_MODES) {
       for (const poolSize of OCK_POOL_SIZES) {
-        const store = new Pkcs11KeyStore({ ...base, poolSize, signWorkers: mode.signWorkers, signThreadModule: mode.signThreadModule });
+        const store = new Pkcs11KeyStore({
+          ...base,
+          poolSize,
+          signWorkers: mode.signWorkers,
+          signThreadModule: mode.signThreadModule,
+        });
         await store.open();
         const result = await benchKeyStore(store, key, poolSize, WINDOW_MS[spec]);
         await store.close();
-        rows.push({ spec, path: mode.path.replace(' (SIGNET_HSM_SIGN_WORKERS=0)', ' (SIGNET_HSM_SIGN_WORKERS=0; default for vendor modules)'), concurrency: `${poolSize} session${poolSize > 1 ? 's' : ''}`, ...result });
-        process.stderr.write(`openCryptoki ${spec} ${mode.path}, pool ${poolSize}: ${result.opsPerSecond.toFixed(0)} ops/s\n`);
+        rows.push({
+          spec,
+          path: mode.path.replace(
+            ' (SIGNET_HSM_SIGN_WORKERS=0)',
+            ' (SIGNET_HSM_SIGN_WORKERS=0; default for vendor modules)',
+          ),
+          concurrency: `${poolSize} session${poolSize > 1 ? 's' : ''}`,
+          ...result,
+        });
+        process.stderr.write(
+          `openCryptoki ${spec} ${mode.path}, pool ${poolSize}: ${result.opsPerSecond.toFixed(0)} ops/s\n`,
+        );
       }
       await rawRun();
     }
@@ -294,15 +326,19 @@ async function benchOpenCryptoki(): Promise<string> {
     `Machine: ${sh('sh', ['-c', "lscpu | sed -n 's/^Model name: *//p'"])}, ${availableParallelism()} cores, Node ${process.version}, ` +
       `openCryptoki ${sh('sh', ['-c', "dpkg-query -W -f='${Version}' opencryptoki"])} soft token (libopencryptoki.so, pkcsslotd), RSA-3072 (the token has no EC); ` +
       `UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '(unset: 4)'}; ${new Date().toISOString().slice(0, 10)}. Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end` +
-      (Math.max(loadBefore, loadavg()[0]) > availableParallelism() / 2 ? ' — **the machine was busy with other work: treat absolute figures with care; CPU µs per op is less sensitive**.' : '.'),
+      (Math.max(loadBefore, loadavg()[0]) > availableParallelism() / 2
+        ? ' — **the machine was busy with other work: treat absolute figures with care; CPU µs per op is less sensitive**.'
+        : '.'),
     '',
-    'Same measurement as the SoftHSM2 section: key-store rows with as many callers as sessions, raw rows `C_SignInit` + `C_Sign` back to back in two worker threads sharing the process\'s instance, interleaved with the sweep (before it and after each mode).',
+    "Same measurement as the SoftHSM2 section: key-store rows with as many callers as sessions, raw rows `C_SignInit` + `C_Sign` back to back in two worker threads sharing the process's instance, interleaved with the sweep (before it and after each mode).",
     '',
     '| key | path | parallelism | sign ops/s | p50 ms | p99 ms | CPU µs/op |',
     '|---|---|---|---:|---:|---:|---:|',
   );
   for (const row of rows) {
-    lines.push(`| ${row.spec} | ${row.path} | ${row.concurrency} | ${row.opsPerSecond.toFixed(0)} | ${fmt(row.p50Ms, 3)} | ${fmt(row.p99Ms, 3)} | ${fmt(row.cpuUsPerOp, 0)} |`);
+    lines.push(
+      `| ${row.spec} | ${row.path} | ${row.concurrency} | ${row.opsPerSecond.toFixed(0)} | ${fmt(row.p50Ms, 3)} | ${fmt(row.p99Ms, 3)} | ${fmt(row.cpuUsPerOp, 0)} |`,
+    );
   }
   lines.push(
     '',
@@ -320,7 +356,8 @@ async function benchOpenCryptoki(): Promise<string> {
  */
 async function main(): Promise<void> {
   const only = process.env.SIGNET_BENCH_HSM;
-  if (only !== undefined && only !== 'softhsm' && only !== 'opencryptoki') throw new Error("SIGNET_BENCH_HSM must be 'softhsm' or 'opencryptoki'");
+  if (only !== undefined && only !== 'softhsm' && only !== 'opencryptoki')
+    throw new Error("SIGNET_BENCH_HSM must be 'softhsm' or 'opencryptoki'");
   if (only !== 'opencryptoki') await benchSoftHsm();
   if (only !== 'softhsm') {
     const markdown = await benchOpenCryptoki();
@@ -367,12 +404,19 @@ async function benchSoftHsm(): Promise<void> {
         rawRuns.push(result);
         const own = await benchThreads(RAW_THREADS, { ...rawData, ownModule: true }, WINDOW_MS[spec]);
         ownRuns.push(own);
-        process.stderr.write(`${spec} raw run ${rawRuns.length}: ${result.opsPerSecond.toFixed(0)} ops/s shared, ${own.opsPerSecond.toFixed(0)} own instances\n`);
+        process.stderr.write(
+          `${spec} raw run ${rawRuns.length}: ${result.opsPerSecond.toFixed(0)} ops/s shared, ${own.opsPerSecond.toFixed(0)} own instances\n`,
+        );
       };
       await rawRun();
       for (const [modeIndex, mode] of SIGNING_MODES.entries()) {
         for (const [index, poolSize] of POOL_SIZES.entries()) {
-          const store = new Pkcs11KeyStore({ ...base, poolSize, signWorkers: mode.signWorkers, signThreadModule: mode.signThreadModule });
+          const store = new Pkcs11KeyStore({
+            ...base,
+            poolSize,
+            signWorkers: mode.signWorkers,
+            signThreadModule: mode.signThreadModule,
+          });
           await store.open();
           // As many callers as sessions: latency is service time, not queueing behind the pool.
           const result = await benchKeyStore(store, keys[spec], poolSize, WINDOW_MS[spec]);
@@ -383,14 +427,18 @@ async function benchSoftHsm(): Promise<void> {
           if (index === POOL_SIZES.length - 1 && modeIndex > 0) await rawRun();
         }
       }
-      const rawMedian = rawRuns.find((r) => r.opsPerSecond === median(rawRuns.map((x) => x.opsPerSecond))) as Measurement;
+      const rawMedian = rawRuns.find(
+        (r) => r.opsPerSecond === median(rawRuns.map((x) => x.opsPerSecond)),
+      ) as Measurement;
       rows.push({
         spec,
         path: `raw pkcs11js, synchronous (median of ${rawRuns.length} runs: ${rawRuns.map((r) => r.opsPerSecond.toFixed(0)).join(' / ')})`,
         concurrency: `${RAW_THREADS} worker threads`,
         ...rawMedian,
       });
-      const ownMedian = ownRuns.find((r) => r.opsPerSecond === median(ownRuns.map((x) => x.opsPerSecond))) as Measurement;
+      const ownMedian = ownRuns.find(
+        (r) => r.opsPerSecond === median(ownRuns.map((x) => x.opsPerSecond)),
+      ) as Measurement;
       rows.push({
         spec,
         path: `raw pkcs11js, synchronous, each thread on its own module instance (median of ${ownRuns.length} runs: ${ownRuns.map((r) => r.opsPerSecond.toFixed(0)).join(' / ')})`,
@@ -399,11 +447,27 @@ async function benchSoftHsm(): Promise<void> {
       });
 
       const pem = (
-        spec === 'EC-256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 3072 })
+        spec === 'EC-256'
+          ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+          : generateKeyPairSync('rsa', { modulusLength: 3072 })
       ).privateKey.export({ type: 'pkcs8', format: 'pem' });
-      const nodeResult = await benchThreads(RAW_THREADS, { mode: 'node', pem, ec: spec === 'EC-256', hash: nodeHashName(KEY_SPEC_INFO[spec].hash) }, WINDOW_MS[spec]);
-      rows.push({ spec, path: 'Node crypto.sign, synchronous (key in memory)', concurrency: `${RAW_THREADS} worker threads`, ...nodeResult });
-      rows.push({ spec, path: 'OpenSSL CLI `openssl speed -multi 2` (key in memory)', concurrency: `${RAW_THREADS} processes`, opsPerSecond: benchOpenSsl(spec, RAW_THREADS) });
+      const nodeResult = await benchThreads(
+        RAW_THREADS,
+        { mode: 'node', pem, ec: spec === 'EC-256', hash: nodeHashName(KEY_SPEC_INFO[spec].hash) },
+        WINDOW_MS[spec],
+      );
+      rows.push({
+        spec,
+        path: 'Node crypto.sign, synchronous (key in memory)',
+        concurrency: `${RAW_THREADS} worker threads`,
+        ...nodeResult,
+      });
+      rows.push({
+        spec,
+        path: 'OpenSSL CLI `openssl speed -multi 2` (key in memory)',
+        concurrency: `${RAW_THREADS} processes`,
+        opsPerSecond: benchOpenSsl(spec, RAW_THREADS),
+      });
     }
     await owner.close();
   } finally {
@@ -416,24 +480,36 @@ async function benchSoftHsm(): Promise<void> {
     `Machine: ${sh('sh', ['-c', "lscpu | sed -n 's/^Model name: *//p'"])}, ${availableParallelism()} cores, Node ${process.version}, ` +
       `${sh('softhsm2-util', ['--version']).replace(/^/, 'SoftHSM2 ')}, ${sh('openssl', ['version'])}; UV_THREADPOOL_SIZE=${uvThreads}; ` +
       `${new Date().toISOString().slice(0, 10)}. Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end` +
-      (Math.max(loadBefore, loadavg()[0]) > availableParallelism() / 2 ? ' — **the machine was busy with other work: treat absolute figures with care; CPU µs per op is less sensitive**.' : '.'),
+      (Math.max(loadBefore, loadavg()[0]) > availableParallelism() / 2
+        ? ' — **the machine was busy with other work: treat absolute figures with care; CPU µs per op is less sensitive**.'
+        : '.'),
     '',
   );
   lines.push(
     'Key store rows: as many concurrent callers as sessions, each `sign()` timed end to end (URI lookup, session, then either a job to a signing thread ' +
       'doing C_SignInit + C_Sign synchronously, gathered into batches while the thread is busy, or C_SignInit on the event loop and the async C_Sign). ' +
-      'Raw rows: `C_SignInit` + `C_Sign` back to back in worker threads, three runs interleaved with the key-store sweep: the baseline shares the process\'s ' +
-      'initialised module (one SoftHSM2 instance: its threads queue on its process-wide mutexes); the second row gives each thread its own instance (a private copy of the module file), as the key store\'s signing threads now do. ' +
+      "Raw rows: `C_SignInit` + `C_Sign` back to back in worker threads, three runs interleaved with the key-store sweep: the baseline shares the process's " +
+      "initialised module (one SoftHSM2 instance: its threads queue on its process-wide mutexes); the second row gives each thread its own instance (a private copy of the module file), as the key store's signing threads now do. " +
       'Keys in SoftHSM2 for all but the last two rows of each key. CPU µs/op: process CPU time (all threads) per signature.',
     '',
   );
-  lines.push('| key | path | parallelism | sign ops/s | p50 ms | p99 ms | CPU µs/op |', '|---|---|---|---:|---:|---:|---:|');
+  lines.push(
+    '| key | path | parallelism | sign ops/s | p50 ms | p99 ms | CPU µs/op |',
+    '|---|---|---|---:|---:|---:|---:|',
+  );
   for (const row of rows) {
-    lines.push(`| ${row.spec} | ${row.path} | ${row.concurrency} | ${row.opsPerSecond.toFixed(0)} | ${fmt(row.p50Ms, 3)} | ${fmt(row.p99Ms, 3)} | ${fmt(row.cpuUsPerOp, 0)} |`);
+    lines.push(
+      `| ${row.spec} | ${row.path} | ${row.concurrency} | ${row.opsPerSecond.toFixed(0)} | ${fmt(row.p50Ms, 3)} | ${fmt(row.p99Ms, 3)} | ${fmt(row.cpuUsPerOp, 0)} |`,
+    );
   }
   lines.push('');
-  for (const [spec, target] of [['EC-256', 0.75], ['RSA-3072', 0.9]] as const) {
-    const best = rows.filter((r) => r.spec === spec && r.path.startsWith('key store')).sort((a, b) => b.opsPerSecond - a.opsPerSecond)[0];
+  for (const [spec, target] of [
+    ['EC-256', 0.75],
+    ['RSA-3072', 0.9],
+  ] as const) {
+    const best = rows
+      .filter((r) => r.spec === spec && r.path.startsWith('key store'))
+      .sort((a, b) => b.opsPerSecond - a.opsPerSecond)[0];
     const raw = rows.find((r) => r.spec === spec && r.path.startsWith('raw pkcs11js, synchronous (')) as Row;
     const own = rows.find((r) => r.spec === spec && r.path.startsWith('raw pkcs11js, synchronous, each thread')) as Row;
     const ratio = best.opsPerSecond / raw.opsPerSecond;
@@ -452,7 +528,6 @@ async function benchSoftHsm(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });
-

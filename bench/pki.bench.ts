@@ -39,7 +39,12 @@ function percentile(sorted: number[], p: number): number {
 async function main(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-bench-pki-'));
   fs.chmodSync(dataDir, 0o711);
-  const config = loadConfig({ SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'warn', SIGNET_LOG_REQUESTS: 'false', SIGNET_PUBLIC_RATE_LIMIT_PER_SECOND: '1000000' });
+  const config = loadConfig({
+    SIGNET_DATA_DIR: dataDir,
+    SIGNET_LOG_LEVEL: 'warn',
+    SIGNET_LOG_REQUESTS: 'false',
+    SIGNET_PUBLIC_RATE_LIMIT_PER_SECOND: '1000000',
+  });
   const logger = pino({ level: 'warn' });
   const platform = await startPlatform(config, logger);
   const app = await createApp({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm }, logger);
@@ -56,7 +61,8 @@ async function main(): Promise<void> {
     // HSM key generation, reported separately.
     const keygenStart = performance.now();
     const spkis: Buffer[] = [];
-    for (let i = 0; i < ISSUE_KEYS; i++) spkis.push((await keyStore.createKey({ spec: 'EC-256', label: `bench-${i}`, role: 'signing' })).publicKeySpki);
+    for (let i = 0; i < ISSUE_KEYS; i++)
+      spkis.push((await keyStore.createKey({ spec: 'EC-256', label: `bench-${i}`, role: 'signing' })).publicKeySpki);
     const keygenSeconds = (performance.now() - keygenStart) / 1000;
 
     // Issuance: DER build + HSM signature (EC-384 CA key) + signature check + store + audit, 8 in flight.
@@ -70,12 +76,21 @@ async function main(): Promise<void> {
         while (next < spkis.length) {
           const spki = spkis[next++];
           const t0 = performance.now();
-          const issued = await issueCodeSigningCertificate({ issuer, subject: { C: 'US', ST: 'Bench', O: 'Signet', CN: `leaf-${next}` }, publicKeySpki: spki, validityDays: 90 });
+          const issued = await issueCodeSigningCertificate({
+            issuer,
+            subject: { C: 'US', ST: 'Bench', O: 'Signet', CN: `leaf-${next}` },
+            publicKeySpki: spki,
+            validityDays: 90,
+          });
           // Stored and audited before it counts; the audit row goes through the group-commit writer
           // (its own connections) while the certificate row commits, so neither holds the other's connection.
           await Promise.all([
             cas.recordCertificate(dataSource.manager, issued, { issuerGenerationId: generation.id }),
-            audit.record({ type: 'certificate.issued', subject: issued.serialHex, data: { serial: issued.serialHex, bench: true } }),
+            audit.record({
+              type: 'certificate.issued',
+              subject: issued.serialHex,
+              data: { serial: issued.serialHex, bench: true },
+            }),
           ]);
           latencies.push(performance.now() - t0);
         }
@@ -107,17 +122,26 @@ async function main(): Promise<void> {
     crlTimes.sort((a, b) => a - b);
 
     // OCSP through the HTTP stack (app.inject), a real issued leaf.
-    const leafDer = (await dataSource.query(`SELECT der FROM certificates WHERE issuer_generation_id = $1 AND length(der) > 1 LIMIT 1`, [generation.id]))[0].der as Buffer;
+    const leafDer = (
+      await dataSource.query(
+        `SELECT der FROM certificates WHERE issuer_generation_id = $1 AND length(der) > 1 LIMIT 1`,
+        [generation.id],
+      )
+    )[0].der as Buffer;
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-bench-ocsp-'));
     fs.writeFileSync(path.join(work, 'leaf.der'), leafDer);
     fs.writeFileSync(path.join(work, 'issuer.der'), issuer.certificate);
     spawnSync('openssl', ['x509', '-inform', 'DER', '-in', 'leaf.der', '-out', 'leaf.pem'], { cwd: work });
     spawnSync('openssl', ['x509', '-inform', 'DER', '-in', 'issuer.der', '-out', 'issuer.pem'], { cwd: work });
-    spawnSync('openssl', ['ocsp', '-issuer', 'issuer.pem', '-cert', 'leaf.pem', '-no_nonce', '-reqout', 'plain.der'], { cwd: work });
+    spawnSync('openssl', ['ocsp', '-issuer', 'issuer.pem', '-cert', 'leaf.pem', '-no_nonce', '-reqout', 'plain.der'], {
+      cwd: work,
+    });
     const plain = fs.readFileSync(path.join(work, 'plain.der'));
     const nonceRequests: Buffer[] = [];
     for (let i = 0; i < 64; i++) {
-      spawnSync('openssl', ['ocsp', '-issuer', 'issuer.pem', '-cert', 'leaf.pem', '-reqout', `n${i}.der`], { cwd: work });
+      spawnSync('openssl', ['ocsp', '-issuer', 'issuer.pem', '-cert', 'leaf.pem', '-reqout', `n${i}.der`], {
+        cwd: work,
+      });
       nonceRequests.push(fs.readFileSync(path.join(work, `n${i}.der`)));
     }
     const ocspRate = async (pick: (i: number) => Buffer) => {
@@ -127,7 +151,12 @@ async function main(): Promise<void> {
       await Promise.all(
         Array.from({ length: 16 }, async () => {
           while (performance.now() < deadline) {
-            const response = await app.inject({ method: 'POST', url: `/ocsp/${generation.name}`, headers: { 'content-type': 'application/ocsp-request' }, payload: pick(count) });
+            const response = await app.inject({
+              method: 'POST',
+              url: `/ocsp/${generation.name}`,
+              headers: { 'content-type': 'application/ocsp-request' },
+              payload: pick(count),
+            });
             if (response.statusCode !== 200 || response.rawPayload.length < 100) throw new Error('bad OCSP answer');
             count++;
           }

@@ -24,7 +24,9 @@ const benches = fs
 
 function machine(): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  const pg = spawnSync('sh', ['-c', 'softhsm2-util --version; openssl version'], { encoding: 'utf8' }).stdout.trim().split('\n');
+  const pg = spawnSync('sh', ['-c', 'softhsm2-util --version; openssl version'], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n');
   return [
     `- CPU: ${cpu}, ${os.cpus().length} cores; memory ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${os.type()} ${os.release()}`,
     `- Node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 'unset'}; SoftHSM2 ${pg[0] ?? '?'}; ${pg[1] ?? ''}`,
@@ -35,11 +37,15 @@ const passed: string[] = [];
 for (const name of benches) {
   console.log(`\n### bench: ${name}`);
   const started = Date.now();
-  const result = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, `${name}.bench.ts`)], {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
-  });
+  const result = spawnSync(
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', path.join(__dirname, `${name}.bench.ts`)],
+    {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+    },
+  );
   console.log(`### bench ${name}: exit ${result.status} after ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (result.status !== 0) process.exitCode = 1;
   else passed.push(name);
@@ -53,7 +59,9 @@ if (only.length > 0 && fs.existsSync(docPath)) {
     .filter(({ file }) => fs.existsSync(file))
     .map(({ name, file }) => ({ name, markdown: fs.readFileSync(file, 'utf8') }));
   fs.writeFileSync(docPath, replaceSections(fs.readFileSync(docPath, 'utf8'), ran));
-  console.log(`\nreplaced ${ran.length} section(s) of docs/benchmarks.md: ${ran.map((r) => r.name).join(', ') || 'none'}`);
+  console.log(
+    `\nreplaced ${ran.length} section(s) of docs/benchmarks.md: ${ran.map((r) => r.name).join(', ') || 'none'}`,
+  );
   process.exit();
 }
 

@@ -92,7 +92,9 @@ const LOAD_GENERATOR = haveWrk() ? 'wrk' : 'autocannon';
 async function wrkLoad(request: LoadRequest, connections: number, durationS: number): Promise<LoadResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-wrk-'));
   const script = path.join(dir, 'sign.lua');
-  const headerLines = Object.entries(request.headers).map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`);
+  const headerLines = Object.entries(request.headers).map(
+    ([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`,
+  );
   fs.writeFileSync(
     script,
     [
@@ -109,7 +111,11 @@ async function wrkLoad(request: LoadRequest, connections: number, durationS: num
   );
   try {
     const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn('wrk', ['-t', '2', '-c', String(connections), '-d', `${durationS}s`, '--timeout', '10s', '-s', script, request.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(
+        'wrk',
+        ['-t', '2', '-c', String(connections), '-d', `${durationS}s`, '--timeout', '10s', '-s', script, request.url],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       let text = '';
       child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
       child.on('error', reject);
@@ -139,12 +145,18 @@ async function autocannonLoad(request: LoadRequest, connections: number, duratio
     ok: result['2xx'],
     p50: result.latency.p50,
     p99: result.latency.p99,
-    other: [...statuses, ...(result.errors ? [`${result.errors} errors`] : []), ...(result.timeouts ? [`${result.timeouts} timeouts`] : [])],
+    other: [
+      ...statuses,
+      ...(result.errors ? [`${result.errors} errors`] : []),
+      ...(result.timeouts ? [`${result.timeouts} timeouts`] : []),
+    ],
   };
 }
 
 function runLoad(request: LoadRequest, connections: number, durationS: number): Promise<LoadResult> {
-  return LOAD_GENERATOR === 'wrk' ? wrkLoad(request, connections, durationS) : autocannonLoad(request, connections, durationS);
+  return LOAD_GENERATOR === 'wrk'
+    ? wrkLoad(request, connections, durationS)
+    : autocannonLoad(request, connections, durationS);
 }
 
 const CONNECTIONS = [32, 64];
@@ -158,7 +170,10 @@ const SERVER_UV_THREADS = process.env.SIGNET_BENCH_UV_THREADS ?? '6';
 /** The V8 heap cap `npm start` and the image give the server (SIGNET_MAX_HEAP_MB's default). */
 const SERVER_HEAP_MB = '512';
 const SIGN_THREADS = resolveSignWorkers('auto', 'libsofthsm2.so');
-const SIGN_SESSIONS = resolveHsmOptions({ modulePath: 'libsofthsm2.so', tokenLabel: 'x', pin: 'x' }, { UV_THREADPOOL_SIZE: SERVER_UV_THREADS }).signing.poolSize;
+const SIGN_SESSIONS = resolveHsmOptions(
+  { modulePath: 'libsofthsm2.so', tokenLabel: 'x', pin: 'x' },
+  { UV_THREADPOOL_SIZE: SERVER_UV_THREADS },
+).signing.poolSize;
 const TARGETS = { throughput: 5000, ratio: 0.3, p99Ms: 20, rssMb: 300 };
 
 interface CpuSnapshot {
@@ -174,7 +189,10 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }
 
 function processCpuSeconds(pid: number, tid?: number): number {
   try {
-    const fields = fs.readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const fields = fs
+      .readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8')
+      .split(') ')[1]
+      .split(' ');
     // utime and stime are fields 14 and 15 of stat (index 11 and 12 after the command).
     return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
   } catch {
@@ -279,8 +297,16 @@ require(${JSON.stringify(path.join(PROJECT_ROOT, 'dist', 'src', 'main.js'))});
   return launcher;
 }
 
-async function http(url: string, token: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+async function http(
+  url: string,
+  token: string,
+  body: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
 }
 
@@ -316,9 +342,23 @@ parentPort.postMessage('ready');
 
 async function rawPkcs11(workerData: Record<string, unknown>): Promise<number> {
   const workers = Array.from({ length: RAW_THREADS }, () => new Worker(RAW_WORKER, { eval: true, workerData }));
-  await Promise.all(workers.map((worker) => new Promise<void>((resolve, reject) => (worker.once('error', reject), worker.once('message', () => resolve())))));
+  await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise<void>((resolve, reject) => (worker.once('error', reject), worker.once('message', () => resolve()))),
+    ),
+  );
   const results = await Promise.all(
-    workers.map((worker) => new Promise<{ ops: number; elapsed: number }>((resolve, reject) => (worker.once('error', reject), worker.once('message', resolve), worker.postMessage(RAW_WINDOW_MS)))),
+    workers.map(
+      (worker) =>
+        new Promise<{ ops: number; elapsed: number }>(
+          (resolve, reject) => (
+            worker.once('error', reject),
+            worker.once('message', resolve),
+            worker.postMessage(RAW_WINDOW_MS)
+          ),
+        ),
+    ),
   );
   await Promise.all(workers.map((worker) => worker.terminate()));
   return results.reduce((sum, r) => sum + r.ops / (r.elapsed / 1000), 0);
@@ -343,22 +383,46 @@ interface Breakdown {
  */
 async function inProcessBreakdown(): Promise<{ breakdown: Breakdown[]; raw: number[] }> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-bench-inproc-'));
-  const config = loadConfig({ SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'warn', SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0' });
+  const config = loadConfig({
+    SIGNET_DATA_DIR: dataDir,
+    SIGNET_LOG_LEVEL: 'warn',
+    SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
+  });
   const logger = createLogger('warn', new Writable({ write: (_chunk, _encoding, done) => done() }));
   const platform = await startPlatform(config, logger);
   const app = await createApp({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm, role: 'cli' }, logger);
   try {
     const admin = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
-    const created = await app.inject({ method: 'POST', url: '/v1/keys', headers: { authorization: `Bearer ${admin}` }, payload: { name: 'inproc', keySpec: 'EC-256', subject: { C: 'US', ST: 'Washington', O: 'Bench', CN: 'inproc' } } });
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/keys',
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { name: 'inproc', keySpec: 'EC-256', subject: { C: 'US', ST: 'Washington', O: 'Bench', CN: 'inproc' } },
+    });
     if (created.statusCode !== 201) throw new Error(`in-process key: ${created.statusCode} ${created.body}`);
     const key = await app.get(ActiveKeyCache).get('inproc');
     const keyStore = app.get<KeyStore>(KEY_STORE);
     const audit = app.get(AuditService);
     const signing = app.get(SigningService);
-    const principal = new TokenPrincipal('00000000-0000-4000-8000-000000000001', 'bench', 'signer', ['inproc'], '127.0.0.1');
+    const principal = new TokenPrincipal(
+      '00000000-0000-4000-8000-000000000001',
+      'bench',
+      'signer',
+      ['inproc'],
+      '127.0.0.1',
+    );
     const digest = createHash('sha256').update('in-process').digest();
     const body = { digest: digest.toString('base64'), hashAlgorithm: 'SHA-256' };
-    const data: SignEventData = { version: 1, keySpec: 'EC-256', algorithm: 'ECDSA-SHA-256', digest: `sha256:${digest.toString('hex')}`, mode: 'digest', signatureFormat: 'raw', signature: 'A'.repeat(86) + '==', artifact: null };
+    const data: SignEventData = {
+      version: 1,
+      keySpec: 'EC-256',
+      algorithm: 'ECDSA-SHA-256',
+      digest: `sha256:${digest.toString('hex')}`,
+      mode: 'digest',
+      signatureFormat: 'raw',
+      signature: 'A'.repeat(86) + '==',
+      artifact: null,
+    };
     const measure = async (name: string, operation: () => Promise<unknown>, count = 15_000): Promise<Breakdown> => {
       let started = 0;
       const loop = async () => {
@@ -372,14 +436,26 @@ async function inProcessBreakdown(): Promise<{ breakdown: Breakdown[]; raw: numb
       const cpu0 = ownMainThreadCpuUs();
       const t0 = performance.now();
       await Promise.all(Array.from({ length: 32 }, loop));
-      const result = { name, perSecond: count / ((performance.now() - t0) / 1000), mainUs: (ownMainThreadCpuUs() - cpu0) / count };
-      process.stderr.write(`in-process ${name}: ${result.perSecond.toFixed(0)}/s, ${result.mainUs.toFixed(0)} µs main thread\n`);
+      const result = {
+        name,
+        perSecond: count / ((performance.now() - t0) / 1000),
+        mainUs: (ownMainThreadCpuUs() - cpu0) / count,
+      };
+      process.stderr.write(
+        `in-process ${name}: ${result.perSecond.toFixed(0)}/s, ${result.mainUs.toFixed(0)} µs main thread\n`,
+      );
       return result;
     };
     const breakdown = [
-      await measure('key store `sign()` (a job to a signing thread)', () => keyStore.sign(key.keyUri, digest, { hash: 'SHA-256' })),
-      await measure('audit `recordSign()` of a sign event (group commit; what SigningService calls)', () => audit.recordSign(principal.auditActor, 'inproc', data)),
-      await measure('`SigningService.sign()` (checks + key store + audit + response text)', () => signing.sign('inproc', body, principal)),
+      await measure('key store `sign()` (a job to a signing thread)', () =>
+        keyStore.sign(key.keyUri, digest, { hash: 'SHA-256' }),
+      ),
+      await measure('audit `recordSign()` of a sign event (group commit; what SigningService calls)', () =>
+        audit.recordSign(principal.auditActor, 'inproc', data),
+      ),
+      await measure('`SigningService.sign()` (checks + key store + audit + response text)', () =>
+        signing.sign('inproc', body, principal),
+      ),
     ];
 
     // Raw pkcs11js on the same token while this Signet idles (its module stays initialised and
@@ -423,13 +499,20 @@ interface Row {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  if (!fs.existsSync(path.join(PROJECT_ROOT, 'dist', 'src', 'main.js'))) throw new Error('dist/src/main.js is missing: run `npm run build` first (npm run bench does)');
+  if (!fs.existsSync(path.join(PROJECT_ROOT, 'dist', 'src', 'main.js')))
+    throw new Error('dist/src/main.js is missing: run `npm run build` first (npm run bench does)');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-bench-signing-'));
   const loadBefore = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   const port = await freePort();
   const server = new ServerProcess(
     port,
-    { SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'warn', SIGNET_LOG_REQUESTS: 'false', UV_THREADPOOL_SIZE: SERVER_UV_THREADS, NODE_OPTIONS: `--max-old-space-size=${SERVER_HEAP_MB}` },
+    {
+      SIGNET_DATA_DIR: dataDir,
+      SIGNET_LOG_LEVEL: 'warn',
+      SIGNET_LOG_REQUESTS: 'false',
+      UV_THREADPOOL_SIZE: SERVER_UV_THREADS,
+      NODE_OPTIONS: `--max-old-space-size=${SERVER_HEAP_MB}`,
+    },
     process.env.SIGNET_BENCH_CPU_PROF ? profilingLauncher(dataDir, process.env.SIGNET_BENCH_CPU_PROF) : undefined,
   );
   const rows: Row[] = [];
@@ -445,7 +528,11 @@ async function main(): Promise<void> {
     const key = await fetch(`${base}/v1/keys`, {
       method: 'POST',
       headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'bench-ec256', keySpec: 'EC-256', subject: { C: 'US', ST: 'Washington', O: 'Bench', CN: 'bench-ec256' } }),
+      body: JSON.stringify({
+        name: 'bench-ec256',
+        keySpec: 'EC-256',
+        subject: { C: 'US', ST: 'Washington', O: 'Bench', CN: 'bench-ec256' },
+      }),
     });
     if (key.status !== 201) throw new Error(`creating the key failed: ${key.status} ${await key.text()}`);
     const tokenResponse = await fetch(`${base}/v1/tokens`, {
@@ -454,7 +541,10 @@ async function main(): Promise<void> {
       body: JSON.stringify({ name: 'bench-signer', role: 'signer', keys: ['bench-ec256'] }),
     });
     const signer = ((await tokenResponse.json()) as { token: string }).token;
-    const body = JSON.stringify({ digest: createHash('sha256').update('bench artifact').digest('base64'), hashAlgorithm: 'SHA-256' });
+    const body = JSON.stringify({
+      digest: createHash('sha256').update('bench artifact').digest('base64'),
+      hashAlgorithm: 'SHA-256',
+    });
     const probe = await http(`${base}/v1/keys/bench-ec256/sign`, signer, JSON.parse(body));
     if (probe.status !== 200) throw new Error(`probe sign failed: ${probe.status} ${JSON.stringify(probe.json)}`);
     totalOk++;
@@ -464,16 +554,25 @@ async function main(): Promise<void> {
     const password = fs.readFileSync(path.join(postgresDir, 'password'), 'utf8').trim();
     const pg = new Client({ host: '127.0.0.1', port: owner.port, user: 'signet', password, database: 'signet' });
     await pg.connect();
-    for (const name of ['fsync', 'synchronous_commit', 'wal_sync_method', 'shared_buffers']) settings[name] = (await pg.query(`SHOW ${name}`)).rows[0][name];
+    for (const name of ['fsync', 'synchronous_commit', 'wal_sync_method', 'shared_buffers'])
+      settings[name] = (await pg.query(`SHOW ${name}`)).rows[0][name];
 
-    const request = { url: `${base}/v1/keys/bench-ec256/sign`, method: 'POST', headers: { authorization: `Bearer ${signer}`, 'content-type': 'application/json' }, body };
+    const request = {
+      url: `${base}/v1/keys/bench-ec256/sign`,
+      method: 'POST',
+      headers: { authorization: `Bearer ${signer}`, 'content-type': 'application/json' },
+      body,
+    };
     const warm = await runLoad(request, 32, WARMUP_S);
     totalOk += warm.ok;
     process.stderr.write(`warm-up (${LOAD_GENERATOR}): ${(warm.ok / warm.duration).toFixed(0)} signatures/s\n`);
 
     for (const connections of CONNECTIONS) {
       let peakRssKb = 0;
-      const sampler = setInterval(() => (peakRssKb = Math.max(peakRssKb, procKb(`/proc/${server.pid}/status`, 'VmRSS'))), 250);
+      const sampler = setInterval(
+        () => (peakRssKb = Math.max(peakRssKb, procKb(`/proc/${server.pid}/status`, 'VmRSS'))),
+        250,
+      );
       const before = cpuSnapshot(server.pid, dataDir);
       const wallStart = performance.now();
       const result = await runLoad(request, connections, WINDOW_S);
@@ -501,7 +600,9 @@ async function main(): Promise<void> {
         mainUsPerSign: ((after.signetMain - before.signetMain) * 1e6) / Math.max(1, result.ok),
         totalUsPerSign: ((after.totalBusy - before.totalBusy) * 1e6) / Math.max(1, result.ok),
       });
-      process.stderr.write(`${connections} connections: ${(result.ok / result.duration).toFixed(0)} signatures/s, p50 ${result.p50} ms, p99 ${result.p99} ms\n`);
+      process.stderr.write(
+        `${connections} connections: ${(result.ok / result.duration).toFixed(0)} signatures/s, p50 ${result.p50} ms, p99 ${result.p99} ms\n`,
+      );
     }
 
     const pgPids = postgresTree(dataDir);
@@ -548,7 +649,10 @@ async function main(): Promise<void> {
         `${row.cpu.signet.toFixed(2)} / ${row.cpu.postgres.toFixed(2)} / ${row.cpu.bench.toFixed(2)} / ${row.cpu.others.toFixed(2)} | ${row.mainUsPerSign.toFixed(0)} µs | ${row.totalUsPerSign.toFixed(0)} µs |`,
     );
   }
-  lines.push(`| raw pkcs11js, synchronous C_SignInit + C_Sign, ${RAW_THREADS} worker threads, Signet server stopped (median of ${RAW_RUNS}: ${raw.map((r) => r.toFixed(0)).join(' / ')}) | ${rawMedian.toFixed(0)} | – | – | – | – | – | – | – |`, '');
+  lines.push(
+    `| raw pkcs11js, synchronous C_SignInit + C_Sign, ${RAW_THREADS} worker threads, Signet server stopped (median of ${RAW_RUNS}: ${raw.map((r) => r.toFixed(0)).join(' / ')}) | ${rawMedian.toFixed(0)} | – | – | – | – | – | – | – |`,
+    '',
+  );
   const ratio = at32.throughput / rawMedian;
   const peakRss = Math.max(...rows.map((r) => r.peakRssMb));
   lines.push(
@@ -561,7 +665,8 @@ async function main(): Promise<void> {
     `- Where the main thread goes (in-process on a fresh Signet, 32 callers, no HTTP, same run): ` +
       breakdown.map((b) => `${b.name}: ${b.mainUs.toFixed(0)} µs per call (${b.perSecond.toFixed(0)}/s)`).join('; ') +
       `. The rest of the ${at32.mainUsPerSign.toFixed(0)} µs per HTTP signature is the HTTP server (Node and Fastify; the sign route skips Nest's per-request pipeline, src/signing/sign-fast-path.ts), bearer-token authentication, the rate limiter, the request metrics and the kernel's loopback TCP (the response writev wakes the client). ` +
-      'One JavaScript thread cannot go past ~1 s of CPU per second, so at ' + `${at32.mainUsPerSign.toFixed(0)} µs the ceiling is ~${(1e6 / at32.mainUsPerSign).toFixed(0)} signatures/s on an otherwise idle core; ` +
+      'One JavaScript thread cannot go past ~1 s of CPU per second, so at ' +
+      `${at32.mainUsPerSign.toFixed(0)} µs the ceiling is ~${(1e6 / at32.mainUsPerSign).toFixed(0)} signatures/s on an otherwise idle core; ` +
       `the whole machine (${os.availableParallelism()} cores: Signet's threads, PostgreSQL, the load generator, the kernel's loopback TCP) spent ${at32.totalUsPerSign.toFixed(0)} µs of CPU per signature, a ceiling of ~${((os.availableParallelism() * 1e6) / at32.totalUsPerSign).toFixed(0)} signatures/s.`,
     `- Audit check afterwards: ${auditRows} \`sign\` rows ≥ ${totalOk} 2xx responses (warm-up and probe included): ${auditRows >= totalOk ? 'holds' : '**VIOLATED**'}.`,
     '',

@@ -39,14 +39,20 @@ function rssMb(pid: number): number {
 }
 
 function postgresPids(dataDir: string): number[] {
-  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
-    try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return cmd.includes('postgres') && (cmd.includes(dataDir) || fs.readlinkSync(`/proc/${pid}/cwd`).startsWith(dataDir));
-    } catch {
-      return false;
-    }
-  });
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return (
+          cmd.includes('postgres') && (cmd.includes(dataDir) || fs.readlinkSync(`/proc/${pid}/cwd`).startsWith(dataDir))
+        );
+      } catch {
+        return false;
+      }
+    });
 }
 
 async function main(): Promise<void> {
@@ -63,13 +69,31 @@ async function main(): Promise<void> {
   await server.waitReady();
   const admin = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
   const api = async (method: string, url: string, token: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${url}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const response = await fetch(`${server.url}${url}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     return { status: response.status, json: (await response.json().catch(() => ({}))) as Record<string, unknown> };
   };
-  await api('POST', '/v1/keys', admin, { name: KEY, keySpec: 'EC-256', subject: { C: 'US', ST: 'Soak', O: 'Signet', CN: KEY } });
-  const signer = (await api('POST', '/v1/tokens', admin, { name: 'soak-signer', role: 'signer', keys: [KEY] })).json.token as string;
-  const owner = JSON.parse(fs.readFileSync(path.join(dataDir, 'postgres', 'owner.json'), 'utf8')) as { port: number; postmaster: number };
-  const db = new Client({ host: '127.0.0.1', port: owner.port, user: 'signet', password: fs.readFileSync(path.join(dataDir, 'postgres', 'password'), 'utf8').trim(), database: 'signet' });
+  await api('POST', '/v1/keys', admin, {
+    name: KEY,
+    keySpec: 'EC-256',
+    subject: { C: 'US', ST: 'Soak', O: 'Signet', CN: KEY },
+  });
+  const signer = (await api('POST', '/v1/tokens', admin, { name: 'soak-signer', role: 'signer', keys: [KEY] })).json
+    .token as string;
+  const owner = JSON.parse(fs.readFileSync(path.join(dataDir, 'postgres', 'owner.json'), 'utf8')) as {
+    port: number;
+    postmaster: number;
+  };
+  const db = new Client({
+    host: '127.0.0.1',
+    port: owner.port,
+    user: 'signet',
+    password: fs.readFileSync(path.join(dataDir, 'postgres', 'password'), 'utf8').trim(),
+    database: 'signet',
+  });
   await db.connect();
 
   const counts = { ok: 0, unavailable: 0, other: 0 };
@@ -78,7 +102,11 @@ async function main(): Promise<void> {
   const body = JSON.stringify({ digest: Buffer.alloc(32, 3).toString('base64'), hashAlgorithm: 'SHA-256' });
   const sign = async () => {
     try {
-      const response = await fetch(`${server.url}/v1/keys/${KEY}/sign`, { method: 'POST', headers: { authorization: `Bearer ${signer}`, 'content-type': 'application/json' }, body });
+      const response = await fetch(`${server.url}/v1/keys/${KEY}/sign`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${signer}`, 'content-type': 'application/json' },
+        body,
+      });
       const text = await response.text();
       if (response.status === 200) counts.ok++;
       else {
@@ -103,7 +131,11 @@ async function main(): Promise<void> {
 
   // Probe: 32 callers back to back for 10 s.
   const probeEnd = Date.now() + 10_000;
-  await Promise.all(Array.from({ length: 32 }, async () => { while (Date.now() < probeEnd) await sign(); }));
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (Date.now() < probeEnd) await sign();
+    }),
+  );
   const maxRate = counts.ok / 10;
   const rate = Number(process.env.SOAK_RATE ?? Math.round(maxRate * 0.7));
   counts.ok = counts.unavailable = counts.other = 0;
@@ -132,7 +164,13 @@ async function main(): Promise<void> {
   })();
 
   const every = (ms: number, task: () => Promise<void>) => {
-    const timer = setInterval(() => void task().catch((e) => events.push(`${Math.round((Date.now() - started) / 1000)}s task failed: ${(e as Error).message}`)), ms);
+    const timer = setInterval(
+      () =>
+        void task().catch((e) =>
+          events.push(`${Math.round((Date.now() - started) / 1000)}s task failed: ${(e as Error).message}`),
+        ),
+      ms,
+    );
     return () => clearInterval(timer);
   };
   const stops = [
@@ -141,11 +179,15 @@ async function main(): Promise<void> {
       events.push(`${Math.round((Date.now() - started) / 1000)}s rotate → ${r.status}`);
     }),
     every(300_000, async () => {
-      const key = (await api('GET', `/v1/keys/${KEY}`, admin)).json as { versions: Array<{ state: string; serial: string }> };
+      const key = (await api('GET', `/v1/keys/${KEY}`, admin)).json as {
+        versions: Array<{ state: string; serial: string }>;
+      };
       const active = key.versions.find((v) => v.state === 'active');
       if (!active) return;
       const r = await api('POST', `/v1/certificates/${active.serial}/revoke`, admin, { reason: 'keyCompromise' });
-      events.push(`${Math.round((Date.now() - started) / 1000)}s revoke active ${active.serial.slice(0, 8)} → ${r.status}`);
+      events.push(
+        `${Math.round((Date.now() - started) / 1000)}s revoke active ${active.serial.slice(0, 8)} → ${r.status}`,
+      );
     }),
     every(180_000, async () => {
       process.kill(owner.postmaster, 'SIGSTOP');
@@ -154,8 +196,16 @@ async function main(): Promise<void> {
       process.kill(owner.postmaster, 'SIGCONT');
     }),
     every(10_000, async () => {
-      const ready = (await fetch(`${server.url}/readyz`).then((r) => r.json()).catch(() => ({}))) as { checks?: { hsm?: { sessions?: number } }; error?: { details?: { checks?: { hsm?: { sessions?: number } } } } };
-      const connections = await db.query(`SELECT count(*) FROM pg_stat_activity WHERE datname = 'signet'`).then((r) => Number(r.rows[0].count)).catch(() => -1);
+      const ready = (await fetch(`${server.url}/readyz`)
+        .then((r) => r.json())
+        .catch(() => ({}))) as {
+        checks?: { hsm?: { sessions?: number } };
+        error?: { details?: { checks?: { hsm?: { sessions?: number } } } };
+      };
+      const connections = await db
+        .query(`SELECT count(*) FROM pg_stat_activity WHERE datname = 'signet'`)
+        .then((r) => Number(r.rows[0].count))
+        .catch(() => -1);
       samples.push({
         atSeconds: Math.round((Date.now() - started) / 1000),
         rssMb: rssMb(server.pid),
@@ -171,7 +221,8 @@ async function main(): Promise<void> {
   stops.forEach((stop) => stop());
   await load;
   await new Promise((r) => setTimeout(r, 2000));
-  const auditRows = Number((await db.query(`SELECT count(*) FROM audit_events WHERE type = 'sign'`)).rows[0].count) - baselineAudit;
+  const auditRows =
+    Number((await db.query(`SELECT count(*) FROM audit_events WHERE type = 'sign'`)).rows[0].count) - baselineAudit;
   await db.end();
   server.kill('SIGTERM');
   const exit = await server.exited;
@@ -191,14 +242,24 @@ async function main(): Promise<void> {
     `${MINUTES} min on ${os.cpus()[0]?.model}, ${os.cpus().length} cores, Node ${process.version}: sign load at ${rate}/s (70 % of the ${maxRate.toFixed(0)}/s probe), rotation every minute, revocation of the active version every 5 min, database paused (SIGSTOP 5 s) every 3 min.`,
     '',
     `- signatures: ${counts.ok} × 200, ${counts.unavailable} × 503, ${counts.other} other` +
-      (otherAnswers.size ? ` (by status and code: ${[...otherAnswers].sort((a, b) => b[1] - a[1]).map(([what, n]) => `${n} × ${what}`).join(', ')})` : '') +
+      (otherAnswers.size
+        ? ` (by status and code: ${[...otherAnswers]
+            .sort((a, b) => b[1] - a[1])
+            .map(([what, n]) => `${n} × ${what}`)
+            .join(', ')})`
+        : '') +
       `; audit sign rows ${auditRows} (${auditRows >= counts.ok ? '≥' : '<'} 2xx ✔︎ requirement: audit rows ≥ signatures delivered)`,
     `- RSS after warm-up (median of the first vs the last fifth): ${rssStart.toFixed(0)} MB → ${rssEnd.toFixed(0)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %; target ≤ +10 %), highest sample ${rssMax.toFixed(0)} MB; PostgreSQL ${afterWarmup.at(-1)?.postgresRssMb.toFixed(0) ?? '?'} MB`,
     `- server exit on SIGTERM: ${exit.code}`,
     '',
     '| t (s) | Signet RSS MB | PostgreSQL RSS MB | HSM sessions | DB connections | 200 | 503 | other |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...samples.filter((_, i) => i % Math.max(1, Math.floor(samples.length / 30)) === 0).map((s) => `| ${s.atSeconds} | ${s.rssMb.toFixed(0)} | ${s.postgresRssMb.toFixed(0)} | ${s.hsmSessions} | ${s.dbConnections} | ${s.ok} | ${s.unavailable} | ${s.other} |`),
+    ...samples
+      .filter((_, i) => i % Math.max(1, Math.floor(samples.length / 30)) === 0)
+      .map(
+        (s) =>
+          `| ${s.atSeconds} | ${s.rssMb.toFixed(0)} | ${s.postgresRssMb.toFixed(0)} | ${s.hsmSessions} | ${s.dbConnections} | ${s.ok} | ${s.unavailable} | ${s.other} |`,
+      ),
     '',
     'Events: ' + (events.length ? events.join('; ') : 'none'),
     '',

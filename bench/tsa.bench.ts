@@ -236,7 +236,15 @@ async function main(): Promise<void> {
             ]
           : [['TsaService.respond, audited', audited]];
       for (const [what, sink] of variants) {
-        const tsa = new TsaService(tsaRepository, context.get<SignerFactory>(SIGNER_FACTORY), config, serials, probe, sink, new CaRepository(dataSource));
+        const tsa = new TsaService(
+          tsaRepository,
+          context.get<SignerFactory>(SIGNER_FACTORY),
+          config,
+          serials,
+          probe,
+          sink,
+          new CaRepository(dataSource),
+        );
         const queries = Array.from({ length: 1024 }, (_, i) => query(i));
         const result = await closedLoop(IN_FLIGHT, WINDOW_MS, async (i) => {
           const reply = await tsa.respond(queries[i % queries.length], '127.0.0.1');

@@ -81,7 +81,11 @@ function cpuTicks(root: number): { own: number; descendants: number } {
     // Fields after the parenthesised command name (which may contain spaces): state ppid ... utime(14)
     // stime(15) cutime(16) cstime(17); the last two hold what exited children (a database backend) spent.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    stats.set(Number(entry), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]), children: Number(fields[13]) + Number(fields[14]) });
+    stats.set(Number(entry), {
+      ppid: Number(fields[1]),
+      ticks: Number(fields[11]) + Number(fields[12]),
+      children: Number(fields[13]) + Number(fields[14]),
+    });
   }
   const isDescendant = (pid: number): boolean => {
     for (let p = stats.get(pid)?.ppid; p !== undefined && p > 1; p = stats.get(p)?.ppid) if (p === root) return true;
@@ -93,7 +97,14 @@ function cpuTicks(root: number): { own: number; descendants: number } {
 }
 
 async function load(url: string, bearer: string, body: string, durationS: number): Promise<AutocannonResult> {
-  return autocannon({ url, method: 'POST', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body, connections: CONNECTIONS, duration: durationS });
+  return autocannon({
+    url,
+    method: 'POST',
+    headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+    body,
+    connections: CONNECTIONS,
+    duration: durationS,
+  });
 }
 
 function row(kind: Row['kind'], result: AutocannonResult, cpu: { own: number; descendants: number }): Row {
@@ -116,7 +127,11 @@ function row(kind: Row['kind'], result: AutocannonResult, cpu: { own: number; de
 }
 
 async function api(base: string, admin: string, url: string, payload: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(`${base}${url}`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+  const response = await fetch(`${base}${url}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify(payload),
+  });
   const json = (await response.json()) as Record<string, unknown>;
   if (response.status !== 201) throw new Error(`${url}: ${response.status} ${JSON.stringify(json)}`);
   return json;
@@ -124,7 +139,8 @@ async function api(base: string, admin: string, url: string, payload: unknown): 
 
 async function main(): Promise<void> {
   const started = Date.now();
-  if (!fs.existsSync(path.join(PROJECT_ROOT, 'dist', 'src', 'main.js'))) throw new Error('dist/src/main.js is missing: run `npm run build` first (npm run bench does)');
+  if (!fs.existsSync(path.join(PROJECT_ROOT, 'dist', 'src', 'main.js')))
+    throw new Error('dist/src/main.js is missing: run `npm run build` first (npm run bench does)');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-bench-workload-'));
   const loadBefore = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   const issuer = await OidcIssuer.start([{ id: AUDIENCE }]);
@@ -154,14 +170,36 @@ async function main(): Promise<void> {
     await server.waitReady(120_000);
     const admin = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
     const base = server.url;
-    await api(base, admin, '/v1/keys', { name: 'bench-ec256', keySpec: 'EC-256', subject: { C: 'US', ST: 'Washington', O: 'Bench', CN: 'bench-ec256' } });
-    const sgt = (await api(base, admin, '/v1/tokens', { name: 'bench-signer', role: 'signer', keys: ['bench-ec256'] })).token as string;
-    await api(base, admin, '/v1/identity-providers', { name: 'bench-ci', issuer: issuer.issuer, audiences: [AUDIENCE] });
-    await api(base, admin, '/v1/workload-rules', { name: 'bench-release', provider: 'bench-ci', claims: { repository: 'acme/app', ref: 'refs/heads/main' }, keys: ['bench-ec256'] });
+    await api(base, admin, '/v1/keys', {
+      name: 'bench-ec256',
+      keySpec: 'EC-256',
+      subject: { C: 'US', ST: 'Washington', O: 'Bench', CN: 'bench-ec256' },
+    });
+    const sgt = (await api(base, admin, '/v1/tokens', { name: 'bench-signer', role: 'signer', keys: ['bench-ec256'] }))
+      .token as string;
+    await api(base, admin, '/v1/identity-providers', {
+      name: 'bench-ci',
+      issuer: issuer.issuer,
+      audiences: [AUDIENCE],
+    });
+    await api(base, admin, '/v1/workload-rules', {
+      name: 'bench-release',
+      provider: 'bench-ci',
+      claims: { repository: 'acme/app', ref: 'refs/heads/main' },
+      keys: ['bench-ec256'],
+    });
     // GitHub Actions' claim shape; the token lives 300 s, longer than every row together at the default window.
-    const idToken = await issuer.mint(AUDIENCE, { sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app', ref: 'refs/heads/main', workflow_ref: 'acme/app/.github/workflows/release.yml@refs/heads/main' });
+    const idToken = await issuer.mint(AUDIENCE, {
+      sub: 'repo:acme/app:ref:refs/heads/main',
+      repository: 'acme/app',
+      ref: 'refs/heads/main',
+      workflow_ref: 'acme/app/.github/workflows/release.yml@refs/heads/main',
+    });
     const url = `${base}/v1/keys/bench-ec256/sign`;
-    const body = JSON.stringify({ digest: createHash('sha256').update('bench artifact').digest('base64'), hashAlgorithm: 'SHA-256' });
+    const body = JSON.stringify({
+      digest: createHash('sha256').update('bench artifact').digest('base64'),
+      hashAlgorithm: 'SHA-256',
+    });
 
     const postgresDir = path.join(dataDir, 'postgres');
     const owner = JSON.parse(fs.readFileSync(path.join(postgresDir, 'owner.json'), 'utf8')) as { port: number };
@@ -194,7 +232,10 @@ async function main(): Promise<void> {
         spans.push({ start, end: Date.now() });
         const after = cpuTicks(server.pid);
         if (CPU_PROF_DIR) server.kill('SIGUSR2');
-        const measured = row(kind, result, { own: after.own - before.own, descendants: after.descendants - before.descendants });
+        const measured = row(kind, result, {
+          own: after.own - before.own,
+          descendants: after.descendants - before.descendants,
+        });
         profiledRows.push({ kind, file: `${2 * rows.length + 1}.cpuprofile` });
         totalOk += measured.ok;
         rows.push(measured);
@@ -213,11 +254,18 @@ async function main(): Promise<void> {
       fs.writeFileSync(path.join(CPU_PROF_DIR, 'rows.json'), JSON.stringify(profiledRows));
       // The last row's profile is written when the server handles the signal: before SIGTERM.
       const last = path.join(CPU_PROF_DIR, profiledRows[profiledRows.length - 1].file);
-      for (let waited = 0; waited < 30_000 && !fs.existsSync(last); waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+      for (let waited = 0; waited < 30_000 && !fs.existsSync(last); waited += 100)
+        await new Promise((resolve) => setTimeout(resolve, 100));
     }
 
     auditRows = Number((await pg.query(`SELECT count(*) AS n FROM audit_events WHERE type = 'sign'`)).rows[0].n);
-    workloadRows = Number((await pg.query(`SELECT count(*) AS n FROM audit_events WHERE type = 'sign' AND actor #>> '{workload,rule}' = 'bench-release'`)).rows[0].n);
+    workloadRows = Number(
+      (
+        await pg.query(
+          `SELECT count(*) AS n FROM audit_events WHERE type = 'sign' AND actor #>> '{workload,rule}' = 'bench-release'`,
+        )
+      ).rows[0].n,
+    );
     // PostgreSQL's background work during the rows: autovacuum / autoanalyze of the audit tables
     // (the last run of each, placed in its row) and checkpoints (counts only).
     const rowAt = (at: Date | null) => {
@@ -227,15 +275,30 @@ async function main(): Promise<void> {
     const tables = await pg.query(
       `SELECT relname, autovacuum_count AS vacuums, autoanalyze_count AS analyzes, last_autovacuum, last_autoanalyze FROM pg_stat_user_tables WHERE relname LIKE 'audit_events%' AND (autovacuum_count > 0 OR autoanalyze_count > 0) ORDER BY relname`,
     );
-    for (const t of tables.rows as Array<{ relname: string; vacuums: string; analyzes: string; last_autovacuum: Date | null; last_autoanalyze: Date | null }>) {
-      databaseWork.push(`${t.relname}: ${t.vacuums} autovacuum(s), last ${rowAt(t.last_autovacuum)}; ${t.analyzes} autoanalyze(s), last ${rowAt(t.last_autoanalyze)}`);
+    for (const t of tables.rows as Array<{
+      relname: string;
+      vacuums: string;
+      analyzes: string;
+      last_autovacuum: Date | null;
+      last_autoanalyze: Date | null;
+    }>) {
+      databaseWork.push(
+        `${t.relname}: ${t.vacuums} autovacuum(s), last ${rowAt(t.last_autovacuum)}; ${t.analyzes} autoanalyze(s), last ${rowAt(t.last_autoanalyze)}`,
+      );
     }
     // pg_stat_checkpointer from PostgreSQL 17, pg_stat_bgwriter before.
-    const checkpointer = (await pg.query(`SELECT to_regclass('pg_catalog.pg_stat_checkpointer') IS NOT NULL AS v17`)).rows[0].v17 as boolean;
+    const checkpointer = (await pg.query(`SELECT to_regclass('pg_catalog.pg_stat_checkpointer') IS NOT NULL AS v17`))
+      .rows[0].v17 as boolean;
     const checkpoints = (
-      await pg.query(checkpointer ? 'SELECT num_timed AS timed, num_requested AS requested FROM pg_stat_checkpointer' : 'SELECT checkpoints_timed AS timed, checkpoints_req AS requested FROM pg_stat_bgwriter')
+      await pg.query(
+        checkpointer
+          ? 'SELECT num_timed AS timed, num_requested AS requested FROM pg_stat_checkpointer'
+          : 'SELECT checkpoints_timed AS timed, checkpoints_req AS requested FROM pg_stat_bgwriter',
+      )
     ).rows[0] as { timed: string; requested: string };
-    databaseWork.push(`checkpoints since start-up: ${checkpoints.timed} timed, ${checkpoints.requested} requested${SETTLE ? ` (${4 * ROUNDS} of them by the bench)` : ''}`);
+    databaseWork.push(
+      `checkpoints since start-up: ${checkpoints.timed} timed, ${checkpoints.requested} requested${SETTLE ? ` (${4 * ROUNDS} of them by the bench)` : ''}`,
+    );
   } finally {
     await pg?.end().catch(() => undefined);
     server.kill('SIGTERM');
@@ -260,7 +323,7 @@ async function main(): Promise<void> {
       `A real Signet process (dist/, embedded PostgreSQL, SoftHSM2, UV_THREADPOOL_SIZE=${SERVER_UV_THREADS}) and a real OpenID Provider (\`oidc-provider\`) on loopback; ` +
       `autocannon, ${CONNECTIONS} connections, \`POST /v1/keys/bench-ec256/sign\` with an EC-256 digest; each connection reuses one bearer value (one \`sgt_\` token, or one RS256 ID token matched by a workload rule). ` +
       `${WARMUP_S} s warm-up each, then ${ROUNDS} round(s) of four ${WINDOW_S} s rows in the order sgt_, ID token, ID token, sgt_` +
-      `${SETTLE ? ', each after an untimed audit checkpoint (`POST /v1/audit/checkpoints`, which verifies the previous row\'s audit rows), `VACUUM (ANALYZE) audit_events` and `CHECKPOINT`' : ' (no checkpoints, VACUUM or CHECKPOINT between rows)'}. ` +
+      `${SETTLE ? ", each after an untimed audit checkpoint (`POST /v1/audit/checkpoints`, which verifies the previous row's audit rows), `VACUUM (ANALYZE) audit_events` and `CHECKPOINT`" : ' (no checkpoints, VACUUM or CHECKPOINT between rows)'}. ` +
       `CPU columns: CPU time per signature of the server process (all its threads) and of its PostgreSQL processes, from /proc. ` +
       `Load average before the run: ${loadBefore}; after: ${loadAfter}.`,
     '',

@@ -31,7 +31,9 @@ export class AuditLog1795000100000 implements MigrationInterface {
         hash bytea NOT NULL,
         time timestamptz NOT NULL
       )`);
-    await queryRunner.query(`INSERT INTO audit_chain_head (seq, hash, time) VALUES (0, decode(repeat('00', 32), 'hex'), 'epoch')`);
+    await queryRunner.query(
+      `INSERT INTO audit_chain_head (seq, hash, time) VALUES (0, decode(repeat('00', 32), 'hex'), 'epoch')`,
+    );
 
     await queryRunner.query(`
       CREATE TABLE audit_checkpoints (
@@ -76,8 +78,12 @@ export class AuditLog1795000100000 implements MigrationInterface {
       END
       $$`);
     for (const table of ['audit_events', 'audit_checkpoints', 'audit_retention_drops']) {
-      await queryRunner.query(`CREATE TRIGGER ${table}_append_only BEFORE UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION audit_append_only()`);
-      await queryRunner.query(`CREATE TRIGGER ${table}_no_truncate BEFORE TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()`);
+      await queryRunner.query(
+        `CREATE TRIGGER ${table}_append_only BEFORE UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION audit_append_only()`,
+      );
+      await queryRunner.query(
+        `CREATE TRIGGER ${table}_no_truncate BEFORE TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()`,
+      );
     }
   }
 

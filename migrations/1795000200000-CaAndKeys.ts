@@ -46,7 +46,9 @@ export class CaAndKeys1795000200000 implements MigrationInterface {
         UNIQUE (ca_id, generation)
       )`);
     // One generation of a CA issues at a time.
-    await queryRunner.query(`CREATE UNIQUE INDEX ca_generations_one_active ON ca_generations (ca_id) WHERE state = 'active'`);
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX ca_generations_one_active ON ca_generations (ca_id) WHERE state = 'active'`,
+    );
 
     await queryRunner.query(`
       CREATE TABLE signing_keys (
@@ -86,7 +88,9 @@ export class CaAndKeys1795000200000 implements MigrationInterface {
         UNIQUE (key_id, version)
       )`);
     // At most one active version per key, enforced by the database (rotation swaps in one transaction).
-    await queryRunner.query(`CREATE UNIQUE INDEX key_versions_one_active ON key_versions (key_id) WHERE state = 'active'`);
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX key_versions_one_active ON key_versions (key_id) WHERE state = 'active'`,
+    );
 
     await queryRunner.query(`
       CREATE TABLE certificates (
@@ -105,7 +109,9 @@ export class CaAndKeys1795000200000 implements MigrationInterface {
         invalidity_date timestamptz,
         created_at timestamptz NOT NULL DEFAULT now()
       )`);
-    await queryRunner.query(`CREATE INDEX certificates_by_issuer ON certificates (issuer_generation_id) WHERE revoked_at IS NOT NULL`);
+    await queryRunner.query(
+      `CREATE INDEX certificates_by_issuer ON certificates (issuer_generation_id) WHERE revoked_at IS NOT NULL`,
+    );
     await queryRunner.query(`CREATE INDEX certificates_by_key_version ON certificates (key_version_id)`);
   }
 

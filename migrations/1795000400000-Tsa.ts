@@ -9,7 +9,9 @@ export class Tsa1795000400000 implements MigrationInterface {
   name = 'Tsa1795000400000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`CREATE SEQUENCE tsa_serial_seq AS bigint START WITH 1 INCREMENT BY 1 MINVALUE 1 NO CYCLE CACHE 1`);
+    await queryRunner.query(
+      `CREATE SEQUENCE tsa_serial_seq AS bigint START WITH 1 INCREMENT BY 1 MINVALUE 1 NO CYCLE CACHE 1`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

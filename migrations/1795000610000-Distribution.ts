@@ -63,7 +63,9 @@ export class Distribution1795000610000 implements MigrationInterface {
         skipped boolean NOT NULL,
         details jsonb NOT NULL DEFAULT '{}'
       )`);
-    await queryRunner.query(`CREATE INDEX distribution_deliveries_by_target ON distribution_deliveries (target_id, delivered_at)`);
+    await queryRunner.query(
+      `CREATE INDEX distribution_deliveries_by_target ON distribution_deliveries (target_id, delivered_at)`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

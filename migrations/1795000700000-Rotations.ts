@@ -40,11 +40,19 @@ export class Rotations1795000700000 implements MigrationInterface {
         CHECK ((kind = 'key') = (key_id IS NOT NULL) AND (kind = 'ca') = (ca_id IS NOT NULL))
       )`);
     // Never two rotations of one key (or CA) before activation, whatever the replicas do.
-    await queryRunner.query(`CREATE UNIQUE INDEX rotations_one_running_per_key ON rotations (key_id) WHERE kind = 'key' AND state = 'running'`);
-    await queryRunner.query(`CREATE UNIQUE INDEX rotations_one_running_per_ca ON rotations (ca_id) WHERE kind = 'ca' AND state = 'running'`);
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX rotations_one_running_per_key ON rotations (key_id) WHERE kind = 'key' AND state = 'running'`,
+    );
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX rotations_one_running_per_ca ON rotations (ca_id) WHERE kind = 'ca' AND state = 'running'`,
+    );
     // A schedule occurrence rotates a key once, even across restarts and replicas.
-    await queryRunner.query(`CREATE UNIQUE INDEX rotations_once_per_occurrence ON rotations (key_id, due_at) WHERE trigger = 'schedule'`);
-    await queryRunner.query(`CREATE INDEX rotations_due ON rotations (next_run_at) WHERE state IN ('running', 'activated')`);
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX rotations_once_per_occurrence ON rotations (key_id, due_at) WHERE trigger = 'schedule'`,
+    );
+    await queryRunner.query(
+      `CREATE INDEX rotations_due ON rotations (next_run_at) WHERE state IN ('running', 'activated')`,
+    );
     await queryRunner.query(`CREATE INDEX rotations_by_subject ON rotations (subject, started_at DESC)`);
   }
 

@@ -9,11 +9,15 @@ export class RotationRetryAfterFailure1795000700001 implements MigrationInterfac
 
   async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query('DROP INDEX rotations_once_per_occurrence');
-    await queryRunner.query(`CREATE UNIQUE INDEX rotations_once_per_occurrence ON rotations (key_id, due_at) WHERE trigger = 'schedule' AND state <> 'failed'`);
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX rotations_once_per_occurrence ON rotations (key_id, due_at) WHERE trigger = 'schedule' AND state <> 'failed'`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query('DROP INDEX rotations_once_per_occurrence');
-    await queryRunner.query(`CREATE UNIQUE INDEX rotations_once_per_occurrence ON rotations (key_id, due_at) WHERE trigger = 'schedule'`);
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX rotations_once_per_occurrence ON rotations (key_id, due_at) WHERE trigger = 'schedule'`,
+    );
   }
 }

@@ -100,7 +100,9 @@ export class AuditLeastPrivilege1795000900000 implements MigrationInterface {
     );
     for (const { name } of partitions) {
       if (!/^audit_events_p\d{6}$/.test(name)) continue;
-      await queryRunner.query(`CREATE TRIGGER ${name}_no_truncate BEFORE TRUNCATE ON ${name} FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()`);
+      await queryRunner.query(
+        `CREATE TRIGGER ${name}_no_truncate BEFORE TRUNCATE ON ${name} FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()`,
+      );
     }
 
     await queryRunner.query(`
@@ -117,8 +119,12 @@ export class AuditLeastPrivilege1795000900000 implements MigrationInterface {
         run_by text NOT NULL
       )`);
     await queryRunner.query('CREATE INDEX audit_verifications_started_at ON audit_verifications (started_at)');
-    await queryRunner.query(`CREATE TRIGGER audit_verifications_append_only BEFORE UPDATE OR DELETE ON audit_verifications FOR EACH ROW EXECUTE FUNCTION audit_append_only()`);
-    await queryRunner.query(`CREATE TRIGGER audit_verifications_no_truncate BEFORE TRUNCATE ON audit_verifications FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()`);
+    await queryRunner.query(
+      `CREATE TRIGGER audit_verifications_append_only BEFORE UPDATE OR DELETE ON audit_verifications FOR EACH ROW EXECUTE FUNCTION audit_append_only()`,
+    );
+    await queryRunner.query(
+      `CREATE TRIGGER audit_verifications_no_truncate BEFORE TRUNCATE ON audit_verifications FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
@@ -127,7 +133,8 @@ export class AuditLeastPrivilege1795000900000 implements MigrationInterface {
       `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_events'::regclass`,
     );
     for (const { name } of partitions) {
-      if (/^audit_events_p\d{6}$/.test(name)) await queryRunner.query(`DROP TRIGGER IF EXISTS ${name}_no_truncate ON ${name}`);
+      if (/^audit_events_p\d{6}$/.test(name))
+        await queryRunner.query(`DROP TRIGGER IF EXISTS ${name}_no_truncate ON ${name}`);
     }
     await queryRunner.query('DROP FUNCTION audit_drop_partition(text, interval)');
     await queryRunner.query('DROP FUNCTION audit_create_partition(timestamptz)');

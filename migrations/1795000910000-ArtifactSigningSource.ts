@@ -13,9 +13,13 @@ export class ArtifactSigningSource1795000910000 implements MigrationInterface {
   name = 'ArtifactSigningSource1795000910000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`ALTER TABLE artifact_signings ADD COLUMN artifact_source text NOT NULL DEFAULT 'legacy' CHECK (artifact_source IN ('legacy', 'payload'))`);
+    await queryRunner.query(
+      `ALTER TABLE artifact_signings ADD COLUMN artifact_source text NOT NULL DEFAULT 'legacy' CHECK (artifact_source IN ('legacy', 'payload'))`,
+    );
     await queryRunner.query('ALTER TABLE artifact_signings DROP CONSTRAINT artifact_signings_pkey');
-    await queryRunner.query('ALTER TABLE artifact_signings ADD CONSTRAINT artifact_signings_pkey PRIMARY KEY (artifact_digest, key_name, key_version_id, artifact_source)');
+    await queryRunner.query(
+      'ALTER TABLE artifact_signings ADD CONSTRAINT artifact_signings_pkey PRIMARY KEY (artifact_digest, key_name, key_version_id, artifact_source)',
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
@@ -25,7 +29,9 @@ export class ArtifactSigningSource1795000910000 implements MigrationInterface {
       WHERE p.artifact_source = 'payload' AND l.artifact_source = 'legacy'
         AND p.artifact_digest = l.artifact_digest AND p.key_name = l.key_name AND p.key_version_id = l.key_version_id`);
     await queryRunner.query('ALTER TABLE artifact_signings DROP CONSTRAINT artifact_signings_pkey');
-    await queryRunner.query('ALTER TABLE artifact_signings ADD CONSTRAINT artifact_signings_pkey PRIMARY KEY (artifact_digest, key_name, key_version_id)');
+    await queryRunner.query(
+      'ALTER TABLE artifact_signings ADD CONSTRAINT artifact_signings_pkey PRIMARY KEY (artifact_digest, key_name, key_version_id)',
+    );
     await queryRunner.query('ALTER TABLE artifact_signings DROP COLUMN artifact_source');
   }
 }

@@ -47,7 +47,9 @@ export class WorkloadIdentity1795000920000 implements MigrationInterface {
         PRIMARY KEY (provider_id, jti)
       )`);
     await queryRunner.query('CREATE INDEX oidc_used_tokens_expires_at ON oidc_used_tokens (expires_at)');
-    await queryRunner.query(`CREATE INDEX IF NOT EXISTS audit_events_workload_sub ON audit_events ((actor #>> '{workload,sub}')) WHERE actor ? 'workload'`);
+    await queryRunner.query(
+      `CREATE INDEX IF NOT EXISTS audit_events_workload_sub ON audit_events ((actor #>> '{workload,sub}')) WHERE actor ? 'workload'`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

@@ -9,7 +9,9 @@ export class TruststoreTrustManager1795000930000 implements MigrationInterface {
   name = 'TruststoreTrustManager1795000930000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`ALTER TABLE truststores ADD COLUMN IF NOT EXISTS trust_manager jsonb NULL CHECK (trust_manager IS NULL OR jsonb_typeof(trust_manager) = 'object')`);
+    await queryRunner.query(
+      `ALTER TABLE truststores ADD COLUMN IF NOT EXISTS trust_manager jsonb NULL CHECK (trust_manager IS NULL OR jsonb_typeof(trust_manager) = 'object')`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

@@ -23,7 +23,9 @@ export class ConsoleSessions1795000940000 implements MigrationInterface {
         end_reason text,
         address text NOT NULL
       )`);
-    await queryRunner.query('CREATE INDEX console_sessions_token ON console_sessions (token_id) WHERE ended_at IS NULL');
+    await queryRunner.query(
+      'CREATE INDEX console_sessions_token ON console_sessions (token_id) WHERE ended_at IS NULL',
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

@@ -10,7 +10,9 @@ export class ConsoleSearch1795000960000 implements MigrationInterface {
   name = 'ConsoleSearch1795000960000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`CREATE INDEX IF NOT EXISTS audit_events_artifact_digest ON audit_events ((data #>> '{artifact,digest}')) WHERE type = 'sign'`);
+    await queryRunner.query(
+      `CREATE INDEX IF NOT EXISTS audit_events_artifact_digest ON audit_events ((data #>> '{artifact,digest}')) WHERE type = 'sign'`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

@@ -18,7 +18,10 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 
 if (!process.argv.includes('--no-build')) {
-  const build = spawnSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+  const build = spawnSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', '--silent', 'build'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (build.status !== 0) process.exit(build.status ?? 1);
 }
 const { findSoftHsmLibrary } = require(path.join(root, 'dist', 'src', 'hsm', 'softhsm-dev-token.js'));
@@ -26,7 +29,8 @@ const { findSoftHsmLibrary } = require(path.join(root, 'dist', 'src', 'hsm', 'so
 function installCommand() {
   if (process.platform === 'darwin') return 'brew install softhsm';
   if (fs.existsSync('/etc/debian_version')) return 'sudo apt-get install -y softhsm2';
-  if (fs.existsSync('/etc/fedora-release') || fs.existsSync('/etc/redhat-release')) return 'sudo dnf install -y softhsm';
+  if (fs.existsSync('/etc/fedora-release') || fs.existsSync('/etc/redhat-release'))
+    return 'sudo dnf install -y softhsm';
   if (fs.existsSync('/etc/alpine-release')) return 'sudo apk add softhsm';
   return 'install SoftHSM2 (https://www.opendnssec.org/softhsm/) or set SIGNET_PKCS11_MODULE';
 }
@@ -38,13 +42,20 @@ function ensureSoftHsm() {
   if (isRoot && hasApt) {
     console.error('signet: SoftHSM2 is not installed; installing it with apt-get (softhsm2)');
     const update = spawnSync('apt-get', ['update'], { stdio: 'inherit' });
-    const install = update.status === 0 && spawnSync('apt-get', ['install', '-y', 'softhsm2'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    const install =
+      update.status === 0 &&
+      spawnSync('apt-get', ['install', '-y', 'softhsm2'], {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
     if (install && install.status === 0 && findSoftHsmLibrary()) return;
     console.error('signet: installing SoftHSM2 failed; run: apt-get install -y softhsm2');
     process.exit(1);
   }
-  console.error(`signet: SoftHSM2 is required on embedded defaults and is not installed. Install it with: ${installCommand()}`);
-  console.error('        (or point SIGNET_PKCS11_MODULE and SIGNET_PKCS11_PIN_FILE at your HSM\'s PKCS#11 module)');
+  console.error(
+    `signet: SoftHSM2 is required on embedded defaults and is not installed. Install it with: ${installCommand()}`,
+  );
+  console.error("        (or point SIGNET_PKCS11_MODULE and SIGNET_PKCS11_PIN_FILE at your HSM's PKCS#11 module)");
   process.exit(1);
 }
 
@@ -52,7 +63,9 @@ function ensureSoftHsm() {
 function heapLimitMb() {
   const value = process.env.SIGNET_MAX_HEAP_MB ?? '512';
   if (!/^[0-9]+$/.test(value) || Number(value) < 64) {
-    console.error(`signet: configuration error: SIGNET_MAX_HEAP_MB: expected a whole number of MB, at least 64 (got "${value}")`);
+    console.error(
+      `signet: configuration error: SIGNET_MAX_HEAP_MB: expected a whole number of MB, at least 64 (got "${value}")`,
+    );
     process.exit(2);
   }
   return Number(value);

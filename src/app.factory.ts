@@ -34,7 +34,15 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
   const adapter = new FastifyAdapter({
     // Slow or half-open clients must not tie up the server (header, body and handshake timeouts).
     ...(config.tls
-      ? { https: { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile), ...tlsPolicy(), handshakeTimeout: tlsHandshakeTimeout(config.http), ...serverTimeoutOptions(config.http) } }
+      ? {
+          https: {
+            cert: fs.readFileSync(config.tls.certFile),
+            key: fs.readFileSync(config.tls.keyFile),
+            ...tlsPolicy(),
+            handshakeTimeout: tlsHandshakeTimeout(config.http),
+            ...serverTimeoutOptions(config.http),
+          },
+        }
       : { http: serverTimeoutOptions(config.http) }),
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: !config.logRequests }),
@@ -56,7 +64,11 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
     // any hook or filter: answer them in the error shape too, and OCSP clients in OCSP's own terms.
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
       if (request.url.startsWith('/ocsp/')) {
-        void reply.status(200).type('application/ocsp-response').header('cache-control', 'no-store').send(ocspErrorResponse('malformedRequest'));
+        void reply
+          .status(200)
+          .type('application/ocsp-response')
+          .header('cache-control', 'no-store')
+          .send(ocspErrorResponse('malformedRequest'));
         return;
       }
       const { status, body } = mapError(error);
@@ -77,7 +89,9 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
   app.useBodyParser('application/json', { bodyLimit: config.bodyLimitBytes }, depthLimitedJsonParser(fastify));
   refuseNonJsonBodies(fastify);
   app.useGlobalFilters(new HttpExceptionFilter());
-  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));
+  app.useGlobalPipes(
+    new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),
+  );
 
   registerSecurityHeaders(fastify, { tls: !!config.tls });
   registerConsole(fastify, config.consoleDir ?? defaultConsoleDir());
@@ -87,10 +101,13 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
   // idle, under a request it is writing. Not before: while the listener is open, a closed
   // connection makes the balancer open a new one, and one opened as the listener closes is reset.
   const health = app.get(HealthService);
-  fastify.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => {
-    if (health.closingConnections && request.raw.httpVersionMajor < 2) reply.header('connection', 'close');
-    done(null, payload);
-  });
+  fastify.addHook(
+    'onSend',
+    (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => {
+      if (health.closingConnections && request.raw.httpVersionMajor < 2) reply.header('connection', 'close');
+      done(null, payload);
+    },
+  );
 
   const metrics = app.get(MetricsService);
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
@@ -106,7 +123,7 @@ export async function createApp(runtime: RuntimeContext, logger: PinoLogger): Pr
       .setTitle('Signet')
       .setDescription(
         'Key and certificate lifecycle service for container-image signing. Request bodies are application/json (UTF-8), ' +
-        'except POST /ocsp/{ca} and POST /tsa; any other content type is 415 UNSUPPORTED_MEDIA_TYPE.',
+          'except POST /ocsp/{ca} and POST /tsa; any other content type is 415 UNSUPPORTED_MEDIA_TYPE.',
       )
       .setVersion(process.env.npm_package_version ?? '0.1.0')
       .addBearerAuth()

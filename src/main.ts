@@ -47,11 +47,16 @@ async function main(): Promise<void> {
     }
     stoppingSince = Date.now();
     const drainMs = app ? config.drainDelayMs : 0;
-    logger.info(`${signal} received: draining for ${drainMs} ms (/readyz 503), then closing the listeners and the connections, then stopping`);
-    const force = setTimeout(() => {
-      logger.error(`graceful stop took longer than ${config.shutdownTimeoutMs} ms; exiting`);
-      process.exit(1);
-    }, 2 * drainMs + config.shutdownTimeoutMs + 35_000);
+    logger.info(
+      `${signal} received: draining for ${drainMs} ms (/readyz 503), then closing the listeners and the connections, then stopping`,
+    );
+    const force = setTimeout(
+      () => {
+        logger.error(`graceful stop took longer than ${config.shutdownTimeoutMs} ms; exiting`);
+        process.exit(1);
+      },
+      2 * drainMs + config.shutdownTimeoutMs + 35_000,
+    );
     force.unref();
     try {
       // 1. Drain: still serving everything, keep-alive as usual, but /readyz says 503 so Kubernetes
@@ -66,7 +71,10 @@ async function main(): Promise<void> {
       //    flight finish, with the HSM and database still up, within SIGNET_SHUTDOWN_TIMEOUT_MS.
       health?.startClosingConnections();
       const grace = config.shutdownTimeoutMs;
-      await Promise.all([stopServer(publicListener, drainMs, grace), stopServer(app?.getHttpServer() as Server | undefined, drainMs, grace)]);
+      await Promise.all([
+        stopServer(publicListener, drainMs, grace),
+        stopServer(app?.getHttpServer() as Server | undefined, drainMs, grace),
+      ]);
       // 3. Nest's module destroy hooks (HSM sessions closed, database pool closed); the embedded
       //    PostgreSQL goes last.
       await app?.close();
@@ -88,10 +96,18 @@ async function main(): Promise<void> {
     app = await createApp({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm }, logger);
     await app.listen({ port: config.port, host: config.host });
     if (config.tls && config.publicPort) {
-      publicListener = await startPublicListener(app.getHttpAdapter().getInstance(), config.publicPort, config.host, config.http);
+      publicListener = await startPublicListener(
+        app.getHttpAdapter().getInstance(),
+        config.publicPort,
+        config.host,
+        config.http,
+      );
       logger.info(`plain-HTTP listener for /pki, /ocsp and /tsa on ${config.host}:${config.publicPort}`);
     }
-    logger.info({ port: config.port, tls: !!config.tls, publicUrl: config.publicUrl }, `Signet listening on ${config.host}:${config.port}${config.tls ? ' (TLS)' : ''}`);
+    logger.info(
+      { port: config.port, tls: !!config.tls, publicUrl: config.publicUrl },
+      `Signet listening on ${config.host}:${config.port}${config.tls ? ' (TLS)' : ''}`,
+    );
   } catch (error) {
     if (error instanceof ConfigError) {
       // Found while starting (e.g. a privileged database role): same one line and exit code as any bad setting.
@@ -103,7 +119,9 @@ async function main(): Promise<void> {
     }
     logger.fatal(`start failed: ${scrubText(error instanceof Error ? error.message : String(error))}`);
     logger.flush();
-    process.stderr.write(`signet: start failed: ${scrubText(error instanceof Error ? error.message : String(error))}\n`);
+    process.stderr.write(
+      `signet: start failed: ${scrubText(error instanceof Error ? error.message : String(error))}\n`,
+    );
     await app?.close().catch(() => undefined);
     await platform?.stop().catch(() => undefined);
     process.exit(1);

@@ -31,7 +31,11 @@ export interface PlatformOptions {
   attach?: boolean;
 }
 
-export async function startPlatform(config: SignetConfig, logger: Logger, options: PlatformOptions = {}): Promise<Platform> {
+export async function startPlatform(
+  config: SignetConfig,
+  logger: Logger,
+  options: PlatformOptions = {},
+): Promise<Platform> {
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const hsm = await resolveHsm(config, logger);
   let embeddedPostgres: EmbeddedPostgres | undefined;
@@ -45,14 +49,22 @@ export async function startPlatform(config: SignetConfig, logger: Logger, option
     });
     const superuserUrl = await embeddedPostgres.start({ attach: options.attach });
     ({ appUrl: databaseUrl, ownerUrl: ownerDatabaseUrl } = await embeddedPostgres.ensureServiceRoles(superuserUrl));
-    logger.info({ component: 'embedded-postgres', pid: embeddedPostgres.pid }, `embedded PostgreSQL running with data in ${path.join(config.dataDir, 'postgres')}`);
+    logger.info(
+      { component: 'embedded-postgres', pid: embeddedPostgres.pid },
+      `embedded PostgreSQL running with data in ${path.join(config.dataDir, 'postgres')}`,
+    );
   }
   const stop = async () => {
     await embeddedPostgres?.stop();
   };
   try {
-    const { migrationsApplied, appRole } = await prepareDatabase({ ownerUrl: ownerDatabaseUrl!, appUrl: databaseUrl, migrate: config.database.runMigrations });
-    if (migrationsApplied.length > 0) logger.info({ migrations: migrationsApplied }, `applied ${migrationsApplied.length} migration(s)`);
+    const { migrationsApplied, appRole } = await prepareDatabase({
+      ownerUrl: ownerDatabaseUrl!,
+      appUrl: databaseUrl,
+      migrate: config.database.runMigrations,
+    });
+    if (migrationsApplied.length > 0)
+      logger.info({ migrations: migrationsApplied }, `applied ${migrationsApplied.length} migration(s)`);
     if (appRole) logger.info({ component: 'database' }, `granted the service role "${appRole}" its privileges`);
     await checkServiceRole(databaseUrl, config, logger);
     return { databaseUrl, ownerDatabaseUrl: ownerDatabaseUrl!, hsm, embeddedPostgres, migrationsApplied, stop };
@@ -78,7 +90,10 @@ async function checkServiceRole(url: string, config: SignetConfig, logger: Logge
   }
   if (!problem) return;
   if (config.database.allowPrivilegedRole) {
-    logger.warn({ component: 'database' }, `${problem}: it could rewrite the audit log undetected until the next full verify (allowed by SIGNET_ALLOW_PRIVILEGED_DATABASE_ROLE)`);
+    logger.warn(
+      { component: 'database' },
+      `${problem}: it could rewrite the audit log undetected until the next full verify (allowed by SIGNET_ALLOW_PRIVILEGED_DATABASE_ROLE)`,
+    );
     return;
   }
   throw new ConfigError(
@@ -106,13 +121,22 @@ async function resolveHsm(config: SignetConfig, logger: Logger): Promise<HsmOpti
     };
   }
   if (!findSoftHsmLibrary()) {
-    throw new Error('SoftHSM2 is not installed and no SIGNET_PKCS11_MODULE is set: install it (Debian/Ubuntu: apt-get install -y softhsm2; macOS: brew install softhsm) or configure your HSM');
+    throw new Error(
+      'SoftHSM2 is not installed and no SIGNET_PKCS11_MODULE is set: install it (Debian/Ubuntu: apt-get install -y softhsm2; macOS: brew install softhsm) or configure your HSM',
+    );
   }
   const token = await ensureSoftHsmDevToken({
     dataDir: config.dataDir,
     label: config.hsm.tokenLabel,
-    logger: { log: (m: string) => logger.info({ component: 'hsm' }, m), warn: (m: string) => logger.warn({ component: 'hsm' }, m), error: (m: string) => logger.error({ component: 'hsm' }, m) },
+    logger: {
+      log: (m: string) => logger.info({ component: 'hsm' }, m),
+      warn: (m: string) => logger.warn({ component: 'hsm' }, m),
+      error: (m: string) => logger.error({ component: 'hsm' }, m),
+    },
   });
-  logger.info({ component: 'hsm', pinFile: token.pinFile }, `SoftHSM2 development token '${token.tokenLabel}' in ${path.dirname(token.softhsmConf)}`);
+  logger.info(
+    { component: 'hsm', pinFile: token.pinFile },
+    `SoftHSM2 development token '${token.tokenLabel}' in ${path.dirname(token.softhsmConf)}`,
+  );
   return { ...common, modulePath: token.modulePath, pin: readPinFile(token.pinFile) };
 }

@@ -12,8 +12,14 @@ const PUBLIC_PATHS = [/^\/pki\/[^/]+$/, /^\/ocsp\/.+/, /^\/tsa$/, /^\/healthz$/]
  * second listener hands only those paths to the same Fastify router (same handlers, limits and
  * hooks); everything else gets 404 there, so no credentialed route is reachable without TLS.
  */
-export async function startPublicListener(fastify: FastifyInstance, port: number, host: string, timeouts: SignetConfig['http']): Promise<http.Server> {
-  const router = (fastify as unknown as { routing: (req: http.IncomingMessage, res: http.ServerResponse) => void }).routing;
+export async function startPublicListener(
+  fastify: FastifyInstance,
+  port: number,
+  host: string,
+  timeouts: SignetConfig['http'],
+): Promise<http.Server> {
+  const router = (fastify as unknown as { routing: (req: http.IncomingMessage, res: http.ServerResponse) => void })
+    .routing;
   const server = http.createServer(serverTimeoutOptions(timeouts), (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (PUBLIC_PATHS.some((pattern) => pattern.test(path))) {
@@ -21,7 +27,11 @@ export async function startPublicListener(fastify: FastifyInstance, port: number
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json; charset=utf-8', 'x-content-type-options': 'nosniff' });
-    res.end(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: 'only /pki, /ocsp and /tsa are served over plain HTTP' } }));
+    res.end(
+      JSON.stringify({
+        error: { code: 'ROUTE_NOT_FOUND', message: 'only /pki, /ocsp and /tsa are served over plain HTTP' },
+      }),
+    );
   });
   server.keepAliveTimeout = 65_000;
   // Same as the API listener's connectionTimeout: a socket silent this long mid-request is closed.
@@ -50,7 +60,8 @@ export async function stopServer(server: http.Server | undefined, idleMs: number
   const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
   net.Server.prototype.close.call(server);
   const deadline = Date.now() + idleMs;
-  while (Date.now() < deadline && (await openConnections(server)) > 0) await new Promise((resolve) => setTimeout(resolve, 25));
+  while (Date.now() < deadline && (await openConnections(server)) > 0)
+    await new Promise((resolve) => setTimeout(resolve, 25));
   server.closeIdleConnections();
   const cut = Number.isFinite(graceMs) ? setTimeout(() => server.closeAllConnections(), graceMs) : undefined;
   cut?.unref();

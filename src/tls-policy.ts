@@ -6,7 +6,11 @@ import type { SecureContextOptions, TlsOptions } from 'node:tls';
  * no SHA-1 MACs, no static RSA key exchange, no finite-field DHE — and TLS 1.3 with its standard
  * suites. Named in OpenSSL's spelling; the TLS_* names set the TLS 1.3 suites.
  */
-export const TLS13_CIPHER_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const;
+export const TLS13_CIPHER_SUITES = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+] as const;
 export const TLS12_CIPHERS = [
   'ECDHE-ECDSA-AES128-GCM-SHA256',
   'ECDHE-RSA-AES128-GCM-SHA256',

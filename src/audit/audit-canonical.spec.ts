@@ -1,11 +1,24 @@
-import { canonicalJson, canonicalEventText, canonicalTime, checkpointStatement, eventHash, GENESIS_HASH, normaliseJson } from './audit-canonical';
+import {
+  canonicalJson,
+  canonicalEventText,
+  canonicalTime,
+  checkpointStatement,
+  eventHash,
+  GENESIS_HASH,
+  normaliseJson,
+} from './audit-canonical';
 
 describe('audit canonical bytes', () => {
   const fields = {
     seq: '42',
     time: canonicalTime(Date.UTC(2026, 0, 2, 3, 4, 5, 678)),
     type: 'sign',
-    actor: { tokenName: 'ci-release', tokenId: '6f1c0b0e-2b7a-4d0e-9d1a-0c6f3f1d2a10', address: '192.0.2.7', role: 'signer' },
+    actor: {
+      tokenName: 'ci-release',
+      tokenId: '6f1c0b0e-2b7a-4d0e-9d1a-0c6f3f1d2a10',
+      address: '192.0.2.7',
+      role: 'signer',
+    },
     subject: 'release',
     data: {
       version: 3,
@@ -39,21 +52,49 @@ describe('audit canonical bytes', () => {
   it('writes the fixed top level exactly as RFC 8785 would order it', () => {
     const generic = canonicalJson({ ...fields, prevHash: fields.prevHash.toString('hex'), v: 1 } as never);
     expect(canonicalEventText(fields)).toBe(generic);
-    expect(canonicalEventText({ ...fields, actor: null, subject: null })).toBe(canonicalJson({ ...fields, actor: null, subject: null, prevHash: fields.prevHash.toString('hex'), v: 1 } as never));
+    expect(canonicalEventText({ ...fields, actor: null, subject: null })).toBe(
+      canonicalJson({
+        ...fields,
+        actor: null,
+        subject: null,
+        prevHash: fields.prevHash.toString('hex'),
+        v: 1,
+      } as never),
+    );
   });
 
   it('pins the checkpoint statement', () => {
-    const statement = checkpointStatement({ seq: '42', hash: Buffer.alloc(32, 0xab), time: '2026-01-02T03:04:05.678Z' });
-    expect(statement.toString('utf8')).toBe('{"hash":"' + 'ab'.repeat(32) + '","log":"signet-audit","seq":"42","time":"2026-01-02T03:04:05.678Z","v":1}');
+    const statement = checkpointStatement({
+      seq: '42',
+      hash: Buffer.alloc(32, 0xab),
+      time: '2026-01-02T03:04:05.678Z',
+    });
+    expect(statement.toString('utf8')).toBe(
+      '{"hash":"' + 'ab'.repeat(32) + '","log":"signet-audit","seq":"42","time":"2026-01-02T03:04:05.678Z","v":1}',
+    );
   });
 
   it('sorts members by UTF-16 code units and serialises numbers like ECMAScript', () => {
-    expect(canonicalJson({ '\u20ac': 1, '\r': 2, '\ud83d\ude00': 3, '1': 4, '\u0080': 5, 'ö': 6 })).toBe('{"\\r":2,"1":4,"\u0080":5,"ö":6,"\u20ac":1,"\ud83d\ude00":3}');
-    expect(canonicalJson([Number('333333333.33333329'), 1e30, 4.5, 2e-3, 0.000001, 1e-7, -0])).toBe('[333333333.3333333,1e+30,4.5,0.002,0.000001,1e-7,0]');
+    expect(canonicalJson({ '\u20ac': 1, '\r': 2, '\ud83d\ude00': 3, '1': 4, '\u0080': 5, ö: 6 })).toBe(
+      '{"\\r":2,"1":4,"\u0080":5,"ö":6,"\u20ac":1,"\ud83d\ude00":3}',
+    );
+    expect(canonicalJson([Number('333333333.33333329'), 1e30, 4.5, 2e-3, 0.000001, 1e-7, -0])).toBe(
+      '[333333333.3333333,1e+30,4.5,0.002,0.000001,1e-7,0]',
+    );
   });
 
   it('normalises values that JSON or PostgreSQL cannot carry as they are', () => {
-    expect(normaliseJson({ a: undefined, b: Buffer.from([1, 2]), c: new Date(0), d: 10n, e: NaN, f: 'x\u0000y', g: '\udc00' })).toEqual({
+    expect(
+      normaliseJson({
+        a: undefined,
+        b: Buffer.from([1, 2]),
+        c: new Date(0),
+        d: 10n,
+        e: NaN,
+        f: 'x\u0000y',
+        g: '\udc00',
+      }),
+    ).toEqual({
       b: 'AQI=',
       c: '1970-01-01T00:00:00.000Z',
       d: '10',

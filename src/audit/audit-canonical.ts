@@ -58,8 +58,12 @@ export function canonicalJson(value: JsonValue): string {
  * RFC 8785 order directly (actor, data, prevHash, seq, subject, time, type, v); `actor` and `data`
  * are canonicalised recursively. `dataJson`/`actorJson` may be passed precomputed (hot path).
  */
-export function canonicalEventText(fields: CanonicalEventFields, precomputed?: { actorJson: string; dataJson: string }): string {
-  const actorJson = precomputed?.actorJson ?? (fields.actor === null ? 'null' : canonicalJson(fields.actor as unknown as JsonValue));
+export function canonicalEventText(
+  fields: CanonicalEventFields,
+  precomputed?: { actorJson: string; dataJson: string },
+): string {
+  const actorJson =
+    precomputed?.actorJson ?? (fields.actor === null ? 'null' : canonicalJson(fields.actor as unknown as JsonValue));
   const dataJson = precomputed?.dataJson ?? canonicalJson(fields.data);
   return (
     `{"actor":${actorJson},"data":${dataJson},"prevHash":"${fields.prevHash.toString('hex')}","seq":"${fields.seq}",` +
@@ -156,7 +160,13 @@ export function canonicalTime(epochMs: number): string {
  */
 export function checkpointStatement(checkpoint: { seq: string; hash: Buffer; time: string }): Buffer {
   return Buffer.from(
-    canonicalJson({ hash: checkpoint.hash.toString('hex'), log: 'signet-audit', seq: checkpoint.seq, time: checkpoint.time, v: CANONICAL_VERSION }),
+    canonicalJson({
+      hash: checkpoint.hash.toString('hex'),
+      log: 'signet-audit',
+      seq: checkpoint.seq,
+      time: checkpoint.time,
+      v: CANONICAL_VERSION,
+    }),
     'utf8',
   );
 }

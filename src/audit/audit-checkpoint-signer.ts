@@ -54,7 +54,9 @@ export class AuditCheckpointSigners {
       try {
         keys.push((await this.factory()).publicKeySpki);
       } catch (error) {
-        warnings.push(`the checkpoint signer is unavailable (${(error as Error).message}); only keys from the trusted keys file are trusted`);
+        warnings.push(
+          `the checkpoint signer is unavailable (${(error as Error).message}); only keys from the trusted keys file are trusted`,
+        );
       }
     }
     return { keys, warnings };
@@ -73,7 +75,12 @@ export class AuditCheckpointSigners {
 }
 
 /** Checks a checkpoint signature the way DigestSigner produced it (ECDSA P1363 or RSA-PSS). */
-export function verifyCheckpointSignature(spec: string, publicKeySpki: Buffer, statement: Buffer, signature: Buffer): boolean {
+export function verifyCheckpointSignature(
+  spec: string,
+  publicKeySpki: Buffer,
+  statement: Buffer,
+  signature: Buffer,
+): boolean {
   const info = KEY_SPEC_INFO[spec as KeySpec];
   if (!info) return false;
   let key: KeyObject;
@@ -87,7 +94,10 @@ export function verifyCheckpointSignature(spec: string, publicKeySpki: Buffer, s
   try {
     return info.kind === 'EC'
       ? verifier.verify({ key, dsaEncoding: 'ieee-p1363' }, signature)
-      : verifier.verify({ key, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: HASH_LENGTH[info.hash] }, signature);
+      : verifier.verify(
+          { key, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: HASH_LENGTH[info.hash] },
+          signature,
+        );
   } catch {
     return false;
   }

@@ -57,7 +57,9 @@ export class AuditCheckpointService implements OnModuleInit {
   }
 
   async list(options: { after?: string; limit?: number; order?: 'asc' | 'desc' } = {}): Promise<AuditCheckpointView[]> {
-    const checkpoints = await this.checkpoints.page(options.after ?? '-1', options.limit ?? 100, options.order ?? 'asc').catch((error) => Promise.reject(asAuditError(error)));
+    const checkpoints = await this.checkpoints
+      .page(options.after ?? '-1', options.limit ?? 100, options.order ?? 'asc')
+      .catch((error) => Promise.reject(asAuditError(error)));
     return checkpoints.map(view);
   }
 
@@ -79,17 +81,26 @@ export class AuditCheckpointService implements OnModuleInit {
 
         const verified = await this.verifier.verify('latest');
         if (!verified.ok) {
-          this.logger.error(`refusing to checkpoint: the audit chain is broken at seq ${verified.firstBrokenSeq}: ${verified.reason}`);
-          throw new DomainError(ErrorCode.CONFLICT, `the audit chain is broken at seq ${verified.firstBrokenSeq}; refusing to checkpoint it`, {
-            firstBrokenSeq: verified.firstBrokenSeq,
-            reason: verified.reason,
-          });
+          this.logger.error(
+            `refusing to checkpoint: the audit chain is broken at seq ${verified.firstBrokenSeq}: ${verified.reason}`,
+          );
+          throw new DomainError(
+            ErrorCode.CONFLICT,
+            `the audit chain is broken at seq ${verified.firstBrokenSeq}; refusing to checkpoint it`,
+            {
+              firstBrokenSeq: verified.firstBrokenSeq,
+              reason: verified.reason,
+            },
+          );
         }
         if (verified.head === '0' || !verified.headHash) return undefined;
         if (options.onlyIfDue && latest && latest.seq === verified.head) return undefined;
 
         const signer = await this.signers.signer().catch((error: Error) => {
-          throw new DomainError(ErrorCode.HSM_UNAVAILABLE, `the audit checkpoint signer is unavailable: ${error.message}`);
+          throw new DomainError(
+            ErrorCode.HSM_UNAVAILABLE,
+            `the audit checkpoint signer is unavailable: ${error.message}`,
+          );
         });
         if (!signer) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'no audit checkpoint signer is configured');
         const time = canonicalTime(this.audit.now());
@@ -98,7 +109,10 @@ export class AuditCheckpointService implements OnModuleInit {
         const signature = await signer.signDigest(createHash(nodeHashName(hash)).update(statement).digest(), hash);
         // A signer that produces unverifiable signatures would make every later verify fail.
         if (!verifyCheckpointSignature(signer.spec, signer.publicKeySpki, statement, signature)) {
-          throw new DomainError(ErrorCode.INTERNAL, 'the audit checkpoint signer produced a signature that does not verify');
+          throw new DomainError(
+            ErrorCode.INTERNAL,
+            'the audit checkpoint signer produced a signature that does not verify',
+          );
         }
         const checkpoint = await this.checkpoints.insert(client, {
           seq: verified.head,

@@ -67,14 +67,18 @@ export class AuditCheckpointsRepository {
    * at once when another transaction holds it.
    */
   async lock(client: AuditConnection, wait: boolean): Promise<boolean> {
-    const sql = wait ? 'SELECT pg_advisory_xact_lock($1::bigint), true AS locked' : 'SELECT pg_try_advisory_xact_lock($1::bigint) AS locked';
+    const sql = wait
+      ? 'SELECT pg_advisory_xact_lock($1::bigint), true AS locked'
+      : 'SELECT pg_try_advisory_xact_lock($1::bigint) AS locked';
     const { rows } = await client.query(sql, [ADVISORY_LOCKS.auditCheckpoint.toString()]);
     return rows[0].locked === true;
   }
 
   /** The latest checkpoint (highest seq), read on `client`. */
   async latest(client: AuditConnection): Promise<StoredCheckpoint | undefined> {
-    const { rows } = await client.query(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY audit_checkpoints.seq DESC, audit_checkpoints.id DESC LIMIT 1`);
+    const { rows } = await client.query(
+      `SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY audit_checkpoints.seq DESC, audit_checkpoints.id DESC LIMIT 1`,
+    );
     return rows.map(toCheckpoint)[0];
   }
 
@@ -88,7 +92,9 @@ export class AuditCheckpointsRepository {
 
   /** Every checkpoint, by seq (then id). */
   async all(): Promise<StoredCheckpoint[]> {
-    const { rows } = await this.pool().query(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY audit_checkpoints.seq, audit_checkpoints.id`);
+    const { rows } = await this.pool().query(
+      `SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY audit_checkpoints.seq, audit_checkpoints.id`,
+    );
     return rows.map(toCheckpoint);
   }
 
@@ -114,7 +120,12 @@ export class AuditCheckpointsRepository {
                   (SELECT extract(epoch FROM e.time)::float8 FROM audit_events e
                     WHERE e.seq > COALESCE((SELECT seq FROM c), 0) ORDER BY e.seq LIMIT 1) AS oldest_uncheckpointed`,
     );
-    return { headSeq: r.head_seq, checkpointSeq: r.checkpoint_seq, checkpointTime: r.checkpoint_time, oldestUncheckpointedTime: r.oldest_uncheckpointed };
+    return {
+      headSeq: r.head_seq,
+      checkpointSeq: r.checkpoint_seq,
+      checkpointTime: r.checkpoint_time,
+      oldestUncheckpointedTime: r.oldest_uncheckpointed,
+    };
   }
 
   private pool(): Pool {

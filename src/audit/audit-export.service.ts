@@ -29,12 +29,19 @@ export interface ExportOptions {
 export class AuditExportService {
   constructor(private readonly rows: AuditRepository) {}
 
-  async page(query: AuditExportQuery, options: ExportOptions = { markExported: true }): Promise<{ events: AuditEventView[]; next: string | null }> {
+  async page(
+    query: AuditExportQuery,
+    options: ExportOptions = { markExported: true },
+  ): Promise<{ events: AuditEventView[]; next: string | null }> {
     const limit = query.limit ?? 100;
     try {
-      const rows = query.order === 'desc' ? await this.rows.rowsNewestFirst(query, limit) : await this.rows.rowsAfter(query.after ?? '0', undefined, query, limit);
+      const rows =
+        query.order === 'desc'
+          ? await this.rows.rowsNewestFirst(query, limit)
+          : await this.rows.rowsAfter(query.after ?? '0', undefined, query, limit);
       const events = rows.map(eventView);
-      if (options.markExported && !filtered(query) && events.length > 0) await this.rows.markExported(query.after ?? '0', events[events.length - 1].seq);
+      if (options.markExported && !filtered(query) && events.length > 0)
+        await this.rows.markExported(query.after ?? '0', events[events.length - 1].seq);
       // Newest first, `next` is the `before` of the following page; otherwise its `after`.
       return { events, next: events.length === limit ? events[events.length - 1].seq : null };
     } catch (error) {

@@ -43,10 +43,17 @@ export class AuditFullVerifyService {
   ) {
     if (metrics) {
       const registry = metrics.registry;
-      const gauge = (name: string, help: string) => (registry.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, registers: [registry] });
+      const gauge = (name: string, help: string) =>
+        (registry.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, registers: [registry] });
       this.gauges = {
-        ok: gauge('signet_audit_verify_ok', 'Outcome of the latest scheduled full verify of the audit chain (1 ok, 0 broken)'),
-        lastRun: gauge('signet_audit_verify_last_run_timestamp_seconds', 'When the latest scheduled full verify of the audit chain started (Unix time)'),
+        ok: gauge(
+          'signet_audit_verify_ok',
+          'Outcome of the latest scheduled full verify of the audit chain (1 ok, 0 broken)',
+        ),
+        lastRun: gauge(
+          'signet_audit_verify_last_run_timestamp_seconds',
+          'When the latest scheduled full verify of the audit chain started (Unix time)',
+        ),
         checked: gauge('signet_audit_verify_rows_checked', 'Rows the latest scheduled full verify recomputed'),
       };
     }
@@ -93,11 +100,17 @@ export class AuditFullVerifyService {
       ...(result.ok ? {} : { firstBrokenSeq: result.firstBrokenSeq, reason: result.reason }),
       runBy: `${hostname()}:${process.pid}`,
     };
-    await this.verifications.recordFull({ ...run, firstBrokenSeq: run.firstBrokenSeq ?? null, reason: run.reason ?? null });
+    await this.verifications.recordFull({
+      ...run,
+      firstBrokenSeq: run.firstBrokenSeq ?? null,
+      reason: run.reason ?? null,
+    });
     if (run.ok) {
       this.logger.log(`scheduled full verify: audit chain intact, ${run.checked} row(s) checked up to seq ${run.head}`);
     } else {
-      this.logger.error(`scheduled full verify FAILED: the audit chain is broken at seq ${run.firstBrokenSeq}: ${run.reason}`);
+      this.logger.error(
+        `scheduled full verify FAILED: the audit chain is broken at seq ${run.firstBrokenSeq}: ${run.reason}`,
+      );
     }
     this.report(run);
     return run;

@@ -36,10 +36,28 @@ export class AuditMetrics {
   ) {
     if (!metrics) return;
     const registers = [metrics.registry];
-    this.verifications = new Counter({ name: 'signet_audit_verify_total', help: 'Audit chain verifications run by this process, by mode and result (ok, broken, error)', labelNames: ['mode', 'result'], registers });
-    this.broken = new Gauge({ name: 'signet_audit_chain_broken', help: 'The last audit chain verification this process completed found the chain broken (1), or intact / none yet (0)', registers });
-    new ScrapeGauge('signet_audit_verify_last_timestamp_seconds', 'When this process last completed an audit chain verification (Unix seconds; absent before the first)', metrics.registry, async () => this.verifiedAt);
-    new Gauge({ name: 'signet_audit_checkpoint_interval_seconds', help: 'Configured interval of periodic audit checkpoints (0 = on demand only)', registers }).set(config.audit.checkpointIntervalSeconds);
+    this.verifications = new Counter({
+      name: 'signet_audit_verify_total',
+      help: 'Audit chain verifications run by this process, by mode and result (ok, broken, error)',
+      labelNames: ['mode', 'result'],
+      registers,
+    });
+    this.broken = new Gauge({
+      name: 'signet_audit_chain_broken',
+      help: 'The last audit chain verification this process completed found the chain broken (1), or intact / none yet (0)',
+      registers,
+    });
+    new ScrapeGauge(
+      'signet_audit_verify_last_timestamp_seconds',
+      'When this process last completed an audit chain verification (Unix seconds; absent before the first)',
+      metrics.registry,
+      async () => this.verifiedAt,
+    );
+    new Gauge({
+      name: 'signet_audit_checkpoint_interval_seconds',
+      help: 'Configured interval of periodic audit checkpoints (0 = on demand only)',
+      registers,
+    }).set(config.audit.checkpointIntervalSeconds);
     const gauge = (name: string, help: string, value: (s: CheckpointState) => number | null) =>
       new ScrapeGauge(name, help, metrics.registry, async () => {
         const s = await this.state();
@@ -47,10 +65,20 @@ export class AuditMetrics {
         return v === null ? undefined : v;
       });
     gauge('signet_audit_chain_head_seq', 'Sequence number of the audit chain head', (s) => s.headSeq);
-    gauge('signet_audit_last_checkpoint_seq', 'Sequence number the last audit checkpoint covers (absent before the first)', (s) => s.checkpointSeq);
-    gauge('signet_audit_last_checkpoint_timestamp_seconds', 'When the last audit checkpoint was signed (Unix seconds; absent before the first)', (s) => s.checkpointTime);
-    gauge('signet_audit_uncheckpointed_age_seconds', 'Age of the oldest audit event no checkpoint covers yet (0 when every event is covered)', (s) =>
-      s.oldestUncheckpointed === null ? 0 : Math.max(0, Date.now() / 1000 - s.oldestUncheckpointed),
+    gauge(
+      'signet_audit_last_checkpoint_seq',
+      'Sequence number the last audit checkpoint covers (absent before the first)',
+      (s) => s.checkpointSeq,
+    );
+    gauge(
+      'signet_audit_last_checkpoint_timestamp_seconds',
+      'When the last audit checkpoint was signed (Unix seconds; absent before the first)',
+      (s) => s.checkpointTime,
+    );
+    gauge(
+      'signet_audit_uncheckpointed_age_seconds',
+      'Age of the oldest audit event no checkpoint covers yet (0 when every event is covered)',
+      (s) => (s.oldestUncheckpointed === null ? 0 : Math.max(0, Date.now() / 1000 - s.oldestUncheckpointed)),
     );
   }
 

@@ -52,7 +52,12 @@ export class AuditPartitionsRepository {
    * watermark and the last checkpoint's seq.
    */
   async retentionState(partition: AuditPartition): Promise<PartitionRetentionState> {
-    const { rows } = await this.pool().query<{ first: string | null; last: string | null; exported: string; checkpointed: string | null }>(
+    const { rows } = await this.pool().query<{
+      first: string | null;
+      last: string | null;
+      exported: string;
+      checkpointed: string | null;
+    }>(
       `SELECT (SELECT min(seq)::text FROM audit_events WHERE time >= $1 AND time < $2) AS first, (SELECT max(seq)::text FROM audit_events WHERE time >= $1 AND time < $2) AS last,
               (SELECT exported_through_seq::text FROM audit_export_watermark) AS exported,
               (SELECT max(seq)::text FROM audit_checkpoints) AS checkpointed`,
@@ -71,7 +76,10 @@ export class AuditPartitionsRepository {
     // Names come from partitionNames (our own pattern), never from input.
     await inTransaction(this.pool(), async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [ADVISORY_LOCKS.auditRetention.toString()]);
-      await client.query('SELECT audit_drop_partition($1, make_interval(days => $2)) AS outcome', [partition.name, retentionDays]);
+      await client.query('SELECT audit_drop_partition($1, make_interval(days => $2)) AS outcome', [
+        partition.name,
+        retentionDays,
+      ]);
     });
   }
 
@@ -81,7 +89,10 @@ export class AuditPartitionsRepository {
 }
 
 async function ensurePartitions(client: PoolClient, wanted: AuditPartition[]): Promise<string[]> {
-  const { rows } = await client.query<{ name: string }>('SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NULL', [wanted.map((p) => p.name)]);
+  const { rows } = await client.query<{ name: string }>(
+    'SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NULL',
+    [wanted.map((p) => p.name)],
+  );
   if (rows.length === 0) return [];
   const missing = new Set(rows.map((row) => row.name));
   await client.query('BEGIN');
@@ -104,7 +115,10 @@ async function ensurePartitions(client: PoolClient, wanted: AuditPartition[]): P
       // is not pinned down, so a month another connection created meanwhile counts as present.
       await client.query('SAVEPOINT audit_partition');
       try {
-        const { rows: made } = await client.query<{ created: boolean }>('SELECT audit_create_partition($1) AS created', [partition.from.toISOString()]);
+        const { rows: made } = await client.query<{ created: boolean }>(
+          'SELECT audit_create_partition($1) AS created',
+          [partition.from.toISOString()],
+        );
         if (made[0].created) created.push(partition.name);
         await client.query('RELEASE SAVEPOINT audit_partition');
       } catch (error) {

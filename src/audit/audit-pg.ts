@@ -36,7 +36,9 @@ export async function withClient<T>(pool: Pool, work: (client: PoolClient) => Pr
 }
 
 export function databaseUnavailable(): DomainError {
-  return new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'the database is unavailable; retry later', { retryAfterSeconds: 1 });
+  return new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'the database is unavailable; retry later', {
+    retryAfterSeconds: 1,
+  });
 }
 
 /** Database outages become 503 DATABASE_UNAVAILABLE; anything else is passed through. */

@@ -36,7 +36,9 @@ export class AuditRetentionService {
       const decision = await this.tryDrop(partition, retentionDays);
       decisions.push(decision);
       if (!decision.dropped) {
-        this.logger.warn(`retention: keeping ${partition.name} although older than ${retentionDays} days: ${decision.reason}`);
+        this.logger.warn(
+          `retention: keeping ${partition.name} although older than ${retentionDays} days: ${decision.reason}`,
+        );
         break;
       }
       this.logger.log(`retention: dropped ${partition.name}`);
@@ -46,16 +48,34 @@ export class AuditRetentionService {
 
   private async tryDrop(partition: AuditPartition, retentionDays: number): Promise<RetentionDecision> {
     const refuse = (reason: string): RetentionDecision => ({ partition: partition.name, dropped: false, reason });
-    const { first, last, exportedThrough: exported, lastCheckpointSeq: checkpointed } = await this.partitions.retentionState(partition);
+    const {
+      first,
+      last,
+      exportedThrough: exported,
+      lastCheckpointSeq: checkpointed,
+    } = await this.partitions.retentionState(partition);
     if (last !== null) {
-      if (BigInt(exported) < BigInt(last)) return refuse(`not exported: rows up to seq ${exported} were exported, the partition ends at seq ${last}`);
+      if (BigInt(exported) < BigInt(last))
+        return refuse(`not exported: rows up to seq ${exported} were exported, the partition ends at seq ${last}`);
       if (checkpointed === null || BigInt(checkpointed) < BigInt(last)) {
-        return refuse(`not covered by a checkpoint: the latest checkpoint is at seq ${checkpointed ?? 'none'}, the partition ends at seq ${last}`);
+        return refuse(
+          `not covered by a checkpoint: the latest checkpoint is at seq ${checkpointed ?? 'none'}, the partition ends at seq ${last}`,
+        );
       }
     }
     // Audited first: the drop must not happen without its record (the writer could not insert
     // while the DROP below holds its lock, so the event cannot be written in the same transaction).
-    await this.audit.record({ type: 'audit.partition.dropped', subject: partition.name, data: { from: partition.from, to: partition.to, firstSeq: first, lastSeq: last, retentionDays: this.config.audit.retentionDays ?? null } });
+    await this.audit.record({
+      type: 'audit.partition.dropped',
+      subject: partition.name,
+      data: {
+        from: partition.from,
+        to: partition.to,
+        firstSeq: first,
+        lastSeq: last,
+        retentionDays: this.config.audit.retentionDays ?? null,
+      },
+    });
     // The owner role's function drops it (migration AuditLeastPrivilege) after checking again, in
     // the database, that it is the oldest, expired, exported and checkpointed, and records the
     // drop itself: the service role can neither drop a partition nor write audit_retention_drops.

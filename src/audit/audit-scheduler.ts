@@ -43,7 +43,11 @@ export class AuditScheduler implements OnApplicationBootstrap, OnModuleDestroy {
       // Metrics from the latest run (any replica's) at once; the check for "due" every quarter hour
       // (or sooner for short intervals), so the run itself lands within that of its time.
       await this.run('audit-full-verify', () => this.fullVerify.refreshMetrics());
-      this.every('audit-full-verify', Math.min(FULL_VERIFY_TICK_MS, this.config.audit.fullVerifyIntervalHours * 3_600_000), () => this.fullVerify.runIfDue());
+      this.every(
+        'audit-full-verify',
+        Math.min(FULL_VERIFY_TICK_MS, this.config.audit.fullVerifyIntervalHours * 3_600_000),
+        () => this.fullVerify.runIfDue(),
+      );
     }
     this.every('audit-maintenance', DAY_MS / 4, async () => {
       await this.audit.ensureUpcomingPartitions();

@@ -17,7 +17,10 @@ export interface StoredVerification {
 }
 
 /** A full verify's outcome to record (times canonical text). */
-export type NewVerification = Omit<StoredVerification, 'startedMs' | 'finishedMs'> & { startedAt: string; finishedAt: string };
+export type NewVerification = Omit<StoredVerification, 'startedMs' | 'finishedMs'> & {
+  startedAt: string;
+  finishedAt: string;
+};
 
 /** The scheduled full verify's records (audit_verifications) and its lock. */
 @Injectable()
@@ -33,7 +36,9 @@ export class AuditVerificationsRepository {
   async whileHoldingFullVerifyLock<T>(work: () => Promise<T>): Promise<T | undefined> {
     return this.onLockConnection(async (client) => {
       const key = ADVISORY_LOCKS.auditFullVerify.toString();
-      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [key]);
+      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [
+        key,
+      ]);
       if (!rows[0].locked) return undefined;
       try {
         return await work();

@@ -10,8 +10,19 @@ import { AuditVerifyResult, JsonValue } from './audit.types';
 /** The hash a row should have, recomputed from its stored fields with Signet's canonical bytes. */
 export function recomputeHash(row: StoredRow): Buffer {
   return eventHash(
-    { seq: row.seq, time: canonicalTime(row.timeMs), type: row.type, actor: row.actor, subject: row.subject, data: row.data, prevHash: row.prevHash },
-    { actorJson: row.actor === null ? 'null' : canonicalJson(row.actor as { [key: string]: JsonValue }), dataJson: canonicalJson(row.data) },
+    {
+      seq: row.seq,
+      time: canonicalTime(row.timeMs),
+      type: row.type,
+      actor: row.actor,
+      subject: row.subject,
+      data: row.data,
+      prevHash: row.prevHash,
+    },
+    {
+      actorJson: row.actor === null ? 'null' : canonicalJson(row.actor as { [key: string]: JsonValue }),
+      dataJson: canonicalJson(row.data),
+    },
   );
 }
 
@@ -76,7 +87,9 @@ export class AuditVerifier {
     const { keys: trusted, warnings: keyWarnings } = await this.signers.trustedKeys();
     warnings.push(...keyWarnings);
     if (trusted.length === 0 && checkpoints.length > 0) {
-      warnings.push('no trusted checkpoint key is configured: signatures were checked against the keys stored with the checkpoints only');
+      warnings.push(
+        'no trusted checkpoint key is configured: signatures were checked against the keys stored with the checkpoints only',
+      );
     }
     const considered = mode === 'latest' ? checkpoints.slice(-1) : checkpoints;
     const valid: StoredCheckpoint[] = [];
@@ -91,7 +104,8 @@ export class AuditVerifier {
     if (lastCheckpoint && BigInt(lastCheckpoint.seq) > last) {
       fail(last + 1n, `the log was truncated: checkpoint at seq ${lastCheckpoint.seq} but the last row is seq ${last}`);
     }
-    if (headSeq > last) fail(last + 1n, `the log was truncated: the chain head records seq ${headSeq} but the last row is seq ${last}`);
+    if (headSeq > last)
+      fail(last + 1n, `the log was truncated: the chain head records seq ${headSeq} but the last row is seq ${last}`);
     else if (headSeq < last) fail(headSeq + 1n, `rows beyond the recorded chain head (seq ${headSeq}) exist`);
 
     // 3. Point checks: each checkpointed row must still carry the checkpointed hash.
@@ -100,7 +114,10 @@ export class AuditVerifier {
     const inRange = valid.filter((c) => BigInt(c.seq) > baseline.seq && BigInt(c.seq) <= last);
     for (const c of valid) {
       if (BigInt(c.seq) === baseline.seq && baseline.seq > 0n && baseline.hash && !c.hash.equals(baseline.hash)) {
-        fail(baseline.seq, `checkpoint at seq ${c.seq} does not match the hash recorded when its partition was dropped`);
+        fail(
+          baseline.seq,
+          `checkpoint at seq ${c.seq} does not match the hash recorded when its partition was dropped`,
+        );
       }
     }
     const pointRows = await this.rowsAt(inRange.map((c) => c.seq));
@@ -109,11 +126,23 @@ export class AuditVerifier {
       const seq = BigInt(c.seq);
       anchors.set(seq, c.hash);
       const rows = pointRows.get(c.seq) ?? [];
-      const problem = rows.length === 0 ? 'missing' : rows.length > 1 ? 'duplicated' : !recomputeHash(rows[0]).equals(rows[0].hash) ? 'edited' : !rows[0].hash.equals(c.hash) ? 'rewritten' : undefined;
+      const problem =
+        rows.length === 0
+          ? 'missing'
+          : rows.length > 1
+            ? 'duplicated'
+            : !recomputeHash(rows[0]).equals(rows[0].hash)
+              ? 'edited'
+              : !rows[0].hash.equals(c.hash)
+                ? 'rewritten'
+                : undefined;
       if (problem === undefined) {
         if (mode !== 'full' && seq > start.seq) start = { seq, hash: c.hash };
       } else if (problem === 'rewritten') {
-        fail(previousAnchor + 1n, `the chain was rewritten after seq ${previousAnchor}: row ${c.seq} no longer carries the hash of the checkpoint at that seq`);
+        fail(
+          previousAnchor + 1n,
+          `the chain was rewritten after seq ${previousAnchor}: row ${c.seq} no longer carries the hash of the checkpoint at that seq`,
+        );
       } else {
         fail(seq, `row ${c.seq} (checkpointed) is ${problem}`);
       }
@@ -124,7 +153,10 @@ export class AuditVerifier {
     const walk = await this.walk(start, last, anchors);
     if (walk.failure) fail(walk.failure.seq, walk.failure.reason);
     if (!walk.failure && walk.lastHash && last === headSeq && !walk.lastHash.equals(state.headHash)) {
-      fail(walk.lastAnchor + 1n, `the chain head hash does not match row ${last}: the chain was rewritten after seq ${walk.lastAnchor}`);
+      fail(
+        walk.lastAnchor + 1n,
+        `the chain head hash does not match row ${last}: the chain was rewritten after seq ${walk.lastAnchor}`,
+      );
     }
 
     failures.sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
@@ -135,7 +167,13 @@ export class AuditVerifier {
       mode: mode === 'full' ? 'full' : 'incremental',
       from: start.seq.toString(),
       head: last.toString(),
-      lastCheckpoint: lastCheckpoint ? { seq: lastCheckpoint.seq, hash: lastCheckpoint.hash.toString('hex'), time: canonicalTime(lastCheckpoint.timeMs) } : null,
+      lastCheckpoint: lastCheckpoint
+        ? {
+            seq: lastCheckpoint.seq,
+            hash: lastCheckpoint.hash.toString('hex'),
+            time: canonicalTime(lastCheckpoint.timeMs),
+          }
+        : null,
       ...(first ? { firstBrokenSeq: first.seq.toString(), reason: first.reason } : {}),
       ...(warnings.length > 0 ? { warnings } : {}),
       headHash: walk.lastHash ?? (last === start.seq ? start.hash : undefined),
@@ -144,10 +182,17 @@ export class AuditVerifier {
 
   private signatureProblem(c: StoredCheckpoint, trusted: Buffer[]): string | undefined {
     const statement = checkpointStatement({ seq: c.seq, hash: c.hash, time: canonicalTime(c.timeMs) });
-    const cacheKey = createHash('sha256').update(statement).update(c.publicKey).update(c.signature).update(c.keySpec).digest('hex');
-    if (trusted.length > 0 && !trusted.some((key) => key.equals(c.publicKey))) return 'signed by a key that is not a trusted checkpoint key';
+    const cacheKey = createHash('sha256')
+      .update(statement)
+      .update(c.publicKey)
+      .update(c.signature)
+      .update(c.keySpec)
+      .digest('hex');
+    if (trusted.length > 0 && !trusted.some((key) => key.equals(c.publicKey)))
+      return 'signed by a key that is not a trusted checkpoint key';
     if (this.verifiedSignatures.has(cacheKey)) return undefined;
-    if (!verifyCheckpointSignature(c.keySpec, c.publicKey, statement, c.signature)) return 'the signature does not verify';
+    if (!verifyCheckpointSignature(c.keySpec, c.publicKey, statement, c.signature))
+      return 'the signature does not verify';
     this.verifiedSignatures.add(cacheKey);
     return undefined;
   }
@@ -187,15 +232,33 @@ export class AuditVerifier {
         }
         checked++;
         if (!recomputeHash(row).equals(row.hash)) {
-          return { checked, failure: { seq, reason: `row ${seq} does not match its hash: its content was altered (edited or swapped)` }, lastAnchor };
+          return {
+            checked,
+            failure: { seq, reason: `row ${seq} does not match its hash: its content was altered (edited or swapped)` },
+            lastAnchor,
+          };
         }
         if (!row.prevHash.equals(prevHash)) {
-          return { checked, failure: { seq, reason: `row ${seq} does not link to row ${seq - 1n}: rows were removed, inserted or reordered` }, lastAnchor };
+          return {
+            checked,
+            failure: {
+              seq,
+              reason: `row ${seq} does not link to row ${seq - 1n}: rows were removed, inserted or reordered`,
+            },
+            lastAnchor,
+          };
         }
         const anchor = anchors.get(seq);
         if (anchor) {
           if (!anchor.equals(row.hash)) {
-            return { checked, failure: { seq: lastAnchor + 1n, reason: `the chain was rewritten after seq ${lastAnchor}: row ${seq} no longer carries the hash of the checkpoint at that seq` }, lastAnchor };
+            return {
+              checked,
+              failure: {
+                seq: lastAnchor + 1n,
+                reason: `the chain was rewritten after seq ${lastAnchor}: row ${seq} no longer carries the hash of the checkpoint at that seq`,
+              },
+              lastAnchor,
+            };
           }
           lastAnchor = seq;
         }

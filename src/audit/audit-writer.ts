@@ -82,7 +82,9 @@ export class AuditWriter {
 
   submit(events: PreparedEvent[]): Promise<string[]> {
     if (this.queue.length + events.length > this.options.maxPending) return this.fallingBehind(events.length);
-    const settled = events.map((event) => new Promise<string>((resolve, reject) => this.queue.push({ event, resolve, reject })));
+    const settled = events.map(
+      (event) => new Promise<string>((resolve, reject) => this.queue.push({ event, resolve, reject })),
+    );
     this.kick();
     return Promise.all(settled);
   }
@@ -98,7 +100,11 @@ export class AuditWriter {
   /** Events refused at once (503) rather than queued without bound. */
   private fallingBehind(count: number): Promise<never> {
     this.options.onFailure?.(count);
-    return Promise.reject(new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'the audit log is falling behind; retry later', { retryAfterSeconds: 1 }));
+    return Promise.reject(
+      new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'the audit log is falling behind; retry later', {
+        retryAfterSeconds: 1,
+      }),
+    );
   }
 
   /** Resolves when nothing is queued or being written (used at shutdown and by tests). */
@@ -151,7 +157,10 @@ export class AuditWriter {
         this.knownPartitions.clear();
         try {
           this.knownMonth = { fromMs: 0, toMs: 0 };
-          await this.partitions.ensure(client, partitionsCovering(Math.min(...batch.map((p) => p.event.at)), this.options.now() + 40 * 86400_000));
+          await this.partitions.ensure(
+            client,
+            partitionsCovering(Math.min(...batch.map((p) => p.event.at)), this.options.now() + 40 * 86400_000),
+          );
           await this.writeBatch(client, batch);
           return;
         } catch (retryError) {
@@ -192,7 +201,8 @@ export class AuditWriter {
   private async ensureKnownPartitions(client: PoolClient, batch: Pending[]): Promise<void> {
     const { fromMs, toMs } = this.knownMonth;
     let inKnownMonth = true;
-    for (let i = 0; i < batch.length && inKnownMonth; i++) inKnownMonth = batch[i].event.at >= fromMs && batch[i].event.at < toMs;
+    for (let i = 0; i < batch.length && inKnownMonth; i++)
+      inKnownMonth = batch[i].event.at >= fromMs && batch[i].event.at < toMs;
     if (inKnownMonth) return;
     const months = new Map(batch.map((p) => partitionFor(p.event.at)).map((p) => [p.name, p]));
     const unknown = [...months.values()].filter((p) => !this.knownPartitions.has(p.name));
@@ -206,13 +216,19 @@ export class AuditWriter {
 
   private async writeBatch(client: PoolClient, batch: Pending[]): Promise<void> {
     const started = process.hrtime.bigint();
-    const seqs = (this.head && this.options.singleStatement?.() && (await this.appendInOneStatement(client, batch, this.head))) || (await this.appendLocked(client, batch));
+    const seqs =
+      (this.head && this.options.singleStatement?.() && (await this.appendInOneStatement(client, batch, this.head))) ||
+      (await this.appendLocked(client, batch));
     this.options.onBatch?.(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
     for (let i = 0; i < batch.length; i++) batch[i].resolve(seqs[i]);
   }
 
   /** Chained onto `head` in one statement; undefined when the head moved twice under it (nothing written). */
-  private async appendInOneStatement(client: PoolClient, batch: Pending[], head: ChainHead): Promise<string[] | undefined> {
+  private async appendInOneStatement(
+    client: PoolClient,
+    batch: Pending[],
+    head: ChainHead,
+  ): Promise<string[] | undefined> {
     for (let attempt = 0; attempt < 2; attempt++) {
       const chained = chain(batch, head);
       const outcome = await this.rows.appendOnto(client, head, chained);
@@ -256,8 +272,7 @@ function chain(batch: Pending[], head: ChainHead): ChainedBatch {
     const time = canonicalTime(lastTime);
     const hashHex = eventHashHex(seqText, time, event, prevHashHex);
     seqs[i] = seqText;
-    rowsJson +=
-      `${i === 0 ? '' : ','}[${seqText},"${time}",${event.typeJson},${event.actorJson},${event.subjectJson},${event.dataJson},"${prevHashHex}","${hashHex}"]`;
+    rowsJson += `${i === 0 ? '' : ','}[${seqText},"${time}",${event.typeJson},${event.actorJson},${event.subjectJson},${event.dataJson},"${prevHashHex}","${hashHex}"]`;
     prevHashHex = hashHex;
   }
   return { rowsJson: `${rowsJson}]`, seqs, last: { seq, hash: Buffer.from(prevHashHex, 'hex'), timeMs: lastTime } };

@@ -35,13 +35,20 @@ export class AuditController {
     // a browser's read with the console cookie never counts as an export.
     const markExported = authorization !== undefined;
     if (accept?.includes(NDJSON)) {
-      if (query.order === 'desc') throw new DomainError(ErrorCode.VALIDATION_ERROR, 'order=desc is for JSON pages; NDJSON exports run oldest first');
+      if (query.order === 'desc')
+        throw new DomainError(
+          ErrorCode.VALIDATION_ERROR,
+          'order=desc is for JSON pages; NDJSON exports run oldest first',
+        );
       const stream = await this.exports.stream(query, { markExported });
       await reply.header('content-type', `${NDJSON}; charset=utf-8`).header('cache-control', 'no-store').send(stream);
       return;
     }
     if (query.limit !== undefined && query.limit > 1000) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, 'limit must not be greater than 1000 for JSON; use NDJSON for bulk export');
+      throw new DomainError(
+        ErrorCode.VALIDATION_ERROR,
+        'limit must not be greater than 1000 for JSON; use NDJSON for bulk export',
+      );
     }
     const page: { events: AuditEventView[]; next: string | null } = await this.exports.page(query, { markExported });
     await reply.header('cache-control', 'no-store').send(page);
@@ -50,7 +57,9 @@ export class AuditController {
   /** Recomputes the chain (from the last good checkpoint, or everything with ?full=true). */
   @Get('verify')
   async verify(@Query() query: VerifyAuditQueryDto): Promise<AuditVerifyResult> {
-    const { headHash: _internal, ...result } = await this.verifier.verify(query.full === 'true' ? 'full' : 'incremental');
+    const { headHash: _internal, ...result } = await this.verifier.verify(
+      query.full === 'true' ? 'full' : 'incremental',
+    );
     return result;
   }
 

@@ -37,6 +37,14 @@ import { AuditService } from './audit.service';
     AuditFullVerifyService,
     AuditScheduler,
   ],
-  exports: [AuditService, AuditCheckpointSigners, AuditVerifier, AuditCheckpointService, AuditExportService, AuditRetentionService, AuditFullVerifyService],
+  exports: [
+    AuditService,
+    AuditCheckpointSigners,
+    AuditVerifier,
+    AuditCheckpointService,
+    AuditExportService,
+    AuditRetentionService,
+    AuditFullVerifyService,
+  ],
 })
 export class AuditModule {}

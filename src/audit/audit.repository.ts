@@ -79,7 +79,8 @@ const INSERT_AND_MOVE_HEAD = `
   UPDATE audit_chain_head SET seq = $2, hash = $3, time = $4`;
 
 /** audit_append_batch (migration AuditAppendBatch): the whole batch in one statement, one round trip. */
-const APPEND = 'SELECT appended, head_seq, head_hash, head_time_ms FROM audit_append_batch($1, $2, $3::jsonb, $4, $5, $6)';
+const APPEND =
+  'SELECT appended, head_seq, head_hash, head_time_ms FROM audit_append_batch($1, $2, $3::jsonb, $4, $5, $6)';
 
 /** Runs `work` in a transaction on one pooled connection (see withClient). */
 export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -145,15 +146,31 @@ export class AuditRepository {
    * inserts the rows and moves the head only if the head is still `onto`. Otherwise nothing is
    * written and the current head is returned.
    */
-  async appendOnto(client: AuditConnection, onto: ChainHead, chained: ChainedRows): Promise<{ appended: true } | { appended: false; head: ChainHead }> {
-    const result = await client.query<{ appended: boolean; head_seq: string; head_hash: Buffer; head_time_ms: string }>({
-      name: 'signet_audit_append_batch',
-      text: APPEND,
-      values: [onto.seq.toString(), onto.hash, chained.rowsJson, chained.last.seq.toString(), chained.last.hash, canonicalTime(chained.last.timeMs)],
-    });
+  async appendOnto(
+    client: AuditConnection,
+    onto: ChainHead,
+    chained: ChainedRows,
+  ): Promise<{ appended: true } | { appended: false; head: ChainHead }> {
+    const result = await client.query<{ appended: boolean; head_seq: string; head_hash: Buffer; head_time_ms: string }>(
+      {
+        name: 'signet_audit_append_batch',
+        text: APPEND,
+        values: [
+          onto.seq.toString(),
+          onto.hash,
+          chained.rowsJson,
+          chained.last.seq.toString(),
+          chained.last.hash,
+          canonicalTime(chained.last.timeMs),
+        ],
+      },
+    );
     const row = result.rows[0];
     if (row.appended) return { appended: true };
-    return { appended: false, head: { seq: BigInt(row.head_seq), hash: row.head_hash, timeMs: Number(row.head_time_ms) } };
+    return {
+      appended: false,
+      head: { seq: BigInt(row.head_seq), hash: row.head_hash, timeMs: Number(row.head_time_ms) },
+    };
   }
 
   // ---- Reads of the chain (verify, checkpoints). ----
@@ -185,7 +202,10 @@ export class AuditRepository {
   async rowsAt(seqs: string[], pageSize: number): Promise<StoredRow[]> {
     const out: StoredRow[] = [];
     for (let i = 0; i < seqs.length; i += pageSize) {
-      const { rows } = await this.pool().query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq = ANY($1::bigint[])`, [seqs.slice(i, i + pageSize)]);
+      const { rows } = await this.pool().query(
+        `SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq = ANY($1::bigint[])`,
+        [seqs.slice(i, i + pageSize)],
+      );
       for (const row of rows) out.push(toRow(row));
     }
     return out;
@@ -193,10 +213,10 @@ export class AuditRepository {
 
   /** Rows with `from` ≤ seq ≤ `through`, by seq (then time, so duplicates come out in a stable order), at most `limit`. */
   async rowsBetween(from: bigint, through: bigint, limit: number): Promise<StoredRow[]> {
-    const { rows } = await this.pool().query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq >= $1 AND seq <= $2 ORDER BY audit_events.seq, audit_events.time LIMIT ${limit}`, [
-      from.toString(),
-      through.toString(),
-    ]);
+    const { rows } = await this.pool().query(
+      `SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq >= $1 AND seq <= $2 ORDER BY audit_events.seq, audit_events.time LIMIT ${limit}`,
+      [from.toString(), through.toString()],
+    );
     return rows.map(toRow);
   }
 
@@ -209,32 +229,46 @@ export class AuditRepository {
   }
 
   /** Rows after `after` (and up to `until`), oldest first, matching `filter`, at most `limit`. */
-  async rowsAfter(after: string, until: string | undefined, filter: AuditRowFilter, limit: number): Promise<StoredRow[]> {
+  async rowsAfter(
+    after: string,
+    until: string | undefined,
+    filter: AuditRowFilter,
+    limit: number,
+  ): Promise<StoredRow[]> {
     const params: unknown[] = [after, limit];
     let where = 'seq > $1';
     if (until !== undefined) where += ` AND seq <= $${params.push(until)}`;
     where += filterSql(filter, params);
-    const { rows } = await this.pool().query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE ${where} ORDER BY audit_events.seq LIMIT $2`, params);
+    const { rows } = await this.pool().query(
+      `SELECT ${ROW_COLUMNS} FROM audit_events WHERE ${where} ORDER BY audit_events.seq LIMIT $2`,
+      params,
+    );
     return rows.map(toRow);
   }
 
   /** The newest rows first, below `before` and above `after` when given, matching `filter`, at most `limit`. */
-  async rowsNewestFirst(filter: AuditRowFilter & { before?: string; after?: string }, limit: number): Promise<StoredRow[]> {
+  async rowsNewestFirst(
+    filter: AuditRowFilter & { before?: string; after?: string },
+    limit: number,
+  ): Promise<StoredRow[]> {
     const params: unknown[] = [limit];
     let where = 'true';
     if (filter.before !== undefined) where += ` AND seq < $${params.push(filter.before)}`;
     if (filter.after !== undefined) where += ` AND seq > $${params.push(filter.after)}`;
     where += filterSql(filter, params);
-    const { rows } = await this.pool().query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE ${where} ORDER BY audit_events.seq DESC LIMIT $1`, params);
+    const { rows } = await this.pool().query(
+      `SELECT ${ROW_COLUMNS} FROM audit_events WHERE ${where} ORDER BY audit_events.seq DESC LIMIT $1`,
+      params,
+    );
     return rows.map(toRow);
   }
 
   /** Served (after, through] without a filter: extends the export watermark if that run joins it. */
   async markExported(after: string, through: string): Promise<void> {
-    await this.pool().query('UPDATE audit_export_watermark SET exported_through_seq = $2, updated_at = now() WHERE exported_through_seq >= $1 AND exported_through_seq < $2', [
-      after,
-      through,
-    ]);
+    await this.pool().query(
+      'UPDATE audit_export_watermark SET exported_through_seq = $2, updated_at = now() WHERE exported_through_seq >= $1 AND exported_through_seq < $2',
+      [after, through],
+    );
   }
 
   private pool(): Pool {
@@ -258,7 +292,8 @@ function filterSql(filter: AuditRowFilter, params: unknown[]): string {
     const n = params.push(filter.key);
     where += ` AND (subject = $${n} OR data->>'key' = $${n} OR data->>'keyName' = $${n})`;
   }
-  if (filter.artifact !== undefined) where += ` AND type = 'sign' AND data #>> '{artifact,digest}' = $${params.push(filter.artifact)}`;
+  if (filter.artifact !== undefined)
+    where += ` AND type = 'sign' AND data #>> '{artifact,digest}' = $${params.push(filter.artifact)}`;
   if (filter.since !== undefined) where += ` AND time >= $${params.push(filter.since)}::timestamptz`;
   if (filter.until !== undefined) where += ` AND time < $${params.push(filter.until)}::timestamptz`;
   return where;

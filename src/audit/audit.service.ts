@@ -73,7 +73,13 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
    * walk (signing's hot path).
    */
   recordSign(actor: AuditActor | undefined, subject: string, data: SignEventData): Promise<string> {
-    return this.writer.submitOne({ typeJson: '"sign"', actorJson: canonicalActorJson(actor), subjectJson: canonicalString(subject), dataJson: signEventDataJson(data), at: this.clock() });
+    return this.writer.submitOne({
+      typeJson: '"sign"',
+      actorJson: canonicalActorJson(actor),
+      subjectJson: canonicalString(subject),
+      dataJson: signEventDataJson(data),
+      at: this.clock(),
+    });
   }
 
   /** Appends several events in one batch: they get contiguous seqs, in order. */
@@ -144,7 +150,9 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
 
   private prepare(event: AuditEventInput): PreparedEvent {
     if (typeof event?.type !== 'string' || event.type.length > 100 || !EVENT_TYPE.test(event.type)) {
-      throw new TypeError(`AuditService.record: 'type' must be a dotted lower-case name, got ${JSON.stringify(event?.type)}`);
+      throw new TypeError(
+        `AuditService.record: 'type' must be a dotted lower-case name, got ${JSON.stringify(event?.type)}`,
+      );
     }
     if (event.data === null || typeof event.data !== 'object' || Array.isArray(event.data)) {
       throw new TypeError(`AuditService.record: 'data' must be an object (event ${event.type})`);
@@ -152,7 +160,8 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
     return {
       typeJson: JSON.stringify(event.type),
       actorJson: canonicalActorJson(event.actor),
-      subjectJson: event.subject === undefined || event.subject === null ? 'null' : canonicalString(String(event.subject)),
+      subjectJson:
+        event.subject === undefined || event.subject === null ? 'null' : canonicalString(String(event.subject)),
       dataJson: canonicalJson(normaliseJson(event.data) as { [key: string]: JsonValue }),
       at: this.clock(),
     };
@@ -163,10 +172,41 @@ function auditMetrics(metrics: MetricsService) {
   const registry = metrics.registry;
   const get = <T>(name: string, create: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? create();
   return {
-    events: get('signet_audit_events_total', () => new Counter({ name: 'signet_audit_events_total', help: 'Audit events committed', registers: [registry] })),
-    failures: get('signet_audit_write_failures_total', () => new Counter({ name: 'signet_audit_write_failures_total', help: 'Audit events refused or not written (callers failed closed)', registers: [registry] })),
+    events: get(
+      'signet_audit_events_total',
+      () => new Counter({ name: 'signet_audit_events_total', help: 'Audit events committed', registers: [registry] }),
+    ),
+    failures: get(
+      'signet_audit_write_failures_total',
+      () =>
+        new Counter({
+          name: 'signet_audit_write_failures_total',
+          help: 'Audit events refused or not written (callers failed closed)',
+          registers: [registry],
+        }),
+    ),
     // Observed once per batch: the hot path's histogram type (observability/fast-metrics.ts).
-    batchSize: get('signet_audit_batch_size', () => new FastHistogram('signet_audit_batch_size', 'Events per group-commit transaction', [], [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000], registry)).labels(),
-    flushSeconds: get('signet_audit_flush_seconds', () => new FastHistogram('signet_audit_flush_seconds', 'Duration of one group-commit transaction', [], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registry)).labels(),
+    batchSize: get(
+      'signet_audit_batch_size',
+      () =>
+        new FastHistogram(
+          'signet_audit_batch_size',
+          'Events per group-commit transaction',
+          [],
+          [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000],
+          registry,
+        ),
+    ).labels(),
+    flushSeconds: get(
+      'signet_audit_flush_seconds',
+      () =>
+        new FastHistogram(
+          'signet_audit_flush_seconds',
+          'Duration of one group-commit transaction',
+          [],
+          [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+          registry,
+        ),
+    ).labels(),
   };
 }

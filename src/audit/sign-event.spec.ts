@@ -1,5 +1,14 @@
 import fc from 'fast-check';
-import { canonicalActorJson, canonicalJson, canonicalString, canonicalTime, eventHash, eventHashHex, normaliseActor, normaliseJson } from './audit-canonical';
+import {
+  canonicalActorJson,
+  canonicalJson,
+  canonicalString,
+  canonicalTime,
+  eventHash,
+  eventHashHex,
+  normaliseActor,
+  normaliseJson,
+} from './audit-canonical';
 import { AuditActor, JsonValue } from './audit.types';
 import { SignEventData, signEventDataJson } from './sign-event';
 
@@ -25,7 +34,10 @@ const signEventData: fc.Arbitrary<SignEventData> = fc.record(
     mode: awkwardString,
     signatureFormat: awkwardString,
     signature: awkwardString,
-    artifact: fc.option(fc.record({ digest: awkwardString, mediaType: awkwardString, size: number }, { requiredKeys: ['digest'] }), { nil: null }),
+    artifact: fc.option(
+      fc.record({ digest: awkwardString, mediaType: awkwardString, size: number }, { requiredKeys: ['digest'] }),
+      { nil: null },
+    ),
     artifactSource: fc.oneof(awkwardString, fc.constantFrom('payload', 'claimed')),
     idempotencyKey: awkwardString,
   },
@@ -42,7 +54,11 @@ describe('sign event fast serialisation', () => {
       mode: 'payload',
       signatureFormat: 'raw',
       signature: Buffer.alloc(64, 7).toString('base64'),
-      artifact: { digest: `sha256:${'cd'.repeat(32)}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1234 },
+      artifact: {
+        digest: `sha256:${'cd'.repeat(32)}`,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        size: 1234,
+      },
       artifactSource: 'payload',
       idempotencyKey: 'build-"42"\\',
     };
@@ -51,7 +67,9 @@ describe('sign event fast serialisation', () => {
     const { idempotencyKey: _omitted, ...withoutKey } = data;
     expect(signEventDataJson({ ...withoutKey, artifact: null })).toBe(generic({ ...withoutKey, artifact: null }));
     expect(signEventDataJson({ ...data, idempotencyKey: undefined })).not.toContain('idempotencyKey');
-    expect(signEventDataJson({ ...data, artifactSource: 'claimed' })).toBe(generic({ ...data, artifactSource: 'claimed' }));
+    expect(signEventDataJson({ ...data, artifactSource: 'claimed' })).toBe(
+      generic({ ...data, artifactSource: 'claimed' }),
+    );
     expect(signEventDataJson({ ...data, artifactSource: undefined })).not.toContain('artifactSource');
   });
 
@@ -64,18 +82,30 @@ describe('sign event fast serialisation', () => {
 
   it('writes any actor as canonicalJson(normaliseActor(actor)), absent members and non-strings left out', () => {
     const member = fc.oneof(awkwardString, fc.integer(), fc.constant(undefined));
-    const actor = fc.option(fc.record({ tokenId: member, tokenName: member, role: member, address: member }, { requiredKeys: [] }), { nil: undefined });
+    const actor = fc.option(
+      fc.record({ tokenId: member, tokenName: member, role: member, address: member }, { requiredKeys: [] }),
+      { nil: undefined },
+    );
     fc.assert(
       fc.property(actor, (value) => {
         const normalised = normaliseActor(value as AuditActor | undefined);
-        return canonicalActorJson(value as AuditActor | undefined) === (normalised === null ? 'null' : canonicalJson(normalised as JsonValue));
+        return (
+          canonicalActorJson(value as AuditActor | undefined) ===
+          (normalised === null ? 'null' : canonicalJson(normalised as JsonValue))
+        );
       }),
       { numRuns: 2000 },
     );
   });
 
   it('writes a workload actor as the generic walk, keeping the text of a deeply frozen workload part and never of one that can change', () => {
-    const workload = fc.record({ provider: awkwardString, sub: awkwardString, rule: awkwardString, jti: fc.option(awkwardString, { nil: undefined }), claims: fc.dictionary(awkwardString, awkwardString) });
+    const workload = fc.record({
+      provider: awkwardString,
+      sub: awkwardString,
+      rule: awkwardString,
+      jti: fc.option(awkwardString, { nil: undefined }),
+      claims: fc.dictionary(awkwardString, awkwardString),
+    });
     fc.assert(
       fc.property(workload, awkwardString, (part, address) => {
         const generic = (actor: AuditActor) => canonicalJson(normaliseActor(actor) as JsonValue);
@@ -88,7 +118,10 @@ describe('sign event fast serialisation', () => {
         if (canonicalActorJson(actor) !== generic(actor)) return false;
         const frozen = Object.freeze({ ...part, claims: Object.freeze({ ...part.claims }) });
         const shared: AuditActor = { tokenId: 't', role: 'signer', address, workload: frozen };
-        return canonicalActorJson(shared) === generic(shared) && canonicalActorJson({ ...shared, address: `${address}x` }) === generic({ ...shared, address: `${address}x` });
+        return (
+          canonicalActorJson(shared) === generic(shared) &&
+          canonicalActorJson({ ...shared, address: `${address}x` }) === generic({ ...shared, address: `${address}x` })
+        );
       }),
       { numRuns: 500 },
     );
@@ -103,14 +136,33 @@ describe('sign event fast serialisation', () => {
 
   it('hashes a row from its canonical parts to the same digest as eventHash over the fields', () => {
     fc.assert(
-      fc.property(signEventData, awkwardString, fc.bigInt({ min: 1n, max: 2n ** 62n }), fc.uint8Array({ minLength: 32, maxLength: 32 }), (data, subject, seq, prev) => {
-        const actor: AuditActor = { tokenId: 't-1', tokenName: subject, role: 'signer', address: '::1' };
-        const time = canonicalTime(1_780_000_000_123);
-        const prevHash = Buffer.from(prev);
-        const expected = eventHash({ seq: seq.toString(), time, type: 'sign', actor: normaliseActor(actor), subject: normaliseJson(subject) as string, data: normaliseJson(data) as { [key: string]: JsonValue }, prevHash });
-        const row = { typeJson: '"sign"', actorJson: canonicalActorJson(actor), subjectJson: canonicalString(subject), dataJson: signEventDataJson(data) };
-        return eventHashHex(seq.toString(), time, row, prevHash.toString('hex')) === expected.toString('hex');
-      }),
+      fc.property(
+        signEventData,
+        awkwardString,
+        fc.bigInt({ min: 1n, max: 2n ** 62n }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        (data, subject, seq, prev) => {
+          const actor: AuditActor = { tokenId: 't-1', tokenName: subject, role: 'signer', address: '::1' };
+          const time = canonicalTime(1_780_000_000_123);
+          const prevHash = Buffer.from(prev);
+          const expected = eventHash({
+            seq: seq.toString(),
+            time,
+            type: 'sign',
+            actor: normaliseActor(actor),
+            subject: normaliseJson(subject) as string,
+            data: normaliseJson(data) as { [key: string]: JsonValue },
+            prevHash,
+          });
+          const row = {
+            typeJson: '"sign"',
+            actorJson: canonicalActorJson(actor),
+            subjectJson: canonicalString(subject),
+            dataJson: signEventDataJson(data),
+          };
+          return eventHashHex(seq.toString(), time, row, prevHash.toString('hex')) === expected.toString('hex');
+        },
+      ),
       { numRuns: 500 },
     );
   });

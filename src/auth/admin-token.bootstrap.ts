@@ -25,7 +25,11 @@ export class AdminTokenBootstrap implements OnModuleInit {
 
   onModuleInit(): void {
     if (!this.config.devBootstrap) return;
-    this.bootstrap.register({ name: 'auth.dev-admin-token', order: 100, run: async () => void (await this.createAdminToken()) });
+    this.bootstrap.register({
+      name: 'auth.dev-admin-token',
+      order: 100,
+      run: async () => void (await this.createAdminToken()),
+    });
   }
 
   async createAdminToken(): Promise<string> {

@@ -43,7 +43,12 @@ export class AuthGuard implements CanActivate {
     if (isPublic === true || (typeof isPublic === 'function' && isPublic(this.config))) return true;
 
     const http = context.switchToHttp();
-    const admitted = this.admit(http.getRequest<FastifyRequest>(), http.getResponse<FastifyReply>(), roles, () => `${context.getClass().name}.${context.getHandler().name}`);
+    const admitted = this.admit(
+      http.getRequest<FastifyRequest>(),
+      http.getResponse<FastifyReply>(),
+      roles,
+      () => `${context.getClass().name}.${context.getHandler().name}`,
+    );
     return admitted instanceof Promise ? admitted.then(() => true) : true;
   }
 
@@ -57,7 +62,12 @@ export class AuthGuard implements CanActivate {
    * authenticates as its token (same role, grants and rate limit); state-changing methods then need
    * the session's X-CSRF-Token (src/auth/session.service.ts).
    */
-  admit(request: FastifyRequest, reply: FastifyReply, roles: Role[] | undefined, route: () => string): Principal | Promise<Principal> {
+  admit(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    roles: Role[] | undefined,
+    route: () => string,
+  ): Principal | Promise<Principal> {
     let principal: Principal | Promise<Principal>;
     try {
       const token = bearerToken(request.headers.authorization);
@@ -101,10 +111,17 @@ export class AuthGuard implements CanActivate {
     return access;
   }
 
-  private authorise(request: FastifyRequest, principal: Principal, roles: Role[] | undefined, route: () => string): Principal {
+  private authorise(
+    request: FastifyRequest,
+    principal: Principal,
+    roles: Role[] | undefined,
+    route: () => string,
+  ): Principal {
     const retryAfterSeconds = this.limiter.take(principal.tokenId, this.tokens.rateLimitFor(principal.tokenId));
     if (retryAfterSeconds > 0) {
-      throw new DomainError(ErrorCode.RATE_LIMITED, 'too many requests for this token; retry later', { retryAfterSeconds });
+      throw new DomainError(ErrorCode.RATE_LIMITED, 'too many requests for this token; retry later', {
+        retryAfterSeconds,
+      });
     }
     if (!roles) {
       const name = route();
@@ -123,7 +140,8 @@ export class AuthGuard implements CanActivate {
 
   /** 401s carry the RFC 6750 challenge. */
   private challenge(reply: FastifyReply, error: unknown): unknown {
-    if (error instanceof DomainError && error.code === ErrorCode.UNAUTHENTICATED) reply.header('www-authenticate', 'Bearer realm="signet"');
+    if (error instanceof DomainError && error.code === ErrorCode.UNAUTHENTICATED)
+      reply.header('www-authenticate', 'Bearer realm="signet"');
     return error;
   }
 }

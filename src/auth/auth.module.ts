@@ -16,7 +16,15 @@ import { TokensRepository } from './tokens.repository';
 @Global()
 @Module({
   controllers: [TokenController, SessionController],
-  providers: [TokenService, TokensRepository, SessionService, RateLimiter, AdminTokenBootstrap, AuthGuard, { provide: APP_GUARD, useExisting: AuthGuard }],
+  providers: [
+    TokenService,
+    TokensRepository,
+    SessionService,
+    RateLimiter,
+    AdminTokenBootstrap,
+    AuthGuard,
+    { provide: APP_GUARD, useExisting: AuthGuard },
+  ],
   exports: [TokenService, SessionService, RateLimiter, AuthGuard],
 })
 export class AuthModule {}

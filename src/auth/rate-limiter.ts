@@ -3,7 +3,6 @@ import { performance } from 'node:perf_hooks';
 import { takeToken, TokenBucket } from '../common/token-bucket';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 
-
 /**
  * A token bucket per API token, in this process's memory: limits are per replica (N replicas
  * behind a load balancer allow up to N × the rate). That keeps the check free of I/O on the
@@ -24,7 +23,12 @@ export class RateLimiter {
     const rate = perSecond ?? this.config.auth.rateLimitPerSecond;
     if (rate <= 0) return 0;
     // A per-token rate keeps the configured burst-to-rate ratio.
-    const burst = perSecond ? Math.max(1, Math.round((perSecond * this.config.auth.rateLimitBurst) / Math.max(1, this.config.auth.rateLimitPerSecond))) : this.config.auth.rateLimitBurst;
+    const burst = perSecond
+      ? Math.max(
+          1,
+          Math.round((perSecond * this.config.auth.rateLimitBurst) / Math.max(1, this.config.auth.rateLimitPerSecond)),
+        )
+      : this.config.auth.rateLimitBurst;
     const existing = this.buckets.get(key);
     const { bucket, waitSeconds } = takeToken(existing, rate, burst, performance.now());
     if (!existing) this.buckets.set(key, bucket);

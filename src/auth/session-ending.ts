@@ -17,6 +17,9 @@ export async function endSessions(
   actor?: AuditActor,
 ): Promise<number> {
   const rows = await tokens.endSessions(manager, which, reason);
-  if (rows.length > 0) await audit.recordMany(rows.map((row) => ({ type: 'session.ended', actor, subject: row.id, data: { tokenId: row.token_id, reason } })));
+  if (rows.length > 0)
+    await audit.recordMany(
+      rows.map((row) => ({ type: 'session.ended', actor, subject: row.id, data: { tokenId: row.token_id, reason } })),
+    );
   return rows.length;
 }

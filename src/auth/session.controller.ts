@@ -5,7 +5,15 @@ import { DomainError, ErrorCode } from '../common/errors';
 import { Public, Roles } from '../common/access.decorators';
 import { CreateSessionDto } from './dto/create-session.dto';
 import { Principal } from './principal';
-import { clearedSessionCookie, CONSOLE_ROLES, SESSION_COOKIE, sessionCookie, SessionPrincipal, SessionService, SessionView } from './session.service';
+import {
+  clearedSessionCookie,
+  CONSOLE_ROLES,
+  SESSION_COOKIE,
+  sessionCookie,
+  SessionPrincipal,
+  SessionService,
+  SessionView,
+} from './session.service';
 
 /** Security console sign-in (README "Security console"): a token for a cookie, once. */
 @ApiTags('sessions')
@@ -17,7 +25,11 @@ export class SessionController {
   @Post()
   @Public()
   @HttpCode(201)
-  async create(@Body() body: CreateSessionDto, @Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<SessionView> {
+  async create(
+    @Body() body: CreateSessionDto,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<SessionView> {
     const { secret, view } = await this.sessions.create(body.token, request);
     void reply.header('set-cookie', sessionCookie(request, secret)).header('cache-control', 'no-store');
     return view;
@@ -38,7 +50,11 @@ export class SessionController {
   @Roles(...CONSOLE_ROLES)
   @ApiCookieAuth(SESSION_COOKIE)
   @ApiHeader({ name: 'X-CSRF-Token', required: true, description: 'The csrfToken of the session' })
-  async end(@Principal() principal: Principal, @Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<void> {
+  async end(
+    @Principal() principal: Principal,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<void> {
     await this.sessions.end(sessionOf(principal));
     void reply.header('set-cookie', clearedSessionCookie(request));
   }
@@ -47,5 +63,8 @@ export class SessionController {
 /** Bearer requests have no session to show or end. */
 function sessionOf(principal: Principal): SessionPrincipal {
   if (principal instanceof SessionPrincipal) return principal;
-  throw new DomainError(ErrorCode.NOT_FOUND, 'no console session: this request was authenticated by a bearer token, not a session cookie');
+  throw new DomainError(
+    ErrorCode.NOT_FOUND,
+    'no console session: this request was authenticated by a bearer token, not a session cookie',
+  );
 }

@@ -76,11 +76,20 @@ export class SessionService {
    */
   async create(token: string, request: FastifyRequest): Promise<{ secret: string; view: SessionView }> {
     const perMinute = this.config.session.signInsPerMinute;
-    const retryAfterSeconds = this.limiter.take(`signin|${request.ip}`, undefined, { perSecond: perMinute / 60, burst: perMinute });
-    if (retryAfterSeconds > 0) throw new DomainError(ErrorCode.RATE_LIMITED, 'too many sign-in attempts from this address; retry later', { retryAfterSeconds });
+    const retryAfterSeconds = this.limiter.take(`signin|${request.ip}`, undefined, {
+      perSecond: perMinute / 60,
+      burst: perMinute,
+    });
+    if (retryAfterSeconds > 0)
+      throw new DomainError(ErrorCode.RATE_LIMITED, 'too many sign-in attempts from this address; retry later', {
+        retryAfterSeconds,
+      });
     const principal = await this.tokens.authenticate(token, request.ip);
     if (!CONSOLE_ROLES.includes(principal.role)) {
-      throw new DomainError(ErrorCode.FORBIDDEN, `the console is for ${CONSOLE_ROLES.join(', ')} tokens; a ${principal.role} token gets no session`);
+      throw new DomainError(
+        ErrorCode.FORBIDDEN,
+        `the console is for ${CONSOLE_ROLES.join(', ')} tokens; a ${principal.role} token gets no session`,
+      );
     }
     const secret = randomBytes(32).toString('base64url');
     const view = await this.dataSource.transaction(async (manager) => {
@@ -97,7 +106,12 @@ export class SessionService {
         type: 'session.created',
         actor: principal.auditActor,
         subject: session.id,
-        data: { tokenId: principal.tokenId, tokenName: principal.tokenName, role: principal.role, expiresAt: created.expiresAt },
+        data: {
+          tokenId: principal.tokenId,
+          tokenName: principal.tokenName,
+          role: principal.role,
+          expiresAt: created.expiresAt,
+        },
       });
       return created;
     });
@@ -130,10 +144,16 @@ export class SessionService {
     // from in Sec-Fetch-Site; the console's own calls are same-origin, a typed URL is none.
     const site = request.headers['sec-fetch-site'];
     if (site !== undefined && site !== 'same-origin' && site !== 'none') {
-      throw new DomainError(ErrorCode.CSRF_TOKEN_INVALID, `the session cookie is accepted only on same-origin requests (Sec-Fetch-Site: ${String(site).slice(0, 20)})`);
+      throw new DomainError(
+        ErrorCode.CSRF_TOKEN_INVALID,
+        `the session cookie is accepted only on same-origin requests (Sec-Fetch-Site: ${String(site).slice(0, 20)})`,
+      );
     }
     if (!SAFE_METHODS.has(request.method) && !csrfMatches(request.headers[CSRF_HEADER], secret)) {
-      throw new DomainError(ErrorCode.CSRF_TOKEN_INVALID, `a request made with the session cookie must carry the session's CSRF token in ${CSRF_HEADER}`);
+      throw new DomainError(
+        ErrorCode.CSRF_TOKEN_INVALID,
+        `a request made with the session cookie must carry the session's CSRF token in ${CSRF_HEADER}`,
+      );
     }
     const hash = secretHash(secret);
     // An event stream (re)connecting is the page keeping itself live, not someone using it: it
@@ -154,7 +174,14 @@ export class SessionService {
   /** Signs out: the session ends at once everywhere. */
   async end(principal: SessionPrincipal): Promise<void> {
     await this.dataSource.transaction(async (manager) => {
-      await endSessions(manager, this.repository, this.audit, { sessionId: principal.sessionId }, 'signed-out', principal.auditActor);
+      await endSessions(
+        manager,
+        this.repository,
+        this.audit,
+        { sessionId: principal.sessionId },
+        'signed-out',
+        principal.auditActor,
+      );
     });
   }
 
@@ -170,7 +197,12 @@ export class SessionService {
     });
   }
 
-  private viewOf(role: Role, tokenName: string, secret: string, row: { expires_at: Date; last_seen_at: Date }): SessionView {
+  private viewOf(
+    role: Role,
+    tokenName: string,
+    secret: string,
+    row: { expires_at: Date; last_seen_at: Date },
+  ): SessionView {
     const idleEnd = row.last_seen_at.getTime() + this.config.session.idleTimeoutSeconds * 1000;
     return {
       role,

@@ -100,7 +100,11 @@ export class TokenService {
    * The principal for a bearer token, or 401 UNAUTHENTICATED. Synchronous on a cache hit (the
    * common case); a Promise when the database has to be asked.
    */
-  authenticate(token: string | undefined, address: string, connection?: ConnectionTokenMemo): Principal | Promise<Principal> {
+  authenticate(
+    token: string | undefined,
+    address: string,
+    connection?: ConnectionTokenMemo,
+  ): Principal | Promise<Principal> {
     if (!token) throw unauthenticated('a bearer token is required');
     let hash: string;
     if (connection !== undefined && connection.token === token) {
@@ -121,7 +125,11 @@ export class TokenService {
     return this.lookup(hash).then((record) => this.principalFor(record, address));
   }
 
-  async create(input: CreateTokenInput, actor: AuditActor | undefined, beforeCommit?: (token: string) => Promise<void>): Promise<TokenView & { token: string }> {
+  async create(
+    input: CreateTokenInput,
+    actor: AuditActor | undefined,
+    beforeCommit?: (token: string) => Promise<void>,
+  ): Promise<TokenView & { token: string }> {
     const keys = this.grantsFor(input.role, input.keys);
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
     const expiresAt = input.expiresInDays === undefined ? null : new Date(Date.now() + input.expiresInDays * 86400_000);
@@ -137,7 +145,8 @@ export class TokenService {
           rateLimitPerSecond: input.rateLimitPerSecond ?? null,
         });
       } catch (error) {
-        if (driverCode(error) === '23505') throw new DomainError(ErrorCode.ALREADY_EXISTS, `a token named "${input.name}" already exists`);
+        if (driverCode(error) === '23505')
+          throw new DomainError(ErrorCode.ALREADY_EXISTS, `a token named "${input.name}" already exists`);
         throw error;
       }
       const created = toView(row);
@@ -145,7 +154,13 @@ export class TokenService {
         type: 'token.created',
         actor,
         subject: created.id,
-        data: { name: created.name, role: created.role, keys: created.keys, expiresAt: created.expiresAt, rateLimitPerSecond: created.rateLimitPerSecond },
+        data: {
+          name: created.name,
+          role: created.role,
+          keys: created.keys,
+          expiresAt: created.expiresAt,
+          rateLimitPerSecond: created.rateLimitPerSecond,
+        },
       });
       await beforeCommit?.(token);
       return created;
@@ -173,16 +188,26 @@ export class TokenService {
       const current = await this.lockToken(manager, id);
       if (current.revoked_at) throw new DomainError(ErrorCode.CONFLICT, `token ${id} is revoked; create a new one`);
       if (patch.keys !== undefined) changes.keys = this.grantsFor(current.role, patch.keys);
-      if (patch.expiresInDays !== undefined) changes.expiresAt = new Date(Date.now() + patch.expiresInDays * 86400_000).toISOString();
+      if (patch.expiresInDays !== undefined)
+        changes.expiresAt = new Date(Date.now() + patch.expiresInDays * 86400_000).toISOString();
       if (patch.expiresAt !== undefined) {
-        if (patch.expiresAt !== null && Number.isNaN(Date.parse(patch.expiresAt))) throw new DomainError(ErrorCode.VALIDATION_ERROR, 'expiresAt must be an ISO 8601 date');
+        if (patch.expiresAt !== null && Number.isNaN(Date.parse(patch.expiresAt)))
+          throw new DomainError(ErrorCode.VALIDATION_ERROR, 'expiresAt must be an ISO 8601 date');
         changes.expiresAt = patch.expiresAt === null ? null : new Date(patch.expiresAt).toISOString();
       }
       if (patch.rateLimitPerSecond !== undefined) changes.rateLimitPerSecond = patch.rateLimitPerSecond;
-      if (Object.keys(changes).length === 0) throw new DomainError(ErrorCode.VALIDATION_ERROR, 'nothing to change: give keys, expiresInDays, expiresAt or rateLimitPerSecond');
+      if (Object.keys(changes).length === 0)
+        throw new DomainError(
+          ErrorCode.VALIDATION_ERROR,
+          'nothing to change: give keys, expiresInDays, expiresAt or rateLimitPerSecond',
+        );
       const updated = toView(await this.tokens.update(manager, id, changes));
-      const shortened = 'expiresAt' in changes && changes.expiresAt !== null && (current.expires_at === null || Date.parse(changes.expiresAt as string) < current.expires_at.getTime());
-      if (current.role === 'admin' && shortened) await this.assertAnAdminRemains(manager, 'this expiry would leave no usable admin token');
+      const shortened =
+        'expiresAt' in changes &&
+        changes.expiresAt !== null &&
+        (current.expires_at === null || Date.parse(changes.expiresAt as string) < current.expires_at.getTime());
+      if (current.role === 'admin' && shortened)
+        await this.assertAnAdminRemains(manager, 'this expiry would leave no usable admin token');
       await this.audit.record({ type: 'token.updated', actor, subject: id, data: { name: updated.name, changes } });
       return updated;
     });
@@ -197,8 +222,17 @@ export class TokenService {
       const current = await this.lockToken(manager, id);
       if (current.revoked_at) return toView(current);
       const revoked = toView(await this.tokens.revoke(manager, id));
-      if (current.role === 'admin') await this.assertAnAdminRemains(manager, 'this is the last usable admin token; create another admin token before revoking it');
-      await this.audit.record({ type: 'token.revoked', actor, subject: id, data: { name: revoked.name, role: revoked.role } });
+      if (current.role === 'admin')
+        await this.assertAnAdminRemains(
+          manager,
+          'this is the last usable admin token; create another admin token before revoking it',
+        );
+      await this.audit.record({
+        type: 'token.revoked',
+        actor,
+        subject: id,
+        data: { name: revoked.name, role: revoked.role },
+      });
       // Sessions re-read their token on every request anyway; this records that they ended.
       await endSessions(manager, this.tokens, this.audit, { tokenId: id }, 'token-revoked', actor);
       return revoked;
@@ -214,10 +248,14 @@ export class TokenService {
    */
   private async assertAnAdminRemains(manager: EntityManager, message: string): Promise<void> {
     if ((await this.tokens.usableAdminCount(manager, LAST_ADMIN_MIN_LIFETIME_MINUTES)) === 0) {
-      throw new DomainError(ErrorCode.CONFLICT, `${message} (an admin token must remain valid for at least ${LAST_ADMIN_MIN_LIFETIME_MINUTES} minutes)`, {
-        reason: 'last-admin-token',
-        minRemainingMinutes: LAST_ADMIN_MIN_LIFETIME_MINUTES,
-      });
+      throw new DomainError(
+        ErrorCode.CONFLICT,
+        `${message} (an admin token must remain valid for at least ${LAST_ADMIN_MIN_LIFETIME_MINUTES} minutes)`,
+        {
+          reason: 'last-admin-token',
+          minRemainingMinutes: LAST_ADMIN_MIN_LIFETIME_MINUTES,
+        },
+      );
     }
   }
 
@@ -230,7 +268,11 @@ export class TokenService {
   /** Key grants mean something only for signers; admins use every key, other roles none. */
   private grantsFor(role: Role, keys: string[] | undefined): string[] {
     if (keys === undefined || keys.length === 0) return [];
-    if (role !== 'signer') throw new DomainError(ErrorCode.VALIDATION_ERROR, `keys: grants apply to signer tokens only (this one is ${role})`);
+    if (role !== 'signer')
+      throw new DomainError(
+        ErrorCode.VALIDATION_ERROR,
+        `keys: grants apply to signer tokens only (this one is ${role})`,
+      );
     return [...new Set(keys)].sort();
   }
 

@@ -45,7 +45,14 @@ export class TokensRepository {
   /** Inserts a token (its hash only); a duplicate name fails with the driver's unique violation (23505). */
   async insert(
     manager: EntityManager,
-    token: { name: string; role: Role; keyGrants: string[]; hash: Buffer; expiresAt: Date | null; rateLimitPerSecond: number | null },
+    token: {
+      name: string;
+      role: Role;
+      keyGrants: string[];
+      hash: Buffer;
+      expiresAt: Date | null;
+      rateLimitPerSecond: number | null;
+    },
   ): Promise<TokenRow> {
     const rows: TokenRow[] = await manager.query(
       `INSERT INTO api_tokens (name, role, key_grants, token_hash, expires_at, rate_limit_per_second) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
@@ -65,7 +72,9 @@ export class TokensRepository {
 
   /** The token whose SHA-256 is `hash` (authentication's one query on a cache miss). */
   async byHash(hash: Buffer): Promise<TokenRow | undefined> {
-    const rows: TokenRow[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM api_tokens WHERE token_hash = $1`, [hash]);
+    const rows: TokenRow[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM api_tokens WHERE token_hash = $1`, [
+      hash,
+    ]);
     return rows[0];
   }
 
@@ -87,20 +96,35 @@ export class TokensRepository {
   }
 
   /** Sets the fields `changes` has (an absent key keeps its column) and returns the row. */
-  async update(manager: EntityManager, id: string, changes: { keys?: unknown; expiresAt?: unknown; rateLimitPerSecond?: unknown }): Promise<TokenRow> {
+  async update(
+    manager: EntityManager,
+    id: string,
+    changes: { keys?: unknown; expiresAt?: unknown; rateLimitPerSecond?: unknown },
+  ): Promise<TokenRow> {
     const rows: [TokenRow[], number] = await manager.query(
       `UPDATE api_tokens SET
          key_grants = CASE WHEN $2 THEN $3::text[] ELSE key_grants END,
          expires_at = CASE WHEN $4 THEN $5::timestamptz ELSE expires_at END,
          rate_limit_per_second = CASE WHEN $6 THEN $7::integer ELSE rate_limit_per_second END
        WHERE id = $1 RETURNING ${COLUMNS}`,
-      [id, 'keys' in changes, changes.keys ?? null, 'expiresAt' in changes, changes.expiresAt ?? null, 'rateLimitPerSecond' in changes, changes.rateLimitPerSecond ?? null],
+      [
+        id,
+        'keys' in changes,
+        changes.keys ?? null,
+        'expiresAt' in changes,
+        changes.expiresAt ?? null,
+        'rateLimitPerSecond' in changes,
+        changes.rateLimitPerSecond ?? null,
+      ],
     );
     return rows[0][0];
   }
 
   async revoke(manager: EntityManager, id: string): Promise<TokenRow> {
-    const rows: [TokenRow[], number] = await manager.query(`UPDATE api_tokens SET revoked_at = now() WHERE id = $1 RETURNING ${COLUMNS}`, [id]);
+    const rows: [TokenRow[], number] = await manager.query(
+      `UPDATE api_tokens SET revoked_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
+      [id],
+    );
     return rows[0][0];
   }
 
@@ -170,7 +194,10 @@ export class TokensRepository {
    * The session with this hash, locked (FOR UPDATE) until the caller's transaction ends, with
    * whether it has ended and why it is (or would be) dead.
    */
-  async lockSessionWithEndReason(manager: EntityManager, hash: Buffer): Promise<{ id: string; reason: string; ended: boolean } | undefined> {
+  async lockSessionWithEndReason(
+    manager: EntityManager,
+    hash: Buffer,
+  ): Promise<{ id: string; reason: string; ended: boolean } | undefined> {
     const rows: Array<{ id: string; reason: string; ended: boolean }> = await manager.query(
       `SELECT s.id, s.ended_at IS NOT NULL AS ended,
               CASE WHEN s.ended_at IS NOT NULL THEN s.end_reason
@@ -187,7 +214,11 @@ export class TokensRepository {
   }
 
   /** Ends the open sessions `which` selects with `reason`; returns the ended ones. */
-  async endSessions(manager: EntityManager, which: SessionSelector, reason: string): Promise<Array<{ id: string; token_id: string }>> {
+  async endSessions(
+    manager: EntityManager,
+    which: SessionSelector,
+    reason: string,
+  ): Promise<Array<{ id: string; token_id: string }>> {
     const [column, value] = 'sessionId' in which ? ['id', which.sessionId] : ['token_id', which.tokenId];
     const [rows]: [Array<{ id: string; token_id: string }>, number] = await manager.query(
       `UPDATE console_sessions SET ended_at = now(), end_reason = $2 WHERE ${column} = $1 AND ended_at IS NULL RETURNING id, token_id`,

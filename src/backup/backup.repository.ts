@@ -44,14 +44,18 @@ export class BackupRepository {
   /** One page of a table's rows as JSON values, in an order stable inside one snapshot. */
   async rowPage(manager: EntityManager, table: string, offset: number, limit: number): Promise<unknown[]> {
     // (tableoid, ctid) is unique and stable inside one snapshot, partitions included.
-    const page: Array<{ row: unknown }> = await manager.query(`SELECT row_to_json(t) AS row FROM ${quote(table)} t ORDER BY t.tableoid, t.ctid LIMIT ${limit} OFFSET ${offset}`);
+    const page: Array<{ row: unknown }> = await manager.query(
+      `SELECT row_to_json(t) AS row FROM ${quote(table)} t ORDER BY t.tableoid, t.ctid LIMIT ${limit} OFFSET ${offset}`,
+    );
     return page.map(({ row }) => row);
   }
 
   /** Every sequence of the public schema with its current value. */
   async sequences(manager: EntityManager): Promise<Record<string, { lastValue: string; isCalled: boolean }>> {
     const sequences: Record<string, { lastValue: string; isCalled: boolean }> = {};
-    for (const { name } of await manager.query(`SELECT sequencename AS name FROM pg_sequences WHERE schemaname = 'public'`)) {
+    for (const { name } of await manager.query(
+      `SELECT sequencename AS name FROM pg_sequences WHERE schemaname = 'public'`,
+    )) {
       const [{ last_value, is_called }] = await manager.query(`SELECT last_value::text, is_called FROM ${quote(name)}`);
       sequences[name] = { lastValue: last_value, isCalled: is_called };
     }
@@ -64,7 +68,9 @@ export class BackupRepository {
 
   /** Names of the migrations applied, in order. */
   async appliedMigrations(manager: EntityManager): Promise<string[]> {
-    return (await manager.query('SELECT name FROM typeorm_migrations ORDER BY id')).map((m: { name: string }) => m.name);
+    return (await manager.query('SELECT name FROM typeorm_migrations ORDER BY id')).map(
+      (m: { name: string }) => m.name,
+    );
   }
 
   /** Whether any CA or signing key exists (a restore goes only into a database without them). */
@@ -99,7 +105,10 @@ export class BackupRepository {
 
   /** Inserts rows given as JSON object texts (as rowPage wrote them). */
   async insertJsonRows(manager: EntityManager, table: string, rows: string[]): Promise<void> {
-    await manager.query(`INSERT INTO ${quote(table)} SELECT * FROM json_populate_recordset(NULL::${quote(table)}, $1::json)`, [`[${rows.join(',')}]`]);
+    await manager.query(
+      `INSERT INTO ${quote(table)} SELECT * FROM json_populate_recordset(NULL::${quote(table)}, $1::json)`,
+      [`[${rows.join(',')}]`],
+    );
   }
 }
 

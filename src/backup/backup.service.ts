@@ -43,7 +43,8 @@ export class BackupService {
   ) {}
 
   async backup(outDir: string, options: { softhsmDir?: string } = {}): Promise<BackupManifest> {
-    if (fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0) throw new Error(`backup directory ${outDir} is not empty`);
+    if (fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0)
+      throw new Error(`backup directory ${outDir} is not empty`);
     fs.mkdirSync(path.join(outDir, 'db'), { recursive: true, mode: 0o700 });
     fs.chmodSync(outDir, 0o700);
     const manifest = await this.dataSource.transaction('REPEATABLE READ', async (manager) => {
@@ -67,15 +68,27 @@ export class BackupService {
       }
       const sequences = await this.repository.sequences(manager);
       const migrations = await this.repository.appliedMigrations(manager);
-      return { format: BACKUP_FORMAT, createdAt: new Date().toISOString(), migrations, tables: out, sequences, hsm: options.softhsmDir ? 'softhsm' : 'external' } satisfies BackupManifest;
+      return {
+        format: BACKUP_FORMAT,
+        createdAt: new Date().toISOString(),
+        migrations,
+        tables: out,
+        sequences,
+        hsm: options.softhsmDir ? 'softhsm' : 'external',
+      } satisfies BackupManifest;
     });
     if (options.softhsmDir) {
       // After the snapshot: a key created in between is an orphan in the copy (HSM reconciliation
       // reports it), never a row without its key.
-      fs.cpSync(options.softhsmDir, path.join(outDir, 'softhsm'), { recursive: true, filter: (src) => !src.endsWith('softhsm2.conf') });
+      fs.cpSync(options.softhsmDir, path.join(outDir, 'softhsm'), {
+        recursive: true,
+        filter: (src) => !src.endsWith('softhsm2.conf'),
+      });
     }
     fs.writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600 });
-    this.logger.log(`backup written to ${outDir}: ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows in ${manifest.tables.length} tables`);
+    this.logger.log(
+      `backup written to ${outDir}: ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows in ${manifest.tables.length} tables`,
+    );
     return manifest;
   }
 
@@ -87,7 +100,7 @@ export class BackupService {
     // The service role may not delete audit rows nor switch their triggers off: a restore runs as
     // the owner role (the CLI passes its URL), on a connection of its own.
     if (ownerUrl) {
-      const owner = new DataSource({ ...(dataSourceOptions(ownerUrl, 2)), entities: [] });
+      const owner = new DataSource({ ...dataSourceOptions(ownerUrl, 2), entities: [] });
       await owner.initialize();
       try {
         return await restoreInto(owner, this.repository, fromDir);
@@ -100,14 +113,21 @@ export class BackupService {
 }
 
 /** See BackupService.restore; `dataSource` connects as the role that owns the tables. */
-async function restoreInto(dataSource: DataSource, repository: BackupRepository, fromDir: string): Promise<BackupManifest> {
+async function restoreInto(
+  dataSource: DataSource,
+  repository: BackupRepository,
+  fromDir: string,
+): Promise<BackupManifest> {
   const logger = new Logger(BackupService.name);
   const manifest = readManifest(fromDir);
   const migrations = await repository.appliedMigrations(dataSource.manager);
   if (JSON.stringify(migrations) !== JSON.stringify(manifest.migrations)) {
-    throw new Error(`the backup was taken at migrations [${manifest.migrations.join(', ')}] but this database is at [${migrations.join(', ')}]; restore with the same Signet version`);
+    throw new Error(
+      `the backup was taken at migrations [${manifest.migrations.join(', ')}] but this database is at [${migrations.join(', ')}]; restore with the same Signet version`,
+    );
   }
-  if (await repository.holdsCasOrKeys(dataSource.manager)) throw new Error('the target database already holds CAs or keys; restore into a fresh data dir or database');
+  if (await repository.holdsCasOrKeys(dataSource.manager))
+    throw new Error('the target database already holds CAs or keys; restore into a fresh data dir or database');
 
   const auditTimes = await timeRange(path.join(fromDir, 'db', 'audit_events.ndjson'));
   if (auditTimes) await ensurePartitionsOnPool(pgPool(dataSource), partitionsCovering(auditTimes.min, auditTimes.max));
@@ -126,7 +146,10 @@ async function restoreInto(dataSource: DataSource, repository: BackupRepository,
         loaded += batch.length;
         batch = [];
       };
-      const lines = readline.createInterface({ input: fs.createReadStream(path.join(fromDir, 'db', `${name}.ndjson`)), crlfDelay: Infinity });
+      const lines = readline.createInterface({
+        input: fs.createReadStream(path.join(fromDir, 'db', `${name}.ndjson`)),
+        crlfDelay: Infinity,
+      });
       for await (const line of lines) {
         if (line.trim() === '') continue;
         batch.push(line);
@@ -149,7 +172,9 @@ export function readManifest(dir: string): BackupManifest {
   try {
     manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
   } catch (error) {
-    throw new Error(`${dir} is not a Signet backup (manifest.json: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new Error(
+      `${dir} is not a Signet backup (manifest.json: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
   }
   if (manifest.format !== BACKUP_FORMAT) throw new Error(`${dir}: unknown backup format ${String(manifest.format)}`);
   return manifest;

@@ -12,7 +12,18 @@ import { CaEntity, CaKind } from './ca.entity';
 import { CaRepository } from './ca.repository';
 import { CaService, CaView, EXTERNAL_KEY_URI } from './ca.service';
 import { CaGenerationEntity } from './ca-generation.entity';
-import { CaIssuer, CertificateSubject, createCertificationRequest, IssuedCertificate, issueIssuingCaCertificate, issueRootCaCertificate, issueTimestampingCertificate, issueTsaRootCertificate, validateCertificateChain, validateSubject } from '../pki';
+import {
+  CaIssuer,
+  CertificateSubject,
+  createCertificationRequest,
+  IssuedCertificate,
+  issueIssuingCaCertificate,
+  issueRootCaCertificate,
+  issueTimestampingCertificate,
+  issueTsaRootCertificate,
+  validateCertificateChain,
+  validateSubject,
+} from '../pki';
 
 export interface CreateCaInput {
   name: string;

@@ -14,7 +14,10 @@ export type NewCa = Omit<CaEntity, 'id' | 'createdAt'>;
 /** The columns a new key generation is given; its CRL columns start empty. */
 export type NewCaGeneration = Omit<CaGenerationEntity, 'id' | 'createdAt' | 'crl' | 'crlThisUpdate' | 'crlNextUpdate'>;
 /** What an imported chain sets on a pending generation. */
-export type ImportedGenerationCertificate = Pick<CaGenerationEntity, 'certificate' | 'chain' | 'serial' | 'parentGenerationId' | 'notBefore' | 'notAfter'>;
+export type ImportedGenerationCertificate = Pick<
+  CaGenerationEntity,
+  'certificate' | 'chain' | 'serial' | 'parentGenerationId' | 'notBefore' | 'notAfter'
+>;
 
 /**
  * Reads and writes of the CA aggregate (CAs and their key generations). Writes take the caller's
@@ -56,7 +59,9 @@ export class CaRepository {
 
   /** Ids of the CAs directly under any of `parentIds`. */
   async childIds(parentIds: string[], manager: EntityManager = this.dataSource.manager): Promise<string[]> {
-    const children = await manager.getRepository(CaEntity).find({ select: { id: true }, where: { parentId: In(parentIds) } });
+    const children = await manager
+      .getRepository(CaEntity)
+      .find({ select: { id: true }, where: { parentId: In(parentIds) } });
     return children.map((ca) => ca.id);
   }
 
@@ -75,7 +80,11 @@ export class CaRepository {
   }
 
   /** A pending generation becomes the active one with the certificate an offline root signed. */
-  async activateImportedGeneration(manager: EntityManager, generationId: string, certificate: ImportedGenerationCertificate): Promise<void> {
+  async activateImportedGeneration(
+    manager: EntityManager,
+    generationId: string,
+    certificate: ImportedGenerationCertificate,
+  ): Promise<void> {
     await manager.update(CaGenerationEntity, { id: generationId }, { state: 'active', ...certificate });
   }
 
@@ -86,7 +95,10 @@ export class CaRepository {
 
   /** The newest generation of a CA, or only the newest pending one. */
   latestGeneration(caId: string, options: { pending?: boolean } = {}): Promise<CaGenerationEntity | null> {
-    return this.dataSource.getRepository(CaGenerationEntity).findOne({ where: { caId, ...(options.pending ? { state: 'pending' as const } : {}) }, order: { generation: 'DESC' } });
+    return this.dataSource.getRepository(CaGenerationEntity).findOne({
+      where: { caId, ...(options.pending ? { state: 'pending' as const } : {}) },
+      order: { generation: 'DESC' },
+    });
   }
 
   generationByName(name: string): Promise<CaGenerationEntity | null> {
@@ -117,7 +129,8 @@ export class CaRepository {
     for (const ca of cas) {
       const generations = await this.generationsOf(ca.id);
       for (const generation of generations) {
-        if (generation.certificate) result.push({ caName: ca.name, generation: generation as CertifiedGeneration['generation'] });
+        if (generation.certificate)
+          result.push({ caName: ca.name, generation: generation as CertifiedGeneration['generation'] });
       }
     }
     return result;
@@ -142,7 +155,11 @@ export class CaRepository {
   }
 
   /** Certified, unexpired generations issued by any of the generations `parentGenerationIds`. */
-  certifiedGenerationsBeneath(manager: EntityManager, parentGenerationIds: string[], now: Date): Promise<CaGenerationEntity[]> {
+  certifiedGenerationsBeneath(
+    manager: EntityManager,
+    parentGenerationIds: string[],
+    now: Date,
+  ): Promise<CaGenerationEntity[]> {
     return manager
       .getRepository(CaGenerationEntity)
       .createQueryBuilder('g')
@@ -160,7 +177,10 @@ export class CaRepository {
       .getRepository(CaGenerationEntity)
       .createQueryBuilder('g')
       .where('g.certificate IS NOT NULL AND g.not_after > now()')
-      .andWhere('(g.ca_id = ANY(:caIds) OR g.parent_generation_id IN (SELECT r.id FROM ca_generations r WHERE r.ca_id = ANY(:caIds)))', { caIds })
+      .andWhere(
+        '(g.ca_id = ANY(:caIds) OR g.parent_generation_id IN (SELECT r.id FROM ca_generations r WHERE r.ca_id = ANY(:caIds)))',
+        { caIds },
+      )
       .getMany();
   }
 }

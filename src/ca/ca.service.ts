@@ -8,7 +8,17 @@ import { SIGNER_FACTORY, type SignerFactory } from '../hsm/signer-factory';
 import { CaEntity, CaKind } from './ca.entity';
 import { CaRepository } from './ca.repository';
 import { CaGenerationEntity } from './ca-generation.entity';
-import { CaEndpointUrls, caGenerationUrls, CaIssuer, CertificateProfile, CertificateSubject, derToPem, IssuedCertificate, loadCaIssuer, subjectToDn } from '../pki';
+import {
+  CaEndpointUrls,
+  caGenerationUrls,
+  CaIssuer,
+  CertificateProfile,
+  CertificateSubject,
+  derToPem,
+  IssuedCertificate,
+  loadCaIssuer,
+  subjectToDn,
+} from '../pki';
 import { CertificateEntity } from './certificate.entity';
 import { CertificatesRepository } from './certificates.repository';
 

@@ -24,14 +24,20 @@ export class CertificatesRepository {
 
   /** Certificates of the key versions `keyVersionIds`, oldest first. */
   ofKeyVersions(keyVersionIds: string[]): Promise<CertificateEntity[]> {
-    return this.dataSource.getRepository(CertificateEntity).find({ where: { keyVersionId: In(keyVersionIds) }, order: { notBefore: 'ASC' } });
+    return this.dataSource
+      .getRepository(CertificateEntity)
+      .find({ where: { keyVersionId: In(keyVersionIds) }, order: { notBefore: 'ASC' } });
   }
 
   /**
    * The earliest revocation among certificates issued by the CA generation `issuerGenerationName`
    * revoked no later than `upTo` and after `after` (any time when null), or null when none was.
    */
-  async earliestRevocation(manager: EntityManager, issuerGenerationName: string, window: { after: string | null; upTo: string }): Promise<Date | null> {
+  async earliestRevocation(
+    manager: EntityManager,
+    issuerGenerationName: string,
+    window: { after: string | null; upTo: string },
+  ): Promise<Date | null> {
     const [row] = await manager.query(
       `SELECT min(c.revoked_at) AS revoked_at FROM certificates c JOIN ca_generations g ON g.id = c.issuer_generation_id
         WHERE g.name = $1 AND c.revoked_at IS NOT NULL AND c.revoked_at <= $2 AND ($3::timestamptz IS NULL OR c.revoked_at > $3::timestamptz)`,

@@ -38,7 +38,10 @@ export interface CliCommand {
 
 /** A failure the CLI reports as one line and exit code 1 (no stack trace). */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
     this.name = 'CliError';
   }

@@ -15,7 +15,12 @@ import { COMMANDS } from './commands';
  */
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  return ['usage: signet <command> [options]', '', 'commands:', ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)].join('\n');
+  return [
+    'usage: signet <command> [options]',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+  ].join('\n');
 }
 
 function findCommand(argv: string[]): { command: CliCommand; rest: string[] } | undefined {
@@ -41,7 +46,12 @@ export async function runCli(argv: string[]): Promise<number> {
   const { command, rest } = found;
   let args;
   try {
-    args = parseArgs({ args: rest, options: { help: { type: 'boolean' }, ...(command.options ?? {}) }, allowPositionals: true, strict: true });
+    args = parseArgs({
+      args: rest,
+      options: { help: { type: 'boolean' }, ...(command.options ?? {}) },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     process.stderr.write(`signet ${command.name}: ${(error as Error).message} (usage: ${command.usage})\n`);
     return 2;
@@ -66,7 +76,9 @@ export async function runCli(argv: string[]): Promise<number> {
       await command.standalone(config, args as never, (line) => process.stdout.write(line + '\n'));
       return typeof process.exitCode === 'number' ? process.exitCode : 0;
     } catch (error) {
-      process.stderr.write(`signet ${command.name}: ${scrubText(error instanceof Error ? error.message : String(error))}\n`);
+      process.stderr.write(
+        `signet ${command.name}: ${scrubText(error instanceof Error ? error.message : String(error))}\n`,
+      );
       return error instanceof CliError ? error.exitCode : 1;
     }
   }
@@ -76,12 +88,18 @@ export async function runCli(argv: string[]): Promise<number> {
   try {
     await command.prepare?.(config, args as never);
     platform = await startPlatform(config, logger, { attach: true });
-    const app = await NestFactory.createApplicationContext(AppModule.forRoot({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm, role: 'cli' }), {
-      logger: new PinoNestLogger(logger),
-      abortOnError: false,
-    });
+    const app = await NestFactory.createApplicationContext(
+      AppModule.forRoot({ config, databaseUrl: platform.databaseUrl, hsm: platform.hsm, role: 'cli' }),
+      {
+        logger: new PinoNestLogger(logger),
+        abortOnError: false,
+      },
+    );
     try {
-      await command.run!({ app, config, ownerDatabaseUrl: platform.ownerDatabaseUrl, out: (line) => process.stdout.write(line + '\n') }, args as never);
+      await command.run!(
+        { app, config, ownerDatabaseUrl: platform.ownerDatabaseUrl, out: (line) => process.stdout.write(line + '\n') },
+        args as never,
+      );
     } finally {
       await app.close();
     }

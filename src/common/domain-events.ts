@@ -46,7 +46,11 @@ export class DomainEventBus {
    * A failing subscriber is handed to `onFailure` and the rest still run: for work after a commit,
    * where one observer's failure must neither undo nor hide the others'.
    */
-  async publishEach<K extends DomainEventName>(name: K, payload: DomainEvents[K], onFailure: (error: unknown) => void): Promise<void> {
+  async publishEach<K extends DomainEventName>(
+    name: K,
+    payload: DomainEvents[K],
+    onFailure: (error: unknown) => void,
+  ): Promise<void> {
     for (const handler of this.subscribers(name)) {
       try {
         await handler(payload);
@@ -61,4 +65,3 @@ export class DomainEventBus {
     return [...(this.handlers.get(name) ?? [])] as Array<DomainEventHandler<K>>;
   }
 }
-

@@ -8,7 +8,12 @@ export interface TokenBucket {
  * Takes one token from `bucket` (created full when absent) after refilling it at `rate` per second
  * up to `burst`. Returns the bucket and 0 when allowed, else the seconds until a token is available.
  */
-export function takeToken(bucket: TokenBucket | undefined, rate: number, burst: number, nowMs: number): { bucket: TokenBucket; waitSeconds: number } {
+export function takeToken(
+  bucket: TokenBucket | undefined,
+  rate: number,
+  burst: number,
+  nowMs: number,
+): { bucket: TokenBucket; waitSeconds: number } {
   if (!bucket) {
     bucket = { tokens: burst, updatedMs: nowMs };
   } else {

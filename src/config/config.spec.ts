@@ -49,7 +49,9 @@ describe('loadConfig', () => {
   });
 
   it('never echoes a malformed DATABASE_URL, which may hold a password', () => {
-    expect(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db/x' })).toThrow(/^DATABASE_URL: must be a postgres/);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db/x' })).toThrow(
+      /^DATABASE_URL: must be a postgres/,
+    );
     try {
       loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db/x' });
     } catch (error) {
@@ -70,10 +72,14 @@ describe('loadConfig', () => {
   });
 
   it('stops on an unreadable or empty PIN file, naming the variable but not the PIN', () => {
-    expect(() => loadConfig({ SIGNET_PKCS11_MODULE: '/opt/hsm/lib.so', SIGNET_PKCS11_PIN_FILE: path.join(dir, 'missing') })).toThrow(/^SIGNET_PKCS11_PIN_FILE: cannot read .*missing \(ENOENT\)$/);
+    expect(() =>
+      loadConfig({ SIGNET_PKCS11_MODULE: '/opt/hsm/lib.so', SIGNET_PKCS11_PIN_FILE: path.join(dir, 'missing') }),
+    ).toThrow(/^SIGNET_PKCS11_PIN_FILE: cannot read .*missing \(ENOENT\)$/);
     const empty = path.join(dir, 'empty');
     fs.writeFileSync(empty, '');
-    expect(() => loadConfig({ SIGNET_PKCS11_MODULE: '/opt/hsm/lib.so', SIGNET_PKCS11_PIN_FILE: empty })).toThrow(/^SIGNET_PKCS11_PIN_FILE: .* is empty$/);
+    expect(() => loadConfig({ SIGNET_PKCS11_MODULE: '/opt/hsm/lib.so', SIGNET_PKCS11_PIN_FILE: empty })).toThrow(
+      /^SIGNET_PKCS11_PIN_FILE: .* is empty$/,
+    );
   });
 
   it('reads DATABASE_URL from DATABASE_URL_FILE (docker secrets)', () => {
@@ -86,26 +92,50 @@ describe('loadConfig', () => {
 
   it('reads the owner role from SIGNET_MIGRATION_DATABASE_URL or its _FILE, and only next to DATABASE_URL', () => {
     const defaults = loadConfig({ DATABASE_URL: 'postgres://signet_app@db:5432/signet' });
-    expect(defaults.database).toMatchObject({ url: 'postgres://signet_app@db:5432/signet', migrationUrl: undefined, allowPrivilegedRole: false });
+    expect(defaults.database).toMatchObject({
+      url: 'postgres://signet_app@db:5432/signet',
+      migrationUrl: undefined,
+      allowPrivilegedRole: false,
+    });
     const file = path.join(dir, 'migration_url');
     fs.writeFileSync(file, 'postgres://signet_owner:pw@db:5432/signet\n', { mode: 0o600 });
-    expect(loadConfig({ DATABASE_URL: 'postgres://signet_app@db/signet', SIGNET_MIGRATION_DATABASE_URL_FILE: file }).database.migrationUrl).toBe('postgres://signet_owner:pw@db:5432/signet');
-    expect(loadConfig({ DATABASE_URL: 'postgres://signet_app@db/signet', SIGNET_MIGRATION_DATABASE_URL: 'postgres://o@db/signet', SIGNET_ALLOW_PRIVILEGED_DATABASE_ROLE: 'true' }).database).toMatchObject({
+    expect(
+      loadConfig({ DATABASE_URL: 'postgres://signet_app@db/signet', SIGNET_MIGRATION_DATABASE_URL_FILE: file }).database
+        .migrationUrl,
+    ).toBe('postgres://signet_owner:pw@db:5432/signet');
+    expect(
+      loadConfig({
+        DATABASE_URL: 'postgres://signet_app@db/signet',
+        SIGNET_MIGRATION_DATABASE_URL: 'postgres://o@db/signet',
+        SIGNET_ALLOW_PRIVILEGED_DATABASE_ROLE: 'true',
+      }).database,
+    ).toMatchObject({
       migrationUrl: 'postgres://o@db/signet',
       allowPrivilegedRole: true,
     });
-    expect(() => loadConfig({ SIGNET_MIGRATION_DATABASE_URL: 'postgres://o@db/signet' })).toThrow(/^SIGNET_MIGRATION_DATABASE_URL: needs DATABASE_URL/);
-    expect(() => loadConfig({ DATABASE_URL: 'postgres://a@db/signet', SIGNET_MIGRATION_DATABASE_URL: 'mysql://o:hunter2@db/x' })).toThrow(/^SIGNET_MIGRATION_DATABASE_URL: must be a postgres:\/\/ connection URL$/);
+    expect(() => loadConfig({ SIGNET_MIGRATION_DATABASE_URL: 'postgres://o@db/signet' })).toThrow(
+      /^SIGNET_MIGRATION_DATABASE_URL: needs DATABASE_URL/,
+    );
+    expect(() =>
+      loadConfig({ DATABASE_URL: 'postgres://a@db/signet', SIGNET_MIGRATION_DATABASE_URL: 'mysql://o:hunter2@db/x' }),
+    ).toThrow(/^SIGNET_MIGRATION_DATABASE_URL: must be a postgres:\/\/ connection URL$/);
   });
 
   it('turns the development bootstrap off when an external database is configured', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://signet@db:5432/signet' }).devBootstrap).toBe(false);
-    expect(loadConfig({ DATABASE_URL: 'postgres://signet@db:5432/signet', SIGNET_DEV_BOOTSTRAP: 'true' }).devBootstrap).toBe(true);
+    expect(
+      loadConfig({ DATABASE_URL: 'postgres://signet@db:5432/signet', SIGNET_DEV_BOOTSTRAP: 'true' }).devBootstrap,
+    ).toBe(true);
   });
 
   it('reads the audit and auth settings with their defaults', () => {
     const defaults = loadConfig({});
-    expect(defaults.audit).toEqual({ checkpointIntervalSeconds: 60, fullVerifyIntervalHours: 24, retentionDays: undefined, trustedKeysFile: undefined });
+    expect(defaults.audit).toEqual({
+      checkpointIntervalSeconds: 60,
+      fullVerifyIntervalHours: 24,
+      retentionDays: undefined,
+      trustedKeysFile: undefined,
+    });
     expect(defaults.auth).toEqual({ tokenCacheSeconds: 5, rateLimitPerSecond: 10000, rateLimitBurst: 20000 });
     const set = loadConfig({
       SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
@@ -115,14 +145,29 @@ describe('loadConfig', () => {
       SIGNET_TOKEN_CACHE_SECONDS: '0',
       SIGNET_RATE_LIMIT_PER_SECOND: '50',
     });
-    expect(set.audit).toEqual({ checkpointIntervalSeconds: 0, fullVerifyIntervalHours: 0, retentionDays: 400, trustedKeysFile: '/etc/signet/audit-keys.pem' });
+    expect(set.audit).toEqual({
+      checkpointIntervalSeconds: 0,
+      fullVerifyIntervalHours: 0,
+      retentionDays: 400,
+      trustedKeysFile: '/etc/signet/audit-keys.pem',
+    });
     // The burst follows the rate unless set.
     expect(set.auth).toEqual({ tokenCacheSeconds: 0, rateLimitPerSecond: 50, rateLimitBurst: 100 });
-    expect(loadConfig({ SIGNET_RATE_LIMIT_PER_SECOND: '50', SIGNET_RATE_LIMIT_BURST: '7' }).auth.rateLimitBurst).toBe(7);
+    expect(loadConfig({ SIGNET_RATE_LIMIT_PER_SECOND: '50', SIGNET_RATE_LIMIT_BURST: '7' }).auth.rateLimitBurst).toBe(
+      7,
+    );
   });
 
   it('reads the rotation settings with their defaults and refuses malformed ones, naming the variable', () => {
-    expect(loadConfig({}).rotation).toEqual({ tickSeconds: 60, overdueHours: 24, caRenewalMarginDays: 30, rootGateTimeoutHours: 72, retrySeconds: 60, expiryWarningDays: 30, minIntervalHours: 24 });
+    expect(loadConfig({}).rotation).toEqual({
+      tickSeconds: 60,
+      overdueHours: 24,
+      caRenewalMarginDays: 30,
+      rootGateTimeoutHours: 72,
+      retrySeconds: 60,
+      expiryWarningDays: 30,
+      minIntervalHours: 24,
+    });
     const set = loadConfig({
       SIGNET_ROTATION_TICK_SECONDS: '0',
       SIGNET_ROTATION_OVERDUE_HOURS: '6',
@@ -132,7 +177,15 @@ describe('loadConfig', () => {
       SIGNET_EXPIRY_WARNING_DAYS: '45',
       SIGNET_ROTATION_MIN_INTERVAL_HOURS: '168',
     });
-    expect(set.rotation).toEqual({ tickSeconds: 0, overdueHours: 6, caRenewalMarginDays: 60, rootGateTimeoutHours: 168, retrySeconds: 30, expiryWarningDays: 45, minIntervalHours: 168 });
+    expect(set.rotation).toEqual({
+      tickSeconds: 0,
+      overdueHours: 6,
+      caRenewalMarginDays: 60,
+      rootGateTimeoutHours: 168,
+      retrySeconds: 30,
+      expiryWarningDays: 45,
+      minIntervalHours: 168,
+    });
     for (const [variable, value] of [
       ['SIGNET_ROTATION_TICK_SECONDS', '1m'],
       ['SIGNET_ROTATION_OVERDUE_HOURS', '0'],
@@ -148,19 +201,42 @@ describe('loadConfig', () => {
 
   it('refuses the rotation test hooks unless NODE_ENV=test, so production cannot turn them on', () => {
     expect(loadConfig({}).testHooks).toEqual({ enabled: false, crashAfterStep: undefined });
-    expect(() => loadConfig({ SIGNET_TEST_HOOKS: 'true' })).toThrow(/^SIGNET_TEST_HOOKS: is a test-only hook and is refused unless NODE_ENV=test/);
+    expect(() => loadConfig({ SIGNET_TEST_HOOKS: 'true' })).toThrow(
+      /^SIGNET_TEST_HOOKS: is a test-only hook and is refused unless NODE_ENV=test/,
+    );
     expect(() => loadConfig({ SIGNET_TEST_HOOKS: 'true', NODE_ENV: 'production' })).toThrow(/^SIGNET_TEST_HOOKS: /);
-    expect(() => loadConfig({ SIGNET_TEST_CRASH_AFTER_STEP: 'activate', NODE_ENV: 'production' })).toThrow(/^SIGNET_TEST_CRASH_AFTER_STEP: /);
-    expect(() => loadConfig({ SIGNET_TEST_CRASH_AFTER_STEP: 'rm -rf', NODE_ENV: 'test' })).toThrow(/^SIGNET_TEST_CRASH_AFTER_STEP: must name a rotation step/);
+    expect(() => loadConfig({ SIGNET_TEST_CRASH_AFTER_STEP: 'activate', NODE_ENV: 'production' })).toThrow(
+      /^SIGNET_TEST_CRASH_AFTER_STEP: /,
+    );
+    expect(() => loadConfig({ SIGNET_TEST_CRASH_AFTER_STEP: 'rm -rf', NODE_ENV: 'test' })).toThrow(
+      /^SIGNET_TEST_CRASH_AFTER_STEP: must name a rotation step/,
+    );
     // Off is fine anywhere.
     expect(loadConfig({ SIGNET_TEST_HOOKS: 'false', NODE_ENV: 'production' }).testHooks.enabled).toBe(false);
-    expect(loadConfig({ NODE_ENV: 'test', SIGNET_TEST_HOOKS: 'true', SIGNET_TEST_CRASH_AFTER_STEP: 'activate' }).testHooks).toEqual({ enabled: true, crashAfterStep: 'activate' });
+    expect(
+      loadConfig({ NODE_ENV: 'test', SIGNET_TEST_HOOKS: 'true', SIGNET_TEST_CRASH_AFTER_STEP: 'activate' }).testHooks,
+    ).toEqual({ enabled: true, crashAfterStep: 'activate' });
   });
 
   it('reads the TSA settings with their defaults and refuses malformed ones, naming the variable', () => {
-    expect(loadConfig({}).tsa).toEqual({ caName: 'signet-dev-tsa', policyOid: '1.3.6.1.4.1.32473.3161.1', accuracyMs: 1000, maxQueryBytes: 4096 });
-    const set = loadConfig({ SIGNET_TSA_CA: 'corp-tsa', SIGNET_TSA_POLICY_OID: '1.3.6.1.4.1.99999.1.2', SIGNET_TSA_ACCURACY_MS: '250', SIGNET_TSA_MAX_QUERY_BYTES: '1024' });
-    expect(set.tsa).toEqual({ caName: 'corp-tsa', policyOid: '1.3.6.1.4.1.99999.1.2', accuracyMs: 250, maxQueryBytes: 1024 });
+    expect(loadConfig({}).tsa).toEqual({
+      caName: 'signet-dev-tsa',
+      policyOid: '1.3.6.1.4.1.32473.3161.1',
+      accuracyMs: 1000,
+      maxQueryBytes: 4096,
+    });
+    const set = loadConfig({
+      SIGNET_TSA_CA: 'corp-tsa',
+      SIGNET_TSA_POLICY_OID: '1.3.6.1.4.1.99999.1.2',
+      SIGNET_TSA_ACCURACY_MS: '250',
+      SIGNET_TSA_MAX_QUERY_BYTES: '1024',
+    });
+    expect(set.tsa).toEqual({
+      caName: 'corp-tsa',
+      policyOid: '1.3.6.1.4.1.99999.1.2',
+      accuracyMs: 250,
+      maxQueryBytes: 1024,
+    });
     for (const [variable, value] of [
       ['SIGNET_TSA_POLICY_OID', 'not-an-oid'],
       ['SIGNET_TSA_POLICY_OID', '1.40.1'],
@@ -177,8 +253,24 @@ describe('loadConfig', () => {
   it('reads SIGNET_TRUST_PROXY: none by default or "false"; addresses, CIDR ranges and range names; refuses anything else, including "true"', () => {
     expect(loadConfig({}).trustProxy).toEqual([]);
     expect(loadConfig({ SIGNET_TRUST_PROXY: 'false' }).trustProxy).toEqual([]);
-    expect(loadConfig({ SIGNET_TRUST_PROXY: '10.0.0.0/8, 192.0.2.10,fd00::/8, ::1,uniquelocal' }).trustProxy).toEqual(['10.0.0.0/8', '192.0.2.10', 'fd00::/8', '::1', 'uniquelocal']);
-    for (const value of ['true', '*', '10.0.0.0/33', '::/129', '10.0.0.1/8/1', '300.1.1.1', 'nginx', '10.0.0.0/', '1']) {
+    expect(loadConfig({ SIGNET_TRUST_PROXY: '10.0.0.0/8, 192.0.2.10,fd00::/8, ::1,uniquelocal' }).trustProxy).toEqual([
+      '10.0.0.0/8',
+      '192.0.2.10',
+      'fd00::/8',
+      '::1',
+      'uniquelocal',
+    ]);
+    for (const value of [
+      'true',
+      '*',
+      '10.0.0.0/33',
+      '::/129',
+      '10.0.0.1/8/1',
+      '300.1.1.1',
+      'nginx',
+      '10.0.0.0/',
+      '1',
+    ]) {
       expect(() => loadConfig({ SIGNET_TRUST_PROXY: value })).toThrow(/^SIGNET_TRUST_PROXY: /);
     }
   });
@@ -186,7 +278,9 @@ describe('loadConfig', () => {
   it('reads SIGNET_HSM_SIGN_THREAD_MODULE (auto, own, shared) and SIGNET_HSM_MODULE_COPY_DIR (absolute); refuses anything else', () => {
     expect(loadConfig({}).hsm).toMatchObject({ signThreadModule: 'auto', moduleCopyDir: undefined });
     expect(loadConfig({ SIGNET_HSM_SIGN_THREAD_MODULE: 'shared' }).hsm.signThreadModule).toBe('shared');
-    expect(loadConfig({ SIGNET_HSM_SIGN_THREAD_MODULE: 'own', SIGNET_HSM_MODULE_COPY_DIR: '/var/lib/signet/module' }).hsm).toMatchObject({
+    expect(
+      loadConfig({ SIGNET_HSM_SIGN_THREAD_MODULE: 'own', SIGNET_HSM_MODULE_COPY_DIR: '/var/lib/signet/module' }).hsm,
+    ).toMatchObject({
       signThreadModule: 'own',
       moduleCopyDir: '/var/lib/signet/module',
     });
@@ -206,7 +300,9 @@ describe('loadConfig', () => {
 
   it('reads the signing settings with their defaults and refuses malformed ones, naming the variable', () => {
     expect(loadConfig({}).signing).toEqual({ keyCacheSeconds: 10, idempotencyWindowSeconds: 86400 });
-    expect(loadConfig({ SIGNET_SIGN_KEY_CACHE_SECONDS: '2', SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS: '3600' }).signing).toEqual({ keyCacheSeconds: 2, idempotencyWindowSeconds: 3600 });
+    expect(
+      loadConfig({ SIGNET_SIGN_KEY_CACHE_SECONDS: '2', SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS: '3600' }).signing,
+    ).toEqual({ keyCacheSeconds: 2, idempotencyWindowSeconds: 3600 });
     for (const [variable, value] of [
       ['SIGNET_SIGN_KEY_CACHE_SECONDS', '0'],
       ['SIGNET_SIGN_KEY_CACHE_SECONDS', '10s'],
@@ -240,7 +336,8 @@ describe('loadConfig: distribution settings', () => {
       SIGNET_DISTRIBUTION_LEASE_SECONDS: '30',
       SIGNET_DISTRIBUTION_INTERVAL_SECONDS: '5',
       SIGNET_DISTRIBUTION_VERIFY_SECONDS: '0',
-      SIGNET_DISTRIBUTION_ALLOWED_HOSTS: 'auth.example.com, *.blob.core.windows.net ,registry.example.com:5000,[::1]:8443',
+      SIGNET_DISTRIBUTION_ALLOWED_HOSTS:
+        'auth.example.com, *.blob.core.windows.net ,registry.example.com:5000,[::1]:8443',
       SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'false',
     });
     expect(set.distribution).toEqual({
@@ -265,14 +362,21 @@ describe('loadConfig: distribution settings', () => {
     ['SIGNET_DISTRIBUTION_ALLOWED_HOSTS', 'https://auth.example.com/token'],
     ['SIGNET_DISTRIBUTION_ALLOWED_HOSTS', 'a.example.com, bad host'],
     ['SIGNET_DISTRIBUTION_ALLOW_LOOPBACK', 'sometimes'],
-  ] as Array<[string, string, Record<string, string>?]>)('rejects %s=%s naming the variable', (variable, value, extra = {}) => {
-    expect(() => loadConfig({ ...extra, [variable]: value })).toThrow(new RegExp(`^${variable}: `));
-  });
+  ] as Array<[string, string, Record<string, string>?]>)(
+    'rejects %s=%s naming the variable',
+    (variable, value, extra = {}) => {
+      expect(() => loadConfig({ ...extra, [variable]: value })).toThrow(new RegExp(`^${variable}: `));
+    },
+  );
 
   it('reads the HTTP header and request timeouts (15 s and 30 s by default) and refuses a request timeout shorter than the header timeout', () => {
     expect(loadConfig({}).http).toEqual({ headersTimeoutMs: 15_000, requestTimeoutMs: 30_000 });
-    expect(loadConfig({ SIGNET_HTTP_HEADERS_TIMEOUT_MS: '1000', SIGNET_HTTP_REQUEST_TIMEOUT_MS: '2000' }).http).toEqual({ headersTimeoutMs: 1000, requestTimeoutMs: 2000 });
-    expect(() => loadConfig({ SIGNET_HTTP_HEADERS_TIMEOUT_MS: '20000', SIGNET_HTTP_REQUEST_TIMEOUT_MS: '10000' })).toThrow(/^SIGNET_HTTP_REQUEST_TIMEOUT_MS: must not be less than SIGNET_HTTP_HEADERS_TIMEOUT_MS/);
+    expect(loadConfig({ SIGNET_HTTP_HEADERS_TIMEOUT_MS: '1000', SIGNET_HTTP_REQUEST_TIMEOUT_MS: '2000' }).http).toEqual(
+      { headersTimeoutMs: 1000, requestTimeoutMs: 2000 },
+    );
+    expect(() =>
+      loadConfig({ SIGNET_HTTP_HEADERS_TIMEOUT_MS: '20000', SIGNET_HTTP_REQUEST_TIMEOUT_MS: '10000' }),
+    ).toThrow(/^SIGNET_HTTP_REQUEST_TIMEOUT_MS: must not be less than SIGNET_HTTP_HEADERS_TIMEOUT_MS/);
     expect(() => loadConfig({ SIGNET_HTTP_HEADERS_TIMEOUT_MS: '10' })).toThrow(/^SIGNET_HTTP_HEADERS_TIMEOUT_MS: /);
     expect(() => loadConfig({ SIGNET_HTTP_REQUEST_TIMEOUT_MS: '30s' })).toThrow(/^SIGNET_HTTP_REQUEST_TIMEOUT_MS: /);
   });
@@ -283,7 +387,9 @@ describe('loadConfig: distribution settings', () => {
     expect(config.tls).toEqual({ certFile: pinFile, keyFile: pinFile });
     expect(config.publicPort).toBe(8081);
     expect(config.publicUrl).toBe('http://localhost:8081');
-    expect(() => loadConfig({ SIGNET_TLS_CERT_FILE: pinFile, SIGNET_TLS_KEY_FILE: pinFile, SIGNET_PUBLIC_HTTP_PORT: '8080' })).toThrow(/^SIGNET_PUBLIC_HTTP_PORT: /);
+    expect(() =>
+      loadConfig({ SIGNET_TLS_CERT_FILE: pinFile, SIGNET_TLS_KEY_FILE: pinFile, SIGNET_PUBLIC_HTTP_PORT: '8080' }),
+    ).toThrow(/^SIGNET_PUBLIC_HTTP_PORT: /);
     expect(loadConfig({}).tls).toBeUndefined();
   });
 });

@@ -3,7 +3,20 @@
  * function. The shape is in signet-config.ts, the per-variable readers in env-readers.ts.
  */
 import * as path from 'node:path';
-import { ConfigError, Env, boolean, hostList, integer, objectIdentifier, optionalInteger, plainHttpUrl, postgresUrlOrFile, read, secretFile, trustedProxies } from './env-readers';
+import {
+  ConfigError,
+  Env,
+  boolean,
+  hostList,
+  integer,
+  objectIdentifier,
+  optionalInteger,
+  plainHttpUrl,
+  postgresUrlOrFile,
+  read,
+  secretFile,
+  trustedProxies,
+} from './env-readers';
 import type { SignetConfig } from './signet-config';
 
 export { ConfigError } from './env-readers';
@@ -25,8 +38,12 @@ const SIGN_THREAD_MODULES: ReadonlyArray<SignetConfig['hsm']['signThreadModule']
 function readTestHooks(env: Env): SignetConfig['testHooks'] {
   const enabled = boolean(env, 'SIGNET_TEST_HOOKS', false);
   const crashAfterStep = read(env, 'SIGNET_TEST_CRASH_AFTER_STEP');
-  for (const [name, set] of [['SIGNET_TEST_HOOKS', enabled], ['SIGNET_TEST_CRASH_AFTER_STEP', crashAfterStep !== undefined]] as const) {
-    if (set && env.NODE_ENV !== 'test') throw new ConfigError(name, 'is a test-only hook and is refused unless NODE_ENV=test; remove it');
+  for (const [name, set] of [
+    ['SIGNET_TEST_HOOKS', enabled],
+    ['SIGNET_TEST_CRASH_AFTER_STEP', crashAfterStep !== undefined],
+  ] as const) {
+    if (set && env.NODE_ENV !== 'test')
+      throw new ConfigError(name, 'is a test-only hook and is refused unless NODE_ENV=test; remove it');
   }
   if (crashAfterStep !== undefined && !/^[a-z][a-z-]{1,40}$/.test(crashAfterStep)) {
     throw new ConfigError('SIGNET_TEST_CRASH_AFTER_STEP', 'must name a rotation step (e.g. activate)');
@@ -39,7 +56,10 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): SignetConfig {
   for (const [forbidden, instead] of Object.entries(FORBIDDEN_SECRET_VARIABLES)) {
     if (env[forbidden] !== undefined) {
-      throw new ConfigError(forbidden, `PINs are not read from variables (they end up in logs and process listings); put it in a 0600 file and set ${instead}`);
+      throw new ConfigError(
+        forbidden,
+        `PINs are not read from variables (they end up in logs and process listings); put it in a 0600 file and set ${instead}`,
+      );
     }
   }
 
@@ -47,25 +67,35 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   const tlsCertFile = secretFile(env, 'SIGNET_TLS_CERT_FILE', cwd);
   const tlsKeyFile = secretFile(env, 'SIGNET_TLS_KEY_FILE', cwd);
   if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
-    throw new ConfigError(tlsCertFile ? 'SIGNET_TLS_KEY_FILE' : 'SIGNET_TLS_CERT_FILE', 'is required when the other TLS file is set');
+    throw new ConfigError(
+      tlsCertFile ? 'SIGNET_TLS_KEY_FILE' : 'SIGNET_TLS_CERT_FILE',
+      'is required when the other TLS file is set',
+    );
   }
   const tls = tlsCertFile && tlsKeyFile ? { certFile: tlsCertFile, keyFile: tlsKeyFile } : undefined;
   const publicPort = integer(env, 'SIGNET_PUBLIC_HTTP_PORT', 8081, 1, 65535);
-  if (tls && publicPort === port) throw new ConfigError('SIGNET_PUBLIC_HTTP_PORT', 'must differ from SIGNET_PORT when TLS is on');
+  if (tls && publicPort === port)
+    throw new ConfigError('SIGNET_PUBLIC_HTTP_PORT', 'must differ from SIGNET_PORT when TLS is on');
   const host = read(env, 'SIGNET_HOST') ?? '0.0.0.0';
-  const signThreadModule = (read(env, 'SIGNET_HSM_SIGN_THREAD_MODULE') ?? 'auto') as SignetConfig['hsm']['signThreadModule'];
+  const signThreadModule = (read(env, 'SIGNET_HSM_SIGN_THREAD_MODULE') ??
+    'auto') as SignetConfig['hsm']['signThreadModule'];
   if (!SIGN_THREAD_MODULES.includes(signThreadModule)) {
     throw new ConfigError('SIGNET_HSM_SIGN_THREAD_MODULE', `must be one of ${SIGN_THREAD_MODULES.join(', ')}`);
   }
   const moduleCopyDir = read(env, 'SIGNET_HSM_MODULE_COPY_DIR');
-  if (moduleCopyDir !== undefined && !path.isAbsolute(moduleCopyDir)) throw new ConfigError('SIGNET_HSM_MODULE_COPY_DIR', 'must be an absolute path');
+  if (moduleCopyDir !== undefined && !path.isAbsolute(moduleCopyDir))
+    throw new ConfigError('SIGNET_HSM_MODULE_COPY_DIR', 'must be an absolute path');
   const logLevel = (read(env, 'SIGNET_LOG_LEVEL') ?? 'info') as SignetConfig['logLevel'];
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('SIGNET_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new ConfigError('SIGNET_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
 
   const databaseUrl = postgresUrlOrFile(env, 'DATABASE_URL', cwd);
   const migrationDatabaseUrl = postgresUrlOrFile(env, 'SIGNET_MIGRATION_DATABASE_URL', cwd);
   if (migrationDatabaseUrl !== undefined && databaseUrl === undefined) {
-    throw new ConfigError('SIGNET_MIGRATION_DATABASE_URL', 'needs DATABASE_URL (the service role) as well; the embedded database makes both roles itself');
+    throw new ConfigError(
+      'SIGNET_MIGRATION_DATABASE_URL',
+      'needs DATABASE_URL (the service role) as well; the embedded database makes both roles itself',
+    );
   }
   const modulePath = read(env, 'SIGNET_PKCS11_MODULE');
   const pinFile = secretFile(env, 'SIGNET_PKCS11_PIN_FILE', cwd);
@@ -111,7 +141,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       caTokenLabel,
       caPinFile,
       poolSize: optionalInteger(env, 'SIGNET_HSM_POOL_SIZE', 1, 1024),
-      signWorkers: [undefined, 'auto'].includes(read(env, 'SIGNET_HSM_SIGN_WORKERS')) ? 'auto' : integer(env, 'SIGNET_HSM_SIGN_WORKERS', 0, 0, 64),
+      signWorkers: [undefined, 'auto'].includes(read(env, 'SIGNET_HSM_SIGN_WORKERS'))
+        ? 'auto'
+        : integer(env, 'SIGNET_HSM_SIGN_WORKERS', 0, 0, 64),
       signThreadModule,
       moduleCopyDir,
     },
@@ -171,7 +203,8 @@ function httpTimeouts(env: Env): SignetConfig['http'] {
   const headersTimeoutMs = integer(env, 'SIGNET_HTTP_HEADERS_TIMEOUT_MS', 15_000, 500, 600_000);
   const requestTimeoutMs = integer(env, 'SIGNET_HTTP_REQUEST_TIMEOUT_MS', 30_000, 500, 3_600_000);
   // Node refuses a header timeout longer than the request's (the headers are part of the request).
-  if (requestTimeoutMs < headersTimeoutMs) throw new ConfigError('SIGNET_HTTP_REQUEST_TIMEOUT_MS', 'must not be less than SIGNET_HTTP_HEADERS_TIMEOUT_MS');
+  if (requestTimeoutMs < headersTimeoutMs)
+    throw new ConfigError('SIGNET_HTTP_REQUEST_TIMEOUT_MS', 'must not be less than SIGNET_HTTP_HEADERS_TIMEOUT_MS');
   return { headersTimeoutMs, requestTimeoutMs };
 }
 
@@ -179,10 +212,18 @@ function distributionConfig(env: Env, embedded: boolean): SignetConfig['distribu
   const attemptTimeoutMs = integer(env, 'SIGNET_DISTRIBUTION_ATTEMPT_TIMEOUT_MS', 30_000, 100, 600_000);
   const backoffBaseMs = integer(env, 'SIGNET_DISTRIBUTION_BACKOFF_BASE_MS', 1000, 10, 3_600_000);
   const backoffMaxMs = integer(env, 'SIGNET_DISTRIBUTION_BACKOFF_MAX_MS', 300_000, 10, 86_400_000);
-  if (backoffMaxMs < backoffBaseMs) throw new ConfigError('SIGNET_DISTRIBUTION_BACKOFF_MAX_MS', 'must not be less than SIGNET_DISTRIBUTION_BACKOFF_BASE_MS');
+  if (backoffMaxMs < backoffBaseMs)
+    throw new ConfigError(
+      'SIGNET_DISTRIBUTION_BACKOFF_MAX_MS',
+      'must not be less than SIGNET_DISTRIBUTION_BACKOFF_BASE_MS',
+    );
   const leaseSeconds = integer(env, 'SIGNET_DISTRIBUTION_LEASE_SECONDS', 120, 1, 3600);
   // A lease that ends while its attempt still runs would let a second replica push concurrently.
-  if (leaseSeconds * 1000 <= attemptTimeoutMs) throw new ConfigError('SIGNET_DISTRIBUTION_LEASE_SECONDS', 'must be longer than SIGNET_DISTRIBUTION_ATTEMPT_TIMEOUT_MS');
+  if (leaseSeconds * 1000 <= attemptTimeoutMs)
+    throw new ConfigError(
+      'SIGNET_DISTRIBUTION_LEASE_SECONDS',
+      'must be longer than SIGNET_DISTRIBUTION_ATTEMPT_TIMEOUT_MS',
+    );
   return {
     concurrency: integer(env, 'SIGNET_DISTRIBUTION_CONCURRENCY', 16, 1, 256),
     attemptTimeoutMs,

@@ -47,8 +47,14 @@ export function objectIdentifier(env: Env, name: string, fallback: string): stri
   const raw = read(env, name) ?? fallback;
   const arcs = raw.split('.');
   const valid =
-    /^[0-2](\.(0|[1-9]\d{0,9}))+$/.test(raw) && arcs.every((arc) => Number(arc) <= 0x7fffffff) && (arcs[0] === '2' || Number(arcs[1]) < 40);
-  if (!valid) throw new ConfigError(name, 'must be a dotted OBJECT IDENTIFIER (e.g. 1.3.6.1.4.1.<your PEN>.…) whose arcs fit 31 bits');
+    /^[0-2](\.(0|[1-9]\d{0,9}))+$/.test(raw) &&
+    arcs.every((arc) => Number(arc) <= 0x7fffffff) &&
+    (arcs[0] === '2' || Number(arcs[1]) < 40);
+  if (!valid)
+    throw new ConfigError(
+      name,
+      'must be a dotted OBJECT IDENTIFIER (e.g. 1.3.6.1.4.1.<your PEN>.…) whose arcs fit 31 bits',
+    );
   return raw;
 }
 
@@ -64,7 +70,9 @@ export function trustedProxies(env: Env, name: string): string[] {
     const family = isIP(address);
     const valid =
       PROXY_RANGE_NAMES.includes(entry) ||
-      (family !== 0 && rest.length === 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))));
+      (family !== 0 &&
+        rest.length === 0 &&
+        (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))));
     if (!valid) {
       throw new ConfigError(
         name,
@@ -93,7 +101,10 @@ export function plainHttpUrl(env: Env, name: string, fallback: string): string {
     throw new ConfigError(name, 'must be an absolute http:// URL');
   }
   if (url.protocol !== 'http:') {
-    throw new ConfigError(name, 'must be an http:// URL: verifiers fetch CRLs and OCSP over plain HTTP (Notation refuses https for revocation)');
+    throw new ConfigError(
+      name,
+      'must be an http:// URL: verifiers fetch CRLs and OCSP over plain HTTP (Notation refuses https for revocation)',
+    );
   }
   if (url.search || url.hash) throw new ConfigError(name, 'must not contain a query or fragment');
   return raw.replace(/\/+$/, '');
@@ -118,7 +129,9 @@ export function postgresUrl(env: Env, name: string): string | undefined {
 /** NAME or NAME_FILE (a file holding the URL, e.g. a container secret); never both read. */
 export function postgresUrlOrFile(env: Env, name: string, cwd: string): string | undefined {
   const file = secretFile(env, `${name}_FILE`, cwd);
-  return file ? postgresUrl({ [`${name}_FILE`]: fs.readFileSync(file, 'utf8') }, `${name}_FILE`) : postgresUrl(env, name);
+  return file
+    ? postgresUrl({ [`${name}_FILE`]: fs.readFileSync(file, 'utf8') }, `${name}_FILE`)
+    : postgresUrl(env, name);
 }
 
 /** A secret file must exist, be readable and non-empty; its content is not kept in the config. */
@@ -136,13 +149,17 @@ export function secretFile(env: Env, name: string, cwd: string): string | undefi
   return file;
 }
 
-
 /** Comma-separated `host`, `host:port`, `*.domain` or `[v6]:port` entries (checked again by the outbound policy). */
 export function hostList(env: Env, name: string): string[] {
   const raw = read(env, name);
   if (raw === undefined) return [];
-  const entries = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
+  const entries = raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
   const valid = /^(?:(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
-  for (const entry of entries) if (!valid.test(entry)) throw new ConfigError(name, 'must be a comma-separated list of host, host:port or *.domain entries');
+  for (const entry of entries)
+    if (!valid.test(entry))
+      throw new ConfigError(name, 'must be a comma-separated list of host, host:port or *.domain entries');
   return entries;
 }

@@ -38,13 +38,21 @@ export async function buildConsole(sourceDir: string, outDir: string): Promise<{
   const css = outputs.find((f) => f.endsWith('.css'));
   if (!js || !css) throw new Error(`buildConsole: expected one .js and one .css bundle, got ${outputs.join(', ')}`);
   const url = (file: string) => `/console/assets/${path.basename(file)}`;
-  const html = fs.readFileSync(path.join(sourceDir, 'index.html'), 'utf8').replace('%CSS%', url(css)).replace('%JS%', url(js));
+  const html = fs
+    .readFileSync(path.join(sourceDir, 'index.html'), 'utf8')
+    .replace('%CSS%', url(css))
+    .replace('%JS%', url(js));
   fs.writeFileSync(path.join(staging, 'index.html'), html);
   const files = [path.join(staging, 'index.html'), js, css];
   for (const file of files) {
     const bytes = fs.readFileSync(file);
     fs.writeFileSync(`${file}.gz`, gzipSync(bytes, { level: 9 }));
-    fs.writeFileSync(`${file}.br`, brotliCompressSync(bytes, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: bytes.length } }));
+    fs.writeFileSync(
+      `${file}.br`,
+      brotliCompressSync(bytes, {
+        params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: bytes.length },
+      }),
+    );
   }
   // Swap in whole, so a running server never serves an index.html naming bundles not yet written.
   fs.rmSync(outDir, { recursive: true, force: true });

@@ -38,7 +38,9 @@ const HASHED = /-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/;
 /** Where `npm run build` puts the console: dist/console beside dist/src (compiled) or under the project root (ts-node/jest). */
 export function defaultConsoleDir(): string {
   const compiled = path.extname(__filename) === '.js';
-  return compiled ? path.resolve(__dirname, '..', '..', 'console') : path.resolve(__dirname, '..', '..', 'dist', 'console');
+  return compiled
+    ? path.resolve(__dirname, '..', '..', 'console')
+    : path.resolve(__dirname, '..', '..', 'dist', 'console');
 }
 
 /** Every servable file under `dir`, by its path relative to it ('index.html', 'assets/main-AB12CD34.js'). */
@@ -73,7 +75,11 @@ export function registerConsole(fastify: FastifyInstance, dir: string): void {
     const wanted = request.params['*'] ?? '';
     const asset = assets.get(wanted) ?? (isPage(wanted) ? assets.get('index.html') : undefined);
     if (!asset) {
-      if (!assets.has('index.html')) throw new DomainError(ErrorCode.ROUTE_NOT_FOUND, 'the security console is not built here (npm run build writes dist/console)');
+      if (!assets.has('index.html'))
+        throw new DomainError(
+          ErrorCode.ROUTE_NOT_FOUND,
+          'the security console is not built here (npm run build writes dist/console)',
+        );
       throw new DomainError(ErrorCode.ROUTE_NOT_FOUND, `no console file ${wanted.slice(0, 200)}`);
     }
     const encoding = pickEncoding(request.headers['accept-encoding'], asset);

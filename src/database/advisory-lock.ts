@@ -15,7 +15,11 @@ export const ADVISORY_LOCKS = {
  * held (not returned to the pool) until the lock is released — so the lock really belongs to this
  * process for the whole duration. A crash closes the connection and releases the lock.
  */
-export async function withSessionAdvisoryLock<T>(dataSource: DataSource, key: bigint, work: () => Promise<T>): Promise<T> {
+export async function withSessionAdvisoryLock<T>(
+  dataSource: DataSource,
+  key: bigint,
+  work: () => Promise<T>,
+): Promise<T> {
   const runner = dataSource.createQueryRunner();
   await runner.connect();
   try {
@@ -44,7 +48,9 @@ export async function withTransactionAdvisoryLock<T>(
     if (wait) {
       await manager.query('SELECT pg_advisory_xact_lock($1::bigint)', [key.toString()]);
     } else {
-      const [{ locked }] = await manager.query('SELECT pg_try_advisory_xact_lock($1::bigint) AS locked', [key.toString()]);
+      const [{ locked }] = await manager.query('SELECT pg_try_advisory_xact_lock($1::bigint) AS locked', [
+        key.toString(),
+      ]);
       if (!locked) return undefined;
     }
     return work(manager);

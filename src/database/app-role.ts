@@ -93,11 +93,13 @@ export async function applyAppRoleGrants(owner: Client, appRole: string): Promis
       } else if (row.kind === 'S') {
         await owner.query(`REVOKE ALL ON SEQUENCE ${quoteIdent(row.name)} FROM ${role}`);
         const privileges = APP_SEQUENCE_PRIVILEGES[row.name];
-        if (privileges?.length) await owner.query(`GRANT ${privileges.join(', ')} ON SEQUENCE ${quoteIdent(row.name)} TO ${role}`);
+        if (privileges?.length)
+          await owner.query(`GRANT ${privileges.join(', ')} ON SEQUENCE ${quoteIdent(row.name)} TO ${role}`);
       } else {
         await owner.query(`REVOKE ALL ON TABLE ${quoteIdent(row.name)} FROM ${role}`);
         const privileges = APP_TABLE_PRIVILEGES[row.name];
-        if (privileges?.length) await owner.query(`GRANT ${privileges.join(', ')} ON TABLE ${quoteIdent(row.name)} TO ${role}`);
+        if (privileges?.length)
+          await owner.query(`GRANT ${privileges.join(', ')} ON TABLE ${quoteIdent(row.name)} TO ${role}`);
       }
     }
     await owner.query('COMMIT');
@@ -129,7 +131,15 @@ export async function serviceRoleProblem(client: Client): Promise<string | undef
   // Attributes and ownership count for every role the service role can become (SET ROLE works for
   // any membership, NOINHERIT included): superuser status is not inherited, but SET ROLE to a
   // superuser or to the audit tables' owner gives all of it.
-  const { rows } = await client.query<{ name: string; superuser: boolean; bypassrls: boolean; replication: boolean; owned: string | null; create: boolean; via: string | null }>(
+  const { rows } = await client.query<{
+    name: string;
+    superuser: boolean;
+    bypassrls: boolean;
+    replication: boolean;
+    owned: string | null;
+    create: boolean;
+    via: string | null;
+  }>(
     `SELECT r.rolname AS name,
             bool_or(m.rolsuper) AS superuser, bool_or(m.rolbypassrls) AS bypassrls, bool_or(m.rolreplication) AS replication,
             (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c
@@ -143,17 +153,32 @@ export async function serviceRoleProblem(client: Client): Promise<string | undef
   const role = rows[0];
   // PostgreSQL 15+ can grant a plain role SET on session_replication_role: the triggers' off switch.
   // (The function does not exist before 15, so it is not even named there.)
-  const { rows: version } = await client.query<{ num: number }>(`SELECT current_setting('server_version_num')::int AS num`);
+  const { rows: version } = await client.query<{ num: number }>(
+    `SELECT current_setting('server_version_num')::int AS num`,
+  );
   const setsReplicationRole =
-    version[0].num >= 150000 && (await client.query<{ granted: boolean }>(`SELECT has_parameter_privilege('session_replication_role', 'SET') AS granted`)).rows[0].granted;
+    version[0].num >= 150000 &&
+    (
+      await client.query<{ granted: boolean }>(
+        `SELECT has_parameter_privilege('session_replication_role', 'SET') AS granted`,
+      )
+    ).rows[0].granted;
   // A superuser has the other two as well; name the one that matters.
-  const attributes = role.superuser ? ['is a superuser'] : [role.bypassrls && 'has BYPASSRLS', role.replication && 'has REPLICATION'].filter(Boolean);
-  if (attributes.length > 0) return `the service role "${role.name}" ${attributes.join(' and ')}${role.via ? ` (through membership in ${role.via})` : ''}`;
+  const attributes = role.superuser
+    ? ['is a superuser']
+    : [role.bypassrls && 'has BYPASSRLS', role.replication && 'has REPLICATION'].filter(Boolean);
+  if (attributes.length > 0)
+    return `the service role "${role.name}" ${attributes.join(' and ')}${role.via ? ` (through membership in ${role.via})` : ''}`;
   // Below PostgreSQL 16, CREATEROLE lets a role grant itself membership in any non-superuser role.
-  if (version[0].num < 160000 && (await client.query<{ yes: boolean }>('SELECT rolcreaterole AS yes FROM pg_roles WHERE rolname = current_user')).rows[0].yes) {
+  if (
+    version[0].num < 160000 &&
+    (await client.query<{ yes: boolean }>('SELECT rolcreaterole AS yes FROM pg_roles WHERE rolname = current_user'))
+      .rows[0].yes
+  ) {
     return `the service role "${role.name}" has CREATEROLE (before PostgreSQL 16 it can make itself a member of the audit tables' owner)`;
   }
-  if (setsReplicationRole) return `the service role "${role.name}" may SET session_replication_role (it switches the audit log's triggers off)`;
+  if (setsReplicationRole)
+    return `the service role "${role.name}" may SET session_replication_role (it switches the audit log's triggers off)`;
   if (role.owned) return `the service role "${role.name}" owns (or is a member of the owner of) ${role.owned}`;
   if (role.create) return `the service role "${role.name}" may create objects in schema ${await currentSchema(client)}`;
   return undefined;

@@ -43,7 +43,10 @@ export class BootstrapService implements OnApplicationBootstrap {
         if (done.has(step.name)) continue;
         this.logger.log(`first-start bootstrap: ${step.name}`);
         await step.run();
-        await this.dataSource.query('INSERT INTO bootstrap_steps (name, completed_by) VALUES ($1, $2)', [step.name, `${hostname()}:${process.pid}`]);
+        await this.dataSource.query('INSERT INTO bootstrap_steps (name, completed_by) VALUES ($1, $2)', [
+          step.name,
+          `${hostname()}:${process.pid}`,
+        ]);
         this.ran.push(step.name);
       }
     });

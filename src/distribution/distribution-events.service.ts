@@ -52,7 +52,9 @@ export class DistributionEventsService implements OnModuleInit, OnModuleDestroy 
 
   onModuleInit(): void {
     this.notifier.on(TARGET_CHANNEL, (payload) => this.targetChanged(payload));
-    this.notifier.on(DISTRIBUTION_CHANNEL, (payload) => (payload === '*' ? this.broadcast('resync', {}) : this.broadcast('distribution', { change: payload })));
+    this.notifier.on(DISTRIBUTION_CHANNEL, (payload) =>
+      payload === '*' ? this.broadcast('resync', {}) : this.broadcast('distribution', { change: payload }),
+    );
   }
 
   onModuleDestroy(): void {
@@ -124,7 +126,10 @@ export class DistributionEventsService implements OnModuleInit, OnModuleDestroy 
   }
 
   private async heartbeat(stream: Stream): Promise<void> {
-    if (stream.principal instanceof SessionPrincipal && !(await this.sessions.isOpen(stream.principal.sessionId).catch(() => true))) {
+    if (
+      stream.principal instanceof SessionPrincipal &&
+      !(await this.sessions.isOpen(stream.principal.sessionId).catch(() => true))
+    ) {
       this.write(stream, 'session-ended', {});
       this.close(stream);
       return;

@@ -16,7 +16,11 @@ export class DistributionGateService implements DistributionGate {
 
   async requiredTargetsHaveRoot(rootSha256: string): Promise<RootAcknowledgement> {
     if (typeof rootSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(rootSha256)) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, "requiredTargetsHaveRoot: 'rootSha256' must be 64 lower-case hex digits", { field: 'rootSha256' });
+      throw new DomainError(
+        ErrorCode.VALIDATION_ERROR,
+        "requiredTargetsHaveRoot: 'rootSha256' must be 64 lower-case hex digits",
+        { field: 'rootSha256' },
+      );
     }
     const rows = await this.targets.requiredTargetsHoldingRoot(rootSha256);
     const pending = rows.filter((row) => row.has !== true).map((row) => `${row.region}/${row.target}`);

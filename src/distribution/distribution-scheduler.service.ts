@@ -92,7 +92,9 @@ export class DistributionScheduler implements OnApplicationBootstrap, OnModuleDe
     if (!this.scheduler) return;
     this.started = true;
     // Fire-and-forget triggers: a failure (database away) is logged and the schedule retries.
-    this.notifier.on(TRUSTSTORE_CHANNEL, (payload) => this.rebuildSoon(payload === '*' ? 'resync' : (payload.split(':')[0] ?? 'change')));
+    this.notifier.on(TRUSTSTORE_CHANNEL, (payload) =>
+      this.rebuildSoon(payload === '*' ? 'resync' : (payload.split(':')[0] ?? 'change')),
+    );
     const interval = setInterval(() => void this.scheduled(), this.config.distribution.intervalSeconds * 1000);
     interval.unref();
     this.scheduler.addInterval(INTERVAL_NAME, interval);
@@ -101,7 +103,9 @@ export class DistributionScheduler implements OnApplicationBootstrap, OnModuleDe
 
   /** Fire-and-forget: a failure (database away) is logged and the schedule retries. */
   private rebuildSoon(trigger: string): void {
-    void this.requestRebuild(trigger).catch((error) => this.logger.warn(`truststore rebuild (${trigger}) failed: ${(error as Error).message}`));
+    void this.requestRebuild(trigger).catch((error) =>
+      this.logger.warn(`truststore rebuild (${trigger}) failed: ${(error as Error).message}`),
+    );
   }
 
   async onModuleDestroy(): Promise<void> {

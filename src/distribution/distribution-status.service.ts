@@ -73,14 +73,24 @@ export class DistributionStatusService {
       summary.targets++;
       summary[target.state]++;
     }
-    return { generatedAt: now.toISOString(), summary, truststores: await this.truststores(), regions: [...regions.values()] };
+    return {
+      generatedAt: now.toISOString(),
+      summary,
+      truststores: await this.truststores(),
+      regions: [...regions.values()],
+    };
   }
 
   /** The status of the targets with these ids, with their region (a target deleted since is absent). */
-  async targets(ids: readonly string[], now = new Date()): Promise<Array<{ id: string; region: string; target: TargetStatus }>> {
+  async targets(
+    ids: readonly string[],
+    now = new Date(),
+  ): Promise<Array<{ id: string; region: string; target: TargetStatus }>> {
     if (ids.length === 0) return [];
     const rows = await this.rows([...ids]);
-    return rows.filter((row) => row.name !== null).map((row) => ({ id: row.id!, region: row.region, target: targetStatus(row, now) }));
+    return rows
+      .filter((row) => row.name !== null)
+      .map((row) => ({ id: row.id!, region: row.region, target: targetStatus(row, now) }));
   }
 
   /** Every region with its targets, or only the targets `ids` names. */
@@ -103,7 +113,10 @@ export class DistributionStatusService {
               version: row.rev_version,
               revokedAt: iso(row.revoked_at)!,
               convergedAt: iso(row.rev_converged_at),
-              seconds: row.rev_converged_at && row.revoked_at ? (new Date(row.rev_converged_at).getTime() - new Date(row.revoked_at).getTime()) / 1000 : null,
+              seconds:
+                row.rev_converged_at && row.revoked_at
+                  ? (new Date(row.rev_converged_at).getTime() - new Date(row.revoked_at).getTime()) / 1000
+                  : null,
             },
     }));
   }
@@ -119,7 +132,11 @@ export class DistributionStatusService {
       for (const target of region.targets) {
         this.metrics.lagSeconds.set({ region: region.name, target: target.name }, target.lagSeconds);
         this.metrics.lagVersions?.set({ region: region.name, target: target.name }, target.lagVersions);
-        for (const state of TARGET_STATES) this.metrics.targetState?.set({ region: region.name, target: target.name, state }, target.state === state ? 1 : 0);
+        for (const state of TARGET_STATES)
+          this.metrics.targetState?.set(
+            { region: region.name, target: target.name, state },
+            target.state === state ? 1 : 0,
+          );
       }
     }
     for (const state of TARGET_STATES) this.metrics.targets?.set({ state }, status.summary[state]);
@@ -130,13 +147,19 @@ export class DistributionStatusService {
     const status = await this.status();
     const { summary } = status;
     if (summary.targets === 0) return [`distribution: no targets (${status.truststores.length} truststore(s))`];
-    const others = (['pending', 'pushing', 'retrying', 'blocked'] as const).filter((s) => summary[s] > 0).map((s) => `${summary[s]} ${s}`);
-    const lines = [`distribution: ${summary.converged}/${summary.targets} targets converged${others.length ? ` (${others.join(', ')})` : ''}`];
+    const others = (['pending', 'pushing', 'retrying', 'blocked'] as const)
+      .filter((s) => summary[s] > 0)
+      .map((s) => `${summary[s]} ${s}`);
+    const lines = [
+      `distribution: ${summary.converged}/${summary.targets} targets converged${others.length ? ` (${others.join(', ')})` : ''}`,
+    ];
     for (const truststore of status.truststores) {
       const revocation = truststore.lastRevocation;
       lines.push(
         `distribution: truststore ${truststore.name} v${truststore.version} ${truststore.digest.slice(0, 19)}… ${truststore.convergedAt ? `converged ${truststore.convergedAt}` : 'not yet on every target'}` +
-          (revocation ? `; last revocation (v${revocation.version}) ${revocation.seconds !== null ? `reached every target in ${revocation.seconds.toFixed(1)} s` : 'still propagating'}` : ''),
+          (revocation
+            ? `; last revocation (v${revocation.version}) ${revocation.seconds !== null ? `reached every target in ${revocation.seconds.toFixed(1)} s` : 'still propagating'}`
+            : ''),
       );
     }
     for (const region of status.regions) {
@@ -155,7 +178,15 @@ export class DistributionStatusService {
 function targetStatus(row: TargetStatusRow, now: Date): TargetStatus {
   // The last attempt must have succeeded too: a failed read-back or push leaves state retrying/blocked.
   const converged = row.delivered_digest === row.desired_digest && !row.force_push && row.state === 'delivered';
-  const state: TargetStatusState = converged ? 'converged' : row.leased ? 'pushing' : row.state === 'blocked' ? 'blocked' : row.state === 'retrying' ? 'retrying' : 'pending';
+  const state: TargetStatusState = converged
+    ? 'converged'
+    : row.leased
+      ? 'pushing'
+      : row.state === 'blocked'
+        ? 'blocked'
+        : row.state === 'retrying'
+          ? 'retrying'
+          : 'pending';
   const desiredSince = new Date(row.desired_since);
   const deliveredAt = row.delivered_at ? new Date(row.delivered_at) : null;
   const deliveredBuilt = row.delivered_version_created_at ? new Date(row.delivered_version_created_at) : null;
@@ -170,14 +201,23 @@ function targetStatus(row: TargetStatusRow, now: Date): TargetStatus {
     delivered:
       row.delivered_digest === null || row.delivered_version === null
         ? null
-        : { version: row.delivered_version, digest: row.delivered_digest, at: iso(row.delivered_at), verifiedAt: iso(row.verified_at) },
+        : {
+            version: row.delivered_version,
+            digest: row.delivered_digest,
+            at: iso(row.delivered_at),
+            verifiedAt: iso(row.verified_at),
+          },
     state,
     attempts: row.attempts,
     lastAttemptAt: iso(row.last_attempt_at),
     nextAttemptAt: converged ? null : iso(row.next_attempt_at),
-    lastError: row.last_error && !converged ? { kind: row.last_error_kind ?? 'unknown', message: row.last_error } : null,
+    lastError:
+      row.last_error && !converged ? { kind: row.last_error_kind ?? 'unknown', message: row.last_error } : null,
     convergedAt: converged && deliveredAt ? deliveredAt.toISOString() : null,
-    convergeSeconds: converged && deliveredAt && deliveredBuilt ? Math.max(0, (deliveredAt.getTime() - deliveredBuilt.getTime()) / 1000) : null,
+    convergeSeconds:
+      converged && deliveredAt && deliveredBuilt
+        ? Math.max(0, (deliveredAt.getTime() - deliveredBuilt.getTime()) / 1000)
+        : null,
     lagSeconds: converged ? 0 : Math.max(0, (now.getTime() - desiredSince.getTime()) / 1000),
     lagVersions: converged ? 0 : row.desired_version - (row.delivered_version ?? 0),
   };

@@ -32,7 +32,10 @@ export class DistributionController {
   @Roles('admin', 'security-officer', 'auditor')
   @ApiProduces('text/event-stream')
   openEvents(@Principal() principal: Principal, @Res() reply: FastifyReply): void {
-    if (!this.events.hasRoom()) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'too many open event streams on this replica; retry later', { retryAfterSeconds: 5 });
+    if (!this.events.hasRoom())
+      throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'too many open event streams on this replica; retry later', {
+        retryAfterSeconds: 5,
+      });
     reply.hijack();
     this.events.open(reply.raw, principal);
   }

@@ -1,7 +1,11 @@
 import { OutboundPolicy } from './outbound-policy';
 
 describe(OutboundPolicy.name, () => {
-  const policy = new OutboundPolicy(['registry.example.com', 'auth.example.com:8443', '*.blob.example.net', '127.0.0.1:5000', '[::1]:6000'], [], { allowLoopback: true });
+  const policy = new OutboundPolicy(
+    ['registry.example.com', 'auth.example.com:8443', '*.blob.example.net', '127.0.0.1:5000', '[::1]:6000'],
+    [],
+    { allowLoopback: true },
+  );
 
   it.each([
     ['https://registry.example.com/v2/', true],
@@ -33,7 +37,15 @@ describe(OutboundPolicy.name, () => {
 
   it('refuses metadata and link-local hosts in URLs even when an allowlist entry names them', () => {
     const listed = new OutboundPolicy(['169.254.169.254', 'metadata.google.internal', '[fe80::1]']);
-    for (const url of ['http://169.254.169.254/latest/', 'http://2852039166/', 'http://0xA9FEA9FE/', 'http://169.254.43518/', 'http://[::ffff:a9fe:a9fe]/', 'http://metadata.google.internal/', 'http://[fe80::1]/']) {
+    for (const url of [
+      'http://169.254.169.254/latest/',
+      'http://2852039166/',
+      'http://0xA9FEA9FE/',
+      'http://169.254.43518/',
+      'http://[::ffff:a9fe:a9fe]/',
+      'http://metadata.google.internal/',
+      'http://[fe80::1]/',
+    ]) {
       expect(listed.refusal(new URL(url))).toMatch(/link-local|metadata/);
     }
   });
@@ -55,14 +67,18 @@ describe(OutboundPolicy.name, () => {
   });
 
   it('forEndpoint allows the endpoint origin plus the listed hosts', () => {
-    const forEndpoint = OutboundPolicy.forEndpoint(new URL('http://127.0.0.1:5000'), ['auth.example.com'], { allowLoopback: true });
+    const forEndpoint = OutboundPolicy.forEndpoint(new URL('http://127.0.0.1:5000'), ['auth.example.com'], {
+      allowLoopback: true,
+    });
     expect(forEndpoint.allowsUrl(new URL('http://127.0.0.1:5000/v2/'))).toBe(true);
     expect(forEndpoint.allowsUrl(new URL('http://127.0.0.1:5001/token'))).toBe(false);
     expect(forEndpoint.allowsUrl(new URL('https://auth.example.com/token'))).toBe(true);
   });
 
   it('forEndpoint with endpointListed: the endpoint is reachable only if the list names it', () => {
-    const listed = OutboundPolicy.forEndpoint(new URL('https://evil.example.net'), ['registry.example.com'], { endpointListed: true });
+    const listed = OutboundPolicy.forEndpoint(new URL('https://evil.example.net'), ['registry.example.com'], {
+      endpointListed: true,
+    });
     expect(listed.allowsUrl(new URL('https://evil.example.net/v2/'))).toBe(false);
     expect(listed.allowsUrl(new URL('https://registry.example.com/v2/'))).toBe(true);
   });

@@ -23,7 +23,11 @@ export class OutboundPolicy {
   private readonly allowLoopback: boolean;
 
   /** `implicitHosts` are trusted entries that did not come from the `allowedHosts` setting, such as the endpoint itself. */
-  constructor(allowedHosts: readonly string[], implicitHosts: readonly string[] = [], options: { allowLoopback?: boolean } = {}) {
+  constructor(
+    allowedHosts: readonly string[],
+    implicitHosts: readonly string[] = [],
+    options: { allowLoopback?: boolean } = {},
+  ) {
     this.entries = [
       ...implicitHosts.map((entry) => parseEntry(entry, 'endpoint')),
       ...allowedHosts.map((entry, index) => parseEntry(entry, `allowedHosts[${index}]`)),
@@ -36,7 +40,11 @@ export class OutboundPolicy {
    * `endpointListed`: then the endpoint too must be in `allowedHosts` (a configured allowlist names
    * every endpoint, including one changed behind the API).
    */
-  static forEndpoint(endpoint: URL, allowedHosts: readonly string[] = [], options: { allowLoopback?: boolean; endpointListed?: boolean } = {}): OutboundPolicy {
+  static forEndpoint(
+    endpoint: URL,
+    allowedHosts: readonly string[] = [],
+    options: { allowLoopback?: boolean; endpointListed?: boolean } = {},
+  ): OutboundPolicy {
     const port = endpoint.port || (endpoint.protocol === 'https:' ? '443' : '80');
     return new OutboundPolicy(allowedHosts, options.endpointListed ? [] : [`${endpoint.hostname}:${port}`], options);
   }
@@ -63,7 +71,8 @@ export class OutboundPolicy {
     if (url.username || url.password) return 'credentials in the URL';
     const verdict = classifyHost(url.hostname);
     if (verdict.category === 'forbidden') return `host is ${verdict.reason}`;
-    if (verdict.category === 'loopback' && !this.allowLoopback) return 'host is loopback and SIGNET_DISTRIBUTION_ALLOW_LOOPBACK is off';
+    if (verdict.category === 'loopback' && !this.allowLoopback)
+      return 'host is loopback and SIGNET_DISTRIBUTION_ALLOW_LOOPBACK is off';
     if (!this.allowsHost(url)) return 'host is not in the allowed hosts';
     return undefined;
   }
@@ -102,12 +111,30 @@ function parseEntry(raw: string, field: string): { host: string; port?: string; 
   try {
     parsed = new URL(`http://${rest}`);
   } catch {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `outboundPolicy: '${field}' must be a host name, optionally with ':port'`, { field });
+    throw new DomainError(
+      ErrorCode.VALIDATION_ERROR,
+      `outboundPolicy: '${field}' must be a host name, optionally with ':port'`,
+      { field },
+    );
   }
-  if (!rest || parsed.pathname !== '/' || parsed.search || parsed.username || (wildcard && isIP(normalizeHost(parsed.hostname)) !== 0)) {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `outboundPolicy: '${field}' must be a host name, optionally with ':port'`, { field });
+  if (
+    !rest ||
+    parsed.pathname !== '/' ||
+    parsed.search ||
+    parsed.username ||
+    (wildcard && isIP(normalizeHost(parsed.hostname)) !== 0)
+  ) {
+    throw new DomainError(
+      ErrorCode.VALIDATION_ERROR,
+      `outboundPolicy: '${field}' must be a host name, optionally with ':port'`,
+      { field },
+    );
   }
   // new URL() drops a port equal to the scheme default; keep what was written.
   const explicitPort = /:(\d+)$/.exec(rest)?.[1];
-  return { host: normalizeHost(parsed.hostname), ...(explicitPort ? { port: String(Number(explicitPort)) } : {}), wildcard };
+  return {
+    host: normalizeHost(parsed.hostname),
+    ...(explicitPort ? { port: String(Number(explicitPort)) } : {}),
+    wildcard,
+  };
 }

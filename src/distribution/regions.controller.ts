@@ -40,7 +40,11 @@ export class RegionsController {
   @Post(':region/targets')
   @HttpCode(201)
   @Roles('admin')
-  createTarget(@Param('region') region: string, @Body() body: CreateTargetDto, @Principal() principal: Principal): Promise<TargetView> {
+  createTarget(
+    @Param('region') region: string,
+    @Body() body: CreateTargetDto,
+    @Principal() principal: Principal,
+  ): Promise<TargetView> {
     return this.regions.createTarget(region, { ...body }, principal.auditActor);
   }
 
@@ -52,14 +56,23 @@ export class RegionsController {
 
   @Patch(':region/targets/:name')
   @Roles('admin')
-  updateTarget(@Param('region') region: string, @Param('name') name: string, @Body() body: UpdateTargetDto, @Principal() principal: Principal): Promise<TargetView> {
+  updateTarget(
+    @Param('region') region: string,
+    @Param('name') name: string,
+    @Body() body: UpdateTargetDto,
+    @Principal() principal: Principal,
+  ): Promise<TargetView> {
     return this.regions.updateTarget(region, name, { ...body }, principal.auditActor);
   }
 
   @Delete(':region/targets/:name')
   @HttpCode(204)
   @Roles('admin')
-  deleteTarget(@Param('region') region: string, @Param('name') name: string, @Principal() principal: Principal): Promise<void> {
+  deleteTarget(
+    @Param('region') region: string,
+    @Param('name') name: string,
+    @Principal() principal: Principal,
+  ): Promise<void> {
     return this.regions.deleteTarget(region, name, principal.auditActor);
   }
 }

@@ -66,19 +66,40 @@ export class RevocationProgressService {
       at: done && at ? at.toISOString() : null,
       seconds: done && at && revokedAt ? Math.max(0, (at.getTime() - revokedAt.getTime()) / 1000) : null,
     });
-    const ocspStatus = cert.issuer_generation_id ? (await this.revocations.status(cert.issuer_generation_id, serial)).status : 'unknown';
-    const crlDone = revokedAt !== null && cert.crl_this_update !== null && cert.crl_this_update.getTime() >= revokedAt.getTime();
+    const ocspStatus = cert.issuer_generation_id
+      ? (await this.revocations.status(cert.issuer_generation_id, serial)).status
+      : 'unknown';
+    const crlDone =
+      revokedAt !== null && cert.crl_this_update !== null && cert.crl_this_update.getTime() >= revokedAt.getTime();
     const regions = revokedAt && cert.generation ? await this.regions(revokedAt, cert.generation, stage) : [];
-    const lastRegion = regions.reduce<Date | null>((latest, region) => (region.at && (!latest || Date.parse(region.at) > latest.getTime()) ? new Date(region.at) : latest), null);
+    const lastRegion = regions.reduce<Date | null>(
+      (latest, region) =>
+        region.at && (!latest || Date.parse(region.at) > latest.getTime()) ? new Date(region.at) : latest,
+      null,
+    );
     return {
       serial,
       revokedAt: revokedAt?.toISOString() ?? null,
       reason: cert.revocation_reason,
-      signingStopped: { ...stage(revokedAt !== null && (cert.key_name === null || cert.key_revoked_at !== null), cert.key_revoked_at ?? revokedAt), key: cert.key_name, keyVersion: cert.key_version },
+      signingStopped: {
+        ...stage(
+          revokedAt !== null && (cert.key_name === null || cert.key_revoked_at !== null),
+          cert.key_revoked_at ?? revokedAt,
+        ),
+        key: cert.key_name,
+        keyVersion: cert.key_version,
+      },
       ocsp: { ...stage(ocspStatus === 'revoked', revokedAt), status: ocspStatus },
-      crl: { ...stage(crlDone, cert.crl_this_update), generation: cert.generation, crlNumber: crlDone ? cert.crl_number : null },
+      crl: {
+        ...stage(crlDone, cert.crl_this_update),
+        generation: cert.generation,
+        crlNumber: crlDone ? cert.crl_number : null,
+      },
       regions,
-      everywhere: stage(revokedAt !== null && crlDone && regions.every((region) => region.done), regions.length === 0 ? cert.crl_this_update : lastRegion),
+      everywhere: stage(
+        revokedAt !== null && crlDone && regions.every((region) => region.done),
+        regions.length === 0 ? cert.crl_this_update : lastRegion,
+      ),
     };
   }
 
@@ -88,20 +109,45 @@ export class RevocationProgressService {
    * (a CRL build and a revocation of its issuer are serialised, so such a CRL lists the serial).
    * Until that version exists, the truststore's targets are not done (version null).
    */
-  private async regions(revokedAt: Date, generation: string, stage: (done: boolean, at: Date | null) => ProgressStage): Promise<RegionProgress[]> {
+  private async regions(
+    revokedAt: Date,
+    generation: string,
+    stage: (done: boolean, at: Date | null) => ProgressStage,
+  ): Promise<RegionProgress[]> {
     const rows = await this.repository.targetsCarrying(revokedAt, generation);
     const regions = new Map<string, RegionProgress>();
     for (const row of rows) {
       const done = row.version !== null && row.delivered_version !== null && row.delivered_version >= row.version;
-      const target: TargetProgress = { name: row.name, truststore: row.truststore, version: row.version, deliveredVersion: row.delivered_version, ...stage(done, row.first_delivered_at) };
+      const target: TargetProgress = {
+        name: row.name,
+        truststore: row.truststore,
+        version: row.version,
+        deliveredVersion: row.delivered_version,
+        ...stage(done, row.first_delivered_at),
+      };
       let region = regions.get(row.region);
-      if (!region) regions.set(row.region, (region = { name: row.region, targets: 0, delivered: 0, targetDetails: [], done: false, at: null, seconds: null }));
+      if (!region)
+        regions.set(
+          row.region,
+          (region = {
+            name: row.region,
+            targets: 0,
+            delivered: 0,
+            targetDetails: [],
+            done: false,
+            at: null,
+            seconds: null,
+          }),
+        );
       region.targets++;
       if (done) region.delivered++;
       region.targetDetails.push(target);
     }
     for (const region of regions.values()) {
-      const latest = region.targetDetails.reduce<Date | null>((max, t) => (t.at && (!max || Date.parse(t.at) > max.getTime()) ? new Date(t.at) : max), null);
+      const latest = region.targetDetails.reduce<Date | null>(
+        (max, t) => (t.at && (!max || Date.parse(t.at) > max.getTime()) ? new Date(t.at) : max),
+        null,
+      );
       Object.assign(region, stage(region.delivered === region.targets, latest));
     }
     return [...regions.values()];

@@ -47,10 +47,14 @@ export class TargetCredentials {
   /** Validates the shape only (an object); the driver factory checks the fields per kind. */
   static validate(credentials: unknown, operation: string): Record<string, unknown> {
     if (typeof credentials !== 'object' || credentials === null || Array.isArray(credentials)) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'credentials' must be an object`, { field: 'credentials' });
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'credentials' must be an object`, {
+        field: 'credentials',
+      });
     }
     if (Buffer.byteLength(JSON.stringify(credentials)) > MAX_CREDENTIALS_BYTES) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'credentials' must be at most 64 KiB`, { field: 'credentials' });
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'credentials' must be at most 64 KiB`, {
+        field: 'credentials',
+      });
     }
     return credentials as Record<string, unknown>;
   }
@@ -99,7 +103,11 @@ export class TargetCredentials {
     } catch (error) {
       // A GCM tag mismatch: the value, its origin or the endpoint was altered.
       if (error instanceof DomainError && error.code === ErrorCode.INTERNAL && error.details?.ckr !== undefined) {
-        throw new DomainError(ErrorCode.CREDENTIALS_REQUIRED, `the stored credentials do not open for ${origin} (altered outside the API?); they are not used: set the credentials again`, { origin });
+        throw new DomainError(
+          ErrorCode.CREDENTIALS_REQUIRED,
+          `the stored credentials do not open for ${origin} (altered outside the API?); they are not used: set the credentials again`,
+          { origin },
+        );
       }
       throw error;
     }
@@ -121,10 +129,16 @@ export class TargetCredentials {
 }
 
 function decodeBound(sealed: Buffer): { sealedFor: string; envelope: Buffer } {
-  if (sealed[0] !== ORIGIN_BOUND) throw new DomainError(ErrorCode.CREDENTIALS_REQUIRED, `the stored credentials have an unknown format (${sealed[0]}); set them again`);
-  if (sealed.length < 3) throw new DomainError(ErrorCode.CREDENTIALS_REQUIRED, 'the stored credentials are truncated; set them again');
+  if (sealed[0] !== ORIGIN_BOUND)
+    throw new DomainError(
+      ErrorCode.CREDENTIALS_REQUIRED,
+      `the stored credentials have an unknown format (${sealed[0]}); set them again`,
+    );
+  if (sealed.length < 3)
+    throw new DomainError(ErrorCode.CREDENTIALS_REQUIRED, 'the stored credentials are truncated; set them again');
   const length = sealed.readUInt16BE(1);
-  if (sealed.length < 3 + length + 1) throw new DomainError(ErrorCode.CREDENTIALS_REQUIRED, 'the stored credentials are truncated; set them again');
+  if (sealed.length < 3 + length + 1)
+    throw new DomainError(ErrorCode.CREDENTIALS_REQUIRED, 'the stored credentials are truncated; set them again');
   return { sealedFor: sealed.subarray(3, 3 + length).toString('utf8'), envelope: sealed.subarray(3 + length) };
 }
 
@@ -140,7 +154,8 @@ export function redactSecrets(text: string, credentials: unknown): string {
     if (typeof value === 'string') {
       if (value.length >= 4) values.push(value);
       // a kubeconfig: its token and key lines too
-      for (const match of value.matchAll(/(?:token|client-key-data|password)\s*[:=]\s*"?([^\s"]{4,})/g)) values.push(match[1]);
+      for (const match of value.matchAll(/(?:token|client-key-data|password)\s*[:=]\s*"?([^\s"]{4,})/g))
+        values.push(match[1]);
     } else if (value && typeof value === 'object') {
       for (const nested of Object.values(value as Record<string, unknown>)) collect(nested);
     }

@@ -87,7 +87,8 @@ export function settingsFromInput(kind: TrustTargetKind, input: TargetInput, ope
       if (!repository) fail(operation, 'repository', 'is required for a harbor target');
       settings.project = project;
       settings.repository = repository;
-      if (input.contentTrust !== undefined && input.contentTrust !== null) settings.contentTrust = input.contentTrust as TargetSettings['contentTrust'];
+      if (input.contentTrust !== undefined && input.contentTrust !== null)
+        settings.contentTrust = input.contentTrust as TargetSettings['contentTrust'];
       break;
     }
     case 'kubernetes': {
@@ -106,7 +107,10 @@ export function settingsFromInput(kind: TrustTargetKind, input: TargetInput, ope
         ) {
           fail(operation, 'ratify', 'must be {keyManagementProviderName, verifier?: boolean}');
         }
-        settings.ratify = { keyManagementProviderName: ratify.keyManagementProviderName as string, ...(ratify.verifier === true ? { verifier: true } : {}) };
+        settings.ratify = {
+          keyManagementProviderName: ratify.keyManagementProviderName as string,
+          ...(ratify.verifier === true ? { verifier: true } : {}),
+        };
       }
       if (input.forceConflicts !== undefined && input.forceConflicts !== null) {
         if (typeof input.forceConflicts !== 'boolean') fail(operation, 'forceConflicts', 'must be a boolean');
@@ -115,34 +119,70 @@ export function settingsFromInput(kind: TrustTargetKind, input: TargetInput, ope
       break;
     }
   }
-  for (const field of ['repository', 'project', 'namespace', 'configMapName', 'ratify', 'forceConflicts', 'contentTrust'] as const) {
-    if (input[field] !== undefined && input[field] !== null && settings[field] === undefined) fail(operation, field, `does not apply to a ${kind} target`);
+  for (const field of [
+    'repository',
+    'project',
+    'namespace',
+    'configMapName',
+    'ratify',
+    'forceConflicts',
+    'contentTrust',
+  ] as const) {
+    if (input[field] !== undefined && input[field] !== null && settings[field] === undefined)
+      fail(operation, field, `does not apply to a ${kind} target`);
   }
   if (input.tls !== undefined && input.tls !== null) {
     const tls = input.tls as Record<string, unknown>;
-    if (typeof tls !== 'object' || Array.isArray(tls) || Object.keys(tls).some((k) => k !== 'caPem' && k !== 'insecure')) fail(operation, 'tls', 'must be {caPem?, insecure?}');
-    settings.tls = { ...(tls.caPem !== undefined ? { caPem: tls.caPem as string } : {}), ...(tls.insecure !== undefined ? { insecure: tls.insecure as boolean } : {}) };
+    if (
+      typeof tls !== 'object' ||
+      Array.isArray(tls) ||
+      Object.keys(tls).some((k) => k !== 'caPem' && k !== 'insecure')
+    )
+      fail(operation, 'tls', 'must be {caPem?, insecure?}');
+    settings.tls = {
+      ...(tls.caPem !== undefined ? { caPem: tls.caPem as string } : {}),
+      ...(tls.insecure !== undefined ? { insecure: tls.insecure as boolean } : {}),
+    };
   }
   if (input.allowedHosts !== undefined && input.allowedHosts !== null) {
-    if (!Array.isArray(input.allowedHosts) || input.allowedHosts.length > 32 || input.allowedHosts.some((h) => typeof h !== 'string')) {
+    if (
+      !Array.isArray(input.allowedHosts) ||
+      input.allowedHosts.length > 32 ||
+      input.allowedHosts.some((h) => typeof h !== 'string')
+    ) {
       fail(operation, 'allowedHosts', 'must be a list of host names (at most 32)');
     }
     settings.allowedHosts = input.allowedHosts as string[];
   }
   if (input.formats !== undefined && input.formats !== null) {
     const formats = input.formats;
-    if (!Array.isArray(formats) || formats.length === 0 || formats.some((f) => !(LAYER_KINDS as readonly unknown[]).includes(f))) {
+    if (
+      !Array.isArray(formats) ||
+      formats.length === 0 ||
+      formats.some((f) => !(LAYER_KINDS as readonly unknown[]).includes(f))
+    ) {
       fail(operation, 'formats', `must be a non-empty list of ${LAYER_KINDS.join(', ')}`);
     }
     settings.formats = [...new Set(formats as LayerKind[])];
   }
-  if (settings.ratify && settings.formats && !settings.formats.includes('roots')) fail(operation, 'formats', "must include 'roots' when ratify is set (the provider takes the roots' CERTIFICATE blocks)");
-  if (settings.ratify?.verifier && settings.formats && !settings.formats.includes('ratify')) fail(operation, 'formats', "must include 'ratify' when ratify.verifier is set (the Verifier and the TSA provider come from it)");
+  if (settings.ratify && settings.formats && !settings.formats.includes('roots'))
+    fail(
+      operation,
+      'formats',
+      "must include 'roots' when ratify is set (the provider takes the roots' CERTIFICATE blocks)",
+    );
+  if (settings.ratify?.verifier && settings.formats && !settings.formats.includes('ratify'))
+    fail(
+      operation,
+      'formats',
+      "must include 'ratify' when ratify.verifier is set (the Verifier and the TSA provider come from it)",
+    );
   return settings;
 }
 
 export function validateKind(kind: unknown, operation: string): TrustTargetKind {
-  if (!(TRUST_TARGET_KINDS as readonly unknown[]).includes(kind)) fail(operation, 'kind', `must be one of ${TRUST_TARGET_KINDS.join(', ')}`);
+  if (!(TRUST_TARGET_KINDS as readonly unknown[]).includes(kind))
+    fail(operation, 'kind', `must be one of ${TRUST_TARGET_KINDS.join(', ')}`);
   return kind as TrustTargetKind;
 }
 
@@ -154,7 +194,11 @@ export function validateKind(kind: unknown, operation: string): TrustTargetKind 
  * other host may be declared. Both refusals are 400 ENDPOINT_NOT_ALLOWED; the driver factory checks the rest
  * of the URL's shape. The same classifier refuses what a name resolves to at connect time.
  */
-export function validateEndpoint(endpoint: unknown, context: Pick<DriverContext, 'globalAllowedHosts' | 'allowLoopback'>, operation: string): string {
+export function validateEndpoint(
+  endpoint: unknown,
+  context: Pick<DriverContext, 'globalAllowedHosts' | 'allowLoopback'>,
+  operation: string,
+): string {
   if (typeof endpoint !== 'string' || endpoint.length > 2048) fail(operation, 'endpoint', 'must be an http(s) URL');
   let url: URL;
   try {
@@ -165,11 +209,18 @@ export function validateEndpoint(endpoint: unknown, context: Pick<DriverContext,
   if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(operation, 'endpoint', 'must be an http(s) URL');
   const refusal = hostRefusal(url.hostname, context.allowLoopback);
   if (refusal) {
-    throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: 'endpoint' host ${url.hostname} ${refusal}`, { field: 'endpoint', host: url.host });
+    throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: 'endpoint' host ${url.hostname} ${refusal}`, {
+      field: 'endpoint',
+      host: url.host,
+    });
   }
   if (context.globalAllowedHosts.length > 0) {
     if (!new OutboundPolicy(context.globalAllowedHosts).allowsHost(url)) {
-      throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: 'endpoint' host ${url.host} is not in SIGNET_DISTRIBUTION_ALLOWED_HOSTS`, { field: 'endpoint', host: url.host });
+      throw new DomainError(
+        ErrorCode.ENDPOINT_NOT_ALLOWED,
+        `${operation}: 'endpoint' host ${url.host} is not in SIGNET_DISTRIBUTION_ALLOWED_HOSTS`,
+        { field: 'endpoint', host: url.host },
+      );
     }
   }
   return endpoint as string;
@@ -194,15 +245,26 @@ export const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '[::1]'];
  * covers (it bounds every outbound host; the target's list adds nothing then). 400
  * ENDPOINT_NOT_ALLOWED naming the entry.
  */
-export function validateTargetHosts(allowedHosts: readonly string[] | undefined, context: Pick<DriverContext, 'globalAllowedHosts' | 'allowLoopback'>, operation: string): void {
+export function validateTargetHosts(
+  allowedHosts: readonly string[] | undefined,
+  context: Pick<DriverContext, 'globalAllowedHosts' | 'allowLoopback'>,
+  operation: string,
+): void {
   const global = context.globalAllowedHosts.length > 0 ? new OutboundPolicy(context.globalAllowedHosts) : undefined;
   (allowedHosts ?? []).forEach((entry, index) => {
     const field = `allowedHosts[${index}]`;
     const { host, wildcard } = allowlistEntryHost(entry, field);
     const refusal = wildcard ? undefined : hostRefusal(host, context.allowLoopback);
-    if (refusal) throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: '${field}' host ${host} ${refusal}`, { field });
+    if (refusal)
+      throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: '${field}' host ${host} ${refusal}`, {
+        field,
+      });
     if (global && !global.coversEntry(entry, field)) {
-      throw new DomainError(ErrorCode.ENDPOINT_NOT_ALLOWED, `${operation}: '${field}' (${entry}) is not covered by SIGNET_DISTRIBUTION_ALLOWED_HOSTS`, { field });
+      throw new DomainError(
+        ErrorCode.ENDPOINT_NOT_ALLOWED,
+        `${operation}: '${field}' (${entry}) is not covered by SIGNET_DISTRIBUTION_ALLOWED_HOSTS`,
+        { field },
+      );
     }
   });
 }
@@ -213,17 +275,37 @@ export function validateTargetHosts(allowedHosts: readonly string[] | undefined,
  * endpoint changed behind the API is refused at connect time, and loopback only where listed;
  * without one, the endpoint, the target's own `allowedHosts` and, in development, loopback.
  */
-export function driverOptions(target: { kind: TrustTargetKind; endpoint: string; settings: TargetSettings }, credentials: unknown, context: DriverContext): TrustTargetOptions {
+export function driverOptions(
+  target: { kind: TrustTargetKind; endpoint: string; settings: TargetSettings },
+  credentials: unknown,
+  context: DriverContext,
+): TrustTargetOptions {
   const s = target.settings;
   const listed = context.globalAllowedHosts.length > 0;
-  const allowedHosts = listed ? [...context.globalAllowedHosts] : [...(context.allowLoopback ? LOOPBACK_HOSTS : []), ...(s.allowedHosts ?? [])];
-  const common = { endpoint: target.endpoint, allowedHosts, allowLoopback: context.allowLoopback, ...(listed ? { endpointListed: true } : {}), requestTimeoutMs: context.requestTimeoutMs, ...(s.tls ? { tls: s.tls } : {}) };
+  const allowedHosts = listed
+    ? [...context.globalAllowedHosts]
+    : [...(context.allowLoopback ? LOOPBACK_HOSTS : []), ...(s.allowedHosts ?? [])];
+  const common = {
+    endpoint: target.endpoint,
+    allowedHosts,
+    allowLoopback: context.allowLoopback,
+    ...(listed ? { endpointListed: true } : {}),
+    requestTimeoutMs: context.requestTimeoutMs,
+    ...(s.tls ? { tls: s.tls } : {}),
+  };
   const creds = credentials === undefined || credentials === null ? {} : { credentials };
   switch (target.kind) {
     case 'oci-registry':
       return { kind: 'oci-registry', ...common, repository: s.repository!, ...creds } as TrustTargetOptions;
     case 'harbor':
-      return { kind: 'harbor', ...common, project: s.project!, repository: s.repository!, ...(s.contentTrust ? { contentTrust: s.contentTrust } : {}), ...creds } as TrustTargetOptions;
+      return {
+        kind: 'harbor',
+        ...common,
+        project: s.project!,
+        repository: s.repository!,
+        ...(s.contentTrust ? { contentTrust: s.contentTrust } : {}),
+        ...creds,
+      } as TrustTargetOptions;
     case 'kubernetes':
       return {
         kind: 'kubernetes',
@@ -231,7 +313,13 @@ export function driverOptions(target: { kind: TrustTargetKind; endpoint: string;
         namespace: s.namespace!,
         ...(s.configMapName ? { configMapName: s.configMapName } : {}),
         ...(s.ratify
-          ? { ratify: { keyManagementProviderName: s.ratify.keyManagementProviderName, pemLayerTitle: LAYERS.roots.title, ...(s.ratify.verifier ? { verifierLayerTitle: LAYERS.ratify.title } : {}) } }
+          ? {
+              ratify: {
+                keyManagementProviderName: s.ratify.keyManagementProviderName,
+                pemLayerTitle: LAYERS.roots.title,
+                ...(s.ratify.verifier ? { verifierLayerTitle: LAYERS.ratify.title } : {}),
+              },
+            }
           : {}),
         ...(s.forceConflicts !== undefined ? { forceConflicts: s.forceConflicts } : {}),
         ...creds,

@@ -138,7 +138,9 @@ export class TargetsRepository {
   }
 
   async targetNamesIn(regionId: string): Promise<string[]> {
-    const targets = await this.dataSource.getRepository(DistributionTargetEntity).find({ select: { name: true }, where: { regionId }, order: { name: 'ASC' } });
+    const targets = await this.dataSource
+      .getRepository(DistributionTargetEntity)
+      .find({ select: { name: true }, where: { regionId }, order: { name: 'ASC' } });
     return targets.map((t) => t.name);
   }
 
@@ -149,8 +151,16 @@ export class TargetsRepository {
   }
 
   /** The target named `name` in the region, with its sealed credentials when asked (never selected otherwise). */
-  targetIn(regionId: string, name: string, withCredentials: boolean, manager: EntityManager = this.dataSource.manager): Promise<DistributionTargetEntity | null> {
-    const query = manager.getRepository(DistributionTargetEntity).createQueryBuilder('t').where('t.region_id = :region AND t.name = :name', { region: regionId, name });
+  targetIn(
+    regionId: string,
+    name: string,
+    withCredentials: boolean,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<DistributionTargetEntity | null> {
+    const query = manager
+      .getRepository(DistributionTargetEntity)
+      .createQueryBuilder('t')
+      .where('t.region_id = :region AND t.name = :name', { region: regionId, name });
     if (withCredentials) query.addSelect('t.credentialsSealed');
     return query.getOne();
   }
@@ -168,7 +178,9 @@ export class TargetsRepository {
   }
 
   /** Targets whose credentials were sealed before origins were bound (format byte 1). */
-  legacySealedCredentials(): Promise<Array<{ id: string; region: string; name: string; endpoint: string; credentials_sealed: Buffer }>> {
+  legacySealedCredentials(): Promise<
+    Array<{ id: string; region: string; name: string; endpoint: string; credentials_sealed: Buffer }>
+  > {
     return this.dataSource.query(
       `SELECT t.id, r.name AS region, t.name, t.endpoint, t.credentials_sealed
          FROM distribution_targets t JOIN distribution_regions r ON r.id = t.region_id
@@ -179,12 +191,10 @@ export class TargetsRepository {
   /** Replaces the sealed credentials unless they or the endpoint changed since `target` was read; true when replaced. */
   async replaceSealedCredentials(target: SealedTarget, resealed: Buffer): Promise<boolean> {
     const rows = returnedRows<{ id: string }>(
-      await this.dataSource.query(`UPDATE distribution_targets SET credentials_sealed = $3 WHERE id = $1 AND credentials_sealed = $2 AND endpoint = $4 RETURNING id`, [
-        target.id,
-        target.credentialsSealed,
-        resealed,
-        target.endpoint,
-      ]),
+      await this.dataSource.query(
+        `UPDATE distribution_targets SET credentials_sealed = $3 WHERE id = $1 AND credentials_sealed = $2 AND endpoint = $4 RETURNING id`,
+        [target.id, target.credentialsSealed, resealed, target.endpoint],
+      ),
     );
     return rows.length > 0;
   }
@@ -279,7 +289,16 @@ export class TargetsRepository {
         await manager.query(
           `INSERT INTO distribution_deliveries (target_id, truststore_id, version, digest, delivered_at, attempts, converge_ms, skipped, details)
            VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8)`,
-          [target.id, target.truststoreId, target.desiredVersion, target.desiredDigest, count, record.convergeMs, record.skipped, record.details],
+          [
+            target.id,
+            target.truststoreId,
+            target.desiredVersion,
+            target.desiredDigest,
+            count,
+            record.convergeMs,
+            record.skipped,
+            record.details,
+          ],
         );
       }
       return count;
@@ -302,11 +321,18 @@ export class TargetsRepository {
         [truststoreId, version],
       ),
     );
-    return rows.map((r) => ({ version: r.version, revokedAt: r.revoked_at ? new Date(r.revoked_at) : null, convergedAt: new Date(r.converged_at) }));
+    return rows.map((r) => ({
+      version: r.version,
+      revokedAt: r.revoked_at ? new Date(r.revoked_at) : null,
+      convergedAt: new Date(r.converged_at),
+    }));
   }
 
   /** Records a failed attempt under its lease and ends the lease; the next attempt waits `delayMs`. */
-  async recordFailure(lease: Lease, failure: { attempts: number; state: 'retrying' | 'blocked'; message: string; kind: string; delayMs: number }): Promise<void> {
+  async recordFailure(
+    lease: Lease,
+    failure: { attempts: number; state: 'retrying' | 'blocked'; message: string; kind: string; delayMs: number },
+  ): Promise<void> {
     await this.dataSource.query(
       `UPDATE distribution_targets
           SET attempts = $3, state = $4, last_error = $5, last_error_kind = $6,
@@ -330,10 +356,10 @@ export class TargetsRepository {
 
   /** Ends a lease without counting the attempt; the target is due again at once. */
   async releaseLease(lease: Lease): Promise<void> {
-    await this.dataSource.query(`UPDATE distribution_targets SET lease_token = NULL, lease_until = NULL, next_attempt_at = now() WHERE id = $1 AND lease_token = $2`, [
-      lease.id,
-      lease.leaseToken,
-    ]);
+    await this.dataSource.query(
+      `UPDATE distribution_targets SET lease_token = NULL, lease_until = NULL, next_attempt_at = now() WHERE id = $1 AND lease_token = $2`,
+      [lease.id, lease.leaseToken],
+    );
   }
 
   /** Milliseconds until the next backoff or lease of a target that is not converged ends (undefined: none). */
@@ -387,7 +413,9 @@ export class TargetsRepository {
    * and version both match a stored version) lists the root `rootSha256`; `has` is null when that
    * version is unknown.
    */
-  requiredTargetsHoldingRoot(rootSha256: string): Promise<Array<{ region: string; target: string; has: boolean | null }>> {
+  requiredTargetsHoldingRoot(
+    rootSha256: string,
+  ): Promise<Array<{ region: string; target: string; has: boolean | null }>> {
     return this.dataSource.query(
       `SELECT r.name AS region, t.name AS target, (v.root_sha256 @> ARRAY[$1]::text[]) AS has
          FROM distribution_targets t

@@ -18,7 +18,8 @@ function derInteger(unsigned: Buffer): Buffer {
 }
 
 export function ecdsaRawToDer(raw: Buffer): Buffer {
-  if (raw.length === 0 || raw.length % 2 !== 0) throw new Error(`ecdsaRawToDer: raw signature length ${raw.length} is not even`);
+  if (raw.length === 0 || raw.length % 2 !== 0)
+    throw new Error(`ecdsaRawToDer: raw signature length ${raw.length} is not even`);
   const half = raw.length / 2;
   const body = Buffer.concat([derInteger(raw.subarray(0, half)), derInteger(raw.subarray(half))]);
   return Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]);

@@ -9,7 +9,9 @@ const noEc: HsmCapabilities = {
 
 describe('offeredKeySpec', () => {
   it('keeps the preferred spec when the token of the role offers it', () => {
-    expect(offeredKeySpec({ tokens: [{ role: 'signing+ca', capabilities: everything }] }, 'EC-384', 'ca')).toBe('EC-384');
+    expect(offeredKeySpec({ tokens: [{ role: 'signing+ca', capabilities: everything }] }, 'EC-384', 'ca')).toBe(
+      'EC-384',
+    );
   });
 
   it('falls back to RSA-3072 when the token of the role has no EC', () => {
@@ -17,7 +19,12 @@ describe('offeredKeySpec', () => {
   });
 
   it('asks the CA token for CA keys and the signing token for signing keys', () => {
-    const health = { tokens: [{ role: 'signing', capabilities: everything }, { role: 'ca', capabilities: noEc }] };
+    const health = {
+      tokens: [
+        { role: 'signing', capabilities: everything },
+        { role: 'ca', capabilities: noEc },
+      ],
+    };
     expect(offeredKeySpec(health, 'EC-256', 'signing')).toBe('EC-256');
     expect(offeredKeySpec(health, 'EC-256', 'ca')).toBe('RSA-3072');
   });
@@ -32,6 +39,8 @@ describe('describeCapabilities', () => {
     expect(describeCapabilities('t', noEc)).toBe(
       "token 't': key specs RSA-2048, RSA-3072, RSA-4096; unavailable: EC-256 (missing CKM_EC_KEY_PAIR_GEN, CKM_ECDSA); sealing (missing CKM_AES_GCM)",
     );
-    expect(describeCapabilities('t', everything)).toBe("token 't': key specs EC-256, EC-384, EC-521, RSA-2048, RSA-3072, RSA-4096");
+    expect(describeCapabilities('t', everything)).toBe(
+      "token 't': key specs EC-256, EC-384, EC-521, RSA-2048, RSA-3072, RSA-4096",
+    );
   });
 });

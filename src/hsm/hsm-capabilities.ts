@@ -50,13 +50,19 @@ function keySizeRange(api: Pkcs11Api, slot: Handle, mechanism: number): { min: n
 export function probeCapabilities(api: Pkcs11Api, slot: Handle): HsmCapabilities {
   const listed = new Set(api.C_GetMechanismList(slot));
   const missing: Record<string, string[]> = {};
-  const rsaRange = listed.has(pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN) ? keySizeRange(api, slot, pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN) : undefined;
+  const rsaRange = listed.has(pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN)
+    ? keySizeRange(api, slot, pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN)
+    : undefined;
   const features: HsmFeature[] = [...KEY_SPECS, 'rsa-pkcs1', 'sealing'];
   for (const feature of features) {
-    const absent = required(feature).filter((m) => !listed.has(m)).map((m) => MECHANISM_NAMES[m]);
+    const absent = required(feature)
+      .filter((m) => !listed.has(m))
+      .map((m) => MECHANISM_NAMES[m]);
     const bits = KEY_SPECS.includes(feature as KeySpec) ? KEY_SPEC_INFO[feature as KeySpec].modulusBits : undefined;
     if (absent.length === 0 && bits !== undefined && rsaRange && (bits < rsaRange.min || bits > rsaRange.max)) {
-      absent.push(`CKM_RSA_PKCS_KEY_PAIR_GEN for ${bits}-bit keys (the token generates ${rsaRange.min}..${rsaRange.max})`);
+      absent.push(
+        `CKM_RSA_PKCS_KEY_PAIR_GEN for ${bits}-bit keys (the token generates ${rsaRange.min}..${rsaRange.max})`,
+      );
     }
     if (absent.length > 0) missing[feature] = absent;
   }
@@ -65,8 +71,13 @@ export function probeCapabilities(api: Pkcs11Api, slot: Handle): HsmCapabilities
 
 /** One line for `signet status` and the start-up log. */
 export function describeCapabilities(tokenLabel: string, capabilities: HsmCapabilities): string {
-  const lacking = Object.entries(capabilities.missing).map(([feature, mechanisms]) => `${feature} (missing ${mechanisms.join(', ')})`);
-  return `token '${tokenLabel}': key specs ${capabilities.keySpecs.join(', ') || 'none'}` + (lacking.length ? `; unavailable: ${lacking.join('; ')}` : '');
+  const lacking = Object.entries(capabilities.missing).map(
+    ([feature, mechanisms]) => `${feature} (missing ${mechanisms.join(', ')})`,
+  );
+  return (
+    `token '${tokenLabel}': key specs ${capabilities.keySpecs.join(', ') || 'none'}` +
+    (lacking.length ? `; unavailable: ${lacking.join('; ')}` : '')
+  );
 }
 
 /** Where a token offers no EC (openCryptoki's soft token), Signet's own keys fall back to this. */
@@ -77,7 +88,11 @@ export const FALLBACK_KEY_SPEC: KeySpec = 'RSA-3072';
  * `preferred` when the token of `role` offers it, else RSA-3072. Health without capabilities
  * (a key store that probes nothing) keeps `preferred`.
  */
-export function offeredKeySpec(health: { tokens: Array<{ role: string; capabilities?: HsmCapabilities }> }, preferred: KeySpec, role: 'signing' | 'ca'): KeySpec {
+export function offeredKeySpec(
+  health: { tokens: Array<{ role: string; capabilities?: HsmCapabilities }> },
+  preferred: KeySpec,
+  role: 'signing' | 'ca',
+): KeySpec {
   const token = health.tokens.find((t) => t.role === role || t.role === 'signing+ca');
   if (!token?.capabilities || token.capabilities.keySpecs.includes(preferred)) return preferred;
   return FALLBACK_KEY_SPEC;

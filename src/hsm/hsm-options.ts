@@ -139,20 +139,23 @@ export function resolveSignWorkers(value: HsmOptions['signWorkers'], modulePath:
   if (value === undefined || value === 'auto') {
     return isSoftHsmModule(modulePath) ? Math.min(MAX_AUTO_SIGN_WORKERS, Math.max(1, os.availableParallelism())) : 0;
   }
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 64) throw new Error("hsm: 'signWorkers' must be 'auto' or an integer 0..64");
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 64)
+    throw new Error("hsm: 'signWorkers' must be 'auto' or an integer 0..64");
   return value;
 }
 
 /** 'auto': an own module instance per signing thread for SoftHSM2 only. */
 export function resolveSignThreadModule(value: HsmOptions['signThreadModule'], modulePath: string): boolean {
   if (value === undefined || value === 'auto') return isSoftHsmModule(modulePath);
-  if (value !== 'own' && value !== 'shared') throw new Error("hsm: 'signThreadModule' must be 'own', 'shared' or 'auto'");
+  if (value !== 'own' && value !== 'shared')
+    throw new Error("hsm: 'signThreadModule' must be 'own', 'shared' or 'auto'");
   return value === 'own';
 }
 
 function optionalPositiveInt(field: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new Error(`hsm: '${field}' must be a positive integer`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
+    throw new Error(`hsm: '${field}' must be a positive integer`);
   return value;
 }
 
@@ -164,14 +167,20 @@ export function resolveHsmOptions(options: HsmOptions, env: NodeJS.ProcessEnv = 
   const pin = requireText('pin', options.pin);
   const uvThreads = uvThreadpoolSize(env);
   if (env.UV_THREADPOOL_SIZE === undefined) {
-    warnings.push(`UV_THREADPOOL_SIZE is not set: libuv uses ${UV_DEFAULT_THREADS} threads; start Signet through its start script`);
+    warnings.push(
+      `UV_THREADPOOL_SIZE is not set: libuv uses ${UV_DEFAULT_THREADS} threads; start Signet through its start script`,
+    );
   }
 
   let ca: ResolvedHsmOptions['ca'];
   if (options.caTokenLabel !== undefined && options.caTokenLabel !== tokenLabel) {
     const caTokenLabel = requireLabel('caTokenLabel', options.caTokenLabel);
     const caPin = requireText('caPin', options.caPin);
-    ca = { tokenLabel: caTokenLabel, pin: caPin, poolSize: optionalPositiveInt('caPoolSize', options.caPoolSize) ?? DEFAULT_CA_POOL_SIZE };
+    ca = {
+      tokenLabel: caTokenLabel,
+      pin: caPin,
+      poolSize: optionalPositiveInt('caPoolSize', options.caPoolSize) ?? DEFAULT_CA_POOL_SIZE,
+    };
   }
 
   const signWorkers = resolveSignWorkers(options.signWorkers, modulePath);
@@ -188,7 +197,8 @@ export function resolveHsmOptions(options: HsmOptions, env: NodeJS.ProcessEnv = 
 
   const recovery = { ...DEFAULT_RECOVERY, ...options.recovery };
   for (const [field, value] of Object.entries(recovery)) {
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`hsm: 'recovery.${field}' must be a non-negative number`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+      throw new Error(`hsm: 'recovery.${field}' must be a non-negative number`);
   }
   if (recovery.maxAttempts < 1) throw new Error("hsm: 'recovery.maxAttempts' must be at least 1");
 
@@ -202,7 +212,8 @@ export function resolveHsmOptions(options: HsmOptions, env: NodeJS.ProcessEnv = 
     uvThreadpoolSize: uvThreads,
     signWorkers,
     signThreadsOwnModule: resolveSignThreadModule(options.signThreadModule, modulePath),
-    moduleCopyDir: options.moduleCopyDir === undefined ? undefined : requireText('moduleCopyDir', options.moduleCopyDir),
+    moduleCopyDir:
+      options.moduleCopyDir === undefined ? undefined : requireText('moduleCopyDir', options.moduleCopyDir),
     warnings,
   };
 }

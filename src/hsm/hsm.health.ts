@@ -16,8 +16,18 @@ export class HsmHealthIndicator implements OnModuleInit {
 
   onModuleInit(): void {
     this.health?.register('hsm', async () => {
-      const { state, sessions, configuredSessions, inFlight, waiting, recoveries, lastError } = this.reconciler.health();
-      return { ok: state === 'ready', state, sessions, configuredSessions, inFlight, waiting, recoveries, ...(lastError ? { lastError } : {}) };
+      const { state, sessions, configuredSessions, inFlight, waiting, recoveries, lastError } =
+        this.reconciler.health();
+      return {
+        ok: state === 'ready',
+        state,
+        sessions,
+        configuredSessions,
+        inFlight,
+        waiting,
+        recoveries,
+        ...(lastError ? { lastError } : {}),
+      };
     });
   }
 }

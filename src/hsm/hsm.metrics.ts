@@ -30,7 +30,12 @@ export class HsmMetrics {
       }
       return cached;
     };
-    const gauge = <L extends string>(name: string, help: string, labelNames: L[], fill: (g: Gauge<L>, h: HsmHealth) => void) =>
+    const gauge = <L extends string>(
+      name: string,
+      help: string,
+      labelNames: L[],
+      fill: (g: Gauge<L>, h: HsmHealth) => void,
+    ) =>
       new Gauge<L>({
         name,
         help,
@@ -53,23 +58,44 @@ export class HsmMetrics {
         },
       });
 
-    gauge('signet_hsm_token_state', 'HSM token pool state (1 for the current state of each token)', ['token', 'role', 'state'], (g, h) => {
-      for (const t of h.tokens) for (const state of TOKEN_STATES) g.set({ token: t.tokenLabel, role: t.role, state }, t.state === state ? 1 : 0);
-    });
+    gauge(
+      'signet_hsm_token_state',
+      'HSM token pool state (1 for the current state of each token)',
+      ['token', 'role', 'state'],
+      (g, h) => {
+        for (const t of h.tokens)
+          for (const state of TOKEN_STATES)
+            g.set({ token: t.tokenLabel, role: t.role, state }, t.state === state ? 1 : 0);
+      },
+    );
     gauge('signet_hsm_sessions', 'Logged-in PKCS#11 sessions open in each token pool', ['token', 'role'], (g, h) => {
       for (const t of h.tokens) g.set({ token: t.tokenLabel, role: t.role }, t.sessions);
     });
-    gauge('signet_hsm_sessions_configured', 'PKCS#11 sessions each token pool is configured to hold', ['token', 'role'], (g, h) => {
-      for (const t of h.tokens) g.set({ token: t.tokenLabel, role: t.role }, t.configuredSessions);
-    });
+    gauge(
+      'signet_hsm_sessions_configured',
+      'PKCS#11 sessions each token pool is configured to hold',
+      ['token', 'role'],
+      (g, h) => {
+        for (const t of h.tokens) g.set({ token: t.tokenLabel, role: t.role }, t.configuredSessions);
+      },
+    );
     gauge('signet_hsm_sessions_in_flight', 'HSM operations holding a session', [], (g, h) => g.set(h.inFlight));
     gauge('signet_hsm_session_waiters', 'HSM operations queued for a session', [], (g, h) => g.set(h.waiting));
-    gauge('signet_hsm_sign_threads', 'Signing worker threads (configured, running); absent when signatures run on libuv’s pool', ['kind'], (g, h) => {
-      if (!h.signThreads) return;
-      g.set({ kind: 'configured' }, h.signThreads.configured);
-      g.set({ kind: 'running' }, h.signThreads.running);
-    });
-    counter('signet_hsm_recoveries_total', 'Completed HSM pool recoveries (relogin, reopen, re-initialisation)', (c) => c.recoveries);
+    gauge(
+      'signet_hsm_sign_threads',
+      'Signing worker threads (configured, running); absent when signatures run on libuv’s pool',
+      ['kind'],
+      (g, h) => {
+        if (!h.signThreads) return;
+        g.set({ kind: 'configured' }, h.signThreads.configured);
+        g.set({ kind: 'running' }, h.signThreads.running);
+      },
+    );
+    counter(
+      'signet_hsm_recoveries_total',
+      'Completed HSM pool recoveries (relogin, reopen, re-initialisation)',
+      (c) => c.recoveries,
+    );
     counter('signet_hsm_sign_operations_total', 'C_Sign calls that returned a signature', (c) => c.signOperations);
     counter('signet_hsm_sign_failures_total', 'C_Sign calls that failed', (c) => c.signFailures);
   }

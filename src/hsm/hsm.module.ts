@@ -1,4 +1,12 @@
-import { type DynamicModule, type FactoryProvider, Global, Logger, Module, type ModuleMetadata, type Provider } from '@nestjs/common';
+import {
+  type DynamicModule,
+  type FactoryProvider,
+  Global,
+  Logger,
+  Module,
+  type ModuleMetadata,
+  type Provider,
+} from '@nestjs/common';
 import { HsmHealthIndicator } from './hsm.health';
 import { HsmMetrics } from './hsm.metrics';
 import type { HsmOptions } from './hsm-options';
@@ -69,7 +77,11 @@ export class HsmModule {
       global: true,
       imports: options.imports ?? [],
       providers: [
-        { provide: HSM_OPTIONS, useFactory: options.useFactory as (...args: unknown[]) => HsmOptions | Promise<HsmOptions>, inject: options.inject ?? [] },
+        {
+          provide: HSM_OPTIONS,
+          useFactory: options.useFactory as (...args: unknown[]) => HsmOptions | Promise<HsmOptions>,
+          inject: options.inject ?? [],
+        },
         ...storeProviders(),
       ],
       exports: EXPORTS,

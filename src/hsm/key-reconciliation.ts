@@ -8,7 +8,10 @@ import { keyIdentity, parsePkcs11Uri } from './pkcs11-uri';
  * Referenced URIs that do not parse are reported as missing rather than thrown: one bad row must
  * not hide the rest of the report.
  */
-export function reconcileKeyObjects(tokenKeys: readonly KeyListing[], referencedKeyUris: Iterable<string>): ReconciliationReport {
+export function reconcileKeyObjects(
+  tokenKeys: readonly KeyListing[],
+  referencedKeyUris: Iterable<string>,
+): ReconciliationReport {
   const referenced = new Map<string, string>();
   const missingObjects: string[] = [];
   for (const uri of referencedKeyUris) {
@@ -21,7 +24,9 @@ export function reconcileKeyObjects(tokenKeys: readonly KeyListing[], referenced
   const present = new Map<string, KeyListing>();
   for (const key of tokenKeys) present.set(keyIdentity({ token: key.tokenLabel, id: Buffer.from(key.id, 'hex') }), key);
 
-  const orphanObjects = tokenKeys.filter((key) => !referenced.has(keyIdentity({ token: key.tokenLabel, id: Buffer.from(key.id, 'hex') })));
+  const orphanObjects = tokenKeys.filter(
+    (key) => !referenced.has(keyIdentity({ token: key.tokenLabel, id: Buffer.from(key.id, 'hex') })),
+  );
   for (const [identity, uri] of referenced) {
     if (!present.get(identity)?.hasPrivateKey) missingObjects.push(uri);
   }

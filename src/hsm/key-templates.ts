@@ -9,7 +9,11 @@ export const EC_PARAMS: Record<'P-256' | 'P-384' | 'P-521', Buffer> = {
   'P-521': Buffer.from('06052b81040023', 'hex'),
 };
 
-export const EC_COORDINATE_LENGTH: Record<'P-256' | 'P-384' | 'P-521', number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66 };
+export const EC_COORDINATE_LENGTH: Record<'P-256' | 'P-384' | 'P-521', number> = {
+  'P-256': 32,
+  'P-384': 48,
+  'P-521': 66,
+};
 
 const RSA_PUBLIC_EXPONENT = Buffer.from([0x01, 0x00, 0x01]);
 
@@ -18,7 +22,12 @@ const RSA_PUBLIC_EXPONENT = Buffer.from([0x01, 0x00, 0x01]);
  * sensitive, never extractable, not modifiable (so nobody flips those back), not copyable.
  * The public key has its own template: SoftHSM2 rejects CKA_SENSITIVE on public keys.
  */
-export function keyPairTemplates(spec: KeySpec, id: Buffer, label: string, withCopyable = true): {
+export function keyPairTemplates(
+  spec: KeySpec,
+  id: Buffer,
+  label: string,
+  withCopyable = true,
+): {
   mechanism: Mechanism;
   publicKey: Template;
   privateKey: Template;
@@ -108,7 +117,11 @@ export function digestInfo(hash: HashAlgorithm, digest: Buffer): Buffer {
 const ECDSA_MECHANISM: Mechanism = { mechanism: pkcs11js.CKM_ECDSA };
 const RSA_PKCS_MECHANISM: Mechanism = { mechanism: pkcs11js.CKM_RSA_PKCS };
 function pssMechanism(hash: HashAlgorithm): Mechanism {
-  const parameter: pkcs11js.RsaPSS = { type: pkcs11js.CK_PARAMS_RSA_PSS, ...HASH_MECHANISM[hash], saltLen: HASH_LENGTH[hash] };
+  const parameter: pkcs11js.RsaPSS = {
+    type: pkcs11js.CK_PARAMS_RSA_PSS,
+    ...HASH_MECHANISM[hash],
+    saltLen: HASH_LENGTH[hash],
+  };
   return { mechanism: pkcs11js.CKM_RSA_PKCS_PSS, parameter };
 }
 const PSS_MECHANISMS: Record<HashAlgorithm, Mechanism> = {
@@ -139,7 +152,9 @@ export function rsaPkcs1Mechanism(): Mechanism {
 /** Which spec a token object describes; undefined for keys Signet would not have generated. */
 export function specFromAttributes(keyType: number, ecParams?: Buffer, modulusBits?: number): KeySpec | undefined {
   if (keyType === pkcs11js.CKK_EC && ecParams) {
-    const curve = (Object.keys(EC_PARAMS) as Array<keyof typeof EC_PARAMS>).find((name) => EC_PARAMS[name].equals(ecParams));
+    const curve = (Object.keys(EC_PARAMS) as Array<keyof typeof EC_PARAMS>).find((name) =>
+      EC_PARAMS[name].equals(ecParams),
+    );
     return curve && Object.values(KEY_SPEC_INFO).find((info) => info.curve === curve)?.spec;
   }
   if (keyType === pkcs11js.CKK_RSA && modulusBits !== undefined) {

@@ -17,6 +17,8 @@ export async function setNativeEnvironmentVariable(name: string, value: string):
   await new Promise<void>((resolve, reject) => {
     const worker = new Worker(SET_ENV_SOURCE, { eval: true, env: SHARE_ENV, workerData: { name, value } });
     worker.once('error', reject);
-    worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`could not set ${name} (worker exited with ${code})`))));
+    worker.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`could not set ${name} (worker exited with ${code})`)),
+    );
   });
 }

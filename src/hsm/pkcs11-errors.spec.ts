@@ -15,12 +15,22 @@ describe('pkcs11-errors', () => {
     const thrown = Object.assign(new Error('CKR_SESSION_HANDLE_INVALID'), { code: 0xb3, method: 'C_SignInit' });
     const error = toPkcs11Error(thrown, 'sign');
     expect(error).toBeInstanceOf(Pkcs11Error);
-    expect(error).toMatchObject({ ckr: 'CKR_SESSION_HANDLE_INVALID', code: 0xb3, operation: 'C_SignInit', message: 'C_SignInit: CKR_SESSION_HANDLE_INVALID' });
+    expect(error).toMatchObject({
+      ckr: 'CKR_SESSION_HANDLE_INVALID',
+      code: 0xb3,
+      operation: 'C_SignInit',
+      message: 'C_SignInit: CKR_SESSION_HANDLE_INVALID',
+    });
   });
 
   it('reads async callback errors ("CKR_NAME:code") and names v3.0 codes pkcs11js calls vendor-defined', () => {
-    expect(toPkcs11Error(new Error('CKR_DEVICE_REMOVED:50'), 'C_Sign')).toMatchObject({ ckr: 'CKR_DEVICE_REMOVED', code: 50 });
-    expect(toPkcs11Error(Object.assign(new Error('CKR_VENDOR_DEFINED:27'), { code: 27 }), 'C_CopyObject')?.ckr).toBe('CKR_ACTION_PROHIBITED');
+    expect(toPkcs11Error(new Error('CKR_DEVICE_REMOVED:50'), 'C_Sign')).toMatchObject({
+      ckr: 'CKR_DEVICE_REMOVED',
+      code: 50,
+    });
+    expect(toPkcs11Error(Object.assign(new Error('CKR_VENDOR_DEFINED:27'), { code: 27 }), 'C_CopyObject')?.ckr).toBe(
+      'CKR_ACTION_PROHIBITED',
+    );
     expect(ckrName(0xdeadbeef)).toBe('CKR_0xdeadbeef');
   });
 
@@ -58,15 +68,28 @@ describe('pkcs11-errors', () => {
   it('maps retryable faults to HSM_UNAVAILABLE (503) with the CKR_ name in the message', () => {
     const error = toDomainError('sign', new Pkcs11Error('CKR_DEVICE_REMOVED', 0x32, 'C_Sign'));
     expect(error).toBeInstanceOf(DomainError);
-    expect(error).toMatchObject({ code: ErrorCode.HSM_UNAVAILABLE, message: 'sign: HSM unavailable (CKR_DEVICE_REMOVED)', details: { retryable: true, ckr: 'CKR_DEVICE_REMOVED' } });
+    expect(error).toMatchObject({
+      code: ErrorCode.HSM_UNAVAILABLE,
+      message: 'sign: HSM unavailable (CKR_DEVICE_REMOVED)',
+      details: { retryable: true, ckr: 'CKR_DEVICE_REMOVED' },
+    });
     expect(httpStatusFor(error.code)).toBe(503);
-    expect(hsmUnavailable('sign', undefined, 'key store closed').message).toBe('sign: HSM unavailable (key store closed)');
+    expect(hsmUnavailable('sign', undefined, 'key store closed').message).toBe(
+      'sign: HSM unavailable (key store closed)',
+    );
   });
 
   it('maps input-shaped PKCS#11 refusals to 400 codes and the rest to INTERNAL', () => {
-    expect(toDomainError('sign', new Pkcs11Error('CKR_DATA_LEN_RANGE', 0x21, 'C_Sign')).code).toBe(ErrorCode.INVALID_DIGEST_LENGTH);
-    expect(toDomainError('sign', new Pkcs11Error('CKR_KEY_TYPE_INCONSISTENT', 0x63, 'C_SignInit')).code).toBe(ErrorCode.UNSUPPORTED_ALGORITHM);
-    expect(toDomainError('sign', new Pkcs11Error('CKR_FUNCTION_FAILED', 0x6, 'C_Sign'))).toMatchObject({ code: ErrorCode.INTERNAL, message: 'sign: CKR_FUNCTION_FAILED' });
+    expect(toDomainError('sign', new Pkcs11Error('CKR_DATA_LEN_RANGE', 0x21, 'C_Sign')).code).toBe(
+      ErrorCode.INVALID_DIGEST_LENGTH,
+    );
+    expect(toDomainError('sign', new Pkcs11Error('CKR_KEY_TYPE_INCONSISTENT', 0x63, 'C_SignInit')).code).toBe(
+      ErrorCode.UNSUPPORTED_ALGORITHM,
+    );
+    expect(toDomainError('sign', new Pkcs11Error('CKR_FUNCTION_FAILED', 0x6, 'C_Sign'))).toMatchObject({
+      code: ErrorCode.INTERNAL,
+      message: 'sign: CKR_FUNCTION_FAILED',
+    });
     expect(toDomainError('sign', new Error('boom'))).toMatchObject({ code: ErrorCode.INTERNAL, message: 'sign: boom' });
     const domain = new DomainError(ErrorCode.NOT_FOUND, 'sign: key x not found');
     expect(toDomainError('sign', domain)).toBe(domain);

@@ -54,7 +54,8 @@ export function toPkcs11Error(err: unknown, operation: string): Pkcs11Error | un
   const { message, code, method } = err as { message?: unknown; code?: unknown; method?: unknown };
   const match = typeof message === 'string' ? /\b(CKR_[A-Z0-9_]+)(?::(\d+))?/.exec(message) : null;
   if (!match) return undefined;
-  const numeric = typeof code === 'number' && code > 0 ? code : match[2] !== undefined ? Number(match[2]) : ckrCode(match[1]) ?? 0;
+  const numeric =
+    typeof code === 'number' && code > 0 ? code : match[2] !== undefined ? Number(match[2]) : (ckrCode(match[1]) ?? 0);
   // pkcs11js names v3.0 codes CKR_VENDOR_DEFINED; prefer the real name when we know it.
   const name = match[1] === 'CKR_VENDOR_DEFINED' && numeric < 0x80000000 ? ckrName(numeric) : match[1];
   // pkcs11js (and the fault injector) name the C_ function when they know it.
@@ -63,7 +64,14 @@ export function toPkcs11Error(err: unknown, operation: string): Pkcs11Error | un
 }
 
 /** What the key store does about a return code. Ordered: later entries are stronger remedies. */
-export const RECOVERY_ACTIONS = ['none', 'discard-session', 'refresh-handle', 'relogin', 'reopen', 'reinitialize'] as const;
+export const RECOVERY_ACTIONS = [
+  'none',
+  'discard-session',
+  'refresh-handle',
+  'relogin',
+  'reopen',
+  'reinitialize',
+] as const;
 export type RecoveryAction = (typeof RECOVERY_ACTIONS)[number];
 export type PoolRecoveryAction = Extract<RecoveryAction, 'relogin' | 'reopen' | 'reinitialize'>;
 
@@ -98,7 +106,13 @@ export function isPoolRecoveryAction(action: RecoveryAction): action is PoolReco
 }
 
 /** Login failures that must never be retried automatically: retries would lock the token. */
-const FATAL_CKRS = new Set(['CKR_PIN_INCORRECT', 'CKR_PIN_LOCKED', 'CKR_PIN_EXPIRED', 'CKR_PIN_INVALID', 'CKR_PIN_LEN_RANGE']);
+const FATAL_CKRS = new Set([
+  'CKR_PIN_INCORRECT',
+  'CKR_PIN_LOCKED',
+  'CKR_PIN_EXPIRED',
+  'CKR_PIN_INVALID',
+  'CKR_PIN_LEN_RANGE',
+]);
 
 export function isFatalLoginError(ckr: string): boolean {
   return FATAL_CKRS.has(ckr);
@@ -128,7 +142,8 @@ const DOMAIN_CODE_BY_CKR: Record<string, ErrorCode> = {
 
 /** Maps a non-retryable PKCS#11 failure to the domain error the API layer understands. */
 export function pkcs11DomainError(operation: string, p11: Pkcs11Error): DomainError {
-  if (isPoolRecoveryAction(recoveryActionFor(p11.ckr)) || isFatalLoginError(p11.ckr)) return hsmUnavailable(operation, p11);
+  if (isPoolRecoveryAction(recoveryActionFor(p11.ckr)) || isFatalLoginError(p11.ckr))
+    return hsmUnavailable(operation, p11);
   const code = DOMAIN_CODE_BY_CKR[p11.ckr] ?? ErrorCode.INTERNAL;
   const error = new DomainError(code, `${operation}: ${p11.ckr}`, { ckr: p11.ckr });
   Object.defineProperty(error, 'cause', { value: p11, enumerable: false });
@@ -140,7 +155,10 @@ export function toDomainError(operation: string, err: unknown): DomainError {
   if (err instanceof DomainError) return err;
   const p11 = toPkcs11Error(err, operation);
   if (p11) return pkcs11DomainError(operation, p11);
-  const error = new DomainError(ErrorCode.INTERNAL, `${operation}: ${err instanceof Error ? err.message : String(err)}`);
+  const error = new DomainError(
+    ErrorCode.INTERNAL,
+    `${operation}: ${err instanceof Error ? err.message : String(err)}`,
+  );
   Object.defineProperty(error, 'cause', { value: err, enumerable: false });
   return error;
 }

@@ -19,7 +19,13 @@ interface ArmedFault {
 }
 
 /** Cleanup paths stay unaffected by default, so a count means "n failing operations". */
-const NOT_FAULTED_BY_DEFAULT = new Set(['C_Initialize', 'C_Finalize', 'C_GetInfo', 'C_CloseSession', 'C_CloseAllSessions']);
+const NOT_FAULTED_BY_DEFAULT = new Set([
+  'C_Initialize',
+  'C_Finalize',
+  'C_GetInfo',
+  'C_CloseSession',
+  'C_CloseAllSessions',
+]);
 
 /**
  * Test seam in front of pkcs11js: makes named PKCS#11 functions fail with a chosen return code,
@@ -34,7 +40,12 @@ export class Pkcs11FaultInjector {
   arm(ckr: string, options: ArmOptions = {}): void {
     const code = ckrCode(ckr);
     if (code === undefined) throw new Error(`unknown PKCS#11 return code ${ckr}`);
-    this.faults.push({ ckr, code, remaining: options.count ?? 1, methods: options.methods ? new Set(options.methods) : undefined });
+    this.faults.push({
+      ckr,
+      code,
+      remaining: options.count ?? 1,
+      methods: options.methods ? new Set(options.methods) : undefined,
+    });
   }
 
   disarm(): void {

@@ -18,10 +18,14 @@ export class Pkcs11KeyManager implements KeyManager {
   async createKey(request: CreateKeyRequest): Promise<KeyInfo> {
     const { spec, label } = request ?? ({} as CreateKeyRequest);
     const role: KeyRole = request?.role ?? 'signing';
-    if (!isKeySpec(spec)) throw new DomainError(ErrorCode.UNSUPPORTED_ALGORITHM, `createKey: unsupported key spec '${String(spec)}'`);
-    if (typeof label !== 'string' || label.trim() === '') throw new DomainError(ErrorCode.VALIDATION_ERROR, "createKey: 'label' cannot be empty");
-    if (Buffer.byteLength(label, 'utf8') > 128) throw new DomainError(ErrorCode.VALIDATION_ERROR, "createKey: 'label' must be at most 128 bytes");
-    if (role !== 'signing' && role !== 'ca') throw new DomainError(ErrorCode.VALIDATION_ERROR, `createKey: unknown role '${String(role)}'`);
+    if (!isKeySpec(spec))
+      throw new DomainError(ErrorCode.UNSUPPORTED_ALGORITHM, `createKey: unsupported key spec '${String(spec)}'`);
+    if (typeof label !== 'string' || label.trim() === '')
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, "createKey: 'label' cannot be empty");
+    if (Buffer.byteLength(label, 'utf8') > 128)
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, "createKey: 'label' must be at most 128 bytes");
+    if (role !== 'signing' && role !== 'ca')
+      throw new DomainError(ErrorCode.VALIDATION_ERROR, `createKey: unknown role '${String(role)}'`);
     if (request.id !== undefined && (!Buffer.isBuffer(request.id) || request.id.length < 1 || request.id.length > 64)) {
       throw new DomainError(ErrorCode.VALIDATION_ERROR, "createKey: 'id' must be 1..64 bytes");
     }
@@ -55,39 +59,71 @@ export class Pkcs11KeyManager implements KeyManager {
   ): Promise<KeyInfo> {
     const tokens = this.tokens;
     // PKCS#11 never overwrites: a second C_GenerateKeyPair with this id would silently create twins.
-    if (tokens.findObjects(session, [{ type: pkcs11js.CKA_TOKEN, value: true }, { type: pkcs11js.CKA_ID, value: id }], 1).length > 0) {
-      throw new DomainError(ErrorCode.ALREADY_EXISTS, `createKey: id ${id.toString('hex')} already exists on token '${pool.tokenLabel}'`);
+    if (
+      tokens.findObjects(
+        session,
+        [
+          { type: pkcs11js.CKA_TOKEN, value: true },
+          { type: pkcs11js.CKA_ID, value: id },
+        ],
+        1,
+      ).length > 0
+    ) {
+      throw new DomainError(
+        ErrorCode.ALREADY_EXISTS,
+        `createKey: id ${id.toString('hex')} already exists on token '${pool.tokenLabel}'`,
+      );
     }
     let pair: pkcs11js.KeyPair;
     try {
       pair = await this.generateKeyPair(session, keyPairTemplates(spec, id, label, tokens.copyableSupported));
     } catch (err) {
-      if (!tokens.copyableSupported || toPkcs11Error(err, 'C_GenerateKeyPair')?.ckr !== 'CKR_ATTRIBUTE_TYPE_INVALID') throw err;
+      if (!tokens.copyableSupported || toPkcs11Error(err, 'C_GenerateKeyPair')?.ckr !== 'CKR_ATTRIBUTE_TYPE_INVALID')
+        throw err;
       tokens.copyableSupported = false;
       tokens.logger.warn('hsm: token does not support CKA_COPYABLE; generating keys without it');
       pair = await this.generateKeyPair(session, keyPairTemplates(spec, id, label, false));
     }
     tokens.stats.keysGenerated++;
-    const twins = tokens.findObjects(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_ID, value: id }], 2);
+    const twins = tokens.findObjects(
+      session,
+      [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_ID, value: id },
+      ],
+      2,
+    );
     if (twins.length > 1) {
       // Another replica created the same id between our lookup and our generation: keep theirs.
       tokens.destroyQuietly(session, pair.privateKey);
       tokens.destroyQuietly(session, pair.publicKey);
-      throw new DomainError(ErrorCode.ALREADY_EXISTS, `createKey: id ${id.toString('hex')} already exists on token '${pool.tokenLabel}'`);
+      throw new DomainError(
+        ErrorCode.ALREADY_EXISTS,
+        `createKey: id ${id.toString('hex')} already exists on token '${pool.tokenLabel}'`,
+      );
     }
     const publicKeySpki = tokens.readSpki(session, pair.publicKey, spec);
     tokens.publicKeys.set(uri, { spec, spki: publicKeySpki });
     return { uri, spec, role, tokenLabel: pool.tokenLabel, id: id.toString('hex'), label, publicKeySpki };
   }
 
-  private generateKeyPair(session: PooledSession, templates: ReturnType<typeof keyPairTemplates>): Promise<pkcs11js.KeyPair> {
+  private generateKeyPair(
+    session: PooledSession,
+    templates: ReturnType<typeof keyPairTemplates>,
+  ): Promise<pkcs11js.KeyPair> {
     // RSA-4096 generation takes seconds: run it on the libuv pool like signing.
     session.pinned = templates;
     return new Promise((resolve, reject) => {
-      this.tokens.api.C_GenerateKeyPair(session.handle, templates.mechanism, templates.publicKey, templates.privateKey, (err, keys) => {
-        if (err) reject(toPkcs11Error(err, 'C_GenerateKeyPair') ?? err);
-        else resolve(keys);
-      });
+      this.tokens.api.C_GenerateKeyPair(
+        session.handle,
+        templates.mechanism,
+        templates.publicKey,
+        templates.privateKey,
+        (err, keys) => {
+          if (err) reject(toPkcs11Error(err, 'C_GenerateKeyPair') ?? err);
+          else resolve(keys);
+        },
+      );
     });
   }
 
@@ -122,7 +158,10 @@ export class Pkcs11KeyManager implements KeyManager {
     const target = tokens.target('destroyKey', keyUri);
     try {
       await target.pool.run('destroyKey', (session) => {
-        const template: Template = [{ type: pkcs11js.CKA_TOKEN, value: true }, { type: pkcs11js.CKA_ID, value: target.ref.id }];
+        const template: Template = [
+          { type: pkcs11js.CKA_TOKEN, value: true },
+          { type: pkcs11js.CKA_ID, value: target.ref.id },
+        ];
         if (target.ref.object !== undefined) template.push({ type: pkcs11js.CKA_LABEL, value: target.ref.object });
         const handles = [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].flatMap((cls) =>
           tokens.findObjects(session, [...template, { type: pkcs11js.CKA_CLASS, value: cls }], 16),
@@ -134,7 +173,8 @@ export class Pkcs11KeyManager implements KeyManager {
           tokens.throwIfLoggedOut(session);
           throw notFound('destroyKey', keyUri);
         }
-        for (const handle of handles) tokens.call('C_DestroyObject', () => tokens.api.C_DestroyObject(session.handle, handle));
+        for (const handle of handles)
+          tokens.call('C_DestroyObject', () => tokens.api.C_DestroyObject(session.handle, handle));
         tokens.stats.keysDestroyed++;
       });
     } catch (err) {
@@ -161,7 +201,14 @@ export class Pkcs11KeyManager implements KeyManager {
     tokens.throwIfLoggedOut(session);
     const byId = new Map<string, KeyListing>();
     for (const cls of [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) {
-      const handles = tokens.findObjects(session, [{ type: pkcs11js.CKA_TOKEN, value: true }, { type: pkcs11js.CKA_CLASS, value: cls }], Infinity);
+      const handles = tokens.findObjects(
+        session,
+        [
+          { type: pkcs11js.CKA_TOKEN, value: true },
+          { type: pkcs11js.CKA_CLASS, value: cls },
+        ],
+        Infinity,
+      );
       for (const handle of handles) {
         const [idAttr, labelAttr, typeAttr] = tokens.call('C_GetAttributeValue', () =>
           tokens.api.C_GetAttributeValue(session.handle, handle, [

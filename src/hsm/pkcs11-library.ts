@@ -55,7 +55,9 @@ export class Pkcs11Library {
     try {
       this.binding.load(modulePath);
     } catch (err) {
-      throw new Error(`hsm: cannot load PKCS#11 module ${modulePath}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(
+        `hsm: cannot load PKCS#11 module ${modulePath}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     this.tokenOrderedApi = tokenOrdered(this.binding);
   }
@@ -187,7 +189,9 @@ export class Pkcs11Library {
     };
     const found = find();
     if (found || this.ownsInitialization || this.clients.size > 0 || this.resetting) return found;
-    this.logger.warn(`hsm: token '${label}' not visible in a module initialised elsewhere in this process; re-initialising it`);
+    this.logger.warn(
+      `hsm: token '${label}' not visible in a module initialised elsewhere in this process; re-initialising it`,
+    );
     try {
       this.tokenOrderedApi.C_Finalize();
     } catch {
@@ -226,7 +230,9 @@ function tokenOrdered(binding: pkcs11js.PKCS11): Pkcs11Api {
   const api: Record<string, unknown> = {};
   for (const method of PKCS11_METHODS) {
     const real = (binding[method] as (...args: unknown[]) => unknown).bind(binding);
-    api[method] = TOKEN_FILE_METHODS.has(method) ? (...args: unknown[]) => withModuleInstanceLock(() => real(...args)) : real;
+    api[method] = TOKEN_FILE_METHODS.has(method)
+      ? (...args: unknown[]) => withModuleInstanceLock(() => real(...args))
+      : real;
   }
   return api as unknown as Pkcs11Api;
 }

@@ -52,9 +52,14 @@ export class Pkcs11Reconciler implements HsmReconciler {
       .map((pool) => pool.lastRecoveryAt)
       .filter((d): d is Date => d !== undefined)
       .sort((a, b) => b.getTime() - a.getTime())[0];
-    const lastError = tokens.find((t) => t.state !== 'ready' && t.lastError)?.lastError ?? tokens.find((t) => t.lastError)?.lastError;
+    const lastError =
+      tokens.find((t) => t.state !== 'ready' && t.lastError)?.lastError ?? tokens.find((t) => t.lastError)?.lastError;
     const signThreads = signWorkers
-      ? { configured: this.tokens.configuredSignWorkers, running: signWorkers.threadCount, ownModule: signWorkers.ownModuleThreads }
+      ? {
+          configured: this.tokens.configuredSignWorkers,
+          running: signWorkers.threadCount,
+          ownModule: signWorkers.ownModuleThreads,
+        }
       : undefined;
     // No signing thread left (one is restarted a second after it dies): signing fails until then.
     if (signThreads && signThreads.running === 0 && state === 'ready') state = 'recovering';

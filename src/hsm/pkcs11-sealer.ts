@@ -39,13 +39,18 @@ export class Pkcs11Sealer implements Sealer {
     checkRecordId('seal', recordId);
     // Empty input is refused too: pkcs11js passes a NULL pointer for it, which modules reject.
     if (!Buffer.isBuffer(plaintext) || plaintext.length === 0 || plaintext.length > MAX_SEALED_PLAINTEXT) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `seal: plaintext must be a Buffer of 1..${MAX_SEALED_PLAINTEXT} bytes`);
+      throw new DomainError(
+        ErrorCode.VALIDATION_ERROR,
+        `seal: plaintext must be a Buffer of 1..${MAX_SEALED_PLAINTEXT} bytes`,
+      );
     }
     const pool = this.tokens.poolFor('signing');
     this.tokens.requireFeature('seal', pool, 'sealing');
     try {
       if (!this.sealingKeys?.current) {
-        await this.tokens.withLock('sealing', () => pool.run('seal', (session) => this.ensureSealingKey(session, pool)));
+        await this.tokens.withLock('sealing', () =>
+          pool.run('seal', (session) => this.ensureSealingKey(session, pool)),
+        );
       }
       return await pool.run('seal', (session) => this.sealOnSession(session, pool, recordId, plaintext));
     } catch (err) {
@@ -53,12 +58,19 @@ export class Pkcs11Sealer implements Sealer {
     }
   }
 
-  private async sealOnSession(session: PooledSession, pool: SessionPool, recordId: string, plaintext: Buffer): Promise<Buffer> {
+  private async sealOnSession(
+    session: PooledSession,
+    pool: SessionPool,
+    recordId: string,
+    plaintext: Buffer,
+  ): Promise<Buffer> {
     const { api } = this.tokens;
     const key = this.loadSealingKeys(session, pool).current;
     if (!key) throw new DomainError(ErrorCode.INTERNAL, 'seal: the sealing key disappeared from the token');
     const aad = sealingAad(key.id, recordId);
-    const iv = this.tokens.call('C_GenerateRandom', () => api.C_GenerateRandom(session.handle, Buffer.alloc(GCM_IV_LENGTH)));
+    const iv = this.tokens.call('C_GenerateRandom', () =>
+      api.C_GenerateRandom(session.handle, Buffer.alloc(GCM_IV_LENGTH)),
+    );
     const mechanism = (ivBuffer: Buffer): Mechanism => aesGcmMechanism(ivBuffer, aad, GCM_TAG_LENGTH * 8);
     try {
       api.C_EncryptInit(session.handle, mechanism(iv), key.handle);
@@ -91,7 +103,11 @@ export class Pkcs11Sealer implements Sealer {
     try {
       return await pool.run('unseal', async (session) => {
         const key = this.loadSealingKeys(session, pool, keyId).byId.get(keyId);
-        if (!key) throw new DomainError(ErrorCode.INTERNAL, `unseal: sealing key ${keyId} is not in token '${pool.tokenLabel}'`);
+        if (!key)
+          throw new DomainError(
+            ErrorCode.INTERNAL,
+            `unseal: sealing key ${keyId} is not in token '${pool.tokenLabel}'`,
+          );
         const aad = sealingAad(key.id, recordId);
         const iv = Buffer.from(envelope.iv);
         this.tokens.call('C_DecryptInit', () =>
@@ -99,14 +115,27 @@ export class Pkcs11Sealer implements Sealer {
         );
         let plaintext: Buffer;
         try {
-          plaintext = await this.cryptAsync(session, 'C_Decrypt', envelope.ciphertext, Buffer.alloc(envelope.ciphertext.length), [iv, aad]);
+          plaintext = await this.cryptAsync(
+            session,
+            'C_Decrypt',
+            envelope.ciphertext,
+            Buffer.alloc(envelope.ciphertext.length),
+            [iv, aad],
+          );
         } catch (err) {
           const p11 = toPkcs11Error(err, 'C_Decrypt');
           // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR; the standard says ENCRYPTED_DATA_INVALID.
-          if (p11 && ['CKR_GENERAL_ERROR', 'CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE'].includes(p11.ckr)) {
-            throw new DomainError(ErrorCode.INTERNAL, 'unseal: authentication failed (the sealed value does not belong to this record or was altered)', {
-              ckr: p11.ckr,
-            });
+          if (
+            p11 &&
+            ['CKR_GENERAL_ERROR', 'CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE'].includes(p11.ckr)
+          ) {
+            throw new DomainError(
+              ErrorCode.INTERNAL,
+              'unseal: authentication failed (the sealed value does not belong to this record or was altered)',
+              {
+                ckr: p11.ckr,
+              },
+            );
           }
           throw err;
         }
@@ -148,7 +177,11 @@ export class Pkcs11Sealer implements Sealer {
     const id = randomBytes(16);
     const label = `${tokens.sealingKeyLabelPrefix}-${generation}`;
     const generate = (withCopyable: boolean): Handle =>
-      tokens.api.C_GenerateKey(session.handle, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, sealingKeyTemplate(id, label, withCopyable));
+      tokens.api.C_GenerateKey(
+        session.handle,
+        { mechanism: pkcs11js.CKM_AES_KEY_GEN },
+        sealingKeyTemplate(id, label, withCopyable),
+      );
     let handle: Handle;
     try {
       handle = generate(tokens.copyableSupported);
@@ -179,20 +212,36 @@ export class Pkcs11Sealer implements Sealer {
     const keys: SealingKeys = { epoch: pool.epoch, loadedAt: Date.now(), byId: new Map() };
     const handles = tokens.findObjects(
       session,
-      [{ type: pkcs11js.CKA_TOKEN, value: true }, { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }, { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES }],
+      [
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+      ],
       Infinity,
     );
     for (const handle of handles) {
       const [idAttr, labelAttr] = tokens.call('C_GetAttributeValue', () =>
-        tokens.api.C_GetAttributeValue(session.handle, handle, [{ type: pkcs11js.CKA_ID }, { type: pkcs11js.CKA_LABEL }]),
+        tokens.api.C_GetAttributeValue(session.handle, handle, [
+          { type: pkcs11js.CKA_ID },
+          { type: pkcs11js.CKA_LABEL },
+        ]),
       );
       const label = labelAttr.value.toString('utf8');
       if (!label.startsWith(prefix) || !/^\d+$/.test(label.slice(prefix.length))) continue;
-      const key: SealingKey = { handle, id: Buffer.from(idAttr.value), label, generation: Number(label.slice(prefix.length)) };
+      const key: SealingKey = {
+        handle,
+        id: Buffer.from(idAttr.value),
+        label,
+        generation: Number(label.slice(prefix.length)),
+      };
       keys.byId.set(key.id.toString('hex'), key);
       // Two replicas may create the same generation at once: break the tie deterministically.
       const current = keys.current;
-      if (!current || key.generation > current.generation || (key.generation === current.generation && key.id.compare(current.id) < 0)) {
+      if (
+        !current ||
+        key.generation > current.generation ||
+        (key.generation === current.generation && key.id.compare(current.id) < 0)
+      ) {
         keys.current = key;
       }
     }
@@ -201,7 +250,13 @@ export class Pkcs11Sealer implements Sealer {
     return keys;
   }
 
-  private cryptAsync(session: PooledSession, fn: 'C_Encrypt' | 'C_Decrypt', input: Buffer, out: Buffer, alsoPinned: Buffer[]): Promise<Buffer> {
+  private cryptAsync(
+    session: PooledSession,
+    fn: 'C_Encrypt' | 'C_Decrypt',
+    input: Buffer,
+    out: Buffer,
+    alsoPinned: Buffer[],
+  ): Promise<Buffer> {
     const { api } = this.tokens;
     session.pinned = [input, out, ...alsoPinned];
     return new Promise((resolve, reject) => {

@@ -1,5 +1,12 @@
 import { DomainError, ErrorCode } from '../common/errors';
-import { HASH_LENGTH, KEY_SPEC_INFO, isHashAlgorithm, type DigestSigner, type HashAlgorithm, type KeySpec } from '../pki/key-spec';
+import {
+  HASH_LENGTH,
+  KEY_SPEC_INFO,
+  isHashAlgorithm,
+  type DigestSigner,
+  type HashAlgorithm,
+  type KeySpec,
+} from '../pki/key-spec';
 import type { SignOptions } from './key-store';
 import { digestInfo, ecdsaMechanism, rsaPkcs1Mechanism, rsaPssMechanism } from './key-templates';
 import type { KeyManager } from './key-manager';
@@ -17,7 +24,9 @@ import type { SignWorkerPool } from './sign-workers';
 export class Pkcs11SignerFactory implements SignerFactory {
   /** The signer with default options (microtask flush), shared by every caller that asks for it. */
   readonly defaultSigner: KeySigner = { sign: (keyUri, digest, options) => this.sign(keyUri, digest, options, false) };
-  private readonly checkPhaseSigner: KeySigner = { sign: (keyUri, digest, options) => this.sign(keyUri, digest, options, true) };
+  private readonly checkPhaseSigner: KeySigner = {
+    sign: (keyUri, digest, options) => this.sign(keyUri, digest, options, true),
+  };
 
   constructor(
     private readonly tokens: Pkcs11Tokens,
@@ -38,14 +47,23 @@ export class Pkcs11SignerFactory implements SignerFactory {
     };
   }
 
-  private async sign(keyUri: string, digest: Buffer, options: SignOptions, flushAtCheckPhase: boolean): Promise<Buffer> {
+  private async sign(
+    keyUri: string,
+    digest: Buffer,
+    options: SignOptions,
+    flushAtCheckPhase: boolean,
+  ): Promise<Buffer> {
     const hash = options?.hash;
     const rsaPadding = options?.rsaPadding;
     // Invalid input never reaches the HSM (API.md): check it all before taking a session.
-    if (!isHashAlgorithm(hash)) throw new DomainError(ErrorCode.UNSUPPORTED_ALGORITHM, `sign: unsupported hash algorithm '${String(hash)}'`);
+    if (!isHashAlgorithm(hash))
+      throw new DomainError(ErrorCode.UNSUPPORTED_ALGORITHM, `sign: unsupported hash algorithm '${String(hash)}'`);
     if (!Buffer.isBuffer(digest) || digest.length !== HASH_LENGTH[hash]) {
       const got = Buffer.isBuffer(digest) ? `${digest.length} bytes` : 'not a Buffer';
-      throw new DomainError(ErrorCode.INVALID_DIGEST_LENGTH, `sign: digest is ${got}; ${hash} digests are ${HASH_LENGTH[hash]} bytes`);
+      throw new DomainError(
+        ErrorCode.INVALID_DIGEST_LENGTH,
+        `sign: digest is ${got}; ${hash} digests are ${HASH_LENGTH[hash]} bytes`,
+      );
     }
     if (rsaPadding !== undefined && rsaPadding !== 'pss' && rsaPadding !== 'pkcs1') {
       throw new DomainError(ErrorCode.UNSUPPORTED_ALGORITHM, `sign: unknown rsaPadding '${String(rsaPadding)}'`);
@@ -56,7 +74,9 @@ export class Pkcs11SignerFactory implements SignerFactory {
     const known = tokens.keys.get(keyUri);
     if (known && known.epoch === target.pool.epoch) checkPadding(known.spec, rsaPadding);
     try {
-      return await target.pool.run('sign', (session) => this.signOnSession(session, target, keyUri, digest, hash, rsaPadding, flushAtCheckPhase));
+      return await target.pool.run('sign', (session) =>
+        this.signOnSession(session, target, keyUri, digest, hash, rsaPadding, flushAtCheckPhase),
+      );
     } catch (err) {
       throw toDomainError('sign', err);
     }
@@ -148,6 +168,9 @@ export class Pkcs11SignerFactory implements SignerFactory {
 
 function checkPadding(spec: KeySpec, rsaPadding: SignOptions['rsaPadding']): void {
   if (rsaPadding !== undefined && KEY_SPEC_INFO[spec].kind === 'EC') {
-    throw new DomainError(ErrorCode.UNSUPPORTED_ALGORITHM, `sign: rsaPadding '${rsaPadding}' does not apply to ${spec} keys`);
+    throw new DomainError(
+      ErrorCode.UNSUPPORTED_ALGORITHM,
+      `sign: rsaPadding '${rsaPadding}' does not apply to ${spec} keys`,
+    );
   }
 }

@@ -178,7 +178,10 @@ export class Pkcs11Tokens {
           modulePath: library.modulePath,
           threads: this.#options.signWorkers,
           outputBufferSize: MAX_SIGNATURE_LENGTH,
-          tokens: [this.#options.signing, ...(this.#options.ca ? [this.#options.ca] : [])].map((t) => ({ label: t.tokenLabel, pin: t.pin })),
+          tokens: [this.#options.signing, ...(this.#options.ca ? [this.#options.ca] : [])].map((t) => ({
+            label: t.tokenLabel,
+            pin: t.pin,
+          })),
           ownModule: this.#options.signThreadsOwnModule,
           moduleCopyDir: this.#options.moduleCopyDir,
           generation: () => library.generation,
@@ -231,7 +234,12 @@ export class Pkcs11Tokens {
   requireFeature(operation: string, pool: SessionPool, feature: HsmFeature): void {
     const missing = this.capabilities.get(pool)?.missing[feature];
     if (!missing) return;
-    const what = feature === 'sealing' ? 'sealing secrets' : feature === 'rsa-pkcs1' ? 'PKCS#1 v1.5 signatures' : `key spec '${feature}'`;
+    const what =
+      feature === 'sealing'
+        ? 'sealing secrets'
+        : feature === 'rsa-pkcs1'
+          ? 'PKCS#1 v1.5 signatures'
+          : `key spec '${feature}'`;
     throw new DomainError(
       ErrorCode.UNSUPPORTED_ALGORITHM,
       `${operation}: ${what} needs ${missing.join(', ')}, which token '${pool.tokenLabel}' does not offer (see signet status)`,
@@ -249,7 +257,8 @@ export class Pkcs11Tokens {
 
   poolFor(role: KeyRole): SessionPool {
     const pool = role === 'ca' ? (this.caPool ?? this.signingPool) : this.signingPool;
-    if (!pool || this.closed) throw new DomainError(ErrorCode.HSM_UNAVAILABLE, 'hsm: key store is not open', { retryable: true });
+    if (!pool || this.closed)
+      throw new DomainError(ErrorCode.HSM_UNAVAILABLE, 'hsm: key store is not open', { retryable: true });
     return pool;
   }
 
@@ -262,7 +271,8 @@ export class Pkcs11Tokens {
     if (ref.token === this.#options.signing.tokenLabel) pool = this.signingPool;
     else if (ref.token === this.#options.ca?.tokenLabel) pool = this.caPool;
     if (!pool) {
-      if (this.closed || !this.signingPool) throw new DomainError(ErrorCode.HSM_UNAVAILABLE, `${operation}: key store is not open`, { retryable: true });
+      if (this.closed || !this.signingPool)
+        throw new DomainError(ErrorCode.HSM_UNAVAILABLE, `${operation}: key store is not open`, { retryable: true });
       throw notFound(operation, keyUri);
     }
     if (this.targets.size >= MAX_CACHE_ENTRIES) this.targets.clear();
@@ -292,10 +302,17 @@ export class Pkcs11Tokens {
     }
     const handle = handles[0];
     const [typeAttr, labelAttr] = this.call('C_GetAttributeValue', () =>
-      this.api.C_GetAttributeValue(session.handle, handle, [{ type: pkcs11js.CKA_KEY_TYPE }, { type: pkcs11js.CKA_LABEL }]),
+      this.api.C_GetAttributeValue(session.handle, handle, [
+        { type: pkcs11js.CKA_KEY_TYPE },
+        { type: pkcs11js.CKA_LABEL },
+      ]),
     );
     const spec = this.specOf(session, handle, readUlong(typeAttr.value));
-    if (!spec) throw new DomainError(ErrorCode.UNSUPPORTED_ALGORITHM, `${operation}: key '${keyUri}' is not one of the supported key specs`);
+    if (!spec)
+      throw new DomainError(
+        ErrorCode.UNSUPPORTED_ALGORITHM,
+        `${operation}: key '${keyUri}' is not one of the supported key specs`,
+      );
     const resolved: ResolvedKey = { epoch, handle, spec, label: labelAttr.value.toString('utf8') };
     if (this.keys.size >= MAX_CACHE_ENTRIES) this.keys.clear();
     this.keys.set(keyUri, resolved);
@@ -326,23 +343,32 @@ export class Pkcs11Tokens {
 
   readSpki(session: PooledSession, handle: Handle, spec: KeySpec): Buffer {
     if (KEY_SPEC_INFO[spec].kind === 'EC') {
-      const [point] = this.call('C_GetAttributeValue', () => this.api.C_GetAttributeValue(session.handle, handle, [{ type: pkcs11js.CKA_EC_POINT }]));
+      const [point] = this.call('C_GetAttributeValue', () =>
+        this.api.C_GetAttributeValue(session.handle, handle, [{ type: pkcs11js.CKA_EC_POINT }]),
+      );
       return spkiFromEcPoint(spec, point.value);
     }
     const [modulus, exponent] = this.call('C_GetAttributeValue', () =>
-      this.api.C_GetAttributeValue(session.handle, handle, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]),
+      this.api.C_GetAttributeValue(session.handle, handle, [
+        { type: pkcs11js.CKA_MODULUS },
+        { type: pkcs11js.CKA_PUBLIC_EXPONENT },
+      ]),
     );
     return spkiFromRsa(modulus.value, exponent.value);
   }
 
   specOf(session: PooledSession, handle: Handle, keyType: number): KeySpec | undefined {
     if (keyType === pkcs11js.CKK_EC) {
-      const [params] = this.call('C_GetAttributeValue', () => this.api.C_GetAttributeValue(session.handle, handle, [{ type: pkcs11js.CKA_EC_PARAMS }]));
+      const [params] = this.call('C_GetAttributeValue', () =>
+        this.api.C_GetAttributeValue(session.handle, handle, [{ type: pkcs11js.CKA_EC_PARAMS }]),
+      );
       return specFromAttributes(keyType, params.value);
     }
     if (keyType === pkcs11js.CKK_RSA) {
       // CKA_MODULUS_BITS exists on public keys only; both halves carry the modulus.
-      const [modulus] = this.call('C_GetAttributeValue', () => this.api.C_GetAttributeValue(session.handle, handle, [{ type: pkcs11js.CKA_MODULUS }]));
+      const [modulus] = this.call('C_GetAttributeValue', () =>
+        this.api.C_GetAttributeValue(session.handle, handle, [{ type: pkcs11js.CKA_MODULUS }]),
+      );
       return specFromAttributes(keyType, undefined, modulus.value.length * 8);
     }
     return undefined;
@@ -354,7 +380,9 @@ export class Pkcs11Tokens {
     const found: Handle[] = [];
     try {
       while (found.length < max) {
-        const batch = this.call('C_FindObjects', () => api.C_FindObjects(session.handle, Math.min(256, max - found.length)));
+        const batch = this.call('C_FindObjects', () =>
+          api.C_FindObjects(session.handle, Math.min(256, max - found.length)),
+        );
         found.push(...batch);
         if (batch.length === 0) break;
       }
@@ -378,13 +406,15 @@ export class Pkcs11Tokens {
     } catch (err) {
       throw toPkcs11Error(err, 'C_GetSessionInfo') ?? err;
     }
-    if (state === CKS_RO_PUBLIC_SESSION || state === CKS_RW_PUBLIC_SESSION) throw new Pkcs11Error('CKR_USER_NOT_LOGGED_IN', pkcs11js.CKR_USER_NOT_LOGGED_IN, 'C_GetSessionInfo');
+    if (state === CKS_RO_PUBLIC_SESSION || state === CKS_RW_PUBLIC_SESSION)
+      throw new Pkcs11Error('CKR_USER_NOT_LOGGED_IN', pkcs11js.CKR_USER_NOT_LOGGED_IN, 'C_GetSessionInfo');
   }
 
   /** Drops the cached handle when the token says it is stale; the pool then retries the operation. */
   onKeyError(err: unknown, fn: string, keyUri: string): unknown {
     const p11 = toPkcs11Error(err, fn);
-    if (p11 && (p11.ckr === 'CKR_OBJECT_HANDLE_INVALID' || p11.ckr === 'CKR_KEY_HANDLE_INVALID')) this.keys.delete(keyUri);
+    if (p11 && (p11.ckr === 'CKR_OBJECT_HANDLE_INVALID' || p11.ckr === 'CKR_KEY_HANDLE_INVALID'))
+      this.keys.delete(keyUri);
     return p11 ?? err;
   }
 
@@ -392,7 +422,9 @@ export class Pkcs11Tokens {
     try {
       this.api.C_DestroyObject(session.handle, handle);
     } catch (err) {
-      this.logger.error(`hsm: could not destroy a duplicate key object: ${toPkcs11Error(err, 'C_DestroyObject')?.ckr ?? String(err)}`);
+      this.logger.error(
+        `hsm: could not destroy a duplicate key object: ${toPkcs11Error(err, 'C_DestroyObject')?.ckr ?? String(err)}`,
+      );
     }
   }
 

@@ -3,7 +3,9 @@ import { formatPkcs11Uri, keyIdentity, parsePkcs11Uri } from './pkcs11-uri';
 
 describe('pkcs11-uri', () => {
   it('formats token, id and object label, percent-encoding the binary id', () => {
-    expect(formatPkcs11Uri({ token: 'signet', id: Buffer.from([0x01, 0xab]), object: 'release v3' })).toBe('pkcs11:token=signet;id=%01%ab;object=release%20v3');
+    expect(formatPkcs11Uri({ token: 'signet', id: Buffer.from([0x01, 0xab]), object: 'release v3' })).toBe(
+      'pkcs11:token=signet;id=%01%ab;object=release%20v3',
+    );
   });
 
   it('round-trips labels with reserved and non-ASCII characters', () => {
@@ -12,7 +14,9 @@ describe('pkcs11-uri', () => {
   });
 
   it('parses RFC 7512 examples, including upper-case escapes and an object type', () => {
-    expect(parsePkcs11Uri('pkcs11:token=Software%20PKCS%2311%20softtoken;id=%69%95%3E%5C;object=my-key;type=private')).toEqual({
+    expect(
+      parsePkcs11Uri('pkcs11:token=Software%20PKCS%2311%20softtoken;id=%69%95%3E%5C;object=my-key;type=private'),
+    ).toEqual({
       token: 'Software PKCS#11 softtoken',
       id: Buffer.from([0x69, 0x95, 0x3e, 0x5c]),
       object: 'my-key',
@@ -43,7 +47,9 @@ describe('pkcs11-uri', () => {
   });
 
   it('never echoes the query (it may hold a PIN) and bounds what it echoes', () => {
-    expect(() => parsePkcs11Uri('pkcs11:token=t;id=%01?pin-value=4711')).toThrow("pkcs11 uri 'pkcs11:token=t;id=%01': 'pin-value' is not accepted");
+    expect(() => parsePkcs11Uri('pkcs11:token=t;id=%01?pin-value=4711')).toThrow(
+      "pkcs11 uri 'pkcs11:token=t;id=%01': 'pin-value' is not accepted",
+    );
     expect(() => parsePkcs11Uri('pkcs11:token=t;id=%01?pin-value=4711')).not.toThrow(/4711/);
     expect(() => parsePkcs11Uri(`pkcs11:token=t;object=${'x'.repeat(300)}`)).toThrow(/x…'/);
   });

@@ -15,9 +15,19 @@ export interface Pkcs11KeyRef {
 }
 
 const PATH_ATTRIBUTES = new Set([
-  'token', 'id', 'object', 'type', 'manufacturer', 'model', 'serial',
-  'library-manufacturer', 'library-description', 'library-version',
-  'slot-description', 'slot-manufacturer', 'slot-id',
+  'token',
+  'id',
+  'object',
+  'type',
+  'manufacturer',
+  'model',
+  'serial',
+  'library-manufacturer',
+  'library-description',
+  'library-version',
+  'slot-description',
+  'slot-manufacturer',
+  'slot-id',
 ]);
 const OBJECT_TYPES = new Set(['private', 'public', 'secret-key', 'cert', 'data']);
 
@@ -79,8 +89,10 @@ export function parsePkcs11Uri(uri: string): Pkcs11KeyRef {
   if (query !== undefined && query.length > 0) {
     for (const q of query.split('&')) {
       const name = q.split('=', 1)[0];
-      if (name === 'pin-value' || name === 'pin-source') throw invalid(uri, `'${name}' is not accepted: PINs come from configuration`);
-      if (name === 'module-name' || name === 'module-path') throw invalid(uri, `'${name}' is not accepted: the module comes from configuration`);
+      if (name === 'pin-value' || name === 'pin-source')
+        throw invalid(uri, `'${name}' is not accepted: PINs come from configuration`);
+      if (name === 'module-name' || name === 'module-path')
+        throw invalid(uri, `'${name}' is not accepted: the module comes from configuration`);
     }
   }
   const seen = new Map<string, string>();

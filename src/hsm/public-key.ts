@@ -30,7 +30,12 @@ export function spkiFromEcPoint(spec: KeySpec, ecPoint: Buffer): Buffer {
   const size = EC_COORDINATE_LENGTH[curve];
   const point = uncompressedPoint(ecPoint, size);
   const key = createPublicKey({
-    key: { kty: 'EC', crv: curve, x: point.subarray(1, 1 + size).toString('base64url'), y: point.subarray(1 + size).toString('base64url') },
+    key: {
+      kty: 'EC',
+      crv: curve,
+      x: point.subarray(1, 1 + size).toString('base64url'),
+      y: point.subarray(1 + size).toString('base64url'),
+    },
     format: 'jwk',
   });
   return key.export({ type: 'spki', format: 'der' });
@@ -38,7 +43,11 @@ export function spkiFromEcPoint(spec: KeySpec, ecPoint: Buffer): Buffer {
 
 export function spkiFromRsa(modulus: Buffer, publicExponent: Buffer): Buffer {
   const key = createPublicKey({
-    key: { kty: 'RSA', n: stripLeadingZeros(modulus).toString('base64url'), e: stripLeadingZeros(publicExponent).toString('base64url') },
+    key: {
+      kty: 'RSA',
+      n: stripLeadingZeros(modulus).toString('base64url'),
+      e: stripLeadingZeros(publicExponent).toString('base64url'),
+    },
     format: 'jwk',
   });
   return key.export({ type: 'spki', format: 'der' });

@@ -1,7 +1,11 @@
 import { decodeSealedEnvelope, encodeSealedEnvelope, sealingAad } from './sealed-envelope';
 
 describe('sealed-envelope', () => {
-  const envelope = { keyId: Buffer.from('00112233445566778899aabbccddeeff', 'hex'), iv: Buffer.alloc(12, 7), ciphertext: Buffer.alloc(40, 9) };
+  const envelope = {
+    keyId: Buffer.from('00112233445566778899aabbccddeeff', 'hex'),
+    iv: Buffer.alloc(12, 7),
+    ciphertext: Buffer.alloc(40, 9),
+  };
 
   it('round-trips key id, IV and ciphertext‖tag behind a version byte', () => {
     const encoded = encodeSealedEnvelope(envelope);

@@ -24,7 +24,13 @@ export function encodeSealedEnvelope(envelope: SealedEnvelope): Buffer {
   const { keyId, iv, ciphertext } = envelope;
   if (keyId.length === 0 || keyId.length > 255) throw new Error('sealed envelope: key id must be 1..255 bytes');
   if (iv.length === 0 || iv.length > 255) throw new Error('sealed envelope: iv must be 1..255 bytes');
-  return Buffer.concat([Buffer.from([SEALED_ENVELOPE_VERSION, keyId.length]), keyId, Buffer.from([iv.length]), iv, ciphertext]);
+  return Buffer.concat([
+    Buffer.from([SEALED_ENVELOPE_VERSION, keyId.length]),
+    keyId,
+    Buffer.from([iv.length]),
+    iv,
+    ciphertext,
+  ]);
 }
 
 export function decodeSealedEnvelope(sealed: Buffer): SealedEnvelope {
@@ -35,7 +41,8 @@ export function decodeSealedEnvelope(sealed: Buffer): SealedEnvelope {
   if (keyIdLength === 0 || sealed.length <= ivLengthOffset) throw new Error('sealed envelope: truncated key id');
   const ivLength = sealed[ivLengthOffset];
   const ciphertextOffset = ivLengthOffset + 1 + ivLength;
-  if (ivLength === 0 || sealed.length < ciphertextOffset + GCM_TAG_LENGTH) throw new Error('sealed envelope: truncated');
+  if (ivLength === 0 || sealed.length < ciphertextOffset + GCM_TAG_LENGTH)
+    throw new Error('sealed envelope: truncated');
   return {
     keyId: sealed.subarray(2, ivLengthOffset),
     iv: sealed.subarray(ivLengthOffset + 1, ciphertextOffset),
@@ -45,6 +52,7 @@ export function decodeSealedEnvelope(sealed: Buffer): SealedEnvelope {
 
 export function sealingAad(keyId: Buffer, recordId: string): Buffer {
   const record = Buffer.from(recordId, 'utf8');
-  if (record.length === 0 || record.length > MAX_RECORD_ID_BYTES) throw new Error(`record id must be 1..${MAX_RECORD_ID_BYTES} bytes`);
+  if (record.length === 0 || record.length > MAX_RECORD_ID_BYTES)
+    throw new Error(`record id must be 1..${MAX_RECORD_ID_BYTES} bytes`);
   return Buffer.concat([AAD_CONTEXT, Buffer.from([SEALED_ENVELOPE_VERSION, keyId.length]), keyId, record]);
 }

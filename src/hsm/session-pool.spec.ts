@@ -99,7 +99,10 @@ describe(SessionPool.name, () => {
     const pool = makePool(new FakeToken(), { size: 1, acquireTimeoutMs: 30 });
     let finish!: () => void;
     const holder = pool.run('hold', () => new Promise<void>((resolve) => (finish = resolve)));
-    await expect(pool.run('sign', () => 'never')).rejects.toMatchObject({ code: ErrorCode.HSM_UNAVAILABLE, message: 'sign: HSM unavailable (no session within 30 ms)' });
+    await expect(pool.run('sign', () => 'never')).rejects.toMatchObject({
+      code: ErrorCode.HSM_UNAVAILABLE,
+      message: 'sign: HSM unavailable (no session within 30 ms)',
+    });
     finish();
     await holder;
     await pool.close();
@@ -191,7 +194,10 @@ describe(SessionPool.name, () => {
     const inFlight = pool.run('hold', () => new Promise<string>((resolve) => (finish = () => resolve('done'))));
     const queued = pool.run('queued', () => 'never');
     const closing = pool.close();
-    await expect(queued).rejects.toMatchObject({ code: ErrorCode.HSM_UNAVAILABLE, message: 'queued: HSM unavailable (key store closed)' });
+    await expect(queued).rejects.toMatchObject({
+      code: ErrorCode.HSM_UNAVAILABLE,
+      message: 'queued: HSM unavailable (key store closed)',
+    });
     finish();
     await expect(inFlight).resolves.toBe('done');
     await closing;

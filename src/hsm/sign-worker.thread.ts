@@ -18,8 +18,21 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as pkcs11js from 'pkcs11js';
-import { adoptModuleInstanceLock, closeSharedTokenLock, shareTokenLockWith, withModuleInstanceLock } from './module-instance-lock';
-import type { BatchMessage, BatchResult, FaultReply, ReadyMessage, SignWorkerData, ThreadFault, ToSignThread } from './sign-worker.protocol';
+import {
+  adoptModuleInstanceLock,
+  closeSharedTokenLock,
+  shareTokenLockWith,
+  withModuleInstanceLock,
+} from './module-instance-lock';
+import type {
+  BatchMessage,
+  BatchResult,
+  FaultReply,
+  ReadyMessage,
+  SignWorkerData,
+  ThreadFault,
+  ToSignThread,
+} from './sign-worker.protocol';
 
 type Handle = pkcs11js.Handle;
 
@@ -88,24 +101,26 @@ let initialized = false;
 // Shared instance: the generation of the process's initialisation our sessions and handles belong to.
 let generation: number | undefined;
 // Codes after which the thread starts its sessions (own: its whole instance) afresh; on its own instance, it tries once more.
-const RETRY = new Set<number>(
-  [
-    pkcs11js.CKR_SESSION_HANDLE_INVALID,
-    pkcs11js.CKR_SESSION_CLOSED,
-    pkcs11js.CKR_USER_NOT_LOGGED_IN,
-    pkcs11js.CKR_DEVICE_REMOVED,
-    pkcs11js.CKR_TOKEN_NOT_PRESENT,
-    pkcs11js.CKR_CRYPTOKI_NOT_INITIALIZED,
-    pkcs11js.CKR_DEVICE_ERROR,
-    pkcs11js.CKR_GENERAL_ERROR,
-    pkcs11js.CKR_OBJECT_HANDLE_INVALID,
-    pkcs11js.CKR_KEY_HANDLE_INVALID,
-    pkcs11js.CKR_OPERATION_ACTIVE,
-    pkcs11js.CKR_OPERATION_NOT_INITIALIZED,
-  ],
-);
+const RETRY = new Set<number>([
+  pkcs11js.CKR_SESSION_HANDLE_INVALID,
+  pkcs11js.CKR_SESSION_CLOSED,
+  pkcs11js.CKR_USER_NOT_LOGGED_IN,
+  pkcs11js.CKR_DEVICE_REMOVED,
+  pkcs11js.CKR_TOKEN_NOT_PRESENT,
+  pkcs11js.CKR_CRYPTOKI_NOT_INITIALIZED,
+  pkcs11js.CKR_DEVICE_ERROR,
+  pkcs11js.CKR_GENERAL_ERROR,
+  pkcs11js.CKR_OBJECT_HANDLE_INVALID,
+  pkcs11js.CKR_KEY_HANDLE_INVALID,
+  pkcs11js.CKR_OPERATION_ACTIVE,
+  pkcs11js.CKR_OPERATION_NOT_INITIALIZED,
+]);
 
-function pkcs11Error(name: 'CKR_TOKEN_NOT_PRESENT' | 'CKR_KEY_HANDLE_INVALID', method: string, text: string): CallError {
+function pkcs11Error(
+  name: 'CKR_TOKEN_NOT_PRESENT' | 'CKR_KEY_HANDLE_INVALID',
+  method: string,
+  text: string,
+): CallError {
   return Object.assign(new Error(`${name}: ${text}`), { code: pkcs11js[name], method });
 }
 
@@ -134,7 +149,8 @@ function connectLocked(t: number): Handle {
   // Labels come blank- and NUL-padded to 32 bytes.
   // eslint-disable-next-line no-control-regex
   const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.replace(/[\s\u0000]+$/, '') === label);
-  if (slot === undefined) throw pkcs11Error('CKR_TOKEN_NOT_PRESENT', 'C_GetSlotList', `no token labelled ${JSON.stringify(label)}`);
+  if (slot === undefined)
+    throw pkcs11Error('CKR_TOKEN_NOT_PRESENT', 'C_GetSlotList', `no token labelled ${JSON.stringify(label)}`);
   const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
   if (own) {
     try {
@@ -199,7 +215,12 @@ function keyHandle(k: number, session: Handle): Handle {
   } finally {
     p11.C_FindObjectsFinal(session);
   }
-  if (found.length !== 1) throw pkcs11Error('CKR_KEY_HANDLE_INVALID', 'C_FindObjects', `the signing thread finds ${found.length} private keys for this reference`);
+  if (found.length !== 1)
+    throw pkcs11Error(
+      'CKR_KEY_HANDLE_INVALID',
+      'C_FindObjects',
+      `the signing thread finds ${found.length} private keys for this reference`,
+    );
   handles[k] = found[0];
   return found[0];
 }

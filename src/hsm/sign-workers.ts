@@ -7,7 +7,16 @@ import type { Mechanism } from './pkcs11-api';
 import { moduleInstanceLockBuffer, sharedTokenLockFile } from './module-instance-lock';
 import { hsmUnavailable } from './pkcs11-errors';
 import { markSessionSuspect } from './session-pool';
-import type { BatchMessage, BatchResult, FaultReply, FromSignThread, ReadyMessage, SignThreadKey, SignWorkerData, ThreadFault } from './sign-worker.protocol';
+import type {
+  BatchMessage,
+  BatchResult,
+  FaultReply,
+  FromSignThread,
+  ReadyMessage,
+  SignThreadKey,
+  SignWorkerData,
+  ThreadFault,
+} from './sign-worker.protocol';
 
 const THREAD_MODULE = 'sign-worker.thread';
 
@@ -36,9 +45,13 @@ function signThreadScript(): { filename: string } | { code: string } {
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
     }).outputText;
   const source = path.join(__dirname, `${THREAD_MODULE}.ts`);
-  const wrap = (body: string, into: string): string => `(function (exports, require, module) {\n${body}\n})(${into}.exports, load, ${into});`;
+  const wrap = (body: string, into: string): string =>
+    `(function (exports, require, module) {\n${body}\n})(${into}.exports, load, ${into});`;
   const ours = Object.entries(THREAD_IMPORTS)
-    .map(([specifier, name]) => `const m${name.replace(/\W/g, '_')} = { exports: {} };\nours.set(${JSON.stringify(specifier)}, m${name.replace(/\W/g, '_')});\n${wrap(transpile(name), `m${name.replace(/\W/g, '_')}`)}`)
+    .map(
+      ([specifier, name]) =>
+        `const m${name.replace(/\W/g, '_')} = { exports: {} };\nours.set(${JSON.stringify(specifier)}, m${name.replace(/\W/g, '_')});\n${wrap(transpile(name), `m${name.replace(/\W/g, '_')}`)}`,
+    )
     .join('\n');
   const code =
     `const base = require('node:module').createRequire(${JSON.stringify(source)});\n` +
@@ -120,7 +133,9 @@ class SignThread {
   ) {
     this.ready = new Promise((resolve, reject) => {
       worker.once('message', (message: ReadyMessage) =>
-        message && message.ready === true ? resolve(message) : reject(new Error(`unexpected first message ${String(message)}`)),
+        message && message.ready === true
+          ? resolve(message)
+          : reject(new Error(`unexpected first message ${String(message)}`)),
       );
       worker.once('error', reject);
     });
@@ -211,7 +226,8 @@ export class SignWorkerPool {
    * loop (SignerOptions.flushAtCheckPhase).
    */
   sign(keyIndex: number, mechanism: Mechanism, data: Buffer, flushAtCheckPhase = false): Promise<Buffer> {
-    if (this.closed || this.threads.length === 0) return Promise.reject(hsmUnavailable('sign', undefined, 'signing threads stopped'));
+    if (this.closed || this.threads.length === 0)
+      return Promise.reject(hsmUnavailable('sign', undefined, 'signing threads stopped'));
     const id = this.nextId++;
     let thread = this.threads[0];
     for (let i = 1; i < this.threads.length; i++) if (this.threads[i].load < thread.load) thread = this.threads[i];
@@ -308,12 +324,19 @@ export class SignWorkerPool {
       o = packed.writeUInt16LE(job.data.length, o);
       o += job.data.copy(packed, o);
     }
-    const newMechanisms = this.mechanisms.length > thread.knownMechanisms ? this.mechanisms.slice(thread.knownMechanisms) : undefined;
+    const newMechanisms =
+      this.mechanisms.length > thread.knownMechanisms ? this.mechanisms.slice(thread.knownMechanisms) : undefined;
     thread.knownMechanisms = this.mechanisms.length;
     const newKeys = this.keys.length > thread.knownKeys ? this.keys.slice(thread.knownKeys) : undefined;
     thread.knownKeys = this.keys.length;
     const generation = this.#options.generation?.();
-    const message: BatchMessage = { newMechanisms, newKeys, jobs: packed.buffer as ArrayBuffer, count: batch.length, generation };
+    const message: BatchMessage = {
+      newMechanisms,
+      newKeys,
+      jobs: packed.buffer as ArrayBuffer,
+      count: batch.length,
+      generation,
+    };
     thread.worker.postMessage(message, [packed.buffer]);
   }
 
@@ -340,7 +363,8 @@ export class SignWorkerPool {
       if (!pending) continue;
       thread.pending.delete(id);
       const failure = failures.get(id);
-      if (failure) pending.reject(Object.assign(new Error(failure.message), { code: failure.code, method: failure.method }));
+      if (failure)
+        pending.reject(Object.assign(new Error(failure.message), { code: failure.code, method: failure.method }));
       // A copy: a view would keep the whole batch's buffer alive for as long as the caller keeps its signature.
       else pending.resolve(Buffer.from(signature));
     }
@@ -350,7 +374,9 @@ export class SignWorkerPool {
   private spawn(): SignThread {
     const { modulePath, outputBufferSize, ownModule } = this.#options;
     // PINs only where the thread logs in itself.
-    const tokens = this.#options.tokens.map((token) => (ownModule ? { label: token.label, pin: token.pin } : { label: token.label }));
+    const tokens = this.#options.tokens.map((token) =>
+      ownModule ? { label: token.label, pin: token.pin } : { label: token.label },
+    );
     const workerData: SignWorkerData = {
       modulePath,
       outputBufferSize,
@@ -397,15 +423,20 @@ export class SignWorkerPool {
     if (index < 0) return;
     this.threads.splice(index, 1);
     // Each job gets its own error: the session pool replaces every session the thread was using.
-    for (const pending of thread.pending.values()) pending.reject(markSessionSuspect(hsmUnavailable('sign', undefined, 'signing thread stopped')));
+    for (const pending of thread.pending.values())
+      pending.reject(markSessionSuspect(hsmUnavailable('sign', undefined, 'signing thread stopped')));
     thread.pending.clear();
     thread.faultReply?.({ faultApplied: 'none', error: 'signing thread stopped' });
     if (this.closed) return;
-    this.#options.logger.error(`hsm: a signing thread stopped (${reason.message}); starting another in ${RESPAWN_DELAY_MS} ms`);
+    this.#options.logger.error(
+      `hsm: a signing thread stopped (${reason.message}); starting another in ${RESPAWN_DELAY_MS} ms`,
+    );
     // Delayed, so a thread that cannot start does not spin; meanwhile the others sign (or none: 503).
     setTimeout(() => {
       if (this.closed) return;
-      this.started(this.spawn()).catch((err: Error) => this.#options.logger.error(`hsm: could not start a signing thread: ${err.message}`));
+      this.started(this.spawn()).catch((err: Error) =>
+        this.#options.logger.error(`hsm: could not start a signing thread: ${err.message}`),
+      );
     }, RESPAWN_DELAY_MS).unref();
   }
 }

@@ -17,7 +17,9 @@ describe('softhsm-dev-token', () => {
     });
 
     it('fails with one line naming the file when it is missing', () => {
-      expect(() => readPinFile(join(dir, 'missing.pin'))).toThrow(`cannot read PIN file ${join(dir, 'missing.pin')} (ENOENT)`);
+      expect(() => readPinFile(join(dir, 'missing.pin'))).toThrow(
+        `cannot read PIN file ${join(dir, 'missing.pin')} (ENOENT)`,
+      );
     });
 
     it('fails with one line naming the file when it is empty', () => {
@@ -40,7 +42,11 @@ describe('softhsm-dev-token', () => {
 
     it('knows Homebrew (Apple silicon and Intel) and MacPorts on macOS', () => {
       expect(softHsmLibraryCandidates('darwin', 'arm64')).toEqual(
-        expect.arrayContaining(['/opt/homebrew/lib/softhsm/libsofthsm2.so', '/usr/local/lib/softhsm/libsofthsm2.so', '/opt/local/lib/softhsm/libsofthsm2.so']),
+        expect.arrayContaining([
+          '/opt/homebrew/lib/softhsm/libsofthsm2.so',
+          '/usr/local/lib/softhsm/libsofthsm2.so',
+          '/opt/local/lib/softhsm/libsofthsm2.so',
+        ]),
       );
     });
   });

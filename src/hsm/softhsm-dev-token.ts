@@ -1,5 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as pkcs11js from 'pkcs11js';
 import { type HsmLogger, silentLogger } from './hsm-logger';
@@ -18,7 +29,10 @@ const LINUX_MULTIARCH: Partial<Record<NodeJS.Architecture, string>> = {
 };
 
 /** Where distributions and package managers install SoftHSM2's PKCS#11 module. */
-export function softHsmLibraryCandidates(platform: NodeJS.Platform = process.platform, arch: NodeJS.Architecture = process.arch): string[] {
+export function softHsmLibraryCandidates(
+  platform: NodeJS.Platform = process.platform,
+  arch: NodeJS.Architecture = process.arch,
+): string[] {
   if (platform === 'darwin') {
     return [
       '/opt/homebrew/lib/softhsm/libsofthsm2.so', // Homebrew, Apple silicon
@@ -113,7 +127,9 @@ export function initializeToken(library: Pkcs11Library, label: string, soPin: st
   });
   if (!free) throw new Error(`hsm: no free slot to initialise token '${label}' in ${library.modulePath}`);
   const fail = (err: unknown, step: string): Error =>
-    new Error(`hsm: initialising token '${label}' failed at ${step}: ${toPkcs11Error(err, step)?.ckr ?? (err as Error).message}`);
+    new Error(
+      `hsm: initialising token '${label}' failed at ${step}: ${toPkcs11Error(err, step)?.ckr ?? (err as Error).message}`,
+    );
   try {
     api.C_InitToken(free, soPin, padTokenLabel(label));
   } catch (err) {
@@ -148,18 +164,26 @@ export async function ensureSoftHsmDevToken(options: SoftHsmDevTokenOptions): Pr
   const logger = options.logger ?? silentLogger;
   const modulePath = options.modulePath ?? findSoftHsmLibrary();
   if (!modulePath) {
-    throw new Error('SoftHSM2 not found: install it (apt install softhsm2, dnf install softhsm, brew install softhsm) or configure a PKCS#11 module');
+    throw new Error(
+      'SoftHSM2 not found: install it (apt install softhsm2, dnf install softhsm, brew install softhsm) or configure a PKCS#11 module',
+    );
   }
   padTokenLabel(options.label); // validates 1..32 bytes
   const root = join(resolve(options.dataDir), 'softhsm');
   const tokenDir = join(root, 'tokens');
   mkdirSync(tokenDir, { recursive: true, mode: 0o700 });
   const softhsmConf = join(root, 'softhsm2.conf');
-  writeIfChanged(softhsmConf, `directories.tokendir = ${tokenDir}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`, 0o600);
+  writeIfChanged(
+    softhsmConf,
+    `directories.tokendir = ${tokenDir}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`,
+    0o600,
+  );
 
   const previousConf = process.env.SOFTHSM2_CONF;
   if (previousConf !== undefined && previousConf !== softhsmConf && Pkcs11Library.referenceCount(modulePath) > 0) {
-    throw new Error(`SoftHSM2 is already in use in this process with ${previousConf}; close its key store before switching to ${softhsmConf}`);
+    throw new Error(
+      `SoftHSM2 is already in use in this process with ${previousConf}; close its key store before switching to ${softhsmConf}`,
+    );
   }
   await setNativeEnvironmentVariable('SOFTHSM2_CONF', softhsmConf);
 
@@ -167,15 +191,25 @@ export async function ensureSoftHsmDevToken(options: SoftHsmDevTokenOptions): Pr
   const soPinFile = join(root, 'so.pin');
   // Several processes may start on one data dir at once (replicas, a CLI next to the server): one
   // creates the token and its PINs while the others wait, then find it.
-  await withInitLock(join(root, '.init.lock'), () => initializeDevToken(modulePath, options.label, tokenDir, pinFile, soPinFile, logger));
+  await withInitLock(join(root, '.init.lock'), () =>
+    initializeDevToken(modulePath, options.label, tokenDir, pinFile, soPinFile, logger),
+  );
   return { modulePath, tokenLabel: options.label, pinFile, soPinFile, softhsmConf };
 }
 
-function initializeDevToken(modulePath: string, label: string, tokenDir: string, pinFile: string, soPinFile: string, logger: HsmLogger): void {
+function initializeDevToken(
+  modulePath: string,
+  label: string,
+  tokenDir: string,
+  pinFile: string,
+  soPinFile: string,
+  logger: HsmLogger,
+): void {
   const library = Pkcs11Library.acquire(modulePath, logger);
   try {
     if (library.locateToken(label) || tokenOnDisk(tokenDir)) {
-      if (!existsSync(pinFile)) throw new Error(`token '${label}' exists in ${tokenDir} but its PIN file ${pinFile} is missing`);
+      if (!existsSync(pinFile))
+        throw new Error(`token '${label}' exists in ${tokenDir} but its PIN file ${pinFile} is missing`);
       readPinFile(pinFile);
     } else {
       // PINs are written before the token exists, so a crash in between never loses them.
@@ -223,14 +257,18 @@ async function withInitLock<T>(lockFile: string, work: () => T): Promise<T> {
         const seen = readFileSyncSafe(lockFile);
         const owner = Number(seen);
         // (An empty lock can only be an older Signet's, caught between creating and writing it.)
-        const stale = seen === '' ? Date.now() - mtimeMs(lockFile) > EMPTY_LOCK_STALE_MS : !owner || !processAlive(owner);
+        const stale =
+          seen === '' ? Date.now() - mtimeMs(lockFile) > EMPTY_LOCK_STALE_MS : !owner || !processAlive(owner);
         if (stale) {
           // Left by a dead process. Removed only if it still names that process (narrows the race
           // with another process taking over the same stale lock).
           if (readFileSyncSafe(lockFile) === seen) rmSync(lockFile, { force: true });
           continue;
         }
-        if (Date.now() > deadline) throw new Error(`hsm: another process (pid ${owner}) has been creating the SoftHSM2 token for over ${LOCK_WAIT_MS / 1000}s (${lockFile})`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `hsm: another process (pid ${owner}) has been creating the SoftHSM2 token for over ${LOCK_WAIT_MS / 1000}s (${lockFile})`,
+          );
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }

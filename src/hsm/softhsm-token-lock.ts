@@ -36,4 +36,3 @@ export function softHsmTokenLockFile(modulePath: string, env: NodeJS.ProcessEnv 
   }
   return join(tokenDir, TOKEN_LOCK_FILE_NAME);
 }
-

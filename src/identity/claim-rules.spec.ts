@@ -11,7 +11,9 @@ describe('claim rules', () => {
     expect(globMatches('acme/*', 'other/app')).toBe(false);
     expect(globMatches('refs/heads/release-*', 'refs/heads/release-1.2')).toBe(true);
     expect(globMatches('refs/heads/release-*', 'refs/tags/release-1.2')).toBe(false);
-    expect(globMatches('*/.github/workflows/release.yml@*', 'acme/app/.github/workflows/release.yml@refs/heads/main')).toBe(true);
+    expect(
+      globMatches('*/.github/workflows/release.yml@*', 'acme/app/.github/workflows/release.yml@refs/heads/main'),
+    ).toBe(true);
     expect(globMatches('a*b*c', 'aXbYc')).toBe(true);
     expect(globMatches('a*b*c', 'aXbY')).toBe(false);
     // Nothing but * is special.
@@ -22,10 +24,20 @@ describe('claim rules', () => {
   it('agrees with an anchored regular expression on random patterns and values', () => {
     const alphabet = fc.constantFrom('a', 'b', '*', '/', '.');
     fc.assert(
-      fc.property(fc.string({ unit: alphabet, maxLength: 12 }), fc.string({ unit: fc.constantFrom('a', 'b', '/', '.'), maxLength: 16 }), (pattern, value) => {
-        const regex = new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('.*')}$`, 's');
-        expect(globMatches(pattern, value)).toBe(regex.test(value));
-      }),
+      fc.property(
+        fc.string({ unit: alphabet, maxLength: 12 }),
+        fc.string({ unit: fc.constantFrom('a', 'b', '/', '.'), maxLength: 16 }),
+        (pattern, value) => {
+          const regex = new RegExp(
+            `^${pattern
+              .split('*')
+              .map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
+              .join('.*')}$`,
+            's',
+          );
+          expect(globMatches(pattern, value)).toBe(regex.test(value));
+        },
+      ),
     );
   });
 
@@ -39,18 +51,25 @@ describe('claim rules', () => {
 
   it('requires every named claim to be a matching string', () => {
     const patterns = { repository: 'acme/app', ref: 'refs/heads/main', environment: 'prod' };
-    expect(claimsMatch(patterns, { repository: 'acme/app', ref: 'refs/heads/main', environment: 'prod', extra: 1 })).toBe(true);
+    expect(
+      claimsMatch(patterns, { repository: 'acme/app', ref: 'refs/heads/main', environment: 'prod', extra: 1 }),
+    ).toBe(true);
     expect(claimsMatch(patterns, { repository: 'acme/app', ref: 'refs/heads/main' })).toBe(false);
-    expect(claimsMatch(patterns, { repository: ['acme/app'], ref: 'refs/heads/main', environment: 'prod' })).toBe(false);
+    expect(claimsMatch(patterns, { repository: ['acme/app'], ref: 'refs/heads/main', environment: 'prod' })).toBe(
+      false,
+    );
     expect(claimsMatch({ ref_protected: 'true' }, { ref_protected: true })).toBe(false);
   });
 
   it('names the claims of a type other than string', () => {
-    expect(claimsOfWrongType(['repository', 'ref', 'environment', 'job'], { repository: ['acme/app'], ref: 7, environment: { name: 'prod' }, other: [] })).toEqual([
-      'repository',
-      'ref',
-      'environment',
-    ]);
+    expect(
+      claimsOfWrongType(['repository', 'ref', 'environment', 'job'], {
+        repository: ['acme/app'],
+        ref: 7,
+        environment: { name: 'prod' },
+        other: [],
+      }),
+    ).toEqual(['repository', 'ref', 'environment']);
     expect(claimsOfWrongType(['ref'], { ref: null })).toEqual(['ref']);
     expect(claimsOfWrongType(['ref'], { ref: 'refs/heads/main' })).toEqual([]);
   });
@@ -68,6 +87,9 @@ describe('claim rules', () => {
     refuse({ repository: '*' });
     refuse({ 'bad name': 'x' });
     expect(parseClaimPatterns({ sub: '*' }, 'createRule')).toEqual({ sub: '*' });
-    expect(parseClaimPatterns({ repository: 'acme/*', ref: 'refs/heads/main' }, 'createRule')).toEqual({ repository: 'acme/*', ref: 'refs/heads/main' });
+    expect(parseClaimPatterns({ repository: 'acme/*', ref: 'refs/heads/main' }, 'createRule')).toEqual({
+      repository: 'acme/*',
+      ref: 'refs/heads/main',
+    });
   });
 });

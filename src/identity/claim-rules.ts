@@ -21,15 +21,22 @@ export function parseClaimPatterns(value: unknown, operation: string): ClaimPatt
   }
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length === 0) throw invalid(operation, 'claims', 'must name at least one claim');
-  if (entries.length > MAX_RULE_CLAIMS) throw invalid(operation, 'claims', `may name at most ${MAX_RULE_CLAIMS} claims`);
+  if (entries.length > MAX_RULE_CLAIMS)
+    throw invalid(operation, 'claims', `may name at most ${MAX_RULE_CLAIMS} claims`);
   const out: Record<string, string> = {};
   for (const [name, pattern] of entries) {
     if (!CLAIM_NAME.test(name)) throw invalid(operation, 'claims', `'${name.slice(0, 64)}' is not a claim name`);
-    if (RESERVED_CLAIMS.has(name)) throw invalid(operation, `claims.${name}`, 'is checked by token verification and cannot be matched by a rule');
+    if (RESERVED_CLAIMS.has(name))
+      throw invalid(operation, `claims.${name}`, 'is checked by token verification and cannot be matched by a rule');
     if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > MAX_PATTERN_LENGTH) {
-      throw invalid(operation, `claims.${name}`, `must be a non-empty string of at most ${MAX_PATTERN_LENGTH} characters`);
+      throw invalid(
+        operation,
+        `claims.${name}`,
+        `must be a non-empty string of at most ${MAX_PATTERN_LENGTH} characters`,
+      );
     }
-    if (/^\**$/.test(pattern) && name !== 'sub') throw invalid(operation, `claims.${name}`, "a pattern of only '*' matches anything; leave the claim out instead");
+    if (/^\**$/.test(pattern) && name !== 'sub')
+      throw invalid(operation, `claims.${name}`, "a pattern of only '*' matches anything; leave the claim out instead");
     out[name] = pattern;
   }
   return out;

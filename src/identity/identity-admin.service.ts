@@ -12,7 +12,18 @@ import { IDENTITY_CHANNEL } from './identity-channel';
 import { WorkloadIdentityService } from './workload-identity.service';
 
 /** Asymmetric JWS algorithms a provider may allow. `none` and HMAC (`HS*`) are never accepted. */
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
 export const DEFAULT_ALGORITHMS = ['RS256', 'ES256'];
 export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
 export const PROVIDER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -77,17 +88,27 @@ export class IdentityAdminService {
 
   async createProvider(input: ProviderInput, actor: AuditActor | undefined): Promise<ProviderView> {
     const op = 'createIdentityProvider';
-    if (typeof input.name !== 'string' || !PROVIDER_NAME.test(input.name)) throw invalid(op, 'name', 'must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit');
+    if (typeof input.name !== 'string' || !PROVIDER_NAME.test(input.name))
+      throw invalid(op, 'name', 'must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit');
     const fields = this.providerFields(op, input, undefined);
     const row = await this.repository.transaction(async (manager) => {
       let created: ProviderRow;
       try {
         created = await this.repository.insertProvider(manager, input.name as string, fields);
       } catch (error) {
-        if (driverCode(error) === '23505') throw new DomainError(ErrorCode.ALREADY_EXISTS, `${op}: an identity provider with this name or issuer already exists`);
+        if (driverCode(error) === '23505')
+          throw new DomainError(
+            ErrorCode.ALREADY_EXISTS,
+            `${op}: an identity provider with this name or issuer already exists`,
+          );
         throw error;
       }
-      await this.audit.record({ type: 'identity-provider.created', actor, subject: created.name, data: providerData(created) });
+      await this.audit.record({
+        type: 'identity-provider.created',
+        actor,
+        subject: created.name,
+        data: providerData(created),
+      });
       await this.announce(manager, `provider:${created.id}`);
       return created;
     });
@@ -117,7 +138,8 @@ export class IdentityAdminService {
       try {
         updated = await this.repository.updateProvider(manager, current.id, fields);
       } catch (error) {
-        if (driverCode(error) === '23505') throw new DomainError(ErrorCode.ALREADY_EXISTS, `${op}: another identity provider has this issuer`);
+        if (driverCode(error) === '23505')
+          throw new DomainError(ErrorCode.ALREADY_EXISTS, `${op}: another identity provider has this issuer`);
         throw error;
       }
       await this.audit.record({ type: 'identity-provider.updated', actor, subject: name, data: providerData(updated) });
@@ -134,7 +156,12 @@ export class IdentityAdminService {
       const current = await this.repository.providerByName(name, manager, true);
       if (!current) throw providerNotFound(name);
       const deletedRules = await this.repository.deleteProvider(manager, current.id);
-      await this.audit.record({ type: 'identity-provider.deleted', actor, subject: name, data: { issuer: current.issuer, deletedRules } });
+      await this.audit.record({
+        type: 'identity-provider.deleted',
+        actor,
+        subject: name,
+        data: { issuer: current.issuer, deletedRules },
+      });
       await this.announce(manager, `provider:${current.id}`);
       return { id: current.id, deletedRules };
     });
@@ -144,7 +171,8 @@ export class IdentityAdminService {
 
   async createRule(input: RuleInput, actor: AuditActor | undefined): Promise<RuleView> {
     const op = 'createWorkloadRule';
-    if (typeof input.name !== 'string' || !RULE_NAME.test(input.name)) throw invalid(op, 'name', 'must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit');
+    if (typeof input.name !== 'string' || !RULE_NAME.test(input.name))
+      throw invalid(op, 'name', 'must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit');
     if (typeof input.provider !== 'string') throw invalid(op, 'provider', 'must name an identity provider');
     if (input.claims === undefined) throw invalid(op, 'claims', 'is required');
     if (input.keys === undefined) throw invalid(op, 'keys', 'is required');
@@ -159,7 +187,8 @@ export class IdentityAdminService {
       try {
         await this.repository.insertRule(manager, name, provider.id, { claims, keys, expiresAt });
       } catch (error) {
-        if (driverCode(error) === '23505') throw new DomainError(ErrorCode.ALREADY_EXISTS, `${op}: a workload rule named "${name}" already exists`);
+        if (driverCode(error) === '23505')
+          throw new DomainError(ErrorCode.ALREADY_EXISTS, `${op}: a workload rule named "${name}" already exists`);
         throw error;
       }
       const created = (await this.repository.ruleByName(name, manager))!;
@@ -185,7 +214,8 @@ export class IdentityAdminService {
     const op = 'updateWorkloadRule';
     if (input.name !== undefined) throw invalid(op, 'name', 'cannot be changed; create a new rule');
     if (input.provider !== undefined) throw invalid(op, 'provider', 'cannot be changed; create a new rule');
-    if (input.claims === undefined && input.keys === undefined && input.expiresAt === undefined) throw invalid(op, 'body', 'nothing to change: give claims, keys or expiresAt');
+    if (input.claims === undefined && input.keys === undefined && input.expiresAt === undefined)
+      throw invalid(op, 'body', 'nothing to change: give claims, keys or expiresAt');
     const claims = input.claims === undefined ? undefined : parseClaimPatterns(input.claims, op);
     const keys = input.keys === undefined ? undefined : parseKeys(op, input.keys);
     const expiresAt = input.expiresAt === undefined ? undefined : parseExpiry(op, input.expiresAt);
@@ -211,7 +241,12 @@ export class IdentityAdminService {
       const current = await this.repository.ruleByName(name, manager, true);
       if (!current) throw ruleNotFound(name);
       await this.repository.deleteRule(manager, current.id);
-      await this.audit.record({ type: 'workload-rule.deleted', actor, subject: name, data: { provider: current.provider_name, keys: current.key_names } });
+      await this.audit.record({
+        type: 'workload-rule.deleted',
+        actor,
+        subject: name,
+        data: { provider: current.provider_name, keys: current.key_names },
+      });
       await this.announce(manager, 'rules');
     });
     this.workloads.invalidate('rules');
@@ -224,7 +259,8 @@ export class IdentityAdminService {
 
   /** The provider's fields after applying `input` over `current` (create: no current). */
   private providerFields(op: string, input: ProviderInput, current: ProviderRow | undefined): ProviderFields {
-    const issuer = input.issuer === undefined && current ? current.issuer : this.parseIssuerUrl(op, 'issuer', input.issuer);
+    const issuer =
+      input.issuer === undefined && current ? current.issuer : this.parseIssuerUrl(op, 'issuer', input.issuer);
     let jwksUri: string | null = current?.jwks_uri ?? null;
     if (input.jwksUri === null) jwksUri = null;
     else if (input.jwksUri !== undefined) jwksUri = this.parseIssuerUrl(op, 'jwksUri', input.jwksUri);
@@ -232,8 +268,17 @@ export class IdentityAdminService {
     let audiences = current?.audiences;
     if (input.audiences !== undefined || !current) {
       const value = input.audiences;
-      if (!Array.isArray(value) || value.length === 0 || value.length > 16 || value.some((a) => typeof a !== 'string' || a.length === 0 || a.length > 256)) {
-        throw invalid(op, 'audiences', 'must list 1 to 16 audience strings (the `aud` Signet accepts), each at most 256 characters');
+      if (
+        !Array.isArray(value) ||
+        value.length === 0 ||
+        value.length > 16 ||
+        value.some((a) => typeof a !== 'string' || a.length === 0 || a.length > 256)
+      ) {
+        throw invalid(
+          op,
+          'audiences',
+          'must list 1 to 16 audience strings (the `aud` Signet accepts), each at most 256 characters',
+        );
       }
       audiences = [...new Set(value as string[])];
     }
@@ -241,12 +286,27 @@ export class IdentityAdminService {
     let allowedAlgorithms = current?.allowed_algorithms ?? DEFAULT_ALGORITHMS;
     if (input.allowedAlgorithms !== undefined) {
       const value = input.allowedAlgorithms;
-      if (!Array.isArray(value) || value.length === 0 || value.length > ASYMMETRIC_ALGORITHMS.length || value.some((a) => typeof a !== 'string')) {
+      if (
+        !Array.isArray(value) ||
+        value.length === 0 ||
+        value.length > ASYMMETRIC_ALGORITHMS.length ||
+        value.some((a) => typeof a !== 'string')
+      ) {
         throw invalid(op, 'allowedAlgorithms', `must list one or more of ${ASYMMETRIC_ALGORITHMS.join(', ')}`);
       }
       for (const alg of value as string[]) {
-        if (alg.toLowerCase() === 'none' || /^HS/i.test(alg)) throw invalid(op, 'allowedAlgorithms', `'${alg.slice(0, 20)}' is never accepted: ID tokens must carry an asymmetric signature`);
-        if (!(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg)) throw invalid(op, 'allowedAlgorithms', `'${alg.slice(0, 20)}' is not one of ${ASYMMETRIC_ALGORITHMS.join(', ')}`);
+        if (alg.toLowerCase() === 'none' || /^HS/i.test(alg))
+          throw invalid(
+            op,
+            'allowedAlgorithms',
+            `'${alg.slice(0, 20)}' is never accepted: ID tokens must carry an asymmetric signature`,
+          );
+        if (!(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg))
+          throw invalid(
+            op,
+            'allowedAlgorithms',
+            `'${alg.slice(0, 20)}' is not one of ${ASYMMETRIC_ALGORITHMS.join(', ')}`,
+          );
       }
       allowedAlgorithms = [...new Set(value as string[])];
     }
@@ -254,7 +314,8 @@ export class IdentityAdminService {
     let clockSkewSeconds = current?.clock_skew_seconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
     if (input.clockSkewSeconds !== undefined) {
       const value = input.clockSkewSeconds;
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 300) throw invalid(op, 'clockSkewSeconds', 'must be a whole number of seconds from 0 to 300');
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 300)
+        throw invalid(op, 'clockSkewSeconds', 'must be a whole number of seconds from 0 to 300');
       clockSkewSeconds = value;
     }
 
@@ -268,27 +329,35 @@ export class IdentityAdminService {
 
   /** https URLs; http only for loopback hosts, and only where loopback is allowed (development, tests). */
   private parseIssuerUrl(op: string, field: string, value: unknown): string {
-    if (typeof value !== 'string' || value.length === 0 || value.length > 512) throw invalid(op, field, 'must be an https URL of at most 512 characters');
+    if (typeof value !== 'string' || value.length === 0 || value.length > 512)
+      throw invalid(op, field, 'must be an https URL of at most 512 characters');
     let url: URL;
     try {
       url = new URL(value);
     } catch {
       throw invalid(op, field, 'must be an https URL');
     }
-    if (url.username || url.password || url.search || url.hash) throw invalid(op, field, 'must not carry credentials, a query or a fragment');
+    if (url.username || url.password || url.search || url.hash)
+      throw invalid(op, field, 'must not carry credentials, a query or a fragment');
     // The same judgement as distribution endpoints (address-classifier.ts): link-local, metadata and
     // unspecified addresses in any spelling are refused here, not only when keys are fetched.
     const refusal = hostRefusal(url.hostname, this.config.distribution.allowLoopback);
     if (refusal) throw invalid(op, field, `names a host the outbound policy refuses: it ${refusal}`);
     const loopback = classifyHost(url.hostname).category === 'loopback';
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw invalid(op, field, 'must be an https URL');
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback))
+      throw invalid(op, field, 'must be an https URL');
     // The issuer is compared with `iss` as a string: keep exactly what was given.
     return value;
   }
 }
 
 function parseKeys(op: string, value: unknown): string[] {
-  if (!Array.isArray(value) || value.length === 0 || value.length > 1000 || value.some((k) => typeof k !== 'string' || !KEY_NAME.test(k))) {
+  if (
+    !Array.isArray(value) ||
+    value.length === 0 ||
+    value.length > 1000 ||
+    value.some((k) => typeof k !== 'string' || !KEY_NAME.test(k))
+  ) {
     throw invalid(op, 'keys', 'must list 1 to 1000 key names');
   }
   return [...new Set(value as string[])].sort();
@@ -296,7 +365,8 @@ function parseKeys(op: string, value: unknown): string[] {
 
 function parseExpiry(op: string, value: unknown): Date | null {
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(Date.parse(value))) throw invalid(op, 'expiresAt', 'must be an ISO 8601 date and time, or null');
+  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(Date.parse(value)))
+    throw invalid(op, 'expiresAt', 'must be an ISO 8601 date and time, or null');
   return new Date(value);
 }
 
@@ -333,7 +403,12 @@ function ruleView(row: RuleRow): RuleView {
 }
 
 function ruleData(row: RuleRow): Record<string, unknown> {
-  return { provider: row.provider_name, claims: row.claims, keys: row.key_names, expiresAt: row.expires_at?.toISOString() ?? null };
+  return {
+    provider: row.provider_name,
+    claims: row.claims,
+    keys: row.key_names,
+    expiresAt: row.expires_at?.toISOString() ?? null,
+  };
 }
 
 function invalid(operation: string, field: string, message: string): DomainError {

@@ -2,7 +2,12 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@ne
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../common/access.decorators';
 import { Principal } from '../auth/principal';
-import { CreateIdentityProviderDto, CreateWorkloadRuleDto, UpdateIdentityProviderDto, UpdateWorkloadRuleDto } from './dto/identity.dto';
+import {
+  CreateIdentityProviderDto,
+  CreateWorkloadRuleDto,
+  UpdateIdentityProviderDto,
+  UpdateWorkloadRuleDto,
+} from './dto/identity.dto';
 import { IdentityAdminService, ProviderView, RuleView } from './identity-admin.service';
 
 @ApiTags('workload identity')
@@ -30,13 +35,20 @@ export class IdentityProvidersController {
   }
 
   @Patch(':name')
-  update(@Param('name') name: string, @Body() body: UpdateIdentityProviderDto, @Principal() principal: Principal): Promise<ProviderView> {
+  update(
+    @Param('name') name: string,
+    @Body() body: UpdateIdentityProviderDto,
+    @Principal() principal: Principal,
+  ): Promise<ProviderView> {
     return this.admin.updateProvider(name, body, principal.auditActor);
   }
 
   /** Deletes the provider and its rules; its tokens stop working here at once, on other replicas within SIGNET_TOKEN_CACHE_SECONDS. */
   @Delete(':name')
-  remove(@Param('name') name: string, @Principal() principal: Principal): Promise<{ name: string; deletedRules: string[] }> {
+  remove(
+    @Param('name') name: string,
+    @Principal() principal: Principal,
+  ): Promise<{ name: string; deletedRules: string[] }> {
     return this.admin.deleteProvider(name, principal.auditActor);
   }
 }
@@ -66,7 +78,11 @@ export class WorkloadRulesController {
   }
 
   @Patch(':name')
-  update(@Param('name') name: string, @Body() body: UpdateWorkloadRuleDto, @Principal() principal: Principal): Promise<RuleView> {
+  update(
+    @Param('name') name: string,
+    @Body() body: UpdateWorkloadRuleDto,
+    @Principal() principal: Principal,
+  ): Promise<RuleView> {
     return this.admin.updateRule(name, body, principal.auditActor);
   }
 

@@ -13,7 +13,12 @@ import { WorkloadIdentityService } from './workload-identity.service';
 @Global()
 @Module({
   controllers: [IdentityProvidersController, WorkloadRulesController],
-  providers: [IdentityRepository, WorkloadIdentityService, IdentityAdminService, { provide: ID_TOKEN_AUTHENTICATOR, useExisting: WorkloadIdentityService }],
+  providers: [
+    IdentityRepository,
+    WorkloadIdentityService,
+    IdentityAdminService,
+    { provide: ID_TOKEN_AUTHENTICATOR, useExisting: WorkloadIdentityService },
+  ],
   exports: [ID_TOKEN_AUTHENTICATOR, WorkloadIdentityService],
 })
 export class IdentityModule {}

@@ -42,7 +42,8 @@ export interface RuleFields {
   expiresAt: Date | null;
 }
 
-const PROVIDER_COLUMNS = 'id, name, issuer, audiences, allowed_algorithms, jwks_uri, clock_skew_seconds, single_use, created_at, updated_at';
+const PROVIDER_COLUMNS =
+  'id, name, issuer, audiences, allowed_algorithms, jwks_uri, clock_skew_seconds, single_use, created_at, updated_at';
 const RULE_SELECT = `SELECT r.id, r.name, r.provider_id, p.name AS provider_name, r.claims, r.key_names, r.expires_at, r.created_at, r.updated_at
   FROM workload_rules r JOIN identity_providers p ON p.id = r.provider_id`;
 
@@ -59,8 +60,15 @@ export class IdentityRepository {
     return manager.query(`SELECT ${PROVIDER_COLUMNS} FROM identity_providers ORDER BY name`);
   }
 
-  async providerByName(name: string, manager: EntityManager = this.dataSource.manager, lock = false): Promise<ProviderRow | undefined> {
-    const rows: ProviderRow[] = await manager.query(`SELECT ${PROVIDER_COLUMNS} FROM identity_providers WHERE name = $1${lock ? ' FOR UPDATE' : ''}`, [name]);
+  async providerByName(
+    name: string,
+    manager: EntityManager = this.dataSource.manager,
+    lock = false,
+  ): Promise<ProviderRow | undefined> {
+    const rows: ProviderRow[] = await manager.query(
+      `SELECT ${PROVIDER_COLUMNS} FROM identity_providers WHERE name = $1${lock ? ' FOR UPDATE' : ''}`,
+      [name],
+    );
     return rows[0];
   }
 
@@ -84,7 +92,10 @@ export class IdentityRepository {
 
   /** Deletes a provider and (cascade) its rules; returns the names of the rules that went with it. */
   async deleteProvider(manager: EntityManager, id: string): Promise<string[]> {
-    const rules: Array<{ name: string }> = await manager.query('SELECT name FROM workload_rules WHERE provider_id = $1 ORDER BY name FOR UPDATE', [id]);
+    const rules: Array<{ name: string }> = await manager.query(
+      'SELECT name FROM workload_rules WHERE provider_id = $1 ORDER BY name FOR UPDATE',
+      [id],
+    );
     await manager.query('DELETE FROM identity_providers WHERE id = $1', [id]);
     return rules.map((rule) => rule.name);
   }
@@ -93,17 +104,29 @@ export class IdentityRepository {
     return manager.query(`${RULE_SELECT} ORDER BY r.name`);
   }
 
-  async ruleByName(name: string, manager: EntityManager = this.dataSource.manager, lock = false): Promise<RuleRow | undefined> {
-    const rows: RuleRow[] = await manager.query(`${RULE_SELECT} WHERE r.name = $1${lock ? ' FOR UPDATE OF r' : ''}`, [name]);
+  async ruleByName(
+    name: string,
+    manager: EntityManager = this.dataSource.manager,
+    lock = false,
+  ): Promise<RuleRow | undefined> {
+    const rows: RuleRow[] = await manager.query(`${RULE_SELECT} WHERE r.name = $1${lock ? ' FOR UPDATE OF r' : ''}`, [
+      name,
+    ]);
     return rows[0];
   }
 
   async insertRule(manager: EntityManager, name: string, providerId: string, f: RuleFields): Promise<void> {
-    await manager.query('INSERT INTO workload_rules (name, provider_id, claims, key_names, expires_at) VALUES ($1, $2, $3, $4, $5)', [name, providerId, JSON.stringify(f.claims), f.keys, f.expiresAt]);
+    await manager.query(
+      'INSERT INTO workload_rules (name, provider_id, claims, key_names, expires_at) VALUES ($1, $2, $3, $4, $5)',
+      [name, providerId, JSON.stringify(f.claims), f.keys, f.expiresAt],
+    );
   }
 
   async updateRule(manager: EntityManager, id: string, f: RuleFields): Promise<void> {
-    await manager.query('UPDATE workload_rules SET claims = $2, key_names = $3, expires_at = $4, updated_at = clock_timestamp() WHERE id = $1', [id, JSON.stringify(f.claims), f.keys, f.expiresAt]);
+    await manager.query(
+      'UPDATE workload_rules SET claims = $2, key_names = $3, expires_at = $4, updated_at = clock_timestamp() WHERE id = $1',
+      [id, JSON.stringify(f.claims), f.keys, f.expiresAt],
+    );
   }
 
   async deleteRule(manager: EntityManager, id: string): Promise<void> {
@@ -124,7 +147,9 @@ export class IdentityRepository {
 
   /** Drops ledger rows of tokens that have expired (they are refused as expired anyway). */
   async purgeUsedTokens(): Promise<number> {
-    const [, count]: [unknown, number] = await this.dataSource.query('DELETE FROM oidc_used_tokens WHERE expires_at < now()');
+    const [, count]: [unknown, number] = await this.dataSource.query(
+      'DELETE FROM oidc_used_tokens WHERE expires_at < now()',
+    );
     return count;
   }
 }

@@ -1,4 +1,12 @@
-import { createLocalJWKSet, errors as joseErrors, JSONWebKeySet, jwtVerify, JWTVerifyGetKey, JWTVerifyOptions, JWTVerifyResult } from 'jose';
+import {
+  createLocalJWKSet,
+  errors as joseErrors,
+  JSONWebKeySet,
+  jwtVerify,
+  JWTVerifyGetKey,
+  JWTVerifyOptions,
+  JWTVerifyResult,
+} from 'jose';
 import { DomainError, ErrorCode } from '../common/errors';
 import { OutboundHttp } from '../distribution/drivers/outbound-http';
 import { OutboundPolicy } from '../distribution/outbound-policy';
@@ -59,8 +67,14 @@ export class IssuerKeys {
 
   /** The policy a provider's fetches follow: its own issuer (and jwksUri) hosts plus the allowlist. */
   policyFor(provider: Pick<IssuerEndpoint, 'issuer' | 'jwksUri'>): OutboundPolicy {
-    const implicit = [provider.issuer, provider.jwksUri].filter((u): u is string => !!u).map((u) => hostPort(new URL(u)));
-    return new OutboundPolicy([...this.options.allowedHosts, ...(this.options.allowLoopback ? LOOPBACK_HOSTS : [])], implicit, { allowLoopback: this.options.allowLoopback });
+    const implicit = [provider.issuer, provider.jwksUri]
+      .filter((u): u is string => !!u)
+      .map((u) => hostPort(new URL(u)));
+    return new OutboundPolicy(
+      [...this.options.allowedHosts, ...(this.options.allowLoopback ? LOOPBACK_HOSTS : [])],
+      implicit,
+      { allowLoopback: this.options.allowLoopback },
+    );
   }
 
   /** jwtVerify against the provider's keys, refetching them once if the token's `kid` is unknown. */
@@ -92,7 +106,8 @@ export class IssuerKeys {
 
   private async current(provider: IssuerEndpoint): Promise<KeySetEntry> {
     const entry = this.entries.get(provider.id);
-    if (entry && entry.source === sourceOf(provider) && this.now() - entry.fetchedMs < this.options.maxAgeMs) return entry;
+    if (entry && entry.source === sourceOf(provider) && this.now() - entry.fetchedMs < this.options.maxAgeMs)
+      return entry;
     return this.refresh(provider);
   }
 
@@ -100,7 +115,8 @@ export class IssuerKeys {
     // Anyone can send a token naming a provider: while its issuer is failing, every such request
     // gets the last failure instead of a new outbound fetch (a floor on the interval, THREATS.md).
     const failure = this.failures.get(provider.id);
-    if (failure && this.now() - failure.atMs < Math.min(this.options.refetchMs, FAILURE_FLOOR_MS)) return Promise.reject(failure.error);
+    if (failure && this.now() - failure.atMs < Math.min(this.options.refetchMs, FAILURE_FLOOR_MS))
+      return Promise.reject(failure.error);
     let pending = this.inflight.get(provider.id);
     if (!pending) {
       this.lastAttemptMs.set(provider.id, this.now());
@@ -123,14 +139,32 @@ export class IssuerKeys {
   }
 
   private async fetch(provider: IssuerEndpoint): Promise<KeySetEntry> {
-    const http = new OutboundHttp({ policy: this.policyFor(provider), target: `identity-provider ${provider.name}`, requestTimeoutMs: this.options.requestTimeoutMs });
+    const http = new OutboundHttp({
+      policy: this.policyFor(provider),
+      target: `identity-provider ${provider.name}`,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+    });
     try {
       let jwksUri = provider.jwksUri;
       if (!jwksUri) {
-        const discovery = readJson(await this.get(http, provider, new URL(`${provider.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`), 'discovery'), provider, 'discovery');
+        const discovery = readJson(
+          await this.get(
+            http,
+            provider,
+            new URL(`${provider.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`),
+            'discovery',
+          ),
+          provider,
+          'discovery',
+        );
         // OpenID Connect Discovery 1.0 §4.3: the document's issuer must be the one asked for, exactly.
-        if (discovery.issuer !== provider.issuer) throw unavailable(provider, `its discovery document names issuer ${JSON.stringify(String(discovery.issuer).slice(0, 200))}, not ${provider.issuer}`);
-        if (typeof discovery.jwks_uri !== 'string') throw unavailable(provider, 'its discovery document has no jwks_uri');
+        if (discovery.issuer !== provider.issuer)
+          throw unavailable(
+            provider,
+            `its discovery document names issuer ${JSON.stringify(String(discovery.issuer).slice(0, 200))}, not ${provider.issuer}`,
+          );
+        if (typeof discovery.jwks_uri !== 'string')
+          throw unavailable(provider, 'its discovery document has no jwks_uri');
         jwksUri = discovery.jwks_uri;
       }
       let url: URL;
@@ -141,7 +175,9 @@ export class IssuerKeys {
       }
       const jwks = readJson(await this.get(http, provider, url, 'JWKS'), provider, 'JWKS');
       if (!Array.isArray(jwks.keys)) throw unavailable(provider, 'its JWKS has no keys array');
-      const usable = (jwks.keys as Array<Record<string, unknown>>).filter((key) => key && ASYMMETRIC_KTY.has(key.kty as string) && key.use !== 'enc');
+      const usable = (jwks.keys as Array<Record<string, unknown>>).filter(
+        (key) => key && ASYMMETRIC_KTY.has(key.kty as string) && key.use !== 'enc',
+      );
       let keys: JWTVerifyGetKey;
       try {
         keys = createLocalJWKSet({ keys: usable } as JSONWebKeySet);
@@ -157,7 +193,17 @@ export class IssuerKeys {
   private async get(http: OutboundHttp, provider: IssuerEndpoint, url: URL, what: string): Promise<Buffer> {
     let answer;
     try {
-      answer = await http.sendFollowingRedirects({ method: 'GET', url, headers: { accept: 'application/json' }, maxResponseBytes: MAX_DOCUMENT_BYTES, operation: `GET ${what}` }, AbortSignal.timeout(this.options.requestTimeoutMs * 2), 3);
+      answer = await http.sendFollowingRedirects(
+        {
+          method: 'GET',
+          url,
+          headers: { accept: 'application/json' },
+          maxResponseBytes: MAX_DOCUMENT_BYTES,
+          operation: `GET ${what}`,
+        },
+        AbortSignal.timeout(this.options.requestTimeoutMs * 2),
+        3,
+      );
     } catch (error) {
       throw unavailable(provider, `its ${what} could not be fetched (${(error as Error).message})`);
     }
@@ -169,7 +215,8 @@ export class IssuerKeys {
 function readJson(body: Buffer, provider: IssuerEndpoint, what: string): Record<string, unknown> {
   try {
     const parsed = JSON.parse(body.toString('utf8')) as unknown;
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
   } catch {
     // reported below
   }
@@ -186,8 +233,12 @@ function hostPort(url: URL): string {
 
 /** 503 naming the provider: without its keys no ID token of it can be verified, so none is accepted. */
 export function unavailable(provider: Pick<IssuerEndpoint, 'name'>, reason: string): DomainError {
-  return new DomainError(ErrorCode.IDENTITY_PROVIDER_UNAVAILABLE, `identity provider '${provider.name}': ${reason}; ID tokens of this provider are refused until it is reachable`, {
-    provider: provider.name,
-    retryAfterSeconds: 5,
-  });
+  return new DomainError(
+    ErrorCode.IDENTITY_PROVIDER_UNAVAILABLE,
+    `identity provider '${provider.name}': ${reason}; ID tokens of this provider are refused until it is reachable`,
+    {
+      provider: provider.name,
+      retryAfterSeconds: 5,
+    },
+  );
 }

@@ -105,7 +105,9 @@ export class WorkloadIdentityService implements IdTokenAuthenticator, OnModuleIn
   onModuleInit(): void {
     this.notifier.on(IDENTITY_CHANNEL, (payload) => this.invalidate(payload));
     this.purgeTimer = setInterval(() => {
-      this.repository.purgeUsedTokens().catch((error: Error) => this.logger.debug(`could not purge used ID tokens: ${error.message}`));
+      this.repository
+        .purgeUsedTokens()
+        .catch((error: Error) => this.logger.debug(`could not purge used ID tokens: ${error.message}`));
     }, PURGE_INTERVAL_MS);
     this.purgeTimer.unref();
   }
@@ -115,7 +117,8 @@ export class WorkloadIdentityService implements IdTokenAuthenticator, OnModuleIn
   }
 
   authenticate(token: string, address: string, connection?: ConnectionTokenMemo): Principal | Promise<Principal> {
-    if (token.length > MAX_ID_TOKEN_CHARS) throw unauthenticated(`the ID token is longer than ${MAX_ID_TOKEN_CHARS} characters`);
+    if (token.length > MAX_ID_TOKEN_CHARS)
+      throw unauthenticated(`the ID token is longer than ${MAX_ID_TOKEN_CHARS} characters`);
     // A pipeline sends one token on every request of a keep-alive connection: hash it once per
     // connection, as TokenService does for sgt_ tokens (the memo holds the token's own hash, nothing granted).
     let hash: string;
@@ -191,8 +194,14 @@ export class WorkloadIdentityService implements IdTokenAuthenticator, OnModuleIn
     }
     if (typeof iss !== 'string') throw unauthenticated('the ID token has no issuer (iss)');
     const provider = snapshot.byIssuer.get(iss);
-    if (!provider) throw unauthenticated('no identity provider is configured for the ID token\'s issuer', { issuer: iss.slice(0, 200) });
-    if (!provider.algorithms.includes(alg)) throw unauthenticated(`identity provider '${provider.name}' does not allow algorithm ${alg}`, { provider: provider.name });
+    if (!provider)
+      throw unauthenticated("no identity provider is configured for the ID token's issuer", {
+        issuer: iss.slice(0, 200),
+      });
+    if (!provider.algorithms.includes(alg))
+      throw unauthenticated(`identity provider '${provider.name}' does not allow algorithm ${alg}`, {
+        provider: provider.name,
+      });
 
     let payload: JWTPayload;
     try {
@@ -209,26 +218,49 @@ export class WorkloadIdentityService implements IdTokenAuthenticator, OnModuleIn
     }
     const nowS = Date.now() / 1000;
     if (typeof payload.iat !== 'number' || payload.iat > nowS + provider.clockSkewSeconds) {
-      throw unauthenticated(`identity provider '${provider.name}': the ID token's iat is in the future`, { provider: provider.name });
+      throw unauthenticated(`identity provider '${provider.name}': the ID token's iat is in the future`, {
+        provider: provider.name,
+      });
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > MAX_SUB_CHARS) {
       throw wrongTypes(provider.name, ['sub']);
     }
-    if (payload.jti !== undefined && (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > MAX_JTI_CHARS)) {
+    if (
+      payload.jti !== undefined &&
+      (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > MAX_JTI_CHARS)
+    ) {
       throw wrongTypes(provider.name, ['jti']);
     }
     const expMs = (payload.exp as number) * 1000;
     if (provider.singleUse) {
-      if (payload.jti === undefined) throw unauthenticated(`identity provider '${provider.name}' accepts each token once and needs a jti claim to tell them apart`, { provider: provider.name });
+      if (payload.jti === undefined)
+        throw unauthenticated(
+          `identity provider '${provider.name}' accepts each token once and needs a jti claim to tell them apart`,
+          { provider: provider.name },
+        );
       let first: boolean;
       try {
-        first = await this.repository.claimTokenUse(provider.id, payload.jti, new Date(expMs + provider.clockSkewSeconds * 1000));
+        first = await this.repository.claimTokenUse(
+          provider.id,
+          payload.jti,
+          new Date(expMs + provider.clockSkewSeconds * 1000),
+        );
       } catch {
-        throw new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'the database is unavailable; retry later', { retryAfterSeconds: 1 });
+        throw new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'the database is unavailable; retry later', {
+          retryAfterSeconds: 1,
+        });
       }
       if (!first) throw alreadyUsed();
     }
-    return { providerId: provider.id, providerVersion: provider.version, sub: payload.sub, jti: payload.jti, claims: payload, expMs, singleUse: provider.singleUse };
+    return {
+      providerId: provider.id,
+      providerVersion: provider.version,
+      sub: payload.sub,
+      jti: payload.jti,
+      claims: payload,
+      expMs,
+      singleUse: provider.singleUse,
+    };
   }
 
   private match(provider: ProviderRecord, verified: VerifiedToken): { grant: PreparedGrant; validUntilMs: number } {
@@ -245,7 +277,15 @@ export class WorkloadIdentityService implements IdTokenAuthenticator, OnModuleIn
       for (const key of rule.keys) if (!ruleByKey.has(key)) ruleByKey.set(key, matched);
     }
     return {
-      grant: prepareGrant({ providerName: provider.name, identityId: workloadIdentityId(provider.id, verified.sub), sub: verified.sub, jti: verified.jti, claims: verified.claims, rules, ruleByKey }),
+      grant: prepareGrant({
+        providerName: provider.name,
+        identityId: workloadIdentityId(provider.id, verified.sub),
+        sub: verified.sub,
+        jti: verified.jti,
+        claims: verified.claims,
+        rules,
+        ruleByKey,
+      }),
       validUntilMs,
     };
   }
@@ -272,7 +312,9 @@ export class WorkloadIdentityService implements IdTokenAuthenticator, OnModuleIn
     try {
       [providers, rules] = await Promise.all([this.repository.listProviders(), this.repository.listRules()]);
     } catch {
-      throw new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'the database is unavailable; retry later', { retryAfterSeconds: 1 });
+      throw new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'the database is unavailable; retry later', {
+        retryAfterSeconds: 1,
+      });
     }
     const byId = new Map<string, ProviderRecord>();
     const byIssuer = new Map<string, ProviderRecord>();
@@ -296,7 +338,12 @@ export class WorkloadIdentityService implements IdTokenAuthenticator, OnModuleIn
     for (const row of rules) {
       const provider = byId.get(row.provider_id);
       if (!provider) continue;
-      provider.rules.push({ name: row.name, claims: row.claims, keys: row.key_names, expiresAtMs: row.expires_at?.getTime() ?? null });
+      provider.rules.push({
+        name: row.name,
+        claims: row.claims,
+        keys: row.key_names,
+        expiresAtMs: row.expires_at?.getTime() ?? null,
+      });
       for (const claim of Object.keys(row.claims)) provider.ruleClaims.add(claim);
     }
     const snapshot: Snapshot = { byId, byIssuer, loadedMs: performance.now(), generation };
@@ -320,10 +367,12 @@ function reasonFor(error: unknown): string {
         return `the ID token's ${error.claim} claim is missing or invalid`;
     }
   }
-  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'the ID token\'s algorithm is not allowed';
-  if (error instanceof joseErrors.JWKSNoMatchingKey) return 'no key of the issuer\'s JWKS matches the ID token (unknown kid)';
-  if (error instanceof joseErrors.JWKSMultipleMatchingKeys) return 'several keys of the issuer\'s JWKS match the ID token and none verifies it';
-  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'the ID token\'s signature does not verify';
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return "the ID token's algorithm is not allowed";
+  if (error instanceof joseErrors.JWKSNoMatchingKey)
+    return "no key of the issuer's JWKS matches the ID token (unknown kid)";
+  if (error instanceof joseErrors.JWKSMultipleMatchingKeys)
+    return "several keys of the issuer's JWKS match the ID token and none verifies it";
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return "the ID token's signature does not verify";
   return 'the ID token is malformed';
 }
 
@@ -336,5 +385,8 @@ function alreadyUsed(): DomainError {
 }
 
 function wrongTypes(provider: string, claims: string[]): DomainError {
-  return unauthenticated(`identity provider '${provider}': the ID token's claim(s) ${claims.join(', ')} must be non-empty strings`, { provider, claims });
+  return unauthenticated(
+    `identity provider '${provider}': the ID token's claim(s) ${claims.join(', ')} must be non-empty strings`,
+    { provider, claims },
+  );
 }

@@ -48,7 +48,12 @@ export function prepareGrant(grant: WorkloadGrant): PreparedGrant {
     return out;
   };
   const workloadActor = (part: Pick<WorkloadActor, 'rule' | 'rules' | 'claims'>): Readonly<WorkloadActor> => {
-    const workload: WorkloadActor = { provider: grant.providerName, sub: grant.sub, ...part, ...(grant.jti !== undefined ? { jti: grant.jti } : {}) };
+    const workload: WorkloadActor = {
+      provider: grant.providerName,
+      sub: grant.sub,
+      ...part,
+      ...(grant.jti !== undefined ? { jti: grant.jti } : {}),
+    };
     Object.freeze(workload.claims);
     if (workload.rules) Object.freeze(workload.rules);
     return Object.freeze(workload);
@@ -56,7 +61,8 @@ export function prepareGrant(grant: WorkloadGrant): PreparedGrant {
   const all: Record<string, string> = {};
   for (const rule of grant.rules) Object.assign(all, namedClaims(rule.claims));
   const workloadByKey = new Map<string, Readonly<WorkloadActor>>();
-  for (const [key, rule] of grant.ruleByKey) workloadByKey.set(key, workloadActor({ rule: rule.name, claims: namedClaims(rule.claims) }));
+  for (const [key, rule] of grant.ruleByKey)
+    workloadByKey.set(key, workloadActor({ rule: rule.name, claims: namedClaims(rule.claims) }));
   return {
     grant,
     keys: Object.freeze([...grant.ruleByKey.keys()].sort()),

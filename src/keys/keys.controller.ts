@@ -35,7 +35,11 @@ export class KeysController {
   @Get(':name/certificate-chain')
   @Roles('admin', 'signer')
   @Header('content-type', 'application/pem-certificate-chain')
-  chain(@Param('name') name: string, @Query('version') version: string | undefined, @Principal() principal: Principal): Promise<string> {
+  chain(
+    @Param('name') name: string,
+    @Query('version') version: string | undefined,
+    @Principal() principal: Principal,
+  ): Promise<string> {
     principal.assertCanUseKey(name);
     return this.keys.certificateChainPem(name, version === undefined ? undefined : versionNumber(version));
   }
@@ -61,6 +65,9 @@ export class KeysController {
 }
 
 function versionNumber(value: string): number {
-  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) throw new DomainError(ErrorCode.VALIDATION_ERROR, "'version' must be a positive whole number", { field: 'version' });
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1)
+    throw new DomainError(ErrorCode.VALIDATION_ERROR, "'version' must be a positive whole number", {
+      field: 'version',
+    });
   return Number(value);
 }

@@ -8,7 +8,10 @@ export type NewSigningKey = Omit<SigningKeyEntity, 'id' | 'createdAt'>;
 /** The columns a new key version is given (id and created_at come from the database). */
 export type NewKeyVersion = Omit<KeyVersionEntity, 'id' | 'createdAt'>;
 /** What an imported chain sets on a pending version. */
-export type ImportedVersionCertificate = Pick<KeyVersionEntity, 'state' | 'certificate' | 'chain' | 'serial' | 'notBefore' | 'notAfter' | 'activatedAt'>;
+export type ImportedVersionCertificate = Pick<
+  KeyVersionEntity,
+  'state' | 'certificate' | 'chain' | 'serial' | 'notBefore' | 'notAfter' | 'activatedAt'
+>;
 
 /**
  * Reads and writes of the signing-key aggregate (keys and their versions). Writes take the
@@ -55,7 +58,11 @@ export class KeysRepository {
   }
 
   /** A pending version takes the certificate issued elsewhere (external-CA mode). */
-  async storeImportedCertificate(manager: EntityManager, versionId: string, certificate: ImportedVersionCertificate): Promise<void> {
+  async storeImportedCertificate(
+    manager: EntityManager,
+    versionId: string,
+    certificate: ImportedVersionCertificate,
+  ): Promise<void> {
     await manager.update(KeyVersionEntity, { id: versionId }, certificate);
   }
 

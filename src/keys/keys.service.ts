@@ -4,7 +4,13 @@ import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
 import { CaEntity } from '../ca/ca.entity';
 import { CaService } from '../ca/ca.service';
-import { CertificateSubject, derToPem, MAX_LEAF_VALIDITY_DAYS, validateCertificateChain, validateSubject } from '../pki';
+import {
+  CertificateSubject,
+  derToPem,
+  MAX_LEAF_VALIDITY_DAYS,
+  validateCertificateChain,
+  validateSubject,
+} from '../pki';
 import { CertificateEntity } from '../ca/certificate.entity';
 import { CertificatesRepository } from '../ca/certificates.repository';
 import { CaRepository } from '../ca/ca.repository';

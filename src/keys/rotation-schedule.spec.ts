@@ -1,5 +1,13 @@
 import { CronExpressionParser } from 'cron-parser';
-import { cronOf, dueOccurrence, lastOccurrence, nextOccurrence, QUARTERLY_CRON, scheduleDayMatcher, shortestInterval } from './rotation-schedule';
+import {
+  cronOf,
+  dueOccurrence,
+  lastOccurrence,
+  nextOccurrence,
+  QUARTERLY_CRON,
+  scheduleDayMatcher,
+  shortestInterval,
+} from './rotation-schedule';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -13,29 +21,47 @@ describe('rotation schedule', () => {
       at = nextOccurrence('quarterly', at);
       seen.push(at.toISOString());
     }
-    expect(seen).toEqual(['2027-01-01T00:00:00.000Z', '2027-04-01T00:00:00.000Z', '2027-07-01T00:00:00.000Z', '2027-10-01T00:00:00.000Z', '2028-01-01T00:00:00.000Z']);
+    expect(seen).toEqual([
+      '2027-01-01T00:00:00.000Z',
+      '2027-04-01T00:00:00.000Z',
+      '2027-07-01T00:00:00.000Z',
+      '2027-10-01T00:00:00.000Z',
+      '2028-01-01T00:00:00.000Z',
+    ]);
   });
 
   it('the last occurrence includes the instant itself; the next one is strictly later', () => {
     const boundary = new Date('2027-04-01T00:00:00Z');
     expect(lastOccurrence('quarterly', boundary).toISOString()).toBe('2027-04-01T00:00:00.000Z');
-    expect(lastOccurrence('quarterly', new Date(boundary.getTime() - 1)).toISOString()).toBe('2027-01-01T00:00:00.000Z');
+    expect(lastOccurrence('quarterly', new Date(boundary.getTime() - 1)).toISOString()).toBe(
+      '2027-01-01T00:00:00.000Z',
+    );
     expect(nextOccurrence('quarterly', boundary).toISOString()).toBe('2027-07-01T00:00:00.000Z');
   });
 
   it('reads cron expressions in UTC', () => {
-    expect(nextOccurrence('0 6 15 */2 *', new Date('2027-02-20T00:00:00Z')).toISOString()).toBe('2027-03-15T06:00:00.000Z');
-    expect(nextOccurrence('30 2 * * 1', new Date('2027-03-10T00:00:00Z')).toISOString()).toBe('2027-03-15T02:30:00.000Z');
+    expect(nextOccurrence('0 6 15 */2 *', new Date('2027-02-20T00:00:00Z')).toISOString()).toBe(
+      '2027-03-15T06:00:00.000Z',
+    );
+    expect(nextOccurrence('30 2 * * 1', new Date('2027-03-10T00:00:00Z')).toISOString()).toBe(
+      '2027-03-15T02:30:00.000Z',
+    );
   });
 
   it('a key is due when an occurrence passed since its active version was activated, answering that occurrence', () => {
     const activated = new Date('2027-02-10T12:00:00Z');
     expect(dueOccurrence('quarterly', activated, new Date('2027-03-31T23:59:59Z'))).toBeUndefined();
-    expect(dueOccurrence('quarterly', activated, new Date('2027-04-01T00:00:00Z'))?.toISOString()).toBe('2027-04-01T00:00:00.000Z');
+    expect(dueOccurrence('quarterly', activated, new Date('2027-04-01T00:00:00Z'))?.toISOString()).toBe(
+      '2027-04-01T00:00:00.000Z',
+    );
     // Weeks late (e.g. the service was down): still the April occurrence, once.
-    expect(dueOccurrence('quarterly', activated, new Date('2027-05-20T00:00:00Z'))?.toISOString()).toBe('2027-04-01T00:00:00.000Z');
+    expect(dueOccurrence('quarterly', activated, new Date('2027-05-20T00:00:00Z'))?.toISOString()).toBe(
+      '2027-04-01T00:00:00.000Z',
+    );
     // Activated just after the occurrence (the rotation that answered it): not due again.
-    expect(dueOccurrence('quarterly', new Date('2027-04-01T00:30:00Z'), new Date('2027-06-30T00:00:00Z'))).toBeUndefined();
+    expect(
+      dueOccurrence('quarterly', new Date('2027-04-01T00:30:00Z'), new Date('2027-06-30T00:00:00Z')),
+    ).toBeUndefined();
   });
 
   describe('shortestInterval (the floor under caller-chosen schedules)', () => {
@@ -54,7 +80,9 @@ describe('rotation schedule', () => {
 
     it('finds a close pair that only leap years bring (29 February and 1 March), which the next few runs would not show', () => {
       const schedule = '0 0 1,29 2,3 *';
-      const next = CronExpressionParser.parse(schedule, { tz: 'UTC', currentDate: from }).take(3).map((d) => d.getTime());
+      const next = CronExpressionParser.parse(schedule, { tz: 'UTC', currentDate: from })
+        .take(3)
+        .map((d) => d.getTime());
       expect(Math.min(next[1] - next[0], next[2] - next[1])).toBeGreaterThanOrEqual(28 * DAY);
       expect(shortestInterval(schedule, from)).toBe(DAY);
     });
@@ -65,14 +93,26 @@ describe('rotation schedule', () => {
     });
 
     it('matches days exactly as cron-parser does (L, #, day-of-week 7, both day fields restricted)', () => {
-      const schedules = ['0 0 L * *', '0 0 * * 5L', '0 0 * * 5#2', '0 0 * * 7', '0 0 1,L * 1-5', '0 0 13 * 5', '0 0 29 2 *', '0 0 */3 */2 *', '0 0 31 * *', 'quarterly'];
+      const schedules = [
+        '0 0 L * *',
+        '0 0 * * 5L',
+        '0 0 * * 5#2',
+        '0 0 * * 7',
+        '0 0 1,L * 1-5',
+        '0 0 13 * 5',
+        '0 0 29 2 *',
+        '0 0 */3 */2 *',
+        '0 0 31 * *',
+        'quarterly',
+      ];
       const mismatches: string[] = [];
       for (const schedule of schedules) {
         const expression = CronExpressionParser.parse(cronOf(schedule), { tz: 'UTC' });
         const firesOn = scheduleDayMatcher(schedule);
         // 2028: a leap year, starting on a Saturday.
         for (let day = Date.UTC(2028, 0, 1); day < Date.UTC(2029, 0, 1); day += DAY) {
-          if (firesOn(new Date(day)) !== expression.includesDate(new Date(day))) mismatches.push(`${schedule} ${new Date(day).toISOString().slice(0, 10)}`);
+          if (firesOn(new Date(day)) !== expression.includesDate(new Date(day)))
+            mismatches.push(`${schedule} ${new Date(day).toISOString().slice(0, 10)}`);
         }
       }
       expect(mismatches).toEqual([]);

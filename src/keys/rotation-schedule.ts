@@ -10,7 +10,9 @@ export function cronOf(schedule: string): string {
 /** The latest occurrence of the schedule at or before `now` (UTC). */
 export function lastOccurrence(schedule: string, now: Date): Date {
   // cron-parser's prev() excludes currentDate itself: start 1 ms later to include it.
-  return CronExpressionParser.parse(cronOf(schedule), { tz: 'UTC', currentDate: new Date(now.getTime() + 1) }).prev().toDate();
+  return CronExpressionParser.parse(cronOf(schedule), { tz: 'UTC', currentDate: new Date(now.getTime() + 1) })
+    .prev()
+    .toDate();
 }
 
 /** The first occurrence strictly after `now` (UTC). */
@@ -91,8 +93,12 @@ function dayMatcher(fields: CronFields): (date: Date) => boolean {
   const months = new Set(fields.month.values.map(Number));
   const daysOfMonth = new Set(fields.dayOfMonth.values.filter((v) => v !== 'L').map(Number));
   const domLast = fields.dayOfMonth.hasLastChar;
-  const daysOfWeek = new Set(fields.dayOfWeek.values.filter((v) => typeof v === 'number' || /^\d+$/.test(String(v))).map((v) => Number(v) % 7));
-  const lastWeekdays = new Set(fields.dayOfWeek.values.filter((v) => /^\dL$/.test(String(v))).map((v) => Number(String(v).charAt(0)) % 7));
+  const daysOfWeek = new Set(
+    fields.dayOfWeek.values.filter((v) => typeof v === 'number' || /^\d+$/.test(String(v))).map((v) => Number(v) % 7),
+  );
+  const lastWeekdays = new Set(
+    fields.dayOfWeek.values.filter((v) => /^\dL$/.test(String(v))).map((v) => Number(String(v).charAt(0)) % 7),
+  );
   const dowLast = fields.dayOfWeek.hasLastChar;
   const nthDay = fields.dayOfWeek.nthDay;
   const domRestricted = !fields.dayOfMonth.isWildcard;
@@ -103,7 +109,9 @@ function dayMatcher(fields: CronFields): (date: Date) => boolean {
     const dow = date.getUTCDay();
     const lastDayOfMonth = new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 0)).getUTCDate();
     const matchedDom = daysOfMonth.has(dom) || (domLast && dom === lastDayOfMonth);
-    const matchedDow = (daysOfWeek.has(dow) && (nthDay <= 0 || Math.ceil(dom / 7) === nthDay)) || (dowLast && dom + 7 > lastDayOfMonth && lastWeekdays.has(dow));
+    const matchedDow =
+      (daysOfWeek.has(dow) && (nthDay <= 0 || Math.ceil(dom / 7) === nthDay)) ||
+      (dowLast && dom + 7 > lastDayOfMonth && lastWeekdays.has(dow));
     if (domRestricted && dowRestricted) return matchedDom || matchedDow;
     if (domRestricted) return matchedDom;
     if (dowRestricted) return matchedDow;

@@ -10,16 +10,26 @@ describe(runPlugin.name, () => {
   it('answers an unknown command with a JSON VALIDATION_ERROR and nothing on stdout', async () => {
     const run = await runPlugin(['generate-envelope'], '{}', {});
     expect(run).toEqual({ exitCode: 1, stderr: expect.any(String) });
-    expect(JSON.parse(run.stderr!)).toEqual({ errorCode: 'VALIDATION_ERROR', errorMessage: expect.stringContaining('generate-envelope') });
+    expect(JSON.parse(run.stderr!)).toEqual({
+      errorCode: 'VALIDATION_ERROR',
+      errorMessage: expect.stringContaining('generate-envelope'),
+    });
   });
 
   it('requires contractVersion before anything else', async () => {
     const run = await runPlugin(['describe-key'], '{"keyId":"release"}', {});
-    expect(JSON.parse(run.stderr!)).toEqual({ errorCode: 'VALIDATION_ERROR', errorMessage: "'contractVersion' is required" });
+    expect(JSON.parse(run.stderr!)).toEqual({
+      errorCode: 'VALIDATION_ERROR',
+      errorMessage: "'contractVersion' is required",
+    });
   });
 
   it('refuses a pluginConfig that is not a map of strings', async () => {
-    const run = await runPlugin(['describe-key'], JSON.stringify({ contractVersion: '1.0', keyId: 'k', pluginConfig: { timeout_ms: 5 } }), {});
+    const run = await runPlugin(
+      ['describe-key'],
+      JSON.stringify({ contractVersion: '1.0', keyId: 'k', pluginConfig: { timeout_ms: 5 } }),
+      {},
+    );
     expect(JSON.parse(run.stderr!).errorMessage).toMatch(/'pluginConfig' must be an object of strings/);
   });
 });

@@ -19,7 +19,9 @@ export async function runPlugin(args: string[], stdin: string, env: NodeJS.Proce
   try {
     const command = args[0];
     if (args.length !== 1 || !(COMMANDS as readonly string[]).includes(command)) {
-      throw validationError(`invalid command ${JSON.stringify(args.join(' '))}; usage: notation-signet <${COMMANDS.join('|')}>`);
+      throw validationError(
+        `invalid command ${JSON.stringify(args.join(' '))}; usage: notation-signet <${COMMANDS.join('|')}>`,
+      );
     }
     if (command === 'version') {
       const metadata = getPluginMetadata();
@@ -36,7 +38,9 @@ export async function runPlugin(args: string[], stdin: string, env: NodeJS.Proce
     return { exitCode: 0, stdout: redact(`${JSON.stringify(response)}\n`, context.secrets) };
   } catch (error) {
     const pluginError =
-      error instanceof PluginError ? error : new PluginError('ERROR', `unexpected failure: ${error instanceof Error ? error.message : String(error)}`);
+      error instanceof PluginError
+        ? error
+        : new PluginError('ERROR', `unexpected failure: ${error instanceof Error ? error.message : String(error)}`);
     return { exitCode: 1, stderr: redact(`${JSON.stringify(pluginError.toResponse())}\n`, context.secrets) };
   }
 }

@@ -34,7 +34,10 @@ export function getPluginMetadata(): GetMetadataResponse {
 }
 
 /** describe-key: the key's spec, from `GET /v1/keys/{keyId}`. */
-export async function describeKey(request: Record<string, unknown>, context: CommandContext): Promise<DescribeKeyResponse> {
+export async function describeKey(
+  request: Record<string, unknown>,
+  context: CommandContext,
+): Promise<DescribeKeyResponse> {
   const operation = 'describe-key';
   checkContractVersion(request);
   const keyId = requiredString(request, 'keyId', operation);
@@ -43,7 +46,10 @@ export async function describeKey(request: Record<string, unknown>, context: Com
   const { body } = await client.getKey(keyId, operation);
   const keySpec = (body as { keySpec?: unknown }).keySpec;
   if (!isKeySpec(keySpec)) {
-    throw new PluginError('ERROR', `${operation}: Signet's description of key '${keyId}' has no supported keySpec (got ${JSON.stringify(keySpec)})`);
+    throw new PluginError(
+      'ERROR',
+      `${operation}: Signet's description of key '${keyId}' has no supported keySpec (got ${JSON.stringify(keySpec)})`,
+    );
   }
   return { keyId, keySpec };
 }
@@ -52,7 +58,10 @@ export async function describeKey(request: Record<string, unknown>, context: Com
  * generate-signature: sends the JWS signing input itself to Signet (payload mode, so Signet records the
  * artifact and applies promotion rules), then checks the answer the way Notation will.
  */
-export async function generateSignature(request: Record<string, unknown>, context: CommandContext): Promise<GenerateSignatureResponse> {
+export async function generateSignature(
+  request: Record<string, unknown>,
+  context: CommandContext,
+): Promise<GenerateSignatureResponse> {
   const operation = 'generate-signature';
   checkContractVersion(request);
   const keyId = requiredString(request, 'keyId', operation);
@@ -64,19 +73,32 @@ export async function generateSignature(request: Record<string, unknown>, contex
   }
   const info = KEY_SPEC_INFO[keySpec];
   if (hashAlgorithm !== info.hash) {
-    throw validationError(`${operation}: hashAlgorithm '${hashAlgorithm}' does not pair with keySpec ${keySpec} (Notation pairs it with ${info.hash})`);
+    throw validationError(
+      `${operation}: hashAlgorithm '${hashAlgorithm}' does not pair with keySpec ${keySpec} (Notation pairs it with ${info.hash})`,
+    );
   }
   const payloadBytes = decodeStrictBase64(payload);
   if (!payloadBytes) throw validationError(`${operation}: payload is not standard base64`);
   const client = connect(request, context, operation);
 
   const { body } = await client.sign(keyId, { payload, hashAlgorithm, signatureFormat: 'raw' }, operation);
-  const answer = body as { signature?: unknown; signingAlgorithm?: unknown; certificateChain?: unknown; keySpec?: unknown };
+  const answer = body as {
+    signature?: unknown;
+    signingAlgorithm?: unknown;
+    certificateChain?: unknown;
+    keySpec?: unknown;
+  };
   if (answer.keySpec !== undefined && answer.keySpec !== keySpec) {
-    throw new PluginError('ERROR', `${operation}: Signet signed with a ${String(answer.keySpec)} key but Notation asked for ${keySpec}; run describe-key again (was the key replaced?)`);
+    throw new PluginError(
+      'ERROR',
+      `${operation}: Signet signed with a ${String(answer.keySpec)} key but Notation asked for ${keySpec}; run describe-key again (was the key replaced?)`,
+    );
   }
   if (answer.signingAlgorithm !== info.signingAlgorithm) {
-    throw new PluginError('ERROR', `${operation}: Signet answered signingAlgorithm ${JSON.stringify(answer.signingAlgorithm)}; ${keySpec} requires ${info.signingAlgorithm}`);
+    throw new PluginError(
+      'ERROR',
+      `${operation}: Signet answered signingAlgorithm ${JSON.stringify(answer.signingAlgorithm)}; ${keySpec} requires ${info.signingAlgorithm}`,
+    );
   }
   if (typeof answer.signature !== 'string' || answer.signature === '') {
     throw new PluginError('ERROR', `${operation}: Signet's answer has no signature`);
@@ -119,7 +141,11 @@ function requiredString(request: Record<string, unknown>, field: string, operati
 function connect(request: Record<string, unknown>, context: CommandContext, operation: string): SignetClient {
   const config = request.pluginConfig;
   if (config !== undefined && config !== null) {
-    if (typeof config !== 'object' || Array.isArray(config) || !Object.values(config).every((v) => typeof v === 'string')) {
+    if (
+      typeof config !== 'object' ||
+      Array.isArray(config) ||
+      !Object.values(config).every((v) => typeof v === 'string')
+    ) {
       throw validationError(`${operation}: 'pluginConfig' must be an object of strings`);
     }
   }

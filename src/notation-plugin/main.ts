@@ -44,7 +44,8 @@ readStdin()
   .then(
     (run) => finish(run.exitCode, run.stdout, run.stderr),
     (error: unknown) => {
-      const pluginError = error instanceof PluginError ? error : new PluginError('ERROR', `cannot read the request: ${String(error)}`);
+      const pluginError =
+        error instanceof PluginError ? error : new PluginError('ERROR', `cannot read the request: ${String(error)}`);
       finish(1, undefined, `${JSON.stringify(pluginError.toResponse())}\n`);
     },
   );

@@ -30,12 +30,18 @@ describe('plugin-config', () => {
     it.each(['127.0.0.1', '127.8.9.10', 'localhost', 'LocalHost', '[::1]', '::1'])('treats %s as loopback', (host) => {
       expect(isLoopback(host)).toBe(true);
     });
-    it.each(['128.0.0.1', '10.0.0.1', '0.0.0.0', 'localhost.example.com', '[::2]', '[fe80::1]', 'signet', '127.0.0.1.nip.io'])(
-      'does not treat %s as loopback',
-      (host) => {
-        expect(isLoopback(host)).toBe(false);
-      },
-    );
+    it.each([
+      '128.0.0.1',
+      '10.0.0.1',
+      '0.0.0.0',
+      'localhost.example.com',
+      '[::2]',
+      '[fe80::1]',
+      'signet',
+      '127.0.0.1.nip.io',
+    ])('does not treat %s as loopback', (host) => {
+      expect(isLoopback(host)).toBe(false);
+    });
   });
 
   describe(readConnection.name, () => {
@@ -55,21 +61,34 @@ describe('plugin-config', () => {
       const home = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-home-'));
       fs.writeFileSync(path.join(home, '.signet-token'), token);
       try {
-        expect(readConnection({ url: 'https://s.example', token_file: '~/.signet-token' }, { HOME: home }).token).toBe(token);
+        expect(readConnection({ url: 'https://s.example', token_file: '~/.signet-token' }, { HOME: home }).token).toBe(
+          token,
+        );
       } finally {
         fs.rmSync(home, { recursive: true, force: true });
       }
     });
 
-    it.each(['http://127.0.0.1:8443', 'http://localhost:8443/signet', 'http://[::1]:8443'])('allows plain http to loopback: %s', (url) => {
-      expect(readConnection({ url, token_file: tokenFile }, {}).baseUrl.protocol).toBe('http:');
-    });
+    it.each(['http://127.0.0.1:8443', 'http://localhost:8443/signet', 'http://[::1]:8443'])(
+      'allows plain http to loopback: %s',
+      (url) => {
+        expect(readConnection({ url, token_file: tokenFile }, {}).baseUrl.protocol).toBe('http:');
+      },
+    );
 
     it('allows plain http to another host only with insecure=true', () => {
-      expect(failure(() => readConnection({ url: 'http://10.1.2.3', token_file: tokenFile }, {})).message).toMatch(/refusing plain http/);
-      expect(readConnection({ url: 'http://10.1.2.3', token_file: tokenFile, insecure: 'true' }, {}).baseUrl.hostname).toBe('10.1.2.3');
-      expect(failure(() => readConnection({ url: 'http://10.1.2.3', token_file: tokenFile, insecure: 'false' }, {})).code).toBe('VALIDATION_ERROR');
-      expect(failure(() => readConnection({ url: 'http://10.1.2.3', token_file: tokenFile, insecure: 'yes' }, {})).message).toMatch(/'insecure' must be 'true' or 'false'/);
+      expect(failure(() => readConnection({ url: 'http://10.1.2.3', token_file: tokenFile }, {})).message).toMatch(
+        /refusing plain http/,
+      );
+      expect(
+        readConnection({ url: 'http://10.1.2.3', token_file: tokenFile, insecure: 'true' }, {}).baseUrl.hostname,
+      ).toBe('10.1.2.3');
+      expect(
+        failure(() => readConnection({ url: 'http://10.1.2.3', token_file: tokenFile, insecure: 'false' }, {})).code,
+      ).toBe('VALIDATION_ERROR');
+      expect(
+        failure(() => readConnection({ url: 'http://10.1.2.3', token_file: tokenFile, insecure: 'yes' }, {})).message,
+      ).toMatch(/'insecure' must be 'true' or 'false'/);
     });
 
     it.each([
@@ -84,7 +103,10 @@ describe('plugin-config', () => {
     });
 
     it.each(['0', '-5', '1.5', 'soon', '600001'])('refuses timeout_ms=%s', (value) => {
-      expect(failure(() => readConnection({ url: 'https://s.example', token_file: tokenFile, timeout_ms: value }, {})).message).toMatch(/timeout_ms/);
+      expect(
+        failure(() => readConnection({ url: 'https://s.example', token_file: tokenFile, timeout_ms: value }, {}))
+          .message,
+      ).toMatch(/timeout_ms/);
     });
 
     it('refuses a token with inner whitespace without echoing it', () => {
@@ -98,14 +120,21 @@ describe('plugin-config', () => {
     it('refuses an empty token file', () => {
       const file = path.join(dir, 'empty');
       fs.writeFileSync(file, '\n');
-      expect(failure(() => readConnection({ url: 'https://s.example', token_file: file }, {})).message).toMatch(/is empty/);
+      expect(failure(() => readConnection({ url: 'https://s.example', token_file: file }, {})).message).toMatch(
+        /is empty/,
+      );
     });
 
     it('reads ca_file, and refuses one holding no certificate', () => {
       const ca = path.join(dir, 'ca.pem');
       fs.writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
-      expect(readConnection({ url: 'https://s.example', token_file: tokenFile, ca_file: ca }, {}).ca?.toString()).toContain('BEGIN CERTIFICATE');
-      expect(failure(() => readConnection({ url: 'https://s.example', token_file: tokenFile, ca_file: tokenFile }, {})).message).toMatch(/holds no PEM certificate/);
+      expect(
+        readConnection({ url: 'https://s.example', token_file: tokenFile, ca_file: ca }, {}).ca?.toString(),
+      ).toContain('BEGIN CERTIFICATE');
+      expect(
+        failure(() => readConnection({ url: 'https://s.example', token_file: tokenFile, ca_file: tokenFile }, {}))
+          .message,
+      ).toMatch(/holds no PEM certificate/);
     });
   });
 });

@@ -62,7 +62,9 @@ function readUrl(value: string | undefined, insecure: boolean): URL {
     throw validationError(`pluginConfig: 'url' is not a valid URL: '${value}'`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw validationError(`pluginConfig: 'url' must be https:// (or http:// to a loopback address), got '${url.protocol}'`);
+    throw validationError(
+      `pluginConfig: 'url' must be https:// (or http:// to a loopback address), got '${url.protocol}'`,
+    );
   }
   if (url.username !== '' || url.password !== '') {
     throw validationError(`pluginConfig: 'url' must not carry credentials; use token_file or token_env`);
@@ -93,7 +95,9 @@ function readToken(cfg: PluginConfig, env: NodeJS.ProcessEnv): { token: string; 
   const file = cfg.token_file;
   const variable = cfg.token_env;
   if ((file === undefined) === (variable === undefined)) {
-    throw validationError(`pluginConfig: set exactly one of 'token_file' (a file holding the Signet token) or 'token_env' (an environment variable holding it)`);
+    throw validationError(
+      `pluginConfig: set exactly one of 'token_file' (a file holding the Signet token) or 'token_env' (an environment variable holding it)`,
+    );
   }
   let token: string;
   let source: string;
@@ -110,11 +114,14 @@ function readToken(cfg: PluginConfig, env: NodeJS.ProcessEnv): { token: string; 
   } else {
     source = `token_env '${variable}'`;
     token = (env[variable!] ?? '').trim();
-    if (token === '') throw validationError(`pluginConfig: environment variable '${variable}' (token_env) is not set or empty`);
+    if (token === '')
+      throw validationError(`pluginConfig: environment variable '${variable}' (token_env) is not set or empty`);
   }
   // A token goes into an HTTP header: anything but visible ASCII is a broken file, and echoing it would leak it.
   if (!/^[\x21-\x7e]+$/.test(token)) {
-    throw validationError(`pluginConfig: the token from ${file !== undefined ? 'token_file' : 'token_env'} contains spaces or non-printable characters`);
+    throw validationError(
+      `pluginConfig: the token from ${file !== undefined ? 'token_file' : 'token_env'} contains spaces or non-printable characters`,
+    );
   }
   return { token, source };
 }

@@ -15,12 +15,7 @@ export const COMMANDS = ['get-plugin-metadata', 'describe-key', 'generate-signat
 export type Command = (typeof COMMANDS)[number];
 
 export type PluginErrorCode =
-  | 'VALIDATION_ERROR'
-  | 'UNSUPPORTED_CONTRACT_VERSION'
-  | 'ACCESS_DENIED'
-  | 'TIMEOUT'
-  | 'THROTTLED'
-  | 'ERROR';
+  'VALIDATION_ERROR' | 'UNSUPPORTED_CONTRACT_VERSION' | 'ACCESS_DENIED' | 'TIMEOUT' | 'THROTTLED' | 'ERROR';
 
 /** Notation passes `pluginConfig` as map[string]string: from `notation key add`, merged with `notation sign --plugin-config`. */
 export type PluginConfig = Record<string, string>;

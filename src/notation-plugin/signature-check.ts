@@ -10,7 +10,13 @@ const CURVE_NAMES: Record<string, string> = { 'P-256': 'prime256v1', 'P-384': 's
  * a wrong answer from Signet fails with a message about Signet instead of an opaque Notation error.
  * Trust (is the root in a trust store?) and revocation stay Notation's business.
  */
-export function checkSignature(operation: string, keySpec: KeySpec, payload: Buffer, signature: Buffer, chainDer: Buffer[]): void {
+export function checkSignature(
+  operation: string,
+  keySpec: KeySpec,
+  payload: Buffer,
+  signature: Buffer,
+  chainDer: Buffer[],
+): void {
   const fail = (message: string) => new PluginError('ERROR', `${operation}: ${message}`);
   if (chainDer.length === 0) throw fail('Signet returned an empty certificateChain');
   const chain = chainDer.map((der, index) => {
@@ -30,19 +36,26 @@ export function checkSignature(operation: string, keySpec: KeySpec, payload: Buf
       ? key.asymmetricKeyType === 'ec' && details.namedCurve === CURVE_NAMES[info.curve!]
       : key.asymmetricKeyType === 'rsa' && details.modulusLength === info.modulusBits;
   if (!keyMatches) {
-    const actual = key.asymmetricKeyType === 'ec' ? `EC ${details.namedCurve}` : `${key.asymmetricKeyType} ${details.modulusLength ?? '?'} bits`;
+    const actual =
+      key.asymmetricKeyType === 'ec'
+        ? `EC ${details.namedCurve}`
+        : `${key.asymmetricKeyType} ${details.modulusLength ?? '?'} bits`;
     throw fail(`the leaf certificate (${oneLine(leaf.subject)}) holds a ${actual} key, not ${keySpec}`);
   }
 
   if (info.kind === 'EC' && signature.length !== info.rawSignatureLength) {
-    throw fail(`Signet returned a ${signature.length}-byte ECDSA signature; ${keySpec} raw r||s is ${info.rawSignatureLength} bytes`);
+    throw fail(
+      `Signet returned a ${signature.length}-byte ECDSA signature; ${keySpec} raw r||s is ${info.rawSignatureLength} bytes`,
+    );
   }
   const verifyKey: crypto.VerifyKeyObjectInput | crypto.VerifyPublicKeyInput =
     info.kind === 'EC'
       ? { key, dsaEncoding: 'ieee-p1363' }
       : { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: HASH_LENGTH[info.hash] };
   if (!crypto.verify(nodeHashName(info.hash), payload, verifyKey, signature)) {
-    throw fail(`the signature from Signet does not verify against the leaf certificate's key over the payload (${info.signingAlgorithm})`);
+    throw fail(
+      `the signature from Signet does not verify against the leaf certificate's key over the payload (${info.signingAlgorithm})`,
+    );
   }
 
   chain.forEach((certificate, index) => {

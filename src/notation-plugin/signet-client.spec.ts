@@ -24,7 +24,8 @@ describe(SignetClient.name, () => {
     answer = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"keySpec":"EC-256"}');
   });
 
-  const client = (base = origin) => new SignetClient({ baseUrl: new URL(base), token: 'sgt_x', timeoutMs: 5000 }, 'notation-signet/test');
+  const client = (base = origin) =>
+    new SignetClient({ baseUrl: new URL(base), token: 'sgt_x', timeoutMs: 5000 }, 'notation-signet/test');
 
   it('keeps a path prefix of the base url and encodes the key name', async () => {
     await client(`${origin}/signet/`).getKey('team/app', 'describe-key');
@@ -33,7 +34,11 @@ describe(SignetClient.name, () => {
   });
 
   it('posts the sign body as JSON', async () => {
-    const response = await client().sign('release', { payload: 'YQ==', hashAlgorithm: 'SHA-256', signatureFormat: 'raw' }, 'generate-signature');
+    const response = await client().sign(
+      'release',
+      { payload: 'YQ==', hashAlgorithm: 'SHA-256', signatureFormat: 'raw' },
+      'generate-signature',
+    );
     expect(response).toEqual({ status: 200, body: { keySpec: 'EC-256' } });
     expect(seen[0]).toMatchObject({ method: 'POST', url: '/v1/keys/release/sign' });
     expect(seen[0].headers['content-type']).toBe('application/json');
@@ -41,7 +46,10 @@ describe(SignetClient.name, () => {
 
   it('does not follow a redirect (it would carry the token elsewhere)', async () => {
     answer = (res) => res.writeHead(302, { location: 'http://elsewhere.example/' }).end();
-    await expect(client().getKey('release', 'describe-key')).rejects.toMatchObject({ code: 'ERROR', message: expect.stringContaining('HTTP 302') });
+    await expect(client().getKey('release', 'describe-key')).rejects.toMatchObject({
+      code: 'ERROR',
+      message: expect.stringContaining('HTTP 302'),
+    });
     expect(seen).toHaveLength(1);
   });
 
@@ -51,12 +59,27 @@ describe(SignetClient.name, () => {
   });
 
   it.each([
-    [401, '{"error":{"code":"UNAUTHENTICATED","message":"invalid token"}}', "answered HTTP 401: UNAUTHENTICATED: invalid token (the token from token_file '/etc/signet/ci.token' was refused: it is unknown, expired or revoked"],
-    [403, '{"error":{"code":"FORBIDDEN","message":"role auditor may not sign"}}', "(the token from token_file '/etc/signet/ci.token' may not sign: a signer token granted the key is needed)"],
-    [404, '{"error":{"code":"NOT_FOUND","message":"no key named \'release\'"}}', "(no key 'release' that the token from token_file '/etc/signet/ci.token' may use: either it does not exist or the token is not granted it"],
+    [
+      401,
+      '{"error":{"code":"UNAUTHENTICATED","message":"invalid token"}}',
+      "answered HTTP 401: UNAUTHENTICATED: invalid token (the token from token_file '/etc/signet/ci.token' was refused: it is unknown, expired or revoked",
+    ],
+    [
+      403,
+      '{"error":{"code":"FORBIDDEN","message":"role auditor may not sign"}}',
+      "(the token from token_file '/etc/signet/ci.token' may not sign: a signer token granted the key is needed)",
+    ],
+    [
+      404,
+      '{"error":{"code":"NOT_FOUND","message":"no key named \'release\'"}}',
+      "(no key 'release' that the token from token_file '/etc/signet/ci.token' may use: either it does not exist or the token is not granted it",
+    ],
   ])('says what to do about HTTP %d, naming the token setting (never the token)', async (status, body, expected) => {
     answer = (res) => res.writeHead(status, { 'content-type': 'application/json' }).end(body);
-    const withSource = new SignetClient({ baseUrl: new URL(origin), token: 'sgt_x', tokenSource: "token_file '/etc/signet/ci.token'", timeoutMs: 5000 }, 'notation-signet/test');
+    const withSource = new SignetClient(
+      { baseUrl: new URL(origin), token: 'sgt_x', tokenSource: "token_file '/etc/signet/ci.token'", timeoutMs: 5000 },
+      'notation-signet/test',
+    );
     const error = (await withSource.getKey('release', 'describe-key').catch((e: unknown) => e)) as PluginError;
     expect(error).toBeInstanceOf(PluginError);
     expect(error.code).toBe('ACCESS_DENIED');

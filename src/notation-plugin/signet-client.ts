@@ -31,7 +31,13 @@ export class SignetClient {
     return this.send('POST', `/v1/keys/${encodeURIComponent(keyName)}/sign`, body, operation, keyName);
   }
 
-  private send(method: 'GET' | 'POST', route: string, body: unknown, operation: string, keyName: string): Promise<SignetResponse> {
+  private send(
+    method: 'GET' | 'POST',
+    route: string,
+    body: unknown,
+    operation: string,
+    keyName: string,
+  ): Promise<SignetResponse> {
     const { baseUrl, token, ca, timeoutMs } = this.connection;
     const url = new URL(baseUrl.pathname.replace(/\/+$/, '') + route, baseUrl);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -64,7 +70,12 @@ export class SignetClient {
           size += chunk.length;
           if (size > MAX_RESPONSE_BYTES) {
             request.destroy();
-            finish(new PluginError('ERROR', `${operation}: ${where} sent more than ${MAX_RESPONSE_BYTES} bytes; not a Signet answer`));
+            finish(
+              new PluginError(
+                'ERROR',
+                `${operation}: ${where} sent more than ${MAX_RESPONSE_BYTES} bytes; not a Signet answer`,
+              ),
+            );
             return;
           }
           chunks.push(chunk);
@@ -80,16 +91,26 @@ export class SignetClient {
           }
           const status = response.statusCode ?? 0;
           if (status >= 200 && status < 300) {
-            if (parsed === undefined) finish(new PluginError('ERROR', `${operation}: ${where} answered ${status} without a JSON body`));
+            if (parsed === undefined)
+              finish(new PluginError('ERROR', `${operation}: ${where} answered ${status} without a JSON body`));
             else finish(undefined, { status, body: parsed });
           } else {
-            finish(httpError(status, parsed, response.headers['retry-after'], operation, where, { keyName, tokenSource: this.connection.tokenSource }));
+            finish(
+              httpError(status, parsed, response.headers['retry-after'], operation, where, {
+                keyName,
+                tokenSource: this.connection.tokenSource,
+              }),
+            );
           }
         });
       });
       const timer = setTimeout(() => {
         request.destroy();
-        finish(new PluginError('TIMEOUT', `${operation}: ${where} did not answer within ${timeoutMs} ms`, { timeoutMs: String(timeoutMs) }));
+        finish(
+          new PluginError('TIMEOUT', `${operation}: ${where} did not answer within ${timeoutMs} ms`, {
+            timeoutMs: String(timeoutMs),
+          }),
+        );
       }, timeoutMs);
       request.on('error', (error) => finish(transportError(error, operation, where)));
       request.end(payload);
@@ -99,7 +120,8 @@ export class SignetClient {
 
 function transportError(error: Error, operation: string, where: string): PluginError {
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  if (code === 'ETIMEDOUT') return new PluginError('TIMEOUT', `${operation}: connecting to ${where} timed out (${code})`);
+  if (code === 'ETIMEDOUT')
+    return new PluginError('TIMEOUT', `${operation}: connecting to ${where} timed out (${code})`);
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) {
     return new PluginError(
       'ERROR',
@@ -166,8 +188,15 @@ function httpError(
   if (signetCode) metadata.signetErrorCode = signetCode;
   if (status === 429 && retryAfter) metadata.retryAfter = retryAfter;
   const detail = [signetCode, signetMessage].filter(Boolean).join(': ') || 'no error detail';
-  const hint = status === 429 && retryAfter ? ` (retry after ${/^\d+$/.test(retryAfter) ? `${retryAfter} s` : retryAfter})` : accessHint(status, context);
-  return new PluginError(errorCodeForStatus(status), `${operation}: ${where} answered HTTP ${status}: ${detail}${hint}`, metadata);
+  const hint =
+    status === 429 && retryAfter
+      ? ` (retry after ${/^\d+$/.test(retryAfter) ? `${retryAfter} s` : retryAfter})`
+      : accessHint(status, context);
+  return new PluginError(
+    errorCodeForStatus(status),
+    `${operation}: ${where} answered HTTP ${status}: ${detail}${hint}`,
+    metadata,
+  );
 }
 
 function clip(text: string): string {

@@ -13,8 +13,14 @@ describe(buildStandalone.name, () => {
     fs.mkdirSync(path.join(dir, 'src', 'common'));
     const write = (file: string, text: string) => fs.writeFileSync(path.join(dir, 'src', file), text);
     write('common/shared.js', '"use strict";\nexports.greet = (v) => `hello ${v}`;\n');
-    write('notation-plugin/version.js', '"use strict";\nexports.pluginVersion = () => { throw new Error("reads package.json"); };\n');
-    write('notation-plugin/helper.js', '"use strict";\nconst shared_1 = require("../common/shared");\nexports.line = (v) => shared_1.greet(v);\n');
+    write(
+      'notation-plugin/version.js',
+      '"use strict";\nexports.pluginVersion = () => { throw new Error("reads package.json"); };\n',
+    );
+    write(
+      'notation-plugin/helper.js',
+      '"use strict";\nconst shared_1 = require("../common/shared");\nexports.line = (v) => shared_1.greet(v);\n',
+    );
     write(
       'notation-plugin/main.js',
       '"use strict";\nconst os = require("node:os");\nconst helper_1 = require("./helper");\nconst version_1 = require("./version");\n' +
@@ -36,8 +42,8 @@ describe(buildStandalone.name, () => {
 
   it('refuses a dependency that is not a Node built-in', () => {
     fs.appendFileSync(path.join(dir, 'src', 'notation-plugin', 'helper.js'), 'require("undici");\n');
-    expect(() => buildStandalone(path.join(dir, 'src', 'notation-plugin', 'main.js'), path.join(dir, 'x'), '1.0.0')).toThrow(
-      /notation-plugin\/helper\.js requires 'undici'/,
-    );
+    expect(() =>
+      buildStandalone(path.join(dir, 'src', 'notation-plugin', 'main.js'), path.join(dir, 'x'), '1.0.0'),
+    ).toThrow(/notation-plugin\/helper\.js requires 'undici'/);
   });
 });

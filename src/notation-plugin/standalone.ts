@@ -34,7 +34,9 @@ export function buildStandalone(entryFile: string, outFile: string, version: str
         requires[specifier] = path.relative(root, target).split(path.sep).join('/');
         queue.push(target);
       } else if (!isBuiltin(specifier)) {
-        throw new Error(`buildStandalone: ${id} requires '${specifier}'; notation-signet may use Node built-ins and its own modules only`);
+        throw new Error(
+          `buildStandalone: ${id} requires '${specifier}'; notation-signet may use Node built-ins and its own modules only`,
+        );
       }
     }
     modules.set(id, { source, requires });
@@ -77,7 +79,9 @@ function isBuiltin(specifier: string): boolean {
 
 if (require.main === module) {
   const projectRoot = path.resolve(__dirname, '..', '..', '..');
-  const { version } = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
+  const { version } = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as {
+    version: string;
+  };
   const outFile = path.resolve(process.argv[2] ?? path.join(projectRoot, 'dist', 'notation-signet'));
   buildStandalone(path.join(__dirname, 'main.js'), outFile, version);
   console.log(`wrote ${path.relative(process.cwd(), outFile) || outFile} (notation-signet ${version})`);

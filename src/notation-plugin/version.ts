@@ -10,7 +10,10 @@ export function pluginVersion(): string {
   let dir = __dirname;
   for (let depth = 0; depth < 5; depth++, dir = path.dirname(dir)) {
     try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+        name?: unknown;
+        version?: unknown;
+      };
       if (pkg.name === 'signet' && typeof pkg.version === 'string' && pkg.version !== '') return pkg.version;
     } catch {
       // not here; keep walking up

@@ -13,8 +13,13 @@ function isBinaryBodyRoute(request: FastifyRequest): boolean {
 }
 
 function unsupportedMediaType(request: FastifyRequest): DomainError {
-  const type = String(request.headers['content-type'] ?? '(none)').split(';')[0].trim().slice(0, 100);
-  return new DomainError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `this route takes application/json bodies, not ${type}`, { contentType: type });
+  const type = String(request.headers['content-type'] ?? '(none)')
+    .split(';')[0]
+    .trim()
+    .slice(0, 100);
+  return new DomainError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `this route takes application/json bodies, not ${type}`, {
+    contentType: type,
+  });
 }
 
 type Done = (error: Error | null, body?: unknown) => void;
@@ -53,6 +58,8 @@ export function assertJsonCharset(request: FastifyRequest): void {
   if (header === undefined || !header.includes(';') || isBinaryBodyRoute(request)) return;
   const charset = /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(header)?.[1]?.toLowerCase();
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-    throw new DomainError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'JSON bodies must be UTF-8 (charset=utf-8 or no charset)', { charset: charset.slice(0, 40) });
+    throw new DomainError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'JSON bodies must be UTF-8 (charset=utf-8 or no charset)', {
+      charset: charset.slice(0, 40),
+    });
   }
 }

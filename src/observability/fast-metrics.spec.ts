@@ -12,9 +12,20 @@ function pair() {
   return {
     reference,
     fast,
-    counter: new Counter({ name: 'x_requests_total', help: 'Requests', labelNames: ['method', 'route', 'status'], registers: [reference] }),
+    counter: new Counter({
+      name: 'x_requests_total',
+      help: 'Requests',
+      labelNames: ['method', 'route', 'status'],
+      registers: [reference],
+    }),
     fastCounter: new FastCounter('x_requests_total', 'Requests', ['method', 'route', 'status'], fast),
-    histogram: new Histogram({ name: 'x_duration_seconds', help: 'Latency', labelNames: ['method', 'route', 'status'], buckets: BUCKETS, registers: [reference] }),
+    histogram: new Histogram({
+      name: 'x_duration_seconds',
+      help: 'Latency',
+      labelNames: ['method', 'route', 'status'],
+      buckets: BUCKETS,
+      registers: [reference],
+    }),
     fastHistogram: new FastHistogram('x_duration_seconds', 'Latency', ['method', 'route', 'status'], BUCKETS, fast),
   };
 }

@@ -41,7 +41,8 @@ abstract class FastMetric<Child> {
 
   /** The child of one label set (values in labelNames order); keep it, it stays valid until reset(). */
   labels(...values: string[]): Child {
-    if (values.length !== this.labelNames.length) throw new Error(`${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`);
+    if (values.length !== this.labelNames.length)
+      throw new Error(`${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`);
     const key = values.join('\u0000');
     let entry = this.children.get(key);
     if (!entry) {
@@ -107,7 +108,13 @@ export class FastHistogram extends FastMetric<FastHistogramChild> {
   readonly type = 'histogram' as const;
   private readonly upperBounds: readonly number[];
 
-  constructor(name: string, help: string, labelNames: readonly string[], buckets: readonly number[], registry: Registry) {
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    buckets: readonly number[],
+    registry: Registry,
+  ) {
     super(name, help, labelNames, registry);
     this.upperBounds = [...buckets].sort((a, b) => a - b);
   }

@@ -28,8 +28,17 @@ export class HealthController {
   async readyz(): Promise<{ status: 'ready'; checks: Record<string, unknown> }> {
     const { ready, checks } = await this.health.readiness();
     if (!ready) {
-      if (checks.draining) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'not ready: draining for shutdown', { checks });
-      throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'not ready: ' + Object.keys(checks).filter((k) => !checks[k].ok).join(', ') + ' unavailable', { checks });
+      if (checks.draining)
+        throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'not ready: draining for shutdown', { checks });
+      throw new DomainError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        'not ready: ' +
+          Object.keys(checks)
+            .filter((k) => !checks[k].ok)
+            .join(', ') +
+          ' unavailable',
+        { checks },
+      );
     }
     return { status: 'ready', checks };
   }

@@ -52,7 +52,8 @@ export class HealthService {
       }),
     );
     const checks: Record<string, HealthCheckResult> = Object.fromEntries(entries);
-    if (this.drainingSince !== undefined) checks.draining = { ok: false, since: new Date(this.drainingSince).toISOString() };
+    if (this.drainingSince !== undefined)
+      checks.draining = { ok: false, since: new Date(this.drainingSince).toISOString() };
     return { ready: Object.values(checks).every((result) => result.ok), checks };
   }
 }

@@ -69,7 +69,18 @@ const JWT = /\beyJ[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){0,4}/g;
 const PEM_PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
 const URL_PASSWORD = /(\/\/[^/:@\s]+:)[^@\s]+@/g;
 /** Query parameters whose values are secrets whatever they look like (OAuth, OIDC and the obvious ones). */
-export const SECRET_QUERY_PARAMETERS: ReadonlySet<string> = new Set(['token', 'access_token', 'id_token', 'refresh_token', 'code', 'password', 'secret', 'client_secret', 'api_key', 'apikey']);
+export const SECRET_QUERY_PARAMETERS: ReadonlySet<string> = new Set([
+  'token',
+  'access_token',
+  'id_token',
+  'refresh_token',
+  'code',
+  'password',
+  'secret',
+  'client_secret',
+  'api_key',
+  'apikey',
+]);
 const SECRET_PARAMETER_IN_TEXT = new RegExp(`([?&;](?:${[...SECRET_QUERY_PARAMETERS].join('|')})=)[^&#;\\s"']*`, 'gi');
 
 /** Scrubs secrets that may hide inside free-text messages (error messages from libraries, URLs). */
@@ -149,9 +160,20 @@ export class PinoNestLogger implements LoggerService {
     this.write('fatal', message, context);
   }
 
-  private write(level: 'info' | 'error' | 'warn' | 'debug' | 'trace' | 'fatal', message: unknown, context?: string, trace?: string): void {
+  private write(
+    level: 'info' | 'error' | 'warn' | 'debug' | 'trace' | 'fatal',
+    message: unknown,
+    context?: string,
+    trace?: string,
+  ): void {
     if (message instanceof Error) {
-      this.logger[level]({ context, err: { type: message.name, message: scrubText(message.message), stack: scrubText(message.stack ?? '') } }, scrubText(message.message));
+      this.logger[level](
+        {
+          context,
+          err: { type: message.name, message: scrubText(message.message), stack: scrubText(message.stack ?? '') },
+        },
+        scrubText(message.message),
+      );
       return;
     }
     if (typeof message === 'object' && message !== null) {

@@ -14,7 +14,12 @@ export class MetricsService {
     this.registry.setDefaultLabels({ service: 'signet' });
     collectDefaultMetrics({ register: this.registry });
     const labelNames = ['method', 'route', 'status'];
-    this.httpRequests = new FastCounter('signet_http_requests_total', 'HTTP requests by method, route template and status code', labelNames, this.registry);
+    this.httpRequests = new FastCounter(
+      'signet_http_requests_total',
+      'HTTP requests by method, route template and status code',
+      labelNames,
+      this.registry,
+    );
     this.httpDuration = new FastHistogram(
       'signet_http_request_duration_seconds',
       'HTTP request latency by method, route template and status code',

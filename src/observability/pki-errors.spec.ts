@@ -5,9 +5,17 @@ import { errorCodeForPki, withDomainCode } from './pki-errors';
 
 describe('PKI errors at the API boundary', () => {
   it('answers a PkiError with the API code, status, message and details it had as a DomainError', () => {
-    const mapped = mapError(new PkiError('VALIDATION_ERROR', "buildCrl: 'nextUpdate' must be after 'thisUpdate'", { field: 'nextUpdate' }));
+    const mapped = mapError(
+      new PkiError('VALIDATION_ERROR', "buildCrl: 'nextUpdate' must be after 'thisUpdate'", { field: 'nextUpdate' }),
+    );
     expect(mapped.status).toBe(400);
-    expect(mapped.body).toEqual({ error: { code: ErrorCode.VALIDATION_ERROR, message: "buildCrl: 'nextUpdate' must be after 'thisUpdate'", details: { field: 'nextUpdate' } } });
+    expect(mapped.body).toEqual({
+      error: {
+        code: ErrorCode.VALIDATION_ERROR,
+        message: "buildCrl: 'nextUpdate' must be after 'thisUpdate'",
+        details: { field: 'nextUpdate' },
+      },
+    });
   });
 
   it.each([

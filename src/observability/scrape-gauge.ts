@@ -18,9 +18,21 @@ export class ScrapeGauge {
     registry.registerMetric(this as never);
   }
 
-  async get(): Promise<{ name: string; help: string; type: 'gauge'; aggregator: 'sum'; values: Array<{ labels: Record<string, string>; value: number }> }> {
+  async get(): Promise<{
+    name: string;
+    help: string;
+    type: 'gauge';
+    aggregator: 'sum';
+    values: Array<{ labels: Record<string, string>; value: number }>;
+  }> {
     const value = await this.read();
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: value === undefined ? [] : [{ labels: {}, value }] };
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values: value === undefined ? [] : [{ labels: {}, value }],
+    };
   }
 
   reset(): void {

@@ -8,7 +8,9 @@ describe(caGenerationUrls.name, () => {
       crl: 'http://pki.example.com:8080/pki/issuing-2025q1.crl',
       ocsp: 'http://pki.example.com:8080/ocsp/issuing-2025q1',
     });
-    expect(caGenerationUrls('http://pki.example.com/signet', 'root.g2').ocsp).toBe('http://pki.example.com/signet/ocsp/root.g2');
+    expect(caGenerationUrls('http://pki.example.com/signet', 'root.g2').ocsp).toBe(
+      'http://pki.example.com/signet/ocsp/root.g2',
+    );
   });
 
   it.each([

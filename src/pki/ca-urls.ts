@@ -18,11 +18,9 @@ const GENERATION_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export function caGenerationUrls(baseUrl: string, generationName: string): CaEndpointUrls {
   assertHttpUrl(baseUrl, 'baseUrl', 'caGenerationUrls');
   if (!GENERATION_NAME.test(generationName)) {
-    throw new PkiError(
-      'VALIDATION_ERROR',
-      `caGenerationUrls: 'generationName' must match ${GENERATION_NAME.source}`,
-      { field: 'generationName' },
-    );
+    throw new PkiError('VALIDATION_ERROR', `caGenerationUrls: 'generationName' must match ${GENERATION_NAME.source}`, {
+      field: 'generationName',
+    });
   }
   const base = baseUrl.replace(/\/+$/, '');
   return {
@@ -47,9 +45,13 @@ export function assertHttpUrl(url: string, field: string, operation: string): vo
     );
   }
   if (parsed.search || parsed.hash || parsed.username || parsed.password) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field}' must not carry credentials, a query or a fragment`, {
-      field,
-    });
+    throw new PkiError(
+      'VALIDATION_ERROR',
+      `${operation}: '${field}' must not carry credentials, a query or a fragment`,
+      {
+        field,
+      },
+    );
   }
 }
 

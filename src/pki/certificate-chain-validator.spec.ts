@@ -28,7 +28,9 @@ async function craft(options: {
   notAfter?: Date;
 }): Promise<Buffer> {
   const subjectName = new x509.Name(options.subject);
-  const issuerName = options.issuer.certificate ? new x509.Name(readCertificateParts(options.issuer.certificate).subject) : subjectName;
+  const issuerName = options.issuer.certificate
+    ? new x509.Name(readCertificateParts(options.issuer.certificate).subject)
+    : subjectName;
   const cert = await x509.X509CertificateGenerator.create(
     {
       serialNumber: generateSerialNumber(),
@@ -46,13 +48,27 @@ async function craft(options: {
 }
 
 function keyId(spki: Buffer): string {
-  const bits = Buffer.from((new x509.PublicKey(spki) as unknown as { asn: { subjectPublicKey: ArrayBuffer } }).asn.subjectPublicKey);
+  const bits = Buffer.from(
+    (new x509.PublicKey(spki) as unknown as { asn: { subjectPublicKey: ArrayBuffer } }).asn.subjectPublicKey,
+  );
   return crypto.createHash('sha1').update(bits).digest('hex');
 }
 
-function leafExtensions(leafSpki: Buffer, issuerSpki: Buffer, overrides: { ku?: number | null; kuCritical?: boolean; eku?: string[] | null; extra?: x509.Extension[]; ocsp?: string | null; crl?: string | null } = {}): x509.Extension[] {
+function leafExtensions(
+  leafSpki: Buffer,
+  issuerSpki: Buffer,
+  overrides: {
+    ku?: number | null;
+    kuCritical?: boolean;
+    eku?: string[] | null;
+    extra?: x509.Extension[];
+    ocsp?: string | null;
+    crl?: string | null;
+  } = {},
+): x509.Extension[] {
   const extensions: x509.Extension[] = [];
-  if (overrides.ku !== null) extensions.push(new x509.KeyUsagesExtension(overrides.ku ?? KU.digitalSignature, overrides.kuCritical ?? true));
+  if (overrides.ku !== null)
+    extensions.push(new x509.KeyUsagesExtension(overrides.ku ?? KU.digitalSignature, overrides.kuCritical ?? true));
   if (overrides.eku !== null) extensions.push(new x509.ExtendedKeyUsageExtension(overrides.eku ?? [CODE_SIGNING]));
   extensions.push(new x509.SubjectKeyIdentifierExtension(keyId(leafSpki)));
   extensions.push(new x509.AuthorityKeyIdentifierExtension(keyId(issuerSpki)));
@@ -63,7 +79,11 @@ function leafExtensions(leafSpki: Buffer, issuerSpki: Buffer, overrides: { ku?: 
   return [...extensions, ...(overrides.extra ?? [])];
 }
 
-function expectChainError(fn: () => unknown, code: PkiErrorCode, details: { index?: number; field?: string }): PkiError {
+function expectChainError(
+  fn: () => unknown,
+  code: PkiErrorCode,
+  details: { index?: number; field?: string },
+): PkiError {
   try {
     fn();
   } catch (error) {
@@ -89,9 +109,20 @@ describe(validateCertificateChain.name, () => {
   });
 
   const chainOf = (leafDer: Buffer) => [leafDer, h.issuing.der, h.root.der];
-  const validate = (chain: Buffer[] | string, overrides: Partial<Parameters<typeof validateCertificateChain>[0]> = {}) =>
-    validateCertificateChain({ chain, expectedPublicKeySpki: leafSigner.publicKeySpki, leafProfile: 'code-signing', ...overrides });
-  const craftLeaf = (extensions: x509.Extension[], options: { subject?: string; notBefore?: Date; notAfter?: Date } = {}) =>
+  const validate = (
+    chain: Buffer[] | string,
+    overrides: Partial<Parameters<typeof validateCertificateChain>[0]> = {},
+  ) =>
+    validateCertificateChain({
+      chain,
+      expectedPublicKeySpki: leafSigner.publicKeySpki,
+      leafProfile: 'code-signing',
+      ...overrides,
+    });
+  const craftLeaf = (
+    extensions: x509.Extension[],
+    options: { subject?: string; notBefore?: Date; notAfter?: Date } = {},
+  ) =>
     craft({
       issuer: { signer: h.issuingSigner, certificate: h.issuing.der },
       subject: options.subject ?? GOOD_SUBJECT,
@@ -102,7 +133,9 @@ describe(validateCertificateChain.name, () => {
     });
 
   it('accepts a chain Signet issued, as one PEM text or a DER list, and describes leaf and root', () => {
-    const pem = chainOf(leaf).map((der) => derToPem(der, 'CERTIFICATE')).join('');
+    const pem = chainOf(leaf)
+      .map((der) => derToPem(der, 'CERTIFICATE'))
+      .join('');
     for (const input of [pem, chainOf(leaf)]) {
       const result = validate(input);
       expect(result.certificates).toEqual(chainOf(leaf));
@@ -118,7 +151,10 @@ describe(validateCertificateChain.name, () => {
     const at = issuing.indexOf(Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x23, 0x04]));
     expect(at).toBeGreaterThan(0);
     issuing[at + 6] = 0x00;
-    expectChainError(() => validate([leaf, issuing, h.root.der]), 'INVALID_CERTIFICATE', { index: 1, field: 'certificate' });
+    expectChainError(() => validate([leaf, issuing, h.root.der]), 'INVALID_CERTIFICATE', {
+      index: 1,
+      field: 'certificate',
+    });
   });
 
   it('accepts an externally crafted leaf that follows the profile', async () => {
@@ -128,7 +164,10 @@ describe(validateCertificateChain.name, () => {
 
   it('refuses a leaf that certifies another key', async () => {
     const other = await issueLeaf(h.issuingIssuer, 'EC-256');
-    expectChainError(() => validate(chainOf(other.leaf.der)), 'INVALID_CERTIFICATE', { index: 0, field: 'subjectPublicKeyInfo' });
+    expectChainError(() => validate(chainOf(other.leaf.der)), 'INVALID_CERTIFICATE', {
+      index: 0,
+      field: 'subjectPublicKeyInfo',
+    });
   });
 
   it.each<[string, Parameters<typeof leafExtensions>[2], string]>([
@@ -142,8 +181,20 @@ describe(validateCertificateChain.name, () => {
     ['an https OCSP URL', { ocsp: 'https://pki.example.com/ocsp' }, 'revocationUrls'],
     ['no revocation pointers', { ocsp: null, crl: null }, 'revocationUrls'],
     ['a CA=TRUE leaf', { extra: [new x509.BasicConstraintsExtension(true, undefined, true)] }, 'basicConstraints'],
-    ['a FreshestCRL pointer', { extra: [new x509.Extension('2.5.29.46', false, new x509.CRLDistributionPointsExtension(['http://x/delta.crl']).value)] }, 'freshestCRL'],
-    ['an unknown critical extension', { extra: [new x509.Extension('1.2.3.4.5', true, new Uint8Array([5, 0]).buffer)] }, '1.2.3.4.5'],
+    [
+      'a FreshestCRL pointer',
+      {
+        extra: [
+          new x509.Extension('2.5.29.46', false, new x509.CRLDistributionPointsExtension(['http://x/delta.crl']).value),
+        ],
+      },
+      'freshestCRL',
+    ],
+    [
+      'an unknown critical extension',
+      { extra: [new x509.Extension('1.2.3.4.5', true, new Uint8Array([5, 0]).buffer)] },
+      '1.2.3.4.5',
+    ],
   ])('refuses a leaf with %s', async (_label, overrides, field) => {
     const bad = await craftLeaf(leafExtensions(leafSigner.publicKeySpki, h.issuingSigner.publicKeySpki, overrides));
     expectChainError(() => validate(chainOf(bad)), 'INVALID_CERTIFICATE', { index: 0, field });
@@ -157,7 +208,9 @@ describe(validateCertificateChain.name, () => {
     ['a multi-valued RDN', 'C=DE, ST=Berlin, O=External Corp+OU=Builds, CN=release', 'subject'],
     ['a duplicated O', 'C=DE, ST=Berlin, O=A, O=B, CN=release', 'O'],
   ])('refuses a leaf subject with %s (INVALID_SUBJECT)', async (_label, subjectDn, field) => {
-    const bad = await craftLeaf(leafExtensions(leafSigner.publicKeySpki, h.issuingSigner.publicKeySpki), { subject: subjectDn });
+    const bad = await craftLeaf(leafExtensions(leafSigner.publicKeySpki, h.issuingSigner.publicKeySpki), {
+      subject: subjectDn,
+    });
     expectChainError(() => validate(chainOf(bad)), 'INVALID_SUBJECT', { index: 0, field });
   });
 
@@ -166,10 +219,14 @@ describe(validateCertificateChain.name, () => {
       notAfter: new Date(Date.now() + 461 * 86_400_000),
     });
     expectChainError(() => validate(chainOf(long)), 'INVALID_CERTIFICATE', { index: 0, field: 'validity' });
-    expectChainError(() => validate(chainOf(leaf), { now: new Date(Date.now() + 400 * 86_400_000) }), 'INVALID_CERTIFICATE', {
-      index: 0,
-      field: 'validity',
-    });
+    expectChainError(
+      () => validate(chainOf(leaf), { now: new Date(Date.now() + 400 * 86_400_000) }),
+      'INVALID_CERTIFICATE',
+      {
+        index: 0,
+        field: 'validity',
+      },
+    );
   });
 
   it('refuses chains in the wrong order, without their root, or with a leaf signed by someone else', async () => {
@@ -199,7 +256,10 @@ describe(validateCertificateChain.name, () => {
         name: 'C=DE, ST=Berlin, O=Old, CN=SHA-1 Root',
         keys,
         signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-1' } as never,
-        extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(KU.keyCertSign, true)],
+        extensions: [
+          new x509.BasicConstraintsExtension(true, undefined, true),
+          new x509.KeyUsagesExtension(KU.keyCertSign, true),
+        ],
       },
       crypto.webcrypto as never,
     );
@@ -240,33 +300,76 @@ describe(validateCertificateChain.name, () => {
       publicKeySpki: leafSigner.publicKeySpki,
       extensions: leafExtensions(leafSigner.publicKeySpki, h.issuingSigner.publicKeySpki),
     });
-    expectChainError(() => validate([leafUnder, issuing, policy, h.root.der]), 'INVALID_CERTIFICATE', { index: 2, field: 'basicConstraints' });
+    expectChainError(() => validate([leafUnder, issuing, policy, h.root.der]), 'INVALID_CERTIFICATE', {
+      index: 2,
+      field: 'basicConstraints',
+    });
     // In offline-root mode the same policy CA may not sit above our issuing CA either.
     expectChainError(
-      () => validateCertificateChain({ chain: [issuing, policy, h.root.der], expectedPublicKeySpki: h.issuingSigner.publicKeySpki, leafProfile: 'issuing-ca' }),
+      () =>
+        validateCertificateChain({
+          chain: [issuing, policy, h.root.der],
+          expectedPublicKeySpki: h.issuingSigner.publicKeySpki,
+          leafProfile: 'issuing-ca',
+        }),
       'INVALID_CERTIFICATE',
       { index: 1, field: 'basicConstraints' },
     );
   });
 
   it('only lets CERTIFICATE blocks through', () => {
-    const pem = derToPem(leaf, 'CERTIFICATE') + `-----BEGIN PRIVATE KEY-----\n${Buffer.from('secret').toString('base64')}\n-----END PRIVATE KEY-----\n`;
+    const pem =
+      derToPem(leaf, 'CERTIFICATE') +
+      `-----BEGIN PRIVATE KEY-----\n${Buffer.from('secret').toString('base64')}\n-----END PRIVATE KEY-----\n`;
     expectChainError(() => validate(pem), 'INVALID_CERTIFICATE', { field: 'chain' });
   });
 
   describe('issuing-ca mode (offline root import)', () => {
     const validateIssuing = (chain: Buffer[]) =>
-      validateCertificateChain({ chain, expectedPublicKeySpki: h.issuingSigner.publicKeySpki, leafProfile: 'issuing-ca' });
+      validateCertificateChain({
+        chain,
+        expectedPublicKeySpki: h.issuingSigner.publicKeySpki,
+        leafProfile: 'issuing-ca',
+      });
 
     it('accepts Signet issuing CA under its root', () => {
       expect(validateIssuing([h.issuing.der, h.root.der]).leaf.subject.CN).toBe('Test Issuing CA EC-384');
     });
 
     it.each<[string, x509.Extension[], string]>([
-      ['no pathLen', [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign | KU.digitalSignature, true)], 'basicConstraints'],
-      ['no cRLSign', [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(KU.keyCertSign | KU.digitalSignature, true)], 'keyUsage'],
-      ['a non-critical basicConstraints', [new x509.BasicConstraintsExtension(true, 0, false), new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign | KU.digitalSignature, true)], 'basicConstraints'],
-      ['an EKU without codeSigning', [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign | KU.digitalSignature, true), new x509.ExtendedKeyUsageExtension(['1.3.6.1.5.5.7.3.1'])], 'extendedKeyUsage'],
+      [
+        'no pathLen',
+        [
+          new x509.BasicConstraintsExtension(true, undefined, true),
+          new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign | KU.digitalSignature, true),
+        ],
+        'basicConstraints',
+      ],
+      [
+        'no cRLSign',
+        [
+          new x509.BasicConstraintsExtension(true, 0, true),
+          new x509.KeyUsagesExtension(KU.keyCertSign | KU.digitalSignature, true),
+        ],
+        'keyUsage',
+      ],
+      [
+        'a non-critical basicConstraints',
+        [
+          new x509.BasicConstraintsExtension(true, 0, false),
+          new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign | KU.digitalSignature, true),
+        ],
+        'basicConstraints',
+      ],
+      [
+        'an EKU without codeSigning',
+        [
+          new x509.BasicConstraintsExtension(true, 0, true),
+          new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign | KU.digitalSignature, true),
+          new x509.ExtendedKeyUsageExtension(['1.3.6.1.5.5.7.3.1']),
+        ],
+        'extendedKeyUsage',
+      ],
     ])('refuses an issuing CA certificate with %s', async (_label, extensions, field) => {
       const bad = await craft({
         issuer: { signer: h.rootSigner, certificate: h.root.der },

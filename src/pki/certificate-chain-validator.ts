@@ -72,16 +72,27 @@ export function validateCertificateChain(params: ValidateChainParams): Validated
   const now = params.now ?? new Date();
   const ders = toDerList(params.chain, operation);
   if (ders.length < 2) {
-    throw new PkiError('INVALID_CERTIFICATE', `${operation}: the chain needs the leaf and its root (leaf first, root last)`, {
+    throw new PkiError(
+      'INVALID_CERTIFICATE',
+      `${operation}: the chain needs the leaf and its root (leaf first, root last)`,
+      {
+        field: 'chain',
+      },
+    );
+  }
+  if (ders.length > MAX_CHAIN_LENGTH) {
+    throw new PkiError('INVALID_CERTIFICATE', `${operation}: more than ${MAX_CHAIN_LENGTH} certificates`, {
       field: 'chain',
     });
   }
-  if (ders.length > MAX_CHAIN_LENGTH) {
-    throw new PkiError('INVALID_CERTIFICATE', `${operation}: more than ${MAX_CHAIN_LENGTH} certificates`, { field: 'chain' });
-  }
-  const items = ders.map((der, index) => parseItem(der, index, index === 0 ? 'leaf' : index === ders.length - 1 ? 'root' : 'intermediate CA', operation));
+  const items = ders.map((der, index) =>
+    parseItem(der, index, index === 0 ? 'leaf' : index === ders.length - 1 ? 'root' : 'intermediate CA', operation),
+  );
   const fail = (item: ChainItem, field: string, message: string, code: PkiErrorCode = 'INVALID_CERTIFICATE'): never => {
-    throw new PkiError(code, `${operation}: certificate[${item.index}] (${item.role}) ${message}`, { index: item.index, field });
+    throw new PkiError(code, `${operation}: certificate[${item.index}] (${item.role}) ${message}`, {
+      index: item.index,
+      field,
+    });
   };
 
   const leaf = items[0];
@@ -98,7 +109,8 @@ export function validateCertificateChain(params: ValidateChainParams): Validated
     if (!isLast) {
       const parent = items[item.index + 1];
       if (isSelfSigned(item)) fail(item, 'issuer', 'is self-signed; only the root (last) may be');
-      if (!item.parts.issuer.equals(parent.parts.subject)) fail(item, 'issuer', `issuer name is not the subject of certificate[${parent.index}]`);
+      if (!item.parts.issuer.equals(parent.parts.subject))
+        fail(item, 'issuer', `issuer name is not the subject of certificate[${parent.index}]`);
       const aki = item.cert.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId;
       const parentSki = parent.cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
       if (aki && parentSki && aki.toLowerCase() !== parentSki.toLowerCase()) {
@@ -139,9 +151,13 @@ function toDerList(chain: ValidateChainParams['chain'], operation: string): Buff
     }
     for (const block of parsePemBlocks(input.toString(), operation)) {
       if (block.label !== 'CERTIFICATE') {
-        throw new PkiError('INVALID_CERTIFICATE', `${operation}: only CERTIFICATE PEM blocks are allowed, found '${block.label}'`, {
-          field: 'chain',
-        });
+        throw new PkiError(
+          'INVALID_CERTIFICATE',
+          `${operation}: only CERTIFICATE PEM blocks are allowed, found '${block.label}'`,
+          {
+            field: 'chain',
+          },
+        );
       }
       ders.push(block.der);
     }
@@ -160,10 +176,14 @@ function parseItem(der: Buffer, index: number, role: string, operation: string):
     // rather than throwing from a later check.
     void cert.extensions;
   } catch (error) {
-    throw new PkiError('INVALID_CERTIFICATE', `${operation}: certificate[${index}] (${role}) is not a DER X.509 certificate (${(error as Error).message})`, {
-      index,
-      field: 'certificate',
-    });
+    throw new PkiError(
+      'INVALID_CERTIFICATE',
+      `${operation}: certificate[${index}] (${role}) is not a DER X.509 certificate (${(error as Error).message})`,
+      {
+        index,
+        field: 'certificate',
+      },
+    );
   }
   const algorithm = describeSignatureAlgorithm(parts.signatureAlgorithm);
   if (!algorithm) {
@@ -178,11 +198,13 @@ function parseItem(der: Buffer, index: number, role: string, operation: string):
 
 function checkCommon(item: ChainItem, now: Date, fail: Fail): void {
   const { cert, parts } = item;
-  if (!parts.tbsSignatureAlgorithm.equals(parts.signatureAlgorithm)) fail(item, 'signatureAlgorithm', 'TBS and outer signature algorithms differ');
+  if (!parts.tbsSignatureAlgorithm.equals(parts.signatureAlgorithm))
+    fail(item, 'signatureAlgorithm', 'TBS and outer signature algorithms differ');
   if (parts.version !== 2) fail(item, 'version', 'is not an X.509 v3 certificate');
   const serial = parts.serialContent;
   if (serial[0] & 0x80) fail(item, 'serialNumber', 'serial number is negative');
-  if (serial.length > 20 && !(serial.length === 21 && serial[0] === 0)) fail(item, 'serialNumber', 'serial number is longer than 20 octets');
+  if (serial.length > 20 && !(serial.length === 21 && serial[0] === 0))
+    fail(item, 'serialNumber', 'serial number is longer than 20 octets');
   if (now < cert.notBefore || now > cert.notAfter) {
     fail(item, 'validity', `is not valid now (${cert.notBefore.toISOString()} – ${cert.notAfter.toISOString()})`);
   }
@@ -190,9 +212,11 @@ function checkCommon(item: ChainItem, now: Date, fail: Fail): void {
     fail(item, 'subjectPublicKeyInfo', 'key is not EC P-256/P-384/P-521 or RSA ≥ 2048 bits', 'UNSUPPORTED_ALGORITHM');
   }
   for (const ext of cert.extensions) {
-    if (ext.critical && !UNDERSTOOD_CRITICAL.has(ext.type)) fail(item, ext.type, `has an unsupported critical extension ${ext.type}`);
+    if (ext.critical && !UNDERSTOOD_CRITICAL.has(ext.type))
+      fail(item, ext.type, `has an unsupported critical extension ${ext.type}`);
   }
-  if (cert.getExtension(EXTENSION_OIDS.freshestCRL)) fail(item, 'freshestCRL', 'has a FreshestCRL (delta CRL) pointer, which Notation does not support');
+  if (cert.getExtension(EXTENSION_OIDS.freshestCRL))
+    fail(item, 'freshestCRL', 'has a FreshestCRL (delta CRL) pointer, which Notation does not support');
   checkRevocationUrls(item, fail, false);
 }
 
@@ -200,7 +224,8 @@ function checkCodeSigningLeaf(item: ChainItem, fail: Fail): void {
   const { cert } = item;
   const keyUsage = cert.getExtension(x509.KeyUsagesExtension);
   if (!keyUsage || !keyUsage.critical) fail(item, 'keyUsage', 'keyUsage must be present and critical');
-  if (keyUsage!.usages !== x509.KeyUsageFlags.digitalSignature) fail(item, 'keyUsage', 'keyUsage must be digitalSignature only');
+  if (keyUsage!.usages !== x509.KeyUsageFlags.digitalSignature)
+    fail(item, 'keyUsage', 'keyUsage must be digitalSignature only');
   const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
   if (!eku) fail(item, 'extendedKeyUsage', 'extendedKeyUsage must be present with codeSigning');
   const usages = eku!.usages.map(String);
@@ -209,40 +234,54 @@ function checkCodeSigningLeaf(item: ChainItem, fail: Fail): void {
   }
   const basicConstraints = cert.getExtension(x509.BasicConstraintsExtension);
   if (basicConstraints?.ca) fail(item, 'basicConstraints', 'a code-signing leaf must not be a CA');
-  if (!cert.getExtension(x509.SubjectKeyIdentifierExtension)) fail(item, 'subjectKeyIdentifier', 'subjectKeyIdentifier is missing');
-  if (!cert.getExtension(x509.AuthorityKeyIdentifierExtension)) fail(item, 'authorityKeyIdentifier', 'authorityKeyIdentifier is missing');
+  if (!cert.getExtension(x509.SubjectKeyIdentifierExtension))
+    fail(item, 'subjectKeyIdentifier', 'subjectKeyIdentifier is missing');
+  if (!cert.getExtension(x509.AuthorityKeyIdentifierExtension))
+    fail(item, 'authorityKeyIdentifier', 'authorityKeyIdentifier is missing');
   if (cert.notAfter.getTime() - cert.notBefore.getTime() > MAX_LEAF_VALIDITY_DAYS * DAY_MS) {
     fail(item, 'validity', `validity exceeds ${MAX_LEAF_VALIDITY_DAYS} days`);
   }
-  if (!keySpecOfPublicKey(item.parts.subjectPublicKeyInfo)) fail(item, 'subjectPublicKeyInfo', 'key is not a Notation key spec', 'UNSUPPORTED_ALGORITHM');
+  if (!keySpecOfPublicKey(item.parts.subjectPublicKeyInfo))
+    fail(item, 'subjectPublicKeyInfo', 'key is not a Notation key spec', 'UNSUPPORTED_ALGORITHM');
   checkRevocationUrls(item, fail, true);
 }
 
 function checkCaCertificate(item: ChainItem, leafProfile: ChainLeafProfile, fail: Fail): void {
   const { cert } = item;
   const basicConstraints = cert.getExtension(x509.BasicConstraintsExtension);
-  if (!basicConstraints?.ca || !basicConstraints.critical) fail(item, 'basicConstraints', 'must be a CA (basicConstraints critical, CA=TRUE)');
+  if (!basicConstraints?.ca || !basicConstraints.critical)
+    fail(item, 'basicConstraints', 'must be a CA (basicConstraints critical, CA=TRUE)');
   const keyUsage = cert.getExtension(x509.KeyUsagesExtension);
   if (!keyUsage || !keyUsage.critical || !(keyUsage.usages & x509.KeyUsageFlags.keyCertSign)) {
     fail(item, 'keyUsage', 'keyUsage must be critical and include keyCertSign');
   }
-  if (!cert.getExtension(x509.SubjectKeyIdentifierExtension)) fail(item, 'subjectKeyIdentifier', 'subjectKeyIdentifier is missing');
+  if (!cert.getExtension(x509.SubjectKeyIdentifierExtension))
+    fail(item, 'subjectKeyIdentifier', 'subjectKeyIdentifier is missing');
   // A CA's EKU constrains everything below it; it must allow code signing (or be absent).
   const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
-  if (eku && !eku.usages.map(String).some((usage) => usage === EKU_OIDS.codeSigning || usage === EKU_OIDS.anyExtendedKeyUsage)) {
+  if (
+    eku &&
+    !eku.usages.map(String).some((usage) => usage === EKU_OIDS.codeSigning || usage === EKU_OIDS.anyExtendedKeyUsage)
+  ) {
     fail(item, 'extendedKeyUsage', 'a CA extendedKeyUsage must allow codeSigning');
   }
   // CA certificates below this one in the chain (our issuing CA counts: it will issue leaves).
   const casBelow = leafProfile === 'issuing-ca' ? item.index : item.index - 1;
   if (basicConstraints!.pathLength !== undefined && casBelow > basicConstraints!.pathLength) {
-    fail(item, 'basicConstraints', `pathLen ${basicConstraints!.pathLength} does not allow ${casBelow} CA certificate(s) below it`);
+    fail(
+      item,
+      'basicConstraints',
+      `pathLen ${basicConstraints!.pathLength} does not allow ${casBelow} CA certificate(s) below it`,
+    );
   }
   if (item.index === 0 && leafProfile === 'issuing-ca') {
     // Our issuing CA profile: pathLen 0, signs certificates, CRLs and its own OCSP responses.
     const required = x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature;
-    if ((keyUsage!.usages & required) !== required) fail(item, 'keyUsage', 'keyUsage must include keyCertSign, cRLSign and digitalSignature');
+    if ((keyUsage!.usages & required) !== required)
+      fail(item, 'keyUsage', 'keyUsage must include keyCertSign, cRLSign and digitalSignature');
     if (basicConstraints!.pathLength !== 0) fail(item, 'basicConstraints', 'an issuing CA must have pathLen 0');
-    if (!cert.getExtension(x509.AuthorityKeyIdentifierExtension)) fail(item, 'authorityKeyIdentifier', 'authorityKeyIdentifier is missing');
+    if (!cert.getExtension(x509.AuthorityKeyIdentifierExtension))
+      fail(item, 'authorityKeyIdentifier', 'authorityKeyIdentifier is missing');
   }
 }
 
@@ -259,7 +298,8 @@ function checkRevocationUrls(item: ChainItem, fail: Fail, requireOne: boolean): 
   const aia = cert.getExtension(x509.AuthorityInfoAccessExtension);
   const ocspUrls = (aia?.ocsp ?? []).filter((name) => name.type === 'url').map((name) => name.value);
   for (const url of [...crlUrls, ...ocspUrls]) {
-    if (!url.startsWith('http://')) fail(item, 'revocationUrls', `revocation URL ${url} is not http:// (Notation refuses https and other schemes)`);
+    if (!url.startsWith('http://'))
+      fail(item, 'revocationUrls', `revocation URL ${url} is not http:// (Notation refuses https and other schemes)`);
   }
   if (requireOne && crlUrls.length === 0 && ocspUrls.length === 0) {
     fail(item, 'revocationUrls', 'has neither an OCSP URL nor a CRL distribution point');
@@ -277,7 +317,8 @@ function acceptableChainKey(spki: Buffer): boolean {
   try {
     const key = crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
     const details = key.asymmetricKeyDetails ?? {};
-    if (key.asymmetricKeyType === 'ec') return ['prime256v1', 'secp384r1', 'secp521r1'].includes(details.namedCurve ?? '');
+    if (key.asymmetricKeyType === 'ec')
+      return ['prime256v1', 'secp384r1', 'secp521r1'].includes(details.namedCurve ?? '');
     if (key.asymmetricKeyType === 'rsa') return (details.modulusLength ?? 0) >= 2048;
     return false;
   } catch {

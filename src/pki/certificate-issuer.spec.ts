@@ -57,13 +57,19 @@ function urls(cert: x509.X509Certificate) {
   const crlDp = cert.getExtension(x509.CRLDistributionPointsExtension);
   const aia = cert.getExtension(x509.AuthorityInfoAccessExtension);
   return {
-    crl: crlDp?.distributionPoints.flatMap((p) => p.distributionPoint?.fullName?.map((n) => n.uniformResourceIdentifier) ?? []),
+    crl: crlDp?.distributionPoints.flatMap(
+      (p) => p.distributionPoint?.fullName?.map((n) => n.uniformResourceIdentifier) ?? [],
+    ),
     ocsp: aia?.ocsp.map((n) => n.value),
     caIssuers: aia?.caIssuers.map((n) => n.value),
   };
 }
 
-async function expectPkiError(promise: Promise<unknown> | (() => unknown), code: PkiErrorCode, field?: string): Promise<PkiError> {
+async function expectPkiError(
+  promise: Promise<unknown> | (() => unknown),
+  code: PkiErrorCode,
+  field?: string,
+): Promise<PkiError> {
   let error: unknown;
   try {
     await (typeof promise === 'function' ? promise() : promise);
@@ -112,7 +118,11 @@ describe(issueRootCaCertificate.name, () => {
   ])('signs with the algorithm paired with a %s key (%s %s), never SHA-1', async (spec, name, hash) => {
     const signer = createNodeSigner(spec);
     const root = await issueRootCaCertificate({ signer, subject: subject('Root'), validityDays: 30 });
-    const algorithm = new x509.X509Certificate(root.der).signatureAlgorithm as { name: string; hash: { name: string }; saltLength?: number };
+    const algorithm = new x509.X509Certificate(root.der).signatureAlgorithm as {
+      name: string;
+      hash: { name: string };
+      saltLength?: number;
+    };
     expect(algorithm.name).toBe(name);
     expect(algorithm.hash.name).toBe(hash);
     if (name === 'RSA-PSS') expect(algorithm.saltLength).toBe(Number(hash.slice(4)) / 8);
@@ -121,7 +131,12 @@ describe(issueRootCaCertificate.name, () => {
 
   it('uses sha*WithRSAEncryption when an RSA CA is configured for PKCS#1 v1.5', async () => {
     const signer = createNodeSigner('RSA-3072');
-    const root = await issueRootCaCertificate({ signer, subject: subject('Root'), validityDays: 30, rsaPadding: 'pkcs1' });
+    const root = await issueRootCaCertificate({
+      signer,
+      subject: subject('Root'),
+      validityDays: 30,
+      rsaPadding: 'pkcs1',
+    });
     const algorithm = new x509.X509Certificate(root.der).signatureAlgorithm as { name: string; hash: { name: string } };
     expect(algorithm).toMatchObject({ name: 'RSASSA-PKCS1-v1_5', hash: { name: 'SHA-384' } });
   });
@@ -129,7 +144,13 @@ describe(issueRootCaCertificate.name, () => {
   it('honours a configurable backdate', async () => {
     const signer = createNodeSigner('EC-256');
     const now = new Date('2030-01-15T12:00:00Z');
-    const root = await issueRootCaCertificate({ signer, subject: subject('Root'), validityDays: 1, now, backdateSeconds: 0 });
+    const root = await issueRootCaCertificate({
+      signer,
+      subject: subject('Root'),
+      validityDays: 1,
+      now,
+      backdateSeconds: 0,
+    });
     expect(root.notBefore.toISOString()).toBe('2030-01-15T12:00:00.000Z');
     await expectPkiError(
       issueRootCaCertificate({ signer, subject: subject('Root'), validityDays: 1, backdateSeconds: -1 }),
@@ -155,7 +176,11 @@ describe(issueRootCaCertificate.name, () => {
       publicKeySpki: good.publicKeySpki,
       signDigest: async () => Buffer.alloc(64, 1),
     };
-    await expectPkiError(issueRootCaCertificate({ signer: faulty, subject: subject('Root'), validityDays: 1 }), 'INTERNAL', 'signature');
+    await expectPkiError(
+      issueRootCaCertificate({ signer: faulty, subject: subject('Root'), validityDays: 1 }),
+      'INTERNAL',
+      'signature',
+    );
   });
 });
 
@@ -173,14 +198,20 @@ describe(issueIssuingCaCertificate.name, () => {
     const ku = peculiar.getExtension(x509.KeyUsagesExtension)!;
     expect(ku.critical).toBe(true);
     expect(ku.usages).toBe(KU.keyCertSign | KU.cRLSign | KU.digitalSignature);
-    expect(peculiar.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId).toBe(expectedKeyId(h.issuingSigner.publicKey));
-    expect(peculiar.getExtension(x509.AuthorityKeyIdentifierExtension)!.keyId).toBe(expectedKeyId(h.rootSigner.publicKey));
+    expect(peculiar.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId).toBe(
+      expectedKeyId(h.issuingSigner.publicKey),
+    );
+    expect(peculiar.getExtension(x509.AuthorityKeyIdentifierExtension)!.keyId).toBe(
+      expectedKeyId(h.rootSigner.publicKey),
+    );
     expect(urls(peculiar)).toEqual({
       crl: [`${BASE_URL}/pki/root-g1.crl`],
       ocsp: [`${BASE_URL}/ocsp/root-g1`],
       caIssuers: [`${BASE_URL}/pki/root-g1.crt`],
     });
-    expect(extensionIds(peculiar)).toEqual([OID.basicConstraints, OID.keyUsage, OID.ski, OID.aki, OID.crlDp, OID.aia].sort());
+    expect(extensionIds(peculiar)).toEqual(
+      [OID.basicConstraints, OID.keyUsage, OID.ski, OID.aki, OID.crlDp, OID.aia].sort(),
+    );
     // The issuer field is byte-identical to the root's subject.
     expect(node.issuer).toBe(rootNode.subject);
   });
@@ -189,7 +220,12 @@ describe(issueIssuingCaCertificate.name, () => {
     const h = await createHierarchy('EC-256');
     const other = createNodeSigner('EC-256');
     await expectPkiError(
-      issueIssuingCaCertificate({ issuer: h.issuingIssuer, subject: subject('Sub'), publicKeySpki: other.publicKeySpki, validityDays: 30 }),
+      issueIssuingCaCertificate({
+        issuer: h.issuingIssuer,
+        subject: subject('Sub'),
+        publicKeySpki: other.publicKeySpki,
+        validityDays: 30,
+      }),
       'VALIDATION_ERROR',
       'issuer',
     );
@@ -199,7 +235,12 @@ describe(issueIssuingCaCertificate.name, () => {
     const h = await createHierarchy('EC-256');
     const other = createNodeSigner('EC-256');
     await expectPkiError(
-      issueIssuingCaCertificate({ issuer: h.rootIssuer, subject: subject('Sub'), publicKeySpki: other.publicKeySpki, validityDays: 4000 }),
+      issueIssuingCaCertificate({
+        issuer: h.rootIssuer,
+        subject: subject('Sub'),
+        publicKeySpki: other.publicKeySpki,
+        validityDays: 4000,
+      }),
       'VALIDATION_ERROR',
       'validityDays',
     );
@@ -231,13 +272,17 @@ describe(issueCodeSigningCertificate.name, () => {
       expect(peculiar.getExtension(x509.BasicConstraintsExtension)).toBeNull();
       expect(peculiar.getExtension(OID.freshestCrl)).toBeNull();
       expect(peculiar.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId).toBe(expectedKeyId(signer.publicKey));
-      expect(peculiar.getExtension(x509.AuthorityKeyIdentifierExtension)!.keyId).toBe(expectedKeyId(h.issuingSigner.publicKey));
+      expect(peculiar.getExtension(x509.AuthorityKeyIdentifierExtension)!.keyId).toBe(
+        expectedKeyId(h.issuingSigner.publicKey),
+      );
       expect(urls(peculiar)).toEqual({
         crl: [`${BASE_URL}/pki/issuing-g1.crl`],
         ocsp: [`${BASE_URL}/ocsp/issuing-g1`],
         caIssuers: [`${BASE_URL}/pki/issuing-g1.crt`],
       });
-      expect(extensionIds(peculiar)).toEqual([OID.keyUsage, OID.extKeyUsage, OID.ski, OID.aki, OID.crlDp, OID.aia].sort());
+      expect(extensionIds(peculiar)).toEqual(
+        [OID.keyUsage, OID.extKeyUsage, OID.ski, OID.aki, OID.crlDp, OID.aia].sort(),
+      );
       expect(node.subject).toBe(`C=DE\nST=Berlin\nO=Signet Test\nCN=release-${spec}`);
       expect(leaf.serialHex).toMatch(/^[4-7][0-9a-f]{31}$/);
       expect(node.serialNumber.toLowerCase()).toBe(leaf.serialHex);
@@ -245,14 +290,22 @@ describe(issueCodeSigningCertificate.name, () => {
   );
 
   it('refuses to hand out a leaf when the issuing CA signer returns a bad signature', async () => {
-    const faulty: DigestSigner = { spec: h.issuingSigner.spec, publicKeySpki: h.issuingSigner.publicKeySpki, signDigest: async () => Buffer.alloc(96, 1) };
+    const faulty: DigestSigner = {
+      spec: h.issuingSigner.spec,
+      publicKeySpki: h.issuingSigner.publicKeySpki,
+      signDigest: async () => Buffer.alloc(96, 1),
+    };
     await expectPkiError(issueLeaf({ ...h.issuingIssuer, signer: faulty }), 'INTERNAL', 'signature');
   });
 
   it('accepts 460 days and refuses 461', async () => {
     const { leaf } = await issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 460 });
     expect(leaf.notAfter.getTime() - leaf.notBefore.getTime()).toBe(460 * 86_400_000);
-    await expectPkiError(issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 461 }), 'VALIDATION_ERROR', 'validityDays');
+    await expectPkiError(
+      issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 461 }),
+      'VALIDATION_ERROR',
+      'validityDays',
+    );
   });
 
   it('refuses to issue from an expired issuer', async () => {
@@ -265,7 +318,11 @@ describe(issueCodeSigningCertificate.name, () => {
 
   it('refuses a leaf that would outlive its issuing CA', async () => {
     const soon = new Date(h.issuing.notAfter.getTime() - 10 * 86_400_000);
-    await expectPkiError(issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 30, now: soon }), 'VALIDATION_ERROR', 'validityDays');
+    await expectPkiError(
+      issueLeaf(h.issuingIssuer, 'EC-256', { validityDays: 30, now: soon }),
+      'VALIDATION_ERROR',
+      'validityDays',
+    );
   });
 
   it('needs the issuer generation URLs', async () => {
@@ -276,12 +333,22 @@ describe(issueCodeSigningCertificate.name, () => {
   it('refuses keys Notation does not accept, and the issuer own key', async () => {
     const ed = crypto.generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' });
     await expectPkiError(
-      issueCodeSigningCertificate({ issuer: h.issuingIssuer, subject: subject('x'), publicKeySpki: ed, validityDays: 1 }),
+      issueCodeSigningCertificate({
+        issuer: h.issuingIssuer,
+        subject: subject('x'),
+        publicKeySpki: ed,
+        validityDays: 1,
+      }),
       'UNSUPPORTED_ALGORITHM',
       'publicKeySpki',
     );
     await expectPkiError(
-      issueCodeSigningCertificate({ issuer: h.issuingIssuer, subject: subject('x'), publicKeySpki: h.issuingSigner.publicKeySpki, validityDays: 1 }),
+      issueCodeSigningCertificate({
+        issuer: h.issuingIssuer,
+        subject: subject('x'),
+        publicKeySpki: h.issuingSigner.publicKeySpki,
+        validityDays: 1,
+      }),
       'VALIDATION_ERROR',
       'publicKeySpki',
     );
@@ -291,7 +358,12 @@ describe(issueCodeSigningCertificate.name, () => {
     const signer = createNodeSigner('EC-256');
     const serials: Buffer[] = [];
     for (let i = 0; i < 1000; i++) {
-      const leaf = await issueCodeSigningCertificate({ issuer: h.issuingIssuer, subject: subject('bulk'), publicKeySpki: signer.publicKeySpki, validityDays: 1 });
+      const leaf = await issueCodeSigningCertificate({
+        issuer: h.issuingIssuer,
+        subject: subject('bulk'),
+        publicKeySpki: signer.publicKeySpki,
+        validityDays: 1,
+      });
       // Read the DER INTEGER straight from the certificate: tbs → [0] version → serial.
       const tbs = new x509.X509Certificate(leaf.der);
       serials.push(Buffer.from(tbs.serialNumber, 'hex'));
@@ -319,14 +391,29 @@ describe(issueCodeSigningCertificate.name, () => {
 describe('TSA profiles', () => {
   it('issues a TSA root (pathLen 0) and a timestamping certificate with critical EKU timeStamping only', async () => {
     const rootSigner = createNodeSigner('EC-384');
-    const root = await issueTsaRootCertificate({ signer: rootSigner, subject: subject('TSA Root'), validityDays: 3650 });
+    const root = await issueTsaRootCertificate({
+      signer: rootSigner,
+      subject: subject('TSA Root'),
+      validityDays: 3650,
+    });
     const rootView = inspect(root).peculiar;
-    expect(rootView.getExtension(x509.BasicConstraintsExtension)).toMatchObject({ critical: true, ca: true, pathLength: 0 });
-    expect(rootView.getExtension(x509.KeyUsagesExtension)!.usages).toBe(KU.keyCertSign | KU.cRLSign | KU.digitalSignature);
+    expect(rootView.getExtension(x509.BasicConstraintsExtension)).toMatchObject({
+      critical: true,
+      ca: true,
+      pathLength: 0,
+    });
+    expect(rootView.getExtension(x509.KeyUsagesExtension)!.usages).toBe(
+      KU.keyCertSign | KU.cRLSign | KU.digitalSignature,
+    );
 
     const issuer = loadCaIssuer({ certificate: root.pem, signer: rootSigner });
     const tsaSigner = createNodeSigner('EC-256');
-    const tsa = await issueTimestampingCertificate({ issuer, subject: subject('Signet TSA'), publicKeySpki: tsaSigner.publicKeySpki, validityDays: 365 });
+    const tsa = await issueTimestampingCertificate({
+      issuer,
+      subject: subject('Signet TSA'),
+      publicKeySpki: tsaSigner.publicKeySpki,
+      validityDays: 365,
+    });
     const { node, peculiar } = inspect(tsa);
     expect(node.verify(rootSigner.publicKey)).toBe(true);
     const eku = peculiar.getExtension(x509.ExtendedKeyUsageExtension)!;
@@ -340,8 +427,16 @@ describe('TSA profiles', () => {
 
   it('adds CRL DP and AIA to a timestamping certificate when the TSA root has endpoints', async () => {
     const rootSigner = createNodeSigner('EC-256');
-    const root = await issueTsaRootCertificate({ signer: rootSigner, subject: subject('TSA Root'), validityDays: 3650 });
-    const issuer = loadCaIssuer({ certificate: root.der, signer: rootSigner, urls: caGenerationUrls(BASE_URL, 'tsa-root-g1') });
+    const root = await issueTsaRootCertificate({
+      signer: rootSigner,
+      subject: subject('TSA Root'),
+      validityDays: 3650,
+    });
+    const issuer = loadCaIssuer({
+      certificate: root.der,
+      signer: rootSigner,
+      urls: caGenerationUrls(BASE_URL, 'tsa-root-g1'),
+    });
     const tsa = await issueTimestampingCertificate({
       issuer,
       subject: subject('Signet TSA'),
@@ -357,7 +452,11 @@ describe(loadCaIssuer.name, () => {
     const h = await createHierarchy('EC-256');
     const { signer, leaf } = await issueLeaf(h.issuingIssuer);
     await expectPkiError(() => loadCaIssuer({ certificate: leaf.der, signer }), 'INVALID_CERTIFICATE', 'certificate');
-    await expectPkiError(() => loadCaIssuer({ certificate: h.issuing.der, signer: h.rootSigner }), 'VALIDATION_ERROR', 'signer');
+    await expectPkiError(
+      () => loadCaIssuer({ certificate: h.issuing.der, signer: h.rootSigner }),
+      'VALIDATION_ERROR',
+      'signer',
+    );
     await expectPkiError(
       () =>
         loadCaIssuer({
@@ -368,7 +467,10 @@ describe(loadCaIssuer.name, () => {
       'VALIDATION_ERROR',
       'urls.crl',
     );
-    await expectPkiError(() => loadCaIssuer({ certificate: Buffer.from('garbage'), signer: h.issuingSigner }), 'INVALID_CERTIFICATE');
+    await expectPkiError(
+      () => loadCaIssuer({ certificate: Buffer.from('garbage'), signer: h.issuingSigner }),
+      'INVALID_CERTIFICATE',
+    );
   });
 
   it('takes the issuer key identifier and exact subject bytes from the certificate', async () => {
@@ -391,11 +493,20 @@ describe('direct DER certificate assembly', () => {
   const NOW = new Date('2030-01-15T12:00:00.400Z');
   const CA_KU = KU.keyCertSign | KU.cRLSign | KU.digitalSignature;
   const PROFILE: Record<CertificateProfile, () => x509.Extension[]> = {
-    'root-ca': () => [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(CA_KU, true)],
+    'root-ca': () => [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(CA_KU, true),
+    ],
     'tsa-root': () => [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(CA_KU, true)],
     'issuing-ca': () => [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(CA_KU, true)],
-    'code-signing': () => [new x509.KeyUsagesExtension(KU.digitalSignature, true), new x509.ExtendedKeyUsageExtension([OID.codeSigning], false)],
-    timestamping: () => [new x509.KeyUsagesExtension(KU.digitalSignature, true), new x509.ExtendedKeyUsageExtension([OID.timeStamping], true)],
+    'code-signing': () => [
+      new x509.KeyUsagesExtension(KU.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([OID.codeSigning], false),
+    ],
+    timestamping: () => [
+      new x509.KeyUsagesExtension(KU.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([OID.timeStamping], true),
+    ],
   };
 
   interface Inputs {
@@ -410,14 +521,24 @@ describe('direct DER certificate assembly', () => {
   }
 
   async function generatorReference(issued: IssuedCertificate, inputs: Inputs): Promise<Buffer> {
-    const extensions = [...PROFILE[inputs.profile](), await x509.SubjectKeyIdentifierExtension.create(inputs.publicKeySpki)];
+    const extensions = [
+      ...PROFILE[inputs.profile](),
+      await x509.SubjectKeyIdentifierExtension.create(inputs.publicKeySpki),
+    ];
     const { issuer } = inputs;
     if (issuer) {
-      const issuerSki = new x509.X509Certificate(issuer.certificate).getExtension(x509.SubjectKeyIdentifierExtension)!.keyId;
+      const issuerSki = new x509.X509Certificate(issuer.certificate).getExtension(
+        x509.SubjectKeyIdentifierExtension,
+      )!.keyId;
       extensions.push(new x509.AuthorityKeyIdentifierExtension(issuerSki, false));
       if (issuer.urls) {
         extensions.push(new x509.CRLDistributionPointsExtension([issuer.urls.crl], false));
-        extensions.push(new x509.AuthorityInfoAccessExtension({ ocsp: [issuer.urls.ocsp], caIssuers: [issuer.urls.caIssuers] }, false));
+        extensions.push(
+          new x509.AuthorityInfoAccessExtension(
+            { ocsp: [issuer.urls.ocsp], caIssuers: [issuer.urls.caIssuers] },
+            false,
+          ),
+        );
       }
     }
     const subjectName = encodeSubjectName(inputs.subject);
@@ -453,7 +574,13 @@ describe('direct DER certificate assembly', () => {
   ])('builds a %s (%s) root and issuing CA exactly as the generator did', async (spec, rsaPadding) => {
     const h = await createHierarchy(spec, { rsaPadding, now: NOW });
     const scheme = signatureSchemeFor(spec, rsaPadding);
-    await expectSameAsGenerator(h.root, { profile: 'root-ca', subject: subject(`Test Root ${spec}`), publicKeySpki: h.rootSigner.publicKeySpki, signer: h.rootSigner, scheme });
+    await expectSameAsGenerator(h.root, {
+      profile: 'root-ca',
+      subject: subject(`Test Root ${spec}`),
+      publicKeySpki: h.rootSigner.publicKeySpki,
+      signer: h.rootSigner,
+      scheme,
+    });
     await expectSameAsGenerator(h.issuing, {
       profile: 'issuing-ca',
       subject: subject(`Test Issuing CA ${spec}`),
@@ -466,13 +593,27 @@ describe('direct DER certificate assembly', () => {
 
   it('encodes a notAfter from 2050 on as GeneralizedTime, as the generator did', async () => {
     const signer = createNodeSigner('RSA-2048');
-    const root = await issueRootCaCertificate({ signer, subject: subject('Long Root'), validityDays: 36_500, now: NOW, rsaPadding: 'pkcs1' });
+    const root = await issueRootCaCertificate({
+      signer,
+      subject: subject('Long Root'),
+      validityDays: 36_500,
+      now: NOW,
+      rsaPadding: 'pkcs1',
+    });
     expect(root.notAfter.getUTCFullYear()).toBe(2129);
     expect(new x509.X509Certificate(root.der).notAfter.getTime()).toBe(root.notAfter.getTime());
     // GeneralizedTime (tag 0x18, 15 octets) "2129…Z"; notBefore stays UTCTime.
     expect(root.der.includes(Buffer.concat([Buffer.from([0x18, 0x0f]), Buffer.from('2129', 'ascii')]))).toBe(true);
-    expect(root.der.includes(Buffer.concat([Buffer.from([0x17, 0x0d]), Buffer.from('300115115500Z', 'ascii')]))).toBe(true);
-    await expectSameAsGenerator(root, { profile: 'root-ca', subject: subject('Long Root'), publicKeySpki: signer.publicKeySpki, signer, scheme: signatureSchemeFor('RSA-2048', 'pkcs1') });
+    expect(root.der.includes(Buffer.concat([Buffer.from([0x17, 0x0d]), Buffer.from('300115115500Z', 'ascii')]))).toBe(
+      true,
+    );
+    await expectSameAsGenerator(root, {
+      profile: 'root-ca',
+      subject: subject('Long Root'),
+      publicKeySpki: signer.publicKeySpki,
+      signer,
+      scheme: signatureSchemeFor('RSA-2048', 'pkcs1'),
+    });
   });
 
   it.each<[KeySpec, KeySpec, 'pss' | 'pkcs1']>([
@@ -481,29 +622,65 @@ describe('direct DER certificate assembly', () => {
     ['RSA-2048', 'EC-521', 'pkcs1'],
     ['RSA-2048', 'RSA-4096', 'pkcs1'],
     ['RSA-3072', 'EC-384', 'pss'],
-  ])('builds a code-signing leaf under a %s issuing CA for a %s key (%s) exactly as the generator did', async (caSpec, leafSpec, rsaPadding) => {
-    const h = await createHierarchy(caSpec, { rsaPadding, now: NOW });
-    const { signer, leaf } = await issueLeaf(h.issuingIssuer, leafSpec, { now: NOW, validityDays: 90 });
-    await expectSameAsGenerator(leaf, {
-      profile: 'code-signing',
-      subject: subject(`release-${leafSpec}`),
-      publicKeySpki: signer.publicKeySpki,
-      signer: h.issuingSigner,
-      scheme: signatureSchemeFor(caSpec, rsaPadding),
-      issuer: h.issuingIssuer,
-    });
-  });
+  ])(
+    'builds a code-signing leaf under a %s issuing CA for a %s key (%s) exactly as the generator did',
+    async (caSpec, leafSpec, rsaPadding) => {
+      const h = await createHierarchy(caSpec, { rsaPadding, now: NOW });
+      const { signer, leaf } = await issueLeaf(h.issuingIssuer, leafSpec, { now: NOW, validityDays: 90 });
+      await expectSameAsGenerator(leaf, {
+        profile: 'code-signing',
+        subject: subject(`release-${leafSpec}`),
+        publicKeySpki: signer.publicKeySpki,
+        signer: h.issuingSigner,
+        scheme: signatureSchemeFor(caSpec, rsaPadding),
+        issuer: h.issuingIssuer,
+      });
+    },
+  );
 
-  it.each([true, false])('builds a TSA root and a timestamping certificate (issuer URLs: %s) exactly as the generator did', async (withUrls) => {
-    const rootSigner = createNodeSigner('RSA-2048');
-    const scheme = signatureSchemeFor('RSA-2048', 'pkcs1');
-    const root = await issueTsaRootCertificate({ signer: rootSigner, subject: subject('TSA Root'), validityDays: 3650, now: NOW, rsaPadding: 'pkcs1' });
-    await expectSameAsGenerator(root, { profile: 'tsa-root', subject: subject('TSA Root'), publicKeySpki: rootSigner.publicKeySpki, signer: rootSigner, scheme });
-    const issuer = loadCaIssuer({ certificate: root.der, signer: rootSigner, rsaPadding: 'pkcs1', urls: withUrls ? caGenerationUrls(BASE_URL, 'tsa-root-g1') : undefined });
-    const tsaSigner = createNodeSigner('EC-256');
-    const tsa = await issueTimestampingCertificate({ issuer, subject: subject('Signet TSA'), publicKeySpki: tsaSigner.publicKeySpki, validityDays: 365, now: NOW });
-    await expectSameAsGenerator(tsa, { profile: 'timestamping', subject: subject('Signet TSA'), publicKeySpki: tsaSigner.publicKeySpki, signer: rootSigner, scheme, issuer });
-  });
+  it.each([true, false])(
+    'builds a TSA root and a timestamping certificate (issuer URLs: %s) exactly as the generator did',
+    async (withUrls) => {
+      const rootSigner = createNodeSigner('RSA-2048');
+      const scheme = signatureSchemeFor('RSA-2048', 'pkcs1');
+      const root = await issueTsaRootCertificate({
+        signer: rootSigner,
+        subject: subject('TSA Root'),
+        validityDays: 3650,
+        now: NOW,
+        rsaPadding: 'pkcs1',
+      });
+      await expectSameAsGenerator(root, {
+        profile: 'tsa-root',
+        subject: subject('TSA Root'),
+        publicKeySpki: rootSigner.publicKeySpki,
+        signer: rootSigner,
+        scheme,
+      });
+      const issuer = loadCaIssuer({
+        certificate: root.der,
+        signer: rootSigner,
+        rsaPadding: 'pkcs1',
+        urls: withUrls ? caGenerationUrls(BASE_URL, 'tsa-root-g1') : undefined,
+      });
+      const tsaSigner = createNodeSigner('EC-256');
+      const tsa = await issueTimestampingCertificate({
+        issuer,
+        subject: subject('Signet TSA'),
+        publicKeySpki: tsaSigner.publicKeySpki,
+        validityDays: 365,
+        now: NOW,
+      });
+      await expectSameAsGenerator(tsa, {
+        profile: 'timestamping',
+        subject: subject('Signet TSA'),
+        publicKeySpki: tsaSigner.publicKeySpki,
+        signer: rootSigner,
+        scheme,
+        issuer,
+      });
+    },
+  );
 
   it('gives a code-signing leaf exactly the profile as @peculiar/x509 parses it: v3, extensions in order with their criticality and values', async () => {
     const h = await createHierarchy('EC-384', { now: NOW });

@@ -69,24 +69,38 @@ export function loadCaIssuer(params: LoadCaIssuerParams): CaIssuer {
     parts = readCertificateParts(der);
     certificate = new x509.X509Certificate(der);
   } catch (error) {
-    throw new PkiError('INVALID_CERTIFICATE', `${operation}: 'certificate' is not a DER X.509 certificate (${(error as Error).message})`, {
-      field: 'certificate',
-    });
+    throw new PkiError(
+      'INVALID_CERTIFICATE',
+      `${operation}: 'certificate' is not a DER X.509 certificate (${(error as Error).message})`,
+      {
+        field: 'certificate',
+      },
+    );
   }
   const basicConstraints = certificate.getExtension(x509.BasicConstraintsExtension);
   const keyUsage = certificate.getExtension(x509.KeyUsagesExtension);
   if (!basicConstraints?.ca || !keyUsage || !(keyUsage.usages & x509.KeyUsageFlags.keyCertSign)) {
-    throw new PkiError('INVALID_CERTIFICATE', `${operation}: 'certificate' is not a CA certificate (basicConstraints CA and keyCertSign)`, {
-      field: 'certificate',
-    });
+    throw new PkiError(
+      'INVALID_CERTIFICATE',
+      `${operation}: 'certificate' is not a CA certificate (basicConstraints CA and keyCertSign)`,
+      {
+        field: 'certificate',
+      },
+    );
   }
   if (!samePublicKey(parts.subjectPublicKeyInfo, params.signer.publicKeySpki)) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' public key does not match the CA certificate`, { field: 'signer' });
-  }
-  if (keySpecOfPublicKey(parts.subjectPublicKeyInfo) !== params.signer.spec) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' key spec ${params.signer.spec} does not match the CA key`, {
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' public key does not match the CA certificate`, {
       field: 'signer',
     });
+  }
+  if (keySpecOfPublicKey(parts.subjectPublicKeyInfo) !== params.signer.spec) {
+    throw new PkiError(
+      'VALIDATION_ERROR',
+      `${operation}: 'signer' key spec ${params.signer.spec} does not match the CA key`,
+      {
+        field: 'signer',
+      },
+    );
   }
   if (params.urls) assertEndpointUrls(params.urls, operation);
   const ski = certificate.getExtension(x509.SubjectKeyIdentifierExtension);
@@ -164,7 +178,11 @@ export function issueTimestampingCertificate(params: IssueFromCaParams): Promise
   return issueFromCa('timestamping', params, 'issueTimestampingCertificate');
 }
 
-async function issueSelfSigned(profile: CertificateProfile, params: IssueRootParams, operation: string): Promise<IssuedCertificate> {
+async function issueSelfSigned(
+  profile: CertificateProfile,
+  params: IssueRootParams,
+  operation: string,
+): Promise<IssuedCertificate> {
   const subject = validateSubject(params.subject, operation);
   const subjectName = encodeSubjectName(subject);
   const spki = params.signer.publicKeySpki;
@@ -187,26 +205,40 @@ async function issueSelfSigned(profile: CertificateProfile, params: IssueRootPar
   });
 }
 
-async function issueFromCa(profile: CertificateProfile, params: IssueFromCaParams, operation: string): Promise<IssuedCertificate> {
+async function issueFromCa(
+  profile: CertificateProfile,
+  params: IssueFromCaParams,
+  operation: string,
+): Promise<IssuedCertificate> {
   const { issuer } = params;
   const subject = validateSubject(params.subject, operation);
   assertSupportedKey(params.publicKeySpki, operation, 'publicKeySpki');
   if (samePublicKey(params.publicKeySpki, issuer.publicKeySpki)) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: 'publicKeySpki' is the issuer's own key`, { field: 'publicKeySpki' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'publicKeySpki' is the issuer's own key`, {
+      field: 'publicKeySpki',
+    });
   }
   if (PROFILES_REQUIRING_URLS.includes(profile) && !issuer.urls) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: 'issuer.urls' is required (CRL DP and AIA)`, { field: 'issuer.urls' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'issuer.urls' is required (CRL DP and AIA)`, {
+      field: 'issuer.urls',
+    });
   }
   if (profile === 'issuing-ca' && issuer.pathLength !== undefined && issuer.pathLength < 1) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: issuer pathLen ${issuer.pathLength} does not allow a subordinate CA`, {
-      field: 'issuer',
-    });
+    throw new PkiError(
+      'VALIDATION_ERROR',
+      `${operation}: issuer pathLen ${issuer.pathLength} does not allow a subordinate CA`,
+      {
+        field: 'issuer',
+      },
+    );
   }
   const maxDays = profile === 'issuing-ca' ? MAX_CA_VALIDITY_DAYS : MAX_LEAF_VALIDITY_DAYS;
   const { notBefore, notAfter } = validityWindow(params, maxDays, operation);
   const now = params.now ?? new Date();
   if (now < issuer.notBefore || now > issuer.notAfter) {
-    throw new PkiError('ISSUER_NOT_VALID_NOW', `${operation}: the issuer certificate is not valid now`, { field: 'issuer' });
+    throw new PkiError('ISSUER_NOT_VALID_NOW', `${operation}: the issuer certificate is not valid now`, {
+      field: 'issuer',
+    });
   }
   // A child outliving its issuer breaks every untimestamped signature when the issuer expires.
   if (notAfter > issuer.notAfter) {
@@ -278,7 +310,11 @@ async function sign(request: SignRequest): Promise<IssuedCertificate> {
   );
   const signature = await signTbs(request.signer, scheme, tbs);
   if (!(await verifySignatureInBackground(request.issuerPublicKey, verificationAlgorithm(scheme), tbs, signature))) {
-    throw new PkiError('INTERNAL', `${request.operation}: issued certificate signature does not verify with the issuer key`, { field: 'signature' });
+    throw new PkiError(
+      'INTERNAL',
+      `${request.operation}: issued certificate signature does not verify with the issuer key`,
+      { field: 'signature' },
+    );
   }
   const der = sequence(tbs, scheme.algorithmIdentifier, bitString(signature));
   return {
@@ -294,15 +330,28 @@ async function sign(request: SignRequest): Promise<IssuedCertificate> {
 
 function assertSupportedKey(spki: Buffer, operation: string, field: string): void {
   if (!keySpecOfPublicKey(spki)) {
-    throw new PkiError('UNSUPPORTED_ALGORITHM', `${operation}: '${field}' is not an EC P-256/P-384/P-521 or RSA 2048/3072/4096 key`, {
-      field,
-    });
+    throw new PkiError(
+      'UNSUPPORTED_ALGORITHM',
+      `${operation}: '${field}' is not an EC P-256/P-384/P-521 or RSA 2048/3072/4096 key`,
+      {
+        field,
+      },
+    );
   }
 }
 
-function validityWindow(options: ValidityOptions, maxDays: number, operation: string): { notBefore: Date; notAfter: Date } {
+function validityWindow(
+  options: ValidityOptions,
+  maxDays: number,
+  operation: string,
+): { notBefore: Date; notAfter: Date } {
   const { validityDays } = options;
-  if (typeof validityDays !== 'number' || !Number.isFinite(validityDays) || validityDays <= 0 || validityDays > maxDays) {
+  if (
+    typeof validityDays !== 'number' ||
+    !Number.isFinite(validityDays) ||
+    validityDays <= 0 ||
+    validityDays > maxDays
+  ) {
     throw new PkiError('VALIDATION_ERROR', `${operation}: 'validityDays' must be > 0 and ≤ ${maxDays}`, {
       field: 'validityDays',
       max: maxDays,
@@ -310,9 +359,13 @@ function validityWindow(options: ValidityOptions, maxDays: number, operation: st
   }
   const backdate = options.backdateSeconds ?? DEFAULT_BACKDATE_SECONDS;
   if (!Number.isInteger(backdate) || backdate < 0 || backdate > MAX_BACKDATE_SECONDS) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: 'backdateSeconds' must be an integer 0..${MAX_BACKDATE_SECONDS}`, {
-      field: 'backdateSeconds',
-    });
+    throw new PkiError(
+      'VALIDATION_ERROR',
+      `${operation}: 'backdateSeconds' must be an integer 0..${MAX_BACKDATE_SECONDS}`,
+      {
+        field: 'backdateSeconds',
+      },
+    );
   }
   // Whole seconds: X.509 times carry no fractions, and the returned dates must match the certificate.
   const now = Math.floor((options.now ?? new Date()).getTime() / 1000) * 1000;

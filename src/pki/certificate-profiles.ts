@@ -64,14 +64,23 @@ function constantsFor(profile: CertificateProfile): Buffer[] {
   if (extensions) return extensions;
   switch (profile) {
     case 'root-ca':
-      extensions = derOf([new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(CA_KEY_USAGE, true)]);
+      extensions = derOf([
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(CA_KEY_USAGE, true),
+      ]);
       break;
     case 'tsa-root':
       // Issues TSA signing certificates directly, so no intermediate is ever needed below it.
-      extensions = derOf([new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(CA_KEY_USAGE, true)]);
+      extensions = derOf([
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(CA_KEY_USAGE, true),
+      ]);
       break;
     case 'issuing-ca':
-      extensions = derOf([new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(CA_KEY_USAGE, true)]);
+      extensions = derOf([
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(CA_KEY_USAGE, true),
+      ]);
       break;
     case 'code-signing':
       // basicConstraints left out (allowed: "absent or CA=FALSE").
@@ -105,7 +114,8 @@ function issuerExtensions(authorityKeyIdentifier: Buffer | undefined, urls: CaEn
     objects.push(new x509.AuthorityInfoAccessExtension({ ocsp: [urls.ocsp], caIssuers: [urls.caIssuers] }, false));
   }
   extensions = derOf(objects);
-  if (issuerExtensionCache.size >= ISSUER_CACHE_LIMIT) issuerExtensionCache.delete(issuerExtensionCache.keys().next().value!);
+  if (issuerExtensionCache.size >= ISSUER_CACHE_LIMIT)
+    issuerExtensionCache.delete(issuerExtensionCache.keys().next().value!);
   issuerExtensionCache.set(cacheKey, extensions);
   return extensions;
 }

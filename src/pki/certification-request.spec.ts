@@ -8,7 +8,11 @@ import { createCertificationRequest, parseCertificationRequest } from './certifi
 import { derToPem } from './pem-codec';
 
 /** Typed view of a CSR extension (Pkcs10CertificateRequest.getExtension takes an OID). */
-function csrExtension<T extends x509.Extension>(csr: x509.Pkcs10CertificateRequest, type: new (raw: ArrayBuffer) => T, oid: string): T | null {
+function csrExtension<T extends x509.Extension>(
+  csr: x509.Pkcs10CertificateRequest,
+  type: new (raw: ArrayBuffer) => T,
+  oid: string,
+): T | null {
   const ext = csr.getExtension(oid);
   return ext ? new type(ext.rawData) : null;
 }
@@ -29,25 +33,36 @@ function expectError(fn: () => unknown, code: PkiErrorCode, field?: string): voi
 }
 
 describe(createCertificationRequest.name, () => {
-  it.each(['EC-384', 'RSA-3072'] as const)('creates a %s issuing-CA CSR signed through the DigestSigner', async (spec) => {
-    const signer = createNodeSigner(spec);
-    const csr = await createCertificationRequest({ signer, subject: subject('Signet Issuing CA'), profile: 'issuing-ca' });
-    expect(csr.pem).toMatch(/^-----BEGIN CERTIFICATE REQUEST-----\n/);
+  it.each(['EC-384', 'RSA-3072'] as const)(
+    'creates a %s issuing-CA CSR signed through the DigestSigner',
+    async (spec) => {
+      const signer = createNodeSigner(spec);
+      const csr = await createCertificationRequest({
+        signer,
+        subject: subject('Signet Issuing CA'),
+        profile: 'issuing-ca',
+      });
+      expect(csr.pem).toMatch(/^-----BEGIN CERTIFICATE REQUEST-----\n/);
 
-    const parsed = new x509.Pkcs10CertificateRequest(csr.der);
-    expect(await parsed.verify(crypto.webcrypto as never)).toBe(true);
-    expect(parsed.subject).toBe('C=DE, ST=Berlin, O=Signet Test, CN=Signet Issuing CA');
-    expect(Buffer.from(parsed.publicKey.rawData)).toEqual(signer.publicKeySpki);
-    const bc = csrExtension(parsed, x509.BasicConstraintsExtension, BC)!;
-    expect(bc).toMatchObject({ ca: true, pathLength: 0, critical: true });
-    expect(csrExtension(parsed, x509.KeyUsagesExtension, KU)!.usages).toBe(
-      x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
-    );
-    expect(signer.signatureCount).toBe(1);
-  });
+      const parsed = new x509.Pkcs10CertificateRequest(csr.der);
+      expect(await parsed.verify(crypto.webcrypto as never)).toBe(true);
+      expect(parsed.subject).toBe('C=DE, ST=Berlin, O=Signet Test, CN=Signet Issuing CA');
+      expect(Buffer.from(parsed.publicKey.rawData)).toEqual(signer.publicKeySpki);
+      const bc = csrExtension(parsed, x509.BasicConstraintsExtension, BC)!;
+      expect(bc).toMatchObject({ ca: true, pathLength: 0, critical: true });
+      expect(csrExtension(parsed, x509.KeyUsagesExtension, KU)!.usages).toBe(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+      );
+      expect(signer.signatureCount).toBe(1);
+    },
+  );
 
   it('asks for digitalSignature and codeSigning in a code-signing CSR', async () => {
-    const csr = await createCertificationRequest({ signer: createNodeSigner('EC-256'), subject: subject('release'), profile: 'code-signing' });
+    const csr = await createCertificationRequest({
+      signer: createNodeSigner('EC-256'),
+      subject: subject('release'),
+      profile: 'code-signing',
+    });
     const parsed = new x509.Pkcs10CertificateRequest(csr.der);
     expect(csrExtension(parsed, x509.KeyUsagesExtension, KU)!.usages).toBe(x509.KeyUsageFlags.digitalSignature);
     expect(csrExtension(parsed, x509.ExtendedKeyUsageExtension, EKU)!.usages).toEqual(['1.3.6.1.5.5.7.3.3']);
@@ -56,9 +71,11 @@ describe(createCertificationRequest.name, () => {
 
   it('validates the subject before asking the signer for anything', async () => {
     const signer = createNodeSigner('EC-256');
-    const error = await createCertificationRequest({ signer, subject: { C: 'DE', ST: 'Berlin', CN: 'x' } as never, profile: 'code-signing' }).catch(
-      (caught: unknown) => caught,
-    );
+    const error = await createCertificationRequest({
+      signer,
+      subject: { C: 'DE', ST: 'Berlin', CN: 'x' } as never,
+      profile: 'code-signing',
+    }).catch((caught: unknown) => caught);
     expect((error as PkiError).code).toBe('INVALID_SUBJECT');
     expect((error as PkiError).details?.field).toBe('O');
     expect(signer.signatureCount).toBe(0);
@@ -74,12 +91,20 @@ describe(parseCertificationRequest.name, () => {
       expect(parsed.publicKeySpki).toEqual(signer.publicKeySpki);
       expect(parsed.keySpec).toBe('RSA-2048');
       expect(parsed.signatureAlgorithm).toBe('rsassaPss-SHA256');
-      expect(parsed.subject.flat().map((a) => `${a.shortName}=${a.value}`)).toEqual(['C=DE', 'ST=Berlin', 'O=Signet Test', 'CN=x']);
+      expect(parsed.subject.flat().map((a) => `${a.shortName}=${a.value}`)).toEqual([
+        'C=DE',
+        'ST=Berlin',
+        'O=Signet Test',
+        'CN=x',
+      ]);
     }
   });
 
   it('accepts a CSR made by OpenSSL-compatible WebCrypto code and refuses a tampered one', async () => {
-    const keys = (await crypto.webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as crypto.webcrypto.CryptoKeyPair;
+    const keys = (await crypto.webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+      'verify',
+    ])) as crypto.webcrypto.CryptoKeyPair;
     const csr = await x509.Pkcs10CertificateRequestGenerator.create(
       { name: 'C=US, ST=WA, O=Acme, CN=external', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as never },
       crypto.webcrypto as never,
@@ -103,6 +128,9 @@ describe(parseCertificationRequest.name, () => {
     );
     expectError(() => parseCertificationRequest(Buffer.from(sha1.rawData)), 'UNSUPPORTED_ALGORITHM', 'csr');
     expectError(() => parseCertificationRequest(Buffer.from('30030201', 'hex')), 'VALIDATION_ERROR', 'csr');
-    expectError(() => parseCertificationRequest(derToPem(Buffer.from('3000', 'hex'), 'CERTIFICATE')), 'VALIDATION_ERROR');
+    expectError(
+      () => parseCertificationRequest(derToPem(Buffer.from('3000', 'hex'), 'CERTIFICATE')),
+      'VALIDATION_ERROR',
+    );
   });
 });

@@ -42,7 +42,10 @@ export async function createCertificationRequest(params: CreateCsrParams): Promi
           new x509.BasicConstraintsExtension(true, 0, true),
           new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign | KU.digitalSignature, true),
         ]
-      : [new x509.KeyUsagesExtension(KU.digitalSignature, true), new x509.ExtendedKeyUsageExtension([EKU_OIDS.codeSigning], false)];
+      : [
+          new x509.KeyUsagesExtension(KU.digitalSignature, true),
+          new x509.ExtendedKeyUsageExtension([EKU_OIDS.codeSigning], false),
+        ];
   const csr = await x509.Pkcs10CertificateRequestGenerator.create(
     {
       name: new x509.Name(subjectName),
@@ -56,7 +59,9 @@ export async function createCertificationRequest(params: CreateCsrParams): Promi
   const der = Buffer.from(csr.rawData);
   const parsed = parseCertificationRequest(der); // also proves the signature verifies
   if (!parsed.subjectName.equals(subjectName)) {
-    throw new PkiError('INTERNAL', `${operation}: CSR subject differs from the requested subject`, { field: 'subject' });
+    throw new PkiError('INTERNAL', `${operation}: CSR subject differs from the requested subject`, {
+      field: 'subject',
+    });
   }
   return { der, pem: derToPem(der, 'CERTIFICATE REQUEST') };
 }
@@ -88,7 +93,8 @@ export function parseCertificationRequest(input: string | Buffer): ParsedCsr {
     if (!version || version.tag !== 0x02 || version.content.length !== 1 || version.content[0] !== 0) {
       throw new DerParseError('version must be v1 (0)');
     }
-    if (!name || name.tag !== 0x30 || !spki || spki.tag !== 0x30) throw new DerParseError('malformed CertificationRequestInfo');
+    if (!name || name.tag !== 0x30 || !spki || spki.tag !== 0x30)
+      throw new DerParseError('malformed CertificationRequestInfo');
     subjectName = Buffer.from(name.raw);
     publicKeySpki = Buffer.from(spki.raw);
     subject = decodeName(subjectName);

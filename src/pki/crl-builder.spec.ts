@@ -25,7 +25,13 @@ function verifyCrl(der: Buffer, publicKey: crypto.KeyObject, rsaPss = false): bo
   const tbs = Buffer.from(rawTbs(der));
   const signature = Buffer.from(crl.signature);
   const hash = (crl.signatureAlgorithm as { hash: { name: string } }).hash.name.replace('SHA-', 'sha');
-  if (rsaPss) return crypto.verify(hash, tbs, { key: publicKey, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(hash.slice(3)) / 8 }, signature);
+  if (rsaPss)
+    return crypto.verify(
+      hash,
+      tbs,
+      { key: publicKey, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(hash.slice(3)) / 8 },
+      signature,
+    );
   return crypto.verify(hash, tbs, publicKey, signature);
 }
 
@@ -39,12 +45,23 @@ describe(buildCrl.name, () => {
     const thisUpdate = new Date('2030-03-01T10:00:00.400Z');
     const nextUpdate = new Date('2030-03-02T10:00:00Z');
     const entries: CrlEntry[] = [
-      { serialHex: '7A00000000000000000000000000000001', revokedAt: new Date('2030-02-01T00:00:00Z'), reason: 'keyCompromise', invalidityDate: new Date('2030-01-31T12:00:00Z') },
+      {
+        serialHex: '7A00000000000000000000000000000001',
+        revokedAt: new Date('2030-02-01T00:00:00Z'),
+        reason: 'keyCompromise',
+        invalidityDate: new Date('2030-01-31T12:00:00Z'),
+      },
       { serialHex: '00ff', revokedAt: new Date('2030-02-02T00:00:00Z'), reason: 'unspecified' },
       { serialHex: '42', revokedAt: new Date('2030-02-03T00:00:00Z') },
       { serialHex: 'abcdef', revokedAt: new Date('2030-02-04T00:00:00Z'), reason: 'cessationOfOperation' },
     ];
-    const built = await buildCrl({ issuer: h.issuingIssuer, crlNumber: 1234567890123n, thisUpdate, nextUpdate, entries });
+    const built = await buildCrl({
+      issuer: h.issuingIssuer,
+      crlNumber: 1234567890123n,
+      thisUpdate,
+      nextUpdate,
+      entries,
+    });
     expect(built.entryCount).toBe(4);
     expect(built.thisUpdate.toISOString()).toBe('2030-03-01T10:00:00.000Z');
 
@@ -57,10 +74,14 @@ describe(buildCrl.name, () => {
     expect(verifyCrl(built.der, h.rootSigner.publicKey)).toBe(false);
 
     const aki = crl.getExtension(x509.AuthorityKeyIdentifierExtension)!;
-    expect(aki.keyId).toBe(new x509.X509Certificate(h.issuing.der).getExtension(x509.SubjectKeyIdentifierExtension)!.keyId);
+    expect(aki.keyId).toBe(
+      new x509.X509Certificate(h.issuing.der).getExtension(x509.SubjectKeyIdentifierExtension)!.keyId,
+    );
     const crlNumber = crl.getExtension(CRL_NUMBER)!;
     expect(crlNumber.critical).toBe(false);
-    expect(Buffer.from(crlNumber.value).toString('hex')).toBe('02' + '06' + (1234567890123).toString(16).padStart(12, '0'));
+    expect(Buffer.from(crlNumber.value).toString('hex')).toBe(
+      '02' + '06' + (1234567890123).toString(16).padStart(12, '0'),
+    );
 
     const [first, second, third, fourth] = crl.entries;
     expect(first.serialNumber).toBe('7a00000000000000000000000000000001');
@@ -78,8 +99,21 @@ describe(buildCrl.name, () => {
   });
 
   it('writes entries byte-for-byte as the generic DER encoder would (serial padding, UTC/Generalized time, extensions)', async () => {
-    const reasons = ['keyCompromise', 'caCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'unspecified', undefined] as const;
-    const dates = [new Date('2049-12-31T23:59:59Z'), new Date('2050-01-01T00:00:00Z'), new Date('1949-06-01T12:00:00Z'), new Date('2031-02-03T04:05:06.789Z')];
+    const reasons = [
+      'keyCompromise',
+      'caCompromise',
+      'affiliationChanged',
+      'superseded',
+      'cessationOfOperation',
+      'unspecified',
+      undefined,
+    ] as const;
+    const dates = [
+      new Date('2049-12-31T23:59:59Z'),
+      new Date('2050-01-01T00:00:00Z'),
+      new Date('1949-06-01T12:00:00Z'),
+      new Date('2031-02-03T04:05:06.789Z'),
+    ];
     const entries: CrlEntry[] = [];
     for (let i = 0; i < 300; i++) {
       const serial = crypto.randomBytes(1 + (i % 20));
@@ -90,15 +124,34 @@ describe(buildCrl.name, () => {
         invalidityDate: i % 4 === 0 ? dates[(i + 1) % dates.length] : undefined,
       });
     }
-    const unique = entries.filter((e, i) => entries.findIndex((o) => normalizeSerialHex(o.serialHex) === normalizeSerialHex(e.serialHex)) === i);
-    const built = await buildCrl({ issuer: h.issuingIssuer, crlNumber: 9, nextUpdate: new Date('2099-01-01'), thisUpdate: new Date('2030-01-01'), entries: unique });
+    const unique = entries.filter(
+      (e, i) => entries.findIndex((o) => normalizeSerialHex(o.serialHex) === normalizeSerialHex(e.serialHex)) === i,
+    );
+    const built = await buildCrl({
+      issuer: h.issuingIssuer,
+      crlNumber: 9,
+      nextUpdate: new Date('2099-01-01'),
+      thisUpdate: new Date('2030-01-01'),
+      entries: unique,
+    });
     const expected = sequence(
       ...unique.map((e) => {
         const extensions = [];
-        if (e.reason && e.reason !== 'unspecified') extensions.push(extension('2.5.29.21', false, enumerated(REASON_CODES[e.reason])));
+        if (e.reason && e.reason !== 'unspecified')
+          extensions.push(extension('2.5.29.21', false, enumerated(REASON_CODES[e.reason])));
         if (e.invalidityDate) extensions.push(extension('2.5.29.24', false, generalizedTime(e.invalidityDate)));
-        const magnitude = Buffer.from(normalizeSerialHex(e.serialHex).padStart(normalizeSerialHex(e.serialHex).length + (normalizeSerialHex(e.serialHex).length % 2), '0'), 'hex');
-        return sequence(unsignedInteger(magnitude), x509Time(e.revokedAt), ...(extensions.length ? [sequence(...extensions)] : []));
+        const magnitude = Buffer.from(
+          normalizeSerialHex(e.serialHex).padStart(
+            normalizeSerialHex(e.serialHex).length + (normalizeSerialHex(e.serialHex).length % 2),
+            '0',
+          ),
+          'hex',
+        );
+        return sequence(
+          unsignedInteger(magnitude),
+          x509Time(e.revokedAt),
+          ...(extensions.length ? [sequence(...extensions)] : []),
+        );
       }),
     );
     const tbs = asn1js.fromBER(rawTbs(built.der)).result as asn1js.Sequence;
@@ -106,7 +159,12 @@ describe(buildCrl.name, () => {
   });
 
   it('omits revokedCertificates when nothing is revoked', async () => {
-    const built = await buildCrl({ issuer: h.rootIssuer, crlNumber: 1, nextUpdate: new Date(Date.now() + 3600_000), entries: [] });
+    const built = await buildCrl({
+      issuer: h.rootIssuer,
+      crlNumber: 1,
+      nextUpdate: new Date(Date.now() + 3600_000),
+      entries: [],
+    });
     const crl = new x509.X509Crl(built.der);
     expect(crl.entries).toEqual([]);
     expect(verifyCrl(built.der, h.rootSigner.publicKey)).toBe(true);
@@ -118,29 +176,63 @@ describe(buildCrl.name, () => {
 
   it('reads entries from an async iterator (database cursor)', async () => {
     async function* cursor(): AsyncGenerator<CrlEntry> {
-      for (let i = 0; i < 250; i++) yield { serialHex: generateSerialNumber(), revokedAt: new Date(), reason: 'superseded' };
+      for (let i = 0; i < 250; i++)
+        yield { serialHex: generateSerialNumber(), revokedAt: new Date(), reason: 'superseded' };
     }
-    const built = await buildCrl({ issuer: h.issuingIssuer, crlNumber: 2, nextUpdate: new Date(Date.now() + 3600_000), entries: cursor() });
+    const built = await buildCrl({
+      issuer: h.issuingIssuer,
+      crlNumber: 2,
+      nextUpdate: new Date(Date.now() + 3600_000),
+      entries: cursor(),
+    });
     expect(new x509.X509Crl(built.der).entries).toHaveLength(250);
     expect(built.entryCount).toBe(250);
   });
 
   it('signs RSA CRLs with RSASSA-PSS by default', async () => {
     const rsa = await createHierarchy('RSA-2048');
-    const built = await buildCrl({ issuer: rsa.issuingIssuer, crlNumber: 3, nextUpdate: new Date(Date.now() + 3600_000), entries: [{ serialHex: '01', revokedAt: new Date() }] });
+    const built = await buildCrl({
+      issuer: rsa.issuingIssuer,
+      crlNumber: 3,
+      nextUpdate: new Date(Date.now() + 3600_000),
+      entries: [{ serialHex: '01', revokedAt: new Date() }],
+    });
     expect(new x509.X509Crl(built.der).signatureAlgorithm).toMatchObject({ name: 'RSA-PSS', saltLength: 32 });
     expect(verifyCrl(built.der, rsa.issuingSigner.publicKey, true)).toBe(true);
   });
 
   it.each<[string, Partial<Parameters<typeof buildCrl>[0]>, string]>([
-    ['nextUpdate before thisUpdate', { thisUpdate: new Date('2030-01-02'), nextUpdate: new Date('2030-01-01') }, 'nextUpdate'],
+    [
+      'nextUpdate before thisUpdate',
+      { thisUpdate: new Date('2030-01-02'), nextUpdate: new Date('2030-01-01') },
+      'nextUpdate',
+    ],
     ['negative cRLNumber', { crlNumber: -1 }, 'crlNumber'],
-    ['a duplicated serial', { entries: [{ serialHex: '0a', revokedAt: new Date() }, { serialHex: 'A', revokedAt: new Date() }] }, 'entries[1].serialHex'],
+    [
+      'a duplicated serial',
+      {
+        entries: [
+          { serialHex: '0a', revokedAt: new Date() },
+          { serialHex: 'A', revokedAt: new Date() },
+        ],
+      },
+      'entries[1].serialHex',
+    ],
     ['a bad serial', { entries: [{ serialHex: 'zz', revokedAt: new Date() }] }, 'entries[0].serialHex'],
-    ['a bad reason', { entries: [{ serialHex: '01', revokedAt: new Date(), reason: 'certificateHold' as never }] }, 'entries[0].reason'],
+    [
+      'a bad reason',
+      { entries: [{ serialHex: '01', revokedAt: new Date(), reason: 'certificateHold' as never }] },
+      'entries[0].reason',
+    ],
     ['a bad date', { entries: [{ serialHex: '01', revokedAt: new Date('nope') }] }, 'entries[0].revokedAt'],
   ])('rejects %s', async (_label, override, field) => {
-    const params = { issuer: h.issuingIssuer, crlNumber: 1, nextUpdate: new Date(Date.now() + 3600_000), entries: [] as CrlEntry[], ...override };
+    const params = {
+      issuer: h.issuingIssuer,
+      crlNumber: 1,
+      nextUpdate: new Date(Date.now() + 3600_000),
+      entries: [] as CrlEntry[],
+      ...override,
+    };
     const error = await buildCrl(params).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(PkiError);
     expect((error as PkiError).code).toBe('VALIDATION_ERROR');

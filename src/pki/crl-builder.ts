@@ -70,13 +70,19 @@ export async function buildCrl(params: BuildCrlParams): Promise<BuiltCrl> {
   const thisUpdate = wholeSeconds(params.thisUpdate ?? new Date());
   const nextUpdate = wholeSeconds(params.nextUpdate);
   if (!(nextUpdate > thisUpdate)) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: 'nextUpdate' must be after 'thisUpdate'`, { field: 'nextUpdate' });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: 'nextUpdate' must be after 'thisUpdate'`, {
+      field: 'nextUpdate',
+    });
   }
   const crlNumber = BigInt(params.crlNumber);
   if (crlNumber < 0n || crlNumber > MAX_CRL_NUMBER) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: 'crlNumber' must be a non-negative integer of at most 20 octets`, {
-      field: 'crlNumber',
-    });
+    throw new PkiError(
+      'VALIDATION_ERROR',
+      `${operation}: 'crlNumber' must be a non-negative integer of at most 20 octets`,
+      {
+        field: 'crlNumber',
+      },
+    );
   }
 
   const writer = new EntryWriter();
@@ -110,11 +116,15 @@ export async function buildCrl(params: BuildCrlParams): Promise<BuiltCrl> {
   // A faulty signer must never publish a CRL that verifiers reject.
   const algorithm = describeSignatureAlgorithm(issuer.scheme.algorithmIdentifier)!;
   if (!verifySignature(issuer.publicKeySpki, algorithm, tbs, signature)) {
-    throw new PkiError('INTERNAL', `${operation}: CRL signature does not verify with the issuer key`, { field: 'signature' });
+    throw new PkiError('INTERNAL', `${operation}: CRL signature does not verify with the issuer key`, {
+      field: 'signature',
+    });
   }
   const der = tlv(0x30, tbs, issuer.scheme.algorithmIdentifier, bitString(signature));
   if (der.length > MAX_CRL_BYTES) {
-    throw new PkiError('INTERNAL', `${operation}: CRL is ${der.length} bytes, above Notation's 32 MiB limit`, { field: 'entries' });
+    throw new PkiError('INTERNAL', `${operation}: CRL is ${der.length} bytes, above Notation's 32 MiB limit`, {
+      field: 'entries',
+    });
   }
   return { der, entryCount, crlNumber, thisUpdate, nextUpdate };
 }
@@ -191,25 +201,35 @@ function writeEntry(writer: EntryWriter, entry: CrlEntry, index: number, seen: S
   try {
     serial = normalizeSerialHex(entry.serialHex);
   } catch {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('serialHex')}' is not a hex serial`, { field: field('serialHex') });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('serialHex')}' is not a hex serial`, {
+      field: field('serialHex'),
+    });
   }
   if (seen.has(serial)) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: serial ${entry.serialHex} is listed twice`, { field: field('serialHex') });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: serial ${entry.serialHex} is listed twice`, {
+      field: field('serialHex'),
+    });
   }
   seen.add(serial);
   if (!(entry.revokedAt instanceof Date) || Number.isNaN(entry.revokedAt.getTime())) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('revokedAt')}' must be a date`, { field: field('revokedAt') });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('revokedAt')}' must be a date`, {
+      field: field('revokedAt'),
+    });
   }
   let reasonExtension: Buffer | undefined;
   if (entry.reason !== undefined && entry.reason !== 'unspecified') {
     if (!isRevocationReason(entry.reason)) {
-      throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('reason')}' is not a revocation reason`, { field: field('reason') });
+      throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('reason')}' is not a revocation reason`, {
+        field: field('reason'),
+      });
     }
     reasonExtension = reasonCodeExtension(REASON_CODES[entry.reason]);
   }
   const invalidityDate = entry.invalidityDate;
   if (invalidityDate !== undefined && (!(invalidityDate instanceof Date) || Number.isNaN(invalidityDate.getTime()))) {
-    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('invalidityDate')}' must be a date`, { field: field('invalidityDate') });
+    throw new PkiError('VALIDATION_ERROR', `${operation}: '${field('invalidityDate')}' must be a date`, {
+      field: field('invalidityDate'),
+    });
   }
 
   writer.reserve(MAX_ENTRY_OCTETS);

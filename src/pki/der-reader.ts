@@ -51,7 +51,7 @@ export function readSingle(buffer: Buffer, expectedTag?: number): DerElement {
 
 export function readChildren(element: DerElement): DerElement[] {
   const children: DerElement[] = [];
-  for (let offset = 0; offset < element.content.length; ) {
+  for (let offset = 0; offset < element.content.length;) {
     const child = readElement(element.content, offset);
     children.push(child);
     offset += child.raw.length;
@@ -93,7 +93,15 @@ export interface CertificateParts {
 export function readCertificateParts(der: Buffer): CertificateParts {
   const certificate = readSingle(der, 0x30);
   const [tbs, signatureAlgorithm, signature, ...rest] = readChildren(certificate);
-  if (!tbs || tbs.tag !== 0x30 || !signatureAlgorithm || signatureAlgorithm.tag !== 0x30 || !signature || signature.tag !== 0x03 || rest.length) {
+  if (
+    !tbs ||
+    tbs.tag !== 0x30 ||
+    !signatureAlgorithm ||
+    signatureAlgorithm.tag !== 0x30 ||
+    !signature ||
+    signature.tag !== 0x03 ||
+    rest.length
+  ) {
     throw new DerParseError('not an X.509 certificate');
   }
   const fields = readChildren(tbs);
@@ -107,7 +115,15 @@ export function readCertificateParts(der: Buffer): CertificateParts {
   }
   const [serial, tbsAlg, issuer, validity, subject, spki] = fields.slice(index, index + 6);
   index += 6;
-  if (!spki || serial.tag !== 0x02 || tbsAlg.tag !== 0x30 || issuer.tag !== 0x30 || validity.tag !== 0x30 || subject.tag !== 0x30 || spki.tag !== 0x30) {
+  if (
+    !spki ||
+    serial.tag !== 0x02 ||
+    tbsAlg.tag !== 0x30 ||
+    issuer.tag !== 0x30 ||
+    validity.tag !== 0x30 ||
+    subject.tag !== 0x30 ||
+    spki.tag !== 0x30
+  ) {
     throw new DerParseError('malformed TBSCertificate');
   }
   if (signature.content[0] !== 0) throw new DerParseError('signature BIT STRING has unused bits');
@@ -128,7 +144,15 @@ export function readCertificateParts(der: Buffer): CertificateParts {
 export function readSignedParts(der: Buffer): { tbs: Buffer; signatureAlgorithm: Buffer; signature: Buffer } {
   const outer = readSingle(der, 0x30);
   const [tbs, signatureAlgorithm, signature, ...rest] = readChildren(outer);
-  if (!tbs || tbs.tag !== 0x30 || !signatureAlgorithm || signatureAlgorithm.tag !== 0x30 || !signature || signature.tag !== 0x03 || rest.length) {
+  if (
+    !tbs ||
+    tbs.tag !== 0x30 ||
+    !signatureAlgorithm ||
+    signatureAlgorithm.tag !== 0x30 ||
+    !signature ||
+    signature.tag !== 0x03 ||
+    rest.length
+  ) {
     throw new DerParseError('not a signed structure');
   }
   if (signature.content[0] !== 0) throw new DerParseError('signature BIT STRING has unused bits');

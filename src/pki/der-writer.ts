@@ -52,7 +52,8 @@ export const explicit = (tagNumber: number, ...content: Buffer[]): Buffer => tlv
 /** [n] IMPLICIT over a primitive type. */
 export const implicitPrimitive = (tagNumber: number, content: Buffer): Buffer => tlv(0x80 | tagNumber, content);
 /** [n] IMPLICIT over a constructed type (SEQUENCE contents). */
-export const implicitConstructed = (tagNumber: number, ...content: Buffer[]): Buffer => tlv(0xa0 | tagNumber, ...content);
+export const implicitConstructed = (tagNumber: number, ...content: Buffer[]): Buffer =>
+  tlv(0xa0 | tagNumber, ...content);
 
 export function bitString(value: Buffer, unusedBits = 0): Buffer {
   return tlv(0x03, Buffer.from([unusedBits]), value);
@@ -108,8 +109,13 @@ const pad2 = (n: number): string => (n < 10 ? '0' : '') + n;
 export function utcTime(date: Date): Buffer {
   const year = date.getUTCFullYear();
   const text =
-    pad2(year % 100) + pad2(date.getUTCMonth() + 1) + pad2(date.getUTCDate()) +
-    pad2(date.getUTCHours()) + pad2(date.getUTCMinutes()) + pad2(date.getUTCSeconds()) + 'Z';
+    pad2(year % 100) +
+    pad2(date.getUTCMonth() + 1) +
+    pad2(date.getUTCDate()) +
+    pad2(date.getUTCHours()) +
+    pad2(date.getUTCMinutes()) +
+    pad2(date.getUTCSeconds()) +
+    'Z';
   return tlv(0x17, Buffer.from(text, 'ascii'));
 }
 
@@ -118,8 +124,13 @@ export function generalizedTime(date: Date): Buffer {
   const year = date.getUTCFullYear();
   if (year < 0 || year > 9999) throw new RangeError('generalizedTime: year out of range');
   const text =
-    String(year).padStart(4, '0') + pad2(date.getUTCMonth() + 1) + pad2(date.getUTCDate()) +
-    pad2(date.getUTCHours()) + pad2(date.getUTCMinutes()) + pad2(date.getUTCSeconds()) + 'Z';
+    String(year).padStart(4, '0') +
+    pad2(date.getUTCMonth() + 1) +
+    pad2(date.getUTCDate()) +
+    pad2(date.getUTCHours()) +
+    pad2(date.getUTCMinutes()) +
+    pad2(date.getUTCSeconds()) +
+    'Z';
   return tlv(0x18, Buffer.from(text, 'ascii'));
 }
 

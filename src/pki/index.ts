@@ -10,12 +10,26 @@ export type { PkiErrorCode } from './pki-error';
 export { PKI_ERROR_CODES, PkiError } from './pki-error';
 
 export type { DigestSigner, HashAlgorithm, KeySpec, KeySpecInfo, SigningAlgorithm } from './key-spec';
-export { HASH_ALGORITHMS, HASH_LENGTH, KEY_SPECS, KEY_SPEC_INFO, isHashAlgorithm, isKeySpec, nodeHashName } from './key-spec';
+export {
+  HASH_ALGORITHMS,
+  HASH_LENGTH,
+  KEY_SPECS,
+  KEY_SPEC_INFO,
+  isHashAlgorithm,
+  isKeySpec,
+  nodeHashName,
+} from './key-spec';
 
 export type { CaEndpointUrls } from './ca-urls';
 export { assertHttpUrl, caGenerationUrls } from './ca-urls';
 
-export type { CaIssuer, IssueFromCaParams, IssueRootParams, IssuedCertificate, LoadCaIssuerParams } from './certificate-issuer';
+export type {
+  CaIssuer,
+  IssueFromCaParams,
+  IssueRootParams,
+  IssuedCertificate,
+  LoadCaIssuerParams,
+} from './certificate-issuer';
 export {
   DEFAULT_BACKDATE_SECONDS,
   MAX_LEAF_VALIDITY_DAYS,
@@ -30,7 +44,12 @@ export {
 export type { CertificateProfile } from './certificate-profiles';
 export { EKU_OIDS, EXTENSION_OIDS } from './certificate-profiles';
 
-export type { ChainCertificateInfo, ChainLeafProfile, ValidateChainParams, ValidatedChain } from './certificate-chain-validator';
+export type {
+  ChainCertificateInfo,
+  ChainLeafProfile,
+  ValidateChainParams,
+  ValidatedChain,
+} from './certificate-chain-validator';
 export { validateCertificateChain } from './certificate-chain-validator';
 
 export type { CreateCsrParams, CreatedCsr, CsrProfile, ParsedCsr } from './certification-request';
@@ -68,17 +87,32 @@ export { derToPem, parsePemBlocks, pemOrDerToDer } from './pem-codec';
 export type { RevocationReason } from './revocation-reasons';
 export { REASON_CODES, REVOCATION_REASONS, isRevocationReason } from './revocation-reasons';
 
-export { generateSerialNumber, normalizeSerialHex, serialHexFromIntegerContent, serialHexToIntegerContent } from './serial-number';
+export {
+  generateSerialNumber,
+  normalizeSerialHex,
+  serialHexFromIntegerContent,
+  serialHexToIntegerContent,
+} from './serial-number';
 
 export type { RsaPadding, SignatureScheme } from './signature-algorithms';
 export { ecdsaDerToRaw, ecdsaRawToDer, signTbs, signatureSchemeFor } from './signature-algorithms';
 
 export type { CertificateSubject } from './subject-name';
-export { checkSubjectName, encodeSubjectName, notationTrustedIdentity, subjectToDn, validateSubject } from './subject-name';
+export {
+  checkSubjectName,
+  encodeSubjectName,
+  notationTrustedIdentity,
+  subjectToDn,
+  validateSubject,
+} from './subject-name';
 
 export { DigestSignerCrypto, digestSignerCrypto, signerCryptoKey } from './x509-signer-provider';
 
-export { TimestampTokenBuilder, assertTimestampingCertificate, encodeRejectionResponse } from './timestamp-token.builder';
+export {
+  TimestampTokenBuilder,
+  assertTimestampingCertificate,
+  encodeRejectionResponse,
+} from './timestamp-token.builder';
 export { parseTimestampRequest } from './timestamp-request.parser';
 export type { TimestampRequest } from './timestamp-request.parser';
 export { TimestampRejection } from './timestamp-rejection';

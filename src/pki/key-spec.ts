@@ -32,12 +32,57 @@ export interface KeySpecInfo {
 }
 
 export const KEY_SPEC_INFO: Record<KeySpec, KeySpecInfo> = {
-  'EC-256': { spec: 'EC-256', kind: 'EC', curve: 'P-256', hash: 'SHA-256', signingAlgorithm: 'ECDSA-SHA-256', jwsAlg: 'ES256', rawSignatureLength: 64 },
-  'EC-384': { spec: 'EC-384', kind: 'EC', curve: 'P-384', hash: 'SHA-384', signingAlgorithm: 'ECDSA-SHA-384', jwsAlg: 'ES384', rawSignatureLength: 96 },
-  'EC-521': { spec: 'EC-521', kind: 'EC', curve: 'P-521', hash: 'SHA-512', signingAlgorithm: 'ECDSA-SHA-512', jwsAlg: 'ES512', rawSignatureLength: 132 },
-  'RSA-2048': { spec: 'RSA-2048', kind: 'RSA', modulusBits: 2048, hash: 'SHA-256', signingAlgorithm: 'RSASSA-PSS-SHA-256', jwsAlg: 'PS256' },
-  'RSA-3072': { spec: 'RSA-3072', kind: 'RSA', modulusBits: 3072, hash: 'SHA-384', signingAlgorithm: 'RSASSA-PSS-SHA-384', jwsAlg: 'PS384' },
-  'RSA-4096': { spec: 'RSA-4096', kind: 'RSA', modulusBits: 4096, hash: 'SHA-512', signingAlgorithm: 'RSASSA-PSS-SHA-512', jwsAlg: 'PS512' },
+  'EC-256': {
+    spec: 'EC-256',
+    kind: 'EC',
+    curve: 'P-256',
+    hash: 'SHA-256',
+    signingAlgorithm: 'ECDSA-SHA-256',
+    jwsAlg: 'ES256',
+    rawSignatureLength: 64,
+  },
+  'EC-384': {
+    spec: 'EC-384',
+    kind: 'EC',
+    curve: 'P-384',
+    hash: 'SHA-384',
+    signingAlgorithm: 'ECDSA-SHA-384',
+    jwsAlg: 'ES384',
+    rawSignatureLength: 96,
+  },
+  'EC-521': {
+    spec: 'EC-521',
+    kind: 'EC',
+    curve: 'P-521',
+    hash: 'SHA-512',
+    signingAlgorithm: 'ECDSA-SHA-512',
+    jwsAlg: 'ES512',
+    rawSignatureLength: 132,
+  },
+  'RSA-2048': {
+    spec: 'RSA-2048',
+    kind: 'RSA',
+    modulusBits: 2048,
+    hash: 'SHA-256',
+    signingAlgorithm: 'RSASSA-PSS-SHA-256',
+    jwsAlg: 'PS256',
+  },
+  'RSA-3072': {
+    spec: 'RSA-3072',
+    kind: 'RSA',
+    modulusBits: 3072,
+    hash: 'SHA-384',
+    signingAlgorithm: 'RSASSA-PSS-SHA-384',
+    jwsAlg: 'PS384',
+  },
+  'RSA-4096': {
+    spec: 'RSA-4096',
+    kind: 'RSA',
+    modulusBits: 4096,
+    hash: 'SHA-512',
+    signingAlgorithm: 'RSASSA-PSS-SHA-512',
+    jwsAlg: 'PS512',
+  },
 };
 
 export const HASH_LENGTH: Record<HashAlgorithm, number> = { 'SHA-256': 32, 'SHA-384': 48, 'SHA-512': 64 };

@@ -37,7 +37,10 @@ async function buildRequest(
   }
   if (options.nonce) {
     request.tbsRequest.requestExtensions = [
-      new pkijs.Extension({ extnID: NONCE_OID, extnValue: new asn1js.OctetString({ valueHex: options.nonce }).toBER() }),
+      new pkijs.Extension({
+        extnID: NONCE_OID,
+        extnValue: new asn1js.OctetString({ valueHex: options.nonce }).toBER(),
+      }),
     ];
   }
   return Buffer.from(request.toSchema(true).toBER());
@@ -95,16 +98,23 @@ describe(respondToOcspRequest.name, () => {
   it('answers good with a response signed by the CA key: responderID byKey, nextUpdate 1 h after thisUpdate, CertID echoed, no certs', async () => {
     const request = await buildRequest([{ cert: leaf, issuer: h.issuing.der }]);
     const asked: string[] = [];
-    const der = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, (serial) => {
-      asked.push(serial);
-      return { status: 'good' };
-    }, { now });
+    const der = await respondToOcspRequest(
+      createOcspResponder(h.issuingIssuer),
+      request,
+      (serial) => {
+        asked.push(serial);
+        return { status: 'good' };
+      },
+      { now },
+    );
     expect(asked).toEqual([leafSerial]);
 
     const { status, basic, tbs, signature, signatureOid } = decodeResponse(der);
     expect(status).toBe(0);
     expect(signatureOid).toBe('1.2.840.10045.4.3.3'); // ecdsa-with-SHA384
-    expect(crypto.verify('sha384', tbs!, { key: h.issuingSigner.publicKey, dsaEncoding: 'der' }, signature!)).toBe(true);
+    expect(crypto.verify('sha384', tbs!, { key: h.issuingSigner.publicKey, dsaEncoding: 'der' }, signature!)).toBe(
+      true,
+    );
     expect(basic!.certs ?? []).toHaveLength(0);
 
     const data = basic!.tbsResponseData;
@@ -122,8 +132,16 @@ describe(respondToOcspRequest.name, () => {
   });
 
   it.each<[string, OcspCertStatus, number | undefined]>([
-    ['revoked with reason', { status: 'revoked', revokedAt: new Date('2030-01-02T03:04:05.678Z'), reason: 'keyCompromise' }, 1],
-    ['revoked, unspecified (reason omitted)', { status: 'revoked', revokedAt: new Date('2030-01-02T03:04:05Z'), reason: 'unspecified' }, undefined],
+    [
+      'revoked with reason',
+      { status: 'revoked', revokedAt: new Date('2030-01-02T03:04:05.678Z'), reason: 'keyCompromise' },
+      1,
+    ],
+    [
+      'revoked, unspecified (reason omitted)',
+      { status: 'revoked', revokedAt: new Date('2030-01-02T03:04:05Z'), reason: 'unspecified' },
+      undefined,
+    ],
   ])('answers %s', async (_label, answer, reasonCode) => {
     const request = await buildRequest([{ cert: leaf, issuer: h.issuing.der }]);
     const der = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => answer);
@@ -136,12 +154,20 @@ describe(respondToOcspRequest.name, () => {
     const [time, reason] = inner.valueBlock.value;
     expect(Buffer.from((time as asn1js.GeneralizedTime).valueBlock.valueHexView).toString()).toBe('20300102030405Z');
     if (reasonCode === undefined) expect(reason).toBeUndefined();
-    else expect(((reason as asn1js.Constructed).valueBlock.value[0] as asn1js.Enumerated).valueBlock.valueDec).toBe(reasonCode);
+    else
+      expect(((reason as asn1js.Constructed).valueBlock.value[0] as asn1js.Enumerated).valueBlock.valueDec).toBe(
+        reasonCode,
+      );
   });
 
-  it('puts a revocation\'s invalidityDate into the SingleResponse as a non-critical singleExtension (pkijs and the OpenSSL CLI read it)', async () => {
+  it("puts a revocation's invalidityDate into the SingleResponse as a non-critical singleExtension (pkijs and the OpenSSL CLI read it)", async () => {
     const request = await buildRequest([{ cert: leaf, issuer: h.issuing.der }]);
-    const answer: OcspCertStatus = { status: 'revoked', revokedAt: new Date('2030-01-02T03:04:05Z'), reason: 'keyCompromise', invalidityDate: new Date('2029-12-24T18:00:00Z') };
+    const answer: OcspCertStatus = {
+      status: 'revoked',
+      revokedAt: new Date('2030-01-02T03:04:05Z'),
+      reason: 'keyCompromise',
+      invalidityDate: new Date('2029-12-24T18:00:00Z'),
+    };
     const der = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => answer);
     const single = decodeResponse(der).basic!.tbsResponseData.responses[0];
     expect(single.singleExtensions).toHaveLength(1);
@@ -155,7 +181,11 @@ describe(respondToOcspRequest.name, () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ocsp-invalidity-'));
     try {
       fs.writeFileSync(path.join(dir, 'response.der'), der);
-      const text = execFileSync('openssl', ['ocsp', '-respin', path.join(dir, 'response.der'), '-resp_text', '-noverify'], { encoding: 'utf8' });
+      const text = execFileSync(
+        'openssl',
+        ['ocsp', '-respin', path.join(dir, 'response.der'), '-resp_text', '-noverify'],
+        { encoding: 'utf8' },
+      );
       expect(text).toMatch(/Cert Status: revoked/);
       expect(text).toMatch(/Response Single Extensions:\s+Invalidity Date:\s+Dec 24 18:00:00 2029 GMT/);
     } finally {
@@ -163,13 +193,19 @@ describe(respondToOcspRequest.name, () => {
     }
 
     // Without an invalidityDate there are no singleExtensions at all.
-    const plain = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => ({ status: 'revoked', revokedAt: new Date(), reason: 'keyCompromise' }));
+    const plain = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => ({
+      status: 'revoked',
+      revokedAt: new Date(),
+      reason: 'keyCompromise',
+    }));
     expect(decodeResponse(plain).basic!.tbsResponseData.responses[0].singleExtensions ?? []).toHaveLength(0);
   });
 
   it('answers unknown when the lookup says so', async () => {
     const request = await buildRequest([{ cert: leaf, issuer: h.issuing.der }]);
-    const der = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => ({ status: 'unknown' }));
+    const der = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => ({
+      status: 'unknown',
+    }));
     expect(certStatusOf(decodeResponse(der).basic!.tbsResponseData.responses[0]).tag).toBe(2);
   });
 
@@ -201,48 +237,72 @@ describe(respondToOcspRequest.name, () => {
     expect(decodeResponse(der).status).toBe(6);
     expect(lookup).not.toHaveBeenCalled();
     // The root generation answers it.
-    expect(decodeResponse(await respondToOcspRequest(createOcspResponder(h.rootIssuer), request, () => ({ status: 'good' }))).status).toBe(0);
+    expect(
+      decodeResponse(await respondToOcspRequest(createOcspResponder(h.rootIssuer), request, () => ({ status: 'good' })))
+        .status,
+    ).toBe(0);
   });
 
   it('signs RSA responses with PKCS#1 v1.5 (what Go x/crypto/ocsp understands) unless told otherwise', async () => {
     const rsa = await createHierarchy('RSA-2048');
     const { leaf: rsaLeaf } = await issueLeaf(rsa.issuingIssuer, 'EC-256');
     const request = await buildRequest([{ cert: rsaLeaf.der, issuer: rsa.issuing.der }]);
-    const pkcs1 = decodeResponse(await respondToOcspRequest(createOcspResponder(rsa.issuingIssuer), request, () => ({ status: 'good' })));
+    const pkcs1 = decodeResponse(
+      await respondToOcspRequest(createOcspResponder(rsa.issuingIssuer), request, () => ({ status: 'good' })),
+    );
     expect(pkcs1.signatureOid).toBe('1.2.840.113549.1.1.11');
     expect(crypto.verify('sha256', pkcs1.tbs!, rsa.issuingSigner.publicKey, pkcs1.signature!)).toBe(true);
-    const pss = decodeResponse(await respondToOcspRequest(createOcspResponder(rsa.issuingIssuer, 'pss'), request, () => ({ status: 'good' })));
+    const pss = decodeResponse(
+      await respondToOcspRequest(createOcspResponder(rsa.issuingIssuer, 'pss'), request, () => ({ status: 'good' })),
+    );
     expect(pss.signatureOid).toBe('1.2.840.113549.1.1.10');
   });
 
   it('answers up to 10 CertIDs in one response well under 20 KiB, even for an RSA-4096 CA', async () => {
     const big = await createHierarchy('RSA-4096');
     const pairs = [];
-    for (let i = 0; i < 10; i++) pairs.push({ cert: (await issueLeaf(big.issuingIssuer, 'EC-256')).leaf.der, issuer: big.issuing.der });
+    for (let i = 0; i < 10; i++)
+      pairs.push({ cert: (await issueLeaf(big.issuingIssuer, 'EC-256')).leaf.der, issuer: big.issuing.der });
     const request = await buildRequest(pairs, { hash: 'SHA-512', nonce: crypto.randomBytes(32) });
-    const der = await respondToOcspRequest(createOcspResponder(big.issuingIssuer), request, () => ({ status: 'revoked', revokedAt: new Date(), reason: 'superseded' }));
+    const der = await respondToOcspRequest(createOcspResponder(big.issuingIssuer), request, () => ({
+      status: 'revoked',
+      revokedAt: new Date(),
+      reason: 'superseded',
+    }));
     expect(decodeResponse(der).basic!.tbsResponseData.responses).toHaveLength(10);
     expect(der.length).toBeLessThan(20 * 1024);
 
     const eleven = await buildRequest([...pairs, pairs[0]]);
-    await expect(respondToOcspRequest(createOcspResponder(big.issuingIssuer), eleven, () => ({ status: 'good' }))).rejects.toBeInstanceOf(
-      OcspMalformedRequestError,
-    );
+    await expect(
+      respondToOcspRequest(createOcspResponder(big.issuingIssuer), eleven, () => ({ status: 'good' })),
+    ).rejects.toBeInstanceOf(OcspMalformedRequestError);
   });
 
   it('refuses to publish an RSA response whose signature does not verify (fault protection)', async () => {
     const rsa = await createHierarchy('RSA-2048');
     const { leaf: rsaLeaf } = await issueLeaf(rsa.issuingIssuer, 'EC-256');
     const request = await buildRequest([{ cert: rsaLeaf.der, issuer: rsa.issuing.der }]);
-    const faulty = { ...rsa.issuingIssuer, signer: { ...rsa.issuingSigner, spec: rsa.issuingSigner.spec, publicKeySpki: rsa.issuingSigner.publicKeySpki, signDigest: async () => Buffer.alloc(256, 7) } };
-    const error = await respondToOcspRequest(createOcspResponder(faulty), request, () => ({ status: 'good' })).catch((caught: unknown) => caught);
+    const faulty = {
+      ...rsa.issuingIssuer,
+      signer: {
+        ...rsa.issuingSigner,
+        spec: rsa.issuingSigner.spec,
+        publicKeySpki: rsa.issuingSigner.publicKeySpki,
+        signDigest: async () => Buffer.alloc(256, 7),
+      },
+    };
+    const error = await respondToOcspRequest(createOcspResponder(faulty), request, () => ({ status: 'good' })).catch(
+      (caught: unknown) => caught,
+    );
     expect(error).toMatchObject({ code: 'INTERNAL', details: { field: 'signature' } });
     expect(ocspResponseForError(error).toString('hex')).toBe('30030a0102');
   });
 
   it('honours a custom validity', async () => {
     const request = await buildRequest([{ cert: leaf, issuer: h.issuing.der }]);
-    const der = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => ({ status: 'good' }), { validitySeconds: 600 });
+    const der = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), request, () => ({ status: 'good' }), {
+      validitySeconds: 600,
+    });
     const single = decodeResponse(der).basic!.tbsResponseData.responses[0];
     expect(single.nextUpdate!.getTime() - single.thisUpdate.getTime()).toBe(600_000);
   });

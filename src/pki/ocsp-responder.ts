@@ -111,7 +111,8 @@ export interface ParsedOcspRequest {
  */
 export function parseOcspRequest(der: Buffer): ParsedOcspRequest {
   if (!Buffer.isBuffer(der) || der.length === 0) throw new OcspMalformedRequestError('empty request');
-  if (der.length > MAX_OCSP_REQUEST_BYTES) throw new OcspMalformedRequestError(`request larger than ${MAX_OCSP_REQUEST_BYTES} bytes`);
+  if (der.length > MAX_OCSP_REQUEST_BYTES)
+    throw new OcspMalformedRequestError(`request larger than ${MAX_OCSP_REQUEST_BYTES} bytes`);
   let raw: RawRequest;
   try {
     raw = readDerRequest(der);
@@ -129,7 +130,8 @@ export function parseOcspRequest(der: Buffer): ParsedOcspRequest {
     serialHex: serialHexFromIntegerContent(certId.serialContent),
   }));
   const nonce = raw.nonce;
-  if (nonce && (nonce.length === 0 || nonce.length > MAX_NONCE_OCTETS + 2)) throw new OcspMalformedRequestError('nonce length out of range');
+  if (nonce && (nonce.length === 0 || nonce.length > MAX_NONCE_OCTETS + 2))
+    throw new OcspMalformedRequestError('nonce length out of range');
   return { certIds: certIds.map(({ serialContent: _serial, ...rest }) => rest), nonce };
 }
 
@@ -152,7 +154,10 @@ function readDerRequest(der: Buffer): RawRequest {
     if (!condition) throw new OcspMalformedRequestError(what);
   };
   const [tbsRequest, signature, ...rest] = readChildren(readSingle(der, 0x30));
-  check(!!tbsRequest && tbsRequest.tag === 0x30 && (!signature || signature.tag === 0xa0) && rest.length === 0, 'not an OCSPRequest');
+  check(
+    !!tbsRequest && tbsRequest.tag === 0x30 && (!signature || signature.tag === 0xa0) && rest.length === 0,
+    'not an OCSPRequest',
+  );
   let fields = readChildren(tbsRequest);
   if (fields[0]?.tag === 0xa0) {
     const version = readSingle(fields[0].content, 0x02);
@@ -161,14 +166,25 @@ function readDerRequest(der: Buffer): RawRequest {
   }
   if (fields[0]?.tag === 0xa1) fields = fields.slice(1); // requestorName: not used
   const [requestList, extensions, ...extra] = fields;
-  check(!!requestList && requestList.tag === 0x30 && (!extensions || extensions.tag === 0xa2) && extra.length === 0, 'malformed TBSRequest');
+  check(
+    !!requestList && requestList.tag === 0x30 && (!extensions || extensions.tag === 0xa2) && extra.length === 0,
+    'malformed TBSRequest',
+  );
   const certIds = readChildren(requestList).map((request) => {
     check(request.tag === 0x30, 'malformed Request');
     const [certId, singleExtensions, ...more] = readChildren(request);
-    check(!!certId && certId.tag === 0x30 && (!singleExtensions || singleExtensions.tag === 0xa0) && more.length === 0, 'malformed Request');
+    check(
+      !!certId && certId.tag === 0x30 && (!singleExtensions || singleExtensions.tag === 0xa0) && more.length === 0,
+      'malformed Request',
+    );
     const [algorithm, nameHash, keyHash, serial, ...tail] = readChildren(certId);
     check(
-      !!serial && tail.length === 0 && algorithm.tag === 0x30 && nameHash.tag === 0x04 && keyHash.tag === 0x04 && serial.tag === 0x02,
+      !!serial &&
+        tail.length === 0 &&
+        algorithm.tag === 0x30 &&
+        nameHash.tag === 0x04 &&
+        keyHash.tag === 0x04 &&
+        serial.tag === 0x02,
       'malformed CertID',
     );
     const [algorithmOid] = readChildren(algorithm);
@@ -186,7 +202,10 @@ function readDerRequest(der: Buffer): RawRequest {
     for (const ext of readChildren(readSingle(extensions.content, 0x30))) {
       const parts = readChildren(ext);
       const [id, value] = [parts[0], parts[parts.length - 1]];
-      check(ext.tag === 0x30 && parts.length >= 2 && parts.length <= 3 && id.tag === 0x06 && value.tag === 0x04, 'malformed request extension');
+      check(
+        ext.tag === 0x30 && parts.length >= 2 && parts.length <= 3 && id.tag === 0x06 && value.tag === 0x04,
+        'malformed request extension',
+      );
       if (decodeOid(id.content) === OCSP_OIDS.nonce) nonce = Buffer.from(value.content);
     }
   }
@@ -269,7 +288,11 @@ export async function respondToOcspRequest(
   const parsed = Buffer.isBuffer(request) ? parseOcspRequest(request) : request;
   for (const certId of parsed.certIds) {
     const expected = certId.hashAlgorithm ? responder.issuerHashes.get(certId.hashAlgorithm) : undefined;
-    if (!expected || !expected.nameHash.equals(certId.issuerNameHash) || !expected.keyHash.equals(certId.issuerKeyHash)) {
+    if (
+      !expected ||
+      !expected.nameHash.equals(certId.issuerNameHash) ||
+      !expected.keyHash.equals(certId.issuerKeyHash)
+    ) {
       return ocspErrorResponse('unauthorized');
     }
   }
@@ -286,13 +309,20 @@ export async function respondToOcspRequest(
   const singleResponses: Buffer[] = [];
   for (const certId of parsed.certIds) {
     const status = await lookup(certId.serialHex);
-    const single = [certId.der, encodeCertStatus(status), generalizedTime(thisUpdate), explicit(0, generalizedTime(nextUpdate))];
+    const single = [
+      certId.der,
+      encodeCertStatus(status),
+      generalizedTime(thisUpdate),
+      explicit(0, generalizedTime(nextUpdate)),
+    ];
     // The same invalidityDate the CRL entry carries (non-critical singleExtension): verifiers that
     // know when a signature was made (an authentic signing time) compare it with this date.
     const invalidityDate = status.status === 'revoked' ? status.invalidityDate : undefined;
     if (invalidityDate !== undefined) {
       if (!(invalidityDate instanceof Date) || Number.isNaN(invalidityDate.getTime())) {
-        throw new PkiError('INTERNAL', 'respondToOcspRequest: lookup returned an invalid invalidityDate', { field: 'invalidityDate' });
+        throw new PkiError('INTERNAL', 'respondToOcspRequest: lookup returned an invalid invalidityDate', {
+          field: 'invalidityDate',
+        });
       }
       single.push(explicit(1, sequence(extension(OCSP_OIDS.invalidityDate, false, generalizedTime(invalidityDate)))));
     }
@@ -310,13 +340,21 @@ export async function respondToOcspRequest(
   // RSA only: one faulty RSA-CRT signature published on a public endpoint can give the key away
   // (Bellcore attack). A faulty ECDSA signature leaks nothing, and loadCaIssuer already matched the
   // signer's key to the certificate, so the check (as costly as signing) is skipped there.
-  if (responder.scheme.kind !== 'ecdsa' && !verifySignature(responder.issuer.publicKeySpki, responder.verification, tbs, signature)) {
-    throw new PkiError('INTERNAL', 'respondToOcspRequest: response signature does not verify with the CA key', { field: 'signature' });
+  if (
+    responder.scheme.kind !== 'ecdsa' &&
+    !verifySignature(responder.issuer.publicKeySpki, responder.verification, tbs, signature)
+  ) {
+    throw new PkiError('INTERNAL', 'respondToOcspRequest: response signature does not verify with the CA key', {
+      field: 'signature',
+    });
   }
   // No `certs`: the CA signs for itself, and Go's x/crypto/ocsp treats an embedded certificate
   // as a delegated responder that the issuer must have signed — the CA's own certificate fails that.
   const basic = sequence(tbs, responder.scheme.algorithmIdentifier, bitString(signature));
-  return sequence(enumerated(RESPONSE_STATUS.successful), explicit(0, sequence(oid(OCSP_OIDS.basic), octetString(basic))));
+  return sequence(
+    enumerated(RESPONSE_STATUS.successful),
+    explicit(0, sequence(oid(OCSP_OIDS.basic), octetString(basic))),
+  );
 }
 
 function encodeCertStatus(status: OcspCertStatus): Buffer {
@@ -327,14 +365,18 @@ function encodeCertStatus(status: OcspCertStatus): Buffer {
       return implicitPrimitive(2, Buffer.alloc(0));
     case 'revoked': {
       if (!(status.revokedAt instanceof Date) || Number.isNaN(status.revokedAt.getTime())) {
-        throw new PkiError('INTERNAL', 'respondToOcspRequest: lookup returned revoked without a valid revokedAt', { field: 'revokedAt' });
+        throw new PkiError('INTERNAL', 'respondToOcspRequest: lookup returned revoked without a valid revokedAt', {
+          field: 'revokedAt',
+        });
       }
       const parts = [generalizedTime(status.revokedAt)];
       // Like the CRL, the reason is left out for 'unspecified'.
       if (status.reason && status.reason !== 'unspecified') {
         const code = REASON_CODES[status.reason];
         if (code === undefined) {
-          throw new PkiError('INTERNAL', `respondToOcspRequest: unknown revocation reason '${status.reason}'`, { field: 'reason' });
+          throw new PkiError('INTERNAL', `respondToOcspRequest: unknown revocation reason '${status.reason}'`, {
+            field: 'reason',
+          });
         }
         parts.push(explicit(0, enumerated(code)));
       }

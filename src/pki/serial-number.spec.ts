@@ -17,16 +17,19 @@ describe(normalizeSerialHex.name, () => {
     expect(normalizeSerialHex(input)).toBe(expected);
   });
 
-  it.each(['', 'xyz', '4a 3f', '-1', '0x4a', 'a'.repeat(41)])('rejects %j with VALIDATION_ERROR naming the field', (input) => {
-    try {
-      normalizeSerialHex(input, 'serial');
-      throw new Error('expected a PkiError');
-    } catch (error) {
-      expect(error).toBeInstanceOf(PkiError);
-      expect((error as PkiError).code).toBe('VALIDATION_ERROR');
-      expect((error as PkiError).details).toEqual({ field: 'serial' });
-    }
-  });
+  it.each(['', 'xyz', '4a 3f', '-1', '0x4a', 'a'.repeat(41)])(
+    'rejects %j with VALIDATION_ERROR naming the field',
+    (input) => {
+      try {
+        normalizeSerialHex(input, 'serial');
+        throw new Error('expected a PkiError');
+      } catch (error) {
+        expect(error).toBeInstanceOf(PkiError);
+        expect((error as PkiError).code).toBe('VALIDATION_ERROR');
+        expect((error as PkiError).details).toEqual({ field: 'serial' });
+      }
+    },
+  );
 
   it('accepts leading zeros beyond 20 octets as long as the value fits', () => {
     expect(normalizeSerialHex('00'.repeat(10) + '7f'.repeat(20))).toBe('7f'.repeat(20));

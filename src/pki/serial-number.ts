@@ -24,15 +24,23 @@ export function generateSerialNumber(): string {
 
 export function normalizeSerialHex(input: string, field = 'serial'): string {
   if (typeof input !== 'string' || input.length === 0 || input.length > 128) {
-    throw new PkiError('VALIDATION_ERROR', `normalizeSerialHex: '${field}' must be a hexadecimal serial number`, { field });
+    throw new PkiError('VALIDATION_ERROR', `normalizeSerialHex: '${field}' must be a hexadecimal serial number`, {
+      field,
+    });
   }
   const compact = input.includes(':') ? input.split(':').join('') : input;
   if (!/^[0-9a-fA-F]+$/.test(compact)) {
-    throw new PkiError('VALIDATION_ERROR', `normalizeSerialHex: '${field}' must be a hexadecimal serial number`, { field });
+    throw new PkiError('VALIDATION_ERROR', `normalizeSerialHex: '${field}' must be a hexadecimal serial number`, {
+      field,
+    });
   }
   const canonical = compact.toLowerCase().replace(/^0+/, '') || '0';
   if (canonical.length > MAX_SERIAL_OCTETS * 2) {
-    throw new PkiError('VALIDATION_ERROR', `normalizeSerialHex: '${field}' is longer than ${MAX_SERIAL_OCTETS} octets`, { field });
+    throw new PkiError(
+      'VALIDATION_ERROR',
+      `normalizeSerialHex: '${field}' is longer than ${MAX_SERIAL_OCTETS} octets`,
+      { field },
+    );
   }
   return canonical;
 }

@@ -29,7 +29,9 @@ describe(signatureSchemeFor.name, () => {
     expect(signatureSchemeFor('RSA-3072').algorithmIdentifier.toString('hex')).toBe(
       '304106092a864886f70d01010a3034a00f300d06096086480165030402020500a11c301a06092a864886f70d010108300d06096086480165030402020500a203020130',
     );
-    expect(signatureSchemeFor('RSA-3072', 'pkcs1').algorithmIdentifier.toString('hex')).toBe('300d06092a864886f70d01010c0500');
+    expect(signatureSchemeFor('RSA-3072', 'pkcs1').algorithmIdentifier.toString('hex')).toBe(
+      '300d06092a864886f70d01010c0500',
+    );
   });
 
   it('never pairs a key with SHA-1', () => {
@@ -37,7 +39,10 @@ describe(signatureSchemeFor.name, () => {
       for (const padding of ['pss', 'pkcs1'] as const) {
         const scheme = signatureSchemeFor(spec, padding);
         expect(scheme.hash).toBe(KEY_SPEC_INFO[spec].hash);
-        expect(describeSignatureAlgorithm(scheme.algorithmIdentifier)).toMatchObject({ hash: scheme.hash, kind: scheme.kind });
+        expect(describeSignatureAlgorithm(scheme.algorithmIdentifier)).toMatchObject({
+          hash: scheme.hash,
+          kind: scheme.kind,
+        });
       }
     }
   });
@@ -57,17 +62,20 @@ describe(describeSignatureAlgorithm.name, () => {
 });
 
 describe(ecdsaRawToDer.name, () => {
-  it.each(['EC-256', 'EC-384', 'EC-521'] as const)('turns %s r‖s into a DER signature Node verifies, and back', (spec) => {
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: KEY_SPEC_INFO[spec].curve! });
-    const hash = nodeHashName(KEY_SPEC_INFO[spec].hash);
-    for (let i = 0; i < 20; i++) {
-      const data = crypto.randomBytes(40);
-      const raw = crypto.sign(hash, data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
-      const der = ecdsaRawToDer(raw);
-      expect(crypto.verify(hash, data, { key: publicKey, dsaEncoding: 'der' }, der)).toBe(true);
-      expect(ecdsaDerToRaw(der, raw.length / 2)).toEqual(raw);
-    }
-  });
+  it.each(['EC-256', 'EC-384', 'EC-521'] as const)(
+    'turns %s r‖s into a DER signature Node verifies, and back',
+    (spec) => {
+      const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: KEY_SPEC_INFO[spec].curve! });
+      const hash = nodeHashName(KEY_SPEC_INFO[spec].hash);
+      for (let i = 0; i < 20; i++) {
+        const data = crypto.randomBytes(40);
+        const raw = crypto.sign(hash, data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+        const der = ecdsaRawToDer(raw);
+        expect(crypto.verify(hash, data, { key: publicKey, dsaEncoding: 'der' }, der)).toBe(true);
+        expect(ecdsaDerToRaw(der, raw.length / 2)).toEqual(raw);
+      }
+    },
+  );
 
   it('encodes small and high-bit integers minimally', () => {
     const raw = Buffer.concat([Buffer.alloc(31), Buffer.from([1]), Buffer.from([0x80]), Buffer.alloc(31, 0xff)]);
@@ -84,28 +92,44 @@ describe(signTbs.name, () => {
       const signature = await signTbs(signer, scheme, [data.subarray(0, 100), data.subarray(100)]);
       const algorithm = describeSignatureAlgorithm(scheme.algorithmIdentifier)!;
       expect(verifySignature(signer.publicKeySpki, algorithm, data, signature)).toBe(true);
-      expect(verifySignature(signer.publicKeySpki, algorithm, Buffer.concat([data, Buffer.from([0])]), signature)).toBe(false);
+      expect(verifySignature(signer.publicKeySpki, algorithm, Buffer.concat([data, Buffer.from([0])]), signature)).toBe(
+        false,
+      );
     }
   });
 
-  it.each(KEY_SPECS)('verifies %s signatures on the thread pool with the algorithm derived from the scheme', async (spec) => {
-    const signer = createNodeSigner(spec);
-    const other = createNodeSigner(spec);
-    const data = crypto.randomBytes(300);
-    for (const padding of ['pss', 'pkcs1'] as const) {
-      const scheme = signatureSchemeFor(spec, padding);
-      const algorithm = verificationAlgorithm(scheme);
-      expect(algorithm).toEqual(describeSignatureAlgorithm(scheme.algorithmIdentifier));
-      const signature = await signTbs(signer, scheme, data);
-      expect(await verifySignatureInBackground(signer.publicKey, algorithm, data, signature)).toBe(true);
-      expect(await verifySignatureInBackground(signer.publicKey, algorithm, Buffer.concat([data, Buffer.from([0])]), signature)).toBe(false);
-      expect(await verifySignatureInBackground(other.publicKey, algorithm, data, signature)).toBe(false);
-      // Garbage instead of a signature is a failed verification, not an exception.
-      expect(await verifySignatureInBackground(signer.publicKey, algorithm, data, Buffer.from([0x30, 0x01]))).toBe(false);
-    }
-  });
+  it.each(KEY_SPECS)(
+    'verifies %s signatures on the thread pool with the algorithm derived from the scheme',
+    async (spec) => {
+      const signer = createNodeSigner(spec);
+      const other = createNodeSigner(spec);
+      const data = crypto.randomBytes(300);
+      for (const padding of ['pss', 'pkcs1'] as const) {
+        const scheme = signatureSchemeFor(spec, padding);
+        const algorithm = verificationAlgorithm(scheme);
+        expect(algorithm).toEqual(describeSignatureAlgorithm(scheme.algorithmIdentifier));
+        const signature = await signTbs(signer, scheme, data);
+        expect(await verifySignatureInBackground(signer.publicKey, algorithm, data, signature)).toBe(true);
+        expect(
+          await verifySignatureInBackground(
+            signer.publicKey,
+            algorithm,
+            Buffer.concat([data, Buffer.from([0])]),
+            signature,
+          ),
+        ).toBe(false);
+        expect(await verifySignatureInBackground(other.publicKey, algorithm, data, signature)).toBe(false);
+        // Garbage instead of a signature is a failed verification, not an exception.
+        expect(await verifySignatureInBackground(signer.publicKey, algorithm, data, Buffer.from([0x30, 0x01]))).toBe(
+          false,
+        );
+      }
+    },
+  );
 
   it('refuses a scheme made for another key spec', async () => {
-    await expect(signTbs(createNodeSigner('EC-256'), signatureSchemeFor('EC-384'), Buffer.alloc(1))).rejects.toThrow(/EC-384/);
+    await expect(signTbs(createNodeSigner('EC-256'), signatureSchemeFor('EC-384'), Buffer.alloc(1))).rejects.toThrow(
+      /EC-384/,
+    );
   });
 });

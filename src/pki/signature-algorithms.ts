@@ -1,12 +1,5 @@
 import * as crypto from 'node:crypto';
-import {
-  DigestSigner,
-  HASH_LENGTH,
-  HashAlgorithm,
-  KEY_SPEC_INFO,
-  KeySpec,
-  nodeHashName,
-} from './key-spec';
+import { DigestSigner, HASH_LENGTH, HashAlgorithm, KEY_SPEC_INFO, KeySpec, nodeHashName } from './key-spec';
 import { DerParseError, decodeOid, readChildren, readElement, readSingle } from './der-reader';
 import { publicKeyObject } from './key-identifiers';
 import { derNull, explicit, oid, sequence, smallInteger, tlv, unsignedIntegerContent } from './der-writer';
@@ -131,7 +124,11 @@ export function hashData(hash: HashAlgorithm, data: Buffer | readonly Buffer[]):
  * Hashes `data` (the DER of a TBS structure, possibly in chunks), has the signer sign the digest
  * and returns the value for the X.509 signature BIT STRING (ECDSA converted to DER).
  */
-export async function signTbs(signer: DigestSigner, scheme: SignatureScheme, data: Buffer | readonly Buffer[]): Promise<Buffer> {
+export async function signTbs(
+  signer: DigestSigner,
+  scheme: SignatureScheme,
+  data: Buffer | readonly Buffer[],
+): Promise<Buffer> {
   if (signer.spec !== scheme.keySpec) {
     throw new Error(`signTbs: scheme for ${scheme.keySpec} used with a ${signer.spec} signer`);
   }
@@ -180,7 +177,11 @@ const OID_TO_ALGORITHM: Record<string, AcceptedSignatureAlgorithm> = {
   [OID.sha384WithRsa]: { kind: 'rsa-pkcs1', hash: 'SHA-384', name: 'sha384WithRSAEncryption' },
   [OID.sha512WithRsa]: { kind: 'rsa-pkcs1', hash: 'SHA-512', name: 'sha512WithRSAEncryption' },
 };
-const HASH_BY_OID: Record<string, HashAlgorithm> = { [OID.sha256]: 'SHA-256', [OID.sha384]: 'SHA-384', [OID.sha512]: 'SHA-512' };
+const HASH_BY_OID: Record<string, HashAlgorithm> = {
+  [OID.sha256]: 'SHA-256',
+  [OID.sha384]: 'SHA-384',
+  [OID.sha512]: 'SHA-512',
+};
 
 /**
  * Identifies an AlgorithmIdentifier, or returns null for anything we refuse (SHA-1, MD5, PSS with
@@ -243,7 +244,12 @@ export function verifySignature(
   signature: Buffer,
 ): boolean {
   try {
-    return crypto.verify(nodeHashName(algorithm.hash), data, verifyKeyInput(publicKeyObject(subjectPublicKeyInfo), algorithm), signature);
+    return crypto.verify(
+      nodeHashName(algorithm.hash),
+      data,
+      verifyKeyInput(publicKeyObject(subjectPublicKeyInfo), algorithm),
+      signature,
+    );
   } catch {
     return false;
   }
@@ -262,7 +268,13 @@ export function verifySignatureInBackground(
 ): Promise<boolean> {
   return new Promise((resolve) => {
     try {
-      crypto.verify(nodeHashName(algorithm.hash), data, verifyKeyInput(publicKey, algorithm), signature, (error, valid) => resolve(!error && valid));
+      crypto.verify(
+        nodeHashName(algorithm.hash),
+        data,
+        verifyKeyInput(publicKey, algorithm),
+        signature,
+        (error, valid) => resolve(!error && valid),
+      );
     } catch {
       resolve(false);
     }

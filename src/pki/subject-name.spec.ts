@@ -79,7 +79,11 @@ describe(encodeSubjectName.name, () => {
     const decoded = rdns.map((rdn) => {
       expect(rdn.valueBlock.value).toHaveLength(1);
       const [type, value] = (rdn.valueBlock.value[0] as asn1js.Sequence).valueBlock.value;
-      return [(type as asn1js.ObjectIdentifier).getValue(), value.constructor.name, (value as asn1js.Utf8String).valueBlock.value];
+      return [
+        (type as asn1js.ObjectIdentifier).getValue(),
+        value.constructor.name,
+        (value as asn1js.Utf8String).valueBlock.value,
+      ];
     });
     expect(decoded).toEqual([
       ['2.5.4.6', 'PrintableString', 'US'],
@@ -108,7 +112,12 @@ describe(checkSubjectName.name, () => {
   const rdn = (type: string, value: Buffer) => set(sequence(oid(type), value));
 
   it('returns the attributes of a conforming Name (L allowed for external certificates)', () => {
-    const name = sequence(rdn('2.5.4.6', printableString('US')), rdn('2.5.4.8', utf8String('WA')), rdn('2.5.4.7', utf8String('Seattle')), rdn('2.5.4.10', utf8String('Acme')));
+    const name = sequence(
+      rdn('2.5.4.6', printableString('US')),
+      rdn('2.5.4.8', utf8String('WA')),
+      rdn('2.5.4.7', utf8String('Seattle')),
+      rdn('2.5.4.10', utf8String('Acme')),
+    );
     expect(checkSubjectName(name, 'op')).toEqual({ C: 'US', ST: 'WA', L: 'Seattle', O: 'Acme' });
   });
 
@@ -119,8 +128,14 @@ describe(checkSubjectName.name, () => {
     const multi = set(sequence(oid('2.5.4.10'), utf8String('Acme')), sequence(oid('2.5.4.3'), utf8String('x')));
     expect(subjectError(() => checkSubjectName(sequence(c, st, multi), 'op')).message).toMatch(/multi-valued/);
     expect(subjectError(() => checkSubjectName(sequence(c, st, o, o), 'op')).details?.field).toBe('O');
-    expect(subjectError(() => checkSubjectName(sequence(c, st, o, rdn('1.2.840.113549.1.9.1', ia5String('a@b'))), 'op')).details?.field).toBe('emailAddress');
-    expect(subjectError(() => checkSubjectName(sequence(c, st, o, rdn('2.5.4.5', printableString('1'))), 'op')).details?.field).toBe('2.5.4.5');
+    expect(
+      subjectError(() => checkSubjectName(sequence(c, st, o, rdn('1.2.840.113549.1.9.1', ia5String('a@b'))), 'op'))
+        .details?.field,
+    ).toBe('emailAddress');
+    expect(
+      subjectError(() => checkSubjectName(sequence(c, st, o, rdn('2.5.4.5', printableString('1'))), 'op')).details
+        ?.field,
+    ).toBe('2.5.4.5');
     expect(subjectError(() => checkSubjectName(sequence(c, o), 'op')).details?.field).toBe('ST');
     expect(subjectError(() => checkSubjectName(sequence(st, o), 'op')).details?.field).toBe('C');
     expect(subjectError(() => checkSubjectName(Buffer.from('3003020100', 'hex'), 'op')).details?.field).toBe('subject');
@@ -130,10 +145,20 @@ describe(checkSubjectName.name, () => {
     const c = rdn('2.5.4.6', printableString('US'));
     const st = rdn('2.5.4.8', utf8String('WA'));
     const o = rdn('2.5.4.10', utf8String('Acme'));
-    expect(subjectError(() => checkSubjectName(sequence(c, st, o, rdn('2.5.4.3', utf8String('release\u202Eexe.'))), 'op')).details?.field).toBe('CN');
+    expect(
+      subjectError(() => checkSubjectName(sequence(c, st, o, rdn('2.5.4.3', utf8String('release\u202Eexe.'))), 'op'))
+        .details?.field,
+    ).toBe('CN');
     // BMPString, big-endian UTF-16: U+202E hidden in another encoding than UTF-8.
     const bmp = Buffer.from('evil\u202Ename', 'utf16le').swap16();
-    expect(subjectError(() => checkSubjectName(sequence(c, st, rdn('2.5.4.10', Buffer.concat([Buffer.from([0x1e, bmp.length]), bmp]))), 'op')).details?.field).toBe('O');
-    expect(subjectError(() => checkSubjectName(sequence(c, st, o, rdn('2.5.4.11', utf8String('a\u0000b'))), 'op')).details?.field).toBe('OU');
+    expect(
+      subjectError(() =>
+        checkSubjectName(sequence(c, st, rdn('2.5.4.10', Buffer.concat([Buffer.from([0x1e, bmp.length]), bmp]))), 'op'),
+      ).details?.field,
+    ).toBe('O');
+    expect(
+      subjectError(() => checkSubjectName(sequence(c, st, o, rdn('2.5.4.11', utf8String('a\u0000b'))), 'op')).details
+        ?.field,
+    ).toBe('OU');
   });
 });

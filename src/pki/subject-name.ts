@@ -49,7 +49,9 @@ export function validateSubject(input: unknown, operation = 'validateSubject'): 
   const record = input as Record<string, unknown>;
   for (const key of Object.keys(record)) {
     if (!(FIELD_ORDER as readonly string[]).includes(key)) {
-      const hint = /^(e|email|emailaddress)$/i.test(key) ? ' (emailAddress is not allowed in code-signing subjects)' : '';
+      const hint = /^(e|email|emailaddress)$/i.test(key)
+        ? ' (emailAddress is not allowed in code-signing subjects)'
+        : '';
       throw invalid(operation, key, `is not an allowed attribute; use only C, ST, O, OU, CN${hint}`);
     }
   }
@@ -60,15 +62,22 @@ export function validateSubject(input: unknown, operation = 'validateSubject'): 
       if (REQUIRED.includes(field)) throw invalid(operation, field, 'is required');
       continue;
     }
-    if (Array.isArray(value)) throw invalid(operation, field, 'must appear once (multi-valued attributes are not allowed)');
+    if (Array.isArray(value))
+      throw invalid(operation, field, 'must appear once (multi-valued attributes are not allowed)');
     if (typeof value !== 'string') throw invalid(operation, field, 'must be a string');
     if (value.length === 0) throw invalid(operation, field, 'must not be empty');
     if (value.trim() !== value) throw invalid(operation, field, 'must not start or end with whitespace');
-    if (hasControlCharacter(value)) throw invalid(operation, field, 'must not contain control or format characters (such as bidirectional overrides)');
+    if (hasControlCharacter(value))
+      throw invalid(
+        operation,
+        field,
+        'must not contain control or format characters (such as bidirectional overrides)',
+      );
     if (field === 'C' && !/^[A-Z]{2}$/.test(value)) {
       throw invalid(operation, field, 'must be a two-letter upper-case ISO 3166 country code');
     }
-    if (value.length > MAX_LENGTH[field]) throw invalid(operation, field, `must be at most ${MAX_LENGTH[field]} characters`);
+    if (value.length > MAX_LENGTH[field])
+      throw invalid(operation, field, `must be at most ${MAX_LENGTH[field]} characters`);
     subject[field] = value;
   }
   return subject as CertificateSubject;
@@ -132,9 +141,14 @@ export function decodeName(nameDer: Buffer): NameAttribute[][] {
     const attributes: NameAttribute[] = [];
     for (const atv of readChildren(rdn)) {
       const [type, value] = readChildren(atv);
-      if (atv.tag !== 0x30 || !type || type.tag !== 0x06 || !value) throw new DerParseError('malformed AttributeTypeAndValue');
+      if (atv.tag !== 0x30 || !type || type.tag !== 0x06 || !value)
+        throw new DerParseError('malformed AttributeTypeAndValue');
       const id = decodeOid(type.content);
-      attributes.push({ oid: id, shortName: SHORT_NAME_BY_OID[id], value: decodeDirectoryString(value.tag, value.content) });
+      attributes.push({
+        oid: id,
+        shortName: SHORT_NAME_BY_OID[id],
+        value: decodeDirectoryString(value.tag, value.content),
+      });
     }
     rdns.push(attributes);
   }
@@ -152,7 +166,8 @@ function decodeDirectoryString(tag: number, content: Buffer): string {
       return content.toString('latin1');
     case 0x1e: // BMPString
       return Buffer.from(content).swap16().toString('utf16le'); // copy: swap16 works in place
-    case 0x1c: { // UniversalString
+    case 0x1c: {
+      // UniversalString
       let text = '';
       for (let i = 0; i + 3 < content.length; i += 4) text += String.fromCodePoint(content.readUInt32BE(i));
       return text;
@@ -166,7 +181,11 @@ function decodeDirectoryString(tag: number, content: Buffer): string {
  * Checks a certificate's subject Name against the Notation rules and returns its attributes.
  * Unlike `validateSubject` this accepts L (common in externally issued certificates).
  */
-export function checkSubjectName(nameDer: Buffer, operation: string, details: Record<string, unknown> = {}): Record<string, string> {
+export function checkSubjectName(
+  nameDer: Buffer,
+  operation: string,
+  details: Record<string, unknown> = {},
+): Record<string, string> {
   let rdns: NameAttribute[][];
   try {
     rdns = decodeName(nameDer);
@@ -179,7 +198,10 @@ export function checkSubjectName(nameDer: Buffer, operation: string, details: Re
   const seen: Record<string, string> = {};
   for (const rdn of rdns) {
     if (rdn.length !== 1) {
-      throw new PkiError('INVALID_SUBJECT', `${operation}: subject has a multi-valued RDN`, { ...details, field: 'subject' });
+      throw new PkiError('INVALID_SUBJECT', `${operation}: subject has a multi-valued RDN`, {
+        ...details,
+        field: 'subject',
+      });
     }
     const [attribute] = rdn;
     if (attribute.oid === EMAIL_ADDRESS_OID) {
@@ -201,10 +223,14 @@ export function checkSubjectName(nameDer: Buffer, operation: string, details: Re
       });
     }
     if (hasControlCharacter(attribute.value)) {
-      throw new PkiError('INVALID_SUBJECT', `${operation}: subject '${attribute.shortName}' contains control or format characters (such as bidirectional overrides)`, {
-        ...details,
-        field: attribute.shortName,
-      });
+      throw new PkiError(
+        'INVALID_SUBJECT',
+        `${operation}: subject '${attribute.shortName}' contains control or format characters (such as bidirectional overrides)`,
+        {
+          ...details,
+          field: attribute.shortName,
+        },
+      );
     }
     seen[attribute.shortName] = attribute.value;
   }
@@ -214,7 +240,10 @@ export function checkSubjectName(nameDer: Buffer, operation: string, details: Re
     }
   }
   if (!/^[A-Za-z]{2}$/.test(seen.C)) {
-    throw new PkiError('INVALID_SUBJECT', `${operation}: subject 'C' must be a two-letter country code`, { ...details, field: 'C' });
+    throw new PkiError('INVALID_SUBJECT', `${operation}: subject 'C' must be a two-letter country code`, {
+      ...details,
+      field: 'C',
+    });
   }
   return seen;
 }

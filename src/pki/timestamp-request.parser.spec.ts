@@ -54,7 +54,11 @@ describe(parseTimestampRequest.name, () => {
     const request = parseTimestampRequest(query, MAX);
     expect(request.reqPolicy).toBe('1.3.6.1.4.1.32473.1');
     expect(request.messageImprintDer.includes(Buffer.from([0x05, 0x00]))).toBe(true);
-    const negative = sequence(smallInteger(1), sequence(sequence(oid('2.16.840.1.101.3.4.2.1')), octetString(Buffer.alloc(32))), tlv(0x02, Buffer.from([0xff, 0x00])));
+    const negative = sequence(
+      smallInteger(1),
+      sequence(sequence(oid('2.16.840.1.101.3.4.2.1')), octetString(Buffer.alloc(32))),
+      tlv(0x02, Buffer.from([0xff, 0x00])),
+    );
     const parsed = parseTimestampRequest(negative, MAX);
     expect(parsed.nonce).toBe(-256n);
     expect(parsed.nonceDer).toEqual(Buffer.from([0x02, 0x02, 0xff, 0x00]));
@@ -64,14 +68,23 @@ describe(parseTimestampRequest.name, () => {
     ['SHA-1', buildQuery({ hashOid: 'sha1', hashedMessage: Buffer.alloc(20) })],
     ['MD5', buildQuery({ hashOid: 'md5', hashedMessage: Buffer.alloc(16) })],
     ['an unknown OID', buildQuery({ hashOid: '1.2.3.4.5' })],
-    ['SHA-256 with parameters', sequence(smallInteger(1), sequence(sequence(oid('2.16.840.1.101.3.4.2.1'), smallInteger(7)), octetString(Buffer.alloc(32))))],
+    [
+      'SHA-256 with parameters',
+      sequence(
+        smallInteger(1),
+        sequence(sequence(oid('2.16.840.1.101.3.4.2.1'), smallInteger(7)), octetString(Buffer.alloc(32))),
+      ),
+    ],
   ])('refuses %s as the imprint algorithm with badAlg', (_name, query) => {
     expect(rejection(query).failInfo).toBe('badAlg');
   });
 
   it('refuses an OpenSSL -sha1 query with badAlg', async () => {
     await workspace.openssl(['ts', '-query', '-data', 'data.bin', '-sha1', '-out', 'sha1.tsq']);
-    expect(rejection(workspace.read('sha1.tsq'))).toMatchObject({ failInfo: 'badAlg', message: expect.stringContaining('1.3.14.3.2.26') });
+    expect(rejection(workspace.read('sha1.tsq'))).toMatchObject({
+      failInfo: 'badAlg',
+      message: expect.stringContaining('1.3.14.3.2.26'),
+    });
   });
 
   it.each([
@@ -82,7 +95,15 @@ describe(parseTimestampRequest.name, () => {
     ['version 2', buildQuery({ version: 2 })],
     ['trailing data', buildQuery({ trailing: Buffer.from([0x05, 0x00]) })],
     ['a nonce over the limit', buildQuery({ nonce: 1n << BigInt(MAX_NONCE_BYTES * 8 + 1) })],
-    ['fields out of order', sequence(smallInteger(1), sequence(sequence(oid('2.16.840.1.101.3.4.2.1')), octetString(Buffer.alloc(32))), Buffer.from([0x01, 0x01, 0xff]), smallInteger(5))],
+    [
+      'fields out of order',
+      sequence(
+        smallInteger(1),
+        sequence(sequence(oid('2.16.840.1.101.3.4.2.1')), octetString(Buffer.alloc(32))),
+        Buffer.from([0x01, 0x01, 0xff]),
+        smallInteger(5),
+      ),
+    ],
     ['an indefinite length', Buffer.from('3080020101', 'hex')],
     ['a truncated query', buildQuery().subarray(0, 20)],
   ])('refuses %s with badDataFormat', (_name, query) => {
@@ -96,7 +117,10 @@ describe(parseTimestampRequest.name, () => {
 
   it('refuses a query over the size limit without parsing it', () => {
     const query = buildQuery({ nonce: 1n });
-    expect(rejection(Buffer.concat([query, Buffer.alloc(300)]), 256)).toMatchObject({ failInfo: 'badDataFormat', message: expect.stringContaining('256 bytes') });
+    expect(rejection(Buffer.concat([query, Buffer.alloc(300)]), 256)).toMatchObject({
+      failInfo: 'badDataFormat',
+      message: expect.stringContaining('256 bytes'),
+    });
   });
 
   it('answers any byte string with a request or a TimestampRejection, never another error', () => {

@@ -21,7 +21,15 @@ export interface TimestampRequest {
 /** Nonces are 64–160-bit random numbers in practice; anything far larger is not a nonce. */
 export const MAX_NONCE_BYTES = 64;
 
-const TAG = { integer: 0x02, octetString: 0x04, null: 0x05, oid: 0x06, boolean: 0x01, sequence: 0x30, extensions: 0xa0 } as const;
+const TAG = {
+  integer: 0x02,
+  octetString: 0x04,
+  null: 0x05,
+  oid: 0x06,
+  boolean: 0x01,
+  sequence: 0x30,
+  extensions: 0xa0,
+} as const;
 
 /**
  * Parses a DER TimeStampReq. Every problem becomes a TimestampRejection with the PKIFailureInfo
@@ -33,7 +41,8 @@ const TAG = { integer: 0x02, octetString: 0x04, null: 0x05, oid: 0x06, boolean: 
  */
 export function parseTimestampRequest(der: Buffer | undefined, maxBytes: number): TimestampRequest {
   if (!der || der.length === 0) throw new TimestampRejection('badDataFormat', 'empty time-stamp query');
-  if (der.length > maxBytes) throw new TimestampRejection('badDataFormat', `time-stamp query larger than ${maxBytes} bytes`);
+  if (der.length > maxBytes)
+    throw new TimestampRejection('badDataFormat', `time-stamp query larger than ${maxBytes} bytes`);
   let fields: DerElement[];
   try {
     fields = readChildren(readSingle(der, TAG.sequence));
@@ -45,16 +54,26 @@ export function parseTimestampRequest(der: Buffer | undefined, maxBytes: number)
   if (!version || version.tag !== TAG.integer || version.content.length !== 1 || version.content[0] !== 1) {
     throw new TimestampRejection('badDataFormat', 'TimeStampReq version must be 1');
   }
-  if (!imprint || imprint.tag !== TAG.sequence) throw new TimestampRejection('badDataFormat', 'TimeStampReq has no messageImprint');
+  if (!imprint || imprint.tag !== TAG.sequence)
+    throw new TimestampRejection('badDataFormat', 'TimeStampReq has no messageImprint');
   const { hashAlgorithm, hashedMessage } = parseMessageImprint(imprint);
 
-  const request: TimestampRequest = { hashAlgorithm, hashedMessage, messageImprintDer: Buffer.from(imprint.raw), certReq: false };
+  const request: TimestampRequest = {
+    hashAlgorithm,
+    hashedMessage,
+    messageImprintDer: Buffer.from(imprint.raw),
+    certReq: false,
+  };
   // The optional fields have distinct tags and a fixed order; anything else is malformed.
   const order = [TAG.oid, TAG.integer, TAG.boolean, TAG.extensions];
   let position = 0;
   for (const field of optional) {
     const index = order.indexOf(field.tag as (typeof order)[number], position);
-    if (index < 0) throw new TimestampRejection('badDataFormat', `unexpected field (tag 0x${field.tag.toString(16)}) in TimeStampReq`);
+    if (index < 0)
+      throw new TimestampRejection(
+        'badDataFormat',
+        `unexpected field (tag 0x${field.tag.toString(16)}) in TimeStampReq`,
+      );
     position = index + 1;
     switch (field.tag) {
       case TAG.oid:
@@ -88,23 +107,32 @@ function parseMessageImprint(imprint: DerElement): { hashAlgorithm: HashAlgorith
     const parts = readChildren(imprint);
     if (parts.length !== 2) throw new DerParseError('MessageImprint must have two fields');
     [algorithm, hashed] = parts;
-    if (algorithm.tag !== TAG.sequence || hashed.tag !== TAG.octetString) throw new DerParseError('MessageImprint fields have the wrong types');
+    if (algorithm.tag !== TAG.sequence || hashed.tag !== TAG.octetString)
+      throw new DerParseError('MessageImprint fields have the wrong types');
     algorithmFields = readChildren(algorithm);
   } catch (error) {
     throw malformed('messageImprint', error);
   }
   const [oid, parameters, ...rest] = algorithmFields;
-  if (!oid || oid.tag !== TAG.oid || rest.length) throw new TimestampRejection('badDataFormat', 'messageImprint hashAlgorithm is not an AlgorithmIdentifier');
+  if (!oid || oid.tag !== TAG.oid || rest.length)
+    throw new TimestampRejection('badDataFormat', 'messageImprint hashAlgorithm is not an AlgorithmIdentifier');
   const dotted = oidText(oid, 'hashAlgorithm');
   const hashAlgorithm = IMPRINT_HASH_BY_OID.get(dotted);
-  if (!hashAlgorithm) throw new TimestampRejection('badAlg', `unsupported message-imprint hash algorithm ${dotted} (SHA-256, SHA-384 or SHA-512)`);
+  if (!hashAlgorithm)
+    throw new TimestampRejection(
+      'badAlg',
+      `unsupported message-imprint hash algorithm ${dotted} (SHA-256, SHA-384 or SHA-512)`,
+    );
   // SHA-2 identifiers come with absent or NULL parameters (RFC 5754 §2); accept both.
   if (parameters && !(parameters.tag === TAG.null && parameters.content.length === 0)) {
     throw new TimestampRejection('badAlg', `unexpected parameters for ${hashAlgorithm}`);
   }
   const hashedMessage = Buffer.from(hashed!.content);
   if (hashedMessage.length !== HASH_LENGTH[hashAlgorithm]) {
-    throw new TimestampRejection('badDataFormat', `hashedMessage is ${hashedMessage.length} bytes; ${hashAlgorithm} needs ${HASH_LENGTH[hashAlgorithm]}`);
+    throw new TimestampRejection(
+      'badDataFormat',
+      `hashedMessage is ${hashedMessage.length} bytes; ${hashAlgorithm} needs ${HASH_LENGTH[hashAlgorithm]}`,
+    );
   }
   return { hashAlgorithm, hashedMessage };
 }

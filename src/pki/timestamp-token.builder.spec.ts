@@ -9,7 +9,13 @@ import { createNodeSigner } from '../../test/support/node-signer';
 import { OpenSslWorkspace, TEST_POLICY, TestTsa, buildQuery, createTestTsa } from '../../test/tsa/tsa-fixtures';
 import { TimestampRejection } from './timestamp-rejection';
 import { parseTimestampRequest } from './timestamp-request.parser';
-import { TimestampTokenBuilder, assertTimestampingCertificate, encodeRejectionResponse, failureInfoBits, generalizedTimeMs } from './timestamp-token.builder';
+import {
+  TimestampTokenBuilder,
+  assertTimestampingCertificate,
+  encodeRejectionResponse,
+  failureInfoBits,
+  generalizedTimeMs,
+} from './timestamp-token.builder';
 
 const OIDS = {
   contentType: '1.2.840.113549.1.9.3',
@@ -18,7 +24,11 @@ const OIDS = {
   tstInfo: '1.2.840.113549.1.9.16.1.4',
 };
 
-function parseResponse(der: Buffer): { response: pkijs.TimeStampResp; signedData?: pkijs.SignedData; tstInfo?: pkijs.TSTInfo } {
+function parseResponse(der: Buffer): {
+  response: pkijs.TimeStampResp;
+  signedData?: pkijs.SignedData;
+  tstInfo?: pkijs.TSTInfo;
+} {
   const response = pkijs.TimeStampResp.fromBER(der);
   if (!response.timeStampToken) return { response };
   const signedData = new pkijs.SignedData({ schema: response.timeStampToken.content });
@@ -34,7 +44,12 @@ describe(TimestampTokenBuilder.name, () => {
 
   beforeAll(async () => {
     tsa = await createTestTsa('EC-256');
-    builder = TimestampTokenBuilder.create({ certificate: tsa.tsa.der, signer: tsa.tsaSigner, policyOid: TEST_POLICY, accuracyMs: 1500 });
+    builder = TimestampTokenBuilder.create({
+      certificate: tsa.tsa.der,
+      signer: tsa.tsaSigner,
+      policyOid: TEST_POLICY,
+      accuracyMs: 1500,
+    });
   });
 
   function request(options: Parameters<typeof buildQuery>[0] = {}) {
@@ -43,7 +58,11 @@ describe(TimestampTokenBuilder.name, () => {
 
   it('writes TSTInfo with the policy, the imprint as sent, the serial, a millisecond genTime, the accuracy, the nonce and the TSA name', async () => {
     const hashed = crypto.randomBytes(48);
-    const der = await builder.buildGrantedResponse({ request: request({ hashOid: 'sha384', hashedMessage: hashed, nonce: 0x1234567890abcdefn, nullParameters: true }), serial: 4711n, genTime });
+    const der = await builder.buildGrantedResponse({
+      request: request({ hashOid: 'sha384', hashedMessage: hashed, nonce: 0x1234567890abcdefn, nullParameters: true }),
+      serial: 4711n,
+      genTime,
+    });
     const { response, tstInfo } = parseResponse(der);
     expect(response.status.status).toBe(0);
     expect(tstInfo!.version).toBe(1);
@@ -53,7 +72,9 @@ describe(TimestampTokenBuilder.name, () => {
     expect(BigInt('0x' + Buffer.from(tstInfo!.serialNumber.valueBlock.valueHexView).toString('hex'))).toBe(4711n);
     expect(tstInfo!.genTime.toISOString()).toBe(genTime.toISOString());
     expect(tstInfo!.accuracy).toMatchObject({ seconds: 1, millis: 500 });
-    expect(BigInt('0x' + Buffer.from(tstInfo!.nonce!.valueBlock.valueHexView).toString('hex'))).toBe(0x1234567890abcdefn);
+    expect(BigInt('0x' + Buffer.from(tstInfo!.nonce!.valueBlock.valueHexView).toString('hex'))).toBe(
+      0x1234567890abcdefn,
+    );
     expect(tstInfo!.tsa?.type).toBe(4);
     // The imprint is copied as sent, NULL parameters included.
     expect(tstInfo!.messageImprint.hashAlgorithm.algorithmParams).toBeInstanceOf(asn1js.Null);
@@ -76,14 +97,18 @@ describe(TimestampTokenBuilder.name, () => {
     expect(signer.digestAlgorithm.algorithmParams).toBeUndefined();
     expect(signer.signatureAlgorithm.algorithmId).toBe('1.2.840.10045.4.3.2');
     const attributes = signer.signedAttrs!.attributes;
-    expect(attributes.map((a) => a.type).sort()).toEqual([OIDS.contentType, OIDS.messageDigest, OIDS.signingCertificateV2].sort());
+    expect(attributes.map((a) => a.type).sort()).toEqual(
+      [OIDS.contentType, OIDS.messageDigest, OIDS.signingCertificateV2].sort(),
+    );
     // DER order: the encodings ascend.
     const encodings = attributes.map((a) => Buffer.from(a.toSchema().toBER()));
     expect([...encodings].sort(Buffer.compare)).toEqual(encodings);
 
     const tstInfoDer = Buffer.from(signedData.encapContentInfo.eContent!.valueBlock.valueHexView);
     const digest = attributes.find((a) => a.type === OIDS.messageDigest)!.values[0] as asn1js.OctetString;
-    expect(Buffer.from(digest.valueBlock.valueHexView)).toEqual(crypto.createHash('sha256').update(tstInfoDer).digest());
+    expect(Buffer.from(digest.valueBlock.valueHexView)).toEqual(
+      crypto.createHash('sha256').update(tstInfoDer).digest(),
+    );
 
     // SigningCertificateV2 { certs SEQUENCE OF ESSCertIDv2 { certHash, issuerSerial { GeneralNames, serial } } }
     const value = attributes.find((a) => a.type === OIDS.signingCertificateV2)!.values[0] as asn1js.Sequence;
@@ -93,64 +118,123 @@ describe(TimestampTokenBuilder.name, () => {
     // hashAlgorithm is DEFAULT sha256, so DER leaves it out: the first field is certHash.
     const [certHash, issuerSerial] = essCertId.valueBlock.value as [asn1js.OctetString, asn1js.Sequence];
     expect(certHash).toBeInstanceOf(asn1js.OctetString);
-    expect(Buffer.from(certHash.valueBlock.valueHexView)).toEqual(crypto.createHash('sha256').update(tsa.tsa.der).digest());
+    expect(Buffer.from(certHash.valueBlock.valueHexView)).toEqual(
+      crypto.createHash('sha256').update(tsa.tsa.der).digest(),
+    );
     const certificate = pkijs.Certificate.fromBER(tsa.tsa.der);
     const [generalNames, serial] = issuerSerial.valueBlock.value as [asn1js.Sequence, asn1js.Integer];
     expect(serial.isEqual(certificate.serialNumber)).toBe(true);
     const directoryName = generalNames.valueBlock.value[0] as asn1js.Constructed;
     expect(directoryName.idBlock).toMatchObject({ tagClass: 3, tagNumber: 4 });
-    expect(Buffer.from(directoryName.valueBlock.value[0].toBER())).toEqual(Buffer.from(certificate.issuer.toSchema().toBER()));
+    expect(Buffer.from(directoryName.valueBlock.value[0].toBER())).toEqual(
+      Buffer.from(certificate.issuer.toSchema().toBER()),
+    );
 
     // The signature is over the DER SET of the attributes (tag 31), by the TSA key.
     const signedAttributes = Buffer.from(signer.signedAttrs!.encodedValue);
     signedAttributes[0] = 0x31;
-    const ok = crypto.verify('sha256', signedAttributes, { key: tsa.tsaSigner.publicKey, dsaEncoding: 'der' }, Buffer.from(signer.signature.valueBlock.valueHexView));
+    const ok = crypto.verify(
+      'sha256',
+      signedAttributes,
+      { key: tsa.tsaSigner.publicKey, dsaEncoding: 'der' },
+      Buffer.from(signer.signature.valueBlock.valueHexView),
+    );
     expect(ok).toBe(true);
   });
 
   it('includes the TSA certificate only when certReq is set', async () => {
-    const withCert = parseResponse(await builder.buildGrantedResponse({ request: request({ certReq: true }), serial: 2n, genTime }));
+    const withCert = parseResponse(
+      await builder.buildGrantedResponse({ request: request({ certReq: true }), serial: 2n, genTime }),
+    );
     expect(withCert.signedData!.certificates).toHaveLength(1);
-    expect(Buffer.from((withCert.signedData!.certificates![0] as pkijs.Certificate).toSchema().toBER())).toEqual(tsa.tsa.der);
-    const without = parseResponse(await builder.buildGrantedResponse({ request: request({ certReq: false }), serial: 3n, genTime }));
+    expect(Buffer.from((withCert.signedData!.certificates![0] as pkijs.Certificate).toSchema().toBER())).toEqual(
+      tsa.tsa.der,
+    );
+    const without = parseResponse(
+      await builder.buildGrantedResponse({ request: request({ certReq: false }), serial: 3n, genTime }),
+    );
     expect(without.signedData!.certificates).toBeUndefined();
   });
 
-  it.each<[KeySpec]>([['EC-384'], ['RSA-3072']])('signs with the hash its %s key pairs with, and the token verifies with OpenSSL', async (spec) => {
-    const other = await createTestTsa(spec);
-    const otherBuilder = TimestampTokenBuilder.create({ certificate: other.tsa.der, signer: other.tsaSigner, policyOid: TEST_POLICY, accuracyMs: 1000 });
-    const workspace = new OpenSslWorkspace();
-    try {
-      const data = workspace.write('data.bin', `payload for ${spec}`);
-      const hashed = crypto.createHash('sha256').update(`payload for ${spec}`).digest();
-      const reply = await otherBuilder.buildGrantedResponse({ request: request({ hashedMessage: hashed, certReq: true }), serial: 9n, genTime: new Date() });
-      workspace.write('reply.tsr', reply);
-      workspace.writeCertificate('root.pem', other.root.der);
-      const verified = await workspace.tryOpenssl(['ts', '-verify', '-data', data, '-in', 'reply.tsr', '-CAfile', 'root.pem']);
-      expect(verified).toMatchObject({ ok: true });
-      expect(verified.output).toContain('Verification: OK');
-      const { signedData } = parseResponse(reply);
-      // Both pair with SHA-384; RSA signs PKCS#1 v1.5 (OpenSSL's ts cannot verify PSS in CMS).
-      expect(signedData!.signerInfos[0].digestAlgorithm.algorithmId).toBe('2.16.840.1.101.3.4.2.2');
-      expect(signedData!.signerInfos[0].signatureAlgorithm.algorithmId).toBe(spec === 'EC-384' ? '1.2.840.10045.4.3.3' : '1.2.840.113549.1.1.12');
-    } finally {
-      workspace.remove();
-    }
-  });
+  it.each<[KeySpec]>([['EC-384'], ['RSA-3072']])(
+    'signs with the hash its %s key pairs with, and the token verifies with OpenSSL',
+    async (spec) => {
+      const other = await createTestTsa(spec);
+      const otherBuilder = TimestampTokenBuilder.create({
+        certificate: other.tsa.der,
+        signer: other.tsaSigner,
+        policyOid: TEST_POLICY,
+        accuracyMs: 1000,
+      });
+      const workspace = new OpenSslWorkspace();
+      try {
+        const data = workspace.write('data.bin', `payload for ${spec}`);
+        const hashed = crypto.createHash('sha256').update(`payload for ${spec}`).digest();
+        const reply = await otherBuilder.buildGrantedResponse({
+          request: request({ hashedMessage: hashed, certReq: true }),
+          serial: 9n,
+          genTime: new Date(),
+        });
+        workspace.write('reply.tsr', reply);
+        workspace.writeCertificate('root.pem', other.root.der);
+        const verified = await workspace.tryOpenssl([
+          'ts',
+          '-verify',
+          '-data',
+          data,
+          '-in',
+          'reply.tsr',
+          '-CAfile',
+          'root.pem',
+        ]);
+        expect(verified).toMatchObject({ ok: true });
+        expect(verified.output).toContain('Verification: OK');
+        const { signedData } = parseResponse(reply);
+        // Both pair with SHA-384; RSA signs PKCS#1 v1.5 (OpenSSL's ts cannot verify PSS in CMS).
+        expect(signedData!.signerInfos[0].digestAlgorithm.algorithmId).toBe('2.16.840.1.101.3.4.2.2');
+        expect(signedData!.signerInfos[0].signatureAlgorithm.algorithmId).toBe(
+          spec === 'EC-384' ? '1.2.840.10045.4.3.3' : '1.2.840.113549.1.1.12',
+        );
+      } finally {
+        workspace.remove();
+      }
+    },
+  );
 
   it('refuses to hand out a token whose signature does not verify (faulty signer)', async () => {
     const faulty = { ...tsa.tsaSigner, signDigest: async () => Buffer.alloc(64, 1) };
-    const broken = TimestampTokenBuilder.create({ certificate: tsa.tsa.der, signer: faulty, policyOid: TEST_POLICY, accuracyMs: 1000 });
+    const broken = TimestampTokenBuilder.create({
+      certificate: tsa.tsa.der,
+      signer: faulty,
+      policyOid: TEST_POLICY,
+      accuracyMs: 1000,
+    });
     await expect(broken.buildToken({ request: request(), serial: 1n, genTime })).rejects.toThrow(/does not verify/);
   });
 
   it('refuses a signer whose key is not the certificate key, and certificates outside the TSA profile', async () => {
-    expect(() => TimestampTokenBuilder.create({ certificate: tsa.tsa.der, signer: createNodeSigner('EC-256'), policyOid: TEST_POLICY, accuracyMs: 1000 })).toThrow(PkiError);
+    expect(() =>
+      TimestampTokenBuilder.create({
+        certificate: tsa.tsa.der,
+        signer: createNodeSigner('EC-256'),
+        policyOid: TEST_POLICY,
+        accuracyMs: 1000,
+      }),
+    ).toThrow(PkiError);
     // A CA certificate (the TSA root) and a code-signing leaf are not TSA certificates.
     expect(() => assertTimestampingCertificate(tsa.root.der)).toThrow(/extendedKeyUsage/);
-    const issuer = loadCaIssuer({ certificate: tsa.root.der, signer: tsa.rootSigner, urls: caGenerationUrls('http://signet.test', 'r-g1') });
+    const issuer = loadCaIssuer({
+      certificate: tsa.root.der,
+      signer: tsa.rootSigner,
+      urls: caGenerationUrls('http://signet.test', 'r-g1'),
+    });
     const leafSigner = createNodeSigner('EC-256');
-    const codeSigning = await issueCodeSigningCertificate({ issuer, subject: { C: 'DE', ST: 'Berlin', O: 'Signet Test', CN: 'leaf' }, publicKeySpki: leafSigner.publicKeySpki, validityDays: 30 });
+    const codeSigning = await issueCodeSigningCertificate({
+      issuer,
+      subject: { C: 'DE', ST: 'Berlin', O: 'Signet Test', CN: 'leaf' },
+      publicKeySpki: leafSigner.publicKeySpki,
+      validityDays: 30,
+    });
     expect(() => assertTimestampingCertificate(codeSigning.der)).toThrow(/extendedKeyUsage/);
     expect(() => assertTimestampingCertificate(tsa.tsa.der)).not.toThrow();
   });

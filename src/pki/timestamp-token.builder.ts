@@ -91,10 +91,14 @@ export class TimestampTokenBuilder {
     const parts = readCertificateParts(certificate);
     assertTimestampingCertificate(certificate, operation);
     if (!samePublicKey(parts.subjectPublicKeyInfo, signer.publicKeySpki)) {
-      throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' key does not match the TSA certificate`, { field: 'signer' });
+      throw new PkiError('VALIDATION_ERROR', `${operation}: 'signer' key does not match the TSA certificate`, {
+        field: 'signer',
+      });
     }
     if (!Number.isInteger(options.accuracyMs) || options.accuracyMs < 1) {
-      throw new PkiError('VALIDATION_ERROR', `${operation}: 'accuracyMs' must be a positive whole number`, { field: 'accuracyMs' });
+      throw new PkiError('VALIDATION_ERROR', `${operation}: 'accuracyMs' must be a positive whole number`, {
+        field: 'accuracyMs',
+      });
     }
     const parsed = new x509.X509Certificate(certificate);
     this.certificate = certificate;
@@ -138,7 +142,14 @@ export class TimestampTokenBuilder {
   /** TSTInfo DER (RFC 3161 §2.4.2). */
   encodeTstInfo({ request, serial, genTime }: TimestampTokenInput): Buffer {
     if (serial < 1n) throw new RangeError('encodeTstInfo: serial must be positive');
-    const fields = [this.tstInfoVersion, this.policy, request.messageImprintDer, smallInteger(serial), generalizedTimeMs(genTime), this.accuracy];
+    const fields = [
+      this.tstInfoVersion,
+      this.policy,
+      request.messageImprintDer,
+      smallInteger(serial),
+      generalizedTimeMs(genTime),
+      this.accuracy,
+    ];
     // ordering is left at its DEFAULT FALSE (omitted): tokens are ordered by genTime ± accuracy only.
     if (request.nonceDer) fields.push(request.nonceDer);
     if (this.tsaName.length) fields.push(this.tsaName);
@@ -150,7 +161,9 @@ export class TimestampTokenBuilder {
     const tstInfo = this.encodeTstInfo(input);
     const messageDigest = attribute(TSA_OIDS.messageDigest, octetString(hashData(this.scheme.hash, tstInfo)));
     // DER SET OF: elements sorted by their encodings.
-    const attributes = [this.contentTypeAttribute, this.signingCertificateAttribute, messageDigest].sort(Buffer.compare);
+    const attributes = [this.contentTypeAttribute, this.signingCertificateAttribute, messageDigest].sort(
+      Buffer.compare,
+    );
     const signedAttributesSet = tlvOf(0x31, attributes);
     const signature = await this.sign(signedAttributesSet);
 
@@ -180,7 +193,11 @@ export class TimestampTokenBuilder {
   private async sign(signedAttributesSet: Buffer): Promise<Buffer> {
     const digest = hashData(this.scheme.hash, signedAttributesSet);
     // Padding is an RSA notion; EC signers (the HSM's) refuse it.
-    const raw = await this.signer.signDigest(digest, this.scheme.hash, this.scheme.kind === 'ecdsa' ? undefined : 'pkcs1');
+    const raw = await this.signer.signDigest(
+      digest,
+      this.scheme.hash,
+      this.scheme.kind === 'ecdsa' ? undefined : 'pkcs1',
+    );
     const signature = this.scheme.kind === 'ecdsa' ? ecdsaRawToDer(raw, this.scheme.ecFieldBytes!) : raw;
     if (this.verifyKey && !this.verifies(signedAttributesSet, signature)) {
       throw new PkiError('SIGNER_FAILED', 'timestamp signature does not verify with the TSA certificate key');
@@ -194,9 +211,23 @@ export class TimestampTokenBuilder {
       case 'ecdsa':
         return crypto.verify(hash, data, { key: this.verifyKey!, dsaEncoding: 'der' }, signature);
       case 'rsa-pss':
-        return crypto.verify(hash, data, { key: this.verifyKey!, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: HASH_LENGTH[this.scheme.hash] }, signature);
+        return crypto.verify(
+          hash,
+          data,
+          {
+            key: this.verifyKey!,
+            padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
+            saltLength: HASH_LENGTH[this.scheme.hash],
+          },
+          signature,
+        );
       case 'rsa-pkcs1':
-        return crypto.verify(hash, data, { key: this.verifyKey!, padding: crypto.constants.RSA_PKCS1_PADDING }, signature);
+        return crypto.verify(
+          hash,
+          data,
+          { key: this.verifyKey!, padding: crypto.constants.RSA_PKCS1_PADDING },
+          signature,
+        );
     }
   }
 }
@@ -211,7 +242,7 @@ export function encodeRejectionResponse(rejection: Pick<TimestampRejection, 'fai
 export function failureInfoBits(failInfo: PkiFailureInfo): Buffer {
   const bit = PKI_FAILURE_BITS[failInfo];
   const bytes = Buffer.alloc(Math.floor(bit / 8) + 1);
-  bytes[bytes.length - 1] = 0x80 >> bit % 8;
+  bytes[bytes.length - 1] = 0x80 >> (bit % 8);
   return bitString(bytes, 7 - (bit % 8));
 }
 
@@ -226,7 +257,8 @@ function encodeAccuracy(accuracyMs: number): Buffer {
   const millis = accuracyMs % 1000;
   const fields: Buffer[] = [];
   if (seconds > 0) fields.push(smallInteger(seconds));
-  if (millis > 0) fields.push(tlv(0x80, unsignedIntegerContent(Buffer.from(millis.toString(16).padStart(4, '0'), 'hex'))));
+  if (millis > 0)
+    fields.push(tlv(0x80, unsignedIntegerContent(Buffer.from(millis.toString(16).padStart(4, '0'), 'hex'))));
   return tlvOf(0x30, fields);
 }
 
@@ -242,8 +274,14 @@ export function generalizedTimeMs(date: Date): Buffer {
   const ms = date.getUTCMilliseconds();
   const fraction = ms === 0 ? '' : '.' + String(ms).padStart(3, '0').replace(/0+$/, '');
   const text =
-    String(year).padStart(4, '0') + pad2(date.getUTCMonth() + 1) + pad2(date.getUTCDate()) +
-    pad2(date.getUTCHours()) + pad2(date.getUTCMinutes()) + pad2(date.getUTCSeconds()) + fraction + 'Z';
+    String(year).padStart(4, '0') +
+    pad2(date.getUTCMonth() + 1) +
+    pad2(date.getUTCDate()) +
+    pad2(date.getUTCHours()) +
+    pad2(date.getUTCMinutes()) +
+    pad2(date.getUTCSeconds()) +
+    fraction +
+    'Z';
   return tlv(0x18, Buffer.from(text, 'ascii'));
 }
 

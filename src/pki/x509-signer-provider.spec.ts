@@ -35,17 +35,22 @@ describe('DigestSignerCrypto', () => {
     const key = signerCryptoKey(signer, signatureSchemeFor('EC-256'));
     expect(Buffer.from(await digestSignerCrypto.subtle.exportKey('spki', key))).toEqual(signer.publicKeySpki);
     await expect(digestSignerCrypto.subtle.exportKey('pkcs8', key)).rejects.toThrow(/spki/);
-    await expect(digestSignerCrypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' } as never, key, new Uint8Array(1))).rejects.toThrow(
-      /does not match/,
-    );
+    await expect(
+      digestSignerCrypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' } as never, key, new Uint8Array(1)),
+    ).rejects.toThrow(/does not match/);
     expect(() => signerCryptoKey(signer, signatureSchemeFor('EC-384'))).toThrow(/EC-384/);
   });
 
   it('delegates ordinary keys to Node WebCrypto', async () => {
-    const pair = (await digestSignerCrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as crypto.webcrypto.CryptoKeyPair;
+    const pair = (await digestSignerCrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+      'verify',
+    ])) as crypto.webcrypto.CryptoKeyPair;
     const data = new Uint8Array([1, 2, 3]);
     const signature = await digestSignerCrypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, data);
-    expect(await crypto.webcrypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, pair.publicKey, signature, data)).toBe(true);
+    expect(
+      await crypto.webcrypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, pair.publicKey, signature, data),
+    ).toBe(true);
     expect(digestSignerCrypto.getRandomValues(new Uint8Array(8))).toHaveLength(8);
   });
 });

@@ -64,8 +64,18 @@ function toArrayBuffer(buffer: Buffer): ArrayBuffer {
 }
 
 const SUBTLE_METHODS = [
-  'decrypt', 'deriveBits', 'deriveKey', 'digest', 'encrypt', 'exportKey',
-  'generateKey', 'importKey', 'sign', 'unwrapKey', 'verify', 'wrapKey',
+  'decrypt',
+  'deriveBits',
+  'deriveKey',
+  'digest',
+  'encrypt',
+  'exportKey',
+  'generateKey',
+  'importKey',
+  'sign',
+  'unwrapKey',
+  'verify',
+  'wrapKey',
 ] as const;
 
 function createSubtle(): webcrypto.SubtleCrypto {

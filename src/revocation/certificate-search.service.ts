@@ -34,7 +34,11 @@ export class CertificateSearchService {
 
   async search(query: SearchCertificatesDto): Promise<CertificateView[]> {
     const given = (['key', 'serial', 'subject', 'artifact'] as const).filter((name) => query[name] !== undefined);
-    if (given.length > 1) throw new DomainError(ErrorCode.VALIDATION_ERROR, `give one of key, serial, subject or artifact, not ${given.join(' and ')}`);
+    if (given.length > 1)
+      throw new DomainError(
+        ErrorCode.VALIDATION_ERROR,
+        `give one of key, serial, subject or artifact, not ${given.join(' and ')}`,
+      );
     let rows: CertificateSearchRow[];
     if (query.serial !== undefined) {
       rows = await this.certificates.certificatesBySerial(normalizeSerialHex(query.serial));
@@ -68,6 +72,8 @@ function view(row: CertificateSearchRow): CertificateView {
     certificate: derToPem(row.der, 'CERTIFICATE'),
     key: row.key_name,
     keyVersion: row.key_version,
-    ...(row.signatures ? { signatures: row.signatures.map((s) => ({ ...s, time: new Date(s.time).toISOString() })) } : {}),
+    ...(row.signatures
+      ? { signatures: row.signatures.map((s) => ({ ...s, time: new Date(s.time).toISOString() })) }
+      : {}),
   };
 }

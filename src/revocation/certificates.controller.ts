@@ -35,7 +35,11 @@ export class CertificatesController {
   @Post(':serial/revoke')
   @HttpCode(200)
   @Roles('admin', 'security-officer')
-  revoke(@Param('serial') serial: string, @Body() body: RevokeDto, @Principal() principal: Principal): Promise<RevocationView> {
+  revoke(
+    @Param('serial') serial: string,
+    @Body() body: RevokeDto,
+    @Principal() principal: Principal,
+  ): Promise<RevocationView> {
     return this.revocations.revoke(serial, body, principal.auditActor);
   }
 }

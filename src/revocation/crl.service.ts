@@ -59,7 +59,9 @@ export class CrlService implements OnModuleDestroy {
     const timer = setTimeout(() => {
       this.pending.delete(generationId);
       this.rebuild(generationId)
-        .catch((error) => this.logger.error(`CRL rebuild for generation ${generationId} failed: ${(error as Error).message}`))
+        .catch((error) =>
+          this.logger.error(`CRL rebuild for generation ${generationId} failed: ${(error as Error).message}`),
+        )
         .finally(resolve);
     }, CRL_COALESCE_MS);
     this.pending.set(generationId, { timer, done, resolve });
@@ -72,14 +74,21 @@ export class CrlService implements OnModuleDestroy {
   }
 
   /** Builds, signs and stores the next CRL of a generation. Replicas serialise on the row lock. */
-  async rebuild(generationId: string, options: { onlyIfDue?: boolean; now?: Date } = {}): Promise<CrlPublishedEvent | undefined> {
+  async rebuild(
+    generationId: string,
+    options: { onlyIfDue?: boolean; now?: Date } = {},
+  ): Promise<CrlPublishedEvent | undefined> {
     const event = await this.dataSource.transaction(async (manager) => {
       const generation = await this.revocations.lockGenerationForCrl(manager, generationId);
       // A generation without a key here (an offline root) publishes its CRL elsewhere.
       if (!generation?.certificate || generation.keyUri === EXTERNAL_KEY_URI) return undefined;
       if ((await this.revocations.caKind(manager, generation.caId)) === 'tsa') return undefined;
       const now = options.now ?? new Date();
-      if (options.onlyIfDue && !(await this.revocations.isCrlDue(manager, generation.id, now, this.config.pki.crlValidityHours))) return undefined;
+      if (
+        options.onlyIfDue &&
+        !(await this.revocations.isCrlDue(manager, generation.id, now, this.config.pki.crlValidityHours))
+      )
+        return undefined;
       const issuer = await this.cas.issuerFor(generation);
       const crlNumber = BigInt(generation.crlNumber) + 1n;
       const built = await buildCrl({
@@ -89,7 +98,12 @@ export class CrlService implements OnModuleDestroy {
         nextUpdate: new Date(now.getTime() + this.validityMs),
         entries: this.revokedEntries(manager, generation.id),
       });
-      await this.revocations.storeCrl(manager, generation.id, { crlNumber: crlNumber.toString(), der: built.der, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate });
+      await this.revocations.storeCrl(manager, generation.id, {
+        crlNumber: crlNumber.toString(),
+        der: built.der,
+        thisUpdate: built.thisUpdate,
+        nextUpdate: built.nextUpdate,
+      });
       generation.crl = built.der;
       generation.crlNumber = crlNumber.toString();
       return { generation, crlNumber, entryCount: built.entryCount };
@@ -104,7 +118,12 @@ export class CrlService implements OnModuleDestroy {
 
   private async *revokedEntries(manager: EntityManager, generationId: string): AsyncGenerator<CrlEntry> {
     for await (const row of this.revocations.revokedCertificates(manager, generationId)) {
-      yield { serialHex: row.serial, revokedAt: row.revoked_at, reason: row.revocation_reason ?? undefined, invalidityDate: row.invalidity_date ?? undefined };
+      yield {
+        serialHex: row.serial,
+        revokedAt: row.revoked_at,
+        reason: row.revocation_reason ?? undefined,
+        invalidityDate: row.invalidity_date ?? undefined,
+      };
     }
   }
 
@@ -144,7 +163,9 @@ export class CrlService implements OnModuleDestroy {
     await Promise.all(
       pending.map(async ([generationId, { timer, resolve }]) => {
         clearTimeout(timer);
-        await this.rebuild(generationId).catch((error) => this.logger.error(`CRL rebuild at shutdown failed: ${(error as Error).message}`));
+        await this.rebuild(generationId).catch((error) =>
+          this.logger.error(`CRL rebuild at shutdown failed: ${(error as Error).message}`),
+        );
         resolve();
       }),
     );

@@ -2,7 +2,16 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { CaGenerationEntity } from '../ca/ca-generation.entity';
 import { CaService } from '../ca/ca.service';
-import { createOcspResponder, ocspErrorResponse, OcspMalformedRequestError, OcspResponder, ocspResponseForError, ParsedOcspRequest, parseOcspRequest, respondToOcspRequest } from '../pki';
+import {
+  createOcspResponder,
+  ocspErrorResponse,
+  OcspMalformedRequestError,
+  OcspResponder,
+  ocspResponseForError,
+  ParsedOcspRequest,
+  parseOcspRequest,
+  respondToOcspRequest,
+} from '../pki';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { ChangeNotifier } from '../database/change-notifier';
@@ -25,7 +34,10 @@ interface CachedResponse {
 @Injectable()
 export class OcspService implements OnModuleInit {
   private readonly logger = new Logger(OcspService.name);
-  private readonly responders = new Map<string, { generation: CaGenerationEntity; responder: Promise<OcspResponder>; until: number }>();
+  private readonly responders = new Map<
+    string,
+    { generation: CaGenerationEntity; responder: Promise<OcspResponder>; until: number }
+  >();
   private readonly cache = new Map<string, CachedResponse>();
   private cacheHits = 0;
   private signed = 0;
@@ -69,7 +81,9 @@ export class OcspService implements OnModuleInit {
     try {
       parsed = parseOcspRequest(requestDer);
     } catch (error) {
-      return ocspResponseForError(error instanceof OcspMalformedRequestError ? error : new OcspMalformedRequestError('unparsable request'));
+      return ocspResponseForError(
+        error instanceof OcspMalformedRequestError ? error : new OcspMalformedRequestError('unparsable request'),
+      );
     }
     let entry;
     try {
@@ -80,7 +94,9 @@ export class OcspService implements OnModuleInit {
       return ocspErrorResponse('tryLater');
     }
     const cacheable = !parsed.nonce && parsed.certIds.length === 1;
-    const cacheKey = cacheable ? `${generationName}:${parsed.certIds[0].hashAlgorithm}:${parsed.certIds[0].serialHex}` : '';
+    const cacheKey = cacheable
+      ? `${generationName}:${parsed.certIds[0].hashAlgorithm}:${parsed.certIds[0].serialHex}`
+      : '';
     if (cacheable) {
       const hit = this.cache.get(cacheKey);
       if (hit && hit.until > Date.now()) {
@@ -90,7 +106,12 @@ export class OcspService implements OnModuleInit {
     }
     const validitySeconds = this.config.pki.ocspValidityMinutes * 60;
     try {
-      const der = await respondToOcspRequest(await entry.responder, parsed, (serial) => this.revocations.status(entry.generation.id, serial), { validitySeconds });
+      const der = await respondToOcspRequest(
+        await entry.responder,
+        parsed,
+        (serial) => this.revocations.status(entry.generation.id, serial),
+        { validitySeconds },
+      );
       this.signed++;
       if (cacheable) {
         if (this.cache.size > 100_000) this.cache.clear();
@@ -99,11 +120,15 @@ export class OcspService implements OnModuleInit {
       return der;
     } catch (error) {
       this.logger.error(`OCSP response for ${generationName} failed: ${(error as Error).message}`);
-      return ocspErrorResponse(error instanceof DomainError && error.code === ErrorCode.HSM_UNAVAILABLE ? 'tryLater' : 'internalError');
+      return ocspErrorResponse(
+        error instanceof DomainError && error.code === ErrorCode.HSM_UNAVAILABLE ? 'tryLater' : 'internalError',
+      );
     }
   }
 
-  private async responderFor(generationName: string): Promise<{ generation: CaGenerationEntity; responder: Promise<OcspResponder> }> {
+  private async responderFor(
+    generationName: string,
+  ): Promise<{ generation: CaGenerationEntity; responder: Promise<OcspResponder> }> {
     const cached = this.responders.get(generationName);
     if (cached && cached.until > Date.now()) return cached;
     const generation = await this.cas.generationByName(generationName);

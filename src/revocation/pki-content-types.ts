@@ -13,6 +13,10 @@ export class PkiContentTypes implements OnModuleInit {
     const fastify = this.adapterHost.httpAdapter?.getInstance?.();
     // No HTTP server in a CLI application context.
     if (!fastify?.addContentTypeParser || fastify.hasContentTypeParser('application/ocsp-request')) return;
-    fastify.addContentTypeParser('application/ocsp-request', { parseAs: 'buffer', bodyLimit: OCSP_REQUEST_MAX_BYTES }, binaryBodyFor('/ocsp/:ca'));
+    fastify.addContentTypeParser(
+      'application/ocsp-request',
+      { parseAs: 'buffer', bodyLimit: OCSP_REQUEST_MAX_BYTES },
+      binaryBodyFor('/ocsp/:ca'),
+    );
   }
 }

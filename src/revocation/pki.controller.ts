@@ -32,14 +32,19 @@ export class PkiController {
   @Public()
   async file(@Param('file') file: string, @Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const wait = this.limited(request);
-    if (wait > 0) throw new DomainError(ErrorCode.RATE_LIMITED, 'too many requests from this address', { retryAfterSeconds: wait });
+    if (wait > 0)
+      throw new DomainError(ErrorCode.RATE_LIMITED, 'too many requests from this address', { retryAfterSeconds: wait });
     const match = /^([A-Za-z0-9][A-Za-z0-9._-]{0,127})\.(crt|crl)$/.exec(file);
     if (!match) throw new DomainError(ErrorCode.NOT_FOUND, `no such file ${file}`);
     const [, generationName, kind] = match;
     if (kind === 'crt') {
       const generation = await this.cas.generationByName(generationName);
-      if (!generation.certificate) throw new DomainError(ErrorCode.NOT_FOUND, `CA key generation ${generationName} has no certificate yet`);
-      await reply.header('content-type', 'application/pkix-cert').header('cache-control', 'public, max-age=3600').send(generation.certificate);
+      if (!generation.certificate)
+        throw new DomainError(ErrorCode.NOT_FOUND, `CA key generation ${generationName} has no certificate yet`);
+      await reply
+        .header('content-type', 'application/pkix-cert')
+        .header('cache-control', 'public, max-age=3600')
+        .send(generation.certificate);
       return;
     }
     const crl = await this.crls.current(generationName);
@@ -76,6 +81,9 @@ export class PkiController {
       await reply.header('content-type', 'application/ocsp-response').send(ocspResponseForError(error));
       return;
     }
-    await reply.header('content-type', 'application/ocsp-response').header('cache-control', 'public, max-age=60').send(await this.ocsp.respond(ca, der));
+    await reply
+      .header('content-type', 'application/ocsp-response')
+      .header('cache-control', 'public, max-age=60')
+      .send(await this.ocsp.respond(ca, der));
   }
 }

@@ -14,7 +14,14 @@ import { RevocationService } from './revocation.service';
 @Module({
   imports: [CaModule, KeysModule, DomainEventsModule],
   controllers: [CertificatesController, PkiController],
-  providers: [RevocationRepository, CrlService, RevocationService, OcspService, PkiContentTypes, CertificateSearchService],
+  providers: [
+    RevocationRepository,
+    CrlService,
+    RevocationService,
+    OcspService,
+    PkiContentTypes,
+    CertificateSearchService,
+  ],
   exports: [CrlService, RevocationService, OcspService],
 })
 export class RevocationModule {}

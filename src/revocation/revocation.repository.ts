@@ -70,11 +70,25 @@ export class RevocationRepository {
    * so a revocation can never fall between a CRL's read and its thisUpdate.
    */
   async holdIssuerAgainstCrlBuild(manager: EntityManager, issuerGenerationId: string): Promise<void> {
-    await manager.getRepository(CaGenerationEntity).findOne({ where: { id: issuerGenerationId }, lock: { mode: 'pessimistic_read' } });
+    await manager
+      .getRepository(CaGenerationEntity)
+      .findOne({ where: { id: issuerGenerationId }, lock: { mode: 'pessimistic_read' } });
   }
 
-  async markCertificateRevoked(manager: EntityManager, serial: string, revocation: { revokedAt: Date; reason: RevocationReason; invalidityDate: Date | null }): Promise<void> {
-    await manager.update(CertificateEntity, { serial }, { revokedAt: revocation.revokedAt, revocationReason: revocation.reason, invalidityDate: revocation.invalidityDate });
+  async markCertificateRevoked(
+    manager: EntityManager,
+    serial: string,
+    revocation: { revokedAt: Date; reason: RevocationReason; invalidityDate: Date | null },
+  ): Promise<void> {
+    await manager.update(
+      CertificateEntity,
+      { serial },
+      {
+        revokedAt: revocation.revokedAt,
+        revocationReason: revocation.reason,
+        invalidityDate: revocation.invalidityDate,
+      },
+    );
   }
 
   /** The key version behind a revoked certificate stops signing (state `revoked`). */
@@ -83,7 +97,10 @@ export class RevocationRepository {
   }
 
   /** What OCSP answers about a serial under an issuer generation (null: not issued there). */
-  revocationStatus(issuerGenerationId: string, serialHex: string): Promise<Pick<CertificateEntity, 'serial' | 'revokedAt' | 'revocationReason' | 'invalidityDate'> | null> {
+  revocationStatus(
+    issuerGenerationId: string,
+    serialHex: string,
+  ): Promise<Pick<CertificateEntity, 'serial' | 'revokedAt' | 'revocationReason' | 'invalidityDate'> | null> {
     return this.dataSource.getRepository(CertificateEntity).findOne({
       where: { serial: serialHex, issuerGenerationId },
       select: { serial: true, revokedAt: true, revocationReason: true, invalidityDate: true },
@@ -94,7 +111,9 @@ export class RevocationRepository {
 
   /** The generation whose CRL is built, locked FOR UPDATE: replicas building the same CRL serialise here. */
   lockGenerationForCrl(manager: EntityManager, generationId: string): Promise<CaGenerationEntity | null> {
-    return manager.getRepository(CaGenerationEntity).findOne({ where: { id: generationId }, lock: { mode: 'pessimistic_write' } });
+    return manager
+      .getRepository(CaGenerationEntity)
+      .findOne({ where: { id: generationId }, lock: { mode: 'pessimistic_write' } });
   }
 
   async caKind(manager: EntityManager, caId: string): Promise<string> {
@@ -104,7 +123,10 @@ export class RevocationRepository {
 
   /** Whether the generation's CRL must be rebuilt at `now` with the configured validity. */
   async isCrlDue(manager: EntityManager, generationId: string, now: Date, validityHours: number): Promise<boolean> {
-    const [row] = await manager.query(`SELECT ${crlDuePredicate('$2', '$3')} AS due FROM ca_generations g WHERE g.id = $1`, [generationId, now, validityHours]);
+    const [row] = await manager.query(
+      `SELECT ${crlDuePredicate('$2', '$3')} AS due FROM ca_generations g WHERE g.id = $1`,
+      [generationId, now, validityHours],
+    );
     return row?.due === true;
   }
 
@@ -124,8 +146,16 @@ export class RevocationRepository {
     }
   }
 
-  async storeCrl(manager: EntityManager, generationId: string, crl: { crlNumber: string; der: Buffer; thisUpdate: Date; nextUpdate: Date }): Promise<void> {
-    await manager.update(CaGenerationEntity, { id: generationId }, { crlNumber: crl.crlNumber, crl: crl.der, crlThisUpdate: crl.thisUpdate, crlNextUpdate: crl.nextUpdate });
+  async storeCrl(
+    manager: EntityManager,
+    generationId: string,
+    crl: { crlNumber: string; der: Buffer; thisUpdate: Date; nextUpdate: Date },
+  ): Promise<void> {
+    await manager.update(
+      CaGenerationEntity,
+      { id: generationId },
+      { crlNumber: crl.crlNumber, crl: crl.der, crlThisUpdate: crl.thisUpdate, crlNextUpdate: crl.nextUpdate },
+    );
   }
 
   /**
@@ -149,7 +179,10 @@ export class RevocationRepository {
   }
 
   certificatesOfKey(keyName: string): Promise<CertificateSearchRow[]> {
-    return this.dataSource.query(`${SELECT} ${FROM} WHERE k.name = $1 ORDER BY c.not_before, c.serial LIMIT ${SEARCH_LIMIT}`, [keyName]);
+    return this.dataSource.query(
+      `${SELECT} ${FROM} WHERE k.name = $1 ORDER BY c.not_before, c.serial LIMIT ${SEARCH_LIMIT}`,
+      [keyName],
+    );
   }
 
   async keyExists(keyName: string): Promise<boolean> {
@@ -159,7 +192,10 @@ export class RevocationRepository {
   /** Certificates whose subject DN contains `text` (case-insensitive, LIKE wildcards taken literally), newest first. */
   certificatesWithSubject(text: string): Promise<CertificateSearchRow[]> {
     const pattern = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-    return this.dataSource.query(`${SELECT} ${FROM} WHERE c.subject_dn ILIKE $1 ORDER BY c.created_at DESC LIMIT ${SEARCH_LIMIT}`, [pattern]);
+    return this.dataSource.query(
+      `${SELECT} ${FROM} WHERE c.subject_dn ILIKE $1 ORDER BY c.created_at DESC LIMIT ${SEARCH_LIMIT}`,
+      [pattern],
+    );
   }
 
   /**

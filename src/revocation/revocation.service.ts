@@ -56,39 +56,66 @@ export class RevocationService {
     const serial = normalizeSerialHex(serialInput);
     const reason = input.reason ?? 'unspecified';
     if (!isRevocationReason(reason)) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'reason' must be one of ${REVOCATION_REASONS.join(', ')}`, { field: 'reason' });
+      throw new DomainError(
+        ErrorCode.VALIDATION_ERROR,
+        `${operation}: 'reason' must be one of ${REVOCATION_REASONS.join(', ')}`,
+        { field: 'reason' },
+      );
     }
     let invalidityDate: Date | null = null;
     if (input.invalidityDate !== undefined) {
       invalidityDate = new Date(input.invalidityDate);
       if (typeof input.invalidityDate !== 'string' || Number.isNaN(invalidityDate.getTime())) {
-        throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'invalidityDate' must be an ISO-8601 date-time`, { field: 'invalidityDate' });
+        throw new DomainError(
+          ErrorCode.VALIDATION_ERROR,
+          `${operation}: 'invalidityDate' must be an ISO-8601 date-time`,
+          { field: 'invalidityDate' },
+        );
       }
       if (invalidityDate.getTime() > now.getTime() + 60_000) {
-        throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'invalidityDate' is in the future`, { field: 'invalidityDate' });
+        throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'invalidityDate' is in the future`, {
+          field: 'invalidityDate',
+        });
       }
     }
 
     const { certificate, changed } = await this.dataSource.transaction(async (manager) => {
       const certificate = await this.certificates.lockCertificate(manager, serial);
-      if (!certificate) throw new DomainError(ErrorCode.NOT_FOUND, `${operation}: no certificate with serial ${serial}`, { field: 'serial' });
+      if (!certificate)
+        throw new DomainError(ErrorCode.NOT_FOUND, `${operation}: no certificate with serial ${serial}`, {
+          field: 'serial',
+        });
       if (certificate.revokedAt) {
-        await this.audit.record({ type: 'certificate.revoked', actor, subject: serial, data: { changed: false, requestedReason: reason, reason: certificate.revocationReason } });
+        await this.audit.record({
+          type: 'certificate.revoked',
+          actor,
+          subject: serial,
+          data: { changed: false, requestedReason: reason, reason: certificate.revocationReason },
+        });
         return { certificate, changed: false };
       }
-      if (certificate.issuerGenerationId) await this.certificates.holdIssuerAgainstCrlBuild(manager, certificate.issuerGenerationId);
+      if (certificate.issuerGenerationId)
+        await this.certificates.holdIssuerAgainstCrlBuild(manager, certificate.issuerGenerationId);
       certificate.revokedAt = now;
       certificate.revocationReason = reason;
       certificate.invalidityDate = invalidityDate;
       await this.certificates.markCertificateRevoked(manager, serial, { revokedAt: now, reason, invalidityDate });
-      if (certificate.keyVersionId) await this.certificates.markKeyVersionRevoked(manager, certificate.keyVersionId, now);
+      if (certificate.keyVersionId)
+        await this.certificates.markKeyVersionRevoked(manager, certificate.keyVersionId, now);
       await this.events.publish('certificate.revoking', { certificate, manager });
       // Recorded before the revocation commits (an audited attempt, never an unaudited revocation).
       await this.audit.record({
         type: 'certificate.revoked',
         actor,
         subject: serial,
-        data: { changed: true, kind: certificate.kind, certificateSubject: certificate.subjectDn, reason, invalidityDate: invalidityDate?.toISOString() ?? null, keyVersionId: certificate.keyVersionId },
+        data: {
+          changed: true,
+          kind: certificate.kind,
+          certificateSubject: certificate.subjectDn,
+          reason,
+          invalidityDate: invalidityDate?.toISOString() ?? null,
+          keyVersionId: certificate.keyVersionId,
+        },
       });
       return { certificate, changed: true };
     });
@@ -115,10 +142,19 @@ export class RevocationService {
   async status(
     issuerGenerationId: string,
     serialHex: string,
-  ): Promise<{ status: 'good' } | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason; invalidityDate?: Date } | { status: 'unknown' }> {
+  ): Promise<
+    | { status: 'good' }
+    | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason; invalidityDate?: Date }
+    | { status: 'unknown' }
+  > {
     const certificate = await this.certificates.revocationStatus(issuerGenerationId, serialHex);
     if (!certificate) return { status: 'unknown' };
     if (!certificate.revokedAt) return { status: 'good' };
-    return { status: 'revoked', revokedAt: certificate.revokedAt, reason: certificate.revocationReason ?? undefined, invalidityDate: certificate.invalidityDate ?? undefined };
+    return {
+      status: 'revoked',
+      revokedAt: certificate.revokedAt,
+      reason: certificate.revocationReason ?? undefined,
+      invalidityDate: certificate.invalidityDate ?? undefined,
+    };
   }
 }

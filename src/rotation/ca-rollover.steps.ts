@@ -45,7 +45,14 @@ export class CaRolloverSteps {
     if (!ca) return { outcome: 'fail', error: 'the CA no longer exists' };
     switch (name) {
       case 'create-key':
-        return this.createKey(context.manager, ca, { caId: ca.id, caName: ca.name, generation: plan.generation, generationName: plan.generationName, hsmId: plan.hsmId, label: plan.label });
+        return this.createKey(context.manager, ca, {
+          caId: ca.id,
+          caName: ca.name,
+          generation: plan.generation,
+          generationName: plan.generationName,
+          hsmId: plan.hsmId,
+          label: plan.label,
+        });
       case 'issue-certificate':
         return this.issueCertificate(context, ca, plan);
       case 'issue-subordinates':
@@ -62,20 +69,45 @@ export class CaRolloverSteps {
   /** HSM key pair with the planned CKA_ID and the new generation's row (pending, no certificate yet). */
   private async createKey(manager: EntityManager, ca: CaEntity, target: SubordinatePlan): Promise<StepResult> {
     const { generation, adopted } = await this.pendingGeneration(manager, ca, target);
-    return { outcome: 'done', detail: { generation: generation.name, keyUri: generation.keyUri, ...(adopted ? { adoptedExistingObject: true } : {}) } };
+    return {
+      outcome: 'done',
+      detail: {
+        generation: generation.name,
+        keyUri: generation.keyUri,
+        ...(adopted ? { adoptedExistingObject: true } : {}),
+      },
+    };
   }
 
-  private async pendingGeneration(manager: EntityManager, ca: CaEntity, target: SubordinatePlan): Promise<{ generation: CaGenerationEntity; adopted: boolean }> {
+  private async pendingGeneration(
+    manager: EntityManager,
+    ca: CaEntity,
+    target: SubordinatePlan,
+  ): Promise<{ generation: CaGenerationEntity; adopted: boolean }> {
     const existing = await this.subjects.lockGeneration(manager, ca.id, target.generation);
     if (existing) return { generation: existing, adopted: false };
-    const { info, adopted } = await createOrAdoptKey(this.hsmKeys, { spec: ca.keySpec, label: target.label, role: 'ca', hsmId: target.hsmId });
+    const { info, adopted } = await createOrAdoptKey(this.hsmKeys, {
+      spec: ca.keySpec,
+      label: target.label,
+      role: 'ca',
+      hsmId: target.hsmId,
+    });
     this.hooks.crashPoint('create-key-hsm');
-    await this.subjects.insertPendingGeneration(manager, { caId: ca.id, generation: target.generation, name: target.generationName, keyUri: info.uri });
+    await this.subjects.insertPendingGeneration(manager, {
+      caId: ca.id,
+      generation: target.generation,
+      name: target.generationName,
+      keyUri: info.uri,
+    });
     return { generation: (await this.subjects.findGeneration(manager, ca.id, target.generation))!, adopted };
   }
 
   /** Root: a new self-signed root. Issuing or TSA CA: certified by the parent's active generation, never outliving it. */
-  private async issueCertificate({ manager, now }: StepContext, ca: CaEntity, plan: CaRolloverPlan): Promise<StepResult> {
+  private async issueCertificate(
+    { manager, now }: StepContext,
+    ca: CaEntity,
+    plan: CaRolloverPlan,
+  ): Promise<StepResult> {
     const generation = await this.subjects.lockGeneration(manager, ca.id, plan.generation);
     if (!generation) return { outcome: 'fail', error: `generation ${plan.generationName} is missing` };
     if (!generation.certificate) {
@@ -110,12 +142,21 @@ export class CaRolloverSteps {
     if (parent) {
       validityDays = Math.min(validityDays, Math.floor((parent.issuer.notAfter.getTime() - now.getTime()) / DAY_MS));
       if (validityDays < 1) {
-        throw new DomainError(ErrorCode.CONFLICT, `the parent generation ${parent.generation.name} expires too soon to certify ${generation.name}`);
+        throw new DomainError(
+          ErrorCode.CONFLICT,
+          `the parent generation ${parent.generation.name} expires too soon to certify ${generation.name}`,
+        );
       }
     }
     const issue = ca.kind === 'tsa' ? issueTimestampingCertificate : issueIssuingCaCertificate;
     const issued = parent
-      ? await issue({ issuer: parent.issuer, subject: ca.subject, publicKeySpki: signer.publicKeySpki, validityDays, now })
+      ? await issue({
+          issuer: parent.issuer,
+          subject: ca.subject,
+          publicKeySpki: signer.publicKeySpki,
+          validityDays,
+          now,
+        })
       : await issueRootCaCertificate({ signer, subject: ca.subject, validityDays, now });
     const chain = parent ? [parent.issuer.certificate, ...parent.generation.chain] : [];
     await this.subjects.updateGeneration(manager, generation.id, {
@@ -126,14 +167,21 @@ export class CaRolloverSteps {
       notBefore: issued.notBefore,
       notAfter: issued.notAfter,
     });
-    const row = await this.cas.recordCertificate(manager, issued, { issuerGenerationId: parent?.generation.id ?? null, caGenerationId: generation.id });
+    const row = await this.cas.recordCertificate(manager, issued, {
+      issuerGenerationId: parent?.generation.id ?? null,
+      caGenerationId: generation.id,
+    });
     await this.cas.notifyCertificateIssued(row, manager);
     const stored = (await this.subjects.generationById(manager, generation.id))!;
     await this.cas.notifyGenerationCreated(ca, stored, manager);
   }
 
   /** Root rollover: a new generation of every issuing CA under the new root (pending, like the root). */
-  private async issueSubordinates({ manager, now }: StepContext, ca: CaEntity, plan: CaRolloverPlan): Promise<StepResult> {
+  private async issueSubordinates(
+    { manager, now }: StepContext,
+    ca: CaEntity,
+    plan: CaRolloverPlan,
+  ): Promise<StepResult> {
     const root = await this.subjects.findGeneration(manager, ca.id, plan.generation);
     if (!root?.certificate) return { outcome: 'fail', error: `generation ${plan.generationName} has no certificate` };
     const rootIssuer = await this.cas.issuerFor(root);
@@ -143,11 +191,15 @@ export class CaRolloverSteps {
       const child = await this.subjects.caById(manager, target.caId);
       if (!child) continue;
       const { generation, adopted } = await this.pendingGeneration(manager, child, target);
-      if (!generation.certificate) await this.certify(manager, child, generation, { generation: root, issuer: rootIssuer }, now);
+      if (!generation.certificate)
+        await this.certify(manager, child, generation, { generation: root, issuer: rootIssuer }, now);
       issued.push(generation.name);
       if (adopted) adoptedObjects.push(generation.name);
     }
-    return { outcome: 'done', detail: { subordinates: issued, ...(adoptedObjects.length ? { adoptedExistingObjects: adoptedObjects } : {}) } };
+    return {
+      outcome: 'done',
+      detail: { subordinates: issued, ...(adoptedObjects.length ? { adoptedExistingObjects: adoptedObjects } : {}) },
+    };
   }
 
   /**
@@ -155,14 +207,21 @@ export class CaRolloverSteps {
    * bundle holding the new root. Past SIGNET_ROOT_GATE_TIMEOUT_HOURS an alert is raised and the
    * old hierarchy simply stays in use; an admin may force the switch (audited, with a reason).
    */
-  private async distributionGate({ manager, rotation, step, now }: StepContext, ca: CaEntity, plan: CaRolloverPlan): Promise<StepResult> {
+  private async distributionGate(
+    { manager, rotation, step, now }: StepContext,
+    ca: CaEntity,
+    plan: CaRolloverPlan,
+  ): Promise<StepResult> {
     const root = await this.subjects.findGeneration(manager, ca.id, plan.generation);
     if (!root?.certificate) return { outcome: 'fail', error: `generation ${plan.generationName} has no certificate` };
     const rootSha256 = sha256Hex(root.certificate);
     if (plan.forced) return { outcome: 'done', detail: { rootSha256, forced: plan.forced } };
     if (!this.gate) {
       // No distribution module in this build: there are no targets, so none is required.
-      return { outcome: 'done', detail: { rootSha256, acknowledged: true, gate: 'none (no distribution targets in this build)' } };
+      return {
+        outcome: 'done',
+        detail: { rootSha256, acknowledged: true, gate: 'none (no distribution targets in this build)' },
+      };
     }
     const answer = await this.gate.requiredTargetsHaveRoot(rootSha256);
     if (answer.acknowledged) return { outcome: 'done', detail: { rootSha256, acknowledged: true } };
@@ -189,12 +248,16 @@ export class CaRolloverSteps {
       { caId: ca.id, generation: plan.generation },
       ...plan.subordinates.map((s) => ({ caId: s.caId, generation: s.generation })),
     ];
-    await this.subjects.lockCas(manager, targets.map((t) => t.caId));
+    await this.subjects.lockCas(
+      manager,
+      targets.map((t) => t.caId),
+    );
     const activated: string[] = [];
     const retired: string[] = [];
     for (const target of targets) {
       const next = await this.subjects.findGeneration(manager, target.caId, target.generation);
-      if (!next?.certificate) return { outcome: 'fail', error: `generation ${target.generation} of CA ${target.caId} has no certificate` };
+      if (!next?.certificate)
+        return { outcome: 'fail', error: `generation ${target.generation} of CA ${target.caId} has no certificate` };
       if (next.state === 'active') continue;
       const previous = await this.subjects.activeGeneration(manager, target.caId);
       if (previous) {
@@ -204,7 +267,12 @@ export class CaRolloverSteps {
       await this.subjects.updateGeneration(manager, next.id, { state: 'active' });
       activated.push(next.name);
       const owner = (await this.subjects.caById(manager, target.caId))!;
-      await this.cas.notifyGenerationActivated(owner, { ...next, state: 'active' }, previous ? { ...previous, state: 'retired' } : null, manager);
+      await this.cas.notifyGenerationActivated(
+        owner,
+        { ...next, state: 'active' },
+        previous ? { ...previous, state: 'retired' } : null,
+        manager,
+      );
     }
     return { outcome: 'done', detail: { activated, retired } };
   }

@@ -19,7 +19,10 @@ export async function createOrAdoptKey(
   const id = Buffer.from(request.hsmId, 'hex');
   for (let attempt = 0; ; attempt++) {
     try {
-      return { info: await keys.createKey({ spec: request.spec, label: request.label, role: request.role, id }), adopted: false };
+      return {
+        info: await keys.createKey({ spec: request.spec, label: request.label, role: request.role, id }),
+        adopted: false,
+      };
     } catch (error) {
       if (!(error instanceof DomainError && error.code === ErrorCode.ALREADY_EXISTS) || attempt > 0) throw error;
     }
@@ -46,7 +49,10 @@ export async function referencedKeyUris(dataSource: DataSource): Promise<{ uris:
  * HSM reconciliation over what the database references. Objects a running rotation planned (by
  * CKA_ID) are not orphans: the rotation records or adopts them when it resumes.
  */
-export async function reconcileHsm(dataSource: DataSource, reconciler: Pick<HsmReconciler, 'reconcile'>): Promise<ReconciliationReport & { plannedObjects: string[] }> {
+export async function reconcileHsm(
+  dataSource: DataSource,
+  reconciler: Pick<HsmReconciler, 'reconcile'>,
+): Promise<ReconciliationReport & { plannedObjects: string[] }> {
   return reconcileReferenced(reconciler, await referencedKeyUris(dataSource));
 }
 

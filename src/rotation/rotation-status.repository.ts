@@ -44,7 +44,9 @@ export class RotationStatusRepository {
 
   /** Each key's active version and when its certificate expires, by key name. */
   activeLeaves(): Promise<Array<{ key: string; version: number; not_after: Date | null }>> {
-    return this.dataSource.query(`SELECT k.name AS key, v.version, v.not_after FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE v.state = 'active' ORDER BY k.name`);
+    return this.dataSource.query(
+      `SELECT k.name AS key, v.version, v.not_after FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE v.state = 'active' ORDER BY k.name`,
+    );
   }
 
   /** Every key with its schedule and active version (none: has_active false), by name. */
@@ -57,14 +59,18 @@ export class RotationStatusRepository {
 
   /** The keys that have an active version, with their schedule and its activation time, by name. */
   activeKeySchedules(): Promise<Array<{ name: string; rotation: { schedule: string }; activated_at: Date | null }>> {
-    return this.dataSource.query(`SELECT k.name, k.rotation, a.activated_at FROM signing_keys k JOIN key_versions a ON a.key_id = k.id AND a.state = 'active' ORDER BY k.name`);
+    return this.dataSource.query(
+      `SELECT k.name, k.rotation, a.activated_at FROM signing_keys k JOIN key_versions a ON a.key_id = k.id AND a.state = 'active' ORDER BY k.name`,
+    );
   }
 
   /**
    * The CRL validity of each unexpired generation Signet signs CRLs for. TSA CAs issue no CRL
    * (CrlService skips them): listing them would report a CRL missing forever.
    */
-  crlStates(now: Date): Promise<Array<{ generation: string; crl_this_update: Date | null; crl_next_update: Date | null }>> {
+  crlStates(
+    now: Date,
+  ): Promise<Array<{ generation: string; crl_this_update: Date | null; crl_next_update: Date | null }>> {
     return this.dataSource.query(
       `SELECT g.name AS generation, g.crl_this_update, g.crl_next_update FROM ca_generations g JOIN cas c ON c.id = g.ca_id
         WHERE g.certificate IS NOT NULL AND g.key_uri <> $2 AND g.not_after > $1 AND c.kind <> 'tsa' ORDER BY g.name`,
@@ -82,11 +88,18 @@ export class RotationStatusRepository {
 
   /** Alerts of unfinished rotations, oldest rotation first. */
   openRotationAlerts(): Promise<Array<{ id: string; subject: string; alert: string }>> {
-    return this.dataSource.query(`SELECT id, subject, alert FROM rotations WHERE alert IS NOT NULL AND state IN ('running', 'activated') ORDER BY started_at`);
+    return this.dataSource.query(
+      `SELECT id, subject, alert FROM rotations WHERE alert IS NOT NULL AND state IN ('running', 'activated') ORDER BY started_at`,
+    );
   }
 
   /** The audit chain's head, its last checkpoint, and the time of the oldest event after that checkpoint. */
-  async auditCheckpointState(): Promise<{ head_seq: string; checkpoint_seq: string | null; checkpoint_time: Date | null; oldest: Date | null }> {
+  async auditCheckpointState(): Promise<{
+    head_seq: string;
+    checkpoint_seq: string | null;
+    checkpoint_time: Date | null;
+    oldest: Date | null;
+  }> {
     const [state] = await this.dataSource.query(
       `WITH c AS (SELECT seq, time FROM audit_checkpoints ORDER BY seq DESC, id DESC LIMIT 1)
        SELECT (SELECT seq::text FROM audit_chain_head) AS head_seq, (SELECT seq::text FROM c) AS checkpoint_seq, (SELECT time FROM c) AS checkpoint_time,
@@ -106,7 +119,9 @@ export class RotationStatusRepository {
      UNION SELECT key_uri FROM key_versions WHERE destroyed_at IS NULL AND state <> 'destroyed'`,
       [EXTERNAL_KEY_URI],
     );
-    const checkpoints: Array<{ key_ref: string }> = await this.dataSource.query(`SELECT DISTINCT key_ref FROM audit_checkpoints WHERE key_ref LIKE 'pkcs11:%'`);
+    const checkpoints: Array<{ key_ref: string }> = await this.dataSource.query(
+      `SELECT DISTINCT key_ref FROM audit_checkpoints WHERE key_ref LIKE 'pkcs11:%'`,
+    );
     return [...rows.map((row) => row.key_uri), ...checkpoints.map((row) => row.key_ref)];
   }
 

@@ -14,7 +14,12 @@ import {
 const at = (iso: string) => new Date(iso);
 
 function keyRotation(): RotationProgress {
-  return { state: 'running', steps: newSteps(stepsFor('key')), nextRunAt: at('2027-01-01T00:30:00Z'), completedAt: null };
+  return {
+    state: 'running',
+    steps: newSteps(stepsFor('key')),
+    nextRunAt: at('2027-01-01T00:30:00Z'),
+    completedAt: null,
+  };
 }
 
 describe('rotation steps', () => {
@@ -23,7 +28,13 @@ describe('rotation steps', () => {
     expect(stepsFor('ca', 'issuing')).toBe(ISSUING_CA_RENEWAL_STEPS);
     expect(stepsFor('ca', 'root')).toBe(ROOT_ROLLOVER_STEPS);
     expect([...KEY_ROTATION_STEPS]).toEqual(['create-key', 'issue-certificate', 'activate', 'retire', 'destroy']);
-    expect([...ROOT_ROLLOVER_STEPS]).toEqual(['create-key', 'issue-certificate', 'issue-subordinates', 'distribution-gate', 'activate']);
+    expect([...ROOT_ROLLOVER_STEPS]).toEqual([
+      'create-key',
+      'issue-certificate',
+      'issue-subordinates',
+      'distribution-gate',
+      'activate',
+    ]);
   });
 
   it('moves through the steps: running until activate, activated while waiting to retire and destroy, then completed', () => {
@@ -39,9 +50,22 @@ describe('rotation steps', () => {
     const overlapEnds = at('2027-01-15T00:30:00Z');
     applyStepResult(rotation, 'retire', { outcome: 'wait', until: overlapEnds, waitingFor: 'the overlap' }, t0);
     expect(rotation.nextRunAt).toEqual(overlapEnds);
-    expect(rotation.steps[3]).toMatchObject({ state: 'waiting', waitingUntil: overlapEnds.toISOString(), waitingFor: 'the overlap', attempts: 1, startedAt: t0.toISOString(), finishedAt: null });
+    expect(rotation.steps[3]).toMatchObject({
+      state: 'waiting',
+      waitingUntil: overlapEnds.toISOString(),
+      waitingFor: 'the overlap',
+      attempts: 1,
+      startedAt: t0.toISOString(),
+      finishedAt: null,
+    });
     applyStepResult(rotation, 'retire', { outcome: 'done' }, overlapEnds);
-    expect(rotation.steps[3]).toMatchObject({ state: 'done', attempts: 2, startedAt: t0.toISOString(), finishedAt: overlapEnds.toISOString(), waitingUntil: null });
+    expect(rotation.steps[3]).toMatchObject({
+      state: 'done',
+      attempts: 2,
+      startedAt: t0.toISOString(),
+      finishedAt: overlapEnds.toISOString(),
+      waitingUntil: null,
+    });
     applyStepResult(rotation, 'destroy', { outcome: 'skipped', reason: 'nothing to destroy' }, overlapEnds);
     expect(rotation).toMatchObject({ state: 'completed', completedAt: overlapEnds });
     expect(rotation.steps[4].detail).toEqual({ skipped: 'nothing to destroy' });
@@ -51,9 +75,17 @@ describe('rotation steps', () => {
   it('a failure that no retry can change fails the rotation', () => {
     const rotation = keyRotation();
     applyStepResult(rotation, 'create-key', { outcome: 'done' }, at('2027-01-01T00:30:00Z'));
-    applyStepResult(rotation, 'issue-certificate', { outcome: 'fail', error: 'version 2 was revoked before it was activated' }, at('2027-01-01T00:31:00Z'));
+    applyStepResult(
+      rotation,
+      'issue-certificate',
+      { outcome: 'fail', error: 'version 2 was revoked before it was activated' },
+      at('2027-01-01T00:31:00Z'),
+    );
     expect(rotation.state).toBe('failed');
-    expect(rotation.steps[1]).toMatchObject({ state: 'failed', error: 'version 2 was revoked before it was activated' });
+    expect(rotation.steps[1]).toMatchObject({
+      state: 'failed',
+      error: 'version 2 was revoked before it was activated',
+    });
   });
 
   it('a transient error keeps the step, records it, and backs off exponentially up to an hour; a later success keeps it as lastError', () => {
@@ -68,7 +100,12 @@ describe('rotation steps', () => {
     expect(rotation.steps[0]).toMatchObject({ state: 'pending', attempts: 10, error: 'hsm: token not present' });
     expect(rotation.state).toBe('running');
     applyStepResult(rotation, 'create-key', { outcome: 'done' }, now);
-    expect(rotation.steps[0]).toMatchObject({ state: 'done', attempts: 11, error: null, detail: { lastError: 'hsm: token not present' } });
+    expect(rotation.steps[0]).toMatchObject({
+      state: 'done',
+      attempts: 11,
+      error: null,
+      detail: { lastError: 'hsm: token not present' },
+    });
   });
 
   it('derives HSM object ids from the rotation: the rotation id itself, or a hash per subordinate CA', () => {

@@ -20,9 +20,23 @@ export type StepState = 'pending' | 'waiting' | 'done' | 'skipped' | 'failed';
 
 export const KEY_ROTATION_STEPS = ['create-key', 'issue-certificate', 'activate', 'retire', 'destroy'] as const;
 export const ISSUING_CA_RENEWAL_STEPS = ['create-key', 'issue-certificate', 'activate'] as const;
-export const ROOT_ROLLOVER_STEPS = ['create-key', 'issue-certificate', 'issue-subordinates', 'distribution-gate', 'activate'] as const;
+export const ROOT_ROLLOVER_STEPS = [
+  'create-key',
+  'issue-certificate',
+  'issue-subordinates',
+  'distribution-gate',
+  'activate',
+] as const;
 export type StepName = (typeof KEY_ROTATION_STEPS)[number] | (typeof ROOT_ROLLOVER_STEPS)[number];
-export const STEP_NAMES: readonly StepName[] = ['create-key', 'issue-certificate', 'issue-subordinates', 'distribution-gate', 'activate', 'retire', 'destroy'];
+export const STEP_NAMES: readonly StepName[] = [
+  'create-key',
+  'issue-certificate',
+  'issue-subordinates',
+  'distribution-gate',
+  'activate',
+  'retire',
+  'destroy',
+];
 
 export interface StepRecord {
   name: StepName;
@@ -98,7 +112,17 @@ export interface RotationProgress {
 }
 
 export function newSteps(names: readonly StepName[]): StepRecord[] {
-  return names.map((name) => ({ name, state: 'pending', attempts: 0, startedAt: null, finishedAt: null, waitingUntil: null, waitingFor: null, error: null, detail: null }));
+  return names.map((name) => ({
+    name,
+    state: 'pending',
+    attempts: 0,
+    startedAt: null,
+    finishedAt: null,
+    waitingUntil: null,
+    waitingFor: null,
+    error: null,
+    detail: null,
+  }));
 }
 
 export function stepsFor(kind: RotationKind, caKind?: RenewableCaKind): readonly StepName[] {
@@ -160,7 +184,13 @@ export function applyStepResult(progress: RotationProgress, name: StepName, resu
 }
 
 /** Records a transient failure (exception): the step stays where it was and is retried with backoff. */
-export function applyStepError(progress: RotationProgress, name: StepName, message: string, now: Date, retrySeconds: number): void {
+export function applyStepError(
+  progress: RotationProgress,
+  name: StepName,
+  message: string,
+  now: Date,
+  retrySeconds: number,
+): void {
   const step = progress.steps.find((s) => s.name === name);
   if (!step) throw new Error(`rotation has no step ${name}`);
   step.attempts++;
@@ -174,5 +204,8 @@ export function applyStepError(progress: RotationProgress, name: StepName, messa
 export function hsmIdFor(rotationId: string, part?: string): string {
   const uuidHex = rotationId.replace(/-/g, '').toLowerCase();
   if (part === undefined && /^[0-9a-f]{32}$/.test(uuidHex)) return uuidHex;
-  return createHash('sha256').update(`${rotationId}:${part ?? ''}`).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(`${rotationId}:${part ?? ''}`)
+    .digest('hex')
+    .slice(0, 32);
 }

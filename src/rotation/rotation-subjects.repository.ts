@@ -8,11 +8,29 @@ import { SigningKeyEntity } from '../keys/signing-key.entity';
 
 /** The columns of a key version a rotation step changes. */
 export type KeyVersionChanges = Partial<
-  Pick<KeyVersionEntity, 'state' | 'csr' | 'certificate' | 'chain' | 'serial' | 'issuerGenerationId' | 'notBefore' | 'notAfter' | 'activatedAt' | 'retiredAt' | 'destroyedAt'>
+  Pick<
+    KeyVersionEntity,
+    | 'state'
+    | 'csr'
+    | 'certificate'
+    | 'chain'
+    | 'serial'
+    | 'issuerGenerationId'
+    | 'notBefore'
+    | 'notAfter'
+    | 'activatedAt'
+    | 'retiredAt'
+    | 'destroyedAt'
+  >
 >;
 
 /** The columns of a CA generation a rollover step changes. */
-export type CaGenerationChanges = Partial<Pick<CaGenerationEntity, 'state' | 'certificate' | 'chain' | 'serial' | 'parentGenerationId' | 'notBefore' | 'notAfter'>>;
+export type CaGenerationChanges = Partial<
+  Pick<
+    CaGenerationEntity,
+    'state' | 'certificate' | 'chain' | 'serial' | 'parentGenerationId' | 'notBefore' | 'notAfter'
+  >
+>;
 
 /** An issuing or TSA CA's active generation, with what decides whether it is due for renewal. */
 export interface CaLifetimeRow {
@@ -51,7 +69,10 @@ export class RotationSubjectsRepository {
   }
 
   async hasActiveVersion(manager: EntityManager, keyId: string): Promise<boolean> {
-    const [{ active }] = await manager.query(`SELECT count(*)::int AS active FROM key_versions WHERE key_id = $1 AND state = 'active'`, [keyId]);
+    const [{ active }] = await manager.query(
+      `SELECT count(*)::int AS active FROM key_versions WHERE key_id = $1 AND state = 'active'`,
+      [keyId],
+    );
     return active > 0;
   }
 
@@ -65,8 +86,14 @@ export class RotationSubjectsRepository {
   }
 
   /** Which key and version number a key version row is. */
-  async keyVersionNumber(manager: EntityManager, keyVersionId: string): Promise<{ keyId: string; version: number } | undefined> {
-    const [row]: Array<{ key_id: string; version: number }> = await manager.query('SELECT key_id, version FROM key_versions WHERE id = $1', [keyVersionId]);
+  async keyVersionNumber(
+    manager: EntityManager,
+    keyVersionId: string,
+  ): Promise<{ keyId: string; version: number } | undefined> {
+    const [row]: Array<{ key_id: string; version: number }> = await manager.query(
+      'SELECT key_id, version FROM key_versions WHERE id = $1',
+      [keyVersionId],
+    );
     return row ? { keyId: row.key_id, version: row.version } : undefined;
   }
 
@@ -75,15 +102,22 @@ export class RotationSubjectsRepository {
   }
 
   lockVersion(manager: EntityManager, keyId: string, version: number): Promise<KeyVersionEntity | null> {
-    return manager.getRepository(KeyVersionEntity).findOne({ where: { keyId, version }, lock: { mode: 'pessimistic_write' } });
+    return manager
+      .getRepository(KeyVersionEntity)
+      .findOne({ where: { keyId, version }, lock: { mode: 'pessimistic_write' } });
   }
 
   lockActiveVersion(manager: EntityManager, keyId: string): Promise<KeyVersionEntity | null> {
-    return manager.getRepository(KeyVersionEntity).findOne({ where: { keyId, state: 'active' }, lock: { mode: 'pessimistic_write' } });
+    return manager
+      .getRepository(KeyVersionEntity)
+      .findOne({ where: { keyId, state: 'active' }, lock: { mode: 'pessimistic_write' } });
   }
 
   /** A new version row: pending, its key pair made, no certificate yet. */
-  async insertPendingVersion(manager: EntityManager, version: { keyId: string; version: number; keyUri: string; publicKey: Buffer }): Promise<void> {
+  async insertPendingVersion(
+    manager: EntityManager,
+    version: { keyId: string; version: number; keyUri: string; publicKey: Buffer },
+  ): Promise<void> {
     await manager.getRepository(KeyVersionEntity).insert({
       keyId: version.keyId,
       version: version.version,
@@ -134,7 +168,10 @@ export class RotationSubjectsRepository {
 
   /** The number a CA's next generation gets. */
   async nextGenerationNumber(manager: EntityManager, caId: string): Promise<number> {
-    const [{ latest }] = await manager.query('SELECT coalesce(max(generation), 0)::int AS latest FROM ca_generations WHERE ca_id = $1', [caId]);
+    const [{ latest }] = await manager.query(
+      'SELECT coalesce(max(generation), 0)::int AS latest FROM ca_generations WHERE ca_id = $1',
+      [caId],
+    );
     return (latest as number) + 1;
   }
 
@@ -143,7 +180,9 @@ export class RotationSubjectsRepository {
   }
 
   lockGeneration(manager: EntityManager, caId: string, generation: number): Promise<CaGenerationEntity | null> {
-    return manager.getRepository(CaGenerationEntity).findOne({ where: { caId, generation }, lock: { mode: 'pessimistic_write' } });
+    return manager
+      .getRepository(CaGenerationEntity)
+      .findOne({ where: { caId, generation }, lock: { mode: 'pessimistic_write' } });
   }
 
   generationById(manager: EntityManager, id: string): Promise<CaGenerationEntity | null> {
@@ -151,7 +190,10 @@ export class RotationSubjectsRepository {
   }
 
   /** A new generation row: pending, its key pair made, no certificate yet. */
-  async insertPendingGeneration(manager: EntityManager, generation: { caId: string; generation: number; name: string; keyUri: string }): Promise<void> {
+  async insertPendingGeneration(
+    manager: EntityManager,
+    generation: { caId: string; generation: number; name: string; keyUri: string },
+  ): Promise<void> {
     await manager.getRepository(CaGenerationEntity).insert({
       caId: generation.caId,
       generation: generation.generation,

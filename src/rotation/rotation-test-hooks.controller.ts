@@ -32,7 +32,10 @@ export class RotationTestHooksController {
 
   @Get('hsm')
   @Public()
-  async hsm(): Promise<{ keys: Array<{ label: string; id: string; role: string; hasPrivateKey: boolean }>; reconciliation: Awaited<ReturnType<typeof reconcileHsm>> }> {
+  async hsm(): Promise<{
+    keys: Array<{ label: string; id: string; role: string; hasPrivateKey: boolean }>;
+    reconciliation: Awaited<ReturnType<typeof reconcileHsm>>;
+  }> {
     const keys = await this.keys.listKeys();
     return {
       keys: keys.map((k) => ({ label: k.label, id: k.id, role: k.role, hasPrivateKey: k.hasPrivateKey })),

@@ -40,7 +40,10 @@ export class RotationRepository {
 
   /** What a rotation's lock is named after (read before the lock is taken), or undefined when it does not exist. */
   async lockSubject(manager: EntityManager, id: string): Promise<RotationLockSubject | undefined> {
-    const [head]: Array<{ kind: string; key_id: string | null }> = await manager.query('SELECT kind, key_id FROM rotations WHERE id = $1', [id]);
+    const [head]: Array<{ kind: string; key_id: string | null }> = await manager.query(
+      'SELECT kind, key_id FROM rotations WHERE id = $1',
+      [id],
+    );
     return head;
   }
 
@@ -60,7 +63,10 @@ export class RotationRepository {
   }
 
   /** Whether the key has an active version now, and since when (read under the key's lock). */
-  async activeVersionState(manager: EntityManager, keyId: string): Promise<{ activated_at: Date | null; has_active: boolean }> {
+  async activeVersionState(
+    manager: EntityManager,
+    keyId: string,
+  ): Promise<{ activated_at: Date | null; has_active: boolean }> {
     const [state] = await manager.query(
       `SELECT (SELECT activated_at FROM key_versions WHERE key_id = $1 AND state = 'active') AS activated_at,
               EXISTS (SELECT 1 FROM key_versions WHERE key_id = $1 AND state = 'active') AS has_active`,
@@ -79,13 +85,19 @@ export class RotationRepository {
   }
 
   /** The running rotation of a key or of a CA, if any (one at most: a unique index). */
-  findRunning(manager: EntityManager, subject: { kind: 'key'; keyId: string } | { kind: 'ca'; caId: string }): Promise<RotationEntity | null> {
+  findRunning(
+    manager: EntityManager,
+    subject: { kind: 'key'; keyId: string } | { kind: 'ca'; caId: string },
+  ): Promise<RotationEntity | null> {
     return manager.getRepository(RotationEntity).findOneBy({ ...subject, state: 'running' });
   }
 
   /** Subjects of the running CA rollovers of any of these CAs. */
   async runningCaRolloverSubjects(manager: EntityManager, caIds: string[]): Promise<string[]> {
-    const rows: Array<{ subject: string }> = await manager.query(`SELECT subject FROM rotations WHERE kind = 'ca' AND state = 'running' AND ca_id = ANY($1::uuid[])`, [caIds]);
+    const rows: Array<{ subject: string }> = await manager.query(
+      `SELECT subject FROM rotations WHERE kind = 'ca' AND state = 'running' AND ca_id = ANY($1::uuid[])`,
+      [caIds],
+    );
     return rows.map((row) => row.subject);
   }
 
@@ -99,15 +111,36 @@ export class RotationRepository {
       `INSERT INTO rotations (id, kind, key_id, ca_id, subject, trigger, due_at, state, steps, plan, next_run_at, reason, requested_by, started_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12, $10)
        ON CONFLICT DO NOTHING RETURNING id`,
-      [row.id, row.kind, row.keyId, row.caId, row.subject, row.trigger, row.dueAt, JSON.stringify(row.steps), JSON.stringify(row.plan), row.now, row.reason ?? null, row.actor ? JSON.stringify(row.actor) : null],
+      [
+        row.id,
+        row.kind,
+        row.keyId,
+        row.caId,
+        row.subject,
+        row.trigger,
+        row.dueAt,
+        JSON.stringify(row.steps),
+        JSON.stringify(row.plan),
+        row.now,
+        row.reason ?? null,
+        row.actor ? JSON.stringify(row.actor) : null,
+      ],
     );
     if (inserted.length === 0) return undefined;
     return (await manager.getRepository(RotationEntity).findOneBy({ id: row.id }))!;
   }
 
   /** Rotations newest first, filtered by key or CA name and state. */
-  list(manager: EntityManager, filter: { key?: string; ca?: string; state?: RotationState; limit: number }): Promise<RotationEntity[]> {
-    const builder = manager.getRepository(RotationEntity).createQueryBuilder('r').orderBy('r.started_at', 'DESC').addOrderBy('r.created_at', 'DESC').take(filter.limit);
+  list(
+    manager: EntityManager,
+    filter: { key?: string; ca?: string; state?: RotationState; limit: number },
+  ): Promise<RotationEntity[]> {
+    const builder = manager
+      .getRepository(RotationEntity)
+      .createQueryBuilder('r')
+      .orderBy('r.started_at', 'DESC')
+      .addOrderBy('r.created_at', 'DESC')
+      .take(filter.limit);
     if (filter.key !== undefined) builder.andWhere(`r.kind = 'key' AND r.subject = :key`, { key: filter.key });
     if (filter.ca !== undefined) builder.andWhere(`r.kind = 'ca' AND r.subject = :ca`, { ca: filter.ca });
     if (filter.state !== undefined) builder.andWhere('r.state = :state', { state: filter.state });
@@ -125,7 +158,9 @@ async function tryRotationLock(manager: EntityManager, name: string, wait: boole
     await manager.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [name]);
     return true;
   }
-  const [{ locked }] = await manager.query('SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked', [name]);
+  const [{ locked }] = await manager.query('SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked', [
+    name,
+  ]);
   return locked === true;
 }
 

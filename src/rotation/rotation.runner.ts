@@ -61,7 +61,9 @@ export class RotationRunner implements BeforeApplicationShutdown {
   /** Work now rather than at the next tick (a rotation was just requested); errors are logged. */
   kick(): void {
     if (this.stopping) return;
-    void this.serial(() => this.processDue(this.clock.now())).catch((error) => this.logger.error(`rotation pass failed: ${scrubText((error as Error).message)}`));
+    void this.serial(() => this.processDue(this.clock.now())).catch((error) =>
+      this.logger.error(`rotation pass failed: ${scrubText((error as Error).message)}`),
+    );
   }
 
   /** Every rotation whose next step may run at `now`. Call through `serial`. */
@@ -104,7 +106,8 @@ export class RotationRunner implements BeforeApplicationShutdown {
         kind = head.kind;
         if (!(await this.rotations.tryLock(manager, lockName))) return { continue: false };
         const rotation = await this.rotations.findForUpdate(manager, id);
-        if (!rotation || isTerminal(rotation.state) || rotation.nextRunAt.getTime() > now.getTime()) return { continue: false };
+        if (!rotation || isTerminal(rotation.state) || rotation.nextRunAt.getTime() > now.getTime())
+          return { continue: false };
         subject = rotation.subject;
         const step = currentStep(rotation.steps);
         if (!step) {
@@ -113,7 +116,10 @@ export class RotationRunner implements BeforeApplicationShutdown {
         }
         stepName = step.name;
         const context = { manager, rotation, step, now };
-        let result = rotation.kind === 'key' ? await this.keySteps.run(step.name, context) : await this.caSteps.run(step.name, context);
+        let result =
+          rotation.kind === 'key'
+            ? await this.keySteps.run(step.name, context)
+            : await this.caSteps.run(step.name, context);
         if (result.outcome === 'fail' && rotation.kind === 'key') {
           // Nothing of a rotation that failed before activation stays in the HSM.
           result = { ...result, detail: { ...(result.detail ?? {}), ...(await this.keySteps.abandon(context)) } };
@@ -154,9 +160,15 @@ export class RotationRunner implements BeforeApplicationShutdown {
         if (result.outcome === 'fail') {
           this.logger.error(`rotation ${id} (${rotation.subject}) failed at ${step.name}: ${result.error}`);
         } else {
-          this.logger.log(`rotation ${id} (${rotation.subject}): ${step.name} ${result.outcome}${rotation.state === 'completed' ? ' — rotation completed' : ''}`);
+          this.logger.log(
+            `rotation ${id} (${rotation.subject}): ${step.name} ${result.outcome}${rotation.state === 'completed' ? ' — rotation completed' : ''}`,
+          );
         }
-        return { continue: result.outcome !== 'fail', committed: step.name, keyName: rotation.kind === 'key' ? rotation.subject : undefined };
+        return {
+          continue: result.outcome !== 'fail',
+          committed: step.name,
+          keyName: rotation.kind === 'key' ? rotation.subject : undefined,
+        };
       });
     } catch (error) {
       const message = scrubText((error as Error).message ?? String(error));
@@ -168,7 +180,13 @@ export class RotationRunner implements BeforeApplicationShutdown {
   }
 
   /** The step rolled back: record its error and back off (under the lock again; skipped if someone else holds it). */
-  private async recordError(id: string, lockName: string, stepName: StepName, message: string, now: Date): Promise<void> {
+  private async recordError(
+    id: string,
+    lockName: string,
+    stepName: StepName,
+    message: string,
+    now: Date,
+  ): Promise<void> {
     try {
       await this.dataSource.transaction(async (manager) => {
         if (!(await this.rotations.tryLock(manager, lockName))) return;
@@ -176,17 +194,35 @@ export class RotationRunner implements BeforeApplicationShutdown {
         if (!rotation || isTerminal(rotation.state) || currentStep(rotation.steps)?.name !== stepName) return;
         applyStepError(rotation, stepName, message, now, this.config.rotation.retrySeconds);
         await this.rotations.write(manager, id, { steps: rotation.steps, nextRunAt: rotation.nextRunAt });
-        await this.audit.record({ type: 'rotation.step', subject: rotation.subject, data: { rotationId: id, kind: rotation.kind, step: stepName, outcome: 'error', error: message, at: now.toISOString(), retryAt: rotation.nextRunAt.toISOString() } });
+        await this.audit.record({
+          type: 'rotation.step',
+          subject: rotation.subject,
+          data: {
+            rotationId: id,
+            kind: rotation.kind,
+            step: stepName,
+            outcome: 'error',
+            error: message,
+            at: now.toISOString(),
+            retryAt: rotation.nextRunAt.toISOString(),
+          },
+        });
       });
     } catch (error) {
-      this.logger.error(`could not record the failure of rotation ${id} step ${stepName}: ${scrubText((error as Error).message)}`);
+      this.logger.error(
+        `could not record the failure of rotation ${id} step ${stepName}: ${scrubText((error as Error).message)}`,
+      );
     }
   }
 
   private async raiseAlert(rotation: RotationEntity, alert: string, now: Date): Promise<void> {
     this.logger.error(`ALERT ${alert}`);
     this.metrics.alertRaised(rotation.kind === 'ca' ? 'root-distribution-gate' : 'rotation');
-    await this.audit.record({ type: 'rotation.alert', subject: rotation.subject, data: { rotationId: rotation.id, alert, at: now.toISOString() } });
+    await this.audit.record({
+      type: 'rotation.alert',
+      subject: rotation.subject,
+      data: { rotationId: rotation.id, alert, at: now.toISOString() },
+    });
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -64,7 +64,11 @@ export class RotationScheduler implements OnApplicationBootstrap, OnModuleDestro
     return this.runner.serial(async () => {
       const started = await this.rotations.enqueueDue(now);
       const processed = await this.runner.processDue(now);
-      return { now: now.toISOString(), started: started.map((r) => ({ id: r.id, subject: r.subject, trigger: r.trigger })), ...processed };
+      return {
+        now: now.toISOString(),
+        started: started.map((r) => ({ id: r.id, subject: r.subject, trigger: r.trigger })),
+        ...processed,
+      };
     });
   }
 
@@ -91,7 +95,9 @@ export class RotationScheduler implements OnApplicationBootstrap, OnModuleDestro
     if (!version) return;
     const rotation = await this.rotations.requestEmergencyRotation(version.keyId, version.version);
     if (!rotation) return;
-    this.logger.warn(`key ${rotation.subject}: its active version ${version.version} was revoked; emergency rotation ${rotation.id} to version ${(rotation.plan as { toVersion: number }).toVersion}`);
+    this.logger.warn(
+      `key ${rotation.subject}: its active version ${version.version} was revoked; emergency rotation ${rotation.id} to version ${(rotation.plan as { toVersion: number }).toVersion}`,
+    );
     // Servers run it now; a CLI call (`signet revoke`) leaves it to the servers' next tick.
     if (this.registry) this.runner.kick();
   }

@@ -17,16 +17,41 @@ export interface SecurityStatus {
   generatedAt: string;
   /** Any item below is red. */
   red: boolean;
-  caGenerations: Array<{ ca: string; kind: string; generation: string; state: string; notAfter: string; days: number } & Flag>;
+  caGenerations: Array<
+    { ca: string; kind: string; generation: string; state: string; notAfter: string; days: number } & Flag
+  >;
   leaves: Array<{ key: string; version: number; notAfter: string; days: number } & Flag>;
   /** Rotation calendar: the next scheduled date per key, and the occurrence it is late for. */
-  rotations: Array<{ key: string; schedule: string; activatedAt: string | null; nextDueAt: string | null; overdueSince: string | null; hoursLate: number | null } & Flag>;
+  rotations: Array<
+    {
+      key: string;
+      schedule: string;
+      activatedAt: string | null;
+      nextDueAt: string | null;
+      overdueSince: string | null;
+      hoursLate: number | null;
+    } & Flag
+  >;
   rotationAlerts: Array<{ rotationId: string; subject: string; alert: string } & Flag>;
   caRenewalBlocked: Array<{ ca: string; kind: string; generation: string; reason: string } & Flag>;
   keysWithoutActiveVersion: Array<{ key: string } & Flag>;
   crls: Array<{ generation: string; nextUpdate: string | null; secondsLeft: number | null } & Flag>;
-  distribution: { targets: number; converged: number; pending: number; pushing: number; retrying: number; blocked: number } & Flag;
-  auditCheckpoint: { lastCheckpointAt: string | null; lastCheckpointSeq: string | null; headSeq: string; oldestUncheckpointedAt: string | null; uncheckpointedAgeSeconds: number; intervalSeconds: number } & Flag;
+  distribution: {
+    targets: number;
+    converged: number;
+    pending: number;
+    pushing: number;
+    retrying: number;
+    blocked: number;
+  } & Flag;
+  auditCheckpoint: {
+    lastCheckpointAt: string | null;
+    lastCheckpointSeq: string | null;
+    headSeq: string;
+    oldestUncheckpointedAt: string | null;
+    uncheckpointedAgeSeconds: number;
+    intervalSeconds: number;
+  } & Flag;
 }
 
 /**
@@ -60,11 +85,17 @@ export class SecurityStatusService {
         ...g,
         notAfter: g.notAfter.toISOString(),
         red: g.warn,
-        rule: g.state === 'active' && g.kind === 'issuing'
-          ? `an active issuing generation expires within its keys' longest certificate validity + SIGNET_CA_RENEWAL_MARGIN_DAYS (${this.config.rotation.caRenewalMarginDays}) days`
-          : `expires within SIGNET_EXPIRY_WARNING_DAYS (${warnDays}) days`,
+        rule:
+          g.state === 'active' && g.kind === 'issuing'
+            ? `an active issuing generation expires within its keys' longest certificate validity + SIGNET_CA_RENEWAL_MARGIN_DAYS (${this.config.rotation.caRenewalMarginDays}) days`
+            : `expires within SIGNET_EXPIRY_WARNING_DAYS (${warnDays}) days`,
       })),
-      leaves: report.leaves.map((l) => ({ ...l, notAfter: l.notAfter.toISOString(), red: l.warn, rule: `the active version's certificate expires within SIGNET_EXPIRY_WARNING_DAYS (${warnDays}) days` })),
+      leaves: report.leaves.map((l) => ({
+        ...l,
+        notAfter: l.notAfter.toISOString(),
+        red: l.warn,
+        rule: `the active version's certificate expires within SIGNET_EXPIRY_WARNING_DAYS (${warnDays}) days`,
+      })),
       rotations: keys.map((key) => {
         const due = dueOccurrence(key.rotation.schedule, key.activated_at ?? new Date(0), now);
         const hoursLate = due ? (now.getTime() - due.getTime()) / 3_600_000 : null;
@@ -79,11 +110,33 @@ export class SecurityStatusService {
           rule: `a scheduled rotation more than SIGNET_ROTATION_OVERDUE_HOURS (${overdueHours}) hours late`,
         };
       }),
-      rotationAlerts: report.alerts.map((a) => ({ ...a, red: true, rule: 'a running rotation raised an alert (it needs a person)' })),
-      caRenewalBlocked: report.caRenewalBlocked.map((c) => ({ ...c, red: true, rule: 'a CA due for renewal whose parent cannot certify a long enough generation' })),
-      keysWithoutActiveVersion: report.keysWithoutActiveVersion.map((key) => ({ key, red: true, rule: 'a key (not external) with no active version cannot sign' })),
-      crls: report.crls.map((c) => ({ generation: c.generation, nextUpdate: c.nextUpdate?.toISOString() ?? null, secondsLeft: c.secondsLeft, red: c.late, rule: 'the CRL is missing, or past half its validity (its rebuild is late)' })),
-      distribution: { ...fleet, red: fleet.blocked + fleet.retrying > 0, rule: 'a target is retrying or blocked (SignetDistributionTargetFailing)' },
+      rotationAlerts: report.alerts.map((a) => ({
+        ...a,
+        red: true,
+        rule: 'a running rotation raised an alert (it needs a person)',
+      })),
+      caRenewalBlocked: report.caRenewalBlocked.map((c) => ({
+        ...c,
+        red: true,
+        rule: 'a CA due for renewal whose parent cannot certify a long enough generation',
+      })),
+      keysWithoutActiveVersion: report.keysWithoutActiveVersion.map((key) => ({
+        key,
+        red: true,
+        rule: 'a key (not external) with no active version cannot sign',
+      })),
+      crls: report.crls.map((c) => ({
+        generation: c.generation,
+        nextUpdate: c.nextUpdate?.toISOString() ?? null,
+        secondsLeft: c.secondsLeft,
+        red: c.late,
+        rule: 'the CRL is missing, or past half its validity (its rebuild is late)',
+      })),
+      distribution: {
+        ...fleet,
+        red: fleet.blocked + fleet.retrying > 0,
+        rule: 'a target is retrying or blocked (SignetDistributionTargetFailing)',
+      },
       auditCheckpoint: {
         lastCheckpointAt: audit.checkpoint_time ? new Date(audit.checkpoint_time).toISOString() : null,
         lastCheckpointSeq: audit.checkpoint_seq,
@@ -96,8 +149,15 @@ export class SecurityStatusService {
       },
     };
     const flags: Flag[] = [
-      ...status.caGenerations, ...status.leaves, ...status.rotations, ...status.rotationAlerts, ...status.caRenewalBlocked,
-      ...status.keysWithoutActiveVersion, ...status.crls, status.distribution, status.auditCheckpoint,
+      ...status.caGenerations,
+      ...status.leaves,
+      ...status.rotations,
+      ...status.rotationAlerts,
+      ...status.caRenewalBlocked,
+      ...status.keysWithoutActiveVersion,
+      ...status.crls,
+      status.distribution,
+      status.auditCheckpoint,
     ];
     return { ...status, red: flags.some((flag) => flag.red) };
   }

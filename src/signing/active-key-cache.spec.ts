@@ -20,7 +20,15 @@ function record(version: number, overrides: Partial<ActiveKeyRecord> = {}): Acti
     keyName: 'release',
     keySpec: 'EC-256',
     requires: [],
-    version: { id: `v${version}`, version, keyUri: `pkcs11:id=${version}`, certificate: Buffer.from([1, 2, 3]), chain: [Buffer.from([4]), Buffer.from([5])], notBefore: null, notAfter: null },
+    version: {
+      id: `v${version}`,
+      version,
+      keyUri: `pkcs11:id=${version}`,
+      certificate: Buffer.from([1, 2, 3]),
+      chain: [Buffer.from([4]), Buffer.from([5])],
+      notBefore: null,
+      notAfter: null,
+    },
     ...overrides,
   };
 }
@@ -39,21 +47,32 @@ describe(ActiveKeyCache.name, () => {
     current = record(1);
     gate = undefined;
     notifier = new FakeNotifier();
-    cache = new ActiveKeyCache(undefined as never, notifier as unknown as ChangeNotifier, loadConfig({ SIGNET_SIGN_KEY_CACHE_SECONDS: '10' }), {
-      now: () => now,
-      source: async () => {
-        loads++;
-        const answer = current;
-        await gate;
-        return answer;
+    cache = new ActiveKeyCache(
+      undefined as never,
+      notifier as unknown as ChangeNotifier,
+      loadConfig({ SIGNET_SIGN_KEY_CACHE_SECONDS: '10' }),
+      {
+        now: () => now,
+        source: async () => {
+          loads++;
+          const answer = current;
+          await gate;
+          return answer;
+        },
       },
-    });
+    );
     cache.onModuleInit();
   });
 
   it('loads once and then serves from memory until the TTL runs out', async () => {
     const first = await cache.get('release');
-    expect(first).toMatchObject({ keyName: 'release', version: 1, versionId: 'v1', certificateChain: ['AQID', 'BA==', 'BQ=='], stale: false });
+    expect(first).toMatchObject({
+      keyName: 'release',
+      version: 1,
+      versionId: 'v1',
+      certificateChain: ['AQID', 'BA==', 'BQ=='],
+      stale: false,
+    });
     await cache.get('release');
     now += 9_999;
     await cache.get('release');
@@ -67,7 +86,14 @@ describe(ActiveKeyCache.name, () => {
   it('precomputes the response JSON around the signature', async () => {
     const key = await cache.get('release');
     const json = JSON.parse(`${key.responseHead}SIG${key.responseChain}}`);
-    expect(json).toEqual({ keyName: 'release', keyVersion: 1, keySpec: 'EC-256', signingAlgorithm: 'ECDSA-SHA-256', signature: 'SIG', certificateChain: ['AQID', 'BA==', 'BQ=='] });
+    expect(json).toEqual({
+      keyName: 'release',
+      keyVersion: 1,
+      keySpec: 'EC-256',
+      signingAlgorithm: 'ECDSA-SHA-256',
+      signature: 'SIG',
+      certificateChain: ['AQID', 'BA==', 'BQ=='],
+    });
   });
 
   it('shares one load between concurrent first requests', async () => {

@@ -146,7 +146,10 @@ export class ActiveKeyCache implements OnModuleInit {
       (record) => {
         if (this.loading.get(keyName) === loaded) this.loading.delete(keyName);
         const now = this.now();
-        const entry = { ...toActiveKey(keyName, record), expiresAt: now + (now < this.resyncUntil ? Math.min(this.ttlMs, RESYNC_TTL_MS) : this.ttlMs) };
+        const entry = {
+          ...toActiveKey(keyName, record),
+          expiresAt: now + (now < this.resyncUntil ? Math.min(this.ttlMs, RESYNC_TTL_MS) : this.ttlMs),
+        };
         if (this.epoch === epoch) this.entries.set(keyName, entry);
         else entry.stale = true;
         return entry;
@@ -164,9 +167,14 @@ export class ActiveKeyCache implements OnModuleInit {
 function toActiveKey(keyName: string, record: ActiveKeyRecord | null): ActiveKey {
   if (!record) throw keyNotFound(keyName);
   const version = record.version;
-  if (!version) throw new DomainError(ErrorCode.NO_ACTIVE_VERSION, `key "${keyName}" has no active version`, { key: keyName });
+  if (!version)
+    throw new DomainError(ErrorCode.NO_ACTIVE_VERSION, `key "${keyName}" has no active version`, { key: keyName });
   if (!version.certificate) {
-    throw new DomainError(ErrorCode.NO_ACTIVE_VERSION, `key "${keyName}" version ${version.version} has no certificate`, { key: keyName, version: version.version });
+    throw new DomainError(
+      ErrorCode.NO_ACTIVE_VERSION,
+      `key "${keyName}" version ${version.version} has no certificate`,
+      { key: keyName, version: version.version },
+    );
   }
   if (!isKeySpec(record.keySpec)) throw new Error(`key ${keyName} has an unknown key spec ${record.keySpec}`);
   const info = KEY_SPEC_INFO[record.keySpec];

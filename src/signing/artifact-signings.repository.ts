@@ -30,8 +30,20 @@ export class ArtifactSigningsRepository {
   }
 
   /** Records a signing (the first per artifact and key version is kept). */
-  async record(signing: { artifactDigest: string; keyName: string; versionId: string; version: number; auditSeq: string }): Promise<void> {
-    await this.query(RECORD, [signing.artifactDigest, signing.keyName, signing.versionId, signing.version, signing.auditSeq]);
+  async record(signing: {
+    artifactDigest: string;
+    keyName: string;
+    versionId: string;
+    version: number;
+    auditSeq: string;
+  }): Promise<void> {
+    await this.query(RECORD, [
+      signing.artifactDigest,
+      signing.keyName,
+      signing.versionId,
+      signing.version,
+      signing.auditSeq,
+    ]);
   }
 
   private async query(text: string, values: unknown[]): Promise<Array<Record<string, unknown>>> {

@@ -64,7 +64,8 @@ export function parseGoJson(bytes: Uint8Array): GoJsonValue {
   parser.space();
   const value = parser.value(0);
   parser.space();
-  if (parser.pos !== text.length) throw new JsonSyntaxError(`unexpected data after the JSON value at offset ${parser.pos}`);
+  if (parser.pos !== text.length)
+    throw new JsonSyntaxError(`unexpected data after the JSON value at offset ${parser.pos}`);
   return value;
 }
 
@@ -127,7 +128,9 @@ class Parser {
       const name = this.string();
       for (const ch of name) {
         if (FOLDS_TO_ASCII.has(ch)) {
-          throw new AmbiguousJson(`the member name ${JSON.stringify(name.slice(0, 64))} contains U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}, which Go matches to the ASCII letter ${FOLDS_TO_ASCII.get(ch)}`);
+          throw new AmbiguousJson(
+            `the member name ${JSON.stringify(name.slice(0, 64))} contains U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}, which Go matches to the ASCII letter ${FOLDS_TO_ASCII.get(ch)}`,
+          );
         }
       }
       const folded = foldAscii(name);
@@ -217,7 +220,8 @@ class Parser {
           if (unit >= 0xd800 && unit <= 0xdbff && text[this.pos] === '\\' && text[this.pos + 1] === 'u') {
             this.pos += 2;
             const low = this.hex4();
-            if (low < 0xdc00 || low > 0xdfff) throw new AmbiguousJson('a \\u escape holds a lone surrogate (Go reads U+FFFD)');
+            if (low < 0xdc00 || low > 0xdfff)
+              throw new AmbiguousJson('a \\u escape holds a lone surrogate (Go reads U+FFFD)');
             out += String.fromCharCode(unit, low);
           } else if (unit >= 0xd800 && unit <= 0xdfff) {
             throw new AmbiguousJson('a \\u escape holds a lone surrogate (Go reads U+FFFD)');
@@ -241,7 +245,9 @@ class Parser {
   }
 
   private number(): GoJsonNumber {
-    const match = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(this.text.slice(this.pos, this.pos + 400));
+    const match = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(
+      this.text.slice(this.pos, this.pos + 400),
+    );
     if (!match) throw this.syntax('invalid number');
     const literal = match[0];
     if (literal.length === 400) throw new AmbiguousJson('a number literal is longer than 400 characters');

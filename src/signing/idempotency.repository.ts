@@ -31,23 +31,38 @@ export class IdempotencyRepository {
    * record is older than `windowSeconds` or a claim left pending for `abandonedAfterSeconds`. Of
    * concurrent duplicates exactly one gets true.
    */
-  async tryClaim(tokenId: string, key: string, fingerprint: Buffer, windowSeconds: number, abandonedAfterSeconds: number): Promise<boolean> {
+  async tryClaim(
+    tokenId: string,
+    key: string,
+    fingerprint: Buffer,
+    windowSeconds: number,
+    abandonedAfterSeconds: number,
+  ): Promise<boolean> {
     const rows = await this.query(CLAIM, [tokenId, key, fingerprint, windowSeconds, abandonedAfterSeconds]);
     return rows.length === 1;
   }
 
   async find(tokenId: string, key: string): Promise<IdempotencyRecord | undefined> {
-    const [existing] = await this.query('SELECT fingerprint, state, response FROM sign_idempotency WHERE token_id = $1 AND idempotency_key = $2', [tokenId, key]);
+    const [existing] = await this.query(
+      'SELECT fingerprint, state, response FROM sign_idempotency WHERE token_id = $1 AND idempotency_key = $2',
+      [tokenId, key],
+    );
     return existing as unknown as IdempotencyRecord | undefined;
   }
 
   async complete(tokenId: string, key: string, response: string): Promise<void> {
-    await this.query(`UPDATE sign_idempotency SET state = 'done', response = $3 WHERE token_id = $1 AND idempotency_key = $2`, [tokenId, key, response]);
+    await this.query(
+      `UPDATE sign_idempotency SET state = 'done', response = $3 WHERE token_id = $1 AND idempotency_key = $2`,
+      [tokenId, key, response],
+    );
   }
 
   /** Deletes the claim if it is still pending. */
   async releasePending(tokenId: string, key: string): Promise<void> {
-    await this.query(`DELETE FROM sign_idempotency WHERE token_id = $1 AND idempotency_key = $2 AND state = 'pending'`, [tokenId, key]);
+    await this.query(
+      `DELETE FROM sign_idempotency WHERE token_id = $1 AND idempotency_key = $2 AND state = 'pending'`,
+      [tokenId, key],
+    );
   }
 
   /** Deletes up to 10,000 records older than `windowSeconds`; returns how many. */

@@ -38,15 +38,24 @@ export class IdempotencyStore {
   async claim(tokenId: string, key: string, fingerprint: Buffer): Promise<IdempotencyClaim> {
     const deadline = Date.now() + WAIT_FOR_FIRST_MS;
     for (let pause = 20; ; pause = Math.min(pause * 2, 200)) {
-      if (await this.records.tryClaim(tokenId, key, fingerprint, this.windowSeconds, ABANDONED_AFTER_SECONDS)) return { kind: 'claimed' };
+      if (await this.records.tryClaim(tokenId, key, fingerprint, this.windowSeconds, ABANDONED_AFTER_SECONDS))
+        return { kind: 'claimed' };
       const existing = await this.records.find(tokenId, key);
       if (!existing) continue; // pruned in between: claim again
       if (!existing.fingerprint.equals(fingerprint)) {
-        throw new DomainError(ErrorCode.CONFLICT, 'sign: this idempotencyKey was already used with a different request', { field: 'idempotencyKey' });
+        throw new DomainError(
+          ErrorCode.CONFLICT,
+          'sign: this idempotencyKey was already used with a different request',
+          { field: 'idempotencyKey' },
+        );
       }
       if (existing.state === 'done') return { kind: 'replay', response: existing.response as string };
       if (Date.now() >= deadline) {
-        throw new DomainError(ErrorCode.CONFLICT, 'sign: a request with this idempotencyKey is still being processed; retry later', { field: 'idempotencyKey', retryAfterSeconds: 1 });
+        throw new DomainError(
+          ErrorCode.CONFLICT,
+          'sign: a request with this idempotencyKey is still being processed; retry later',
+          { field: 'idempotencyKey', retryAfterSeconds: 1 },
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
@@ -76,7 +85,9 @@ export class IdempotencyStore {
 
 /** What makes two sign requests "the same": the key and every field that changes the signature or its record. */
 export function requestFingerprint(keyName: string, request: SignRequest): Buffer {
-  const artifact = request.artifact ? [request.artifact.digest, request.artifact.mediaType ?? '', request.artifact.size ?? ''] : null;
+  const artifact = request.artifact
+    ? [request.artifact.digest, request.artifact.mediaType ?? '', request.artifact.size ?? '']
+    : null;
   return createHash('sha256')
     .update(JSON.stringify([keyName, request.mode, request.hashAlgorithm, request.signatureFormat, artifact]))
     .update('\0')

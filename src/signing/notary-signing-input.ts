@@ -46,7 +46,11 @@ const CBOR_STRICT: DecodeOptions = {
 };
 
 export function readNotarySigningInput(bytes: Buffer, info: KeySpecInfo): NotarySigningInput | undefined {
-  if (bytes.length > SIG_STRUCTURE_PREFIX.length && bytes.subarray(0, SIG_STRUCTURE_PREFIX.length).equals(SIG_STRUCTURE_PREFIX)) return readCose(bytes, info);
+  if (
+    bytes.length > SIG_STRUCTURE_PREFIX.length &&
+    bytes.subarray(0, SIG_STRUCTURE_PREFIX.length).equals(SIG_STRUCTURE_PREFIX)
+  )
+    return readCose(bytes, info);
   return readJws(bytes, info);
 }
 
@@ -81,7 +85,9 @@ function readJws(bytes: Buffer, info: KeySpecInfo): NotarySigningInput | undefin
 }
 
 function canonicalBase64url(text: string, bytes: Buffer): boolean {
-  return text.length % 4 !== 1 && text.length === Math.ceil((bytes.length * 4) / 3) && bytes.toString('base64url') === text;
+  return (
+    text.length % 4 !== 1 && text.length === Math.ceil((bytes.length * 4) / 3) && bytes.toString('base64url') === text
+  );
 }
 
 function readCose(bytes: Buffer, info: KeySpecInfo): NotarySigningInput | undefined {
@@ -92,7 +98,10 @@ function readCose(bytes: Buffer, info: KeySpecInfo): NotarySigningInput | undefi
   const parts: Buffer[] = [];
   for (let i = 0; i < 3; i++) {
     const part = readByteString(bytes, offset);
-    if (!part) throw ambiguous('a COSE Sig_structure is ["Signature1", protected, external_aad, payload]: three definite-length byte strings, lengths in their shortest form');
+    if (!part)
+      throw ambiguous(
+        'a COSE Sig_structure is ["Signature1", protected, external_aad, payload]: three definite-length byte strings, lengths in their shortest form',
+      );
     parts.push(part.value);
     offset = part.end;
   }
@@ -105,15 +114,20 @@ function readCose(bytes: Buffer, info: KeySpecInfo): NotarySigningInput | undefi
   } catch (error) {
     throw ambiguous(`the COSE protected header is not strict CBOR (${(error as Error).message.slice(0, 120)})`);
   }
-  if (Object.prototype.toString.call(header) !== '[object Map]') throw ambiguous('the COSE protected header is not a map');
+  if (Object.prototype.toString.call(header) !== '[object Map]')
+    throw ambiguous('the COSE protected header is not a map');
   const labels = header as Map<unknown, unknown>;
   const alg = labels.get(1);
   const expected = COSE_ALG[info.jwsAlg];
   if (alg !== expected) {
-    throw new DomainError(ErrorCode.UNSUPPORTED_ALGORITHM, `sign: the COSE protected header says alg ${JSON.stringify(String(alg).slice(0, 16))}, but a ${info.spec} key signs ${info.jwsAlg} (${expected})`, {
-      field: 'payload',
-      expected: info.jwsAlg,
-    });
+    throw new DomainError(
+      ErrorCode.UNSUPPORTED_ALGORITHM,
+      `sign: the COSE protected header says alg ${JSON.stringify(String(alg).slice(0, 16))}, but a ${info.spec} key signs ${info.jwsAlg} (${expected})`,
+      {
+        field: 'payload',
+        expected: info.jwsAlg,
+      },
+    );
   }
   if (labels.get(3) !== NOTARY_PAYLOAD_TYPE) return { format: 'cose', alg: alg as number };
   const artifact = readNotaryPayload(payload);
@@ -132,7 +146,8 @@ function readByteString(bytes: Buffer, offset: number): { value: Buffer; end: nu
   else if (info === 25 && start + 2 <= bytes.length) [length, start] = [bytes.readUInt16BE(start), start + 2];
   else if (info === 26 && start + 4 <= bytes.length) [length, start] = [bytes.readUInt32BE(start), start + 4];
   else return undefined; // 27 (64-bit) cannot fit a 64 KiB payload; 28–31 reserved or indefinite
-  const shortest = info < 24 || (info === 24 && length >= 24) || (info === 25 && length > 0xff) || (info === 26 && length > 0xffff);
+  const shortest =
+    info < 24 || (info === 24 && length >= 24) || (info === 25 && length > 0xff) || (info === 26 && length > 0xffff);
   if (!shortest || start + length > bytes.length) return undefined;
   return { value: bytes.subarray(start, start + length), end: start + length };
 }
@@ -170,18 +185,37 @@ export function readNotaryPayload(bytes: Uint8Array): ArtifactRef | undefined {
   if (!(payload instanceof GoJsonObject)) return undefined;
   const target = payload.field('targetArtifact');
   if (target === undefined || target === null) return undefined;
-  if (!(target instanceof GoJsonObject)) throw invalidTarget("'payload.targetArtifact' must be an object (an OCI descriptor)");
+  if (!(target instanceof GoJsonObject))
+    throw invalidTarget("'payload.targetArtifact' must be an object (an OCI descriptor)");
   const digest = target.field('digest');
   if (digest === undefined || digest === null) {
-    throw new DomainError(ErrorCode.ARTIFACT_REQUIRED, "sign: the payload's targetArtifact has no digest", { field: 'payload.targetArtifact.digest' });
+    throw new DomainError(ErrorCode.ARTIFACT_REQUIRED, "sign: the payload's targetArtifact has no digest", {
+      field: 'payload.targetArtifact.digest',
+    });
   }
   const mediaType = target.field('mediaType');
   const size = target.field('size');
-  if (!(size === undefined || size === null || (size instanceof GoJsonNumber && /^(0|[1-9][0-9]{0,15})$/.test(size.literal)))) {
-    throw invalidTarget("'payload.targetArtifact.size' must be a non-negative whole number without fraction or exponent");
+  if (!(
+    size === undefined ||
+    size === null ||
+    (size instanceof GoJsonNumber && /^(0|[1-9][0-9]{0,15})$/.test(size.literal))
+  )) {
+    throw invalidTarget(
+      "'payload.targetArtifact.size' must be a non-negative whole number without fraction or exponent",
+    );
   }
-  checkOptional(target.field('annotations'), 'annotations', (v) => v instanceof GoJsonObject && [...v.members.values()].every(([, value]) => value === null || typeof value === 'string'));
-  checkOptional(target.field('urls'), 'urls', (v) => Array.isArray(v) && v.every((item) => item === null || typeof item === 'string'));
+  checkOptional(
+    target.field('annotations'),
+    'annotations',
+    (v) =>
+      v instanceof GoJsonObject &&
+      [...v.members.values()].every(([, value]) => value === null || typeof value === 'string'),
+  );
+  checkOptional(
+    target.field('urls'),
+    'urls',
+    (v) => Array.isArray(v) && v.every((item) => item === null || typeof item === 'string'),
+  );
   checkOptional(target.field('artifactType'), 'artifactType', (v) => typeof v === 'string');
   for (const name of UNREAD_DESCRIPTOR_FIELDS) checkOptional(target.field(name), name, () => false);
   const artifact = parseArtifact(
@@ -209,9 +243,15 @@ function checkOptional(value: GoJsonValue | undefined, name: string, valid: (val
 }
 
 function invalidTarget(message: string): DomainError {
-  return new DomainError(ErrorCode.VALIDATION_ERROR, message.startsWith('sign: ') ? message : `sign: ${message}`, { field: 'payload.targetArtifact' });
+  return new DomainError(ErrorCode.VALIDATION_ERROR, message.startsWith('sign: ') ? message : `sign: ${message}`, {
+    field: 'payload.targetArtifact',
+  });
 }
 
 function ambiguous(message: string): DomainError {
-  return new DomainError(ErrorCode.AMBIGUOUS_PAYLOAD, `sign: ${message}; Signet refuses what a verifier could read differently`, { field: 'payload' });
+  return new DomainError(
+    ErrorCode.AMBIGUOUS_PAYLOAD,
+    `sign: ${message}; Signet refuses what a verifier could read differently`,
+    { field: 'payload' },
+  );
 }

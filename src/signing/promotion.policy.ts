@@ -45,6 +45,12 @@ export class PromotionPolicy {
 
   /** Records that `key` signed `artifact`, read from the payload (first signing per version kept). */
   async record(key: ActiveKey, artifact: ArtifactRef, auditSeq: string): Promise<void> {
-    await this.signings.record({ artifactDigest: artifact.digest, keyName: key.keyName, versionId: key.versionId, version: key.version, auditSeq });
+    await this.signings.record({
+      artifactDigest: artifact.digest,
+      keyName: key.keyName,
+      versionId: key.versionId,
+      version: key.version,
+      auditSeq,
+    });
   }
 }

@@ -25,12 +25,18 @@ const installed = new WeakSet<FastifyInstance>();
  * - errors go to Fastify's error handler, which Nest set to the global HttpExceptionFilter.
  * Call before app.init().
  */
-export function installSignFastPath(fastify: FastifyInstance, resolve: () => { guard: AuthGuard; signing: SigningService }): void {
+export function installSignFastPath(
+  fastify: FastifyInstance,
+  resolve: () => { guard: AuthGuard; signing: SigningService },
+): void {
   fastify.addHook('onRoute', (route: RouteOptions) => {
     if (route.url !== SIGN_ROUTE || route.method !== 'POST') return;
     let deps: { guard: AuthGuard; signing: SigningService; roles: ReturnType<AuthGuard['rolesOf']> } | undefined;
     const describe = () => `${SigningController.name}.${SigningController.prototype.sign.name}`;
-    route.handler = async function signFastPath(request: FastifyRequest, reply: FastifyReply): Promise<string | FastifyReply> {
+    route.handler = async function signFastPath(
+      request: FastifyRequest,
+      reply: FastifyReply,
+    ): Promise<string | FastifyReply> {
       const name = (request.params as { name: string }).name;
       // As Nest's own wrapper of a route with parameters: an empty one is no match.
       if (name === '') {

@@ -18,13 +18,30 @@ const DIGEST = `sha256:${'ab'.repeat(32)}`;
 describe('parseSignRequest', () => {
   it('accepts the digest form with its defaults', () => {
     const request = parseSignRequest({ digest: b64(32), hashAlgorithm: 'SHA-256' });
-    expect(request).toMatchObject({ mode: 'digest', hashAlgorithm: 'SHA-256', signatureFormat: 'raw', artifact: undefined, idempotencyKey: undefined });
+    expect(request).toMatchObject({
+      mode: 'digest',
+      hashAlgorithm: 'SHA-256',
+      signatureFormat: 'raw',
+      artifact: undefined,
+      idempotencyKey: undefined,
+    });
     expect(request.bytes).toEqual(Buffer.alloc(32, 1));
   });
 
   it('accepts the payload form with an artifact, a format and an idempotency key', () => {
-    const request = parseSignRequest({ payload: Buffer.from('hello').toString('base64'), hashAlgorithm: 'SHA-384', signatureFormat: 'der', artifact: { digest: DIGEST, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10 }, idempotencyKey: 'ci/123' });
-    expect(request).toMatchObject({ mode: 'payload', signatureFormat: 'der', artifact: { digest: DIGEST, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10 }, idempotencyKey: 'ci/123' });
+    const request = parseSignRequest({
+      payload: Buffer.from('hello').toString('base64'),
+      hashAlgorithm: 'SHA-384',
+      signatureFormat: 'der',
+      artifact: { digest: DIGEST, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10 },
+      idempotencyKey: 'ci/123',
+    });
+    expect(request).toMatchObject({
+      mode: 'payload',
+      signatureFormat: 'der',
+      artifact: { digest: DIGEST, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10 },
+      idempotencyKey: 'ci/123',
+    });
     expect(request.bytes.toString()).toBe('hello');
   });
 
@@ -34,7 +51,11 @@ describe('parseSignRequest', () => {
     ['a string', 'digest', ErrorCode.VALIDATION_ERROR],
     ['an empty object', {}, ErrorCode.VALIDATION_ERROR],
     ['an unknown field', { digest: b64(32), hashAlgorithm: 'SHA-256', keyId: 'x' }, ErrorCode.VALIDATION_ERROR],
-    ['a prototype-looking field', JSON.parse('{"digest":"AA==","hashAlgorithm":"SHA-256","__proto__":{}}'), ErrorCode.VALIDATION_ERROR],
+    [
+      'a prototype-looking field',
+      JSON.parse('{"digest":"AA==","hashAlgorithm":"SHA-256","__proto__":{}}'),
+      ErrorCode.VALIDATION_ERROR,
+    ],
     ['digest and payload', { digest: b64(32), payload: b64(3), hashAlgorithm: 'SHA-256' }, ErrorCode.VALIDATION_ERROR],
     ['no hashAlgorithm', { digest: b64(32) }, ErrorCode.VALIDATION_ERROR],
     ['a numeric hashAlgorithm', { digest: b64(32), hashAlgorithm: 256 }, ErrorCode.VALIDATION_ERROR],
@@ -45,16 +66,52 @@ describe('parseSignRequest', () => {
     ['a huge digest', { digest: 'A'.repeat(8192), hashAlgorithm: 'SHA-256' }, ErrorCode.INVALID_DIGEST_LENGTH],
     ['an empty payload', { payload: '', hashAlgorithm: 'SHA-256' }, ErrorCode.VALIDATION_ERROR],
     ['a payload over 64 KiB', { payload: b64(65537), hashAlgorithm: 'SHA-256' }, ErrorCode.PAYLOAD_TOO_LARGE],
-    ['an unknown signatureFormat', { digest: b64(32), hashAlgorithm: 'SHA-256', signatureFormat: 'jws' }, ErrorCode.VALIDATION_ERROR],
-    ['an empty idempotencyKey', { digest: b64(32), hashAlgorithm: 'SHA-256', idempotencyKey: '' }, ErrorCode.VALIDATION_ERROR],
-    ['an idempotencyKey with a space', { digest: b64(32), hashAlgorithm: 'SHA-256', idempotencyKey: 'a b' }, ErrorCode.VALIDATION_ERROR],
+    [
+      'an unknown signatureFormat',
+      { digest: b64(32), hashAlgorithm: 'SHA-256', signatureFormat: 'jws' },
+      ErrorCode.VALIDATION_ERROR,
+    ],
+    [
+      'an empty idempotencyKey',
+      { digest: b64(32), hashAlgorithm: 'SHA-256', idempotencyKey: '' },
+      ErrorCode.VALIDATION_ERROR,
+    ],
+    [
+      'an idempotencyKey with a space',
+      { digest: b64(32), hashAlgorithm: 'SHA-256', idempotencyKey: 'a b' },
+      ErrorCode.VALIDATION_ERROR,
+    ],
     ['an artifact string', { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: DIGEST }, ErrorCode.VALIDATION_ERROR],
-    ['an upper-case artifact digest', { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: DIGEST.toUpperCase() } }, ErrorCode.VALIDATION_ERROR],
-    ['a short artifact digest', { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: 'sha256:abcd' } }, ErrorCode.VALIDATION_ERROR],
-    ['an md5 artifact digest', { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: `md5:${'ab'.repeat(16)}` } }, ErrorCode.VALIDATION_ERROR],
-    ['a negative artifact size', { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: DIGEST, size: -1 } }, ErrorCode.VALIDATION_ERROR],
-    ['a bad artifact media type', { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: DIGEST, mediaType: 'not a type' } }, ErrorCode.VALIDATION_ERROR],
-    ['an unknown artifact field', { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: DIGEST, tag: 'v1' } }, ErrorCode.VALIDATION_ERROR],
+    [
+      'an upper-case artifact digest',
+      { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: DIGEST.toUpperCase() } },
+      ErrorCode.VALIDATION_ERROR,
+    ],
+    [
+      'a short artifact digest',
+      { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: 'sha256:abcd' } },
+      ErrorCode.VALIDATION_ERROR,
+    ],
+    [
+      'an md5 artifact digest',
+      { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: `md5:${'ab'.repeat(16)}` } },
+      ErrorCode.VALIDATION_ERROR,
+    ],
+    [
+      'a negative artifact size',
+      { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: DIGEST, size: -1 } },
+      ErrorCode.VALIDATION_ERROR,
+    ],
+    [
+      'a bad artifact media type',
+      { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: DIGEST, mediaType: 'not a type' } },
+      ErrorCode.VALIDATION_ERROR,
+    ],
+    [
+      'an unknown artifact field',
+      { digest: b64(32), hashAlgorithm: 'SHA-256', artifact: { digest: DIGEST, tag: 'v1' } },
+      ErrorCode.VALIDATION_ERROR,
+    ],
   ])('refuses %s', (_, body, code) => {
     expect(codeOf(() => parseSignRequest(body))).toBe(code);
   });
@@ -82,7 +139,8 @@ describe('decodeBase64Strict', () => {
 });
 
 describe('checkAgainstKey', () => {
-  const digest = (bytes: number, hashAlgorithm: string, extra: object = {}) => parseSignRequest({ digest: b64(bytes), hashAlgorithm, ...extra });
+  const digest = (bytes: number, hashAlgorithm: string, extra: object = {}) =>
+    parseSignRequest({ digest: b64(bytes), hashAlgorithm, ...extra });
 
   it.each(Object.values(KEY_SPEC_INFO).map((info) => [info.spec, info]))('pairs %s with its one hash', (_, info) => {
     const length = { 'SHA-256': 32, 'SHA-384': 48, 'SHA-512': 64 }[info.hash];
@@ -93,17 +151,27 @@ describe('checkAgainstKey', () => {
   });
 
   it('refuses a digest whose length is not the hash length', () => {
-    expect(codeOf(() => checkAgainstKey(digest(31, 'SHA-256'), KEY_SPEC_INFO['EC-256']))).toBe(ErrorCode.INVALID_DIGEST_LENGTH);
-    expect(codeOf(() => checkAgainstKey(digest(0, 'SHA-256'), KEY_SPEC_INFO['EC-256']))).toBe(ErrorCode.INVALID_DIGEST_LENGTH);
-    expect(codeOf(() => checkAgainstKey(digest(32, 'SHA-512'), KEY_SPEC_INFO['EC-521']))).toBe(ErrorCode.INVALID_DIGEST_LENGTH);
+    expect(codeOf(() => checkAgainstKey(digest(31, 'SHA-256'), KEY_SPEC_INFO['EC-256']))).toBe(
+      ErrorCode.INVALID_DIGEST_LENGTH,
+    );
+    expect(codeOf(() => checkAgainstKey(digest(0, 'SHA-256'), KEY_SPEC_INFO['EC-256']))).toBe(
+      ErrorCode.INVALID_DIGEST_LENGTH,
+    );
+    expect(codeOf(() => checkAgainstKey(digest(32, 'SHA-512'), KEY_SPEC_INFO['EC-521']))).toBe(
+      ErrorCode.INVALID_DIGEST_LENGTH,
+    );
   });
 
   it('has no length rule for a payload (Signet hashes it)', () => {
-    expect(checkAgainstKey(parseSignRequest({ payload: b64(5), hashAlgorithm: 'SHA-256' }), KEY_SPEC_INFO['EC-256'])).toBe('SHA-256');
+    expect(
+      checkAgainstKey(parseSignRequest({ payload: b64(5), hashAlgorithm: 'SHA-256' }), KEY_SPEC_INFO['EC-256']),
+    ).toBe('SHA-256');
   });
 
   it('offers der for ECDSA keys only', () => {
     expect(checkAgainstKey(digest(32, 'SHA-256', { signatureFormat: 'der' }), KEY_SPEC_INFO['EC-256'])).toBe('SHA-256');
-    expect(codeOf(() => checkAgainstKey(digest(32, 'SHA-256', { signatureFormat: 'der' }), KEY_SPEC_INFO['RSA-2048']))).toBe(ErrorCode.VALIDATION_ERROR);
+    expect(
+      codeOf(() => checkAgainstKey(digest(32, 'SHA-256', { signatureFormat: 'der' }), KEY_SPEC_INFO['RSA-2048'])),
+    ).toBe(ErrorCode.VALIDATION_ERROR);
   });
 });

@@ -45,7 +45,12 @@ const MAX_PAYLOAD_BASE64 = Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4;
 /** Longer than any digest's base64 (SHA-512: 88): refused as a wrong length without decoding. */
 const MAX_DIGEST_BASE64 = 4 * 1024;
 
-function invalid(message: string, field: string, code = ErrorCode.VALIDATION_ERROR, details: Record<string, unknown> = {}): DomainError {
+function invalid(
+  message: string,
+  field: string,
+  code = ErrorCode.VALIDATION_ERROR,
+  details: Record<string, unknown> = {},
+): DomainError {
   return new DomainError(code, `sign: ${message}`, { field, ...details });
 }
 
@@ -68,16 +73,29 @@ export function parseSignRequest(body: unknown): SignRequest {
   for (const field in input) {
     if (!FIELDS.has(field)) (unknown ??= []).push(field);
   }
-  if (unknown) throw invalid(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((f) => `'${clip(f)}'`).join(', ')}`, unknown.map(clip).join(','), ErrorCode.VALIDATION_ERROR, { unknownFields: unknown.map(clip) });
+  if (unknown)
+    throw invalid(
+      `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((f) => `'${clip(f)}'`).join(', ')}`,
+      unknown.map(clip).join(','),
+      ErrorCode.VALIDATION_ERROR,
+      { unknownFields: unknown.map(clip) },
+    );
 
   const { digest, payload, hashAlgorithm, signatureFormat, idempotencyKey } = input;
   if ((digest === undefined) === (payload === undefined)) {
-    throw invalid("give exactly one of 'digest' (a digest you computed) or 'payload' (the bytes Signet hashes)", digest === undefined ? 'digest' : 'payload');
+    throw invalid(
+      "give exactly one of 'digest' (a digest you computed) or 'payload' (the bytes Signet hashes)",
+      digest === undefined ? 'digest' : 'payload',
+    );
   }
-  if (hashAlgorithm === undefined) throw invalid("'hashAlgorithm' is required (SHA-256, SHA-384 or SHA-512, the one the key spec pairs with)", 'hashAlgorithm');
+  if (hashAlgorithm === undefined)
+    throw invalid(
+      "'hashAlgorithm' is required (SHA-256, SHA-384 or SHA-512, the one the key spec pairs with)",
+      'hashAlgorithm',
+    );
   if (typeof hashAlgorithm !== 'string') throw invalid("'hashAlgorithm' must be a string", 'hashAlgorithm');
   if (signatureFormat !== undefined && signatureFormat !== 'raw' && signatureFormat !== 'der') {
-    throw invalid("'signatureFormat' must be \"raw\" or \"der\"", 'signatureFormat');
+    throw invalid('\'signatureFormat\' must be "raw" or "der"', 'signatureFormat');
   }
   if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY.test(idempotencyKey))) {
     throw invalid("'idempotencyKey' must be 1 to 255 printable ASCII characters without spaces", 'idempotencyKey');
@@ -91,22 +109,40 @@ export function parseSignRequest(body: unknown): SignRequest {
     if (typeof digest !== 'string') throw invalid("'digest' must be a base64 string", 'digest');
     encoded = digest;
     if (digest.length > MAX_DIGEST_BASE64) {
-      throw invalid(`'digest' is ${digest.length} base64 characters, far longer than any digest`, 'digest', ErrorCode.INVALID_DIGEST_LENGTH);
+      throw invalid(
+        `'digest' is ${digest.length} base64 characters, far longer than any digest`,
+        'digest',
+        ErrorCode.INVALID_DIGEST_LENGTH,
+      );
     }
     bytes = decodeBase64Strict(digest);
-    if (!bytes) throw invalid("'digest' is not valid base64 (standard alphabet, with padding)", 'digest', ErrorCode.INVALID_BASE64);
+    if (!bytes)
+      throw invalid(
+        "'digest' is not valid base64 (standard alphabet, with padding)",
+        'digest',
+        ErrorCode.INVALID_BASE64,
+      );
   } else {
     mode = 'payload';
     if (typeof payload !== 'string') throw invalid("'payload' must be a base64 string", 'payload');
     encoded = payload;
     if (payload.length > MAX_PAYLOAD_BASE64) {
-      throw invalid(`'payload' is larger than ${MAX_PAYLOAD_BYTES} bytes`, 'payload', ErrorCode.PAYLOAD_TOO_LARGE, { maxBytes: MAX_PAYLOAD_BYTES });
+      throw invalid(`'payload' is larger than ${MAX_PAYLOAD_BYTES} bytes`, 'payload', ErrorCode.PAYLOAD_TOO_LARGE, {
+        maxBytes: MAX_PAYLOAD_BYTES,
+      });
     }
     bytes = decodeBase64Strict(payload);
-    if (!bytes) throw invalid("'payload' is not valid base64 (standard alphabet, with padding)", 'payload', ErrorCode.INVALID_BASE64);
+    if (!bytes)
+      throw invalid(
+        "'payload' is not valid base64 (standard alphabet, with padding)",
+        'payload',
+        ErrorCode.INVALID_BASE64,
+      );
     if (bytes.length === 0) throw invalid("'payload' is empty", 'payload');
     if (bytes.length > MAX_PAYLOAD_BYTES) {
-      throw invalid(`'payload' is larger than ${MAX_PAYLOAD_BYTES} bytes`, 'payload', ErrorCode.PAYLOAD_TOO_LARGE, { maxBytes: MAX_PAYLOAD_BYTES });
+      throw invalid(`'payload' is larger than ${MAX_PAYLOAD_BYTES} bytes`, 'payload', ErrorCode.PAYLOAD_TOO_LARGE, {
+        maxBytes: MAX_PAYLOAD_BYTES,
+      });
     }
   }
 
@@ -130,24 +166,44 @@ export function checkIdempotencyHeader(header: string | string[] | undefined, bo
   if (header === undefined) return;
   const key = body !== null && typeof body === 'object' ? (body as Record<string, unknown>).idempotencyKey : undefined;
   if (header !== key) {
-    throw invalid("the Idempotency-Key header must equal the body's 'idempotencyKey' (balancers retry requests that carry the header)", 'idempotencyKey');
+    throw invalid(
+      "the Idempotency-Key header must equal the body's 'idempotencyKey' (balancers retry requests that carry the header)",
+      'idempotencyKey',
+    );
   }
 }
 
 /** `{digest, mediaType?, size?}` with nothing else; also used for a JWS payload's targetArtifact (extra fields allowed there). */
-export function parseArtifact(value: unknown, field: string, options: { allowExtraFields?: boolean } = {}): ArtifactRef {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid(`'${field}' must be an object with a 'digest'`, field);
+export function parseArtifact(
+  value: unknown,
+  field: string,
+  options: { allowExtraFields?: boolean } = {},
+): ArtifactRef {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw invalid(`'${field}' must be an object with a 'digest'`, field);
   const input = value as Record<string, unknown>;
   if (!options.allowExtraFields) {
     const unknown = Object.keys(input).filter((k) => !ARTIFACT_FIELDS.has(k));
-    if (unknown.length > 0) throw invalid(`'${field}' has unknown fields ${unknown.map((f) => `'${clip(f)}'`).join(', ')}`, field, ErrorCode.VALIDATION_ERROR, { unknownFields: unknown.map(clip) });
+    if (unknown.length > 0)
+      throw invalid(
+        `'${field}' has unknown fields ${unknown.map((f) => `'${clip(f)}'`).join(', ')}`,
+        field,
+        ErrorCode.VALIDATION_ERROR,
+        { unknownFields: unknown.map(clip) },
+      );
   }
   const { digest, mediaType, size } = input;
   if (typeof digest !== 'string' || !ARTIFACT_DIGEST.test(digest)) {
-    throw invalid(`'${field}.digest' must be "sha256:" followed by 64 lower-case hex digits (or sha384:/sha512: with 96/128)`, `${field}.digest`);
+    throw invalid(
+      `'${field}.digest' must be "sha256:" followed by 64 lower-case hex digits (or sha384:/sha512: with 96/128)`,
+      `${field}.digest`,
+    );
   }
   if (mediaType !== undefined && (typeof mediaType !== 'string' || !MEDIA_TYPE.test(mediaType))) {
-    throw invalid(`'${field}.mediaType' must be a media type such as application/vnd.oci.image.manifest.v1+json`, `${field}.mediaType`);
+    throw invalid(
+      `'${field}.mediaType' must be a media type such as application/vnd.oci.image.manifest.v1+json`,
+      `${field}.mediaType`,
+    );
   }
   if (size !== undefined && (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)) {
     throw invalid(`'${field}.size' must be a non-negative whole number`, `${field}.size`);
@@ -165,17 +221,30 @@ export function parseArtifact(value: unknown, field: string, options: { allowExt
  */
 export function checkAgainstKey(request: SignRequest, info: KeySpecInfo): HashAlgorithm {
   if (!isHashAlgorithm(request.hashAlgorithm) || request.hashAlgorithm !== info.hash) {
-    throw invalid(`a ${info.spec} key signs with ${info.hash} (${info.signingAlgorithm}); got hashAlgorithm ${JSON.stringify(clip(request.hashAlgorithm))}`, 'hashAlgorithm', ErrorCode.UNSUPPORTED_ALGORITHM, {
-      expected: info.hash,
-    });
+    throw invalid(
+      `a ${info.spec} key signs with ${info.hash} (${info.signingAlgorithm}); got hashAlgorithm ${JSON.stringify(clip(request.hashAlgorithm))}`,
+      'hashAlgorithm',
+      ErrorCode.UNSUPPORTED_ALGORITHM,
+      {
+        expected: info.hash,
+      },
+    );
   }
   if (request.mode === 'digest' && request.bytes.length !== HASH_LENGTH[info.hash]) {
-    throw invalid(`'digest' is ${request.bytes.length} bytes; a ${info.hash} digest is ${HASH_LENGTH[info.hash]}`, 'digest', ErrorCode.INVALID_DIGEST_LENGTH, {
-      expectedBytes: HASH_LENGTH[info.hash],
-    });
+    throw invalid(
+      `'digest' is ${request.bytes.length} bytes; a ${info.hash} digest is ${HASH_LENGTH[info.hash]}`,
+      'digest',
+      ErrorCode.INVALID_DIGEST_LENGTH,
+      {
+        expectedBytes: HASH_LENGTH[info.hash],
+      },
+    );
   }
   if (request.signatureFormat === 'der' && info.kind !== 'EC') {
-    throw invalid(`signatureFormat "der" exists for ECDSA only; ${info.signingAlgorithm} signatures are returned raw`, 'signatureFormat');
+    throw invalid(
+      `signatureFormat "der" exists for ECDSA only; ${info.signingAlgorithm} signatures are returned raw`,
+      'signatureFormat',
+    );
   }
   return info.hash;
 }

@@ -8,7 +8,15 @@ export interface ActiveKeyRecord {
   keyName: string;
   keySpec: string;
   requires: string[];
-  version: { id: string; version: number; keyUri: string; certificate: Buffer | null; chain: Buffer[]; notBefore: Date | null; notAfter: Date | null } | null;
+  version: {
+    id: string;
+    version: number;
+    keyUri: string;
+    certificate: Buffer | null;
+    chain: Buffer[];
+    notBefore: Date | null;
+    notAfter: Date | null;
+  } | null;
 }
 
 const LOAD_ACTIVE = `
@@ -34,7 +42,8 @@ export class SigningKeysRepository {
   async activeKey(keyName: string): Promise<ActiveKeyRecord | null> {
     let rows: Array<Record<string, unknown>>;
     try {
-      rows = (await pgPool(this.dataSource).query({ name: 'signet_active_key', text: LOAD_ACTIVE, values: [keyName] })).rows;
+      rows = (await pgPool(this.dataSource).query({ name: 'signet_active_key', text: LOAD_ACTIVE, values: [keyName] }))
+        .rows;
     } catch (error) {
       throw asAuditError(error);
     }
@@ -62,7 +71,10 @@ export class SigningKeysRepository {
 
   /** The name of the key that version `versionId` belongs to, read in the caller's transaction. */
   async keyNameOfVersion(manager: EntityManager, versionId: string): Promise<string | undefined> {
-    const rows: Array<{ name: string }> = await manager.query('SELECT k.name FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE v.id = $1', [versionId]);
+    const rows: Array<{ name: string }> = await manager.query(
+      'SELECT k.name FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE v.id = $1',
+      [versionId],
+    );
     return rows[0]?.name;
   }
 }

@@ -47,7 +47,8 @@ export class SigningController {
           type: 'string',
           minLength: 1,
           maxLength: 255,
-          description: 'A repeat within SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS returns the first answer, unless the version that signed it may no longer sign (rotated, revoked): then 409 VERSION_CANNOT_SIGN.',
+          description:
+            'A repeat within SIGNET_SIGN_IDEMPOTENCY_WINDOW_SECONDS returns the first answer, unless the version that signed it may no longer sign (rotated, revoked): then 409 VERSION_CANNOT_SIGN.',
         },
       },
     },
@@ -61,7 +62,11 @@ export class SigningController {
         keySpec: { type: 'string' },
         signingAlgorithm: { type: 'string', example: 'ECDSA-SHA-256' },
         signature: { type: 'string', format: 'byte' },
-        certificateChain: { type: 'array', items: { type: 'string', format: 'byte' }, description: 'DER, leaf first, root last' },
+        certificateChain: {
+          type: 'array',
+          items: { type: 'string', format: 'byte' },
+          description: 'DER, leaf first, root last',
+        },
         artifact: ARTIFACT_SCHEMA,
       },
     },

@@ -19,7 +19,17 @@ import { SigningService } from './signing.service';
 @Module({
   imports: [RevocationModule],
   controllers: [SigningController],
-  providers: [ActiveKeyCache, SigningService, PromotionPolicy, IdempotencyStore, SigningMetrics, RevocationInvalidation, SigningKeysRepository, IdempotencyRepository, ArtifactSigningsRepository],
+  providers: [
+    ActiveKeyCache,
+    SigningService,
+    PromotionPolicy,
+    IdempotencyStore,
+    SigningMetrics,
+    RevocationInvalidation,
+    SigningKeysRepository,
+    IdempotencyRepository,
+    ArtifactSigningsRepository,
+  ],
   exports: [ActiveKeyCache, SigningService, RevocationInvalidation],
 })
 export class SigningModule {}

@@ -41,7 +41,15 @@ describe(SigningService.name, () => {
     keyName: 'release',
     keySpec: 'EC-256',
     requires,
-    version: { id: `v${version}`, version, keyUri: `pkcs11:object=release-v${version}`, certificate: Buffer.from([version]), chain: [Buffer.from([9])], notBefore: null, notAfter: null },
+    version: {
+      id: `v${version}`,
+      version,
+      keyUri: `pkcs11:object=release-v${version}`,
+      certificate: Buffer.from([version]),
+      chain: [Buffer.from([9])],
+      notBefore: null,
+      notAfter: null,
+    },
   });
 
   beforeAll(() => Logger.overrideLogger(['error']));
@@ -56,7 +64,12 @@ describe(SigningService.name, () => {
     promotionChecks = 0;
     promotionSaw = [];
     promotionRecorded = [];
-    cache = new ActiveKeyCache(undefined as never, { on: () => undefined } as unknown as ChangeNotifier, loadConfig({}), { source: async () => active });
+    cache = new ActiveKeyCache(
+      undefined as never,
+      { on: () => undefined } as unknown as ChangeNotifier,
+      loadConfig({}),
+      { source: async () => active },
+    );
     const signers = {
       keySigner: () => ({
         sign: async (uri: string, data: Buffer) => {
@@ -74,7 +87,8 @@ describe(SigningService.name, () => {
     };
     const audit = {
       record: recordEvent,
-      recordSign: async (actor: AuditEventInput['actor'], subject: string, data: Record<string, unknown>) => (await recordEvent({ type: 'sign', actor, subject, data })).seq,
+      recordSign: async (actor: AuditEventInput['actor'], subject: string, data: Record<string, unknown>) =>
+        (await recordEvent({ type: 'sign', actor, subject, data })).seq,
     } as unknown as AuditService;
     const promotion = {
       check: async (key: { requires: readonly string[] }, artifact: unknown) => {
@@ -91,14 +105,27 @@ describe(SigningService.name, () => {
 
   it('answers with the precomputed response around the signature, after recording the sign event', async () => {
     const json = JSON.parse(await service.sign('release', body, principal));
-    expect(json).toEqual({ keyName: 'release', keyVersion: 1, keySpec: 'EC-256', signingAlgorithm: 'ECDSA-SHA-256', signature: expect.any(String), certificateChain: ['AQ==', 'CQ=='] });
+    expect(json).toEqual({
+      keyName: 'release',
+      keyVersion: 1,
+      keySpec: 'EC-256',
+      signingAlgorithm: 'ECDSA-SHA-256',
+      signature: expect.any(String),
+      certificateChain: ['AQ==', 'CQ=='],
+    });
     expect(Buffer.from(json.signature, 'base64')).toHaveLength(64);
     expect(audited).toEqual([
       {
         type: 'sign',
         actor: { tokenId: principal.tokenId, tokenName: 'ci', role: 'signer', address: '10.0.0.7' },
         subject: 'release',
-        data: expect.objectContaining({ version: 1, digest: `sha256:${digest.toString('hex')}`, signature: json.signature, algorithm: 'ECDSA-SHA-256', artifact: null }),
+        data: expect.objectContaining({
+          version: 1,
+          digest: `sha256:${digest.toString('hex')}`,
+          signature: json.signature,
+          algorithm: 'ECDSA-SHA-256',
+          artifact: null,
+        }),
       },
     ]);
   });
@@ -110,7 +137,9 @@ describe(SigningService.name, () => {
 
   it('withholds the signature when its audit row cannot be written (503)', async () => {
     auditFails = true;
-    await expect(service.sign('release', body, principal)).rejects.toMatchObject({ code: ErrorCode.DATABASE_UNAVAILABLE });
+    await expect(service.sign('release', body, principal)).rejects.toMatchObject({
+      code: ErrorCode.DATABASE_UNAVAILABLE,
+    });
     expect(signed).toHaveLength(1);
   });
 
@@ -118,15 +147,21 @@ describe(SigningService.name, () => {
     active = record(1, ['test-key']);
     const jws = notarySigningInput('EC-256', 'image', new Date());
     const payload = Buffer.from(jws.signingInput).toString('base64');
-    await expect(service.sign('release', { payload, hashAlgorithm: 'SHA-256', artifact: { digest: jws.digest } }, principal)).rejects.toMatchObject({ code: ErrorCode.PROMOTION_REQUIRED });
+    await expect(
+      service.sign('release', { payload, hashAlgorithm: 'SHA-256', artifact: { digest: jws.digest } }, principal),
+    ).rejects.toMatchObject({ code: ErrorCode.PROMOTION_REQUIRED });
     expect(promotionChecks).toBe(1);
-    expect(promotionSaw).toEqual([{ digest: jws.digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: jws.size }]);
+    expect(promotionSaw).toEqual([
+      { digest: jws.digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: jws.size },
+    ]);
     expect(signed).toEqual([]);
   });
 
   it('refuses digest mode for a key with requires (400 PAYLOAD_REQUIRED), whatever artifact the client claims', async () => {
     active = record(1, ['test-key']);
-    await expect(service.sign('release', { ...body, artifact: { digest: `sha256:${'a'.repeat(64)}` } }, principal)).rejects.toMatchObject({ code: ErrorCode.PAYLOAD_REQUIRED });
+    await expect(
+      service.sign('release', { ...body, artifact: { digest: `sha256:${'a'.repeat(64)}` } }, principal),
+    ).rejects.toMatchObject({ code: ErrorCode.PAYLOAD_REQUIRED });
     expect(promotionChecks).toBe(0);
     expect(signed).toEqual([]);
   });
@@ -134,7 +169,13 @@ describe(SigningService.name, () => {
   it('never hands a claimed artifact to promotion: an opaque payload with an artifact field counts as none', async () => {
     active = record(1, ['test-key']);
     const payload = Buffer.from('opaque bytes').toString('base64');
-    await expect(service.sign('release', { payload, hashAlgorithm: 'SHA-256', artifact: { digest: `sha256:${'a'.repeat(64)}` } }, principal)).rejects.toMatchObject({ code: ErrorCode.PROMOTION_REQUIRED });
+    await expect(
+      service.sign(
+        'release',
+        { payload, hashAlgorithm: 'SHA-256', artifact: { digest: `sha256:${'a'.repeat(64)}` } },
+        principal,
+      ),
+    ).rejects.toMatchObject({ code: ErrorCode.PROMOTION_REQUIRED });
     expect(promotionSaw).toEqual([undefined]);
   });
 
@@ -145,9 +186,19 @@ describe(SigningService.name, () => {
     expect(audited[0].data).toMatchObject({ artifact, artifactSource: 'claimed', mode: 'digest' });
     expect(promotionRecorded).toEqual([]);
     const jws = notarySigningInput('EC-256', 'image', new Date());
-    await service.sign('release', { payload: Buffer.from(jws.signingInput).toString('base64'), hashAlgorithm: 'SHA-256' }, principal);
-    expect(audited[1].data).toMatchObject({ artifact: { digest: jws.digest }, artifactSource: 'payload', mode: 'payload' });
-    expect(promotionRecorded).toEqual([{ digest: jws.digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: jws.size }]);
+    await service.sign(
+      'release',
+      { payload: Buffer.from(jws.signingInput).toString('base64'), hashAlgorithm: 'SHA-256' },
+      principal,
+    );
+    expect(audited[1].data).toMatchObject({
+      artifact: { digest: jws.digest },
+      artifactSource: 'payload',
+      mode: 'payload',
+    });
+    expect(promotionRecorded).toEqual([
+      { digest: jws.digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: jws.size },
+    ]);
   });
 
   it('re-signs with the new active version when the key changed during signing, and records the withheld one', async () => {

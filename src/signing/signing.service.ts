@@ -63,7 +63,10 @@ export class SigningService {
     const context: SignContext = {};
     try {
       const request = parseSignRequest(body);
-      const json = request.idempotencyKey === undefined ? await this.signOnce(keyName, request, principal, context) : await this.signIdempotent(keyName, request, principal, context);
+      const json =
+        request.idempotencyKey === undefined
+          ? await this.signOnce(keyName, request, principal, context)
+          : await this.signIdempotent(keyName, request, principal, context);
       this.metrics.signed(context.key?.keyName ?? keyName, (performance.now() - started) / 1000, context.replayed);
       return json;
     } catch (error) {
@@ -72,7 +75,12 @@ export class SigningService {
     }
   }
 
-  private async signIdempotent(keyName: string, request: SignRequest, principal: Principal, context: SignContext): Promise<string> {
+  private async signIdempotent(
+    keyName: string,
+    request: SignRequest,
+    principal: Principal,
+    context: SignContext,
+  ): Promise<string> {
     const idempotencyKey = request.idempotencyKey!;
     // Invalid input is refused before the idempotency table is touched.
     const active = (await this.prepare(keyName, request)).key;
@@ -86,12 +94,16 @@ export class SigningService {
       const current = active.stale ? await this.keys.get(keyName) : active;
       const storedVersion = keyVersionOf(claim.response);
       if (storedVersion !== current.version) {
-        throw new DomainError(ErrorCode.VERSION_CANNOT_SIGN, `sign: the idempotencyKey's answer was signed by version ${storedVersion} of "${keyName}", which may no longer sign; use a new idempotencyKey`, {
-          field: 'idempotencyKey',
-          key: keyName,
-          version: storedVersion,
-          activeVersion: current.version,
-        });
+        throw new DomainError(
+          ErrorCode.VERSION_CANNOT_SIGN,
+          `sign: the idempotencyKey's answer was signed by version ${storedVersion} of "${keyName}", which may no longer sign; use a new idempotencyKey`,
+          {
+            field: 'idempotencyKey',
+            key: keyName,
+            version: storedVersion,
+            activeVersion: current.version,
+          },
+        );
       }
       context.replayed = true;
       return claim.response;
@@ -108,9 +120,18 @@ export class SigningService {
     return json;
   }
 
-  private async signOnce(keyName: string, request: SignRequest, principal: Principal, context: SignContext, attempt = 1): Promise<string> {
+  private async signOnce(
+    keyName: string,
+    request: SignRequest,
+    principal: Principal,
+    context: SignContext,
+    attempt = 1,
+  ): Promise<string> {
     // No await on the hot path when the key is cached and has no promotion rule.
-    const { key, hash, digest, artifact, artifactSource } = this.prepareWith(this.keys.peek(keyName) ?? (await this.keys.get(keyName)), request);
+    const { key, hash, digest, artifact, artifactSource } = this.prepareWith(
+      this.keys.peek(keyName) ?? (await this.keys.get(keyName)),
+      request,
+    );
     context.key = key;
     // A claimed artifact is the client's word: it never satisfies promotion.
     const promotion = this.promotion.check(key, artifactSource === 'payload' ? artifact : undefined);
@@ -147,7 +168,10 @@ export class SigningService {
       }
       if (current.versionId !== key.versionId) {
         await this.withhold(key, seq, principal);
-        if (attempt > 1) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'sign: the key is changing; retry', { retryAfterSeconds: 1 });
+        if (attempt > 1)
+          throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'sign: the key is changing; retry', {
+            retryAfterSeconds: 1,
+          });
         return this.signOnce(keyName, request, principal, context, attempt + 1);
       }
     }
@@ -159,9 +183,16 @@ export class SigningService {
 
   /** A signature made and audited but not returned: say so in the log (best effort; the sign row stands). */
   private async withhold(key: ActiveKey, seq: string, principal: Principal): Promise<void> {
-    this.logger.warn(`key ${key.keyName}: version ${key.version} stopped being active during a sign request; signature withheld`);
+    this.logger.warn(
+      `key ${key.keyName}: version ${key.version} stopped being active during a sign request; signature withheld`,
+    );
     await this.audit
-      .record({ type: 'sign.withheld', actor: actorFor(principal, key.keyName), subject: key.keyName, data: { version: key.version, seq, reason: 'the key version stopped being active while signing' } })
+      .record({
+        type: 'sign.withheld',
+        actor: actorFor(principal, key.keyName),
+        subject: key.keyName,
+        data: { version: key.version, seq, reason: 'the key version stopped being active while signing' },
+      })
       .catch(() => undefined);
   }
 
@@ -173,10 +204,14 @@ export class SigningService {
   private prepareWith(key: ActiveKey, request: SignRequest): PreparedSign {
     const hash = checkAgainstKey(request, key.info);
     if (key.notAfterMs !== null && key.notAfterMs <= Date.now()) {
-      throw new DomainError(ErrorCode.NO_ACTIVE_VERSION, `sign: the certificate of key "${key.keyName}" version ${key.version} has expired; rotate the key`, {
-        key: key.keyName,
-        version: key.version,
-      });
+      throw new DomainError(
+        ErrorCode.NO_ACTIVE_VERSION,
+        `sign: the certificate of key "${key.keyName}" version ${key.version} has expired; rotate the key`,
+        {
+          key: key.keyName,
+          version: key.version,
+        },
+      );
     }
     let artifact = request.artifact;
     let artifactSource: ArtifactSource | undefined = artifact ? 'claimed' : undefined;
@@ -185,7 +220,11 @@ export class SigningService {
       const input = readNotarySigningInput(request.bytes, key.info);
       if (input?.artifact) {
         if (artifact && artifact.digest !== input.artifact.digest) {
-          throw new DomainError(ErrorCode.VALIDATION_ERROR, `sign: 'artifact.digest' differs from the targetArtifact of the ${input.format === 'jws' ? 'JWS' : 'COSE'} payload`, { field: 'artifact.digest' });
+          throw new DomainError(
+            ErrorCode.VALIDATION_ERROR,
+            `sign: 'artifact.digest' differs from the targetArtifact of the ${input.format === 'jws' ? 'JWS' : 'COSE'} payload`,
+            { field: 'artifact.digest' },
+          );
         }
         artifact = input.artifact;
         artifactSource = 'payload';

@@ -17,7 +17,15 @@ import { CertificateEntry, DEFAULT_NAMESPACE_SELECTOR, TruststoreContent } from 
  * verifiers there reach revocation through the certificates' OCSP/CRL URLs. CRLs travel in the PEM
  * bundle for offline and air-gapped consumers.
  */
-export const BUNDLE_FORMATS = ['pem', 'notation', 'pkcs12', 'ratify', 'kyverno', 'kyverno-ivp', 'trust-manager'] as const;
+export const BUNDLE_FORMATS = [
+  'pem',
+  'notation',
+  'pkcs12',
+  'ratify',
+  'kyverno',
+  'kyverno-ivp',
+  'trust-manager',
+] as const;
 export type BundleFormat = (typeof BUNDLE_FORMATS)[number];
 
 /** The layer names of a pushed bundle: every format plus `roots` (CERTIFICATE blocks only, for Ratify through the kubernetes driver). */
@@ -34,13 +42,29 @@ export interface LayerSpec {
 
 export const LAYERS: Record<LayerKind, LayerSpec> = {
   pem: { title: 'truststore.pem', mediaType: 'application/x-pem-file', contentType: 'application/x-pem-file' },
-  roots: { title: 'roots.pem', mediaType: 'application/pem-certificate-chain', contentType: 'application/pem-certificate-chain' },
-  notation: { title: 'notation-truststore.tar', mediaType: 'application/vnd.signet.truststore.notation.v1.tar', contentType: 'application/x-tar' },
+  roots: {
+    title: 'roots.pem',
+    mediaType: 'application/pem-certificate-chain',
+    contentType: 'application/pem-certificate-chain',
+  },
+  notation: {
+    title: 'notation-truststore.tar',
+    mediaType: 'application/vnd.signet.truststore.notation.v1.tar',
+    contentType: 'application/x-tar',
+  },
   pkcs12: { title: 'truststore.p12', mediaType: 'application/x-pkcs12', contentType: 'application/x-pkcs12' },
   ratify: { title: 'ratify-kmp.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
   kyverno: { title: 'kyverno-notary-attestor.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
-  'kyverno-ivp': { title: 'kyverno-image-validating-policy.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
-  'trust-manager': { title: 'trust-manager-bundle.yaml', mediaType: 'application/yaml', contentType: 'application/yaml' },
+  'kyverno-ivp': {
+    title: 'kyverno-image-validating-policy.yaml',
+    mediaType: 'application/yaml',
+    contentType: 'application/yaml',
+  },
+  'trust-manager': {
+    title: 'trust-manager-bundle.yaml',
+    mediaType: 'application/yaml',
+    contentType: 'application/yaml',
+  },
 };
 
 /** Namespace trust-manager reads Bundle sources from (its default trust namespace). */
@@ -72,7 +96,12 @@ export async function renderLayer(kind: LayerKind, content: TruststoreContent): 
     case 'notation':
       return notationTar(content);
     case 'pkcs12':
-      return buildPkcs12Truststore([...content.roots, ...content.tsaRoots].map((entry) => ({ alias: entry.generation, der: Buffer.from(entry.der, 'base64') })));
+      return buildPkcs12Truststore(
+        [...content.roots, ...content.tsaRoots].map((entry) => ({
+          alias: entry.generation,
+          der: Buffer.from(entry.der, 'base64'),
+        })),
+      );
     case 'ratify':
       return Buffer.from(ratifyYaml(content), 'utf8');
     case 'kyverno':
@@ -114,9 +143,14 @@ function pemBundle(content: TruststoreContent): string {
     lines.push('', '# TSA root certificates (RFC 3161 timestamps; a Notation "tsa" trust store)');
     for (const root of content.tsaRoots) lines.push(certificate(root));
   }
-  lines.push('', '# Certificate revocation lists of these roots and the CA generations beneath them (for offline verifiers)');
+  lines.push(
+    '',
+    '# Certificate revocation lists of these roots and the CA generations beneath them (for offline verifiers)',
+  );
   for (const crl of content.crls) {
-    lines.push(`# ${crl.generation}: CRL number ${crl.crlNumber}, this update ${crl.thisUpdate}, next update ${crl.nextUpdate}\n${pem(crl.der, 'X509 CRL')}`);
+    lines.push(
+      `# ${crl.generation}: CRL number ${crl.crlNumber}, this update ${crl.thisUpdate}, next update ${crl.nextUpdate}\n${pem(crl.der, 'X509 CRL')}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -131,7 +165,9 @@ function pemBundle(content: TruststoreContent): string {
 export async function notationTar(content: TruststoreContent): Promise<Buffer> {
   const policy = validTrustPolicy(content);
   // Entry times from the content (the newest certificate), not the build time: same roots, same tar.
-  const mtime = new Date(Math.max(0, ...[...content.roots, ...content.tsaRoots].map((entry) => Date.parse(entry.notBefore))));
+  const mtime = new Date(
+    Math.max(0, ...[...content.roots, ...content.tsaRoots].map((entry) => Date.parse(entry.notBefore))),
+  );
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   pack.on('data', (chunk: unknown) => {
@@ -141,8 +177,10 @@ export async function notationTar(content: TruststoreContent): Promise<Buffer> {
     pack.on('end', resolve);
     pack.on('error', reject);
   });
-  const directory = (name: string) => pack.entry({ name, type: 'directory', mode: 0o755, mtime, uid: 0, gid: 0, uname: '', gname: '' });
-  const file = (name: string, body: string) => pack.entry({ name, mode: 0o644, mtime, uid: 0, gid: 0, uname: '', gname: '' }, body);
+  const directory = (name: string) =>
+    pack.entry({ name, type: 'directory', mode: 0o755, mtime, uid: 0, gid: 0, uname: '', gname: '' });
+  const file = (name: string, body: string) =>
+    pack.entry({ name, mode: 0o644, mtime, uid: 0, gid: 0, uname: '', gname: '' }, body);
   const policyJson = `${JSON.stringify(policy, null, 2)}\n`;
   file(TRUST_POLICY_FILE, policyJson);
   file(TRUST_POLICY_OCI_FILE, policyJson);
@@ -152,7 +190,8 @@ export async function notationTar(content: TruststoreContent): Promise<Buffer> {
     if (!entries.length) return;
     directory(`truststore/x509/${type}/`);
     directory(`truststore/x509/${type}/${content.name}/`);
-    for (const entry of entries) file(`truststore/x509/${type}/${content.name}/${entry.generation}.pem`, pem(entry.der, 'CERTIFICATE'));
+    for (const entry of entries)
+      file(`truststore/x509/${type}/${content.name}/${entry.generation}.pem`, pem(entry.der, 'CERTIFICATE'));
   };
   store('ca', content.roots);
   store('tsa', content.tsaRoots);
@@ -165,7 +204,8 @@ export async function notationTar(content: TruststoreContent): Promise<Buffer> {
 function validTrustPolicy(content: TruststoreContent) {
   const policy = buildTrustPolicy(content);
   const problems = trustPolicyProblems(policy);
-  if (problems.length) throw new DomainError(ErrorCode.INTERNAL, `generated trust policy is invalid: ${problems.join('; ')}`);
+  if (problems.length)
+    throw new DomainError(ErrorCode.INTERNAL, `generated trust policy is invalid: ${problems.join('; ')}`);
   return policy;
 }
 
@@ -216,8 +256,15 @@ function ratifyYaml(content: TruststoreContent): string {
       },
     },
   };
-  const documents = [provider(names.roots, content.roots), ...(content.tsaRoots.length ? [provider(names.tsa, content.tsaRoots)] : []), verifier];
-  return header('Ratify KeyManagementProviders (roots, TSA roots) and the Notation Verifier using them', content) + documents.map(yamlDocument).join('---\n');
+  const documents = [
+    provider(names.roots, content.roots),
+    ...(content.tsaRoots.length ? [provider(names.tsa, content.tsaRoots)] : []),
+    verifier,
+  ];
+  return (
+    header('Ratify KeyManagementProviders (roots, TSA roots) and the Notation Verifier using them', content) +
+    documents.map(yamlDocument).join('---\n')
+  );
 }
 
 /** Root certificates as one PEM value, no newline after the last block (Ratify's inline value, Kyverno). */
@@ -247,7 +294,9 @@ function kyvernoYaml(content: TruststoreContent): string {
           type: 'Notary',
           imageReferences: imagePatterns(content),
           failureAction: 'Enforce',
-          attestors: [{ count: 1, entries: content.roots.map((root) => ({ certificates: { cert: pemValue([root]) } })) }],
+          attestors: [
+            { count: 1, entries: content.roots.map((root) => ({ certificates: { cert: pemValue([root]) } })) },
+          ],
         },
       ],
     })
@@ -273,18 +322,33 @@ function kyvernoIvpYaml(content: TruststoreContent): string {
       spec: {
         validationActions: ['Deny'],
         // Ephemeral containers arrive through their own subresource: matched too, or they skip the check.
-        matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods', 'pods/ephemeralcontainers'] }] },
+        matchConstraints: {
+          resourceRules: [
+            {
+              apiGroups: [''],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['pods', 'pods/ephemeralcontainers'],
+            },
+          ],
+        },
         matchImageReferences: imagePatterns(content).map((glob) => ({ glob })),
         attestors: [
           {
             name: attestor,
-            notary: { certs: { value: pemValue(content.roots) }, ...(content.tsaRoots.length ? { tsaCerts: { value: pemValue(content.tsaRoots) } } : {}) },
+            notary: {
+              certs: { value: pemValue(content.roots) },
+              ...(content.tsaRoots.length ? { tsaCerts: { value: pemValue(content.tsaRoots) } } : {}),
+            },
           },
         ],
         validations: [
           {
             // Every kind of container: an unsigned image as an init or ephemeral container runs too.
-            expression: IVP_CONTAINER_KINDS.map((kind) => `(!has(images.${kind}) || images.${kind}.all(image, verifyImageSignatures(image, [attestors.${attestor}]) > 0))`).join(' && '),
+            expression: IVP_CONTAINER_KINDS.map(
+              (kind) =>
+                `(!has(images.${kind}) || images.${kind}.all(image, verifyImageSignatures(image, [attestors.${attestor}]) > 0))`,
+            ).join(' && '),
             message: `image signature verification failed (Signet truststore ${content.name})`,
           },
         ],
@@ -298,7 +362,11 @@ function trustManagerYaml(content: TruststoreContent): string {
   const source = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: { name: sourceName, namespace: TRUST_MANAGER_NAMESPACE, labels: { 'app.kubernetes.io/managed-by': 'signet' } },
+    metadata: {
+      name: sourceName,
+      namespace: TRUST_MANAGER_NAMESPACE,
+      labels: { 'app.kubernetes.io/managed-by': 'signet' },
+    },
     data: { 'roots.pem': certificatesPem(content.roots) },
   };
   const bundle = {
@@ -308,7 +376,10 @@ function trustManagerYaml(content: TruststoreContent): string {
     spec: {
       sources: [{ configMap: { name: sourceName, key: 'roots.pem' } }],
       // Only into the namespaces the truststore selects (trust-manager writes into every one without a selector).
-      target: { configMap: { key: `signet-${content.name}.pem` }, namespaceSelector: content.trustManager?.namespaceSelector ?? DEFAULT_NAMESPACE_SELECTOR },
+      target: {
+        configMap: { key: `signet-${content.name}.pem` },
+        namespaceSelector: content.trustManager?.namespaceSelector ?? DEFAULT_NAMESPACE_SELECTOR,
+      },
     },
   };
   return `${header('cert-manager trust-manager Bundle and its source ConfigMap', content)}${yamlDocument(source)}---\n${yamlDocument(bundle)}`;

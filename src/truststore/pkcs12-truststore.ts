@@ -55,8 +55,15 @@ function der(item: forge.asn1.Asn1): string {
 
 /** DER SET OF: members sorted by their encoding. */
 function setOf(items: forge.asn1.Asn1[]): forge.asn1.Asn1 {
-  const sorted = items.map((item) => ({ item, bytes: der(item) })).sort((a, b) => (a.bytes < b.bytes ? -1 : a.bytes > b.bytes ? 1 : 0));
-  return asn1.create(U, T.SET, true, sorted.map((s) => s.item));
+  const sorted = items
+    .map((item) => ({ item, bytes: der(item) }))
+    .sort((a, b) => (a.bytes < b.bytes ? -1 : a.bytes > b.bytes ? 1 : 0));
+  return asn1.create(
+    U,
+    T.SET,
+    true,
+    sorted.map((s) => s.item),
+  );
 }
 
 function certBag(entry: Pkcs12Entry): forge.asn1.Asn1 {
@@ -65,7 +72,11 @@ function certBag(entry: Pkcs12Entry): forge.asn1.Asn1 {
     seq(oid(OID.friendlyName), setOf([asn1.create(U, T.BMPSTRING, false, entry.alias)])),
     seq(oid(OID.oracleTrustedKeyUsage), setOf([oid(OID.anyExtendedKeyUsage)])),
   ]);
-  return seq(oid(OID.certBag), explicit0(seq(oid(OID.x509Certificate), explicit0(octets(entry.der.toString('binary'))))), attributes);
+  return seq(
+    oid(OID.certBag),
+    explicit0(seq(oid(OID.x509Certificate), explicit0(octets(entry.der.toString('binary'))))),
+    attributes,
+  );
 }
 
 export function buildPkcs12Truststore(entries: Pkcs12Entry[], password = PKCS12_TRUSTSTORE_PASSWORD): Buffer {
@@ -75,8 +86,21 @@ export function buildPkcs12Truststore(entries: Pkcs12Entry[], password = PKCS12_
   const authenticatedSafe = seq(seq(oid(OID.data), explicit0(octets(der(safeContents)))));
   const authSafeBytes = der(authenticatedSafe);
 
-  const salt = forge.md.sha256.create().update('signet-pkcs12-mac-salt').update(authSafeBytes).digest().getBytes().slice(0, 16);
-  const macKey = forge.pkcs12.generateKey(password, forge.util.createBuffer(salt), 3, MAC_ITERATIONS, 32, forge.md.sha256.create());
+  const salt = forge.md.sha256
+    .create()
+    .update('signet-pkcs12-mac-salt')
+    .update(authSafeBytes)
+    .digest()
+    .getBytes()
+    .slice(0, 16);
+  const macKey = forge.pkcs12.generateKey(
+    password,
+    forge.util.createBuffer(salt),
+    3,
+    MAC_ITERATIONS,
+    32,
+    forge.md.sha256.create(),
+  );
   const hmac = forge.hmac.create();
   hmac.start(forge.md.sha256.create(), macKey);
   hmac.update(authSafeBytes);
@@ -85,6 +109,10 @@ export function buildPkcs12Truststore(entries: Pkcs12Entry[], password = PKCS12_
     octets(salt),
     asn1.create(U, T.INTEGER, false, asn1.integerToDer(MAC_ITERATIONS).getBytes()),
   );
-  const pfx = seq(asn1.create(U, T.INTEGER, false, asn1.integerToDer(3).getBytes()), seq(oid(OID.data), explicit0(octets(authSafeBytes))), macData);
+  const pfx = seq(
+    asn1.create(U, T.INTEGER, false, asn1.integerToDer(3).getBytes()),
+    seq(oid(OID.data), explicit0(octets(authSafeBytes))),
+    macData,
+  );
   return Buffer.from(der(pfx), 'binary');
 }

@@ -22,7 +22,11 @@ export interface TrustPolicyDocument {
 export interface TrustPolicyStatement {
   name: string;
   registryScopes: string[];
-  signatureVerification: { level: string; override?: Record<string, string>; verifyTimestamp?: 'always' | 'afterCertExpiry' };
+  signatureVerification: {
+    level: string;
+    override?: Record<string, string>;
+    verifyTimestamp?: 'always' | 'afterCertExpiry';
+  };
   trustStores?: string[];
   trustedIdentities?: string[];
 }
@@ -45,7 +49,9 @@ export function buildTrustPolicy(content: TruststoreContent): TrustPolicyDocumen
         registryScopes: [...content.trustPolicy.registryScopes],
         // With Signet's TSA roots in a tsa store, a timestamp taken while the leaf was valid keeps
         // the signature valid after the leaf expires or is rotated away (docs/timestamping.md).
-        signatureVerification: content.tsaRoots.length ? { level: content.trustPolicy.level, verifyTimestamp: 'afterCertExpiry' } : { level: content.trustPolicy.level },
+        signatureVerification: content.tsaRoots.length
+          ? { level: content.trustPolicy.level, verifyTimestamp: 'afterCertExpiry' }
+          : { level: content.trustPolicy.level },
         trustStores: stores,
         trustedIdentities: identities,
       },
@@ -56,10 +62,12 @@ export function buildTrustPolicy(content: TruststoreContent): TrustPolicyDocumen
 /** Every NOTARY.md trust-policy rule `document` breaks; empty when Notation would accept it. */
 export function trustPolicyProblems(document: unknown): string[] {
   const problems: string[] = [];
-  if (typeof document !== 'object' || document === null || Array.isArray(document)) return ['the document must be a JSON object'];
+  if (typeof document !== 'object' || document === null || Array.isArray(document))
+    return ['the document must be a JSON object'];
   const doc = document as Record<string, unknown>;
   if (doc.version !== '1.0') problems.push(`version must be "1.0"`);
-  if (!Array.isArray(doc.trustPolicies) || doc.trustPolicies.length === 0) return [...problems, 'trustPolicies must be a non-empty list'];
+  if (!Array.isArray(doc.trustPolicies) || doc.trustPolicies.length === 0)
+    return [...problems, 'trustPolicies must be a non-empty list'];
   const names = new Set<string>();
   const scopeOwner = new Map<string, string>();
   doc.trustPolicies.forEach((raw: unknown, index: number) => {
@@ -80,9 +88,11 @@ export function trustPolicyProblems(document: unknown): string[] {
     } else {
       if (scopes.includes('*') && scopes.length > 1) problems.push(`${where}.registryScopes: "*" must stand alone`);
       for (const scope of scopes as string[]) {
-        if (scope !== '*' && !isRegistryScope(scope)) problems.push(`${where}.registryScopes: "${scope}" is not host[:port]/repository`);
+        if (scope !== '*' && !isRegistryScope(scope))
+          problems.push(`${where}.registryScopes: "${scope}" is not host[:port]/repository`);
         const owner = scopeOwner.get(scope);
-        if (owner !== undefined && owner !== where) problems.push(`${where}.registryScopes: "${scope}" already appears in ${owner}`);
+        if (owner !== undefined && owner !== where)
+          problems.push(`${where}.registryScopes: "${scope}" already appears in ${owner}`);
         if (owner === where) problems.push(`${where}.registryScopes: "${scope}" repeats`);
         scopeOwner.set(scope, where);
       }
@@ -94,10 +104,17 @@ export function trustPolicyProblems(document: unknown): string[] {
       problems.push(`${where}.signatureVerification.level must be one of ${LEVELS.join(', ')}`);
       return;
     }
-    if (verification.override !== undefined && (typeof verification.override !== 'object' || verification.override === null)) {
+    if (
+      verification.override !== undefined &&
+      (typeof verification.override !== 'object' || verification.override === null)
+    ) {
       problems.push(`${where}.signatureVerification.override must be an object`);
     }
-    if (verification.verifyTimestamp !== undefined && verification.verifyTimestamp !== 'always' && verification.verifyTimestamp !== 'afterCertExpiry') {
+    if (
+      verification.verifyTimestamp !== undefined &&
+      verification.verifyTimestamp !== 'always' &&
+      verification.verifyTimestamp !== 'afterCertExpiry'
+    ) {
       problems.push(`${where}.signatureVerification.verifyTimestamp must be "always" or "afterCertExpiry"`);
     }
     const stores = policy.trustStores;
@@ -115,7 +132,9 @@ export function trustPolicyProblems(document: unknown): string[] {
       for (const store of stores) {
         const match = typeof store === 'string' ? /^([A-Za-z]+):(.*)$/.exec(store) : null;
         if (!match || !(STORE_TYPES as readonly string[]).includes(match[1]) || !TRUST_STORE_NAME.test(match[2])) {
-          problems.push(`${where}.trustStores: "${String(store)}" is not {ca|signingAuthority|tsa}:<name matching ${TRUST_STORE_NAME.source}>`);
+          problems.push(
+            `${where}.trustStores: "${String(store)}" is not {ca|signingAuthority|tsa}:<name matching ${TRUST_STORE_NAME.source}>`,
+          );
           continue;
         }
         if (match[1] !== 'tsa') signingStores++;
@@ -126,7 +145,8 @@ export function trustPolicyProblems(document: unknown): string[] {
     if (!Array.isArray(identities) || identities.length === 0) {
       problems.push(`${where}.trustedIdentities must be a non-empty list for level ${String(level)}`);
     } else {
-      if (identities.includes('*') && identities.length > 1) problems.push(`${where}.trustedIdentities: "*" must stand alone`);
+      if (identities.includes('*') && identities.length > 1)
+        problems.push(`${where}.trustedIdentities: "*" must stand alone`);
       for (const identity of identities) {
         if (identity === '*') continue;
         const problem = typeof identity === 'string' ? identityProblem(identity) : 'is not a string';

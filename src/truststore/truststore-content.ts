@@ -107,7 +107,10 @@ export function normalizeContent(content: TruststoreContent): TruststoreContent 
   return {
     format: CONTENT_FORMAT,
     name: content.name,
-    trustPolicy: { registryScopes: [...content.trustPolicy.registryScopes].sort(compare), level: content.trustPolicy.level },
+    trustPolicy: {
+      registryScopes: [...content.trustPolicy.registryScopes].sort(compare),
+      level: content.trustPolicy.level,
+    },
     roots: [...content.roots].sort(byCaThenGeneration),
     tsaRoots: [...content.tsaRoots].sort(byCaThenGeneration),
     crls: [...content.crls].sort(byCaThenGeneration),
@@ -130,7 +133,8 @@ export function parseCanonical(canonical: Buffer, expectedDigest?: string): Trus
     throw new DomainError(ErrorCode.INTERNAL, `stored truststore content does not match its digest ${expectedDigest}`);
   }
   const parsed = JSON.parse(canonical.toString('utf8')) as TruststoreContent;
-  if (parsed.format !== CONTENT_FORMAT) throw new DomainError(ErrorCode.INTERNAL, `unknown truststore content format ${String(parsed.format)}`);
+  if (parsed.format !== CONTENT_FORMAT)
+    throw new DomainError(ErrorCode.INTERNAL, `unknown truststore content format ${String(parsed.format)}`);
   return parsed;
 }
 
@@ -150,27 +154,37 @@ function canonicalJson(value: unknown): string {
 export function validateTrustPolicySettings(input: unknown, operation: string): TrustPolicySettings {
   if (input === undefined || input === null) return { registryScopes: ['*'], level: 'strict' };
   const fail = (field: string, problem: string): never => {
-    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'trustPolicy.${field}' ${problem}`, { field: `trustPolicy.${field}` });
+    throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: 'trustPolicy.${field}' ${problem}`, {
+      field: `trustPolicy.${field}`,
+    });
   };
   if (typeof input !== 'object' || Array.isArray(input)) fail('', 'must be an object {registryScopes?, level?}');
   const record = input as Record<string, unknown>;
-  for (const key of Object.keys(record)) if (key !== 'registryScopes' && key !== 'level') fail(key, 'is not a known field');
+  for (const key of Object.keys(record))
+    if (key !== 'registryScopes' && key !== 'level') fail(key, 'is not a known field');
   const level = record.level ?? 'strict';
   if (!(TRUST_POLICY_LEVELS as readonly unknown[]).includes(level)) {
     fail('level', `must be one of ${TRUST_POLICY_LEVELS.join(', ')} ('skip' would need no trust store)`);
   }
   const scopes = record.registryScopes ?? ['*'];
-  if (!Array.isArray(scopes) || scopes.length === 0 || scopes.length > 256 || scopes.some((s) => typeof s !== 'string')) {
+  if (
+    !Array.isArray(scopes) ||
+    scopes.length === 0 ||
+    scopes.length > 256 ||
+    scopes.some((s) => typeof s !== 'string')
+  ) {
     fail('registryScopes', 'must be a non-empty list of strings');
   }
   const list = scopes as string[];
   if (list.includes('*') && list.length > 1) fail('registryScopes', "'*' must stand alone");
   if (new Set(list).size !== list.length) fail('registryScopes', 'must not repeat a scope');
-  for (const scope of list) if (scope !== '*' && !isRegistryScope(scope)) fail('registryScopes', `'${scope}' is not host[:port]/repository`);
+  for (const scope of list)
+    if (scope !== '*' && !isRegistryScope(scope)) fail('registryScopes', `'${scope}' is not host[:port]/repository`);
   return { registryScopes: [...list].sort(compare), level: level as TrustPolicyLevel };
 }
 
-const SCOPE_HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?$/;
+const SCOPE_HOST =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?$/;
 const SCOPE_REPOSITORY = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 
 /** Notation registry scope: `host[:port]/repository`, no tag, digest or wildcard. */
@@ -204,44 +218,58 @@ export function validateTrustManagerSettings(input: unknown, operation: string):
     const path = `trustManager${field ? `.${field}` : ''}`;
     throw new DomainError(ErrorCode.VALIDATION_ERROR, `${operation}: '${path}' ${problem}`, { field: path });
   };
-  const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+  const isObject = (value: unknown): value is Record<string, unknown> =>
+    typeof value === 'object' && value !== null && !Array.isArray(value);
   if (!isObject(input)) return fail('', 'must be an object {namespaceSelector?}');
   for (const key of Object.keys(input)) if (key !== 'namespaceSelector') fail(key, 'is not a known field');
   if (input.namespaceSelector === undefined || input.namespaceSelector === null) return undefined;
   const selector = input.namespaceSelector;
-  if (!isObject(selector)) return fail('namespaceSelector', 'must be a label selector {matchLabels?, matchExpressions?}');
-  for (const key of Object.keys(selector)) if (key !== 'matchLabels' && key !== 'matchExpressions') fail(`namespaceSelector.${key}`, 'is not a known field');
+  if (!isObject(selector))
+    return fail('namespaceSelector', 'must be a label selector {matchLabels?, matchExpressions?}');
+  for (const key of Object.keys(selector))
+    if (key !== 'matchLabels' && key !== 'matchExpressions') fail(`namespaceSelector.${key}`, 'is not a known field');
   const result: LabelSelector = {};
   if (selector.matchLabels !== undefined) {
     const labels = selector.matchLabels;
-    if (!isObject(labels) || Object.keys(labels).length > 32) return fail('namespaceSelector.matchLabels', 'must be an object of at most 32 labels');
+    if (!isObject(labels) || Object.keys(labels).length > 32)
+      return fail('namespaceSelector.matchLabels', 'must be an object of at most 32 labels');
     const sorted: Record<string, string> = {};
     for (const key of Object.keys(labels).sort(compare)) {
       const value = labels[key];
       if (!isLabelKey(key)) fail('namespaceSelector.matchLabels', `'${key}' is not a label key`);
-      if (typeof value !== 'string' || !LABEL_VALUE.test(value)) fail('namespaceSelector.matchLabels', `the value of '${key}' is not a label value (at most 63 characters)`);
+      if (typeof value !== 'string' || !LABEL_VALUE.test(value))
+        fail('namespaceSelector.matchLabels', `the value of '${key}' is not a label value (at most 63 characters)`);
       sorted[key] = value as string;
     }
     result.matchLabels = sorted;
   }
   if (selector.matchExpressions !== undefined) {
     const expressions = selector.matchExpressions;
-    if (!Array.isArray(expressions) || expressions.length > 32) return fail('namespaceSelector.matchExpressions', 'must be a list of at most 32 requirements');
+    if (!Array.isArray(expressions) || expressions.length > 32)
+      return fail('namespaceSelector.matchExpressions', 'must be a list of at most 32 requirements');
     result.matchExpressions = expressions.map((raw: unknown, index: number) => {
       const where = `namespaceSelector.matchExpressions[${index}]`;
       if (!isObject(raw)) return fail(where, 'must be {key, operator, values?}');
-      for (const key of Object.keys(raw)) if (!['key', 'operator', 'values'].includes(key)) fail(`${where}.${key}`, 'is not a known field');
+      for (const key of Object.keys(raw))
+        if (!['key', 'operator', 'values'].includes(key)) fail(`${where}.${key}`, 'is not a known field');
       if (typeof raw.key !== 'string' || !isLabelKey(raw.key)) fail(`${where}.key`, 'must be a label key');
-      if (!(SELECTOR_OPERATORS as readonly unknown[]).includes(raw.operator)) fail(`${where}.operator`, `must be one of ${SELECTOR_OPERATORS.join(', ')}`);
+      if (!(SELECTOR_OPERATORS as readonly unknown[]).includes(raw.operator))
+        fail(`${where}.operator`, `must be one of ${SELECTOR_OPERATORS.join(', ')}`);
       const operator = raw.operator as (typeof SELECTOR_OPERATORS)[number];
       const values = raw.values;
       if (operator === 'In' || operator === 'NotIn') {
-        if (!Array.isArray(values) || values.length === 0 || values.length > 64 || values.some((v) => typeof v !== 'string' || !LABEL_VALUE.test(v))) {
+        if (
+          !Array.isArray(values) ||
+          values.length === 0 ||
+          values.length > 64 ||
+          values.some((v) => typeof v !== 'string' || !LABEL_VALUE.test(v))
+        ) {
           fail(`${where}.values`, `must be a non-empty list of label values for ${operator}`);
         }
         return { key: raw.key as string, operator, values: [...new Set(values as string[])].sort(compare) };
       }
-      if (values !== undefined && !(Array.isArray(values) && values.length === 0)) fail(`${where}.values`, `must be empty for ${operator}`);
+      if (values !== undefined && !(Array.isArray(values) && values.length === 0))
+        fail(`${where}.values`, `must be empty for ${operator}`);
       return { key: raw.key as string, operator };
     });
   }

@@ -24,7 +24,9 @@ export class TruststoreRepository {
    * version the previous one committed. Null when it does not exist (any more).
    */
   lockForNewVersion(manager: EntityManager, truststoreId: string): Promise<TruststoreEntity | null> {
-    return manager.getRepository(TruststoreEntity).findOne({ where: { id: truststoreId }, lock: { mode: 'pessimistic_write' } });
+    return manager
+      .getRepository(TruststoreEntity)
+      .findOne({ where: { id: truststoreId }, lock: { mode: 'pessimistic_write' } });
   }
 
   nameTaken(name: string): Promise<boolean> {
@@ -46,7 +48,9 @@ export class TruststoreRepository {
 
   /** Id and name of every truststore, by name. */
   allIdsAndNames(): Promise<Array<Pick<TruststoreEntity, 'id' | 'name'>>> {
-    return this.dataSource.getRepository(TruststoreEntity).find({ select: { id: true, name: true }, order: { name: 'ASC' } });
+    return this.dataSource
+      .getRepository(TruststoreEntity)
+      .find({ select: { id: true, name: true }, order: { name: 'ASC' } });
   }
 
   insert(manager: EntityManager, fields: NewTruststore): Promise<TruststoreEntity> {
@@ -59,7 +63,11 @@ export class TruststoreRepository {
   }
 
   /** Version `version` of a truststore, or null. */
-  version(truststoreId: string, version: number, manager: EntityManager = this.dataSource.manager): Promise<TruststoreVersionEntity | null> {
+  version(
+    truststoreId: string,
+    version: number,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<TruststoreVersionEntity | null> {
     return manager.getRepository(TruststoreVersionEntity).findOneBy({ truststoreId, version });
   }
 
@@ -67,7 +75,11 @@ export class TruststoreRepository {
   async insertCurrentVersion(manager: EntityManager, fields: NewTruststoreVersion): Promise<TruststoreVersionEntity> {
     const repository = manager.getRepository(TruststoreVersionEntity);
     const row = await repository.save(repository.create(fields));
-    await manager.update(TruststoreEntity, { id: fields.truststoreId }, { currentVersion: fields.version, currentDigest: fields.digest });
+    await manager.update(
+      TruststoreEntity,
+      { id: fields.truststoreId },
+      { currentVersion: fields.version, currentDigest: fields.digest },
+    );
     return row;
   }
 }

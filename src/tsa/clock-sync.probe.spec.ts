@@ -13,21 +13,31 @@ function source(name: string, answer: boolean | undefined, calls: string[] = [])
 describe(ClockSyncProbe.name, () => {
   it('takes the answer of the first source that can tell', async () => {
     const calls: string[] = [];
-    const probe = new ClockSyncProbe([source('a', undefined, calls), source('b', false, calls), source('c', true, calls)]);
+    const probe = new ClockSyncProbe([
+      source('a', undefined, calls),
+      source('b', false, calls),
+      source('c', true, calls),
+    ]);
     expect(await probe.check()).toEqual({ synchronised: false, source: 'b' });
     expect(calls).toEqual(['a', 'b']);
   });
 
   it("reports 'unknown' with no source when none can be read, and survives a source that throws", async () => {
     const throwing: ClockSyncSource = { name: 'broken', read: () => Promise.reject(new Error('boom')) };
-    expect(await new ClockSyncProbe([throwing, source('a', undefined)]).check()).toEqual({ synchronised: 'unknown', source: null });
+    expect(await new ClockSyncProbe([throwing, source('a', undefined)]).check()).toEqual({
+      synchronised: 'unknown',
+      source: null,
+    });
   });
 
   it('caches the state for maxAgeMs and probes again after it, one probe at a time', async () => {
     let now = 0;
     const calls: string[] = [];
     let answer = true;
-    const flipping: ClockSyncSource = { name: 'flip', read: async () => (calls.push('flip'), { synchronised: answer }) };
+    const flipping: ClockSyncSource = {
+      name: 'flip',
+      read: async () => (calls.push('flip'), { synchronised: answer }),
+    };
     const probe = new ClockSyncProbe([flipping], 1000, () => now);
     await Promise.all([probe.check(), probe.check(), probe.check()]);
     expect(calls).toHaveLength(1);

@@ -20,10 +20,15 @@ const COMMAND_TIMEOUT_MS = 2000;
 
 function run(command: string, args: string[]): Promise<{ code: number; stdout: string } | undefined> {
   return new Promise((resolve) => {
-    execFile(command, args, { timeout: COMMAND_TIMEOUT_MS, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }, (error, stdout) => {
-      if (error && typeof error.code !== 'number') return resolve(undefined); // not installed, timed out, killed
-      resolve({ code: error ? (error.code as number) : 0, stdout: String(stdout) });
-    });
+    execFile(
+      command,
+      args,
+      { timeout: COMMAND_TIMEOUT_MS, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } },
+      (error, stdout) => {
+        if (error && typeof error.code !== 'number') return resolve(undefined); // not installed, timed out, killed
+        resolve({ code: error ? (error.code as number) : 0, stdout: String(stdout) });
+      },
+    );
   });
 }
 
@@ -52,7 +57,9 @@ export const chronySource: ClockSyncSource = {
   },
 };
 
-export function parseChronyTracking(stdout: string | undefined): { synchronised: boolean; detail?: string } | undefined {
+export function parseChronyTracking(
+  stdout: string | undefined,
+): { synchronised: boolean; detail?: string } | undefined {
   const leap = stdout && /^Leap status\s*:\s*(.+)$/m.exec(stdout)?.[1]?.trim();
   if (!leap) return undefined;
   return { synchronised: leap !== 'Not synchronised', detail: `leap status ${leap}` };
@@ -82,7 +89,12 @@ export const timesyncdFileSource: ClockSyncSource = {
   },
 };
 
-export const DEFAULT_CLOCK_SOURCES: readonly ClockSyncSource[] = [timedatectlSource, chronySource, ntpstatSource, timesyncdFileSource];
+export const DEFAULT_CLOCK_SOURCES: readonly ClockSyncSource[] = [
+  timedatectlSource,
+  chronySource,
+  ntpstatSource,
+  timesyncdFileSource,
+];
 
 /**
  * Asks the host whether its clock is synchronised, through the first source that can tell.
@@ -118,7 +130,11 @@ export class ClockSyncProbe {
     for (const source of this.sources) {
       const answer = await source.read().catch(() => undefined);
       if (answer) {
-        state = { synchronised: answer.synchronised, source: source.name, ...(answer.detail ? { detail: answer.detail } : {}) };
+        state = {
+          synchronised: answer.synchronised,
+          source: source.name,
+          ...(answer.detail ? { detail: answer.detail } : {}),
+        };
         break;
       }
     }

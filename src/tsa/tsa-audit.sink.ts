@@ -15,12 +15,21 @@ export class TsaAuditSink implements TsaEventSink, OnApplicationBootstrap {
   constructor(@Optional() private readonly audit?: AuditService) {}
 
   onApplicationBootstrap(): void {
-    if (!this.audit) this.logger.error('AuditService is not available: /tsa refuses every query (timestamps are never issued unaudited)');
+    if (!this.audit)
+      this.logger.error(
+        'AuditService is not available: /tsa refuses every query (timestamps are never issued unaudited)',
+      );
   }
 
   async timestampIssued(event: TimestampIssuedEvent): Promise<void> {
-    if (!this.audit) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'timestamp not issued: the audit log is not available');
+    if (!this.audit)
+      throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'timestamp not issued: the audit log is not available');
     const { clientAddress, serial, ...data } = event;
-    await this.audit.record({ type: TIMESTAMP_AUDIT_TYPE, actor: clientAddress ? { address: clientAddress } : undefined, subject: serial, data: { serial, ...data } });
+    await this.audit.record({
+      type: TIMESTAMP_AUDIT_TYPE,
+      actor: clientAddress ? { address: clientAddress } : undefined,
+      subject: serial,
+      data: { serial, ...data },
+    });
   }
 }

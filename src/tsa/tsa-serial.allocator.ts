@@ -36,7 +36,8 @@ export class TsaSerialAllocator {
         const batch = this.waiting.splice(0, MAX_BATCH);
         try {
           const allocated = await this.tsa.nextSerials(batch.length);
-          if (allocated.length !== batch.length) throw new Error(`tsa serial allocation returned ${allocated.length} of ${batch.length} serials`);
+          if (allocated.length !== batch.length)
+            throw new Error(`tsa serial allocation returned ${allocated.length} of ${batch.length} serials`);
           const serials = allocated.map((serial) => BigInt(serial)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
           batch.forEach((waiter, i) => waiter.resolve(serials[i]));
         } catch (error) {

@@ -27,7 +27,10 @@ export class TsaController {
   @ApiConsumes(TIMESTAMP_QUERY_TYPE)
   @ApiProduces(TIMESTAMP_REPLY_TYPE)
   @ApiBody({ description: 'DER TimeStampReq', schema: { type: 'string', format: 'binary' } })
-  @ApiOkResponse({ description: 'DER TimeStampResp (granted or rejection)', schema: { type: 'string', format: 'binary' } })
+  @ApiOkResponse({
+    description: 'DER TimeStampResp (granted or rejection)',
+    schema: { type: 'string', format: 'binary' },
+  })
   async timestamp(@Body() query: unknown, @Req() request: FastifyRequest): Promise<Buffer> {
     const reply = await this.tsa.respond(Buffer.isBuffer(query) ? query : undefined, request.ip);
     return reply.der;

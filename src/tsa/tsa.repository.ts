@@ -13,7 +13,10 @@ export class TsaRepository {
    * may pass 2^53). Order among them is not guaranteed: the caller sorts.
    */
   async nextSerials(count: number): Promise<string[]> {
-    const rows: Array<{ serial: string }> = await this.dataSource.query(`SELECT nextval('tsa_serial_seq')::text AS serial FROM generate_series(1, $1::int)`, [count]);
+    const rows: Array<{ serial: string }> = await this.dataSource.query(
+      `SELECT nextval('tsa_serial_seq')::text AS serial FROM generate_series(1, $1::int)`,
+      [count],
+    );
     return rows.map((row) => row.serial);
   }
 

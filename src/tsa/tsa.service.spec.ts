@@ -16,12 +16,30 @@ describe(TsaService.name, () => {
   const events: TimestampIssuedEvent[] = [];
   const sink: TsaEventSink = { timestampIssued: async (event) => void events.push(event) };
   const serials = { next: jest.fn() } as unknown as TsaSerialAllocator;
-  const untouchable = new Proxy({}, { get: () => { throw new Error('must not be used for a rejection'); } });
+  const untouchable = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error('must not be used for a rejection');
+      },
+    },
+  );
 
   function service(synchronised: boolean | undefined): TsaService {
-    const clock: ClockSyncSource = { name: 'test', read: async () => (synchronised === undefined ? undefined : { synchronised }) };
+    const clock: ClockSyncSource = {
+      name: 'test',
+      read: async () => (synchronised === undefined ? undefined : { synchronised }),
+    };
     const probe = new ClockSyncProbe([clock]);
-    return new TsaService(untouchable as never, untouchable as never, config, serials, probe, sink, untouchable as never);
+    return new TsaService(
+      untouchable as never,
+      untouchable as never,
+      config,
+      serials,
+      probe,
+      sink,
+      untouchable as never,
+    );
   }
 
   async function failInfoOf(svc: TsaService, query: Buffer): Promise<string> {
@@ -38,7 +56,9 @@ describe(TsaService.name, () => {
   });
 
   it('rejects a policy it does not issue under with unacceptedPolicy', async () => {
-    expect(await failInfoOf(service(true), buildQuery({ policy: '1.3.6.1.4.1.32473.3161.8' }))).toBe('unacceptedPolicy');
+    expect(await failInfoOf(service(true), buildQuery({ policy: '1.3.6.1.4.1.32473.3161.8' }))).toBe(
+      'unacceptedPolicy',
+    );
   });
 
   it('rejects with timeNotAvailable once the host reports its clock unsynchronised', async () => {
@@ -49,7 +69,11 @@ describe(TsaService.name, () => {
 
   it('rejects malformed queries before any dependency is touched', async () => {
     expect(await failInfoOf(service(undefined), Buffer.from('not a query'))).toBe('badDataFormat');
-    expect(await failInfoOf(service(undefined), buildQuery({ hashOid: 'sha1', hashedMessage: Buffer.alloc(20) }))).toBe('badAlg');
-    expect(await failInfoOf(service(undefined), Buffer.alloc(config.tsa.maxQueryBytes + 1, 0x30))).toBe('badDataFormat');
+    expect(await failInfoOf(service(undefined), buildQuery({ hashOid: 'sha1', hashedMessage: Buffer.alloc(20) }))).toBe(
+      'badAlg',
+    );
+    expect(await failInfoOf(service(undefined), Buffer.alloc(config.tsa.maxQueryBytes + 1, 0x30))).toBe(
+      'badDataFormat',
+    );
   });
 });

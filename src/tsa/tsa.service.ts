@@ -2,7 +2,15 @@ import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
 import { CaGenerationState } from '../ca/ca-generation.entity';
 import { CaRepository } from '../ca/ca.repository';
-import { derToPem, encodeRejectionResponse, parseTimestampRequest, PkiFailureInfo, TimestampRejection, TimestampRequest, TimestampTokenBuilder } from '../pki';
+import {
+  derToPem,
+  encodeRejectionResponse,
+  parseTimestampRequest,
+  PkiFailureInfo,
+  TimestampRejection,
+  TimestampRequest,
+  TimestampTokenBuilder,
+} from '../pki';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { SIGNER_FACTORY, SignerFactory } from '../hsm/signer-factory';
@@ -74,7 +82,12 @@ export class TsaService {
       const name = 'signet_tsa_responses_total';
       this.responses =
         (metrics.registry.getSingleMetric(name) as Counter<'status'> | undefined) ??
-        new Counter({ name, help: 'RFC 3161 responses by PKIStatus (granted) or failure info', labelNames: ['status'], registers: [metrics.registry] });
+        new Counter({
+          name,
+          help: 'RFC 3161 responses by PKIStatus (granted) or failure info',
+          labelNames: ['status'],
+          registers: [metrics.registry],
+        });
     }
   }
 
@@ -84,7 +97,10 @@ export class TsaService {
     try {
       request = parseTimestampRequest(query, this.config.tsa.maxQueryBytes);
       if (request.reqPolicy !== undefined && request.reqPolicy !== this.config.tsa.policyOid) {
-        throw new TimestampRejection('unacceptedPolicy', `policy ${request.reqPolicy} is not offered; this TSA issues under ${this.config.tsa.policyOid}`);
+        throw new TimestampRejection(
+          'unacceptedPolicy',
+          `policy ${request.reqPolicy} is not offered; this TSA issues under ${this.config.tsa.policyOid}`,
+        );
       }
       // A clock the host says is unsynchronised must not be signed as the truth (RFC 3161 timeNotAvailable).
       if (this.clockSync.current().synchronised === false) {
@@ -102,7 +118,10 @@ export class TsaService {
     const genTime = new Date(this.now());
     const { builder } = context;
     if (genTime < builder.notBefore || genTime > builder.notAfter) {
-      throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, `the TSA certificate of ${context.generationName} is not valid now; renew the TSA CA`);
+      throw new DomainError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        `the TSA certificate of ${context.generationName} is not valid now; renew the TSA CA`,
+      );
     }
     const der = await builder.buildGrantedResponse({ request, serial, genTime });
     await this.events.timestampIssued({
@@ -155,29 +174,47 @@ export class TsaService {
 
   /** The signing context of the active TSA generation; a stale one is refreshed in the background. */
   private async signingContext(): Promise<SigningContext> {
-    const awaited = this.expected && this.context?.generationId !== this.expected.generationId && performance.now() < this.expected.until;
+    const awaited =
+      this.expected &&
+      this.context?.generationId !== this.expected.generationId &&
+      performance.now() < this.expected.until;
     const fresh = !awaited && performance.now() - this.contextCheckedAt < CONTEXT_REFRESH_MS;
     if (this.context && fresh) return this.context;
     if (!this.loading) {
       this.loading = this.loadContext().finally(() => (this.loading = undefined));
-      if (this.context) this.loading.catch((error: Error) => this.logger.warn(`could not refresh the TSA generation: ${error.message}`));
+      if (this.context)
+        this.loading.catch((error: Error) =>
+          this.logger.warn(`could not refresh the TSA generation: ${error.message}`),
+        );
     }
     // Keep serving with the current generation while the database is asked for a newer one, unless
     // this process just activated the newer one.
-    return awaited ? this.loading : this.context ?? this.loading;
+    return awaited ? this.loading : (this.context ?? this.loading);
   }
 
   private async loadContext(): Promise<SigningContext> {
     const name = this.config.tsa.caName;
     const ca = await this.tsa.caNamed(name);
     if (!ca || ca.kind !== 'tsa') {
-      throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, `no TSA configured: SIGNET_TSA_CA names '${name}', which is not a CA of kind tsa`);
+      throw new DomainError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        `no TSA configured: SIGNET_TSA_CA names '${name}', which is not a CA of kind tsa`,
+      );
     }
     const generation = await this.tsa.activeGeneration(ca.id);
-    if (!generation?.certificate) throw new DomainError(ErrorCode.SERVICE_UNAVAILABLE, `the TSA CA '${name}' has no active key generation with a certificate`);
+    if (!generation?.certificate)
+      throw new DomainError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        `the TSA CA '${name}' has no active key generation with a certificate`,
+      );
     if (this.context?.generationId !== generation.id) {
       const signer = await this.signers.getSigner(generation.keyUri);
-      const builder = TimestampTokenBuilder.create({ certificate: generation.certificate, signer, policyOid: this.config.tsa.policyOid, accuracyMs: this.config.tsa.accuracyMs });
+      const builder = TimestampTokenBuilder.create({
+        certificate: generation.certificate,
+        signer,
+        policyOid: this.config.tsa.policyOid,
+        accuracyMs: this.config.tsa.accuracyMs,
+      });
       if (this.context) this.logger.log(`TSA now signs with ${generation.name} (was ${this.context.generationName})`);
       this.context = { generationId: generation.id, generationName: generation.name, builder };
     }

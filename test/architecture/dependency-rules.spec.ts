@@ -54,17 +54,26 @@ describe('dependency rules (.dependency-cruiser.cjs) on deliberate violations', 
   it.each([
     [
       'pki-imports-nothing-of-signet',
-      { 'src/pki/crl-builder.ts': "import { KEY } from '../keys/keys.service';\nexport const buildCrl = (): string => KEY;\n", 'src/keys/keys.service.ts': "export const KEY = 'k';\n" },
+      {
+        'src/pki/crl-builder.ts':
+          "import { KEY } from '../keys/keys.service';\nexport const buildCrl = (): string => KEY;\n",
+        'src/keys/keys.service.ts': "export const KEY = 'k';\n",
+      },
     ],
     [
       'domain-does-not-import-use-cases',
-      { 'src/keys/keys.service.ts': "import { sign } from '../signing/signing.service';\nexport const KEY = sign();\n", 'src/signing/signing.service.ts': "export const sign = (): string => 's';\n" },
+      {
+        'src/keys/keys.service.ts': "import { sign } from '../signing/signing.service';\nexport const KEY = sign();\n",
+        'src/signing/signing.service.ts': "export const sign = (): string => 's';\n",
+      },
     ],
     [
       'no-folder-cycles',
       {
-        'src/tsa/tsa.service.ts': "import { store } from '../truststore/truststore.service';\nexport const tsa = (): string => store;\n",
-        'src/truststore/truststore.service.ts': "import { tsa } from '../tsa/tsa.service';\nexport const store = 'x';\nexport const both = tsa;\n",
+        'src/tsa/tsa.service.ts':
+          "import { store } from '../truststore/truststore.service';\nexport const tsa = (): string => store;\n",
+        'src/truststore/truststore.service.ts':
+          "import { tsa } from '../tsa/tsa.service';\nexport const store = 'x';\nexport const both = tsa;\n",
       },
     ],
     [

@@ -26,7 +26,8 @@ export function mayAccessData(file: string): boolean {
 }
 
 /** Calls that run SQL or TypeORM data access, with the code's comments and strings' prose left out. */
-const DATA_ACCESS = /\.(query|getRepository|createQueryBuilder)\(|\bmanager\.(find\w*|save|insert|update|delete|upsert|count\w*|exists\w*|increment|decrement|softDelete|restore)\(/;
+const DATA_ACCESS =
+  /\.(query|getRepository|createQueryBuilder)\(|\bmanager\.(find\w*|save|insert|update|delete|upsert|count\w*|exists\w*|increment|decrement|softDelete|restore)\(/;
 
 export function dataAccessLines(text: string): Array<{ line: number; code: string }> {
   return text
@@ -40,7 +41,9 @@ describe('architecture rules checked on the source tree', () => {
     const offenders = sourceFiles()
       .map((file) => ({ file: relative(file), lines: dataAccessLines(fs.readFileSync(file, 'utf8')) }))
       .filter(({ file, lines }) => !mayAccessData(file) && lines.length > 0)
-      .map(({ file, lines }) => `${file}:${lines[0].line} (${lines.length} in all): ${lines[0].code.trim().slice(0, 120)}`);
+      .map(
+        ({ file, lines }) => `${file}:${lines[0].line} (${lines.length} in all): ${lines[0].code.trim().slice(0, 120)}`,
+      );
     expect(offenders).toEqual([]);
   });
 

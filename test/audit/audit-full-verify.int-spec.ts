@@ -21,7 +21,8 @@ describe(AuditFullVerifyService.name, () => {
   let now = Date.UTC(2026, 2, 10, 12);
   const errors: string[] = [];
 
-  const gauge = async (metrics: MetricsService, name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values[0]?.value;
+  const gauge = async (metrics: MetricsService, name: string) =>
+    (await metrics.registry.getSingleMetric(name)!.get()).values[0]?.value;
 
   beforeEach(async () => {
     database = await createTestDatabase();
@@ -30,10 +31,24 @@ describe(AuditFullVerifyService.name, () => {
       const harness = await createAuditHarness(database.url, { signer: createNodeSigner('EC-256'), clock: () => now });
       const metrics = new MetricsService();
       const config = loadConfig({ DATABASE_URL: database.url });
-      replicas.push({ harness, metrics, service: new AuditFullVerifyService(new AuditVerificationsRepository(harness.dataSource), harness.verifier, harness.audit, config, metrics) });
+      replicas.push({
+        harness,
+        metrics,
+        service: new AuditFullVerifyService(
+          new AuditVerificationsRepository(harness.dataSource),
+          harness.verifier,
+          harness.audit,
+          config,
+          metrics,
+        ),
+      });
     }
     errors.length = 0;
-    const sink: LoggerService = { log: () => undefined, warn: () => undefined, error: (message: unknown) => errors.push(String(message)) };
+    const sink: LoggerService = {
+      log: () => undefined,
+      warn: () => undefined,
+      error: (message: unknown) => errors.push(String(message)),
+    };
     Logger.overrideLogger(sink);
   });
   afterEach(async () => {
@@ -61,9 +76,15 @@ describe(AuditFullVerifyService.name, () => {
 
     now += 4 * HOUR;
     const second = await b.service.runIfDue();
-    expect(second).toMatchObject({ ok: false, firstBrokenSeq: '5', reason: expect.stringMatching(/row 5 does not match its hash/) });
+    expect(second).toMatchObject({
+      ok: false,
+      firstBrokenSeq: '5',
+      reason: expect.stringMatching(/row 5 does not match its hash/),
+    });
     expect(await gauge(b.metrics, 'signet_audit_verify_ok')).toBe(0);
-    expect(errors).toEqual([expect.stringMatching(/^scheduled full verify FAILED: the audit chain is broken at seq 5: /)]);
+    expect(errors).toEqual([
+      expect.stringMatching(/^scheduled full verify FAILED: the audit chain is broken at seq 5: /),
+    ]);
     // The replica that did not run it reports the same outcome.
     await a.service.refreshMetrics();
     expect(await gauge(a.metrics, 'signet_audit_verify_ok')).toBe(0);
@@ -74,12 +95,19 @@ describe(AuditFullVerifyService.name, () => {
     await appendEvents(replicas[0].harness.audit, 5);
     const runs = await Promise.all([...replicas, ...replicas].map((r) => r.service.runIfDue()));
     expect(runs.filter(Boolean)).toHaveLength(1);
-    expect(await query(database.url, 'SELECT ok, checked FROM audit_verifications')).toEqual([{ ok: true, checked: '5' }]);
+    expect(await query(database.url, 'SELECT ok, checked FROM audit_verifications')).toEqual([
+      { ok: true, checked: '5' },
+    ]);
   });
 
   it('is off with SIGNET_AUDIT_FULL_VERIFY_INTERVAL_HOURS=0', async () => {
     const { harness } = replicas[0];
-    const off = new AuditFullVerifyService(new AuditVerificationsRepository(harness.dataSource), harness.verifier, harness.audit, loadConfig({ DATABASE_URL: database.url, SIGNET_AUDIT_FULL_VERIFY_INTERVAL_HOURS: '0' }));
+    const off = new AuditFullVerifyService(
+      new AuditVerificationsRepository(harness.dataSource),
+      harness.verifier,
+      harness.audit,
+      loadConfig({ DATABASE_URL: database.url, SIGNET_AUDIT_FULL_VERIFY_INTERVAL_HOURS: '0' }),
+    );
     expect(await off.runIfDue()).toBeUndefined();
     expect(await query(database.url, 'SELECT * FROM audit_verifications')).toEqual([]);
   });

@@ -29,7 +29,12 @@ export interface AuditHarness {
 
 export async function createAuditHarness(
   url: string,
-  options: { signer?: AuditCheckpointSigner; clock?: () => number; env?: Record<string, string>; poolSize?: number } = {},
+  options: {
+    signer?: AuditCheckpointSigner;
+    clock?: () => number;
+    env?: Record<string, string>;
+    poolSize?: number;
+  } = {},
 ): Promise<AuditHarness> {
   // Services built outside an app log through Nest's console logger; keep test output readable.
   Logger.overrideLogger(['error']);
@@ -61,7 +66,9 @@ export async function createAuditHarness(
 
 /** Appends `n` simple events and returns their seqs. */
 export async function appendEvents(audit: AuditService, n: number, type = 'test.event'): Promise<string[]> {
-  const results = await Promise.all(Array.from({ length: n }, (_, i) => audit.record({ type, subject: `s${i}`, data: { i } })));
+  const results = await Promise.all(
+    Array.from({ length: n }, (_, i) => audit.record({ type, subject: `s${i}`, data: { i } })),
+  );
   return results.map((r) => r.seq);
 }
 
@@ -110,9 +117,11 @@ export async function tamper(dataSource: DataSource, sql: string, params: unknow
   await client.connect();
   try {
     await client.query('BEGIN');
-    for (const table of ['audit_events', 'audit_chain_head', 'audit_checkpoints']) await client.query(`ALTER TABLE ${table} DISABLE TRIGGER USER`);
+    for (const table of ['audit_events', 'audit_chain_head', 'audit_checkpoints'])
+      await client.query(`ALTER TABLE ${table} DISABLE TRIGGER USER`);
     await client.query(sql, params);
-    for (const table of ['audit_events', 'audit_chain_head', 'audit_checkpoints']) await client.query(`ALTER TABLE ${table} ENABLE TRIGGER USER`);
+    for (const table of ['audit_events', 'audit_chain_head', 'audit_checkpoints'])
+      await client.query(`ALTER TABLE ${table} ENABLE TRIGGER USER`);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

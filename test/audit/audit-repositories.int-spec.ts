@@ -54,7 +54,9 @@ describe('audit repositories', () => {
     const hash = Buffer.alloc(32, Number(seq % 256n));
     const time = new Date(at).toISOString();
     return {
-      rowsJson: JSON.stringify([[seq.toString(), time, 'test.event', null, null, {}, head.hash.toString('hex'), hash.toString('hex')]]),
+      rowsJson: JSON.stringify([
+        [seq.toString(), time, 'test.event', null, null, {}, head.hash.toString('hex'), hash.toString('hex')],
+      ]),
       last: { seq, hash, timeMs: at },
     };
   }
@@ -93,12 +95,19 @@ describe('audit repositories', () => {
       const current: ChainHead = { seq: BigInt(headSeq), hash: headHash, timeMs: Date.now() - 1000 };
       const stale: ChainHead = { seq: current.seq - 1n, hash: GENESIS_HASH, timeMs: 0 };
       const refused = await rows.appendOnto(client, stale, oneRow(stale, Date.now()));
-      expect(refused).toEqual({ appended: false, head: { seq: current.seq, hash: current.hash, timeMs: expect.any(Number) } });
+      expect(refused).toEqual({
+        appended: false,
+        head: { seq: current.seq, hash: current.hash, timeMs: expect.any(Number) },
+      });
       expect((await rows.headAndLastSeq()).maxSeq).toBe(headSeq);
 
       const chained = oneRow(current, Date.now());
       expect(await rows.appendOnto(client, current, chained)).toEqual({ appended: true });
-      expect(await rows.headAndLastSeq()).toEqual({ headSeq: chained.last.seq.toString(), headHash: chained.last.hash, maxSeq: chained.last.seq.toString() });
+      expect(await rows.headAndLastSeq()).toEqual({
+        headSeq: chained.last.seq.toString(),
+        headHash: chained.last.hash,
+        maxSeq: chained.last.seq.toString(),
+      });
     });
   });
 
@@ -157,14 +166,24 @@ describe('audit repositories', () => {
   it('creates missing partitions once, even when two connections ask at once, and lists them', async () => {
     const wanted = partitionsCovering(Date.UTC(2020, 0, 15), Date.UTC(2020, 1, 15));
     expect(wanted.map((p) => p.name)).toEqual(['audit_events_p202001', 'audit_events_p202002']);
-    const created = await Promise.all([onConnection((c) => partitions.ensure(c, wanted)), onConnection((c) => partitions.ensure(c, wanted))]);
+    const created = await Promise.all([
+      onConnection((c) => partitions.ensure(c, wanted)),
+      onConnection((c) => partitions.ensure(c, wanted)),
+    ]);
     expect(created.flat().sort()).toEqual(['audit_events_p202001', 'audit_events_p202002']);
     expect(await onConnection((c) => partitions.ensure(c, wanted))).toEqual([]);
-    expect(await partitions.partitionNames()).toEqual(expect.arrayContaining(['audit_events_p202001', 'audit_events_p202002', partitionFor(Date.now()).name]));
-    expect(await partitions.retentionState(wanted[0])).toEqual({ first: null, last: null, exportedThrough: '0', lastCheckpointSeq: null });
+    expect(await partitions.partitionNames()).toEqual(
+      expect.arrayContaining(['audit_events_p202001', 'audit_events_p202002', partitionFor(Date.now()).name]),
+    );
+    expect(await partitions.retentionState(wanted[0])).toEqual({
+      first: null,
+      last: null,
+      exportedThrough: '0',
+      lastCheckpointSeq: null,
+    });
   });
 
-  it('creates a partition once when two connections both found it missing and queued on the partitions lock (the second sees the first one\'s table)', async () => {
+  it("creates a partition once when two connections both found it missing and queued on the partitions lock (the second sees the first one's table)", async () => {
     // Both pass the optimistic check and wait on the lock the test holds; when it is released, the
     // first creates the month, and the second, whose transaction began before that, must see it
     // (two replicas on a month boundary). A future month: the retention test below drops the oldest.
@@ -173,7 +192,10 @@ describe('audit repositories', () => {
     const { both } = await whileHeld(
       (client) => client.query('SELECT pg_advisory_xact_lock($1::bigint)', [ADVISORY_LOCKS.auditPartitions.toString()]),
       async () => {
-        const both = Promise.all([onConnection((c) => partitions.ensure(c, wanted)), onConnection((c) => partitions.ensure(c, wanted))]);
+        const both = Promise.all([
+          onConnection((c) => partitions.ensure(c, wanted)),
+          onConnection((c) => partitions.ensure(c, wanted)),
+        ]);
         await pause(300);
         return { both };
       },
@@ -198,7 +220,10 @@ describe('audit repositories', () => {
     const names = await partitions.partitionNames();
     expect(names).not.toContain('audit_events_p202001');
     expect(names).not.toContain('audit_events_p202002');
-    const drops = await query<{ partition_name: string }>(database.adminUrl, 'SELECT partition_name FROM audit_retention_drops ORDER BY partition_name');
+    const drops = await query<{ partition_name: string }>(
+      database.adminUrl,
+      'SELECT partition_name FROM audit_retention_drops ORDER BY partition_name',
+    );
     expect(drops.map((d) => d.partition_name)).toEqual(['audit_events_p202001', 'audit_events_p202002']);
   });
 });

@@ -40,14 +40,24 @@ describe(AuditVerifier.name, () => {
 
   /** As an attacker with write access would: change row `from` and recompute every later hash and link. */
   async function rewriteChainFrom(from: number): Promise<void> {
-    const rows = (await harness.dataSource.query(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq >= $1 ORDER BY audit_events.seq`, [from])).map(toRow);
+    const rows = (
+      await harness.dataSource.query(
+        `SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq >= $1 ORDER BY audit_events.seq`,
+        [from],
+      )
+    ).map(toRow);
     let prevHash = rows[0].prevHash;
     for (const row of rows) {
       if (Number(row.seq) === from) row.data = { ...row.data, forged: true };
       row.prevHash = prevHash;
       row.hash = recomputeHash(row);
       prevHash = row.hash;
-      await tamper(harness.dataSource, 'UPDATE audit_events SET data = $2, prev_hash = $3, hash = $4 WHERE seq = $1', [row.seq, JSON.stringify(row.data), row.prevHash, row.hash]);
+      await tamper(harness.dataSource, 'UPDATE audit_events SET data = $2, prev_hash = $3, hash = $4 WHERE seq = $1', [
+        row.seq,
+        JSON.stringify(row.data),
+        row.prevHash,
+        row.hash,
+      ]);
     }
     await tamper(harness.dataSource, 'UPDATE audit_chain_head SET hash = $1', [prevHash]);
   }
@@ -55,7 +65,14 @@ describe(AuditVerifier.name, () => {
   it('accepts an intact log, incrementally from the last checkpoint or in full', async () => {
     await buildLog(120, [50, 100]);
     const incremental = await harness.verifier.verify();
-    expect(incremental).toMatchObject({ ok: true, mode: 'incremental', from: '100', checked: 20, head: '120', lastCheckpoint: { seq: '100' } });
+    expect(incremental).toMatchObject({
+      ok: true,
+      mode: 'incremental',
+      from: '100',
+      checked: 20,
+      head: '120',
+      lastCheckpoint: { seq: '100' },
+    });
     expect(incremental.firstBrokenSeq).toBeUndefined();
     expect(await harness.verifier.verify('full')).toMatchObject({ ok: true, mode: 'full', from: '0', checked: 120 });
   });
@@ -63,7 +80,11 @@ describe(AuditVerifier.name, () => {
   it('names an edited row', async () => {
     await buildLog(100, [50]);
     await tamper(harness.dataSource, `UPDATE audit_events SET data = '{"i": 999}' WHERE seq = 70`);
-    expect(await harness.verifier.verify()).toMatchObject({ ok: false, firstBrokenSeq: '70', reason: expect.stringMatching(/altered/) });
+    expect(await harness.verifier.verify()).toMatchObject({
+      ok: false,
+      firstBrokenSeq: '70',
+      reason: expect.stringMatching(/altered/),
+    });
     // A checkpointed row is checked even incrementally.
     await tamper(harness.dataSource, `UPDATE audit_events SET type = 'forged' WHERE seq = 50`);
     expect(await harness.verifier.verify()).toMatchObject({ ok: false, firstBrokenSeq: '50' });
@@ -75,7 +96,11 @@ describe(AuditVerifier.name, () => {
   it('names a deleted row', async () => {
     await buildLog(100, [50]);
     await tamper(harness.dataSource, 'DELETE FROM audit_events WHERE seq = 60');
-    expect(await harness.verifier.verify()).toMatchObject({ ok: false, firstBrokenSeq: '60', reason: 'row 60 is missing' });
+    expect(await harness.verifier.verify()).toMatchObject({
+      ok: false,
+      firstBrokenSeq: '60',
+      reason: 'row 60 is missing',
+    });
     expect(await harness.verifier.verify('full')).toMatchObject({ ok: false, firstBrokenSeq: '60' });
   });
 
@@ -89,8 +114,15 @@ describe(AuditVerifier.name, () => {
 
   it('names a duplicated seq', async () => {
     await buildLog(20, []);
-    await tamper(harness.dataSource, `INSERT INTO audit_events SELECT seq, time + interval '1 ms', type, actor, subject, data, prev_hash, hash FROM audit_events WHERE seq = 12`);
-    expect(await harness.verifier.verify('full')).toMatchObject({ ok: false, firstBrokenSeq: '12', reason: expect.stringMatching(/more than once/) });
+    await tamper(
+      harness.dataSource,
+      `INSERT INTO audit_events SELECT seq, time + interval '1 ms', type, actor, subject, data, prev_hash, hash FROM audit_events WHERE seq = 12`,
+    );
+    expect(await harness.verifier.verify('full')).toMatchObject({
+      ok: false,
+      firstBrokenSeq: '12',
+      reason: expect.stringMatching(/more than once/),
+    });
   });
 
   it('detects a chain recomputed from a point on: everything after the last checkpoint that still matches is unproven', async () => {
@@ -98,7 +130,11 @@ describe(AuditVerifier.name, () => {
     await rewriteChainFrom(30);
     // Internally consistent again, but rows 50 and 80 no longer carry their checkpointed hashes.
     for (const mode of ['incremental', 'full'] as const) {
-      expect(await harness.verifier.verify(mode)).toMatchObject({ ok: false, firstBrokenSeq: '21', reason: expect.stringMatching(/rewritten after seq 20/) });
+      expect(await harness.verifier.verify(mode)).toMatchObject({
+        ok: false,
+        firstBrokenSeq: '21',
+        reason: expect.stringMatching(/rewritten after seq 20/),
+      });
     }
   });
 
@@ -111,7 +147,10 @@ describe(AuditVerifier.name, () => {
   it('detects a truncated tail through the last checkpoint, even when the head row was adjusted', async () => {
     await buildLog(100, [50, 100]);
     await tamper(harness.dataSource, 'DELETE FROM audit_events WHERE seq > 90');
-    await tamper(harness.dataSource, 'UPDATE audit_chain_head SET seq = 90, hash = (SELECT hash FROM audit_events WHERE seq = 90)');
+    await tamper(
+      harness.dataSource,
+      'UPDATE audit_chain_head SET seq = 90, hash = (SELECT hash FROM audit_events WHERE seq = 90)',
+    );
     expect(await harness.verifier.verify()).toMatchObject({
       ok: false,
       firstBrokenSeq: '91',
@@ -122,7 +161,11 @@ describe(AuditVerifier.name, () => {
   it('detects a truncated tail after the last checkpoint through the chain head', async () => {
     await buildLog(100, [50]);
     await tamper(harness.dataSource, 'DELETE FROM audit_events WHERE seq > 95');
-    expect(await harness.verifier.verify()).toMatchObject({ ok: false, firstBrokenSeq: '96', reason: expect.stringMatching(/truncated: the chain head records seq 100/) });
+    expect(await harness.verifier.verify()).toMatchObject({
+      ok: false,
+      firstBrokenSeq: '96',
+      reason: expect.stringMatching(/truncated: the chain head records seq 100/),
+    });
   });
 
   it('rejects a checkpoint signed by another key, or altered after signing', async () => {
@@ -133,12 +176,24 @@ describe(AuditVerifier.name, () => {
     const time = new Date().toISOString();
     const statement = checkpointStatement({ seq: '60', hash: head.hash, time });
     const signature = await intruder.signDigest(createHash('sha256').update(statement).digest(), 'SHA-256');
-    await query(database.url, `INSERT INTO audit_checkpoints (seq, hash, time, key_spec, public_key, signature) VALUES (60, $1, $2, 'EC-256', $3, $4)`, [head.hash, time, intruder.publicKeySpki, signature]);
-    expect(await harness.verifier.verify()).toMatchObject({ ok: false, firstBrokenSeq: '60', reason: expect.stringMatching(/not a trusted checkpoint key/) });
+    await query(
+      database.url,
+      `INSERT INTO audit_checkpoints (seq, hash, time, key_spec, public_key, signature) VALUES (60, $1, $2, 'EC-256', $3, $4)`,
+      [head.hash, time, intruder.publicKeySpki, signature],
+    );
+    expect(await harness.verifier.verify()).toMatchObject({
+      ok: false,
+      firstBrokenSeq: '60',
+      reason: expect.stringMatching(/not a trusted checkpoint key/),
+    });
 
     await tamper(harness.dataSource, 'DELETE FROM audit_checkpoints WHERE seq = 60');
     await tamper(harness.dataSource, `UPDATE audit_checkpoints SET time = time + interval '1 second'`);
-    expect(await harness.verifier.verify()).toMatchObject({ ok: false, firstBrokenSeq: '50', reason: expect.stringMatching(/signature does not verify/) });
+    expect(await harness.verifier.verify()).toMatchObject({
+      ok: false,
+      firstBrokenSeq: '50',
+      reason: expect.stringMatching(/signature does not verify/),
+    });
   });
 
   it('refuses to checkpoint a broken chain', async () => {
@@ -153,7 +208,11 @@ describe(AuditVerifier.name, () => {
     const replica = await createAuditHarness(database.url, { signer });
     try {
       await appendEvents(harness.audit, 10);
-      const made = await Promise.all([harness.checkpoints.createIfDue(), replica.checkpoints.createIfDue(), harness.checkpoints.createIfDue()]);
+      const made = await Promise.all([
+        harness.checkpoints.createIfDue(),
+        replica.checkpoints.createIfDue(),
+        harness.checkpoints.createIfDue(),
+      ]);
       expect(made.filter(Boolean)).toHaveLength(1);
       // Not due again until the interval has passed, and never for an unchanged head.
       await appendEvents(harness.audit, 5);
@@ -176,32 +235,53 @@ describe(AuditVerifier.name, () => {
     }
   });
 
-  it.each(['EC-256', 'RSA-2048'] as const)('publishes %s checkpoint signatures that OpenSSL verifies against the signer key', async (spec) => {
-    const specSigner = spec === 'EC-256' ? signer : createNodeSigner(spec);
-    const specHarness = await createAuditHarness(database.url, { signer: specSigner });
-    try {
-      await appendEvents(specHarness.audit, 5);
-      const created = await specHarness.checkpoints.create();
-      const [listed] = await specHarness.checkpoints.list();
-      expect(listed).toEqual(created);
-      const statement = Buffer.from(listed.statement, 'base64');
-      // The published statement is exactly what anyone can rebuild from (seq, hash, time).
-      expect(statement.equals(checkpointStatement({ seq: listed.seq, hash: Buffer.from(listed.hash, 'hex'), time: listed.time }))).toBe(true);
-      expect(Buffer.from(listed.publicKey, 'base64').equals(specSigner.publicKeySpki)).toBe(true);
+  it.each(['EC-256', 'RSA-2048'] as const)(
+    'publishes %s checkpoint signatures that OpenSSL verifies against the signer key',
+    async (spec) => {
+      const specSigner = spec === 'EC-256' ? signer : createNodeSigner(spec);
+      const specHarness = await createAuditHarness(database.url, { signer: specSigner });
+      try {
+        await appendEvents(specHarness.audit, 5);
+        const created = await specHarness.checkpoints.create();
+        const [listed] = await specHarness.checkpoints.list();
+        expect(listed).toEqual(created);
+        const statement = Buffer.from(listed.statement, 'base64');
+        // The published statement is exactly what anyone can rebuild from (seq, hash, time).
+        expect(
+          statement.equals(
+            checkpointStatement({ seq: listed.seq, hash: Buffer.from(listed.hash, 'hex'), time: listed.time }),
+          ),
+        ).toBe(true);
+        expect(Buffer.from(listed.publicKey, 'base64').equals(specSigner.publicKeySpki)).toBe(true);
 
-      const dir = tempDir('checkpoint-openssl-');
-      const files = { pub: path.join(dir, 'pub.pem'), data: path.join(dir, 'statement.json'), sig: path.join(dir, 'sig.bin') };
-      fs.writeFileSync(files.pub, createPublicKey({ key: specSigner.publicKeySpki, format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }));
-      fs.writeFileSync(files.data, statement);
-      const raw = Buffer.from(listed.signature, 'base64');
-      fs.writeFileSync(files.sig, spec === 'EC-256' ? p1363ToDer(raw) : raw);
-      const pss = spec === 'RSA-2048' ? ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:32'] : [];
-      const out = execFileSync('openssl', ['dgst', '-sha256', ...pss, '-verify', files.pub, '-signature', files.sig, files.data], { encoding: 'utf8' });
-      expect(out.trim()).toBe('Verified OK');
-    } finally {
-      await specHarness.close();
-    }
-  });
+        const dir = tempDir('checkpoint-openssl-');
+        const files = {
+          pub: path.join(dir, 'pub.pem'),
+          data: path.join(dir, 'statement.json'),
+          sig: path.join(dir, 'sig.bin'),
+        };
+        fs.writeFileSync(
+          files.pub,
+          createPublicKey({ key: specSigner.publicKeySpki, format: 'der', type: 'spki' }).export({
+            type: 'spki',
+            format: 'pem',
+          }),
+        );
+        fs.writeFileSync(files.data, statement);
+        const raw = Buffer.from(listed.signature, 'base64');
+        fs.writeFileSync(files.sig, spec === 'EC-256' ? p1363ToDer(raw) : raw);
+        const pss = spec === 'RSA-2048' ? ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:32'] : [];
+        const out = execFileSync(
+          'openssl',
+          ['dgst', '-sha256', ...pss, '-verify', files.pub, '-signature', files.sig, files.data],
+          { encoding: 'utf8' },
+        );
+        expect(out.trim()).toBe('Verified OK');
+      } finally {
+        await specHarness.close();
+      }
+    },
+  );
 
   it('still verifies the chain links after many pages of rows', async () => {
     await appendEvents(harness.audit, 12_000);

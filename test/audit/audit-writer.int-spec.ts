@@ -28,13 +28,19 @@ describe(AuditService.name, () => {
     expect(new Set(seqs).size).toBe(2000);
     expect(seqs.map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
     // Each caller got the seq of its own row.
-    const rows = await query<{ seq: string; subject: string }>(database.url, 'SELECT seq::text AS seq, subject FROM audit_events ORDER BY seq');
+    const rows = await query<{ seq: string; subject: string }>(
+      database.url,
+      'SELECT seq::text AS seq, subject FROM audit_events ORDER BY seq',
+    );
     const bySubject = new Map(rows.map((r) => [r.subject, r.seq]));
     seqs.forEach((seq, i) => expect(bySubject.get(`s${i}`)).toBe(seq));
     const result = await harness.verifier.verify('full');
     expect(result).toMatchObject({ ok: true, checked: 2000, head: '2000' });
     // Rows committed together share their inserting transaction id (xmin).
-    const [{ transactions }] = await query<{ transactions: number }>(database.url, 'SELECT count(DISTINCT xmin::text)::int AS transactions FROM audit_events');
+    const [{ transactions }] = await query<{ transactions: number }>(
+      database.url,
+      'SELECT count(DISTINCT xmin::text)::int AS transactions FROM audit_events',
+    );
     expect(transactions).toBeLessThan(100);
   });
 
@@ -81,7 +87,10 @@ describe(AuditService.name, () => {
     const texts: string[] = [];
     const spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (this: Client, ...args: unknown[]) {
       // Only the audit writer's own connections.
-      if ((this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters.application_name === 'signet-audit-writer') {
+      if (
+        (this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters
+          .application_name === 'signet-audit-writer'
+      ) {
         const config = args[0] as string | { text: string };
         texts.push(typeof config === 'string' ? config : config.text);
       }
@@ -110,8 +119,19 @@ describe(AuditService.name, () => {
       // harness last saw head 3: its one-statement append finds head 5 and chains onto it.
       expect(await harness.audit.record({ type: 'replica.a', data: { after: 'b' } })).toEqual({ seq: '6' });
       expect(await other.audit.record({ type: 'replica.b', data: { after: 'a' } })).toEqual({ seq: '7' });
-      const rows = await query<{ seq: string; type: string }>(database.url, 'SELECT seq::text AS seq, type FROM audit_events ORDER BY seq');
-      expect(rows.map((r) => `${r.seq}:${r.type}`)).toEqual(['1:replica.a', '2:replica.a', '3:replica.a', '4:replica.b', '5:replica.b', '6:replica.a', '7:replica.b']);
+      const rows = await query<{ seq: string; type: string }>(
+        database.url,
+        'SELECT seq::text AS seq, type FROM audit_events ORDER BY seq',
+      );
+      expect(rows.map((r) => `${r.seq}:${r.type}`)).toEqual([
+        '1:replica.a',
+        '2:replica.a',
+        '3:replica.a',
+        '4:replica.b',
+        '5:replica.b',
+        '6:replica.a',
+        '7:replica.b',
+      ]);
       expect(await harness.verifier.verify('full')).toMatchObject({ ok: true, checked: 7, head: '7' });
     } finally {
       await other.close();
@@ -130,7 +150,9 @@ describe(AuditService.name, () => {
       expect(await audit.record({ type: 'before', data: {} })).toEqual({ seq: '1' });
 
       await relay.stop();
-      const failures = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => audit.record({ type: 'sign', data: { i } })));
+      const failures = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => audit.record({ type: 'sign', data: { i } })),
+      );
       for (const failure of failures) {
         expect(failure.status).toBe('rejected');
         const error = (failure as PromiseRejectedResult).reason;
@@ -161,10 +183,14 @@ describe(AuditService.name, () => {
     const audit = new AuditService(small);
     try {
       // Both connections of the shared pool wait, inside transactions, for their audit rows.
-      const seqs = await Promise.all([0, 1].map((i) => small.transaction(async (manager) => {
-        await manager.query('SELECT 1');
-        return (await audit.record({ type: 'in.transaction', data: { i } })).seq;
-      })));
+      const seqs = await Promise.all(
+        [0, 1].map((i) =>
+          small.transaction(async (manager) => {
+            await manager.query('SELECT 1');
+            return (await audit.record({ type: 'in.transaction', data: { i } })).seq;
+          }),
+        ),
+      );
       expect(seqs.sort()).toEqual(['1', '2']);
     } finally {
       await audit.close();
@@ -194,7 +220,10 @@ describe(AuditService.name, () => {
       { numRuns: 100 },
     );
     expect(await harness.verifier.verify('full')).toMatchObject({ ok: true, checked: 101 });
-    const [row] = await query<{ data: Record<string, unknown>; actor: unknown }>(database.url, 'SELECT data, actor FROM audit_events WHERE seq = 1');
+    const [row] = await query<{ data: Record<string, unknown>; actor: unknown }>(
+      database.url,
+      'SELECT data, actor FROM audit_events WHERE seq = 1',
+    );
     expect(row.actor).toEqual({ tokenId: 't1', address: '127.0.0.1' });
     expect(row.data.buffer).toBe(Buffer.from('signature').toString('base64'));
     expect(row.data.big).toBe('12345678901234567890');
@@ -203,7 +232,9 @@ describe(AuditService.name, () => {
   it('refuses updates, deletes and truncation of audit rows at the database level, even to the owner role', async () => {
     // (The service role has no such privileges at all: test/database/least-privilege.int-spec.ts.)
     await appendEvents(harness.audit, 2);
-    await expect(query(database.ownerUrl, "UPDATE audit_events SET type = 'x' WHERE seq = 1")).rejects.toThrow(/append-only/);
+    await expect(query(database.ownerUrl, "UPDATE audit_events SET type = 'x' WHERE seq = 1")).rejects.toThrow(
+      /append-only/,
+    );
     await expect(query(database.ownerUrl, 'DELETE FROM audit_events WHERE seq = 2')).rejects.toThrow(/append-only/);
     await expect(query(database.ownerUrl, 'TRUNCATE audit_events')).rejects.toThrow(/append-only/);
     await expect(query(database.ownerUrl, 'DELETE FROM audit_checkpoints')).resolves.toEqual([]);

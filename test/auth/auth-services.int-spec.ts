@@ -20,7 +20,12 @@ describe(TokenService.name, () => {
   let audit: AuditService;
 
   const service = (env: Record<string, string> = {}, auditService: AuditService = audit) =>
-    new TokenService(dataSource, new TokensRepository(dataSource), auditService, loadConfig({ DATABASE_URL: database.url, ...env }));
+    new TokenService(
+      dataSource,
+      new TokensRepository(dataSource),
+      auditService,
+      loadConfig({ DATABASE_URL: database.url, ...env }),
+    );
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -41,21 +46,32 @@ describe(TokenService.name, () => {
     expect((await b.authenticate(created.token, '10.0.0.1')).tokenId).toBe(created.id);
     await a.create({ name: 'keeps-an-admin', role: 'admin' }, undefined);
     await a.revoke(created.id, undefined);
-    await expect(Promise.resolve().then(() => a.authenticate(created.token, '10.0.0.2'))).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED });
+    await expect(Promise.resolve().then(() => a.authenticate(created.token, '10.0.0.2'))).rejects.toMatchObject({
+      code: ErrorCode.UNAUTHENTICATED,
+    });
     // Replica b answers from its cache until the entry is older than SIGNET_TOKEN_CACHE_SECONDS.
     expect((b.authenticate(created.token, '10.0.0.1') as TokenPrincipal).tokenId).toBe(created.id);
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    await expect(Promise.resolve().then(() => b.authenticate(created.token, '10.0.0.1'))).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED, message: 'the token was revoked' });
+    await expect(Promise.resolve().then(() => b.authenticate(created.token, '10.0.0.1'))).rejects.toMatchObject({
+      code: ErrorCode.UNAUTHENTICATED,
+      message: 'the token was revoked',
+    });
   });
 
   it('does not create, change or revoke a token whose audit record cannot be written', async () => {
-    const failingAudit = { record: () => Promise.reject(new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'down')) } as unknown as AuditService;
+    const failingAudit = {
+      record: () => Promise.reject(new DomainError(ErrorCode.DATABASE_UNAVAILABLE, 'down')),
+    } as unknown as AuditService;
     const tokens = service({}, failingAudit);
-    await expect(tokens.create({ name: 'unaudited', role: 'auditor' }, undefined)).rejects.toMatchObject({ code: ErrorCode.DATABASE_UNAVAILABLE });
+    await expect(tokens.create({ name: 'unaudited', role: 'auditor' }, undefined)).rejects.toMatchObject({
+      code: ErrorCode.DATABASE_UNAVAILABLE,
+    });
     expect(await query(database.url, `SELECT 1 FROM api_tokens WHERE name = 'unaudited'`)).toEqual([]);
 
     const created = await service().create({ name: 'audited', role: 'signer', keys: ['a'] }, undefined);
-    await expect(tokens.update(created.id, { keys: ['b'] }, undefined)).rejects.toMatchObject({ code: ErrorCode.DATABASE_UNAVAILABLE });
+    await expect(tokens.update(created.id, { keys: ['b'] }, undefined)).rejects.toMatchObject({
+      code: ErrorCode.DATABASE_UNAVAILABLE,
+    });
     await expect(tokens.revoke(created.id, undefined)).rejects.toMatchObject({ code: ErrorCode.DATABASE_UNAVAILABLE });
     expect((await service().get(created.id)).keys).toEqual(['a']);
     expect((await service().get(created.id)).state).toBe('active');
@@ -66,37 +82,74 @@ describe(TokenService.name, () => {
     const a = await tokens.create({ name: 'conn-a', role: 'signer', keys: ['x'] }, undefined);
     const b = await tokens.create({ name: 'conn-b', role: 'auditor' }, undefined);
     const connection: ConnectionTokenMemo = { token: '', hash: '' };
-    for (const [token, expected] of [[a.token, a.id], [a.token, a.id], [b.token, b.id], [a.token, a.id]] as const) {
+    for (const [token, expected] of [
+      [a.token, a.id],
+      [a.token, a.id],
+      [b.token, b.id],
+      [a.token, a.id],
+    ] as const) {
       expect((await tokens.authenticate(token, '::1', connection)).tokenId).toBe(expected);
       expect(connection).toEqual({ token, hash: createHash('sha256').update(token).digest('hex') });
     }
     // A malformed or unknown token after a good one is refused, and does not replace the memo.
-    expect(() => tokens.authenticate('sgt_short', '::1', connection)).toThrow(expect.objectContaining({ code: ErrorCode.UNAUTHENTICATED }));
+    expect(() => tokens.authenticate('sgt_short', '::1', connection)).toThrow(
+      expect.objectContaining({ code: ErrorCode.UNAUTHENTICATED }),
+    );
     expect(connection.token).toBe(a.token);
-    await expect(Promise.resolve().then(() => tokens.authenticate(`sgt_${'A'.repeat(43)}`, '::1', connection))).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED });
+    await expect(
+      Promise.resolve().then(() => tokens.authenticate(`sgt_${'A'.repeat(43)}`, '::1', connection)),
+    ).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED });
     // Revocation still wins over the memo.
     await tokens.revoke(a.id, undefined);
-    await expect(Promise.resolve().then(() => tokens.authenticate(a.token, '::1', connection))).rejects.toMatchObject({ code: ErrorCode.UNAUTHENTICATED });
+    await expect(Promise.resolve().then(() => tokens.authenticate(a.token, '::1', connection))).rejects.toMatchObject({
+      code: ErrorCode.UNAUTHENTICATED,
+    });
   });
 
   it('keeps a usable admin token when two replicas at once revoke one admin and expire the other (one change wins, the other gets 409)', async () => {
     // Two replicas: each its own TokenService on its own connection pool, one database.
-    const replicaPools = [new DataSource(dataSourceOptions(database.url, 2)), new DataSource(dataSourceOptions(database.url, 2))];
+    const replicaPools = [
+      new DataSource(dataSourceOptions(database.url, 2)),
+      new DataSource(dataSourceOptions(database.url, 2)),
+    ];
     await Promise.all(replicaPools.map((pool) => pool.initialize()));
     const replicaAudits = replicaPools.map((pool) => new AuditService(pool));
-    const [a, b] = replicaPools.map((pool, i) => new TokenService(pool, new TokensRepository(pool), replicaAudits[i], loadConfig({ DATABASE_URL: database.url })));
+    const [a, b] = replicaPools.map(
+      (pool, i) =>
+        new TokenService(
+          pool,
+          new TokensRepository(pool),
+          replicaAudits[i],
+          loadConfig({ DATABASE_URL: database.url }),
+        ),
+    );
     const usableAdmins = async () =>
-      (await query<{ n: number }>(database.url, `SELECT count(*)::int AS n FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`))[0].n;
+      (
+        await query<{ n: number }>(
+          database.url,
+          `SELECT count(*)::int AS n FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
+        )
+      )[0].n;
     try {
       for (let round = 0; round < 6; round++) {
         // Only this round's two admin tokens are usable.
-        await query(database.url, `UPDATE api_tokens SET revoked_at = now() WHERE role = 'admin' AND revoked_at IS NULL`);
+        await query(
+          database.url,
+          `UPDATE api_tokens SET revoked_at = now() WHERE role = 'admin' AND revoked_at IS NULL`,
+        );
         const first = await a.create({ name: `race-admin-a${round}`, role: 'admin' }, undefined);
         const second = await a.create({ name: `race-admin-b${round}`, role: 'admin' }, undefined);
-        const changes = [() => a.revoke(first.id, undefined), () => b.update(second.id, { expiresAt: new Date(Date.now() - 1000).toISOString() }, undefined)];
-        const outcomes = await Promise.allSettled(round % 2 === 0 ? changes.map((change) => change()) : changes.reverse().map((change) => change()));
+        const changes = [
+          () => a.revoke(first.id, undefined),
+          () => b.update(second.id, { expiresAt: new Date(Date.now() - 1000).toISOString() }, undefined),
+        ];
+        const outcomes = await Promise.allSettled(
+          round % 2 === 0 ? changes.map((change) => change()) : changes.reverse().map((change) => change()),
+        );
         expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
-        expect(outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason.code)).toEqual([ErrorCode.CONFLICT]);
+        expect(
+          outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason.code),
+        ).toEqual([ErrorCode.CONFLICT]);
         expect(await usableAdmins()).toBe(1);
       }
     } finally {
@@ -110,11 +163,19 @@ describe(TokenService.name, () => {
     const created = await tokens.create({ name: 'used', role: 'auditor' }, undefined);
     await tokens.authenticate(created.token, '::1');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const [first] = await query<{ last_used_at: Date }>(database.url, 'SELECT last_used_at FROM api_tokens WHERE id = $1', [created.id]);
+    const [first] = await query<{ last_used_at: Date }>(
+      database.url,
+      'SELECT last_used_at FROM api_tokens WHERE id = $1',
+      [created.id],
+    );
     expect(first.last_used_at).toBeInstanceOf(Date);
     for (let i = 0; i < 5; i++) await tokens.authenticate(created.token, '::1');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const [second] = await query<{ last_used_at: Date }>(database.url, 'SELECT last_used_at FROM api_tokens WHERE id = $1', [created.id]);
+    const [second] = await query<{ last_used_at: Date }>(
+      database.url,
+      'SELECT last_used_at FROM api_tokens WHERE id = $1',
+      [created.id],
+    );
     expect(second.last_used_at.getTime()).toBe(first.last_used_at.getTime());
   });
 });
@@ -128,7 +189,9 @@ describe(TokenPrincipal.name, () => {
     expect(signer.canUseKey('release')).toBe(true);
     expect(signer.canUseKey('staging')).toBe(false);
     expect(auditor.canUseKey('release')).toBe(false);
-    expect(() => signer.assertCanUseKey('staging')).toThrow(expect.objectContaining({ code: ErrorCode.NOT_FOUND, message: "no key named 'staging'" }));
+    expect(() => signer.assertCanUseKey('staging')).toThrow(
+      expect.objectContaining({ code: ErrorCode.NOT_FOUND, message: "no key named 'staging'" }),
+    );
     expect(signer.auditActor).toEqual({ tokenId: '2', tokenName: 'ci', role: 'signer', address: '::1' });
   });
 });
@@ -155,19 +218,29 @@ describe(AuthGuard.name, () => {
     open(): void {}
   }
   const config = loadConfig({});
-  const tokens = { authenticate: () => new TokenPrincipal('1', 'admin', 'admin', [], '::1'), rateLimitFor: () => null } as unknown as TokenService;
+  const tokens = {
+    authenticate: () => new TokenPrincipal('1', 'admin', 'admin', [], '::1'),
+    rateLimitFor: () => null,
+  } as unknown as TokenService;
   const guard = new AuthGuard(new Reflector(), tokens, new RateLimiter(config), config);
   const context = (handler: keyof Routes, authorization?: string) =>
     ({
       getType: () => 'http',
       getHandler: () => Routes.prototype[handler],
       getClass: () => Routes,
-      switchToHttp: () => ({ getRequest: () => ({ headers: { authorization }, ip: '::1' }), getResponse: () => ({ header: () => undefined }) }),
+      switchToHttp: () => ({
+        getRequest: () => ({ headers: { authorization }, ip: '::1' }),
+        getResponse: () => ({ header: () => undefined }),
+      }),
     }) as unknown as ExecutionContext;
 
   it('refuses every caller, even an admin, on a route that declares no access rule (fail closed)', () => {
-    expect(() => guard.canActivate(context('undeclared', 'Bearer sgt_x'))).toThrow(expect.objectContaining({ code: ErrorCode.FORBIDDEN }));
-    expect(() => guard.canActivate(context('auditorsOnly', 'Bearer sgt_x'))).toThrow(expect.objectContaining({ code: ErrorCode.FORBIDDEN }));
+    expect(() => guard.canActivate(context('undeclared', 'Bearer sgt_x'))).toThrow(
+      expect.objectContaining({ code: ErrorCode.FORBIDDEN }),
+    );
+    expect(() => guard.canActivate(context('auditorsOnly', 'Bearer sgt_x'))).toThrow(
+      expect.objectContaining({ code: ErrorCode.FORBIDDEN }),
+    );
     expect(guard.canActivate(context('open'))).toBe(true);
   });
 });

@@ -14,8 +14,19 @@ describe('authentication and authorisation (HTTP)', () => {
   let t: TestApp;
   let admin: string;
 
-  const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, token?: string, payload?: unknown, headers: Record<string, string> = {}) =>
-    t.app.inject({ method, url, payload: payload as object, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers } });
+  const call = (
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    url: string,
+    token?: string,
+    payload?: unknown,
+    headers: Record<string, string> = {},
+  ) =>
+    t.app.inject({
+      method,
+      url,
+      payload: payload as object,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+    });
 
   async function createToken(body: Record<string, unknown>): Promise<{ id: string; token: string }> {
     const response = await call('POST', '/v1/tokens', admin, body);
@@ -49,9 +60,16 @@ describe('authentication and authorisation (HTTP)', () => {
         const controller = metatype as new () => object;
         for (const name of Object.getOwnPropertyNames(controller.prototype)) {
           const handler = (controller.prototype as Record<string, unknown>)[name];
-          if (name === 'constructor' || typeof handler !== 'function' || Reflect.getMetadata('method', handler) === undefined) continue;
+          if (
+            name === 'constructor' ||
+            typeof handler !== 'function' ||
+            Reflect.getMetadata('method', handler) === undefined
+          )
+            continue;
           routes++;
-          const declared = [handler, controller].some((target) => Reflect.getMetadata(ROLES_METADATA, target) || Reflect.getMetadata(PUBLIC_METADATA, target));
+          const declared = [handler, controller].some(
+            (target) => Reflect.getMetadata(ROLES_METADATA, target) || Reflect.getMetadata(PUBLIC_METADATA, target),
+          );
           if (!declared) undeclared.push(`${controller.name}.${name}`);
         }
       }
@@ -65,13 +83,17 @@ describe('authentication and authorisation (HTTP)', () => {
     expect(none.statusCode).toBe(401);
     expect(none.json().error.code).toBe('UNAUTHENTICATED');
     expect(none.headers['www-authenticate']).toMatch(/^Bearer/);
-    expect((await call('GET', '/v1/tokens', undefined, undefined, { authorization: 'Basic YWRtaW46YWRtaW4=' })).statusCode).toBe(401);
+    expect(
+      (await call('GET', '/v1/tokens', undefined, undefined, { authorization: 'Basic YWRtaW46YWRtaW4=' })).statusCode,
+    ).toBe(401);
     expect((await call('GET', '/v1/tokens', 'sgt_' + 'A'.repeat(43))).statusCode).toBe(401);
     expect((await call('GET', '/v1/tokens', 'not-a-signet-token')).statusCode).toBe(401);
 
     const expiring = await createToken({ name: 'expiring', role: 'auditor', expiresInDays: 1 });
     expect((await call('GET', '/v1/audit', expiring.token)).statusCode).toBe(200);
-    expect((await call('PATCH', `/v1/tokens/${expiring.id}`, admin, { expiresAt: '2001-01-01T00:00:00Z' })).statusCode).toBe(200);
+    expect(
+      (await call('PATCH', `/v1/tokens/${expiring.id}`, admin, { expiresAt: '2001-01-01T00:00:00Z' })).statusCode,
+    ).toBe(200);
     const expired = await call('GET', '/v1/audit', expiring.token);
     expect(expired.statusCode).toBe(401);
     expect(expired.json().error.message).toMatch(/expired/);
@@ -120,27 +142,53 @@ describe('authentication and authorisation (HTTP)', () => {
   });
 
   it('shows a token once, stores only its SHA-256, and never returns or audits it', async () => {
-    const response = await call('POST', '/v1/tokens', admin, { name: 'ci-release', role: 'signer', keys: ['release', 'staging', 'release'], expiresInDays: 30 });
+    const response = await call('POST', '/v1/tokens', admin, {
+      name: 'ci-release',
+      role: 'signer',
+      keys: ['release', 'staging', 'release'],
+      expiresInDays: 30,
+    });
     expect(response.statusCode).toBe(201);
     const created = response.json();
-    expect(created).toMatchObject({ id: expect.any(String), name: 'ci-release', role: 'signer', keys: ['release', 'staging'], state: 'active', token: expect.stringMatching(/^sgt_/) });
+    expect(created).toMatchObject({
+      id: expect.any(String),
+      name: 'ci-release',
+      role: 'signer',
+      keys: ['release', 'staging'],
+      state: 'active',
+      token: expect.stringMatching(/^sgt_/),
+    });
 
     const listed = await call('GET', '/v1/tokens', admin);
     expect(listed.body).not.toContain(created.token);
     expect(listed.json().tokens.find((x: { id: string }) => x.id === created.id)).not.toHaveProperty('token');
     expect((await call('GET', `/v1/tokens/${created.id}`, admin)).json()).not.toHaveProperty('token');
 
-    const [row] = await query<{ token_hash: Buffer }>(t.database.url, 'SELECT token_hash FROM api_tokens WHERE id = $1', [created.id]);
+    const [row] = await query<{ token_hash: Buffer }>(
+      t.database.url,
+      'SELECT token_hash FROM api_tokens WHERE id = $1',
+      [created.id],
+    );
     expect(row.token_hash.equals(createHash('sha256').update(created.token).digest())).toBe(true);
-    const dump = await query<{ dump: string }>(t.database.url, `SELECT string_agg(t::text, ' ') AS dump FROM (SELECT * FROM api_tokens) t`);
+    const dump = await query<{ dump: string }>(
+      t.database.url,
+      `SELECT string_agg(t::text, ' ') AS dump FROM (SELECT * FROM api_tokens) t`,
+    );
     expect(dump[0].dump).not.toContain(created.token);
-    const audit = await query<{ dump: string }>(t.database.url, `SELECT string_agg(e::text, ' ') AS dump FROM audit_events e`);
+    const audit = await query<{ dump: string }>(
+      t.database.url,
+      `SELECT string_agg(e::text, ' ') AS dump FROM audit_events e`,
+    );
     expect(audit[0].dump).not.toContain(created.token);
     expect(t.logs.join('')).not.toContain(created.token);
 
     const duplicate = await call('POST', '/v1/tokens', admin, { name: 'ci-release', role: 'auditor' });
     expect(duplicate.statusCode).toBe(409);
-    const grantsForAuditor = await call('POST', '/v1/tokens', admin, { name: 'bad-grants', role: 'auditor', keys: ['release'] });
+    const grantsForAuditor = await call('POST', '/v1/tokens', admin, {
+      name: 'bad-grants',
+      role: 'auditor',
+      keys: ['release'],
+    });
     expect(grantsForAuditor.statusCode).toBe(400);
     const unknownField = await call('POST', '/v1/tokens', admin, { name: 'x1', role: 'auditor', isAdmin: true });
     expect(unknownField.statusCode).toBe(400);
@@ -154,19 +202,35 @@ describe('authentication and authorisation (HTTP)', () => {
     const cleared = await call('PATCH', `/v1/tokens/${signer.id}`, admin, { expiresAt: null });
     expect(cleared.json()).toMatchObject({ keys: ['a', 'b'], expiresAt: null });
     expect((await call('PATCH', `/v1/tokens/${signer.id}`, admin, {})).statusCode).toBe(400);
-    expect((await call('PATCH', '/v1/tokens/00000000-0000-0000-0000-000000000000', admin, { keys: [] })).statusCode).toBe(404);
+    expect(
+      (await call('PATCH', '/v1/tokens/00000000-0000-0000-0000-000000000000', admin, { keys: [] })).statusCode,
+    ).toBe(404);
     expect((await call('DELETE', '/v1/tokens/not-a-uuid', admin)).statusCode).toBe(404);
     await call('DELETE', `/v1/tokens/${signer.id}`, admin);
     expect((await call('PATCH', `/v1/tokens/${signer.id}`, admin, { keys: ['c'] })).statusCode).toBe(409);
 
-    const events = (await call('GET', '/v1/audit?limit=1000', admin)).json().events.filter((e: { subject: string }) => e.subject === signer.id);
-    expect(events.map((e: { type: string }) => e.type)).toEqual(['token.created', 'token.updated', 'token.updated', 'token.revoked']);
-    const adminId = (await call('GET', '/v1/tokens', admin)).json().tokens.find((x: { name: string }) => x.name === 'bootstrap-admin').id;
-    expect(events[1]).toMatchObject({ actor: { tokenId: adminId, tokenName: 'bootstrap-admin', role: 'admin', address: expect.any(String) }, data: { changes: { keys: ['a', 'b'] } } });
+    const events = (await call('GET', '/v1/audit?limit=1000', admin))
+      .json()
+      .events.filter((e: { subject: string }) => e.subject === signer.id);
+    expect(events.map((e: { type: string }) => e.type)).toEqual([
+      'token.created',
+      'token.updated',
+      'token.updated',
+      'token.revoked',
+    ]);
+    const adminId = (await call('GET', '/v1/tokens', admin))
+      .json()
+      .tokens.find((x: { name: string }) => x.name === 'bootstrap-admin').id;
+    expect(events[1]).toMatchObject({
+      actor: { tokenId: adminId, tokenName: 'bootstrap-admin', role: 'admin', address: expect.any(String) },
+      data: { changes: { keys: ['a', 'b'] } },
+    });
   });
 
   it('refuses to revoke the last usable admin token', async () => {
-    const adminId = (await call('GET', '/v1/tokens', admin)).json().tokens.find((x: { name: string }) => x.name === 'bootstrap-admin').id;
+    const adminId = (await call('GET', '/v1/tokens', admin))
+      .json()
+      .tokens.find((x: { name: string }) => x.name === 'bootstrap-admin').id;
     const refused = await call('DELETE', `/v1/tokens/${adminId}`, admin);
     expect(refused.statusCode).toBe(409);
     const second = await createToken({ name: 'second-admin', role: 'admin' });
@@ -195,7 +259,12 @@ describe('authentication and authorisation (HTTP)', () => {
       const officer = await createToken({ name: 'officer', role: 'security-officer' });
       const checkpoint = await call('POST', '/v1/audit/checkpoints', officer.token);
       expect(checkpoint.statusCode).toBe(201);
-      expect(checkpoint.json()).toMatchObject({ seq: expect.stringMatching(/^\d+$/), hash: expect.stringMatching(/^[0-9a-f]{64}$/), signature: expect.any(String), keySpec: 'EC-256' });
+      expect(checkpoint.json()).toMatchObject({
+        seq: expect.stringMatching(/^\d+$/),
+        hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+        signature: expect.any(String),
+        keySpec: 'EC-256',
+      });
       const listed = await call('GET', '/v1/audit/checkpoints', admin);
       expect(listed.json().checkpoints).toContainEqual(checkpoint.json());
       // Newest first on request (the console shows the newest 20 however many there are); oldest first by default.
@@ -218,19 +287,29 @@ describe('authentication and authorisation (HTTP)', () => {
       const ndjson = await call('GET', '/v1/audit?after=1', admin, undefined, { accept: 'application/x-ndjson' });
       expect(ndjson.statusCode).toBe(200);
       expect(ndjson.headers['content-type']).toMatch(/^application\/x-ndjson/);
-      const lines = ndjson.body.trimEnd().split('\n').map((line) => JSON.parse(line));
+      const lines = ndjson.body
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line));
       expect(lines[0].seq).toBe('2');
       lines.slice(1).forEach((event, i) => expect(event.prevHash).toBe(lines[i].hash));
 
       const verify = await call('GET', '/v1/audit/verify', admin);
       expect(verify.json()).toMatchObject({ ok: true, mode: 'incremental', lastCheckpoint: { seq: newer.json().seq } });
-      expect((await call('GET', '/v1/audit/verify?full=true', admin)).json()).toMatchObject({ ok: true, mode: 'full', from: '0' });
+      expect((await call('GET', '/v1/audit/verify?full=true', admin)).json()).toMatchObject({
+        ok: true,
+        mode: 'full',
+        from: '0',
+      });
       const ready = (await call('GET', '/readyz')).json();
       expect(ready.checks.auditCheckpoints).toMatchObject({ ok: true, signer: 'bound' });
     } finally {
       t.app.get(AuditCheckpointSigners).bind(undefined);
     }
     expect((await call('POST', '/v1/audit/checkpoints', admin)).statusCode).toBe(503);
-    expect((await call('GET', '/readyz')).json().checks.auditCheckpoints).toMatchObject({ ok: true, signer: 'unavailable' });
+    expect((await call('GET', '/readyz')).json().checks.auditCheckpoints).toMatchObject({
+      ok: true,
+      signer: 'unavailable',
+    });
   });
 });

@@ -46,17 +46,39 @@ describe('signet token create / audit verify', () => {
   });
 
   it('creates a token, printing it once and alone on stdout', async () => {
-    const result = await cli('token', 'create', '--name', 'ci', '--role', 'signer', '--key', 'release', '--key', 'staging', '--expires-in-days', '90');
+    const result = await cli(
+      'token',
+      'create',
+      '--name',
+      'ci',
+      '--role',
+      'signer',
+      '--key',
+      'release',
+      '--key',
+      'staging',
+      '--expires-in-days',
+      '90',
+    );
     expect(result.code).toBe(0);
     const token = result.stdout.trim();
     expect(token).toMatch(/^sgt_[A-Za-z0-9_-]{43}$/);
     expect(result.stderr).toMatch(/created signer token "ci" .*shown only now/);
     expect(result.stderr).not.toContain(token);
-    const [row] = await query<{ role: string; key_grants: string[]; expires_at: Date }>(database.url, `SELECT role, key_grants, expires_at FROM api_tokens WHERE name = 'ci'`);
+    const [row] = await query<{ role: string; key_grants: string[]; expires_at: Date }>(
+      database.url,
+      `SELECT role, key_grants, expires_at FROM api_tokens WHERE name = 'ci'`,
+    );
     expect(row).toMatchObject({ role: 'signer', key_grants: ['release', 'staging'] });
     expect(row.expires_at.getTime()).toBeGreaterThan(Date.now() + 89 * 86400_000);
-    const [event] = await query<{ type: string; actor: { address: string } }>(database.url, 'SELECT type, actor FROM audit_events ORDER BY seq DESC LIMIT 1');
-    expect(event).toMatchObject({ type: 'token.created', actor: { tokenName: 'cli', address: expect.stringMatching(/^cli:/) } });
+    const [event] = await query<{ type: string; actor: { address: string } }>(
+      database.url,
+      'SELECT type, actor FROM audit_events ORDER BY seq DESC LIMIT 1',
+    );
+    expect(event).toMatchObject({
+      type: 'token.created',
+      actor: { tokenName: 'cli', address: expect.stringMatching(/^cli:/) },
+    });
   });
 
   it('refuses bad arguments with exit code 2 and one line', async () => {
@@ -74,24 +96,37 @@ describe('signet token create / audit verify', () => {
     const json = await cli('audit', 'verify', '--json');
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, head: '1' });
 
-    await query(database.adminUrl, `ALTER TABLE audit_events DISABLE TRIGGER USER; UPDATE audit_events SET subject = 'forged' WHERE seq = 1; ALTER TABLE audit_events ENABLE TRIGGER USER`);
+    await query(
+      database.adminUrl,
+      `ALTER TABLE audit_events DISABLE TRIGGER USER; UPDATE audit_events SET subject = 'forged' WHERE seq = 1; ALTER TABLE audit_events ENABLE TRIGGER USER`,
+    );
     const broken = await cli('audit', 'verify');
     expect(broken.code).toBe(1);
-    expect(broken.stderr.trim()).toBe('signet audit verify: audit log BROKEN at seq 1: row 1 does not match its hash: its content was altered (edited or swapped)');
+    expect(broken.stderr.trim()).toBe(
+      'signet audit verify: audit log BROKEN at seq 1: row 1 does not match its hash: its content was altered (edited or swapped)',
+    );
   });
 
   it('says when a workload rule would make a long-lived signer token unnecessary', async () => {
     const plain = await cli('token', 'create', '--name', 'ci-plain', '--role', 'signer', '--key', 'nightly');
     expect(plain.code).toBe(0);
-    expect(plain.stderr).toMatch(/hint: CI pipelines with an OIDC issuer .* add a workload rule \(POST \/v1\/workload-rules\)/);
+    expect(plain.stderr).toMatch(
+      /hint: CI pipelines with an OIDC issuer .* add a workload rule \(POST \/v1\/workload-rules\)/,
+    );
     const [provider] = await query<{ id: string }>(
       database.url,
       `INSERT INTO identity_providers (name, issuer, audiences, allowed_algorithms, clock_skew_seconds) VALUES ('gha', 'https://token.actions.githubusercontent.com', '{signet}', '{RS256}', 60) RETURNING id`,
     );
-    await query(database.url, `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('app-release', $1, '{"repository":"acme/app"}', '{release}')`, [provider.id]);
+    await query(
+      database.url,
+      `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('app-release', $1, '{"repository":"acme/app"}', '{release}')`,
+      [provider.id],
+    );
     const covered = await cli('token', 'create', '--name', 'ci-covered', '--role', 'signer', '--key', 'release');
     expect(covered.code).toBe(0);
-    expect(covered.stderr).toMatch(/hint: workload rule "app-release" already let CI pipelines sign with release using short-lived OIDC ID tokens/);
+    expect(covered.stderr).toMatch(
+      /hint: workload rule "app-release" already let CI pipelines sign with release using short-lived OIDC ID tokens/,
+    );
     expect(covered.stdout.trim()).toMatch(/^sgt_/);
     // Other roles get no hint.
     const auditor = await cli('token', 'create', '--name', 'ci-auditor', '--role', 'auditor');

@@ -34,7 +34,14 @@ describe('audited operations while the database is down', () => {
       SIGNET_LOG_LEVEL: 'fatal',
     });
     const sink = new Writable({ write: (_chunk, _e, done) => done() });
-    app = await createApp({ config, databaseUrl: url.toString(), hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 2 } }, createLogger('fatal', sink));
+    app = await createApp(
+      {
+        config,
+        databaseUrl: url.toString(),
+        hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 2 },
+      },
+      createLogger('fatal', sink),
+    );
     admin = fs.readFileSync(path.join(config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
   });
   afterAll(async () => {
@@ -50,7 +57,12 @@ describe('audited operations while the database is down', () => {
     expect((await app.inject({ method: 'GET', url: '/v1/tokens', headers })).statusCode).toBe(200);
 
     await relay.stop();
-    const refused = await app.inject({ method: 'POST', url: '/v1/tokens', headers, payload: { name: 'during-outage', role: 'auditor' } });
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/v1/tokens',
+      headers,
+      payload: { name: 'during-outage', role: 'auditor' },
+    });
     expect(refused.statusCode).toBe(503);
     expect(refused.json().error.code).toBe('DATABASE_UNAVAILABLE');
     expect(refused.headers['retry-after']).toBe('1');
@@ -60,10 +72,19 @@ describe('audited operations while the database is down', () => {
     await relay.start();
     let status = 0;
     for (let attempt = 0; attempt < 50 && status !== 201; attempt++) {
-      status = (await app.inject({ method: 'POST', url: '/v1/tokens', headers, payload: { name: 'after-outage', role: 'auditor' } })).statusCode;
+      status = (
+        await app.inject({
+          method: 'POST',
+          url: '/v1/tokens',
+          headers,
+          payload: { name: 'after-outage', role: 'auditor' },
+        })
+      ).statusCode;
       if (status !== 201) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(status).toBe(201);
-    expect(await query(database.url, `SELECT name FROM api_tokens WHERE name IN ('during-outage', 'after-outage')`)).toEqual([{ name: 'after-outage' }]);
+    expect(
+      await query(database.url, `SELECT name FROM api_tokens WHERE name IN ('during-outage', 'after-outage')`),
+    ).toEqual([{ name: 'after-outage' }]);
   });
 });

@@ -16,7 +16,18 @@ describe('console sessions (HTTP)', () => {
   let t: TestApp;
   let admin: string;
 
-  const call = (method: Method, url: string, options: { bearer?: string; cookie?: string; csrf?: string; payload?: unknown; ip?: string; headers?: Record<string, string> } = {}) =>
+  const call = (
+    method: Method,
+    url: string,
+    options: {
+      bearer?: string;
+      cookie?: string;
+      csrf?: string;
+      payload?: unknown;
+      ip?: string;
+      headers?: Record<string, string>;
+    } = {},
+  ) =>
     t.app.inject({
       method,
       url,
@@ -38,7 +49,14 @@ describe('console sessions (HTTP)', () => {
 
   let addresses = 0;
   /** Signs in with `token` (each from its own address, so the sign-in limit is not what is tested); returns the cookie pair to send back and the body. */
-  async function signIn(token: string, ip = `203.0.113.${++addresses}`): Promise<{ cookie: string; setCookie: string; body: { role: string; tokenName: string; csrfToken: string; expiresAt: string; idleExpiresAt: string } }> {
+  async function signIn(
+    token: string,
+    ip = `203.0.113.${++addresses}`,
+  ): Promise<{
+    cookie: string;
+    setCookie: string;
+    body: { role: string; tokenName: string; csrfToken: string; expiresAt: string; idleExpiresAt: string };
+  }> {
     const response = await call('POST', '/v1/sessions', { payload: { token }, ip });
     expect(response.statusCode).toBe(201);
     const setCookie = String(response.headers['set-cookie']);
@@ -46,7 +64,12 @@ describe('console sessions (HTTP)', () => {
   }
 
   beforeAll(async () => {
-    t = await startTestApp({ SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0', SIGNET_SESSION_IDLE_TIMEOUT_SECONDS: '3', SIGNET_SESSION_ABSOLUTE_TIMEOUT_SECONDS: '6', SIGNET_SESSION_SIGNINS_PER_MINUTE: '5' });
+    t = await startTestApp({
+      SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
+      SIGNET_SESSION_IDLE_TIMEOUT_SECONDS: '3',
+      SIGNET_SESSION_ABSOLUTE_TIMEOUT_SECONDS: '6',
+      SIGNET_SESSION_SIGNINS_PER_MINUTE: '5',
+    });
     admin = fs.readFileSync(path.join(t.config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
   });
   afterAll(async () => {
@@ -63,7 +86,13 @@ describe('console sessions (HTTP)', () => {
     // Plain HTTP: no Secure attribute (a browser would drop the cookie); the TLS case is in sessions-replicas.e2e-spec.ts.
     expect(setCookie).not.toMatch(/Secure/);
     const body = response.json();
-    expect(body).toEqual({ role: 'security-officer', tokenName: 'officer-cookie', csrfToken: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), expiresAt: expect.any(String), idleExpiresAt: expect.any(String) });
+    expect(body).toEqual({
+      role: 'security-officer',
+      tokenName: 'officer-cookie',
+      csrfToken: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      expiresAt: expect.any(String),
+      idleExpiresAt: expect.any(String),
+    });
     const secret = setCookie.split(';')[0].split('=')[1];
     expect(body.csrfToken).not.toBe(secret);
     expect(Date.parse(body.expiresAt) - Date.now()).toBeLessThanOrEqual(6000);
@@ -76,7 +105,9 @@ describe('console sessions (HTTP)', () => {
       expect(text).not.toContain(officer.token);
       expect(text).not.toContain(body.csrfToken);
     }
-    expect(audit.find((row) => row.type === 'session.created')).toMatchObject({ data: { tokenName: 'officer-cookie', role: 'security-officer' } });
+    expect(audit.find((row) => row.type === 'session.created')).toMatchObject({
+      data: { tokenName: 'officer-cookie', role: 'security-officer' },
+    });
     // The session answers GET /v1/sessions/current with the same CSRF token (a reloaded page gets it back).
     const current = await call('GET', '/v1/sessions/current', { cookie: setCookie.split(';')[0] });
     expect(current.statusCode).toBe(200);
@@ -107,15 +138,23 @@ describe('console sessions (HTTP)', () => {
       expect(refused.statusCode).toBe(403);
       expect(refused.json().error.code).toBe('CSRF_TOKEN_INVALID');
     }
-    expect((await call('GET', '/v1/tokens', { bearer: admin })).json().tokens.map((token: { name: string }) => token.name)).not.toContain('csrf-made');
+    expect(
+      (await call('GET', '/v1/tokens', { bearer: admin })).json().tokens.map((token: { name: string }) => token.name),
+    ).not.toContain('csrf-made');
     expect((await call('GET', '/v1/tokens', { cookie })).statusCode).toBe(200);
     const made = await call('POST', '/v1/tokens', { cookie, csrf: body.csrfToken, payload: write });
     expect(made.statusCode).toBe(201);
     // The row is audited as made by the session's token.
-    const [row] = await query<{ actor: unknown }>(t.database.url, "SELECT actor FROM audit_events WHERE type = 'token.created' AND data->>'name' = 'csrf-made'");
+    const [row] = await query<{ actor: unknown }>(
+      t.database.url,
+      "SELECT actor FROM audit_events WHERE type = 'token.created' AND data->>'name' = 'csrf-made'",
+    );
     expect(row.actor).toMatchObject({ tokenName: 'bootstrap-admin', role: 'admin' });
     // Bearer requests never need it, even with a cookie beside them.
-    expect((await call('POST', '/v1/tokens', { bearer: admin, cookie, payload: { name: 'bearer-made', role: 'auditor' } })).statusCode).toBe(201);
+    expect(
+      (await call('POST', '/v1/tokens', { bearer: admin, cookie, payload: { name: 'bearer-made', role: 'auditor' } }))
+        .statusCode,
+    ).toBe(201);
     // Another session's CSRF token does not fit this one.
     const other = await signIn(admin);
     expect((await call('DELETE', '/v1/sessions', { cookie, csrf: other.body.csrfToken })).statusCode).toBe(403);
@@ -142,10 +181,15 @@ describe('console sessions (HTTP)', () => {
     const { cookie, body } = await signIn(admin);
     const out = await call('DELETE', '/v1/sessions', { cookie, csrf: body.csrfToken });
     expect(out.statusCode).toBe(204);
-    expect(String(out.headers['set-cookie'])).toMatch(/^signet_session=; Path=\/; HttpOnly; SameSite=Strict; Max-Age=0/);
+    expect(String(out.headers['set-cookie'])).toMatch(
+      /^signet_session=; Path=\/; HttpOnly; SameSite=Strict; Max-Age=0/,
+    );
     const after = await call('GET', '/v1/sessions/current', { cookie });
     expect(after.statusCode).toBe(401);
-    const [ended] = await query<{ data: unknown }>(t.database.url, "SELECT data FROM audit_events WHERE type = 'session.ended' ORDER BY seq DESC LIMIT 1");
+    const [ended] = await query<{ data: unknown }>(
+      t.database.url,
+      "SELECT data FROM audit_events WHERE type = 'session.ended' ORDER BY seq DESC LIMIT 1",
+    );
     expect(ended.data).toMatchObject({ reason: 'signed-out' });
     expect((await call('GET', '/v1/sessions/current', { bearer: admin })).statusCode).toBe(404);
   });
@@ -157,31 +201,52 @@ describe('console sessions (HTTP)', () => {
       expect([site, answer.statusCode, answer.json().error.code]).toEqual([site, 403, 'CSRF_TOKEN_INVALID']);
     }
     // The console's own calls (same-origin), a typed URL (none) and clients that send no such header still work.
-    for (const headers of [{ 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }, {}] as Array<Record<string, string>>) {
+    for (const headers of [{ 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }, {}] as Array<
+      Record<string, string>
+    >) {
       expect((await call('GET', '/v1/audit?limit=1', { cookie, headers })).statusCode).toBe(200);
     }
     // A bearer request is not a browser's ambient credential: unaffected.
-    expect((await call('GET', '/v1/audit?limit=1', { bearer: admin, headers: { 'sec-fetch-site': 'cross-site' } })).statusCode).toBe(200);
+    expect(
+      (await call('GET', '/v1/audit?limit=1', { bearer: admin, headers: { 'sec-fetch-site': 'cross-site' } }))
+        .statusCode,
+    ).toBe(200);
   });
 
   it('never moves the audit export watermark (which retention consults) on a cookie read; a bearer export does', async () => {
-    const watermark = async () => (await query<{ through: string }>(t.database.url, 'SELECT exported_through_seq::text AS through FROM audit_export_watermark'))[0].through;
+    const watermark = async () =>
+      (
+        await query<{ through: string }>(
+          t.database.url,
+          'SELECT exported_through_seq::text AS through FROM audit_export_watermark',
+        )
+      )[0].through;
     const { cookie } = await signIn(admin);
     const before = await watermark();
     for (const accept of ['application/x-ndjson', 'application/json']) {
-      const answer = await t.app.inject({ method: 'GET', url: `/v1/audit?after=${before}`, headers: { cookie, accept } });
+      const answer = await t.app.inject({
+        method: 'GET',
+        url: `/v1/audit?after=${before}`,
+        headers: { cookie, accept },
+      });
       expect(answer.statusCode).toBe(200);
       expect(answer.body.length).toBeGreaterThan(10);
     }
     expect(await watermark()).toBe(before);
-    const exported = await t.app.inject({ method: 'GET', url: `/v1/audit?after=${before}`, headers: { authorization: `Bearer ${admin}`, accept: 'application/x-ndjson' } });
+    const exported = await t.app.inject({
+      method: 'GET',
+      url: `/v1/audit?after=${before}`,
+      headers: { authorization: `Bearer ${admin}`, accept: 'application/x-ndjson' },
+    });
     expect(exported.statusCode).toBe(200);
     expect(BigInt(await watermark())).toBeGreaterThan(BigInt(before));
   });
 
   it('says why a session is dead on every later request too (signed-out, token-revoked), not just the first', async () => {
     const out = await signIn(admin);
-    expect((await call('DELETE', '/v1/sessions', { cookie: out.cookie, csrf: out.body.csrfToken })).statusCode).toBe(204);
+    expect((await call('DELETE', '/v1/sessions', { cookie: out.cookie, csrf: out.body.csrfToken })).statusCode).toBe(
+      204,
+    );
     for (let i = 0; i < 2; i++) {
       const answer = await call('GET', '/v1/sessions/current', { cookie: out.cookie });
       expect([answer.statusCode, answer.json().error.message]).toEqual([401, expect.stringMatching(/signed-out/)]);
@@ -199,7 +264,15 @@ describe('console sessions (HTTP)', () => {
     // The page's EventSource reconnecting every second, for longer than the idle timeout (3 s).
     const statuses: number[] = [];
     for (let second = 0; second < 5; second++) {
-      statuses.push((await injectAnswer(t.app, route, { method: 'GET', url: route.url, headers: { cookie, accept: 'text/event-stream' } })).statusCode);
+      statuses.push(
+        (
+          await injectAnswer(t.app, route, {
+            method: 'GET',
+            url: route.url,
+            headers: { cookie, accept: 'text/event-stream' },
+          })
+        ).statusCode,
+      );
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
     // Streams open while the session lives, and are refused once it has been idle for 3 s.
@@ -238,13 +311,24 @@ describe('console sessions (HTTP)', () => {
     expect((await call('GET', '/v1/sessions/current', { cookie })).statusCode).toBe(200);
     expect((await call('DELETE', `/v1/tokens/${officer.id}`, { bearer: admin })).statusCode).toBe(200);
     expect((await call('GET', '/v1/sessions/current', { cookie })).statusCode).toBe(401);
-    const [ended] = await query<{ data: unknown }>(t.database.url, "SELECT data FROM audit_events WHERE type = 'session.ended' AND data->>'tokenId' = $1", [officer.id]);
+    const [ended] = await query<{ data: unknown }>(
+      t.database.url,
+      "SELECT data FROM audit_events WHERE type = 'session.ended' AND data->>'tokenId' = $1",
+      [officer.id],
+    );
     expect(ended.data).toMatchObject({ reason: 'token-revoked' });
     // A token that expires takes its session with it, on the next request.
     const auditor = await createToken({ name: 'auditor-expiring', role: 'auditor', expiresInDays: 1 });
     const session = await signIn(auditor.token);
     const tokenExpiry = Date.now() + 1500;
-    expect((await call('PATCH', `/v1/tokens/${auditor.id}`, { bearer: admin, payload: { expiresAt: new Date(tokenExpiry).toISOString() } })).statusCode).toBe(200);
+    expect(
+      (
+        await call('PATCH', `/v1/tokens/${auditor.id}`, {
+          bearer: admin,
+          payload: { expiresAt: new Date(tokenExpiry).toISOString() },
+        })
+      ).statusCode,
+    ).toBe(200);
     expect((await call('GET', '/v1/sessions/current', { cookie: session.cookie })).statusCode).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, tokenExpiry - Date.now() + 100));
     const expired = await call('GET', '/v1/sessions/current', { cookie: session.cookie });
@@ -255,11 +339,16 @@ describe('console sessions (HTTP)', () => {
   it('limits sign-in attempts per client address (429 with Retry-After), other addresses unaffected', async () => {
     const ip = '198.51.100.7';
     const answers: number[] = [];
-    for (let i = 0; i < 6; i++) answers.push((await call('POST', '/v1/sessions', { payload: { token: 'sgt_' + 'B'.repeat(43) }, ip })).statusCode);
+    for (let i = 0; i < 6; i++)
+      answers.push(
+        (await call('POST', '/v1/sessions', { payload: { token: 'sgt_' + 'B'.repeat(43) }, ip })).statusCode,
+      );
     expect(answers).toEqual([401, 401, 401, 401, 401, 429]);
     const limited = await call('POST', '/v1/sessions', { payload: { token: admin }, ip });
     expect(limited.statusCode).toBe(429);
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
-    expect((await call('POST', '/v1/sessions', { payload: { token: admin }, ip: '198.51.100.8' })).statusCode).toBe(201);
+    expect((await call('POST', '/v1/sessions', { payload: { token: admin }, ip: '198.51.100.8' })).statusCode).toBe(
+      201,
+    );
   });
 });

@@ -26,7 +26,16 @@ describe(TokensRepository.name, () => {
   });
 
   const newToken = (name: string) =>
-    dataSource.transaction((manager) => tokens.insert(manager, { name, role: 'admin', keyGrants: [], hash: randomBytes(32), expiresAt: null, rateLimitPerSecond: null }));
+    dataSource.transaction((manager) =>
+      tokens.insert(manager, {
+        name,
+        role: 'admin',
+        keyGrants: [],
+        hash: randomBytes(32),
+        expiresAt: null,
+        rateLimitPerSecond: null,
+      }),
+    );
 
   /** The order in which a holder's commit and a waiter's lock happen when both take `lock`. */
   async function order(lock: (manager: EntityManager) => Promise<unknown>): Promise<string[]> {
@@ -52,22 +61,38 @@ describe(TokensRepository.name, () => {
   }
 
   it('makes a second token change wait for the first one to commit (lockTokenChanges)', async () => {
-    expect(await order((manager) => tokens.lockTokenChanges(manager))).toEqual(['holder commits', 'waiter got the lock']);
+    expect(await order((manager) => tokens.lockTokenChanges(manager))).toEqual([
+      'holder commits',
+      'waiter got the lock',
+    ]);
   });
 
   it('locks a token row until the transaction ends (lockToken), and reads it', async () => {
     const token = await newToken('locked');
-    expect(await order(async (manager) => expect((await tokens.lockToken(manager, token.id))?.name).toBe('locked'))).toEqual(['holder commits', 'waiter got the lock']);
+    expect(
+      await order(async (manager) => expect((await tokens.lockToken(manager, token.id))?.name).toBe('locked')),
+    ).toEqual(['holder commits', 'waiter got the lock']);
   });
 
   it("locks a session row with the reason it is dead (lockSessionWithEndReason), and ending it is seen by the next lock's reader", async () => {
     const token = await newToken('session-owner');
     const hash = randomBytes(32);
-    const opened = await dataSource.transaction((manager) => tokens.openSession(manager, { hash, tokenId: token.id, absoluteTimeoutSeconds: 3600, address: '127.0.0.1' }));
+    const opened = await dataSource.transaction((manager) =>
+      tokens.openSession(manager, { hash, tokenId: token.id, absoluteTimeoutSeconds: 3600, address: '127.0.0.1' }),
+    );
     expect(opened).toBeDefined();
-    expect(await order((manager) => tokens.lockSessionWithEndReason(manager, hash))).toEqual(['holder commits', 'waiter got the lock']);
-    const ended = await dataSource.transaction((manager) => tokens.endSessions(manager, { tokenId: token.id }, 'token-revoked'));
+    expect(await order((manager) => tokens.lockSessionWithEndReason(manager, hash))).toEqual([
+      'holder commits',
+      'waiter got the lock',
+    ]);
+    const ended = await dataSource.transaction((manager) =>
+      tokens.endSessions(manager, { tokenId: token.id }, 'token-revoked'),
+    );
     expect(ended).toEqual([{ id: opened!.id, token_id: token.id }]);
-    expect(await dataSource.transaction((manager) => tokens.lockSessionWithEndReason(manager, hash))).toEqual({ id: opened!.id, ended: true, reason: 'token-revoked' });
+    expect(await dataSource.transaction((manager) => tokens.lockSessionWithEndReason(manager, hash))).toEqual({
+      id: opened!.id,
+      ended: true,
+      reason: 'token-revoked',
+    });
   });
 });

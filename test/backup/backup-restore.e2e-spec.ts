@@ -15,7 +15,10 @@ describe('backup and restore drill', () => {
   beforeAll(() => ensureBuilt());
 
   function signet(dataDir: string, ...args: string[]) {
-    return spawnSync(path.join(PROJECT_ROOT, 'bin', 'signet'), args, { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', SIGNET_DATA_DIR: dataDir } });
+    return spawnSync(path.join(PROJECT_ROOT, 'bin', 'signet'), args, {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', SIGNET_DATA_DIR: dataDir },
+    });
   }
 
   async function api(server: ServerProcess, token: string, method: string, url: string, body?: unknown) {
@@ -31,18 +34,45 @@ describe('backup and restore drill', () => {
   async function signAndVerify(server: ServerProcess, token: string, work: string, label: string): Promise<string> {
     const message = Buffer.from(`artifact ${label}`);
     const digest = createHash('sha256').update(message).digest();
-    const signed = await api(server, token, 'POST', '/v1/keys/backup-key/sign', { digest: digest.toString('base64'), hashAlgorithm: 'SHA-256' });
+    const signed = await api(server, token, 'POST', '/v1/keys/backup-key/sign', {
+      digest: digest.toString('base64'),
+      hashAlgorithm: 'SHA-256',
+    });
     expect(signed.status).toBe(200);
     const { signature, certificateChain } = signed.json() as { signature: string; certificateChain: string[] };
-    const pems = certificateChain.map((der) => `-----BEGIN CERTIFICATE-----\n${der.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`);
+    const pems = certificateChain.map(
+      (der) => `-----BEGIN CERTIFICATE-----\n${der.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`,
+    );
     fs.writeFileSync(path.join(work, `${label}-leaf.pem`), pems[0]);
     fs.writeFileSync(path.join(work, `${label}-issuing.pem`), pems[1]);
     fs.writeFileSync(path.join(work, `${label}-root.pem`), pems[2]);
     fs.writeFileSync(path.join(work, `${label}.msg`), message);
     fs.writeFileSync(path.join(work, `${label}.sig`), ecdsaRawToDer(Buffer.from(signature, 'base64')));
-    execFileSync('openssl', ['x509', '-in', `${label}-leaf.pem`, '-pubkey', '-noout', '-out', `${label}.pub`], { cwd: work });
-    expect(execFileSync('openssl', ['dgst', '-sha256', '-verify', `${label}.pub`, '-signature', `${label}.sig`, `${label}.msg`], { cwd: work, encoding: 'utf8' })).toContain('Verified OK');
-    expect(execFileSync('openssl', ['verify', '-x509_strict', '-CAfile', `${label}-root.pem`, '-untrusted', `${label}-issuing.pem`, `${label}-leaf.pem`], { cwd: work, encoding: 'utf8' })).toContain('OK');
+    execFileSync('openssl', ['x509', '-in', `${label}-leaf.pem`, '-pubkey', '-noout', '-out', `${label}.pub`], {
+      cwd: work,
+    });
+    expect(
+      execFileSync(
+        'openssl',
+        ['dgst', '-sha256', '-verify', `${label}.pub`, '-signature', `${label}.sig`, `${label}.msg`],
+        { cwd: work, encoding: 'utf8' },
+      ),
+    ).toContain('Verified OK');
+    expect(
+      execFileSync(
+        'openssl',
+        [
+          'verify',
+          '-x509_strict',
+          '-CAfile',
+          `${label}-root.pem`,
+          '-untrusted',
+          `${label}-issuing.pem`,
+          `${label}-leaf.pem`,
+        ],
+        { cwd: work, encoding: 'utf8' },
+      ),
+    ).toContain('OK');
     return pems.join('');
   }
 
@@ -55,7 +85,11 @@ describe('backup and restore drill', () => {
     const a = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: source });
     await a.waitReady();
     const admin = fs.readFileSync(path.join(source, 'admin.token'), 'utf8').trim();
-    const created = await api(a, admin, 'POST', '/v1/keys', { name: 'backup-key', keySpec: 'EC-256', subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: 'backup-key' } });
+    const created = await api(a, admin, 'POST', '/v1/keys', {
+      name: 'backup-key',
+      keySpec: 'EC-256',
+      subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: 'backup-key' },
+    });
     expect(created.status).toBe(201);
     const chainBefore = await signAndVerify(a, admin, work, 'before');
     expect((await api(a, admin, 'POST', '/v1/audit/checkpoints')).status).toBeLessThan(300);
@@ -70,7 +104,14 @@ describe('backup and restore drill', () => {
     expect((await a.exited).code).toBe(0);
 
     const restore = signet(target, 'restore', '--from', backupDir);
-    expect({ status: restore.status, stderr: restore.stderr.split('\n').filter((l) => !l.includes('"level":"warn"')).join('\n').trim() }).toEqual({ status: 0, stderr: '' });
+    expect({
+      status: restore.status,
+      stderr: restore.stderr
+        .split('\n')
+        .filter((l) => !l.includes('"level":"warn"'))
+        .join('\n')
+        .trim(),
+    }).toEqual({ status: 0, stderr: '' });
     expect(restore.stdout).toMatch(/^restored \d+ rows/);
     // A second restore into the same place is refused.
     expect(signet(target, 'restore', '--from', backupDir).status).not.toBe(0);

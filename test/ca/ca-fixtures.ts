@@ -34,7 +34,10 @@ export interface TestHierarchy {
 }
 
 /** Root → issuing CA, both with `caSpec`, with generation URLs under BASE_URL. */
-export async function createHierarchy(caSpec: KeySpec, options: { rsaPadding?: RsaPadding; now?: Date } = {}): Promise<TestHierarchy> {
+export async function createHierarchy(
+  caSpec: KeySpec,
+  options: { rsaPadding?: RsaPadding; now?: Date } = {},
+): Promise<TestHierarchy> {
   const rootSigner = createNodeSigner(caSpec);
   const root = await issueRootCaCertificate({
     signer: rootSigner,
@@ -97,11 +100,19 @@ export async function openssl(args: string[], options: { cwd?: string } = {}): P
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof failed.code === 'number' ? failed.code : 1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+    return {
+      code: typeof failed.code === 'number' ? failed.code : 1,
+      stdout: failed.stdout ?? '',
+      stderr: failed.stderr ?? '',
+    };
   }
 }
 
-export function tempDir(prefix = 'signet-ca-'): { dir: string; file: (name: string, content?: string | Buffer) => string; cleanup: () => void } {
+export function tempDir(prefix = 'signet-ca-'): {
+  dir: string;
+  file: (name: string, content?: string | Buffer) => string;
+  cleanup: () => void;
+} {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   return {
     dir,

@@ -64,8 +64,22 @@ crlDistributionPoints = URI:http://offline.example/root.crl
     rootPem = tmp.file('root.pem');
     extFile = tmp.file('ext.cnf', EXTENSIONS);
     const made = await openssl([
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', rootKey,
-      '-config', tmp.file('root.cnf', ROOT_CONFIG), '-days', '3650', '-sha384', '-out', rootPem,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-384',
+      '-nodes',
+      '-keyout',
+      rootKey,
+      '-config',
+      tmp.file('root.cnf', ROOT_CONFIG),
+      '-days',
+      '3650',
+      '-sha384',
+      '-out',
+      rootPem,
     ]);
     expect(made.code).toBe(0);
   });
@@ -73,9 +87,26 @@ crlDistributionPoints = URI:http://offline.example/root.crl
   async function signWithRoot(csrPem: string, section: string, name: string, extra: string[] = []): Promise<string> {
     const out = tmp.file(`${name}.pem`);
     const signed = await openssl([
-      'x509', '-req', '-in', tmp.file(`${name}.csr`, csrPem), '-CA', rootPem, '-CAkey', rootKey,
-      '-set_serial', `0x${crypto.randomBytes(16).toString('hex').replace(/^./, '4')}`, '-days', '365', '-sha384',
-      '-extfile', extFile, '-extensions', section, '-out', out, ...extra,
+      'x509',
+      '-req',
+      '-in',
+      tmp.file(`${name}.csr`, csrPem),
+      '-CA',
+      rootPem,
+      '-CAkey',
+      rootKey,
+      '-set_serial',
+      `0x${crypto.randomBytes(16).toString('hex').replace(/^./, '4')}`,
+      '-days',
+      '365',
+      '-sha384',
+      '-extfile',
+      extFile,
+      '-extensions',
+      section,
+      '-out',
+      out,
+      ...extra,
     ]);
     expect(signed.stderr).not.toMatch(/error/i);
     expect(signed.code).toBe(0);
@@ -84,8 +115,19 @@ crlDistributionPoints = URI:http://offline.example/root.crl
 
   it('takes an issuing CA CSR to an OpenSSL-operated root and back, then issues leaves OpenSSL verifies', async () => {
     const issuingSigner = createNodeSigner('EC-384');
-    const csr = await createCertificationRequest({ signer: issuingSigner, subject: subject('Signet Issuing CA'), profile: 'issuing-ca' });
-    const csrCheck = await openssl(['req', '-in', tmp.file('issuing-check.csr', csr.pem), '-verify', '-noout', '-subject']);
+    const csr = await createCertificationRequest({
+      signer: issuingSigner,
+      subject: subject('Signet Issuing CA'),
+      profile: 'issuing-ca',
+    });
+    const csrCheck = await openssl([
+      'req',
+      '-in',
+      tmp.file('issuing-check.csr', csr.pem),
+      '-verify',
+      '-noout',
+      '-subject',
+    ]);
     expect(csrCheck.code).toBe(0);
     expect(csrCheck.stderr + csrCheck.stdout).toMatch(/verify OK/);
     expect(csrCheck.stdout).toMatch(/subject=C = DE, ST = Berlin, O = Signet Test, CN = Signet Issuing CA/);
@@ -100,10 +142,27 @@ crlDistributionPoints = URI:http://offline.example/root.crl
     expect(validated.root.der).toEqual(pemOrDerToDer(fs.readFileSync(rootPem, 'utf8'), 'CERTIFICATE'));
 
     // The imported issuing CA now issues; the whole chain passes OpenSSL's strict verification.
-    const issuer = loadCaIssuer({ certificate: issuingPem, signer: issuingSigner, urls: caGenerationUrls(BASE_URL, 'issuing-offline-g1') });
+    const issuer = loadCaIssuer({
+      certificate: issuingPem,
+      signer: issuingSigner,
+      urls: caGenerationUrls(BASE_URL, 'issuing-offline-g1'),
+    });
     const leafSigner = createNodeSigner('EC-256');
-    const leaf = await issueCodeSigningCertificate({ issuer, subject: subject('release'), publicKeySpki: leafSigner.publicKeySpki, validityDays: 90 });
-    const verified = await openssl(['verify', '-x509_strict', '-CAfile', rootPem, '-untrusted', tmp.file('issuing-in.pem', issuingPem), tmp.file('leaf.pem', leaf.pem)]);
+    const leaf = await issueCodeSigningCertificate({
+      issuer,
+      subject: subject('release'),
+      publicKeySpki: leafSigner.publicKeySpki,
+      validityDays: 90,
+    });
+    const verified = await openssl([
+      'verify',
+      '-x509_strict',
+      '-CAfile',
+      rootPem,
+      '-untrusted',
+      tmp.file('issuing-in.pem', issuingPem),
+      tmp.file('leaf.pem', leaf.pem),
+    ]);
     expect(verified.stderr).toBe('');
     expect(verified.code).toBe(0);
     expect(
@@ -117,7 +176,11 @@ crlDistributionPoints = URI:http://offline.example/root.crl
 
   it('refuses the returned chain when its certificate is for another key', async () => {
     const issuingSigner = createNodeSigner('EC-384');
-    const csr = await createCertificationRequest({ signer: issuingSigner, subject: subject('Signet Issuing CA'), profile: 'issuing-ca' });
+    const csr = await createCertificationRequest({
+      signer: issuingSigner,
+      subject: subject('Signet Issuing CA'),
+      profile: 'issuing-ca',
+    });
     const issuingPem = await signWithRoot(csr.pem, 'v3_issuing', 'issuing-mismatch');
     const error = catchError(() =>
       validateCertificateChain({
@@ -134,19 +197,29 @@ crlDistributionPoints = URI:http://offline.example/root.crl
     const leafSigner = createNodeSigner('EC-256');
     let csrPem: string;
     beforeAll(async () => {
-      csrPem = (await createCertificationRequest({ signer: leafSigner, subject: subject('release'), profile: 'code-signing' })).pem;
+      csrPem = (
+        await createCertificationRequest({ signer: leafSigner, subject: subject('release'), profile: 'code-signing' })
+      ).pem;
     });
 
     it('accepts a code-signing leaf the external CA issued as asked', async () => {
       const leafPem = await signWithRoot(csrPem, 'v3_leaf', 'ext-leaf');
-      const result = validateCertificateChain({ chain: leafPem + fs.readFileSync(rootPem, 'utf8'), expectedPublicKeySpki: leafSigner.publicKeySpki, leafProfile: 'code-signing' });
+      const result = validateCertificateChain({
+        chain: leafPem + fs.readFileSync(rootPem, 'utf8'),
+        expectedPublicKeySpki: leafSigner.publicKeySpki,
+        leafProfile: 'code-signing',
+      });
       expect(result.leaf.subject.CN).toBe('release');
     });
 
     it('refuses a leaf with the wrong EKU', async () => {
       const leafPem = await signWithRoot(csrPem, 'v3_leaf_server', 'ext-server');
       const error = catchError(() =>
-        validateCertificateChain({ chain: leafPem + fs.readFileSync(rootPem, 'utf8'), expectedPublicKeySpki: leafSigner.publicKeySpki, leafProfile: 'code-signing' }),
+        validateCertificateChain({
+          chain: leafPem + fs.readFileSync(rootPem, 'utf8'),
+          expectedPublicKeySpki: leafSigner.publicKeySpki,
+          leafProfile: 'code-signing',
+        }),
       );
       expect(error.code).toBe('INVALID_CERTIFICATE');
       expect(error.details).toMatchObject({ index: 0, field: 'extendedKeyUsage' });
@@ -154,9 +227,15 @@ crlDistributionPoints = URI:http://offline.example/root.crl
 
     it('refuses a leaf whose subject lost ST', async () => {
       const leafPem = await signWithRoot(csrPem, 'v3_leaf', 'ext-no-st', ['-subj', '/C=DE/O=Signet Test/CN=release']);
-      expect((await openssl(['x509', '-in', tmp.file('ext-no-st-check.pem', leafPem), '-noout', '-subject'])).stdout).toMatch(/subject=C = DE, O = Signet Test, CN = release/);
+      expect(
+        (await openssl(['x509', '-in', tmp.file('ext-no-st-check.pem', leafPem), '-noout', '-subject'])).stdout,
+      ).toMatch(/subject=C = DE, O = Signet Test, CN = release/);
       const error = catchError(() =>
-        validateCertificateChain({ chain: leafPem + fs.readFileSync(rootPem, 'utf8'), expectedPublicKeySpki: leafSigner.publicKeySpki, leafProfile: 'code-signing' }),
+        validateCertificateChain({
+          chain: leafPem + fs.readFileSync(rootPem, 'utf8'),
+          expectedPublicKeySpki: leafSigner.publicKeySpki,
+          leafProfile: 'code-signing',
+        }),
       );
       expect(error.code).toBe('INVALID_SUBJECT');
       expect(error.details).toMatchObject({ index: 0, field: 'ST' });

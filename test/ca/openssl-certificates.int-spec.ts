@@ -12,7 +12,12 @@ describe('certificate chains checked by the OpenSSL CLI', () => {
     const root = tmp.file(`${name}-root.pem`, h.root.pem);
     const issuing = tmp.file(`${name}-issuing.pem`, h.issuing.pem);
     const leaf = tmp.file(`${name}-leaf.pem`, leafPem);
-    return { result: await openssl(['verify', '-x509_strict', '-CAfile', root, '-untrusted', issuing, leaf]), root, issuing, leaf };
+    return {
+      result: await openssl(['verify', '-x509_strict', '-CAfile', root, '-untrusted', issuing, leaf]),
+      root,
+      issuing,
+      leaf,
+    };
   }
 
   describe('EC-384 CA hierarchy', () => {
@@ -21,13 +26,16 @@ describe('certificate chains checked by the OpenSSL CLI', () => {
       h = await createHierarchy('EC-384');
     });
 
-    it.each<KeySpec>(['EC-256', 'EC-384', 'RSA-3072', 'EC-521'])('verifies a %s leaf with verify -x509_strict', async (spec) => {
-      const { leaf } = await issueLeaf(h.issuingIssuer, spec);
-      const { result, leaf: leafFile } = await verifyChain(h, leaf.pem, `ec384-${spec}`);
-      expect(result.stderr).toBe('');
-      expect(result.code).toBe(0);
-      expect(result.stdout.trim()).toBe(`${leafFile}: OK`);
-    });
+    it.each<KeySpec>(['EC-256', 'EC-384', 'RSA-3072', 'EC-521'])(
+      'verifies a %s leaf with verify -x509_strict',
+      async (spec) => {
+        const { leaf } = await issueLeaf(h.issuingIssuer, spec);
+        const { result, leaf: leafFile } = await verifyChain(h, leaf.pem, `ec384-${spec}`);
+        expect(result.stderr).toBe('');
+        expect(result.code).toBe(0);
+        expect(result.stdout.trim()).toBe(`${leafFile}: OK`);
+      },
+    );
 
     it('fails verification without the issuing CA or against a foreign root (the check can fail)', async () => {
       const { leaf } = await issueLeaf(h.issuingIssuer, 'EC-256');
@@ -40,7 +48,15 @@ describe('certificate chains checked by the OpenSSL CLI', () => {
       const other = await createHierarchy('EC-384');
       const foreignRoot = tmp.file('foreign-root.pem', other.root.pem);
       const issuing = tmp.file('own-issuing.pem', h.issuing.pem);
-      const foreign = await openssl(['verify', '-x509_strict', '-CAfile', foreignRoot, '-untrusted', issuing, leafFile]);
+      const foreign = await openssl([
+        'verify',
+        '-x509_strict',
+        '-CAfile',
+        foreignRoot,
+        '-untrusted',
+        issuing,
+        leafFile,
+      ]);
       expect(foreign.code).not.toBe(0);
     });
 
@@ -60,7 +76,8 @@ describe('certificate chains checked by the OpenSSL CLI', () => {
     });
 
     it('shows the issuing and root CA profiles in x509 -text', async () => {
-      const issuing = (await openssl(['x509', '-noout', '-text', '-in', tmp.file('text-issuing.pem', h.issuing.pem)])).stdout;
+      const issuing = (await openssl(['x509', '-noout', '-text', '-in', tmp.file('text-issuing.pem', h.issuing.pem)]))
+        .stdout;
       expect(issuing).toMatch(/X509v3 Basic Constraints: critical\s+CA:TRUE, pathlen:0\n/);
       expect(issuing).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Certificate Sign, CRL Sign\n/);
       expect(issuing).toContain(`URI:${BASE_URL}/pki/root-g1.crl`);
@@ -70,7 +87,9 @@ describe('certificate chains checked by the OpenSSL CLI', () => {
       const root = (await openssl(['x509', '-noout', '-text', '-in', tmp.file('text-root.pem', h.root.pem)])).stdout;
       expect(root).toMatch(/X509v3 Basic Constraints: critical\s+CA:TRUE\n/);
       expect(root).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Certificate Sign, CRL Sign\n/);
-      expect(root).not.toMatch(/Authority Key Identifier|Extended Key Usage|CRL Distribution|Authority Information Access/);
+      expect(root).not.toMatch(
+        /Authority Key Identifier|Extended Key Usage|CRL Distribution|Authority Information Access/,
+      );
     });
   });
 
@@ -92,10 +111,14 @@ describe('certificate chains checked by the OpenSSL CLI', () => {
     });
 
     it('names the expected signature algorithm', async () => {
-      const text = (await openssl(['x509', '-noout', '-text', '-in', tmp.file(`${caSpec}-${rsaPadding}-alg.pem`, h.issuing.pem)])).stdout;
+      const text = (
+        await openssl(['x509', '-noout', '-text', '-in', tmp.file(`${caSpec}-${rsaPadding}-alg.pem`, h.issuing.pem)])
+      ).stdout;
       if (caSpec === 'EC-256') expect(text).toMatch(/Signature Algorithm: ecdsa-with-SHA256/);
       else if (rsaPadding === 'pss') {
-        expect(text).toMatch(/Signature Algorithm: rsassaPss\s+Hash Algorithm: sha384\s+Mask Algorithm: mgf1 with sha384\s+Salt Length: 0x30/);
+        expect(text).toMatch(
+          /Signature Algorithm: rsassaPss\s+Hash Algorithm: sha384\s+Mask Algorithm: mgf1 with sha384\s+Salt Length: 0x30/,
+        );
       } else expect(text).toMatch(/Signature Algorithm: sha384WithRSAEncryption/);
       expect(text).not.toMatch(/sha1/i);
     });
@@ -103,7 +126,11 @@ describe('certificate chains checked by the OpenSSL CLI', () => {
 
   it('issues a TSA chain that OpenSSL accepts for the timestampsign purpose (EKU timeStamping critical)', async () => {
     const rootSigner = createNodeSigner('EC-384');
-    const root = await issueTsaRootCertificate({ signer: rootSigner, subject: subject('Signet TSA Root'), validityDays: 3650 });
+    const root = await issueTsaRootCertificate({
+      signer: rootSigner,
+      subject: subject('Signet TSA Root'),
+      validityDays: 3650,
+    });
     const issuer = loadCaIssuer({ certificate: root.der, signer: rootSigner });
     const tsa = await issueTimestampingCertificate({
       issuer,
@@ -122,8 +149,15 @@ describe('certificate chains checked by the OpenSSL CLI', () => {
     const h = await createHierarchy('EC-256');
     const { leaf } = await issueLeaf(h.issuingIssuer);
     const wrong = await openssl([
-      'verify', '-x509_strict', '-purpose', 'timestampsign',
-      '-CAfile', tmp.file('ts-neg-root.pem', h.root.pem), '-untrusted', tmp.file('ts-neg-iss.pem', h.issuing.pem), tmp.file('ts-neg-leaf.pem', leaf.pem),
+      'verify',
+      '-x509_strict',
+      '-purpose',
+      'timestampsign',
+      '-CAfile',
+      tmp.file('ts-neg-root.pem', h.root.pem),
+      '-untrusted',
+      tmp.file('ts-neg-iss.pem', h.issuing.pem),
+      tmp.file('ts-neg-leaf.pem', leaf.pem),
     ]);
     expect(wrong.code).not.toBe(0);
   });

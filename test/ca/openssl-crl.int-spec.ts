@@ -30,21 +30,58 @@ describe('CRLs checked by the OpenSSL CLI', () => {
       issuingFile = tmp.file(`${caSpec}-issuing.pem`, h.issuing.pem);
       const now = Date.now();
       const entries: CrlEntry[] = [
-        { serialHex: revokedSerial, revokedAt: new Date(now - 3600_000), reason: 'keyCompromise', invalidityDate: new Date(now - 7200_000) },
+        {
+          serialHex: revokedSerial,
+          revokedAt: new Date(now - 3600_000),
+          reason: 'keyCompromise',
+          invalidityDate: new Date(now - 7200_000),
+        },
         { serialHex: generateSerialNumber(), revokedAt: new Date(now - 60_000), reason: 'superseded' },
         { serialHex: generateSerialNumber(), revokedAt: new Date(now - 60_000), reason: 'unspecified' },
       ];
-      const issuingCrl = await buildCrl({ issuer: h.issuingIssuer, crlNumber: 42, nextUpdate: new Date(now + day), entries });
-      const rootCrl = await buildCrl({ issuer: h.rootIssuer, crlNumber: 7, nextUpdate: new Date(now + day), entries: [] });
+      const issuingCrl = await buildCrl({
+        issuer: h.issuingIssuer,
+        crlNumber: 42,
+        nextUpdate: new Date(now + day),
+        entries,
+      });
+      const rootCrl = await buildCrl({
+        issuer: h.rootIssuer,
+        crlNumber: 7,
+        nextUpdate: new Date(now + day),
+        entries: [],
+      });
       issuingCrlDer = issuingCrl.der;
       crls = tmp.file(`${caSpec}-crls.pem`, derToPem(issuingCrl.der, 'X509 CRL') + derToPem(rootCrl.der, 'X509 CRL'));
     });
 
     it('verify -crl_check fails for the revoked leaf and passes for a good one', async () => {
-      const revoked = await openssl(['verify', '-x509_strict', '-crl_check', '-CRLfile', crls, '-CAfile', rootFile, '-untrusted', issuingFile, revokedLeaf]);
+      const revoked = await openssl([
+        'verify',
+        '-x509_strict',
+        '-crl_check',
+        '-CRLfile',
+        crls,
+        '-CAfile',
+        rootFile,
+        '-untrusted',
+        issuingFile,
+        revokedLeaf,
+      ]);
       expect(revoked.code).not.toBe(0);
       expect(revoked.stdout + revoked.stderr).toMatch(/certificate revoked/);
-      const good = await openssl(['verify', '-x509_strict', '-crl_check_all', '-CRLfile', crls, '-CAfile', rootFile, '-untrusted', issuingFile, goodLeaf]);
+      const good = await openssl([
+        'verify',
+        '-x509_strict',
+        '-crl_check_all',
+        '-CRLfile',
+        crls,
+        '-CAfile',
+        rootFile,
+        '-untrusted',
+        issuingFile,
+        goodLeaf,
+      ]);
       expect(good.stderr).toBe('');
       expect(good.code).toBe(0);
     });
@@ -78,10 +115,19 @@ describe('CRLs checked by the OpenSSL CLI', () => {
     function* entries(): Generator<CrlEntry> {
       const base = Date.now() - 30 * day;
       for (let i = 0; i < count; i++) {
-        yield { serialHex: generateSerialNumber(), revokedAt: new Date(base + i * 1000), reason: reasons[i % reasons.length] };
+        yield {
+          serialHex: generateSerialNumber(),
+          revokedAt: new Date(base + i * 1000),
+          reason: reasons[i % reasons.length],
+        };
       }
     }
-    const built = await buildCrl({ issuer: h.issuingIssuer, crlNumber: 100_000, nextUpdate: new Date(Date.now() + day), entries: entries() });
+    const built = await buildCrl({
+      issuer: h.issuingIssuer,
+      crlNumber: 100_000,
+      nextUpdate: new Date(Date.now() + day),
+      entries: entries(),
+    });
     expect(built.entryCount).toBe(count);
     const file = tmp.file('big.crl', built.der);
     const issuingFile = tmp.file('big-issuing.pem', h.issuing.pem);

@@ -43,7 +43,16 @@ describe('OCSP responses checked by the OpenSSL CLI', () => {
     async function roundTrip(requestArgs: string[], answer: OcspCertStatus, issuer = h.issuingIssuer) {
       const id = `${caSpec}-${++n}`;
       const reqFile = tmp.file(`${id}-req.der`);
-      const made = await openssl(['ocsp', ...requestArgs, '-issuer', issuingFile, '-cert', leafFile, '-reqout', reqFile]);
+      const made = await openssl([
+        'ocsp',
+        ...requestArgs,
+        '-issuer',
+        issuingFile,
+        '-cert',
+        leafFile,
+        '-reqout',
+        reqFile,
+      ]);
       expect(made.code).toBe(0);
       const requestText = (await openssl(['ocsp', '-reqin', reqFile, '-req_text'])).stdout;
       const asked: string[] = [];
@@ -54,7 +63,20 @@ describe('OCSP responses checked by the OpenSSL CLI', () => {
       const respFile = tmp.file(`${id}-resp.der`, response);
       const hashArgs = requestArgs.filter((arg) => arg === '-sha256');
       // -no_nonce here: the checking invocation builds a fresh request whose nonce would never match.
-      const checked = await openssl(['ocsp', '-respin', respFile, '-CAfile', rootFile, '-issuer', issuingFile, ...hashArgs, '-cert', leafFile, '-no_nonce', '-resp_text']);
+      const checked = await openssl([
+        'ocsp',
+        '-respin',
+        respFile,
+        '-CAfile',
+        rootFile,
+        '-issuer',
+        issuingFile,
+        ...hashArgs,
+        '-cert',
+        leafFile,
+        '-no_nonce',
+        '-resp_text',
+      ]);
       return { checked, requestText, asked, response };
     }
 
@@ -70,7 +92,11 @@ describe('OCSP responses checked by the OpenSSL CLI', () => {
       expect(requestNonce).toBeDefined();
       expect(nonceOf(checked.stdout)).toBe(requestNonce);
       expect(response.length).toBeLessThan(20 * 1024);
-      expect(checked.stdout).toMatch(caSpec.startsWith('RSA') ? /Signature Algorithm: sha384WithRSAEncryption/ : /Signature Algorithm: ecdsa-with-SHA384/);
+      expect(checked.stdout).toMatch(
+        caSpec.startsWith('RSA')
+          ? /Signature Algorithm: sha384WithRSAEncryption/
+          : /Signature Algorithm: ecdsa-with-SHA384/,
+      );
     });
 
     it('answers revoked with time and reason', async () => {
@@ -96,11 +122,22 @@ describe('OCSP responses checked by the OpenSSL CLI', () => {
       const other = await createHierarchy('EC-256');
       const reqFile = tmp.file(`${caSpec}-foreign-req.der`);
       await openssl(['ocsp', '-issuer', issuingFile, '-cert', leafFile, '-reqout', reqFile]);
-      const response = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), fs.readFileSync(reqFile), () => ({ status: 'good' }));
+      const response = await respondToOcspRequest(
+        createOcspResponder(h.issuingIssuer),
+        fs.readFileSync(reqFile),
+        () => ({ status: 'good' }),
+      );
       const checked = await openssl([
-        'ocsp', '-respin', tmp.file(`${caSpec}-foreign-resp.der`, response),
-        '-CAfile', tmp.file(`${caSpec}-foreign-root.pem`, other.root.pem), '-issuer', tmp.file(`${caSpec}-foreign-iss.pem`, other.issuing.pem),
-        '-cert', leafFile, '-no_nonce',
+        'ocsp',
+        '-respin',
+        tmp.file(`${caSpec}-foreign-resp.der`, response),
+        '-CAfile',
+        tmp.file(`${caSpec}-foreign-root.pem`, other.root.pem),
+        '-issuer',
+        tmp.file(`${caSpec}-foreign-iss.pem`, other.issuing.pem),
+        '-cert',
+        leafFile,
+        '-no_nonce',
       ]);
       expect(checked.stderr).not.toMatch(/Response verify OK/);
     });
@@ -114,21 +151,47 @@ describe('OCSP responses checked by the OpenSSL CLI', () => {
     } catch (error) {
       malformed = ocspResponseForError(error);
     }
-    const malformedText = await openssl(['ocsp', '-respin', tmp.file('malformed.der', malformed!), '-resp_text', '-noverify']);
+    const malformedText = await openssl([
+      'ocsp',
+      '-respin',
+      tmp.file('malformed.der', malformed!),
+      '-resp_text',
+      '-noverify',
+    ]);
     expect(malformedText.stdout + malformedText.stderr).toMatch(/Responder Error: malformedrequest \(1\)/);
 
     // The issuing CA certificate is the root's to answer for, not the issuing CA's.
     const reqFile = tmp.file('foreign-req.der');
-    await openssl(['ocsp', '-issuer', tmp.file('u-root.pem', h.root.pem), '-cert', tmp.file('u-issuing.pem', h.issuing.pem), '-reqout', reqFile]);
-    const response = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), fs.readFileSync(reqFile), () => ({ status: 'good' }));
+    await openssl([
+      'ocsp',
+      '-issuer',
+      tmp.file('u-root.pem', h.root.pem),
+      '-cert',
+      tmp.file('u-issuing.pem', h.issuing.pem),
+      '-reqout',
+      reqFile,
+    ]);
+    const response = await respondToOcspRequest(createOcspResponder(h.issuingIssuer), fs.readFileSync(reqFile), () => ({
+      status: 'good',
+    }));
     const text = await openssl(['ocsp', '-respin', tmp.file('unauthorized.der', response), '-resp_text', '-noverify']);
     expect(text.stdout + text.stderr).toMatch(/Responder Error: unauthorized \(6\)/);
 
     // …and the root generation answers it; OpenSSL verifies that response too.
-    const rootAnswer = await respondToOcspRequest(createOcspResponder(h.rootIssuer), fs.readFileSync(reqFile), () => ({ status: 'good' }));
+    const rootAnswer = await respondToOcspRequest(createOcspResponder(h.rootIssuer), fs.readFileSync(reqFile), () => ({
+      status: 'good',
+    }));
     const checked = await openssl([
-      'ocsp', '-respin', tmp.file('root-answer.der', rootAnswer), '-CAfile', tmp.file('u-root2.pem', h.root.pem),
-      '-issuer', tmp.file('u-root3.pem', h.root.pem), '-cert', tmp.file('u-issuing2.pem', h.issuing.pem), '-no_nonce',
+      'ocsp',
+      '-respin',
+      tmp.file('root-answer.der', rootAnswer),
+      '-CAfile',
+      tmp.file('u-root2.pem', h.root.pem),
+      '-issuer',
+      tmp.file('u-root3.pem', h.root.pem),
+      '-cert',
+      tmp.file('u-issuing2.pem', h.issuing.pem),
+      '-no_nonce',
     ]);
     expect(checked.code).toBe(0);
     expect(checked.stdout).toMatch(/: good/);

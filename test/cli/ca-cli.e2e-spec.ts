@@ -26,7 +26,13 @@ describe('signet CLI: offline root, key create, revoke', () => {
     const result = spawnSync(path.join(PROJECT_ROOT, 'bin', 'signet'), args, {
       cwd: work,
       encoding: 'utf8',
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', DATABASE_URL: database.url, SIGNET_DATA_DIR: dataDir, SIGNET_PUBLIC_URL: 'http://pki.example.test' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/root',
+        DATABASE_URL: database.url,
+        SIGNET_DATA_DIR: dataDir,
+        SIGNET_PUBLIC_URL: 'http://pki.example.test',
+      },
     });
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   }
@@ -37,38 +43,116 @@ describe('signet CLI: offline root, key create, revoke', () => {
   }
 
   it('creates an issuing CA key and CSR, imports the chain an OpenSSL offline root signed, issues a key under it and revokes it', async () => {
-    const init = signet('init', '--offline-root', '--subject', 'C=US,ST=Washington,O=Example Corp', '--issuing', 'prod-issuing', '--csr-out', 'issuing.csr');
+    const init = signet(
+      'init',
+      '--offline-root',
+      '--subject',
+      'C=US,ST=Washington,O=Example Corp',
+      '--issuing',
+      'prod-issuing',
+      '--csr-out',
+      'issuing.csr',
+    );
     expect(init.code).toBe(0);
     expect(init.stdout).toContain('CSR written to issuing.csr');
     expect(openssl('req', '-in', 'issuing.csr', '-noout', '-subject')).toContain('CN = Example Corp Issuing CA');
 
-    fs.writeFileSync(path.join(work, 'int.ext'), 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\ncrlDistributionPoints=URI:http://offline-root.example.test/root.crl\n');
-    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', 'root.key', '-out', 'root.pem', '-days', '3650', '-subj', '/C=US/ST=Washington/O=Example Corp/CN=Example Offline Root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-    openssl('x509', '-req', '-in', 'issuing.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-CAcreateserial', '-out', 'issuing.pem', '-days', '1800', '-sha384', '-extfile', 'int.ext');
-    fs.writeFileSync(path.join(work, 'chain.pem'), fs.readFileSync(path.join(work, 'issuing.pem'), 'utf8') + fs.readFileSync(path.join(work, 'root.pem'), 'utf8'));
+    fs.writeFileSync(
+      path.join(work, 'int.ext'),
+      'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\ncrlDistributionPoints=URI:http://offline-root.example.test/root.crl\n',
+    );
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-384',
+      '-nodes',
+      '-keyout',
+      'root.key',
+      '-out',
+      'root.pem',
+      '-days',
+      '3650',
+      '-subj',
+      '/C=US/ST=Washington/O=Example Corp/CN=Example Offline Root',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      'issuing.csr',
+      '-CA',
+      'root.pem',
+      '-CAkey',
+      'root.key',
+      '-CAcreateserial',
+      '-out',
+      'issuing.pem',
+      '-days',
+      '1800',
+      '-sha384',
+      '-extfile',
+      'int.ext',
+    );
+    fs.writeFileSync(
+      path.join(work, 'chain.pem'),
+      fs.readFileSync(path.join(work, 'issuing.pem'), 'utf8') + fs.readFileSync(path.join(work, 'root.pem'), 'utf8'),
+    );
 
     const imported = signet('init', '--import-chain', 'chain.pem', '--issuing', 'prod-issuing');
     expect(imported.stderr).toBe('');
     expect(imported.code).toBe(0);
     expect(imported.stdout).toContain('generation prod-issuing-g1 is active');
 
-    const key = signet('key', 'create', '--name', 'release', '--key-spec', 'EC-256', '--subject', 'C=US,ST=Washington,O=Example Corp,CN=release', '--issuer', 'prod-issuing');
+    const key = signet(
+      'key',
+      'create',
+      '--name',
+      'release',
+      '--key-spec',
+      'EC-256',
+      '--subject',
+      'C=US,ST=Washington,O=Example Corp,CN=release',
+      '--issuer',
+      'prod-issuing',
+    );
     expect(key.code).toBe(0);
     const serial = /certificate ([0-9a-f]+)/.exec(key.stdout)![1];
-    const [version] = await query<{ certificate: Buffer; chain: Buffer[] }>(database.url, 'SELECT certificate, chain FROM key_versions WHERE serial = $1', [serial]);
+    const [version] = await query<{ certificate: Buffer; chain: Buffer[] }>(
+      database.url,
+      'SELECT certificate, chain FROM key_versions WHERE serial = $1',
+      [serial],
+    );
     fs.writeFileSync(path.join(work, 'leaf.der'), version.certificate);
     openssl('x509', '-inform', 'DER', '-in', 'leaf.der', '-out', 'leaf.pem');
     expect(version.chain.map((der) => der.toString('base64'))).toEqual(
-      ['issuing.pem', 'root.pem'].map((f) => Buffer.from(fs.readFileSync(path.join(work, f), 'utf8').replace(/-----[A-Z ]+-----|\s/g, ''), 'base64').toString('base64')),
+      ['issuing.pem', 'root.pem'].map((f) =>
+        Buffer.from(
+          fs.readFileSync(path.join(work, f), 'utf8').replace(/-----[A-Z ]+-----|\s/g, ''),
+          'base64',
+        ).toString('base64'),
+      ),
     );
-    expect(openssl('verify', '-x509_strict', '-CAfile', 'root.pem', '-untrusted', 'issuing.pem', 'leaf.pem')).toContain('leaf.pem: OK');
-    expect(openssl('x509', '-in', 'leaf.pem', '-noout', '-ext', 'crlDistributionPoints')).toContain('http://pki.example.test/pki/prod-issuing-g1.crl');
+    expect(openssl('verify', '-x509_strict', '-CAfile', 'root.pem', '-untrusted', 'issuing.pem', 'leaf.pem')).toContain(
+      'leaf.pem: OK',
+    );
+    expect(openssl('x509', '-in', 'leaf.pem', '-noout', '-ext', 'crlDistributionPoints')).toContain(
+      'http://pki.example.test/pki/prod-issuing-g1.crl',
+    );
 
     const revoked = signet('revoke', serial.toUpperCase(), '--reason', 'keyCompromise');
     expect(revoked.code).toBe(0);
     expect(revoked.stdout).toContain(`revoked ${serial} (keyCompromise)`);
     expect(signet('revoke', serial).stdout).toContain('was already revoked');
-    const [state] = await query<{ state: string }>(database.url, 'SELECT state FROM key_versions WHERE serial = $1', [serial]);
+    const [state] = await query<{ state: string }>(database.url, 'SELECT state FROM key_versions WHERE serial = $1', [
+      serial,
+    ]);
     expect(state.state).toBe('revoked');
   });
 
@@ -87,8 +171,15 @@ describe('signet CLI: offline root, key create, revoke', () => {
     const dir = tempDir('hsm-init-');
     const pinFile = path.join(dir, 'pin');
     fs.writeFileSync(pinFile, 'compose-pin-4711\n', { mode: 0o600 });
-    const env = { PATH: process.env.PATH ?? '', SIGNET_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so', SIGNET_PKCS11_PIN_FILE: pinFile, SIGNET_PKCS11_TOKEN_LABEL: 'compose', SOFTHSM2_CONF: path.join(dir, 'softhsm', 'softhsm2.conf') };
-    const run = () => spawnSync(path.join(PROJECT_ROOT, 'bin', 'signet'), ['hsm', 'init-token'], { encoding: 'utf8', env });
+    const env = {
+      PATH: process.env.PATH ?? '',
+      SIGNET_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so',
+      SIGNET_PKCS11_PIN_FILE: pinFile,
+      SIGNET_PKCS11_TOKEN_LABEL: 'compose',
+      SOFTHSM2_CONF: path.join(dir, 'softhsm', 'softhsm2.conf'),
+    };
+    const run = () =>
+      spawnSync(path.join(PROJECT_ROOT, 'bin', 'signet'), ['hsm', 'init-token'], { encoding: 'utf8', env });
     const first = run();
     expect(first.status).toBe(0);
     expect(first.stdout).toContain("initialised token 'compose'");

@@ -24,7 +24,15 @@ describe('signet migrate', () => {
       encoding: 'utf8',
       // A PKCS#11 module that does not exist: the command must not open the HSM.
       // The owner role migrates; the service role (DATABASE_URL) is granted its privileges.
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', DATABASE_URL: database.url, SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl, SIGNET_DATA_DIR: dataDir, SIGNET_PKCS11_MODULE: '/nonexistent/libvendor-pkcs11.so', SIGNET_PKCS11_PIN_FILE: pinFile() },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/root',
+        DATABASE_URL: database.url,
+        SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl,
+        SIGNET_DATA_DIR: dataDir,
+        SIGNET_PKCS11_MODULE: '/nonexistent/libvendor-pkcs11.so',
+        SIGNET_PKCS11_PIN_FILE: pinFile(),
+      },
     });
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   }
@@ -39,7 +47,11 @@ describe('signet migrate', () => {
     const first = signet('migrate');
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(new RegExp(`^migrations: applied ${expected}: .*\ngrants: the service role "${TEST_APP_ROLE}" has its privileges\n$`));
+    expect(first.stdout).toMatch(
+      new RegExp(
+        `^migrations: applied ${expected}: .*\ngrants: the service role "${TEST_APP_ROLE}" has its privileges\n$`,
+      ),
+    );
     const [granted] = await query<{ insert: boolean; update: boolean }>(
       database.adminUrl,
       `SELECT has_table_privilege($1, 'audit_events', 'INSERT') AS insert, has_table_privilege($1, 'audit_events', 'UPDATE') AS update`,

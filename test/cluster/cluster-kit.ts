@@ -14,7 +14,12 @@ import { SignTransport, waitFor } from '../drills/drill-kit';
  * With `idempotent`, each request gets a fresh `idempotencyKey`, mirrored in the `Idempotency-Key`
  * header a balancer keys its retries on (deploy/nginx/signet.conf).
  */
-export function keepAliveTransport(baseUrl: () => string, token: string, key: string, options: { agent: http.Agent; idempotent?: boolean }): SignTransport {
+export function keepAliveTransport(
+  baseUrl: () => string,
+  token: string,
+  key: string,
+  options: { agent: http.Agent; idempotent?: boolean },
+): SignTransport {
   return (payload) =>
     new Promise((resolve, reject) => {
       const headers: Record<string, string> = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
@@ -24,19 +29,23 @@ export function keepAliveTransport(baseUrl: () => string, token: string, key: st
         body = JSON.stringify({ ...JSON.parse(payload), idempotencyKey });
         headers['idempotency-key'] = idempotencyKey;
       }
-      const request = http.request(`${baseUrl()}/v1/keys/${key}/sign`, { method: 'POST', agent: options.agent, headers, timeout: 60_000 }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', (error) => reject(Object.assign(error, { reusedSocket: request.reusedSocket })));
-        response.on('end', () =>
-          resolve({
-            status: response.statusCode ?? 0,
-            body: Buffer.concat(chunks).toString('utf8'),
-            retryAfter: response.headers['retry-after'],
-            connectionClose: /\bclose\b/i.test(response.headers.connection ?? ''),
-          }),
-        );
-      });
+      const request = http.request(
+        `${baseUrl()}/v1/keys/${key}/sign`,
+        { method: 'POST', agent: options.agent, headers, timeout: 60_000 },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', (error) => reject(Object.assign(error, { reusedSocket: request.reusedSocket })));
+          response.on('end', () =>
+            resolve({
+              status: response.statusCode ?? 0,
+              body: Buffer.concat(chunks).toString('utf8'),
+              retryAfter: response.headers['retry-after'],
+              connectionClose: /\bclose\b/i.test(response.headers.connection ?? ''),
+            }),
+          );
+        },
+      );
       request.on('timeout', () => request.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
       request.on('error', (error) => reject(Object.assign(error, { reusedSocket: request.reusedSocket })));
       request.end(body);
@@ -50,12 +59,20 @@ export function keepAliveTransport(baseUrl: () => string, token: string, key: st
 export function distributionPostgresBinDir(): string | undefined {
   const root = '/usr/lib/postgresql';
   if (!fs.existsSync(root)) return undefined;
-  const majors = fs.readdirSync(root).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a));
-  return majors.map((m) => path.join(root, m, 'bin')).find((bin) => fs.existsSync(path.join(bin, 'initdb')) && fs.existsSync(path.join(bin, 'postgres')));
+  const majors = fs
+    .readdirSync(root)
+    .filter((d) => /^\d+$/.test(d))
+    .sort((a, b) => Number(b) - Number(a));
+  return majors
+    .map((m) => path.join(root, m, 'bin'))
+    .find((bin) => fs.existsSync(path.join(bin, 'initdb')) && fs.existsSync(path.join(bin, 'postgres')));
 }
 
 export function nginxBinary(): string | undefined {
-  for (const candidate of ['/usr/sbin/nginx', ...(process.env.PATH ?? '').split(':').map((dir) => path.join(dir, 'nginx'))]) {
+  for (const candidate of [
+    '/usr/sbin/nginx',
+    ...(process.env.PATH ?? '').split(':').map((dir) => path.join(dir, 'nginx')),
+  ]) {
     if (candidate && fs.existsSync(candidate)) return candidate;
   }
   return undefined;
@@ -65,9 +82,14 @@ export function nginxBinary(): string | undefined {
 export function signetNginxConf(listenPort: number, upstreamPorts: number[]): string {
   const committed = fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', 'nginx', 'signet.conf'), 'utf8');
   const servers = committed.match(/^\s*server \d+\.\d+\.\d+\.\d+:\d+ .*;$/gm) ?? [];
-  if (servers.length !== upstreamPorts.length) throw new Error(`deploy/nginx/signet.conf lists ${servers.length} upstream servers, the drill runs ${upstreamPorts.length}`);
+  if (servers.length !== upstreamPorts.length)
+    throw new Error(
+      `deploy/nginx/signet.conf lists ${servers.length} upstream servers, the drill runs ${upstreamPorts.length}`,
+    );
   let conf = committed;
-  servers.forEach((line, i) => (conf = conf.replace(line, line.replace(/\d+\.\d+\.\d+\.\d+:\d+/, `127.0.0.1:${upstreamPorts[i]}`))));
+  servers.forEach(
+    (line, i) => (conf = conf.replace(line, line.replace(/\d+\.\d+\.\d+\.\d+:\d+/, `127.0.0.1:${upstreamPorts[i]}`))),
+  );
   if (!/^\s*listen 8080;$/m.test(conf)) throw new Error('deploy/nginx/signet.conf no longer has `listen 8080;`');
   return conf.replace(/^(\s*)listen 8080;$/m, `$1listen 127.0.0.1:${listenPort};`);
 }
@@ -86,16 +108,22 @@ export class NginxProcess {
 
   static async start(binary: string, dir: string, port: number, site: string): Promise<NginxProcess> {
     fs.writeFileSync(path.join(dir, 'signet.conf'), site);
-    const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${path.join(dir, `${kind}-temp`)};`).join('\n');
+    const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+      .map((kind) => `  ${kind}_temp_path ${path.join(dir, `${kind}-temp`)};`)
+      .join('\n');
     const runAsRoot = process.getuid?.() === 0 ? 'user root;\n' : '';
     fs.writeFileSync(
       path.join(dir, 'nginx.conf'),
       `${runAsRoot}worker_processes 1;\npid ${path.join(dir, 'nginx.pid')};\nerror_log ${path.join(dir, 'error.log')} warn;\n` +
         `events { worker_connections 4096; }\nhttp {\n  access_log off;\n${temp}\n  include ${path.join(dir, 'signet.conf')};\n}\n`,
     );
-    const check = spawnSync(binary, ['-t', '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { encoding: 'utf8' });
+    const check = spawnSync(binary, ['-t', '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
+      encoding: 'utf8',
+    });
     if (check.status !== 0) throw new Error(`nginx -t failed: ${check.stderr}`);
-    const child = spawn(binary, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(binary, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     const exited = new Promise((resolve) => child.once('exit', resolve));
     const nginx = new NginxProcess(child, dir, port, exited);
     await waitFor('nginx to listen', () => canConnect(port), 20_000, 50);

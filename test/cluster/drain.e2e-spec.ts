@@ -29,14 +29,30 @@ describe('graceful drain on SIGTERM (real process, keep-alive client)', () => {
   afterAll(() => database?.drop());
 
   it('fails /readyz at once, keeps serving with keep-alive while draining, then closes the listener and answers with Connection: close, never resetting a pooled connection', async () => {
-    const server = await startSignet({ DATABASE_URL: database.url, SIGNET_DATA_DIR: tempDir('drain-'), SIGNET_DRAIN_DELAY_MS: String(DRAIN_MS) });
+    const server = await startSignet({
+      DATABASE_URL: database.url,
+      SIGNET_DATA_DIR: tempDir('drain-'),
+      SIGNET_DRAIN_DELAY_MS: String(DRAIN_MS),
+    });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 6 });
     let load: SignLoad | undefined;
     let readyz: ReadyzProbe | undefined;
     try {
-      expect((await server.api('POST', '/v1/keys', { name: 'drain', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drain' } })).status).toBe(201);
-      const signer = (await server.api('POST', '/v1/tokens', { name: 'drain-signer', role: 'signer', keys: ['drain'] })).body.token;
-      load = new SignLoad(keepAliveTransport(() => server.server.url, signer, 'drain', { agent }), { clients: 6 }).start();
+      expect(
+        (
+          await server.api('POST', '/v1/keys', {
+            name: 'drain',
+            keySpec: 'EC-256',
+            subject: { ...SUBJECT, CN: 'drain' },
+          })
+        ).status,
+      ).toBe(201);
+      const signer = (await server.api('POST', '/v1/tokens', { name: 'drain-signer', role: 'signer', keys: ['drain'] }))
+        .body.token;
+      load = new SignLoad(
+        keepAliveTransport(() => server.server.url, signer, 'drain', { agent }),
+        { clients: 6 },
+      ).start();
       await load.deliveredSince(0, 200);
       readyz = new ReadyzProbe(async () => (await fetch(`${server.server.url}/readyz`)).status);
       await sleep(200);
@@ -53,7 +69,9 @@ describe('graceful drain on SIGTERM (real process, keep-alive client)', () => {
       expect(load.records.filter((r) => r.status !== 0 && r.status !== 200).map((r) => r.status)).toEqual([]);
       // The load kept being served during the drain, on its pooled connections: no answer closed one
       // (a closed one would make a balancer connect again while the listener is still open).
-      const drained = load.records.filter((r) => r.status === 200 && r.startedAt >= termAt + 100 && r.at <= termAt + DRAIN_MS - 100);
+      const drained = load.records.filter(
+        (r) => r.status === 200 && r.startedAt >= termAt + 100 && r.at <= termAt + DRAIN_MS - 100,
+      );
       expect(drained.length).toBeGreaterThan(20);
       expect(drained.filter((r) => r.connectionClose)).toEqual([]);
       // Answers closed their connections only from the listener's closing on (each client's next
@@ -62,7 +80,9 @@ describe('graceful drain on SIGTERM (real process, keep-alive client)', () => {
       expect(closing.length).toBeGreaterThan(0);
       expect(closing.filter((r) => r.at < termAt + DRAIN_MS - EDGE_MS)).toEqual([]);
       // No request sent on a pooled connection was cut; the only failures are connects after the listener closed.
-      const failed = load.records.filter((r) => r.status === 0).map((r) => ({ ...r.failure, sentMsAfterSigterm: r.startedAt - termAt }));
+      const failed = load.records
+        .filter((r) => r.status === 0)
+        .map((r) => ({ ...r.failure, sentMsAfterSigterm: r.startedAt - termAt }));
       expect(failed.filter((f) => f.reusedSocket)).toEqual([]);
       // A request's connect follows its start by a moment, and a timer may fire a millisecond early:
       // one started in the drain's last EDGE_MS can meet the port just closed (seen once on Node 24:
@@ -86,13 +106,20 @@ describe('graceful drain on SIGTERM (real process, keep-alive client)', () => {
   });
 
   it('stops within SIGNET_SHUTDOWN_TIMEOUT_MS even when a connection never finishes its request (a stalled upload)', async () => {
-    const server = await startSignet({ DATABASE_URL: database.url, SIGNET_DATA_DIR: tempDir('drain-stall-'), SIGNET_DRAIN_DELAY_MS: '200', SIGNET_SHUTDOWN_TIMEOUT_MS: '1000' });
+    const server = await startSignet({
+      DATABASE_URL: database.url,
+      SIGNET_DATA_DIR: tempDir('drain-stall-'),
+      SIGNET_DRAIN_DELAY_MS: '200',
+      SIGNET_SHUTDOWN_TIMEOUT_MS: '1000',
+    });
     const socket = net.connect(server.server.port, '127.0.0.1');
     try {
       await new Promise((resolve) => socket.once('connect', resolve));
       socket.on('error', () => undefined);
       // Headers and half the body; the rest never comes (the server's request timeout is 30 s).
-      socket.write('POST /v1/keys/stalled/sign HTTP/1.1\r\nHost: signet\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"digest":');
+      socket.write(
+        'POST /v1/keys/stalled/sign HTTP/1.1\r\nHost: signet\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"digest":',
+      );
       await sleep(300);
       const termAt = Date.now();
       server.server.kill('SIGTERM');

@@ -58,7 +58,10 @@ class EventStream {
     for (;;) {
       const found = this.events.find(match);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no matching event within ${timeoutMs} ms; got ${JSON.stringify(this.events.map((e) => e.event))}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `no matching event within ${timeoutMs} ms; got ${JSON.stringify(this.events.map((e) => e.event))}`,
+        );
       await new Promise<void>((resolve) => {
         const wake = () => (this.waiters.delete(wake), resolve());
         this.waiters.add(wake);
@@ -84,11 +87,18 @@ describe('console sessions and events across replicas (two real processes, one d
   let a: SignetProcess | undefined;
   let b: SignetProcess | undefined;
 
-  async function call(replica: SignetProcess, method: string, url: string, options: { body?: unknown; bearer?: string; cookie?: string; csrf?: string } = {}) {
+  async function call(
+    replica: SignetProcess,
+    method: string,
+    url: string,
+    options: { body?: unknown; bearer?: string; cookie?: string; csrf?: string } = {},
+  ) {
     const response = await fetch(`${replica.server.url}${url}`, {
       method,
       headers: {
-        ...(options.cookie ? { cookie: options.cookie } : { authorization: `Bearer ${options.bearer ?? replica.adminToken}` }),
+        ...(options.cookie
+          ? { cookie: options.cookie }
+          : { authorization: `Bearer ${options.bearer ?? replica.adminToken}` }),
         ...(options.csrf ? { 'x-csrf-token': options.csrf } : {}),
         ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
@@ -99,9 +109,16 @@ describe('console sessions and events across replicas (two real processes, one d
   }
 
   async function signIn(replica: SignetProcess, token: string): Promise<{ cookie: string; csrfToken: string }> {
-    const response = await fetch(`${replica.server.url}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+    const response = await fetch(`${replica.server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token }),
+    });
     expect(response.status).toBe(201);
-    return { cookie: response.headers.getSetCookie()[0].split(';')[0], csrfToken: ((await response.json()) as { csrfToken: string }).csrfToken };
+    return {
+      cookie: response.headers.getSetCookie()[0].split(';')[0],
+      csrfToken: ((await response.json()) as { csrfToken: string }).csrfToken,
+    };
   }
 
   beforeAll(async () => {
@@ -147,20 +164,41 @@ describe('console sessions and events across replicas (two real processes, one d
       expect(events.status).toBe(200);
       expect(events.contentType).toMatch(/^text\/event-stream/);
       await events.next((e) => e.event === 'ready');
-      expect((await call(a!, 'POST', '/v1/truststores', { body: { name: 'fleet', cas: [DEV_ROOT_CA] } })).status).toBe(201);
+      expect((await call(a!, 'POST', '/v1/truststores', { body: { name: 'fleet', cas: [DEV_ROOT_CA] } })).status).toBe(
+        201,
+      );
       expect((await call(a!, 'POST', '/v1/regions', { body: { name: 'eu' } })).status).toBe(201);
-      const created = await call(a!, 'POST', '/v1/regions/eu/targets', { body: { name: 'registry', kind: 'oci-registry', endpoint: registry.url, repository: 'signet/truststore', truststore: 'fleet' } });
+      const created = await call(a!, 'POST', '/v1/regions/eu/targets', {
+        body: {
+          name: 'registry',
+          kind: 'oci-registry',
+          endpoint: registry.url,
+          repository: 'signet/truststore',
+          truststore: 'fleet',
+        },
+      });
       expect(created.status).toBe(201);
       const isTarget = (state?: string) => (e: ServerEvent) =>
-        e.event === 'target' && e.data.region === 'eu' && (e.data.target as { name: string; state: string }).name === 'registry' && (state === undefined || (e.data.target as { state: string }).state === state);
+        e.event === 'target' &&
+        e.data.region === 'eu' &&
+        (e.data.target as { name: string; state: string }).name === 'registry' &&
+        (state === undefined || (e.data.target as { state: string }).state === state);
       const first = await events.next(isTarget());
-      expect(first.data.target).toMatchObject({ name: 'registry', kind: 'oci-registry', truststore: 'fleet', desired: { version: 1 } });
+      expect(first.data.target).toMatchObject({
+        name: 'registry',
+        kind: 'oci-registry',
+        truststore: 'fleet',
+        desired: { version: 1 },
+      });
       // Delivered by whichever replica's reconciler claimed it; B's stream hears it either way.
       const converged = await events.next(isTarget('converged'));
       expect(converged.data.target).toMatchObject({ delivered: { version: 1 }, convergedAt: expect.any(String) });
       // The same answer GET /v1/distribution gives.
       const status = await call(a!, 'GET', '/v1/distribution');
-      expect(status.body.regions.find((r: { name: string }) => r.name === 'eu').targets[0]).toMatchObject({ state: 'converged', delivered: { version: 1 } });
+      expect(status.body.regions.find((r: { name: string }) => r.name === 'eu').targets[0]).toMatchObject({
+        state: 'converged',
+        delivered: { version: 1 },
+      });
     } finally {
       events.close();
     }
@@ -172,7 +210,9 @@ describe('console sessions and events across replicas (two real processes, one d
     const events = await EventStream.open(`${b!.server.url}/v1/distribution/events`, { cookie: session.cookie });
     try {
       await events.next((e) => e.event === 'ready');
-      expect((await call(a!, 'DELETE', '/v1/sessions', { cookie: session.cookie, csrf: session.csrfToken })).status).toBe(204);
+      expect(
+        (await call(a!, 'DELETE', '/v1/sessions', { cookie: session.cookie, csrf: session.csrfToken })).status,
+      ).toBe(204);
       // Checked at each heartbeat (15 s).
       await events.next((e) => e.event === 'session-ended', 30_000);
     } finally {
@@ -188,7 +228,11 @@ describe('console session cookie under TLS (real server process)', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    tls = await startTlsServer('console-tls', { DATABASE_URL: database.url, SIGNET_DEV_BOOTSTRAP: 'true', SIGNET_DATA_DIR: dataDir });
+    tls = await startTlsServer('console-tls', {
+      DATABASE_URL: database.url,
+      SIGNET_DEV_BOOTSTRAP: 'true',
+      SIGNET_DATA_DIR: dataDir,
+    });
   });
   afterAll(async () => {
     tls?.server.kill('SIGTERM');
@@ -198,25 +242,45 @@ describe('console session cookie under TLS (real server process)', () => {
 
   it('is Secure and __Host- prefixed over HTTPS, and the plain-HTTP cookie name is not accepted there', async () => {
     const adminToken = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
-    const answer = await httpsRequest(tls!, 'POST', '/v1/sessions', { 'content-type': 'application/json' }, JSON.stringify({ token: adminToken }));
+    const answer = await httpsRequest(
+      tls!,
+      'POST',
+      '/v1/sessions',
+      { 'content-type': 'application/json' },
+      JSON.stringify({ token: adminToken }),
+    );
     expect(answer.status).toBe(201);
     const setCookie = String(answer.headers['set-cookie']);
     expect(setCookie).toMatch(/^__Host-signet_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Secure$/);
     const value = setCookie.split(';')[0].split('=')[1];
-    expect((await httpsRequest(tls!, 'GET', '/v1/sessions/current', { cookie: `__Host-signet_session=${value}` })).status).toBe(200);
+    expect(
+      (await httpsRequest(tls!, 'GET', '/v1/sessions/current', { cookie: `__Host-signet_session=${value}` })).status,
+    ).toBe(200);
     // A cookie planted without the prefix (e.g. over plain HTTP by a network attacker) is not read over HTTPS.
-    expect((await httpsRequest(tls!, 'GET', '/v1/sessions/current', { cookie: `signet_session=${value}` })).status).toBe(401);
+    expect(
+      (await httpsRequest(tls!, 'GET', '/v1/sessions/current', { cookie: `signet_session=${value}` })).status,
+    ).toBe(401);
   });
 });
 
-function httpsRequest(tls: TlsServer, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function httpsRequest(
+  tls: TlsServer,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
-    const request = https.request(`https://127.0.0.1:${tls.server.port}${path}`, { method, headers, ca: tls.cert }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
+    const request = https.request(
+      `https://127.0.0.1:${tls.server.port}${path}`,
+      { method, headers, ca: tls.cert },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      },
+    );
     request.on('error', reject);
     request.end(body);
   });

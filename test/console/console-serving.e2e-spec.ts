@@ -4,7 +4,8 @@ import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from '
 import { tempDir } from '../support/server-process';
 import { startTestApp, TestApp } from '../support/test-app';
 
-const INDEX = '<!doctype html><html><head><link rel="stylesheet" href="/console/assets/main-Q2FGH7XZ.css"></head><body><script type="module" src="/console/assets/main-K3J9P2LM.js"></script></body></html>';
+const INDEX =
+  '<!doctype html><html><head><link rel="stylesheet" href="/console/assets/main-Q2FGH7XZ.css"></head><body><script type="module" src="/console/assets/main-K3J9P2LM.js"></script></body></html>';
 const JS = 'console.log("console");'.repeat(50);
 
 /**
@@ -51,7 +52,9 @@ describe('security console assets (HTTP)', () => {
       expect(response.headers['referrer-policy']).toBe('no-referrer');
     }
     // The API keeps its own policy.
-    expect((await get('/healthz')).headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
+    expect((await get('/healthz')).headers['content-security-policy']).toBe(
+      "default-src 'none'; frame-ancestors 'none'",
+    );
   });
 
   it('serves hashed bundles as immutable, precompressed as the client accepts (br before gzip), identity otherwise', async () => {
@@ -76,7 +79,13 @@ describe('security console assets (HTTP)', () => {
   });
 
   it('answers 404 in the error shape for missing files and never reads outside the build', async () => {
-    for (const url of ['/console/assets/missing-AAAAAAAA.js', '/console/../package.json', '/console/%2e%2e/package.json', '/console/assets/main-K3J9P2LM.js.br', '/console/index.html.gz']) {
+    for (const url of [
+      '/console/assets/missing-AAAAAAAA.js',
+      '/console/../package.json',
+      '/console/%2e%2e/package.json',
+      '/console/assets/main-K3J9P2LM.js.br',
+      '/console/index.html.gz',
+    ]) {
       const response = await get(url);
       if (response.statusCode === 200) expect(response.body).toBe(INDEX);
       else {

@@ -22,7 +22,11 @@ describe('security console (Chromium)', () => {
   let admin: string;
   let registry: TestRegistry;
   let browser: BrowserContext;
-  const tokens: Record<'security-officer' | 'auditor' | 'signer', string> = { 'security-officer': '', auditor: '', signer: '' };
+  const tokens: Record<'security-officer' | 'auditor' | 'signer', string> = {
+    'security-officer': '',
+    auditor: '',
+    signer: '',
+  };
 
   async function created(method: string, route: string, body: unknown): Promise<Record<string, unknown>> {
     const answer = await api(method, route, body);
@@ -44,9 +48,21 @@ describe('security console (Chromium)', () => {
     await created('POST', '/v1/keys', { name: 'release', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'release' } });
     await created('POST', '/v1/truststores', { name: 'production', cas: ['signet-dev-root'] });
     await created('POST', '/v1/regions', { name: 'eu' });
-    await created('POST', '/v1/regions/eu/targets', { name: 'registry', kind: 'oci-registry', endpoint: registry.url, repository: 'signet/truststore', truststore: 'production' });
+    await created('POST', '/v1/regions/eu/targets', {
+      name: 'registry',
+      kind: 'oci-registry',
+      endpoint: registry.url,
+      repository: 'signet/truststore',
+      truststore: 'production',
+    });
     for (const role of Object.keys(tokens) as Array<keyof typeof tokens>) {
-      tokens[role] = (await created('POST', '/v1/tokens', { name: `console-${role}`, role, ...(role === 'signer' ? { keys: ['release'] } : {}) })).token as string;
+      tokens[role] = (
+        await created('POST', '/v1/tokens', {
+          name: `console-${role}`,
+          role,
+          ...(role === 'signer' ? { keys: ['release'] } : {}),
+        })
+      ).token as string;
     }
     browser = await launchChromium();
   }, 300_000);
@@ -74,7 +90,10 @@ describe('security console (Chromium)', () => {
   }
 
   async function open(page: Page, view: (typeof VIEWS)[number]): Promise<void> {
-    await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: new RegExp(`^${view}$`, 'i') }).click();
+    await page
+      .getByRole('navigation', { name: 'Views' })
+      .getByRole('link', { name: new RegExp(`^${view}$`, 'i') })
+      .click();
     await page.getByRole('heading', { level: 1, name: new RegExp(`^${view}$`, 'i') }).waitFor();
     await page.locator('.loading').first().waitFor({ state: 'detached', timeout: 60_000 });
   }
@@ -82,7 +101,9 @@ describe('security console (Chromium)', () => {
   it('signs in with an admin token, keeps the token nowhere, and signs out', async () => {
     const page = await signIn(admin);
     await page.getByTestId('role').filter({ hasText: 'admin' }).waitFor();
-    const stored = await page.evaluate<string>('JSON.stringify({ local: { ...localStorage }, session: { ...sessionStorage }, cookie: document.cookie })');
+    const stored = await page.evaluate<string>(
+      'JSON.stringify({ local: { ...localStorage }, session: { ...sessionStorage }, cookie: document.cookie })',
+    );
     expect(stored).not.toContain(admin);
     expect(stored).not.toContain('signet_session');
     // A reload keeps the session (the cookie), without asking for the token again.
@@ -93,7 +114,9 @@ describe('security console (Chromium)', () => {
     await signOut(page);
     expect((await browser.cookies(server.url)).filter((c) => c.name.endsWith('signet_session'))).toEqual([]);
     // The old cookie is dead on the server too, not only forgotten by the browser.
-    const replay = await fetch(`${server.url}/v1/sessions/current`, { headers: { cookie: `${cookie.name}=${cookie.value}` } });
+    const replay = await fetch(`${server.url}/v1/sessions/current`, {
+      headers: { cookie: `${cookie.name}=${cookie.value}` },
+    });
     expect(replay.status).toBe(401);
   });
 
@@ -104,11 +127,28 @@ describe('security console (Chromium)', () => {
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/' });
     expect(cookie.expires).toBe(-1); // a session cookie: gone with the browser
     const answers = await page.evaluate(async () => {
-      const noHeader = await fetch('/v1/audit/checkpoints', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const noHeader = await fetch('/v1/audit/checkpoints', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
       const session = (await (await fetch('/v1/sessions/current')).json()) as { csrfToken: string };
-      const withHeader = await fetch('/v1/audit/checkpoints', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken }, body: '{}' });
-      const wrongHeader = await fetch('/v1/audit/checkpoints', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': 'x'.repeat(43) }, body: '{}' });
-      return { noHeader: noHeader.status, noHeaderBody: (await noHeader.json()) as { error: { code: string } }, withHeader: withHeader.status, wrongHeader: wrongHeader.status };
+      const withHeader = await fetch('/v1/audit/checkpoints', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken },
+        body: '{}',
+      });
+      const wrongHeader = await fetch('/v1/audit/checkpoints', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': 'x'.repeat(43) },
+        body: '{}',
+      });
+      return {
+        noHeader: noHeader.status,
+        noHeaderBody: (await noHeader.json()) as { error: { code: string } },
+        withHeader: withHeader.status,
+        wrongHeader: wrongHeader.status,
+      };
     });
     expect(answers).toMatchObject({ noHeader: 403, withHeader: 201, wrongHeader: 403 });
     expect(answers.noHeaderBody.error.code).toMatch(/CSRF/);
@@ -162,8 +202,14 @@ describe('security console (Chromium)', () => {
     // The server is the authority: the auditor's session cannot revoke even when the page is bypassed.
     const forbidden = await auditor.evaluate(async () => {
       const session = (await (await fetch('/v1/sessions/current')).json()) as { csrfToken: string };
-      const serial = ((await (await fetch('/v1/certificates?key=release')).json()) as { certificates: Array<{ serial: string }> }).certificates[0].serial;
-      const answer = await fetch(`/v1/certificates/${serial}/revoke`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken }, body: JSON.stringify({ reason: 'keyCompromise' }) });
+      const serial = (
+        (await (await fetch('/v1/certificates?key=release')).json()) as { certificates: Array<{ serial: string }> }
+      ).certificates[0].serial;
+      const answer = await fetch(`/v1/certificates/${serial}/revoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken },
+        body: JSON.stringify({ reason: 'keyCompromise' }),
+      });
       return answer.status;
     });
     expect(forbidden).toBe(403);
@@ -214,18 +260,28 @@ describe('security console (Chromium)', () => {
     await registry.stop();
     try {
       // A new truststore version (a new root) must be pushed while the registry is down.
-      await created('POST', '/v1/cas', { name: 'console-root', kind: 'root', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'Console Root' } });
+      await created('POST', '/v1/cas', {
+        name: 'console-root',
+        kind: 'root',
+        keySpec: 'EC-256',
+        subject: { ...SUBJECT, CN: 'Console Root' },
+      });
       await created('PATCH', '/v1/truststores/production', { cas: ['signet-dev-root', 'console-root'] });
       // While the registry is down the row moves between retrying and pending, so the state and
       // its colour are read in one evaluation: two reads could straddle a change of state.
       type Row = { getAttribute(name: string): string | null };
-      type Dom = { document: { querySelector(selector: string): Row | null }; getComputedStyle(el: Row): { backgroundColor: string } };
+      type Dom = {
+        document: { querySelector(selector: string): Row | null };
+        getComputedStyle(el: Row): { backgroundColor: string };
+      };
       const red = await page.waitForFunction(
         () => {
           const dom = globalThis as unknown as Dom;
           const el = dom.document.querySelector('tr[data-target="eu/registry"]');
           const state = el?.getAttribute('data-state');
-          return el && (state === 'retrying' || state === 'blocked') ? { state, background: dom.getComputedStyle(el).backgroundColor } : undefined;
+          return el && (state === 'retrying' || state === 'blocked')
+            ? { state, background: dom.getComputedStyle(el).backgroundColor }
+            : undefined;
         },
         undefined,
         WAIT,
@@ -241,7 +297,11 @@ describe('security console (Chromium)', () => {
   });
 
   it('revokes a certificate end to end: the page says revoked everywhere and openssl ocsp agrees', async () => {
-    const key = (await created('POST', '/v1/keys', { name: 'compromised', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'compromised' } })) as { versions: Array<{ serial: string; issuerGeneration: string }> };
+    const key = (await created('POST', '/v1/keys', {
+      name: 'compromised',
+      keySpec: 'EC-256',
+      subject: { ...SUBJECT, CN: 'compromised' },
+    })) as { versions: Array<{ serial: string; issuerGeneration: string }> };
     const { serial, issuerGeneration } = key.versions[0];
     const page = await signIn(tokens['security-officer']);
     await page.getByTestId('role').waitFor();
@@ -258,7 +318,8 @@ describe('security console (Chromium)', () => {
     await page.getByLabel(/Type the serial/).fill(serial);
     await revoke.click();
     await page.getByTestId('revocation-summary').filter({ hasText: 'Revoked everywhere' }).waitFor(WAIT);
-    for (const step of ['signing', 'ocsp', 'crl', 'region-eu']) expect(await page.getByTestId(`step-${step}`).getAttribute('class')).toBe('done');
+    for (const step of ['signing', 'ocsp', 'crl', 'region-eu'])
+      expect(await page.getByTestId(`step-${step}`).getAttribute('class')).toBe('done');
     await screenshot(page, 'revoked');
 
     // openssl, independently: the issuer's OCSP responder says revoked, with the reason.
@@ -269,7 +330,21 @@ describe('security console (Chromium)', () => {
     fs.writeFileSync(path.join(work, 'leaf.pem'), pems[0]);
     fs.writeFileSync(path.join(work, 'issuer.pem'), pems[1]);
     fs.writeFileSync(path.join(work, 'root.pem'), pems[pems.length - 1]);
-    const ocsp = openssl(['ocsp', '-issuer', 'issuer.pem', '-cert', 'leaf.pem', '-url', `${server.url}/ocsp/${issuerGeneration}`, '-CAfile', 'root.pem', '-no_nonce'], work);
+    const ocsp = openssl(
+      [
+        'ocsp',
+        '-issuer',
+        'issuer.pem',
+        '-cert',
+        'leaf.pem',
+        '-url',
+        `${server.url}/ocsp/${issuerGeneration}`,
+        '-CAfile',
+        'root.pem',
+        '-no_nonce',
+      ],
+      work,
+    );
     expect(ocsp.out).toMatch(/leaf\.pem: revoked/);
     expect(ocsp.out).toMatch(/Reason: keyCompromise/);
     await signOut(page);
@@ -278,7 +353,12 @@ describe('security console (Chromium)', () => {
   it('finds a signature in the audit log by the artifact it signed', async () => {
     const artifact = `sha256:${'ab'.repeat(32)}`;
     const digest = Buffer.alloc(32, 7).toString('base64');
-    const signed = await api('POST', '/v1/keys/release/sign', { digest, hashAlgorithm: 'SHA-256', artifact: { digest: artifact } }, tokens.signer);
+    const signed = await api(
+      'POST',
+      '/v1/keys/release/sign',
+      { digest, hashAlgorithm: 'SHA-256', artifact: { digest: artifact } },
+      tokens.signer,
+    );
     expect(signed.status).toBe(200);
     const page = await signIn(tokens.auditor);
     await page.getByTestId('role').waitFor();
@@ -297,4 +377,3 @@ describe('security console (Chromium)', () => {
     await signOut(page);
   });
 });
-

@@ -1,5 +1,10 @@
 import { Client } from 'pg';
-import { APP_FUNCTIONS, APP_SEQUENCE_PRIVILEGES, APP_TABLE_PRIVILEGES, applyAppRoleGrants } from '../../src/database/app-role';
+import {
+  APP_FUNCTIONS,
+  APP_SEQUENCE_PRIVILEGES,
+  APP_TABLE_PRIVILEGES,
+  applyAppRoleGrants,
+} from '../../src/database/app-role';
 import { createTestDatabase, query, TEST_APP_ROLE, TestDatabase } from '../support/database';
 
 const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'] as const;
@@ -24,13 +29,20 @@ describe('service role grants after all migrations', () => {
       database.adminUrl,
       `SELECT relname AS name, relkind::text AS kind FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p', 'S', 'v', 'm') AND NOT relispartition ORDER BY 1`,
     );
-    expect(relations.filter((r) => r.kind !== 'S').map((r) => r.name)).toEqual(Object.keys(APP_TABLE_PRIVILEGES).sort());
-    expect(relations.filter((r) => r.kind === 'S').map((r) => r.name)).toEqual(Object.keys(APP_SEQUENCE_PRIVILEGES).sort());
+    expect(relations.filter((r) => r.kind !== 'S').map((r) => r.name)).toEqual(
+      Object.keys(APP_TABLE_PRIVILEGES).sort(),
+    );
+    expect(relations.filter((r) => r.kind === 'S').map((r) => r.name)).toEqual(
+      Object.keys(APP_SEQUENCE_PRIVILEGES).sort(),
+    );
   });
 
   it('the service role holds exactly the listed table privileges, none on partitions, and never TRUNCATE, REFERENCES or TRIGGER', async () => {
     // A partition made the way the service makes them (through the owner's function).
-    await query(database.url, `SELECT audit_create_partition(date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')`);
+    await query(
+      database.url,
+      `SELECT audit_create_partition(date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')`,
+    );
     const actual = await query<{ name: string; privileges: string[] }>(
       database.adminUrl,
       `SELECT c.relname AS name, array(SELECT p FROM unnest($2::text[]) AS p WHERE has_table_privilege($1, c.oid, p)) AS privileges
@@ -40,8 +52,15 @@ describe('service role grants after all migrations', () => {
     const partitions = actual.filter((t) => /^audit_events_p\d{6}$/.test(t.name));
     expect(partitions.length).toBeGreaterThan(0);
     for (const partition of partitions) expect(partition).toEqual({ name: partition.name, privileges: [] });
-    expect(Object.fromEntries(actual.filter((t) => !partitions.includes(t)).map((t) => [t.name, t.privileges]))).toEqual(
-      Object.fromEntries(Object.entries(APP_TABLE_PRIVILEGES).map(([name, privileges]) => [name, TABLE_PRIVILEGES.filter((p) => privileges.includes(p as never))])),
+    expect(
+      Object.fromEntries(actual.filter((t) => !partitions.includes(t)).map((t) => [t.name, t.privileges])),
+    ).toEqual(
+      Object.fromEntries(
+        Object.entries(APP_TABLE_PRIVILEGES).map(([name, privileges]) => [
+          name,
+          TABLE_PRIVILEGES.filter((p) => privileges.includes(p as never)),
+        ]),
+      ),
     );
   });
 
@@ -58,13 +77,25 @@ describe('service role grants after all migrations', () => {
       `SELECT oid::regprocedure::text AS signature FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND has_function_privilege($1, oid, 'EXECUTE') ORDER BY 1`,
       [TEST_APP_ROLE],
     );
-    const listed = await query<{ signature: string }>(database.adminUrl, 'SELECT to_regprocedure(f)::text AS signature FROM unnest($1::text[]) AS f ORDER BY 1', [APP_FUNCTIONS]);
+    const listed = await query<{ signature: string }>(
+      database.adminUrl,
+      'SELECT to_regprocedure(f)::text AS signature FROM unnest($1::text[]) AS f ORDER BY 1',
+      [APP_FUNCTIONS],
+    );
     expect(functions).toEqual(listed);
   });
 
   it('a privilege granted outside the matrix is gone after the grants are applied again (every start does)', async () => {
     await query(database.ownerUrl, `GRANT DELETE, TRUNCATE ON api_tokens TO ${TEST_APP_ROLE}`);
-    expect((await query<{ yes: boolean }>(database.adminUrl, `SELECT has_table_privilege($1, 'api_tokens', 'TRUNCATE') AS yes`, [TEST_APP_ROLE]))[0].yes).toBe(true);
+    expect(
+      (
+        await query<{ yes: boolean }>(
+          database.adminUrl,
+          `SELECT has_table_privilege($1, 'api_tokens', 'TRUNCATE') AS yes`,
+          [TEST_APP_ROLE],
+        )
+      )[0].yes,
+    ).toBe(true);
     const owner = new Client({ connectionString: database.ownerUrl });
     await owner.connect();
     try {

@@ -29,7 +29,12 @@ describe('the service role cannot rewrite the audit log', () => {
     await t.app.get(AuditService).record({ type: 'test.event', subject: 'two', data: { i: 2 } });
     // The URL the application's own pool connects with.
     serviceUrl = (t.app.get(DataSource).options as { url: string }).url;
-    partition = (await query<{ name: string }>(serviceUrl, `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_events'::regclass ORDER BY 1 LIMIT 1`))[0].name;
+    partition = (
+      await query<{ name: string }>(
+        serviceUrl,
+        `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_events'::regclass ORDER BY 1 LIMIT 1`,
+      )
+    )[0].name;
   });
   afterAll(async () => {
     await t?.close();
@@ -68,19 +73,33 @@ describe('the service role cannot rewrite the audit log', () => {
     ['DROP TABLE {partition}', /must be owner/],
     ['ALTER TABLE audit_events DISABLE TRIGGER USER', /must be owner/],
     ['ALTER TABLE {partition} DISABLE TRIGGER USER', /must be owner/],
-    ["UPDATE audit_checkpoints SET seq = 0", /permission denied/],
+    ['UPDATE audit_checkpoints SET seq = 0', /permission denied/],
     ['DELETE FROM audit_checkpoints', /permission denied/],
-    ["INSERT INTO audit_retention_drops (partition_name, range_from, range_to, last_seq) VALUES ('audit_events_p200001', now(), now(), 2)", /permission denied/],
+    [
+      "INSERT INTO audit_retention_drops (partition_name, range_from, range_to, last_seq) VALUES ('audit_events_p200001', now(), now(), 2)",
+      /permission denied/,
+    ],
     ['DELETE FROM audit_verifications', /permission denied/],
     ['CREATE TABLE audit_shadow (seq bigint)', /permission denied/],
-    ["CREATE TABLE audit_events_p209901 PARTITION OF audit_events FOR VALUES FROM ('2099-01-01') TO ('2099-02-01')", /permission denied|must be owner/],
+    [
+      "CREATE TABLE audit_events_p209901 PARTITION OF audit_events FOR VALUES FROM ('2099-01-01') TO ('2099-02-01')",
+      /permission denied|must be owner/,
+    ],
     // The drop function checks for itself: this month's partition has not expired, whatever the caller says.
     ["SELECT audit_drop_partition('{partition}', interval '0 days')", /has not expired|not yet exported/],
   ])('refuses: %s', async (statement, answer) => {
     const error = await asService(statement.replace(/\{partition\}/g, partition));
     expect(error?.message).toMatch(answer);
     // Nothing moved: the chain still verifies in full, both rows in place.
-    expect((await t.app.inject({ method: 'GET', url: '/v1/audit/verify?full=true', headers: { authorization: `Bearer ${adminToken(t)}` } })).json()).toMatchObject({ ok: true });
+    expect(
+      (
+        await t.app.inject({
+          method: 'GET',
+          url: '/v1/audit/verify?full=true',
+          headers: { authorization: `Bearer ${adminToken(t)}` },
+        })
+      ).json(),
+    ).toMatchObject({ ok: true });
   });
 
   it('the rewrite of the finding fails at its first step and a full verify still holds', async () => {
@@ -88,14 +107,25 @@ describe('the service role cannot rewrite the audit log', () => {
     await client.connect();
     try {
       await expect(client.query('SET session_replication_role = replica')).rejects.toThrow(/permission denied/);
-      const rows = (await client.query(`SELECT ${ROW_COLUMNS} FROM audit_events ORDER BY audit_events.seq`)).rows.map(toRow);
+      const rows = (await client.query(`SELECT ${ROW_COLUMNS} FROM audit_events ORDER BY audit_events.seq`)).rows.map(
+        toRow,
+      );
       const forged = { ...rows[0], data: { ...rows[0].data, forged: true } };
       const hash = recomputeHash(forged);
-      await expect(client.query('UPDATE audit_events SET data = $2, hash = $3 WHERE seq = $1', [forged.seq, JSON.stringify(forged.data), hash])).rejects.toThrow(/permission denied/);
+      await expect(
+        client.query('UPDATE audit_events SET data = $2, hash = $3 WHERE seq = $1', [
+          forged.seq,
+          JSON.stringify(forged.data),
+          hash,
+        ]),
+      ).rejects.toThrow(/permission denied/);
     } finally {
       await client.end();
     }
-    const [first] = await query<{ data: Record<string, unknown> }>(serviceUrl, 'SELECT data FROM audit_events WHERE seq = 1');
+    const [first] = await query<{ data: Record<string, unknown> }>(
+      serviceUrl,
+      'SELECT data FROM audit_events WHERE seq = 1',
+    );
     expect(first.data.forged).toBeUndefined();
   });
 
@@ -111,7 +141,10 @@ describe('the service role cannot rewrite the audit log', () => {
   });
 
   it('a write into a month without a partition creates it through the owner-owned function, as the service role', async () => {
-    const harness = await createAuditHarness(t.database.url, { signer: createNodeSigner('EC-256'), clock: () => Date.UTC(2031, 6, 15) });
+    const harness = await createAuditHarness(t.database.url, {
+      signer: createNodeSigner('EC-256'),
+      clock: () => Date.UTC(2031, 6, 15),
+    });
     try {
       await harness.audit.record({ type: 'test.event', data: { later: true } });
       const [made] = await query<{ owner: string; guarded: boolean }>(

@@ -39,7 +39,8 @@ describe('the start-up check of the service role: memberships', () => {
       await client.end();
     }
   };
-  const superuserName = async (): Promise<string> => (await query<{ name: string }>(database.adminUrl, 'SELECT current_user AS name'))[0].name;
+  const superuserName = async (): Promise<string> =>
+    (await query<{ name: string }>(database.adminUrl, 'SELECT current_user AS name'))[0].name;
 
   it('passes a plain role granted only what the service needs', async () => {
     expect(await problemFor(() => [])).toBeUndefined();
@@ -47,11 +48,17 @@ describe('the start-up check of the service role: memberships', () => {
 
   it('refuses a member of a superuser role (SET ROLE makes it one), even with NOINHERIT', async () => {
     const admin = await superuserName();
-    expect(await problemFor((role) => [`GRANT ${admin} TO ${role}`])).toMatch(new RegExp(`is a superuser \\(through membership in .*${admin}`));
-    expect(await problemFor((role) => [`ALTER ROLE ${role} NOINHERIT`, `GRANT ${admin} TO ${role}`])).toMatch(/is a superuser \(through membership/);
+    expect(await problemFor((role) => [`GRANT ${admin} TO ${role}`])).toMatch(
+      new RegExp(`is a superuser \\(through membership in .*${admin}`),
+    );
+    expect(await problemFor((role) => [`ALTER ROLE ${role} NOINHERIT`, `GRANT ${admin} TO ${role}`])).toMatch(
+      /is a superuser \(through membership/,
+    );
   });
 
   it("refuses a NOINHERIT member of the audit tables' owner", async () => {
-    expect(await problemFor((role) => [`ALTER ROLE ${role} NOINHERIT`, `GRANT ${TEST_OWNER_ROLE} TO ${role}`])).toMatch(/owns \(or is a member of the owner of\) .*audit_events/);
+    expect(await problemFor((role) => [`ALTER ROLE ${role} NOINHERIT`, `GRANT ${TEST_OWNER_ROLE} TO ${role}`])).toMatch(
+      /owns \(or is a member of the owner of\) .*audit_events/,
+    );
   });
 });

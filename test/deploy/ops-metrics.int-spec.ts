@@ -49,11 +49,22 @@ describe('operational metrics: HSM pool and audit chain', () => {
     let text = await scrape();
     expect(sample(text, 'signet_hsm_token_state', { token, state: 'ready' })).toBe(1);
     expect(sample(text, 'signet_hsm_token_state', { token, state: 'down' })).toBe(0);
-    expect(sample(text, 'signet_hsm_sessions', { token })).toBe(sample(text, 'signet_hsm_sessions_configured', { token }));
+    expect(sample(text, 'signet_hsm_sessions', { token })).toBe(
+      sample(text, 'signet_hsm_sessions_configured', { token }),
+    );
     const recoveriesBefore = sample(text, 'signet_hsm_recoveries_total')!;
 
-    expect((await api('POST', '/v1/keys', { name: 'metrics-key', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'metrics-key' } })).status).toBe(201);
-    const signer = (await api('POST', '/v1/tokens', { name: 'metrics-signer', role: 'signer', keys: ['metrics-key'] })).body.token;
+    expect(
+      (
+        await api('POST', '/v1/keys', {
+          name: 'metrics-key',
+          keySpec: 'EC-256',
+          subject: { ...SUBJECT, CN: 'metrics-key' },
+        })
+      ).status,
+    ).toBe(201);
+    const signer = (await api('POST', '/v1/tokens', { name: 'metrics-signer', role: 'signer', keys: ['metrics-key'] }))
+      .body.token;
     const sign = () =>
       t.app.inject({
         method: 'POST',
@@ -75,10 +86,15 @@ describe('operational metrics: HSM pool and audit chain', () => {
     } finally {
       faults.disarm();
     }
-    await waitFor('the token pool to recover', async () => store.health().state === 'ready' && store.health().sessions === store.health().configuredSessions);
+    await waitFor(
+      'the token pool to recover',
+      async () => store.health().state === 'ready' && store.health().sessions === store.health().configuredSessions,
+    );
     text = await scrape();
     expect(sample(text, 'signet_hsm_token_state', { token, state: 'ready' })).toBe(1);
-    expect(sample(text, 'signet_hsm_sessions', { token })).toBe(sample(text, 'signet_hsm_sessions_configured', { token }));
+    expect(sample(text, 'signet_hsm_sessions', { token })).toBe(
+      sample(text, 'signet_hsm_sessions_configured', { token }),
+    );
     expect(sample(text, 'signet_hsm_recoveries_total')).toBeGreaterThan(recoveriesBefore);
   });
 
@@ -97,7 +113,11 @@ describe('operational metrics: HSM pool and audit chain', () => {
     expect(sample(text, 'signet_audit_last_checkpoint_seq')).toBe(Number(checkpoint.body.seq));
     expect(sample(text, 'signet_audit_last_checkpoint_seq')).toBe(sample(text, 'signet_audit_chain_head_seq'));
     expect(sample(text, 'signet_audit_uncheckpointed_age_seconds')).toBe(0);
-    expect(Math.abs(sample(text, 'signet_audit_last_checkpoint_timestamp_seconds')! - Date.parse(checkpoint.body.time) / 1000)).toBeLessThan(1);
+    expect(
+      Math.abs(
+        sample(text, 'signet_audit_last_checkpoint_timestamp_seconds')! - Date.parse(checkpoint.body.time) / 1000,
+      ),
+    ).toBeLessThan(1);
     expect(sample(text, 'signet_audit_chain_broken')).toBe(0); // the checkpoint verified the chain first
 
     await tamper(t.app.get(DataSource), `UPDATE audit_events SET data = '{"tampered": true}' WHERE seq = 2`);

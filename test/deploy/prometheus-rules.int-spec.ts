@@ -45,7 +45,10 @@ function mutatedRules(dir: string, name: string, expr: string): string {
 
 /** Alert names of failed promtool cases whose expectation was "no alert" (empty) or "some alert". */
 function failedCases(output: string, expected: 'none' | 'some'): Set<string> {
-  const pattern = expected === 'none' ? /alertname: (\w+), time: [^\n]*\n\s*exp:\[\]/g : /alertname: (\w+), time: [^\n]*\n\s*exp:\[\n/g;
+  const pattern =
+    expected === 'none'
+      ? /alertname: (\w+), time: [^\n]*\n\s*exp:\[\]/g
+      : /alertname: (\w+), time: [^\n]*\n\s*exp:\[\n/g;
   return new Set([...output.matchAll(pattern)].map((m) => m[1]));
 }
 
@@ -59,7 +62,10 @@ describe('Prometheus alerting rules (deploy/prometheus/alerts.yml, checked by th
   });
 
   it('pass their unit tests (`promtool test rules deploy/prometheus/tests/*.yml`)', async () => {
-    const files = fs.readdirSync(TESTS_DIR).filter((f) => f.endsWith('.yml')).map((f) => path.join(TESTS_DIR, f));
+    const files = fs
+      .readdirSync(TESTS_DIR)
+      .filter((f) => f.endsWith('.yml'))
+      .map((f) => path.join(TESTS_DIR, f));
     expect(files.length).toBeGreaterThan(0);
     const { code, output } = await promtool('test', 'rules', ...files);
     expect(output).not.toContain('FAILED');
@@ -68,23 +74,41 @@ describe('Prometheus alerting rules (deploy/prometheus/alerts.yml, checked by th
 
   it('every alert has a case where it fires: with every expression emptied, each alert fails a "fires" expectation', async () => {
     const dir = tempDir('promtool-never-');
-    const { code, output } = await promtool('test', 'rules', ...testsAgainst(mutatedRules(dir, 'never.yml', 'vector(1) == 0'), dir));
+    const { code, output } = await promtool(
+      'test',
+      'rules',
+      ...testsAgainst(mutatedRules(dir, 'never.yml', 'vector(1) == 0'), dir),
+    );
     expect(code).not.toBe(0);
     expect([...failedCases(output, 'some')].sort()).toEqual([...names].sort());
   });
 
   it('every alert has a case where it stays silent: with every expression always true, each alert fails a "silent" expectation', async () => {
     const dir = tempDir('promtool-always-');
-    const { code, output } = await promtool('test', 'rules', ...testsAgainst(mutatedRules(dir, 'always.yml', 'vector(1)'), dir));
+    const { code, output } = await promtool(
+      'test',
+      'rules',
+      ...testsAgainst(mutatedRules(dir, 'always.yml', 'vector(1)'), dir),
+    );
     expect(code).not.toBe(0);
     expect([...failedCases(output, 'none')].sort()).toEqual([...names].sort());
   });
 
-  it('the Grafana dashboard\'s expressions are valid PromQL (checked as recording rules by promtool)', async () => {
+  it("the Grafana dashboard's expressions are valid PromQL (checked as recording rules by promtool)", async () => {
     const exprs = dashboardExpressions().filter((e) => !e.startsWith('label_values('));
     expect(exprs.length).toBeGreaterThan(10);
     const file = path.join(tempDir('promtool-dashboard-'), 'dashboard-rules.yml');
-    fs.writeFileSync(file, dump({ groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:expr${i}`, expr: grafanaToPromql(expr) })) }] }));
+    fs.writeFileSync(
+      file,
+      dump({
+        groups: [
+          {
+            name: 'dashboard',
+            rules: exprs.map((expr, i) => ({ record: `dashboard:expr${i}`, expr: grafanaToPromql(expr) })),
+          },
+        ],
+      }),
+    );
     const { code, output } = await promtool('check', 'rules', file);
     expect(output).toContain(`SUCCESS: ${exprs.length} rules found`);
     expect(code).toBe(0);
@@ -93,7 +117,17 @@ describe('Prometheus alerting rules (deploy/prometheus/alerts.yml, checked by th
   it('every alert has a severity and a runbook entry in docs/operations.md', () => {
     const doc = fs.readFileSync(path.join(PROJECT_ROOT, 'docs', 'operations.md'), 'utf8');
     // GitHub's anchor of a "### SignetFoo" heading is "#signetfoo".
-    const anchors = new Set([...doc.matchAll(/^#{2,4} (.+)$/gm)].map((m) => '#' + m[1].trim().toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
+    const anchors = new Set(
+      [...doc.matchAll(/^#{2,4} (.+)$/gm)].map(
+        (m) =>
+          '#' +
+          m[1]
+            .trim()
+            .toLowerCase()
+            .replace(/[^a-z0-9 -]/g, '')
+            .replace(/ /g, '-'),
+      ),
+    );
     for (const rule of alertRules()) {
       expect(['warning', 'critical']).toContain(rule.labels?.severity);
       expect(rule.annotations?.runbook).toBe(`docs/operations.md#${rule.alert.toLowerCase()}`);

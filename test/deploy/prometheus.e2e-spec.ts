@@ -4,7 +4,13 @@ import * as path from 'node:path';
 import { dump, load } from 'js-yaml';
 import { DEV_ROOT_CA } from '../../src/ca/dev-hierarchy.bootstrap';
 import { CrlService } from '../../src/revocation/crl.service';
-import { apiClient, FAST_DISTRIBUTION_ENV, targetsOf, waitConverged, waitFor } from '../distribution/distribution-helpers';
+import {
+  apiClient,
+  FAST_DISTRIBUTION_ENV,
+  targetsOf,
+  waitConverged,
+  waitFor,
+} from '../distribution/distribution-helpers';
 import { SUBJECT } from '../rotation/rotation-helpers';
 import { TestRegistry } from '../support/registry';
 import { freePort, tempDir } from '../support/server-process';
@@ -38,7 +44,12 @@ class PrometheusServer {
     const port = await freePort();
     const child = spawn(
       PROMETHEUS,
-      [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+      [
+        `--config.file=${path.join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const server = new PrometheusServer(child, `http://127.0.0.1:${port}`);
@@ -46,8 +57,13 @@ class PrometheusServer {
     const kill = () => child.kill('SIGKILL');
     process.once('exit', kill);
     child.once('exit', () => process.removeListener('exit', kill));
-    for (const stream of [child.stdout!, child.stderr!]) stream.setEncoding('utf8').on('data', (chunk: string) => server.output.push(chunk));
-    await waitFor('prometheus to be ready', async () => child.exitCode === null && (await fetch(`${server.url}/-/ready`)).ok, 60_000).catch((error: Error) => {
+    for (const stream of [child.stdout!, child.stderr!])
+      stream.setEncoding('utf8').on('data', (chunk: string) => server.output.push(chunk));
+    await waitFor(
+      'prometheus to be ready',
+      async () => child.exitCode === null && (await fetch(`${server.url}/-/ready`)).ok,
+      60_000,
+    ).catch((error: Error) => {
       throw new Error(`${error.message}\n${server.output.join('').slice(-2000)}`);
     });
     return server;
@@ -82,14 +98,30 @@ describe('monitoring kit against a live Signet (real Prometheus, real docker-reg
 
   beforeAll(async () => {
     registry = await TestRegistry.start({ auth: 'none' });
-    t = await startTestApp({ SIGNET_LOG_LEVEL: 'fatal', ...FAST_DISTRIBUTION_ENV, SIGNET_DISTRIBUTION_INTERVAL_SECONDS: '1', SIGNET_DISTRIBUTION_ATTEMPT_TIMEOUT_MS: '2000' });
+    t = await startTestApp({
+      SIGNET_LOG_LEVEL: 'fatal',
+      ...FAST_DISTRIBUTION_ENV,
+      SIGNET_DISTRIBUTION_INTERVAL_SECONDS: '1',
+      SIGNET_DISTRIBUTION_ATTEMPT_TIMEOUT_MS: '2000',
+    });
     api = apiClient(t);
     port = await freePort();
     await t.app.listen(port, '127.0.0.1');
     auditorToken = (await api.ok('POST', '/v1/tokens', { name: 'prometheus', role: 'auditor' }, 201)).json().token;
     await api.ok('POST', '/v1/truststores', { name: 'fleet', cas: [DEV_ROOT_CA] });
     await api.ok('POST', '/v1/regions', { name: 'us' });
-    await api.ok('POST', '/v1/regions/us/targets', { name: 'registry', kind: 'oci-registry', endpoint: registry.url, repository: 'signet/truststore', truststore: 'fleet' }, 201);
+    await api.ok(
+      'POST',
+      '/v1/regions/us/targets',
+      {
+        name: 'registry',
+        kind: 'oci-registry',
+        endpoint: registry.url,
+        repository: 'signet/truststore',
+        truststore: 'fleet',
+      },
+      201,
+    );
     await waitConverged(api.status);
   }, 180_000);
 
@@ -101,14 +133,20 @@ describe('monitoring kit against a live Signet (real Prometheus, real docker-reg
 
   it('/metrics needs a token unless SIGNET_METRICS_PUBLIC (the scrape config passes one)', async () => {
     expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(401);
-    expect((await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${auditorToken}` } })).status).toBe(200);
+    expect(
+      (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${auditorToken}` } }))
+        .status,
+    ).toBe(200);
   });
 
   it('every PromQL expression of alerts.yml and the Grafana dashboard names only metrics Signet exposes', async () => {
-    const exposition = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${auditorToken}` } })).text();
+    const exposition = await (
+      await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${auditorToken}` } })
+    ).text();
     const exposed = exposedNames(exposition);
     const used = new Map<string, string>();
-    for (const rule of alertRules()) for (const name of metricNames(rule.expr)) used.set(name, `alerts.yml ${rule.alert}`);
+    for (const rule of alertRules())
+      for (const name of metricNames(rule.expr)) used.set(name, `alerts.yml ${rule.alert}`);
     const dashboard = dashboardExpressions();
     expect(dashboard.length).toBeGreaterThan(10);
     for (const expr of dashboard) for (const name of metricNames(expr)) used.set(name, `dashboard: ${expr}`);
@@ -126,17 +164,28 @@ describe('monitoring kit against a live Signet (real Prometheus, real docker-reg
     const config = dump({
       global: { scrape_interval: '1s', evaluation_interval: '1s', scrape_timeout: '1s' },
       rule_files: ['RULES_FILE'],
-      scrape_configs: [{ job_name: 'signet', metrics_path: '/metrics', authorization: { type: 'Bearer', credentials_file: tokenFile }, static_configs: [{ targets: [`127.0.0.1:${port}`] }] }],
+      scrape_configs: [
+        {
+          job_name: 'signet',
+          metrics_path: '/metrics',
+          authorization: { type: 'Bearer', credentials_file: tokenFile },
+          static_configs: [{ targets: [`127.0.0.1:${port}`] }],
+        },
+      ],
     });
     prometheus = await PrometheusServer.start(config, dump(rulesDoc));
 
     // Healthy first: the scrape works, the target state is known to Prometheus, and the alert is quiet.
     await waitFor('prometheus to scrape signet', async () => {
-      const { activeTargets } = await prometheus!.api<{ activeTargets: Array<{ health: string; lastError: string }> }>('targets');
+      const { activeTargets } = await prometheus!.api<{ activeTargets: Array<{ health: string; lastError: string }> }>(
+        'targets',
+      );
       return activeTargets.length === 1 && activeTargets[0].health === 'up';
     });
     await waitFor('the converged target state in prometheus', async () => {
-      const result = await prometheus!.api<{ result: unknown[] }>(`query?query=${encodeURIComponent('signet_distribution_target_state{region="us",target="registry",state="converged"} == 1')}`);
+      const result = await prometheus!.api<{ result: unknown[] }>(
+        `query?query=${encodeURIComponent('signet_distribution_target_state{region="us",target="registry",state="converged"} == 1')}`,
+      );
       return result.result.length === 1;
     });
     // A healthy Signet raises no alert at all (no false positives from live values), over several
@@ -148,21 +197,40 @@ describe('monitoring kit against a live Signet (real Prometheus, real docker-reg
 
     // The fault: the registry stops, and a truststore change needs a push to it.
     await registry.stop();
-    await api.ok('POST', '/v1/cas', { name: 'monitoring-root', kind: 'root', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'Monitoring Root' } }, 201);
+    await api.ok(
+      'POST',
+      '/v1/cas',
+      { name: 'monitoring-root', kind: 'root', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'Monitoring Root' } },
+      201,
+    );
     await api.ok('PATCH', '/v1/truststores/fleet', { cas: [DEV_ROOT_CA, 'monitoring-root'] });
-    await waitFor('the target to be retrying', async () => targetsOf(await api.status()).find((x) => x.region === 'us' && x.state === 'retrying'), 60_000);
+    await waitFor(
+      'the target to be retrying',
+      async () => targetsOf(await api.status()).find((x) => x.region === 'us' && x.state === 'retrying'),
+      60_000,
+    );
 
     const firing = await waitFor(
       'SignetDistributionTargetFailing to fire',
       async () => (await prometheus!.alerts('SignetDistributionTargetFailing')).find((a) => a.state === 'firing'),
       60_000,
     );
-    expect(firing.labels).toMatchObject({ alertname: 'SignetDistributionTargetFailing', region: 'us', target: 'registry', state: 'retrying', severity: 'warning' });
+    expect(firing.labels).toMatchObject({
+      alertname: 'SignetDistributionTargetFailing',
+      region: 'us',
+      target: 'registry',
+      state: 'retrying',
+      severity: 'warning',
+    });
 
     // The registry back: the target converges and the alert resolves.
     await registry.startProcess();
     await api.ok('POST', '/v1/distribution/sync', undefined, 202);
     await waitConverged(api.status);
-    await waitFor('SignetDistributionTargetFailing to resolve', async () => (await prometheus!.alerts('SignetDistributionTargetFailing')).length === 0, 60_000);
+    await waitFor(
+      'SignetDistributionTargetFailing to resolve',
+      async () => (await prometheus!.alerts('SignetDistributionTargetFailing')).length === 0,
+      60_000,
+    );
   });
 });

@@ -15,17 +15,36 @@ export const MEDIA_TYPES = {
 
 export async function dummyBundle(version: number, seed = randomBytes(8).toString('hex')): Promise<TruststoreBundle> {
   const certBody = (label: string) =>
-    Buffer.from(`dummy root certificate ${label} ${seed} `.repeat(6)).toString('base64').replace(/(.{64})/g, '$1\n').trim();
+    Buffer.from(`dummy root certificate ${label} ${seed} `.repeat(6))
+      .toString('base64')
+      .replace(/(.{64})/g, '$1\n')
+      .trim();
   const pem = Buffer.from(
     `-----BEGIN CERTIFICATE-----\n${certBody('a')}\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\n${certBody('b')}\n-----END CERTIFICATE-----\n`,
   );
   const trustPolicy = JSON.stringify({
     version: '1.0',
-    trustPolicies: [{ name: 'signet', registryScopes: ['*'], signatureVerification: { level: 'strict' }, trustStores: ['ca:signet'], trustedIdentities: ['*'] }],
+    trustPolicies: [
+      {
+        name: 'signet',
+        registryScopes: ['*'],
+        signatureVerification: { level: 'strict' },
+        trustStores: ['ca:signet'],
+        trustedIdentities: ['*'],
+      },
+    ],
   });
-  const notationTar = await tarOf({ 'trustpolicy.json': trustPolicy, 'truststore/x509/ca/signet/root.pem': pem.toString('utf8') });
+  const notationTar = await tarOf({
+    'trustpolicy.json': trustPolicy,
+    'truststore/x509/ca/signet/root.pem': pem.toString('utf8'),
+  });
   const ratify = Buffer.from(
-    `apiVersion: config.ratify.deislabs.io/v1beta1\nkind: KeyManagementProvider\nmetadata:\n  name: signet\nspec:\n  type: inline\n  parameters:\n    contentType: certificate\n    value: |\n${pem.toString('utf8').trim().split('\n').map((l) => `      ${l}`).join('\n')}\n`,
+    `apiVersion: config.ratify.deislabs.io/v1beta1\nkind: KeyManagementProvider\nmetadata:\n  name: signet\nspec:\n  type: inline\n  parameters:\n    contentType: certificate\n    value: |\n${pem
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => `      ${l}`)
+      .join('\n')}\n`,
   );
   const layers = [
     { mediaType: MEDIA_TYPES.pem, title: 'truststore.pem', content: pem },

@@ -31,8 +31,15 @@ describe('signet revoke / signet status with distribution', () => {
   }
 
   beforeAll(async () => {
-    t = await startTestApp({ SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0', SIGNET_DISTRIBUTION_INTERVAL_SECONDS: '3600' });
-    await t.app.get(KeysService).create({ name: 'release', keySpec: 'EC-256', subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: 'release' } });
+    t = await startTestApp({
+      SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
+      SIGNET_DISTRIBUTION_INTERVAL_SECONDS: '3600',
+    });
+    await t.app.get(KeysService).create({
+      name: 'release',
+      keySpec: 'EC-256',
+      subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: 'release' },
+    });
     await t.app.get(TruststoreService).create({ name: 'fleet', cas: [DEV_ROOT_CA] });
     const dataDir = tempDir('cli-dist-');
     const pinFile = path.join(dataDir, 'pin');
@@ -57,11 +64,15 @@ describe('signet revoke / signet status with distribution', () => {
     const before = (await truststores.get('fleet')).version;
     const [leaf] = await t.app.get(KeysService).certificatesOf('release');
     expect((await cli('revoke', leaf.serial, '--reason', 'keyCompromise')).code).toBe(0);
-    const after = await waitFor('the server to build a new version', async () => {
-      const view = await truststores.get('fleet');
-      return view.version > before ? view : false;
-      // Well under the server's own schedules (CRL refresh every 60 s, distribution interval 1 h here).
-    }, 15_000);
+    const after = await waitFor(
+      'the server to build a new version',
+      async () => {
+        const view = await truststores.get('fleet');
+        return view.version > before ? view : false;
+        // Well under the server's own schedules (CRL refresh every 60 s, distribution interval 1 h here).
+      },
+      15_000,
+    );
     expect(after.reason.trigger).toBe('crl');
   });
 

@@ -18,8 +18,18 @@ export const FAST_DISTRIBUTION_ENV = {
 export function apiClient(t: TestApp) {
   const admin = fs.readFileSync(path.join(t.config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
   /** `token: null` calls without credentials. */
-  const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown, token: string | null = admin) =>
-    t.app.inject({ method, url, payload: payload as object, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const call = (
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    url: string,
+    payload?: unknown,
+    token: string | null = admin,
+  ) =>
+    t.app.inject({
+      method,
+      url,
+      payload: payload as object,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
   const ok = async (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown, expected?: number) => {
     const response = await call(method, url, payload);
     if (expected !== undefined ? response.statusCode !== expected : response.statusCode >= 300) {
@@ -40,7 +50,11 @@ export function targetsOf(status: DistributionStatus): Array<TargetStatus & { re
 }
 
 /** Polls (every 100 ms, bounded) until `check` returns a value; the bound only fails a stuck test. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -50,13 +64,18 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await sleep(100);
   }
 }
 
 /** Waits until every named target (`region/target`, or all) holds the truststore's current version. */
-export async function waitConverged(status: () => Promise<DistributionStatus>, names?: string[], timeoutMs = 60_000): Promise<DistributionStatus> {
+export async function waitConverged(
+  status: () => Promise<DistributionStatus>,
+  names?: string[],
+  timeoutMs = 60_000,
+): Promise<DistributionStatus> {
   return waitFor(
     `convergence of ${names?.join(', ') ?? 'every target'}`,
     async () => {
@@ -78,15 +97,26 @@ export interface PulledArtifact {
 }
 
 /** Reads `repository:reference` back with skopeo (an independent client): raw manifest, then every blob via an OCI layout copy. */
-export async function pullWithSkopeo(registry: TestRegistry, repository: string, reference = 'current'): Promise<PulledArtifact> {
+export async function pullWithSkopeo(
+  registry: TestRegistry,
+  repository: string,
+  reference = 'current',
+): Promise<PulledArtifact> {
   const ref = `docker://${registry.host}/${repository}:${reference}`;
   const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', ...registry.skopeoCreds(), ref]);
   if (raw.code !== 0) throw new Error(`skopeo inspect ${ref}: ${raw.stderr}`);
   const layout = tempDir('skopeo-layout-');
   try {
-    const copy = await skopeo(['copy', '--src-tls-verify=false', ...(registry.auth === 'none' ? [] : ['--src-creds', `${registry.username}:${registry.password}`]), ref, `oci:${layout}:x`]);
+    const copy = await skopeo([
+      'copy',
+      '--src-tls-verify=false',
+      ...(registry.auth === 'none' ? [] : ['--src-creds', `${registry.username}:${registry.password}`]),
+      ref,
+      `oci:${layout}:x`,
+    ]);
     if (copy.code !== 0) throw new Error(`skopeo copy ${ref}: ${copy.stderr}`);
-    const blob = (digest: string) => fs.readFileSync(path.join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length)));
+    const blob = (digest: string) =>
+      fs.readFileSync(path.join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length)));
     const manifest = JSON.parse(raw.stdout.toString('utf8'));
     const layers = new Map<string, Buffer>();
     for (const layer of manifest.layers as Array<{ digest: string; annotations: Record<string, string> }>) {

@@ -32,7 +32,11 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
   const publicBase = 'http://signet.test:8080';
 
   beforeAll(async () => {
-    [registries.eu, registries.us, registries.ap] = await Promise.all([TestRegistry.start({ auth: 'htpasswd' }), TestRegistry.start({ auth: 'token' }), TestRegistry.start({ auth: 'none' })]);
+    [registries.eu, registries.us, registries.ap] = await Promise.all([
+      TestRegistry.start({ auth: 'htpasswd' }),
+      TestRegistry.start({ auth: 'token' }),
+      TestRegistry.start({ auth: 'none' }),
+    ]);
     t = await startTestApp({
       SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
       SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true',
@@ -45,7 +49,12 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
     api = apiClient(t);
     const fetchPublic = async (method: 'GET' | 'POST', url: string, body?: Buffer) => {
       if (!url.startsWith(publicBase)) throw new Error(`verifier asked for ${url}, outside Signet's public URL`);
-      const response = await t.app.inject({ method, url: url.slice(publicBase.length), payload: body, headers: body ? { 'content-type': 'application/ocsp-request' } : {} });
+      const response = await t.app.inject({
+        method,
+        url: url.slice(publicBase.length),
+        payload: body,
+        headers: body ? { 'content-type': 'application/ocsp-request' } : {},
+      });
       return { status: response.statusCode, body: response.rawPayload };
     };
     const dir = tempDir('fleet-drill-');
@@ -59,17 +68,29 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
     for (const region of ['eu', 'us', 'ap']) {
       const registry = registries[region];
       await api.ok('POST', '/v1/regions', { name: region, offline: region === 'ap' });
-      await api.ok('POST', `/v1/regions/${region}/targets`, {
-        name: 'registry',
-        kind: 'oci-registry',
-        endpoint: registry.url,
-        repository: 'signet/truststore',
-        truststore: 'fleet',
-        ...(registry.auth === 'none' ? {} : { credentials: { username: registry.username, password: registry.password } }),
-      }, 201);
+      await api.ok(
+        'POST',
+        `/v1/regions/${region}/targets`,
+        {
+          name: 'registry',
+          kind: 'oci-registry',
+          endpoint: registry.url,
+          repository: 'signet/truststore',
+          truststore: 'fleet',
+          ...(registry.auth === 'none'
+            ? {}
+            : { credentials: { username: registry.username, password: registry.password } }),
+        },
+        201,
+      );
     }
     const subject = { C: 'US', ST: 'Washington', O: 'Example Corp' };
-    await api.ok('POST', '/v1/keys', { name: 'release', keySpec: 'EC-256', subject: { ...subject, CN: 'release' }, issuer: DEV_ISSUING_CA }, 201);
+    await api.ok(
+      'POST',
+      '/v1/keys',
+      { name: 'release', keySpec: 'EC-256', subject: { ...subject, CN: 'release' }, issuer: DEV_ISSUING_CA },
+      201,
+    );
     await waitConverged(api.status);
   }, 120_000);
 
@@ -81,13 +102,25 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
   async function sign(label: string): Promise<DrillSignature> {
     const payload = randomBytes(64);
     const digest = createHash('sha256').update(payload).digest();
-    const response = await api.ok('POST', '/v1/keys/release/sign', { digest: digest.toString('base64'), hashAlgorithm: 'SHA-256', signatureFormat: 'raw' });
+    const response = await api.ok('POST', '/v1/keys/release/sign', {
+      digest: digest.toString('base64'),
+      hashAlgorithm: 'SHA-256',
+      signatureFormat: 'raw',
+    });
     const body = response.json() as { signature: string; certificateChain: string[]; keyVersion: number };
-    return { label: `${label} (release v${body.keyVersion})`, payload, signature: Buffer.from(body.signature, 'base64'), chain: body.certificateChain.map((c) => Buffer.from(c, 'base64')) };
+    return {
+      label: `${label} (release v${body.keyVersion})`,
+      payload,
+      signature: Buffer.from(body.signature, 'base64'),
+      chain: body.certificateChain.map((c) => Buffer.from(c, 'base64')),
+    };
   }
 
   /** Every region refreshes from its registry; every valid signature must verify, every invalid one must not. */
-  async function checkFleet(step: string, revokedExpectations: Array<{ signature: DrillSignature; regions: string[] }> = []): Promise<void> {
+  async function checkFleet(
+    step: string,
+    revokedExpectations: Array<{ signature: DrillSignature; regions: string[] }> = [],
+  ): Promise<void> {
     await Promise.all(verifiers.map((v) => v.refresh()));
     const wrong: string[] = [];
     for (const verifier of verifiers) {
@@ -98,12 +131,16 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
       for (const signature of invalid) {
         const verdict = await verifier.verify(signature);
         if (verdict.ok) wrong.push(`${step}: ${verifier.region} accepted invalid ${signature.label}`);
-        else if (!signature.because.test(verdict.reason)) wrong.push(`${step}: ${verifier.region} rejected ${signature.label} for another reason: ${verdict.reason}`);
+        else if (!signature.because.test(verdict.reason))
+          wrong.push(`${step}: ${verifier.region} rejected ${signature.label} for another reason: ${verdict.reason}`);
       }
       for (const { signature, regions } of revokedExpectations) {
         if (!regions.includes(verifier.region)) continue;
         const verdict = await verifier.verify(signature);
-        if (verdict.ok || !/revocation revoked/.test(verdict.reason)) wrong.push(`${step}: ${verifier.region} did not reject revoked ${signature.label} as revoked (${verdict.reason})`);
+        if (verdict.ok || !/revocation revoked/.test(verdict.reason))
+          wrong.push(
+            `${step}: ${verifier.region} did not reject revoked ${signature.label} as revoked (${verdict.reason})`,
+          );
       }
     }
     expect(wrong).toEqual([]);
@@ -122,7 +159,8 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
     });
   }
 
-  const rootsOf = async () => (await api.ok('GET', '/v1/truststores/fleet')).json().roots.map((r: { generation: string }) => r.generation);
+  const rootsOf = async () =>
+    (await api.ok('GET', '/v1/truststores/fleet')).json().roots.map((r: { generation: string }) => r.generation);
 
   it('before anything changes: the first signature verifies everywhere; an expired certificate and a foreign root are rejected everywhere', async () => {
     valid.push(await sign('s1'));
@@ -132,7 +170,13 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
     const issuingGeneration = await cas.activeGeneration((await cas.byName(DEV_ISSUING_CA)).id);
     const issuer = await cas.issuerFor(issuingGeneration);
     const expiredKey = createNodeSigner('EC-256');
-    const expired = await issueCodeSigningCertificate({ issuer, subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: 'release' }, publicKeySpki: expiredKey.publicKeySpki, validityDays: 0.01, backdateSeconds: 86_400 });
+    const expired = await issueCodeSigningCertificate({
+      issuer,
+      subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: 'release' },
+      publicKeySpki: expiredKey.publicKeySpki,
+      validityDays: 0.01,
+      backdateSeconds: 86_400,
+    });
     expect(expired.notAfter.getTime()).toBeLessThan(Date.now());
     const payload = randomBytes(64);
     invalid.push({
@@ -173,7 +217,9 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
   it('an issuing-CA renewal: its new generation (and CRL) reaches every region; leaves of both generations verify', async () => {
     await waitRotation(await rotation(`/v1/cas/${DEV_ISSUING_CA}/renew`));
     await waitFor('the new issuing generation’s CRL in the truststore', async () => {
-      const crls = (await api.ok('GET', '/v1/truststores/fleet')).json().crls.map((c: { generation: string }) => c.generation);
+      const crls = (await api.ok('GET', '/v1/truststores/fleet'))
+        .json()
+        .crls.map((c: { generation: string }) => c.generation);
       return crls.includes(`${DEV_ISSUING_CA}-g2`);
     });
     await waitConverged(api.status);
@@ -194,7 +240,11 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
       const waiting = await waitFor('the rollover to wait at the distribution gate for us', async () => {
         const view = (await api.ok('GET', `/v1/rotations/${id}`)).json();
         const gate = view.steps.find((s: { name: string }) => s.name === 'distribution-gate');
-        return view.step === 'distribution-gate' && gate?.state === 'waiting' && JSON.stringify(gate).includes('us/registry') ? view : false;
+        return view.step === 'distribution-gate' &&
+          gate?.state === 'waiting' &&
+          JSON.stringify(gate).includes('us/registry')
+          ? view
+          : false;
       });
       expect(waiting.state).toBe('running');
       const us = targetsOf(await api.status()).find((x) => x.region === 'us')!;
@@ -202,7 +252,11 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
       // Meanwhile the old hierarchy still signs, and everything verifies everywhere (us on the bundle it last got).
       valid.push(await sign('s5 (during the rollover)'));
       await checkFleet('root rollover waiting at the gate');
-      expect(verifiers.map((v) => [v.region, v.roots.length])).toEqual([['eu', 2], ['us', 1], ['ap', 2]]);
+      expect(verifiers.map((v) => [v.region, v.roots.length])).toEqual([
+        ['eu', 2],
+        ['us', 1],
+        ['ap', 2],
+      ]);
     } finally {
       await registries.us.startProcess();
     }
@@ -210,7 +264,9 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
     await waitConverged(api.status);
     await waitRotation(await rotation('/v1/keys/release/rotate'));
     const s6 = await sign('s6 (new root)');
-    expect(new X509Certificate(s6.chain.at(-1)!).raw.equals(new X509Certificate(valid[0].chain.at(-1)!).raw)).toBe(false);
+    expect(new X509Certificate(s6.chain.at(-1)!).raw.equals(new X509Certificate(valid[0].chain.at(-1)!).raw)).toBe(
+      false,
+    );
     valid.push(s6);
     await checkFleet('after the root rollover → s6');
     expect(verifiers.map((v) => v.roots.length)).toEqual([2, 2, 2]);
@@ -224,7 +280,12 @@ describe('fleet drill: rotations, rollover and revocation reach every region wit
     const status = await waitFor('the revocation to reach every target', async () => {
       const s = await api.status();
       const fleet = s.truststores.find((x) => x.name === 'fleet')!;
-      return fleet.version > before && fleet.lastRevocation && fleet.lastRevocation.seconds !== null && targetsOf(s).every((x) => x.state === 'converged') ? s : false;
+      return fleet.version > before &&
+        fleet.lastRevocation &&
+        fleet.lastRevocation.seconds !== null &&
+        targetsOf(s).every((x) => x.state === 'converged')
+        ? s
+        : false;
     });
     const fleet = status.truststores.find((x) => x.name === 'fleet')!;
     expect(fleet.lastRevocation!.seconds).toBeGreaterThan(0);

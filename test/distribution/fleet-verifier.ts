@@ -39,7 +39,11 @@ export interface Verdict {
 }
 
 /** Fetches a public Signet URL (`http://signet.test:8080/pki/…`, `/ocsp/…`) — in-process in the drill. */
-export type PublicFetch = (method: 'GET' | 'POST', url: string, body?: Buffer) => Promise<{ status: number; body: Buffer }>;
+export type PublicFetch = (
+  method: 'GET' | 'POST',
+  url: string,
+  body?: Buffer,
+) => Promise<{ status: number; body: Buffer }>;
 
 export class RegionVerifier {
   roots: Buffer[] = [];
@@ -69,9 +73,15 @@ export class RegionVerifier {
     const files = await untar(pulled.layers.get('notation-truststore.tar')!);
     this.roots = [...files.entries()]
       .filter(([name]) => /^truststore\/x509\/ca\/[^/]+\/[^/]+$/.test(name))
-      .flatMap(([, content]) => (content.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem).raw));
+      .flatMap(([, content]) =>
+        (content.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
+          (pem) => new X509Certificate(pem).raw,
+        ),
+      );
     const pem = pulled.layers.get('truststore.pem')!.toString('utf8');
-    this.bundleCrls = (pem.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g) ?? []).map((block) => Buffer.from(block.replace(/-----[A-Z0-9 ]+-----|\s/g, ''), 'base64'));
+    this.bundleCrls = (pem.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g) ?? []).map((block) =>
+      Buffer.from(block.replace(/-----[A-Z0-9 ]+-----|\s/g, ''), 'base64'),
+    );
     this.servedVersion = Number(pulled.manifest.annotations['org.opencontainers.image.version']);
     this.servedDigest = pulled.manifest.annotations['io.signet.truststore.digest'];
   }
@@ -83,26 +93,36 @@ export class RegionVerifier {
     // Chain: each certificate issued and signed by the next; only the last one self-signed.
     for (let i = 0; i < chain.length; i++) {
       const issuer = chain[Math.min(i + 1, chain.length - 1)];
-      if (!chain[i].checkIssued(issuer) || !chain[i].verify(issuer.publicKey)) return reject(`certificate ${i} is not issued by certificate ${i + 1}`);
+      if (!chain[i].checkIssued(issuer) || !chain[i].verify(issuer.publicKey))
+        return reject(`certificate ${i} is not issued by certificate ${i + 1}`);
       const selfSigned = chain[i].checkIssued(chain[i]) && chain[i].verify(chain[i].publicKey);
-      if (selfSigned !== (i === chain.length - 1)) return reject(`certificate ${i} ${selfSigned ? 'is self-signed inside the chain' : 'is the last but not self-signed'}`);
+      if (selfSigned !== (i === chain.length - 1))
+        return reject(
+          `certificate ${i} ${selfSigned ? 'is self-signed inside the chain' : 'is the last but not self-signed'}`,
+        );
       if (/sha1/i.test(parsed[i].signatureAlgorithm.hash?.name ?? '')) return reject(`certificate ${i} uses SHA-1`);
     }
     // Trust: a certificate of the chain byte-identical to a root the region's registry serves.
-    if (!signature.chain.some((der) => this.roots.some((root) => root.equals(der)))) return reject('no certificate of the chain is a trusted root of this region');
+    if (!signature.chain.some((der) => this.roots.some((root) => root.equals(der))))
+      return reject('no certificate of the chain is a trusted root of this region');
     // Profiles.
     const profile = leafProfileProblem(parsed[0]) ?? parsed.slice(1, -1).map(intermediateProblem).find(Boolean);
     if (profile) return reject(profile);
     // Validity now, every certificate.
     for (let i = 0; i < chain.length; i++) {
-      if (new Date(chain[i].validFrom) > now || new Date(chain[i].validTo) < now) return reject(`certificate ${i} is not valid now (${chain[i].validFrom} – ${chain[i].validTo})`);
+      if (new Date(chain[i].validFrom) > now || new Date(chain[i].validTo) < now)
+        return reject(`certificate ${i} is not valid now (${chain[i].validFrom} – ${chain[i].validTo})`);
     }
     // The signature itself.
     const key = createPublicKey({ key: Buffer.from(parsed[0].publicKey.rawData), format: 'der', type: 'spki' });
-    if (!verify('sha256', signature.payload, { key, dsaEncoding: 'ieee-p1363' }, signature.signature)) return reject('the signature does not verify');
+    if (!verify('sha256', signature.payload, { key, dsaEncoding: 'ieee-p1363' }, signature.signature))
+      return reject('the signature does not verify');
     // Revocation of the leaf and every intermediate.
     for (let i = 0; i < chain.length - 1; i++) {
-      const status = this.revocation === 'ocsp' && i === 0 ? await this.ocspStatus(signature.chain[0], signature.chain[1], signature.chain.at(-1)!) : await this.crlStatus(parsed[i], parsed[i + 1], now);
+      const status =
+        this.revocation === 'ocsp' && i === 0
+          ? await this.ocspStatus(signature.chain[0], signature.chain[1], signature.chain.at(-1)!)
+          : await this.crlStatus(parsed[i], parsed[i + 1], now);
       if (status !== 'good') return reject(`certificate ${i}: revocation ${status}`);
     }
     return { ok: true, reason: 'verified' };
@@ -135,19 +155,42 @@ export class RegionVerifier {
     if (!url) return 'unavailable (no OCSP URL)';
     const work = fs.mkdtempSync(path.join(this.dir, 'ocsp-'));
     try {
-      const write = (name: string, der: Buffer) => fs.writeFileSync(path.join(work, name), new X509Certificate(der).toString());
+      const write = (name: string, der: Buffer) =>
+        fs.writeFileSync(path.join(work, name), new X509Certificate(der).toString());
       write('leaf.pem', leaf);
       write('issuer.pem', issuer);
       write('root.pem', root);
-      const request = spawnSync('openssl', ['ocsp', '-issuer', 'issuer.pem', '-cert', 'leaf.pem', '-no_nonce', '-reqout', 'req.der'], { cwd: work, encoding: 'utf8' });
+      const request = spawnSync(
+        'openssl',
+        ['ocsp', '-issuer', 'issuer.pem', '-cert', 'leaf.pem', '-no_nonce', '-reqout', 'req.der'],
+        { cwd: work, encoding: 'utf8' },
+      );
       if (request.status !== 0) return `unavailable (openssl: ${request.stderr.trim()})`;
       const answer = await this.fetchPublic('POST', url, fs.readFileSync(path.join(work, 'req.der')));
       if (answer.status !== 200) return `unavailable (OCSP ${answer.status})`;
       fs.writeFileSync(path.join(work, 'resp.der'), answer.body);
-      const checked = spawnSync('openssl', ['ocsp', '-respin', 'resp.der', '-issuer', 'issuer.pem', '-cert', 'leaf.pem', '-CAfile', 'root.pem', '-verify_other', 'issuer.pem', '-no_nonce', '-resp_text'], {
-        cwd: work,
-        encoding: 'utf8',
-      });
+      const checked = spawnSync(
+        'openssl',
+        [
+          'ocsp',
+          '-respin',
+          'resp.der',
+          '-issuer',
+          'issuer.pem',
+          '-cert',
+          'leaf.pem',
+          '-CAfile',
+          'root.pem',
+          '-verify_other',
+          'issuer.pem',
+          '-no_nonce',
+          '-resp_text',
+        ],
+        {
+          cwd: work,
+          encoding: 'utf8',
+        },
+      );
       const out = `${checked.stdout}${checked.stderr}`;
       if (!out.includes('Response verify OK')) return 'unavailable (OCSP response does not verify)';
       const status = /leaf\.pem: (good|revoked|unknown)/.exec(out)?.[1];
@@ -165,16 +208,19 @@ function reject(reason: string): Verdict {
 
 function leafProfileProblem(leaf: x509.X509Certificate): string | undefined {
   const ku = leaf.getExtension(x509.KeyUsagesExtension);
-  if (!ku?.critical || ku.usages !== x509.KeyUsageFlags.digitalSignature) return 'leaf key usage must be critical digitalSignature only';
+  if (!ku?.critical || ku.usages !== x509.KeyUsageFlags.digitalSignature)
+    return 'leaf key usage must be critical digitalSignature only';
   const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension);
-  if (!eku || eku.usages.length !== 1 || eku.usages[0] !== '1.3.6.1.5.5.7.3.3') return 'leaf extended key usage must be codeSigning only';
+  if (!eku || eku.usages.length !== 1 || eku.usages[0] !== '1.3.6.1.5.5.7.3.3')
+    return 'leaf extended key usage must be codeSigning only';
   if (leaf.getExtension(x509.BasicConstraintsExtension)?.ca) return 'the leaf is a CA';
   return undefined;
 }
 
 function intermediateProblem(certificate: x509.X509Certificate): string | undefined {
   const bc = certificate.getExtension(x509.BasicConstraintsExtension);
-  if (!bc?.critical || !bc.ca || bc.pathLength !== 0) return 'an intermediate must be a critical CA:TRUE with pathLen 0';
+  if (!bc?.critical || !bc.ca || bc.pathLength !== 0)
+    return 'an intermediate must be a critical CA:TRUE with pathLen 0';
   const ku = certificate.getExtension(x509.KeyUsagesExtension);
   if (!ku || !(ku.usages & x509.KeyUsageFlags.keyCertSign)) return 'an intermediate must have keyCertSign';
   return undefined;
@@ -182,7 +228,10 @@ function intermediateProblem(certificate: x509.X509Certificate): string | undefi
 
 function crlUrl(certificate: x509.X509Certificate): string | undefined {
   const dp = certificate.getExtension(x509.CRLDistributionPointsExtension);
-  return dp?.distributionPoints.flatMap((p) => p.distributionPoint?.fullName ?? []).map((name) => name.uniformResourceIdentifier).find(Boolean);
+  return dp?.distributionPoints
+    .flatMap((p) => p.distributionPoint?.fullName ?? [])
+    .map((name) => name.uniformResourceIdentifier)
+    .find(Boolean);
 }
 
 function ocspUrl(certificate: x509.X509Certificate): string | undefined {

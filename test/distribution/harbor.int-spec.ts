@@ -41,7 +41,11 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
       upstream: registry.url,
       username: registry.username,
       password: registry.password,
-      projects: { signet: { public: 'false' }, platform: { public: 'false' }, other: { enable_content_trust: 'false' } },
+      projects: {
+        signet: { public: 'false' },
+        platform: { public: 'false' },
+        other: { enable_content_trust: 'false' },
+      },
       accounts: [
         { username: 'robot$platform+puller', password: 'pull-secret', role: 'pull' },
         { username: 'robot$platform+scanner', password: 'scan-secret', role: 'scanner' },
@@ -59,10 +63,19 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
     const bundle = await dummyBundle(1);
     const result = await driver().push(bundle, noAbort());
     expect(result.deliveredDigest).toBe(bundle.digest);
-    expect(result.details!.locations).toEqual([`${harbor.host}/signet/truststore:v1`, `${harbor.host}/signet/truststore:current`]);
+    expect(result.details!.locations).toEqual([
+      `${harbor.host}/signet/truststore:v1`,
+      `${harbor.host}/signet/truststore:current`,
+    ]);
     expect(harbor.apiRequests).toEqual([]);
 
-    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', ...registry.skopeoCreds(), `docker://${registry.host}/signet/truststore:current`]);
+    const raw = await skopeo([
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      ...registry.skopeoCreds(),
+      `docker://${registry.host}/signet/truststore:current`,
+    ]);
     expect(raw.code).toBe(0);
     expect(sha256(raw.stdout)).toBe(result.details!.manifestDigest);
   });
@@ -86,7 +99,11 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
     const target = driver({ contentTrust: { notation: false, cosign: true, projects: ['platform'] } });
     const bundle = await dummyBundle(3);
     await target.push(bundle, noAbort());
-    expect(harbor.metadata('platform')).toEqual({ public: 'false', enable_content_trust: 'false', enable_content_trust_cosign: 'true' });
+    expect(harbor.metadata('platform')).toEqual({
+      public: 'false',
+      enable_content_trust: 'false',
+      enable_content_trust_cosign: 'true',
+    });
     expect(harbor.apiRequests.map((r) => r.method)).toEqual(['GET', 'PUT', 'POST', 'GET']);
 
     harbor.apiRequests.length = 0;
@@ -97,18 +114,28 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
   it('read-back reports the digest only while the project metadata matches', async () => {
     const target = driver({ contentTrust: { notation: false, cosign: true, projects: ['platform'] } });
     const held = await target.readBack(noAbort());
-    expect(held).toMatchObject({ version: 3, details: { projectMetadata: { platform: { enable_content_trust: 'false', enable_content_trust_cosign: 'true' } } } });
+    expect(held).toMatchObject({
+      version: 3,
+      details: {
+        projectMetadata: { platform: { enable_content_trust: 'false', enable_content_trust_cosign: 'true' } },
+      },
+    });
     expect(held.digest).toMatch(/^sha256:/);
 
     harbor.projects.get('platform')!.set('enable_content_trust_cosign', 'false'); // someone flipped it in the UI
     const drifted = await target.readBack(noAbort());
     expect(drifted.digest).toBeUndefined();
-    expect(drifted.details).toMatchObject({ heldDigest: held.digest, projectMetadataDrift: ['platform: enable_content_trust_cosign'] });
+    expect(drifted.details).toMatchObject({
+      heldDigest: held.digest,
+      projectMetadataDrift: ['platform: enable_content_trust_cosign'],
+    });
     harbor.projects.get('platform')!.set('enable_content_trust_cosign', 'false');
   });
 
   it('a missing project is a typed not-found error', async () => {
-    const error = await driver({ repository: 'ghost-check', contentTrust: { notation: true, projects: ['ghost'] } }).push(await dummyBundle(1), noAbort()).catch((e: unknown) => e);
+    const error = await driver({ repository: 'ghost-check', contentTrust: { notation: true, projects: ['ghost'] } })
+      .push(await dummyBundle(1), noAbort())
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TargetError);
     expect(error).toMatchObject({ kind: 'not-found', retryable: false });
   });
@@ -116,7 +143,9 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
   it('a failing Harbor API is a retryable server error', async () => {
     harbor.failApiWith = 503;
     try {
-      const error = await driver({ contentTrust: { notation: true, projects: ['platform'] } }).push(await dummyBundle(4), noAbort()).catch((e: unknown) => e);
+      const error = await driver({ contentTrust: { notation: true, projects: ['platform'] } })
+        .push(await dummyBundle(4), noAbort())
+        .catch((e: unknown) => e);
       expect(error).toMatchObject({ kind: 'server', retryable: true });
     } finally {
       harbor.failApiWith = undefined;
@@ -124,19 +153,36 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
   });
 
   describe('content trust (the double answers 412 as Harbor’s ContentTrust middleware does)', () => {
-    const basic = (username: string, password: string) => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    const basic = (username: string, password: string) =>
+      `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
     const robot = () => basic(registry.username, registry.password);
-    const pull = (repository: string, reference: string, authorization: string, userAgent = 'containerd/2.0', method = 'GET') =>
-      fetch(`${harbor.url}/v2/${repository}/manifests/${reference}`, { method, headers: { authorization, accept: OCI_MANIFEST, 'user-agent': userAgent } });
+    const pull = (
+      repository: string,
+      reference: string,
+      authorization: string,
+      userAgent = 'containerd/2.0',
+      method = 'GET',
+    ) =>
+      fetch(`${harbor.url}/v2/${repository}/manifests/${reference}`, {
+        method,
+        headers: { authorization, accept: OCI_MANIFEST, 'user-agent': userAgent },
+      });
     const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
     async function putBlob(repository: string, content: Buffer): Promise<string> {
       const digest = sha256(content);
-      const started = await fetch(`${harbor.url}/v2/${repository}/blobs/uploads/`, { method: 'POST', headers: { authorization: robot() } });
+      const started = await fetch(`${harbor.url}/v2/${repository}/blobs/uploads/`, {
+        method: 'POST',
+        headers: { authorization: robot() },
+      });
       expect(started.status).toBe(202);
       const location = new URL(started.headers.get('location')!, harbor.url);
       location.searchParams.set('digest', digest);
-      const done = await fetch(location, { method: 'PUT', headers: { authorization: robot(), 'content-type': 'application/octet-stream' }, body: content });
+      const done = await fetch(location, {
+        method: 'PUT',
+        headers: { authorization: robot(), 'content-type': 'application/octet-stream' },
+        body: content,
+      });
       expect(done.status).toBe(201);
       return digest;
     }
@@ -150,11 +196,25 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
         JSON.stringify({
           schemaVersion: 2,
           mediaType: OCI_MANIFEST,
-          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await putBlob(repository, config), size: config.length },
-          layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: await putBlob(repository, layer), size: layer.length }],
+          config: {
+            mediaType: 'application/vnd.oci.image.config.v1+json',
+            digest: await putBlob(repository, config),
+            size: config.length,
+          },
+          layers: [
+            {
+              mediaType: 'application/vnd.oci.image.layer.v1.tar',
+              digest: await putBlob(repository, layer),
+              size: layer.length,
+            },
+          ],
         }),
       );
-      const put = await fetch(`${harbor.url}/v2/${repository}/manifests/${tag}`, { method: 'PUT', headers: { authorization: robot(), 'content-type': OCI_MANIFEST }, body: manifest });
+      const put = await fetch(`${harbor.url}/v2/${repository}/manifests/${tag}`, {
+        method: 'PUT',
+        headers: { authorization: robot(), 'content-type': OCI_MANIFEST },
+        body: manifest,
+      });
       expect(put.status).toBe(201);
       const digest = sha256(manifest);
       const sign = async () => {
@@ -165,12 +225,26 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
             schemaVersion: 2,
             mediaType: OCI_MANIFEST,
             artifactType: 'application/vnd.cncf.notary.signature',
-            config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: await putBlob(repository, empty), size: 2 },
-            layers: [{ mediaType: 'application/jose+json', digest: await putBlob(repository, envelope), size: envelope.length }],
+            config: {
+              mediaType: 'application/vnd.oci.empty.v1+json',
+              digest: await putBlob(repository, empty),
+              size: 2,
+            },
+            layers: [
+              {
+                mediaType: 'application/jose+json',
+                digest: await putBlob(repository, envelope),
+                size: envelope.length,
+              },
+            ],
             subject: { mediaType: OCI_MANIFEST, digest, size: manifest.length },
           }),
         );
-        const pushed = await fetch(`${harbor.url}/v2/${repository}/manifests/${sha256(signature)}`, { method: 'PUT', headers: { authorization: robot(), 'content-type': OCI_MANIFEST }, body: signature });
+        const pushed = await fetch(`${harbor.url}/v2/${repository}/manifests/${sha256(signature)}`, {
+          method: 'PUT',
+          headers: { authorization: robot(), 'content-type': OCI_MANIFEST },
+          body: signature,
+        });
         expect(pushed.status).toBe(201);
       };
       return { digest, sign };
@@ -181,25 +255,37 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
       const image = await pushImage('v1');
       const refused = await pull('platform/app', 'v1', robot());
       expect(refused.status).toBe(412);
-      expect(await refused.json()).toEqual({ errors: [{ code: 'PROJECTPOLICYVIOLATION', message: 'The image is not signed by notation.' }] });
+      expect(await refused.json()).toEqual({
+        errors: [{ code: 'PROJECTPOLICYVIOLATION', message: 'The image is not signed by notation.' }],
+      });
       expect((await pull('platform/app', image.digest, robot(), 'containerd/2.0', 'HEAD')).status).toBe(412);
       expect((await pull('platform/app', 'missing', robot())).status).toBe(404);
       // a scanner's pull; a push-capable token with a signer's User-Agent (but not a pull-only one)
       expect((await pull('platform/app', 'v1', basic('robot$platform+scanner', 'scan-secret'))).status).toBe(200);
       expect((await pull('platform/app', 'v1', robot(), 'notation-go/1.3.0')).status).toBe(200);
-      expect((await pull('platform/app', 'v1', basic('robot$platform+puller', 'pull-secret'), 'notation-go/1.3.0')).status).toBe(412);
+      expect(
+        (await pull('platform/app', 'v1', basic('robot$platform+puller', 'pull-secret'), 'notation-go/1.3.0')).status,
+      ).toBe(412);
       // once a Notation signature accessory exists (never verified), plain pulls pass
       await image.sign();
       expect((await pull('platform/app', 'v1', basic('robot$platform+puller', 'pull-secret'))).status).toBe(200);
       // cosign enforcement wants a cosign accessory: the Notation one does not count
       harbor.projects.get('platform')!.set('enable_content_trust_cosign', 'true');
-      expect(await (await pull('platform/app', 'v1', robot())).json()).toEqual({ errors: [{ code: 'PROJECTPOLICYVIOLATION', message: 'The image is not signed by cosign.' }] });
+      expect(await (await pull('platform/app', 'v1', robot())).json()).toEqual({
+        errors: [{ code: 'PROJECTPOLICYVIOLATION', message: 'The image is not signed by cosign.' }],
+      });
       harbor.projects.get('platform')!.set('enable_content_trust_cosign', 'false');
     });
 
     it('enforcement on the truststore’s own project is refused before anything is written (Harbor would 412 its read-back forever)', () => {
-      for (const contentTrust of [{ notation: true }, { cosign: true }, { notation: true, projects: ['platform', 'signet'] }]) {
-        expect(() => driver({ contentTrust })).toThrow(expect.objectContaining({ code: 'VALIDATION_ERROR', details: { field: 'contentTrust.projects' } }));
+      for (const contentTrust of [
+        { notation: true },
+        { cosign: true },
+        { notation: true, projects: ['platform', 'signet'] },
+      ]) {
+        expect(() => driver({ contentTrust })).toThrow(
+          expect.objectContaining({ code: 'VALIDATION_ERROR', details: { field: 'contentTrust.projects' } }),
+        );
       }
       // switching it off there is harmless, and so is the default project when nothing is on
       expect(() => driver({ contentTrust: { notation: false } })).not.toThrow();
@@ -219,11 +305,15 @@ describe(`${HarborDriver.name} (Harbor REST double + real docker-registry)`, () 
       await expect(target.push(v6, noAbort())).resolves.toMatchObject({ deliveredDigest: v6.digest });
       await expect(target.readBack(noAbort())).resolves.toMatchObject({ digest: v6.digest, version: 6 });
       // consumers pull it with a read-only robot; application images in platform stay enforced
-      expect((await pull('signet/truststore', 'current', basic('robot$platform+puller', 'pull-secret'))).status).toBe(200);
+      expect((await pull('signet/truststore', 'current', basic('robot$platform+puller', 'pull-secret'))).status).toBe(
+        200,
+      );
       expect(harbor.refusals.slice(refusalsBefore)).toEqual([]);
       expect((await pull('platform/app', 'v1', basic('robot$platform+puller', 'pull-secret'))).status).toBe(200); // signed above
       const unsigned = await pushImage('v2');
-      expect((await pull('platform/app', unsigned.digest, basic('robot$platform+puller', 'pull-secret'))).status).toBe(412);
+      expect((await pull('platform/app', unsigned.digest, basic('robot$platform+puller', 'pull-secret'))).status).toBe(
+        412,
+      );
     });
   });
 });

@@ -21,10 +21,21 @@ describe('truststore and distribution migrations', () => {
   });
 
   const tables = async () =>
-    (await query<{ tablename: string }>(database.url, `SELECT tablename FROM pg_tables WHERE tablename LIKE 'truststore%' OR tablename LIKE 'distribution%' ORDER BY tablename`)).map((r) => r.tablename);
+    (
+      await query<{ tablename: string }>(
+        database.url,
+        `SELECT tablename FROM pg_tables WHERE tablename LIKE 'truststore%' OR tablename LIKE 'distribution%' ORDER BY tablename`,
+      )
+    ).map((r) => r.tablename);
 
   it('TruststoreTrustManager: down drops truststores.trust_manager, up adds it back (nullable, objects only)', async () => {
-    const columns = async () => (await query<{ column_name: string }>(database.url, `SELECT column_name FROM information_schema.columns WHERE table_name = 'truststores' AND column_name = 'trust_manager'`)).length;
+    const columns = async () =>
+      (
+        await query<{ column_name: string }>(
+          database.url,
+          `SELECT column_name FROM information_schema.columns WHERE table_name = 'truststores' AND column_name = 'trust_manager'`,
+        )
+      ).length;
     expect(await columns()).toBe(1);
     const runner = dataSource.createQueryRunner();
     try {
@@ -32,14 +43,24 @@ describe('truststore and distribution migrations', () => {
       expect(await columns()).toBe(0);
       await new TruststoreTrustManager1795000930000().up(runner);
       expect(await columns()).toBe(1);
-      await expect(runner.query(`INSERT INTO truststores (name, ca_ids, trust_policy, current_version, trust_manager) VALUES ('m', '{}', '{}', 0, '[]')`)).rejects.toThrow(/check/i);
+      await expect(
+        runner.query(
+          `INSERT INTO truststores (name, ca_ids, trust_policy, current_version, trust_manager) VALUES ('m', '{}', '{}', 0, '[]')`,
+        ),
+      ).rejects.toThrow(/check/i);
     } finally {
       await runner.release();
     }
   });
 
   it('down removes exactly their tables, up restores them', async () => {
-    const all = ['distribution_deliveries', 'distribution_regions', 'distribution_targets', 'truststore_versions', 'truststores'];
+    const all = [
+      'distribution_deliveries',
+      'distribution_regions',
+      'distribution_targets',
+      'truststore_versions',
+      'truststores',
+    ];
     expect(await tables()).toEqual(all);
     const runner = dataSource.createQueryRunner();
     try {

@@ -9,7 +9,14 @@ import { dummyBundle, noAbort } from './bundle-fixtures';
 describe('distribution transport failures', () => {
   const targets: TrustTarget[] = [];
   function target(endpoint: string, requestTimeoutMs: number): TrustTarget {
-    const made = createTrustTarget({ kind: 'oci-registry', endpoint, repository: 'signet/truststore', allowedHosts: [], allowLoopback: true, requestTimeoutMs });
+    const made = createTrustTarget({
+      kind: 'oci-registry',
+      endpoint,
+      repository: 'signet/truststore',
+      allowedHosts: [],
+      allowLoopback: true,
+      requestTimeoutMs,
+    });
     targets.push(made);
     return made;
   }
@@ -48,7 +55,9 @@ describe('distribution transport failures', () => {
 
   it('a port nobody listens on: retryable unreachable error', async () => {
     const port = await freePort();
-    const error = await target(`http://127.0.0.1:${port}`, 10_000).readBack(noAbort()).catch((e: unknown) => e);
+    const error = await target(`http://127.0.0.1:${port}`, 10_000)
+      .readBack(noAbort())
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ kind: 'unreachable', retryable: true });
   });
 
@@ -64,7 +73,9 @@ describe('distribution transport failures', () => {
     });
 
     it('the per-request timeout fires with a retryable timeout error', async () => {
-      const error = await target(silent.url, 300).push(await dummyBundle(1), noAbort()).catch((e: unknown) => e);
+      const error = await target(silent.url, 300)
+        .push(await dummyBundle(1), noAbort())
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TargetError);
       expect(error).toMatchObject({ kind: 'timeout', retryable: true });
       expect((error as TargetError).details).toMatchObject({ timeoutMs: 300 });
@@ -72,7 +83,9 @@ describe('distribution transport failures', () => {
 
     it("the caller's AbortSignal cancels a hanging request", async () => {
       const controller = new AbortController();
-      const pending = target(silent.url, 120_000).readBack(controller.signal).catch((e: unknown) => e);
+      const pending = target(silent.url, 120_000)
+        .readBack(controller.signal)
+        .catch((e: unknown) => e);
       setTimeout(() => controller.abort(), 100);
       await expect(pending).resolves.toMatchObject({ kind: 'cancelled', retryable: true });
     });

@@ -13,7 +13,14 @@ import { TestRegistry } from '../support/registry';
 import { freePort } from '../support/server-process';
 import { startTestApp, TestApp } from '../support/test-app';
 import { noAbort } from './bundle-fixtures';
-import { apiClient, FAST_DISTRIBUTION_ENV, pullWithSkopeo, targetsOf, waitConverged, waitFor } from './distribution-helpers';
+import {
+  apiClient,
+  FAST_DISTRIBUTION_ENV,
+  pullWithSkopeo,
+  targetsOf,
+  waitConverged,
+  waitFor,
+} from './distribution-helpers';
 
 /** Every request a listener received: a stand-in for a host an insider controls. */
 interface Recorder {
@@ -30,9 +37,17 @@ interface Recorder {
 async function startRecorder(): Promise<Recorder> {
   const requests: Recorder['requests'] = [];
   const server = http.createServer((request, response) => {
-    requests.push({ method: request.method ?? '', url: request.url ?? '', ...(request.headers.authorization ? { authorization: request.headers.authorization } : {}) });
+    requests.push({
+      method: request.method ?? '',
+      url: request.url ?? '',
+      ...(request.headers.authorization ? { authorization: request.headers.authorization } : {}),
+    });
     request.resume();
-    response.writeHead(401, { 'www-authenticate': 'Basic realm="recorder"', 'docker-distribution-api-version': 'registry/2.0', 'content-type': 'application/json' });
+    response.writeHead(401, {
+      'www-authenticate': 'Basic realm="recorder"',
+      'docker-distribution-api-version': 'registry/2.0',
+      'content-type': 'application/json',
+    });
     response.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -78,7 +93,11 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
   let unlistedPort: number;
 
   beforeAll(async () => {
-    [a, b, recorder] = await Promise.all([TestRegistry.start({ auth: 'htpasswd' }), TestRegistry.start({ auth: 'htpasswd' }), startRecorder()]);
+    [a, b, recorder] = await Promise.all([
+      TestRegistry.start({ auth: 'htpasswd' }),
+      TestRegistry.start({ auth: 'htpasswd' }),
+      startRecorder(),
+    ]);
     unlistedPort = await freePort();
     t = await startTestApp({
       ...FAST_DISTRIBUTION_ENV,
@@ -101,20 +120,50 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
   const target = async () => targetsOf(await api.status()).find((x) => x.name === 'reg')!;
   const view = async () => (await api.ok('GET', '/v1/regions/eu/targets/reg')).json();
   const storedRow = async () =>
-    (await query<{ id: string; endpoint: string; credentials_sealed: Buffer; config_revision: number }>(t.database.url, `SELECT id, endpoint, credentials_sealed, config_revision FROM distribution_targets WHERE name = 'reg'`))[0];
+    (
+      await query<{ id: string; endpoint: string; credentials_sealed: Buffer; config_revision: number }>(
+        t.database.url,
+        `SELECT id, endpoint, credentials_sealed, config_revision FROM distribution_targets WHERE name = 'reg'`,
+      )
+    )[0];
   const authorizationsSeen = () => recorder.requests.filter((r) => r.authorization !== undefined);
 
   it('declares a target on an allowed endpoint; endpoints outside SIGNET_DISTRIBUTION_ALLOWED_HOSTS are refused', async () => {
-    const body = { name: 'reg', kind: 'oci-registry', endpoint: a.url, repository: 'signet/truststore', truststore: 'fleet', credentials: credentialsOf(a) };
-    for (const endpoint of [`http://127.0.0.1:${unlistedPort}`, `http://localhost:${a.port}`, `http://[::1]:${a.port}`, 'https://registry.example.com']) {
+    const body = {
+      name: 'reg',
+      kind: 'oci-registry',
+      endpoint: a.url,
+      repository: 'signet/truststore',
+      truststore: 'fleet',
+      credentials: credentialsOf(a),
+    };
+    for (const endpoint of [
+      `http://127.0.0.1:${unlistedPort}`,
+      `http://localhost:${a.port}`,
+      `http://[::1]:${a.port}`,
+      'https://registry.example.com',
+    ]) {
       const refused = await api.call('POST', '/v1/regions/eu/targets', { ...body, endpoint });
-      expect({ endpoint, status: refused.statusCode, code: refused.json().error.code }).toEqual({ endpoint, status: 400, code: 'ENDPOINT_NOT_ALLOWED' });
+      expect({ endpoint, status: refused.statusCode, code: refused.json().error.code }).toEqual({
+        endpoint,
+        status: 400,
+        code: 'ENDPOINT_NOT_ALLOWED',
+      });
       expect(refused.json().error.details).toMatchObject({ field: 'endpoint' });
     }
     // a target's own allowedHosts cannot widen the configured list, nor name a refused address
-    for (const [allowedHosts, field] of [[['elsewhere.example.com'], 'allowedHosts[0]'], [[a.host, `127.0.0.1:${unlistedPort}`], 'allowedHosts[1]'], [['169.254.169.254'], 'allowedHosts[0]']] as const) {
+    for (const [allowedHosts, field] of [
+      [['elsewhere.example.com'], 'allowedHosts[0]'],
+      [[a.host, `127.0.0.1:${unlistedPort}`], 'allowedHosts[1]'],
+      [['169.254.169.254'], 'allowedHosts[0]'],
+    ] as const) {
       const refused = await api.call('POST', '/v1/regions/eu/targets', { ...body, allowedHosts });
-      expect({ allowedHosts, status: refused.statusCode, code: refused.json().error.code, field: refused.json().error.details?.field }).toEqual({ allowedHosts, status: 400, code: 'ENDPOINT_NOT_ALLOWED', field });
+      expect({
+        allowedHosts,
+        status: refused.statusCode,
+        code: refused.json().error.code,
+        field: refused.json().error.details?.field,
+      }).toEqual({ allowedHosts, status: 400, code: 'ENDPOINT_NOT_ALLOWED', field });
     }
     expect((await api.ok('GET', '/v1/regions/eu')).json().targets).toEqual([]);
     await api.ok('POST', '/v1/regions/eu/targets', body, 201);
@@ -125,11 +174,28 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
     const before = await view();
     for (const host of REFUSED_ENDPOINT_HOSTS) {
       const endpoint = `http://${host}:5000`;
-      const created = await api.call('POST', '/v1/regions/eu/targets', { name: 'evil', kind: 'oci-registry', endpoint, repository: 'x/y', truststore: 'fleet' });
-      expect({ endpoint, status: created.statusCode, code: created.json().error?.code }).toEqual({ endpoint, status: 400, code: 'ENDPOINT_NOT_ALLOWED' });
+      const created = await api.call('POST', '/v1/regions/eu/targets', {
+        name: 'evil',
+        kind: 'oci-registry',
+        endpoint,
+        repository: 'x/y',
+        truststore: 'fleet',
+      });
+      expect({ endpoint, status: created.statusCode, code: created.json().error?.code }).toEqual({
+        endpoint,
+        status: 400,
+        code: 'ENDPOINT_NOT_ALLOWED',
+      });
       expect(created.json().error.message).toMatch(/link-local|metadata|unspecified/);
-      const patched = await api.call('PATCH', '/v1/regions/eu/targets/reg', { endpoint, credentials: { username: 'u', password: 'p4ssword' } });
-      expect({ endpoint, status: patched.statusCode, code: patched.json().error?.code }).toEqual({ endpoint, status: 400, code: 'ENDPOINT_NOT_ALLOWED' });
+      const patched = await api.call('PATCH', '/v1/regions/eu/targets/reg', {
+        endpoint,
+        credentials: { username: 'u', password: 'p4ssword' },
+      });
+      expect({ endpoint, status: patched.statusCode, code: patched.json().error?.code }).toEqual({
+        endpoint,
+        status: 400,
+        code: 'ENDPOINT_NOT_ALLOWED',
+      });
     }
     expect(await view()).toEqual(before);
     expect((await api.ok('GET', '/v1/regions/eu')).json().targets).toEqual(['reg']);
@@ -140,11 +206,23 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
     const row = await storedRow();
     for (const endpoint of [recorder.url, b.url, `https://127.0.0.1:${a.port}`]) {
       const response = await api.call('PATCH', '/v1/regions/eu/targets/reg', { endpoint });
-      expect({ endpoint, status: response.statusCode, code: response.json().error?.code }).toEqual({ endpoint, status: 400, code: 'CREDENTIALS_REQUIRED' });
+      expect({ endpoint, status: response.statusCode, code: response.json().error?.code }).toEqual({
+        endpoint,
+        status: 400,
+        code: 'CREDENTIALS_REQUIRED',
+      });
       expect(response.json().error.details).toEqual({ field: 'credentials' });
     }
     // also with other changes in the same request: none of them is applied
-    expect((await api.call('PATCH', '/v1/regions/eu/targets/reg', { endpoint: recorder.url, required: false, repository: 'other/repo' })).statusCode).toBe(400);
+    expect(
+      (
+        await api.call('PATCH', '/v1/regions/eu/targets/reg', {
+          endpoint: recorder.url,
+          required: false,
+          repository: 'other/repo',
+        })
+      ).statusCode,
+    ).toBe(400);
     expect(await view()).toEqual(before);
     const after = await storedRow();
     expect(after.endpoint).toBe(a.url);
@@ -162,7 +240,11 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
     const caPem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
     for (const tls of [{ insecure: true }, { caPem }]) {
       const response = await api.call('PATCH', '/v1/regions/eu/targets/reg', { tls });
-      expect({ tls, status: response.statusCode, code: response.json().error?.code }).toEqual({ tls, status: 400, code: 'CREDENTIALS_REQUIRED' });
+      expect({ tls, status: response.statusCode, code: response.json().error?.code }).toEqual({
+        tls,
+        status: 400,
+        code: 'CREDENTIALS_REQUIRED',
+      });
       expect(response.json().error.details).toEqual({ field: 'credentials' });
     }
     expect(await view()).toEqual(before);
@@ -186,17 +268,26 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
     const root = truststore.roots[0].sha256 as string;
     expect(await gate.requiredTargetsHaveRoot(root)).toEqual({ acknowledged: true, pending: [] });
 
-    const response = await api.ok('PATCH', '/v1/regions/eu/targets/reg', { endpoint: b.url, credentials: credentialsOf(b) });
+    const response = await api.ok('PATCH', '/v1/regions/eu/targets/reg', {
+      endpoint: b.url,
+      credentials: credentialsOf(b),
+    });
     expect(response.json()).toMatchObject({ endpoint: b.url, hasCredentials: true });
     // Until registry b is read back holding it, nothing counts as delivered there.
-    const [row] = await query<{ delivered_digest: string | null; delivered_version: number | null; next_attempt_at: Date; force_push: boolean }>(
+    const [row] = await query<{
+      delivered_digest: string | null;
+      delivered_version: number | null;
+      next_attempt_at: Date;
+      force_push: boolean;
+    }>(
       t.database.url,
       `SELECT delivered_digest, delivered_version, next_attempt_at, force_push FROM distribution_targets WHERE name = 'reg'`,
     );
     expect(row).toMatchObject({ delivered_digest: null, delivered_version: null, force_push: true });
     expect(new Date(row.next_attempt_at).getTime()).toBeLessThanOrEqual(Date.now());
     const converged = await target();
-    if (converged.state !== 'converged') expect(await gate.requiredTargetsHaveRoot(root)).toEqual({ acknowledged: false, pending: ['eu/reg'] });
+    if (converged.state !== 'converged')
+      expect(await gate.requiredTargetsHaveRoot(root)).toEqual({ acknowledged: false, pending: ['eu/reg'] });
 
     await waitConverged(api.status, ['eu/reg']);
     const pulled = await pullWithSkopeo(b, 'signet/truststore');
@@ -208,7 +299,11 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
   it('an endpoint changed in SQL: the stored credentials do not open, nothing reaches the new host, the target is blocked with a clear error', async () => {
     // The revision bump stands for any later rebuild of the target's driver (a restart, an idle
     // period, a failed attempt): older code then opened the credentials and sent them to the new host.
-    await query(t.database.url, `UPDATE distribution_targets SET endpoint = $1, config_revision = config_revision + 1 WHERE name = 'reg'`, [recorder.url]);
+    await query(
+      t.database.url,
+      `UPDATE distribution_targets SET endpoint = $1, config_revision = config_revision + 1 WHERE name = 'reg'`,
+      [recorder.url],
+    );
     await api.ok('POST', '/v1/distribution/sync');
     // Whichever comes first: the target blocked, or a credential arriving at the recorder.
     const blocked = await waitFor('reg to be blocked (or the recorder to get credentials)', async () => {
@@ -230,7 +325,11 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
     const origin = Buffer.from(`http://127.0.0.1:${recorder.port}`, 'utf8');
     const header = Buffer.from([2, origin.length >> 8, origin.length & 0xff]);
     const forged = Buffer.concat([header, origin, row.credentials_sealed.subarray(3 + sealedFor.length)]);
-    await query(t.database.url, `UPDATE distribution_targets SET credentials_sealed = $1, next_attempt_at = now() WHERE name = 'reg'`, [forged]);
+    await query(
+      t.database.url,
+      `UPDATE distribution_targets SET credentials_sealed = $1, next_attempt_at = now() WHERE name = 'reg'`,
+      [forged],
+    );
     await api.ok('POST', '/v1/distribution/sync');
     const stillBlocked = await waitFor('reg to fail on the forged value', async () => {
       const current = await target();
@@ -250,13 +349,20 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
   it('credentials sealed before origins were bound still open, and are re-sealed for the endpoint at start and on first use', async () => {
     const row = await storedRow();
     // What the previous release stored: the key store envelope, AAD the target id only.
-    const sealLegacy = () => t.app.get<KeyStore>(KEY_STORE).seal(TargetCredentials.recordId(row.id), Buffer.from(JSON.stringify(credentialsOf(b)), 'utf8'));
+    const sealLegacy = () =>
+      t.app
+        .get<KeyStore>(KEY_STORE)
+        .seal(TargetCredentials.recordId(row.id), Buffer.from(JSON.stringify(credentialsOf(b)), 'utf8'));
     const origin = Buffer.from(`http://127.0.0.1:${b.port}`);
     const readBackAfter = async (since: number) => {
       await api.ok('POST', '/v1/distribution/sync');
       return waitFor('a successful read-back with the re-sealed credentials', async () => {
         const current = await target();
-        return current.state === 'converged' && current.delivered?.verifiedAt && new Date(current.delivered.verifiedAt).getTime() >= since - 1000 ? current : false;
+        return current.state === 'converged' &&
+          current.delivered?.verifiedAt &&
+          new Date(current.delivered.verifiedAt).getTime() >= since - 1000
+          ? current
+          : false;
       });
     };
 
@@ -270,12 +376,16 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
     expect(swept.subarray(3, 3 + origin.length).equals(origin)).toBe(true);
     expect(await t.app.get(ReconcilerService).resealLegacyCredentials()).toBe(0);
     // What a replica still on the previous release does with it: fails to open it, so sends nothing.
-    await expect(t.app.get<KeyStore>(KEY_STORE).unseal(TargetCredentials.recordId(row.id), swept)).rejects.toThrow(/unknown version 2/);
+    await expect(t.app.get<KeyStore>(KEY_STORE).unseal(TargetCredentials.recordId(row.id), swept)).rejects.toThrow(
+      /unknown version 2/,
+    );
     // the re-sealed value is the one in use: a read-back with it succeeds against the htpasswd registry
     expect((await readBackAfter(Date.now())).lastError).toBeNull();
 
     // On first use (a legacy value written while an older replica still ran)
-    await query(t.database.url, `UPDATE distribution_targets SET credentials_sealed = $1 WHERE name = 'reg'`, [await sealLegacy()]);
+    await query(t.database.url, `UPDATE distribution_targets SET credentials_sealed = $1 WHERE name = 'reg'`, [
+      await sealLegacy(),
+    ]);
     await api.ok('POST', '/v1/distribution/sync');
     const resealed = await waitFor('the legacy value to be re-sealed', async () => {
       const current = await storedRow();
@@ -288,12 +398,28 @@ describe('target credentials and the endpoint allowlist (whole app, real registr
   });
 
   it('an endpoint moved outside the allowlist in SQL is refused at connect time (the allowlist bounds the endpoint too)', async () => {
-    await api.ok('POST', '/v1/regions/eu/targets', { name: 'plain', kind: 'oci-registry', endpoint: a.url, repository: 'signet/plain', truststore: 'fleet', required: false }, 201);
-    await query(t.database.url, `UPDATE distribution_targets SET endpoint = $1 WHERE name = 'plain'`, [`http://127.0.0.1:${unlistedPort}`]);
+    await api.ok(
+      'POST',
+      '/v1/regions/eu/targets',
+      {
+        name: 'plain',
+        kind: 'oci-registry',
+        endpoint: a.url,
+        repository: 'signet/plain',
+        truststore: 'fleet',
+        required: false,
+      },
+      201,
+    );
+    await query(t.database.url, `UPDATE distribution_targets SET endpoint = $1 WHERE name = 'plain'`, [
+      `http://127.0.0.1:${unlistedPort}`,
+    ]);
     await api.ok('POST', '/v1/distribution/sync');
     const refused = await waitFor('plain to be refused at connect time', async () => {
       const current = targetsOf(await api.status()).find((x) => x.name === 'plain')!;
-      return current.endpoint === `http://127.0.0.1:${unlistedPort}` && current.lastError?.kind === 'forbidden-host' ? current : false;
+      return current.endpoint === `http://127.0.0.1:${unlistedPort}` && current.lastError?.kind === 'forbidden-host'
+        ? current
+        : false;
     });
     expect(refused.lastError!.message).toMatch(/not in the allowed hosts/);
     await api.ok('DELETE', '/v1/regions/eu/targets/plain', undefined, 204);
@@ -332,7 +458,11 @@ describe('connect-time refusals (driver, real loopback servers)', () => {
     await registry?.dispose();
   });
 
-  function driver(endpoint: string, options: { allowedHosts?: string[]; allowLoopback?: boolean } = {}, hooks: TrustTargetFactoryHooks = {}): TrustTarget {
+  function driver(
+    endpoint: string,
+    options: { allowedHosts?: string[]; allowLoopback?: boolean } = {},
+    hooks: TrustTargetFactoryHooks = {},
+  ): TrustTarget {
     const made = createTrustTarget(
       {
         kind: 'oci-registry',
@@ -349,15 +479,18 @@ describe('connect-time refusals (driver, real loopback servers)', () => {
     return made;
   }
 
-  it.each(REFUSED_ENDPOINT_HOSTS)('a redirect to %s is refused before any connection, even when the host is listed', async (host) => {
-    redirectTo = `http://${host}:5000/v2/`;
-    const error = await driver(`http://127.0.0.1:${redirectorPort}`, { allowedHosts: [`${host}:5000`] })
-      .readBack(noAbort())
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TargetError);
-    expect(error).toMatchObject({ kind: 'forbidden-host', retryable: false });
-    expect((error as TargetError).message).toMatch(/link-local|metadata|unspecified/);
-  });
+  it.each(REFUSED_ENDPOINT_HOSTS)(
+    'a redirect to %s is refused before any connection, even when the host is listed',
+    async (host) => {
+      redirectTo = `http://${host}:5000/v2/`;
+      const error = await driver(`http://127.0.0.1:${redirectorPort}`, { allowedHosts: [`${host}:5000`] })
+        .readBack(noAbort())
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TargetError);
+      expect(error).toMatchObject({ kind: 'forbidden-host', retryable: false });
+      expect((error as TargetError).message).toMatch(/link-local|metadata|unspecified/);
+    },
+  );
 
   it('with loopback off, a loopback endpoint (say, one written into the database) is refused before any connection', async () => {
     const before = redirectorRequests.length;
@@ -392,7 +525,9 @@ describe('connect-time refusals (driver, real loopback servers)', () => {
       asked.push(hostname);
       return [{ address, family }];
     };
-    const error = await driver(`http://registry.signet-test.example:${registry.port}`, {}, { resolve }).readBack(noAbort()).catch((e: unknown) => e);
+    const error = await driver(`http://registry.signet-test.example:${registry.port}`, {}, { resolve })
+      .readBack(noAbort())
+      .catch((e: unknown) => e);
     expect(asked).toContain('registry.signet-test.example');
     expect(error).toMatchObject({ kind: 'forbidden-host' });
     expect((error as TargetError).message).toMatch(/resolved address is not allowed/);
@@ -400,8 +535,12 @@ describe('connect-time refusals (driver, real loopback servers)', () => {
 
   it('control: the same resolver double leading a loopback name to the real registry connects (so the refusals above are the check, not the double)', async () => {
     const resolve: TrustTargetFactoryHooks['resolve'] = async () => [{ address: '127.0.0.1', family: 4 }];
-    await expect(driver(`http://registry.localhost:${registry.port}`, {}, { resolve }).readBack(noAbort())).resolves.toEqual(expect.any(Object));
-    const refused = await driver(`http://registry.localhost:${registry.port}`, { allowLoopback: false }, { resolve }).readBack(noAbort()).catch((e: unknown) => e);
+    await expect(
+      driver(`http://registry.localhost:${registry.port}`, {}, { resolve }).readBack(noAbort()),
+    ).resolves.toEqual(expect.any(Object));
+    const refused = await driver(`http://registry.localhost:${registry.port}`, { allowLoopback: false }, { resolve })
+      .readBack(noAbort())
+      .catch((e: unknown) => e);
     expect(refused).toMatchObject({ kind: 'forbidden-host' });
   });
 });

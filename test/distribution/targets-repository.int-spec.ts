@@ -23,14 +23,18 @@ describe(TargetsRepository.name, () => {
       `INSERT INTO truststores (name, ca_ids, trust_policy, current_version, current_digest) VALUES ('fleet', ARRAY[gen_random_uuid()], '{}', 1, $1) RETURNING id`,
       [digest],
     );
-    await dataSource.query(`INSERT INTO truststore_versions (truststore_id, version, digest, canonical, root_sha256, reason) VALUES ($1, 1, $2, '\\x00', '{}', '{}')`, [truststoreId, digest]);
-    const [{ id: regionId }] = await dataSource.query(`INSERT INTO distribution_regions (name) VALUES ('us') RETURNING id`);
+    await dataSource.query(
+      `INSERT INTO truststore_versions (truststore_id, version, digest, canonical, root_sha256, reason) VALUES ($1, 1, $2, '\\x00', '{}', '{}')`,
+      [truststoreId, digest],
+    );
+    const [{ id: regionId }] = await dataSource.query(
+      `INSERT INTO distribution_regions (name) VALUES ('us') RETURNING id`,
+    );
     for (let i = 0; i < 6; i++) {
-      await dataSource.query(`INSERT INTO distribution_targets (region_id, name, kind, endpoint, truststore_id) VALUES ($1, $2, 'oci-registry', 'https://registry.example', $3)`, [
-        regionId,
-        `t${i}`,
-        truststoreId,
-      ]);
+      await dataSource.query(
+        `INSERT INTO distribution_targets (region_id, name, kind, endpoint, truststore_id) VALUES ($1, $2, 'oci-registry', 'https://registry.example', $3)`,
+        [regionId, `t${i}`, truststoreId],
+      );
     }
   });
 
@@ -40,7 +44,10 @@ describe(TargetsRepository.name, () => {
   });
 
   it('gives each due target to one of two concurrent claims, and leased targets to neither afterwards', async () => {
-    const [first, second] = await Promise.all([targets.claimDue({ ...claim, limit: 4 }), targets.claimDue({ ...claim, limit: 4 })]);
+    const [first, second] = await Promise.all([
+      targets.claimDue({ ...claim, limit: 4 }),
+      targets.claimDue({ ...claim, limit: 4 }),
+    ]);
     const ids = [...first, ...second].map((target) => target.id);
     expect(ids).toHaveLength(6);
     expect(new Set(ids).size).toBe(6);
@@ -55,8 +62,16 @@ describe(TargetsRepository.name, () => {
     expect(again[0].leaseToken).not.toBe(released.leaseToken);
 
     // The old lease token no longer counts: a late write under it changes nothing.
-    await targets.recordFailure(released, { attempts: 1, state: 'retrying', message: 'late', kind: 'timeout', delayMs: 0 });
-    const [row] = await dataSource.query('SELECT lease_token, last_error FROM distribution_targets WHERE id = $1', [released.id]);
+    await targets.recordFailure(released, {
+      attempts: 1,
+      state: 'retrying',
+      message: 'late',
+      kind: 'timeout',
+      delayMs: 0,
+    });
+    const [row] = await dataSource.query('SELECT lease_token, last_error FROM distribution_targets WHERE id = $1', [
+      released.id,
+    ]);
     expect(row).toEqual({ lease_token: again[0].leaseToken, last_error: null });
   });
 

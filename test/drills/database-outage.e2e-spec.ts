@@ -13,7 +13,17 @@ import { http } from '../rotation/rotation-helpers';
 import { freePort, tempDir } from '../support/server-process';
 import { createTestToken } from '../support/softhsm';
 import { opensslVerifiesChain, opensslVerifiesMessage, SUBJECT } from '../signing/support/signing-kit';
-import { expectDrillInvariants, faultTimes, injectTransport, inProcessSubject, loadTotals, ReadyzProbe, reportDrill, SignLoad, waitFor } from './drill-kit';
+import {
+  expectDrillInvariants,
+  faultTimes,
+  injectTransport,
+  inProcessSubject,
+  loadTotals,
+  ReadyzProbe,
+  reportDrill,
+  SignLoad,
+  waitFor,
+} from './drill-kit';
 
 const CLIENTS = 8;
 
@@ -51,10 +61,20 @@ describe('drill: PostgreSQL stopped and restarted under sign load', () => {
       SIGNET_LOG_LEVEL: 'fatal',
     });
     const sink = new Writable({ write: (_chunk, _e, done) => done() });
-    app = await createApp({ config, databaseUrl, hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4 } }, createLogger('fatal', sink));
+    app = await createApp(
+      {
+        config,
+        databaseUrl,
+        hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4 },
+      },
+      createLogger('fatal', sink),
+    );
     admin = fs.readFileSync(path.join(config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
     const api = http(app, admin);
-    expect((await api('POST', '/v1/keys', { name: 'drill-db', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drill-db' } })).status).toBe(201);
+    expect(
+      (await api('POST', '/v1/keys', { name: 'drill-db', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drill-db' } }))
+        .status,
+    ).toBe(201);
     signer = (await api('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['drill-db'] })).body.token;
   }, 180_000);
 
@@ -77,7 +97,13 @@ describe('drill: PostgreSQL stopped and restarted under sign load', () => {
       await postgres.stop();
       downAt = Date.now();
       // Down long enough for the change listener to notice, /readyz to turn and many requests to be refused.
-      await waitFor('503s and /readyz 503 during the outage', () => load.records.filter((r) => r.at > faultAt && r.status === 503).length >= 50 && readyz.firstAfter(faultAt, (s) => s === 503) !== undefined && Date.now() - faultAt > 1500);
+      await waitFor(
+        '503s and /readyz 503 during the outage',
+        () =>
+          load.records.filter((r) => r.at > faultAt && r.status === 503).length >= 50 &&
+          readyz.firstAfter(faultAt, (s) => s === 503) !== undefined &&
+          Date.now() - faultAt > 1500,
+      );
       restartAt = Date.now();
       await postgres.start();
       recoveredAt = Date.now();
@@ -88,7 +114,11 @@ describe('drill: PostgreSQL stopped and restarted under sign load', () => {
       await readyz.stop();
     }
     await app.get(AuditService).flushed();
-    reportDrill('database-outage', { ...faultTimes(load, { faultAt, recoveredAt }, readyz), ...loadTotals(load), clients: CLIENTS });
+    reportDrill('database-outage', {
+      ...faultTimes(load, { faultAt, recoveredAt }, readyz),
+      ...loadTotals(load),
+      clients: CLIENTS,
+    });
 
     // While it is down: 503 only, in the error shape with Retry-After, none with a signature.
     const refused = load.failed;
@@ -109,8 +139,12 @@ describe('drill: PostgreSQL stopped and restarted under sign load', () => {
     // What was delivered is real to OpenSSL too: the first and last signatures, and the chain.
     const first = load.delivered[0];
     const last = load.delivered.at(-1)!;
-    expect(opensslVerifiesMessage(path.join(dir, 'first'), 'EC-256', first.message, first.signature!, first.chain!)).toBe(true);
-    expect(opensslVerifiesMessage(path.join(dir, 'last'), 'EC-256', last.message, last.signature!, last.chain!)).toBe(true);
+    expect(
+      opensslVerifiesMessage(path.join(dir, 'first'), 'EC-256', first.message, first.signature!, first.chain!),
+    ).toBe(true);
+    expect(opensslVerifiesMessage(path.join(dir, 'last'), 'EC-256', last.message, last.signature!, last.chain!)).toBe(
+      true,
+    );
     expect(opensslVerifiesChain(path.join(dir, 'chain'), last.chain!).ok).toBe(true);
   });
 });

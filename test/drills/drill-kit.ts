@@ -1,5 +1,13 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { constants, createHash, createPublicKey, type KeyObject, randomBytes, verify, X509Certificate } from 'node:crypto';
+import {
+  constants,
+  createHash,
+  createPublicKey,
+  type KeyObject,
+  randomBytes,
+  verify,
+  X509Certificate,
+} from 'node:crypto';
 import * as fs from 'node:fs';
 import { DataSource } from 'typeorm';
 import { KEY_STORE, KeyStore } from '../../src/hsm/key-store';
@@ -44,8 +52,17 @@ export type SignTransport = (body: string) => Promise<SignAnswer>;
 /** app.inject against an in-process application. */
 export function injectTransport(app: NestFastifyApplication, token: string, key: string): SignTransport {
   return async (payload) => {
-    const response = await app.inject({ method: 'POST', url: `/v1/keys/${key}/sign`, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload });
-    return { status: response.statusCode, body: response.body, retryAfter: response.headers['retry-after'] as string | undefined };
+    const response = await app.inject({
+      method: 'POST',
+      url: `/v1/keys/${key}/sign`,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      payload,
+    });
+    return {
+      status: response.statusCode,
+      body: response.body,
+      retryAfter: response.headers['retry-after'] as string | undefined,
+    };
   };
 }
 
@@ -58,14 +75,23 @@ export function httpTransport(baseUrl: () => string, token: string, key: string)
       body: payload,
       signal: AbortSignal.timeout(60_000),
     });
-    return { status: response.status, body: await response.text(), retryAfter: response.headers.get('retry-after') ?? undefined };
+    return {
+      status: response.status,
+      body: await response.text(),
+      retryAfter: response.headers.get('retry-after') ?? undefined,
+    };
   };
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls until `check` returns a value (not undefined/false); the bound only fails a stuck drill. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 120_000, everyMs = 20): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 120_000,
+  everyMs = 20,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -112,21 +138,40 @@ export class SignLoad {
 
   /** Waits until `count` signatures were delivered for requests started at or after `since`. */
   async deliveredSince(since: number, count: number, timeoutMs = 120_000): Promise<void> {
-    await waitFor(`${count} signatures delivered after ${new Date(since).toISOString()}`, () => this.records.filter((r) => r.status === 200 && r.startedAt >= since).length >= count, timeoutMs);
+    await waitFor(
+      `${count} signatures delivered after ${new Date(since).toISOString()}`,
+      () => this.records.filter((r) => r.status === 200 && r.startedAt >= since).length >= count,
+      timeoutMs,
+    );
   }
 
   private async client(): Promise<void> {
     while (this.running) {
       const message = randomBytes(32);
-      const body = JSON.stringify({ digest: createHash('sha256').update(message).digest('base64'), hashAlgorithm: 'SHA-256' });
+      const body = JSON.stringify({
+        digest: createHash('sha256').update(message).digest('base64'),
+        hashAlgorithm: 'SHA-256',
+      });
       const startedAt = Date.now();
       let record: SignRecord;
       this.inFlight.add(message);
       try {
         const answer = await this.transport(body);
-        record = { startedAt, at: Date.now(), status: answer.status, message, retryAfter: answer.retryAfter, connectionClose: answer.connectionClose };
+        record = {
+          startedAt,
+          at: Date.now(),
+          status: answer.status,
+          message,
+          retryAfter: answer.retryAfter,
+          connectionClose: answer.connectionClose,
+        };
         const json = parseJson(answer.body);
-        if (answer.status === 200) Object.assign(record, { signature: json.signature, chain: json.certificateChain, keyVersion: json.keyVersion });
+        if (answer.status === 200)
+          Object.assign(record, {
+            signature: json.signature,
+            chain: json.certificateChain,
+            keyVersion: json.keyVersion,
+          });
         else record.error = { code: json?.error?.code, retryable: json?.error?.details?.retryable };
       } catch (error) {
         const { code, reusedSocket } = error as { code?: string; reusedSocket?: boolean };
@@ -186,15 +231,38 @@ const elapsed = (from: number, to: number | undefined) => (to === undefined ? nu
  * fault → first failed answer / first /readyz 503; the fault's duration; recovery → first success
  * of a request started after it / first /readyz 200; the count of failed requests.
  */
-export function faultTimes(load: SignLoad, window: { faultAt: number; recoveredAt: number; until?: number }, readyz?: ReadyzProbe): Record<string, number | null> {
+export function faultTimes(
+  load: SignLoad,
+  window: { faultAt: number; recoveredAt: number; until?: number },
+  readyz?: ReadyzProbe,
+): Record<string, number | null> {
   const { faultAt, recoveredAt } = window;
-  const inWindow = load.records.filter((r) => r.at >= faultAt && (window.until === undefined || r.startedAt < window.until));
+  const inWindow = load.records.filter(
+    (r) => r.at >= faultAt && (window.until === undefined || r.startedAt < window.until),
+  );
   return {
     faultToFirstFailureMs: elapsed(faultAt, inWindow.find((r) => r.status !== 200)?.at),
-    ...(readyz ? { faultToReadyz503Ms: elapsed(faultAt, readyz.firstAfter(faultAt, (s) => s === 503)) } : {}),
+    ...(readyz
+      ? {
+          faultToReadyz503Ms: elapsed(
+            faultAt,
+            readyz.firstAfter(faultAt, (s) => s === 503),
+          ),
+        }
+      : {}),
     faultDurationMs: recoveredAt - faultAt,
-    recoveryToFirstSuccessMs: elapsed(recoveredAt, load.records.find((r) => r.status === 200 && r.startedAt >= recoveredAt)?.at),
-    ...(readyz ? { recoveryToReadyz200Ms: elapsed(recoveredAt, readyz.firstAfter(recoveredAt, (s) => s === 200)) } : {}),
+    recoveryToFirstSuccessMs: elapsed(
+      recoveredAt,
+      load.records.find((r) => r.status === 200 && r.startedAt >= recoveredAt)?.at,
+    ),
+    ...(readyz
+      ? {
+          recoveryToReadyz200Ms: elapsed(
+            recoveredAt,
+            readyz.firstAfter(recoveredAt, (s) => s === 200),
+          ),
+        }
+      : {}),
     failedRequests: inWindow.filter((r) => r.status !== 200).length,
     requests: inWindow.length,
   };
@@ -211,7 +279,12 @@ export function reportDrill(drill: string, measured: Record<string, unknown>): v
 export function loadTotals(load: SignLoad): Record<string, number> {
   const first = load.records[0]?.startedAt ?? 0;
   const last = load.records.at(-1)?.at ?? first;
-  return { totalRequests: load.records.length, delivered: load.delivered.length, failed: load.failed.length, loadSeconds: Math.round((last - first) / 100) / 10 };
+  return {
+    totalRequests: load.records.length,
+    delivered: load.delivered.length,
+    failed: load.failed.length,
+    loadSeconds: Math.round((last - first) / 100) / 10,
+  };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are read loosely
@@ -246,7 +319,8 @@ function leafVerifies(record: SignRecord): boolean {
 
 /** A SHA-256 signature as Signet makes it: ECDSA raw r‖s, or RSA-PSS with a 32-byte salt (RSA-3072 on openCryptoki). */
 function verifiesSha256(message: Buffer, key: KeyObject, signature: Buffer): boolean {
-  if (key.asymmetricKeyType === 'rsa') return verify('sha256', message, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signature);
+  if (key.asymmetricKeyType === 'rsa')
+    return verify('sha256', message, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signature);
   return verify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, signature);
 }
 
@@ -259,7 +333,11 @@ function verifiesSha256(message: Buffer, key: KeyObject, signature: Buffer): boo
  *  - HSM reconciliation finds nothing orphaned, missing or left planned;
  *  - every 2xx signature verifies against the leaf certificate returned with it.
  */
-export async function expectDrillInvariants(subject: DrillSubject, load: Pick<SignLoad, 'records' | 'delivered'>, key: string): Promise<void> {
+export async function expectDrillInvariants(
+  subject: DrillSubject,
+  load: Pick<SignLoad, 'records' | 'delivered'>,
+  key: string,
+): Promise<void> {
   const checkpoint = await subject.api('POST', '/v1/audit/checkpoints');
   expect(checkpoint.status).toBe(201);
   const verified = await subject.api('GET', '/v1/audit/verify?full=true');
@@ -285,8 +363,12 @@ export async function expectDrillInvariants(subject: DrillSubject, load: Pick<Si
     `SELECT kv.version, kv.public_key FROM key_versions kv JOIN signing_keys k ON k.id = kv.key_id WHERE k.name = $1`,
     [key],
   );
-  const publicKeys = new Map(versions.map((v) => [v.version, createPublicKey({ key: v.public_key, format: 'der', type: 'spki' })]));
-  const messages = new Map(load.records.map((r) => [`sha256:${createHash('sha256').update(r.message).digest('hex')}`, r.message]));
+  const publicKeys = new Map(
+    versions.map((v) => [v.version, createPublicKey({ key: v.public_key, format: 'der', type: 'spki' })]),
+  );
+  const messages = new Map(
+    load.records.map((r) => [`sha256:${createHash('sha256').update(r.message).digest('hex')}`, r.message]),
+  );
   const unmatched = rows.filter((row) => {
     const message = messages.get(row.digest);
     const publicKey = publicKeys.get(row.version);

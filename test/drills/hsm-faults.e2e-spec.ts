@@ -6,7 +6,18 @@ import { Pkcs11Library } from '../../src/hsm/pkcs11-library';
 import { TEST_HSM, TEST_HSM_NAME } from '../hsm/hsm-test-kit';
 import { http, SUBJECT } from '../rotation/rotation-helpers';
 import { RotationTestApp, startRotationTestApp } from '../rotation/rotation-test-app';
-import { DrillSubject, expectDrillInvariants, faultTimes, injectTransport, inProcessSubject, loadTotals, ReadyzProbe, reportDrill, SignLoad, waitFor } from './drill-kit';
+import {
+  DrillSubject,
+  expectDrillInvariants,
+  faultTimes,
+  injectTransport,
+  inProcessSubject,
+  loadTotals,
+  ReadyzProbe,
+  reportDrill,
+  SignLoad,
+  waitFor,
+} from './drill-kit';
 
 const CLIENTS = 8;
 /** The drill load signs SHA-256 digests: EC-256, or on openCryptoki (no EC) RSA-2048, the RSA spec paired with SHA-256. */
@@ -47,8 +58,17 @@ describe(`drill: HSM faults under sign load (${TEST_HSM_NAME}), signing threads 
     expect(store.health().signThreads).toMatchObject({ ownModule: 0 });
     library = Pkcs11Library.acquire(t.token.modulePath);
     const api = http(t.app, t.adminToken);
-    expect((await api('POST', '/v1/keys', { name: 'drill-hsm', keySpec: DRILL_KEY_SPEC, subject: { ...SUBJECT, CN: 'drill-hsm' } })).status).toBe(201);
-    const signer = (await api('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['drill-hsm'] })).body.token;
+    expect(
+      (
+        await api('POST', '/v1/keys', {
+          name: 'drill-hsm',
+          keySpec: DRILL_KEY_SPEC,
+          subject: { ...SUBJECT, CN: 'drill-hsm' },
+        })
+      ).status,
+    ).toBe(201);
+    const signer = (await api('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['drill-hsm'] })).body
+      .token;
     subject = inProcessSubject(t.app, t.adminToken, t.database.url);
     load = new SignLoad(injectTransport(t.app, signer, 'drill-hsm'), { clients: CLIENTS }).start();
     readyz = new ReadyzProbe(async () => (await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode);
@@ -65,7 +85,9 @@ describe(`drill: HSM faults under sign load (${TEST_HSM_NAME}), signing threads 
 
   const poolRestored = () => {
     const health = store.health();
-    return health.state === 'ready' && health.tokens.every((token) => token.sessions === token.configuredSessions) ? Date.now() : false;
+    return health.state === 'ready' && health.tokens.every((token) => token.sessions === token.configuredSessions)
+      ? Date.now()
+      : false;
   };
 
   /**
@@ -84,12 +106,22 @@ describe(`drill: HSM faults under sign load (${TEST_HSM_NAME}), signing threads 
     const window = load.records.filter((r) => r.at >= faultAt && r.startedAt < until);
     const failures = window.filter((r) => r.status !== 200);
     for (const failure of failures) {
-      expect({ status: failure.status, code: failure.error?.code, retryable: failure.error?.retryable === true || failure.retryAfter !== undefined }).toEqual({ status: 503, code: 'HSM_UNAVAILABLE', retryable: true });
+      expect({
+        status: failure.status,
+        code: failure.error?.code,
+        retryable: failure.error?.retryable === true || failure.retryAfter !== undefined,
+      }).toEqual({ status: 503, code: 'HSM_UNAVAILABLE', retryable: true });
     }
     // Only what was in flight (or sent while the fault lasted) fails: nothing started after the pool was back.
     expect(failures.filter((r) => r.startedAt > restoredAt)).toEqual([]);
     expect(store.health()).toMatchObject({ state: 'ready', sessions: store.health().configuredSessions });
-    reportDrill(`hsm: ${name}`, { ...faultTimes(load, { faultAt, recoveredAt, until }, readyz), faultToPoolRestoredMs: restoredAt - faultAt, recoveryToPoolRestoredMs: restoredAt - recoveredAt, requestsInFlightAtFault: load.records.filter((r) => r.startedAt < faultAt && r.at >= faultAt).length, clients: CLIENTS });
+    reportDrill(`hsm: ${name}`, {
+      ...faultTimes(load, { faultAt, recoveredAt, until }, readyz),
+      faultToPoolRestoredMs: restoredAt - faultAt,
+      recoveryToPoolRestoredMs: restoredAt - recoveredAt,
+      requestsInFlightAtFault: load.records.filter((r) => r.startedAt < faultAt && r.at >= faultAt).length,
+      clients: CLIENTS,
+    });
   }
 
   /**
@@ -99,11 +131,16 @@ describe(`drill: HSM faults under sign load (${TEST_HSM_NAME}), signing threads 
    * service (authenticated, resolving the key, queued for a session) and meet what the fault left.
    */
   async function atQuietInstant(fault: () => void): Promise<{ faultAt: number; recoveredAt: number }> {
-    const at = await waitFor('an instant with no HSM operation holding a session', () => {
-      if (store.health().inFlight !== 0) return false;
-      fault();
-      return Date.now();
-    }, 30_000, 0);
+    const at = await waitFor(
+      'an instant with no HSM operation holding a session',
+      () => {
+        if (store.health().inFlight !== 0) return false;
+        fault();
+        return Date.now();
+      },
+      30_000,
+      0,
+    );
     return { faultAt: at, recoveredAt: at };
   }
 
@@ -138,7 +175,12 @@ describe(`drill: HSM faults under sign load (${TEST_HSM_NAME}), signing threads 
     await drill('CKR_DEVICE_REMOVED ×3 (injected)', async () => {
       const faultAt = Date.now();
       faults.arm('CKR_DEVICE_REMOVED', { count: 3 });
-      const recoveredAt = await waitFor('the three injected faults to fire', () => (faults.firedCount('CKR_DEVICE_REMOVED') === fired + 3 ? Date.now() : false), 60_000, 1);
+      const recoveredAt = await waitFor(
+        'the three injected faults to fire',
+        () => (faults.firedCount('CKR_DEVICE_REMOVED') === fired + 3 ? Date.now() : false),
+        60_000,
+        1,
+      );
       return { faultAt, recoveredAt };
     });
   });
@@ -147,8 +189,12 @@ describe(`drill: HSM faults under sign load (${TEST_HSM_NAME}), signing threads 
     await drill('CKR_TOKEN_NOT_PRESENT outage (injected)', async () => {
       const armedAt = Date.now();
       faults.arm('CKR_TOKEN_NOT_PRESENT', { count: Infinity });
-      await waitFor('the token reported down, /readyz 503 and refused signs', () =>
-        store.health().state === 'down' && readyz.firstAfter(armedAt, (s) => s === 503) !== undefined && load.records.filter((r) => r.at > armedAt && r.status === 503).length >= 20,
+      await waitFor(
+        'the token reported down, /readyz 503 and refused signs',
+        () =>
+          store.health().state === 'down' &&
+          readyz.firstAfter(armedAt, (s) => s === 503) !== undefined &&
+          load.records.filter((r) => r.at > armedAt && r.status === 503).length >= 20,
       );
       faults.disarm();
       return { faultAt: armedAt, recoveredAt: Date.now() };
@@ -176,87 +222,104 @@ type InstanceFault = 'close-all-sessions' | 'logout' | 'finalize';
  */
 // Not on openCryptoki: a private copy of libopencryptoki still shares the one token library (STDLL)
 // of the process, so there are no own instances to fault (docs/hsm.md).
-if (TEST_HSM === 'softhsm') describe('drill: HSM faults under sign load, signing threads on their own module instances', () => {
-  const otherLoaders: pkcs11js.PKCS11[] = [];
-  let t: RotationTestApp;
-  let store: Pkcs11KeyStore;
-  let library: Pkcs11Library;
-  let load: SignLoad;
-  let subject: DrillSubject;
+if (TEST_HSM === 'softhsm')
+  describe('drill: HSM faults under sign load, signing threads on their own module instances', () => {
+    const otherLoaders: pkcs11js.PKCS11[] = [];
+    let t: RotationTestApp;
+    let store: Pkcs11KeyStore;
+    let library: Pkcs11Library;
+    let load: SignLoad;
+    let subject: DrillSubject;
 
-  const slot = (): Handle => library.locateToken(t.token.tokenLabel)?.slot as Handle;
-  const threads = (): { injectFault(fault: InstanceFault): Promise<void> } =>
-    (store as unknown as { signWorkers: { injectFault(fault: InstanceFault): Promise<void> } }).signWorkers;
+    const slot = (): Handle => library.locateToken(t.token.tokenLabel)?.slot as Handle;
+    const threads = (): { injectFault(fault: InstanceFault): Promise<void> } =>
+      (store as unknown as { signWorkers: { injectFault(fault: InstanceFault): Promise<void> } }).signWorkers;
 
-  beforeAll(async () => {
-    t = await startRotationTestApp({ env: { SIGNET_LOG_LEVEL: 'fatal' } });
-    store = t.app.get(Pkcs11KeyStore);
-    const configured = store.health().signThreads?.configured;
-    expect(store.health().signThreads).toEqual({ configured, running: configured, ownModule: configured });
-    library = Pkcs11Library.acquire(t.token.modulePath);
-    const api = http(t.app, t.adminToken);
-    expect((await api('POST', '/v1/keys', { name: 'drill-own', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drill-own' } })).status).toBe(201);
-    const signer = (await api('POST', '/v1/tokens', { name: 'drill-own-signer', role: 'signer', keys: ['drill-own'] })).body.token;
-    subject = inProcessSubject(t.app, t.adminToken, t.database.url);
-    load = new SignLoad(injectTransport(t.app, signer, 'drill-own'), { clients: CLIENTS }).start();
-    await load.deliveredSince(0, 100);
-  }, 180_000);
+    beforeAll(async () => {
+      t = await startRotationTestApp({ env: { SIGNET_LOG_LEVEL: 'fatal' } });
+      store = t.app.get(Pkcs11KeyStore);
+      const configured = store.health().signThreads?.configured;
+      expect(store.health().signThreads).toEqual({ configured, running: configured, ownModule: configured });
+      library = Pkcs11Library.acquire(t.token.modulePath);
+      const api = http(t.app, t.adminToken);
+      expect(
+        (
+          await api('POST', '/v1/keys', {
+            name: 'drill-own',
+            keySpec: 'EC-256',
+            subject: { ...SUBJECT, CN: 'drill-own' },
+          })
+        ).status,
+      ).toBe(201);
+      const signer = (
+        await api('POST', '/v1/tokens', { name: 'drill-own-signer', role: 'signer', keys: ['drill-own'] })
+      ).body.token;
+      subject = inProcessSubject(t.app, t.adminToken, t.database.url);
+      load = new SignLoad(injectTransport(t.app, signer, 'drill-own'), { clients: CLIENTS }).start();
+      await load.deliveredSince(0, 100);
+    }, 180_000);
 
-  afterAll(async () => {
-    await load?.stop();
-    library?.release();
-    await t?.close();
-  });
-
-  /** Applies `fault` under the load, waits for 200 more signatures, and expects no request in that window to have failed. */
-  async function noRequestFails(name: string, fault: () => Promise<void> | void): Promise<void> {
-    await load.deliveredSince(Date.now(), 50);
-    const faultAt = Date.now();
-    await fault();
-    await load.deliveredSince(Date.now(), 200);
-    const until = Date.now();
-    expect(load.records.filter((r) => r.at >= faultAt && r.startedAt < until && r.status !== 200)).toEqual([]);
-    reportDrill(`hsm (own instances): ${name}`, { ...faultTimes(load, { faultAt, recoveredAt: faultAt, until }), clients: CLIENTS });
-  }
-
-  it.each<InstanceFault>(['close-all-sessions', 'logout', 'finalize'])(
-    "a real '%s' on every signing thread's own instance: each thread recovers it, no request fails",
-    async (fault) => {
-      await noRequestFails(`${fault} on the threads' instances`, () => threads().injectFault(fault));
-      expect(store.health()).toMatchObject({ state: 'ready', signThreads: { running: store.health().signThreads?.configured } });
-    },
-  );
-
-  it("C_CloseAllSessions and a logout on the process's instance do not reach signing; the pool recovers when next used", async () => {
-    const recoveries = store.counters().recoveries;
-    await noRequestFails("sessions closed and logout on the process's instance", () => {
-      library.api.C_CloseAllSessions(slot());
-      const outsider = library.api.C_OpenSession(slot(), pkcs11js.CKF_SERIAL_SESSION);
-      library.api.C_Logout(outsider);
-      library.api.C_CloseSession(outsider);
+    afterAll(async () => {
+      await load?.stop();
+      library?.release();
+      await t?.close();
     });
-    // Listing keys needs a session of the pool: the dead ones are found and replaced, and it retries.
-    await store.listKeys();
-    expect(store.counters().recoveries).toBeGreaterThan(recoveries);
-    expect(store.health()).toMatchObject({ state: 'ready', sessions: store.health().configuredSessions });
-  });
 
-  it('C_Finalize and C_Initialize of the process\'s instance by another loader do not reach signing either', async () => {
-    await noRequestFails("finalize + reload of the process's instance", () => {
-      const other = new pkcs11js.PKCS11();
-      otherLoaders.push(other);
-      other.load(t.token.modulePath);
-      other.C_Finalize();
-      other.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    /** Applies `fault` under the load, waits for 200 more signatures, and expects no request in that window to have failed. */
+    async function noRequestFails(name: string, fault: () => Promise<void> | void): Promise<void> {
+      await load.deliveredSince(Date.now(), 50);
+      const faultAt = Date.now();
+      await fault();
+      await load.deliveredSince(Date.now(), 200);
+      const until = Date.now();
+      expect(load.records.filter((r) => r.at >= faultAt && r.startedAt < until && r.status !== 200)).toEqual([]);
+      reportDrill(`hsm (own instances): ${name}`, {
+        ...faultTimes(load, { faultAt, recoveredAt: faultAt, until }),
+        clients: CLIENTS,
+      });
+    }
+
+    it.each<InstanceFault>(['close-all-sessions', 'logout', 'finalize'])(
+      "a real '%s' on every signing thread's own instance: each thread recovers it, no request fails",
+      async (fault) => {
+        await noRequestFails(`${fault} on the threads' instances`, () => threads().injectFault(fault));
+        expect(store.health()).toMatchObject({
+          state: 'ready',
+          signThreads: { running: store.health().signThreads?.configured },
+        });
+      },
+    );
+
+    it("C_CloseAllSessions and a logout on the process's instance do not reach signing; the pool recovers when next used", async () => {
+      const recoveries = store.counters().recoveries;
+      await noRequestFails("sessions closed and logout on the process's instance", () => {
+        library.api.C_CloseAllSessions(slot());
+        const outsider = library.api.C_OpenSession(slot(), pkcs11js.CKF_SERIAL_SESSION);
+        library.api.C_Logout(outsider);
+        library.api.C_CloseSession(outsider);
+      });
+      // Listing keys needs a session of the pool: the dead ones are found and replaced, and it retries.
+      await store.listKeys();
+      expect(store.counters().recoveries).toBeGreaterThan(recoveries);
+      expect(store.health()).toMatchObject({ state: 'ready', sessions: store.health().configuredSessions });
     });
-    await store.listKeys();
-    expect(store.health()).toMatchObject({ state: 'ready', sessions: store.health().configuredSessions });
-  });
 
-  it('afterwards: the audit chain and checkpoints verify, every delivered signature is audited and verifies, HSM reconciliation is clean', async () => {
-    await load.stop();
-    reportDrill('hsm (own instances): whole drill', { ...loadTotals(load), clients: CLIENTS });
-    expect(load.failed).toEqual([]);
-    await expectDrillInvariants(subject, load, 'drill-own');
+    it("C_Finalize and C_Initialize of the process's instance by another loader do not reach signing either", async () => {
+      await noRequestFails("finalize + reload of the process's instance", () => {
+        const other = new pkcs11js.PKCS11();
+        otherLoaders.push(other);
+        other.load(t.token.modulePath);
+        other.C_Finalize();
+        other.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+      });
+      await store.listKeys();
+      expect(store.health()).toMatchObject({ state: 'ready', sessions: store.health().configuredSessions });
+    });
+
+    it('afterwards: the audit chain and checkpoints verify, every delivered signature is audited and verifies, HSM reconciliation is clean', async () => {
+      await load.stop();
+      reportDrill('hsm (own instances): whole drill', { ...loadTotals(load), clients: CLIENTS });
+      expect(load.failed).toEqual([]);
+      await expectDrillInvariants(subject, load, 'drill-own');
+    });
   });
-});

@@ -3,7 +3,16 @@ import { apiClient, FAST_DISTRIBUTION_ENV, targetsOf, waitConverged } from '../d
 import { SUBJECT } from '../rotation/rotation-helpers';
 import { TestRegistry } from '../support/registry';
 import { startTestApp, TestApp } from '../support/test-app';
-import { expectDrillInvariants, faultTimes, injectTransport, inProcessSubject, loadTotals, reportDrill, SignLoad, waitFor } from './drill-kit';
+import {
+  expectDrillInvariants,
+  faultTimes,
+  injectTransport,
+  inProcessSubject,
+  loadTotals,
+  reportDrill,
+  SignLoad,
+  waitFor,
+} from './drill-kit';
 
 const CLIENTS = 8;
 const REGIONS = ['eu', 'us', 'ap'];
@@ -31,9 +40,25 @@ describe('drill: a target registry down during a distribution round, under sign 
     await api.ok('POST', '/v1/truststores', { name: 'fleet', cas: [DEV_ROOT_CA] });
     for (const region of REGIONS) {
       await api.ok('POST', '/v1/regions', { name: region });
-      await api.ok('POST', `/v1/regions/${region}/targets`, { name: 'registry', kind: 'oci-registry', endpoint: registries[region].url, repository: 'signet/truststore', truststore: 'fleet' }, 201);
+      await api.ok(
+        'POST',
+        `/v1/regions/${region}/targets`,
+        {
+          name: 'registry',
+          kind: 'oci-registry',
+          endpoint: registries[region].url,
+          repository: 'signet/truststore',
+          truststore: 'fleet',
+        },
+        201,
+      );
     }
-    await api.ok('POST', '/v1/keys', { name: 'drill-dist', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drill-dist' } }, 201);
+    await api.ok(
+      'POST',
+      '/v1/keys',
+      { name: 'drill-dist', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drill-dist' } },
+      201,
+    );
     await waitConverged(api.status);
   }, 180_000);
 
@@ -43,7 +68,9 @@ describe('drill: a target registry down during a distribution round, under sign 
   });
 
   it('the other regions converge while one registry is down, it converges after it returns, and signing is unaffected', async () => {
-    const signer = (await api.ok('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['drill-dist'] })).json().token;
+    const signer = (
+      await api.ok('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['drill-dist'] })
+    ).json().token;
     const subject = inProcessSubject(t.app, api.admin, t.database.url);
     const load = new SignLoad(injectTransport(t.app, signer, 'drill-dist'), { clients: CLIENTS }).start();
     let measured: Record<string, number | null> = {};
@@ -53,7 +80,12 @@ describe('drill: a target registry down during a distribution round, under sign 
       const faultAt = Date.now();
       let recoveredAt = 0;
       try {
-        await api.ok('POST', '/v1/cas', { name: 'drill-root', kind: 'root', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'Drill Root' } }, 201);
+        await api.ok(
+          'POST',
+          '/v1/cas',
+          { name: 'drill-root', kind: 'root', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'Drill Root' } },
+          201,
+        );
         const changedAt = Date.now();
         const changed = (await api.ok('PATCH', '/v1/truststores/fleet', { cas: [DEV_ROOT_CA, 'drill-root'] })).json();
         await waitConverged(api.status, ['eu/registry', 'ap/registry'], 120_000);
@@ -74,9 +106,17 @@ describe('drill: a target registry down during a distribution round, under sign 
       const status = await waitConverged(api.status, undefined, 120_000);
       const convergedAt = Date.now();
       const truststore = (await api.ok('GET', '/v1/truststores/fleet')).json();
-      expect(targetsOf(status).map((x) => [x.region, x.delivered!.version, x.delivered!.digest]).sort()).toEqual([...REGIONS].sort().map((r) => [r, truststore.version, truststore.digest]));
+      expect(
+        targetsOf(status)
+          .map((x) => [x.region, x.delivered!.version, x.delivered!.digest])
+          .sort(),
+      ).toEqual([...REGIONS].sort().map((r) => [r, truststore.version, truststore.digest]));
       await load.deliveredSince(convergedAt, 50);
-      measured = { ...faultTimes(load, { faultAt, recoveredAt }), ...measured, registryBackToConvergedMs: convergedAt - recoveredAt };
+      measured = {
+        ...faultTimes(load, { faultAt, recoveredAt }),
+        ...measured,
+        registryBackToConvergedMs: convergedAt - recoveredAt,
+      };
     } finally {
       await load.stop();
     }

@@ -7,7 +7,16 @@ import { SignetProcess, startSignet } from '../rotation/rotation-process';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
 import { TestRegistry } from '../support/registry';
 import { ensureBuilt, tempDir } from '../support/server-process';
-import { DrillSubject, expectDrillInvariants, faultTimes, httpTransport, loadTotals, reportDrill, SignLoad, waitFor } from './drill-kit';
+import {
+  DrillSubject,
+  expectDrillInvariants,
+  faultTimes,
+  httpTransport,
+  loadTotals,
+  reportDrill,
+  SignLoad,
+  waitFor,
+} from './drill-kit';
 
 const CLIENTS = 8;
 const DAY = 86_400_000;
@@ -25,9 +34,20 @@ function processSubject(current: () => SignetProcess, database: TestDatabase): D
 }
 
 /** Reports the drill, checks the drill invariants against the restarted process, and stops it. */
-async function finishDrill(drill: string, measured: Record<string, unknown>, load: SignLoad, current: SignetProcess, database: TestDatabase, key: string): Promise<void> {
+async function finishDrill(
+  drill: string,
+  measured: Record<string, unknown>,
+  load: SignLoad,
+  current: SignetProcess,
+  database: TestDatabase,
+  key: string,
+): Promise<void> {
   reportDrill(drill, { ...measured, ...loadTotals(load), clients: CLIENTS });
-  await expectDrillInvariants(processSubject(() => current, database), load, key);
+  await expectDrillInvariants(
+    processSubject(() => current, database),
+    load,
+    key,
+  );
   await current.stop();
 }
 
@@ -50,9 +70,23 @@ describe('drill: SIGKILL under sign load, then restart', () => {
     let current = victim;
     let load: SignLoad | undefined;
     try {
-      expect((await victim.api('POST', '/v1/keys', { name: 'release', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'release' }, rotation: { overlapDays: 1, retentionDays: 1 } })).status).toBe(201);
-      const signer = (await victim.api('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['release'] })).body.token;
-      load = new SignLoad(httpTransport(() => current.server.url, signer, 'release'), { clients: CLIENTS }).start();
+      expect(
+        (
+          await victim.api('POST', '/v1/keys', {
+            name: 'release',
+            keySpec: 'EC-256',
+            subject: { ...SUBJECT, CN: 'release' },
+            rotation: { overlapDays: 1, retentionDays: 1 },
+          })
+        ).status,
+      ).toBe(201);
+      const signer = (
+        await victim.api('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['release'] })
+      ).body.token;
+      load = new SignLoad(
+        httpTransport(() => current.server.url, signer, 'release'),
+        { clients: CLIENTS },
+      ).start();
       await load.deliveredSince(0, 100);
 
       // The scheduler tick starts the rotation; the process SIGKILLs itself once `activate` committed.
@@ -60,7 +94,10 @@ describe('drill: SIGKILL under sign load, then restart', () => {
       await expect(victim.tick(ticks[0])).rejects.toThrow();
       expect(await victim.server.exited).toEqual({ code: null, signal: 'SIGKILL' });
       expect(victim.server.text()).toContain('test hook: SIGKILL at rotation crash point activate');
-      const [left] = await query<{ state: string; steps: Array<{ name: string; state: string }> }>(database.url, `SELECT state, steps FROM rotations`);
+      const [left] = await query<{ state: string; steps: Array<{ name: string; state: string }> }>(
+        database.url,
+        `SELECT state, steps FROM rotations`,
+      );
       // What the kill left: a rotation past activate, its retire and destroy steps not done.
       expect(left.state).toBe('activated');
       expect(left.steps.map((s) => s.state === 'done')).toEqual([true, true, true, false, false]);
@@ -77,8 +114,13 @@ describe('drill: SIGKILL under sign load, then restart', () => {
 
       // Exactly once: one rotation, each step audited done once, one new version, the old one destroyed.
       expect(await query(database.url, `SELECT state FROM rotations`)).toEqual([{ state: 'completed' }]);
-      const audited = await query<{ step: string; n: number }>(database.url, `SELECT data->>'step' AS step, count(*)::int AS n FROM audit_events WHERE type = 'rotation.step' AND data->>'outcome' = 'done' GROUP BY 1`);
-      expect(Object.fromEntries(audited.map((a) => [a.step, a.n]))).toEqual(Object.fromEntries(STEPS.map((s) => [s, 1])));
+      const audited = await query<{ step: string; n: number }>(
+        database.url,
+        `SELECT data->>'step' AS step, count(*)::int AS n FROM audit_events WHERE type = 'rotation.step' AND data->>'outcome' = 'done' GROUP BY 1`,
+      );
+      expect(Object.fromEntries(audited.map((a) => [a.step, a.n]))).toEqual(
+        Object.fromEntries(STEPS.map((s) => [s, 1])),
+      );
       expect(await query(database.url, `SELECT version, state FROM key_versions ORDER BY version`)).toEqual([
         { version: 1, state: 'destroyed' },
         { version: 2, state: 'active' },
@@ -87,7 +129,11 @@ describe('drill: SIGKILL under sign load, then restart', () => {
       expect(new Set(load.delivered.map((d) => d.keyVersion))).toEqual(new Set([1, 2]));
       expect(load.failed.every((r) => r.status === 0 || r.status === 503)).toBe(true);
 
-      const measured = { ...faultTimes(load, { faultAt, recoveredAt: restartAt }), restartToReadyMs: readyAt - restartAt, restartToRotationCompletedMs: completedAt - restartAt };
+      const measured = {
+        ...faultTimes(load, { faultAt, recoveredAt: restartAt }),
+        restartToReadyMs: readyAt - restartAt,
+        restartToRotationCompletedMs: completedAt - restartAt,
+      };
       await finishDrill('SIGKILL during a rotation', measured, load, current, database, 'release');
     } finally {
       await load?.stop();
@@ -117,7 +163,8 @@ describe('drill: SIGKILL under sign load, then restart', () => {
     try {
       const ok = async (method: 'POST' | 'PATCH', url: string, body: unknown) => {
         const response = await current.api(method, url, body);
-        if (response.status >= 300) throw new Error(`${method} ${url} → ${response.status}: ${JSON.stringify(response.body)}`);
+        if (response.status >= 300)
+          throw new Error(`${method} ${url} → ${response.status}: ${JSON.stringify(response.body)}`);
         return response.body;
       };
       await ok('POST', '/v1/truststores', { name: 'fleet', cas: [DEV_ROOT_CA] });
@@ -125,18 +172,43 @@ describe('drill: SIGKILL under sign load, then restart', () => {
       for (const [i, registry] of registries.entries()) {
         await ok('POST', '/v1/regions', { name: `r${i}` });
         for (const [j, repository] of repositories.entries()) {
-          await ok('POST', `/v1/regions/r${i}/targets`, { name: `t${j}`, kind: 'oci-registry', endpoint: registry.url, repository, truststore: 'fleet' });
+          await ok('POST', `/v1/regions/r${i}/targets`, {
+            name: `t${j}`,
+            kind: 'oci-registry',
+            endpoint: registry.url,
+            repository,
+            truststore: 'fleet',
+          });
         }
       }
       await waitConverged(status, undefined, 120_000);
-      await ok('POST', '/v1/keys', { name: 'drill-kill-dist', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'drill-kill-dist' } });
-      const signer = (await ok('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['drill-kill-dist'] })).token;
-      load = new SignLoad(httpTransport(() => current.server.url, signer, 'drill-kill-dist'), { clients: CLIENTS }).start();
+      await ok('POST', '/v1/keys', {
+        name: 'drill-kill-dist',
+        keySpec: 'EC-256',
+        subject: { ...SUBJECT, CN: 'drill-kill-dist' },
+      });
+      const signer = (
+        await ok('POST', '/v1/tokens', { name: 'drill-signer', role: 'signer', keys: ['drill-kill-dist'] })
+      ).token;
+      load = new SignLoad(
+        httpTransport(() => current.server.url, signer, 'drill-kill-dist'),
+        { clients: CLIENTS },
+      ).start();
       await load.deliveredSince(0, 100);
 
-      await ok('POST', '/v1/cas', { name: 'drill-root', kind: 'root', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'Drill Root' } });
+      await ok('POST', '/v1/cas', {
+        name: 'drill-root',
+        kind: 'root',
+        keySpec: 'EC-256',
+        subject: { ...SUBJECT, CN: 'Drill Root' },
+      });
       const changed = await ok('PATCH', '/v1/truststores/fleet', { cas: [DEV_ROOT_CA, 'drill-root'] });
-      const delivered = () => query<{ n: number }>(database.url, `SELECT count(*)::int AS n FROM distribution_targets WHERE delivered_version = $1`, [changed.version]);
+      const delivered = () =>
+        query<{ n: number }>(
+          database.url,
+          `SELECT count(*)::int AS n FROM distribution_targets WHERE delivered_version = $1`,
+          [changed.version],
+        );
       await waitFor('the first target to hold the new version', async () => (await delivered())[0].n >= 1, 120_000, 2);
       const faultAt = Date.now();
       victim.server.kill('SIGKILL');
@@ -151,7 +223,8 @@ describe('drill: SIGKILL under sign load, then restart', () => {
       const convergedAt = Date.now();
       const truststore = (await current.api('GET', '/v1/truststores/fleet')).body;
       expect(truststore.version).toBe(changed.version);
-      for (const target of targetsOf(converged)) expect(target.delivered).toMatchObject({ version: truststore.version, digest: truststore.digest });
+      for (const target of targetsOf(converged))
+        expect(target.delivered).toMatchObject({ version: truststore.version, digest: truststore.digest });
       // Idempotent pushes: each target recorded at most one push of the version (one already holding it is skipped), and
       // each repository's `current` and version tags name the same manifest, carrying the truststore digest.
       const pushes = await query<{ name: string; pushed: number }>(
@@ -162,9 +235,18 @@ describe('drill: SIGKILL under sign load, then restart', () => {
       expect(pushes.filter((p) => p.pushed > 1)).toEqual([]);
       for (const registry of registries) {
         for (const repository of repositories) {
-          const manifest = await fetch(`${registry.url}/v2/${repository}/manifests/current`, { headers: { accept: OCI_MANIFEST } });
-          expect(((await manifest.json()) as { annotations: Record<string, string> }).annotations['io.signet.truststore.digest']).toBe(truststore.digest);
-          const tagged = await fetch(`${registry.url}/v2/${repository}/manifests/v${truststore.version}`, { method: 'HEAD', headers: { accept: OCI_MANIFEST } });
+          const manifest = await fetch(`${registry.url}/v2/${repository}/manifests/current`, {
+            headers: { accept: OCI_MANIFEST },
+          });
+          expect(
+            ((await manifest.json()) as { annotations: Record<string, string> }).annotations[
+              'io.signet.truststore.digest'
+            ],
+          ).toBe(truststore.digest);
+          const tagged = await fetch(`${registry.url}/v2/${repository}/manifests/v${truststore.version}`, {
+            method: 'HEAD',
+            headers: { accept: OCI_MANIFEST },
+          });
           expect(tagged.headers.get('docker-content-digest')).toBe(manifest.headers.get('docker-content-digest'));
         }
       }
@@ -172,7 +254,13 @@ describe('drill: SIGKILL under sign load, then restart', () => {
       await load.stop();
       expect(load.failed.every((r) => r.status === 0 || r.status === 503)).toBe(true);
 
-      const measured = { ...faultTimes(load, { faultAt, recoveredAt: restartAt }), targetsDeliveredAtKill: deliveredAtKill, targets: 9, restartToReadyMs: readyAt - restartAt, restartToConvergedMs: convergedAt - restartAt };
+      const measured = {
+        ...faultTimes(load, { faultAt, recoveredAt: restartAt }),
+        targetsDeliveredAtKill: deliveredAtKill,
+        targets: 9,
+        restartToReadyMs: readyAt - restartAt,
+        restartToConvergedMs: convergedAt - restartAt,
+      };
       await finishDrill('SIGKILL during a distribution round', measured, load, current, database, 'drill-kill-dist');
     } finally {
       await load?.stop();

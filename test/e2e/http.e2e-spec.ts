@@ -13,11 +13,20 @@ describe('HTTP conventions (in-process app on a real PostgreSQL)', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    const config = loadConfig({ DATABASE_URL: database.url, SIGNET_BODY_LIMIT_BYTES: '4096', SIGNET_LOG_LEVEL: 'debug', SIGNET_METRICS_PUBLIC: 'true' });
+    const config = loadConfig({
+      DATABASE_URL: database.url,
+      SIGNET_BODY_LIMIT_BYTES: '4096',
+      SIGNET_LOG_LEVEL: 'debug',
+      SIGNET_METRICS_PUBLIC: 'true',
+    });
     const sink = new Writable({ write: (chunk, _e, done) => (logs.push(chunk.toString()), done()) });
     const token = await createTestToken('http');
     app = await createApp(
-      { config, databaseUrl: database.url, hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 2 } },
+      {
+        config,
+        databaseUrl: database.url,
+        hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 2 },
+      },
       createLogger('debug', sink),
     );
   });
@@ -33,13 +42,23 @@ describe('HTTP conventions (in-process app on a real PostgreSQL)', () => {
   });
 
   it('answers a body over the configured limit with 413 in the error shape', async () => {
-    const response = await app.inject({ method: 'POST', url: '/healthz', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ x: 'a'.repeat(10_000) }) });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/healthz',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ x: 'a'.repeat(10_000) }),
+    });
     expect(response.statusCode).toBe(413);
     expect(response.json().error.code).toBe('PAYLOAD_TOO_LARGE');
   });
 
   it('answers malformed JSON with 400 in the error shape', async () => {
-    const response = await app.inject({ method: 'POST', url: '/healthz', headers: { 'content-type': 'application/json' }, payload: '{nope' });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/healthz',
+      headers: { 'content-type': 'application/json' },
+      payload: '{nope',
+    });
     expect(response.statusCode).toBe(400);
     expect(response.json().error).toEqual({ code: 'VALIDATION_ERROR', message: expect.any(String) });
   });
@@ -47,7 +66,9 @@ describe('HTTP conventions (in-process app on a real PostgreSQL)', () => {
   it('logs each request with its request id when request logging is on (SIGNET_LOG_REQUESTS default)', async () => {
     const response = await app.inject({ method: 'GET', url: '/healthz?request-log-probe' });
     expect(response.statusCode).toBe(200);
-    const lines = logs.filter((line) => line.includes('request-log-probe')).map((line) => JSON.parse(line) as { reqId?: string; msg?: string });
+    const lines = logs
+      .filter((line) => line.includes('request-log-probe'))
+      .map((line) => JSON.parse(line) as { reqId?: string; msg?: string });
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(line.reqId).toEqual(expect.any(String));
   });

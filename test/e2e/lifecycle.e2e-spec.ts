@@ -1,7 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createTestDatabase, query, TestDatabase } from '../support/database';
-import { ensureBuilt, freePort, postgresProcessesFor, PROJECT_ROOT, ServerProcess, tempDir } from '../support/server-process';
+import {
+  ensureBuilt,
+  freePort,
+  postgresProcessesFor,
+  PROJECT_ROOT,
+  ServerProcess,
+  tempDir,
+} from '../support/server-process';
 
 /**
  * The real server binary (node dist/src/main.js) started the way the README's first command
@@ -76,14 +83,21 @@ describe('Signet process lifecycle', () => {
     ['DATABASE_URL', 'not-a-url', {}],
     ['SIGNET_ROTATION_MIN_INTERVAL_HOURS', 'daily', {}],
     ['SIGNET_PKCS11_PIN_FILE', '/nonexistent/user.pin', { SIGNET_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so' }],
-  ])('exits non-zero with one line naming %s when it is malformed or unreadable (%s)', async (variable, value, extra) => {
-    const server = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: tempDir('badcfg-'), [variable]: value, ...extra });
-    const { code } = await server.exited;
-    expect(code).not.toBe(0);
-    const lines = server.text().trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`^signet: configuration error: ${variable}: `));
-  });
+  ])(
+    'exits non-zero with one line naming %s when it is malformed or unreadable (%s)',
+    async (variable, value, extra) => {
+      const server = new ServerProcess(await freePort(), {
+        SIGNET_DATA_DIR: tempDir('badcfg-'),
+        [variable]: value,
+        ...extra,
+      });
+      const { code } = await server.exited;
+      expect(code).not.toBe(0);
+      const lines = server.text().trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^signet: configuration error: ${variable}: `));
+    },
+  );
 
   describe('scripts/start.js (npm start) caps the V8 heap of the server it starts', () => {
     const startScript = path.join(PROJECT_ROOT, 'scripts', 'start.js');
@@ -96,7 +110,12 @@ describe('Signet process lifecycle', () => {
     }
 
     it('passes --max-old-space-size from SIGNET_MAX_HEAP_MB to the server, which comes up and stops with it', async () => {
-      const server = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: tempDir('heapcap-'), SIGNET_MAX_HEAP_MB: '200' }, startScript, ['--no-build']);
+      const server = new ServerProcess(
+        await freePort(),
+        { SIGNET_DATA_DIR: tempDir('heapcap-'), SIGNET_MAX_HEAP_MB: '200' },
+        startScript,
+        ['--no-build'],
+      );
       await server.waitReady();
       const commandLine = childCommandLine(server.pid);
       expect(commandLine).toContain('--max-old-space-size=200');
@@ -105,15 +124,23 @@ describe('Signet process lifecycle', () => {
       expect(await server.exited).toEqual({ code: 0, signal: null });
     });
 
-    it.each(['lots', '32', '-1'])('refuses SIGNET_MAX_HEAP_MB=%s with exit 2 and one line naming it, starting nothing', async (value) => {
-      const dataDir = tempDir('heapcap-bad-');
-      const server = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: dataDir, SIGNET_MAX_HEAP_MB: value }, startScript, ['--no-build']);
-      expect(await server.exited).toEqual({ code: 2, signal: null });
-      const lines = server.text().trim().split('\n');
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/^signet: configuration error: SIGNET_MAX_HEAP_MB: /);
-      expect(fs.readdirSync(dataDir)).toEqual([]);
-    });
+    it.each(['lots', '32', '-1'])(
+      'refuses SIGNET_MAX_HEAP_MB=%s with exit 2 and one line naming it, starting nothing',
+      async (value) => {
+        const dataDir = tempDir('heapcap-bad-');
+        const server = new ServerProcess(
+          await freePort(),
+          { SIGNET_DATA_DIR: dataDir, SIGNET_MAX_HEAP_MB: value },
+          startScript,
+          ['--no-build'],
+        );
+        expect(await server.exited).toEqual({ code: 2, signal: null });
+        const lines = server.text().trim().split('\n');
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(/^signet: configuration error: SIGNET_MAX_HEAP_MB: /);
+        expect(fs.readdirSync(dataDir)).toEqual([]);
+      },
+    );
   });
 
   describe('two processes started at once on one fresh database', () => {
@@ -125,13 +152,21 @@ describe('Signet process lifecycle', () => {
 
     it('apply migrations and first-start bootstrap exactly once', async () => {
       const dataDir = tempDir('replicas-');
-      const env = { SIGNET_DATA_DIR: dataDir, DATABASE_URL: database.url, SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl, SIGNET_DEV_BOOTSTRAP: 'true' };
+      const env = {
+        SIGNET_DATA_DIR: dataDir,
+        DATABASE_URL: database.url,
+        SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl,
+        SIGNET_DEV_BOOTSTRAP: 'true',
+      };
       const [a, b] = [new ServerProcess(await freePort(), env), new ServerProcess(await freePort(), env)];
       await Promise.all([a.waitReady(), b.waitReady()]);
 
       const migrated = [a, b].filter((s) => /applied \d+ migration\(s\)/.test(s.text()));
       expect(migrated).toHaveLength(1);
-      const migrations = await query<{ name: string; count: string }>(database.url, 'SELECT name, count(*) FROM typeorm_migrations GROUP BY name');
+      const migrations = await query<{ name: string; count: string }>(
+        database.url,
+        'SELECT name, count(*) FROM typeorm_migrations GROUP BY name',
+      );
       expect(migrations.length).toBeGreaterThan(0);
       expect(migrations.every((m) => m.count === '1')).toBe(true);
 

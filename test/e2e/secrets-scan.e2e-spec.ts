@@ -14,8 +14,34 @@ describe('secrets never appear in logs or API responses', () => {
     ensureBuilt();
     const dataDir = tempDir('secrets-');
     const tls = tempDir('secrets-tls-');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: tls, stdio: 'ignore' });
-    const server = new ServerProcess(await freePort(), { SIGNET_DATA_DIR: dataDir, SIGNET_LOG_LEVEL: 'debug', SIGNET_LOG_REQUESTS: 'true' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        'key.pem',
+        '-out',
+        'cert.pem',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { cwd: tls, stdio: 'ignore' },
+    );
+    const server = new ServerProcess(await freePort(), {
+      SIGNET_DATA_DIR: dataDir,
+      SIGNET_LOG_LEVEL: 'debug',
+      SIGNET_LOG_REQUESTS: 'true',
+    });
     const responses: string[] = [];
     try {
       await server.waitReady();
@@ -23,37 +49,69 @@ describe('secrets never appear in logs or API responses', () => {
       const call = async (method: string, url: string, token: string | undefined, body?: unknown) => {
         const response = await fetch(`${server.url}${url}`, {
           method,
-          headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          headers: {
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
           body: body !== undefined ? JSON.stringify(body) : undefined,
         });
         const text = await response.text();
-        responses.push(`${method} ${url} ${response.status} ${JSON.stringify(Object.fromEntries(response.headers))} ${text}`);
+        responses.push(
+          `${method} ${url} ${response.status} ${JSON.stringify(Object.fromEntries(response.headers))} ${text}`,
+        );
         return { status: response.status, text };
       };
 
-      const createdToken = await call('POST', '/v1/tokens', admin, { name: 'ci-signer', role: 'signer', keys: ['leak-key'] });
+      const createdToken = await call('POST', '/v1/tokens', admin, {
+        name: 'ci-signer',
+        role: 'signer',
+        keys: ['leak-key'],
+      });
       expect(createdToken.status).toBe(201);
       const signerToken = JSON.parse(createdToken.text).token as string;
       // The one response allowed to carry a token is its creation; it is not scanned.
       responses.pop();
-      await call('POST', '/v1/keys', admin, { name: 'leak-key', keySpec: 'EC-256', subject: { C: 'US', ST: 'Leak', O: 'Signet', CN: 'leak-key' } });
-      await call('POST', '/v1/keys/leak-key/sign', signerToken, { digest: Buffer.alloc(32, 1).toString('base64'), hashAlgorithm: 'SHA-256' });
+      await call('POST', '/v1/keys', admin, {
+        name: 'leak-key',
+        keySpec: 'EC-256',
+        subject: { C: 'US', ST: 'Leak', O: 'Signet', CN: 'leak-key' },
+      });
+      await call('POST', '/v1/keys/leak-key/sign', signerToken, {
+        digest: Buffer.alloc(32, 1).toString('base64'),
+        hashAlgorithm: 'SHA-256',
+      });
       await call('POST', '/v1/keys/leak-key/sign', `${signerToken}x`, { digest: 'bad' });
       await call('GET', '/v1/tokens', admin);
       await call('GET', '/v1/cas', `Basic ${Buffer.from('user:hunter2-basic').toString('base64')}`);
       // Tokens in the wrong place (issue #17): refused, and not written to the request log either.
       // (Only the answers go into the scanned responses: the URLs are this test's own secrets.)
       const idToken = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJyZXBvOmFjbWUvYXBwIn0.query-jwt-signature';
-      for (const [url, token] of [[`/v1/cas?access_token=${admin}`, undefined], [`/v1/keys?id_token=${idToken}&password=query-password-9`, admin]] as const) {
-        const response = await fetch(`${server.url}${url}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-        responses.push(`GET (query with secrets) ${response.status} ${JSON.stringify(Object.fromEntries(response.headers))} ${await response.text()}`);
+      for (const [url, token] of [
+        [`/v1/cas?access_token=${admin}`, undefined],
+        [`/v1/keys?id_token=${idToken}&password=query-password-9`, admin],
+      ] as const) {
+        const response = await fetch(`${server.url}${url}`, {
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+        });
+        responses.push(
+          `GET (query with secrets) ${response.status} ${JSON.stringify(Object.fromEntries(response.headers))} ${await response.text()}`,
+        );
       }
 
       const credentials = { username: 'robot$signet', password: 'registry-password-7d2f' };
       await call('POST', '/v1/truststores', admin, { name: 'leak-store', cas: ['signet-dev-root'] });
       await call('POST', '/v1/regions', admin, { name: 'leak-region' });
-      await call('POST', '/v1/regions/leak-region/targets', admin, { name: 'reg', kind: 'oci-registry', endpoint: 'http://127.0.0.1:9', repository: 'signet/truststore', truststore: 'leak-store', credentials });
-      await call('PATCH', '/v1/regions/leak-region/targets/reg', admin, { credentials: { ...credentials, password: 'registry-password-second' } });
+      await call('POST', '/v1/regions/leak-region/targets', admin, {
+        name: 'reg',
+        kind: 'oci-registry',
+        endpoint: 'http://127.0.0.1:9',
+        repository: 'signet/truststore',
+        truststore: 'leak-store',
+        credentials,
+      });
+      await call('PATCH', '/v1/regions/leak-region/targets/reg', admin, {
+        credentials: { ...credentials, password: 'registry-password-second' },
+      });
       await call('GET', '/v1/regions/leak-region/targets/reg', admin);
       await call('GET', '/v1/distribution', admin);
       await call('POST', '/v1/distribution/sync', admin, {});
@@ -63,7 +121,12 @@ describe('secrets never appear in logs or API responses', () => {
       // A CLI run that fails on a bad TLS key file must not print the key either.
       const cli = spawnSync(path.join(PROJECT_ROOT, 'bin', 'signet'), ['status'], {
         encoding: 'utf8',
-        env: { PATH: process.env.PATH ?? '', SIGNET_DATA_DIR: dataDir, SIGNET_TLS_CERT_FILE: path.join(tls, 'key.pem'), SIGNET_TLS_KEY_FILE: path.join(tls, 'key.pem') },
+        env: {
+          PATH: process.env.PATH ?? '',
+          SIGNET_DATA_DIR: dataDir,
+          SIGNET_TLS_CERT_FILE: path.join(tls, 'key.pem'),
+          SIGNET_TLS_KEY_FILE: path.join(tls, 'key.pem'),
+        },
       });
       responses.push(cli.stdout, cli.stderr);
 
@@ -87,9 +150,11 @@ describe('secrets never appear in logs or API responses', () => {
       const corpus = { logs: server.text(), responses: responses.join('\n') };
       const found: string[] = [];
       for (const [where, text] of Object.entries(corpus)) {
-        for (const [what, value] of Object.entries(secrets)) if (value.length >= 6 && text.includes(value)) found.push(`${what} in ${where}`);
+        for (const [what, value] of Object.entries(secrets))
+          if (value.length >= 6 && text.includes(value)) found.push(`${what} in ${where}`);
         if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) found.push(`PEM private key in ${where}`);
-        if (/authorization"?\s*[:=]\s*"?(Bearer|Basic) [A-Za-z0-9]/i.test(text)) found.push(`Authorization header in ${where}`);
+        if (/authorization"?\s*[:=]\s*"?(Bearer|Basic) [A-Za-z0-9]/i.test(text))
+          found.push(`Authorization header in ${where}`);
       }
       expect(found).toEqual([]);
       // The scan saw real traffic: request logs and the audit export are in the corpus.

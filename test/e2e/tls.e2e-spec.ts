@@ -46,7 +46,11 @@ describe('TLS on the API listener, plain HTTP for /pki and /ocsp only (real serv
   function handshake(args: string[]): string | undefined {
     const caFile = path.join(tempDir('tls-ca-'), 'cert.pem');
     fs.writeFileSync(caFile, cert);
-    const run = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${server.port}`, '-CAfile', caFile, ...args], { input: '', encoding: 'utf8', timeout: 20_000 });
+    const run = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${server.port}`, '-CAfile', caFile, ...args], {
+      input: '',
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     // A refused handshake prints "Cipher is (NONE)" and exits non-zero.
     const cipher = /Cipher is (\S+)/.exec(run.stdout)?.[1];
     return run.status === 0 && cipher !== undefined && cipher !== '(NONE)' ? cipher : undefined;
@@ -54,10 +58,19 @@ describe('TLS on the API listener, plain HTTP for /pki and /ocsp only (real serv
 
   it("offers only Mozilla's intermediate suites: TLS 1.2 refuses CBC and SHA-1 suites, and takes ECDHE with AES-GCM or ChaCha20-Poly1305; TLS 1.3 works", () => {
     // The listener's certificate is EC P-256, so the ECDSA variants are the ones that could be chosen.
-    for (const weak of ['ECDHE-ECDSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA', 'ECDHE-ECDSA-AES128-SHA256', 'ECDHE-ECDSA-AES256-SHA384']) {
+    for (const weak of [
+      'ECDHE-ECDSA-AES128-SHA',
+      'ECDHE-ECDSA-AES256-SHA',
+      'ECDHE-ECDSA-AES128-SHA256',
+      'ECDHE-ECDSA-AES256-SHA384',
+    ]) {
       expect([weak, handshake(['-tls1_2', '-cipher', weak])]).toEqual([weak, undefined]);
     }
-    for (const strong of ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305']) {
+    for (const strong of [
+      'ECDHE-ECDSA-AES128-GCM-SHA256',
+      'ECDHE-ECDSA-AES256-GCM-SHA384',
+      'ECDHE-ECDSA-CHACHA20-POLY1305',
+    ]) {
       expect(handshake(['-tls1_2', '-cipher', strong])).toBe(strong);
     }
     expect(handshake(['-tls1_3'])).toMatch(/^TLS_(AES_128_GCM_SHA256|AES_256_GCM_SHA384|CHACHA20_POLY1305_SHA256)$/);

@@ -27,23 +27,69 @@ const RULE = 'fuzz-rule';
 
 /** A valid body per route, the seed of the near-valid mutations; other routes get random bodies only. */
 const SAMPLE_BODIES: Record<string, object> = {
-  'POST /v1/keys': { name: 'fuzz-new', keySpec: 'EC-256', subject: { ...FUZZ_SUBJECT, CN: 'fuzz-new' }, rotation: { schedule: 'quarterly', overlapDays: 7 } },
-  'POST /v1/keys/:name/sign': { digest: Buffer.alloc(32, 7).toString('base64'), hashAlgorithm: 'SHA-256', signatureFormat: 'raw', artifact: { digest: `sha256:${'a'.repeat(64)}` } },
+  'POST /v1/keys': {
+    name: 'fuzz-new',
+    keySpec: 'EC-256',
+    subject: { ...FUZZ_SUBJECT, CN: 'fuzz-new' },
+    rotation: { schedule: 'quarterly', overlapDays: 7 },
+  },
+  'POST /v1/keys/:name/sign': {
+    digest: Buffer.alloc(32, 7).toString('base64'),
+    hashAlgorithm: 'SHA-256',
+    signatureFormat: 'raw',
+    artifact: { digest: `sha256:${'a'.repeat(64)}` },
+  },
   'POST /v1/keys/:name/rotate': { reason: 'fuzz' },
-  'POST /v1/cas': { name: 'fuzz-ca', kind: 'issuing', parent: ROOT_CA, keySpec: 'EC-256', subject: { ...FUZZ_SUBJECT, CN: 'Fuzz CA' }, validityDays: 365 },
+  'POST /v1/cas': {
+    name: 'fuzz-ca',
+    kind: 'issuing',
+    parent: ROOT_CA,
+    keySpec: 'EC-256',
+    subject: { ...FUZZ_SUBJECT, CN: 'Fuzz CA' },
+    validityDays: 365,
+  },
   'POST /v1/cas/:name/renew': { reason: 'fuzz' },
   'POST /v1/certificates/:serial/revoke': { reason: 'superseded', invalidityDate: '2026-01-01T00:00:00Z' },
   'POST /v1/rotations/:id/force': { reason: 'fuzz' },
   'POST /v1/tokens': { name: 'fuzz-token', role: 'auditor', keys: [], expiresInDays: 1 },
   'PATCH /v1/tokens/:id': { keys: [FUZZ_KEY], expiresInDays: 2 },
-  'POST /v1/truststores': { name: 'fuzz-ts-2', cas: [ROOT_CA], trustPolicy: { registryScopes: ['*'], level: 'strict' } },
+  'POST /v1/truststores': {
+    name: 'fuzz-ts-2',
+    cas: [ROOT_CA],
+    trustPolicy: { registryScopes: ['*'], level: 'strict' },
+  },
   'PATCH /v1/truststores/:name': { cas: [ROOT_CA], trustPolicy: { level: 'audit' } },
   'POST /v1/regions': { name: 'fuzz-region-2' },
-  'POST /v1/regions/:region/targets': { name: 'fuzz-target-2', kind: 'oci-registry', endpoint: 'https://registry.invalid', repository: 'signet/trust', truststore: TRUSTSTORE, required: false },
+  'POST /v1/regions/:region/targets': {
+    name: 'fuzz-target-2',
+    kind: 'oci-registry',
+    endpoint: 'https://registry.invalid',
+    repository: 'signet/trust',
+    truststore: TRUSTSTORE,
+    required: false,
+  },
   'PATCH /v1/regions/:region/targets/:name': { required: false, credentials: { username: 'u', password: 'p' } },
-  'POST /v1/identity-providers': { name: 'fuzz-idp-2', issuer: 'https://idp2.invalid', audiences: ['signet'], allowedAlgorithms: ['RS256', 'ES256'], clockSkewSeconds: 60, singleUse: false },
-  'PATCH /v1/identity-providers/:name': { audiences: ['signet', 'other'], jwksUri: 'https://idp.invalid/jwks', clockSkewSeconds: 30, singleUse: true },
-  'POST /v1/workload-rules': { name: 'fuzz-rule-2', provider: IDP, claims: { repository: 'acme/*', ref: 'refs/heads/main' }, keys: [FUZZ_KEY], expiresAt: '2030-01-01T00:00:00Z' },
+  'POST /v1/identity-providers': {
+    name: 'fuzz-idp-2',
+    issuer: 'https://idp2.invalid',
+    audiences: ['signet'],
+    allowedAlgorithms: ['RS256', 'ES256'],
+    clockSkewSeconds: 60,
+    singleUse: false,
+  },
+  'PATCH /v1/identity-providers/:name': {
+    audiences: ['signet', 'other'],
+    jwksUri: 'https://idp.invalid/jwks',
+    clockSkewSeconds: 30,
+    singleUse: true,
+  },
+  'POST /v1/workload-rules': {
+    name: 'fuzz-rule-2',
+    provider: IDP,
+    claims: { repository: 'acme/*', ref: 'refs/heads/main' },
+    keys: [FUZZ_KEY],
+    expiresAt: '2030-01-01T00:00:00Z',
+  },
   'PATCH /v1/workload-rules/:name': { claims: { repository: 'acme/app' }, keys: [FUZZ_KEY], expiresAt: null },
 };
 
@@ -65,16 +111,43 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
     const admin = { authorization: `Bearer ${fuzz.tokens.admin}` };
     const created = async (options: InjectOptions) => {
       const response = await fuzz.t.app.inject({ ...options, headers: { ...admin, ...options.headers } });
-      if (response.statusCode >= 300) throw new Error(`${options.method} ${options.url}: ${response.statusCode} ${response.body}`);
+      if (response.statusCode >= 300)
+        throw new Error(`${options.method} ${options.url}: ${response.statusCode} ${response.body}`);
       return response.json();
     };
-    await created({ method: 'POST', url: '/v1/keys', payload: { name: REVOCABLE_KEY, keySpec: 'EC-256', subject: { ...FUZZ_SUBJECT, CN: REVOCABLE_KEY } } });
+    await created({
+      method: 'POST',
+      url: '/v1/keys',
+      payload: { name: REVOCABLE_KEY, keySpec: 'EC-256', subject: { ...FUZZ_SUBJECT, CN: REVOCABLE_KEY } },
+    });
     await created({ method: 'POST', url: '/v1/truststores', payload: { name: TRUSTSTORE, cas: [ROOT_CA] } });
     await created({ method: 'POST', url: '/v1/regions', payload: { name: REGION } });
-    await created({ method: 'POST', url: `/v1/regions/${REGION}/targets`, payload: { name: TARGET, kind: 'oci-registry', endpoint: 'https://registry.invalid', repository: 'signet/trust', truststore: TRUSTSTORE } });
-    await created({ method: 'POST', url: '/v1/identity-providers', payload: { name: IDP, issuer: IDP_ISSUER, audiences: ['signet'] } });
-    await created({ method: 'POST', url: '/v1/workload-rules', payload: { name: RULE, provider: IDP, claims: { sub: '*' }, keys: [FUZZ_KEY] } });
-    const victim = await created({ method: 'POST', url: '/v1/tokens', payload: { name: 'fuzz-victim', role: 'auditor' } });
+    await created({
+      method: 'POST',
+      url: `/v1/regions/${REGION}/targets`,
+      payload: {
+        name: TARGET,
+        kind: 'oci-registry',
+        endpoint: 'https://registry.invalid',
+        repository: 'signet/trust',
+        truststore: TRUSTSTORE,
+      },
+    });
+    await created({
+      method: 'POST',
+      url: '/v1/identity-providers',
+      payload: { name: IDP, issuer: IDP_ISSUER, audiences: ['signet'] },
+    });
+    await created({
+      method: 'POST',
+      url: '/v1/workload-rules',
+      payload: { name: RULE, provider: IDP, claims: { sub: '*' }, keys: [FUZZ_KEY] },
+    });
+    const victim = await created({
+      method: 'POST',
+      url: '/v1/tokens',
+      payload: { name: 'fuzz-victim', role: 'auditor' },
+    });
     const certificates = await created({ method: 'GET', url: `/v1/certificates?key=${REVOCABLE_KEY}` });
     const issuing = await created({ method: 'GET', url: `/v1/cas/${ISSUING_CA}` });
     const generation = issuing.generations[issuing.generations.length - 1].name as string;
@@ -96,7 +169,15 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
         if (route.url.startsWith('/v1/workload-rules')) return RULE;
         return TARGET;
       }
-      const fixed: Record<string, string> = { version: '1', serial: valid.serial, id: route.url.startsWith('/v1/tokens') ? valid.id : ROTATION_ID, region: REGION, file: `${valid.generation}.crt`, ca: valid.generation, '*': 'MAA%3D' };
+      const fixed: Record<string, string> = {
+        version: '1',
+        serial: valid.serial,
+        id: route.url.startsWith('/v1/tokens') ? valid.id : ROTATION_ID,
+        region: REGION,
+        file: `${valid.generation}.crt`,
+        ca: valid.generation,
+        '*': 'MAA%3D',
+      };
       return fixed[param] ?? 'x';
     });
   }
@@ -116,7 +197,13 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
    * Sends one request and returns what is wrong with the answer: a 5xx, a 4xx outside the error
    * shape, internal text, or C_Sign called for a rejected request.
    */
-  async function send(route: RegisteredRoute, caller: Caller | 'anonymous', url: string, body?: RawBody, recheck = true): Promise<string | undefined> {
+  async function send(
+    route: RegisteredRoute,
+    caller: Caller | 'anonymous',
+    url: string,
+    body?: RawBody,
+    recheck = true,
+  ): Promise<string | undefined> {
     const before = fuzz.signAttempts();
     const answer = injectAnswer(fuzz.t.app, route, {
       method: route.method as 'GET',
@@ -128,12 +215,16 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
       ...(body ? { payload: body.payload } : {}),
     });
     const where = `${route.method} ${url.slice(0, 300)} as ${caller}${body ? ` with ${body.contentType} ${body.payload.slice(0, 300)}` : ''}`;
-    const response = await Promise.race([answer, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ANSWER_BOUND_MS).unref())]);
+    const response = await Promise.race([
+      answer,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ANSWER_BOUND_MS).unref()),
+    ]);
     if (!response) return `${where}: no answer within ${ANSWER_BOUND_MS} ms`;
     const signs = fuzz.signAttempts() - before;
     const problem = responseProblem(response);
     if (problem) return `${where}: ${problem}`;
-    if (body !== undefined && isNonJsonBody(route, body) && response.statusCode !== 415) return `${where}: a body that is not UTF-8 JSON answered ${response.statusCode}, not 415`;
+    if (body !== undefined && isNonJsonBody(route, body) && response.statusCode !== 415)
+      return `${where}: a body that is not UTF-8 JSON answered ${response.statusCode}, not 415`;
     if (response.statusCode >= 400 && signs !== 0) {
       // The counter is process-wide: background work an earlier accepted request started (a CRL, an
       // OCSP answer) can land during this one on a loaded machine. A rejection that signs does so
@@ -158,7 +249,10 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
   /** Runs one property per route and caller; collects every route's counterexample instead of stopping at the first. */
   async function everyRoute(
     applies: (route: RegisteredRoute) => boolean,
-    property: (route: RegisteredRoute, caller: Caller | 'anonymous') => fc.IAsyncProperty<[unknown]> | fc.IAsyncPropertyWithHooks<[unknown]>,
+    property: (
+      route: RegisteredRoute,
+      caller: Caller | 'anonymous',
+    ) => fc.IAsyncProperty<[unknown]> | fc.IAsyncPropertyWithHooks<[unknown]>,
   ): Promise<string[]> {
     const failures: string[] = [];
     let checked = 0;
@@ -166,7 +260,10 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
       for (const caller of callers(route)) {
         const details = await fc.check(property(route, caller), { ...fuzzParameters(), endOnFailure: true });
         checked++;
-        if (details.failed) failures.push(`${route.method} ${route.url} as ${caller}: ${details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)} (seed ${details.seed}, path ${details.counterexamplePath})`);
+        if (details.failed)
+          failures.push(
+            `${route.method} ${route.url} as ${caller}: ${details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)} (seed ${details.seed}, path ${details.counterexamplePath})`,
+          );
       }
     }
     expect(checked).toBeGreaterThan(0);
@@ -181,7 +278,9 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
     const failures = await everyRoute(
       (route) => BODY_METHODS.has(route.method),
       (route, caller) =>
-        fc.asyncProperty(rawBody(SAMPLE_BODIES[`${route.method} ${route.url}`]), async (body) => expectNoProblem(await send(route, caller, fill(route, validParams(route)), body))) as fc.IAsyncProperty<[unknown]>,
+        fc.asyncProperty(rawBody(SAMPLE_BODIES[`${route.method} ${route.url}`]), async (body) =>
+          expectNoProblem(await send(route, caller, fill(route, validParams(route)), body)),
+        ) as fc.IAsyncProperty<[unknown]>,
     );
     expect(failures).toEqual([]);
   });
@@ -196,8 +295,12 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
           .tuple(...params.map((param) => fc.option(pathSegment, { nil: param, freq: 3 })))
           .filter((chosen) => chosen.some((value, i) => value !== params[i]));
         const sample = SAMPLE_BODIES[`${route.method} ${route.url}`];
-        const body = BODY_METHODS.has(route.method) ? { payload: JSON.stringify(sample ?? {}), contentType: 'application/json' } : undefined;
-        return fc.asyncProperty(values, async (chosen) => expectNoProblem(await send(route, caller, fill(route, chosen), body))) as fc.IAsyncProperty<[unknown]>;
+        const body = BODY_METHODS.has(route.method)
+          ? { payload: JSON.stringify(sample ?? {}), contentType: 'application/json' }
+          : undefined;
+        return fc.asyncProperty(values, async (chosen) =>
+          expectNoProblem(await send(route, caller, fill(route, chosen), body)),
+        ) as fc.IAsyncProperty<[unknown]>;
       },
     );
     expect(failures).toEqual([]);
@@ -208,8 +311,12 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
       () => true,
       (route, caller) => {
         const sample = SAMPLE_BODIES[`${route.method} ${route.url}`];
-        const body = BODY_METHODS.has(route.method) ? { payload: JSON.stringify(sample ?? {}), contentType: 'application/json' } : undefined;
-        return fc.asyncProperty(queryString(QUERY_NAMES), async (query) => expectNoProblem(await send(route, caller, fill(route, validParams(route)) + query, body))) as fc.IAsyncProperty<[unknown]>;
+        const body = BODY_METHODS.has(route.method)
+          ? { payload: JSON.stringify(sample ?? {}), contentType: 'application/json' }
+          : undefined;
+        return fc.asyncProperty(queryString(QUERY_NAMES), async (query) =>
+          expectNoProblem(await send(route, caller, fill(route, validParams(route)) + query, body)),
+        ) as fc.IAsyncProperty<[unknown]>;
       },
     );
     expect(failures).toEqual([]);
@@ -218,8 +325,16 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
   it('answers the inputs that once gave 5xx or an unshaped error (deep nesting, NUL in a path, bad percent-encoding, an over-long parameter) in the error shape', async () => {
     const admin = { authorization: `Bearer ${fuzz.tokens.admin}`, 'content-type': 'application/json' };
     const cases: Array<[InjectOptions, number, string]> = [
-      [{ method: 'POST', url: '/v1/tokens', payload: '['.repeat(20_000) + ']'.repeat(20_000) }, 400, 'VALIDATION_ERROR'],
-      [{ method: 'POST', url: '/v1/truststores', payload: '{"a":'.repeat(5000) + '1' + '}'.repeat(5000) }, 400, 'VALIDATION_ERROR'],
+      [
+        { method: 'POST', url: '/v1/tokens', payload: '['.repeat(20_000) + ']'.repeat(20_000) },
+        400,
+        'VALIDATION_ERROR',
+      ],
+      [
+        { method: 'POST', url: '/v1/truststores', payload: '{"a":'.repeat(5000) + '1' + '}'.repeat(5000) },
+        400,
+        'VALIDATION_ERROR',
+      ],
       [{ method: 'GET', url: `/v1/regions/a%00b` }, 400, 'VALIDATION_ERROR'],
       [{ method: 'DELETE', url: `/v1/regions/${REGION}/targets/a%00b` }, 400, 'VALIDATION_ERROR'],
       [{ method: 'GET', url: '/v1/cas/%ZZ' }, 400, 'VALIDATION_ERROR'],
@@ -227,41 +342,73 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
     ];
     for (const [options, status, code] of cases) {
       const response = await fuzz.t.app.inject({ ...options, headers: admin });
-      expect({ url: options.url?.toString().slice(0, 40), status: response.statusCode, problem: responseProblem(response), code: response.json().error?.code }).toEqual({ url: options.url?.toString().slice(0, 40), status, problem: undefined, code });
+      expect({
+        url: options.url?.toString().slice(0, 40),
+        status: response.statusCode,
+        problem: responseProblem(response),
+        code: response.json().error?.code,
+      }).toEqual({ url: options.url?.toString().slice(0, 40), status, problem: undefined, code });
     }
   });
 
   it('answers fuzzed bearer ID tokens on the sign route (JWS-shaped: hostile headers, algorithms, claims of any type, a configured or unknown issuer) with 401 or 503 in the error shape, never calling C_Sign', async () => {
-    const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+    const b64 = (value: unknown) =>
+      Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
     const header = fc.oneof(
-      fc.record({ alg: fc.constantFrom('none', 'None', 'HS256', 'RS256', 'ES256', 'PS256', 'EdDSA', ''), kid: fc.option(fc.string(), { nil: undefined }), typ: fc.option(fc.string(), { nil: undefined }) }, { requiredKeys: ['alg'] }),
+      fc.record(
+        {
+          alg: fc.constantFrom('none', 'None', 'HS256', 'RS256', 'ES256', 'PS256', 'EdDSA', ''),
+          kid: fc.option(fc.string(), { nil: undefined }),
+          typ: fc.option(fc.string(), { nil: undefined }),
+        },
+        { requiredKeys: ['alg'] },
+      ),
       fc.jsonValue(),
       fc.string(),
     );
     const nowS = Math.floor(Date.now() / 1000);
     const claims = fc.oneof(
-      fc.record({
-        iss: fc.oneof(fc.constant(IDP_ISSUER), fc.constant('https://unknown.invalid'), fc.jsonValue()),
-        aud: fc.oneof(fc.constant('signet'), fc.array(fc.string()), fc.jsonValue()),
-        sub: fc.oneof(fc.string(), fc.jsonValue()),
-        exp: fc.oneof(fc.constant(nowS + 300), fc.integer(), fc.jsonValue()),
-        iat: fc.oneof(fc.constant(nowS), fc.jsonValue()),
-        repository: fc.jsonValue(),
-      }, { requiredKeys: [] }),
+      fc.record(
+        {
+          iss: fc.oneof(fc.constant(IDP_ISSUER), fc.constant('https://unknown.invalid'), fc.jsonValue()),
+          aud: fc.oneof(fc.constant('signet'), fc.array(fc.string()), fc.jsonValue()),
+          sub: fc.oneof(fc.string(), fc.jsonValue()),
+          exp: fc.oneof(fc.constant(nowS + 300), fc.integer(), fc.jsonValue()),
+          iat: fc.oneof(fc.constant(nowS), fc.jsonValue()),
+          repository: fc.jsonValue(),
+        },
+        { requiredKeys: [] },
+      ),
       fc.jsonValue(),
       fc.string(),
     );
-    const token = fc.tuple(header, claims, fc.oneof(fc.constant(''), fc.base64String(), fc.string({ unit: fc.constantFrom('A', 'b', '-', '_', '0') })))
+    const token = fc
+      .tuple(
+        header,
+        claims,
+        fc.oneof(fc.constant(''), fc.base64String(), fc.string({ unit: fc.constantFrom('A', 'b', '-', '_', '0') })),
+      )
       .map(([h, c, sig]) => `${b64(h)}.${b64(c)}.${sig.replace(/[^A-Za-z0-9_-]/g, '')}`);
     const body = JSON.stringify(SAMPLE_BODIES['POST /v1/keys/:name/sign']);
     const details = await fc.check(
       fc.asyncProperty(token, async (bearer) => {
         const before = fuzz.signAttempts();
-        const response = await fuzz.t.app.inject({ method: 'POST', url: `/v1/keys/${FUZZ_KEY}/sign`, headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, payload: body });
+        const response = await fuzz.t.app.inject({
+          method: 'POST',
+          url: `/v1/keys/${FUZZ_KEY}/sign`,
+          headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+          payload: body,
+        });
         // 503 is the one 5xx expected: the configured issuer (.invalid) cannot be fetched, and that fails closed.
-        const problem = response.statusCode === 503 ? (response.json().error?.code === 'IDENTITY_PROVIDER_UNAVAILABLE' ? undefined : response.body.slice(0, 200)) : responseProblem(response);
+        const problem =
+          response.statusCode === 503
+            ? response.json().error?.code === 'IDENTITY_PROVIDER_UNAVAILABLE'
+              ? undefined
+              : response.body.slice(0, 200)
+            : responseProblem(response);
         if (problem) throw new Error(`${bearer.slice(0, 200)}: ${problem}`);
-        if (response.statusCode !== 401 && response.statusCode !== 503) throw new Error(`${bearer.slice(0, 200)}: ${response.statusCode} ${response.body.slice(0, 200)}`);
+        if (response.statusCode !== 401 && response.statusCode !== 503)
+          throw new Error(`${bearer.slice(0, 200)}: ${response.statusCode} ${response.body.slice(0, 200)}`);
         if (fuzz.signAttempts() !== before) throw new Error(`${bearer.slice(0, 200)}: C_Sign called`);
       }),
       fuzzParameters(),
@@ -280,7 +427,8 @@ describe('fuzzed bodies, path parameters and query strings on every live route (
         headers: { authorization: `Bearer ${fuzz.tokens.admin}`, 'content-type': 'application/json' },
         payload: JSON.stringify({ name: 'x'.repeat(limit + 1) }),
       });
-      if (response.statusCode !== 413 || response.json().error?.code !== 'PAYLOAD_TOO_LARGE') failures.push(`${route.method} ${route.url}: ${response.statusCode} ${response.body.slice(0, 200)}`);
+      if (response.statusCode !== 413 || response.json().error?.code !== 'PAYLOAD_TOO_LARGE')
+        failures.push(`${route.method} ${route.url}: ${response.statusCode} ${response.body.slice(0, 200)}`);
       if (fuzz.signAttempts() !== before) failures.push(`${route.method} ${route.url}: C_Sign called for a 413`);
     }
     expect(failures).toEqual([]);

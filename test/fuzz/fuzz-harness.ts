@@ -37,9 +37,12 @@ export async function startFuzzApp(): Promise<FuzzApp> {
     SIGNET_PUBLIC_RATE_LIMIT_PER_SECOND: '1000000',
     SIGNET_LOG_LEVEL: 'warn',
   });
-  await t.app.get(KeysService).create({ name: FUZZ_KEY, keySpec: 'EC-256', subject: { ...FUZZ_SUBJECT, CN: FUZZ_KEY } });
+  await t.app
+    .get(KeysService)
+    .create({ name: FUZZ_KEY, keySpec: 'EC-256', subject: { ...FUZZ_SUBJECT, CN: FUZZ_KEY } });
   const service = t.app.get(TokenService);
-  const make = async (role: Caller, keys: string[] = []) => (await service.create({ name: `fuzz-${role}`, role, keys }, undefined)).token;
+  const make = async (role: Caller, keys: string[] = []) =>
+    (await service.create({ name: `fuzz-${role}`, role, keys }, undefined)).token;
   const tokens: Record<Caller, string> = {
     admin: await make('admin'),
     signer: await make('signer', [FUZZ_KEY]),
@@ -72,7 +75,8 @@ export async function startFuzzApp(): Promise<FuzzApp> {
 }
 
 /** Text that must never reach a client: stack frames, source paths, driver and PKCS#11 internals. */
-const INTERNALS = /\n\s+at |\(\/[^)]*:\d+:\d+\)|node_modules|\/work\/|\.ts:\d+|QueryFailedError|TypeError|ReferenceError|RangeError|Cannot read propert|is not a function|CKR_[A-Z_]+|duplicate key value|violates .* constraint|relation "|syntax error at/;
+const INTERNALS =
+  /\n\s+at |\(\/[^)]*:\d+:\d+\)|node_modules|\/work\/|\.ts:\d+|QueryFailedError|TypeError|ReferenceError|RangeError|Cannot read propert|is not a function|CKR_[A-Z_]+|duplicate key value|violates .* constraint|relation "|syntax error at/;
 
 /**
  * What is wrong with a response under API.md's rules: a 5xx, a 4xx not in the error shape
@@ -82,9 +86,11 @@ const INTERNALS = /\n\s+at |\(\/[^)]*:\d+:\d+\)|node_modules|\/work\/|\.ts:\d+|Q
 export function responseProblem(response: Pick<Response, 'statusCode' | 'body' | 'headers'>): string | undefined {
   const status = response.statusCode;
   if (status >= 500) return `answered ${status}: ${response.body.slice(0, 300)}`;
-  if (INTERNALS.test(response.body.slice(0, 100_000))) return `internal text in a ${status} body: ${response.body.slice(0, 300)}`;
+  if (INTERNALS.test(response.body.slice(0, 100_000)))
+    return `internal text in a ${status} body: ${response.body.slice(0, 300)}`;
   if (status < 400) return undefined;
-  if (!String(response.headers['content-type'] ?? '').startsWith('application/json')) return `${status} with content-type ${response.headers['content-type']}`;
+  if (!String(response.headers['content-type'] ?? '').startsWith('application/json'))
+    return `${status} with content-type ${response.headers['content-type']}`;
   let body: unknown;
   try {
     body = JSON.parse(response.body);
@@ -93,11 +99,17 @@ export function responseProblem(response: Pick<Response, 'statusCode' | 'body' |
   }
   const error = (body as { error?: Record<string, unknown> })?.error;
   const shaped =
-    typeof body === 'object' && body !== null && Object.keys(body).join() === 'error' &&
-    typeof error === 'object' && error !== null &&
-    typeof error.code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(error.code) &&
-    typeof error.message === 'string' && error.message.length > 0 &&
+    typeof body === 'object' &&
+    body !== null &&
+    Object.keys(body).join() === 'error' &&
+    typeof error === 'object' &&
+    error !== null &&
+    typeof error.code === 'string' &&
+    /^[A-Z][A-Z0-9_]*$/.test(error.code) &&
+    typeof error.message === 'string' &&
+    error.message.length > 0 &&
     Object.keys(error).every((key) => ['code', 'message', 'details'].includes(key)) &&
-    (error.details === undefined || (typeof error.details === 'object' && error.details !== null && !Array.isArray(error.details)));
+    (error.details === undefined ||
+      (typeof error.details === 'object' && error.details !== null && !Array.isArray(error.details)));
   return shaped ? undefined : `${status} body not in the error shape: ${response.body.slice(0, 300)}`;
 }

@@ -108,34 +108,43 @@ describe('slow and half-open connections are cut off by the header, request and 
     await server.exited;
   });
 
-  it.each<Listener>(['api (TLS)', 'public (HTTP)'])('closes a slowloris client on the %s listener that trickles header lines', async (listener) => {
-    const client = await connect(listener);
-    client.trickle(headersFor(listener, 'none'), 'X');
-    const answer = await client.closed;
-    // Node answers 408 (or just closes) when it gives up on the headers; no handler ran.
-    expect(answer).toBeDefined();
-    expect(answer).toMatch(/^$|^HTTP\/1\.1 408 /);
-  });
+  it.each<Listener>(['api (TLS)', 'public (HTTP)'])(
+    'closes a slowloris client on the %s listener that trickles header lines',
+    async (listener) => {
+      const client = await connect(listener);
+      client.trickle(headersFor(listener, 'none'), 'X');
+      const answer = await client.closed;
+      // Node answers 408 (or just closes) when it gives up on the headers; no handler ran.
+      expect(answer).toBeDefined();
+      expect(answer).toMatch(/^$|^HTTP\/1\.1 408 /);
+    },
+  );
 
   it.each<[Listener, 'trickles' | 'never sends']>([
     ['api (TLS)', 'trickles'],
     ['api (TLS)', 'never sends'],
     ['public (HTTP)', 'trickles'],
     ['public (HTTP)', 'never sends'],
-  ])('closes a client on the %s listener that sends headers with Content-Length and then %s the body', async (listener, body) => {
-    const client = await connect(listener);
-    client.socket.write(headersFor(listener, 'pending'));
-    if (body === 'trickles') client.trickle('', '0');
-    const answer = await client.closed;
-    // Closed by the timeout (Node's 408, or no answer at all), not answered by a handler.
-    expect(answer).toBeDefined();
-    expect(answer).toMatch(/^$|^HTTP\/1\.1 408 /);
-  });
+  ])(
+    'closes a client on the %s listener that sends headers with Content-Length and then %s the body',
+    async (listener, body) => {
+      const client = await connect(listener);
+      client.socket.write(headersFor(listener, 'pending'));
+      if (body === 'trickles') client.trickle('', '0');
+      const answer = await client.closed;
+      // Closed by the timeout (Node's 408, or no answer at all), not answered by a handler.
+      expect(answer).toBeDefined();
+      expect(answer).toMatch(/^$|^HTTP\/1\.1 408 /);
+    },
+  );
 
-  it.each<Listener>(['api (TLS)', 'public (HTTP)'])('closes a half-open client on the %s listener that connects and sends nothing', async (listener) => {
-    const client = await connect(listener);
-    expect(await client.closed).toBeDefined();
-  });
+  it.each<Listener>(['api (TLS)', 'public (HTTP)'])(
+    'closes a half-open client on the %s listener that connects and sends nothing',
+    async (listener) => {
+      const client = await connect(listener);
+      expect(await client.closed).toBeDefined();
+    },
+  );
 
   it('closes a client on the TLS listener that opens TCP and never starts the TLS handshake', async () => {
     const client = await connect('api (TLS)', false);
@@ -160,7 +169,11 @@ describe('slow and half-open connections are cut off by the header, request and 
     expect(await status(`https://127.0.0.1:${server.port}/readyz`)).toBe(200);
     expect((await fetch(`http://127.0.0.1:${publicPort}/pki/${caGeneration}.crt`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${publicPort}/pki/${caGeneration}.crl`)).status).toBe(200);
-    const ocsp = await fetch(`http://127.0.0.1:${publicPort}/ocsp/${caGeneration}`, { method: 'POST', headers: { 'content-type': 'application/ocsp-request' }, body: Buffer.from([0x30, 0x00]) });
+    const ocsp = await fetch(`http://127.0.0.1:${publicPort}/ocsp/${caGeneration}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/ocsp-request' },
+      body: Buffer.from([0x30, 0x00]),
+    });
     expect(ocsp.status).toBe(200);
     expect(ocsp.headers.get('content-type')).toBe('application/ocsp-response');
 

@@ -41,7 +41,10 @@ describe('TSA under fuzzed DER queries over HTTP (in-process app, real PostgreSQ
       ['withNonce', ['-sha256', '-cert']],
       ['plain', ['-sha512', '-no_nonce']],
     ] as const) {
-      execFileSync('openssl', ['ts', '-query', '-data', 'data.txt', ...args, '-out', `${name}.tsq`], { cwd: dir, stdio: 'ignore' });
+      execFileSync('openssl', ['ts', '-query', '-data', 'data.txt', ...args, '-out', `${name}.tsq`], {
+        cwd: dir,
+        stdio: 'ignore',
+      });
       queries[name] = fs.readFileSync(path.join(dir, `${name}.tsq`));
     }
     await fuzz.settle();
@@ -51,15 +54,23 @@ describe('TSA under fuzzed DER queries over HTTP (in-process app, real PostgreSQ
   /** What is wrong with the answer to one query, if anything. */
   async function ask(der: Buffer): Promise<{ problem?: string; status?: number }> {
     const before = fuzz.signAttempts();
-    const response = await fuzz.t.app.inject({ method: 'POST', url: '/tsa', headers: { 'content-type': 'application/timestamp-query' }, payload: der });
+    const response = await fuzz.t.app.inject({
+      method: 'POST',
+      url: '/tsa',
+      headers: { 'content-type': 'application/timestamp-query' },
+      payload: der,
+    });
     const where = der.toString('hex').slice(0, 200);
-    if (response.statusCode !== 200) return { problem: `${where}: HTTP ${response.statusCode} ${response.body.slice(0, 200)}` };
-    if (response.headers['content-type'] !== 'application/timestamp-reply') return { problem: `${where}: content-type ${response.headers['content-type']}` };
+    if (response.statusCode !== 200)
+      return { problem: `${where}: HTTP ${response.statusCode} ${response.body.slice(0, 200)}` };
+    if (response.headers['content-type'] !== 'application/timestamp-reply')
+      return { problem: `${where}: content-type ${response.headers['content-type']}` };
     const status = pkiStatus(response.rawPayload);
     if (status !== PKI_STATUS.granted && status !== PKI_STATUS.grantedWithMods && status !== PKI_STATUS.rejection) {
       return { problem: `${where}: PKIStatus ${status} in ${response.rawPayload.toString('hex').slice(0, 120)}` };
     }
-    if (status === PKI_STATUS.rejection && fuzz.signAttempts() !== before) return { problem: `${where}: a rejection after C_Sign` };
+    if (status === PKI_STATUS.rejection && fuzz.signAttempts() !== before)
+      return { problem: `${where}: a rejection after C_Sign` };
     return { status };
   }
 
@@ -75,7 +86,11 @@ describe('TSA under fuzzed DER queries over HTTP (in-process app, real PostgreSQ
   it('answers random bytes and mutated DER queries with HTTP 200 and a TimeStampResp: granted, or a rejection without signing', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(mutatedBytes(queries.withNonce), mutatedBytes(queries.plain), fc.uint8Array({ maxLength: 2048 }).map((b) => Buffer.from(b))),
+        fc.oneof(
+          mutatedBytes(queries.withNonce),
+          mutatedBytes(queries.plain),
+          fc.uint8Array({ maxLength: 2048 }).map((b) => Buffer.from(b)),
+        ),
         (der) => expectNoProblem(ask(der)),
       ),
       fuzzParameters(100),

@@ -36,19 +36,26 @@ describe(`${Pkcs11KeyStore.name} capability probe (${TEST_HSM_NAME})`, () => {
           sealing: ['CKM_AES_GCM'],
         },
       });
-      expect(warnings.join('\n')).toContain(`token '${token.tokenLabel}': key specs RSA-2048, RSA-3072, RSA-4096; unavailable: EC-256 (missing CKM_EC_KEY_PAIR_GEN, CKM_ECDSA)`);
+      expect(warnings.join('\n')).toContain(
+        `token '${token.tokenLabel}': key specs RSA-2048, RSA-3072, RSA-4096; unavailable: EC-256 (missing CKM_EC_KEY_PAIR_GEN, CKM_ECDSA)`,
+      );
     });
 
-    it.each(['EC-256', 'EC-384', 'EC-521'] as const)('refuses to create an %s key with UNSUPPORTED_ALGORITHM naming CKM_EC_KEY_PAIR_GEN, and creates nothing', async (spec) => {
-      const before = store.counters().keysGenerated;
-      await expect(store.createKey({ spec, label: `ec-${spec}` })).rejects.toMatchObject({
-        code: ErrorCode.UNSUPPORTED_ALGORITHM,
-        message: expect.stringContaining(`key spec '${spec}' needs CKM_EC_KEY_PAIR_GEN, CKM_ECDSA, which token '${token.tokenLabel}' does not offer`),
-        details: { feature: spec, missingMechanisms: ['CKM_EC_KEY_PAIR_GEN', 'CKM_ECDSA'] },
-      });
-      expect(store.counters().keysGenerated).toBe(before);
-      expect((await store.listKeys()).filter((k) => k.label === `ec-${spec}`)).toEqual([]);
-    });
+    it.each(['EC-256', 'EC-384', 'EC-521'] as const)(
+      'refuses to create an %s key with UNSUPPORTED_ALGORITHM naming CKM_EC_KEY_PAIR_GEN, and creates nothing',
+      async (spec) => {
+        const before = store.counters().keysGenerated;
+        await expect(store.createKey({ spec, label: `ec-${spec}` })).rejects.toMatchObject({
+          code: ErrorCode.UNSUPPORTED_ALGORITHM,
+          message: expect.stringContaining(
+            `key spec '${spec}' needs CKM_EC_KEY_PAIR_GEN, CKM_ECDSA, which token '${token.tokenLabel}' does not offer`,
+          ),
+          details: { feature: spec, missingMechanisms: ['CKM_EC_KEY_PAIR_GEN', 'CKM_ECDSA'] },
+        });
+        expect(store.counters().keysGenerated).toBe(before);
+        expect((await store.listKeys()).filter((k) => k.label === `ec-${spec}`)).toEqual([]);
+      },
+    );
 
     it('refuses sealing with UNSUPPORTED_ALGORITHM naming CKM_AES_GCM, and creates no sealing key', async () => {
       await expect(store.seal('record-1', Buffer.from('secret'))).rejects.toMatchObject({

@@ -24,19 +24,26 @@ describe('SoftHSM2 dev token created by several processes at once', () => {
         await store.close();
         process.stdout.write('opened');
       })().catch((e) => { process.stderr.write(String(e && (e.stack + ' ' + JSON.stringify(e.details || {})))); process.exit(1); });`;
-    const runs = Array.from({ length: 4 }, () =>
-      new Promise<{ code: number | null; out: string }>((resolve) => {
-        const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script, dataDir], { cwd: PROJECT_ROOT, env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true' } });
-        let out = '';
-        child.stdout.on('data', (c) => (out += c));
-        child.stderr.on('data', (c) => (out += c));
-        child.on('exit', (code) => resolve({ code, out }));
-      }),
+    const runs = Array.from(
+      { length: 4 },
+      () =>
+        new Promise<{ code: number | null; out: string }>((resolve) => {
+          const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script, dataDir], {
+            cwd: PROJECT_ROOT,
+            env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true' },
+          });
+          let out = '';
+          child.stdout.on('data', (c) => (out += c));
+          child.stderr.on('data', (c) => (out += c));
+          child.on('exit', (code) => resolve({ code, out }));
+        }),
     );
     const results = await Promise.all(runs);
     expect(results).toEqual(Array(4).fill({ code: 0, out: 'opened' }));
     // Tokens are directories (the token lock file sits beside them).
-    const tokens = fs.readdirSync(path.join(dataDir, 'softhsm', 'tokens'), { withFileTypes: true }).filter((entry) => entry.isDirectory());
+    const tokens = fs
+      .readdirSync(path.join(dataDir, 'softhsm', 'tokens'), { withFileTypes: true })
+      .filter((entry) => entry.isDirectory());
     expect(tokens).toHaveLength(1);
     expect(fs.existsSync(path.join(dataDir, 'softhsm', '.init.lock'))).toBe(false);
   });
@@ -50,11 +57,15 @@ describe('SoftHSM2 dev token init lock', () => {
     return lockOf(dataDir);
   };
   const tokenCount = (dataDir: string): number =>
-    fs.readdirSync(path.join(dataDir, 'softhsm', 'tokens'), { withFileTypes: true }).filter((entry) => entry.isDirectory()).length;
+    fs
+      .readdirSync(path.join(dataDir, 'softhsm', 'tokens'), { withFileTypes: true })
+      .filter((entry) => entry.isDirectory()).length;
 
   it('takes over a lock whose owner died, creates the token and leaves no lock or claim file', async () => {
     const dataDir = tempDir('token-lock-dead-');
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    }).stdout;
     placeLock(dataDir, dead);
     await ensureSoftHsmDevToken({ dataDir, label: 'lock-dead' });
     expect(tokenCount(dataDir)).toBe(1);
@@ -110,25 +121,30 @@ describe('a token file caught half-written while the key store opens', () => {
   it.each([
     { bytes: 10, seen: 'CKR_GENERAL_ERROR from C_GetTokenInfo' },
     { bytes: 16, seen: 'the token missing from the slot list' },
-  ])('is read again once whole (real torn file on SoftHSM2, $seen): the store re-initialises the module, opens and signs', async ({ bytes }) => {
-    const token = await createTestToken('torn-read');
-    const file = tokenObjectOf(token);
-    const whole = fs.readFileSync(file);
-    fs.writeFileSync(file, whole.subarray(0, bytes)); // what a reader sees mid-rewrite
-    const restore = setTimeout(() => fs.writeFileSync(file, whole), 100);
-    const store = await openStore(token, { poolSize: 1 }).finally(() => {
-      clearTimeout(restore);
-      fs.writeFileSync(file, whole);
-    });
-    try {
-      expect(store.health().state).toBe('ready');
-      const key = await store.createKey({ spec: 'EC-256', label: 'after-torn-read' });
-      const s = sample('EC-256', 'after a torn read');
-      expect(verifyWithNode('EC-256', key.publicKeySpki, s, await store.sign(key.uri, s.digest, { hash: s.hash }))).toBe(true);
-    } finally {
-      await store.close();
-    }
-  });
+  ])(
+    'is read again once whole (real torn file on SoftHSM2, $seen): the store re-initialises the module, opens and signs',
+    async ({ bytes }) => {
+      const token = await createTestToken('torn-read');
+      const file = tokenObjectOf(token);
+      const whole = fs.readFileSync(file);
+      fs.writeFileSync(file, whole.subarray(0, bytes)); // what a reader sees mid-rewrite
+      const restore = setTimeout(() => fs.writeFileSync(file, whole), 100);
+      const store = await openStore(token, { poolSize: 1 }).finally(() => {
+        clearTimeout(restore);
+        fs.writeFileSync(file, whole);
+      });
+      try {
+        expect(store.health().state).toBe('ready');
+        const key = await store.createKey({ spec: 'EC-256', label: 'after-torn-read' });
+        const s = sample('EC-256', 'after a torn read');
+        expect(
+          verifyWithNode('EC-256', key.publicKeySpki, s, await store.sign(key.uri, s.digest, { hash: s.hash })),
+        ).toBe(true);
+      } finally {
+        await store.close();
+      }
+    },
+  );
 
   it('still fails for other errors from C_GetTokenInfo, naming the code (injected through the fault seam)', async () => {
     const token = await createTestToken('torn-read-other');

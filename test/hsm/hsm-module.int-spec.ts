@@ -37,7 +37,9 @@ describe(HsmModule.name, () => {
 
     const key = await store.createKey({ spec: TEST_KEY_SPEC, label: 'via-module' });
     const s = sample(TEST_KEY_SPEC);
-    expect(verifyWithNode(TEST_KEY_SPEC, key.publicKeySpki, s, await store.sign(key.uri, s.digest, { hash: s.hash }))).toBe(true);
+    expect(
+      verifyWithNode(TEST_KEY_SPEC, key.publicKeySpki, s, await store.sign(key.uri, s.digest, { hash: s.hash })),
+    ).toBe(true);
 
     await app.close();
     expect(store.health().state).toBe('down');
@@ -49,7 +51,11 @@ describe(HsmModule.name, () => {
       imports: [HsmModule.forRootAsync({ useFactory: async () => ({ ...options, poolSize: 3 }) })],
     }).compile();
     await moduleRef.init();
-    expect(moduleRef.get(Pkcs11KeyStore).health()).toMatchObject({ state: 'ready', sessions: 3, configuredSessions: 3 });
+    expect(moduleRef.get(Pkcs11KeyStore).health()).toMatchObject({
+      state: 'ready',
+      sessions: 3,
+      configuredSessions: 3,
+    });
     await moduleRef.close();
   });
 
@@ -59,13 +65,19 @@ describe(HsmModule.name, () => {
       .compile()
       .catch((err: Error) => err);
     expect(failure).toBeInstanceOf(Error);
-    expect((failure as Error).message).toBe(`hsm: cannot open sessions on token '${token.tokenLabel}': CKR_PIN_INCORRECT`);
+    expect((failure as Error).message).toBe(
+      `hsm: cannot open sessions on token '${token.tokenLabel}': CKR_PIN_INCORRECT`,
+    );
     expect(JSON.stringify(failure)).not.toContain(wrongPin);
     expect(Pkcs11Library.referenceCount(token.modulePath)).toBe(0);
 
-    const noToken = await Test.createTestingModule({ imports: [HsmModule.forRoot({ ...options, tokenLabel: 'missing-token' })] })
+    const noToken = await Test.createTestingModule({
+      imports: [HsmModule.forRoot({ ...options, tokenLabel: 'missing-token' })],
+    })
       .compile()
       .catch((err: Error) => err);
-    expect((noToken as Error).message).toBe(`hsm: token 'missing-token' not found in ${realpathSync(token.modulePath)}`);
+    expect((noToken as Error).message).toBe(
+      `hsm: token 'missing-token' not found in ${realpathSync(token.modulePath)}`,
+    );
   });
 });

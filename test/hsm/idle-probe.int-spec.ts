@@ -39,7 +39,10 @@ describe(`${Pkcs11KeyStore.name} idle-session probe`, () => {
 
   /** Both pools, first try: a create needs the pool's session and its login. */
   async function createKeysFirstTry(store: Pkcs11KeyStore, tag: string): Promise<KeyInfo[]> {
-    return [await store.createKey({ spec: 'EC-256', label: `${tag}-signing` }), await store.createKey({ spec: 'EC-256', label: `${tag}-ca`, role: 'ca' })];
+    return [
+      await store.createKey({ spec: 'EC-256', label: `${tag}-signing` }),
+      await store.createKey({ spec: 'EC-256', label: `${tag}-ca`, role: 'ca' }),
+    ];
   }
 
   beforeAll(async () => {
@@ -55,10 +58,15 @@ describe(`${Pkcs11KeyStore.name} idle-session probe`, () => {
     try {
       const before = store.counters().recoveries;
       logOutFromOutside(signingToken);
-      await waitFor(() => store.counters().recoveries > before && store.health().state === 'ready', 'the probe to recover the pool');
+      await waitFor(
+        () => store.counters().recoveries > before && store.health().state === 'ready',
+        'the probe to recover the pool',
+      );
       const [key] = await createKeysFirstTry(store, 'after-logout');
       const s = sample('EC-256', 'after an idle logout');
-      expect(verifyWithNode('EC-256', key.publicKeySpki, s, await store.sign(key.uri, s.digest, { hash: s.hash }))).toBe(true);
+      expect(
+        verifyWithNode('EC-256', key.publicKeySpki, s, await store.sign(key.uri, s.digest, { hash: s.hash })),
+      ).toBe(true);
     } finally {
       await store.close();
     }
@@ -70,7 +78,10 @@ describe(`${Pkcs11KeyStore.name} idle-session probe`, () => {
       const before = store.counters().recoveries;
       library.api.C_CloseAllSessions(slotOf(signingToken));
       library.api.C_CloseAllSessions(slotOf(caToken));
-      await waitFor(() => store.counters().recoveries >= before + 2 && store.health().state === 'ready', 'the probe to recover both pools');
+      await waitFor(
+        () => store.counters().recoveries >= before + 2 && store.health().state === 'ready',
+        'the probe to recover both pools',
+      );
       const health = store.health();
       for (const token of health.tokens) expect(token.sessions).toBe(token.configuredSessions);
       await createKeysFirstTry(store, 'after-close-all');
@@ -88,7 +99,10 @@ describe(`${Pkcs11KeyStore.name} idle-session probe`, () => {
       expect(store.counters().recoveries).toBe(before);
       // The next key creation meets it: recovered and retried (or a retryable 503), not lost.
       await store.createKey({ spec: 'EC-256', label: 'unprobed' }).catch(() => undefined);
-      await waitFor(() => store.counters().recoveries > before && store.health().state === 'ready', 'the request-driven recovery');
+      await waitFor(
+        () => store.counters().recoveries > before && store.health().state === 'ready',
+        'the request-driven recovery',
+      );
     } finally {
       await store.close();
     }

@@ -41,7 +41,9 @@ describe(`${Pkcs11KeyStore.name} keeps private keys inside the HSM`, () => {
   beforeAll(async () => {
     token = await createTestToken('extract');
     store = await openStore(token);
-    await Promise.all(KEY_SPECS.map(async (spec) => keys.set(spec, await store.createKey({ spec, label: `nx-${spec}` }))));
+    await Promise.all(
+      KEY_SPECS.map(async (spec) => keys.set(spec, await store.createKey({ spec, label: `nx-${spec}` }))),
+    );
     // An independent session of this process on the same token (login is per process and token).
     library = Pkcs11Library.acquire(token.modulePath);
     const slot = library.locateToken(token.tokenLabel)?.slot as Handle;
@@ -74,9 +76,14 @@ describe(`${Pkcs11KeyStore.name} keeps private keys inside the HSM`, () => {
   it('refuses to reveal the private value: CKA_VALUE (EC), CKA_PRIVATE_EXPONENT and CKA_PRIME_1 (RSA) → CKR_ATTRIBUTE_SENSITIVE', () => {
     for (const [spec, key] of keys) {
       const handle = privateKeyHandle(key);
-      const secretAttributes = KEY_SPEC_INFO[spec].kind === 'EC' ? [pkcs11js.CKA_VALUE] : [pkcs11js.CKA_PRIVATE_EXPONENT, pkcs11js.CKA_PRIME_1];
+      const secretAttributes =
+        KEY_SPEC_INFO[spec].kind === 'EC'
+          ? [pkcs11js.CKA_VALUE]
+          : [pkcs11js.CKA_PRIVATE_EXPONENT, pkcs11js.CKA_PRIME_1];
       for (const type of secretAttributes) {
-        expect(ckrOf(() => library.api.C_GetAttributeValue(session, handle, [{ type }]))).toBe('CKR_ATTRIBUTE_SENSITIVE');
+        expect(ckrOf(() => library.api.C_GetAttributeValue(session, handle, [{ type }]))).toBe(
+          'CKR_ATTRIBUTE_SENSITIVE',
+        );
       }
     }
   });
@@ -92,9 +99,17 @@ describe(`${Pkcs11KeyStore.name} keeps private keys inside the HSM`, () => {
     try {
       for (const key of keys.values()) {
         const handle = privateKeyHandle(key);
-        expect(ckrOf(() => library.api.C_WrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, wrappingKey, handle, Buffer.alloc(8192)))).toBe(
-          'CKR_KEY_UNEXTRACTABLE',
-        );
+        expect(
+          ckrOf(() =>
+            library.api.C_WrapKey(
+              session,
+              { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD },
+              wrappingKey,
+              handle,
+              Buffer.alloc(8192),
+            ),
+          ),
+        ).toBe('CKR_KEY_UNEXTRACTABLE');
       }
     } finally {
       library.api.C_DestroyObject(session, wrappingKey);
@@ -104,15 +119,30 @@ describe(`${Pkcs11KeyStore.name} keeps private keys inside the HSM`, () => {
   it('refuses to flip the protection back or copy the key (CKA_MODIFIABLE and CKA_COPYABLE false)', () => {
     const handle = privateKeyHandle(keys.get('EC-256') as KeyInfo);
     // SoftHSM2 answers with the v3.0 code CKR_ACTION_PROHIBITED (pkcs11js knows it as vendor-defined 0x1B).
-    expect(ckrOf(() => library.api.C_SetAttributeValue(session, handle, [{ type: pkcs11js.CKA_EXTRACTABLE, value: true }]))).toBe('CKR_ACTION_PROHIBITED');
-    expect(ckrOf(() => library.api.C_CopyObject(session, handle, [{ type: pkcs11js.CKA_TOKEN, value: false }]))).toBe('CKR_ACTION_PROHIBITED');
+    expect(
+      ckrOf(() => library.api.C_SetAttributeValue(session, handle, [{ type: pkcs11js.CKA_EXTRACTABLE, value: true }])),
+    ).toBe('CKR_ACTION_PROHIBITED');
+    expect(ckrOf(() => library.api.C_CopyObject(session, handle, [{ type: pkcs11js.CKA_TOKEN, value: false }]))).toBe(
+      'CKR_ACTION_PROHIBITED',
+    );
   });
 
   it('is shown by pkcs11-tool as sensitive, always sensitive, never extractable and local', () => {
     // pkcs11-tool runs in its own process, reading the token from disk; the PIN goes through its environment, not argv.
     const output = execFileSync(
       'pkcs11-tool',
-      ['--module', token.modulePath, '--token-label', token.tokenLabel, '--login', '--pin', 'env:SIGNET_TEST_PIN', '--list-objects', '--type', 'privkey'],
+      [
+        '--module',
+        token.modulePath,
+        '--token-label',
+        token.tokenLabel,
+        '--login',
+        '--pin',
+        'env:SIGNET_TEST_PIN',
+        '--list-objects',
+        '--type',
+        'privkey',
+      ],
       { encoding: 'utf8', env: { ...process.env, SOFTHSM2_CONF: token.softhsmConf, SIGNET_TEST_PIN: token.pin } },
     );
     const objects = output.split(/^Private Key Object; /m).slice(1);

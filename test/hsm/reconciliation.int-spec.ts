@@ -24,9 +24,15 @@ describe(`${Pkcs11KeyStore.name} reconciliation of token objects and database re
 
     // Remove only the private key of `halfGone`, as a partial manual cleanup would.
     const library = Pkcs11Library.acquire(token.modulePath);
-    const session = library.api.C_OpenSession(library.locateToken(token.tokenLabel)?.slot as Handle, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    const session = library.api.C_OpenSession(
+      library.locateToken(token.tokenLabel)?.slot as Handle,
+      pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION,
+    );
     try {
-      library.api.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_ID, value: Buffer.from(halfGone.id, 'hex') }]);
+      library.api.C_FindObjectsInit(session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_ID, value: Buffer.from(halfGone.id, 'hex') },
+      ]);
       const [handle] = library.api.C_FindObjects(session, 1);
       library.api.C_FindObjectsFinal(session);
       library.api.C_DestroyObject(session, handle);
@@ -44,18 +50,31 @@ describe(`${Pkcs11KeyStore.name} reconciliation of token objects and database re
       .toString('hex')
       .toUpperCase()
       .replace(/(..)/g, '%$1')}`;
-    const neverCreated = formatPkcs11Uri({ token: token.tokenLabel, id: Buffer.from('deadbeef', 'hex'), object: 'ghost' });
+    const neverCreated = formatPkcs11Uri({
+      token: token.tokenLabel,
+      id: Buffer.from('deadbeef', 'hex'),
+      object: 'ghost',
+    });
     const report = await store.reconcile([respelled, halfGone.uri, neverCreated, 'not-a-uri']);
 
     expect(parsePkcs11Uri(respelled).id.toString('hex')).toBe(referenced.id);
     expect(report.orphanObjects.map((o) => o.id)).toEqual([orphan.id]);
-    expect(report.orphanObjects[0]).toMatchObject({ label: 'orphan', spec: 'EC-384', hasPrivateKey: true, hasPublicKey: true });
+    expect(report.orphanObjects[0]).toMatchObject({
+      label: 'orphan',
+      spec: 'EC-384',
+      hasPrivateKey: true,
+      hasPublicKey: true,
+    });
     expect(report.missingObjects.sort()).toEqual([halfGone.uri, neverCreated, 'not-a-uri'].sort());
   });
 
   it('lists the half-gone pair as public-only and never lists sealing keys', async () => {
     const listing = await store.listKeys('signing');
-    expect(listing.find((k) => k.id === halfGone.id)).toMatchObject({ hasPrivateKey: false, hasPublicKey: true, spec: 'RSA-2048' });
+    expect(listing.find((k) => k.id === halfGone.id)).toMatchObject({
+      hasPrivateKey: false,
+      hasPublicKey: true,
+      spec: 'RSA-2048',
+    });
     expect(listing.map((k) => k.label).sort()).toEqual(['half-gone', 'orphan', 'referenced']);
   });
 });

@@ -38,15 +38,24 @@ describe(`${Pkcs11KeyStore.name} seals secrets with AES-256-GCM in the token`, (
 
   it("binds the record's id: a sealed value moved to another record, or altered, does not open", async () => {
     const sealed = await store.seal('target:eu-1/harbor', secret);
-    await expect(store.unseal('target:us-1/harbor', sealed)).rejects.toMatchObject({ code: ErrorCode.INTERNAL, message: expect.stringContaining('authentication failed') });
+    await expect(store.unseal('target:us-1/harbor', sealed)).rejects.toMatchObject({
+      code: ErrorCode.INTERNAL,
+      message: expect.stringContaining('authentication failed'),
+    });
     const envelope = decodeSealedEnvelope(sealed);
     const flipped = Buffer.from(envelope.ciphertext);
     flipped[0] ^= 1;
-    await expect(store.unseal('target:eu-1/harbor', encodeSealedEnvelope({ ...envelope, ciphertext: flipped }))).rejects.toMatchObject({ code: ErrorCode.INTERNAL });
+    await expect(
+      store.unseal('target:eu-1/harbor', encodeSealedEnvelope({ ...envelope, ciphertext: flipped })),
+    ).rejects.toMatchObject({ code: ErrorCode.INTERNAL });
     const otherIv = Buffer.from(envelope.iv);
     otherIv[11] ^= 1;
-    await expect(store.unseal('target:eu-1/harbor', encodeSealedEnvelope({ ...envelope, iv: otherIv }))).rejects.toMatchObject({ code: ErrorCode.INTERNAL });
-    await expect(store.unseal('target:eu-1/harbor', sealed.subarray(0, 10))).rejects.toMatchObject({ code: ErrorCode.INTERNAL });
+    await expect(
+      store.unseal('target:eu-1/harbor', encodeSealedEnvelope({ ...envelope, iv: otherIv })),
+    ).rejects.toMatchObject({ code: ErrorCode.INTERNAL });
+    await expect(store.unseal('target:eu-1/harbor', sealed.subarray(0, 10))).rejects.toMatchObject({
+      code: ErrorCode.INTERNAL,
+    });
     // The session that saw the failures is replaced: later operations are unaffected.
     expect((await store.unseal('target:eu-1/harbor', sealed)).equals(secret)).toBe(true);
     expect(store.health()).toMatchObject({ state: 'ready', sessions: 4 });
@@ -55,9 +64,15 @@ describe(`${Pkcs11KeyStore.name} seals secrets with AES-256-GCM in the token`, (
   it('keeps the sealing key in the token: sensitive, never extractable, value unreadable', async () => {
     const keyId = decodeSealedEnvelope(await store.seal('r', secret)).keyId;
     const library = Pkcs11Library.acquire(token.modulePath);
-    const session = library.api.C_OpenSession(library.locateToken(token.tokenLabel)?.slot as Handle, pkcs11js.CKF_SERIAL_SESSION);
+    const session = library.api.C_OpenSession(
+      library.locateToken(token.tokenLabel)?.slot as Handle,
+      pkcs11js.CKF_SERIAL_SESSION,
+    );
     try {
-      library.api.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }, { type: pkcs11js.CKA_ID, value: keyId }]);
+      library.api.C_FindObjectsInit(session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_ID, value: keyId },
+      ]);
       const [handle] = library.api.C_FindObjects(session, 1);
       library.api.C_FindObjectsFinal(session);
       const attributes = library.api.C_GetAttributeValue(session, handle, [
@@ -68,7 +83,9 @@ describe(`${Pkcs11KeyStore.name} seals secrets with AES-256-GCM in the token`, (
       ]);
       expect(attributes.slice(0, 3).map((a) => a.value[0])).toEqual([1, 0, 1]);
       expect(attributes[3].value[0]).toBe(32);
-      expect(() => library.api.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_VALUE }])).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
+      expect(() => library.api.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_VALUE }])).toThrow(
+        /CKR_ATTRIBUTE_SENSITIVE/,
+      );
     } finally {
       library.api.C_CloseSession(session);
       library.release();
@@ -100,7 +117,8 @@ describe(`${Pkcs11KeyStore.name} seals secrets with AES-256-GCM in the token`, (
     faults.intercept('C_EncryptInit', (real, args) => {
       const mechanism = args[1] as Mechanism & { parameter: { iv: Buffer } };
       if (mechanism.mechanism === pkcs11js.CKM_AES_GCM) {
-        if (mechanism.parameter.iv.some((b) => b !== 0)) throw Object.assign(new Error('CKR_MECHANISM_PARAM_INVALID'), { code: pkcs11js.CKR_MECHANISM_PARAM_INVALID });
+        if (mechanism.parameter.iv.some((b) => b !== 0))
+          throw Object.assign(new Error('CKR_MECHANISM_PARAM_INVALID'), { code: pkcs11js.CKR_MECHANISM_PARAM_INVALID });
         randomBytes(12).copy(mechanism.parameter.iv);
         generatedIvs.push(Buffer.from(mechanism.parameter.iv));
       }

@@ -69,7 +69,9 @@ describe('processes sharing one SoftHSM2 token directory', () => {
       spawnScript(script, [dataDir, 'read', '3000']),
       spawnScript(script, [dataDir, 'read', '3000']),
     ]);
-    expect(results.map((r) => ({ code: r.code, err: r.err, failures: r.out }))).toEqual(Array(3).fill({ code: 0, err: '', failures: '{}' }));
+    expect(results.map((r) => ({ code: r.code, err: r.err, failures: r.out }))).toEqual(
+      Array(3).fill({ code: 0, err: '', failures: '{}' }),
+    );
   }, 240_000);
 
   const PROCESSES = 4;
@@ -78,7 +80,13 @@ describe('processes sharing one SoftHSM2 token directory', () => {
   it(`${PROCESSES} processes each open, sign on 2 own-instance threads and close ${CYCLES} times at once: every cycle succeeds and every signature verifies`, async () => {
     const dataDir = tempDir('shared-token-stress-');
     const token = await ensureSoftHsmDevToken({ dataDir, label: 'stress' });
-    const setup = new Pkcs11KeyStore({ modulePath: token.modulePath, tokenLabel: 'stress', pin: readPinFile(token.pinFile), poolSize: 2, signWorkers: 0 });
+    const setup = new Pkcs11KeyStore({
+      modulePath: token.modulePath,
+      tokenLabel: 'stress',
+      pin: readPinFile(token.pinFile),
+      poolSize: 2,
+      signWorkers: 0,
+    });
     await setup.open();
     const key = await setup.createKey({ spec: 'EC-256', label: 'stress-key' });
     await setup.close();
@@ -117,7 +125,12 @@ describe('processes sharing one SoftHSM2 token directory', () => {
       const signatures = JSON.parse(result.out) as { message: string; signature: string }[];
       expect(signatures).toHaveLength(CYCLES * 4);
       for (const s of signatures) {
-        const spki = { key: key.publicKeySpki, format: 'der' as const, type: 'spki' as const, dsaEncoding: 'ieee-p1363' as const };
+        const spki = {
+          key: key.publicKeySpki,
+          format: 'der' as const,
+          type: 'spki' as const,
+          dsaEncoding: 'ieee-p1363' as const,
+        };
         expect(verify('sha256', Buffer.from(s.message), spki, Buffer.from(s.signature, 'base64'))).toBe(true);
       }
     }

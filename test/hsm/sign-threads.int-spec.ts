@@ -23,7 +23,6 @@ function signingThreads(store: Pkcs11KeyStore): Worker[] {
   return pool.threads.map((thread) => thread.worker);
 }
 
-
 describe(`${Pkcs11KeyStore.name} signing threads`, () => {
   let store: Pkcs11KeyStore;
   let key: KeyInfo;
@@ -48,14 +47,21 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
       await Promise.all(Array.from({ length: 16 }, () => store.sign(key.uri, s.digest, { hash: s.hash })));
       const before = store.counters();
       await threadPool(store).injectFault(fault);
-      const signatures = await Promise.all(Array.from({ length: 64 }, () => store.sign(key.uri, s.digest, { hash: s.hash })));
+      const signatures = await Promise.all(
+        Array.from({ length: 64 }, () => store.sign(key.uri, s.digest, { hash: s.hash })),
+      );
       for (const signature of signatures) expect(verifyWithNode('EC-256', key.publicKeySpki, s, signature)).toBe(true);
       const after = store.counters();
       expect(after.signOperations - before.signOperations).toBe(64);
       expect(after.signFailures).toBe(before.signFailures);
       // The key store's own pool never saw the fault: it is the process's instance, untouched.
       expect(after.recoveries).toBe(before.recoveries);
-      expect(store.health()).toMatchObject({ state: 'ready', inFlight: 0, sessions: 8, signThreads: { running: 2, ownModule: 2 } });
+      expect(store.health()).toMatchObject({
+        state: 'ready',
+        inFlight: 0,
+        sessions: 8,
+        signThreads: { running: 2, ownModule: 2 },
+      });
     },
   );
 
@@ -79,7 +85,9 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
       expect(shared.health().signThreads).toEqual({ configured: 2, running: 2, ownModule: 0 });
       const own = await shared.createKey({ spec: 'EC-256', label: 'shared-key' });
       const s = sample('EC-256', 'shared instance');
-      expect(verifyWithNode(own.spec, own.publicKeySpki, s, await shared.sign(own.uri, s.digest, { hash: s.hash }))).toBe(true);
+      expect(
+        verifyWithNode(own.spec, own.publicKeySpki, s, await shared.sign(own.uri, s.digest, { hash: s.hash })),
+      ).toBe(true);
       // The seam never touches the process's instance: the key store's pool owns it.
       await expect(threadPool(shared).injectFault('finalize')).rejects.toThrow(/own module instance only/);
     } finally {
@@ -88,7 +96,11 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
 
     // A copy directory that does not exist stands in for a noexec or full one.
     const warnings: string[] = [];
-    const logger = { log: () => undefined, warn: (m: string) => warnings.push(m), error: (m: string) => warnings.push(m) };
+    const logger = {
+      log: () => undefined,
+      warn: (m: string) => warnings.push(m),
+      error: (m: string) => warnings.push(m),
+    };
     const fallback = await openStore(
       token,
       { poolSize: 4, signWorkers: 2, moduleCopyDir: path.join(os.tmpdir(), 'signet-no-such-dir', 'copies') },
@@ -99,13 +111,15 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
       expect(warnings.filter((w) => /could not map a private copy of the module/.test(w))).toHaveLength(2);
       const own = await fallback.createKey({ spec: 'EC-256', label: 'fallback-key' });
       const s = sample('EC-256', 'fallback');
-      expect(verifyWithNode(own.spec, own.publicKeySpki, s, await fallback.sign(own.uri, s.digest, { hash: s.hash }))).toBe(true);
+      expect(
+        verifyWithNode(own.spec, own.publicKeySpki, s, await fallback.sign(own.uri, s.digest, { hash: s.hash })),
+      ).toBe(true);
     } finally {
       await fallback.close();
     }
   });
 
-  it("makes shared-instance threads forget their sessions when the process re-initialises the module, so none signs on a session number the process has reopened", async () => {
+  it('makes shared-instance threads forget their sessions when the process re-initialises the module, so none signs on a session number the process has reopened', async () => {
     const token = await createTestToken('threads-reinit');
     const shared = await openStore(token, { poolSize: 4, signWorkers: 2, signThreadModule: 'shared' });
     const library = Pkcs11Library.acquire(token.modulePath);
@@ -115,7 +129,12 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
         Promise.all(
           Array.from({ length: 32 }, async (_, i) => {
             const s = sample('EC-256', `${round} ${i}`);
-            return verifyWithNode(sharedKey.spec, sharedKey.publicKeySpki, s, await shared.sign(sharedKey.uri, s.digest, { hash: s.hash }));
+            return verifyWithNode(
+              sharedKey.spec,
+              sharedKey.publicKeySpki,
+              s,
+              await shared.sign(sharedKey.uri, s.digest, { hash: s.hash }),
+            );
           }),
         );
       // Both threads hold sessions (and the key's handle) on the shared instance.
@@ -130,7 +149,11 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
       // No job met a dead or foreign session: nothing failed or was retried, and the one pool
       // recovery is the re-initialisation's own reopen (before the fix: two more, with retries).
       const after = shared.counters();
-      expect({ failures: after.signFailures - before.signFailures, retries: after.operationRetries - before.operationRetries, recoveries: after.recoveries - before.recoveries }).toEqual({
+      expect({
+        failures: after.signFailures - before.signFailures,
+        retries: after.operationRetries - before.operationRetries,
+        recoveries: after.recoveries - before.recoveries,
+      }).toEqual({
         failures: 0,
         retries: 0,
         recoveries: 1,
@@ -161,16 +184,18 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
       expect(niceThreads(threadNice)).toBe(before + 3);
       const own = await extra.createKey({ spec: 'EC-256', label: 'nice-key' });
       const s = sample('EC-256', 'nice threads');
-      expect(verifyWithNode(own.spec, own.publicKeySpki, s, await extra.sign(own.uri, s.digest, { hash: s.hash }))).toBe(true);
+      expect(
+        verifyWithNode(own.spec, own.publicKeySpki, s, await extra.sign(own.uri, s.digest, { hash: s.hash })),
+      ).toBe(true);
       // The process itself is untouched.
       expect(Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[16])).toBe(mainNice);
     } finally {
       await extra.close();
     }
-    await waitFor(() => niceThreads(threadNice) === before, 'the closed store\'s threads to exit');
+    await waitFor(() => niceThreads(threadNice) === before, "the closed store's threads to exit");
   });
 
-  it('with flushAtCheckPhase, a signer sends the jobs of one turn\'s callbacks in one message per thread; by default, each callback sends its own while a thread has room', async () => {
+  it("with flushAtCheckPhase, a signer sends the jobs of one turn's callbacks in one message per thread; by default, each callback sends its own while a thread has room", async () => {
     const pool = (store as unknown as { signWorkers: { batches: number } }).signWorkers;
     // Eight callers, each in its own callback of one check phase (microtasks run between them),
     // as HTTP requests each arrive in their own I/O callback.
@@ -182,7 +207,10 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
             new Promise<{ s: ReturnType<typeof sample>; signature: Buffer }>((resolve, reject) =>
               setImmediate(() => {
                 const s = sample('EC-256', `turn ${String(flushAtCheckPhase)} ${i}`);
-                store.signers.keySigner({ flushAtCheckPhase }).sign(key.uri, s.digest, { hash: s.hash }).then((signature) => resolve({ s, signature }), reject);
+                store.signers
+                  .keySigner({ flushAtCheckPhase })
+                  .sign(key.uri, s.digest, { hash: s.hash })
+                  .then((signature) => resolve({ s, signature }), reject);
               }),
             ),
         ),
@@ -190,7 +218,8 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
     for (const flushAtCheckPhase of [false, true]) {
       const before = pool.batches;
       const results = await signInSeparateCallbacks(flushAtCheckPhase);
-      for (const { s, signature } of results) expect(verifyWithNode('EC-256', key.publicKeySpki, s, signature)).toBe(true);
+      for (const { s, signature } of results)
+        expect(verifyWithNode('EC-256', key.publicKeySpki, s, signature)).toBe(true);
       const sent = pool.batches - before;
       // Jobs go to the least loaded of the two threads. Gathered: one message to each thread.
       // Default: one message per callback until each thread has two batches in flight, then the rest.
@@ -202,7 +231,9 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
   it('fails only the jobs of a thread that dies (503, retryable), replaces the thread, and later signatures verify', async () => {
     const s = sample('EC-256', 'thread death');
     const before = store.counters().signOperations;
-    const pending = Array.from({ length: 64 }, () => store.sign(key.uri, s.digest, { hash: s.hash }).catch((err: unknown) => err));
+    const pending = Array.from({ length: 64 }, () =>
+      store.sign(key.uri, s.digest, { hash: s.hash }).catch((err: unknown) => err),
+    );
     await signingThreads(store)[0].terminate();
     const results = await Promise.all(pending);
     let failed = 0;
@@ -221,7 +252,14 @@ describe(`${Pkcs11KeyStore.name} signing threads`, () => {
     await waitFor(() => store.health().signThreads?.running === 2, 'a replacement signing thread');
     for (let i = 0; i < 20; i++) {
       const later = sample('EC-256', `after the replacement ${i}`);
-      expect(verifyWithNode('EC-256', key.publicKeySpki, later, await store.sign(key.uri, later.digest, { hash: later.hash }))).toBe(true);
+      expect(
+        verifyWithNode(
+          'EC-256',
+          key.publicKeySpki,
+          later,
+          await store.sign(key.uri, later.digest, { hash: later.hash }),
+        ),
+      ).toBe(true);
     }
   });
 });

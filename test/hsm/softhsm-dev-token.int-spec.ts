@@ -21,7 +21,12 @@ describe(ensureSoftHsmDevToken.name, () => {
 
   async function openDevStore(dataDir: string): Promise<Pkcs11KeyStore> {
     const dev = await ensureSoftHsmDevToken({ dataDir, label: 'signet-dev' });
-    const store = new Pkcs11KeyStore({ modulePath: dev.modulePath, tokenLabel: dev.tokenLabel, pin: readPinFile(dev.pinFile), poolSize: 2 });
+    const store = new Pkcs11KeyStore({
+      modulePath: dev.modulePath,
+      tokenLabel: dev.tokenLabel,
+      pin: readPinFile(dev.pinFile),
+      poolSize: 2,
+    });
     await store.open();
     return store;
   }
@@ -38,7 +43,11 @@ describe(ensureSoftHsmDevToken.name, () => {
     expect(process.env.SOFTHSM2_CONF).toBe(dev.softhsmConf);
     // jest hands each test file a copy of process.env; the module's getenv() reads the real one,
     // which a child process without an explicit env inherits.
-    expect(execFileSync(process.execPath, ['-e', 'process.stdout.write(process.env.SOFTHSM2_CONF ?? "")'], { encoding: 'utf8' })).toBe(dev.softhsmConf);
+    expect(
+      execFileSync(process.execPath, ['-e', 'process.stdout.write(process.env.SOFTHSM2_CONF ?? "")'], {
+        encoding: 'utf8',
+      }),
+    ).toBe(dev.softhsmConf);
     for (const file of [dev.pinFile, dev.soPinFile]) {
       expect(statSync(file).mode & 0o777).toBe(0o600);
       expect(readPinFile(file).length).toBeGreaterThanOrEqual(20);
@@ -62,7 +71,9 @@ describe(ensureSoftHsmDevToken.name, () => {
     try {
       expect(readFileSync(join(dataDir, 'softhsm', 'user.pin'), 'utf8')).toBe(pin);
       const s = sample('EC-256');
-      expect(verifyWithNode('EC-256', key.publicKeySpki, s, await second.sign(key.uri, s.digest, { hash: s.hash }))).toBe(true);
+      expect(
+        verifyWithNode('EC-256', key.publicKeySpki, s, await second.sign(key.uri, s.digest, { hash: s.hash })),
+      ).toBe(true);
       expect((await second.listKeys()).map((k) => k.label)).toEqual(['survives-restart']);
     } finally {
       await second.close();
@@ -72,7 +83,9 @@ describe(ensureSoftHsmDevToken.name, () => {
   it('refuses to switch SoftHSM2 configuration while a store uses another one', async () => {
     const store = await openDevStore(newDataDir());
     try {
-      await expect(ensureSoftHsmDevToken({ dataDir: newDataDir(), label: 'signet-dev' })).rejects.toThrow(/already in use in this process/);
+      await expect(ensureSoftHsmDevToken({ dataDir: newDataDir(), label: 'signet-dev' })).rejects.toThrow(
+        /already in use in this process/,
+      );
     } finally {
       await store.close();
     }

@@ -34,45 +34,73 @@ describe(IssuerKeys.name, () => {
     hits = [];
   });
 
-  const json = (body: unknown) => (response: http.ServerResponse) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  const json = (body: unknown) => (response: http.ServerResponse) =>
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   const redirect = (location: string) => (response: http.ServerResponse) => response.writeHead(302, { location }).end();
-  const keys = (allowedHosts: string[] = []) => new IssuerKeys({ allowedHosts, allowLoopback: true, requestTimeoutMs: 2000, refetchMs: 60_000, maxAgeMs: 600_000 });
-  const provider = (jwksUri: string | null = null): IssuerEndpoint => ({ id: 'p1', name: 'ci-issuer', issuer: base, jwksUri });
+  const keys = (allowedHosts: string[] = []) =>
+    new IssuerKeys({ allowedHosts, allowLoopback: true, requestTimeoutMs: 2000, refetchMs: 60_000, maxAgeMs: 600_000 });
+  const provider = (jwksUri: string | null = null): IssuerEndpoint => ({
+    id: 'p1',
+    name: 'ci-issuer',
+    issuer: base,
+    jwksUri,
+  });
 
   async function token(): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'RS256', kid: key.kid }).setIssuer(base).setAudience('signet').setIssuedAt(now).setExpirationTime(now + 300).sign(await importJWK(key, 'RS256'));
+    return new SignJWT({ sub: 'x' })
+      .setProtectedHeader({ alg: 'RS256', kid: key.kid })
+      .setIssuer(base)
+      .setAudience('signet')
+      .setIssuedAt(now)
+      .setExpirationTime(now + 300)
+      .sign(await importJWK(key, 'RS256'));
   }
 
   async function refusal(issuerKeys: IssuerKeys, endpoint = provider()): Promise<DomainError> {
-    const error = await issuerKeys.verify(endpoint, await token(), { issuer: base, audience: 'signet', algorithms: ['RS256'] }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error = await issuerKeys
+      .verify(endpoint, await token(), { issuer: base, audience: 'signet', algorithms: ['RS256'] })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(DomainError);
     expect((error as DomainError).code).toBe('IDENTITY_PROVIDER_UNAVAILABLE');
     expect((error as DomainError).message).toContain("identity provider 'ci-issuer'");
     return error as DomainError;
   }
 
-  it('verifies with the JWKS the discovery document names, on the issuer\'s own host', async () => {
+  it("verifies with the JWKS the discovery document names, on the issuer's own host", async () => {
     routes['/.well-known/openid-configuration'] = json({ issuer: base, jwks_uri: `${base}/keys` });
     routes['/keys'] = json({ keys: [publicJwk(key)] });
-    const { payload } = await keys().verify(provider(), await token(), { issuer: base, audience: 'signet', algorithms: ['RS256'] });
+    const { payload } = await keys().verify(provider(), await token(), {
+      issuer: base,
+      audience: 'signet',
+      algorithms: ['RS256'],
+    });
     expect(payload.sub).toBe('x');
   });
 
   it('refuses a discovery document that names another issuer', async () => {
-    routes['/.well-known/openid-configuration'] = json({ issuer: 'https://evil.example.com', jwks_uri: `${base}/keys` });
+    routes['/.well-known/openid-configuration'] = json({
+      issuer: 'https://evil.example.com',
+      jwks_uri: `${base}/keys`,
+    });
     expect((await refusal(keys())).message).toMatch(/names issuer/);
   });
 
   it('refuses a jwks_uri on a host outside the allowlist, or on the metadata address, without connecting there', async () => {
-    routes['/.well-known/openid-configuration'] = json({ issuer: base, jwks_uri: 'http://169.254.169.254/latest/meta-data/keys' });
+    routes['/.well-known/openid-configuration'] = json({
+      issuer: base,
+      jwks_uri: 'http://169.254.169.254/latest/meta-data/keys',
+    });
     expect((await refusal(keys())).message).toMatch(/could not be fetched.*link-local/);
     routes['/.well-known/openid-configuration'] = json({ issuer: base, jwks_uri: 'http://internal.example.com/keys' });
     expect((await refusal(keys())).message).toMatch(/could not be fetched.*not in the allowed hosts/);
-    routes['/.well-known/openid-configuration'] = json({ issuer: base, jwks_uri: 'http://169.254.169.254/latest/meta-data/keys' });
+    routes['/.well-known/openid-configuration'] = json({
+      issuer: base,
+      jwks_uri: 'http://169.254.169.254/latest/meta-data/keys',
+    });
     // Even listed, a link-local address is never reached.
     expect((await refusal(keys(['169.254.169.254']))).message).toMatch(/could not be fetched.*link-local/);
   });

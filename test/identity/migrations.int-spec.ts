@@ -19,8 +19,14 @@ describe('workload identity migration', () => {
   });
 
   const tables = async () =>
-    (await query<{ tablename: string }>(database.url, `SELECT tablename FROM pg_tables WHERE tablename IN ('identity_providers', 'workload_rules', 'oidc_used_tokens') ORDER BY tablename`)).map((r) => r.tablename);
-  const subIndex = async () => (await query(database.url, `SELECT 1 FROM pg_indexes WHERE indexname = 'audit_events_workload_sub'`)).length;
+    (
+      await query<{ tablename: string }>(
+        database.url,
+        `SELECT tablename FROM pg_tables WHERE tablename IN ('identity_providers', 'workload_rules', 'oidc_used_tokens') ORDER BY tablename`,
+      )
+    ).map((r) => r.tablename);
+  const subIndex = async () =>
+    (await query(database.url, `SELECT 1 FROM pg_indexes WHERE indexname = 'audit_events_workload_sub'`)).length;
 
   it('down removes exactly its tables and index, up restores them', async () => {
     const all = ['identity_providers', 'oidc_used_tokens', 'workload_rules'];
@@ -45,11 +51,33 @@ describe('workload identity migration', () => {
       database.ownerUrl,
       `INSERT INTO identity_providers (name, issuer, audiences, allowed_algorithms, clock_skew_seconds) VALUES ('p', 'https://issuer.example.com', '{signet}', '{RS256}', 60) RETURNING id`,
     );
-    await query(database.ownerUrl, `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('r', $1, '{"sub":"x"}', '{release}')`, [provider.id]);
-    await query(database.ownerUrl, `INSERT INTO oidc_used_tokens (provider_id, jti, expires_at) VALUES ($1, 'j1', now() + interval '5 minutes')`, [provider.id]);
-    await expect(query(database.ownerUrl, `INSERT INTO oidc_used_tokens (provider_id, jti, expires_at) VALUES ($1, 'j1', now() + interval '5 minutes')`, [provider.id])).rejects.toThrow(/duplicate key/);
-    await expect(query(database.ownerUrl, `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('empty', $1, '{"sub":"x"}', '{}')`, [provider.id])).rejects.toThrow(/check constraint/);
+    await query(
+      database.ownerUrl,
+      `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('r', $1, '{"sub":"x"}', '{release}')`,
+      [provider.id],
+    );
+    await query(
+      database.ownerUrl,
+      `INSERT INTO oidc_used_tokens (provider_id, jti, expires_at) VALUES ($1, 'j1', now() + interval '5 minutes')`,
+      [provider.id],
+    );
+    await expect(
+      query(
+        database.ownerUrl,
+        `INSERT INTO oidc_used_tokens (provider_id, jti, expires_at) VALUES ($1, 'j1', now() + interval '5 minutes')`,
+        [provider.id],
+      ),
+    ).rejects.toThrow(/duplicate key/);
+    await expect(
+      query(
+        database.ownerUrl,
+        `INSERT INTO workload_rules (name, provider_id, claims, key_names) VALUES ('empty', $1, '{"sub":"x"}', '{}')`,
+        [provider.id],
+      ),
+    ).rejects.toThrow(/check constraint/);
     await query(database.ownerUrl, `DELETE FROM identity_providers WHERE id = $1`, [provider.id]);
-    expect(await query(database.ownerUrl, 'SELECT 1 FROM workload_rules UNION ALL SELECT 1 FROM oidc_used_tokens')).toEqual([]);
+    expect(
+      await query(database.ownerUrl, 'SELECT 1 FROM workload_rules UNION ALL SELECT 1 FROM oidc_used_tokens'),
+    ).toEqual([]);
   });
 });

@@ -20,17 +20,33 @@ describe('workload identity across replicas (two real processes, one database)',
   let a: SignetProcess | undefined;
   let b: SignetProcess | undefined;
 
-  async function call(replica: SignetProcess, method: string, url: string, body?: unknown, token = replica.adminToken): Promise<{ status: number; body: { error?: { code: string; message: string } } & Record<string, unknown> }> {
+  async function call(
+    replica: SignetProcess,
+    method: string,
+    url: string,
+    body?: unknown,
+    token = replica.adminToken,
+  ): Promise<{ status: number; body: { error?: { code: string; message: string } } & Record<string, unknown> }> {
     const response = await fetch(`${replica.server.url}${url}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : {} };
   }
 
-  const sign = (replica: SignetProcess, key: string, token: string) => call(replica, 'POST', `/v1/keys/${key}/sign`, { digest: Buffer.alloc(32, 3).toString('base64'), hashAlgorithm: 'SHA-256' }, token);
+  const sign = (replica: SignetProcess, key: string, token: string) =>
+    call(
+      replica,
+      'POST',
+      `/v1/keys/${key}/sign`,
+      { digest: Buffer.alloc(32, 3).toString('base64'), hashAlgorithm: 'SHA-256' },
+      token,
+    );
 
   /** Polls `replica` with `token` until the answer is `status`; returns how long that took. */
   async function untilRefused(replica: SignetProcess, key: string, token: string, status: number): Promise<number> {
@@ -49,14 +65,44 @@ describe('workload identity across replicas (two real processes, one database)',
     ensureBuilt();
     issuer = await OidcIssuer.start([{ id: AUDIENCE }]);
     database = await createTestDatabase({ migrate: false });
-    const env = { DATABASE_URL: database.url, SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl, SIGNET_DATA_DIR: tempDir('wl-replicas-'), SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true', SIGNET_TOKEN_CACHE_SECONDS: String(TOKEN_CACHE_SECONDS) };
+    const env = {
+      DATABASE_URL: database.url,
+      SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl,
+      SIGNET_DATA_DIR: tempDir('wl-replicas-'),
+      SIGNET_DISTRIBUTION_ALLOW_LOOPBACK: 'true',
+      SIGNET_TOKEN_CACHE_SECONDS: String(TOKEN_CACHE_SECONDS),
+    };
     // The first process migrates and bootstraps; the second joins the same database.
     a = await startSignet(env);
     b = await startSignet(env);
-    for (const name of ['release', 'nightly']) expect((await call(a, 'POST', '/v1/keys', { name, keySpec: 'EC-256', subject: { ...SUBJECT, CN: name } })).status).toBe(201);
-    expect((await call(a, 'POST', '/v1/identity-providers', { name: 'ci', issuer: issuer.issuer, audiences: [AUDIENCE] })).status).toBe(201);
-    expect((await call(a, 'POST', '/v1/workload-rules', { name: 'release-main', provider: 'ci', claims: { repository: 'acme/app', ref: 'refs/heads/main' }, keys: ['release'] })).status).toBe(201);
-    expect((await call(a, 'POST', '/v1/workload-rules', { name: 'nightly-any', provider: 'ci', claims: { repository: 'acme/*' }, keys: ['nightly'] })).status).toBe(201);
+    for (const name of ['release', 'nightly'])
+      expect(
+        (await call(a, 'POST', '/v1/keys', { name, keySpec: 'EC-256', subject: { ...SUBJECT, CN: name } })).status,
+      ).toBe(201);
+    expect(
+      (await call(a, 'POST', '/v1/identity-providers', { name: 'ci', issuer: issuer.issuer, audiences: [AUDIENCE] }))
+        .status,
+    ).toBe(201);
+    expect(
+      (
+        await call(a, 'POST', '/v1/workload-rules', {
+          name: 'release-main',
+          provider: 'ci',
+          claims: { repository: 'acme/app', ref: 'refs/heads/main' },
+          keys: ['release'],
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (
+        await call(a, 'POST', '/v1/workload-rules', {
+          name: 'nightly-any',
+          provider: 'ci',
+          claims: { repository: 'acme/*' },
+          keys: ['nightly'],
+        })
+      ).status,
+    ).toBe(201);
   });
 
   afterAll(async () => {
@@ -66,7 +112,11 @@ describe('workload identity across replicas (two real processes, one database)',
   });
 
   it('a rule deleted on one replica stops matching on the other within SIGNET_TOKEN_CACHE_SECONDS', async () => {
-    const token = await issuer.mint(AUDIENCE, { sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app', ref: 'refs/heads/main' });
+    const token = await issuer.mint(AUDIENCE, {
+      sub: 'repo:acme/app:ref:refs/heads/main',
+      repository: 'acme/app',
+      ref: 'refs/heads/main',
+    });
     // B verifies and caches the token; A has it cached too.
     expect((await sign(b!, 'release', token)).status).toBe(200);
     expect((await sign(a!, 'release', token)).status).toBe(200);
@@ -97,13 +147,21 @@ describe('workload identity across replicas (two real processes, one database)',
   });
 
   it('a provider deleted on one replica refuses its cached tokens on the other within SIGNET_TOKEN_CACHE_SECONDS', async () => {
-    const token = await issuer.mint(AUDIENCE, { sub: 'repo:acme/tools:ref:refs/heads/main', repository: 'acme/tools', ref: 'refs/heads/main' });
+    const token = await issuer.mint(AUDIENCE, {
+      sub: 'repo:acme/tools:ref:refs/heads/main',
+      repository: 'acme/tools',
+      ref: 'refs/heads/main',
+    });
     // Until B has seen singleUse turned off, a reused token would be refused there: wait for the first acceptance.
     const deadline = Date.now() + (TOKEN_CACHE_SECONDS + 5) * 1000;
     let reusable = token;
     while ((await sign(b!, 'nightly', reusable)).status !== 200) {
       if (Date.now() > deadline) throw new Error('B never accepted a token after singleUse was turned off');
-      reusable = await issuer.mint(AUDIENCE, { sub: 'repo:acme/tools:ref:refs/heads/main', repository: 'acme/tools', ref: 'refs/heads/main' });
+      reusable = await issuer.mint(AUDIENCE, {
+        sub: 'repo:acme/tools:ref:refs/heads/main',
+        repository: 'acme/tools',
+        ref: 'refs/heads/main',
+      });
     }
     expect((await sign(b!, 'nightly', reusable)).status).toBe(200);
     expect((await call(a!, 'DELETE', '/v1/identity-providers/ci')).status).toBe(200);

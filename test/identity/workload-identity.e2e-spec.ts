@@ -14,7 +14,13 @@ import { freePort, tempDir } from '../support/server-process';
 import { IssuerKey, issuerKey, OidcIssuer, publicJwk } from '../support/oidc-issuer';
 import { startTestApp, TestApp } from '../support/test-app';
 import { opensslVerifiesMessage, SUBJECT } from '../signing/support/signing-kit';
-import { buildPlugin, generateSignatureRequest, jwsSigningInput, opensslVerifies, runPlugin } from '../notation-plugin/support/notation-driver';
+import {
+  buildPlugin,
+  generateSignatureRequest,
+  jwsSigningInput,
+  opensslVerifies,
+  runPlugin,
+} from '../notation-plugin/support/notation-driver';
 import type { FastifyInstance } from 'fastify';
 
 const AUDIENCE = 'https://signet.example.com';
@@ -85,13 +91,29 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
 
   const auth = (token: string) => ({ authorization: `Bearer ${token}` });
   const api = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown, token = admin) =>
-    t.app.inject({ method, url, headers: auth(token), ...(payload !== undefined ? { payload: payload as object } : {}) });
+    t.app.inject({
+      method,
+      url,
+      headers: auth(token),
+      ...(payload !== undefined ? { payload: payload as object } : {}),
+    });
   const sign = (key: string, token: string, body: unknown = { digest, hashAlgorithm: 'SHA-256' }) =>
-    t.app.inject({ method: 'POST', url: `/v1/keys/${key}/sign`, headers: { ...auth(token), 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+    t.app.inject({
+      method: 'POST',
+      url: `/v1/keys/${key}/sign`,
+      headers: { ...auth(token), 'content-type': 'application/json' },
+      payload: JSON.stringify(body),
+    });
   const hsmSigns = () => keyStore.counters().signAttempts;
 
   /** Refused with `status` and `code`, and the HSM never asked to sign. */
-  async function expectRefused(token: string, status: number, code: string, message?: RegExp, key = 'release'): Promise<void> {
+  async function expectRefused(
+    token: string,
+    status: number,
+    code: string,
+    message?: RegExp,
+    key = 'release',
+  ): Promise<void> {
     const before = hsmSigns();
     const response = await sign(key, token);
     expect({ status: response.statusCode, code: response.json().error?.code }).toEqual({ status, code });
@@ -101,7 +123,11 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
   }
 
   /** A token signed here with `key`, for properties no honest issuer would produce. */
-  async function craft(key: IssuerKey | Uint8Array, header: Record<string, unknown>, claims: Record<string, unknown>): Promise<string> {
+  async function craft(
+    key: IssuerKey | Uint8Array,
+    header: Record<string, unknown>,
+    claims: Record<string, unknown>,
+  ): Promise<string> {
     const signingKey = key instanceof Uint8Array ? key : await importJWK(key, key.alg);
     return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(signingKey);
   }
@@ -113,7 +139,12 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
       sub: 'repo:acme/app:environment:prod',
       rule: 'app-release',
       jti,
-      claims: { repository: 'acme/app', ref: 'refs/heads/main', environment: 'prod', workflow_ref: 'acme/app/.github/workflows/release.yml@refs/heads/main' },
+      claims: {
+        repository: 'acme/app',
+        ref: 'refs/heads/main',
+        environment: 'prod',
+        workflow_ref: 'acme/app/.github/workflows/release.yml@refs/heads/main',
+      },
     };
   }
 
@@ -145,15 +176,41 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
       { name: 'gitlab', issuer: gitlab.issuer, audiences: [AUDIENCE], allowedAlgorithms: ['ES256'] },
       { name: 'kubernetes', issuer: kubernetes.issuer, audiences: [AUDIENCE] },
     ];
-    for (const provider of providers) expect((await api('POST', '/v1/identity-providers', provider)).statusCode).toBe(201);
+    for (const provider of providers)
+      expect((await api('POST', '/v1/identity-providers', provider)).statusCode).toBe(201);
     const rules = [
       // The GitHub preset: repository, ref, workflow_ref, environment (job_workflow_ref for reusable workflows).
-      { name: 'app-release', provider: 'github-actions', claims: { repository: 'acme/app', ref: 'refs/heads/main', environment: 'prod', workflow_ref: 'acme/app/.github/workflows/release.yml@*' }, keys: ['release'] },
-      { name: 'acme-staging', provider: 'github-actions', claims: { repository: 'acme/*', environment: 'staging' }, keys: ['staging'] },
+      {
+        name: 'app-release',
+        provider: 'github-actions',
+        claims: {
+          repository: 'acme/app',
+          ref: 'refs/heads/main',
+          environment: 'prod',
+          workflow_ref: 'acme/app/.github/workflows/release.yml@*',
+        },
+        keys: ['release'],
+      },
+      {
+        name: 'acme-staging',
+        provider: 'github-actions',
+        claims: { repository: 'acme/*', environment: 'staging' },
+        keys: ['staging'],
+      },
       // The GitLab preset: project_path, ref, ref_protected, environment.
-      { name: 'gitlab-release', provider: 'gitlab', claims: { project_path: 'acme/app', ref: 'main', ref_protected: 'true', environment: 'production' }, keys: ['release'] },
+      {
+        name: 'gitlab-release',
+        provider: 'gitlab',
+        claims: { project_path: 'acme/app', ref: 'main', ref_protected: 'true', environment: 'production' },
+        keys: ['release'],
+      },
       // Kubernetes service-account tokens: the audience is bound by the provider, the rule names the account.
-      { name: 'cluster-signer', provider: 'kubernetes', claims: { sub: 'system:serviceaccount:build:signer' }, keys: ['cluster'] },
+      {
+        name: 'cluster-signer',
+        provider: 'kubernetes',
+        claims: { sub: 'system:serviceaccount:build:signer' },
+        keys: ['cluster'],
+      },
     ];
     for (const rule of rules) expect((await api('POST', '/v1/workload-rules', rule)).statusCode).toBe(201);
   });
@@ -180,7 +237,9 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     expect((await sign('release', token)).statusCode).toBe(200);
     const found = await api('GET', `/v1/audit?type=sign&subject=${encodeURIComponent(claims.sub as string)}`);
     expect(found.statusCode).toBe(200);
-    const row = found.json().events.find((event: { actor: { workload?: { jti?: string } } }) => event.actor.workload?.jti === jti);
+    const row = found
+      .json()
+      .events.find((event: { actor: { workload?: { jti?: string } } }) => event.actor.workload?.jti === jti);
     expect(row).toBeDefined();
     expect(row.subject).toBe('release');
     expect(row.actor).toMatchObject({
@@ -198,15 +257,36 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     expect((await sign('release', await gitlab.mint(AUDIENCE, gitlabClaims()))).statusCode).toBe(200);
     // An unprotected ref does not match the GitLab rule: the key answers 404 as for an ungranted token.
     await expectRefused(await gitlab.mint(AUDIENCE, gitlabClaims({ ref_protected: 'false' })), 404, 'NOT_FOUND');
-    const serviceAccount = { sub: 'system:serviceaccount:build:signer', 'kubernetes.io': { namespace: 'build', serviceaccount: { name: 'signer' } } };
+    const serviceAccount = {
+      sub: 'system:serviceaccount:build:signer',
+      'kubernetes.io': { namespace: 'build', serviceaccount: { name: 'signer' } },
+    };
     expect((await sign('cluster', await kubernetes.mint(AUDIENCE, serviceAccount))).statusCode).toBe(200);
     // Audience bound: the same account's token for the API server is not for Signet.
-    await expectRefused(await kubernetes.mint('https://kubernetes.default.svc', serviceAccount), 401, 'UNAUTHENTICATED', /audience/, 'cluster');
-    await expectRefused(await kubernetes.mint(AUDIENCE, { sub: 'system:serviceaccount:build:other' }), 404, 'NOT_FOUND', undefined, 'cluster');
+    await expectRefused(
+      await kubernetes.mint('https://kubernetes.default.svc', serviceAccount),
+      401,
+      'UNAUTHENTICATED',
+      /audience/,
+      'cluster',
+    );
+    await expectRefused(
+      await kubernetes.mint(AUDIENCE, { sub: 'system:serviceaccount:build:other' }),
+      404,
+      'NOT_FOUND',
+      undefined,
+      'cluster',
+    );
   });
 
   it('no rule, no access: an unmatched token or a key the rule does not name answers 404 like a key that does not exist', async () => {
-    const wrongBranch = await github.mint(AUDIENCE, githubClaims({ ref: 'refs/heads/feature', workflow_ref: 'acme/app/.github/workflows/release.yml@refs/heads/feature' }));
+    const wrongBranch = await github.mint(
+      AUDIENCE,
+      githubClaims({
+        ref: 'refs/heads/feature',
+        workflow_ref: 'acme/app/.github/workflows/release.yml@refs/heads/feature',
+      }),
+    );
     await expectRefused(wrongBranch, 404, 'NOT_FOUND', /no key named 'release'/);
     const token = await github.mint(AUDIENCE, githubClaims());
     await expectRefused(token, 404, 'NOT_FOUND', /no key named 'cluster'/, 'cluster');
@@ -238,7 +318,12 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     const release = await github.mint(AUDIENCE, githubClaims());
     const staging = await github.mint(AUDIENCE, githubClaims({ repository: 'acme/web', environment: 'staging' }));
     const connection: ConnectionTokenMemo = { token: '', hash: '' };
-    for (const [token, key] of [[release, 'release'], [release, 'release'], [staging, 'staging'], [release, 'release']] as const) {
+    for (const [token, key] of [
+      [release, 'release'],
+      [release, 'release'],
+      [staging, 'staging'],
+      [release, 'release'],
+    ] as const) {
       const principal = await identities.authenticate(token, '::1', connection);
       expect(principal.keys).toEqual([key]);
       expect(connection).toEqual({ token, hash: createHash('sha256').update(token).digest('hex') });
@@ -253,7 +338,7 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     }
   });
 
-  it('builds the audit actor\'s workload part once per cached token: one frozen object per key, written as the generic canonical walk would', async () => {
+  it("builds the audit actor's workload part once per cached token: one frozen object per key, written as the generic canonical walk would", async () => {
     const identities = t.app.get(WorkloadIdentityService);
     const jti = randomUUID();
     const token = await github.mint(AUDIENCE, githubClaims({ jti }));
@@ -280,47 +365,113 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
   });
 
   it('refuses expired, not-yet-valid and future-iat tokens (beyond the 60 s skew) with 401', async () => {
-    await expectRefused(await github.mint(AUDIENCE, githubClaims(), { expiresIn: -120 }), 401, 'UNAUTHENTICATED', /expired/);
-    await expectRefused(await github.mint(AUDIENCE, githubClaims({ nbf: nowS() + 600 })), 401, 'UNAUTHENTICATED', /not yet valid/);
+    await expectRefused(
+      await github.mint(AUDIENCE, githubClaims(), { expiresIn: -120 }),
+      401,
+      'UNAUTHENTICATED',
+      /expired/,
+    );
+    await expectRefused(
+      await github.mint(AUDIENCE, githubClaims({ nbf: nowS() + 600 })),
+      401,
+      'UNAUTHENTICATED',
+      /not yet valid/,
+    );
     // Within the skew is accepted.
-    expect((await sign('release', await github.mint(AUDIENCE, githubClaims({ nbf: nowS() + 30 })))).statusCode).toBe(200);
+    expect((await sign('release', await github.mint(AUDIENCE, githubClaims({ nbf: nowS() + 30 })))).statusCode).toBe(
+      200,
+    );
     const [key] = github.keys;
-    const futureIat = await craft(key, { alg: 'RS256', kid: key.kid }, { ...githubClaims(), iss: github.issuer, aud: AUDIENCE, iat: nowS() + 600, exp: nowS() + 900 });
+    const futureIat = await craft(
+      key,
+      { alg: 'RS256', kid: key.kid },
+      { ...githubClaims(), iss: github.issuer, aud: AUDIENCE, iat: nowS() + 600, exp: nowS() + 900 },
+    );
     await expectRefused(futureIat, 401, 'UNAUTHENTICATED', /iat is in the future/);
     // The control: the same crafted token with an honest iat is accepted, so only iat was wrong above.
-    const honest = await craft(key, { alg: 'RS256', kid: key.kid }, { ...githubClaims(), iss: github.issuer, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 });
+    const honest = await craft(
+      key,
+      { alg: 'RS256', kid: key.kid },
+      { ...githubClaims(), iss: github.issuer, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 },
+    );
     expect((await sign('release', honest)).statusCode).toBe(200);
   });
 
-  it('refuses a wrong audience, an unknown issuer, and a token signed by another issuer\'s key', async () => {
-    await expectRefused(await github.mint('https://other-service.example.com', githubClaims()), 401, 'UNAUTHENTICATED', /audience/);
-    await expectRefused(await rogue.mint(AUDIENCE, githubClaims()), 401, 'UNAUTHENTICATED', /no identity provider is configured/);
+  it("refuses a wrong audience, an unknown issuer, and a token signed by another issuer's key", async () => {
+    await expectRefused(
+      await github.mint('https://other-service.example.com', githubClaims()),
+      401,
+      'UNAUTHENTICATED',
+      /audience/,
+    );
+    await expectRefused(
+      await rogue.mint(AUDIENCE, githubClaims()),
+      401,
+      'UNAUTHENTICATED',
+      /no identity provider is configured/,
+    );
     const [rogueKey] = rogue.keys;
     const [githubKey] = github.keys;
     const claims = { ...githubClaims(), iss: github.issuer, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 };
     // RS256 by the rogue issuer's key, claiming GitHub's issuer and naming GitHub's kid.
-    await expectRefused(await craft(rogueKey, { alg: 'RS256', kid: githubKey.kid }, claims), 401, 'UNAUTHENTICATED', /signature does not verify/);
+    await expectRefused(
+      await craft(rogueKey, { alg: 'RS256', kid: githubKey.kid }, claims),
+      401,
+      'UNAUTHENTICATED',
+      /signature does not verify/,
+    );
     // The same with the rogue's own kid: no such key at GitHub's JWKS.
-    await expectRefused(await craft(rogueKey, { alg: 'RS256', kid: rogueKey.kid }, claims), 401, 'UNAUTHENTICATED', /unknown kid/);
+    await expectRefused(
+      await craft(rogueKey, { alg: 'RS256', kid: rogueKey.kid }, claims),
+      401,
+      'UNAUTHENTICATED',
+      /unknown kid/,
+    );
   });
 
-  it('refuses alg none, HS256 keyed with the issuer\'s public key (algorithm confusion), and algorithms outside the provider\'s list', async () => {
+  it("refuses alg none, HS256 keyed with the issuer's public key (algorithm confusion), and algorithms outside the provider's list", async () => {
     const claims = { ...githubClaims(), iss: github.issuer, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 };
     const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-    await expectRefused(`${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`, 401, 'UNAUTHENTICATED', /never accepted/);
+    await expectRefused(
+      `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`,
+      401,
+      'UNAUTHENTICATED',
+      /never accepted/,
+    );
     await expectRefused(`${b64({ alg: 'NONE' })}.${b64(claims)}.`, 401, 'UNAUTHENTICATED', /never accepted/);
     const [key] = github.keys;
-    const publicPem = createPublicKey({ key: publicJwk(key), format: 'jwk' }).export({ type: 'spki', format: 'pem' }) as string;
+    const publicPem = createPublicKey({ key: publicJwk(key), format: 'jwk' }).export({
+      type: 'spki',
+      format: 'pem',
+    }) as string;
     for (const secret of [publicPem, JSON.stringify(publicJwk(key))]) {
-      await expectRefused(await craft(new TextEncoder().encode(secret), { alg: 'HS256', kid: key.kid }, claims), 401, 'UNAUTHENTICATED', /never accepted/);
+      await expectRefused(
+        await craft(new TextEncoder().encode(secret), { alg: 'HS256', kid: key.kid }, claims),
+        401,
+        'UNAUTHENTICATED',
+        /never accepted/,
+      );
     }
     // The GitHub provider allows RS256 only: an ES256 token from its own issuer is refused.
     const es = github.keys.find((k) => k.alg === 'ES256')!;
-    await expectRefused(await craft(es, { alg: 'ES256', kid: es.kid }, claims), 401, 'UNAUTHENTICATED', /does not allow algorithm ES256/);
+    await expectRefused(
+      await craft(es, { alg: 'ES256', kid: es.kid }, claims),
+      401,
+      'UNAUTHENTICATED',
+      /does not allow algorithm ES256/,
+    );
     // And providers cannot be configured to accept them.
     for (const allowedAlgorithms of [['none'], ['HS256'], ['RS256', 'HS512'], ['XX1']]) {
-      const refused = await api('POST', '/v1/identity-providers', { name: 'bad-algs', issuer: rogue.issuer, audiences: [AUDIENCE], allowedAlgorithms });
-      expect({ status: refused.statusCode, code: refused.json().error.code }).toEqual({ status: 400, code: 'VALIDATION_ERROR' });
+      const refused = await api('POST', '/v1/identity-providers', {
+        name: 'bad-algs',
+        issuer: rogue.issuer,
+        audiences: [AUDIENCE],
+        allowedAlgorithms,
+      });
+      expect({ status: refused.statusCode, code: refused.json().error.code }).toEqual({
+        status: 400,
+        code: 'VALIDATION_ERROR',
+      });
     }
     // Nor pointed at a link-local, metadata or unspecified address, in any spelling (the classifier
     // distribution endpoints use): refused when declared, not only when keys are fetched.
@@ -328,26 +479,51 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
       for (const field of ['issuer', 'jwksUri'] as const) {
         const body = { name: 'metadata', issuer: rogue.issuer, audiences: [AUDIENCE], [field]: `https://${host}/x` };
         const refused = await api('POST', '/v1/identity-providers', body);
-        expect({ host, field, status: refused.statusCode, code: refused.json().error.code }).toEqual({ host, field, status: 400, code: 'VALIDATION_ERROR' });
+        expect({ host, field, status: refused.statusCode, code: refused.json().error.code }).toEqual({
+          host,
+          field,
+          status: 400,
+          code: 'VALIDATION_ERROR',
+        });
         expect(refused.json().error.message).toMatch(/outbound policy refuses/);
       }
     }
   });
 
   it('refuses tokens whose matched claims are arrays, numbers, booleans or objects where strings are expected', async () => {
-    for (const wrong of [{ repository: ['acme/app'] }, { ref: 7 }, { environment: { name: 'prod' } }, { workflow_ref: true }, { repository: null }]) {
-      await expectRefused(await github.mint(AUDIENCE, githubClaims(wrong)), 401, 'UNAUTHENTICATED', /must be non-empty strings/);
+    for (const wrong of [
+      { repository: ['acme/app'] },
+      { ref: 7 },
+      { environment: { name: 'prod' } },
+      { workflow_ref: true },
+      { repository: null },
+    ]) {
+      await expectRefused(
+        await github.mint(AUDIENCE, githubClaims(wrong)),
+        401,
+        'UNAUTHENTICATED',
+        /must be non-empty strings/,
+      );
     }
     // sub must be a string too (the issuer's own shape says so; a number is not a workload's name).
     const [key] = github.keys;
-    const numericSub = await craft(key, { alg: 'RS256', kid: key.kid }, { ...githubClaims(), sub: 42, iss: github.issuer, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 });
+    const numericSub = await craft(
+      key,
+      { alg: 'RS256', kid: key.kid },
+      { ...githubClaims(), sub: 42, iss: github.issuer, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 },
+    );
     await expectRefused(numericSub, 401, 'UNAUTHENTICATED');
   });
 
   it('refuses over-long bearer tokens before any verification', async () => {
     const verify = jest.spyOn(IssuerKeys.prototype, 'verify');
     try {
-      await expectRefused(`eyJ${'A'.repeat(9000)}.eyJ${'B'.repeat(100)}.sig`, 401, 'UNAUTHENTICATED', /longer than 8192/);
+      await expectRefused(
+        `eyJ${'A'.repeat(9000)}.eyJ${'B'.repeat(100)}.sig`,
+        401,
+        'UNAUTHENTICATED',
+        /longer than 8192/,
+      );
       const padded = await github.mint(AUDIENCE, githubClaims({ padding: 'x'.repeat(9000) }));
       await expectRefused(padded, 401, 'UNAUTHENTICATED', /longer than 8192/);
       expect(verify).not.toHaveBeenCalled();
@@ -358,11 +534,37 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
 
   it('fails closed, naming the provider, when the JWKS or the issuer cannot be fetched', async () => {
     const port = await freePort();
-    expect((await api('POST', '/v1/identity-providers', { name: 'unreachable', issuer: `http://127.0.0.1:${port}`, audiences: [AUDIENCE] })).statusCode).toBe(201);
-    expect((await api('POST', '/v1/workload-rules', { name: 'unreachable-any', provider: 'unreachable', claims: { sub: '*' }, keys: ['release'] })).statusCode).toBe(201);
+    expect(
+      (
+        await api('POST', '/v1/identity-providers', {
+          name: 'unreachable',
+          issuer: `http://127.0.0.1:${port}`,
+          audiences: [AUDIENCE],
+        })
+      ).statusCode,
+    ).toBe(201);
+    expect(
+      (
+        await api('POST', '/v1/workload-rules', {
+          name: 'unreachable-any',
+          provider: 'unreachable',
+          claims: { sub: '*' },
+          keys: ['release'],
+        })
+      ).statusCode,
+    ).toBe(201);
     const [key] = rogue.keys;
-    const token = await craft(key, { alg: 'RS256', kid: key.kid }, { sub: 'x', iss: `http://127.0.0.1:${port}`, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 });
-    await expectRefused(token, 503, 'IDENTITY_PROVIDER_UNAVAILABLE', /identity provider 'unreachable'.*could not be fetched/);
+    const token = await craft(
+      key,
+      { alg: 'RS256', kid: key.kid },
+      { sub: 'x', iss: `http://127.0.0.1:${port}`, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 },
+    );
+    await expectRefused(
+      token,
+      503,
+      'IDENTITY_PROVIDER_UNAVAILABLE',
+      /identity provider 'unreachable'.*could not be fetched/,
+    );
 
     // A provider whose JWKS answers 503: nothing is signed, and the answer names it.
     await gitlab.jwksOutage(true);
@@ -370,7 +572,12 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
       expect((await api('PATCH', '/v1/identity-providers/gitlab', { clockSkewSeconds: 30 })).statusCode).toBe(200);
       const before = await gitlab.stats();
       for (let i = 0; i < 5; i++) {
-        await expectRefused(await gitlab.mint(AUDIENCE, gitlabClaims()), 503, 'IDENTITY_PROVIDER_UNAVAILABLE', /identity provider 'gitlab'.*JWKS answered HTTP 503/);
+        await expectRefused(
+          await gitlab.mint(AUDIENCE, gitlabClaims()),
+          503,
+          'IDENTITY_PROVIDER_UNAVAILABLE',
+          /identity provider 'gitlab'.*JWKS answered HTTP 503/,
+        );
       }
       // Not an amplifier: the failing JWKS was asked once for the five tokens, not once per token.
       expect((await gitlab.stats()).jwks - before.jwks).toBe(1);
@@ -395,14 +602,25 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     const stranger = issuerKey('RS256');
     for (let i = 0; i < 5; i++) {
       const claims = { ...githubClaims(), iss: github.issuer, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 };
-      await expectRefused(await craft(stranger, { alg: 'RS256', kid: `unknown-${i}` }, claims), 401, 'UNAUTHENTICATED', /unknown kid/);
+      await expectRefused(
+        await craft(stranger, { alg: 'RS256', kid: `unknown-${i}` }, claims),
+        401,
+        'UNAUTHENTICATED',
+        /unknown kid/,
+      );
     }
     expect((await github.stats()).jwks - afterRotation.jwks).toBeLessThanOrEqual(1);
     // Keys the issuer retired stop verifying once the set is fetched again: here, after the provider is edited.
     const oldKey = github.keys.find((k) => k.kid !== next.kid && k.alg === 'RS256')!;
     await github.rotate([next]);
-    expect((await api('PATCH', '/v1/identity-providers/github-actions', { clockSkewSeconds: 60 })).statusCode).toBe(200);
-    const byOldKey = await craft(oldKey, { alg: 'RS256', kid: oldKey.kid }, { ...githubClaims(), iss: github.issuer, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 });
+    expect((await api('PATCH', '/v1/identity-providers/github-actions', { clockSkewSeconds: 60 })).statusCode).toBe(
+      200,
+    );
+    const byOldKey = await craft(
+      oldKey,
+      { alg: 'RS256', kid: oldKey.kid },
+      { ...githubClaims(), iss: github.issuer, aud: AUDIENCE, iat: nowS(), exp: nowS() + 300 },
+    );
     await expectRefused(byOldKey, 401, 'UNAUTHENTICATED', /unknown kid/);
   });
 
@@ -455,7 +673,13 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
 
   it('describes the new routes in the OpenAPI document', async () => {
     const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
-    for (const path of ['/v1/identity-providers', '/v1/identity-providers/{name}', '/v1/workload-rules', '/v1/workload-rules/{name}']) expect(doc.paths[path]).toBeDefined();
+    for (const path of [
+      '/v1/identity-providers',
+      '/v1/identity-providers/{name}',
+      '/v1/workload-rules',
+      '/v1/workload-rules/{name}',
+    ])
+      expect(doc.paths[path]).toBeDefined();
     expect(Object.keys(doc.paths['/v1/identity-providers/{name}']).sort()).toEqual(['delete', 'get', 'patch']);
     const schema = doc.components.schemas.CreateWorkloadRuleDto;
     expect(schema.required).toEqual(expect.arrayContaining(['name', 'provider', 'claims', 'keys']));
@@ -468,13 +692,33 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
     const url = await t.app.getUrl();
     const token = await github.mint(AUDIENCE, githubClaims({ run_id: '9001' }));
     const { signingInput, digest: artifactDigest } = jwsSigningInput('EC-256');
-    const result = await runPlugin('generate-signature', generateSignatureRequest('EC-256', 'release', { url, token_env: 'SIGNET_TOKEN' }, signingInput), { env: { SIGNET_TOKEN: token } });
+    const result = await runPlugin(
+      'generate-signature',
+      generateSignatureRequest('EC-256', 'release', { url, token_env: 'SIGNET_TOKEN' }, signingInput),
+      { env: { SIGNET_TOKEN: token } },
+    );
     expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
     const chain = result.json.certificateChain as string[];
-    expect(opensslVerifies(path.join(dir, 'notation'), 'EC-256', Buffer.from(signingInput, 'latin1'), result.json.signature as string, chain[0])).toBe(true);
-    const rows = (await api('GET', `/v1/audit?type=sign&subject=${encodeURIComponent('repo:acme/app:environment:prod')}&limit=1000`)).json().events;
-    const row = rows.find((event: { data: { artifact?: { digest: string } } }) => event.data.artifact?.digest === artifactDigest);
-    expect(row.actor.workload).toMatchObject({ provider: 'github-actions', rule: 'app-release', claims: { repository: 'acme/app', environment: 'prod' } });
+    expect(
+      opensslVerifies(
+        path.join(dir, 'notation'),
+        'EC-256',
+        Buffer.from(signingInput, 'latin1'),
+        result.json.signature as string,
+        chain[0],
+      ),
+    ).toBe(true);
+    const rows = (
+      await api('GET', `/v1/audit?type=sign&subject=${encodeURIComponent('repo:acme/app:environment:prod')}&limit=1000`)
+    ).json().events;
+    const row = rows.find(
+      (event: { data: { artifact?: { digest: string } } }) => event.data.artifact?.digest === artifactDigest,
+    );
+    expect(row.actor.workload).toMatchObject({
+      provider: 'github-actions',
+      rule: 'app-release',
+      claims: { repository: 'acme/app', environment: 'prod' },
+    });
     expect(result.stdout + result.stderr).not.toContain(token.split('.')[2]);
   });
 
@@ -495,20 +739,74 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
 
   it('manages providers and rules: list, get, patch, validation errors with the field named', async () => {
     const list = await api('GET', '/v1/identity-providers');
-    expect(list.json().identityProviders.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['github-actions', 'gitlab']));
+    expect(list.json().identityProviders.map((p: { name: string }) => p.name)).toEqual(
+      expect.arrayContaining(['github-actions', 'gitlab']),
+    );
     const one = await api('GET', '/v1/identity-providers/github-actions');
-    expect(one.json()).toMatchObject({ name: 'github-actions', issuer: github.issuer, audiences: [AUDIENCE], allowedAlgorithms: ['RS256'], clockSkewSeconds: 60, singleUse: false, jwksUri: null });
+    expect(one.json()).toMatchObject({
+      name: 'github-actions',
+      issuer: github.issuer,
+      audiences: [AUDIENCE],
+      allowedAlgorithms: ['RS256'],
+      clockSkewSeconds: 60,
+      singleUse: false,
+      jwksUri: null,
+    });
     const rules = await api('GET', '/v1/workload-rules');
-    expect(rules.json().workloadRules.find((r: { name: string }) => r.name === 'app-release')).toMatchObject({ provider: 'github-actions', keys: ['release'], state: 'active' });
+    expect(rules.json().workloadRules.find((r: { name: string }) => r.name === 'app-release')).toMatchObject({
+      provider: 'github-actions',
+      keys: ['release'],
+      state: 'active',
+    });
     const cases: Array<[string, string, unknown, string]> = [
-      ['POST', '/v1/identity-providers', { name: 'plain-http', issuer: 'http://issuer.example.com', audiences: [AUDIENCE] }, 'issuer'],
-      ['POST', '/v1/identity-providers', { name: 'no-aud', issuer: 'https://issuer.example.com', audiences: [] }, 'audiences'],
-      ['POST', '/v1/identity-providers', { name: 'github-actions', issuer: 'https://x.example.com', audiences: [AUDIENCE] }, ''],
-      ['POST', '/v1/workload-rules', { name: 'r1', provider: 'nope', claims: { sub: 'x' }, keys: ['release'] }, 'provider'],
-      ['POST', '/v1/workload-rules', { name: 'r2', provider: 'github-actions', claims: { repository: '*' }, keys: ['release'] }, 'claims.repository'],
-      ['POST', '/v1/workload-rules', { name: 'r3', provider: 'github-actions', claims: { aud: 'x' }, keys: ['release'] }, 'claims.aud'],
-      ['POST', '/v1/workload-rules', { name: 'r4', provider: 'github-actions', claims: { repository: 3 }, keys: ['release'] }, 'claims.repository'],
-      ['POST', '/v1/workload-rules', { name: 'r5', provider: 'github-actions', claims: { sub: 'x' }, keys: [] }, 'keys'],
+      [
+        'POST',
+        '/v1/identity-providers',
+        { name: 'plain-http', issuer: 'http://issuer.example.com', audiences: [AUDIENCE] },
+        'issuer',
+      ],
+      [
+        'POST',
+        '/v1/identity-providers',
+        { name: 'no-aud', issuer: 'https://issuer.example.com', audiences: [] },
+        'audiences',
+      ],
+      [
+        'POST',
+        '/v1/identity-providers',
+        { name: 'github-actions', issuer: 'https://x.example.com', audiences: [AUDIENCE] },
+        '',
+      ],
+      [
+        'POST',
+        '/v1/workload-rules',
+        { name: 'r1', provider: 'nope', claims: { sub: 'x' }, keys: ['release'] },
+        'provider',
+      ],
+      [
+        'POST',
+        '/v1/workload-rules',
+        { name: 'r2', provider: 'github-actions', claims: { repository: '*' }, keys: ['release'] },
+        'claims.repository',
+      ],
+      [
+        'POST',
+        '/v1/workload-rules',
+        { name: 'r3', provider: 'github-actions', claims: { aud: 'x' }, keys: ['release'] },
+        'claims.aud',
+      ],
+      [
+        'POST',
+        '/v1/workload-rules',
+        { name: 'r4', provider: 'github-actions', claims: { repository: 3 }, keys: ['release'] },
+        'claims.repository',
+      ],
+      [
+        'POST',
+        '/v1/workload-rules',
+        { name: 'r5', provider: 'github-actions', claims: { sub: 'x' }, keys: [] },
+        'keys',
+      ],
       ['PATCH', '/v1/workload-rules/app-release', { expiresAt: 'tomorrow' }, 'expiresAt'],
     ];
     for (const [method, url, payload, field] of cases) {
@@ -517,9 +815,30 @@ describe('workload identity: OIDC ID tokens on the sign route', () => {
       if (field) expect(response.json().error.details?.field).toBe(field);
     }
     // An expired rule grants nothing.
-    expect((await api('POST', '/v1/workload-rules', { name: 'expired', provider: 'github-actions', claims: { repository: 'acme/old' }, keys: ['staging'], expiresAt: '2020-01-01T00:00:00Z' })).statusCode).toBe(201);
-    await expectRefused(await github.mint(AUDIENCE, githubClaims({ repository: 'acme/old' })), 404, 'NOT_FOUND', undefined, 'staging');
-    expect((await api('PATCH', '/v1/workload-rules/expired', { expiresAt: null })).json()).toMatchObject({ state: 'active', expiresAt: null });
-    expect((await sign('staging', await github.mint(AUDIENCE, githubClaims({ repository: 'acme/old' })))).statusCode).toBe(200);
+    expect(
+      (
+        await api('POST', '/v1/workload-rules', {
+          name: 'expired',
+          provider: 'github-actions',
+          claims: { repository: 'acme/old' },
+          keys: ['staging'],
+          expiresAt: '2020-01-01T00:00:00Z',
+        })
+      ).statusCode,
+    ).toBe(201);
+    await expectRefused(
+      await github.mint(AUDIENCE, githubClaims({ repository: 'acme/old' })),
+      404,
+      'NOT_FOUND',
+      undefined,
+      'staging',
+    );
+    expect((await api('PATCH', '/v1/workload-rules/expired', { expiresAt: null })).json()).toMatchObject({
+      state: 'active',
+      expiresAt: null,
+    });
+    expect(
+      (await sign('staging', await github.mint(AUDIENCE, githubClaims({ repository: 'acme/old' })))).statusCode,
+    ).toBe(200);
   });
 });

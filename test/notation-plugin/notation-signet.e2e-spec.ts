@@ -47,11 +47,18 @@ describe('notation-signet (Notation plugin executable)', () => {
     return result;
   };
   const expectFailure = (result: PluginResult, errorCode: string) => {
-    expect({ code: result.code, stdout: result.stdout, errorCode: result.json.errorCode }).toEqual({ code: 1, stdout: '', errorCode });
+    expect({ code: result.code, stdout: result.stdout, errorCode: result.json.errorCode }).toEqual({
+      code: 1,
+      stdout: '',
+      errorCode,
+    });
     expect(typeof result.json.errorMessage).toBe('string');
   };
   const sign = (spec: KeySpec, pluginConfig = config, keyId = KEY_NAMES[spec]) =>
-    runPlugin('generate-signature', generateSignatureRequest(spec, keyId, pluginConfig, jwsSigningInput(spec).signingInput));
+    runPlugin(
+      'generate-signature',
+      generateSignatureRequest(spec, keyId, pluginConfig, jwsSigningInput(spec).signingInput),
+    );
 
   beforeAll(async () => {
     buildPlugin();
@@ -73,7 +80,9 @@ describe('notation-signet (Notation plugin executable)', () => {
     it('answers the static metadata Notation validates, without calling Signet', async () => {
       // notation-go sends the key's merged pluginConfig with this command too.
       const result = await runPlugin('get-plugin-metadata', { pluginConfig: config });
-      const { version } = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+      const { version } = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+        version: string;
+      };
       expect(result.code).toBe(0);
       expect(result.stderr).toBe('');
       expect(result.json).toEqual({
@@ -96,59 +105,92 @@ describe('notation-signet (Notation plugin executable)', () => {
 
   describe('describe-key', () => {
     it.each(KEY_SPECS)('returns the keySpec Signet reports for a %s key, with the same keyId', async (spec) => {
-      const result = await runPlugin('describe-key', { contractVersion: '1.0', keyId: KEY_NAMES[spec], pluginConfig: config });
+      const result = await runPlugin('describe-key', {
+        contractVersion: '1.0',
+        keyId: KEY_NAMES[spec],
+        pluginConfig: config,
+      });
       expect(result.code).toBe(0);
       expect(result.stderr).toBe('');
       expect(result.json).toEqual({ keyId: KEY_NAMES[spec], keySpec: spec });
-      expect(signet.requests).toEqual([{ method: 'GET', path: `/v1/keys/${KEY_NAMES[spec]}`, authorization: `Bearer ${token}` }]);
+      expect(signet.requests).toEqual([
+        { method: 'GET', path: `/v1/keys/${KEY_NAMES[spec]}`, authorization: `Bearer ${token}` },
+      ]);
     });
 
     it('reports ACCESS_DENIED for a key Signet does not show this token (404)', async () => {
-      const result = await runPlugin('describe-key', { contractVersion: '1.0', keyId: 'someone-elses-key', pluginConfig: config });
+      const result = await runPlugin('describe-key', {
+        contractVersion: '1.0',
+        keyId: 'someone-elses-key',
+        pluginConfig: config,
+      });
       expectFailure(result, 'ACCESS_DENIED');
       expect(result.json.errorMessage).toContain('NOT_FOUND');
     });
   });
 
   describe('generate-signature', () => {
-    it.each(KEY_SPECS)('signs a Notary JWS signing input with a %s key; OpenSSL verifies it with the leaf of the returned chain', async (spec) => {
-      const { signingInput, digest, size } = jwsSigningInput(spec);
-      const request = generateSignatureRequest(spec, KEY_NAMES[spec], config, signingInput);
-      const result = await runPlugin('generate-signature', request);
+    it.each(KEY_SPECS)(
+      'signs a Notary JWS signing input with a %s key; OpenSSL verifies it with the leaf of the returned chain',
+      async (spec) => {
+        const { signingInput, digest, size } = jwsSigningInput(spec);
+        const request = generateSignatureRequest(spec, KEY_NAMES[spec], config, signingInput);
+        const result = await runPlugin('generate-signature', request);
 
-      expect(result.code).toBe(0);
-      expect(result.stderr).toBe('');
-      const info = KEY_SPEC_INFO[spec];
-      expect(result.json).toEqual({
-        keyId: KEY_NAMES[spec],
-        signature: expect.any(String),
-        signingAlgorithm: info.signingAlgorithm,
-        certificateChain: keys.get(KEY_NAMES[spec])!.chain.map((der) => der.toString('base64')),
-      });
-      const signature = Buffer.from(result.json.signature as string, 'base64');
-      if (info.kind === 'EC') expect(signature).toHaveLength(info.rawSignatureLength!);
-      const leaf = (result.json.certificateChain as string[])[0];
-      const signed = Buffer.from(signingInput, 'latin1');
-      expect(opensslVerifies(path.join(dir, `verify-${spec}`), spec, signed, result.json.signature as string, leaf)).toBe(true);
-      // …and OpenSSL is not rubber-stamping: the same signature over a changed payload fails.
-      const tampered = Buffer.from(signingInput.replace(/\.(.)/, (_, c: string) => `.${c === 'e' ? 'f' : 'e'}`), 'latin1');
-      expect(opensslVerifies(path.join(dir, `verify-${spec}-tampered`), spec, tampered, result.json.signature as string, leaf)).toBe(false);
+        expect(result.code).toBe(0);
+        expect(result.stderr).toBe('');
+        const info = KEY_SPEC_INFO[spec];
+        expect(result.json).toEqual({
+          keyId: KEY_NAMES[spec],
+          signature: expect.any(String),
+          signingAlgorithm: info.signingAlgorithm,
+          certificateChain: keys.get(KEY_NAMES[spec])!.chain.map((der) => der.toString('base64')),
+        });
+        const signature = Buffer.from(result.json.signature as string, 'base64');
+        if (info.kind === 'EC') expect(signature).toHaveLength(info.rawSignatureLength!);
+        const leaf = (result.json.certificateChain as string[])[0];
+        const signed = Buffer.from(signingInput, 'latin1');
+        expect(
+          opensslVerifies(path.join(dir, `verify-${spec}`), spec, signed, result.json.signature as string, leaf),
+        ).toBe(true);
+        // …and OpenSSL is not rubber-stamping: the same signature over a changed payload fails.
+        const tampered = Buffer.from(
+          signingInput.replace(/\.(.)/, (_, c: string) => `.${c === 'e' ? 'f' : 'e'}`),
+          'latin1',
+        );
+        expect(
+          opensslVerifies(
+            path.join(dir, `verify-${spec}-tampered`),
+            spec,
+            tampered,
+            result.json.signature as string,
+            leaf,
+          ),
+        ).toBe(false);
 
-      // Payload mode: Signet received the signing input itself, exactly as Notation sent it.
-      expect(signet.requests).toHaveLength(1);
-      expect(signet.requests[0]).toEqual({
-        method: 'POST',
-        path: `/v1/keys/${KEY_NAMES[spec]}/sign`,
-        authorization: `Bearer ${token}`,
-        body: { payload: request.payload, hashAlgorithm: info.hash, signatureFormat: 'raw' },
-      });
-      expect(signet.signedArtifacts).toEqual([expect.objectContaining({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size })]);
-    });
+        // Payload mode: Signet received the signing input itself, exactly as Notation sent it.
+        expect(signet.requests).toHaveLength(1);
+        expect(signet.requests[0]).toEqual({
+          method: 'POST',
+          path: `/v1/keys/${KEY_NAMES[spec]}/sign`,
+          authorization: `Bearer ${token}`,
+          body: { payload: request.payload, hashAlgorithm: info.hash, signatureFormat: 'raw' },
+        });
+        expect(signet.signedArtifacts).toEqual([
+          expect.objectContaining({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size }),
+        ]);
+      },
+    );
 
     it('reads the token from the variable named by token_env', async () => {
       const result = await runPlugin(
         'generate-signature',
-        generateSignatureRequest('EC-256', 'release', { url: signet.url, token_env: 'SIGNET_TOKEN' }, jwsSigningInput('EC-256').signingInput),
+        generateSignatureRequest(
+          'EC-256',
+          'release',
+          { url: signet.url, token_env: 'SIGNET_TOKEN' },
+          jwsSigningInput('EC-256').signingInput,
+        ),
         { env: { SIGNET_TOKEN: token } },
       );
       expect(result.code).toBe(0);
@@ -177,9 +219,15 @@ describe('notation-signet (Notation plugin executable)', () => {
 
   describe('request errors (nothing reaches Signet)', () => {
     it('refuses a contract version other than 1.0 with UNSUPPORTED_CONTRACT_VERSION', async () => {
-      const request = { ...generateSignatureRequest('EC-256', 'release', config, jwsSigningInput('EC-256').signingInput), contractVersion: '2.0' };
+      const request = {
+        ...generateSignatureRequest('EC-256', 'release', config, jwsSigningInput('EC-256').signingInput),
+        contractVersion: '2.0',
+      };
       expectFailure(await runPlugin('generate-signature', request), 'UNSUPPORTED_CONTRACT_VERSION');
-      expectFailure(await runPlugin('describe-key', { contractVersion: '1.1', keyId: 'release', pluginConfig: config }), 'UNSUPPORTED_CONTRACT_VERSION');
+      expectFailure(
+        await runPlugin('describe-key', { contractVersion: '1.1', keyId: 'release', pluginConfig: config }),
+        'UNSUPPORTED_CONTRACT_VERSION',
+      );
       expect(signet.requests).toHaveLength(0);
     });
 
@@ -191,11 +239,14 @@ describe('notation-signet (Notation plugin executable)', () => {
       expectFailure(await runPlugin('generate-signature', stdin), 'VALIDATION_ERROR');
     });
 
-    it.each([[['sign']], [[]], [['describe-key', 'extra']]])('answers VALIDATION_ERROR for the command line %j', async (args) => {
-      const result = await runPlugin(args, { contractVersion: '1.0', keyId: 'release', pluginConfig: config });
-      expectFailure(result, 'VALIDATION_ERROR');
-      expect(result.json.errorMessage).toContain('get-plugin-metadata|describe-key|generate-signature');
-    });
+    it.each([[['sign']], [[]], [['describe-key', 'extra']]])(
+      'answers VALIDATION_ERROR for the command line %j',
+      async (args) => {
+        const result = await runPlugin(args, { contractVersion: '1.0', keyId: 'release', pluginConfig: config });
+        expectFailure(result, 'VALIDATION_ERROR');
+        expect(result.json.errorMessage).toContain('get-plugin-metadata|describe-key|generate-signature');
+      },
+    );
 
     it('refuses a hashAlgorithm that does not pair with the keySpec, and an unknown keySpec', async () => {
       const base = generateSignatureRequest('EC-384', 'release-p384', config, jwsSigningInput('EC-384').signingInput);
@@ -203,13 +254,19 @@ describe('notation-signet (Notation plugin executable)', () => {
       expectFailure(mismatched, 'VALIDATION_ERROR');
       expect(mismatched.json.errorMessage).toContain('SHA-384');
       expectFailure(await runPlugin('generate-signature', { ...base, keySpec: 'EC-192' }), 'VALIDATION_ERROR');
-      expectFailure(await runPlugin('generate-signature', { ...base, keySpec: 'RSA-3072', hashAlgorithm: 'SHA-512' }), 'VALIDATION_ERROR');
+      expectFailure(
+        await runPlugin('generate-signature', { ...base, keySpec: 'RSA-3072', hashAlgorithm: 'SHA-512' }),
+        'VALIDATION_ERROR',
+      );
       expect(signet.requests).toHaveLength(0);
     });
 
     it('refuses a payload that is not base64 and a request without keyId', async () => {
       const base = generateSignatureRequest('EC-256', 'release', config, jwsSigningInput('EC-256').signingInput);
-      expectFailure(await runPlugin('generate-signature', { ...base, payload: 'eyJhbGciOiJFUzI1NiJ9.e30' }), 'VALIDATION_ERROR');
+      expectFailure(
+        await runPlugin('generate-signature', { ...base, payload: 'eyJhbGciOiJFUzI1NiJ9.e30' }),
+        'VALIDATION_ERROR',
+      );
       expectFailure(await runPlugin('generate-signature', { ...base, keyId: '' }), 'VALIDATION_ERROR');
       expect(signet.requests).toHaveLength(0);
     });
@@ -217,16 +274,43 @@ describe('notation-signet (Notation plugin executable)', () => {
     it.each<[string, Record<string, string>, RegExp]>([
       ['no url', { token_file: 'TOKEN_FILE' }, /'url' is required/],
       ['no token setting', { url: 'SIGNET_URL' }, /exactly one of 'token_file'.*'token_env'/],
-      ['both token settings', { url: 'SIGNET_URL', token_file: 'TOKEN_FILE', token_env: 'SIGNET_TOKEN' }, /exactly one/],
-      ['a token_file that does not exist', { url: 'SIGNET_URL', token_file: '/nonexistent/signet-token' }, /cannot read token_file '\/nonexistent\/signet-token' \(ENOENT\)/],
-      ['a token_file that is a directory', { url: 'SIGNET_URL', token_file: '/tmp' }, /cannot read token_file '\/tmp' \(EISDIR\)/],
+      [
+        'both token settings',
+        { url: 'SIGNET_URL', token_file: 'TOKEN_FILE', token_env: 'SIGNET_TOKEN' },
+        /exactly one/,
+      ],
+      [
+        'a token_file that does not exist',
+        { url: 'SIGNET_URL', token_file: '/nonexistent/signet-token' },
+        /cannot read token_file '\/nonexistent\/signet-token' \(ENOENT\)/,
+      ],
+      [
+        'a token_file that is a directory',
+        { url: 'SIGNET_URL', token_file: '/tmp' },
+        /cannot read token_file '\/tmp' \(EISDIR\)/,
+      ],
       ['an unset token_env', { url: 'SIGNET_URL', token_env: 'NO_SUCH_VARIABLE' }, /'NO_SUCH_VARIABLE'.*not set/],
-      ['plain http to a non-loopback host', { url: 'http://signet.example.com', token_file: 'TOKEN_FILE' }, /refusing plain http:\/\/ to non-loopback host 'signet\.example\.com'/],
-      ['a misspelt key', { url: 'SIGNET_URL', token_file: 'TOKEN_FILE', cafile: '/etc/ssl/ca.pem' }, /unknown key 'cafile'/],
-      ['ca_file on an http url', { url: 'SIGNET_URL', token_file: 'TOKEN_FILE', ca_file: '/etc/hosts' }, /'ca_file' only applies to an https:\/\/ url/],
+      [
+        'plain http to a non-loopback host',
+        { url: 'http://signet.example.com', token_file: 'TOKEN_FILE' },
+        /refusing plain http:\/\/ to non-loopback host 'signet\.example\.com'/,
+      ],
+      [
+        'a misspelt key',
+        { url: 'SIGNET_URL', token_file: 'TOKEN_FILE', cafile: '/etc/ssl/ca.pem' },
+        /unknown key 'cafile'/,
+      ],
+      [
+        'ca_file on an http url',
+        { url: 'SIGNET_URL', token_file: 'TOKEN_FILE', ca_file: '/etc/hosts' },
+        /'ca_file' only applies to an https:\/\/ url/,
+      ],
     ])('answers VALIDATION_ERROR for pluginConfig with %s', async (_, template, message) => {
       const pluginConfig = Object.fromEntries(
-        Object.entries(template).map(([key, value]) => [key, value === 'SIGNET_URL' ? signet.url : value === 'TOKEN_FILE' ? tokenFile : value]),
+        Object.entries(template).map(([key, value]) => [
+          key,
+          value === 'SIGNET_URL' ? signet.url : value === 'TOKEN_FILE' ? tokenFile : value,
+        ]),
       );
       const result = await sign('EC-256', pluginConfig);
       expectFailure(result, 'VALIDATION_ERROR');
@@ -236,7 +320,12 @@ describe('notation-signet (Notation plugin executable)', () => {
 
     it('lets insecure=true lift the plain-http refusal (then fails only on reaching the host)', async () => {
       // 192.0.2.1 is TEST-NET-1: routable nowhere, so the attempt ends in a connect timeout or a network error.
-      const result = await sign('EC-256', { url: 'http://192.0.2.1:8080', token_file: tokenFile, insecure: 'true', timeout_ms: '300' });
+      const result = await sign('EC-256', {
+        url: 'http://192.0.2.1:8080',
+        token_file: tokenFile,
+        insecure: 'true',
+        timeout_ms: '300',
+      });
       expect(result.code).toBe(1);
       expect(['TIMEOUT', 'ERROR']).toContain(result.json.errorCode);
       expect(result.json.errorMessage).toContain('http://192.0.2.1:8080');
@@ -268,12 +357,17 @@ describe('notation-signet (Notation plugin executable)', () => {
       });
       const result = await sign('EC-256');
       expectFailure(result, 'VALIDATION_ERROR');
-      expect(result.json.errorMessage).toContain("HTTP 409: PROMOTION_REQUIRED: key 'release' signs only artifacts already signed by 'qa'");
+      expect(result.json.errorMessage).toContain(
+        "HTTP 409: PROMOTION_REQUIRED: key 'release' signs only artifacts already signed by 'qa'",
+      );
       expect(result.json.errorMetadata).toEqual({ httpStatus: '409', signetErrorCode: 'PROMOTION_REQUIRED' });
     });
 
     it('maps 400 and 413 to VALIDATION_ERROR', async () => {
-      for (const [status, code] of [[400, 'INVALID_BASE64'], [413, 'PAYLOAD_TOO_LARGE']] as const) {
+      for (const [status, code] of [
+        [400, 'INVALID_BASE64'],
+        [413, 'PAYLOAD_TOO_LARGE'],
+      ] as const) {
         signet.override = () => ({ status, body: signetError(code, 'refused') });
         const result = await sign('EC-256');
         expectFailure(result, 'VALIDATION_ERROR');
@@ -282,10 +376,18 @@ describe('notation-signet (Notation plugin executable)', () => {
     });
 
     it('maps 429 to THROTTLED with Retry-After in errorMetadata', async () => {
-      signet.override = () => ({ status: 429, body: signetError('RATE_LIMITED', 'too many signing requests'), headers: { 'retry-after': '7' } });
+      signet.override = () => ({
+        status: 429,
+        body: signetError('RATE_LIMITED', 'too many signing requests'),
+        headers: { 'retry-after': '7' },
+      });
       const result = await sign('EC-256');
       expectFailure(result, 'THROTTLED');
-      expect(result.json.errorMetadata).toEqual({ httpStatus: '429', signetErrorCode: 'RATE_LIMITED', retryAfter: '7' });
+      expect(result.json.errorMetadata).toEqual({
+        httpStatus: '429',
+        signetErrorCode: 'RATE_LIMITED',
+        retryAfter: '7',
+      });
       expect(result.json.errorMessage).toContain('retry after 7 s');
     });
 
@@ -329,7 +431,9 @@ describe('notation-signet (Notation plugin executable)', () => {
           keyVersion: 1,
           keySpec: 'EC-256',
           signingAlgorithm: info.signingAlgorithm,
-          signature: crypto.sign('sha256', payload, { key: keys.get('release')!.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64'),
+          signature: crypto
+            .sign('sha256', payload, { key: keys.get('release')!.privateKey, dsaEncoding: 'ieee-p1363' })
+            .toString('base64'),
           certificateChain: keys.get('release')!.chain.map((der) => der.toString('base64')),
         };
         change(answer);
@@ -340,16 +444,40 @@ describe('notation-signet (Notation plugin executable)', () => {
     it.each<[string, (answer: Record<string, unknown>) => void, RegExp]>([
       [
         'a signature by another key',
-        (a) => (a.signature = crypto.sign('sha256', Buffer.from('x'), { key: impostor.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64')),
+        (a) =>
+          (a.signature = crypto
+            .sign('sha256', Buffer.from('x'), { key: impostor.privateKey, dsaEncoding: 'ieee-p1363' })
+            .toString('base64')),
         /does not verify against the leaf/,
       ],
-      ['a DER-encoded ECDSA signature', (a) => (a.signature = crypto.sign('sha256', Buffer.from('x'), keys.get('release')!.privateKey).toString('base64')), /raw r\|\|s is 64 bytes/],
+      [
+        'a DER-encoded ECDSA signature',
+        (a) =>
+          (a.signature = crypto.sign('sha256', Buffer.from('x'), keys.get('release')!.privateKey).toString('base64')),
+        /raw r\|\|s is 64 bytes/,
+      ],
       ['the wrong signingAlgorithm', (a) => (a.signingAlgorithm = 'ECDSA-SHA-384'), /requires ECDSA-SHA-256/],
       ['an empty certificateChain', (a) => (a.certificateChain = []), /no certificateChain/],
-      ['a chain whose leaf holds another key', (a) => (a.certificateChain = impostor.chain.map((d) => d.toString('base64'))), /does not verify against the leaf/],
-      ['a chain ordered root first', (a) => (a.certificateChain = [...(a.certificateChain as string[])].reverse()), /holds a EC secp384r1 key, not EC-256/],
-      ['a chain without its root', (a) => (a.certificateChain = (a.certificateChain as string[]).slice(0, 2)), /must end with a self-signed root/],
-      ['a key of another spec', (a) => (a.keySpec = 'EC-384'), /signed with a EC-384 key but Notation asked for EC-256/],
+      [
+        'a chain whose leaf holds another key',
+        (a) => (a.certificateChain = impostor.chain.map((d) => d.toString('base64'))),
+        /does not verify against the leaf/,
+      ],
+      [
+        'a chain ordered root first',
+        (a) => (a.certificateChain = [...(a.certificateChain as string[])].reverse()),
+        /holds a EC secp384r1 key, not EC-256/,
+      ],
+      [
+        'a chain without its root',
+        (a) => (a.certificateChain = (a.certificateChain as string[]).slice(0, 2)),
+        /must end with a self-signed root/,
+      ],
+      [
+        'a key of another spec',
+        (a) => (a.keySpec = 'EC-384'),
+        /signed with a EC-384 key but Notation asked for EC-256/,
+      ],
     ])('answers ERROR for %s', async (_, change, message) => {
       tamper(change);
       const result = await sign('EC-256');
@@ -363,7 +491,10 @@ describe('notation-signet (Notation plugin executable)', () => {
       const pluginDir = path.join(dir, 'notation-config', 'plugins', 'signet');
       const executable = path.join(pluginDir, 'notation-signet');
       // The compiled builder, as the proposed `npm run build` step runs it.
-      execFileSync(process.execPath, [path.join(PROJECT_ROOT, 'dist', 'src', 'notation-plugin', 'standalone.js'), executable]);
+      execFileSync(process.execPath, [
+        path.join(PROJECT_ROOT, 'dist', 'src', 'notation-plugin', 'standalone.js'),
+        executable,
+      ]);
 
       const stat = fs.lstatSync(executable);
       expect(stat.isFile()).toBe(true);
@@ -374,16 +505,31 @@ describe('notation-signet (Notation plugin executable)', () => {
       expect(metadata.code).toBe(0);
       expect(metadata.json.name).toBe('signet');
       const { signingInput } = jwsSigningInput('RSA-3072');
-      const result = await runPlugin('generate-signature', generateSignatureRequest('RSA-3072', KEY_NAMES['RSA-3072'], config, signingInput), { executable });
+      const result = await runPlugin(
+        'generate-signature',
+        generateSignatureRequest('RSA-3072', KEY_NAMES['RSA-3072'], config, signingInput),
+        { executable },
+      );
       expect(result.code).toBe(0);
       const chain = result.json.certificateChain as string[];
-      expect(opensslVerifies(path.join(dir, 'verify-standalone'), 'RSA-3072', Buffer.from(signingInput, 'latin1'), result.json.signature as string, chain[0])).toBe(true);
+      expect(
+        opensslVerifies(
+          path.join(dir, 'verify-standalone'),
+          'RSA-3072',
+          Buffer.from(signingInput, 'latin1'),
+          result.json.signature as string,
+          chain[0],
+        ),
+      ).toBe(true);
     });
   });
 
   describe('the token', () => {
     it('is redacted even when Signet echoes it in an error message', async () => {
-      signet.override = (request) => ({ status: 400, body: signetError('BAD_REQUEST', `rejected ${request.authorization}`) });
+      signet.override = (request) => ({
+        status: 400,
+        body: signetError('BAD_REQUEST', `rejected ${request.authorization}`),
+      });
       const result = await sign('EC-256');
       expectFailure(result, 'VALIDATION_ERROR');
       expect(result.json.errorMessage).toContain('rejected Bearer [redacted]');

@@ -45,21 +45,44 @@ describeWithNotation('real Notation across rotation, root rollover and revocatio
   const image = (name: string) => pushImage(registry, 'team/life', name, dir);
   const sign = async (key: string, ref: string, timestamp = false) => {
     const flags = timestamp ? ['--timestamp-url', `${server.url}/tsa`, '--timestamp-root-cert', tsaRoot] : [];
-    ok(await notation(['sign', '--insecure-registry', '--id', key, '--plugin', 'signet', '--plugin-config', `url=${server.url}`, '--plugin-config', `token_file=${tokenFile}`, ...flags, ref]));
+    ok(
+      await notation([
+        'sign',
+        '--insecure-registry',
+        '--id',
+        key,
+        '--plugin',
+        'signet',
+        '--plugin-config',
+        `url=${server.url}`,
+        '--plugin-config',
+        `token_file=${tokenFile}`,
+        ...flags,
+        ref,
+      ]),
+    );
   };
   const verify = async (ref: string) => {
     home.clearCache(); // no CRL from an earlier verify
     return notation(['verify', '--insecure-registry', '--verbose', ref]);
   };
   const activeVersion = async (key: string) => {
-    const view = (await api('GET', `/v1/keys/${key}`)).json as { versions: Array<{ version: number; state: string; serial: string; issuerGeneration: string }> };
+    const view = (await api('GET', `/v1/keys/${key}`)).json as {
+      versions: Array<{ version: number; state: string; serial: string; issuerGeneration: string }>;
+    };
     return view.versions.find((v) => v.state === 'active')!;
   };
   /** Until the new version or generation is the active one (retiring the old one waits out the overlap). */
   const waitRotation = async (id: string) =>
-    waitFor(`rotation ${id}`, async () => ['activated', 'completed'].includes((await api('GET', `/v1/rotations/${id}`)).json.state as string), 60_000);
+    waitFor(
+      `rotation ${id}`,
+      async () => ['activated', 'completed'].includes((await api('GET', `/v1/rotations/${id}`)).json.state as string),
+      60_000,
+    );
   const leafOf = async (ref: string) => {
-    const inspected = JSON.parse((await notation(['inspect', '--insecure-registry', '-o', 'json', ref])).stdout) as { Signatures: Array<{ certificates: Array<{ SHA256Fingerprint: string; issuedBy: string }> }> };
+    const inspected = JSON.parse((await notation(['inspect', '--insecure-registry', '-o', 'json', ref])).stdout) as {
+      Signatures: Array<{ certificates: Array<{ SHA256Fingerprint: string; issuedBy: string }> }>;
+    };
     return inspected.Signatures[0].certificates;
   };
   /** Waits until the CRL of `generation` lists `serial`; returns the CRL's `openssl crl -text`. */
@@ -70,7 +93,10 @@ describeWithNotation('real Notation across rotation, root rollover and revocatio
       const file = path.join(dir, `${generation}.crl`);
       fs.writeFileSync(file, crl);
       text = openssl(['crl', '-inform', 'DER', '-in', file, '-noout', '-text']).out;
-      return text.toUpperCase().replace(/SERIAL NUMBER: 0*/g, 'SERIAL NUMBER: ').includes(`SERIAL NUMBER: ${serial.toUpperCase().replace(/^0+/, '')}`);
+      return text
+        .toUpperCase()
+        .replace(/SERIAL NUMBER: 0*/g, 'SERIAL NUMBER: ')
+        .includes(`SERIAL NUMBER: ${serial.toUpperCase().replace(/^0+/, '')}`);
     });
     return text;
   };
@@ -80,7 +106,11 @@ describeWithNotation('real Notation across rotation, root rollover and revocatio
     proxy = await PublicEndpointProxy.start();
     const port = await freePort();
     proxy.forwardTo(port);
-    ({ server, api, dir } = await startSignet('notation-life-', { SIGNET_PUBLIC_URL: proxy.url, SIGNET_ROTATION_TICK_SECONDS: '1' }, port));
+    ({ server, api, dir } = await startSignet(
+      'notation-life-',
+      { SIGNET_PUBLIC_URL: proxy.url, SIGNET_ROTATION_TICK_SECONDS: '1' },
+      port,
+    ));
     registry = await TestRegistry.start();
     home = new NotationHome(binary, 'notation-life-home-');
     ok(await notation(['plugin', 'install', '--file', plugin]));
@@ -121,7 +151,9 @@ describeWithNotation('real Notation across rotation, root rollover and revocatio
     expect((await api('POST', `/v1/certificates/${serial}/revoke`, { reason: 'keyCompromise' })).status).toBe(200);
     const revoked = await verify(ref);
     expect(revoked.code).not.toBe(0);
-    expect(revoked.output).toContain('signing certificate with subject "CN=life-ocsp,O=Signet Notation Tier,ST=Berlin,C=DE" is revoked');
+    expect(revoked.output).toContain(
+      'signing certificate with subject "CN=life-ocsp,O=Signet Notation Tier,ST=Berlin,C=DE" is revoked',
+    );
     expect(proxy.seen.ocsp).toBeGreaterThan(0);
   });
 
@@ -141,7 +173,9 @@ describeWithNotation('real Notation across rotation, root rollover and revocatio
       await crlListing(issuerGeneration, serial);
       const revoked = await verify(ref);
       expect(revoked.code).not.toBe(0);
-      expect(revoked.output).toContain('signing certificate with subject "CN=life-crl,O=Signet Notation Tier,ST=Berlin,C=DE" is revoked');
+      expect(revoked.output).toContain(
+        'signing certificate with subject "CN=life-crl,O=Signet Notation Tier,ST=Berlin,C=DE" is revoked',
+      );
     } finally {
       proxy.blockOcsp = false;
     }
@@ -157,7 +191,10 @@ describeWithNotation('real Notation across rotation, root rollover and revocatio
     await sign('life-invalidity', late, true);
 
     const { serial, issuerGeneration } = await activeVersion('life-invalidity');
-    const revoked = await api('POST', `/v1/certificates/${serial}/revoke`, { reason: 'keyCompromise', invalidityDate: invalidityDate.toISOString() });
+    const revoked = await api('POST', `/v1/certificates/${serial}/revoke`, {
+      reason: 'keyCompromise',
+      invalidityDate: invalidityDate.toISOString(),
+    });
     expect(revoked.status).toBe(200);
 
     // Independent readers: OpenSSL sees the date in the OCSP single extensions and in the CRL entry.
@@ -165,9 +202,29 @@ describeWithNotation('real Notation across rotation, root rollover and revocatio
     const [leafPem, issuerPem] = chain.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!;
     fs.writeFileSync(path.join(dir, 'inv-leaf.pem'), `${leafPem}\n`);
     fs.writeFileSync(path.join(dir, 'inv-issuer.pem'), `${issuerPem}\n`);
-    const expectedText = invalidityDate.toUTCString().replace(/^\w+, (\d+) (\w+) (\d+) ([\d:]+) GMT$/, (_m, d: string, mo: string, y: string, t: string) => `${mo} ${d.replace(/^0/, ' ')} ${t} ${y} GMT`);
+    const expectedText = invalidityDate
+      .toUTCString()
+      .replace(
+        /^\w+, (\d+) (\w+) (\d+) ([\d:]+) GMT$/,
+        (_m, d: string, mo: string, y: string, t: string) => `${mo} ${d.replace(/^0/, ' ')} ${t} ${y} GMT`,
+      );
     // Asynchronously: the proxy answering it runs in this process.
-    const ocsp = await run('openssl', ['ocsp', '-issuer', 'inv-issuer.pem', '-cert', 'inv-leaf.pem', '-url', `${proxy.url}/ocsp/${issuerGeneration}`, '-no_nonce', '-noverify', '-resp_text'], { cwd: dir, timeoutMs: 30_000 });
+    const ocsp = await run(
+      'openssl',
+      [
+        'ocsp',
+        '-issuer',
+        'inv-issuer.pem',
+        '-cert',
+        'inv-leaf.pem',
+        '-url',
+        `${proxy.url}/ocsp/${issuerGeneration}`,
+        '-no_nonce',
+        '-noverify',
+        '-resp_text',
+      ],
+      { cwd: dir, timeoutMs: 30_000 },
+    );
     expect(ocsp.output).toContain('Cert Status: revoked');
     expect(ocsp.output).toMatch(new RegExp(`Response Single Extensions:\\s+Invalidity Date:\\s+${expectedText}`));
     const crl = await crlListing(issuerGeneration, serial);
@@ -183,7 +240,9 @@ describeWithNotation('real Notation across rotation, root rollover and revocatio
         for (const ref of [early, late]) {
           const result = await verify(ref);
           expect({ blockOcsp, ref, code: result.code }).toEqual({ blockOcsp, ref, code: 1 });
-          expect(result.output).toContain('signing certificate with subject "CN=life-invalidity,O=Signet Notation Tier,ST=Berlin,C=DE" is revoked');
+          expect(result.output).toContain(
+            'signing certificate with subject "CN=life-invalidity,O=Signet Notation Tier,ST=Berlin,C=DE" is revoked',
+          );
         }
       } finally {
         proxy.blockOcsp = false;

@@ -26,7 +26,7 @@ import {
  * in both envelope formats with three key specs, with and without Signet's RFC 3161 timestamps,
  * verification with nothing but Signet's `notation` bundle, promotion, and the errors a user meets.
  */
-describeWithNotation('real Notation signs through notation-signet and verifies with Signet\'s bundle', (binary) => {
+describeWithNotation("real Notation signs through notation-signet and verifies with Signet's bundle", (binary) => {
   let server: ServerProcess;
   let api: SignetApi;
   let dir: string;
@@ -60,7 +60,11 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
     await createKey(api, 'tier-test', 'EC-256');
     await createKey(api, 'tier-prod', 'EC-256', { requires: ['tier-test'] });
     await createKey(api, 'tier-ungranted', 'EC-256');
-    ({ token, file: tokenFile } = await signerToken(api, dir, 'pipeline', [...KEYS.map(([, name]) => name), 'tier-test', 'tier-prod']));
+    ({ token, file: tokenFile } = await signerToken(api, dir, 'pipeline', [
+      ...KEYS.map(([, name]) => name),
+      'tier-test',
+      'tier-prod',
+    ]));
     expect((await api('POST', '/v1/truststores', { name: 'tier', cas: ['signet-dev-root'] })).status).toBe(201);
     tsaRoot = await tsaRootPem(server.url, dir);
   }, 600_000);
@@ -84,11 +88,26 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
   it('adds keys that read the token from a file (token_file) and from an environment variable (token_env)', async () => {
     for (const [alias, name] of KEYS) {
       const source = alias === 'ec384' ? 'token_env=SIGNET_TOKEN' : `token_file=${tokenFile}`;
-      ok(await notation(['key', 'add', alias, '--plugin', 'signet', '--id', name, '--plugin-config', `url=${server.url}`, '--plugin-config', source]));
+      ok(
+        await notation([
+          'key',
+          'add',
+          alias,
+          '--plugin',
+          'signet',
+          '--id',
+          name,
+          '--plugin-config',
+          `url=${server.url}`,
+          '--plugin-config',
+          source,
+        ]),
+      );
     }
     const listed = await notation(['key', 'ls']);
     ok(listed);
-    for (const [alias, name] of KEYS) expect(listed.stdout).toMatch(new RegExp(`^${alias}\\s+${name}\\s+signet\\s*$`, 'm'));
+    for (const [alias, name] of KEYS)
+      expect(listed.stdout).toMatch(new RegExp(`^${alias}\\s+${name}\\s+signet\\s*$`, 'm'));
     // Only the variable's name and the file's path are in Notation's configuration, never the token.
     expect(fs.readFileSync(path.join(home.notationDir, 'signingkeys.json'), 'utf8')).not.toContain(token);
   });
@@ -106,7 +125,16 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
       const key = KEYS.find(([a]) => a === alias)![1];
       const ref = await image(`${alias}-${format}-${timestamp ? 'ts' : 'plain'}`);
       const result = await notation(
-        ['sign', '--insecure-registry', '--key', alias, '--signature-format', format, ...(timestamp ? timestampFlags() : []), ref],
+        [
+          'sign',
+          '--insecure-registry',
+          '--key',
+          alias,
+          '--signature-format',
+          format,
+          ...(timestamp ? timestampFlags() : []),
+          ref,
+        ],
         alias === 'ec384' ? { SIGNET_TOKEN: token } : {},
       );
       ok(result);
@@ -129,7 +157,9 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
       expect(signature.signedArtifact.digest).toBe(ref.split('@')[1]);
       // The chain in the envelope is the one Signet returns for the key, leaf first, root last.
       const chainPem = (await api('GET', `/v1/keys/${key}/certificate-chain`)).raw.toString('utf8');
-      const expected = chainPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!.map((pem) => new X509Certificate(pem));
+      const expected = chainPem
+        .match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!
+        .map((pem) => new X509Certificate(pem));
       expect(signature.certificates.map((c) => c.SHA256Fingerprint)).toEqual(
         expected.map((c) => c.fingerprint256.replace(/:/g, '').toLowerCase()),
       );
@@ -139,8 +169,12 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
         // "[earliest, latest]" from genTime ± accuracy, and the TSA chain under Signet's TSA root.
         expect(tsa).toBeDefined();
         expect(tsa!.timestamp).toMatch(/^\[\d{4}-\d\d-\d\dT[\d:]+Z, \d{4}-\d\d-\d\dT[\d:]+Z\]$/);
-        expect(tsa!.certificates[0].issuedTo).toBe('CN=Signet Development TSA,O=Signet Development,ST=Development,C=US');
-        expect(tsa!.certificates.at(-1)!.issuedBy).toBe('CN=Signet Development TSA Root,O=Signet Development,ST=Development,C=US');
+        expect(tsa!.certificates[0].issuedTo).toBe(
+          'CN=Signet Development TSA,O=Signet Development,ST=Development,C=US',
+        );
+        expect(tsa!.certificates.at(-1)!.issuedBy).toBe(
+          'CN=Signet Development TSA Root,O=Signet Development,ST=Development,C=US',
+        );
       } else {
         expect(tsa).toBeUndefined();
       }
@@ -150,9 +184,18 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
   it('verifies every one of them with nothing but the `notation` bundle: trustpolicy.json and the ca and tsa stores', async () => {
     expect(signed).toHaveLength(6);
     home.installBundle(await notationBundle(api, 'tier'));
-    expect(fs.readdirSync(home.notationDir).sort()).toEqual(['plugins', 'signingkeys.json', 'trustpolicy.json', 'trustpolicy.oci.json', 'truststore']);
+    expect(fs.readdirSync(home.notationDir).sort()).toEqual([
+      'plugins',
+      'signingkeys.json',
+      'trustpolicy.json',
+      'trustpolicy.oci.json',
+      'truststore',
+    ]);
     const policy = JSON.parse(fs.readFileSync(path.join(home.notationDir, 'trustpolicy.json'), 'utf8'));
-    expect(policy.trustPolicies[0]).toMatchObject({ trustStores: ['ca:tier', 'tsa:tier'], signatureVerification: { level: 'strict', verifyTimestamp: 'afterCertExpiry' } });
+    expect(policy.trustPolicies[0]).toMatchObject({
+      trustStores: ['ca:tier', 'tsa:tier'],
+      signatureVerification: { level: 'strict', verifyTimestamp: 'afterCertExpiry' },
+    });
     for (const [, name] of KEYS) expect(policy.trustPolicies[0].trustedIdentities).toContain(identityOf(name));
     for (const { ref } of signed) {
       const verified = await notation(['verify', '--insecure-registry', ref]);
@@ -164,38 +207,87 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
   it('rejects a signature by a key whose subject is not in the trust policy, and accepts it once a newer bundle names it', async () => {
     await createKey(api, 'tier-outsider', 'EC-384');
     const grant = await api('GET', '/v1/tokens');
-    const pipeline = (grant.json.tokens as Array<{ id: string; name: string }> | undefined)?.find((t) => t.name === 'pipeline');
+    const pipeline = (grant.json.tokens as Array<{ id: string; name: string }> | undefined)?.find(
+      (t) => t.name === 'pipeline',
+    );
     expect(pipeline).toBeDefined();
-    expect((await api('PATCH', `/v1/tokens/${pipeline!.id}`, { keys: [...KEYS.map(([, name]) => name), 'tier-test', 'tier-prod', 'tier-outsider'] })).status).toBe(200);
+    expect(
+      (
+        await api('PATCH', `/v1/tokens/${pipeline!.id}`, {
+          keys: [...KEYS.map(([, name]) => name), 'tier-test', 'tier-prod', 'tier-outsider'],
+        })
+      ).status,
+    ).toBe(200);
     const ref = await image('outsider');
-    ok(await notation(['sign', '--insecure-registry', '--id', 'tier-outsider', '--plugin', 'signet', '--plugin-config', `url=${server.url}`, '--plugin-config', `token_file=${tokenFile}`, ref]));
+    ok(
+      await notation([
+        'sign',
+        '--insecure-registry',
+        '--id',
+        'tier-outsider',
+        '--plugin',
+        'signet',
+        '--plugin-config',
+        `url=${server.url}`,
+        '--plugin-config',
+        `token_file=${tokenFile}`,
+        ref,
+      ]),
+    );
 
     // The installed bundle predates the key: its chain is trusted, its subject is not.
     const refused = await notation(['verify', '--insecure-registry', '--verbose', ref]);
     expect(refused.code).not.toBe(0);
-    expect(refused.output).toContain('signing certificate from the digital signature does not match the X.509 trusted identities');
+    expect(refused.output).toContain(
+      'signing certificate from the digital signature does not match the X.509 trusted identities',
+    );
     expect(fs.readFileSync(path.join(home.notationDir, 'trustpolicy.json'), 'utf8')).not.toContain('tier-outsider');
 
     home.installBundle(await notationBundle(api, 'tier'));
-    expect(JSON.parse(fs.readFileSync(path.join(home.notationDir, 'trustpolicy.json'), 'utf8')).trustPolicies[0].trustedIdentities).toContain(identityOf('tier-outsider'));
+    expect(
+      JSON.parse(fs.readFileSync(path.join(home.notationDir, 'trustpolicy.json'), 'utf8')).trustPolicies[0]
+        .trustedIdentities,
+    ).toContain(identityOf('tier-outsider'));
     ok(await notation(['verify', '--insecure-registry', ref]));
   });
 
-  it.each(['jws', 'cose'] as const)('promotion through Notation (%s): the prod key refuses an image the test key has not signed, then signs it', async (format) => {
-    const ref = await image(`promote-${format}`);
-    const viaPlugin = (key: string) => ['sign', '--insecure-registry', '--signature-format', format, '--id', key, '--plugin', 'signet', '--plugin-config', `url=${server.url}`, '--plugin-config', `token_file=${tokenFile}`, ref];
+  it.each(['jws', 'cose'] as const)(
+    'promotion through Notation (%s): the prod key refuses an image the test key has not signed, then signs it',
+    async (format) => {
+      const ref = await image(`promote-${format}`);
+      const viaPlugin = (key: string) => [
+        'sign',
+        '--insecure-registry',
+        '--signature-format',
+        format,
+        '--id',
+        key,
+        '--plugin',
+        'signet',
+        '--plugin-config',
+        `url=${server.url}`,
+        '--plugin-config',
+        `token_file=${tokenFile}`,
+        ref,
+      ];
 
-    const refused = await notation(viaPlugin('tier-prod'));
-    expect(refused.code).not.toBe(0);
-    expect(refused.output).toContain('PROMOTION_REQUIRED');
-    expect(refused.output).toContain('tier-test');
+      const refused = await notation(viaPlugin('tier-prod'));
+      expect(refused.code).not.toBe(0);
+      expect(refused.output).toContain('PROMOTION_REQUIRED');
+      expect(refused.output).toContain('tier-test');
 
-    ok(await notation(viaPlugin('tier-test')));
-    const promoted = await notation(viaPlugin('tier-prod'));
-    ok(promoted);
-    const inspected = JSON.parse((await notation(['inspect', '--insecure-registry', '-o', 'json', ref])).stdout) as { Signatures: Array<{ certificates: Array<{ issuedTo: string }> }> };
-    expect(inspected.Signatures.map((s) => s.certificates[0].issuedTo.split(',')[0]).sort()).toEqual(['CN=tier-prod', 'CN=tier-test']);
-  });
+      ok(await notation(viaPlugin('tier-test')));
+      const promoted = await notation(viaPlugin('tier-prod'));
+      ok(promoted);
+      const inspected = JSON.parse((await notation(['inspect', '--insecure-registry', '-o', 'json', ref])).stdout) as {
+        Signatures: Array<{ certificates: Array<{ issuedTo: string }> }>;
+      };
+      expect(inspected.Signatures.map((s) => s.certificates[0].issuedTo.split(',')[0]).sort()).toEqual([
+        'CN=tier-prod',
+        'CN=tier-test',
+      ]);
+    },
+  );
 
   describe('errors as a user meets them: the message names the cause', () => {
     let ref: string;
@@ -203,7 +295,17 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
       ref = await image('errors');
     });
     const signWith = (config: string[], extra: string[] = [], key = 'tier-ec256') =>
-      notation(['sign', '--insecure-registry', '--id', key, '--plugin', 'signet', ...config.flatMap((c) => ['--plugin-config', c]), ...extra, ref]);
+      notation([
+        'sign',
+        '--insecure-registry',
+        '--id',
+        key,
+        '--plugin',
+        'signet',
+        ...config.flatMap((c) => ['--plugin-config', c]),
+        ...extra,
+        ref,
+      ]);
 
     it('a wrong token', async () => {
       const wrong = path.join(dir, 'wrong.token');
@@ -212,7 +314,9 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
       expect(result.code).not.toBe(0);
       expect(result.output).toContain('failed to sign with the plugin signet');
       expect(result.output).toContain('answered HTTP 401');
-      expect(result.output).toContain(`the token from token_file '${wrong}' was refused: it is unknown, expired or revoked`);
+      expect(result.output).toContain(
+        `the token from token_file '${wrong}' was refused: it is unknown, expired or revoked`,
+      );
       expect(result.output).not.toContain('sgt_not-a-real-token');
     });
 
@@ -239,7 +343,10 @@ describeWithNotation('real Notation signs through notation-signet and verifies w
 
     it('the TSA down', async () => {
       const closed = `http://127.0.0.1:${await freePort()}/tsa`;
-      const result = await signWith([`url=${server.url}`, `token_file=${tokenFile}`], ['--timestamp-url', closed, '--timestamp-root-cert', tsaRoot]);
+      const result = await signWith(
+        [`url=${server.url}`, `token_file=${tokenFile}`],
+        ['--timestamp-url', closed, '--timestamp-root-cert', tsaRoot],
+      );
       expect(result.code).not.toBe(0);
       expect(result.output).toContain('timestamp');
       expect(result.output).toContain(closed);

@@ -16,7 +16,11 @@ describe('per-client rate limit on the public /pki and /ocsp endpoints', () => {
     const statuses: number[] = [];
     let limited;
     for (let i = 0; i < 8; i++) {
-      const response = await t.app.inject({ method: 'GET', url: `/pki/${generation}.crt`, remoteAddress: '198.51.100.7' });
+      const response = await t.app.inject({
+        method: 'GET',
+        url: `/pki/${generation}.crt`,
+        remoteAddress: '198.51.100.7',
+      });
       statuses.push(response.statusCode);
       if (response.statusCode === 429) limited = response;
     }
@@ -25,19 +29,36 @@ describe('per-client rate limit on the public /pki and /ocsp endpoints', () => {
     expect(limited!.json().error.code).toBe('RATE_LIMITED');
     expect(Number(limited!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
 
-    const ocsp = await t.app.inject({ method: 'POST', url: `/ocsp/${generation}`, remoteAddress: '198.51.100.7', headers: { 'content-type': 'application/ocsp-request' }, payload: Buffer.from([0x30, 0x00]) });
+    const ocsp = await t.app.inject({
+      method: 'POST',
+      url: `/ocsp/${generation}`,
+      remoteAddress: '198.51.100.7',
+      headers: { 'content-type': 'application/ocsp-request' },
+      payload: Buffer.from([0x30, 0x00]),
+    });
     expect(ocsp.statusCode).toBe(200);
     expect(ocsp.rawPayload.equals(Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x03]))).toBe(true);
 
     // Another client is served.
-    expect((await t.app.inject({ method: 'GET', url: `/pki/${generation}.crt`, remoteAddress: '198.51.100.8' })).statusCode).toBe(200);
+    expect(
+      (await t.app.inject({ method: 'GET', url: `/pki/${generation}.crt`, remoteAddress: '198.51.100.8' })).statusCode,
+    ).toBe(200);
   });
 
   it('ignores X-Forwarded-For without SIGNET_TRUST_PROXY: a client cannot pick another address to escape its limit', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 8; i++) {
       const forwarded = { 'x-forwarded-for': `203.0.113.${i + 1}` };
-      statuses.push((await t.app.inject({ method: 'GET', url: `/pki/${generation}.crt`, remoteAddress: '198.51.100.20', headers: forwarded })).statusCode);
+      statuses.push(
+        (
+          await t.app.inject({
+            method: 'GET',
+            url: `/pki/${generation}.crt`,
+            remoteAddress: '198.51.100.20',
+            headers: forwarded,
+          })
+        ).statusCode,
+      );
     }
     expect(statuses).toContain(429);
   });
@@ -53,20 +74,27 @@ describe('per-client rate limit on the public /pki and /ocsp endpoints', () => {
     afterAll(() => proxied.close());
 
     const fetchVia = (remoteAddress: string, forwardedFor: string) =>
-      proxied.app.inject({ method: 'GET', url: `/pki/${proxiedGeneration}.crt`, remoteAddress, headers: { 'x-forwarded-for': forwardedFor } });
+      proxied.app.inject({
+        method: 'GET',
+        url: `/pki/${proxiedGeneration}.crt`,
+        remoteAddress,
+        headers: { 'x-forwarded-for': forwardedFor },
+      });
 
     it('limits each client the proxy forwards for on its own, so one noisy client does not starve the others', async () => {
       const noisy: number[] = [];
       for (let i = 0; i < 8; i++) noisy.push((await fetchVia('10.1.2.3', '203.0.113.50')).statusCode);
       expect(noisy).toContain(429);
       // Same proxy, other clients: each still has its own burst.
-      for (const client of ['203.0.113.51', '203.0.113.52', '2001:db8::7']) expect((await fetchVia('10.1.2.3', client)).statusCode).toBe(200);
+      for (const client of ['203.0.113.51', '203.0.113.52', '2001:db8::7'])
+        expect((await fetchVia('10.1.2.3', client)).statusCode).toBe(200);
     });
 
     it('takes the client from the last untrusted hop, and ignores X-Forwarded-For from a peer that is not a named proxy', async () => {
       // "spoofed, real": the proxy appended the real client; what the client wrote itself is not trusted.
       const viaChain: number[] = [];
-      for (let i = 0; i < 8; i++) viaChain.push((await fetchVia('10.1.2.3', `198.18.0.${i + 1}, 203.0.113.60`)).statusCode);
+      for (let i = 0; i < 8; i++)
+        viaChain.push((await fetchVia('10.1.2.3', `198.18.0.${i + 1}, 203.0.113.60`)).statusCode);
       expect(viaChain).toContain(429);
       const direct: number[] = [];
       for (let i = 0; i < 8; i++) direct.push((await fetchVia('198.51.100.30', `203.0.113.${100 + i}`)).statusCode);

@@ -22,8 +22,16 @@ describe(RevocationRepository.name, () => {
     database = await createTestDatabase();
     dataSource = await new DataSource(dataSourceOptions(database.url, 4)).initialize();
     repository = new RevocationRepository(dataSource);
-    await query(database.adminUrl, `INSERT INTO cas (id, name, kind, key_spec, subject, validity_days) VALUES ($1, 'issuing-a', 'issuing', 'EC-256', '{}', 365)`, [caId]);
-    await query(database.adminUrl, `INSERT INTO ca_generations (id, ca_id, generation, name, state, key_uri) VALUES ($1, $2, 1, 'issuing-a-g1', 'active', 'pkcs11:object=a')`, [generationId, caId]);
+    await query(
+      database.adminUrl,
+      `INSERT INTO cas (id, name, kind, key_spec, subject, validity_days) VALUES ($1, 'issuing-a', 'issuing', 'EC-256', '{}', 365)`,
+      [caId],
+    );
+    await query(
+      database.adminUrl,
+      `INSERT INTO ca_generations (id, ca_id, generation, name, state, key_uri) VALUES ($1, $2, 1, 'issuing-a-g1', 'active', 'pkcs11:object=a')`,
+      [generationId, caId],
+    );
     for (const serial of ['0a', '0b']) {
       await query(
         database.adminUrl,

@@ -39,7 +39,10 @@ describe('signing-key rotation', () => {
   afterAll(() => t.close());
 
   async function versions(key: string): Promise<Array<{ version: number; state: string }>> {
-    return (await api('GET', `/v1/keys/${key}`)).body.versions.map((v: { version: number; state: string }) => ({ version: v.version, state: v.state }));
+    return (await api('GET', `/v1/keys/${key}`)).body.versions.map((v: { version: number; state: string }) => ({
+      version: v.version,
+      state: v.state,
+    }));
   }
 
   async function tickAt(at: Date) {
@@ -48,7 +51,12 @@ describe('signing-key rotation', () => {
   }
 
   it('rotates on the quarterly schedule: new HSM key and certificate, one swap, the old version retiring; then retired after the overlap and destroyed after retention (within the quarter)', async () => {
-    const created = await api('POST', '/v1/keys', { name: 'release', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'release' }, rotation: { overlapDays: 14, retentionDays: 30 } });
+    const created = await api('POST', '/v1/keys', {
+      name: 'release',
+      keySpec: 'EC-256',
+      subject: { ...SUBJECT, CN: 'release' },
+      rotation: { overlapDays: 14, retentionDays: 30 },
+    });
     expect(created.status).toBe(201);
     expect(created.body.rotation).toEqual({ schedule: 'quarterly', overlapDays: 14, retentionDays: 30 });
 
@@ -76,7 +84,16 @@ describe('signing-key rotation', () => {
     expect(list.status).toBe(200);
     expect(list.body.rotations).toHaveLength(1);
     const rotation = list.body.rotations[0];
-    expect(rotation).toMatchObject({ kind: 'key', subject: 'release', trigger: 'schedule', state: 'activated', step: 'retire', from: 'v1', to: 'v2', dueAt: quarter.toISOString() });
+    expect(rotation).toMatchObject({
+      kind: 'key',
+      subject: 'release',
+      trigger: 'schedule',
+      state: 'activated',
+      step: 'retire',
+      from: 'v1',
+      to: 'v2',
+      dueAt: quarter.toISOString(),
+    });
     expect(rotation.steps.map((s: { name: string; state: string }) => [s.name, s.state])).toEqual([
       ['create-key', 'done'],
       ['issue-certificate', 'done'],
@@ -84,7 +101,12 @@ describe('signing-key rotation', () => {
       ['retire', 'waiting'],
       ['destroy', 'pending'],
     ]);
-    expect(rotation.steps[0]).toMatchObject({ startedAt: after.toISOString(), finishedAt: after.toISOString(), attempts: 1, error: null });
+    expect(rotation.steps[0]).toMatchObject({
+      startedAt: after.toISOString(),
+      finishedAt: after.toISOString(),
+      attempts: 1,
+      error: null,
+    });
     expect(rotation.steps[3].waitingUntil).toBe(new Date(after.getTime() + 14 * DAY).toISOString());
     // The HSM object carries the CKA_ID the rotation planned (its id), so a restart would find it.
     expect(rotation.steps[0].detail.keyUri).toContain(`id=%${rotation.id.replace(/-/g, '').match(/../g)!.join('%')}`);
@@ -94,23 +116,42 @@ describe('signing-key rotation', () => {
     expect((await api('GET', '/v1/rotations?key=release')).body.rotations).toHaveLength(1);
 
     await tickAt(new Date(after.getTime() + 14 * DAY - 1000));
-    expect(await versions('release')).toEqual([{ version: 1, state: 'retiring' }, { version: 2, state: 'active' }]);
+    expect(await versions('release')).toEqual([
+      { version: 1, state: 'retiring' },
+      { version: 2, state: 'active' },
+    ]);
     await tickAt(new Date(after.getTime() + 14 * DAY));
-    expect(await versions('release')).toEqual([{ version: 1, state: 'retired' }, { version: 2, state: 'active' }]);
-    const [v1] = await query<{ key_uri: string; retired_at: Date }>(t.database.url, `SELECT v.key_uri, v.retired_at FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE k.name = 'release' AND v.version = 1`);
+    expect(await versions('release')).toEqual([
+      { version: 1, state: 'retired' },
+      { version: 2, state: 'active' },
+    ]);
+    const [v1] = await query<{ key_uri: string; retired_at: Date }>(
+      t.database.url,
+      `SELECT v.key_uri, v.retired_at FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE k.name = 'release' AND v.version = 1`,
+    );
     const keyStore = t.app.get<KeyStore>(KEY_STORE);
     expect(await keyStore.describeKey(v1.key_uri)).toMatchObject({ spec: 'EC-256' });
 
     await tickAt(new Date(v1.retired_at.getTime() + 30 * DAY - 1000));
-    expect((await api('GET', `/v1/rotations/${rotation.id}`)).body).toMatchObject({ state: 'activated', step: 'destroy' });
+    expect((await api('GET', `/v1/rotations/${rotation.id}`)).body).toMatchObject({
+      state: 'activated',
+      step: 'destroy',
+    });
     await tickAt(new Date(v1.retired_at.getTime() + 30 * DAY));
     const done = (await api('GET', `/v1/rotations/${rotation.id}`)).body;
     expect(done).toMatchObject({ state: 'completed', step: null, nextRunAt: null });
     expect(done.steps.every((s: { state: string }) => s.state === 'done')).toBe(true);
-    expect(await versions('release')).toEqual([{ version: 1, state: 'destroyed' }, { version: 2, state: 'active' }]);
+    expect(await versions('release')).toEqual([
+      { version: 1, state: 'destroyed' },
+      { version: 2, state: 'active' },
+    ]);
     await expect(keyStore.describeKey(v1.key_uri)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     // The old certificate and chain stay retrievable; retiring never revoked it.
-    const chain = await t.app.inject({ method: 'GET', url: '/v1/keys/release/certificate-chain?version=1', headers: { authorization: `Bearer ${t.adminToken}` } });
+    const chain = await t.app.inject({
+      method: 'GET',
+      url: '/v1/keys/release/certificate-chain?version=1',
+      headers: { authorization: `Bearer ${t.adminToken}` },
+    });
     expect(chain.statusCode).toBe(200);
     expect(chain.body.match(/BEGIN CERTIFICATE/g)).toHaveLength(3);
     const certificates = (await api('GET', '/v1/certificates?key=release')).body.certificates;
@@ -120,13 +161,22 @@ describe('signing-key rotation', () => {
     expect(report.missingObjects).toEqual([]);
 
     // Every step is in the audit log once.
-    const audited = await query<{ step: string; outcome: string }>(t.database.url, `SELECT data->>'step' AS step, data->>'outcome' AS outcome FROM audit_events WHERE type = 'rotation.step' AND data->>'rotationId' = $1 ORDER BY seq`, [rotation.id]);
-    expect(audited).toEqual(['create-key', 'issue-certificate', 'activate', 'retire', 'destroy'].map((step) => ({ step, outcome: 'done' })));
+    const audited = await query<{ step: string; outcome: string }>(
+      t.database.url,
+      `SELECT data->>'step' AS step, data->>'outcome' AS outcome FROM audit_events WHERE type = 'rotation.step' AND data->>'rotationId' = $1 ORDER BY seq`,
+      [rotation.id],
+    );
+    expect(audited).toEqual(
+      ['create-key', 'issue-certificate', 'activate', 'retire', 'destroy'].map((step) => ({ step, outcome: 'done' })),
+    );
   });
 
   it('the database allows no second active version of a key', async () => {
     await expect(
-      query(t.database.url, `UPDATE key_versions SET state = 'active' WHERE version = 1 AND key_id = (SELECT id FROM signing_keys WHERE name = 'release')`),
+      query(
+        t.database.url,
+        `UPDATE key_versions SET state = 'active' WHERE version = 1 AND key_id = (SELECT id FROM signing_keys WHERE name = 'release')`,
+      ),
     ).rejects.toThrow(/key_versions_one_active/);
   });
 
@@ -136,22 +186,43 @@ describe('signing-key rotation', () => {
     expect(denied.status).toBe(403);
     expect((await http(t.app, officer)('POST', '/v1/keys/nope/rotate', {})).status).toBe(404);
     // Wait for the background pass the request kicks, so the test observes a settled state.
-    const first = await http(t.app, officer)('POST', '/v1/keys/staging/rotate', { reason: 'suspected leak of a CI runner' });
+    const first = await http(t.app, officer)('POST', '/v1/keys/staging/rotate', {
+      reason: 'suspected leak of a CI runner',
+    });
     expect(first.status).toBe(202);
-    expect(first.body).toMatchObject({ kind: 'key', subject: 'staging', trigger: 'manual', state: 'running', step: 'create-key', from: 'v1', to: 'v2', reason: 'suspected leak of a CI runner' });
+    expect(first.body).toMatchObject({
+      kind: 'key',
+      subject: 'staging',
+      trigger: 'manual',
+      state: 'running',
+      step: 'create-key',
+      from: 'v1',
+      to: 'v2',
+      reason: 'suspected leak of a CI runner',
+    });
     await scheduler.tick(t.clock.now());
     const settled = (await http(t.app, auditor)('GET', `/v1/rotations/${first.body.id}`)).body;
     expect(settled).toMatchObject({ state: 'activated', step: 'retire' });
-    expect(await versions('staging')).toEqual([{ version: 1, state: 'retiring' }, { version: 2, state: 'active' }]);
+    expect(await versions('staging')).toEqual([
+      { version: 1, state: 'retiring' },
+      { version: 2, state: 'active' },
+    ]);
     // Once activated a new request starts a new rotation (v3); asked again while it runs, the same one.
     const rotations = t.app.get(RotationService);
     const second = await rotations.requestKeyRotation('staging');
     const again = await rotations.requestKeyRotation('staging');
-    expect(second).toMatchObject({ created: true, rotation: { id: expect.not.stringMatching(first.body.id), to: 'v3' } });
+    expect(second).toMatchObject({
+      created: true,
+      rotation: { id: expect.not.stringMatching(first.body.id), to: 'v3' },
+    });
     expect(again).toMatchObject({ created: false, rotation: { id: second.rotation.id } });
     await scheduler.tick(t.clock.now());
     expect((await versions('staging')).filter((v) => v.state === 'active')).toEqual([{ version: 3, state: 'active' }]);
-    const [{ actor }] = await query<{ actor: { tokenName: string } }>(t.database.url, `SELECT actor FROM audit_events WHERE type = 'rotation.started' AND data->>'rotationId' = $1`, [first.body.id]);
+    const [{ actor }] = await query<{ actor: { tokenName: string } }>(
+      t.database.url,
+      `SELECT actor FROM audit_events WHERE type = 'rotation.started' AND data->>'rotationId' = $1`,
+      [first.body.id],
+    );
     expect(actor.tokenName).toBe('officer');
   });
 
@@ -165,7 +236,12 @@ describe('signing-key rotation', () => {
     const revoked = await api('POST', `/v1/certificates/${serial}/revoke`, { reason: 'keyCompromise' });
     expect(revoked.status).toBe(200);
     // At once: the revoked version no longer signs (nothing else is active yet, or already the new one).
-    const right = await t.app.inject({ method: 'POST', url: '/v1/keys/prod/sign', payload: { payload: Buffer.from('x').toString('base64'), hashAlgorithm: 'SHA-256' }, headers: { authorization: `Bearer ${t.adminToken}` } });
+    const right = await t.app.inject({
+      method: 'POST',
+      url: '/v1/keys/prod/sign',
+      payload: { payload: Buffer.from('x').toString('base64'), hashAlgorithm: 'SHA-256' },
+      headers: { authorization: `Bearer ${t.adminToken}` },
+    });
     if (right.statusCode === 200) expect(JSON.parse(right.body).keyVersion).not.toBe(1);
     else expect(JSON.parse(right.body).error.code).toBe('NO_ACTIVE_VERSION');
 
@@ -180,9 +256,15 @@ describe('signing-key rotation', () => {
       expect(after.version).toBe(2);
       expect(signatureVerifies(after)).toBe(true);
     }
-    expect(await versions('prod')).toEqual([{ version: 1, state: 'revoked' }, { version: 2, state: 'active' }]);
+    expect(await versions('prod')).toEqual([
+      { version: 1, state: 'revoked' },
+      { version: 2, state: 'active' },
+    ]);
     // The audit log agrees: every signature of 'prod' after the revocation came from version 2.
-    const signedBy = await query<{ version: number }>(t.database.url, `SELECT DISTINCT (data->>'version')::int AS version FROM audit_events WHERE type = 'sign' AND subject = 'prod' AND seq > (SELECT max(seq) FROM audit_events WHERE type = 'certificate.revoked')`);
+    const signedBy = await query<{ version: number }>(
+      t.database.url,
+      `SELECT DISTINCT (data->>'version')::int AS version FROM audit_events WHERE type = 'sign' AND subject = 'prod' AND seq > (SELECT max(seq) FROM audit_events WHERE type = 'certificate.revoked')`,
+    );
     expect(signedBy.map((r) => r.version)).toEqual([2]);
   });
 
@@ -192,27 +274,50 @@ describe('signing-key rotation', () => {
     const now = new Date();
     t.clock.set(now);
     const lines = await status.statusLines(now);
-    expect(lines[0]).toMatch(/^rotation: \d+ running, \d+ waiting to retire\/destroy, 0 overdue, 0 key\(s\) without an active version$/);
-    expect(lines.some((l) => /^expiry: CA generation signet-dev-issuing-g1 \(issuing, active\) expires in \d+ day\(s\)/.test(l))).toBe(true);
+    expect(lines[0]).toMatch(
+      /^rotation: \d+ running, \d+ waiting to retire\/destroy, 0 overdue, 0 key\(s\) without an active version$/,
+    );
+    expect(
+      lines.some((l) =>
+        /^expiry: CA generation signet-dev-issuing-g1 \(issuing, active\) expires in \d+ day\(s\)/.test(l),
+      ),
+    ).toBe(true);
     expect(lines.some((l) => /^expiry: key release v\d+ certificate expires in \d+ day\(s\)/.test(l))).toBe(true);
     expect(lines.some((l) => l.startsWith('crl: signet-dev-issuing-g1 '))).toBe(true);
 
-    const metrics = async () => (await t.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${t.adminToken}` } })).body;
+    const metrics = async () =>
+      (await t.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${t.adminToken}` } }))
+        .body;
     let text = await metrics();
-    expect(text).toMatch(/signet_ca_generation_expiry_days\{ca="signet-dev-issuing",generation="signet-dev-issuing-g1",state="active",service="signet"\} \d+/);
+    expect(text).toMatch(
+      /signet_ca_generation_expiry_days\{ca="signet-dev-issuing",generation="signet-dev-issuing-g1",state="active",service="signet"\} \d+/,
+    );
     expect(text).toMatch(/signet_key_certificate_expiry_days\{key="release",version="\d+",service="signet"\} \d+/);
     expect(text).toMatch(/signet_rotations_overdue\{service="signet"\} 0/);
-    expect(text).toMatch(/signet_rotation_steps_total\{kind="key",step="activate",outcome="done",service="signet"\} [1-9]/);
+    expect(text).toMatch(
+      /signet_rotation_steps_total\{kind="key",step="activate",outcome="done",service="signet"\} [1-9]/,
+    );
     expect(text).toMatch(/signet_crl_next_update_seconds\{generation="signet-dev-issuing-g1",service="signet"\}/);
 
     // `signet status` prints them (the CLI registers the rotation lines).
     const printed: string[] = [];
-    await statusCommand.run!({ app: t.app, config: t.config, ownerDatabaseUrl: t.database.ownerUrl, out: (line) => printed.push(line) }, { values: {}, positionals: [] });
+    await statusCommand.run!(
+      { app: t.app, config: t.config, ownerDatabaseUrl: t.database.ownerUrl, out: (line) => printed.push(line) },
+      { values: {}, positionals: [] },
+    );
     process.exitCode = undefined;
-    expect(printed).toEqual(expect.arrayContaining([expect.stringMatching(/^rotation: \d+ running/), expect.stringMatching(/^expiry: key release v\d+ certificate expires in/)]));
+    expect(printed).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^rotation: \d+ running/),
+        expect.stringMatching(/^expiry: key release v\d+ certificate expires in/),
+      ]),
+    );
 
     // The next quarter after every key's activation passes without a tick for two days: all three are overdue.
-    const [{ latest }] = await query<{ latest: Date }>(t.database.url, `SELECT max(activated_at) AS latest FROM key_versions WHERE state = 'active'`);
+    const [{ latest }] = await query<{ latest: Date }>(
+      t.database.url,
+      `SELECT max(activated_at) AS latest FROM key_versions WHERE state = 'active'`,
+    );
     const late = new Date(nextOccurrence('quarterly', latest).getTime() + 2 * DAY);
     t.clock.set(late);
     const overdue = await status.statusLines(late);
@@ -232,18 +337,33 @@ describe('signing-key rotation', () => {
     const runner = t.app.get(RotationRunner);
     // Stop after the certificate is issued, and revoke it before it is activated.
     expect(await runner.serial(() => runner.runRotation(rotation.id, due, 2))).toBe(2);
-    const [v2] = await query<{ serial: string; key_uri: string }>(t.database.url, `SELECT v.serial, v.key_uri FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE k.name = 'fragile' AND v.version = 2`);
+    const [v2] = await query<{ serial: string; key_uri: string }>(
+      t.database.url,
+      `SELECT v.serial, v.key_uri FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE k.name = 'fragile' AND v.version = 2`,
+    );
     expect((await api('POST', `/v1/certificates/${v2.serial}/revoke`, { reason: 'keyCompromise' })).status).toBe(200);
     await scheduler.tick(due);
     const failed = (await api('GET', `/v1/rotations/${rotation.id}`)).body;
     expect(failed).toMatchObject({ state: 'failed', step: null });
-    expect(failed.steps[2]).toMatchObject({ name: 'activate', state: 'failed', error: 'version 2 is revoked; it cannot be activated', detail: { abandonedVersion: 2, destroyedKeyUri: v2.key_uri } });
+    expect(failed.steps[2]).toMatchObject({
+      name: 'activate',
+      state: 'failed',
+      error: 'version 2 is revoked; it cannot be activated',
+      detail: { abandonedVersion: 2, destroyedKeyUri: v2.key_uri },
+    });
     await expect(t.app.get<KeyStore>(KEY_STORE).describeKey(v2.key_uri)).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    expect(await versions('fragile')).toEqual([{ version: 1, state: 'active' }, { version: 2, state: 'revoked' }]);
+    expect(await versions('fragile')).toEqual([
+      { version: 1, state: 'active' },
+      { version: 2, state: 'revoked' },
+    ]);
 
     const retry = await scheduler.tick(new Date(due.getTime() + 60_000));
     expect(retry.started).toEqual([expect.objectContaining({ subject: 'fragile', trigger: 'schedule' })]);
-    expect(await versions('fragile')).toEqual([{ version: 1, state: 'retiring' }, { version: 2, state: 'revoked' }, { version: 3, state: 'active' }]);
+    expect(await versions('fragile')).toEqual([
+      { version: 1, state: 'retiring' },
+      { version: 2, state: 'revoked' },
+      { version: 3, state: 'active' },
+    ]);
     const all = (await api('GET', '/v1/rotations?key=fragile')).body.rotations;
     expect(all.map((r: { state: string; to: string; dueAt: string }) => [r.state, r.to, r.dueAt])).toEqual([
       ['activated', 'v3', failed.dueAt],

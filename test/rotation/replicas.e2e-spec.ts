@@ -21,7 +21,11 @@ describe('rotation across replicas (two real processes, one database, one HSM to
   beforeAll(async () => {
     ensureBuilt();
     database = await createTestDatabase({ migrate: false });
-    env = { DATABASE_URL: database.url, SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl, SIGNET_DATA_DIR: tempDir('replicas-') };
+    env = {
+      DATABASE_URL: database.url,
+      SIGNET_MIGRATION_DATABASE_URL: database.ownerUrl,
+      SIGNET_DATA_DIR: tempDir('replicas-'),
+    };
     [a, b] = await Promise.all([startSignet(env), startSignet(env)]);
   });
   afterAll(async () => {
@@ -31,7 +35,11 @@ describe('rotation across replicas (two real processes, one database, one HSM to
 
   it('one rotation and one new HSM key pair per key when both fire on the same tick', async () => {
     for (const name of KEYS) {
-      const created = await a!.api('POST', '/v1/keys', { name, keySpec: 'EC-256', subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: name } });
+      const created = await a!.api('POST', '/v1/keys', {
+        name,
+        keySpec: 'EC-256',
+        subject: { C: 'US', ST: 'Washington', O: 'Example Corp', CN: name },
+      });
       expect(created.status).toBe(201);
     }
     const due = new Date(nextOccurrence('quarterly', new Date()).getTime() + HOUR);
@@ -41,7 +49,10 @@ describe('rotation across replicas (two real processes, one database, one HSM to
     // Between them the two processes started five rotations and committed three steps of each, once.
     expect(reports.flatMap((r) => r.started.map((s) => s.subject)).sort()).toEqual(KEYS);
     expect(reports.reduce((n, r) => n + r.steps, 0)).toBe(KEYS.length * 3);
-    const rotations = await query<{ subject: string; n: number; states: string[] }>(database.url, `SELECT subject, count(*)::int AS n, array_agg(state) AS states FROM rotations GROUP BY subject ORDER BY subject`);
+    const rotations = await query<{ subject: string; n: number; states: string[] }>(
+      database.url,
+      `SELECT subject, count(*)::int AS n, array_agg(state) AS states FROM rotations GROUP BY subject ORDER BY subject`,
+    );
     expect(rotations).toEqual(KEYS.map((subject) => ({ subject, n: 1, states: ['activated'] })));
     const versions = await query<{ name: string; states: string[] }>(
       database.url,
@@ -52,7 +63,13 @@ describe('rotation across replicas (two real processes, one database, one HSM to
     // The token (shared by both) holds exactly v1 and v2 of each key, as each replica lists it …
     for (const replica of [a!, b!]) {
       const hsm = await replica.hsm();
-      for (const name of KEYS) expect(hsm.keys.filter((k) => k.label.startsWith(`${name}-`)).map((k) => k.label).sort()).toEqual([`${name}-v1`, `${name}-v2`]);
+      for (const name of KEYS)
+        expect(
+          hsm.keys
+            .filter((k) => k.label.startsWith(`${name}-`))
+            .map((k) => k.label)
+            .sort(),
+        ).toEqual([`${name}-v1`, `${name}-v2`]);
     }
     // … and as a fresh process reads it from the token directory: nothing orphaned or missing.
     // (SoftHSM2's file store can show one replica a pair the other is still writing without its
@@ -61,9 +78,21 @@ describe('rotation across replicas (two real processes, one database, one HSM to
     a = b = undefined;
     c = await startSignet(env);
     const hsm = await c.hsm();
-    for (const name of KEYS) expect(hsm.keys.filter((k) => k.label.startsWith(`${name}-`)).map((k) => [k.label, k.hasPrivateKey]).sort()).toEqual([[`${name}-v1`, true], [`${name}-v2`, true]]);
+    for (const name of KEYS)
+      expect(
+        hsm.keys
+          .filter((k) => k.label.startsWith(`${name}-`))
+          .map((k) => [k.label, k.hasPrivateKey])
+          .sort(),
+      ).toEqual([
+        [`${name}-v1`, true],
+        [`${name}-v2`, true],
+      ]);
     expect(hsm.reconciliation).toEqual({ orphanObjects: [], missingObjects: [], plannedObjects: [] });
-    const created = await query<{ n: number }>(database.url, `SELECT count(*)::int AS n FROM audit_events WHERE type = 'rotation.step' AND data->>'step' = 'create-key'`);
+    const created = await query<{ n: number }>(
+      database.url,
+      `SELECT count(*)::int AS n FROM audit_events WHERE type = 'rotation.step' AND data->>'step' = 'create-key'`,
+    );
     expect(created[0].n).toBe(KEYS.length);
   });
 });

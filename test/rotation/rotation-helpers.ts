@@ -29,14 +29,25 @@ export interface SignatureRecord {
 
 export function http(app: NestFastifyApplication, token: string) {
   return async (method: 'GET' | 'POST', url: string, payload?: unknown) => {
-    const response = await app.inject({ method, url, payload: payload as object, headers: { authorization: `Bearer ${token}` } });
+    const response = await app.inject({
+      method,
+      url,
+      payload: payload as object,
+      headers: { authorization: `Bearer ${token}` },
+    });
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are read loosely in tests
     return { status: response.statusCode, body: response.body ? (JSON.parse(response.body) as any) : undefined };
   };
 }
 
 /** POST /v1/keys/{name}/sign (payload mode: Signet hashes it); the answer with the chain it came with. */
-export async function signWith(app: NestFastifyApplication, token: string, key: string, keySpec: string, at: Date): Promise<SignatureRecord> {
+export async function signWith(
+  app: NestFastifyApplication,
+  token: string,
+  key: string,
+  keySpec: string,
+  at: Date,
+): Promise<SignatureRecord> {
   const payload = randomBytes(48);
   const response = await app.inject({
     method: 'POST',
@@ -44,9 +55,18 @@ export async function signWith(app: NestFastifyApplication, token: string, key: 
     payload: { payload: payload.toString('base64'), hashAlgorithm: HASH_OF[keySpec].hash, signatureFormat: 'raw' },
     headers: { authorization: `Bearer ${token}` },
   });
-  if (response.statusCode !== 200) throw new Error(`sign ${key} at ${at.toISOString()}: ${response.statusCode} ${response.body}`);
+  if (response.statusCode !== 200)
+    throw new Error(`sign ${key} at ${at.toISOString()}: ${response.statusCode} ${response.body}`);
   const body = JSON.parse(response.body) as { keyVersion: number; signature: string; certificateChain: string[] };
-  return { key, keySpec, version: body.keyVersion, at, payload, signature: Buffer.from(body.signature, 'base64'), chain: body.certificateChain.map((c) => Buffer.from(c, 'base64')) };
+  return {
+    key,
+    keySpec,
+    version: body.keyVersion,
+    at,
+    payload,
+    signature: Buffer.from(body.signature, 'base64'),
+    chain: body.certificateChain.map((c) => Buffer.from(c, 'base64')),
+  };
 }
 
 /** The signature verifies with the public key of the chain's leaf (ECDSA raw r‖s; RSA-PSS, salt = hash length). */
@@ -56,7 +76,12 @@ export function signatureVerifies(record: SignatureRecord): boolean {
   const key = createPublicKey({ key: Buffer.from(leaf.publicKey.rawData), format: 'der', type: 'spki' });
   return record.keySpec.startsWith('EC')
     ? verify(node, record.payload, { key, dsaEncoding: 'ieee-p1363' }, record.signature)
-    : verify(node, record.payload, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: bytes }, record.signature);
+    : verify(
+        node,
+        record.payload,
+        { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: bytes },
+        record.signature,
+      );
 }
 
 /** Chain order and validity at the signing instant: leaf ← issuing ← self-signed root, each valid then. */
@@ -64,9 +89,11 @@ export async function chainValidAt(chain: Buffer[], at: Date): Promise<string | 
   const certificates = chain.map((der) => new x509.X509Certificate(der));
   for (let i = 0; i < certificates.length; i++) {
     const certificate = certificates[i];
-    if (certificate.notBefore > at || certificate.notAfter < at) return `certificate ${i} (${certificate.subject}) is not valid at ${at.toISOString()}`;
+    if (certificate.notBefore > at || certificate.notAfter < at)
+      return `certificate ${i} (${certificate.subject}) is not valid at ${at.toISOString()}`;
     const issuer = certificates[Math.min(i + 1, certificates.length - 1)];
-    if (!(await certificate.verify({ publicKey: issuer.publicKey, signatureOnly: true }))) return `certificate ${i} is not signed by certificate ${Math.min(i + 1, certificates.length - 1)}`;
+    if (!(await certificate.verify({ publicKey: issuer.publicKey, signatureOnly: true })))
+      return `certificate ${i} is not signed by certificate ${Math.min(i + 1, certificates.length - 1)}`;
   }
   const root = certificates[certificates.length - 1];
   if (root.subject !== root.issuer) return 'the last certificate is not self-signed';
@@ -85,6 +112,12 @@ export function openssl(args: string[], cwd: string): { ok: boolean; out: string
 
 export function writePem(dir: string, name: string, der: Buffer): string {
   const file = path.join(dir, name);
-  fs.writeFileSync(file, `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`);
+  fs.writeFileSync(
+    file,
+    `-----BEGIN CERTIFICATE-----\n${der
+      .toString('base64')
+      .replace(/(.{64})/g, '$1\n')
+      .replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`,
+  );
   return file;
 }

@@ -3,15 +3,22 @@ import * as path from 'node:path';
 import { freePort, ServerProcess } from '../support/server-process';
 
 /** A real `node dist/src/main.js` with the rotation test hooks on (NODE_ENV=test) and no scheduler timer. */
-export async function startSignet(env: Record<string, string>, options: { waitReady?: boolean; port?: number; script?: string } = {}): Promise<SignetProcess> {
-  const server = new ServerProcess(options.port ?? (await freePort()), {
-    NODE_ENV: 'test',
-    SIGNET_TEST_HOOKS: 'true',
-    SIGNET_ROTATION_TICK_SECONDS: '0',
-    SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
-    SIGNET_DEV_BOOTSTRAP: 'true',
-    ...env,
-  }, options.script);
+export async function startSignet(
+  env: Record<string, string>,
+  options: { waitReady?: boolean; port?: number; script?: string } = {},
+): Promise<SignetProcess> {
+  const server = new ServerProcess(
+    options.port ?? (await freePort()),
+    {
+      NODE_ENV: 'test',
+      SIGNET_TEST_HOOKS: 'true',
+      SIGNET_ROTATION_TICK_SECONDS: '0',
+      SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
+      SIGNET_DEV_BOOTSTRAP: 'true',
+      ...env,
+    },
+    options.script,
+  );
   const process = new SignetProcess(server, env.SIGNET_DATA_DIR);
   if (options.waitReady !== false) await server.waitReady();
   return process;
@@ -43,7 +50,10 @@ export class SignetProcess {
   async api(method: 'GET' | 'POST' | 'PATCH', url: string, body?: unknown): Promise<{ status: number; body: any }> {
     const response = await fetch(`${this.server.url}${url}`, {
       method,
-      headers: { authorization: `Bearer ${this.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${this.adminToken}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
     const text = await response.text();

@@ -44,10 +44,15 @@ describe(RotationRepository.name, () => {
     }
   }
 
-  const tryIn = (subject: typeof keyA | { kind: 'ca' }) => dataSource.transaction((manager) => rotations.tryLock(manager, subject));
+  const tryIn = (subject: typeof keyA | { kind: 'ca' }) =>
+    dataSource.transaction((manager) => rotations.tryLock(manager, subject));
 
   it("refuses a key's lock to a second transaction while the first holds it, and grants other keys", async () => {
-    const [sameKey, otherKey, caRollovers] = await whileHeld(keyA, async () => [await tryIn(keyA), await tryIn(keyB), await tryIn({ kind: 'ca' })]);
+    const [sameKey, otherKey, caRollovers] = await whileHeld(keyA, async () => [
+      await tryIn(keyA),
+      await tryIn(keyB),
+      await tryIn({ kind: 'ca' }),
+    ]);
     expect(sameKey).toBe(false);
     expect(otherKey).toBe(true);
     expect(caRollovers).toBe(true);

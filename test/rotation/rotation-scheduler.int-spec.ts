@@ -16,10 +16,15 @@ describe(RotationScheduler.name, () => {
   afterAll(() => t.close());
 
   it('registers its interval (SIGNET_ROTATION_TICK_SECONDS) and a timer tick rotates what is due on the clock', async () => {
-    const timer = t.app.get(SchedulerRegistry).getInterval('rotation-tick') as NodeJS.Timeout & { _idleTimeout: number };
+    const timer = t.app.get(SchedulerRegistry).getInterval('rotation-tick') as NodeJS.Timeout & {
+      _idleTimeout: number;
+    };
     expect(timer._idleTimeout).toBe(3_600_000);
     const api = http(t.app, t.adminToken);
-    expect((await api('POST', '/v1/keys', { name: 'timer', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'timer' } })).status).toBe(201);
+    expect(
+      (await api('POST', '/v1/keys', { name: 'timer', keySpec: 'EC-256', subject: { ...SUBJECT, CN: 'timer' } }))
+        .status,
+    ).toBe(201);
     t.clock.set(new Date(nextOccurrence('quarterly', new Date()).getTime() + 60_000));
     // What the interval calls: enqueue now, let the runner drain in the background.
     await (t.app.get(RotationScheduler) as unknown as { scheduledTick(): Promise<void> }).scheduledTick();

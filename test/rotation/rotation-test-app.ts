@@ -75,7 +75,13 @@ export interface RotationTestApp {
  * pkcs11js (a double: for faults SoftHSM2 cannot produce, and for holding calls during a drill).
  */
 export async function startRotationTestApp(
-  options: { clock?: TestClock; gate?: GateDouble; env?: Record<string, string>; hsmFaults?: Pkcs11FaultInjector; hsm?: Partial<HsmOptions> } = {},
+  options: {
+    clock?: TestClock;
+    gate?: GateDouble;
+    env?: Record<string, string>;
+    hsmFaults?: Pkcs11FaultInjector;
+    hsm?: Partial<HsmOptions>;
+  } = {},
 ): Promise<RotationTestApp> {
   const database = await createTestDatabase();
   const token = await createTestToken('rotation');
@@ -102,7 +108,17 @@ export async function startRotationTestApp(
 
   const builder = Test.createTestingModule({
     imports: [
-      AppModule.forRoot({ config, databaseUrl: database.url, hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4, ...options.hsm } }),
+      AppModule.forRoot({
+        config,
+        databaseUrl: database.url,
+        hsm: {
+          modulePath: token.modulePath,
+          tokenLabel: token.tokenLabel,
+          pin: token.pin,
+          poolSize: 4,
+          ...options.hsm,
+        },
+      }),
       GateDoubleModule,
     ],
   })
@@ -122,9 +138,14 @@ export async function startRotationTestApp(
     });
   }
   const moduleRef = await builder.compile();
-  const app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter({ bodyLimit: config.bodyLimitBytes }), { logger: new PinoNestLogger(logger) });
+  const app = moduleRef.createNestApplication<NestFastifyApplication>(
+    new FastifyAdapter({ bodyLimit: config.bodyLimitBytes }),
+    { logger: new PinoNestLogger(logger) },
+  );
   app.useGlobalFilters(new HttpExceptionFilter());
-  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));
+  app.useGlobalPipes(
+    new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),
+  );
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
   const adminToken = fs.readFileSync(path.join(config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();

@@ -11,7 +11,17 @@ import { nextOccurrence } from '../../src/keys/rotation-schedule';
 import { RotationScheduler } from '../../src/rotation/rotation.scheduler';
 import { query } from '../support/database';
 import { tempDir } from '../support/server-process';
-import { chainValidAt, DAY, http, openssl, SignatureRecord, signatureVerifies, signWith, SUBJECT, writePem } from './rotation-helpers';
+import {
+  chainValidAt,
+  DAY,
+  http,
+  openssl,
+  SignatureRecord,
+  signatureVerifies,
+  signWith,
+  SUBJECT,
+  writePem,
+} from './rotation-helpers';
 import { GateDouble, RotationTestApp, startRotationTestApp, TestClock } from './rotation-test-app';
 
 const KEYS = [
@@ -47,8 +57,29 @@ describe('two simulated years of rotations', () => {
   afterAll(() => t.close());
 
   it('rotates every key on schedule, rolls the issuing CA and the root over, and every signature verifies against its chain', async () => {
-    expect((await api('POST', '/v1/cas', { name: 'sim-root', kind: 'root', keySpec: 'EC-384', validityDays: 3650, subject: { ...SUBJECT, CN: 'Sim Root' } })).status).toBe(201);
-    expect((await api('POST', '/v1/cas', { name: 'sim-issuing', kind: 'issuing', parent: 'sim-root', keySpec: 'EC-384', validityDays: 400, subject: { ...SUBJECT, CN: 'Sim Issuing' } })).status).toBe(201);
+    expect(
+      (
+        await api('POST', '/v1/cas', {
+          name: 'sim-root',
+          kind: 'root',
+          keySpec: 'EC-384',
+          validityDays: 3650,
+          subject: { ...SUBJECT, CN: 'Sim Root' },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (
+        await api('POST', '/v1/cas', {
+          name: 'sim-issuing',
+          kind: 'issuing',
+          parent: 'sim-root',
+          keySpec: 'EC-384',
+          validityDays: 400,
+          subject: { ...SUBJECT, CN: 'Sim Issuing' },
+        })
+      ).status,
+    ).toBe(201);
     for (const key of KEYS) {
       const created = await api('POST', '/v1/keys', {
         name: key.name,
@@ -79,8 +110,15 @@ describe('two simulated years of rotations', () => {
         rolloverId = renewed.body.id;
       }
       if (day === GATE_OPENS_DAY) {
-        const pending = (await query<{ certificate: Buffer }>(t.database.url, `SELECT certificate FROM ca_generations WHERE name = 'sim-root-g2'`))[0];
-        gate.acknowledged.add(Buffer.from(await new x509.X509Certificate(pending.certificate).getThumbprint('SHA-256')).toString('hex'));
+        const pending = (
+          await query<{ certificate: Buffer }>(
+            t.database.url,
+            `SELECT certificate FROM ca_generations WHERE name = 'sim-root-g2'`,
+          )
+        )[0];
+        gate.acknowledged.add(
+          Buffer.from(await new x509.X509Certificate(pending.certificate).getThumbprint('SHA-256')).toString('hex'),
+        );
       }
       await scheduler.tick(now);
       // Everything this tick committed has reached the signing cache before anything signs.
@@ -89,10 +127,12 @@ describe('two simulated years of rotations', () => {
       const active: Array<{ name: string; active: number }> = await dataSource.query(
         `SELECT k.name, count(v.id)::int AS active FROM signing_keys k LEFT JOIN key_versions v ON v.key_id = k.id AND v.state = 'active' WHERE k.name LIKE 'sim-%' GROUP BY k.name`,
       );
-      for (const row of active) if (row.active !== 1) problems.push(`${now.toISOString()}: ${row.name} has ${row.active} active versions`);
+      for (const row of active)
+        if (row.active !== 1) problems.push(`${now.toISOString()}: ${row.name} has ${row.active} active versions`);
       for (const key of KEYS) {
         const signed = await signWith(t.app, t.adminToken, key.name, key.keySpec, now);
-        if (!signatureVerifies(signed)) problems.push(`${now.toISOString()}: ${key.name} v${signed.version} signature does not verify`);
+        if (!signatureVerifies(signed))
+          problems.push(`${now.toISOString()}: ${key.name} v${signed.version} signature does not verify`);
         const invalid = await chainValidAt(signed.chain, now);
         if (invalid) problems.push(`${now.toISOString()}: ${key.name} v${signed.version}: ${invalid}`);
         signatures.push(signed);
@@ -106,17 +146,27 @@ describe('two simulated years of rotations', () => {
     expect(problems).toEqual([]);
 
     // The rotations: every key on each occurrence of its schedule, none failed, none twice.
-    const rotations = await query<{ subject: string; kind: string; trigger: string; state: string; due_at: Date | null }>(
-      t.database.url,
-      `SELECT subject, kind, trigger, state, due_at FROM rotations ORDER BY started_at`,
-    );
+    const rotations = await query<{
+      subject: string;
+      kind: string;
+      trigger: string;
+      state: string;
+      due_at: Date | null;
+    }>(t.database.url, `SELECT subject, kind, trigger, state, due_at FROM rotations ORDER BY started_at`);
     expect(rotations.filter((r) => r.state === 'failed')).toEqual([]);
     for (const key of KEYS) {
       const expected: number[] = [];
-      for (let at = nextOccurrence(key.schedule, start); at.getTime() <= lastTick.getTime(); at = nextOccurrence(key.schedule, at)) expected.push(at.getTime());
+      for (
+        let at = nextOccurrence(key.schedule, start);
+        at.getTime() <= lastTick.getTime();
+        at = nextOccurrence(key.schedule, at)
+      )
+        expected.push(at.getTime());
       const got = rotations.filter((r) => r.subject === key.name).map((r) => r.due_at!.getTime());
       expect({ key: key.name, due: got }).toEqual({ key: key.name, due: expected });
-      expect(new Set(signatures.filter((s) => s.key === key.name).map((s) => s.version)).size).toBe(expected.length + 1);
+      expect(new Set(signatures.filter((s) => s.key === key.name).map((s) => s.version)).size).toBe(
+        expected.length + 1,
+      );
     }
     const quarterly = rotations.filter((r) => r.subject === 'sim-ec256').length;
     expect(quarterly).toBeGreaterThanOrEqual(8);
@@ -142,7 +192,10 @@ describe('two simulated years of rotations', () => {
     ]);
 
     // Which root each signature chained to, and when: the old one until the gate opened, the new one after.
-    const roots = await query<{ name: string; certificate: Buffer }>(t.database.url, `SELECT name, certificate FROM ca_generations WHERE name LIKE 'sim-root-%'`);
+    const roots = await query<{ name: string; certificate: Buffer }>(
+      t.database.url,
+      `SELECT name, certificate FROM ca_generations WHERE name LIKE 'sim-root-%'`,
+    );
     const rootOf = (s: SignatureRecord) => roots.find((r) => r.certificate.equals(s.chain[s.chain.length - 1]))?.name;
     const gateOpened = firstTick.getTime() + GATE_OPENS_DAY * DAY;
     expect(signatures.filter((s) => s.at.getTime() < gateOpened && rootOf(s) !== 'sim-root-g1')).toEqual([]);
@@ -160,22 +213,46 @@ describe('two simulated years of rotations', () => {
       writePem(dir, 'leaf.pem', signed.chain[0]);
       writePem(dir, 'issuing.pem', signed.chain[1]);
       writePem(dir, 'root.pem', signed.chain[2]);
-      const verified = openssl(['verify', '-x509_strict', '-attime', String(Math.floor(signed.at.getTime() / 1000)), '-CAfile', 'root.pem', '-untrusted', 'issuing.pem', 'leaf.pem'], dir);
-      if (!verified.out.includes('leaf.pem: OK')) problems.push(`${signed.key} v${signed.version} at ${signed.at.toISOString()}: ${verified.out}`);
+      const verified = openssl(
+        [
+          'verify',
+          '-x509_strict',
+          '-attime',
+          String(Math.floor(signed.at.getTime() / 1000)),
+          '-CAfile',
+          'root.pem',
+          '-untrusted',
+          'issuing.pem',
+          'leaf.pem',
+        ],
+        dir,
+      );
+      if (!verified.out.includes('leaf.pem: OK'))
+        problems.push(`${signed.key} v${signed.version} at ${signed.at.toISOString()}: ${verified.out}`);
       checked++;
     }
     expect(problems).toEqual([]);
-    expect(checked).toBe(KEYS.reduce((n, key) => n + new Set(signatures.filter((s) => s.key === key.name).map((s) => s.version)).size, 0));
+    expect(checked).toBe(
+      KEYS.reduce((n, key) => n + new Set(signatures.filter((s) => s.key === key.name).map((s) => s.version)).size, 0),
+    );
 
     // Old private keys were destroyed after retention; the HSM holds exactly what the database references.
-    const states = await query<{ state: string; n: number }>(t.database.url, `SELECT v.state, count(*)::int AS n FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE k.name LIKE 'sim-%' GROUP BY v.state`);
+    const states = await query<{ state: string; n: number }>(
+      t.database.url,
+      `SELECT v.state, count(*)::int AS n FROM key_versions v JOIN signing_keys k ON k.id = v.key_id WHERE k.name LIKE 'sim-%' GROUP BY v.state`,
+    );
     const byState = Object.fromEntries(states.map((s) => [s.state, s.n]));
     expect(byState.active).toBe(KEYS.length);
-    expect(byState.destroyed).toBeGreaterThanOrEqual(rotations.filter((r) => r.kind === 'key').length - 2 * KEYS.length);
+    expect(byState.destroyed).toBeGreaterThanOrEqual(
+      rotations.filter((r) => r.kind === 'key').length - 2 * KEYS.length,
+    );
     const report = await reconcileHsm(dataSource, t.app.get<KeyStore>(KEY_STORE));
     expect(report.orphanObjects).toEqual([]);
     expect(report.missingObjects).toEqual([]);
-    const errors = await query(t.database.url, `SELECT subject FROM rotations r, jsonb_array_elements(r.steps) s WHERE s->>'error' IS NOT NULL OR s->'detail' ? 'lastError'`);
+    const errors = await query(
+      t.database.url,
+      `SELECT subject FROM rotations r, jsonb_array_elements(r.steps) s WHERE s->>'error' IS NOT NULL OR s->'detail' ? 'lastError'`,
+    );
     expect(errors).toEqual([]);
     fs.rmSync(path.join(dir), { recursive: true, force: true });
     // Two simulated years take ~1.5 min on an idle 2-core box; bounded generously for a busy one.

@@ -25,13 +25,25 @@ describe('artifact_signings.artifact_source (migration 1795000910000)', () => {
       headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
       payload: JSON.stringify({ payload: Buffer.from(signingInput).toString('base64'), hashAlgorithm: 'SHA-256' }),
     });
-  const rows = () => query<{ artifact_digest: string; key_name: string; artifact_source: string }>(t.database.url, 'SELECT artifact_digest, key_name, artifact_source FROM artifact_signings ORDER BY key_name, artifact_source');
+  const rows = () =>
+    query<{ artifact_digest: string; key_name: string; artifact_source: string }>(
+      t.database.url,
+      'SELECT artifact_digest, key_name, artifact_source FROM artifact_signings ORDER BY key_name, artifact_source',
+    );
 
   beforeAll(async () => {
     t = await startTestApp({ SIGNET_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0' });
     admin = fs.readFileSync(path.join(t.config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
-    for (const [name, requires] of [['src-test', []], ['src-prod', ['src-test']]] as const) {
-      const created = await t.app.inject({ method: 'POST', url: '/v1/keys', headers: { authorization: `Bearer ${admin}` }, payload: { name, keySpec: 'EC-256', subject: { ...SUBJECT, CN: name }, requires } });
+    for (const [name, requires] of [
+      ['src-test', []],
+      ['src-prod', ['src-test']],
+    ] as const) {
+      const created = await t.app.inject({
+        method: 'POST',
+        url: '/v1/keys',
+        headers: { authorization: `Bearer ${admin}` },
+        payload: { name, keySpec: 'EC-256', subject: { ...SUBJECT, CN: name }, requires },
+      });
       expect(created.statusCode).toBe(201);
     }
   }, 300_000);
@@ -47,7 +59,10 @@ describe('artifact_signings.artifact_source (migration 1795000910000)', () => {
       [image.digest],
     );
     expect(await rows()).toEqual([{ artifact_digest: image.digest, key_name: 'src-test', artifact_source: 'legacy' }]);
-    const refused = await sign('src-prod', notarySigningInput('EC-256', 'legacy-image', new Date('2026-12-01T00:01:00Z')).signingInput);
+    const refused = await sign(
+      'src-prod',
+      notarySigningInput('EC-256', 'legacy-image', new Date('2026-12-01T00:01:00Z')).signingInput,
+    );
     expect(refused.statusCode).toBe(409);
     expect(refused.json().error.details.missing).toEqual(['src-test']);
 
@@ -56,7 +71,14 @@ describe('artifact_signings.artifact_source (migration 1795000910000)', () => {
       { artifact_digest: image.digest, key_name: 'src-test', artifact_source: 'legacy' },
       { artifact_digest: image.digest, key_name: 'src-test', artifact_source: 'payload' },
     ]);
-    expect((await sign('src-prod', notarySigningInput('EC-256', 'legacy-image', new Date('2026-12-01T00:02:00Z')).signingInput)).statusCode).toBe(200);
+    expect(
+      (
+        await sign(
+          'src-prod',
+          notarySigningInput('EC-256', 'legacy-image', new Date('2026-12-01T00:02:00Z')).signingInput,
+        )
+      ).statusCode,
+    ).toBe(200);
     expect((await rows()).map((r) => [r.key_name, r.artifact_source])).toEqual([
       ['src-prod', 'payload'],
       ['src-test', 'legacy'],
@@ -71,9 +93,15 @@ describe('artifact_signings.artifact_source (migration 1795000910000)', () => {
     const migration = new ArtifactSigningSource1795000910000();
     try {
       await migration.down(runner);
-      const columns = await query<{ column_name: string }>(t.database.url, `SELECT column_name FROM information_schema.columns WHERE table_name = 'artifact_signings' ORDER BY column_name`);
+      const columns = await query<{ column_name: string }>(
+        t.database.url,
+        `SELECT column_name FROM information_schema.columns WHERE table_name = 'artifact_signings' ORDER BY column_name`,
+      );
       expect(columns.map((c) => c.column_name)).not.toContain('artifact_source');
-      expect(await query(t.database.url, 'SELECT key_name FROM artifact_signings ORDER BY key_name')).toEqual([{ key_name: 'src-prod' }, { key_name: 'src-test' }]);
+      expect(await query(t.database.url, 'SELECT key_name FROM artifact_signings ORDER BY key_name')).toEqual([
+        { key_name: 'src-prod' },
+        { key_name: 'src-test' },
+      ]);
       await migration.up(runner);
       expect((await rows()).map((r) => [r.key_name, r.artifact_source])).toEqual([
         ['src-prod', 'legacy'],

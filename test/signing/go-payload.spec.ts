@@ -23,7 +23,9 @@ const SEED = process.env.SIGNET_FUZZ_SEED === undefined ? Date.now() % 2 ** 31 :
 
 if (!GO && process.env.CI !== 'true') {
   // The one allowed conditional: developers without Go are told how to get it; CI fails instead.
-  console.warn('go-payload.spec.ts skipped: Go not found; install it with `apt-get install -t bookworm-backports golang-1.23-go` (or set SIGNET_TEST_GO)');
+  console.warn(
+    'go-payload.spec.ts skipped: Go not found; install it with `apt-get install -t bookworm-backports golang-1.23-go` (or set SIGNET_TEST_GO)',
+  );
 }
 const describeGo = GO || process.env.CI === 'true' ? describe : describe.skip;
 
@@ -39,25 +41,49 @@ describeGo("Notary payloads: Signet reads the artifact Go's encoding/json reads,
   let binary: string;
 
   beforeAll(() => {
-    if (!GO) throw new Error('Go is required under CI=true: .ci/run installs golang-1.23-go from bookworm-backports and exports SIGNET_TEST_GO');
+    if (!GO)
+      throw new Error(
+        'Go is required under CI=true: .ci/run installs golang-1.23-go from bookworm-backports and exports SIGNET_TEST_GO',
+      );
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-go-payload-'));
     binary = path.join(dir, 'go-payload');
     // A stable cache under the temporary directory keeps rebuilds fast; no network, no modules.
     const cache = path.join(os.tmpdir(), 'signet-test-go-cache');
     const result = spawnSync(GO, ['build', '-o', binary, path.join(__dirname, 'go-payload', 'main.go')], {
       encoding: 'utf8',
-      env: { PATH: process.env.PATH, HOME: dir, GOCACHE: path.join(cache, 'build'), GOPATH: path.join(cache, 'path'), GOTOOLCHAIN: 'local', GOPROXY: 'off', GOFLAGS: '', GO111MODULE: '', CGO_ENABLED: '0' },
+      env: {
+        PATH: process.env.PATH,
+        HOME: dir,
+        GOCACHE: path.join(cache, 'build'),
+        GOPATH: path.join(cache, 'path'),
+        GOTOOLCHAIN: 'local',
+        GOPROXY: 'off',
+        GOFLAGS: '',
+        GO111MODULE: '',
+        CGO_ENABLED: '0',
+      },
     });
     if (result.status !== 0) throw new Error(`go build failed: ${result.stderr}`);
   }, 240_000);
 
   function askGo(payloads: Buffer[], args: string[] = []): GoAnswer[] {
-    const result = spawnSync(binary, args, { input: payloads.map((p) => p.toString('base64')).join('\n') + (payloads.length ? '\n' : ''), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const result = spawnSync(binary, args, {
+      input: payloads.map((p) => p.toString('base64')).join('\n') + (payloads.length ? '\n' : ''),
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
     if (result.status !== 0) throw new Error(`go-payload failed: ${result.stderr}`);
-    return result.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as GoAnswer);
+    return result.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as GoAnswer);
   }
 
-  type Reading = { kind: 'artifact'; digest: string; mediaType?: string; size?: number } | { kind: 'none' } | { kind: 'refused'; code: string };
+  type Reading =
+    | { kind: 'artifact'; digest: string; mediaType?: string; size?: number }
+    | { kind: 'none' }
+    | { kind: 'refused'; code: string };
   function signetReads(payload: Buffer): Reading {
     try {
       const artifact = readNotaryPayload(payload);
@@ -82,13 +108,16 @@ describeGo("Notary payloads: Signet reads the artifact Go's encoding/json reads,
 
   it("knows exactly the non-ASCII characters Go's field matching folds to ASCII", () => {
     const goFolds = JSON.parse(spawnSync(binary, ['folds'], { encoding: 'utf8' }).stdout) as Record<string, string>;
-    const ours = Object.fromEntries([...FOLDS_TO_ASCII].map(([ch, ascii]) => [ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0'), ascii]));
+    const ours = Object.fromEntries(
+      [...FOLDS_TO_ASCII].map(([ch, ascii]) => [ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0'), ascii]),
+    );
     expect(ours).toEqual(goFolds);
     expect(goFolds).toEqual({ '017F': 'S', '212A': 'K' });
   });
 
   it('agrees with Go on the bypasses of issue #17 (Go reads Y where a name-exact reader reads X)', () => {
-    const d = (digest: string) => `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"${digest}","size":528}`;
+    const d = (digest: string) =>
+      `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"${digest}","size":528}`;
     const cases = [
       `{"targetArtifact":${d(DIGEST_X)},"TargetArtifact":${d(DIGEST_Y)}}`,
       `{"targetArtifact":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"${DIGEST_X}","Digest":"${DIGEST_Y}","size":528}}`,
@@ -101,7 +130,12 @@ describeGo("Notary payloads: Signet reads the artifact Go's encoding/json reads,
     // Leading whitespace: Go reads it; so does Signet now.
     const spaced = Buffer.from(` \n{"targetArtifact":${d(DIGEST_Y)}}`);
     expect(askGo([spaced])[0].digest).toBe(DIGEST_Y);
-    expect(signetReads(spaced)).toEqual({ kind: 'artifact', digest: DIGEST_Y, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 528 });
+    expect(signetReads(spaced)).toEqual({
+      kind: 'artifact',
+      digest: DIGEST_Y,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      size: 528,
+    });
   });
 
   it(`reads what Go reads or refuses, over ${RUNS} generated hostile payloads (seed ${SEED}; replay with SIGNET_FUZZ_SEED)`, () => {
@@ -115,10 +149,15 @@ describeGo("Notary payloads: Signet reads the artifact Go's encoding/json reads,
       const theirs = go[i];
       tally[ours.kind]++;
       if (theirs.ok) tally.goOk++;
-      if (theirs.ok && theirs.digest && naiveDigest(payload) !== undefined && naiveDigest(payload) !== theirs.digest) tally.naiveWrong++;
+      if (theirs.ok && theirs.digest && naiveDigest(payload) !== undefined && naiveDigest(payload) !== theirs.digest)
+        tally.naiveWrong++;
       if (ours.kind !== 'artifact') return;
-      const same = theirs.ok && theirs.digest === ours.digest && theirs.mediaType === ours.mediaType && theirs.size === ours.size;
-      if (!same) disagreements.push(`${JSON.stringify(payload.toString('latin1'))}: Signet ${JSON.stringify(ours)}, Go ${JSON.stringify(theirs)}`);
+      const same =
+        theirs.ok && theirs.digest === ours.digest && theirs.mediaType === ours.mediaType && theirs.size === ours.size;
+      if (!same)
+        disagreements.push(
+          `${JSON.stringify(payload.toString('latin1'))}: Signet ${JSON.stringify(ours)}, Go ${JSON.stringify(theirs)}`,
+        );
     });
     expect(disagreements.slice(0, 10)).toEqual([]);
     // The run is worth something only if it covers both sides: payloads Signet reads, payloads it

@@ -28,7 +28,9 @@ describe(IdempotencyRepository.name, () => {
 
   it('gives the claim to exactly one of eight concurrent requests', async () => {
     const tokenId = randomUUID();
-    const claims = await Promise.all(Array.from({ length: 8 }, () => records.tryClaim(tokenId, 'k1', fingerprint, 3600, 60)));
+    const claims = await Promise.all(
+      Array.from({ length: 8 }, () => records.tryClaim(tokenId, 'k1', fingerprint, 3600, 60)),
+    );
     expect(claims.filter(Boolean)).toHaveLength(1);
     expect(await records.find(tokenId, 'k1')).toEqual({ fingerprint, state: 'pending', response: null });
   });
@@ -37,11 +39,17 @@ describe(IdempotencyRepository.name, () => {
     const tokenId = randomUUID();
     expect(await records.tryClaim(tokenId, 'k2', fingerprint, 3600, 60)).toBe(true);
     expect(await records.tryClaim(tokenId, 'k2', fingerprint, 3600, 60)).toBe(false);
-    await dataSource.query(`UPDATE sign_idempotency SET created_at = now() - interval '2 minutes' WHERE token_id = $1`, [tokenId]);
+    await dataSource.query(
+      `UPDATE sign_idempotency SET created_at = now() - interval '2 minutes' WHERE token_id = $1`,
+      [tokenId],
+    );
     expect(await records.tryClaim(tokenId, 'k2', fingerprint, 3600, 60)).toBe(true);
 
     await records.complete(tokenId, 'k2', '{"signature":"x"}');
-    await dataSource.query(`UPDATE sign_idempotency SET created_at = now() - interval '2 minutes' WHERE token_id = $1`, [tokenId]);
+    await dataSource.query(
+      `UPDATE sign_idempotency SET created_at = now() - interval '2 minutes' WHERE token_id = $1`,
+      [tokenId],
+    );
     expect(await records.tryClaim(tokenId, 'k2', fingerprint, 3600, 60)).toBe(false);
     expect((await records.find(tokenId, 'k2'))?.response).toBe('{"signature":"x"}');
     expect(await records.tryClaim(tokenId, 'k2', fingerprint, 60, 60)).toBe(true);

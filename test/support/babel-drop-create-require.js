@@ -8,7 +8,14 @@ module.exports = function dropCreateRequire() {
     visitor: {
       VariableDeclarator(path) {
         const { id, init } = path.node;
-        if (id.type === 'Identifier' && id.name === 'require' && init && init.type === 'CallExpression' && init.callee.type === 'Identifier' && init.callee.name === 'createRequire') {
+        if (
+          id.type === 'Identifier' &&
+          id.name === 'require' &&
+          init &&
+          init.type === 'CallExpression' &&
+          init.callee.type === 'Identifier' &&
+          init.callee.name === 'createRequire'
+        ) {
           path.remove();
         }
       },

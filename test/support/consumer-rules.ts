@@ -10,7 +10,8 @@ type Loose = any;
  * rule for `verifyImages`, Ratify's reading of inline certificates and the shape of its Notation
  * `Verifier`. Shared by the bundle-format tests and the Kubernetes API double.
  */
-const has = (self: Loose, field: string) => self !== null && typeof self === 'object' && Object.prototype.hasOwnProperty.call(self, field);
+const has = (self: Loose, field: string) =>
+  self !== null && typeof self === 'object' && Object.prototype.hasOwnProperty.call(self, field);
 const count = (self: Loose, fields: string[]) => fields.filter((f) => has(self, f)).length;
 
 /**
@@ -72,9 +73,12 @@ export function kyvernoAdmissionProblems(policy: Loose): string[] {
     (rule.verifyImages ?? []).forEach((entry: Loose, i: number) => {
       const audit = entry.failureAction !== undefined ? /^audit$/i.test(entry.failureAction) : specAudit;
       if (audit && entry.mutateDigest === true) {
-        problems.push(`spec.rules[${r}].verifyImages[${i}].mutateDigest: Invalid value: true: mutateDigest must be set to false for 'Audit' failure action`);
+        problems.push(
+          `spec.rules[${r}].verifyImages[${i}].mutateDigest: Invalid value: true: mutateDigest must be set to false for 'Audit' failure action`,
+        );
       }
-      if (!(entry.imageReferences?.length || entry.image)) problems.push(`spec.rules[${r}].verifyImages[${i}]: An image reference is required`);
+      if (!(entry.imageReferences?.length || entry.image))
+        problems.push(`spec.rules[${r}].verifyImages[${i}]: An image reference is required`);
     });
   });
   return problems;
@@ -90,7 +94,8 @@ export function ratifyInlineCertificates(value: string): X509Certificate[] {
   for (;;) {
     const match = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----(\r?\n)?/.exec(rest);
     if (!match) break;
-    if (match[1] === 'CERTIFICATE') certificates.push(new X509Certificate(Buffer.from(match[2].replace(/\s+/g, ''), 'base64')));
+    if (match[1] === 'CERTIFICATE')
+      certificates.push(new X509Certificate(Buffer.from(match[2].replace(/\s+/g, ''), 'base64')));
     rest = rest.slice(match.index + match[0].length);
   }
   if (rest.length > 0) throw new Error(`ratify: ${rest.length} bytes after the last PEM block`);
@@ -110,13 +115,21 @@ export function ratifyInlineCertificates(value: string): X509Certificate[] {
  */
 export function ratifyVerifierProblems(verifier: Loose, providers: string[]): string[] {
   const problems: string[] = [];
-  if (verifier?.apiVersion !== 'config.ratify.deislabs.io/v1beta1' || verifier?.kind !== 'Verifier') problems.push('not a config.ratify.deislabs.io/v1beta1 Verifier');
+  if (verifier?.apiVersion !== 'config.ratify.deislabs.io/v1beta1' || verifier?.kind !== 'Verifier')
+    problems.push('not a config.ratify.deislabs.io/v1beta1 Verifier');
   const spec = verifier?.spec ?? {};
   const known = ['name', 'artifactTypes', 'address', 'version', 'source', 'parameters'];
   for (const key of Object.keys(spec)) if (!known.includes(key)) problems.push(`spec.${key}: unknown field (pruned)`);
-  for (const key of ['name', 'artifactTypes']) if (typeof spec[key] !== 'string' || spec[key] === '') problems.push(`spec.${key}: Required value (string)`);
+  for (const key of ['name', 'artifactTypes'])
+    if (typeof spec[key] !== 'string' || spec[key] === '') problems.push(`spec.${key}: Required value (string)`);
   if (spec.name !== 'notation') problems.push(`spec.name: ${JSON.stringify(spec.name)} is not the notation verifier`);
-  if (!String(spec.artifactTypes ?? '').split(',').map((s: string) => s.trim()).includes('application/vnd.cncf.notary.signature')) problems.push('spec.artifactTypes: does not name Notation signatures');
+  if (
+    !String(spec.artifactTypes ?? '')
+      .split(',')
+      .map((s: string) => s.trim())
+      .includes('application/vnd.cncf.notary.signature')
+  )
+    problems.push('spec.artifactTypes: does not name Notation signatures');
   const parameters = spec.parameters ?? {};
   const stores = parameters.verificationCertStores;
   const declared = new Set<string>();
@@ -124,22 +137,29 @@ export function ratifyVerifierProblems(verifier: Loose, providers: string[]): st
     problems.push('spec.parameters.verificationCertStores: Required value');
   } else {
     for (const [type, named] of Object.entries(stores as Record<string, unknown>)) {
-      if (!['ca', 'signingAuthority', 'tsa'].includes(type)) problems.push(`verificationCertStores.${type}: not a trust store type`);
+      if (!['ca', 'signingAuthority', 'tsa'].includes(type))
+        problems.push(`verificationCertStores.${type}: not a trust store type`);
       if (!named || typeof named !== 'object' || Array.isArray(named)) {
         problems.push(`verificationCertStores.${type}: must map store names to provider lists`);
         continue;
       }
       for (const [name, list] of Object.entries(named as Record<string, unknown>)) {
         declared.add(`${type}:${name}`);
-        if (!Array.isArray(list) || list.length === 0 || list.some((p) => typeof p !== 'string')) problems.push(`verificationCertStores.${type}.${name}: must be a list of provider names`);
-        else for (const provider of list as string[]) if (!providers.includes(provider)) problems.push(`verificationCertStores.${type}.${name}: no KeyManagementProvider named ${provider}`);
+        if (!Array.isArray(list) || list.length === 0 || list.some((p) => typeof p !== 'string'))
+          problems.push(`verificationCertStores.${type}.${name}: must be a list of provider names`);
+        else
+          for (const provider of list as string[])
+            if (!providers.includes(provider))
+              problems.push(`verificationCertStores.${type}.${name}: no KeyManagementProvider named ${provider}`);
       }
     }
   }
   const policies = parameters.trustPolicyDoc?.trustPolicies ?? [];
   if (!policies.length) problems.push('spec.parameters.trustPolicyDoc: Required value');
   for (const policy of policies) {
-    for (const store of policy.trustStores ?? []) if (!declared.has(store)) problems.push(`trust policy ${policy.name}: trust store ${store} is not in verificationCertStores`);
+    for (const store of policy.trustStores ?? [])
+      if (!declared.has(store))
+        problems.push(`trust policy ${policy.name}: trust store ${store} is not in verificationCertStores`);
   }
   return problems;
 }

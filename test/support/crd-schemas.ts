@@ -62,7 +62,12 @@ export function loadCrd(file: string): Crd {
     kind: document.spec.names.kind,
     plural: document.spec.names.plural,
     scope: document.spec.scope,
-    versions: document.spec.versions.map((v: Loose) => ({ name: v.name, served: v.served, storage: v.storage, schema: v.schema.openAPIV3Schema })),
+    versions: document.spec.versions.map((v: Loose) => ({
+      name: v.name,
+      served: v.served,
+      storage: v.storage,
+      schema: v.schema.openAPIV3Schema,
+    })),
   };
 }
 
@@ -72,8 +77,10 @@ export function celRuleSites(crd: Crd, version: string): CrdRuleSite[] {
   const walk = (node: Loose, at: string) => {
     if (!node || typeof node !== 'object') return;
     if (Array.isArray(node)) return node.forEach((child, i) => walk(child, `${at}/${i}`));
-    for (const rule of node['x-kubernetes-validations'] ?? []) sites.push({ at: at.replace(/\/properties/g, '') || '/', rule: normalise(rule.rule), message: rule.message });
-    for (const [key, child] of Object.entries(node)) if (key !== 'x-kubernetes-validations') walk(child, `${at}/${key}`);
+    for (const rule of node['x-kubernetes-validations'] ?? [])
+      sites.push({ at: at.replace(/\/properties/g, '') || '/', rule: normalise(rule.rule), message: rule.message });
+    for (const [key, child] of Object.entries(node))
+      if (key !== 'x-kubernetes-validations') walk(child, `${at}/${key}`);
   };
   walk(versionOf(crd, version).schema, '');
   return sites;
@@ -93,9 +100,13 @@ function forAjv(node: Loose): Loose {
   for (const [key, value] of Object.entries(node)) {
     if (key === 'description') continue;
     // `properties`' keys are field names, not keywords: convert each field's schema, keep the names.
-    out[key] = key === 'properties' ? Object.fromEntries(Object.entries(value as object).map(([name, schema]) => [name, forAjv(schema)])) : forAjv(value);
+    out[key] =
+      key === 'properties'
+        ? Object.fromEntries(Object.entries(value as object).map(([name, schema]) => [name, forAjv(schema)]))
+        : forAjv(value);
   }
-  if (out.properties && out.additionalProperties === undefined && out['x-kubernetes-preserve-unknown-fields'] !== true) out.additionalProperties = false;
+  if (out.properties && out.additionalProperties === undefined && out['x-kubernetes-preserve-unknown-fields'] !== true)
+    out.additionalProperties = false;
   return out;
 }
 
@@ -123,18 +134,24 @@ export function objectMetaProblems(object: Loose, scope: 'Cluster' | 'Namespaced
   const problems: string[] = [];
   const metadata = object?.metadata;
   if (!metadata || typeof metadata !== 'object') return ['metadata: Required value'];
-  if (typeof metadata.name !== 'string' || metadata.name.length > 253 || !DNS_SUBDOMAIN.test(metadata.name)) problems.push(`metadata.name: Invalid value: ${JSON.stringify(metadata.name)}: a DNS-1123 subdomain`);
-  if (scope === 'Cluster' && metadata.namespace !== undefined) problems.push('metadata.namespace: a cluster-scoped object takes no namespace');
+  if (typeof metadata.name !== 'string' || metadata.name.length > 253 || !DNS_SUBDOMAIN.test(metadata.name))
+    problems.push(`metadata.name: Invalid value: ${JSON.stringify(metadata.name)}: a DNS-1123 subdomain`);
+  if (scope === 'Cluster' && metadata.namespace !== undefined)
+    problems.push('metadata.namespace: a cluster-scoped object takes no namespace');
   for (const [key, value] of Object.entries(metadata.labels ?? {})) {
-    if (!isQualifiedName(key)) problems.push(`metadata.labels: Invalid value: ${JSON.stringify(key)}: a qualified name`);
-    if (typeof value !== 'string' || !LABEL_VALUE.test(value)) problems.push(`metadata.labels: Invalid value: ${JSON.stringify(value)}: a label value`);
+    if (!isQualifiedName(key))
+      problems.push(`metadata.labels: Invalid value: ${JSON.stringify(key)}: a qualified name`);
+    if (typeof value !== 'string' || !LABEL_VALUE.test(value))
+      problems.push(`metadata.labels: Invalid value: ${JSON.stringify(value)}: a label value`);
   }
   const annotations = metadata.annotations ?? {};
   for (const [key, value] of Object.entries(annotations)) {
-    if (!isQualifiedName(key)) problems.push(`metadata.annotations: Invalid value: ${JSON.stringify(key)}: a qualified name`);
+    if (!isQualifiedName(key))
+      problems.push(`metadata.annotations: Invalid value: ${JSON.stringify(key)}: a qualified name`);
     if (typeof value !== 'string') problems.push(`metadata.annotations.${key}: must be a string`);
   }
-  if (Object.entries(annotations).reduce((n, [k, v]) => n + k.length + String(v).length, 0) > 256 * 1024) problems.push('metadata.annotations: Too long: must have at most 262144 bytes');
+  if (Object.entries(annotations).reduce((n, [k, v]) => n + k.length + String(v).length, 0) > 256 * 1024)
+    problems.push('metadata.annotations: Too long: must have at most 262144 bytes');
   return problems;
 }
 
@@ -160,16 +177,24 @@ export function crdValidator(file: string, version: string, rules: CelRule[] = [
   const sites = celRuleSites(crd, version);
   const byText = new Map(rules.map((r) => [normalise(r.rule), r]));
   const missing = sites.filter((s) => !byText.has(s.rule));
-  if (missing.length) throw new Error(`${file} ${version}: no TypeScript implementation of CEL rule(s): ${missing.map((s) => `${s.at}: ${s.rule}`).join(' | ')}`);
+  if (missing.length)
+    throw new Error(
+      `${file} ${version}: no TypeScript implementation of CEL rule(s): ${missing.map((s) => `${s.at}: ${s.rule}`).join(' | ')}`,
+    );
   const unused = rules.filter((r) => !sites.some((s) => s.rule === normalise(r.rule)));
-  if (unused.length) throw new Error(`${file} ${version}: rule(s) not in the CRD: ${unused.map((r) => r.name).join(', ')}`);
+  if (unused.length)
+    throw new Error(`${file} ${version}: rule(s) not in the CRD: ${unused.map((r) => r.name).join(', ')}`);
 
   const evaluated = new Map<string, number>();
   const build = (useDefaults: boolean): ValidateFunction => {
     const ajv = new Ajv({ strict: false, allErrors: true, useDefaults, validateFormats: true });
     addFormats(ajv);
     for (const format of collectFormats(entry.schema, new Set())) if (!ajv.formats[format]) ajv.addFormat(format, true);
-    ajv.addKeyword({ keyword: 'x-kubernetes-int-or-string', schemaType: 'boolean', validate: (on: boolean, data: unknown) => !on || typeof data === 'string' || Number.isInteger(data) });
+    ajv.addKeyword({
+      keyword: 'x-kubernetes-int-or-string',
+      schemaType: 'boolean',
+      validate: (on: boolean, data: unknown) => !on || typeof data === 'string' || Number.isInteger(data),
+    });
     ajv.addKeyword({
       keyword: 'x-kubernetes-list-type',
       schemaType: 'string',
@@ -183,7 +208,13 @@ export function crdValidator(file: string, version: string, rules: CelRule[] = [
         return true;
       },
     });
-    for (const keyword of ['x-kubernetes-preserve-unknown-fields', 'x-kubernetes-map-type', 'x-kubernetes-list-map-keys', 'x-kubernetes-embedded-resource']) ajv.addKeyword({ keyword });
+    for (const keyword of [
+      'x-kubernetes-preserve-unknown-fields',
+      'x-kubernetes-map-type',
+      'x-kubernetes-list-map-keys',
+      'x-kubernetes-embedded-resource',
+    ])
+      ajv.addKeyword({ keyword });
     const celKeyword: FuncKeywordDefinition = {
       keyword: 'x-kubernetes-validations',
       schemaType: 'array',
@@ -194,7 +225,13 @@ export function crdValidator(file: string, version: string, rules: CelRule[] = [
           const implementation = byText.get(normalise(site.rule))!;
           evaluated.set(implementation.rule, (evaluated.get(implementation.rule) ?? 0) + 1);
           if (!implementation.holds(data)) {
-            failed.push({ keyword: 'x-kubernetes-validations', instancePath: '', schemaPath: '', params: { rule: implementation.name }, message: site.message ?? `failed rule: ${site.rule}` });
+            failed.push({
+              keyword: 'x-kubernetes-validations',
+              instancePath: '',
+              schemaPath: '',
+              params: { rule: implementation.name },
+              message: site.message ?? `failed rule: ${site.rule}`,
+            });
           }
         }
         (cel as unknown as { errors: ErrorObject[] }).errors = failed;
@@ -213,12 +250,18 @@ export function crdValidator(file: string, version: string, rules: CelRule[] = [
     evaluated,
     problems(object: Loose): string[] {
       const problems: string[] = [];
-      if (object?.apiVersion !== `${crd.group}/${version}`) problems.push(`apiVersion: ${JSON.stringify(object?.apiVersion)} is not ${crd.group}/${version}`);
+      if (object?.apiVersion !== `${crd.group}/${version}`)
+        problems.push(`apiVersion: ${JSON.stringify(object?.apiVersion)} is not ${crd.group}/${version}`);
       if (object?.kind !== crd.kind) problems.push(`kind: ${JSON.stringify(object?.kind)} is not ${crd.kind}`);
       problems.push(...objectMetaProblems(object, crd.scope));
       if (!validate(object)) {
         for (const error of validate.errors ?? []) {
-          const extra = error.keyword === 'additionalProperties' ? ` (${String(error.params.additionalProperty)})` : error.keyword === 'x-kubernetes-validations' ? ` [${String(error.params.rule)}]` : '';
+          const extra =
+            error.keyword === 'additionalProperties'
+              ? ` (${String(error.params.additionalProperty)})`
+              : error.keyword === 'x-kubernetes-validations'
+                ? ` [${String(error.params.rule)}]`
+                : '';
           problems.push(`${error.instancePath || '/'}: ${error.message ?? error.keyword}${extra}`);
         }
       }

@@ -19,7 +19,10 @@ export const TEST_APP_ROLE = 'signet_test_app';
 
 function serverUrl(): string {
   const url = process.env.SIGNET_TEST_DATABASE_URL;
-  if (!url) throw new Error('SIGNET_TEST_DATABASE_URL is not set: run tests through jest (test/support/global-setup.ts starts PostgreSQL)');
+  if (!url)
+    throw new Error(
+      'SIGNET_TEST_DATABASE_URL is not set: run tests through jest (test/support/global-setup.ts starts PostgreSQL)',
+    );
   return url;
 }
 
@@ -70,7 +73,11 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
   };
 }
 
-export async function query<T = Record<string, unknown>>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+export async function query<T = Record<string, unknown>>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const client = new Client({ connectionString: url });
   await client.connect();
   try {

@@ -30,10 +30,17 @@ import { freePort } from './server-process';
  * are normalised to "true"/"false"; unknown keys → 400. Basic auth; projects looked up by name
  * (the driver sends X-Is-Resource-Name: true).
  */
-const BOOLEAN_KEYS = new Set(['public', 'enable_content_trust', 'enable_content_trust_cosign', 'prevent_vul', 'auto_scan']);
+const BOOLEAN_KEYS = new Set([
+  'public',
+  'enable_content_trust',
+  'enable_content_trust_cosign',
+  'prevent_vul',
+  'auto_scan',
+]);
 const NOTATION_SIGNATURE = 'application/vnd.cncf.notary.signature';
 const COSIGN_SIGNATURE = 'application/vnd.dev.cosign.artifact.sig.v1+json';
-const MANIFEST_TYPES = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json';
+const MANIFEST_TYPES =
+  'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json';
 type Accessory = 'signature.notation' | 'signature.cosign';
 
 export interface HarborDoubleOptions {
@@ -72,7 +79,9 @@ export class HarborDouble {
     readonly port: number,
     private readonly options: HarborDoubleOptions,
   ) {
-    this.projects = new Map(Object.entries(options.projects).map(([name, meta]) => [name, new Map(Object.entries(meta))]));
+    this.projects = new Map(
+      Object.entries(options.projects).map(([name, meta]) => [name, new Map(Object.entries(meta))]),
+    );
   }
 
   static async start(options: HarborDoubleOptions): Promise<HarborDouble> {
@@ -118,38 +127,63 @@ export class HarborDouble {
   private async registry(req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
     const caller = this.caller(req.headers.authorization);
-    if (caller === 'unauthorized') return this.registryError(res, 401, 'UNAUTHORIZED', 'unauthorized to access repository');
+    if (caller === 'unauthorized')
+      return this.registryError(res, 401, 'UNAUTHORIZED', 'unauthorized to access repository');
     const manifest = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(url.pathname);
     const method = req.method ?? 'GET';
-    if (caller && !caller.push && !['GET', 'HEAD'].includes(method)) return this.registryError(res, 403, 'DENIED', 'requested access to the resource is denied');
+    if (caller && !caller.push && !['GET', 'HEAD'].includes(method))
+      return this.registryError(res, 403, 'DENIED', 'requested access to the resource is denied');
     const { 'transfer-encoding': _chunked, ...passed } = req.headers; // the body is passed on whole
-    const headers = { ...passed, ...(caller?.upstreamAuthorization ? { authorization: caller.upstreamAuthorization } : {}) };
+    const headers = {
+      ...passed,
+      ...(caller?.upstreamAuthorization ? { authorization: caller.upstreamAuthorization } : {}),
+    };
 
     if (manifest && (method === 'GET' || method === 'HEAD') && caller) {
       const [, repository, reference] = manifest;
       this.manifestReads.push(`${method} ${repository}:${decodeURIComponent(reference)}`);
-      const refusal = await this.contentTrustRefusal(repository, decodeURIComponent(reference), caller, String(req.headers['user-agent'] ?? ''), headers);
+      const refusal = await this.contentTrustRefusal(
+        repository,
+        decodeURIComponent(reference),
+        caller,
+        String(req.headers['user-agent'] ?? ''),
+        headers,
+      );
       if (refusal) {
         this.refusals.push(`${method} ${repository}:${decodeURIComponent(reference)}`);
         return this.registryError(res, 412, 'PROJECTPOLICYVIOLATION', refusal, method === 'HEAD');
       }
     }
     const answer = await this.upstream(method, url.pathname + url.search, headers, body);
-    if (manifest && method === 'PUT' && answer.status === 201) this.noteAccessory(manifest[1], decodeURIComponent(manifest[2]), body);
+    if (manifest && method === 'PUT' && answer.status === 201)
+      this.noteAccessory(manifest[1], decodeURIComponent(manifest[2]), body);
     res.writeHead(answer.status, answer.rawHeaders);
     res.end(method === 'HEAD' ? undefined : answer.body);
   }
 
   /** Harbor's reason to refuse this pull, or undefined (contentrust.go's order: cosign, then notation). */
-  private async contentTrustRefusal(repository: string, reference: string, caller: Caller, userAgent: string, headers: http.IncomingHttpHeaders): Promise<string | undefined> {
+  private async contentTrustRefusal(
+    repository: string,
+    reference: string,
+    caller: Caller,
+    userAgent: string,
+    headers: http.IncomingHttpHeaders,
+  ): Promise<string | undefined> {
     const metadata = this.projects.get(repository.split('/')[0]);
     const required: Array<[Accessory, string]> = [];
-    if (metadata?.get('enable_content_trust_cosign') === 'true') required.push(['signature.cosign', 'The image is not signed by cosign.']);
-    if (metadata?.get('enable_content_trust') === 'true') required.push(['signature.notation', 'The image is not signed by notation.']);
+    if (metadata?.get('enable_content_trust_cosign') === 'true')
+      required.push(['signature.cosign', 'The image is not signed by cosign.']);
+    if (metadata?.get('enable_content_trust') === 'true')
+      required.push(['signature.notation', 'The image is not signed by notation.']);
     if (!required.length) return undefined;
     let digest = /^sha256:[0-9a-f]{64}$/.test(reference) ? reference : undefined;
     if (!digest) {
-      const head = await this.upstream('HEAD', `/v2/${repository}/manifests/${encodeURIComponent(reference)}`, { authorization: headers.authorization, accept: MANIFEST_TYPES }, Buffer.alloc(0));
+      const head = await this.upstream(
+        'HEAD',
+        `/v2/${repository}/manifests/${encodeURIComponent(reference)}`,
+        { authorization: headers.authorization, accept: MANIFEST_TYPES },
+        Buffer.alloc(0),
+      );
       if (head.status !== 200) return undefined; // missing: the registry's own 404 (Harbor's artifact lookup fails the same way)
       digest = String(head.headers['docker-content-digest']);
     }
@@ -168,7 +202,11 @@ export class HarborDouble {
     const cosignTag = /^sha256-([0-9a-f]{64})\.sig$/.exec(reference);
     if (cosignTag) note(`sha256:${cosignTag[1]}`, 'signature.cosign');
     try {
-      const parsed = JSON.parse(body.toString('utf8')) as { subject?: { digest?: string }; artifactType?: string; config?: { mediaType?: string } };
+      const parsed = JSON.parse(body.toString('utf8')) as {
+        subject?: { digest?: string };
+        artifactType?: string;
+        config?: { mediaType?: string };
+      };
       const type = parsed.artifactType ?? parsed.config?.mediaType;
       if (typeof parsed.subject?.digest !== 'string') return;
       if (type === NOTATION_SIGNATURE) note(parsed.subject.digest, 'signature.notation');
@@ -184,27 +222,50 @@ export class HarborDouble {
     const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     const [username, password] = [decoded.slice(0, colon), decoded.slice(colon + 1)];
-    if (username === this.options.username) return password === this.options.password ? { push: true, scanner: false } : 'unauthorized';
+    if (username === this.options.username)
+      return password === this.options.password ? { push: true, scanner: false } : 'unauthorized';
     const account = this.options.accounts?.find((a) => a.username === username);
     if (!account || account.password !== password) return 'unauthorized';
     const upstreamAuthorization = `Basic ${Buffer.from(`${this.options.username}:${this.options.password}`, 'utf8').toString('base64')}`;
     return { push: false, scanner: account.role === 'scanner', upstreamAuthorization };
   }
 
-  private registryError(res: http.ServerResponse, status: number, code: string, message: string, headOnly = false): void {
+  private registryError(
+    res: http.ServerResponse,
+    status: number,
+    code: string,
+    message: string,
+    headOnly = false,
+  ): void {
     res.writeHead(status, { 'content-type': 'application/json', 'docker-distribution-api-version': 'registry/2.0' });
     res.end(headOnly ? undefined : JSON.stringify({ errors: [{ code, message }] }));
   }
 
   /** One exchange with the registry, Host included, so its Location URLs point back here. */
-  private upstream(method: string, pathAndQuery: string, headers: http.IncomingHttpHeaders, body: Buffer): Promise<{ status: number; headers: http.IncomingHttpHeaders; rawHeaders: string[]; body: Buffer }> {
+  private upstream(
+    method: string,
+    pathAndQuery: string,
+    headers: http.IncomingHttpHeaders,
+    body: Buffer,
+  ): Promise<{ status: number; headers: http.IncomingHttpHeaders; rawHeaders: string[]; body: Buffer }> {
     return new Promise((resolve, reject) => {
-      const proxied = http.request(new URL(pathAndQuery, this.options.upstream), { method, headers: { ...headers, 'content-length': String(body.length) } }, (answer) => {
-        const chunks: Buffer[] = [];
-        answer.on('data', (chunk: Buffer) => chunks.push(chunk));
-        answer.on('end', () => resolve({ status: answer.statusCode ?? 502, headers: answer.headers, rawHeaders: answer.rawHeaders, body: Buffer.concat(chunks) }));
-        answer.on('error', reject);
-      });
+      const proxied = http.request(
+        new URL(pathAndQuery, this.options.upstream),
+        { method, headers: { ...headers, 'content-length': String(body.length) } },
+        (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+          answer.on('end', () =>
+            resolve({
+              status: answer.statusCode ?? 502,
+              headers: answer.headers,
+              rawHeaders: answer.rawHeaders,
+              body: Buffer.concat(chunks),
+            }),
+          );
+          answer.on('error', reject);
+        },
+      );
       proxied.on('error', reject);
       proxied.end(body);
     });
@@ -212,9 +273,15 @@ export class HarborDouble {
 
   private api(req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', this.url);
-    this.apiRequests.push({ method: req.method ?? '', path: url.pathname, isResourceName: req.headers['x-is-resource-name'] as string | undefined });
+    this.apiRequests.push({
+      method: req.method ?? '',
+      path: url.pathname,
+      isResourceName: req.headers['x-is-resource-name'] as string | undefined,
+    });
     const send = (status: number, payload?: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' }).end(payload === undefined ? '' : JSON.stringify(payload));
+      res
+        .writeHead(status, { 'content-type': 'application/json' })
+        .end(payload === undefined ? '' : JSON.stringify(payload));
     };
     const error = (status: number, code: string, message: string) => send(status, { errors: [{ code, message }] });
     if (this.failApiWith) return error(this.failApiWith, 'INTERNAL_SERVER_ERROR', 'injected failure');
@@ -263,7 +330,9 @@ export class HarborDouble {
 
   private authorized(header: string | undefined): boolean {
     if (!header?.startsWith('Basic ')) return false;
-    return Buffer.from(header.slice(6), 'base64').toString('utf8') === `${this.options.username}:${this.options.password}`;
+    return (
+      Buffer.from(header.slice(6), 'base64').toString('utf8') === `${this.options.username}:${this.options.password}`
+    );
   }
 }
 

@@ -15,7 +15,11 @@ export interface Answer {
  * so it is taken as answered once its headers arrive (the stream is then dropped); its errors are
  * read whole like any other answer.
  */
-export async function injectAnswer(app: NestFastifyApplication, route: { method: string; url: string }, options: InjectOptions): Promise<Answer> {
+export async function injectAnswer(
+  app: NestFastifyApplication,
+  route: { method: string; url: string },
+  options: InjectOptions,
+): Promise<Answer> {
   if (!ruleFor(route.method, route.url)?.stream) return app.inject(options);
   const response = await app.inject({ ...options, payloadAsStream: true });
   const stream = response.stream();

@@ -54,7 +54,12 @@ export interface ApplyOutcome {
   body: Record<string, unknown>;
 }
 
-const IDENTITY_PATHS = new Set([JSON.stringify(['apiVersion']), JSON.stringify(['kind']), JSON.stringify(['metadata', 'name']), JSON.stringify(['metadata', 'namespace'])]);
+const IDENTITY_PATHS = new Set([
+  JSON.stringify(['apiVersion']),
+  JSON.stringify(['kind']),
+  JSON.stringify(['metadata', 'name']),
+  JSON.stringify(['metadata', 'namespace']),
+]);
 
 export class KubeApiDouble {
   readonly token = `kube-token-${Math.random().toString(36).slice(2)}`;
@@ -77,10 +82,31 @@ export class KubeApiDouble {
     const dir = tempDir('kube-api-double-');
     const keyPath = path.join(dir, 'server.key');
     const certPath = path.join(dir, 'server.crt');
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath,
-      '-days', '2', '-subj', '/CN=kube-api-double', '-addext', 'subjectAltName=IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:TRUE',
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        keyPath,
+        '-out',
+        certPath,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=kube-api-double',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+      ],
+      { stdio: 'ignore' },
+    );
     const certPem = fs.readFileSync(certPath, 'utf8');
     const port = await freePort();
     const server = https.createServer({ key: fs.readFileSync(keyPath), cert: certPem });
@@ -150,10 +176,12 @@ export class KubeApiDouble {
 
   /** Server-side apply as field manager `manager` — what the HTTP PATCH does; tests use it to play `kubectl`. */
   apply(ref: KubeRef, body: Record<string, unknown>, manager: string, force = false): ApplyOutcome {
-    if (body.apiVersion !== ref.apiVersion || typeof body.kind !== 'string') return status(400, 'BadRequest', 'apiVersion and kind must match the URL');
+    if (body.apiVersion !== ref.apiVersion || typeof body.kind !== 'string')
+      return status(400, 'BadRequest', 'apiVersion and kind must match the URL');
     const metadata = (body.metadata ?? {}) as Record<string, unknown>;
     if (metadata.name !== ref.name) return status(400, 'BadRequest', 'metadata.name must match the URL');
-    if (ref.namespace !== undefined && metadata.namespace !== undefined && metadata.namespace !== ref.namespace) return status(400, 'BadRequest', 'the namespace of the object does not match the namespace on the request');
+    if (ref.namespace !== undefined && metadata.namespace !== undefined && metadata.namespace !== ref.namespace)
+      return status(400, 'BadRequest', 'the namespace of the object does not match the namespace on the request');
 
     const key = refKey(ref);
     const existing = this.objects.get(key);
@@ -165,28 +193,56 @@ export class KubeApiDouble {
     for (const [path, value] of applied) {
       const field = existing?.fields.get(path);
       if (!field || deepEqual(field.value, value)) continue;
-      for (const owner of field.managers) if (owner !== manager) conflicts.push({ field: `.${(JSON.parse(path) as string[]).join('.')}`, manager: owner });
+      for (const owner of field.managers)
+        if (owner !== manager)
+          conflicts.push({ field: `.${(JSON.parse(path) as string[]).join('.')}`, manager: owner });
     }
     if (conflicts.length && !force) {
       const managers = [...new Set(conflicts.map((c) => c.manager))];
-      return status(409, 'Conflict', `Apply failed with ${conflicts.length} conflict${conflicts.length > 1 ? 's' : ''}: ${managers.map((m) => `conflict with "${m}"`).join(', ')}`, {
-        causes: conflicts.map((c) => ({ reason: 'FieldManagerConflict', message: `conflict with "${c.manager}"`, field: c.field })),
-      });
+      return status(
+        409,
+        'Conflict',
+        `Apply failed with ${conflicts.length} conflict${conflicts.length > 1 ? 's' : ''}: ${managers.map((m) => `conflict with "${m}"`).join(', ')}`,
+        {
+          causes: conflicts.map((c) => ({
+            reason: 'FieldManagerConflict',
+            message: `conflict with "${c.manager}"`,
+            field: c.field,
+          })),
+        },
+      );
     }
 
-    const stored: StoredObject = existing ?? { apiVersion: ref.apiVersion, kind: body.kind, fields: new Map(), resourceVersion: 0, uid: `uid-${Math.random().toString(36).slice(2)}` };
+    const stored: StoredObject = existing ?? {
+      apiVersion: ref.apiVersion,
+      kind: body.kind,
+      fields: new Map(),
+      resourceVersion: 0,
+      uid: `uid-${Math.random().toString(36).slice(2)}`,
+    };
     // What the apply would store, validated before anything changes.
     const merged = new Map([...stored.fields].map(([path, field]) => [path, field.value]));
-    for (const [path, field] of stored.fields) if (!applied.has(path) && field.managers.size === 1 && field.managers.has(manager)) merged.delete(path);
+    for (const [path, field] of stored.fields)
+      if (!applied.has(path) && field.managers.size === 1 && field.managers.has(manager)) merged.delete(path);
     for (const [path, value] of applied) merged.set(path, value);
     const candidate: Record<string, unknown> = { apiVersion: ref.apiVersion, kind: body.kind };
     for (const [path, value] of merged) setPath(candidate, JSON.parse(path) as string[], value);
-    candidate.metadata = { ...((candidate.metadata as Record<string, unknown>) ?? {}), name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) };
-    const providers = [...this.objects.keys()].filter((k) => k.startsWith('config.ratify.deislabs.io/v1beta1|keymanagementproviders|')).map((k) => k.split('|')[3]);
+    candidate.metadata = {
+      ...((candidate.metadata as Record<string, unknown>) ?? {}),
+      name: ref.name,
+      ...(ref.namespace ? { namespace: ref.namespace } : {}),
+    };
+    const providers = [...this.objects.keys()]
+      .filter((k) => k.startsWith('config.ratify.deislabs.io/v1beta1|keymanagementproviders|'))
+      .map((k) => k.split('|')[3]);
     const invalid = validationProblems(ref, candidate, providers);
     if (invalid.length) {
       this.rejected.push({ ref, problems: invalid });
-      return status(422, 'Invalid', `${String(body.kind)} "${ref.name}" is invalid: ${invalid.join('; ')}`, { name: ref.name, kind: body.kind, causes: invalid.map((message) => ({ reason: 'FieldValueInvalid', message })) });
+      return status(422, 'Invalid', `${String(body.kind)} "${ref.name}" is invalid: ${invalid.join('; ')}`, {
+        name: ref.name,
+        kind: body.kind,
+        causes: invalid.map((message) => ({ reason: 'FieldValueInvalid', message })),
+      });
     }
     let changed = !existing;
     for (const [path, value] of applied) {
@@ -229,18 +285,29 @@ export class KubeApiDouble {
     const object: Record<string, unknown> = {};
     for (const [key, field] of stored.fields) setPath(object, JSON.parse(key) as string[], field.value);
     const metadata = (object.metadata ?? {}) as Record<string, unknown>;
-    const managedFields = [...new Set([...stored.fields.values()].flatMap((f) => [...f.managers]))].sort().map((manager) => ({
-      manager,
-      operation: 'Apply',
-      apiVersion: stored.apiVersion,
-      fieldsType: 'FieldsV1',
-      fieldsV1: fieldsV1([...stored.fields].filter(([, f]) => f.managers.has(manager)).map(([k]) => JSON.parse(k) as string[])),
-    }));
+    const managedFields = [...new Set([...stored.fields.values()].flatMap((f) => [...f.managers]))]
+      .sort()
+      .map((manager) => ({
+        manager,
+        operation: 'Apply',
+        apiVersion: stored.apiVersion,
+        fieldsType: 'FieldsV1',
+        fieldsV1: fieldsV1(
+          [...stored.fields].filter(([, f]) => f.managers.has(manager)).map(([k]) => JSON.parse(k) as string[]),
+        ),
+      }));
     return {
       apiVersion: stored.apiVersion,
       kind: stored.kind,
       ...object,
-      metadata: { ...metadata, name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}), uid: stored.uid, resourceVersion: String(stored.resourceVersion), managedFields },
+      metadata: {
+        ...metadata,
+        name: ref.name,
+        ...(ref.namespace ? { namespace: ref.namespace } : {}),
+        uid: stored.uid,
+        resourceVersion: String(stored.resourceVersion),
+        managedFields,
+      },
     };
   }
 
@@ -250,23 +317,46 @@ export class KubeApiDouble {
     req.on('end', () => {
       const url = new URL(req.url ?? '/', this.url);
       const query = Object.fromEntries(url.searchParams);
-      this.requests.push({ method: req.method ?? '', path: url.pathname, query, contentType: req.headers['content-type'] });
-      const reply = (outcome: ApplyOutcome) => res.writeHead(outcome.status, { 'content-type': 'application/json' }).end(JSON.stringify(outcome.body));
-      if (req.headers.authorization !== `Bearer ${this.token}`) return reply(status(401, 'Unauthorized', 'Unauthorized'));
+      this.requests.push({
+        method: req.method ?? '',
+        path: url.pathname,
+        query,
+        contentType: req.headers['content-type'],
+      });
+      const reply = (outcome: ApplyOutcome) =>
+        res.writeHead(outcome.status, { 'content-type': 'application/json' }).end(JSON.stringify(outcome.body));
+      if (req.headers.authorization !== `Bearer ${this.token}`)
+        return reply(status(401, 'Unauthorized', 'Unauthorized'));
 
       const ref = parsePath(url.pathname);
       if (!ref) return res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found');
-      if ((ref.plural === 'keymanagementproviders' || ref.plural === 'verifiers') && !this.ratifyInstalled) return res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found');
-      const notFound = () => reply(status(404, 'NotFound', `${ref.plural} "${ref.name}" not found`, { name: ref.name, kind: ref.plural }));
+      if ((ref.plural === 'keymanagementproviders' || ref.plural === 'verifiers') && !this.ratifyInstalled)
+        return res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found');
+      const notFound = () =>
+        reply(status(404, 'NotFound', `${ref.plural} "${ref.name}" not found`, { name: ref.name, kind: ref.plural }));
 
       if (req.method === 'GET') {
         const object = this.get(ref);
         return object ? reply({ status: 200, body: object }) : notFound();
       }
       if (req.method === 'PATCH') {
-        if (req.headers['content-type'] !== 'application/apply-patch+yaml') return reply(status(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format'));
-        if (!query.fieldManager) return reply(status(422, 'Invalid', 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'));
-        if (ref.namespace !== undefined && !this.namespaces.has(ref.namespace)) return reply(status(404, 'NotFound', `namespaces "${ref.namespace}" not found`, { name: ref.namespace, kind: 'namespaces' }));
+        if (req.headers['content-type'] !== 'application/apply-patch+yaml')
+          return reply(status(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format'));
+        if (!query.fieldManager)
+          return reply(
+            status(
+              422,
+              'Invalid',
+              'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+            ),
+          );
+        if (ref.namespace !== undefined && !this.namespaces.has(ref.namespace))
+          return reply(
+            status(404, 'NotFound', `namespaces "${ref.namespace}" not found`, {
+              name: ref.namespace,
+              kind: 'namespaces',
+            }),
+          );
         let body: Record<string, unknown>;
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>; // the driver sends JSON, which is YAML
@@ -282,7 +372,8 @@ export class KubeApiDouble {
 
 /** The validator of each custom resource the double serves (their CRDs in ../shared/schemas). */
 function crdFor(ref: KubeRef): CrdValidator | undefined {
-  if (ref.apiVersion === 'config.ratify.deislabs.io/v1beta1' && ref.plural === 'keymanagementproviders') return consumerValidators().keyManagementProvider;
+  if (ref.apiVersion === 'config.ratify.deislabs.io/v1beta1' && ref.plural === 'keymanagementproviders')
+    return consumerValidators().keyManagementProvider;
   return undefined;
 }
 
@@ -292,25 +383,33 @@ function validationProblems(ref: KubeRef, object: Record<string, unknown>, provi
   const crd = crdFor(ref);
   if (crd) return crd.problems(object);
   // No Verifier CRD in ../shared/schemas: Ratify v1.4.0's shape (test/support/consumer-rules.ts), and the providers it lists must exist.
-  if (ref.plural === 'verifiers') return [...objectMetaProblems(object, 'Cluster'), ...ratifyVerifierProblems(object, providers)];
+  if (ref.plural === 'verifiers')
+    return [...objectMetaProblems(object, 'Cluster'), ...ratifyVerifierProblems(object, providers)];
   if (ref.apiVersion === 'v1' && ref.plural === 'configmaps') {
     const problems = objectMetaProblems(object, 'Namespaced');
     const data = (object.data ?? {}) as Record<string, unknown>;
     const binaryData = (object.binaryData ?? {}) as Record<string, unknown>;
     let size = 0;
     for (const [key, value] of Object.entries(data)) {
-      if (!CONFIGMAP_KEY.test(key) || key.length > 253) problems.push(`data[${key}]: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`);
+      if (!CONFIGMAP_KEY.test(key) || key.length > 253)
+        problems.push(`data[${key}]: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`);
       if (typeof value !== 'string') problems.push(`data[${key}]: must be a string`);
       else size += Buffer.byteLength(value);
     }
     for (const [key, value] of Object.entries(binaryData)) {
-      if (!CONFIGMAP_KEY.test(key) || key.length > 253) problems.push(`binaryData[${key}]: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`);
+      if (!CONFIGMAP_KEY.test(key) || key.length > 253)
+        problems.push(
+          `binaryData[${key}]: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`,
+        );
       if (key in data) problems.push(`binaryData[${key}]: duplicate of key present in data`);
-      if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) problems.push(`binaryData[${key}]: must be base64`);
+      if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value))
+        problems.push(`binaryData[${key}]: must be base64`);
       else size += Buffer.from(value, 'base64').length;
     }
     if (size > 1024 * 1024) problems.push('[]: Too long: must have at most 1048576 bytes');
-    for (const key of Object.keys(object)) if (!['apiVersion', 'kind', 'metadata', 'data', 'binaryData', 'immutable'].includes(key)) problems.push(`${key}: unknown field`);
+    for (const key of Object.keys(object))
+      if (!['apiVersion', 'kind', 'metadata', 'data', 'binaryData', 'immutable'].includes(key))
+        problems.push(`${key}: unknown field`);
     return problems;
   }
   return [];
@@ -318,9 +417,18 @@ function validationProblems(ref: KubeRef, object: Record<string, unknown>, provi
 
 function parsePath(pathname: string): KubeRef | undefined {
   const core = /^\/api\/v1\/namespaces\/([^/]+)\/configmaps\/([^/]+)$/.exec(pathname);
-  if (core) return { apiVersion: 'v1', plural: 'configmaps', namespace: decodeURIComponent(core[1]), name: decodeURIComponent(core[2]) };
-  const ratify = /^\/apis\/config\.ratify\.deislabs\.io\/v1beta1\/(keymanagementproviders|verifiers)\/([^/]+)$/.exec(pathname);
-  if (ratify) return { apiVersion: 'config.ratify.deislabs.io/v1beta1', plural: ratify[1], name: decodeURIComponent(ratify[2]) };
+  if (core)
+    return {
+      apiVersion: 'v1',
+      plural: 'configmaps',
+      namespace: decodeURIComponent(core[1]),
+      name: decodeURIComponent(core[2]),
+    };
+  const ratify = /^\/apis\/config\.ratify\.deislabs\.io\/v1beta1\/(keymanagementproviders|verifiers)\/([^/]+)$/.exec(
+    pathname,
+  );
+  if (ratify)
+    return { apiVersion: 'config.ratify.deislabs.io/v1beta1', plural: ratify[1], name: decodeURIComponent(ratify[2]) };
   return undefined;
 }
 
@@ -329,7 +437,19 @@ function refKey(ref: KubeRef): string {
 }
 
 function status(code: number, reason: string, message: string, details?: Record<string, unknown>): ApplyOutcome {
-  return { status: code, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code } };
+  return {
+    status: code,
+    body: {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason,
+      ...(details ? { details } : {}),
+      code,
+    },
+  };
 }
 
 function flatten(value: Json, path: string[], out: Map<string, Json>): void {

@@ -18,7 +18,11 @@ export interface NodeDigestSigner extends DigestSigner {
 }
 
 const CURVES = {
-  'P-256': { openssl: 'prime256v1', n: BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551'), bytes: 32 },
+  'P-256': {
+    openssl: 'prime256v1',
+    n: BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551'),
+    bytes: 32,
+  },
   'P-384': {
     openssl: 'secp384r1',
     n: BigInt('0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973'),

@@ -47,8 +47,15 @@ function build() {
       token.scope = 'openid';
       for (const [name, value] of Object.entries(claims)) if (name !== 'sub') token.set(name, value);
       if (!('jti' in claims)) token.set('jti', randomUUID());
-      const idToken = await token.issue({ use: 'idtoken', ...(expiresIn !== undefined ? { expiresAt: Math.floor(Date.now() / 1000) + expiresIn } : {}) });
-      ctx.body = { id_token: idToken, token_type: 'N_A', issued_token_type: 'urn:ietf:params:oauth:token-type:id_token' };
+      const idToken = await token.issue({
+        use: 'idtoken',
+        ...(expiresIn !== undefined ? { expiresAt: Math.floor(Date.now() / 1000) + expiresIn } : {}),
+      });
+      ctx.body = {
+        id_token: idToken,
+        token_type: 'N_A',
+        issued_token_type: 'urn:ietf:params:oauth:token-type:id_token',
+      };
     },
     ['workload_claims', 'expires_in'],
   );

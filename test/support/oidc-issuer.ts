@@ -8,7 +8,9 @@ export type IssuerKey = { kid: string; alg: string; use: 'sig'; kty: string } & 
 /** A fresh signing key for the test issuer: RSA-2048 (RS256) or P-256 (ES256). */
 export function issuerKey(alg: 'RS256' | 'ES256', kid = randomUUID()): IssuerKey {
   const { privateKey } =
-    alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    alg === 'RS256'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   return { ...(privateKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg, use: 'sig' } as IssuerKey;
 }
 
@@ -35,9 +37,17 @@ export class OidcIssuer {
     public keys: IssuerKey[],
   ) {}
 
-  static async start(clients: IssuerClient[], keys: IssuerKey[] = [issuerKey('RS256'), issuerKey('ES256')]): Promise<OidcIssuer> {
+  static async start(
+    clients: IssuerClient[],
+    keys: IssuerKey[] = [issuerKey('RS256'), issuerKey('ES256')],
+  ): Promise<OidcIssuer> {
     const child = spawn(process.execPath, [path.join(__dirname, 'oidc-issuer.mjs')], {
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', OIDC_ISSUER_KEYS: JSON.stringify(keys), OIDC_ISSUER_CLIENTS: JSON.stringify(clients) },
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE_ENV: 'test',
+        OIDC_ISSUER_KEYS: JSON.stringify(keys),
+        OIDC_ISSUER_CLIENTS: JSON.stringify(clients),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -56,16 +66,23 @@ export class OidcIssuer {
 
   /** An ID token for `claims` (must include `sub`), minted by the provider's token endpoint for `client`. */
   async mint(client: string, claims: Record<string, unknown>, options: { expiresIn?: number } = {}): Promise<string> {
-    const form = new URLSearchParams({ grant_type: 'urn:signet:test:workload', workload_claims: JSON.stringify(claims) });
+    const form = new URLSearchParams({
+      grant_type: 'urn:signet:test:workload',
+      workload_claims: JSON.stringify(claims),
+    });
     if (options.expiresIn !== undefined) form.set('expires_in', String(options.expiresIn));
     const response = await fetch(`${this.issuer}/token`, {
       method: 'POST',
       // RFC 6749 §2.3.1: the client id is form-urlencoded inside Basic credentials (our audiences are URLs).
-      headers: { authorization: `Basic ${Buffer.from(`${encodeURIComponent(client)}:test-secret`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        authorization: `Basic ${Buffer.from(`${encodeURIComponent(client)}:test-secret`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
       body: form,
     });
     const body = (await response.json()) as { id_token?: string };
-    if (!response.ok || !body.id_token) throw new Error(`token endpoint answered ${response.status}: ${JSON.stringify(body)}`);
+    if (!response.ok || !body.id_token)
+      throw new Error(`token endpoint answered ${response.status}: ${JSON.stringify(body)}`);
     return body.id_token;
   }
 

@@ -44,13 +44,17 @@ interface DaemonState {
 /** Which PKCS#11 implementation the HSM suites run against (SIGNET_TEST_HSM; SoftHSM2 by default). */
 export function testHsm(env: NodeJS.ProcessEnv = process.env): 'softhsm' | 'opencryptoki' {
   const value = env.SIGNET_TEST_HSM ?? 'softhsm';
-  if (value !== 'softhsm' && value !== 'opencryptoki') throw new Error(`SIGNET_TEST_HSM must be 'softhsm' or 'opencryptoki', not '${value}'`);
+  if (value !== 'softhsm' && value !== 'opencryptoki')
+    throw new Error(`SIGNET_TEST_HSM must be 'softhsm' or 'opencryptoki', not '${value}'`);
   return value;
 }
 
 export function openCryptokiModulePath(): string {
   const path = MODULE_CANDIDATES.find((candidate) => existsSync(candidate));
-  if (!path) throw new Error('openCryptoki is required for SIGNET_TEST_HSM=opencryptoki (apt install opencryptoki): libopencryptoki.so not found');
+  if (!path)
+    throw new Error(
+      'openCryptoki is required for SIGNET_TEST_HSM=opencryptoki (apt install opencryptoki): libopencryptoki.so not found',
+    );
   return path;
 }
 
@@ -123,12 +127,15 @@ function wipeSoftToken(): void {
  */
 export function startOpenCryptoki(): void {
   openCryptokiModulePath();
-  if (!existsSync(OPENCRYPTOKI_SLOT_DAEMON)) throw new Error(`openCryptoki: ${OPENCRYPTOKI_SLOT_DAEMON} not found (apt install opencryptoki)`);
+  if (!existsSync(OPENCRYPTOKI_SLOT_DAEMON))
+    throw new Error(`openCryptoki: ${OPENCRYPTOKI_SLOT_DAEMON} not found (apt install opencryptoki)`);
   const running = runningDaemonPid();
   if (running !== undefined) {
     const state = existsSync(STATE_FILE) ? (JSON.parse(readFileSync(STATE_FILE, 'utf8')) as DaemonState) : undefined;
     if (state?.daemonPid !== running || alive(state.ownerPid)) {
-      throw new Error(`openCryptoki: pkcsslotd already runs (pid ${running}) and this test run did not start it; stop it first`);
+      throw new Error(
+        `openCryptoki: pkcsslotd already runs (pid ${running}) and this test run did not start it; stop it first`,
+      );
     }
     // Left by a test run that died before its teardown.
     stopDaemon(running, state.shmIds);
@@ -146,13 +153,20 @@ export function startOpenCryptoki(): void {
   execFileSync(OPENCRYPTOKI_SLOT_DAEMON, { stdio: 'pipe', timeout: 10_000 });
   waitUntil(() => runningDaemonPid() !== undefined && existsSync(DAEMON_SOCKET), 'pkcsslotd to start');
   const daemonPid = runningDaemonPid() as number;
-  writeFileSync(STATE_FILE, JSON.stringify({ daemonPid, ownerPid: process.pid, shmIds: daemonSharedMemory(daemonPid) }));
+  writeFileSync(
+    STATE_FILE,
+    JSON.stringify({ daemonPid, ownerPid: process.pid, shmIds: daemonSharedMemory(daemonPid) }),
+  );
   initializeRunToken();
 }
 
 /** System V shared memory segments the daemon created (its slot table), from /proc/sysvipc/shm. */
 function daemonSharedMemory(pid: number): string[] {
-  const rows = readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n').slice(1).map((row) => row.trim().split(/\s+/));
+  const rows = readFileSync('/proc/sysvipc/shm', 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((row) => row.trim().split(/\s+/));
   // Columns: key shmid perms size cpid lpid nattch …
   return rows.filter((row) => Number(row[4]) === pid).map((row) => row[1]);
 }
@@ -192,7 +206,10 @@ function initializeRunToken(): void {
   const so = OPENCRYPTOKI_FACTORY_SO_PIN;
   const pkcsconf = (args: string[], input?: string): void => {
     const result = spawnSync('pkcsconf', args, { input, encoding: 'utf8', timeout: 30_000 });
-    if (result.status !== 0) throw new Error(`openCryptoki: pkcsconf ${args[0]} failed: ${(result.stdout + result.stderr).replace(/\d{8}/g, '***').trim()}`);
+    if (result.status !== 0)
+      throw new Error(
+        `openCryptoki: pkcsconf ${args[0]} failed: ${(result.stdout + result.stderr).replace(/\d{8}/g, '***').trim()}`,
+      );
   };
   pkcsconf(['-I', '-c', slot, '-S', so], `${label}\n`);
   pkcsconf(['-u', '-c', slot, '-S', so, '-n', pin]);
@@ -209,6 +226,16 @@ function initializeRunToken(): void {
 export function createOpenCryptokiToken(): TestToken {
   const tokenLabel = process.env.SIGNET_TEST_OCK_LABEL;
   const pin = process.env.SIGNET_TEST_OCK_PIN;
-  if (!tokenLabel || !pin) throw new Error('openCryptoki: no run token (the global setup starts pkcsslotd and initialises it when SIGNET_TEST_HSM=opencryptoki)');
-  return { modulePath: openCryptokiModulePath(), tokenLabel, pin, soPin: OPENCRYPTOKI_FACTORY_SO_PIN, softhsmConf: '', tokenDir: SWTOK_DIR };
+  if (!tokenLabel || !pin)
+    throw new Error(
+      'openCryptoki: no run token (the global setup starts pkcsslotd and initialises it when SIGNET_TEST_HSM=opencryptoki)',
+    );
+  return {
+    modulePath: openCryptokiModulePath(),
+    tokenLabel,
+    pin,
+    soPin: OPENCRYPTOKI_FACTORY_SO_PIN,
+    softhsmConf: '',
+    tokenDir: SWTOK_DIR,
+  };
 }

@@ -57,14 +57,20 @@ export class TestRegistry {
 
   /** Starts a registry of the given variant and waits (bounded) until it answers /v2/. */
   static async start(options: TestRegistryOptions = {}): Promise<TestRegistry> {
-    if (!fs.existsSync(DOCKER_REGISTRY_BIN)) throw new Error(`${DOCKER_REGISTRY_BIN} is missing: apt-get install docker-registry`);
+    if (!fs.existsSync(DOCKER_REGISTRY_BIN))
+      throw new Error(`${DOCKER_REGISTRY_BIN} is missing: apt-get install docker-registry`);
     const auth = options.auth ?? 'none';
-    const credentials = { username: options.username ?? 'signet', password: options.password ?? `pw-${randomBytes(6).toString('hex')}` };
+    const credentials = {
+      username: options.username ?? 'signet',
+      password: options.password ?? `pw-${randomBytes(6).toString('hex')}`,
+    };
     const dir = tempDir(`registry-${auth}-`);
     const authLines: string[] = [];
     let tokenIssuer: TokenIssuerDouble | undefined;
     if (auth === 'htpasswd') {
-      const htpasswd = execFileSync('htpasswd', ['-Bbn', credentials.username, credentials.password], { encoding: 'utf8' });
+      const htpasswd = execFileSync('htpasswd', ['-Bbn', credentials.username, credentials.password], {
+        encoding: 'utf8',
+      });
       fs.writeFileSync(path.join(dir, 'htpasswd'), htpasswd);
       authLines.push('auth:', '  htpasswd:', '    realm: signet-test', `    path: ${path.join(dir, 'htpasswd')}`);
     } else if (auth === 'token') {
@@ -241,10 +247,27 @@ export class TokenIssuerDouble {
   static async start(options: TokenIssuerOptions): Promise<TokenIssuerDouble> {
     const keyPath = path.join(options.dir, 'token-issuer.key');
     const certPath = path.join(options.dir, 'token-issuer.crt');
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=signet-test-token-issuer',
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        keyPath,
+        '-out',
+        certPath,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=signet-test-token-issuer',
+      ],
+      { stdio: 'ignore' },
+    );
     const key = createPrivateKey(fs.readFileSync(keyPath));
     const certDerBase64 = new X509Certificate(fs.readFileSync(certPath)).raw.toString('base64');
     const port = await freePort();
@@ -282,12 +305,22 @@ export class TokenIssuerDouble {
       return;
     }
     if (!authorized) {
-      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="signet-test-token"' }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+      res
+        .writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="signet-test-token"' })
+        .end('{"errors":[{"code":"UNAUTHORIZED"}]}');
       return;
     }
     const access = scopes.flatMap((scope) => {
       const match = /^(repository):(.+):([a-z*,]+)$/.exec(scope);
-      return match ? [{ type: match[1], name: match[2], actions: match[3].split(',').filter((a) => a === 'pull' || a === 'push' || a === '*') }] : [];
+      return match
+        ? [
+            {
+              type: match[1],
+              name: match[2],
+              actions: match[3].split(',').filter((a) => a === 'pull' || a === 'push' || a === '*'),
+            },
+          ]
+        : [];
     });
     const now = Math.floor(Date.now() / 1000);
     const token = this.jwt({
@@ -300,9 +333,14 @@ export class TokenIssuerDouble {
       jti: randomBytes(8).toString('hex'),
       access,
     });
-    res
-      .writeHead(200, { 'content-type': 'application/json' })
-      .end(JSON.stringify({ token, access_token: token, expires_in: this.expiresInSeconds, issued_at: new Date(now * 1000).toISOString() }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        token,
+        access_token: token,
+        expires_in: this.expiresInSeconds,
+        issued_at: new Date(now * 1000).toISOString(),
+      }),
+    );
   }
 
   private checkBasic(header: string | undefined): boolean {
@@ -350,10 +388,19 @@ export interface CommandResult {
 /** Runs `skopeo` (bounded) and returns its raw stdout; never throws on a non-zero exit. */
 export function skopeo(args: string[], timeoutMs = 60_000): Promise<CommandResult> {
   return new Promise((resolve) => {
-    execFile('skopeo', args, { encoding: 'buffer', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? ((error as { code: number }).code) : null) : 0;
-      resolve({ code, stdout, stderr: stderr.toString('utf8') });
-    });
+    execFile(
+      'skopeo',
+      args,
+      { encoding: 'buffer', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error
+          ? typeof (error as { code?: unknown }).code === 'number'
+            ? (error as { code: number }).code
+            : null
+          : 0;
+        resolve({ code, stdout, stderr: stderr.toString('utf8') });
+      },
+    );
   });
 }
 

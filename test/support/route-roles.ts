@@ -126,5 +126,8 @@ export function ruleFor(method: string, url: string): Rule | undefined {
 export function leastCaller(rule: Rule): Caller | 'anonymous' {
   if (rule.allowed === 'public') return 'anonymous';
   const allowed = rule.allowed;
-  return (['signer', 'auditor', 'security-officer', 'admin'] as Caller[]).find((caller) => allowed.includes(caller)) ?? 'admin';
+  return (
+    (['signer', 'auditor', 'security-officer', 'admin'] as Caller[]).find((caller) => allowed.includes(caller)) ??
+    'admin'
+  );
 }

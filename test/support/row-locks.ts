@@ -29,7 +29,10 @@ export async function whileHolding(
         await second(manager);
         return 'granted' as const;
       } catch (error) {
-        if ((error as { driverError?: { code?: string }; code?: string }).driverError?.code === LOCK_NOT_AVAILABLE || (error as { code?: string }).code === LOCK_NOT_AVAILABLE) {
+        if (
+          (error as { driverError?: { code?: string }; code?: string }).driverError?.code === LOCK_NOT_AVAILABLE ||
+          (error as { code?: string }).code === LOCK_NOT_AVAILABLE
+        ) {
           return 'blocked' as const;
         }
         throw error;

@@ -10,7 +10,15 @@ export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 export function ensureBuilt(): void {
   const marker = path.join(process.env.SIGNET_TEST_RUN_DIR ?? os.tmpdir(), '.built');
   if (fs.existsSync(marker)) return;
-  execFileSync(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(PROJECT_ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [
+      path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      path.join(PROJECT_ROOT, 'tsconfig.build.json'),
+    ],
+    { stdio: 'inherit' },
+  );
   fs.writeFileSync(marker, '');
 }
 
@@ -43,7 +51,16 @@ export class ServerProcess {
   ) {
     this.child = spawn(process.execPath, [script, ...args], {
       cwd: PROJECT_ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', UV_THREADPOOL_SIZE: '8', SIGNET_PORT: String(port), SIGNET_HOST: '127.0.0.1', SIGNET_LOG_REQUESTS: 'false', SIGNET_DRAIN_DELAY_MS: '0', ...env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/root',
+        UV_THREADPOOL_SIZE: '8',
+        SIGNET_PORT: String(port),
+        SIGNET_HOST: '127.0.0.1',
+        SIGNET_LOG_REQUESTS: 'false',
+        SIGNET_DRAIN_DELAY_MS: '0',
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     for (const stream of [this.child.stdout!, this.child.stderr!]) {

@@ -34,7 +34,8 @@ function sweepStaleRoots(): void {
     try {
       process.kill(Number(match[1]), 0);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(tmpdir(), name), { recursive: true, force: true });
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH')
+        rmSync(join(tmpdir(), name), { recursive: true, force: true });
     }
   }
 }
@@ -52,7 +53,9 @@ async function processSoftHsmConf(): Promise<{ conf: string; tokenDir: string }>
   if (!existsSync(conf)) {
     sweepStaleRoots();
     mkdirSync(tokenDir, { recursive: true, mode: 0o700 });
-    writeFileSync(conf, `directories.tokendir = ${tokenDir}\nobjectstore.backend = file\nlog.level = ERROR\n`, { mode: 0o600 });
+    writeFileSync(conf, `directories.tokendir = ${tokenDir}\nobjectstore.backend = file\nlog.level = ERROR\n`, {
+      mode: 0o600,
+    });
   }
   // jest gives each test file a copy of process.env: this reaches the real environment.
   await setNativeEnvironmentVariable('SOFTHSM2_CONF', conf);

@@ -36,7 +36,11 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const logs: string[] = [];
   const sink = new Writable({ write: (chunk, _e, done) => (logs.push(chunk.toString()), done()) });
   const app = await createApp(
-    { config, databaseUrl: database.url, hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4 } },
+    {
+      config,
+      databaseUrl: database.url,
+      hsm: { modulePath: token.modulePath, tokenLabel: token.tokenLabel, pin: token.pin, poolSize: 4 },
+    },
     createLogger(config.logLevel, sink),
   );
   return {

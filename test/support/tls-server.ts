@@ -19,7 +19,29 @@ export interface TlsServer {
 export async function startTlsServer(prefix: string, env: Record<string, string> = {}): Promise<TlsServer> {
   ensureBuilt();
   const dir = tempDir(`${prefix}-`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'key.pem',
+      '-out',
+      'cert.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { cwd: dir, stdio: 'ignore' },
+  );
   const cert = fs.readFileSync(path.join(dir, 'cert.pem'));
   const publicPort = await freePort();
   const server = new ServerProcess(await freePort(), {
@@ -43,7 +65,10 @@ export async function startTlsServer(prefix: string, env: Record<string, string>
   return { server, cert, publicPort };
 }
 
-export function httpsGet(url: string, ca: Buffer): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+export function httpsGet(
+  url: string,
+  ca: Buffer,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     https
       .get(url, { ca }, (res) => {

@@ -37,38 +37,73 @@ describe('truststore bundle formats', () => {
     old = await createHierarchy('EC-384');
     next = await createHierarchy('EC-256');
     const crl = async (h: TestHierarchy, n: number) => {
-      const built = await buildCrl({ issuer: h.issuingIssuer, crlNumber: n, thisUpdate: new Date('2026-03-04T00:00:00Z'), nextUpdate: new Date('2026-03-05T00:00:00Z'), entries: [] });
-      return { ca: 'issuing', generation: `issuing-g${n}`, crlNumber: String(n), thisUpdate: '2026-03-04T00:00:00.000Z', nextUpdate: '2026-03-05T00:00:00.000Z', der: built.der.toString('base64') };
+      const built = await buildCrl({
+        issuer: h.issuingIssuer,
+        crlNumber: n,
+        thisUpdate: new Date('2026-03-04T00:00:00Z'),
+        nextUpdate: new Date('2026-03-05T00:00:00Z'),
+        entries: [],
+      });
+      return {
+        ca: 'issuing',
+        generation: `issuing-g${n}`,
+        crlNumber: String(n),
+        thisUpdate: '2026-03-04T00:00:00.000Z',
+        nextUpdate: '2026-03-05T00:00:00.000Z',
+        der: built.der.toString('base64'),
+      };
     };
     const tsaSigner = createNodeSigner('EC-384');
-    const tsaRoot = await issueTsaRootCertificate({ signer: tsaSigner, subject: subject('Test TSA Root'), validityDays: 3650 });
+    const tsaRoot = await issueTsaRootCertificate({
+      signer: tsaSigner,
+      subject: subject('Test TSA Root'),
+      validityDays: 3650,
+    });
     content = {
       format: 'signet-truststore/1',
       name: 'production',
-      trustPolicy: { registryScopes: ['registry.example.com/app', 'registry.example.com:5000/team/tool'], level: 'strict' },
+      trustPolicy: {
+        registryScopes: ['registry.example.com/app', 'registry.example.com:5000/team/tool'],
+        level: 'strict',
+      },
       roots: [certificateEntry('root', 'root-g1', old.root.der), certificateEntry('root', 'root-g2', next.root.der)],
       tsaRoots: [certificateEntry('tsa-root', 'tsa-root-g1', tsaRoot.der)],
       crls: [await crl(old, 1), await crl(next, 2)],
-      trustedIdentities: ['x509.subject: C=DE, ST=Berlin, O=Signet Test, CN=release', 'x509.subject: C=DE, ST=Berlin, O=Signet Test, OU=Builds, CN=nightly'],
+      trustedIdentities: [
+        'x509.subject: C=DE, ST=Berlin, O=Signet Test, CN=release',
+        'x509.subject: C=DE, ST=Berlin, O=Signet Test, OU=Builds, CN=nightly',
+      ],
     };
   });
   afterAll(() => work.cleanup());
 
   describe('canonical form', () => {
     it('is the same bytes whatever the order of the lists, and its digest changes with any content', () => {
-      const reordered: TruststoreContent = { ...content, roots: [...content.roots].reverse(), crls: [...content.crls].reverse(), trustedIdentities: [...content.trustedIdentities].reverse() };
+      const reordered: TruststoreContent = {
+        ...content,
+        roots: [...content.roots].reverse(),
+        crls: [...content.crls].reverse(),
+        trustedIdentities: [...content.trustedIdentities].reverse(),
+      };
       expect(canonicalize(reordered).equals(canonicalize(content))).toBe(true);
       const digest = contentDigest(canonicalize(content));
       expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
       expect(contentDigest(canonicalize({ ...content, roots: content.roots.slice(0, 1) }))).not.toBe(digest);
-      expect(contentDigest(canonicalize({ ...content, crls: [{ ...content.crls[0], crlNumber: '9' }, content.crls[1]] }))).not.toBe(digest);
-      expect(contentDigest(canonicalize({ ...content, trustPolicy: { ...content.trustPolicy, level: 'audit' } }))).not.toBe(digest);
+      expect(
+        contentDigest(canonicalize({ ...content, crls: [{ ...content.crls[0], crlNumber: '9' }, content.crls[1]] })),
+      ).not.toBe(digest);
+      expect(
+        contentDigest(canonicalize({ ...content, trustPolicy: { ...content.trustPolicy, level: 'audit' } })),
+      ).not.toBe(digest);
       expect(contentDigest(canonicalize({ ...content, trustedIdentities: [] }))).not.toBe(digest);
     });
 
     it('round-trips and refuses stored bytes that do not match the digest', () => {
       const canonical = canonicalize(content);
-      expect(parseCanonical(canonical, contentDigest(canonical)).roots.map((r) => r.generation)).toEqual(['root-g1', 'root-g2']);
+      expect(parseCanonical(canonical, contentDigest(canonical)).roots.map((r) => r.generation)).toEqual([
+        'root-g1',
+        'root-g2',
+      ]);
       const tampered = Buffer.from(canonical.toString('utf8').replace('"strict"', '"audit"'));
       expect(() => parseCanonical(tampered, contentDigest(canonical))).toThrow(/does not match/);
     });
@@ -102,22 +137,45 @@ describe('truststore bundle formats', () => {
         trustedIdentities: content.trustedIdentities,
       });
       const base = policy.trustPolicies[0];
-      const broken = (change: Record<string, unknown>, extra: Record<string, unknown>[] = []) => ({ version: '1.0', trustPolicies: [{ ...base, ...change }, ...extra] });
-      expect(trustPolicyProblems(broken({ signatureVerification: { level: 'strict', verifyTimestamp: 'sometimes' } }))).toEqual(
-        expect.arrayContaining([expect.stringMatching(/verifyTimestamp must be/)]),
-      );
+      const broken = (change: Record<string, unknown>, extra: Record<string, unknown>[] = []) => ({
+        version: '1.0',
+        trustPolicies: [{ ...base, ...change }, ...extra],
+      });
+      expect(
+        trustPolicyProblems(broken({ signatureVerification: { level: 'strict', verifyTimestamp: 'sometimes' } })),
+      ).toEqual(expect.arrayContaining([expect.stringMatching(/verifyTimestamp must be/)]));
       expect(trustPolicyProblems({ ...policy, version: '2.0' })).not.toEqual([]);
-      expect(trustPolicyProblems(broken({}, [{ ...base }]))).toEqual(expect.arrayContaining([expect.stringMatching(/not unique/)]));
-      expect(trustPolicyProblems(broken({}, [{ ...base, name: 'other' }]))).toEqual(expect.arrayContaining([expect.stringMatching(/already appears/)]));
-      expect(trustPolicyProblems(broken({ registryScopes: ['*', 'registry.example.com/app'] }))).toEqual(expect.arrayContaining([expect.stringMatching(/stand alone/)]));
-      expect(trustPolicyProblems(broken({ signatureVerification: { level: 'skip' } }))).toEqual(expect.arrayContaining([expect.stringMatching(/skip takes no/)]));
-      expect(trustPolicyProblems(broken({ signatureVerification: { level: 'skip' }, trustStores: [], trustedIdentities: [] }))).toEqual([]);
-      expect(trustPolicyProblems(broken({ trustStores: [] }))).toEqual(expect.arrayContaining([expect.stringMatching(/trustStores must be/)]));
-      expect(trustPolicyProblems(broken({ trustStores: ['tsa:production'] }))).toEqual(expect.arrayContaining([expect.stringMatching(/needs a ca/)]));
+      expect(trustPolicyProblems(broken({}, [{ ...base }]))).toEqual(
+        expect.arrayContaining([expect.stringMatching(/not unique/)]),
+      );
+      expect(trustPolicyProblems(broken({}, [{ ...base, name: 'other' }]))).toEqual(
+        expect.arrayContaining([expect.stringMatching(/already appears/)]),
+      );
+      expect(trustPolicyProblems(broken({ registryScopes: ['*', 'registry.example.com/app'] }))).toEqual(
+        expect.arrayContaining([expect.stringMatching(/stand alone/)]),
+      );
+      expect(trustPolicyProblems(broken({ signatureVerification: { level: 'skip' } }))).toEqual(
+        expect.arrayContaining([expect.stringMatching(/skip takes no/)]),
+      );
+      expect(
+        trustPolicyProblems(
+          broken({ signatureVerification: { level: 'skip' }, trustStores: [], trustedIdentities: [] }),
+        ),
+      ).toEqual([]);
+      expect(trustPolicyProblems(broken({ trustStores: [] }))).toEqual(
+        expect.arrayContaining([expect.stringMatching(/trustStores must be/)]),
+      );
+      expect(trustPolicyProblems(broken({ trustStores: ['tsa:production'] }))).toEqual(
+        expect.arrayContaining([expect.stringMatching(/needs a ca/)]),
+      );
       expect(trustPolicyProblems(broken({ trustStores: ['ca:bad/name'] }))).not.toEqual([]);
       expect(trustPolicyProblems(broken({ trustedIdentities: [] }))).not.toEqual([]);
-      expect(trustPolicyProblems(broken({ trustedIdentities: ['x509.subject: C=DE, O=Signet Test, CN=x'] }))).toEqual(expect.arrayContaining([expect.stringMatching(/ST exactly once/)]));
-      expect(trustPolicyProblems(broken({ trustedIdentities: ['x509.subject: C=DE+ST=B, O=S, CN=x'] }))).not.toEqual([]);
+      expect(trustPolicyProblems(broken({ trustedIdentities: ['x509.subject: C=DE, O=Signet Test, CN=x'] }))).toEqual(
+        expect.arrayContaining([expect.stringMatching(/ST exactly once/)]),
+      );
+      expect(trustPolicyProblems(broken({ trustedIdentities: ['x509.subject: C=DE+ST=B, O=S, CN=x'] }))).not.toEqual(
+        [],
+      );
       expect(trustPolicyProblems(broken({ trustedIdentities: ['*', content.trustedIdentities[0]] }))).not.toEqual([]);
     });
 
@@ -133,7 +191,10 @@ describe('truststore bundle formats', () => {
     unpackTar(tarball, dir);
     expect(notationLayoutProblems(dir)).toEqual([]);
     expect(storesIn(dir).sort()).toEqual(['ca/production', 'tsa/production']);
-    expect(fs.readdirSync(path.join(dir, 'truststore/x509/ca/production')).sort()).toEqual(['root-g1.pem', 'root-g2.pem']);
+    expect(fs.readdirSync(path.join(dir, 'truststore/x509/ca/production')).sort()).toEqual([
+      'root-g1.pem',
+      'root-g2.pem',
+    ]);
     const stored = new X509Certificate(fs.readFileSync(path.join(dir, 'truststore/x509/ca/production/root-g2.pem')));
     // byte-identical to the root (Notation matches trust anchors byte for byte)
     expect(stored.raw.equals(next.root.der)).toBe(true);
@@ -148,8 +209,13 @@ describe('truststore bundle formats', () => {
     // deterministic: one version, one tar
     expect((await notationTar(content)).equals(tarball)).toBe(true);
     // Entry times come from the content (the newest root's notBefore), never from the build time.
-    const listing = execFileSync('tar', ['--full-time', '-tvf', path.join(work.dir, 'notation.tar')], { encoding: 'utf8' });
-    const newest = [...content.roots, ...content.tsaRoots].map((r) => r.notBefore).sort().at(-1)!;
+    const listing = execFileSync('tar', ['--full-time', '-tvf', path.join(work.dir, 'notation.tar')], {
+      encoding: 'utf8',
+    });
+    const newest = [...content.roots, ...content.tsaRoots]
+      .map((r) => r.notBefore)
+      .sort()
+      .at(-1)!;
     expect(listing).toContain(newest.slice(0, 10));
   });
 
@@ -175,14 +241,24 @@ describe('truststore bundle formats', () => {
   it('pkcs12: a truststore OpenSSL and Java keytool read, every root and TSA root a trusted entry, deterministic', async () => {
     const p12 = await renderLayer('pkcs12', content);
     const file = work.file('truststore.p12', p12);
-    const info12 = spawnSync('openssl', ['pkcs12', '-in', file, '-nokeys', '-passin', `pass:${PKCS12_TRUSTSTORE_PASSWORD}`], { encoding: 'utf8' });
+    const info12 = spawnSync(
+      'openssl',
+      ['pkcs12', '-in', file, '-nokeys', '-passin', `pass:${PKCS12_TRUSTSTORE_PASSWORD}`],
+      { encoding: 'utf8' },
+    );
     expect(info12.stderr).not.toMatch(/error/i);
     expect(info12.status).toBe(0);
     expect(info12.stdout.match(/BEGIN CERTIFICATE/g)).toHaveLength(3);
     expect(info12.stdout).toContain('friendlyName: root-g1');
-    const wrong = spawnSync('openssl', ['pkcs12', '-in', file, '-nokeys', '-passin', 'pass:wrong'], { encoding: 'utf8' });
+    const wrong = spawnSync('openssl', ['pkcs12', '-in', file, '-nokeys', '-passin', 'pass:wrong'], {
+      encoding: 'utf8',
+    });
     expect(wrong.status).not.toBe(0);
-    const keytool = spawnSync('keytool', ['-list', '-keystore', file, '-storetype', 'PKCS12', '-storepass', PKCS12_TRUSTSTORE_PASSWORD], { encoding: 'utf8' });
+    const keytool = spawnSync(
+      'keytool',
+      ['-list', '-keystore', file, '-storetype', 'PKCS12', '-storepass', PKCS12_TRUSTSTORE_PASSWORD],
+      { encoding: 'utf8' },
+    );
     expect(keytool.stdout).toMatch(/contains 3 entries/);
     expect(keytool.stdout.match(/trustedCertEntry/g)).toHaveLength(3);
     expect((await renderLayer('pkcs12', content)).equals(p12)).toBe(true);
@@ -193,9 +269,17 @@ describe('truststore bundle formats', () => {
     const [kmp, tsa, verifier] = loadAll(yaml) as Array<Loose>;
     // then the TSA roots' provider and the Verifier using both (consumer-schemas.spec.ts checks them against Ratify)
     expect([tsa.kind, verifier.kind]).toEqual(['KeyManagementProvider', 'Verifier']);
-    expect(kmp).toMatchObject({ apiVersion: 'config.ratify.deislabs.io/v1beta1', kind: 'KeyManagementProvider', metadata: { name: 'signet-production' }, spec: { type: 'inline', parameters: { contentType: 'certificate' } } });
+    expect(kmp).toMatchObject({
+      apiVersion: 'config.ratify.deislabs.io/v1beta1',
+      kind: 'KeyManagementProvider',
+      metadata: { name: 'signet-production' },
+      spec: { type: 'inline', parameters: { contentType: 'certificate' } },
+    });
     const value: string = kmp.spec.parameters.value;
-    expect([...value.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1])).toEqual(['CERTIFICATE', 'CERTIFICATE']);
+    expect([...value.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1])).toEqual([
+      'CERTIFICATE',
+      'CERTIFICATE',
+    ]);
     expect(value.endsWith('-----END CERTIFICATE-----')).toBe(true);
     expect(value.startsWith('-----BEGIN CERTIFICATE-----')).toBe(true);
     expect(yaml).not.toContain('X509 CRL');
@@ -205,7 +289,12 @@ describe('truststore bundle formats', () => {
     const [doc] = loadAll((await renderLayer('kyverno', content)).toString('utf8')) as Array<Loose>;
     const entry = doc.verifyImages[0];
     expect(entry.type).toBe('Notary');
-    expect(entry.imageReferences).toEqual(['registry.example.com/app:*', 'registry.example.com/app@*', 'registry.example.com:5000/team/tool:*', 'registry.example.com:5000/team/tool@*']);
+    expect(entry.imageReferences).toEqual([
+      'registry.example.com/app:*',
+      'registry.example.com/app@*',
+      'registry.example.com:5000/team/tool:*',
+      'registry.example.com:5000/team/tool@*',
+    ]);
     expect(entry.attestors[0].count).toBe(1);
     const certs = entry.attestors[0].entries.map((e: Loose) => new X509Certificate(e.certificates.cert).raw);
     expect(certs.map((c: Buffer) => c.equals(old.root.der) || c.equals(next.root.der))).toEqual([true, true]);
@@ -213,18 +302,28 @@ describe('truststore bundle formats', () => {
 
   it('trust-manager: a Bundle and the source ConfigMap in the trust namespace', async () => {
     const docs = loadAll((await renderLayer('trust-manager', content)).toString('utf8')) as Array<Loose>;
-    expect(docs.map((d) => `${d.apiVersion} ${d.kind}`)).toEqual(['v1 ConfigMap', 'trust.cert-manager.io/v1alpha1 Bundle']);
+    expect(docs.map((d) => `${d.apiVersion} ${d.kind}`)).toEqual([
+      'v1 ConfigMap',
+      'trust.cert-manager.io/v1alpha1 Bundle',
+    ]);
     const [configMap, bundle] = docs;
     expect(configMap.metadata).toMatchObject({ name: 'signet-production-roots', namespace: 'cert-manager' });
     expect(bundle.spec.sources).toEqual([{ configMap: { name: 'signet-production-roots', key: 'roots.pem' } }]);
-    expect(bundle.spec.target).toEqual({ configMap: { key: 'signet-production.pem' }, namespaceSelector: { matchLabels: { 'signet.io/trust': 'true' } } });
+    expect(bundle.spec.target).toEqual({
+      configMap: { key: 'signet-production.pem' },
+      namespaceSelector: { matchLabels: { 'signet.io/trust': 'true' } },
+    });
     expect(configMap.data['roots.pem'].match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
   });
 
   it('a CRL-only change alters the PEM bundle alone: every other layer keeps its bytes (targets upload one blob)', async () => {
-    const changed: TruststoreContent = { ...content, crls: [{ ...content.crls[0], crlNumber: '5', der: content.crls[1].der }, content.crls[1]] };
+    const changed: TruststoreContent = {
+      ...content,
+      crls: [{ ...content.crls[0], crlNumber: '5', der: content.crls[1].der }, content.crls[1]],
+    };
     const differing: string[] = [];
-    for (const kind of LAYER_KINDS) if (!(await renderLayer(kind, content)).equals(await renderLayer(kind, changed))) differing.push(kind);
+    for (const kind of LAYER_KINDS)
+      if (!(await renderLayer(kind, content)).equals(await renderLayer(kind, changed))) differing.push(kind);
     expect(differing).toEqual(['pem']);
   });
 

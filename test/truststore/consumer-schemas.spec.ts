@@ -2,10 +2,20 @@ import { loadAll } from 'js-yaml';
 import { issueTsaRootCertificate } from '../../src/pki/certificate-issuer';
 import { BUNDLE_FORMATS, renderLayer } from '../../src/truststore/bundle-formats';
 import { trustPolicyProblems } from '../../src/truststore/trust-policy';
-import { certificateEntry, TruststoreContent, validateTrustManagerSettings } from '../../src/truststore/truststore-content';
+import {
+  certificateEntry,
+  TruststoreContent,
+  validateTrustManagerSettings,
+} from '../../src/truststore/truststore-content';
 import { createHierarchy, subject, TestHierarchy } from '../ca/ca-fixtures';
 import { celRuleSites, crdValidator, loadCrd, objectMetaProblems } from '../support/crd-schemas';
-import { consumerValidators, kyvernoAdmissionProblems, ratifyInlineCertificates, ratifyVerifierProblems, TRUST_MANAGER_BUNDLE_RULES } from '../support/consumer-rules';
+import {
+  consumerValidators,
+  kyvernoAdmissionProblems,
+  ratifyInlineCertificates,
+  ratifyVerifierProblems,
+  TRUST_MANAGER_BUNDLE_RULES,
+} from '../support/consumer-rules';
 import { createNodeSigner } from '../support/node-signer';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed YAML documents are read loosely
@@ -22,16 +32,24 @@ describe('bundle formats against the consumers’ CRDs', () => {
   let next: TestHierarchy;
   let content: TruststoreContent;
   const validators = () => consumerValidators();
-  const docs = async (format: Parameters<typeof renderLayer>[0], of: TruststoreContent = content) => loadAll((await renderLayer(format, of)).toString('utf8')) as Loose[];
+  const docs = async (format: Parameters<typeof renderLayer>[0], of: TruststoreContent = content) =>
+    loadAll((await renderLayer(format, of)).toString('utf8')) as Loose[];
 
   beforeAll(async () => {
     old = await createHierarchy('EC-384');
     next = await createHierarchy('EC-256');
-    const tsaRoot = await issueTsaRootCertificate({ signer: createNodeSigner('EC-384'), subject: subject('Test TSA Root'), validityDays: 3650 });
+    const tsaRoot = await issueTsaRootCertificate({
+      signer: createNodeSigner('EC-384'),
+      subject: subject('Test TSA Root'),
+      validityDays: 3650,
+    });
     content = {
       format: 'signet-truststore/1',
       name: 'production',
-      trustPolicy: { registryScopes: ['registry.example.com/app', 'registry.example.com:5000/team/tool'], level: 'strict' },
+      trustPolicy: {
+        registryScopes: ['registry.example.com/app', 'registry.example.com:5000/team/tool'],
+        level: 'strict',
+      },
       roots: [certificateEntry('root', 'root-g1', old.root.der), certificateEntry('root', 'root-g2', next.root.der)],
       tsaRoots: [certificateEntry('tsa-root', 'tsa-root-g1', tsaRoot.der)],
       crls: [],
@@ -58,15 +76,35 @@ describe('bundle formats against the consumers’ CRDs', () => {
 
   it('the validator finds what the API server would refuse or prune (so a pass means something)', () => {
     const { keyManagementProvider, bundle } = validators();
-    const kmp = { apiVersion: 'config.ratify.deislabs.io/v1beta1', kind: 'KeyManagementProvider', metadata: { name: 'x' }, spec: { type: 'inline', parameters: {} } };
+    const kmp = {
+      apiVersion: 'config.ratify.deislabs.io/v1beta1',
+      kind: 'KeyManagementProvider',
+      metadata: { name: 'x' },
+      spec: { type: 'inline', parameters: {} },
+    };
     expect(keyManagementProvider.problems(kmp)).toEqual([]);
-    expect(keyManagementProvider.problems({ ...kmp, spec: { ...kmp.spec, typo: 1 } })).toEqual([expect.stringContaining('(typo)')]);
-    expect(keyManagementProvider.problems({ ...kmp, metadata: { name: 'Bad_Name' } })).toEqual([expect.stringContaining('metadata.name')]);
-    const good = { apiVersion: 'trust.cert-manager.io/v1alpha1', kind: 'Bundle', metadata: { name: 'b' }, spec: { sources: [{ inLine: 'x' }], target: { configMap: { key: 'k' } } } };
+    expect(keyManagementProvider.problems({ ...kmp, spec: { ...kmp.spec, typo: 1 } })).toEqual([
+      expect.stringContaining('(typo)'),
+    ]);
+    expect(keyManagementProvider.problems({ ...kmp, metadata: { name: 'Bad_Name' } })).toEqual([
+      expect.stringContaining('metadata.name'),
+    ]);
+    const good = {
+      apiVersion: 'trust.cert-manager.io/v1alpha1',
+      kind: 'Bundle',
+      metadata: { name: 'b' },
+      spec: { sources: [{ inLine: 'x' }], target: { configMap: { key: 'k' } } },
+    };
     expect(bundle.problems(good)).toEqual([]);
-    expect(bundle.problems({ ...good, spec: { ...good.spec, sources: [{ inLine: 'x', useDefaultCAs: true }] } })).toEqual([expect.stringContaining('[spec.sources[]: exactly one of')]);
-    expect(bundle.problems({ ...good, spec: { ...good.spec, target: { namespaceSelector: {} } } })).toEqual([expect.stringContaining('[spec.target: at least one of')]);
-    expect(bundle.problems({ ...good, spec: { ...good.spec, sources: [{ configMap: { key: 'k' } }] } })).toEqual([expect.stringContaining('exactly one of name, selector')]);
+    expect(
+      bundle.problems({ ...good, spec: { ...good.spec, sources: [{ inLine: 'x', useDefaultCAs: true }] } }),
+    ).toEqual([expect.stringContaining('[spec.sources[]: exactly one of')]);
+    expect(bundle.problems({ ...good, spec: { ...good.spec, target: { namespaceSelector: {} } } })).toEqual([
+      expect.stringContaining('[spec.target: at least one of'),
+    ]);
+    expect(bundle.problems({ ...good, spec: { ...good.spec, sources: [{ configMap: { key: 'k' } }] } })).toEqual([
+      expect.stringContaining('exactly one of name, selector'),
+    ]);
   });
 
   it('ratify: the roots and TSA-roots KeyManagementProviders pass the CRD and Ratify’s PEM reading; the Notation Verifier uses both with the pinned policy', async () => {
@@ -75,12 +113,20 @@ describe('bundle formats against the consumers’ CRDs', () => {
     const { keyManagementProvider } = validators();
     for (const kmp of [roots, tsa]) expect(keyManagementProvider.problems(kmp)).toEqual([]);
     expect([roots.metadata.name, tsa.metadata.name]).toEqual(['signet-production', 'signet-production-tsa']);
-    expect(ratifyInlineCertificates(roots.spec.parameters.value).map((c) => c.raw)).toEqual([old.root.der, next.root.der]);
-    expect(ratifyInlineCertificates(tsa.spec.parameters.value).map((c) => c.raw.toString('base64'))).toEqual([content.tsaRoots[0].der]);
+    expect(ratifyInlineCertificates(roots.spec.parameters.value).map((c) => c.raw)).toEqual([
+      old.root.der,
+      next.root.der,
+    ]);
+    expect(ratifyInlineCertificates(tsa.spec.parameters.value).map((c) => c.raw.toString('base64'))).toEqual([
+      content.tsaRoots[0].der,
+    ]);
 
     expect(ratifyVerifierProblems(verifier, [roots.metadata.name, tsa.metadata.name])).toEqual([]);
     expect(objectMetaProblems(verifier, 'Cluster')).toEqual([]);
-    expect(verifier.spec.parameters.verificationCertStores).toEqual({ ca: { production: ['signet-production'] }, tsa: { production: ['signet-production-tsa'] } });
+    expect(verifier.spec.parameters.verificationCertStores).toEqual({
+      ca: { production: ['signet-production'] },
+      tsa: { production: ['signet-production-tsa'] },
+    });
     const policy = verifier.spec.parameters.trustPolicyDoc;
     expect(trustPolicyProblems(policy)).toEqual([]);
     // Identity-pinned, and timestamps count after the leaf expires — as the notation format has it.
@@ -90,7 +136,9 @@ describe('bundle formats against the consumers’ CRDs', () => {
       signatureVerification: { level: 'strict', verifyTimestamp: 'afterCertExpiry' },
     });
     // The checker itself catches a Verifier naming a provider that is not there.
-    expect(ratifyVerifierProblems(verifier, [roots.metadata.name])).toEqual([expect.stringContaining('no KeyManagementProvider named signet-production-tsa')]);
+    expect(ratifyVerifierProblems(verifier, [roots.metadata.name])).toEqual([
+      expect.stringContaining('no KeyManagementProvider named signet-production-tsa'),
+    ]);
   });
 
   it('ratify: without TSA roots there is no tsa provider and no tsa store', async () => {
@@ -107,7 +155,9 @@ describe('bundle formats against the consumers’ CRDs', () => {
       apiVersion: 'kyverno.io/v1',
       kind: 'ClusterPolicy',
       metadata: { name: 'signet-production' },
-      spec: { rules: [{ name: 'signet-production', match: { any: [{ resources: { kinds: ['Pod'] } }] }, ...fragment }] },
+      spec: {
+        rules: [{ name: 'signet-production', match: { any: [{ resources: { kinds: ['Pod'] } }] }, ...fragment }],
+      },
     });
     // The defaults the refusal comes from are really there …
     expect(policy.spec.validationFailureAction).toBe('Audit');
@@ -118,7 +168,12 @@ describe('bundle formats against the consumers’ CRDs', () => {
     expect(fragment.verifyImages[0].failureAction).toBe('Enforce');
     // Without it Kyverno would refuse the policy (the rule as Kyverno words it).
     const { failureAction: _dropped, ...audit } = policy.spec.rules[0].verifyImages[0];
-    expect(kyvernoAdmissionProblems({ ...policy, spec: { ...policy.spec, rules: [{ ...policy.spec.rules[0], verifyImages: [audit] }] } })).toEqual([
+    expect(
+      kyvernoAdmissionProblems({
+        ...policy,
+        spec: { ...policy.spec, rules: [{ ...policy.spec.rules[0], verifyImages: [audit] }] },
+      }),
+    ).toEqual([
       "spec.rules[0].verifyImages[0].mutateDigest: Invalid value: true: mutateDigest must be set to false for 'Audit' failure action",
     ]);
   });
@@ -131,15 +186,27 @@ describe('bundle formats against the consumers’ CRDs', () => {
     expect(imageValidatingPolicy.problems(policy)).toEqual([]);
     // the stored version (v1beta1, the one older Kyverno releases serve) takes the same object
     expect(imageValidatingPolicy.crd.versions.find((v) => v.storage)!.name).toBe('v1beta1');
-    expect(crdValidator('kyverno.imagevalidatingpolicies.yaml', 'v1beta1').problems({ ...policy, apiVersion: 'policies.kyverno.io/v1beta1' })).toEqual([]);
+    expect(
+      crdValidator('kyverno.imagevalidatingpolicies.yaml', 'v1beta1').problems({
+        ...policy,
+        apiVersion: 'policies.kyverno.io/v1beta1',
+      }),
+    ).toEqual([]);
     const [attestor] = policy.spec.attestors;
-    expect(ratifyInlineCertificates(attestor.notary.certs.value).map((c) => c.raw)).toEqual([old.root.der, next.root.der]);
-    expect(ratifyInlineCertificates(attestor.notary.tsaCerts.value).map((c) => c.raw.toString('base64'))).toEqual([content.tsaRoots[0].der]);
+    expect(ratifyInlineCertificates(attestor.notary.certs.value).map((c) => c.raw)).toEqual([
+      old.root.der,
+      next.root.der,
+    ]);
+    expect(ratifyInlineCertificates(attestor.notary.tsaCerts.value).map((c) => c.raw.toString('base64'))).toEqual([
+      content.tsaRoots[0].der,
+    ]);
     expect(policy.spec.validations[0].expression).toContain(`attestors.${attestor.name}`);
     // Init and ephemeral containers run images too: each kind is checked, and the subresource that
     // adds ephemeral containers is matched (an unsigned debug container would otherwise get in).
     for (const kind of ['containers', 'initContainers', 'ephemeralContainers']) {
-      expect(policy.spec.validations[0].expression).toContain(`images.${kind}.all(image, verifyImageSignatures(image, [attestors.${attestor.name}]) > 0)`);
+      expect(policy.spec.validations[0].expression).toContain(
+        `images.${kind}.all(image, verifyImageSignatures(image, [attestors.${attestor.name}]) > 0)`,
+      );
     }
     expect(policy.spec.matchConstraints.resourceRules[0].resources).toEqual(['pods', 'pods/ephemeralcontainers']);
     expect(attestor.name).toMatch(/^[A-Za-z_][A-Za-z0-9_]*$/); // a CEL identifier
@@ -162,14 +229,31 @@ describe('bundle formats against the consumers’ CRDs', () => {
     expect(objectMetaProblems(configMap, 'Namespaced')).toEqual([]);
     expect(bundle.spec.target.namespaceSelector).toEqual({ matchLabels: { 'signet.io/trust': 'true' } });
     // The rules were evaluated on the output, not just listed.
-    for (const rule of TRUST_MANAGER_BUNDLE_RULES.filter((r) => !/additionalFormats|configMap \/ \.secret/.test(r.name))) expect(validator.evaluated.get(rule.rule)).toBeGreaterThan(0);
+    for (const rule of TRUST_MANAGER_BUNDLE_RULES.filter(
+      (r) => !/additionalFormats|configMap \/ \.secret/.test(r.name),
+    ))
+      expect(validator.evaluated.get(rule.rule)).toBeGreaterThan(0);
     expect(validator.evaluated.get(TRUST_MANAGER_BUNDLE_RULES[1].rule)).toBeGreaterThan(0);
 
-    const chosen = validateTrustManagerSettings({ namespaceSelector: { matchLabels: { team: 'payments' }, matchExpressions: [{ key: 'env', operator: 'In', values: ['prod', 'stage'] }] } }, 'test')!;
+    const chosen = validateTrustManagerSettings(
+      {
+        namespaceSelector: {
+          matchLabels: { team: 'payments' },
+          matchExpressions: [{ key: 'env', operator: 'In', values: ['prod', 'stage'] }],
+        },
+      },
+      'test',
+    )!;
     const [, scoped] = await docs('trust-manager', { ...content, trustManager: chosen });
     expect(validator.problems(scoped)).toEqual([]);
-    expect(scoped.spec.target.namespaceSelector).toEqual({ matchLabels: { team: 'payments' }, matchExpressions: [{ key: 'env', operator: 'In', values: ['prod', 'stage'] }] });
-    const [, everywhere] = await docs('trust-manager', { ...content, trustManager: validateTrustManagerSettings({ namespaceSelector: {} }, 'test')! });
+    expect(scoped.spec.target.namespaceSelector).toEqual({
+      matchLabels: { team: 'payments' },
+      matchExpressions: [{ key: 'env', operator: 'In', values: ['prod', 'stage'] }],
+    });
+    const [, everywhere] = await docs('trust-manager', {
+      ...content,
+      trustManager: validateTrustManagerSettings({ namespaceSelector: {} }, 'test')!,
+    });
     expect(validator.problems(everywhere)).toEqual([]);
     expect(everywhere.spec.target.namespaceSelector).toEqual({});
   });
@@ -180,9 +264,18 @@ describe('bundle formats against the consumers’ CRDs', () => {
     for (const [bad, field] of [
       [{ namespaceSelector: { matchLabels: { 'bad key!': 'x' } } }, 'trustManager.namespaceSelector.matchLabels'],
       [{ namespaceSelector: { matchLabels: { ok: 'x'.repeat(64) } } }, 'trustManager.namespaceSelector.matchLabels'],
-      [{ namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'In' }] } }, 'trustManager.namespaceSelector.matchExpressions[0].values'],
-      [{ namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'Exists', values: ['x'] }] } }, 'trustManager.namespaceSelector.matchExpressions[0].values'],
-      [{ namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'Near' }] } }, 'trustManager.namespaceSelector.matchExpressions[0].operator'],
+      [
+        { namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'In' }] } },
+        'trustManager.namespaceSelector.matchExpressions[0].values',
+      ],
+      [
+        { namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'Exists', values: ['x'] }] } },
+        'trustManager.namespaceSelector.matchExpressions[0].values',
+      ],
+      [
+        { namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'Near' }] } },
+        'trustManager.namespaceSelector.matchExpressions[0].operator',
+      ],
       [{ namespaceSelector: { matchFields: {} } }, 'trustManager.namespaceSelector.matchFields'],
       [{ selector: {} }, 'trustManager.selector'],
       ['all', 'trustManager'],

@@ -31,22 +31,33 @@ export function notationLayoutProblems(dir: string): string[] {
     if (rel === 'trustpolicy.oci.json' || rel === 'trustpolicy.json') return;
     const parts = rel.split('/');
     // {config}/truststore/x509/{ca|signingAuthority|tsa}/{store}/{file}: exactly this depth
-    if (parts.length !== 5 || parts[0] !== 'truststore' || parts[1] !== 'x509' || !['ca', 'signingAuthority', 'tsa'].includes(parts[2])) {
-      problems.push(`${rel}: outside truststore/x509/{ca,signingAuthority,tsa}/<store>/<file> (sub-directories are not allowed)`);
+    if (
+      parts.length !== 5 ||
+      parts[0] !== 'truststore' ||
+      parts[1] !== 'x509' ||
+      !['ca', 'signingAuthority', 'tsa'].includes(parts[2])
+    ) {
+      problems.push(
+        `${rel}: outside truststore/x509/{ca,signingAuthority,tsa}/<store>/<file> (sub-directories are not allowed)`,
+      );
       return;
     }
-    if (!/^[a-zA-Z0-9_.-]+$/.test(parts[3])) problems.push(`${rel}: store name ${parts[3]} does not match ^[a-zA-Z0-9_.-]+$`);
+    if (!/^[a-zA-Z0-9_.-]+$/.test(parts[3]))
+      problems.push(`${rel}: store name ${parts[3]} does not match ^[a-zA-Z0-9_.-]+$`);
     const text = fs.readFileSync(path.join(dir, rel), 'latin1');
     const blocks = [...text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1]);
     if (blocks.length === 0) problems.push(`${rel}: no PEM certificate`);
-    for (const label of blocks) if (label !== 'CERTIFICATE') problems.push(`${rel}: holds a ${label} block (only certificates are allowed)`);
+    for (const label of blocks)
+      if (label !== 'CERTIFICATE') problems.push(`${rel}: holds a ${label} block (only certificates are allowed)`);
     for (const block of text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
       const certificate = new X509Certificate(block);
       const selfSigned = certificate.checkIssued(certificate) && certificate.verify(certificate.publicKey);
       const out = spawnSync('openssl', ['x509', '-noout', '-text'], { input: block, encoding: 'utf8' }).stdout;
       const isCa = /CA:TRUE/.test(out);
-      if (!isCa && !selfSigned) problems.push(`${rel}: ${certificate.subject.replace(/\n/g, ', ')} is neither a CA nor self-signed`);
-      if (parts[2] === 'tsa' && !selfSigned) problems.push(`${rel}: a tsa store certificate must be a self-signed root`);
+      if (!isCa && !selfSigned)
+        problems.push(`${rel}: ${certificate.subject.replace(/\n/g, ', ')} is neither a CA nor self-signed`);
+      if (parts[2] === 'tsa' && !selfSigned)
+        problems.push(`${rel}: a tsa store certificate must be a self-signed root`);
       if (/sha1With/i.test(out)) problems.push(`${rel}: SHA-1 signature`);
     }
   };
@@ -61,7 +72,8 @@ export function trustPolicyRuleProblems(policy: Record<string, unknown>, storesO
   const policies = policy.trustPolicies as Array<Record<string, unknown>>;
   if (!Array.isArray(policies) || policies.length === 0) return [...problems, 'trustPolicies'];
   const names = policies.map((p) => p.name);
-  if (new Set(names).size !== names.length || names.some((n) => typeof n !== 'string' || !n)) problems.push('names must be unique and non-empty');
+  if (new Set(names).size !== names.length || names.some((n) => typeof n !== 'string' || !n))
+    problems.push('names must be unique and non-empty');
   const scopes = policies.flatMap((p) => p.registryScopes as string[]);
   if (new Set(scopes).size !== scopes.length) problems.push('a scope appears in more than one policy');
   for (const p of policies) {
@@ -84,7 +96,9 @@ export function trustPolicyRuleProblems(policy: Record<string, unknown>, storesO
       if (identity === '*') continue;
       const dn = identity.replace(/^x509\.subject:\s*/, '');
       if (dn === identity) problems.push(`identity ${identity} lacks x509.subject:`);
-      for (const attribute of ['C', 'ST', 'O']) if (dn.split(/,\s*/).filter((part) => part.startsWith(`${attribute}=`)).length !== 1) problems.push(`identity ${identity} needs one ${attribute}`);
+      for (const attribute of ['C', 'ST', 'O'])
+        if (dn.split(/,\s*/).filter((part) => part.startsWith(`${attribute}=`)).length !== 1)
+          problems.push(`identity ${identity} needs one ${attribute}`);
     }
   }
   return problems;
@@ -94,5 +108,7 @@ export function trustPolicyRuleProblems(policy: Record<string, unknown>, storesO
 export function storesIn(dir: string): string[] {
   const base = path.join(dir, 'truststore', 'x509');
   if (!fs.existsSync(base)) return [];
-  return fs.readdirSync(base).flatMap((type) => fs.readdirSync(path.join(base, type)).map((store) => `${type}/${store}`));
+  return fs
+    .readdirSync(base)
+    .flatMap((type) => fs.readdirSync(path.join(base, type)).map((store) => `${type}/${store}`));
 }

@@ -21,9 +21,18 @@ describe(TruststoreRepository.name, () => {
     dataSource = await new DataSource(dataSourceOptions(database.url, 4)).initialize();
     truststores = new TruststoreRepository(dataSource);
     // No FK on ca_ids: the lock needs no CA rows.
-    const settings: Omit<NewTruststore, 'name'> = { caIds: ['00000000-0000-4000-8000-0000000000ca'], trustPolicy: { registryScopes: ['*'], level: 'strict' }, trustManager: null, currentVersion: 0, currentDigest: null };
+    const settings: Omit<NewTruststore, 'name'> = {
+      caIds: ['00000000-0000-4000-8000-0000000000ca'],
+      trustPolicy: { registryScopes: ['*'], level: 'strict' },
+      trustManager: null,
+      currentVersion: 0,
+      currentDigest: null,
+    };
     [production, staging] = await dataSource.transaction((manager) =>
-      Promise.all([truststores.insert(manager, { ...settings, name: 'production' }), truststores.insert(manager, { ...settings, name: 'staging' })]),
+      Promise.all([
+        truststores.insert(manager, { ...settings, name: 'production' }),
+        truststores.insert(manager, { ...settings, name: 'staging' }),
+      ]),
     );
   });
 
@@ -65,7 +74,9 @@ describe(TruststoreRepository.name, () => {
       order.push('waiter got the lock');
       return truststore.currentVersion;
     });
-    const other = await dataSource.transaction(async (manager) => (await truststores.lockForNewVersion(manager, staging.id))?.name);
+    const other = await dataSource.transaction(
+      async (manager) => (await truststores.lockForNewVersion(manager, staging.id))?.name,
+    );
     expect(other).toBe('staging');
     await new Promise((resolve) => setTimeout(resolve, 300));
     release();
@@ -76,6 +87,10 @@ describe(TruststoreRepository.name, () => {
   });
 
   it('answers null for a truststore that does not exist', async () => {
-    expect(await dataSource.transaction((manager) => truststores.lockForNewVersion(manager, '00000000-0000-4000-8000-000000000000'))).toBeNull();
+    expect(
+      await dataSource.transaction((manager) =>
+        truststores.lockForNewVersion(manager, '00000000-0000-4000-8000-000000000000'),
+      ),
+    ).toBeNull();
   });
 });

@@ -23,14 +23,26 @@ describe('POST /tsa in the whole app', () => {
     workspace.write('artifact.bin', 'manifest');
     await workspace.openssl(['ts', '-query', '-data', 'artifact.bin', '-sha256', '-cert', '-out', 'q.tsq']);
 
-    const response = await testApp.app.inject({ method: 'POST', url: '/tsa', headers: { 'content-type': 'application/timestamp-query' }, payload: workspace.read('q.tsq') });
+    const response = await testApp.app.inject({
+      method: 'POST',
+      url: '/tsa',
+      headers: { 'content-type': 'application/timestamp-query' },
+      payload: workspace.read('q.tsq'),
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toBe('application/timestamp-reply');
     workspace.write('r.tsr', response.rawPayload);
-    expect(await workspace.openssl(['ts', '-verify', '-queryfile', 'q.tsq', '-in', 'r.tsr', '-CAfile', 'tsa-root.pem'])).toContain('Verification: OK');
+    expect(
+      await workspace.openssl(['ts', '-verify', '-queryfile', 'q.tsq', '-in', 'r.tsr', '-CAfile', 'tsa-root.pem']),
+    ).toContain('Verification: OK');
 
-    const serial = /Serial number: (0x[0-9A-F]+)/.exec(await workspace.openssl(['ts', '-reply', '-in', 'r.tsr', '-text']))![1];
-    const rows = await query<{ subject: string }>(testApp.database.url, `SELECT subject FROM audit_events WHERE type = 'tsa.timestamp'`);
+    const serial = /Serial number: (0x[0-9A-F]+)/.exec(
+      await workspace.openssl(['ts', '-reply', '-in', 'r.tsr', '-text']),
+    )![1];
+    const rows = await query<{ subject: string }>(
+      testApp.database.url,
+      `SELECT subject FROM audit_events WHERE type = 'tsa.timestamp'`,
+    );
     expect(rows.map((r) => r.subject)).toEqual([BigInt(serial).toString()]);
   });
 
@@ -47,13 +59,41 @@ describe('POST /tsa in the whole app', () => {
     const crl = await testApp.app.inject({ method: 'GET', url: `/pki/${root.generation}.crl` });
     expect(crl.statusCode).toBe(200);
     workspace.write('tsa-root.crl', crl.rawPayload);
-    expect(await workspace.openssl(['crl', '-inform', 'DER', '-in', 'tsa-root.crl', '-CAfile', 'tsa-root.pem', '-noout'])).toMatch(/verify OK/);
+    expect(
+      await workspace.openssl(['crl', '-inform', 'DER', '-in', 'tsa-root.crl', '-CAfile', 'tsa-root.pem', '-noout']),
+    ).toMatch(/verify OK/);
 
-    await workspace.openssl(['ocsp', '-issuer', 'tsa-root.pem', '-cert', 'tsa.pem', '-no_nonce', '-reqout', 'ocsp.req']);
-    const ocsp = await testApp.app.inject({ method: 'POST', url: `/ocsp/${root.generation}`, headers: { 'content-type': 'application/ocsp-request' }, payload: workspace.read('ocsp.req') });
+    await workspace.openssl([
+      'ocsp',
+      '-issuer',
+      'tsa-root.pem',
+      '-cert',
+      'tsa.pem',
+      '-no_nonce',
+      '-reqout',
+      'ocsp.req',
+    ]);
+    const ocsp = await testApp.app.inject({
+      method: 'POST',
+      url: `/ocsp/${root.generation}`,
+      headers: { 'content-type': 'application/ocsp-request' },
+      payload: workspace.read('ocsp.req'),
+    });
     expect(ocsp.statusCode).toBe(200);
     workspace.write('ocsp.resp', ocsp.rawPayload);
-    expect(await workspace.openssl(['ocsp', '-respin', 'ocsp.resp', '-issuer', 'tsa-root.pem', '-CAfile', 'tsa-root.pem', '-cert', 'tsa.pem'])).toContain('tsa.pem: good');
+    expect(
+      await workspace.openssl([
+        'ocsp',
+        '-respin',
+        'ocsp.resp',
+        '-issuer',
+        'tsa-root.pem',
+        '-CAfile',
+        'tsa-root.pem',
+        '-cert',
+        'tsa.pem',
+      ]),
+    ).toContain('tsa.pem: good');
   });
 
   it('reports the clock check in /readyz and documents /tsa in OpenAPI', async () => {
@@ -74,10 +114,18 @@ describe('POST /tsa without a TSA', () => {
   afterAll(() => testApp?.close());
 
   it('answers 503 in the JSON error shape (not a timestamp-reply), and the dev TSA is not created for a foreign SIGNET_TSA_CA', async () => {
-    const response = await testApp.app.inject({ method: 'POST', url: '/tsa', headers: { 'content-type': 'application/timestamp-query' }, payload: buildQuery() });
+    const response = await testApp.app.inject({
+      method: 'POST',
+      url: '/tsa',
+      headers: { 'content-type': 'application/timestamp-query' },
+      payload: buildQuery(),
+    });
     expect(response.statusCode).toBe(503);
     expect(response.headers['content-type']).toMatch(/^application\/json/);
-    expect(response.json().error).toMatchObject({ code: 'SERVICE_UNAVAILABLE', message: expect.stringContaining("'no-such-tsa'") });
+    expect(response.json().error).toMatchObject({
+      code: 'SERVICE_UNAVAILABLE',
+      message: expect.stringContaining("'no-such-tsa'"),
+    });
     expect(await testApp.app.get(TsaService).tsaRootCertificates()).toEqual([]);
   });
 });

@@ -5,7 +5,12 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { KeySpec } from '../../src/pki/key-spec';
 import { caGenerationUrls } from '../../src/pki/ca-urls';
-import { IssuedCertificate, issueTimestampingCertificate, issueTsaRootCertificate, loadCaIssuer } from '../../src/pki/certificate-issuer';
+import {
+  IssuedCertificate,
+  issueTimestampingCertificate,
+  issueTsaRootCertificate,
+  loadCaIssuer,
+} from '../../src/pki/certificate-issuer';
 import { derToPem } from '../../src/pki/pem-codec';
 import { octetString, oid, sequence, smallInteger, tlv } from '../../src/pki/der-writer';
 import { NodeDigestSigner, createNodeSigner } from '../support/node-signer';
@@ -25,14 +30,33 @@ export interface TestTsa {
 export async function createTestTsa(tsaSpec: KeySpec = 'EC-256', rootSpec: KeySpec = 'EC-384'): Promise<TestTsa> {
   const subject = { C: 'DE', ST: 'Berlin', O: 'Signet Test' };
   const rootSigner = createNodeSigner(rootSpec);
-  const root = await issueTsaRootCertificate({ signer: rootSigner, subject: { ...subject, CN: 'Test TSA Root' }, validityDays: 3650 });
-  const issuer = loadCaIssuer({ certificate: root.der, signer: rootSigner, urls: caGenerationUrls('http://signet.test:8080', 'tsa-root-g1') });
+  const root = await issueTsaRootCertificate({
+    signer: rootSigner,
+    subject: { ...subject, CN: 'Test TSA Root' },
+    validityDays: 3650,
+  });
+  const issuer = loadCaIssuer({
+    certificate: root.der,
+    signer: rootSigner,
+    urls: caGenerationUrls('http://signet.test:8080', 'tsa-root-g1'),
+  });
   const tsaSigner = createNodeSigner(tsaSpec);
-  const tsa = await issueTimestampingCertificate({ issuer, subject: { ...subject, CN: 'Test TSA' }, publicKeySpki: tsaSigner.publicKeySpki, validityDays: 365 });
+  const tsa = await issueTimestampingCertificate({
+    issuer,
+    subject: { ...subject, CN: 'Test TSA' },
+    publicKeySpki: tsaSigner.publicKeySpki,
+    validityDays: 365,
+  });
   return { rootSigner, root, tsaSigner, tsa };
 }
 
-const HASH_OID = { sha1: '1.3.14.3.2.26', sha256: '2.16.840.1.101.3.4.2.1', sha384: '2.16.840.1.101.3.4.2.2', sha512: '2.16.840.1.101.3.4.2.3', md5: '1.2.840.113549.2.5' } as const;
+const HASH_OID = {
+  sha1: '1.3.14.3.2.26',
+  sha256: '2.16.840.1.101.3.4.2.1',
+  sha384: '2.16.840.1.101.3.4.2.2',
+  sha512: '2.16.840.1.101.3.4.2.3',
+  md5: '1.2.840.113549.2.5',
+} as const;
 
 export interface QueryOptions {
   /** Dotted OID or a name from HASH_OID. */
@@ -109,4 +133,3 @@ export function nonceFromText(text: string): bigint | undefined {
   const match = /Nonce: (0x[0-9A-Fa-f]+)/.exec(text);
   return match ? BigInt(match[1]) : undefined;
 }
-

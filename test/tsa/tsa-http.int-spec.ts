@@ -43,10 +43,18 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
   beforeAll(async () => {
     const token = await createTestToken('tsa');
     database = await createTestDatabase();
-    config = loadConfig({ DATABASE_URL: database.url, SIGNET_DEV_BOOTSTRAP: 'true', SIGNET_TSA_MAX_QUERY_BYTES: '512', SIGNET_BODY_LIMIT_BYTES: '4096' });
+    config = loadConfig({
+      DATABASE_URL: database.url,
+      SIGNET_DEV_BOOTSTRAP: 'true',
+      SIGNET_TSA_MAX_QUERY_BYTES: '512',
+      SIGNET_BODY_LIMIT_BYTES: '4096',
+    });
 
     @Global()
-    @Module({ providers: [{ provide: SIGNET_CONFIG, useValue: config }, AuditService], exports: [SIGNET_CONFIG, AuditService] })
+    @Module({
+      providers: [{ provide: SIGNET_CONFIG, useValue: config }, AuditService],
+      exports: [SIGNET_CONFIG, AuditService],
+    })
     class TestRootModule {}
 
     const moduleRef = await Test.createTestingModule({
@@ -58,7 +66,10 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
         TsaModule,
       ],
     }).compile();
-    app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter({ bodyLimit: config.bodyLimitBytes }), { logger: false });
+    app = moduleRef.createNestApplication<NestFastifyApplication>(
+      new FastifyAdapter({ bodyLimit: config.bodyLimitBytes }),
+      { logger: false },
+    );
     app.useGlobalFilters(new HttpExceptionFilter());
     await app.init();
     await app.getHttpAdapter().getInstance().ready();
@@ -94,8 +105,14 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
   }
 
   async function storedState(): Promise<{ audited: number; sequence: string }> {
-    const [{ count }] = await query<{ count: string }>(database.url, `SELECT count(*)::text AS count FROM audit_events WHERE type = 'tsa.timestamp'`);
-    const [{ last_value, is_called }] = await query<{ last_value: string; is_called: boolean }>(database.url, 'SELECT last_value::text, is_called FROM tsa_serial_seq');
+    const [{ count }] = await query<{ count: string }>(
+      database.url,
+      `SELECT count(*)::text AS count FROM audit_events WHERE type = 'tsa.timestamp'`,
+    );
+    const [{ last_value, is_called }] = await query<{ last_value: string; is_called: boolean }>(
+      database.url,
+      'SELECT last_value::text, is_called FROM tsa_serial_seq',
+    );
     return { audited: Number(count), sequence: `${last_value}/${is_called}` };
   }
 
@@ -114,10 +131,30 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
     expect(text).toMatch(/TSA: DirName:.*CN ?= ?Signet Development TSA/);
 
     // The token carries the TSA certificate, so the root alone verifies it …
-    const verified = await workspace.openssl(['ts', '-verify', '-data', 'artifact.bin', '-in', 'cert-nonce.tsr', '-CAfile', 'tsa-root.pem']);
+    const verified = await workspace.openssl([
+      'ts',
+      '-verify',
+      '-data',
+      'artifact.bin',
+      '-in',
+      'cert-nonce.tsr',
+      '-CAfile',
+      'tsa-root.pem',
+    ]);
     expect(verified).toContain('Verification: OK');
     // … and against the query, OpenSSL also checks the imprint, the nonce and that the certificate was included.
-    const againstQuery = await workspace.openssl(['ts', '-verify', '-queryfile', 'cert-nonce.tsq', '-in', 'cert-nonce.tsr', '-CAfile', 'tsa-root.pem', '-untrusted', 'tsa.pem']);
+    const againstQuery = await workspace.openssl([
+      'ts',
+      '-verify',
+      '-queryfile',
+      'cert-nonce.tsq',
+      '-in',
+      'cert-nonce.tsr',
+      '-CAfile',
+      'tsa-root.pem',
+      '-untrusted',
+      'tsa.pem',
+    ]);
     expect(againstQuery).toContain('Verification: OK');
   });
 
@@ -129,16 +166,45 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
     const signedData = new pkijs.SignedData({ schema: response.timeStampToken!.content });
     expect(signedData.certificates).toBeUndefined();
 
-    const withoutCert = await workspace.tryOpenssl(['ts', '-verify', '-data', 'artifact.bin', '-in', 'plain.tsr', '-CAfile', 'tsa-root.pem']);
+    const withoutCert = await workspace.tryOpenssl([
+      'ts',
+      '-verify',
+      '-data',
+      'artifact.bin',
+      '-in',
+      'plain.tsr',
+      '-CAfile',
+      'tsa-root.pem',
+    ]);
     expect(withoutCert.ok).toBe(false);
-    const verified = await workspace.openssl(['ts', '-verify', '-data', 'artifact.bin', '-in', 'plain.tsr', '-CAfile', 'tsa-root.pem', '-untrusted', 'tsa.pem']);
+    const verified = await workspace.openssl([
+      'ts',
+      '-verify',
+      '-data',
+      'artifact.bin',
+      '-in',
+      'plain.tsr',
+      '-CAfile',
+      'tsa-root.pem',
+      '-untrusted',
+      'tsa.pem',
+    ]);
     expect(verified).toContain('Verification: OK');
   });
 
   it.each(['sha384', 'sha512'])('grants a -%s imprint with a nonce and it verifies against the query', async (hash) => {
     const text = await timestamp(`imprint-${hash}`, [`-${hash}`, '-cert']);
     expect(text).toContain(`Hash Algorithm: ${hash}`);
-    const verified = await workspace.openssl(['ts', '-verify', '-queryfile', `imprint-${hash}.tsq`, '-in', `imprint-${hash}.tsr`, '-CAfile', 'tsa-root.pem']);
+    const verified = await workspace.openssl([
+      'ts',
+      '-verify',
+      '-queryfile',
+      `imprint-${hash}.tsq`,
+      '-in',
+      `imprint-${hash}.tsr`,
+      '-CAfile',
+      'tsa-root.pem',
+    ]);
     expect(verified).toContain('Verification: OK');
   });
 
@@ -151,15 +217,46 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
     const at = genTime.index + 13;
     tampered[at] = tampered[at] === 0x30 ? 0x31 : 0x30;
     workspace.write('tampered.tsr', tampered);
-    const result = await workspace.tryOpenssl(['ts', '-verify', '-data', 'artifact.bin', '-in', 'tampered.tsr', '-CAfile', 'tsa-root.pem']);
+    const result = await workspace.tryOpenssl([
+      'ts',
+      '-verify',
+      '-data',
+      'artifact.bin',
+      '-in',
+      'tampered.tsr',
+      '-CAfile',
+      'tsa-root.pem',
+    ]);
     expect(result.ok).toBe(false);
     expect(result.output).toMatch(/Verification: FAILED|digest|signature/i);
 
-    const otherData = await workspace.tryOpenssl(['ts', '-verify', '-data', 'other.bin', '-in', 'tamper.tsr', '-CAfile', 'tsa-root.pem']);
+    const otherData = await workspace.tryOpenssl([
+      'ts',
+      '-verify',
+      '-data',
+      'other.bin',
+      '-in',
+      'tamper.tsr',
+      '-CAfile',
+      'tsa-root.pem',
+    ]);
     expect(otherData.ok).toBe(false);
     expect(otherData.output).toMatch(/message imprint mismatch/i);
     // The untampered token still verifies: the failure above is the tampering.
-    expect((await workspace.tryOpenssl(['ts', '-verify', '-data', 'artifact.bin', '-in', 'tamper.tsr', '-CAfile', 'tsa-root.pem'])).ok).toBe(true);
+    expect(
+      (
+        await workspace.tryOpenssl([
+          'ts',
+          '-verify',
+          '-data',
+          'artifact.bin',
+          '-in',
+          'tamper.tsr',
+          '-CAfile',
+          'tsa-root.pem',
+        ])
+      ).ok,
+    ).toBe(true);
   });
 
   it('hands out strictly increasing serials, sequentially and under concurrency, and audits each timestamp', async () => {
@@ -175,21 +272,26 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
     };
     const before = await storedState();
     const sequential: bigint[] = [];
-    for (let i = 0; i < 10; i++) sequential.push(serialOf((await post(buildQuery({ nonce: BigInt(i + 1) }))).rawPayload));
+    for (let i = 0; i < 10; i++)
+      sequential.push(serialOf((await post(buildQuery({ nonce: BigInt(i + 1) }))).rawPayload));
     for (let i = 1; i < sequential.length; i++) expect(sequential[i]).toBeGreaterThan(sequential[i - 1]);
 
-    const concurrent = await Promise.all(Array.from({ length: 64 }, (_, i) => post(buildQuery({ nonce: BigInt(1000 + i) }))));
+    const concurrent = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => post(buildQuery({ nonce: BigInt(1000 + i) }))),
+    );
     const serials = concurrent.map((r) => serialOf(r.rawPayload));
     expect(new Set(serials.map(String)).size).toBe(64);
     expect(serials.every((s) => s > sequential[9])).toBe(true);
 
     const after = await storedState();
     expect(after.audited - before.audited).toBe(74);
-    const [last] = await query<{ subject: string; data: Record<string, unknown>; actor: Record<string, unknown> | null }>(
-      database.url,
-      `SELECT subject, data, actor FROM audit_events WHERE type = 'tsa.timestamp' AND subject = $1`,
-      [sequential[9].toString()],
-    );
+    const [last] = await query<{
+      subject: string;
+      data: Record<string, unknown>;
+      actor: Record<string, unknown> | null;
+    }>(database.url, `SELECT subject, data, actor FROM audit_events WHERE type = 'tsa.timestamp' AND subject = $1`, [
+      sequential[9].toString(),
+    ]);
     expect(last.data).toMatchObject({
       serial: sequential[9].toString(),
       hashAlgorithm: 'SHA-256',
@@ -203,9 +305,21 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
   });
 
   it.each([
-    ['random bytes', () => Buffer.from('5c0a9e7713f1d2b48866aa01fe3c9d5e7b2e10c4', 'hex'), 'the data submitted has the wrong format'],
-    ['an unknown hash algorithm', () => buildQuery({ hashOid: '1.2.3.4.5' }), 'unrecognized or unsupported algorithm identifier'],
-    ['an oversized query', () => Buffer.concat([buildQuery(), Buffer.alloc(600)]), 'the data submitted has the wrong format'],
+    [
+      'random bytes',
+      () => Buffer.from('5c0a9e7713f1d2b48866aa01fe3c9d5e7b2e10c4', 'hex'),
+      'the data submitted has the wrong format',
+    ],
+    [
+      'an unknown hash algorithm',
+      () => buildQuery({ hashOid: '1.2.3.4.5' }),
+      'unrecognized or unsupported algorithm identifier',
+    ],
+    [
+      'an oversized query',
+      () => Buffer.concat([buildQuery(), Buffer.alloc(600)]),
+      'the data submitted has the wrong format',
+    ],
   ])('answers %s with a rejection and stores nothing', async (_name, body, failure) => {
     const before = await storedState();
     const response = await post(body());
@@ -251,11 +365,16 @@ describe('POST /tsa (RFC 3161 against OpenSSL, SoftHSM2 and PostgreSQL)', () => 
     expect(await certificate.verify({ publicKey: root.publicKey, signatureOnly: true })).toBe(true);
     expect(root.getExtension(x509.BasicConstraintsExtension)).toMatchObject({ ca: true, critical: true });
     expect(root.extensions.find((e) => e.type === '2.5.29.37')).toBeUndefined();
-    expect(await workspace.openssl(['verify', '-CAfile', 'tsa-root.pem', '-purpose', 'timestampsign', 'tsa.pem'])).toContain('tsa.pem: OK');
+    expect(
+      await workspace.openssl(['verify', '-CAfile', 'tsa-root.pem', '-purpose', 'timestampsign', 'tsa.pem']),
+    ).toContain('tsa.pem: OK');
 
     const cas = app.get(CaService);
     const keyStore = app.get<KeyStore>(KEY_STORE);
-    for (const [name, spec] of [[DEV_TSA_ROOT_CA, 'EC-384'], [DEV_TSA_CA, 'EC-256']] as const) {
+    for (const [name, spec] of [
+      [DEV_TSA_ROOT_CA, 'EC-384'],
+      [DEV_TSA_CA, 'EC-256'],
+    ] as const) {
       const generation = await cas.activeGeneration((await cas.byName(name)).id);
       expect(generation.keyUri).toMatch(/^pkcs11:/);
       expect((await keyStore.describeKey(generation.keyUri)).spec).toBe(spec);

@@ -15,20 +15,25 @@ export class ListAuditQueryDto {
   type?: string;
 
   @ApiPropertyOptional({
-    description: "Only events about this subject (a key name, a serial, a token id) or made by a workload identity with this OIDC `sub` (e.g. repo:acme/app:environment:prod)",
+    description:
+      'Only events about this subject (a key name, a serial, a token id) or made by a workload identity with this OIDC `sub` (e.g. repo:acme/app:environment:prod)',
   })
   @IsOptional()
   @IsString()
   @MaxLength(1024)
   subject?: string;
 
-  @ApiPropertyOptional({ description: "Only events made by this actor: a token's name or id, or a workload identity's OIDC `sub`" })
+  @ApiPropertyOptional({
+    description: "Only events made by this actor: a token's name or id, or a workload identity's OIDC `sub`",
+  })
   @IsOptional()
   @IsString()
   @MaxLength(1024)
   actor?: string;
 
-  @ApiPropertyOptional({ description: 'Only events about this signing key (its name as subject, or named in data.key)' })
+  @ApiPropertyOptional({
+    description: 'Only events about this signing key (its name as subject, or named in data.key)',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(200)
@@ -36,7 +41,9 @@ export class ListAuditQueryDto {
 
   @ApiPropertyOptional({ description: 'Only signatures of this artifact (sign events), e.g. sha256:<hex>' })
   @IsOptional()
-  @Matches(/^sha(256:[0-9a-f]{64}|384:[0-9a-f]{96}|512:[0-9a-f]{128})$/, { message: 'artifact must be an OCI digest such as sha256:<64 lower-case hex>' })
+  @Matches(/^sha(256:[0-9a-f]{64}|384:[0-9a-f]{96}|512:[0-9a-f]{128})$/, {
+    message: 'artifact must be an OCI digest such as sha256:<64 lower-case hex>',
+  })
   artifact?: string;
 
   @ApiPropertyOptional({ description: 'Only events at or after this time (ISO 8601)' })
@@ -49,7 +56,10 @@ export class ListAuditQueryDto {
   @IsISO8601({ strict: true })
   until?: string;
 
-  @ApiPropertyOptional({ description: 'desc: newest first (JSON only); the answer\'s `next` is then the `before` of the next page', enum: ['asc', 'desc'] })
+  @ApiPropertyOptional({
+    description: "desc: newest first (JSON only); the answer's `next` is then the `before` of the next page",
+    enum: ['asc', 'desc'],
+  })
   @IsOptional()
   @IsIn(['asc', 'desc'])
   order?: 'asc' | 'desc';
@@ -82,7 +92,10 @@ export class ListCheckpointsQueryDto {
   @Max(1000)
   limit?: number;
 
-  @ApiPropertyOptional({ description: 'desc: newest first (with `after`, still only seq greater than it)', enum: ['asc', 'desc'] })
+  @ApiPropertyOptional({
+    description: 'desc: newest first (with `after`, still only seq greater than it)',
+    enum: ['asc', 'desc'],
+  })
   @IsOptional()
   @IsIn(['asc', 'desc'])
   order?: 'asc' | 'desc';

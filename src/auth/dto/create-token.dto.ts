@@ -8,7 +8,9 @@ export const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 export class CreateTokenDto {
   @ApiProperty({ example: 'ci-release', description: 'Unique among active tokens' })
   @IsString()
-  @Matches(TOKEN_NAME, { message: 'name must be 1-100 letters, digits, ".", "_", "@" or "-", starting with a letter or digit' })
+  @Matches(TOKEN_NAME, {
+    message: 'name must be 1-100 letters, digits, ".", "_", "@" or "-", starting with a letter or digit',
+  })
   name!: string;
 
   @ApiProperty({ enum: ROLES })
@@ -30,7 +32,10 @@ export class CreateTokenDto {
   @Max(3650)
   expiresInDays?: number;
 
-  @ApiPropertyOptional({ minimum: 1, description: 'Requests per second for this token (default: SIGNET_RATE_LIMIT_PER_SECOND)' })
+  @ApiPropertyOptional({
+    minimum: 1,
+    description: 'Requests per second for this token (default: SIGNET_RATE_LIMIT_PER_SECOND)',
+  })
   @IsOptional()
   @IsInt()
   @Min(1)

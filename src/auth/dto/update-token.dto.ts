@@ -22,12 +22,20 @@ export class UpdateTokenDto {
   @Max(3650)
   expiresInDays?: number;
 
-  @ApiPropertyOptional({ nullable: true, description: 'Expiry as an ISO 8601 date, or null for never. On the last usable admin token, an expiry less than an hour away is refused (409).' })
+  @ApiPropertyOptional({
+    nullable: true,
+    description:
+      'Expiry as an ISO 8601 date, or null for never. On the last usable admin token, an expiry less than an hour away is refused (409).',
+  })
   @IsOptional()
   @IsISO8601({ strict: true })
   expiresAt?: string | null;
 
-  @ApiPropertyOptional({ nullable: true, minimum: 1, description: 'Requests per second for this token, or null for the default' })
+  @ApiPropertyOptional({
+    nullable: true,
+    minimum: 1,
+    description: 'Requests per second for this token, or null for the default',
+  })
   @IsOptional()
   @IsInt()
   @Min(1)

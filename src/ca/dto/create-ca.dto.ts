@@ -1,5 +1,16 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Max, Min } from 'class-validator';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  Max,
+  Min,
+} from 'class-validator';
 import { KEY_SPECS, KeySpec } from '../../pki/key-spec';
 
 export class CreateCaDto {
@@ -25,7 +36,9 @@ export class CreateCaDto {
   @IsObject()
   subject!: Record<string, unknown>;
 
-  @ApiPropertyOptional({ description: 'issuing CA under an offline root: create the key and a CSR; import the chain later' })
+  @ApiPropertyOptional({
+    description: 'issuing CA under an offline root: create the key and a CSR; import the chain later',
+  })
   @IsOptional()
   @IsBoolean()
   external?: boolean;

@@ -13,7 +13,9 @@ export const backupCommand: CliCommand = {
     if (typeof values.out !== 'string') throw new CliError(`--out is required (usage: ${backupCommand.usage})`, 2);
     const softhsmDir = config.hsm.modulePath ? undefined : path.join(config.dataDir, 'softhsm');
     const manifest = await app.get(BackupService).backup(path.resolve(values.out), { softhsmDir });
-    out(`backup written to ${path.resolve(values.out)}: ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows, HSM ${manifest.hsm === 'softhsm' ? 'token included' : 'not included (back up your HSM with its vendor tools)'}`);
+    out(
+      `backup written to ${path.resolve(values.out)}: ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows, HSM ${manifest.hsm === 'softhsm' ? 'token included' : 'not included (back up your HSM with its vendor tools)'}`,
+    );
   },
 };
 
@@ -32,10 +34,16 @@ export const restoreCommand: CliCommand = {
     // Nothing may be bootstrapped on the target: the restored rows are the hierarchy.
     config.devBootstrap = false;
     if (manifest.hsm === 'softhsm') {
-      if (config.hsm.modulePath) throw new CliError('the backup holds a SoftHSM2 token but SIGNET_PKCS11_MODULE is set; restore it on embedded defaults');
+      if (config.hsm.modulePath)
+        throw new CliError(
+          'the backup holds a SoftHSM2 token but SIGNET_PKCS11_MODULE is set; restore it on embedded defaults',
+        );
       const target = path.join(config.dataDir, 'softhsm');
       // A token is a directory (a lock file beside them is not one).
-      if (fs.existsSync(path.join(target, 'tokens')) && fs.readdirSync(path.join(target, 'tokens'), { withFileTypes: true }).some((entry) => entry.isDirectory())) {
+      if (
+        fs.existsSync(path.join(target, 'tokens')) &&
+        fs.readdirSync(path.join(target, 'tokens'), { withFileTypes: true }).some((entry) => entry.isDirectory())
+      ) {
         throw new CliError(`${target} already holds a token; restore into a fresh SIGNET_DATA_DIR`);
       }
       fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });

@@ -8,5 +8,8 @@ addStatusLines(async (app) =>
     .get<KeyStore>(KEY_STORE, { strict: false })
     .health()
     .tokens.filter((token) => token.capabilities)
-    .map((token) => `hsm capabilities: ${describeCapabilities(token.tokenLabel, token.capabilities as NonNullable<typeof token.capabilities>)}`),
+    .map(
+      (token) =>
+        `hsm capabilities: ${describeCapabilities(token.tokenLabel, token.capabilities as NonNullable<typeof token.capabilities>)}`,
+    ),
 );

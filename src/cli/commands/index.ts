@@ -13,4 +13,16 @@ import { statusCommand } from './status.command';
 import { tokenCreateCommand } from './token-create.command';
 
 /** Every `signet` command. Feature modules add theirs here. */
-export const COMMANDS: CliCommand[] = [statusCommand, initCommand, tokenCreateCommand, keyCreateCommand, revokeCommand, auditVerifyCommand, backupCommand, restoreCommand, hsmInitTokenCommand, hsmReconcileCommand, migrateCommand];
+export const COMMANDS: CliCommand[] = [
+  statusCommand,
+  initCommand,
+  tokenCreateCommand,
+  keyCreateCommand,
+  revokeCommand,
+  auditVerifyCommand,
+  backupCommand,
+  restoreCommand,
+  hsmInitTokenCommand,
+  hsmReconcileCommand,
+  migrateCommand,
+];

@@ -21,12 +21,24 @@ export const migrateCommand: CliCommand = {
     let appUrl = config.database.url;
     let ownerUrl = config.database.migrationUrl ?? appUrl;
     if (!appUrl) {
-      embedded = new EmbeddedPostgres({ baseDir: path.join(config.dataDir, 'postgres'), port: config.database.embeddedPort, log: () => undefined });
+      embedded = new EmbeddedPostgres({
+        baseDir: path.join(config.dataDir, 'postgres'),
+        port: config.database.embeddedPort,
+        log: () => undefined,
+      });
       ({ appUrl, ownerUrl } = await embedded.ensureServiceRoles(await embedded.start({ attach: true })));
     }
     try {
-      const { migrationsApplied: applied, appRole } = await prepareDatabase({ ownerUrl: ownerUrl!, appUrl, migrate: true });
-      out(applied.length === 0 ? 'migrations: the database is up to date' : `migrations: applied ${applied.length}: ${applied.join(', ')}`);
+      const { migrationsApplied: applied, appRole } = await prepareDatabase({
+        ownerUrl: ownerUrl!,
+        appUrl,
+        migrate: true,
+      });
+      out(
+        applied.length === 0
+          ? 'migrations: the database is up to date'
+          : `migrations: applied ${applied.length}: ${applied.join(', ')}`,
+      );
       if (appRole) out(`grants: the service role "${appRole}" has its privileges`);
     } finally {
       await embedded?.stop();

@@ -18,18 +18,22 @@ export const tokenCreateCommand: CliCommand = {
   async run({ app, out }, { values }) {
     const name = values.name;
     const role = values.role;
-    if (typeof name !== 'string' || name === '') throw new CliError(`--name is required (usage: ${tokenCreateCommand.usage})`, 2);
+    if (typeof name !== 'string' || name === '')
+      throw new CliError(`--name is required (usage: ${tokenCreateCommand.usage})`, 2);
     if (!isRole(role)) throw new CliError(`--role must be one of ${ROLES.join(', ')}`, 2);
     let expiresInDays: number | undefined;
     if (values['expires-in-days'] !== undefined) {
       const raw = String(values['expires-in-days']);
-      if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > 3650) throw new CliError('--expires-in-days must be a whole number from 1 to 3650', 2);
+      if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > 3650)
+        throw new CliError('--expires-in-days must be a whole number from 1 to 3650', 2);
       expiresInDays = Number(raw);
     }
     const keys = (values.key as string[] | undefined) ?? [];
     const actor = { tokenName: 'cli', address: `cli:${safeUser()}@${os.hostname()}` };
     const created = await app.get(TokenService).create({ name, role, keys, expiresInDays }, actor);
-    process.stderr.write(`created ${created.role} token "${created.name}" (id ${created.id}${created.expiresAt ? `, expires ${created.expiresAt}` : ''}); it is shown only now\n`);
+    process.stderr.write(
+      `created ${created.role} token "${created.name}" (id ${created.id}${created.expiresAt ? `, expires ${created.expiresAt}` : ''}); it is shown only now\n`,
+    );
     if (role === 'signer') process.stderr.write(await workloadHint(app.get(IdentityAdminService), keys));
     out(created.token);
   },
@@ -43,7 +47,9 @@ async function workloadHint(identity: IdentityAdminService, keys: string[]): Pro
   const doc = 'docs/workload-identity.md';
   let covering: string[] = [];
   try {
-    covering = (await identity.listRules()).filter((rule) => rule.state === 'active' && rule.keys.some((key) => keys.includes(key))).map((rule) => rule.name);
+    covering = (await identity.listRules())
+      .filter((rule) => rule.state === 'active' && rule.keys.some((key) => keys.includes(key)))
+      .map((rule) => rule.name);
   } catch {
     // The hint is advice; the token was created.
   }

@@ -14,12 +14,24 @@ export function Time({ iso }: { iso: string | null | undefined }) {
 }
 
 /** Red/green with a word, never colour alone. */
-export function Verdict({ ok, okText = 'ok', badText = 'attention' }: { ok: boolean; okText?: string; badText?: string }) {
+export function Verdict({
+  ok,
+  okText = 'ok',
+  badText = 'attention',
+}: {
+  ok: boolean;
+  okText?: string;
+  badText?: string;
+}) {
   return <span class={`badge ${ok ? 'good' : 'bad'}`}>{ok ? okText : badText}</span>;
 }
 
 export function StateBadge({ state }: { state: string }) {
-  const tone = ['converged', 'done', 'completed', 'good', 'active', 'ok'].includes(state) ? 'good' : ['blocked', 'failed', 'revoked', 'retrying'].includes(state) ? 'bad' : 'neutral';
+  const tone = ['converged', 'done', 'completed', 'good', 'active', 'ok'].includes(state)
+    ? 'good'
+    : ['blocked', 'failed', 'revoked', 'retrying'].includes(state)
+      ? 'bad'
+      : 'neutral';
   return <span class={`badge ${tone}`}>{state}</span>;
 }
 
@@ -73,7 +85,17 @@ export function Empty({ children }: { children: ComponentChildren }) {
 }
 
 /** Renders the three states of a Load; `children` gets the data. */
-export function Loaded<T>({ load, what, retry, children }: { load: Load<T>; what: string; retry?: () => void; children: (data: T) => ComponentChildren }) {
+export function Loaded<T>({
+  load,
+  what,
+  retry,
+  children,
+}: {
+  load: Load<T>;
+  what: string;
+  retry?: () => void;
+  children: (data: T) => ComponentChildren;
+}) {
   if (load.state === 'loading') return <Loading what={what} />;
   if (load.state === 'error') return <ErrorBox error={load.error} retry={retry} />;
   return <>{children(load.data)}</>;

@@ -41,7 +41,11 @@ function SignIn({ onSignedIn, notice }: { onSignedIn: (session: Session) => void
       field.value = '';
       onSignedIn(session);
     } catch (e) {
-      setError(e instanceof ApiError && e.status === 401 ? 'That token was not accepted (unknown, expired or revoked).' : (e as Error).message);
+      setError(
+        e instanceof ApiError && e.status === 401
+          ? 'That token was not accepted (unknown, expired or revoked).'
+          : (e as Error).message,
+      );
     } finally {
       setBusy(false);
     }
@@ -120,7 +124,8 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
           <current.View session={session} capabilities={capabilities} />
         ) : (
           <p class="empty" role="status">
-            The {session.role} role has no access to the console views (API.md: signers sign; they do not read the security state).
+            The {session.role} role has no access to the console views (API.md: signers sign; they do not read the
+            security state).
           </p>
         )}
       </main>

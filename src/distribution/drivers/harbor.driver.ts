@@ -23,7 +23,10 @@ import { OciRegistryDriver } from './oci-registry.driver';
  * and by every consumer pulling it — and the target would never converge again. The factory refuses
  * such a definition (docs/consumers.md, "Harbor").
  */
-export const HARBOR_CONTENT_TRUST_KEYS = { notation: 'enable_content_trust', cosign: 'enable_content_trust_cosign' } as const;
+export const HARBOR_CONTENT_TRUST_KEYS = {
+  notation: 'enable_content_trust',
+  cosign: 'enable_content_trust_cosign',
+} as const;
 const MAX_METADATA_BYTES = 64 * 1024;
 
 export interface HarborDriverConfig {
@@ -64,7 +67,8 @@ export class HarborDriver implements TrustTarget {
     const desired = this.desiredMetadata();
     if (Object.keys(desired).length === 0) return result;
     const projectMetadata: Record<string, Record<string, string>> = {};
-    for (const project of this.contentTrustProjects) projectMetadata[project] = await this.ensureMetadata(project, desired, signal);
+    for (const project of this.contentTrustProjects)
+      projectMetadata[project] = await this.ensureMetadata(project, desired, signal);
     return { ...result, details: { ...result.details, projectMetadata } };
   }
 
@@ -81,7 +85,10 @@ export class HarborDriver implements TrustTarget {
       for (const [key, value] of Object.entries(desired)) if (actual[key] !== value) drift.push(`${project}: ${key}`);
     }
     if (drift.length === 0) return { ...state, details: { ...state.details, projectMetadata } };
-    return { ...(state.version !== undefined ? { version: state.version } : {}), details: { ...state.details, heldDigest: state.digest, projectMetadataDrift: drift } };
+    return {
+      ...(state.version !== undefined ? { version: state.version } : {}),
+      details: { ...state.details, heldDigest: state.digest, projectMetadataDrift: drift },
+    };
   }
 
   async close(): Promise<void> {
@@ -96,7 +103,11 @@ export class HarborDriver implements TrustTarget {
     return desired;
   }
 
-  private async ensureMetadata(project: string, desired: Record<string, string>, signal: AbortSignal): Promise<Record<string, string>> {
+  private async ensureMetadata(
+    project: string,
+    desired: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Record<string, string>> {
     const actual = await this.getMetadata(project, signal);
     for (const [key, value] of Object.entries(desired)) {
       if (actual[key] === value) continue;
@@ -109,8 +120,16 @@ export class HarborDriver implements TrustTarget {
       }
     }
     const after = await this.getMetadata(project, signal);
-    const wrong = Object.entries(desired).filter(([key, value]) => after[key] !== value).map(([key]) => key);
-    if (wrong.length) throw this.config.http.error('protocol', `project ${project}: metadata ${wrong.join(', ')} did not take the written value`, 'project metadata', { project, keys: wrong });
+    const wrong = Object.entries(desired)
+      .filter(([key, value]) => after[key] !== value)
+      .map(([key]) => key);
+    if (wrong.length)
+      throw this.config.http.error(
+        'protocol',
+        `project ${project}: metadata ${wrong.join(', ')} did not take the written value`,
+        'project metadata',
+        { project, keys: wrong },
+      );
     return pick(after, Object.keys(desired));
   }
 
@@ -121,21 +140,43 @@ export class HarborDriver implements TrustTarget {
     try {
       parsed = JSON.parse(answer.body.toString('utf8'));
     } catch {
-      throw this.config.http.error('protocol', 'project metadata is not JSON', 'GET project metadata', { status: answer.status });
+      throw this.config.http.error('protocol', 'project metadata is not JSON', 'GET project metadata', {
+        status: answer.status,
+      });
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      throw this.config.http.error('protocol', 'project metadata is not an object', 'GET project metadata', { status: answer.status });
+      throw this.config.http.error('protocol', 'project metadata is not an object', 'GET project metadata', {
+        status: answer.status,
+      });
     }
-    return Object.fromEntries(Object.entries(parsed as Record<string, unknown>).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+    return Object.fromEntries(
+      Object.entries(parsed as Record<string, unknown>).filter(
+        (entry): entry is [string, string] => typeof entry[1] === 'string',
+      ),
+    );
   }
 
-  private async write(project: string, method: 'PUT' | 'POST', suffix: string, body: Record<string, string>, signal: AbortSignal, tolerated: number[] = []): Promise<HttpAnswer> {
+  private async write(
+    project: string,
+    method: 'PUT' | 'POST',
+    suffix: string,
+    body: Record<string, string>,
+    signal: AbortSignal,
+    tolerated: number[] = [],
+  ): Promise<HttpAnswer> {
     const answer = await this.api(project, method, suffix, Buffer.from(JSON.stringify(body)), signal);
-    if (answer.status !== 200 && answer.status !== 201 && !tolerated.includes(answer.status)) throw this.failure(project, answer, `${method} project metadata`);
+    if (answer.status !== 200 && answer.status !== 201 && !tolerated.includes(answer.status))
+      throw this.failure(project, answer, `${method} project metadata`);
     return answer;
   }
 
-  private api(project: string, method: string, suffix: string, body: Buffer | undefined, signal: AbortSignal): Promise<HttpAnswer> {
+  private api(
+    project: string,
+    method: string,
+    suffix: string,
+    body: Buffer | undefined,
+    signal: AbortSignal,
+  ): Promise<HttpAnswer> {
     const url = new URL(`/api/v2.0/projects/${encodeURIComponent(project)}/${suffix}`, this.config.endpoint);
     const headers: Record<string, string> = { accept: 'application/json', 'x-is-resource-name': 'true' };
     if (body) headers['content-type'] = 'application/json';
@@ -144,17 +185,25 @@ export class HarborDriver implements TrustTarget {
       headers.authorization = `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
     }
     // Harbor's API does not redirect; a redirect here would carry credentials elsewhere, so none are followed.
-    return this.config.http.send({ method, url, headers, body, operation: 'project metadata', maxResponseBytes: MAX_METADATA_BYTES }, signal);
+    return this.config.http.send(
+      { method, url, headers, body, operation: 'project metadata', maxResponseBytes: MAX_METADATA_BYTES },
+      signal,
+    );
   }
 
   private failure(project: string, answer: HttpAnswer, operation: string) {
     const where = describeUrl(answer.url);
     const extra = { status: answer.status };
-    if (answer.status === 401) return this.config.http.error('auth', `Harbor rejected the credentials for ${where}`, operation, extra);
-    if (answer.status === 403) return this.config.http.error('auth', `Harbor denied ${operation} on ${where}`, operation, extra);
-    if (answer.status === 404) return this.config.http.error('not-found', `Harbor project '${project}' not found`, operation, extra);
-    if (answer.status === 429 || answer.status >= 500) return this.config.http.error('server', `Harbor answered ${answer.status} for ${where}`, operation, extra);
-    if (answer.status >= 400) return this.config.http.error('rejected', `Harbor answered ${answer.status} for ${where}`, operation, extra);
+    if (answer.status === 401)
+      return this.config.http.error('auth', `Harbor rejected the credentials for ${where}`, operation, extra);
+    if (answer.status === 403)
+      return this.config.http.error('auth', `Harbor denied ${operation} on ${where}`, operation, extra);
+    if (answer.status === 404)
+      return this.config.http.error('not-found', `Harbor project '${project}' not found`, operation, extra);
+    if (answer.status === 429 || answer.status >= 500)
+      return this.config.http.error('server', `Harbor answered ${answer.status} for ${where}`, operation, extra);
+    if (answer.status >= 400)
+      return this.config.http.error('rejected', `Harbor answered ${answer.status} for ${where}`, operation, extra);
     return this.config.http.error('protocol', `Harbor answered ${answer.status} for ${where}`, operation, extra);
   }
 }

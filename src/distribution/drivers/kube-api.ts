@@ -20,7 +20,14 @@ export interface KubeObjectRef {
 export interface KubeObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [key: string]: unknown };
+  metadata: {
+    name: string;
+    namespace?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [key: string]: unknown;
+  };
   [key: string]: unknown;
 }
 
@@ -50,14 +57,26 @@ export class HttpKubeApi implements KubeApi {
     url.searchParams.set('fieldManager', options.fieldManager);
     if (options.force) url.searchParams.set('force', 'true');
     // JSON is valid YAML, so it can go out as an apply patch as it is.
-    const answer = await this.send('PATCH', url, `apply ${describeRef(ref)}`, signal, Buffer.from(JSON.stringify(object)), 'application/apply-patch+yaml');
+    const answer = await this.send(
+      'PATCH',
+      url,
+      `apply ${describeRef(ref)}`,
+      signal,
+      Buffer.from(JSON.stringify(object)),
+      'application/apply-patch+yaml',
+    );
     if (answer.status !== 200 && answer.status !== 201) throw this.failure(answer, ref, `apply ${describeRef(ref)}`);
     return this.parseObject(answer, `apply ${describeRef(ref)}`);
   }
 
   async get(ref: KubeObjectRef, signal: AbortSignal): Promise<KubeObject | undefined> {
     const answer = await this.send('GET', this.url(ref), `get ${describeRef(ref)}`, signal);
-    if (answer.status === 404 && statusOf(answer)?.reason === 'NotFound' && statusOf(answer)?.details?.name === ref.name) return undefined;
+    if (
+      answer.status === 404 &&
+      statusOf(answer)?.reason === 'NotFound' &&
+      statusOf(answer)?.details?.name === ref.name
+    )
+      return undefined;
     if (answer.status !== 200) throw this.failure(answer, ref, `get ${describeRef(ref)}`);
     return this.parseObject(answer, `get ${describeRef(ref)}`);
   }
@@ -69,10 +88,20 @@ export class HttpKubeApi implements KubeApi {
   private url(ref: KubeObjectRef): URL {
     const base = ref.apiVersion.includes('/') ? `/apis/${ref.apiVersion}` : `/api/${ref.apiVersion}`;
     const scope = ref.namespace ? `/namespaces/${encodeURIComponent(ref.namespace)}` : '';
-    return new URL(`${this.server.pathname.replace(/\/$/, '')}${base}${scope}/${ref.plural}/${encodeURIComponent(ref.name)}`, this.server);
+    return new URL(
+      `${this.server.pathname.replace(/\/$/, '')}${base}${scope}/${ref.plural}/${encodeURIComponent(ref.name)}`,
+      this.server,
+    );
   }
 
-  private send(method: string, url: URL, operation: string, signal: AbortSignal, body?: Buffer, contentType?: string): Promise<HttpAnswer> {
+  private send(
+    method: string,
+    url: URL,
+    operation: string,
+    signal: AbortSignal,
+    body?: Buffer,
+    contentType?: string,
+  ): Promise<HttpAnswer> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (contentType) headers['content-type'] = contentType;
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -83,11 +112,19 @@ export class HttpKubeApi implements KubeApi {
   private parseObject(answer: HttpAnswer, operation: string): KubeObject {
     try {
       const parsed = JSON.parse(answer.body.toString('utf8')) as KubeObject;
-      if (typeof parsed === 'object' && parsed !== null && typeof parsed.metadata === 'object' && parsed.metadata !== null) return parsed;
+      if (
+        typeof parsed === 'object' &&
+        parsed !== null &&
+        typeof parsed.metadata === 'object' &&
+        parsed.metadata !== null
+      )
+        return parsed;
     } catch {
       // fall through
     }
-    throw this.http.error('protocol', 'API server answer is not a Kubernetes object', operation, { status: answer.status });
+    throw this.http.error('protocol', 'API server answer is not a Kubernetes object', operation, {
+      status: answer.status,
+    });
   }
 
   private failure(answer: HttpAnswer, ref: KubeObjectRef, operation: string) {
@@ -107,14 +144,27 @@ export class HttpKubeApi implements KubeApi {
       case answer.status === 409: {
         const conflicts = (status?.details?.causes ?? [])
           .filter((cause) => cause?.reason === 'FieldManagerConflict' || cause?.field)
-          .map((cause) => ({ field: sanitize(cause.field), manager: /conflict with "([^"]{1,128})"/.exec(cause.message ?? '')?.[1] }))
+          .map((cause) => ({
+            field: sanitize(cause.field),
+            manager: /conflict with "([^"]{1,128})"/.exec(cause.message ?? '')?.[1],
+          }))
           .slice(0, 20);
         return this.http.error('conflict', `${where}: ${message || 'conflict'}`, operation, { ...extra, conflicts });
       }
       case answer.status === 429 || answer.status >= 500:
-        return this.http.error('server', `API server answered ${answer.status}${message ? `: ${message}` : ''}`, operation, extra);
+        return this.http.error(
+          'server',
+          `API server answered ${answer.status}${message ? `: ${message}` : ''}`,
+          operation,
+          extra,
+        );
       case answer.status >= 400:
-        return this.http.error('rejected', `${where}: ${message || `API server answered ${answer.status}`}`, operation, extra);
+        return this.http.error(
+          'rejected',
+          `${where}: ${message || `API server answered ${answer.status}`}`,
+          operation,
+          extra,
+        );
       default:
         return this.http.error('protocol', `API server answered ${answer.status}`, operation, extra);
     }

@@ -5,8 +5,16 @@ describe(parseKubeconfig.name, () => {
   const json = (user: Record<string, unknown>, cluster: Record<string, unknown> = {}) =>
     JSON.stringify({
       'current-context': 'prod',
-      contexts: [{ name: 'dev', context: { cluster: 'dev', user: 'dev' } }, { name: 'prod', context: { cluster: 'prod', user: 'signet', namespace: 'trust' } }],
-      clusters: [{ name: 'prod', cluster: { server: 'https://api.prod.example.com:6443', 'certificate-authority-data': ca, ...cluster } }],
+      contexts: [
+        { name: 'dev', context: { cluster: 'dev', user: 'dev' } },
+        { name: 'prod', context: { cluster: 'prod', user: 'signet', namespace: 'trust' } },
+      ],
+      clusters: [
+        {
+          name: 'prod',
+          cluster: { server: 'https://api.prod.example.com:6443', 'certificate-authority-data': ca, ...cluster },
+        },
+      ],
       users: [{ name: 'signet', user }],
     });
 
@@ -45,12 +53,18 @@ describe(parseKubeconfig.name, () => {
 
   it('refuses exec plugins and file paths, naming the field but not the value', () => {
     expect(() => parseKubeconfig(json({ exec: { command: 'aws' } }))).toThrow("user 'exec' is not supported");
-    expect(() => parseKubeconfig(json({ token: 'x' }, { 'certificate-authority': '/etc/ca.pem' }))).toThrow("'certificate-authority'");
+    expect(() => parseKubeconfig(json({ token: 'x' }, { 'certificate-authority': '/etc/ca.pem' }))).toThrow(
+      "'certificate-authority'",
+    );
   });
 
   it('never echoes the document in errors', () => {
     const secret = 'super-secret-token-value';
-    for (const broken of [`{"users": "${secret}"`, `users: [${secret}`, json({ token: secret }).replace('"prod"', '"missing"')]) {
+    for (const broken of [
+      `{"users": "${secret}"`,
+      `users: [${secret}`,
+      json({ token: secret }).replace('"prod"', '"missing"'),
+    ]) {
       try {
         parseKubeconfig(broken);
         throw new Error('expected a failure');

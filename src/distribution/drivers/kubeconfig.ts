@@ -40,16 +40,28 @@ export function parseKubeconfig(text: string): ResolvedKubeconfig {
   } catch {
     server = undefined;
   }
-  if (!server || (server.protocol !== 'https:' && server.protocol !== 'http:')) fail("cluster 'server' must be an http(s) URL");
-  if (cluster['certificate-authority'] !== undefined) fail("cluster 'certificate-authority' (a file path) is not supported; use 'certificate-authority-data'");
-  for (const field of ['exec', 'auth-provider', 'tokenFile', 'client-certificate', 'client-key', 'username', 'password']) {
-    if (user[field] !== undefined) fail(`user '${field}' is not supported; use 'token' or 'client-certificate-data' and 'client-key-data'`);
+  if (!server || (server.protocol !== 'https:' && server.protocol !== 'http:'))
+    fail("cluster 'server' must be an http(s) URL");
+  if (cluster['certificate-authority'] !== undefined)
+    fail("cluster 'certificate-authority' (a file path) is not supported; use 'certificate-authority-data'");
+  for (const field of [
+    'exec',
+    'auth-provider',
+    'tokenFile',
+    'client-certificate',
+    'client-key',
+    'username',
+    'password',
+  ]) {
+    if (user[field] !== undefined)
+      fail(`user '${field}' is not supported; use 'token' or 'client-certificate-data' and 'client-key-data'`);
   }
 
   const caPem = base64Field(cluster, 'certificate-authority-data', 'cluster');
   const clientCertPem = base64Field(user, 'client-certificate-data', 'user');
   const clientKeyPem = base64Field(user, 'client-key-data', 'user');
-  if ((clientCertPem === undefined) !== (clientKeyPem === undefined)) fail("user needs both 'client-certificate-data' and 'client-key-data'");
+  if ((clientCertPem === undefined) !== (clientKeyPem === undefined))
+    fail("user needs both 'client-certificate-data' and 'client-key-data'");
   const token = stringField(user, 'token');
   const namespace = stringField(context, 'namespace');
   return {
@@ -76,7 +88,9 @@ function parseDocument(text: string): Dict {
 function namedEntry(doc: Dict, listField: string, name: string, inner: string): Dict {
   const list = doc[listField];
   if (!Array.isArray(list)) fail(`'${listField}' is missing`);
-  const entry = (list as unknown[]).find((item) => typeof item === 'object' && item !== null && (item as Dict).name === name) as Dict | undefined;
+  const entry = (list as unknown[]).find(
+    (item) => typeof item === 'object' && item !== null && (item as Dict).name === name,
+  ) as Dict | undefined;
   if (!entry) fail(`'${listField}' has no entry named by the current context`);
   const value = entry![inner];
   if (typeof value !== 'object' || value === null) fail(`'${listField}' entry has no '${inner}'`);

@@ -27,7 +27,8 @@ const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'signet' };
 const CONFIGMAP_LIMIT_BYTES = 1024 * 1024; // Kubernetes refuses ConfigMaps whose data exceeds 1 MiB
 const PEM_MEDIA_TYPES = new Set(['application/x-pem-file', 'application/pem-certificate-chain']);
 // Kubernetes annotation key: optional DNS-subdomain prefix, '/', name of ≤ 63 [A-Za-z0-9._-]
-const ANNOTATION_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const ANNOTATION_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
 export interface KubernetesDriverConfig {
   api: KubeApi;
@@ -47,12 +48,19 @@ export class KubernetesDriver implements TrustTarget {
   }
 
   private get configMapRef(): KubeObjectRef {
-    return { apiVersion: 'v1', plural: 'configmaps', namespace: this.config.namespace, name: this.config.configMapName };
+    return {
+      apiVersion: 'v1',
+      plural: 'configmaps',
+      namespace: this.config.namespace,
+      name: this.config.configMapName,
+    };
   }
 
   private get providerRef(): KubeObjectRef | undefined {
     const ratify = this.config.ratify;
-    return ratify ? { apiVersion: RATIFY_API_VERSION, plural: 'keymanagementproviders', name: ratify.keyManagementProviderName } : undefined;
+    return ratify
+      ? { apiVersion: RATIFY_API_VERSION, plural: 'keymanagementproviders', name: ratify.keyManagementProviderName }
+      : undefined;
   }
 
   /** The TSA provider and the Verifier, when the target applies them (the TSA one only while the bundle has TSA roots). */
@@ -70,7 +78,11 @@ export class KubernetesDriver implements TrustTarget {
     validateBundle(bundle);
     const metadata = {
       labels: { ...MANAGED_BY },
-      annotations: { ...kubernetesAnnotations(bundle.annotations), [K8S_ANNOTATION_DIGEST]: bundle.digest, [K8S_ANNOTATION_VERSION]: String(bundle.version) },
+      annotations: {
+        ...kubernetesAnnotations(bundle.annotations),
+        [K8S_ANNOTATION_DIGEST]: bundle.digest,
+        [K8S_ANNOTATION_VERSION]: String(bundle.version),
+      },
     };
     const options = { fieldManager: FIELD_MANAGER, force: this.config.forceConflicts };
 
@@ -83,11 +95,15 @@ export class KubernetesDriver implements TrustTarget {
     const held = await this.config.api.get(this.configMapRef, signal);
     const heldVersion = held ? identity(held).version : undefined;
     if (heldVersion !== undefined && heldVersion > bundle.version) {
-      throw new TargetError('conflict', `${this.description}: push: the cluster holds newer truststore version ${heldVersion}; not going back to ${bundle.version}`, {
-        target: this.description,
-        operation: 'push',
-        heldVersion,
-      });
+      throw new TargetError(
+        'conflict',
+        `${this.description}: push: the cluster holds newer truststore version ${heldVersion}; not going back to ${bundle.version}`,
+        {
+          target: this.description,
+          operation: 'push',
+          heldVersion,
+        },
+      );
     }
     const applied = await this.config.api.apply(this.configMapRef, configMap, options, signal);
     const locations = [describeRef(this.configMapRef)];
@@ -103,11 +119,15 @@ export class KubernetesDriver implements TrustTarget {
 
     const state = await this.readBack(signal);
     if (state.digest !== bundle.digest) {
-      throw new TargetError('conflict', `${this.description}: push: after the apply the target holds ${state.digest ?? 'another digest'}`, {
-        target: this.description,
-        operation: 'push',
-        heldDigest: state.digest,
-      });
+      throw new TargetError(
+        'conflict',
+        `${this.description}: push: after the apply the target holds ${state.digest ?? 'another digest'}`,
+        {
+          target: this.description,
+          operation: 'push',
+          heldDigest: state.digest,
+        },
+      );
     }
     return { deliveredDigest: state.digest, details: { locations, resourceVersion: applied.metadata.resourceVersion } };
   }
@@ -123,18 +143,30 @@ export class KubernetesDriver implements TrustTarget {
       const providerHeld = provider ? identity(provider) : {};
       if (providerHeld.digest !== held.digest) {
         // The cluster holds this digest only when every object we manage does.
-        return { ...(held.version !== undefined ? { version: held.version } : {}), details: { ...details, configMapDigest: held.digest, keyManagementProviderDigest: providerHeld.digest } };
+        return {
+          ...(held.version !== undefined ? { version: held.version } : {}),
+          details: { ...details, configMapDigest: held.digest, keyManagementProviderDigest: providerHeld.digest },
+        };
       }
       // The Verifier always; the TSA provider when the Verifier has a tsa store (it names it).
       const [verifierRef] = this.ratifyExtraRefs(false);
       if (verifierRef) {
         const verifier = await this.config.api.get(verifierRef, signal);
-        const tsaStores = ((verifier?.spec as { parameters?: { verificationCertStores?: { tsa?: unknown } } } | undefined)?.parameters?.verificationCertStores?.tsa) !== undefined;
+        const tsaStores =
+          (verifier?.spec as { parameters?: { verificationCertStores?: { tsa?: unknown } } } | undefined)?.parameters
+            ?.verificationCertStores?.tsa !== undefined;
         for (const ref of this.ratifyExtraRefs(tsaStores)) {
           const object = ref.plural === 'verifiers' ? verifier : await this.config.api.get(ref, signal);
           const objectHeld = object ? identity(object) : {};
           if (objectHeld.digest !== held.digest) {
-            return { ...(held.version !== undefined ? { version: held.version } : {}), details: { ...details, configMapDigest: held.digest, [`${ref.plural.replace(/s$/, '')}Digest`]: objectHeld.digest } };
+            return {
+              ...(held.version !== undefined ? { version: held.version } : {}),
+              details: {
+                ...details,
+                configMapDigest: held.digest,
+                [`${ref.plural.replace(/s$/, '')}Digest`]: objectHeld.digest,
+              },
+            };
           }
         }
       }
@@ -146,7 +178,10 @@ export class KubernetesDriver implements TrustTarget {
     await this.config.api.close();
   }
 
-  private buildConfigMap(bundle: TruststoreBundle, metadata: { labels: Record<string, string>; annotations: Record<string, string> }): KubeObject {
+  private buildConfigMap(
+    bundle: TruststoreBundle,
+    metadata: { labels: Record<string, string>; annotations: Record<string, string> },
+  ): KubeObject {
     const data: Record<string, string> = {};
     const binaryData: Record<string, string> = {};
     let size = 0;
@@ -157,7 +192,11 @@ export class KubernetesDriver implements TrustTarget {
       else binaryData[layer.title] = layer.content.toString('base64');
     }
     if (size > CONFIGMAP_LIMIT_BYTES) {
-      throw new TargetError('rejected', `${this.description}: push: bundle is ${size} bytes, more than a ConfigMap holds (1 MiB)`, { target: this.description, operation: 'push', size });
+      throw new TargetError(
+        'rejected',
+        `${this.description}: push: bundle is ${size} bytes, more than a ConfigMap holds (1 MiB)`,
+        { target: this.description, operation: 'push', size },
+      );
     }
     return {
       apiVersion: 'v1',
@@ -168,25 +207,46 @@ export class KubernetesDriver implements TrustTarget {
     };
   }
 
-  private buildRatifyExtras(bundle: TruststoreBundle, metadata: Metadata): Array<{ ref: KubeObjectRef; object: KubeObject }> {
+  private buildRatifyExtras(
+    bundle: TruststoreBundle,
+    metadata: Metadata,
+  ): Array<{ ref: KubeObjectRef; object: KubeObject }> {
     const title = this.config.ratify?.verifierLayerTitle;
     if (!title) return [];
     const layer = bundle.layers.find((l) => l.title === title);
-    if (!layer) throw new DomainError(ErrorCode.VALIDATION_ERROR, `push: the Ratify Verifier needs the '${title}' layer in 'layers'`, { field: 'layers' });
+    if (!layer)
+      throw new DomainError(
+        ErrorCode.VALIDATION_ERROR,
+        `push: the Ratify Verifier needs the '${title}' layer in 'layers'`,
+        { field: 'layers' },
+      );
     return ratifyExtras(layer.content, this.config.ratify!.keyManagementProviderName, metadata);
   }
 
-  private buildProvider(bundle: TruststoreBundle, metadata: { labels: Record<string, string>; annotations: Record<string, string> }, ref: KubeObjectRef): KubeObject {
+  private buildProvider(
+    bundle: TruststoreBundle,
+    metadata: { labels: Record<string, string>; annotations: Record<string, string> },
+    ref: KubeObjectRef,
+  ): KubeObject {
     const wanted = this.config.ratify?.pemLayerTitle;
-    const layer = wanted ? bundle.layers.find((l) => l.title === wanted) : bundle.layers.find((l) => PEM_MEDIA_TYPES.has(l.mediaType));
+    const layer = wanted
+      ? bundle.layers.find((l) => l.title === wanted)
+      : bundle.layers.find((l) => PEM_MEDIA_TYPES.has(l.mediaType));
     if (!layer) {
-      throw new DomainError(ErrorCode.VALIDATION_ERROR, `push: ratify needs a PEM layer (${wanted ? `title '${wanted}'` : 'media type application/x-pem-file'}) in 'layers'`, { field: 'layers' });
+      throw new DomainError(
+        ErrorCode.VALIDATION_ERROR,
+        `push: ratify needs a PEM layer (${wanted ? `title '${wanted}'` : 'media type application/x-pem-file'}) in 'layers'`,
+        { field: 'layers' },
+      );
     }
     return {
       apiVersion: RATIFY_API_VERSION,
       kind: 'KeyManagementProvider',
       metadata: { name: ref.name, ...metadata },
-      spec: { type: 'inline', parameters: { contentType: 'certificate', value: certificateBlocks(layer.content.toString('utf8')) } },
+      spec: {
+        type: 'inline',
+        parameters: { contentType: 'certificate', value: certificateBlocks(layer.content.toString('utf8')) },
+      },
     };
   }
 }
@@ -198,7 +258,11 @@ type Metadata = { labels: Record<string, string>; annotations: Record<string, st
  * rendering: providers, then the Verifier), renamed after the configured provider name so the
  * Verifier lists exactly the providers this target applies.
  */
-function ratifyExtras(layer: Buffer, name: string, metadata: Metadata): Array<{ ref: KubeObjectRef; object: KubeObject }> {
+function ratifyExtras(
+  layer: Buffer,
+  name: string,
+  metadata: Metadata,
+): Array<{ ref: KubeObjectRef; object: KubeObject }> {
   const refuse = (problem: string): never => {
     throw new DomainError(ErrorCode.VALIDATION_ERROR, `push: the ratify layer ${problem}`, { field: 'layers' });
   };
@@ -213,14 +277,20 @@ function ratifyExtras(layer: Buffer, name: string, metadata: Metadata): Array<{ 
   const verifiers = docs.filter((d) => d.kind === 'Verifier');
   if (verifiers.length !== 1) refuse('must hold exactly one Verifier');
   const verifier = verifiers[0];
-  const parameters = (verifier.spec?.parameters ?? {}) as { verificationCertStores?: Record<string, Record<string, string[]>>; trustPolicyDoc?: unknown };
+  const parameters = (verifier.spec?.parameters ?? {}) as {
+    verificationCertStores?: Record<string, Record<string, string[]>>;
+    trustPolicyDoc?: unknown;
+  };
   const stores = parameters.verificationCertStores ?? {};
-  const providers = new Map(docs.filter((d) => d.kind === 'KeyManagementProvider').map((d) => [d.metadata?.name ?? '', d]));
+  const providers = new Map(
+    docs.filter((d) => d.kind === 'KeyManagementProvider').map((d) => [d.metadata?.name ?? '', d]),
+  );
   const rename = new Map<string, string>();
   for (const [type, named] of Object.entries(stores)) {
     if (type !== 'ca' && type !== 'tsa') refuse(`has a ${type} store; only ca and tsa are applied`);
     for (const list of Object.values(named ?? {})) {
-      if (!Array.isArray(list) || list.length !== 1 || !providers.has(list[0])) refuse(`'s Verifier must list one provider of the layer per store`);
+      if (!Array.isArray(list) || list.length !== 1 || !providers.has(list[0]))
+        refuse(`'s Verifier must list one provider of the layer per store`);
       rename.set(list[0], type === 'ca' ? name : `${name}-tsa`);
     }
   }
@@ -230,13 +300,31 @@ function ratifyExtras(layer: Buffer, name: string, metadata: Metadata): Array<{ 
     if (renamed === name) continue; // the roots provider is built from the PEM layer
     const provider = providers.get(original)!;
     const ref = { apiVersion: RATIFY_API_VERSION, plural: 'keymanagementproviders', name: renamed };
-    out.push({ ref, object: { apiVersion: RATIFY_API_VERSION, kind: 'KeyManagementProvider', metadata: { name: renamed, ...metadata }, spec: provider.spec ?? {} } });
+    out.push({
+      ref,
+      object: {
+        apiVersion: RATIFY_API_VERSION,
+        kind: 'KeyManagementProvider',
+        metadata: { name: renamed, ...metadata },
+        spec: provider.spec ?? {},
+      },
+    });
   }
-  const renamedStores = Object.fromEntries(Object.entries(stores).map(([type, named]) => [type, Object.fromEntries(Object.entries(named).map(([store, list]) => [store, list.map((p) => rename.get(p)!)]))]));
+  const renamedStores = Object.fromEntries(
+    Object.entries(stores).map(([type, named]) => [
+      type,
+      Object.fromEntries(Object.entries(named).map(([store, list]) => [store, list.map((p) => rename.get(p)!)])),
+    ]),
+  );
   const ref = { apiVersion: RATIFY_API_VERSION, plural: 'verifiers', name };
   out.push({
     ref,
-    object: { apiVersion: RATIFY_API_VERSION, kind: 'Verifier', metadata: { name, ...metadata }, spec: { ...verifier.spec, parameters: { ...parameters, verificationCertStores: renamedStores } } },
+    object: {
+      apiVersion: RATIFY_API_VERSION,
+      kind: 'Verifier',
+      metadata: { name, ...metadata },
+      spec: { ...verifier.spec, parameters: { ...parameters, verificationCertStores: renamedStores } },
+    },
   });
   return out;
 }
@@ -248,8 +336,16 @@ function ratifyExtras(layer: Buffer, name: string, metadata: Metadata): Array<{ 
 export function certificateBlocks(pem: string): string {
   const blocks = [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g)];
   const others = blocks.filter((b) => b[1] !== 'CERTIFICATE').map((b) => b[1]);
-  if (others.length) throw new DomainError(ErrorCode.VALIDATION_ERROR, `push: the PEM layer holds ${others[0]} blocks; Ratify takes CERTIFICATE blocks only`, { field: 'layers' });
-  if (blocks.length === 0) throw new DomainError(ErrorCode.VALIDATION_ERROR, 'push: the PEM layer holds no CERTIFICATE block', { field: 'layers' });
+  if (others.length)
+    throw new DomainError(
+      ErrorCode.VALIDATION_ERROR,
+      `push: the PEM layer holds ${others[0]} blocks; Ratify takes CERTIFICATE blocks only`,
+      { field: 'layers' },
+    );
+  if (blocks.length === 0)
+    throw new DomainError(ErrorCode.VALIDATION_ERROR, 'push: the PEM layer holds no CERTIFICATE block', {
+      field: 'layers',
+    });
   return blocks.map((b) => b[0]).join('\n');
 }
 
@@ -265,5 +361,7 @@ function identity(object: KubeObject): { digest?: string; version?: number } {
 
 /** The bundle's extra annotations that are valid Kubernetes annotation keys; OCI-only keys are left out. */
 function kubernetesAnnotations(annotations: Record<string, string> | undefined): Record<string, string> {
-  return Object.fromEntries(Object.entries(annotations ?? {}).filter(([key]) => key.length <= 253 + 64 && ANNOTATION_KEY.test(key)));
+  return Object.fromEntries(
+    Object.entries(annotations ?? {}).filter(([key]) => key.length <= 253 + 64 && ANNOTATION_KEY.test(key)),
+  );
 }

@@ -1,5 +1,12 @@
 import { DomainError } from '../../common/errors';
-import { buildManifest, EMPTY_CONFIG, parseManifest, sha256Digest, truststoreIdentity, validateBundle } from './oci-artifact';
+import {
+  buildManifest,
+  EMPTY_CONFIG,
+  parseManifest,
+  sha256Digest,
+  truststoreIdentity,
+  validateBundle,
+} from './oci-artifact';
 import { TruststoreBundle } from './trust-target';
 
 describe('oci-artifact', () => {
@@ -33,7 +40,13 @@ describe('oci-artifact', () => {
   });
 
   it('parseManifest yields undefined for anything that is not a schema-2 manifest', () => {
-    for (const text of ['', 'null', '[]', '{"schemaVersion":1}', '{"schemaVersion":2,"annotations":"x"}'.slice(0, 10)]) {
+    for (const text of [
+      '',
+      'null',
+      '[]',
+      '{"schemaVersion":1}',
+      '{"schemaVersion":2,"annotations":"x"}'.slice(0, 10),
+    ]) {
       expect(parseManifest(Buffer.from(text))).toBeUndefined();
     }
   });

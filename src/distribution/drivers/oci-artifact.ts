@@ -68,12 +68,14 @@ export function validateBundle(bundle: TruststoreBundle): void {
   const titles = new Set<string>();
   bundle.layers.forEach((layer, i) => {
     if (!MEDIA_TYPE.test(layer.mediaType)) fail(`layers[${i}].mediaType`, 'must be a media type (type/subtype)');
-    if (!TITLE.test(layer.title)) fail(`layers[${i}].title`, 'must be a file name of letters, digits, ".", "_" and "-"');
+    if (!TITLE.test(layer.title))
+      fail(`layers[${i}].title`, 'must be a file name of letters, digits, ".", "_" and "-"');
     if (titles.has(layer.title)) fail(`layers[${i}].title`, 'must be unique within the bundle');
     titles.add(layer.title);
     if (!Buffer.isBuffer(layer.content)) fail(`layers[${i}].content`, 'must be a Buffer');
   });
-  if (bundle.createdAt !== undefined && Number.isNaN(Date.parse(bundle.createdAt))) fail('createdAt', 'must be an RFC 3339 time');
+  if (bundle.createdAt !== undefined && Number.isNaN(Date.parse(bundle.createdAt)))
+    fail('createdAt', 'must be an RFC 3339 time');
   for (const [key, value] of Object.entries(bundle.annotations ?? {})) {
     if (RESERVED_ANNOTATIONS.has(key)) fail(`annotations.${key}`, 'is set by Signet');
     if (typeof value !== 'string') fail(`annotations.${key}`, 'must be a string');
@@ -99,13 +101,29 @@ export function buildManifest(bundle: TruststoreBundle, createdAt: string): Buil
     mediaType: OCI_MANIFEST_MEDIA_TYPE,
     artifactType: TRUSTSTORE_ARTIFACT_TYPE,
     config: { mediaType: EMPTY_CONFIG.mediaType, digest: EMPTY_CONFIG.digest, size: EMPTY_CONFIG.size },
-    layers: layers.map(({ mediaType, digest, size, annotations: layerAnnotations }) => ({ mediaType, digest, size, annotations: layerAnnotations })),
+    layers: layers.map(({ mediaType, digest, size, annotations: layerAnnotations }) => ({
+      mediaType,
+      digest,
+      size,
+      annotations: layerAnnotations,
+    })),
     annotations,
   };
   const bytes = Buffer.from(JSON.stringify(manifest), 'utf8');
   const blobs = new Map<string, Blob>();
-  blobs.set(EMPTY_CONFIG.digest, { mediaType: EMPTY_CONFIG.mediaType, digest: EMPTY_CONFIG.digest, size: EMPTY_CONFIG.size, content: EMPTY_CONFIG.content });
-  for (const layer of layers) blobs.set(layer.digest, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, content: layer.content });
+  blobs.set(EMPTY_CONFIG.digest, {
+    mediaType: EMPTY_CONFIG.mediaType,
+    digest: EMPTY_CONFIG.digest,
+    size: EMPTY_CONFIG.size,
+    content: EMPTY_CONFIG.content,
+  });
+  for (const layer of layers)
+    blobs.set(layer.digest, {
+      mediaType: layer.mediaType,
+      digest: layer.digest,
+      size: layer.size,
+      content: layer.content,
+    });
   return { bytes, digest: sha256Digest(bytes), blobs: [...blobs.values()] };
 }
 
@@ -129,7 +147,8 @@ export function parseManifest(bytes: Buffer): ParsedManifest | undefined {
   if (record.schemaVersion !== 2) return undefined;
   const annotations: Record<string, string> = {};
   if (typeof record.annotations === 'object' && record.annotations !== null) {
-    for (const [key, value] of Object.entries(record.annotations as Record<string, unknown>)) if (typeof value === 'string') annotations[key] = value;
+    for (const [key, value] of Object.entries(record.annotations as Record<string, unknown>))
+      if (typeof value === 'string') annotations[key] = value;
   }
   const references: string[] = [];
   const collect = (descriptor: unknown) => {
@@ -138,7 +157,11 @@ export function parseManifest(bytes: Buffer): ParsedManifest | undefined {
   };
   collect(record.config);
   if (Array.isArray(record.layers)) record.layers.forEach(collect);
-  return { ...(typeof record.artifactType === 'string' ? { artifactType: record.artifactType } : {}), annotations, references };
+  return {
+    ...(typeof record.artifactType === 'string' ? { artifactType: record.artifactType } : {}),
+    annotations,
+    references,
+  };
 }
 
 /** The truststore version and digest a manifest's annotations claim, if they are well-formed. */

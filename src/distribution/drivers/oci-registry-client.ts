@@ -38,17 +38,34 @@ export class OciRegistryClient {
   }
 
   async blobExists(digest: string, scopes: string[], signal: AbortSignal): Promise<boolean> {
-    const answer = await this.request({ method: 'HEAD', url: this.url(`blobs/${digest}`), operation: 'HEAD blob' }, scopes, signal);
+    const answer = await this.request(
+      { method: 'HEAD', url: this.url(`blobs/${digest}`), operation: 'HEAD blob' },
+      scopes,
+      signal,
+    );
     if (answer.status === 200) return true;
     if (answer.status === 404) return false;
     throw this.failure(answer, 'HEAD blob');
   }
 
   async uploadBlob(blob: Blob, scopes: string[], signal: AbortSignal): Promise<void> {
-    const started = await this.request({ method: 'POST', url: this.url('blobs/uploads/'), body: Buffer.alloc(0), operation: 'start upload', maxResponseBytes: MAX_ERROR_BODY_BYTES }, scopes, signal);
+    const started = await this.request(
+      {
+        method: 'POST',
+        url: this.url('blobs/uploads/'),
+        body: Buffer.alloc(0),
+        operation: 'start upload',
+        maxResponseBytes: MAX_ERROR_BODY_BYTES,
+      },
+      scopes,
+      signal,
+    );
     if (started.status !== 202) throw this.failure(started, 'start upload');
     const location = started.headers.location;
-    if (!location) throw this.http.error('protocol', 'upload started without a Location', 'start upload', { status: started.status });
+    if (!location)
+      throw this.http.error('protocol', 'upload started without a Location', 'start upload', {
+        status: started.status,
+      });
     let uploadUrl: URL;
     try {
       uploadUrl = new URL(location, this.endpoint);
@@ -57,14 +74,23 @@ export class OciRegistryClient {
     }
     uploadUrl.searchParams.set('digest', blob.digest);
     const finished = await this.request(
-      { method: 'PUT', url: uploadUrl, headers: { 'content-type': 'application/octet-stream' }, body: blob.content, operation: 'upload blob', maxResponseBytes: MAX_ERROR_BODY_BYTES },
+      {
+        method: 'PUT',
+        url: uploadUrl,
+        headers: { 'content-type': 'application/octet-stream' },
+        body: blob.content,
+        operation: 'upload blob',
+        maxResponseBytes: MAX_ERROR_BODY_BYTES,
+      },
       scopes,
       signal,
     );
     if (finished.status !== 201) throw this.failure(finished, 'upload blob');
     const reported = finished.headers['docker-content-digest'];
     if (typeof reported === 'string' && reported !== blob.digest) {
-      throw this.http.error('protocol', `registry stored blob ${reported}, expected ${blob.digest}`, 'upload blob', { status: finished.status });
+      throw this.http.error('protocol', `registry stored blob ${reported}, expected ${blob.digest}`, 'upload blob', {
+        status: finished.status,
+      });
     }
   }
 
@@ -72,7 +98,13 @@ export class OciRegistryClient {
   async getManifest(reference: string, scopes: string[], signal: AbortSignal): Promise<FetchedManifest | undefined> {
     const answer = await this.request(
       // distribution 2.8 only serves an OCI manifest when Accept names the OCI type
-      { method: 'GET', url: this.url(`manifests/${reference}`), headers: { accept: OCI_MANIFEST_MEDIA_TYPE }, operation: 'GET manifest', maxResponseBytes: MAX_MANIFEST_BYTES },
+      {
+        method: 'GET',
+        url: this.url(`manifests/${reference}`),
+        headers: { accept: OCI_MANIFEST_MEDIA_TYPE },
+        operation: 'GET manifest',
+        maxResponseBytes: MAX_MANIFEST_BYTES,
+      },
       scopes,
       signal,
     );
@@ -81,15 +113,29 @@ export class OciRegistryClient {
     const digest = sha256Digest(answer.body);
     const reported = answer.headers['docker-content-digest'];
     if (typeof reported === 'string' && reported.startsWith('sha256:') && reported !== digest) {
-      throw this.http.error('protocol', `manifest bytes hash to ${digest} but the registry says ${reported}`, 'GET manifest', { status: answer.status });
+      throw this.http.error(
+        'protocol',
+        `manifest bytes hash to ${digest} but the registry says ${reported}`,
+        'GET manifest',
+        { status: answer.status },
+      );
     }
-    const mediaType = String(answer.headers['content-type'] ?? '').split(';')[0].trim();
+    const mediaType = String(answer.headers['content-type'] ?? '')
+      .split(';')[0]
+      .trim();
     return { bytes: answer.body, digest, mediaType };
   }
 
   async putManifest(reference: string, bytes: Buffer, scopes: string[], signal: AbortSignal): Promise<string> {
     const answer = await this.request(
-      { method: 'PUT', url: this.url(`manifests/${reference}`), headers: { 'content-type': OCI_MANIFEST_MEDIA_TYPE }, body: bytes, operation: `PUT manifest ${reference}`, maxResponseBytes: MAX_ERROR_BODY_BYTES },
+      {
+        method: 'PUT',
+        url: this.url(`manifests/${reference}`),
+        headers: { 'content-type': OCI_MANIFEST_MEDIA_TYPE },
+        body: bytes,
+        operation: `PUT manifest ${reference}`,
+        maxResponseBytes: MAX_ERROR_BODY_BYTES,
+      },
       scopes,
       signal,
     );
@@ -97,7 +143,12 @@ export class OciRegistryClient {
     const digest = sha256Digest(bytes);
     const reported = answer.headers['docker-content-digest'];
     if (typeof reported === 'string' && reported !== digest) {
-      throw this.http.error('protocol', `registry stored manifest ${reported}, expected ${digest}`, `PUT manifest ${reference}`, { status: answer.status });
+      throw this.http.error(
+        'protocol',
+        `registry stored manifest ${reported}, expected ${digest}`,
+        `PUT manifest ${reference}`,
+        { status: answer.status },
+      );
     }
     return digest;
   }
@@ -110,12 +161,18 @@ export class OciRegistryClient {
   private async request(exchange: HttpExchange, scopes: string[], signal: AbortSignal): Promise<HttpAnswer> {
     for (let attempt = 0; ; attempt++) {
       // registry credentials go to the registry's own origin only, never to a blob store it redirects to
-      const authorization = exchange.url.origin === this.endpoint.origin ? await this.auth.authorization(scopes, signal) : undefined;
+      const authorization =
+        exchange.url.origin === this.endpoint.origin ? await this.auth.authorization(scopes, signal) : undefined;
       const headers = { ...(exchange.headers ?? {}), ...(authorization ? { authorization } : {}) };
       const answer = await this.http.sendFollowingRedirects({ ...exchange, headers }, signal);
       if (answer.status !== 401) return answer;
       if (attempt > 0 || exchange.url.origin !== this.endpoint.origin) {
-        throw this.http.error('auth', `registry rejected the ${authorization?.startsWith('Bearer ') ? 'token' : 'credentials'}`, exchange.operation, { status: 401 });
+        throw this.http.error(
+          'auth',
+          `registry rejected the ${authorization?.startsWith('Bearer ') ? 'token' : 'credentials'}`,
+          exchange.operation,
+          { status: 401 },
+        );
       }
       await this.auth.onUnauthorized(answer, scopes, authorization, exchange.operation, signal);
     }
@@ -127,10 +184,14 @@ export class OciRegistryClient {
     const suffix = codes.length ? ` (${codes.join(', ')})` : '';
     const where = describeUrl(answer.url);
     const extra = { status: answer.status, ...(codes.length ? { registryErrors: codes } : {}) };
-    if (answer.status === 403) return this.http.error('auth', `registry denied access to ${where}${suffix}`, operation, extra);
-    if (answer.status === 429 || answer.status >= 500) return this.http.error('server', `registry answered ${answer.status} for ${where}${suffix}`, operation, extra);
-    if (answer.status === 404) return this.http.error('not-found', `registry answered 404 for ${where}${suffix}`, operation, extra);
-    if (answer.status >= 400) return this.http.error('rejected', `registry answered ${answer.status} for ${where}${suffix}`, operation, extra);
+    if (answer.status === 403)
+      return this.http.error('auth', `registry denied access to ${where}${suffix}`, operation, extra);
+    if (answer.status === 429 || answer.status >= 500)
+      return this.http.error('server', `registry answered ${answer.status} for ${where}${suffix}`, operation, extra);
+    if (answer.status === 404)
+      return this.http.error('not-found', `registry answered 404 for ${where}${suffix}`, operation, extra);
+    if (answer.status >= 400)
+      return this.http.error('rejected', `registry answered ${answer.status} for ${where}${suffix}`, operation, extra);
     return this.http.error('protocol', `registry answered ${answer.status} for ${where}`, operation, extra);
   }
 }

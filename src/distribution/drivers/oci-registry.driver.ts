@@ -1,4 +1,11 @@
-import { BasicCredentials, PushResult, TargetState, TrustTarget, TrustTargetKind, TruststoreBundle } from './trust-target';
+import {
+  BasicCredentials,
+  PushResult,
+  TargetState,
+  TrustTarget,
+  TrustTargetKind,
+  TruststoreBundle,
+} from './trust-target';
 import {
   ANNOTATION_CREATED,
   buildManifest,
@@ -62,11 +69,16 @@ export class OciRegistryDriver implements TrustTarget {
       const parsed = parseManifest(existing.bytes);
       const identity = parsed && parsed.artifactType === TRUSTSTORE_ARTIFACT_TYPE ? truststoreIdentity(parsed) : {};
       if (identity.digest !== bundle.digest) {
-        throw this.config.http.error('conflict', `tag ${tag} already holds other content${identity.digest ? ` (truststore ${identity.digest})` : ''}; refusing to overwrite it`, 'push', {
-          tag,
-          heldDigest: identity.digest,
-          manifestDigest: existing.digest,
-        });
+        throw this.config.http.error(
+          'conflict',
+          `tag ${tag} already holds other content${identity.digest ? ` (truststore ${identity.digest})` : ''}; refusing to overwrite it`,
+          'push',
+          {
+            tag,
+            heldDigest: identity.digest,
+            manifestDigest: existing.digest,
+          },
+        );
       }
       // Same truststore already pushed (an earlier attempt, another replica): keep its manifest so
       // the tag's digest stays put, unless some blob it references has gone missing.
@@ -76,17 +88,26 @@ export class OciRegistryDriver implements TrustTarget {
         manifest = existing;
       } else {
         const createdAt = parsed!.annotations[ANNOTATION_CREATED];
-        manifest = buildManifest(bundle, bundle.createdAt ?? (createdAt && !Number.isNaN(Date.parse(createdAt)) ? createdAt : this.now().toISOString()));
+        manifest = buildManifest(
+          bundle,
+          bundle.createdAt ??
+            (createdAt && !Number.isNaN(Date.parse(createdAt)) ? createdAt : this.now().toISOString()),
+        );
       }
     }
 
     // A late push of an older version (a replica whose lease ran out) must not move `current` back.
     const held = await this.readCurrent(scopes, signal);
     if (held.version !== undefined && held.version > bundle.version) {
-      throw this.config.http.error('conflict', `${CURRENT_TAG} holds newer truststore version ${held.version}; not moving it back to ${bundle.version}`, 'push', {
-        heldVersion: held.version,
-        heldDigest: held.digest,
-      });
+      throw this.config.http.error(
+        'conflict',
+        `${CURRENT_TAG} holds newer truststore version ${held.version}; not moving it back to ${bundle.version}`,
+        'push',
+        {
+          heldVersion: held.version,
+          heldDigest: held.digest,
+        },
+      );
     }
 
     const { uploaded, present } = await this.ensureBlobs(built, scopes, signal);
@@ -96,14 +117,24 @@ export class OciRegistryDriver implements TrustTarget {
 
     const state = await this.readCurrent(scopes, signal);
     if (state.digest !== bundle.digest || state.details?.manifestDigest !== manifest.digest) {
-      throw this.config.http.error('conflict', `after the push, ${CURRENT_TAG} holds ${state.digest ?? 'something else'}; another writer moved it`, 'push', {
-        heldDigest: state.digest,
-      });
+      throw this.config.http.error(
+        'conflict',
+        `after the push, ${CURRENT_TAG} holds ${state.digest ?? 'something else'}; another writer moved it`,
+        'push',
+        {
+          heldDigest: state.digest,
+        },
+      );
     }
     const where = `${this.config.endpoint.host}/${this.config.repository}`;
     return {
       deliveredDigest: state.digest,
-      details: { manifestDigest: manifest.digest, locations: [`${where}:${tag}`, `${where}:${CURRENT_TAG}`], blobsUploaded: uploaded, blobsPresent: present },
+      details: {
+        manifestDigest: manifest.digest,
+        locations: [`${where}:${tag}`, `${where}:${CURRENT_TAG}`],
+        blobsUploaded: uploaded,
+        blobsPresent: present,
+      },
     };
   }
 
@@ -125,7 +156,11 @@ export class OciRegistryDriver implements TrustTarget {
     return { ...truststoreIdentity(parsed), details: { manifestDigest: current.digest } };
   }
 
-  private async ensureBlobs(manifest: BuiltManifest, scopes: string[], signal: AbortSignal): Promise<{ uploaded: number; present: number }> {
+  private async ensureBlobs(
+    manifest: BuiltManifest,
+    scopes: string[],
+    signal: AbortSignal,
+  ): Promise<{ uploaded: number; present: number }> {
     let uploaded = 0;
     let present = 0;
     for (const blob of manifest.blobs) {

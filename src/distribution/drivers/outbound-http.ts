@@ -46,10 +46,20 @@ export interface OutboundHttpOptions {
 const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const TLS_ERROR_CODES = new Set([
-  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_SIGNATURE_FAILURE', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'EPROTO',
-  'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'EPROTO',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
 ]);
 const FORBIDDEN_ADDRESS = 'ESIGNET_FORBIDDEN_ADDRESS';
 
@@ -69,7 +79,10 @@ export class OutboundHttp {
       rejectUnauthorized: !tls.insecure,
       ...(tls.certPem && tls.keyPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
     });
-    this.lookup = guardedLookup(options.policy, options.resolve ?? ((hostname, lookupOptions) => dns.promises.lookup(hostname, { ...lookupOptions, all: true })));
+    this.lookup = guardedLookup(
+      options.policy,
+      options.resolve ?? ((hostname, lookupOptions) => dns.promises.lookup(hostname, { ...lookupOptions, all: true })),
+    );
   }
 
   get target(): string {
@@ -77,13 +90,20 @@ export class OutboundHttp {
   }
 
   error(kind: TargetErrorKind, message: string, operation: string, extra: Record<string, unknown> = {}): TargetError {
-    return new TargetError(kind, `${this.options.target}: ${operation}: ${message}`, { target: this.options.target, operation, ...extra });
+    return new TargetError(kind, `${this.options.target}: ${operation}: ${message}`, {
+      target: this.options.target,
+      operation,
+      ...extra,
+    });
   }
 
   /** Throws `forbidden-host` unless the policy allows `url`. */
   checkUrl(url: URL, operation: string): void {
     const refusal = this.options.policy.refusal(url);
-    if (refusal) throw this.error('forbidden-host', `refusing to connect to ${describeUrl(url)}: ${refusal}`, operation, { host: url.host });
+    if (refusal)
+      throw this.error('forbidden-host', `refusing to connect to ${describeUrl(url)}: ${refusal}`, operation, {
+        host: url.host,
+      });
   }
 
   /** One request, one answer; 3xx answers are returned as they are. */
@@ -91,7 +111,12 @@ export class OutboundHttp {
     this.checkUrl(exchange.url, exchange.operation);
     const literal = exchange.url.hostname.replace(/^\[|\]$/g, '');
     if (isIP(literal) !== 0 && !this.options.policy.allowsAddress(literal, literal)) {
-      throw this.error('forbidden-host', `refusing to connect to ${describeUrl(exchange.url)}: address not allowed`, exchange.operation, { host: exchange.url.host });
+      throw this.error(
+        'forbidden-host',
+        `refusing to connect to ${describeUrl(exchange.url)}: address not allowed`,
+        exchange.operation,
+        { host: exchange.url.host },
+      );
     }
     const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
     const combined = AbortSignal.any([signal, timeout]);
@@ -119,13 +144,21 @@ export class OutboundHttp {
       try {
         next = new URL(location, current.url);
       } catch {
-        throw this.error('protocol', 'redirect with an invalid Location', exchange.operation, { status: answer.status });
+        throw this.error('protocol', 'redirect with an invalid Location', exchange.operation, {
+          status: answer.status,
+        });
       }
       this.checkUrl(next, `${exchange.operation} (redirect)`);
       const headers = { ...(current.headers ?? {}) };
       if (next.origin !== current.url.origin) deleteHeader(headers, 'authorization');
       const method = answer.status === 303 ? 'GET' : current.method;
-      current = { ...current, url: next, method, headers, body: method === 'GET' || method === 'HEAD' ? undefined : current.body };
+      current = {
+        ...current,
+        url: next,
+        method,
+        headers,
+        body: method === 'GET' || method === 'HEAD' ? undefined : current.body,
+      };
     }
   }
 
@@ -148,7 +181,11 @@ export class OutboundHttp {
           const declared = Number(response.headers['content-length'] ?? NaN);
           if (Number.isFinite(declared) && declared > maxBytes && method !== 'HEAD') {
             response.destroy();
-            reject(this.error('protocol', `answer larger than ${maxBytes} bytes`, exchange.operation, { status: response.statusCode }));
+            reject(
+              this.error('protocol', `answer larger than ${maxBytes} bytes`, exchange.operation, {
+                status: response.statusCode,
+              }),
+            );
             return;
           }
           const chunks: Buffer[] = [];
@@ -157,7 +194,11 @@ export class OutboundHttp {
             size += chunk.length;
             if (size > maxBytes) {
               response.destroy();
-              reject(this.error('protocol', `answer larger than ${maxBytes} bytes`, exchange.operation, { status: response.statusCode }));
+              reject(
+                this.error('protocol', `answer larger than ${maxBytes} bytes`, exchange.operation, {
+                  status: response.statusCode,
+                }),
+              );
               return;
             }
             chunks.push(chunk);
@@ -171,7 +212,8 @@ export class OutboundHttp {
               headerValues: (name: string) => {
                 const wanted = name.toLowerCase();
                 const values: string[] = [];
-                for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i].toLowerCase() === wanted) values.push(raw[i + 1]);
+                for (let i = 0; i + 1 < raw.length; i += 2)
+                  if (raw[i].toLowerCase() === wanted) values.push(raw[i + 1]);
                 return values;
               },
               body: Buffer.concat(chunks),
@@ -185,16 +227,35 @@ export class OutboundHttp {
     });
   }
 
-  private translate(error: unknown, exchange: HttpExchange, callerSignal: AbortSignal, timeout: AbortSignal): TargetError {
+  private translate(
+    error: unknown,
+    exchange: HttpExchange,
+    callerSignal: AbortSignal,
+    timeout: AbortSignal,
+  ): TargetError {
     const where = `${exchange.method} ${describeUrl(exchange.url)}`;
     if (callerSignal.aborted) return this.error('cancelled', `${where} cancelled`, exchange.operation);
-    if (timeout.aborted) return this.error('timeout', `${where} got no complete answer within ${this.options.requestTimeoutMs} ms`, exchange.operation, { timeoutMs: this.options.requestTimeoutMs });
+    if (timeout.aborted)
+      return this.error(
+        'timeout',
+        `${where} got no complete answer within ${this.options.requestTimeoutMs} ms`,
+        exchange.operation,
+        { timeoutMs: this.options.requestTimeoutMs },
+      );
     const code = (error as { code?: string }).code ?? '';
-    if (code === FORBIDDEN_ADDRESS) return this.error('forbidden-host', `${where}: resolved address is not allowed`, exchange.operation, { host: exchange.url.host });
+    if (code === FORBIDDEN_ADDRESS)
+      return this.error('forbidden-host', `${where}: resolved address is not allowed`, exchange.operation, {
+        host: exchange.url.host,
+      });
     if (TLS_ERROR_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) {
       return this.error('tls', `${where}: TLS failure (${code})`, exchange.operation, { code });
     }
-    return this.error('unreachable', `${where}: ${code || (error as Error).message || 'connection failed'}`, exchange.operation, { code: code || undefined });
+    return this.error(
+      'unreachable',
+      `${where}: ${code || (error as Error).message || 'connection failed'}`,
+      exchange.operation,
+      { code: code || undefined },
+    );
   }
 }
 
@@ -218,7 +279,9 @@ function guardedLookup(policy: OutboundPolicy, resolve: NonNullable<OutboundHttp
       (list) => {
         const allowed = list.filter((entry) => policy.allowsAddress(hostname, entry.address));
         if (allowed.length === 0) {
-          const refused = Object.assign(new Error(`address of ${hostname} is not allowed`), { code: FORBIDDEN_ADDRESS });
+          const refused = Object.assign(new Error(`address of ${hostname} is not allowed`), {
+            code: FORBIDDEN_ADDRESS,
+          });
           return callback(refused);
         }
         if (options.all) return callback(null, allowed);

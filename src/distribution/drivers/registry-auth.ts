@@ -48,7 +48,13 @@ export class RegistryAuthenticator {
    * Learns from a 401. Throws a typed `auth` error when a retry cannot help (no usable challenge,
    * credentials required but not configured, token service refusing them).
    */
-  async onUnauthorized(answer: HttpAnswer, scopes: string[], sentAuthorization: string | undefined, operation: string, signal: AbortSignal): Promise<void> {
+  async onUnauthorized(
+    answer: HttpAnswer,
+    scopes: string[],
+    sentAuthorization: string | undefined,
+    operation: string,
+    signal: AbortSignal,
+  ): Promise<void> {
     const challenges = parseWwwAuthenticate(answer.headerValues('www-authenticate'));
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     const basic = challenges.find((c) => c.scheme === 'basic');
@@ -68,12 +74,18 @@ export class RegistryAuthenticator {
       return;
     }
     if (basic) {
-      if (!this.credentials) throw this.http.error('auth', 'registry requires credentials and none are configured', operation, { status: 401 });
-      if (sentAuthorization?.startsWith('Basic ')) throw this.http.error('auth', 'registry rejected the credentials', operation, { status: 401 });
+      if (!this.credentials)
+        throw this.http.error('auth', 'registry requires credentials and none are configured', operation, {
+          status: 401,
+        });
+      if (sentAuthorization?.startsWith('Basic '))
+        throw this.http.error('auth', 'registry rejected the credentials', operation, { status: 401 });
       this.scheme = 'basic';
       return;
     }
-    throw this.http.error('auth', 'registry answered 401 without a usable WWW-Authenticate challenge', operation, { status: 401 });
+    throw this.http.error('auth', 'registry answered 401 without a usable WWW-Authenticate challenge', operation, {
+      status: 401,
+    });
   }
 
   private basicHeader(): string {
@@ -100,16 +112,31 @@ export class RegistryAuthenticator {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.credentials) headers.authorization = this.basicHeader();
     this.tokenFetches++;
-    const answer = await this.http.sendFollowingRedirects({ method: 'GET', url, headers, operation: 'token', maxResponseBytes: MAX_TOKEN_RESPONSE_BYTES }, signal);
+    const answer = await this.http.sendFollowingRedirects(
+      { method: 'GET', url, headers, operation: 'token', maxResponseBytes: MAX_TOKEN_RESPONSE_BYTES },
+      signal,
+    );
     if (answer.status === 401 || answer.status === 403) {
-      throw this.http.error('auth', `token service refused ${this.credentials ? 'the credentials' : 'anonymous access'} (${answer.status})`, 'token', { status: answer.status });
+      throw this.http.error(
+        'auth',
+        `token service refused ${this.credentials ? 'the credentials' : 'anonymous access'} (${answer.status})`,
+        'token',
+        { status: answer.status },
+      );
     }
-    if (answer.status >= 500 || answer.status === 429) throw this.http.error('server', `token service answered ${answer.status}`, 'token', { status: answer.status });
-    if (answer.status !== 200) throw this.http.error('protocol', `token service answered ${answer.status}`, 'token', { status: answer.status });
+    if (answer.status >= 500 || answer.status === 429)
+      throw this.http.error('server', `token service answered ${answer.status}`, 'token', { status: answer.status });
+    if (answer.status !== 200)
+      throw this.http.error('protocol', `token service answered ${answer.status}`, 'token', { status: answer.status });
     const parsed = parseTokenResponse(answer.body);
-    if (!parsed) throw this.http.error('protocol', 'token service answer has no usable token', 'token', { status: answer.status });
+    if (!parsed)
+      throw this.http.error('protocol', 'token service answer has no usable token', 'token', { status: answer.status });
     const lifetimeMs = parsed.expiresIn * 1000;
-    const entry: CachedToken = { token: parsed.token, scopes, expiresAt: this.now() + lifetimeMs - Math.min(10_000, lifetimeMs / 2) };
+    const entry: CachedToken = {
+      token: parsed.token,
+      scopes,
+      expiresAt: this.now() + lifetimeMs - Math.min(10_000, lifetimeMs / 2),
+    };
     this.tokens.push(entry);
     return entry;
   }
@@ -126,7 +153,10 @@ function parseTokenResponse(body: Buffer): { token: string; expiresIn: number } 
   const record = json as Record<string, unknown>;
   const token = typeof record.token === 'string' && record.token ? record.token : record.access_token;
   if (typeof token !== 'string' || token.length > 16_384 || !TOKEN_SYNTAX.test(token)) return undefined;
-  const expiresIn = typeof record.expires_in === 'number' && Number.isFinite(record.expires_in) && record.expires_in > 0 ? Math.min(record.expires_in, 86_400) : DEFAULT_TOKEN_LIFETIME_S;
+  const expiresIn =
+    typeof record.expires_in === 'number' && Number.isFinite(record.expires_in) && record.expires_in > 0
+      ? Math.min(record.expires_in, 86_400)
+      : DEFAULT_TOKEN_LIFETIME_S;
   return { token, expiresIn };
 }
 
@@ -194,16 +224,30 @@ export function parseWwwAuthenticate(values: string[]): AuthChallenge[] {
 /** Whether tokens granted for `granted` serve a request needing `wanted` (`repository:a/b:pull,push` ⊇ `repository:a/b:pull`). */
 export function covers(granted: string[], wanted: string[]): boolean {
   const grants = granted.map(parseScope);
-  return wanted.map(parseScope).every((want) =>
-    grants.some((grant) => grant.type === want.type && grant.name === want.name && want.actions.every((a) => grant.actions.includes(a) || grant.actions.includes('*'))),
-  );
+  return wanted
+    .map(parseScope)
+    .every((want) =>
+      grants.some(
+        (grant) =>
+          grant.type === want.type &&
+          grant.name === want.name &&
+          want.actions.every((a) => grant.actions.includes(a) || grant.actions.includes('*')),
+      ),
+    );
 }
 
 function parseScope(scope: string): { type: string; name: string; actions: string[] } {
   const first = scope.indexOf(':');
   const last = scope.lastIndexOf(':');
   if (first < 0 || last === first) return { type: scope, name: '', actions: [] };
-  return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: scope.slice(last + 1).split(',').filter(Boolean) };
+  return {
+    type: scope.slice(0, first),
+    name: scope.slice(first + 1, last),
+    actions: scope
+      .slice(last + 1)
+      .split(',')
+      .filter(Boolean),
+  };
 }
 
 /** Merges scope lists, combining actions of the same resource (`pull` + `push` → `pull,push`). */

@@ -54,18 +54,47 @@ export function createTrustTarget(options: TrustTargetOptions, hooks: TrustTarge
 
 function createOciRegistry(options: OciRegistryTargetOptions, hooks: TrustTargetFactoryHooks): TrustTarget {
   const endpoint = registryEndpoint(options.endpoint);
-  if (typeof options.repository !== 'string' || !isValidRepository(options.repository)) fail('repository', 'must be an OCI repository name (lower-case path, e.g. signet/truststore)');
-  const http = outboundHttp(options, endpoint, `oci-registry ${endpoint.host}/${options.repository}`, options.tls, hooks);
-  return new OciRegistryDriver({ endpoint, repository: options.repository, credentials: basicCredentials(options.credentials), http, now: hooks.now });
+  if (typeof options.repository !== 'string' || !isValidRepository(options.repository))
+    fail('repository', 'must be an OCI repository name (lower-case path, e.g. signet/truststore)');
+  const http = outboundHttp(
+    options,
+    endpoint,
+    `oci-registry ${endpoint.host}/${options.repository}`,
+    options.tls,
+    hooks,
+  );
+  return new OciRegistryDriver({
+    endpoint,
+    repository: options.repository,
+    credentials: basicCredentials(options.credentials),
+    http,
+    now: hooks.now,
+  });
 }
 
 function createHarbor(options: HarborTargetOptions, hooks: TrustTargetFactoryHooks): TrustTarget {
   const endpoint = registryEndpoint(options.endpoint);
-  if (!isHarborProject(options.project)) fail('project', 'must be a Harbor project name (lower-case letters, digits, ".", "_", "-")');
-  if (typeof options.repository !== 'string' || !isValidRepository(`${options.project}/${options.repository}`)) fail('repository', 'must be an OCI repository name');
+  if (!isHarborProject(options.project))
+    fail('project', 'must be a Harbor project name (lower-case letters, digits, ".", "_", "-")');
+  if (typeof options.repository !== 'string' || !isValidRepository(`${options.project}/${options.repository}`))
+    fail('repository', 'must be an OCI repository name');
   const trust = validateContentTrust(options.contentTrust, options.project);
-  const http = outboundHttp(options, endpoint, `harbor ${endpoint.host}/${options.project}/${options.repository}`, options.tls, hooks);
-  return new HarborDriver({ endpoint, project: options.project, repository: options.repository, credentials: basicCredentials(options.credentials), contentTrust: trust, http, now: hooks.now });
+  const http = outboundHttp(
+    options,
+    endpoint,
+    `harbor ${endpoint.host}/${options.project}/${options.repository}`,
+    options.tls,
+    hooks,
+  );
+  return new HarborDriver({
+    endpoint,
+    project: options.project,
+    repository: options.repository,
+    credentials: basicCredentials(options.credentials),
+    contentTrust: trust,
+    http,
+    now: hooks.now,
+  });
 }
 
 function isHarborProject(name: unknown): boolean {
@@ -78,17 +107,26 @@ function isHarborProject(name: unknown): boolean {
  * signature accessory), Signet's own read-back included, so the target could never converge: the
  * truststore belongs in a project without enforcement, and `projects` names the enforced ones.
  */
-function validateContentTrust(trust: HarborTargetOptions['contentTrust'], project: string): HarborTargetOptions['contentTrust'] {
+function validateContentTrust(
+  trust: HarborTargetOptions['contentTrust'],
+  project: string,
+): HarborTargetOptions['contentTrust'] {
   if (trust === undefined) return undefined;
   const shape = 'must be {notation?: boolean, cosign?: boolean, projects?: [project names]}';
   if (typeof trust !== 'object' || trust === null || Array.isArray(trust)) return fail('contentTrust', shape);
   for (const [key, value] of Object.entries(trust)) {
     if (key === 'projects') continue;
-    if ((key !== 'notation' && key !== 'cosign') || (value !== undefined && typeof value !== 'boolean')) fail('contentTrust', shape);
+    if ((key !== 'notation' && key !== 'cosign') || (value !== undefined && typeof value !== 'boolean'))
+      fail('contentTrust', shape);
   }
   const projects = trust.projects;
   if (projects !== undefined) {
-    if (!Array.isArray(projects) || projects.length === 0 || projects.length > 32 || projects.some((p) => !isHarborProject(p))) {
+    if (
+      !Array.isArray(projects) ||
+      projects.length === 0 ||
+      projects.length > 32 ||
+      projects.some((p) => !isHarborProject(p))
+    ) {
       fail('contentTrust.projects', 'must be a non-empty list of at most 32 Harbor project names');
     }
     if (new Set(projects).size !== projects.length) fail('contentTrust.projects', 'must not repeat a project');
@@ -101,20 +139,32 @@ function validateContentTrust(trust: HarborTargetOptions['contentTrust'], projec
         'the truststore included (Signet could not read it back, consumers could not pull it); keep the truststore in a project without enforcement and name the enforced projects here',
     );
   }
-  return { ...(trust.notation !== undefined ? { notation: trust.notation } : {}), ...(trust.cosign !== undefined ? { cosign: trust.cosign } : {}), ...(projects ? { projects: [...projects] } : {}) };
+  return {
+    ...(trust.notation !== undefined ? { notation: trust.notation } : {}),
+    ...(trust.cosign !== undefined ? { cosign: trust.cosign } : {}),
+    ...(projects ? { projects: [...projects] } : {}),
+  };
 }
 
 function createKubernetes(options: KubernetesTargetOptions, hooks: TrustTargetFactoryHooks): TrustTarget {
   const endpoint = parseEndpoint(options.endpoint);
-  if (typeof options.namespace !== 'string' || !isDnsLabel(options.namespace)) fail('namespace', 'must be a Kubernetes namespace name (DNS label)');
+  if (typeof options.namespace !== 'string' || !isDnsLabel(options.namespace))
+    fail('namespace', 'must be a Kubernetes namespace name (DNS label)');
   const configMapName = options.configMapName ?? DEFAULT_CONFIGMAP_NAME;
   if (!isDnsSubdomain(configMapName)) fail('configMapName', 'must be a DNS subdomain name');
   if (options.ratify !== undefined) {
-    if (!isDnsSubdomain(options.ratify.keyManagementProviderName ?? '')) fail('ratify.keyManagementProviderName', 'must be a DNS subdomain name');
-    if (options.ratify.pemLayerTitle !== undefined && typeof options.ratify.pemLayerTitle !== 'string') fail('ratify.pemLayerTitle', 'must be a string');
-    if (options.ratify.verifierLayerTitle !== undefined && typeof options.ratify.verifierLayerTitle !== 'string') fail('ratify.verifierLayerTitle', 'must be a string');
+    if (!isDnsSubdomain(options.ratify.keyManagementProviderName ?? ''))
+      fail('ratify.keyManagementProviderName', 'must be a DNS subdomain name');
+    if (options.ratify.pemLayerTitle !== undefined && typeof options.ratify.pemLayerTitle !== 'string')
+      fail('ratify.pemLayerTitle', 'must be a string');
+    if (options.ratify.verifierLayerTitle !== undefined && typeof options.ratify.verifierLayerTitle !== 'string')
+      fail('ratify.verifierLayerTitle', 'must be a string');
     // The TSA provider is named `<name>-tsa`: that must be a valid name too.
-    if (options.ratify.verifierLayerTitle !== undefined && !isDnsSubdomain(`${options.ratify.keyManagementProviderName}-tsa`)) fail('ratify.keyManagementProviderName', 'is too long for its -tsa provider');
+    if (
+      options.ratify.verifierLayerTitle !== undefined &&
+      !isDnsSubdomain(`${options.ratify.keyManagementProviderName}-tsa`)
+    )
+      fail('ratify.keyManagementProviderName', 'is too long for its -tsa provider');
   }
 
   let token: string | undefined;
@@ -123,7 +173,8 @@ function createKubernetes(options: KubernetesTargetOptions, hooks: TrustTargetFa
   if (credentials !== undefined) {
     if (typeof credentials.kubeconfig === 'string') {
       const kubeconfig = parseKubeconfig(credentials.kubeconfig);
-      if (normalizeBase(kubeconfig.server) !== normalizeBase(endpoint)) fail('endpoint', "does not match the kubeconfig's cluster server");
+      if (normalizeBase(kubeconfig.server) !== normalizeBase(endpoint))
+        fail('endpoint', "does not match the kubeconfig's cluster server");
       token = kubeconfig.token;
       tls = {
         caPem: [kubeconfig.caPem, options.tls?.caPem].filter(Boolean).join('\n') || undefined,
@@ -140,8 +191,16 @@ function createKubernetes(options: KubernetesTargetOptions, hooks: TrustTargetFa
   }
   validateTls(tls);
   const description = `kubernetes ${endpoint.host} ${options.namespace}/${configMapName}`;
-  const api = hooks.kubeApi ?? new HttpKubeApi(outboundHttp(options, endpoint, description, tls, hooks), endpoint, token);
-  return new KubernetesDriver({ api, namespace: options.namespace, configMapName, ratify: options.ratify, forceConflicts: options.forceConflicts === true, description });
+  const api =
+    hooks.kubeApi ?? new HttpKubeApi(outboundHttp(options, endpoint, description, tls, hooks), endpoint, token);
+  return new KubernetesDriver({
+    api,
+    namespace: options.namespace,
+    configMapName,
+    ratify: options.ratify,
+    forceConflicts: options.forceConflicts === true,
+    description,
+  });
 }
 
 function outboundHttp(
@@ -151,11 +210,22 @@ function outboundHttp(
   tls: (TlsOptions & { certPem?: string; keyPem?: string }) | undefined,
   hooks: TrustTargetFactoryHooks,
 ): OutboundHttp {
-  if (!Array.isArray(options.allowedHosts) || options.allowedHosts.some((h) => typeof h !== 'string')) fail('allowedHosts', 'must be a list of host names');
+  if (!Array.isArray(options.allowedHosts) || options.allowedHosts.some((h) => typeof h !== 'string'))
+    fail('allowedHosts', 'must be a list of host names');
   const timeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-  if (!Number.isSafeInteger(timeout) || timeout < 1 || timeout > 600_000) fail('requestTimeoutMs', 'must be an integer between 1 and 600000');
+  if (!Number.isSafeInteger(timeout) || timeout < 1 || timeout > 600_000)
+    fail('requestTimeoutMs', 'must be an integer between 1 and 600000');
   validateTls(tls);
-  return new OutboundHttp({ policy: OutboundPolicy.forEndpoint(endpoint, options.allowedHosts, { allowLoopback: options.allowLoopback === true, endpointListed: options.endpointListed === true }), target, requestTimeoutMs: timeout, tls, ...(hooks.resolve ? { resolve: hooks.resolve } : {}) });
+  return new OutboundHttp({
+    policy: OutboundPolicy.forEndpoint(endpoint, options.allowedHosts, {
+      allowLoopback: options.allowLoopback === true,
+      endpointListed: options.endpointListed === true,
+    }),
+    target,
+    requestTimeoutMs: timeout,
+    tls,
+    ...(hooks.resolve ? { resolve: hooks.resolve } : {}),
+  });
 }
 
 function parseEndpoint(raw: unknown): URL {
@@ -175,14 +245,22 @@ function parseEndpoint(raw: unknown): URL {
 /** The distribution API lives at `/v2/` on the host's root, so a registry endpoint has no path. */
 function registryEndpoint(raw: unknown): URL {
   const url = parseEndpoint(raw);
-  if (url.pathname !== '/') fail('endpoint', 'must be the registry root (no path); the repository goes in `repository`');
+  if (url.pathname !== '/')
+    fail('endpoint', 'must be the registry root (no path); the repository goes in `repository`');
   return url;
 }
 
 function basicCredentials(raw: unknown): BasicCredentials | undefined {
   if (raw === undefined) return undefined;
   const record = raw as Record<string, unknown>;
-  if (typeof record !== 'object' || record === null || typeof record.username !== 'string' || typeof record.password !== 'string' || !record.username || !record.password) {
+  if (
+    typeof record !== 'object' ||
+    record === null ||
+    typeof record.username !== 'string' ||
+    typeof record.password !== 'string' ||
+    !record.username ||
+    !record.password
+  ) {
     fail('credentials', 'must be {username, password}');
   }
   if ((record.username as string).includes(':')) fail('credentials.username', "must not contain ':'");
@@ -191,7 +269,8 @@ function basicCredentials(raw: unknown): BasicCredentials | undefined {
 
 function validateTls(tls: { caPem?: string; insecure?: boolean } | undefined): void {
   if (!tls) return;
-  if (tls.caPem !== undefined && (typeof tls.caPem !== 'string' || !tls.caPem.includes('-----BEGIN CERTIFICATE-----'))) fail('tls.caPem', 'must hold PEM certificates');
+  if (tls.caPem !== undefined && (typeof tls.caPem !== 'string' || !tls.caPem.includes('-----BEGIN CERTIFICATE-----')))
+    fail('tls.caPem', 'must hold PEM certificates');
   if (tls.insecure !== undefined && typeof tls.insecure !== 'boolean') fail('tls.insecure', 'must be a boolean');
 }
 

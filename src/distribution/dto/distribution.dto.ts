@@ -8,7 +8,9 @@ export class CreateRegionDto {
   @IsString()
   name!: string;
 
-  @ApiPropertyOptional({ description: "its verifiers cannot reach Signet's OCSP/CRL URLs and rely on the bundle's CRLs" })
+  @ApiPropertyOptional({
+    description: "its verifiers cannot reach Signet's OCSP/CRL URLs and rely on the bundle's CRLs",
+  })
   @IsOptional()
   @IsBoolean()
   offline?: boolean;
@@ -35,13 +37,20 @@ class TargetFieldsDto {
   @IsBoolean()
   required?: boolean;
 
-  @ApiPropertyOptional({ description: "write-only: {username, password} | {token} | {kubeconfig}; null removes them. Sealed for the endpoint's origin (scheme, host, port) and never sent anywhere else", example: { username: 'robot$signet', password: '…' } })
+  @ApiPropertyOptional({
+    description:
+      "write-only: {username, password} | {token} | {kubeconfig}; null removes them. Sealed for the endpoint's origin (scheme, host, port) and never sent anywhere else",
+    example: { username: 'robot$signet', password: '…' },
+  })
   @IsOptional()
   @ValidateIf((_o, v) => v !== null)
   @IsObject()
   credentials?: Record<string, unknown> | null;
 
-  @ApiPropertyOptional({ example: 'signet/truststore', description: 'oci-registry: repository; harbor: repository in the project (or "project/repository")' })
+  @ApiPropertyOptional({
+    example: 'signet/truststore',
+    description: 'oci-registry: repository; harbor: repository in the project (or "project/repository")',
+  })
   @IsOptional()
   @IsString()
   repository?: string;
@@ -63,7 +72,8 @@ class TargetFieldsDto {
 
   @ApiPropertyOptional({
     example: { keyManagementProviderName: 'signet-roots', verifier: true },
-    description: 'kubernetes: also apply a Ratify KeyManagementProvider (the roots); with verifier: true also <name>-tsa (the TSA roots) and the Notation Verifier <name> listing both',
+    description:
+      'kubernetes: also apply a Ratify KeyManagementProvider (the roots); with verifier: true also <name>-tsa (the TSA roots) and the Notation Verifier <name> listing both',
   })
   @IsOptional()
   @ValidateIf((_o, v) => v !== null)
@@ -78,8 +88,8 @@ class TargetFieldsDto {
   @ApiPropertyOptional({
     example: { notation: true, projects: ['apps'] },
     description:
-      'harbor: project content-trust metadata to enforce on `projects` (default: the truststore\'s project). ' +
-      'Switching it on in the truststore\'s own project is refused (400): Harbor would answer 412 to pulls of the unsigned truststore artifact.',
+      "harbor: project content-trust metadata to enforce on `projects` (default: the truststore's project). " +
+      "Switching it on in the truststore's own project is refused (400): Harbor would answer 412 to pulls of the unsigned truststore artifact.",
   })
   @IsOptional()
   @ValidateIf((_o, v) => v !== null)
@@ -115,7 +125,11 @@ export class CreateTargetDto extends TargetFieldsDto {
   @IsIn(TRUST_TARGET_KINDS as unknown as string[])
   kind!: string;
 
-  @ApiProperty({ example: 'https://registry.example.com', description: 'must be allowed by SIGNET_DISTRIBUTION_ALLOWED_HOSTS when set; link-local, metadata and unspecified addresses are refused (400 ENDPOINT_NOT_ALLOWED)' })
+  @ApiProperty({
+    example: 'https://registry.example.com',
+    description:
+      'must be allowed by SIGNET_DISTRIBUTION_ALLOWED_HOSTS when set; link-local, metadata and unspecified addresses are refused (400 ENDPOINT_NOT_ALLOWED)',
+  })
   @IsString()
   declare endpoint: string;
 

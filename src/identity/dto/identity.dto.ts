@@ -1,5 +1,16 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, IsArray, IsBoolean, IsInt, IsObject, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  Max,
+  MaxLength,
+  Min,
+} from 'class-validator';
 import { ASYMMETRIC_ALGORITHMS } from '../identity-admin.service';
 
 // Shapes for validation and OpenAPI; IdentityAdminService checks every field again (names, URLs, algorithms).
@@ -10,18 +21,30 @@ export class CreateIdentityProviderDto {
   @MaxLength(100)
   name!: string;
 
-  @ApiProperty({ example: 'https://token.actions.githubusercontent.com', description: "Exactly as the issuer writes `iss`; its /.well-known/openid-configuration is read" })
+  @ApiProperty({
+    example: 'https://token.actions.githubusercontent.com',
+    description: 'Exactly as the issuer writes `iss`; its /.well-known/openid-configuration is read',
+  })
   @IsString()
   @MaxLength(512)
   issuer!: string;
 
-  @ApiProperty({ type: [String], example: ['https://signet.example.com'], description: 'Accepted `aud` values (the audience CI jobs request their ID token for)' })
+  @ApiProperty({
+    type: [String],
+    example: ['https://signet.example.com'],
+    description: 'Accepted `aud` values (the audience CI jobs request their ID token for)',
+  })
   @IsArray()
   @ArrayMaxSize(16)
   @IsString({ each: true })
   audiences!: string[];
 
-  @ApiPropertyOptional({ type: [String], enum: ASYMMETRIC_ALGORITHMS, default: ['RS256', 'ES256'], description: '`none` and HMAC algorithms are never accepted' })
+  @ApiPropertyOptional({
+    type: [String],
+    enum: ASYMMETRIC_ALGORITHMS,
+    default: ['RS256', 'ES256'],
+    description: '`none` and HMAC algorithms are never accepted',
+  })
   @IsOptional()
   @IsArray()
   @ArrayMaxSize(16)
@@ -88,7 +111,8 @@ export class UpdateIdentityProviderDto {
   singleUse?: boolean;
 }
 
-const CLAIMS_DESCRIPTION = 'Claim name → exact string, or a glob where * stands for any run of characters. Every listed claim must match, as a string.';
+const CLAIMS_DESCRIPTION =
+  'Claim name → exact string, or a glob where * stands for any run of characters. Every listed claim must match, as a string.';
 
 export class CreateWorkloadRuleDto {
   @ApiProperty({ example: 'acme-app-release' })
@@ -101,11 +125,20 @@ export class CreateWorkloadRuleDto {
   @MaxLength(100)
   provider!: string;
 
-  @ApiProperty({ type: 'object', additionalProperties: { type: 'string' }, example: { repository: 'acme/app', ref: 'refs/heads/main', environment: 'prod' }, description: CLAIMS_DESCRIPTION })
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    example: { repository: 'acme/app', ref: 'refs/heads/main', environment: 'prod' },
+    description: CLAIMS_DESCRIPTION,
+  })
   @IsObject()
   claims!: Record<string, string>;
 
-  @ApiProperty({ type: [String], example: ['release'], description: 'Keys on which matching tokens get the signer role' })
+  @ApiProperty({
+    type: [String],
+    example: ['release'],
+    description: 'Keys on which matching tokens get the signer role',
+  })
   @IsArray()
   @ArrayMaxSize(1000)
   @IsString({ each: true })

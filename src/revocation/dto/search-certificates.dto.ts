@@ -9,7 +9,9 @@ export class SearchCertificatesDto {
   @MaxLength(200)
   key?: string;
 
-  @ApiPropertyOptional({ description: 'The certificate with this serial (hex, any case, leading zeros and colons allowed)' })
+  @ApiPropertyOptional({
+    description: 'The certificate with this serial (hex, any case, leading zeros and colons allowed)',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(200)
@@ -21,8 +23,14 @@ export class SearchCertificatesDto {
   @MaxLength(200)
   subject?: string;
 
-  @ApiPropertyOptional({ description: 'What signed this artifact: the certificates of the key versions whose `sign` audit rows name it ("sha256:<hex>")', example: 'sha256:…' })
+  @ApiPropertyOptional({
+    description:
+      'What signed this artifact: the certificates of the key versions whose `sign` audit rows name it ("sha256:<hex>")',
+    example: 'sha256:…',
+  })
   @IsOptional()
-  @Matches(/^sha(256:[0-9a-f]{64}|384:[0-9a-f]{96}|512:[0-9a-f]{128})$/, { message: 'artifact must be an OCI digest such as sha256:<64 lower-case hex>' })
+  @Matches(/^sha(256:[0-9a-f]{64}|384:[0-9a-f]{96}|512:[0-9a-f]{128})$/, {
+    message: 'artifact must be an OCI digest such as sha256:<64 lower-case hex>',
+  })
   artifact?: string;
 }

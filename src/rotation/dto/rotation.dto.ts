@@ -18,7 +18,11 @@ export class RenewCaDto {
 }
 
 export class ForceRotationDto {
-  @ApiProperty({ description: 'why the new hierarchy may issue before every required target acknowledged its root (audited)', minLength: 3, maxLength: 500 })
+  @ApiProperty({
+    description: 'why the new hierarchy may issue before every required target acknowledged its root (audited)',
+    minLength: 3,
+    maxLength: 500,
+  })
   @IsString()
   @MinLength(3)
   @MaxLength(500)

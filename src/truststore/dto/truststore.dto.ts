@@ -7,7 +7,10 @@ export class TrustPolicySettingsDto {
 }
 
 export class TrustManagerSettingsDto {
-  namespaceSelector?: { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> };
+  namespaceSelector?: {
+    matchLabels?: Record<string, string>;
+    matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
+  };
 }
 
 const TRUST_MANAGER_EXAMPLE = { namespaceSelector: { matchLabels: { 'signet.io/trust': 'true' } } };
@@ -20,13 +23,20 @@ export class CreateTruststoreDto {
   @IsString()
   name!: string;
 
-  @ApiProperty({ type: [String], example: ['prod-root'], description: 'root CA names; every usable key generation of each is included' })
+  @ApiProperty({
+    type: [String],
+    example: ['prod-root'],
+    description: 'root CA names; every usable key generation of each is included',
+  })
   @IsArray()
   @ArrayMaxSize(32)
   @IsString({ each: true })
   cas!: string[];
 
-  @ApiPropertyOptional({ example: { registryScopes: ['registry.example.com/app'], level: 'strict' }, description: 'Notation trust policy settings (default: all scopes, strict)' })
+  @ApiPropertyOptional({
+    example: { registryScopes: ['registry.example.com/app'], level: 'strict' },
+    description: 'Notation trust policy settings (default: all scopes, strict)',
+  })
   @IsOptional()
   @IsObject()
   trustPolicy?: TrustPolicySettingsDto;
@@ -50,7 +60,11 @@ export class UpdateTruststoreDto {
   @IsObject()
   trustPolicy?: TrustPolicySettingsDto;
 
-  @ApiPropertyOptional({ example: TRUST_MANAGER_EXAMPLE, description: `${TRUST_MANAGER_DESCRIPTION} null restores the default.`, nullable: true })
+  @ApiPropertyOptional({
+    example: TRUST_MANAGER_EXAMPLE,
+    description: `${TRUST_MANAGER_DESCRIPTION} null restores the default.`,
+    nullable: true,
+  })
   @IsOptional()
   @IsObject()
   trustManager?: TrustManagerSettingsDto | null;

@@ -23,7 +23,11 @@ export function buildPlugin(): void {
       include: [],
     }),
   );
-  execFileSync(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', tsconfig], { stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', tsconfig],
+    { stdio: 'inherit' },
+  );
   fs.rmSync(path.dirname(tsconfig), { recursive: true, force: true });
 }
 
@@ -78,13 +82,26 @@ export function runPlugin(
  * envelope): b64url(protected header) "." b64url(payload), and the request's `payload` is that string
  * base64-encoded once more.
  */
-export function jwsSigningInput(spec: KeySpec, image = 'registry.example.com/team/app:1.4.2'): { signingInput: string; digest: string; size: number } {
+export function jwsSigningInput(
+  spec: KeySpec,
+  image = 'registry.example.com/team/app:1.4.2',
+): { signingInput: string; digest: string; size: number } {
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${sha256(image + ':config')}`, size: 1472 },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${sha256(image + ':layer')}`, size: 3623807 }],
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: `sha256:${sha256(image + ':config')}`,
+        size: 1472,
+      },
+      layers: [
+        {
+          mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+          digest: `sha256:${sha256(image + ':layer')}`,
+          size: 3623807,
+        },
+      ],
     }),
   );
   const digest = `sha256:${sha256(manifest)}`;
@@ -107,7 +124,12 @@ export function jwsSigningInput(spec: KeySpec, image = 'registry.example.com/tea
   return { signingInput: `${b64url(header)}.${b64url(payload)}`, digest, size: manifest.length };
 }
 
-export function generateSignatureRequest(spec: KeySpec, keyId: string, pluginConfig: Record<string, string>, signingInput: string): Record<string, unknown> {
+export function generateSignatureRequest(
+  spec: KeySpec,
+  keyId: string,
+  pluginConfig: Record<string, string>,
+  signingInput: string,
+): Record<string, unknown> {
   return {
     contractVersion: '1.0',
     keyId,
@@ -127,22 +149,34 @@ function sha256(data: string | Buffer): string {
  * the returned chain. ECDSA arrives as raw r||s (what JWS needs); OpenSSL wants DER, so it is converted.
  * Returns OpenSSL's verdict; `true` only for "Verified OK".
  */
-export function opensslVerifies(dir: string, spec: KeySpec, signedBytes: Buffer, signatureB64: string, leafDerB64: string): boolean {
+export function opensslVerifies(
+  dir: string,
+  spec: KeySpec,
+  signedBytes: Buffer,
+  signatureB64: string,
+  leafDerB64: string,
+): boolean {
   fs.mkdirSync(dir, { recursive: true });
   const info = KEY_SPEC_INFO[spec];
   fs.writeFileSync(path.join(dir, 'leaf.der'), Buffer.from(leafDerB64, 'base64'));
-  execFileSync('openssl', ['x509', '-inform', 'DER', '-in', 'leaf.der', '-pubkey', '-noout', '-out', 'pub.pem'], { cwd: dir });
+  execFileSync('openssl', ['x509', '-inform', 'DER', '-in', 'leaf.der', '-pubkey', '-noout', '-out', 'pub.pem'], {
+    cwd: dir,
+  });
   fs.writeFileSync(path.join(dir, 'input.bin'), signedBytes);
   const signature = Buffer.from(signatureB64, 'base64');
   fs.writeFileSync(path.join(dir, 'sig.bin'), info.kind === 'EC' ? rawEcdsaToDer(signature) : signature);
   const digest = `-${info.hash.replace('SHA-', 'sha')}`;
   const pss = info.kind === 'RSA' ? ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:digest'] : [];
   try {
-    const out = execFileSync('openssl', ['dgst', digest, '-verify', 'pub.pem', ...pss, '-signature', 'sig.bin', 'input.bin'], {
-      cwd: dir,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const out = execFileSync(
+      'openssl',
+      ['dgst', digest, '-verify', 'pub.pem', ...pss, '-signature', 'sig.bin', 'input.bin'],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     return out.trim() === 'Verified OK';
   } catch {
     return false; // openssl exits 1 with "Verification failure"

@@ -56,25 +56,72 @@ export function createPki(dir: string): Pki {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'ext.cnf'), EXTENSIONS);
   const run = (args: string[]) => openssl(args, dir);
-  const serial = () => `0x${crypto.randomBytes(12).toString('hex').replace(/^[89a-f]/, '1')}`;
+  const serial = () =>
+    `0x${crypto
+      .randomBytes(12)
+      .toString('hex')
+      .replace(/^[89a-f]/, '1')}`;
 
   const selfSigned = (name: string, subject: string) => {
     run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384', '-out', `${name}.key`]);
     run(['req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`]);
-    run(['x509', '-req', '-in', `${name}.csr`, '-signkey', `${name}.key`, '-sha384', '-days', '3650', '-set_serial', serial(),
-      '-extfile', 'ext.cnf', '-extensions', 'root', '-out', `${name}.pem`]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-signkey',
+      `${name}.key`,
+      '-sha384',
+      '-days',
+      '3650',
+      '-set_serial',
+      serial(),
+      '-extfile',
+      'ext.cnf',
+      '-extensions',
+      'root',
+      '-out',
+      `${name}.pem`,
+    ]);
   };
   const issueFrom = (ca: string, name: string, subject: string, section: string, keyArgs: string[], days: number) => {
     run(['genpkey', ...keyArgs, '-out', `${name}.key`]);
     run(['req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`]);
-    run(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-sha384', '-days', String(days),
-      '-set_serial', serial(), '-extfile', 'ext.cnf', '-extensions', section, '-out', `${name}.pem`]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      `${ca}.pem`,
+      '-CAkey',
+      `${ca}.key`,
+      '-sha384',
+      '-days',
+      String(days),
+      '-set_serial',
+      serial(),
+      '-extfile',
+      'ext.cnf',
+      '-extensions',
+      section,
+      '-out',
+      `${name}.pem`,
+    ]);
   };
-  const der = (name: string): Buffer => execFileSync('openssl', ['x509', '-in', `${name}.pem`, '-outform', 'DER'], { cwd: dir });
+  const der = (name: string): Buffer =>
+    execFileSync('openssl', ['x509', '-in', `${name}.pem`, '-outform', 'DER'], { cwd: dir });
 
   selfSigned('root', '/C=US/ST=Washington/O=Example Corp/CN=Example Signing Root');
-  issueFrom('root', 'issuing', '/C=US/ST=Washington/O=Example Corp/CN=Example Issuing CA', 'issuing',
-    ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384'], 1825);
+  issueFrom(
+    'root',
+    'issuing',
+    '/C=US/ST=Washington/O=Example Corp/CN=Example Issuing CA',
+    'issuing',
+    ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384'],
+    1825,
+  );
 
   return {
     dir,
@@ -95,8 +142,14 @@ export function createPki(dir: string): Pki {
     },
     tlsServer() {
       selfSigned('tls-root', '/C=US/ST=Washington/O=Example Corp/CN=Example Internal TLS Root');
-      issueFrom('tls-root', 'tls-server', '/C=US/ST=Washington/O=Example Corp/CN=127.0.0.1', 'tls',
-        ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'], 30);
+      issueFrom(
+        'tls-root',
+        'tls-server',
+        '/C=US/ST=Washington/O=Example Corp/CN=127.0.0.1',
+        'tls',
+        ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'],
+        30,
+      );
       return {
         key: fs.readFileSync(path.join(dir, 'tls-server.key'), 'utf8'),
         cert: fs.readFileSync(path.join(dir, 'tls-server.pem'), 'utf8'),

@@ -44,7 +44,9 @@ export class SignetDouble {
 
   async start(): Promise<string> {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
-    this.server = this.tls ? https.createServer({ key: this.tls.key, cert: this.tls.cert }, handler) : http.createServer(handler);
+    this.server = this.tls
+      ? https.createServer({ key: this.tls.key, cert: this.tls.cert }, handler)
+      : http.createServer(handler);
     this.server.on('connection', (socket: net.Socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -70,7 +72,11 @@ export class SignetDouble {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const text = Buffer.concat(chunks).toString('utf8');
-    const recorded: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', authorization: req.headers.authorization };
+    const recorded: RecordedRequest = {
+      method: req.method ?? '',
+      path: req.url ?? '',
+      authorization: req.headers.authorization,
+    };
     if (text !== '') {
       try {
         recorded.body = JSON.parse(text) as Record<string, unknown>;
@@ -96,16 +102,31 @@ export class SignetDouble {
     if (!key) return send(res, 404, signetError('NOT_FOUND', `key '${decodeURIComponent(match[1])}' not found`));
     const info = KEY_SPEC_INFO[key.spec];
     if (!match[2]) {
-      return send(res, 200, { name: decodeURIComponent(match[1]), keySpec: key.spec, versions: [{ version: 1, state: 'active' }] });
+      return send(res, 200, {
+        name: decodeURIComponent(match[1]),
+        keySpec: key.spec,
+        versions: [{ version: 1, state: 'active' }],
+      });
     }
 
     const body = recorded.body ?? {};
-    const unknown = Object.keys(body).filter((field) => !['payload', 'hashAlgorithm', 'signatureFormat'].includes(field));
-    if (unknown.length > 0) return send(res, 400, signetError('VALIDATION_ERROR', `unknown field(s): ${unknown.join(', ')}`));
+    const unknown = Object.keys(body).filter(
+      (field) => !['payload', 'hashAlgorithm', 'signatureFormat'].includes(field),
+    );
+    if (unknown.length > 0)
+      return send(res, 400, signetError('VALIDATION_ERROR', `unknown field(s): ${unknown.join(', ')}`));
     if (body.hashAlgorithm !== info.hash) {
-      return send(res, 400, signetError('UNSUPPORTED_ALGORITHM', `key ${key.spec} signs with ${info.hash}, not ${String(body.hashAlgorithm)}`));
+      return send(
+        res,
+        400,
+        signetError(
+          'UNSUPPORTED_ALGORITHM',
+          `key ${key.spec} signs with ${info.hash}, not ${String(body.hashAlgorithm)}`,
+        ),
+      );
     }
-    if (body.signatureFormat !== 'raw') return send(res, 400, signetError('VALIDATION_ERROR', 'signatureFormat must be raw'));
+    if (body.signatureFormat !== 'raw')
+      return send(res, 400, signetError('VALIDATION_ERROR', 'signatureFormat must be raw'));
     const payload = Buffer.from(String(body.payload ?? ''), 'base64');
     if (payload.length === 0) return send(res, 400, signetError('INVALID_BASE64', 'payload is empty or not base64'));
     if (payload.length > 64 * 1024) return send(res, 413, signetError('PAYLOAD_TOO_LARGE', 'payload exceeds 64 KiB'));
@@ -145,7 +166,8 @@ function targetArtifact(signingInput: Buffer): unknown {
   const parts = signingInput.toString('latin1').split('.');
   if (parts.length !== 2) return undefined;
   try {
-    return (JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as { targetArtifact?: unknown }).targetArtifact;
+    return (JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as { targetArtifact?: unknown })
+      .targetArtifact;
   } catch {
     return undefined;
   }

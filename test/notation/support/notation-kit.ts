@@ -30,7 +30,8 @@ export function locateNotation(): NotationBinary | null {
   if (located !== undefined) return located;
   const candidates: string[] = [];
   if (process.env.NOTATION_BIN) candidates.push(path.resolve(process.env.NOTATION_BIN));
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) if (dir) candidates.push(path.join(dir, 'notation'));
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter))
+    if (dir) candidates.push(path.join(dir, 'notation'));
   candidates.push(path.resolve(PROJECT_ROOT, '..', 'shared', 'tools', 'notation'));
   located = null;
   for (const candidate of candidates) {
@@ -87,12 +88,31 @@ export function expectSuccess(result: RunResult): void {
 }
 
 /** Runs a command (bounded), never throws on a non-zero exit. */
-export function run(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+export function run(
+  file: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = execFile(file, args, { env: options.env, cwd: options.cwd, timeout: options.timeoutMs ?? 120_000, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : null) : 0;
-      resolve({ code, stdout, stderr, output: `${stdout}${stderr}` });
-    });
+    const child = execFile(
+      file,
+      args,
+      {
+        env: options.env,
+        cwd: options.cwd,
+        timeout: options.timeoutMs ?? 120_000,
+        maxBuffer: 16 * 1024 * 1024,
+        encoding: 'utf8',
+      },
+      (error, stdout, stderr) => {
+        const code = error
+          ? typeof (error as { code?: unknown }).code === 'number'
+            ? (error as { code: number }).code
+            : null
+          : 0;
+        resolve({ code, stdout, stderr, output: `${stdout}${stderr}` });
+      },
+    );
     if (options.input !== undefined) child.stdin!.end(options.input);
   });
 }
@@ -123,7 +143,9 @@ export class NotationHome {
 
   env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     return {
-      PATH: [path.dirname(process.execPath), path.dirname(this.binary.path), process.env.PATH ?? ''].join(path.delimiter),
+      PATH: [path.dirname(process.execPath), path.dirname(this.binary.path), process.env.PATH ?? ''].join(
+        path.delimiter,
+      ),
       HOME: this.dir,
       XDG_CONFIG_HOME: this.config,
       XDG_CACHE_HOME: this.cache,
@@ -161,10 +183,18 @@ export function buildServerAndPlugin(): string {
 
 /** The HTTP API of a running Signet with the admin token (or another token). */
 export function signetApi(baseUrl: string, token: string) {
-  return async (method: string, route: string, body?: unknown, bearer = token): Promise<{ status: number; json: Record<string, unknown>; raw: Buffer }> => {
+  return async (
+    method: string,
+    route: string,
+    body?: unknown,
+    bearer = token,
+  ): Promise<{ status: number; json: Record<string, unknown>; raw: Buffer }> => {
     const response = await fetch(`${baseUrl}${route}`, {
       method,
-      headers: { authorization: `Bearer ${bearer}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${bearer}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const raw = Buffer.from(await response.arrayBuffer());
@@ -187,7 +217,11 @@ export function identityOf(cn: string): string {
 }
 
 /** A Signet server process on embedded defaults, its admin token and API. */
-export async function startSignet(prefix: string, env: Record<string, string> = {}, port?: number): Promise<{ server: ServerProcess; dir: string; admin: string; api: SignetApi }> {
+export async function startSignet(
+  prefix: string,
+  env: Record<string, string> = {},
+  port?: number,
+): Promise<{ server: ServerProcess; dir: string; admin: string; api: SignetApi }> {
   const dir = tempDir(prefix);
   const listen = port ?? (await freePort());
   const server = new ServerProcess(listen, {
@@ -211,15 +245,26 @@ export async function stopSignet(server: ServerProcess | undefined): Promise<voi
 }
 
 /** Creates a signing key under the dev issuing CA; returns its leaf serial. */
-export async function createKey(api: SignetApi, name: string, keySpec: string, extra: Record<string, unknown> = {}): Promise<void> {
+export async function createKey(
+  api: SignetApi,
+  name: string,
+  keySpec: string,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
   const created = await api('POST', '/v1/keys', { name, keySpec, subject: { ...SUBJECT, CN: name }, ...extra });
   if (created.status !== 201) throw new Error(`create key ${name}: ${created.status} ${JSON.stringify(created.json)}`);
 }
 
 /** A signer token granted `keys`, written to a 0600 file; returns both. */
-export async function signerToken(api: SignetApi, dir: string, name: string, keys: string[]): Promise<{ token: string; file: string }> {
+export async function signerToken(
+  api: SignetApi,
+  dir: string,
+  name: string,
+  keys: string[],
+): Promise<{ token: string; file: string }> {
   const created = await api('POST', '/v1/tokens', { name, role: 'signer', keys });
-  if (created.status !== 201) throw new Error(`create token ${name}: ${created.status} ${JSON.stringify(created.json)}`);
+  if (created.status !== 201)
+    throw new Error(`create token ${name}: ${created.status} ${JSON.stringify(created.json)}`);
   const token = created.json.token as string;
   const file = path.join(dir, `${name}.token`);
   fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
@@ -229,7 +274,8 @@ export async function signerToken(api: SignetApi, dir: string, name: string, key
 /** The `notation` bundle of a truststore (tar). */
 export async function notationBundle(api: SignetApi, truststore: string): Promise<Buffer> {
   const response = await api('GET', `/v1/truststores/${truststore}/bundle?format=notation`);
-  if (response.status !== 200) throw new Error(`bundle ${truststore}: ${response.status} ${response.raw.toString('utf8').slice(0, 300)}`);
+  if (response.status !== 200)
+    throw new Error(`bundle ${truststore}: ${response.status} ${response.raw.toString('utf8').slice(0, 300)}`);
   return response.raw;
 }
 
@@ -246,7 +292,13 @@ export async function tsaRootPem(baseUrl: string, dir: string, generation = 'sig
  * Pushes a small distinct image (OCI layout written here, copied with skopeo) and returns
  * `host/repo@sha256:…`.
  */
-export async function pushImage(registry: Pick<TestRegistry, 'host'>, repository: string, tag: string, workDir: string, tlsFlags: string[] = ['--dest-tls-verify=false']): Promise<string> {
+export async function pushImage(
+  registry: Pick<TestRegistry, 'host'>,
+  repository: string,
+  tag: string,
+  workDir: string,
+  tlsFlags: string[] = ['--dest-tls-verify=false'],
+): Promise<string> {
   const layout = path.join(workDir, `layout-${randomBytes(4).toString('hex')}`);
   const blobs = path.join(layout, 'blobs', 'sha256');
   fs.mkdirSync(blobs, { recursive: true });
@@ -256,7 +308,16 @@ export async function pushImage(registry: Pick<TestRegistry, 'host'>, repository
     return { digest: `sha256:${digest}`, size: bytes.length };
   };
   const layer = blob(tarOfOneFile('hello.txt', `${repository}:${tag} ${randomBytes(8).toString('hex')}\n`));
-  const config = blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] }, config: {} })));
+  const config = blob(
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: [layer.digest] },
+        config: {},
+      }),
+    ),
+  );
   const manifestBytes = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -269,9 +330,24 @@ export async function pushImage(registry: Pick<TestRegistry, 'host'>, repository
   fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   fs.writeFileSync(
     path.join(layout, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': tag } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': tag },
+        },
+      ],
+    }),
   );
-  const copied = await skopeo(['copy', '--preserve-digests', ...tlsFlags, `oci:${layout}:${tag}`, `docker://${registry.host}/${repository}:${tag}`]);
+  const copied = await skopeo([
+    'copy',
+    '--preserve-digests',
+    ...tlsFlags,
+    `oci:${layout}:${tag}`,
+    `docker://${registry.host}/${repository}:${tag}`,
+  ]);
   if (copied.code !== 0) throw new Error(`skopeo copy: ${copied.stderr}`);
   return `${registry.host}/${repository}@${manifest.digest}`;
 }
@@ -364,10 +440,13 @@ export class PublicEndpointProxy {
       }
     }
     if (/^\/pki\/[^/]+\.crl$/.test(route)) this.seen.crl++;
-    const upstream = http.request({ host: '127.0.0.1', port: this.targetPort, method: req.method, path: route, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
+    const upstream = http.request(
+      { host: '127.0.0.1', port: this.targetPort, method: req.method, path: route, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
   }
@@ -395,10 +474,62 @@ export class TlsRegistry {
     const dir = tempDir('registry-tls-');
     const port = await freePort();
     const sh = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    sh(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=notation tier test registry CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-    sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'registry.key', '-out', 'registry.csr', '-subj', '/CN=127.0.0.1']);
-    fs.writeFileSync(path.join(dir, 'registry.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
-    sh(['x509', '-req', '-in', 'registry.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'registry.pem', '-days', '2', '-extfile', 'registry.ext']);
+    sh([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=notation tier test registry CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
+    sh([
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'registry.key',
+      '-out',
+      'registry.csr',
+      '-subj',
+      '/CN=127.0.0.1',
+    ]);
+    fs.writeFileSync(
+      path.join(dir, 'registry.ext'),
+      'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n',
+    );
+    sh([
+      'x509',
+      '-req',
+      '-in',
+      'registry.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'registry.pem',
+      '-days',
+      '2',
+      '-extfile',
+      'registry.ext',
+    ]);
     const certDir = path.join(dir, 'certs.d');
     fs.mkdirSync(certDir);
     fs.copyFileSync(path.join(dir, 'ca.pem'), path.join(certDir, 'ca.crt'));
@@ -421,12 +552,18 @@ export class TlsRegistry {
     ].join('\n');
     fs.writeFileSync(path.join(dir, 'config.yml'), config);
     const registry = new TlsRegistry(dir, port, path.join(dir, 'ca.pem'), certDir);
-    const child = spawn('/usr/bin/docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/docker-registry', ['serve', path.join(dir, 'config.yml')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     registry.child = child;
-    for (const stream of [child.stdout!, child.stderr!]) stream.setEncoding('utf8').on('data', (chunk: string) => registry.output.push(chunk));
+    for (const stream of [child.stdout!, child.stderr!])
+      stream.setEncoding('utf8').on('data', (chunk: string) => registry.output.push(chunk));
     await waitFor('TLS registry', async () => {
       if (child.exitCode !== null) throw new Error(`docker-registry exited:\n${registry.output.join('').slice(-2000)}`);
-      return (await run('curl', ['-sf', '--cacert', registry.caFile, `https://${registry.host}/v2/`], { timeoutMs: 5000 })).code === 0;
+      return (
+        (await run('curl', ['-sf', '--cacert', registry.caFile, `https://${registry.host}/v2/`], { timeoutMs: 5000 }))
+          .code === 0
+      );
     });
     return registry;
   }

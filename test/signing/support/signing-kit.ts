@@ -24,16 +24,29 @@ function pem(derB64: string): string {
  * public key of the chain's leaf. ECDSA signatures are raw r‖s unless `format` is 'der'.
  * True only for "Verified OK".
  */
-export function opensslVerifiesMessage(dir: string, spec: KeySpec, signedBytes: Buffer, signatureB64: string, chain: string[], format: 'raw' | 'der' = 'raw'): boolean {
+export function opensslVerifiesMessage(
+  dir: string,
+  spec: KeySpec,
+  signedBytes: Buffer,
+  signatureB64: string,
+  chain: string[],
+  format: 'raw' | 'der' = 'raw',
+): boolean {
   fs.mkdirSync(dir, { recursive: true });
   const info = KEY_SPEC_INFO[spec];
   fs.writeFileSync(path.join(dir, 'leaf.pem'), pem(chain[0]));
   if (!openssl(['x509', '-in', 'leaf.pem', '-pubkey', '-noout', '-out', 'pub.pem'], dir).ok) return false;
   fs.writeFileSync(path.join(dir, 'message.bin'), signedBytes);
   const signature = Buffer.from(signatureB64, 'base64');
-  fs.writeFileSync(path.join(dir, 'sig.bin'), info.kind === 'EC' && format === 'raw' ? ecdsaRawToDer(signature) : signature);
+  fs.writeFileSync(
+    path.join(dir, 'sig.bin'),
+    info.kind === 'EC' && format === 'raw' ? ecdsaRawToDer(signature) : signature,
+  );
   const pss = info.kind === 'RSA' ? ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:digest'] : [];
-  const result = openssl(['dgst', `-${nodeHashName(info.hash)}`, '-verify', 'pub.pem', ...pss, '-signature', 'sig.bin', 'message.bin'], dir);
+  const result = openssl(
+    ['dgst', `-${nodeHashName(info.hash)}`, '-verify', 'pub.pem', ...pss, '-signature', 'sig.bin', 'message.bin'],
+    dir,
+  );
   return result.ok && result.out.trim() === 'Verified OK';
 }
 
@@ -43,7 +56,14 @@ export function opensslVerifiesChain(dir: string, chain: string[]): { ok: boolea
   fs.writeFileSync(path.join(dir, 'leaf.pem'), pem(chain[0]));
   fs.writeFileSync(path.join(dir, 'untrusted.pem'), chain.slice(1, -1).map(pem).join(''));
   fs.writeFileSync(path.join(dir, 'root.pem'), pem(chain[chain.length - 1]));
-  const args = ['verify', '-x509_strict', '-CAfile', 'root.pem', ...(chain.length > 2 ? ['-untrusted', 'untrusted.pem'] : []), 'leaf.pem'];
+  const args = [
+    'verify',
+    '-x509_strict',
+    '-CAfile',
+    'root.pem',
+    ...(chain.length > 2 ? ['-untrusted', 'untrusted.pem'] : []),
+    'leaf.pem',
+  ];
   return openssl(args, dir);
 }
 
@@ -56,13 +76,28 @@ export function sha(spec: KeySpec, data: Buffer | string): Buffer {
  * b64url(protected header) "." b64url({targetArtifact}). `signingTime` is explicit so two signings
  * of one image differ.
  */
-export function notarySigningInput(spec: KeySpec, image: string, signingTime: Date, alg = KEY_SPEC_INFO[spec].jwsAlg): { signingInput: string; digest: string; size: number } {
+export function notarySigningInput(
+  spec: KeySpec,
+  image: string,
+  signingTime: Date,
+  alg = KEY_SPEC_INFO[spec].jwsAlg,
+): { signingInput: string; digest: string; size: number } {
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${hex(image + ':config')}`, size: 1472 },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${hex(image + ':layer')}`, size: 3623807 }],
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: `sha256:${hex(image + ':config')}`,
+        size: 1472,
+      },
+      layers: [
+        {
+          mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+          digest: `sha256:${hex(image + ':layer')}`,
+          size: 3623807,
+        },
+      ],
     }),
   );
   const digest = `sha256:${hex(manifest)}`;
@@ -73,13 +108,27 @@ export function notarySigningInput(spec: KeySpec, image: string, signingTime: Da
     'io.cncf.notary.signingScheme': 'notary.x509',
     'io.cncf.notary.signingTime': signingTime.toISOString().replace(/\.\d{3}Z$/, 'Z'),
   };
-  const payload = { targetArtifact: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, annotations: { 'org.example.image': image } } };
+  const payload = {
+    targetArtifact: {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest,
+      size: manifest.length,
+      annotations: { 'org.example.image': image },
+    },
+  };
   const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
   return { signingInput: `${b64url(header)}.${b64url(payload)}`, digest, size: manifest.length };
 }
 
 /** COSE algorithm identifiers (RFC 9053) by JWS name. */
-export const COSE_ALG: Record<string, number> = { ES256: -7, ES384: -35, ES512: -36, PS256: -37, PS384: -38, PS512: -39 };
+export const COSE_ALG: Record<string, number> = {
+  ES256: -7,
+  ES384: -35,
+  ES512: -36,
+  PS256: -37,
+  PS384: -38,
+  PS512: -39,
+};
 
 /**
  * The COSE `Sig_structure` Notation hands a plugin with `--signature-format cose`
@@ -105,7 +154,12 @@ export function notaryCoseSigStructure(
   ]);
   for (const [label, value] of options.header ?? []) header.set(label, value);
   // Uint8Array.from: cbor2 writes a byte string only for a Uint8Array of its own realm (Jest runs tests in another).
-  const sigStructure = encodeCbor(['Signature1', encodeCbor(header), new Uint8Array(0), Uint8Array.from(Buffer.from(payload, 'utf8'))]);
+  const sigStructure = encodeCbor([
+    'Signature1',
+    encodeCbor(header),
+    new Uint8Array(0),
+    Uint8Array.from(Buffer.from(payload, 'utf8')),
+  ]);
   return { sigStructure: Buffer.from(sigStructure), digest: jws.digest, size: jws.size };
 }
 

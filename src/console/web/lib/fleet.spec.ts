@@ -9,7 +9,8 @@ function target(name: string, state: TargetState, extra: Partial<TargetStatus> =
     truststore: 'prod',
     required: false,
     desired: { version: 2, digest: 'sha256:b', since: '2026-05-10T00:00:00Z' },
-    delivered: state === 'converged' ? { version: 2, digest: 'sha256:b', at: '2026-05-10T00:00:05Z', verifiedAt: null } : null,
+    delivered:
+      state === 'converged' ? { version: 2, digest: 'sha256:b', at: '2026-05-10T00:00:05Z', verifiedAt: null } : null,
     state,
     attempts: 1,
     lastAttemptAt: null,
@@ -28,8 +29,19 @@ const status: DistributionStatus = {
   summary: { targets: 4, converged: 2, pending: 0, pushing: 0, retrying: 1, blocked: 1 },
   truststores: [],
   regions: [
-    { name: 'eu', offline: false, targets: [target('eu-a', 'converged'), target('eu-b', 'retrying', { attempts: 7, lastError: { kind: 'network', message: 'connect ECONNREFUSED' } })] },
-    { name: 'us', offline: false, targets: [target('us-a', 'blocked', { attempts: 3 }), target('us-b', 'converged', { convergeSeconds: 2 })] },
+    {
+      name: 'eu',
+      offline: false,
+      targets: [
+        target('eu-a', 'converged'),
+        target('eu-b', 'retrying', { attempts: 7, lastError: { kind: 'network', message: 'connect ECONNREFUSED' } }),
+      ],
+    },
+    {
+      name: 'us',
+      offline: false,
+      targets: [target('us-a', 'blocked', { attempts: 3 }), target('us-b', 'converged', { convergeSeconds: 2 })],
+    },
     { name: 'empty', offline: true, targets: [] },
   ],
 };
@@ -42,14 +54,22 @@ describe('fleet grid rows', () => {
 
   it('sorts by state worst first, and flips with descending', () => {
     const rows = fleetRows(status);
-    expect(filterAndSort(rows, all, 'state').map((r) => r.state)).toEqual(['blocked', 'retrying', 'converged', 'converged']);
+    expect(filterAndSort(rows, all, 'state').map((r) => r.state)).toEqual([
+      'blocked',
+      'retrying',
+      'converged',
+      'converged',
+    ]);
     expect(filterAndSort(rows, all, 'attempts', true)[0].id).toBe('eu/eu-b');
     expect(filterAndSort(rows, all, 'converge').map((r) => r.id)).toEqual(['us/us-b', 'eu/eu-a', 'eu/eu-b', 'us/us-a']);
   });
 
   it('filters by unhealthy state, region, and text in the id, endpoint or last error', () => {
     const rows = fleetRows(status);
-    expect(filterAndSort(rows, { ...all, state: 'unhealthy' }, 'region').map((r) => r.id)).toEqual(['eu/eu-b', 'us/us-a']);
+    expect(filterAndSort(rows, { ...all, state: 'unhealthy' }, 'region').map((r) => r.id)).toEqual([
+      'eu/eu-b',
+      'us/us-a',
+    ]);
     expect(filterAndSort(rows, { ...all, region: 'us' }, 'name').map((r) => r.id)).toEqual(['us/us-a', 'us/us-b']);
     expect(filterAndSort(rows, { ...all, text: 'econnrefused' }, 'name').map((r) => r.id)).toEqual(['eu/eu-b']);
   });
@@ -60,7 +80,9 @@ describe('fleet grid rows', () => {
       regions: Array.from({ length: 10 }, (_, r) => ({
         name: `region-${r}`,
         offline: false,
-        targets: Array.from({ length: 100 }, (_, t) => target(`t-${t}`, t % 10 === 0 ? 'blocked' : 'converged', { attempts: t })),
+        targets: Array.from({ length: 100 }, (_, t) =>
+          target(`t-${t}`, t % 10 === 0 ? 'blocked' : 'converged', { attempts: t }),
+        ),
       })),
     };
     const rows = fleetRows(big);
@@ -73,7 +95,10 @@ describe('fleet grid rows', () => {
 describe('live fleet updates (server-sent `target` events)', () => {
   it('replaces one target in place and recounts the summary', () => {
     const eu = status.regions[0];
-    const next = applyTargetEvent(status, { region: 'eu', target: { ...eu.targets[1], state: 'converged', lastError: null } });
+    const next = applyTargetEvent(status, {
+      region: 'eu',
+      target: { ...eu.targets[1], state: 'converged', lastError: null },
+    });
     expect(fleetRows(next).find((r) => r.id === 'eu/eu-b')!.state).toBe('converged');
     expect(next.summary).toMatchObject({ targets: 4, converged: 3, retrying: 0, blocked: 1 });
     expect(status.regions[0].targets[1].state).toBe('retrying'); // the held status is not mutated

@@ -18,7 +18,9 @@ export interface FleetFilter {
 
 export function fleetRows(status: DistributionStatus): FleetRow[] {
   const rows: FleetRow[] = [];
-  for (const region of status.regions) for (const target of region.targets) rows.push({ ...target, region: region.name, offline: region.offline, id: `${region.name}/${target.name}` });
+  for (const region of status.regions)
+    for (const target of region.targets)
+      rows.push({ ...target, region: region.name, offline: region.offline, id: `${region.name}/${target.name}` });
   return rows;
 }
 
@@ -29,13 +31,21 @@ export function isHealthy(state: TargetState): boolean {
   return state === 'converged';
 }
 
-export function filterAndSort(rows: FleetRow[], filter: FleetFilter, sort: FleetSortKey, descending = false): FleetRow[] {
+export function filterAndSort(
+  rows: FleetRow[],
+  filter: FleetFilter,
+  sort: FleetSortKey,
+  descending = false,
+): FleetRow[] {
   const text = filter.text.trim().toLowerCase();
   const kept = rows.filter(
     (row) =>
       (filter.region === '' || row.region === filter.region) &&
       (filter.state === 'all' || (filter.state === 'unhealthy' ? !isHealthy(row.state) : row.state === filter.state)) &&
-      (text === '' || row.id.toLowerCase().includes(text) || row.endpoint.toLowerCase().includes(text) || (row.lastError?.message.toLowerCase().includes(text) ?? false)),
+      (text === '' ||
+        row.id.toLowerCase().includes(text) ||
+        row.endpoint.toLowerCase().includes(text) ||
+        (row.lastError?.message.toLowerCase().includes(text) ?? false)),
   );
   const value = (row: FleetRow): string | number => {
     switch (sort) {
@@ -76,7 +86,10 @@ export function applyTargetEvent(status: DistributionStatus, event: TargetEvent)
       ? regions.map((r) => {
           if (r.name !== event.region) return r;
           const at = r.targets.findIndex((t) => t.name === event.target.name);
-          const targets = at < 0 ? [...r.targets, event.target].sort((a, b) => a.name.localeCompare(b.name)) : r.targets.map((t, i) => (i === at ? event.target : t));
+          const targets =
+            at < 0
+              ? [...r.targets, event.target].sort((a, b) => a.name.localeCompare(b.name))
+              : r.targets.map((t, i) => (i === at ? event.target : t));
           return { ...r, targets };
         })
       : [...regions, { name: event.region, offline: false, targets: [event.target] }];

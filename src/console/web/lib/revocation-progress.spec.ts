@@ -1,6 +1,10 @@
 import { progressSteps, type RevocationProgress } from './revocation-progress';
 
-const stage = (done: boolean, seconds: number | null = null) => ({ done, at: done ? '2026-12-07T04:00:01Z' : null, seconds });
+const stage = (done: boolean, seconds: number | null = null) => ({
+  done,
+  at: done ? '2026-12-07T04:00:01Z' : null,
+  seconds,
+});
 
 describe('revocation progress steps', () => {
   it('lists signing, OCSP, CRL and then one step per region, in that order, with their times', () => {
@@ -29,7 +33,14 @@ describe('revocation progress steps', () => {
   });
 
   it('says what OCSP answers while it does not yet say revoked', () => {
-    const steps = progressSteps({ serial: '0a', revokedAt: null, signingStopped: stage(false), ocsp: { ...stage(false), status: 'good' }, crl: stage(false), regions: [] });
+    const steps = progressSteps({
+      serial: '0a',
+      revokedAt: null,
+      signingStopped: stage(false),
+      ocsp: { ...stage(false), status: 'good' },
+      crl: stage(false),
+      regions: [],
+    });
     expect(steps.find((s) => s.id === 'ocsp')!.note).toBe('answers good now');
   });
 });

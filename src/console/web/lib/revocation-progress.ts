@@ -26,13 +26,37 @@ export interface ProgressStep {
 }
 
 export function progressSteps(progress: RevocationProgress): ProgressStep[] {
-  const step = (id: string, label: string, stage: ProgressStage, note?: string): ProgressStep => ({ id, label, done: stage.done, at: stage.at, seconds: stage.seconds, note });
+  const step = (id: string, label: string, stage: ProgressStage, note?: string): ProgressStep => ({
+    id,
+    label,
+    done: stage.done,
+    at: stage.at,
+    seconds: stage.seconds,
+    note,
+  });
   return [
     step('signing', 'The version stopped signing', progress.signingStopped),
-    step('ocsp', 'OCSP answers revoked', progress.ocsp, progress.ocsp.status && !progress.ocsp.done ? `answers ${progress.ocsp.status} now` : undefined),
-    step('crl', 'CRL published with the serial', progress.crl, progress.crl.generation ? `${progress.crl.generation}.crl${progress.crl.crlNumber ? `, CRL number ${progress.crl.crlNumber}` : ''}` : undefined),
+    step(
+      'ocsp',
+      'OCSP answers revoked',
+      progress.ocsp,
+      progress.ocsp.status && !progress.ocsp.done ? `answers ${progress.ocsp.status} now` : undefined,
+    ),
+    step(
+      'crl',
+      'CRL published with the serial',
+      progress.crl,
+      progress.crl.generation
+        ? `${progress.crl.generation}.crl${progress.crl.crlNumber ? `, CRL number ${progress.crl.crlNumber}` : ''}`
+        : undefined,
+    ),
     ...progress.regions.map((region) =>
-      step(`region-${region.name}`, `Region ${region.name}: every target holds the new bundle`, region, region.targets !== undefined ? `${region.delivered ?? 0} of ${region.targets} target(s)` : undefined),
+      step(
+        `region-${region.name}`,
+        `Region ${region.name}: every target holds the new bundle`,
+        region,
+        region.targets !== undefined ? `${region.delivered ?? 0} of ${region.targets} target(s)` : undefined,
+      ),
     ),
   ];
 }

@@ -1,11 +1,23 @@
 /** Times: shown in the user's zone, with the UTC instant on hover. */
 
 export function localTime(iso: string, locale?: string, timeZone?: string): string {
-  return new Date(iso).toLocaleString(locale, { timeZone, year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+  return new Date(iso).toLocaleString(locale, {
+    timeZone,
+    year: 'numeric',
+    month: 'short',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    timeZoneName: 'short',
+  });
 }
 
 export function utcTitle(iso: string): string {
-  return `${new Date(iso).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z')} (UTC)`;
+  return `${new Date(iso)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, 'Z')} (UTC)`;
 }
 
 /** "3 d", "4.2 h", "12 s": a duration for people, seconds in, sign kept. */

@@ -141,7 +141,13 @@ export interface AuditEvent {
   seq: string;
   time: string;
   type: string;
-  actor: { tokenId?: string; tokenName?: string; role?: string; address?: string; workload?: { provider: string; sub: string } } | null;
+  actor: {
+    tokenId?: string;
+    tokenName?: string;
+    role?: string;
+    address?: string;
+    workload?: { provider: string; sub: string };
+  } | null;
   subject: string | null;
   data: Record<string, unknown>;
   hash: string;
@@ -171,13 +177,38 @@ export interface Flag {
 export interface SecurityStatus {
   generatedAt: string;
   red: boolean;
-  caGenerations: Array<{ ca: string; kind: string; generation: string; state: string; notAfter: string; days: number } & Flag>;
+  caGenerations: Array<
+    { ca: string; kind: string; generation: string; state: string; notAfter: string; days: number } & Flag
+  >;
   leaves: Array<{ key: string; version: number; notAfter: string; days: number } & Flag>;
-  rotations: Array<{ key: string; schedule: string; activatedAt: string | null; nextDueAt: string | null; overdueSince: string | null; hoursLate: number | null } & Flag>;
+  rotations: Array<
+    {
+      key: string;
+      schedule: string;
+      activatedAt: string | null;
+      nextDueAt: string | null;
+      overdueSince: string | null;
+      hoursLate: number | null;
+    } & Flag
+  >;
   rotationAlerts: Array<{ rotationId: string; subject: string; alert: string } & Flag>;
   caRenewalBlocked: Array<{ ca: string; kind: string; generation: string; reason: string } & Flag>;
   keysWithoutActiveVersion: Array<{ key: string } & Flag>;
   crls: Array<{ generation: string; nextUpdate: string | null; secondsLeft: number | null } & Flag>;
-  distribution: { targets: number; converged: number; pending: number; pushing: number; retrying: number; blocked: number } & Flag;
-  auditCheckpoint: { lastCheckpointAt: string | null; lastCheckpointSeq: string | null; headSeq: string; oldestUncheckpointedAt: string | null; uncheckpointedAgeSeconds: number; intervalSeconds: number } & Flag;
+  distribution: {
+    targets: number;
+    converged: number;
+    pending: number;
+    pushing: number;
+    retrying: number;
+    blocked: number;
+  } & Flag;
+  auditCheckpoint: {
+    lastCheckpointAt: string | null;
+    lastCheckpointSeq: string | null;
+    headSeq: string;
+    oldestUncheckpointedAt: string | null;
+    uncheckpointedAgeSeconds: number;
+    intervalSeconds: number;
+  } & Flag;
 }

@@ -14,14 +14,15 @@ interface AuditFilter {
 }
 
 const EMPTY: AuditFilter = { actor: '', type: '', key: '', artifact: '', since: '', until: '' };
-const FIELDS: Array<{ id: keyof AuditFilter; label: string; type?: 'text' | 'datetime-local'; placeholder?: string }> = [
-  { id: 'actor', label: 'Actor (token name or id, workload sub)' },
-  { id: 'type', label: 'Event type', placeholder: 'sign, certificate.revoked, …' },
-  { id: 'key', label: 'Key' },
-  { id: 'artifact', label: 'Artifact digest', placeholder: 'sha256:…' },
-  { id: 'since', label: 'From (your time zone)', type: 'datetime-local' },
-  { id: 'until', label: 'Until (your time zone)', type: 'datetime-local' },
-];
+const FIELDS: Array<{ id: keyof AuditFilter; label: string; type?: 'text' | 'datetime-local'; placeholder?: string }> =
+  [
+    { id: 'actor', label: 'Actor (token name or id, workload sub)' },
+    { id: 'type', label: 'Event type', placeholder: 'sign, certificate.revoked, …' },
+    { id: 'key', label: 'Key' },
+    { id: 'artifact', label: 'Artifact digest', placeholder: 'sha256:…' },
+    { id: 'since', label: 'From (your time zone)', type: 'datetime-local' },
+    { id: 'until', label: 'Until (your time zone)', type: 'datetime-local' },
+  ];
 
 function actorText(event: AuditEvent): string {
   const actor = event.actor;
@@ -86,7 +87,9 @@ function Events({ filter }: { filter: AuditFilter }) {
 }
 
 function Verify() {
-  const [state, setState] = useState<{ s: 'idle' } | { s: 'running' } | { s: 'done'; result: AuditVerifyResult } | { s: 'error'; error: Error }>({ s: 'idle' });
+  const [state, setState] = useState<
+    { s: 'idle' } | { s: 'running' } | { s: 'done'; result: AuditVerifyResult } | { s: 'error'; error: Error }
+  >({ s: 'idle' });
   const run = (full: boolean) => {
     setState({ s: 'running' });
     get<AuditVerifyResult>(`/v1/audit/verify${full ? '?full=true' : ''}`).then(
@@ -107,7 +110,8 @@ function Verify() {
       {state.s === 'error' && <ErrorBox error={state.error} />}
       {state.s === 'done' && (
         <p role="status" data-testid="verify-result">
-          <Verdict ok={state.result.ok} okText="chain intact" badText="chain broken" /> {state.result.checked} row(s) checked
+          <Verdict ok={state.result.ok} okText="chain intact" badText="chain broken" /> {state.result.checked} row(s)
+          checked
           {state.result.firstBrokenSeq && <>; first bad sequence {state.result.firstBrokenSeq}</>}.
         </p>
       )}
@@ -116,13 +120,24 @@ function Verify() {
 }
 
 function Checkpoints({ canCreate }: { canCreate: boolean }) {
-  const [load, reload] = useLoad(() => get<{ checkpoints: AuditCheckpoint[] }>('/v1/audit/checkpoints?order=desc&limit=20'), []);
+  const [load, reload] = useLoad(
+    () => get<{ checkpoints: AuditCheckpoint[] }>('/v1/audit/checkpoints?order=desc&limit=20'),
+    [],
+  );
   const [error, setError] = useState<Error | null>(null);
   return (
     <section aria-labelledby="cp-h">
       <h2 id="cp-h">Checkpoints</h2>
       {canCreate && (
-        <button type="button" onClick={() => post('/v1/audit/checkpoints').then(() => (setError(null), reload()), (e: Error) => setError(e))}>
+        <button
+          type="button"
+          onClick={() =>
+            post('/v1/audit/checkpoints').then(
+              () => (setError(null), reload()),
+              (e: Error) => setError(e),
+            )
+          }
+        >
           Checkpoint now
         </button>
       )}
@@ -181,9 +196,20 @@ export function AuditView({ capabilities }: ViewProps) {
           <span class="field" key={f.id}>
             <label for={`audit-${f.id}`}>{f.label}</label>
             {f.type === 'datetime-local' ? (
-              <input id={`audit-${f.id}`} type="datetime-local" value={draft[f.id]} onInput={(e) => setDraft({ ...draft, [f.id]: (e.target as HTMLInputElement).value })} />
+              <input
+                id={`audit-${f.id}`}
+                type="datetime-local"
+                value={draft[f.id]}
+                onInput={(e) => setDraft({ ...draft, [f.id]: (e.target as HTMLInputElement).value })}
+              />
             ) : (
-              <input id={`audit-${f.id}`} type="text" placeholder={f.placeholder} value={draft[f.id]} onInput={(e) => setDraft({ ...draft, [f.id]: (e.target as HTMLInputElement).value })} />
+              <input
+                id={`audit-${f.id}`}
+                type="text"
+                placeholder={f.placeholder}
+                value={draft[f.id]}
+                onInput={(e) => setDraft({ ...draft, [f.id]: (e.target as HTMLInputElement).value })}
+              />
             )}
           </span>
         ))}

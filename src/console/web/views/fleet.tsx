@@ -5,7 +5,14 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { get, post } from '../api';
 import { Empty, ErrorBox, Loading, StateBadge, TableScroll, Time, type ViewProps } from '../components';
-import { applyTargetEvent, filterAndSort, fleetRows, type FleetFilter, type FleetSortKey, type TargetEvent } from '../lib/fleet';
+import {
+  applyTargetEvent,
+  filterAndSort,
+  fleetRows,
+  type FleetFilter,
+  type FleetSortKey,
+  type TargetEvent,
+} from '../lib/fleet';
 import { duration } from '../lib/time';
 import type { DistributionStatus } from '../lib/types';
 
@@ -38,7 +45,8 @@ export function FleetView({ capabilities }: ViewProps) {
         (e: Error) => active && setError(e),
       );
     const soon = () => {
-      if (pending.current === undefined) pending.current = setTimeout(() => ((pending.current = undefined), void refresh()), 250);
+      if (pending.current === undefined)
+        pending.current = setTimeout(() => ((pending.current = undefined), void refresh()), 250);
     };
     void refresh();
     // GET /v1/distribution/events: `target` carries one target's new status (applied in place, so a
@@ -85,7 +93,12 @@ export function FleetView({ capabilities }: ViewProps) {
             {' '}
             <button
               type="button"
-              onClick={() => post('/v1/distribution/sync').then(() => setSyncNote('Reconcile requested.'), (e: Error) => setSyncNote(e.message))}
+              onClick={() =>
+                post('/v1/distribution/sync').then(
+                  () => setSyncNote('Reconcile requested.'),
+                  (e: Error) => setSyncNote(e.message),
+                )
+              }
             >
               Reconcile now
             </button>
@@ -96,9 +109,20 @@ export function FleetView({ capabilities }: ViewProps) {
       {error && <ErrorBox error={error} />}
       <form class="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter targets">
         <label for="fleet-text">Filter</label>
-        <input id="fleet-text" value={filter.text} onInput={(e) => setFilter({ ...filter, text: (e.target as HTMLInputElement).value })} placeholder="region/target, endpoint, error" />
+        <input
+          id="fleet-text"
+          value={filter.text}
+          onInput={(e) => setFilter({ ...filter, text: (e.target as HTMLInputElement).value })}
+          placeholder="region/target, endpoint, error"
+        />
         <label for="fleet-state">State</label>
-        <select id="fleet-state" value={filter.state} onChange={(e) => setFilter({ ...filter, state: (e.target as HTMLSelectElement).value as FleetFilter['state'] })}>
+        <select
+          id="fleet-state"
+          value={filter.state}
+          onChange={(e) =>
+            setFilter({ ...filter, state: (e.target as HTMLSelectElement).value as FleetFilter['state'] })
+          }
+        >
           {['all', 'unhealthy', 'converged', 'pending', 'pushing', 'retrying', 'blocked'].map((s) => (
             <option key={s} value={s}>
               {s}
@@ -106,7 +130,11 @@ export function FleetView({ capabilities }: ViewProps) {
           ))}
         </select>
         <label for="fleet-region">Region</label>
-        <select id="fleet-region" value={filter.region} onChange={(e) => setFilter({ ...filter, region: (e.target as HTMLSelectElement).value })}>
+        <select
+          id="fleet-region"
+          value={filter.region}
+          onChange={(e) => setFilter({ ...filter, region: (e.target as HTMLSelectElement).value })}
+        >
           <option value="">all</option>
           {regions.map((r) => (
             <option key={r} value={r}>
@@ -128,7 +156,11 @@ export function FleetView({ capabilities }: ViewProps) {
             <thead>
               <tr>
                 {COLUMNS.map((c) => (
-                  <th key={c.label} scope="col" aria-sort={c.key && sort.key === c.key ? (sort.descending ? 'descending' : 'ascending') : undefined}>
+                  <th
+                    key={c.label}
+                    scope="col"
+                    aria-sort={c.key && sort.key === c.key ? (sort.descending ? 'descending' : 'ascending') : undefined}
+                  >
                     {c.key ? (
                       <button type="button" class="sort" onClick={() => sortBy(c.key!)}>
                         {c.label}

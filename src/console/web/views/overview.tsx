@@ -32,7 +32,13 @@ function Timeline({ items, now }: { items: TimelineItem[]; now: number }) {
           <span class="label">{item.label}</span>
           {/* Width set through the CSSOM (a style object), which the CSP allows; no style attribute strings. */}
           <span class="track" aria-hidden="true">
-            <span class="bar" style={{ left: '0%', width: `${Math.max(0.5, ((new Date(item.notAfter).getTime() - now) / span) * 100).toFixed(2)}%` }} />
+            <span
+              class="bar"
+              style={{
+                left: '0%',
+                width: `${Math.max(0.5, ((new Date(item.notAfter).getTime() - now) / span) * 100).toFixed(2)}%`,
+              }}
+            />
           </span>
           <span class="detail">
             expires <Time iso={item.notAfter} /> ({item.days} d) <Verdict ok={!item.red} badText="expiring" />
@@ -63,13 +69,21 @@ export function OverviewView(_: ViewProps) {
           ...status.caGenerations.map((g) => ({ ...g, label: `CA ${g.generation} (${g.kind}, ${g.state})` })),
           ...status.leaves.map((l) => ({ ...l, label: `key ${l.key} v${l.version}` })),
         ];
-        const problems = [...status.rotationAlerts.map((a) => ({ ...a, text: a.alert })), ...status.caRenewalBlocked.map((b) => ({ ...b, text: `${b.ca} (${b.kind}, ${b.generation}) cannot be renewed: ${b.reason}` })), ...status.keysWithoutActiveVersion.map((k) => ({ ...k, text: `key ${k.key} has no active version` }))];
+        const problems = [
+          ...status.rotationAlerts.map((a) => ({ ...a, text: a.alert })),
+          ...status.caRenewalBlocked.map((b) => ({
+            ...b,
+            text: `${b.ca} (${b.kind}, ${b.generation}) cannot be renewed: ${b.reason}`,
+          })),
+          ...status.keysWithoutActiveVersion.map((k) => ({ ...k, text: `key ${k.key} has no active version` })),
+        ];
         const d = status.distribution;
         const cp = status.auditCheckpoint;
         return (
           <div class="overview">
             <p>
-              <Verdict ok={!status.red} okText="all green" badText="needs attention" /> as of <Time iso={status.generatedAt} />.{' '}
+              <Verdict ok={!status.red} okText="all green" badText="needs attention" /> as of{' '}
+              <Time iso={status.generatedAt} />.{' '}
               <button type="button" onClick={reload}>
                 Refresh
               </button>
@@ -117,7 +131,9 @@ export function OverviewView(_: ViewProps) {
                 </TableScroll>
               )}
               {problems.length === 0 ? (
-                <p>No rotation alert. <a href="#/rotations">Rotations in progress</a></p>
+                <p>
+                  No rotation alert. <a href="#/rotations">Rotations in progress</a>
+                </p>
               ) : (
                 <ul class="cards">
                   {problems.map((p, i) => (
@@ -140,7 +156,11 @@ export function OverviewView(_: ViewProps) {
                       <br />
                       {c.nextUpdate ? (
                         <>
-                          next update <Time iso={c.nextUpdate} /> ({c.secondsLeft !== null && c.secondsLeft < 0 ? `expired ${duration(-c.secondsLeft)} ago` : `in ${duration(c.secondsLeft ?? 0)}`})
+                          next update <Time iso={c.nextUpdate} /> (
+                          {c.secondsLeft !== null && c.secondsLeft < 0
+                            ? `expired ${duration(-c.secondsLeft)} ago`
+                            : `in ${duration(c.secondsLeft ?? 0)}`}
+                          )
                         </>
                       ) : (
                         'no CRL yet'
@@ -153,8 +173,11 @@ export function OverviewView(_: ViewProps) {
             </Section>
             <Section id="ov-dist" title="Distribution health">
               <p data-testid="distribution-health">
-                <Verdict ok={!d.red} okText="converged" badText="behind" /> {d.converged} of {d.targets} target(s) converged
-                {d.targets > d.converged && ` (${d.pending} pending, ${d.pushing} pushing, ${d.retrying} retrying, ${d.blocked} blocked)`}. <a href="#/fleet">Fleet</a>
+                <Verdict ok={!d.red} okText="converged" badText="behind" /> {d.converged} of {d.targets} target(s)
+                converged
+                {d.targets > d.converged &&
+                  ` (${d.pending} pending, ${d.pushing} pushing, ${d.retrying} retrying, ${d.blocked} blocked)`}
+                . <a href="#/fleet">Fleet</a>
                 <Rule flag={d} />
               </p>
             </Section>
@@ -169,7 +192,10 @@ export function OverviewView(_: ViewProps) {
                   'no checkpoint yet'
                 )}
                 ; head seq {cp.headSeq}
-                {cp.oldestUncheckpointedAt ? `; rows waiting for a checkpoint for ${duration(cp.uncheckpointedAgeSeconds)}` : '; every row is checkpointed'} (interval {cp.intervalSeconds} s).
+                {cp.oldestUncheckpointedAt
+                  ? `; rows waiting for a checkpoint for ${duration(cp.uncheckpointedAgeSeconds)}`
+                  : '; every row is checkpointed'}{' '}
+                (interval {cp.intervalSeconds} s).
                 <Rule flag={cp} />
               </p>
             </Section>

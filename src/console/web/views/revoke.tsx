@@ -17,7 +17,14 @@ const SEARCH_KINDS = [
 ] as const;
 type SearchKind = (typeof SEARCH_KINDS)[number]['id'];
 
-export const REASONS = ['keyCompromise', 'caCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'unspecified'] as const;
+export const REASONS = [
+  'keyCompromise',
+  'caCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'unspecified',
+] as const;
 
 function Progress({ serial }: { serial: string }) {
   const [progress, setProgress] = useState<RevocationProgress | null>(null);
@@ -52,7 +59,9 @@ function Progress({ serial }: { serial: string }) {
     <section aria-labelledby="progress-h" class="progress">
       <h2 id="progress-h">Revocation of {serial}</h2>
       <p role="status" data-testid="revocation-summary">
-        {done ? 'Revoked everywhere: signing stopped, OCSP and the CRL say revoked, every region holds the new bundle.' : 'Revocation in progress…'}
+        {done
+          ? 'Revoked everywhere: signing stopped, OCSP and the CRL say revoked, every region holds the new bundle.'
+          : 'Revocation in progress…'}
         {done && progress.everywhere?.seconds != null && ` (${duration(progress.everywhere.seconds)} in all)`}
       </p>
       <ol class="steps">
@@ -106,7 +115,8 @@ function RevokeForm({ certificate, onRevoked }: { certificate: Certificate; onRe
     <form class="revoke-form" onSubmit={submit} aria-labelledby="revoke-h">
       <h2 id="revoke-h">Revoke {certificate.subject}</h2>
       <p class="warning">
-        Without an RFC 3161 timestamp, revoking a certificate invalidates every signature it ever made, whatever the reason or invalidity date.
+        Without an RFC 3161 timestamp, revoking a certificate invalidates every signature it ever made, whatever the
+        reason or invalidity date.
       </p>
       <label for="reason">Reason</label>
       <select id="reason" ref={first} value={reason} onChange={(e) => setReason((e.target as HTMLSelectElement).value)}>
@@ -117,11 +127,22 @@ function RevokeForm({ certificate, onRevoked }: { certificate: Certificate; onRe
         ))}
       </select>
       <label for="invalidity">Invalidity date (optional, your time zone)</label>
-      <input id="invalidity" type="datetime-local" value={invalidity} onInput={(e) => setInvalidity((e.target as HTMLInputElement).value)} />
+      <input
+        id="invalidity"
+        type="datetime-local"
+        value={invalidity}
+        onInput={(e) => setInvalidity((e.target as HTMLInputElement).value)}
+      />
       <label for="confirm">
         Type the serial <code>{confirmation}</code> to confirm
       </label>
-      <input id="confirm" autocomplete="off" spellcheck={false} value={typed} onInput={(e) => setTyped((e.target as HTMLInputElement).value)} />
+      <input
+        id="confirm"
+        autocomplete="off"
+        spellcheck={false}
+        value={typed}
+        onInput={(e) => setTyped((e.target as HTMLInputElement).value)}
+      />
       <button type="submit" class="danger" disabled={!confirmed || busy}>
         {busy ? 'Revoking…' : 'Revoke certificate'}
       </button>
@@ -133,7 +154,12 @@ function RevokeForm({ certificate, onRevoked }: { certificate: Certificate; onRe
 export function RevokeView({ capabilities }: ViewProps) {
   const [kind, setKind] = useState<SearchKind>('serial');
   const [value, setValue] = useState('');
-  const [results, setResults] = useState<{ state: 'idle' } | { state: 'loading' } | { state: 'error'; error: Error } | { state: 'ready'; certificates: Certificate[] }>({ state: 'idle' });
+  const [results, setResults] = useState<
+    | { state: 'idle' }
+    | { state: 'loading' }
+    | { state: 'error'; error: Error }
+    | { state: 'ready'; certificates: Certificate[] }
+  >({ state: 'idle' });
   const [selected, setSelected] = useState<Certificate | null>(null);
   const [following, setFollowing] = useState<string | null>(null);
 
@@ -143,7 +169,9 @@ export function RevokeView({ capabilities }: ViewProps) {
     setResults({ state: 'loading' });
     setSelected(null);
     try {
-      const { certificates } = await get<{ certificates: Certificate[] }>(`/v1/certificates${query({ [kind]: value.trim() })}`);
+      const { certificates } = await get<{ certificates: Certificate[] }>(
+        `/v1/certificates${query({ [kind]: value.trim() })}`,
+      );
       setResults({ state: 'ready', certificates });
     } catch (e) {
       // A serial that does not exist is an empty result, not an error.
@@ -156,7 +184,11 @@ export function RevokeView({ capabilities }: ViewProps) {
     <div>
       <form class="search" onSubmit={search} role="search" aria-label="Find certificates">
         <label for="search-kind">Find by</label>
-        <select id="search-kind" value={kind} onChange={(e) => setKind((e.target as HTMLSelectElement).value as SearchKind)}>
+        <select
+          id="search-kind"
+          value={kind}
+          onChange={(e) => setKind((e.target as HTMLSelectElement).value as SearchKind)}
+        >
           {SEARCH_KINDS.map((k) => (
             <option key={k.id} value={k.id}>
               {k.label}
@@ -164,10 +196,19 @@ export function RevokeView({ capabilities }: ViewProps) {
           ))}
         </select>
         <label for="search-value">Value</label>
-        <input id="search-value" value={value} autocomplete="off" spellcheck={false} onInput={(e) => setValue((e.target as HTMLInputElement).value)} placeholder={kind === 'artifact' ? 'sha256:…' : ''} />
+        <input
+          id="search-value"
+          value={value}
+          autocomplete="off"
+          spellcheck={false}
+          onInput={(e) => setValue((e.target as HTMLInputElement).value)}
+          placeholder={kind === 'artifact' ? 'sha256:…' : ''}
+        />
         <button type="submit">Search</button>
       </form>
-      {results.state === 'idle' && <Empty>Search for a certificate to see it and, with the right role, revoke it.</Empty>}
+      {results.state === 'idle' && (
+        <Empty>Search for a certificate to see it and, with the right role, revoke it.</Empty>
+      )}
       {results.state === 'loading' && <Loading what="certificates" />}
       {results.state === 'error' && <ErrorBox error={results.error} retry={() => void search()} />}
       {results.state === 'ready' &&
@@ -198,7 +239,9 @@ export function RevokeView({ capabilities }: ViewProps) {
                       {c.key ? `${c.key}${c.keyVersion ? ` v${c.keyVersion}` : ''}` : c.kind}
                       {c.signatures && c.signatures.length > 0 && (
                         <span class="rule">
-                          signed it {c.signatures.length}×, last <Time iso={c.signatures[c.signatures.length - 1].time} /> (audit seq {c.signatures.map((x) => x.seq).join(', ')})
+                          signed it {c.signatures.length}×, last{' '}
+                          <Time iso={c.signatures[c.signatures.length - 1].time} /> (audit seq{' '}
+                          {c.signatures.map((x) => x.seq).join(', ')})
                         </span>
                       )}
                     </td>
@@ -216,7 +259,11 @@ export function RevokeView({ capabilities }: ViewProps) {
                     </td>
                     <td>
                       {c.status === 'revoked' ? (
-                        <button type="button" aria-label={`Show revocation progress of ${c.serial}`} onClick={() => setFollowing(c.serial)}>
+                        <button
+                          type="button"
+                          aria-label={`Show revocation progress of ${c.serial}`}
+                          onClick={() => setFollowing(c.serial)}
+                        >
                           Show progress
                         </button>
                       ) : capabilities.revoke ? (

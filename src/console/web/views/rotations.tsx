@@ -13,11 +13,19 @@ function ForceGate({ rotation, onForced }: { rotation: Rotation; onForced: () =>
       class="force"
       onSubmit={(e) => {
         e.preventDefault();
-        post(`/v1/rotations/${encodeURIComponent(rotation.id)}/force`, { reason }).then(onForced, (err: Error) => setError(err));
+        post(`/v1/rotations/${encodeURIComponent(rotation.id)}/force`, { reason }).then(onForced, (err: Error) =>
+          setError(err),
+        );
       }}
     >
       <label for={id}>Reason for forcing the gate (audited)</label>
-      <input id={id} value={reason} required minLength={3} onInput={(e) => setReason((e.target as HTMLInputElement).value)} />
+      <input
+        id={id}
+        value={reason}
+        required
+        minLength={3}
+        onInput={(e) => setReason((e.target as HTMLInputElement).value)}
+      />
       <button type="submit" class="danger" disabled={reason.trim().length < 3}>
         Force the gate
       </button>
@@ -71,7 +79,11 @@ function RotationCard({ rotation, canForce, reload }: { rotation: Rotation; canF
             Root-rollover gate: the new root is used once every required target read back a bundle with it.{' '}
             {waitsFor.length > 0 ? <>Waiting for: {waitsFor.join(', ')}.</> : 'Waiting for the next check.'}
           </p>
-          {canForce ? <ForceGate rotation={rotation} onForced={reload} /> : <p class="muted">Only an admin may force the gate.</p>}
+          {canForce ? (
+            <ForceGate rotation={rotation} onForced={reload} />
+          ) : (
+            <p class="muted">Only an admin may force the gate.</p>
+          )}
         </div>
       )}
     </article>
@@ -80,7 +92,10 @@ function RotationCard({ rotation, canForce, reload }: { rotation: Rotation; canF
 
 export function RotationsView({ capabilities }: ViewProps) {
   const [load, reload] = useLoad(async () => {
-    const [running, activated] = await Promise.all([get<{ rotations: Rotation[] }>('/v1/rotations?state=running'), get<{ rotations: Rotation[] }>('/v1/rotations?state=activated')]);
+    const [running, activated] = await Promise.all([
+      get<{ rotations: Rotation[] }>('/v1/rotations?state=running'),
+      get<{ rotations: Rotation[] }>('/v1/rotations?state=activated'),
+    ]);
     return [...running.rotations, ...activated.rotations];
   }, []);
   return (
