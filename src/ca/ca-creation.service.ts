@@ -1,3 +1,4 @@
+import { assertPemChainInput } from './pem-chain-input';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -275,18 +276,7 @@ export class CaCreationService {
    */
   async importChain(name: string, chain: unknown, actor?: AuditActor, now = new Date()): Promise<CaView> {
     const operation = 'importCaChain';
-    if (
-      !Array.isArray(chain) ||
-      chain.length < 2 ||
-      chain.length > 8 ||
-      !chain.every((pem) => typeof pem === 'string' && pem.length < 65536)
-    ) {
-      throw new DomainError(
-        ErrorCode.VALIDATION_ERROR,
-        `${operation}: 'chain' must be 2..8 PEM certificates, issuing CA first, root last`,
-        { field: 'chain' },
-      );
-    }
+    assertPemChainInput(chain, operation, 'issuing CA first, root last');
     const ca = await this.cas.byName(name);
     const generation = await this.repository.latestGeneration(ca.id, { pending: true });
     if (!ca.external || !generation)

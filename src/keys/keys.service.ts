@@ -1,3 +1,4 @@
+import { assertPemChainInput } from '../ca/pem-chain-input';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -272,18 +273,7 @@ export class KeysService {
    */
   async importCertificate(name: string, versionNumber: number, chain: unknown, actor?: AuditActor): Promise<KeyView> {
     const operation = 'importCertificate';
-    if (
-      !Array.isArray(chain) ||
-      chain.length < 2 ||
-      chain.length > 8 ||
-      !chain.every((pem) => typeof pem === 'string' && pem.length < 65536)
-    ) {
-      throw new DomainError(
-        ErrorCode.VALIDATION_ERROR,
-        `${operation}: 'chain' must be 2..8 PEM certificates, leaf first, root last`,
-        { field: 'chain' },
-      );
-    }
+    assertPemChainInput(chain, operation, 'leaf first, root last');
     const { key, version } = await this.version(name, versionNumber);
     if (version.state !== 'pending')
       throw new DomainError(
