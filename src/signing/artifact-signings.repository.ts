@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { asAuditError, pgPool } from '../audit/audit-pg';
+import { PoolStatementsRepository } from './pool-statements.repository';
 
 const SIGNED_BY = `
   SELECT DISTINCT s.key_name
@@ -20,8 +20,10 @@ const RECORD = `
  * path); a database error reads as the audit layer's (503).
  */
 @Injectable()
-export class ArtifactSigningsRepository {
-  constructor(private readonly dataSource: DataSource) {}
+export class ArtifactSigningsRepository extends PoolStatementsRepository {
+  constructor(dataSource: DataSource) {
+    super(dataSource);
+  }
 
   /** Which of `keyNames` signed the artifact from its payload with a version not revoked since. */
   async keysThatSigned(artifactDigest: string, keyNames: readonly string[]): Promise<Set<string>> {
@@ -44,13 +46,5 @@ export class ArtifactSigningsRepository {
       signing.version,
       signing.auditSeq,
     ]);
-  }
-
-  private async query(text: string, values: unknown[]): Promise<Array<Record<string, unknown>>> {
-    try {
-      return (await pgPool(this.dataSource).query(text, values)).rows;
-    } catch (error) {
-      throw asAuditError(error);
-    }
   }
 }

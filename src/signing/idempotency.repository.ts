@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { asAuditError, pgPool } from '../audit/audit-pg';
+import { PoolStatementsRepository } from './pool-statements.repository';
 
 /** A stored (token, idempotency key) record. */
 export interface IdempotencyRecord {
@@ -23,8 +23,10 @@ const CLAIM = `
  * signing path): a database error reads as the audit layer's (503).
  */
 @Injectable()
-export class IdempotencyRepository {
-  constructor(private readonly dataSource: DataSource) {}
+export class IdempotencyRepository extends PoolStatementsRepository {
+  constructor(dataSource: DataSource) {
+    super(dataSource);
+  }
 
   /**
    * Claims (token, key) for this request in one statement: inserted, or taken over when the stored
@@ -72,13 +74,5 @@ export class IdempotencyRepository {
       [windowSeconds],
     );
     return rows.length;
-  }
-
-  private async query(text: string, values: unknown[]): Promise<Array<Record<string, unknown>>> {
-    try {
-      return (await pgPool(this.dataSource).query(text, values)).rows;
-    } catch (error) {
-      throw asAuditError(error);
-    }
   }
 }
