@@ -131,7 +131,7 @@ export class IdentityAdminService {
     if (input.name !== undefined) throw invalid(op, 'name', 'cannot be changed; create a new provider');
     if (Object.values(input).every((value) => value === undefined)) throw invalid(op, 'body', 'nothing to change');
     const row = await this.repository.transaction(async (manager) => {
-      const current = await this.repository.providerByName(name, manager, true);
+      const current = await this.repository.lockProvider(manager, name);
       if (!current) throw providerNotFound(name);
       const fields = this.providerFields(op, input, current);
       let updated: ProviderRow;
@@ -153,7 +153,7 @@ export class IdentityAdminService {
   /** Deletes a provider and its rules: its ID tokens stop working here at once, elsewhere within the token cache time. */
   async deleteProvider(name: string, actor: AuditActor | undefined): Promise<{ name: string; deletedRules: string[] }> {
     const result = await this.repository.transaction(async (manager) => {
-      const current = await this.repository.providerByName(name, manager, true);
+      const current = await this.repository.lockProvider(manager, name);
       if (!current) throw providerNotFound(name);
       const deletedRules = await this.repository.deleteProvider(manager, current.id);
       await this.audit.record({
@@ -220,7 +220,7 @@ export class IdentityAdminService {
     const keys = input.keys === undefined ? undefined : parseKeys(op, input.keys);
     const expiresAt = input.expiresAt === undefined ? undefined : parseExpiry(op, input.expiresAt);
     const row = await this.repository.transaction(async (manager) => {
-      const current = await this.repository.ruleByName(name, manager, true);
+      const current = await this.repository.lockRule(manager, name);
       if (!current) throw ruleNotFound(name);
       await this.repository.updateRule(manager, current.id, {
         claims: claims ?? current.claims,
@@ -238,7 +238,7 @@ export class IdentityAdminService {
 
   async deleteRule(name: string, actor: AuditActor | undefined): Promise<{ name: string }> {
     await this.repository.transaction(async (manager) => {
-      const current = await this.repository.ruleByName(name, manager, true);
+      const current = await this.repository.lockRule(manager, name);
       if (!current) throw ruleNotFound(name);
       await this.repository.deleteRule(manager, current.id);
       await this.audit.record({

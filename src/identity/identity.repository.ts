@@ -63,10 +63,25 @@ export class IdentityRepository {
   async providerByName(
     name: string,
     manager: EntityManager = this.dataSource.manager,
-    lock = false,
+  ): Promise<ProviderRow | undefined> {
+    return this.selectProvider(manager, name, '');
+  }
+
+  /**
+   * The provider row, locked until the transaction ends: a change or deletion of one provider waits
+   * for another in flight, so each reads what the last one wrote.
+   */
+  lockProvider(manager: EntityManager, name: string): Promise<ProviderRow | undefined> {
+    return this.selectProvider(manager, name, ' FOR UPDATE');
+  }
+
+  private async selectProvider(
+    manager: EntityManager,
+    name: string,
+    lock: '' | ' FOR UPDATE',
   ): Promise<ProviderRow | undefined> {
     const rows: ProviderRow[] = await manager.query(
-      `SELECT ${PROVIDER_COLUMNS} FROM identity_providers WHERE name = $1${lock ? ' FOR UPDATE' : ''}`,
+      `SELECT ${PROVIDER_COLUMNS} FROM identity_providers WHERE name = $1${lock}`,
       [name],
     );
     return rows[0];
@@ -90,7 +105,10 @@ export class IdentityRepository {
     return rows[0];
   }
 
-  /** Deletes a provider and (cascade) its rules; returns the names of the rules that went with it. */
+  /**
+   * Deletes a provider and (cascade) its rules; returns the names of the rules that went with it.
+   * Those rules are locked first, so a rule change in flight finishes before they go.
+   */
   async deleteProvider(manager: EntityManager, id: string): Promise<string[]> {
     const rules: Array<{ name: string }> = await manager.query(
       'SELECT name FROM workload_rules WHERE provider_id = $1 ORDER BY name FOR UPDATE',
@@ -104,14 +122,21 @@ export class IdentityRepository {
     return manager.query(`${RULE_SELECT} ORDER BY r.name`);
   }
 
-  async ruleByName(
+  async ruleByName(name: string, manager: EntityManager = this.dataSource.manager): Promise<RuleRow | undefined> {
+    return this.selectRule(manager, name, '');
+  }
+
+  /** The rule row (not its provider's), locked until the transaction ends: rule changes take turns. */
+  lockRule(manager: EntityManager, name: string): Promise<RuleRow | undefined> {
+    return this.selectRule(manager, name, ' FOR UPDATE OF r');
+  }
+
+  private async selectRule(
+    manager: EntityManager,
     name: string,
-    manager: EntityManager = this.dataSource.manager,
-    lock = false,
+    lock: '' | ' FOR UPDATE OF r',
   ): Promise<RuleRow | undefined> {
-    const rows: RuleRow[] = await manager.query(`${RULE_SELECT} WHERE r.name = $1${lock ? ' FOR UPDATE OF r' : ''}`, [
-      name,
-    ]);
+    const rows: RuleRow[] = await manager.query(`${RULE_SELECT} WHERE r.name = $1${lock}`, [name]);
     return rows[0];
   }
 
