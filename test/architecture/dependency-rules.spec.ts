@@ -6,7 +6,8 @@ import * as path from 'node:path';
 /**
  * The layer rules of .dependency-cruiser.cjs (run on src/ by `npm run lint:deps` in .ci/run) shown
  * to catch what they forbid: each case cruises a small tree of its own, with the project's real
- * config and the real depcruise, and expects the named rule to fail it. A tree that breaks no rule
+ * config, the real depcruise and the project's node_modules (linked in, so rules on packages
+ * apply), and expects the named rule to fail it. A tree that breaks no rule
  * passes, so a config that rejected everything would fail here too.
  */
 const ROOT = path.join(__dirname, '..', '..');
@@ -16,6 +17,7 @@ function cruise(files: Record<string, string>): { code: number | null; output: s
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'signet-depcruise-'));
   try {
     fs.copyFileSync(path.join(ROOT, '.dependency-cruiser.cjs'), path.join(dir, '.dependency-cruiser.cjs'));
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
     fs.writeFileSync(
       path.join(dir, 'tsconfig.json'),
       JSON.stringify({ compilerOptions: { module: 'commonjs', target: 'es2022', strict: true } }),
@@ -74,6 +76,35 @@ describe('dependency rules (.dependency-cruiser.cjs) on deliberate violations', 
           "import { store } from '../truststore/truststore.service';\nexport const tsa = (): string => store;\n",
         'src/truststore/truststore.service.ts':
           "import { tsa } from '../tsa/tsa.service';\nexport const store = 'x';\nexport const both = tsa;\n",
+      },
+    ],
+    [
+      'pki-uses-no-nest-database-or-pkcs11',
+      {
+        'src/pki/crl-builder.ts':
+          "import { Injectable } from '@nestjs/common';\n@Injectable()\nexport class Builder {}\nexport const buildCrl = (): Buffer => Buffer.alloc(0);\n",
+      },
+    ],
+    [
+      'pki-adapters-platform-do-not-import-domain-or-use-cases',
+      {
+        'src/hsm/key-manager.ts': "import { KEY } from '../keys/keys.service';\nexport const manager = KEY;\n",
+        'src/keys/keys.service.ts': "export const KEY = 'k';\n",
+      },
+    ],
+    [
+      'platform-does-not-import-adapters',
+      {
+        'src/observability/health.ts':
+          "import { manager } from '../hsm/key-manager';\nexport const health = manager;\n",
+        'src/hsm/key-manager.ts': "export const manager = 'm';\n",
+      },
+    ],
+    [
+      'nothing-imports-the-interface-layer',
+      {
+        'src/keys/keys.service.ts': "import { route } from './keys.controller';\nexport const KEY = route;\n",
+        'src/keys/keys.controller.ts': "export const route = '/v1/keys';\n",
       },
     ],
     [
