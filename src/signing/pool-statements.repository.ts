@@ -9,9 +9,11 @@ import { asAuditError, pgPool } from '../audit/audit-pg';
 export abstract class PoolStatementsRepository {
   protected constructor(protected readonly dataSource: DataSource) {}
 
-  protected async query(text: string, values: unknown[]): Promise<Array<Record<string, unknown>>> {
+  /** `name` makes it a named prepared statement (parsed once per connection). */
+  protected async query(text: string, values: unknown[], name?: string): Promise<Array<Record<string, unknown>>> {
     try {
-      return (await pgPool(this.dataSource).query(text, values)).rows;
+      const pool = pgPool(this.dataSource);
+      return (await (name === undefined ? pool.query(text, values) : pool.query({ name, text, values }))).rows;
     } catch (error) {
       throw asAuditError(error);
     }

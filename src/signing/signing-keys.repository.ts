@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { asAuditError, pgPool } from '../audit/audit-pg';
+import { PoolStatementsRepository } from './pool-statements.repository';
 
 /** A key and its active version as the signing path loads it (null: no key of that name). */
 export interface ActiveKeyRecord {
@@ -31,8 +31,10 @@ const LOAD_ACTIVE = `
  * the key a version belongs to. Reads only.
  */
 @Injectable()
-export class SigningKeysRepository {
-  constructor(private readonly dataSource: DataSource) {}
+export class SigningKeysRepository extends PoolStatementsRepository {
+  constructor(dataSource: DataSource) {
+    super(dataSource);
+  }
 
   /**
    * The key named `keyName` with its active version (null when it has none). One prepared
@@ -40,14 +42,7 @@ export class SigningKeysRepository {
    * the audit layer's (503).
    */
   async activeKey(keyName: string): Promise<ActiveKeyRecord | null> {
-    let rows: Array<Record<string, unknown>>;
-    try {
-      rows = (await pgPool(this.dataSource).query({ name: 'signet_active_key', text: LOAD_ACTIVE, values: [keyName] }))
-        .rows;
-    } catch (error) {
-      throw asAuditError(error);
-    }
-    const row = rows[0];
+    const row = (await this.query(LOAD_ACTIVE, [keyName], 'signet_active_key'))[0];
     if (!row) return null;
     return {
       keyId: row.key_id as string,
