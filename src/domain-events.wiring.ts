@@ -9,12 +9,14 @@ import { TruststoreVersionsService } from './truststore/truststore-versions.serv
 import { TsaService } from './tsa/tsa.service';
 
 /**
- * Who reacts to what, in one place. Publishers (ca, keys, revocation, truststore services) know no
+ * Who reacts to what, in one place. Publishers (ca, keys, revocation, crl, truststore services) know no
  * subscriber; `DomainEventBus` runs the subscribers of an event in the order they are listed here,
  * each awaited. Events published inside a transaction (`*.revoking`, `*.created`, `*.activated`)
  * hand subscribers its EntityManager: their NOTIFYs are delivered to every replica on commit, and
  * a failure rolls the change back. `certificate.revoked` comes after the commit: a failure there is
- * logged and the next subscriber still runs. docs/architecture.md tells the resulting flows.
+ * logged and the next subscriber still runs. `crl.published` also comes after the commit, but a
+ * failure there rejects the CRL rebuild that published it (its one subscriber catches its own).
+ * docs/architecture.md tells the resulting flows.
  */
 @Injectable()
 export class DomainEventsWiring implements OnModuleInit {
@@ -45,7 +47,7 @@ export class DomainEventsWiring implements OnModuleInit {
     events.subscribe('certificate.revoked', ({ certificate }) => this.signingInvalidation.dropRevoked(certificate));
     events.subscribe('certificate.revoked', ({ certificate }) => this.rotationScheduler.onRevoked(certificate));
 
-    // CAs (ca/ca.service.ts, rotation/ca-rollover.steps.ts): truststores on every replica rebuild
+    // CAs (ca/ca-creation.service.ts, rotation/ca-rollover.steps.ts through ca/ca.service.ts): truststores on every replica rebuild
     // on commit. A root rollover's new generation enters truststores while still pending; the old
     // one may leave once retired.
     events.subscribe('ca.created', ({ ca, manager }) =>
@@ -62,7 +64,7 @@ export class DomainEventsWiring implements OnModuleInit {
       if (ca.name === this.config.tsa.caName) this.tsa.expectGeneration(generation.id);
     });
 
-    // Keys (keys/keys.service.ts): a new key is a new trusted identity in Notation trust policies.
+    // Keys (keys/key-versions.service.ts): a new key is a new trusted identity in Notation trust policies.
     events.subscribe('key.created', ({ key, manager }) =>
       this.distribution.announceTruststoreChange(manager, `key:${key.name}`),
     );

@@ -1,18 +1,17 @@
-import { assertPemChainInput } from './pem-chain-input';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
 import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
-import { isKeySpec, KeySpec } from '../pki/key-spec';
+import { DigestSigner, isKeySpec, KeySpec } from '../pki/key-spec';
 import { KEY_MANAGER, type KeyManager } from '../hsm/key-manager';
-import type { KeyStore } from '../hsm/key-store';
 import { SIGNER_FACTORY, type SignerFactory } from '../hsm/signer-factory';
 import { CaEntity, CaKind } from './ca.entity';
 import { CaRepository } from './ca.repository';
 import { CaService, CaView, EXTERNAL_KEY_URI } from './ca.service';
 import { CaGenerationEntity } from './ca-generation.entity';
+import { assertPemChainInput } from './pem-chain-input';
 import {
   CaIssuer,
   CertificateSubject,
@@ -49,7 +48,8 @@ const DEFAULT_VALIDITY_DAYS: Record<CaKind, number> = { root: 3650, issuing: 182
 /**
  * Brings CAs into being: a Signet-signed root, issuing, TSA root or TSA CA with its first key
  * generation, or (offline-root mode) an issuing CA's key and CSR, then the chain its root signed.
- * Everything later (lookups, issuers, certificate rows, the events that follow) is `CaService`'s;
+ * It publishes `ca.created` itself; everything later (lookups, issuers, certificate rows,
+ * `certificate.issued` and the generation events) is `CaService`'s;
  * renewals are the rotation module's (`rotation/ca-rollover.steps.ts`).
  */
 @Injectable()
@@ -355,7 +355,7 @@ export class CaCreationService {
   private issueCaCertificate(
     kind: CaKind,
     params: {
-      signer: Awaited<ReturnType<KeyStore['getSigner']>>;
+      signer: DigestSigner;
       subject: CertificateSubject;
       validityDays: number;
       parent?: CaIssuer;

@@ -166,8 +166,10 @@ export class DistributionScheduler implements OnApplicationBootstrap, OnModuleDe
     return { versions, queued };
   }
 
-  /** CRLs are built lazily; a truststore version should carry them from the start. */
-  /** The truststores' content preparer: a generation without a CRL gets its first one before a bundle is built. */
+  /**
+   * The truststores' content preparer: CRLs are built lazily, so a generation without one gets its
+   * first before a bundle is built, and a truststore version carries it from the start.
+   */
   async ensureCrls(generations: CaGenerationEntity[]): Promise<void> {
     for (const generation of generations) {
       if (generation.crl) continue;

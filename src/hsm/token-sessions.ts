@@ -34,9 +34,12 @@ export interface SessionPoolOptions {
 
 /**
  * The sessions a pool holds on its token, and what it takes to (re)establish them: opening them
- * and logging in, closing its own and no one else's, and the remedy a recovery attempt applies
- * (log in again, reopen, or have the module instance re-initialised). Which sessions are in use,
- * and when to recover, is SessionPool's part; nothing here runs per operation.
+ * and logging in (`openSessions`; `SessionPool.open` finds the token first and marks the pool
+ * ready), closing its own and no one else's, and the remedy a recovery attempt applies (log in
+ * again, reopen, or have the module instance re-initialised). Which sessions are in use, and when
+ * to recover, is SessionPool's part; nothing here runs per operation. A base class rather than a
+ * member so the fields the sign path reads (`idle`, `sessions`, `epochValue`) stay on the pool
+ * object itself, one property load away.
  */
 export abstract class TokenSessions {
   protected slot?: Handle;

@@ -47,8 +47,11 @@ export class KeyVersionsService {
 
   /**
    * A new version: HSM key pair, then (Signet's CA) its certificate or (external CA) a CSR, stored
-   * in one transaction. `activate` makes it the active version at once (first version, or the
-   * caller swaps states itself, e.g. rotation). A failure destroys the new HSM key again.
+   * in one transaction. `state` is the version's state (active when a Signet CA certified it, else
+   * pending, unless given). A failure destroys the new HSM key again. Today only a new key's first
+   * version comes through here (`isNewKey`: audited as `key.created`, published as `key.created`);
+   * a rotation makes its version in `rotation/key-rotation.steps.ts` and certifies it with
+   * `issueVersionCertificate`, so the other branch and `key.version.created` have no caller yet.
    */
   async createVersion(
     key: SigningKeyEntity,

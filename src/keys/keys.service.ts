@@ -1,4 +1,3 @@
-import { assertPemChainInput } from '../ca/pem-chain-input';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -15,6 +14,7 @@ import {
 import { CertificateEntity } from '../ca/certificate.entity';
 import { CertificatesRepository } from '../ca/certificates.repository';
 import { CaRepository } from '../ca/ca.repository';
+import { assertPemChainInput } from '../ca/pem-chain-input';
 import { DomainError, ErrorCode } from '../common/errors';
 import { isKeySpec, KEY_SPEC_INFO, KeySpec } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
