@@ -1,12 +1,11 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { AuditActor } from '../audit/audit.types';
 import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
 import { DigestSigner, isKeySpec, KeySpec } from '../pki/key-spec';
-import { KEY_MANAGER, type KeyManager } from '../hsm/key-manager';
-import { SIGNER_FACTORY, type SignerFactory } from '../hsm/signer-factory';
+import { CaKeys } from './ca-keys';
 import { CaEntity, CaKind } from './ca.entity';
 import { CaRepository } from './ca.repository';
 import { CaService, CaView, EXTERNAL_KEY_URI } from './ca.service';
@@ -59,8 +58,7 @@ export class CaCreationService {
 
   constructor(
     private readonly dataSource: DataSource,
-    @Inject(KEY_MANAGER) private readonly hsmKeys: KeyManager,
-    @Inject(SIGNER_FACTORY) private readonly signers: SignerFactory,
+    private readonly caKeys: CaKeys,
     private readonly cas: CaService,
     private readonly repository: CaRepository,
     private readonly audit: AuditService,
@@ -127,9 +125,9 @@ export class CaCreationService {
     }
 
     const generationName = `${input.name}-g1`;
-    const key = await this.hsmKeys.createKey({ spec: keySpec, label: `ca:${generationName}`, role: 'ca' });
+    const key = await this.caKeys.provision(generationName, keySpec);
     try {
-      const signer = await this.signers.getSigner(key.uri);
+      const { signer } = key;
       const issued = await this.issueCaCertificate(input.kind, {
         signer,
         subject,
@@ -190,9 +188,7 @@ export class CaCreationService {
       });
     } catch (error) {
       // Nothing half-written: the HSM key of a CA that was not stored is destroyed again.
-      await this.hsmKeys
-        .destroyKey(key.uri)
-        .catch((e) => this.logger.error(`could not destroy orphan CA key ${key.uri}: ${(e as Error).message}`));
+      await this.caKeys.discard(key.uri);
       throw error;
     }
   }
@@ -224,9 +220,9 @@ export class CaCreationService {
       });
     }
     const generationName = `${input.name}-g1`;
-    const key = await this.hsmKeys.createKey({ spec: keySpec, label: `ca:${generationName}`, role: 'ca' });
+    const key = await this.caKeys.provision(generationName, keySpec);
     try {
-      const signer = await this.signers.getSigner(key.uri);
+      const { signer } = key;
       const csr = await createCertificationRequest({ signer, subject, profile: 'issuing-ca' });
       return await this.dataSource.transaction(async (manager) => {
         const ca = await this.repository.insertCa(manager, {
@@ -262,9 +258,7 @@ export class CaCreationService {
         return { ca: await this.cas.view(ca, [generation]), csr: csr.pem };
       });
     } catch (error) {
-      await this.hsmKeys
-        .destroyKey(key.uri)
-        .catch((e) => this.logger.error(`could not destroy orphan CA key ${key.uri}: ${(e as Error).message}`));
+      await this.caKeys.discard(key.uri);
       throw error;
     }
   }
@@ -284,7 +278,7 @@ export class CaCreationService {
         ErrorCode.CONFLICT,
         `${operation}: CA '${name}' has no pending generation awaiting a chain`,
       );
-    const publicKey = await this.hsmKeys.getPublicKey(generation.keyUri);
+    const publicKey = await this.caKeys.publicKey(generation.keyUri);
     const validated = validateCertificateChain({
       chain: chain as string[],
       expectedPublicKeySpki: publicKey,

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { DomainEventsModule } from '../common/domain-events.module';
 import { CaController } from './ca.controller';
+import { CaKeys } from './ca-keys';
 import { CaRepository } from './ca.repository';
 import { CaService } from './ca.service';
 import { CaCreationService } from './ca-creation.service';
@@ -10,7 +11,7 @@ import { DevHierarchyBootstrap } from './dev-hierarchy.bootstrap';
 @Module({
   imports: [DomainEventsModule],
   controllers: [CaController],
-  providers: [CaService, CaCreationService, CaRepository, CertificatesRepository, DevHierarchyBootstrap],
+  providers: [CaKeys, CaService, CaCreationService, CaRepository, CertificatesRepository, DevHierarchyBootstrap],
   exports: [CaService, CaCreationService, CaRepository, CertificatesRepository],
 })
 export class CaModule {}

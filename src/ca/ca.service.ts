@@ -4,7 +4,7 @@ import { DomainEventBus } from '../common/domain-events';
 import { DomainError, ErrorCode } from '../common/errors';
 import { KeySpec } from '../pki/key-spec';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
-import { SIGNER_FACTORY, type SignerFactory } from '../hsm/signer-factory';
+import { CaKeys } from './ca-keys';
 import { CaEntity, CaKind } from './ca.entity';
 import { CaRepository } from './ca.repository';
 import { CaGenerationEntity } from './ca-generation.entity';
@@ -85,7 +85,7 @@ export class CaService {
   private readonly issuers = new Map<string, Promise<CaIssuer>>();
 
   constructor(
-    @Inject(SIGNER_FACTORY) private readonly signers: SignerFactory,
+    private readonly caKeys: CaKeys,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
     private readonly repository: CaRepository,
     private readonly certificates: CertificatesRepository,
@@ -204,8 +204,8 @@ export class CaService {
       if (!generation.certificate)
         throw new DomainError(ErrorCode.CONFLICT, `CA key generation ${generation.name} has no certificate yet`);
       const certificate = generation.certificate;
-      issuer = this.signers
-        .getSigner(generation.keyUri)
+      issuer = this.caKeys
+        .signer(generation.keyUri)
         .then((signer) => loadCaIssuer({ certificate, signer, urls: this.urlsFor(generation.name) }));
       issuer.catch(() => this.issuers.delete(generation.id));
       this.issuers.set(generation.id, issuer);
