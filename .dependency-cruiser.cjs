@@ -57,6 +57,14 @@ module.exports = {
       to: { path: '^src/pki/', pathNot: '^src/pki/(index|key-spec)\\.ts$' },
     },
     {
+      name: 'ca-reaches-the-hsm-through-ca-keys',
+      comment:
+        'The CA gets its keys and signers from its key-provisioning service (ca/ca-keys.ts), nowhere else in ca/.',
+      severity: 'error',
+      from: { path: '^src/ca/', pathNot: ['^src/ca/ca-keys\\.ts$', '\\.module\\.ts$'] },
+      to: { path: '^src/hsm/' },
+    },
+    {
       name: 'domain-does-not-import-use-cases',
       comment: 'keys, ca, truststore and audit hold entities and invariants; workflows call them, not the reverse.',
       severity: 'error',
@@ -78,7 +86,8 @@ module.exports = {
     },
     {
       name: 'nothing-imports-the-interface-layer',
-      comment: 'Controllers, the CLI, the Notation plugin and the console are entry points; code below them never imports them.',
+      comment:
+        'Controllers, the CLI, the Notation plugin and the console are entry points; code below them never imports them.',
       severity: 'error',
       from: { path: '^src/', pathNot: WIRING },
       to: { path: ['\\.controller\\.ts$', `^src/${INTERFACE}/`, '^src/(main|app\\.module|app\\.factory)\\.ts$'] },

@@ -1,4 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { offeredKeySpec } from '../hsm/hsm-capabilities';
+import { HSM_RECONCILER, HsmReconciler } from '../hsm/hsm-reconciler';
 import { KEY_MANAGER, KeyManager } from '../hsm/key-manager';
 import { SIGNER_FACTORY, SignerFactory } from '../hsm/signer-factory';
 import type { DigestSigner, KeySpec } from '../pki/key-spec';
@@ -11,9 +13,10 @@ export interface ProvisionedCaKey {
 
 /**
  * Where the CA gets its keys: a new generation's key pair in the HSM (CA role, labelled
- * `ca:<generation>`) with its signer, the signer and public key of an existing generation, and
- * the destruction of a key whose CA was not stored. The rest of ca/ never sees the key store; this
- * is the one place that knows which of its parts (KeyManager, SignerFactory) a CA needs.
+ * `ca:<generation>`) with its signer, the signer and public key of an existing generation, the
+ * destruction of a key whose CA was not stored, and which key spec the CA token offers. The rest
+ * of ca/ never sees the HSM (.dependency-cruiser.cjs); this is the one place that knows which of
+ * its parts (KeyManager, SignerFactory, the reconciler's health) a CA needs.
  * (Rotation's root and issuing rollovers adopt keys by planned CKA_ID, rotation/hsm-objects.ts.)
  */
 @Injectable()
@@ -24,7 +27,13 @@ export class CaKeys {
   constructor(
     @Inject(KEY_MANAGER) private readonly keys: KeyManager,
     @Inject(SIGNER_FACTORY) private readonly signers: SignerFactory,
+    @Inject(HSM_RECONCILER) private readonly hsm: HsmReconciler,
   ) {}
+
+  /** `preferred` when the CA token can make it, else the spec it offers instead (RSA-3072 without EC). */
+  offeredSpec(preferred: KeySpec): KeySpec {
+    return offeredKeySpec(this.hsm.health(), preferred, 'ca');
+  }
 
   /** A new key pair for `generationName`. Nothing is left behind when its signer cannot be had. */
   async provision(generationName: string, spec: KeySpec): Promise<ProvisionedCaKey> {

@@ -2,8 +2,7 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { BootstrapService } from '../database/bootstrap.service';
 import type { KeySpec } from '../pki/key-spec';
-import { offeredKeySpec } from '../hsm/hsm-capabilities';
-import { HSM_RECONCILER, type HsmReconciler } from '../hsm/hsm-reconciler';
+import { CaKeys } from './ca-keys';
 import { CaService } from './ca.service';
 import { CaCreationService } from './ca-creation.service';
 
@@ -26,11 +25,11 @@ export class DevHierarchyBootstrap implements OnModuleInit {
     private readonly cas: CaService,
     private readonly creation: CaCreationService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
-    @Inject(HSM_RECONCILER) private readonly hsm: HsmReconciler,
+    private readonly caKeys: CaKeys,
   ) {}
 
   private keySpec(): KeySpec {
-    return offeredKeySpec(this.hsm.health(), 'EC-384', 'ca');
+    return this.caKeys.offeredSpec('EC-384');
   }
 
   onModuleInit(): void {

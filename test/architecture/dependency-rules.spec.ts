@@ -108,6 +108,14 @@ describe('dependency rules (.dependency-cruiser.cjs) on deliberate violations', 
       },
     ],
     [
+      'ca-reaches-the-hsm-through-ca-keys',
+      {
+        'src/ca/ca.service.ts':
+          "import { KEY_MANAGER } from '../hsm/key-manager';\nexport const token = KEY_MANAGER;\n",
+        'src/hsm/key-manager.ts': "export const KEY_MANAGER = Symbol('KEY_MANAGER');\n",
+      },
+    ],
+    [
       'pki-is-used-through-its-index',
       { 'src/ca/ca.service.ts': "import { buildCrl } from '../pki/crl-builder';\nexport const crl = buildCrl();\n" },
     ],
