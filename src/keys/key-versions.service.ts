@@ -13,11 +13,10 @@ import { KeyVersionEntity, KeyVersionState } from './key-version.entity';
 import { KeysRepository } from './keys.repository';
 import { SigningKeyEntity } from './signing-key.entity';
 
-/** Key events, published inside the transaction that stores the version (a failing subscriber rolls it back). */
+/** Published inside the transaction that stores the key and its first version (a failing subscriber rolls it back). */
 declare module '../common/domain-events' {
   interface DomainEvents {
     'key.created': { key: SigningKeyEntity; version: KeyVersionEntity; manager: EntityManager };
-    'key.version.created': { key: SigningKeyEntity; version: KeyVersionEntity; manager: EntityManager };
   }
 }
 
@@ -46,32 +45,24 @@ export class KeyVersionsService {
   ) {}
 
   /**
-   * A new version: HSM key pair, then (Signet's CA) its certificate or (external CA) a CSR, stored
-   * in one transaction. `state` is the version's state (active when a Signet CA certified it, else
-   * pending, unless given). A failure destroys the new HSM key again. Today only a new key's first
-   * version comes through here (`isNewKey`: audited as `key.created`, published as `key.created`);
-   * a rotation makes its version in `rotation/key-rotation.steps.ts` and certifies it with
-   * `issueVersionCertificate`, so the other branch and `key.version.created` have no caller yet.
+   * A new key with its first version: HSM key pair, then (Signet's CA) its certificate, active at
+   * once, or (external CA) a CSR, pending until the chain is imported; the key row, the version and
+   * the certificate row in one transaction, audited and published as `key.created`. A failure
+   * destroys the new HSM key again. (A rotation makes later versions in
+   * rotation/key-rotation.steps.ts and takes only the certificate half, `issueVersionCertificate`.)
    */
-  async createVersion(
+  async createKeyWithFirstVersion(
     key: SigningKeyEntity,
-    versionNumber: number,
-    options: {
-      isNewKey?: boolean;
-      state?: KeyVersionState;
-      now?: Date;
-      manager?: EntityManager;
-      actor?: AuditActor;
-      reason?: string;
-    } = {},
+    actor: AuditActor | undefined,
   ): Promise<{ key: SigningKeyEntity; version: KeyVersionEntity }> {
+    const versionNumber = 1;
     const hsmKey = await this.hsmKeys.createKey({
       spec: key.keySpec,
       label: `${key.name}-v${versionNumber}`,
       role: 'signing',
     });
     try {
-      const now = options.now ?? new Date();
+      const now = new Date();
       let certificate: IssuedCertificate | undefined;
       let csr: Buffer | null = null;
       let chain: Buffer[] = [];
@@ -86,9 +77,9 @@ export class KeyVersionsService {
           now,
         ));
       }
-      const state: KeyVersionState = options.state ?? (key.external ? 'pending' : 'active');
-      const work = async (manager: EntityManager) => {
-        const savedKey = options.isNewKey ? await this.repository.insertKey(manager, key) : key;
+      const state: KeyVersionState = key.external ? 'pending' : 'active';
+      const result = await this.dataSource.transaction(async (manager) => {
+        const savedKey = await this.repository.insertKey(manager, key);
         const version = await this.repository.insertVersion(manager, {
           keyId: savedKey.id,
           version: versionNumber,
@@ -110,8 +101,8 @@ export class KeyVersionsService {
         if (certificate)
           await this.recordVersionCertificate(manager, certificate, { issuerGenerationId, keyVersionId: version.id });
         await this.audit.record({
-          type: options.isNewKey ? 'key.created' : 'key.version.created',
-          actor: options.actor,
+          type: 'key.created',
+          actor,
           subject: key.name,
           data: {
             version: versionNumber,
@@ -122,15 +113,13 @@ export class KeyVersionsService {
             subject: certificate?.subjectDn ?? null,
             notAfter: certificate?.notAfter.toISOString() ?? null,
             external: key.external,
-            ...(options.isNewKey ? { requires: key.requires, rotation: key.rotation } : {}),
-            ...(options.reason ? { reason: options.reason } : {}),
+            requires: key.requires,
+            rotation: key.rotation,
           },
         });
-        if (options.isNewKey) await this.events.publish('key.created', { key: savedKey, version, manager });
-        else await this.events.publish('key.version.created', { key: savedKey, version, manager });
+        await this.events.publish('key.created', { key: savedKey, version, manager });
         return { key: savedKey, version };
-      };
-      const result = options.manager ? await work(options.manager) : await this.dataSource.transaction(work);
+      });
       this.logger.log(`key ${key.name}: version ${versionNumber} created (${state})`);
       return result;
     } catch (error) {

@@ -145,7 +145,7 @@ export class KeysService {
       rotation,
       requires,
     });
-    const created = await this.versions.createVersion(key, 1, { isNewKey: true, actor });
+    const created = await this.versions.createKeyWithFirstVersion(key, actor);
     return this.view(created.key, [created.version]);
   }
 
