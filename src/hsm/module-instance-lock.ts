@@ -62,10 +62,14 @@ export function adoptModuleInstanceLock(buffer: SharedArrayBuffer): void {
  */
 export function shareTokenLockWith(path: string | undefined): void {
   if (shared?.path === path) return;
+  let previous: number | undefined;
   withModuleInstanceLock(() => {
-    if (shared) closeSync(shared.fd);
+    previous = shared?.fd;
     shared = path === undefined ? undefined : { path, fd: openSync(path, 'a', 0o600) };
   });
+  // Closed only now: withModuleInstanceLock took the file lock through this descriptor and
+  // releases it on the way out (closing it inside made that release fail with EBADF).
+  if (previous !== undefined) closeSync(previous);
 }
 
 /** A thread about to end closes its descriptor of the shared file (descriptors belong to the process). */
