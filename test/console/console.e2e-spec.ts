@@ -366,7 +366,13 @@ describe('security console (Chromium)', () => {
     await page.getByLabel('Artifact digest').fill(artifact);
     await page.getByRole('button', { name: 'Apply filter' }).click();
     const rows = page.getByTestId('audit-events').locator('tbody tr');
-    await rows.first().waitFor();
+    // The view shows the unfiltered events until the filtered answer arrives: wait for that answer
+    // (one row naming the artifact) rather than for any first row, which the old list satisfied.
+    type Dom = { document: { querySelectorAll(selector: string): ArrayLike<{ textContent: string | null }> } };
+    await page.waitForFunction((digest) => {
+      const found = (globalThis as unknown as Dom).document.querySelectorAll('[data-testid="audit-events"] tbody tr');
+      return found.length === 1 && (found[0].textContent ?? '').includes(digest);
+    }, artifact);
     expect(await rows.count()).toBe(1);
     expect(await rows.first().textContent()).toContain(artifact);
     expect(await rows.first().textContent()).toContain('console-signer');
