@@ -280,7 +280,7 @@ export class CaCreationService {
       );
     const publicKey = await this.caKeys.publicKey(generation.keyUri);
     const validated = validateCertificateChain({
-      chain: chain as string[],
+      chain,
       expectedPublicKeySpki: publicKey,
       leafProfile: 'issuing-ca',
       now,

@@ -12,6 +12,6 @@ import { DevHierarchyBootstrap } from './dev-hierarchy.bootstrap';
   imports: [DomainEventsModule],
   controllers: [CaController],
   providers: [CaKeys, CaService, CaCreationService, CaRepository, CertificatesRepository, DevHierarchyBootstrap],
-  exports: [CaService, CaCreationService, CaRepository, CertificatesRepository],
+  exports: [CaKeys, CaService, CaCreationService, CaRepository, CertificatesRepository],
 })
 export class CaModule {}

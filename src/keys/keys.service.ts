@@ -281,7 +281,7 @@ export class KeysService {
         `${operation}: version ${versionNumber} of '${name}' is ${version.state}, not pending`,
       );
     const validated = validateCertificateChain({
-      chain: chain as string[],
+      chain,
       expectedPublicKeySpki: version.publicKey,
       leafProfile: 'code-signing',
     });

@@ -2,11 +2,10 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { MAX_LEAF_VALIDITY_DAYS } from '../pki';
 import { CaService } from '../ca/ca.service';
 import { CaCreationService } from '../ca/ca-creation.service';
+import { CaKeys } from '../ca/ca-keys';
 import { DomainError, ErrorCode } from '../common/errors';
 import { SIGNET_CONFIG, SignetConfig } from '../config/config';
 import { BootstrapService } from '../database/bootstrap.service';
-import { offeredKeySpec } from '../hsm/hsm-capabilities';
-import { HSM_RECONCILER, type HsmReconciler } from '../hsm/hsm-reconciler';
 
 export const DEV_TSA_ROOT_CA = 'signet-dev-tsa-root';
 export const DEV_TSA_CA = 'signet-dev-tsa';
@@ -31,7 +30,7 @@ export class DevTsaBootstrap implements OnModuleInit {
     private readonly cas: CaService,
     private readonly creation: CaCreationService,
     @Inject(SIGNET_CONFIG) private readonly config: SignetConfig,
-    @Inject(HSM_RECONCILER) private readonly hsm: HsmReconciler,
+    private readonly caKeys: CaKeys,
   ) {}
 
   onModuleInit(): void {
@@ -44,7 +43,7 @@ export class DevTsaBootstrap implements OnModuleInit {
       await this.creation.create({
         name: DEV_TSA_ROOT_CA,
         kind: 'tsa-root',
-        keySpec: offeredKeySpec(this.hsm.health(), 'EC-384', 'ca'),
+        keySpec: this.caKeys.offeredSpec('EC-384'),
         validityDays: 3650,
         subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA Root' },
       });
@@ -54,7 +53,7 @@ export class DevTsaBootstrap implements OnModuleInit {
         name: DEV_TSA_CA,
         kind: 'tsa',
         parent: DEV_TSA_ROOT_CA,
-        keySpec: offeredKeySpec(this.hsm.health(), 'EC-256', 'ca'),
+        keySpec: this.caKeys.offeredSpec('EC-256'),
         validityDays: MAX_LEAF_VALIDITY_DAYS,
         subject: { ...DEV_SUBJECT, CN: 'Signet Development TSA' },
       });
