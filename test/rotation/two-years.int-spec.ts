@@ -251,7 +251,7 @@ describe('two simulated years of rotations', () => {
     expect(report.missingObjects).toEqual([]);
     const errors = await query(
       t.database.url,
-      `SELECT subject FROM rotations r, jsonb_array_elements(r.steps) s WHERE s->>'error' IS NOT NULL OR s->'detail' ? 'lastError'`,
+      `SELECT subject, s->>'name' AS step, s->>'attempts' AS attempts, coalesce(s->>'error', s->'detail'->>'lastError') AS error, s->>'startedAt' AS "startedAt" FROM rotations r, jsonb_array_elements(r.steps) s WHERE s->>'error' IS NOT NULL OR s->'detail' ? 'lastError'`,
     );
     expect(errors).toEqual([]);
     fs.rmSync(path.join(dir), { recursive: true, force: true });
