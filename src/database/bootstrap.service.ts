@@ -1,7 +1,6 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { hostname } from 'node:os';
-import { DataSource } from 'typeorm';
-import { ADVISORY_LOCKS, withSessionAdvisoryLock } from './advisory-lock';
+import { BootstrapStepsRepository } from './bootstrap-steps.repository';
 
 export interface BootstrapStep {
   /** Stable name; a step recorded as done is never run again on this database. */
@@ -22,7 +21,7 @@ export class BootstrapService implements OnApplicationBootstrap {
   private readonly steps: BootstrapStep[] = [];
   private readonly ran: string[] = [];
 
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(private readonly bootstrapSteps: BootstrapStepsRepository) {}
 
   register(step: BootstrapStep): void {
     if (this.steps.some((s) => s.name === step.name)) throw new Error(`bootstrap step ${step.name} registered twice`);
@@ -36,17 +35,13 @@ export class BootstrapService implements OnApplicationBootstrap {
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.steps.length === 0) return;
-    await withSessionAdvisoryLock(this.dataSource, ADVISORY_LOCKS.migrationsAndBootstrap, async () => {
-      const rows: Array<{ name: string }> = await this.dataSource.query('SELECT name FROM bootstrap_steps');
-      const done = new Set(rows.map((row) => row.name));
+    await this.bootstrapSteps.whileBootstrapping(async () => {
+      const done = await this.bootstrapSteps.completedNames();
       for (const step of [...this.steps].sort((a, b) => a.order - b.order)) {
         if (done.has(step.name)) continue;
         this.logger.log(`first-start bootstrap: ${step.name}`);
         await step.run();
-        await this.dataSource.query('INSERT INTO bootstrap_steps (name, completed_by) VALUES ($1, $2)', [
-          step.name,
-          `${hostname()}:${process.pid}`,
-        ]);
+        await this.bootstrapSteps.recordCompleted(step.name, `${hostname()}:${process.pid}`);
         this.ran.push(step.name);
       }
     });

@@ -1,5 +1,6 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { BootstrapStepsRepository } from './bootstrap-steps.repository';
 import { BootstrapService } from './bootstrap.service';
 import { ChangeNotifier, DATABASE_URL } from './change-notifier';
 import { dataSourceOptions } from './data-source-options';
@@ -24,7 +25,13 @@ export class DatabaseModule {
           retryDelay: 1000,
         }),
       ],
-      providers: [BootstrapService, DatabaseHealth, ChangeNotifier, { provide: DATABASE_URL, useValue: options.url }],
+      providers: [
+        BootstrapService,
+        BootstrapStepsRepository,
+        DatabaseHealth,
+        ChangeNotifier,
+        { provide: DATABASE_URL, useValue: options.url },
+      ],
       exports: [BootstrapService, DatabaseHealth, ChangeNotifier, DATABASE_URL],
     };
   }
